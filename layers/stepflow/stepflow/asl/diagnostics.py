@@ -1,0 +1,46 @@
+"""Validation diagnostics, in the shape of ``ValidateStateMachineDefinition``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["ERROR", "WARNING"]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in a definition.
+
+    ``location`` is the JSON pointer of the offending value (``/States/A/Next``),
+    ``code`` a stable identifier (``SCHEMA_VALIDATION_FAILED``,
+    ``INVALID_JSON_DESCRIPTION``, ...), ``message`` says what is wrong.
+    """
+
+    location: str
+    message: str
+    code: str = "SCHEMA_VALIDATION_FAILED"
+    severity: Severity = "ERROR"
+
+    def __str__(self) -> str:
+        return f"{self.location or '/'}: {self.message}"
+
+    def to_dict(self) -> dict[str, str]:
+        """The diagnostic as ValidateStateMachineDefinition returns it."""
+        return {
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "location": self.location,
+        }
+
+
+class DefinitionError(ValueError):
+    """A definition that does not validate; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(diagnostics)
+        errors = [d for d in self.diagnostics if d.severity == "ERROR"]
+        head = f"invalid state machine definition ({len(errors)} error(s))"
+        super().__init__("\n".join([head, *(f"  {d}" for d in errors)]))

@@ -1,0 +1,1 @@
+"""One module per ASL state type (re-exported by :mod:`stepflow.asl`)."""
