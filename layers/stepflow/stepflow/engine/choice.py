@@ -1,0 +1,158 @@
+"""Evaluating Choice rules (JSONPath mode)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from stepflow.asl.states.choice import And, Comparison, Condition, Not, Or
+from stepflow.data.jsonpath import PathNotFoundError
+from stepflow.data.scope import Scope
+from stepflow.errors import StatesError, StatesErrorName
+
+_MISSING: Any = object()
+
+
+def holds(rule: Condition, scope: Scope) -> bool:
+    """Whether ``rule`` holds for the state input and context in ``scope``."""
+    if isinstance(rule, Comparison):
+        return _compare(rule, scope)
+    if isinstance(rule, And):
+        return all(holds(r, scope) for r in rule.rules)
+    if isinstance(rule, Or):
+        return any(holds(r, scope) for r in rule.rules)
+    if isinstance(rule, Not):
+        return not holds(rule.rule, scope)
+    raise TypeError(f"not a JSONPath choice rule: {rule!r}")
+
+
+def _compare(rule: Comparison, scope: Scope) -> bool:
+    try:
+        value = scope.read(rule.variable)
+    except PathNotFoundError:
+        value = _MISSING
+    op = rule.operator
+    if op == "IsPresent":
+        return bool((value is not _MISSING) == rule.value)
+    if value is _MISSING:
+        raise StatesError(
+            StatesErrorName.RUNTIME,
+            f"Invalid path '{rule.variable.text}': The choice state's condition path "
+            "references an invalid value.",
+        )
+    if op.startswith("Is"):
+        return bool(_TYPE_TESTS[op](value) == rule.value)
+    expected = rule.value
+    if rule.value_is_path:
+        try:
+            expected = scope.read(rule.value)
+        except PathNotFoundError:
+            raise StatesError(
+                StatesErrorName.RUNTIME,
+                f"Invalid path '{rule.value.text}': The choice state's condition path "
+                "references an invalid value.",
+            ) from None
+    family, relation = _split(op)
+    return _FAMILIES[family](value, expected, relation)
+
+
+def _split(op: str) -> tuple[str, str]:
+    for family in ("Boolean", "Numeric", "String", "Timestamp"):
+        if op.startswith(family):
+            return family, op[len(family) :]
+    raise ValueError(op)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _relate(a: Any, b: Any, relation: str) -> bool:
+    if relation == "Equals":
+        return bool(a == b)
+    if relation == "GreaterThan":
+        return bool(a > b)
+    if relation == "GreaterThanEquals":
+        return bool(a >= b)
+    if relation == "LessThan":
+        return bool(a < b)
+    if relation == "LessThanEquals":
+        return bool(a <= b)
+    raise ValueError(relation)
+
+
+def _boolean(value: Any, expected: Any, relation: str) -> bool:
+    return isinstance(value, bool) and isinstance(expected, bool) and value == expected
+
+
+def _numeric(value: Any, expected: Any, relation: str) -> bool:
+    return _is_number(value) and _is_number(expected) and _relate(value, expected, relation)
+
+
+def _string(value: Any, expected: Any, relation: str) -> bool:
+    if not isinstance(value, str) or not isinstance(expected, str):
+        return False
+    if relation == "Matches":
+        return _glob(expected).fullmatch(value) is not None
+    return _relate(value, expected, relation)
+
+
+def _timestamp(value: Any, expected: Any, relation: str) -> bool:
+    a, b = parse_timestamp(value), parse_timestamp(expected)
+    if a is None or b is None:
+        return False
+    return _relate(a, b, relation)
+
+
+_FAMILIES: dict[str, Callable[[Any, Any, str], bool]] = {
+    "Boolean": _boolean,
+    "Numeric": _numeric,
+    "String": _string,
+    "Timestamp": _timestamp,
+}
+
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "IsNull": lambda v: v is None,
+    "IsBoolean": lambda v: isinstance(v, bool),
+    "IsNumeric": _is_number,
+    "IsString": lambda v: isinstance(v, str),
+    "IsTimestamp": lambda v: parse_timestamp(v) is not None,
+}
+
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse an RFC 3339 timestamp (with a time zone); ``None`` if ``value`` is not one."""
+    if not isinstance(value, str) or _TIMESTAMP.fullmatch(value) is None:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    head, dot, rest = text.partition(".")
+    if dot:  # Python accepts at most 6 fractional digits
+        digits = re.match(r"\d+", rest)
+        assert digits is not None
+        text = f"{head}.{digits.group()[:6].ljust(6, '0')}{rest[digits.end() :]}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=512)
+def _glob(pattern: str) -> re.Pattern[str]:
+    # `*` matches any run of characters; `\*` is a literal star.
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern) and pattern[i + 1] in "*\\":
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if ch == "*" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)

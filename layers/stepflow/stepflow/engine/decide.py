@@ -1,0 +1,570 @@
+"""The pure transition function: ``decide(definition, state, event, now) -> Decision``.
+
+A decision applies one event to a copy of the execution state, then runs every
+frame that is ready until each one blocks (on a task, a timer or children) or
+finishes, or until the transition budget is spent. It records history events
+and returns the commands the driver must carry out. It performs no I/O, reads
+no clock and never sleeps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from stepflow.asl.machine import StateMachine
+from stepflow.asl.states.base import MISSING, State
+from stepflow.asl.states.choice import ChoiceState
+from stepflow.asl.states.map import MapState
+from stepflow.asl.states.parallel import ParallelState
+from stepflow.asl.states.simple import FailState, PassState, SucceedState
+from stepflow.asl.states.task import TaskState
+from stepflow.asl.states.wait import WaitState
+from stepflow.data.jsonpath import Path
+from stepflow.data.scope import Scope
+from stepflow.data.template import compile_dynamic
+from stepflow.engine import fanout, waits
+from stepflow.engine.choice import holds
+from stepflow.engine.context import context_object, iso
+from stepflow.engine.failures import matches
+from stepflow.engine.model import (
+    CancelTask,
+    Command,
+    Complete,
+    Continue,
+    ContinueLater,
+    Decision,
+    Event,
+    ExecutionState,
+    Frame,
+    RunTask,
+    Start,
+    StartTimer,
+    Stop,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    TimerFired,
+)
+from stepflow.engine.pipeline import build, place, select
+from stepflow.engine.resources import describe
+from stepflow.errors import StatesError, StatesErrorName
+
+DEFAULT_BUDGET = 10_000
+"""States entered per decision before the engine yields with ``ContinueLater``."""
+
+_RUNTIME_ERRORS = frozenset(
+    {
+        StatesErrorName.RUNTIME,
+        StatesErrorName.QUERY_EVALUATION_ERROR,
+        StatesErrorName.INTRINSIC_FAILURE,
+        StatesErrorName.PARAMETER_PATH_FAILURE,
+        StatesErrorName.RESULT_PATH_MATCH_FAILURE,
+    }
+)
+
+
+def dumps(value: Any) -> str:
+    """JSON text as Step Functions records it in history and output (compact)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def decide(
+    definition: StateMachine,
+    state: ExecutionState,
+    event: Event,
+    now: float,
+    *,
+    budget: int = DEFAULT_BUDGET,
+) -> Decision:
+    """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
+
+    ``state`` is not modified; the next state is in the returned Decision.
+    """
+    decider = Decider(definition, state.copy(), now, budget)
+    decider.apply(event)
+    decider.run()
+    return Decision(decider.events, decider.state, decider.commands)
+
+
+class Decider:
+    """The working memory of one decision (internal to the engine)."""
+
+    def __init__(
+        self, definition: StateMachine, state: ExecutionState, now: float, budget: int
+    ) -> None:
+        self.definition = definition
+        self.state = state
+        self.now = now
+        self.now_iso = iso(now)
+        self.budget = budget
+        self.transitions = 0
+        self.events: list[dict[str, Any]] = []
+        self.commands: list[Command] = []
+
+    # --- bookkeeping ----------------------------------------------------------------------
+
+    def emit(
+        self, frame: Frame | None, type_: str, key: str | None = None, details: Any = None
+    ) -> int:
+        """Append a history event on ``frame``'s thread and return its id."""
+        s = self.state
+        event_id = s.next_event_id
+        s.next_event_id += 1
+        event: dict[str, Any] = {
+            "id": event_id,
+            "previousEventId": frame.prev_id if frame is not None else event_id - 1,
+            "timestamp": self.now,
+            "type": type_,
+        }
+        if key is not None:
+            event[key] = details
+        if frame is not None:
+            frame.prev_id = event_id
+        self.events.append(event)
+        return event_id
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh id, unique within the execution."""
+        self.state.counter += 1
+        return f"{prefix}{self.state.counter}"
+
+    def node(self, frame: Frame) -> State:
+        """The state node ``frame`` is at."""
+        return self.definition.machines[frame.machine].states[frame.state]
+
+    def scope(self, frame: Frame, value: Any, **context: Any) -> Scope:
+        """The scope in which ``frame``'s current state evaluates paths against ``value``."""
+        return Scope(value, context_object(self.state, frame, **context))
+
+    def start_timer(
+        self, frame: Frame, kind: str, fire_at: float, timer_id: str | None = None
+    ) -> str:
+        """Arm a timer that delivers ``TimerFired`` for ``frame``."""
+        timer_id = timer_id or self.new_id("w")
+        self.state.timers[timer_id] = (frame.id, kind)
+        self.commands.append(StartTimer(timer_id, fire_at))
+        return timer_id
+
+    def push(self, frame: Frame) -> None:
+        """Make ``frame`` runnable."""
+        frame.phase = "ready"
+        self.state.ready.append(frame.id)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Apply one incoming event to the state."""
+        s = self.state
+        if s.status != "RUNNING":
+            return
+        if isinstance(event, Start):
+            self.start()
+        elif isinstance(event, TaskSucceeded | TaskFailed | TaskStarted):
+            frame_id = s.tasks.get(event.task_id)
+            if frame_id is None:  # stale, duplicate or fenced-off result
+                return
+            frame = s.frames[frame_id]
+            if isinstance(event, TaskStarted):
+                self.task_started(frame)
+            else:
+                self.task_finished(frame, event)
+        elif isinstance(event, TimerFired):
+            ref = s.timers.pop(event.timer_id, None)
+            if ref is not None:
+                self.timer_fired(event.timer_id, *ref)
+        elif isinstance(event, Stop):
+            self.end_execution("ABORTED", "ExecutionAborted", event.error, event.cause)
+        elif isinstance(event, Continue):
+            pass
+
+    def start(self) -> None:
+        """Record ``ExecutionStarted`` and make the root frame runnable."""
+        s = self.state
+        if s.frames:  # a duplicate Start
+            return
+        root = self.definition.root
+        self.emit(
+            None,
+            "ExecutionStarted",
+            "executionStartedEventDetails",
+            {
+                "input": dumps(s.input),
+                "inputDetails": {"truncated": False},
+                "roleArn": s.role_arn,
+            },
+        )
+        frame = Frame(id="", machine=root.id, state=root.start_at, input=s.input, prev_id=1)
+        s.frames[""] = frame
+        self.push(frame)
+        if self.definition.timeout_seconds:
+            self.start_timer(frame, "execution", self.now + self.definition.timeout_seconds)
+
+    def timer_fired(self, timer_id: str, frame_id: str, kind: str) -> None:
+        """A timer is due: end a Wait, re-run a retried state, or time something out."""
+        frame = self.state.frames.get(frame_id)
+        if frame is None:
+            return
+        if kind == "execution":
+            self.end_execution(
+                "TIMED_OUT", "ExecutionTimedOut", StatesErrorName.TIMEOUT, "Execution timed out."
+            )
+        elif kind == "wait" and frame.phase == "wait" and frame.timer_id == timer_id:
+            self.exit_state(frame, self.node(frame), frame.effective)
+        elif kind == "retry" and frame.phase == "retry" and frame.timer_id == timer_id:
+            frame.rerun = True
+            self.push(frame)
+        elif kind.startswith("timeout:") and frame.phase == "task":
+            task_id = kind.removeprefix("timeout:")
+            if frame.task_id == task_id and self.state.tasks.pop(task_id, None) is not None:
+                self.commands.append(CancelTask(task_id))
+                node = self.node(frame)
+                assert isinstance(node, TaskState)
+                info = describe(node.resource)
+                cause = "The task timed out."
+                self.emit(
+                    frame,
+                    f"{info.prefix}TimedOut",
+                    _details_key(info.prefix, "TimedOut"),
+                    self.task_details(info, error=StatesErrorName.TIMEOUT.value, cause=cause),
+                )
+                self.fail_state(frame, node, StatesErrorName.TIMEOUT, cause)
+
+    # --- the run loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run ready frames until all block or the budget is spent."""
+        s = self.state
+        while s.ready and s.status == "RUNNING":
+            if self.transitions >= self.budget:
+                self.commands.append(ContinueLater())
+                return
+            frame = s.frames.get(s.ready.pop())
+            if frame is not None and frame.phase == "ready":
+                self.step(frame)
+
+    def step(self, frame: Frame) -> None:
+        """Enter (or, after a retry delay, re-run) the state ``frame`` is at."""
+        node = self.node(frame)
+        rerun, frame.rerun = frame.rerun, False
+        if not rerun:
+            self.transitions += 1
+            frame.entered_time = self.now_iso
+            frame.retries = (0,) * len(getattr(node, "retry", ()))
+            frame.retry_count = 0
+            frame.entered_id = self.emit(
+                frame,
+                f"{node.type}StateEntered",
+                "stateEnteredEventDetails",
+                {
+                    "name": node.name,
+                    "input": dumps(frame.input),
+                    "inputDetails": {"truncated": False},
+                },
+            )
+        try:
+            if isinstance(node, PassState):
+                self.run_pass(frame, node)
+            elif isinstance(node, ChoiceState):
+                self.run_choice(frame, node)
+            elif isinstance(node, TaskState):
+                self.run_task(frame, node)
+            elif isinstance(node, WaitState):
+                waits.run_wait(self, frame, node)
+            elif isinstance(node, SucceedState):
+                out = self.io_select(node.input_path, frame, frame.input)
+                self.exit_state(frame, node, self.io_select(node.output_path, frame, out))
+            elif isinstance(node, FailState):
+                self.run_fail(frame, node)
+            elif isinstance(node, ParallelState):
+                fanout.run_parallel(self, frame, node, rerun)
+            elif isinstance(node, MapState):
+                fanout.run_map(self, frame, node, rerun)
+            else:  # pragma: no cover - the parser admits only the eight types
+                raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
+        except StatesError as exc:
+            self.state_error(frame, node, exc)
+
+    def state_error(self, frame: Frame, node: State, exc: StatesError) -> None:
+        """A state's own evaluation failed: say where, then fail the state."""
+        cause = exc.cause
+        if exc.error in _RUNTIME_ERRORS:
+            cause = (
+                f"An error occurred while executing the state '{node.name}' "
+                f"(entered at the event id #{frame.entered_id}). {exc.cause or ''}"
+            ).rstrip()
+        self.fail_state(frame, node, exc.error, cause)
+
+    def io_select(self, path: Path | None, frame: Frame, value: Any) -> Any:
+        """InputPath/OutputPath of the frame's current state applied to ``value``."""
+        if path is not None and path.root == "input" and path.steps == ():
+            return value
+        return select(path, self.scope(frame, value))
+
+    # --- simple states ------------------------------------------------------------------
+
+    def run_pass(self, frame: Frame, node: PassState) -> None:
+        """Pass: Result or Parameters through ResultPath and OutputPath."""
+        effective = self.io_select(node.input_path, frame, frame.input)
+        if node.parameters is not None:
+            effective = build(node.parameters, self.scope(frame, effective))
+        result = effective if node.result is MISSING else node.result
+        out = place(node.result_path, frame.input, result)
+        self.exit_state(frame, node, self.io_select(node.output_path, frame, out))
+
+    def run_choice(self, frame: Frame, node: ChoiceState) -> None:
+        """Choice: the first rule that holds picks the next state, else Default."""
+        effective = self.io_select(node.input_path, frame, frame.input)
+        scope = self.scope(frame, effective)
+        target = node.default
+        for rule in node.choices:
+            if holds(rule.condition, scope):
+                target = rule.next
+                break
+        else:
+            if target is None:
+                self.fail_state(frame, node, StatesErrorName.NO_CHOICE_MATCHED, "No Matches!")
+                return
+        out = self.io_select(node.output_path, frame, effective)
+        self.exit_state(frame, node, out, next_state=target)
+
+    def run_fail(self, frame: Frame, node: FailState) -> None:
+        """Fail: end the frame with the state's error and cause."""
+        error, cause = node.error, node.cause
+        if node.error_path is not None:
+            error = self.dynamic(frame, node.error_path, "ErrorPath")
+        if node.cause_path is not None:
+            cause = self.dynamic(frame, node.cause_path, "CausePath")
+        self.frame_failed(frame, _text(error), _text(cause))
+
+    def dynamic(self, frame: Frame, text: str, field: str) -> Any:
+        """Evaluate a path or intrinsic call found in a ``…Path`` field."""
+        return compile_dynamic(text, field)(self.scope(frame, frame.input))
+
+    # --- tasks --------------------------------------------------------------------------
+
+    def run_task(self, frame: Frame, node: TaskState) -> None:
+        """Task: schedule the resource on the effective input (and its timeout timer)."""
+        s = self.state
+        info = describe(node.resource)
+        task_id = self.new_id("t")
+        token = self.task_token(task_id) if info.wait_for_token else None
+        effective = self.io_select(node.input_path, frame, frame.input)
+        if node.parameters is not None:
+            effective = build(node.parameters, self.scope(frame, effective, task_token=token))
+        frame.effective = effective
+        timeout = waits.seconds_field(
+            self, frame, node.timeout_seconds, node.timeout_seconds_path, "TimeoutSecondsPath"
+        )
+        heartbeat = waits.seconds_field(
+            self, frame, node.heartbeat_seconds, node.heartbeat_seconds_path, "HeartbeatSecondsPath"
+        )
+        s.tasks[task_id] = frame.id
+        frame.task_id = task_id
+        frame.started = False
+        frame.phase = "task"
+        details = self.task_details(info)
+        if info.kind == "service":
+            details["region"] = info.region
+            details["parameters"] = dumps(frame.effective)
+        else:
+            details = {
+                "resource": node.resource,
+                "input": dumps(frame.effective),
+                "inputDetails": {"truncated": False},
+            }
+        if timeout is not None:
+            details["timeoutInSeconds"] = timeout
+        if heartbeat is not None:
+            details["heartbeatInSeconds"] = heartbeat
+        self.emit(frame, f"{info.prefix}Scheduled", _details_key(info.prefix, "Scheduled"), details)
+        self.commands.append(
+            RunTask(task_id, node.resource, frame.effective, node.name, timeout, heartbeat)
+        )
+        if timeout is not None:
+            self.start_timer(frame, f"timeout:{task_id}", self.now + timeout)
+
+    def task_token(self, task_id: str) -> str:
+        """The callback token of a task attempt: unguessable without the execution's seed."""
+        s = self.state
+        material = f"{s.seed}:{s.execution_arn}:{task_id}".encode()
+        return f"{task_id}:{hashlib.sha256(material).hexdigest()}"
+
+    def task_details(self, info: Any, **extra: Any) -> dict[str, Any]:
+        """The detail fields Task* events carry for service integrations."""
+        if info.kind == "service":
+            return {"resourceType": info.resource_type, "resource": info.resource, **extra}
+        return dict(extra)
+
+    def task_started(self, frame: Frame) -> None:
+        """Record that the frame's task started (once per attempt)."""
+        if frame.started:
+            return
+        frame.started = True
+        node = self.node(frame)
+        assert isinstance(node, TaskState)
+        info = describe(node.resource)
+        key = _details_key(info.prefix, "Started")
+        details = self.task_details(info) if info.kind == "service" else None
+        self.emit(frame, f"{info.prefix}Started", key if details else None, details)
+
+    def task_finished(self, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:
+        """Record a task's result and exit the state, or fail it."""
+        node = self.node(frame)
+        assert isinstance(node, TaskState)
+        self.state.tasks.pop(event.task_id, None)
+        self.task_started(frame)
+        info = describe(node.resource)
+        if isinstance(event, TaskFailed):
+            details = self.task_details(info)
+            if event.error is not None:
+                details["error"] = event.error
+            if event.cause is not None:
+                details["cause"] = event.cause
+            self.emit(frame, f"{info.prefix}Failed", _details_key(info.prefix, "Failed"), details)
+            self.fail_state(frame, node, event.error, event.cause)
+            return
+        details = self.task_details(
+            info, output=dumps(event.output), outputDetails={"truncated": False}
+        )
+        self.emit(frame, f"{info.prefix}Succeeded", _details_key(info.prefix, "Succeeded"), details)
+        try:
+            result = event.output
+            if node.result_selector is not None:
+                result = build(node.result_selector, self.scope(frame, result))
+            out = place(node.result_path, frame.input, result)
+            self.exit_state(frame, node, self.io_select(node.output_path, frame, out))
+        except StatesError as exc:
+            self.state_error(frame, node, exc)
+
+    # --- leaving states -----------------------------------------------------------------
+
+    def exit_state(
+        self, frame: Frame, node: State, output: Any, *, next_state: str | None = None
+    ) -> None:
+        """Record the state's exit and move ``frame`` on (or finish it)."""
+        self.emit(
+            frame,
+            f"{node.type}StateExited",
+            "stateExitedEventDetails",
+            {"name": node.name, "output": dumps(output), "outputDetails": {"truncated": False}},
+        )
+        target = next_state or node.next
+        if target is None:
+            self.frame_done(frame, output)
+            return
+        frame.state = target
+        frame.input = output
+        frame.effective = None
+        self.push(frame)
+
+    def fail_state(self, frame: Frame, node: State, error: str | None, cause: str | None) -> None:
+        """The state failed: retry it, catch the error, or fail the frame."""
+        if error == StatesErrorName.RUNTIME:
+            self.frame_failed(frame, error, cause, fatal=True)
+            return
+        retriers = getattr(node, "retry", ())
+        for i, retrier in enumerate(retriers):
+            if matches(retrier.error_equals, error):
+                if frame.retries[i] < retrier.max_attempts:
+                    jitter = self.jitter(frame) if retrier.jitter_strategy == "FULL" else None
+                    delay = retrier.delay(frame.retries[i], jitter)
+                    frame.retries = (
+                        *frame.retries[:i],
+                        frame.retries[i] + 1,
+                        *frame.retries[i + 1 :],
+                    )
+                    frame.retry_count += 1
+                    frame.phase = "retry"
+                    frame.timer_id = self.start_timer(frame, "retry", self.now + delay)
+                    return
+                break
+        for catcher in getattr(node, "catch", ()):
+            if matches(catcher.error_equals, error):
+                fanout.state_failed_event(self, frame, node)
+                error_output: dict[str, Any] = {}
+                if error is not None:
+                    error_output["Error"] = error
+                if cause is not None:
+                    error_output["Cause"] = cause
+                try:
+                    output = place(catcher.result_path, frame.input, error_output)
+                except StatesError as exc:
+                    self.frame_failed(frame, exc.error, exc.cause)
+                    return
+                self.exit_state(frame, node, output, next_state=catcher.next)
+                return
+        fanout.state_failed_event(self, frame, node)
+        self.frame_failed(frame, error, cause)
+
+    def jitter(self, frame: Frame) -> float:
+        """A deterministic number in [0, 1) for FULL jitter (seeded by the execution)."""
+        material = f"{self.state.seed}:{frame.id}:{frame.retry_count}".encode()
+        return int.from_bytes(hashlib.sha256(material).digest()[:8], "big") / 2**64
+
+    def frame_done(self, frame: Frame, output: Any) -> None:
+        """A thread of control finished successfully."""
+        frame.phase = "done"
+        frame.output = output
+        if frame.parent is None:
+            s = self.state
+            s.status, s.output = "SUCCEEDED", output
+            self.emit(
+                frame,
+                "ExecutionSucceeded",
+                "executionSucceededEventDetails",
+                {"output": dumps(output), "outputDetails": {"truncated": False}},
+            )
+            self.finish()
+            self.commands.append(Complete("SUCCEEDED", output=output))
+        else:
+            fanout.child_done(self, frame)
+
+    def frame_failed(
+        self, frame: Frame, error: str | None, cause: str | None, *, fatal: bool = False
+    ) -> None:
+        """A thread of control failed; ``fatal`` errors fail the whole execution at once."""
+        frame.phase = "failed"
+        frame.error, frame.cause = error, cause
+        if frame.parent is None or fatal:
+            self.end_execution("FAILED", "ExecutionFailed", error, cause)
+        else:
+            fanout.child_failed(self, frame)
+
+    def end_execution(
+        self, status: Any, event_type: str, error: str | None, cause: str | None
+    ) -> None:
+        """Finish the execution with a status other than SUCCEEDED."""
+        s = self.state
+        details: dict[str, Any] = {}
+        if error is not None:
+            details["error"] = error
+        if cause is not None:
+            details["cause"] = cause
+        key = event_type[0].lower() + event_type[1:] + "EventDetails"
+        root = s.frames.get("")
+        self.emit(root, event_type, key, details)
+        s.status, s.error, s.cause = status, error, cause
+        for task_id in s.tasks:
+            self.commands.append(CancelTask(task_id))
+        self.finish()
+        self.commands.append(Complete(status, error=error, cause=cause))
+
+    def finish(self) -> None:
+        """Drop all open tasks, timers and ready frames of a finished execution."""
+        s = self.state
+        s.tasks.clear()
+        s.timers.clear()
+        s.ready.clear()
+
+
+def _details_key(prefix: str, suffix: str) -> str:
+    name = f"{prefix}{suffix}"
+    return name[0].lower() + name[1:] + "EventDetails"
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return dumps(value)

@@ -1,0 +1,285 @@
+"""Parallel and Map: starting children, joining their results, failing together."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from stepflow.asl.states.base import MISSING, State
+from stepflow.asl.states.map import MapState
+from stepflow.asl.states.parallel import ParallelState
+from stepflow.data.jsonpath import Path, PathNotFoundError
+from stepflow.engine.model import CancelTask, Fanout, Frame
+from stepflow.engine.pipeline import build, place
+from stepflow.errors import StatesError, StatesErrorName
+
+if TYPE_CHECKING:
+    from stepflow.engine.decide import Decider
+
+
+def run_parallel(d: Decider, frame: Frame, node: ParallelState, rerun: bool) -> None:
+    """Start (or restart, on retry) every branch of a Parallel state."""
+    effective = d.io_select(node.input_path, frame, frame.input)
+    if node.parameters is not None:
+        effective = build(node.parameters, d.scope(frame, effective))
+    frame.effective = effective
+    d.emit(frame, "ParallelStateStarted")
+    n = len(node.branches)
+    frame.fanout = Fanout("parallel", n, results=[None] * n, done=[False] * n)
+    frame.phase = "children"
+    children = [
+        _child(d, frame, branch.id, branch.start_at, effective, i)
+        for i, branch in enumerate(node.branches)
+    ]
+    for child in reversed(children):
+        d.push(child)
+    if n == 0:
+        _complete(d, frame, node)
+
+
+def run_map(d: Decider, frame: Frame, node: MapState, rerun: bool) -> None:
+    """Start (or restart, on retry) an inline Map state."""
+    effective = d.io_select(node.input_path, frame, frame.input)
+    items = d.io_select(node.items_path, frame, effective)
+    if not isinstance(items, list):
+        raise StatesError(
+            StatesErrorName.RUNTIME,
+            f"Map state input must be an array but was: {json.dumps(items)}",
+        )
+    frame.effective = effective
+    concurrency = _number(
+        d,
+        frame,
+        node.max_concurrency,
+        node.max_concurrency_path,
+        "MaxConcurrencyPath",
+        integer=True,
+    )
+    d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
+    count = _number(
+        d,
+        frame,
+        node.tolerated_failure_count,
+        node.tolerated_failure_count_path,
+        "ToleratedFailureCountPath",
+        integer=True,
+    )
+    pct = _number(
+        d,
+        frame,
+        node.tolerated_failure_percentage,
+        node.tolerated_failure_percentage_path,
+        "ToleratedFailurePercentagePath",
+        integer=False,
+    )
+    n = len(items)
+    frame.fanout = Fanout(
+        "map",
+        n,
+        items=items,
+        results=[None] * n,
+        done=[False] * n,
+        max_concurrency=int(concurrency or 0),
+        tolerated_count=None if count is None else int(count),
+        tolerated_percentage=None if pct is None else float(pct),
+        effective_input=effective,
+    )
+    frame.phase = "children"
+    if n == 0:
+        _complete(d, frame, node)
+        return
+    _start_iterations(d, frame, node)
+
+
+def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
+    fan = frame.fanout
+    assert fan is not None
+    limit = fan.max_concurrency or fan.total
+    started = []
+    while fan.next_index < fan.total and len(fan.children) < limit:
+        i = fan.next_index
+        fan.next_index += 1
+        value = fan.items[i]
+        if node.item_selector is not None:
+            scope = d.scope(frame, fan.effective_input, map_item=(i, value))
+            value = build(node.item_selector, scope)
+        d.emit(
+            frame,
+            "MapIterationStarted",
+            "mapIterationStartedEventDetails",
+            {"name": node.name, "index": i},
+        )
+        proc = node.item_processor
+        started.append(_child(d, frame, proc.id, proc.start_at, value, i))
+    for child in reversed(started):
+        d.push(child)
+
+
+def _child(d: Decider, parent: Frame, machine: str, start: str, value: Any, index: int) -> Frame:
+    child = Frame(
+        id=d.new_id(f"{parent.id}/"),
+        machine=machine,
+        state=start,
+        input=value,
+        parent=parent.id,
+        index=index,
+        prev_id=parent.prev_id,
+    )
+    d.state.frames[child.id] = child
+    assert parent.fanout is not None
+    parent.fanout.children[index] = child.id
+    return child
+
+
+def child_done(d: Decider, child: Frame) -> None:
+    """A branch or iteration succeeded: record its output, start more, or finish."""
+    parent = d.state.frames[child.parent or ""]
+    fan = parent.fanout
+    assert fan is not None
+    node = d.node(parent)
+    fan.results[child.index] = child.output
+    fan.done[child.index] = True
+    fan.children.pop(child.index, None)
+    d.state.frames.pop(child.id, None)
+    if fan.kind == "map":
+        assert isinstance(node, MapState)
+        d.emit(
+            child,
+            "MapIterationSucceeded",
+            "mapIterationSucceededEventDetails",
+            {"name": node.name, "index": child.index},
+        )
+        parent.prev_id = child.prev_id
+        _start_iterations(d, parent, node)
+    else:
+        parent.prev_id = max(parent.prev_id, child.prev_id)
+    if not fan.children and fan.next_index >= fan.total and parent.phase == "children":
+        _complete(d, parent, node)
+
+
+def child_failed(d: Decider, child: Frame) -> None:
+    """A branch or iteration failed: tolerate it (Map) or fail the whole state."""
+    parent = d.state.frames[child.parent or ""]
+    fan = parent.fanout
+    assert fan is not None
+    node = d.node(parent)
+    fan.children.pop(child.index, None)
+    d.state.frames.pop(child.id, None)
+    parent.prev_id = child.prev_id
+    error, cause = child.error, child.cause
+    if fan.kind == "map":
+        assert isinstance(node, MapState)
+        d.emit(
+            child,
+            "MapIterationFailed",
+            "mapIterationFailedEventDetails",
+            {"name": node.name, "index": child.index},
+        )
+        parent.prev_id = child.prev_id
+        fan.failures += 1
+        output: dict[str, Any] = {}
+        if error is not None:
+            output["Error"] = error
+        if cause is not None:
+            output["Cause"] = cause
+        fan.results[child.index] = output
+        fan.done[child.index] = True
+        if _tolerated(fan):
+            _start_iterations(d, parent, node)
+            if not fan.children and fan.next_index >= fan.total:
+                _complete(d, parent, node)
+            return
+        if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
+            error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD
+            cause = "The specified tolerated failure threshold was exceeded"
+    abort_children(d, parent)
+    d.fail_state(parent, node, error, cause)
+
+
+def _tolerated(fan: Fanout) -> bool:
+    if fan.tolerated_count is not None and fan.failures <= fan.tolerated_count:
+        return True
+    if fan.tolerated_percentage is not None and fan.total:
+        return fan.failures * 100.0 / fan.total <= fan.tolerated_percentage
+    return False
+
+
+def abort_children(d: Decider, frame: Frame) -> None:
+    """Abort every running child of ``frame`` (and theirs), cancelling their tasks."""
+    fan = frame.fanout
+    if fan is None:
+        return
+    node = d.node(frame)
+    for index, child_id in sorted(fan.children.items()):
+        child = d.state.frames.pop(child_id, None)
+        if child is None:
+            continue
+        abort_children(d, child)
+        child.phase = "aborted"
+        if child.task_id is not None and d.state.tasks.pop(child.task_id, None) is not None:
+            d.commands.append(CancelTask(child.task_id))
+        if fan.kind == "map":
+            d.emit(
+                child,
+                "MapIterationAborted",
+                "mapIterationAbortedEventDetails",
+                {"name": node.name, "index": index},
+            )
+    fan.children.clear()
+    fan.next_index = fan.total
+
+
+def _complete(d: Decider, frame: Frame, node: State) -> None:
+    """Every child succeeded (or was tolerated): the state's result is their outputs."""
+    fan = frame.fanout
+    assert fan is not None and isinstance(node, ParallelState | MapState)
+    frame.phase = "task"  # no longer waiting on children
+    prefix = "Parallel" if fan.kind == "parallel" else "Map"
+    d.emit(frame, f"{prefix}StateSucceeded")
+    results = list(fan.results)
+    frame.fanout = None
+    try:
+        result = results
+        if node.result_selector is not None:
+            result = build(node.result_selector, d.scope(frame, results))
+        out = place(node.result_path, frame.input, result)
+        d.exit_state(frame, node, d.io_select(node.output_path, frame, out))
+    except StatesError as exc:
+        d.state_error(frame, node, exc)
+
+
+def state_failed_event(d: Decider, frame: Frame, node: State) -> None:
+    """Parallel and Map record ``…StateFailed`` when they finally fail (not per retry)."""
+    if isinstance(node, ParallelState):
+        d.emit(frame, "ParallelStateFailed")
+    elif isinstance(node, MapState):
+        d.emit(frame, "MapStateFailed")
+
+
+def _number(
+    d: Decider, frame: Frame, literal: Any, path: Path | None, field: str, *, integer: bool
+) -> Any:
+    if path is None:
+        return None if literal is MISSING else literal
+    try:
+        value = d.scope(frame, frame.input).read(path)
+    except PathNotFoundError:
+        raise StatesError(
+            StatesErrorName.RUNTIME,
+            f"Invalid path '{path.text}' : No results for path: {path.normalized}",
+        ) from None
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not integer:
+        ok = ok or isinstance(value, float)
+    if not ok or value < 0:
+        kind = "integer" if integer else "float"
+        raise StatesError(
+            StatesErrorName.RUNTIME,
+            f'The {field} field refers to value "{_show(value)}" which is not a valid '
+            f"{kind}: {path.text}",
+        )
+    return value
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))

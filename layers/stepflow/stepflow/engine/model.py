@@ -1,0 +1,230 @@
+"""Execution state, the events that drive it and the commands it produces.
+
+Everything here is plain data (JSON values, strings, numbers) so the durable
+runtime can serialise it into the coordination log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Phase = Literal["ready", "task", "wait", "retry", "children", "done", "failed", "aborted"]
+ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+
+
+@dataclass(slots=True)
+class Fanout:
+    """The children of a Parallel or Map state in progress.
+
+    ``results`` holds one slot per branch/item (``None`` until it succeeds,
+    see ``done``); ``next_index`` is the next Map item to start.
+    """
+
+    kind: Literal["parallel", "map"]
+    total: int
+    items: list[Any] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    done: list[bool] = field(default_factory=list)
+    children: dict[int, str] = field(default_factory=dict)
+    next_index: int = 0
+    max_concurrency: int = 0
+    failures: int = 0
+    tolerated_count: int | None = None
+    tolerated_percentage: float | None = None
+    effective_input: Any = None
+
+
+@dataclass(slots=True)
+class Frame:
+    """One thread of control: the execution itself, a Parallel branch or a Map iteration.
+
+    ``input`` is the raw input of the current state, ``effective`` its input
+    after ``InputPath`` and ``Parameters``; ``entered_id`` is the id of the
+    event that entered the current state; ``prev_id`` the last event id on
+    this thread (the next event's ``previousEventId``).
+    """
+
+    id: str
+    machine: str
+    state: str
+    input: Any
+    phase: Phase = "ready"
+    parent: str | None = None
+    index: int = 0
+    entered_id: int = 0
+    prev_id: int = 0
+    effective: Any = None
+    retries: tuple[int, ...] = ()
+    retry_count: int = 0
+    entered_time: str = ""
+    task_id: str | None = None
+    timer_id: str | None = None
+    fanout: Fanout | None = None
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    started: bool = False
+    rerun: bool = False
+
+
+@dataclass(slots=True)
+class ExecutionState:
+    """Everything the engine knows about one execution between decisions."""
+
+    execution_arn: str
+    name: str
+    state_machine_arn: str
+    state_machine_name: str
+    role_arn: str
+    start_time: str
+    input: Any
+    status: ExecutionStatus = "RUNNING"
+    frames: dict[str, Frame] = field(default_factory=dict)
+    ready: list[str] = field(default_factory=list)
+    tasks: dict[str, str] = field(default_factory=dict)
+    timers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    next_event_id: int = 1
+    counter: int = 0
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    seed: int = 0
+
+    def copy(self) -> ExecutionState:
+        """A copy that a decision may change without touching this one.
+
+        JSON payloads are shared: nothing in StepFlow mutates them in place.
+        """
+        frames = {}
+        for key, frame in self.frames.items():
+            clone = Frame(**{name: getattr(frame, name) for name in Frame.__slots__})
+            if frame.fanout is not None:
+                fan = frame.fanout
+                clone.fanout = Fanout(
+                    **{name: getattr(fan, name) for name in Fanout.__slots__},
+                )
+                clone.fanout.results = list(fan.results)
+                clone.fanout.done = list(fan.done)
+                clone.fanout.children = dict(fan.children)
+            frames[key] = clone
+        copy = ExecutionState(
+            **{name: getattr(self, name) for name in ExecutionState.__slots__},
+        )
+        copy.frames = frames
+        copy.ready = list(self.ready)
+        copy.tasks = dict(self.tasks)
+        copy.timers = dict(self.timers)
+        return copy
+
+
+# --- events: what happens to an execution ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The execution starts (its input is in the state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted:
+    """A worker took the task (optional: results imply it)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSucceeded:
+    """The task of attempt ``task_id`` returned ``output``."""
+
+    task_id: str
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """The task of attempt ``task_id`` failed with ``error``/``cause``."""
+
+    task_id: str
+    error: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer started by a ``StartTimer`` command is due."""
+
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """StopExecution: abort with an optional error and cause."""
+
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """Resume work left over when a decision hit its transition budget."""
+
+
+Event = Start | TaskStarted | TaskSucceeded | TaskFailed | TimerFired | Stop | Continue
+
+
+# --- commands: what the driver must do after committing a decision ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunTask:
+    """Run a Task's resource on ``input`` and report back under ``task_id``."""
+
+    task_id: str
+    resource: str
+    input: Any
+    state_name: str
+    timeout_seconds: int | None = None
+    heartbeat_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    """Deliver ``TimerFired(timer_id)`` at ``fire_at`` (epoch seconds)."""
+
+    timer_id: str
+    fire_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTask:
+    """The task is no longer wanted (its branch was aborted or it timed out)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueLater:
+    """Deliver ``Continue()`` again: the decision stopped at its transition budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """The execution reached a terminal status."""
+
+    status: ExecutionStatus
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+Command = RunTask | StartTimer | CancelTask | ContinueLater | Complete
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The result of :func:`stepflow.engine.decide`: new history, next state, commands."""
+
+    events: list[dict[str, Any]]
+    state: ExecutionState
+    commands: list[Command]

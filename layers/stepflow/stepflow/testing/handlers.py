@@ -1,0 +1,82 @@
+"""Binding Task resources to Python callables in the in-memory driver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stepflow.engine.model import RunTask
+from stepflow.errors import StatesErrorName
+
+Handler = Callable[[Any], Any]
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+
+
+class TaskOutcome:
+    """What a handler produced: an output, or an error and cause."""
+
+    __slots__ = ("cause", "error", "ok", "output")
+
+    def __init__(
+        self, ok: bool, output: Any = None, error: str | None = None, cause: str | None = None
+    ) -> None:
+        self.ok, self.output, self.error, self.cause = ok, output, error, cause
+
+
+def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcome:
+    """Find the handler for ``command``'s resource, call it, and capture the outcome."""
+    resource = command.resource
+    handler = handlers.get(resource) or handlers.get(resource.split(".waitForTaskToken")[0])
+    payload, wrap = command.input, False
+    if handler is None and resource.startswith(LAMBDA_INVOKE) and isinstance(payload, Mapping):
+        name = _function_name(str(payload.get("FunctionName", "")))
+        handler, payload, wrap = handlers.get(name), payload.get("Payload"), True
+    if handler is None and ":function:" in resource:
+        handler = handlers.get(_function_name(resource))
+    if handler is None:
+        known = ", ".join(sorted(handlers)) or "none"
+        return TaskOutcome(
+            False,
+            error=StatesErrorName.TASK_FAILED,
+            cause=f"No handler is registered for resource {resource!r} (registered: {known}). "
+            "Pass handlers={resource_or_function_name: callable} to stepflow.testing.execute.",
+        )
+    try:
+        result = handler(payload)
+    except Exception as exc:  # a handler's failure is the task's failure
+        return TaskOutcome(False, error=_error_name(exc), cause=_cause(exc))
+    try:
+        result = json.loads(json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        return TaskOutcome(
+            False,
+            error=StatesErrorName.RUNTIME,
+            cause=f"The handler of {resource!r} returned a value that is not JSON: {exc}",
+        )
+    if wrap:
+        result = {
+            "ExecutedVersion": "$LATEST",
+            "Payload": result,
+            "SdkHttpMetadata": {"HttpStatusCode": 200},
+            "SdkResponseMetadata": {},
+            "StatusCode": 200,
+        }
+    return TaskOutcome(True, output=result)
+
+
+def _function_name(arn_or_name: str) -> str:
+    if ":function:" in arn_or_name:
+        return arn_or_name.split(":function:")[1].split(":")[0]
+    return arn_or_name
+
+
+def _error_name(exc: BaseException) -> str:
+    error = getattr(exc, "error", None)
+    return error if isinstance(error, str) else type(exc).__name__
+
+
+def _cause(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, str) else str(exc)
