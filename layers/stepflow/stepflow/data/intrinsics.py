@@ -1,20 +1,492 @@
 """The 18 intrinsic functions of ASL (``States.Format``, ``States.MathAdd``, ...).
 
-Placeholder: being written. Interface: ``compile_intrinsic(text) -> Callable[[Scope], Any]``.
+``compile_intrinsic(text)`` parses a call once (cached) and returns a closure
+that evaluates it in a :class:`~stepflow.data.scope.Scope`. The behaviour
+follows what Step Functions does, not only what it documents:
+
+* A malformed call, an unknown function name or an invalid escape is an
+  :class:`IntrinsicSyntaxError` at compile time (AWS rejects the definition).
+* Everything else fails at run time with ``States.Runtime`` (which ``States.ALL``
+  does not catch), including a wrong number of arguments and a Format template
+  whose ``{}`` count does not match. The cause names the whole expression as
+  written: ``The function '<text>' had the following error: <detail>``, where
+  the detail is ``Invalid arguments in States.X`` or, for an argument path that
+  selects nothing, ``The JsonPath argument for the field '$.a' could not be
+  found in the input '<state input>'``. The engine prefixes the usual
+  ``An error occurred while executing the state ...``.
+* Values are rendered the Java way where AWS does: ``States.Format`` prints an
+  object as ``{a=1, b=[x, y]}`` and a float as ``Double.toString`` would
+  (``1.0E20``); ``States.JsonToString`` writes compact JSON with Java floats.
+* Integer arguments of ArrayPartition, ArrayRange, ArrayGetItem and MathRandom
+  are truncated towards zero; MathAdd rounds half up (``Math.round``) and works
+  in 32-bit integers.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import math
+import random
+import re
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from stepflow.data.intrinsic_parser import (
+    IntrinsicSyntaxError,
+    Literal,
+    Node,
+    PathArgument,
+    parse_intrinsic,
+)
+from stepflow.data.jsonpath import PathNotFoundError
 from stepflow.data.scope import Scope
+from stepflow.errors import StatesError, StatesErrorName
+
+__all__ = ["IntrinsicSyntaxError", "compile_intrinsic", "to_java_string", "to_json_text"]
+
+Evaluator = Callable[[Scope], Any]
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_MAX_RANGE_ITEMS = 1000
+_MAX_TEXT_LENGTH = 10_000
+_HASHES = {
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA-256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+}
+_BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64_VALUES = {c: i for i, c in enumerate(_BASE64_ALPHABET)}
+_BASE64_VALUES.update({"-": 62, "_": 63})
+_JSON_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_JSON_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
 
 
-class IntrinsicSyntaxError(ValueError):
-    """A string that is not a well-formed intrinsic function call."""
+class _Failure(Exception):
+    """An evaluation failure; the compiled call turns it into a ``States.Runtime`` error."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
+@dataclass(frozen=True, slots=True)
+class _Function:
+    min_args: int
+    max_args: int | None
+    apply: Callable[[str, list[Any], tuple[Node, ...]], Any]
+
+
+@lru_cache(maxsize=4096)
 def compile_intrinsic(text: str) -> Callable[[Scope], Any]:
-    """Compile an intrinsic function call such as ``States.Format('{}', $.x)``."""
-    raise IntrinsicSyntaxError(f"intrinsic functions are not implemented yet: {text}")
+    """Compile an intrinsic function call such as ``States.Format('{}', $.x)``.
+
+    Raises :class:`IntrinsicSyntaxError` for a malformed call or an unknown
+    function. The returned callable raises :class:`~stepflow.errors.StatesError`
+    (``States.Runtime``) when the call fails.
+    """
+    evaluate = _compile(parse_intrinsic(text))
+
+    def run(scope: Scope) -> Any:
+        try:
+            return evaluate(scope)
+        except _Failure as exc:
+            raise StatesError(
+                StatesErrorName.RUNTIME,
+                f"The function '{text}' had the following error: {exc.detail}",
+            ) from None
+
+    return run
+
+
+def _compile(node: Node) -> Evaluator:
+    if isinstance(node, Literal):
+        value = node.value
+        return lambda _scope: value
+    if isinstance(node, PathArgument):
+        return _compile_path(node)
+    function = _FUNCTIONS.get(node.name)
+    if function is None:
+        raise IntrinsicSyntaxError(f"unknown intrinsic function {node.name!r}")
+    args = [_compile(arg) for arg in node.args]
+    name, nodes = node.name, node.args
+
+    def call(scope: Scope) -> Any:
+        values = [arg(scope) for arg in args]
+        if len(values) < function.min_args or (
+            function.max_args is not None and len(values) > function.max_args
+        ):
+            raise _invalid(name)
+        return function.apply(name, values, nodes)
+
+    return call
+
+
+def _compile_path(node: PathArgument) -> Evaluator:
+    path = node.path
+    shown = "$" + node.text[2:] if node.text.startswith("$$") else node.text
+
+    def read(scope: Scope) -> Any:
+        try:
+            return scope.read(path)
+        except PathNotFoundError:
+            raise _Failure(
+                f"The JsonPath argument for the field '{shown}' could not be found "
+                f"in the input '{to_json_text(scope.input)}'"
+            ) from None
+
+    return read
+
+
+def _invalid(name: str, detail: str = "") -> _Failure:
+    return _Failure(f"Invalid arguments in {name}{detail}")
+
+
+# --- argument checks ----------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _truncated(name: str, value: Any) -> int:
+    """An integer argument as AWS reads it: a number, truncated towards zero."""
+    if not _is_number(value):
+        raise _invalid(name)
+    return int(value)
+
+
+def _rounded(name: str, value: Any) -> int:
+    """Java's ``Math.round``: the nearest integer, halves rounded up; must fit 32 bits."""
+    if not _is_number(value):
+        raise _invalid(name)
+    floor = math.floor(value)
+    result = floor + 1 if value - floor >= 0.5 else floor
+    if not _INT_MIN <= result <= _INT_MAX:
+        raise _invalid(name)
+    return int(result)
+
+
+def _array(name: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise _invalid(name)
+    return value
+
+
+def _text(name: str, value: Any, limit: int | None = None) -> str:
+    if not isinstance(value, str) or (limit is not None and _java_length(value) > limit):
+        raise _invalid(name)
+    return value
+
+
+def _java_length(text: str) -> int:
+    """The length Java reports: UTF-16 code units."""
+    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+# --- the functions ------------------------------------------------------------------
+
+
+def _format(name: str, args: list[Any], nodes: tuple[Node, ...]) -> str:
+    template = args[0]
+    if not isinstance(template, str):
+        raise _invalid(name)
+    first = nodes[0]
+    raw = first.raw if isinstance(first, Literal) and first.raw is not None else template
+    parts = _template_parts(name, raw)
+    values = iter(args[1:])
+    if sum(part is None for part in parts) != len(args) - 1:
+        raise _invalid(name, ": number of arguments do not match the occurrences of {}.")
+    return "".join(to_java_string(next(values)) if part is None else part for part in parts)
+
+
+@lru_cache(maxsize=1024)
+def _template_parts(name: str, raw: str) -> tuple[str | None, ...]:
+    """Split a Format template into literal text and ``None`` for each ``{}``."""
+    parts: list[str | None] = []
+    chunk: list[str] = []
+    i = 0
+    while i < len(raw):
+        char = raw[i]
+        if char == "\\" and raw[i + 1 : i + 2] in tuple("'{}\\"):
+            chunk.append(raw[i + 1])
+            i += 2
+            continue
+        if char == "{":
+            if raw[i + 1 : i + 2] != "}":
+                raise _Failure(f"Invalid template in {name}: matching '}}' not found for '{{'.")
+            parts.extend(("".join(chunk), None))
+            chunk = []
+            i += 2
+            continue
+        if char == "}":
+            raise _Failure(f"Invalid template in {name}: matching '{{' not found for '}}'.")
+        chunk.append(char)
+        i += 1
+    parts.append("".join(chunk))
+    return tuple(parts)
+
+
+def _string_to_json(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> Any:
+    text = _text(name, args[0])
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        raise _invalid(name) from None
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
+def _partition(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[list[Any]]:
+    array, size = _array(name, args[0]), _truncated(name, args[1])
+    if size <= 0:
+        raise _invalid(name)
+    return [array[i : i + size] for i in range(0, len(array), size)]
+
+
+def _range(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[int]:
+    start, end, step = (_truncated(name, value) for value in args)
+    if step == 0:
+        raise _invalid(name)
+    numbers = range(start, end + (1 if step > 0 else -1), step)
+    if len(numbers) > _MAX_RANGE_ITEMS:
+        raise _invalid(name)
+    return list(numbers)
+
+
+def _get_item(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> Any:
+    array, index = _array(name, args[0]), _truncated(name, args[1])
+    if index < 0 or (array and index >= len(array)):
+        raise _invalid(name)
+    return array[index] if array else None  # AWS answers null for any index of []
+
+
+def _unique(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[Any]:
+    seen: set[Any] = set()
+    result = []
+    for item in _array(name, args[0]):
+        key = _equality_key(item)
+        if key not in seen:
+            seen.add(key)
+            result.append(item)
+    return result
+
+
+def _equality_key(value: Any) -> Any:
+    """A hashable key under which two values are equal exactly when Java's ``equals`` says so."""
+    if isinstance(value, dict):
+        return ("o", frozenset((k, _equality_key(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("a", tuple(_equality_key(v) for v in value))
+    if isinstance(value, float):
+        return ("f", repr(value))
+    return (type(value).__name__, value)
+
+
+def _base64_encode(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> str:
+    data = _text(name, args[0], _MAX_TEXT_LENGTH).encode("utf-8", "replace")
+    return base64.b64encode(data).decode("ascii")
+
+
+def _base64_decode(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> str:
+    """Decode leniently, as AWS does: skip characters outside the alphabet, stop at ``=``."""
+    out = bytearray()
+    bits = count = 0
+    for char in _text(name, args[0], _MAX_TEXT_LENGTH):
+        if char == "=":
+            break
+        value = _BASE64_VALUES.get(char)
+        if value is None:
+            continue
+        bits, count = bits << 6 | value, count + 1
+        if count == 4:
+            out += bits.to_bytes(3, "big")
+            bits = count = 0
+    if count == 2:
+        out.append(bits >> 4 & 0xFF)
+    elif count == 3:
+        out += (bits >> 2 & 0xFFFF).to_bytes(2, "big")
+    return out.decode("utf-8", "replace")
+
+
+def _hash(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> str:
+    data, algorithm = args
+    text = _text(name, data if isinstance(data, str) else to_java_string(data), _MAX_TEXT_LENGTH)
+    if not isinstance(algorithm, str) or algorithm not in _HASHES:
+        raise _invalid(name)
+    digest = hashlib.new(_HASHES[algorithm], usedforsecurity=False)
+    digest.update(text.encode("utf-8", "replace"))
+    return digest.hexdigest()
+
+
+def _json_merge(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> dict[str, Any]:
+    first, second, deep = args
+    if not isinstance(first, dict) or not isinstance(second, dict) or deep is not False:
+        raise _invalid(name)  # deep merging (true) is not supported by Step Functions
+    return {**first, **second}
+
+
+def _math_random(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> int:
+    start, end = _truncated(name, args[0]), _truncated(name, args[1])
+    if not _INT_MIN <= start < end <= _INT_MAX or end - start > _INT_MAX:
+        raise _invalid(name)
+    if len(args) == 2:
+        return random.randrange(start, end)
+    return start + _java_random_int(_truncated(name, args[2]), end - start)
+
+
+def _java_random_int(seed: int, bound: int) -> int:
+    """``new java.util.Random(seed).nextInt(bound)``: the same seed gives the same number."""
+    mask = (1 << 48) - 1
+    state = (seed ^ 0x5DEECE66D) & mask
+
+    def next31() -> int:
+        nonlocal state
+        state = (state * 0x5DEECE66D + 0xB) & mask
+        return state >> 17
+
+    bits = next31()
+    if bound & (bound - 1) == 0:
+        return (bound * bits) >> 31
+    while bits - bits % bound + bound - 1 >= 2**31:
+        bits = next31()
+    return bits % bound
+
+
+def _math_add(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> int:
+    total = _rounded(name, args[0]) + _rounded(name, args[1])
+    if not _INT_MIN <= total <= _INT_MAX:
+        raise _invalid(name)
+    return total
+
+
+def _string_split(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[str]:
+    """Split on any of the delimiter characters, dropping empty pieces (Java's StringTokenizer)."""
+    text, delimiters = _text(name, args[0]), _text(name, args[1])
+    if not delimiters:
+        return [text] if text else []
+    pieces = re.split("[" + "".join(re.escape(c) for c in delimiters) + "]", text)
+    return [piece for piece in pieces if piece]
+
+
+_FUNCTIONS: dict[str, _Function] = {
+    "States.Format": _Function(1, None, _format),
+    "States.StringToJson": _Function(1, 1, _string_to_json),
+    "States.JsonToString": _Function(1, 1, lambda _n, a, _a: to_json_text(a[0])),
+    "States.Array": _Function(0, None, lambda _n, a, _a: list(a)),
+    "States.ArrayPartition": _Function(2, 2, _partition),
+    "States.ArrayContains": _Function(
+        2, 2, lambda n, a, _a: any(_same(item, a[1]) for item in _array(n, a[0]))
+    ),
+    "States.ArrayRange": _Function(3, 3, _range),
+    "States.ArrayGetItem": _Function(2, 2, _get_item),
+    "States.ArrayLength": _Function(1, 1, lambda n, a, _a: len(_array(n, a[0]))),
+    "States.ArrayUnique": _Function(1, 1, _unique),
+    "States.Base64Encode": _Function(1, 1, _base64_encode),
+    "States.Base64Decode": _Function(1, 1, _base64_decode),
+    "States.Hash": _Function(2, 2, _hash),
+    "States.JsonMerge": _Function(3, 3, _json_merge),
+    "States.MathRandom": _Function(2, 3, _math_random),
+    "States.MathAdd": _Function(2, 2, _math_add),
+    "States.StringSplit": _Function(2, 2, _string_split),
+    "States.UUID": _Function(0, 0, lambda _n, _a, _b: str(uuid.uuid4())),
+}
+
+
+def _same(item: Any, target: Any) -> bool:
+    """ArrayContains equality: AWS compares the Java string forms.
+
+    So ``true`` matches ``"true"``, ``1`` does not match ``1.0``, and key order matters.
+    """
+    return item is target or to_java_string(item) == to_java_string(target)
+
+
+# --- rendering ----------------------------------------------------------------------
+
+
+def to_java_string(value: Any) -> str:
+    """A value as Java's ``String.valueOf`` prints it (how ``States.Format`` shows arguments).
+
+    Strings print bare, ``null`` as ``null``, objects as ``{a=1, b=[x, y]}`` and
+    floats as ``Double.toString`` does.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={to_java_string(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(to_java_string(v) for v in value) + "]"
+    return _scalar_text(value)
+
+
+def to_json_text(value: Any) -> str:
+    """Compact JSON as Step Functions (Jackson) writes it: no spaces, Java float notation."""
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, dict):
+        items = (f"{_json_string(str(k))}:{to_json_text(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(to_json_text(v) for v in value) + "]"
+    return _scalar_text(value)
+
+
+def _scalar_text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _java_double(value)
+    return str(value)
+
+
+def _json_string(text: str) -> str:
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        return _JSON_ESCAPES.get(char) or f"\\u{ord(char):04X}"
+
+    return '"' + _JSON_ESCAPED.sub(escape, text) + '"'
+
+
+def _java_double(value: float) -> str:
+    """``Double.toString``: plain notation in [1e-3, 1e7), else ``d.dddE±n``; shortest digits."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign = "-" if value < 0 else ""
+    magnitude = abs(value)
+    _, digit_tuple, exponent = Decimal(repr(magnitude)).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + int(exponent)  # value = 0.<digits> * 10**point
+    if 1e-3 <= magnitude < 1e7:
+        if point <= 0:
+            return f"{sign}0.{'0' * -point}{digits}"
+        if point >= len(digits):
+            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
+        return f"{sign}{digits[:point]}.{digits[point:]}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"

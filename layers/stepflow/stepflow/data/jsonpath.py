@@ -170,7 +170,7 @@ def _reference_steps(rest: str) -> tuple[str | int, ...] | None:
 
 def _compile_general(expr: str, original: str) -> Any:
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
-    from jsonpath_ng.ext import parse
+    from jsonpath_ng.ext.parser import parse
 
     # jsonpath-ng writes filters as [?(...)] or [?...]; both are accepted.
     try:
