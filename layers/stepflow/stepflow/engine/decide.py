@@ -109,6 +109,8 @@ class Decider:
         self, frame: Frame | None, type_: str, key: str | None = None, details: Any = None
     ) -> int:
         """Append a history event on ``frame``'s thread and return its id."""
+        if frame is not None and frame.silent:
+            return frame.prev_id
         s = self.state
         event_id = s.next_event_id
         s.next_event_id += 1

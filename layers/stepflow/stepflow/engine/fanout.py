@@ -25,7 +25,7 @@ def run_parallel(d: Decider, frame: Frame, node: ParallelState, rerun: bool) -> 
     frame.effective = effective
     d.emit(frame, "ParallelStateStarted")
     n = len(node.branches)
-    frame.fanout = Fanout("parallel", n, results=[None] * n, done=[False] * n)
+    frame.fanout = Fanout("parallel", n, results=[None] * n, done=[False] * n, next_index=n)
     frame.phase = "children"
     children = [
         _child(d, frame, branch.id, branch.start_at, effective, i)
@@ -85,6 +85,9 @@ def run_map(d: Decider, frame: Frame, node: MapState, rerun: bool) -> None:
         effective_input=effective,
     )
     frame.phase = "children"
+    if _distributed(node):
+        run_arn = f"{d.state.execution_arn}:{node.label or node.name}/{d.new_id('run')}"
+        d.emit(frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": run_arn})
     if n == 0:
         _complete(d, frame, node)
         return
@@ -95,6 +98,7 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
     fan = frame.fanout
     assert fan is not None
     limit = fan.max_concurrency or fan.total
+    distributed = _distributed(node)
     started = []
     while fan.next_index < fan.total and len(fan.children) < limit:
         i = fan.next_index
@@ -103,19 +107,29 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
         if node.item_selector is not None:
             scope = d.scope(frame, fan.effective_input, map_item=(i, value))
             value = build(node.item_selector, scope)
-        d.emit(
-            frame,
-            "MapIterationStarted",
-            "mapIterationStartedEventDetails",
-            {"name": node.name, "index": i},
-        )
+        if not distributed:
+            d.emit(
+                frame,
+                "MapIterationStarted",
+                "mapIterationStartedEventDetails",
+                {"name": node.name, "index": i},
+            )
         proc = node.item_processor
-        started.append(_child(d, frame, proc.id, proc.start_at, value, i))
+        started.append(_child(d, frame, proc.id, proc.start_at, value, i, silent=distributed))
     for child in reversed(started):
         d.push(child)
 
 
-def _child(d: Decider, parent: Frame, machine: str, start: str, value: Any, index: int) -> Frame:
+def _child(
+    d: Decider,
+    parent: Frame,
+    machine: str,
+    start: str,
+    value: Any,
+    index: int,
+    *,
+    silent: bool = False,
+) -> Frame:
     child = Frame(
         id=d.new_id(f"{parent.id}/"),
         machine=machine,
@@ -124,6 +138,7 @@ def _child(d: Decider, parent: Frame, machine: str, start: str, value: Any, inde
         parent=parent.id,
         index=index,
         prev_id=parent.prev_id,
+        silent=silent or parent.silent,
     )
     d.state.frames[child.id] = child
     assert parent.fanout is not None
@@ -235,7 +250,10 @@ def _complete(d: Decider, frame: Frame, node: State) -> None:
     assert fan is not None and isinstance(node, ParallelState | MapState)
     frame.phase = "task"  # no longer waiting on children
     prefix = "Parallel" if fan.kind == "parallel" else "Map"
-    d.emit(frame, f"{prefix}StateSucceeded")
+    if fan.kind == "map" and _distributed(node):
+        d.emit(frame, "MapRunSucceeded")
+    if fan.kind == "map":  # Step Functions records no ParallelStateSucceeded
+        d.emit(frame, f"{prefix}StateSucceeded")
     results = list(fan.results)
     frame.fanout = None
     try:
@@ -253,7 +271,14 @@ def state_failed_event(d: Decider, frame: Frame, node: State) -> None:
     if isinstance(node, ParallelState):
         d.emit(frame, "ParallelStateFailed")
     elif isinstance(node, MapState):
+        if _distributed(node):
+            d.emit(frame, "MapRunFailed")
         d.emit(frame, "MapStateFailed")
+
+
+def _distributed(node: State) -> bool:
+    """Whether a Map runs its items as child executions (and so records a map run)."""
+    return isinstance(node, MapState) and node.processor_mode == "DISTRIBUTED"
 
 
 def _number(

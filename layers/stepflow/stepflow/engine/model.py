@@ -42,7 +42,9 @@ class Frame:
     ``input`` is the raw input of the current state, ``effective`` its input
     after ``InputPath`` and ``Parameters``; ``entered_id`` is the id of the
     event that entered the current state; ``prev_id`` the last event id on
-    this thread (the next event's ``previousEventId``).
+    this thread (the next event's ``previousEventId``). A ``silent`` frame
+    (an item of a DISTRIBUTED Map, a child execution in Step Functions)
+    records no events in the parent's history.
     """
 
     id: str
@@ -66,6 +68,7 @@ class Frame:
     cause: str | None = None
     started: bool = False
     rerun: bool = False
+    silent: bool = False
 
 
 @dataclass(slots=True)

@@ -25,12 +25,15 @@ from stepflow.engine import (
     decide,
     new_execution,
 )
+from stepflow.engine.decide import dumps
 from stepflow.testing.handlers import Handler, run_handler
 from stepflow.testing.result import ExecutionResult
 
-__all__ = ["Handler", "execute"]
+__all__ = ["Handler", "TransitionLimitError", "execute"]
 
-MAX_DECISIONS = 1_000_000
+
+class TransitionLimitError(RuntimeError):
+    """The execution entered more states than ``max_transitions`` (an endless loop?)."""
 
 
 def execute(
@@ -42,6 +45,7 @@ def execute(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     seed: int | None = 0,
     start_time: datetime | None = None,
+    max_transitions: int = 1_000_000,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` to the end, in memory, on a virtual clock.
 
@@ -50,7 +54,8 @@ def execute(
     resource (or a Lambda function name) to ``fn(input) -> output``; an
     exception fails the task with its ``error`` attribute or class name.
     ``on_event`` sees every history event as it is recorded.
-    Raises :class:`stepflow.asl.DefinitionError` for an invalid definition.
+    Raises :class:`stepflow.asl.DefinitionError` for an invalid definition and
+    :class:`TransitionLimitError` past ``max_transitions`` states entered.
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
     bound = dict(handlers or {})
@@ -64,8 +69,8 @@ def execute(
     history: list[dict[str, Any]] = []
     immediate: deque[Event] = deque([Start()])
     timers: list[tuple[float, int, str]] = []
-    sequence = 0
-    for _ in range(MAX_DECISIONS):
+    sequence = transitions = 0
+    while True:
         if immediate:
             event = immediate.popleft()
         elif timers:
@@ -77,6 +82,12 @@ def execute(
         decision = decide(machine, state, event, now)
         state = decision.state
         history.extend(decision.events)
+        transitions += sum(1 for e in decision.events if e["type"].endswith("StateEntered"))
+        if transitions > max_transitions:
+            raise TransitionLimitError(
+                f"the execution entered more than {max_transitions} states; "
+                "raise max_transitions if that is intended"
+            )
         if on_event is not None:
             for record in decision.events:
                 on_event(record)
@@ -95,8 +106,6 @@ def execute(
                 immediate.append(Continue())
         if any(isinstance(c, Complete) for c in decision.commands):
             break
-    from stepflow.engine.decide import dumps
-
     return ExecutionResult(
         status=state.status,
         output=dumps(state.output) if state.status == "SUCCEEDED" else None,

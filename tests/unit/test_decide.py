@@ -1,0 +1,110 @@
+"""The transition function itself: purity, fencing and idempotence of events."""
+
+from __future__ import annotations
+
+import copy
+
+from stepflow.asl import parse
+from stepflow.engine import (
+    CancelTask,
+    Complete,
+    ContinueLater,
+    RunTask,
+    Start,
+    StartTimer,
+    Stop,
+    TaskSucceeded,
+    TimerFired,
+    decide,
+    new_execution,
+)
+
+FN = "arn:aws:lambda:us-east-1:123456789012:function:work"
+TASK = parse(
+    {
+        "StartAt": "T",
+        "States": {"T": {"Type": "Task", "Resource": FN, "TimeoutSeconds": 30, "End": True}},
+    }
+)
+
+
+def started() -> tuple:
+    state = new_execution(name="e1", input={"a": 1}, now=1000.0)
+    decision = decide(TASK, state, Start(), 1000.0)
+    run = next(c for c in decision.commands if isinstance(c, RunTask))
+    timer = next(c for c in decision.commands if isinstance(c, StartTimer))
+    return decision.state, run, timer
+
+
+def test_decide_does_not_modify_the_state_it_is_given() -> None:
+    state = new_execution(name="e1", input={"a": 1}, now=1000.0)
+    before = copy.deepcopy(state)
+    decide(TASK, state, Start(), 1000.0)
+    assert state == before
+
+
+def test_task_command_carries_input_and_timeout_timer() -> None:
+    state, run, timer = started()
+    assert run.input == {"a": 1} and run.timeout_seconds == 30
+    assert timer.fire_at == 1030.0
+    assert state.tasks == {run.task_id: ""}
+
+
+def test_a_duplicate_result_is_acknowledged_without_effect() -> None:
+    state, run, _ = started()
+    first = decide(TASK, state, TaskSucceeded(run.task_id, "out"), 1001.0)
+    assert isinstance(first.commands[-1], Complete)
+    again = decide(TASK, first.state, TaskSucceeded(run.task_id, "other"), 1002.0)
+    assert again.events == [] and again.commands == []
+    assert again.state.output == "out"
+
+
+def test_an_unknown_task_token_changes_nothing() -> None:
+    state, _, _ = started()
+    decision = decide(TASK, state, TaskSucceeded("t999", "forged"), 1001.0)
+    assert decision.events == [] and decision.commands == [] and decision.state == state
+
+
+def test_a_result_after_the_timeout_is_refused() -> None:
+    state, run, timer = started()
+    timed_out = decide(TASK, state, TimerFired(timer.timer_id), timer.fire_at)
+    types = [e["type"] for e in timed_out.events]
+    assert types == ["LambdaFunctionTimedOut", "ExecutionFailed"]
+    assert CancelTask(run.task_id) in timed_out.commands
+    late = decide(TASK, timed_out.state, TaskSucceeded(run.task_id, "late"), 2000.0)
+    assert late.events == [] and late.state.status == "FAILED"
+
+
+def test_a_stale_timer_after_success_is_ignored() -> None:
+    state, run, timer = started()
+    done = decide(TASK, state, TaskSucceeded(run.task_id, 1), 1001.0)
+    stale = decide(TASK, done.state, TimerFired(timer.timer_id), timer.fire_at)
+    assert stale.events == [] and stale.state.status == "SUCCEEDED"
+
+
+def test_a_duplicate_start_is_ignored() -> None:
+    state, _, _ = started()
+    again = decide(TASK, state, Start(), 1001.0)
+    assert again.events == [] and again.commands == []
+
+
+def test_stop_aborts_and_cancels_open_tasks() -> None:
+    state, run, _ = started()
+    stopped = decide(TASK, state, Stop("Operator", "manual"), 1005.0)
+    assert stopped.state.status == "ABORTED"
+    assert stopped.events[-1]["type"] == "ExecutionAborted"
+    assert CancelTask(run.task_id) in stopped.commands
+
+
+def test_the_budget_bounds_a_decision_and_continue_resumes() -> None:
+    loop = parse(
+        {
+            "StartAt": "A",
+            "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}},
+        }
+    )
+    state = new_execution(name="e", input={}, now=0.0)
+    decision = decide(loop, state, Start(), 0.0, budget=50)
+    entered = [e for e in decision.events if e["type"].endswith("StateEntered")]
+    assert len(entered) == 50
+    assert decision.commands == [ContinueLater()]
