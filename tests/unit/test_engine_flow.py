@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from stepflow.testing import execute
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
