@@ -14,18 +14,14 @@ import json
 from typing import Any
 
 from stepflow.asl.machine import StateMachine
-from stepflow.asl.states.base import MISSING, State
+from stepflow.asl.states.base import State
 from stepflow.asl.states.choice import ChoiceState
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
-from stepflow.data.jsonpath import Path
-from stepflow.data.scope import Scope
-from stepflow.data.template import compile_dynamic
-from stepflow.engine import fanout, waits
-from stepflow.engine.choice import holds
+from stepflow.engine import dataflow, fanout, simple, tasks, waits
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
 from stepflow.engine.model import (
@@ -38,7 +34,6 @@ from stepflow.engine.model import (
     Event,
     ExecutionState,
     Frame,
-    RunTask,
     Start,
     StartTimer,
     Stop,
@@ -47,8 +42,6 @@ from stepflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from stepflow.engine.pipeline import build, place, select
-from stepflow.engine.resources import describe
 from stepflow.errors import StatesError, StatesErrorName
 
 DEFAULT_BUDGET = 10_000
@@ -65,9 +58,12 @@ _RUNTIME_ERRORS = frozenset(
 )
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
     """JSON text as Step Functions records it in history and output (compact)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
 
 def decide(
@@ -136,9 +132,14 @@ class Decider:
         """The state node ``frame`` is at."""
         return self.definition.machines[frame.machine].states[frame.state]
 
-    def scope(self, frame: Frame, value: Any, **context: Any) -> Scope:
-        """The scope in which ``frame``'s current state evaluates paths against ``value``."""
-        return Scope(value, context_object(self.state, frame, **context))
+    def context(self, frame: Frame, **extra: Any) -> dict[str, Any]:
+        """The context object (``$$`` / ``$states.context``) of ``frame``'s current state."""
+        return context_object(self.state, frame, **extra)
+
+    @staticmethod
+    def encode(value: Any) -> str:
+        """JSON text as Step Functions records it."""
+        return dumps(value)
 
     def start_timer(
         self, frame: Frame, kind: str, fire_at: float, timer_id: str | None = None
@@ -169,9 +170,9 @@ class Decider:
                 return
             frame = s.frames[frame_id]
             if isinstance(event, TaskStarted):
-                self.task_started(frame)
+                tasks.task_started(self, frame)
             else:
-                self.task_finished(frame, event)
+                tasks.task_finished(self, frame, event)
         elif isinstance(event, TimerFired):
             ref = s.timers.pop(event.timer_id, None)
             if ref is not None:
@@ -218,20 +219,7 @@ class Decider:
             frame.rerun = True
             self.push(frame)
         elif kind.startswith("timeout:") and frame.phase == "task":
-            task_id = kind.removeprefix("timeout:")
-            if frame.task_id == task_id and self.state.tasks.pop(task_id, None) is not None:
-                self.commands.append(CancelTask(task_id))
-                node = self.node(frame)
-                assert isinstance(node, TaskState)
-                info = describe(node.resource)
-                cause = "The task timed out."
-                self.emit(
-                    frame,
-                    f"{info.prefix}TimedOut",
-                    _details_key(info.prefix, "TimedOut"),
-                    self.task_details(info, error=StatesErrorName.TIMEOUT.value, cause=cause),
-                )
-                self.fail_state(frame, node, StatesErrorName.TIMEOUT, cause)
+            tasks.task_timed_out(self, frame, kind.removeprefix("timeout:"))
 
     # --- the run loop -------------------------------------------------------------------
 
@@ -267,22 +255,21 @@ class Decider:
             )
         try:
             if isinstance(node, PassState):
-                self.run_pass(frame, node)
+                simple.run_pass(self, frame, node)
             elif isinstance(node, ChoiceState):
-                self.run_choice(frame, node)
+                simple.run_choice(self, frame, node)
             elif isinstance(node, TaskState):
-                self.run_task(frame, node)
+                tasks.run_task(self, frame, node)
             elif isinstance(node, WaitState):
                 waits.run_wait(self, frame, node)
             elif isinstance(node, SucceedState):
-                out = self.io_select(node.input_path, frame, frame.input)
-                self.exit_state(frame, node, self.io_select(node.output_path, frame, out))
+                simple.run_succeed(self, frame, node)
             elif isinstance(node, FailState):
-                self.run_fail(frame, node)
+                simple.run_fail(self, frame, node)
             elif isinstance(node, ParallelState):
-                fanout.run_parallel(self, frame, node, rerun)
+                fanout.run_parallel(self, frame, node)
             elif isinstance(node, MapState):
-                fanout.run_map(self, frame, node, rerun)
+                fanout.run_map(self, frame, node)
             else:  # pragma: no cover - the parser admits only the eight types
                 raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
         except StatesError as exc:
@@ -296,162 +283,37 @@ class Decider:
                 f"An error occurred while executing the state '{node.name}' "
                 f"(entered at the event id #{frame.entered_id}). {exc.cause or ''}"
             ).rstrip()
+        if exc.error == StatesErrorName.QUERY_EVALUATION_ERROR:
+            self.emit(
+                frame,
+                "EvaluationFailed",
+                "evaluationFailedEventDetails",
+                {"error": exc.error, "cause": cause, "state": node.name},
+            )
         self.fail_state(frame, node, exc.error, cause)
-
-    def io_select(self, path: Path | None, frame: Frame, value: Any) -> Any:
-        """InputPath/OutputPath of the frame's current state applied to ``value``."""
-        if path is not None and path.root == "input" and path.steps == ():
-            return value
-        return select(path, self.scope(frame, value))
-
-    # --- simple states ------------------------------------------------------------------
-
-    def run_pass(self, frame: Frame, node: PassState) -> None:
-        """Pass: Result or Parameters through ResultPath and OutputPath."""
-        effective = self.io_select(node.input_path, frame, frame.input)
-        if node.parameters is not None:
-            effective = build(node.parameters, self.scope(frame, effective))
-        result = effective if node.result is MISSING else node.result
-        out = place(node.result_path, frame.input, result)
-        self.exit_state(frame, node, self.io_select(node.output_path, frame, out))
-
-    def run_choice(self, frame: Frame, node: ChoiceState) -> None:
-        """Choice: the first rule that holds picks the next state, else Default."""
-        effective = self.io_select(node.input_path, frame, frame.input)
-        scope = self.scope(frame, effective)
-        target = node.default
-        for rule in node.choices:
-            if holds(rule.condition, scope):
-                target = rule.next
-                break
-        else:
-            if target is None:
-                self.fail_state(frame, node, StatesErrorName.NO_CHOICE_MATCHED, "No Matches!")
-                return
-        out = self.io_select(node.output_path, frame, effective)
-        self.exit_state(frame, node, out, next_state=target)
-
-    def run_fail(self, frame: Frame, node: FailState) -> None:
-        """Fail: end the frame with the state's error and cause."""
-        error, cause = node.error, node.cause
-        if node.error_path is not None:
-            error = self.dynamic(frame, node.error_path, "ErrorPath")
-        if node.cause_path is not None:
-            cause = self.dynamic(frame, node.cause_path, "CausePath")
-        self.frame_failed(frame, _text(error), _text(cause))
-
-    def dynamic(self, frame: Frame, text: str, field: str) -> Any:
-        """Evaluate a path or intrinsic call found in a ``…Path`` field."""
-        return compile_dynamic(text, field)(self.scope(frame, frame.input))
-
-    # --- tasks --------------------------------------------------------------------------
-
-    def run_task(self, frame: Frame, node: TaskState) -> None:
-        """Task: schedule the resource on the effective input (and its timeout timer)."""
-        s = self.state
-        info = describe(node.resource)
-        task_id = self.new_id("t")
-        token = self.task_token(task_id) if info.wait_for_token else None
-        effective = self.io_select(node.input_path, frame, frame.input)
-        if node.parameters is not None:
-            effective = build(node.parameters, self.scope(frame, effective, task_token=token))
-        frame.effective = effective
-        timeout = waits.seconds_field(
-            self, frame, node.timeout_seconds, node.timeout_seconds_path, "TimeoutSecondsPath"
-        )
-        heartbeat = waits.seconds_field(
-            self, frame, node.heartbeat_seconds, node.heartbeat_seconds_path, "HeartbeatSecondsPath"
-        )
-        s.tasks[task_id] = frame.id
-        frame.task_id = task_id
-        frame.started = False
-        frame.phase = "task"
-        details = self.task_details(info)
-        if info.kind == "service":
-            details["region"] = info.region
-            details["parameters"] = dumps(frame.effective)
-        else:
-            details = {
-                "resource": node.resource,
-                "input": dumps(frame.effective),
-                "inputDetails": {"truncated": False},
-            }
-        if timeout is not None:
-            details["timeoutInSeconds"] = timeout
-        if heartbeat is not None:
-            details["heartbeatInSeconds"] = heartbeat
-        self.emit(frame, f"{info.prefix}Scheduled", _details_key(info.prefix, "Scheduled"), details)
-        self.commands.append(
-            RunTask(task_id, node.resource, frame.effective, node.name, timeout, heartbeat)
-        )
-        if timeout is not None:
-            self.start_timer(frame, f"timeout:{task_id}", self.now + timeout)
-
-    def task_token(self, task_id: str) -> str:
-        """The callback token of a task attempt: unguessable without the execution's seed."""
-        s = self.state
-        material = f"{s.seed}:{s.execution_arn}:{task_id}".encode()
-        return f"{task_id}:{hashlib.sha256(material).hexdigest()}"
-
-    def task_details(self, info: Any, **extra: Any) -> dict[str, Any]:
-        """The detail fields Task* events carry for service integrations."""
-        if info.kind == "service":
-            return {"resourceType": info.resource_type, "resource": info.resource, **extra}
-        return dict(extra)
-
-    def task_started(self, frame: Frame) -> None:
-        """Record that the frame's task started (once per attempt)."""
-        if frame.started:
-            return
-        frame.started = True
-        node = self.node(frame)
-        assert isinstance(node, TaskState)
-        info = describe(node.resource)
-        key = _details_key(info.prefix, "Started")
-        details = self.task_details(info) if info.kind == "service" else None
-        self.emit(frame, f"{info.prefix}Started", key if details else None, details)
-
-    def task_finished(self, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:
-        """Record a task's result and exit the state, or fail it."""
-        node = self.node(frame)
-        assert isinstance(node, TaskState)
-        self.state.tasks.pop(event.task_id, None)
-        self.task_started(frame)
-        info = describe(node.resource)
-        if isinstance(event, TaskFailed):
-            details = self.task_details(info)
-            if event.error is not None:
-                details["error"] = event.error
-            if event.cause is not None:
-                details["cause"] = event.cause
-            self.emit(frame, f"{info.prefix}Failed", _details_key(info.prefix, "Failed"), details)
-            self.fail_state(frame, node, event.error, event.cause)
-            return
-        details = self.task_details(
-            info, output=dumps(event.output), outputDetails={"truncated": False}
-        )
-        self.emit(frame, f"{info.prefix}Succeeded", _details_key(info.prefix, "Succeeded"), details)
-        try:
-            result = event.output
-            if node.result_selector is not None:
-                result = build(node.result_selector, self.scope(frame, result))
-            out = place(node.result_path, frame.input, result)
-            self.exit_state(frame, node, self.io_select(node.output_path, frame, out))
-        except StatesError as exc:
-            self.state_error(frame, node, exc)
 
     # --- leaving states -----------------------------------------------------------------
 
     def exit_state(
-        self, frame: Frame, node: State, output: Any, *, next_state: str | None = None
+        self,
+        frame: Frame,
+        node: State,
+        output: Any,
+        *,
+        assigned: dict[str, Any] | None = None,
+        next_state: str | None = None,
     ) -> None:
-        """Record the state's exit and move ``frame`` on (or finish it)."""
-        self.emit(
-            frame,
-            f"{node.type}StateExited",
-            "stateExitedEventDetails",
-            {"name": node.name, "output": dumps(output), "outputDetails": {"truncated": False}},
-        )
+        """Commit the state's variable assignments, record its exit and move ``frame`` on."""
+        details: dict[str, Any] = {
+            "name": node.name,
+            "output": dumps(output),
+            "outputDetails": {"truncated": False},
+        }
+        if assigned:
+            frame.variables.update(assigned)
+            details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
+            details["assignedVariablesDetails"] = {"truncated": False}
+        self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
         target = next_state or node.next
         if target is None:
             self.frame_done(frame, output)
@@ -485,17 +347,15 @@ class Decider:
         for catcher in getattr(node, "catch", ()):
             if matches(catcher.error_equals, error):
                 fanout.state_failed_event(self, frame, node)
-                error_output: dict[str, Any] = {}
-                if error is not None:
-                    error_output["Error"] = error
-                if cause is not None:
-                    error_output["Cause"] = cause
+                error_output = dataflow.error_output(error, cause)
                 try:
-                    output = place(catcher.result_path, frame.input, error_output)
+                    output, assigned = dataflow.catch_output(
+                        self, frame, node, catcher, error_output
+                    )
                 except StatesError as exc:
                     self.frame_failed(frame, exc.error, exc.cause)
                     return
-                self.exit_state(frame, node, output, next_state=catcher.next)
+                self.exit_state(frame, node, output, assigned=assigned, next_state=catcher.next)
                 return
         fanout.state_failed_event(self, frame, node)
         self.frame_failed(frame, error, cause)
@@ -559,14 +419,3 @@ class Decider:
         s.tasks.clear()
         s.timers.clear()
         s.ready.clear()
-
-
-def _details_key(prefix: str, suffix: str) -> str:
-    name = f"{prefix}{suffix}"
-    return name[0].lower() + name[1:] + "EventDetails"
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return dumps(value)

@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any
 from stepflow.asl.states.base import MISSING, State
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
+from stepflow.data.jsonata import is_expression
 from stepflow.data.jsonpath import Path, PathNotFoundError
+from stepflow.engine import dataflow
 from stepflow.engine.model import CancelTask, Fanout, Frame
-from stepflow.engine.pipeline import build, place
+from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
     from stepflow.engine.decide import Decider
 
 
-def run_parallel(d: Decider, frame: Frame, node: ParallelState, rerun: bool) -> None:
+def run_parallel(d: Decider, frame: Frame, node: ParallelState) -> None:
     """Start (or restart, on retry) every branch of a Parallel state."""
-    effective = d.io_select(node.input_path, frame, frame.input)
-    if node.parameters is not None:
-        effective = build(node.parameters, d.scope(frame, effective))
+    effective = dataflow.effective_input(d, frame, node, template=node.parameters)
     frame.effective = effective
     d.emit(frame, "ParallelStateStarted")
     n = len(node.branches)
@@ -37,39 +37,48 @@ def run_parallel(d: Decider, frame: Frame, node: ParallelState, rerun: bool) -> 
         _complete(d, frame, node)
 
 
-def run_map(d: Decider, frame: Frame, node: MapState, rerun: bool) -> None:
-    """Start (or restart, on retry) an inline Map state."""
-    effective = d.io_select(node.input_path, frame, frame.input)
-    items = d.io_select(node.items_path, frame, effective)
+def run_map(d: Decider, frame: Frame, node: MapState) -> None:
+    """Start (or restart, on retry) a Map state; its items run as child frames."""
+    jsonata = dataflow.is_jsonata(node)
+    effective = dataflow.effective_input(d, frame, node)
+    if jsonata:
+        items = (
+            effective if node.items is MISSING else dataflow.evaluate(d, frame, node.items, "Items")
+        )
+    else:
+        items = select(node.items_path, dataflow.scope(d, frame, effective))
     if not isinstance(items, list):
         raise StatesError(
-            StatesErrorName.RUNTIME,
-            f"Map state input must be an array but was: {json.dumps(items)}",
+            StatesErrorName.QUERY_EVALUATION_ERROR if jsonata else StatesErrorName.RUNTIME,
+            f"Map state input must be an array but was: {_show(items)}",
         )
     frame.effective = effective
     concurrency = _number(
         d,
         frame,
+        node,
         node.max_concurrency,
         node.max_concurrency_path,
-        "MaxConcurrencyPath",
+        "MaxConcurrency",
         integer=True,
     )
     d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
     count = _number(
         d,
         frame,
+        node,
         node.tolerated_failure_count,
         node.tolerated_failure_count_path,
-        "ToleratedFailureCountPath",
+        "ToleratedFailureCount",
         integer=True,
     )
     pct = _number(
         d,
         frame,
+        node,
         node.tolerated_failure_percentage,
         node.tolerated_failure_percentage_path,
-        "ToleratedFailurePercentagePath",
+        "ToleratedFailurePercentage",
         integer=False,
     )
     n = len(items)
@@ -103,10 +112,7 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
     while fan.next_index < fan.total and len(fan.children) < limit:
         i = fan.next_index
         fan.next_index += 1
-        value = fan.items[i]
-        if node.item_selector is not None:
-            scope = d.scope(frame, fan.effective_input, map_item=(i, value))
-            value = build(node.item_selector, scope)
+        value = _item_input(d, frame, node, i, fan.items[i], fan.effective_input)
         if not distributed:
             d.emit(
                 frame,
@@ -118,6 +124,20 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
         started.append(_child(d, frame, proc.id, proc.start_at, value, i, silent=distributed))
     for child in reversed(started):
         d.push(child)
+
+
+def _item_input(
+    d: Decider, frame: Frame, node: MapState, index: int, item: Any, effective: Any
+) -> Any:
+    """The input of iteration ``index``: the item, or the ItemSelector built from it."""
+    if dataflow.is_jsonata(node):
+        if node.item_selector_raw is MISSING:
+            return item
+        context = d.context(frame, map_item=(index, item))
+        return dataflow.evaluate(d, frame, node.item_selector_raw, "ItemSelector", context=context)
+    if node.item_selector is None:
+        return item
+    return build(node.item_selector, dataflow.scope(d, frame, effective, map_item=(index, item)))
 
 
 def _child(
@@ -192,12 +212,7 @@ def child_failed(d: Decider, child: Frame) -> None:
         )
         parent.prev_id = child.prev_id
         fan.failures += 1
-        output: dict[str, Any] = {}
-        if error is not None:
-            output["Error"] = error
-        if cause is not None:
-            output["Cause"] = cause
-        fan.results[child.index] = output
+        fan.results[child.index] = dataflow.error_output(error, cause)
         fan.done[child.index] = True
         if _tolerated(fan):
             _start_iterations(d, parent, node)
@@ -257,13 +272,11 @@ def _complete(d: Decider, frame: Frame, node: State) -> None:
     results = list(fan.results)
     frame.fanout = None
     try:
-        result = results
-        if node.result_selector is not None:
-            result = build(node.result_selector, d.scope(frame, results))
-        out = place(node.result_path, frame.input, result)
-        d.exit_state(frame, node, d.io_select(node.output_path, frame, out))
+        output, assigned = dataflow.result_output(d, frame, node, results)
     except StatesError as exc:
         d.state_error(frame, node, exc)
+        return
+    d.exit_state(frame, node, output, assigned=assigned)
 
 
 def state_failed_event(d: Decider, frame: Frame, node: State) -> None:
@@ -282,28 +295,49 @@ def _distributed(node: State) -> bool:
 
 
 def _number(
-    d: Decider, frame: Frame, literal: Any, path: Path | None, field: str, *, integer: bool
+    d: Decider,
+    frame: Frame,
+    node: State,
+    literal: Any,
+    path: Path | None,
+    field: str,
+    *,
+    integer: bool,
 ) -> Any:
+    """A Map limit from a literal, a reference path or a JSONata expression."""
+    kind = "integer" if integer else "float"
     if path is None:
-        return None if literal is MISSING else literal
+        if literal is MISSING or literal is None:
+            return None
+        if not (dataflow.is_jsonata(node) and is_expression(literal)):
+            return literal
+        value = dataflow.evaluate(d, frame, literal, field)
+        if not _numeric(value, integer) or value < 0:
+            raise StatesError(
+                StatesErrorName.QUERY_EVALUATION_ERROR,
+                f'The {field} field refers to value "{_show(value)}" which is not a valid {kind}',
+            )
+        return value
     try:
-        value = d.scope(frame, frame.input).read(path)
+        value = dataflow.scope(d, frame, frame.input).read(path)
     except PathNotFoundError:
         raise StatesError(
             StatesErrorName.RUNTIME,
             f"Invalid path '{path.text}' : No results for path: {path.normalized}",
         ) from None
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if not integer:
-        ok = ok or isinstance(value, float)
-    if not ok or value < 0:
-        kind = "integer" if integer else "float"
+    if not _numeric(value, integer) or value < 0:
         raise StatesError(
             StatesErrorName.RUNTIME,
-            f'The {field} field refers to value "{_show(value)}" which is not a valid '
+            f'The {field}Path field refers to value "{_show(value)}" which is not a valid '
             f"{kind}: {path.text}",
         )
     return value
+
+
+def _numeric(value: Any, integer: bool) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (not integer and isinstance(value, float))
 
 
 def _show(value: Any) -> str:

@@ -44,7 +44,9 @@ class Frame:
     event that entered the current state; ``prev_id`` the last event id on
     this thread (the next event's ``previousEventId``). A ``silent`` frame
     (an item of a DISTRIBUTED Map, a child execution in Step Functions)
-    records no events in the parent's history.
+    records no events in the parent's history. ``variables`` holds the
+    workflow variables assigned in this frame; a child frame also sees its
+    ancestors' variables, read-only.
     """
 
     id: str
@@ -69,6 +71,7 @@ class Frame:
     started: bool = False
     rerun: bool = False
     silent: bool = False
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -102,6 +105,7 @@ class ExecutionState:
         frames = {}
         for key, frame in self.frames.items():
             clone = Frame(**{name: getattr(frame, name) for name in Frame.__slots__})
+            clone.variables = dict(frame.variables)
             if frame.fanout is not None:
                 fan = frame.fanout
                 clone.fanout = Fanout(
@@ -189,6 +193,7 @@ class RunTask:
     state_name: str
     timeout_seconds: int | None = None
     heartbeat_seconds: int | None = None
+    task_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

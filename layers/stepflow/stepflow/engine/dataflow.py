@@ -1,0 +1,196 @@
+"""A state's effective input, output and variable assignments, in either query language.
+
+JSONPath: InputPath → Parameters → (work) → ResultSelector → ResultPath →
+OutputPath, with ``Assign`` evaluated against the state's result.
+JSONata: ``Arguments`` → (work) → ``Output``/``Assign`` evaluated against
+``$states`` (``input``, ``result``, ``errorOutput``, ``context``).
+In both, ``Assign`` and the output see the variables as they were before the
+state ran; the new values are committed when the state exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from stepflow.asl.catch import Catcher
+from stepflow.asl.states.base import MISSING, State
+from stepflow.data.jsonata import JSONataTemplate, compile_template
+from stepflow.data.jsonpath import Path
+from stepflow.data.scope import Scope
+from stepflow.data.template import Template
+from stepflow.engine.model import Frame
+from stepflow.engine.pipeline import build, place, select
+from stepflow.errors import StatesError, StatesErrorName
+
+if TYPE_CHECKING:
+    from stepflow.engine.decide import Decider
+
+ASSIGN_LIMIT = 256 * 1024
+"""Bytes of JSON one ``Assign`` may write (Step Functions' per-state limit)."""
+
+_jsonata_cache: dict[tuple[int, str], tuple[Any, JSONataTemplate]] = {}
+_assign_cache: dict[int, tuple[Any, Template]] = {}
+
+
+def jsonata(raw: Any, field: str) -> JSONataTemplate:
+    """The compiled JSONata template of a definition value (compiled once per value)."""
+    key = (id(raw), field)
+    hit = _jsonata_cache.get(key)
+    if hit is None or hit[0] is not raw:
+        hit = (raw, compile_template(raw, field))
+        _jsonata_cache[key] = hit
+    return hit[1]
+
+
+def _assign_template(raw: Mapping[str, Any]) -> Template:
+    hit = _assign_cache.get(id(raw))
+    if hit is None or hit[0] is not raw:
+        hit = (raw, Template(dict(raw)))
+        _assign_cache[id(raw)] = hit
+    return hit[1]
+
+
+def is_jsonata(node: State) -> bool:
+    """Whether the state evaluates its fields as JSONata."""
+    return node.query_language == "JSONata"
+
+
+def variables(d: Decider, frame: Frame) -> Mapping[str, Any]:
+    """The variables ``frame`` can read: its own over its ancestors' (read-only)."""
+    if frame.parent is None:
+        return frame.variables
+    chain = []
+    current: Frame | None = frame
+    while current is not None:
+        chain.append(current.variables)
+        current = d.state.frames.get(current.parent) if current.parent is not None else None
+    merged: dict[str, Any] = {}
+    for scope in reversed(chain):
+        merged.update(scope)
+    return merged
+
+
+def scope(d: Decider, frame: Frame, value: Any, **context: Any) -> Scope:
+    """A JSONPath scope: ``$`` is ``value``, with the context object and variables."""
+    return Scope(value, d.context(frame, **context), variables(d, frame))
+
+
+def states(d: Decider, frame: Frame, **extra: Any) -> dict[str, Any]:
+    """The ``$states`` object of a JSONata state."""
+    context = extra.pop("context", None) or d.context(frame)
+    return {"input": frame.input, "context": context, **extra}
+
+
+def evaluate(d: Decider, frame: Frame, raw: Any, field: str, **extra: Any) -> Any:
+    """Evaluate a JSONata-mode field (literal JSON with ``{% %}`` expressions)."""
+    return jsonata(raw, field).evaluate(states(d, frame, **extra), variables(d, frame))
+
+
+def effective_input(
+    d: Decider, frame: Frame, node: State, *, template: Template | None = None, **context: Any
+) -> Any:
+    """The input the state works on: after InputPath/Parameters, or its ``Arguments``."""
+    if is_jsonata(node):
+        arguments = getattr(node, "arguments", MISSING)
+        if arguments is MISSING:
+            return frame.input
+        return evaluate(d, frame, arguments, "Arguments", context=d.context(frame, **context))
+    value = _select(d, frame, node.input_path, frame.input)
+    if template is not None:
+        value = build(template, scope(d, frame, value, **context))
+    return value
+
+
+def result_output(
+    d: Decider, frame: Frame, node: State, result: Any
+) -> tuple[Any, dict[str, Any] | None]:
+    """Output and assignments of a state that produced a result (Pass, Task, Parallel, Map)."""
+    if is_jsonata(node):
+        return _jsonata_output(d, frame, node.output, node.assign, result=result)
+    selector: Template | None = getattr(node, "result_selector", None)
+    if selector is not None:
+        result = build(selector, scope(d, frame, result))
+    assigned = _jsonpath_assign(d, frame, node.assign, result)
+    out = place(getattr(node, "result_path", None), frame.input, result)
+    return _select(d, frame, node.output_path, out), assigned
+
+
+def passthrough_output(
+    d: Decider,
+    frame: Frame,
+    node: State,
+    effective: Any,
+    *,
+    output: Any = MISSING,
+    assign: Mapping[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any] | None]:
+    """Output and assignments of a state without a result (Choice, Wait, Succeed)."""
+    if is_jsonata(node):
+        return _jsonata_output(d, frame, output, assign)
+    assigned = _jsonpath_assign(d, frame, assign, effective)
+    return _select(d, frame, node.output_path, effective), assigned
+
+
+def catch_output(
+    d: Decider, frame: Frame, node: State, catcher: Catcher, error_output: dict[str, Any]
+) -> tuple[Any, dict[str, Any] | None]:
+    """Output and assignments when ``catcher`` handles the state's error."""
+    if is_jsonata(node):
+        return _jsonata_output(d, frame, catcher.output, catcher.assign, errorOutput=error_output)
+    assigned = _jsonpath_assign(d, frame, catcher.assign, error_output)
+    return place(catcher.result_path, frame.input, error_output), assigned
+
+
+def _select(d: Decider, frame: Frame, path: Path | None, value: Any) -> Any:
+    if path is not None and path.steps == () and path.root == "input":
+        return value  # "$": no need to build a scope
+    return select(path, scope(d, frame, value))
+
+
+def error_output(error: str | None, cause: str | None) -> dict[str, Any]:
+    """The ``{"Error", "Cause"}`` object of a failure (keys only when set)."""
+    output: dict[str, Any] = {}
+    if error is not None:
+        output["Error"] = error
+    if cause is not None:
+        output["Cause"] = cause
+    return output
+
+
+def _jsonata_output(
+    d: Decider, frame: Frame, output: Any, assign: Mapping[str, Any] | None, **extra: Any
+) -> tuple[Any, dict[str, Any] | None]:
+    assigned = None
+    if assign is not None:
+        assigned = evaluate(d, frame, dict(assign), "Assign", **extra)
+        _check_size(assigned)
+    if output is not MISSING:
+        return evaluate(d, frame, output, "Output", **extra), assigned
+    if "result" in extra:
+        return extra["result"], assigned
+    if "errorOutput" in extra:
+        return extra["errorOutput"], assigned
+    return frame.input, assigned
+
+
+def _jsonpath_assign(
+    d: Decider, frame: Frame, assign: Mapping[str, Any] | None, value: Any
+) -> dict[str, Any] | None:
+    if assign is None:
+        return None
+    assigned = _assign_template(assign).evaluate(scope(d, frame, value))
+    _check_size(assigned)
+    return dict(assigned)
+
+
+def _check_size(assigned: Any) -> None:
+    from stepflow.engine.decide import dumps
+
+    size = len(dumps(assigned).encode())
+    if size > ASSIGN_LIMIT:
+        raise StatesError(
+            StatesErrorName.DATA_LIMIT_EXCEEDED,
+            f"The variables assigned by this state total {size} bytes, more than the "
+            f"{ASSIGN_LIMIT} bytes one state may assign.",
+        )

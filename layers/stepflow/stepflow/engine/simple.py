@@ -1,0 +1,97 @@
+"""Pass, Choice, Succeed and Fail: the states decided without waiting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stepflow.asl.states.base import MISSING
+from stepflow.asl.states.choice import ChoiceState, JSONataCondition
+from stepflow.asl.states.simple import FailState, PassState, SucceedState
+from stepflow.data.template import compile_dynamic
+from stepflow.engine import dataflow
+from stepflow.engine.choice import holds
+from stepflow.engine.model import Frame
+from stepflow.errors import StatesError, StatesErrorName
+
+if TYPE_CHECKING:
+    from stepflow.engine.decide import Decider
+
+
+def run_pass(d: Decider, frame: Frame, node: PassState) -> None:
+    """Pass: its Result (or effective input) through the output pipeline."""
+    if dataflow.is_jsonata(node):
+        result = frame.input
+    else:
+        result = dataflow.effective_input(d, frame, node, template=node.parameters)
+        if node.result is not MISSING:
+            result = node.result
+    output, assigned = dataflow.result_output(d, frame, node, result)
+    d.exit_state(frame, node, output, assigned=assigned)
+
+
+def run_succeed(d: Decider, frame: Frame, node: SucceedState) -> None:
+    """Succeed: end the frame with the (filtered) input."""
+    effective = dataflow.effective_input(d, frame, node)
+    output, _ = dataflow.passthrough_output(d, frame, node, effective, output=node.output)
+    d.exit_state(frame, node, output)
+
+
+def run_choice(d: Decider, frame: Frame, node: ChoiceState) -> None:
+    """Choice: the first rule that holds picks the next state, else Default."""
+    effective = dataflow.effective_input(d, frame, node)
+    jsonpath_scope = None if dataflow.is_jsonata(node) else dataflow.scope(d, frame, effective)
+    for rule in node.choices:
+        if isinstance(rule.condition, JSONataCondition):
+            matched = _condition(d, frame, rule.condition.expression)
+        else:
+            assert jsonpath_scope is not None
+            matched = holds(rule.condition, jsonpath_scope)
+        if matched:
+            output, assigned = dataflow.passthrough_output(
+                d, frame, node, effective, output=rule.output, assign=rule.assign
+            )
+            d.exit_state(frame, node, output, assigned=assigned, next_state=rule.next)
+            return
+    if node.default is None:
+        d.fail_state(frame, node, StatesErrorName.NO_CHOICE_MATCHED, "No Matches!")
+        return
+    output, assigned = dataflow.passthrough_output(
+        d, frame, node, effective, output=node.output, assign=node.assign
+    )
+    d.exit_state(frame, node, output, assigned=assigned, next_state=node.default)
+
+
+def _condition(d: Decider, frame: Frame, expression: str) -> bool:
+    value = dataflow.evaluate(d, frame, expression, "Condition")
+    if not isinstance(value, bool):
+        raise StatesError(
+            StatesErrorName.QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{_strip(expression)}' specified for the field "
+            f"'Condition' returned an unexpected data type: {d.encode(value)}",
+        )
+    return value
+
+
+def _strip(expression: str) -> str:
+    return expression.strip()[2:-2].strip()
+
+
+def run_fail(d: Decider, frame: Frame, node: FailState) -> None:
+    """Fail: end the frame with the state's error and cause."""
+    if dataflow.is_jsonata(node):
+        error = dataflow.evaluate(d, frame, node.error, "Error") if node.error else None
+        cause = dataflow.evaluate(d, frame, node.cause, "Cause") if node.cause else None
+    else:
+        error, cause = node.error, node.cause
+        scope = dataflow.scope(d, frame, frame.input)
+        if node.error_path is not None:
+            error = compile_dynamic(node.error_path, "ErrorPath")(scope)
+        if node.cause_path is not None:
+            cause = compile_dynamic(node.cause_path, "CausePath")(scope)
+    d.frame_failed(frame, _text(d, error), _text(d, cause))
+
+
+def _text(d: Decider, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return d.encode(value)

@@ -1,0 +1,127 @@
+"""Task states: scheduling work, recording its progress, and taking its result."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from stepflow.asl.states.task import TaskState
+from stepflow.engine import dataflow, waits
+from stepflow.engine.model import CancelTask, Frame, RunTask, TaskFailed, TaskSucceeded
+from stepflow.engine.resources import ResourceInfo, describe
+from stepflow.errors import StatesError, StatesErrorName
+
+if TYPE_CHECKING:
+    from stepflow.engine.decide import Decider
+
+
+def run_task(d: Decider, frame: Frame, node: TaskState) -> None:
+    """Schedule the resource on the effective input (and arm its timeout)."""
+    s = d.state
+    info = describe(node.resource)
+    task_id = d.new_id("t")
+    token = task_token(d, task_id) if info.wait_for_token else None
+    token_context = {"task_token": token} if token is not None else {}
+    frame.effective = dataflow.effective_input(
+        d, frame, node, template=node.parameters, **token_context
+    )
+    timeout = waits.seconds(
+        d, frame, node, node.timeout_seconds, node.timeout_seconds_path, "TimeoutSeconds"
+    )
+    heartbeat = waits.seconds(
+        d, frame, node, node.heartbeat_seconds, node.heartbeat_seconds_path, "HeartbeatSeconds"
+    )
+    s.tasks[task_id] = frame.id
+    frame.task_id = task_id
+    frame.started = False
+    frame.phase = "task"
+    if info.kind == "service":
+        details = _details(info, region=info.region, parameters=d.encode(frame.effective))
+    else:
+        details = {
+            "resource": node.resource,
+            "input": d.encode(frame.effective),
+            "inputDetails": {"truncated": False},
+        }
+    if timeout is not None:
+        details["timeoutInSeconds"] = timeout
+    if heartbeat is not None:
+        details["heartbeatInSeconds"] = heartbeat
+    d.emit(frame, f"{info.prefix}Scheduled", _key(info, "Scheduled"), details)
+    d.commands.append(
+        RunTask(task_id, node.resource, frame.effective, node.name, timeout, heartbeat, token)
+    )
+    if timeout is not None:
+        d.start_timer(frame, f"timeout:{task_id}", d.now + timeout)
+
+
+def task_token(d: Decider, task_id: str) -> str:
+    """The callback token of a task attempt: unguessable without the execution's seed."""
+    s = d.state
+    digest = hashlib.sha256(f"{s.seed}:{s.execution_arn}:{task_id}".encode()).hexdigest()
+    return f"{task_id}:{digest}"
+
+
+def task_started(d: Decider, frame: Frame) -> None:
+    """Record that the frame's task started (once per attempt)."""
+    if frame.started:
+        return
+    frame.started = True
+    node = d.node(frame)
+    assert isinstance(node, TaskState)
+    info = describe(node.resource)
+    if info.kind == "service":
+        d.emit(frame, "TaskStarted", _key(info, "Started"), _details(info))
+    else:
+        d.emit(frame, f"{info.prefix}Started")
+
+
+def task_finished(d: Decider, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:
+    """Record a task's result and leave the state, or fail it."""
+    node = d.node(frame)
+    assert isinstance(node, TaskState)
+    d.state.tasks.pop(event.task_id, None)
+    task_started(d, frame)
+    info = describe(node.resource)
+    if isinstance(event, TaskFailed):
+        details = _details(info)
+        if event.error is not None:
+            details["error"] = event.error
+        if event.cause is not None:
+            details["cause"] = event.cause
+        d.emit(frame, f"{info.prefix}Failed", _key(info, "Failed"), details)
+        d.fail_state(frame, node, event.error, event.cause)
+        return
+    details = _details(info, output=d.encode(event.output), outputDetails={"truncated": False})
+    d.emit(frame, f"{info.prefix}Succeeded", _key(info, "Succeeded"), details)
+    try:
+        output, assigned = dataflow.result_output(d, frame, node, event.output)
+    except StatesError as exc:
+        d.state_error(frame, node, exc)
+        return
+    d.exit_state(frame, node, output, assigned=assigned)
+
+
+def task_timed_out(d: Decider, frame: Frame, task_id: str) -> None:
+    """The task's ``TimeoutSeconds`` passed before its result: fail it with States.Timeout."""
+    if frame.task_id != task_id or d.state.tasks.pop(task_id, None) is None:
+        return
+    d.commands.append(CancelTask(task_id))
+    node = d.node(frame)
+    assert isinstance(node, TaskState)
+    info = describe(node.resource)
+    cause = "The task timed out."
+    details = _details(info, error=StatesErrorName.TIMEOUT.value, cause=cause)
+    d.emit(frame, f"{info.prefix}TimedOut", _key(info, "TimedOut"), details)
+    d.fail_state(frame, node, StatesErrorName.TIMEOUT, cause)
+
+
+def _details(info: ResourceInfo, **extra: Any) -> dict[str, Any]:
+    if info.kind == "service":
+        return {"resourceType": info.resource_type, "resource": info.resource, **extra}
+    return dict(extra)
+
+
+def _key(info: ResourceInfo, suffix: str) -> str:
+    name = f"{info.prefix}{suffix}"
+    return name[0].lower() + name[1:] + "EventDetails"
