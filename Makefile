@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## run: the main job: run the example order workflow and show its progress and output
 run: $(STAMP)
-	$(BIN)/stepflow run examples/order.asl.json --input @examples/order.input.json
+	$(BIN)/stepflow run examples/order.asl.json --input @examples/order.input.json --handlers examples/order_handlers.py
 
 ## test: lint, type-check and the whole test suite
 test: lint typecheck

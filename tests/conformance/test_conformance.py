@@ -39,15 +39,9 @@ def _load() -> list[dict[str, Any]]:
     return [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
 
 
-def _uses_jsonata(case: dict[str, Any]) -> bool:
-    text = json.dumps(case["definition"])
-    return '"JSONata"' in text or '"Assign"' in text
-
-
 ORACLE = _oracle()
 ALL = _load()
 PURE = [c for c in ALL if not c["needs"]]
-JSONPATH = [c for c in PURE if not _uses_jsonata(c)]
 
 
 def _ids(cases: list[dict[str, Any]]) -> list[str]:
@@ -55,11 +49,16 @@ def _ids(cases: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.mark.skipif(ORACLE is None, reason="../shared/conformance is absent (as in a user's clone)")
-@pytest.mark.parametrize("case", JSONPATH, ids=_ids(JSONPATH))
-def test_jsonpath_pure_flow_case(case: dict[str, Any]) -> None:
+@pytest.mark.parametrize("case", PURE, ids=_ids(PURE))
+def test_pure_flow_case_matches_aws(case: dict[str, Any]) -> None:
+    """Every pure-flow case (JSONPath, JSONata, variables): outcome and event types."""
     assert ORACLE is not None
     result = run(case["definition"], case["input"])
-    ok, why = ORACLE.compare(case, {"ok": True, **result})
+    reported = {"ok": True, **result, "history_types": [e["type"] for e in result["history"]]}
+    ok, why = ORACLE.compare(case, reported)
     assert ok, (
         f"{why}: got {result['status']} {result['output']} {result['error']} {result['cause']}"
+    )
+    assert ORACLE.history_matches(case, reported), (
+        f"history {reported['history_types']} != {case['history_types']}"
     )

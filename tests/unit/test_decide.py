@@ -100,7 +100,15 @@ def test_the_budget_bounds_a_decision_and_continue_resumes() -> None:
     loop = parse(
         {
             "StartAt": "A",
-            "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}},
+            "States": {
+                "A": {"Type": "Pass", "Next": "B"},
+                "B": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                    "Default": "A",
+                },
+                "Done": {"Type": "Succeed"},
+            },
         }
     )
     state = new_execution(name="e", input={}, now=0.0)

@@ -1,0 +1,246 @@
+"""The ``stepflow`` command: run a workflow in memory, or validate a definition."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from stepflow.asl import DefinitionError, validate
+from stepflow.testing import ExecutionResult, TransitionLimitError, execute
+
+__all__ = ["Progress", "main"]
+
+_TASK_EVENTS = ("LambdaFunction", "Activity", "Task")
+_FAILED = ("Failed", "TimedOut")
+Trail = tuple[str, ...]  # the Map iterations an event happens in, outermost first
+
+
+class UsageError(Exception):
+    """Input the command cannot use: reported in one line, exit status 2."""
+
+
+class Progress:
+    """An ``on_event`` callback printing one line per notable history event.
+
+    Lines show the virtual time elapsed and are indented by the state's nesting
+    in Parallel and Map (state names are unique machine-wide). An event belongs
+    to the state and Map iteration of the event its ``previousEventId`` names.
+    """
+
+    def __init__(self, definition: Any, out: TextIO) -> None:
+        self.out = out
+        self.depth: dict[str, int] = {}
+        self.branch: dict[str, str] = {}
+        self.seen: dict[int, tuple[str | None, str, Trail]] = {}
+        self.start: float | None = None
+        self.last = 0.0
+        self.entered = 0
+        self._layout(definition, 0)
+
+    def _layout(self, machine: Any, depth: int) -> None:
+        states = machine.get("States") if isinstance(machine, Mapping) else None
+        for name, state in states.items() if isinstance(states, Mapping) else ():
+            if not isinstance(state, Mapping):
+                continue
+            self.depth[name] = depth
+            branches = state.get("Branches")
+            branches = branches if isinstance(branches, list) else []
+            for i, branch in enumerate(branches):
+                if isinstance(branch, Mapping) and isinstance(branch.get("StartAt"), str):
+                    self.branch[branch["StartAt"]] = f"branch {i + 1}/{len(branches)} of {name}"
+                self._layout(branch, depth + 1)
+            self._layout(state.get("ItemProcessor") or state.get("Iterator"), depth + 1)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        """Record ``event`` and print its line, if it is worth one."""
+        kind, event_id = str(event.get("type", "")), int(event.get("id", 0))
+        prev = int(event.get("previousEventId") or 0)
+        found = next((v for k, v in event.items() if k.endswith("EventDetails")), None)
+        details: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        owner, prev_kind, trail = self.seen.get(prev, (None, "", ()))
+        name = details.get("name") or owner
+        if kind == "MapIterationStarted":
+            base = trail[:-1] if prev_kind == kind else trail
+            trail = (*base, f"iteration {details.get('index')} of {name}")
+        elif kind.startswith("MapIteration"):
+            trail = trail[:-1]
+        self.seen[event_id] = (name, kind, trail)
+        self.last = _seconds(event.get("timestamp"))
+        self.start = self.last if self.start is None else self.start
+        text = self._describe(kind, details, name, prev_kind, trail)
+        if text is not None:
+            depth = self.depth.get(name or "", 0) + (not kind.endswith("StateEntered"))
+            print(f"{_clock(self.elapsed)}  {'  ' * depth}{text}", file=self.out, flush=True)
+
+    @property
+    def elapsed(self) -> float:
+        """Virtual seconds between the first and the latest event."""
+        return 0.0 if self.start is None else self.last - self.start
+
+    def _describe(
+        self, kind: str, details: Mapping[str, Any], name: str | None, prior: str, trail: Trail
+    ) -> str | None:
+        if kind.endswith("StateEntered"):
+            self.entered += 1
+            where = ", ".join(filter(None, (self.branch.get(name or ""), *trail[-1:])))
+            return f"▶ {name} ({kind[: -len('StateEntered')]})" + (f"  [{where}]" if where else "")
+        if kind.startswith(_TASK_EVENTS) and kind.endswith("Scheduled"):
+            resource = str(details.get("resource", "?"))
+            if kind == "TaskScheduled":
+                resource = f"{details.get('resourceType')}:{resource}"
+            elif ":function:" in resource:
+                resource = "lambda:" + resource.split(":function:")[1]
+            retry = prior.startswith(_TASK_EVENTS) and prior.endswith(_FAILED)
+            return f"↻ retry {resource}" if retry else f"⚙ call {resource}"
+        if kind.startswith(_TASK_EVENTS) and kind.endswith(_FAILED):
+            cause = str(details.get("cause") or "")
+            cause = cause if len(cause) <= 100 else cause[:97] + "..."
+            return f"✗ {details.get('error') or kind}" + (f": {cause}" if cause else "")
+        if kind == "MapStateStarted":
+            return f"↳ {details.get('length', '?')} iteration(s)"
+        if kind in ("MapIterationFailed", "MapIterationAborted"):
+            return f"✗ iteration {details.get('index')} {kind[len('MapIteration') :].lower()}"
+        if kind.endswith("StateExited") and prior.endswith(_FAILED):
+            return f"↪ {name} caught the error"
+        if kind == "WaitStateExited":
+            return f"{name} done waiting"
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``stepflow`` on ``argv``; 0 success, 1 failed execution or invalid, 2 bad input."""
+    args = _parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # never die on a non-UTF-8 terminal
+        sys.stdout.reconfigure(errors="replace")
+    try:
+        command: Callable[[argparse.Namespace], int] = args.command
+        return command(args)
+    except UsageError as exc:
+        print(f"stepflow: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader left early (``| head``): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stepflow", description="Run and validate Amazon States Language workflows."
+    )
+    commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run a workflow in memory on a virtual clock")
+    run.add_argument("file", metavar="FILE", help="the state machine definition (JSON)")
+    run.add_argument("--input", metavar="JSON|@FILE", help="the execution input (default {})")
+    run.add_argument("--json", action="store_true", help="print only the result, as JSON")
+    run.add_argument("--handlers", metavar="MODULE", help="a .py file or module with HANDLERS")
+    run.set_defaults(command=_run)
+    check = commands.add_parser("validate", help="list the problems of a definition")
+    check.add_argument("file", metavar="FILE", help="the state machine definition (JSON)")
+    check.set_defaults(command=_validate)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    definition = _load(args.file)
+    payload = None if args.input is None else _input(args.input)
+    handlers = _load_handlers(args.handlers) if args.handlers else None
+    progress = None if args.json else Progress(definition, sys.stdout)
+    try:
+        result = execute(definition, payload, handlers=handlers, on_event=progress)
+    except DefinitionError as exc:
+        lines = "".join(f"\n  {d}" for d in exc.diagnostics if d.severity == "ERROR")
+        raise UsageError(f"{args.file} is not a valid state machine:{lines}") from None
+    except TransitionLimitError as exc:
+        print(f"stepflow: {exc}", file=sys.stderr)
+        return 1
+    if progress is None:
+        print(json.dumps(result.to_dict(), default=str, ensure_ascii=False))
+    else:
+        _summary(result, progress)
+    return 0 if result.succeeded else 1
+
+
+def _summary(result: ExecutionResult, progress: Progress) -> None:
+    took = f"{progress.entered} states entered, {_clock(progress.elapsed)[1:]} of virtual time"
+    print(f"\n{result.status}  ({took})")
+    if result.succeeded:
+        print(json.dumps(result.result, indent=2, ensure_ascii=False))
+        return
+    print(f"error: {result.error}")
+    if result.cause:
+        print(f"cause: {result.cause}")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    diagnostics = validate(_load(args.file))
+    for diagnostic in diagnostics:
+        print(("" if diagnostic.severity == "ERROR" else "warning: ") + str(diagnostic))
+    errors = sum(d.severity == "ERROR" for d in diagnostics)
+    if not errors:
+        print("OK")
+    return 1 if errors else 0
+
+
+def _load(path: str) -> Any:
+    """Parse the JSON file at ``path``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return _parse(text, path)
+
+
+def _input(value: str) -> Any:
+    return _load(value[1:]) if value.startswith("@") else _parse(value, "--input")
+
+
+def _parse(text: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc}") from None
+
+
+def _load_handlers(spec: str) -> dict[str, Callable[[Any], Any]]:
+    """Import ``spec`` (a file path or a dotted module name) and return its ``HANDLERS``."""
+    try:
+        if spec.endswith(".py") or os.sep in spec:
+            module_spec = importlib.util.spec_from_file_location(Path(spec).stem, spec)
+            if module_spec is None or module_spec.loader is None:
+                raise ImportError("not a Python file")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(spec)
+    except Exception as exc:  # whatever the module raises, the fault is in the user's input
+        raise UsageError(f"cannot import --handlers {spec}: {type(exc).__name__}: {exc}") from None
+    handlers = getattr(module, "HANDLERS", None)
+    if not isinstance(handlers, Mapping) or not all(callable(f) for f in handlers.values()):
+        raise UsageError(f"--handlers {spec} must define HANDLERS = {{resource: callable}}")
+    return {str(key): fn for key, fn in handlers.items()}
+
+
+def _seconds(stamp: Any) -> float:
+    """A history timestamp (epoch seconds or a datetime) as epoch seconds."""
+    if isinstance(stamp, datetime):
+        return stamp.timestamp()
+    return float(stamp) if isinstance(stamp, int | float) else 0.0
+
+
+def _clock(seconds: float) -> str:
+    """``seconds`` as ``+H:MM:SS.mmm``."""
+    minutes, secs = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"+{hours}:{minutes:02d}:{secs:06.3f}"
