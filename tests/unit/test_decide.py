@@ -13,6 +13,7 @@ from stepflow.engine import (
     Start,
     StartTimer,
     Stop,
+    TaskHeartbeat,
     TaskSucceeded,
     TimerFired,
     decide,
@@ -116,3 +117,42 @@ def test_the_budget_bounds_a_decision_and_continue_resumes() -> None:
     entered = [e for e in decision.events if e["type"].endswith("StateEntered")]
     assert len(entered) == 50
     assert decision.commands == [ContinueLater()]
+
+
+HEARTBEAT = parse(
+    {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:us-east-1:123456789012:activity:work",
+                "HeartbeatSeconds": 10,
+                "Catch": [{"ErrorEquals": ["States.HeartbeatTimeout"], "Next": "Lost"}],
+                "End": True,
+            },
+            "Lost": {"Type": "Pass", "End": True},
+        },
+    }
+)
+
+
+def test_heartbeats_keep_a_task_alive_and_silence_times_it_out() -> None:
+    state = new_execution(name="hb", input={}, now=0.0)
+    first = decide(HEARTBEAT, state, Start(), 0.0)
+    run = next(c for c in first.commands if isinstance(c, RunTask))
+    check = next(c for c in first.commands if isinstance(c, StartTimer))
+    assert (run.heartbeat_seconds, check.fire_at) == (10, 10.0)
+    # GIVEN a heartbeat at t=5, WHEN the check at t=10 fires, THEN it re-arms for t=15
+    beat = decide(HEARTBEAT, first.state, TaskHeartbeat(run.task_id), 5.0)
+    rearmed = decide(HEARTBEAT, beat.state, TimerFired(check.timer_id), 10.0)
+    assert rearmed.events == []
+    (next_check,) = [c for c in rearmed.commands if isinstance(c, StartTimer)]
+    assert next_check.fire_at == 15.0
+    # WHEN nothing arrives by t=15 THEN the task fails with States.HeartbeatTimeout (caught)
+    lost = decide(HEARTBEAT, rearmed.state, TimerFired(next_check.timer_id), 15.0)
+    assert [e["type"] for e in lost.events][:2] == ["ActivityTimedOut", "TaskStateExited"]
+    assert CancelTask(run.task_id) in lost.commands
+    assert lost.state.output == {
+        "Error": "States.HeartbeatTimeout",
+        "Cause": "No heartbeat arrived in time.",
+    }

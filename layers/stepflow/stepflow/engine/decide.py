@@ -38,6 +38,7 @@ from stepflow.engine.model import (
     StartTimer,
     Stop,
     TaskFailed,
+    TaskHeartbeat,
     TaskStarted,
     TaskSucceeded,
     TimerFired,
@@ -164,13 +165,15 @@ class Decider:
             return
         if isinstance(event, Start):
             self.start()
-        elif isinstance(event, TaskSucceeded | TaskFailed | TaskStarted):
+        elif isinstance(event, TaskSucceeded | TaskFailed | TaskStarted | TaskHeartbeat):
             frame_id = s.tasks.get(event.task_id)
             if frame_id is None:  # stale, duplicate or fenced-off result
                 return
             frame = s.frames[frame_id]
             if isinstance(event, TaskStarted):
                 tasks.task_started(self, frame)
+            elif isinstance(event, TaskHeartbeat):
+                tasks.task_heartbeat(self, frame)
             else:
                 tasks.task_finished(self, frame, event)
         elif isinstance(event, TimerFired):
@@ -220,6 +223,8 @@ class Decider:
             self.push(frame)
         elif kind.startswith("timeout:") and frame.phase == "task":
             tasks.task_timed_out(self, frame, kind.removeprefix("timeout:"))
+        elif kind.startswith("heartbeat:") and frame.phase == "task":
+            tasks.heartbeat_due(self, frame, kind.removeprefix("heartbeat:"))
 
     # --- the run loop -------------------------------------------------------------------
 

@@ -71,6 +71,7 @@ class Frame:
     started: bool = False
     rerun: bool = False
     silent: bool = False
+    heartbeat_at: float = 0.0
     variables: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,6 +142,13 @@ class TaskStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskHeartbeat:
+    """The worker of attempt ``task_id`` is alive (SendTaskHeartbeat)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class TaskSucceeded:
     """The task of attempt ``task_id`` returned ``output``."""
 
@@ -177,7 +185,9 @@ class Continue:
     """Resume work left over when a decision hit its transition budget."""
 
 
-Event = Start | TaskStarted | TaskSucceeded | TaskFailed | TimerFired | Stop | Continue
+Event = (
+    Start | TaskStarted | TaskHeartbeat | TaskSucceeded | TaskFailed | TimerFired | Stop | Continue
+)
 
 
 # --- commands: what the driver must do after committing a decision ------------------------

@@ -53,6 +53,9 @@ def run_task(d: Decider, frame: Frame, node: TaskState) -> None:
     )
     if timeout is not None:
         d.start_timer(frame, f"timeout:{task_id}", d.now + timeout)
+    frame.heartbeat_at = d.now
+    if heartbeat is not None:
+        d.start_timer(frame, f"heartbeat:{task_id}", d.now + heartbeat)
 
 
 def task_token(d: Decider, task_id: str) -> str:
@@ -102,18 +105,47 @@ def task_finished(d: Decider, frame: Frame, event: TaskSucceeded | TaskFailed) -
     d.exit_state(frame, node, output, assigned=assigned)
 
 
-def task_timed_out(d: Decider, frame: Frame, task_id: str) -> None:
-    """The task's ``TimeoutSeconds`` passed before its result: fail it with States.Timeout."""
+def task_heartbeat(d: Decider, frame: Frame) -> None:
+    """The worker is alive: push the heartbeat deadline back (the timer re-arms itself)."""
+    task_started(d, frame)
+    frame.heartbeat_at = d.now
+
+
+def heartbeat_due(d: Decider, frame: Frame, task_id: str) -> None:
+    """A heartbeat check is due: time the task out, or re-arm for the latest heartbeat."""
+    if frame.task_id != task_id or task_id not in d.state.tasks:
+        return
+    node = d.node(frame)
+    assert isinstance(node, TaskState)
+    heartbeat = waits.seconds(
+        d, frame, node, node.heartbeat_seconds, node.heartbeat_seconds_path, "HeartbeatSeconds"
+    )
+    assert heartbeat is not None
+    deadline = frame.heartbeat_at + heartbeat
+    if deadline > d.now:
+        d.start_timer(frame, f"heartbeat:{task_id}", deadline)
+        return
+    task_timed_out(d, frame, task_id, StatesErrorName.HEARTBEAT_TIMEOUT)
+
+
+def task_timed_out(
+    d: Decider, frame: Frame, task_id: str, error: str = StatesErrorName.TIMEOUT
+) -> None:
+    """The task's timeout (or heartbeat) passed before its result: fail the attempt."""
     if frame.task_id != task_id or d.state.tasks.pop(task_id, None) is None:
         return
     d.commands.append(CancelTask(task_id))
     node = d.node(frame)
     assert isinstance(node, TaskState)
     info = describe(node.resource)
-    cause = "The task timed out."
-    details = _details(info, error=StatesErrorName.TIMEOUT.value, cause=cause)
+    cause = (
+        "The task timed out."
+        if error == StatesErrorName.TIMEOUT
+        else "No heartbeat arrived in time."
+    )
+    details = _details(info, error=str(error), cause=cause)
     d.emit(frame, f"{info.prefix}TimedOut", _key(info, "TimedOut"), details)
-    d.fail_state(frame, node, StatesErrorName.TIMEOUT, cause)
+    d.fail_state(frame, node, error, cause)
 
 
 def _details(info: ResourceInfo, **extra: Any) -> dict[str, Any]:
