@@ -15,10 +15,10 @@ from stepflow.testing import execute
 START = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def run(definition: dict[str, Any], input: Any) -> dict[str, Any]:
+def run(definition: dict[str, Any], input: Any, *, durable: bool = False) -> dict[str, Any]:
     """Run one case and report it in the oracle's runner shape."""
     try:
-        result = execute(definition, input, name="conformance", start_time=START)
+        result = execute(definition, input, name="conformance", start_time=START, durable=durable)
     except DefinitionError as exc:
         return {
             "status": "FAILED",
@@ -34,3 +34,8 @@ def run(definition: dict[str, Any], input: Any) -> dict[str, Any]:
         "cause": result.cause,
         "history": result.history,
     }
+
+
+def run_durable(definition: dict[str, Any], input: Any) -> dict[str, Any]:
+    """The same case through the durable runtime (Stepper over in-memory log and bus)."""
+    return run(definition, input, durable=True)

@@ -27,13 +27,9 @@ from stepflow.engine import (
 )
 from stepflow.engine.decide import dumps
 from stepflow.testing.handlers import Handler, run_handler
-from stepflow.testing.result import ExecutionResult
+from stepflow.testing.result import ExecutionResult, TransitionLimitError
 
 __all__ = ["Handler", "TransitionLimitError", "execute"]
-
-
-class TransitionLimitError(RuntimeError):
-    """The execution entered more states than ``max_transitions`` (an endless loop?)."""
 
 
 def execute(
@@ -46,6 +42,7 @@ def execute(
     seed: int | None = 0,
     start_time: datetime | None = None,
     max_transitions: int = 1_000_000,
+    durable: bool = False,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` to the end, in memory, on a virtual clock.
 
@@ -56,6 +53,11 @@ def execute(
     ``on_event`` sees every history event as it is recorded.
     Raises :class:`stepflow.asl.DefinitionError` for an invalid definition and
     :class:`TransitionLimitError` past ``max_transitions`` states entered.
+
+    With ``durable=True`` the execution runs through the durable runtime
+    (:class:`stepflow.runtime.Stepper` committing every decision to a
+    coordination log and moving work through a message bus), on in-memory
+    ports: the outcome and history must equal the in-memory run's.
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
     bound = dict(handlers or {})
@@ -66,6 +68,19 @@ def execute(
         now=now,
         seed=seed if seed is not None else uuid.uuid4().int,
     )
+    if durable:
+        from stepflow.testing.durable import execute_durable
+
+        return execute_durable(
+            machine,
+            state.input,
+            handlers=bound,
+            name=state.name,
+            on_event=on_event,
+            seed=state.seed,
+            now=now,
+            max_messages=max_transitions,
+        )
     history: list[dict[str, Any]] = []
     immediate: deque[Event] = deque([Start()])
     timers: list[tuple[float, int, str]] = []

@@ -1,0 +1,38 @@
+"""The durable runtime: the engine driven over a coordination log and a message bus."""
+
+from stepflow.runtime.memory import InMemoryBus, InMemoryLog
+from stepflow.runtime.messages import Message, decode_event, encode_event
+from stepflow.runtime.ports import (
+    ConflictError,
+    CoordinationLog,
+    ExecutionAlreadyExistsError,
+    ExecutionRecord,
+    HistoryPage,
+    MessageBus,
+    TaskClaim,
+)
+from stepflow.runtime.stepper import (
+    ExecutionInputMismatchError,
+    Stepper,
+    TaskInvoker,
+    TaskLeaseHeldError,
+)
+
+__all__ = [
+    "ConflictError",
+    "CoordinationLog",
+    "ExecutionAlreadyExistsError",
+    "ExecutionInputMismatchError",
+    "ExecutionRecord",
+    "HistoryPage",
+    "InMemoryBus",
+    "InMemoryLog",
+    "Message",
+    "MessageBus",
+    "Stepper",
+    "TaskClaim",
+    "TaskInvoker",
+    "TaskLeaseHeldError",
+    "decode_event",
+    "encode_event",
+]

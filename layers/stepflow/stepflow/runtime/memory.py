@@ -1,0 +1,146 @@
+"""In-memory twins of the runtime's ports, for tests and the in-process runtime."""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from stepflow.runtime.messages import Message
+from stepflow.runtime.ports import (
+    ConflictError,
+    ExecutionAlreadyExistsError,
+    ExecutionRecord,
+    HistoryPage,
+    TaskClaim,
+)
+
+
+class InMemoryLog:
+    """A :class:`~stepflow.runtime.ports.CoordinationLog` in a dict, guarded by a lock.
+
+    Records and events are deep-copied in and out, as a real store would.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._heads: dict[str, ExecutionRecord] = {}
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._tasks: dict[tuple[str, str], tuple[str, float, dict[str, Any] | None]] = {}
+        self.writes = 0
+
+    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+        """Insert a new execution (conditional on its ARN being free)."""
+        with self._lock:
+            existing = self._heads.get(record.execution_arn)
+            if existing is not None:
+                raise ExecutionAlreadyExistsError(copy.deepcopy(existing))
+            self._heads[record.execution_arn] = copy.deepcopy(record)
+            self._events[record.execution_arn] = copy.deepcopy(list(events))
+            self.writes += 1
+
+    def get(self, execution_arn: str) -> ExecutionRecord | None:
+        """The current head, or None."""
+        with self._lock:
+            head = self._heads.get(execution_arn)
+            return copy.deepcopy(head) if head is not None else None
+
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
+    ) -> None:
+        """Replace the head and append events iff the head is at ``expected_seq``."""
+        with self._lock:
+            head = self._heads.get(record.execution_arn)
+            if head is None or head.seq != expected_seq:
+                raise ConflictError(record.execution_arn, expected_seq)
+            self._heads[record.execution_arn] = copy.deepcopy(record)
+            self._events[record.execution_arn].extend(copy.deepcopy(list(events)))
+            self.writes += 1
+
+    def clear_outbox(self, execution_arn: str, seq: int) -> None:
+        """Empty the outbox if the head is still at ``seq``."""
+        with self._lock:
+            head = self._heads.get(execution_arn)
+            if head is not None and head.seq == seq and head.outbox:
+                self._heads[execution_arn] = replace(head, outbox=())
+                self.writes += 1
+
+    def history(
+        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+    ) -> HistoryPage:
+        """A page of events after ``next_token`` (an event id)."""
+        with self._lock:
+            events = self._events.get(execution_arn, [])
+            start = int(next_token) if next_token else 0
+            page = copy.deepcopy(events[start : start + limit])
+            more = start + limit < len(events)
+            return HistoryPage(page, str(start + limit) if more else None)
+
+    def claim_task(
+        self, execution_arn: str, task_id: str, owner: str, now: float, lease_seconds: float
+    ) -> TaskClaim:
+        """Lease the attempt unless it is leased (and the lease is live) or finished."""
+        with self._lock:
+            held = self._tasks.get((execution_arn, task_id))
+            if held is not None:
+                _, until, result = held
+                if result is not None:
+                    return TaskClaim("done", copy.deepcopy(result))
+                if until > now:
+                    return TaskClaim("busy")
+            self._tasks[(execution_arn, task_id)] = (owner, now + lease_seconds, None)
+            self.writes += 1
+            return TaskClaim("acquired")
+
+    def finish_task(
+        self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
+    ) -> None:
+        """Store the result if ``owner`` still holds the lease."""
+        with self._lock:
+            held = self._tasks.get((execution_arn, task_id))
+            if held is not None and held[0] == owner and held[2] is None:
+                self._tasks[(execution_arn, task_id)] = (owner, held[1], copy.deepcopy(result))
+                self.writes += 1
+
+
+class InMemoryBus:
+    """A :class:`~stepflow.runtime.ports.MessageBus` on a virtual clock.
+
+    Messages become deliverable at ``now + delay``; :meth:`receive` hands out
+    the earliest one (advancing the clock to it when nothing is due). Nothing
+    is removed until :meth:`ack`, so a crashed handler's message comes back.
+    """
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self._queue: list[tuple[float, int, Message]] = []
+        self._order = 0
+        self.sent: list[Message] = []
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        """Enqueue ``message`` after ``delay_seconds``."""
+        self._order += 1
+        self.sent.append(message)
+        heapq.heappush(self._queue, (self.now + delay_seconds, self._order, message))
+
+    def receive(self) -> Message | None:
+        """The next message (it stays queued until acked), or None when empty."""
+        if not self._queue:
+            return None
+        due, _, message = self._queue[0]
+        self.now = max(self.now, due)
+        return message
+
+    def ack(self, message: Message) -> None:
+        """Remove a delivered message."""
+        for i, (_, _, queued) in enumerate(self._queue):
+            if queued is message:
+                self._queue.pop(i)
+                heapq.heapify(self._queue)
+                return
+
+    def __len__(self) -> int:
+        return len(self._queue)

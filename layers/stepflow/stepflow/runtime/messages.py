@@ -1,0 +1,103 @@
+"""What travels on the queues: engine events and inline-task requests, as plain JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from stepflow.engine import (
+    Continue,
+    Event,
+    RunTask,
+    Start,
+    Stop,
+    TaskFailed,
+    TaskHeartbeat,
+    TaskStarted,
+    TaskSucceeded,
+    TimerFired,
+)
+
+_EVENTS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        Start,
+        TaskStarted,
+        TaskHeartbeat,
+        TaskSucceeded,
+        TaskFailed,
+        TimerFired,
+        Stop,
+        Continue,
+    )
+}
+
+
+def encode_event(event: Event) -> dict[str, Any]:
+    """An engine event as a JSON object with a ``type``."""
+    return {"type": type(event).__name__, **{k: getattr(event, k) for k in event.__slots__}}
+
+
+def decode_event(data: dict[str, Any]) -> Event:
+    """The engine event written by :func:`encode_event`; ``ValueError`` if unknown."""
+    cls = _EVENTS.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    event: Event = cls(**{k: v for k, v in data.items() if k != "type"})
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One queue message for an execution.
+
+    ``kind`` is ``event`` (deliver ``body`` to the engine) or ``task`` (run the
+    inline task described by ``body``, then report its result as an event).
+    ``id`` is the idempotency key: the same command always yields the same id,
+    so a re-sent message is recognised. ``not_before`` (epoch seconds) is the
+    earliest delivery; a queue that cannot delay that long delivers early and
+    the stepper re-arms the message.
+    """
+
+    execution_arn: str
+    id: str
+    kind: Literal["event", "task"]
+    body: dict[str, Any]
+    not_before: float = 0.0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as a JSON object."""
+        return {
+            "execution_arn": self.execution_arn,
+            "id": self.id,
+            "kind": self.kind,
+            "body": self.body,
+            "not_before": self.not_before,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Message:
+        """The message written by :meth:`to_json`; ``KeyError``/``ValueError`` if malformed."""
+        kind = data["kind"]
+        if kind not in ("event", "task"):
+            raise ValueError(f"unknown message kind {kind!r}")
+        return cls(
+            execution_arn=str(data["execution_arn"]),
+            id=str(data["id"]),
+            kind=kind,
+            body=dict(data["body"]),
+            not_before=float(data.get("not_before", 0.0)),
+        )
+
+
+def task_body(command: RunTask) -> dict[str, Any]:
+    """The body of a ``task`` message for an inline task."""
+    return {
+        "task_id": command.task_id,
+        "resource": command.resource,
+        "input": command.input,
+        "state_name": command.state_name,
+        "timeout_seconds": command.timeout_seconds,
+        "task_token": command.task_token,
+    }

@@ -1,0 +1,121 @@
+"""The runtime's ports: the coordination log and the message bus, as small Protocols.
+
+Each has an in-memory twin (:mod:`stepflow.runtime.memory`) and an AWS
+implementation (:mod:`stepflow.aws`); one contract test suite runs against all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from stepflow.runtime.messages import Message
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """The head of one execution in the log.
+
+    ``seq`` counts committed decisions; a commit is accepted only from the
+    record it was decided from. ``state`` is the engine state (see
+    :mod:`stepflow.engine.codec`); ``outbox`` the messages the last commit
+    must send, kept until they are known to be sent.
+    """
+
+    execution_arn: str
+    state_machine_arn: str
+    name: str
+    input: Any
+    status: str
+    seq: int
+    state: dict[str, Any]
+    outbox: tuple[Message, ...] = ()
+    start_date: float = 0.0
+    stop_date: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of history events and the token of the next page (None at the end)."""
+
+    events: list[dict[str, Any]]
+    next_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskClaim:
+    """The outcome of claiming a task attempt.
+
+    ``acquired``: run it now. ``busy``: another worker holds a live lease (try
+    again later). ``done``: it already ran; ``result`` is the recorded result
+    event, to be re-sent instead of running the task again.
+    """
+
+    status: Literal["acquired", "busy", "done"]
+    result: dict[str, Any] | None = None
+
+
+class ConflictError(Exception):
+    """A commit lost the race: the record moved on since it was read."""
+
+    def __init__(self, execution_arn: str, expected_seq: int) -> None:
+        super().__init__(f"{execution_arn}: the log is no longer at seq {expected_seq}")
+        self.execution_arn = execution_arn
+        self.expected_seq = expected_seq
+
+
+class ExecutionAlreadyExistsError(Exception):
+    """An execution with that ARN exists; ``existing`` is its record."""
+
+    def __init__(self, existing: ExecutionRecord) -> None:
+        super().__init__(f"execution {existing.execution_arn} already exists")
+        self.existing = existing
+
+
+class CoordinationLog(Protocol):
+    """Executions and their history; every write is conditional."""
+
+    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+        """Insert a new execution with its first events.
+
+        Raises :class:`ExecutionAlreadyExistsError` if the ARN is taken.
+        """
+
+    def get(self, execution_arn: str) -> ExecutionRecord | None:
+        """The execution's current record, or None."""
+
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
+    ) -> None:
+        """Append ``events`` and replace the head with ``record``, atomically.
+
+        Only if the stored head is still at ``expected_seq``; otherwise raises
+        :class:`ConflictError` and writes nothing.
+        """
+
+    def clear_outbox(self, execution_arn: str, seq: int) -> None:
+        """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
+
+    def history(
+        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+    ) -> HistoryPage:
+        """History events in order, a page at a time (no cap on the total)."""
+
+    def claim_task(
+        self, execution_arn: str, task_id: str, owner: str, now: float, lease_seconds: float
+    ) -> TaskClaim:
+        """Lease a task attempt to ``owner`` unless a live lease or a result exists."""
+
+    def finish_task(
+        self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
+    ) -> None:
+        """Record the attempt's result (only while ``owner`` holds the lease)."""
+
+
+class MessageBus(Protocol):
+    """Queues that deliver messages at least once, possibly delayed."""
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        """Enqueue ``message``; sending the same ``message.id`` twice may deliver it twice."""
