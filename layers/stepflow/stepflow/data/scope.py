@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.data.jsonpath import Path, PathNotFoundError
 
+_EMPTY: Mapping[str, Any] = {}
 
-@dataclass(frozen=True, slots=True)
+
 class Scope:
     """The values a state's paths and templates can read.
 
     ``input`` is what ``$`` denotes, ``context`` the ``$$`` context object and
     ``variables`` the workflow variables visible to the state (``$name``).
+    ``context`` may be given as a zero-argument callable: it is then built on
+    first use only, since most states never read ``$$``.
     """
 
-    input: Any
-    context: Any
-    variables: Mapping[str, Any] = field(default_factory=dict)
+    __slots__ = ("_context", "input", "variables")
+
+    def __init__(
+        self,
+        input: Any,
+        context: Any | Callable[[], Any] = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.input = input
+        self._context = context
+        self.variables = _EMPTY if variables is None else variables
+
+    @property
+    def context(self) -> Any:
+        """The context object (built now if it was given as a callable)."""
+        if callable(self._context):
+            self._context = self._context()
+        return self._context
 
     def with_input(self, value: Any) -> Scope:
         """The same scope with ``$`` bound to ``value``."""
-        return Scope(value, self.context, self.variables)
+        return Scope(value, self._context, self.variables)
 
     def read(self, path: Path) -> Any:
         """Evaluate ``path`` in this scope; raises :class:`PathNotFoundError`."""

@@ -73,7 +73,7 @@ def variables(d: Decider, frame: Frame) -> Mapping[str, Any]:
 
 def scope(d: Decider, frame: Frame, value: Any, **context: Any) -> Scope:
     """A JSONPath scope: ``$`` is ``value``, with the context object and variables."""
-    return Scope(value, d.context(frame, **context), variables(d, frame))
+    return Scope(value, lambda: d.context(frame, **context), variables(d, frame))
 
 
 def states(d: Decider, frame: Frame, **extra: Any) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
 from stepflow.asl.states.choice import ChoiceState
@@ -64,7 +66,10 @@ _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 def dumps(value: Any) -> str:
     """JSON text as Step Functions records it in history and output (compact)."""
-    return _ENCODE(value)
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits: the standard library takes it
+        return _ENCODE(value)
 
 
 def decide(
