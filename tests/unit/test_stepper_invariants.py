@@ -301,3 +301,17 @@ def test_a_task_duplicate_while_leased_waits_and_a_finished_one_resends_its_resu
     h.stepper.handle(task)
     resent = [m for m in h.bus.sent if m.id.endswith("#result")]
     assert len(resent) == 2 and resent[0].body == resent[1].body
+
+
+def test_stop_execution_aborts_and_later_results_are_ignored() -> None:
+    h = Harness()
+    task = h.bus.receive()
+    assert task is not None
+    stopped = h.stepper.stop_execution(h.record.execution_arn, error="Operator", cause="manual")
+    assert stopped is not None and stopped.status == "ABORTED"
+    h.drain()  # the task still runs and reports; its result must change nothing
+    final = h.final()
+    assert (final.status, final.state["error"]) == ("ABORTED", "Operator")
+    assert h.history()[-1]["type"] == "ExecutionAborted"
+    assert h.stepper.stop_execution(h.record.execution_arn) is not None  # idempotent
+    assert h.history()[-1]["type"] == "ExecutionAborted"

@@ -24,9 +24,11 @@ from stepflow.asl import StateMachine
 from stepflow.engine import (
     Command,
     ContinueLater,
+    Event,
     RunTask,
     Start,
     StartTimer,
+    Stop,
     TaskFailed,
     TaskSucceeded,
     decide,
@@ -131,15 +133,26 @@ class Stepper:
         if message.kind == "task":
             self._run_task(message)
             return
-        event = decode_event(message.body)
+        self._apply(message.execution_arn, decode_event(message.body))
+
+    def stop_execution(
+        self, execution_arn: str, *, error: str | None = None, cause: str | None = None
+    ) -> ExecutionRecord | None:
+        """StopExecution: abort a running execution (no effect on a finished one)."""
+        self._apply(execution_arn, Stop(error, cause))
+        return self.log.get(execution_arn)
+
+    def _apply(self, execution_arn: str, event: Event) -> None:
+        """Decide ``event`` on the latest record and commit; reload and retry on conflict."""
         for _ in range(self.max_conflicts):
-            record = self.log.get(message.execution_arn)
+            record = self.log.get(execution_arn)
             if record is None:
                 return
             if record.outbox:  # a previous sender crashed after committing
                 self._flush(record)
             if record.status != "RUNNING":
                 return
+            now = self.clock()
             state = decode_state(record.state)
             decision = decide(self.definitions(record.state_machine_arn), state, event, now)
             if not decision.events and not decision.commands and decision.state == state:
@@ -160,7 +173,7 @@ class Stepper:
                 continue
             self._flush(new)
             return
-        raise ConflictError(message.execution_arn, -1)
+        raise ConflictError(execution_arn, -1)
 
     def _outbox(self, arn: str, seq: int, commands: list[Command]) -> tuple[Message, ...]:
         messages = []
