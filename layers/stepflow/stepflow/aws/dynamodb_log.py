@@ -1,0 +1,432 @@
+"""The coordination log on one DynamoDB table (``pk``/``sk``, on-demand).
+
+Items of one execution share the partition ``pk = EX#<execution arn>``:
+
+- ``sk = HEAD``: the head: ``seq`` (N), ``status``, ``name``,
+  ``state_machine_arn``, ``start_date``/``stop_date`` (N), ``last_event_id``
+  (N) and the JSON documents ``input``, ``state``, ``outbox``, ``attributes``;
+- ``sk = EV#<first event id, 12 digits>``: one item per decision holding all
+  of its events as one JSON list (``events``), so a transition writes two items;
+- ``sk = TK#<task id>``: a task lease: ``owner``, ``lease_until`` (N), ``result``.
+
+A JSON document longer than ``compress_above`` bytes is stored zlib-compressed
+in a binary attribute named ``<name>_z`` instead. DynamoDB caps an item at
+400 KB (names and values); a write that would exceed it raises
+:class:`PayloadTooLargeError` before reaching DynamoDB. (Offloading large
+payloads to S3 through a ``PayloadStore`` is not implemented yet.)
+
+Every write is conditional: a commit is one ``TransactWriteItems`` (head update
+conditioned on ``seq``, event item conditioned on not existing). Throttling
+and other infrastructure failures surface as :class:`LogUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import zlib
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from stepflow.engine.decide import dumps as _dumps
+from stepflow.runtime.messages import Message
+from stepflow.runtime.ports import (
+    ConflictError,
+    ExecutionAlreadyExistsError,
+    ExecutionRecord,
+    HistoryPage,
+    TaskClaim,
+)
+
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item size limit (attribute names plus values)."""
+
+COMPRESS_ABOVE = 8 * 1024
+"""JSON documents longer than this (bytes) are stored compressed by default."""
+
+_HEAD = "HEAD"
+_MAX_ID = 999_999_999_999
+_DOCS = ("input", "state", "outbox", "attributes")
+_NO_RESULT = "attribute_not_exists(#r) AND attribute_not_exists(#rz)"
+_RESULT_NAMES = {"#r": "result", "#rz": "result_z"}
+_CONFLICTS = ("ConditionalCheckFailed", "TransactionConflict")
+
+
+class LogUnavailableError(Exception):
+    """DynamoDB could not be reached or refused the request (throttling, outage, ...)."""
+
+
+class LogIntegrityError(Exception):
+    """The table contradicts the log's invariants (e.g. an event id written twice)."""
+
+
+class PayloadTooLargeError(ValueError):
+    """An item would exceed DynamoDB's 400 KB limit even compressed."""
+
+
+class _Rejected(Exception):
+    """A request refused for an expected reason (a failed condition)."""
+
+    def __init__(self, code: str, response: dict[str, Any]) -> None:
+        super().__init__(code)
+        self.code, self.response = code, response
+
+
+def create_table(client: Any, table_name: str) -> None:
+    """Create the log table (on-demand) and wait until it is active."""
+    client.create_table(
+        TableName=table_name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table_name)
+
+
+class DynamoDBLog:
+    """A :class:`~stepflow.runtime.ports.CoordinationLog` on a DynamoDB table."""
+
+    def __init__(
+        self, table_name: str, *, client: Any = None, compress_above: int = COMPRESS_ABOVE
+    ) -> None:
+        self.table = table_name
+        self.compress_above = compress_above
+        self._client: Any = client or importlib.import_module("boto3").client("dynamodb")
+
+    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+        """Insert the head and the first events unless the ARN is taken."""
+        head = {**self._head_item(record), **_last_id(events)}
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": head,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        ]
+        if events:
+            items.append(self._events_put(record.execution_arn, record.seq, events))
+        for _ in range(5):
+            try:
+                self._call("transact_write_items", TransactItems=items)
+                return
+            except _Rejected as rejected:
+                reason = _reasons(rejected)[0]
+                if reason.get("Code") == "TransactionConflict":
+                    continue  # a concurrent create of the same ARN is in flight
+                if reason.get("Code") != "ConditionalCheckFailed":
+                    raise LogUnavailableError(f"create cancelled: {reason}") from rejected
+                existing = _record(reason["Item"]) if "Item" in reason else None
+                existing = existing or self.get(record.execution_arn)
+                if existing is None:
+                    continue
+                raise ExecutionAlreadyExistsError(existing) from None
+        raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
+
+    def get(self, execution_arn: str) -> ExecutionRecord | None:
+        """The current head (strongly consistent read), or None."""
+        response = self._call("get_item", Key=_key(execution_arn, _HEAD), ConsistentRead=True)
+        item = response.get("Item")
+        return _record(item) if item else None
+
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
+    ) -> None:
+        """Append ``events`` and replace the head, iff the head is at ``expected_seq``."""
+        arn = record.execution_arn
+        head = {**self._head_item(record), **_last_id(events)}
+        names, values = {}, {":expected": {"N": str(expected_seq)}}
+        sets = []
+        for i, (name, value) in enumerate(sorted(head.items())):
+            if name not in ("pk", "sk"):
+                names[f"#a{i}"] = name
+                values[f":v{i}"] = value
+                sets.append(f"#a{i} = :v{i}")
+        optional = [*_DOCS, *(f"{d}_z" for d in _DOCS), "stop_date"]
+        removes = [f"#r{i}" for i, name in enumerate(optional) if name not in head]
+        names.update({f"#r{i}": name for i, name in enumerate(optional) if name not in head})
+        names["#seq"] = "seq"
+        remove = f" REMOVE {', '.join(removes)}" if removes else ""
+        update = {
+            "TableName": self.table,
+            "Key": _key(arn, _HEAD),
+            "UpdateExpression": f"SET {', '.join(sets)}{remove}",
+            "ConditionExpression": "#seq = :expected",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if not events:
+            try:
+                self._call("update_item", **update)
+            except _Rejected:
+                raise ConflictError(arn, expected_seq) from None
+            return
+        put = self._events_put(arn, record.seq, events)
+        try:
+            self._call("transact_write_items", TransactItems=[{"Update": update}, put])
+        except _Rejected as rejected:
+            head_reason, events_reason = _reasons(rejected)[:2]
+            if head_reason.get("Code") in _CONFLICTS:
+                raise ConflictError(arn, expected_seq) from None
+            if events_reason.get("Code") == "ConditionalCheckFailed":
+                sk = put["Put"]["Item"]["sk"]["S"]
+                raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
+            raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
+
+    def clear_outbox(self, execution_arn: str, seq: int) -> None:
+        """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
+        with contextlib.suppress(_Rejected):
+            self._call(
+                "update_item",
+                Key=_key(execution_arn, _HEAD),
+                UpdateExpression="SET #o = :empty REMOVE #oz",
+                ConditionExpression="#seq = :seq AND (#o <> :empty OR attribute_exists(#oz))",
+                ExpressionAttributeNames={"#seq": "seq", "#o": "outbox", "#oz": "outbox_z"},
+                ExpressionAttributeValues={":seq": {"N": str(seq)}, ":empty": {"S": "[]"}},
+            )
+
+    def history(
+        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+    ) -> HistoryPage:
+        """A page of events; the token is ``<item's first event id>:<offset in item>``."""
+        start_id, skip = _parse_token(next_token)
+        events: list[dict[str, Any]] = []
+        for first_id, item_events in self._event_items(execution_arn, start_id, skip, limit):
+            begin = skip if first_id == start_id else 0
+            for i in range(begin, len(item_events)):
+                if len(events) >= limit:
+                    return HistoryPage(events, f"{first_id}:{i}")
+                events.append(item_events[i])
+        return HistoryPage(events, None)
+
+    def claim_task(
+        self, execution_arn: str, task_id: str, owner: str, now: float, lease_seconds: float
+    ) -> TaskClaim:
+        """Lease the attempt unless a live lease or a result exists."""
+        item_key = _key(execution_arn, f"TK#{task_id}")
+        item = {
+            **item_key,
+            "owner": {"S": owner},
+            "lease_until": {"N": _num(now + lease_seconds)},
+        }
+        try:
+            self._call(
+                "put_item",
+                Item=item,
+                ConditionExpression=(
+                    f"attribute_not_exists(pk) OR ({_NO_RESULT} AND lease_until <= :now)"
+                ),
+                ExpressionAttributeNames=_RESULT_NAMES,
+                ExpressionAttributeValues={":now": {"N": _num(now)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return TaskClaim("acquired")
+        except _Rejected as rejected:
+            held = rejected.response.get("Item") or self._call(
+                "get_item", Key=item_key, ConsistentRead=True
+            ).get("Item")
+        result = _get_doc(held or {}, "result", None)
+        if result is not None:
+            return TaskClaim("done", result)
+        return TaskClaim("busy")
+
+    def finish_task(
+        self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
+    ) -> None:
+        """Record the result if ``owner`` still holds the lease (else do nothing)."""
+        doc: dict[str, Any] = {}
+        self._put_doc(doc, "result", result)
+        _checked(doc, execution_arn)
+        ((name, value),) = doc.items()
+        with contextlib.suppress(_Rejected):
+            self._call(
+                "update_item",
+                Key=_key(execution_arn, f"TK#{task_id}"),
+                UpdateExpression="SET #set = :result",
+                ConditionExpression=f"#owner = :owner AND {_NO_RESULT}",
+                ExpressionAttributeNames={**_RESULT_NAMES, "#owner": "owner", "#set": name},
+                ExpressionAttributeValues={":owner": {"S": owner}, ":result": value},
+            )
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """Call the client; failed conditions become :class:`_Rejected`, outages wrapped."""
+        if operation != "transact_write_items":
+            kwargs["TableName"] = self.table
+        try:
+            response: dict[str, Any] = getattr(self._client, operation)(**kwargs)
+            return response
+        except Exception as exc:
+            response = getattr(exc, "response", None) or {}
+            code = str(response.get("Error", {}).get("Code", ""))
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise _Rejected(code, response) from exc
+            kind = type(exc)
+            if kind.__module__.startswith("botocore") and kind.__name__ != "ParamValidationError":
+                raise LogUnavailableError(f"DynamoDB {operation} failed: {exc}") from exc
+            raise
+
+    def _head_item(self, record: ExecutionRecord) -> dict[str, Any]:
+        item = {
+            **_key(record.execution_arn, _HEAD),
+            "seq": {"N": str(record.seq)},
+            "status": {"S": record.status},
+            "name": {"S": record.name},
+            "state_machine_arn": {"S": record.state_machine_arn},
+            "start_date": {"N": _num(record.start_date)},
+        }
+        if record.stop_date is not None:
+            item["stop_date"] = {"N": _num(record.stop_date)}
+        self._put_doc(item, "input", record.input)
+        self._put_doc(item, "state", record.state)
+        self._put_doc(item, "outbox", [m.to_json() for m in record.outbox])
+        self._put_doc(item, "attributes", record.attributes)
+        return _checked(item, record.execution_arn)
+
+    def _events_put(
+        self, execution_arn: str, seq: int, events: Sequence[dict[str, Any]]
+    ) -> dict[str, Any]:
+        item = {**_key(execution_arn, _ev_sk(_event_id(events[0]))), "seq": {"N": str(seq)}}
+        self._put_doc(item, "events", list(events))
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": _checked(item, execution_arn),
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
+
+    def _put_doc(self, item: dict[str, Any], name: str, value: Any) -> None:
+        text = _dumps(value)
+        if len(text.encode()) > self.compress_above:
+            item[f"{name}_z"] = {"B": zlib.compress(text.encode(), 6)}
+        else:
+            item[name] = {"S": text}
+
+    def _event_items(
+        self, execution_arn: str, start_id: int, skip: int, limit: int
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Event items from ``start_id`` on, in order, read lazily.
+
+        Event ids are dense, so the items up to ``EV#<next id + limit>`` hold the
+        page and the event after it; a second open-ended range covers sparse ids.
+        """
+        upper = min(start_id + skip + limit, _MAX_ID)
+        ranges = [
+            (_ev_sk(start_id), _ev_sk(upper), 1000),
+            (_ev_sk(upper), _ev_sk(_MAX_ID), limit + 1),
+        ]
+        for n, (low, high, batch) in enumerate(ranges):
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": f"EX#{execution_arn}"},
+                    ":low": {"S": low},
+                    ":high": {"S": high},
+                },
+                "ConsistentRead": True,
+                "Limit": batch,
+            }
+            while True:
+                response = self._call("query", **kwargs)
+                for item in response.get("Items", []):
+                    if n == 0 or item["sk"]["S"] != low:  # the second range excludes low
+                        yield int(item["sk"]["S"][3:]), _get_doc(item, "events", [])
+                if "LastEvaluatedKey" not in response:
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _record(item: dict[str, Any]) -> ExecutionRecord:
+    """The record stored in a head item."""
+    stop = item.get("stop_date")
+    return ExecutionRecord(
+        execution_arn=item["pk"]["S"][3:],
+        state_machine_arn=item["state_machine_arn"]["S"],
+        name=item["name"]["S"],
+        input=_get_doc(item, "input", None),
+        status=item["status"]["S"],
+        seq=int(item["seq"]["N"]),
+        state=_get_doc(item, "state", {}),
+        outbox=tuple(Message.from_json(m) for m in _get_doc(item, "outbox", [])),
+        start_date=float(item["start_date"]["N"]),
+        stop_date=float(stop["N"]) if stop else None,
+        attributes=_get_doc(item, "attributes", {}),
+    )
+
+
+def _get_doc(item: dict[str, Any], name: str, default: Any) -> Any:
+    if f"{name}_z" in item:
+        return _loads(zlib.decompress(item[f"{name}_z"]["B"]).decode())
+    return _loads(item[name]["S"]) if name in item else default
+
+
+def _checked(item: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+    values = [next(iter(v.values())) for v in item.values()]
+    size = sum(len(k.encode()) for k in item) + sum(
+        len(v.encode()) if isinstance(v, str) else len(v) for v in values
+    )
+    if size > MAX_ITEM_BYTES:
+        raise PayloadTooLargeError(
+            f"{execution_arn}: a log item of ~{size} bytes exceeds DynamoDB's 400 KB item "
+            "limit even compressed; large payloads need a PayloadStore (S3), not yet available"
+        )
+    return item
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what only the standard library wrote (big integers)
+        return json.loads(text)
+
+
+def _key(execution_arn: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": f"EX#{execution_arn}"}, "sk": {"S": sk}}
+
+
+def _num(value: float) -> str:
+    return format(Decimal(repr(float(value))), "f")
+
+
+def _event_id(event: dict[str, Any]) -> int:
+    event_id = event.get("id")
+    if not isinstance(event_id, int) or event_id < 0:
+        raise ValueError(f"a history event needs a non-negative integer 'id', got {event_id!r}")
+    return event_id
+
+
+def _ev_sk(event_id: int) -> str:
+    return f"EV#{event_id:012d}"
+
+
+def _last_id(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"last_event_id": {"N": str(_event_id(events[-1]))}} if events else {}
+
+
+def _reasons(rejected: _Rejected) -> list[dict[str, Any]]:
+    reasons: list[dict[str, Any]] = rejected.response.get("CancellationReasons") or []
+    return [*reasons, {}, {}]
+
+
+def _parse_token(token: str | None) -> tuple[int, int]:
+    if not token:
+        return 0, 0
+    try:
+        first, _, offset = token.partition(":")
+        return int(first), int(offset)
+    except ValueError:
+        raise ValueError(f"invalid history token {token!r}") from None
