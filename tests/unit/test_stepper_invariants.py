@@ -80,7 +80,7 @@ REFERENCE = execute(DEFINITION, INPUT, handlers=handlers(), name="e1", seed=7, s
 class Harness:
     """A stepper, its log and bus, and helpers to deliver messages with faults."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline_tasks: bool = True) -> None:
         self.log = InMemoryLog()
         self.bus = InMemoryBus(1_000.0)
         bound = handlers()
@@ -96,6 +96,7 @@ class Harness:
             definitions=lambda _: MACHINE,
             clock=lambda: self.bus.now,
             invoker=invoke,
+            inline_tasks=inline_tasks,
         )
         self.record = self.stepper.start_execution(
             state_machine_arn=SM, name="e1", input=INPUT, seed=7
@@ -133,14 +134,16 @@ def assert_matches_reference(h: Harness) -> None:
     assert not final.outbox
 
 
-def test_a_clean_run_matches_the_in_memory_engine() -> None:
-    h = Harness()
+@pytest.mark.parametrize("inline_tasks", [True, False], ids=["inline-tasks", "queued-tasks"])
+def test_a_clean_run_matches_the_in_memory_engine(inline_tasks: bool) -> None:
+    h = Harness(inline_tasks=inline_tasks)
     h.drain()
     assert_matches_reference(h)
 
 
-def test_every_message_delivered_twice_changes_nothing() -> None:
-    h = Harness()
+@pytest.mark.parametrize("inline_tasks", [True, False], ids=["inline-tasks", "queued-tasks"])
+def test_every_message_delivered_twice_changes_nothing(inline_tasks: bool) -> None:
+    h = Harness(inline_tasks=inline_tasks)
 
     def twice(message: Message) -> None:
         h.stepper.handle(message)
@@ -167,10 +170,13 @@ class CrashingLog(InMemoryLog):
             raise ConnectionError("crash after commit, before send")
 
 
+@pytest.mark.parametrize("inline_tasks", [True, False], ids=["inline-tasks", "queued-tasks"])
 @pytest.mark.parametrize("after_write", [False, True], ids=["before-commit", "after-commit"])
 @pytest.mark.parametrize("at", range(1, 12))
-def test_a_crash_around_any_commit_is_repaired_by_redelivery(at: int, after_write: bool) -> None:
-    h = Harness()
+def test_a_crash_around_any_commit_is_repaired_by_redelivery(
+    at: int, after_write: bool, inline_tasks: bool
+) -> None:
+    h = Harness(inline_tasks=inline_tasks)
     h.log = h.stepper.log = CrashingLog(h.log, at, after_write)  # type: ignore[assignment]
 
     def deliver(message: Message) -> None:
@@ -253,27 +259,29 @@ def test_a_malformed_message_is_not_swallowed() -> None:
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_random_order_duplicates_and_crashes_never_change_the_outcome(seed: int) -> None:
-    """GIVEN any delivery order (among due messages), duplicates and crashes,
+@given(seed=st.integers(0, 2**32 - 1), inline_tasks=st.booleans())
+def test_random_order_duplicates_and_crashes_never_change_the_outcome(
+    seed: int, inline_tasks: bool
+) -> None:
+    """GIVEN any batching and order of due messages, duplicates and crashes,
     THEN the execution ends as in memory, each event recorded once."""
     rng = random.Random(seed)
-    h = Harness()
+    h = Harness(inline_tasks=inline_tasks)
     h.log = h.stepper.log = CrashingLog(h.log, rng.randint(1, 12), rng.random() < 0.5)  # type: ignore[assignment]
     for _ in range(10_000):
         if not len(h.bus):
             break
-        message = h.bus.receive()
-        assert message is not None
-        due = [m for (t, _, m) in h.bus._queue if t <= h.bus.now]
-        message = rng.choice(due) if due else message
-        try:
-            h.stepper.handle(message)
-        except ConnectionError:
-            continue
+        batch = h.bus.receive_batch(rng.randint(1, 10))
+        rng.shuffle(batch)
         if rng.random() < 0.2:
-            continue  # lost ack: delivered again later
-        h.bus.ack(message)
+            batch = batch + batch[:1]  # a duplicate inside one batch
+        failures = h.stepper.handle_batch(batch)
+        failed = {id(m) for m, _ in failures}
+        assert all(isinstance(exc, ConnectionError) for _, exc in failures), failures
+        for message in batch:
+            if id(message) in failed or rng.random() < 0.2:
+                continue  # failed or ack lost: delivered again later
+            h.bus.ack(message)
     final = h.final()
     history = h.history()
     assert final.status == "SUCCEEDED"
@@ -315,3 +323,34 @@ def test_stop_execution_aborts_and_later_results_are_ignored() -> None:
     assert h.history()[-1]["type"] == "ExecutionAborted"
     assert h.stepper.stop_execution(h.record.execution_arn) is not None  # idempotent
     assert h.history()[-1]["type"] == "ExecutionAborted"
+
+
+@pytest.mark.parametrize("at", range(1, 5))
+def test_another_stepper_takes_over_inline_tasks_only_after_the_lease_expires(at: int) -> None:
+    # GIVEN a stepper that dies right after a commit (its inline tasks leased to it)
+    h = Harness()
+    crashing = CrashingLog(h.log, at, after_write=True)
+    h.log = h.stepper.log = crashing  # type: ignore[assignment]
+    crashed_at: list[float] = []
+
+    def deliver(message: Message) -> None:
+        try:
+            h.stepper.handle(message)
+        except ConnectionError:
+            crashed_at.append(h.bus.now)
+            # WHEN a new process (another owner) takes over the queue
+            h.stepper = Stepper(
+                log=crashing,
+                bus=h.bus,
+                definitions=lambda _: MACHINE,
+                clock=lambda: h.bus.now,
+                invoker=h.stepper.invoker,
+                task_lease_seconds=h.stepper.task_lease_seconds,
+            )
+            return
+        h.bus.ack(message)
+
+    h.drain(deliver)
+    # THEN the execution still ends exactly as in memory, each event once
+    assert crashed_at
+    assert_matches_reference(h)

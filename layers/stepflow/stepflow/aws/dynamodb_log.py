@@ -9,7 +9,8 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
   of its events as one JSON list (``events``), so a transition writes two items;
 - ``sk = TK#<task id>``: a task lease: ``owner``, ``lease_until`` (N), ``result``.
 
-A JSON document longer than ``compress_above`` bytes is stored zlib-compressed
+A JSON document longer than ``compress_above`` bytes (1 KiB by default: a
+write is billed per KB, so compression halves what a transition costs) is stored zlib-compressed
 in a binary attribute named ``<name>_z`` instead. DynamoDB caps an item at
 400 KB (names and values); a write that would exceed it raises
 :class:`PayloadTooLargeError` before reaching DynamoDB. (Offloading large
@@ -45,7 +46,7 @@ from stepflow.runtime.ports import (
 MAX_ITEM_BYTES = 400 * 1024
 """DynamoDB's item size limit (attribute names plus values)."""
 
-COMPRESS_ABOVE = 8 * 1024
+COMPRESS_ABOVE = 1024
 """JSON documents longer than this (bytes) are stored compressed by default."""
 
 _HEAD = "HEAD"

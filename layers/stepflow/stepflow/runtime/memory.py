@@ -134,6 +134,14 @@ class InMemoryBus:
         self.now = max(self.now, due)
         return message
 
+    def receive_batch(self, limit: int = 10) -> list[Message]:
+        """Up to ``limit`` messages due now (advancing the clock to the first one)."""
+        if not self._queue:
+            return []
+        self.now = max(self.now, self._queue[0][0])
+        due = sorted(entry for entry in self._queue if entry[0] <= self.now)
+        return [message for _, _, message in due[:limit]]
+
     def ack(self, message: Message) -> None:
         """Remove a delivered message."""
         for i, (_, _, queued) in enumerate(self._queue):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -73,6 +73,8 @@ class Stepper:
         max_conflicts: int = 20,
         owner: str | None = None,
         task_lease_seconds: float = 900.0,
+        inline_tasks: bool = True,
+        max_inline_rounds: int = 50,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -82,6 +84,8 @@ class Stepper:
         self.max_conflicts = max_conflicts
         self.owner = owner or uuid.uuid4().hex
         self.task_lease_seconds = task_lease_seconds
+        self.inline_tasks = inline_tasks
+        self.max_inline_rounds = max_inline_rounds
 
     def start_execution(
         self, *, state_machine_arn: str, name: str, input: Any, seed: int
@@ -119,61 +123,155 @@ class Stepper:
                 raise ExecutionInputMismatchError(
                     f"execution {name!r} already exists with a different input"
                 ) from exc
-            self._flush(existing)
+            self._flush(existing, inline=False)
             return existing
-        self._flush(record)
+        self._flush(record, inline=False)
         return record
 
     def handle(self, message: Message) -> None:
         """Process one delivery. Raises (so the message is redelivered) only on failure."""
+        failures = self.handle_batch([message])
+        if failures:
+            raise failures[0][1]
+
+    def handle_batch(self, messages: Sequence[Message]) -> list[tuple[Message, Exception]]:
+        """Process a batch of deliveries; return those that failed (to be redelivered).
+
+        The events of one execution are decided one after the other on the same
+        loaded record and committed together: a Map's ten task results arriving
+        in one batch cost one commit, not ten.
+        """
         now = self.clock()
-        if message.not_before > now:
-            self.bus.send(message, _delay(message.not_before - now))
-            return
-        if message.kind == "task":
-            self._run_task(message)
-            return
-        self._apply(message.execution_arn, decode_event(message.body))
+        failures: list[tuple[Message, Exception]] = []
+        groups: dict[str, list[tuple[Message, Event]]] = {}
+        for message in messages:
+            try:
+                if message.not_before > now:
+                    self.bus.send(message, _delay(message.not_before - now))
+                elif message.kind == "task":
+                    self._run_task(message)
+                else:
+                    event = decode_event(message.body)
+                    groups.setdefault(message.execution_arn, []).append((message, event))
+            except Exception as exc:  # reported per message; the batch goes on
+                failures.append((message, exc))
+        for arn, group in groups.items():
+            try:
+                self._apply(arn, [event for _, event in group])
+            except Exception as exc:
+                failures.extend((message, exc) for message, _ in group)
+        return failures
 
     def stop_execution(
         self, execution_arn: str, *, error: str | None = None, cause: str | None = None
     ) -> ExecutionRecord | None:
         """StopExecution: abort a running execution (no effect on a finished one)."""
-        self._apply(execution_arn, Stop(error, cause))
+        self._apply(execution_arn, [Stop(error, cause)])
         return self.log.get(execution_arn)
 
-    def _apply(self, execution_arn: str, event: Event) -> None:
-        """Decide ``event`` on the latest record and commit; reload and retry on conflict."""
+    def _apply(self, execution_arn: str, events: list[Event]) -> None:
+        """Commit ``events``; then run the inline tasks they scheduled and commit their results.
+
+        Running a task right here saves two queue hops and the lease writes: the
+        commit that schedules a task also records this stepper's lease on it
+        (in the head it writes anyway), and the commit of its result replaces
+        the outbox that held it. A task found in the outbox of a crashed or
+        stale stepper is taken over through :meth:`CoordinationLog.claim_task`.
+        """
+        handled: set[str] = set()
+        tasks: list[tuple[Message, bool]] = []
+        for _ in range(self.max_inline_rounds):
+            tasks = self._commit(execution_arn, events, handled)
+            if not tasks:
+                return
+            handled.update(message.id for message, _ in tasks)
+            results = (self._run_inline(message, claim) for message, claim in tasks)
+            events = [event for event in results if event is not None]
+            if not events:
+                return
+        for message, _ in tasks:  # a long chain of quick tasks: hand the rest to the queue
+            self.bus.send(message)
+
+    def _commit(
+        self, execution_arn: str, events: list[Event], handled: set[str]
+    ) -> list[tuple[Message, bool]]:
+        """Decide ``events`` on the latest record and commit them as one write.
+
+        Returns the task messages to run inline, each with whether it must be
+        claimed first (a takeover) or is leased to us by this very commit.
+        ``handled`` are tasks this stepper already ran, not to be repaired again.
+        On a conflict, reload and decide again: the engine ignores any event the
+        winning writer already applied.
+        """
         for _ in range(self.max_conflicts):
             record = self.log.get(execution_arn)
             if record is None:
-                return
-            if record.outbox:  # a previous sender crashed after committing
-                self._flush(record)
+                return []
+            pending = tuple(m for m in record.outbox if m.id not in handled)
+            repaired = [(m, True) for m in self._repair(replace(record, outbox=pending))]
             if record.status != "RUNNING":
-                return
+                return repaired
             now = self.clock()
-            state = decode_state(record.state)
-            decision = decide(self.definitions(record.state_machine_arn), state, event, now)
-            if not decision.events and not decision.commands and decision.state == state:
-                return  # a duplicate or stale message
+            definition = self.definitions(record.state_machine_arn)
+            before = state = decode_state(record.state)
+            history: list[dict[str, Any]] = []
+            commands: list[Command] = []
+            for event in events:
+                decision = decide(definition, state, event, now)
+                state = decision.state
+                history.extend(decision.events)
+                commands.extend(decision.commands)
+            if not history and not commands and state == before:
+                return repaired  # duplicates or stale messages only
             seq = record.seq + 1
-            status = decision.state.status
+            outbox = self._outbox(record.execution_arn, seq, commands)
+            lease = {"lease_owner": self.owner, "lease_until": now + self.task_lease_seconds}
             new = replace(
                 record,
                 seq=seq,
-                status=status,
-                state=encode_state(decision.state),
-                outbox=self._outbox(record.execution_arn, seq, decision.commands),
-                stop_date=None if status == "RUNNING" else now,
+                status=state.status,
+                state=encode_state(state),
+                outbox=outbox,
+                stop_date=None if state.status == "RUNNING" else now,
+                attributes={**record.attributes, **lease} if self._has_inline(outbox) else {},
             )
             try:
-                self.log.commit(new, record.seq, decision.events)
+                self.log.commit(new, record.seq, history)
             except ConflictError:
                 continue
-            self._flush(new)
-            return
+            return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
+
+    def _has_inline(self, outbox: tuple[Message, ...]) -> bool:
+        return self.inline_tasks and any(m.kind == "task" for m in outbox)
+
+    def _repair(self, record: ExecutionRecord) -> list[Message]:
+        """Re-send the outbox of a sender that crashed after committing.
+
+        Inline tasks still leased to another live stepper are left to it: they
+        are queued to be looked at again when that lease runs out.
+        """
+        if not record.outbox:
+            return []
+        now = self.clock()
+        owner = record.attributes.get("lease_owner")
+        until = float(record.attributes.get("lease_until", 0.0))
+        if self._has_inline(record.outbox) and owner not in (None, self.owner) and until > now:
+            for message in record.outbox:
+                due = until if message.kind == "task" else message.not_before
+                self.bus.send(message, _delay(due - now))
+            return []
+        return self._flush(record)
+
+    def _run_inline(self, message: Message, claim: bool) -> Event | None:
+        """Run a task message here; None if another worker holds its lease."""
+        if not claim:
+            return decode_event(self._invoke(message))
+        try:
+            return decode_event(self._task_result(message))
+        except TaskLeaseHeldError:
+            self.bus.send(message)  # its holder reports; this copy re-checks later
+            return None
 
     def _outbox(self, arn: str, seq: int, commands: list[Command]) -> tuple[Message, ...]:
         messages = []
@@ -188,16 +286,33 @@ class Stepper:
                 messages.append(Message(arn, message_id, "event", {"type": "Continue"}))
         return tuple(messages)
 
-    def _flush(self, record: ExecutionRecord) -> None:
+    def _flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
+        """Send the outbox; return its task messages instead when tasks run inline.
+
+        The outbox is cleared only when everything in it was sent: inline task
+        messages stay until the commit of their results replaces the outbox.
+        """
+        inline = self.inline_tasks if inline is None else inline
         now = self.clock()
+        kept = []
         for message in record.outbox:
-            self.bus.send(message, _delay(message.not_before - now))
-        self.log.clear_outbox(record.execution_arn, record.seq)
+            if message.kind == "task" and inline:
+                kept.append(message)
+            else:
+                self.bus.send(message, _delay(message.not_before - now))
+        if not kept:
+            self.log.clear_outbox(record.execution_arn, record.seq)
+        return kept
 
     def _run_task(self, message: Message) -> None:
-        """Run an inline task attempt once: lease it, run it, record and send its result.
+        """A queued task message: run it once and send its result as an event."""
+        result = self._task_result(message)
+        self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
 
-        A duplicate of a finished attempt re-sends the recorded result; one whose
+    def _task_result(self, message: Message) -> dict[str, Any]:
+        """Run an inline task attempt once: lease it, run it, record its result event.
+
+        A duplicate of a finished attempt gets the recorded result; one whose
         lease is live raises :class:`TaskLeaseHeldError` (retry later). Only a
         crash between running the task and recording its result re-runs it.
         """
@@ -206,13 +321,18 @@ class Stepper:
         claim = self.log.claim_task(arn, task_id, self.owner, self.clock(), self.task_lease_seconds)
         if claim.status == "busy":
             raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker")
-        result = claim.result
-        if result is None:
-            ok, output, error, cause = self.invoker(body)
-            event = TaskSucceeded(task_id, output) if ok else TaskFailed(task_id, error, cause)
-            result = encode_event(event)
-            self.log.finish_task(arn, task_id, self.owner, result)
-        self.bus.send(Message(arn, f"{message.id}#result", "event", result))
+        if claim.result is not None:
+            return claim.result
+        result = self._invoke(message)
+        self.log.finish_task(arn, task_id, self.owner, result)
+        return result
+
+    def _invoke(self, message: Message) -> dict[str, Any]:
+        """Call the task's resource and return its result as an encoded engine event."""
+        task_id = str(message.body["task_id"])
+        ok, output, error, cause = self.invoker(message.body)
+        event = TaskSucceeded(task_id, output) if ok else TaskFailed(task_id, error, cause)
+        return encode_event(event)
 
 
 def _delay(seconds: float) -> int:
