@@ -1,0 +1,1 @@
+"""Lambda handlers: thin adapters from events to StepFlow services."""

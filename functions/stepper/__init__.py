@@ -1,0 +1,1 @@
+"""The stepper Lambda (SQS transition queue consumer)."""

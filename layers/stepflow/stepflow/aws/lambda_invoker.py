@@ -1,0 +1,152 @@
+"""Inline Lambda tasks: the stepper's :data:`~stepflow.runtime.TaskInvoker` for Lambda resources.
+
+Two resources are supported, as in Step Functions:
+
+- ``arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]``: the state's
+  input is the payload; the output is the function's parsed response;
+- ``arn:aws:states:::lambda:invoke``: the input holds the ``Invoke`` request
+  (``FunctionName``, ``Payload``, ``Qualifier``, ``InvocationType``,
+  ``ClientContext``); the output is the response envelope
+  ``{ExecutedVersion, Payload, SdkHttpMetadata, SdkResponseMetadata, StatusCode}``.
+
+A function error (``FunctionError`` in the response) fails the task with the
+payload's ``errorType`` (``Lambda.Unknown`` without one) and the error
+payload's JSON text as the cause. An error returned by the Lambda service
+fails it with ``Lambda.<ErrorCode>`` (e.g. ``Lambda.TooManyRequestsException``),
+which a ``Retry`` can match. Any other resource fails with
+``States.TaskFailed``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+"""The optimised Lambda service integration."""
+
+READ_TIMEOUT_SECONDS = 910
+"""Socket read timeout of the default client: longer than Lambda's 900 s maximum."""
+
+Outcome = tuple[bool, Any, str | None, str | None]
+"""(ok, output, error, cause), as the stepper's task invoker returns it."""
+
+_INVOKE_FIELDS = ("FunctionName", "Qualifier", "InvocationType", "ClientContext", "LogType")
+
+
+class LambdaInvoker:
+    """Runs inline Lambda tasks synchronously (``RequestResponse``)."""
+
+    def __init__(self, client: Any = None) -> None:
+        if client is None:
+            config = importlib.import_module("botocore.config").Config(
+                read_timeout=READ_TIMEOUT_SECONDS,
+                connect_timeout=10,
+                retries={"mode": "standard", "total_max_attempts": 1},
+            )
+            client = importlib.import_module("boto3").client("lambda", config=config)
+        self._client: Any = client
+
+    def __call__(self, body: dict[str, Any]) -> Outcome:
+        """Run the task described by an inline task message ``body``."""
+        resource = str(body.get("resource", ""))
+        task_input = body.get("input")
+        if resource == LAMBDA_INVOKE or resource.startswith(LAMBDA_INVOKE + "."):
+            if resource != LAMBDA_INVOKE:  # .waitForTaskToken is a deferred task
+                return _unsupported(resource)
+            return self._invoke_integration(task_input)
+        if _is_function_arn(resource):
+            return self._invoke_function(resource, task_input)
+        return _unsupported(resource)
+
+    def _invoke_function(self, function_arn: str, task_input: Any) -> Outcome:
+        response = self._invoke(FunctionName=function_arn, Payload=_dumps(task_input))
+        if isinstance(response, tuple):
+            return response
+        payload = _read_payload(response)
+        if response.get("FunctionError"):
+            return _function_error(payload)
+        return True, payload, None, None
+
+    def _invoke_integration(self, task_input: Any) -> Outcome:
+        if not isinstance(task_input, dict) or "FunctionName" not in task_input:
+            return False, None, "States.Runtime", "lambda:invoke needs a FunctionName"
+        request = {k: task_input[k] for k in _INVOKE_FIELDS if k in task_input}
+        if "Payload" in task_input:
+            request["Payload"] = _dumps(task_input["Payload"])
+        response = self._invoke(**request)
+        if isinstance(response, tuple):
+            return response
+        payload = _read_payload(response)
+        if response.get("FunctionError"):
+            return _function_error(payload)
+        metadata = response.get("ResponseMetadata", {})
+        headers = {str(k): str(v) for k, v in metadata.get("HTTPHeaders", {}).items()}
+        status = int(response.get("StatusCode", metadata.get("HTTPStatusCode", 200)))
+        output = {
+            "ExecutedVersion": response.get("ExecutedVersion", "$LATEST"),
+            "Payload": payload,
+            "SdkHttpMetadata": {
+                "AllHttpHeaders": {k: [v] for k, v in headers.items()},
+                "HttpHeaders": headers,
+                "HttpStatusCode": int(metadata.get("HTTPStatusCode", status)),
+            },
+            "SdkResponseMetadata": {"RequestId": str(metadata.get("RequestId", ""))},
+            "StatusCode": status,
+        }
+        return True, output, None, None
+
+    def _invoke(self, **request: Any) -> dict[str, Any] | Outcome:
+        """Call Invoke; a failed call becomes a failed task outcome (``Lambda.<Code>``)."""
+        try:
+            response: dict[str, Any] = self._client.invoke(**request)
+        except Exception as exc:
+            error = getattr(exc, "response", None)
+            if isinstance(error, dict) and "Error" in error:
+                code = str(error["Error"].get("Code", "ServiceException"))
+                message = str(error["Error"].get("Message", exc))
+                status = error.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+                cause = f"{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code})"
+                return False, None, f"Lambda.{code}", cause
+            if type(exc).__module__.startswith("botocore"):
+                return False, None, "Lambda.SdkClientException", str(exc)
+            raise
+        return response
+
+
+def _is_function_arn(resource: str) -> bool:
+    parts = resource.split(":")
+    return len(parts) in (7, 8) and parts[:3] == ["arn", "aws", "lambda"] and parts[5] == "function"
+
+
+def _unsupported(resource: str) -> Outcome:
+    return False, None, "States.TaskFailed", f"resource not supported yet: {resource}"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _read_payload(response: dict[str, Any]) -> Any:
+    """The response payload, parsed as JSON (None when empty, text when not JSON)."""
+    raw: Any = response.get("Payload")
+    data = raw.read() if hasattr(raw, "read") else raw
+    if data is None:
+        return None
+    text = data.decode() if isinstance(data, bytes | bytearray) else str(data)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _function_error(payload: Any) -> Outcome:
+    """A failed task from a function error payload, as Step Functions reports it."""
+    error = "Lambda.Unknown"
+    if isinstance(payload, dict) and payload.get("errorType"):
+        error = str(payload["errorType"])
+    cause = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return False, None, error, cause

@@ -1,0 +1,134 @@
+"""The message bus on a standard SQS queue.
+
+Every :class:`~stepflow.runtime.Message` is one SQS message: the body is the
+message's JSON (:meth:`Message.to_json`), with the execution ARN and the
+message id repeated as message attributes (for filtering, tracing and DLQ
+triage without parsing the body). Delays use ``DelaySeconds`` (0-900 s; the
+stepper caps longer waits and re-arms them through ``not_before``).
+
+The queue is a *standard* queue: delivery is at least once and unordered, and
+the stepper is an idempotent consumer (see :mod:`stepflow.runtime.stepper`),
+so no FIFO deduplication is needed. A queue made by :func:`create_queues` has
+a dead-letter queue that receives a message after ``maxReceiveCount``
+failed deliveries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from stepflow.runtime.messages import Message
+
+MAX_DELAY_SECONDS = 900
+"""SQS's longest ``DelaySeconds``."""
+
+MAX_RECEIVE_COUNT = 5
+"""Deliveries of one message before SQS moves it to the dead-letter queue."""
+
+STEPPER_FUNCTION_TIMEOUT = 60
+"""The stepper Lambda's timeout (seconds) the queue's visibility timeout is sized for."""
+
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+"""How long a dead letter is kept: SQS's maximum, to leave time for triage."""
+
+
+class BusUnavailableError(Exception):
+    """SQS refused or failed a request (throttling, outage, permissions, bad queue)."""
+
+
+class SQSBus:
+    """A :class:`~stepflow.runtime.ports.MessageBus` on one SQS queue."""
+
+    def __init__(self, queue_url: str, *, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._client: Any = client or importlib.import_module("boto3").client("sqs")
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        """Send ``message``, deliverable after ``delay_seconds`` (clamped to 0-900).
+
+        Raises :class:`BusUnavailableError` if SQS does not accept it.
+        """
+        delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
+        try:
+            self._client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=encode_message(message),
+                DelaySeconds=delay,
+                MessageAttributes={
+                    "execution_arn": _string(message.execution_arn),
+                    "message_id": _string(message.id),
+                },
+            )
+        except Exception as exc:
+            if _is_boto_error(exc):
+                raise BusUnavailableError(f"SQS SendMessage failed: {exc}") from exc
+            raise
+
+
+def encode_message(message: Message) -> str:
+    """The SQS message body of ``message``: its JSON, compact."""
+    return json.dumps(message.to_json(), separators=(",", ":"), sort_keys=True)
+
+
+def decode_message(body: str) -> Message:
+    """The message in an SQS body written by :func:`encode_message`.
+
+    Raises ``ValueError`` (with the reason) if the body is not such a message.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"the body is a JSON {type(data).__name__}, not an object")
+    try:
+        return Message.from_json(data)
+    except KeyError as exc:
+        raise ValueError(f"the body lacks the field {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the body is not a message: {exc}") from exc
+
+
+def create_queues(
+    client: Any, name: str, *, function_timeout: int = STEPPER_FUNCTION_TIMEOUT
+) -> tuple[str, str]:
+    """Create the standard queue ``name`` and its dead-letter queue ``name-dlq``.
+
+    The queue's visibility timeout is six times ``function_timeout`` (AWS's
+    guidance for Lambda event sources, leaving room for retries within a
+    batch); after :data:`MAX_RECEIVE_COUNT` failed deliveries a message moves
+    to the DLQ. Idempotent (SQS returns the existing queue if the attributes
+    match). Returns ``(queue_url, dlq_url)``.
+    """
+    try:
+        dlq_url: str = client.create_queue(
+            QueueName=f"{name}-dlq",
+            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        )["QueueUrl"]
+        dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+        queue_url: str = client.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(min(43_200, 6 * function_timeout)),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+    except Exception as exc:
+        if _is_boto_error(exc):
+            raise BusUnavailableError(f"creating the queues {name!r} failed: {exc}") from exc
+        raise
+    return queue_url, dlq_url
+
+
+def _string(value: str) -> dict[str, str]:
+    return {"DataType": "String", "StringValue": value}
+
+
+def _is_boto_error(exc: BaseException) -> bool:
+    """True for botocore's exceptions (client errors, connection and credential failures)."""
+    return any(kind.__module__.startswith("botocore") for kind in type(exc).__mro__[:-1])

@@ -1,0 +1,168 @@
+"""The SQS message bus on moto: round trip, delays, failures and dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import pytest
+from moto import mock_aws
+from stepflow.aws.sqs_bus import (
+    MAX_RECEIVE_COUNT,
+    BusUnavailableError,
+    SQSBus,
+    create_queues,
+    decode_message,
+    encode_message,
+)
+from stepflow.runtime import Message
+
+ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:e1"
+
+
+@pytest.fixture
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.client("sqs", region_name="us-east-1")
+
+
+def message(**overrides: Any) -> Message:
+    fields: dict[str, Any] = {
+        "execution_arn": ARN,
+        "id": f"{ARN}#3#0",
+        "kind": "event",
+        "body": {"type": "TimerFired", "timer_id": "t-1"},
+        "not_before": 1_700_000_123.5,
+    }
+    return Message(**{**fields, **overrides})
+
+
+def receive(sqs: Any, url: str, visibility: int = 30) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,
+        VisibilityTimeout=visibility,
+        MessageAttributeNames=["All"],
+        AttributeNames=["All"],
+    ).get("Messages", [])
+    return messages
+
+
+def test_a_message_round_trips_with_its_attributes(sqs: Any) -> None:
+    # GIVEN a queue and a bus on it
+    url, _ = create_queues(sqs, "transitions")
+    bus = SQSBus(url, client=sqs)
+    sent = message()
+    # WHEN a message is sent
+    bus.send(sent)
+    # THEN it is received whole, with the execution ARN and id as attributes
+    (received,) = receive(sqs, url)
+    assert decode_message(received["Body"]) == sent
+    attributes = received["MessageAttributes"]
+    assert attributes["execution_arn"]["StringValue"] == ARN
+    assert attributes["message_id"]["StringValue"] == sent.id
+
+
+def test_a_task_message_with_nested_input_round_trips(sqs: Any) -> None:
+    url, _ = create_queues(sqs, "transitions")
+    task = message(
+        kind="task",
+        not_before=0.0,
+        body={"task_id": "Validate#1", "input": {"lines": [1, {"ü": None}]}, "resource": "x"},
+    )
+    SQSBus(url, client=sqs).send(task)
+    (received,) = receive(sqs, url)
+    assert decode_message(received["Body"]) == task
+
+
+def test_a_delayed_message_is_invisible_until_its_delay(sqs: Any) -> None:
+    # GIVEN a bus
+    url, _ = create_queues(sqs, "transitions")
+    bus = SQSBus(url, client=sqs)
+    # WHEN a message is sent with a delay (and another beyond SQS's 900 s maximum)
+    bus.send(message(id="later"), delay_seconds=120)
+    bus.send(message(id="much-later"), delay_seconds=5_000)
+    # THEN nothing is deliverable yet: moto honours DelaySeconds; both are counted as delayed
+    assert receive(sqs, url) == []
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "2"
+
+
+def test_the_delay_is_sent_as_delay_seconds_clamped_to_sqs_limits() -> None:
+    # GIVEN a bus over a recording client
+    calls: list[dict[str, Any]] = []
+
+    class Recorder:
+        def send_message(self, **kwargs: Any) -> dict[str, Any]:
+            calls.append(kwargs)
+            return {"MessageId": "m"}
+
+    bus = SQSBus("https://queue", client=Recorder())
+    # WHEN messages are sent with several delays
+    for delay in (0, 42, 900, 5_000, -3):
+        bus.send(message(), delay_seconds=delay)
+    # THEN DelaySeconds is the delay, clamped to 0..900, and the body is the message JSON
+    assert [c["DelaySeconds"] for c in calls] == [0, 42, 900, 900, 0]
+    assert json.loads(calls[0]["MessageBody"]) == message().to_json()
+    assert calls[0]["MessageBody"] == encode_message(message())
+
+
+def test_a_failed_send_raises_bus_unavailable(sqs: Any) -> None:
+    # GIVEN a bus on a queue that does not exist
+    bus = SQSBus("https://sqs.us-east-1.amazonaws.com/123456789012/missing", client=sqs)
+    # WHEN sending THEN the botocore error is wrapped (and chained)
+    with pytest.raises(BusUnavailableError) as raised:
+        bus.send(message())
+    assert raised.value.__cause__ is not None
+
+
+def test_a_message_failing_max_receive_count_times_moves_to_the_dlq(sqs: Any) -> None:
+    # GIVEN a queue with its DLQ and one message on it
+    url, dlq_url = create_queues(sqs, "transitions")
+    SQSBus(url, client=sqs).send(message())
+    # WHEN it is received and never deleted, maxReceiveCount times
+    for attempt in range(1, MAX_RECEIVE_COUNT + 1):
+        (received,) = receive(sqs, url, visibility=0)
+        assert received["Attributes"]["ApproximateReceiveCount"] == str(attempt)
+    # THEN the next receive finds nothing and the message is in the DLQ, intact
+    assert receive(sqs, url) == []
+    (dead,) = receive(sqs, dlq_url)
+    assert decode_message(dead["Body"]) == message()
+
+
+def test_create_queues_sets_the_redrive_policy_and_visibility_timeout(sqs: Any) -> None:
+    url, dlq_url = create_queues(sqs, "transitions", function_timeout=30)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT,
+    }
+    assert attributes["VisibilityTimeout"] == "180"
+    assert "FifoQueue" not in attributes or attributes["FifoQueue"] == "false"
+    # AND creating them again is idempotent
+    assert create_queues(sqs, "transitions", function_timeout=30) == (url, dlq_url)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "JSON list"),
+        ('{"kind": "event"}', "lacks the field"),
+        ('{"execution_arn": "a", "id": "b", "kind": "nope", "body": {}}', "unknown message kind"),
+    ],
+)
+def test_a_body_that_is_not_a_message_is_rejected_with_the_reason(body: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        decode_message(body)
