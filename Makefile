@@ -21,8 +21,8 @@ test: lint typecheck
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers tests bench
-	$(BIN)/ruff format --check layers tests bench
+	$(BIN)/ruff check layers functions tests bench
+	$(BIN)/ruff format --check layers functions tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
