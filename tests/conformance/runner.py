@@ -15,7 +15,7 @@ from stepflow.testing import execute
 START = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def run(definition: dict[str, Any], input: Any, *, durable: bool = False) -> dict[str, Any]:
+def run(definition: dict[str, Any], input: Any, *, durable: bool | str = False) -> dict[str, Any]:
     """Run one case and report it in the oracle's runner shape."""
     try:
         result = execute(definition, input, name="conformance", start_time=START, durable=durable)
@@ -38,4 +38,9 @@ def run(definition: dict[str, Any], input: Any, *, durable: bool = False) -> dic
 
 def run_durable(definition: dict[str, Any], input: Any) -> dict[str, Any]:
     """The same case through the durable runtime (Stepper over in-memory log and bus)."""
+    return run(definition, input, durable="memory")
+
+
+def run_moto(definition: dict[str, Any], input: Any) -> dict[str, Any]:
+    """The same case through the DynamoDB log on moto and the real stepper Lambda handler."""
     return run(definition, input, durable=True)

@@ -49,11 +49,12 @@ def _ids(cases: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.mark.skipif(ORACLE is None, reason="../shared/conformance is absent (as in a user's clone)")
-@pytest.mark.parametrize("durable", [False, True], ids=["memory", "durable"])
+@pytest.mark.parametrize("durable", [False, "memory", True], ids=["engine", "durable", "moto"])
 @pytest.mark.parametrize("case", PURE, ids=_ids(PURE))
-def test_pure_flow_case_matches_aws(case: dict[str, Any], durable: bool) -> None:
+def test_pure_flow_case_matches_aws(case: dict[str, Any], durable: bool | str) -> None:
     """Every pure-flow case (JSONPath, JSONata, variables): outcome and event types,
-    in memory and through the durable runtime."""
+    in memory, through the durable runtime on in-memory ports, and through the
+    DynamoDB log on moto with the real stepper Lambda handler."""
     assert ORACLE is not None
     result = run(case["definition"], case["input"], durable=durable)
     reported = {"ok": True, **result, "history_types": [e["type"] for e in result["history"]]}

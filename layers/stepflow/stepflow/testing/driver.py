@@ -42,7 +42,7 @@ def execute(
     seed: int | None = 0,
     start_time: datetime | None = None,
     max_transitions: int = 1_000_000,
-    durable: bool = False,
+    durable: bool | str = False,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` to the end, in memory, on a virtual clock.
 
@@ -54,10 +54,11 @@ def execute(
     Raises :class:`stepflow.asl.DefinitionError` for an invalid definition and
     :class:`TransitionLimitError` past ``max_transitions`` states entered.
 
-    With ``durable=True`` the execution runs through the durable runtime
-    (:class:`stepflow.runtime.Stepper` committing every decision to a
-    coordination log and moving work through a message bus), on in-memory
-    ports: the outcome and history must equal the in-memory run's.
+    With ``durable=True`` (or ``"moto"``) the execution runs through the
+    durable runtime: the DynamoDB coordination log on moto, every message
+    delivered through the real stepper Lambda handler. ``durable="memory"``
+    uses in-memory ports instead (faster). Either way the outcome and history
+    must equal the in-memory run's: one implementation of the semantics.
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
     bound = dict(handlers or {})
@@ -80,6 +81,7 @@ def execute(
             seed=state.seed,
             now=now,
             max_messages=max_transitions,
+            backend="moto" if durable is True else str(durable),
         )
     history: list[dict[str, Any]] = []
     immediate: deque[Event] = deque([Start()])

@@ -1,0 +1,179 @@
+"""The stepper Lambda: consumes the transition queue and advances executions.
+
+Each SQS record is one :class:`~stepflow.runtime.Message`. The batch goes to
+:meth:`~stepflow.runtime.Stepper.handle_batch` as a whole (one commit per
+execution per batch); Powertools' batch utility then reports each record: one
+whose handling failed (a poison body, a held task lease, a log outage, ...) is
+listed in ``batchItemFailures`` and comes back after its visibility timeout
+(reaching the DLQ after ``maxReceiveCount`` deliveries); the rest of the batch
+is acknowledged.
+
+The stepper is built lazily on the first invocation from the environment
+(``TABLE_NAME``, ``QUEUE_URL``) and reused by the container; tests inject
+their own with :func:`configure`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from stepflow.asl import StateMachine, parse
+from stepflow.aws.lambda_invoker import LambdaInvoker
+from stepflow.aws.sqs_bus import SQSBus, decode_message
+from stepflow.runtime import Stepper
+
+SERVICE = "stepflow-stepper"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="StepFlow", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+Definitions = Callable[[str], StateMachine]
+"""Looks up the parsed definition of a state machine ARN."""
+
+_stepper: Stepper | None = None
+
+
+class PoisonMessageError(ValueError):
+    """A record whose body is not a StepFlow message; it can never succeed."""
+
+
+def configure(stepper: Stepper | None) -> None:
+    """Use ``stepper`` for the following invocations (None: build one from the environment)."""
+    global _stepper
+    _stepper = stepper
+
+
+def get_stepper() -> Stepper:
+    """The container's stepper, built by :func:`build_stepper` on first use."""
+    global _stepper
+    if _stepper is None:
+        _stepper = build_stepper()
+    return _stepper
+
+
+def build_stepper(
+    definitions: Definitions | None = None, environ: Mapping[str, str] | None = None
+) -> Stepper:
+    """A stepper over the DynamoDB log ``TABLE_NAME`` and the SQS queue ``QUEUE_URL``.
+
+    ``definitions`` defaults to :func:`table_definitions` on the same table.
+    """
+    env = os.environ if environ is None else environ
+    table_name, queue_url = env["TABLE_NAME"], env["QUEUE_URL"]
+    # Imported here: the adapter module is only needed (and only loaded) in Lambda.
+    dynamodb_log = importlib.import_module("stepflow.aws.dynamodb_log")
+    dynamodb = importlib.import_module("boto3").client("dynamodb")
+    return Stepper(
+        log=dynamodb_log.DynamoDBLog(table_name, client=dynamodb),
+        bus=SQSBus(queue_url),
+        definitions=definitions or table_definitions(dynamodb, table_name),
+        clock=time.time,
+        invoker=LambdaInvoker(),
+    )
+
+
+def table_definitions(client: Any, table_name: str) -> Definitions:
+    """Definitions read from the table item ``pk=SM#<arn>, sk=DEFINITION``, cached.
+
+    The item's ``definition`` attribute holds the ASL JSON text. A missing
+    item raises ``LookupError`` (the record is retried, then dead-lettered).
+    """
+    cache: dict[str, StateMachine] = {}
+
+    def lookup(state_machine_arn: str) -> StateMachine:
+        machine = cache.get(state_machine_arn)
+        if machine is None:
+            item = client.get_item(
+                TableName=table_name,
+                Key={"pk": {"S": f"SM#{state_machine_arn}"}, "sk": {"S": "DEFINITION"}},
+                ConsistentRead=True,
+            ).get("Item")
+            if item is None:
+                raise LookupError(f"no definition stored for {state_machine_arn}")
+            machine = cache[state_machine_arn] = parse(json.loads(item["definition"]["S"]))
+        return machine
+
+    return lookup
+
+
+def process_records(records: list[dict[str, Any]]) -> dict[str, Exception]:
+    """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
+
+    Decoding is per record (a poison body fails only its record); the valid
+    messages go to :meth:`Stepper.handle_batch` together, so the events of one
+    execution in this batch are committed as one decision.
+    """
+    failures: dict[str, Exception] = {}
+    messages: dict[int, str] = {}
+    batch = []
+    for record in records:
+        record_id = str(record.get("messageId"))
+        try:
+            message = decode_message(str(record.get("body", "")))
+        except ValueError as exc:
+            metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
+            logger.error("poison message", extra={"message_id": record_id, "reason": str(exc)})
+            failures[record_id] = PoisonMessageError(str(exc))
+            continue
+        messages[id(message)] = record_id
+        batch.append(message)
+    started = time.perf_counter()
+    failed = get_stepper().handle_batch(batch)
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    for message, error in failed:
+        failures[messages[id(message)]] = error
+        logger.error(
+            "message failed; it will be redelivered",
+            extra={
+                "message_id": messages[id(message)],
+                "execution_arn": message.execution_arn,
+                "kind": message.kind,
+                "reason": repr(error),
+            },
+        )
+    if failed:
+        metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=len(failed))
+    processed = len(batch) - len(failed)
+    metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=processed)
+    return failures
+
+
+_outcomes: dict[str, Exception] = {}
+
+
+def record_handler(record: SQSRecord) -> None:
+    """Report one record's outcome from :func:`process_records` (raises if it failed)."""
+    failure = _outcomes.get(record.message_id)
+    if failure is not None:
+        raise failure
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """The Lambda entry point: returns ``{"batchItemFailures": [...]}``."""
+    _outcomes.clear()
+    _outcomes.update(process_records(list(event.get("Records", []))))
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
