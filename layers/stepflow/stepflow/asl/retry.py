@@ -7,6 +7,9 @@ from typing import Literal
 
 JitterStrategy = Literal["FULL", "NONE"]
 
+MAX_DELAY = 99_999_999.0
+"""Longest retry delay in seconds: ASL's cap on any duration."""
+
 
 @dataclass(frozen=True, slots=True)
 class Retrier:
@@ -34,7 +37,10 @@ class Retrier:
         ``jitter`` is a number in [0, 1) supplied by the caller (the engine is
         pure, so randomness comes from outside) and used for ``FULL`` jitter.
         """
-        delay = self.interval_seconds * self.backoff_rate**retry_count
+        try:
+            delay = min(self.interval_seconds * self.backoff_rate**retry_count, MAX_DELAY)
+        except OverflowError:  # a long run of retries with a large BackoffRate
+            delay = MAX_DELAY
         if self.max_delay_seconds is not None:
             delay = min(delay, self.max_delay_seconds)
         if self.jitter_strategy == "FULL" and jitter is not None:

@@ -8,9 +8,16 @@ from typing import Any
 from stepflow.engine.model import ExecutionState, Frame
 
 
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
+
+
 def iso(epoch: float) -> str:
-    """Epoch seconds as Step Functions prints timestamps: ``2024-01-01T00:00:00.000Z``."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """Epoch seconds as Step Functions prints timestamps: ``2024-01-01T00:00:00.000Z``.
+
+    Times past year 9999 (a deadline no clock will reach) print as the last one.
+    """
+    when = datetime.fromtimestamp(min(max(epoch, 0.0), _LATEST), UTC)
+    return when.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def context_object(

@@ -85,8 +85,11 @@ def decide(
     ``state`` is not modified; the next state is in the returned Decision.
     """
     decider = Decider(definition, state.copy(), now, budget)
-    decider.apply(event)
-    decider.run()
+    try:
+        decider.apply(event)
+        decider.run()
+    except StatesError as exc:  # a safety net: every state handler reports its own errors
+        decider.end_execution("FAILED", "ExecutionFailed", exc.error, exc.cause)
     return Decision(decider.events, decider.state, decider.commands)
 
 
@@ -155,6 +158,18 @@ class Decider:
         self.state.timers[timer_id] = (frame.id, kind)
         self.commands.append(StartTimer(timer_id, fire_at))
         return timer_id
+
+    def drop_timers(self, *, frame_id: str | None = None, task_id: str | None = None) -> None:
+        """Forget timers that can no longer matter (their delivery is then ignored).
+
+        ``task_id``: the timeout/heartbeat checks of a finished attempt;
+        ``frame_id``: every timer of an aborted frame.
+        """
+        suffix = f":{task_id}" if task_id is not None else None
+        timers = self.state.timers
+        for timer_id, (owner, kind) in list(timers.items()):
+            if owner == frame_id or (suffix is not None and kind.endswith(suffix)):
+                del timers[timer_id]
 
     def push(self, frame: Frame) -> None:
         """Make ``frame`` runnable."""

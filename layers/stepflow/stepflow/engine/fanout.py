@@ -104,6 +104,11 @@ def run_map(d: Decider, frame: Frame, node: MapState) -> None:
 
 
 def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
+    """Start items up to MaxConcurrency; an ItemSelector failure fails the Map state.
+
+    Items after the first batch start from inside another item's completion,
+    so the failure is attributed to the Map here, not to whatever ran last.
+    """
     fan = frame.fanout
     assert fan is not None
     limit = fan.max_concurrency or fan.total
@@ -112,7 +117,12 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
     while fan.next_index < fan.total and len(fan.children) < limit:
         i = fan.next_index
         fan.next_index += 1
-        value = _item_input(d, frame, node, i, fan.items[i], fan.effective_input)
+        try:
+            value = _item_input(d, frame, node, i, fan.items[i], fan.effective_input)
+        except StatesError as exc:
+            abort_children(d, frame)
+            d.state_error(frame, node, exc)
+            return
         if not distributed:
             d.emit(
                 frame,
@@ -227,11 +237,14 @@ def child_failed(d: Decider, child: Frame) -> None:
 
 
 def _tolerated(fan: Fanout) -> bool:
-    if fan.tolerated_count is not None and fan.failures <= fan.tolerated_count:
-        return True
+    """Whether the failures so far are within every threshold set (exceeding either fails)."""
+    if fan.tolerated_count is None and fan.tolerated_percentage is None:
+        return False
+    if fan.tolerated_count is not None and fan.failures > fan.tolerated_count:
+        return False
     if fan.tolerated_percentage is not None and fan.total:
         return fan.failures * 100.0 / fan.total <= fan.tolerated_percentage
-    return False
+    return True
 
 
 def abort_children(d: Decider, frame: Frame) -> None:
@@ -246,6 +259,7 @@ def abort_children(d: Decider, frame: Frame) -> None:
             continue
         abort_children(d, child)
         child.phase = "aborted"
+        d.drop_timers(frame_id=child.id)
         if child.task_id is not None and d.state.tasks.pop(child.task_id, None) is not None:
             d.commands.append(CancelTask(child.task_id))
         if fan.kind == "map":

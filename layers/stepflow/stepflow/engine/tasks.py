@@ -84,6 +84,7 @@ def task_finished(d: Decider, frame: Frame, event: TaskSucceeded | TaskFailed) -
     node = d.node(frame)
     assert isinstance(node, TaskState)
     d.state.tasks.pop(event.task_id, None)
+    d.drop_timers(task_id=event.task_id)
     task_started(d, frame)
     info = describe(node.resource)
     if isinstance(event, TaskFailed):
@@ -134,6 +135,7 @@ def task_timed_out(
     """The task's timeout (or heartbeat) passed before its result: fail the attempt."""
     if frame.task_id != task_id or d.state.tasks.pop(task_id, None) is None:
         return
+    d.drop_timers(task_id=task_id)
     d.commands.append(CancelTask(task_id))
     node = d.node(frame)
     assert isinstance(node, TaskState)

@@ -113,10 +113,14 @@ def _read(d: Decider, frame: Frame, path: Path, value: Any) -> Any:
         ) from None
 
 
+MAX_SECONDS = 99_999_999
+"""The largest duration ASL accepts (about three years), literal or from a path."""
+
+
 def _is_whole(value: Any) -> bool:
     if isinstance(value, float) and value.is_integer():
-        return True
-    return isinstance(value, int) and not isinstance(value, bool)
+        return value <= MAX_SECONDS
+    return isinstance(value, int) and not isinstance(value, bool) and value <= MAX_SECONDS
 
 
 def _show(value: Any) -> str:
