@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from stepflow.aws.topology import table_definition
 from stepflow.engine.decide import dumps as _dumps
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import (
@@ -78,19 +79,8 @@ class _Rejected(Exception):
 
 
 def create_table(client: Any, table_name: str) -> None:
-    """Create the log table (on-demand) and wait until it is active."""
-    client.create_table(
-        TableName=table_name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """Create the log table (see :mod:`stepflow.aws.topology`) and wait until it is active."""
+    client.create_table(**table_definition(table_name))
     client.get_waiter("table_exists").wait(TableName=table_name)
 
 

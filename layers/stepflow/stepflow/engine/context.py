@@ -7,7 +7,6 @@ from typing import Any
 
 from stepflow.engine.model import ExecutionState, Frame
 
-
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
 
 
