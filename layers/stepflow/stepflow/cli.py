@@ -130,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader left early (``| head``): no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except RecursionError:
+        print("stepflow: error: the definition or input is nested too deeply", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -208,6 +213,8 @@ def _parse(text: str, source: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{source} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a number too long, nesting too deep
+        raise UsageError(f"{source} cannot be read as JSON: {exc}") from None
 
 
 def _load_handlers(spec: str) -> dict[str, Callable[[Any], Any]]:

@@ -29,8 +29,19 @@ if TYPE_CHECKING:
 ASSIGN_LIMIT = 256 * 1024
 """Bytes of JSON one ``Assign`` may write (Step Functions' per-state limit)."""
 
+_CACHE_ENTRIES = 4096
+"""Compiled templates kept per cache; a long-lived process sees many definitions."""
+
+# Keyed by the id() of a definition's (immutable) value, which each entry keeps
+# alive so the id cannot be reused while cached; bounded, oldest dropped first.
 _jsonata_cache: dict[tuple[int, str], tuple[Any, JSONataTemplate]] = {}
-_assign_cache: dict[int, tuple[Any, Template]] = {}
+_assign_cache: dict[tuple[int, str], tuple[Any, Template]] = {}
+
+
+def _bounded_put(cache: dict[tuple[int, str], Any], key: tuple[int, str], entry: Any) -> None:
+    if len(cache) >= _CACHE_ENTRIES:
+        del cache[next(iter(cache))]
+    cache[key] = entry
 
 
 def jsonata(raw: Any, field: str) -> JSONataTemplate:
@@ -39,15 +50,16 @@ def jsonata(raw: Any, field: str) -> JSONataTemplate:
     hit = _jsonata_cache.get(key)
     if hit is None or hit[0] is not raw:
         hit = (raw, compile_template(raw, field))
-        _jsonata_cache[key] = hit
+        _bounded_put(_jsonata_cache, key, hit)
     return hit[1]
 
 
 def _assign_template(raw: Mapping[str, Any]) -> Template:
-    hit = _assign_cache.get(id(raw))
+    key = (id(raw), "Assign")
+    hit = _assign_cache.get(key)
     if hit is None or hit[0] is not raw:
         hit = (raw, Template(dict(raw)))
-        _assign_cache[id(raw)] = hit
+        _bounded_put(_assign_cache, key, hit)
     return hit[1]
 
 

@@ -237,7 +237,8 @@ class Decider:
                 "TIMED_OUT", "ExecutionTimedOut", StatesErrorName.TIMEOUT, "Execution timed out."
             )
         elif kind == "wait" and frame.phase == "wait" and frame.timer_id == timer_id:
-            self.exit_state(frame, self.node(frame), frame.effective)
+            assigned, frame.pending_assign = frame.pending_assign, None
+            self.exit_state(frame, self.node(frame), frame.effective, assigned=assigned)
         elif kind == "retry" and frame.phase == "retry" and frame.timer_id == timer_id:
             frame.rerun = True
             self.push(frame)

@@ -46,7 +46,8 @@ class Frame:
     (an item of a DISTRIBUTED Map, a child execution in Step Functions)
     records no events in the parent's history. ``variables`` holds the
     workflow variables assigned in this frame; a child frame also sees its
-    ancestors' variables, read-only.
+    ancestors' variables, read-only. ``pending_assign`` holds a Wait state's
+    assignments, evaluated on entry and committed when the state exits.
     """
 
     id: str
@@ -73,6 +74,7 @@ class Frame:
     silent: bool = False
     heartbeat_at: float = 0.0
     variables: dict[str, Any] = field(default_factory=dict)
+    pending_assign: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -47,8 +47,12 @@ def run_choice(d: Decider, frame: Frame, node: ChoiceState) -> None:
             assert jsonpath_scope is not None
             matched = holds(rule.condition, jsonpath_scope)
         if matched:
+            # The state-level Output applies unless the rule has its own; the
+            # state-level Assign applies whichever rule matches (the rule's wins a clash).
+            output = node.output if rule.output is MISSING else rule.output
+            assign = {**(node.assign or {}), **(rule.assign or {})} or None
             output, assigned = dataflow.passthrough_output(
-                d, frame, node, effective, output=rule.output, assign=rule.assign
+                d, frame, node, effective, output=output, assign=assign
             )
             d.exit_state(frame, node, output, assigned=assigned, next_state=rule.next)
             return

@@ -26,8 +26,7 @@ def run_wait(d: Decider, frame: Frame, node: WaitState) -> None:
         d, frame, node, effective, output=node.output, assign=node.assign
     )
     frame.effective = output
-    if assigned:
-        frame.variables.update(assigned)
+    frame.pending_assign = assigned
     frame.phase = "wait"
     frame.timer_id = d.start_timer(frame, "wait", deadline)
 
