@@ -2,13 +2,14 @@
 
 The test functions and fixtures are those of
 ``tests/integration/test_log_contract.py`` (imported, not copied); only the
-``aws`` fixture is replaced, so every DynamoDB call goes to the real DynamoDB
-engine instead of moto. ``conftest.py`` drops the in-memory cases and marks
-the known differences.
+``aws`` fixture is replaced, by a client of the DynamoDB Local server that
+``conftest.py`` starts, so every DynamoDB call goes to the real DynamoDB engine
+instead of moto. ``conftest.py`` also drops the in-memory cases and marks the
+known differences.
 
 Not collected by the normal run (no ``test_`` prefix): DynamoDB Local listens on
 every interface, so ``test_dynamodb_local.py`` runs this module in a
-loopback-only network namespace, where the fixture below starts the JVM.
+loopback-only network namespace, where the JVM is started.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.dynamodb_local.server import DynamoDBLocalError, dynamodb_local
 from tests.integration.test_log_contract import *  # noqa: F403  (the contract's tests)
 
 
 @pytest.fixture(scope="module")  # type: ignore[no-redef]  # replaces the moto fixture
-def aws() -> Iterator[Any]:
-    """DynamoDB Local for the whole module; the environment points boto3 at it too."""
+def aws(local_endpoint: str) -> Iterator[Any]:
+    """A client of DynamoDB Local; the environment points boto3 at it too."""
     with pytest.MonkeyPatch.context() as env:
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             env.delenv(name, raising=False)
@@ -33,9 +33,5 @@ def aws() -> Iterator[Any]:
         env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         env.setenv("AWS_SESSION_TOKEN", "testing")
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        try:
-            with dynamodb_local() as endpoint:
-                env.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
-                yield boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint)
-        except DynamoDBLocalError as exc:  # only raised while starting: a clear failure
-            pytest.fail(str(exc), pytrace=False)
+        env.setenv("AWS_ENDPOINT_URL_DYNAMODB", local_endpoint)
+        yield boto3.client("dynamodb", region_name="us-east-1", endpoint_url=local_endpoint)
