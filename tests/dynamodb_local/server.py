@@ -9,8 +9,10 @@ where the user may not create one directly): nothing outside can reach it.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -147,6 +149,7 @@ def dynamodb_local(timeout: float = STARTUP_TIMEOUT) -> Iterator[str]:
                     str(port),
                 ],
                 cwd=workdir,
+                preexec_fn=_die_with_parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -161,6 +164,12 @@ def dynamodb_local(timeout: float = STARTUP_TIMEOUT) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the test process dies, so no JVM outlives a killed run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG (Linux; unshare is Linux-only too)
 
 
 def _wait_until_ready(
