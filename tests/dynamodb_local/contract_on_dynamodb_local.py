@@ -19,13 +19,18 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 
 from tests.integration.test_log_contract import *  # noqa: F403  (the contract's tests)
 
 
 @pytest.fixture(scope="module")  # type: ignore[no-redef]  # replaces the moto fixture
 def aws(local_endpoint: str) -> Iterator[Any]:
-    """A client of DynamoDB Local; the environment points boto3 at it too."""
+    """A client of DynamoDB Local; the environment points boto3 at it too.
+
+    Other services (S3 for the payload store) stay on moto: ``mock_aws`` only
+    intercepts AWS hostnames, so requests to the local endpoint pass through.
+    """
     with pytest.MonkeyPatch.context() as env:
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             env.delenv(name, raising=False)
@@ -34,4 +39,5 @@ def aws(local_endpoint: str) -> Iterator[Any]:
         env.setenv("AWS_SESSION_TOKEN", "testing")
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.setenv("AWS_ENDPOINT_URL_DYNAMODB", local_endpoint)
-        yield boto3.client("dynamodb", region_name="us-east-1", endpoint_url=local_endpoint)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1", endpoint_url=local_endpoint)
