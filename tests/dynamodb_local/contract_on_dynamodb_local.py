@@ -40,4 +40,9 @@ def aws(local_endpoint: str) -> Iterator[Any]:
         env.setenv("AWS_DEFAULT_REGION", "us-east-1")
         env.setenv("AWS_ENDPOINT_URL_DYNAMODB", local_endpoint)
         with mock_aws():
-            yield boto3.client("dynamodb", region_name="us-east-1", endpoint_url=local_endpoint)
+            client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=local_endpoint)
+            headers = client.list_tables()["ResponseMetadata"]["HTTPHeaders"]
+            assert headers.get("server", "").startswith("Jetty"), (
+                "moto answered, not DynamoDB Local"
+            )
+            yield client
