@@ -41,6 +41,8 @@ from stepflow.aws import (  # noqa: E402  (after the importorskip guards)
     PayloadTooLargeError,
     create_table,
 )
+from stepflow.aws.s3_payloads import S3PayloadStore  # noqa: E402
+from stepflow.runtime.payloads import InMemoryPayloadStore  # noqa: E402
 
 TABLE = "stepflow-log"
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:StateMachine"
@@ -72,12 +74,34 @@ def dynamodb(aws: Any) -> Iterator[Any]:
     aws.delete_table(TableName=TABLE)
 
 
-@pytest.fixture(params=["memory", "dynamodb", "dynamodb-compressed"])
+@pytest.fixture(
+    params=["memory", "dynamodb", "dynamodb-compressed", "dynamodb-offloaded", "dynamodb-s3"]
+)
 def log(request: pytest.FixtureRequest) -> CoordinationLog:
-    """Each implementation of the contract (compressed: every JSON document zlib'd)."""
+    """Each implementation of the contract (compressed: every JSON document zlib'd).
+
+    offloaded / s3: budgets so small that decisions span several event items and
+    documents (head and events) go to a payload store, in memory or on moto S3.
+    """
     if request.param == "memory":
         return InMemoryLog()
     client = request.getfixturevalue("dynamodb")
+    if request.param == "dynamodb-offloaded":
+        store = InMemoryPayloadStore()
+        return DynamoDBLog(
+            TABLE, client=client, payloads=store, item_budget=2000, transaction_budget=1200
+        )
+    if request.param == "dynamodb-s3":
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="stepflow-payloads")
+        return DynamoDBLog(
+            TABLE,
+            client=client,
+            compress_above=0,
+            payloads=S3PayloadStore("stepflow-payloads", client=s3),
+            item_budget=2000,
+            transaction_budget=1200,
+        )
     compress_above = 0 if request.param == "dynamodb-compressed" else 8192
     return DynamoDBLog(TABLE, client=client, compress_above=compress_above)
 

@@ -10,11 +10,13 @@ from stepflow.aws.dynamodb_log import (
     PayloadTooLargeError,
     create_table,
 )
+from stepflow.aws.s3_payloads import S3PayloadStore
 
 __all__ = [
     "DynamoDBLog",
     "LogIntegrityError",
     "LogUnavailableError",
     "PayloadTooLargeError",
+    "S3PayloadStore",
     "create_table",
 ]

@@ -5,16 +5,21 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
 - ``sk = HEAD``: the head: ``seq`` (N), ``status``, ``name``,
   ``state_machine_arn``, ``start_date``/``stop_date`` (N), ``last_event_id``
   (N) and the JSON documents ``input``, ``state``, ``outbox``, ``attributes``;
-- ``sk = EV#<first event id, 12 digits>``: one item per decision holding all
-  of its events as one JSON list (``events``), so a transition writes two items;
+- ``sk = EV#<first event id, 12 digits>``: a decision's events as one JSON
+  list (``events``); usually one item per decision, so a transition writes two
+  items, but a decision with very many events is split across several items
+  (each named by its first event id) written by the same transaction;
 - ``sk = TK#<task id>``: a task lease: ``owner``, ``lease_until`` (N), ``result``.
 
 A JSON document longer than ``compress_above`` bytes (1 KiB by default: a
 write is billed per KB, so compression halves what a transition costs) is stored zlib-compressed
 in a binary attribute named ``<name>_z`` instead. DynamoDB caps an item at
-400 KB (names and values); a write that would exceed it raises
-:class:`PayloadTooLargeError` before reaching DynamoDB. (Offloading large
-payloads to S3 through a ``PayloadStore`` is not implemented yet.)
+400 KB and a transaction at 4 MB: with a ``PayloadStore`` (S3), the largest
+documents of an item over ``item_budget`` (or of a transaction over
+``transaction_budget``) are written to the store first and the item keeps a
+reference ``<name>_ref`` (see :mod:`stepflow.aws.log_items`); reads resolve it.
+Without a store, such a write raises :class:`PayloadTooLargeError` before
+reaching DynamoDB.
 
 Every write is conditional: a commit is one ``TransactWriteItems`` (head update
 conditioned on ``seq``, event item conditioned on not existing). Throttling
@@ -25,17 +30,31 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
-import zlib
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
+from stepflow.aws.log_items import (
+    ITEM_BUDGET,
+    MAX_TRANSACTION_ITEMS,
+    TRANSACTION_BUDGET,
+    Draft,
+    ItemPacker,
+    chunk_ranges,
+    doc_names,
+    item_size,
+)
+from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
+from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.topology import table_definition
 from stepflow.engine.decide import dumps as _dumps
 from stepflow.runtime.messages import Message
+from stepflow.runtime.payloads import (
+    PayloadCorruptError,
+    PayloadNotFoundError,
+    PayloadStore,
+    PayloadStoreUnavailableError,
+)
 from stepflow.runtime.ports import (
     ConflictError,
     ExecutionAlreadyExistsError,
@@ -44,17 +63,14 @@ from stepflow.runtime.ports import (
     TaskClaim,
 )
 
-MAX_ITEM_BYTES = 400 * 1024
-"""DynamoDB's item size limit (attribute names plus values)."""
-
 COMPRESS_ABOVE = 1024
 """JSON documents longer than this (bytes) are stored compressed by default."""
 
 _HEAD = "HEAD"
 _MAX_ID = 999_999_999_999
 _DOCS = ("input", "state", "outbox", "attributes")
-_NO_RESULT = "attribute_not_exists(#r) AND attribute_not_exists(#rz)"
-_RESULT_NAMES = {"#r": "result", "#rz": "result_z"}
+_NO_RESULT = "attribute_not_exists(#r) AND attribute_not_exists(#rz) AND attribute_not_exists(#rr)"
+_RESULT_NAMES = dict(zip(("#r", "#rz", "#rr"), doc_names("result"), strict=True))
 _CONFLICTS = ("ConditionalCheckFailed", "TransactionConflict")
 
 
@@ -64,10 +80,6 @@ class LogUnavailableError(Exception):
 
 class LogIntegrityError(Exception):
     """The table contradicts the log's invariants (e.g. an event id written twice)."""
-
-
-class PayloadTooLargeError(ValueError):
-    """An item would exceed DynamoDB's 400 KB limit even compressed."""
 
 
 class _Rejected(Exception):
@@ -88,15 +100,30 @@ class DynamoDBLog:
     """A :class:`~stepflow.runtime.ports.CoordinationLog` on a DynamoDB table."""
 
     def __init__(
-        self, table_name: str, *, client: Any = None, compress_above: int = COMPRESS_ABOVE
+        self,
+        table_name: str,
+        *,
+        client: Any = None,
+        compress_above: int = COMPRESS_ABOVE,
+        payloads: PayloadStore | None = None,
+        item_budget: int = ITEM_BUDGET,
+        transaction_budget: int = TRANSACTION_BUDGET,
     ) -> None:
         self.table = table_name
         self.compress_above = compress_above
+        self.payloads = payloads
         self._client: Any = client or importlib.import_module("boto3").client("dynamodb")
+        self._items = ItemPacker(
+            compress_above=compress_above,
+            item_budget=item_budget,
+            transaction_budget=transaction_budget,
+            offload=self._offload if payloads is not None else None,
+            fetch=self._fetch,
+        )
 
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
-        head = {**self._head_item(record), **_last_id(events)}
+        head, *chunks = self._seal(record, events)
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -105,10 +132,9 @@ class DynamoDBLog:
                     "ConditionExpression": "attribute_not_exists(pk)",
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
-            }
+            },
+            *map(self._event_put, chunks),
         ]
-        if events:
-            items.append(self._events_put(record.execution_arn, record.seq, events))
         for _ in range(5):
             try:
                 self._call("transact_write_items", TransactItems=items)
@@ -119,7 +145,7 @@ class DynamoDBLog:
                     continue  # a concurrent create of the same ARN is in flight
                 if reason.get("Code") != "ConditionalCheckFailed":
                     raise LogUnavailableError(f"create cancelled: {reason}") from rejected
-                existing = _record(reason["Item"]) if "Item" in reason else None
+                existing = self._record(reason["Item"]) if "Item" in reason else None
                 existing = existing or self.get(record.execution_arn)
                 if existing is None:
                     continue
@@ -130,14 +156,14 @@ class DynamoDBLog:
         """The current head (strongly consistent read), or None."""
         response = self._call("get_item", Key=_key(execution_arn, _HEAD), ConsistentRead=True)
         item = response.get("Item")
-        return _record(item) if item else None
+        return self._record(item) if item else None
 
     def commit(
         self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
     ) -> None:
         """Append ``events`` and replace the head, iff the head is at ``expected_seq``."""
         arn = record.execution_arn
-        head = {**self._head_item(record), **_last_id(events)}
+        head, *chunks = self._seal(record, events)
         names, values = {}, {":expected": {"N": str(expected_seq)}}
         sets = []
         for i, (name, value) in enumerate(sorted(head.items())):
@@ -145,7 +171,7 @@ class DynamoDBLog:
                 names[f"#a{i}"] = name
                 values[f":v{i}"] = value
                 sets.append(f"#a{i} = :v{i}")
-        optional = [*_DOCS, *(f"{d}_z" for d in _DOCS), "stop_date"]
+        optional = [*(attr for doc in _DOCS for attr in doc_names(doc)), "stop_date"]
         removes = [f"#r{i}" for i, name in enumerate(optional) if name not in head]
         names.update({f"#r{i}": name for i, name in enumerate(optional) if name not in head})
         names["#seq"] = "seq"
@@ -164,16 +190,17 @@ class DynamoDBLog:
             except _Rejected:
                 raise ConflictError(arn, expected_seq) from None
             return
-        put = self._events_put(arn, record.seq, events)
+        puts = [self._event_put(chunk) for chunk in chunks]
         try:
-            self._call("transact_write_items", TransactItems=[{"Update": update}, put])
+            self._call("transact_write_items", TransactItems=[{"Update": update}, *puts])
         except _Rejected as rejected:
-            head_reason, events_reason = _reasons(rejected)[:2]
+            head_reason, *event_reasons = _reasons(rejected)
             if head_reason.get("Code") in _CONFLICTS:
                 raise ConflictError(arn, expected_seq) from None
-            if events_reason.get("Code") == "ConditionalCheckFailed":
-                sk = put["Put"]["Item"]["sk"]["S"]
-                raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
+            for put, reason in zip(puts, event_reasons, strict=False):
+                if reason.get("Code") == "ConditionalCheckFailed":
+                    sk = put["Put"]["Item"]["sk"]["S"]
+                    raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
             raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -182,9 +209,13 @@ class DynamoDBLog:
             self._call(
                 "update_item",
                 Key=_key(execution_arn, _HEAD),
-                UpdateExpression="SET #o = :empty REMOVE #oz",
-                ConditionExpression="#seq = :seq AND (#o <> :empty OR attribute_exists(#oz))",
-                ExpressionAttributeNames={"#seq": "seq", "#o": "outbox", "#oz": "outbox_z"},
+                UpdateExpression="SET #o = :empty REMOVE #oz, #or",
+                ConditionExpression="#seq = :seq AND (#o <> :empty OR "
+                "attribute_exists(#oz) OR attribute_exists(#or))",
+                ExpressionAttributeNames={
+                    "#seq": "seq",
+                    **dict(zip(("#o", "#oz", "#or"), doc_names("outbox"), strict=True)),
+                },
                 ExpressionAttributeValues={":seq": {"N": str(seq)}, ":empty": {"S": "[]"}},
             )
 
@@ -228,7 +259,7 @@ class DynamoDBLog:
             held = rejected.response.get("Item") or self._call(
                 "get_item", Key=item_key, ConsistentRead=True
             ).get("Item")
-        result = _get_doc(held or {}, "result", None)
+        result = self._items.read(held or {}, "result", None)
         if result is not None:
             return TaskClaim("done", result)
         return TaskClaim("busy")
@@ -237,14 +268,16 @@ class DynamoDBLog:
         self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
     ) -> None:
         """Record the result if ``owner`` still holds the lease (else do nothing)."""
-        doc: dict[str, Any] = {}
-        self._put_doc(doc, "result", result)
-        _checked(doc, execution_arn)
-        ((name, value),) = doc.items()
+        item_key = _key(execution_arn, f"TK#{task_id}")
+        lease = {**item_key, "owner": {"S": owner}, "lease_until": {"N": _num(9e9)}}
+        (item,) = self._items.seal(
+            [Draft(lease, {"result": _dumps(result).encode()})], f"{execution_arn} task {task_id}"
+        )
+        ((name, value),) = ((k, v) for k, v in item.items() if k not in lease)
         with contextlib.suppress(_Rejected):
             self._call(
                 "update_item",
-                Key=_key(execution_arn, f"TK#{task_id}"),
+                Key=item_key,
                 UpdateExpression="SET #set = :result",
                 ConditionExpression=f"#owner = :owner AND {_NO_RESULT}",
                 ExpressionAttributeNames={**_RESULT_NAMES, "#owner": "owner", "#set": name},
@@ -270,42 +303,97 @@ class DynamoDBLog:
                 raise LogUnavailableError(f"DynamoDB {operation} failed: {exc}") from exc
             raise
 
-    def _head_item(self, record: ExecutionRecord) -> dict[str, Any]:
-        item = {
+    def _seal(
+        self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The head item and the event items of one write, within DynamoDB's limits."""
+        head = {
             **_key(record.execution_arn, _HEAD),
             "seq": {"N": str(record.seq)},
             "status": {"S": record.status},
             "name": {"S": record.name},
             "state_machine_arn": {"S": record.state_machine_arn},
             "start_date": {"N": _num(record.start_date)},
+            **_last_id(events),
         }
         if record.stop_date is not None:
-            item["stop_date"] = {"N": _num(record.stop_date)}
-        self._put_doc(item, "input", record.input)
-        self._put_doc(item, "state", record.state)
-        self._put_doc(item, "outbox", [m.to_json() for m in record.outbox])
-        self._put_doc(item, "attributes", record.attributes)
-        return _checked(item, record.execution_arn)
+            head["stop_date"] = {"N": _num(record.stop_date)}
+        docs = {
+            "input": record.input,
+            "state": record.state,
+            "outbox": [m.to_json() for m in record.outbox],
+            "attributes": record.attributes,
+        }
+        drafts = [
+            Draft(head, {name: _dumps(value).encode() for name, value in docs.items()}),
+            *self._event_drafts(record.execution_arn, record.seq, events),
+        ]
+        return self._items.seal(drafts, record.execution_arn)
 
-    def _events_put(
+    def _event_drafts(
         self, execution_arn: str, seq: int, events: Sequence[dict[str, Any]]
-    ) -> dict[str, Any]:
-        item = {**_key(execution_arn, _ev_sk(_event_id(events[0]))), "seq": {"N": str(seq)}}
-        self._put_doc(item, "events", list(events))
+    ) -> list[Draft]:
+        """The events as JSON lists in items of about ``item_budget`` bytes each.
+
+        One item in the common case; never so many that the transaction (head
+        included) exceeds DynamoDB's item count: the packer offloads instead.
+        """
+        parts = [_dumps(event).encode() for event in events]
+        keys = {**_key(execution_arn, _ev_sk(0)), "seq": {"N": str(seq)}}
+        overhead = item_size({**keys, "events_z": {"B": b"[]"}})
+        sizes = [len(part) + 1 for part in parts]
+        ranges = chunk_ranges(sizes, self._items.item_budget - overhead, MAX_TRANSACTION_ITEMS - 1)
+        return [
+            Draft(
+                {**_key(execution_arn, _ev_sk(_event_id(events[start]))), "seq": keys["seq"]},
+                {"events": b"[" + b",".join(parts[start:end]) + b"]"},
+            )
+            for start, end in ranges
+        ]
+
+    def _event_put(self, item: dict[str, Any]) -> dict[str, Any]:
         return {
             "Put": {
                 "TableName": self.table,
-                "Item": _checked(item, execution_arn),
+                "Item": item,
                 "ConditionExpression": "attribute_not_exists(sk)",
             }
         }
 
-    def _put_doc(self, item: dict[str, Any], name: str, value: Any) -> None:
-        text = _dumps(value)
-        if len(text.encode()) > self.compress_above:
-            item[f"{name}_z"] = {"B": zlib.compress(text.encode(), 6)}
-        else:
-            item[name] = {"S": text}
+    def _offload(self, data: bytes) -> str:
+        assert self.payloads is not None  # only called when a store is configured
+        try:
+            return self.payloads.put(data)
+        except PayloadStoreUnavailableError as exc:
+            raise LogUnavailableError(f"payload store: {exc}") from exc
+
+    def _fetch(self, key: str) -> bytes:
+        if self.payloads is None:
+            raise LogIntegrityError(f"the log references payload {key} but has no PayloadStore")
+        try:
+            return self.payloads.get(key)
+        except PayloadStoreUnavailableError as exc:
+            raise LogUnavailableError(f"payload store: {exc}") from exc
+        except (PayloadNotFoundError, PayloadCorruptError) as exc:
+            raise LogIntegrityError(f"referenced payload {key}: {exc}") from exc
+
+    def _record(self, item: dict[str, Any]) -> ExecutionRecord:
+        """The record stored in a head item."""
+        stop = item.get("stop_date")
+        read = self._items.read
+        return ExecutionRecord(
+            execution_arn=item["pk"]["S"][3:],
+            state_machine_arn=item["state_machine_arn"]["S"],
+            name=item["name"]["S"],
+            input=read(item, "input", None),
+            status=item["status"]["S"],
+            seq=int(item["seq"]["N"]),
+            state=read(item, "state", {}),
+            outbox=tuple(Message.from_json(m) for m in read(item, "outbox", [])),
+            start_date=float(item["start_date"]["N"]),
+            stop_date=float(stop["N"]) if stop else None,
+            attributes=read(item, "attributes", {}),
+        )
 
     def _event_items(
         self, execution_arn: str, start_id: int, skip: int, limit: int
@@ -335,54 +423,10 @@ class DynamoDBLog:
                 response = self._call("query", **kwargs)
                 for item in response.get("Items", []):
                     if n == 0 or item["sk"]["S"] != low:  # the second range excludes low
-                        yield int(item["sk"]["S"][3:]), _get_doc(item, "events", [])
+                        yield int(item["sk"]["S"][3:]), self._items.read(item, "events", [])
                 if "LastEvaluatedKey" not in response:
                     break
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def _record(item: dict[str, Any]) -> ExecutionRecord:
-    """The record stored in a head item."""
-    stop = item.get("stop_date")
-    return ExecutionRecord(
-        execution_arn=item["pk"]["S"][3:],
-        state_machine_arn=item["state_machine_arn"]["S"],
-        name=item["name"]["S"],
-        input=_get_doc(item, "input", None),
-        status=item["status"]["S"],
-        seq=int(item["seq"]["N"]),
-        state=_get_doc(item, "state", {}),
-        outbox=tuple(Message.from_json(m) for m in _get_doc(item, "outbox", [])),
-        start_date=float(item["start_date"]["N"]),
-        stop_date=float(stop["N"]) if stop else None,
-        attributes=_get_doc(item, "attributes", {}),
-    )
-
-
-def _get_doc(item: dict[str, Any], name: str, default: Any) -> Any:
-    if f"{name}_z" in item:
-        return _loads(zlib.decompress(item[f"{name}_z"]["B"]).decode())
-    return _loads(item[name]["S"]) if name in item else default
-
-
-def _checked(item: dict[str, Any], execution_arn: str) -> dict[str, Any]:
-    values = [next(iter(v.values())) for v in item.values()]
-    size = sum(len(k.encode()) for k in item) + sum(
-        len(v.encode()) if isinstance(v, str) else len(v) for v in values
-    )
-    if size > MAX_ITEM_BYTES:
-        raise PayloadTooLargeError(
-            f"{execution_arn}: a log item of ~{size} bytes exceeds DynamoDB's 400 KB item "
-            "limit even compressed; large payloads need a PayloadStore (S3), not yet available"
-        )
-    return item
-
-
-def _loads(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what only the standard library wrote (big integers)
-        return json.loads(text)
 
 
 def _key(execution_arn: str, sk: str) -> dict[str, Any]:

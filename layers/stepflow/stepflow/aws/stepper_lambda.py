@@ -9,8 +9,8 @@ listed in ``batchItemFailures`` and comes back after its visibility timeout
 is acknowledged.
 
 The stepper is built lazily on the first invocation from the environment
-(``TABLE_NAME``, ``QUEUE_URL``) and reused by the container; tests inject
-their own with :func:`configure`.
+(``TABLE_NAME``, ``QUEUE_URL``; ``PAYLOAD_BUCKET`` for large payloads in S3)
+and reused by the container; tests inject their own with :func:`configure`.
 """
 
 from __future__ import annotations
@@ -81,8 +81,11 @@ def build_stepper(
     # Imported here: the adapter module is only needed (and only loaded) in Lambda.
     dynamodb_log = importlib.import_module("stepflow.aws.dynamodb_log")
     dynamodb = importlib.import_module("boto3").client("dynamodb")
+    payloads = importlib.import_module("stepflow.aws.s3_payloads").S3PayloadStore
     return Stepper(
-        log=dynamodb_log.DynamoDBLog(table_name, client=dynamodb),
+        log=dynamodb_log.DynamoDBLog(
+            table_name, client=dynamodb, payloads=payloads.from_environment(env)
+        ),
         bus=SQSBus(queue_url),
         definitions=definitions or table_definitions(dynamodb, table_name),
         clock=time.time,

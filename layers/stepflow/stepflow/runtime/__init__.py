@@ -2,6 +2,12 @@
 
 from stepflow.runtime.memory import InMemoryBus, InMemoryLog
 from stepflow.runtime.messages import Message, decode_event, encode_event
+from stepflow.runtime.payloads import (
+    InMemoryPayloadStore,
+    PayloadNotFoundError,
+    PayloadStore,
+    PayloadStoreUnavailableError,
+)
 from stepflow.runtime.ports import (
     ConflictError,
     CoordinationLog,
@@ -27,8 +33,12 @@ __all__ = [
     "HistoryPage",
     "InMemoryBus",
     "InMemoryLog",
+    "InMemoryPayloadStore",
     "Message",
     "MessageBus",
+    "PayloadNotFoundError",
+    "PayloadStore",
+    "PayloadStoreUnavailableError",
     "Stepper",
     "TaskClaim",
     "TaskInvoker",

@@ -1,0 +1,223 @@
+"""JSON documents placed into DynamoDB items within DynamoDB's size limits.
+
+A document (an execution's input, state, outbox, attributes; a decision's
+events; a task result) is stored in one of three forms, by attribute name:
+
+- ``<name>`` (S): the JSON text, when it is short;
+- ``<name>_z`` (B): the JSON zlib-compressed, above ``compress_above`` bytes;
+- ``<name>_ref`` (S): the key of the compressed JSON in a
+  :class:`~stepflow.runtime.payloads.PayloadStore`, when the item would
+  otherwise exceed the item budget or the transaction its budget.
+
+:meth:`ItemPacker.seal` offloads the largest documents first, and writes them
+to the store before returning, i.e. before the caller's transaction: a crash in
+between leaves an unreferenced object, never a dangling reference.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stepflow.runtime.payloads import content_key
+
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item size limit (attribute names plus values)."""
+
+MAX_TRANSACTION_ITEMS = 100
+"""DynamoDB's limit on the items of one ``TransactWriteItems``."""
+
+MAX_TRANSACTION_BYTES = 4_000_000
+"""DynamoDB's 4 MB limit on the items of one transaction (read conservatively)."""
+
+ITEM_BUDGET = 350 * 1024
+"""Default size above which an item's documents are offloaded (room left for keys)."""
+
+TRANSACTION_BUDGET = 3_000_000
+"""Default size above which a transaction's documents are offloaded."""
+
+CACHE_BYTES = 32 * 1024 * 1024
+"""How many bytes of recently read or written payloads a packer keeps."""
+
+
+class PayloadTooLargeError(ValueError):
+    """An item would exceed DynamoDB's 400 KB limit even compressed (and no store is set)."""
+
+
+@dataclass(slots=True)
+class Draft:
+    """An item to write: its plain attributes and its documents as UTF-8 JSON."""
+
+    attributes: dict[str, Any]
+    docs: dict[str, bytes] = field(default_factory=dict)
+
+
+def attribute_size(name: str, value: dict[str, Any]) -> int:
+    """The bytes DynamoDB bills for one attribute (numbers counted as their text)."""
+    (raw,) = value.values()
+    return len(name.encode()) + (len(raw.encode()) if isinstance(raw, str) else len(raw))
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """The size of an item, as counted against DynamoDB's item limit."""
+    return sum(attribute_size(name, value) for name, value in item.items())
+
+
+def doc_names(name: str) -> tuple[str, str, str]:
+    """The three attribute names a document ``name`` may be stored under."""
+    return name, f"{name}_z", f"{name}_ref"
+
+
+def chunk_ranges(sizes: Sequence[int], limit: int, max_chunks: int) -> list[tuple[int, int]]:
+    """Split parts of ``sizes`` bytes into contiguous ``[start, end)`` runs.
+
+    A run holds about ``limit`` bytes (one oversized part makes a run of its
+    own), raised as needed so that there are at most ``max_chunks`` runs.
+    """
+    if not sizes:
+        return []
+    limit = max(1, limit, -(-sum(sizes) // max_chunks) + max(sizes))
+    ranges, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > limit:
+            ranges.append((start, i))
+            start, total = i, 0
+        total += size
+    ranges.append((start, len(sizes)))
+    return ranges
+
+
+class ItemPacker:
+    """Encodes, offloads and decodes documents for the log's items.
+
+    ``offload`` writes compressed JSON to the payload store and returns its
+    key (None: no store, oversized items are refused); ``fetch`` reads it back.
+    Payloads are immutable, so recently seen ones are cached (by key): a
+    reload does not refetch them, and a rewrite of an unchanged one is skipped.
+    """
+
+    def __init__(
+        self,
+        *,
+        compress_above: int,
+        item_budget: int,
+        transaction_budget: int,
+        offload: Callable[[bytes], str] | None,
+        fetch: Callable[[str], bytes],
+    ) -> None:
+        self.compress_above = compress_above
+        self.item_budget = item_budget
+        self.transaction_budget = transaction_budget
+        self._offload, self._fetch = offload, fetch
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
+
+    def seal(self, drafts: Sequence[Draft], what: str) -> list[dict[str, Any]]:
+        """The items of one write, each within its budget; ``what`` names them in errors."""
+        items = [self._inline(draft) for draft in drafts]
+        for draft, item in zip(drafts, items, strict=True):
+            while item_size(item) > self.item_budget and self._spill(draft, item):
+                pass
+            if item_size(item) > MAX_ITEM_BYTES:
+                raise PayloadTooLargeError(
+                    f"{what}: a log item of ~{item_size(item)} bytes exceeds DynamoDB's 400 KB "
+                    "item limit even compressed; configure a PayloadStore (PAYLOAD_BUCKET) "
+                    "to store large payloads in S3"
+                )
+        while sum(map(item_size, items)) > self.transaction_budget:
+            pairs = [(d, i) for d, i in zip(drafts, items, strict=True) if _inline_docs(d, i)]
+            if not pairs:
+                break
+            draft, item = max(pairs, key=lambda pair: max(_inline_docs(*pair)))
+            if not self._spill(draft, item):
+                break
+        total = sum(map(item_size, items))
+        if total > MAX_TRANSACTION_BYTES or len(items) > MAX_TRANSACTION_ITEMS:
+            raise PayloadTooLargeError(
+                f"{what}: a transaction of {len(items)} items, ~{total} bytes, exceeds "
+                "DynamoDB's limits (100 items, 4 MB); configure a PayloadStore (PAYLOAD_BUCKET)"
+            )
+        return items
+
+    def read(self, item: dict[str, Any], name: str, default: Any) -> Any:
+        """The document ``name`` of a stored item, whichever form it is in."""
+        plain, compressed, ref = doc_names(name)
+        if ref in item:
+            return _loads(zlib.decompress(self._get(item[ref]["S"])))
+        if compressed in item:
+            return _loads(zlib.decompress(item[compressed]["B"]))
+        return _loads(item[plain]["S"]) if plain in item else default
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _inline(self, draft: Draft) -> dict[str, Any]:
+        item = dict(draft.attributes)
+        for name, text in draft.docs.items():
+            if len(text) > self.compress_above:
+                item[f"{name}_z"] = {"B": zlib.compress(text, 6)}
+            else:
+                item[name] = {"S": text.decode()}
+        return item
+
+    def _spill(self, draft: Draft, item: dict[str, Any]) -> bool:
+        """Offload the largest document still inline in ``item``; False if there is none."""
+        inline = _inline_docs(draft, item)
+        if not inline or self._offload is None:
+            return False
+        _, name, attr = max(inline)
+        data = zlib.compress(draft.docs[name], 6)
+        key = content_key(data)
+        with self._lock:
+            known = key in self._cache
+        if not known:
+            key = self._offload(data)
+            self._remember(key, data)
+        del item[attr]
+        item[f"{name}_ref"] = {"S": key}
+        return True
+
+    def _get(self, key: str) -> bytes:
+        with self._lock:
+            data = self._cache.get(key)
+            if data is not None:
+                self._cache.move_to_end(key)
+                return data
+        data = self._fetch(key)
+        self._remember(key, data)
+        return data
+
+    def _remember(self, key: str, data: bytes) -> None:
+        if len(data) > CACHE_BYTES // 4:
+            return
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = data
+                self._cached_bytes += len(data)
+            while self._cached_bytes > CACHE_BYTES:
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_bytes -= len(dropped)
+
+
+def _inline_docs(draft: Draft, item: dict[str, Any]) -> list[tuple[int, str, str]]:
+    """(size, document name, attribute name) of the draft's documents still inline in ``item``."""
+    return [
+        (attribute_size(attr, item[attr]), name, attr)
+        for name in draft.docs
+        for attr in doc_names(name)[:2]
+        if attr in item
+    ]
+
+
+def _loads(text: bytes | str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what only the standard library wrote (big integers)
+        return json.loads(text)
