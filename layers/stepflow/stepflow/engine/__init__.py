@@ -2,7 +2,9 @@
 
 from stepflow.engine.decide import DEFAULT_BUDGET, decide
 from stepflow.engine.model import (
+    CancelChild,
     CancelTask,
+    ChildFinished,
     Command,
     Complete,
     Continue,
@@ -12,8 +14,10 @@ from stepflow.engine.model import (
     ExecutionState,
     ExecutionStatus,
     Frame,
+    NotifyParent,
     RunTask,
     Start,
+    StartChild,
     StartTimer,
     Stop,
     TaskFailed,
@@ -23,11 +27,13 @@ from stepflow.engine.model import (
     TimerFired,
 )
 from stepflow.engine.resources import ResourceInfo, describe
-from stepflow.engine.start import new_execution
+from stepflow.engine.start import new_child_execution, new_execution
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "CancelChild",
     "CancelTask",
+    "ChildFinished",
     "Command",
     "Complete",
     "Continue",
@@ -37,9 +43,11 @@ __all__ = [
     "ExecutionState",
     "ExecutionStatus",
     "Frame",
+    "NotifyParent",
     "ResourceInfo",
     "RunTask",
     "Start",
+    "StartChild",
     "StartTimer",
     "Stop",
     "TaskFailed",
@@ -49,5 +57,6 @@ __all__ = [
     "TimerFired",
     "decide",
     "describe",
+    "new_child_execution",
     "new_execution",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from stepflow.engine.model import ExecutionState, Fanout, Frame
@@ -12,9 +11,34 @@ FORMAT = 1
 
 
 def encode_state(state: ExecutionState) -> dict[str, Any]:
-    """The state as a JSON-ready dict (``json.dumps`` accepts it as it is)."""
-    data = dataclasses.asdict(state)
+    """The state as a JSON-ready dict (``json.dumps`` accepts it as it is).
+
+    Containers of the engine's own bookkeeping are copied; JSON payloads
+    (inputs, outputs, items, variables' values) are shared, as everywhere in
+    StepFlow, since nothing mutates them in place. (``dataclasses.asdict``
+    would deep-copy every payload on every commit.)
+    """
+    data: dict[str, Any] = {name: getattr(state, name) for name in ExecutionState.__slots__}
+    data["frames"] = {key: _encode_frame(frame) for key, frame in state.frames.items()}
+    data["ready"] = list(state.ready)
+    data["tasks"] = dict(state.tasks)
+    data["timers"] = {key: list(ref) for key, ref in state.timers.items()}
+    data["children"] = dict(state.children)
     data["format"] = FORMAT
+    return data
+
+
+def _encode_frame(frame: Frame) -> dict[str, Any]:
+    data: dict[str, Any] = {name: getattr(frame, name) for name in Frame.__slots__}
+    data["retries"] = list(frame.retries)
+    data["variables"] = dict(frame.variables)
+    fan = frame.fanout
+    if fan is not None:
+        encoded = {name: getattr(fan, name) for name in Fanout.__slots__}
+        encoded["results"] = list(fan.results)
+        encoded["done"] = list(fan.done)
+        encoded["children"] = dict(fan.children)
+        data["fanout"] = encoded
     return data
 
 

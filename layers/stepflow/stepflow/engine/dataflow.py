@@ -70,14 +70,15 @@ def is_jsonata(node: State) -> bool:
 
 def variables(d: Decider, frame: Frame) -> Mapping[str, Any]:
     """The variables ``frame`` can read: its own over its ancestors' (read-only)."""
+    outer = d.state.outer_variables  # a child execution reads its parent's
     if frame.parent is None:
-        return frame.variables
+        return {**outer, **frame.variables} if outer else frame.variables
     chain = []
     current: Frame | None = frame
     while current is not None:
         chain.append(current.variables)
         current = d.state.frames.get(current.parent) if current.parent is not None else None
-    merged: dict[str, Any] = {}
+    merged: dict[str, Any] = dict(outer)
     for scope in reversed(chain):
         merged.update(scope)
     return merged

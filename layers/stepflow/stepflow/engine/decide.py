@@ -23,11 +23,13 @@ from stepflow.asl.states.parallel import ParallelState
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
-from stepflow.engine import dataflow, fanout, simple, tasks, waits
+from stepflow.engine import children, dataflow, fanout, simple, tasks, waits
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
 from stepflow.engine.model import (
+    CancelChild,
     CancelTask,
+    ChildFinished,
     Command,
     Complete,
     Continue,
@@ -36,6 +38,7 @@ from stepflow.engine.model import (
     Event,
     ExecutionState,
     Frame,
+    NotifyParent,
     Start,
     StartTimer,
     Stop,
@@ -202,6 +205,8 @@ class Decider:
                 self.timer_fired(event.timer_id, *ref)
         elif isinstance(event, Stop):
             self.end_execution("ABORTED", "ExecutionAborted", event.error, event.cause)
+        elif isinstance(event, ChildFinished):
+            children.child_finished(self, event)
         elif isinstance(event, Continue):
             pass
 
@@ -210,21 +215,22 @@ class Decider:
         s = self.state
         if s.frames:  # a duplicate Start
             return
-        root = self.definition.root
+        root = self.definition.machines[s.machine] if s.machine else self.definition.root
+        start_input = s.root_input if s.machine else s.input
         self.emit(
             None,
             "ExecutionStarted",
             "executionStartedEventDetails",
             {
-                "input": dumps(s.input),
+                "input": dumps(start_input),
                 "inputDetails": {"truncated": False},
                 "roleArn": s.role_arn,
             },
         )
-        frame = Frame(id="", machine=root.id, state=root.start_at, input=s.input, prev_id=1)
+        frame = Frame(id="", machine=root.id, state=root.start_at, input=start_input, prev_id=1)
         s.frames[""] = frame
         self.push(frame)
-        if self.definition.timeout_seconds:
+        if self.definition.timeout_seconds and s.parent is None:
             self.start_timer(frame, "execution", self.now + self.definition.timeout_seconds)
 
     def timer_fired(self, timer_id: str, frame_id: str, kind: str) -> None:
@@ -405,7 +411,7 @@ class Decider:
                 {"output": dumps(output), "outputDetails": {"truncated": False}},
             )
             self.finish()
-            self.commands.append(Complete("SUCCEEDED", output=output))
+            self.completed(Complete("SUCCEEDED", output=output))
         else:
             fanout.child_done(self, frame)
 
@@ -436,8 +442,23 @@ class Decider:
         s.status, s.error, s.cause = status, error, cause
         for task_id in s.tasks:
             self.commands.append(CancelTask(task_id))
+        self.commands.extend(CancelChild(child_id) for child_id in s.children)
         self.finish()
-        self.commands.append(Complete(status, error=error, cause=cause))
+        self.completed(Complete(status, error=error, cause=cause))
+
+    def completed(self, complete: Complete) -> None:
+        """Report the end of the execution (to its parent too, for a child execution)."""
+        self.commands.append(complete)
+        parent = self.state.parent
+        if parent is not None:
+            done = ChildFinished(
+                str(parent["child_id"]),
+                complete.status,
+                complete.output,
+                complete.error,
+                complete.cause,
+            )
+            self.commands.append(NotifyParent(str(parent["arn"]), done))
 
     def finish(self) -> None:
         """Drop all open tasks, timers and ready frames of a finished execution."""
@@ -445,3 +466,4 @@ class Decider:
         s.tasks.clear()
         s.timers.clear()
         s.ready.clear()
+        s.children.clear()

@@ -10,7 +10,7 @@ from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
 from stepflow.data.jsonata import is_expression
 from stepflow.data.jsonpath import Path, PathNotFoundError
-from stepflow.engine import dataflow
+from stepflow.engine import children, dataflow
 from stepflow.engine.model import CancelTask, Fanout, Frame
 from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
@@ -34,7 +34,7 @@ def run_parallel(d: Decider, frame: Frame, node: ParallelState) -> None:
     for child in reversed(children):
         d.push(child)
     if n == 0:
-        _complete(d, frame, node)
+        complete(d, frame, node)
 
 
 def run_map(d: Decider, frame: Frame, node: MapState) -> None:
@@ -92,18 +92,19 @@ def run_map(d: Decider, frame: Frame, node: MapState) -> None:
         tolerated_count=None if count is None else int(count),
         tolerated_percentage=None if pct is None else float(pct),
         effective_input=effective,
+        remote=d.state.child_limit is not None and n > d.state.child_limit,
     )
     frame.phase = "children"
     if _distributed(node):
         run_arn = f"{d.state.execution_arn}:{node.label or node.name}/{d.new_id('run')}"
         d.emit(frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": run_arn})
     if n == 0:
-        _complete(d, frame, node)
+        complete(d, frame, node)
         return
-    _start_iterations(d, frame, node)
+    start_iterations(d, frame, node)
 
 
-def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
+def start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
     """Start items up to MaxConcurrency; an ItemSelector failure fails the Map state.
 
     Items after the first batch start from inside another item's completion,
@@ -112,6 +113,8 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
     fan = frame.fanout
     assert fan is not None
     limit = fan.max_concurrency or fan.total
+    if fan.remote:
+        limit = min(limit, children.WINDOW)
     distributed = _distributed(node)
     started = []
     while fan.next_index < fan.total and len(fan.children) < limit:
@@ -131,6 +134,9 @@ def _start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
                 {"name": node.name, "index": i},
             )
         proc = node.item_processor
+        if fan.remote:
+            children.start_child(d, frame, proc.id, i, value)
+            continue
         started.append(_child(d, frame, proc.id, proc.start_at, value, i, silent=distributed))
     for child in reversed(started):
         d.push(child)
@@ -195,11 +201,11 @@ def child_done(d: Decider, child: Frame) -> None:
             {"name": node.name, "index": child.index},
         )
         parent.prev_id = child.prev_id
-        _start_iterations(d, parent, node)
+        start_iterations(d, parent, node)
     else:
         parent.prev_id = max(parent.prev_id, child.prev_id)
     if not fan.children and fan.next_index >= fan.total and parent.phase == "children":
-        _complete(d, parent, node)
+        complete(d, parent, node)
 
 
 def child_failed(d: Decider, child: Frame) -> None:
@@ -224,10 +230,10 @@ def child_failed(d: Decider, child: Frame) -> None:
         fan.failures += 1
         fan.results[child.index] = dataflow.error_output(error, cause)
         fan.done[child.index] = True
-        if _tolerated(fan):
-            _start_iterations(d, parent, node)
+        if tolerated(fan):
+            start_iterations(d, parent, node)
             if not fan.children and fan.next_index >= fan.total:
-                _complete(d, parent, node)
+                complete(d, parent, node)
             return
         if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
             error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD
@@ -236,7 +242,7 @@ def child_failed(d: Decider, child: Frame) -> None:
     d.fail_state(parent, node, error, cause)
 
 
-def _tolerated(fan: Fanout) -> bool:
+def tolerated(fan: Fanout) -> bool:
     """Whether the failures so far are within every threshold set (exceeding either fails)."""
     if fan.tolerated_count is None and fan.tolerated_percentage is None:
         return False
@@ -253,6 +259,10 @@ def abort_children(d: Decider, frame: Frame) -> None:
     if fan is None:
         return
     node = d.node(frame)
+    if fan.remote:
+        assert isinstance(node, MapState)
+        children.abort(d, frame, node)
+        return
     for index, child_id in sorted(fan.children.items()):
         child = d.state.frames.pop(child_id, None)
         if child is None:
@@ -273,7 +283,7 @@ def abort_children(d: Decider, frame: Frame) -> None:
     fan.next_index = fan.total
 
 
-def _complete(d: Decider, frame: Frame, node: State) -> None:
+def complete(d: Decider, frame: Frame, node: State) -> None:
     """Every child succeeded (or was tolerated): the state's result is their outputs."""
     fan = frame.fanout
     assert fan is not None and isinstance(node, ParallelState | MapState)

@@ -18,7 +18,9 @@ class Fanout:
     """The children of a Parallel or Map state in progress.
 
     ``results`` holds one slot per branch/item (``None`` until it succeeds,
-    see ``done``); ``next_index`` is the next Map item to start.
+    see ``done``); ``next_index`` is the next Map item to start. ``children``
+    maps a running item to its frame id or, when ``remote``, to the id of the
+    child execution that runs it.
     """
 
     kind: Literal["parallel", "map"]
@@ -33,6 +35,7 @@ class Fanout:
     tolerated_count: int | None = None
     tolerated_percentage: float | None = None
     effective_input: Any = None
+    remote: bool = False
 
 
 @dataclass(slots=True)
@@ -79,7 +82,15 @@ class Frame:
 
 @dataclass(slots=True)
 class ExecutionState:
-    """Everything the engine knows about one execution between decisions."""
+    """Everything the engine knows about one execution between decisions.
+
+    ``child_limit``: a Map with more items than this runs them as child
+    executions (``StartChild``), tracked in ``children`` (child id to frame
+    id); None keeps every iteration in this state. A child execution has
+    ``parent`` (``{"arn", "child_id"}``), runs sub-machine ``machine`` on
+    ``root_input`` and reads its parent's ``outer_variables``; its ``input``
+    and ``start_time`` are the parent's (for ``$$.Execution``).
+    """
 
     execution_arn: str
     name: str
@@ -99,6 +110,12 @@ class ExecutionState:
     error: str | None = None
     cause: str | None = None
     seed: int = 0
+    child_limit: int | None = None
+    children: dict[str, str] = field(default_factory=dict)
+    parent: dict[str, Any] | None = None
+    machine: str | None = None
+    outer_variables: dict[str, Any] = field(default_factory=dict)
+    root_input: Any = None
 
     def copy(self) -> ExecutionState:
         """A copy that a decision may change without touching this one.
@@ -125,6 +142,7 @@ class ExecutionState:
         copy.ready = list(self.ready)
         copy.tasks = dict(self.tasks)
         copy.timers = dict(self.timers)
+        copy.children = dict(self.children)
         return copy
 
 
@@ -187,8 +205,27 @@ class Continue:
     """Resume work left over when a decision hit its transition budget."""
 
 
+@dataclass(frozen=True, slots=True)
+class ChildFinished:
+    """The child execution ``child_id`` (a remote Map iteration) ended with ``status``."""
+
+    child_id: str
+    status: ExecutionStatus
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
 Event = (
-    Start | TaskStarted | TaskHeartbeat | TaskSucceeded | TaskFailed | TimerFired | Stop | Continue
+    Start
+    | TaskStarted
+    | TaskHeartbeat
+    | TaskSucceeded
+    | TaskFailed
+    | TimerFired
+    | Stop
+    | Continue
+    | ChildFinished
 )
 
 
@@ -238,7 +275,45 @@ class Complete:
     cause: str | None = None
 
 
-Command = RunTask | StartTimer | CancelTask | ContinueLater | Complete
+@dataclass(frozen=True, slots=True)
+class StartChild:
+    """Start a child execution running sub-machine ``machine`` on ``input``.
+
+    It sees ``variables`` (the parent's, read-only) and must report back with
+    ``ChildFinished(child_id, ...)``: see ``NotifyParent``.
+    """
+
+    child_id: str
+    machine: str
+    input: Any
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelChild:
+    """The child execution ``child_id`` is no longer wanted: stop it."""
+
+    child_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyParent:
+    """A child execution ended: deliver ``ChildFinished`` to ``parent_arn``."""
+
+    parent_arn: str
+    event: ChildFinished
+
+
+Command = (
+    RunTask
+    | StartTimer
+    | CancelTask
+    | ContinueLater
+    | Complete
+    | StartChild
+    | CancelChild
+    | NotifyParent
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from stepflow.engine.context import iso
-from stepflow.engine.model import ExecutionState
+from stepflow.engine.model import ExecutionState, StartChild
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
@@ -21,11 +22,13 @@ def new_execution(
     account: str = DEFAULT_ACCOUNT,
     role_arn: str | None = None,
     seed: int = 0,
+    child_limit: int | None = None,
 ) -> ExecutionState:
     """The state of an execution about to receive its ``Start`` event.
 
     ``seed`` keys the execution's task tokens and retry jitter: the durable
-    runtime passes a secret random value, tests a fixed one.
+    runtime passes a secret random value, tests a fixed one. ``child_limit``:
+    see :class:`ExecutionState`.
     """
     base = f"arn:aws:states:{region}:{account}"
     return ExecutionState(
@@ -37,4 +40,36 @@ def new_execution(
         start_time=iso(now),
         input=input,
         seed=seed,
+        child_limit=child_limit,
+    )
+
+
+def new_child_execution(
+    parent: ExecutionState, parent_arn: str, command: StartChild
+) -> ExecutionState:
+    """The state of the child execution a ``StartChild`` command asks for.
+
+    It presents its parent's execution in the context object (``$$.Execution``)
+    as an inline iteration would, and gets a seed of its own so that its task
+    tokens differ from every other child's.
+    """
+    material = f"{parent.seed}:{command.child_id}".encode()
+    return ExecutionState(
+        execution_arn=parent.execution_arn,
+        name=parent.name,
+        state_machine_arn=parent.state_machine_arn,
+        state_machine_name=parent.state_machine_name,
+        role_arn=parent.role_arn,
+        start_time=parent.start_time,
+        input=parent.input,
+        root_input=command.input,
+        seed=int.from_bytes(hashlib.sha256(material).digest()[:8], "big"),
+        child_limit=parent.child_limit,
+        parent={
+            "arn": parent_arn,
+            "child_id": command.child_id,
+            "root_arn": parent.parent["root_arn"] if parent.parent else parent_arn,
+        },
+        machine=command.machine,
+        outer_variables=command.variables,
     )

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import (
     ConflictError,
@@ -22,7 +24,7 @@ from stepflow.runtime.ports import (
 class InMemoryLog:
     """A :class:`~stepflow.runtime.ports.CoordinationLog` in a dict, guarded by a lock.
 
-    Records and events are deep-copied in and out, as a real store would.
+    Records and events are copied in and out, as a real store would.
     """
 
     def __init__(self) -> None:
@@ -37,16 +39,16 @@ class InMemoryLog:
         with self._lock:
             existing = self._heads.get(record.execution_arn)
             if existing is not None:
-                raise ExecutionAlreadyExistsError(copy.deepcopy(existing))
-            self._heads[record.execution_arn] = copy.deepcopy(record)
-            self._events[record.execution_arn] = copy.deepcopy(list(events))
+                raise ExecutionAlreadyExistsError(_clone(existing))
+            self._heads[record.execution_arn] = _clone(record)
+            self._events[record.execution_arn] = _clone(list(events))
             self.writes += 1
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         """The current head, or None."""
         with self._lock:
             head = self._heads.get(execution_arn)
-            return copy.deepcopy(head) if head is not None else None
+            return _clone(head) if head is not None else None
 
     def commit(
         self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
@@ -56,8 +58,8 @@ class InMemoryLog:
             head = self._heads.get(record.execution_arn)
             if head is None or head.seq != expected_seq:
                 raise ConflictError(record.execution_arn, expected_seq)
-            self._heads[record.execution_arn] = copy.deepcopy(record)
-            self._events[record.execution_arn].extend(copy.deepcopy(list(events)))
+            self._heads[record.execution_arn] = _clone(record)
+            self._events[record.execution_arn].extend(_clone(list(events)))
             self.writes += 1
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -75,7 +77,7 @@ class InMemoryLog:
         with self._lock:
             events = self._events.get(execution_arn, [])
             start = int(next_token) if next_token else 0
-            page = copy.deepcopy(events[start : start + limit])
+            page = _clone(events[start : start + limit])
             more = start + limit < len(events)
             return HistoryPage(page, str(start + limit) if more else None)
 
@@ -88,7 +90,7 @@ class InMemoryLog:
             if held is not None:
                 _, until, result = held
                 if result is not None:
-                    return TaskClaim("done", copy.deepcopy(result))
+                    return TaskClaim("done", _clone(result))
                 if until > now:
                     return TaskClaim("busy")
             self._tasks[(execution_arn, task_id)] = (owner, now + lease_seconds, None)
@@ -102,7 +104,7 @@ class InMemoryLog:
         with self._lock:
             held = self._tasks.get((execution_arn, task_id))
             if held is not None and held[0] == owner and held[2] is None:
-                self._tasks[(execution_arn, task_id)] = (owner, held[1], copy.deepcopy(result))
+                self._tasks[(execution_arn, task_id)] = (owner, held[1], _clone(result))
                 self.writes += 1
 
 
@@ -152,3 +154,23 @@ class InMemoryBus:
 
     def __len__(self) -> int:
         return len(self._queue)
+
+
+def _clone(value: Any) -> Any:
+    """A private copy of ``value``, as a store that serializes would hand back.
+
+    JSON round-trips through orjson (fast); anything orjson refuses (an
+    integer beyond 64 bits, a dataclass) takes the slower deep copy.
+    """
+    if isinstance(value, ExecutionRecord):
+        return replace(
+            value,
+            input=_clone(value.input),
+            state=_clone(value.state),
+            outbox=tuple(replace(m, body=_clone(m.body)) for m in value.outbox),
+            attributes=_clone(value.attributes),
+        )
+    try:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    except TypeError:
+        return copy.deepcopy(value)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stepflow.engine import (
+    ChildFinished,
     Continue,
     Event,
     RunTask,
@@ -29,6 +30,7 @@ _EVENTS: dict[str, type] = {
         TimerFired,
         Stop,
         Continue,
+        ChildFinished,
     )
 }
 
@@ -51,8 +53,9 @@ def decode_event(data: dict[str, Any]) -> Event:
 class Message:
     """One queue message for an execution.
 
-    ``kind`` is ``event`` (deliver ``body`` to the engine) or ``task`` (run the
-    inline task described by ``body``, then report its result as an event).
+    ``kind`` is ``event`` (deliver ``body`` to the engine), ``task`` (run the
+    inline task described by ``body``, then report its result as an event) or
+    ``child`` (create the child execution ``body`` describes, then start it).
     ``id`` is the idempotency key: the same command always yields the same id,
     so a re-sent message is recognised. ``not_before`` (epoch seconds) is the
     earliest delivery; a queue that cannot delay that long delivers early and
@@ -61,7 +64,7 @@ class Message:
 
     execution_arn: str
     id: str
-    kind: Literal["event", "task"]
+    kind: Literal["event", "task", "child"]
     body: dict[str, Any]
     not_before: float = 0.0
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -80,7 +83,7 @@ class Message:
     def from_json(cls, data: dict[str, Any]) -> Message:
         """The message written by :meth:`to_json`; ``KeyError``/``ValueError`` if malformed."""
         kind = data["kind"]
-        if kind not in ("event", "task"):
+        if kind not in ("event", "task", "child"):
             raise ValueError(f"unknown message kind {kind!r}")
         return cls(
             execution_arn=str(data["execution_arn"]),

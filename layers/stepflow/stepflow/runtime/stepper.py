@@ -14,6 +14,7 @@ delivery, crashes and concurrent steppers because:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,16 +23,21 @@ from typing import Any
 
 from stepflow.asl import StateMachine
 from stepflow.engine import (
+    CancelChild,
     Command,
     ContinueLater,
     Event,
+    ExecutionState,
+    NotifyParent,
     RunTask,
     Start,
+    StartChild,
     StartTimer,
     Stop,
     TaskFailed,
     TaskSucceeded,
     decide,
+    new_child_execution,
     new_execution,
 )
 from stepflow.engine.codec import decode_state, encode_state
@@ -46,6 +52,10 @@ from stepflow.runtime.ports import (
 
 MAX_DELAY_SECONDS = 900
 """The longest delay a queue gives a message (SQS); longer waits re-arm themselves."""
+
+DEFAULT_CHILD_LIMIT = 40
+"""A Map with more items than this runs them as child executions (see engine.children)."""
+
 
 TaskInvoker = Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]
 """Runs an inline task body; returns (ok, output, error, cause)."""
@@ -75,6 +85,7 @@ class Stepper:
         task_lease_seconds: float = 900.0,
         inline_tasks: bool = True,
         max_inline_rounds: int = 50,
+        child_limit: int | None = DEFAULT_CHILD_LIMIT,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -86,6 +97,8 @@ class Stepper:
         self.task_lease_seconds = task_lease_seconds
         self.inline_tasks = inline_tasks
         self.max_inline_rounds = max_inline_rounds
+        self.child_limit = child_limit
+        self._root_inputs: dict[str, Any] = {}
 
     def start_execution(
         self, *, state_machine_arn: str, name: str, input: Any, seed: int
@@ -99,7 +112,12 @@ class Stepper:
         now = self.clock()
         sm_name = state_machine_arn.rsplit(":", 1)[-1]
         state = new_execution(
-            name=name, input=input, now=now, state_machine_name=sm_name, seed=seed
+            name=name,
+            input=input,
+            now=now,
+            state_machine_name=sm_name,
+            seed=seed,
+            child_limit=self.child_limit,
         )
         decision = decide(definition, state, Start(), now)
         arn = state.execution_arn
@@ -111,7 +129,7 @@ class Stepper:
             status=decision.state.status,
             seq=1,
             state=encode_state(decision.state),
-            outbox=self._outbox(arn, 1, decision.commands),
+            outbox=self._outbox(arn, 1, decision.commands, decision.state),
             start_date=now,
             stop_date=None if decision.state.status == "RUNNING" else now,
         )
@@ -150,6 +168,9 @@ class Stepper:
                     self.bus.send(message, _delay(message.not_before - now))
                 elif message.kind == "task":
                     self._run_task(message)
+                elif message.kind == "child":
+                    self._create_child(message)
+                    groups.setdefault(message.execution_arn, []).append((message, Start()))
                 else:
                     event = decode_event(message.body)
                     groups.setdefault(message.execution_arn, []).append((message, event))
@@ -213,7 +234,7 @@ class Stepper:
                 return repaired
             now = self.clock()
             definition = self.definitions(record.state_machine_arn)
-            before = state = decode_state(record.state)
+            before = state = self._load_state(record)
             history: list[dict[str, Any]] = []
             commands: list[Command] = []
             for event in events:
@@ -224,13 +245,13 @@ class Stepper:
             if not history and not commands and state == before:
                 return repaired  # duplicates or stale messages only
             seq = record.seq + 1
-            outbox = self._outbox(record.execution_arn, seq, commands)
+            outbox = self._outbox(record.execution_arn, seq, commands, state)
             lease = {"lease_owner": self.owner, "lease_until": now + self.task_lease_seconds}
             new = replace(
                 record,
                 seq=seq,
                 status=state.status,
-                state=encode_state(state),
+                state=_store_state(state),
                 outbox=outbox,
                 stop_date=None if state.status == "RUNNING" else now,
                 attributes={**record.attributes, **lease} if self._has_inline(outbox) else {},
@@ -273,11 +294,24 @@ class Stepper:
             self.bus.send(message)  # its holder reports; this copy re-checks later
             return None
 
-    def _outbox(self, arn: str, seq: int, commands: list[Command]) -> tuple[Message, ...]:
+    def _outbox(
+        self, arn: str, seq: int, commands: list[Command], state: ExecutionState
+    ) -> tuple[Message, ...]:
         messages = []
         for i, command in enumerate(commands):
             message_id = f"{arn}#{seq}#{i}"
-            if isinstance(command, RunTask):
+            if isinstance(command, StartChild):
+                messages.append(self._child_message(arn, message_id, command, state))
+            elif isinstance(command, CancelChild):
+                messages.append(
+                    Message(child_arn(arn, command.child_id), message_id, "event", {"type": "Stop"})
+                )
+            elif isinstance(command, NotifyParent):
+                done_id = f"{arn}#finished"
+                messages.append(
+                    Message(command.parent_arn, done_id, "event", encode_event(command.event))
+                )
+            elif isinstance(command, RunTask):
                 messages.append(Message(arn, message_id, "task", task_body(command)))
             elif isinstance(command, StartTimer):
                 body = {"type": "TimerFired", "timer_id": command.timer_id}
@@ -285,6 +319,48 @@ class Stepper:
             elif isinstance(command, ContinueLater):
                 messages.append(Message(arn, message_id, "event", {"type": "Continue"}))
         return tuple(messages)
+
+    def _child_message(
+        self, arn: str, message_id: str, command: StartChild, state: ExecutionState
+    ) -> Message:
+        """The message that creates a child execution: its initial state, ready to start."""
+        child = new_child_execution(state, arn, command)
+        body = {
+            "state": _store_state(child),
+            "input": command.input,
+            "state_machine_arn": state.state_machine_arn,
+        }
+        return Message(child_arn(arn, command.child_id), message_id, "child", body)
+
+    def _create_child(self, message: Message) -> None:
+        """Create the child execution of a ``child`` message (once; a duplicate is a no-op)."""
+        body = message.body
+        record = ExecutionRecord(
+            execution_arn=message.execution_arn,
+            state_machine_arn=str(body["state_machine_arn"]),
+            name=message.execution_arn.rsplit("#", 1)[-1],
+            input=body["input"],
+            status="RUNNING",
+            seq=0,
+            state=dict(body["state"]),
+            start_date=self.clock(),
+        )
+        # A redelivered message finds it created; the Start that follows is then a no-op.
+        with contextlib.suppress(ExecutionAlreadyExistsError):
+            self.log.create(record, [])
+
+    def _load_state(self, record: ExecutionRecord) -> ExecutionState:
+        """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""
+        state = decode_state(record.state)
+        if state.parent is not None:
+            root = str(state.parent["root_arn"])
+            if root not in self._root_inputs:
+                if len(self._root_inputs) >= 256:
+                    self._root_inputs.clear()
+                root_record = self.log.get(root)
+                self._root_inputs[root] = None if root_record is None else root_record.input
+            state.input = self._root_inputs[root]
+        return state
 
     def _flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
         """Send the outbox; return its task messages instead when tasks run inline.
@@ -333,6 +409,20 @@ class Stepper:
         ok, output, error, cause = self.invoker(message.body)
         event = TaskSucceeded(task_id, output) if ok else TaskFailed(task_id, error, cause)
         return encode_event(event)
+
+
+def child_arn(parent_arn: str, child_id: str) -> str:
+    """The ARN of a child execution: its own partition in the log."""
+    return f"{parent_arn}#{child_id.strip('/').replace('/', '.')}"
+
+
+def _store_state(state: ExecutionState) -> dict[str, Any]:
+    """The state as stored: a child's copy of its root's input is left out (see _load_state)."""
+    if state.parent is None:
+        return encode_state(state)
+    data = encode_state(state)
+    data["input"] = None
+    return data
 
 
 def _delay(seconds: float) -> int:
