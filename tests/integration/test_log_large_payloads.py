@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stepflow.asl import parse
 from stepflow.engine import RunTask
-from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, Stepper
+from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, Message, Stepper
 from stepflow.runtime.payloads import InMemoryPayloadStore, PayloadStoreUnavailableError
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
@@ -216,6 +216,29 @@ def test_a_1_mb_state_round_trips_through_the_store(env: Env) -> None:
     )
     assert "state" in head["Item"] and "state_ref" not in head["Item"]
     assert log.get(ARN) == make_record(seq=3)
+
+
+def test_an_offloaded_outbox_is_cleared_and_an_eventless_commit_offloads(env: Env) -> None:
+    # GIVEN a head whose outbox (a task message with a 700 KB input) lives in S3
+    log = env.log()
+    task = Message(ARN, f"{ARN}#1#0", "task", {"task_id": "t1", "input": noise(700_000)})
+    record = make_record(outbox=(task,))
+    log.create(record, make_events(1, 1))
+    assert log.get(ARN) == record
+    # WHEN the outbox of another seq is cleared THEN nothing changes
+    log.clear_outbox(ARN, 7)
+    assert log.get(ARN) == record
+    # WHEN the outbox of the current seq is cleared THEN it is empty, the reference gone
+    log.clear_outbox(ARN, 1)
+    assert log.get(ARN) == replace(record, outbox=())
+    key = {"pk": {"S": f"EX#{ARN}"}, "sk": {"S": "HEAD"}}
+    head = env.dynamodb.get_item(TableName=TABLE, Key=key)["Item"]
+    assert "outbox_ref" not in head
+    # AND an event-less commit of a 1 MB state offloads it too
+    big = make_record(seq=2, state={"blob": noise(1_000_000)})
+    log.commit(big, 1, [])
+    assert env.log().get(ARN) == big
+    env.check_sizes("outbox of 700 KB, then an event-less 1 MB state")
 
 
 def test_an_unchanged_large_document_is_written_to_the_store_once(env: Env) -> None:
