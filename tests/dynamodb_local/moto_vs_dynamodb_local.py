@@ -132,12 +132,6 @@ def test_the_400_kb_guard_admits_only_items_dynamodb_accepts(
 def test_an_out_of_range_history_token_is_refused_as_bad_input(
     client: Any, backend: str, token: str, request: pytest.FixtureRequest
 ) -> None:
-    bug = (
-        "DynamoDBLog bug: history() does not range-check a token's numbers; DynamoDB rejects "
-        "the inverted BETWEEN bounds (ValidationException -> LogUnavailableError), moto "
-        "returns an empty page, and a negative offset repeats events on both"
-    )
-    differs_on(request, backend, moto=bug, dynamodb_local=bug)
     # GIVEN an execution with two decisions
     log = DynamoDBLog(TABLE, client=client)
     log.create(make_record(), make_events(1, 3))

@@ -296,6 +296,20 @@ def test_history_pages_through_thousands_of_events_in_order(log: CoordinationLog
         assert 0 < len(pages[-1]) <= limit
 
 
+@pytest.mark.parametrize("token", ["junk", "-5:0", "-5", "4:-1", "99999999999999:0"])
+def test_a_malformed_or_out_of_range_history_token_is_bad_input(
+    log: CoordinationLog, token: str
+) -> None:
+    # GIVEN an execution with two decisions
+    log.create(make_record(), make_events(1, 3))
+    log.commit(make_record(seq=2), 1, make_events(4, 3))
+    # WHEN a token outside the log's range is presented THEN it is bad input, not an outage
+    with pytest.raises(ValueError, match="token"):
+        log.history(ARN, next_token=token, limit=2)
+    with pytest.raises(ValueError, match="limit"):
+        log.history(ARN, limit=0)
+
+
 def test_history_pagination_does_not_depend_on_dense_event_ids(log: CoordinationLog) -> None:
     # GIVEN decisions whose event ids have gaps (10, 20, 30, ...)
     log.create(make_record(), make_events(10, 3, step=10))

@@ -223,6 +223,8 @@ class DynamoDBLog:
         self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
     ) -> HistoryPage:
         """A page of events; the token is ``<item's first event id>:<offset in item>``."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
         start_id, skip = _parse_token(next_token)
         events: list[dict[str, Any]] = []
         for first_id, item_events in self._event_items(execution_arn, start_id, skip, limit):
@@ -274,15 +276,21 @@ class DynamoDBLog:
             [Draft(lease, {"result": _dumps(result).encode()})], f"{execution_arn} task {task_id}"
         )
         ((name, value),) = ((k, v) for k, v in item.items() if k not in lease)
-        with contextlib.suppress(_Rejected):
-            self._call(
-                "update_item",
-                Key=item_key,
-                UpdateExpression="SET #set = :result",
-                ConditionExpression=f"#owner = :owner AND {_NO_RESULT}",
-                ExpressionAttributeNames={**_RESULT_NAMES, "#owner": "owner", "#set": name},
-                ExpressionAttributeValues={":owner": {"S": owner}, ":result": value},
-            )
+        for _ in range(5):
+            try:
+                self._call(
+                    "update_item",
+                    Key=item_key,
+                    UpdateExpression="SET #set = :result",
+                    ConditionExpression=f"#owner = :owner AND {_NO_RESULT}",
+                    ExpressionAttributeNames={**_RESULT_NAMES, "#owner": "owner", "#set": name},
+                    ExpressionAttributeValues={":owner": {"S": owner}, ":result": value},
+                )
+                return
+            except _Rejected as rejected:
+                if rejected.code != "TransactionConflictException":
+                    return  # the lease moved on or a result exists: nothing to record
+        raise LogUnavailableError(f"{execution_arn} task {task_id}: result write kept conflicting")
 
     # -- helpers ---------------------------------------------------------------
 
@@ -296,7 +304,10 @@ class DynamoDBLog:
         except Exception as exc:
             response = getattr(exc, "response", None) or {}
             code = str(response.get("Error", {}).get("Code", ""))
-            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+            # A plain write that meets a transaction in flight on its item fails with
+            # TransactionConflictException: a lost race, like a failed condition.
+            rejected = ("ConditionalCheckFailedException", "TransactionCanceledException")
+            if code in rejected or code == "TransactionConflictException":
                 raise _Rejected(code, response) from exc
             kind = type(exc)
             if kind.__module__.startswith("botocore") and kind.__name__ != "ParamValidationError":
@@ -462,6 +473,9 @@ def _parse_token(token: str | None) -> tuple[int, int]:
         return 0, 0
     try:
         first, _, offset = token.partition(":")
-        return int(first), int(offset)
+        start, skip = int(first), int(offset)
     except ValueError:
         raise ValueError(f"invalid history token {token!r}") from None
+    if not (0 <= start <= _MAX_ID and skip >= 0):
+        raise ValueError(f"invalid history token {token!r}")
+    return start, skip

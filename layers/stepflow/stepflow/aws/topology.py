@@ -79,6 +79,7 @@ def table_definition(table_name: str) -> dict[str, Any]:
         "BillingMode": "PAY_PER_REQUEST",
     }
 
+
 PAYLOAD_BUCKET_ENV_VAR = "PAYLOAD_BUCKET"
 """The S3 bucket holding payloads too large for a log item (encrypted, private)."""
 

@@ -74,9 +74,16 @@ class InMemoryLog:
         self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
     ) -> HistoryPage:
         """A page of events after ``next_token`` (an event id)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        try:
+            start = int(next_token) if next_token else 0
+        except ValueError:
+            raise ValueError(f"invalid history token {next_token!r}") from None
+        if start < 0:
+            raise ValueError(f"invalid history token {next_token!r}")
         with self._lock:
             events = self._events.get(execution_arn, [])
-            start = int(next_token) if next_token else 0
             page = _clone(events[start : start + limit])
             more = start + limit < len(events)
             return HistoryPage(page, str(start + limit) if more else None)
