@@ -5,7 +5,7 @@ Each item runs as a child execution in its own partition (DESIGN.md invariant
 busiest child's) and the largest head and event items stored, for the
 in-memory log and for the DynamoDB log on moto.
 
-Reproduce: .venv/bin/python bench/big_map.py --items 10000 --moto-items 1000
+Reproduce: .venv/bin/python bench/big_map.py --items 10000 --moto-items 300
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def largest_items(client: Any, table: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--moto-items", type=int, default=1_000)
+    parser.add_argument("--moto-items", type=int, default=300)
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
     report("in-memory log", args.items, *run(InMemoryLog(), args.items))
