@@ -156,3 +156,11 @@ def test_heartbeats_keep_a_task_alive_and_silence_times_it_out() -> None:
         "Error": "States.HeartbeatTimeout",
         "Cause": "No heartbeat arrived in time.",
     }
+
+
+def test_consume_hands_the_state_over_and_decides_the_same() -> None:
+    state = new_execution(name="e1", input={"a": 1}, now=1000.0)
+    copied = decide(TASK, state, Start(), 1000.0)
+    consumed = decide(TASK, state, Start(), 1000.0, consume=True)
+    assert consumed.state is state
+    assert consumed.state == copied.state and consumed.events == copied.events

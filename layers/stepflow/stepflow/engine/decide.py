@@ -82,12 +82,16 @@ def decide(
     now: float,
     *,
     budget: int = DEFAULT_BUDGET,
+    consume: bool = False,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
     ``state`` is not modified; the next state is in the returned Decision.
+    With ``consume=True`` the caller hands ``state`` over instead: it becomes the
+    next state, changed in place, which saves copying every frame per event
+    (for a driver that keeps no other reference to it).
     """
-    decider = Decider(definition, state.copy(), now, budget)
+    decider = Decider(definition, state if consume else state.copy(), now, budget)
     try:
         decider.apply(event)
         decider.run()

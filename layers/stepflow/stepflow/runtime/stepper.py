@@ -238,7 +238,9 @@ class Stepper:
             history: list[dict[str, Any]] = []
             commands: list[Command] = []
             for event in events:
-                decision = decide(definition, state, event, now)
+                # The first decision copies the loaded state (kept as ``before``);
+                # the following ones may change their predecessor's in place.
+                decision = decide(definition, state, event, now, consume=state is not before)
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)

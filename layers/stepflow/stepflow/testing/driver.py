@@ -96,7 +96,7 @@ def execute(
             event = TimerFired(timer_id)
         else:
             break
-        decision = decide(machine, state, event, now)
+        decision = decide(machine, state, event, now, consume=True)
         state = decision.state
         history.extend(decision.events)
         transitions += sum(1 for e in decision.events if e["type"].endswith("StateEntered"))
