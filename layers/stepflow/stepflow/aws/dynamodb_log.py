@@ -28,11 +28,14 @@ and other infrastructure failures surface as :class:`LogUnavailableError`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from stepflow.aws.log_items import (
     ITEM_BUDGET,
@@ -46,7 +49,7 @@ from stepflow.aws.log_items import (
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
-from stepflow.aws.topology import table_definition
+from stepflow.aws.topology import LIST_INDEX, LIST_INDEX_PK, LIST_INDEX_SK, table_definition
 from stepflow.engine.decide import dumps as _dumps
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
@@ -62,6 +65,7 @@ from stepflow.runtime.ports import (
     HistoryPage,
     TaskClaim,
 )
+from stepflow.runtime.registry import unqualified
 
 COMPRESS_ABOVE = 1024
 """JSON documents longer than this (bytes) are stored compressed by default."""
@@ -292,6 +296,40 @@ class DynamoDBLog:
                     return  # the lease moved on or a result exists: nothing to record
         raise LogUnavailableError(f"{execution_arn} task {task_id}: result write kept conflicting")
 
+    def list_executions(
+        self,
+        state_machine_arn: str,
+        *,
+        status: str | None = None,
+        next_token: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        """Executions of a state machine, newest first, through the listing index."""
+        kwargs: dict[str, Any] = {
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "#gpk = :gpk",
+            "ExpressionAttributeNames": {"#gpk": LIST_INDEX_PK},
+            "ExpressionAttributeValues": {":gpk": {"S": f"EXL#{state_machine_arn}"}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status is not None:
+            kwargs["FilterExpression"] = "#st = :st"
+            kwargs["ExpressionAttributeNames"]["#st"] = "status"
+            kwargs["ExpressionAttributeValues"][":st"] = {"S": status}
+        if next_token:
+            kwargs["ExclusiveStartKey"] = _listing_key(next_token)
+        found: list[dict[str, Any]] = []
+        while len(found) < limit:
+            response = self._call("query", **kwargs)
+            found.extend(response.get("Items", [])[: limit - len(found)])
+            if "LastEvaluatedKey" not in response:
+                return [self._record(item) for item in found], None
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        last = {k: found[-1][k]["S"] for k in ("pk", "sk", LIST_INDEX_PK, LIST_INDEX_SK)}
+        token = base64.urlsafe_b64encode(orjson.dumps(last)).decode()
+        return [self._record(item) for item in found], token
+
     # -- helpers ---------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
@@ -329,6 +367,9 @@ class DynamoDBLog:
         }
         if record.stop_date is not None:
             head["stop_date"] = {"N": _num(record.stop_date)}
+        if "#" not in record.execution_arn:  # a top-level execution: listed by state machine
+            head[LIST_INDEX_PK] = {"S": f"EXL#{unqualified(record.state_machine_arn)}"}
+            head[LIST_INDEX_SK] = {"S": f"{record.start_date:017.3f}#{record.name}"}
         docs = {
             "input": record.input,
             "state": record.state,
@@ -466,6 +507,15 @@ def _last_id(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def _reasons(rejected: _Rejected) -> list[dict[str, Any]]:
     reasons: list[dict[str, Any]] = rejected.response.get("CancellationReasons") or []
     return [*reasons, {}, {}]
+
+
+def _listing_key(token: str) -> dict[str, Any]:
+    try:
+        keys = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        names = ("pk", "sk", LIST_INDEX_PK, LIST_INDEX_SK)
+        return {name: {"S": str(keys[name])} for name in names}
+    except (ValueError, TypeError, KeyError):
+        raise ValueError(f"invalid executions token {token!r}") from None
 
 
 def _parse_token(token: str | None) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from stepflow.runtime.ports import (
     HistoryPage,
     TaskClaim,
 )
+from stepflow.runtime.registry import unqualified
 
 
 class InMemoryLog:
@@ -113,6 +114,33 @@ class InMemoryLog:
             if held is not None and held[0] == owner and held[2] is None:
                 self._tasks[(execution_arn, task_id)] = (owner, held[1], _clone(result))
                 self.writes += 1
+
+    def list_executions(
+        self,
+        state_machine_arn: str,
+        *,
+        status: str | None = None,
+        next_token: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        """Top-level executions of a state machine, newest first; the token is an offset."""
+        try:
+            start = int(next_token) if next_token else 0
+        except ValueError:
+            raise ValueError(f"invalid executions token {next_token!r}") from None
+        if start < 0 or limit < 1:
+            raise ValueError(f"invalid executions token {next_token!r} or limit {limit}")
+        with self._lock:
+            found = [
+                head
+                for arn, head in self._heads.items()
+                if "#" not in arn
+                and unqualified(head.state_machine_arn) == state_machine_arn
+                and status in (None, head.status)
+            ]
+        found.sort(key=lambda head: (-head.start_date, head.execution_arn))
+        page = [_clone(head) for head in found[start : start + limit]]
+        return page, (str(start + limit) if start + limit < len(found) else None)
 
 
 class InMemoryBus:

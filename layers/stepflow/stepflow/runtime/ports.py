@@ -113,6 +113,20 @@ class CoordinationLog(Protocol):
     ) -> None:
         """Record the attempt's result (only while ``owner`` holds the lease)."""
 
+    def list_executions(
+        self,
+        state_machine_arn: str,
+        *,
+        status: str | None = None,
+        next_token: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[ExecutionRecord], str | None]:
+        """Top-level executions of a state machine (any version), newest first, paged.
+
+        ``state_machine_arn`` is unqualified; ``status`` filters. Returns a page
+        and the token of the next one (None at the end); a bad token raises ValueError.
+        """
+
 
 class MessageBus(Protocol):
     """Queues that deliver messages at least once, possibly delayed."""

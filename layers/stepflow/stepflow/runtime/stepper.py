@@ -110,12 +110,16 @@ class Stepper:
         """
         definition = self.definitions(state_machine_arn)
         now = self.clock()
-        sm_name = state_machine_arn.rsplit(":", 1)[-1]
+        # arn:aws:states:<region>:<account>:stateMachine:<name>[:<version, alias or revision>]
+        parts = state_machine_arn.split(":")
+        where = {"region": parts[3], "account": parts[4]} if len(parts) >= 7 else {}
+        sm_name = parts[6] if len(parts) >= 7 else parts[-1]
         state = new_execution(
             name=name,
             input=input,
             now=now,
             state_machine_name=sm_name,
+            **where,
             seed=seed,
             child_limit=self.child_limit,
         )

@@ -1,0 +1,1 @@
+"""The API Lambda (API Gateway proxy: the Step Functions JSON protocol)."""

@@ -1,0 +1,202 @@
+"""Executions: start, describe, list, history, stop — over the durable runtime."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from stepflow.api.arns import check_name
+from stepflow.api.errors import ApiError, invalid_arn, validation
+from stepflow.api.machines import Machines, describe, parse_json, version_key
+from stepflow.api.paging import page_size, read_token, write_token
+from stepflow.engine.codec import decode_state
+from stepflow.engine.decide import dumps
+from stepflow.runtime import CoordinationLog, ExecutionInputMismatchError, ExecutionRecord, Stepper
+
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+
+
+class Executions:
+    """The execution operations of the API."""
+
+    def __init__(self, machines: Machines, log: CoordinationLog, stepper: Stepper) -> None:
+        self.machines, self.log, self.stepper = machines, log, stepper
+        self.scope = machines.scope
+
+    def start_execution(self, p: dict[str, Any]) -> dict[str, Any]:
+        """StartExecution: idempotent by name while running with the same input."""
+        target = self.machines.resolve(p["stateMachineArn"])
+        machine = self.scope.parse_machine(target)[0]
+        name = check_name(p.get("name") or str(uuid.uuid4()), "execution name")
+        text = p.get("input", "{}")
+        value = parse_json(text, "execution input")
+        arn = self.scope.execution_arn(machine, name)
+        existing = self.log.get(arn)
+        if existing is not None and existing.status != "RUNNING":
+            raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
+        try:
+            record = self.stepper.start_execution(
+                state_machine_arn=target, name=name, input=value, seed=secrets.randbits(63)
+            )
+        except ExecutionInputMismatchError:
+            raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'") from None
+        return {"executionArn": record.execution_arn, "startDate": record.start_date}
+
+    def describe_execution(self, p: dict[str, Any]) -> dict[str, Any]:
+        """DescribeExecution: status, input, output, error and cause, dates as epoch seconds."""
+        record = self.record(p["executionArn"])
+        result = self.summary(record)
+        state = decode_state(record.state)
+        data = p.get("includedData", "ALL_DATA") != "METADATA_ONLY"
+        result["inputDetails"] = {"included": data}
+        if data:
+            result["input"] = dumps(record.input)
+        if state.status == "SUCCEEDED":
+            result["outputDetails"] = {"included": data}
+            if data:
+                result["output"] = dumps(state.output)
+        for key in ("error", "cause"):
+            if getattr(state, key) is not None and state.status != "SUCCEEDED":
+                result[key] = getattr(state, key)
+        return result
+
+    def describe_state_machine_for_execution(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The definition an execution runs (its revision or version, not the latest)."""
+        record = self.record(p["executionArn"])
+        name, qualifier = self.scope.parse_machine(record.state_machine_arn)
+        if qualifier is not None and qualifier.isdigit():
+            doc = self.machines.registry.get(name, version_key(int(qualifier)))
+            arn = record.state_machine_arn
+        else:
+            doc = self.machines.registry.get(name, "HEAD")
+            arn = self.scope.machine_arn(name)
+            definition = self.machines.registry.definition(record.state_machine_arn)
+            if doc is not None and definition is not None:
+                doc = {**doc, "definition": definition, "revisionId": qualifier}
+        if doc is None:
+            raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'")
+        result = describe(doc, arn, status=False)
+        result["updateDate"] = doc.get("updateDate", doc["creationDate"])
+        del result["type"], result["creationDate"]
+        return result
+
+    def list_executions(self, p: dict[str, Any]) -> dict[str, Any]:
+        """ListExecutions of a state machine (or of one version), newest first, paged."""
+        if "mapRunArn" in p or "redriveFilter" in p:
+            raise validation("mapRunArn and redriveFilter are not supported")
+        if "stateMachineArn" not in p:
+            raise validation("stateMachineArn is required")
+        arn = p["stateMachineArn"]
+        name, qualifier = self.scope.parse_machine(arn)
+        status = p.get("statusFilter")
+        if status is not None and status not in STATUSES:
+            raise validation(f"statusFilter must be one of {', '.join(STATUSES)}")
+        if qualifier is None:
+            self.machines.head(arn)
+        elif qualifier.isdigit():
+            self.machines.version(name, int(qualifier))
+        else:
+            raise invalid_arn(arn, "state machine or version")
+        token = read_token(p.get("nextToken"), "ex")
+        try:
+            records, after = self.log.list_executions(
+                self.scope.machine_arn(name),
+                status=status,
+                next_token=token or None,
+                limit=page_size(p.get("maxResults")),
+            )
+        except ValueError:
+            raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
+        if qualifier is not None:  # a version's executions: the others are left out of the page
+            records = [r for r in records if r.state_machine_arn == arn]
+        return {"executions": [self.summary(r) for r in records], **write_token("ex", after)}
+
+    def get_execution_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        """GetExecutionHistory: pages of events, oldest or (reverseOrder) newest first."""
+        record = self.record(p["executionArn"])
+        limit = page_size(p.get("maxResults"))
+        reverse = bool(p.get("reverseOrder"))
+        position = read_token(p.get("nextToken"), "hr" if reverse else "hf")
+        if reverse:
+            events, after = self._reverse_page(record.execution_arn, position, limit)
+        else:
+            try:
+                page = self.log.history(record.execution_arn, next_token=position, limit=limit)
+            except ValueError:
+                raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
+            events, after = page.events, page.next_token
+        if p.get("includeExecutionData") is False:
+            events = [_without_data(event) for event in events]
+        return {"events": events, **write_token("hr" if reverse else "hf", after)}
+
+    def stop_execution(self, p: dict[str, Any]) -> dict[str, Any]:
+        """StopExecution: abort a running execution (a finished one keeps its end)."""
+        record = self.record(p["executionArn"])
+        stopped = self.stepper.stop_execution(
+            record.execution_arn, error=p.get("error"), cause=p.get("cause")
+        )
+        stop_date = (stopped or record).stop_date
+        return {"stopDate": stop_date if stop_date is not None else self.stepper.clock()}
+
+    def redrive_execution(self, p: dict[str, Any]) -> dict[str, Any]:
+        """RedriveExecution: not supported yet."""
+        record = self.record(p["executionArn"])
+        raise ApiError(
+            "ExecutionNotRedrivable",
+            f"Execution {record.execution_arn} cannot be redriven: StepFlow does not "
+            "support RedriveExecution yet",
+        )
+
+    def record(self, arn: str) -> ExecutionRecord:
+        """The execution's record, or ExecutionDoesNotExist."""
+        self.scope.parse_execution(arn)
+        record = self.log.get(arn)
+        if record is None:
+            raise ApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
+        return record
+
+    def summary(self, record: ExecutionRecord) -> dict[str, Any]:
+        """The fields DescribeExecution and ListExecutions share."""
+        name, qualifier = self.scope.parse_machine(record.state_machine_arn)
+        result: dict[str, Any] = {
+            "executionArn": record.execution_arn,
+            "stateMachineArn": self.scope.machine_arn(name),
+            "name": record.name,
+            "status": record.status,
+            "startDate": record.start_date,
+        }
+        if record.stop_date is not None:
+            result["stopDate"] = record.stop_date
+        if qualifier is not None and qualifier.isdigit():
+            result["stateMachineVersionArn"] = record.state_machine_arn
+        return result
+
+    def _reverse_page(
+        self, arn: str, position: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Newest-first page ending before event ``position`` (reads the history up to it)."""
+        try:
+            end = int(position) if position is not None else None
+        except ValueError:
+            raise ApiError("InvalidToken", f"Invalid Token: '{position}'") from None
+        events: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = self.log.history(arn, next_token=token, limit=1000)
+            events.extend(e for e in page.events if end is None or e["id"] < end)
+            token = page.next_token
+            if token is None or (end is not None and page.events and page.events[-1]["id"] >= end):
+                break
+        chosen = events[::-1][:limit]
+        more = len(events) > limit
+        return chosen, (str(chosen[-1]["id"]) if more and chosen else None)
+
+
+def _without_data(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without its input and output payloads (includeExecutionData=false)."""
+    stripped = dict(event)
+    for key, value in event.items():
+        if key.endswith("EventDetails") and isinstance(value, dict):
+            stripped[key] = {k: v for k, v in value.items() if k not in ("input", "output")}
+    return stripped

@@ -1,0 +1,107 @@
+"""The API Lambda: API Gateway REST (v1 proxy) events in, Step Functions JSON out.
+
+The service is built lazily on the first invocation from the environment
+(``TABLE_NAME``, ``QUEUE_URL``, ``PAYLOAD_BUCKET`` optional, ``AWS_REGION``,
+``STEPFLOW_ACCOUNT_ID``) and reused by the container; tests and ``stepflow
+local`` inject their own with :func:`configure`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from stepflow.api.protocol import CONTENT_TYPE
+from stepflow.api.service import StepFunctionsService
+
+SERVICE = "stepflow-api"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="StepFlow", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+_service: StepFunctionsService | None = None
+
+
+def configure(service: StepFunctionsService | None) -> None:
+    """Use ``service`` for the following invocations (None: build one from the environment)."""
+    global _service
+    _service = service
+
+
+def get_service() -> StepFunctionsService:
+    """The container's service, built by :func:`build_service` on first use."""
+    global _service
+    if _service is None:
+        _service = build_service()
+    return _service
+
+
+def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsService:
+    """The service over the DynamoDB table ``TABLE_NAME`` and the SQS queue ``QUEUE_URL``."""
+    env = os.environ if environ is None else environ
+    table, queue = env["TABLE_NAME"], env["QUEUE_URL"]
+    # Imported here: the AWS adapters are only needed (and only loaded) in Lambda.
+    aws = importlib.import_module("stepflow.aws")
+    registry = importlib.import_module("stepflow.aws.dynamodb_registry")
+    sqs_bus = importlib.import_module("stepflow.aws.sqs_bus")
+    invoker = importlib.import_module("stepflow.aws.lambda_invoker")
+    dynamodb = importlib.import_module("boto3").client("dynamodb")
+    return StepFunctionsService(
+        log=aws.DynamoDBLog(
+            table, client=dynamodb, payloads=aws.S3PayloadStore.from_environment(env)
+        ),
+        bus=sqs_bus.SQSBus(queue),
+        registry=registry.DynamoDBRegistry(table, client=dynamodb),
+        invoker=invoker.LambdaInvoker(),
+    )
+
+
+def respond(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The proxy response to one proxy event (no Lambda context needed)."""
+    headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
+    raw = event.get("body") or ""
+    try:
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
+    except (binascii.Error, ValueError):
+        body = b"\x00"  # not JSON: answered as a SerializationException
+    target = {k.lower(): v for k, v in headers.items()}.get("x-amz-target", "")
+    status, out_headers, out_body = get_service().handle(
+        method=str(event.get("httpMethod", "")),
+        path=str(event.get("path", "/")),
+        headers=headers,
+        body=body,
+        on_error=lambda exc: logger.exception("request failed", extra={"target": target}),
+    )
+    operation = target.rpartition(".")[2] or "unknown"
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    if status >= 400:
+        metrics.add_metric(
+            name="ClientErrors" if status < 500 else "ServerErrors", unit=MetricUnit.Count, value=1
+        )
+    logger.info("request", extra={"operation": operation, "status": status})
+    return {
+        "statusCode": status,
+        "headers": out_headers,
+        "body": out_body,
+        "isBase64Encoded": False,
+    }
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The Lambda entry point: ``{"statusCode", "headers", "body"}``."""
+    return respond(event)
+
+
+__all__ = ["CONTENT_TYPE", "build_service", "configure", "handler", "respond"]

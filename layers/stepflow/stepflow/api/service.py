@@ -1,0 +1,121 @@
+"""The Step Functions service: every supported operation over the runtime's ports."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stepflow.api.arns import Scope
+from stepflow.api.errors import ApiError
+from stepflow.api.executions import Executions
+from stepflow.api.machines import Machines
+from stepflow.api.protocol import Operation, Response, handle
+from stepflow.api.sync import Synchronous
+from stepflow.asl import StateMachine, parse
+from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
+from stepflow.runtime.registry import StateMachineRegistry
+
+OPERATIONS = (
+    "CreateStateMachine",
+    "DescribeStateMachine",
+    "UpdateStateMachine",
+    "DeleteStateMachine",
+    "ListStateMachines",
+    "StartExecution",
+    "DescribeExecution",
+    "DescribeStateMachineForExecution",
+    "ListExecutions",
+    "GetExecutionHistory",
+    "StopExecution",
+    "RedriveExecution",
+    "ValidateStateMachineDefinition",
+    "PublishStateMachineVersion",
+    "ListStateMachineVersions",
+    "DeleteStateMachineVersion",
+    "CreateStateMachineAlias",
+    "DescribeStateMachineAlias",
+    "UpdateStateMachineAlias",
+    "DeleteStateMachineAlias",
+    "ListStateMachineAliases",
+    "StartSyncExecution",
+    "TestState",
+)
+"""The operations StepFlow answers; any other is an ``UnknownOperationException``."""
+
+
+class StepFunctionsService:
+    """The API: JSON-protocol requests in, responses out; state in a log and a registry."""
+
+    def __init__(
+        self,
+        *,
+        log: CoordinationLog,
+        bus: MessageBus,
+        registry: StateMachineRegistry,
+        invoker: TaskInvoker,
+        scope: Scope | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.scope = scope or Scope.from_environment()
+        self.stepper = Stepper(
+            log=log,
+            bus=bus,
+            definitions=registry_definitions(registry),
+            clock=clock,
+            invoker=invoker,
+        )
+        self.machines = Machines(registry, self.scope, clock)
+        parts = (
+            self.machines,
+            Executions(self.machines, log, self.stepper),
+            Synchronous(self.machines, invoker, clock),
+        )
+        self.operations: dict[str, Operation] = {}
+        for name in OPERATIONS:
+            method = _snake(name)
+            (owner,) = (part for part in parts if hasattr(part, method))
+            self.operations[name] = getattr(owner, method)
+
+    def handle(
+        self,
+        *,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> Response:
+        """Answer one HTTP request: ``(status, headers, body)``."""
+        return handle(
+            self.operations, method=method, path=path, headers=headers, body=body, on_error=on_error
+        )
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run one operation on Python parameters (raises :class:`ApiError`)."""
+        if operation not in self.operations:
+            raise ApiError("UnknownOperationException", f"Unknown operation {operation!r}")
+        return self.operations[operation](params)
+
+
+def registry_definitions(registry: StateMachineRegistry) -> Callable[[str], StateMachine]:
+    """The stepper's definition lookup: the definition stored for an exact ARN, parsed once."""
+    cache: dict[str, StateMachine] = {}
+
+    def lookup(arn: str) -> StateMachine:
+        machine = cache.get(arn)
+        if machine is None:
+            text = registry.definition(arn)
+            if text is None:
+                raise LookupError(f"no definition stored for {arn}")
+            if len(cache) >= 256:
+                cache.clear()
+            machine = cache[arn] = parse(text)
+        return machine
+
+    return lookup
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

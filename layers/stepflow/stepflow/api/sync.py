@@ -1,0 +1,193 @@
+"""Operations that run a definition in process: StartSyncExecution, TestState, validation.
+
+Both runs use the durable runtime's :class:`~stepflow.runtime.Stepper` on an
+in-memory log and bus with a virtual clock (a Wait returns at once) and the
+service's own task invoker: the semantics are the durable ones, not a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from stepflow.api.arns import check_name
+from stepflow.api.errors import ApiError, validation
+from stepflow.api.machines import Machines, parse_json
+from stepflow.asl import DefinitionError, StateMachine, parse, validate
+from stepflow.engine.codec import decode_state
+from stepflow.engine.decide import dumps
+from stepflow.runtime import ExecutionRecord, InMemoryBus, InMemoryLog, Stepper, TaskInvoker
+
+MAX_MESSAGES = 100_000
+"""A synchronous run handling more messages than this is stopped (``TIMED_OUT``)."""
+
+
+class Synchronous:
+    """StartSyncExecution, TestState and ValidateStateMachineDefinition."""
+
+    def __init__(
+        self, machines: Machines, invoker: TaskInvoker, clock: Callable[[], float]
+    ) -> None:
+        self.machines, self.invoker, self.clock = machines, invoker, clock
+
+    def start_sync_execution(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Run an EXPRESS state machine to its end and return the outcome."""
+        target = self.machines.resolve(p["stateMachineArn"])
+        name = self.machines.scope.parse_machine(target)[0]
+        head = self.machines.head(self.machines.scope.machine_arn(name))
+        if head["type"] != "EXPRESS":
+            raise ApiError(
+                "StateMachineTypeNotSupported", "StartSyncExecution needs an EXPRESS state machine"
+            )
+        text = self.machines.registry.definition(target)
+        if text is None:
+            raise ApiError("StateMachineDoesNotExist", f"no definition for {target}")
+        execution = p.get("name") or uuid.uuid4().hex
+        check_name(execution, "execution name")
+        input_text = p.get("input", "{}")
+        record, _ = self._run(parse(text), target, execution, parse_json(input_text, "input"))
+        state = decode_state(record.state)
+        prefix = self.machines.scope.prefix
+        result: dict[str, Any] = {
+            "executionArn": f"{prefix}:express:{name}:{execution}:{uuid.uuid4()}",
+            "stateMachineArn": self.machines.scope.machine_arn(name),
+            "name": execution,
+            "startDate": record.start_date,
+            "stopDate": record.stop_date if record.stop_date is not None else self.clock(),
+            "status": record.status,
+            "input": input_text,
+            "inputDetails": {"included": True},
+            "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": 100},
+        }
+        if record.status == "SUCCEEDED":
+            result["output"] = dumps(state.output)
+            result["outputDetails"] = {"included": True}
+        else:
+            result.update(_failure(state.error, state.cause))
+        return result
+
+    def test_state(self, p: dict[str, Any]) -> dict[str, Any]:
+        """TestState: run one state on an input and report its output and next state."""
+        name, machine = _single_state(p["definition"], p.get("stateName"))
+        value = parse_json(p.get("input", "{}"), "input")
+        try:
+            parsed = parse(machine)
+        except DefinitionError as exc:
+            raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
+        arn = self.machines.scope.machine_arn("TestState")
+        record, log = self._run(parsed, arn, uuid.uuid4().hex, value)
+        state = decode_state(record.state)
+        history = log.history(record.execution_arn, limit=100_000).events
+        result: dict[str, Any] = {}
+        entered = [e for e in history if e["type"].endswith("StateEntered")]
+        stub = next((e for e in entered if e["stateEnteredEventDetails"]["name"] != name), None)
+        if stub is not None:
+            result["nextState"] = stub["stateEnteredEventDetails"]["name"]
+            result["output"] = stub["stateEnteredEventDetails"].get("input", "null")
+            error = _caught_error([e for e in history if e["id"] < stub["id"]])
+            result["status"] = "CAUGHT_ERROR" if error else "SUCCEEDED"
+            result.update(error)
+        elif record.status == "SUCCEEDED":
+            result.update(status="SUCCEEDED", output=dumps(state.output))
+        else:
+            result.update(status="FAILED", **_failure(state.error, state.cause))
+        if p.get("inspectionLevel") in ("DEBUG", "TRACE"):
+            result["inspectionData"] = {"input": dumps(value)}
+        return result
+
+    def validate_state_machine_definition(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The engine's diagnostics in the ValidateStateMachineDefinition shape."""
+        severity = p.get("severity", "ERROR")
+        if severity not in ("ERROR", "WARNING"):
+            raise validation("severity must be ERROR or WARNING")
+        found = validate(p["definition"])
+        shown = [d for d in found if severity == "WARNING" or d.severity == "ERROR"]
+        limit = p.get("maxResults") or 100
+        return {
+            "result": "FAIL" if any(d.severity == "ERROR" for d in found) else "OK",
+            "diagnostics": [d.to_dict() for d in shown[:limit]],
+            "truncated": len(shown) > limit,
+        }
+
+    def _run(
+        self, machine: StateMachine, arn: str, name: str, value: Any
+    ) -> tuple[ExecutionRecord, InMemoryLog]:
+        log, bus = InMemoryLog(), InMemoryBus(self.clock())
+        stepper = Stepper(
+            log=log,
+            bus=bus,
+            definitions=lambda _arn: machine,
+            clock=lambda: bus.now,
+            invoker=self.invoker,
+        )
+        record = stepper.start_execution(
+            state_machine_arn=arn, name=name, input=value, seed=secrets.randbits(63)
+        )
+        handled = 0
+        while (batch := bus.receive_batch(10)) and handled < MAX_MESSAGES:
+            handled += len(batch)
+            failed = {id(message) for message, _ in stepper.handle_batch(batch)}
+            for message in batch:
+                if id(message) not in failed:
+                    bus.ack(message)
+        final = log.get(record.execution_arn) or record
+        if final.status == "RUNNING":
+            stopped = stepper.stop_execution(
+                final.execution_arn, error="States.Timeout", cause="the execution ran too long"
+            )
+            final = stopped or final
+        return final, log
+
+
+def _single_state(definition: str, state_name: str | None) -> tuple[str, dict[str, Any]]:
+    """A machine that runs one state, each of its successors stubbed by an ending Pass."""
+    raw = parse_json_definition(definition)
+    language = raw.get("QueryLanguage")
+    if state_name is not None:
+        states = raw.get("States")
+        if not isinstance(states, dict) or not isinstance(states.get(state_name), dict):
+            raise ApiError("InvalidDefinition", f"no state named {state_name!r}")
+        state, name = copy.deepcopy(states[state_name]), state_name
+    else:
+        state, name, language = raw, "TestState", None
+    targets = [state.get("Next"), state.get("Default")]
+    for key in ("Choices", "Catch"):
+        rules = state.get(key)
+        if isinstance(rules, list):
+            targets.extend(rule.get("Next") for rule in rules if isinstance(rule, dict))
+    stubs = {t: {"Type": "Pass", "End": True} for t in targets if isinstance(t, str) and t != name}
+    machine: dict[str, Any] = {"StartAt": name, "States": {name: state, **stubs}}
+    if language is not None:
+        machine["QueryLanguage"] = language
+    return name, machine
+
+
+def parse_json_definition(definition: str) -> dict[str, Any]:
+    """The definition as a JSON object, or InvalidDefinition."""
+    try:
+        raw = json.loads(definition)
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict):
+        raise ApiError("InvalidDefinition", "the definition must be a JSON object")
+    return raw
+
+
+def _failure(error: str | None, cause: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+
+
+def _caught_error(history: list[dict[str, Any]]) -> dict[str, str]:
+    """The error of the state's last attempt if it failed (and was caught), else empty."""
+    error: dict[str, str] = {}
+    for event in history:
+        if event["type"].endswith("Succeeded"):
+            error = {}
+        for value in event.values():
+            if isinstance(value, dict) and "error" in value:
+                error = _failure(value.get("error"), value.get("cause"))
+    return error

@@ -1,0 +1,138 @@
+"""The state machine registry: state machines, their versions and aliases, as documents.
+
+A state machine ``name`` owns a partition of documents keyed by ``sk``: its
+head (``HEAD``), its published versions (``V#<n:08>``) and its aliases
+(``A#<alias>``). Every document carries an integer ``rev``; a write names the
+``rev`` it replaces (None: the document must not exist), so two concurrent
+updates cannot both win.
+
+Definitions that executions run are stored apart, immutably, under the exact
+(qualified) state machine ARN an execution records (:meth:`put_definition`):
+updating a state machine never changes what a running execution executes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import orjson
+
+HEAD = "HEAD"
+"""The sort key of a state machine's head document."""
+
+
+class RegistryConflictError(Exception):
+    """A conditional write failed: the document exists, is gone, or moved on."""
+
+    def __init__(self, name: str, sk: str) -> None:
+        super().__init__(f"state machine {name!r}: {sk} changed concurrently or exists")
+        self.name, self.sk = name, sk
+
+
+class StateMachineRegistry(Protocol):
+    """Documents of state machines; every write is conditional."""
+
+    def get(self, name: str, sk: str) -> dict[str, Any] | None:
+        """The document ``sk`` of state machine ``name``, or None."""
+
+    def put(self, name: str, sk: str, doc: dict[str, Any], *, expected_rev: int | None) -> None:
+        """Write ``doc`` (its ``rev`` included) iff the stored rev is ``expected_rev``.
+
+        ``expected_rev=None``: only if no such document exists. Otherwise
+        raises :class:`RegistryConflictError` and writes nothing.
+        """
+
+    def delete(self, name: str, sk: str) -> None:
+        """Remove one document (no error if it is absent)."""
+
+    def query(
+        self, name: str, prefix: str, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """Documents of ``name`` whose key starts with ``prefix``, in key order.
+
+        Returns a page of ``(sk, doc)`` and the key to continue ``after`` (None at the end).
+        """
+
+    def heads(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The head documents of all state machines by name, a page at a time."""
+
+    def put_definition(self, arn: str, definition: str) -> None:
+        """Store the definition executions of ``arn`` run (write-once; rewriting is a no-op)."""
+
+    def definition(self, arn: str) -> str | None:
+        """The definition stored for exactly ``arn``, or None."""
+
+
+class InMemoryRegistry:
+    """A :class:`StateMachineRegistry` in dicts, guarded by a lock; documents are copied."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._docs: dict[str, dict[str, bytes]] = {}
+        self._definitions: dict[str, str] = {}
+
+    def get(self, name: str, sk: str) -> dict[str, Any] | None:
+        """The document, or None."""
+        with self._lock:
+            raw = self._docs.get(name, {}).get(sk)
+        return None if raw is None else _loads(raw)
+
+    def put(self, name: str, sk: str, doc: dict[str, Any], *, expected_rev: int | None) -> None:
+        """Conditional write (see the Protocol)."""
+        with self._lock:
+            docs = self._docs.setdefault(name, {})
+            stored = docs.get(sk)
+            stored_rev = None if stored is None else _loads(stored).get("rev")
+            if stored_rev != expected_rev:
+                raise RegistryConflictError(name, sk)
+            docs[sk] = orjson.dumps(doc)
+
+    def delete(self, name: str, sk: str) -> None:
+        """Remove one document."""
+        with self._lock:
+            self._docs.get(name, {}).pop(sk, None)
+
+    def query(
+        self, name: str, prefix: str, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """A page of documents whose key starts with ``prefix``."""
+        with self._lock:
+            keys = sorted(k for k in self._docs.get(name, {}) if k.startswith(prefix))
+            keys = [k for k in keys if after is None or k > after]
+            page = [(k, _loads(self._docs[name][k])) for k in keys[:limit]]
+        return page, (page[-1][0] if len(keys) > limit else None)
+
+    def heads(
+        self, *, after: str | None = None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Head documents ordered by name."""
+        with self._lock:
+            names = sorted(n for n, docs in self._docs.items() if HEAD in docs)
+            names = [n for n in names if after is None or n > after]
+            page = [_loads(self._docs[n][HEAD]) for n in names[:limit]]
+        return page, (names[limit - 1] if len(names) > limit else None)
+
+    def put_definition(self, arn: str, definition: str) -> None:
+        """Store once; a second write keeps the first."""
+        with self._lock:
+            self._definitions.setdefault(arn, definition)
+
+    def definition(self, arn: str) -> str | None:
+        """The stored definition, or None."""
+        with self._lock:
+            return self._definitions.get(arn)
+
+
+def _loads(raw: bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(raw)
+    return doc
+
+
+def unqualified(state_machine_arn: str) -> str:
+    """A state machine ARN without its version, alias or revision qualifier."""
+    parts = state_machine_arn.split(":")
+    qualified = len(parts) > 7 and parts[5] == "stateMachine"
+    return ":".join(parts[:7]) if qualified else state_machine_arn

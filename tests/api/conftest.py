@@ -1,0 +1,82 @@
+"""Fixtures of the API tests: the service on in-memory ports, a clock, task handlers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+import pytest
+from stepflow.api import Scope, StepFunctionsService
+from stepflow.engine import RunTask
+from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog
+from stepflow.runtime.registry import InMemoryRegistry, StateMachineRegistry
+from stepflow.testing.handlers import run_handler
+
+SCOPE = Scope("eu-west-1", "111122223333")
+ROLE = "arn:aws:iam::111122223333:role/StepFlow"
+SM_PREFIX = "arn:aws:states:eu-west-1:111122223333:stateMachine:"
+FN = "arn:aws:lambda:eu-west-1:111122223333:function:"
+HANDLERS: dict[str, Callable[[Any], Any]] = {
+    "double": lambda value: {"n": value["n"] * 2},
+    "boom": lambda value: (_ for _ in ()).throw(ValueError("boom")),
+}
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+DOUBLE = json.dumps(
+    {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Wait", "Seconds": 3600, "Next": "Double"},
+            "Double": {"Type": "Task", "Resource": FN + "double", "End": True},
+        },
+    }
+)
+
+
+def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
+    outcome = run_handler(HANDLERS, command)
+    return outcome.ok, outcome.output, outcome.error, outcome.cause
+
+
+@dataclass
+class Api:
+    """A service and the ports it runs on; ``bus.now`` is the service's clock."""
+
+    service: StepFunctionsService
+    log: CoordinationLog
+    bus: InMemoryBus
+    registry: StateMachineRegistry
+
+    def __call__(self, operation: str, **params: Any) -> dict[str, Any]:
+        return self.service.call(operation, params)
+
+    def drain(self) -> None:
+        """Deliver every queued message (the virtual clock jumps over waits)."""
+        while batch := self.bus.receive_batch(10):
+            failed = {id(m) for m, _ in self.service.stepper.handle_batch(batch)}
+            for message in batch:
+                if id(message) not in failed:
+                    self.bus.ack(message)
+
+    def machine(self, name: str = "M", definition: str = PASS, **extra: Any) -> str:
+        result = self("CreateStateMachine", name=name, definition=definition, roleArn=ROLE, **extra)
+        return str(result["stateMachineArn"])
+
+
+def make_api(log: CoordinationLog, registry: StateMachineRegistry) -> Api:
+    bus = InMemoryBus(1_700_000_000.0)
+    service = StepFunctionsService(
+        log=log, bus=bus, registry=registry, invoker=invoke, scope=SCOPE, clock=lambda: bus.now
+    )
+    return Api(service, log, bus, registry)
+
+
+@pytest.fixture
+def api() -> Api:
+    return make_api(InMemoryLog(), InMemoryRegistry())
