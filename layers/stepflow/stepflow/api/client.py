@@ -25,6 +25,12 @@ def client(
     credentials, ...) go to boto3.
     """
     maker = session if session is not None else importlib.import_module("boto3")
+    # StartSyncExecution's model asks for a ``sync-`` host prefix: right for AWS's
+    # endpoint, wrong for one API Gateway (or local) host serving every operation.
+    config = importlib.import_module("botocore.config").Config(inject_host_prefix=False)
+    if kwargs.get("config") is not None:
+        config = config.merge(kwargs["config"])
+    kwargs["config"] = config
     sfn = maker.client("stepfunctions", endpoint_url=endpoint_url, region_name=region, **kwargs)
     if sigv4_api_gateway:
         sfn.meta.events.register("before-sign.sfn", _sign_for_api_gateway)

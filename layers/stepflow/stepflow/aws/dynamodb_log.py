@@ -320,11 +320,14 @@ class DynamoDBLog:
         if next_token:
             kwargs["ExclusiveStartKey"] = _listing_key(next_token)
         found: list[dict[str, Any]] = []
-        while len(found) < limit:
+        while True:
             response = self._call("query", **kwargs)
-            found.extend(response.get("Items", [])[: limit - len(found)])
-            if "LastEvaluatedKey" not in response:
+            items, room = response.get("Items", []), limit - len(found)
+            found.extend(items[:room])
+            if len(items) <= room and "LastEvaluatedKey" not in response:
                 return [self._record(item) for item in found], None
+            if len(found) == limit:
+                break
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         last = {k: found[-1][k]["S"] for k in ("pk", "sk", LIST_INDEX_PK, LIST_INDEX_SK)}
         token = base64.urlsafe_b64encode(orjson.dumps(last)).decode()

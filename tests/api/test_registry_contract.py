@@ -1,0 +1,112 @@
+"""One contract for every StateMachineRegistry, and for the logs' execution listing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import boto3  # type: ignore[import-untyped]
+import pytest
+from moto import mock_aws
+from stepflow.aws import DynamoDBLog, create_table
+from stepflow.aws.dynamodb_registry import DynamoDBRegistry
+from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryLog
+from stepflow.runtime.registry import (
+    HEAD,
+    InMemoryRegistry,
+    RegistryConflictError,
+    StateMachineRegistry,
+    unqualified,
+)
+
+ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+SM = "arn:aws:states:us-east-1:123456789012:stateMachine:"
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def ports(request: pytest.FixtureRequest) -> Iterator[tuple[StateMachineRegistry, CoordinationLog]]:
+    if request.param == "memory":
+        yield InMemoryRegistry(), InMemoryLog()
+        return
+    with mock.patch.dict(os.environ, ENV), mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "t")
+        yield DynamoDBRegistry("t", client=client), DynamoDBLog("t", client=client)
+
+
+def test_conditional_writes(ports: tuple[StateMachineRegistry, Any]) -> None:
+    registry, _ = ports
+    assert registry.get("M", HEAD) is None
+    registry.put("M", HEAD, {"rev": 1, "x": "a"}, expected_rev=None)
+    with pytest.raises(RegistryConflictError):
+        registry.put("M", HEAD, {"rev": 1, "x": "b"}, expected_rev=None)
+    with pytest.raises(RegistryConflictError):
+        registry.put("M", HEAD, {"rev": 3, "x": "b"}, expected_rev=2)
+    with pytest.raises(RegistryConflictError):
+        registry.put("M", "V#00000001", {"rev": 2}, expected_rev=1)  # absent
+    registry.put("M", HEAD, {"rev": 2, "x": "b"}, expected_rev=1)
+    assert registry.get("M", HEAD) == {"rev": 2, "x": "b"}
+    registry.delete("M", HEAD)
+    registry.delete("M", HEAD)
+    assert registry.get("M", HEAD) is None
+
+
+def test_query_and_heads_page_in_key_order(ports: tuple[StateMachineRegistry, Any]) -> None:
+    registry, _ = ports
+    for n in (3, 1, 2, 4):
+        registry.put("M", f"V#{n:08d}", {"rev": 1, "n": n}, expected_rev=None)
+    registry.put("M", "A#live", {"rev": 1}, expected_rev=None)
+    page, after = registry.query("M", "V#", limit=3)
+    assert [doc["n"] for _, doc in page] == [1, 2, 3] and after == "V#00000003"
+    page, after = registry.query("M", "V#", after=after, limit=3)
+    assert [doc["n"] for _, doc in page] == [4] and after is None
+    for name in ("c", "a", "b"):
+        registry.put(name, HEAD, {"rev": 1, "name": name}, expected_rev=None)
+    registry.put("M", HEAD, {"rev": 1, "name": "M"}, expected_rev=None)
+    heads, after = registry.heads(limit=2)
+    assert [h["name"] for h in heads] == ["M", "a"]
+    heads, after = registry.heads(after=after, limit=2)
+    assert [h["name"] for h in heads] == ["b", "c"] and after is None
+
+
+def test_definitions_by_exact_arn(ports: tuple[StateMachineRegistry, Any]) -> None:
+    registry, _ = ports
+    registry.put_definition(SM + "M:1", '{"v": 1}')
+    assert registry.definition(SM + "M:1") == '{"v": 1}'
+    assert registry.definition(SM + "M") is None
+
+
+def record(name: str, machine: str, start: float, status: str = "RUNNING") -> ExecutionRecord:
+    return ExecutionRecord(
+        execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:{name}",
+        state_machine_arn=machine,
+        name=name,
+        input={},
+        status=status,
+        seq=1,
+        state={},
+        start_date=start,
+    )
+
+
+def test_list_executions(ports: tuple[Any, CoordinationLog]) -> None:
+    _, log = ports
+    log.create(record("a", SM + "M:r1", 10.0, "SUCCEEDED"), [])
+    log.create(record("b", SM + "M:2", 30.0), [])
+    log.create(record("c", SM + "M", 20.0), [])
+    log.create(record("d", SM + "Other", 40.0), [])
+    log.create(record("b#child", SM + "M:2", 50.0), [])  # a child partition: never listed
+    page, token = log.list_executions(SM + "M", limit=2)
+    assert [r.name for r in page] == ["b", "c"] and token
+    page, token = log.list_executions(SM + "M", next_token=token, limit=2)
+    assert [r.name for r in page] == ["a"] and token is None
+    running, _ = log.list_executions(SM + "M", status="RUNNING")
+    assert [r.name for r in running] == ["b", "c"]
+    with pytest.raises(ValueError):
+        log.list_executions(SM + "M", next_token="not a token!")
+
+
+def test_unqualified() -> None:
+    assert unqualified(SM + "M:3") == SM + "M" == unqualified(SM + "M")
