@@ -110,3 +110,16 @@ def test_list_executions(ports: tuple[Any, CoordinationLog]) -> None:
 
 def test_unqualified() -> None:
     assert unqualified(SM + "M:3") == SM + "M" == unqualified(SM + "M")
+
+
+def test_the_stepper_lambda_reads_what_the_registry_stores() -> None:
+    from stepflow.aws.stepper_lambda import table_definitions
+
+    with mock.patch.dict(os.environ, ENV), mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "t")
+        definition = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}'
+        DynamoDBRegistry("t", client=client).put_definition(SM + "M:1", definition)
+        assert table_definitions(client, "t")(SM + "M:1").root.start_at == "P"
+        with pytest.raises(LookupError):
+            table_definitions(client, "t")(SM + "M:2")
