@@ -398,3 +398,14 @@ def test_redrive_is_refused_clearly(api: Api) -> None:
     arn = api.machine()
     execution = api("StartExecution", stateMachineArn=arn)["executionArn"]
     assert error_of(api, "RedriveExecution", executionArn=execution) == "ExecutionNotRedrivable"
+
+
+def test_a_recreated_state_machine_runs_its_own_version_1(api: Api) -> None:
+    arn = api.machine("Again", DOUBLE, publish=True)
+    api("DeleteStateMachine", stateMachineArn=arn)
+    api.machine("Again", PASS, publish=True)
+    execution = api("StartExecution", stateMachineArn=arn + ":1", input='{"n": 2}')
+    api.drain()
+    assert json.loads(
+        api("DescribeExecution", executionArn=execution["executionArn"])["output"]
+    ) == {"n": 2}

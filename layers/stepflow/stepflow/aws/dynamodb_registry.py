@@ -6,7 +6,7 @@ Items (see :mod:`stepflow.runtime.registry` for the documents):
   and ``rev`` (N); heads also carry ``gsi1pk = SM``/``gsi1sk = <name>`` so that
   :meth:`heads` lists state machines through the listing index;
 - ``pk = SM#<qualified state machine ARN>``, ``sk = DEFINITION``: the
-  ``definition`` (S) executions of that ARN run, written once. The stepper
+  ``definition`` (S) executions of that ARN run. The stepper
   Lambda reads it (:func:`stepflow.aws.stepper_lambda.table_definitions`).
 
 Names cannot contain ``:`` and ARNs always do, so the two key spaces never meet.
@@ -14,7 +14,6 @@ Names cannot contain ``:`` and ARNs always do, so the two key spaces never meet.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from typing import Any
 
@@ -98,10 +97,9 @@ class DynamoDBRegistry:
         return page, (items[limit - 1][LIST_INDEX_SK]["S"] if len(items) > limit else None)
 
     def put_definition(self, arn: str, definition: str) -> None:
-        """Write once: a second write of the same ARN keeps the first."""
+        """Store the definition (see the Protocol for when one is replaced)."""
         item = {**_key(arn, "DEFINITION"), "definition": {"S": definition}}
-        with contextlib.suppress(_Rejected):
-            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+        self._call("put_item", Item=item)
 
     def definition(self, arn: str) -> str | None:
         """The definition stored for exactly ``arn``."""

@@ -60,7 +60,11 @@ class StateMachineRegistry(Protocol):
         """The head documents of all state machines by name, a page at a time."""
 
     def put_definition(self, arn: str, definition: str) -> None:
-        """Store the definition executions of ``arn`` run (write-once; rewriting is a no-op)."""
+        """Store the definition executions of ``arn`` run.
+
+        Revision ARNs are unique; a version ARN is written again only when a
+        deleted state machine is re-created and publishes that number anew.
+        """
 
     def definition(self, arn: str) -> str | None:
         """The definition stored for exactly ``arn``, or None."""
@@ -116,9 +120,9 @@ class InMemoryRegistry:
         return page, (names[limit - 1] if len(names) > limit else None)
 
     def put_definition(self, arn: str, definition: str) -> None:
-        """Store once; a second write keeps the first."""
+        """Store (replacing a deleted state machine's version of the same number)."""
         with self._lock:
-            self._definitions.setdefault(arn, definition)
+            self._definitions[arn] = definition
 
     def definition(self, arn: str) -> str | None:
         """The stored definition, or None."""
