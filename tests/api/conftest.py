@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
-os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
 import pytest
 from stepflow.api import Scope, StepFunctionsService
@@ -17,6 +16,13 @@ from stepflow.engine import RunTask
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog
 from stepflow.runtime.registry import InMemoryRegistry, StateMachineRegistry
 from stepflow.testing.handlers import run_handler
+
+
+@pytest.fixture(autouse=True)
+def _quiet_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No EMF lines from the API handler here; set per test so other suites keep theirs."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
 
 SCOPE = Scope("eu-west-1", "111122223333")
 ROLE = "arn:aws:iam::111122223333:role/StepFlow"
