@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the main job: run the example order workflow and show its progress and output
+## run: the main job: start the local stack (moto), register examples/, run the order
+## workflow through the Step Functions API, show its progress live and its output, exit
 run: $(STAMP)
-	$(BIN)/stepflow run examples/order.asl.json --input @examples/order.input.json --handlers examples/order_handlers.py
+	$(BIN)/stepflow local --port 0 --demo examples/order.asl.json \
+	    --input @examples/order.local-input.json --handlers examples/order_handlers.py
 
 ## test: lint, type-check and the whole test suite
 test: lint typecheck $(DDB_LOCAL_STAMP)

@@ -8,7 +8,9 @@ import importlib.util
 import io
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -151,7 +153,52 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("validate", help="list the problems of a definition")
     check.add_argument("file", metavar="FILE", help="the state machine definition (JSON)")
     check.set_defaults(command=_validate)
+    local = commands.add_parser(
+        "local", help="run the local stack: the Step Functions API on moto (or --endpoint)"
+    )
+    local.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    local.add_argument("--port", type=int, default=8765, help="port to serve on (0: any)")
+    local.add_argument("--endpoint", metavar="URL", help="LocalStack or another AWS endpoint")
+    local.add_argument("--handlers", metavar="MODULE", help="Lambda tasks as Python HANDLERS")
+    local.add_argument("--demo", metavar="FILE", help="run FILE through the stack, then exit")
+    local.add_argument("--input", metavar="JSON|@FILE", help="the demo's input (default {})")
+    local.set_defaults(command=_local)
     return parser
+
+
+def _local(args: argparse.Namespace) -> int:
+    from stepflow.local import LocalStack, demo  # boto3 and moto load only for this command
+
+    handlers = _load_handlers(args.handlers) if args.handlers else {}
+    payload = {} if args.input is None else _input(args.input)
+    if args.demo:
+        _load(args.demo)  # a missing or malformed file is a usage error, before anything starts
+        demo.quiet()
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        stack = LocalStack(args.host, args.port, args.endpoint, handlers).start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot start the local stack on {args.host}:{args.port}: {exc}"
+        ) from None
+    try:
+        print(
+            f"StepFlow local stack: {stack.url}  (AWS services: {stack.aws_endpoint})", flush=True
+        )
+        if args.demo:
+            return demo.run_demo(stack, args.demo, payload, sys.stdout)
+        print(
+            f"  aws stepfunctions list-state-machines --endpoint-url {stack.url}\n"
+            f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')\n"
+            "Ctrl-C stops it.",
+            flush=True,
+        )
+        stopping.wait()
+        return 0
+    finally:
+        stack.stop()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,0 +1,87 @@
+"""An HTTP server acting as API Gateway: each request becomes a REST proxy event."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
+
+ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+"""A Lambda handler for API Gateway REST proxy events."""
+
+MAX_BODY = 10 * 1024 * 1024
+"""API Gateway's payload limit; a larger request is refused with 413."""
+
+CONTEXT = SimpleNamespace(
+    function_name="stepflow-api",
+    memory_limit_in_mb=512,
+    invoked_function_arn="arn:aws:lambda:us-east-1:000000000000:function:stepflow-api",
+    aws_request_id="local",
+)
+
+
+class Gateway:
+    """Serves ``handler`` on ``host:port`` (port 0: any free port) in a thread pool."""
+
+    def __init__(self, host: str, port: int, handler: ProxyHandler) -> None:
+        self.handler = handler
+        self._server = ThreadingHTTPServer((host, port), _request_class(handler))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        bound_port = self._server.server_address[1]
+        self.url = f"http://{host}:{bound_port}"
+
+    def start(self) -> Gateway:
+        """Start serving in the background."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _request_class(handler: ProxyHandler) -> type[BaseHTTPRequestHandler]:
+    class _Proxy(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _proxy(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._reply(413, {"Content-Type": "application/json"}, b'{"message":"too large"}')
+                return
+            event = {
+                "httpMethod": self.command,
+                "path": self.path,
+                "headers": dict(self.headers.items()),
+                "body": self.rfile.read(length).decode("utf-8", "replace"),
+                "isBase64Encoded": False,
+                "requestContext": {
+                    "stage": "local",
+                    "identity": {"sourceIp": self.client_address[0]},
+                },
+            }
+            response = handler(event, CONTEXT)
+            self._reply(
+                int(response["statusCode"]),
+                dict(response.get("headers") or {}),
+                str(response.get("body", "")).encode(),
+            )
+
+        def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET = do_PUT = do_DELETE = _proxy  # noqa: N815 (http.server's naming)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # one line per request would drown the demo's output
+
+    return _Proxy

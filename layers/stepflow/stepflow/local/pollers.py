@@ -1,0 +1,90 @@
+"""SQS pollers acting as a Lambda event source mapping with partial batch responses."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from stepflow.local.gateway import CONTEXT
+
+SQSHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+"""A Lambda handler for SQS events returning ``{"batchItemFailures": [...]}``."""
+
+
+class Pollers:
+    """``count`` threads receiving batches of up to 10 and calling ``handler`` with each."""
+
+    def __init__(self, sqs: Any, queue_url: str, handler: SQSHandler, count: int = 4) -> None:
+        self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"poller-{i}", daemon=True)
+            for i in range(max(1, count))
+        ]
+        self.errors: list[BaseException] = []
+
+    def start(self) -> Pollers:
+        """Start polling."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the batches in hand (a receive waits at most a second)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # an outage of the endpoint: keep polling, as AWS does
+                self.errors.append(exc)
+                self._stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch, hand it to the handler, delete what succeeded; returns its size."""
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        records = [_record(message, self.queue_url) for message in messages]
+        response = self.handler({"Records": records}, CONTEXT) or {}
+        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        done = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+            for i, m in enumerate(messages)
+            if m["MessageId"] not in failed
+        ]
+        if done:
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
+        return len(messages)
+
+
+def _record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source mapping delivers it."""
+    attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "dataType": value.get("DataType", "String"),
+        }
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_url,
+        "awsRegion": "us-east-1",
+    }

@@ -1,0 +1,169 @@
+"""The local stack: StepFlow's AWS deployment, in one process.
+
+moto's server stands in for DynamoDB, SQS and S3 (or ``endpoint`` points at
+LocalStack or any AWS-compatible endpoint); the table, queues and bucket are
+created from :mod:`stepflow.aws.topology`, as the CDK stack creates them; the
+real API and stepper Lambda handlers run in-process, behind an HTTP server
+acting as API Gateway (:mod:`stepflow.local.gateway`) and SQS pollers acting as
+the event source mapping (:mod:`stepflow.local.pollers`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from stepflow.api import StepFunctionsService, lambda_handler
+from stepflow.aws import DynamoDBLog, S3PayloadStore, create_table
+from stepflow.aws import stepper_lambda as stepper_handler
+from stepflow.aws.dynamodb_registry import DynamoDBRegistry
+from stepflow.aws.lambda_invoker import LambdaInvoker
+from stepflow.aws.sqs_bus import SQSBus, create_queues
+from stepflow.aws.stepper_lambda import table_definitions
+from stepflow.engine import RunTask
+from stepflow.local.gateway import Gateway
+from stepflow.local.pollers import Pollers
+from stepflow.runtime import Stepper
+from stepflow.testing.handlers import Handler, run_handler
+
+TABLE = "stepflow-local"
+QUEUE = "stepflow-transitions"
+BUCKET = "stepflow-local-payloads"
+REGION = "us-east-1"
+CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    """Starts and stops the local stack; ``url`` is the Step Functions endpoint."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    endpoint: str | None = None
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    pollers: int = 4
+    url: str = ""
+    aws_endpoint: str = ""
+    _moto: Any = None
+    _gateway: Gateway | None = None
+    _pollers: Pollers | None = None
+
+    def start(self) -> LocalStack:
+        """Bring everything up; returns self once the endpoint answers."""
+        if self.endpoint is None:
+            server = importlib.import_module("moto.server")
+            moto_port = free_port()
+            self._moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
+            self._moto.start()
+            self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
+        else:
+            self.aws_endpoint = self.endpoint
+        dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
+        _ensure_table(dynamodb)
+        queue_url, _dlq_url = create_queues(sqs, QUEUE)
+        _ensure_bucket(s3)
+        payloads = S3PayloadStore(BUCKET, client=s3)
+        log = DynamoDBLog(TABLE, client=dynamodb, payloads=payloads)
+        invoker = self._invoker()
+        stepper_handler.configure(
+            Stepper(
+                log=log,
+                bus=SQSBus(queue_url, client=sqs),
+                definitions=table_definitions(dynamodb, TABLE),
+                clock=time.time,
+                invoker=invoker,
+            )
+        )
+        lambda_handler.configure(
+            StepFunctionsService(
+                log=log,
+                bus=SQSBus(queue_url, client=sqs),
+                registry=DynamoDBRegistry(TABLE, client=dynamodb),
+                invoker=invoker,
+            )
+        )
+        self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
+        self.url = self._gateway.url
+        self._pollers = Pollers(sqs, queue_url, stepper_handler.handler, self.pollers).start()
+        return self
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the AWS service behind the stack (moto or ``endpoint``)."""
+        return boto3.client(
+            service, endpoint_url=self.aws_endpoint, region_name=REGION, **CREDENTIALS
+        )
+
+    def stepfunctions(self) -> Any:
+        """A boto3 Step Functions client for this stack's API endpoint."""
+        return boto3.client(
+            "stepfunctions", endpoint_url=self.url, region_name=REGION, **CREDENTIALS
+        )
+
+    def stop(self) -> None:
+        """Stop pollers, the gateway and moto (in that order); safe to call twice."""
+        if self._pollers is not None:
+            self._pollers.stop()
+            self._pollers = None
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        stepper_handler.configure(None)
+        lambda_handler.configure(None)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _invoker(self) -> Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]:
+        """Tasks bound to Python handlers run here; any other goes to Lambda at the endpoint."""
+        remote = LambdaInvoker(self.client("lambda")) if not self.handlers else None
+        handlers = self.handlers
+
+        def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+            if remote is not None:
+                return remote(body)
+            command = RunTask(
+                body["task_id"],
+                body["resource"],
+                body["input"],
+                body["state_name"],
+                body.get("timeout_seconds"),
+                None,
+                body.get("task_token"),
+            )
+            outcome = run_handler(handlers, command)
+            return outcome.ok, outcome.output, outcome.error, outcome.cause
+
+        return invoke
+
+
+def _ensure_table(client: Any) -> None:
+    try:
+        client.describe_table(TableName=TABLE)
+    except client.exceptions.ResourceNotFoundException:
+        create_table(client, TABLE)
+
+
+def _ensure_bucket(client: Any) -> None:
+    try:
+        client.head_bucket(Bucket=BUCKET)
+    except Exception:  # absent (404) on a fresh endpoint
+        client.create_bucket(Bucket=BUCKET)

@@ -1,0 +1,209 @@
+"""End to end: the local stack (moto server, API Gateway stand-in, SQS pollers) via boto3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from stepflow.aws import topology
+from stepflow.local import LocalStack, free_port
+from stepflow.local.demo import register
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
+FN = "arn:aws:lambda:us-east-1:000000000000:function:"
+
+
+class Declined(Exception):
+    """A task failure the workflow catches."""
+
+
+def double(payload: Any) -> Any:
+    return {"n": payload["n"] * 2}
+
+
+def decline(payload: Any) -> Any:
+    raise Declined(f"card {payload.get('card')} declined")
+
+
+HANDLERS = {"double": double, "decline": decline}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0, handlers=HANDLERS) as running:
+        yield running
+
+
+def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_arn} still running after {timeout} s")
+
+
+def start(sfn: Any, name: str, definition: dict[str, Any], payload: Any) -> str:
+    arn = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    return str(sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload))["executionArn"])
+
+
+def test_tasks_choice_parallel_map_and_wait_run_to_the_end(stack: LocalStack) -> None:
+    sfn = stack.stepfunctions()
+    definition = {
+        "StartAt": "Double",
+        "States": {
+            "Double": {
+                "Type": "Task",
+                "Resource": FN + "double",
+                "ResultPath": "$.first",
+                "Next": "Big?",
+            },
+            "Big?": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.first.n", "NumericGreaterThan": 5, "Next": "Both"}],
+                "Default": "Both",
+            },
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}},
+                    {
+                        "StartAt": "Pause",
+                        "States": {"Pause": {"Type": "Wait", "Seconds": 1, "End": True}},
+                    },
+                ],
+                "ResultPath": "$.both",
+                "Next": "Each",
+            },
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "StartAt": "D",
+                    "States": {"D": {"Type": "Task", "Resource": FN + "double", "End": True}},
+                },
+                "ResultPath": "$.doubled",
+                "End": True,
+            },
+        },
+    }
+    payload = {"n": 4, "items": [{"n": 1}, {"n": 2}, {"n": 3}]}
+    execution = start(sfn, "everything", definition, payload)
+    described = wait_for(sfn, execution)
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert output["first"] == {"n": 8} and output["doubled"] == [{"n": 2}, {"n": 4}, {"n": 6}]
+    events = sfn.get_execution_history(executionArn=execution)["events"]
+    types = [e["type"] for e in events]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
+    assert types.count("LambdaFunctionSucceeded") == 4 and "WaitStateExited" in types
+    listed = sfn.list_executions(stateMachineArn=described["stateMachineArn"])["executions"]
+    assert [e["executionArn"] for e in listed] == [execution]
+
+
+def test_a_failing_task_is_caught(stack: LocalStack) -> None:
+    sfn = stack.stepfunctions()
+    definition = {
+        "StartAt": "Charge",
+        "States": {
+            "Charge": {
+                "Type": "Task",
+                "Resource": FN + "decline",
+                "Catch": [{"ErrorEquals": ["Declined"], "ResultPath": "$.why", "Next": "Sorry"}],
+                "End": True,
+            },
+            "Sorry": {"Type": "Pass", "End": True},
+        },
+    }
+    described = wait_for(sfn, start(sfn, "catching", definition, {"card": "4242"}))
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"])["why"] == {
+        "Error": "Declined",
+        "Cause": "card 4242 declined",
+    }
+
+
+def test_a_poison_message_reaches_the_dead_letter_queue(stack: LocalStack) -> None:
+    sqs = stack.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName="stepflow-transitions")["QueueUrl"]
+    dlq_url = sqs.get_queue_url(QueueName="stepflow-transitions-dlq")["QueueUrl"]
+    # a short visibility timeout so the redeliveries happen within the test
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "1"})
+    time.sleep(1.5)  # receives already waiting (1 s long polls) took the old timeout in moto
+    sqs.send_message(QueueUrl=queue_url, MessageBody="not a stepflow message")
+    try:
+        deadline = time.monotonic() + 30
+        dead: list[Any] = []
+        while not dead and time.monotonic() < deadline:
+            dead = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", [])
+        assert dead and dead[0]["Body"] == "not a stepflow message"
+    finally:
+        spec = topology.TRANSITIONS_QUEUE
+        sqs.set_queue_attributes(
+            QueueUrl=queue_url, Attributes={"VisibilityTimeout": str(spec.visibility_timeout)}
+        )
+
+
+def test_errors_reach_boto3_with_their_aws_codes(stack: LocalStack) -> None:
+    sfn = stack.stepfunctions()
+    with pytest.raises(ClientError) as missing:
+        sfn.describe_execution(
+            executionArn="arn:aws:states:us-east-1:000000000000:execution:nope:nope"
+        )
+    assert missing.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
+    with pytest.raises(ClientError) as invalid:
+        sfn.create_state_machine(name="bad", definition='{"StartAt": "X"}', roleArn=ROLE)
+    assert invalid.value.response["Error"]["Code"] == "InvalidDefinition"
+
+
+def test_the_examples_register_and_re_register(stack: LocalStack) -> None:
+    sfn = stack.stepfunctions()
+    first = register(sfn, ROOT / "examples")
+    again = register(sfn, ROOT / "examples")
+    assert first == again and {"order", "hello", "jsonata"} <= set(first)
+
+
+def test_the_cli_serves_until_sigterm() -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stepflow", "local", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        for line in process.stdout:
+            if "StepFlow local stack" in line or time.monotonic() > deadline:
+                break
+        sfn = boto3.client(
+            "stepfunctions",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        assert sfn.list_state_machines()["stateMachines"] == []
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
