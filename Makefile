@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DDB_LOCAL := tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
 
-.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local
+.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,18 @@ run: $(STAMP)
 	$(BIN)/stepflow local --port 0 --demo examples/order.asl.json \
 	    --input @examples/order.local-input.json --handlers examples/order_handlers.py
 
+## synth: synthesize the CDK stack with the pinned CLI (the layer bundled by pip, no Docker)
+synth: $(STAMP)
+	npm ci --no-fund --no-audit --loglevel=error
+	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
+
 ## test: lint, type-check and the whole test suite
 test: lint typecheck $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench
-	$(BIN)/ruff format --check layers functions tests bench
+	$(BIN)/ruff check layers functions tests bench cdk
+	$(BIN)/ruff format --check layers functions tests bench cdk
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

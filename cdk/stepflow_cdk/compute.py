@@ -1,0 +1,104 @@
+"""The ``stepflow`` layer and the functions that share it, each with least-privilege grants."""
+
+from __future__ import annotations
+
+from aws_cdk import BundlingOptions, DockerImage, Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+from stepflow.aws import topology
+from stepflow.aws.sqs_bus import STEPPER_FUNCTION_TIMEOUT
+
+from stepflow_cdk.bundling import LayerBundling
+from stepflow_cdk.paths import FUNCTIONS, LAYER_SOURCE
+from stepflow_cdk.queues import Queues
+from stepflow_cdk.storage import Storage
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.X86_64  # matches the layer's manylinux2014_x86_64 wheels
+API_TIMEOUT_SECONDS = 29  # API Gateway's integration limit
+
+
+class Compute(Construct):
+    """``stepper`` (SQS-triggered) and ``api`` (API Gateway proxy) on the shared layer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: Storage,
+        queues: Queues,
+        bundle: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "StepFlowLayer",
+            code=lambda_.Code.from_asset(
+                str(LAYER_SOURCE),
+                bundling=BundlingOptions(
+                    image=DockerImage.from_registry("unused-local-bundling"),
+                    local=LayerBundling(install=bundle),
+                ),
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="The stepflow package and its runtime dependencies",
+        )
+        transitions = queues.queues[topology.TRANSITIONS_QUEUE.logical_name]
+        environment = {
+            topology.TABLE_ENV_VAR: storage.table.table_name,
+            topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
+            topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
+            "POWERTOOLS_METRICS_NAMESPACE": "StepFlow",
+        }
+        self.stepper = self._function(
+            "Stepper", "stepper", STEPPER_FUNCTION_TIMEOUT, environment, "stepflow-stepper"
+        )
+        self.api = self._function("Api", "api", API_TIMEOUT_SECONDS, environment, "stepflow-api")
+        self.stepper.add_event_source(
+            sources.SqsEventSource(
+                transitions,
+                batch_size=10,
+                max_batching_window=Duration.seconds(0),
+                report_batch_item_failures=True,
+            )
+        )
+        for function in (self.stepper, self.api):
+            storage.table.grant_read_write_data(function)
+            storage.payloads.grant_read_write(function)
+            transitions.grant_send_messages(function)
+        # Task states invoke the account's Lambda functions by ARN, named in definitions.
+        stack = Stack.of(self)
+        self.stepper.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[
+                    f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:*"
+                ],
+            )
+        )
+
+    def _function(
+        self, construct_id: str, folder: str, timeout: int, environment: dict[str, str], name: str
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_MONTH
+        )
+        return lambda_.Function(
+            self,
+            construct_id,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(FUNCTIONS / folder), exclude=["__pycache__", "*.pyc"]),
+            layers=[self.layer],
+            timeout=Duration.seconds(timeout),
+            memory_size=512,
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": name},
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+        )

@@ -1,0 +1,148 @@
+"""The CDK stack: its template, the topology it shares with the local stack, cdk-nag, cfn-lint."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+cdk = pytest.importorskip("aws_cdk", reason="aws-cdk-lib is not installed (pip install -e .[cdk])")
+from aws_cdk.assertions import Match, Template  # noqa: E402
+from stepflow.aws import topology  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cdk"))
+from stepflow_cdk.app import build_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[Template, Any, Any]:
+    app = build_app({"stepflow:bundle": "false"})
+    assembly = app.synth()
+    stack = app.node.find_child("StepFlow")
+    return Template.from_stack(stack), assembly.get_stack_by_name("StepFlow"), assembly
+
+
+def resources(template: Template, kind: str) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in template.find_resources(kind).values()]
+
+
+def test_the_table_is_the_topology_table(synthesized: tuple[Template, Any, Any]) -> None:
+    template = synthesized[0]
+    (table,) = resources(template, "AWS::DynamoDB::Table")
+    expected = topology.table_definition("x")
+    assert table["KeySchema"] == expected["KeySchema"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(
+        expected["AttributeDefinitions"], key=str
+    )
+    (index,) = table["GlobalSecondaryIndexes"]
+    (want,) = expected["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == want["IndexName"] and index["KeySchema"] == want["KeySchema"]
+    assert index["Projection"] == want["Projection"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": topology.TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["DeletionProtectionEnabled"] is True
+
+
+def test_each_topology_queue_has_its_dead_letter_queue(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    queues = resources(template, "AWS::SQS::Queue")
+    for spec in topology.QUEUES:
+        (main,) = [q for q in queues if q.get("VisibilityTimeout") == spec.visibility_timeout]
+        assert main["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
+        assert main["SqsManagedSseEnabled"] is True
+    dead = [q for q in queues if "RedrivePolicy" not in q]
+    assert len(dead) == len(topology.QUEUES)
+    assert all(q["MessageRetentionPeriod"] == spec.dlq_retention_seconds for q in dead)
+
+
+def test_functions_share_the_layer_on_a_current_python(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    functions = [f for f in resources(template, "AWS::Lambda::Function") if "Layers" in f]
+    assert len(functions) == 2
+    for function in functions:
+        major, minor = function["Runtime"].removeprefix("python").split(".")
+        assert (int(major), int(minor)) >= (3, 12)
+        assert function["Handler"] == "handler.handler"
+        assert function["TracingConfig"] == {"Mode": "Active"}
+        variables = function["Environment"]["Variables"]
+        assert {"TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET"} <= set(variables)
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+
+
+def test_the_layer_carries_the_package(synthesized: tuple[Template, Any, Any]) -> None:
+    assembly = synthesized[2]
+    layer_dirs = [p for p in Path(assembly.directory).glob("asset.*") if (p / "python").is_dir()]
+    assert layer_dirs and all((p / "python/stepflow/engine/decide.py").exists() for p in layer_dirs)
+
+
+def test_the_api_is_post_slash_with_iam_auth_and_throttling(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    template.has_resource_properties(
+        "AWS::ApiGateway::Method", {"HttpMethod": "POST", "AuthorizationType": "AWS_IAM"}
+    )
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "TracingEnabled": True,
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": 200, "ThrottlingBurstLimit": 400})]
+            ),
+            "AccessLogSetting": Match.any_value(),
+        },
+    )
+
+
+def test_grants_name_actions_not_wildcards(synthesized: tuple[Template, Any, Any]) -> None:
+    template = synthesized[0]
+    for policy in resources(template, "AWS::IAM::Policy"):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            actions = actions if isinstance(actions, list) else [actions]
+            assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
+
+
+def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
+    template = synthesized[0]
+    # a dead-letter alarm per queue, errors and throttles per function
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 2 * 2)
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_cdk_nag_aws_solutions_reports_nothing_unsuppressed(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    artifact = synthesized[1]
+    findings = [
+        f"{m.level} {m.id} {m.entry.data}"
+        for m in artifact.messages
+        if "AwsSolutions" in str(m.entry.data)
+    ]
+    assert findings == []
+
+
+def test_cfn_lint_finds_no_errors(synthesized: tuple[Template, Any, Any]) -> None:
+    from cfnlint.api import lint_all
+
+    template = synthesized[0].to_json()
+    matches = lint_all(json.dumps(template))
+    errors = [str(m) for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
