@@ -26,11 +26,10 @@ from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 from stepflow.aws.lambda_invoker import LambdaInvoker
 from stepflow.aws.sqs_bus import SQSBus, create_queues
 from stepflow.aws.stepper_lambda import table_definitions
-from stepflow.engine import RunTask
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.runtime import Stepper
-from stepflow.testing.handlers import Handler, run_handler
+from stepflow.testing.handlers import Handler, task_invoker
 
 TABLE = "stepflow-local"
 QUEUE = "stepflow-transitions"
@@ -133,26 +132,12 @@ class LocalStack:
         self.stop()
 
     def _invoker(self) -> Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]:
-        """Tasks bound to Python handlers run here; any other goes to Lambda at the endpoint."""
-        remote = LambdaInvoker(self.client("lambda")) if not self.handlers else None
-        handlers = self.handlers
-
-        def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
-            if remote is not None:
-                return remote(body)
-            command = RunTask(
-                body["task_id"],
-                body["resource"],
-                body["input"],
-                body["state_name"],
-                body.get("timeout_seconds"),
-                None,
-                body.get("task_token"),
-            )
-            outcome = run_handler(handlers, command)
-            return outcome.ok, outcome.output, outcome.error, outcome.cause
-
-        return invoke
+        """Tasks run on the Python handlers given, else on Lambda at the endpoint."""
+        if self.handlers:
+            return task_invoker(self.handlers)
+        invoker: Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]
+        invoker = LambdaInvoker(self.client("lambda"))
+        return invoker
 
 
 def _ensure_table(client: Any) -> None:

@@ -15,11 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.asl import StateMachine
-from stepflow.engine import RunTask
 from stepflow.engine.codec import decode_state
 from stepflow.engine.decide import dumps
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
-from stepflow.testing.handlers import Handler, run_handler
+from stepflow.testing.handlers import Handler, task_invoker
 from stepflow.testing.result import ExecutionResult, TransitionLimitError
 
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:StateMachine"
@@ -159,25 +158,12 @@ def _run(
     deliver: Callable[[Stepper, list[Message]], set[int]] | None,
 ) -> ExecutionResult:
 
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
-        command = RunTask(
-            body["task_id"],
-            body["resource"],
-            body["input"],
-            body["state_name"],
-            body.get("timeout_seconds"),
-            None,
-            body.get("task_token"),
-        )
-        outcome = run_handler(handlers, command)
-        return outcome.ok, outcome.output, outcome.error, outcome.cause
-
     stepper = Stepper(
         log=log,
         bus=bus,
         definitions=lambda _arn: machine,
         clock=lambda: bus.now,
-        invoker=invoke,
+        invoker=task_invoker(handlers),
     )
     record = stepper.start_execution(
         state_machine_arn=STATE_MACHINE_ARN, name=name, input=input, seed=seed

@@ -25,6 +25,31 @@ class TaskOutcome:
         self.ok, self.output, self.error, self.cause = ok, output, error, cause
 
 
+def task_invoker(
+    handlers: Mapping[str, Handler],
+) -> Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]:
+    """A task invoker for the runtime's ``Stepper`` that runs tasks on ``handlers``.
+
+    It takes the body of an inline task message and returns ``(ok, output,
+    error, cause)``, as :class:`stepflow.aws.lambda_invoker.LambdaInvoker` does.
+    """
+
+    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+        command = RunTask(
+            body["task_id"],
+            body["resource"],
+            body["input"],
+            body["state_name"],
+            body.get("timeout_seconds"),
+            None,
+            body.get("task_token"),
+        )
+        outcome = run_handler(handlers, command)
+        return outcome.ok, outcome.output, outcome.error, outcome.cause
+
+    return invoke
+
+
 def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcome:
     """Find the handler for ``command``'s resource, call it, and capture the outcome."""
     resource = command.resource
