@@ -89,7 +89,8 @@ class ExecutionState:
     id); None keeps every iteration in this state. A child execution has
     ``parent`` (``{"arn", "child_id"}``), runs sub-machine ``machine`` on
     ``root_input`` and reads its parent's ``outer_variables``; its ``input``
-    and ``start_time`` are the parent's (for ``$$.Execution``).
+    and ``start_time`` are the parent's (for ``$$.Execution``). ``token_key`` is
+    the secret (at least 128 random bits from the runtime) that signs task tokens.
     """
 
     execution_arn: str
@@ -110,6 +111,7 @@ class ExecutionState:
     error: str | None = None
     cause: str | None = None
     seed: int = 0
+    token_key: str = ""
     child_limit: int | None = None
     children: dict[str, str] = field(default_factory=dict)
     parent: dict[str, Any] | None = None

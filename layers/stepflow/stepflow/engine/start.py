@@ -23,12 +23,14 @@ def new_execution(
     role_arn: str | None = None,
     seed: int = 0,
     child_limit: int | None = None,
+    token_key: str = "",
 ) -> ExecutionState:
     """The state of an execution about to receive its ``Start`` event.
 
     ``seed`` keys the execution's task tokens and retry jitter: the durable
-    runtime passes a secret random value, tests a fixed one. ``child_limit``:
-    see :class:`ExecutionState`.
+    runtime passes a secret random value, tests a fixed one. ``token_key``
+    (secret, >= 128 random bits) signs task tokens instead of the seed when set.
+    ``child_limit``: see :class:`ExecutionState`.
     """
     base = f"arn:aws:states:{region}:{account}"
     return ExecutionState(
@@ -40,6 +42,7 @@ def new_execution(
         start_time=iso(now),
         input=input,
         seed=seed,
+        token_key=token_key,
         child_limit=child_limit,
     )
 
@@ -64,6 +67,7 @@ def new_child_execution(
         input=parent.input,
         root_input=command.input,
         seed=int.from_bytes(hashlib.sha256(material).digest()[:8], "big"),
+        token_key=_child_key(parent.token_key, command.child_id),
         child_limit=parent.child_limit,
         parent={
             "arn": parent_arn,
@@ -73,3 +77,10 @@ def new_child_execution(
         machine=command.machine,
         outer_variables=command.variables,
     )
+
+
+def _child_key(parent_key: str, child_id: str) -> str:
+    """A child's token key: derived from its parent's, as secret and as long."""
+    if not parent_key:
+        return ""
+    return hashlib.sha256(f"{parent_key}:{child_id}".encode()).hexdigest()

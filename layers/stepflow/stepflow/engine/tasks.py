@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.task import TaskState
 from stepflow.engine import dataflow, waits
-from stepflow.engine.model import CancelTask, Frame, RunTask, TaskFailed, TaskSucceeded
+from stepflow.engine.model import (
+    CancelTask,
+    ExecutionState,
+    Frame,
+    RunTask,
+    TaskFailed,
+    TaskSucceeded,
+)
 from stepflow.engine.resources import ResourceInfo, describe
 from stepflow.errors import StatesError, StatesErrorName
 
@@ -20,7 +29,8 @@ def run_task(d: Decider, frame: Frame, node: TaskState) -> None:
     s = d.state
     info = describe(node.resource)
     task_id = d.new_id("t")
-    token = task_token(d, task_id) if info.wait_for_token else None
+    deferred = info.wait_for_token or info.kind == "activity"
+    token = task_token(d, task_id) if deferred else None
     token_context = {"task_token": token} if token is not None else {}
     frame.effective = dataflow.effective_input(
         d, frame, node, template=node.parameters, **token_context
@@ -59,10 +69,24 @@ def run_task(d: Decider, frame: Frame, node: TaskState) -> None:
 
 
 def task_token(d: Decider, task_id: str) -> str:
-    """The callback token of a task attempt: unguessable without the execution's seed."""
-    s = d.state
-    digest = hashlib.sha256(f"{s.seed}:{s.execution_arn}:{task_id}".encode()).hexdigest()
-    return f"{task_id}:{digest}"
+    """The callback token of a task attempt (see :func:`token_for`)."""
+    return token_for(d.state, task_id)
+
+
+def token_for(state: ExecutionState, task_id: str) -> str:
+    """``<where, base64url>.<task id>.<HMAC-SHA256>``: locatable, unforgeable.
+
+    ``where`` is the execution's ARN or, for a child execution, its parent's
+    log ARN and the child id joined by ``|``. The HMAC is keyed by the
+    execution's secret ``token_key`` (the seed where there is none), so only
+    the holder of the token can report on the attempt.
+    """
+    key = (state.token_key or str(state.seed)).encode()
+    parent = state.parent
+    location = state.execution_arn if parent is None else f"{parent['arn']}|{parent['child_id']}"
+    signature = hmac.new(key, f"{location}:{task_id}".encode(), hashlib.sha256).hexdigest()
+    where = base64.urlsafe_b64encode(location.encode()).decode().rstrip("=")
+    return f"{where}.{task_id}.{signature}"
 
 
 def task_started(d: Decider, frame: Frame) -> None:

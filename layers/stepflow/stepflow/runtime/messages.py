@@ -102,5 +102,6 @@ def task_body(command: RunTask) -> dict[str, Any]:
         "input": command.input,
         "state_name": command.state_name,
         "timeout_seconds": command.timeout_seconds,
+        "heartbeat_seconds": command.heartbeat_seconds,
         "task_token": command.task_token,
     }

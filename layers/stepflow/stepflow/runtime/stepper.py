@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -35,12 +36,14 @@ from stepflow.engine import (
     StartTimer,
     Stop,
     TaskFailed,
+    TaskStarted,
     TaskSucceeded,
     decide,
     new_child_execution,
     new_execution,
 )
 from stepflow.engine.codec import decode_state, encode_state
+from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
 from stepflow.runtime.ports import (
     ConflictError,
@@ -49,6 +52,7 @@ from stepflow.runtime.ports import (
     ExecutionRecord,
     MessageBus,
 )
+from stepflow.runtime.task_queue import TaskRouter
 
 MAX_DELAY_SECONDS = 900
 """The longest delay a queue gives a message (SQS); longer waits re-arm themselves."""
@@ -59,6 +63,13 @@ DEFAULT_CHILD_LIMIT = 40
 
 TaskInvoker = Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]
 """Runs an inline task body; returns (ok, output, error, cause)."""
+
+TaskGuard = Callable[[ExecutionRecord | None], dict[str, Any] | None]
+"""Checks a record before a worker's report is applied: raises to refuse it (nothing is
+written), or returns head attributes to store with the commit (None: none)."""
+
+TASK_LEASES = "task_leases"
+"""Head attribute: the deliveries of open deferred tasks (task id -> lease), kept by commits."""
 
 
 class ExecutionInputMismatchError(Exception):
@@ -86,6 +97,7 @@ class Stepper:
         inline_tasks: bool = True,
         max_inline_rounds: int = 50,
         child_limit: int | None = DEFAULT_CHILD_LIMIT,
+        router: TaskRouter | None = None,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -98,6 +110,7 @@ class Stepper:
         self.inline_tasks = inline_tasks
         self.max_inline_rounds = max_inline_rounds
         self.child_limit = child_limit
+        self.router = router
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(
@@ -122,6 +135,7 @@ class Stepper:
             **where,
             seed=seed,
             child_limit=self.child_limit,
+            token_key=secrets.token_hex(16),
         )
         decision = decide(definition, state, Start(), now)
         arn = state.execution_arn
@@ -194,7 +208,19 @@ class Stepper:
         self._apply(execution_arn, [Stop(error, cause)])
         return self.log.get(execution_arn)
 
-    def _apply(self, execution_arn: str, events: list[Event]) -> None:
+    def report_task(self, execution_arn: str, event: Event, guard: TaskGuard) -> None:
+        """Apply a worker's report on a deferred task (started, heartbeat, result).
+
+        ``guard`` sees the latest record before each attempt to commit: it
+        refuses the report by raising (nothing is written) or returns head
+        attributes to commit with it. The engine ignores a report on an attempt
+        that is no longer open, so a guard must refuse those.
+        """
+        self._apply(execution_arn, [event], guard)
+
+    def _apply(
+        self, execution_arn: str, events: list[Event], guard: TaskGuard | None = None
+    ) -> None:
         """Commit ``events``; then run the inline tasks they scheduled and commit their results.
 
         Running a task right here saves two queue hops and the lease writes: the
@@ -206,7 +232,8 @@ class Stepper:
         handled: set[str] = set()
         tasks: list[tuple[Message, bool]] = []
         for _ in range(self.max_inline_rounds):
-            tasks = self._commit(execution_arn, events, handled)
+            tasks = self._commit(execution_arn, events, handled, guard)
+            guard = None
             if not tasks:
                 return
             handled.update(message.id for message, _ in tasks)
@@ -218,7 +245,11 @@ class Stepper:
             self.bus.send(message)
 
     def _commit(
-        self, execution_arn: str, events: list[Event], handled: set[str]
+        self,
+        execution_arn: str,
+        events: list[Event],
+        handled: set[str],
+        guard: TaskGuard | None = None,
     ) -> list[tuple[Message, bool]]:
         """Decide ``events`` on the latest record and commit them as one write.
 
@@ -230,6 +261,7 @@ class Stepper:
         """
         for _ in range(self.max_conflicts):
             record = self.log.get(execution_arn)
+            extra = guard(record) if guard is not None else None
             if record is None:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
@@ -248,11 +280,12 @@ class Stepper:
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)
-            if not history and not commands and state == before:
+            if not history and not commands and state == before and extra is None:
                 return repaired  # duplicates or stale messages only
             seq = record.seq + 1
             outbox = self._outbox(record.execution_arn, seq, commands, state)
             lease = {"lease_owner": self.owner, "lease_until": now + self.task_lease_seconds}
+            kept = _open_leases({**record.attributes, **(extra or {})}, state)
             new = replace(
                 record,
                 seq=seq,
@@ -260,7 +293,7 @@ class Stepper:
                 state=_store_state(state),
                 outbox=outbox,
                 stop_date=None if state.status == "RUNNING" else now,
-                attributes={**record.attributes, **lease} if self._has_inline(outbox) else {},
+                attributes={**kept, **lease} if self._has_inline(outbox) else kept,
             )
             try:
                 self.log.commit(new, record.seq, history)
@@ -270,7 +303,10 @@ class Stepper:
         raise ConflictError(execution_arn, -1)
 
     def _has_inline(self, outbox: tuple[Message, ...]) -> bool:
-        return self.inline_tasks and any(m.kind == "task" for m in outbox)
+        return self.inline_tasks and any(m.kind == "task" and not self._deferred(m) for m in outbox)
+
+    def _deferred(self, message: Message) -> bool:
+        return self.router is not None and self.router.deferred(message)
 
     def _repair(self, record: ExecutionRecord) -> list[Message]:
         """Re-send the outbox of a sender that crashed after committing.
@@ -378,7 +414,9 @@ class Stepper:
         now = self.clock()
         kept = []
         for message in record.outbox:
-            if message.kind == "task" and inline:
+            if message.kind == "task" and self.router is not None and self._deferred(message):
+                self.router.dispatch(message)
+            elif message.kind == "task" and inline:
                 kept.append(message)
             else:
                 self.bus.send(message, _delay(message.not_before - now))
@@ -388,6 +426,9 @@ class Stepper:
 
     def _run_task(self, message: Message) -> None:
         """A queued task message: run it once and send its result as an event."""
+        if self.router is not None and self._deferred(message):
+            self.router.dispatch(message)
+            return
         result = self._task_result(message)
         self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
 
@@ -413,7 +454,9 @@ class Stepper:
         """Call the task's resource and return its result as an encoded engine event."""
         task_id = str(message.body["task_id"])
         ok, output, error, cause = self.invoker(message.body)
-        event = TaskSucceeded(task_id, output) if ok else TaskFailed(task_id, error, cause)
+        event: Event = TaskSucceeded(task_id, output) if ok else TaskFailed(task_id, error, cause)
+        if ok and describe(str(message.body.get("resource", ""))).wait_for_token:
+            event = TaskStarted(task_id)  # sent: the result comes with SendTaskSuccess
         return encode_event(event)
 
 
@@ -429,6 +472,13 @@ def _store_state(state: ExecutionState) -> dict[str, Any]:
     data = encode_state(state)
     data["input"] = None
     return data
+
+
+def _open_leases(attributes: dict[str, Any], state: ExecutionState) -> dict[str, Any]:
+    """The deferred-task leases of ``attributes`` whose attempts are still open in ``state``."""
+    leases = attributes.get(TASK_LEASES) or {}
+    kept = {task_id: lease for task_id, lease in leases.items() if task_id in state.tasks}
+    return {TASK_LEASES: kept} if kept else {}
 
 
 def _delay(seconds: float) -> int:

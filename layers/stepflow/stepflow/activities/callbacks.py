@@ -1,0 +1,69 @@
+"""The ``.waitForTaskToken`` integrations: send the request, then wait for SendTask*.
+
+:class:`CallbackInvoker` wraps the stepper's task invoker. For a callback
+resource it performs the request (an SQS ``SendMessage`` whose body carries
+``$$.Task.Token``, or a Lambda invoke) and reports success *of sending*: the
+stepper then records the task as started, and the execution waits until a
+worker calls SendTaskSuccess/Failure or the task's timeout fires.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from stepflow.engine.resources import describe
+
+Outcome = tuple[bool, Any, str | None, str | None]
+
+SEND_FIELDS = (
+    "QueueUrl",
+    "DelaySeconds",
+    "MessageAttributes",
+    "MessageDeduplicationId",
+    "MessageGroupId",
+)
+
+
+class CallbackInvoker:
+    """A task invoker that performs callback integrations and passes the rest to ``inner``."""
+
+    def __init__(self, inner: Any, *, sqs: Any = None) -> None:
+        self.inner = inner
+        self._sqs = sqs
+
+    def __call__(self, body: dict[str, Any]) -> Outcome:
+        """Run the task described by ``body`` (an inline task message body)."""
+        resource = str(body.get("resource", ""))
+        if not describe(resource).wait_for_token:
+            result: Outcome = self.inner(body)
+            return result
+        base = resource.removesuffix(".waitForTaskToken")
+        if base.endswith(":sqs:sendMessage"):
+            return self._send_message(body.get("input"))
+        if base.endswith(":lambda:invoke"):
+            ok, _, error, cause = self.inner({**body, "resource": base})
+            return ok, None, error, cause
+        return False, None, "States.Runtime", f"Unsupported callback integration {resource!r}"
+
+    def _send_message(self, request: Any) -> Outcome:
+        if not isinstance(request, dict) or not isinstance(request.get("QueueUrl"), str):
+            return False, None, "States.Runtime", "sqs:sendMessage needs a QueueUrl"
+        if "MessageBody" not in request:
+            return False, None, "States.Runtime", "sqs:sendMessage needs a MessageBody"
+        message_body = request["MessageBody"]
+        if not isinstance(message_body, str):
+            message_body = json.dumps(message_body, separators=(",", ":"))
+        call = {k: request[k] for k in SEND_FIELDS if k in request}
+        if self._sqs is None:
+            self._sqs = importlib.import_module("boto3").client("sqs")
+        try:
+            self._sqs.send_message(MessageBody=message_body, **call)
+        except Exception as exc:
+            response = getattr(exc, "response", None)
+            if not isinstance(response, dict):
+                raise
+            code = response.get("Error", {}).get("Code", "AmazonSQSException")
+            return False, None, f"SQS.{code}", str(exc)
+        return True, None, None, None

@@ -1,0 +1,42 @@
+"""Routing a Task on an activity to the activity's task queue (see Stepper's ``router``)."""
+
+from __future__ import annotations
+
+import logging
+
+from stepflow.activities.names import queue_name
+from stepflow.engine import TaskFailed
+from stepflow.engine.resources import describe
+from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.ports import MessageBus
+from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue
+
+logger = logging.getLogger(__name__)
+
+
+class ActivityRouter:
+    """A :class:`~stepflow.runtime.task_queue.TaskRouter`: activity tasks go to their queue.
+
+    A task on an activity that does not exist fails at once with
+    ``States.Runtime`` (reported through ``bus``) instead of waiting forever.
+    """
+
+    def __init__(self, queue: TaskQueue, bus: MessageBus) -> None:
+        self.queue, self.bus = queue, bus
+
+    def deferred(self, message: Message) -> bool:
+        """True for a task on an activity ARN."""
+        return describe(str(message.body.get("resource", ""))).kind == "activity"
+
+    def dispatch(self, message: Message) -> None:
+        """Send the task message to its activity's queue."""
+        resource = str(message.body["resource"])
+        name = queue_name(resource.split(":", 6)[6])
+        try:
+            self.queue.send(name, message.to_json())
+        except QueueDoesNotExistError:
+            logger.warning("task on a missing activity", extra={"resource": resource})
+            cause = f"Activity Does Not Exist: '{resource}'"
+            failed = TaskFailed(str(message.body["task_id"]), "States.Runtime", cause)
+            result_id = f"{message.id}#result"
+            self.bus.send(Message(message.execution_arn, result_id, "event", encode_event(failed)))

@@ -1,0 +1,192 @@
+"""The task-queue port on SQS: one standard queue (with a DLQ) per task queue or activity.
+
+A lease is the received message's visibility timeout: ``ReceiveMessage`` sets
+it, ``ChangeMessageVisibility`` extends it on a heartbeat (or sets 0 to release
+the task at once) and ``DeleteMessage`` ends it. A message received more than
+:data:`MAX_RECEIVE_COUNT` times (it keeps failing, e.g. it cannot be decoded)
+moves to the dead-letter queue; ordinary redelivery limits are enforced before
+that by the activity service, which fails the task instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS, BusUnavailableError
+from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError
+
+QUEUE_PREFIX = "stepflow-tq-"
+"""Name prefix of task queues; their DLQs are ``stepflow-tqdlq-<name>``."""
+
+DLQ_PREFIX = "stepflow-tqdlq-"
+
+MAX_RECEIVE_COUNT = 10
+"""Deliveries before SQS dead-letters a task message (above the service's redelivery limit)."""
+
+MAX_WAIT_SECONDS = 20
+"""SQS's longest long poll."""
+
+
+class SQSTaskQueue:
+    """A :class:`~stepflow.runtime.task_queue.TaskQueue` on SQS.
+
+    ``prefix`` separates deployments sharing an account and region; names are
+    short enough for SQS's 80-character limit (the service keeps them so).
+    """
+
+    def __init__(self, *, client: Any = None, prefix: str = QUEUE_PREFIX) -> None:
+        self._client: Any = client or importlib.import_module("boto3").client("sqs")
+        self.prefix = prefix
+        self.dlq_prefix = prefix.replace("-tq-", "-tqdlq-") if "-tq-" in prefix else DLQ_PREFIX
+        self._urls: dict[str, str] = {}
+
+    def create(self, name: str, tags: Mapping[str, str]) -> None:
+        """Create the queue and its DLQ (SQS returns the existing ones if they match)."""
+        with _errors(name):
+            dlq_url = self._client.create_queue(
+                QueueName=self.dlq_prefix + name,
+                Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+            )["QueueUrl"]
+            dlq_arn = self._client.get_queue_attributes(
+                QueueUrl=dlq_url, AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            url = self._client.create_queue(
+                QueueName=self.prefix + name,
+                Attributes={"RedrivePolicy": json.dumps(redrive)},
+                tags=dict(tags),
+            )["QueueUrl"]
+        self._urls[name] = url
+
+    def delete(self, name: str) -> None:
+        """Delete the queue and its DLQ."""
+        for queue_name in (self.prefix + name, self.dlq_prefix + name):
+            try:
+                url = self._client.get_queue_url(QueueName=queue_name)["QueueUrl"]
+                self._client.delete_queue(QueueUrl=url)
+            except Exception as exc:
+                if not _missing(exc):
+                    raise BusUnavailableError(f"deleting {queue_name!r} failed: {exc}") from exc
+        self._urls.pop(name, None)
+
+    def tags(self, name: str) -> dict[str, str] | None:
+        """The queue's tags, or None if it does not exist."""
+        try:
+            url = self._url(name)
+            with _errors(name):
+                tags: dict[str, str] = self._client.list_queue_tags(QueueUrl=url).get("Tags", {})
+        except QueueDoesNotExistError:
+            return None
+        return tags
+
+    def names(self) -> list[str]:
+        """Every task queue's name (from ``ListQueues`` by prefix, all pages)."""
+        names: list[str] = []
+        request: dict[str, Any] = {"QueueNamePrefix": self.prefix, "MaxResults": 1000}
+        with _errors(self.prefix):
+            while True:
+                page = self._client.list_queues(**request)
+                for url in page.get("QueueUrls", []):
+                    names.append(url.rsplit("/", 1)[-1].removeprefix(self.prefix))
+                if not page.get("NextToken"):
+                    return sorted(names)
+                request["NextToken"] = page["NextToken"]
+
+    def send(self, name: str, body: dict[str, Any], delay_seconds: int = 0) -> None:
+        """Send a task message (``DelaySeconds`` clamped to 0-900)."""
+        url = self._url(name)
+        with _errors(name):
+            self._client.send_message(
+                QueueUrl=url,
+                MessageBody=json.dumps(body, separators=(",", ":")),
+                DelaySeconds=max(0, min(900, int(delay_seconds))),
+            )
+
+    def receive(self, name: str, *, lease_seconds: int, wait_seconds: float = 0) -> Lease | None:
+        """One ``ReceiveMessage`` of at most one message, long-polling up to 20 s."""
+        url = self._url(name)
+        with _errors(name):
+            messages = self._client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=1,
+                VisibilityTimeout=max(0, min(43_200, int(lease_seconds))),
+                WaitTimeSeconds=max(0, min(MAX_WAIT_SECONDS, int(wait_seconds))),
+                AttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+        if not messages:
+            return None
+        message = messages[0]
+        try:
+            body = json.loads(message["Body"])
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {"malformed": message["Body"]}  # the service drops it (or the DLQ takes it)
+        count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        return Lease(name, message["ReceiptHandle"], body, count)
+
+    def extend(self, name: str, receipt: str, lease_seconds: int) -> None:
+        """``ChangeMessageVisibility``; an expired receipt is ignored."""
+        url = self._url(name)
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=int(lease_seconds)
+            )
+        except Exception as exc:
+            if not _stale(exc):
+                raise BusUnavailableError(f"extending a lease on {name!r} failed: {exc}") from exc
+
+    def ack(self, name: str, receipt: str) -> None:
+        """``DeleteMessage``; an expired receipt is ignored."""
+        url = self._url(name)
+        try:
+            self._client.delete_message(QueueUrl=url, ReceiptHandle=receipt)
+        except Exception as exc:
+            if not _stale(exc):
+                raise BusUnavailableError(f"deleting a task on {name!r} failed: {exc}") from exc
+
+    def _url(self, name: str) -> str:
+        url = self._urls.get(name)
+        if url is None:
+            try:
+                url = str(self._client.get_queue_url(QueueName=self.prefix + name)["QueueUrl"])
+            except Exception as exc:
+                if _missing(exc):
+                    raise QueueDoesNotExistError(f"no task queue named {name!r}") from exc
+                raise BusUnavailableError(f"looking up {name!r} failed: {exc}") from exc
+            self._urls[name] = url
+        return url
+
+
+@contextlib.contextmanager
+def _errors(name: str) -> Iterator[None]:
+    """Turn botocore failures into BusUnavailableError / QueueDoesNotExistError."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_boto_error(exc):
+            raise
+        if _missing(exc):
+            raise QueueDoesNotExistError(f"no task queue named {name!r}") from exc
+        raise BusUnavailableError(f"SQS failed on task queue {name!r}: {exc}") from exc
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def _missing(exc: BaseException) -> bool:
+    return _code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def _stale(exc: BaseException) -> bool:
+    return _code(exc) in ("ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight")
+
+
+def _is_boto_error(exc: BaseException) -> bool:
+    return any(kind.__module__.startswith("botocore") for kind in type(exc).__mro__[:-1])
