@@ -162,7 +162,7 @@ def test_two_workers_racing_to_complete_one_task_exactly_one_wins() -> None:
             outcomes.append("second: " + str(succeed(h, token, {"by": "second"})))
         commit(record, expected, events)
 
-    h.log.commit = racing_commit  # type: ignore[method-assign]
+    h.log.commit = racing_commit  # type: ignore[method-assign,assignment]
     with pytest.raises(ActivityError) as lost:
         succeed(h, token, {"by": "first"})
     # THEN the first one's commit lost the race and it is refused

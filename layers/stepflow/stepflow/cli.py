@@ -163,7 +163,21 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--demo", metavar="FILE", help="run FILE through the stack, then exit")
     local.add_argument("--input", metavar="JSON|@FILE", help="the demo's input (default {})")
     local.set_defaults(command=_local)
+    from stepflow.worker import cli as worker_cli
+
+    worker = commands.add_parser("worker", help="run an activity's tasks with a Python handler")
+    worker_cli.add_arguments(worker)
+    worker.set_defaults(command=_worker)
     return parser
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from stepflow.worker import cli as worker_cli
+
+    try:
+        return worker_cli.run(args)
+    except worker_cli.WorkerUsageError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _local(args: argparse.Namespace) -> int:

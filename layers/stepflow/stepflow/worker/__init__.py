@@ -1,0 +1,22 @@
+"""The worker SDK: a process that leases activity tasks and runs a handler on each.
+
+``Worker(client, activity_arn, handler, concurrency=8).run()`` with a boto3
+``stepfunctions`` client (StepFlow's API or AWS) or a :class:`ServiceClient`
+over an in-process service; ``stepflow worker --activity NAME module:handler``
+from the command line. See :mod:`stepflow.worker.runner` for the behaviour.
+"""
+
+from stepflow.worker.client import ActivityClient, ServiceClient
+from stepflow.worker.context import TaskContext, idempotency_key
+from stepflow.worker.health import HealthServer
+from stepflow.worker.runner import Handler, Worker
+
+__all__ = [
+    "ActivityClient",
+    "Handler",
+    "HealthServer",
+    "ServiceClient",
+    "TaskContext",
+    "Worker",
+    "idempotency_key",
+]

@@ -1,0 +1,230 @@
+"""The worker: lease activity tasks, run a handler on each, report, heartbeat, drain.
+
+``concurrency`` threads each poll for a task and run the handler on it, so
+at most that many tasks are in hand at once. A heartbeat thread reports
+progress for every task in hand every ``heartbeat_seconds`` (which also
+extends its lease); a refused heartbeat marks the task lost. :meth:`stop`
+(SIGTERM/SIGINT with :meth:`install_signal_handlers`) stops polling, lets the
+tasks in hand finish for up to ``grace_seconds``, then releases the rest so
+another worker gets them at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from stepflow.worker.client import REFUSED, ActivityClient, error_code
+from stepflow.worker.context import TaskContext, idempotency_key
+
+logger = logging.getLogger("stepflow.worker")
+
+Handler = Callable[[Any, TaskContext], Any]
+"""A task handler: ``(input, context) -> output`` (JSON-serialisable); raising fails the task."""
+
+MAX_ERROR, MAX_CAUSE = 256, 32_768
+REPORT_ATTEMPTS = 3
+
+
+class Worker:
+    """Runs ``handler`` on the tasks of one activity."""
+
+    def __init__(
+        self,
+        client: ActivityClient,
+        activity_arn: str,
+        handler: Handler,
+        *,
+        concurrency: int = 8,
+        name: str | None = None,
+        heartbeat_seconds: float = 10.0,
+        grace_seconds: float = 30.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.client, self.activity_arn, self.handler = client, activity_arn, handler
+        self.concurrency = concurrency
+        self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
+        self.heartbeat_seconds, self.grace_seconds = heartbeat_seconds, grace_seconds
+        self.stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.counts = {
+            "succeeded": 0,
+            "failed": 0,
+            "refused": 0,
+            "released": 0,
+            "returned": 0,
+            "errors": 0,
+        }
+        self._in_hand: dict[str, TaskContext] = {}
+        self._lock = threading.Lock()
+
+    def status(self) -> dict[str, Any]:
+        """The health report: ``ok`` while polling, ``draining``/``stopped`` after :meth:`stop`."""
+        state = (
+            "stopped" if self.stopped.is_set() else "draining" if self.stopping.is_set() else "ok"
+        )
+        with self._lock:
+            return {
+                "status": state,
+                "worker": self.name,
+                "activity": self.activity_arn,
+                "in_flight": len(self._in_hand),
+                **self.counts,
+            }
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the worker gracefully (call from the main thread)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: self.stop(signal.Signals(signum).name))
+
+    def stop(self, reason: str = "stop") -> None:
+        """Stop polling; :meth:`run` drains and returns."""
+        if not self.stopping.is_set():
+            logger.info("worker stopping", extra={"worker": self.name, "reason": reason})
+        self.stopping.set()
+
+    def run(self) -> None:
+        """Poll and run tasks until :meth:`stop`, then drain; returns when done."""
+        logger.info(
+            "worker started",
+            extra={"worker": self.name, "activity": self.activity_arn, "slots": self.concurrency},
+        )
+        threads = [
+            threading.Thread(target=self._slot, name=f"{self.name}-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        beats = threading.Thread(target=self._heartbeats, name=f"{self.name}-hb", daemon=True)
+        for thread in [*threads, beats]:
+            thread.start()
+        self.stopping.wait()
+        deadline = time.monotonic() + self.grace_seconds
+        while time.monotonic() < deadline and self._busy():
+            time.sleep(0.05)  # the tasks in hand finish (their threads report themselves)
+        for context in self._snapshot():
+            self._release(context)
+        self.stopped.set()
+        logger.info("worker stopped", extra={"worker": self.name, **self.counts})
+
+    def _busy(self) -> bool:
+        with self._lock:
+            return bool(self._in_hand)
+
+    def _snapshot(self) -> list[TaskContext]:
+        with self._lock:
+            return list(self._in_hand.values())
+
+    def _slot(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                task = self.client.get_activity_task(
+                    activityArn=self.activity_arn, workerName=self.name
+                )
+            except Exception as exc:
+                self._count("errors")
+                logger.warning("poll failed", extra={"worker": self.name, "error": repr(exc)})
+                self.stopping.wait(1.0)
+                continue
+            token = task.get("taskToken")
+            if not token:
+                continue
+            context = TaskContext(
+                token=token,
+                idempotency_key=idempotency_key(token),
+                activity_arn=self.activity_arn,
+                worker_name=self.name,
+                _beat=self._beat,
+            )
+            if self.stopping.is_set() and self._can_release():
+                # A poll in flight when stop came: give the task straight back.
+                self._release(context, count="returned")
+                continue
+            self._run(context, task.get("input"))
+
+    def _run(self, context: TaskContext, raw_input: Any) -> None:
+        key = context.idempotency_key
+        with self._lock:
+            self._in_hand[context.token] = context
+        log = {"worker": self.name, "idempotency_key": key}
+        logger.info("task received", extra=log)
+        started = time.monotonic()
+        try:
+            output = self.handler(json.loads(raw_input or "null"), context)
+            text = json.dumps(output)
+        except Exception as exc:
+            error, cause = type(exc).__name__, str(exc) or repr(exc)
+            outcome = self._report(
+                context,
+                "send_task_failure",
+                error=error[:MAX_ERROR],
+                cause=cause[:MAX_CAUSE],
+            )
+            kind = "failed"
+        else:
+            outcome = self._report(context, "send_task_success", output=text)
+            kind = "succeeded"
+        with self._lock:
+            self._in_hand.pop(context.token, None)
+        counted = kind if outcome == "ok" else outcome
+        self._count(counted)
+        seconds = round(time.monotonic() - started, 3)
+        logger.info("task " + counted, extra={**log, "seconds": seconds})
+
+    def _report(self, context: TaskContext, operation: str, **fields: Any) -> str:
+        """Send a result; ``ok``, ``refused`` (stale: the task is no longer ours) or ``errors``."""
+        if context.lost.is_set() and operation != "send_task_heartbeat":
+            return "refused"  # released or superseded: the result would be refused anyway
+        for attempt in range(REPORT_ATTEMPTS):
+            try:
+                getattr(self.client, operation)(taskToken=context.token, **fields)
+                return "ok"
+            except Exception as exc:
+                if error_code(exc) in REFUSED:
+                    context.lost.set()
+                    return "refused"
+                logger.warning(
+                    "report failed",
+                    extra={"worker": self.name, "operation": operation, "error": repr(exc)},
+                )
+                time.sleep(0.2 * (attempt + 1))
+        return "errors"
+
+    def _beat(self, context: TaskContext) -> bool:
+        return self._report(context, "send_task_heartbeat") == "ok"
+
+    def _heartbeats(self) -> None:
+        while not self.stopped.wait(self.heartbeat_seconds):
+            for context in self._snapshot():
+                if not context.lost.is_set() and not self._beat(context):
+                    logger.warning(
+                        "lease lost",
+                        extra={"worker": self.name, "idempotency_key": context.idempotency_key},
+                    )
+
+    def _can_release(self) -> bool:
+        return callable(getattr(self.client, "release_task", None))
+
+    def _release(self, context: TaskContext, count: str = "released") -> None:
+        """Give an unfinished task back; without ``release_task`` its lease simply runs out."""
+        context.lost.set()
+        with self._lock:
+            self._in_hand.pop(context.token, None)
+        if self._can_release():
+            try:
+                self.client.release_task(taskToken=context.token)  # type: ignore[attr-defined]
+            except Exception as exc:
+                logger.warning("release failed", extra={"worker": self.name, "error": repr(exc)})
+        self._count(count)
+        logger.info(
+            f"task {count}", extra={"worker": self.name, "idempotency_key": context.idempotency_key}
+        )
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1

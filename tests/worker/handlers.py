@@ -1,0 +1,14 @@
+"""Handlers the worker tests load by name (``tests.worker.handlers:NAME``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from stepflow.worker import TaskContext
+
+
+def slow(task: Any, context: TaskContext) -> Any:
+    """Takes a moment, so a SIGTERM finds it in hand."""
+    time.sleep(float(task.get("seconds", 1.0)))
+    return {"done": task.get("n"), "key": context.idempotency_key}
