@@ -40,7 +40,12 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
     handler = load_handler(args.handler)
     if client is None:
         client = _boto3_client(args.endpoint_url, args.region)
-    arn = resolve_activity(client, args.activity)
+    try:
+        arn = resolve_activity(client, args.activity)
+    except WorkerUsageError:
+        raise
+    except Exception as exc:  # unreachable endpoint, no credentials, access denied, ...
+        raise WorkerUsageError(f"cannot list activities: {exc}") from exc
     worker = Worker(
         client,
         arn,
