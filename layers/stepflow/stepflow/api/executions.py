@@ -140,13 +140,24 @@ class Executions:
         return {"stopDate": stop_date if stop_date is not None else self.stepper.clock()}
 
     def redrive_execution(self, p: dict[str, Any]) -> dict[str, Any]:
-        """RedriveExecution: not supported yet."""
+        """RedriveExecution: run a stopped execution again from the state it stopped in.
+
+        Only FAILED, TIMED_OUT and ABORTED executions qualify; the history goes on
+        with ``ExecutionRedriven``.
+        """
         record = self.record(p["executionArn"])
-        raise ApiError(
-            "ExecutionNotRedrivable",
-            f"Execution {record.execution_arn} cannot be redriven: StepFlow does not "
-            "support RedriveExecution yet",
-        )
+        if record.status not in ("FAILED", "TIMED_OUT", "ABORTED") or "#" in record.execution_arn:
+            raise ApiError(
+                "ExecutionNotRedrivable",
+                f"Execution {record.execution_arn} cannot be redriven: its status is "
+                f"{record.status}",
+            )
+        redriven = self.stepper.redrive_execution(record.execution_arn)
+        if redriven is None or (redriven.status == record.status and redriven.seq == record.seq):
+            raise ApiError(
+                "ExecutionNotRedrivable", f"Execution {record.execution_arn} cannot be redriven"
+            )
+        return {"redriveDate": self.stepper.clock()}
 
     def record(self, arn: str) -> ExecutionRecord:
         """The execution's record, or ExecutionDoesNotExist."""

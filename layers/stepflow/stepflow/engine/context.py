@@ -34,7 +34,7 @@ def context_object(
             "StartTime": state.start_time,
             "Name": state.name,
             "RoleArn": state.role_arn,
-            "RedriveCount": 0,
+            "RedriveCount": state.redrive_count,
         },
         "StateMachine": {"Id": state.state_machine_arn, "Name": state.state_machine_name},
         "State": {

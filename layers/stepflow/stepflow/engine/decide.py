@@ -39,6 +39,7 @@ from stepflow.engine.model import (
     ExecutionState,
     Frame,
     NotifyParent,
+    Redrive,
     Start,
     StartTimer,
     Stop,
@@ -189,6 +190,8 @@ class Decider:
         """Apply one incoming event to the state."""
         s = self.state
         if s.status != "RUNNING":
+            if isinstance(event, Redrive):
+                self.redrive()
             return
         if isinstance(event, Start):
             self.start()
@@ -236,6 +239,40 @@ class Decider:
         self.push(frame)
         if self.definition.timeout_seconds and s.parent is None:
             self.start_timer(frame, "execution", self.now + self.definition.timeout_seconds)
+
+    def redrive(self) -> None:
+        """Run a stopped execution again from the state its root thread stopped in.
+
+        That state runs again from its start (a Parallel or Map with all its
+        branches or items); its retry counts start over, ``$$.Execution.RedriveCount``
+        goes up by one. A succeeded execution, or one never started, is left alone.
+        """
+        s = self.state
+        root = s.frames.get("")
+        if s.status not in ("FAILED", "TIMED_OUT", "ABORTED") or root is None:
+            return
+        s.status, s.error, s.cause, s.output = "RUNNING", None, None, None
+        s.redrive_count += 1
+        s.frames = {"": root}
+        s.tasks.clear()
+        s.timers.clear()
+        s.ready.clear()
+        s.children.clear()
+        root.fanout = None
+        root.task_id = root.timer_id = None
+        root.error = root.cause = None
+        root.pending_assign = None
+        root.effective = None
+        root.retries, root.retry_count, root.rerun = (), 0, False
+        root.prev_id = self.emit(
+            None,
+            "ExecutionRedriven",
+            "executionRedrivenEventDetails",
+            {"redriveCount": s.redrive_count},
+        )
+        self.push(root)
+        if self.definition.timeout_seconds and s.parent is None:
+            self.start_timer(root, "execution", self.now + self.definition.timeout_seconds)
 
     def timer_fired(self, timer_id: str, frame_id: str, kind: str) -> None:
         """A timer is due: end a Wait, re-run a retried state, or time something out."""

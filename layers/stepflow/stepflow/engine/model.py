@@ -118,6 +118,7 @@ class ExecutionState:
     machine: str | None = None
     outer_variables: dict[str, Any] = field(default_factory=dict)
     root_input: Any = None
+    redrive_count: int = 0
 
     def copy(self) -> ExecutionState:
         """A copy that a decision may change without touching this one.
@@ -208,6 +209,11 @@ class Continue:
 
 
 @dataclass(frozen=True, slots=True)
+class Redrive:
+    """RedriveExecution: run a FAILED, TIMED_OUT or ABORTED execution again where it stopped."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChildFinished:
     """The child execution ``child_id`` (a remote Map iteration) ended with ``status``."""
 
@@ -228,6 +234,7 @@ Event = (
     | Stop
     | Continue
     | ChildFinished
+    | Redrive
 )
 
 

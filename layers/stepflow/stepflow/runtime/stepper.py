@@ -30,6 +30,7 @@ from stepflow.engine import (
     Event,
     ExecutionState,
     NotifyParent,
+    Redrive,
     RunTask,
     Start,
     StartChild,
@@ -201,6 +202,14 @@ class Stepper:
                 failures.extend((message, exc) for message, _ in group)
         return failures
 
+    def redrive_execution(self, execution_arn: str) -> ExecutionRecord | None:
+        """RedriveExecution: run a FAILED, TIMED_OUT or ABORTED execution again.
+
+        Returns the record after the redrive (unchanged if it could not be redriven).
+        """
+        self._apply(execution_arn, [Redrive()])
+        return self.log.get(execution_arn)
+
     def stop_execution(
         self, execution_arn: str, *, error: str | None = None, cause: str | None = None
     ) -> ExecutionRecord | None:
@@ -266,7 +275,7 @@ class Stepper:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
             repaired = [(m, True) for m in self._repair(replace(record, outbox=pending))]
-            if record.status != "RUNNING":
+            if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
                 return repaired
             now = self.clock()
             definition = self.definitions(record.state_machine_arn)
