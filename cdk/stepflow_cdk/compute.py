@@ -71,8 +71,33 @@ class Compute(Construct):
             storage.table.grant_read_write_data(function)
             storage.payloads.grant_read_write(function)
             transitions.grant_send_messages(function)
-        # Task states invoke the account's Lambda functions by ARN, named in definitions.
         stack = Stack.of(self)
+        # Activities: one task queue (and DLQ) per activity, created by CreateActivity.
+        task_queues = f"arn:{stack.partition}:sqs:{stack.region}:{stack.account}:stepflow-tq*"
+        for function in (self.stepper, self.api):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "sqs:CreateQueue",
+                        "sqs:DeleteQueue",
+                        "sqs:GetQueueUrl",
+                        "sqs:GetQueueAttributes",
+                        "sqs:SetQueueAttributes",
+                        "sqs:TagQueue",
+                        "sqs:ListQueueTags",
+                        "sqs:SendMessage",
+                        "sqs:ReceiveMessage",
+                        "sqs:DeleteMessage",
+                        "sqs:ChangeMessageVisibility",
+                    ],
+                    resources=[task_queues],
+                )
+            )
+        # ListActivities lists the task queues by prefix; SQS's ListQueues takes no resource.
+        self.api.add_to_role_policy(
+            iam.PolicyStatement(actions=["sqs:ListQueues"], resources=["*"])
+        )
+        # Task states invoke the account's Lambda functions by ARN, named in definitions.
         self.stepper.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],

@@ -20,7 +20,9 @@ STACK_WIDE = [
         id="AwsSolutions-IAM5",
         reason="Wildcards CDK grants generate and that cannot be narrowed: the table's own "
         "indexes (table/index/*), the payload bucket's objects (bucket/*), X-Ray tracing "
-        "(xray:Put* needs *), and Task states invoking the account's functions by the ARN "
+        "(xray:Put* needs *), ListQueues (takes no resource), the activity task queues "
+        "created at run time (stepflow-tq*), and Task states invoking the account's "
+        "functions by the ARN "
         "a definition names (function:*, only in this account and region).",
     ),
     NagPackSuppression(

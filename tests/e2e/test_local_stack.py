@@ -207,3 +207,34 @@ def test_the_cli_serves_until_sigterm() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_an_activity_task_is_taken_and_completed_through_boto3(stack: LocalStack) -> None:
+    sfn = stack.stepfunctions()
+    activity = sfn.create_activity(name="approve")["activityArn"]
+    definition = {
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {
+                "Type": "Task",
+                "Resource": activity,
+                "HeartbeatSeconds": 60,
+                "ResultPath": "$.approval",
+                "End": True,
+            }
+        },
+    }
+    execution = start(sfn, "approval", definition, {"order": 7})
+    task: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while "taskToken" not in task and time.monotonic() < deadline:
+        task = sfn.get_activity_task(activityArn=activity, workerName="e2e")
+    assert json.loads(task["input"]) == {"order": 7}
+    sfn.send_task_heartbeat(taskToken=task["taskToken"])
+    sfn.send_task_success(taskToken=task["taskToken"], output='{"approved": true}')
+    described = wait_for(sfn, execution)
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"])["approval"] == {"approved": True}
+    with pytest.raises(ClientError) as again:  # a second completion is fenced off
+        sfn.send_task_success(taskToken=task["taskToken"], output="{}")
+    assert again.value.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken")

@@ -62,6 +62,7 @@ def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsServ
         bus=sqs_bus.SQSBus(queue),
         registry=registry.DynamoDBRegistry(table, client=dynamodb),
         invoker=invoker.LambdaInvoker(),
+        task_queue=importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue(),
     )
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from stepflow.activities import ActivityError, ActivityRouter, ActivityService
 from stepflow.api.arns import Scope
 from stepflow.api.errors import ApiError
 from stepflow.api.executions import Executions
@@ -16,6 +17,7 @@ from stepflow.api.sync import Synchronous
 from stepflow.asl import StateMachine, parse
 from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import StateMachineRegistry
+from stepflow.runtime.task_queue import TaskQueue
 
 OPERATIONS = (
     "CreateStateMachine",
@@ -44,6 +46,21 @@ OPERATIONS = (
 )
 """The operations StepFlow answers; any other is an ``UnknownOperationException``."""
 
+ACTIVITY_OPERATIONS = (
+    "CreateActivity",
+    "DescribeActivity",
+    "ListActivities",
+    "DeleteActivity",
+    "GetActivityTask",
+    "SendTaskSuccess",
+    "SendTaskFailure",
+    "SendTaskHeartbeat",
+)
+"""Answered when the service has a task queue (see :mod:`stepflow.activities`)."""
+
+ACTIVITY_POLL_SECONDS = 25
+"""GetActivityTask's long poll behind API Gateway, whose integrations time out at 29 s."""
+
 
 class StepFunctionsService:
     """The API: JSON-protocol requests in, responses out; state in a log and a registry."""
@@ -57,6 +74,8 @@ class StepFunctionsService:
         invoker: TaskInvoker,
         scope: Scope | None = None,
         clock: Callable[[], float] = time.time,
+        task_queue: TaskQueue | None = None,
+        activity_poll_seconds: float = ACTIVITY_POLL_SECONDS,
     ) -> None:
         self.scope = scope or Scope.from_environment()
         self.stepper = Stepper(
@@ -65,6 +84,7 @@ class StepFunctionsService:
             definitions=registry_definitions(registry),
             clock=clock,
             invoker=invoker,
+            router=None if task_queue is None else ActivityRouter(task_queue, bus),
         )
         self.machines = Machines(registry, self.scope, clock)
         parts = (
@@ -77,6 +97,18 @@ class StepFunctionsService:
             method = _snake(name)
             (owner,) = (part for part in parts if hasattr(part, method))
             self.operations[name] = getattr(owner, method)
+        if task_queue is not None:
+            activities = ActivityService(
+                stepper=self.stepper,
+                queue=task_queue,
+                region=self.scope.region,
+                account=self.scope.account,
+                clock=clock,
+            )
+            for name in ACTIVITY_OPERATIONS:
+                operation = getattr(activities, _snake(name))
+                poll = activity_poll_seconds if name == "GetActivityTask" else None
+                self.operations[name] = _activity_operation(operation, poll)
 
     def handle(
         self,
@@ -97,6 +129,23 @@ class StepFunctionsService:
         if operation not in self.operations:
             raise ApiError("UnknownOperationException", f"Unknown operation {operation!r}")
         return self.operations[operation](params)
+
+
+def _activity_operation(operation: Operation, poll: float | None) -> Operation:
+    """``operation`` with :class:`ActivityError` reported as :class:`ApiError`.
+
+    ``poll`` caps GetActivityTask's long poll.
+    """
+
+    def call(params: dict[str, Any]) -> dict[str, Any]:
+        if poll is not None:
+            params = {**params, "waitSeconds": poll}
+        try:
+            return operation(params)
+        except ActivityError as exc:
+            raise ApiError(exc.code, exc.message, exc.status) from None
+
+    return call
 
 
 def registry_definitions(registry: StateMachineRegistry) -> Callable[[str], StateMachine]:

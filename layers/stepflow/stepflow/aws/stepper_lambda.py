@@ -82,14 +82,18 @@ def build_stepper(
     dynamodb_log = importlib.import_module("stepflow.aws.dynamodb_log")
     dynamodb = importlib.import_module("boto3").client("dynamodb")
     payloads = importlib.import_module("stepflow.aws.s3_payloads").S3PayloadStore
+    bus = SQSBus(queue_url)
+    activities = importlib.import_module("stepflow.activities")
+    task_queue = importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue()
     return Stepper(
         log=dynamodb_log.DynamoDBLog(
             table_name, client=dynamodb, payloads=payloads.from_environment(env)
         ),
-        bus=SQSBus(queue_url),
+        bus=bus,
         definitions=definitions or table_definitions(dynamodb, table_name),
         clock=time.time,
         invoker=LambdaInvoker(),
+        router=activities.ActivityRouter(task_queue, bus),
     )
 
 

@@ -19,12 +19,14 @@ from typing import Any
 
 import boto3
 
+from stepflow.activities import ActivityRouter
 from stepflow.api import StepFunctionsService, lambda_handler
 from stepflow.aws import DynamoDBLog, S3PayloadStore, create_table
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 from stepflow.aws.lambda_invoker import LambdaInvoker
 from stepflow.aws.sqs_bus import SQSBus, create_queues
+from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.stepper_lambda import table_definitions
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
@@ -77,21 +79,25 @@ class LocalStack:
         payloads = S3PayloadStore(BUCKET, client=s3)
         log = DynamoDBLog(TABLE, client=dynamodb, payloads=payloads)
         invoker = self._invoker()
+        bus = SQSBus(queue_url, client=sqs)
+        task_queue = SQSTaskQueue(client=sqs)
         stepper_handler.configure(
             Stepper(
                 log=log,
-                bus=SQSBus(queue_url, client=sqs),
+                bus=bus,
                 definitions=table_definitions(dynamodb, TABLE),
                 clock=time.time,
                 invoker=invoker,
+                router=ActivityRouter(task_queue, bus),
             )
         )
         lambda_handler.configure(
             StepFunctionsService(
                 log=log,
-                bus=SQSBus(queue_url, client=sqs),
+                bus=bus,
                 registry=DynamoDBRegistry(TABLE, client=dynamodb),
                 invoker=invoker,
+                task_queue=task_queue,
             )
         )
         self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
