@@ -238,3 +238,47 @@ def test_an_activity_task_is_taken_and_completed_through_boto3(stack: LocalStack
     with pytest.raises(ClientError) as again:  # a second completion is fenced off
         sfn.send_task_success(taskToken=task["taskToken"], output="{}")
     assert again.value.response["Error"]["Code"] in ("TaskTimedOut", "InvalidToken")
+
+
+def test_the_worker_sdk_completes_activity_tasks_over_the_api(stack: LocalStack) -> None:
+    import threading
+
+    from stepflow.worker import TaskContext, Worker
+
+    sfn = stack.stepfunctions()
+    activity = sfn.create_activity(name="pack")["activityArn"]
+
+    def pack(payload: Any, context: TaskContext) -> Any:
+        if payload["n"] < 0:
+            raise ValueError("negative")
+        return {"packed": payload["n"]}
+
+    worker = Worker(sfn, activity, pack, concurrency=2, heartbeat_seconds=1.0, grace_seconds=5)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        definition = {
+            "StartAt": "Each",
+            "States": {
+                "Each": {
+                    "Type": "Map",
+                    "ItemProcessor": {
+                        "StartAt": "Pack",
+                        "States": {"Pack": {"Type": "Task", "Resource": activity, "End": True}},
+                    },
+                    "End": True,
+                }
+            },
+        }
+        good = start(sfn, "packing", definition, [{"n": 1}, {"n": 2}, {"n": 3}])
+        described = wait_for(sfn, good, timeout=60)
+        assert described["status"] == "SUCCEEDED"
+        assert json.loads(described["output"]) == [{"packed": 1}, {"packed": 2}, {"packed": 3}]
+        arn = described["stateMachineArn"]
+        bad = sfn.start_execution(stateMachineArn=arn, input='[{"n": -1}]')["executionArn"]
+        failed = wait_for(sfn, bad, timeout=60)
+        assert (failed["status"], failed["error"]) == ("FAILED", "ValueError")
+    finally:
+        worker.stop()
+        thread.join(15)
+    assert not thread.is_alive()
