@@ -238,3 +238,17 @@ def test_activity_tasks_of_child_executions_are_located_by_their_tokens() -> Non
     assert sorted(seen) == [1, 2, 3]
     assert h.status(arn) == "SUCCEEDED"
     assert h.output(arn) == [10, 20, 30]
+
+
+def test_released_tasks_do_not_count_against_the_expiry_limit() -> None:
+    h = harness()  # max_deliveries=3
+    arn = h.start()
+    for _ in range(5):  # workers shutting down give it back, again and again
+        h.service.release_task({"taskToken": h.poll("jobs")["taskToken"]})
+    for _ in range(2):  # then two leases run out
+        assert h.poll("jobs")
+        h.advance(60)
+    last = h.poll("jobs")
+    succeed(h, last["taskToken"])
+    assert h.status(arn) == "SUCCEEDED"
+    assert failures(h, arn) == []

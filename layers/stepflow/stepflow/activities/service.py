@@ -14,7 +14,7 @@ DEFAULT_LEASE_SECONDS = 60
 """A task's lease when its Task sets no ``HeartbeatSeconds`` (heartbeats extend it)."""
 
 DEFAULT_MAX_DELIVERIES = 5
-"""Hand-outs of one attempt (each after an expired lease) before it fails."""
+"""Times one attempt's lease may run out (its worker died or stalled) before it fails."""
 
 
 class ActivityService(ActivityCatalog, TaskService):

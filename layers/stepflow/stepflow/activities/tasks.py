@@ -13,8 +13,10 @@ Each hand-out of an activity task (a receive of its queue message) is a new
 token is bound to it, so a worker whose lease ran out can no longer report
 once the task went to another worker. Without ``HeartbeatSeconds`` a dead
 worker's task is thus handed to the next worker when the lease (the
-message's visibility) expires, up to ``max_deliveries`` times; then the
-attempt fails with :data:`LEASE_EXPIRED` (Retry/Catch apply).
+message's visibility) expires, until its lease has run out
+``max_deliveries`` times; then the attempt fails with :data:`LEASE_EXPIRED`
+(Retry/Catch apply). A task a worker gives back (``release_task``) is marked
+released in the log, so handing it out again does not count as an expiry.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ from stepflow.activities.errors import (
 )
 from stepflow.activities.names import name_of, queue_name
 from stepflow.activities.tokens import TaskToken, delivery_token, genuine, parse
-from stepflow.engine import Event, ExecutionState, TaskFailed, TaskHeartbeat, TaskStarted
+from stepflow.engine import (
+    Continue,
+    Event,
+    ExecutionState,
+    TaskFailed,
+    TaskHeartbeat,
+    TaskStarted,
+)
 from stepflow.engine.codec import decode_state
 from stepflow.engine.decide import dumps
 from stepflow.engine.model import TaskSucceeded
@@ -55,6 +64,14 @@ MAX_OUTPUT_CHARS = 256 * 1024
 
 class _ClosedError(Exception):
     """The attempt of a queued task is no longer open: drop its message."""
+
+
+class _ExhaustedError(Exception):
+    """The attempt's lease ran out ``max_deliveries`` times: fail it."""
+
+    def __init__(self, expired: int) -> None:
+        super().__init__(f"lease expired {expired} times")
+        self.expired = expired
 
 
 class TaskService:
@@ -139,7 +156,20 @@ class TaskService:
         stops working as soon as another worker takes the task.
         """
         token = parse(p.get("taskToken"))
-        lease = self._check(token, self.stepper.log.get(token.execution_arn))
+        leases: list[dict[str, Any] | None] = []
+
+        def guard(record: ExecutionRecord | None) -> dict[str, Any] | None:
+            lease = self._check(token, record)
+            leases.append(lease)
+            if lease is None or record is None:
+                return None
+            # Marked released: the next hand-out does not count as an expired lease.
+            open_leases = dict(record.attributes.get(TASK_LEASES) or {})
+            open_leases[token.task_id] = {**lease, "released": True}
+            return {TASK_LEASES: open_leases}
+
+        self.stepper.report_task(token.execution_arn, Continue(), guard)
+        lease = leases[-1] if leases else None
         if lease is not None:
             self.queue.extend(lease["queue"], lease["receipt"], 0)
         return {}
@@ -179,18 +209,22 @@ class TaskService:
             logger.error("undecodable task message", extra={"queue": lease.queue})
             return None
         lease_seconds = int(heartbeat) if heartbeat else self.lease_seconds
-        if lease.receive_count > self.max_deliveries:
-            self._give_up(message, task_id, lease)
-            return None
         states: list[tuple[ExecutionState, int]] = []
 
         def guard(record: ExecutionRecord | None) -> dict[str, Any]:
             state = _open_state(record, task_id)
             assert record is not None
             leases = dict(record.attributes.get(TASK_LEASES) or {})
-            delivery = int((leases.get(task_id) or {}).get("n", 0)) + 1
+            previous = leases.get(task_id) or {}
+            expired = int(previous.get("expired", 0))
+            if previous and not previous.get("released"):
+                expired += 1  # the last hand-out's lease ran out
+            if expired >= self.max_deliveries:
+                raise _ExhaustedError(expired)
+            delivery = int(previous.get("n", 0)) + 1
             leases[task_id] = {
                 "n": delivery,
+                "expired": expired,
                 "queue": lease.queue,
                 "receipt": lease.receipt,
                 "lease_seconds": lease_seconds,
@@ -204,16 +238,19 @@ class TaskService:
         except _ClosedError:
             self.queue.ack(lease.queue, lease.receipt)  # timed out, finished or cancelled
             return None
+        except _ExhaustedError as exc:
+            self._give_up(message, task_id, lease, exc.expired)
+            return None
         if lease_seconds != self.lease_seconds:
             self.queue.extend(lease.queue, lease.receipt, lease_seconds)
         state, delivery = states[-1]
         token = delivery_token(state, task_id, delivery)
         return {"taskToken": token, "input": dumps(message.body.get("input"))}
 
-    def _give_up(self, message: Message, task_id: str, lease: Lease) -> None:
-        """The task was handed out too often: fail the attempt and drop its message."""
+    def _give_up(self, message: Message, task_id: str, lease: Lease, expired: int) -> None:
+        """The task's lease ran out too often: fail the attempt and drop its message."""
         cause = (
-            f"The task's lease expired {lease.receive_count - 1} times "
+            f"The task's lease expired {expired} times "
             f"without a result (max_deliveries={self.max_deliveries})."
         )
 

@@ -25,6 +25,8 @@ class TaskContext:
     worker_name: str
     lost: threading.Event = field(default_factory=threading.Event)
     _beat: Callable[[TaskContext], bool] | None = None
+    reporting: bool = False
+    """Set once the handler returned: its result is on the way, heartbeats stop."""
 
     def heartbeat(self) -> bool:
         """Report progress now (the worker also does it on its own); False if the lease is lost."""

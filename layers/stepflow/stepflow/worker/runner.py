@@ -30,6 +30,8 @@ Handler = Callable[[Any, TaskContext], Any]
 
 MAX_ERROR, MAX_CAUSE = 256, 32_768
 REPORT_ATTEMPTS = 3
+POLL_JOIN_SECONDS = 5.0
+"""How long past the grace period :meth:`Worker.run` waits for polls in flight to return."""
 
 
 class Worker:
@@ -63,6 +65,7 @@ class Worker:
             "errors": 0,
         }
         self._in_hand: dict[str, TaskContext] = {}
+        self._pollers: set[threading.Thread] = set()
         self._lock = threading.Lock()
 
     def status(self) -> dict[str, Any]:
@@ -109,8 +112,17 @@ class Worker:
             time.sleep(0.05)  # the tasks in hand finish (their threads report themselves)
         for context in self._snapshot():
             self._release(context)
+        # Polls in flight end (a task they bring is handed straight back) before we return;
+        # threads stuck in a handler past the grace period are left behind (daemons).
+        polls_end = deadline + POLL_JOIN_SECONDS
+        while time.monotonic() < polls_end and any(t.is_alive() for t in self._polling()):
+            time.sleep(0.02)
         self.stopped.set()
         logger.info("worker stopped", extra={"worker": self.name, **self.counts})
+
+    def _polling(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._pollers)
 
     def _busy(self) -> bool:
         with self._lock:
@@ -121,36 +133,51 @@ class Worker:
             return list(self._in_hand.values())
 
     def _slot(self) -> None:
+        me = threading.current_thread()
         while not self.stopping.is_set():
+            with self._lock:
+                self._pollers.add(me)
             try:
-                task = self.client.get_activity_task(
-                    activityArn=self.activity_arn, workerName=self.name
-                )
-            except Exception as exc:
-                self._count("errors")
-                logger.warning("poll failed", extra={"worker": self.name, "error": repr(exc)})
-                self.stopping.wait(1.0)
-                continue
-            token = task.get("taskToken")
-            if not token:
-                continue
-            context = TaskContext(
-                token=token,
-                idempotency_key=idempotency_key(token),
-                activity_arn=self.activity_arn,
-                worker_name=self.name,
-                _beat=self._beat,
+                self._take(self._poll())
+            finally:
+                with self._lock:
+                    self._pollers.discard(me)
+
+    def _poll(self) -> dict[str, Any]:
+        try:
+            task: dict[str, Any] = self.client.get_activity_task(
+                activityArn=self.activity_arn, workerName=self.name
             )
-            if self.stopping.is_set() and self._can_release():
-                # A poll in flight when stop came: give the task straight back.
-                self._release(context, count="returned")
-                continue
-            self._run(context, task.get("input"))
+        except Exception as exc:
+            self._count("errors")
+            logger.warning("poll failed", extra={"worker": self.name, "error": repr(exc)})
+            self.stopping.wait(1.0)
+            return {}
+        return task
+
+    def _take(self, task: dict[str, Any]) -> None:
+        """Run a polled task: in hand before its thread stops counting as a poller."""
+        token = task.get("taskToken")
+        if not token:
+            return
+        context = TaskContext(
+            token=token,
+            idempotency_key=idempotency_key(token),
+            activity_arn=self.activity_arn,
+            worker_name=self.name,
+            _beat=self._beat,
+        )
+        if self.stopping.is_set() and self._can_release():
+            # A poll in flight when stop came: give the task straight back.
+            self._release(context, count="returned")
+            return
+        with self._lock:
+            self._in_hand[context.token] = context
+            self._pollers.discard(threading.current_thread())
+        self._run(context, task.get("input"))
 
     def _run(self, context: TaskContext, raw_input: Any) -> None:
         key = context.idempotency_key
-        with self._lock:
-            self._in_hand[context.token] = context
         log = {"worker": self.name, "idempotency_key": key}
         logger.info("task received", extra=log)
         started = time.monotonic()
@@ -158,6 +185,7 @@ class Worker:
             output = self.handler(json.loads(raw_input or "null"), context)
             text = json.dumps(output)
         except Exception as exc:
+            context.reporting = True
             error, cause = type(exc).__name__, str(exc) or repr(exc)
             outcome = self._report(
                 context,
@@ -167,6 +195,7 @@ class Worker:
             )
             kind = "failed"
         else:
+            context.reporting = True
             outcome = self._report(context, "send_task_success", output=text)
             kind = "succeeded"
         with self._lock:
@@ -201,7 +230,9 @@ class Worker:
     def _heartbeats(self) -> None:
         while not self.stopped.wait(self.heartbeat_seconds):
             for context in self._snapshot():
-                if not context.lost.is_set() and not self._beat(context):
+                if context.reporting or context.lost.is_set():
+                    continue
+                if not self._beat(context) and not context.reporting:
                     logger.warning(
                         "lease lost",
                         extra={"worker": self.name, "idempotency_key": context.idempotency_key},
