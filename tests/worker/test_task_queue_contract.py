@@ -96,3 +96,10 @@ def test_a_queue_deleted_behind_a_cached_url_is_reported(sqs: Any) -> None:
     SQSTaskQueue(client=sqs, prefix="test-tq-").delete("jobs")  # another process
     with pytest.raises(QueueDoesNotExistError):
         queue.send("jobs", {"a": 1})
+
+
+def test_the_topology_names_the_task_queue_prefix() -> None:
+    from stepflow.aws import sqs_task_queue, topology
+
+    assert topology.TASK_QUEUE_PREFIX == sqs_task_queue.QUEUE_PREFIX
+    assert SQSTaskQueue(client=object()).dlq_prefix == sqs_task_queue.DLQ_PREFIX

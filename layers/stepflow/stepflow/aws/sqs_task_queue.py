@@ -20,7 +20,8 @@ from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS, BusUnavailableError
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError
 
 QUEUE_PREFIX = "stepflow-tq-"
-"""Name prefix of task queues; their DLQs are ``stepflow-tqdlq-<name>``."""
+"""Name prefix of task queues (:data:`~stepflow.aws.topology.TASK_QUEUE_PREFIX`); their DLQs
+are ``stepflow-tqdlq-<name>``."""
 
 DLQ_PREFIX = "stepflow-tqdlq-"
 

@@ -85,3 +85,11 @@ PAYLOAD_BUCKET_ENV_VAR = "PAYLOAD_BUCKET"
 
 PAYLOAD_PREFIX = "payloads/"
 """Key prefix of offloaded payloads in the bucket."""
+
+TASK_QUEUE_PREFIX_ENV_VAR = "TASK_QUEUE_PREFIX"
+"""Name prefix of the activity task queues (one SQS queue and DLQ per activity, created by
+CreateActivity at run time): the API and stepper roles need ``sqs:*Queue*``/``*Message*``
+on ``<prefix>*`` and ``<dlq prefix>*`` (see :mod:`stepflow.aws.sqs_task_queue`)."""
+
+TASK_QUEUE_PREFIX = "stepflow-tq-"
+"""The default prefix (the DLQs' is ``stepflow-tqdlq-``)."""
