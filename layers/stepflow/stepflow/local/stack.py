@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class LocalStack:
         else:
             self.aws_endpoint = self.endpoint
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
+        if self.endpoint is None:
+            dynamodb = SerializedWrites(dynamodb)
         _ensure_table(dynamodb)
         queue_url, _dlq_url = create_queues(sqs, QUEUE)
         _ensure_bucket(s3)
@@ -144,6 +147,33 @@ class LocalStack:
         invoker: Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]
         invoker = LambdaInvoker(self.client("lambda"))
         return invoker
+
+
+class SerializedWrites:
+    """A DynamoDB client whose writes run one at a time.
+
+    moto's server checks a write's condition and applies it without a lock, so
+    two concurrent conditional writes can both pass (DynamoDB never lets that
+    happen). Every writer of the local stack is in this process, so one lock
+    restores DynamoDB's guarantee; reads go straight through.
+    """
+
+    WRITES = frozenset({"transact_write_items", "update_item", "put_item", "delete_item"})
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self.WRITES:
+            return attribute
+
+        def write(**kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(**kwargs)
+
+        return write
 
 
 def _ensure_table(client: Any) -> None:
