@@ -12,3 +12,8 @@ def slow(task: Any, context: TaskContext) -> Any:
     """Takes a moment, so a SIGTERM finds it in hand."""
     time.sleep(float(task.get("seconds", 1.0)))
     return {"done": task.get("n"), "key": context.idempotency_key}
+
+
+def hang(task: Any, context: TaskContext) -> Any:
+    """Never finishes on its own (the test kills the process)."""
+    time.sleep(3600)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from stepflow.cli import main
 
 from tests.worker.harness import Harness, activity, task_machine
@@ -105,3 +106,48 @@ def test_the_cli_reports_a_bad_handler_or_activity_in_one_line(
     closed = ["worker", "--activity", "jobs", "--endpoint-url", server.url]
     assert main([*closed, "tests.worker.handlers:slow"]) == 2
     assert "cannot list activities" in capsys.readouterr().err
+
+
+def spawn_worker(url: str, handler: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "stepflow", "worker", "--activity", "jobs", handler]
+    command += ["--endpoint-url", url, "--concurrency", "1", "--heartbeat", "0.2"]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.parametrize("heartbeat", [True, False])
+def test_a_worker_killed_mid_task_loses_nothing(heartbeat: bool) -> None:
+    # GIVEN a worker process holding a task
+    task = {"HeartbeatSeconds": 10} if heartbeat else {}
+    h = Harness(task_machine(activity("jobs"), **task), lease_seconds=60)
+    h.service.create_activity({"name": "jobs"})
+    arn = h.start({"n": 1})
+    with SfnServer(h.service) as server:
+        process = spawn_worker(server.url, "tests.worker.handlers:hang")
+        try:
+            deadline = time.monotonic() + 60
+            while started(h, [arn]) < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert started(h, [arn]) == 1
+        finally:
+            # WHEN it is killed (no chance to release anything)
+            process.kill()
+            process.communicate(timeout=30)
+    if heartbeat:
+        # THEN the heartbeat check fails the task within the window (virtual clock)
+        h.advance(9)
+        assert h.status(arn) == "RUNNING"
+        h.advance(1)
+        [timed_out] = [e for e in h.history(arn) if e["type"] == "ActivityTimedOut"]
+        assert timed_out["activityTimedOutEventDetails"]["error"] == "States.HeartbeatTimeout"
+        assert h.status(arn) == "SUCCEEDED"  # caught into the Pass state
+        return
+    # THEN, without HeartbeatSeconds, the task goes to another worker once the lease runs out
+    assert h.poll("jobs", "rescuer") == {}
+    h.advance(60)
+    rescued = h.poll("jobs", "rescuer")
+    assert json.loads(rescued["input"]) == {"n": 1}
+    h.service.send_task_success({"taskToken": rescued["taskToken"], "output": '"rescued"'})
+    assert h.output(arn) == "rescued"
+    assert h.types(arn).count("ActivitySucceeded") == 1
