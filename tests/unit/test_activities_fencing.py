@@ -252,3 +252,26 @@ def test_released_tasks_do_not_count_against_the_expiry_limit() -> None:
     succeed(h, last["taskToken"])
     assert h.status(arn) == "SUCCEEDED"
     assert failures(h, arn) == []
+
+
+def test_other_commits_keep_the_leases_of_tasks_still_open() -> None:
+    branch = {
+        "StartAt": "Work",
+        "States": {"Work": {"Type": "Task", "Resource": activity("jobs"), "End": True}},
+    }
+    h = Harness(
+        {
+            "StartAt": "Both",
+            "States": {"Both": {"Type": "Parallel", "Branches": [branch, branch], "End": True}},
+        }
+    )
+    h.service.create_activity({"name": "jobs"})
+    arn = h.start({"x": 1})
+    first, second = h.poll("jobs"), h.poll("jobs")
+    succeed(h, first["taskToken"], "one")  # a commit that is not about the second task
+    record = h.log.get(arn)
+    assert record is not None
+    assert list(record.attributes["task_leases"]) == [second["taskToken"].split(".")[1]]
+    succeed(h, second["taskToken"], "two")
+    assert sorted(h.output(arn)) == ["one", "two"]
+    assert h.log.get(arn).attributes == {}  # type: ignore[union-attr]
