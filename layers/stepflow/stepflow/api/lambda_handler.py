@@ -61,7 +61,9 @@ def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsServ
         ),
         bus=sqs_bus.SQSBus(queue),
         registry=registry.DynamoDBRegistry(table, client=dynamodb),
-        invoker=invoker.LambdaInvoker(),
+        invoker=importlib.import_module("stepflow.activities").CallbackInvoker(
+            invoker.LambdaInvoker()
+        ),
         task_queue=importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue(),
     )
 

@@ -92,7 +92,7 @@ def build_stepper(
         bus=bus,
         definitions=definitions or table_definitions(dynamodb, table_name),
         clock=time.time,
-        invoker=LambdaInvoker(),
+        invoker=activities.CallbackInvoker(LambdaInvoker()),
         router=activities.ActivityRouter(task_queue, bus),
     )
 

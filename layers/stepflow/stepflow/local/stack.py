@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 
-from stepflow.activities import ActivityRouter
+from stepflow.activities import ActivityRouter, CallbackInvoker
 from stepflow.api import StepFunctionsService, lambda_handler
 from stepflow.aws import DynamoDBLog, S3PayloadStore, create_table
 from stepflow.aws import stepper_lambda as stepper_handler
@@ -81,7 +81,7 @@ class LocalStack:
         _ensure_bucket(s3)
         payloads = S3PayloadStore(BUCKET, client=s3)
         log = DynamoDBLog(TABLE, client=dynamodb, payloads=payloads)
-        invoker = self._invoker()
+        invoker = CallbackInvoker(self._invoker(), sqs=sqs)
         bus = SQSBus(queue_url, client=sqs)
         task_queue = SQSTaskQueue(client=sqs)
         stepper_handler.configure(
