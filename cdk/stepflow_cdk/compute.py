@@ -10,6 +10,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from stepflow.aws import topology
 from stepflow.aws.sqs_bus import STEPPER_FUNCTION_TIMEOUT
+from stepflow.aws.sweeper import STREAM_FILTER
 
 from stepflow_cdk.bundling import LayerBundling
 from stepflow_cdk.paths import FUNCTIONS, LAYER_SOURCE
@@ -19,10 +20,18 @@ from stepflow_cdk.storage import Storage
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # matches the layer's manylinux2014_x86_64 wheels
 API_TIMEOUT_SECONDS = 29  # API Gateway's integration limit
+SWEEPER_TIMEOUT_SECONDS = 300
+
+
+_POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
 
 
 class Compute(Construct):
-    """``stepper`` (SQS-triggered) and ``api`` (API Gateway proxy) on the shared layer."""
+    """The functions on the shared layer: ``stepper``, ``api`` and ``sweeper``.
+
+    ``stepper`` is SQS-triggered, ``api`` is API Gateway's proxy, and ``sweeper``
+    reads the table's stream to delete what is left of executions whose head TTL removed.
+    """
 
     def __init__(
         self,
@@ -53,7 +62,7 @@ class Compute(Construct):
             topology.TABLE_ENV_VAR: storage.table.table_name,
             topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
-            "POWERTOOLS_METRICS_NAMESPACE": "StepFlow",
+            **_POWERTOOLS,
         }
         self.stepper = self._function(
             "Stepper", "stepper", STEPPER_FUNCTION_TIMEOUT, environment, "stepflow-stepper"
@@ -66,6 +75,27 @@ class Compute(Construct):
                 max_batching_window=Duration.seconds(0),
                 report_batch_item_failures=True,
             )
+        )
+        self.sweeper = self._function(
+            "Sweeper",
+            "sweeper",
+            SWEEPER_TIMEOUT_SECONDS,
+            {topology.TABLE_ENV_VAR: storage.table.table_name, **_POWERTOOLS},
+            "stepflow-sweeper",
+        )
+        self.sweeper.add_event_source(
+            sources.DynamoEventSource(
+                storage.table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=100,
+                bisect_batch_on_error=True,
+                retry_attempts=10,
+                report_batch_item_failures=True,
+                filters=[lambda_.FilterCriteria.filter(STREAM_FILTER)],
+            )
+        )
+        storage.table.grant(
+            self.sweeper, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"
         )
         for function in (self.stepper, self.api):
             storage.table.grant_read_write_data(function)

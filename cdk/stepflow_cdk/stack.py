@@ -28,7 +28,11 @@ class StepFlowStack(Stack):
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            functions={"Stepper": self.compute.stepper, "Api": self.compute.api},
+            functions={
+                "Stepper": self.compute.stepper,
+                "Api": self.compute.api,
+                "Sweeper": self.compute.sweeper,
+            },
             queues=self.queues.queues,
             dead_letters=self.queues.dead_letters,
         )

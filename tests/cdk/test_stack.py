@@ -72,18 +72,51 @@ def test_functions_share_the_layer_on_a_current_python(
 ) -> None:
     template = synthesized[0]
     functions = [f for f in resources(template, "AWS::Lambda::Function") if "Layers" in f]
-    assert len(functions) == 2
+    assert len(functions) == 3
     for function in functions:
         major, minor = function["Runtime"].removeprefix("python").split(".")
         assert (int(major), int(minor)) >= (3, 12)
         assert function["Handler"] == "handler.handler"
         assert function["TracingConfig"] == {"Mode": "Active"}
         variables = function["Environment"]["Variables"]
-        assert {"TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET"} <= set(variables)
+        if variables["POWERTOOLS_SERVICE_NAME"] == "stepflow-sweeper":
+            assert "TABLE_NAME" in variables
+        else:
+            assert {"TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET"} <= set(variables)
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
     )
+
+
+def test_the_sweeper_sees_only_ttl_deletions_of_heads(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    (mapping,) = [
+        m for m in resources(template, "AWS::Lambda::EventSourceMapping") if "StartingPosition" in m
+    ]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    (pattern,) = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == {
+        "eventName": ["REMOVE"],
+        "userIdentity": {"type": ["Service"], "principalId": ["dynamodb.amazonaws.com"]},
+        "dynamodb": {"Keys": {"sk": {"S": ["HEAD"]}}},
+    }
+    sweeper_policies = [
+        p for p in resources(template, "AWS::IAM::Policy") if "Sweeper" in json.dumps(p["Roles"])
+    ]
+    actions = {
+        action
+        for policy in sweeper_policies
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    assert "dynamodb:BatchWriteItem" in actions and "dynamodb:PutItem" not in actions
+    assert not any(a.startswith(("sqs:", "s3:", "lambda:")) for a in actions)
 
 
 def test_the_layer_carries_the_package(synthesized: tuple[Template, Any, Any]) -> None:
@@ -123,7 +156,7 @@ def test_grants_name_actions_not_wildcards(synthesized: tuple[Template, Any, Any
 def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
     template = synthesized[0]
     # a dead-letter alarm per queue, errors and throttles per function
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 2 * 2)
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 2 * 3)
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 

@@ -57,7 +57,12 @@ def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsServ
     dynamodb = importlib.import_module("boto3").client("dynamodb")
     return StepFunctionsService(
         log=aws.DynamoDBLog(
-            table, client=dynamodb, payloads=aws.S3PayloadStore.from_environment(env)
+            table,
+            client=dynamodb,
+            payloads=aws.S3PayloadStore.from_environment(env),
+            retention_seconds=importlib.import_module("stepflow.aws.topology").retention_seconds(
+                env
+            ),
         ),
         bus=sqs_bus.SQSBus(queue),
         registry=registry.DynamoDBRegistry(table, client=dynamodb),

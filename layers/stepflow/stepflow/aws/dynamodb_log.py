@@ -11,6 +11,11 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
   (each named by its first event id) written by the same transaction;
 - ``sk = TK#<task id>``: a task lease: ``owner``, ``lease_until`` (N), ``result``.
 
+A finished execution's head carries ``expires_at`` (its stop date plus the
+retention, 90 days by default), the table's TTL attribute; when DynamoDB
+deletes the head, :mod:`stepflow.aws.sweeper` (on the table's stream) deletes
+the rest of the partition. A redriven execution loses the attribute again.
+
 A JSON document longer than ``compress_above`` bytes (1 KiB by default: a
 write is billed per KB, so compression halves what a transition costs) is stored zlib-compressed
 in a binary attribute named ``<name>_z`` instead. DynamoDB caps an item at
@@ -49,7 +54,14 @@ from stepflow.aws.log_items import (
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
-from stepflow.aws.topology import LIST_INDEX, LIST_INDEX_PK, LIST_INDEX_SK, table_definition
+from stepflow.aws.topology import (
+    DEFAULT_RETENTION_DAYS,
+    LIST_INDEX,
+    LIST_INDEX_PK,
+    LIST_INDEX_SK,
+    TTL_ATTRIBUTE,
+    table_definition,
+)
 from stepflow.engine.decide import dumps as _dumps
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
@@ -112,8 +124,10 @@ class DynamoDBLog:
         payloads: PayloadStore | None = None,
         item_budget: int = ITEM_BUDGET,
         transaction_budget: int = TRANSACTION_BUDGET,
+        retention_seconds: int = DEFAULT_RETENTION_DAYS * 86_400,
     ) -> None:
         self.table = table_name
+        self.retention_seconds = retention_seconds
         self.compress_above = compress_above
         self.payloads = payloads
         self._client: Any = client or importlib.import_module("boto3").client("dynamodb")
@@ -175,7 +189,11 @@ class DynamoDBLog:
                 names[f"#a{i}"] = name
                 values[f":v{i}"] = value
                 sets.append(f"#a{i} = :v{i}")
-        optional = [*(attr for doc in _DOCS for attr in doc_names(doc)), "stop_date"]
+        optional = [
+            *(attr for doc in _DOCS for attr in doc_names(doc)),
+            "stop_date",
+            TTL_ATTRIBUTE,
+        ]
         removes = [f"#r{i}" for i, name in enumerate(optional) if name not in head]
         names.update({f"#r{i}": name for i, name in enumerate(optional) if name not in head})
         names["#seq"] = "seq"
@@ -370,6 +388,7 @@ class DynamoDBLog:
         }
         if record.stop_date is not None:
             head["stop_date"] = {"N": _num(record.stop_date)}
+            head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds)}
         if "#" not in record.execution_arn:  # a top-level execution: listed by state machine
             head[LIST_INDEX_PK] = {"S": f"EXL#{unqualified(record.state_machine_arn)}"}
             head[LIST_INDEX_SK] = {"S": f"{record.start_date:017.3f}#{record.name}"}

@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepflow.asl import StateMachine, parse
+from stepflow.aws import topology
 from stepflow.aws.lambda_invoker import LambdaInvoker
 from stepflow.aws.sqs_bus import SQSBus, decode_message
 from stepflow.runtime import Stepper
@@ -87,7 +88,10 @@ def build_stepper(
     task_queue = importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue()
     return Stepper(
         log=dynamodb_log.DynamoDBLog(
-            table_name, client=dynamodb, payloads=payloads.from_environment(env)
+            table_name,
+            client=dynamodb,
+            payloads=payloads.from_environment(env),
+            retention_seconds=topology.retention_seconds(env),
         ),
         bus=bus,
         definitions=definitions or table_definitions(dynamodb, table_name),

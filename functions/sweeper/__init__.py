@@ -1,0 +1,1 @@
+"""The sweeper Lambda (the table stream: expired executions' leftovers)."""
