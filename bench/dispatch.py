@@ -1,7 +1,13 @@
 """Deferred-task dispatch: latency (schedule -> worker receives) and one worker's throughput.
 
-Everything runs in this one process against moto (in-process, ``mock_aws``):
-the coordination log is ``DynamoDBLog`` on moto DynamoDB, activity task queues
+Three setups, in this order:
+
+* local stack: ``stepflow local`` started as its own process (moto server,
+  the API Gateway stand-in, the SQS pollers running the stepper); this
+  process runs one ``stepflow.worker.Worker`` over boto3's ``stepfunctions``
+  client, exactly as ``stepflow worker`` does against a deployment. Executions
+  are started through the same API.
+* moto in-process: the coordination log is ``DynamoDBLog`` on moto DynamoDB, activity task queues
 are ``SQSTaskQueue`` on moto SQS, and one ``stepflow.worker.Worker`` leases
 tasks through ``ActivityService`` (via ``ServiceClient``) with ``--concurrency``
 threads. The transition bus is in memory (activity tasks do not use it).
@@ -17,20 +23,26 @@ threads. The transition bus is in memory (activity tasks do not use it).
 moto is not thread-safe (two threads' transactions interleave, one SQS message
 reaches two receivers), so every moto call goes through one lock here and a long
 poll is a 0 s receive followed by a 5 ms pause outside the lock. Real DynamoDB
-and SQS need neither. Figures against the local stack (``stepflow local``, over HTTP) are left for
-when its API exposes the activity operations.
+and SQS need neither.
+* in memory: the same on ``InMemoryLog`` and ``InMemoryTaskQueue``.
 
-Run: ``.venv/bin/python bench/dispatch.py [--tasks 300] [--latency-runs 50] [--concurrency 8]``
+Run: ``.venv/bin/python bench/dispatch.py [--tasks 300] [--latency-runs 50] [--concurrency 8]
+[--only local|moto|memory]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -43,6 +55,7 @@ from stepflow.activities import ActivityRouter, ActivityService
 from stepflow.asl import parse
 from stepflow.aws.dynamodb_log import DynamoDBLog, create_table
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
+from stepflow.local import free_port
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Stepper
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.worker import ServiceClient, TaskContext, Worker
@@ -118,7 +131,89 @@ def build() -> tuple[Stepper, ActivityService, CoordinationLog]:
     return stepper, service, log
 
 
-def latency(stepper: Stepper, service: ActivityService, runs: int, concurrency: int) -> list[float]:
+@contextmanager
+def local_stack() -> Iterator[Any]:
+    """``stepflow local`` in its own process; yields a boto3 Step Functions client for it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stepflow", "local", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "StepFlow local stack" in line:
+                break
+        else:
+            raise SystemExit("stepflow local exited before it was ready")
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # keep draining
+        yield boto3.client(
+            "stepfunctions",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+class OverApi:
+    """The bench's view of a running stack reached only through its Step Functions API."""
+
+    def __init__(self, sfn: Any) -> None:
+        self.sfn = sfn
+        self.activity = sfn.create_activity(name="bench")["activityArn"]
+        definition = {
+            "StartAt": "Work",
+            "States": {"Work": {"Type": "Task", "Resource": self.activity, "End": True}},
+        }
+        self.machine = sfn.create_state_machine(
+            name="Dispatch",
+            definition=json.dumps(definition),
+            roleArn="arn:aws:iam::000000000000:role/StepFlowLocal",
+        )["stateMachineArn"]
+
+    def start(self, name: str, payload: Any) -> str:
+        return str(
+            self.sfn.start_execution(
+                stateMachineArn=self.machine, name=name, input=json.dumps(payload)
+            )["executionArn"]
+        )
+
+    def all_succeeded(self, arns: list[str]) -> bool:
+        return all(
+            self.sfn.describe_execution(executionArn=a)["status"] == "SUCCEEDED" for a in arns
+        )
+
+
+class InProcess:
+    """The same view over a Stepper and ActivityService in this process."""
+
+    def __init__(self, built: tuple[Stepper, ActivityService, CoordinationLog]) -> None:
+        self.stepper, service, self.log = built
+        self.activity = ACTIVITY
+        self.sfn = ServiceClient(service, wait_seconds=1)
+
+    def start(self, name: str, payload: Any) -> str:
+        record = self.stepper.start_execution(
+            state_machine_arn=SM, name=name, input=payload, seed=len(name)
+        )
+        return record.execution_arn
+
+    def all_succeeded(self, arns: list[str]) -> bool:
+        records = [self.log.get(arn) for arn in arns]
+        return all(r is not None and r.status == "SUCCEEDED" for r in records)
+
+
+Target = OverApi | InProcess
+
+
+def latency(target: Target, runs: int, concurrency: int) -> list[float]:
     received: dict[int, float] = {}
     arrived = threading.Condition()
 
@@ -128,36 +223,28 @@ def latency(stepper: Stepper, service: ActivityService, runs: int, concurrency: 
             arrived.notify_all()
         return {}
 
-    client = ServiceClient(service, wait_seconds=1)
-    worker = Worker(client, ACTIVITY, handler, concurrency=concurrency, heartbeat_seconds=60)
+    worker = Worker(target.sfn, target.activity, handler, concurrency=concurrency)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     time.sleep(0.5)  # the pollers are waiting
     samples = []
     for n in range(runs):
         t0 = time.perf_counter()
-        stepper.start_execution(state_machine_arn=SM, name=f"lat-{n}", input={"n": n}, seed=n)
+        target.start(f"lat-{n}", {"n": n})
         with arrived:
-            arrived.wait_for(lambda n=n: n in received, timeout=30)
+            if not arrived.wait_for(lambda n=n: n in received, timeout=60):
+                raise SystemExit(f"task {n} never reached the worker: {worker.status()}")
         samples.append(received[n] - t0)
     worker.stop()
-    thread.join(30)
+    thread.join(60)
     return samples
 
 
-def throughput(
-    stepper: Stepper, service: ActivityService, log: CoordinationLog, tasks: int, concurrency: int
-) -> tuple[float, float]:
-    arns = []
+def throughput(target: Target, tasks: int, concurrency: int) -> tuple[float, float]:
     t0 = time.perf_counter()
-    for n in range(tasks):
-        record = stepper.start_execution(
-            state_machine_arn=SM, name=f"tp-{n}", input={"n": n}, seed=n
-        )
-        arns.append(record.execution_arn)
+    arns = [target.start(f"tp-{n}", {"n": n}) for n in range(tasks)]
     scheduling = time.perf_counter() - t0
-    client = ServiceClient(service, wait_seconds=1)
-    worker = Worker(client, ACTIVITY, lambda task, ctx: task, concurrency=concurrency)
+    worker = Worker(target.sfn, target.activity, lambda task, ctx: task, concurrency=concurrency)
     thread = threading.Thread(target=worker.run, daemon=True)
     start = time.perf_counter()
     thread.start()
@@ -167,9 +254,12 @@ def throughput(
             raise SystemExit(f"stalled: {worker.status()}")
     elapsed = time.perf_counter() - start
     worker.stop()
-    thread.join(30)
-    finished = [log.get(arn) for arn in arns]
-    assert all(r is not None and r.status == "SUCCEEDED" for r in finished)
+    thread.join(60)
+    deadline = time.monotonic() + 60  # the stepper commits the last results asynchronously
+    while not target.all_succeeded(arns):
+        if time.monotonic() > deadline:
+            raise SystemExit("not every execution SUCCEEDED")
+        time.sleep(0.2)
     return tasks / elapsed, tasks / scheduling
 
 
@@ -178,19 +268,36 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--only", choices=["local", "moto", "memory"])
     args = parser.parse_args()
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(f"date: {time.strftime('%Y-%m-%d')}")
+    runs: dict[str, Callable[[], None]] = {
+        "local": lambda: run_local(args),
+        "moto": lambda: run_moto(args),
+        "memory": lambda: report(
+            "in memory (InMemoryLog + InMemoryTaskQueue)", InProcess(build_memory()), args
+        ),
+    }
+    for name, run in runs.items():
+        if args.only in (None, name):
+            run()
+
+
+def run_local(args: Any) -> None:
+    with local_stack() as sfn:
+        report("local stack (stepflow local over HTTP, worker over boto3)", OverApi(sfn), args)
+
+
+def run_moto(args: Any) -> None:
     with mock_aws():
-        report("moto (DynamoDB log + SQS task queue)", build(), args)
-    report("in memory (InMemoryLog + InMemoryTaskQueue)", build_memory(), args)
+        report("moto in-process (DynamoDB log + SQS task queue)", InProcess(build()), args)
 
 
-def report(label: str, built: tuple[Stepper, ActivityService, CoordinationLog], args: Any) -> None:
-    stepper, service, log = built
-    samples = latency(stepper, service, args.latency_runs, args.concurrency)
+def report(label: str, target: Target, args: Any) -> None:
+    samples = latency(target, args.latency_runs, args.concurrency)
     ms = sorted(s * 1000 for s in samples)
     p95 = ms[min(len(ms) - 1, int(len(ms) * 0.95))]
     print(f"{label}:")
@@ -198,10 +305,11 @@ def report(label: str, built: tuple[Stepper, ActivityService, CoordinationLog], 
         f"  dispatch latency (schedule -> handler), {len(ms)} runs: "
         f"median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
     )
-    rate, scheduled = throughput(stepper, service, log, args.tasks, args.concurrency)
+    rate, scheduled = throughput(target, args.tasks, args.concurrency)
     print(
         f"  throughput, one worker process, concurrency {args.concurrency}: "
-        f"{rate:.0f} tasks/s over {args.tasks} tasks (scheduling: {scheduled:.0f} executions/s)"
+        f"{rate:.0f} tasks/s over {args.tasks} tasks (scheduling: {scheduled:.0f} executions/s)",
+        flush=True,
     )
 
 
