@@ -7,9 +7,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from stepflow.aws import topology
-from stepflow.aws.sqs_bus import STEPPER_FUNCTION_TIMEOUT
+from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS, STEPPER_FUNCTION_TIMEOUT
 from stepflow.aws.sweeper import STREAM_FILTER
 
 from stepflow_cdk.bundling import LayerBundling
@@ -83,6 +84,15 @@ class Compute(Construct):
             {topology.TABLE_ENV_VAR: storage.table.table_name, **_POWERTOOLS},
             "stepflow-sweeper",
         )
+        # Where the stream records the sweeper failed on every retry are reported
+        # (their shard and sequence numbers), so an alarm says that history was left.
+        self.sweeper_failures = sqs.Queue(
+            self,
+            "SweeperFailures",
+            retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
         self.sweeper.add_event_source(
             sources.DynamoEventSource(
                 storage.table,
@@ -92,6 +102,7 @@ class Compute(Construct):
                 retry_attempts=10,
                 report_batch_item_failures=True,
                 filters=[lambda_.FilterCriteria.filter(STREAM_FILTER)],
+                on_failure=sources.SqsDlq(self.sweeper_failures),
             )
         )
         storage.table.grant(

@@ -37,7 +37,8 @@ STACK_WIDE = [
     ),
     NagPackSuppression(
         id="AwsSolutions-SQS3",
-        reason="The flagged queues are themselves the dead-letter queues.",
+        reason="The flagged queues are themselves dead-letter queues (of the transition "
+        "queue, and of the sweeper's stream records: its on-failure destination).",
     ),
     NagPackSuppression(
         id="AwsSolutions-S1",

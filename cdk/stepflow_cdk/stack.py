@@ -34,7 +34,10 @@ class StepFlowStack(Stack):
                 "Sweeper": self.compute.sweeper,
             },
             queues=self.queues.queues,
-            dead_letters=self.queues.dead_letters,
+            dead_letters={
+                **self.queues.dead_letters,
+                "SweeperFailures": self.compute.sweeper_failures,
+            },
         )
         transitions = self.queues.queues[topology.TRANSITIONS_QUEUE.logical_name]
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)

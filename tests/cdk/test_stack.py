@@ -63,7 +63,7 @@ def test_each_topology_queue_has_its_dead_letter_queue(
         assert main["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
         assert main["SqsManagedSseEnabled"] is True
     dead = [q for q in queues if "RedrivePolicy" not in q]
-    assert len(dead) == len(topology.QUEUES)
+    assert len(dead) == len(topology.QUEUES) + 1  # and the sweeper's on-failure queue
     assert all(q["MessageRetentionPeriod"] == spec.dlq_retention_seconds for q in dead)
 
 
@@ -98,6 +98,7 @@ def test_the_sweeper_sees_only_ttl_deletions_of_heads(
     ]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
+    assert "OnFailure" in mapping["DestinationConfig"]
     (pattern,) = mapping["FilterCriteria"]["Filters"]
     assert json.loads(pattern["Pattern"]) == {
         "eventName": ["REMOVE"],
@@ -116,7 +117,13 @@ def test_the_sweeper_sees_only_ttl_deletions_of_heads(
         )
     }
     assert "dynamodb:BatchWriteItem" in actions and "dynamodb:PutItem" not in actions
-    assert not any(a.startswith(("sqs:", "s3:", "lambda:")) for a in actions)
+    assert not any(a.startswith(("s3:", "lambda:")) for a in actions)
+    # SQS only to report failed stream records to its on-failure queue
+    assert {a for a in actions if a.startswith("sqs:")} <= {
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
 
 
 def test_the_layer_carries_the_package(synthesized: tuple[Template, Any, Any]) -> None:
@@ -155,8 +162,9 @@ def test_grants_name_actions_not_wildcards(synthesized: tuple[Template, Any, Any
 
 def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
     template = synthesized[0]
-    # a dead-letter alarm per queue, errors and throttles per function
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 2 * 3)
+    # a dead-letter alarm per queue and for the sweeper's failures, errors and throttles
+    # per function
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 1 + 2 * 3)
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
