@@ -31,7 +31,9 @@ from stepflow.runtime import (
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
 
-moto = pytest.importorskip("moto")
+from tests.moto_env import offline_aws
+
+pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 botocore_exceptions = pytest.importorskip("botocore.exceptions")
 
@@ -55,15 +57,8 @@ ARN = "arn:aws:states:us-east-1:123456789012:execution:StateMachine:e1"
 @pytest.fixture(scope="module")
 def aws() -> Iterator[Any]:
     """moto's in-process AWS, with fake credentials, for the whole module (fast)."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_SESSION_TOKEN", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        with moto.mock_aws():
-            yield boto3.client("dynamodb", region_name="us-east-1")
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        yield boto3.client("dynamodb", region_name="us-east-1")
 
 
 @pytest.fixture

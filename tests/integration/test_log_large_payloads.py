@@ -26,7 +26,9 @@ from stepflow.runtime.payloads import InMemoryPayloadStore, PayloadStoreUnavaila
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
 
-moto = pytest.importorskip("moto")
+from tests.moto_env import offline_aws
+
+pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 
 from stepflow.aws import (  # noqa: E402  (after the importorskip guards)
@@ -117,17 +119,11 @@ def size_of(item: dict[str, Any]) -> int:
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[tuple[Any, Any]]:
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        with moto.mock_aws():
-            yield (
-                boto3.client("dynamodb", region_name="us-east-1"),
-                boto3.client("s3", region_name="us-east-1"),
-            )
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        yield (
+            boto3.client("dynamodb", region_name="us-east-1"),
+            boto3.client("s3", region_name="us-east-1"),
+        )
 
 
 @pytest.fixture

@@ -21,7 +21,9 @@ from stepflow.runtime.payloads import (
     content_key,
 )
 
-moto = pytest.importorskip("moto")
+from tests.moto_env import offline_aws
+
+pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
 botocore_exceptions = pytest.importorskip("botocore.exceptions")
 
@@ -33,16 +35,10 @@ BUCKET = "stepflow-payloads-test"
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
     """moto's in-process S3 with one bucket, for the whole module."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-            env.delenv(name, raising=False)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        with moto.mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket=BUCKET)
-            yield client
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
 
 
 @pytest.fixture(params=["memory", "s3"])

@@ -14,7 +14,8 @@ import pytest
 from stepflow.asl import parse
 from stepflow.runtime import InMemoryBus, Stepper
 
-moto = pytest.importorskip("moto")
+from tests.moto_env import offline_aws
+
 boto3 = pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, create_table, sweeper, topology  # noqa: E402
@@ -40,12 +41,7 @@ DEFINITION = {
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with moto.mock_aws():
+    with offline_aws(monkeypatch):
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, TABLE)
         yield client

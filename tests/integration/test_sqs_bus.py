@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import pytest
-from moto import mock_aws
 from stepflow.aws.sqs_bus import (
     MAX_RECEIVE_COUNT,
     BusUnavailableError,
@@ -19,15 +18,14 @@ from stepflow.aws.sqs_bus import (
 )
 from stepflow.runtime import Message
 
+from tests.moto_env import offline_aws
+
 ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:e1"
 
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    with offline_aws(monkeypatch):
         yield boto3.client("sqs", region_name="us-east-1")
 
 
