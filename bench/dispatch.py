@@ -33,6 +33,7 @@ Run: ``.venv/bin/python bench/dispatch.py [--tasks 300] [--latency-runs 50] [--c
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -198,10 +199,11 @@ class InProcess:
         self.stepper, service, self.log = built
         self.activity = ACTIVITY
         self.sfn = ServiceClient(service, wait_seconds=1)
+        self.seeds = itertools.count()
 
     def start(self, name: str, payload: Any) -> str:
         record = self.stepper.start_execution(
-            state_machine_arn=SM, name=name, input=payload, seed=len(name)
+            state_machine_arn=SM, name=name, input=payload, seed=next(self.seeds)
         )
         return record.execution_arn
 

@@ -105,8 +105,9 @@ class Compute(Construct):
                 on_failure=sources.SqsDlq(self.sweeper_failures),
             )
         )
+        # TransactWriteItems of Delete + ConditionCheck items (see DynamoDBLog.purge)
         storage.table.grant(
-            self.sweeper, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"
+            self.sweeper, "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"
         )
         for function in (self.stepper, self.api):
             storage.table.grant_read_write_data(function)

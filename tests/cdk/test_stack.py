@@ -116,7 +116,8 @@ def test_the_sweeper_sees_only_ttl_deletions_of_heads(
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
     }
-    assert "dynamodb:BatchWriteItem" in actions and "dynamodb:PutItem" not in actions
+    assert {"dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"} <= actions
+    assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}
     assert not any(a.startswith(("s3:", "lambda:")) for a in actions)
     # SQS only to report failed stream records to its on-failure queue
     assert {a for a in actions if a.startswith("sqs:")} <= {

@@ -167,45 +167,83 @@ def test_the_sweeper_deletes_the_partition_of_an_expired_head_only(
     assert "HEAD" in kept_items and len(kept_items) > 3
 
 
-def test_a_partition_whose_head_came_back_is_not_swept(dynamodb: Any) -> None:
+def test_a_partition_whose_head_exists_is_not_purged(dynamodb: Any) -> None:
     rig = Rig(dynamodb)
     record = rig.stepper.start_execution(state_machine_arn=SM, name="back", input={}, seed=1)
     rig.drain()
     before = rig.partition(record.execution_arn)
-    assert sweeper.sweep_partition(dynamodb, TABLE, f"EX#{record.execution_arn}") == 0
+    assert rig.log.purge(record.execution_arn) == 0
     assert rig.partition(record.execution_arn) == before
 
 
-def test_the_sweeper_pages_and_retries_unprocessed_deletions() -> None:
-    class Flaky:
-        """A client whose BatchWriteItem leaves the last deletion unprocessed once per call."""
+def test_a_purge_pages_through_a_long_history_in_fenced_transactions(dynamodb: Any) -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:execution:Keep:long"
+    for i in range(250):
+        key = {"pk": {"S": f"EX#{arn}"}, "sk": {"S": f"EV#{i:012d}"}}
+        dynamodb.put_item(TableName=TABLE, Item=key)
+    calls: list[int] = []
 
-        def __init__(self) -> None:
-            self.items = [{"pk": {"S": "EX#x"}, "sk": {"S": f"EV#{i:012d}"}} for i in range(60)]
-            self.calls = 0
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
 
-        def get_item(self, **_: Any) -> dict[str, Any]:
-            return {}
+        def transact_write_items(self, TransactItems: list[Any]) -> Any:  # noqa: N803
+            assert "ConditionCheck" in TransactItems[0] and len(TransactItems) <= 100
+            calls.append(len(TransactItems) - 1)
+            return dynamodb.transact_write_items(TransactItems=TransactItems)
 
-        def query(self, **kwargs: Any) -> dict[str, Any]:
-            start = int(kwargs.get("ExclusiveStartKey", {}).get("n", 0))
-            page = self.items[start : start + 40]
-            more = {"LastEvaluatedKey": {"n": start + 40}} if start + 40 < len(self.items) else {}
-            return {"Items": page, **more}
+    log = DynamoDBLog(TABLE, client=Counting())
+    assert log.purge(arn) == 250
+    assert calls == [99, 99, 52]
+    assert Rig(dynamodb).partition(arn) == []
 
-        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
-            self.calls += 1
-            (requests,) = RequestItems.values()
-            assert len(requests) <= 25
-            if len(requests) > 1:
-                return {"UnprocessedItems": {"t": requests[-1:]}}
-            return {}
 
-    client = Flaky()
-    pauses: list[float] = []
-    assert sweeper.sweep_partition(client, "t", "EX#x", sleep=pauses.append) == 60
-    # pages of 40 and 20 -> batches of 25, 15 and 20, each retried once for its last deletion
-    assert (client.calls, len(pauses)) == (6, 3)
+def test_an_execution_started_again_during_a_purge_is_not_touched(dynamodb: Any) -> None:
+    # GIVEN an expired execution whose head TTL deleted, its history still there
+    rig = Rig(dynamodb)
+    rig.answer = {"ok": True}
+    old = rig.stepper.start_execution(state_machine_arn=SM, name="again", input={}, seed=1)
+    rig.drain()
+    arn = old.execution_arn
+    dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}})
+    leftovers = rig.partition(arn)
+
+    # WHEN the same name starts again between the purge's read and its delete
+    class Racing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(dynamodb, name)
+
+        def query(self, **kwargs: Any) -> Any:
+            page = dynamodb.query(**kwargs)
+            head = {"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}, "seq": {"N": "1"}}
+            dynamodb.put_item(TableName=TABLE, Item=head)
+            return page
+
+    # THEN the purge deletes nothing
+    assert DynamoDBLog(TABLE, client=Racing()).purge(arn) == 0
+    assert sorted(rig.partition(arn)) == sorted([*leftovers, "HEAD"])
+
+
+def test_a_name_whose_execution_expired_can_be_started_again_before_the_sweep(
+    dynamodb: Any,
+) -> None:
+    rig = Rig(dynamodb)
+    rig.answer = {"ok": True}
+    first = rig.stepper.start_execution(state_machine_arn=SM, name="reuse", input={}, seed=1)
+    rig.drain()
+    arn = first.execution_arn
+    dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}})
+    # the leftover history of the first run must not block (or leak into) the second
+    second = rig.stepper.start_execution(
+        state_machine_arn=SM, name="reuse", input={"again": True}, seed=2
+    )
+    assert second.execution_arn == arn
+    rig.drain()
+    record = rig.log.get(arn)
+    assert record is not None and record.status == "SUCCEEDED" and record.input == {"again": True}
+    history = rig.log.history(arn).events
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert sum(e["type"] == "ExecutionStarted" for e in history) == 1
 
 
 def test_retention_comes_from_the_environment_and_bad_values_are_refused() -> None:

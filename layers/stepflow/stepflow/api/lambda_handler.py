@@ -60,9 +60,7 @@ def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsServ
             table,
             client=dynamodb,
             payloads=aws.S3PayloadStore.from_environment(env),
-            retention_seconds=importlib.import_module("stepflow.aws.topology").retention_seconds(
-                env
-            ),
+            retention_seconds=aws.topology.retention_seconds(env),
         ),
         bus=sqs_bus.SQSBus(queue),
         registry=registry.DynamoDBRegistry(table, client=dynamodb),

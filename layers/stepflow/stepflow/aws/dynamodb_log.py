@@ -13,8 +13,9 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
 
 A finished execution's head carries ``expires_at`` (its stop date plus the
 retention, 90 days by default), the table's TTL attribute; when DynamoDB
-deletes the head, :mod:`stepflow.aws.sweeper` (on the table's stream) deletes
-the rest of the partition. A redriven execution loses the attribute again.
+deletes the head, :mod:`stepflow.aws.sweeper` (on the table's stream) calls
+:meth:`DynamoDBLog.purge` to delete the rest of the partition. A redriven
+execution loses the attribute again.
 
 A JSON document longer than ``compress_above`` bytes (1 KiB by default: a
 write is billed per KB, so compression halves what a transition costs) is stored zlib-compressed
@@ -162,6 +163,11 @@ class DynamoDBLog:
                 if reason.get("Code") == "TransactionConflict":
                     continue  # a concurrent create of the same ARN is in flight
                 if reason.get("Code") != "ConditionalCheckFailed":
+                    if any(r.get("Code") == "ConditionalCheckFailed" for r in _reasons(rejected)):
+                        # History of an expired execution of this ARN that the sweeper
+                        # has not deleted yet: the name is free again, as on AWS.
+                        self.purge(record.execution_arn)
+                        continue
                     raise LogUnavailableError(f"create cancelled: {reason}") from rejected
                 existing = self._record(reason["Item"]) if "Item" in reason else None
                 existing = existing or self.get(record.execution_arn)
@@ -169,6 +175,47 @@ class DynamoDBLog:
                     continue
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
+
+    def purge(self, execution_arn: str) -> int:
+        """Delete what is left of an execution whose head is gone (TTL); returns how many.
+
+        Each transaction deletes up to 99 items and checks that the head is still
+        absent, so an execution started again under the same ARN meanwhile is never
+        touched: then nothing more is deleted. A concurrent write surfaces as
+        :class:`LogUnavailableError` (retry the purge).
+        """
+        head_absent = {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": _key(execution_arn, _HEAD),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _key(execution_arn, _HEAD)["pk"]},
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+            "Limit": MAX_TRANSACTION_ITEMS - 1,
+        }
+        deleted = 0
+        while True:
+            page = self._call("query", **query)
+            keys = [item for item in page.get("Items", []) if item["sk"]["S"] != _HEAD]
+            if len(keys) < len(page.get("Items", [])):
+                return deleted  # the head exists: the ARN is live again
+            deletes = [{"Delete": {"TableName": self.table, "Key": key}} for key in keys]
+            try:
+                if deletes:
+                    self._call("transact_write_items", TransactItems=[head_absent, *deletes])
+            except _Rejected as rejected:
+                if _reasons(rejected)[0].get("Code") == "ConditionalCheckFailed":
+                    return deleted
+                raise LogUnavailableError(f"purge cancelled: {_reasons(rejected)}") from None
+            deleted += len(deletes)
+            if "LastEvaluatedKey" not in page:
+                return deleted
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         """The current head (strongly consistent read), or None."""

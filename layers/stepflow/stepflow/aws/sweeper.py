@@ -4,19 +4,18 @@ A finished execution's head carries the table's TTL attribute (see
 :mod:`stepflow.aws.dynamodb_log`); its history, task and other items do not,
 because they are written while the execution runs and nobody knows then when
 it will end. The sweeper runs on the table's stream, filtered to the TTL
-deletions of heads, and deletes the rest of each such partition, so a
-finished execution costs nothing after its retention. It only deletes items
-of partitions whose head is gone, so a duplicate or late stream record is
-harmless, and a partition whose head came back (an execution started again
-under the same name before the sweep) is left alone.
+deletions of heads, and deletes the rest of each such partition with
+:meth:`DynamoDBLog.purge <stepflow.aws.dynamodb_log.DynamoDBLog.purge>`, so a
+finished execution costs nothing after its retention. The purge is fenced on
+the head's absence, so a duplicate or late stream record is harmless and an
+execution started again under the same name is never touched.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -32,12 +31,12 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.topology import PARTITION_KEY, SORT_KEY, TABLE_ENV_VAR
 
 SERVICE = "stepflow-sweeper"
 HEAD = "HEAD"
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
-BATCH = 25  # BatchWriteItem's limit
 
 STREAM_FILTER: dict[str, Any] = {
     "eventName": ["REMOVE"],
@@ -53,10 +52,6 @@ processor = BatchProcessor(
 )
 
 
-class SweepIncompleteError(RuntimeError):
-    """DynamoDB left some deletions unprocessed after every retry; the record is retried."""
-
-
 def is_expired_head(record: Mapping[str, Any]) -> bool:
     """True for a stream record of a head deleted by TTL (the filter's test, in code)."""
     identity = record.get("userIdentity") or {}
@@ -68,59 +63,6 @@ def is_expired_head(record: Mapping[str, Any]) -> bool:
         and keys.get(SORT_KEY, {}).get("S") == HEAD
         and str(keys.get(PARTITION_KEY, {}).get("S", "")).startswith("EX#")
     )
-
-
-def sweep_partition(
-    client: Any,
-    table: str,
-    pk: str,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    attempts: int = 8,
-) -> int:
-    """Delete every item of partition ``pk`` unless its head exists; returns how many."""
-    key = {PARTITION_KEY: {"S": pk}}
-    head = client.get_item(
-        TableName=table, Key={**key, SORT_KEY: {"S": HEAD}}, ConsistentRead=True
-    ).get("Item")
-    if head is not None:
-        return 0  # the name was reused: the partition belongs to a live execution again
-    deleted = 0
-    query: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "#pk = :pk",
-        "ExpressionAttributeNames": {"#pk": PARTITION_KEY, "#sk": SORT_KEY},
-        "ExpressionAttributeValues": {":pk": {"S": pk}},
-        "ProjectionExpression": "#pk, #sk",
-        "ConsistentRead": True,
-    }
-    while True:
-        page = client.query(**query)
-        keys = [item for item in page.get("Items", []) if item[SORT_KEY]["S"] != HEAD]
-        for start in range(0, len(keys), BATCH):
-            chunk = keys[start : start + BATCH]
-            _delete(client, table, chunk, sleep, attempts)
-            deleted += len(chunk)
-        if "LastEvaluatedKey" not in page:
-            return deleted
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _delete(
-    client: Any,
-    table: str,
-    keys: list[dict[str, Any]],
-    sleep: Callable[[float], None],
-    attempts: int,
-) -> None:
-    requests = [{"DeleteRequest": {"Key": k}} for k in keys]
-    for attempt in range(attempts):
-        response = client.batch_write_item(RequestItems={table: requests})
-        requests = response.get("UnprocessedItems", {}).get(table, [])
-        if not requests:
-            return
-        sleep(min(2.0, 0.05 * 2**attempt))
-    raise SweepIncompleteError(f"{len(requests)} deletions still unprocessed in {table}")
 
 
 _client: Any = None
@@ -138,7 +80,8 @@ def record_handler(record: DynamoDBRecord) -> None:
     if not is_expired_head(record.raw_event):
         return
     pk = record.raw_event["dynamodb"]["Keys"][PARTITION_KEY]["S"]
-    deleted = sweep_partition(_dynamodb(), os.environ[TABLE_ENV_VAR], pk)
+    log = DynamoDBLog(os.environ[TABLE_ENV_VAR], client=_dynamodb())
+    deleted = log.purge(pk.removeprefix("EX#"))
     metrics.add_metric(name="ItemsSwept", unit=MetricUnit.Count, value=deleted)
     logger.info("swept an expired execution", extra={"pk": pk, "items": deleted})
 
