@@ -78,6 +78,18 @@ class Rig:
             self.bus.ack(message)
         raise AssertionError("the bus did not drain")
 
+    def finished(self, name: str, answer: dict[str, Any]) -> str:
+        """Run an execution named ``name`` to its end with the task answering ``answer``."""
+        self.answer = answer
+        record = self.stepper.start_execution(state_machine_arn=SM, name=name, input={}, seed=1)
+        self.drain()
+        return record.execution_arn
+
+    def expire(self, arn: str) -> None:
+        """Delete the head, as DynamoDB's TTL process does."""
+        key = {"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}}
+        self.client.delete_item(TableName=TABLE, Key=key)
+
     def head(self, arn: str) -> dict[str, Any]:
         key = {"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}}
         return dict(self.client.get_item(TableName=TABLE, Key=key)["Item"])
@@ -125,18 +137,16 @@ def test_a_redriven_execution_loses_its_expiry_and_gets_a_new_one_when_it_ends(
     dynamodb: Any,
 ) -> None:
     rig = Rig(dynamodb)
-    rig.answer = {"boom": True}
-    record = rig.stepper.start_execution(state_machine_arn=SM, name="r", input={}, seed=1)
-    rig.drain()
-    assert rig.head(record.execution_arn)["status"]["S"] == "FAILED"
-    first = int(rig.head(record.execution_arn)[topology.TTL_ATTRIBUTE]["N"])
+    arn = rig.finished("r", {"boom": True})
+    assert rig.head(arn)["status"]["S"] == "FAILED"
+    first = int(rig.head(arn)[topology.TTL_ATTRIBUTE]["N"])
     rig.bus.now += DAY
     rig.answer = {"ok": True}
-    assert rig.stepper.redrive_execution(record.execution_arn) is not None
-    head = rig.head(record.execution_arn)  # Work ran inline; the Wait holds it RUNNING
+    assert rig.stepper.redrive_execution(arn) is not None
+    head = rig.head(arn)  # Work ran inline; the Wait holds it RUNNING
     assert head["status"]["S"] == "RUNNING" and topology.TTL_ATTRIBUTE not in head
     rig.drain()
-    head = rig.head(record.execution_arn)
+    head = rig.head(arn)
     assert head["status"]["S"] == "SUCCEEDED"
     assert int(head[topology.TTL_ATTRIBUTE]["N"]) >= first + DAY
 
@@ -149,8 +159,8 @@ def test_the_sweeper_deletes_the_partition_of_an_expired_head_only(
     kept = rig.stepper.start_execution(state_machine_arn=SM, name="kept", input={}, seed=2)
     rig.drain()
     assert len(rig.partition(gone.execution_arn)) > 3  # head, history items, task lease
+    rig.expire(gone.execution_arn)
     pk = f"EX#{gone.execution_arn}"
-    dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": pk}, "sk": {"S": "HEAD"}})
     monkeypatch.setenv(topology.TABLE_ENV_VAR, TABLE)
     monkeypatch.setattr(sweeper, "_client", dynamodb)
     event = {
@@ -169,11 +179,10 @@ def test_the_sweeper_deletes_the_partition_of_an_expired_head_only(
 
 def test_a_partition_whose_head_exists_is_not_purged(dynamodb: Any) -> None:
     rig = Rig(dynamodb)
-    record = rig.stepper.start_execution(state_machine_arn=SM, name="back", input={}, seed=1)
-    rig.drain()
-    before = rig.partition(record.execution_arn)
-    assert rig.log.purge(record.execution_arn) == 0
-    assert rig.partition(record.execution_arn) == before
+    arn = rig.finished("back", {"ok": False})
+    before = rig.partition(arn)
+    assert rig.log.purge(arn) == 0
+    assert rig.partition(arn) == before
 
 
 def test_a_purge_pages_through_a_long_history_in_fenced_transactions(dynamodb: Any) -> None:
@@ -201,11 +210,8 @@ def test_a_purge_pages_through_a_long_history_in_fenced_transactions(dynamodb: A
 def test_an_execution_started_again_during_a_purge_is_not_touched(dynamodb: Any) -> None:
     # GIVEN an expired execution whose head TTL deleted, its history still there
     rig = Rig(dynamodb)
-    rig.answer = {"ok": True}
-    old = rig.stepper.start_execution(state_machine_arn=SM, name="again", input={}, seed=1)
-    rig.drain()
-    arn = old.execution_arn
-    dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}})
+    arn = rig.finished("again", {"ok": True})
+    rig.expire(arn)
     leftovers = rig.partition(arn)
 
     # WHEN the same name starts again between the purge's read and its delete
@@ -228,11 +234,8 @@ def test_a_name_whose_execution_expired_can_be_started_again_before_the_sweep(
     dynamodb: Any,
 ) -> None:
     rig = Rig(dynamodb)
-    rig.answer = {"ok": True}
-    first = rig.stepper.start_execution(state_machine_arn=SM, name="reuse", input={}, seed=1)
-    rig.drain()
-    arn = first.execution_arn
-    dynamodb.delete_item(TableName=TABLE, Key={"pk": {"S": f"EX#{arn}"}, "sk": {"S": "HEAD"}})
+    arn = rig.finished("reuse", {"ok": True})
+    rig.expire(arn)
     # the leftover history of the first run must not block (or leak into) the second
     second = rig.stepper.start_execution(
         state_machine_arn=SM, name="reuse", input={"again": True}, seed=2
