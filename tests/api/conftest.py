@@ -14,6 +14,7 @@ import pytest
 from stepflow.api import Scope, StepFunctionsService
 from stepflow.engine import RunTask
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.registry import InMemoryRegistry, StateMachineRegistry
 from stepflow.testing.handlers import run_handler
 
@@ -44,10 +45,9 @@ DOUBLE = json.dumps(
 )
 
 
-def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+def invoke(body: dict[str, Any]) -> TaskOutcome:
     command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-    outcome = run_handler(HANDLERS, command)
-    return outcome.ok, outcome.output, outcome.error, outcome.cause
+    return run_handler(HANDLERS, command)
 
 
 @dataclass

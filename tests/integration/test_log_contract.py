@@ -28,6 +28,7 @@ from stepflow.runtime import (
     Message,
     Stepper,
 )
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
 
@@ -498,10 +499,9 @@ def test_the_stepper_on_dynamodb_matches_the_in_memory_engine(dynamodb: Any) -> 
     bus = InMemoryBus(START)
     bound = handlers()
 
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
         command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-        outcome = run_handler(bound, command)
-        return outcome.ok, outcome.output, outcome.error, outcome.cause
+        return run_handler(bound, command)
 
     stepper = Stepper(
         log=log, bus=bus, definitions=lambda _: machine, clock=lambda: bus.now, invoker=invoke

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from stepflow.asl import parse
 from stepflow.engine import RunTask
 from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, Message, Stepper
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.payloads import InMemoryPayloadStore, PayloadStoreUnavailableError
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
@@ -428,10 +429,9 @@ def test_a_workflow_with_megabyte_payloads_matches_the_in_memory_engine(env: Env
     # WHEN it runs on the Stepper over DynamoDBLog + S3 (moto)
     machine, log, bus = parse(DEFINITION), env.log(), InMemoryBus(start)
 
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
         command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-        outcome = run_handler(handlers, command)
-        return outcome.ok, outcome.output, outcome.error, outcome.cause
+        return run_handler(handlers, command)
 
     stepper = Stepper(
         log=log, bus=bus, definitions=lambda _: machine, clock=lambda: bus.now, invoker=invoke

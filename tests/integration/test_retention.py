@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from stepflow.asl import parse
-from stepflow.runtime import InMemoryBus, Stepper
+from stepflow.runtime import InMemoryBus, Stepper, TaskOutcome
 
 from tests.moto_env import offline_aws
 
@@ -64,10 +64,10 @@ class Rig:
             invoker=self.invoke,
         )
 
-    def invoke(self, body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    def invoke(self, body: dict[str, Any]) -> TaskOutcome:
         if self.answer.get("boom"):
-            return False, None, "Boom", "the task blew up"
-        return True, self.answer, None, None
+            return TaskOutcome.failed("Boom", "the task blew up")
+        return TaskOutcome.succeeded(self.answer)
 
     def drain(self) -> None:
         for _ in range(1_000):

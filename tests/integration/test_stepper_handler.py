@@ -28,6 +28,7 @@ from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.sqs_bus import SQSBus, create_queues
 from stepflow.engine import RunTask
 from stepflow.runtime import InMemoryLog, Message, Stepper
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
 
@@ -68,10 +69,9 @@ CONTEXT = SimpleNamespace(
 )
 
 
-def run_task(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+def run_task(body: dict[str, Any]) -> TaskOutcome:
     command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-    outcome = run_handler(HANDLERS, command)
-    return outcome.ok, outcome.output, outcome.error, outcome.cause
+    return run_handler(HANDLERS, command)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from stepflow.asl import parse
 from stepflow.engine import RunTask
 from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
@@ -79,10 +80,9 @@ class FlakyLog(InMemoryLog):
 
 
 def stepper(log: InMemoryLog, bus: InMemoryBus, child_limit: int | None = 5) -> Stepper:
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
         command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-        outcome = run_handler({"work": lambda n: n * 2}, command)
-        return outcome.ok, outcome.output, outcome.error, outcome.cause
+        return run_handler({"work": lambda n: n * 2}, command)
 
     return Stepper(
         log=log,

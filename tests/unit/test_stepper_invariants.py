@@ -23,6 +23,7 @@ from stepflow.runtime import (
     Stepper,
     TaskLeaseHeldError,
 )
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
@@ -85,10 +86,9 @@ class Harness:
         self.bus = InMemoryBus(1_000.0)
         bound = handlers()
 
-        def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+        def invoke(body: dict[str, Any]) -> TaskOutcome:
             command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-            outcome = run_handler(bound, command)
-            return outcome.ok, outcome.output, outcome.error, outcome.cause
+            return run_handler(bound, command)
 
         self.stepper = Stepper(
             log=self.log,

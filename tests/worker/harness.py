@@ -8,6 +8,7 @@ from typing import Any
 from stepflow.activities import ActivityRouter, ActivityService, CallbackInvoker
 from stepflow.asl import parse
 from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -52,7 +53,7 @@ class Harness:
         self.log = InMemoryLog()
         self.queue = InMemoryTaskQueue(clock=lambda: self.bus.now)
         machine = parse(definition)
-        inner = invoker or (lambda body: (True, {"inline": body["input"]}, None, None))
+        inner = invoker or (lambda body: TaskOutcome.succeeded({"inline": body["input"]}))
         self.stepper = Stepper(
             log=self.log,
             bus=self.bus,

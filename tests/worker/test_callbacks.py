@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from stepflow.activities import ActivityError
+from stepflow.runtime import TaskOutcome
 
 from tests.worker.harness import Harness, task_machine
 
@@ -70,9 +71,9 @@ def test_a_failed_send_fails_the_task(sqs: Any) -> None:
 def test_lambda_invoke_wait_for_task_token_hands_the_token_to_the_function() -> None:
     calls: list[dict[str, Any]] = []
 
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
         calls.append(body)
-        return True, {"StatusCode": 200, "Payload": "ignored"}, None, None
+        return TaskOutcome.succeeded({"StatusCode": 200, "Payload": "ignored"})
 
     definition = task_machine(
         LAMBDA_WAIT,

@@ -18,6 +18,7 @@ from stepflow.asl import parse
 from stepflow.aws.dynamodb_log import DynamoDBLog, create_table
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.runtime import InMemoryBus, Stepper
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.worker import ServiceClient, TaskContext, Worker
 
 from tests.worker.harness import SM, activity, task_machine
@@ -36,7 +37,7 @@ class Stack:
             bus=self.bus,
             definitions=lambda _arn: machine,
             clock=lambda: self.bus.now,
-            invoker=lambda body: (False, None, "Unexpected", "no inline tasks here"),
+            invoker=lambda body: TaskOutcome.failed("Unexpected", "no inline tasks here"),
             router=ActivityRouter(self.queue, self.bus),
         )
         self.service = ActivityService(

@@ -14,8 +14,7 @@ import json
 from typing import Any
 
 from stepflow.engine.resources import describe
-
-Outcome = tuple[bool, Any, str | None, str | None]
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 
 SEND_FIELDS = (
     "QueueUrl",
@@ -29,29 +28,30 @@ SEND_FIELDS = (
 class CallbackInvoker:
     """A task invoker that performs callback integrations and passes the rest to ``inner``."""
 
-    def __init__(self, inner: Any, *, sqs: Any = None) -> None:
+    def __init__(self, inner: TaskInvoker, *, sqs: Any = None) -> None:
         self.inner = inner
         self._sqs = sqs
 
-    def __call__(self, body: dict[str, Any]) -> Outcome:
+    def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the task described by ``body`` (an inline task message body)."""
         resource = str(body.get("resource", ""))
         if not describe(resource).wait_for_token:
-            result: Outcome = self.inner(body)
-            return result
+            return self.inner(body)
         base = resource.removesuffix(".waitForTaskToken")
         if base.endswith(":sqs:sendMessage"):
             return self._send_message(body.get("input"))
         if base.endswith(":lambda:invoke"):
-            ok, _, error, cause = self.inner({**body, "resource": base})
-            return ok, None, error, cause
-        return False, None, "States.Runtime", f"Unsupported callback integration {resource!r}"
+            sent = self.inner({**body, "resource": base})
+            return TaskOutcome(sent.ok, None, sent.error, sent.cause)
+        return TaskOutcome.failed(
+            "States.Runtime", f"Unsupported callback integration {resource!r}"
+        )
 
-    def _send_message(self, request: Any) -> Outcome:
+    def _send_message(self, request: Any) -> TaskOutcome:
         if not isinstance(request, dict) or not isinstance(request.get("QueueUrl"), str):
-            return False, None, "States.Runtime", "sqs:sendMessage needs a QueueUrl"
+            return TaskOutcome.failed("States.Runtime", "sqs:sendMessage needs a QueueUrl")
         if "MessageBody" not in request:
-            return False, None, "States.Runtime", "sqs:sendMessage needs a MessageBody"
+            return TaskOutcome.failed("States.Runtime", "sqs:sendMessage needs a MessageBody")
         message_body = request["MessageBody"]
         if not isinstance(message_body, str):
             message_body = json.dumps(message_body, separators=(",", ":"))
@@ -65,5 +65,5 @@ class CallbackInvoker:
             if not isinstance(response, dict):
                 raise
             code = response.get("Error", {}).get("Code", "AmazonSQSException")
-            return False, None, f"SQS.{code}", str(exc)
-        return True, None, None, None
+            return TaskOutcome.failed(f"SQS.{code}", str(exc))
+        return TaskOutcome.succeeded(None)

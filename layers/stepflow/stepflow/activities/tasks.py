@@ -35,6 +35,7 @@ from stepflow.activities.errors import (
 )
 from stepflow.activities.names import name_of, queue_name
 from stepflow.activities.tokens import TaskToken, delivery_token, genuine, parse
+from stepflow.data.serialize import dumps
 from stepflow.engine import (
     Continue,
     Event,
@@ -44,7 +45,6 @@ from stepflow.engine import (
     TaskStarted,
 )
 from stepflow.engine.codec import decode_state
-from stepflow.engine.decide import dumps
 from stepflow.engine.model import TaskSucceeded
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord

@@ -10,8 +10,8 @@ from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, invalid_arn, validation
 from stepflow.api.machines import Machines, describe, parse_json, version_key
 from stepflow.api.paging import page_size, read_token, write_token
+from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
-from stepflow.engine.decide import dumps
 from stepflow.runtime import CoordinationLog, ExecutionInputMismatchError, ExecutionRecord, Stepper
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")

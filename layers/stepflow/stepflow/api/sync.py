@@ -18,8 +18,8 @@ from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, validation
 from stepflow.api.machines import Machines, parse_json
 from stepflow.asl import DefinitionError, StateMachine, parse, validate
+from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
-from stepflow.engine.decide import dumps
 from stepflow.runtime import ExecutionRecord, InMemoryBus, InMemoryLog, Stepper, TaskInvoker
 
 MAX_MESSAGES = 100_000

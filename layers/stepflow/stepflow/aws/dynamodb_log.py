@@ -63,7 +63,7 @@ from stepflow.aws.topology import (
     TTL_ATTRIBUTE,
     table_definition,
 )
-from stepflow.engine.decide import dumps as _dumps
+from stepflow.data.serialize import dumps as _dumps
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
     PayloadCorruptError,

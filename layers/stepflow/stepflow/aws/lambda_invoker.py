@@ -19,18 +19,19 @@ which a ``Retry`` can match. Any other resource fails with
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from stepflow.runtime.outcome import TaskOutcome
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 """The optimised Lambda service integration."""
 
 READ_TIMEOUT_SECONDS = 910
 """Socket read timeout of the default client: longer than Lambda's 900 s maximum."""
-
-Outcome = tuple[bool, Any, str | None, str | None]
-"""(ok, output, error, cause), as the stepper's task invoker returns it."""
 
 _INVOKE_FIELDS = ("FunctionName", "Qualifier", "InvocationType", "ClientContext", "LogType")
 
@@ -40,15 +41,15 @@ class LambdaInvoker:
 
     def __init__(self, client: Any = None) -> None:
         if client is None:
-            config = importlib.import_module("botocore.config").Config(
+            config = Config(
                 read_timeout=READ_TIMEOUT_SECONDS,
                 connect_timeout=10,
                 retries={"mode": "standard", "total_max_attempts": 1},
             )
-            client = importlib.import_module("boto3").client("lambda", config=config)
+            client = boto3.client("lambda", config=config)
         self._client: Any = client
 
-    def __call__(self, body: dict[str, Any]) -> Outcome:
+    def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the task described by an inline task message ``body``."""
         resource = str(body.get("resource", ""))
         task_input = body.get("input")
@@ -60,23 +61,23 @@ class LambdaInvoker:
             return self._invoke_function(resource, task_input)
         return _unsupported(resource)
 
-    def _invoke_function(self, function_arn: str, task_input: Any) -> Outcome:
+    def _invoke_function(self, function_arn: str, task_input: Any) -> TaskOutcome:
         response = self._invoke(FunctionName=function_arn, Payload=_dumps(task_input))
-        if isinstance(response, tuple):
+        if isinstance(response, TaskOutcome):
             return response
         payload = _read_payload(response)
         if response.get("FunctionError"):
             return _function_error(payload)
-        return True, payload, None, None
+        return TaskOutcome.succeeded(payload)
 
-    def _invoke_integration(self, task_input: Any) -> Outcome:
+    def _invoke_integration(self, task_input: Any) -> TaskOutcome:
         if not isinstance(task_input, dict) or "FunctionName" not in task_input:
-            return False, None, "States.Runtime", "lambda:invoke needs a FunctionName"
+            return TaskOutcome.failed("States.Runtime", "lambda:invoke needs a FunctionName")
         request = {k: task_input[k] for k in _INVOKE_FIELDS if k in task_input}
         if "Payload" in task_input:
             request["Payload"] = _dumps(task_input["Payload"])
         response = self._invoke(**request)
-        if isinstance(response, tuple):
+        if isinstance(response, TaskOutcome):
             return response
         payload = _read_payload(response)
         if response.get("FunctionError"):
@@ -95,9 +96,9 @@ class LambdaInvoker:
             "SdkResponseMetadata": {"RequestId": str(metadata.get("RequestId", ""))},
             "StatusCode": status,
         }
-        return True, output, None, None
+        return TaskOutcome.succeeded(output)
 
-    def _invoke(self, **request: Any) -> dict[str, Any] | Outcome:
+    def _invoke(self, **request: Any) -> dict[str, Any] | TaskOutcome:
         """Call Invoke; a failed call becomes a failed task outcome (``Lambda.<Code>``)."""
         try:
             response: dict[str, Any] = self._client.invoke(**request)
@@ -108,9 +109,9 @@ class LambdaInvoker:
                 message = str(error["Error"].get("Message", exc))
                 status = error.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
                 cause = f"{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code})"
-                return False, None, f"Lambda.{code}", cause
+                return TaskOutcome.failed(f"Lambda.{code}", cause)
             if type(exc).__module__.startswith("botocore"):
-                return False, None, "Lambda.SdkClientException", str(exc)
+                return TaskOutcome.failed("Lambda.SdkClientException", str(exc))
             raise
         return response
 
@@ -120,8 +121,8 @@ def _is_function_arn(resource: str) -> bool:
     return len(parts) in (7, 8) and parts[:3] == ["arn", "aws", "lambda"] and parts[5] == "function"
 
 
-def _unsupported(resource: str) -> Outcome:
-    return False, None, "States.TaskFailed", f"resource not supported yet: {resource}"
+def _unsupported(resource: str) -> TaskOutcome:
+    return TaskOutcome.failed("States.TaskFailed", f"resource not supported yet: {resource}")
 
 
 def _dumps(value: Any) -> bytes:
@@ -143,10 +144,10 @@ def _read_payload(response: dict[str, Any]) -> Any:
         return text
 
 
-def _function_error(payload: Any) -> Outcome:
+def _function_error(payload: Any) -> TaskOutcome:
     """A failed task from a function error payload, as Step Functions reports it."""
     error = "Lambda.Unknown"
     if isinstance(payload, dict) and payload.get("errorType"):
         error = str(payload["errorType"])
     cause = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return False, None, error, cause
+    return TaskOutcome.failed(error, cause)

@@ -18,6 +18,7 @@ from stepflow.asl.states.base import MISSING, State
 from stepflow.data.jsonata import JSONataTemplate, compile_template
 from stepflow.data.jsonpath import Path
 from stepflow.data.scope import Scope
+from stepflow.data.serialize import dumps
 from stepflow.data.template import Template
 from stepflow.engine.model import Frame
 from stepflow.engine.pipeline import build, place, select
@@ -198,8 +199,6 @@ def _jsonpath_assign(
 
 
 def _check_size(assigned: Any) -> None:
-    from stepflow.engine.decide import dumps
-
     size = len(dumps(assigned).encode())
     if size > ASSIGN_LIMIT:
         raise StatesError(

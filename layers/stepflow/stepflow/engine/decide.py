@@ -10,10 +10,7 @@ no clock and never sleeps.
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
-
-import orjson
 
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
@@ -23,6 +20,7 @@ from stepflow.asl.states.parallel import ParallelState
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
+from stepflow.data.serialize import dumps
 from stepflow.engine import children, dataflow, fanout, simple, tasks, waits
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
@@ -63,17 +61,6 @@ _RUNTIME_ERRORS = frozenset(
         StatesErrorName.RESULT_PATH_MATCH_FAILURE,
     }
 )
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def dumps(value: Any) -> str:
-    """JSON text as Step Functions records it in history and output (compact)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # e.g. an integer beyond 64 bits: the standard library takes it
-        return _ENCODE(value)
 
 
 def decide(

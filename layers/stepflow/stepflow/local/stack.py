@@ -14,7 +14,7 @@ import importlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.stepper_lambda import table_definitions
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
-from stepflow.runtime import Stepper
+from stepflow.runtime import Stepper, TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker
 
 TABLE = "stepflow-local"
@@ -140,13 +140,11 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _invoker(self) -> Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]:
+    def _invoker(self) -> TaskInvoker:
         """Tasks run on the Python handlers given, else on Lambda at the endpoint."""
         if self.handlers:
             return task_invoker(self.handlers)
-        invoker: Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]
-        invoker = LambdaInvoker(self.client("lambda"))
-        return invoker
+        return LambdaInvoker(self.client("lambda"))
 
 
 class SerializedWrites:

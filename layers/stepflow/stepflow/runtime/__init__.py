@@ -2,6 +2,7 @@
 
 from stepflow.runtime.memory import InMemoryBus, InMemoryLog
 from stepflow.runtime.messages import Message, decode_event, encode_event
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.payloads import (
     InMemoryPayloadStore,
     PayloadNotFoundError,
@@ -20,7 +21,6 @@ from stepflow.runtime.ports import (
 from stepflow.runtime.stepper import (
     ExecutionInputMismatchError,
     Stepper,
-    TaskInvoker,
     TaskLeaseHeldError,
 )
 
@@ -43,6 +43,7 @@ __all__ = [
     "TaskClaim",
     "TaskInvoker",
     "TaskLeaseHeldError",
+    "TaskOutcome",
     "decode_event",
     "encode_event",
 ]

@@ -46,6 +46,7 @@ from stepflow.engine import (
 from stepflow.engine.codec import decode_state, encode_state
 from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
+from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
     ConflictError,
     CoordinationLog,
@@ -61,9 +62,6 @@ MAX_DELAY_SECONDS = 900
 DEFAULT_CHILD_LIMIT = 40
 """A Map with more items than this runs them as child executions (see engine.children)."""
 
-
-TaskInvoker = Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]
-"""Runs an inline task body; returns (ok, output, error, cause)."""
 
 TaskGuard = Callable[[ExecutionRecord | None], dict[str, Any] | None]
 """Checks a record before a worker's report is applied: raises to refuse it (nothing is
@@ -462,9 +460,13 @@ class Stepper:
     def _invoke(self, message: Message) -> dict[str, Any]:
         """Call the task's resource and return its result as an encoded engine event."""
         task_id = str(message.body["task_id"])
-        ok, output, error, cause = self.invoker(message.body)
-        event: Event = TaskSucceeded(task_id, output) if ok else TaskFailed(task_id, error, cause)
-        if ok and describe(str(message.body.get("resource", ""))).wait_for_token:
+        outcome = self.invoker(message.body)
+        event: Event = (
+            TaskSucceeded(task_id, outcome.output)
+            if outcome.ok
+            else TaskFailed(task_id, outcome.error, outcome.cause)
+        )
+        if outcome.ok and describe(str(message.body.get("resource", ""))).wait_for_token:
             event = TaskStarted(task_id)  # sent: the result comes with SendTaskSuccess
         return encode_event(event)
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from stepflow.asl import StateMachine, parse
+from stepflow.data.serialize import dumps
 from stepflow.engine import (
     Complete,
     Continue,
@@ -25,7 +26,6 @@ from stepflow.engine import (
     decide,
     new_execution,
 )
-from stepflow.engine.decide import dumps
 from stepflow.testing.handlers import Handler, run_handler
 from stepflow.testing.result import ExecutionResult, TransitionLimitError
 

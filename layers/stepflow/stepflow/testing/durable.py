@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.asl import StateMachine
+from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
-from stepflow.engine.decide import dumps
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.testing.handlers import Handler, task_invoker
 from stepflow.testing.result import ExecutionResult, TransitionLimitError

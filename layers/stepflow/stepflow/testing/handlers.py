@@ -8,33 +8,24 @@ from typing import Any
 
 from stepflow.engine.model import RunTask
 from stepflow.errors import StatesErrorName
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 
 Handler = Callable[[Any], Any]
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 
-class TaskOutcome:
-    """What a handler produced: an output, or an error and cause."""
-
-    __slots__ = ("cause", "error", "ok", "output")
-
-    def __init__(
-        self, ok: bool, output: Any = None, error: str | None = None, cause: str | None = None
-    ) -> None:
-        self.ok, self.output, self.error, self.cause = ok, output, error, cause
-
-
 def task_invoker(
     handlers: Mapping[str, Handler],
-) -> Callable[[dict[str, Any]], tuple[bool, Any, str | None, str | None]]:
+) -> TaskInvoker:
     """A task invoker for the runtime's ``Stepper`` that runs tasks on ``handlers``.
 
-    It takes the body of an inline task message and returns ``(ok, output,
-    error, cause)``, as :class:`stepflow.aws.lambda_invoker.LambdaInvoker` does.
+    It takes the body of an inline task message and returns a
+    :class:`~stepflow.runtime.outcome.TaskOutcome`, as
+    :class:`stepflow.aws.lambda_invoker.LambdaInvoker` does.
     """
 
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
         command = RunTask(
             body["task_id"],
             body["resource"],
@@ -44,8 +35,7 @@ def task_invoker(
             None,
             body.get("task_token"),
         )
-        outcome = run_handler(handlers, command)
-        return outcome.ok, outcome.output, outcome.error, outcome.cause
+        return run_handler(handlers, command)
 
     return invoke
 

@@ -1,0 +1,35 @@
+"""The outcome of running a task: its output, or its error and cause."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """What an invoker reports for one task attempt.
+
+    ``ok`` with ``output``, or not ``ok`` with ``error`` and ``cause`` (either
+    may be None, as in SendTaskFailure).
+    """
+
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+    @classmethod
+    def succeeded(cls, output: Any) -> TaskOutcome:
+        """A successful attempt with ``output``."""
+        return cls(True, output)
+
+    @classmethod
+    def failed(cls, error: str | None, cause: str | None = None) -> TaskOutcome:
+        """A failed attempt."""
+        return cls(False, None, error, cause)
+
+
+TaskInvoker = Callable[[dict[str, Any]], TaskOutcome]
+"""Runs the task described by an inline task message body and reports its outcome."""
