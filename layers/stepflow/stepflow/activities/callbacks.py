@@ -9,9 +9,8 @@ worker calls SendTaskSuccess/Failure or the task's timeout fires.
 
 from __future__ import annotations
 
-import importlib
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from stepflow.engine.resources import describe
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
@@ -25,10 +24,22 @@ SEND_FIELDS = (
 )
 
 
-class CallbackInvoker:
-    """A task invoker that performs callback integrations and passes the rest to ``inner``."""
+class MessageSender(Protocol):
+    """What the SQS callback needs of an SQS client (a boto3 ``sqs`` client fits)."""
 
-    def __init__(self, inner: TaskInvoker, *, sqs: Any = None) -> None:
+    def send_message(self, **request: Any) -> Any:
+        """Send one message (``QueueUrl``, ``MessageBody``...); raise on failure."""
+        ...
+
+
+class CallbackInvoker:
+    """A task invoker that performs callback integrations and passes the rest to ``inner``.
+
+    ``sqs`` sends the ``sqs:sendMessage.waitForTaskToken`` messages; the edge that
+    wires the runtime injects it (the core never builds an AWS client).
+    """
+
+    def __init__(self, inner: TaskInvoker, *, sqs: MessageSender) -> None:
         self.inner = inner
         self._sqs = sqs
 
@@ -56,8 +67,6 @@ class CallbackInvoker:
         if not isinstance(message_body, str):
             message_body = json.dumps(message_body, separators=(",", ":"))
         call = {k: request[k] for k in SEND_FIELDS if k in request}
-        if self._sqs is None:
-            self._sqs = importlib.import_module("boto3").client("sqs")
         try:
             self._sqs.send_message(MessageBody=message_body, **call)
         except Exception as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 API_GATEWAY_SIGNING_NAME = "execute-api"
 """The SigV4 service name API Gateway checks under IAM authorization."""
@@ -24,10 +26,10 @@ def client(
     ``states``. ``session`` (a ``boto3.Session``) and ``kwargs`` (``config``,
     credentials, ...) go to boto3.
     """
-    maker = session if session is not None else importlib.import_module("boto3")
+    maker = session if session is not None else boto3
     # StartSyncExecution's model asks for a ``sync-`` host prefix: right for AWS's
     # endpoint, wrong for one API Gateway (or local) host serving every operation.
-    config = importlib.import_module("botocore.config").Config(inject_host_prefix=False)
+    config = Config(inject_host_prefix=False)
     if kwargs.get("config") is not None:
         config = config.merge(kwargs["config"])
     kwargs["config"] = config

@@ -65,7 +65,7 @@ def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsServ
         bus=sqs_bus.SQSBus(queue),
         registry=registry.DynamoDBRegistry(table, client=dynamodb),
         invoker=importlib.import_module("stepflow.activities").CallbackInvoker(
-            invoker.LambdaInvoker()
+            invoker.LambdaInvoker(), sqs=importlib.import_module("boto3").client("sqs")
         ),
         task_queue=importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue(),
     )

@@ -11,10 +11,12 @@ service itself is a 5xx.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import botocore.session
+import botocore.validate
 
 from stepflow.api.errors import ApiError
 
@@ -93,13 +95,13 @@ def check_params(operation: str, params: dict[str, Any]) -> None:
 
 @functools.cache
 def _service_model() -> Any:
-    session = importlib.import_module("botocore.session").get_session()
+    session = botocore.session.get_session()
     return session.get_service_model("stepfunctions")
 
 
 @functools.cache
 def _validator() -> Any:
-    return importlib.import_module("botocore.validate").ParamValidator()
+    return botocore.validate.ParamValidator()
 
 
 def _reply(status: int, document: Mapping[str, Any]) -> Response:

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import orjson
 
 from stepflow.aws.log_items import (
@@ -131,7 +131,7 @@ class DynamoDBLog:
         self.retention_seconds = retention_seconds
         self.compress_above = compress_above
         self.payloads = payloads
-        self._client: Any = client or importlib.import_module("boto3").client("dynamodb")
+        self._client: Any = client or boto3.client("dynamodb")
         self._items = ItemPacker(
             compress_above=compress_above,
             item_budget=item_budget,

@@ -14,9 +14,9 @@ Names cannot contain ``:`` and ARNs always do, so the two key spaces never meet.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+import boto3
 import orjson
 
 from stepflow.aws.dynamodb_log import LogUnavailableError
@@ -31,7 +31,7 @@ class DynamoDBRegistry:
 
     def __init__(self, table_name: str, *, client: Any = None) -> None:
         self.table = table_name
-        self._client: Any = client or importlib.import_module("boto3").client("dynamodb")
+        self._client: Any = client or boto3.client("dynamodb")
 
     def get(self, name: str, sk: str) -> dict[str, Any] | None:
         """The document, or None (strongly consistent)."""

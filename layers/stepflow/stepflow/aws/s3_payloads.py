@@ -8,9 +8,10 @@ The bucket (private, encrypted; see :mod:`stepflow.aws.topology`) is named by
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
+
+import boto3
 
 from stepflow.aws.topology import PAYLOAD_BUCKET_ENV_VAR, PAYLOAD_PREFIX
 from stepflow.runtime.payloads import (
@@ -32,7 +33,7 @@ class S3PayloadStore:
             raise ValueError("S3PayloadStore needs a bucket name")
         self.bucket = bucket
         self.prefix = prefix
-        self._client: Any = client or importlib.import_module("boto3").client("s3")
+        self._client: Any = client or boto3.client("s3")
 
     @classmethod
     def from_environment(

@@ -15,9 +15,10 @@ failed deliveries.
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
+
+import boto3
 
 from stepflow.runtime.messages import Message
 
@@ -43,7 +44,7 @@ class SQSBus:
 
     def __init__(self, queue_url: str, *, client: Any = None) -> None:
         self.queue_url = queue_url
-        self._client: Any = client or importlib.import_module("boto3").client("sqs")
+        self._client: Any = client or boto3.client("sqs")
 
     def send(self, message: Message, delay_seconds: int = 0) -> None:
         """Send ``message``, deliverable after ``delay_seconds`` (clamped to 0-900).

@@ -11,10 +11,11 @@ that by the activity service, which fails the task instead.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+import boto3
 
 from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS, BusUnavailableError
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError
@@ -40,7 +41,7 @@ class SQSTaskQueue:
     """
 
     def __init__(self, *, client: Any = None, prefix: str = QUEUE_PREFIX) -> None:
-        self._client: Any = client or importlib.import_module("boto3").client("sqs")
+        self._client: Any = client or boto3.client("sqs")
         self.prefix = prefix
         self.dlq_prefix = prefix.replace("-tq-", "-tqdlq-") if "-tq-" in prefix else DLQ_PREFIX
         self._urls: dict[str, str] = {}

@@ -96,7 +96,9 @@ def build_stepper(
         bus=bus,
         definitions=definitions or table_definitions(dynamodb, table_name),
         clock=time.time,
-        invoker=activities.CallbackInvoker(LambdaInvoker()),
+        invoker=activities.CallbackInvoker(
+            LambdaInvoker(), sqs=importlib.import_module("boto3").client("sqs")
+        ),
         router=activities.ActivityRouter(task_queue, bus),
     )
 

@@ -13,11 +13,11 @@ execution started again under the same name is never touched.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -71,7 +71,7 @@ _client: Any = None
 def _dynamodb() -> Any:
     global _client
     if _client is None:
-        _client = importlib.import_module("boto3").client("dynamodb")
+        _client = boto3.client("dynamodb")
     return _client
 
 

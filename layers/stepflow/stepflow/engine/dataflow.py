@@ -25,7 +25,7 @@ from stepflow.engine.pipeline import build, place, select
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
-    from stepflow.engine.decide import Decider
+    from stepflow.engine.step_context import EvalContext
 
 ASSIGN_LIMIT = 256 * 1024
 """Bytes of JSON one ``Assign`` may write (Step Functions' per-state limit)."""
@@ -69,7 +69,7 @@ def is_jsonata(node: State) -> bool:
     return node.query_language == "JSONata"
 
 
-def variables(d: Decider, frame: Frame) -> Mapping[str, Any]:
+def variables(d: EvalContext, frame: Frame) -> Mapping[str, Any]:
     """The variables ``frame`` can read: its own over its ancestors' (read-only)."""
     outer = d.state.outer_variables  # a child execution reads its parent's
     if frame.parent is None:
@@ -85,24 +85,24 @@ def variables(d: Decider, frame: Frame) -> Mapping[str, Any]:
     return merged
 
 
-def scope(d: Decider, frame: Frame, value: Any, **context: Any) -> Scope:
+def scope(d: EvalContext, frame: Frame, value: Any, **context: Any) -> Scope:
     """A JSONPath scope: ``$`` is ``value``, with the context object and variables."""
     return Scope(value, lambda: d.context(frame, **context), variables(d, frame))
 
 
-def states(d: Decider, frame: Frame, **extra: Any) -> dict[str, Any]:
+def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:
     """The ``$states`` object of a JSONata state."""
     context = extra.pop("context", None) or d.context(frame)
     return {"input": frame.input, "context": context, **extra}
 
 
-def evaluate(d: Decider, frame: Frame, raw: Any, field: str, **extra: Any) -> Any:
+def evaluate(d: EvalContext, frame: Frame, raw: Any, field: str, **extra: Any) -> Any:
     """Evaluate a JSONata-mode field (literal JSON with ``{% %}`` expressions)."""
     return jsonata(raw, field).evaluate(states(d, frame, **extra), variables(d, frame))
 
 
 def effective_input(
-    d: Decider, frame: Frame, node: State, *, template: Template | None = None, **context: Any
+    d: EvalContext, frame: Frame, node: State, *, template: Template | None = None, **context: Any
 ) -> Any:
     """The input the state works on: after InputPath/Parameters, or its ``Arguments``."""
     if is_jsonata(node):
@@ -117,7 +117,7 @@ def effective_input(
 
 
 def result_output(
-    d: Decider, frame: Frame, node: State, result: Any
+    d: EvalContext, frame: Frame, node: State, result: Any
 ) -> tuple[Any, dict[str, Any] | None]:
     """Output and assignments of a state that produced a result (Pass, Task, Parallel, Map)."""
     if is_jsonata(node):
@@ -131,7 +131,7 @@ def result_output(
 
 
 def passthrough_output(
-    d: Decider,
+    d: EvalContext,
     frame: Frame,
     node: State,
     effective: Any,
@@ -147,7 +147,7 @@ def passthrough_output(
 
 
 def catch_output(
-    d: Decider, frame: Frame, node: State, catcher: Catcher, error_output: dict[str, Any]
+    d: EvalContext, frame: Frame, node: State, catcher: Catcher, error_output: dict[str, Any]
 ) -> tuple[Any, dict[str, Any] | None]:
     """Output and assignments when ``catcher`` handles the state's error."""
     if is_jsonata(node):
@@ -156,7 +156,7 @@ def catch_output(
     return place(catcher.result_path, frame.input, error_output), assigned
 
 
-def _select(d: Decider, frame: Frame, path: Path | None, value: Any) -> Any:
+def _select(d: EvalContext, frame: Frame, path: Path | None, value: Any) -> Any:
     if path is not None and path.steps == () and path.root == "input":
         return value  # "$": no need to build a scope
     return select(path, scope(d, frame, value))
@@ -173,7 +173,7 @@ def error_output(error: str | None, cause: str | None) -> dict[str, Any]:
 
 
 def _jsonata_output(
-    d: Decider, frame: Frame, output: Any, assign: Mapping[str, Any] | None, **extra: Any
+    d: EvalContext, frame: Frame, output: Any, assign: Mapping[str, Any] | None, **extra: Any
 ) -> tuple[Any, dict[str, Any] | None]:
     assigned = None
     if assign is not None:
@@ -189,7 +189,7 @@ def _jsonata_output(
 
 
 def _jsonpath_assign(
-    d: Decider, frame: Frame, assign: Mapping[str, Any] | None, value: Any
+    d: EvalContext, frame: Frame, assign: Mapping[str, Any] | None, value: Any
 ) -> dict[str, Any] | None:
     if assign is None:
         return None

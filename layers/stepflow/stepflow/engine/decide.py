@@ -9,11 +9,7 @@ no clock and never sleeps.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 from stepflow.asl.machine import StateMachine
-from stepflow.asl.states.base import State
 from stepflow.asl.states.choice import ChoiceState
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
@@ -21,25 +17,17 @@ from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.serialize import dumps
-from stepflow.engine import children, dataflow, fanout, simple, tasks, waits
-from stepflow.engine.context import context_object, iso
-from stepflow.engine.failures import matches
+from stepflow.engine import fanout, simple, tasks, waits
 from stepflow.engine.model import (
-    CancelChild,
-    CancelTask,
     ChildFinished,
-    Command,
-    Complete,
     Continue,
     ContinueLater,
     Decision,
     Event,
     ExecutionState,
     Frame,
-    NotifyParent,
     Redrive,
     Start,
-    StartTimer,
     Stop,
     TaskFailed,
     TaskHeartbeat,
@@ -47,20 +35,11 @@ from stepflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
+from stepflow.engine.transitions import Transitions
 from stepflow.errors import StatesError, StatesErrorName
 
 DEFAULT_BUDGET = 10_000
 """States entered per decision before the engine yields with ``ContinueLater``."""
-
-_RUNTIME_ERRORS = frozenset(
-    {
-        StatesErrorName.RUNTIME,
-        StatesErrorName.QUERY_EVALUATION_ERROR,
-        StatesErrorName.INTRINSIC_FAILURE,
-        StatesErrorName.PARAMETER_PATH_FAILURE,
-        StatesErrorName.RESULT_PATH_MATCH_FAILURE,
-    }
-)
 
 
 def decide(
@@ -88,88 +67,8 @@ def decide(
     return Decision(decider.events, decider.state, decider.commands)
 
 
-class Decider:
-    """The working memory of one decision (internal to the engine)."""
-
-    def __init__(
-        self, definition: StateMachine, state: ExecutionState, now: float, budget: int
-    ) -> None:
-        self.definition = definition
-        self.state = state
-        self.now = now
-        self.now_iso = iso(now)
-        self.budget = budget
-        self.transitions = 0
-        self.events: list[dict[str, Any]] = []
-        self.commands: list[Command] = []
-
-    # --- bookkeeping ----------------------------------------------------------------------
-
-    def emit(
-        self, frame: Frame | None, type_: str, key: str | None = None, details: Any = None
-    ) -> int:
-        """Append a history event on ``frame``'s thread and return its id."""
-        if frame is not None and frame.silent:
-            return frame.prev_id
-        s = self.state
-        event_id = s.next_event_id
-        s.next_event_id += 1
-        event: dict[str, Any] = {
-            "id": event_id,
-            "previousEventId": frame.prev_id if frame is not None else event_id - 1,
-            "timestamp": self.now,
-            "type": type_,
-        }
-        if key is not None:
-            event[key] = details
-        if frame is not None:
-            frame.prev_id = event_id
-        self.events.append(event)
-        return event_id
-
-    def new_id(self, prefix: str) -> str:
-        """A fresh id, unique within the execution."""
-        self.state.counter += 1
-        return f"{prefix}{self.state.counter}"
-
-    def node(self, frame: Frame) -> State:
-        """The state node ``frame`` is at."""
-        return self.definition.machines[frame.machine].states[frame.state]
-
-    def context(self, frame: Frame, **extra: Any) -> dict[str, Any]:
-        """The context object (``$$`` / ``$states.context``) of ``frame``'s current state."""
-        return context_object(self.state, frame, **extra)
-
-    @staticmethod
-    def encode(value: Any) -> str:
-        """JSON text as Step Functions records it."""
-        return dumps(value)
-
-    def start_timer(
-        self, frame: Frame, kind: str, fire_at: float, timer_id: str | None = None
-    ) -> str:
-        """Arm a timer that delivers ``TimerFired`` for ``frame``."""
-        timer_id = timer_id or self.new_id("w")
-        self.state.timers[timer_id] = (frame.id, kind)
-        self.commands.append(StartTimer(timer_id, fire_at))
-        return timer_id
-
-    def drop_timers(self, *, frame_id: str | None = None, task_id: str | None = None) -> None:
-        """Forget timers that can no longer matter (their delivery is then ignored).
-
-        ``task_id``: the timeout/heartbeat checks of a finished attempt;
-        ``frame_id``: every timer of an aborted frame.
-        """
-        suffix = f":{task_id}" if task_id is not None else None
-        timers = self.state.timers
-        for timer_id, (owner, kind) in list(timers.items()):
-            if owner == frame_id or (suffix is not None and kind.endswith(suffix)):
-                del timers[timer_id]
-
-    def push(self, frame: Frame) -> None:
-        """Make ``frame`` runnable."""
-        frame.phase = "ready"
-        self.state.ready.append(frame.id)
+class Decider(Transitions):
+    """One decision: apply an event, then run ready frames (internal to the engine)."""
 
     # --- events -----------------------------------------------------------------------------
 
@@ -200,7 +99,7 @@ class Decider:
         elif isinstance(event, Stop):
             self.end_execution("ABORTED", "ExecutionAborted", event.error, event.cause)
         elif isinstance(event, ChildFinished):
-            children.child_finished(self, event)
+            fanout.child_finished(self, event)
         elif isinstance(event, Continue):
             pass
 
@@ -334,164 +233,3 @@ class Decider:
                 raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
         except StatesError as exc:
             self.state_error(frame, node, exc)
-
-    def state_error(self, frame: Frame, node: State, exc: StatesError) -> None:
-        """A state's own evaluation failed: say where, then fail the state."""
-        cause = exc.cause
-        if exc.error in _RUNTIME_ERRORS:
-            cause = (
-                f"An error occurred while executing the state '{node.name}' "
-                f"(entered at the event id #{frame.entered_id}). {exc.cause or ''}"
-            ).rstrip()
-        if exc.error == StatesErrorName.QUERY_EVALUATION_ERROR:
-            self.emit(
-                frame,
-                "EvaluationFailed",
-                "evaluationFailedEventDetails",
-                {"error": exc.error, "cause": cause, "state": node.name},
-            )
-        self.fail_state(frame, node, exc.error, cause)
-
-    # --- leaving states -----------------------------------------------------------------
-
-    def exit_state(
-        self,
-        frame: Frame,
-        node: State,
-        output: Any,
-        *,
-        assigned: dict[str, Any] | None = None,
-        next_state: str | None = None,
-    ) -> None:
-        """Commit the state's variable assignments, record its exit and move ``frame`` on."""
-        details: dict[str, Any] = {
-            "name": node.name,
-            "output": dumps(output),
-            "outputDetails": {"truncated": False},
-        }
-        if assigned:
-            frame.variables.update(assigned)
-            details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
-            details["assignedVariablesDetails"] = {"truncated": False}
-        self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
-        target = next_state or node.next
-        if target is None:
-            self.frame_done(frame, output)
-            return
-        frame.state = target
-        frame.input = output
-        frame.effective = None
-        self.push(frame)
-
-    def fail_state(self, frame: Frame, node: State, error: str | None, cause: str | None) -> None:
-        """The state failed: retry it, catch the error, or fail the frame."""
-        if error == StatesErrorName.RUNTIME:
-            self.frame_failed(frame, error, cause, fatal=True)
-            return
-        retriers = getattr(node, "retry", ())
-        for i, retrier in enumerate(retriers):
-            if matches(retrier.error_equals, error):
-                if frame.retries[i] < retrier.max_attempts:
-                    jitter = self.jitter(frame) if retrier.jitter_strategy == "FULL" else None
-                    delay = retrier.delay(frame.retries[i], jitter)
-                    frame.retries = (
-                        *frame.retries[:i],
-                        frame.retries[i] + 1,
-                        *frame.retries[i + 1 :],
-                    )
-                    frame.retry_count += 1
-                    frame.phase = "retry"
-                    frame.timer_id = self.start_timer(frame, "retry", self.now + delay)
-                    return
-                break
-        for catcher in getattr(node, "catch", ()):
-            if matches(catcher.error_equals, error):
-                fanout.state_failed_event(self, frame, node)
-                error_output = dataflow.error_output(error, cause)
-                try:
-                    output, assigned = dataflow.catch_output(
-                        self, frame, node, catcher, error_output
-                    )
-                except StatesError as exc:
-                    self.frame_failed(frame, exc.error, exc.cause)
-                    return
-                self.exit_state(frame, node, output, assigned=assigned, next_state=catcher.next)
-                return
-        fanout.state_failed_event(self, frame, node)
-        self.frame_failed(frame, error, cause)
-
-    def jitter(self, frame: Frame) -> float:
-        """A deterministic number in [0, 1) for FULL jitter (seeded by the execution)."""
-        material = f"{self.state.seed}:{frame.id}:{frame.retry_count}".encode()
-        return int.from_bytes(hashlib.sha256(material).digest()[:8], "big") / 2**64
-
-    def frame_done(self, frame: Frame, output: Any) -> None:
-        """A thread of control finished successfully."""
-        frame.phase = "done"
-        frame.output = output
-        if frame.parent is None:
-            s = self.state
-            s.status, s.output = "SUCCEEDED", output
-            self.emit(
-                frame,
-                "ExecutionSucceeded",
-                "executionSucceededEventDetails",
-                {"output": dumps(output), "outputDetails": {"truncated": False}},
-            )
-            self.finish()
-            self.completed(Complete("SUCCEEDED", output=output))
-        else:
-            fanout.child_done(self, frame)
-
-    def frame_failed(
-        self, frame: Frame, error: str | None, cause: str | None, *, fatal: bool = False
-    ) -> None:
-        """A thread of control failed; ``fatal`` errors fail the whole execution at once."""
-        frame.phase = "failed"
-        frame.error, frame.cause = error, cause
-        if frame.parent is None or fatal:
-            self.end_execution("FAILED", "ExecutionFailed", error, cause)
-        else:
-            fanout.child_failed(self, frame)
-
-    def end_execution(
-        self, status: Any, event_type: str, error: str | None, cause: str | None
-    ) -> None:
-        """Finish the execution with a status other than SUCCEEDED."""
-        s = self.state
-        details: dict[str, Any] = {}
-        if error is not None:
-            details["error"] = error
-        if cause is not None:
-            details["cause"] = cause
-        key = event_type[0].lower() + event_type[1:] + "EventDetails"
-        root = s.frames.get("")
-        self.emit(root, event_type, key, details)
-        s.status, s.error, s.cause = status, error, cause
-        for task_id in s.tasks:
-            self.commands.append(CancelTask(task_id))
-        self.commands.extend(CancelChild(child_id) for child_id in s.children)
-        self.finish()
-        self.completed(Complete(status, error=error, cause=cause))
-
-    def completed(self, complete: Complete) -> None:
-        """Report the end of the execution (to its parent too, for a child execution)."""
-        self.commands.append(complete)
-        parent = self.state.parent
-        if parent is not None:
-            done = ChildFinished(
-                str(parent["child_id"]),
-                complete.status,
-                complete.output,
-                complete.error,
-                complete.cause,
-            )
-            self.commands.append(NotifyParent(str(parent["arn"]), done))
-
-    def finish(self) -> None:
-        """Drop all open tasks, timers and ready frames of a finished execution."""
-        s = self.state
-        s.tasks.clear()
-        s.timers.clear()
-        s.ready.clear()
-        s.children.clear()

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.base import MISSING, State
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
-from stepflow.data.jsonata import is_expression
-from stepflow.data.jsonpath import Path, PathNotFoundError
-from stepflow.engine import children, dataflow
-from stepflow.engine.model import CancelTask, Fanout, Frame
+from stepflow.engine import children, dataflow, map_limits
+from stepflow.engine.model import CancelTask, ChildFinished, Fanout, Frame
 from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
-    from stepflow.engine.decide import Decider
+    from stepflow.engine.step_context import StepContext
 
 
-def run_parallel(d: Decider, frame: Frame, node: ParallelState) -> None:
+def run_parallel(d: StepContext, frame: Frame, node: ParallelState) -> None:
     """Start (or restart, on retry) every branch of a Parallel state."""
     effective = dataflow.effective_input(d, frame, node, template=node.parameters)
     frame.effective = effective
@@ -37,7 +34,7 @@ def run_parallel(d: Decider, frame: Frame, node: ParallelState) -> None:
         complete(d, frame, node)
 
 
-def run_map(d: Decider, frame: Frame, node: MapState) -> None:
+def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     """Start (or restart, on retry) a Map state; its items run as child frames."""
     jsonata = dataflow.is_jsonata(node)
     effective = dataflow.effective_input(d, frame, node)
@@ -50,10 +47,10 @@ def run_map(d: Decider, frame: Frame, node: MapState) -> None:
     if not isinstance(items, list):
         raise StatesError(
             StatesErrorName.QUERY_EVALUATION_ERROR if jsonata else StatesErrorName.RUNTIME,
-            f"Map state input must be an array but was: {_show(items)}",
+            f"Map state input must be an array but was: {map_limits.show(items)}",
         )
     frame.effective = effective
-    concurrency = _number(
+    concurrency = map_limits.number(
         d,
         frame,
         node,
@@ -63,7 +60,7 @@ def run_map(d: Decider, frame: Frame, node: MapState) -> None:
         integer=True,
     )
     d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
-    count = _number(
+    count = map_limits.number(
         d,
         frame,
         node,
@@ -72,7 +69,7 @@ def run_map(d: Decider, frame: Frame, node: MapState) -> None:
         "ToleratedFailureCount",
         integer=True,
     )
-    pct = _number(
+    pct = map_limits.number(
         d,
         frame,
         node,
@@ -104,7 +101,7 @@ def run_map(d: Decider, frame: Frame, node: MapState) -> None:
     start_iterations(d, frame, node)
 
 
-def start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
+def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
     """Start items up to MaxConcurrency; an ItemSelector failure fails the Map state.
 
     Items after the first batch start from inside another item's completion,
@@ -143,7 +140,7 @@ def start_iterations(d: Decider, frame: Frame, node: MapState) -> None:
 
 
 def _item_input(
-    d: Decider, frame: Frame, node: MapState, index: int, item: Any, effective: Any
+    d: StepContext, frame: Frame, node: MapState, index: int, item: Any, effective: Any
 ) -> Any:
     """The input of iteration ``index``: the item, or the ItemSelector built from it."""
     if dataflow.is_jsonata(node):
@@ -157,7 +154,7 @@ def _item_input(
 
 
 def _child(
-    d: Decider,
+    d: StepContext,
     parent: Frame,
     machine: str,
     start: str,
@@ -182,7 +179,7 @@ def _child(
     return child
 
 
-def child_done(d: Decider, child: Frame) -> None:
+def child_done(d: StepContext, child: Frame) -> None:
     """A branch or iteration succeeded: record its output, start more, or finish."""
     parent = d.state.frames[child.parent or ""]
     fan = parent.fanout
@@ -208,7 +205,7 @@ def child_done(d: Decider, child: Frame) -> None:
         complete(d, parent, node)
 
 
-def child_failed(d: Decider, child: Frame) -> None:
+def child_failed(d: StepContext, child: Frame) -> None:
     """A branch or iteration failed: tolerate it (Map) or fail the whole state."""
     parent = d.state.frames[child.parent or ""]
     fan = parent.fanout
@@ -253,7 +250,7 @@ def tolerated(fan: Fanout) -> bool:
     return True
 
 
-def abort_children(d: Decider, frame: Frame) -> None:
+def abort_children(d: StepContext, frame: Frame) -> None:
     """Abort every running child of ``frame`` (and theirs), cancelling their tasks."""
     fan = frame.fanout
     if fan is None:
@@ -283,7 +280,7 @@ def abort_children(d: Decider, frame: Frame) -> None:
     fan.next_index = fan.total
 
 
-def complete(d: Decider, frame: Frame, node: State) -> None:
+def complete(d: StepContext, frame: Frame, node: State) -> None:
     """Every child succeeded (or was tolerated): the state's result is their outputs."""
     fan = frame.fanout
     assert fan is not None and isinstance(node, ParallelState | MapState)
@@ -303,7 +300,7 @@ def complete(d: Decider, frame: Frame, node: State) -> None:
     d.exit_state(frame, node, output, assigned=assigned)
 
 
-def state_failed_event(d: Decider, frame: Frame, node: State) -> None:
+def state_failed_event(d: StepContext, frame: Frame, node: State) -> None:
     """Parallel and Map record ``…StateFailed`` when they finally fail (not per retry)."""
     if isinstance(node, ParallelState):
         d.emit(frame, "ParallelStateFailed")
@@ -318,51 +315,43 @@ def _distributed(node: State) -> bool:
     return isinstance(node, MapState) and node.processor_mode == "DISTRIBUTED"
 
 
-def _number(
-    d: Decider,
-    frame: Frame,
-    node: State,
-    literal: Any,
-    path: Path | None,
-    field: str,
-    *,
-    integer: bool,
-) -> Any:
-    """A Map limit from a literal, a reference path or a JSONata expression."""
-    kind = "integer" if integer else "float"
-    if path is None:
-        if literal is MISSING or literal is None:
-            return None
-        if not (dataflow.is_jsonata(node) and is_expression(literal)):
-            return literal
-        value = dataflow.evaluate(d, frame, literal, field)
-        if not _numeric(value, integer) or value < 0:
-            raise StatesError(
-                StatesErrorName.QUERY_EVALUATION_ERROR,
-                f'The {field} field refers to value "{_show(value)}" which is not a valid {kind}',
-            )
-        return value
-    try:
-        value = dataflow.scope(d, frame, frame.input).read(path)
-    except PathNotFoundError:
-        raise StatesError(
-            StatesErrorName.RUNTIME,
-            f"Invalid path '{path.text}' : No results for path: {path.normalized}",
-        ) from None
-    if not _numeric(value, integer) or value < 0:
-        raise StatesError(
-            StatesErrorName.RUNTIME,
-            f'The {field}Path field refers to value "{_show(value)}" which is not a valid '
-            f"{kind}: {path.text}",
-        )
-    return value
-
-
-def _numeric(value: Any, integer: bool) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (not integer and isinstance(value, float))
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+def child_finished(d: StepContext, event: ChildFinished) -> None:
+    """A child execution ended: record its result like an inline iteration's."""
+    frame_id = d.state.children.pop(event.child_id, None)
+    if frame_id is None:  # a duplicate report, or a child of an aborted Map
+        return
+    frame = d.state.frames[frame_id]
+    fan = frame.fanout
+    node = d.node(frame)
+    assert fan is not None and isinstance(node, MapState)
+    index = next(i for i, c in fan.children.items() if c == event.child_id)
+    del fan.children[index]
+    silent = node.processor_mode == "DISTRIBUTED"
+    if event.status == "SUCCEEDED":
+        fan.results[index] = event.output
+        fan.done[index] = True
+        children.iteration_event(d, frame, node, "Succeeded", index, silent)
+        start_iterations(d, frame, node)
+        if not fan.children and fan.next_index >= fan.total and frame.phase == "children":
+            complete(d, frame, node)
+        return
+    error, cause = event.error, event.cause
+    if event.status == "ABORTED" and error is None:
+        error = "States.Aborted"  # a child stopped from outside its parent
+    if error == StatesErrorName.RUNTIME:  # never caught: it ends the whole execution
+        d.frame_failed(frame, error, cause, fatal=True)
+        return
+    children.iteration_event(d, frame, node, "Failed", index, silent)
+    fan.failures += 1
+    fan.results[index] = dataflow.error_output(error, cause)
+    fan.done[index] = True
+    if tolerated(fan):
+        start_iterations(d, frame, node)
+        if not fan.children and fan.next_index >= fan.total:
+            complete(d, frame, node)
+        return
+    if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
+        error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD
+        cause = "The specified tolerated failure threshold was exceeded"
+    children.abort(d, frame, node)
+    d.fail_state(frame, node, error, cause)

@@ -14,10 +14,10 @@ from stepflow.engine.model import Frame
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
-    from stepflow.engine.decide import Decider
+    from stepflow.engine.step_context import StepContext
 
 
-def run_pass(d: Decider, frame: Frame, node: PassState) -> None:
+def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
     """Pass: its Result (or effective input) through the output pipeline."""
     if dataflow.is_jsonata(node):
         result = frame.input
@@ -29,14 +29,14 @@ def run_pass(d: Decider, frame: Frame, node: PassState) -> None:
     d.exit_state(frame, node, output, assigned=assigned)
 
 
-def run_succeed(d: Decider, frame: Frame, node: SucceedState) -> None:
+def run_succeed(d: StepContext, frame: Frame, node: SucceedState) -> None:
     """Succeed: end the frame with the (filtered) input."""
     effective = dataflow.effective_input(d, frame, node)
     output, _ = dataflow.passthrough_output(d, frame, node, effective, output=node.output)
     d.exit_state(frame, node, output)
 
 
-def run_choice(d: Decider, frame: Frame, node: ChoiceState) -> None:
+def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
     """Choice: the first rule that holds picks the next state, else Default."""
     effective = dataflow.effective_input(d, frame, node)
     jsonpath_scope = None if dataflow.is_jsonata(node) else dataflow.scope(d, frame, effective)
@@ -65,7 +65,7 @@ def run_choice(d: Decider, frame: Frame, node: ChoiceState) -> None:
     d.exit_state(frame, node, output, assigned=assigned, next_state=node.default)
 
 
-def _condition(d: Decider, frame: Frame, expression: str) -> bool:
+def _condition(d: StepContext, frame: Frame, expression: str) -> bool:
     value = dataflow.evaluate(d, frame, expression, "Condition")
     if not isinstance(value, bool):
         raise StatesError(
@@ -80,7 +80,7 @@ def _strip(expression: str) -> str:
     return expression.strip()[2:-2].strip()
 
 
-def run_fail(d: Decider, frame: Frame, node: FailState) -> None:
+def run_fail(d: StepContext, frame: Frame, node: FailState) -> None:
     """Fail: end the frame with the state's error and cause."""
     if dataflow.is_jsonata(node):
         error = dataflow.evaluate(d, frame, node.error, "Error") if node.error else None
@@ -95,7 +95,7 @@ def run_fail(d: Decider, frame: Frame, node: FailState) -> None:
     d.frame_failed(frame, _text(d, error), _text(d, cause))
 
 
-def _text(d: Decider, value: Any) -> str | None:
+def _text(d: StepContext, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return d.encode(value)

@@ -21,10 +21,10 @@ from stepflow.engine.resources import ResourceInfo, describe
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
-    from stepflow.engine.decide import Decider
+    from stepflow.engine.step_context import StepContext
 
 
-def run_task(d: Decider, frame: Frame, node: TaskState) -> None:
+def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     """Schedule the resource on the effective input (and arm its timeout)."""
     s = d.state
     info = describe(node.resource)
@@ -68,7 +68,7 @@ def run_task(d: Decider, frame: Frame, node: TaskState) -> None:
         d.start_timer(frame, f"heartbeat:{task_id}", d.now + heartbeat)
 
 
-def task_token(d: Decider, task_id: str) -> str:
+def task_token(d: StepContext, task_id: str) -> str:
     """The callback token of a task attempt (see :func:`token_for`)."""
     return token_for(d.state, task_id)
 
@@ -89,7 +89,7 @@ def token_for(state: ExecutionState, task_id: str) -> str:
     return f"{where}.{task_id}.{signature}"
 
 
-def task_started(d: Decider, frame: Frame) -> None:
+def task_started(d: StepContext, frame: Frame) -> None:
     """Record that the frame's task started (once per attempt)."""
     if frame.started:
         return
@@ -103,7 +103,7 @@ def task_started(d: Decider, frame: Frame) -> None:
         d.emit(frame, f"{info.prefix}Started")
 
 
-def task_finished(d: Decider, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:
+def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:
     """Record a task's result and leave the state, or fail it."""
     node = d.node(frame)
     assert isinstance(node, TaskState)
@@ -130,13 +130,13 @@ def task_finished(d: Decider, frame: Frame, event: TaskSucceeded | TaskFailed) -
     d.exit_state(frame, node, output, assigned=assigned)
 
 
-def task_heartbeat(d: Decider, frame: Frame) -> None:
+def task_heartbeat(d: StepContext, frame: Frame) -> None:
     """The worker is alive: push the heartbeat deadline back (the timer re-arms itself)."""
     task_started(d, frame)
     frame.heartbeat_at = d.now
 
 
-def heartbeat_due(d: Decider, frame: Frame, task_id: str) -> None:
+def heartbeat_due(d: StepContext, frame: Frame, task_id: str) -> None:
     """A heartbeat check is due: time the task out, or re-arm for the latest heartbeat."""
     if frame.task_id != task_id or task_id not in d.state.tasks:
         return
@@ -154,7 +154,7 @@ def heartbeat_due(d: Decider, frame: Frame, task_id: str) -> None:
 
 
 def task_timed_out(
-    d: Decider, frame: Frame, task_id: str, error: str = StatesErrorName.TIMEOUT
+    d: StepContext, frame: Frame, task_id: str, error: str = StatesErrorName.TIMEOUT
 ) -> None:
     """The task's timeout (or heartbeat) passed before its result: fail the attempt."""
     if frame.task_id != task_id or d.state.tasks.pop(task_id, None) is None:

@@ -15,10 +15,10 @@ from stepflow.engine.model import Frame
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
-    from stepflow.engine.decide import Decider
+    from stepflow.engine.step_context import StepContext
 
 
-def run_wait(d: Decider, frame: Frame, node: WaitState) -> None:
+def run_wait(d: StepContext, frame: Frame, node: WaitState) -> None:
     """Enter a Wait state: arm a timer for its deadline; the timer exits the state."""
     effective = dataflow.effective_input(d, frame, node)
     deadline = _deadline(d, frame, node, effective)
@@ -31,7 +31,7 @@ def run_wait(d: Decider, frame: Frame, node: WaitState) -> None:
     frame.timer_id = d.start_timer(frame, "wait", deadline)
 
 
-def _deadline(d: Decider, frame: Frame, node: WaitState, effective: Any) -> float:
+def _deadline(d: StepContext, frame: Frame, node: WaitState, effective: Any) -> float:
     jsonata = dataflow.is_jsonata(node)
     if node.seconds is not None:
         value = node.seconds
@@ -77,7 +77,7 @@ def _deadline(d: Decider, frame: Frame, node: WaitState, effective: Any) -> floa
 
 
 def seconds(
-    d: Decider, frame: Frame, node: State, literal: Any, path: Path | None, field: str
+    d: StepContext, frame: Frame, node: State, literal: Any, path: Path | None, field: str
 ) -> int | None:
     """A positive whole number of seconds from a literal, a path or a JSONata expression."""
     if path is not None:
@@ -102,7 +102,7 @@ def seconds(
     return int(literal)
 
 
-def _read(d: Decider, frame: Frame, path: Path, value: Any) -> Any:
+def _read(d: StepContext, frame: Frame, path: Path, value: Any) -> Any:
     try:
         return dataflow.scope(d, frame, value).read(path)
     except PathNotFoundError:

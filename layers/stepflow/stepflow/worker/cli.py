@@ -9,6 +9,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+import boto3
+from botocore.config import Config
+
 from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
 from stepflow.worker.runner import Handler, Worker
@@ -103,11 +106,11 @@ def resolve_activity(client: Any, activity: str) -> str:
 
 
 def _boto3_client(endpoint_url: str | None, region: str) -> Any:
-    config = importlib.import_module("botocore.config").Config(
+    config = Config(
         read_timeout=70,  # GetActivityTask long-polls for up to 60 s
         retries={"mode": "standard"},
     )
-    return importlib.import_module("boto3").client(
+    return boto3.client(
         "stepfunctions", endpoint_url=endpoint_url, region_name=region, config=config
     )
 
