@@ -32,6 +32,7 @@ test: lint typecheck $(DDB_LOCAL_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench cdk
 	$(BIN)/ruff format --check layers functions tests bench cdk
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
