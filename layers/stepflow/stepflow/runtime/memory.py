@@ -163,6 +163,10 @@ class InMemoryBus:
         self.sent.append(message)
         heapq.heappush(self._queue, (self.now + delay_seconds, self._order, message))
 
+    def next_due(self) -> float | None:
+        """When the earliest queued message becomes deliverable (None when empty)."""
+        return self._queue[0][0] if self._queue else None
+
     def receive(self) -> Message | None:
         """The next message (it stays queued until acked), or None when empty."""
         if not self._queue:
