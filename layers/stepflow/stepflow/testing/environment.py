@@ -10,6 +10,7 @@ takes no real time. Task reports go through the same
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -34,6 +35,9 @@ Deliver = Callable[[Stepper, list[Message]], list[tuple[Message, Exception | Non
 
 REDELIVERY_SECONDS = 60
 """Virtual seconds before a failed message is delivered again (a queue's visibility)."""
+
+HISTORY_PAGE = 100_000
+"""Events read per history page (few pages: the in-memory log decodes per commit)."""
 
 MAX_RECEIVES = 5
 """Deliveries of one message before the environment gives up (a queue's dead-letter)."""
@@ -200,7 +204,7 @@ class WorkflowEnvironment:
         events: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = self.log.history(execution_arn, next_token=token)
+            page = self.log.history(execution_arn, next_token=token, limit=HISTORY_PAGE)
             events.extend(page.events)
             if page.next_token is None:
                 return events
@@ -306,6 +310,17 @@ class WorkflowEnvironment:
             raise LookupError(f"no definition registered for {state_machine_arn}") from None
 
     def _process(self, batch: list[Message]) -> None:
+        now = self.bus.now
+        early = [m for m in batch if m.not_before > now]
+        if early:
+            # What the stepper does with an early message (send it back delayed), minus
+            # SQS's 900 s cap on a delay: a Wait of a year is then one hop, not 35,040.
+            for message in early:
+                self.bus.ack(message)
+                self.bus.send(message, math.ceil(message.not_before - now))
+            batch = [m for m in batch if m.not_before <= now]
+            if not batch:
+                return
         self.messages += len(batch)
         failures = self._deliver(self.stepper, batch)
         for message in batch:
