@@ -21,7 +21,6 @@ from stepflow.runtime.ports import (
 )
 from stepflow.runtime.registry import unqualified
 
-
 _Chunk = tuple[bytes | list[dict[str, Any]], int]
 """The events of one commit: their JSON text (or a deep copy) and how many there are."""
 
@@ -214,8 +213,7 @@ def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
 
 
 def _thawed(chunks: list[_Chunk], start: int, stop: int) -> list[dict[str, Any]]:
-    """Fresh copies of the stored events ``start`` to ``stop`` (decoding only the chunks
-    that hold them)."""
+    """Fresh copies of the stored events ``start`` to ``stop``; decodes only their commits."""
     page: list[dict[str, Any]] = []
     offset = 0
     for data, count in chunks:

@@ -40,9 +40,7 @@ def moto_environment(**options: Any) -> Iterator[WorkflowEnvironment]:
 
     context = _LambdaContext()
 
-    def deliver(
-        stepper: Stepper, batch: list[Message]
-    ) -> list[tuple[Message, Exception | None]]:
+    def deliver(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, Exception | None]]:
         stepper_lambda.configure(stepper)
         records = [_sqs_record(i, message) for i, message in enumerate(batch)]
         response = stepper_lambda.handler({"Records": records}, context)

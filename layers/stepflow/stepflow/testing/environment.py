@@ -57,7 +57,8 @@ class WorkflowEnvironment:
     activity service: its return value is sent as SendTaskSuccess with the
     task's token, an exception as SendTaskFailure. Without a handler such a
     task stays open: see :meth:`open_tasks`, :meth:`complete` and :meth:`fail`.
-    ``invoker`` replaces the handlers for ordinary tasks (the API's own invoker).
+    ``invoker`` (the API's own) runs the tasks no handler is bound to, and
+    sends the requests of callback tasks (which then stay open).
 
     Time passes only when asked: :meth:`run_until_idle` delivers what is due
     now, :meth:`advance` and :meth:`skip_to_next_timer` move the clock, and
@@ -91,7 +92,8 @@ class WorkflowEnvironment:
         self.max_transitions = max_transitions
         self._counter = _CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
-        self.tasks = CallbackTasks(self.handlers, invoker or task_invoker(self.handlers))
+        inner = invoker or task_invoker(self.handlers)
+        self.tasks = CallbackTasks(self.handlers, inner, send_callbacks=invoker)
         self.router = AutoActivityRouter(self.queue, self.bus, lambda: self.activities)
         self.stepper = Stepper(
             log=self.log,
@@ -159,7 +161,9 @@ class WorkflowEnvironment:
         )
         return record.execution_arn
 
-    def stop(self, execution_arn: str, *, error: str | None = None, cause: str | None = None) -> None:
+    def stop(
+        self, execution_arn: str, *, error: str | None = None, cause: str | None = None
+    ) -> None:
         """StopExecution, then run until idle (its child executions stop too)."""
         self.stepper.stop_execution(execution_arn, error=error, cause=cause)
         self.run_until_idle()
@@ -237,8 +241,10 @@ class WorkflowEnvironment:
                 return
 
     def skip_to_next_timer(self) -> float | None:
-        """Move the clock to the next timer (or delayed message), deliver what is due
-        then, and return the new time; None (the clock unmoved) when nothing is pending."""
+        """Move the clock to the next timer (or delayed message) and deliver what is due.
+
+        Returns the new time; None (the clock unmoved) when nothing is pending.
+        """
         self.run_until_idle()
         due = self.bus.next_due()
         if due is None:
@@ -374,7 +380,12 @@ class WorkflowEnvironment:
 def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
     token = parse_token(task["taskToken"])
     return OpenTask(
-        "activity", task["taskToken"], token.execution_arn, token.task_id, "", arn,
+        "activity",
+        task["taskToken"],
+        token.execution_arn,
+        token.task_id,
+        "",
+        arn,
         json.loads(task["input"]),
     )
 

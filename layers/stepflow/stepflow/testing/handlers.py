@@ -70,8 +70,9 @@ def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcom
 def find_handler(
     handlers: Mapping[str, Handler], resource: str, payload: Any
 ) -> tuple[Handler, Any, bool] | None:
-    """The handler bound to ``resource``, the value to call it on, and whether the
-    result is wrapped as a ``lambda:invoke`` response; None if nothing is bound.
+    """The handler bound to ``resource``, its argument, and whether to wrap its result.
+
+    The result is wrapped as a ``lambda:invoke`` response; None if nothing is bound.
 
     Looked up by the resource, then without ``.waitForTaskToken``, then (for
     ``lambda:invoke``) by the ``FunctionName`` (called on ``Payload``), then by
