@@ -5,7 +5,7 @@ starts executions, moves time, answers callback and activity tasks and stops
 executions. Both drive the runtime's Stepper, as production does.
 """
 
-from stepflow.testing.driver import Handler, TransitionLimitError, execute
+from stepflow.testing.driver import Handler, TransitionLimitError, execute, open_environment
 from stepflow.testing.environment import DeliveryError, WorkflowEnvironment
 from stepflow.testing.result import ExecutionResult, ExecutionStatus
 from stepflow.testing.tasks import OpenTask
@@ -19,4 +19,5 @@ __all__ = [
     "TransitionLimitError",
     "WorkflowEnvironment",
     "execute",
+    "open_environment",
 ]

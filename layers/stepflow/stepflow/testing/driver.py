@@ -12,7 +12,7 @@ from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
 from stepflow.testing.result import ExecutionResult, TransitionLimitError
 
-__all__ = ["Handler", "TransitionLimitError", "execute"]
+__all__ = ["Handler", "TransitionLimitError", "execute", "open_environment"]
 
 
 def execute(
@@ -48,7 +48,7 @@ def execute(
     must give the same result: one implementation of the semantics.
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
-    with _environment(
+    with open_environment(
         durable,
         handlers=handlers,
         start_time=start_time,
@@ -61,7 +61,14 @@ def execute(
 
 
 @contextlib.contextmanager
-def _environment(durable: bool | str, **options: Any) -> Iterator[WorkflowEnvironment]:
+def open_environment(
+    durable: bool | str = "memory", **options: Any
+) -> Iterator[WorkflowEnvironment]:
+    """A :class:`WorkflowEnvironment` with ``options``, on the backend ``durable`` names.
+
+    ``"memory"`` (or False): the in-memory log. ``"moto"`` (or True): the
+    DynamoDB log on moto, every message through the real stepper Lambda handler.
+    """
     if durable in (False, "memory"):
         yield WorkflowEnvironment(**options)
     elif durable in (True, "moto"):
