@@ -265,3 +265,13 @@ def test_the_moto_backend_answers_callbacks_the_same_way() -> None:
         env.complete(task.token, "yes")
         assert env.result(arn).result == "yes"
     assert execute(_callback(), durable=True, handlers={CALLBACK: lambda _: "yes"}).result == "yes"
+
+
+def test_run_does_not_skip_time_past_a_task_waiting_for_the_test() -> None:
+    env = WorkflowEnvironment(start_time=START)
+    arn = env.start(_callback(TimeoutSeconds=3600))
+    env.run(arn)
+    assert env.describe(arn)["status"] == "RUNNING" and env.now() == START
+    assert len(env.open_tasks()) == 1
+    env.run(arn, skip_open_tasks=True)
+    assert (env.describe(arn)["error"], env.now()) == ("States.Timeout", START + 3600)

@@ -56,7 +56,7 @@ def execute(
         on_event=on_event,
     ) as env:
         arn = env.start(machine, input, name=name, seed=seed)
-        env.run(arn)
+        env.run(arn, skip_open_tasks=True)
         return env.result(arn)
 
 

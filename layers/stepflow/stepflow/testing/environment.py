@@ -225,11 +225,15 @@ class WorkflowEnvironment:
             elif not self._answer():
                 return
 
-    def run(self, execution_arn: str | None = None) -> None:
-        """Run, skipping time, until ``execution_arn`` ends (any: all) or nothing can happen.
+    def run(self, execution_arn: str | None = None, *, skip_open_tasks: bool = False) -> None:
+        """Run, skipping time, until ``execution_arn`` ends (None: every execution).
 
-        Returns with the execution still RUNNING when it waits for outside
-        input: an open callback or activity task without a timeout.
+        Time skips from timer to timer, but not past a task waiting for the
+        test (an open callback or activity task without a handler): ``run``
+        returns instead, so the test can answer it (or :meth:`advance` to let
+        it time out). With ``skip_open_tasks`` it skips on as long as timers
+        are pending, as an execution nobody answers would. Either way it
+        returns, with the execution RUNNING, when nothing is pending at all.
         """
         while True:
             self.run_until_idle()
@@ -237,6 +241,8 @@ class WorkflowEnvironment:
                 record = self.log.get(execution_arn)
                 if record is None or record.status != "RUNNING":
                     return
+            if not skip_open_tasks and self._awaits_test():
+                return
             if self.skip_to_next_timer() is None:
                 return
 
@@ -369,6 +375,16 @@ class WorkflowEnvironment:
                 self.tasks.reports.append((task["taskToken"], outcome))
                 acted = True
         return acted or bool(self.tasks.reports)
+
+    def _awaits_test(self) -> bool:
+        """True if a callback or an activity task without a handler waits for an answer."""
+        self.tasks.open = {t.token: t for t in self.tasks.open.values() if self._is_open(t)}
+        if self.tasks.open:
+            return True
+        return any(
+            self.queue.pending(queue) and find_handler(self.handlers, arn, None) is None
+            for queue, arn in self.router.arns.items()
+        )
 
     def _is_open(self, task: OpenTask) -> bool:
         record = self.log.get(task.execution_arn)
