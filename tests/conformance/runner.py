@@ -69,6 +69,11 @@ def run(definition: dict[str, Any], input: Any, *, durable: bool | str = False) 
     return _report(result)
 
 
+def run_moto(definition: dict[str, Any], input: Any) -> dict[str, Any]:
+    """The same case on the DynamoDB log on moto, every message through the stepper Lambda."""
+    return run(definition, input, durable=True)
+
+
 def run_all(cases: list[dict[str, Any]], *, durable: bool | str) -> list[dict[str, Any]]:
     """Run every case, one after the other, in one environment on backend ``durable``.
 
