@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from stepflow.activities import ActivityError
 from stepflow.testing import (
+    DeliveryError,
     TransitionLimitError,
     WorkflowEnvironment,
     execute,
@@ -275,3 +276,19 @@ def test_run_does_not_skip_time_past_a_task_waiting_for_the_test() -> None:
     assert len(env.open_tasks()) == 1
     env.run(arn, skip_open_tasks=True)
     assert (env.describe(arn)["error"], env.now()) == ("States.Timeout", START + 3600)
+
+
+def test_a_message_that_keeps_failing_raises_delivery_error_after_five_tries() -> None:
+    attempts: list[str] = []
+
+    def broken(_stepper: Any, batch: list[Any]) -> list[tuple[Any, Exception | None]]:
+        attempts.extend(message.id for message in batch)
+        return [(message, RuntimeError("stepper down")) for message in batch]
+
+    wait = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "End": True}}}
+    env = WorkflowEnvironment(start_time=START, deliver=broken)
+    arn = env.start(wait)
+    with pytest.raises(DeliveryError, match="stepper down"):
+        env.run(arn)
+    assert len(attempts) == 5 and len(set(attempts)) == 1
+    assert env.now() == START + 5 + 4 * 60  # redelivered every 60 virtual seconds

@@ -5,8 +5,9 @@ starts executions, moves time, answers callback and activity tasks and stops
 executions. Both drive the runtime's Stepper, as production does.
 """
 
+from stepflow.testing.delivery import DeliveryError
 from stepflow.testing.driver import Handler, TransitionLimitError, execute, open_environment
-from stepflow.testing.environment import DeliveryError, WorkflowEnvironment
+from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.result import ExecutionResult, ExecutionStatus
 from stepflow.testing.tasks import OpenTask
 

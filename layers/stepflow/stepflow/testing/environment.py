@@ -26,25 +26,20 @@ from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message,
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
+from stepflow.testing.delivery import (
+    MAX_RECEIVES,
+    REDELIVERY_SECONDS,
+    CountingLog,
+    Deliver,
+    DeliveryError,
+    handle_batch,
+)
 from stepflow.testing.handlers import Handler, call_handler, find_handler, task_invoker
 from stepflow.testing.result import ExecutionResult, TransitionLimitError
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
 
-Deliver = Callable[[Stepper, list[Message]], list[tuple[Message, Exception | None]]]
-"""Hands a batch to a stepper; returns the messages that failed (to be redelivered)."""
-
-REDELIVERY_SECONDS = 60
-"""Virtual seconds before a failed message is delivered again (a queue's visibility)."""
-
 HISTORY_PAGE = 100_000
 """Events read per history page (few pages: the in-memory log decodes per commit)."""
-
-MAX_RECEIVES = 5
-"""Deliveries of one message before the environment gives up (a queue's dead-letter)."""
-
-
-class DeliveryError(RuntimeError):
-    """A message failed :data:`MAX_RECEIVES` times: in production it would be dead-lettered."""
 
 
 class WorkflowEnvironment:
@@ -90,7 +85,7 @@ class WorkflowEnvironment:
         self.bus = InMemoryBus(now)
         self.queue = InMemoryTaskQueue(clock=self.now)
         self.max_transitions = max_transitions
-        self._counter = _CountingLog(log if log is not None else InMemoryLog(), on_event)
+        self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         inner = invoker or task_invoker(self.handlers)
         self.tasks = CallbackTasks(self.handlers, inner, send_callbacks=invoker)
@@ -107,7 +102,7 @@ class WorkflowEnvironment:
         self.activities = ActivityService(
             stepper=self.stepper, queue=self.queue, region=region, account=account, clock=self.now
         )
-        self._deliver = deliver or _handle_batch
+        self._deliver = deliver or handle_batch
         self._definitions: dict[str, StateMachine] = {}
         self._handed_out: dict[tuple[str, str], OpenTask] = {}
         self._receives: dict[str, int] = {}
@@ -404,37 +399,6 @@ def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
         arn,
         json.loads(task["input"]),
     )
-
-
-def _handle_batch(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, Exception | None]]:
-    return [(message, exc) for message, exc in stepper.handle_batch(batch)]
-
-
-class _CountingLog:
-    """Wraps a coordination log: counts the states entered, reports top-level events."""
-
-    def __init__(
-        self, inner: CoordinationLog, on_event: Callable[[dict[str, Any]], None] | None
-    ) -> None:
-        self.inner, self.on_event = inner, on_event
-        self.entered = 0
-
-    def create(self, record: Any, events: Any) -> None:
-        self.inner.create(record, events)
-        self._seen(record.execution_arn, events)
-
-    def commit(self, record: Any, expected_seq: int, events: Any) -> None:
-        self.inner.commit(record, expected_seq, events)
-        self._seen(record.execution_arn, events)
-
-    def _seen(self, execution_arn: str, events: Any) -> None:
-        self.entered += sum(1 for e in events if e["type"].endswith("StateEntered"))
-        if self.on_event is not None and "#" not in execution_arn:
-            for event in events:
-                self.on_event(event)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 __all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]
