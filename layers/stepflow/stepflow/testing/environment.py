@@ -60,6 +60,11 @@ class WorkflowEnvironment:
     :meth:`run` skips time until an execution ends or nothing more can happen
     without outside input. ``max_transitions`` bounds the states entered in
     all executions (:class:`TransitionLimitError`).
+
+    For other backends and measurements: ``log`` replaces the in-memory log
+    (e.g. the DynamoDB log, see :func:`stepflow.testing.open_environment`),
+    ``bus`` the in-memory bus (its clock is then the environment's), and
+    ``deliver`` how a batch reaches the stepper (e.g. through its Lambda handler).
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class WorkflowEnvironment:
         max_transitions: int = 1_000_000,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         log: CoordinationLog | None = None,
+        bus: InMemoryBus | None = None,
         deliver: Deliver | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
@@ -82,7 +88,7 @@ class WorkflowEnvironment:
             now = round(time.time(), 3) if start_time is None else float(start_time)
         self.region, self.account = region, account
         self.handlers = dict(handlers or {})
-        self.bus = InMemoryBus(now)
+        self.bus = bus if bus is not None else InMemoryBus(now)
         self.queue = InMemoryTaskQueue(clock=self.now)
         self.max_transitions = max_transitions
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
