@@ -292,3 +292,11 @@ def test_a_message_that_keeps_failing_raises_delivery_error_after_five_tries() -
         env.run(arn)
     assert len(attempts) == 5 and len(set(attempts)) == 1
     assert env.now() == START + 5 + 4 * 60  # redelivered every 60 virtual seconds
+
+
+def test_an_activity_of_another_account_fails_as_a_missing_activity() -> None:
+    other = ACTIVITY.replace("123456789012", "210987654321")
+    machine = {"StartAt": "R", "States": {"R": {"Type": "Task", "Resource": other, "End": True}}}
+    result = execute(machine, {}, handlers={other: lambda _: "never"})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert "Activity Does Not Exist" in str(result.cause)

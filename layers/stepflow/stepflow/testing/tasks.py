@@ -118,11 +118,17 @@ class AutoActivityRouter(ActivityRouter):
         self.arns: dict[str, str] = {}
 
     def dispatch(self, message: Message) -> None:
-        """Create the activity if needed (in the environment's region), then enqueue."""
+        """Create the activity if needed, then enqueue.
+
+        Only an activity of the environment's region and account is created;
+        a task on another one fails as on a missing activity.
+        """
         resource = str(message.body["resource"])
-        name = resource.split(":", 6)[6]
-        self.arns.setdefault(queue_name(name), resource)
-        if self.queue.tags(queue_name(name)) is None:
-            with contextlib.suppress(ActivityError):  # an invalid name: the task fails
-                self.activities().create_activity({"name": name})
+        parts = resource.split(":", 6)
+        service = self.activities()
+        if (parts[3], parts[4]) == (service.region, service.account):
+            self.arns.setdefault(queue_name(parts[6]), resource)
+            if self.queue.tags(queue_name(parts[6])) is None:
+                with contextlib.suppress(ActivityError):  # an invalid name: the task fails
+                    service.create_activity({"name": parts[6]})
         super().dispatch(message)
