@@ -273,7 +273,7 @@ class WorkflowEnvironment:
     # -- tasks --------------------------------------------------------------------
 
     def open_tasks(self, execution_arn: str | None = None) -> list[OpenTask]:
-        """The callback and activity tasks waiting for an answer, oldest first.
+        """The callback and activity tasks waiting for an answer (callbacks first).
 
         Activity tasks without a handler are handed out to the test here (as
         GetActivityTask would: the history records ActivityStarted), so each
