@@ -14,19 +14,17 @@ import argparse
 import platform
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from moto import mock_aws
 from stepflow.asl import parse
 from stepflow.aws.dynamodb_log import DynamoDBLog, create_table
-from stepflow.engine import RunTask
-from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
+from stepflow.runtime import InMemoryLog
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord
-from stepflow.testing.handlers import run_handler
+from stepflow.testing import WorkflowEnvironment
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
-SM = "arn:aws:states:us-east-1:123456789012:stateMachine:BigMap"
 DEFINITION = {
     "StartAt": "Each",
     "States": {
@@ -67,34 +65,19 @@ class CountingLog:
 
 
 def run(log: CoordinationLog, items: int) -> tuple[float, CountingLog, str]:
-    bus = InMemoryBus(0.0)
     counting = CountingLog(log)
-
-    def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
-        command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-        outcome = run_handler({"work": lambda item: {"id": item["id"], "ok": True}}, command)
-        return outcome.ok, outcome.output, outcome.error, outcome.cause
-
-    stepper = Stepper(
-        log=counting,  # type: ignore[arg-type]
-        bus=bus,
-        definitions=lambda _: parse(DEFINITION),
-        clock=lambda: bus.now,
-        invoker=invoke,
+    env = WorkflowEnvironment(
+        log=cast(CoordinationLog, counting),
+        handlers={"work": lambda item: {"id": item["id"], "ok": True}},
+        start_time=0.0,
     )
     started = time.perf_counter()
-    record = stepper.start_execution(
-        state_machine_arn=SM, name="big", input={"items": list(range(items))}, seed=1
-    )
-    while batch := bus.receive_batch(10):
-        failed = {id(m) for m, _ in stepper.handle_batch(batch)}
-        for message in batch:
-            if id(message) not in failed:
-                bus.ack(message)
+    arn = env.start(parse(DEFINITION), {"items": list(range(items))}, name="big", seed=1)
+    env.run(arn)
     elapsed = time.perf_counter() - started
-    final = log.get(record.execution_arn)
+    final = log.get(arn)
     assert final is not None and final.status == "SUCCEEDED", final
-    return elapsed, counting, record.execution_arn
+    return elapsed, counting, arn
 
 
 def report(label: str, items: int, elapsed: float, counting: CountingLog, parent: str) -> None:

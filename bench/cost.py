@@ -34,9 +34,8 @@ import boto3
 from moto import mock_aws
 from stepflow.asl import parse
 from stepflow.aws import DynamoDBLog, create_table
-from stepflow.engine import RunTask
 from stepflow.runtime import InMemoryBus, Message, Stepper
-from stepflow.testing.handlers import run_handler
+from stepflow.testing import WorkflowEnvironment
 
 PRICES = {
     "dynamodb_wru": 0.625 / 1e6,  # on-demand write request unit
@@ -50,7 +49,6 @@ LAMBDA_MEMORY_GB = 0.25
 BATCH_SIZE = 10  # the SQS event source mapping's default batch size
 COMPRESS_ABOVE = int(os.environ.get("STEPFLOW_COMPRESS_ABOVE", "1024"))
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
-SM = "arn:aws:states:us-east-1:123456789012:stateMachine:Bench"
 
 COUNTER_LOOP = {
     "StartAt": "Check",
@@ -241,37 +239,28 @@ def run(definition: dict[str, Any], value: Any, handlers: dict[str, Any]) -> dic
         meter.attach(client)
         log = DynamoDBLog("stepflow-bench", client=client, compress_above=COMPRESS_ABOVE)
         bus = CountingBus(1_700_000_000.0)
-
-        def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
-            command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-            outcome = run_handler(handlers, command)
-            return outcome.ok, outcome.output, outcome.error, outcome.cause
-
-        stepper = Stepper(
-            log=log, bus=bus, definitions=lambda _: machine, clock=lambda: bus.now, invoker=invoke
-        )
-        record = stepper.start_execution(state_machine_arn=SM, name="bench", input=value, seed=1)
         messages = batches = 0
         busy = 0.0
-        while batch := bus.receive_batch(BATCH_SIZE):
+
+        def deliver(
+            stepper: Stepper, batch: list[Message]
+        ) -> list[tuple[Message, Exception | None]]:
+            nonlocal messages, batches, busy
             started = time.perf_counter()
             failures = stepper.handle_batch(batch)
             busy += time.perf_counter() - started
             assert not failures, failures
-            for message in batch:
-                bus.ack(message)
             messages += len(batch)
             batches += 1
+            return []
+
+        env = WorkflowEnvironment(log=log, bus=bus, deliver=deliver, handlers=handlers)
+        arn = env.start(machine, value, name="bench", seed=1)
+        env.run(arn)
         meter.enabled = False  # reading the history back below is not part of the run
-        final = log.get(record.execution_arn)
+        final = log.get(arn)
         assert final is not None and final.status == "SUCCEEDED", final
-        history: list[dict[str, Any]] = []
-        token = None
-        while True:
-            page = log.history(record.execution_arn, next_token=token)
-            history += page.events
-            if (token := page.next_token) is None:
-                break
+        history = env.history(arn)
     transitions = sum(1 for e in history if e["type"].endswith("StateEntered"))
     sqs_requests = bus.requests + 2 * batches  # sends, plus a receive and a batch delete per batch
     lambda_seconds = busy  # measured on moto; real DynamoDB calls take ~5-20 ms each

@@ -6,7 +6,8 @@ Pass ``Increment`` (Parameters with States.MathAdd and States.Format) → Pass
 3 N + 2 states entered (the transitions counted here).
 
 * StepFlow: ``stepflow.testing.execute`` on the virtual clock, full history
-  recorded; the whole call is timed, best of ``--repeat``.
+  recorded: the runtime's Stepper commits to the in-memory log, which copies
+  what goes in and out as a store would; the whole call is timed, best of ``--repeat``.
 * moto (>= 5.1): by default moto only fakes executions; its real ASL interpreter
   (a port of LocalStack's) runs when mocked with
   ``mock_aws(config={"stepfunctions": {"execute_state_machine": True}})``. It

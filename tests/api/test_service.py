@@ -345,6 +345,24 @@ def test_start_sync_execution(api: Api) -> None:
     )
 
 
+def test_start_sync_execution_runs_a_map_of_41_items_as_child_executions(api: Api) -> None:
+    each = {
+        "StartAt": "D",
+        "States": {"D": {"Type": "Task", "Resource": FN + "double", "End": True}},
+    }
+    definition = {
+        "StartAt": "M",
+        "States": {"M": {"Type": "Map", "ItemProcessor": each, "End": True}},
+    }
+    arn = api.machine("Wide", json.dumps(definition), type="EXPRESS")
+    items = [{"n": i} for i in range(41)]
+    version = api("PublishStateMachineVersion", stateMachineArn=arn)["stateMachineVersionArn"]
+    for target in (arn, version):  # children find the definition the execution started with
+        result = api("StartSyncExecution", stateMachineArn=target, input=json.dumps(items))
+        assert result["status"] == "SUCCEEDED", result
+        assert json.loads(result["output"]) == [{"n": 2 * i} for i in range(41)]
+
+
 def test_test_state(api: Api) -> None:
     task = {"Type": "Task", "Resource": FN + "double", "ResultPath": "$.r", "Next": "After"}
     result = api("TestState", definition=json.dumps(task), roleArn=ROLE, input='{"n": 3}')

@@ -98,6 +98,17 @@ def test_run_a_failing_execution_exits_1_with_error_and_cause(tmp_path: Path, ca
     assert "why" in out
 
 
+def test_run_a_callback_nobody_answers_exits_1_as_running(tmp_path: Path, capsys: Any) -> None:
+    resource = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    params = {"QueueUrl": "q", "MessageBody": {"t.$": "$$.Task.Token"}}
+    task = {"Type": "Task", "Resource": resource, "Parameters": params, "End": True}
+    code = main(["run", write(tmp_path, {"StartAt": "Ask", "States": {"Ask": task}})])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "RUNNING" in out
+    assert "waiting for a callback" in out
+
+
 def test_run_input_from_a_file(tmp_path: Path, capsys: Any) -> None:
     payload = write(tmp_path, {"from": "file"}, "input.json")
     code = main(["run", write(tmp_path, PASS_ONLY), "--input", f"@{payload}", "--json"])

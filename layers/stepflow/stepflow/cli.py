@@ -241,6 +241,9 @@ def _summary(result: ExecutionResult, progress: Progress) -> None:
     if result.succeeded:
         print(json.dumps(result.result, indent=2, ensure_ascii=False))
         return
+    if result.status == "RUNNING":
+        print("waiting for a callback or activity task that no handler answers")
+        return
     print(f"error: {result.error}")
     if result.cause:
         print(f"cause: {result.cause}")

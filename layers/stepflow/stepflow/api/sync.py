@@ -1,12 +1,14 @@
 """Operations that run a definition in process: StartSyncExecution, TestState, validation.
 
-Both runs use the durable runtime's :class:`~stepflow.runtime.Stepper` on an
-in-memory log and bus with a virtual clock (a Wait returns at once) and the
-service's own task invoker: the semantics are the durable ones, not a copy.
+Both run in a :class:`~stepflow.testing.WorkflowEnvironment`: the durable
+runtime's Stepper on in-memory ports with a virtual clock (a Wait returns at
+once) and the service's own task invoker: the semantics are the durable ones,
+not a copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import secrets
@@ -20,10 +22,11 @@ from stepflow.api.machines import Machines, parse_json
 from stepflow.asl import DefinitionError, StateMachine, parse, validate
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
-from stepflow.runtime import ExecutionRecord, InMemoryBus, InMemoryLog, Stepper, TaskInvoker
+from stepflow.runtime import ExecutionRecord, TaskInvoker
+from stepflow.testing import TransitionLimitError, WorkflowEnvironment
 
-MAX_MESSAGES = 100_000
-"""A synchronous run handling more messages than this is stopped (``TIMED_OUT``)."""
+MAX_TRANSITIONS = 100_000
+"""A synchronous run entering more states than this is stopped (``TIMED_OUT``)."""
 
 
 class Synchronous:
@@ -79,9 +82,8 @@ class Synchronous:
         except DefinitionError as exc:
             raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
         arn = self.machines.scope.machine_arn("TestState")
-        record, log = self._run(parsed, arn, uuid.uuid4().hex, value)
+        record, history = self._run(parsed, arn, uuid.uuid4().hex, value)
         state = decode_state(record.state)
-        history = log.history(record.execution_arn, limit=100_000).events
         result: dict[str, Any] = {}
         entered = [e for e in history if e["type"].endswith("StateEntered")]
         stub = next((e for e in entered if e["stateEnteredEventDetails"]["name"] != name), None)
@@ -115,32 +117,31 @@ class Synchronous:
 
     def _run(
         self, machine: StateMachine, arn: str, name: str, value: Any
-    ) -> tuple[ExecutionRecord, InMemoryLog]:
-        log, bus = InMemoryLog(), InMemoryBus(self.clock())
-        stepper = Stepper(
-            log=log,
-            bus=bus,
-            definitions=lambda _arn: machine,
-            clock=lambda: bus.now,
+    ) -> tuple[ExecutionRecord, list[dict[str, Any]]]:
+        """Run the execution in a test environment over the service's task invoker.
+
+        It runs until it ends or nothing more can happen without outside input
+        (a callback nobody answers); one still RUNNING, or one past
+        :data:`MAX_TRANSITIONS` states, is stopped with ``States.Timeout``.
+        """
+        region, account = self.machines.scope.region, self.machines.scope.account
+        env = WorkflowEnvironment(
             invoker=self.invoker,
+            start_time=self.clock(),
+            region=region,
+            account=account,
+            max_transitions=MAX_TRANSITIONS,
         )
-        record = stepper.start_execution(
-            state_machine_arn=arn, name=name, input=value, seed=secrets.randbits(63)
-        )
-        handled = 0
-        while (batch := bus.receive_batch(10)) and handled < MAX_MESSAGES:
-            handled += len(batch)
-            failed = {id(message) for message, _ in stepper.handle_batch(batch)}
-            for message in batch:
-                if id(message) not in failed:
-                    bus.ack(message)
-        final = log.get(record.execution_arn) or record
-        if final.status == "RUNNING":
-            stopped = stepper.stop_execution(
-                final.execution_arn, error="States.Timeout", cause="the execution ran too long"
-            )
-            final = stopped or final
-        return final, log
+        env.register(machine, arn.split(":")[6])
+        execution = env.start(arn, value, name=name, seed=secrets.randbits(63))
+        with contextlib.suppress(TransitionLimitError):
+            env.run(execution, skip_open_tasks=True)
+        record = env.log.get(execution)
+        assert record is not None
+        if record.status == "RUNNING":
+            env.stop(execution, error="States.Timeout", cause="the execution ran too long")
+            record = env.log.get(execution) or record
+        return record, env.history(execution)
 
 
 def _single_state(definition: str, state_name: str | None) -> tuple[str, dict[str, Any]]:

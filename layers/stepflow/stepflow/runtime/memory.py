@@ -21,6 +21,9 @@ from stepflow.runtime.ports import (
 )
 from stepflow.runtime.registry import unqualified
 
+_Chunk = tuple[bytes | list[dict[str, Any]], int]
+"""The events of one commit: their JSON text (or a deep copy) and how many there are."""
+
 
 class InMemoryLog:
     """A :class:`~stepflow.runtime.ports.CoordinationLog` in a dict, guarded by a lock.
@@ -31,7 +34,8 @@ class InMemoryLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._heads: dict[str, ExecutionRecord] = {}
-        self._events: dict[str, list[dict[str, Any]]] = {}
+        # Each event stored serialized (as a store would): one copy in, one copy out.
+        self._events: dict[str, list[_Chunk]] = {}
         self._tasks: dict[tuple[str, str], tuple[str, float, dict[str, Any] | None]] = {}
         self.writes = 0
 
@@ -42,7 +46,7 @@ class InMemoryLog:
             if existing is not None:
                 raise ExecutionAlreadyExistsError(_clone(existing))
             self._heads[record.execution_arn] = _clone(record)
-            self._events[record.execution_arn] = _clone(list(events))
+            self._events[record.execution_arn] = _frozen(events)
             self.writes += 1
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
@@ -60,7 +64,7 @@ class InMemoryLog:
             if head is None or head.seq != expected_seq:
                 raise ConflictError(record.execution_arn, expected_seq)
             self._heads[record.execution_arn] = _clone(record)
-            self._events[record.execution_arn].extend(_clone(list(events)))
+            self._events[record.execution_arn].extend(_frozen(events))
             self.writes += 1
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -84,9 +88,9 @@ class InMemoryLog:
         if start < 0:
             raise ValueError(f"invalid history token {next_token!r}")
         with self._lock:
-            events = self._events.get(execution_arn, [])
-            page = _clone(events[start : start + limit])
-            more = start + limit < len(events)
+            chunks = self._events.get(execution_arn, [])
+            page = _thawed(chunks, start, start + limit)
+            more = start + limit < sum(count for _, count in chunks)
             return HistoryPage(page, str(start + limit) if more else None)
 
     def claim_task(
@@ -163,6 +167,10 @@ class InMemoryBus:
         self.sent.append(message)
         heapq.heappush(self._queue, (self.now + delay_seconds, self._order, message))
 
+    def next_due(self) -> float | None:
+        """When the earliest queued message becomes deliverable (None when empty)."""
+        return self._queue[0][0] if self._queue else None
+
     def receive(self) -> Message | None:
         """The next message (it stays queued until acked), or None when empty."""
         if not self._queue:
@@ -189,6 +197,33 @@ class InMemoryBus:
 
     def __len__(self) -> int:
         return len(self._queue)
+
+
+def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
+    """A commit's events as stored: one JSON text (or, what orjson refuses, a deep copy)."""
+    if not events:
+        return []
+    try:
+        data: bytes | list[dict[str, Any]] = orjson.dumps(
+            list(events), option=orjson.OPT_NON_STR_KEYS
+        )
+    except TypeError:
+        data = copy.deepcopy(list(events))
+    return [(data, len(events))]
+
+
+def _thawed(chunks: list[_Chunk], start: int, stop: int) -> list[dict[str, Any]]:
+    """Fresh copies of the stored events ``start`` to ``stop``; decodes only their commits."""
+    page: list[dict[str, Any]] = []
+    offset = 0
+    for data, count in chunks:
+        if offset + count > start and offset < stop:
+            events = orjson.loads(data) if isinstance(data, bytes) else copy.deepcopy(data)
+            page.extend(events[max(0, start - offset) : stop - offset])
+        offset += count
+        if offset >= stop:
+            break
+    return page
 
 
 def _clone(value: Any) -> Any:

@@ -42,43 +42,71 @@ def task_invoker(
 
 def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcome:
     """Find the handler for ``command``'s resource, call it, and capture the outcome."""
-    resource = command.resource
-    handler = handlers.get(resource) or handlers.get(resource.split(".waitForTaskToken")[0])
-    payload, wrap = command.input, False
-    if handler is None and resource.startswith(LAMBDA_INVOKE) and isinstance(payload, Mapping):
-        name = _function_name(str(payload.get("FunctionName", "")))
-        handler, payload, wrap = handlers.get(name), payload.get("Payload"), True
-    if handler is None and ":function:" in resource:
-        handler = handlers.get(_function_name(resource))
-    if handler is None:
+    found = find_handler(handlers, command.resource, command.input)
+    if found is None:
         known = ", ".join(sorted(handlers)) or "none"
         return TaskOutcome(
             False,
             error=StatesErrorName.TASK_FAILED,
-            cause=f"No handler is registered for resource {resource!r} (registered: {known}). "
+            cause=f"No handler is registered for resource {command.resource!r} "
+            f"(registered: {known}). "
             "Pass handlers={resource_or_function_name: callable} to stepflow.testing.execute.",
         )
+    handler, payload, wrap = found
+    outcome = call_handler(handler, payload, command.resource)
+    if wrap and outcome.ok:
+        return TaskOutcome.succeeded(
+            {
+                "ExecutedVersion": "$LATEST",
+                "Payload": outcome.output,
+                "SdkHttpMetadata": {"HttpStatusCode": 200},
+                "SdkResponseMetadata": {},
+                "StatusCode": 200,
+            }
+        )
+    return outcome
+
+
+def find_handler(
+    handlers: Mapping[str, Handler], resource: str, payload: Any
+) -> tuple[Handler, Any, bool] | None:
+    """The handler bound to ``resource``, its argument, and whether to wrap its result.
+
+    The result is wrapped as a ``lambda:invoke`` response; None if nothing is bound.
+
+    Looked up by the resource, then without ``.waitForTaskToken``, then (for
+    ``lambda:invoke``) by the ``FunctionName`` (called on ``Payload``), then by
+    the function name of a Lambda ARN. A callback's result is never wrapped.
+    """
+    base = resource.split(".waitForTaskToken")[0]
+    handler = handlers.get(resource) or handlers.get(base)
+    if handler is not None:
+        return handler, payload, False
+    if base.startswith(LAMBDA_INVOKE) and isinstance(payload, Mapping):
+        handler = handlers.get(_function_name(str(payload.get("FunctionName", ""))))
+        if handler is not None:
+            return handler, payload.get("Payload"), base == resource
+    if ":function:" in resource:
+        handler = handlers.get(_function_name(resource))
+        if handler is not None:
+            return handler, payload, False
+    return None
+
+
+def call_handler(handler: Handler, payload: Any, resource: str) -> TaskOutcome:
+    """Call ``handler``: its JSON result is the output, an exception the task's failure."""
     try:
         result = handler(payload)
     except Exception as exc:  # a handler's failure is the task's failure
         return TaskOutcome(False, error=_error_name(exc), cause=_cause(exc))
     try:
-        result = json.loads(json.dumps(result))
+        return TaskOutcome(True, output=json.loads(json.dumps(result)))
     except (TypeError, ValueError) as exc:
         return TaskOutcome(
             False,
             error=StatesErrorName.RUNTIME,
             cause=f"The handler of {resource!r} returned a value that is not JSON: {exc}",
         )
-    if wrap:
-        result = {
-            "ExecutedVersion": "$LATEST",
-            "Payload": result,
-            "SdkHttpMetadata": {"HttpStatusCode": 200},
-            "SdkResponseMetadata": {},
-            "StatusCode": 200,
-        }
-    return TaskOutcome(True, output=result)
 
 
 def _function_name(arn_or_name: str) -> str:

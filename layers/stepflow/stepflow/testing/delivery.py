@@ -1,0 +1,62 @@
+"""How the test environment delivers messages, and the log wrapper that counts states.
+
+The environment plays the queue: it hands batches to a stepper (directly, or as
+SQS events to the stepper Lambda handler), redelivers failed messages after a
+visibility delay on the virtual clock, and gives up after a few receives as a
+dead-letter queue would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from stepflow.runtime import CoordinationLog, Message, Stepper
+
+Deliver = Callable[[Stepper, list[Message]], list[tuple[Message, Exception | None]]]
+"""Hands a batch to a stepper; returns the messages that failed (to be redelivered)."""
+
+REDELIVERY_SECONDS = 60
+"""Virtual seconds before a failed message is delivered again (a queue's visibility)."""
+
+MAX_RECEIVES = 5
+"""Deliveries of one message before the environment gives up (a queue's dead-letter)."""
+
+
+class DeliveryError(RuntimeError):
+    """A message failed :data:`MAX_RECEIVES` times: in production it would be dead-lettered."""
+
+
+def handle_batch(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, Exception | None]]:
+    """The default :data:`Deliver`: the stepper's own ``handle_batch``."""
+    return [(message, exc) for message, exc in stepper.handle_batch(batch)]
+
+
+class CountingLog:
+    """Wraps a coordination log: counts the states entered, reports top-level events."""
+
+    def __init__(
+        self, inner: CoordinationLog, on_event: Callable[[dict[str, Any]], None] | None
+    ) -> None:
+        self.inner, self.on_event = inner, on_event
+        self.entered = 0
+        """States entered in every execution so far."""
+
+    def create(self, record: Any, events: Any) -> None:
+        """Create, then count (see :meth:`CoordinationLog.create`)."""
+        self.inner.create(record, events)
+        self._seen(record.execution_arn, events)
+
+    def commit(self, record: Any, expected_seq: int, events: Any) -> None:
+        """Commit, then count (see :meth:`CoordinationLog.commit`)."""
+        self.inner.commit(record, expected_seq, events)
+        self._seen(record.execution_arn, events)
+
+    def _seen(self, execution_arn: str, events: Any) -> None:
+        self.entered += sum(1 for e in events if e["type"].endswith("StateEntered"))
+        if self.on_event is not None and "#" not in execution_arn:
+            for event in events:
+                self.on_event(event)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -1,0 +1,410 @@
+"""A time-skipping test environment: the runtime's Stepper over in-memory ports.
+
+Executions run exactly as in production (the :class:`~stepflow.runtime.Stepper`
+committing to a coordination log, child executions, the outbox, leases and
+fencing), but every queue is simulated on a virtual clock: a Wait of a year
+takes no real time. Task reports go through the same
+:class:`~stepflow.activities.ActivityService` as the Step Functions API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, cast
+
+from stepflow.activities import ActivityError, ActivityService
+from stepflow.activities.tokens import parse as parse_token
+from stepflow.asl import StateMachine, parse
+from stepflow.data.serialize import dumps
+from stepflow.engine.codec import decode_state
+from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
+from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
+from stepflow.runtime.task_queue import InMemoryTaskQueue
+from stepflow.testing.delivery import (
+    MAX_RECEIVES,
+    REDELIVERY_SECONDS,
+    CountingLog,
+    Deliver,
+    DeliveryError,
+    handle_batch,
+)
+from stepflow.testing.handlers import Handler, call_handler, find_handler, task_invoker
+from stepflow.testing.result import ExecutionResult, TransitionLimitError
+from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
+
+HISTORY_PAGE = 100_000
+"""Events read per history page (few pages: the in-memory log decodes per commit)."""
+
+
+class WorkflowEnvironment:
+    """Run executions of one or more definitions in process, on a virtual clock.
+
+    ``handlers`` maps a Task resource, a Lambda function name or an activity
+    ARN to ``fn(input) -> output`` (an exception fails the task with its
+    ``error`` attribute or class name). A handler bound to a
+    ``.waitForTaskToken`` resource or an activity is answered through the
+    activity service: its return value is sent as SendTaskSuccess with the
+    task's token, an exception as SendTaskFailure. Without a handler such a
+    task stays open: see :meth:`open_tasks`, :meth:`complete` and :meth:`fail`.
+    ``invoker`` (the API's own) runs the tasks no handler is bound to, and
+    sends the requests of callback tasks (which then stay open).
+
+    Time passes only when asked: :meth:`run_until_idle` delivers what is due
+    now, :meth:`advance` and :meth:`skip_to_next_timer` move the clock, and
+    :meth:`run` skips time until an execution ends or nothing more can happen
+    without outside input. ``max_transitions`` bounds the states entered in
+    all executions (:class:`TransitionLimitError`).
+
+    For other backends and measurements: ``log`` replaces the in-memory log
+    (e.g. the DynamoDB log, see :func:`stepflow.testing.open_environment`),
+    ``bus`` the in-memory bus (its clock is then the environment's), and
+    ``deliver`` how a batch reaches the stepper (e.g. through its Lambda handler).
+    """
+
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+        invoker: TaskInvoker | None = None,
+        start_time: datetime | float | None = None,
+        child_limit: int | None = DEFAULT_CHILD_LIMIT,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        max_transitions: int = 1_000_000,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        log: CoordinationLog | None = None,
+        bus: InMemoryBus | None = None,
+        deliver: Deliver | None = None,
+    ) -> None:
+        if isinstance(start_time, datetime):
+            now = start_time.timestamp()
+        else:
+            now = round(time.time(), 3) if start_time is None else float(start_time)
+        self.region, self.account = region, account
+        self.handlers = dict(handlers or {})
+        self.bus = bus if bus is not None else InMemoryBus(now)
+        self.queue = InMemoryTaskQueue(clock=self.now)
+        self.max_transitions = max_transitions
+        self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
+        self.log = cast(CoordinationLog, self._counter)
+        inner = invoker or task_invoker(self.handlers)
+        self.tasks = CallbackTasks(self.handlers, inner, send_callbacks=invoker)
+        self.router = AutoActivityRouter(self.queue, self.bus, lambda: self.activities)
+        self.stepper = Stepper(
+            log=self.log,
+            bus=self.bus,
+            definitions=self._definition,
+            clock=self.now,
+            invoker=self.tasks,
+            child_limit=child_limit,
+            router=self.router,
+        )
+        self.activities = ActivityService(
+            stepper=self.stepper, queue=self.queue, region=region, account=account, clock=self.now
+        )
+        self._deliver = deliver or handle_batch
+        self._definitions: dict[str, StateMachine] = {}
+        self._handed_out: dict[tuple[str, str], OpenTask] = {}
+        self._receives: dict[str, int] = {}
+        self.messages = 0
+        """Messages delivered so far (all executions)."""
+
+    def now(self) -> float:
+        """The virtual clock, in epoch seconds."""
+        return self.bus.now
+
+    # -- executions ---------------------------------------------------------------
+
+    def register(
+        self, definition: str | Mapping[str, Any] | StateMachine, name: str = "StateMachine"
+    ) -> str:
+        """Register a definition as state machine ``name``; return its ARN.
+
+        Registering another definition under the same name raises ValueError.
+        """
+        machine = definition if isinstance(definition, StateMachine) else parse(definition)
+        arn = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{name}"
+        existing = self._definitions.setdefault(arn, machine)
+        if existing is not machine and existing != machine:
+            raise ValueError(f"state machine {name!r} is registered with another definition")
+        return arn
+
+    def start(
+        self,
+        definition: str | Mapping[str, Any] | StateMachine,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        state_machine: str = "StateMachine",
+        seed: int | None = 0,
+    ) -> str:
+        """Start an execution (StartExecution) and return its ARN; nothing runs yet.
+
+        ``definition`` is a definition, or the ARN :meth:`register` returned.
+        Call :meth:`run` or :meth:`run_until_idle` to let it proceed.
+        """
+        if isinstance(definition, str) and definition.startswith("arn:"):
+            arn = definition
+            self._definition(arn)
+        else:
+            arn = self.register(definition, state_machine)
+        record = self.stepper.start_execution(
+            state_machine_arn=arn,
+            name=name or str(uuid.uuid4()),
+            input={} if input is None else input,
+            seed=seed if seed is not None else uuid.uuid4().int >> 65,
+        )
+        return record.execution_arn
+
+    def stop(
+        self, execution_arn: str, *, error: str | None = None, cause: str | None = None
+    ) -> None:
+        """StopExecution, then run until idle (its child executions stop too)."""
+        self.stepper.stop_execution(execution_arn, error=error, cause=cause)
+        self.run_until_idle()
+
+    def result(self, execution_arn: str) -> ExecutionResult:
+        """The execution's status, output or error, and full history."""
+        record = self.log.get(execution_arn)
+        if record is None:
+            raise KeyError(f"no execution {execution_arn}")
+        state = decode_state(record.state)
+        return ExecutionResult(
+            status=state.status,
+            output=dumps(state.output) if state.status == "SUCCEEDED" else None,
+            error=state.error,
+            cause=state.cause,
+            history=self.history(execution_arn),
+        )
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        """The execution in the shape of DescribeExecution's response."""
+        record = self.log.get(execution_arn)
+        if record is None:
+            raise KeyError(f"no execution {execution_arn}")
+        state = decode_state(record.state)
+        found: dict[str, Any] = {
+            "executionArn": execution_arn,
+            "stateMachineArn": record.state_machine_arn,
+            "name": record.name,
+            "status": record.status,
+            "startDate": record.start_date,
+            "input": dumps(record.input),
+        }
+        if record.stop_date is not None:
+            found["stopDate"] = record.stop_date
+        if state.status == "SUCCEEDED":
+            found["output"] = dumps(state.output)
+        found.update({k: v for k, v in (("error", state.error), ("cause", state.cause)) if v})
+        return found
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every history event of the execution, in order (GetExecutionHistory shape)."""
+        events: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self.log.history(execution_arn, next_token=token, limit=HISTORY_PAGE)
+            events.extend(page.events)
+            if page.next_token is None:
+                return events
+            token = page.next_token
+
+    # -- time ---------------------------------------------------------------------
+
+    def run_until_idle(self) -> None:
+        """Deliver every message due now and answer tasks with handlers; no time passes."""
+        while True:
+            due = self.bus.next_due()
+            if due is not None and due <= self.bus.now:
+                self._process(self.bus.receive_batch(10))
+            elif not self._answer():
+                return
+
+    def run(self, execution_arn: str | None = None, *, skip_open_tasks: bool = False) -> None:
+        """Run, skipping time, until ``execution_arn`` ends (None: every execution).
+
+        Time skips from timer to timer, but not past a task waiting for the
+        test (an open callback or activity task without a handler): ``run``
+        returns instead, so the test can answer it (or :meth:`advance` to let
+        it time out). With ``skip_open_tasks`` it skips on as long as timers
+        are pending, as an execution nobody answers would. Either way it
+        returns, with the execution RUNNING, when nothing is pending at all.
+        """
+        while True:
+            self.run_until_idle()
+            if execution_arn is not None:
+                record = self.log.get(execution_arn)
+                if record is None or record.status != "RUNNING":
+                    return
+            if not skip_open_tasks and self._awaits_test():
+                return
+            if self.skip_to_next_timer() is None:
+                return
+
+    def skip_to_next_timer(self) -> float | None:
+        """Move the clock to the next timer (or delayed message) and deliver what is due.
+
+        Returns the new time; None (the clock unmoved) when nothing is pending.
+        """
+        self.run_until_idle()
+        due = self.bus.next_due()
+        if due is None:
+            return None
+        self.bus.now = max(self.bus.now, due)
+        self.run_until_idle()
+        return self.bus.now
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass, firing every timer due on the way in order."""
+        target = self.bus.now + seconds
+        self.run_until_idle()
+        while (due := self.bus.next_due()) is not None and due <= target:
+            self.bus.now = max(self.bus.now, due)
+            self.run_until_idle()
+        self.bus.now = max(self.bus.now, target)
+        self.run_until_idle()
+
+    # -- tasks --------------------------------------------------------------------
+
+    def open_tasks(self, execution_arn: str | None = None) -> list[OpenTask]:
+        """The callback and activity tasks waiting for an answer (callbacks first).
+
+        Activity tasks without a handler are handed out to the test here (as
+        GetActivityTask would: the history records ActivityStarted), so each
+        has its delivery's token. ``execution_arn`` limits the list to one
+        execution and its child executions.
+        """
+        for queue, arn in self.router.arns.items():
+            while self.queue.pending(queue) and find_handler(self.handlers, arn, None) is None:
+                task = self.activities.get_activity_task({"activityArn": arn, "waitSeconds": 0})
+                if not task:
+                    break
+                handed = _activity_task(task, arn)
+                self._handed_out[(handed.execution_arn, handed.task_id)] = handed
+        self.tasks.open = {t.token: t for t in self.tasks.open.values() if self._is_open(t)}
+        self._handed_out = {k: t for k, t in self._handed_out.items() if self._is_open(t)}
+        found = [*self.tasks.open.values(), *self._handed_out.values()]
+        if execution_arn is not None:
+            found = [t for t in found if t.execution_arn.split("#")[0] == execution_arn]
+        return found
+
+    def complete(self, token: str, output: Any = None) -> None:
+        """SendTaskSuccess with ``output`` (any JSON value), then run until idle.
+
+        Raises :class:`~stepflow.activities.ActivityError` (``InvalidToken``,
+        ``TaskTimedOut``) when the service refuses the token.
+        """
+        self.activities.send_task_success({"taskToken": token, "output": dumps(output)})
+        self.run_until_idle()
+
+    def fail(self, token: str, error: str | None = None, cause: str | None = None) -> None:
+        """SendTaskFailure, then run until idle."""
+        request = {"taskToken": token, "error": error, "cause": cause}
+        self.activities.send_task_failure({k: v for k, v in request.items() if v is not None})
+        self.run_until_idle()
+
+    def heartbeat(self, token: str) -> None:
+        """SendTaskHeartbeat (resets a ``HeartbeatSeconds`` timer; extends an activity lease)."""
+        self.activities.send_task_heartbeat({"taskToken": token})
+
+    # -- internals ----------------------------------------------------------------
+
+    def _definition(self, state_machine_arn: str) -> StateMachine:
+        unqualified = ":".join(state_machine_arn.split(":")[:7])
+        try:
+            return self._definitions[unqualified]
+        except KeyError:
+            raise LookupError(f"no definition registered for {state_machine_arn}") from None
+
+    def _process(self, batch: list[Message]) -> None:
+        now = self.bus.now
+        early = [m for m in batch if m.not_before > now]
+        if early:
+            # What the stepper does with an early message (send it back delayed), minus
+            # SQS's 900 s cap on a delay: a Wait of a year is then one hop, not 35,040.
+            for message in early:
+                self.bus.ack(message)
+                self.bus.send(message, math.ceil(message.not_before - now))
+            batch = [m for m in batch if m.not_before <= now]
+            if not batch:
+                return
+        self.messages += len(batch)
+        failures = self._deliver(self.stepper, batch)
+        for message in batch:
+            self.bus.ack(message)
+        for message, exc in failures:
+            count = self._receives[message.id] = self._receives.get(message.id, 0) + 1
+            if count >= MAX_RECEIVES:
+                raise DeliveryError(f"message {message.id} failed {count} times: {exc}") from exc
+            self.bus.send(message, REDELIVERY_SECONDS)
+        if self._counter.entered > self.max_transitions:
+            raise TransitionLimitError(
+                f"the executions entered more than {self.max_transitions} states; "
+                "raise max_transitions if that is intended"
+            )
+
+    def _answer(self) -> bool:
+        """Send the handlers' queued reports and run activity handlers; True if any."""
+        acted = False
+        while self.tasks.reports:
+            token, outcome = self.tasks.reports.pop(0)
+            acted = True
+            try:
+                if outcome.ok:
+                    output = dumps(outcome.output)
+                    self.activities.send_task_success({"taskToken": token, "output": output})
+                else:
+                    failure = {"error": outcome.error, "cause": outcome.cause}
+                    request = {k: v for k, v in failure.items() if v is not None}
+                    self.activities.send_task_failure({"taskToken": token, **request})
+            except ActivityError:
+                pass  # the task timed out or was stopped meanwhile: as the API refuses it
+        for queue, arn in self.router.arns.items():
+            found = find_handler(self.handlers, arn, None)
+            while found is not None and self.queue.pending(queue):
+                task = self.activities.get_activity_task({"activityArn": arn, "waitSeconds": 0})
+                if not task:
+                    break
+                value = _activity_task(task, arn).input
+                outcome = call_handler(found[0], value, arn)
+                self.tasks.reports.append((task["taskToken"], outcome))
+                acted = True
+        return acted or bool(self.tasks.reports)
+
+    def _awaits_test(self) -> bool:
+        """True if a callback or an activity task without a handler waits for an answer."""
+        self.tasks.open = {t.token: t for t in self.tasks.open.values() if self._is_open(t)}
+        if self.tasks.open:
+            return True
+        return any(
+            self.queue.pending(queue) and find_handler(self.handlers, arn, None) is None
+            for queue, arn in self.router.arns.items()
+        )
+
+    def _is_open(self, task: OpenTask) -> bool:
+        record = self.log.get(task.execution_arn)
+        if record is None or record.status != "RUNNING":
+            return False
+        return task.task_id in decode_state(record.state).tasks
+
+
+def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
+    token = parse_token(task["taskToken"])
+    return OpenTask(
+        "activity",
+        task["taskToken"],
+        token.execution_arn,
+        token.task_id,
+        "",
+        arn,
+        json.loads(task["input"]),
+    )
+
+
+__all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]

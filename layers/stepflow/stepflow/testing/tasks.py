@@ -1,0 +1,134 @@
+"""The test environment's task side: callback and activity tasks waiting for an answer.
+
+A ``.waitForTaskToken`` task or an activity task waits for SendTaskSuccess /
+SendTaskFailure. In a :class:`~stepflow.testing.WorkflowEnvironment` a handler
+bound to its resource answers it (through the same
+:class:`~stepflow.activities.ActivityService` the API uses); otherwise it
+stays open, listed by :meth:`WorkflowEnvironment.open_tasks`, for the test to answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from stepflow.activities import ActivityError, ActivityService
+from stepflow.activities.names import queue_name
+from stepflow.activities.router import ActivityRouter
+from stepflow.activities.tokens import parse
+from stepflow.engine.resources import describe
+from stepflow.runtime.messages import Message
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.ports import MessageBus
+from stepflow.runtime.task_queue import TaskQueue
+from stepflow.testing.handlers import Handler, call_handler, find_handler
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTask:
+    """A callback or activity task waiting for SendTaskSuccess / SendTaskFailure.
+
+    Attributes:
+        kind: ``"callback"`` (a ``.waitForTaskToken`` resource) or ``"activity"``.
+        token: the task token to answer with (an activity's is its delivery's).
+        execution_arn: the execution (a child execution's own ARN) the task belongs to.
+        task_id: the engine's id of the task attempt.
+        state_name: the Task state.
+        resource: the Task's resource.
+        input: the task's input (for an activity, what GetActivityTask returned, parsed).
+    """
+
+    kind: Literal["callback", "activity"]
+    token: str
+    execution_arn: str
+    task_id: str
+    state_name: str
+    resource: str
+    input: Any
+
+
+Report = tuple[str, TaskOutcome]
+"""A handler's answer to a task: its token and outcome, sent after the current batch."""
+
+
+class CallbackTasks:
+    """The environment's task invoker: runs bound handlers, keeps callbacks open.
+
+    An ordinary task runs on ``inner``. For a ``.waitForTaskToken`` resource
+    the request counts as sent (the stepper records the task as started); a
+    handler bound to the resource is called on its input and its outcome is
+    queued as a report (sent as SendTaskSuccess / SendTaskFailure with the
+    task's token once the current batch is committed). Without a handler, the
+    task is recorded as open.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        inner: TaskInvoker,
+        *,
+        send_callbacks: TaskInvoker | None = None,
+    ) -> None:
+        self.handlers, self.inner, self.send_callbacks = handlers, inner, send_callbacks
+        self.open: dict[str, OpenTask] = {}
+        self.reports: list[Report] = []
+
+    def __call__(self, body: dict[str, Any]) -> TaskOutcome:
+        """Run the task of an inline task message body."""
+        resource = str(body.get("resource", ""))
+        if not describe(resource).wait_for_token:
+            return self.inner(body)
+        token = str(body["task_token"])
+        found = find_handler(self.handlers, resource, body.get("input"))
+        if found is not None:
+            handler, payload, _ = found
+            self.reports.append((token, call_handler(handler, payload, resource)))
+            return TaskOutcome.succeeded(None)
+        if self.send_callbacks is not None:
+            sent = self.send_callbacks(body)
+            if not sent.ok:
+                return sent
+        parsed = parse(token)
+        self.open[token] = OpenTask(
+            "callback",
+            token,
+            parsed.execution_arn,
+            parsed.task_id,
+            str(body.get("state_name", "")),
+            resource,
+            body.get("input"),
+        )
+        return TaskOutcome.succeeded(None)
+
+
+class AutoActivityRouter(ActivityRouter):
+    """Routes activity tasks to their queues, creating a missing activity on first use.
+
+    Remembers each activity's ARN by queue, so the environment can poll the
+    queues whose activity has a handler.
+    """
+
+    def __init__(
+        self, queue: TaskQueue, bus: MessageBus, activities: Callable[[], ActivityService]
+    ) -> None:
+        super().__init__(queue, bus)
+        self.activities = activities
+        self.arns: dict[str, str] = {}
+
+    def dispatch(self, message: Message) -> None:
+        """Create the activity if needed, then enqueue.
+
+        Only an activity of the environment's region and account is created;
+        a task on another one fails as on a missing activity.
+        """
+        resource = str(message.body["resource"])
+        parts = resource.split(":", 6)
+        service = self.activities()
+        if (parts[3], parts[4]) == (service.region, service.account):
+            self.arns.setdefault(queue_name(parts[6]), resource)
+            if self.queue.tags(queue_name(parts[6])) is None:
+                with contextlib.suppress(ActivityError):  # an invalid name: the task fails
+                    service.create_activity({"name": parts[6]})
+        super().dispatch(message)
