@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
 from stepflow.worker.runner import Handler, Worker
@@ -39,7 +40,9 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
         raise WorkerUsageError("--concurrency must be at least 1")
     handler = load_handler(args.handler)
     if client is None:
-        client = _boto3_client(args.endpoint_url, args.region)
+        client = ReleasingClient(
+            _boto3_client(args.endpoint_url, args.region), _credentials(args.region)
+        )
     try:
         arn = resolve_activity(client, args.activity)
     except WorkerUsageError:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
         heartbeat_seconds=args.heartbeat,
         grace_seconds=args.grace,
     )
-    worker.install_signal_handlers()
+    worker.install_signal_handlers(hard_exit=True)
     health = None
     if args.health_port is not None:
         health = HealthServer(worker.status, args.health_host, args.health_port).start()
@@ -110,6 +113,13 @@ def _boto3_client(endpoint_url: str | None, region: str) -> Any:
     return importlib.import_module("boto3").client(
         "stepfunctions", endpoint_url=endpoint_url, region_name=region, config=config
     )
+
+
+def _credentials(region: str) -> Any:
+    """The credentials a default boto3 client resolves (to sign ReleaseTask); None if none."""
+    import boto3
+
+    return boto3.session.Session(region_name=region).get_credentials()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
