@@ -83,7 +83,8 @@ def test_sigterm_with_a_poll_in_flight_runs_nothing_new_and_loses_nothing(tmp_pa
                 arns += [h.start({"n": n, "seconds": 0.2}) for n in range(2, 5)]
             # THEN it exits 0: the 2 in hand finished, the task the poll brought went back
             assert first.wait(timeout=WAIT) == 0
-            stopped = next(e for e in logs(tmp_path / "first.log") if e["message"] == "worker stopped")
+            entries = logs(tmp_path / "first.log")
+            [stopped] = [e for e in entries if e["message"] == "worker stopped"]
             assert [s for s in starts(tmp_path / "starts") if s[0] > signalled] == []
             counts = {k: stopped.get(k) for k in ("succeeded", "returned", "released", "abandoned")}
             assert counts == {"succeeded": 2, "returned": 1, "released": 0, "abandoned": 0}

@@ -16,6 +16,7 @@ bound.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -38,10 +39,8 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 def _close(read: int, write: int) -> None:
     for fd in (read, write):
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
 
 
 class Wakeup:
@@ -68,13 +67,11 @@ class Wakeup:
         with self._lock:
             if self._closed:
                 return
-            try:
+            with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
                 os.write(self._write, b"\0")
-            except BlockingIOError:
-                pass  # the pipe is full: a wake-up is pending anyway
 
     def wait(self, timeout: float | None = None) -> list[signal.Signals] | None:
-        """Block until woken or ``timeout``: the signals caught since (maybe none), None on timeout."""
+        """Block until woken or ``timeout``; the signals caught since (maybe none), or None."""
         try:
             ready, _, _ = select.select([self._read], [], [], timeout)
         except ValueError:  # closed meanwhile
@@ -111,10 +108,8 @@ def exit_within(seconds: float, code: int = 0) -> threading.Thread:
         time.sleep(seconds)
         logger.warning("exit forced", extra={"after_seconds": seconds})
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):  # a broken stream must not stop the exit
                 stream.flush()
-            except Exception:  # a closed or broken stream must not stop the exit
-                pass
         os._exit(code)
 
     thread = threading.Thread(target=expire, name="exit-watchdog", daemon=True)
