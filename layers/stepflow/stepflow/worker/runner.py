@@ -313,14 +313,18 @@ class Worker:
         context.lost.set()
         with self._lock:
             self._in_hand.pop(context.token, None)
+        outcome = f"task {count}"
         if self._can_release():
             try:
                 self.client.release_task(taskToken=context.token)  # type: ignore[attr-defined]
             except Exception as exc:
+                outcome = f"task {count}, not released: its lease runs out"
                 logger.warning("release failed", extra={"worker": self.name, "error": repr(exc)})
+        else:
+            outcome = f"task {count}, not released (no release_task): its lease runs out"
         self._count(count)
         logger.info(
-            f"task {count}", extra={"worker": self.name, "idempotency_key": context.idempotency_key}
+            outcome, extra={"worker": self.name, "idempotency_key": context.idempotency_key}
         )
 
     def _count(self, kind: str) -> None:
