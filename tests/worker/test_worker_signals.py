@@ -73,7 +73,7 @@ def test_sigterm_with_a_poll_in_flight_runs_nothing_new_and_loses_nothing(tmp_pa
         try:
             until(lambda: len(starts(tmp_path / "starts")) == 2 and server.waiting >= 1, "2 starts")
             # WHEN it gets SIGTERM, and 3 more tasks are queued once it has taken note
-            signalled = time.time()
+            signalled, clock = time.time(), time.monotonic()
             first.send_signal(signal.SIGTERM)
             until(
                 lambda: "worker stopping" in {e["message"] for e in logs(tmp_path / "first.log")},
@@ -83,6 +83,7 @@ def test_sigterm_with_a_poll_in_flight_runs_nothing_new_and_loses_nothing(tmp_pa
                 arns += [h.start({"n": n, "seconds": 0.2}) for n in range(2, 5)]
             # THEN it exits 0: the 2 in hand finished, the task the poll brought went back
             assert first.wait(timeout=WAIT) == 0
+            print(f"stepflow worker exited {time.monotonic() - clock:.2f} s after the signal")
             entries = logs(tmp_path / "first.log")
             [stopped] = [e for e in entries if e["message"] == "worker stopped"]
             assert [s for s in starts(tmp_path / "starts") if s[0] > signalled] == []
