@@ -186,7 +186,7 @@ LOCAL_EXIT_SECONDS = 10.0
 
 def _local(args: argparse.Namespace) -> int:
     from stepflow.local import LocalStack, demo  # boto3 and moto load only for this command
-    from stepflow.worker.signals import Wakeup, exit_within
+    from stepflow.worker.signals import Wakeup, exit_within, leave
 
     handlers = _load_handlers(args.handlers) if args.handlers else {}
     payload = {} if args.input is None else _input(args.input)
@@ -233,10 +233,12 @@ def _local(args: argparse.Namespace) -> int:
             return status[0] if status else 1  # the demo ended (or died: its traceback shows)
         exit_within(LOCAL_EXIT_SECONDS)  # a handler stuck in a poller cannot hold the exit
         print(f"{received[0].name}: stopping the local stack", file=sys.stderr, flush=True)
-        return 128 + received[0] if args.demo else 0
     finally:
         stack.stop()
         wakeup.close()
+    code = 128 + received[0] if args.demo else 0
+    leave(code)  # threads cut off in a request or a handler must not crash finalization
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

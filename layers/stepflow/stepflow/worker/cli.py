@@ -13,6 +13,7 @@ from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
 from stepflow.worker.runner import Handler, Worker
+from stepflow.worker.signals import leave
 
 
 class WorkerUsageError(Exception):
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
     finally:
         if health is not None:
             health.stop()
+    if worker.signalled is not None and worker.abandoned:
+        leave(0)  # threads stuck in a handler must not crash interpreter finalization
     return 0
 
 

@@ -83,14 +83,16 @@ class ReleasingClient:
 
     boto3 has no method for an operation AWS does not define, so ReleaseTask is
     sent as the same JSON-protocol request boto3 would send, signed with the
-    client's credentials. Every other attribute is the wrapped client's. AWS
+    client's credentials (``signing_name="execute-api"`` behind API Gateway with
+    IAM authorization). Every other attribute is the wrapped client's. AWS
     Step Functions itself refuses the operation: there a released task waits
     for its lease (heartbeat or task timeout) to run out.
     """
 
-    def __init__(self, client: Any, credentials: Any = None) -> None:
+    def __init__(self, client: Any, credentials: Any = None, signing_name: str = "states") -> None:
         self._client = client
         self._credentials = credentials
+        self._signing_name = signing_name
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -111,7 +113,7 @@ class ReleasingClient:
             },
         )
         if self._credentials is not None:
-            SigV4Auth(self._credentials, "states", meta.region_name).add_auth(request)
+            SigV4Auth(self._credentials, self._signing_name, meta.region_name).add_auth(request)
         prepared = urllib.request.Request(
             request.url, data=request.body, headers=dict(request.headers.items()), method="POST"
         )

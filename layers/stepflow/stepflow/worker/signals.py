@@ -31,6 +31,7 @@ from types import FrameType
 logger = logging.getLogger("stepflow.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+WATCHDOG = "exit-watchdog"
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -97,6 +98,29 @@ class Wakeup:
             self._finalizer()
 
 
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a broken stream must not stop the exit
+            stream.flush()
+
+
+def leave(code: int) -> None:
+    """End the process now with ``code`` if threads are left behind; else just return.
+
+    Daemon threads abandoned in a handler or a request keep running while the
+    interpreter finalizes, and one that holds a standard stream's lock then
+    aborts the process. After an orderly stop, skipping finalization is safe.
+    """
+    left = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.current_thread() and t.name != WATCHDOG
+    ]
+    if left:
+        _flush()
+        os._exit(code)
+
+
 def exit_within(seconds: float, code: int = 0) -> threading.Thread:
     """End the process with ``code`` after ``seconds`` unless it has ended by then.
 
@@ -107,11 +131,9 @@ def exit_within(seconds: float, code: int = 0) -> threading.Thread:
     def expire() -> None:
         time.sleep(seconds)
         logger.warning("exit forced", extra={"after_seconds": seconds})
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):  # a broken stream must not stop the exit
-                stream.flush()
+        _flush()
         os._exit(code)
 
-    thread = threading.Thread(target=expire, name="exit-watchdog", daemon=True)
+    thread = threading.Thread(target=expire, name=WATCHDOG, daemon=True)
     thread.start()
     return thread
