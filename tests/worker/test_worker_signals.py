@@ -45,10 +45,12 @@ def logs(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def spawn(url: str, tmp: Path, name: str) -> subprocess.Popen[str]:
+def spawn(
+    url: str, tmp: Path, name: str, handler: str = "recorded", grace: float = 30
+) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "stepflow", "worker", "--activity", "jobs"]
-    command += ["tests.worker.handlers:recorded", "--endpoint-url", url, "--name", name]
-    command += ["--concurrency", "3", "--heartbeat", "0.5", "--grace", "30"]
+    command += [f"tests.worker.handlers:{handler}", "--endpoint-url", url, "--name", name]
+    command += ["--concurrency", "3", "--heartbeat", "0.5", "--grace", str(grace)]
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -112,3 +114,35 @@ def test_sigterm_with_a_poll_in_flight_runs_nothing_new_and_loses_nothing(tmp_pa
     assert {pid for _, n, pid in rows if n >= 2} == {second.pid}
     for arn in arns:
         assert h.types(arn).count("ActivitySucceeded") == 1
+
+
+def test_a_handler_stuck_past_the_grace_period_does_not_hold_the_exit(tmp_path: Path) -> None:
+    # GIVEN a worker whose handler never returns, with a grace period of 1 s
+    h = Harness(task_machine(activity("jobs")), lease_seconds=600)
+    h.service.create_activity({"name": "jobs"})
+    arn = h.start({"n": 1})
+    with SfnServer(h.service) as server:
+        worker = spawn(server.url, tmp_path, "stuck", handler="hang", grace=1)
+        try:
+
+            def started() -> bool:
+                with server.lock:
+                    return "ActivityStarted" in h.types(arn)
+
+            until(started, "the task to start")
+            # WHEN it gets SIGTERM
+            worker.send_signal(signal.SIGTERM)
+            # THEN it exits 0 after the grace period, the task released, the thread left behind
+            assert worker.wait(timeout=WAIT) == 0
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        [stopped] = [e for e in logs(tmp_path / "stuck.log") if e["message"] == "worker stopped"]
+        assert (stopped["released"], stopped["abandoned"], stopped["succeeded"]) == (1, 1, 0)
+        # AND the next poll gets the task at once (the virtual clock has not moved)
+        with server.lock:
+            task = h.poll("jobs", "next")
+            h.service.send_task_success({"taskToken": task["taskToken"], "output": '"rescued"'})
+            assert h.output(arn) == "rescued"
+            assert h.types(arn).count("ActivitySucceeded") == 1
