@@ -7,6 +7,7 @@ runs=${1:-20}
 tests=(
   tests/worker/test_worker_signals.py
   tests/worker/test_signals.py
+  tests/worker/test_worker_process.py::test_sigterm_stops_polling_and_drains_the_tasks_in_hand
   tests/e2e/test_local_signals.py
 )
 passed=0

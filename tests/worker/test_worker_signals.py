@@ -45,11 +45,9 @@ def logs(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-def spawn(
-    url: str, tmp: Path, name: str, handler: str = "recorded", grace: float = 30
-) -> subprocess.Popen[str]:
+def spawn(url: str, tmp: Path, name: str, grace: float = 30) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "stepflow", "worker", "--activity", "jobs"]
-    command += [f"tests.worker.handlers:{handler}", "--endpoint-url", url, "--name", name]
+    command += ["tests.worker.handlers:recorded", "--endpoint-url", url, "--name", name]
     command += ["--concurrency", "3", "--heartbeat", "0.5", "--grace", str(grace)]
     env = {
         **os.environ,
@@ -120,16 +118,11 @@ def test_a_handler_stuck_past_the_grace_period_does_not_hold_the_exit(tmp_path: 
     # GIVEN a worker whose handler never returns, with a grace period of 1 s
     h = Harness(task_machine(activity("jobs")), lease_seconds=600)
     h.service.create_activity({"name": "jobs"})
-    arn = h.start({"n": 1})
+    arn = h.start({"n": 1, "seconds": 3600})
     with SfnServer(h.service) as server:
-        worker = spawn(server.url, tmp_path, "stuck", handler="hang", grace=1)
+        worker = spawn(server.url, tmp_path, "stuck", grace=1)
         try:
-
-            def started() -> bool:
-                with server.lock:
-                    return "ActivityStarted" in h.types(arn)
-
-            until(started, "the task to start")
+            until(lambda: len(starts(tmp_path / "starts")) == 1, "the handler to start")
             # WHEN it gets SIGTERM
             worker.send_signal(signal.SIGTERM)
             # THEN it exits 0 after the grace period, the task released, the thread left behind

@@ -75,7 +75,7 @@ class Wakeup:
         """Block until woken or ``timeout``; the signals caught since (maybe none), or None."""
         try:
             ready, _, _ = select.select([self._read], [], [], timeout)
-        except ValueError:  # closed meanwhile
+        except (ValueError, OSError):  # closed meanwhile
             return []
         if not ready:
             return None
