@@ -282,3 +282,33 @@ def test_the_worker_sdk_completes_activity_tasks_over_the_api(stack: LocalStack)
         worker.stop()
         thread.join(15)
     assert not thread.is_alive()
+
+
+def test_release_task_through_the_api_hands_the_task_to_the_next_poll(stack: LocalStack) -> None:
+    import boto3.session
+    from stepflow.worker import ReleasingClient
+
+    sfn = stack.stepfunctions()
+    credentials = boto3.session.Session(
+        aws_access_key_id="local", aws_secret_access_key="local"
+    ).get_credentials()
+    releasing = ReleasingClient(sfn, credentials)
+    activity = sfn.create_activity(name="handback")["activityArn"]
+    definition = {
+        "StartAt": "Do",
+        "States": {"Do": {"Type": "Task", "Resource": activity, "End": True}},
+    }
+    execution = start(sfn, "handback", definition, {"order": 8})
+    task: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while "taskToken" not in task and time.monotonic() < deadline:
+        task = sfn.get_activity_task(activityArn=activity, workerName="first")
+    assert releasing.release_task(taskToken=task["taskToken"]) == {}
+    again = sfn.get_activity_task(activityArn=activity, workerName="second")  # at once
+    assert json.loads(again["input"]) == {"order": 8}
+    assert again["taskToken"] != task["taskToken"]
+    with pytest.raises(Exception) as stale:  # the first token no longer works
+        releasing.release_task(taskToken=task["taskToken"])
+    assert getattr(stale.value, "code", None) == "TaskTimedOut"
+    sfn.send_task_success(taskToken=again["taskToken"], output='"done"')
+    assert wait_for(sfn, execution)["status"] == "SUCCEEDED"

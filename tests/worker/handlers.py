@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -17,3 +18,11 @@ def slow(task: Any, context: TaskContext) -> Any:
 def hang(task: Any, context: TaskContext) -> Any:
     """Never finishes on its own (the test kills the process)."""
     time.sleep(3600)
+
+
+def recorded(task: Any, context: TaskContext) -> Any:
+    """Appends ``<time> <n> <pid>`` to the file ``$STEPFLOW_TEST_STARTS`` names, then sleeps."""
+    with open(os.environ["STEPFLOW_TEST_STARTS"], "a", encoding="utf-8") as starts:
+        starts.write(f"{time.time()} {task.get('n')} {os.getpid()}\n")
+    time.sleep(float(task.get("seconds", 1.0)))
+    return {"done": task.get("n")}

@@ -21,8 +21,13 @@ def _snake(name: str) -> str:
 
 
 class SfnServer:
-    def __init__(self, service: ActivityService) -> None:
-        lock = threading.Lock()
+    """``poll_seconds`` (changeable) is GetActivityTask's wait; ``waiting`` counts polls in it."""
+
+    def __init__(self, service: ActivityService, poll_seconds: float = POLL_SECONDS) -> None:
+        self.poll_seconds = poll_seconds
+        self.waiting = 0
+        self.lock = lock = threading.Lock()
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -30,11 +35,15 @@ class SfnServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 params: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
                 if target == "GetActivityTask":
-                    params["waitSeconds"] = POLL_SECONDS
+                    params["waitSeconds"] = outer.poll_seconds
                 try:
                     method = getattr(service, _snake(target))
                     if target == "GetActivityTask":
-                        body, code = method(params), 200
+                        outer.waiting += 1
+                        try:
+                            body, code = method(params), 200
+                        finally:
+                            outer.waiting -= 1
                     else:
                         with lock:  # the harness's bus is not thread-safe
                             body, code = method(params), 200

@@ -180,20 +180,27 @@ def _worker(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
 
 
+LOCAL_EXIT_SECONDS = 10.0
+"""After a stop signal, ``stepflow local`` ends within this many seconds, whatever is stuck."""
+
+
 def _local(args: argparse.Namespace) -> int:
     from stepflow.local import LocalStack, demo  # boto3 and moto load only for this command
+    from stepflow.worker.signals import Wakeup, exit_within, leave
 
     handlers = _load_handlers(args.handlers) if args.handlers else {}
     payload = {} if args.input is None else _input(args.input)
     if args.demo:
         _load(args.demo)  # a missing or malformed file is a usage error, before anything starts
         demo.quiet()
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+    # Caught before anything starts, so a signal during start-up is acted on right after it.
+    # The main thread only ever blocks in select() on the wakeup pipe (see its module).
+    wakeup = Wakeup()
+    wakeup.catch()
     try:
         stack = LocalStack(args.host, args.port, args.endpoint, handlers).start()
     except OSError as exc:
+        wakeup.close()
         raise UsageError(
             f"cannot start the local stack on {args.host}:{args.port}: {exc}"
         ) from None
@@ -202,17 +209,36 @@ def _local(args: argparse.Namespace) -> int:
             f"StepFlow local stack: {stack.url}  (AWS services: {stack.aws_endpoint})", flush=True
         )
         if args.demo:
-            return demo.run_demo(stack, args.demo, payload, sys.stdout)
-        print(
-            f"  aws stepfunctions list-state-machines --endpoint-url {stack.url}\n"
-            f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')\n"
-            "Ctrl-C stops it.",
-            flush=True,
-        )
-        stopping.wait()
-        return 0
+            status: list[int] = []
+
+            def run_demo() -> None:
+                try:
+                    status.append(demo.run_demo(stack, args.demo, payload, sys.stdout))
+                finally:
+                    wakeup.wake()
+
+            threading.Thread(target=run_demo, name="demo", daemon=True).start()
+        else:
+            print(
+                f"  aws stepfunctions list-state-machines --endpoint-url {stack.url}\n"
+                f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')\n"
+                "Ctrl-C stops it.",
+                flush=True,
+            )
+            status = []
+        received: list[signal.Signals] = []
+        while not received and not status:
+            received = wakeup.wait() or []
+        if not received:
+            return status[0] if status else 1  # the demo ended (or died: its traceback shows)
+        exit_within(LOCAL_EXIT_SECONDS)  # a handler stuck in a poller cannot hold the exit
+        print(f"{received[0].name}: stopping the local stack", file=sys.stderr, flush=True)
     finally:
         stack.stop()
+        wakeup.close()
+    code = 128 + received[0] if args.demo else 0
+    leave(code)  # threads cut off in a request or a handler must not crash finalization
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -55,8 +55,12 @@ ACTIVITY_OPERATIONS = (
     "SendTaskSuccess",
     "SendTaskFailure",
     "SendTaskHeartbeat",
+    "ReleaseTask",
 )
-"""Answered when the service has a task queue (see :mod:`stepflow.activities`)."""
+"""Answered when the service has a task queue (see :mod:`stepflow.activities`).
+
+``ReleaseTask(taskToken)`` is StepFlow's own: a stopping worker gives a task back.
+"""
 
 ACTIVITY_POLL_SECONDS = 25
 """GetActivityTask's long poll behind API Gateway, whose integrations time out at 29 s."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,11 +31,22 @@ class Pollers:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the batches in hand (a receive waits at most a second)."""
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop polling; wait up to ``timeout`` in all for the batches in hand.
+
+        A receive waits at most a second. A poller still in a batch after
+        ``timeout`` is left behind (a daemon thread): the messages it has not
+        deleted are received again once their visibility timeout ends.
+        """
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def running(self) -> int:
+        """Pollers still alive (after :meth:`stop`: those stuck in a batch)."""
+        return sum(thread.is_alive() for thread in self._threads)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

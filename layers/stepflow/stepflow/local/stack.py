@@ -121,13 +121,18 @@ class LocalStack:
         )
 
     def stop(self) -> None:
-        """Stop pollers, the gateway and moto (in that order); safe to call twice."""
-        if self._pollers is not None:
-            self._pollers.stop()
-            self._pollers = None
+        """Stop the gateway, pollers and moto (in that order), in a few seconds; safe twice.
+
+        The gateway stops first, so no request starts new work while the pollers
+        finish their batches (at most a few seconds; a poller stuck in a batch
+        is left behind). Requests in flight are cut off.
+        """
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
+        if self._pollers is not None:
+            self._pollers.stop()
+            self._pollers = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

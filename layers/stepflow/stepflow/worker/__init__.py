@@ -6,7 +6,7 @@ over an in-process service; ``stepflow worker --activity NAME module:handler``
 from the command line. See :mod:`stepflow.worker.runner` for the behaviour.
 """
 
-from stepflow.worker.client import ActivityClient, ServiceClient
+from stepflow.worker.client import ActivityClient, ReleasingClient, ServiceClient
 from stepflow.worker.context import TaskContext, idempotency_key
 from stepflow.worker.health import HealthServer
 from stepflow.worker.runner import Handler, Worker
@@ -15,6 +15,7 @@ __all__ = [
     "ActivityClient",
     "Handler",
     "HealthServer",
+    "ReleasingClient",
     "ServiceClient",
     "TaskContext",
     "Worker",

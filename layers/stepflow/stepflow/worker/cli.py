@@ -12,9 +12,11 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
+from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
 from stepflow.worker.runner import Handler, Worker
+from stepflow.worker.signals import leave
 
 
 class WorkerUsageError(Exception):
@@ -42,7 +44,9 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
         raise WorkerUsageError("--concurrency must be at least 1")
     handler = load_handler(args.handler)
     if client is None:
-        client = _boto3_client(args.endpoint_url, args.region)
+        client = ReleasingClient(
+            _boto3_client(args.endpoint_url, args.region), _credentials(args.region)
+        )
     try:
         arn = resolve_activity(client, args.activity)
     except WorkerUsageError:
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
         heartbeat_seconds=args.heartbeat,
         grace_seconds=args.grace,
     )
-    worker.install_signal_handlers()
+    worker.install_signal_handlers(hard_exit=True)
     health = None
     if args.health_port is not None:
         health = HealthServer(worker.status, args.health_host, args.health_port).start()
@@ -69,6 +73,8 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
     finally:
         if health is not None:
             health.stop()
+    if worker.signalled is not None and worker.abandoned:
+        leave(0)  # threads stuck in a handler must not crash interpreter finalization
     return 0
 
 
@@ -113,6 +119,12 @@ def _boto3_client(endpoint_url: str | None, region: str) -> Any:
     return boto3.client(
         "stepfunctions", endpoint_url=endpoint_url, region_name=region, config=config
     )
+
+
+def _credentials(region: str) -> Any:
+    """The credentials a default boto3 client resolves (to sign ReleaseTask); None if none."""
+
+    return boto3.session.Session(region_name=region).get_credentials()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,10 +3,16 @@
 ``concurrency`` threads each poll for a task and run the handler on it, so
 at most that many tasks are in hand at once. A heartbeat thread reports
 progress for every task in hand every ``heartbeat_seconds`` (which also
-extends its lease); a refused heartbeat marks the task lost. :meth:`stop`
-(SIGTERM/SIGINT with :meth:`install_signal_handlers`) stops polling, lets the
-tasks in hand finish for up to ``grace_seconds``, then releases the rest so
-another worker gets them at once.
+extends its lease); a refused heartbeat marks the task lost.
+
+Stopping (:meth:`Worker.stop`, or SIGTERM/SIGINT with
+:meth:`Worker.install_signal_handlers`): no handler starts after it. A task a
+poll already in flight brings back is given back at once (``release_task``)
+and never run; the tasks in hand may finish for up to ``grace_seconds``, then
+the rest are released so another worker gets them at once, and a handler still
+running is abandoned (its late result is not sent). A second signal skips the
+rest of the grace period. :meth:`Worker.run` returns at most
+``POLL_JOIN_SECONDS`` after the grace period.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from stepflow.worker.client import REFUSED, ActivityClient, error_code
 from stepflow.worker.context import TaskContext, idempotency_key
+from stepflow.worker.signals import Wakeup, exit_within
 
 logger = logging.getLogger("stepflow.worker")
 
@@ -32,6 +39,10 @@ MAX_ERROR, MAX_CAUSE = 256, 32_768
 REPORT_ATTEMPTS = 3
 POLL_JOIN_SECONDS = 5.0
 """How long past the grace period :meth:`Worker.run` waits for polls in flight to return."""
+THREAD_EXIT_SECONDS = 0.5
+"""How long :meth:`Worker.run` waits for slot threads to leave before counting them abandoned."""
+HARD_EXIT_MARGIN = 5.0
+"""Slack past ``grace + POLL_JOIN_SECONDS`` before a signalled process is ended outright."""
 
 
 class Worker:
@@ -56,6 +67,12 @@ class Worker:
         self.heartbeat_seconds, self.grace_seconds = heartbeat_seconds, grace_seconds
         self.stopping = threading.Event()
         self.stopped = threading.Event()
+        self.signalled: signal.Signals | None = None
+        """The first stop signal received (with :meth:`install_signal_handlers`)."""
+        self.abandoned: list[threading.Thread] = []
+        """Threads left in a handler or a poll when :meth:`run` returned (tasks released)."""
+        self._wakeup = Wakeup()
+        self._hard_exit = False
         self.counts = {
             "succeeded": 0,
             "failed": 0,
@@ -82,19 +99,28 @@ class Worker:
                 **self.counts,
             }
 
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the worker gracefully (call from the main thread)."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _frame: self.stop(signal.Signals(signum).name))
+    def install_signal_handlers(self, *, hard_exit: bool = False) -> None:
+        """SIGTERM and SIGINT stop the worker gracefully (call from the main thread).
+
+        The handlers only wake :meth:`run`'s loop (see :mod:`stepflow.worker.signals`).
+        With ``hard_exit`` the first signal also arms :func:`exit_within`: the
+        process ends ``grace_seconds + POLL_JOIN_SECONDS + HARD_EXIT_MARGIN``
+        after it, whatever the handlers do.
+        """
+        self._wakeup.catch()
+        self._hard_exit = hard_exit
 
     def stop(self, reason: str = "stop") -> None:
-        """Stop polling; :meth:`run` drains and returns."""
-        if not self.stopping.is_set():
+        """Stop polling; :meth:`run` drains and returns (safe from any thread)."""
+        with self._lock:
+            first = not self.stopping.is_set()
+            self.stopping.set()  # under the lock: a polled task is in hand before, or released
+        if first:
             logger.info("worker stopping", extra={"worker": self.name, "reason": reason})
-        self.stopping.set()
+        self._wakeup.wake()
 
     def run(self) -> None:
-        """Poll and run tasks until :meth:`stop`, then drain; returns when done."""
+        """Poll and run tasks until :meth:`stop` (or a signal), then drain; returns when done."""
         logger.info(
             "worker started",
             extra={"worker": self.name, "activity": self.activity_arn, "slots": self.concurrency},
@@ -106,23 +132,56 @@ class Worker:
         beats = threading.Thread(target=self._heartbeats, name=f"{self.name}-hb", daemon=True)
         for thread in [*threads, beats]:
             thread.start()
-        self.stopping.wait()
-        deadline = time.monotonic() + self.grace_seconds
-        while time.monotonic() < deadline and self._busy():
-            time.sleep(0.05)  # the tasks in hand finish (their threads report themselves)
-        for context in self._snapshot():
-            self._release(context)
-        # Polls in flight end (a task they bring is handed straight back) before we return;
-        # threads stuck in a handler past the grace period are left behind (daemons).
-        polls_end = deadline + POLL_JOIN_SECONDS
-        while time.monotonic() < polls_end and any(t.is_alive() for t in self._polling()):
-            time.sleep(0.02)
-        self.stopped.set()
-        logger.info("worker stopped", extra={"worker": self.name, **self.counts})
+        try:
+            while not self.stopping.is_set():
+                self._on_signals(self._wakeup.wait())
+            deadline = time.monotonic() + self.grace_seconds
+            hurry = self._until(deadline, self._busy)  # the tasks in hand finish
+            for context in self._snapshot():
+                self._release(context)
+            if not hurry:
+                # Polls in flight end (a task they bring is handed straight back);
+                # threads stuck in a handler past the grace period are left behind.
+                self._until(deadline + POLL_JOIN_SECONDS, lambda: bool(self._polling()))
+        finally:
+            self.stopped.set()
+            self._wakeup.close()
+        end = time.monotonic() + THREAD_EXIT_SECONDS
+        for thread in threads:  # a slot that is done leaves its loop at once
+            thread.join(max(0.0, end - time.monotonic()))
+        self.abandoned = [t for t in threads if t.is_alive()]
+        logger.info(
+            "worker stopped",
+            extra={"worker": self.name, "abandoned": len(self.abandoned), **self.counts},
+        )
+
+    def _on_signals(self, received: list[signal.Signals] | None) -> bool:
+        """Act on signals :meth:`Wakeup.wait` returned; True for one after the first."""
+        again = False
+        for signum in received or ():
+            if self.signalled is None:
+                self.signalled = signum
+                if self._hard_exit:
+                    exit_within(self.grace_seconds + POLL_JOIN_SECONDS + HARD_EXIT_MARGIN)
+                self.stop(signum.name)
+            else:
+                again = True
+                logger.info("worker hurrying", extra={"worker": self.name, "signal": signum.name})
+        return again
+
+    def _until(self, deadline: float, pending: Callable[[], bool]) -> bool:
+        """Wait while ``pending()`` until ``deadline``; True if a further signal cut it short."""
+        while pending():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._on_signals(self._wakeup.wait(min(left, 1.0))):
+                return True
+        return False
 
     def _polling(self) -> list[threading.Thread]:
         with self._lock:
-            return list(self._pollers)
+            return [t for t in self._pollers if t.is_alive()]
 
     def _busy(self) -> bool:
         with self._lock:
@@ -134,14 +193,18 @@ class Worker:
 
     def _slot(self) -> None:
         me = threading.current_thread()
-        while not self.stopping.is_set():
+        while True:
             with self._lock:
+                if self.stopping.is_set():
+                    break
                 self._pollers.add(me)
             try:
                 self._take(self._poll())
             finally:
                 with self._lock:
                     self._pollers.discard(me)
+                if self.stopping.is_set():
+                    self._wakeup.wake()
 
     def _poll(self) -> dict[str, Any]:
         try:
@@ -156,7 +219,7 @@ class Worker:
         return task
 
     def _take(self, task: dict[str, Any]) -> None:
-        """Run a polled task: in hand before its thread stops counting as a poller."""
+        """Run a polled task, unless the worker is stopping: then give it straight back."""
         token = task.get("taskToken")
         if not token:
             return
@@ -167,13 +230,15 @@ class Worker:
             worker_name=self.name,
             _beat=self._beat,
         )
-        if self.stopping.is_set() and self._can_release():
-            # A poll in flight when stop came: give the task straight back.
+        with self._lock:
+            keep = not self.stopping.is_set()
+            if keep:  # in hand before this thread stops counting as a poller
+                self._in_hand[context.token] = context
+                self._pollers.discard(threading.current_thread())
+        if not keep:
+            # A poll in flight when stop came: never run it, give it back.
             self._release(context, count="returned")
             return
-        with self._lock:
-            self._in_hand[context.token] = context
-            self._pollers.discard(threading.current_thread())
         self._run(context, task.get("input"))
 
     def _run(self, context: TaskContext, raw_input: Any) -> None:
@@ -200,6 +265,8 @@ class Worker:
             kind = "succeeded"
         with self._lock:
             self._in_hand.pop(context.token, None)
+        if self.stopping.is_set():
+            self._wakeup.wake()  # the drain loop counts what is left in hand
         counted = kind if outcome == "ok" else outcome
         self._count(counted)
         seconds = round(time.monotonic() - started, 3)
@@ -246,14 +313,18 @@ class Worker:
         context.lost.set()
         with self._lock:
             self._in_hand.pop(context.token, None)
+        outcome = f"task {count}"
         if self._can_release():
             try:
                 self.client.release_task(taskToken=context.token)  # type: ignore[attr-defined]
             except Exception as exc:
+                outcome = f"task {count}, not released: its lease runs out"
                 logger.warning("release failed", extra={"worker": self.name, "error": repr(exc)})
+        else:
+            outcome = f"task {count}, not released (no release_task): its lease runs out"
         self._count(count)
         logger.info(
-            f"task {count}", extra={"worker": self.name, "idempotency_key": context.idempotency_key}
+            outcome, extra={"worker": self.name, "idempotency_key": context.idempotency_key}
         )
 
     def _count(self, kind: str) -> None:
