@@ -123,7 +123,6 @@ def _boto3_client(endpoint_url: str | None, region: str) -> Any:
 
 def _credentials(region: str) -> Any:
     """The credentials a default boto3 client resolves (to sign ReleaseTask); None if none."""
-
     return boto3.session.Session(region_name=region).get_credentials()
 
 
