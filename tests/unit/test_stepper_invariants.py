@@ -22,6 +22,7 @@ from stepflow.runtime import (
     Message,
     Stepper,
     TaskLeaseHeldError,
+    leases,
 )
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.ports import ExecutionRecord
@@ -161,11 +162,13 @@ class CrashingLog(InMemoryLog):
         self.__dict__.update(inner.__dict__)
         self.at, self.after_write, self.commits = at, after_write, 0
 
-    def commit(self, record: ExecutionRecord, expected_seq: int, events: Any) -> None:
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Any, *, fence: Any = None
+    ) -> None:
         self.commits += 1
         if self.commits == self.at and not self.after_write:
             raise ConnectionError("crash before commit")
-        super().commit(record, expected_seq, events)
+        super().commit(record, expected_seq, events, fence=fence)
         if self.commits == self.at:
             raise ConnectionError("crash after commit, before send")
 
@@ -296,7 +299,7 @@ def test_a_task_duplicate_while_leased_waits_and_a_finished_one_resends_its_resu
     assert task is not None and task.kind == "task"
     arn, task_id = h.record.execution_arn, task.body["task_id"]
     # GIVEN another worker holds a live lease on the attempt
-    assert h.log.claim_task(arn, task_id, "other-worker", h.bus.now, 60).status == "acquired"
+    assert leases.claim(h.log, arn, task_id, "other-worker", h.bus.now, 60).status == "acquired"
     # THEN this worker refuses to run it now (the message stays queued)
     with pytest.raises(TaskLeaseHeldError):
         h.stepper.handle(task)

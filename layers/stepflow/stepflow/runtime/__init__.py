@@ -16,8 +16,8 @@ from stepflow.runtime.ports import (
     ExecutionRecord,
     HistoryPage,
     MessageBus,
-    TaskClaim,
 )
+from stepflow.runtime.leases import LeaseFence, TaskClaim, TaskLease
 from stepflow.runtime.stepper import (
     ExecutionInputMismatchError,
     Stepper,
@@ -34,6 +34,7 @@ __all__ = [
     "InMemoryBus",
     "InMemoryLog",
     "InMemoryPayloadStore",
+    "LeaseFence",
     "Message",
     "MessageBus",
     "PayloadNotFoundError",
@@ -42,6 +43,7 @@ __all__ = [
     "Stepper",
     "TaskClaim",
     "TaskInvoker",
+    "TaskLease",
     "TaskLeaseHeldError",
     "TaskOutcome",
     "decode_event",

@@ -45,6 +45,8 @@ from stepflow.engine import (
 )
 from stepflow.engine.codec import decode_state, encode_state
 from stepflow.engine.resources import describe
+from stepflow.runtime import leases
+from stepflow.runtime.leases import LeaseFence
 from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
@@ -63,12 +65,12 @@ DEFAULT_CHILD_LIMIT = 40
 """A Map with more items than this runs them as child executions (see engine.children)."""
 
 
-TaskGuard = Callable[[ExecutionRecord | None], dict[str, Any] | None]
+TaskGuard = Callable[[ExecutionRecord | None], LeaseFence | None]
 """Checks a record before a worker's report is applied: raises to refuse it (nothing is
-written), or returns head attributes to store with the commit (None: none)."""
+written), or returns the lease fence the commit is conditioned on (None: none)."""
 
-TASK_LEASES = "task_leases"
-"""Head attribute: the deliveries of open deferred tasks (task id -> lease), kept by commits."""
+_LEGACY_LEASE_ATTRIBUTES = ("lease_owner", "lease_until", "task_leases")
+"""Head attributes of the lease mechanisms that :mod:`stepflow.runtime.leases` replaced."""
 
 
 class ExecutionInputMismatchError(Exception):
@@ -76,7 +78,14 @@ class ExecutionInputMismatchError(Exception):
 
 
 class TaskLeaseHeldError(Exception):
-    """Another worker is running this task attempt; deliver the message again later."""
+    """Another worker is running this task attempt; deliver the message again later.
+
+    ``until`` is when its lease runs out (epoch seconds).
+    """
+
+    def __init__(self, message: str, until: float = 0.0) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class Stepper:
@@ -230,25 +239,24 @@ class Stepper:
     ) -> None:
         """Commit ``events``; then run the inline tasks they scheduled and commit their results.
 
-        Running a task right here saves two queue hops and the lease writes: the
-        commit that schedules a task also records this stepper's lease on it
-        (in the head it writes anyway), and the commit of its result replaces
-        the outbox that held it. A task found in the outbox of a crashed or
-        stale stepper is taken over through :meth:`CoordinationLog.claim_task`.
+        Running a task right here saves two queue hops: the commit of its result
+        replaces the outbox that held it. Each one is claimed first (its lease
+        record, :func:`stepflow.runtime.leases.claim`), so a task found in the
+        outbox by another stepper, or by this one after a crash, runs once.
         """
         handled: set[str] = set()
-        tasks: list[tuple[Message, bool]] = []
+        tasks: list[Message] = []
         for _ in range(self.max_inline_rounds):
             tasks = self._commit(execution_arn, events, handled, guard)
             guard = None
             if not tasks:
                 return
-            handled.update(message.id for message, _ in tasks)
-            results = (self._run_inline(message, claim) for message, claim in tasks)
+            handled.update(message.id for message in tasks)
+            results = (self._run_inline(message) for message in tasks)
             events = [event for event in results if event is not None]
             if not events:
                 return
-        for message, _ in tasks:  # a long chain of quick tasks: hand the rest to the queue
+        for message in tasks:  # a long chain of quick tasks: hand the rest to the queue
             self.bus.send(message)
 
     def _commit(
@@ -257,22 +265,21 @@ class Stepper:
         events: list[Event],
         handled: set[str],
         guard: TaskGuard | None = None,
-    ) -> list[tuple[Message, bool]]:
+    ) -> list[Message]:
         """Decide ``events`` on the latest record and commit them as one write.
 
-        Returns the task messages to run inline, each with whether it must be
-        claimed first (a takeover) or is leased to us by this very commit.
+        Returns the task messages to run inline (pending ones of the outbox first).
         ``handled`` are tasks this stepper already ran, not to be repaired again.
         On a conflict, reload and decide again: the engine ignores any event the
         winning writer already applied.
         """
         for _ in range(self.max_conflicts):
             record = self.log.get(execution_arn)
-            extra = guard(record) if guard is not None else None
+            fence = guard(record) if guard is not None else None
             if record is None:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
-            repaired = [(m, True) for m in self._repair(replace(record, outbox=pending))]
+            repaired = self._flush(replace(record, outbox=pending)) if pending else []
             if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
                 return repaired
             now = self.clock()
@@ -287,12 +294,13 @@ class Stepper:
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)
-            if not history and not commands and state == before and extra is None:
+            if not history and not commands and state == before and fence is None:
                 return repaired  # duplicates or stale messages only
             seq = record.seq + 1
             outbox = self._outbox(record.execution_arn, seq, commands, state)
-            lease = {"lease_owner": self.owner, "lease_until": now + self.task_lease_seconds}
-            kept = _open_leases({**record.attributes, **(extra or {})}, state)
+            kept = {
+                k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES
+            }
             new = replace(
                 record,
                 seq=seq,
@@ -300,48 +308,27 @@ class Stepper:
                 state=_store_state(state),
                 outbox=outbox,
                 stop_date=None if state.status == "RUNNING" else now,
-                attributes={**kept, **lease} if self._has_inline(outbox) else kept,
+                attributes=kept,
             )
             try:
-                self.log.commit(new, record.seq, history)
+                self.log.commit(new, record.seq, history, fence=fence)
             except ConflictError:
                 continue
-            return repaired + [(m, False) for m in self._flush(new)]
+            return repaired + self._flush(new)
         raise ConflictError(execution_arn, -1)
-
-    def _has_inline(self, outbox: tuple[Message, ...]) -> bool:
-        return self.inline_tasks and any(m.kind == "task" and not self._deferred(m) for m in outbox)
 
     def _deferred(self, message: Message) -> bool:
         return self.router is not None and self.router.deferred(message)
 
-    def _repair(self, record: ExecutionRecord) -> list[Message]:
-        """Re-send the outbox of a sender that crashed after committing.
-
-        Inline tasks still leased to another live stepper are left to it: they
-        are queued to be looked at again when that lease runs out.
-        """
-        if not record.outbox:
-            return []
-        now = self.clock()
-        owner = record.attributes.get("lease_owner")
-        until = float(record.attributes.get("lease_until", 0.0))
-        if self._has_inline(record.outbox) and owner not in (None, self.owner) and until > now:
-            for message in record.outbox:
-                due = until if message.kind == "task" else message.not_before
-                self.bus.send(message, _delay(due - now))
-            return []
-        return self._flush(record)
-
-    def _run_inline(self, message: Message, claim: bool) -> Event | None:
-        """Run a task message here; None if another worker holds its lease."""
-        if not claim:
-            return decode_event(self._invoke(message))
+    def _run_inline(self, message: Message) -> Event | None:
+        """Run a task message here; None if it is not open or another worker holds it."""
         try:
-            return decode_event(self._task_result(message))
-        except TaskLeaseHeldError:
-            self.bus.send(message)  # its holder reports; this copy re-checks later
+            result = self._task_result(message, queued=False)
+        except TaskLeaseHeldError as held:
+            # Its holder reports; this copy looks again when that lease runs out.
+            self.bus.send(message, _delay(held.until - self.clock()))
             return None
+        return decode_event(result) if result is not None else None
 
     def _outbox(
         self, arn: str, seq: int, commands: list[Command], state: ExecutionState
@@ -436,25 +423,37 @@ class Stepper:
         if self.router is not None and self._deferred(message):
             self.router.dispatch(message)
             return
-        result = self._task_result(message)
-        self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
+        result = self._task_result(message, queued=True)
+        if result is not None:
+            self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
 
-    def _task_result(self, message: Message) -> dict[str, Any]:
-        """Run an inline task attempt once: lease it, run it, record its result event.
+    def _task_result(self, message: Message, *, queued: bool) -> dict[str, Any] | None:
+        """Run an inline task attempt once: lease it, run it, return its result event.
 
-        A duplicate of a finished attempt gets the recorded result; one whose
-        lease is live raises :class:`TaskLeaseHeldError` (retry later). Only a
-        crash between running the task and recording its result re-runs it.
+        A ``queued`` message (its result travels as another message) is first
+        checked against the head (None if the attempt is closed) and its result
+        is recorded in the lease, so a duplicate gets the recorded result. A
+        task from an outbox just read needs neither: its result is committed
+        next, and the lease stays live meanwhile. One whose lease is live
+        raises :class:`TaskLeaseHeldError` (retry later). Only a crash between
+        running the task and recording its result re-runs it.
         """
-        body = message.body
-        arn, task_id = message.execution_arn, str(body["task_id"])
-        claim = self.log.claim_task(arn, task_id, self.owner, self.clock(), self.task_lease_seconds)
+        arn, task_id = message.execution_arn, str(message.body["task_id"])
+        if queued:
+            record = self.log.get(arn)
+            if record is None or task_id not in decode_state(record.state).tasks:
+                return None
+        now = self.clock()
+        claim = leases.claim(self.log, arn, task_id, self.owner, now, self.task_lease_seconds)
         if claim.status == "busy":
-            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker")
+            until = claim.lease.until if claim.lease is not None else now
+            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker", until)
         if claim.result is not None:
             return claim.result
+        assert claim.lease is not None  # acquired
         result = self._invoke(message)
-        self.log.finish_task(arn, task_id, self.owner, result)
+        if queued:
+            leases.finish(self.log, claim.lease, result)
         return result
 
     def _invoke(self, message: Message) -> dict[str, Any]:
@@ -483,13 +482,6 @@ def _store_state(state: ExecutionState) -> dict[str, Any]:
     data = encode_state(state)
     data["input"] = None
     return data
-
-
-def _open_leases(attributes: dict[str, Any], state: ExecutionState) -> dict[str, Any]:
-    """The deferred-task leases of ``attributes`` whose attempts are still open in ``state``."""
-    leases = attributes.get(TASK_LEASES) or {}
-    kept = {task_id: lease for task_id, lease in leases.items() if task_id in state.tasks}
-    return {TASK_LEASES: kept} if kept else {}
 
 
 def _delay(seconds: float) -> int:
