@@ -1,5 +1,6 @@
 """The durable runtime: the engine driven over a coordination log and a message bus."""
 
+from stepflow.runtime.leases import LeaseFence, TaskClaim, TaskLease
 from stepflow.runtime.memory import InMemoryBus, InMemoryLog
 from stepflow.runtime.messages import Message, decode_event, encode_event
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
@@ -17,7 +18,6 @@ from stepflow.runtime.ports import (
     HistoryPage,
     MessageBus,
 )
-from stepflow.runtime.leases import LeaseFence, TaskClaim, TaskLease
 from stepflow.runtime.stepper import (
     ExecutionInputMismatchError,
     Stepper,

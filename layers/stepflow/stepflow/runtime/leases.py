@@ -16,6 +16,7 @@ and its commit writes nothing (DESIGN.md invariant 4).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
@@ -98,7 +99,7 @@ class LeaseHeldError(Exception):
     """A live lease of another delivery exists: hand out nothing."""
 
     def __init__(self, lease: TaskLease) -> None:
-        super().__init__(f"{lease.execution_arn} task {lease.task_id} is leased until {lease.until}")
+        super().__init__(f"{lease.execution_arn} task {lease.task_id} is leased till {lease.until}")
         self.lease = lease
 
 
@@ -148,10 +149,9 @@ def claim(
 
 def finish(log: LeaseLog, held: TaskLease, result: dict[str, Any]) -> None:
     """Record an attempt's result, only if ``held`` is still the stored lease."""
-    try:
+    # If the lease moved on, its new holder records its own result.
+    with contextlib.suppress(LeaseConflictError):
         log.put_lease(held.next(result=result))
-    except LeaseConflictError:
-        pass  # the lease moved on: the new holder records its own result
 
 
 def hand_out(

@@ -298,9 +298,7 @@ class Stepper:
                 return repaired  # duplicates or stale messages only
             seq = record.seq + 1
             outbox = self._outbox(record.execution_arn, seq, commands, state)
-            kept = {
-                k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES
-            }
+            kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             new = replace(
                 record,
                 seq=seq,
