@@ -132,9 +132,13 @@ def current(log: LeaseLog, execution_arn: str, task_id: str) -> TaskLease:
 def claim(
     log: LeaseLog, execution_arn: str, task_id: str, owner: str, now: float, seconds: float
 ) -> TaskClaim:
-    """Lease an inline task attempt to ``owner`` unless a live lease or a result exists."""
+    """Lease an inline task attempt to ``owner`` unless a live lease or a result exists.
+
+    The first try assumes there is no record yet (the common case: a task its
+    scheduler runs), so it costs one conditional write and no read.
+    """
+    held = TaskLease(execution_arn, task_id)
     while True:
-        held = current(log, execution_arn, task_id)
         if held.result is not None:
             return TaskClaim("done", held.result, held)
         if held.live(now):
@@ -143,7 +147,8 @@ def claim(
         try:
             log.put_lease(mine)
         except LeaseConflictError:
-            continue  # someone else wrote first: look again
+            held = current(log, execution_arn, task_id)  # someone wrote first: look again
+            continue
         return TaskClaim("acquired", None, mine)
 
 

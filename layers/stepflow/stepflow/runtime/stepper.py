@@ -46,7 +46,7 @@ from stepflow.engine import (
 from stepflow.engine.codec import decode_state, encode_state
 from stepflow.engine.resources import describe
 from stepflow.runtime import leases
-from stepflow.runtime.leases import LeaseFence
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
@@ -294,8 +294,14 @@ class Stepper:
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)
-            if not history and not commands and state == before and fence is None:
-                return repaired  # duplicates or stale messages only
+            if not history and not commands and state == before:
+                if fence is None or fence.new is None:
+                    return repaired  # duplicates or stale messages only
+                try:  # only the lease changes (a heartbeat, a release): no commit needed
+                    self.log.put_lease(fence.new)
+                except LeaseConflictError:
+                    continue
+                return repaired
             seq = record.seq + 1
             outbox = self._outbox(record.execution_arn, seq, commands, state)
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
