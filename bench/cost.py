@@ -35,7 +35,7 @@ from moto import mock_aws
 from stepflow.asl import parse
 from stepflow.aws import DynamoDBLog, create_table
 from stepflow.engine import RunTask
-from stepflow.runtime import InMemoryBus, Message, Stepper
+from stepflow.runtime import InMemoryBus, Message, Stepper, TaskOutcome
 from stepflow.testing.handlers import run_handler
 
 PRICES = {
@@ -242,10 +242,9 @@ def run(definition: dict[str, Any], value: Any, handlers: dict[str, Any]) -> dic
         log = DynamoDBLog("stepflow-bench", client=client, compress_above=COMPRESS_ABOVE)
         bus = CountingBus(1_700_000_000.0)
 
-        def invoke(body: dict[str, Any]) -> tuple[bool, Any, str | None, str | None]:
+        def invoke(body: dict[str, Any]) -> TaskOutcome:
             command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
-            outcome = run_handler(handlers, command)
-            return outcome.ok, outcome.output, outcome.error, outcome.cause
+            return run_handler(handlers, command)
 
         stepper = Stepper(
             log=log, bus=bus, definitions=lambda _: machine, clock=lambda: bus.now, invoker=invoke

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -400,6 +401,26 @@ def test_a_fenced_commit_on_a_stale_head_writes_no_lease(log: CoordinationLog) -
     with pytest.raises(ConflictError):
         log.commit(make_record(seq=3), 2, [], fence=LeaseFence(TaskLease(ARN, "t-1"), new))
     assert log.lease(ARN, "t-1") is None
+
+
+def test_racing_claims_in_threads_acquire_once() -> None:
+    # GIVEN 8 threads claiming one attempt at once (in memory: moto's in-process
+    # DynamoDB does not check conditions atomically across threads)
+    log = InMemoryLog()
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def claim(n: int) -> None:
+        start.wait()
+        outcomes.append(leases.claim(log, ARN, "t-1", f"w{n}", 0.0, 60.0).status)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one acquired it
+    assert sorted(outcomes) == ["acquired"] + ["busy"] * 7
 
 
 # -- DynamoDB only -----------------------------------------------------------------

@@ -357,3 +357,47 @@ def test_another_stepper_takes_over_inline_tasks_only_after_the_lease_expires(at
     # THEN the execution still ends exactly as in memory, each event once
     assert crashed_at
     assert_matches_reference(h)
+
+
+def test_inline_tasks_held_by_a_crashed_stepper_wait_for_its_lease_and_then_run_once() -> None:
+    # GIVEN Validate -> ... with inline tasks, and a stepper that crashes inside the Map's tasks
+    h = Harness()
+    calls: Counter[str] = Counter()
+    bound = handlers()
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        calls[body["state_name"]] += 1
+        command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
+        return run_handler(bound, command)
+
+    def crash(body: dict[str, Any]) -> TaskOutcome:
+        if body["state_name"] == "Pack":
+            calls["crashed"] += 1
+            raise ConnectionError("the stepper died while running its inline tasks")
+        return invoke(body)
+
+    first = Stepper(
+        log=h.log, bus=h.bus, definitions=lambda _: MACHINE, clock=lambda: h.bus.now, invoker=crash
+    )
+    second = Stepper(
+        log=h.log, bus=h.bus, definitions=lambda _: MACHINE, clock=lambda: h.bus.now, invoker=invoke
+    )
+    crashed_at = 0.0
+
+    def deliver(message: Message) -> None:
+        nonlocal crashed_at
+        try:
+            (second if calls["crashed"] else first).handle(message)
+        except ConnectionError:
+            crashed_at = h.bus.now
+            h.bus.send(message)  # redelivered at once, to the other stepper
+        h.bus.ack(message)
+        if calls["crashed"] and calls["Pack"] == 0:
+            # WHEN the second stepper finds the Pack tasks in the outbox THEN it leaves them
+            # to the first one's lease (900 s) instead of running them now
+            assert h.bus.now < crashed_at + 900
+
+    h.drain(deliver)
+    # THEN after the lease they ran once each, and the execution matches the reference
+    assert calls["crashed"] == 1 and calls["Pack"] == 3
+    assert_matches_reference(h)

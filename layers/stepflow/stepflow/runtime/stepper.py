@@ -240,23 +240,26 @@ class Stepper:
         """Commit ``events``; then run the inline tasks they scheduled and commit their results.
 
         Running a task right here saves two queue hops: the commit of its result
-        replaces the outbox that held it. Each one is claimed first (its lease
-        record, :func:`stepflow.runtime.leases.claim`), so a task found in the
-        outbox by another stepper, or by this one after a crash, runs once.
+        replaces the outbox that held it. The inline tasks of one commit are
+        claimed first, together, through one lease record (its task id is
+        ``outbox#<seq>``, see :func:`stepflow.runtime.leases.claim`): one
+        conditional write for a Map's ten tasks. Tasks taken over from an older
+        outbox (a crashed or stale stepper's) are claimed one by one as well,
+        so a task that ran meanwhile from the queue is not run again.
         """
         handled: set[str] = set()
-        tasks: list[Message] = []
+        tasks: list[tuple[Message, bool]] = []
         for _ in range(self.max_inline_rounds):
             tasks = self._commit(execution_arn, events, handled, guard)
             guard = None
             if not tasks:
                 return
-            handled.update(message.id for message in tasks)
-            results = (self._run_inline(message) for message in tasks)
-            events = [event for event in results if event is not None]
+            handled.update(message.id for message, _ in tasks)
+            results = (self._run_inline(m, takeover) for m, takeover in self._claim_inline(tasks))
+            events = [decode_event(result) for result in results if result is not None]
             if not events:
                 return
-        for message in tasks:  # a long chain of quick tasks: hand the rest to the queue
+        for message, _ in tasks:  # a long chain of quick tasks: hand the rest to the queue
             self.bus.send(message)
 
     def _commit(
@@ -265,10 +268,11 @@ class Stepper:
         events: list[Event],
         handled: set[str],
         guard: TaskGuard | None = None,
-    ) -> list[Message]:
+    ) -> list[tuple[Message, bool]]:
         """Decide ``events`` on the latest record and commit them as one write.
 
-        Returns the task messages to run inline (pending ones of the outbox first).
+        Returns the task messages to run inline, each with whether it is taken
+        over from an earlier commit's outbox (those come first).
         ``handled`` are tasks this stepper already ran, not to be repaired again.
         On a conflict, reload and decide again: the engine ignores any event the
         winning writer already applied.
@@ -279,7 +283,9 @@ class Stepper:
             if record is None:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
-            repaired = self._flush(replace(record, outbox=pending)) if pending else []
+            repaired = (
+                [(m, True) for m in self._flush(replace(record, outbox=pending))] if pending else []
+            )
             if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
                 return repaired
             now = self.clock()
@@ -318,21 +324,43 @@ class Stepper:
                 self.log.commit(new, record.seq, history, fence=fence)
             except ConflictError:
                 continue
-            return repaired + self._flush(new)
+            return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
 
     def _deferred(self, message: Message) -> bool:
         return self.router is not None and self.router.deferred(message)
 
-    def _run_inline(self, message: Message) -> Event | None:
-        """Run a task message here; None if it is not open or another worker holds it."""
+    def _claim_inline(self, tasks: list[tuple[Message, bool]]) -> list[tuple[Message, bool]]:
+        """The inline tasks this stepper now holds, claimed one commit's outbox at a time.
+
+        A batch leased to another live stepper is left to it: its messages are
+        queued to be looked at again (as queued tasks) when that lease runs out.
+        """
+        batches: dict[str, list[tuple[Message, bool]]] = {}
+        for task in tasks:  # message ids are <arn>#<seq of the commit>#<index>
+            batches.setdefault(f"outbox#{task[0].id.rsplit('#', 2)[-2]}", []).append(task)
+        held: list[tuple[Message, bool]] = []
+        now = self.clock()
+        for key, batch in batches.items():
+            arn = batch[0][0].execution_arn
+            claim = leases.claim(self.log, arn, key, self.owner, now, self.task_lease_seconds)
+            if claim.status == "acquired":
+                held.extend(batch)
+                continue
+            until = claim.lease.until if claim.lease is not None else now
+            for message, _ in batch:
+                self.bus.send(message, _delay(until - now))
+        return held
+
+    def _run_inline(self, message: Message, takeover: bool) -> dict[str, Any] | None:
+        """Run a held inline task; a taken-over one through its own lease (None: not now)."""
+        if not takeover:
+            return self._invoke(message)
         try:
-            result = self._task_result(message, queued=False)
+            return self._task_result(message, check_open=False)
         except TaskLeaseHeldError as held:
-            # Its holder reports; this copy looks again when that lease runs out.
             self.bus.send(message, _delay(held.until - self.clock()))
             return None
-        return decode_event(result) if result is not None else None
 
     def _outbox(
         self, arn: str, seq: int, commands: list[Command], state: ExecutionState
@@ -427,23 +455,21 @@ class Stepper:
         if self.router is not None and self._deferred(message):
             self.router.dispatch(message)
             return
-        result = self._task_result(message, queued=True)
+        result = self._task_result(message)
         if result is not None:
             self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
 
-    def _task_result(self, message: Message, *, queued: bool) -> dict[str, Any] | None:
-        """Run an inline task attempt once: lease it, run it, return its result event.
+    def _task_result(self, message: Message, *, check_open: bool = True) -> dict[str, Any] | None:
+        """Run a queued inline task attempt once: lease it, run it, record its result event.
 
-        A ``queued`` message (its result travels as another message) is first
-        checked against the head (None if the attempt is closed) and its result
-        is recorded in the lease, so a duplicate gets the recorded result. A
-        task from an outbox just read needs neither: its result is committed
-        next, and the lease stays live meanwhile. One whose lease is live
-        raises :class:`TaskLeaseHeldError` (retry later). Only a crash between
-        running the task and recording its result re-runs it.
+        None if the attempt is no longer open in the head (its result was
+        committed, or it was cancelled). A duplicate of a finished attempt gets
+        the recorded result; one whose lease is live raises
+        :class:`TaskLeaseHeldError` (retry later). Only a crash between running
+        the task and recording its result re-runs it.
         """
         arn, task_id = message.execution_arn, str(message.body["task_id"])
-        if queued:
+        if check_open:  # (a task taken over from an outbox just read is open)
             record = self.log.get(arn)
             if record is None or task_id not in decode_state(record.state).tasks:
                 return None
@@ -456,8 +482,7 @@ class Stepper:
             return claim.result
         assert claim.lease is not None  # acquired
         result = self._invoke(message)
-        if queued:
-            leases.finish(self.log, claim.lease, result)
+        leases.finish(self.log, claim.lease, result)
         return result
 
     def _invoke(self, message: Message) -> dict[str, Any]:
