@@ -1,12 +1,15 @@
-"""Task leases: one typed record per task attempt, and the rules for claiming it.
+"""Task leases: one typed lease record, and the rules for claiming it.
 
-Every task attempt that runs outside the commit that scheduled it has at most
-one :class:`TaskLease` in the coordination log: an inline task run by a
-stepper (``delivery`` stays 0) and an activity task handed to workers (each
-hand-out is a new ``delivery``). A log stores the record and writes it only
-conditionally (:class:`LeaseLog`: compare-and-set on ``version``); the rules
-(who may take a lease, when it is exhausted, what a heartbeat or a release
-writes) are the pure functions of this module, written once for every log.
+Work that runs outside the commit that scheduled it is leased through one
+:class:`TaskLease` record in the coordination log: an activity task handed to
+workers (each hand-out is a new ``delivery``), a queued inline task (keyed by
+its task id; its result is recorded in the lease), and the inline tasks one
+commit hands to the stepper that made it (one record for them all, keyed
+``outbox#<seq>``, so a Map's ten tasks cost one conditional write). A log
+stores the record and writes it only conditionally (:class:`LeaseLog`:
+compare-and-set on ``version``); the rules (who may take a lease, when it is
+exhausted, what a heartbeat or a release writes) are the pure functions of
+this module, written once for every log.
 
 A report of a worker is committed together with a :class:`LeaseFence`: the
 commit lands only while the lease record is still the one the report was
