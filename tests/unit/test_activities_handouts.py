@@ -175,3 +175,33 @@ def test_a_worker_whose_lease_expired_cannot_complete_and_the_current_holder_can
     assert h.log.writes == writes
     h.service.send_task_success({"taskToken": current, "output": '"mine"'})
     assert (h.status(arn), h.output(arn)) == ("SUCCEEDED", "mine")
+
+
+class SlowHandOutQueue(EchoingQueue):
+    """A queue whose receive returns half a second after it started the visibility timeout."""
+
+    def __init__(self, inner: InMemoryTaskQueue, h: Harness) -> None:
+        super().__init__(inner)
+        self.h = h
+
+    def receive(self, name: str, *, lease_seconds: int, wait_seconds: float = 0) -> Lease | None:
+        lease = self.inner.receive(name, lease_seconds=lease_seconds, wait_seconds=wait_seconds)
+        if lease is not None:
+            self.h.bus.now += 0.5
+        return lease
+
+
+def test_a_redelivery_right_after_the_visibility_timeout_is_handed_out() -> None:
+    # GIVEN a hand-out that records its lease half a second after the queue's timer started
+    h = Harness(task_machine(activity("jobs")), lease_seconds=60)
+    h.service.create_activity({"name": "jobs"})
+    h.service.queue = SlowHandOutQueue(h.queue, h)  # type: ignore[assignment]
+    arn = h.start()
+    stale = h.poll("jobs", "dies")["taskToken"]
+    # WHEN the queue delivers the message again as soon as its visibility ran out
+    h.advance(59.5)
+    again = h.poll("jobs", "next")
+    # THEN the lease record has run out too: the task goes to the next worker at once
+    assert "taskToken" in again and again["taskToken"] != stale
+    h.service.send_task_success({"taskToken": again["taskToken"], "output": "{}"})
+    assert h.status(arn) == "SUCCEEDED"

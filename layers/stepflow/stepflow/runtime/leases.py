@@ -162,6 +162,19 @@ def finish(log: LeaseLog, held: TaskLease, result: dict[str, Any]) -> None:
         log.put_lease(held.next(result=result))
 
 
+def queue_lease_until(now: float, seconds: float) -> float:
+    """When the lease of a queue message received a moment before ``now`` runs out.
+
+    The queue started the message's visibility timeout when it handed the
+    message out, a little before ``now`` (the hand-out reads the log first).
+    The record ends up to a second earlier, so that the queue's next delivery
+    after the timeout finds it expired instead of live for a few milliseconds
+    more (which would hand out nothing and hide the task for another timeout).
+    A duplicate delivery, which comes at once, still finds it live.
+    """
+    return now + seconds - min(1.0, seconds / 10)
+
+
 def hand_out(
     previous: TaskLease,
     *,
@@ -189,7 +202,7 @@ def hand_out(
     return previous.next(
         delivery=previous.delivery + 1,
         owner=worker,
-        until=now + lease_seconds,
+        until=queue_lease_until(now, lease_seconds),
         released=False,
         expired=expired,
         queue=queue,
@@ -199,8 +212,8 @@ def hand_out(
 
 
 def heartbeat(lease: TaskLease, now: float) -> TaskLease:
-    """The lease extended by its length from ``now``."""
-    return lease.next(until=max(lease.until, now + lease.lease_seconds))
+    """The lease extended by its length from ``now`` (as the queue message's visibility)."""
+    return lease.next(until=max(lease.until, queue_lease_until(now, lease.lease_seconds)))
 
 
 def release(lease: TaskLease, now: float) -> TaskLease:
