@@ -401,3 +401,35 @@ def test_inline_tasks_held_by_a_crashed_stepper_wait_for_its_lease_and_then_run_
     # THEN after the lease they ran once each, and the execution matches the reference
     assert calls["crashed"] == 1 and calls["Pack"] == 3
     assert_matches_reference(h)
+
+
+@pytest.mark.parametrize("inline_tasks", [True, False], ids=["inline-tasks", "queued-tasks"])
+def test_a_task_whose_invocation_raised_is_retried_at_once_not_after_its_lease(
+    inline_tasks: bool,
+) -> None:
+    # GIVEN a stepper whose first Pack invocation raises (its lease is then given back)
+    h = Harness(inline_tasks=inline_tasks)
+    bound = handlers()
+    runs: list[tuple[str, float]] = []
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        runs.append((body["state_name"], h.bus.now))
+        if body["state_name"] == "Pack" and len([r for r in runs if r[0] == "Pack"]) == 1:
+            raise ConnectionError("the invocation failed")
+        command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
+        return run_handler(bound, command)
+
+    h.stepper.invoker = invoke
+
+    def deliver(message: Message) -> None:
+        try:
+            h.stepper.handle(message)
+        except ConnectionError:
+            h.bus.send(message)  # redelivered at once
+        h.bus.ack(message)
+
+    h.drain(deliver)
+    # THEN the redelivery ran it again at once, and the execution finished as in memory
+    packs = [at for name, at in runs if name == "Pack"]
+    assert len(packs) == 4 and packs[1] - packs[0] < 60
+    assert_matches_reference(h)

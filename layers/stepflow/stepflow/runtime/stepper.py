@@ -46,7 +46,7 @@ from stepflow.engine import (
 from stepflow.engine.codec import decode_state, encode_state
 from stepflow.engine.resources import describe
 from stepflow.runtime import leases
-from stepflow.runtime.leases import LeaseConflictError, LeaseFence
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease
 from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
@@ -255,7 +255,12 @@ class Stepper:
             if not tasks:
                 return
             handled.update(message.id for message, _ in tasks)
-            results = (self._run_inline(m, takeover) for m, takeover in self._claim_inline(tasks))
+            held, claimed = self._claim_inline(tasks)
+            try:
+                results = [self._run_inline(m, takeover) for m, takeover in held]
+            except Exception:
+                self._release(claimed)  # a redelivery may take them over at once
+                raise
             events = [decode_event(result) for result in results if result is not None]
             if not events:
                 return
@@ -330,9 +335,12 @@ class Stepper:
     def _deferred(self, message: Message) -> bool:
         return self.router is not None and self.router.deferred(message)
 
-    def _claim_inline(self, tasks: list[tuple[Message, bool]]) -> list[tuple[Message, bool]]:
+    def _claim_inline(
+        self, tasks: list[tuple[Message, bool]]
+    ) -> tuple[list[tuple[Message, bool]], list[TaskLease]]:
         """The inline tasks this stepper now holds, claimed one commit's outbox at a time.
 
+        Returns them and the leases claimed for them.
         A batch leased to another live stepper is left to it: its messages are
         queued to be looked at again (as queued tasks) when that lease runs out.
         """
@@ -340,17 +348,25 @@ class Stepper:
         for task in tasks:  # message ids are <arn>#<seq of the commit>#<index>
             batches.setdefault(f"outbox#{task[0].id.rsplit('#', 2)[-2]}", []).append(task)
         held: list[tuple[Message, bool]] = []
+        claimed: list[TaskLease] = []
         now = self.clock()
         for key, batch in batches.items():
             arn = batch[0][0].execution_arn
             claim = leases.claim(self.log, arn, key, self.owner, now, self.task_lease_seconds)
-            if claim.status == "acquired":
+            if claim.status == "acquired" and claim.lease is not None:
                 held.extend(batch)
+                claimed.append(claim.lease)
                 continue
             until = claim.lease.until if claim.lease is not None else now
             for message, _ in batch:
                 self.bus.send(message, _delay(until - now))
-        return held
+        return held, claimed
+
+    def _release(self, claimed: list[TaskLease]) -> None:
+        """Give back leases this stepper holds (best effort: it is failing already)."""
+        for lease in claimed:
+            with contextlib.suppress(Exception):
+                self.log.put_lease(leases.release(lease, self.clock()))
 
     def _run_inline(self, message: Message, takeover: bool) -> dict[str, Any] | None:
         """Run a held inline task; a taken-over one through its own lease (None: not now)."""
@@ -481,7 +497,11 @@ class Stepper:
         if claim.result is not None:
             return claim.result
         assert claim.lease is not None  # acquired
-        result = self._invoke(message)
+        try:
+            result = self._invoke(message)
+        except Exception:
+            self._release([claim.lease])
+            raise
         leases.finish(self.log, claim.lease, result)
         return result
 
