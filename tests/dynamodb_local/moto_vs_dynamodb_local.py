@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from stepflow.aws import DynamoDBLog, LogUnavailableError, PayloadTooLargeError, create_table
-from stepflow.runtime import ConflictError, ExecutionAlreadyExistsError
+from stepflow.runtime import ConflictError, ExecutionAlreadyExistsError, leases
 
 from tests.integration.test_log_contract import ARN, make_events, make_record
 
@@ -75,21 +75,22 @@ class Counting:
 # -- conditional writes return the item they failed on -------------------------------
 
 
-def test_a_refused_create_and_a_busy_claim_cost_one_request_each(client: Any) -> None:
+def test_a_refused_create_costs_one_request_and_a_busy_claim_two(client: Any) -> None:
     # GIVEN an execution and a task lease held by w1
     log = DynamoDBLog(TABLE, client=client)
     first = make_record()
     log.create(first, make_events(1, 1))
-    log.claim_task(ARN, "t-1", "w1", 0.0, 60.0)
+    leases.claim(log, ARN, "t-1", "w1", 0.0, 60.0)
     counting = Counting(client)
     log = DynamoDBLog(TABLE, client=counting)
     # WHEN the ARN is created again and w2 claims the lease
     with pytest.raises(ExecutionAlreadyExistsError) as caught:
         log.create(replace(first, input={"other": 1}), make_events(1, 2))
-    claim = log.claim_task(ARN, "t-1", "w2", 1.0, 60.0)
-    # THEN the cancellation reason / the error carried the stored item (ALL_OLD): no re-read
+    claim = leases.claim(log, ARN, "t-1", "w2", 1.0, 60.0)
+    # THEN the cancellation reason carried the stored item (ALL_OLD): no re-read; the
+    # claim tries its conditional write first and reads the lease only when it fails
     assert caught.value.existing == first and claim.status == "busy"
-    assert counting.calls == ["transact_write_items", "put_item"]
+    assert counting.calls == ["transact_write_items", "put_item", "get_item"]
 
 
 # -- item size ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,7 +28,9 @@ from stepflow.runtime import (
     InMemoryLog,
     Message,
     Stepper,
+    leases,
 )
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
@@ -325,38 +328,99 @@ def test_history_of_an_unknown_execution_is_empty(log: CoordinationLog) -> None:
 # -- task leases -----------------------------------------------------------------
 
 
-def test_claim_task_acquired_busy_expired_takeover_and_done(log: CoordinationLog) -> None:
+def test_claim_acquired_busy_expired_takeover_and_done(log: CoordinationLog) -> None:
     # GIVEN a task nobody holds WHEN w1 claims it THEN it is acquired for 30 s
-    assert log.claim_task(ARN, "t-1", "w1", 100.0, 30.0).status == "acquired"
+    first = leases.claim(log, ARN, "t-1", "w1", 100.0, 30.0)
+    assert first.status == "acquired" and first.lease is not None
     # WHEN w2 claims it while the lease is live THEN it is busy (w1 too: no re-entry)
-    assert log.claim_task(ARN, "t-1", "w2", 129.9, 30.0).status == "busy"
-    assert log.claim_task(ARN, "t-1", "w1", 110.0, 30.0).status == "busy"
+    assert leases.claim(log, ARN, "t-1", "w2", 129.9, 30.0).status == "busy"
+    assert leases.claim(log, ARN, "t-1", "w1", 110.0, 30.0).status == "busy"
     # WHEN the lease expired THEN w2 takes it over, and w1 can no longer finish it
-    assert log.claim_task(ARN, "t-1", "w2", 130.0, 30.0).status == "acquired"
-    log.finish_task(ARN, "t-1", "w1", {"type": "TaskFailed", "by": "w1"})
+    second = leases.claim(log, ARN, "t-1", "w2", 130.0, 30.0)
+    assert second.status == "acquired" and second.lease is not None
+    leases.finish(log, first.lease, {"type": "TaskFailed", "by": "w1"})
     result = {"type": "TaskSucceeded", "task_id": "t-1", "output": {"ü": [1.5, None]}}
-    log.finish_task(ARN, "t-1", "w2", result)
+    leases.finish(log, second.lease, result)
     # THEN any later claim, even after the lease, is done with w2's result
-    claim = log.claim_task(ARN, "t-1", "w3", 10_000.0, 30.0)
+    claim = leases.claim(log, ARN, "t-1", "w3", 10_000.0, 30.0)
     assert claim.status == "done" and claim.result == result
     # AND another task of the same execution is independent
-    assert log.claim_task(ARN, "t-2", "w3", 100.0, 30.0).status == "acquired"
+    assert leases.claim(log, ARN, "t-2", "w3", 100.0, 30.0).status == "acquired"
 
 
-def test_finish_task_by_a_non_owner_is_ignored(log: CoordinationLog) -> None:
-    # GIVEN w1 holds the lease
-    assert log.claim_task(ARN, "t-1", "w1", 0.0, 60.0).status == "acquired"
-    # WHEN w2 (which never held it) and an unknown task report results
-    log.finish_task(ARN, "t-1", "w2", {"by": "w2"})
-    log.finish_task(ARN, "t-unknown", "w2", {"by": "w2"})
-    # THEN nothing is recorded: the task is still busy and the unknown one claimable
-    assert log.claim_task(ARN, "t-1", "w3", 1.0, 60.0).status == "busy"
-    assert log.claim_task(ARN, "t-unknown", "w3", 1.0, 60.0).status == "acquired"
-    # AND the owner's result is the one kept, once
-    log.finish_task(ARN, "t-1", "w1", {"by": "w1"})
-    log.finish_task(ARN, "t-1", "w1", {"by": "w1-again"})
-    claim = log.claim_task(ARN, "t-1", "w3", 1.0, 60.0)
-    assert claim.status == "done" and claim.result == {"by": "w1"}
+def test_a_lease_is_written_only_on_top_of_the_version_it_was_read_at(
+    log: CoordinationLog,
+) -> None:
+    # GIVEN no lease WHEN two writers both start from "none" THEN only the first lands
+    fresh = TaskLease(ARN, "t-1")
+    mine = fresh.next(owner="w1", until=60.0, delivery=1, queue="q", receipt="r1")
+    log.put_lease(mine)
+    with pytest.raises(LeaseConflictError):
+        log.put_lease(fresh.next(owner="w2", until=60.0, delivery=1))
+    # AND a write that skips a version is refused too
+    with pytest.raises(LeaseConflictError):
+        log.put_lease(mine.next().next())
+    assert log.lease(ARN, "t-1") == mine
+    assert log.lease(ARN, "t-unknown") is None
+    # WHEN the holder writes the next version THEN it reads back, every field intact
+    released = leases.release(mine, 10.0)
+    log.put_lease(released)
+    assert log.lease(ARN, "t-1") == released
+
+
+def test_a_fenced_commit_lands_only_while_the_lease_is_unchanged(log: CoordinationLog) -> None:
+    # GIVEN an execution and the lease of its task's first delivery
+    log.create(make_record(), make_events(1, 1))
+    first = TaskLease(ARN, "t-1").next(owner="w1", delivery=1, until=60.0, lease_seconds=60.0)
+    log.commit(
+        make_record(seq=2), 1, make_events(2, 1), fence=LeaseFence(TaskLease(ARN, "t-1"), first)
+    )
+    assert log.lease(ARN, "t-1") == first
+    # WHEN a heartbeat is committed with the lease's next version THEN both land
+    beat = leases.heartbeat(first, 30.0)
+    log.commit(make_record(seq=3), 2, [], fence=LeaseFence(first, beat))
+    assert log.lease(ARN, "t-1") == beat and log.get(ARN) == make_record(seq=3)
+    # WHEN another worker took the task since (the lease moved on)
+    second = beat.next(owner="w2", delivery=2)
+    log.put_lease(second)
+    # THEN a report checked against the old lease writes nothing, events and head included
+    with pytest.raises(ConflictError):
+        log.commit(make_record(seq=4), 3, make_events(3, 1), fence=LeaseFence(beat))
+    with pytest.raises(ConflictError):
+        log.commit(make_record(seq=4), 3, [], fence=LeaseFence(beat, leases.heartbeat(beat, 40.0)))
+    assert log.get(ARN) == make_record(seq=3) and log.lease(ARN, "t-1") == second
+    assert log.history(ARN).events == make_events(1, 2)
+    # AND one checked against the current lease lands
+    log.commit(make_record(seq=4), 3, make_events(3, 1), fence=LeaseFence(second))
+    assert log.get(ARN) == make_record(seq=4) and log.lease(ARN, "t-1") == second
+
+
+def test_a_fenced_commit_on_a_stale_head_writes_no_lease(log: CoordinationLog) -> None:
+    log.create(make_record(), make_events(1, 1))
+    new = TaskLease(ARN, "t-1").next(owner="w1", delivery=1, until=60.0)
+    with pytest.raises(ConflictError):
+        log.commit(make_record(seq=3), 2, [], fence=LeaseFence(TaskLease(ARN, "t-1"), new))
+    assert log.lease(ARN, "t-1") is None
+
+
+def test_racing_claims_in_threads_acquire_once() -> None:
+    # GIVEN 8 threads claiming one attempt at once (in memory: moto's in-process
+    # DynamoDB does not check conditions atomically across threads)
+    log = InMemoryLog()
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def claim(n: int) -> None:
+        start.wait()
+        outcomes.append(leases.claim(log, ARN, "t-1", f"w{n}", 0.0, 60.0).status)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one acquired it
+    assert sorted(outcomes) == ["acquired"] + ["busy"] * 7
 
 
 # -- DynamoDB only -----------------------------------------------------------------
@@ -367,7 +431,7 @@ def test_dynamodb_items_follow_the_table_layout(dynamodb: Any) -> None:
     log = DynamoDBLog(TABLE, client=dynamodb)
     log.create(make_record(), make_events(1, 2))
     log.commit(make_record(seq=2, outbox=()), 1, make_events(3, 3))
-    log.claim_task(ARN, "t-1", "w1", 0.0, 60.0)
+    leases.claim(log, ARN, "t-1", "w1", 0.0, 60.0)
     # WHEN the partition is read raw
     items = dynamodb.query(
         TableName=TABLE,

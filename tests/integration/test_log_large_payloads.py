@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stepflow.asl import parse
 from stepflow.engine import RunTask
-from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, Message, Stepper
+from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, Message, Stepper, leases
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.payloads import InMemoryPayloadStore, PayloadStoreUnavailableError
 from stepflow.testing import execute
@@ -258,12 +258,13 @@ def test_a_huge_task_result_and_a_huge_event_are_offloaded(env: Env) -> None:
     log.create(make_record(), make_events(1, 1))
     # WHEN a task result of 1 MB is recorded and an event with a 600 KB output committed
     result = {"type": "TaskSucceeded", "output": noise(1_000_000)}
-    assert log.claim_task(ARN, "t-1", "w1", 0.0, 60.0).status == "acquired"
-    log.finish_task(ARN, "t-1", "w1", result)
+    claim = leases.claim(log, ARN, "t-1", "w1", 0.0, 60.0)
+    assert claim.status == "acquired" and claim.lease is not None
+    leases.finish(log, claim.lease, result)
     events = make_events(2, 3, noisy=600_000)
     log.commit(make_record(seq=2), 1, events)
     # THEN both read back
-    claim = log.claim_task(ARN, "t-1", "w2", 100.0, 60.0)
+    claim = leases.claim(log, ARN, "t-1", "w2", 100.0, 60.0)
     assert claim.status == "done" and claim.result == result
     assert full_history(log, 2) == make_events(1, 1) + events
     env.check_sizes("1 MB task result + 3 events of 600 KB")

@@ -27,7 +27,7 @@ from stepflow.asl import parse
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.sqs_bus import SQSBus, create_queues
 from stepflow.engine import RunTask
-from stepflow.runtime import InMemoryLog, Message, Stepper
+from stepflow.runtime import InMemoryLog, Message, Stepper, leases
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
@@ -216,7 +216,7 @@ def test_a_record_whose_handling_raises_is_reported_failed(stack: Stack) -> None
     arn = stack.start("e1", {"lines": [1]})
     (task,) = stack.receive()
     task_id = json.loads(task["Body"])["body"]["task_id"]
-    assert stack.log.claim_task(arn, task_id, "rival", stack.clock.now, 600).status == "acquired"
+    assert leases.claim(stack.log, arn, task_id, "rival", stack.clock.now, 600).status == "acquired"
     # WHEN the handler processes it THEN the stepper's TaskLeaseHeldError fails the record
     assert stack.run([task]) == [task["MessageId"]]
     # AND after the lease expires the redelivered message succeeds

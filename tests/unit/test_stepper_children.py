@@ -71,10 +71,12 @@ class FlakyLog(InMemoryLog):
         if self._maybe():
             raise ConnectionError("crash after create")
 
-    def commit(self, record: ExecutionRecord, expected_seq: int, events: Any) -> None:
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Any, *, fence: Any = None
+    ) -> None:
         if self._maybe():
             raise ConnectionError("crash before commit")
-        super().commit(record, expected_seq, events)
+        super().commit(record, expected_seq, events, fence=fence)
         if self._maybe():
             raise ConnectionError("crash after commit")
 

@@ -22,6 +22,7 @@ from stepflow.runtime import (
     Message,
     Stepper,
     TaskLeaseHeldError,
+    leases,
 )
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.ports import ExecutionRecord
@@ -161,11 +162,13 @@ class CrashingLog(InMemoryLog):
         self.__dict__.update(inner.__dict__)
         self.at, self.after_write, self.commits = at, after_write, 0
 
-    def commit(self, record: ExecutionRecord, expected_seq: int, events: Any) -> None:
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Any, *, fence: Any = None
+    ) -> None:
         self.commits += 1
         if self.commits == self.at and not self.after_write:
             raise ConnectionError("crash before commit")
-        super().commit(record, expected_seq, events)
+        super().commit(record, expected_seq, events, fence=fence)
         if self.commits == self.at:
             raise ConnectionError("crash after commit, before send")
 
@@ -296,7 +299,7 @@ def test_a_task_duplicate_while_leased_waits_and_a_finished_one_resends_its_resu
     assert task is not None and task.kind == "task"
     arn, task_id = h.record.execution_arn, task.body["task_id"]
     # GIVEN another worker holds a live lease on the attempt
-    assert h.log.claim_task(arn, task_id, "other-worker", h.bus.now, 60).status == "acquired"
+    assert leases.claim(h.log, arn, task_id, "other-worker", h.bus.now, 60).status == "acquired"
     # THEN this worker refuses to run it now (the message stays queued)
     with pytest.raises(TaskLeaseHeldError):
         h.stepper.handle(task)
@@ -353,4 +356,80 @@ def test_another_stepper_takes_over_inline_tasks_only_after_the_lease_expires(at
     h.drain(deliver)
     # THEN the execution still ends exactly as in memory, each event once
     assert crashed_at
+    assert_matches_reference(h)
+
+
+def test_inline_tasks_held_by_a_crashed_stepper_wait_for_its_lease_and_then_run_once() -> None:
+    # GIVEN Validate -> ... with inline tasks, and a stepper that crashes inside the Map's tasks
+    h = Harness()
+    calls: Counter[str] = Counter()
+    bound = handlers()
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        calls[body["state_name"]] += 1
+        command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
+        return run_handler(bound, command)
+
+    def crash(body: dict[str, Any]) -> TaskOutcome:
+        if body["state_name"] == "Pack":
+            calls["crashed"] += 1
+            raise ConnectionError("the stepper died while running its inline tasks")
+        return invoke(body)
+
+    first = Stepper(
+        log=h.log, bus=h.bus, definitions=lambda _: MACHINE, clock=lambda: h.bus.now, invoker=crash
+    )
+    second = Stepper(
+        log=h.log, bus=h.bus, definitions=lambda _: MACHINE, clock=lambda: h.bus.now, invoker=invoke
+    )
+    crashed_at = 0.0
+
+    def deliver(message: Message) -> None:
+        nonlocal crashed_at
+        try:
+            (second if calls["crashed"] else first).handle(message)
+        except ConnectionError:
+            crashed_at = h.bus.now
+            h.bus.send(message)  # redelivered at once, to the other stepper
+        h.bus.ack(message)
+        if calls["crashed"] and calls["Pack"] == 0:
+            # WHEN the second stepper finds the Pack tasks in the outbox THEN it leaves them
+            # to the first one's lease (900 s) instead of running them now
+            assert h.bus.now < crashed_at + 900
+
+    h.drain(deliver)
+    # THEN after the lease they ran once each, and the execution matches the reference
+    assert calls["crashed"] == 1 and calls["Pack"] == 3
+    assert_matches_reference(h)
+
+
+@pytest.mark.parametrize("inline_tasks", [True, False], ids=["inline-tasks", "queued-tasks"])
+def test_a_task_whose_invocation_raised_is_retried_at_once_not_after_its_lease(
+    inline_tasks: bool,
+) -> None:
+    # GIVEN a stepper whose first Pack invocation raises (its lease is then given back)
+    h = Harness(inline_tasks=inline_tasks)
+    bound = handlers()
+    runs: list[tuple[str, float]] = []
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        runs.append((body["state_name"], h.bus.now))
+        if body["state_name"] == "Pack" and len([r for r in runs if r[0] == "Pack"]) == 1:
+            raise ConnectionError("the invocation failed")
+        command = RunTask(body["task_id"], body["resource"], body["input"], body["state_name"])
+        return run_handler(bound, command)
+
+    h.stepper.invoker = invoke
+
+    def deliver(message: Message) -> None:
+        try:
+            h.stepper.handle(message)
+        except ConnectionError:
+            h.bus.send(message)  # redelivered at once
+        h.bus.ack(message)
+
+    h.drain(deliver)
+    # THEN the redelivery ran it again at once, and the execution finished as in memory
+    packs = [at for name, at in runs if name == "Pack"]
+    assert len(packs) == 4 and packs[1] - packs[0] < 60
     assert_matches_reference(h)

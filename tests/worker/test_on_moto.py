@@ -104,12 +104,15 @@ def test_heartbeats_are_recorded_and_a_silent_worker_times_out(stack: Stack) -> 
         {"activityArn": activity("jobs"), "workerName": "w", "waitSeconds": 0}
     )
     record = stack.log.get(arn)
-    assert record is not None
-    assert record.attributes["task_leases"]["t1"]["n"] == 1  # the delivery, in DynamoDB
+    lease = stack.log.lease(arn, "t1")  # the delivery's lease record, in DynamoDB
+    assert record is not None and lease is not None
+    assert (lease.delivery, lease.owner) == (1, "w")
     stack.advance(20)
     stack.service.send_task_heartbeat({"taskToken": task["taskToken"]})
     beat = stack.log.get(arn)
     assert beat is not None and beat.seq == record.seq + 1  # recorded in the log
+    extended = stack.log.lease(arn, "t1")  # and the lease record extended with it
+    assert extended is not None and extended.until > lease.until
     stack.advance(29)
     assert stack.status(arn) == "RUNNING"  # the heartbeat moved the deadline
     stack.advance(1)

@@ -2,21 +2,26 @@
 
 Every report is checked against the latest head of its execution inside the
 stepper's conditional commit (:meth:`Stepper.report_task`): the token must be
-genuine, its attempt open and, for an activity task, its delivery the latest
-one. Otherwise the report is refused (``InvalidToken`` / ``TaskTimedOut``) and
-nothing is written. Two workers racing to complete one attempt both pass the
-check on the same head, but only one commit lands on it; the other reloads,
-finds the attempt closed and is refused.
+whole and genuine, its attempt open and, for an activity task, a token of
+its current delivery (a token without its delivery part is refused for an
+activity task). Otherwise the report is refused (``InvalidToken`` /
+``TaskTimedOut``) and nothing is written. The commit is fenced by the task's
+lease record (:class:`~stepflow.runtime.leases.LeaseFence`): it lands only if
+that record is still the one the token was checked against.
 
-Each hand-out of an activity task (a receive of its queue message) is a new
-*delivery*: it is recorded in the head with the message's receipt, and its
-token is bound to it, so a worker whose lease ran out can no longer report
-once the task went to another worker. Without ``HeartbeatSeconds`` a dead
-worker's task is thus handed to the next worker when the lease (the
-message's visibility) expires, until its lease has run out
-``max_deliveries`` times; then the attempt fails with :data:`LEASE_EXPIRED`
-(Retry/Catch apply). A task a worker gives back (``release_task``) is marked
-released in the log, so handing it out again does not count as an expiry.
+Each hand-out of an activity task (a receive of its queue message) is a
+*delivery*: a conditional claim of the attempt's lease record
+(:func:`stepflow.runtime.leases.hand_out`), committed with its
+``ActivityStarted``. While the current delivery's lease is live, a copy of
+the message that another poller receives (SQS may hand one message to two
+receivers, or early) hands out nothing. The token is bound to the delivery,
+so a worker whose lease ran out can no longer report once the task went to
+another worker. Without ``HeartbeatSeconds`` a dead worker's task is thus
+handed to the next worker when the lease expires, until its lease has run
+out ``max_deliveries`` times; then the attempt fails with
+:data:`LEASE_EXPIRED` (Retry/Catch apply). A task a worker gives back
+(``release_task``) is marked released, so handing it out again does not count
+as an expiry.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from stepflow.activities.errors import (
@@ -46,9 +52,17 @@ from stepflow.engine import (
 )
 from stepflow.engine.codec import decode_state
 from stepflow.engine.model import TaskSucceeded
+from stepflow.engine.resources import describe
+from stepflow.runtime import leases
+from stepflow.runtime.leases import (
+    LeaseExhaustedError,
+    LeaseFence,
+    LeaseHeldError,
+    TaskLease,
+)
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
-from stepflow.runtime.stepper import TASK_LEASES, Stepper
+from stepflow.runtime.stepper import Stepper
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError, TaskQueue
 
 logger = logging.getLogger(__name__)
@@ -66,14 +80,6 @@ class _ClosedError(Exception):
     """The attempt of a queued task is no longer open: drop its message."""
 
 
-class _ExhaustedError(Exception):
-    """The attempt's lease ran out ``max_deliveries`` times: fail it."""
-
-    def __init__(self, expired: int) -> None:
-        super().__init__(f"lease expired {expired} times")
-        self.expired = expired
-
-
 class TaskService:
     """The worker-facing operations; mixed into :class:`~stepflow.activities.ActivityService`."""
 
@@ -81,6 +87,7 @@ class TaskService:
     queue: TaskQueue
     region: str
     account: str
+    clock: Callable[[], float]
     lease_seconds: int
     max_deliveries: int
 
@@ -124,8 +131,8 @@ class TaskService:
         except ValueError as exc:
             raise _invalid_output(f"output is not JSON: {exc}") from None
         lease = self._report(token, TaskSucceeded(token.task_id, output))
-        if lease is not None:
-            self.queue.ack(lease["queue"], lease["receipt"])
+        if lease is not None and lease.queue and lease.receipt:
+            self.queue.ack(lease.queue, lease.receipt)
         return {}
 
     def send_task_failure(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -137,16 +144,16 @@ class TaskService:
         if cause is not None and (not isinstance(cause, str) or len(cause) > 32_768):
             raise validation("cause must be a string of at most 32768 characters")
         lease = self._report(token, TaskFailed(token.task_id, error, cause))
-        if lease is not None:
-            self.queue.ack(lease["queue"], lease["receipt"])
+        if lease is not None and lease.queue and lease.receipt:
+            self.queue.ack(lease.queue, lease.receipt)
         return {}
 
     def send_task_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
         """SendTaskHeartbeat: recorded in the log, and the lease extended."""
         token = parse(p.get("taskToken"))
-        lease = self._report(token, TaskHeartbeat(token.task_id))
-        if lease is not None:
-            self.queue.extend(lease["queue"], lease["receipt"], int(lease["lease_seconds"]))
+        lease = self._report(token, TaskHeartbeat(token.task_id), leases.heartbeat)
+        if lease is not None and lease.queue and lease.receipt:
+            self.queue.extend(lease.queue, lease.receipt, int(lease.lease_seconds))
         return {}
 
     def release_task(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -156,36 +163,40 @@ class TaskService:
         stops working as soon as another worker takes the task.
         """
         token = parse(p.get("taskToken"))
-        leases: list[dict[str, Any] | None] = []
-
-        def guard(record: ExecutionRecord | None) -> dict[str, Any] | None:
-            lease = self._check(token, record)
-            leases.append(lease)
-            if lease is None or record is None:
-                return None
-            # Marked released: the next hand-out does not count as an expired lease.
-            open_leases = dict(record.attributes.get(TASK_LEASES) or {})
-            open_leases[token.task_id] = {**lease, "released": True}
-            return {TASK_LEASES: open_leases}
-
-        self.stepper.report_task(token.execution_arn, Continue(), guard)
-        lease = leases[-1] if leases else None
-        if lease is not None:
-            self.queue.extend(lease["queue"], lease["receipt"], 0)
+        lease = self._report(token, Continue(), leases.release)
+        if lease is not None and lease.queue and lease.receipt:
+            self.queue.extend(lease.queue, lease.receipt, 0)
         return {}
 
-    def _report(self, token: TaskToken, event: Event) -> dict[str, Any] | None:
-        """Commit ``event`` if ``token`` is current; return its delivery's lease (if any)."""
-        leases: list[dict[str, Any] | None] = []
+    def _report(
+        self,
+        token: TaskToken,
+        event: Event,
+        write: Callable[[TaskLease, float], TaskLease] | None = None,
+    ) -> TaskLease | None:
+        """Commit ``event`` if ``token`` is current; return its delivery's lease (if any).
 
-        def guard(record: ExecutionRecord | None) -> None:
-            leases.append(self._check(token, record))
+        The commit is fenced by the lease record; ``write`` gives the record's
+        next version to store with it (a heartbeat, a release).
+        """
+        checked: list[TaskLease | None] = []
+
+        def guard(record: ExecutionRecord | None) -> LeaseFence | None:
+            lease = self._check(token, record)
+            checked.append(lease)
+            if lease is None:
+                return None
+            return LeaseFence(lease, write(lease, self.clock()) if write else None)
 
         self.stepper.report_task(token.execution_arn, event, guard)
-        return leases[-1] if leases else None
+        return checked[-1] if checked else None
 
-    def _check(self, token: TaskToken, record: ExecutionRecord | None) -> dict[str, Any] | None:
-        """Refuse a token that is not genuine or not current on ``record``; return its lease."""
+    def _check(self, token: TaskToken, record: ExecutionRecord | None) -> TaskLease | None:
+        """Refuse a token that is not whole, genuine and current on ``record``; its lease.
+
+        A callback token has no lease (None); an activity task's token must
+        name the delivery its lease record holds now.
+        """
         if record is None:
             raise invalid_token("no execution has this task")
         state = decode_state(record.state)
@@ -193,10 +204,25 @@ class TaskService:
             raise invalid_token("the token was not issued for this task")
         if record.status != "RUNNING" or token.task_id not in state.tasks:
             raise task_timed_out()
-        lease: dict[str, Any] | None = (record.attributes.get(TASK_LEASES) or {}).get(token.task_id)
-        if token.delivery is not None and (lease is None or lease.get("n") != token.delivery):
+        if self._is_activity(record, state, token.task_id) != (token.delivery is not None):
+            raise invalid_token("the token was not issued for this task")
+        if token.delivery is None:
+            return None
+        lease = self.stepper.log.lease(token.execution_arn, token.task_id)
+        if lease is None or lease.delivery != token.delivery:
             raise task_timed_out()  # handed to another worker since
-        return lease if token.delivery is not None else None
+        return lease
+
+    def _is_activity(self, record: ExecutionRecord, state: ExecutionState, task_id: str) -> bool:
+        """True if the open attempt ``task_id`` is an activity task (not a callback)."""
+        frame = state.frames.get(state.tasks[task_id])
+        if frame is None:
+            return False
+        definition = self.stepper.definitions(record.state_machine_arn)
+        machine = definition.machines.get(frame.machine)
+        node = machine.states.get(frame.state) if machine is not None else None
+        resource = getattr(node, "resource", None)
+        return isinstance(resource, str) and describe(resource).kind == "activity"
 
     def _hand_out(self, lease: Lease, worker: str | None) -> dict[str, Any] | None:
         """Record a delivery of the task in ``lease`` and return it; None if it is not open."""
@@ -211,34 +237,29 @@ class TaskService:
         lease_seconds = int(heartbeat) if heartbeat else self.lease_seconds
         states: list[tuple[ExecutionState, int]] = []
 
-        def guard(record: ExecutionRecord | None) -> dict[str, Any]:
+        def guard(record: ExecutionRecord | None) -> LeaseFence:
             state = _open_state(record, task_id)
-            assert record is not None
-            leases = dict(record.attributes.get(TASK_LEASES) or {})
-            previous = leases.get(task_id) or {}
-            expired = int(previous.get("expired", 0))
-            if previous and not previous.get("released"):
-                expired += 1  # the last hand-out's lease ran out
-            if expired >= self.max_deliveries:
-                raise _ExhaustedError(expired)
-            delivery = int(previous.get("n", 0)) + 1
-            leases[task_id] = {
-                "n": delivery,
-                "expired": expired,
-                "queue": lease.queue,
-                "receipt": lease.receipt,
-                "lease_seconds": lease_seconds,
-                "worker": worker,
-            }
-            states.append((state, delivery))
-            return {TASK_LEASES: leases}
+            previous = leases.current(self.stepper.log, message.execution_arn, task_id)
+            new = leases.hand_out(
+                previous,
+                now=self.clock(),
+                worker=worker,
+                queue=lease.queue,
+                receipt=lease.receipt,
+                lease_seconds=lease_seconds,
+                max_deliveries=self.max_deliveries,
+            )
+            states.append((state, new.delivery))
+            return LeaseFence(previous, new)
 
         try:
             self.stepper.report_task(message.execution_arn, TaskStarted(task_id), guard)
         except _ClosedError:
             self.queue.ack(lease.queue, lease.receipt)  # timed out, finished or cancelled
             return None
-        except _ExhaustedError as exc:
+        except LeaseHeldError:
+            return None  # a copy of a message whose delivery is live: its holder has it
+        except LeaseExhaustedError as exc:
             self._give_up(message, task_id, lease, exc.expired)
             return None
         if lease_seconds != self.lease_seconds:

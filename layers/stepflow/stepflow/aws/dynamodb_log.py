@@ -9,7 +9,11 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
   list (``events``); usually one item per decision, so a transition writes two
   items, but a decision with very many events is split across several items
   (each named by its first event id) written by the same transaction;
-- ``sk = TK#<task id>``: a task lease: ``owner``, ``lease_until`` (N), ``result``.
+- ``sk = TK#<task id>``: a task attempt's lease record
+  (:class:`~stepflow.runtime.leases.TaskLease`: ``version``, ``delivery``,
+  ``owner``, ``lease_until``, ``released``, ``expired``, the queue message's
+  ``queue``/``receipt``, ``result``), written only conditionally on
+  ``version``; a commit fenced by it checks (or writes) it in its transaction.
 
 A finished execution's head carries ``expires_at`` (its stop date plus the
 retention, 90 days by default), the table's TTL attribute; when DynamoDB
@@ -52,6 +56,9 @@ from stepflow.aws.log_items import (
     chunk_ranges,
     doc_names,
     item_size,
+    lease_condition,
+    lease_draft,
+    read_lease,
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
@@ -64,6 +71,7 @@ from stepflow.aws.topology import (
     table_definition,
 )
 from stepflow.data.serialize import dumps as _dumps
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
@@ -76,7 +84,6 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     HistoryPage,
-    TaskClaim,
 )
 from stepflow.runtime.registry import unqualified
 
@@ -86,8 +93,6 @@ COMPRESS_ABOVE = 1024
 _HEAD = "HEAD"
 _MAX_ID = 999_999_999_999
 _DOCS = ("input", "state", "outbox", "attributes")
-_NO_RESULT = "attribute_not_exists(#r) AND attribute_not_exists(#rz) AND attribute_not_exists(#rr)"
-_RESULT_NAMES = dict(zip(("#r", "#rz", "#rr"), doc_names("result"), strict=True))
 _CONFLICTS = ("ConditionalCheckFailed", "TransactionConflict")
 
 
@@ -224,9 +229,18 @@ class DynamoDBLog:
         return self._record(item) if item else None
 
     def commit(
-        self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
+        self,
+        record: ExecutionRecord,
+        expected_seq: int,
+        events: Sequence[dict[str, Any]],
+        *,
+        fence: LeaseFence | None = None,
     ) -> None:
-        """Append ``events`` and replace the head, iff the head is at ``expected_seq``."""
+        """Append ``events`` and replace the head, iff the head is at ``expected_seq``.
+
+        A ``fence`` adds the lease item to the transaction: a ``ConditionCheck``
+        on its version, or (with ``fence.new``) a conditional ``Put``.
+        """
         arn = record.execution_arn
         head, *chunks = self._seal(record, events)
         names, values = {}, {":expected": {"N": str(expected_seq)}}
@@ -253,24 +267,43 @@ class DynamoDBLog:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
-        if not events:
+        if not events and fence is None:
             try:
                 self._call("update_item", **update)
             except _Rejected:
                 raise ConflictError(arn, expected_seq) from None
             return
         puts = [self._event_put(chunk) for chunk in chunks]
+        fenced = [self._fence_item(fence)] if fence is not None else []
         try:
-            self._call("transact_write_items", TransactItems=[{"Update": update}, *puts])
+            self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
         except _Rejected as rejected:
-            head_reason, *event_reasons = _reasons(rejected)
-            if head_reason.get("Code") in _CONFLICTS:
+            reasons = _reasons(rejected)
+            head_reason = reasons[0]
+            lease_reason = reasons[1 + len(puts)] if len(reasons) > 1 + len(puts) else {}
+            if head_reason.get("Code") in _CONFLICTS or (
+                fence is not None and lease_reason.get("Code") in _CONFLICTS
+            ):
                 raise ConflictError(arn, expected_seq) from None
-            for put, reason in zip(puts, event_reasons, strict=False):
+            for put, reason in zip(puts, reasons[1:], strict=False):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     sk = put["Put"]["Item"]["sk"]["S"]
                     raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
             raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
+
+    def _fence_item(self, fence: LeaseFence) -> dict[str, Any]:
+        """The transaction item that checks (or writes) a fence's lease record."""
+        lease = fence.current
+        key = _key(lease.execution_arn, f"TK#{lease.task_id}")
+        expression, names, values = lease_condition(lease.version)
+        condition: dict[str, Any] = {"ConditionExpression": expression}
+        if names:
+            condition["ExpressionAttributeNames"] = names
+            condition["ExpressionAttributeValues"] = values
+        if fence.new is None:
+            return {"ConditionCheck": {"TableName": self.table, "Key": key, **condition}}
+        (item,) = self._items.seal([lease_draft(key, fence.new)], f"{lease.execution_arn} lease")
+        return {"Put": {"TableName": self.table, "Item": item, **condition}}
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
@@ -304,62 +337,25 @@ class DynamoDBLog:
                 events.append(item_events[i])
         return HistoryPage(events, None)
 
-    def claim_task(
-        self, execution_arn: str, task_id: str, owner: str, now: float, lease_seconds: float
-    ) -> TaskClaim:
-        """Lease the attempt unless a live lease or a result exists."""
-        item_key = _key(execution_arn, f"TK#{task_id}")
-        item = {
-            **item_key,
-            "owner": {"S": owner},
-            "lease_until": {"N": _num(now + lease_seconds)},
-        }
-        try:
-            self._call(
-                "put_item",
-                Item=item,
-                ConditionExpression=(
-                    f"attribute_not_exists(pk) OR ({_NO_RESULT} AND lease_until <= :now)"
-                ),
-                ExpressionAttributeNames=_RESULT_NAMES,
-                ExpressionAttributeValues={":now": {"N": _num(now)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-            return TaskClaim("acquired")
-        except _Rejected as rejected:
-            held = rejected.response.get("Item") or self._call(
-                "get_item", Key=item_key, ConsistentRead=True
-            ).get("Item")
-        result = self._items.read(held or {}, "result", None)
-        if result is not None:
-            return TaskClaim("done", result)
-        return TaskClaim("busy")
+    def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
+        """The attempt's lease record (strongly consistent read), or None."""
+        key = _key(execution_arn, f"TK#{task_id}")
+        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
+        return read_lease(self._items, execution_arn, item) if item else None
 
-    def finish_task(
-        self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
-    ) -> None:
-        """Record the result if ``owner`` still holds the lease (else do nothing)."""
-        item_key = _key(execution_arn, f"TK#{task_id}")
-        lease = {**item_key, "owner": {"S": owner}, "lease_until": {"N": _num(9e9)}}
-        (item,) = self._items.seal(
-            [Draft(lease, {"result": _dumps(result).encode()})], f"{execution_arn} task {task_id}"
-        )
-        ((name, value),) = ((k, v) for k, v in item.items() if k not in lease)
-        for _ in range(5):
-            try:
-                self._call(
-                    "update_item",
-                    Key=item_key,
-                    UpdateExpression="SET #set = :result",
-                    ConditionExpression=f"#owner = :owner AND {_NO_RESULT}",
-                    ExpressionAttributeNames={**_RESULT_NAMES, "#owner": "owner", "#set": name},
-                    ExpressionAttributeValues={":owner": {"S": owner}, ":result": value},
-                )
-                return
-            except _Rejected as rejected:
-                if rejected.code != "TransactionConflictException":
-                    return  # the lease moved on or a result exists: nothing to record
-        raise LogUnavailableError(f"{execution_arn} task {task_id}: result write kept conflicting")
+    def put_lease(self, lease: TaskLease) -> None:
+        """Write ``lease`` iff the stored record is at the version before it."""
+        key = _key(lease.execution_arn, f"TK#{lease.task_id}")
+        (item,) = self._items.seal([lease_draft(key, lease)], f"{lease.execution_arn} lease")
+        expression, names, values = lease_condition(lease.version - 1)
+        condition: dict[str, Any] = {"ConditionExpression": expression}
+        if names:
+            condition["ExpressionAttributeNames"] = names
+            condition["ExpressionAttributeValues"] = values
+        try:
+            self._call("put_item", Item=item, **condition)
+        except _Rejected:
+            raise LeaseConflictError(lease) from None
 
     def list_executions(
         self,

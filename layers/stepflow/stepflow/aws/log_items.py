@@ -1,7 +1,7 @@
 """JSON documents placed into DynamoDB items within DynamoDB's size limits.
 
 A document (an execution's input, state, outbox, attributes; a decision's
-events; a task result) is stored in one of three forms, by attribute name:
+events; a task lease's result) is stored in one of three forms, by attribute name:
 
 - ``<name>`` (S): the JSON text, when it is short;
 - ``<name>_z`` (B): the JSON zlib-compressed, above ``compress_above`` bytes;
@@ -22,10 +22,13 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from stepflow.data.serialize import dumps as _dumps
+from stepflow.runtime.leases import TaskLease
 from stepflow.runtime.payloads import content_key
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -221,3 +224,64 @@ def _loads(text: bytes | str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:  # what only the standard library wrote (big integers)
         return json.loads(text)
+
+
+def lease_draft(key: dict[str, Any], lease: TaskLease) -> Draft:
+    """The item of a task lease record (``sk = TK#<task id>``); its result is a document."""
+    item: dict[str, Any] = {
+        **key,
+        "version": {"N": str(lease.version)},
+        "delivery": {"N": str(lease.delivery)},
+        "lease_until": {"N": _num(lease.until)},
+        "released": {"N": "1" if lease.released else "0"},
+        "expired": {"N": str(lease.expired)},
+        "lease_seconds": {"N": _num(lease.lease_seconds)},
+    }
+    for name in ("owner", "queue", "receipt"):
+        value = getattr(lease, name)
+        if value is not None:
+            item[name] = {"S": value}
+    docs = {"result": _dumps(lease.result).encode()} if lease.result is not None else {}
+    return Draft(item, docs)
+
+
+def read_lease(packer: ItemPacker, execution_arn: str, item: dict[str, Any]) -> TaskLease:
+    """The lease record stored in ``item`` (an item written before versions counts as 1)."""
+
+    def text(name: str) -> str | None:
+        return str(item[name]["S"]) if name in item else None
+
+    def number(name: str) -> float:
+        return float(item[name]["N"]) if name in item else 0.0
+
+    return TaskLease(
+        execution_arn=execution_arn,
+        task_id=item["sk"]["S"][3:],
+        version=int(item["version"]["N"]) if "version" in item else 1,
+        delivery=int(number("delivery")),
+        owner=text("owner"),
+        until=number("lease_until"),
+        released=number("released") == 1,
+        expired=int(number("expired")),
+        queue=text("queue"),
+        receipt=text("receipt"),
+        lease_seconds=number("lease_seconds"),
+        result=packer.read(item, "result", None),
+    )
+
+
+def lease_condition(version: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The condition that the stored lease is at ``version`` (0: none written yet).
+
+    Returns the expression, its names and its values.
+    """
+    if version == 0:
+        return "attribute_not_exists(pk)", {}, {}
+    if version == 1:  # a record from before versions had no attribute
+        expression = "(#lv = :lv OR (attribute_exists(pk) AND attribute_not_exists(#lv)))"
+        return expression, {"#lv": "version"}, {":lv": {"N": "1"}}
+    return "#lv = :lv", {"#lv": "version"}, {":lv": {"N": str(version)}}
+
+
+def _num(value: float) -> str:
+    return format(Decimal(repr(float(value))), "f")

@@ -1,5 +1,6 @@
 """The durable runtime: the engine driven over a coordination log and a message bus."""
 
+from stepflow.runtime.leases import LeaseFence, TaskClaim, TaskLease
 from stepflow.runtime.memory import InMemoryBus, InMemoryLog
 from stepflow.runtime.messages import Message, decode_event, encode_event
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
@@ -16,7 +17,6 @@ from stepflow.runtime.ports import (
     ExecutionRecord,
     HistoryPage,
     MessageBus,
-    TaskClaim,
 )
 from stepflow.runtime.stepper import (
     ExecutionInputMismatchError,
@@ -34,6 +34,7 @@ __all__ = [
     "InMemoryBus",
     "InMemoryLog",
     "InMemoryPayloadStore",
+    "LeaseFence",
     "Message",
     "MessageBus",
     "PayloadNotFoundError",
@@ -42,6 +43,7 @@ __all__ = [
     "Stepper",
     "TaskClaim",
     "TaskInvoker",
+    "TaskLease",
     "TaskLeaseHeldError",
     "TaskOutcome",
     "decode_event",

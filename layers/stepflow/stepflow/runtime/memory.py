@@ -11,13 +11,13 @@ from typing import Any
 
 import orjson
 
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease, check_fence
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import (
     ConflictError,
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     HistoryPage,
-    TaskClaim,
 )
 from stepflow.runtime.registry import unqualified
 
@@ -36,7 +36,7 @@ class InMemoryLog:
         self._heads: dict[str, ExecutionRecord] = {}
         # Each event stored serialized (as a store would): one copy in, one copy out.
         self._events: dict[str, list[_Chunk]] = {}
-        self._tasks: dict[tuple[str, str], tuple[str, float, dict[str, Any] | None]] = {}
+        self._leases: dict[tuple[str, str], TaskLease] = {}
         self.writes = 0
 
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
@@ -56,13 +56,28 @@ class InMemoryLog:
             return _clone(head) if head is not None else None
 
     def commit(
-        self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
+        self,
+        record: ExecutionRecord,
+        expected_seq: int,
+        events: Sequence[dict[str, Any]],
+        *,
+        fence: LeaseFence | None = None,
     ) -> None:
-        """Replace the head and append events iff the head is at ``expected_seq``."""
+        """Replace the head and append events iff the head is at ``expected_seq``.
+
+        With a ``fence``, also iff the lease record is at its expected version;
+        ``fence.new`` is written with the commit.
+        """
         with self._lock:
             head = self._heads.get(record.execution_arn)
             if head is None or head.seq != expected_seq:
                 raise ConflictError(record.execution_arn, expected_seq)
+            if fence is not None:
+                key = (fence.current.execution_arn, fence.current.task_id)
+                if not check_fence(self._leases.get(key), fence):
+                    raise ConflictError(record.execution_arn, expected_seq)
+                if fence.new is not None:
+                    self._leases[key] = _clone_lease(fence.new)
             self._heads[record.execution_arn] = _clone(record)
             self._events[record.execution_arn].extend(_frozen(events))
             self.writes += 1
@@ -93,31 +108,21 @@ class InMemoryLog:
             more = start + limit < sum(count for _, count in chunks)
             return HistoryPage(page, str(start + limit) if more else None)
 
-    def claim_task(
-        self, execution_arn: str, task_id: str, owner: str, now: float, lease_seconds: float
-    ) -> TaskClaim:
-        """Lease the attempt unless it is leased (and the lease is live) or finished."""
+    def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
+        """The attempt's lease record, or None."""
         with self._lock:
-            held = self._tasks.get((execution_arn, task_id))
-            if held is not None:
-                _, until, result = held
-                if result is not None:
-                    return TaskClaim("done", _clone(result))
-                if until > now:
-                    return TaskClaim("busy")
-            self._tasks[(execution_arn, task_id)] = (owner, now + lease_seconds, None)
-            self.writes += 1
-            return TaskClaim("acquired")
+            held = self._leases.get((execution_arn, task_id))
+            return _clone_lease(held) if held is not None else None
 
-    def finish_task(
-        self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
-    ) -> None:
-        """Store the result if ``owner`` still holds the lease."""
+    def put_lease(self, lease: TaskLease) -> None:
+        """Store ``lease`` iff the stored record is at the version before it."""
         with self._lock:
-            held = self._tasks.get((execution_arn, task_id))
-            if held is not None and held[0] == owner and held[2] is None:
-                self._tasks[(execution_arn, task_id)] = (owner, held[1], _clone(result))
-                self.writes += 1
+            key = (lease.execution_arn, lease.task_id)
+            held = self._leases.get(key)
+            if (held.version if held is not None else 0) != lease.version - 1:
+                raise LeaseConflictError(lease)
+            self._leases[key] = _clone_lease(lease)
+            self.writes += 1
 
     def list_executions(
         self,
@@ -224,6 +229,10 @@ def _thawed(chunks: list[_Chunk], start: int, stop: int) -> list[dict[str, Any]]
         if offset >= stop:
             break
     return page
+
+
+def _clone_lease(lease: TaskLease) -> TaskLease:
+    return replace(lease, result=_clone(lease.result)) if lease.result is not None else lease
 
 
 def _clone(value: Any) -> Any:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 
 
@@ -44,19 +45,6 @@ class HistoryPage:
     next_token: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskClaim:
-    """The outcome of claiming a task attempt.
-
-    ``acquired``: run it now. ``busy``: another worker holds a live lease (try
-    again later). ``done``: it already ran; ``result`` is the recorded result
-    event, to be re-sent instead of running the task again.
-    """
-
-    status: Literal["acquired", "busy", "done"]
-    result: dict[str, Any] | None = None
-
-
 class ConflictError(Exception):
     """A commit lost the race: the record moved on since it was read."""
 
@@ -87,12 +75,19 @@ class CoordinationLog(Protocol):
         """The execution's current record, or None."""
 
     def commit(
-        self, record: ExecutionRecord, expected_seq: int, events: Sequence[dict[str, Any]]
+        self,
+        record: ExecutionRecord,
+        expected_seq: int,
+        events: Sequence[dict[str, Any]],
+        *,
+        fence: LeaseFence | None = None,
     ) -> None:
         """Append ``events`` and replace the head with ``record``, atomically.
 
-        Only if the stored head is still at ``expected_seq``; otherwise raises
-        :class:`ConflictError` and writes nothing.
+        Only if the stored head is still at ``expected_seq`` and, with a
+        ``fence``, the task's lease record is still at ``fence.current.version``
+        (``fence.new`` is then written by the same atomic write); otherwise
+        raises :class:`ConflictError` and writes nothing.
         """
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -103,15 +98,15 @@ class CoordinationLog(Protocol):
     ) -> HistoryPage:
         """History events in order, a page at a time (no cap on the total)."""
 
-    def claim_task(
-        self, execution_arn: str, task_id: str, owner: str, now: float, lease_seconds: float
-    ) -> TaskClaim:
-        """Lease a task attempt to ``owner`` unless a live lease or a result exists."""
+    def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
+        """The task attempt's lease record (strongly consistent), or None."""
 
-    def finish_task(
-        self, execution_arn: str, task_id: str, owner: str, result: dict[str, Any]
-    ) -> None:
-        """Record the attempt's result (only while ``owner`` holds the lease)."""
+    def put_lease(self, lease: TaskLease) -> None:
+        """Store ``lease`` iff the stored record is at ``lease.version - 1`` (0: absent).
+
+        Otherwise raises :class:`~stepflow.runtime.leases.LeaseConflictError`
+        and writes nothing. The claim rules are in :mod:`stepflow.runtime.leases`.
+        """
 
     def list_executions(
         self,

@@ -45,6 +45,8 @@ from stepflow.engine import (
 )
 from stepflow.engine.codec import decode_state, encode_state
 from stepflow.engine.resources import describe
+from stepflow.runtime import leases
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease
 from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
@@ -63,12 +65,12 @@ DEFAULT_CHILD_LIMIT = 40
 """A Map with more items than this runs them as child executions (see engine.children)."""
 
 
-TaskGuard = Callable[[ExecutionRecord | None], dict[str, Any] | None]
+TaskGuard = Callable[[ExecutionRecord | None], LeaseFence | None]
 """Checks a record before a worker's report is applied: raises to refuse it (nothing is
-written), or returns head attributes to store with the commit (None: none)."""
+written), or returns the lease fence the commit is conditioned on (None: none)."""
 
-TASK_LEASES = "task_leases"
-"""Head attribute: the deliveries of open deferred tasks (task id -> lease), kept by commits."""
+_LEGACY_LEASE_ATTRIBUTES = ("lease_owner", "lease_until", "task_leases")
+"""Head attributes of the lease mechanisms that :mod:`stepflow.runtime.leases` replaced."""
 
 
 class ExecutionInputMismatchError(Exception):
@@ -76,7 +78,14 @@ class ExecutionInputMismatchError(Exception):
 
 
 class TaskLeaseHeldError(Exception):
-    """Another worker is running this task attempt; deliver the message again later."""
+    """Another worker is running this task attempt; deliver the message again later.
+
+    ``until`` is when its lease runs out (epoch seconds).
+    """
+
+    def __init__(self, message: str, until: float = 0.0) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class Stepper:
@@ -230,11 +239,13 @@ class Stepper:
     ) -> None:
         """Commit ``events``; then run the inline tasks they scheduled and commit their results.
 
-        Running a task right here saves two queue hops and the lease writes: the
-        commit that schedules a task also records this stepper's lease on it
-        (in the head it writes anyway), and the commit of its result replaces
-        the outbox that held it. A task found in the outbox of a crashed or
-        stale stepper is taken over through :meth:`CoordinationLog.claim_task`.
+        Running a task right here saves two queue hops: the commit of its result
+        replaces the outbox that held it. The inline tasks of one commit are
+        claimed first, together, through one lease record (its task id is
+        ``outbox#<seq>``, see :func:`stepflow.runtime.leases.claim`): one
+        conditional write for a Map's ten tasks. Tasks taken over from an older
+        outbox (a crashed or stale stepper's) are claimed one by one as well,
+        so a task that ran meanwhile from the queue is not run again.
         """
         handled: set[str] = set()
         tasks: list[tuple[Message, bool]] = []
@@ -244,8 +255,13 @@ class Stepper:
             if not tasks:
                 return
             handled.update(message.id for message, _ in tasks)
-            results = (self._run_inline(message, claim) for message, claim in tasks)
-            events = [event for event in results if event is not None]
+            held, claimed = self._claim_inline(tasks)
+            try:
+                results = [self._run_inline(m, takeover) for m, takeover in held]
+            except Exception:
+                self._release(claimed)  # a redelivery may take them over at once
+                raise
+            events = [decode_event(result) for result in results if result is not None]
             if not events:
                 return
         for message, _ in tasks:  # a long chain of quick tasks: hand the rest to the queue
@@ -260,19 +276,21 @@ class Stepper:
     ) -> list[tuple[Message, bool]]:
         """Decide ``events`` on the latest record and commit them as one write.
 
-        Returns the task messages to run inline, each with whether it must be
-        claimed first (a takeover) or is leased to us by this very commit.
+        Returns the task messages to run inline, each with whether it is taken
+        over from an earlier commit's outbox (those come first).
         ``handled`` are tasks this stepper already ran, not to be repaired again.
         On a conflict, reload and decide again: the engine ignores any event the
         winning writer already applied.
         """
         for _ in range(self.max_conflicts):
             record = self.log.get(execution_arn)
-            extra = guard(record) if guard is not None else None
+            fence = guard(record) if guard is not None else None
             if record is None:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
-            repaired = [(m, True) for m in self._repair(replace(record, outbox=pending))]
+            repaired = (
+                [(m, True) for m in self._flush(replace(record, outbox=pending))] if pending else []
+            )
             if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
                 return repaired
             now = self.clock()
@@ -287,12 +305,17 @@ class Stepper:
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)
-            if not history and not commands and state == before and extra is None:
-                return repaired  # duplicates or stale messages only
+            if not history and not commands and state == before:
+                if fence is None or fence.new is None:
+                    return repaired  # duplicates or stale messages only
+                try:  # only the lease changes (a heartbeat, a release): no commit needed
+                    self.log.put_lease(fence.new)
+                except LeaseConflictError:
+                    continue
+                return repaired
             seq = record.seq + 1
             outbox = self._outbox(record.execution_arn, seq, commands, state)
-            lease = {"lease_owner": self.owner, "lease_until": now + self.task_lease_seconds}
-            kept = _open_leases({**record.attributes, **(extra or {})}, state)
+            kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             new = replace(
                 record,
                 seq=seq,
@@ -300,47 +323,59 @@ class Stepper:
                 state=_store_state(state),
                 outbox=outbox,
                 stop_date=None if state.status == "RUNNING" else now,
-                attributes={**kept, **lease} if self._has_inline(outbox) else kept,
+                attributes=kept,
             )
             try:
-                self.log.commit(new, record.seq, history)
+                self.log.commit(new, record.seq, history, fence=fence)
             except ConflictError:
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
 
-    def _has_inline(self, outbox: tuple[Message, ...]) -> bool:
-        return self.inline_tasks and any(m.kind == "task" and not self._deferred(m) for m in outbox)
-
     def _deferred(self, message: Message) -> bool:
         return self.router is not None and self.router.deferred(message)
 
-    def _repair(self, record: ExecutionRecord) -> list[Message]:
-        """Re-send the outbox of a sender that crashed after committing.
+    def _claim_inline(
+        self, tasks: list[tuple[Message, bool]]
+    ) -> tuple[list[tuple[Message, bool]], list[TaskLease]]:
+        """The inline tasks this stepper now holds, claimed one commit's outbox at a time.
 
-        Inline tasks still leased to another live stepper are left to it: they
-        are queued to be looked at again when that lease runs out.
+        Returns them and the leases claimed for them.
+        A batch leased to another live stepper is left to it: its messages are
+        queued to be looked at again (as queued tasks) when that lease runs out.
         """
-        if not record.outbox:
-            return []
+        batches: dict[str, list[tuple[Message, bool]]] = {}
+        for task in tasks:  # message ids are <arn>#<seq of the commit>#<index>
+            batches.setdefault(f"outbox#{task[0].id.rsplit('#', 2)[-2]}", []).append(task)
+        held: list[tuple[Message, bool]] = []
+        claimed: list[TaskLease] = []
         now = self.clock()
-        owner = record.attributes.get("lease_owner")
-        until = float(record.attributes.get("lease_until", 0.0))
-        if self._has_inline(record.outbox) and owner not in (None, self.owner) and until > now:
-            for message in record.outbox:
-                due = until if message.kind == "task" else message.not_before
-                self.bus.send(message, _delay(due - now))
-            return []
-        return self._flush(record)
+        for key, batch in batches.items():
+            arn = batch[0][0].execution_arn
+            claim = leases.claim(self.log, arn, key, self.owner, now, self.task_lease_seconds)
+            if claim.status == "acquired" and claim.lease is not None:
+                held.extend(batch)
+                claimed.append(claim.lease)
+                continue
+            until = claim.lease.until if claim.lease is not None else now
+            for message, _ in batch:
+                self.bus.send(message, _delay(until - now))
+        return held, claimed
 
-    def _run_inline(self, message: Message, claim: bool) -> Event | None:
-        """Run a task message here; None if another worker holds its lease."""
-        if not claim:
-            return decode_event(self._invoke(message))
+    def _release(self, claimed: list[TaskLease]) -> None:
+        """Give back leases this stepper holds (best effort: it is failing already)."""
+        for lease in claimed:
+            with contextlib.suppress(Exception):
+                self.log.put_lease(leases.release(lease, self.clock()))
+
+    def _run_inline(self, message: Message, takeover: bool) -> dict[str, Any] | None:
+        """Run a held inline task; a taken-over one through its own lease (None: not now)."""
+        if not takeover:
+            return self._invoke(message)
         try:
-            return decode_event(self._task_result(message))
-        except TaskLeaseHeldError:
-            self.bus.send(message)  # its holder reports; this copy re-checks later
+            return self._task_result(message, check_open=False)
+        except TaskLeaseHeldError as held:
+            self.bus.send(message, _delay(held.until - self.clock()))
             return None
 
     def _outbox(
@@ -437,24 +472,37 @@ class Stepper:
             self.router.dispatch(message)
             return
         result = self._task_result(message)
-        self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
+        if result is not None:
+            self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
 
-    def _task_result(self, message: Message) -> dict[str, Any]:
-        """Run an inline task attempt once: lease it, run it, record its result event.
+    def _task_result(self, message: Message, *, check_open: bool = True) -> dict[str, Any] | None:
+        """Run a queued inline task attempt once: lease it, run it, record its result event.
 
-        A duplicate of a finished attempt gets the recorded result; one whose
-        lease is live raises :class:`TaskLeaseHeldError` (retry later). Only a
-        crash between running the task and recording its result re-runs it.
+        None if the attempt is no longer open in the head (its result was
+        committed, or it was cancelled). A duplicate of a finished attempt gets
+        the recorded result; one whose lease is live raises
+        :class:`TaskLeaseHeldError` (retry later). Only a crash between running
+        the task and recording its result re-runs it.
         """
-        body = message.body
-        arn, task_id = message.execution_arn, str(body["task_id"])
-        claim = self.log.claim_task(arn, task_id, self.owner, self.clock(), self.task_lease_seconds)
+        arn, task_id = message.execution_arn, str(message.body["task_id"])
+        if check_open:  # (a task taken over from an outbox just read is open)
+            record = self.log.get(arn)
+            if record is None or task_id not in decode_state(record.state).tasks:
+                return None
+        now = self.clock()
+        claim = leases.claim(self.log, arn, task_id, self.owner, now, self.task_lease_seconds)
         if claim.status == "busy":
-            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker")
+            until = claim.lease.until if claim.lease is not None else now
+            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker", until)
         if claim.result is not None:
             return claim.result
-        result = self._invoke(message)
-        self.log.finish_task(arn, task_id, self.owner, result)
+        assert claim.lease is not None  # acquired
+        try:
+            result = self._invoke(message)
+        except Exception:
+            self._release([claim.lease])
+            raise
+        leases.finish(self.log, claim.lease, result)
         return result
 
     def _invoke(self, message: Message) -> dict[str, Any]:
@@ -483,13 +531,6 @@ def _store_state(state: ExecutionState) -> dict[str, Any]:
     data = encode_state(state)
     data["input"] = None
     return data
-
-
-def _open_leases(attributes: dict[str, Any], state: ExecutionState) -> dict[str, Any]:
-    """The deferred-task leases of ``attributes`` whose attempts are still open in ``state``."""
-    leases = attributes.get(TASK_LEASES) or {}
-    kept = {task_id: lease for task_id, lease in leases.items() if task_id in state.tasks}
-    return {TASK_LEASES: kept} if kept else {}
 
 
 def _delay(seconds: float) -> int:
