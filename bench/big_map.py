@@ -56,9 +56,11 @@ class CountingLog:
         self.writes[record.execution_arn] += 1
         self.inner.create(record, events)
 
-    def commit(self, record: ExecutionRecord, expected_seq: int, events: Any) -> None:
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Any, *, fence: Any = None
+    ) -> None:
         self.writes[record.execution_arn] += 1
-        self.inner.commit(record, expected_seq, events)
+        self.inner.commit(record, expected_seq, events, fence=fence)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -8,10 +8,11 @@ dead-letter queue would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from stepflow.runtime import CoordinationLog, Message, Stepper
+from stepflow.runtime import CoordinationLog, ExecutionRecord, Message, Stepper
+from stepflow.runtime.leases import LeaseFence
 
 Deliver = Callable[[Stepper, list[Message]], list[tuple[Message, Exception | None]]]
 """Hands a batch to a stepper; returns the messages that failed (to be redelivered)."""
@@ -42,17 +43,24 @@ class CountingLog:
         self.entered = 0
         """States entered in every execution so far."""
 
-    def create(self, record: Any, events: Any) -> None:
+    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Create, then count (see :meth:`CoordinationLog.create`)."""
         self.inner.create(record, events)
         self._seen(record.execution_arn, events)
 
-    def commit(self, record: Any, expected_seq: int, events: Any) -> None:
+    def commit(
+        self,
+        record: ExecutionRecord,
+        expected_seq: int,
+        events: Sequence[dict[str, Any]],
+        *,
+        fence: LeaseFence | None = None,
+    ) -> None:
         """Commit, then count (see :meth:`CoordinationLog.commit`)."""
-        self.inner.commit(record, expected_seq, events)
+        self.inner.commit(record, expected_seq, events, fence=fence)
         self._seen(record.execution_arn, events)
 
-    def _seen(self, execution_arn: str, events: Any) -> None:
+    def _seen(self, execution_arn: str, events: Sequence[dict[str, Any]]) -> None:
         self.entered += sum(1 for e in events if e["type"].endswith("StateEntered"))
         if self.on_event is not None and "#" not in execution_arn:
             for event in events:
