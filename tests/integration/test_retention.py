@@ -19,6 +19,7 @@ from tests.moto_env import offline_aws
 boto3 = pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, create_table, sweeper, topology  # noqa: E402
+from stepflow.aws.wiring import build  # noqa: E402
 
 TABLE = "stepflow-retention"
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:Keep"
@@ -162,7 +163,8 @@ def test_the_sweeper_deletes_the_partition_of_an_expired_head_only(
     rig.expire(gone.execution_arn)
     pk = f"EX#{gone.execution_arn}"
     monkeypatch.setenv(topology.TABLE_ENV_VAR, TABLE)
-    monkeypatch.setattr(sweeper, "_client", dynamodb)
+    # The sweeper's wiring, as build() makes it from the environment, on moto's client.
+    monkeypatch.setattr(sweeper, "_wiring", build(clients={"dynamodb": dynamodb}))
     event = {
         "Records": [
             ttl_removal(pk),

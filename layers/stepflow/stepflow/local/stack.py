@@ -13,25 +13,22 @@ from __future__ import annotations
 import importlib
 import socket
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
-from stepflow.activities import ActivityRouter, CallbackInvoker
-from stepflow.api import StepFunctionsService, lambda_handler
-from stepflow.aws import DynamoDBLog, S3PayloadStore, create_table
+from stepflow.api import lambda_handler
+from stepflow.aws import create_table
 from stepflow.aws import stepper_lambda as stepper_handler
-from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 from stepflow.aws.lambda_invoker import LambdaInvoker
-from stepflow.aws.sqs_bus import SQSBus, create_queues
-from stepflow.aws.sqs_task_queue import SQSTaskQueue
-from stepflow.aws.stepper_lambda import table_definitions
+from stepflow.aws.settings import Settings
+from stepflow.aws.sqs_bus import create_queues
+from stepflow.aws.wiring import Wiring, build
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
-from stepflow.runtime import Stepper, TaskInvoker
+from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker
 
 TABLE = "stepflow-local"
@@ -59,6 +56,7 @@ class LocalStack:
     pollers: int = 4
     url: str = ""
     aws_endpoint: str = ""
+    wiring: Wiring | None = None
     _moto: Any = None
     _gateway: Gateway | None = None
     _pollers: Pollers | None = None
@@ -79,30 +77,13 @@ class LocalStack:
         _ensure_table(dynamodb)
         queue_url, _dlq_url = create_queues(sqs, QUEUE)
         _ensure_bucket(s3)
-        payloads = S3PayloadStore(BUCKET, client=s3)
-        log = DynamoDBLog(TABLE, client=dynamodb, payloads=payloads)
-        invoker = CallbackInvoker(self._invoker(), sqs=sqs)
-        bus = SQSBus(queue_url, client=sqs)
-        task_queue = SQSTaskQueue(client=sqs)
-        stepper_handler.configure(
-            Stepper(
-                log=log,
-                bus=bus,
-                definitions=table_definitions(dynamodb, TABLE),
-                clock=time.time,
-                invoker=invoker,
-                router=ActivityRouter(task_queue, bus),
-            )
+        settings = Settings(
+            table_name=TABLE, queue_url=queue_url, payload_bucket=BUCKET, region=REGION
         )
-        lambda_handler.configure(
-            StepFunctionsService(
-                log=log,
-                bus=bus,
-                registry=DynamoDBRegistry(TABLE, client=dynamodb),
-                invoker=invoker,
-                task_queue=task_queue,
-            )
-        )
+        clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
+        self.wiring = build(settings, clients=clients, invoker=self._invoker())
+        stepper_handler.configure(self.wiring.stepper)
+        lambda_handler.configure(self.wiring.service)
         self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
         self.url = self._gateway.url
         self._pollers = Pollers(sqs, queue_url, stepper_handler.handler, self.pollers).start()
