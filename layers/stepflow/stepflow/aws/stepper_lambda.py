@@ -49,6 +49,7 @@ Definitions = Callable[[str], StateMachine]
 """Looks up the parsed definition of a state machine ARN."""
 
 _stepper: Stepper | None = None
+_runner: Stepper | None = None
 
 
 class PoisonMessageError(ValueError):
@@ -59,6 +60,20 @@ def configure(stepper: Stepper | None) -> None:
     """Use ``stepper`` for the following invocations (None: build one from the environment)."""
     global _stepper
     _stepper = stepper
+
+
+def configure_runner(runner: Stepper | None) -> None:
+    """Use ``runner`` for the tasks queue's invocations (None: build one from the environment)."""
+    global _runner
+    _runner = runner
+
+
+def get_runner() -> Stepper:
+    """The container's task runner: the wiring's runner stepper, built on first use."""
+    global _runner
+    if _runner is None:
+        _runner = build(Settings.from_environ()).runner
+    return _runner
 
 
 def get_stepper() -> Stepper:
@@ -87,7 +102,9 @@ def table_definitions(client: Any, table_name: str) -> Definitions:
     return DefinitionCache(DynamoDBRegistry(table_name, client=client))
 
 
-def process_records(records: list[dict[str, Any]]) -> dict[str, Exception]:
+def process_records(
+    records: list[dict[str, Any]], stepper: Stepper | None = None
+) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
     Decoding is per record (a poison body fails only its record); the valid
@@ -109,7 +126,7 @@ def process_records(records: list[dict[str, Any]]) -> dict[str, Exception]:
         messages[id(message)] = record_id
         batch.append(message)
     started = time.perf_counter()
-    failed = get_stepper().handle_batch(batch)
+    failed = (stepper or get_stepper()).handle_batch(batch)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     for message, error in failed:
@@ -147,6 +164,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     """The Lambda entry point: returns ``{"batchItemFailures": [...]}``."""
     _outcomes.clear()
     _outcomes.update(process_records(list(event.get("Records", []))))
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def runner_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """The task runner's entry point: the tasks queue's records (a batch of one).
+
+    Each task message is claimed, run, recorded and answered with its result
+    event on the transition queue (:meth:`Stepper.handle_batch` on the runner).
+    """
+    _outcomes.clear()
+    _outcomes.update(process_records(list(event.get("Records", [])), get_runner()))
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -20,9 +20,10 @@ from typing import Any
 import boto3
 
 from stepflow.api import lambda_handler
-from stepflow.aws import create_table
+from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.lambda_invoker import LambdaInvoker
+from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
@@ -33,6 +34,7 @@ from stepflow.testing.handlers import Handler, task_invoker
 
 TABLE = "stepflow-local"
 QUEUE = "stepflow-transitions"
+TASKS_QUEUE = "stepflow-tasks"
 BUCKET = "stepflow-local-payloads"
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -54,12 +56,19 @@ class LocalStack:
     endpoint: str | None = None
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     pollers: int = 4
+    runners: int = 4
+    stepper_timeout: float | None = None
+    """Emulates the stepper function's timeout (seconds): an overrunning batch is abandoned."""
+    repair_every: float = 60.0
+    """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
     _moto: Any = None
     _gateway: Gateway | None = None
     _pollers: Pollers | None = None
+    _runners: Pollers | None = None
+    _repair: RepairLoop | None = None
 
     def start(self) -> LocalStack:
         """Bring everything up; returns self once the endpoint answers."""
@@ -76,17 +85,32 @@ class LocalStack:
             dynamodb = SerializedWrites(dynamodb)
         _ensure_table(dynamodb)
         queue_url, _dlq_url = create_queues(sqs, QUEUE)
+        tasks_url, _ = create_queues(
+            sqs, TASKS_QUEUE, visibility_timeout=topology.TASKS_QUEUE.visibility_timeout
+        )
         _ensure_bucket(s3)
         settings = Settings(
-            table_name=TABLE, queue_url=queue_url, payload_bucket=BUCKET, region=REGION
+            table_name=TABLE,
+            queue_url=queue_url,
+            tasks_queue_url=tasks_url,
+            payload_bucket=BUCKET,
+            region=REGION,
         )
         clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
         self.wiring = build(settings, clients=clients, invoker=self._invoker())
         stepper_handler.configure(self.wiring.stepper)
+        stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
         self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
         self.url = self._gateway.url
-        self._pollers = Pollers(sqs, queue_url, stepper_handler.handler, self.pollers).start()
+        self._pollers = Pollers(
+            sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
+        ).start()
+        # The task runner: one task per invocation, so a slow task holds no other.
+        self._runners = Pollers(
+            sqs, tasks_url, stepper_handler.runner_handler, self.runners, batch_size=1
+        ).start()
+        self._repair = RepairLoop(from_wiring(self.wiring), self.repair_every).start()
         return self
 
     def client(self, service: str) -> Any:
@@ -103,9 +127,13 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop pollers, the gateway and moto (in that order); safe to call twice."""
-        if self._pollers is not None:
-            self._pollers.stop()
-            self._pollers = None
+        for pollers in (self._pollers, self._runners):
+            if pollers is not None:
+                pollers.stop()
+        self._pollers = self._runners = None
+        if self._repair is not None:
+            self._repair.stop()
+            self._repair = None
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
@@ -113,6 +141,7 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
         stepper_handler.configure(None)
+        stepper_handler.configure_runner(None)
         lambda_handler.configure(None)
 
     def __enter__(self) -> LocalStack:
@@ -126,6 +155,35 @@ class LocalStack:
         if self.handlers:
             return task_invoker(self.handlers)
         return LambdaInvoker(self.client("lambda"))
+
+
+class RepairLoop:
+    """Runs the outbox repair job every ``interval`` seconds on a daemon thread."""
+
+    def __init__(self, job: OutboxRepair, interval: float) -> None:
+        self.job, self.interval = job, interval
+        self.runs = 0
+        self.errors: list[Exception] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="outbox-repair", daemon=True)
+
+    def start(self) -> RepairLoop:
+        """Start the loop (its first pass after one interval)."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the pass in progress."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.job.run()
+                self.runs += 1
+            except Exception as exc:  # an outage of the endpoint: try again next time
+                self.errors.append(exc)
 
 
 class SerializedWrites:
