@@ -161,3 +161,33 @@ def test_without_a_repair_message_the_outbox_repair_job_finishes_it() -> None:
     assert rig.calls == {"first": 1, "second": 1}
     # AND a finished execution leaves the running index: the next run finds nothing
     assert from_wiring(rig.functions).run() == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_api_dying_after_committing_send_task_success_still_finishes() -> None:
+    # GIVEN an execution waiting on an activity task, then a Lambda task
+    rig = Rig(repair_delay=1)
+    call = rig.api.service.call
+    activity = call("CreateActivity", {"name": "approve"})["activityArn"]
+    definition = {
+        "StartAt": "Approve",
+        "States": {
+            "Approve": {"Type": "Task", "Resource": activity, "Next": "Second"},
+            "Second": {"Type": "Task", "Resource": FN + "second", "End": True},
+        },
+    }
+    machine = call(
+        "CreateStateMachine", {"name": "A", "definition": json.dumps(definition), "roleArn": ROLE}
+    )["stateMachineArn"]
+    arn = call("StartExecution", {"stateMachineArn": machine, "input": "{}"})["executionArn"]
+    task = call("GetActivityTask", {"activityArn": activity, "workerName": "w"})
+    assert "taskToken" in task
+    # WHEN the API dies after committing SendTaskSuccess, before sending the next task
+    rig.dying.armed = True
+    with pytest.raises(Crash):
+        call("SendTaskSuccess", {"taskToken": task["taskToken"], "output": '{"ok": true}'})
+    record = rig.functions.log.get(arn)
+    assert record is not None and [m.kind for m in record.outbox] == ["task"]
+    # THEN the repair message has the outbox re-sent: the execution finishes, the task ran once
+    assert rig.pump(arn, 30.0) == "SUCCEEDED"
+    assert rig.calls == {"second": 1}
