@@ -19,6 +19,7 @@ from tests.moto_env import offline_aws
 boto3 = pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, create_table, sweeper, topology  # noqa: E402
+from stepflow.aws.settings import Settings  # noqa: E402
 from stepflow.aws.wiring import build  # noqa: E402
 
 TABLE = "stepflow-retention"
@@ -252,11 +253,14 @@ def test_a_name_whose_execution_expired_can_be_started_again_before_the_sweep(
 
 
 def test_retention_comes_from_the_environment_and_bad_values_are_refused() -> None:
-    assert topology.retention_seconds({}) == 90 * DAY
-    assert topology.retention_seconds({"STEPFLOW_RETENTION_DAYS": "7"}) == 7 * DAY
+    def retention(**env: str) -> int:
+        return Settings.from_environ({"TABLE_NAME": TABLE, **env}).retention_seconds
+
+    assert retention() == retention(STEPFLOW_RETENTION_DAYS=" ") == 90 * DAY
+    assert retention(STEPFLOW_RETENTION_DAYS="7") == 7 * DAY
     for bad in ("0", "-3", "soon", "1.5"):
         with pytest.raises(ValueError, match="STEPFLOW_RETENTION_DAYS"):
-            topology.retention_seconds({"STEPFLOW_RETENTION_DAYS": bad})
+            retention(STEPFLOW_RETENTION_DAYS=bad)
 
 
 class LambdaContext:

@@ -8,7 +8,6 @@ synthesized template against them, so the three cannot drift apart.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,27 +48,14 @@ TTL_ATTRIBUTE = "expires_at"
 """Epoch seconds after which DynamoDB may delete the item (finished executions' heads)."""
 
 RETENTION_ENV_VAR = "STEPFLOW_RETENTION_DAYS"
-"""How many days a finished execution stays readable (Step Functions keeps 90)."""
+"""How many days a finished execution stays readable (Step Functions keeps 90); read by
+:class:`stepflow.aws.settings.Settings`."""
 DEFAULT_RETENTION_DAYS = 90
 
 
 def running_shard(execution_arn: str) -> str:
     """The running index's partition key of ``execution_arn`` (stable across processes)."""
     return f"RUN#{zlib.crc32(execution_arn.encode()) % RUNNING_SHARDS:02d}"
-
-
-def retention_seconds(environ: Mapping[str, str]) -> int:
-    """The retention of finished executions from ``STEPFLOW_RETENTION_DAYS`` (90 days if unset)."""
-    text = environ.get(RETENTION_ENV_VAR, "").strip()
-    if not text:
-        return DEFAULT_RETENTION_DAYS * 86_400
-    try:
-        days = int(text)
-    except ValueError:
-        days = 0
-    if days < 1:
-        raise ValueError(f"{RETENTION_ENV_VAR} must be a whole number of days >= 1, not {text!r}")
-    return days * 86_400
 
 
 @dataclass(frozen=True, slots=True)

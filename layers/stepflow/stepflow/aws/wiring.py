@@ -114,7 +114,7 @@ class Wiring:
         inner = self._invoker
         if inner is None:
             given = self._clients.get("lambda")
-            inner = LambdaInvoker(given) if given is not None else LambdaInvoker()
+            inner = LambdaInvoker(given, region=self.settings.region)
         return CallbackInvoker(inner, sqs=self.client("sqs"))
 
     @cached_property
