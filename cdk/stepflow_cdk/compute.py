@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from aws_cdk import BundlingOptions, DockerImage, Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -10,7 +12,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from stepflow.aws import topology
-from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS, STEPPER_FUNCTION_TIMEOUT
+from stepflow.aws.sqs_bus import (
+    DLQ_RETENTION_SECONDS,
+    RUNNER_FUNCTION_TIMEOUT,
+    STEPPER_FUNCTION_TIMEOUT,
+)
 from stepflow.aws.sweeper import STREAM_FILTER
 
 from stepflow_cdk.bundling import LayerBundling
@@ -22,16 +28,22 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.X86_64  # matches the layer's manylinux2014_x86_64 wheels
 API_TIMEOUT_SECONDS = 29  # API Gateway's integration limit
 SWEEPER_TIMEOUT_SECONDS = 300
+REPAIR_TIMEOUT_SECONDS = 300
+REPAIR_SCHEDULE_MINUTES = 5
+"""How often the outbox repair job runs (its cost is per run: see stepflow.aws.outbox_repair)."""
 
 
 _POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
 
 
 class Compute(Construct):
-    """The functions on the shared layer: ``stepper``, ``api`` and ``sweeper``.
+    """The functions on the shared layer: ``stepper``, ``runner``, ``api``, ``sweeper``, ``repair``.
 
-    ``stepper`` is SQS-triggered, ``api`` is API Gateway's proxy, and ``sweeper``
-    reads the table's stream to delete what is left of executions whose head TTL removed.
+    ``stepper`` consumes the transition queue (decides, commits, sends; a short
+    timeout), ``runner`` the tasks queue (one Lambda task per invocation, up to
+    15 minutes), ``api`` is API Gateway's proxy, ``sweeper`` reads the table's
+    stream to delete what is left of executions whose head TTL removed, and
+    ``repair`` re-sends outboxes left pending, on an EventBridge schedule.
     """
 
     def __init__(
@@ -59,16 +71,48 @@ class Compute(Construct):
             description="The stepflow package and its runtime dependencies",
         )
         transitions = queues.queues[topology.TRANSITIONS_QUEUE.logical_name]
+        tasks = queues.queues[topology.TASKS_QUEUE.logical_name]
         environment = {
             topology.TABLE_ENV_VAR: storage.table.table_name,
             topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
+            topology.TASKS_QUEUE.env_var: tasks.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
             **_POWERTOOLS,
         }
         self.stepper = self._function(
             "Stepper", "stepper", STEPPER_FUNCTION_TIMEOUT, environment, "stepflow-stepper"
         )
+        self.runner = self._function(
+            "Runner", "runner", RUNNER_FUNCTION_TIMEOUT, environment, "stepflow-runner"
+        )
+        self.runner.add_event_source(
+            sources.SqsEventSource(
+                tasks,
+                batch_size=1,  # a slow task holds no other
+                report_batch_item_failures=True,
+            )
+        )
         self.api = self._function("Api", "api", API_TIMEOUT_SECONDS, environment, "stepflow-api")
+        self.repair = self._function(
+            "Repair",
+            "repair",
+            REPAIR_TIMEOUT_SECONDS,
+            {
+                topology.TABLE_ENV_VAR: storage.table.table_name,
+                topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
+                **_POWERTOOLS,
+            },
+            "stepflow-outbox-repair",
+        )
+        events.Rule(
+            self,
+            "RepairSchedule",
+            schedule=events.Schedule.rate(Duration.minutes(REPAIR_SCHEDULE_MINUTES)),
+            targets=[targets.LambdaFunction(self.repair, retry_attempts=0)],
+        )
+        # The running index (Query) and the heads' outbox and commit time (BatchGetItem).
+        storage.table.grant(self.repair, "dynamodb:Query", "dynamodb:BatchGetItem")
+        transitions.grant_send_messages(self.repair)
         self.stepper.add_event_source(
             sources.SqsEventSource(
                 transitions,
@@ -109,10 +153,12 @@ class Compute(Construct):
         storage.table.grant(
             self.sweeper, "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"
         )
-        for function in (self.stepper, self.api):
+        for function in (self.stepper, self.runner, self.api):
             storage.table.grant_read_write_data(function)
             storage.payloads.grant_read_write(function)
             transitions.grant_send_messages(function)
+        for function in (self.stepper, self.api):
+            tasks.grant_send_messages(function)
         stack = Stack.of(self)
         # Activities: one task queue (and DLQ) per activity, created by CreateActivity.
         task_queues = f"arn:{stack.partition}:sqs:{stack.region}:{stack.account}:stepflow-tq*"
@@ -139,8 +185,9 @@ class Compute(Construct):
         self.api.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:ListQueues"], resources=["*"])
         )
-        # Task states invoke the account's Lambda functions by ARN, named in definitions.
-        self.stepper.add_to_role_policy(
+        # Task states invoke the account's Lambda functions by ARN, named in definitions;
+        # only the runner runs them.
+        self.runner.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
                 resources=[

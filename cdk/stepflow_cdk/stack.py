@@ -30,8 +30,10 @@ class StepFlowStack(Stack):
             "Monitoring",
             functions={
                 "Stepper": self.compute.stepper,
+                "Runner": self.compute.runner,
                 "Api": self.compute.api,
                 "Sweeper": self.compute.sweeper,
+                "Repair": self.compute.repair,
             },
             queues=self.queues.queues,
             dead_letters={

@@ -39,6 +39,12 @@ class Storage(Construct):
             sort_key=dynamodb.Attribute(name=topology.LIST_INDEX_SK, type=string),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        self.table.add_global_secondary_index(
+            index_name=topology.RUNNING_INDEX,
+            partition_key=dynamodb.Attribute(name=topology.RUNNING_INDEX_PK, type=string),
+            sort_key=dynamodb.Attribute(name=topology.RUNNING_INDEX_SK, type=string),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",

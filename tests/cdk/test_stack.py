@@ -39,10 +39,12 @@ def test_the_table_is_the_topology_table(synthesized: tuple[Template, Any, Any])
     assert sorted(table["AttributeDefinitions"], key=str) == sorted(
         expected["AttributeDefinitions"], key=str
     )
-    (index,) = table["GlobalSecondaryIndexes"]
-    (want,) = expected["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == want["IndexName"] and index["KeySchema"] == want["KeySchema"]
-    assert index["Projection"] == want["Projection"]
+    indexes = sorted(table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
+    wanted = sorted(expected["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])
+    assert len(indexes) == len(wanted) == 2  # the listing index and the running index
+    for index, want in zip(indexes, wanted, strict=True):
+        assert index["IndexName"] == want["IndexName"] and index["KeySchema"] == want["KeySchema"]
+        assert index["Projection"] == want["Projection"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["TimeToLiveSpecification"] == {
@@ -72,7 +74,7 @@ def test_functions_share_the_layer_on_a_current_python(
 ) -> None:
     template = synthesized[0]
     functions = [f for f in resources(template, "AWS::Lambda::Function") if "Layers" in f]
-    assert len(functions) == 3
+    assert len(functions) == 5  # stepper, runner, api, sweeper, outbox repair
     for function in functions:
         major, minor = function["Runtime"].removeprefix("python").split(".")
         assert (int(major), int(minor)) >= (3, 12)
@@ -81,12 +83,52 @@ def test_functions_share_the_layer_on_a_current_python(
         variables = function["Environment"]["Variables"]
         if variables["POWERTOOLS_SERVICE_NAME"] == "stepflow-sweeper":
             assert "TABLE_NAME" in variables
+        elif variables["POWERTOOLS_SERVICE_NAME"] == "stepflow-outbox-repair":
+            assert {"TABLE_NAME", "QUEUE_URL"} <= set(variables)
         else:
             assert {"TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET"} <= set(variables)
     template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
     )
+
+
+def function_named(template: Template, service: str) -> dict[str, Any]:
+    (function,) = [
+        f
+        for f in resources(template, "AWS::Lambda::Function")
+        if f.get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == service
+    ]
+    return function
+
+
+def test_tasks_run_on_a_runner_with_a_long_timeout_the_stepper_has_a_short_one(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    from stepflow.aws.sqs_bus import RUNNER_FUNCTION_TIMEOUT, STEPPER_FUNCTION_TIMEOUT
+
+    template = synthesized[0]
+    stepper = function_named(template, "stepflow-stepper")
+    runner = function_named(template, "stepflow-runner")
+    assert stepper["Timeout"] == STEPPER_FUNCTION_TIMEOUT <= 15
+    assert runner["Timeout"] == RUNNER_FUNCTION_TIMEOUT == 900
+    # the stepper's queue comes back within about a minute and a half after a crash;
+    # the tasks queue only after its runner surely ended
+    assert topology.TRANSITIONS_QUEUE.visibility_timeout <= 90
+    assert topology.TASKS_QUEUE.visibility_timeout > RUNNER_FUNCTION_TIMEOUT
+    for function in (stepper, runner):
+        assert topology.TASKS_QUEUE.env_var in function["Environment"]["Variables"]
+    mappings = resources(template, "AWS::Lambda::EventSourceMapping")
+    sqs_mappings = sorted(m.get("BatchSize") for m in mappings if "FilterCriteria" not in m)
+    assert sqs_mappings == [1, 10]  # the runner takes one task at a time
+
+
+def test_the_outbox_repair_job_runs_on_a_schedule(synthesized: tuple[Template, Any, Any]) -> None:
+    template = synthesized[0]
+    (rule,) = resources(template, "AWS::Events::Rule")
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    repair = function_named(template, "stepflow-outbox-repair")
+    assert repair["Handler"] == "handler.handler"
 
 
 def test_the_sweeper_sees_only_ttl_deletions_of_heads(
@@ -165,7 +207,7 @@ def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
     template = synthesized[0]
     # a dead-letter alarm per queue and for the sweeper's failures, errors and throttles
     # per function
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 1 + 2 * 3)
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 1 + 2 * 5)
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,18 @@ def decline(payload: Any) -> Any:
     raise Declined(f"card {payload.get('card')} declined")
 
 
-HANDLERS = {"double": double, "decline": decline}
+CALLS: Counter[int] = Counter()
+"""Calls of the ``count`` handler by item, across the module's stack."""
+CALLS_LOCK = threading.Lock()
+
+
+def count(payload: Any) -> Any:
+    with CALLS_LOCK:
+        CALLS[payload["i"]] += 1
+    return {"i": payload["i"], "twice": payload["i"] * 2}
+
+
+HANDLERS = {"double": double, "decline": decline, "count": count}
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +127,36 @@ def test_tasks_choice_parallel_map_and_wait_run_to_the_end(stack: LocalStack) ->
     assert types.count("LambdaFunctionSucceeded") == 4 and "WaitStateExited" in types
     listed = sfn.list_executions(stateMachineArn=described["stateMachineArn"])["executions"]
     assert [e["executionArn"] for e in listed] == [execution]
+
+
+def test_a_map_of_300_items_started_through_the_api_succeeds(stack: LocalStack) -> None:
+    # GIVEN an inline Map over 300 items (more than the 40 run in the parent's partition,
+    # so its iterations run as child executions of the revision the API started)
+    sfn = stack.stepfunctions()
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "StartAt": "Count",
+                    "States": {"Count": {"Type": "Task", "Resource": FN + "count", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    CALLS.clear()
+    items = [{"i": i} for i in range(300)]
+    arn = start(sfn, "big-map", definition, {"items": items})
+    # WHEN it runs THEN it succeeds with every item's result, in order
+    described = wait_for(sfn, arn, timeout=240.0)
+    assert described["status"] == "SUCCEEDED", described
+    assert json.loads(described["output"]) == [{"i": i, "twice": 2 * i} for i in range(300)]
+    # AND each item's task ran exactly once
+    assert sorted(CALLS) == list(range(300))
+    assert set(CALLS.values()) == {1}
 
 
 def test_a_failing_task_is_caught(stack: LocalStack) -> None:

@@ -19,6 +19,8 @@ from tests.moto_env import offline_aws
 boto3 = pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, create_table, sweeper, topology  # noqa: E402
+from stepflow.aws.settings import Settings  # noqa: E402
+from stepflow.aws.wiring import build  # noqa: E402
 
 TABLE = "stepflow-retention"
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:Keep"
@@ -162,7 +164,8 @@ def test_the_sweeper_deletes_the_partition_of_an_expired_head_only(
     rig.expire(gone.execution_arn)
     pk = f"EX#{gone.execution_arn}"
     monkeypatch.setenv(topology.TABLE_ENV_VAR, TABLE)
-    monkeypatch.setattr(sweeper, "_client", dynamodb)
+    # The sweeper's wiring, as build() makes it from the environment, on moto's client.
+    monkeypatch.setattr(sweeper, "_wiring", build(clients={"dynamodb": dynamodb}))
     event = {
         "Records": [
             ttl_removal(pk),
@@ -250,11 +253,14 @@ def test_a_name_whose_execution_expired_can_be_started_again_before_the_sweep(
 
 
 def test_retention_comes_from_the_environment_and_bad_values_are_refused() -> None:
-    assert topology.retention_seconds({}) == 90 * DAY
-    assert topology.retention_seconds({"STEPFLOW_RETENTION_DAYS": "7"}) == 7 * DAY
+    def retention(**env: str) -> int:
+        return Settings.from_environ({"TABLE_NAME": TABLE, **env}).retention_seconds
+
+    assert retention() == retention(STEPFLOW_RETENTION_DAYS=" ") == 90 * DAY
+    assert retention(STEPFLOW_RETENTION_DAYS="7") == 7 * DAY
     for bad in ("0", "-3", "soon", "1.5"):
         with pytest.raises(ValueError, match="STEPFLOW_RETENTION_DAYS"):
-            topology.retention_seconds({"STEPFLOW_RETENTION_DAYS": bad})
+            retention(STEPFLOW_RETENTION_DAYS=bad)
 
 
 class LambdaContext:

@@ -23,6 +23,7 @@ import boto3  # type: ignore[import-untyped]
 import moto.sqs.models
 import pytest
 from moto import mock_aws
+from pydantic import ValidationError
 from stepflow.asl import parse
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.sqs_bus import SQSBus, create_queues
@@ -269,7 +270,7 @@ def test_the_lambda_stepper_is_built_from_the_environment(monkeypatch: pytest.Mo
     stepper = stepper_handler.build_stepper(None, {"TABLE_NAME": "t", "QUEUE_URL": "https://q"})
     assert stepper.log.table == "t"  # type: ignore[attr-defined]
     assert stepper.bus.queue_url == "https://q"  # type: ignore[attr-defined]
-    with pytest.raises(KeyError):
+    with pytest.raises(ValidationError, match="TABLE_NAME"):
         stepper_handler.build_stepper(lambda _: MACHINE, {})
     with mock_aws():
         # GIVEN a table holding a state machine's definition as JSON text

@@ -1,17 +1,15 @@
 """The API Lambda: API Gateway REST (v1 proxy) events in, Step Functions JSON out.
 
-The service is built lazily on the first invocation from the environment
-(``TABLE_NAME``, ``QUEUE_URL``, ``PAYLOAD_BUCKET`` optional, ``AWS_REGION``,
-``STEPFLOW_ACCOUNT_ID``) and reused by the container; tests and ``stepflow
-local`` inject their own with :func:`configure`.
+The service is built lazily on the first invocation by
+:func:`stepflow.aws.wiring.build` from the environment's
+:class:`~stepflow.aws.settings.Settings` and reused by the container; tests
+and ``stepflow local`` inject their own with :func:`configure`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import importlib
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +19,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepflow.api.protocol import CONTENT_TYPE
 from stepflow.api.service import StepFunctionsService
+from stepflow.aws.settings import Settings
+from stepflow.aws.wiring import build
 
 SERVICE = "stepflow-api"
 
@@ -46,29 +46,11 @@ def get_service() -> StepFunctionsService:
 
 
 def build_service(environ: Mapping[str, str] | None = None) -> StepFunctionsService:
-    """The service over the DynamoDB table ``TABLE_NAME`` and the SQS queue ``QUEUE_URL``."""
-    env = os.environ if environ is None else environ
-    table, queue = env["TABLE_NAME"], env["QUEUE_URL"]
-    # Imported here: the AWS adapters are only needed (and only loaded) in Lambda.
-    aws = importlib.import_module("stepflow.aws")
-    registry = importlib.import_module("stepflow.aws.dynamodb_registry")
-    sqs_bus = importlib.import_module("stepflow.aws.sqs_bus")
-    invoker = importlib.import_module("stepflow.aws.lambda_invoker")
-    dynamodb = importlib.import_module("boto3").client("dynamodb")
-    return StepFunctionsService(
-        log=aws.DynamoDBLog(
-            table,
-            client=dynamodb,
-            payloads=aws.S3PayloadStore.from_environment(env),
-            retention_seconds=aws.topology.retention_seconds(env),
-        ),
-        bus=sqs_bus.SQSBus(queue),
-        registry=registry.DynamoDBRegistry(table, client=dynamodb),
-        invoker=importlib.import_module("stepflow.activities").CallbackInvoker(
-            invoker.LambdaInvoker(), sqs=importlib.import_module("boto3").client("sqs")
-        ),
-        task_queue=importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue(),
-    )
+    """The service of :func:`stepflow.aws.wiring.build` on the settings of ``environ``.
+
+    ``environ`` defaults to the process environment.
+    """
+    return build(Settings.from_environ(environ)).service
 
 
 def respond(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,8 @@ from stepflow.api.executions import Executions
 from stepflow.api.machines import Machines
 from stepflow.api.protocol import Operation, Response, handle
 from stepflow.api.sync import Synchronous
-from stepflow.asl import StateMachine, parse
 from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
-from stepflow.runtime.registry import StateMachineRegistry
+from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.task_queue import TaskQueue
 
 OPERATIONS = (
@@ -67,7 +66,13 @@ ACTIVITY_POLL_SECONDS = 25
 
 
 class StepFunctionsService:
-    """The API: JSON-protocol requests in, responses out; state in a log and a registry."""
+    """The API: JSON-protocol requests in, responses out; state in a log and a registry.
+
+    Its stepper commits and enqueues and never runs a task (``inline_tasks``
+    off): whatever a request schedules is sent to the transition queue before
+    the answer. :func:`stepflow.aws.wiring.build` passes the deployed one,
+    which also leaves a delayed repair message before each commit.
+    """
 
     def __init__(
         self,
@@ -80,14 +85,17 @@ class StepFunctionsService:
         clock: Callable[[], float] = time.time,
         task_queue: TaskQueue | None = None,
         activity_poll_seconds: float = ACTIVITY_POLL_SECONDS,
+        stepper: Stepper | None = None,
     ) -> None:
         self.scope = scope or Scope.from_environment()
-        self.stepper = Stepper(
+        # The API commits and enqueues; the stepper behind the transition queue runs tasks.
+        self.stepper = stepper or Stepper(
             log=log,
             bus=bus,
-            definitions=registry_definitions(registry),
+            definitions=DefinitionCache(registry),
             clock=clock,
             invoker=invoker,
+            inline_tasks=False,
             router=None if task_queue is None else ActivityRouter(task_queue, bus),
         )
         self.machines = Machines(registry, self.scope, clock)
@@ -150,24 +158,6 @@ def _activity_operation(operation: Operation, poll: float | None) -> Operation:
             raise ApiError(exc.code, exc.message, exc.status) from None
 
     return call
-
-
-def registry_definitions(registry: StateMachineRegistry) -> Callable[[str], StateMachine]:
-    """The stepper's definition lookup: the definition stored for an exact ARN, parsed once."""
-    cache: dict[str, StateMachine] = {}
-
-    def lookup(arn: str) -> StateMachine:
-        machine = cache.get(arn)
-        if machine is None:
-            text = registry.definition(arn)
-            if text is None:
-                raise LookupError(f"no definition stored for {arn}")
-            if len(cache) >= 256:
-                cache.clear()
-            machine = cache[arn] = parse(text)
-        return machine
-
-    return lookup
 
 
 def _snake(name: str) -> str:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -63,11 +64,15 @@ from stepflow.aws.log_items import (
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.topology import (
+    COMMITTED_AT,
     DEFAULT_RETENTION_DAYS,
     LIST_INDEX,
     LIST_INDEX_PK,
     LIST_INDEX_SK,
+    RUNNING_INDEX_PK,
+    RUNNING_INDEX_SK,
     TTL_ATTRIBUTE,
+    running_shard,
     table_definition,
 )
 from stepflow.data.serialize import dumps as _dumps
@@ -254,6 +259,8 @@ class DynamoDBLog:
             *(attr for doc in _DOCS for attr in doc_names(doc)),
             "stop_date",
             TTL_ATTRIBUTE,
+            RUNNING_INDEX_PK,
+            RUNNING_INDEX_SK,
         ]
         removes = [f"#r{i}" for i, name in enumerate(optional) if name not in head]
         names.update({f"#r{i}": name for i, name in enumerate(optional) if name not in head})
@@ -432,6 +439,10 @@ class DynamoDBLog:
         if record.stop_date is not None:
             head["stop_date"] = {"N": _num(record.stop_date)}
             head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds)}
+        head[COMMITTED_AT] = {"N": _num(time.time())}  # the outbox repair job's age test
+        if record.status == "RUNNING":  # the sparse running index (see topology)
+            head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
+            head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
         if "#" not in record.execution_arn:  # a top-level execution: listed by state machine
             head[LIST_INDEX_PK] = {"S": f"EXL#{unqualified(record.state_machine_arn)}"}
             head[LIST_INDEX_SK] = {"S": f"{record.start_date:017.3f}#{record.name}"}

@@ -39,14 +39,14 @@ _INVOKE_FIELDS = ("FunctionName", "Qualifier", "InvocationType", "ClientContext"
 class LambdaInvoker:
     """Runs inline Lambda tasks synchronously (``RequestResponse``)."""
 
-    def __init__(self, client: Any = None) -> None:
+    def __init__(self, client: Any = None, *, region: str | None = None) -> None:
         if client is None:
             config = Config(
                 read_timeout=READ_TIMEOUT_SECONDS,
                 connect_timeout=10,
                 retries={"mode": "standard", "total_max_attempts": 1},
             )
-            client = boto3.client("lambda", config=config)
+            client = boto3.client("lambda", config=config, region_name=region)
         self._client: Any = client
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:

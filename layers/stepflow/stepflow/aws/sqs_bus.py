@@ -28,8 +28,14 @@ MAX_DELAY_SECONDS = 900
 MAX_RECEIVE_COUNT = 5
 """Deliveries of one message before SQS moves it to the dead-letter queue."""
 
-STEPPER_FUNCTION_TIMEOUT = 60
-"""The stepper Lambda's timeout (seconds) the queue's visibility timeout is sized for."""
+STEPPER_FUNCTION_TIMEOUT = 15
+"""The stepper Lambda's timeout (seconds) the queue's visibility timeout is sized for.
+
+Short on purpose: the stepper only decides, commits and sends (tasks run on the
+runner), so a crashed stepper's messages come back within 6 x 15 = 90 s."""
+
+RUNNER_FUNCTION_TIMEOUT = 900
+"""The task runner Lambda's timeout: Lambda's maximum, the longest a Lambda task may run."""
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 """How long a dead letter is kept: SQS's maximum, to leave time for triage."""
@@ -93,15 +99,20 @@ def decode_message(body: str) -> Message:
 
 
 def create_queues(
-    client: Any, name: str, *, function_timeout: int = STEPPER_FUNCTION_TIMEOUT
+    client: Any,
+    name: str,
+    *,
+    function_timeout: int = STEPPER_FUNCTION_TIMEOUT,
+    visibility_timeout: int | None = None,
 ) -> tuple[str, str]:
     """Create the standard queue ``name`` and its dead-letter queue ``name-dlq``.
 
     The queue's visibility timeout is six times ``function_timeout`` (AWS's
     guidance for Lambda event sources, leaving room for retries within a
     batch); after :data:`MAX_RECEIVE_COUNT` failed deliveries a message moves
-    to the DLQ. Idempotent (SQS returns the existing queue if the attributes
-    match). Returns ``(queue_url, dlq_url)``.
+    to the DLQ. ``visibility_timeout`` overrides the six times (the tasks queue's
+    is its runner's timeout plus a minute: a batch of one). Idempotent (SQS
+    returns the existing queue if the attributes match). Returns ``(queue_url, dlq_url)``.
     """
     try:
         dlq_url: str = client.create_queue(
@@ -115,7 +126,7 @@ def create_queues(
         queue_url: str = client.create_queue(
             QueueName=name,
             Attributes={
-                "VisibilityTimeout": str(min(43_200, 6 * function_timeout)),
+                "VisibilityTimeout": str(min(43_200, visibility_timeout or 6 * function_timeout)),
                 "RedrivePolicy": json.dumps(redrive),
             },
         )["QueueUrl"]

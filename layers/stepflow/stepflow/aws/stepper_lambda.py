@@ -8,16 +8,13 @@ listed in ``batchItemFailures`` and comes back after its visibility timeout
 (reaching the DLQ after ``maxReceiveCount`` deliveries); the rest of the batch
 is acknowledged.
 
-The stepper is built lazily on the first invocation from the environment
-(``TABLE_NAME``, ``QUEUE_URL``; ``PAYLOAD_BUCKET`` for large payloads in S3)
-and reused by the container; tests inject their own with :func:`configure`.
+The stepper is built lazily on the first invocation by
+:func:`stepflow.aws.wiring.build` from the environment's settings and reused
+by the container; tests inject their own with :func:`configure`.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,11 +30,13 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepflow.asl import StateMachine, parse
-from stepflow.aws import topology
-from stepflow.aws.lambda_invoker import LambdaInvoker
-from stepflow.aws.sqs_bus import SQSBus, decode_message
+from stepflow.asl import StateMachine
+from stepflow.aws.dynamodb_registry import DynamoDBRegistry
+from stepflow.aws.settings import Settings
+from stepflow.aws.sqs_bus import decode_message
+from stepflow.aws.wiring import build
 from stepflow.runtime import Stepper
+from stepflow.runtime.registry import DefinitionCache
 
 SERVICE = "stepflow-stepper"
 
@@ -50,6 +49,7 @@ Definitions = Callable[[str], StateMachine]
 """Looks up the parsed definition of a state machine ARN."""
 
 _stepper: Stepper | None = None
+_runner: Stepper | None = None
 
 
 class PoisonMessageError(ValueError):
@@ -60,6 +60,20 @@ def configure(stepper: Stepper | None) -> None:
     """Use ``stepper`` for the following invocations (None: build one from the environment)."""
     global _stepper
     _stepper = stepper
+
+
+def configure_runner(runner: Stepper | None) -> None:
+    """Use ``runner`` for the tasks queue's invocations (None: build one from the environment)."""
+    global _runner
+    _runner = runner
+
+
+def get_runner() -> Stepper:
+    """The container's task runner: the wiring's runner stepper, built on first use."""
+    global _runner
+    if _runner is None:
+        _runner = build(Settings.from_environ()).runner
+    return _runner
 
 
 def get_stepper() -> Stepper:
@@ -73,61 +87,24 @@ def get_stepper() -> Stepper:
 def build_stepper(
     definitions: Definitions | None = None, environ: Mapping[str, str] | None = None
 ) -> Stepper:
-    """A stepper over the DynamoDB log ``TABLE_NAME`` and the SQS queue ``QUEUE_URL``.
+    """The transition stepper of :func:`stepflow.aws.wiring.build` on ``environ``'s settings.
 
-    ``definitions`` defaults to :func:`table_definitions` on the same table.
+    ``definitions`` replaces the registry's definition cache (tests).
     """
-    env = os.environ if environ is None else environ
-    table_name, queue_url = env["TABLE_NAME"], env["QUEUE_URL"]
-    # Imported here: the adapter module is only needed (and only loaded) in Lambda.
-    dynamodb_log = importlib.import_module("stepflow.aws.dynamodb_log")
-    dynamodb = importlib.import_module("boto3").client("dynamodb")
-    payloads = importlib.import_module("stepflow.aws.s3_payloads").S3PayloadStore
-    bus = SQSBus(queue_url)
-    activities = importlib.import_module("stepflow.activities")
-    task_queue = importlib.import_module("stepflow.aws.sqs_task_queue").SQSTaskQueue()
-    return Stepper(
-        log=dynamodb_log.DynamoDBLog(
-            table_name,
-            client=dynamodb,
-            payloads=payloads.from_environment(env),
-            retention_seconds=topology.retention_seconds(env),
-        ),
-        bus=bus,
-        definitions=definitions or table_definitions(dynamodb, table_name),
-        clock=time.time,
-        invoker=activities.CallbackInvoker(
-            LambdaInvoker(), sqs=importlib.import_module("boto3").client("sqs")
-        ),
-        router=activities.ActivityRouter(task_queue, bus),
-    )
+    stepper = build(Settings.from_environ(environ)).stepper
+    if definitions is not None:
+        stepper.definitions = definitions
+    return stepper
 
 
 def table_definitions(client: Any, table_name: str) -> Definitions:
-    """Definitions read from the table item ``pk=SM#<arn>, sk=DEFINITION``, cached.
-
-    The item's ``definition`` attribute holds the ASL JSON text. A missing
-    item raises ``LookupError`` (the record is retried, then dead-lettered).
-    """
-    cache: dict[str, StateMachine] = {}
-
-    def lookup(state_machine_arn: str) -> StateMachine:
-        machine = cache.get(state_machine_arn)
-        if machine is None:
-            item = client.get_item(
-                TableName=table_name,
-                Key={"pk": {"S": f"SM#{state_machine_arn}"}, "sk": {"S": "DEFINITION"}},
-                ConsistentRead=True,
-            ).get("Item")
-            if item is None:
-                raise LookupError(f"no definition stored for {state_machine_arn}")
-            machine = cache[state_machine_arn] = parse(json.loads(item["definition"]["S"]))
-        return machine
-
-    return lookup
+    """The definition cache over the registry on ``table_name`` (see :class:`DefinitionCache`)."""
+    return DefinitionCache(DynamoDBRegistry(table_name, client=client))
 
 
-def process_records(records: list[dict[str, Any]]) -> dict[str, Exception]:
+def process_records(
+    records: list[dict[str, Any]], stepper: Stepper | None = None
+) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
     Decoding is per record (a poison body fails only its record); the valid
@@ -149,7 +126,7 @@ def process_records(records: list[dict[str, Any]]) -> dict[str, Exception]:
         messages[id(message)] = record_id
         batch.append(message)
     started = time.perf_counter()
-    failed = get_stepper().handle_batch(batch)
+    failed = (stepper or get_stepper()).handle_batch(batch)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     for message, error in failed:
@@ -187,6 +164,22 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     """The Lambda entry point: returns ``{"batchItemFailures": [...]}``."""
     _outcomes.clear()
     _outcomes.update(process_records(list(event.get("Records", []))))
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def runner_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """The task runner's entry point: the tasks queue's records (a batch of one).
+
+    Each task message is claimed, run, recorded and answered with its result
+    event on the transition queue (:meth:`Stepper.handle_batch` on the runner).
+    """
+    _outcomes.clear()
+    _outcomes.update(process_records(list(event.get("Records", [])), get_runner()))
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -13,11 +13,9 @@ execution started again under the same name is never touched.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -32,7 +30,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepflow.aws.dynamodb_log import DynamoDBLog
-from stepflow.aws.topology import PARTITION_KEY, SORT_KEY, TABLE_ENV_VAR
+from stepflow.aws.topology import PARTITION_KEY, SORT_KEY
+from stepflow.aws.wiring import Wiring, build
 
 SERVICE = "stepflow-sweeper"
 HEAD = "HEAD"
@@ -65,14 +64,21 @@ def is_expired_head(record: Mapping[str, Any]) -> bool:
     )
 
 
-_client: Any = None
+_wiring: Wiring | None = None
 
 
-def _dynamodb() -> Any:
-    global _client
-    if _client is None:
-        _client = boto3.client("dynamodb")
-    return _client
+def configure(wiring: Wiring | None) -> None:
+    """Use ``wiring`` for the following invocations (None: build one from the environment)."""
+    global _wiring
+    _wiring = wiring
+
+
+def get_log() -> DynamoDBLog:
+    """The log of the container's wiring, built on first use."""
+    global _wiring
+    if _wiring is None:
+        _wiring = build()
+    return _wiring.log
 
 
 def record_handler(record: DynamoDBRecord) -> None:
@@ -80,8 +86,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     if not is_expired_head(record.raw_event):
         return
     pk = record.raw_event["dynamodb"]["Keys"][PARTITION_KEY]["S"]
-    log = DynamoDBLog(os.environ[TABLE_ENV_VAR], client=_dynamodb())
-    deleted = log.purge(pk.removeprefix("EX#"))
+    deleted = get_log().purge(pk.removeprefix("EX#"))
     metrics.add_metric(name="ItemsSwept", unit=MetricUnit.Count, value=deleted)
     logger.info("swept an expired execution", extra={"pk": pk, "items": deleted})
 

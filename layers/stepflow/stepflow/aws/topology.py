@@ -7,13 +7,14 @@ synthesized template against them, so the three cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from stepflow.aws.sqs_bus import (
     DLQ_RETENTION_SECONDS,
     MAX_RECEIVE_COUNT,
+    RUNNER_FUNCTION_TIMEOUT,
     STEPPER_FUNCTION_TIMEOUT,
 )
 
@@ -28,26 +29,33 @@ LIST_INDEX = "gsi1"
 LIST_INDEX_PK = "gsi1pk"
 LIST_INDEX_SK = "gsi1sk"
 
+RUNNING_INDEX = "gsi2"
+"""A sparse index of the heads of running executions, for the outbox repair job.
+
+Only a RUNNING head carries its keys (``run_pk`` = ``RUN#<shard>``, ``run_sk``
+= the execution ARN), and they never change while it runs; the projection is
+KEYS_ONLY. So the index costs one write when an execution starts and one when
+it finishes, none per commit (DynamoDB writes an index only when its keys or
+projected attributes change)."""
+RUNNING_INDEX_PK = "run_pk"
+RUNNING_INDEX_SK = "run_sk"
+RUNNING_SHARDS = 16
+"""Index partitions the running heads are spread over (by a hash of the ARN)."""
+COMMITTED_AT = "committed_at"
+"""Head attribute: when the head was last written (epoch seconds, the writer's clock)."""
+
 TTL_ATTRIBUTE = "expires_at"
 """Epoch seconds after which DynamoDB may delete the item (finished executions' heads)."""
 
 RETENTION_ENV_VAR = "STEPFLOW_RETENTION_DAYS"
-"""How many days a finished execution stays readable (Step Functions keeps 90)."""
+"""How many days a finished execution stays readable (Step Functions keeps 90); read by
+:class:`stepflow.aws.settings.Settings`."""
 DEFAULT_RETENTION_DAYS = 90
 
 
-def retention_seconds(environ: Mapping[str, str]) -> int:
-    """The retention of finished executions from ``STEPFLOW_RETENTION_DAYS`` (90 days if unset)."""
-    text = environ.get(RETENTION_ENV_VAR, "").strip()
-    if not text:
-        return DEFAULT_RETENTION_DAYS * 86_400
-    try:
-        days = int(text)
-    except ValueError:
-        days = 0
-    if days < 1:
-        raise ValueError(f"{RETENTION_ENV_VAR} must be a whole number of days >= 1, not {text!r}")
-    return days * 86_400
+def running_shard(execution_arn: str) -> str:
+    """The running index's partition key of ``execution_arn`` (stable across processes)."""
+    return f"RUN#{zlib.crc32(execution_arn.encode()) % RUNNING_SHARDS:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,16 @@ TRANSITIONS_QUEUE = QueueSpec(
     visibility_timeout=6 * STEPPER_FUNCTION_TIMEOUT,
 )
 
-QUEUES: tuple[QueueSpec, ...] = (TRANSITIONS_QUEUE,)
+TASKS_QUEUE = QueueSpec(
+    logical_name="Tasks",
+    env_var="TASKS_QUEUE_URL",
+    # The runner takes one message at a time: its timeout plus a minute, so a message
+    # comes back only once its runner is surely gone (the task's lease fences the rest).
+    visibility_timeout=RUNNER_FUNCTION_TIMEOUT + 60,
+)
+"""Inline (Lambda) task messages, consumed one at a time by the task runner function."""
+
+QUEUES: tuple[QueueSpec, ...] = (TRANSITIONS_QUEUE, TASKS_QUEUE)
 
 TABLE_ENV_VAR = "TABLE_NAME"
 
@@ -83,7 +100,14 @@ def table_definition(table_name: str) -> dict[str, Any]:
         ],
         "AttributeDefinitions": [
             {"AttributeName": name, "AttributeType": "S"}
-            for name in (PARTITION_KEY, SORT_KEY, LIST_INDEX_PK, LIST_INDEX_SK)
+            for name in (
+                PARTITION_KEY,
+                SORT_KEY,
+                LIST_INDEX_PK,
+                LIST_INDEX_SK,
+                RUNNING_INDEX_PK,
+                RUNNING_INDEX_SK,
+            )
         ],
         "GlobalSecondaryIndexes": [
             {
@@ -93,7 +117,15 @@ def table_definition(table_name: str) -> dict[str, Any]:
                     {"AttributeName": LIST_INDEX_SK, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": RUNNING_INDEX,
+                "KeySchema": [
+                    {"AttributeName": RUNNING_INDEX_PK, "KeyType": "HASH"},
+                    {"AttributeName": RUNNING_INDEX_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }

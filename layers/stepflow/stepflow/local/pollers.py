@@ -13,11 +13,34 @@ SQSHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 """A Lambda handler for SQS events returning ``{"batchItemFailures": [...]}``."""
 
 
-class Pollers:
-    """``count`` threads receiving batches of up to 10 and calling ``handler`` with each."""
+class HandlerTimeoutError(Exception):
+    """The handler overran its emulated timeout; its batch was abandoned."""
 
-    def __init__(self, sqs: Any, queue_url: str, handler: SQSHandler, count: int = 4) -> None:
+
+class Pollers:
+    """``count`` threads receiving batches of up to ``batch_size`` and calling ``handler``.
+
+    ``timeout`` emulates the function's timeout: a handler still running after
+    it is abandoned, like a Lambda invocation cut off, and its batch is not
+    deleted, so the messages come back after the queue's visibility timeout.
+    (A thread cannot be killed: the abandoned call runs on, but nothing waits
+    for its answer.)
+    """
+
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        handler: SQSHandler,
+        count: int = 4,
+        *,
+        batch_size: int = 10,
+        timeout: float | None = None,
+    ) -> None:
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
+        self.batch_size, self.timeout = batch_size, timeout
+        self.timeouts = 0
+        """How many invocations overran ``timeout`` and were abandoned."""
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, name=f"poller-{i}", daemon=True)
@@ -38,10 +61,14 @@ class Pollers:
         ``timeout`` is left behind (a daemon thread): the messages it has not
         deleted are received again once their visibility timeout ends.
         """
-        self._stop.set()
+        self.request_stop()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    def request_stop(self) -> None:
+        """Ask every poller to stop after its batch in hand, without waiting."""
+        self._stop.set()
 
     @property
     def running(self) -> int:
@@ -60,7 +87,7 @@ class Pollers:
         """Receive one batch, hand it to the handler, delete what succeeded; returns its size."""
         messages = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=10,
+            MaxNumberOfMessages=self.batch_size,
             WaitTimeSeconds=1,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
@@ -68,7 +95,7 @@ class Pollers:
         if not messages:
             return 0
         records = [_record(message, self.queue_url) for message in messages]
-        response = self.handler({"Records": records}, CONTEXT) or {}
+        response = self._invoke({"Records": records})
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         done = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
@@ -78,6 +105,21 @@ class Pollers:
         if done:
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
         return len(messages)
+
+    def _invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The handler's response, or an error if it overran the emulated timeout."""
+        if self.timeout is None:
+            return self.handler(event, CONTEXT) or {}
+        answer: list[dict[str, Any]] = []
+        call = threading.Thread(
+            target=lambda: answer.append(self.handler(event, CONTEXT) or {}), daemon=True
+        )
+        call.start()
+        call.join(self.timeout)
+        if not answer:
+            self.timeouts += 1
+            raise HandlerTimeoutError(f"the handler ran over {self.timeout} s")
+        return answer[0]
 
 
 def _record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:

@@ -20,22 +20,22 @@ from typing import Any
 
 import boto3
 
-from stepflow.activities import ActivityRouter, CallbackInvoker
-from stepflow.api import StepFunctionsService, lambda_handler
-from stepflow.aws import DynamoDBLog, S3PayloadStore, create_table
+from stepflow.api import lambda_handler
+from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
-from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 from stepflow.aws.lambda_invoker import LambdaInvoker
-from stepflow.aws.sqs_bus import SQSBus, create_queues
-from stepflow.aws.sqs_task_queue import SQSTaskQueue
-from stepflow.aws.stepper_lambda import table_definitions
+from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
+from stepflow.aws.settings import Settings
+from stepflow.aws.sqs_bus import create_queues
+from stepflow.aws.wiring import Wiring, build
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
-from stepflow.runtime import Stepper, TaskInvoker
+from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker
 
 TABLE = "stepflow-local"
 QUEUE = "stepflow-transitions"
+TASKS_QUEUE = "stepflow-tasks"
 BUCKET = "stepflow-local-payloads"
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -57,11 +57,19 @@ class LocalStack:
     endpoint: str | None = None
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     pollers: int = 4
+    runners: int = 4
+    stepper_timeout: float | None = None
+    """Emulates the stepper function's timeout (seconds): an overrunning batch is abandoned."""
+    repair_every: float = 60.0
+    """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     url: str = ""
     aws_endpoint: str = ""
+    wiring: Wiring | None = None
     _moto: Any = None
     _gateway: Gateway | None = None
     _pollers: Pollers | None = None
+    _runners: Pollers | None = None
+    _repair: RepairLoop | None = None
 
     def start(self) -> LocalStack:
         """Bring everything up; returns self once the endpoint answers."""
@@ -78,34 +86,32 @@ class LocalStack:
             dynamodb = SerializedWrites(dynamodb)
         _ensure_table(dynamodb)
         queue_url, _dlq_url = create_queues(sqs, QUEUE)
+        tasks_url, _ = create_queues(
+            sqs, TASKS_QUEUE, visibility_timeout=topology.TASKS_QUEUE.visibility_timeout
+        )
         _ensure_bucket(s3)
-        payloads = S3PayloadStore(BUCKET, client=s3)
-        log = DynamoDBLog(TABLE, client=dynamodb, payloads=payloads)
-        invoker = CallbackInvoker(self._invoker(), sqs=sqs)
-        bus = SQSBus(queue_url, client=sqs)
-        task_queue = SQSTaskQueue(client=sqs)
-        stepper_handler.configure(
-            Stepper(
-                log=log,
-                bus=bus,
-                definitions=table_definitions(dynamodb, TABLE),
-                clock=time.time,
-                invoker=invoker,
-                router=ActivityRouter(task_queue, bus),
-            )
+        settings = Settings(
+            table_name=TABLE,
+            queue_url=queue_url,
+            tasks_queue_url=tasks_url,
+            payload_bucket=BUCKET,
+            region=REGION,
         )
-        lambda_handler.configure(
-            StepFunctionsService(
-                log=log,
-                bus=bus,
-                registry=DynamoDBRegistry(TABLE, client=dynamodb),
-                invoker=invoker,
-                task_queue=task_queue,
-            )
-        )
+        clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
+        self.wiring = build(settings, clients=clients, invoker=self._invoker())
+        stepper_handler.configure(self.wiring.stepper)
+        stepper_handler.configure_runner(self.wiring.runner)
+        lambda_handler.configure(self.wiring.service)
         self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
         self.url = self._gateway.url
-        self._pollers = Pollers(sqs, queue_url, stepper_handler.handler, self.pollers).start()
+        self._pollers = Pollers(
+            sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
+        ).start()
+        # The task runner: one task per invocation, so a slow task holds no other.
+        self._runners = Pollers(
+            sqs, tasks_url, stepper_handler.runner_handler, self.runners, batch_size=1
+        ).start()
+        self._repair = RepairLoop(from_wiring(self.wiring), self.repair_every).start()
         return self
 
     def client(self, service: str) -> Any:
@@ -121,22 +127,30 @@ class LocalStack:
         )
 
     def stop(self) -> None:
-        """Stop the gateway, pollers and moto (in that order), in a few seconds; safe twice.
+        """Stop the gateway, pollers, runners, the repair loop and moto, in a few seconds.
 
         The gateway stops first, so no request starts new work while the pollers
-        finish their batches (at most a few seconds; a poller stuck in a batch
-        is left behind). Requests in flight are cut off.
+        finish their batches (at most a few seconds in all; a poller stuck in a
+        batch is left behind). Requests in flight are cut off. Safe to call twice.
         """
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
-        if self._pollers is not None:
-            self._pollers.stop()
-            self._pollers = None
+        running = [p for p in (self._pollers, self._runners) if p is not None]
+        for pollers in running:
+            pollers.request_stop()
+        deadline = time.monotonic() + 3.0
+        for pollers in running:
+            pollers.stop(timeout=max(0.0, deadline - time.monotonic()))
+        self._pollers = self._runners = None
+        if self._repair is not None:
+            self._repair.stop(timeout=2.0)
+            self._repair = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
         stepper_handler.configure(None)
+        stepper_handler.configure_runner(None)
         lambda_handler.configure(None)
 
     def __enter__(self) -> LocalStack:
@@ -150,6 +164,35 @@ class LocalStack:
         if self.handlers:
             return task_invoker(self.handlers)
         return LambdaInvoker(self.client("lambda"))
+
+
+class RepairLoop:
+    """Runs the outbox repair job every ``interval`` seconds on a daemon thread."""
+
+    def __init__(self, job: OutboxRepair, interval: float) -> None:
+        self.job, self.interval = job, interval
+        self.runs = 0
+        self.errors: list[Exception] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="outbox-repair", daemon=True)
+
+    def start(self) -> RepairLoop:
+        """Start the loop (its first pass after one interval)."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the pass in progress."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.job.run()
+                self.runs += 1
+            except Exception as exc:  # an outage of the endpoint: try again next time
+                self.errors.append(exc)
 
 
 class SerializedWrites:

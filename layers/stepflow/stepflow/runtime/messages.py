@@ -55,7 +55,8 @@ class Message:
 
     ``kind`` is ``event`` (deliver ``body`` to the engine), ``task`` (run the
     inline task described by ``body``, then report its result as an event) or
-    ``child`` (create the child execution ``body`` describes, then start it).
+    ``child`` (create the child execution ``body`` describes, then start it) or
+    ``repair`` (re-send the execution's outbox if it is still pending, nothing else).
     ``id`` is the idempotency key: the same command always yields the same id,
     so a re-sent message is recognised. ``not_before`` (epoch seconds) is the
     earliest delivery; a queue that cannot delay that long delivers early and
@@ -64,7 +65,7 @@ class Message:
 
     execution_arn: str
     id: str
-    kind: Literal["event", "task", "child"]
+    kind: Literal["event", "task", "child", "repair"]
     body: dict[str, Any]
     not_before: float = 0.0
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +84,7 @@ class Message:
     def from_json(cls, data: dict[str, Any]) -> Message:
         """The message written by :meth:`to_json`; ``KeyError``/``ValueError`` if malformed."""
         kind = data["kind"]
-        if kind not in ("event", "task", "child"):
+        if kind not in ("event", "task", "child", "repair"):
             raise ValueError(f"unknown message kind {kind!r}")
         return cls(
             execution_arn=str(data["execution_arn"]),

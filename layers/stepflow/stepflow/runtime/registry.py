@@ -14,9 +14,12 @@ updating a state machine never changes what a running execution executes.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any, Protocol
 
 import orjson
+
+from stepflow.asl import StateMachine, parse
 
 HEAD = "HEAD"
 """The sort key of a state machine's head document."""
@@ -128,6 +131,44 @@ class InMemoryRegistry:
         """The stored definition, or None."""
         with self._lock:
             return self._definitions.get(arn)
+
+
+class DefinitionCache:
+    """The stepper's definition lookup: parsed definitions by exact (qualified) ARN.
+
+    The key is the revision or version ARN an execution recorded when it
+    started (child executions record their parent's), and what is stored under
+    such an ARN never changes, so an entry never goes stale; the cache only
+    bounds its size (least recently used out). An ARN with no stored
+    definition raises ``LookupError`` (the message is retried, then
+    dead-lettered).
+    """
+
+    def __init__(self, registry: StateMachineRegistry, *, size: int = 256) -> None:
+        self.registry = registry
+        self.size = size
+        self.loads = 0
+        """How many definitions were read from the registry (the misses)."""
+        self._lock = threading.Lock()
+        self._machines: OrderedDict[str, StateMachine] = OrderedDict()
+
+    def __call__(self, state_machine_arn: str) -> StateMachine:
+        """The parsed definition stored for exactly ``state_machine_arn``."""
+        with self._lock:
+            machine = self._machines.get(state_machine_arn)
+            if machine is not None:
+                self._machines.move_to_end(state_machine_arn)
+                return machine
+        text = self.registry.definition(state_machine_arn)
+        if text is None:
+            raise LookupError(f"no definition stored for {state_machine_arn}")
+        machine = parse(text)
+        with self._lock:
+            self.loads += 1
+            self._machines[state_machine_arn] = machine
+            while len(self._machines) > self.size:
+                self._machines.popitem(last=False)
+        return machine
 
 
 def _loads(raw: bytes) -> dict[str, Any]:

@@ -106,6 +106,8 @@ class Stepper:
         max_inline_rounds: int = 50,
         child_limit: int | None = DEFAULT_CHILD_LIMIT,
         router: TaskRouter | None = None,
+        tasks_bus: MessageBus | None = None,
+        repair_delay: int = 0,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -119,6 +121,11 @@ class Stepper:
         self.max_inline_rounds = max_inline_rounds
         self.child_limit = child_limit
         self.router = router
+        self.tasks_bus = tasks_bus
+        """Where task messages go when not run inline (None: ``bus``): a runner's queue."""
+        self.repair_delay = repair_delay
+        """Seconds: when > 0, a delayed ``repair`` message precedes every commit (the API's
+        stepper), so an outbox left unsent by a crash right after the commit is re-sent."""
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(
@@ -155,10 +162,11 @@ class Stepper:
             status=decision.state.status,
             seq=1,
             state=encode_state(decision.state),
-            outbox=self._outbox(arn, 1, decision.commands, decision.state),
+            outbox=self._outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
             start_date=now,
             stop_date=None if decision.state.status == "RUNNING" else now,
         )
+        self._send_repair(arn)
         try:
             self.log.create(record, decision.events)
         except ExecutionAlreadyExistsError as exc:
@@ -194,6 +202,8 @@ class Stepper:
                     self.bus.send(message, _delay(message.not_before - now))
                 elif message.kind == "task":
                     self._run_task(message)
+                elif message.kind == "repair":
+                    self._apply(message.execution_arn, [])
                 elif message.kind == "child":
                     self._create_child(message)
                     groups.setdefault(message.execution_arn, []).append((message, Start()))
@@ -249,6 +259,8 @@ class Stepper:
         """
         handled: set[str] = set()
         tasks: list[tuple[Message, bool]] = []
+        if events:
+            self._send_repair(execution_arn)
         for _ in range(self.max_inline_rounds):
             tasks = self._commit(execution_arn, events, handled, guard)
             guard = None
@@ -314,7 +326,9 @@ class Stepper:
                     continue
                 return repaired
             seq = record.seq + 1
-            outbox = self._outbox(record.execution_arn, seq, commands, state)
+            outbox = self._outbox(
+                record.execution_arn, seq, commands, state, record.state_machine_arn
+            )
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             new = replace(
                 record,
@@ -379,13 +393,20 @@ class Stepper:
             return None
 
     def _outbox(
-        self, arn: str, seq: int, commands: list[Command], state: ExecutionState
+        self,
+        arn: str,
+        seq: int,
+        commands: list[Command],
+        state: ExecutionState,
+        machine_arn: str,
     ) -> tuple[Message, ...]:
+        """The messages of ``commands``; children run ``machine_arn``, their parent's revision."""
         messages = []
         for i, command in enumerate(commands):
             message_id = f"{arn}#{seq}#{i}"
             if isinstance(command, StartChild):
-                messages.append(self._child_message(arn, message_id, command, state))
+                child = self._child_message(arn, message_id, command, state, machine_arn)
+                messages.append(child)
             elif isinstance(command, CancelChild):
                 messages.append(
                     Message(child_arn(arn, command.child_id), message_id, "event", {"type": "Stop"})
@@ -405,14 +426,21 @@ class Stepper:
         return tuple(messages)
 
     def _child_message(
-        self, arn: str, message_id: str, command: StartChild, state: ExecutionState
+        self,
+        arn: str,
+        message_id: str,
+        command: StartChild,
+        state: ExecutionState,
+        machine_arn: str,
     ) -> Message:
         """The message that creates a child execution: its initial state, ready to start."""
         child = new_child_execution(state, arn, command)
         body = {
             "state": _store_state(child),
             "input": command.input,
-            "state_machine_arn": state.state_machine_arn,
+            # The exact revision or version the parent runs (its definition-cache key);
+            # the unqualified ARN of the engine state names no stored definition.
+            "state_machine_arn": machine_arn,
         }
         return Message(child_arn(arn, command.child_id), message_id, "child", body)
 
@@ -460,11 +488,21 @@ class Stepper:
                 self.router.dispatch(message)
             elif message.kind == "task" and inline:
                 kept.append(message)
+            elif message.kind == "task" and self.tasks_bus is not None:
+                self.tasks_bus.send(message)
             else:
                 self.bus.send(message, _delay(message.not_before - now))
         if not kept:
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
+
+    def _send_repair(self, execution_arn: str) -> None:
+        """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
+        if self.repair_delay > 0:
+            repair = Message(
+                execution_arn, f"{execution_arn}#repair#{uuid.uuid4().hex}", "repair", {}
+            )
+            self.bus.send(repair, _delay(self.repair_delay))
 
     def _run_task(self, message: Message) -> None:
         """A queued task message: run it once and send its result as an event."""

@@ -1,0 +1,1 @@
+"""The outbox repair Lambda (scheduled by EventBridge)."""

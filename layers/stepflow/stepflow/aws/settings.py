@@ -1,0 +1,126 @@
+"""StepFlow's deployment settings, read once from the environment.
+
+The CDK stack sets these variables on every function and ``stepflow local``
+sets them on its in-process handlers; :func:`stepflow.aws.wiring.build` turns
+one :class:`Settings` into the running parts. The names are the environment
+variables the stack has always used (``TABLE_NAME``, ``QUEUE_URL``, ...), so a
+deployed function needs no change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stepflow.aws.topology import (
+    DEFAULT_RETENTION_DAYS,
+    TASK_QUEUE_PREFIX,
+)
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+
+REPAIR_DELAY_SECONDS = 60
+"""How long after an API commit its delayed repair message is delivered (see wiring)."""
+
+OUTBOX_REPAIR_AGE_SECONDS = 120
+"""An outbox older than this is re-sent by the outbox repair job."""
+
+STEPPER_TIMEOUT_SECONDS = 15
+"""The stepper function's timeout: it only decides and sends, it never runs tasks."""
+
+RUNNER_TIMEOUT_SECONDS = 900
+"""The task runner function's timeout: Lambda's maximum, the longest inline task."""
+
+
+class Settings(BaseSettings):
+    """Everything a StepFlow process needs to find its resources and size its work."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    table_name: str = Field(validation_alias=AliasChoices("TABLE_NAME", "table_name"))
+    """The coordination log's DynamoDB table (also the registry's)."""
+
+    queue_url: str = Field(default="", validation_alias=AliasChoices("QUEUE_URL", "queue_url"))
+    """The transition queue (the stepper's event source); empty for the sweeper."""
+
+    tasks_queue_url: str = Field(
+        default="", validation_alias=AliasChoices("TASKS_QUEUE_URL", "tasks_queue_url")
+    )
+    """The inline-task queue the runner consumes; empty: tasks run on the transition queue."""
+
+    payload_bucket: str = Field(
+        default="", validation_alias=AliasChoices("PAYLOAD_BUCKET", "payload_bucket")
+    )
+    """S3 bucket for payloads too large for a log item; empty: no offload."""
+
+    region: str = Field(
+        default=DEFAULT_REGION,
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "region"),
+    )
+    account: str = Field(
+        default=DEFAULT_ACCOUNT,
+        validation_alias=AliasChoices("STEPFLOW_ACCOUNT_ID", "account"),
+    )
+    """The account in the ARNs StepFlow hands out."""
+
+    retention_days: int = Field(
+        default=DEFAULT_RETENTION_DAYS,
+        ge=1,
+        validation_alias=AliasChoices("STEPFLOW_RETENTION_DAYS", "retention_days"),
+    )
+    """How many days a finished execution stays readable (Step Functions keeps 90)."""
+
+    task_queue_prefix: str = Field(
+        default=TASK_QUEUE_PREFIX,
+        validation_alias=AliasChoices("TASK_QUEUE_PREFIX", "task_queue_prefix"),
+    )
+    """Name prefix of the activity task queues."""
+
+    task_lease_seconds: float = Field(
+        default=RUNNER_TIMEOUT_SECONDS,
+        gt=0,
+        validation_alias=AliasChoices("STEPFLOW_TASK_LEASE_SECONDS", "task_lease_seconds"),
+    )
+    """How long a claimed inline task is leased to the process running it."""
+
+    repair_delay_seconds: int = Field(
+        default=REPAIR_DELAY_SECONDS,
+        ge=0,
+        le=900,
+        validation_alias=AliasChoices("STEPFLOW_REPAIR_DELAY_SECONDS", "repair_delay_seconds"),
+    )
+    """Delay of the repair message the API sends before each commit (0: none)."""
+
+    outbox_repair_age_seconds: int = Field(
+        default=OUTBOX_REPAIR_AGE_SECONDS,
+        ge=0,
+        validation_alias=AliasChoices(
+            "STEPFLOW_OUTBOX_REPAIR_AGE_SECONDS", "outbox_repair_age_seconds"
+        ),
+    )
+    """The outbox repair job re-sends outboxes pending for longer than this."""
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return DEFAULT_RETENTION_DAYS
+        return value
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``environ`` (the process environment if None).
+
+        Raises ``pydantic.ValidationError`` naming every missing or bad variable.
+        """
+        if environ is None:
+            return cls()  # type: ignore[call-arg]  # the environment supplies the fields
+        return cls.model_validate(dict(environ))
+
+    @property
+    def retention_seconds(self) -> int:
+        """The retention of finished executions, in seconds."""
+        return self.retention_days * 86_400

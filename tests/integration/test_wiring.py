@@ -1,0 +1,64 @@
+"""Settings from the environment and the one build() every process uses."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from stepflow.aws.settings import Settings
+from stepflow.aws.wiring import build
+
+ENV = {
+    "TABLE_NAME": "log",
+    "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/transitions",
+    "TASKS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/tasks",
+    "AWS_REGION": "eu-west-1",
+    "STEPFLOW_ACCOUNT_ID": "111122223333",
+    "STEPFLOW_REPAIR_DELAY_SECONDS": "30",
+}
+
+
+def test_settings_read_the_stacks_variables_and_name_what_is_missing() -> None:
+    settings = Settings.from_environ(ENV)
+    assert (settings.table_name, settings.region, settings.account) == (
+        "log",
+        "eu-west-1",
+        "111122223333",
+    )
+    assert settings.repair_delay_seconds == 30 and settings.payload_bucket == ""
+    with pytest.raises(ValidationError, match="TABLE_NAME"):
+        Settings.from_environ({"QUEUE_URL": "q"})
+    with pytest.raises(ValidationError, match="STEPFLOW_REPAIR_DELAY_SECONDS"):
+        Settings.from_environ({**ENV, "STEPFLOW_REPAIR_DELAY_SECONDS": "901"})
+
+
+def test_build_assembles_the_deployed_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    wiring = build(Settings.from_environ(ENV))
+    # the transition stepper sends tasks to the runner's queue and runs none itself
+    assert wiring.stepper.inline_tasks is False
+    assert wiring.stepper.tasks_bus is wiring.tasks_bus is not None
+    assert wiring.runner.inline_tasks is False
+    # the API commits and enqueues, a repair message before each commit
+    assert wiring.service.stepper is wiring.api_stepper
+    assert wiring.api_stepper.inline_tasks is False and wiring.api_stepper.repair_delay == 30
+    assert wiring.stepper.repair_delay == 0
+    # one definition cache and one log for all of them
+    assert wiring.stepper.definitions is wiring.api_stepper.definitions is wiring.definitions
+    assert wiring.runner.log is wiring.log is wiring.service.stepper.log
+    assert wiring.service.scope.account == "111122223333"
+
+
+def test_a_sweeper_needs_only_the_table() -> None:
+    wiring = build(Settings.from_environ({"TABLE_NAME": "log"}), clients={"dynamodb": object()})
+    assert wiring.log.table == "log"
+    with pytest.raises(ValueError, match="QUEUE_URL"):
+        _ = wiring.bus
+    # without a tasks queue (in-process tests), the transition stepper may run tasks inline
+    assert (
+        build(
+            Settings.from_environ({"TABLE_NAME": "t", "QUEUE_URL": "q"}),
+            clients={"dynamodb": object(), "sqs": object(), "lambda": object()},
+        ).stepper.inline_tasks
+        is True
+    )
