@@ -28,11 +28,13 @@ MAX_DELAY_SECONDS = 900
 MAX_RECEIVE_COUNT = 5
 """Deliveries of one message before SQS moves it to the dead-letter queue."""
 
-STEPPER_FUNCTION_TIMEOUT = 15
+STEPPER_FUNCTION_TIMEOUT = 10
 """The stepper Lambda's timeout (seconds) the queue's visibility timeout is sized for.
 
 Short on purpose: the stepper only decides, commits and sends (tasks run on the
-runner), so a crashed stepper's messages come back within 6 x 15 = 90 s."""
+runner; a batch of ten takes well under a second), so a crashed stepper's
+messages come back within 6 x 10 = 60 s, the six times AWS advises for an
+event source mapping."""
 
 RUNNER_FUNCTION_TIMEOUT = 900
 """The task runner Lambda's timeout: Lambda's maximum, the longest a Lambda task may run."""
