@@ -151,7 +151,7 @@ def test_a_map_of_300_items_started_through_the_api_succeeds(stack: LocalStack) 
     items = [{"i": i} for i in range(300)]
     arn = start(sfn, "big-map", definition, {"items": items})
     # WHEN it runs THEN it succeeds with every item's result, in order
-    described = wait_for(sfn, arn, timeout=240.0)
+    described = wait_for(sfn, arn, timeout=480.0)
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == [{"i": i, "twice": 2 * i} for i in range(300)]
     # AND each item's task ran exactly once
