@@ -10,6 +10,11 @@ delivery, crashes and concurrent steppers because:
   acknowledged without effect;
 - the messages a decision must send are committed with it (the outbox) and
   re-sent by the next delivery if the sender crashed after the commit.
+
+The Stepper decides and commits; its collaborators live next to it:
+:mod:`stepflow.runtime.outbox` (a decision's messages and child executions),
+:mod:`stepflow.runtime.task_runs` (running and claiming tasks under leases) and
+:mod:`stepflow.runtime.repair` (sending an outbox, repair messages).
 """
 
 from __future__ import annotations
