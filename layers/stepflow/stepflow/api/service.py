@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.activities import ActivityError, ActivityRouter, ActivityService
+from stepflow.api.aliases import Aliases
 from stepflow.api.arns import Scope
 from stepflow.api.errors import ApiError
 from stepflow.api.executions import Executions
@@ -103,6 +104,7 @@ class StepFunctionsService:
             self.machines,
             Executions(self.machines, log, self.stepper),
             Synchronous(self.machines, invoker, clock),
+            Aliases(self.machines),
         )
         self.operations: dict[str, Operation] = {}
         for name in OPERATIONS:

@@ -34,39 +34,48 @@ reaching DynamoDB.
 Every write is conditional: a commit is one ``TransactWriteItems`` (head update
 conditioned on ``seq``, event item conditioned on not existing). Throttling
 and other infrastructure failures surface as :class:`LogUnavailableError`.
+
+This module writes and reads heads; the other items live next to it:
+:mod:`stepflow.aws.log_history` (event items and history pages),
+:mod:`stepflow.aws.log_leases` (lease records), :mod:`stepflow.aws.log_listing`
+(the listing index), :mod:`stepflow.aws.log_items` (packing items within
+DynamoDB's limits) and :mod:`stepflow.aws.log_table` (the request wrapper, errors, keys).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 import boto3
-import orjson
 
+from stepflow.aws.log_history import HistoryItems, last_id
 from stepflow.aws.log_items import (
     ITEM_BUDGET,
     MAX_TRANSACTION_ITEMS,
     TRANSACTION_BUDGET,
     Draft,
     ItemPacker,
-    chunk_ranges,
     doc_names,
-    item_size,
-    lease_condition,
-    lease_draft,
-    read_lease,
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
+from stepflow.aws.log_leases import LeaseRecords
+from stepflow.aws.log_listing import list_heads
+from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
+from stepflow.aws.log_table import HEAD as _HEAD
+from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
+from stepflow.aws.log_table import LogUnavailableError as LogUnavailableError
+from stepflow.aws.log_table import Rejected as _Rejected
+from stepflow.aws.log_table import call_table
+from stepflow.aws.log_table import key as _key
+from stepflow.aws.log_table import reasons as _reasons
 from stepflow.aws.topology import (
     COMMITTED_AT,
     DEFAULT_RETENTION_DAYS,
-    LIST_INDEX,
     LIST_INDEX_PK,
     LIST_INDEX_SK,
     RUNNING_INDEX_PK,
@@ -76,7 +85,7 @@ from stepflow.aws.topology import (
     table_definition,
 )
 from stepflow.data.serialize import dumps as _dumps
-from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease
+from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
@@ -95,26 +104,7 @@ from stepflow.runtime.registry import unqualified
 COMPRESS_ABOVE = 1024
 """JSON documents longer than this (bytes) are stored compressed by default."""
 
-_HEAD = "HEAD"
-_MAX_ID = 999_999_999_999
 _DOCS = ("input", "state", "outbox", "attributes")
-_CONFLICTS = ("ConditionalCheckFailed", "TransactionConflict")
-
-
-class LogUnavailableError(Exception):
-    """DynamoDB could not be reached or refused the request (throttling, outage, ...)."""
-
-
-class LogIntegrityError(Exception):
-    """The table contradicts the log's invariants (e.g. an event id written twice)."""
-
-
-class _Rejected(Exception):
-    """A request refused for an expected reason (a failed condition)."""
-
-    def __init__(self, code: str, response: dict[str, Any]) -> None:
-        super().__init__(code)
-        self.code, self.response = code, response
 
 
 def create_table(client: Any, table_name: str) -> None:
@@ -149,6 +139,8 @@ class DynamoDBLog:
             offload=self._offload if payloads is not None else None,
             fetch=self._fetch,
         )
+        self._leases = LeaseRecords(table_name, self._call, self._items)
+        self._history = HistoryItems(table_name, self._call, self._items)
 
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
@@ -162,7 +154,7 @@ class DynamoDBLog:
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             },
-            *map(self._event_put, chunks),
+            *map(self._history.event_put, chunks),
         ]
         for _ in range(5):
             try:
@@ -280,8 +272,8 @@ class DynamoDBLog:
             except _Rejected:
                 raise ConflictError(arn, expected_seq) from None
             return
-        puts = [self._event_put(chunk) for chunk in chunks]
-        fenced = [self._fence_item(fence)] if fence is not None else []
+        puts = [self._history.event_put(chunk) for chunk in chunks]
+        fenced = [self._leases.fence_item(fence)] if fence is not None else []
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
         except _Rejected as rejected:
@@ -297,20 +289,6 @@ class DynamoDBLog:
                     sk = put["Put"]["Item"]["sk"]["S"]
                     raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
             raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
-
-    def _fence_item(self, fence: LeaseFence) -> dict[str, Any]:
-        """The transaction item that checks (or writes) a fence's lease record."""
-        lease = fence.current
-        key = _key(lease.execution_arn, f"TK#{lease.task_id}")
-        expression, names, values = lease_condition(lease.version)
-        condition: dict[str, Any] = {"ConditionExpression": expression}
-        if names:
-            condition["ExpressionAttributeNames"] = names
-            condition["ExpressionAttributeValues"] = values
-        if fence.new is None:
-            return {"ConditionCheck": {"TableName": self.table, "Key": key, **condition}}
-        (item,) = self._items.seal([lease_draft(key, fence.new)], f"{lease.execution_arn} lease")
-        return {"Put": {"TableName": self.table, "Item": item, **condition}}
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
@@ -332,37 +310,15 @@ class DynamoDBLog:
         self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
     ) -> HistoryPage:
         """A page of events; the token is ``<item's first event id>:<offset in item>``."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, not {limit}")
-        start_id, skip = _parse_token(next_token)
-        events: list[dict[str, Any]] = []
-        for first_id, item_events in self._event_items(execution_arn, start_id, skip, limit):
-            begin = skip if first_id == start_id else 0
-            for i in range(begin, len(item_events)):
-                if len(events) >= limit:
-                    return HistoryPage(events, f"{first_id}:{i}")
-                events.append(item_events[i])
-        return HistoryPage(events, None)
+        return self._history.history(execution_arn, next_token=next_token, limit=limit)
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         """The attempt's lease record (strongly consistent read), or None."""
-        key = _key(execution_arn, f"TK#{task_id}")
-        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
-        return read_lease(self._items, execution_arn, item) if item else None
+        return self._leases.lease(execution_arn, task_id)
 
     def put_lease(self, lease: TaskLease) -> None:
         """Write ``lease`` iff the stored record is at the version before it."""
-        key = _key(lease.execution_arn, f"TK#{lease.task_id}")
-        (item,) = self._items.seal([lease_draft(key, lease)], f"{lease.execution_arn} lease")
-        expression, names, values = lease_condition(lease.version - 1)
-        condition: dict[str, Any] = {"ConditionExpression": expression}
-        if names:
-            condition["ExpressionAttributeNames"] = names
-            condition["ExpressionAttributeValues"] = values
-        try:
-            self._call("put_item", Item=item, **condition)
-        except _Rejected:
-            raise LeaseConflictError(lease) from None
+        self._leases.put_lease(lease)
 
     def list_executions(
         self,
@@ -373,55 +329,16 @@ class DynamoDBLog:
         limit: int = 100,
     ) -> tuple[list[ExecutionRecord], str | None]:
         """Executions of a state machine, newest first, through the listing index."""
-        kwargs: dict[str, Any] = {
-            "IndexName": LIST_INDEX,
-            "KeyConditionExpression": "#gpk = :gpk",
-            "ExpressionAttributeNames": {"#gpk": LIST_INDEX_PK},
-            "ExpressionAttributeValues": {":gpk": {"S": f"EXL#{state_machine_arn}"}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if status is not None:
-            kwargs["FilterExpression"] = "#st = :st"
-            kwargs["ExpressionAttributeNames"]["#st"] = "status"
-            kwargs["ExpressionAttributeValues"][":st"] = {"S": status}
-        if next_token:
-            kwargs["ExclusiveStartKey"] = _listing_key(next_token)
-        found: list[dict[str, Any]] = []
-        while True:
-            response = self._call("query", **kwargs)
-            items, room = response.get("Items", []), limit - len(found)
-            found.extend(items[:room])
-            if len(items) <= room and "LastEvaluatedKey" not in response:
-                return [self._record(item) for item in found], None
-            if len(found) == limit:
-                break
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        last = {k: found[-1][k]["S"] for k in ("pk", "sk", LIST_INDEX_PK, LIST_INDEX_SK)}
-        token = base64.urlsafe_b64encode(orjson.dumps(last)).decode()
+        found, token = list_heads(
+            self._call, state_machine_arn, status=status, next_token=next_token, limit=limit
+        )
         return [self._record(item) for item in found], token
 
     # -- helpers ---------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call the client; failed conditions become :class:`_Rejected`, outages wrapped."""
-        if operation != "transact_write_items":
-            kwargs["TableName"] = self.table
-        try:
-            response: dict[str, Any] = getattr(self._client, operation)(**kwargs)
-            return response
-        except Exception as exc:
-            response = getattr(exc, "response", None) or {}
-            code = str(response.get("Error", {}).get("Code", ""))
-            # A plain write that meets a transaction in flight on its item fails with
-            # TransactionConflictException: a lost race, like a failed condition.
-            rejected = ("ConditionalCheckFailedException", "TransactionCanceledException")
-            if code in rejected or code == "TransactionConflictException":
-                raise _Rejected(code, response) from exc
-            kind = type(exc)
-            if kind.__module__.startswith("botocore") and kind.__name__ != "ParamValidationError":
-                raise LogUnavailableError(f"DynamoDB {operation} failed: {exc}") from exc
-            raise
+        return call_table(self._client, self.table, operation, **kwargs)
 
     def _seal(
         self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
@@ -434,7 +351,7 @@ class DynamoDBLog:
             "name": {"S": record.name},
             "state_machine_arn": {"S": record.state_machine_arn},
             "start_date": {"N": _num(record.start_date)},
-            **_last_id(events),
+            **last_id(events),
         }
         if record.stop_date is not None:
             head["stop_date"] = {"N": _num(record.stop_date)}
@@ -454,39 +371,9 @@ class DynamoDBLog:
         }
         drafts = [
             Draft(head, {name: _dumps(value).encode() for name, value in docs.items()}),
-            *self._event_drafts(record.execution_arn, record.seq, events),
+            *self._history.event_drafts(record.execution_arn, record.seq, events),
         ]
         return self._items.seal(drafts, record.execution_arn)
-
-    def _event_drafts(
-        self, execution_arn: str, seq: int, events: Sequence[dict[str, Any]]
-    ) -> list[Draft]:
-        """The events as JSON lists in items of about ``item_budget`` bytes each.
-
-        One item in the common case; never so many that the transaction (head
-        included) exceeds DynamoDB's item count: the packer offloads instead.
-        """
-        parts = [_dumps(event).encode() for event in events]
-        keys = {**_key(execution_arn, _ev_sk(0)), "seq": {"N": str(seq)}}
-        overhead = item_size({**keys, "events_z": {"B": b"[]"}})
-        sizes = [len(part) + 1 for part in parts]
-        ranges = chunk_ranges(sizes, self._items.item_budget - overhead, MAX_TRANSACTION_ITEMS - 1)
-        return [
-            Draft(
-                {**_key(execution_arn, _ev_sk(_event_id(events[start]))), "seq": keys["seq"]},
-                {"events": b"[" + b",".join(parts[start:end]) + b"]"},
-            )
-            for start, end in ranges
-        ]
-
-    def _event_put(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "Put": {
-                "TableName": self.table,
-                "Item": item,
-                "ConditionExpression": "attribute_not_exists(sk)",
-            }
-        }
 
     def _offload(self, data: bytes) -> str:
         assert self.payloads is not None  # only called when a store is configured
@@ -523,85 +410,6 @@ class DynamoDBLog:
             attributes=read(item, "attributes", {}),
         )
 
-    def _event_items(
-        self, execution_arn: str, start_id: int, skip: int, limit: int
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """Event items from ``start_id`` on, in order, read lazily.
-
-        Event ids are dense, so the items up to ``EV#<next id + limit>`` hold the
-        page and the event after it; a second open-ended range covers sparse ids.
-        """
-        upper = min(start_id + skip + limit, _MAX_ID)
-        ranges = [
-            (_ev_sk(start_id), _ev_sk(upper), 1000),
-            (_ev_sk(upper), _ev_sk(_MAX_ID), limit + 1),
-        ]
-        for n, (low, high, batch) in enumerate(ranges):
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": f"EX#{execution_arn}"},
-                    ":low": {"S": low},
-                    ":high": {"S": high},
-                },
-                "ConsistentRead": True,
-                "Limit": batch,
-            }
-            while True:
-                response = self._call("query", **kwargs)
-                for item in response.get("Items", []):
-                    if n == 0 or item["sk"]["S"] != low:  # the second range excludes low
-                        yield int(item["sk"]["S"][3:]), self._items.read(item, "events", [])
-                if "LastEvaluatedKey" not in response:
-                    break
-                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def _key(execution_arn: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": f"EX#{execution_arn}"}, "sk": {"S": sk}}
-
 
 def _num(value: float) -> str:
     return format(Decimal(repr(float(value))), "f")
-
-
-def _event_id(event: dict[str, Any]) -> int:
-    event_id = event.get("id")
-    if not isinstance(event_id, int) or event_id < 0:
-        raise ValueError(f"a history event needs a non-negative integer 'id', got {event_id!r}")
-    return event_id
-
-
-def _ev_sk(event_id: int) -> str:
-    return f"EV#{event_id:012d}"
-
-
-def _last_id(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"last_event_id": {"N": str(_event_id(events[-1]))}} if events else {}
-
-
-def _reasons(rejected: _Rejected) -> list[dict[str, Any]]:
-    reasons: list[dict[str, Any]] = rejected.response.get("CancellationReasons") or []
-    return [*reasons, {}, {}]
-
-
-def _listing_key(token: str) -> dict[str, Any]:
-    try:
-        keys = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        names = ("pk", "sk", LIST_INDEX_PK, LIST_INDEX_SK)
-        return {name: {"S": str(keys[name])} for name in names}
-    except (ValueError, TypeError, KeyError):
-        raise ValueError(f"invalid executions token {token!r}") from None
-
-
-def _parse_token(token: str | None) -> tuple[int, int]:
-    if not token:
-        return 0, 0
-    try:
-        first, _, offset = token.partition(":")
-        start, skip = int(first), int(offset)
-    except ValueError:
-        raise ValueError(f"invalid history token {token!r}") from None
-    if not (0 <= start <= _MAX_ID and skip >= 0):
-        raise ValueError(f"invalid history token {token!r}")
-    return start, skip

@@ -14,9 +14,10 @@ follows what Step Functions does, not only what it documents:
   selects nothing, ``The JsonPath argument for the field '$.a' could not be
   found in the input '<state input>'``. The engine prefixes the usual
   ``An error occurred while executing the state ...``.
-* Values are rendered the Java way where AWS does: ``States.Format`` prints an
-  object as ``{a=1, b=[x, y]}`` and a float as ``Double.toString`` would
-  (``1.0E20``); ``States.JsonToString`` writes compact JSON with Java floats.
+* Values are rendered the Java way where AWS does (see :mod:`stepflow.data.java_text`):
+  ``States.Format`` prints an object as ``{a=1, b=[x, y]}`` and a float as
+  ``Double.toString`` would (``1.0E20``); ``States.JsonToString`` writes compact
+  JSON with Java floats.
 * Integer arguments of ArrayPartition, ArrayRange, ArrayGetItem and MathRandom
   are truncated towards zero; MathAdd rounds half up (``Math.round``) and works
   in 32-bit integers.
@@ -33,7 +34,6 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -44,6 +44,7 @@ from stepflow.data.intrinsic_parser import (
     PathArgument,
     parse_intrinsic,
 )
+from stepflow.data.java_text import to_java_string, to_json_text
 from stepflow.data.jsonpath import PathNotFoundError
 from stepflow.data.scope import Scope
 from stepflow.errors import StatesError, StatesErrorName
@@ -65,16 +66,6 @@ _HASHES = {
 _BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64_VALUES = {c: i for i, c in enumerate(_BASE64_ALPHABET)}
 _BASE64_VALUES.update({"-": 62, "_": 63})
-_JSON_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-_JSON_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
 
 
 class _Failure(Exception):
@@ -420,73 +411,3 @@ def _same(item: Any, target: Any) -> bool:
     So ``true`` matches ``"true"``, ``1`` does not match ``1.0``, and key order matters.
     """
     return item is target or to_java_string(item) == to_java_string(target)
-
-
-# --- rendering ----------------------------------------------------------------------
-
-
-def to_java_string(value: Any) -> str:
-    """A value as Java's ``String.valueOf`` prints it (how ``States.Format`` shows arguments).
-
-    Strings print bare, ``null`` as ``null``, objects as ``{a=1, b=[x, y]}`` and
-    floats as ``Double.toString`` does.
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={to_java_string(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(to_java_string(v) for v in value) + "]"
-    return _scalar_text(value)
-
-
-def to_json_text(value: Any) -> str:
-    """Compact JSON as Step Functions (Jackson) writes it: no spaces, Java float notation."""
-    if isinstance(value, str):
-        return _json_string(value)
-    if isinstance(value, dict):
-        items = (f"{_json_string(str(k))}:{to_json_text(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(to_json_text(v) for v in value) + "]"
-    return _scalar_text(value)
-
-
-def _scalar_text(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _java_double(value)
-    return str(value)
-
-
-def _json_string(text: str) -> str:
-    def escape(match: re.Match[str]) -> str:
-        char = match.group()
-        return _JSON_ESCAPES.get(char) or f"\\u{ord(char):04X}"
-
-    return '"' + _JSON_ESCAPED.sub(escape, text) + '"'
-
-
-def _java_double(value: float) -> str:
-    """``Double.toString``: plain notation in [1e-3, 1e7), else ``d.dddE±n``; shortest digits."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if value == 0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    sign = "-" if value < 0 else ""
-    magnitude = abs(value)
-    _, digit_tuple, exponent = Decimal(repr(magnitude)).normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    point = len(digits) + int(exponent)  # value = 0.<digits> * 10**point
-    if 1e-3 <= magnitude < 1e7:
-        if point <= 0:
-            return f"{sign}0.{'0' * -point}{digits}"
-        if point >= len(digits):
-            return f"{sign}{digits}{'0' * (point - len(digits))}.0"
-        return f"{sign}{digits[:point]}.{digits[point:]}"
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{point - 1}"

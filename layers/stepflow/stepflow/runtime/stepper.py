@@ -10,12 +10,15 @@ delivery, crashes and concurrent steppers because:
   acknowledged without effect;
 - the messages a decision must send are committed with it (the outbox) and
   re-sent by the next delivery if the sender crashed after the commit.
+
+The Stepper decides and commits; its collaborators live next to it:
+:mod:`stepflow.runtime.outbox` (a decision's messages and child executions),
+:mod:`stepflow.runtime.task_runs` (running and claiming tasks under leases) and
+:mod:`stepflow.runtime.repair` (sending an outbox, repair messages).
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,30 +27,22 @@ from typing import Any
 
 from stepflow.asl import StateMachine
 from stepflow.engine import (
-    CancelChild,
     Command,
-    ContinueLater,
     Event,
     ExecutionState,
-    NotifyParent,
     Redrive,
-    RunTask,
     Start,
-    StartChild,
-    StartTimer,
     Stop,
-    TaskFailed,
-    TaskStarted,
-    TaskSucceeded,
     decide,
-    new_child_execution,
     new_execution,
 )
 from stepflow.engine.codec import decode_state, encode_state
-from stepflow.engine.resources import describe
-from stepflow.runtime import leases
-from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease
-from stepflow.runtime.messages import Message, decode_event, encode_event, task_body
+from stepflow.runtime.leases import LeaseConflictError, LeaseFence
+from stepflow.runtime.messages import Message, decode_event
+from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
+from stepflow.runtime.outbox import build_outbox, child_arn, create_child
+from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.outbox import store_state as _store_state
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
     ConflictError,
@@ -56,10 +51,10 @@ from stepflow.runtime.ports import (
     ExecutionRecord,
     MessageBus,
 )
+from stepflow.runtime.repair import OutboxSender
 from stepflow.runtime.task_queue import TaskRouter
-
-MAX_DELAY_SECONDS = 900
-"""The longest delay a queue gives a message (SQS); longer waits re-arm themselves."""
+from stepflow.runtime.task_runs import TaskLeaseHeldError as TaskLeaseHeldError
+from stepflow.runtime.task_runs import TaskRuns
 
 DEFAULT_CHILD_LIMIT = 40
 """A Map with more items than this runs them as child executions (see engine.children)."""
@@ -75,17 +70,6 @@ _LEGACY_LEASE_ATTRIBUTES = ("lease_owner", "lease_until", "task_leases")
 
 class ExecutionInputMismatchError(Exception):
     """StartExecution with an existing name but a different input or state machine."""
-
-
-class TaskLeaseHeldError(Exception):
-    """Another worker is running this task attempt; deliver the message again later.
-
-    ``until`` is when its lease runs out (epoch seconds).
-    """
-
-    def __init__(self, message: str, until: float = 0.0) -> None:
-        super().__init__(message)
-        self.until = until
 
 
 class Stepper:
@@ -162,7 +146,7 @@ class Stepper:
             status=decision.state.status,
             seq=1,
             state=encode_state(decision.state),
-            outbox=self._outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
+            outbox=build_outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
             start_date=now,
             stop_date=None if decision.state.status == "RUNNING" else now,
         )
@@ -201,11 +185,11 @@ class Stepper:
                 if message.not_before > now:
                     self.bus.send(message, _delay(message.not_before - now))
                 elif message.kind == "task":
-                    self._run_task(message)
+                    self._tasks().run_task(message)
                 elif message.kind == "repair":
                     self._apply(message.execution_arn, [])
                 elif message.kind == "child":
-                    self._create_child(message)
+                    create_child(self.log, message, self.clock())
                     groups.setdefault(message.execution_arn, []).append((message, Start()))
                 else:
                     event = decode_event(message.body)
@@ -267,11 +251,12 @@ class Stepper:
             if not tasks:
                 return
             handled.update(message.id for message, _ in tasks)
-            held, claimed = self._claim_inline(tasks)
+            runs = self._tasks()
+            held, claimed = runs.claim_inline(tasks)
             try:
-                results = [self._run_inline(m, takeover) for m, takeover in held]
+                results = [runs.run_inline(m, takeover) for m, takeover in held]
             except Exception:
-                self._release(claimed)  # a redelivery may take them over at once
+                runs.release(claimed)  # a redelivery may take them over at once
                 raise
             events = [decode_event(result) for result in results if result is not None]
             if not events:
@@ -326,7 +311,7 @@ class Stepper:
                     continue
                 return repaired
             seq = record.seq + 1
-            outbox = self._outbox(
+            outbox = build_outbox(
                 record.execution_arn, seq, commands, state, record.state_machine_arn
             )
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
@@ -346,121 +331,6 @@ class Stepper:
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
 
-    def _deferred(self, message: Message) -> bool:
-        return self.router is not None and self.router.deferred(message)
-
-    def _claim_inline(
-        self, tasks: list[tuple[Message, bool]]
-    ) -> tuple[list[tuple[Message, bool]], list[TaskLease]]:
-        """The inline tasks this stepper now holds, claimed one commit's outbox at a time.
-
-        Returns them and the leases claimed for them.
-        A batch leased to another live stepper is left to it: its messages are
-        queued to be looked at again (as queued tasks) when that lease runs out.
-        """
-        batches: dict[str, list[tuple[Message, bool]]] = {}
-        for task in tasks:  # message ids are <arn>#<seq of the commit>#<index>
-            batches.setdefault(f"outbox#{task[0].id.rsplit('#', 2)[-2]}", []).append(task)
-        held: list[tuple[Message, bool]] = []
-        claimed: list[TaskLease] = []
-        now = self.clock()
-        for key, batch in batches.items():
-            arn = batch[0][0].execution_arn
-            claim = leases.claim(self.log, arn, key, self.owner, now, self.task_lease_seconds)
-            if claim.status == "acquired" and claim.lease is not None:
-                held.extend(batch)
-                claimed.append(claim.lease)
-                continue
-            until = claim.lease.until if claim.lease is not None else now
-            for message, _ in batch:
-                self.bus.send(message, _delay(until - now))
-        return held, claimed
-
-    def _release(self, claimed: list[TaskLease]) -> None:
-        """Give back leases this stepper holds (best effort: it is failing already)."""
-        for lease in claimed:
-            with contextlib.suppress(Exception):
-                self.log.put_lease(leases.release(lease, self.clock()))
-
-    def _run_inline(self, message: Message, takeover: bool) -> dict[str, Any] | None:
-        """Run a held inline task; a taken-over one through its own lease (None: not now)."""
-        if not takeover:
-            return self._invoke(message)
-        try:
-            return self._task_result(message, check_open=False)
-        except TaskLeaseHeldError as held:
-            self.bus.send(message, _delay(held.until - self.clock()))
-            return None
-
-    def _outbox(
-        self,
-        arn: str,
-        seq: int,
-        commands: list[Command],
-        state: ExecutionState,
-        machine_arn: str,
-    ) -> tuple[Message, ...]:
-        """The messages of ``commands``; children run ``machine_arn``, their parent's revision."""
-        messages = []
-        for i, command in enumerate(commands):
-            message_id = f"{arn}#{seq}#{i}"
-            if isinstance(command, StartChild):
-                child = self._child_message(arn, message_id, command, state, machine_arn)
-                messages.append(child)
-            elif isinstance(command, CancelChild):
-                messages.append(
-                    Message(child_arn(arn, command.child_id), message_id, "event", {"type": "Stop"})
-                )
-            elif isinstance(command, NotifyParent):
-                done_id = f"{arn}#finished"
-                messages.append(
-                    Message(command.parent_arn, done_id, "event", encode_event(command.event))
-                )
-            elif isinstance(command, RunTask):
-                messages.append(Message(arn, message_id, "task", task_body(command)))
-            elif isinstance(command, StartTimer):
-                body = {"type": "TimerFired", "timer_id": command.timer_id}
-                messages.append(Message(arn, message_id, "event", body, command.fire_at))
-            elif isinstance(command, ContinueLater):
-                messages.append(Message(arn, message_id, "event", {"type": "Continue"}))
-        return tuple(messages)
-
-    def _child_message(
-        self,
-        arn: str,
-        message_id: str,
-        command: StartChild,
-        state: ExecutionState,
-        machine_arn: str,
-    ) -> Message:
-        """The message that creates a child execution: its initial state, ready to start."""
-        child = new_child_execution(state, arn, command)
-        body = {
-            "state": _store_state(child),
-            "input": command.input,
-            # The exact revision or version the parent runs (its definition-cache key);
-            # the unqualified ARN of the engine state names no stored definition.
-            "state_machine_arn": machine_arn,
-        }
-        return Message(child_arn(arn, command.child_id), message_id, "child", body)
-
-    def _create_child(self, message: Message) -> None:
-        """Create the child execution of a ``child`` message (once; a duplicate is a no-op)."""
-        body = message.body
-        record = ExecutionRecord(
-            execution_arn=message.execution_arn,
-            state_machine_arn=str(body["state_machine_arn"]),
-            name=message.execution_arn.rsplit("#", 1)[-1],
-            input=body["input"],
-            status="RUNNING",
-            seq=0,
-            state=dict(body["state"]),
-            start_date=self.clock(),
-        )
-        # A redelivered message finds it created; the Start that follows is then a no-op.
-        with contextlib.suppress(ExecutionAlreadyExistsError):
-            self.log.create(record, [])
-
     def _load_state(self, record: ExecutionRecord) -> ExecutionState:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""
         state = decode_state(record.state)
@@ -475,101 +345,46 @@ class Stepper:
         return state
 
     def _flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
-        """Send the outbox; return its task messages instead when tasks run inline.
-
-        The outbox is cleared only when everything in it was sent: inline task
-        messages stay until the commit of their results replaces the outbox.
-        """
-        inline = self.inline_tasks if inline is None else inline
-        now = self.clock()
-        kept = []
-        for message in record.outbox:
-            if message.kind == "task" and self.router is not None and self._deferred(message):
-                self.router.dispatch(message)
-            elif message.kind == "task" and inline:
-                kept.append(message)
-            elif message.kind == "task" and self.tasks_bus is not None:
-                self.tasks_bus.send(message)
-            else:
-                self.bus.send(message, _delay(message.not_before - now))
-        if not kept:
-            self.log.clear_outbox(record.execution_arn, record.seq)
-        return kept
+        """Send the outbox; return its task messages instead when tasks run inline."""
+        return self._sender().flush(record, inline=inline)
 
     def _send_repair(self, execution_arn: str) -> None:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
-        if self.repair_delay > 0:
-            repair = Message(
-                execution_arn, f"{execution_arn}#repair#{uuid.uuid4().hex}", "repair", {}
-            )
-            self.bus.send(repair, _delay(self.repair_delay))
+        self._sender().send_repair(execution_arn)
 
-    def _run_task(self, message: Message) -> None:
-        """A queued task message: run it once and send its result as an event."""
-        if self.router is not None and self._deferred(message):
-            self.router.dispatch(message)
-            return
-        result = self._task_result(message)
-        if result is not None:
-            self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
-
-    def _task_result(self, message: Message, *, check_open: bool = True) -> dict[str, Any] | None:
-        """Run a queued inline task attempt once: lease it, run it, record its result event.
-
-        None if the attempt is no longer open in the head (its result was
-        committed, or it was cancelled). A duplicate of a finished attempt gets
-        the recorded result; one whose lease is live raises
-        :class:`TaskLeaseHeldError` (retry later). Only a crash between running
-        the task and recording its result re-runs it.
-        """
-        arn, task_id = message.execution_arn, str(message.body["task_id"])
-        if check_open:  # (a task taken over from an outbox just read is open)
-            record = self.log.get(arn)
-            if record is None or task_id not in decode_state(record.state).tasks:
-                return None
-        now = self.clock()
-        claim = leases.claim(self.log, arn, task_id, self.owner, now, self.task_lease_seconds)
-        if claim.status == "busy":
-            until = claim.lease.until if claim.lease is not None else now
-            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker", until)
-        if claim.result is not None:
-            return claim.result
-        assert claim.lease is not None  # acquired
-        try:
-            result = self._invoke(message)
-        except Exception:
-            self._release([claim.lease])
-            raise
-        leases.finish(self.log, claim.lease, result)
-        return result
-
-    def _invoke(self, message: Message) -> dict[str, Any]:
-        """Call the task's resource and return its result as an encoded engine event."""
-        task_id = str(message.body["task_id"])
-        outcome = self.invoker(message.body)
-        event: Event = (
-            TaskSucceeded(task_id, outcome.output)
-            if outcome.ok
-            else TaskFailed(task_id, outcome.error, outcome.cause)
+    # The collaborators are built per call from the attributes as they are now:
+    # tests and the stepper Lambda swap ``log``, ``invoker`` or ``definitions`` in place.
+    def _tasks(self) -> TaskRuns:
+        """The task path over this stepper's current log, bus and invoker."""
+        return TaskRuns(
+            log=self.log,
+            bus=self.bus,
+            invoker=self.invoker,
+            clock=self.clock,
+            owner=self.owner,
+            task_lease_seconds=self.task_lease_seconds,
+            router=self.router,
         )
-        if outcome.ok and describe(str(message.body.get("resource", ""))).wait_for_token:
-            event = TaskStarted(task_id)  # sent: the result comes with SendTaskSuccess
-        return encode_event(event)
+
+    def _sender(self) -> OutboxSender:
+        """The sending side over this stepper's current log and buses."""
+        return OutboxSender(
+            log=self.log,
+            bus=self.bus,
+            clock=self.clock,
+            inline_tasks=self.inline_tasks,
+            router=self.router,
+            tasks_bus=self.tasks_bus,
+            repair_delay=self.repair_delay,
+        )
 
 
-def child_arn(parent_arn: str, child_id: str) -> str:
-    """The ARN of a child execution: its own partition in the log."""
-    return f"{parent_arn}#{child_id.strip('/').replace('/', '.')}"
-
-
-def _store_state(state: ExecutionState) -> dict[str, Any]:
-    """The state as stored: a child's copy of its root's input is left out (see _load_state)."""
-    if state.parent is None:
-        return encode_state(state)
-    data = encode_state(state)
-    data["input"] = None
-    return data
-
-
-def _delay(seconds: float) -> int:
-    return max(0, min(MAX_DELAY_SECONDS, math.ceil(seconds)))
+__all__ = [
+    "DEFAULT_CHILD_LIMIT",
+    "MAX_DELAY_SECONDS",
+    "ExecutionInputMismatchError",
+    "Stepper",
+    "TaskGuard",
+    "TaskLeaseHeldError",
+    "child_arn",
+]

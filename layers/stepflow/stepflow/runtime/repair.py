@@ -1,0 +1,63 @@
+"""Sending a committed outbox, and the repair messages that re-send one left unsent.
+
+A decision's messages are committed with it (the outbox); :meth:`OutboxSender.flush`
+sends them and clears the outbox once everything in it went out. A sender that
+crashes right after the commit leaves the outbox pending: the next delivery for
+the execution re-sends it (see :meth:`stepflow.runtime.stepper.Stepper._commit`),
+and a stepper with a ``repair_delay`` makes sure there is such a delivery by
+sending a delayed ``repair`` message before every commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stepflow.runtime.messages import Message
+from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
+from stepflow.runtime.task_queue import TaskRouter
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSender:
+    """The sending side of one stepper, over the collaborators it holds right now."""
+
+    log: CoordinationLog
+    bus: MessageBus
+    clock: Callable[[], float]
+    inline_tasks: bool
+    router: TaskRouter | None
+    tasks_bus: MessageBus | None
+    repair_delay: int
+
+    def flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
+        """Send the outbox; return its task messages instead when tasks run inline.
+
+        The outbox is cleared only when everything in it was sent: inline task
+        messages stay until the commit of their results replaces the outbox.
+        """
+        inline = self.inline_tasks if inline is None else inline
+        now = self.clock()
+        kept = []
+        for message in record.outbox:
+            if message.kind == "task" and self.router is not None and self.router.deferred(message):
+                self.router.dispatch(message)
+            elif message.kind == "task" and inline:
+                kept.append(message)
+            elif message.kind == "task" and self.tasks_bus is not None:
+                self.tasks_bus.send(message)
+            else:
+                self.bus.send(message, _delay(message.not_before - now))
+        if not kept:
+            self.log.clear_outbox(record.execution_arn, record.seq)
+        return kept
+
+    def send_repair(self, execution_arn: str) -> None:
+        """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
+        if self.repair_delay > 0:
+            repair = Message(
+                execution_arn, f"{execution_arn}#repair#{uuid.uuid4().hex}", "repair", {}
+            )
+            self.bus.send(repair, _delay(self.repair_delay))

@@ -1,0 +1,146 @@
+"""Running task attempts exactly once per lease: claim, invoke, record the result.
+
+:class:`TaskRuns` is the task path of :class:`stepflow.runtime.stepper.Stepper`:
+queued ``task`` messages, inline tasks claimed one commit's outbox at a time,
+and tasks taken over from an older outbox. Every run goes through a lease
+record of :mod:`stepflow.runtime.leases`, so a task that ran meanwhile from the
+queue is not run again; only a crash between running a task and recording its
+result re-runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stepflow.engine import Event, TaskFailed, TaskStarted, TaskSucceeded
+from stepflow.engine.codec import decode_state
+from stepflow.engine.resources import describe
+from stepflow.runtime import leases
+from stepflow.runtime.leases import TaskLease
+from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.ports import CoordinationLog, MessageBus
+from stepflow.runtime.task_queue import TaskRouter
+
+
+class TaskLeaseHeldError(Exception):
+    """Another worker is running this task attempt; deliver the message again later.
+
+    ``until`` is when its lease runs out (epoch seconds).
+    """
+
+    def __init__(self, message: str, until: float = 0.0) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRuns:
+    """The task path of one stepper, over the collaborators it holds right now."""
+
+    log: CoordinationLog
+    bus: MessageBus
+    invoker: TaskInvoker
+    clock: Callable[[], float]
+    owner: str
+    task_lease_seconds: float
+    router: TaskRouter | None
+
+    def claim_inline(
+        self, tasks: list[tuple[Message, bool]]
+    ) -> tuple[list[tuple[Message, bool]], list[TaskLease]]:
+        """The inline tasks this stepper now holds, claimed one commit's outbox at a time.
+
+        Returns them and the leases claimed for them.
+        A batch leased to another live stepper is left to it: its messages are
+        queued to be looked at again (as queued tasks) when that lease runs out.
+        """
+        batches: dict[str, list[tuple[Message, bool]]] = {}
+        for task in tasks:  # message ids are <arn>#<seq of the commit>#<index>
+            batches.setdefault(f"outbox#{task[0].id.rsplit('#', 2)[-2]}", []).append(task)
+        held: list[tuple[Message, bool]] = []
+        claimed: list[TaskLease] = []
+        now = self.clock()
+        for key, batch in batches.items():
+            arn = batch[0][0].execution_arn
+            claim = leases.claim(self.log, arn, key, self.owner, now, self.task_lease_seconds)
+            if claim.status == "acquired" and claim.lease is not None:
+                held.extend(batch)
+                claimed.append(claim.lease)
+                continue
+            until = claim.lease.until if claim.lease is not None else now
+            for message, _ in batch:
+                self.bus.send(message, _delay(until - now))
+        return held, claimed
+
+    def release(self, claimed: list[TaskLease]) -> None:
+        """Give back leases this stepper holds (best effort: it is failing already)."""
+        for lease in claimed:
+            with contextlib.suppress(Exception):
+                self.log.put_lease(leases.release(lease, self.clock()))
+
+    def run_inline(self, message: Message, takeover: bool) -> dict[str, Any] | None:
+        """Run a held inline task; a taken-over one through its own lease (None: not now)."""
+        if not takeover:
+            return self.invoke(message)
+        try:
+            return self.task_result(message, check_open=False)
+        except TaskLeaseHeldError as held:
+            self.bus.send(message, _delay(held.until - self.clock()))
+            return None
+
+    def run_task(self, message: Message) -> None:
+        """A queued task message: run it once and send its result as an event."""
+        if self.router is not None and self.router.deferred(message):
+            self.router.dispatch(message)
+            return
+        result = self.task_result(message)
+        if result is not None:
+            self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
+
+    def task_result(self, message: Message, *, check_open: bool = True) -> dict[str, Any] | None:
+        """Run a queued inline task attempt once: lease it, run it, record its result event.
+
+        None if the attempt is no longer open in the head (its result was
+        committed, or it was cancelled). A duplicate of a finished attempt gets
+        the recorded result; one whose lease is live raises
+        :class:`TaskLeaseHeldError` (retry later). Only a crash between running
+        the task and recording its result re-runs it.
+        """
+        arn, task_id = message.execution_arn, str(message.body["task_id"])
+        if check_open:  # (a task taken over from an outbox just read is open)
+            record = self.log.get(arn)
+            if record is None or task_id not in decode_state(record.state).tasks:
+                return None
+        now = self.clock()
+        claim = leases.claim(self.log, arn, task_id, self.owner, now, self.task_lease_seconds)
+        if claim.status == "busy":
+            until = claim.lease.until if claim.lease is not None else now
+            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker", until)
+        if claim.result is not None:
+            return claim.result
+        assert claim.lease is not None  # acquired
+        try:
+            result = self.invoke(message)
+        except Exception:
+            self.release([claim.lease])
+            raise
+        leases.finish(self.log, claim.lease, result)
+        return result
+
+    def invoke(self, message: Message) -> dict[str, Any]:
+        """Call the task's resource and return its result as an encoded engine event."""
+        task_id = str(message.body["task_id"])
+        outcome = self.invoker(message.body)
+        event: Event = (
+            TaskSucceeded(task_id, outcome.output)
+            if outcome.ok
+            else TaskFailed(task_id, outcome.error, outcome.cause)
+        )
+        if outcome.ok and describe(str(message.body.get("resource", ""))).wait_for_token:
+            event = TaskStarted(task_id)  # sent: the result comes with SendTaskSuccess
+        return encode_event(event)
