@@ -205,3 +205,21 @@ def test_a_redelivery_right_after_the_visibility_timeout_is_handed_out() -> None
     assert "taskToken" in again and again["taskToken"] != stale
     h.service.send_task_success({"taskToken": again["taskToken"], "output": "{}"})
     assert h.status(arn) == "SUCCEEDED"
+
+
+def test_a_heartbeat_after_a_release_is_refused_and_the_task_stays_free() -> None:
+    # GIVEN a worker that gave its task back (a shutdown) while its heartbeat thread still ran
+    h = Harness(task_machine(activity("jobs")), lease_seconds=600)
+    h.service.create_activity({"name": "jobs"})
+    arn = h.start()
+    token = h.poll("jobs", "leaving")["taskToken"]
+    h.service.release_task({"taskToken": token})
+    writes = h.log.writes
+    # WHEN that late heartbeat arrives
+    assert code_of(h.service.send_task_heartbeat, {"taskToken": token}) == "TaskTimedOut"
+    # THEN nothing is written and the next poll gets the task at once (no hidden message)
+    assert h.log.writes == writes
+    again = h.poll("jobs", "next")
+    assert "taskToken" in again
+    h.service.send_task_success({"taskToken": again["taskToken"], "output": '"done"'})
+    assert (h.status(arn), h.output(arn)) == ("SUCCEEDED", "done")

@@ -151,7 +151,7 @@ class TaskService:
     def send_task_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
         """SendTaskHeartbeat: recorded in the log, and the lease extended."""
         token = parse(p.get("taskToken"))
-        lease = self._report(token, TaskHeartbeat(token.task_id), leases.heartbeat)
+        lease = self._report(token, TaskHeartbeat(token.task_id), _heartbeat)
         if lease is not None and lease.queue and lease.receipt:
             self.queue.extend(lease.queue, lease.receipt, int(lease.lease_seconds))
         return {}
@@ -284,6 +284,17 @@ class TaskService:
         except _ClosedError:
             pass
         self.queue.ack(lease.queue, lease.receipt)
+
+
+def _heartbeat(lease: TaskLease, now: float) -> TaskLease:
+    """The lease a heartbeat writes; refused once the worker gave the task back.
+
+    A heartbeat racing its worker's release would otherwise hide the released
+    message again for a whole lease.
+    """
+    if lease.released:
+        raise task_timed_out()
+    return leases.heartbeat(lease, now)
 
 
 def _open_state(record: ExecutionRecord | None, task_id: str) -> ExecutionState:
