@@ -75,6 +75,7 @@ class LocalStack:
         """Bring everything up; returns self once the endpoint answers."""
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
+            _serialize_moto_dynamodb()
             moto_port = free_port()
             self._moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
             self._moto.start()
@@ -220,6 +221,31 @@ class SerializedWrites:
                 return attribute(**kwargs)
 
         return write
+
+
+_MOTO_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialize_moto_dynamodb() -> None:
+    """Make moto's server handle one DynamoDB request at a time (idempotent).
+
+    moto copies every table a transaction touches, without a lock, to roll it
+    back; a request changing the table during that copy makes it raise, and the
+    transaction answers 500. :class:`SerializedWrites` only orders the stack's
+    own client; any other client (a test, a script, the AWS CLI) still raced.
+    """
+    responses = importlib.import_module("moto.dynamodb.responses")
+    handler = responses.DynamoHandler
+    if getattr(handler.call_action, "_stepflow_serialized", False):
+        return
+    action = handler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _MOTO_DYNAMODB_LOCK:
+            return action(self)
+
+    call_action._stepflow_serialized = True  # type: ignore[attr-defined]
+    handler.call_action = call_action
 
 
 def _ensure_table(client: Any) -> None:

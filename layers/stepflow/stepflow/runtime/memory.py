@@ -251,5 +251,29 @@ def _clone(value: Any) -> Any:
         )
     try:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
-    except TypeError:
+    except TypeError:  # orjson also refuses nesting deeper than 255 levels
+        pass
+    try:
         return copy.deepcopy(value)
+    except RecursionError:  # deeper than the recursion limit: a JSON input the API accepted
+        return _clone_deep(value)
+
+
+def _clone_deep(value: Any) -> Any:
+    """A copy of nested lists and dicts (other values shared), without recursion."""
+    copies: dict[int, Any] = {}
+    pending = [value]
+    order: list[Any] = []
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (list, dict)) and id(node) not in copies:
+            copies[id(node)] = [] if isinstance(node, list) else {}
+            order.append(node)
+            pending.extend(node if isinstance(node, list) else node.values())
+    for node in reversed(order):  # children before parents
+        target = copies[id(node)]
+        if isinstance(node, list):
+            target.extend(copies.get(id(item), item) for item in node)
+        else:
+            target.update((k, copies.get(id(v), v)) for k, v in node.items())
+    return copies.get(id(value), value)
