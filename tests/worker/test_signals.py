@@ -82,3 +82,18 @@ def test_a_second_signal_releases_the_tasks_in_hand_without_waiting_out_the_grac
     h.service.send_task_success({"taskToken": task["taskToken"], "output": '"rescued"'})
     assert h.output(arn) == "rescued"
     assert h.types(arn).count("ActivitySucceeded") == 1
+
+
+def test_leave_always_skips_finalization_even_with_no_thread_left() -> None:
+    # GIVEN a process whose finalization would print (an atexit hook), with no other thread
+    code = (
+        "import atexit\n"
+        "from stepflow.worker.signals import leave\n"
+        "atexit.register(lambda: print('finalized', flush=True))\n"
+        "leave(3)\n"  # nothing left behind: returns, finalization would run
+        "print('returned', flush=True)\n"
+        "leave(4, always=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    # THEN the first call returned, the second ended the process at once with its code
+    assert (done.returncode, done.stdout) == (4, "returned\n")

@@ -237,7 +237,9 @@ def _local(args: argparse.Namespace) -> int:
         stack.stop()
         wakeup.close()
     code = 128 + received[0] if args.demo else 0
-    leave(code)  # threads cut off in a request or a handler must not crash finalization
+    # Stopped by a signal: skip finalization (threads cut off in a request must not crash
+    # it, and freeing moto's tables can take longer than the exit watchdog allows).
+    leave(code, always=True)
     return code
 
 

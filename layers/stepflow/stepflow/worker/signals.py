@@ -104,19 +104,22 @@ def _flush() -> None:
             stream.flush()
 
 
-def leave(code: int) -> None:
-    """End the process now with ``code`` if threads are left behind; else just return.
+def leave(code: int, *, always: bool = False) -> None:
+    """End the process now with ``code`` if threads are left behind (or ``always``).
 
     Daemon threads abandoned in a handler or a request keep running while the
     interpreter finalizes, and one that holds a standard stream's lock then
-    aborts the process. After an orderly stop, skipping finalization is safe.
+    aborts the process. After an orderly stop, skipping finalization is safe;
+    with ``always`` it is skipped even with no thread left, since freeing a
+    large heap can take longer than the exit watchdog, which cannot fire
+    during finalization.
     """
     left = [
         t
         for t in threading.enumerate()
         if t is not threading.current_thread() and t.name != WATCHDOG
     ]
-    if left:
+    if left or always:
         _flush()
         os._exit(code)
 
