@@ -223,3 +223,25 @@ def test_a_heartbeat_after_a_release_is_refused_and_the_task_stays_free() -> Non
     assert "taskToken" in again
     h.service.send_task_success({"taskToken": again["taskToken"], "output": '"done"'})
     assert (h.status(arn), h.output(arn)) == ("SUCCEEDED", "done")
+
+
+def repairs(h: Harness) -> int:
+    return sum(1 for message in h.bus.sent if message.kind == "repair")
+
+
+def test_a_repair_message_precedes_only_commits_with_messages_to_send() -> None:
+    # GIVEN a stepper that sends a delayed repair message before a commit (the API's)
+    h = Harness(task_machine(activity("jobs")), lease_seconds=600)
+    h.stepper.repair_delay = 60
+    h.service.create_activity({"name": "jobs"})
+    # WHEN an execution starts: its first commit holds the activity task to send
+    arn = h.start()
+    assert repairs(h) == 1
+    # a hand-out and a heartbeat write the log but leave nothing to send: no repair message
+    token = h.poll("jobs", "w")["taskToken"]
+    h.service.send_task_heartbeat({"taskToken": token})
+    assert repairs(h) == 1
+    # the result's commit schedules the next state's messages (the end: none to send)
+    h.service.send_task_success({"taskToken": token, "output": "{}"})
+    assert h.status(arn) == "SUCCEEDED"
+    assert repairs(h) == 1

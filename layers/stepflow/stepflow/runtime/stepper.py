@@ -150,7 +150,8 @@ class Stepper:
             start_date=now,
             stop_date=None if decision.state.status == "RUNNING" else now,
         )
-        self._send_repair(arn)
+        if record.outbox:
+            self._send_repair(arn)
         try:
             self.log.create(record, decision.events)
         except ExecutionAlreadyExistsError as exc:
@@ -243,8 +244,6 @@ class Stepper:
         """
         handled: set[str] = set()
         tasks: list[tuple[Message, bool]] = []
-        if events:
-            self._send_repair(execution_arn)
         for _ in range(self.max_inline_rounds):
             tasks = self._commit(execution_arn, events, handled, guard)
             guard = None
@@ -279,6 +278,7 @@ class Stepper:
         On a conflict, reload and decide again: the engine ignores any event the
         winning writer already applied.
         """
+        repair_sent = False
         for _ in range(self.max_conflicts):
             record = self.log.get(execution_arn)
             fence = guard(record) if guard is not None else None
@@ -324,6 +324,9 @@ class Stepper:
                 stop_date=None if state.status == "RUNNING" else now,
                 attributes=kept,
             )
+            if outbox and not repair_sent:  # only a commit with messages to send can lose them
+                self._send_repair(execution_arn)
+                repair_sent = True
             try:
                 self.log.commit(new, record.seq, history, fence=fence)
             except ConflictError:
