@@ -16,7 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
+import stepflow
 from botocore.exceptions import ClientError
+from stepflow.api import sync
 from stepflow.aws import topology
 from stepflow.local import LocalStack, free_port
 from stepflow.local.demo import register
@@ -355,3 +357,32 @@ def test_release_task_through_the_api_hands_the_task_to_the_next_poll(stack: Loc
     assert getattr(stale.value, "code", None) == "TaskTimedOut"
     sfn.send_task_success(taskToken=again["taskToken"], output='"done"')
     assert wait_for(sfn, execution)["status"] == "SUCCEEDED"
+
+
+def test_a_sync_execution_that_loops_forever_ends_timed_out(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an EXPRESS machine that loops forever and a small cap on the states one sync run enters
+    monkeypatch.setattr(sync, "MAX_TRANSITIONS", 50)
+    sfn = stepflow.client(
+        stack.url, region="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    loop = {
+        "StartAt": "Spin",
+        "States": {
+            "Spin": {"Type": "Pass", "Next": "Again"},
+            "Again": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                "Default": "Spin",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    arn = sfn.create_state_machine(
+        name="spin", definition=json.dumps(loop), roleArn=ROLE, type="EXPRESS"
+    )["stateMachineArn"]
+    # WHEN it is run with StartSyncExecution through boto3
+    result = sfn.start_sync_execution(stateMachineArn=arn, input="{}")
+    # THEN it is answered, stopped with States.Timeout, not left running or a 500
+    assert (result["status"], result.get("error")) == ("TIMED_OUT", "States.Timeout"), result

@@ -14,6 +14,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from stepflow.api.arns import check_name
@@ -140,7 +141,8 @@ class Synchronous:
         assert record is not None
         if record.status == "RUNNING":
             env.stop(execution, error="States.Timeout", cause="the execution ran too long")
-            record = env.log.get(execution) or record
+            stopped = env.log.get(execution) or record
+            record = replace(stopped, status="TIMED_OUT")  # a sync run ends in one of three
         return record, env.history(execution)
 
 

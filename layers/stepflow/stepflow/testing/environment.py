@@ -91,6 +91,7 @@ class WorkflowEnvironment:
         self.bus = bus if bus is not None else InMemoryBus(now)
         self.queue = InMemoryTaskQueue(clock=self.now)
         self.max_transitions = max_transitions
+        self._over_limit = False
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         inner = invoker or task_invoker(self.handlers)
@@ -343,7 +344,8 @@ class WorkflowEnvironment:
             if count >= MAX_RECEIVES:
                 raise DeliveryError(f"message {message.id} failed {count} times: {exc}") from exc
             self.bus.send(message, REDELIVERY_SECONDS)
-        if self._counter.entered > self.max_transitions:
+        if self._counter.entered > self.max_transitions and not self._over_limit:
+            self._over_limit = True  # raised once: stopping the execution afterwards still works
             raise TransitionLimitError(
                 f"the executions entered more than {self.max_transitions} states; "
                 "raise max_transitions if that is intended"
