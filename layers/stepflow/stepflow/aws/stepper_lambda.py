@@ -43,7 +43,6 @@ SERVICE = "stepflow-stepper"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="StepFlow", service=SERVICE)
 tracer = Tracer(service=SERVICE)
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 Definitions = Callable[[str], StateMachine]
 """Looks up the parsed definition of a state machine ARN."""
@@ -147,14 +146,25 @@ def process_records(
     return failures
 
 
-_outcomes: dict[str, Exception] = {}
+def respond(
+    event: dict[str, Any], context: LambdaContext, stepper: Stepper | None = None
+) -> PartialItemFailureResponse:
+    """Handle the event's records as one batch and report each record's outcome.
 
+    The outcomes and the batch processor are this call's own: ``stepflow local``
+    calls the handlers from several poller threads at once.
+    """
+    outcomes = process_records(list(event.get("Records", [])), stepper)
 
-def record_handler(record: SQSRecord) -> None:
-    """Report one record's outcome from :func:`process_records` (raises if it failed)."""
-    failure = _outcomes.get(record.message_id)
-    if failure is not None:
-        raise failure
+    def record_handler(record: SQSRecord) -> None:
+        failure = outcomes.get(record.message_id)
+        if failure is not None:
+            raise failure
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
 
 
 @logger.inject_lambda_context
@@ -162,11 +172,7 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """The Lambda entry point: returns ``{"batchItemFailures": [...]}``."""
-    _outcomes.clear()
-    _outcomes.update(process_records(list(event.get("Records", []))))
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return respond(event, context)
 
 
 @logger.inject_lambda_context
@@ -178,8 +184,4 @@ def runner_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     Each task message is claimed, run, recorded and answered with its result
     event on the transition queue (:meth:`Stepper.handle_batch` on the runner).
     """
-    _outcomes.clear()
-    _outcomes.update(process_records(list(event.get("Records", [])), get_runner()))
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return respond(event, context, get_runner())
