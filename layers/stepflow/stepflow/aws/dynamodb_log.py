@@ -46,8 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
-from decimal import Decimal
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
@@ -59,6 +58,7 @@ from stepflow.aws.log_items import (
     TRANSACTION_BUDGET,
     Draft,
     ItemPacker,
+    decimal_text,
     doc_names,
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
@@ -126,8 +126,11 @@ class DynamoDBLog:
         item_budget: int = ITEM_BUDGET,
         transaction_budget: int = TRANSACTION_BUDGET,
         retention_seconds: int = DEFAULT_RETENTION_DAYS * 86_400,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.table = table_name
+        self.clock = clock
+        """Stamps each head's commit time (the outbox repair job compares it with its own)."""
         self.retention_seconds = retention_seconds
         self.compress_above = compress_above
         self.payloads = payloads
@@ -350,13 +353,13 @@ class DynamoDBLog:
             "status": {"S": record.status},
             "name": {"S": record.name},
             "state_machine_arn": {"S": record.state_machine_arn},
-            "start_date": {"N": _num(record.start_date)},
+            "start_date": {"N": decimal_text(record.start_date)},
             **last_id(events),
         }
         if record.stop_date is not None:
-            head["stop_date"] = {"N": _num(record.stop_date)}
+            head["stop_date"] = {"N": decimal_text(record.stop_date)}
             head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds)}
-        head[COMMITTED_AT] = {"N": _num(time.time())}  # the outbox repair job's age test
+        head[COMMITTED_AT] = {"N": decimal_text(self.clock())}  # the outbox repair job's age test
         if record.status == "RUNNING":  # the sparse running index (see topology)
             head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
             head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
@@ -409,7 +412,3 @@ class DynamoDBLog:
             stop_date=float(stop["N"]) if stop else None,
             attributes=read(item, "attributes", {}),
         )
-
-
-def _num(value: float) -> str:
-    return format(Decimal(repr(float(value))), "f")

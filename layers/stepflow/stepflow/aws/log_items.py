@@ -232,10 +232,10 @@ def lease_draft(key: dict[str, Any], lease: TaskLease) -> Draft:
         **key,
         "version": {"N": str(lease.version)},
         "delivery": {"N": str(lease.delivery)},
-        "lease_until": {"N": _num(lease.until)},
+        "lease_until": {"N": decimal_text(lease.until)},
         "released": {"N": "1" if lease.released else "0"},
         "expired": {"N": str(lease.expired)},
-        "lease_seconds": {"N": _num(lease.lease_seconds)},
+        "lease_seconds": {"N": decimal_text(lease.lease_seconds)},
     }
     for name in ("owner", "queue", "receipt"):
         value = getattr(lease, name)
@@ -283,5 +283,6 @@ def lease_condition(version: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return "#lv = :lv", {"#lv": "version"}, {":lv": {"N": str(version)}}
 
 
-def _num(value: float) -> str:
+def decimal_text(value: float) -> str:
+    """A number as DynamoDB stores it: exact decimal text, never exponent notation."""
     return format(Decimal(repr(float(value))), "f")

@@ -39,7 +39,8 @@ from stepflow.aws.topology import (
     RUNNING_SHARDS,
 )
 from stepflow.aws.wiring import Wiring, build
-from stepflow.runtime import Message, MessageBus
+from stepflow.runtime import MessageBus
+from stepflow.runtime.repair import repair_message
 
 SERVICE = "stepflow-outbox-repair"
 
@@ -72,7 +73,7 @@ class OutboxRepair:
             for head in self._heads(keys):
                 if _pending(head) and float(head[COMMITTED_AT]["N"]) <= now - self.age_seconds:
                     arn = head["pk"]["S"].removeprefix("EX#")
-                    self.bus.send(Message(arn, f"{arn}#repair#{int(now)}", "repair", {}))
+                    self.bus.send(repair_message(arn))
                     repaired.append(arn)
         return repaired
 

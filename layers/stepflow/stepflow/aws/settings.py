@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stepflow.aws.sqs_bus import RUNNER_FUNCTION_TIMEOUT
 from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
     TASK_QUEUE_PREFIX,
@@ -27,12 +28,6 @@ REPAIR_DELAY_SECONDS = 60
 
 OUTBOX_REPAIR_AGE_SECONDS = 120
 """An outbox older than this is re-sent by the outbox repair job."""
-
-STEPPER_TIMEOUT_SECONDS = 15
-"""The stepper function's timeout: it only decides and sends, it never runs tasks."""
-
-RUNNER_TIMEOUT_SECONDS = 900
-"""The task runner function's timeout: Lambda's maximum, the longest inline task."""
 
 
 class Settings(BaseSettings):
@@ -80,7 +75,7 @@ class Settings(BaseSettings):
     """Name prefix of the activity task queues."""
 
     task_lease_seconds: float = Field(
-        default=RUNNER_TIMEOUT_SECONDS,
+        default=RUNNER_FUNCTION_TIMEOUT,
         gt=0,
         validation_alias=AliasChoices("STEPFLOW_TASK_LEASE_SECONDS", "task_lease_seconds"),
     )

@@ -78,6 +78,7 @@ class Wiring:
             client=self.client("dynamodb"),
             payloads=S3PayloadStore(bucket, client=self.client("s3")) if bucket else None,
             retention_seconds=self.settings.retention_seconds,
+            clock=self.clock,
         )
 
     @cached_property

@@ -57,7 +57,9 @@ class OutboxSender:
     def send_repair(self, execution_arn: str) -> None:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
         if self.repair_delay > 0:
-            repair = Message(
-                execution_arn, f"{execution_arn}#repair#{uuid.uuid4().hex}", "repair", {}
-            )
-            self.bus.send(repair, _delay(self.repair_delay))
+            self.bus.send(repair_message(execution_arn), _delay(self.repair_delay))
+
+
+def repair_message(execution_arn: str) -> Message:
+    """A ``repair`` message: its delivery makes a stepper re-send the execution's pending outbox."""
+    return Message(execution_arn, f"{execution_arn}#repair#{uuid.uuid4().hex}", "repair", {})
