@@ -212,9 +212,11 @@ def _local(args: argparse.Namespace) -> int:
             status: list[int] = []
 
             def run_demo() -> None:
+                code = 1  # the demo died: its traceback shows, the command ends with 1
                 try:
-                    status.append(demo.run_demo(stack, args.demo, payload, sys.stdout))
+                    code = demo.run_demo(stack, args.demo, payload, sys.stdout)
                 finally:
+                    status.append(code)
                     wakeup.wake()
 
             threading.Thread(target=run_demo, name="demo", daemon=True).start()
@@ -240,7 +242,7 @@ def _local(args: argparse.Namespace) -> int:
     # Stopped by a signal: skip finalization (threads cut off in a request must not crash
     # it, and freeing moto's tables can take longer than the exit watchdog allows).
     leave(code, always=True)
-    return code
+    raise AssertionError("unreachable: leave(always=True) ends the process")
 
 
 def _run(args: argparse.Namespace) -> int:
