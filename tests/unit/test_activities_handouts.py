@@ -102,7 +102,8 @@ def variants(token: str) -> list[str]:
     """Every proper prefix of ``token`` and every single-character alteration of it."""
     altered = [token[:i] + ("A" if c != "A" else "B") + token[i + 1 :] for i, c in enumerate(token)]
     dotted = [token[:i] + "." + token[i + 1 :] for i, c in enumerate(token) if c != "."]
-    return [token[:n] for n in range(len(token))] + altered + dotted
+    extended = [token + "x", token + ".0", token + "." + token.rsplit(".", 1)[-1], token * 200]
+    return [token[:n] for n in range(len(token))] + altered + dotted + extended
 
 
 def assert_all_refused(h: Harness, arn: str, token: str) -> None:
@@ -127,9 +128,16 @@ def test_every_truncated_or_altered_activity_token_is_refused_without_a_write() 
         "InvalidToken"
     )
     assert_all_refused(h, arn, token)
-    # AND the whole token still works, once
+    # AND the whole token still works, once: a replay is refused and writes nothing
     h.service.send_task_success({"taskToken": token, "output": '{"ok": 1}'})
     assert h.status(arn) == "SUCCEEDED"
+    writes = h.log.writes
+    assert code_of(h.service.send_task_success, {"taskToken": token, "output": "{}"}) in (
+        "TaskTimedOut",
+        "InvalidToken",
+    )
+    assert h.log.writes == writes
+    assert h.types(arn).count("ActivitySucceeded") == 1
 
 
 def test_every_truncated_or_altered_callback_token_is_refused_without_a_write() -> None:
