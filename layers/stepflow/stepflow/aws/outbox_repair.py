@@ -18,7 +18,8 @@ index keys per ~40 executions, plus one eventually consistent read of each
 head in BatchGetItem (0.5 read unit per 4 KB of head); per execution, two
 index writes in its whole life (start and finish). At one run every 5 minutes
 and heads under 4 KB, that is 288 x R / 2 read units a day: 10,000 running
-executions cost about 1.44 M read units a day ($0.36 at $0.25 per million).
+executions cost about 1.44 M read units a day (about $0.18 at $0.125 per million;
+estimated from list prices, not measured).
 """
 
 from __future__ import annotations
