@@ -14,7 +14,7 @@ stepper that receives it re-sends the outbox (with the usual lease checks), so
 the job itself never sends an outbox and cannot race a live stepper.
 
 Cost, per run, for R running executions: one Query page per shard and 1 KB of
-index keys per ~40 executions, plus one eventually consistent read of each
+index keys per ~4 executions, plus one eventually consistent read of each
 head in BatchGetItem (0.5 read unit per 4 KB of head); per execution, two
 index writes in its whole life (start and finish). At one run every 5 minutes
 and heads under 4 KB, that is 288 x R / 2 read units a day: 10,000 running

@@ -25,7 +25,7 @@ from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.lambda_invoker import LambdaInvoker
 from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
-from stepflow.aws.settings import Settings
+from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
 from stepflow.local.gateway import Gateway
@@ -62,6 +62,8 @@ class LocalStack:
     """Emulates the stepper function's timeout (seconds): an overrunning batch is abandoned."""
     repair_every: float = 60.0
     """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
+    repair_age: int = OUTBOX_REPAIR_AGE_SECONDS
+    """The job re-sends outboxes pending longer than this (seconds)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -83,8 +85,6 @@ class LocalStack:
         else:
             self.aws_endpoint = self.endpoint
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
-        if self.endpoint is None:
-            dynamodb = SerializedWrites(dynamodb)
         _ensure_table(dynamodb)
         queue_url, _dlq_url = create_queues(sqs, QUEUE)
         tasks_url, _ = create_queues(
@@ -97,6 +97,7 @@ class LocalStack:
             tasks_queue_url=tasks_url,
             payload_bucket=BUCKET,
             region=REGION,
+            outbox_repair_age_seconds=self.repair_age,
         )
         clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
         self.wiring = build(settings, clients=clients, invoker=self._invoker())
@@ -196,33 +197,6 @@ class RepairLoop:
                 self.errors.append(exc)
 
 
-class SerializedWrites:
-    """A DynamoDB client whose writes run one at a time.
-
-    moto's server checks a write's condition and applies it without a lock, so
-    two concurrent conditional writes can both pass (DynamoDB never lets that
-    happen). Every writer of the local stack is in this process, so one lock
-    restores DynamoDB's guarantee; reads go straight through.
-    """
-
-    WRITES = frozenset({"transact_write_items", "update_item", "put_item", "delete_item"})
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if name not in self.WRITES:
-            return attribute
-
-        def write(**kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(**kwargs)
-
-        return write
-
-
 _MOTO_DYNAMODB_LOCK = threading.RLock()
 
 
@@ -231,8 +205,10 @@ def _serialize_moto_dynamodb() -> None:
 
     moto copies every table a transaction touches, without a lock, to roll it
     back; a request changing the table during that copy makes it raise, and the
-    transaction answers 500. :class:`SerializedWrites` only orders the stack's
-    own client; any other client (a test, a script, the AWS CLI) still raced.
+    transaction answers 500. It also checks a write's condition and applies it
+    without a lock, so two concurrent conditional writes could both pass, which
+    DynamoDB never lets happen. One lock around every request, from any client
+    (the stack's own, a test, a script, the AWS CLI), restores both guarantees.
     """
     responses = importlib.import_module("moto.dynamodb.responses")
     handler = responses.DynamoHandler
