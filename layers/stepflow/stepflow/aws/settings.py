@@ -9,9 +9,11 @@ deployed function needs no change.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stepflow.aws.sqs_bus import RUNNER_FUNCTION_TIMEOUT
@@ -19,6 +21,11 @@ from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
     TASK_QUEUE_PREFIX,
 )
+from stepflow.limits import DEFAULT_LIMITS, Limits
+
+LIMIT_PREFIX = "STEPFLOW_"
+"""Each limit of :class:`~stepflow.limits.Limits` is read from ``STEPFLOW_<NAME>``
+(e.g. ``STEPFLOW_MAX_PAYLOAD_BYTES``)."""
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
@@ -98,6 +105,23 @@ class Settings(BaseSettings):
     )
     """The outbox repair job re-sends outboxes pending for longer than this."""
 
+    limits: Limits = DEFAULT_LIMITS
+    """Input, data, history and evaluation bounds (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_limits(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "limits" in data:
+            return data
+        found = {}
+        for name in Limits.field_names():
+            value = data.get(LIMIT_PREFIX + name.upper())
+            if isinstance(value, str) and value.strip():
+                found[name] = value
+        if not found:
+            return data
+        return {**data, "limits": found}
+
     @field_validator("retention_days", mode="before")
     @classmethod
     def _blank_is_default(cls, value: object) -> object:
@@ -111,9 +135,7 @@ class Settings(BaseSettings):
 
         Raises ``pydantic.ValidationError`` naming every missing or bad variable.
         """
-        if environ is None:
-            return cls()  # type: ignore[call-arg]  # the environment supplies the fields
-        return cls.model_validate(dict(environ))
+        return cls.model_validate(dict(os.environ if environ is None else environ))
 
     @property
     def retention_seconds(self) -> int:
