@@ -164,6 +164,7 @@ class Wiring:
             router=self.router,
             tasks_bus=self.tasks_bus,
             repair_delay=repair_delay,
+            limits=self.settings.limits,
         )
 
 

@@ -37,6 +37,7 @@ from stepflow.engine import (
     new_execution,
 )
 from stepflow.engine.codec import decode_state, encode_state
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.messages import Message, decode_event
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
@@ -92,6 +93,7 @@ class Stepper:
         router: TaskRouter | None = None,
         tasks_bus: MessageBus | None = None,
         repair_delay: int = 0,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -110,6 +112,8 @@ class Stepper:
         self.repair_delay = repair_delay
         """Seconds: when > 0, a delayed ``repair`` message precedes every commit (the API's
         stepper), so an outbox left unsent by a crash right after the commit is re-sent."""
+        self.limits = limits
+        """The bounds this stepper enforces (payload size, events, evaluation budgets)."""
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(

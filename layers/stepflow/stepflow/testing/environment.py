@@ -22,6 +22,7 @@ from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
@@ -81,6 +82,7 @@ class WorkflowEnvironment:
         log: CoordinationLog | None = None,
         bus: InMemoryBus | None = None,
         deliver: Deliver | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -105,6 +107,7 @@ class WorkflowEnvironment:
             invoker=self.tasks,
             child_limit=child_limit,
             router=self.router,
+            limits=limits,
         )
         self.activities = ActivityService(
             stepper=self.stepper, queue=self.queue, region=region, account=account, clock=self.now
