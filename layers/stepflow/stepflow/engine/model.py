@@ -243,7 +243,11 @@ Event = (
 
 @dataclass(frozen=True, slots=True)
 class RunTask:
-    """Run a Task's resource on ``input`` and report back under ``task_id``."""
+    """Run a Task's resource on ``input`` and report back under ``task_id``.
+
+    ``role_arn`` is the role the call runs with: the state's ``Credentials.RoleArn``
+    or else the execution's role (the edge assumes it; the engine only names it).
+    """
 
     task_id: str
     resource: str
@@ -252,6 +256,7 @@ class RunTask:
     timeout_seconds: int | None = None
     heartbeat_seconds: int | None = None
     task_token: str | None = None
+    role_arn: str = ""
 
 
 @dataclass(frozen=True, slots=True)

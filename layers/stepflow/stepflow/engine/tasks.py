@@ -8,6 +8,7 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.task import TaskState
+from stepflow.data.template import Template
 from stepflow.engine import dataflow, waits
 from stepflow.engine.model import (
     CancelTask,
@@ -28,6 +29,7 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     """Schedule the resource on the effective input (and arm its timeout)."""
     s = d.state
     info = describe(node.resource)
+    role_arn = task_role(d, frame, node)
     task_id = d.new_id("t")
     deferred = info.wait_for_token or info.kind == "activity"
     token = task_token(d, task_id) if deferred else None
@@ -59,13 +61,41 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
         details["heartbeatInSeconds"] = heartbeat
     d.emit(frame, f"{info.prefix}Scheduled", _key(info, "Scheduled"), details)
     d.commands.append(
-        RunTask(task_id, node.resource, frame.effective, node.name, timeout, heartbeat, token)
+        RunTask(
+            task_id, node.resource, frame.effective, node.name, timeout, heartbeat, token, role_arn
+        )
     )
     if timeout is not None:
         d.start_timer(frame, f"timeout:{task_id}", d.now + timeout)
     frame.heartbeat_at = d.now
     if heartbeat is not None:
         d.start_timer(frame, f"heartbeat:{task_id}", d.now + heartbeat)
+
+
+def task_role(d: StepContext, frame: Frame, node: TaskState) -> str:
+    """The role the task's call runs with: ``Credentials.RoleArn``, else the execution's.
+
+    ``RoleArn`` is a literal, a ``RoleArn.$`` path or intrinsic (JSONPath) or a
+    JSONata expression, evaluated on the state's input (before ``InputPath``),
+    with the context object and variables. A value that is not a non-empty string
+    fails the state with ``States.Runtime``. The engine only names the role; the
+    edge that makes the call assumes it.
+    """
+    credentials = node.credentials
+    if credentials is None:
+        return d.state.role_arn
+    if dataflow.is_jsonata(node):
+        value = dataflow.evaluate(d, frame, credentials, "Credentials")
+    else:
+        value = Template(dict(credentials)).evaluate(dataflow.scope(d, frame, frame.input))
+    role = value.get("RoleArn") if isinstance(value, dict) else None
+    if not isinstance(role, str) or not role:
+        raise StatesError(
+            StatesErrorName.RUNTIME,
+            f"The Credentials field of state '{node.name}' must give RoleArn as a non-empty "
+            f"string, got {role!r}.",
+        )
+    return role
 
 
 def task_token(d: StepContext, task_id: str) -> str:

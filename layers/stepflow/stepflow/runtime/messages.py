@@ -105,4 +105,5 @@ def task_body(command: RunTask) -> dict[str, Any]:
         "timeout_seconds": command.timeout_seconds,
         "heartbeat_seconds": command.heartbeat_seconds,
         "task_token": command.task_token,
+        "role_arn": command.role_arn,
     }

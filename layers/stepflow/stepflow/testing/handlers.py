@@ -34,6 +34,7 @@ def task_invoker(
             body.get("timeout_seconds"),
             None,
             body.get("task_token"),
+            str(body.get("role_arn") or ""),
         )
         return run_handler(handlers, command)
 
