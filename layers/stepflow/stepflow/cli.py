@@ -161,6 +161,11 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--endpoint", metavar="URL", help="LocalStack or another AWS endpoint")
     local.add_argument("--handlers", metavar="MODULE", help="Lambda tasks as Python HANDLERS")
     local.add_argument("--demo", metavar="FILE", help="run FILE through the stack, then exit")
+    local.add_argument(
+        "--assume-roles",
+        action="store_true",
+        help="assume each task's role through STS (default: the process's credentials)",
+    )
     local.add_argument("--input", metavar="JSON|@FILE", help="the demo's input (default {})")
     local.set_defaults(command=_local)
     from stepflow.worker import cli as worker_cli
@@ -198,7 +203,9 @@ def _local(args: argparse.Namespace) -> int:
     wakeup = Wakeup()
     wakeup.catch()
     try:
-        stack = LocalStack(args.host, args.port, args.endpoint, handlers).start()
+        stack = LocalStack(
+            args.host, args.port, args.endpoint, handlers, assume_roles=args.assume_roles
+        ).start()
     except OSError as exc:
         wakeup.close()
         raise UsageError(

@@ -5,6 +5,9 @@ resource it performs the request (an SQS ``SendMessage`` whose body carries
 ``$$.Task.Token``, or a Lambda invoke) and reports success *of sending*: the
 stepper then records the task as started, and the execution waits until a
 worker calls SendTaskSuccess/Failure or the task's timeout fires.
+
+The SQS client comes from the task clients (the task's role); a role that
+cannot be used fails the task.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 from typing import Any, Protocol
 
 from stepflow.engine.resources import describe
+from stepflow.runtime.clients import FixedClients, TaskCallRefused, TaskClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 
 SEND_FIELDS = (
@@ -35,13 +39,25 @@ class MessageSender(Protocol):
 class CallbackInvoker:
     """A task invoker that performs callback integrations and passes the rest to ``inner``.
 
-    ``sqs`` sends the ``sqs:sendMessage.waitForTaskToken`` messages; the edge that
-    wires the runtime injects it (the core never builds an AWS client).
+    ``clients`` hands out the SQS client of each task's role
+    (:class:`~stepflow.aws.role_clients.RoleClients` in the deployed stack);
+    ``sqs``, one sender used whatever the role, is for tests. The edge that
+    wires the runtime injects one of them (the core never builds an AWS client).
     """
 
-    def __init__(self, inner: TaskInvoker, *, sqs: MessageSender) -> None:
+    def __init__(
+        self,
+        inner: TaskInvoker,
+        *,
+        sqs: MessageSender | None = None,
+        clients: TaskClients | None = None,
+    ) -> None:
+        if clients is None:
+            if sqs is None:
+                raise TypeError("CallbackInvoker needs the task clients (or an SQS sender)")
+            clients = FixedClients(sqs=sqs)
         self.inner = inner
-        self._sqs = sqs
+        self._clients = clients
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the task described by ``body`` (an inline task message body)."""
@@ -50,7 +66,7 @@ class CallbackInvoker:
             return self.inner(body)
         base = resource.removesuffix(".waitForTaskToken")
         if base.endswith(":sqs:sendMessage"):
-            return self._send_message(body.get("input"))
+            return self._send_message(body, body.get("input"))
         if base.endswith(":lambda:invoke"):
             sent = self.inner({**body, "resource": base})
             return TaskOutcome(sent.ok, None, sent.error, sent.cause)
@@ -58,7 +74,7 @@ class CallbackInvoker:
             "States.Runtime", f"Unsupported callback integration {resource!r}"
         )
 
-    def _send_message(self, request: Any) -> TaskOutcome:
+    def _send_message(self, body: dict[str, Any], request: Any) -> TaskOutcome:
         if not isinstance(request, dict) or not isinstance(request.get("QueueUrl"), str):
             return TaskOutcome.failed("States.Runtime", "sqs:sendMessage needs a QueueUrl")
         if "MessageBody" not in request:
@@ -68,7 +84,16 @@ class CallbackInvoker:
             message_body = json.dumps(message_body, separators=(",", ":"))
         call = {k: request[k] for k in SEND_FIELDS if k in request}
         try:
-            self._sqs.send_message(MessageBody=message_body, **call)
+            sqs = self._clients.for_task(
+                "sqs",
+                str(body.get("role_arn") or ""),
+                _queue_region(request["QueueUrl"]),
+                execution=str(body.get("execution_arn") or ""),
+            )
+        except TaskCallRefused as refused:
+            return refused.outcome()
+        try:
+            sqs.send_message(MessageBody=message_body, **call)
         except Exception as exc:
             response = getattr(exc, "response", None)
             if not isinstance(response, dict):
@@ -76,3 +101,12 @@ class CallbackInvoker:
             code = response.get("Error", {}).get("Code", "AmazonSQSException")
             return TaskOutcome.failed(f"SQS.{code}", str(exc))
         return TaskOutcome.succeeded(None)
+
+
+def _queue_region(queue_url: str) -> str | None:
+    """The region of an ``https://sqs.<region>.amazonaws.com/...`` URL (None: the default)."""
+    host = queue_url.split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) >= 4 and parts[0] == "sqs" and parts[2] == "amazonaws":
+        return parts[1]
+    return None

@@ -15,6 +15,10 @@ payload's JSON text as the cause. An error returned by the Lambda service
 fails it with ``Lambda.<ErrorCode>`` (e.g. ``Lambda.TooManyRequestsException``),
 which a ``Retry`` can match. Any other resource fails with
 ``States.TaskFailed``.
+
+The Lambda client comes from the task clients (:mod:`stepflow.aws.role_clients`):
+the call runs with the task's role (``role_arn`` of the task message), and a
+role that cannot be used fails the task.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
+from stepflow.aws.role_clients import RoleClients
+from stepflow.runtime.clients import FixedClients, TaskCallRefused, TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -36,18 +41,29 @@ READ_TIMEOUT_SECONDS = 910
 _INVOKE_FIELDS = ("FunctionName", "Qualifier", "InvocationType", "ClientContext", "LogType")
 
 
-class LambdaInvoker:
-    """Runs inline Lambda tasks synchronously (``RequestResponse``)."""
+LAMBDA_CONFIG = Config(
+    read_timeout=READ_TIMEOUT_SECONDS,
+    connect_timeout=10,
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
+"""The Lambda client's configuration: a read timeout past Lambda's, no SDK retries (Retry's job)."""
 
-    def __init__(self, client: Any = None, *, region: str | None = None) -> None:
-        if client is None:
-            config = Config(
-                read_timeout=READ_TIMEOUT_SECONDS,
-                connect_timeout=10,
-                retries={"mode": "standard", "total_max_attempts": 1},
+
+class LambdaInvoker:
+    """Runs inline Lambda tasks synchronously (``RequestResponse``).
+
+    ``clients`` is the task client factory, or one Lambda client used whatever
+    the role (tests); None: a :class:`RoleClients` on the process's credentials.
+    """
+
+    def __init__(self, clients: TaskClients | Any = None, *, region: str | None = None) -> None:
+        if clients is None:
+            clients = RoleClients(
+                assume_roles=False, region=region or "us-east-1", configs={"lambda": LAMBDA_CONFIG}
             )
-            client = boto3.client("lambda", config=config, region_name=region)
-        self._client: Any = client
+        elif not isinstance(clients, TaskClients):
+            clients = FixedClients(**{"lambda": clients})
+        self._clients: TaskClients = clients
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the task described by an inline task message ``body``."""
@@ -56,13 +72,38 @@ class LambdaInvoker:
         if resource == LAMBDA_INVOKE or resource.startswith(LAMBDA_INVOKE + "."):
             if resource != LAMBDA_INVOKE:  # .waitForTaskToken is a deferred task
                 return _unsupported(resource)
-            return self._invoke_integration(task_input)
+            target = task_input.get("FunctionName") if isinstance(task_input, dict) else None
+            call = self._bind(body, target if isinstance(target, str) else "")
+            return (
+                call
+                if isinstance(call, TaskOutcome)
+                else self._invoke_integration(call, task_input)
+            )
         if _is_function_arn(resource):
-            return self._invoke_function(resource, task_input)
+            call = self._bind(body, resource)
+            return (
+                call
+                if isinstance(call, TaskOutcome)
+                else self._invoke_function(call, resource, task_input)
+            )
         return _unsupported(resource)
 
-    def _invoke_function(self, function_arn: str, task_input: Any) -> TaskOutcome:
-        response = self._invoke(FunctionName=function_arn, Payload=_dumps(task_input))
+    def _bind(self, body: dict[str, Any], function: str) -> Any:
+        """The Lambda client of the task's role (in the function's region), or a failed outcome."""
+        parts = function.split(":")
+        region = parts[3] if function.startswith("arn:") and len(parts) > 3 and parts[3] else None
+        try:
+            return self._clients.for_task(
+                "lambda",
+                str(body.get("role_arn") or ""),
+                region,
+                execution=str(body.get("execution_arn") or ""),
+            )
+        except TaskCallRefused as refused:
+            return refused.outcome()
+
+    def _invoke_function(self, client: Any, function_arn: str, task_input: Any) -> TaskOutcome:
+        response = _invoke(client, FunctionName=function_arn, Payload=_dumps(task_input))
         if isinstance(response, TaskOutcome):
             return response
         payload = _read_payload(response)
@@ -70,13 +111,13 @@ class LambdaInvoker:
             return _function_error(payload)
         return TaskOutcome.succeeded(payload)
 
-    def _invoke_integration(self, task_input: Any) -> TaskOutcome:
+    def _invoke_integration(self, client: Any, task_input: Any) -> TaskOutcome:
         if not isinstance(task_input, dict) or "FunctionName" not in task_input:
             return TaskOutcome.failed("States.Runtime", "lambda:invoke needs a FunctionName")
         request = {k: task_input[k] for k in _INVOKE_FIELDS if k in task_input}
         if "Payload" in task_input:
             request["Payload"] = _dumps(task_input["Payload"])
-        response = self._invoke(**request)
+        response = _invoke(client, **request)
         if isinstance(response, TaskOutcome):
             return response
         payload = _read_payload(response)
@@ -98,22 +139,23 @@ class LambdaInvoker:
         }
         return TaskOutcome.succeeded(output)
 
-    def _invoke(self, **request: Any) -> dict[str, Any] | TaskOutcome:
-        """Call Invoke; a failed call becomes a failed task outcome (``Lambda.<Code>``)."""
-        try:
-            response: dict[str, Any] = self._client.invoke(**request)
-        except Exception as exc:
-            error = getattr(exc, "response", None)
-            if isinstance(error, dict) and "Error" in error:
-                code = str(error["Error"].get("Code", "ServiceException"))
-                message = str(error["Error"].get("Message", exc))
-                status = error.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
-                cause = f"{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code})"
-                return TaskOutcome.failed(f"Lambda.{code}", cause)
-            if type(exc).__module__.startswith("botocore"):
-                return TaskOutcome.failed("Lambda.SdkClientException", str(exc))
-            raise
-        return response
+
+def _invoke(client: Any, **request: Any) -> dict[str, Any] | TaskOutcome:
+    """Call Invoke; a failed call becomes a failed task outcome (``Lambda.<Code>``)."""
+    try:
+        response: dict[str, Any] = client.invoke(**request)
+    except Exception as exc:
+        error = getattr(exc, "response", None)
+        if isinstance(error, dict) and "Error" in error:
+            code = str(error["Error"].get("Code", "ServiceException"))
+            message = str(error["Error"].get("Message", exc))
+            status = error.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+            cause = f"{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code})"
+            return TaskOutcome.failed(f"Lambda.{code}", cause)
+        if type(exc).__module__.startswith("botocore"):
+            return TaskOutcome.failed("Lambda.SdkClientException", str(exc))
+        raise
+    return response
 
 
 def _is_function_arn(resource: str) -> bool:

@@ -105,6 +105,26 @@ class Settings(BaseSettings):
     )
     """The outbox repair job re-sends outboxes pending for longer than this."""
 
+    assume_roles: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("STEPFLOW_ASSUME_ROLES", "assume_roles"),
+    )
+    """Whether task calls assume the execution's (or the state's) role through STS.
+
+    Off (the default, ``stepflow local`` and the in-memory driver): the ARN's shape is
+    checked and the process's own credentials are used. The CDK stack turns it on."""
+
+    own_functions: str = Field(
+        default="", validation_alias=AliasChoices("STEPFLOW_OWN_FUNCTIONS", "own_functions")
+    )
+    """StepFlow's Lambda functions (names or ARNs, comma-separated), refused as task targets."""
+
+    own_queues: str = Field(
+        default="", validation_alias=AliasChoices("STEPFLOW_OWN_QUEUES", "own_queues")
+    )
+    """StepFlow's queues beyond ``QUEUE_URL``/``TASKS_QUEUE_URL`` (their DLQs, the sweeper's
+    failure queue; names, URLs or ARNs, comma-separated), refused as task targets."""
+
     limits: Limits = DEFAULT_LIMITS
     """Input, data, history and evaluation bounds (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
 

@@ -30,13 +30,16 @@ from stepflow.api.arns import Scope
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
-from stepflow.aws.lambda_invoker import LambdaInvoker
+from stepflow.aws.lambda_invoker import LAMBDA_CONFIG, LambdaInvoker
+from stepflow.aws.own_resources import own_resources
+from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
+from stepflow.runtime.targets import OwnTargetGuard
 
 
 class Wiring:
@@ -45,7 +48,8 @@ class Wiring:
     ``clients`` overrides boto3 clients by service name (``dynamodb``,
     ``sqs``, ``s3``, ``lambda``); ``invoker`` replaces the Lambda invoker
     (Python handlers in ``stepflow local``); ``inline_tasks`` lets the
-    transition stepper run Lambda tasks itself when no tasks queue is set.
+    transition stepper run Lambda tasks itself when no tasks queue is set;
+    ``endpoint_url`` points the task clients (and STS) at moto or LocalStack.
     """
 
     def __init__(
@@ -56,8 +60,10 @@ class Wiring:
         invoker: TaskInvoker | None = None,
         clock: Callable[[], float] = time.time,
         inline_tasks: bool = True,
+        endpoint_url: str | None = None,
     ) -> None:
         self.settings = settings
+        self.endpoint_url = endpoint_url
         self.clock = clock
         self.inline_tasks = inline_tasks
         self._clients = dict(clients or {})
@@ -110,13 +116,29 @@ class Wiring:
         return SQSTaskQueue(client=self.client("sqs"), prefix=self.settings.task_queue_prefix)
 
     @cached_property
+    def task_clients(self) -> RoleClients:
+        """The one factory of the clients task integrations call with (the task's role)."""
+        given = {s: self._clients[s] for s in ("lambda", "sqs") if s in self._clients}
+        return RoleClients(
+            assume_roles=self.settings.assume_roles,
+            region=self.settings.region,
+            sts=self._clients.get("sts"),
+            clients=given,
+            configs={"lambda": LAMBDA_CONFIG},
+            endpoint_url=self.endpoint_url,
+        )
+
+    @cached_property
     def invoker(self) -> TaskInvoker:
-        """Lambda tasks (or the given invoker) plus the ``.waitForTaskToken`` integrations."""
+        """Lambda tasks (or the given invoker) plus the ``.waitForTaskToken`` integrations.
+
+        Outermost, the guard refuses any task aimed at StepFlow's own resources.
+        """
         inner = self._invoker
         if inner is None:
-            given = self._clients.get("lambda")
-            inner = LambdaInvoker(given, region=self.settings.region)
-        return CallbackInvoker(inner, sqs=self.client("sqs"))
+            inner = LambdaInvoker(self.task_clients)
+        callbacks = CallbackInvoker(inner, clients=self.task_clients)
+        return OwnTargetGuard(callbacks, own_resources(self.settings))
 
     @cached_property
     def router(self) -> ActivityRouter:
@@ -175,6 +197,7 @@ def build(
     invoker: TaskInvoker | None = None,
     clock: Callable[[], float] = time.time,
     inline_tasks: bool = True,
+    endpoint_url: str | None = None,
 ) -> Wiring:
     """The wiring of ``settings`` (default: read from the environment)."""
     return Wiring(
@@ -183,4 +206,5 @@ def build(
         invoker=invoker,
         clock=clock,
         inline_tasks=inline_tasks,
+        endpoint_url=endpoint_url,
     )

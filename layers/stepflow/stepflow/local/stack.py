@@ -23,7 +23,6 @@ import boto3
 from stepflow.api import lambda_handler
 from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
-from stepflow.aws.lambda_invoker import LambdaInvoker
 from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
@@ -38,6 +37,14 @@ QUEUE = "stepflow-transitions"
 TASKS_QUEUE = "stepflow-tasks"
 BUCKET = "stepflow-local-payloads"
 REGION = "us-east-1"
+FUNCTIONS = (
+    "stepflow-api",
+    "stepflow-stepper",
+    "stepflow-runner",
+    "stepflow-sweeper",
+    "stepflow-outbox-repair",
+)
+"""The names the local stack's functions go by (the stack's own; refused as task targets)."""
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
@@ -64,6 +71,8 @@ class LocalStack:
     """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     repair_age: int = OUTBOX_REPAIR_AGE_SECONDS
     """The job re-sends outboxes pending longer than this (seconds)."""
+    assume_roles: bool = False
+    """Call STS AssumeRole for each task's role (moto's STS); off: process credentials."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -86,8 +95,8 @@ class LocalStack:
             self.aws_endpoint = self.endpoint
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
         _ensure_table(dynamodb)
-        queue_url, _dlq_url = create_queues(sqs, QUEUE)
-        tasks_url, _ = create_queues(
+        queue_url, dlq_url = create_queues(sqs, QUEUE)
+        tasks_url, tasks_dlq_url = create_queues(
             sqs, TASKS_QUEUE, visibility_timeout=topology.TASKS_QUEUE.visibility_timeout
         )
         _ensure_bucket(s3)
@@ -98,9 +107,20 @@ class LocalStack:
             payload_bucket=BUCKET,
             region=REGION,
             outbox_repair_age_seconds=self.repair_age,
+            assume_roles=self.assume_roles,
+            own_functions=",".join(FUNCTIONS),
+            own_queues=f"{dlq_url},{tasks_dlq_url}",
         )
-        clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
-        self.wiring = build(settings, clients=clients, invoker=self._invoker())
+        clients = {
+            "dynamodb": dynamodb,
+            "sqs": sqs,
+            "s3": s3,
+            "lambda": self.client("lambda"),
+            "sts": self.client("sts"),
+        }
+        self.wiring = build(
+            settings, clients=clients, invoker=self._invoker(), endpoint_url=self.aws_endpoint
+        )
         stepper_handler.configure(self.wiring.stepper)
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
@@ -161,11 +181,11 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _invoker(self) -> TaskInvoker:
-        """Tasks run on the Python handlers given, else on Lambda at the endpoint."""
+    def _invoker(self) -> TaskInvoker | None:
+        """Tasks run on the Python handlers given, else (None) on Lambda at the endpoint."""
         if self.handlers:
             return task_invoker(self.handlers)
-        return LambdaInvoker(self.client("lambda"))
+        return None
 
 
 class RepairLoop:

@@ -135,7 +135,8 @@ class TaskRuns:
     def invoke(self, message: Message) -> dict[str, Any]:
         """Call the task's resource and return its result as an encoded engine event."""
         task_id = str(message.body["task_id"])
-        outcome = self.invoker(message.body)
+        # The execution names the session its call's role is assumed in (CloudTrail).
+        outcome = self.invoker({**message.body, "execution_arn": message.execution_arn})
         event: Event = (
             TaskSucceeded(task_id, outcome.output)
             if outcome.ok

@@ -1,0 +1,198 @@
+"""The one client factory of task integrations: calls run with the task's role.
+
+Every integration (Lambda invoke, the ``.waitForTaskToken`` sends, and the
+service integrations to come) gets its boto3 client from
+:meth:`RoleClients.for_task`, never from the process. With ``assume_roles``
+on (the deployed stack), the factory calls STS ``AssumeRole`` on the task's
+role (the state's ``Credentials.RoleArn`` or the execution's ``roleArn``) and
+caches the credentials per role until shortly before they expire, so a busy
+role costs one AssumeRole an hour per process. With it off (``stepflow local``,
+tests: no real IAM), the ARN's shape is still checked and the process's own
+credentials are used.
+
+A role that cannot be assumed fails the task (``States.TaskFailed``, the cause
+naming the role) rather than the stepper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from stepflow.errors import StatesErrorName
+from stepflow.runtime.clients import TaskCallRefused
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,576}$")
+"""The shape of an IAM role ARN (partition, 12-digit account, optional path, name)."""
+
+SESSION_SECONDS = 3600
+"""How long assumed credentials last (AssumeRole's default; the role's maximum is at least this)."""
+
+REFRESH_MARGIN_SECONDS = 300
+"""Cached credentials are replaced this long before they expire (a call may take minutes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    credentials: Mapping[str, str]
+    expires_at: float
+
+
+def session_name(execution: str) -> str:
+    """``stepflow-<hash>``: the RoleSessionName naming the execution that assumed the role.
+
+    CloudTrail records it on every call made with the session; a hash keeps it
+    within STS's 64 characters and alphabet whatever the ARN.
+    """
+    digest = hashlib.sha256(execution.encode()).hexdigest()[:24]
+    return f"stepflow-{digest}"
+
+
+def check_role_arn(role_arn: str) -> None:
+    """Raise :class:`TaskCallRefused` unless ``role_arn`` has the shape of a role ARN."""
+    if not ROLE_ARN.match(role_arn):
+        raise TaskCallRefused(
+            StatesErrorName.TASK_FAILED,
+            f"The role {role_arn!r} is not a valid IAM role ARN, so the task could not run.",
+        )
+
+
+class RoleClients:
+    """Clients per (service, region, role), with credentials from STS AssumeRole (cached).
+
+    ``assume_roles`` off: the ARN is checked and the process's credentials are
+    used (``clients`` overrides them by service name, e.g. moto's clients).
+    ``configs`` gives a botocore ``Config`` per service (e.g. Lambda's long read
+    timeout); ``endpoint_url`` points every client at moto or LocalStack.
+    """
+
+    def __init__(
+        self,
+        *,
+        assume_roles: bool,
+        region: str,
+        sts: Any = None,
+        clients: Mapping[str, Any] | None = None,
+        configs: Mapping[str, Config] | None = None,
+        endpoint_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+        session_seconds: int = SESSION_SECONDS,
+    ) -> None:
+        self.assume_roles = assume_roles
+        self.region = region
+        self._sts = sts
+        self._given = dict(clients or {})
+        self._configs = dict(configs or {})
+        self._endpoint = endpoint_url
+        self._clock = clock
+        self._session_seconds = session_seconds
+        self._sessions: dict[str, _Session] = {}
+        self._clients: dict[tuple[str, str, str, float], Any] = {}
+        self._lock = threading.Lock()
+        self.assumed = 0
+        """AssumeRole calls made so far (each a cache miss)."""
+
+    def for_task(
+        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+    ) -> Any:
+        """The client of ``service`` in ``region`` acting as ``role_arn``.
+
+        Raises :class:`TaskCallRefused` for a malformed ARN or a refused AssumeRole.
+        """
+        check_role_arn(role_arn)
+        region = region or self.region
+        if not self.assume_roles:
+            return self._process_client(service, region)
+        session = self._session(role_arn, execution)
+        key = (service, region, role_arn, session.expires_at)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                # Clients of replaced credentials go: one per (service, region, role) at most.
+                stale = [k for k in self._clients if k[:3] == key[:3]]
+                for old in stale:
+                    del self._clients[old]
+                client = boto3.session.Session(
+                    aws_access_key_id=session.credentials["AccessKeyId"],
+                    aws_secret_access_key=session.credentials["SecretAccessKey"],
+                    aws_session_token=session.credentials["SessionToken"],
+                    region_name=region,
+                ).client(service, endpoint_url=self._endpoint, config=self._configs.get(service))
+                self._clients[key] = client
+        return client
+
+    def _session(self, role_arn: str, execution: str) -> _Session:
+        # One lock for the whole refresh: concurrent tasks of one role assume it once.
+        with self._lock:
+            cached = self._sessions.get(role_arn)
+            if cached is not None and cached.expires_at - REFRESH_MARGIN_SECONDS > self._clock():
+                return cached
+            try:
+                response = self._sts_client().assume_role(
+                    RoleArn=role_arn,
+                    RoleSessionName=session_name(execution),
+                    DurationSeconds=self._session_seconds,
+                )
+            except Exception as exc:
+                refused = _refused(role_arn, exc)
+                if refused is None:
+                    raise
+                raise refused from exc
+            finally:
+                self.assumed += 1
+            credentials = response["Credentials"]
+            expiration = credentials["Expiration"]
+            expires_at = (
+                expiration.timestamp()
+                if hasattr(expiration, "timestamp")
+                else self._clock() + self._session_seconds
+            )
+            session = _Session(credentials, expires_at)
+            self._sessions[role_arn] = session
+            return session
+
+    def _sts_client(self) -> Any:
+        if self._sts is None:
+            self._sts = boto3.client("sts", region_name=self.region, endpoint_url=self._endpoint)
+        return self._sts
+
+    def _process_client(self, service: str, region: str) -> Any:
+        if service in self._given and region == self.region:
+            return self._given[service]
+        key = (service, region, "", 0.0)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = boto3.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self._endpoint,
+                    config=self._configs.get(service),
+                )
+            return self._clients[key]
+
+
+def _refused(role_arn: str, exc: Exception) -> TaskCallRefused | None:
+    """A refused AssumeRole as a task failure naming the role (None: not an AWS error)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        code = str(response["Error"].get("Code", "AccessDenied"))
+        message = str(response["Error"].get("Message", exc))
+        return TaskCallRefused(
+            StatesErrorName.TASK_FAILED,
+            f"StepFlow could not assume the role {role_arn} to run the task "
+            f"({code}: {message}). The role must trust StepFlow's stepper and runner roles "
+            "(see docs/security-roles.md).",
+        )
+    if type(exc).__module__.startswith("botocore"):
+        return TaskCallRefused(
+            StatesErrorName.TASK_FAILED, f"StepFlow could not assume the role {role_arn}: {exc}"
+        )
+    return None

@@ -1,0 +1,51 @@
+"""How integrations get their AWS clients: per task, with the task's role.
+
+The core names the port; the edge implements it
+(:class:`stepflow.aws.role_clients.RoleClients`: STS AssumeRole, cached).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from stepflow.runtime.outcome import TaskOutcome
+
+
+@runtime_checkable
+class TaskClients(Protocol):
+    """Hands out the client an integration calls one task's target with."""
+
+    def for_task(
+        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+    ) -> Any:
+        """A client of ``service`` acting as ``role_arn`` (for the execution ``execution``).
+
+        Raises :class:`TaskCallRefused` when the role cannot be used.
+        """
+        ...
+
+
+class TaskCallRefused(Exception):
+    """The call cannot be made (its role was refused): the task fails with ``error``/``cause``."""
+
+    def __init__(self, error: str, cause: str) -> None:
+        super().__init__(cause)
+        self.error = error
+        self.cause = cause
+
+    def outcome(self) -> TaskOutcome:
+        """The failed task outcome."""
+        return TaskOutcome.failed(self.error, self.cause)
+
+
+class FixedClients:
+    """The given clients, whatever the role (tests and in-memory wiring: no IAM there)."""
+
+    def __init__(self, **clients: Any) -> None:
+        self.clients = clients
+
+    def for_task(
+        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+    ) -> Any:
+        """The client given for ``service``."""
+        return self.clients[service]
