@@ -89,7 +89,8 @@ class RoleClients:
         self.assume_roles = assume_roles
         self.region = region
         self._sts = sts
-        self._given = dict(clients or {})
+        self.clients_given = dict(clients or {})
+        """Clients used when ``assume_roles`` is off, by service (moto's, a test's)."""
         self._configs = dict(configs or {})
         self._endpoint = endpoint_url
         self._clock = clock
@@ -97,8 +98,8 @@ class RoleClients:
         self._sessions: dict[str, _Session] = {}
         self._clients: dict[tuple[str, str, str, float], Any] = {}
         self._lock = threading.Lock()
-        self.assumed = 0
-        """AssumeRole calls made so far (each a cache miss)."""
+        self.assume_calls: list[tuple[str, str]] = []
+        """``(RoleArn, RoleSessionName)`` of each AssumeRole call so far (each a cache miss)."""
 
     def for_task(
         self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
@@ -135,19 +136,17 @@ class RoleClients:
             cached = self._sessions.get(role_arn)
             if cached is not None and cached.expires_at - REFRESH_MARGIN_SECONDS > self._clock():
                 return cached
+            name = session_name(execution)
+            self.assume_calls.append((role_arn, name))
             try:
                 response = self._sts_client().assume_role(
-                    RoleArn=role_arn,
-                    RoleSessionName=session_name(execution),
-                    DurationSeconds=self._session_seconds,
+                    RoleArn=role_arn, RoleSessionName=name, DurationSeconds=self._session_seconds
                 )
             except Exception as exc:
                 refused = _refused(role_arn, exc)
                 if refused is None:
                     raise
                 raise refused from exc
-            finally:
-                self.assumed += 1
             credentials = response["Credentials"]
             expiration = credentials["Expiration"]
             expires_at = (
@@ -165,8 +164,8 @@ class RoleClients:
         return self._sts
 
     def _process_client(self, service: str, region: str) -> Any:
-        if service in self._given and region == self.region:
-            return self._given[service]
+        if service in self.clients_given and region == self.region:
+            return self.clients_given[service]
         key = (service, region, "", 0.0)
         with self._lock:
             if key not in self._clients:

@@ -1,0 +1,171 @@
+"""Over ``stepflow local`` with boto3: StepFlow's own resources are refused as task targets.
+
+A workflow any API caller can create tries to forge a message on StepFlow's
+transition queue (``sqs:sendMessage.waitForTaskToken``) and to invoke its
+stepper (``lambda:invoke``, a Lambda resource ARN): each execution fails with
+``States.Runtime`` and nothing is sent (the SQS sends the task integrations make
+are counted, and the own DLQs stay empty). The same stack sends a user queue's
+message exactly once, with the task's role assumed through moto's STS.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from stepflow.local import LocalStack
+from stepflow.local.stack import FUNCTIONS
+from stepflow.runtime.targets import OWN_TARGET_CAUSE
+
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/OrdersRole"
+STATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/PaymentsRole"
+SEND = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+INVOKE = "arn:aws:states:::lambda:invoke"
+
+
+class CountingSQS:
+    """The task clients' SQS client, counting the sends per queue URL."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sent: list[str] = []
+
+    def send_message(self, **request: Any) -> Any:
+        self.sent.append(str(request["QueueUrl"]))
+        return self.inner.send_message(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0, assume_roles=True) as running:
+        yield running
+
+
+def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_arn} still running after {timeout} s")
+
+
+def run(stack: LocalStack, name: str, state: dict[str, Any]) -> dict[str, Any]:
+    sfn = stack.stepfunctions()
+    definition = {"StartAt": "T", "States": {"T": {**state, "End": True}}}
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
+    execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")
+    return wait_for(sfn, execution["executionArn"])
+
+
+def count_messages(stack: LocalStack, url: str) -> int:
+    attributes = stack.client("sqs").get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+@pytest.fixture
+def sends(stack: LocalStack) -> Iterator[CountingSQS]:
+    assert stack.wiring is not None
+    clients = stack.wiring.task_clients
+    counting = CountingSQS(clients.clients_given["sqs"])
+    clients.clients_given["sqs"] = counting
+    clients.assume_roles = False  # the given (counted) client serves every role
+    try:
+        yield counting
+    finally:
+        clients.clients_given["sqs"] = counting.inner
+        clients.assume_roles = True
+
+
+def test_a_forged_message_to_the_transition_queue_fails_the_execution_and_sends_nothing(
+    stack: LocalStack, sends: CountingSQS
+) -> None:
+    assert stack.wiring is not None
+    settings = stack.wiring.settings
+    dlqs = settings.own_queues.split(",")
+    for index, url in enumerate([settings.queue_url, settings.tasks_queue_url, *dlqs]):
+        described = run(
+            stack,
+            f"forge-{index}",
+            {
+                "Type": "Task",
+                "Resource": SEND,
+                "Parameters": {
+                    "QueueUrl": url,
+                    "MessageBody": {"kind": "event", "token.$": "$$.Task.Token"},
+                },
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+            },
+        )
+        assert described["status"] == "FAILED"
+        assert described["error"] == "States.Runtime"
+        assert OWN_TARGET_CAUSE in described["cause"]
+    assert sends.sent == []
+    assert [count_messages(stack, url) for url in dlqs] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"Resource": INVOKE, "Parameters": {"FunctionName": "stepflow-stepper", "Payload": {}}},
+        {
+            "Resource": INVOKE,
+            "Parameters": {"FunctionName": f"{ACCOUNT}:function:stepflow-runner:live"},
+        },
+        {"Resource": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:stepflow-api"},
+    ],
+)
+def test_invoking_a_stepflow_function_fails_the_execution(
+    stack: LocalStack, state: dict[str, Any]
+) -> None:
+    name = f"invoke-{abs(hash(json.dumps(state))) % 10**8}"
+    described = run(stack, name, {"Type": "Task", **state})
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    assert OWN_TARGET_CAUSE in described["cause"]
+    assert set(FUNCTIONS) >= {"stepflow-stepper", "stepflow-runner", "stepflow-api"}
+
+
+def test_a_user_queue_gets_the_message_once_with_the_states_role_assumed(
+    stack: LocalStack,
+) -> None:
+    assert stack.wiring is not None
+    clients = stack.wiring.task_clients
+    before = len(clients.assume_calls)
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName="orders-callbacks")["QueueUrl"]
+    sfn = stack.stepfunctions()
+    state = {
+        "Type": "Task",
+        "Resource": SEND,
+        "Credentials": {"RoleArn.$": "$.role"},
+        "Parameters": {"QueueUrl": url, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    definition = {"StartAt": "T", "States": {"T": state}}
+    machine = sfn.create_state_machine(
+        name="user-queue", definition=json.dumps(definition), roleArn=ROLE
+    )
+    execution = sfn.start_execution(
+        stateMachineArn=machine["stateMachineArn"], input=json.dumps({"role": STATE_ROLE})
+    )["executionArn"]
+    received: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while not received and time.monotonic() < deadline:
+        received = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+    assert len(received) == 1
+    token = json.loads(received[0]["Body"])["token"]
+    sfn.send_task_success(taskToken=token, output=json.dumps({"paid": True}))
+    assert wait_for(sfn, execution)["status"] == "SUCCEEDED"
+    assert count_messages(stack, url) == 1  # the one received, not deleted: no second send
+    assert [role for role, _ in clients.assume_calls[before:]] == [STATE_ROLE]
