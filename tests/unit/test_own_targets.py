@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.targets import OWN_TARGET_CAUSE, OwnResources, OwnTargetGuard, task_targets
 from stepflow.testing import WorkflowEnvironment

@@ -28,7 +28,10 @@ class Capture:
 
 
 def _task(**fields: Any) -> dict[str, Any]:
-    return {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": True, **fields}}}
+    return {
+        "StartAt": "T",
+        "States": {"T": {"Type": "Task", "Resource": FN, "End": True, **fields}},
+    }
 
 
 def _run(definition: dict[str, Any], data: Any = None) -> tuple[Capture, Any]:

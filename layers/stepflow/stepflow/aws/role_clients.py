@@ -138,6 +138,9 @@ class RoleClients:
                 return cached
             name = session_name(execution)
             self.assume_calls.append((role_arn, name))
+            # Timed from before the request on this process's clock: the credentials
+            # live at least this long, whatever the skew between the clocks.
+            requested_at = self._clock()
             try:
                 response = self._sts_client().assume_role(
                     RoleArn=role_arn, RoleSessionName=name, DurationSeconds=self._session_seconds
@@ -148,12 +151,7 @@ class RoleClients:
                     raise
                 raise refused from exc
             credentials = response["Credentials"]
-            expiration = credentials["Expiration"]
-            expires_at = (
-                expiration.timestamp()
-                if hasattr(expiration, "timestamp")
-                else self._clock() + self._session_seconds
-            )
+            expires_at = requested_at + self._session_seconds
             session = _Session(credentials, expires_at)
             self._sessions[role_arn] = session
             return session

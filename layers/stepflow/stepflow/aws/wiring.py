@@ -118,7 +118,9 @@ class Wiring:
     @cached_property
     def task_clients(self) -> RoleClients:
         """The one factory of the clients task integrations call with (the task's role)."""
-        given = {s: self._clients[s] for s in ("lambda", "sqs") if s in self._clients}
+        given: dict[str, Any] = {
+            s: self._clients[s] for s in ("lambda", "sqs") if s in self._clients
+        }
         return RoleClients(
             assume_roles=self.settings.assume_roles,
             region=self.settings.region,
