@@ -35,6 +35,19 @@ REPAIR_SCHEDULE_MINUTES = 5
 
 _POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
 
+EXECUTION_ROLE_PATH = "/stepflow/"
+"""The IAM path of the roles executions (and ``Credentials``) may run tasks with: the
+stepper and runner may assume ``role/stepflow/*`` only (see docs/security-roles.md)."""
+
+FUNCTION_FOLDERS = ("stepper", "runner", "api", "sweeper", "repair")
+"""Each function's folder under functions/; its name is ``<stack name>-<folder>``."""
+
+
+def function_name(stack_name: str, folder: str) -> str:
+    """The physical name of a StepFlow function: known before deployment, so the functions
+    can be told their own names (refused as task targets) without a circular reference."""
+    return f"{stack_name}-{folder}"
+
 
 class Compute(Construct):
     """The functions on the shared layer: ``stepper``, ``runner``, ``api``, ``sweeper``, ``repair``.
@@ -72,11 +85,28 @@ class Compute(Construct):
         )
         transitions = queues.queues[topology.TRANSITIONS_QUEUE.logical_name]
         tasks = queues.queues[topology.TASKS_QUEUE.logical_name]
+        # Where the stream records the sweeper failed on every retry are reported
+        # (their shard and sequence numbers), so an alarm says that history was left.
+        self.sweeper_failures = sqs.Queue(
+            self,
+            "SweeperFailures",
+            retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        stack_name = Stack.of(self).stack_name
+        own_queues = [q.queue_name for q in queues.dead_letters.values()]
         environment = {
             topology.TABLE_ENV_VAR: storage.table.table_name,
             topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
             topology.TASKS_QUEUE.env_var: tasks.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
+            # Task calls assume the execution's role; StepFlow's own resources are refused.
+            "STEPFLOW_ASSUME_ROLES": "true",
+            "STEPFLOW_OWN_FUNCTIONS": ",".join(
+                function_name(stack_name, f) for f in FUNCTION_FOLDERS
+            ),
+            "STEPFLOW_OWN_QUEUES": ",".join([*own_queues, self.sweeper_failures.queue_name]),
             **_POWERTOOLS,
         }
         self.stepper = self._function(
@@ -128,15 +158,6 @@ class Compute(Construct):
             {topology.TABLE_ENV_VAR: storage.table.table_name, **_POWERTOOLS},
             "stepflow-sweeper",
         )
-        # Where the stream records the sweeper failed on every retry are reported
-        # (their shard and sequence numbers), so an alarm says that history was left.
-        self.sweeper_failures = sqs.Queue(
-            self,
-            "SweeperFailures",
-            retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-        )
         self.sweeper.add_event_source(
             sources.DynamoEventSource(
                 storage.table,
@@ -185,16 +206,17 @@ class Compute(Construct):
         self.api.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:ListQueues"], resources=["*"])
         )
-        # Task states invoke the account's Lambda functions by ARN, named in definitions;
-        # only the runner runs them.
-        self.runner.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[
-                    f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:*"
-                ],
+        # Task calls run with the execution's role (or the state's Credentials), assumed
+        # through STS: the stepper and runner hold no integration permission of their own,
+        # only AssumeRole on roles under the /stepflow/ path (in any account: a role of
+        # another account works once its trust policy names these two roles).
+        for function in (self.stepper, self.runner):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sts:AssumeRole"],
+                    resources=[f"arn:{stack.partition}:iam::*:role{EXECUTION_ROLE_PATH}*"],
+                )
             )
-        )
 
     def _function(
         self, construct_id: str, folder: str, timeout: int, environment: dict[str, str], name: str
@@ -213,6 +235,7 @@ class Compute(Construct):
             timeout=Duration.seconds(timeout),
             memory_size=512,
             environment={**environment, "POWERTOOLS_SERVICE_NAME": name},
+            function_name=function_name(Stack.of(self).stack_name, folder),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
         )

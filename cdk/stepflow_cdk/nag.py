@@ -21,9 +21,9 @@ STACK_WIDE = [
         reason="Wildcards CDK grants generate and that cannot be narrowed: the table's own "
         "indexes (table/index/*), the payload bucket's objects (bucket/*), X-Ray tracing "
         "(xray:Put* needs *), ListQueues (takes no resource), the activity task queues "
-        "created at run time (stepflow-tq*), and Task states invoking the account's "
-        "functions by the ARN "
-        "a definition names (function:*, only in this account and region).",
+        "created at run time (stepflow-tq*), and the stepper and runner assuming the "
+        "execution roles (sts:AssumeRole on role/stepflow/*: only roles under that path, "
+        "which must also trust these two roles).",
     ),
     NagPackSuppression(
         id="AwsSolutions-COG4",

@@ -230,3 +230,62 @@ def test_cfn_lint_finds_no_errors(synthesized: tuple[Template, Any, Any]) -> Non
     matches = lint_all(json.dumps(template))
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []
+
+
+def _statements_of(template: Template, function: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inline policy statements attached to ``function``'s role."""
+    role = function["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in resources(template, "AWS::IAM::Policy"):
+        if {"Ref": role} in policy["Roles"]:
+            statements.extend(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return actions if isinstance(actions, list) else [actions]
+
+
+def test_task_calls_assume_roles_under_the_stepflow_path_and_invoke_nothing_directly(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    for policy in resources(template, "AWS::IAM::Policy"):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            assert not any(a.startswith("lambda:") for a in _actions(statement)), statement
+    assume = {
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Resource": {
+            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::*:role/stepflow/*"]]
+        },
+    }
+    for service in ("stepflow-stepper", "stepflow-runner"):
+        statements = _statements_of(template, function_named(template, service))
+        assert [s for s in statements if "sts:AssumeRole" in _actions(s)] == [assume]
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert variables["STEPFLOW_ASSUME_ROLES"] == "true"
+    for service in ("stepflow-api", "stepflow-sweeper", "stepflow-outbox-repair"):
+        statements = _statements_of(template, function_named(template, service))
+        assert not [s for s in statements if any(a.startswith("sts:") for a in _actions(s))]
+
+
+def test_the_functions_know_their_own_names_and_dead_letter_queues(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    names = sorted(
+        f["FunctionName"] for f in resources(template, "AWS::Lambda::Function") if "Layers" in f
+    )
+    assert names == sorted(
+        f"StepFlow-{f}" for f in ("stepper", "runner", "api", "sweeper", "repair")
+    )
+    for service in ("stepflow-stepper", "stepflow-runner"):
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert sorted(variables["STEPFLOW_OWN_FUNCTIONS"].split(",")) == names
+        own_queues = json.dumps(variables["STEPFLOW_OWN_QUEUES"])
+        for logical in [f"{spec.logical_name}Dlq" for spec in topology.QUEUES] + [
+            "SweeperFailures"
+        ]:
+            assert logical in own_queues
