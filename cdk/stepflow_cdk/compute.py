@@ -44,8 +44,11 @@ FUNCTION_FOLDERS = ("stepper", "runner", "api", "sweeper", "repair")
 
 
 def function_name(stack_name: str, folder: str) -> str:
-    """The physical name of a StepFlow function: known before deployment, so the functions
-    can be told their own names (refused as task targets) without a circular reference."""
+    """The physical name of a StepFlow function (``<stack name>-<folder>``).
+
+    Known before deployment, so the functions can be told their own names (refused
+    as task targets) without a circular reference.
+    """
     return f"{stack_name}-{folder}"
 
 

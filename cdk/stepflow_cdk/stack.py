@@ -46,4 +46,13 @@ class StepFlowStack(Stack):
         CfnOutput(self, "TableName", value=self.storage.table.table_name)
         CfnOutput(self, "QueueUrl", value=transitions.queue_url)
         CfnOutput(self, "PayloadBucket", value=self.storage.payloads.bucket_name)
+        # The roles workflow roles must trust (see examples/roles and docs/security-roles.md).
+        for name, function in (("Stepper", self.compute.stepper), ("Runner", self.compute.runner)):
+            assert function.role is not None
+            CfnOutput(
+                self,
+                f"{name}RoleArn",
+                value=function.role.role_arn,
+                export_name=f"{self.stack_name}-{name}RoleArn",
+            )
         suppress(self)

@@ -289,3 +289,11 @@ def test_the_functions_know_their_own_names_and_dead_letter_queues(
             "SweeperFailures"
         ]:
             assert logical in own_queues
+
+
+def test_the_roles_workflow_roles_must_trust_are_exported(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    outputs = synthesized[0].to_json()["Outputs"]
+    for name in ("StepperRoleArn", "RunnerRoleArn"):
+        assert outputs[name]["Export"] == {"Name": f"StepFlow-{name}"}
