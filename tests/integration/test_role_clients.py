@@ -113,7 +113,9 @@ def test_a_refused_role_fails_the_task_naming_it_and_sends_nothing(aws: None) ->
     assert len(sts.calls) == 2  # a refusal is not cached: the next task tries again
 
 
-@pytest.mark.parametrize("role", ["", "role/Orders", "arn:aws:iam::12:role/x", "arn:aws:s3:::b"])
+@pytest.mark.parametrize(
+    "role", ["", "role/Orders", "arn:aws:iam::12:role/x", "arn:aws:s3:::b", f"{ROLE}\n", "a" * 3000]
+)
 def test_a_malformed_role_arn_fails_the_task_without_sts_even_when_off(
     aws: None, role: str
 ) -> None:

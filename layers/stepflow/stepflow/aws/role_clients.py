@@ -58,7 +58,7 @@ def session_name(execution: str) -> str:
 
 def check_role_arn(role_arn: str) -> None:
     """Raise :class:`TaskCallRefused` unless ``role_arn`` has the shape of a role ARN."""
-    if not ROLE_ARN.match(role_arn):
+    if not ROLE_ARN.fullmatch(role_arn):
         raise TaskCallRefused(
             StatesErrorName.TASK_FAILED,
             f"The role {role_arn!r} is not a valid IAM role ARN, so the task could not run.",
