@@ -28,6 +28,9 @@ SEND_FIELDS = (
 )
 
 
+_NOT_GIVEN = object()
+
+
 class MessageSender(Protocol):
     """What the SQS callback needs of an SQS client (a boto3 ``sqs`` client fits)."""
 
@@ -49,11 +52,11 @@ class CallbackInvoker:
         self,
         inner: TaskInvoker,
         *,
-        sqs: MessageSender | None = None,
+        sqs: MessageSender | None | object = _NOT_GIVEN,
         clients: TaskClients | None = None,
     ) -> None:
         if clients is None:
-            if sqs is None:
+            if sqs is _NOT_GIVEN:
                 raise TypeError("CallbackInvoker needs the task clients (or an SQS sender)")
             clients = FixedClients(sqs=sqs)
         self.inner = inner
