@@ -52,7 +52,7 @@ class CallbackInvoker:
         self,
         inner: TaskInvoker,
         *,
-        sqs: MessageSender | None | object = _NOT_GIVEN,
+        sqs: MessageSender | object | None = _NOT_GIVEN,
         clients: TaskClients | None = None,
     ) -> None:
         if clients is None:
