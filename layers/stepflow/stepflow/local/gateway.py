@@ -49,9 +49,13 @@ def _request_class(handler: ProxyHandler) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _proxy(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply(413, {"Content-Type": "application/json"}, b'{"message":"too large"}')
+            header = (self.headers.get("Content-Length") or "0").strip()
+            length = int(header) if header.isdigit() else -1
+            if not 0 <= length <= MAX_BODY:  # a bad length would make read() wait for EOF
+                status, text = (413, b"Request Too Long") if length > 0 else (400, b"Bad Length")
+                body = b'{"__type":"BadRequest","message":"' + text + b'"}'
+                self.close_connection = True
+                self._reply(status, {"Content-Type": "application/json"}, body)
                 return
             event = {
                 "httpMethod": self.command,
