@@ -1,4 +1,4 @@
-"""JSON from outside, parsed within bounds: never a RecursionError, never a lone surrogate.
+r"""JSON from outside, parsed within bounds: never a RecursionError, never a lone surrogate.
 
 orjson parses first (C, iterative enough: it refuses nesting past 1,024 levels
 and lone surrogates itself). What orjson refuses for another reason (an
@@ -6,7 +6,7 @@ integer beyond 64 bits is fine for it, but ``1e400`` is not) is parsed again by
 the standard library, but only after a linear scan has shown that the text
 nests no deeper than the bound, so the standard library's recursive parser
 cannot run out of stack. Every string of a value parsed that way is checked
-for surrogates, which the standard library lets through from ``\\ud800``
+for surrogates, which the standard library lets through from ``\ud800``
 escapes and which no UTF-8 encoder (the log's, DynamoDB's, S3's) can write.
 """
 
