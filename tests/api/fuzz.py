@@ -143,7 +143,7 @@ def requests(known: Known) -> st.SearchStrategy[tuple[str, str]]:
     """``(operation, body)``: a JSON body from the operation's shape, sometimes not JSON at all."""
     shaped = st.sampled_from(OPERATIONS).flatmap(lambda name: _request(name, known))
     garbage = st.tuples(
-        st.sampled_from(OPERATIONS + ("Nope", "")),
+        st.sampled_from((*OPERATIONS, "Nope", "")),
         st.one_of(
             st.text(max_size=200),
             st.sampled_from(("[]", "null", "1", '"s"', nested(10_000), "{" * 5000, "\ud800")),
@@ -154,14 +154,23 @@ def requests(known: Known) -> st.SearchStrategy[tuple[str, str]]:
 
 def _request(operation: str, known: Known) -> st.SearchStrategy[tuple[str, str]]:
     shape = MODEL.operation_model(operation).input_shape
-    params = _structure(shape, known, 0, drop_required=True) if shape else st.just({})
+    if shape is None:
+        return st.just((operation, "{}"))
+    # half the requests are well typed throughout, so that they reach the operations' own checks
+    params = st.one_of(
+        _structure(shape, known, 0, hostile=False),
+        _structure(shape, known, 0, hostile=True, drop_required=True),
+    )
     return params.map(lambda p: (operation, json.dumps(p)))
 
 
 def _structure(
-    shape: Any, known: Known, depth: int, *, drop_required: bool = False
+    shape: Any, known: Known, depth: int, *, hostile: bool = True, drop_required: bool = False
 ) -> st.SearchStrategy[dict[str, Any]]:
-    members = {name: _member(member, name, known, depth + 1) for name, member in shape.members.items()}
+    members = {
+        name: _member(member, name, known, depth + 1, hostile)
+        for name, member in shape.members.items()
+    }
     required = set(shape.required_members)
     present = st.fixed_dictionaries(
         {name: members[name] for name in required},
@@ -170,26 +179,35 @@ def _structure(
     if not drop_required or not required:
         return present
     # now and then, a required member is left out
-    return st.one_of(present, present, present, present, st.fixed_dictionaries({}, optional=members))
+    missing = st.fixed_dictionaries({}, optional=members)
+    return st.one_of(present, present, present, present, missing)
 
 
-def _member(shape: Any, name: str, known: Known, depth: int) -> st.SearchStrategy[Any]:
-    hostile = st.one_of(st.sampled_from(HOSTILE_VALUES), st.sampled_from(HOSTILE_TEXT))
-    return st.one_of(*([_typed(shape, name, known, depth)] * 5), hostile)
+def _member(
+    shape: Any, name: str, known: Known, depth: int, hostile: bool
+) -> st.SearchStrategy[Any]:
+    typed = _typed(shape, name, known, depth, hostile)
+    if not hostile:
+        return typed
+    wrong = st.one_of(st.sampled_from(HOSTILE_VALUES), st.sampled_from(HOSTILE_TEXT))
+    return st.one_of(*([typed] * 5), wrong)
 
 
-def _typed(shape: Any, name: str, known: Known, depth: int) -> st.SearchStrategy[Any]:
+def _typed(
+    shape: Any, name: str, known: Known, depth: int, hostile: bool
+) -> st.SearchStrategy[Any]:
     kind = shape.type_name
     if depth > 6:
         return st.none()
     if kind == "structure":
-        return _structure(shape, known, depth)
+        return _structure(shape, known, depth, hostile=hostile)
     if kind == "list":
-        return st.lists(_member(shape.member, name, known, depth + 1), max_size=3) | st.just(
-            [{"key": f"k{i}", "value": "v"} for i in range(51)]
-        )
+        items = _member(shape.member, name, known, depth + 1, hostile)
+        many = [{"key": f"k{i}", "value": "v"} for i in range(51)]
+        return st.lists(items, max_size=3) | st.just(many)
     if kind == "map":
-        return st.dictionaries(st.text(max_size=8), _member(shape.value, name, known, depth + 1), max_size=3)
+        values = _member(shape.value, name, known, depth + 1, hostile)
+        return st.dictionaries(st.text(max_size=8), values, max_size=3)
     if kind == "boolean":
         return st.booleans()
     if kind in ("integer", "long"):
@@ -209,7 +227,10 @@ def _string(shape: Any, name: str, known: Known) -> st.SearchStrategy[str]:
     if shape.name == "SensitiveData":
         return st.sampled_from(JSON_TEXTS) | st.recursive(
             st.none() | st.integers() | st.text(max_size=10),
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
             max_leaves=10,
         ).map(json.dumps)
     if shape.name == "Definition":

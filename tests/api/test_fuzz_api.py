@@ -82,8 +82,7 @@ def build() -> tuple[StepFunctionsService, Known]:
     )
     service.call("StartExecution", {"stateMachineArn": waiting["stateMachineArn"]})
     while batch := bus.receive_batch(10):
-        for message, _ in service.stepper.handle_batch(batch):
-            pass
+        assert not service.stepper.handle_batch(batch)
         for message in batch:
             bus.ack(message)
     task = service.call("GetActivityTask", {"activityArn": activity})

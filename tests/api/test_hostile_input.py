@@ -24,9 +24,7 @@ from tests.api.conftest import PASS, ROLE, SCOPE, Api, invoke
 CONTEXT = SimpleNamespace(
     function_name="api", memory_limit_in_mb=256, invoked_function_arn="arn", aws_request_id="r"
 )
-WAIT = json.dumps(
-    {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
-)
+WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
 
 
 @pytest.fixture
@@ -89,7 +87,7 @@ def test_a_lone_surrogate_in_an_input_or_a_name_is_a_4xx(configured: Api) -> Non
         "InvalidExecutionInput"
     )
     # the body holds it: the body is refused before any operation runs
-    body = '{"stateMachineArn": "%s", "input": "{}", "name": "a\\ud800"}' % arn
+    body = '{"stateMachineArn": "' + arn + '", "input": "{}", "name": "a\\ud800"}'
     assert error("StartExecution", body) == "SerializationException"
     assert error("CreateActivity", '{"name": "\\ud800"}') == "SerializationException"
     # a raw surrogate in the event (the runtime decoded an escaped one)
@@ -100,7 +98,7 @@ def test_a_lone_surrogate_in_an_input_or_a_name_is_a_4xx(configured: Api) -> Non
 def test_a_10000_deep_body_or_input_is_a_4xx(configured: Api) -> None:
     arn = machine(configured)
     assert error("StartExecution", nested(10_000)) == "SerializationException"
-    deep_member = '{"stateMachineArn": "%s", "input": %s}' % (arn, nested(10_000))
+    deep_member = '{"stateMachineArn": "' + arn + '", "input": ' + nested(10_000) + "}"
     assert error("StartExecution", deep_member) == "SerializationException"
     for depth in (513, 1025, 10_000):
         body = {"stateMachineArn": arn, "input": nested(depth)}
@@ -199,6 +197,7 @@ def test_configured_limits_replace_the_defaults(api: Api) -> None:
         api("StartExecution", stateMachineArn=arn, input="[[[]]]")
     api("StartExecution", stateMachineArn=arn, input="[[]]")
     with pytest.raises(Exception, match="less than or equal to 3"):
-        api("StopExecution", executionArn=arn.replace("stateMachine", "execution") + ":x", error="abcd")
+        execution = arn.replace("stateMachine", "execution") + ":x"
+        api("StopExecution", executionArn=execution, error="abcd")
     with pytest.raises(Exception, match="InvalidDefinition"):
         api("UpdateStateMachine", stateMachineArn=arn, definition=PASS)
