@@ -109,7 +109,7 @@ class StepFunctionsService:
         parts = (
             self.machines,
             Executions(self.machines, log, self.stepper),
-            Synchronous(self.machines, invoker, clock),
+            Synchronous(self.machines, invoker, clock, self.limits),
             Aliases(self.machines),
         )
         self.operations: dict[str, Operation] = {}

@@ -11,6 +11,7 @@ the event source mapping (:mod:`stepflow.local.pollers`).
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import threading
 import time
@@ -28,6 +29,7 @@ from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
+from stepflow.limits import Limits
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.runtime import TaskInvoker
@@ -64,6 +66,8 @@ class LocalStack:
     """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     repair_age: int = OUTBOX_REPAIR_AGE_SECONDS
     """The job re-sends outboxes pending longer than this (seconds)."""
+    limits: Limits | None = None
+    """StepFlow's limits (None: the process environment's ``STEPFLOW_<NAME>``, else defaults)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -98,6 +102,7 @@ class LocalStack:
             payload_bucket=BUCKET,
             region=REGION,
             outbox_repair_age_seconds=self.repair_age,
+            limits=self.limits or _environment_limits(),
         )
         clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
         self.wiring = build(settings, clients=clients, invoker=self._invoker())
@@ -198,6 +203,11 @@ class RepairLoop:
 
 
 _MOTO_DYNAMODB_LOCK = threading.RLock()
+
+
+def _environment_limits() -> Limits:
+    """The limits the process environment sets (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
+    return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE}).limits
 
 
 def _serialize_moto_dynamodb() -> None:
