@@ -21,6 +21,10 @@ import botocore.session
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+_SAFE = st.characters(
+    min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='<>{}[]?*"#%\\^|~`$&,;:/'
+)
+
 PROFILE_EXAMPLES = {"ci": 300, "long": 5000}
 """Examples per fuzz test: ``HYPOTHESIS_PROFILE=long`` for the long run."""
 
@@ -204,26 +208,34 @@ def _typed(
     if kind == "list":
         items = _member(shape.member, name, known, depth + 1, hostile)
         many = [{"key": f"k{i}", "value": "v"} for i in range(51)]
-        return st.lists(items, max_size=3) | st.just(many)
+        return (
+            st.lists(items, max_size=3) | st.just(many) if hostile else st.lists(items, max_size=2)
+        )
     if kind == "map":
         values = _member(shape.value, name, known, depth + 1, hostile)
         return st.dictionaries(st.text(max_size=8), values, max_size=3)
     if kind == "boolean":
         return st.booleans()
     if kind in ("integer", "long"):
-        low, high = shape.metadata.get("min", -5), shape.metadata.get("max", 2000)
+        low, high = shape.metadata.get("min", 0), shape.metadata.get("max", 1000)
+        if not hostile:
+            return st.integers(min_value=low, max_value=high)
         return st.integers(min_value=low - 2, max_value=high + 2) | st.integers()
     if kind in ("float", "double"):
         return st.floats(allow_nan=False, allow_infinity=False)
     if kind == "timestamp":
         return st.floats(min_value=0, max_value=4e9) | st.text(max_size=30)
-    return _string(shape, name, known)
+    return _string(shape, name, known, hostile)
 
 
-def _string(shape: Any, name: str, known: Known) -> st.SearchStrategy[str]:
-    text = st.text(max_size=int(shape.metadata.get("max", 64)) + 4)
+def _string(shape: Any, name: str, known: Known, hostile: bool) -> st.SearchStrategy[str]:
+    low, high = int(shape.metadata.get("min", 0)), int(shape.metadata.get("max", 64))
+    if hostile:
+        text = st.text(max_size=high + 4)
+    else:
+        text = st.text(_SAFE, min_size=max(low, 1), max_size=min(high, 64))
     if shape.enum:
-        return st.sampled_from(list(shape.enum)) | text
+        return st.sampled_from(list(shape.enum)) | text if hostile else st.sampled_from(shape.enum)
     if shape.name == "SensitiveData":
         return st.sampled_from(JSON_TEXTS) | st.recursive(
             st.none() | st.integers() | st.text(max_size=10),
@@ -238,10 +250,15 @@ def _string(shape: Any, name: str, known: Known) -> st.SearchStrategy[str]:
     lowered = name.lower()
     if "arn" in lowered:
         pool = st.sampled_from(known.arns) if known.arns else st.just(ROLE)
-        return st.one_of(pool, pool, pool, text, st.just(ROLE))
+        return st.one_of(pool, pool, pool, text, st.just(ROLE)) if hostile else pool
     if "token" in lowered and "client" not in lowered:
         pool = st.sampled_from(known.tokens) if known.tokens else text
         return st.one_of(pool, text, pool.map(lambda t: t + "x"), pool.map(lambda t: t[:-3]))
     if name == "name":
-        return st.sampled_from(("M", "run-1", "a.b_c-d", "n" * 80, "n" * 81, "a b")) | text
+        names = ("M", "run-1", "a.b_c-d", "n" * 80)
+        return (
+            st.sampled_from((*names, "n" * 81, "a b")) | text
+            if hostile
+            else st.sampled_from(names) | text
+        )
     return text

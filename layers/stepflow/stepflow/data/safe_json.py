@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -21,7 +22,9 @@ import orjson
 ORJSON_MAX_DEPTH = 1024
 """orjson's own nesting bound; a ``max_depth`` above it is capped to it."""
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# a string (its closing quote optional, so that no match is ever retried) or one bracket
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -75,14 +78,8 @@ def depth_exceeds(value: Any, max_depth: int) -> bool:
 
 def nesting(text: str) -> int:
     """The deepest bracket nesting of JSON-like ``text``, strings skipped (linear time)."""
-    deepest = level = 0
-    for char in _STRING.sub("", text):
-        if char in "[{":
-            level += 1
-            deepest = max(deepest, level)
-        elif char in "]}":
-            level -= 1
-    return deepest
+    steps = (_STEP.get(token, 0) for token in _TOKEN.findall(text))
+    return max(0, max(accumulate(steps), default=0))
 
 
 def _fallback(text: str | bytes, max_depth: int, message: str) -> Any:
