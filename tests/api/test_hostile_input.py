@@ -163,7 +163,14 @@ def test_error_cause_and_declared_maximums_are_validation_exceptions(configured:
     assert error("StartExecution", {"stateMachineArn": arn, "traceHeader": "\u00e9"}) == (
         "ValidationException"
     )
-    assert error("StartExecution", {"stateMachineArn": arn, "name": "n" * 81}) == "InvalidName"
+    # as AWS answers it: the value of a member not marked sensitive is shown
+    status, document = send("StartExecution", {"stateMachineArn": arn, "name": "n" * 81})
+    assert document == {
+        "__type": "ValidationException",
+        "message": f"1 validation error detected: Value '{'n' * 81}' at 'name' failed to "
+        "satisfy constraint: Member must have length less than or equal to 80",
+    }
+    assert error("StartExecution", {"stateMachineArn": arn, "name": "a b"}) == "InvalidName"
     tags = [{"key": f"k{i}", "value": "v"} for i in range(51)]
     create = {"name": "T", "roleArn": ROLE, "definition": PASS, "tags": tags}
     assert error("CreateStateMachine", create) == "TooManyTags"

@@ -20,7 +20,10 @@ limit instead of the model's, with the operation's own error code:
 
 Every other violation is a ``ValidationException`` worded as AWS words it:
 ``1 validation error detected: Value at 'error' failed to satisfy constraint:
-Member must have length less than or equal to 256``.
+Member must have length less than or equal to 256`` (members the model does not
+mark sensitive show their value: ``Value 'xx...' at 'name'``). A name that is
+too long is such a ValidationException, as on AWS; a name with characters AWS
+refuses is ``InvalidName``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ MAX_TAGS = 50
 """Tags per resource (AWS: 50)."""
 
 _JSON_ERRORS = ("InvalidExecutionInput", "InvalidOutput")
-_NAMES = frozenset({"Name", "CharacterRestrictedName"})  # InvalidName where declared
+_NAMES = frozenset({"Name", "CharacterRestrictedName"})  # bad characters: InvalidName
+_SHOWN = 256  # longer values are left out of the message
 _OWN_ENUMS = frozenset({"StateMachineType"})  # the operation answers StateMachineTypeNotSupported
 _PATTERN_FIXES = ((r"\p{ASCII}", r"[\x00-\x7f]"),)
 
@@ -93,30 +97,35 @@ class _Walker:
         if shape.name == "Definition":
             self.definition(value, path)
             return
-        code = "InvalidName" if shape.name in _NAMES and "InvalidName" in self.errors else None
+        shown = None if shape.metadata.get("sensitive") else value
         if safe_json.has_surrogate(value):
-            raise _violation(path, "not contain lone surrogates", code)
+            raise _violation(path, "not contain lone surrogates", None, self._name_code(shape))
         governed = {
             "SensitiveError": self.limits.max_error_length,
             "SensitiveCause": self.limits.max_cause_length,
         }
         maximum = governed.get(shape.name, shape.metadata.get("max"))
         if maximum is not None and len(value) > maximum:
-            raise _violation(path, f"have length less than or equal to {maximum}", code)
+            raise _violation(path, f"have length less than or equal to {maximum}", shown)
         enum = shape.enum
         if enum and value not in enum and shape.name not in _OWN_ENUMS:
-            raise _violation(path, f"satisfy enum value set: [{', '.join(enum)}]")
+            raise _violation(path, f"satisfy enum value set: [{', '.join(enum)}]", shown)
         pattern = shape.metadata.get("pattern")
         if pattern is not None and not _compiled(pattern).fullmatch(value):
-            raise _violation(path, f"satisfy regular expression pattern: {pattern}", code)
+            constraint = f"satisfy regular expression pattern: {pattern}"
+            raise _violation(path, constraint, shown, self._name_code(shape))
+
+    def _name_code(self, shape: Any) -> str | None:
+        """``InvalidName`` for a name's characters, where the operation declares it."""
+        return "InvalidName" if shape.name in _NAMES and "InvalidName" in self.errors else None
 
     def size(self, shape: Any, amount: float, path: str, what: str) -> None:
         maximum = shape.metadata.get("max")
         if maximum is not None and amount > maximum:
-            raise _violation(path, f"have {what} less than or equal to {maximum}")
+            raise _violation(path, f"have {what} less than or equal to {maximum}", amount)
         minimum = shape.metadata.get("min")
         if minimum is not None and amount < minimum:
-            raise _violation(path, f"have {what} greater than or equal to {minimum}")
+            raise _violation(path, f"have {what} greater than or equal to {minimum}", amount)
 
     def json_text(self, value: str, path: str) -> None:
         code = next((c for c in _JSON_ERRORS if c in self.errors), "ValidationException")
@@ -153,12 +162,18 @@ def _utf8_size(value: str) -> int:
     return len(value.encode("utf-8", "surrogatepass"))
 
 
-def _violation(path: str, constraint: str, code: str | None = None) -> ApiError:
+def _violation(
+    path: str, constraint: str, value: object = None, code: str | None = None
+) -> ApiError:
+    """AWS's wording; the value is shown unless it is sensitive (None) or long."""
     if code is not None:
         return ApiError(code, f"Invalid Name: Value at '{path}' failed to satisfy constraint")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    text = isinstance(value, str) and len(value) <= _SHOWN
+    shown = f"Value '{value}' at" if number or text else "Value at"
     return ApiError(
         "ValidationException",
-        f"1 validation error detected: Value at '{path}' failed to satisfy constraint: "
+        f"1 validation error detected: {shown} '{path}' failed to satisfy constraint: "
         f"Member must {constraint}",
     )
 
