@@ -150,3 +150,19 @@ def test_a_hostile_content_length_is_answered_not_waited_on(stack: LocalStack) -
         assert 400 <= status < 500 and "__type" in document, (length, status)
     # the server is still there
     assert stack.stepfunctions().list_state_machines()["stateMachines"] is not None
+
+
+def test_an_input_at_the_depth_bound_runs_durably(stack: LocalStack) -> None:
+    """512 levels (the default bound) pass the API and run through DynamoDB and SQS."""
+    sfn = stack.stepfunctions()
+    passing = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    arn = sfn.create_state_machine(name="Deep", definition=json.dumps(passing), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    deep = "[" * 512 + "]" * 512
+    described = wait_for(sfn, sfn.start_execution(stateMachineArn=arn, input=deep)["executionArn"])
+    assert described["status"] == "SUCCEEDED"
+    assert described["output"].replace(" ", "") == deep
+    with pytest.raises(ClientError) as refused:
+        sfn.start_execution(stateMachineArn=arn, input="[" + deep + "]")
+    assert refused.value.response["Error"]["Code"] == "InvalidExecutionInput"
