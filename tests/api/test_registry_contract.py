@@ -141,17 +141,22 @@ def test_a_definition_too_large_for_an_item_goes_to_s3_once_and_reads_back_exact
         create_table(client, "t")
         s3.create_bucket(Bucket="defs")
         store = S3PayloadStore("defs", client=s3, prefix=DEFINITION_PREFIX)
-        registry = DynamoDBRegistry("t", client=client, definitions=store)
+        puts: list[int] = []
+        counting = mock.Mock(wraps=store)
+        counting.put.side_effect = lambda data: puts.append(len(data)) or store.put(data)
+        registry = DynamoDBRegistry("t", client=client, definitions=counting)
         registry.put("M", HEAD, {"rev": 1, "definition": definition}, expected_rev=None)
         registry.put_definition(SM + "M:1", definition)
+        registry.put("M", HEAD, {"rev": 2, "definition": definition}, expected_rev=1)
+        assert puts == [len(definition.encode())]  # written once; the same bytes known since
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="defs")["Contents"]]
         assert len(keys) == 1 and keys[0].startswith(DEFINITION_PREFIX)
         item = client.get_item(TableName="t", Key={"pk": {"S": "SM#M"}, "sk": {"S": HEAD}})
         assert comment not in item["Item"]["doc"]["S"]
         # a fresh registry (another process) reads it back from S3
         fresh = DynamoDBRegistry("t", client=client, definitions=store)
-        assert fresh.get("M", HEAD) == {"rev": 1, "definition": definition}
-        assert fresh.heads()[0] == [{"rev": 1, "definition": definition}]
+        assert fresh.get("M", HEAD) == {"rev": 2, "definition": definition}
+        assert fresh.heads()[0] == [{"rev": 2, "definition": definition}]
         assert fresh.definition(SM + "M:1") == definition
         assert table_definitions(client, "t", store)(SM + "M:1").root.start_at == "P"
         # small definitions stay in the item

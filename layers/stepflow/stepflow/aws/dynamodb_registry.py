@@ -32,7 +32,7 @@ import orjson
 
 from stepflow.aws.dynamodb_log import LogUnavailableError
 from stepflow.aws.topology import LIST_INDEX, LIST_INDEX_PK, LIST_INDEX_SK
-from stepflow.runtime.payloads import PayloadStore
+from stepflow.runtime.payloads import PayloadStore, content_key
 from stepflow.runtime.registry import HEAD, RegistryConflictError
 
 _HEADS_PARTITION = "SM"
@@ -162,7 +162,12 @@ class DynamoDBRegistry:
                 f"a definition of {len(definition.encode())} bytes needs the payload bucket "
                 "(PAYLOAD_BUCKET): it does not fit in a DynamoDB item"
             )
-        key = self._store.put(definition.encode())
+        data = definition.encode()
+        key = content_key(data)
+        with self._lock:
+            known = key in self._cache  # read or written by this process: it is stored
+        if not known:
+            key = self._store.put(data)
         self._remember(key, definition)
         return key
 
