@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -123,3 +124,43 @@ def test_the_stepper_lambda_reads_what_the_registry_stores() -> None:
         assert table_definitions(client, "t")(SM + "M:1").root.start_at == "P"
         with pytest.raises(LookupError):
             table_definitions(client, "t")(SM + "M:2")
+
+
+def test_a_definition_too_large_for_an_item_goes_to_s3_once_and_reads_back_exactly() -> None:
+    from stepflow.aws.dynamodb_registry import DefinitionTooLargeError
+    from stepflow.aws.s3_payloads import S3PayloadStore
+    from stepflow.aws.stepper_lambda import table_definitions
+    from stepflow.aws.topology import DEFINITION_PREFIX
+
+    comment = "é" * 300_000  # 600,000 bytes as UTF-8: over DynamoDB's 400 KB item
+    state = {"Type": "Pass", "Comment": comment, "End": True}
+    definition = json.dumps({"StartAt": "P", "States": {"P": state}}, ensure_ascii=False)
+    with mock.patch.dict(os.environ, ENV), mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_table(client, "t")
+        s3.create_bucket(Bucket="defs")
+        store = S3PayloadStore("defs", client=s3, prefix=DEFINITION_PREFIX)
+        puts: list[int] = []
+        counting = mock.Mock(wraps=store)
+        counting.put.side_effect = lambda data: puts.append(len(data)) or store.put(data)
+        registry = DynamoDBRegistry("t", client=client, definitions=counting)
+        registry.put("M", HEAD, {"rev": 1, "definition": definition}, expected_rev=None)
+        registry.put_definition(SM + "M:1", definition)
+        registry.put("M", HEAD, {"rev": 2, "definition": definition}, expected_rev=1)
+        assert puts == [len(definition.encode())]  # written once; the same bytes known since
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="defs")["Contents"]]
+        assert len(keys) == 1 and keys[0].startswith(DEFINITION_PREFIX)
+        item = client.get_item(TableName="t", Key={"pk": {"S": "SM#M"}, "sk": {"S": HEAD}})
+        assert comment not in item["Item"]["doc"]["S"]
+        # a fresh registry (another process) reads it back from S3
+        fresh = DynamoDBRegistry("t", client=client, definitions=store)
+        assert fresh.get("M", HEAD) == {"rev": 2, "definition": definition}
+        assert fresh.heads()[0] == [{"rev": 2, "definition": definition}]
+        assert fresh.definition(SM + "M:1") == definition
+        assert table_definitions(client, "t", store)(SM + "M:1").root.start_at == "P"
+        # small definitions stay in the item
+        registry.put_definition(SM + "M:2", '{"StartAt": "P"}')
+        assert len(s3.list_objects_v2(Bucket="defs")["Contents"]) == 1
+        with pytest.raises(DefinitionTooLargeError):
+            DynamoDBRegistry("t", client=client).put_definition(SM + "M:3", definition)

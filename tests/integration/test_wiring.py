@@ -62,3 +62,17 @@ def test_a_sweeper_needs_only_the_table() -> None:
         ).stepper.inline_tasks
         is True
     )
+
+
+def test_stepflow_local_and_the_api_take_the_limits_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stepflow.local.stack import _environment_limits
+
+    monkeypatch.setenv("STEPFLOW_MAX_ERROR_LENGTH", "7")
+    assert _environment_limits().max_error_length == 7
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    wiring = build(Settings.from_environ({**ENV, "STEPFLOW_MAX_PAYLOAD_BYTES": "1048576"}))
+    assert wiring.service.limits.max_payload_bytes == 1_048_576
+    assert wiring.api_stepper.limits is wiring.service.limits

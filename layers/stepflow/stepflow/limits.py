@@ -26,15 +26,18 @@ class Limits:
     payload offload for what no longer fits in a log item."""
 
     max_definition_bytes: int = 1 * MIB
-    """A state machine definition as UTF-8 (AWS: 1 MiB). Past it: ``InvalidDefinition``."""
+    """A state machine definition as UTF-8 (AWS: 1 MiB). Past it: ``InvalidDefinition``.
+    Definitions too large for a DynamoDB item are stored in the payload bucket."""
 
     max_json_depth: int = 512
     """Nesting depth of any JSON value accepted from outside (request bodies, inputs,
-    definitions, task results). Past it: a 4xx (``ValidationException`` or the
-    operation's invalid-input error), never a RecursionError."""
+    definitions, task results). Past it: a 4xx (``SerializationException`` for a body, the
+    operation's invalid-input error for a member), never a RecursionError. orjson parses
+    at most 1,024 levels, so a larger value acts as 1,024."""
 
     max_request_bytes: int = 8 * MIB
-    """The body of one API request; larger bodies are refused before parsing."""
+    """The body of one API request; larger bodies are refused before parsing (413
+    ``RequestEntityTooLargeException``)."""
 
     max_error_length: int = 256
     """``error`` of StopExecution, SendTaskFailure and Fail states (AWS: 256 characters)."""

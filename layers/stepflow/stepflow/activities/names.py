@@ -7,7 +7,7 @@ import re
 
 from stepflow.activities.errors import ActivityError, invalid_arn
 
-_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
+_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _QUEUE_SAFE = re.compile(r"[A-Za-z0-9_-]{1,60}")
 
 

@@ -41,6 +41,7 @@ from stepflow.activities.errors import (
 )
 from stepflow.activities.names import name_of, queue_name
 from stepflow.activities.tokens import TaskToken, delivery_token, genuine, parse
+from stepflow.data import safe_json
 from stepflow.data.serialize import dumps
 from stepflow.engine import (
     Continue,
@@ -72,8 +73,6 @@ LEASE_EXPIRED = "States.TaskFailed"
 
 MAX_POLL_SECONDS = 60
 """GetActivityTask's long poll, as in Step Functions."""
-
-MAX_OUTPUT_CHARS = 256 * 1024
 
 
 class _ClosedError(Exception):
@@ -124,9 +123,15 @@ class TaskService:
         """SendTaskSuccess: ``output`` is the task's result as JSON text."""
         token = parse(p.get("taskToken"))
         text = p.get("output")
-        if not isinstance(text, str) or len(text) > MAX_OUTPUT_CHARS:
-            raise _invalid_output("output must be JSON text of at most 256 KiB")
+        limits = self.stepper.limits
+        if not isinstance(text, str) or len(text.encode("utf-8", "surrogatepass")) > (
+            limits.max_payload_bytes
+        ):
+            raise _invalid_output(
+                f"output must be JSON text of at most {limits.max_payload_bytes} bytes"
+            )
         try:
+            safe_json.loads(text, limits.max_json_depth)  # bounded; the value keeps big ints
             output = json.loads(text)
         except ValueError as exc:
             raise _invalid_output(f"output is not JSON: {exc}") from None
@@ -136,13 +141,17 @@ class TaskService:
         return {}
 
     def send_task_failure(self, p: dict[str, Any]) -> dict[str, Any]:
-        """SendTaskFailure with optional ``error`` (256 chars) and ``cause`` (32,768)."""
+        """SendTaskFailure with optional ``error`` and ``cause`` (lengths: the stepper's limits)."""
         token = parse(p.get("taskToken"))
         error, cause = p.get("error"), p.get("cause")
-        if error is not None and (not isinstance(error, str) or len(error) > 256):
-            raise validation("error must be a string of at most 256 characters")
-        if cause is not None and (not isinstance(cause, str) or len(cause) > 32_768):
-            raise validation("cause must be a string of at most 32768 characters")
+        longest_error, longest_cause = (
+            self.stepper.limits.max_error_length,
+            (self.stepper.limits.max_cause_length),
+        )
+        if error is not None and (not isinstance(error, str) or len(error) > longest_error):
+            raise validation(f"error must be a string of at most {longest_error} characters")
+        if cause is not None and (not isinstance(cause, str) or len(cause) > longest_cause):
+            raise validation(f"cause must be a string of at most {longest_cause} characters")
         lease = self._report(token, TaskFailed(token.task_id, error, cause))
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)

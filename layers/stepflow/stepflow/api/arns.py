@@ -14,8 +14,8 @@ DEFAULT_REGION = "us-east-1"
 MAX_NAME = 80
 
 # Characters AWS rejects in state machine and execution names: white space,
-# brackets, wildcards, these specials and control characters.
-_FORBIDDEN = re.compile(r'[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]')
+# brackets, wildcards, these specials, control characters and lone surrogates.
+_FORBIDDEN = re.compile(r'[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]')
 _ALIAS = re.compile(r"^(?=.*[a-zA-Z_\-.])[a-zA-Z0-9_\-.]+$")
 
 

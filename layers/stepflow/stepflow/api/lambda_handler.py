@@ -58,8 +58,10 @@ def respond(event: Mapping[str, Any]) -> dict[str, Any]:
     headers = {str(k): str(v) for k, v in (event.get("headers") or {}).items()}
     raw = event.get("body") or ""
     try:
-        body = base64.b64decode(raw) if event.get("isBase64Encoded") else str(raw).encode()
-    except (binascii.Error, ValueError):
+        # surrogatepass: a lone surrogate in the event becomes bytes the JSON parser refuses
+        text = str(raw).encode("utf-8", "surrogatepass")
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else text
+    except (binascii.Error, ValueError, TypeError):
         body = b"\x00"  # not JSON: answered as a SerializationException
     target = {k.lower(): v for k, v in headers.items()}.get("x-amz-target", "")
     status, out_headers, out_body = get_service().handle(

@@ -18,7 +18,10 @@ from typing import Any
 import botocore.session
 import botocore.validate
 
+from stepflow.api import constraints
 from stepflow.api.errors import ApiError
+from stepflow.data import safe_json
+from stepflow.limits import DEFAULT_LIMITS, Limits
 
 TARGET_PREFIX = "AWSStepFunctions."
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -35,14 +38,17 @@ def handle(
     headers: Mapping[str, str],
     body: bytes,
     on_error: Callable[[Exception], None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Response:
     """Run the operation the request names and return ``(status, headers, body)``.
 
     ``headers`` may use any case. ``on_error`` sees unexpected exceptions
     (answered with a 500 ``InternalFailure``) before they are swallowed.
+    ``limits`` bound the body (``max_request_bytes``, ``max_json_depth``) and
+    the members (see :mod:`stepflow.api.constraints`).
     """
     try:
-        operation, params = parse_request(operations, method, path, headers, body)
+        operation, params = parse_request(operations, method, path, headers, body, limits)
         return _reply(200, operations[operation](params))
     except ApiError as exc:
         return _reply(exc.status, exc.body())
@@ -58,8 +64,12 @@ def parse_request(
     path: str,
     headers: Mapping[str, str],
     body: bytes,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[str, dict[str, Any]]:
-    """The operation name and its validated parameters, or an :class:`ApiError`."""
+    """The operation name and its validated parameters, or an :class:`ApiError`.
+
+    A body over ``limits.max_request_bytes`` is refused (413) before it is parsed.
+    """
     lowered = {key.lower(): value for key, value in headers.items()}
     if method.upper() != "POST" or path not in ("/", ""):
         raise ApiError("UnknownOperationException", f"{method} {path} is not supported")
@@ -67,13 +77,21 @@ def parse_request(
     operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
     if operation not in operations:
         raise ApiError("UnknownOperationException", f"Unknown operation {target!r}")
+    if len(body) > limits.max_request_bytes:
+        raise ApiError(
+            "RequestEntityTooLargeException",
+            f"the request body is {len(body)} bytes, over the limit of "
+            f"{limits.max_request_bytes} bytes",
+            413,
+        )
     try:
-        params = json.loads(body.decode("utf-8")) if body.strip() else {}
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError("SerializationException", "the request body is not valid JSON") from None
+        params = safe_json.loads(body, limits.max_json_depth) if body.strip() else {}
+    except safe_json.JsonRejectedError as exc:
+        raise ApiError("SerializationException", f"the request body: {exc.reason}") from None
     if not isinstance(params, dict):
         raise ApiError("SerializationException", "the request body must be a JSON object")
     check_params(operation, params)
+    constraints.check(operation, params, limits)
     return operation, params
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.activities import ActivityError, ActivityRouter, ActivityService
+from stepflow.api import constraints
 from stepflow.api.aliases import Aliases
 from stepflow.api.arns import Scope
 from stepflow.api.errors import ApiError
@@ -15,6 +16,7 @@ from stepflow.api.executions import Executions
 from stepflow.api.machines import Machines
 from stepflow.api.protocol import Operation, Response, handle
 from stepflow.api.sync import Synchronous
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.task_queue import TaskQueue
@@ -87,7 +89,10 @@ class StepFunctionsService:
         task_queue: TaskQueue | None = None,
         activity_poll_seconds: float = ACTIVITY_POLL_SECONDS,
         stepper: Stepper | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        self.limits = limits or (stepper.limits if stepper is not None else DEFAULT_LIMITS)
+        """What a request may carry (see :mod:`stepflow.api.constraints`)."""
         self.scope = scope or Scope.from_environment()
         # The API commits and enqueues; the stepper behind the transition queue runs tasks.
         self.stepper = stepper or Stepper(
@@ -98,12 +103,13 @@ class StepFunctionsService:
             invoker=invoker,
             inline_tasks=False,
             router=None if task_queue is None else ActivityRouter(task_queue, bus),
+            limits=self.limits,
         )
         self.machines = Machines(registry, self.scope, clock)
         parts = (
             self.machines,
             Executions(self.machines, log, self.stepper),
-            Synchronous(self.machines, invoker, clock),
+            Synchronous(self.machines, invoker, clock, self.limits),
             Aliases(self.machines),
         )
         self.operations: dict[str, Operation] = {}
@@ -135,13 +141,23 @@ class StepFunctionsService:
     ) -> Response:
         """Answer one HTTP request: ``(status, headers, body)``."""
         return handle(
-            self.operations, method=method, path=path, headers=headers, body=body, on_error=on_error
+            self.operations,
+            method=method,
+            path=path,
+            headers=headers,
+            body=body,
+            on_error=on_error,
+            limits=self.limits,
         )
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run one operation on Python parameters (raises :class:`ApiError`)."""
+        """Run one operation on Python parameters (raises :class:`ApiError`).
+
+        The members' constraints and limits are checked as for a request.
+        """
         if operation not in self.operations:
             raise ApiError("UnknownOperationException", f"Unknown operation {operation!r}")
+        constraints.check(operation, params, self.limits)
         return self.operations[operation](params)
 
 

@@ -23,6 +23,7 @@ from stepflow.api.machines import Machines, parse_json
 from stepflow.asl import DefinitionError, StateMachine, parse, validate
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import ExecutionRecord, TaskInvoker
 from stepflow.testing import TransitionLimitError, WorkflowEnvironment
 
@@ -34,9 +35,14 @@ class Synchronous:
     """StartSyncExecution, TestState and ValidateStateMachineDefinition."""
 
     def __init__(
-        self, machines: Machines, invoker: TaskInvoker, clock: Callable[[], float]
+        self,
+        machines: Machines,
+        invoker: TaskInvoker,
+        clock: Callable[[], float],
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.machines, self.invoker, self.clock = machines, invoker, clock
+        self.limits = limits
 
     def start_sync_execution(self, p: dict[str, Any]) -> dict[str, Any]:
         """Run an EXPRESS state machine to its end and return the outcome."""
@@ -132,6 +138,7 @@ class Synchronous:
             region=region,
             account=account,
             max_transitions=MAX_TRANSITIONS,
+            limits=self.limits,
         )
         env.register(machine, arn.split(":")[6])
         execution = env.start(arn, value, name=name, seed=secrets.randbits(63))

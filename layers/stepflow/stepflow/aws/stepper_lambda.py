@@ -36,6 +36,7 @@ from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import decode_message
 from stepflow.aws.wiring import build
 from stepflow.runtime import Stepper
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.registry import DefinitionCache
 
 SERVICE = "stepflow-stepper"
@@ -96,9 +97,14 @@ def build_stepper(
     return stepper
 
 
-def table_definitions(client: Any, table_name: str) -> Definitions:
-    """The definition cache over the registry on ``table_name`` (see :class:`DefinitionCache`)."""
-    return DefinitionCache(DynamoDBRegistry(table_name, client=client))
+def table_definitions(
+    client: Any, table_name: str, definitions: PayloadStore | None = None
+) -> Definitions:
+    """The definition cache over the registry on ``table_name`` (see :class:`DefinitionCache`).
+
+    ``definitions`` holds the definitions too large for an item.
+    """
+    return DefinitionCache(DynamoDBRegistry(table_name, client=client, definitions=definitions))
 
 
 def process_records(

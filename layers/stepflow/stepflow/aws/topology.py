@@ -137,6 +137,10 @@ PAYLOAD_BUCKET_ENV_VAR = "PAYLOAD_BUCKET"
 PAYLOAD_PREFIX = "payloads/"
 """Key prefix of offloaded payloads in the bucket."""
 
+DEFINITION_PREFIX = "definitions/"
+"""Key prefix of state machine definitions too large for a registry item (no expiry:
+a state machine lives until deleted; see :mod:`stepflow.aws.dynamodb_registry`)."""
+
 TASK_QUEUE_PREFIX_ENV_VAR = "TASK_QUEUE_PREFIX"
 """Name prefix of the activity task queues (one SQS queue and DLQ per activity, created by
 CreateActivity at run time): the API and stepper roles need ``sqs:*Queue*``/``*Message*``

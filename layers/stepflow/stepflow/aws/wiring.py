@@ -37,6 +37,7 @@ from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
+from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.targets import OwnTargetGuard
@@ -102,8 +103,20 @@ class Wiring:
 
     @cached_property
     def registry(self) -> StateMachineRegistry:
-        """State machines, versions, aliases and the definitions executions run."""
-        return DynamoDBRegistry(self.settings.table_name, client=self.client("dynamodb"))
+        """State machines, versions, aliases and the definitions executions run.
+
+        Definitions too large for an item go to the payload bucket's ``definitions/``.
+        """
+        bucket = self.settings.payload_bucket
+        return DynamoDBRegistry(
+            self.settings.table_name,
+            client=self.client("dynamodb"),
+            definitions=(
+                S3PayloadStore(bucket, client=self.client("s3"), prefix=DEFINITION_PREFIX)
+                if bucket
+                else None
+            ),
+        )
 
     @cached_property
     def definitions(self) -> DefinitionCache:

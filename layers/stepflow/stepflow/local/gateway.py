@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,16 +51,27 @@ def _request_class(handler: ProxyHandler) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _proxy(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply(413, {"Content-Type": "application/json"}, b'{"message":"too large"}')
+            header = (self.headers.get("Content-Length") or "0").strip()
+            length = int(header) if header.isascii() and header.isdigit() else -1
+            if not 0 <= length <= MAX_BODY:  # a bad length would make read() wait for EOF
+                status, kind = (413, "RequestEntityTooLarge") if length > 0 else (400, "BadRequest")
+                refusal = {"__type": kind, "message": f"Content-Length {header[:20]!r}"}
+                self.close_connection = True
+                self._reply(
+                    status, {"Content-Type": "application/json"}, json.dumps(refusal).encode()
+                )
                 return
+            data = self.rfile.read(length)
+            try:
+                body, encoded = data.decode("utf-8"), False
+            except UnicodeDecodeError:  # passed on as it came, for the API to refuse
+                body, encoded = base64.b64encode(data).decode(), True
             event = {
                 "httpMethod": self.command,
                 "path": self.path,
                 "headers": dict(self.headers.items()),
-                "body": self.rfile.read(length).decode("utf-8", "replace"),
-                "isBase64Encoded": False,
+                "body": body,
+                "isBase64Encoded": encoded,
                 "requestContext": {
                     "stage": "local",
                     "identity": {"sourceIp": self.client_address[0]},

@@ -11,6 +11,7 @@ the event source mapping (:mod:`stepflow.local.pollers`).
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
+from stepflow.limits import Limits
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.runtime import TaskInvoker
@@ -73,6 +75,8 @@ class LocalStack:
     """The job re-sends outboxes pending longer than this (seconds)."""
     assume_roles: bool = False
     """Call STS AssumeRole for each task's role (moto's STS); off: process credentials."""
+    limits: Limits | None = None
+    """StepFlow's limits (None: the process environment's ``STEPFLOW_<NAME>``, else defaults)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -110,6 +114,7 @@ class LocalStack:
             assume_roles=self.assume_roles,
             own_functions=",".join(FUNCTIONS),
             own_queues=f"{dlq_url},{tasks_dlq_url}",
+            limits=self.limits or _environment_limits(),
         )
         clients = {
             "dynamodb": dynamodb,
@@ -218,6 +223,11 @@ class RepairLoop:
 
 
 _MOTO_DYNAMODB_LOCK = threading.RLock()
+
+
+def _environment_limits() -> Limits:
+    """The limits the process environment sets (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
+    return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE}).limits
 
 
 def _serialize_moto_dynamodb() -> None:
