@@ -162,6 +162,18 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--handlers", metavar="MODULE", help="Lambda tasks as Python HANDLERS")
     local.add_argument("--demo", metavar="FILE", help="run FILE through the stack, then exit")
     local.add_argument("--input", metavar="JSON|@FILE", help="the demo's input (default {})")
+    local.add_argument(
+        "--access-policy",
+        metavar="JSON|@FILE",
+        help="access rules: [{principals, actions, stateMachines}] (default: none)",
+    )
+    local.add_argument(
+        "--check-roles",
+        metavar="iam|JSON|@FILE",
+        default="off",
+        help="check iam:PassRole: 'iam' (the endpoint's IAM) or {principal: [roles]} "
+        "(default: off)",
+    )
     local.set_defaults(command=_local)
     from stepflow.worker import cli as worker_cli
 
@@ -198,7 +210,17 @@ def _local(args: argparse.Namespace) -> int:
     wakeup = Wakeup()
     wakeup.catch()
     try:
-        stack = LocalStack(args.host, args.port, args.endpoint, handlers).start()
+        stack = LocalStack(
+            args.host,
+            args.port,
+            args.endpoint,
+            handlers,
+            access_policy=_setting(args.access_policy),
+            check_roles=_setting(args.check_roles),
+        ).start()
+    except ValueError as exc:  # a malformed policy or role table (pydantic's errors are these)
+        wakeup.close()
+        raise UsageError(f"invalid access settings: {exc}") from None
     except OSError as exc:
         wakeup.close()
         raise UsageError(
@@ -296,6 +318,17 @@ def _load(path: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return _parse(text, path)
+
+
+def _setting(value: str | None) -> str:
+    """A JSON setting given inline or as ``@FILE`` (checked as JSON), or a plain word."""
+    if value is None:
+        return ""
+    if value.startswith("@"):
+        return json.dumps(_load(value[1:]))
+    if value.lstrip()[:1] in ("[", "{"):
+        return json.dumps(_parse(value, "the setting"))
+    return value
 
 
 def _input(value: str) -> Any:

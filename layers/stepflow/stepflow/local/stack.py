@@ -64,6 +64,13 @@ class LocalStack:
     """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     repair_age: int = OUTBOX_REPAIR_AGE_SECONDS
     """The job re-sends outboxes pending longer than this (seconds)."""
+    access_policy: str = ""
+    """JSON access rules (``STEPFLOW_ACCESS_POLICY``; empty: none)."""
+    check_roles: str = "off"
+    """iam:PassRole: ``off`` (local's default: no IAM), ``iam`` (SimulatePrincipalPolicy on
+    the endpoint, e.g. LocalStack; moto lacks it) or a JSON table of grants."""
+    principals: Mapping[str, str] = field(default_factory=dict)
+    """Access key -> principal ARN (default ``arn:aws:iam::<account>:user/<access key>``)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -98,13 +105,22 @@ class LocalStack:
             payload_bucket=BUCKET,
             region=REGION,
             outbox_repair_age_seconds=self.repair_age,
+            access_policy=self.access_policy,
+            pass_role_check=self.check_roles,
         )
         clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
+        clients["iam"] = self.client("iam")
         self.wiring = build(settings, clients=clients, invoker=self._invoker())
         stepper_handler.configure(self.wiring.stepper)
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
-        self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
+        self._gateway = Gateway(
+            self.host,
+            self.port,
+            lambda_handler.handler,
+            account=settings.account,
+            principals=self.principals,
+        ).start()
         self.url = self._gateway.url
         self._pollers = Pollers(
             sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
