@@ -34,6 +34,9 @@ REPAIR_SCHEDULE_MINUTES = 5
 
 
 _POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
+ACCESS_POLICY_ENV_VAR = "STEPFLOW_ACCESS_POLICY"
+"""The API's access rules (JSON; see stepflow.api.access)."""
+PASS_ROLE_CHECK_ENV_VAR = "STEPFLOW_PASS_ROLE_CHECK"
 
 
 class Compute(Construct):
@@ -54,6 +57,7 @@ class Compute(Construct):
         storage: Storage,
         queues: Queues,
         bundle: bool,
+        access_policy: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
@@ -92,7 +96,15 @@ class Compute(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.api = self._function("Api", "api", API_TIMEOUT_SECONDS, environment, "stepflow-api")
+        api_environment = {
+            **environment,
+            # iam:PassRole at CreateStateMachine/UpdateStateMachine, as Step Functions does.
+            PASS_ROLE_CHECK_ENV_VAR: "iam",
+            **({ACCESS_POLICY_ENV_VAR: access_policy} if access_policy else {}),
+        }
+        self.api = self._function(
+            "Api", "api", API_TIMEOUT_SECONDS, api_environment, "stepflow-api"
+        )
         self.repair = self._function(
             "Repair",
             "repair",
@@ -184,6 +196,19 @@ class Compute(Construct):
         # ListActivities lists the task queues by prefix; SQS's ListQueues takes no resource.
         self.api.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:ListQueues"], resources=["*"])
+        )
+        # iam:PassRole checks: simulate the calling principal (a user, or the role of an
+        # assumed-role session, whose ARN with its path GetRole gives). Callers are any
+        # principal of the account, so the resources are the account's users and roles.
+        iam_arn = f"arn:{stack.partition}:iam::{stack.account}"
+        self.api.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:SimulatePrincipalPolicy"],
+                resources=[f"{iam_arn}:user/*", f"{iam_arn}:role/*"],
+            )
+        )
+        self.api.add_to_role_policy(
+            iam.PolicyStatement(actions=["iam:GetRole"], resources=[f"{iam_arn}:role/*"])
         )
         # Task states invoke the account's Lambda functions by ARN, named in definitions;
         # only the runner runs them.

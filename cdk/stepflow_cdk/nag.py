@@ -23,7 +23,10 @@ STACK_WIDE = [
         "(xray:Put* needs *), ListQueues (takes no resource), the activity task queues "
         "created at run time (stepflow-tq*), and Task states invoking the account's "
         "functions by the ARN "
-        "a definition names (function:*, only in this account and region).",
+        "a definition names (function:*, only in this account and region), and the API's "
+        "iam:PassRole check, which simulates whichever principal of the account calls it "
+        "(iam:SimulatePrincipalPolicy on the account's user/* and role/*, iam:GetRole on "
+        "role/* to find an assumed role's ARN).",
     ),
     NagPackSuppression(
         id="AwsSolutions-COG4",

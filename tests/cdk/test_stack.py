@@ -230,3 +230,50 @@ def test_cfn_lint_finds_no_errors(synthesized: tuple[Template, Any, Any]) -> Non
     matches = lint_all(json.dumps(template))
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []
+
+
+def test_the_api_checks_pass_role_with_scoped_iam_grants(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    api = function_named(template, "stepflow-api")
+    variables = api["Environment"]["Variables"]
+    assert variables["STEPFLOW_PASS_ROLE_CHECK"] == "iam"
+    assert "STEPFLOW_ACCESS_POLICY" not in variables  # no policy: IAM decides alone
+    for other in ("stepflow-stepper", "stepflow-runner"):
+        assert (
+            "STEPFLOW_PASS_ROLE_CHECK"
+            not in function_named(template, other)["Environment"]["Variables"]
+        )
+    statements = [
+        s
+        for p in resources(template, "AWS::IAM::Policy")
+        for s in p["PolicyDocument"]["Statement"]
+        if str(s["Action"]).startswith("iam:")
+    ]
+    actions = sorted(str(s["Action"]) for s in statements)
+    assert actions == ["iam:GetRole", "iam:SimulatePrincipalPolicy"]
+    for statement in statements:
+        text = json.dumps(statement["Resource"])
+        assert ":user/*" in text or ":role/*" in text
+        assert '"*"' not in text  # never every resource
+
+
+def test_the_access_policy_is_a_stack_property() -> None:
+    rules = [
+        {"principals": ["arn:aws:iam::*:user/ops"], "actions": ["states:*"], "stateMachines": ["*"]}
+    ]
+    app = build_app(
+        {
+            "stepflow:bundle": "false",
+            "stepflow:nag": "false",
+            "stepflow:accessPolicy": json.dumps(rules),
+        }
+    )
+    template = Template.from_stack(app.node.find_child("StepFlow"))
+    variables = function_named(template, "stepflow-api")["Environment"]["Variables"]
+    assert json.loads(variables["STEPFLOW_ACCESS_POLICY"]) == rules
+    with pytest.raises(ValueError):
+        build_app(
+            {"stepflow:bundle": "false", "stepflow:nag": "false", "stepflow:accessPolicy": "[1]"}
+        )

@@ -273,3 +273,40 @@ def test_static_grants_and_the_setting() -> None:
 def test_pass_role_check_error_denied_flag() -> None:
     assert PassRoleCheckError("x", denied=True).denied
     assert not PassRoleCheckError("x").denied
+
+
+def test_settings_read_and_check_the_access_settings() -> None:
+    from pydantic import ValidationError
+    from stepflow.aws.settings import Settings
+
+    rules = '[{"principals": ["*"], "actions": ["states:Describe*"], "stateMachines": ["*"]}]'
+    settings = Settings.from_environ(
+        {"TABLE_NAME": "t", "STEPFLOW_ACCESS_POLICY": rules, "STEPFLOW_PASS_ROLE_CHECK": "iam"}
+    )
+    assert (settings.access_policy, settings.pass_role_check) == (rules, "iam")
+    assert Settings(table_name="t").pass_role_check == "off"
+    for bad in ({"STEPFLOW_ACCESS_POLICY": "[1]"}, {"STEPFLOW_PASS_ROLE_CHECK": "yes"}):
+        with pytest.raises(ValidationError):
+            Settings.from_environ({"TABLE_NAME": "t", **bad})
+
+
+def test_local_identity_from_the_sigv4_access_key() -> None:
+    from stepflow.local.gateway import identity
+
+    signed = {
+        "Authorization": "AWS4-HMAC-SHA256 "
+        "Credential=alice/20260101/us-east-1/states/aws4_request, "
+        "SignedHeaders=host, Signature=00"
+    }
+    assert identity(signed, "000000000000") == {
+        "accessKey": "alice",
+        "userArn": "arn:aws:iam::000000000000:user/alice",
+        "caller": "alice",
+        "accountId": "000000000000",
+    }
+    mapped = identity(signed, "000000000000", {"alice": SESSION})
+    assert mapped["userArn"] == SESSION
+    assert identity({}, "000000000000") == {}
+    assert identity({"authorization": "Basic abc"}, "000000000000") == {}
+    # A hostile key (no ARN injection: only access-key characters are taken).
+    assert identity({"authorization": "Credential=a:b/x"}, "000000000000") == {}
