@@ -202,6 +202,7 @@ def _local(args: argparse.Namespace) -> int:
 
     handlers = _load_handlers(args.handlers) if args.handlers else {}
     payload = {} if args.input is None else _input(args.input)
+    access_policy, check_roles = _access_settings(args)
     if args.demo:
         _load(args.demo)  # a missing or malformed file is a usage error, before anything starts
         demo.quiet()
@@ -215,12 +216,9 @@ def _local(args: argparse.Namespace) -> int:
             args.port,
             args.endpoint,
             handlers,
-            access_policy=_setting(args.access_policy),
-            check_roles=_setting(args.check_roles),
+            access_policy=access_policy,
+            check_roles=check_roles,
         ).start()
-    except ValueError as exc:  # a malformed policy or role table (pydantic's errors are these)
-        wakeup.close()
-        raise UsageError(f"invalid access settings: {exc}") from None
     except OSError as exc:
         wakeup.close()
         raise UsageError(
@@ -318,6 +316,23 @@ def _load(path: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return _parse(text, path)
+
+
+def _access_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """``--access-policy`` and ``--check-roles`` as settings, checked before anything starts."""
+    from stepflow.api.access import AccessPolicy
+    from stepflow.api.pass_role import checker_from_setting
+
+    policy, roles = _setting(args.access_policy), _setting(args.check_roles)
+    try:
+        AccessPolicy.from_json(policy)
+    except ValueError as exc:
+        raise UsageError(f"--access-policy: {exc}") from None
+    try:
+        checker_from_setting(roles, lambda: None)
+    except ValueError as exc:
+        raise UsageError(f"--check-roles: {exc}") from None
+    return policy, roles
 
 
 def _setting(value: str | None) -> str:
