@@ -191,6 +191,10 @@ def test_pass_role_is_checked_once_per_create_and_update_with_a_role() -> None:
     status, body = api(SESSION, "UpdateStateMachine", stateMachineArn=arn, roleArn=other)
     assert (status, body["__type"], grants.calls) == (400, "AccessDeniedException", 3)
     assert api(SESSION, "DescribeStateMachine", stateMachineArn=arn)[1]["roleArn"] == ROLE
+    state = json.dumps({"Type": "Pass", "End": True})
+    assert api(SESSION, "TestState", definition=state, roleArn=ROLE)[0] == 200
+    status, body = api(SESSION, "TestState", definition=state, roleArn=other)
+    assert (status, body["__type"], grants.calls) == (400, "AccessDeniedException", 5)
 
 
 def test_principals_are_recorded_on_machines_and_executions() -> None:

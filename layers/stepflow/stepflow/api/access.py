@@ -12,7 +12,7 @@ the request (:func:`bound_caller`), and :func:`guard` wraps every operation:
   and state machine name patterns) decides every operation that names a state
   machine, version, alias, execution or map run; List* operations show only
   what the caller may describe. Without a policy IAM decides alone;
-- CreateStateMachine and UpdateStateMachine (with a ``roleArn``) ask a
+- CreateStateMachine, UpdateStateMachine and TestState (with a ``roleArn``) ask a
   :class:`~stepflow.api.pass_role.PassRoleChecker` whether the caller may pass
   the role, as Step Functions does.
 
@@ -207,8 +207,9 @@ def _guarded(name: str, operation: Operation, scope: Scope, access: AccessContro
     return call
 
 
-PASS_ROLE_OPERATIONS = ("CreateStateMachine", "UpdateStateMachine")
-"""The operations that pass ``roleArn`` to Step Functions (as in AWS)."""
+PASS_ROLE_OPERATIONS = ("CreateStateMachine", "UpdateStateMachine", "TestState")
+"""The operations that pass a ``roleArn`` to Step Functions (as in AWS; TestState runs its
+state with the role)."""
 
 
 def check_pass_role(checker: PassRoleChecker, principal: str | None, role_arn: str) -> None:
