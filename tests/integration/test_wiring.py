@@ -78,7 +78,7 @@ def test_build_wires_the_access_settings_into_the_api(monkeypatch: pytest.Monkey
     access = deployed.service.access
     assert isinstance(access.pass_role, IamPassRoleChecker)
     assert access.policy is not None and len(access.policy.rules) == 1
-    assert deployed.client("iam") is access.pass_role._client  # noqa: SLF001
+    assert deployed.client("iam") is access.pass_role._client
     table = build(Settings.from_environ({**ENV, "STEPFLOW_PASS_ROLE_CHECK": '{"*": ["*"]}'}))
     assert isinstance(table.service.access.pass_role, StaticPassRoles)
     default = build(Settings.from_environ(ENV)).service.access
