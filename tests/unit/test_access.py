@@ -310,3 +310,15 @@ def test_local_identity_from_the_sigv4_access_key() -> None:
     assert identity({"authorization": "Basic abc"}, "000000000000") == {}
     # A hostile key (no ARN injection: only access-key characters are taken).
     assert identity({"authorization": "Credential=a:b/x"}, "000000000000") == {}
+
+
+def test_a_principal_iam_does_not_know_is_denied_not_an_outage() -> None:
+    client = _iam()
+    checker = IamPassRoleChecker(client)
+    foreign = "arn:aws:sts::999999999999:assumed-role/Stranger/s"
+    with Stubber(client) as stub:
+        stub.add_client_error("get_role", "NoSuchEntity", "no role Stranger", 404)
+        with pytest.raises(ApiError) as denied:
+            check_pass_role(checker, foreign, ROLE)
+        assert (denied.value.status, denied.value.code) == (400, "AccessDeniedException")
+        stub.assert_no_pending_responses()

@@ -121,7 +121,7 @@ class IamPassRoleChecker:
                 ],
             )
         except Exception as exc:  # botocore's errors: IAM down, throttled, not permitted
-            raise PassRoleCheckError(f"IAM SimulatePrincipalPolicy failed: {exc}") from exc
+            raise _failed("SimulatePrincipalPolicy", exc) from exc
         results = answer.get("EvaluationResults") or []
         if not results:
             raise PassRoleCheckError("IAM SimulatePrincipalPolicy returned no result")
@@ -135,10 +135,19 @@ class IamPassRoleChecker:
         try:
             arn = str(self._client.get_role(RoleName=name)["Role"]["Arn"])
         except Exception as exc:
-            raise PassRoleCheckError(f"IAM GetRole {name} failed: {exc}") from exc
+            raise _failed(f"GetRole {name}", exc) from exc
         with self._lock:
             self._roles[name] = arn
         return arn
+
+
+def _failed(call: str, exc: Exception) -> PassRoleCheckError:
+    """The error of a failed IAM call: a principal IAM does not know (``NoSuchEntity``,
+    e.g. a session of another account's role) is denied; anything else is a failure."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    if code == "NoSuchEntity":
+        return PassRoleCheckError(f"IAM {call}: the principal is not known", denied=True)
+    return PassRoleCheckError(f"IAM {call} failed: {exc}")
 
 
 class StaticPassRoles:
