@@ -143,7 +143,8 @@ class IamPassRoleChecker:
 
 def _failed(call: str, exc: Exception) -> PassRoleCheckError:
     """The error of a failed IAM call: a principal IAM does not know (``NoSuchEntity``,
-    e.g. a session of another account's role) is denied; anything else is a failure."""
+    e.g. a session of another account's role) is denied; anything else is a failure.
+    """
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
     if code == "NoSuchEntity":
         return PassRoleCheckError(f"IAM {call}: the principal is not known", denied=True)
