@@ -142,8 +142,10 @@ class IamPassRoleChecker:
 
 
 def _failed(call: str, exc: Exception) -> PassRoleCheckError:
-    """The error of a failed IAM call: a principal IAM does not know (``NoSuchEntity``,
-    e.g. a session of another account's role) is denied; anything else is a failure.
+    """The error of a failed IAM call.
+
+    A principal IAM does not know (``NoSuchEntity``, e.g. a session of another
+    account's role) is denied; anything else is a failure of the check.
     """
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
     if code == "NoSuchEntity":
