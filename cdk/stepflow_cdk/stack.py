@@ -18,6 +18,10 @@ from stepflow_cdk.nag import suppress
 from stepflow_cdk.queues import Queues
 from stepflow_cdk.storage import Storage
 
+MAX_POLICY_BYTES = 3072
+"""The access policy travels in the API function's environment, which Lambda caps at 4 KB
+for all variables together; the rest is left to the other settings."""
+
 
 class StepFlowStack(Stack):
     """Everything ``cdk deploy`` creates; ``bundle=False`` packages the layer without pip.
@@ -77,4 +81,9 @@ def policy_json(rules: Sequence[Mapping[str, Any]] | None) -> str:
         return ""
     text = json.dumps(list(rules), separators=(",", ":"))
     AccessPolicy.from_json(text)
+    if len(text.encode()) > MAX_POLICY_BYTES:
+        raise ValueError(
+            f"the access policy is {len(text.encode())} bytes as JSON; Lambda's environment "
+            f"holds 4 KB in all, so at most {MAX_POLICY_BYTES} bytes (use patterns)"
+        )
     return text

@@ -277,3 +277,13 @@ def test_the_access_policy_is_a_stack_property() -> None:
         build_app(
             {"stepflow:bundle": "false", "stepflow:nag": "false", "stepflow:accessPolicy": "[1]"}
         )
+
+
+def test_an_access_policy_too_large_for_the_environment_fails_synth() -> None:
+    from stepflow_cdk.stack import MAX_POLICY_BYTES, policy_json
+
+    rule = {"principals": ["arn:aws:iam::1:user/u"], "actions": ["states:*"], "stateMachines": []}
+    rules = [{**rule, "stateMachines": [f"machine-{i}" for i in range(400)]}]
+    with pytest.raises(ValueError, match="4 KB"):
+        policy_json(rules)
+    assert len(policy_json([rule]).encode()) < MAX_POLICY_BYTES
