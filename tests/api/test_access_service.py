@@ -246,3 +246,15 @@ def test_policy_on_the_lambda_path_lists_only_visible_machines() -> None:
     assert "states:DescribeStateMachine" in body["message"]
     status, body = api(None, "DescribeStateMachine", stateMachineArn=SCOPE.machine_arn("orders-eu"))
     assert (status, body["__type"]) == (400, "AccessDeniedException")
+
+
+def test_a_caller_the_policy_denies_costs_no_iam_call() -> None:
+    grants = StaticPassRoles({"*": ["*"]})
+    api = Deployed(grants, POLICY)
+    status, body = api(READER, "CreateStateMachine", name="orders-x", definition=PASS, roleArn=ROLE)
+    assert (status, body["__type"], grants.calls) == (400, "AccessDeniedException", 0)
+    assert "states:CreateStateMachine" in body["message"]
+    assert (
+        api(SESSION, "CreateStateMachine", name="orders-x", definition=PASS, roleArn=ROLE)[0] == 200
+    )
+    assert grants.calls == 1
