@@ -11,6 +11,7 @@ local identity is for trying access policies, not a security boundary.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -68,7 +69,7 @@ class Gateway:
         principals: Mapping[str, str] | None = None,
     ) -> None:
         self.handler = handler
-        caller = lambda headers: identity(headers, account, principals)  # noqa: E731
+        caller = functools.partial(identity, account=account, principals=principals)
         self._server = ThreadingHTTPServer((host, port), _request_class(handler, caller))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
