@@ -322,3 +322,14 @@ def test_a_principal_iam_does_not_know_is_denied_not_an_outage() -> None:
             check_pass_role(checker, foreign, ROLE)
         assert (denied.value.status, denied.value.code) == (400, "AccessDeniedException")
         stub.assert_no_pending_responses()
+
+
+def test_the_local_stack_refuses_bad_access_settings_before_starting() -> None:
+    from stepflow.local import LocalStack
+
+    stack = LocalStack(port=0, access_policy="[1]")
+    with pytest.raises(ValueError):
+        stack.start()
+    assert stack.aws_endpoint == "" and stack.wiring is None  # nothing was started
+    with pytest.raises(ValueError):
+        LocalStack(port=0, check_roles="yes").start()

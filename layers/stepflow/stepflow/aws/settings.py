@@ -117,9 +117,10 @@ class Settings(BaseSettings):
         default="off",
         validation_alias=AliasChoices("STEPFLOW_PASS_ROLE_CHECK", "pass_role_check"),
     )
-    """iam:PassRole at CreateStateMachine/UpdateStateMachine: ``iam`` (SimulatePrincipalPolicy;
-    the CDK stack sets it), ``off`` (``stepflow local``'s default), or a JSON table
-    ``{principal pattern: [role patterns]}`` (see :mod:`stepflow.api.pass_role`)."""
+    """iam:PassRole at CreateStateMachine, UpdateStateMachine and TestState: ``iam`` (IAM's
+    SimulatePrincipalPolicy; the CDK stack sets it), ``off`` (``stepflow local``'s default),
+    or a JSON table ``{principal pattern: [role patterns]}`` (see
+    :mod:`stepflow.api.pass_role`)."""
 
     limits: Limits = DEFAULT_LIMITS
     """Input, data, history and evaluation bounds (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""

@@ -21,6 +21,8 @@ from typing import Any
 import boto3
 
 from stepflow.api import lambda_handler
+from stepflow.api.access import AccessPolicy
+from stepflow.api.pass_role import checker_from_setting
 from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.lambda_invoker import LambdaInvoker
@@ -81,7 +83,13 @@ class LocalStack:
     _repair: RepairLoop | None = None
 
     def start(self) -> LocalStack:
-        """Bring everything up; returns self once the endpoint answers."""
+        """Bring everything up; returns self once the endpoint answers.
+
+        Raises ValueError on a malformed ``access_policy`` or ``check_roles``,
+        before anything starts.
+        """
+        AccessPolicy.from_json(self.access_policy)
+        checker_from_setting(self.check_roles, lambda: None)
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
             _serialize_moto_dynamodb()
