@@ -34,6 +34,9 @@ REPAIR_SCHEDULE_MINUTES = 5
 
 
 _POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
+ACCESS_POLICY_ENV_VAR = "STEPFLOW_ACCESS_POLICY"
+"""The API's access rules (JSON; see stepflow.api.access)."""
+PASS_ROLE_CHECK_ENV_VAR = "STEPFLOW_PASS_ROLE_CHECK"
 
 EXECUTION_ROLE_PATH = "/stepflow/"
 """The IAM path of the roles executions (and ``Credentials``) may run tasks with: the
@@ -70,6 +73,7 @@ class Compute(Construct):
         storage: Storage,
         queues: Queues,
         bundle: bool,
+        access_policy: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
@@ -125,7 +129,15 @@ class Compute(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.api = self._function("Api", "api", API_TIMEOUT_SECONDS, environment, "stepflow-api")
+        api_environment = {
+            **environment,
+            # iam:PassRole at CreateStateMachine/UpdateStateMachine, as Step Functions does.
+            PASS_ROLE_CHECK_ENV_VAR: "iam",
+            **({ACCESS_POLICY_ENV_VAR: access_policy} if access_policy else {}),
+        }
+        self.api = self._function(
+            "Api", "api", API_TIMEOUT_SECONDS, api_environment, "stepflow-api"
+        )
         self.repair = self._function(
             "Repair",
             "repair",
@@ -220,6 +232,19 @@ class Compute(Construct):
                     resources=[f"arn:{stack.partition}:iam::*:role{EXECUTION_ROLE_PATH}*"],
                 )
             )
+        # iam:PassRole checks: simulate the calling principal (a user, or the role of an
+        # assumed-role session, whose ARN with its path GetRole gives). Callers are any
+        # principal of the account, so the resources are the account's users and roles.
+        iam_arn = f"arn:{stack.partition}:iam::{stack.account}"
+        self.api.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:SimulatePrincipalPolicy"],
+                resources=[f"{iam_arn}:user/*", f"{iam_arn}:role/*"],
+            )
+        )
+        self.api.add_to_role_policy(
+            iam.PolicyStatement(actions=["iam:GetRole"], resources=[f"{iam_arn}:role/*"])
+        )
 
     def _function(
         self, construct_id: str, folder: str, timeout: int, environment: dict[str, str], name: str

@@ -21,9 +21,12 @@ STACK_WIDE = [
         reason="Wildcards CDK grants generate and that cannot be narrowed: the table's own "
         "indexes (table/index/*), the payload bucket's objects (bucket/*), X-Ray tracing "
         "(xray:Put* needs *), ListQueues (takes no resource), the activity task queues "
-        "created at run time (stepflow-tq*), and the stepper and runner assuming the "
+        "created at run time (stepflow-tq*), the stepper and runner assuming the "
         "execution roles (sts:AssumeRole on role/stepflow/*: only roles under that path, "
-        "which must also trust these two roles).",
+        "which must also trust these two roles), and the API's "
+        "iam:PassRole check, which simulates whichever principal of the account calls it "
+        "(iam:SimulatePrincipalPolicy on the account's user/* and role/*, iam:GetRole on "
+        "role/* to find an assumed role's ARN).",
     ),
     NagPackSuppression(
         id="AwsSolutions-COG4",

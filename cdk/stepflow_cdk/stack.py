@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
+from stepflow.api.access import AccessPolicy
 from stepflow.aws import topology
 
 from stepflow_cdk.api import Api
@@ -13,16 +18,37 @@ from stepflow_cdk.nag import suppress
 from stepflow_cdk.queues import Queues
 from stepflow_cdk.storage import Storage
 
+MAX_POLICY_BYTES = 3072
+"""The access policy travels in the API function's environment, which Lambda caps at 4 KB
+for all variables together; the rest is left to the other settings."""
+
 
 class StepFlowStack(Stack):
-    """Everything ``cdk deploy`` creates; ``bundle=False`` packages the layer without pip."""
+    """Everything ``cdk deploy`` creates; ``bundle=False`` packages the layer without pip.
 
-    def __init__(self, scope: Construct, construct_id: str, *, bundle: bool = True) -> None:
+    ``access_policy``: who may act on which state machines through the API, as
+    rules ``{"principals": [...], "actions": [...], "stateMachines": [...]}``
+    (``*`` patterns; see docs/security.md). None: IAM decides alone.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bundle: bool = True,
+        access_policy: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         super().__init__(scope, construct_id, description="StepFlow workflow engine")
         self.storage = Storage(self, "Storage")
         self.queues = Queues(self, "Queues")
         self.compute = Compute(
-            self, "Compute", storage=self.storage, queues=self.queues, bundle=bundle
+            self,
+            "Compute",
+            storage=self.storage,
+            queues=self.queues,
+            bundle=bundle,
+            access_policy=policy_json(access_policy),
         )
         self.api = Api(self, "Api", function=self.compute.api)
         self.monitoring = Monitoring(
@@ -56,3 +82,17 @@ class StepFlowStack(Stack):
                 export_name=f"{self.stack_name}-{name}RoleArn",
             )
         suppress(self)
+
+
+def policy_json(rules: Sequence[Mapping[str, Any]] | None) -> str:
+    """The rules as the API's ``STEPFLOW_ACCESS_POLICY`` (checked now: a bad policy fails synth)."""
+    if rules is None:
+        return ""
+    text = json.dumps(list(rules), separators=(",", ":"))
+    AccessPolicy.from_json(text)
+    if len(text.encode()) > MAX_POLICY_BYTES:
+        raise ValueError(
+            f"the access policy is {len(text.encode())} bytes as JSON; Lambda's environment "
+            f"holds 4 KB in all, so at most {MAX_POLICY_BYTES} bytes (use patterns)"
+        )
+    return text

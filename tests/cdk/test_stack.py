@@ -297,3 +297,60 @@ def test_the_roles_workflow_roles_must_trust_are_exported(
     outputs = synthesized[0].to_json()["Outputs"]
     for name in ("StepperRoleArn", "RunnerRoleArn"):
         assert outputs[name]["Export"] == {"Name": f"StepFlow-{name}"}
+
+
+def test_the_api_checks_pass_role_with_scoped_iam_grants(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    api = function_named(template, "stepflow-api")
+    variables = api["Environment"]["Variables"]
+    assert variables["STEPFLOW_PASS_ROLE_CHECK"] == "iam"
+    assert "STEPFLOW_ACCESS_POLICY" not in variables  # no policy: IAM decides alone
+    for other in ("stepflow-stepper", "stepflow-runner"):
+        assert (
+            "STEPFLOW_PASS_ROLE_CHECK"
+            not in function_named(template, other)["Environment"]["Variables"]
+        )
+    statements = [
+        s
+        for p in resources(template, "AWS::IAM::Policy")
+        for s in p["PolicyDocument"]["Statement"]
+        if str(s["Action"]).startswith("iam:")
+    ]
+    actions = sorted(str(s["Action"]) for s in statements)
+    assert actions == ["iam:GetRole", "iam:SimulatePrincipalPolicy"]
+    for statement in statements:
+        text = json.dumps(statement["Resource"])
+        assert ":user/*" in text or ":role/*" in text
+        assert '"*"' not in text  # never every resource
+
+
+def test_the_access_policy_is_a_stack_property() -> None:
+    rules = [
+        {"principals": ["arn:aws:iam::*:user/ops"], "actions": ["states:*"], "stateMachines": ["*"]}
+    ]
+    app = build_app(
+        {
+            "stepflow:bundle": "false",
+            "stepflow:nag": "false",
+            "stepflow:accessPolicy": json.dumps(rules),
+        }
+    )
+    template = Template.from_stack(app.node.find_child("StepFlow"))
+    variables = function_named(template, "stepflow-api")["Environment"]["Variables"]
+    assert json.loads(variables["STEPFLOW_ACCESS_POLICY"]) == rules
+    with pytest.raises(ValueError):
+        build_app(
+            {"stepflow:bundle": "false", "stepflow:nag": "false", "stepflow:accessPolicy": "[1]"}
+        )
+
+
+def test_an_access_policy_too_large_for_the_environment_fails_synth() -> None:
+    from stepflow_cdk.stack import MAX_POLICY_BYTES, policy_json
+
+    rule = {"principals": ["arn:aws:iam::1:user/u"], "actions": ["states:*"], "stateMachines": []}
+    rules = [{**rule, "stateMachines": [f"machine-{i}" for i in range(400)]}]
+    with pytest.raises(ValueError, match="4 KB"):
+        policy_json(rules)
+    assert len(policy_json([rule]).encode()) < MAX_POLICY_BYTES

@@ -76,3 +76,24 @@ def test_stepflow_local_and_the_api_take_the_limits_of_the_environment(
     wiring = build(Settings.from_environ({**ENV, "STEPFLOW_MAX_PAYLOAD_BYTES": "1048576"}))
     assert wiring.service.limits.max_payload_bytes == 1_048_576
     assert wiring.api_stepper.limits is wiring.service.limits
+
+
+def test_build_wires_the_access_settings_into_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepflow.api.pass_role import IamPassRoleChecker, StaticPassRoles
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    rules = '[{"principals": ["*"], "actions": ["states:Describe*"], "stateMachines": ["*"]}]'
+    deployed = build(
+        Settings.from_environ(
+            {**ENV, "STEPFLOW_PASS_ROLE_CHECK": "iam", "STEPFLOW_ACCESS_POLICY": rules}
+        )
+    )
+    access = deployed.service.access
+    assert isinstance(access.pass_role, IamPassRoleChecker)
+    assert access.policy is not None and len(access.policy.rules) == 1
+    assert deployed.client("iam") is access.pass_role._client
+    table = build(Settings.from_environ({**ENV, "STEPFLOW_PASS_ROLE_CHECK": '{"*": ["*"]}'}))
+    assert isinstance(table.service.access.pass_role, StaticPassRoles)
+    default = build(Settings.from_environ(ENV)).service.access
+    assert (default.policy, default.pass_role, default.active) == (None, None, False)

@@ -315,3 +315,36 @@ def test_progress_marks_parallel_branches_and_caught_errors() -> None:
         "  ↪ Both caught the error",
         "▶ After (Succeed)",
     ]
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--access-policy", "[1]"],
+        ["--access-policy", "{oops"],
+        ["--check-roles", "yes"],
+        ["--check-roles", '{"*": "not a list"}'],
+        ["--access-policy", "@/no/such/policy.json"],
+    ],
+)
+def test_local_bad_access_settings_exit_2_before_anything_starts(
+    capsys: Any, flags: list[str]
+) -> None:
+    code = main(["local", "--port", "0", *flags])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "stepflow: error:" in captured.err
+    assert "StepFlow local stack" not in captured.out  # nothing was started
+    assert "Traceback" not in captured.err
+
+
+def test_local_access_settings_inline_or_from_a_file(tmp_path: Path) -> None:
+    from stepflow.cli import _setting
+
+    rules = [{"principals": ["*"], "actions": ["states:Describe*"], "stateMachines": ["*"]}]
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(rules))
+    assert json.loads(_setting(f"@{path}")) == rules
+    assert json.loads(_setting(json.dumps(rules))) == rules
+    assert _setting("iam") == "iam"
+    assert _setting(None) == ""

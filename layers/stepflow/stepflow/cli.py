@@ -167,6 +167,18 @@ def _parser() -> argparse.ArgumentParser:
         help="assume each task's role through STS (default: the process's credentials)",
     )
     local.add_argument("--input", metavar="JSON|@FILE", help="the demo's input (default {})")
+    local.add_argument(
+        "--access-policy",
+        metavar="JSON|@FILE",
+        help="access rules: [{principals, actions, stateMachines}] (default: none)",
+    )
+    local.add_argument(
+        "--check-roles",
+        metavar="iam|JSON|@FILE",
+        default="off",
+        help="check iam:PassRole: 'iam' (the endpoint's IAM) or {principal: [roles]} "
+        "(default: off)",
+    )
     local.set_defaults(command=_local)
     from stepflow.worker import cli as worker_cli
 
@@ -195,6 +207,7 @@ def _local(args: argparse.Namespace) -> int:
 
     handlers = _load_handlers(args.handlers) if args.handlers else {}
     payload = {} if args.input is None else _input(args.input)
+    access_policy, check_roles = _access_settings(args)
     if args.demo:
         _load(args.demo)  # a missing or malformed file is a usage error, before anything starts
         demo.quiet()
@@ -204,7 +217,13 @@ def _local(args: argparse.Namespace) -> int:
     wakeup.catch()
     try:
         stack = LocalStack(
-            args.host, args.port, args.endpoint, handlers, assume_roles=args.assume_roles
+            args.host,
+            args.port,
+            args.endpoint,
+            handlers,
+            assume_roles=args.assume_roles,
+            access_policy=access_policy,
+            check_roles=check_roles,
         ).start()
     except OSError as exc:
         wakeup.close()
@@ -303,6 +322,34 @@ def _load(path: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return _parse(text, path)
+
+
+def _access_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """``--access-policy`` and ``--check-roles`` as settings, checked before anything starts."""
+    from stepflow.api.access import AccessPolicy
+    from stepflow.api.pass_role import checker_from_setting
+
+    policy, roles = _setting(args.access_policy), _setting(args.check_roles)
+    try:
+        AccessPolicy.from_json(policy)
+    except ValueError as exc:
+        raise UsageError(f"--access-policy: {exc}") from None
+    try:
+        checker_from_setting(roles, lambda: None)
+    except ValueError as exc:
+        raise UsageError(f"--check-roles: {exc}") from None
+    return policy, roles
+
+
+def _setting(value: str | None) -> str:
+    """A JSON setting given inline or as ``@FILE`` (checked as JSON), or a plain word."""
+    if value is None:
+        return ""
+    if value.startswith("@"):
+        return json.dumps(_load(value[1:]))
+    if value.lstrip()[:1] in ("[", "{"):
+        return json.dumps(_parse(value, "the setting"))
+    return value
 
 
 def _input(value: str) -> Any:

@@ -6,6 +6,7 @@ import secrets
 import uuid
 from typing import Any
 
+from stepflow.api.access import current_principal
 from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, invalid_arn, validation
 from stepflow.api.machines import Machines, describe, parse_json, version_key
@@ -13,6 +14,10 @@ from stepflow.api.paging import page_size, read_token, write_token
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.runtime import CoordinationLog, ExecutionInputMismatchError, ExecutionRecord, Stepper
+
+STARTED_BY = "startedBy"
+"""The principal ARN that started an execution: a head attribute, and StepFlow's addition to
+DescribeExecution (botocore ignores response fields its model lacks)."""
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 
@@ -36,8 +41,13 @@ class Executions:
         if existing is not None and existing.status != "RUNNING":
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
         try:
+            principal = current_principal()
             record = self.stepper.start_execution(
-                state_machine_arn=target, name=name, input=value, seed=secrets.randbits(63)
+                state_machine_arn=target,
+                name=name,
+                input=value,
+                seed=secrets.randbits(63),
+                attributes={} if principal is None else {STARTED_BY: principal},
             )
         except ExecutionInputMismatchError:
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'") from None
@@ -59,6 +69,8 @@ class Executions:
         for key in ("error", "cause"):
             if getattr(state, key) is not None and state.status != "SUCCEEDED":
                 result[key] = getattr(state, key)
+        if STARTED_BY in record.attributes:
+            result[STARTED_BY] = record.attributes[STARTED_BY]
         return result
 
     def describe_state_machine_for_execution(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepflow.api.access import Caller
 from stepflow.api.protocol import CONTENT_TYPE
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.settings import Settings
@@ -64,12 +65,15 @@ def respond(event: Mapping[str, Any]) -> dict[str, Any]:
     except (binascii.Error, ValueError, TypeError):
         body = b"\x00"  # not JSON: answered as a SerializationException
     target = {k.lower(): v for k, v in headers.items()}.get("x-amz-target", "")
+    context = event.get("requestContext")
+    identity = context.get("identity") if isinstance(context, Mapping) else None
     status, out_headers, out_body = get_service().handle(
         method=str(event.get("httpMethod", "")),
         path=str(event.get("path", "/")),
         headers=headers,
         body=body,
         on_error=lambda exc: logger.exception("request failed", extra={"target": target}),
+        caller=Caller.from_identity(identity if isinstance(identity, Mapping) else None),
     )
     operation = target.rpartition(".")[2] or "unknown"
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)

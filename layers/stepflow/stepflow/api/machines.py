@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from stepflow.api.access import current_principal
 from stepflow.api.arns import Scope, check_name
 from stepflow.api.errors import ApiError, invalid_arn
 from stepflow.api.paging import page_size, read_token, write_token
@@ -15,6 +16,9 @@ from stepflow.asl import DefinitionError, parse
 from stepflow.runtime.registry import HEAD, RegistryConflictError, StateMachineRegistry
 
 TYPES = ("STANDARD", "EXPRESS")
+PRINCIPAL_FIELDS = ("createdBy", "updatedBy")
+"""StepFlow's additions to DescribeStateMachine: the principal ARNs that created and last
+updated the state machine (botocore ignores response fields its model lacks)."""
 _COPIED = ("loggingConfiguration", "tracingConfiguration", "encryptionConfiguration")
 
 
@@ -57,6 +61,7 @@ class Machines:
             "revisionId": uuid.uuid4().hex,
             "nextVersion": 1,
             **{key: p[key] for key in _COPIED if key in p},
+            **_by("createdBy"),
         }
         self.registry.put_definition(self._revision_arn(head), head["definition"])
         try:
@@ -103,6 +108,7 @@ class Machines:
                 new["revisionId"] = uuid.uuid4().hex
                 self.registry.put_definition(self._revision_arn(new), new["definition"])
             new["updateDate"], new["rev"] = self.clock(), head["rev"] + 1
+            new.update(_by("updatedBy"))
             try:
                 self.registry.put(name, HEAD, new, expected_rev=head["rev"])
             except RegistryConflictError:
@@ -290,10 +296,17 @@ def describe(doc: dict[str, Any], arn: str, *, status: bool) -> dict[str, Any]:
         "revisionId": doc["revisionId"],
         "loggingConfiguration": doc.get("loggingConfiguration", {"level": "OFF"}),
         **{k: doc[k] for k in ("tracingConfiguration", "description") if k in doc},
+        **{k: doc[k] for k in PRINCIPAL_FIELDS if k in doc},
     }
     if status:
         result["status"] = "ACTIVE"
     return result
+
+
+def _by(key: str) -> dict[str, str]:
+    """``{key: the caller's principal ARN}``, or nothing when the caller is not known."""
+    principal = current_principal()
+    return {} if principal is None else {key: principal}
 
 
 def parse_json(text: str, what: str) -> Any:

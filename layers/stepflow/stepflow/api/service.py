@@ -9,6 +9,7 @@ from typing import Any
 
 from stepflow.activities import ActivityError, ActivityRouter, ActivityService
 from stepflow.api import constraints
+from stepflow.api.access import AccessControl, Caller, bound_caller, guard
 from stepflow.api.aliases import Aliases
 from stepflow.api.arns import Scope
 from stepflow.api.errors import ApiError
@@ -75,6 +76,8 @@ class StepFunctionsService:
     off): whatever a request schedules is sent to the transition queue before
     the answer. :func:`stepflow.aws.wiring.build` passes the deployed one,
     which also leaves a delayed repair message before each commit.
+    ``access`` is who may act on what (:mod:`stepflow.api.access`; default:
+    nothing checked, IAM decides alone).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class StepFunctionsService:
         activity_poll_seconds: float = ACTIVITY_POLL_SECONDS,
         stepper: Stepper | None = None,
         limits: Limits | None = None,
+        access: AccessControl | None = None,
     ) -> None:
         self.limits = limits or (stepper.limits if stepper is not None else DEFAULT_LIMITS)
         """What a request may carry (see :mod:`stepflow.api.constraints`)."""
@@ -129,6 +133,8 @@ class StepFunctionsService:
                 operation = getattr(activities, _snake(name))
                 poll = activity_poll_seconds if name == "GetActivityTask" else None
                 self.operations[name] = _activity_operation(operation, poll)
+        self.access = access or AccessControl()
+        self.operations = guard(self.operations, self.scope, self.access)
 
     def handle(
         self,
@@ -138,27 +144,32 @@ class StepFunctionsService:
         headers: Mapping[str, str],
         body: bytes,
         on_error: Callable[[Exception], None] | None = None,
+        caller: Caller | None = None,
     ) -> Response:
-        """Answer one HTTP request: ``(status, headers, body)``."""
-        return handle(
-            self.operations,
-            method=method,
-            path=path,
-            headers=headers,
-            body=body,
-            on_error=on_error,
-            limits=self.limits,
-        )
+        """Answer one HTTP request of ``caller``: ``(status, headers, body)``."""
+        with bound_caller(caller):
+            return handle(
+                self.operations,
+                method=method,
+                path=path,
+                headers=headers,
+                body=body,
+                on_error=on_error,
+                limits=self.limits,
+            )
 
-    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run one operation on Python parameters (raises :class:`ApiError`).
+    def call(
+        self, operation: str, params: dict[str, Any], *, caller: Caller | None = None
+    ) -> dict[str, Any]:
+        """Run one operation of ``caller`` on Python parameters (raises :class:`ApiError`).
 
         The members' constraints and limits are checked as for a request.
         """
         if operation not in self.operations:
             raise ApiError("UnknownOperationException", f"Unknown operation {operation!r}")
         constraints.check(operation, params, self.limits)
-        return self.operations[operation](params)
+        with bound_caller(caller):
+            return self.operations[operation](params)
 
 
 def _activity_operation(operation: Operation, poll: float | None) -> Operation:

@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stepflow.api.access import AccessPolicy
+from stepflow.api.pass_role import checker_from_setting
 from stepflow.aws.sqs_bus import RUNNER_FUNCTION_TIMEOUT
 from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
@@ -125,6 +127,21 @@ class Settings(BaseSettings):
     """StepFlow's queues beyond ``QUEUE_URL``/``TASKS_QUEUE_URL`` (their DLQs, the sweeper's
     failure queue; names, URLs or ARNs, comma-separated), refused as task targets."""
 
+    access_policy: str = Field(
+        default="", validation_alias=AliasChoices("STEPFLOW_ACCESS_POLICY", "access_policy")
+    )
+    """Who may act on which state machines, as JSON rules (see :mod:`stepflow.api.access`);
+    empty: no policy, IAM decides alone."""
+
+    pass_role_check: str = Field(
+        default="off",
+        validation_alias=AliasChoices("STEPFLOW_PASS_ROLE_CHECK", "pass_role_check"),
+    )
+    """iam:PassRole at CreateStateMachine, UpdateStateMachine and TestState: ``iam`` (IAM's
+    SimulatePrincipalPolicy; the CDK stack sets it), ``off`` (``stepflow local``'s default),
+    or a JSON table ``{principal pattern: [role patterns]}`` (see
+    :mod:`stepflow.api.pass_role`)."""
+
     limits: Limits = DEFAULT_LIMITS
     """Input, data, history and evaluation bounds (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
 
@@ -141,6 +158,16 @@ class Settings(BaseSettings):
         if not found:
             return data
         return {**data, "limits": found}
+
+    @field_validator("access_policy", "pass_role_check")
+    @classmethod
+    def _access_settings(cls, value: str, info: Any) -> str:
+        # A bad policy fails the deployment's first request loudly, never opens access.
+        if info.field_name == "access_policy":
+            AccessPolicy.from_json(value)
+        else:
+            checker_from_setting(value, lambda: None)
+        return value
 
     @field_validator("retention_days", mode="before")
     @classmethod

@@ -26,7 +26,9 @@ from typing import Any
 import boto3
 
 from stepflow.activities import ActivityRouter, CallbackInvoker
+from stepflow.api.access import AccessControl, AccessPolicy
 from stepflow.api.arns import Scope
+from stepflow.api.pass_role import checker_from_setting
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
@@ -187,6 +189,12 @@ class Wiring:
             clock=self.clock,
             task_queue=self.task_queue,
             stepper=self.api_stepper,
+            access=AccessControl(
+                policy=AccessPolicy.from_json(self.settings.access_policy),
+                pass_role=checker_from_setting(
+                    self.settings.pass_role_check, lambda: self.client("iam")
+                ),
+            ),
         )
 
     def _stepper(self, *, inline_tasks: bool, repair_delay: int = 0) -> Stepper:

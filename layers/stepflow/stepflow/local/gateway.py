@@ -1,11 +1,22 @@
-"""An HTTP server acting as API Gateway: each request becomes a REST proxy event."""
+"""An HTTP server acting as API Gateway: each request becomes a REST proxy event.
+
+The caller: API Gateway with IAM auth puts the signer's principal in
+``requestContext.identity``. ``stepflow local`` has no IAM and verifies no
+signature; it takes the access key of the SigV4 ``Authorization`` header
+(``Credential=<access key>/<date>/...``) and maps it to a principal ARN:
+``principals[access key]`` if given, else ``arn:aws:iam::<account>:user/<access key>``
+(access key ``alice`` is user ``alice``). Any client can claim any key: the
+local identity is for trying access policies, not a security boundary.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
@@ -24,12 +35,44 @@ CONTEXT = SimpleNamespace(
 )
 
 
-class Gateway:
-    """Serves ``handler`` on ``host:port`` (port 0: any free port) in a thread pool."""
+_CREDENTIAL = re.compile(r"Credential=([A-Za-z0-9_+=,.@-]{1,128})/")
 
-    def __init__(self, host: str, port: int, handler: ProxyHandler) -> None:
+
+def identity(
+    headers: Mapping[str, str], account: str, principals: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The ``requestContext.identity`` of a request signed with SigV4 (see the module doc).
+
+    Unsigned requests get no ``userArn`` (the API sees an unknown caller).
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    found = _CREDENTIAL.search(lowered.get("authorization", ""))
+    if found is None:
+        return {}
+    key = found.group(1)
+    arn = (principals or {}).get(key) or f"arn:aws:iam::{account}:user/{key}"
+    return {"accessKey": key, "userArn": arn, "caller": key, "accountId": account}
+
+
+class Gateway:
+    """Serves ``handler`` on ``host:port`` (port 0: any free port) in a thread pool.
+
+    ``account`` and ``principals`` map a request's access key to its caller
+    (:func:`identity`).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        handler: ProxyHandler,
+        *,
+        account: str = "000000000000",
+        principals: Mapping[str, str] | None = None,
+    ) -> None:
         self.handler = handler
-        self._server = ThreadingHTTPServer((host, port), _request_class(handler))
+        caller = functools.partial(identity, account=account, principals=principals)
+        self._server = ThreadingHTTPServer((host, port), _request_class(handler, caller))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         bound_port = self._server.server_address[1]
@@ -46,7 +89,9 @@ class Gateway:
         self._server.server_close()
 
 
-def _request_class(handler: ProxyHandler) -> type[BaseHTTPRequestHandler]:
+def _request_class(
+    handler: ProxyHandler, caller: Callable[[Mapping[str, str]], dict[str, str]]
+) -> type[BaseHTTPRequestHandler]:
     class _Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -66,15 +111,16 @@ def _request_class(handler: ProxyHandler) -> type[BaseHTTPRequestHandler]:
                 body, encoded = data.decode("utf-8"), False
             except UnicodeDecodeError:  # passed on as it came, for the API to refuse
                 body, encoded = base64.b64encode(data).decode(), True
+            headers = dict(self.headers.items())
             event = {
                 "httpMethod": self.command,
                 "path": self.path,
-                "headers": dict(self.headers.items()),
+                "headers": headers,
                 "body": body,
                 "isBase64Encoded": encoded,
                 "requestContext": {
                     "stage": "local",
-                    "identity": {"sourceIp": self.client_address[0]},
+                    "identity": {"sourceIp": self.client_address[0], **caller(headers)},
                 },
             }
             response = handler(event, CONTEXT)

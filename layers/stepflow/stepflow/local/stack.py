@@ -22,6 +22,8 @@ from typing import Any
 import boto3
 
 from stepflow.api import lambda_handler
+from stepflow.api.access import AccessPolicy
+from stepflow.api.pass_role import checker_from_setting
 from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
@@ -77,6 +79,13 @@ class LocalStack:
     """Call STS AssumeRole for each task's role (moto's STS); off: process credentials."""
     limits: Limits | None = None
     """StepFlow's limits (None: the process environment's ``STEPFLOW_<NAME>``, else defaults)."""
+    access_policy: str = ""
+    """JSON access rules (``STEPFLOW_ACCESS_POLICY``; empty: none)."""
+    check_roles: str = "off"
+    """iam:PassRole: ``off`` (local's default: no IAM), ``iam`` (SimulatePrincipalPolicy on
+    the endpoint, e.g. LocalStack; moto lacks it) or a JSON table of grants."""
+    principals: Mapping[str, str] = field(default_factory=dict)
+    """Access key -> principal ARN (default ``arn:aws:iam::<account>:user/<access key>``)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -87,7 +96,13 @@ class LocalStack:
     _repair: RepairLoop | None = None
 
     def start(self) -> LocalStack:
-        """Bring everything up; returns self once the endpoint answers."""
+        """Bring everything up; returns self once the endpoint answers.
+
+        Raises ValueError on a malformed ``access_policy`` or ``check_roles``,
+        before anything starts.
+        """
+        AccessPolicy.from_json(self.access_policy)
+        checker_from_setting(self.check_roles, lambda: None)
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
             _serialize_moto_dynamodb()
@@ -115,6 +130,8 @@ class LocalStack:
             own_functions=",".join(FUNCTIONS),
             own_queues=f"{dlq_url},{tasks_dlq_url}",
             limits=self.limits or _environment_limits(),
+            access_policy=self.access_policy,
+            pass_role_check=self.check_roles,
         )
         clients = {
             "dynamodb": dynamodb,
@@ -122,6 +139,7 @@ class LocalStack:
             "s3": s3,
             "lambda": self.client("lambda"),
             "sts": self.client("sts"),
+            "iam": self.client("iam"),
         }
         self.wiring = build(
             settings, clients=clients, invoker=self._invoker(), endpoint_url=self.aws_endpoint
@@ -129,7 +147,13 @@ class LocalStack:
         stepper_handler.configure(self.wiring.stepper)
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
-        self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
+        self._gateway = Gateway(
+            self.host,
+            self.port,
+            lambda_handler.handler,
+            account=settings.account,
+            principals=self.principals,
+        ).start()
         self.url = self._gateway.url
         self._pollers = Pollers(
             sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout

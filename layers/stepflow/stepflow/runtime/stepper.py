@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -117,12 +117,19 @@ class Stepper:
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(
-        self, *, state_machine_arn: str, name: str, input: Any, seed: int
+        self,
+        *,
+        state_machine_arn: str,
+        name: str,
+        input: Any,
+        seed: int,
+        attributes: Mapping[str, Any] | None = None,
     ) -> ExecutionRecord:
         """Create an execution and run its first decision; idempotent by name.
 
         The same name with the same input returns the existing execution; a
         different input raises :class:`ExecutionInputMismatchError`.
+        ``attributes`` are kept in the head (e.g. the principal that started it).
         """
         definition = self.definitions(state_machine_arn)
         now = self.clock()
@@ -153,6 +160,7 @@ class Stepper:
             outbox=build_outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
             start_date=now,
             stop_date=None if decision.state.status == "RUNNING" else now,
+            attributes=dict(attributes or {}),
         )
         if record.outbox:
             self._send_repair(arn)
