@@ -17,6 +17,7 @@ from stepflow.api.protocol import Operation, Response, handle
 from stepflow.api.sync import Synchronous
 from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
+from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import TaskQueue
 
 OPERATIONS = (
@@ -87,7 +88,10 @@ class StepFunctionsService:
         task_queue: TaskQueue | None = None,
         activity_poll_seconds: float = ACTIVITY_POLL_SECONDS,
         stepper: Stepper | None = None,
+        signer: MessageSigner | None = None,
     ) -> None:
+        if task_queue is not None and signer is None:
+            raise ValueError("activity task messages need a signer (the bus's)")
         self.scope = scope or Scope.from_environment()
         # The API commits and enqueues; the stepper behind the transition queue runs tasks.
         self.stepper = stepper or Stepper(
@@ -97,7 +101,9 @@ class StepFunctionsService:
             clock=clock,
             invoker=invoker,
             inline_tasks=False,
-            router=None if task_queue is None else ActivityRouter(task_queue, bus),
+            router=None
+            if task_queue is None or signer is None
+            else ActivityRouter(task_queue, bus, signer=signer),
         )
         self.machines = Machines(registry, self.scope, clock)
         parts = (
@@ -111,10 +117,11 @@ class StepFunctionsService:
             method = _snake(name)
             (owner,) = (part for part in parts if hasattr(part, method))
             self.operations[name] = getattr(owner, method)
-        if task_queue is not None:
+        if task_queue is not None and signer is not None:
             activities = ActivityService(
                 stepper=self.stepper,
                 queue=task_queue,
+                signer=signer,
                 region=self.scope.region,
                 account=self.scope.account,
                 clock=clock,

@@ -11,6 +11,7 @@ the event source mapping (:mod:`stepflow.local.pollers`).
 from __future__ import annotations
 
 import importlib
+import secrets
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from pydantic import SecretStr
 
 from stepflow.api import lambda_handler
 from stepflow.aws import create_table, topology
@@ -98,10 +100,12 @@ class LocalStack:
             payload_bucket=BUCKET,
             region=REGION,
             outbox_repair_age_seconds=self.repair_age,
+            # A fresh random key per run signs this stack's internal messages.
+            signing_key=SecretStr(secrets.token_urlsafe(48)),
         )
         clients = {"dynamodb": dynamodb, "sqs": sqs, "s3": s3, "lambda": self.client("lambda")}
         self.wiring = build(settings, clients=clients, invoker=self._invoker())
-        stepper_handler.configure(self.wiring.stepper)
+        stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
         self._gateway = Gateway(self.host, self.port, lambda_handler.handler).start()
