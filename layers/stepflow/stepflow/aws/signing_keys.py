@@ -2,8 +2,10 @@
 
 The CDK stack creates one secret with a generated value. Its ``AWSCURRENT``
 version signs; its ``AWSPREVIOUS`` version (the key before the last rotation)
-is still accepted, so messages in flight during a rotation are not lost. The
-key id of each is the secret's ``VersionId``.
+is still accepted, so messages in flight during a rotation are not lost, and
+so is an ``AWSPENDING`` version (the next key, staged before it is promoted,
+so that every function accepts it before any function signs with it). The key
+id of each is the secret's ``VersionId``.
 
 A function reads the secret once per cold start. It reads it again only when
 a message names a key id it does not hold (another function already signs
@@ -45,7 +47,8 @@ class SecretsManagerKeys:
         self.reads = 0
         """Reads of the secret so far (each reads both versions)."""
         self._ring = self._read()
-        self._read_at = self._refreshed_at = clock()
+        self._read_at = clock()
+        self._refreshed_at = float("-inf")
 
     def keys(self) -> KeyRing:
         """The cached ring (read again once it is :data:`MAX_AGE_SECONDS` old)."""
@@ -72,15 +75,15 @@ class SecretsManagerKeys:
         current = self._version("AWSCURRENT")
         if current is None:
             raise SigningKeyError(f"the signing secret {self.secret_id!r} has no current value")
-        previous = self._version("AWSPREVIOUS")
-        return KeyRing(current, () if previous is None else (previous,))
+        others = (self._version("AWSPREVIOUS"), self._version("AWSPENDING"))
+        return KeyRing(current, tuple(key for key in others if key is not None))
 
     def _version(self, stage: str) -> SigningKey | None:
         try:
             found = self._client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
         except Exception as exc:
-            if stage == "AWSPREVIOUS" and _code(exc) == "ResourceNotFoundException":
-                return None  # never rotated
+            if stage != "AWSCURRENT" and _code(exc) == "ResourceNotFoundException":
+                return None  # never rotated, or no rotation under way
             raise SigningKeyError(
                 f"reading the signing secret ({stage}) failed: {_code(exc) or type(exc).__name__}"
             ) from exc
