@@ -42,9 +42,9 @@ class SigningKey(Construct):
             [
                 {
                     "id": "AwsSolutions-SMG4",
-                    "reason": "Rotated on demand with put-secret-value (docs/security-messages.md): "
-                    "functions accept the current and the previous version, so a rotation "
-                    "needs no rotation Lambda and drops no message in flight.",
+                    "reason": "Rotated on demand (docs/security-messages.md): functions accept "
+                    "the current, previous and staged versions, so a rotation needs no "
+                    "rotation Lambda and drops no message in flight.",
                 }
             ],
         )

@@ -41,7 +41,10 @@ class Stack:
             router=ActivityRouter(self.queue, self.bus, signer=self.bus.signer),
         )
         self.service = ActivityService(
-            stepper=self.stepper, queue=self.queue, signer=self.bus.signer, clock=lambda: self.bus.now
+            stepper=self.stepper,
+            queue=self.queue,
+            signer=self.bus.signer,
+            clock=lambda: self.bus.now,
         )
         self.service.create_activity({"name": "jobs"})
 
