@@ -39,9 +39,9 @@ def queue_depth(sqs: Any, url: str) -> int:
     return sum(int(found[name]) for name in names)
 
 
-def peek_task(sqs: Any, prefix: str) -> dict[str, Any]:
-    """The activity task message waiting on the (only) activity queue, left in place."""
-    (url,) = sqs.list_queues(QueueNamePrefix=prefix)["QueueUrls"]
+def peek_task(sqs: Any, activity: str) -> dict[str, Any]:
+    """The task message waiting on ``activity``'s queue, left in place."""
+    url = sqs.get_queue_url(QueueName=f"stepflow-tq-{activity}")["QueueUrl"]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         found = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0).get("Messages", [])
@@ -56,16 +56,16 @@ def test_a_forged_completion_on_the_transition_queue_completes_nothing(stack: Lo
     transitions = sqs.get_queue_url(QueueName="stepflow-transitions")["QueueUrl"]
     dead = sqs.get_queue_url(QueueName="stepflow-transitions-dlq")["QueueUrl"]
     # GIVEN execution A waiting on an activity task
-    activity = sfn.create_activity(name="payments")["activityArn"]
+    activity = sfn.create_activity(name="forged-payments")["activityArn"]
     definition = {
         "StartAt": "Pay",
         "States": {"Pay": {"Type": "Task", "Resource": activity, "End": True}},
     }
-    machine = sfn.create_state_machine(name="pay", definition=json.dumps(definition), roleArn=ROLE)[
-        "stateMachineArn"
-    ]
+    machine = sfn.create_state_machine(
+        name="forged-pay", definition=json.dumps(definition), roleArn=ROLE
+    )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine, input='{"order": 1}')["executionArn"]
-    task = peek_task(sqs, "stepflow-tq-")
+    task = peek_task(sqs, "forged-payments")
     assert task["execution_arn"] == execution  # the attacker learned A's task id
     task_id = task["body"]["task_id"]
     # WHEN the attacker sends, with plain boto3, the message that would complete A's task:
@@ -106,26 +106,26 @@ def test_a_forged_completion_on_the_transition_queue_completes_nothing(stack: Lo
 def test_a_forged_task_on_an_activity_queue_is_never_handed_out(stack: LocalStack) -> None:
     sfn, sqs = stack.stepfunctions(), stack.client("sqs")
     # GIVEN execution B waiting on its activity task, and the attacker's own activity
-    victim = sfn.create_activity(name="victim")["activityArn"]
-    mine = sfn.create_activity(name="mine")["activityArn"]
+    victim = sfn.create_activity(name="forged-victim")["activityArn"]
+    mine = sfn.create_activity(name="forged-mine")["activityArn"]
     definition = {
         "StartAt": "Work",
         "States": {"Work": {"Type": "Task", "Resource": victim, "End": True}},
     }
     machine = sfn.create_state_machine(
-        name="victim", definition=json.dumps(definition), roleArn=ROLE
+        name="forged-victim", definition=json.dumps(definition), roleArn=ROLE
     )["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
-    task = peek_task(sqs, "stepflow-tq-victim")
+    task = peek_task(sqs, "forged-victim")
     # WHEN the attacker copies B's task message, unsigned, onto its own activity's queue,
     # followed by a genuine task of its own
-    (my_queue,) = sqs.list_queues(QueueNamePrefix="stepflow-tq-mine")["QueueUrls"]
+    my_queue = sqs.get_queue_url(QueueName="stepflow-tq-forged-mine")["QueueUrl"]
     copied = {k: v for k, v in task.items() if k not in ("key_id", "signature")}
     sqs.send_message(QueueUrl=my_queue, MessageBody=json.dumps(copied))
     own = {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": mine, "End": True}}}
-    own_machine = sfn.create_state_machine(name="mine", definition=json.dumps(own), roleArn=ROLE)[
-        "stateMachineArn"
-    ]
+    own_machine = sfn.create_state_machine(
+        name="forged-mine", definition=json.dumps(own), roleArn=ROLE
+    )["stateMachineArn"]
     own_execution = sfn.start_execution(stateMachineArn=own_machine, input='{"mine": 1}')
     # THEN polling its activity hands out only its own task: the copy is dropped, not handed out
     handed = sfn.get_activity_task(activityArn=mine, workerName="attacker")
