@@ -105,9 +105,9 @@ def build_memory() -> tuple[Stepper, ActivityService, CoordinationLog]:
         definitions=lambda _arn: machine,
         clock=time.time,
         invoker=lambda body: (False, None, "Unexpected", "inline"),
-        router=ActivityRouter(queue, bus),
+        router=ActivityRouter(queue, bus, signer=bus.signer),
     )
-    service = ActivityService(stepper=stepper, queue=queue)
+    service = ActivityService(stepper=stepper, queue=queue, signer=bus.signer)
     service.create_activity({"name": "bench"})
     return stepper, service, log
 
@@ -125,9 +125,9 @@ def build() -> tuple[Stepper, ActivityService, CoordinationLog]:
         definitions=lambda _arn: machine,
         clock=time.time,
         invoker=lambda body: (False, None, "Unexpected", "inline"),
-        router=ActivityRouter(queue, bus),
+        router=ActivityRouter(queue, bus, signer=bus.signer),
     )
-    service = ActivityService(stepper=stepper, queue=queue)
+    service = ActivityService(stepper=stepper, queue=queue, signer=bus.signer)
     service.create_activity({"name": "bench"})
     return stepper, service, log
 

@@ -22,6 +22,7 @@ from stepflow.aws.sweeper import STREAM_FILTER
 from stepflow_cdk.bundling import LayerBundling
 from stepflow_cdk.paths import FUNCTIONS, LAYER_SOURCE
 from stepflow_cdk.queues import Queues
+from stepflow_cdk.signing import SECRET_ENV_VAR, SigningKey
 from stepflow_cdk.storage import Storage
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -72,6 +73,7 @@ class Compute(Construct):
         *,
         storage: Storage,
         queues: Queues,
+        signing: SigningKey,
         bundle: bool,
         access_policy: str = "",
     ) -> None:
@@ -114,6 +116,7 @@ class Compute(Construct):
                 function_name(stack_name, f) for f in FUNCTION_FOLDERS
             ),
             "STEPFLOW_OWN_QUEUES": ",".join([*own_queues, self.sweeper_failures.queue_name]),
+            SECRET_ENV_VAR: signing.secret.secret_arn,
             **_POWERTOOLS,
         }
         self.stepper = self._function(
@@ -145,6 +148,7 @@ class Compute(Construct):
             {
                 topology.TABLE_ENV_VAR: storage.table.table_name,
                 topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
+                SECRET_ENV_VAR: signing.secret.secret_arn,
                 **_POWERTOOLS,
             },
             "stepflow-outbox-repair",
@@ -158,6 +162,10 @@ class Compute(Construct):
         # The running index (Query) and the heads' outbox and commit time (BatchGetItem).
         storage.table.grant(self.repair, "dynamodb:Query", "dynamodb:BatchGetItem")
         transitions.grant_send_messages(self.repair)
+        # Every function that sends or receives internal messages reads the signing key;
+        # the sweeper (it only deletes) does not.
+        for function in (self.stepper, self.runner, self.api, self.repair):
+            signing.grant(function)
         self.stepper.add_event_source(
             sources.SqsEventSource(
                 transitions,

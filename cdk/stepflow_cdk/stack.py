@@ -16,6 +16,7 @@ from stepflow_cdk.compute import Compute
 from stepflow_cdk.monitoring import Monitoring
 from stepflow_cdk.nag import suppress
 from stepflow_cdk.queues import Queues
+from stepflow_cdk.signing import SigningKey
 from stepflow_cdk.storage import Storage
 
 MAX_POLICY_BYTES = 3072
@@ -42,11 +43,13 @@ class StepFlowStack(Stack):
         super().__init__(scope, construct_id, description="StepFlow workflow engine")
         self.storage = Storage(self, "Storage")
         self.queues = Queues(self, "Queues")
+        self.signing = SigningKey(self, "Signing")
         self.compute = Compute(
             self,
             "Compute",
             storage=self.storage,
             queues=self.queues,
+            signing=self.signing,
             bundle=bundle,
             access_policy=policy_json(access_policy),
         )

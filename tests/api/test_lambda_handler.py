@@ -79,6 +79,7 @@ def test_build_service_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
         "STEPFLOW_ACCOUNT_ID": "111122223333",
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
+        "STEPFLOW_SIGNING_KEY": "test-signing-key-" + "0" * 32,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pydantic import SecretStr
 from stepflow.aws import create_table
 from stepflow.aws.outbox_repair import from_wiring
 from stepflow.aws.settings import Settings
@@ -71,6 +72,7 @@ class Rig:
             region="us-east-1",
             repair_delay_seconds=repair_delay,
             outbox_repair_age_seconds=0,
+            signing_key=SecretStr("api-crash-test-key-" + "0" * 32),
         )
         handlers = {"first": self.handler("first"), "second": self.handler("second")}
         invoker = task_invoker(handlers)
@@ -114,7 +116,8 @@ class Rig:
                 messages = received.get("Messages", [])
                 if not messages:
                     continue
-                failed = stepper.handle_batch([decode_message(m["Body"]) for m in messages])
+                signer = self.functions.signer
+                failed = stepper.handle_batch([decode_message(m["Body"], signer) for m in messages])
                 assert failed == []
                 for m in messages:
                     self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

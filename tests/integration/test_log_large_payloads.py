@@ -462,7 +462,7 @@ def test_the_lambda_stepper_uses_the_payload_bucket_when_configured(
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
     from stepflow.aws import stepper_lambda
 
-    base = {"TABLE_NAME": TABLE, "QUEUE_URL": "https://q"}
+    base = {"TABLE_NAME": TABLE, "QUEUE_URL": "https://q", "STEPFLOW_SIGNING_KEY": "k" * 32}
     # GIVEN no PAYLOAD_BUCKET THEN the log has no store (oversized writes are refused)
     plain = stepper_lambda.build_stepper(lambda _: parse(DEFINITION), base)
     assert plain.log.payloads is None  # type: ignore[attr-defined]

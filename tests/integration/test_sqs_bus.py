@@ -17,9 +17,11 @@ from stepflow.aws.sqs_bus import (
     encode_message,
 )
 from stepflow.runtime import Message
+from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
 from tests.moto_env import offline_aws
 
+SIGNER = MessageSigner.random()
 ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:e1"
 
 
@@ -55,13 +57,13 @@ def receive(sqs: Any, url: str, visibility: int = 30) -> list[dict[str, Any]]:
 def test_a_message_round_trips_with_its_attributes(sqs: Any) -> None:
     # GIVEN a queue and a bus on it
     url, _ = create_queues(sqs, "transitions")
-    bus = SQSBus(url, client=sqs)
+    bus = SQSBus(url, signer=SIGNER, client=sqs)
     sent = message()
     # WHEN a message is sent
     bus.send(sent)
     # THEN it is received whole, with the execution ARN and id as attributes
     (received,) = receive(sqs, url)
-    assert decode_message(received["Body"]) == sent
+    assert decode_message(received["Body"], SIGNER) == sent
     attributes = received["MessageAttributes"]
     assert attributes["execution_arn"]["StringValue"] == ARN
     assert attributes["message_id"]["StringValue"] == sent.id
@@ -74,15 +76,15 @@ def test_a_task_message_with_nested_input_round_trips(sqs: Any) -> None:
         not_before=0.0,
         body={"task_id": "Validate#1", "input": {"lines": [1, {"ü": None}]}, "resource": "x"},
     )
-    SQSBus(url, client=sqs).send(task)
+    SQSBus(url, signer=SIGNER, client=sqs).send(task)
     (received,) = receive(sqs, url)
-    assert decode_message(received["Body"]) == task
+    assert decode_message(received["Body"], SIGNER) == task
 
 
 def test_a_delayed_message_is_invisible_until_its_delay(sqs: Any) -> None:
     # GIVEN a bus
     url, _ = create_queues(sqs, "transitions")
-    bus = SQSBus(url, client=sqs)
+    bus = SQSBus(url, signer=SIGNER, client=sqs)
     # WHEN a message is sent with a delay (and another beyond SQS's 900 s maximum)
     bus.send(message(id="later"), delay_seconds=120)
     bus.send(message(id="much-later"), delay_seconds=5_000)
@@ -103,19 +105,24 @@ def test_the_delay_is_sent_as_delay_seconds_clamped_to_sqs_limits() -> None:
             calls.append(kwargs)
             return {"MessageId": "m"}
 
-    bus = SQSBus("https://queue", client=Recorder())
+    bus = SQSBus("https://queue", signer=SIGNER, client=Recorder())
     # WHEN messages are sent with several delays
     for delay in (0, 42, 900, 5_000, -3):
         bus.send(message(), delay_seconds=delay)
-    # THEN DelaySeconds is the delay, clamped to 0..900, and the body is the message JSON
+    # THEN DelaySeconds is the delay, clamped to 0..900, and the body is the signed message JSON
     assert [c["DelaySeconds"] for c in calls] == [0, 42, 900, 900, 0]
-    assert json.loads(calls[0]["MessageBody"]) == message().to_json()
-    assert calls[0]["MessageBody"] == encode_message(message())
+    body = json.loads(calls[0]["MessageBody"])
+    assert {k: v for k, v in body.items() if k not in ("key_id", "signature")} == (
+        message().to_json()
+    )
+    assert calls[0]["MessageBody"] == encode_message(message(), SIGNER)
 
 
 def test_a_failed_send_raises_bus_unavailable(sqs: Any) -> None:
     # GIVEN a bus on a queue that does not exist
-    bus = SQSBus("https://sqs.us-east-1.amazonaws.com/123456789012/missing", client=sqs)
+    bus = SQSBus(
+        "https://sqs.us-east-1.amazonaws.com/123456789012/missing", signer=SIGNER, client=sqs
+    )
     # WHEN sending THEN the botocore error is wrapped (and chained)
     with pytest.raises(BusUnavailableError) as raised:
         bus.send(message())
@@ -125,7 +132,7 @@ def test_a_failed_send_raises_bus_unavailable(sqs: Any) -> None:
 def test_a_message_failing_max_receive_count_times_moves_to_the_dlq(sqs: Any) -> None:
     # GIVEN a queue with its DLQ and one message on it
     url, dlq_url = create_queues(sqs, "transitions")
-    SQSBus(url, client=sqs).send(message())
+    SQSBus(url, signer=SIGNER, client=sqs).send(message())
     # WHEN it is received and never deleted, maxReceiveCount times
     for attempt in range(1, MAX_RECEIVE_COUNT + 1):
         (received,) = receive(sqs, url, visibility=0)
@@ -133,7 +140,7 @@ def test_a_message_failing_max_receive_count_times_moves_to_the_dlq(sqs: Any) ->
     # THEN the next receive finds nothing and the message is in the DLQ, intact
     assert receive(sqs, url) == []
     (dead,) = receive(sqs, dlq_url)
-    assert decode_message(dead["Body"]) == message()
+    assert decode_message(dead["Body"], SIGNER) == message()
 
 
 def test_create_queues_sets_the_redrive_policy_and_visibility_timeout(sqs: Any) -> None:
@@ -155,12 +162,14 @@ def test_create_queues_sets_the_redrive_policy_and_visibility_timeout(sqs: Any) 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("not json", "not JSON"),
-        ("[1, 2]", "JSON list"),
-        ('{"kind": "event"}', "lacks the field"),
-        ('{"execution_arn": "a", "id": "b", "kind": "nope", "body": {}}', "unknown message kind"),
+        ("not json", "malformed"),
+        ("[1, 2]", "malformed"),
+        ("[" * 100_000, "malformed"),
+        ('{"kind": "event"}', "unsigned"),
+        ('{"execution_arn": "a", "id": "b", "kind": "nope", "body": {}}', "unsigned"),
+        ('{"key_id": "k", "signature": "00", "kind": "event"}', "malformed"),
     ],
 )
 def test_a_body_that_is_not_a_message_is_rejected_with_the_reason(body: str, reason: str) -> None:
-    with pytest.raises(ValueError, match=reason):
-        decode_message(body)
+    with pytest.raises(ForgedMessageError, match=reason):
+        decode_message(body, SIGNER)

@@ -1,4 +1,4 @@
-"""The stepper Lambda handler on SQS batches: partial failures, poison records, a full run.
+"""The stepper Lambda handler on SQS batches: partial failures, forged records, a full run.
 
 The handler runs for real (Powertools batch, Logger, Metrics, Tracer with
 tracing disabled) over an injected Stepper: an in-memory log and the SQS bus
@@ -30,12 +30,14 @@ from stepflow.aws.sqs_bus import SQSBus, create_queues
 from stepflow.engine import RunTask
 from stepflow.runtime import InMemoryLog, Message, Stepper, leases
 from stepflow.runtime.outcome import TaskOutcome
+from stepflow.runtime.signing import MessageSigner
 from stepflow.testing import execute
 from stepflow.testing.handlers import run_handler
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
 SM = "arn:aws:states:us-east-1:123456789012:stateMachine:Orders"
 ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+SIGNER = MessageSigner.random()
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:transitions"
 DEFINITION = {
     "StartAt": "Validate",
@@ -142,11 +144,11 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     with mock_aws():
         sqs = boto3.client("sqs", region_name="us-east-1")
         url, _ = create_queues(sqs, "transitions")
-        log, bus = InMemoryLog(), SQSBus(url, client=sqs)
+        log, bus = InMemoryLog(), SQSBus(url, signer=SIGNER, client=sqs)
         stepper = Stepper(
             log=log, bus=bus, definitions=lambda _: MACHINE, clock=clock, invoker=run_task
         )
-        stepper_handler.configure(stepper)
+        stepper_handler.configure(stepper, SIGNER)
         try:
             yield Stack(sqs, url, clock, log, stepper)
         finally:
@@ -186,8 +188,10 @@ def test_a_batch_that_succeeds_reports_no_failures_and_real_metrics(
     assert latency > 0
 
 
-def test_a_poison_record_fails_alone_and_is_logged_with_the_reason(stack: Stack) -> None:
-    # GIVEN a batch of two good messages around a body that is not a message
+def test_a_record_that_is_not_a_signed_message_is_dropped_alone_and_logged_with_the_reason(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a batch of two good messages around a body that is not a (signed) message
     stack.start("e1", {"lines": [1]})
     stack.sqs.send_message(QueueUrl=stack.url, MessageBody='{"hello": "world"}')
     stack.start("e2", {"lines": [2]})
@@ -196,20 +200,22 @@ def test_a_poison_record_fails_alone_and_is_logged_with_the_reason(stack: Stack)
     logs = io.StringIO()
     stack_handler = stepper_handler.logger.registered_handler
     previous = stack_handler.setStream(logs)  # type: ignore[attr-defined]
+    capsys.readouterr()
     try:
         # WHEN the handler processes it
         failed = stack.run(batch)
     finally:
         stack_handler.setStream(previous)  # type: ignore[attr-defined]
-    # THEN exactly the poison record is reported failed and the others were processed
-    assert failed == [poison]
+    # THEN nothing is reported failed (the forged record is acknowledged, never retried)
+    assert failed == []
     results = [json.loads(m["Body"])["body"]["type"] for m in stack.receive()]
     assert results == ["TaskSucceeded", "TaskSucceeded"]
-    # AND the log says why, keyed by the message id
+    # AND the log says why, keyed by the SQS message id only; the metric counts it
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
-    (entry,) = [e for e in lines if e["message"] == "poison message"]
-    assert entry["message_id"] == poison and "lacks the field" in entry["reason"]
-    assert entry["level"] == "ERROR"
+    (entry,) = [e for e in lines if e["message"] == "forged message dropped"]
+    assert entry["message_id"] == poison and entry["reason"] == "unsigned"
+    assert entry["level"] == "WARNING" and "hello" not in json.dumps(entry)
+    assert emf_metrics(capsys.readouterr().out)["ForgedMessages"] == [1.0]
 
 
 def test_a_record_whose_handling_raises_is_reported_failed(stack: Stack) -> None:
@@ -267,7 +273,9 @@ def test_a_workflow_runs_to_the_end_through_the_queue_like_in_memory(
 def test_the_lambda_stepper_is_built_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     aws_env(monkeypatch)
     # GIVEN the Lambda environment WHEN the stepper is built THEN it uses those resources
-    stepper = stepper_handler.build_stepper(None, {"TABLE_NAME": "t", "QUEUE_URL": "https://q"})
+    stepper = stepper_handler.build_stepper(
+        None, {"TABLE_NAME": "t", "QUEUE_URL": "https://q", "STEPFLOW_SIGNING_KEY": "k" * 32}
+    )
     assert stepper.log.table == "t"  # type: ignore[attr-defined]
     assert stepper.bus.queue_url == "https://q"  # type: ignore[attr-defined]
     with pytest.raises(ValidationError, match="TABLE_NAME"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 from stepflow.aws.settings import Settings
-from stepflow.aws.wiring import build
+from stepflow.aws.wiring import MissingSigningKeyError, build
 
 ENV = {
     "TABLE_NAME": "log",
@@ -14,7 +14,11 @@ ENV = {
     "AWS_REGION": "eu-west-1",
     "STEPFLOW_ACCOUNT_ID": "111122223333",
     "STEPFLOW_REPAIR_DELAY_SECONDS": "30",
+    "STEPFLOW_SIGNING_KEY": "test-signing-key-" + "0" * 32,
 }
+
+
+KEY = {"STEPFLOW_SIGNING_KEY": ENV["STEPFLOW_SIGNING_KEY"]}
 
 
 def test_settings_read_the_stacks_variables_and_name_what_is_missing() -> None:
@@ -57,7 +61,7 @@ def test_a_sweeper_needs_only_the_table() -> None:
     # without a tasks queue (in-process tests), the transition stepper may run tasks inline
     assert (
         build(
-            Settings.from_environ({"TABLE_NAME": "t", "QUEUE_URL": "q"}),
+            Settings.from_environ({"TABLE_NAME": "t", "QUEUE_URL": "q", **KEY}),
             clients={"dynamodb": object(), "sqs": object(), "lambda": object()},
         ).stepper.inline_tasks
         is True
@@ -97,3 +101,18 @@ def test_build_wires_the_access_settings_into_the_api(monkeypatch: pytest.Monkey
     assert isinstance(table.service.access.pass_role, StaticPassRoles)
     default = build(Settings.from_environ(ENV)).service.access
     assert (default.policy, default.pass_role, default.active) == (None, None, False)
+
+
+def test_no_signing_key_is_a_startup_error_never_accept_all() -> None:
+    # GIVEN settings with queues but neither a signing secret nor a raw key
+    wiring = build(
+        Settings.from_environ({"TABLE_NAME": "t", "QUEUE_URL": "q"}),
+        clients={"dynamodb": object(), "sqs": object()},
+    )
+    # THEN no bus (hence no stepper, API or runner) can be built
+    with pytest.raises(MissingSigningKeyError, match="STEPFLOW_SIGNING_SECRET_ARN"):
+        _ = wiring.bus
+    with pytest.raises(MissingSigningKeyError):
+        _ = wiring.stepper
+    # AND the raw key never shows in the settings' repr
+    assert "test-signing-key" not in repr(Settings.from_environ(ENV))

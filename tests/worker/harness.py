@@ -60,12 +60,13 @@ class Harness:
             definitions=lambda _arn: machine,
             clock=lambda: self.bus.now,
             invoker=CallbackInvoker(inner, sqs=sqs),
-            router=ActivityRouter(self.queue, self.bus),
+            router=ActivityRouter(self.queue, self.bus, signer=self.bus.signer),
             child_limit=child_limit,
         )
         self.service = ActivityService(
             stepper=self.stepper,
             queue=self.queue,
+            signer=self.bus.signer,
             clock=lambda: self.bus.now,
             lease_seconds=lease_seconds,
             max_deliveries=max_deliveries,

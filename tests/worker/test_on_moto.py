@@ -38,10 +38,13 @@ class Stack:
             definitions=lambda _arn: machine,
             clock=lambda: self.bus.now,
             invoker=lambda body: TaskOutcome.failed("Unexpected", "no inline tasks here"),
-            router=ActivityRouter(self.queue, self.bus),
+            router=ActivityRouter(self.queue, self.bus, signer=self.bus.signer),
         )
         self.service = ActivityService(
-            stepper=self.stepper, queue=self.queue, clock=lambda: self.bus.now
+            stepper=self.stepper,
+            queue=self.queue,
+            signer=self.bus.signer,
+            clock=lambda: self.bus.now,
         )
         self.service.create_activity({"name": "jobs"})
 

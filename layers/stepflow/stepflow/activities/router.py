@@ -9,6 +9,7 @@ from stepflow.engine import TaskFailed
 from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message, encode_event
 from stepflow.runtime.ports import MessageBus
+from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue
 
 logger = logging.getLogger(__name__)
@@ -19,10 +20,12 @@ class ActivityRouter:
 
     A task on an activity that does not exist fails at once with
     ``States.Runtime`` (reported through ``bus``) instead of waiting forever.
+    Each task message is signed by ``signer`` (the activity service verifies it
+    when it hands the task out).
     """
 
-    def __init__(self, queue: TaskQueue, bus: MessageBus) -> None:
-        self.queue, self.bus = queue, bus
+    def __init__(self, queue: TaskQueue, bus: MessageBus, *, signer: MessageSigner) -> None:
+        self.queue, self.bus, self.signer = queue, bus, signer
 
     def deferred(self, message: Message) -> bool:
         """True for a task on an activity ARN."""
@@ -33,7 +36,7 @@ class ActivityRouter:
         resource = str(message.body["resource"])
         name = queue_name(resource.split(":", 6)[6])
         try:
-            self.queue.send(name, message.to_json())
+            self.queue.send(name, self.signer.sign(message))
         except QueueDoesNotExistError:
             logger.warning("task on a missing activity", extra={"resource": resource})
             cause = f"Activity Does Not Exist: '{resource}'"

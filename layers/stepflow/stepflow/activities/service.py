@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from stepflow.activities.catalog import ActivityCatalog
 from stepflow.activities.tasks import TaskService
+from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.stepper import Stepper
 from stepflow.runtime.task_queue import TaskQueue
 
@@ -23,7 +24,8 @@ class ActivityService(ActivityCatalog, TaskService):
     Each method takes the request as a dict with the Step Functions field names
     and returns the response dict; bad input raises
     :class:`~stepflow.activities.ActivityError` (the AWS ``__type`` in ``code``).
-    ``stepper`` must route activity tasks to ``queue`` (``router=ActivityRouter(queue, bus)``).
+    ``stepper`` must route activity tasks to ``queue`` (``router=ActivityRouter(queue, bus,
+    signer=signer)``); ``signer`` verifies each task message before it is handed out.
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class ActivityService(ActivityCatalog, TaskService):
         *,
         stepper: Stepper,
         queue: TaskQueue,
+        signer: MessageSigner,
         region: str = "us-east-1",
         account: str = "123456789012",
         clock: Callable[[], float] = time.time,
@@ -39,6 +42,6 @@ class ActivityService(ActivityCatalog, TaskService):
     ) -> None:
         if lease_seconds < 1 or max_deliveries < 1:
             raise ValueError("lease_seconds and max_deliveries must be at least 1")
-        self.stepper, self.queue = stepper, queue
+        self.stepper, self.queue, self.signer = stepper, queue, signer
         self.region, self.account, self.clock = region, account, clock
         self.lease_seconds, self.max_deliveries = lease_seconds, max_deliveries

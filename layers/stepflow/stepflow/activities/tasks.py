@@ -63,6 +63,7 @@ from stepflow.runtime.leases import (
 )
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
+from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.stepper import Stepper
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError, TaskQueue
 
@@ -89,6 +90,7 @@ class TaskService:
     clock: Callable[[], float]
     lease_seconds: int
     max_deliveries: int
+    signer: MessageSigner
 
     def get_activity_task(self, p: dict[str, Any]) -> dict[str, Any]:
         """GetActivityTask: ``{"taskToken", "input"}``, or ``{}`` when none came in time.
@@ -234,9 +236,18 @@ class TaskService:
         return isinstance(resource, str) and describe(resource).kind == "activity"
 
     def _hand_out(self, lease: Lease, worker: str | None) -> dict[str, Any] | None:
-        """Record a delivery of the task in ``lease`` and return it; None if it is not open."""
+        """Record a delivery of the task in ``lease`` and return it; None if it is not open.
+
+        A message the signer refuses (not sent by StepFlow, or altered) is
+        dropped at once: it never becomes a task a worker can complete.
+        """
         try:
-            message = Message.from_json(lease.body)
+            message = self.signer.verify(lease.body)
+        except ForgedMessageError as exc:
+            logger.warning("forged task message dropped", extra={"reason": exc.reason})
+            self.queue.ack(lease.queue, lease.receipt)
+            return None
+        try:
             task_id = str(message.body["task_id"])
             heartbeat = message.body.get("heartbeat_seconds")
         except (KeyError, TypeError, ValueError):

@@ -20,6 +20,7 @@ from stepflow.api.sync import Synchronous
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
+from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import TaskQueue
 
 OPERATIONS = (
@@ -94,7 +95,12 @@ class StepFunctionsService:
         stepper: Stepper | None = None,
         limits: Limits | None = None,
         access: AccessControl | None = None,
+        signer: MessageSigner | None = None,
     ) -> None:
+        # Activity task messages are signed with the bus's key unless another is given.
+        signer = signer or getattr(bus, "signer", None)
+        if task_queue is not None and signer is None:
+            raise ValueError("activity task messages need a signer (the bus's)")
         self.limits = limits or (stepper.limits if stepper is not None else DEFAULT_LIMITS)
         """What a request may carry (see :mod:`stepflow.api.constraints`)."""
         self.scope = scope or Scope.from_environment()
@@ -106,7 +112,9 @@ class StepFunctionsService:
             clock=clock,
             invoker=invoker,
             inline_tasks=False,
-            router=None if task_queue is None else ActivityRouter(task_queue, bus),
+            router=None
+            if task_queue is None or signer is None
+            else ActivityRouter(task_queue, bus, signer=signer),
             limits=self.limits,
         )
         self.machines = Machines(registry, self.scope, clock)
@@ -121,10 +129,11 @@ class StepFunctionsService:
             method = _snake(name)
             (owner,) = (part for part in parts if hasattr(part, method))
             self.operations[name] = getattr(owner, method)
-        if task_queue is not None:
+        if task_queue is not None and signer is not None:
             activities = ActivityService(
                 stepper=self.stepper,
                 queue=task_queue,
+                signer=signer,
                 region=self.scope.region,
                 account=self.scope.account,
                 clock=clock,

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stepflow.api.access import AccessPolicy
@@ -141,6 +141,24 @@ class Settings(BaseSettings):
     SimulatePrincipalPolicy; the CDK stack sets it), ``off`` (``stepflow local``'s default),
     or a JSON table ``{principal pattern: [role patterns]}`` (see
     :mod:`stepflow.api.pass_role`)."""
+
+    signing_secret_arn: str = Field(
+        default="",
+        validation_alias=AliasChoices("STEPFLOW_SIGNING_SECRET_ARN", "signing_secret_arn"),
+    )
+    """The Secrets Manager secret whose value signs internal messages (the deployed stack)."""
+
+    signing_key: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("STEPFLOW_SIGNING_KEY", "signing_key"),
+    )
+    """A raw signing key instead of the secret (``stepflow local``, tests); at least 32 bytes."""
+
+    signing_key_previous: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("STEPFLOW_SIGNING_KEY_PREVIOUS", "signing_key_previous"),
+    )
+    """The raw key before the last rotation, still accepted (optional)."""
 
     limits: Limits = DEFAULT_LIMITS
     """Input, data, history and evaluation bounds (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""

@@ -1,7 +1,9 @@
 """The message bus on a standard SQS queue.
 
 Every :class:`~stepflow.runtime.Message` is one SQS message: the body is the
-message's JSON (:meth:`Message.to_json`), with the execution ARN and the
+message's signed JSON (:meth:`MessageSigner.sign
+<stepflow.runtime.signing.MessageSigner.sign>`: the message, its key id and its
+HMAC; see :mod:`stepflow.runtime.signing`), with the execution ARN and the
 message id repeated as message attributes (for filtering, tracing and DLQ
 triage without parsing the body). Delays use ``DelaySeconds`` (0-900 s; the
 stepper caps longer waits and re-arms them through ``not_before``).
@@ -21,6 +23,7 @@ from typing import Any
 import boto3
 
 from stepflow.runtime.messages import Message
+from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
 MAX_DELAY_SECONDS = 900
 """SQS's longest ``DelaySeconds``."""
@@ -48,10 +51,11 @@ class BusUnavailableError(Exception):
 
 
 class SQSBus:
-    """A :class:`~stepflow.runtime.ports.MessageBus` on one SQS queue."""
+    """A :class:`~stepflow.runtime.ports.MessageBus` on one SQS queue; ``signer`` signs each."""
 
-    def __init__(self, queue_url: str, *, client: Any = None) -> None:
+    def __init__(self, queue_url: str, *, signer: MessageSigner, client: Any = None) -> None:
         self.queue_url = queue_url
+        self.signer = signer
         self._client: Any = client or boto3.client("sqs")
 
     def send(self, message: Message, delay_seconds: int = 0) -> None:
@@ -63,7 +67,7 @@ class SQSBus:
         try:
             self._client.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=encode_message(message),
+                MessageBody=encode_message(message, self.signer),
                 DelaySeconds=delay,
                 MessageAttributes={
                     "execution_arn": _string(message.execution_arn),
@@ -76,28 +80,23 @@ class SQSBus:
             raise
 
 
-def encode_message(message: Message) -> str:
-    """The SQS message body of ``message``: its JSON, compact."""
-    return json.dumps(message.to_json(), separators=(",", ":"), sort_keys=True)
+def encode_message(message: Message, signer: MessageSigner) -> str:
+    """The SQS message body of ``message``: its signed JSON, compact."""
+    return json.dumps(signer.sign(message), separators=(",", ":"), sort_keys=True)
 
 
-def decode_message(body: str) -> Message:
-    """The message in an SQS body written by :func:`encode_message`.
+def decode_message(body: str, signer: MessageSigner) -> Message:
+    """The message in an SQS body written by :func:`encode_message` with ``signer``'s keys.
 
-    Raises ``ValueError`` (with the reason) if the body is not such a message.
+    Raises :class:`~stepflow.runtime.signing.ForgedMessageError` (a ``ValueError``
+    naming the reason only) if the body is not such a message: not JSON, not a
+    message, unsigned, signed with another key or altered.
     """
     try:
         data = json.loads(body)
-    except ValueError as exc:
-        raise ValueError(f"the body is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"the body is a JSON {type(data).__name__}, not an object")
-    try:
-        return Message.from_json(data)
-    except KeyError as exc:
-        raise ValueError(f"the body lacks the field {exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"the body is not a message: {exc}") from exc
+    except (ValueError, RecursionError):
+        raise ForgedMessageError("malformed") from None
+    return signer.verify(data)
 
 
 def create_queues(

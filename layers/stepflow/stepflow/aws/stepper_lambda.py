@@ -8,9 +8,16 @@ listed in ``batchItemFailures`` and comes back after its visibility timeout
 (reaching the DLQ after ``maxReceiveCount`` deliveries); the rest of the batch
 is acknowledged.
 
-The stepper is built lazily on the first invocation by
+Every record is verified before anything is decided
+(:mod:`stepflow.runtime.signing`): a record that is not a message StepFlow
+signed (unsigned, malformed, another key, altered) is dropped: acknowledged,
+never retried into the DLQ, logged with its reason only (no execution data)
+and counted in the ``ForgedMessages`` metric.
+
+The stepper and the signer are built lazily on the first invocation by
 :func:`stepflow.aws.wiring.build` from the environment's settings and reused
-by the container; tests inject their own with :func:`configure`.
+by the container (no signing key is a startup error: the invocation fails);
+tests inject their own with :func:`configure`.
 """
 
 from __future__ import annotations
@@ -34,10 +41,11 @@ from stepflow.asl import StateMachine
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import decode_message
-from stepflow.aws.wiring import build
+from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import Stepper
 from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.registry import DefinitionCache
+from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
 SERVICE = "stepflow-stepper"
 
@@ -50,16 +58,34 @@ Definitions = Callable[[str], StateMachine]
 
 _stepper: Stepper | None = None
 _runner: Stepper | None = None
+_signer: MessageSigner | None = None
+_wiring: Wiring | None = None
 
 
-class PoisonMessageError(ValueError):
-    """A record whose body is not a StepFlow message; it can never succeed."""
+def configure(stepper: Stepper | None, signer: MessageSigner | None = None) -> None:
+    """Use ``stepper`` and ``signer`` for the following invocations.
+
+    None: build them from the environment (the signer from its key settings).
+    """
+    global _stepper, _signer, _wiring
+    _stepper, _signer = stepper, signer
+    if stepper is None:
+        _wiring = None
 
 
-def configure(stepper: Stepper | None) -> None:
-    """Use ``stepper`` for the following invocations (None: build one from the environment)."""
-    global _stepper
-    _stepper = stepper
+def get_signer() -> MessageSigner:
+    """The container's message signer (the wiring's), built on first use."""
+    global _signer
+    if _signer is None:
+        _signer = _container().signer
+    return _signer
+
+
+def _container() -> Wiring:
+    global _wiring
+    if _wiring is None:
+        _wiring = build(Settings.from_environ())
+    return _wiring
 
 
 def configure_runner(runner: Stepper | None) -> None:
@@ -72,15 +98,15 @@ def get_runner() -> Stepper:
     """The container's task runner: the wiring's runner stepper, built on first use."""
     global _runner
     if _runner is None:
-        _runner = build(Settings.from_environ()).runner
+        _runner = _container().runner
     return _runner
 
 
 def get_stepper() -> Stepper:
-    """The container's stepper, built by :func:`build_stepper` on first use."""
+    """The container's stepper (the wiring's), built on first use."""
     global _stepper
     if _stepper is None:
-        _stepper = build_stepper()
+        _stepper = _container().stepper
     return _stepper
 
 
@@ -108,30 +134,39 @@ def table_definitions(
 
 
 def process_records(
-    records: list[dict[str, Any]], stepper: Stepper | None = None
+    records: list[dict[str, Any]],
+    stepper: Stepper | None = None,
+    signer: MessageSigner | None = None,
 ) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
-    Decoding is per record (a poison body fails only its record); the valid
-    messages go to :meth:`Stepper.handle_batch` together, so the events of one
-    execution in this batch are committed as one decision.
+    Each record is verified on its own: a forged one is dropped (it is not a
+    failure, so it is acknowledged); the authentic messages go to
+    :meth:`Stepper.handle_batch` together, so the events of one execution in
+    this batch are committed as one decision.
     """
+    verifier = signer or get_signer()
+    runner = stepper or get_stepper()
     failures: dict[str, Exception] = {}
     messages: dict[int, str] = {}
     batch = []
+    forged = 0
     for record in records:
         record_id = str(record.get("messageId"))
         try:
-            message = decode_message(str(record.get("body", "")))
-        except ValueError as exc:
-            metrics.add_metric(name="PoisonMessages", unit=MetricUnit.Count, value=1)
-            logger.error("poison message", extra={"message_id": record_id, "reason": str(exc)})
-            failures[record_id] = PoisonMessageError(str(exc))
+            message = decode_message(str(record.get("body", "")), verifier)
+        except ForgedMessageError as exc:
+            forged += 1
+            logger.warning(
+                "forged message dropped", extra={"message_id": record_id, "reason": exc.reason}
+            )
             continue
         messages[id(message)] = record_id
         batch.append(message)
+    if forged:
+        metrics.add_metric(name="ForgedMessages", unit=MetricUnit.Count, value=forged)
     started = time.perf_counter()
-    failed = (stepper or get_stepper()).handle_batch(batch)
+    failed = runner.handle_batch(batch)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     for message, error in failed:

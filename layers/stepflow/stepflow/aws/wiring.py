@@ -37,12 +37,18 @@ from stepflow.aws.own_resources import own_resources
 from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
+from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
+from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OwnTargetGuard
+
+
+class MissingSigningKeyError(RuntimeError):
+    """The settings name no message-signing key."""
 
 
 class Wiring:
@@ -91,17 +97,35 @@ class Wiring:
         )
 
     @cached_property
+    def signer(self) -> MessageSigner:
+        """Signs and verifies every internal message: the raw key if set, else the secret.
+
+        Neither set is a startup error (``MissingSigningKeyError``): a function
+        never runs accepting unsigned messages.
+        """
+        key = self.settings.signing_key.get_secret_value()
+        if key:
+            previous = self.settings.signing_key_previous.get_secret_value()
+            return MessageSigner.from_text(key, previous)
+        if self.settings.signing_secret_arn:
+            arn = self.settings.signing_secret_arn
+            return secrets_manager_signer(arn, client=self.client("secretsmanager"))
+        raise MissingSigningKeyError(
+            "no message-signing key: set STEPFLOW_SIGNING_SECRET_ARN (or STEPFLOW_SIGNING_KEY)"
+        )
+
+    @cached_property
     def bus(self) -> SQSBus:
         """The transition queue."""
         if not self.settings.queue_url:
             raise ValueError("QUEUE_URL is not set")
-        return SQSBus(self.settings.queue_url, client=self.client("sqs"))
+        return SQSBus(self.settings.queue_url, signer=self.signer, client=self.client("sqs"))
 
     @cached_property
     def tasks_bus(self) -> MessageBus | None:
         """The tasks queue the runner consumes (None: tasks run on the transition queue)."""
         url = self.settings.tasks_queue_url
-        return SQSBus(url, client=self.client("sqs")) if url else None
+        return SQSBus(url, signer=self.signer, client=self.client("sqs")) if url else None
 
     @cached_property
     def registry(self) -> StateMachineRegistry:
@@ -160,7 +184,7 @@ class Wiring:
     @cached_property
     def router(self) -> ActivityRouter:
         """Activity tasks to their queues."""
-        return ActivityRouter(self.task_queue, self.bus)
+        return ActivityRouter(self.task_queue, self.bus, signer=self.signer)
 
     @cached_property
     def stepper(self) -> Stepper:
@@ -195,6 +219,7 @@ class Wiring:
                     self.settings.pass_role_check, lambda: self.client("iam")
                 ),
             ),
+            signer=self.signer,
         )
 
     def _stepper(self, *, inline_tasks: bool, repair_delay: int = 0) -> Stepper:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import secrets
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from pydantic import SecretStr
 
 from stepflow.api import lambda_handler
 from stepflow.api.access import AccessPolicy
@@ -132,6 +134,8 @@ class LocalStack:
             limits=self.limits or _environment_limits(),
             access_policy=self.access_policy,
             pass_role_check=self.check_roles,
+            # A fresh random key per run signs this stack's internal messages.
+            signing_key=SecretStr(secrets.token_urlsafe(48)),
         )
         clients = {
             "dynamodb": dynamodb,
@@ -144,7 +148,7 @@ class LocalStack:
         self.wiring = build(
             settings, clients=clients, invoker=self._invoker(), endpoint_url=self.aws_endpoint
         )
-        stepper_handler.configure(self.wiring.stepper)
+        stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
         self._gateway = Gateway(

@@ -20,6 +20,7 @@ from stepflow.runtime.ports import (
     HistoryPage,
 )
 from stepflow.runtime.registry import unqualified
+from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
 _Chunk = tuple[bytes | list[dict[str, Any]], int]
 """The events of one commit: their JSON text (or a deep copy) and how many there are."""
@@ -158,19 +159,30 @@ class InMemoryBus:
     Messages become deliverable at ``now + delay``; :meth:`receive` hands out
     the earliest one (advancing the clock to it when nothing is due). Nothing
     is removed until :meth:`ack`, so a crashed handler's message comes back.
+
+    Like the SQS bus, it carries each message in its signed wire form
+    (``signer``, by default a random key of this bus) and verifies it on
+    delivery: a forged message put on it with :meth:`send_wire` is dropped and
+    counted (``signer.forged``), never delivered.
     """
 
-    def __init__(self, now: float = 0.0) -> None:
+    def __init__(self, now: float = 0.0, *, signer: MessageSigner | None = None) -> None:
         self.now = now
-        self._queue: list[tuple[float, int, Message]] = []
+        self.signer = signer or MessageSigner.random()
+        self._queue: list[tuple[float, int, dict[str, Any]]] = []
+        self._decoded: dict[int, Message] = {}
         self._order = 0
         self.sent: list[Message] = []
 
     def send(self, message: Message, delay_seconds: int = 0) -> None:
-        """Enqueue ``message`` after ``delay_seconds``."""
-        self._order += 1
+        """Enqueue ``message`` (signed) after ``delay_seconds``."""
         self.sent.append(message)
-        heapq.heappush(self._queue, (self.now + delay_seconds, self._order, message))
+        self.send_wire(self.signer.sign(message), delay_seconds)
+
+    def send_wire(self, wire: dict[str, Any], delay_seconds: int = 0) -> None:
+        """Enqueue a message in its wire form as is (a forger's, in tests)."""
+        self._order += 1
+        heapq.heappush(self._queue, (self.now + delay_seconds, self._order, wire))
 
     def next_due(self) -> float | None:
         """When the earliest queued message becomes deliverable (None when empty)."""
@@ -178,24 +190,48 @@ class InMemoryBus:
 
     def receive(self) -> Message | None:
         """The next message (it stays queued until acked), or None when empty."""
-        if not self._queue:
-            return None
-        due, _, message = self._queue[0]
-        self.now = max(self.now, due)
-        return message
+        while self._queue:
+            due, order, wire = self._queue[0]
+            self.now = max(self.now, due)
+            message = self._verified(order, wire)
+            if message is not None:
+                return message
+        return None
 
     def receive_batch(self, limit: int = 10) -> list[Message]:
         """Up to ``limit`` messages due now (advancing the clock to the first one)."""
         if not self._queue:
             return []
         self.now = max(self.now, self._queue[0][0])
-        due = sorted(entry for entry in self._queue if entry[0] <= self.now)
-        return [message for _, _, message in due[:limit]]
+        found: list[Message] = []
+        for _, order, wire in sorted(entry for entry in self._queue if entry[0] <= self.now):
+            message = self._verified(order, wire)
+            if message is not None and len(found) < limit:
+                found.append(message)
+        return found
 
     def ack(self, message: Message) -> None:
         """Remove a delivered message."""
-        for i, (_, _, queued) in enumerate(self._queue):
-            if queued is message:
+        for order, decoded in self._decoded.items():
+            if decoded is message:
+                self._remove(order)
+                return
+
+    def _verified(self, order: int, wire: dict[str, Any]) -> Message | None:
+        """The message of entry ``order``; None (the entry dropped) if it is forged."""
+        message = self._decoded.get(order)
+        if message is None:
+            try:
+                message = self._decoded[order] = self.signer.verify(wire)
+            except ForgedMessageError:
+                self._remove(order)
+                return None
+        return message
+
+    def _remove(self, order: int) -> None:
+        self._decoded.pop(order, None)
+        for i, entry in enumerate(self._queue):
+            if entry[1] == order:
                 self._queue.pop(i)
                 heapq.heapify(self._queue)
                 return

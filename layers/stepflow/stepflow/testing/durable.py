@@ -39,10 +39,14 @@ def moto_environment(**options: Any) -> Iterator[WorkflowEnvironment]:
     from stepflow.aws.clients import client as new_client
 
     context = _LambdaContext()
+    made: list[WorkflowEnvironment] = []
 
     def deliver(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, Exception | None]]:
-        stepper_lambda.configure(stepper)
-        records = [_sqs_record(i, message) for i, message in enumerate(batch)]
+        # Signed as the SQS bus would, verified by the handler with the bus's key.
+        signer = made[0].bus.signer
+        stepper_lambda.configure(stepper, signer)
+        # Key order kept (not sorted as encode_message does): the parity tests compare outputs.
+        records = [_sqs_record(i, json.dumps(signer.sign(m))) for i, m in enumerate(batch)]
         response = stepper_lambda.handler({"Records": records}, context)
         stepper_lambda.metrics.clear_metrics()  # disabled metrics are kept, not printed
         failed = [int(item["itemIdentifier"]) for item in response["batchItemFailures"]]
@@ -53,7 +57,8 @@ def moto_environment(**options: Any) -> Iterator[WorkflowEnvironment]:
         create_table(dynamodb, "stepflow-testing")
         log = DynamoDBLog("stepflow-testing", client=dynamodb)
         try:
-            yield WorkflowEnvironment(log=log, deliver=deliver, **options)
+            made.append(WorkflowEnvironment(log=log, deliver=deliver, **options))
+            yield made[0]
         finally:
             stepper_lambda.configure(None)
 
@@ -65,8 +70,7 @@ class _LambdaContext:
     aws_request_id = "stepflow-testing"
 
 
-def _sqs_record(index: int, message: Message) -> dict[str, Any]:
-    body = json.dumps(message.to_json())
+def _sqs_record(index: int, body: str) -> dict[str, Any]:
     return {
         "messageId": str(index),
         "receiptHandle": f"receipt-{index}",

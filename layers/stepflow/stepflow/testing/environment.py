@@ -98,7 +98,9 @@ class WorkflowEnvironment:
         self.log = cast(CoordinationLog, self._counter)
         inner = invoker or task_invoker(self.handlers)
         self.tasks = CallbackTasks(self.handlers, inner, send_callbacks=invoker)
-        self.router = AutoActivityRouter(self.queue, self.bus, lambda: self.activities)
+        self.router = AutoActivityRouter(
+            self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
+        )
         self.stepper = Stepper(
             log=self.log,
             bus=self.bus,
@@ -110,7 +112,12 @@ class WorkflowEnvironment:
             limits=limits,
         )
         self.activities = ActivityService(
-            stepper=self.stepper, queue=self.queue, region=region, account=account, clock=self.now
+            stepper=self.stepper,
+            queue=self.queue,
+            signer=self.bus.signer,
+            region=region,
+            account=self.account,
+            clock=self.now,
         )
         self._deliver = deliver or handle_batch
         self._definitions: dict[str, StateMachine] = {}

@@ -22,6 +22,7 @@ from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.ports import MessageBus
+from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import TaskQueue
 from stepflow.testing.handlers import Handler, call_handler, find_handler
 
@@ -111,9 +112,14 @@ class AutoActivityRouter(ActivityRouter):
     """
 
     def __init__(
-        self, queue: TaskQueue, bus: MessageBus, activities: Callable[[], ActivityService]
+        self,
+        queue: TaskQueue,
+        bus: MessageBus,
+        activities: Callable[[], ActivityService],
+        *,
+        signer: MessageSigner,
     ) -> None:
-        super().__init__(queue, bus)
+        super().__init__(queue, bus, signer=signer)
         self.activities = activities
         self.arns: dict[str, str] = {}
 
