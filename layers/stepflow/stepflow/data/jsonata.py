@@ -30,6 +30,7 @@ from jsonata import JException, Jsonata
 from jsonata.utils import Utils
 
 from stepflow.data.jsonata_functions import BareError, error_message, register_step_functions
+from stepflow.data.regex import jsonata_engine
 from stepflow.errors import StatesError, StatesErrorName
 
 # the library prints debugging lines on some error paths; keep evaluation silent
@@ -228,7 +229,7 @@ def _compile_expression(text: str, field: str) -> Jsonata:
 
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> Jsonata:
-    compiled = Jsonata(text)
+    compiled = Jsonata(text, jsonata_engine)
     compiled.set_output_convert_nulls(False)  # tell null from undefined (None)
     register_step_functions(compiled)
     return compiled
