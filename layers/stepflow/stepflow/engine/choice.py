@@ -30,6 +30,7 @@ def holds(rule: Condition, scope: Scope) -> bool:
 
 
 def _compare(rule: Comparison, scope: Scope) -> bool:
+    scope.budget.check()
     try:
         value = scope.read(rule.variable)
     except PathNotFoundError:
