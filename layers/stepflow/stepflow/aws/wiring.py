@@ -35,6 +35,7 @@ from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
+from stepflow.data.budget import Budget, clock_budgets
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 
@@ -136,7 +137,14 @@ class Wiring:
     @cached_property
     def api_stepper(self) -> Stepper:
         """The API's stepper: commits and enqueues, never runs a task."""
-        return self._stepper(inline_tasks=False, repair_delay=self.settings.repair_delay_seconds)
+        limits = self.settings.limits
+        return self._stepper(
+            inline_tasks=False,
+            repair_delay=self.settings.repair_delay_seconds,
+            start_budgets=clock_budgets(
+                limits, time.monotonic, defer_seconds=limits.api_decision_budget_seconds
+            ),
+        )
 
     @cached_property
     def service(self) -> StepFunctionsService:
@@ -152,7 +160,13 @@ class Wiring:
             stepper=self.api_stepper,
         )
 
-    def _stepper(self, *, inline_tasks: bool, repair_delay: int = 0) -> Stepper:
+    def _stepper(
+        self,
+        *,
+        inline_tasks: bool,
+        repair_delay: int = 0,
+        start_budgets: Callable[[], Budget] | None = None,
+    ) -> Stepper:
         return Stepper(
             log=self.log,
             bus=self.bus,
@@ -165,6 +179,8 @@ class Wiring:
             tasks_bus=self.tasks_bus,
             repair_delay=repair_delay,
             limits=self.settings.limits,
+            budgets=clock_budgets(self.settings.limits, time.monotonic),
+            start_budgets=start_budgets,
         )
 
 

@@ -197,6 +197,7 @@ class _Expression:
             raise self._failure(f"threw an error during evaluation: {exc}") from exc
         finally:
             _CURRENT.reset(current)
+            guard.budget.start_expression()  # what follows is not this expression's time
         if result is None:
             raise self._failure("returned nothing (undefined).")
         try:

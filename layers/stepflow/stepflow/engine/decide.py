@@ -197,6 +197,7 @@ class Decider(Transitions):
             if self.transitions >= self.budget:
                 self.commands.append(ContinueLater())
                 return
+            self.time_budget.start_expression()  # each state's own work starts a new one
             self.time_budget.check()
             frame = s.frames.get(s.ready.pop())
             if frame is not None and frame.phase == "ready":

@@ -22,6 +22,7 @@ from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
+from stepflow.data.budget import Budget, clock_budgets
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.outcome import TaskInvoker
@@ -66,6 +67,10 @@ class WorkflowEnvironment:
     (e.g. the DynamoDB log, see :func:`stepflow.testing.open_environment`),
     ``bus`` the in-memory bus (its clock is then the environment's), and
     ``deliver`` how a batch reaches the stepper (e.g. through its Lambda handler).
+    Evaluation is bounded as in a deployment: ``budgets`` makes one time budget per
+    decision (default: ``limits``' expression and decision budgets on the real
+    monotonic clock; tests pass a fake), ``start_budgets`` the budget of the first
+    decision of :meth:`start` (default: ``budgets``).
     """
 
     def __init__(
@@ -83,6 +88,8 @@ class WorkflowEnvironment:
         bus: InMemoryBus | None = None,
         deliver: Deliver | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        budgets: Callable[[], Budget] | None = None,
+        start_budgets: Callable[[], Budget] | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -108,6 +115,8 @@ class WorkflowEnvironment:
             child_limit=child_limit,
             router=self.router,
             limits=limits,
+            budgets=budgets if budgets is not None else clock_budgets(limits, time.monotonic),
+            start_budgets=start_budgets,
         )
         self.activities = ActivityService(
             stepper=self.stepper, queue=self.queue, region=region, account=account, clock=self.now
