@@ -47,6 +47,9 @@ tracer = Tracer(service=SERVICE)
 Definitions = Callable[[str], StateMachine]
 """Looks up the parsed definition of a state machine ARN."""
 
+DECISION_MARGIN_MS = 5_000
+"""Time kept for one decision's reads, commit and sends, on top of its evaluation budget."""
+
 _stepper: Stepper | None = None
 _runner: Stepper | None = None
 
@@ -102,13 +105,16 @@ def table_definitions(client: Any, table_name: str) -> Definitions:
 
 
 def process_records(
-    records: list[dict[str, Any]], stepper: Stepper | None = None
+    records: list[dict[str, Any]],
+    stepper: Stepper | None = None,
+    has_time: Callable[[], bool] | None = None,
 ) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
     Decoding is per record (a poison body fails only its record); the valid
     messages go to :meth:`Stepper.handle_batch` together, so the events of one
-    execution in this batch are committed as one decision.
+    execution in this batch are committed as one decision. ``has_time`` says
+    whether another execution may still be started (see :func:`time_left`).
     """
     failures: dict[str, Exception] = {}
     messages: dict[int, str] = {}
@@ -125,7 +131,7 @@ def process_records(
         messages[id(message)] = record_id
         batch.append(message)
     started = time.perf_counter()
-    failed = (stepper or get_stepper()).handle_batch(batch)
+    failed = (stepper or get_stepper()).handle_batch(batch, has_time)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     for message, error in failed:
@@ -146,6 +152,27 @@ def process_records(
     return failures
 
 
+def time_left(context: Any, stepper: Stepper) -> Callable[[], bool] | None:
+    """Whether the invocation can still afford one more decision, from the Lambda context.
+
+    One decision may evaluate for ``decision_budget_seconds``, plus its reads
+    and writes: a new one is started only while more than that, and
+    :data:`DECISION_MARGIN_MS`, remain. None when the context has no clock
+    (``stepflow local`` runs without a timeout).
+    """
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    reserve = stepper.limits.decision_budget_seconds * 1000 + DECISION_MARGIN_MS
+    asked = [0]
+
+    def has_time() -> bool:
+        asked[0] += 1  # the first message always goes ahead: every invocation makes progress
+        return asked[0] == 1 or bool(remaining() > reserve)
+
+    return has_time
+
+
 def respond(
     event: dict[str, Any], context: LambdaContext, stepper: Stepper | None = None
 ) -> PartialItemFailureResponse:
@@ -154,7 +181,8 @@ def respond(
     The outcomes and the batch processor are this call's own: ``stepflow local``
     calls the handlers from several poller threads at once.
     """
-    outcomes = process_records(list(event.get("Records", [])), stepper)
+    chosen = stepper or get_stepper()
+    outcomes = process_records(list(event.get("Records", [])), chosen, time_left(context, chosen))
 
     def record_handler(record: SQSRecord) -> None:
         failure = outcomes.get(record.message_id)

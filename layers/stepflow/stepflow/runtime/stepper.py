@@ -195,17 +195,27 @@ class Stepper:
         if failures:
             raise failures[0][1]
 
-    def handle_batch(self, messages: Sequence[Message]) -> list[tuple[Message, Exception]]:
+    def handle_batch(
+        self, messages: Sequence[Message], has_time: Callable[[], bool] | None = None
+    ) -> list[tuple[Message, Exception]]:
         """Process a batch of deliveries; return those that failed (to be redelivered).
 
         The events of one execution are decided one after the other on the same
         loaded record and committed together: a Map's ten task results arriving
-        in one batch cost one commit, not ten.
+        in one batch cost one commit, not ten. ``has_time`` is asked before each
+        message or execution is started: once it answers no (the Lambda is about
+        to time out), the rest are sent again as new messages, so a slow
+        execution in the batch costs the others a redelivery, never a receive
+        count towards the dead-letter queue.
         """
         now = self.clock()
         failures: list[tuple[Message, Exception]] = []
         groups: dict[str, list[tuple[Message, Event]]] = {}
+        later: list[Message] = []
         for message in messages:
+            if has_time is not None and not has_time():
+                later.append(message)
+                continue
             try:
                 if message.not_before > now:
                     self.bus.send(message, _delay(message.not_before - now))
@@ -222,10 +232,18 @@ class Stepper:
             except Exception as exc:  # reported per message; the batch goes on
                 failures.append((message, exc))
         for arn, group in groups.items():
+            if has_time is not None and not has_time():
+                later.extend(message for message, _ in group)
+                continue
             try:
                 self._apply(arn, [event for _, event in group])
             except Exception as exc:
                 failures.extend((message, exc) for message, _ in group)
+        for message in later:
+            try:
+                self.bus.send(message)
+            except Exception as exc:  # not re-sent: redelivered after its visibility timeout
+                failures.append((message, exc))
         return failures
 
     def redrive_execution(self, execution_arn: str) -> ExecutionRecord | None:
