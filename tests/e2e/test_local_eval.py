@@ -67,7 +67,10 @@ HOSTILE = {
 }
 NORMAL = {
     "StartAt": "A",
-    "States": {"A": {"Type": "Pass", "Result": {"ok": True}, "Next": "B"}, "B": {"Type": "Succeed"}},
+    "States": {
+        "A": {"Type": "Pass", "Result": {"ok": True}, "Next": "B"},
+        "B": {"Type": "Succeed"},
+    },
 }
 
 
@@ -95,9 +98,9 @@ def test_hostile_evaluation_never_freezes_the_local_stack(tmp_path: Path) -> Non
         normal_machine = create("normal", NORMAL)
         # WHEN the hostile executions and a normal one are started together
         runs = {
-            name: sfn.start_execution(
-                stateMachineArn=machines[name], input=json.dumps(spec[1])
-            )["executionArn"]
+            name: sfn.start_execution(stateMachineArn=machines[name], input=json.dumps(spec[1]))[
+                "executionArn"
+            ]
             for name, spec in HOSTILE.items()
         }
         normal = sfn.start_execution(stateMachineArn=normal_machine, input="{}")["executionArn"]

@@ -23,7 +23,6 @@ from stepflow.runtime import InMemoryLog, Stepper
 from tests.integration.test_stepper_handler import (
     DEFINITION,
     FN,
-    HANDLERS,
     Clock,
     aws_env,
     lambda_event,

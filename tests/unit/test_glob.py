@@ -6,7 +6,6 @@ from functools import cache
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from stepflow.data.glob import glob_matches, segments
 
 

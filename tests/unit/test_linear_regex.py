@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepflow.data.jsonata import compile_template
 from stepflow.data.jsonpath import compile_path
 from stepflow.errors import StatesError, StatesErrorName

@@ -44,12 +44,13 @@ class BudgetExceeded(StatesError):
     """A budget ran out: ``which`` is ``expression`` or ``decision``."""
 
     def __init__(self, which: str, seconds: float) -> None:
-        super().__init__(StatesErrorName.RUNTIME, f"{which} budget of {_seconds(seconds)} s exceeded")
+        cause = f"{which} budget of {_seconds(seconds)} s exceeded"
+        super().__init__(StatesErrorName.RUNTIME, cause)
         self.which = which
         self.seconds = seconds
 
 
-class DecisionDeferred(Exception):  # noqa: N818 - a signal, not a failure
+class DecisionDeferred(Exception):
     """The driver's deferral deadline passed: abandon this decision, the queue will redo it."""
 
 

@@ -1,7 +1,7 @@
-"""Choice ``StringMatches``: a glob matched in linear time, without regular expressions.
+r"""Choice ``StringMatches``: a glob matched in linear time, without regular expressions.
 
-In the pattern, ``*`` matches any run of characters (none included), ``\\*``
-is a literal star and ``\\\\`` a literal backslash; any other character,
+In the pattern, ``*`` matches any run of characters (none included), ``\*``
+is a literal star and ``\\`` a literal backslash; any other character,
 including a backslash before anything else, stands for itself.
 
 A pattern is split on its unescaped stars into literal segments. The first

@@ -185,7 +185,8 @@ class _Expression:
             result = self.compiled.evaluate(None, bindings)
         except _Interrupted as exc:
             if isinstance(exc.signal, BudgetExceeded) and exc.signal.which == "expression":
-                raise self._failure(f"threw an error during evaluation: {exc.signal.cause}") from None
+                what = f"threw an error during evaluation: {exc.signal.cause}"
+                raise self._failure(what) from None
             raise exc.signal from None
         except BareError as exc:
             raise self._failure(f"threw an error during evaluation: {exc}") from exc

@@ -1,4 +1,4 @@
-"""Regular expressions from workflow definitions, matched by a linear-time engine (RE2).
+r"""Regular expressions from workflow definitions, matched by a linear-time engine (RE2).
 
 Python's ``re`` backtracks: ``/^(a+)+$/`` on forty characters runs for
 minutes, holding the GIL, so one definition could freeze every thread of the
@@ -6,7 +6,7 @@ process. Every user-written regular expression (JSONata regex literals, the
 ``=~`` operator of JSONPath filters) is compiled here with RE2 instead, which
 matches in time linear in the input and never backtracks.
 
-RE2 accepts the JavaScript syntax JSONata uses except backreferences (``\\1``)
+RE2 accepts the JavaScript syntax JSONata uses except backreferences (``\1``)
 and lookaround (``(?=``, ``(?!``, ``(?<=``, ``(?<!``). Such a pattern is not
 refused when the definition is created (AWS accepts it); using it fails the
 evaluation with :class:`UnsupportedRegex`, whose message says why. There is
@@ -56,9 +56,9 @@ def compile_linear(pattern: str, *, ignore_case: bool = False, multiline: bool =
 
 
 class LinearPattern:
-    """An RE2 pattern with the interface jsonata-python expects of a compiled regex.
+    r"""An RE2 pattern with the interface jsonata-python expects of a compiled regex.
 
-    ``sub`` with a string replacement understands the ``\\g<n>`` references the
+    ``sub`` with a string replacement understands the ``\g<n>`` references the
     library writes for JSONata's ``$n``; a reference to a group the pattern
     does not have reads as the shorter group number followed by the last
     digit, or as nothing (what the library does with ``re``), and every other

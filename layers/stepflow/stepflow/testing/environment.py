@@ -20,9 +20,9 @@ from typing import Any, cast
 from stepflow.activities import ActivityError, ActivityService
 from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
+from stepflow.data.budget import Budget, clock_budgets
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
-from stepflow.data.budget import Budget, clock_budgets
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.outcome import TaskInvoker
