@@ -35,7 +35,7 @@ from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
-from stepflow.data.budget import Budget, clock_budgets
+from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 
@@ -141,8 +141,11 @@ class Wiring:
         return self._stepper(
             inline_tasks=False,
             repair_delay=self.settings.repair_delay_seconds,
-            start_budgets=clock_budgets(
-                limits, time.monotonic, defer_seconds=limits.api_decision_budget_seconds
+            start_budgets=deployed_budgets(
+                limits,
+                time.monotonic,
+                time.thread_time,
+                defer_seconds=limits.api_decision_budget_seconds,
             ),
         )
 
@@ -179,7 +182,7 @@ class Wiring:
             tasks_bus=self.tasks_bus,
             repair_delay=repair_delay,
             limits=self.settings.limits,
-            budgets=clock_budgets(self.settings.limits, time.monotonic),
+            budgets=deployed_budgets(self.settings.limits, time.monotonic, time.thread_time),
             start_budgets=start_budgets,
         )
 
