@@ -110,11 +110,11 @@ def test_tasks_run_on_a_runner_with_a_long_timeout_the_stepper_has_a_short_one(
     template = synthesized[0]
     stepper = function_named(template, "stepflow-stepper")
     runner = function_named(template, "stepflow-runner")
-    assert stepper["Timeout"] == STEPPER_FUNCTION_TIMEOUT <= 10
+    assert stepper["Timeout"] == STEPPER_FUNCTION_TIMEOUT <= 30
     assert runner["Timeout"] == RUNNER_FUNCTION_TIMEOUT == 900
     # the stepper's queue comes back within about a minute after a crash;
     # the tasks queue only after its runner surely ended
-    assert topology.TRANSITIONS_QUEUE.visibility_timeout <= 60
+    assert topology.TRANSITIONS_QUEUE.visibility_timeout <= 6 * 30
     assert topology.TASKS_QUEUE.visibility_timeout > RUNNER_FUNCTION_TIMEOUT
     for function in (stepper, runner):
         assert topology.TASKS_QUEUE.env_var in function["Environment"]["Variables"]

@@ -58,6 +58,12 @@ class Limits:
     """Time one decision (from one event to its commit) may spend evaluating.
     Running out fails the execution with ``States.Runtime``, the cause naming this budget."""
 
+    api_decision_budget_seconds: float = 0.5
+    """Time StartExecution's inline first decision may spend evaluating in the API. Past
+    it the execution is stored undecided and its first decision is left to the stepper
+    behind the queue (under the two budgets above), so a slow definition never holds the
+    API; nothing fails and nothing is decided twice."""
+
     redrive_window_seconds: int = 14 * 86_400
     """How long after it stopped a failed, timed-out or aborted execution can be redriven
     (AWS: 14 days). Must stay below the retention of finished executions."""

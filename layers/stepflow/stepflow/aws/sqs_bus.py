@@ -31,12 +31,16 @@ MAX_DELAY_SECONDS = 900
 MAX_RECEIVE_COUNT = 5
 """Deliveries of one message before SQS moves it to the dead-letter queue."""
 
-STEPPER_FUNCTION_TIMEOUT = 10
+STEPPER_FUNCTION_TIMEOUT = 30
 """The stepper Lambda's timeout (seconds) the queue's visibility timeout is sized for.
 
-Short on purpose: the stepper only decides, commits and sends (tasks run on the
-runner; a batch of ten takes well under a second), so a crashed stepper's
-messages come back within 6 x 10 = 60 s, the six times AWS advises for an
+The stepper only decides, commits and sends (tasks run on the runner; a batch of
+ten takes well under a second), but one decision may evaluate for up to
+``decision_budget_seconds`` (10 s by default): the handler starts another
+execution only while that and a margin remain (see
+:func:`stepflow.aws.stepper_lambda.time_left`) and sends the rest again, so a
+slow execution never makes the invocation time out. A crashed stepper's
+messages come back within 6 x 30 = 180 s, the six times AWS advises for an
 event source mapping."""
 
 RUNNER_FUNCTION_TIMEOUT = 900

@@ -56,6 +56,9 @@ tracer = Tracer(service=SERVICE)
 Definitions = Callable[[str], StateMachine]
 """Looks up the parsed definition of a state machine ARN."""
 
+DECISION_MARGIN_MS = 5_000
+"""Time kept for one decision's reads, commit and sends, on top of its evaluation budget."""
+
 _stepper: Stepper | None = None
 _runner: Stepper | None = None
 _signer: MessageSigner | None = None
@@ -137,13 +140,15 @@ def process_records(
     records: list[dict[str, Any]],
     stepper: Stepper | None = None,
     signer: MessageSigner | None = None,
+    has_time: Callable[[], bool] | None = None,
 ) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
     Each record is verified on its own: a forged one is dropped (it is not a
     failure, so it is acknowledged); the authentic messages go to
     :meth:`Stepper.handle_batch` together, so the events of one execution in
-    this batch are committed as one decision.
+    this batch are committed as one decision. ``has_time`` says whether another
+    execution may still be started (see :func:`time_left`).
     """
     verifier = signer or get_signer()
     runner = stepper or get_stepper()
@@ -166,7 +171,7 @@ def process_records(
     if forged:
         metrics.add_metric(name="ForgedMessages", unit=MetricUnit.Count, value=forged)
     started = time.perf_counter()
-    failed = runner.handle_batch(batch)
+    failed = runner.handle_batch(batch, has_time)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     for message, error in failed:
@@ -187,6 +192,27 @@ def process_records(
     return failures
 
 
+def time_left(context: Any, stepper: Stepper) -> Callable[[], bool] | None:
+    """Whether the invocation can still afford one more decision, from the Lambda context.
+
+    One decision may evaluate for ``decision_budget_seconds``, plus its reads
+    and writes: a new one is started only while more than that, and
+    :data:`DECISION_MARGIN_MS`, remain. None when the context has no clock
+    (``stepflow local`` runs without a timeout).
+    """
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    reserve = stepper.limits.decision_budget_seconds * 1000 + DECISION_MARGIN_MS
+    asked = [0]
+
+    def has_time() -> bool:
+        asked[0] += 1  # the first message always goes ahead: every invocation makes progress
+        return asked[0] == 1 or bool(remaining() > reserve)
+
+    return has_time
+
+
 def respond(
     event: dict[str, Any], context: LambdaContext, stepper: Stepper | None = None
 ) -> PartialItemFailureResponse:
@@ -195,7 +221,9 @@ def respond(
     The outcomes and the batch processor are this call's own: ``stepflow local``
     calls the handlers from several poller threads at once.
     """
-    outcomes = process_records(list(event.get("Records", [])), stepper)
+    chosen = stepper or get_stepper()
+    records = list(event.get("Records", []))
+    outcomes = process_records(records, chosen, has_time=time_left(context, chosen))
 
     def record_handler(record: SQSRecord) -> None:
         failure = outcomes.get(record.message_id)

@@ -41,6 +41,7 @@ from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
+from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
@@ -199,7 +200,17 @@ class Wiring:
     @cached_property
     def api_stepper(self) -> Stepper:
         """The API's stepper: commits and enqueues, never runs a task."""
-        return self._stepper(inline_tasks=False, repair_delay=self.settings.repair_delay_seconds)
+        limits = self.settings.limits
+        return self._stepper(
+            inline_tasks=False,
+            repair_delay=self.settings.repair_delay_seconds,
+            start_budgets=deployed_budgets(
+                limits,
+                time.monotonic,
+                time.thread_time,
+                defer_seconds=limits.api_decision_budget_seconds,
+            ),
+        )
 
     @cached_property
     def service(self) -> StepFunctionsService:
@@ -222,7 +233,13 @@ class Wiring:
             signer=self.signer,
         )
 
-    def _stepper(self, *, inline_tasks: bool, repair_delay: int = 0) -> Stepper:
+    def _stepper(
+        self,
+        *,
+        inline_tasks: bool,
+        repair_delay: int = 0,
+        start_budgets: Callable[[], Budget] | None = None,
+    ) -> Stepper:
         return Stepper(
             log=self.log,
             bus=self.bus,
@@ -235,6 +252,8 @@ class Wiring:
             tasks_bus=self.tasks_bus,
             repair_delay=repair_delay,
             limits=self.settings.limits,
+            budgets=deployed_budgets(self.settings.limits, time.monotonic, time.thread_time),
+            start_budgets=start_budgets,
         )
 
 

@@ -123,7 +123,10 @@ def _compile(node: Node) -> Evaluator:
             function.max_args is not None and len(values) > function.max_args
         ):
             raise _invalid(name)
-        return function.apply(name, values, nodes)
+        scope.budget.check()
+        result = function.apply(name, values, nodes)
+        scope.budget.check()  # a call over a large array is one step: checked after it too
+        return result
 
     return call
 

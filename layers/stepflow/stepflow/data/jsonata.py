@@ -21,15 +21,19 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
 import jsonata.jsonata as _library
 from jsonata import JException, Jsonata
+from jsonata.signature import Signature
 from jsonata.utils import Utils
 
+from stepflow.data.budget import UNLIMITED, Budget, BudgetExceeded, DecisionDeferred
 from stepflow.data.jsonata_functions import BareError, error_message, register_step_functions
+from stepflow.data.regex import jsonata_engine
 from stepflow.errors import StatesError, StatesErrorName
 
 # the library prints debugging lines on some error paths; keep evaluation silent
@@ -90,23 +94,28 @@ class JSONataTemplate:
         self.has_expressions = not isinstance(self._root, _Literal)
         self.expression = self._root.text if isinstance(self._root, _Expression) else None
 
-    def evaluate(self, states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+    def evaluate(
+        self, states: Mapping[str, Any], variables: Mapping[str, Any], budget: Budget = UNLIMITED
+    ) -> Any:
         """The field's value: the template with every expression replaced by its result.
 
         All expressions see the same ``states`` and ``variables``. Raises
         :class:`StatesError` ``States.QueryEvaluationError`` when one fails or
-        returns nothing.
+        returns nothing, or runs out of its expression budget;
+        :class:`~stepflow.data.budget.BudgetExceeded` when the decision runs out
+        of time (and :class:`~stepflow.data.budget.DecisionDeferred` when the
+        driver's deferral deadline passes).
         """
         if not self.has_expressions:
             return self._root.evaluate({})
-        budget = _Budget()
+        guard = _Guard(budget)
         bindings: dict[str, Any] = {
             name: Utils.NULL_VALUE if value is None else value for name, value in variables.items()
         }
         bindings["states"] = dict(states)
-        bindings["__evaluate_entry"] = budget.enter
-        bindings["__evaluate_exit"] = budget.leave
-        bindings["__budget"] = budget
+        bindings["__evaluate_entry"] = guard.enter
+        bindings["__evaluate_exit"] = guard.leave
+        bindings["__budget"] = guard
         return self._root.evaluate(bindings)
 
     def __repr__(self) -> str:
@@ -169,9 +178,16 @@ class _Expression:
         self.compiled = _compile_expression(text, field)
 
     def evaluate(self, bindings: dict[str, Any]) -> Any:
-        bindings["__budget"].reset()
+        guard: _Guard = bindings["__budget"]
+        guard.reset()
+        current = _CURRENT.set(guard)
         try:
             result = self.compiled.evaluate(None, bindings)
+        except _Interrupted as exc:
+            if isinstance(exc.signal, BudgetExceeded) and exc.signal.which == "expression":
+                what = f"threw an error during evaluation: {exc.signal.cause}"
+                raise self._failure(what) from None
+            raise exc.signal from None
         except BareError as exc:
             raise self._failure(f"threw an error during evaluation: {exc}") from exc
         except JException as exc:
@@ -180,6 +196,9 @@ class _Expression:
             raise self._failure(f"threw an error during evaluation: {_STACK_OVERFLOW}") from exc
         except Exception as exc:  # a defect of the library: still a query failure
             raise self._failure(f"threw an error during evaluation: {exc}") from exc
+        finally:
+            _CURRENT.reset(current)
+            guard.budget.start_expression()  # what follows is not this expression's time
         if result is None:
             raise self._failure("returned nothing (undefined).")
         try:
@@ -228,7 +247,7 @@ def _compile_expression(text: str, field: str) -> Jsonata:
 
 @lru_cache(maxsize=4096)
 def _parse(text: str) -> Jsonata:
-    compiled = Jsonata(text)
+    compiled = Jsonata(text, jsonata_engine)
     compiled.set_output_convert_nulls(False)  # tell null from undefined (None)
     register_step_functions(compiled)
     return compiled
@@ -317,22 +336,40 @@ def _is_function(value: Any) -> bool:
 _JSON_TYPES = (bool, str, int, float, Mapping, list, tuple, type(None), Utils.NullValue)
 
 
-class _Budget:
-    """Per-evaluation bounds on nesting depth and steps, via the library's hooks."""
+class _Interrupted(BareError):
+    """Carries a budget signal through the library, which rewraps foreign exceptions."""
 
-    __slots__ = ("depth", "steps")
+    def __init__(self, signal: BudgetExceeded | DecisionDeferred) -> None:
+        super().__init__(str(signal))
+        self.signal = signal
 
-    def __init__(self) -> None:
+
+class _Guard:
+    """Per-evaluation bounds on nesting depth, steps and time, via the library's hooks.
+
+    Every evaluation step checks the time budget, so ``$map`` over ten million
+    items or a runaway recursion stops within one step of the deadline.
+    """
+
+    __slots__ = ("budget", "depth", "steps")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
         self.depth = 0
         self.steps = 0
 
     def reset(self) -> None:
         self.depth = 0
         self.steps = 0
+        self.budget.start_expression()
 
     def enter(self, *_: Any) -> None:
         self.depth += 1
         self.steps += 1
+        try:
+            self.budget.check()
+        except (BudgetExceeded, DecisionDeferred) as exc:
+            raise _Interrupted(exc) from None
         if self.depth > MAX_DEPTH:
             raise BareError(_STACK_OVERFLOW)
         if self.steps > MAX_STEPS:
@@ -340,3 +377,50 @@ class _Budget:
 
     def leave(self, *_: Any) -> None:
         self.depth -= 1
+
+    def tick(self) -> None:
+        """A check from inside a library loop that has no evaluation step of its own."""
+        try:
+            self.budget.check()
+        except (BudgetExceeded, DecisionDeferred) as exc:
+            raise _Interrupted(exc) from None
+
+
+# --- budget checks inside the library's own loops ---------------------------
+#
+# Some library work runs per item without an evaluation step: materialising a
+# range ([1..1e7] is ten million items) and checking each item of an array
+# against a function signature. Both get a budget check every _STRIDE items,
+# through the guard of the expression this thread is evaluating.
+
+_CURRENT: ContextVar[_Guard | None] = ContextVar("stepflow_jsonata_guard", default=None)
+_STRIDE = 1 << 14
+_original_get_symbol = Signature.get_symbol
+_SYMBOLS = {str: "s", bool: "b", int: "n", float: "n", list: "a", dict: "o"}
+_symbol_calls = 0
+
+
+def _get_symbol(self: Any, value: Any) -> str:
+    global _symbol_calls
+    _symbol_calls += 1
+    if not _symbol_calls % _STRIDE:
+        guard = _CURRENT.get()
+        if guard is not None:
+            guard.tick()
+    symbol = _SYMBOLS.get(type(value))  # exact types: a library subclass takes the long way
+    return symbol if symbol is not None else str(_original_get_symbol(self, value))
+
+
+def _range_items(self: Any) -> Iterator[int]:
+    guard = _CURRENT.get()
+    start, stop = int(self.a), int(self.b)
+    while start < stop:
+        end = min(start + _STRIDE, stop)
+        yield from range(start, end)
+        if guard is not None:
+            guard.tick()
+        start = end
+
+
+Signature.get_symbol = _get_symbol
+Utils.RangeList.__iter__ = _range_items

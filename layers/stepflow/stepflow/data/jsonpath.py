@@ -170,7 +170,13 @@ def _reference_steps(rest: str) -> tuple[str | int, ...] | None:
 
 def _compile_general(expr: str, original: str) -> Any:
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+    from jsonpath_ng.ext import filter as filters
     from jsonpath_ng.ext.parser import parse
+
+    from stepflow.data.regex import filter_search
+
+    # the library's `=~` backtracks with `re`; ours matches in linear time (RE2)
+    filters.OPERATOR_MAP["=~"] = filter_search
 
     # jsonpath-ng writes filters as [?(...)] or [?...]; both are accepted.
     try:

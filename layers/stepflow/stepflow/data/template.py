@@ -41,6 +41,7 @@ class Template:
 
     def evaluate(self, scope: Scope) -> Any:
         """Build the payload; raises :class:`StatesError` when a path or call fails."""
+        scope.budget.start_expression()
         return self._evaluate(scope)
 
     def __repr__(self) -> str:

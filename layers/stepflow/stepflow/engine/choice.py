@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from stepflow.asl.states.choice import And, Comparison, Condition, Not, Or
+from stepflow.data.glob import glob_matches
 from stepflow.data.jsonpath import PathNotFoundError
 from stepflow.data.scope import Scope
 from stepflow.errors import StatesError, StatesErrorName
@@ -30,6 +30,7 @@ def holds(rule: Condition, scope: Scope) -> bool:
 
 
 def _compare(rule: Comparison, scope: Scope) -> bool:
+    scope.budget.check()
     try:
         value = scope.read(rule.variable)
     except PathNotFoundError:
@@ -96,7 +97,7 @@ def _string(value: Any, expected: Any, relation: str) -> bool:
     if not isinstance(value, str) or not isinstance(expected, str):
         return False
     if relation == "Matches":
-        return _glob(expected).fullmatch(value) is not None
+        return glob_matches(expected, value)
     return _relate(value, expected, relation)
 
 
@@ -141,18 +142,3 @@ def parse_timestamp(value: Any) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-@lru_cache(maxsize=512)
-def _glob(pattern: str) -> re.Pattern[str]:
-    # `*` matches any run of characters; `\*` is a literal star.
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern) and pattern[i + 1] in "*\\":
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch == "*" else re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)

@@ -87,7 +87,7 @@ def variables(d: EvalContext, frame: Frame) -> Mapping[str, Any]:
 
 def scope(d: EvalContext, frame: Frame, value: Any, **context: Any) -> Scope:
     """A JSONPath scope: ``$`` is ``value``, with the context object and variables."""
-    return Scope(value, lambda: d.context(frame, **context), variables(d, frame))
+    return Scope(value, lambda: d.context(frame, **context), variables(d, frame), d.time_budget)
 
 
 def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:
@@ -98,7 +98,9 @@ def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:
 
 def evaluate(d: EvalContext, frame: Frame, raw: Any, field: str, **extra: Any) -> Any:
     """Evaluate a JSONata-mode field (literal JSON with ``{% %}`` expressions)."""
-    return jsonata(raw, field).evaluate(states(d, frame, **extra), variables(d, frame))
+    return jsonata(raw, field).evaluate(
+        states(d, frame, **extra), variables(d, frame), d.time_budget
+    )
 
 
 def effective_input(

@@ -16,6 +16,7 @@ from stepflow.asl.states.parallel import ParallelState
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
+from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.data.serialize import dumps
 from stepflow.engine import fanout, simple, tasks, waits
 from stepflow.engine.model import (
@@ -50,6 +51,7 @@ def decide(
     *,
     budget: int = DEFAULT_BUDGET,
     consume: bool = False,
+    time_budget: Budget = UNLIMITED,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -57,8 +59,14 @@ def decide(
     With ``consume=True`` the caller hands ``state`` over instead: it becomes the
     next state, changed in place, which saves copying every frame per event
     (for a driver that keeps no other reference to it).
+
+    ``time_budget`` bounds the time evaluation may take (see
+    :mod:`stepflow.data.budget`): running out fails the execution (or the
+    state, for a JSONata expression's own budget). When it raises
+    :class:`~stepflow.data.budget.DecisionDeferred` instead, that propagates:
+    the caller drops the decision.
     """
-    decider = Decider(definition, state if consume else state.copy(), now, budget)
+    decider = Decider(definition, state if consume else state.copy(), now, budget, time_budget)
     try:
         decider.apply(event)
         decider.run()
@@ -189,6 +197,8 @@ class Decider(Transitions):
             if self.transitions >= self.budget:
                 self.commands.append(ContinueLater())
                 return
+            self.time_budget.start_expression()  # each state's own work starts a new one
+            self.time_budget.check()
             frame = s.frames.get(s.ready.pop())
             if frame is not None and frame.phase == "ready":
                 self.step(frame)

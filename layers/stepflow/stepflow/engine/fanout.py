@@ -115,6 +115,7 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
     distributed = _distributed(node)
     started = []
     while fan.next_index < fan.total and len(fan.children) < limit:
+        d.time_budget.check()
         i = fan.next_index
         fan.next_index += 1
         try:

@@ -40,6 +40,7 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
     """Choice: the first rule that holds picks the next state, else Default."""
     effective = dataflow.effective_input(d, frame, node)
     jsonpath_scope = None if dataflow.is_jsonata(node) else dataflow.scope(d, frame, effective)
+    d.time_budget.start_expression()  # JSONPath rules share one; each JSONata Condition has its own
     for rule in node.choices:
         if isinstance(rule.condition, JSONataCondition):
             matched = _condition(d, frame, rule.condition.expression)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from stepflow.asl.states.base import State
+from stepflow.data.budget import Budget
 from stepflow.engine.model import Command, ExecutionState, Frame
 from stepflow.errors import StatesError
 
@@ -25,6 +26,11 @@ class EvalContext(Protocol):
 
     def context(self, frame: Frame, **extra: Any) -> dict[str, Any]:
         """The context object (``$$`` / ``$states.context``) of ``frame``'s current state."""
+        ...
+
+    @property
+    def time_budget(self) -> Budget:
+        """The decision's time budget; evaluation checks it (see :mod:`stepflow.data.budget`)."""
         ...
 
 

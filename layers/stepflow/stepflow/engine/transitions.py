@@ -13,6 +13,7 @@ from typing import Any
 
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
+from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.data.serialize import dumps
 from stepflow.engine import dataflow, fanout
 from stepflow.engine.context import context_object, iso
@@ -45,9 +46,15 @@ class Transitions:
     """The working memory of one decision and the ways a frame moves on (engine-internal)."""
 
     def __init__(
-        self, definition: StateMachine, state: ExecutionState, now: float, budget: int
+        self,
+        definition: StateMachine,
+        state: ExecutionState,
+        now: float,
+        budget: int,
+        time_budget: Budget = UNLIMITED,
     ) -> None:
         self.definition = definition
+        self.time_budget = time_budget
         self.state = state
         self.now = now
         self.now_iso = iso(now)

@@ -26,8 +26,10 @@ from dataclasses import replace
 from typing import Any
 
 from stepflow.asl import StateMachine
+from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.engine import (
     Command,
+    Decision,
     Event,
     ExecutionState,
     Redrive,
@@ -39,7 +41,7 @@ from stepflow.engine import (
 from stepflow.engine.codec import decode_state, encode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
-from stepflow.runtime.messages import Message, decode_event
+from stepflow.runtime.messages import Message, decode_event, encode_event
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 from stepflow.runtime.outbox import build_outbox, child_arn, create_child
 from stepflow.runtime.outbox import delay as _delay
@@ -94,6 +96,8 @@ class Stepper:
         tasks_bus: MessageBus | None = None,
         repair_delay: int = 0,
         limits: Limits = DEFAULT_LIMITS,
+        budgets: Callable[[], Budget] | None = None,
+        start_budgets: Callable[[], Budget] | None = None,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -114,6 +118,11 @@ class Stepper:
         stepper), so an outbox left unsent by a crash right after the commit is re-sent."""
         self.limits = limits
         """The bounds this stepper enforces (payload size, events, evaluation budgets)."""
+        self.budgets = budgets
+        """A fresh time budget per decision (None: unbounded); see :mod:`stepflow.data.budget`."""
+        self.start_budgets = start_budgets
+        """The budget of StartExecution's first decision (None: ``budgets``). The API's may
+        defer: past its deadline the first decision is left to the stepper behind the queue."""
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(
@@ -147,8 +156,18 @@ class Stepper:
             child_limit=self.child_limit,
             token_key=secrets.token_hex(16),
         )
-        decision = decide(definition, state, Start(), now)
         arn = state.execution_arn
+        try:
+            decision = decide(definition, state, Start(), now, time_budget=self._budget(start=True))
+        except DecisionDeferred:
+            # Too slow to decide while the caller waits: store the execution undecided with a
+            # Start message in its outbox, for the stepper behind the queue (the engine ignores
+            # a second Start, so a redelivery cannot start it twice).
+            start = Message(arn, f"{arn}#start", "event", encode_event(Start()))
+            decision = Decision([], state, [])
+            deferred: tuple[Message, ...] = (start,)
+        else:
+            deferred = ()
         record = ExecutionRecord(
             execution_arn=arn,
             state_machine_arn=state_machine_arn,
@@ -157,7 +176,8 @@ class Stepper:
             status=decision.state.status,
             seq=1,
             state=encode_state(decision.state),
-            outbox=build_outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
+            outbox=deferred
+            or build_outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
             start_date=now,
             stop_date=None if decision.state.status == "RUNNING" else now,
             attributes=dict(attributes or {}),
@@ -183,17 +203,27 @@ class Stepper:
         if failures:
             raise failures[0][1]
 
-    def handle_batch(self, messages: Sequence[Message]) -> list[tuple[Message, Exception]]:
+    def handle_batch(
+        self, messages: Sequence[Message], has_time: Callable[[], bool] | None = None
+    ) -> list[tuple[Message, Exception]]:
         """Process a batch of deliveries; return those that failed (to be redelivered).
 
         The events of one execution are decided one after the other on the same
         loaded record and committed together: a Map's ten task results arriving
-        in one batch cost one commit, not ten.
+        in one batch cost one commit, not ten. ``has_time`` is asked before each
+        message or execution is started: once it answers no (the Lambda is about
+        to time out), the rest are sent again as new messages, so a slow
+        execution in the batch costs the others a redelivery, never a receive
+        count towards the dead-letter queue.
         """
         now = self.clock()
         failures: list[tuple[Message, Exception]] = []
         groups: dict[str, list[tuple[Message, Event]]] = {}
+        later: list[Message] = []
         for message in messages:
+            if has_time is not None and not has_time():
+                later.append(message)
+                continue
             try:
                 if message.not_before > now:
                     self.bus.send(message, _delay(message.not_before - now))
@@ -210,10 +240,18 @@ class Stepper:
             except Exception as exc:  # reported per message; the batch goes on
                 failures.append((message, exc))
         for arn, group in groups.items():
+            if has_time is not None and not has_time():
+                later.extend(message for message, _ in group)
+                continue
             try:
                 self._apply(arn, [event for _, event in group])
             except Exception as exc:
                 failures.extend((message, exc) for message, _ in group)
+        for message in later:
+            try:
+                self.bus.send(message)
+            except Exception as exc:  # not re-sent: redelivered after its visibility timeout
+                failures.append((message, exc))
         return failures
 
     def redrive_execution(self, execution_arn: str) -> ExecutionRecord | None:
@@ -310,7 +348,14 @@ class Stepper:
             for event in events:
                 # The first decision copies the loaded state (kept as ``before``);
                 # the following ones may change their predecessor's in place.
-                decision = decide(definition, state, event, now, consume=state is not before)
+                decision = decide(
+                    definition,
+                    state,
+                    event,
+                    now,
+                    consume=state is not before,
+                    time_budget=self._budget(),
+                )
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)
@@ -345,6 +390,11 @@ class Stepper:
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
+
+    def _budget(self, *, start: bool = False) -> Budget:
+        """A fresh time budget for one decision."""
+        factory = (self.start_budgets or self.budgets) if start else self.budgets
+        return UNLIMITED if factory is None else factory()
 
     def _load_state(self, record: ExecutionRecord) -> ExecutionState:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""

@@ -20,6 +20,7 @@ from typing import Any, cast
 from stepflow.activities import ActivityError, ActivityService
 from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
+from stepflow.data.budget import Budget, clock_budgets
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
@@ -66,6 +67,11 @@ class WorkflowEnvironment:
     (e.g. the DynamoDB log, see :func:`stepflow.testing.open_environment`),
     ``bus`` the in-memory bus (its clock is then the environment's), and
     ``deliver`` how a batch reaches the stepper (e.g. through its Lambda handler).
+    Evaluation is bounded as in a deployment: ``budgets`` makes one time budget per
+    decision (default: ``limits``' expression and decision budgets, counted in the
+    CPU time of the evaluating thread, so that a busy test machine does not fail an
+    execution a deployment would run; tests pass a fake), ``start_budgets`` the
+    budget of the first decision of :meth:`start` (default: ``budgets``).
     """
 
     def __init__(
@@ -83,6 +89,8 @@ class WorkflowEnvironment:
         bus: InMemoryBus | None = None,
         deliver: Deliver | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        budgets: Callable[[], Budget] | None = None,
+        start_budgets: Callable[[], Budget] | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -110,6 +118,8 @@ class WorkflowEnvironment:
             child_limit=child_limit,
             router=self.router,
             limits=limits,
+            budgets=budgets if budgets is not None else _cpu_budgets(limits),
+            start_budgets=start_budgets,
         )
         self.activities = ActivityService(
             stepper=self.stepper,
@@ -420,3 +430,8 @@ def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
 
 
 __all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]
+
+
+def _cpu_budgets(limits: Limits) -> Callable[[], Budget]:
+    """Budgets on the evaluating thread's CPU time (read on one check in 16: it is slow)."""
+    return clock_budgets(limits, time.thread_time, every=16)

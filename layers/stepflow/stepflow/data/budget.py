@@ -1,0 +1,179 @@
+"""Time budgets for evaluation: how long one expression and one decision may run.
+
+The engine reads no clock. A :class:`Budget` is handed to it by the driver
+(the stepper builds a :class:`ClockBudget` for each decision, see
+:func:`deployed_budgets`; tests pass a fake that runs out after a number of checks), and the
+evaluators call :meth:`Budget.check` often: per JSONata evaluation step (so
+per item of ``$map``/``$filter``/``$reduce`` and per recursive call), per
+Choice rule, per template, intrinsic call and Map item, per state entered.
+
+Running out raises :class:`BudgetExceeded`, a ``States.Runtime`` error whose
+cause names the budget (``expression budget of 1 s exceeded``). The JSONata
+evaluator reports an exhausted *expression* budget as
+``States.QueryEvaluationError`` instead (catchable, as any query failure);
+an exhausted *decision* budget always fails the execution.
+
+A driver may also give a budget a shorter *deferral* deadline (the API's
+inline first decision): past it :class:`DecisionDeferred` is raised, which is
+not an execution error at all: the driver drops the decision and leaves it to
+the stepper behind the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from stepflow.errors import StatesError, StatesErrorName
+from stepflow.limits import Limits
+
+
+class Budget(Protocol):
+    """What evaluation asks of a time budget."""
+
+    def start_expression(self) -> None:
+        """An expression (JSONata expression, template, Choice state, intrinsic) starts."""
+        ...
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceeded` (or :class:`DecisionDeferred`) once time is up."""
+        ...
+
+
+class BudgetExceeded(StatesError):
+    """A budget ran out: ``which`` is ``expression`` or ``decision``."""
+
+    def __init__(self, which: str, seconds: float) -> None:
+        cause = f"{which} budget of {_seconds(seconds)} s exceeded"
+        super().__init__(StatesErrorName.RUNTIME, cause)
+        self.which = which
+        self.seconds = seconds
+
+
+class DecisionDeferred(Exception):
+    """The driver's deferral deadline passed: abandon this decision, the queue will redo it."""
+
+
+class Unlimited:
+    """A budget that never runs out (pure engine calls, tools, benchmarks of the engine)."""
+
+    __slots__ = ()
+
+    def start_expression(self) -> None:
+        """Nothing to reset."""
+
+    def check(self) -> None:
+        """Never raises."""
+
+
+UNLIMITED = Unlimited()
+"""The budget of a decision that was given none."""
+
+
+class ClockBudget:
+    """Deadlines read from injected clocks (seconds).
+
+    The decision deadline is fixed when the budget is created, on ``clock``
+    (monotonic wall time in a deployment: it must fit in the Lambda's
+    timeout); each :meth:`start_expression` sets a new expression deadline on
+    ``expression_clock`` (default ``clock``; the evaluating thread's CPU time in
+    a deployment, so that an expression is not charged for the time other
+    threads held the GIL or the machine was busy elsewhere). ``defer_seconds``,
+    when set, is an earlier deadline for the whole decision past which
+    :class:`DecisionDeferred` is raised instead of failing anything. ``every``
+    reads the clock on one check in that many (for a clock slower to read than
+    the work between two checks, such as a thread's CPU time).
+    """
+
+    __slots__ = (
+        "_checks",
+        "_clock",
+        "_decision_at",
+        "_defer_at",
+        "_every",
+        "_expression_at",
+        "_expression_clock",
+        "decision_seconds",
+        "expression_seconds",
+    )
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        expression_seconds: float,
+        decision_seconds: float,
+        defer_seconds: float | None = None,
+        every: int = 1,
+        expression_clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._expression_clock = clock if expression_clock is None else expression_clock
+        self._every = every
+        self._checks = 0
+        self.expression_seconds = expression_seconds
+        self.decision_seconds = decision_seconds
+        start = clock()
+        self._decision_at = start + decision_seconds
+        self._expression_at = self._expression_clock() + expression_seconds
+        self._defer_at = None if defer_seconds is None else start + defer_seconds
+
+    def start_expression(self) -> None:
+        """Give the next expression its whole budget."""
+        self._expression_at = self._expression_clock() + self.expression_seconds
+
+    def check(self) -> None:
+        """Raise once a deadline has passed (deferral first, then decision, then expression)."""
+        self._checks += 1
+        if self._every > 1 and self._checks % self._every:
+            return
+        now = self._clock()
+        if self._defer_at is not None and now > self._defer_at:
+            raise DecisionDeferred
+        if now > self._decision_at:
+            raise BudgetExceeded("decision", self.decision_seconds)
+        if self._expression_clock() > self._expression_at:
+            raise BudgetExceeded("expression", self.expression_seconds)
+
+
+def clock_budgets(
+    limits: Limits,
+    clock: Callable[[], float],
+    *,
+    defer_seconds: float | None = None,
+    every: int = 1,
+    expression_clock: Callable[[], float] | None = None,
+) -> Callable[[], ClockBudget]:
+    """A factory of one fresh :class:`ClockBudget` per decision, from ``limits``."""
+
+    def make() -> ClockBudget:
+        return ClockBudget(
+            clock,
+            expression_seconds=limits.expression_budget_seconds,
+            decision_seconds=limits.decision_budget_seconds,
+            defer_seconds=defer_seconds,
+            every=every,
+            expression_clock=expression_clock,
+        )
+
+    return make
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def deployed_budgets(
+    limits: Limits,
+    wall: Callable[[], float],
+    cpu: Callable[[], float],
+    *,
+    defer_seconds: float | None = None,
+) -> Callable[[], ClockBudget]:
+    """The budgets of a deployment: decisions on ``wall`` time, expressions on ``cpu`` time.
+
+    ``wall`` is a monotonic clock (a decision must fit in the stepper Lambda's
+    timeout); ``cpu`` the evaluating thread's CPU time, slower to read, so the
+    clocks are read on one check in 8.
+    """
+    return clock_budgets(limits, wall, defer_seconds=defer_seconds, every=8, expression_clock=cpu)
