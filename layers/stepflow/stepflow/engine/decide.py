@@ -35,7 +35,7 @@ from stepflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from stepflow.engine.transitions import Transitions
+from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
 
 DEFAULT_BUDGET = 10_000
@@ -50,6 +50,7 @@ def decide(
     *,
     budget: int = DEFAULT_BUDGET,
     consume: bool = False,
+    max_events: int | None = None,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -57,13 +58,20 @@ def decide(
     With ``consume=True`` the caller hands ``state`` over instead: it becomes the
     next state, changed in place, which saves copying every frame per event
     (for a driver that keeps no other reference to it).
+
+    ``max_events`` caps the execution's history: the event that would leave no
+    room for ``ExecutionFailed`` fails the execution with ``States.Runtime`` instead,
+    so a history ends at most ``max_events`` long (a redrive of such an execution
+    adds its ``ExecutionRedriven`` and fails again at once).
     """
-    decider = Decider(definition, state if consume else state.copy(), now, budget)
+    decider = Decider(definition, state if consume else state.copy(), now, budget, max_events)
     try:
         decider.apply(event)
         decider.run()
     except StatesError as exc:  # a safety net: every state handler reports its own errors
         decider.end_execution("FAILED", "ExecutionFailed", exc.error, exc.cause)
+    except EventLimitReachedError as exc:
+        decider.end_execution_over_cap(exc)
     return Decision(decider.events, decider.state, decider.commands)
 
 

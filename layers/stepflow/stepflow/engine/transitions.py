@@ -41,13 +41,42 @@ _RUNTIME_ERRORS = frozenset(
 )
 
 
+class EventLimitReachedError(Exception):
+    """The history would pass the execution's event cap (``Limits.max_events_per_execution``).
+
+    Raised by :meth:`Transitions.emit` before the event that would leave no room for
+    ``ExecutionFailed``; :func:`stepflow.engine.decide.decide` then fails the execution
+    with ``States.Runtime``. It is not a :class:`StatesError`: no Retry or Catch sees it.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        super().__init__(max_events)
+        self.max_events = max_events
+
+    @property
+    def cause(self) -> str:
+        """The ``cause`` the execution fails with (names the limit)."""
+        return (
+            f"The execution's history reached {self.max_events} events, the limit "
+            f"max_events_per_execution (STEPFLOW_MAX_EVENTS_PER_EXECUTION); a runaway loop?"
+        )
+
+
 class Transitions:
     """The working memory of one decision and the ways a frame moves on (engine-internal)."""
 
     def __init__(
-        self, definition: StateMachine, state: ExecutionState, now: float, budget: int
+        self,
+        definition: StateMachine,
+        state: ExecutionState,
+        now: float,
+        budget: int,
+        max_events: int | None = None,
     ) -> None:
         self.definition = definition
+        self.max_events = max_events
+        """The history's cap (None: none); see :class:`EventLimitReachedError`."""
+        self.capped = False
         self.state = state
         self.now = now
         self.now_iso = iso(now)
@@ -66,6 +95,8 @@ class Transitions:
             return frame.prev_id
         s = self.state
         event_id = s.next_event_id
+        if self.max_events is not None and event_id >= self.max_events and not self.capped:
+            raise EventLimitReachedError(self.max_events)
         s.next_event_id += 1
         event: dict[str, Any] = {
             "id": event_id,
@@ -262,6 +293,12 @@ class Transitions:
         self.commands.extend(CancelChild(child_id) for child_id in s.children)
         self.finish()
         self.completed(Complete(status, error=error, cause=cause))
+
+    def end_execution_over_cap(self, exc: EventLimitReachedError) -> None:
+        """Fail the execution because its history reached the cap (its last event)."""
+        self.capped = True
+        self.state.status = "RUNNING"  # e.g. reached while recording another ending
+        self.end_execution("FAILED", "ExecutionFailed", StatesErrorName.RUNTIME.value, exc.cause)
 
     def completed(self, complete: Complete) -> None:
         """Report the end of the execution (to its parent too, for a child execution)."""

@@ -140,7 +140,9 @@ class Stepper:
             child_limit=self.child_limit,
             token_key=secrets.token_hex(16),
         )
-        decision = decide(definition, state, Start(), now)
+        decision = decide(
+            definition, state, Start(), now, max_events=self.limits.max_events_per_execution
+        )
         arn = state.execution_arn
         record = ExecutionRecord(
             execution_arn=arn,
@@ -302,7 +304,14 @@ class Stepper:
             for event in events:
                 # The first decision copies the loaded state (kept as ``before``);
                 # the following ones may change their predecessor's in place.
-                decision = decide(definition, state, event, now, consume=state is not before)
+                decision = decide(
+                    definition,
+                    state,
+                    event,
+                    now,
+                    consume=state is not before,
+                    max_events=self.limits.max_events_per_execution,
+                )
                 state = decision.state
                 history.extend(decision.events)
                 commands.extend(decision.commands)
