@@ -24,6 +24,7 @@ from stepflow.engine.model import (
     ContinueLater,
     Decision,
     Event,
+    Fail,
     ExecutionState,
     Frame,
     Redrive,
@@ -37,6 +38,7 @@ from stepflow.engine.model import (
 )
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.limits import Limits
 
 DEFAULT_BUDGET = 10_000
 """States entered per decision before the engine yields with ``ContinueLater``."""
@@ -50,7 +52,7 @@ def decide(
     *,
     budget: int = DEFAULT_BUDGET,
     consume: bool = False,
-    max_events: int | None = None,
+    limits: Limits | None = None,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -59,12 +61,15 @@ def decide(
     next state, changed in place, which saves copying every frame per event
     (for a driver that keeps no other reference to it).
 
-    ``max_events`` caps the execution's history: the event that would leave no
-    room for ``ExecutionFailed`` fails the execution with ``States.Runtime`` instead,
-    so a history ends at most ``max_events`` long (a redrive of such an execution
-    adds its ``ExecutionRedriven`` and fails again at once).
+    ``limits`` (None: none) bounds what the decision may produce:
+    ``max_events_per_execution`` caps the history (the event that would leave no
+    room for ``ExecutionFailed`` fails the execution with ``States.Runtime``
+    instead, so a history is at most that long; a redrive of such an execution
+    adds its ``ExecutionRedriven`` and fails again at once), and
+    ``max_payload_bytes`` a state's output and a task's result
+    (``States.DataLimitExceeded``).
     """
-    decider = Decider(definition, state if consume else state.copy(), now, budget, max_events)
+    decider = Decider(definition, state if consume else state.copy(), now, budget, limits)
     try:
         decider.apply(event)
         decider.run()
@@ -106,6 +111,10 @@ class Decider(Transitions):
                 self.timer_fired(event.timer_id, *ref)
         elif isinstance(event, Stop):
             self.end_execution("ABORTED", "ExecutionAborted", event.error, event.cause)
+        elif isinstance(event, Fail):
+            if not s.frames:  # failed before its first decision could be stored
+                self.start()
+            self.end_execution("FAILED", "ExecutionFailed", event.error, event.cause)
         elif isinstance(event, ChildFinished):
             fanout.child_finished(self, event)
         elif isinstance(event, Continue):

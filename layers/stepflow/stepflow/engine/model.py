@@ -204,6 +204,14 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Fail:
+    """The driver fails the execution (e.g. its next state could not be stored)."""
+
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
 class Continue:
     """Resume work left over when a decision hit its transition budget."""
 
@@ -232,6 +240,7 @@ Event = (
     | TaskFailed
     | TimerFired
     | Stop
+    | Fail
     | Continue
     | ChildFinished
     | Redrive

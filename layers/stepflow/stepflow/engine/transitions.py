@@ -13,7 +13,7 @@ from typing import Any
 
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
-from stepflow.data.serialize import dumps
+from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine import dataflow, fanout
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
@@ -29,6 +29,7 @@ from stepflow.engine.model import (
     StartTimer,
 )
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.limits import Limits
 
 _RUNTIME_ERRORS = frozenset(
     {
@@ -71,11 +72,13 @@ class Transitions:
         state: ExecutionState,
         now: float,
         budget: int,
-        max_events: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.definition = definition
-        self.max_events = max_events
+        self.max_events = None if limits is None else limits.max_events_per_execution
         """The history's cap (None: none); see :class:`EventLimitReachedError`."""
+        self.max_payload = None if limits is None else limits.max_payload_bytes
+        """The largest state output or task result, in UTF-8 bytes (None: no limit)."""
         self.capped = False
         self.state = state
         self.now = now
@@ -182,11 +185,25 @@ class Transitions:
         *,
         assigned: dict[str, Any] | None = None,
         next_state: str | None = None,
+        caught: bool = False,
     ) -> None:
-        """Commit the state's variable assignments, record its exit and move ``frame`` on."""
+        """Commit the state's variable assignments, record its exit and move ``frame`` on.
+
+        An output larger than ``max_payload_bytes`` fails the state with
+        ``States.DataLimitExceeded`` instead (``caught``: the output is a catcher's,
+        so the frame fails without looking for another catcher).
+        """
+        text = dumps(output)
+        too_large = self.over_payload_limit(text, "state's output")
+        if too_large is not None:
+            if caught:
+                self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
+            else:
+                self.fail_state(frame, node, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
+            return
         details: dict[str, Any] = {
             "name": node.name,
-            "output": dumps(output),
+            "output": text,
             "outputDetails": {"truncated": False},
         }
         if assigned:
@@ -235,10 +252,25 @@ class Transitions:
                 except StatesError as exc:
                     self.frame_failed(frame, exc.error, exc.cause)
                     return
-                self.exit_state(frame, node, output, assigned=assigned, next_state=catcher.next)
+                self.exit_state(
+                    frame, node, output, assigned=assigned, next_state=catcher.next, caught=True
+                )
                 return
         fanout.state_failed_event(self, frame, node)
         self.frame_failed(frame, error, cause)
+
+    def over_payload_limit(self, text: str, what: str) -> str | None:
+        """The ``States.DataLimitExceeded`` cause if the JSON ``text`` is too large, else None."""
+        limit = self.max_payload
+        if limit is None or len(text) * 3 <= limit:  # UTF-8: at most 3 bytes a UTF-16 unit
+            return None
+        size = utf8_size(text)
+        if size <= limit:
+            return None
+        return (
+            f"The {what} is {size} bytes, more than the {limit} bytes of max_payload_bytes "
+            "(STEPFLOW_MAX_PAYLOAD_BYTES)."
+        )
 
     def jitter(self, frame: Frame) -> float:
         """A deterministic number in [0, 1) for FULL jitter (seeded by the execution)."""

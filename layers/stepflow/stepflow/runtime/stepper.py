@@ -28,8 +28,10 @@ from typing import Any
 from stepflow.asl import StateMachine
 from stepflow.engine import (
     Command,
+    Decision,
     Event,
     ExecutionState,
+    Fail,
     Redrive,
     Start,
     Stop,
@@ -37,6 +39,7 @@ from stepflow.engine import (
     new_execution,
 )
 from stepflow.engine.codec import decode_state, encode_state
+from stepflow.errors import StatesErrorName
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.messages import Message, decode_event
@@ -51,6 +54,7 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     MessageBus,
+    UnstorableDataError,
 )
 from stepflow.runtime.repair import OutboxSender
 from stepflow.runtime.task_queue import TaskRouter
@@ -140,10 +144,29 @@ class Stepper:
             child_limit=self.child_limit,
             token_key=secrets.token_hex(16),
         )
-        decision = decide(
-            definition, state, Start(), now, max_events=self.limits.max_events_per_execution
-        )
-        arn = state.execution_arn
+        decision = decide(definition, state, Start(), now, limits=self.limits)
+        try:
+            try:
+                record = self._create(state_machine_arn, name, input, now, decision)
+            except UnstorableDataError as exc:  # its first decision made data no log can hold
+                failed = decide(definition, state, _unstorable(exc), now, limits=self.limits)
+                record = self._create(state_machine_arn, name, input, now, failed)
+        except ExecutionAlreadyExistsError as exc:
+            existing = exc.existing
+            if existing.input != input or existing.state_machine_arn != state_machine_arn:
+                raise ExecutionInputMismatchError(
+                    f"execution {name!r} already exists with a different input"
+                ) from exc
+            self._flush(existing, inline=False)
+            return existing
+        self._flush(record, inline=False)
+        return record
+
+    def _create(
+        self, state_machine_arn: str, name: str, input: Any, now: float, decision: Decision
+    ) -> ExecutionRecord:
+        """Store a new execution's record and first events; return the record."""
+        arn = decision.state.execution_arn
         record = ExecutionRecord(
             execution_arn=arn,
             state_machine_arn=state_machine_arn,
@@ -158,17 +181,7 @@ class Stepper:
         )
         if record.outbox:
             self._send_repair(arn)
-        try:
-            self.log.create(record, decision.events)
-        except ExecutionAlreadyExistsError as exc:
-            existing = exc.existing
-            if existing.input != input or existing.state_machine_arn != state_machine_arn:
-                raise ExecutionInputMismatchError(
-                    f"execution {name!r} already exists with a different input"
-                ) from exc
-            self._flush(existing, inline=False)
-            return existing
-        self._flush(record, inline=False)
+        self.log.create(record, decision.events)
         return record
 
     def handle(self, message: Message) -> None:
@@ -310,7 +323,7 @@ class Stepper:
                     event,
                     now,
                     consume=state is not before,
-                    max_events=self.limits.max_events_per_execution,
+                    limits=self.limits,
                 )
                 state = decision.state
                 history.extend(decision.events)
@@ -343,6 +356,13 @@ class Stepper:
             try:
                 self.log.commit(new, record.seq, history, fence=fence)
             except ConflictError:
+                continue
+            except UnstorableDataError as exc:
+                if any(isinstance(e, Fail) for e in events):
+                    raise
+                # Poison data (e.g. a lone surrogate from States.StringToJson): retrying
+                # cannot help, so the execution fails instead, on the record it was at.
+                events = [_unstorable(exc)]
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
@@ -380,6 +400,7 @@ class Stepper:
             owner=self.owner,
             task_lease_seconds=self.task_lease_seconds,
             router=self.router,
+            limits=self.limits,
         )
 
     def _sender(self) -> OutboxSender:
@@ -393,6 +414,14 @@ class Stepper:
             tasks_bus=self.tasks_bus,
             repair_delay=self.repair_delay,
         )
+
+
+def _unstorable(exc: UnstorableDataError) -> Fail:
+    """The failure of an execution whose next state the log cannot store."""
+    return Fail(
+        StatesErrorName.RUNTIME.value,
+        f"The execution's next state could not be stored: {exc.problem}.",
+    )
 
 
 __all__ = [
