@@ -33,7 +33,12 @@ REPAIR_SCHEDULE_MINUTES = 5
 """How often the outbox repair job runs (its cost is per run: see stepflow.aws.outbox_repair)."""
 
 
-_POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
+_POWERTOOLS = {
+    "POWERTOOLS_METRICS_NAMESPACE": "StepFlow",
+    # Execution data and task tokens never go to X-Ray (the handlers say so too).
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+}
 
 
 class Compute(Construct):
