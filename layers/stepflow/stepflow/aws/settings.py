@@ -129,6 +129,17 @@ class Settings(BaseSettings):
             return DEFAULT_RETENTION_DAYS
         return value
 
+    @model_validator(mode="after")
+    def _redrive_before_purge(self) -> Settings:
+        # A redrive must find the execution: the window ends before its record expires.
+        if self.limits.redrive_window_seconds >= self.retention_seconds:
+            raise ValueError(
+                f"STEPFLOW_REDRIVE_WINDOW_SECONDS ({self.limits.redrive_window_seconds}) must "
+                f"be below the retention of finished executions (STEPFLOW_RETENTION_DAYS="
+                f"{self.retention_days}, {self.retention_seconds} s)"
+            )
+        return self
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings of ``environ`` (the process environment if None).

@@ -156,6 +156,7 @@ class Decider(Transitions):
             return
         s.status, s.error, s.cause, s.output = "RUNNING", None, None, None
         s.redrive_count += 1
+        s.redrive_date = self.now
         s.frames = {"": root}
         s.tasks.clear()
         s.timers.clear()

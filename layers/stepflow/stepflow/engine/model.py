@@ -119,6 +119,8 @@ class ExecutionState:
     outer_variables: dict[str, Any] = field(default_factory=dict)
     root_input: Any = None
     redrive_count: int = 0
+    redrive_date: float | None = None
+    """When it was last redriven (epoch seconds); None if never."""
 
     def copy(self) -> ExecutionState:
         """A copy that a decision may change without touching this one.
