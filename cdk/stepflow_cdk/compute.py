@@ -33,6 +33,9 @@ REPAIR_SCHEDULE_MINUTES = 5
 """How often the outbox repair job runs (its cost is per run: see stepflow.aws.outbox_repair)."""
 
 
+ACTIVITY_DLQ_ENV_VAR = "ACTIVITY_DLQ_ARN"
+"""Names the activity task queues' shared DLQ (read by stepflow.aws.settings.Settings)."""
+
 _POWERTOOLS = {
     "POWERTOOLS_METRICS_NAMESPACE": "StepFlow",
     # Execution data and task tokens never go to X-Ray (the handlers say so too).
@@ -82,6 +85,7 @@ class Compute(Construct):
             topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
             topology.TASKS_QUEUE.env_var: tasks.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
+            ACTIVITY_DLQ_ENV_VAR: queues.activity_dead_letters.queue_arn,
             **_POWERTOOLS,
         }
         self.stepper = self._function(
@@ -165,7 +169,8 @@ class Compute(Construct):
         for function in (self.stepper, self.api):
             tasks.grant_send_messages(function)
         stack = Stack.of(self)
-        # Activities: one task queue (and DLQ) per activity, created by CreateActivity.
+        # Activities: one task queue per activity, created by CreateActivity (their DLQ is
+        # the stack's ActivityTasksDlq, passed as ACTIVITY_DLQ_ARN).
         task_queues = f"arn:{stack.partition}:sqs:{stack.region}:{stack.account}:stepflow-tq*"
         for function in (self.stepper, self.api):
             function.add_to_role_policy(

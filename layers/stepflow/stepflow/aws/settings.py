@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     )
     """Name prefix of the activity task queues."""
 
+    activity_dlq_arn: str = Field(
+        default="",
+        validation_alias=AliasChoices("ACTIVITY_DLQ_ARN", "activity_dlq_arn"),
+    )
+    """The dead-letter queue every activity task queue shares (the stack declares it, with
+    an alarm); empty: the first activity queue created makes one (``stepflow local``)."""
+
     task_lease_seconds: float = Field(
         default=RUNNER_FUNCTION_TIMEOUT,
         gt=0,
