@@ -13,14 +13,16 @@ from constructs import Construct
 from stepflow.aws import topology
 from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS
 
-
 ACTIVITY_DLQ = "ActivityTasks"
 """The key of the activity task queues' shared DLQ in ``Queues.dead_letters``."""
 
 
 class Queues(Construct):
-    """``queues[spec.logical_name]`` and ``dead_letters[spec.logical_name]`` per spec;
-    ``activity_dead_letters``, the DLQ the activity task queues share."""
+    """The topology's queues and dead-letter queues, and the activity queues' shared DLQ.
+
+    ``queues[spec.logical_name]`` and ``dead_letters[spec.logical_name]`` per spec;
+    ``activity_dead_letters`` (also ``dead_letters["ActivityTasks"]``).
+    """
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)

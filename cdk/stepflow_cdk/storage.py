@@ -8,6 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from stepflow.aws import topology
 
+
 class Storage(Construct):
     """``table``: the log (on-demand, PITR, TTL, stream); ``payloads``: large documents."""
 

@@ -8,6 +8,7 @@ from typing import Any
 import botocore.session
 import pytest
 from stepflow.api import ApiError
+from stepflow.runtime import InMemoryLog
 
 from tests.api.conftest import FN, HANDLERS, Api
 
@@ -71,12 +72,14 @@ def test_past_the_window_redrive_is_refused_without_a_write(
     execution = _failed(api, monkeypatch, "outside")
     stopped = api("DescribeExecution", executionArn=execution)["stopDate"]
     api.bus.now = stopped + WINDOW + 1
-    writes, seq = api.log.writes, api.log.get(execution).seq  # type: ignore[attr-defined,union-attr]
+    log = api.log
+    assert isinstance(log, InMemoryLog)
+    writes, before = log.writes, log.get(execution)
     with pytest.raises(ApiError) as refused:
         api("RedriveExecution", executionArn=execution)
     assert refused.value.code == "ExecutionNotRedrivable"
     assert "Execution redrivable period exceeded" in refused.value.message
-    assert api.log.writes == writes and api.log.get(execution).seq == seq  # type: ignore[attr-defined,union-attr]
+    assert log.writes == writes and log.get(execution) == before
     described = api("DescribeExecution", executionArn=execution)
     assert _redrive_fields(described) == {
         "redriveCount": 0,
@@ -86,7 +89,9 @@ def test_past_the_window_redrive_is_refused_without_a_write(
 
 
 def test_running_and_succeeded_executions_are_not_redrivable(api: Api) -> None:
-    wait = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}})
+    wait = json.dumps(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
+    )
     arn = api.machine("Waits", wait)
     execution = api("StartExecution", stateMachineArn=arn, name="w")["executionArn"]
     running = api("DescribeExecution", executionArn=execution)

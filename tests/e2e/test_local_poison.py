@@ -46,9 +46,9 @@ def test_string_to_json_surrogate_fails_the_execution_others_unaffected(stack: L
             },
         },
     }
-    arn = sfn.create_state_machine(
-        name="poison", definition=json.dumps(definition), roleArn=ROLE
-    )["stateMachineArn"]
+    arn = sfn.create_state_machine(name="poison", definition=json.dumps(definition), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
     # WHEN one execution's ASCII input parses into a lone surrogate, another's does not
     bad = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"s": '"\\ud800"'}))
     good = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"s": '"fine"'}))

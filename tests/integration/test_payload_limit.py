@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 import pytest
-
 from stepflow.limits import KIB, MIB, Limits
 from stepflow.testing import open_environment
 
@@ -125,7 +124,9 @@ def test_the_default_limit_is_aws_256_kib() -> None:
     definition = {
         "QueryLanguage": "JSONata",
         "StartAt": "P",
-        "States": {"P": {"Type": "Pass", "Output": "{% $pad('', $states.input.n, 'a') %}", "End": True}},
+        "States": {
+            "P": {"Type": "Pass", "Output": "{% $pad('', $states.input.n, 'a') %}", "End": True},
+        },
     }
     under = _run("memory", definition, {"n": 256 * KIB - 2})  # a JSON string: 2 quotes
     over = _run("memory", definition, {"n": 256 * KIB - 1})
@@ -139,7 +140,11 @@ def test_a_1_mib_output_with_the_limit_raised_goes_through_the_s3_offload() -> N
         "QueryLanguage": "JSONata",
         "StartAt": "P",
         "States": {
-            "P": {"Type": "Pass", "Output": "{% $map([1..60000], function($v) {$random()}) %}", "Next": "Q"},
+            "P": {
+                "Type": "Pass",
+                "Output": "{% $map([1..60000], function($v) {$random()}) %}",
+                "Next": "Q",
+            },
             "Q": {"Type": "Pass", "End": True},
         },
     }

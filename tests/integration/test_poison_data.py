@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepflow.limits import MIB, Limits
 from stepflow.testing import WorkflowEnvironment, open_environment
 
@@ -141,7 +140,7 @@ def test_a_task_result_no_log_can_hold_fails_the_execution_without_retry(
         # THEN the execution FAILED with States.Runtime (neither retried nor caught), and
         # the task ran once
         _assert_failed_once(env, arn, problem)
-    assert CALLS == {name: 1}
+    assert {name: 1} == CALLS
 
 
 @pytest.mark.parametrize(("text", "problem"), [("1e999", "Invalid"), ("NaN", "Invalid")])

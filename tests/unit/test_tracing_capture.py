@@ -15,7 +15,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from stepflow.api import lambda_handler
 from stepflow.aws import stepper_lambda
 

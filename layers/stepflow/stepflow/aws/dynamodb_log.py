@@ -430,8 +430,11 @@ class DynamoDBLog:
 
 
 class _UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):
-    """An item too large even for the payload store: both what the log raised before
-    (:class:`PayloadTooLargeError`) and poison data to the stepper."""
+    """An item too large even for the payload store.
+
+    Both what the log raised before (:class:`PayloadTooLargeError`) and poison data
+    to the stepper (:class:`UnstorableDataError`).
+    """
 
     def __init__(self, execution_arn: str, problem: str) -> None:
         UnstorableDataError.__init__(self, execution_arn, problem)

@@ -32,7 +32,7 @@ def utf8_size(text: str) -> int:
 def storable_problem(value: Any) -> str | None:
     """Why ``value`` cannot be stored as JSON in UTF-8, or None if it can.
 
-    What a log cannot hold: a string with a lone surrogate (``"\\ud800"``, which
+    What a log cannot hold: a string with a lone surrogate (U+D800 to U+DFFF, which
     ``States.StringToJson`` or JSONata can make from ASCII), NaN or Infinity, a
     value that is not JSON, nesting too deep to encode. The answer names the
     problem in ASCII, safe to record as a cause. Fast for the usual case: orjson

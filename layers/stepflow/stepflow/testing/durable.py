@@ -41,8 +41,8 @@ def moto_environment(
     from moto import mock_aws
 
     from stepflow.aws import DynamoDBLog, create_table, stepper_lambda
-    from stepflow.aws.s3_payloads import S3PayloadStore
     from stepflow.aws.clients import client as new_client
+    from stepflow.aws.s3_payloads import S3PayloadStore
 
     context = _LambdaContext()
 

@@ -13,8 +13,8 @@ import json
 import math
 import time
 import uuid
-from dataclasses import replace
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 

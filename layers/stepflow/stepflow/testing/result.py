@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-
 ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 
 
