@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from stepflow.asl import StateMachine, parse
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
 from stepflow.testing.result import ExecutionResult
@@ -26,6 +27,7 @@ def execute(
     start_time: datetime | None = None,
     max_events: int | None = None,
     durable: bool | str = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` until it ends, in process, on a virtual clock.
 
@@ -41,7 +43,8 @@ def execute(
     ``on_event`` sees every history event of the execution as it is committed.
     Raises :class:`stepflow.asl.DefinitionError` for an invalid definition.
     ``max_events`` caps the execution's history (default: ``Limits``): past it
-    the execution fails with ``States.Runtime``, as a durable one does.
+    the execution fails with ``States.Runtime``, as a durable one does; ``limits``
+    are the other bounds (e.g. a raised ``max_payload_bytes``).
 
     ``durable``: False or ``"memory"`` (the default) runs on the in-memory
     ports; True or ``"moto"`` runs on the DynamoDB log on moto with every
@@ -54,6 +57,7 @@ def execute(
         handlers=handlers,
         start_time=start_time,
         max_events=max_events,
+        limits=limits,
         on_event=on_event,
     ) as env:
         arn = env.start(machine, input, name=name, seed=seed)
