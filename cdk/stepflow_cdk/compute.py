@@ -34,7 +34,16 @@ REPAIR_SCHEDULE_MINUTES = 5
 """How often the outbox repair job runs (its cost is per run: see stepflow.aws.outbox_repair)."""
 
 
-_POWERTOOLS = {"POWERTOOLS_METRICS_NAMESPACE": "StepFlow"}
+ACTIVITY_DLQ_ENV_VAR = "ACTIVITY_DLQ_ARN"
+"""Names the activity task queues' shared DLQ (read by stepflow.aws.settings.Settings)."""
+
+_POWERTOOLS = {
+    "POWERTOOLS_METRICS_NAMESPACE": "StepFlow",
+    # Execution data and task tokens never go to X-Ray (the handlers say so too).
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+}
+
 ACCESS_POLICY_ENV_VAR = "STEPFLOW_ACCESS_POLICY"
 """The API's access rules (JSON; see stepflow.api.access)."""
 PASS_ROLE_CHECK_ENV_VAR = "STEPFLOW_PASS_ROLE_CHECK"
@@ -117,6 +126,7 @@ class Compute(Construct):
             ),
             "STEPFLOW_OWN_QUEUES": ",".join([*own_queues, self.sweeper_failures.queue_name]),
             SECRET_ENV_VAR: signing.secret.secret_arn,
+            ACTIVITY_DLQ_ENV_VAR: queues.activity_dead_letters.queue_arn,
             **_POWERTOOLS,
         }
         self.stepper = self._function(
@@ -204,7 +214,8 @@ class Compute(Construct):
         for function in (self.stepper, self.api):
             tasks.grant_send_messages(function)
         stack = Stack.of(self)
-        # Activities: one task queue (and DLQ) per activity, created by CreateActivity.
+        # Activities: one task queue per activity, created by CreateActivity (their DLQ is
+        # the stack's ActivityTasksDlq, passed as ACTIVITY_DLQ_ARN).
         task_queues = f"arn:{stack.partition}:sqs:{stack.region}:{stack.account}:stepflow-tq*"
         for function in (self.stepper, self.api):
             function.add_to_role_policy(

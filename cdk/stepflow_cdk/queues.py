@@ -1,4 +1,9 @@
-"""The SQS queues of stepflow.aws.topology, each with its dead-letter queue."""
+"""The SQS queues of stepflow.aws.topology, each with its dead-letter queue.
+
+Also the dead-letter queue that every activity task queue (created at run time by
+:class:`stepflow.aws.sqs_task_queue.SQSTaskQueue`) shares: declared here so that it
+is encrypted, TLS-only and alarmed like the others (``dead_letters["ActivityTasks"]``).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,18 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from stepflow.aws import topology
+from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS
+
+ACTIVITY_DLQ = "ActivityTasks"
+"""The key of the activity task queues' shared DLQ in ``Queues.dead_letters``."""
 
 
 class Queues(Construct):
-    """``queues[spec.logical_name]`` and ``dead_letters[spec.logical_name]`` per spec."""
+    """The topology's queues and dead-letter queues, and the activity queues' shared DLQ.
+
+    ``queues[spec.logical_name]`` and ``dead_letters[spec.logical_name]`` per spec;
+    ``activity_dead_letters`` (also ``dead_letters["ActivityTasks"]``).
+    """
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
@@ -34,3 +47,11 @@ class Queues(Construct):
                     queue=dead, max_receive_count=spec.max_receive_count
                 ),
             )
+        self.activity_dead_letters = sqs.Queue(
+            self,
+            f"{ACTIVITY_DLQ}Dlq",
+            retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.dead_letters[ACTIVITY_DLQ] = self.activity_dead_letters

@@ -8,9 +8,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from stepflow.aws import topology
 
-PAYLOAD_RETENTION_DAYS = 400
-"""Offloaded payloads are kept longer than any execution lives plus its history (90 days)."""
-
 
 class Storage(Construct):
     """``table``: the log (on-demand, PITR, TTL, stream); ``payloads``: large documents."""
@@ -63,10 +60,13 @@ class Storage(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="payloads/",
+            # No expiry: a payload object is content-addressed, so one object may back
+            # several executions and large definitions; an age says nothing about
+            # whether something still references it (see docs/security-retention.md).
             lifecycle_rules=[
                 s3.LifecycleRule(
                     prefix=topology.PAYLOAD_PREFIX,
-                    expiration=Duration.days(PAYLOAD_RETENTION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
             removal_policy=RemovalPolicy.RETAIN,

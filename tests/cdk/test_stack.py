@@ -65,7 +65,8 @@ def test_each_topology_queue_has_its_dead_letter_queue(
         assert main["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
         assert main["SqsManagedSseEnabled"] is True
     dead = [q for q in queues if "RedrivePolicy" not in q]
-    assert len(dead) == len(topology.QUEUES) + 1  # and the sweeper's on-failure queue
+    # and the sweeper's on-failure queue, and the activity task queues' shared DLQ
+    assert len(dead) == len(topology.QUEUES) + 2
     assert all(q["MessageRetentionPeriod"] == spec.dlq_retention_seconds for q in dead)
 
 
@@ -205,9 +206,9 @@ def test_grants_name_actions_not_wildcards(synthesized: tuple[Template, Any, Any
 
 def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
     template = synthesized[0]
-    # a dead-letter alarm per queue and for the sweeper's failures, errors and throttles
-    # per function
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 1 + 2 * 5)
+    # a dead-letter alarm per queue, for the sweeper's failures and for the activity task
+    # queues' shared DLQ; errors and throttles per function
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 2 + 2 * 5)
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
@@ -381,3 +382,55 @@ def test_the_signing_key_is_a_generated_secret_read_only_by_the_functions_that_m
         assert secret_id in json.dumps(variables["STEPFLOW_SIGNING_SECRET_ARN"])
     sweeper = function_named(template, "stepflow-sweeper")["Environment"]["Variables"]
     assert "STEPFLOW_SIGNING_SECRET_ARN" not in sweeper
+
+
+def test_activity_task_queues_dead_letter_into_one_alarmed_tls_only_queue(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    (logical_id,) = [
+        key
+        for key in template.find_resources("AWS::SQS::Queue")
+        if key.startswith("QueuesActivityTasksDlq")
+    ]
+    dlq = template.find_resources("AWS::SQS::Queue")[logical_id]["Properties"]
+    assert dlq["SqsManagedSseEnabled"] is True
+    # TLS only: its queue policy denies aws:SecureTransport false
+    policies = [
+        p
+        for p in resources(template, "AWS::SQS::QueuePolicy")
+        if {"Ref": logical_id} in p["Queues"]
+    ]
+    (statement,) = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # alarmed on visible messages
+    alarms = [
+        a
+        for a in resources(template, "AWS::CloudWatch::Alarm")
+        if a.get("Dimensions")
+        and a["Dimensions"][0]["Value"] == {"Fn::GetAtt": [logical_id, "QueueName"]}
+    ]
+    assert len(alarms) == 1
+    assert alarms[0]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    # the functions that create activity queues are told its ARN
+    for service in ("stepflow-api", "stepflow-stepper", "stepflow-runner"):
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert variables["ACTIVITY_DLQ_ARN"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def test_payload_objects_never_expire_while_something_may_reference_them(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    buckets = [
+        b
+        for b in resources(template, "AWS::S3::Bucket")
+        if "LoggingConfiguration" in b  # the payload bucket logs to the access-log bucket
+    ]
+    (payloads,) = buckets
+    rules = payloads.get("LifecycleConfiguration", {}).get("Rules", [])
+    assert rules, "the payload bucket keeps a rule for incomplete uploads"
+    for rule in rules:
+        assert "ExpirationInDays" not in rule and "ExpirationDate" not in rule, rule
+        assert "NoncurrentVersionExpiration" not in rule, rule

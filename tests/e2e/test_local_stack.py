@@ -356,11 +356,11 @@ def test_release_task_through_the_api_hands_the_task_to_the_next_poll(stack: Loc
     assert wait_for(sfn, execution)["status"] == "SUCCEEDED"
 
 
-def test_a_sync_execution_that_loops_forever_ends_timed_out(
+def test_a_sync_execution_that_loops_forever_fails_at_the_event_cap(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN an EXPRESS machine that loops forever and a small cap on the states one sync run enters
-    monkeypatch.setattr(sync, "MAX_TRANSITIONS", 50)
+    # GIVEN an EXPRESS machine that loops forever and a small cap on a sync run's history
+    monkeypatch.setattr(sync, "MAX_EVENTS", 50)
     sfn = stepflow.client(
         stack.url, region="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
     )
@@ -381,5 +381,6 @@ def test_a_sync_execution_that_loops_forever_ends_timed_out(
     )["stateMachineArn"]
     # WHEN it is run with StartSyncExecution through boto3
     result = sfn.start_sync_execution(stateMachineArn=arn, input="{}")
-    # THEN it is answered, stopped with States.Timeout, not left running or a 500
-    assert (result["status"], result.get("error")) == ("TIMED_OUT", "States.Timeout"), result
+    # THEN it is answered: failed with States.Runtime naming the cap, not left running or a 500
+    assert (result["status"], result.get("error")) == ("FAILED", "States.Runtime"), result
+    assert "max_events_per_execution" in result["cause"]

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stepflow.asl import parse
 from stepflow.engine import RunTask
+from stepflow.limits import MIB, Limits
 from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, Message, Stepper, leases
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.payloads import InMemoryPayloadStore, PayloadStoreUnavailableError
@@ -415,7 +416,9 @@ DEFINITION = {
 
 
 def test_a_workflow_with_megabyte_payloads_matches_the_in_memory_engine(env: Env) -> None:
-    # GIVEN a task returning 2 MB of incompressible text, and a 600 KB input
+    # GIVEN a task returning 2 MB of incompressible text, and a 600 KB input (the payload
+    # limit raised from AWS's 256 KiB: the S3 offload carries the rest)
+    big = Limits(max_payload_bytes=8 * MIB)
     chunks = [noise(500_000) for _ in range(4)]
     start, input_ = 1_000.0, {"blob": noise(600_000)}
     handlers = {"fetch": lambda _: chunks}
@@ -426,6 +429,7 @@ def test_a_workflow_with_megabyte_payloads_matches_the_in_memory_engine(env: Env
         name="e1",
         seed=3,
         start_time=datetime.fromtimestamp(start, UTC),
+        limits=big,
     )
     # WHEN it runs on the Stepper over DynamoDBLog + S3 (moto)
     machine, log, bus = parse(DEFINITION), env.log(), InMemoryBus(start)
@@ -435,7 +439,12 @@ def test_a_workflow_with_megabyte_payloads_matches_the_in_memory_engine(env: Env
         return run_handler(handlers, command)
 
     stepper = Stepper(
-        log=log, bus=bus, definitions=lambda _: machine, clock=lambda: bus.now, invoker=invoke
+        log=log,
+        bus=bus,
+        definitions=lambda _: machine,
+        clock=lambda: bus.now,
+        invoker=invoke,
+        limits=big,
     )
     record = stepper.start_execution(state_machine_arn=SM, name="e1", input=input_, seed=3)
     while (message := bus.receive()) is not None:

@@ -257,10 +257,23 @@ def test_retention_comes_from_the_environment_and_bad_values_are_refused() -> No
         return Settings.from_environ({"TABLE_NAME": TABLE, **env}).retention_seconds
 
     assert retention() == retention(STEPFLOW_RETENTION_DAYS=" ") == 90 * DAY
-    assert retention(STEPFLOW_RETENTION_DAYS="7") == 7 * DAY
+    week = {"STEPFLOW_RETENTION_DAYS": "7", "STEPFLOW_REDRIVE_WINDOW_SECONDS": str(3 * DAY)}
+    assert retention(**week) == 7 * DAY
     for bad in ("0", "-3", "soon", "1.5"):
         with pytest.raises(ValueError, match="STEPFLOW_RETENTION_DAYS"):
             retention(STEPFLOW_RETENTION_DAYS=bad)
+
+
+def test_the_redrive_window_must_end_before_a_finished_execution_is_purged() -> None:
+    # AWS's 14-day window with a 7-day retention: a redrive could race the purge
+    with pytest.raises(ValueError, match="STEPFLOW_REDRIVE_WINDOW_SECONDS"):
+        Settings.from_environ({"TABLE_NAME": TABLE, "STEPFLOW_RETENTION_DAYS": "7"})
+    with pytest.raises(ValueError, match="must be below the retention"):
+        Settings.from_environ(
+            {"TABLE_NAME": TABLE, "STEPFLOW_REDRIVE_WINDOW_SECONDS": str(90 * DAY)}
+        )
+    settings = Settings.from_environ({"TABLE_NAME": TABLE})
+    assert settings.limits.redrive_window_seconds == 14 * DAY < settings.retention_seconds
 
 
 class LambdaContext:

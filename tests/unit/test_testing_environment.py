@@ -8,7 +8,6 @@ import pytest
 from stepflow.activities import ActivityError
 from stepflow.testing import (
     DeliveryError,
-    TransitionLimitError,
     WorkflowEnvironment,
     execute,
     open_environment,
@@ -245,7 +244,7 @@ def test_several_definitions_run_side_by_side_and_events_stream_live() -> None:
         env.register({"StartAt": "C", "States": {"C": {"Type": "Succeed"}}}, "one")
 
 
-def test_an_endless_loop_hits_the_transition_limit() -> None:
+def test_an_endless_loop_fails_at_the_event_cap() -> None:
     never = {"Variable": "$.never", "IsPresent": True, "Next": "Done"}
     loop = {
         "StartAt": "A",
@@ -254,8 +253,9 @@ def test_an_endless_loop_hits_the_transition_limit() -> None:
             "Done": {"Type": "Succeed"},
         },
     }
-    with pytest.raises(TransitionLimitError):
-        execute(loop, max_transitions=5_000)
+    result = execute(loop, max_events=5_000)
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert len(result.history) == 5_000
 
 
 def test_the_moto_backend_answers_callbacks_the_same_way() -> None:

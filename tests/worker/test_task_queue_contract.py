@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -81,13 +82,66 @@ def test_an_expired_lease_redelivers_and_an_extended_one_does_not() -> None:
     assert again is not None and again.receive_count == 2
 
 
-def test_sqs_task_queues_have_a_dead_letter_queue(sqs: Any) -> None:
-    SQSTaskQueue(client=sqs, prefix="test-tq-").create("jobs", {})
+def _attributes(sqs: Any, name: str) -> dict[str, Any]:
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    found: dict[str, Any] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    return found
+
+
+def _denies_plain_http(policy: str, queue_arn: str) -> bool:
+    statements = json.loads(policy)["Statement"]
+    return statements == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:*",
+            "Resource": queue_arn,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+
+
+def test_sqs_task_queues_share_one_tls_only_dead_letter_queue(sqs: Any) -> None:
+    # GIVEN no DLQ named by the deployment (stepflow local): two activities' queues
+    queue = SQSTaskQueue(client=sqs, prefix="test-tq-")
+    queue.create("jobs", {})
+    queue.create("more", {})
+    # THEN one DLQ exists, shared, and every queue refuses requests without TLS
     urls = sqs.list_queues(QueueNamePrefix="test-tqdlq-")["QueueUrls"]
-    assert [url.rsplit("/", 1)[-1] for url in urls] == ["test-tqdlq-jobs"]
-    main = sqs.get_queue_url(QueueName="test-tq-jobs")["QueueUrl"]
-    attributes = sqs.get_queue_attributes(QueueUrl=main, AttributeNames=["RedrivePolicy"])
-    assert "test-tqdlq-jobs" in attributes["Attributes"]["RedrivePolicy"]
+    assert [url.rsplit("/", 1)[-1] for url in urls] == ["test-tqdlq-shared"]
+    dlq = _attributes(sqs, "test-tqdlq-shared")
+    assert _denies_plain_http(dlq["Policy"], dlq["QueueArn"])
+    for name in ("test-tq-jobs", "test-tq-more"):
+        attributes = _attributes(sqs, name)
+        redrive = json.loads(attributes["RedrivePolicy"])
+        assert redrive == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 10}
+        assert _denies_plain_http(attributes["Policy"], attributes["QueueArn"])
+
+
+def test_sqs_task_queues_use_the_deployment_dead_letter_queue(sqs: Any) -> None:
+    # GIVEN the stack's alarmed DLQ, passed as ACTIVITY_DLQ_ARN
+    url = sqs.create_queue(QueueName="stack-activity-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    SQSTaskQueue(client=sqs, prefix="test-tq-", dead_letter_arn=arn).create("jobs", {})
+    # THEN the queue dead-letters into it, and no other DLQ is made
+    assert "QueueUrls" not in sqs.list_queues(QueueNamePrefix="test-tqdlq-")
+    attributes = _attributes(sqs, "test-tq-jobs")
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == arn
+    assert _denies_plain_http(attributes["Policy"], attributes["QueueArn"])
+
+
+def test_a_queue_made_by_an_older_release_gets_the_policy_and_the_shared_dlq(sqs: Any) -> None:
+    sqs.create_queue(QueueName="test-tq-old", Attributes={"VisibilityTimeout": "30"})
+    queue = SQSTaskQueue(client=sqs, prefix="test-tq-")
+    queue.create("old", {})
+    attributes = _attributes(sqs, "test-tq-old")
+    assert _denies_plain_http(attributes["Policy"], attributes["QueueArn"])
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == queue.dead_letter_arn
 
 
 def test_a_queue_deleted_behind_a_cached_url_is_reported(sqs: Any) -> None:

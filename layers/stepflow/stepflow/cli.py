@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stepflow.asl import DefinitionError, validate
-from stepflow.testing import ExecutionResult, TransitionLimitError, execute
+from stepflow.testing import ExecutionResult, execute
 
 __all__ = ["Progress", "main"]
 
@@ -281,9 +281,6 @@ def _run(args: argparse.Namespace) -> int:
     except DefinitionError as exc:
         lines = "".join(f"\n  {d}" for d in exc.diagnostics if d.severity == "ERROR")
         raise UsageError(f"{args.file} is not a valid state machine:{lines}") from None
-    except TransitionLimitError as exc:
-        print(f"stepflow: {exc}", file=sys.stderr)
-        return 1
     if progress is None:
         print(json.dumps(result.to_dict(), default=str, ensure_ascii=False))
     else:

@@ -11,6 +11,7 @@ from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, invalid_arn, validation
 from stepflow.api.machines import Machines, describe, parse_json, version_key
 from stepflow.api.paging import page_size, read_token, write_token
+from stepflow.api.redrive import not_redrivable_reason, redrive_fields
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.runtime import CoordinationLog, ExecutionInputMismatchError, ExecutionRecord, Stepper
@@ -71,6 +72,7 @@ class Executions:
                 result[key] = getattr(state, key)
         if STARTED_BY in record.attributes:
             result[STARTED_BY] = record.attributes[STARTED_BY]
+        result.update(redrive_fields(record, state, self.stepper.clock(), self.stepper.limits))
         return result
 
     def describe_state_machine_for_execution(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -154,15 +156,18 @@ class Executions:
     def redrive_execution(self, p: dict[str, Any]) -> dict[str, Any]:
         """RedriveExecution: run a stopped execution again from the state it stopped in.
 
-        Only FAILED, TIMED_OUT and ABORTED executions qualify; the history goes on
-        with ``ExecutionRedriven``.
+        Only FAILED, TIMED_OUT and ABORTED executions qualify, within
+        ``Limits.redrive_window_seconds`` (AWS: 14 days) of their stop; the history
+        goes on with ``ExecutionRedriven``.
         """
         record = self.record(p["executionArn"])
-        if record.status not in ("FAILED", "TIMED_OUT", "ABORTED") or "#" in record.execution_arn:
+        reason = not_redrivable_reason(
+            record, decode_state(record.state), self.stepper.clock(), self.stepper.limits
+        )
+        if reason is not None:
             raise ApiError(
                 "ExecutionNotRedrivable",
-                f"Execution {record.execution_arn} cannot be redriven: its status is "
-                f"{record.status}",
+                f"Execution {record.execution_arn} cannot be redriven: {reason}",
             )
         redriven = self.stepper.redrive_execution(record.execution_arn)
         if redriven is None or (redriven.status == record.status and redriven.seq == record.seq):

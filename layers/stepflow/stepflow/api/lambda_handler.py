@@ -92,7 +92,7 @@ def respond(event: Mapping[str, Any]) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """The Lambda entry point: ``{"statusCode", "headers", "body"}``."""
     return respond(event)

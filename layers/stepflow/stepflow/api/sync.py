@@ -8,7 +8,6 @@ not a copy.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import secrets
@@ -25,10 +24,11 @@ from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import ExecutionRecord, TaskInvoker
-from stepflow.testing import TransitionLimitError, WorkflowEnvironment
+from stepflow.testing import WorkflowEnvironment
 
-MAX_TRANSITIONS = 100_000
-"""A synchronous run entering more states than this is stopped (``TIMED_OUT``)."""
+MAX_EVENTS = 100_000
+"""The event cap of a synchronous run: past it the execution fails with ``States.Runtime``
+(the durable runtime's rule, ``Limits.max_events_per_execution``, with a smaller cap)."""
 
 
 class Synchronous:
@@ -128,8 +128,8 @@ class Synchronous:
         """Run the execution in a test environment over the service's task invoker.
 
         It runs until it ends or nothing more can happen without outside input
-        (a callback nobody answers); one still RUNNING, or one past
-        :data:`MAX_TRANSITIONS` states, is stopped with ``States.Timeout``.
+        (a callback nobody answers); one still RUNNING is stopped with
+        ``States.Timeout``, one whose history reaches :data:`MAX_EVENTS` fails.
         """
         region, account = self.machines.scope.region, self.machines.scope.account
         env = WorkflowEnvironment(
@@ -137,13 +137,12 @@ class Synchronous:
             start_time=self.clock(),
             region=region,
             account=account,
-            max_transitions=MAX_TRANSITIONS,
+            max_events=MAX_EVENTS,
             limits=self.limits,
         )
         env.register(machine, arn.split(":")[6])
         execution = env.start(arn, value, name=name, seed=secrets.randbits(63))
-        with contextlib.suppress(TransitionLimitError):
-            env.run(execution, skip_open_tasks=True)
+        env.run(execution, skip_open_tasks=True)
         record = env.log.get(execution)
         assert record is not None
         if record.status == "RUNNING":

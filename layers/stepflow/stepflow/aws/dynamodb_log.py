@@ -85,6 +85,7 @@ from stepflow.aws.topology import (
     table_definition,
 )
 from stepflow.data.serialize import dumps as _dumps
+from stepflow.data.serialize import storable_problem
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
@@ -98,6 +99,7 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     HistoryPage,
+    UnstorableDataError,
 )
 from stepflow.runtime.registry import unqualified
 
@@ -147,7 +149,7 @@ class DynamoDBLog:
 
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
-        head, *chunks = self._seal(record, events)
+        head, *chunks = self._sealed(record, events)
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -242,7 +244,7 @@ class DynamoDBLog:
         on its version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
-        head, *chunks = self._seal(record, events)
+        head, *chunks = self._sealed(record, events)
         names, values = {}, {":expected": {"N": str(expected_seq)}}
         sets = []
         for i, (name, value) in enumerate(sorted(head.items())):
@@ -343,6 +345,19 @@ class DynamoDBLog:
         """Call the client; failed conditions become :class:`_Rejected`, outages wrapped."""
         return call_table(self._client, self.table, operation, **kwargs)
 
+    def _sealed(
+        self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """:meth:`_seal`; what cannot be encoded or stored raises :class:`UnstorableDataError`."""
+        try:
+            return self._seal(record, events)
+        except PayloadTooLargeError as exc:  # too large even for the payload store
+            raise _UnstorablePayloadError(record.execution_arn, _ascii(str(exc))) from exc
+        except (ValueError, TypeError, RecursionError) as exc:  # incl. UnicodeEncodeError
+            docs = (record.input, record.state, [m.body for m in record.outbox], list(events))
+            problem = next(filter(None, map(storable_problem, docs)), None)
+            raise UnstorableDataError(record.execution_arn, problem or _ascii(str(exc))) from exc
+
     def _seal(
         self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
     ) -> list[dict[str, Any]]:
@@ -412,3 +427,19 @@ class DynamoDBLog:
             stop_date=float(stop["N"]) if stop else None,
             attributes=read(item, "attributes", {}),
         )
+
+
+class _UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):
+    """An item too large even for the payload store.
+
+    Both what the log raised before (:class:`PayloadTooLargeError`) and poison data
+    to the stepper (:class:`UnstorableDataError`).
+    """
+
+    def __init__(self, execution_arn: str, problem: str) -> None:
+        UnstorableDataError.__init__(self, execution_arn, problem)
+
+
+def _ascii(text: str) -> str:
+    """``text`` safe to record as a cause: ASCII, at most 500 characters."""
+    return text.encode("ascii", "backslashreplace").decode()[:500]

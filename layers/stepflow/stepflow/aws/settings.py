@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     )
     """Name prefix of the activity task queues."""
 
+    activity_dlq_arn: str = Field(
+        default="",
+        validation_alias=AliasChoices("ACTIVITY_DLQ_ARN", "activity_dlq_arn"),
+    )
+    """The dead-letter queue every activity task queue shares (the stack declares it, with
+    an alarm); empty: the first activity queue created makes one (``stepflow local``)."""
+
     task_lease_seconds: float = Field(
         default=RUNNER_FUNCTION_TIMEOUT,
         gt=0,
@@ -193,6 +200,17 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return DEFAULT_RETENTION_DAYS
         return value
+
+    @model_validator(mode="after")
+    def _redrive_before_purge(self) -> Settings:
+        # A redrive must find the execution: the window ends before its record expires.
+        if self.limits.redrive_window_seconds >= self.retention_seconds:
+            raise ValueError(
+                f"STEPFLOW_REDRIVE_WINDOW_SECONDS ({self.limits.redrive_window_seconds}) must "
+                f"be below the retention of finished executions (STEPFLOW_RETENTION_DAYS="
+                f"{self.retention_days}, {self.retention_seconds} s)"
+            )
+        return self
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,4 +1,4 @@
-"""The task-queue port on SQS: one standard queue (with a DLQ) per task queue or activity.
+"""The task-queue port on SQS: one standard queue per task queue or activity, one shared DLQ.
 
 A lease is the received message's visibility timeout: ``ReceiveMessage`` sets
 it, ``ChangeMessageVisibility`` extends it on a heartbeat (or sets 0 to release
@@ -6,6 +6,12 @@ the task at once) and ``DeleteMessage`` ends it. A message received more than
 :data:`MAX_RECEIVE_COUNT` times (it keeps failing, e.g. it cannot be decoded)
 moves to the dead-letter queue; ordinary redelivery limits are enforced before
 that by the activity service, which fails the task instead.
+
+Every queue created here refuses requests not sent over TLS (a queue policy
+denying ``aws:SecureTransport: false``) and dead-letters into ONE queue shared
+by all activities: the deployed stack declares it, with an alarm, and passes
+its ARN (``ACTIVITY_DLQ_ARN``); without one (``stepflow local``) the first
+``create`` makes it, named ``<DLQ prefix>shared``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ are ``stepflow-tqdlq-<name>``."""
 
 DLQ_PREFIX = "stepflow-tqdlq-"
 
+SHARED_DLQ_NAME = "shared"
+"""The shared DLQ's name after the DLQ prefix, when the deployment does not name one."""
+
 MAX_RECEIVE_COUNT = 10
 """Deliveries before SQS dead-letters a task message (above the service's redelivery limit)."""
 
@@ -40,29 +49,57 @@ class SQSTaskQueue:
     short enough for SQS's 80-character limit (the service keeps them so).
     """
 
-    def __init__(self, *, client: Any = None, prefix: str = QUEUE_PREFIX) -> None:
+    def __init__(
+        self, *, client: Any = None, prefix: str = QUEUE_PREFIX, dead_letter_arn: str | None = None
+    ) -> None:
         self._client: Any = client or boto3.client("sqs")
         self.prefix = prefix
         self.dlq_prefix = prefix.replace("-tq-", "-tqdlq-") if "-tq-" in prefix else DLQ_PREFIX
+        self.dead_letter_arn = dead_letter_arn or None
+        """The shared DLQ of every task queue (None: made by the first :meth:`create`)."""
         self._urls: dict[str, str] = {}
 
     def create(self, name: str, tags: Mapping[str, str]) -> None:
-        """Create the queue and its DLQ (SQS returns the existing ones if they match)."""
+        """Create the queue: TLS only, dead-lettering into the shared DLQ.
+
+        SQS returns an existing queue if its attributes match; a queue made by an
+        older release (its own DLQ, no policy) gets the current attributes.
+        """
         with _errors(name):
-            dlq_url = self._client.create_queue(
-                QueueName=self.dlq_prefix + name,
+            dlq_arn = self._shared_dlq()
+            queue_name = self.prefix + name
+            redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            attributes = {
+                "RedrivePolicy": json.dumps(redrive),
+                "Policy": tls_only_policy(dlq_arn.rsplit(":", 1)[0] + ":" + queue_name),
+            }
+            try:
+                url = self._client.create_queue(
+                    QueueName=queue_name, Attributes=attributes, tags=dict(tags)
+                )["QueueUrl"]
+            except Exception as exc:
+                if _code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
+                    raise
+                url = self._client.get_queue_url(QueueName=queue_name)["QueueUrl"]
+                self._client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        self._urls[name] = url
+
+    def _shared_dlq(self) -> str:
+        """The shared DLQ's ARN; created (TLS only) when the deployment names none."""
+        if self.dead_letter_arn is None:
+            queue_name = self.dlq_prefix + SHARED_DLQ_NAME
+            url = self._client.create_queue(
+                QueueName=queue_name,
                 Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
             )["QueueUrl"]
-            dlq_arn = self._client.get_queue_attributes(
-                QueueUrl=dlq_url, AttributeNames=["QueueArn"]
-            )["Attributes"]["QueueArn"]
-            redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-            url = self._client.create_queue(
-                QueueName=self.prefix + name,
-                Attributes={"RedrivePolicy": json.dumps(redrive)},
-                tags=dict(tags),
-            )["QueueUrl"]
-        self._urls[name] = url
+            arn = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            self._client.set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": tls_only_policy(arn)}
+            )
+            self.dead_letter_arn = str(arn)
+        return self.dead_letter_arn
 
     def delete(self, name: str) -> None:
         """Delete the queue and its DLQ."""
@@ -162,6 +199,26 @@ class SQSTaskQueue:
                 raise BusUnavailableError(f"looking up {name!r} failed: {exc}") from exc
             self._urls[name] = url
         return url
+
+
+def tls_only_policy(queue_arn: str) -> str:
+    """A queue policy that denies every request not sent over TLS."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "sqs:*",
+                    "Resource": queue_arn,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        },
+        separators=(",", ":"),
+    )
 
 
 @contextlib.contextmanager

@@ -238,7 +238,7 @@ def respond(
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """The Lambda entry point: returns ``{"batchItemFailures": [...]}``."""
     return respond(event, context)
@@ -246,7 +246,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def runner_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """The task runner's entry point: the tasks queue's records (a batch of one).
 

@@ -153,7 +153,11 @@ class Wiring:
     @cached_property
     def task_queue(self) -> SQSTaskQueue:
         """The activity task queues."""
-        return SQSTaskQueue(client=self.client("sqs"), prefix=self.settings.task_queue_prefix)
+        return SQSTaskQueue(
+            client=self.client("sqs"),
+            prefix=self.settings.task_queue_prefix,
+            dead_letter_arn=self.settings.activity_dlq_arn or None,
+        )
 
     @cached_property
     def task_clients(self) -> RoleClients:

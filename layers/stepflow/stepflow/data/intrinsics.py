@@ -47,6 +47,7 @@ from stepflow.data.intrinsic_parser import (
 from stepflow.data.java_text import to_java_string, to_json_text
 from stepflow.data.jsonpath import PathNotFoundError
 from stepflow.data.scope import Scope
+from stepflow.data.serialize import finite_float
 from stepflow.errors import StatesError, StatesErrorName
 
 __all__ = ["IntrinsicSyntaxError", "compile_intrinsic", "to_java_string", "to_json_text"]
@@ -243,7 +244,7 @@ def _string_to_json(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> Any
     if not text.strip():
         return None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
     except ValueError:
         raise _invalid(name) from None
 

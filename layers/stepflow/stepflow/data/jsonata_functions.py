@@ -26,6 +26,8 @@ from typing import Any
 from jsonata import JException, Jsonata
 from jsonata.utils import Utils
 
+from stepflow.data.serialize import finite_float
+
 
 class BareError(JException):  # type: ignore[misc]
     """An evaluation error without a JSONata error code; causes show it after a colon.
@@ -121,7 +123,7 @@ def _parse(text: Any) -> Any:
     if text is None:
         return None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
     except ValueError as exc:
         raise FunctionError(
             f"The argument of the parse function is not valid JSON: {js_json(text)}"

@@ -26,6 +26,7 @@ from stepflow.engine.model import (
     Decision,
     Event,
     ExecutionState,
+    Fail,
     Frame,
     Redrive,
     Start,
@@ -36,8 +37,9 @@ from stepflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from stepflow.engine.transitions import Transitions
+from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.limits import Limits
 
 DEFAULT_BUDGET = 10_000
 """States entered per decision before the engine yields with ``ContinueLater``."""
@@ -52,6 +54,7 @@ def decide(
     budget: int = DEFAULT_BUDGET,
     consume: bool = False,
     time_budget: Budget = UNLIMITED,
+    limits: Limits | None = None,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -65,13 +68,25 @@ def decide(
     state, for a JSONata expression's own budget). When it raises
     :class:`~stepflow.data.budget.DecisionDeferred` instead, that propagates:
     the caller drops the decision.
+
+    ``limits`` (None: none) bounds what the decision may produce:
+    ``max_events_per_execution`` caps the history (the event that would leave no
+    room for ``ExecutionFailed`` fails the execution with ``States.Runtime``
+    instead, so a history is at most that long; a redrive of such an execution
+    adds its ``ExecutionRedriven`` and fails again at once), and
+    ``max_payload_bytes`` a state's output and a task's result
+    (``States.DataLimitExceeded``).
     """
-    decider = Decider(definition, state if consume else state.copy(), now, budget, time_budget)
+    decider = Decider(
+        definition, state if consume else state.copy(), now, budget, time_budget, limits
+    )
     try:
         decider.apply(event)
         decider.run()
     except StatesError as exc:  # a safety net: every state handler reports its own errors
         decider.end_execution("FAILED", "ExecutionFailed", exc.error, exc.cause)
+    except EventLimitReachedError as exc:
+        decider.end_execution_over_cap(exc)
     return Decision(decider.events, decider.state, decider.commands)
 
 
@@ -106,6 +121,10 @@ class Decider(Transitions):
                 self.timer_fired(event.timer_id, *ref)
         elif isinstance(event, Stop):
             self.end_execution("ABORTED", "ExecutionAborted", event.error, event.cause)
+        elif isinstance(event, Fail):
+            if not s.frames:  # failed before its first decision could be stored
+                self.start()
+            self.end_execution("FAILED", "ExecutionFailed", event.error, event.cause)
         elif isinstance(event, ChildFinished):
             fanout.child_finished(self, event)
         elif isinstance(event, Continue):
@@ -147,6 +166,7 @@ class Decider(Transitions):
             return
         s.status, s.error, s.cause, s.output = "RUNNING", None, None, None
         s.redrive_count += 1
+        s.redrive_date = self.now
         s.frames = {"": root}
         s.tasks.clear()
         s.timers.clear()

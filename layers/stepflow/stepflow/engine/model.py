@@ -119,6 +119,8 @@ class ExecutionState:
     outer_variables: dict[str, Any] = field(default_factory=dict)
     root_input: Any = None
     redrive_count: int = 0
+    redrive_date: float | None = None
+    """When it was last redriven (epoch seconds); None if never."""
 
     def copy(self) -> ExecutionState:
         """A copy that a decision may change without touching this one.
@@ -204,6 +206,14 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Fail:
+    """The driver fails the execution (e.g. its next state could not be stored)."""
+
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
 class Continue:
     """Resume work left over when a decision hit its transition budget."""
 
@@ -232,6 +242,7 @@ Event = (
     | TaskFailed
     | TimerFired
     | Stop
+    | Fail
     | Continue
     | ChildFinished
     | Redrive

@@ -95,6 +95,10 @@ class StepContext(EvalContext, Protocol):
         """The state failed: retry it, catch the error, or fail the frame."""
         ...
 
+    def over_payload_limit(self, text: str, what: str) -> str | None:
+        """The ``States.DataLimitExceeded`` cause if the JSON ``text`` is too large, else None."""
+        ...
+
     def state_error(self, frame: Frame, node: State, exc: StatesError) -> None:
         """A state's own evaluation raised ``exc``: say where, then fail the state."""
         ...

@@ -150,7 +150,15 @@ def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFaile
         d.emit(frame, f"{info.prefix}Failed", _key(info, "Failed"), details)
         d.fail_state(frame, node, event.error, event.cause)
         return
-    details = _details(info, output=d.encode(event.output), outputDetails={"truncated": False})
+    text = d.encode(event.output)
+    too_large = d.over_payload_limit(text, "task's result")
+    if too_large is not None:  # e.g. a callback's output (worker results are checked earlier)
+        error = StatesErrorName.DATA_LIMIT_EXCEEDED.value
+        details = {**_details(info), "error": error, "cause": too_large}
+        d.emit(frame, f"{info.prefix}Failed", _key(info, "Failed"), details)
+        d.fail_state(frame, node, error, too_large)
+        return
+    details = _details(info, output=text, outputDetails={"truncated": False})
     d.emit(frame, f"{info.prefix}Succeeded", _key(info, "Succeeded"), details)
     try:
         output, assigned = dataflow.result_output(d, frame, node, event.output)

@@ -14,7 +14,7 @@ from typing import Any
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
 from stepflow.data.budget import UNLIMITED, Budget
-from stepflow.data.serialize import dumps
+from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine import dataflow, fanout
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
@@ -30,6 +30,7 @@ from stepflow.engine.model import (
     StartTimer,
 )
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.limits import Limits
 
 _RUNTIME_ERRORS = frozenset(
     {
@@ -42,6 +43,27 @@ _RUNTIME_ERRORS = frozenset(
 )
 
 
+class EventLimitReachedError(Exception):
+    """The history would pass the execution's event cap (``Limits.max_events_per_execution``).
+
+    Raised by :meth:`Transitions.emit` before the event that would leave no room for
+    ``ExecutionFailed``; :func:`stepflow.engine.decide.decide` then fails the execution
+    with ``States.Runtime``. It is not a :class:`StatesError`: no Retry or Catch sees it.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        super().__init__(max_events)
+        self.max_events = max_events
+
+    @property
+    def cause(self) -> str:
+        """The ``cause`` the execution fails with (names the limit)."""
+        return (
+            f"The execution's history reached {self.max_events} events, the limit "
+            f"max_events_per_execution (STEPFLOW_MAX_EVENTS_PER_EXECUTION); a runaway loop?"
+        )
+
+
 class Transitions:
     """The working memory of one decision and the ways a frame moves on (engine-internal)."""
 
@@ -52,9 +74,15 @@ class Transitions:
         now: float,
         budget: int,
         time_budget: Budget = UNLIMITED,
+        limits: Limits | None = None,
     ) -> None:
         self.definition = definition
         self.time_budget = time_budget
+        self.max_events = None if limits is None else limits.max_events_per_execution
+        """The history's cap (None: none); see :class:`EventLimitReachedError`."""
+        self.max_payload = None if limits is None else limits.max_payload_bytes
+        """The largest state output or task result, in UTF-8 bytes (None: no limit)."""
+        self.capped = False
         self.state = state
         self.now = now
         self.now_iso = iso(now)
@@ -73,6 +101,8 @@ class Transitions:
             return frame.prev_id
         s = self.state
         event_id = s.next_event_id
+        if self.max_events is not None and event_id >= self.max_events and not self.capped:
+            raise EventLimitReachedError(self.max_events)
         s.next_event_id += 1
         event: dict[str, Any] = {
             "id": event_id,
@@ -158,11 +188,25 @@ class Transitions:
         *,
         assigned: dict[str, Any] | None = None,
         next_state: str | None = None,
+        caught: bool = False,
     ) -> None:
-        """Commit the state's variable assignments, record its exit and move ``frame`` on."""
+        """Commit the state's variable assignments, record its exit and move ``frame`` on.
+
+        An output larger than ``max_payload_bytes`` fails the state with
+        ``States.DataLimitExceeded`` instead (``caught``: the output is a catcher's,
+        so the frame fails without looking for another catcher).
+        """
+        text = dumps(output)
+        too_large = self.over_payload_limit(text, "state's output")
+        if too_large is not None:
+            if caught:
+                self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
+            else:
+                self.fail_state(frame, node, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
+            return
         details: dict[str, Any] = {
             "name": node.name,
-            "output": dumps(output),
+            "output": text,
             "outputDetails": {"truncated": False},
         }
         if assigned:
@@ -211,10 +255,25 @@ class Transitions:
                 except StatesError as exc:
                     self.frame_failed(frame, exc.error, exc.cause)
                     return
-                self.exit_state(frame, node, output, assigned=assigned, next_state=catcher.next)
+                self.exit_state(
+                    frame, node, output, assigned=assigned, next_state=catcher.next, caught=True
+                )
                 return
         fanout.state_failed_event(self, frame, node)
         self.frame_failed(frame, error, cause)
+
+    def over_payload_limit(self, text: str, what: str) -> str | None:
+        """The ``States.DataLimitExceeded`` cause if the JSON ``text`` is too large, else None."""
+        limit = self.max_payload
+        if limit is None or len(text) * 3 <= limit:  # UTF-8: at most 3 bytes a UTF-16 unit
+            return None
+        size = utf8_size(text)
+        if size <= limit:
+            return None
+        return (
+            f"The {what} is {size} bytes, more than the {limit} bytes of max_payload_bytes "
+            "(STEPFLOW_MAX_PAYLOAD_BYTES)."
+        )
 
     def jitter(self, frame: Frame) -> float:
         """A deterministic number in [0, 1) for FULL jitter (seeded by the execution)."""
@@ -269,6 +328,12 @@ class Transitions:
         self.commands.extend(CancelChild(child_id) for child_id in s.children)
         self.finish()
         self.completed(Complete(status, error=error, cause=cause))
+
+    def end_execution_over_cap(self, exc: EventLimitReachedError) -> None:
+        """Fail the execution because its history reached the cap (its last event)."""
+        self.capped = True
+        self.state.status = "RUNNING"  # e.g. reached while recording another ending
+        self.end_execution("FAILED", "ExecutionFailed", StatesErrorName.RUNTIME.value, exc.cause)
 
     def completed(self, complete: Complete) -> None:
         """Report the end of the execution (to its parent too, for a child execution)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from stepflow.data.serialize import storable_problem
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease, check_fence
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import (
@@ -18,6 +19,7 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     HistoryPage,
+    UnstorableDataError,
 )
 from stepflow.runtime.registry import unqualified
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
@@ -46,8 +48,9 @@ class InMemoryLog:
             existing = self._heads.get(record.execution_arn)
             if existing is not None:
                 raise ExecutionAlreadyExistsError(_clone(existing))
-            self._heads[record.execution_arn] = _clone(record)
-            self._events[record.execution_arn] = _frozen(events)
+            head, chunks = _stored(record, events)
+            self._heads[record.execution_arn] = head
+            self._events[record.execution_arn] = chunks
             self.writes += 1
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
@@ -73,14 +76,15 @@ class InMemoryLog:
             head = self._heads.get(record.execution_arn)
             if head is None or head.seq != expected_seq:
                 raise ConflictError(record.execution_arn, expected_seq)
+            stored, chunks = _stored(record, events)
             if fence is not None:
                 key = (fence.current.execution_arn, fence.current.task_id)
                 if not check_fence(self._leases.get(key), fence):
                     raise ConflictError(record.execution_arn, expected_seq)
                 if fence.new is not None:
                     self._leases[key] = _clone_lease(fence.new)
-            self._heads[record.execution_arn] = _clone(record)
-            self._events[record.execution_arn].extend(_frozen(events))
+            self._heads[record.execution_arn] = stored
+            self._events[record.execution_arn].extend(chunks)
             self.writes += 1
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -240,6 +244,20 @@ class InMemoryBus:
         return len(self._queue)
 
 
+class _UnstorableValueError(ValueError):
+    """What :func:`storable_problem` finds wrong with a value being stored."""
+
+
+def _stored(
+    record: ExecutionRecord, events: Sequence[dict[str, Any]]
+) -> tuple[ExecutionRecord, list[_Chunk]]:
+    """The copies of a write, refused as a serializing store would refuse them."""
+    try:
+        return _clone(record), _frozen(events)
+    except _UnstorableValueError as exc:
+        raise UnstorableDataError(record.execution_arn, str(exc)) from None
+
+
 def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
     """A commit's events as stored: one JSON text (or, what orjson refuses, a deep copy)."""
     if not events:
@@ -249,6 +267,7 @@ def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
             list(events), option=orjson.OPT_NON_STR_KEYS
         )
     except TypeError:
+        _check(events)
         data = copy.deepcopy(list(events))
     return [(data, len(events))]
 
@@ -288,11 +307,21 @@ def _clone(value: Any) -> Any:
     try:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:  # orjson also refuses nesting deeper than 255 levels
-        pass
+        _check(value)
     try:
         return copy.deepcopy(value)
     except RecursionError:  # deeper than the recursion limit: a JSON input the API accepted
         return _clone_deep(value)
+
+
+def _check(value: Any) -> None:
+    """Refuse what the DynamoDB log could not store either (a lone surrogate, not JSON)."""
+    try:
+        problem = storable_problem(value)
+    except RecursionError:  # deeper than the recursion limit: copied without recursion
+        return
+    if problem is not None and "nested too deeply" not in problem:
+        raise _UnstorableValueError(problem)
 
 
 def _clone_deep(value: Any) -> Any:

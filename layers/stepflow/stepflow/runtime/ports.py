@@ -62,6 +62,20 @@ class ExecutionAlreadyExistsError(Exception):
         self.existing = existing
 
 
+class UnstorableDataError(ValueError):
+    """A write holds data the log cannot store (nothing was written).
+
+    A lone surrogate, NaN or Infinity, a value that is not JSON, or an item too
+    large even for the payload store. Retrying cannot help: the stepper fails the
+    execution instead (``States.Runtime``). ``problem`` is ASCII, safe to record.
+    """
+
+    def __init__(self, execution_arn: str, problem: str) -> None:
+        super().__init__(f"{execution_arn}: {problem}")
+        self.execution_arn = execution_arn
+        self.problem = problem
+
+
 class CoordinationLog(Protocol):
     """Executions and their history; every write is conditional."""
 

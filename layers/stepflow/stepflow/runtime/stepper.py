@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stepflow.asl import StateMachine
@@ -32,6 +32,7 @@ from stepflow.engine import (
     Decision,
     Event,
     ExecutionState,
+    Fail,
     Redrive,
     Start,
     Stop,
@@ -39,6 +40,7 @@ from stepflow.engine import (
     new_execution,
 )
 from stepflow.engine.codec import decode_state, encode_state
+from stepflow.errors import StatesErrorName
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.messages import Message, decode_event, encode_event
@@ -53,6 +55,7 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     MessageBus,
+    UnstorableDataError,
 )
 from stepflow.runtime.repair import OutboxSender
 from stepflow.runtime.task_queue import TaskRouter
@@ -73,6 +76,17 @@ _LEGACY_LEASE_ATTRIBUTES = ("lease_owner", "lease_until", "task_leases")
 
 class ExecutionInputMismatchError(Exception):
     """StartExecution with an existing name but a different input or state machine."""
+
+
+@dataclass(frozen=True, slots=True)
+class _NewExecution:
+    """What StartExecution was asked for, kept for the record of its first commit."""
+
+    state_machine_arn: str
+    name: str
+    input: Any
+    now: float
+    attributes: dict[str, Any]
 
 
 class Stepper:
@@ -156,36 +170,32 @@ class Stepper:
             child_limit=self.child_limit,
             token_key=secrets.token_hex(16),
         )
-        arn = state.execution_arn
         try:
-            decision = decide(definition, state, Start(), now, time_budget=self._budget(start=True))
+            decision = decide(
+                definition,
+                state,
+                Start(),
+                now,
+                time_budget=self._budget(start=True),
+                limits=self.limits,
+            )
         except DecisionDeferred:
             # Too slow to decide while the caller waits: store the execution undecided with a
             # Start message in its outbox, for the stepper behind the queue (the engine ignores
             # a second Start, so a redelivery cannot start it twice).
+            arn = state.execution_arn
             start = Message(arn, f"{arn}#start", "event", encode_event(Start()))
             decision = Decision([], state, [])
             deferred: tuple[Message, ...] = (start,)
         else:
             deferred = ()
-        record = ExecutionRecord(
-            execution_arn=arn,
-            state_machine_arn=state_machine_arn,
-            name=name,
-            input=input,
-            status=decision.state.status,
-            seq=1,
-            state=encode_state(decision.state),
-            outbox=deferred
-            or build_outbox(arn, 1, decision.commands, decision.state, state_machine_arn),
-            start_date=now,
-            stop_date=None if decision.state.status == "RUNNING" else now,
-            attributes=dict(attributes or {}),
-        )
-        if record.outbox:
-            self._send_repair(arn)
+        new = _NewExecution(state_machine_arn, name, input, now, dict(attributes or {}))
         try:
-            self.log.create(record, decision.events)
+            try:
+                record = self._create(new, decision, deferred)
+            except UnstorableDataError as exc:  # its first decision made data no log can hold
+                failed = decide(definition, state, _unstorable(exc), now, limits=self.limits)
+                record = self._create(new, failed, ())
         except ExecutionAlreadyExistsError as exc:
             existing = exc.existing
             if existing.input != input or existing.state_machine_arn != state_machine_arn:
@@ -195,6 +205,34 @@ class Stepper:
             self._flush(existing, inline=False)
             return existing
         self._flush(record, inline=False)
+        return record
+
+    def _create(
+        self, new: _NewExecution, decision: Decision, deferred: tuple[Message, ...]
+    ) -> ExecutionRecord:
+        """Store a new execution's record and first events; return the record.
+
+        ``deferred`` replaces the decision's outbox when the first decision was left
+        to the stepper behind the queue.
+        """
+        arn = decision.state.execution_arn
+        record = ExecutionRecord(
+            execution_arn=arn,
+            state_machine_arn=new.state_machine_arn,
+            name=new.name,
+            input=new.input,
+            status=decision.state.status,
+            seq=1,
+            state=encode_state(decision.state),
+            outbox=deferred
+            or build_outbox(arn, 1, decision.commands, decision.state, new.state_machine_arn),
+            start_date=new.now,
+            stop_date=None if decision.state.status == "RUNNING" else new.now,
+            attributes=new.attributes,
+        )
+        if record.outbox:
+            self._send_repair(arn)
+        self.log.create(record, decision.events)
         return record
 
     def handle(self, message: Message) -> None:
@@ -355,6 +393,7 @@ class Stepper:
                     now,
                     consume=state is not before,
                     time_budget=self._budget(),
+                    limits=self.limits,
                 )
                 state = decision.state
                 history.extend(decision.events)
@@ -387,6 +426,13 @@ class Stepper:
             try:
                 self.log.commit(new, record.seq, history, fence=fence)
             except ConflictError:
+                continue
+            except UnstorableDataError as exc:
+                if any(isinstance(e, Fail) for e in events):
+                    raise
+                # Poison data (e.g. a lone surrogate from States.StringToJson): retrying
+                # cannot help, so the execution fails instead, on the record it was at.
+                events = [_unstorable(exc)]
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
@@ -429,6 +475,7 @@ class Stepper:
             owner=self.owner,
             task_lease_seconds=self.task_lease_seconds,
             router=self.router,
+            limits=self.limits,
         )
 
     def _sender(self) -> OutboxSender:
@@ -442,6 +489,14 @@ class Stepper:
             tasks_bus=self.tasks_bus,
             repair_delay=self.repair_delay,
         )
+
+
+def _unstorable(exc: UnstorableDataError) -> Fail:
+    """The failure of an execution whose next state the log cannot store."""
+    return Fail(
+        StatesErrorName.RUNTIME.value,
+        f"The execution's next state could not be stored: {exc.problem}.",
+    )
 
 
 __all__ = [

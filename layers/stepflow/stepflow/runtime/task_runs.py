@@ -15,9 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stepflow.data.serialize import dumps, storable_problem, utf8_size
 from stepflow.engine import Event, TaskFailed, TaskStarted, TaskSucceeded
 from stepflow.engine.codec import decode_state
 from stepflow.engine.resources import describe
+from stepflow.errors import StatesErrorName
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import leases
 from stepflow.runtime.leases import TaskLease
 from stepflow.runtime.messages import Message, encode_event
@@ -49,6 +52,7 @@ class TaskRuns:
     owner: str
     task_lease_seconds: float
     router: TaskRouter | None
+    limits: Limits = DEFAULT_LIMITS
 
     def claim_inline(
         self, tasks: list[tuple[Message, bool]]
@@ -138,10 +142,33 @@ class TaskRuns:
         # The execution names the session its call's role is assumed in (CloudTrail).
         outcome = self.invoker({**message.body, "execution_arn": message.execution_arn})
         event: Event = (
-            TaskSucceeded(task_id, outcome.output)
+            self._checked(task_id, outcome.output)
             if outcome.ok
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
         if outcome.ok and describe(str(message.body.get("resource", ""))).wait_for_token:
             event = TaskStarted(task_id)  # sent: the result comes with SendTaskSuccess
         return encode_event(event)
+
+    def _checked(self, task_id: str, output: Any) -> TaskSucceeded | TaskFailed:
+        """A task's result as its event; one no log could hold, or too large, fails the task.
+
+        Checked here, before the result is recorded on the lease or sent as a
+        message, so poison data never reaches a write that would be retried.
+        """
+        problem = storable_problem(output)
+        if problem is not None:  # never retried or caught: the execution fails
+            return TaskFailed(
+                task_id,
+                StatesErrorName.RUNTIME.value,
+                f"The task's result cannot be stored: {problem}.",
+            )
+        size = utf8_size(dumps(output))
+        if size > self.limits.max_payload_bytes:  # caught only by name, as on AWS
+            return TaskFailed(
+                task_id,
+                StatesErrorName.DATA_LIMIT_EXCEEDED.value,
+                f"The task's result is {size} bytes, more than the {self.limits.max_payload_bytes}"
+                " bytes of max_payload_bytes (STEPFLOW_MAX_PAYLOAD_BYTES).",
+            )
+        return TaskSucceeded(task_id, output)

@@ -6,7 +6,7 @@ executions. Both drive the runtime's Stepper, as production does.
 """
 
 from stepflow.testing.delivery import DeliveryError
-from stepflow.testing.driver import Handler, TransitionLimitError, execute, open_environment
+from stepflow.testing.driver import Handler, execute, open_environment
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.result import ExecutionResult, ExecutionStatus
 from stepflow.testing.tasks import OpenTask
@@ -17,7 +17,6 @@ __all__ = [
     "ExecutionStatus",
     "Handler",
     "OpenTask",
-    "TransitionLimitError",
     "WorkflowEnvironment",
     "execute",
     "open_environment",

@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from stepflow.asl import StateMachine, parse
+from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
-from stepflow.testing.result import ExecutionResult, TransitionLimitError
+from stepflow.testing.result import ExecutionResult
 
-__all__ = ["Handler", "TransitionLimitError", "execute", "open_environment"]
+__all__ = ["Handler", "execute", "open_environment"]
 
 
 def execute(
@@ -24,8 +25,9 @@ def execute(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     seed: int | None = 0,
     start_time: datetime | None = None,
-    max_transitions: int = 1_000_000,
+    max_events: int | None = None,
     durable: bool | str = False,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` until it ends, in process, on a virtual clock.
 
@@ -39,8 +41,10 @@ def execute(
     happen without outside input (a callback without a handler), the result's
     status is RUNNING: use a ``WorkflowEnvironment`` to answer such tasks.
     ``on_event`` sees every history event of the execution as it is committed.
-    Raises :class:`stepflow.asl.DefinitionError` for an invalid definition and
-    :class:`TransitionLimitError` past ``max_transitions`` states entered.
+    Raises :class:`stepflow.asl.DefinitionError` for an invalid definition.
+    ``max_events`` caps the execution's history (default: ``Limits``): past it
+    the execution fails with ``States.Runtime``, as a durable one does; ``limits``
+    are the other bounds (e.g. a raised ``max_payload_bytes``).
 
     ``durable``: False or ``"memory"`` (the default) runs on the in-memory
     ports; True or ``"moto"`` runs on the DynamoDB log on moto with every
@@ -52,7 +56,8 @@ def execute(
         durable,
         handlers=handlers,
         start_time=start_time,
-        max_transitions=max_transitions,
+        max_events=max_events,
+        limits=limits,
         on_event=on_event,
     ) as env:
         arn = env.start(machine, input, name=name, seed=seed)

@@ -31,12 +31,18 @@ FAKE_ENV = {
 
 
 @contextmanager
-def moto_environment(**options: Any) -> Iterator[WorkflowEnvironment]:
-    """A :class:`WorkflowEnvironment` (same ``options``) on the DynamoDB log on moto."""
+def moto_environment(
+    *, payload_bucket: str | None = None, **options: Any
+) -> Iterator[WorkflowEnvironment]:
+    """A :class:`WorkflowEnvironment` (same ``options``) on the DynamoDB log on moto.
+
+    ``payload_bucket``: offload large documents to this S3 bucket (created on moto).
+    """
     from moto import mock_aws
 
     from stepflow.aws import DynamoDBLog, create_table, stepper_lambda
     from stepflow.aws.clients import client as new_client
+    from stepflow.aws.s3_payloads import S3PayloadStore
 
     context = _LambdaContext()
     made: list[WorkflowEnvironment] = []
@@ -55,7 +61,12 @@ def moto_environment(**options: Any) -> Iterator[WorkflowEnvironment]:
     with mock.patch.dict(os.environ, FAKE_ENV), mock_aws():
         dynamodb = new_client("dynamodb")
         create_table(dynamodb, "stepflow-testing")
-        log = DynamoDBLog("stepflow-testing", client=dynamodb)
+        payloads = None
+        if payload_bucket is not None:
+            s3 = new_client("s3")
+            s3.create_bucket(Bucket=payload_bucket)
+            payloads = S3PayloadStore(payload_bucket, client=s3)
+        log = DynamoDBLog("stepflow-testing", client=dynamodb, payloads=payloads)
         try:
             made.append(WorkflowEnvironment(log=log, deliver=deliver, **options))
             yield made[0]

@@ -14,6 +14,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -37,7 +38,7 @@ from stepflow.testing.delivery import (
     handle_batch,
 )
 from stepflow.testing.handlers import Handler, call_handler, find_handler, task_invoker
-from stepflow.testing.result import ExecutionResult, TransitionLimitError
+from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
 
 HISTORY_PAGE = 100_000
@@ -60,8 +61,10 @@ class WorkflowEnvironment:
     Time passes only when asked: :meth:`run_until_idle` delivers what is due
     now, :meth:`advance` and :meth:`skip_to_next_timer` move the clock, and
     :meth:`run` skips time until an execution ends or nothing more can happen
-    without outside input. ``max_transitions`` bounds the states entered in
-    all executions (:class:`TransitionLimitError`).
+    without outside input. Runaway loops are stopped by the same rule as in
+    the durable runtime: an execution whose history would pass
+    ``limits.max_events_per_execution`` events fails with ``States.Runtime``
+    (``max_events``, when given, sets that limit).
 
     For other backends and measurements: ``log`` replaces the in-memory log
     (e.g. the DynamoDB log, see :func:`stepflow.testing.open_environment`),
@@ -83,7 +86,7 @@ class WorkflowEnvironment:
         child_limit: int | None = DEFAULT_CHILD_LIMIT,
         region: str = "us-east-1",
         account: str = "123456789012",
-        max_transitions: int = 1_000_000,
+        max_events: int | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         log: CoordinationLog | None = None,
         bus: InMemoryBus | None = None,
@@ -100,8 +103,8 @@ class WorkflowEnvironment:
         self.handlers = dict(handlers or {})
         self.bus = bus if bus is not None else InMemoryBus(now)
         self.queue = InMemoryTaskQueue(clock=self.now)
-        self.max_transitions = max_transitions
-        self._over_limit = False
+        if max_events is not None:
+            limits = replace(limits, max_events_per_execution=max_events)
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         inner = invoker or task_invoker(self.handlers)
@@ -364,12 +367,6 @@ class WorkflowEnvironment:
             if count >= MAX_RECEIVES:
                 raise DeliveryError(f"message {message.id} failed {count} times: {exc}") from exc
             self.bus.send(message, REDELIVERY_SECONDS)
-        if self._counter.entered > self.max_transitions and not self._over_limit:
-            self._over_limit = True  # raised once: stopping the execution afterwards still works
-            raise TransitionLimitError(
-                f"the executions entered more than {self.max_transitions} states; "
-                "raise max_transitions if that is intended"
-            )
 
     def _answer(self) -> bool:
         """Send the handlers' queued reports and run activity handlers; True if any."""

@@ -6,11 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-
-class TransitionLimitError(RuntimeError):
-    """The execution entered more states than ``max_transitions`` (an endless loop?)."""
-
-
 ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 
 
