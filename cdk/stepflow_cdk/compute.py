@@ -119,6 +119,8 @@ class Compute(Construct):
             topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
             topology.TASKS_QUEUE.env_var: tasks.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
+            # The account in the ARNs the API hands out (and access policies match).
+            "STEPFLOW_ACCOUNT_ID": Stack.of(self).account,
             # Task calls assume the execution's role; StepFlow's own resources are refused.
             "STEPFLOW_ASSUME_ROLES": "true",
             "STEPFLOW_OWN_FUNCTIONS": ",".join(

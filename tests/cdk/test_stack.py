@@ -434,3 +434,12 @@ def test_payload_objects_never_expire_while_something_may_reference_them(
     for rule in rules:
         assert "ExpirationInDays" not in rule and "ExpirationDate" not in rule, rule
         assert "NoncurrentVersionExpiration" not in rule, rule
+
+
+def test_the_functions_hand_out_arns_in_the_deployment_account(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    template = synthesized[0]
+    for service in ("stepflow-api", "stepflow-stepper", "stepflow-runner"):
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert variables["STEPFLOW_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
