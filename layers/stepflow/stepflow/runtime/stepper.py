@@ -289,8 +289,13 @@ class Stepper:
             if record is None:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
+            # Tasks this stepper ran but whose results are not committed yet stay in the
+            # outbox: clearing it here would lose them if the commit below fails.
+            partial = len(pending) < len(record.outbox)
             repaired = (
-                [(m, True) for m in self._flush(replace(record, outbox=pending))] if pending else []
+                [(m, True) for m in self._flush(replace(record, outbox=pending), clear=not partial)]
+                if pending
+                else []
             )
             if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
                 return repaired
@@ -351,9 +356,11 @@ class Stepper:
             state.input = self._root_inputs[root]
         return state
 
-    def _flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
+    def _flush(
+        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+    ) -> list[Message]:
         """Send the outbox; return its task messages instead when tasks run inline."""
-        return self._sender().flush(record, inline=inline)
+        return self._sender().flush(record, inline=inline, clear=clear)
 
     def _send_repair(self, execution_arn: str) -> None:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
