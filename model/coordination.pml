@@ -103,7 +103,7 @@ byte passed;                   /* the attempt whose success left the Work state 
 
 #define put(c)      if :: c < 2 -> c++ :: else -> skip fi
 #define take(c)     if :: c > 0 -> c-- :: else -> skip fi
-#define crash()     (crashes > 0)
+
 #define terminal    (status != RUNNING)
 #define task_open(a) (status == RUNNING && cur == a && pos == AT_WORK)
 
@@ -131,8 +131,8 @@ byte passed;                   /* the attempt whose success left the Work state 
  */
 #define repair_outbox(ls, lob, lrun, crashed) \
     if \
-    :: lob != 0 && crash() -> crashes--; crashed = true \
-    :: lob != 0 && crash() -> crashes--; crashed = true; send_outbox(lob, lrun) \
+    :: lob != 0 && crashes > 0 -> crashes--; crashed = true \
+    :: lob != 0 && crashes > 0 -> crashes--; crashed = true; send_outbox(lob, lrun) \
     :: lob != 0 -> send_outbox(lob, lrun); clear_outbox(ls) \
     :: else -> skip \
     fi
@@ -153,14 +153,14 @@ active proctype Api()
     /* Stepper.start_execution: repair message, InMemoryLog.create, then _flush */
     send_repair();
     if
-    :: crash() -> crashes--; goto gone   /* died before the create: no execution */
+    :: atomic { crashes > 0 -> crashes-- }; goto gone   /* died before the create: no execution */
     :: true -> skip
     fi;
     atomic {   /* InMemoryLog.create: Start decided, the RunTask in the outbox */
         created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK
     }
     if
-    :: crash() -> crashes--; goto gone   /* the StartExecution send is lost */
+    :: atomic { crashes > 0 -> crashes-- }; goto gone   /* the StartExecution send is lost */
     :: true -> skip
     fi;
     atomic { send_outbox(OB_TASK, 1); clear_outbox(1) };  /* OutboxSender.flush */
@@ -214,7 +214,7 @@ redrive:
             fi
         };
         if
-        :: crash() -> crashes--; goto gone     /* the redrive's send is lost */
+        :: atomic { crashes > 0 -> crashes-- }; goto gone     /* the redrive's send is lost */
         :: true -> skip
         fi;
         atomic { send_outbox(lob, lrun + 1); clear_outbox(ls) }   /* OutboxSender.flush */
@@ -260,7 +260,7 @@ retry:
     :: else -> skip
     fi;
     if
-    :: crash() -> crashes--; goto redeliver     /* crash between decide and commit */
+    :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash between decide and commit */
     :: true -> skip
     fi;
     atomic {   /* InMemoryLog.commit: TimerFired -> the execution succeeds */
@@ -274,7 +274,7 @@ retry:
         fi
     };
     if
-    :: crash() -> crashes--; goto redeliver     /* crash after the commit, before the ack */
+    :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the ack */
     :: true -> goto end_idle                    /* the decision's outbox is empty: ack */
     fi;
 redeliver:
@@ -330,7 +330,7 @@ handout:
 
 holding:   /* the worker holds the token of delivery d of attempt a and runs the activity */
     if
-    :: crash() -> crashes--; goto end_idle       /* the worker dies: its lease runs out */
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle       /* the worker dies: its lease runs out */
     :: beats > 0 ->
         /* SendTaskHeartbeat: TaskService._report(TaskHeartbeat, _heartbeat): _check */
         beats--;
@@ -388,7 +388,7 @@ complete:
         ls = seq
     };
     if
-    :: crash() -> crashes--; goto end_idle        /* the API dies before it sends */
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle        /* the API dies before it sends */
     :: true -> skip
     fi;
     /* Stepper._flush -> OutboxSender.flush; the mutant sends what it did not record */
@@ -449,7 +449,7 @@ complete:
         fi
     };
     if
-    :: crash() -> crashes--; goto end_idle        /* the API dies before it sends */
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle        /* the API dies before it sends */
     :: true -> skip
     fi;
     atomic { send_outbox(OB_TIMER, a); clear_outbox(ls); take(aq[a]) }

@@ -322,7 +322,7 @@ class Stepper:
             seq = record.seq + 1
             outbox = build_outbox(
                 record.execution_arn, seq, commands, state, record.state_machine_arn
-            )
+            ) + self._in_flight(record, state, handled)
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             new = replace(
                 record,
@@ -342,6 +342,23 @@ class Stepper:
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
+
+    def _in_flight(
+        self, record: ExecutionRecord, state: ExecutionState, handled: set[str]
+    ) -> tuple[Message, ...]:
+        """Inline tasks of the record's outbox that another stepper runs (or ran and died).
+
+        They stay in the new outbox while their attempt is open: replacing the outbox
+        would otherwise forget a task whose runner crashes before committing its result.
+        """
+        return tuple(
+            m
+            for m in record.outbox
+            if m.kind == "task"
+            and m.id not in handled
+            and str(m.body.get("task_id")) in state.tasks
+            and (self.router is None or not self.router.deferred(m))
+        )
 
     def _load_state(self, record: ExecutionRecord) -> ExecutionState:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""
