@@ -474,6 +474,8 @@ end_idle:
     :: atomic { llive[2] -> llive[2] = false }
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
+    :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
+                         forever (an acceptance cycle) instead of a deadlock */
     od
 }
 
