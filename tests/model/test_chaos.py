@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from tests.model.chaos import ChaosMachine
 
 ChaosMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=200,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
