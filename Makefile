@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DDB_LOCAL := tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
 
-.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth
+.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,20 @@ synth: $(STAMP)
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
 
 ## test: lint, type-check and the whole test suite
-test: lint typecheck $(DDB_LOCAL_STAMP)
+test: lint typecheck model-check $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
+
+## model-check: Spin checks model/coordination.pml exhaustively (installs spin if missing)
+model-check:
+	model/check.sh
+
+## model-check-mutants: Spin must find a counterexample in each broken variant of the model
+model-check-mutants:
+	model/check.sh mutants
+
+## chaos: the chaos state machine over the real Stepper, benchmark scale (docs/reliability.md)
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --examples 10000 --steps 25
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench cdk

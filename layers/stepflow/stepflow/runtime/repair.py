@@ -32,11 +32,13 @@ class OutboxSender:
     tasks_bus: MessageBus | None
     repair_delay: int
 
-    def flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
+    def flush(
+        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+    ) -> list[Message]:
         """Send the outbox; return its task messages instead when tasks run inline.
 
-        The outbox is cleared only when everything in it was sent: inline task
-        messages stay until the commit of their results replaces the outbox.
+        The outbox is cleared only when everything in it was sent (and ``clear``):
+        inline task messages stay until the commit of their results replaces the outbox.
         """
         inline = self.inline_tasks if inline is None else inline
         now = self.clock()
@@ -50,7 +52,7 @@ class OutboxSender:
                 self.tasks_bus.send(message)
             else:
                 self.bus.send(message, _delay(message.not_before - now))
-        if not kept:
+        if not kept and clear:
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
 

@@ -373,8 +373,13 @@ class Stepper:
             if record is None:
                 return []
             pending = tuple(m for m in record.outbox if m.id not in handled)
+            # Tasks this stepper ran but whose results are not committed yet stay in the
+            # outbox: clearing it here would lose them if the commit below fails.
+            partial = len(pending) < len(record.outbox)
             repaired = (
-                [(m, True) for m in self._flush(replace(record, outbox=pending))] if pending else []
+                [(m, True) for m in self._flush(replace(record, outbox=pending), clear=not partial)]
+                if pending
+                else []
             )
             if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
                 return repaired
@@ -409,7 +414,7 @@ class Stepper:
             seq = record.seq + 1
             outbox = build_outbox(
                 record.execution_arn, seq, commands, state, record.state_machine_arn
-            )
+            ) + self._in_flight(record, state, handled)
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             new = replace(
                 record,
@@ -442,6 +447,23 @@ class Stepper:
         factory = (self.start_budgets or self.budgets) if start else self.budgets
         return UNLIMITED if factory is None else factory()
 
+    def _in_flight(
+        self, record: ExecutionRecord, state: ExecutionState, handled: set[str]
+    ) -> tuple[Message, ...]:
+        """Inline tasks of the record's outbox that another stepper runs (or ran and died).
+
+        They stay in the new outbox while their attempt is open: replacing the outbox
+        would otherwise forget a task whose runner crashes before committing its result.
+        """
+        return tuple(
+            m
+            for m in record.outbox
+            if m.kind == "task"
+            and m.id not in handled
+            and str(m.body.get("task_id")) in state.tasks
+            and (self.router is None or not self.router.deferred(m))
+        )
+
     def _load_state(self, record: ExecutionRecord) -> ExecutionState:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""
         state = decode_state(record.state)
@@ -455,9 +477,11 @@ class Stepper:
             state.input = self._root_inputs[root]
         return state
 
-    def _flush(self, record: ExecutionRecord, *, inline: bool | None = None) -> list[Message]:
+    def _flush(
+        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+    ) -> list[Message]:
         """Send the outbox; return its task messages instead when tasks run inline."""
-        return self._sender().flush(record, inline=inline)
+        return self._sender().flush(record, inline=inline, clear=clear)
 
     def _send_repair(self, execution_arn: str) -> None:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""

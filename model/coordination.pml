@@ -1,0 +1,502 @@
+/*
+ * StepFlow's coordination protocol, for Spin (docs/reliability.md; `make model-check`).
+ *
+ * One execution of a two-state workflow:  Work (an activity Task) -> Pause (a Wait).
+ * The parts that run concurrently, each a proctype:
+ *   Api       StartExecution, StopExecution, RedriveExecution; also the activity API the
+ *             workers call (SendTaskSuccess, SendTaskHeartbeat, GetActivityTask)
+ *   Stepper   two instances over the transition queue (timers, repair messages)
+ *   Worker    two activity workers: hand-out claim, heartbeat, complete, crash
+ *   RepairJob the outbox repair job
+ *   World     time (timers fall due, leases run out) and the queues' faults
+ * Every step names, in a comment, the runtime function it mirrors.
+ *
+ * Abstractions (each over-approximates the runtime, so the safety results carry over):
+ *   - The transition queue is a bag (a counter per message): any message can be
+ *     delivered next (reordering); the World copies one (duplicates); a delivery that
+ *     is not acknowledged comes back (crash).  A third copy of a message merges with
+ *     the two in flight (a copy adds no behaviour the duplicate does not).
+ *   - A message the queue accepted is not lost (SQS is durable); a lost send is a
+ *     sender that crashes before or while sending, which any step may do.  A repair
+ *     message may arrive before the commit it guards (then it does nothing: lost).
+ *   - A timer message may be delivered before it is due (early delivery).
+ *   - A worker may receive the activity message at any moment, as often as it likes
+ *     (SQS may hand one message to two pollers, or early); a lease may run out at
+ *     any moment (a slow worker); a heartbeat renews it.
+ *   - The load of a head and the engine's decision on it are one step (decide is a
+ *     pure function of the loaded record); the commit is another.
+ *
+ * Properties: the assertions (no task result, ActivityStarted or timer applied twice;
+ * only the current lease holder's result is committed; SUCCEEDED only once every
+ * transition was applied) and the LTL claim `ends`: every execution ends under weak
+ * fairness (nothing is left RUNNING, so no transition is lost).
+ * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX switch on the mutants that must fail.
+ */
+
+#define MAXRUN   2   /* run 1, and run 2 after a redrive: attempt id = timer id = run */
+#define MAXDEL   2   /* activities/tasks.py TaskService.max_deliveries */
+#ifndef CRASHES
+#define CRASHES  1   /* crashes of steppers, API and workers, in all (each at any step) */
+#endif
+#ifndef DUPS
+#define DUPS     1   /* duplicated deliveries */
+#endif
+#ifndef STEPPERS
+#define STEPPERS 2   /* stepper instances racing on the transition queue */
+#endif
+#ifndef WORKERS
+#define WORKERS  2   /* activity workers racing for the task */
+#endif
+#ifndef STOP
+#define STOP     1   /* StopExecution and RedriveExecution are called */
+#endif
+#ifndef BEATS
+#define BEATS    1   /* heartbeats per worker */
+#endif
+
+/* head status (runtime/ports.py ExecutionRecord.status) */
+#define RUNNING   0
+#define SUCCEEDED 1
+#define ABORTED   2
+#define FAILED    3
+
+/* where the root thread is (the engine state in the head) */
+#define AT_WORK   0  /* the activity task of this run is open */
+#define AT_PAUSE  1  /* the Wait's timer of this run is armed */
+#define AT_END    2
+
+/* outbox bits (runtime/outbox.py build_outbox) */
+#define OB_TASK  1   /* RunTask: dispatched to the activity queue (TaskRouter.dispatch) */
+#define OB_TIMER 2   /* StartTimer: a delayed TimerFired message on the transition queue */
+
+/* ---- the coordination log: the execution head (runtime/memory.py InMemoryLog) ---- */
+bool created;
+byte seq;
+byte status;
+byte pos;
+byte cur;          /* the run: redrive count + 1 */
+bool started;      /* ActivityStarted recorded for this run's attempt */
+byte outbox;
+
+/* ---- the task's lease record, per attempt (runtime/leases.py TaskLease) ---- */
+byte lver[MAXRUN + 1];
+byte ldel[MAXRUN + 1];     /* delivery */
+byte lown[MAXRUN + 1];     /* owner: the worker's number, 0 none */
+bool llive[MAXRUN + 1];    /* TaskLease.live: until > now, not released, no result */
+byte lexp[MAXRUN + 1];     /* expired hand-outs */
+
+/* ---- queues ---- */
+byte tq[MAXRUN + 1];       /* TimerFired(run) messages on the transition queue */
+byte rq;                   /* repair messages on the transition queue */
+byte aq[MAXRUN + 1];       /* task messages on the activity queue */
+
+/* ---- faults left ---- */
+byte crashes = CRASHES;
+byte dups = DUPS;
+byte early = 1;
+
+/* ---- what happened (checked) ---- */
+byte started_ev[MAXRUN + 1];   /* ActivityStarted events per attempt */
+byte result_ev[MAXRUN + 1];    /* task results (succeeded or failed) committed per attempt */
+byte fired_ev[MAXRUN + 1];     /* TimerFired applied per run */
+byte passed;                   /* the attempt whose success left the Work state */
+
+#define put(c)      if :: c < 2 -> c++ :: else -> skip fi
+#define take(c)     if :: c > 0 -> c-- :: else -> skip fi
+
+#define terminal    (status != RUNNING)
+#define task_open(a) (status == RUNNING && cur == a && pos == AT_WORK)
+
+/* The commit's condition on seq (runtime/memory.py InMemoryLog.commit); the mutant drops it */
+#ifndef MUT_NOSEQ
+#define on_seq(s)   (seq == s)
+#else
+#define on_seq(s)   true
+#endif
+
+/* runtime/repair.py OutboxSender.flush: send every message of the outbox, in one step */
+#define send_outbox(ob, r) \
+    if :: (ob) & OB_TASK -> put(aq[r]) :: else -> skip fi; \
+    if :: (ob) & OB_TIMER -> put(tq[r]) :: else -> skip fi
+
+/* runtime/memory.py InMemoryLog.clear_outbox: only if the head is still at seq s */
+#define clear_outbox(s) if :: seq == s -> outbox = 0 :: else -> skip fi
+
+/*
+ * runtime/stepper.py Stepper._commit, before it decides: re-send the loaded record's
+ * pending outbox (a crashed writer's) with OutboxSender.flush and clear it
+ * (InMemoryLog.clear_outbox, conditional on seq).  One step with the load: what runs
+ * between them changes nothing (the clear is conditional; a re-sent message is a
+ * duplicate).  The sender may die before the send (a lost send) or before the clear.
+ */
+#define repair_outbox(ls, lob, lrun, crashed) \
+    if \
+    :: lob != 0 && crashes > 0 -> crashes--; crashed = true \
+    :: lob != 0 && crashes > 0 -> crashes--; crashed = true; send_outbox(lob, lrun) \
+    :: lob != 0 -> send_outbox(lob, lrun); clear_outbox(ls) \
+    :: else -> skip \
+    fi
+
+/* runtime/repair.py OutboxSender.send_repair: a delayed repair message before a commit
+ * that has messages to send (the API's stepper, repair_delay > 0) */
+#define send_repair() atomic { put(rq) }
+
+/* ------------------------------------------------------------------------------------ */
+
+/* api/executions.py -> runtime/stepper.py Stepper.start_execution, stop_execution,
+ * redrive_execution (each Stepper._apply -> Stepper._commit, retried on a conflict) */
+active proctype Api()
+{
+    byte ls, lob, lrun;
+    bool crashed = false, go;
+
+    /* Stepper.start_execution: repair message, InMemoryLog.create, then _flush */
+    send_repair();
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto gone   /* died before the create: no execution */
+    :: true -> skip
+    fi;
+    atomic {   /* InMemoryLog.create: Start decided, the RunTask in the outbox */
+        created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK
+    }
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto gone   /* the StartExecution send is lost */
+    :: true -> skip
+    fi;
+    atomic { send_outbox(OB_TASK, 1); clear_outbox(1) };  /* OutboxSender.flush */
+
+    if
+    :: true -> goto gone                 /* nobody stops it */
+#if STOP
+    :: true -> skip
+#endif
+    fi;
+stop:
+    /* Stepper.stop_execution: Stepper._commit loads the head and decides Stop */
+    atomic {
+        ls = seq; lob = outbox; lrun = cur; go = (status == RUNNING);
+        repair_outbox(ls, lob, lrun, crashed)
+    };
+    if :: crashed -> goto gone :: else -> skip fi;
+    if
+    :: go ->
+        atomic {   /* InMemoryLog.commit */
+            if
+            :: on_seq(ls) -> seq++; status = ABORTED; outbox = 0
+            :: else -> goto stop              /* ConflictError: reload, decide again */
+            fi
+        }
+    :: else -> skip                           /* no effect on a finished execution */
+    fi;
+    if
+    :: true -> goto gone                       /* nobody redrives it */
+    :: true -> skip
+    fi;
+redrive:
+    /* Stepper.redrive_execution; engine Decider.redrive: the state it stopped in runs
+     * again (a new task attempt, or a new timer) */
+    atomic {
+        ls = seq; lob = outbox; lrun = cur;
+        go = (status == ABORTED || status == FAILED);
+        repair_outbox(ls, lob, lrun, crashed)
+    };
+    if :: crashed -> goto gone :: else -> skip fi;
+    if
+    :: go ->
+        send_repair();
+        atomic {   /* InMemoryLog.commit */
+            if
+            :: on_seq(ls) ->
+                seq++; status = RUNNING; cur = lrun + 1; started = false;
+                outbox = (pos == AT_WORK -> OB_TASK : OB_TIMER);
+                lob = outbox; ls = seq
+            :: else -> goto redrive
+            fi
+        };
+        if
+        :: atomic { crashes > 0 -> crashes-- }; goto gone     /* the redrive's send is lost */
+        :: true -> skip
+        fi;
+        atomic { send_outbox(lob, lrun + 1); clear_outbox(ls) }   /* OutboxSender.flush */
+    :: else -> skip                             /* ExecutionNotRedrivable */
+    fi;
+gone:
+    skip
+}
+
+/* the stepper Lambda -> runtime/stepper.py Stepper.handle_batch (transition queue) */
+proctype Stepper()
+{
+    byte id, ls, lob, lrun;
+    bool crashed, repair, go;
+
+end_idle:
+    atomic { id = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false };
+end_wait:
+    if
+    :: atomic { tq[1] > 0 -> tq[1]--; id = 1 }
+    :: atomic { tq[2] > 0 -> tq[2]--; id = 2 }
+    :: atomic { rq > 0 -> rq--; repair = true }
+    fi;
+    if
+    :: atomic { !repair && early > 0 -> early-- } ->
+        /* delivered before it is due: Stepper.handle_batch, not_before > now ->
+         * bus.send(message, delay), then the ack */
+        atomic { put(tq[id]) };
+        goto end_idle
+    :: true -> skip
+    fi;
+retry:
+    /* Stepper._apply -> Stepper._commit: load the head; engine decide(TimerFired) */
+    atomic {
+        ls = seq; lob = outbox; lrun = cur;
+        go = (!repair && status == RUNNING && pos == AT_PAUSE && cur == id);
+        repair_outbox(ls, lob, lrun, crashed)
+    };
+    if
+    :: crashed -> goto redeliver
+    :: !go -> goto end_idle      /* a repair message, a finished execution or a stale
+                                    timer: acknowledged without effect */
+    :: else -> skip
+    fi;
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash between decide and commit */
+    :: true -> skip
+    fi;
+    atomic {   /* InMemoryLog.commit: TimerFired -> the execution succeeds */
+        if
+        :: on_seq(ls) ->
+            seq++; status = SUCCEEDED; pos = AT_END; outbox = 0;
+            fired_ev[id]++;
+            assert(fired_ev[id] == 1);                        /* no transition twice */
+            assert(passed > 0 && result_ev[passed] == 1 && started_ev[passed] == 1) /* none lost */
+        :: else -> goto retry                        /* ConflictError: reload, decide again */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the ack */
+    :: true -> goto end_idle                    /* the decision's outbox is empty: ack */
+    fi;
+redeliver:
+    /* not acknowledged: the queue delivers it again after its visibility timeout */
+    atomic { if :: repair -> put(rq) :: else -> put(tq[id]) fi };
+    goto end_idle
+}
+
+/* a stepflow.worker worker over the activity API (activities/tasks.py TaskService) */
+proctype Worker(byte me)
+{
+    byte a, d, ls, pv, pd, pexp;
+    bool plive;
+    byte beats = BEATS;
+
+end_idle:
+    atomic { a = 0; d = 0; ls = 0; pv = 0; pd = 0; pexp = 0; plive = false };
+end_wait:
+    /* GetActivityTask: InMemoryTaskQueue.receive */
+    if
+    :: aq[1] > 0 -> a = 1
+    :: aq[2] > 0 -> a = 2
+    fi;
+handout:
+    /* TaskService._hand_out -> Stepper.report_task(TaskStarted, guard) -> _commit:
+     * load the head; the guard's tasks._open_state */
+    atomic {
+        if
+        :: !task_open(a) -> take(aq[a]); goto end_idle   /* _ClosedError: ack the message */
+        :: else -> ls = seq
+        fi;
+        /* the guard: leases.current (a read of the lease record), leases.hand_out */
+        pv = lver[a]; plive = llive[a]; pexp = lexp[a] + (ldel[a] > 0 -> 1 : 0)
+    };
+    if
+    :: plive -> goto end_idle                          /* LeaseHeldError: hand out nothing */
+    :: !plive && pexp >= MAXDEL -> goto give_up        /* LeaseExhaustedError */
+    :: else -> skip
+    fi;
+    atomic {
+        /* decide TaskStarted: ActivityStarted the first time (InMemoryLog.commit of the
+         * head and the lease, fenced), afterwards no event: the lease alone
+         * (InMemoryLog.put_lease, a compare-and-set on the version) */
+        if
+        :: !started && on_seq(ls) && lver[a] == pv ->
+            seq++; started = true; started_ev[a]++; assert(started_ev[a] == 1)
+        :: started && lver[a] == pv -> skip
+        :: else -> goto handout                 /* ConflictError / LeaseConflictError */
+        fi;
+        lexp[a] = pexp; lver[a]++; ldel[a]++; lown[a] = me; llive[a] = true;
+        d = ldel[a]; ls = 0; pv = 0; pexp = 0
+    };
+
+holding:   /* the worker holds the token of delivery d of attempt a and runs the activity */
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle       /* the worker dies: its lease runs out */
+    :: beats > 0 ->
+        /* SendTaskHeartbeat: TaskService._report(TaskHeartbeat, _heartbeat): _check */
+        beats--;
+        atomic {
+            if
+            :: !task_open(a) -> goto end_idle     /* TaskTimedOut: the worker drops it */
+            :: else -> pv = lver[a]; pd = ldel[a]
+            fi
+        };
+        if
+        :: pd != d -> goto end_idle               /* handed to another worker: TaskTimedOut */
+        :: else -> skip
+        fi;
+        atomic {   /* no head change: put_lease(leases.heartbeat(lease)), a CAS */
+            if
+            :: lver[a] == pv -> lver[a]++; llive[a] = true
+            :: else -> skip                       /* lost the race: the heartbeat fails */
+            fi;
+            pv = 0; pd = 0
+        };
+        goto holding
+    :: true -> skip                               /* done: SendTaskSuccess */
+    fi;
+complete:
+    /* SendTaskSuccess: TaskService._report(TaskSucceeded) -> Stepper._commit: load;
+     * TaskService._check: the attempt is open ... */
+    atomic {
+        if
+        :: !task_open(a) -> goto end_idle          /* TaskTimedOut */
+        :: else -> ls = seq
+        fi;
+        /* ... and the token names the lease record's delivery; that record is the fence */
+        pv = lver[a]; pd = ldel[a]
+    };
+    if
+    :: pd != d -> goto end_idle                  /* handed to another worker since */
+    :: else -> skip
+    fi;
+    atomic {   /* InMemoryLog.commit(head, seq, events, fence=LeaseFence(lease)) */
+        if
+#ifndef MUT_NOFENCE
+        :: on_seq(ls) && lver[a] == pv ->
+#else
+        :: on_seq(ls) ->
+#endif
+            seq++; pos = AT_PAUSE; started = true; passed = a;
+#ifndef MUT_NOOUTBOX
+            outbox = OB_TIMER;
+#endif
+            result_ev[a]++;
+            assert(result_ev[a] == 1);            /* no task result committed twice */
+            assert(ldel[a] == d && lown[a] == me) /* only the current lease holder's */
+        :: else -> goto complete                  /* ConflictError: check again */
+        fi;
+        ls = seq
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle        /* the API dies before it sends */
+    :: true -> skip
+    fi;
+    /* Stepper._flush -> OutboxSender.flush; the mutant sends what it did not record */
+    atomic { send_outbox(OB_TIMER, a); clear_outbox(ls); take(aq[a]) }   /* + queue ack */
+    goto end_idle;
+
+give_up:
+    /* TaskService._give_up: report TaskFailed (its guard: tasks._open_state only) */
+    atomic {
+        if
+        :: task_open(a) -> ls = seq
+        :: else -> goto given_up
+        fi
+    };
+    atomic {   /* InMemoryLog.commit, not fenced; no Catch: the execution fails */
+        if
+        :: on_seq(ls) ->
+            seq++; status = FAILED; outbox = 0;
+            result_ev[a]++; assert(result_ev[a] == 1)
+        :: else -> goto give_up
+        fi
+    };
+given_up:
+    atomic { take(aq[a]) };
+    goto end_idle
+}
+
+/* The activity in the delivery scenario (WORKERS=0): one worker that claims and completes,
+ * without rivals (the lease scenario checks the claim, the lease and the fence) */
+proctype Completer()
+{
+    byte a, ls;
+end_idle:
+    atomic { a = 0; ls = 0 };
+end_wait:
+    if
+    :: aq[1] > 0 -> a = 1
+    :: aq[2] > 0 -> a = 2
+    fi;
+complete:
+    /* TaskService._hand_out, then SendTaskSuccess -> TaskService._report -> _commit */
+    atomic {
+        if
+        :: !task_open(a) -> take(aq[a]); goto end_idle
+        :: else -> ls = seq
+        fi
+    };
+    atomic {   /* InMemoryLog.commit: ActivityStarted and the result, one worker */
+        if
+        :: on_seq(ls) ->
+            seq++; pos = AT_PAUSE; started = true; passed = a;
+            started_ev[a]++; result_ev[a]++;
+#ifndef MUT_NOOUTBOX
+            outbox = OB_TIMER;
+#endif
+            assert(result_ev[a] == 1); ls = seq
+        :: else -> goto complete
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle        /* the API dies before it sends */
+    :: true -> skip
+    fi;
+    atomic { send_outbox(OB_TIMER, a); clear_outbox(ls); take(aq[a]) }
+    goto end_idle
+}
+
+/* aws/outbox_repair.py OutboxRepair.run: a RUNNING head with a pending outbox */
+proctype RepairJob()
+{
+end_idle:
+    do
+    :: atomic { created && status == RUNNING && outbox != 0 && rq == 0 -> rq++ }
+    od
+}
+
+/* time, and the queues' faults */
+proctype World()
+{
+end_idle:
+    do
+    :: atomic { llive[1] -> llive[1] = false }      /* a lease runs out (a slow worker) */
+    :: atomic { llive[2] -> llive[2] = false }
+    :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
+    :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
+    :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
+                         forever (an acceptance cycle) instead of a deadlock */
+    od
+}
+
+init {
+    atomic {
+        run Stepper();
+#if STEPPERS > 1
+        run Stepper();
+#endif
+#if WORKERS == 0
+        run Completer();
+#else
+        run Worker(1);
+#endif
+#if WORKERS > 1
+        run Worker(2);
+#endif
+        run RepairJob(); run World()
+    }
+}
+
+/* Every execution ends: once created it is eventually always finished, under weak
+ * fairness and with every fault bounded.  A lost transition leaves it RUNNING. */
+ltl ends { <>[] (!created || terminal) }

@@ -1,0 +1,18 @@
+"""The chaos state machine over the real Stepper, a few hundred interleavings per run.
+
+``bench/chaos.py`` runs the same machine for tens of thousands of steps.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+
+from tests.model.chaos import ChaosMachine
+
+ChaosMachine.TestCase.settings = settings(
+    max_examples=200,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestChaos = ChaosMachine.TestCase
