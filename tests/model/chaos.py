@@ -235,7 +235,12 @@ class FaultBus(InMemoryBus):
 
     def entries(self) -> list[tuple[float, Message]]:
         """Every queued message with the time it becomes deliverable, in order."""
-        return [(due, message) for due, _, message in sorted(self._queue, key=lambda e: e[:2])]
+        found = []
+        for due, order, wire in sorted(self._queue, key=lambda e: e[:2]):
+            message = self._verified(order, wire)  # the bus carries signed wire forms
+            if message is not None:
+                found.append((due, message))
+        return found
 
 
 class ChaosMachine(RuleBasedStateMachine):
