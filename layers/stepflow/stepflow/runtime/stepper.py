@@ -19,17 +19,15 @@ The Stepper decides and commits; its collaborators live next to it:
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from stepflow.asl import StateMachine
-from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
+from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.engine import (
     Command,
-    Decision,
     Event,
     ExecutionState,
     Fail,
@@ -37,13 +35,11 @@ from stepflow.engine import (
     Start,
     Stop,
     decide,
-    new_execution,
 )
-from stepflow.engine.codec import decode_state, encode_state
-from stepflow.errors import StatesErrorName
+from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
-from stepflow.runtime.messages import Message, decode_event, encode_event
+from stepflow.runtime.messages import Message, decode_event
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 from stepflow.runtime.outbox import build_outbox, child_arn, create_child
 from stepflow.runtime.outbox import delay as _delay
@@ -58,6 +54,14 @@ from stepflow.runtime.ports import (
     UnstorableDataError,
 )
 from stepflow.runtime.repair import OutboxSender
+from stepflow.runtime.starts import (
+    ExecutionInputMismatchError,
+    NewExecution,
+    first_decision,
+    first_record,
+    first_state,
+    unstorable,
+)
 from stepflow.runtime.task_queue import TaskRouter
 from stepflow.runtime.task_runs import TaskLeaseHeldError as TaskLeaseHeldError
 from stepflow.runtime.task_runs import TaskRuns
@@ -72,21 +76,6 @@ written), or returns the lease fence the commit is conditioned on (None: none)."
 
 _LEGACY_LEASE_ATTRIBUTES = ("lease_owner", "lease_until", "task_leases")
 """Head attributes of the lease mechanisms that :mod:`stepflow.runtime.leases` replaced."""
-
-
-class ExecutionInputMismatchError(Exception):
-    """StartExecution with an existing name but a different input or state machine."""
-
-
-@dataclass(frozen=True, slots=True)
-class _NewExecution:
-    """What StartExecution was asked for, kept for the record of its first commit."""
-
-    state_machine_arn: str
-    name: str
-    input: Any
-    now: float
-    attributes: dict[str, Any]
 
 
 class Stepper:
@@ -155,47 +144,17 @@ class Stepper:
         ``attributes`` are kept in the head (e.g. the principal that started it).
         """
         definition = self.definitions(state_machine_arn)
-        now = self.clock()
-        # arn:aws:states:<region>:<account>:stateMachine:<name>[:<version, alias or revision>]
-        parts = state_machine_arn.split(":")
-        where = {"region": parts[3], "account": parts[4]} if len(parts) >= 7 else {}
-        sm_name = parts[6] if len(parts) >= 7 else parts[-1]
-        state = new_execution(
-            name=name,
-            input=input,
-            now=now,
-            state_machine_name=sm_name,
-            **where,
-            seed=seed,
-            child_limit=self.child_limit,
-            token_key=secrets.token_hex(16),
+        new = NewExecution(state_machine_arn, name, input, self.clock(), dict(attributes or {}))
+        state = first_state(new, seed=seed, child_limit=self.child_limit)
+        decision, deferred = first_decision(
+            definition, state, new.now, budget=self._budget(start=True), limits=self.limits
         )
         try:
-            decision = decide(
-                definition,
-                state,
-                Start(),
-                now,
-                time_budget=self._budget(start=True),
-                limits=self.limits,
-            )
-        except DecisionDeferred:
-            # Too slow to decide while the caller waits: store the execution undecided with a
-            # Start message in its outbox, for the stepper behind the queue (the engine ignores
-            # a second Start, so a redelivery cannot start it twice).
-            arn = state.execution_arn
-            start = Message(arn, f"{arn}#start", "event", encode_event(Start()))
-            decision = Decision([], state, [])
-            deferred: tuple[Message, ...] = (start,)
-        else:
-            deferred = ()
-        new = _NewExecution(state_machine_arn, name, input, now, dict(attributes or {}))
-        try:
             try:
-                record = self._create(new, decision, deferred)
+                record = self._create(first_record(new, decision, deferred), decision.events)
             except UnstorableDataError as exc:  # its first decision made data no log can hold
-                failed = decide(definition, state, _unstorable(exc), now, limits=self.limits)
-                record = self._create(new, failed, ())
+                failed = decide(definition, state, unstorable(exc), new.now, limits=self.limits)
+                record = self._create(first_record(new, failed, ()), failed.events)
         except ExecutionAlreadyExistsError as exc:
             existing = exc.existing
             if existing.input != input or existing.state_machine_arn != state_machine_arn:
@@ -207,32 +166,11 @@ class Stepper:
         self._flush(record, inline=False)
         return record
 
-    def _create(
-        self, new: _NewExecution, decision: Decision, deferred: tuple[Message, ...]
-    ) -> ExecutionRecord:
-        """Store a new execution's record and first events; return the record.
-
-        ``deferred`` replaces the decision's outbox when the first decision was left
-        to the stepper behind the queue.
-        """
-        arn = decision.state.execution_arn
-        record = ExecutionRecord(
-            execution_arn=arn,
-            state_machine_arn=new.state_machine_arn,
-            name=new.name,
-            input=new.input,
-            status=decision.state.status,
-            seq=1,
-            state=encode_state(decision.state),
-            outbox=deferred
-            or build_outbox(arn, 1, decision.commands, decision.state, new.state_machine_arn),
-            start_date=new.now,
-            stop_date=None if decision.state.status == "RUNNING" else new.now,
-            attributes=new.attributes,
-        )
+    def _create(self, record: ExecutionRecord, events: list[dict[str, Any]]) -> ExecutionRecord:
+        """Store a new execution's record and first events (a repair message first)."""
         if record.outbox:
-            self._send_repair(arn)
-        self.log.create(record, decision.events)
+            self._send_repair(record.execution_arn)
+        self.log.create(record, events)
         return record
 
     def handle(self, message: Message) -> None:
@@ -437,7 +375,7 @@ class Stepper:
                     raise
                 # Poison data (e.g. a lone surrogate from States.StringToJson): retrying
                 # cannot help, so the execution fails instead, on the record it was at.
-                events = [_unstorable(exc)]
+                events = [unstorable(exc)]
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
@@ -513,14 +451,6 @@ class Stepper:
             tasks_bus=self.tasks_bus,
             repair_delay=self.repair_delay,
         )
-
-
-def _unstorable(exc: UnstorableDataError) -> Fail:
-    """The failure of an execution whose next state the log cannot store."""
-    return Fail(
-        StatesErrorName.RUNTIME.value,
-        f"The execution's next state could not be stored: {exc.problem}.",
-    )
 
 
 __all__ = [
