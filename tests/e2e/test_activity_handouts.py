@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 from stepflow.local import LocalStack
 from stepflow.worker import TaskContext, Worker
 
-from tests.e2e.test_local_stack import ROLE, wait_for
+from tests.e2e.test_local_stack import ROLE
+from tests.e2e.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from stepflow.local import LocalStack
 from stepflow.runtime import Message, encode_event
 from stepflow.runtime.signing import MessageSigner
 
-from tests.e2e.test_local_stack import ROLE, wait_for
+from tests.e2e.test_local_stack import ROLE
+from tests.e2e.waiting import wait_for
 
 ATTACKER_OUTPUT = {"paid": True, "by": "attacker"}
 WORKER_OUTPUT = {"paid": False, "by": "worker"}

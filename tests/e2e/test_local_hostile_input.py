@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +23,8 @@ from stepflow.aws import topology
 from stepflow.limits import MIB
 from stepflow.local import LocalStack
 from stepflow.local.stack import BUCKET
+
+from tests.e2e.waiting import wait_for
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 
@@ -62,16 +63,6 @@ def huge_definition(size: int) -> str:
     return text
 
 
-def wait_for(sfn: Any, arn: str, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.1)
-    raise AssertionError(f"{arn} still running after {timeout} s")
-
-
 def test_a_1_mib_definition_is_created_described_started_and_run(stack: LocalStack) -> None:
     sfn = stack.stepfunctions()
     definition = huge_definition(1 * MIB)
@@ -90,7 +81,7 @@ def test_a_1_mib_definition_is_created_described_started_and_run(stack: LocalSta
     version = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
     assert sfn.describe_state_machine(stateMachineArn=version)["definition"] == definition
     started = sfn.start_execution(stateMachineArn=arn, input='{"k": 1}')
-    described = wait_for(sfn, started["executionArn"])
+    described = wait_for(sfn, started["executionArn"], timeout=60.0)
     assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"k": 1}
     for_execution = sfn.describe_state_machine_for_execution(executionArn=started["executionArn"])
     assert for_execution["definition"] == definition
@@ -160,7 +151,9 @@ def test_an_input_at_the_depth_bound_runs_durably(stack: LocalStack) -> None:
         "stateMachineArn"
     ]
     deep = "[" * 512 + "]" * 512
-    described = wait_for(sfn, sfn.start_execution(stateMachineArn=arn, input=deep)["executionArn"])
+    described = wait_for(
+        sfn, sfn.start_execution(stateMachineArn=arn, input=deep)["executionArn"], timeout=60.0
+    )
     assert described["status"] == "SUCCEEDED"
     assert described["output"].replace(" ", "") == deep
     with pytest.raises(ClientError) as refused:

@@ -20,6 +20,8 @@ from stepflow.local import LocalStack
 from stepflow.local.stack import FUNCTIONS
 from stepflow.runtime.targets import OWN_TARGET_CAUSE
 
+from tests.e2e.waiting import wait_for
+
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/OrdersRole"
 STATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/PaymentsRole"
@@ -46,16 +48,6 @@ class CountingSQS:
 def stack() -> Iterator[LocalStack]:
     with LocalStack(port=0, assume_roles=True) as running:
         yield running
-
-
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_arn} still running after {timeout} s")
 
 
 def run(stack: LocalStack, name: str, state: dict[str, Any]) -> dict[str, Any]:

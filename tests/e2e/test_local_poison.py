@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import stepflow
 from stepflow.local import LocalStack
+
+from tests.e2e.waiting import wait_for
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 
@@ -18,16 +18,6 @@ ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 def stack() -> Iterator[LocalStack]:
     with LocalStack(port=0) as running:
         yield running
-
-
-def _wait(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_arn} still running after {timeout} s")
 
 
 def test_string_to_json_surrogate_fails_the_execution_others_unaffected(stack: LocalStack) -> None:
@@ -53,10 +43,10 @@ def test_string_to_json_surrogate_fails_the_execution_others_unaffected(stack: L
     bad = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"s": '"\\ud800"'}))
     good = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"s": '"fine"'}))
     # THEN DescribeExecution shows the first FAILED with States.Runtime, the second SUCCEEDED
-    failed = _wait(sfn, bad["executionArn"])
+    failed = wait_for(sfn, bad["executionArn"])
     assert (failed["status"], failed["error"]) == ("FAILED", "States.Runtime"), failed
     assert "lone surrogate" in failed["cause"]
-    succeeded = _wait(sfn, good["executionArn"])
+    succeeded = wait_for(sfn, good["executionArn"])
     assert succeeded["status"] == "SUCCEEDED"
     assert json.loads(succeeded["output"]) == {"v": "fine"}
     # AND the failed one's history ends with a single ExecutionFailed

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from stepflow.local import LocalStack
 from stepflow.runtime import Message
 
-from tests.e2e.test_local_stack import FN, ROLE, wait_for
+from tests.e2e.test_local_stack import FN, ROLE
+from tests.e2e.waiting import wait_for
 
 CALLS: Counter[str] = Counter()
 LOCK = threading.Lock()

@@ -22,6 +22,8 @@ from stepflow.api import sync
 from stepflow.local import LocalStack, free_port
 from stepflow.local.demo import register
 
+from tests.e2e.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
@@ -57,16 +59,6 @@ HANDLERS = {"double": double, "decline": decline, "count": count}
 def stack() -> Iterator[LocalStack]:
     with LocalStack(port=0, handlers=HANDLERS) as running:
         yield running
-
-
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_arn} still running after {timeout} s")
 
 
 def start(sfn: Any, name: str, definition: dict[str, Any], payload: Any) -> str:

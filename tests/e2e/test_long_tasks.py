@@ -15,7 +15,8 @@ from typing import Any
 
 from stepflow.local import LocalStack
 
-from tests.e2e.test_local_stack import FN, start, wait_for
+from tests.e2e.test_local_stack import FN, start
+from tests.e2e.waiting import wait_for
 
 CALLS: list[float] = []
 LOCK = threading.Lock()
