@@ -86,3 +86,44 @@ def test_build_service_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     service = lambda_handler.build_service()
     assert service.scope.machine_arn("M") == "arn:aws:states:eu-west-1:111122223333:stateMachine:M"
     assert type(service.machines.registry).__name__ == "DynamoDBRegistry"
+
+
+def test_a_forged_activity_task_is_dropped_and_counted_as_a_metric(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepflow.activities.names import queue_name
+    from stepflow.api.service import StepFunctionsService
+    from stepflow.runtime import InMemoryBus, InMemoryLog
+    from stepflow.runtime.registry import InMemoryRegistry
+    from stepflow.runtime.task_queue import InMemoryTaskQueue
+
+    from tests.api.conftest import SCOPE, invoke
+    from tests.integration.test_stepper_handler import emf_metrics
+
+    bus = InMemoryBus(1_700_000_000.0)
+    queue = InMemoryTaskQueue(clock=lambda: bus.now)
+    service = StepFunctionsService(
+        log=InMemoryLog(),
+        bus=bus,
+        registry=InMemoryRegistry(),
+        invoker=invoke,
+        scope=SCOPE,
+        clock=lambda: bus.now,
+        task_queue=queue,
+        activity_poll_seconds=0.0,
+    )
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    lambda_handler.configure(service)
+    try:
+        # GIVEN an activity whose queue holds a task message StepFlow did not sign
+        arn = service.call("CreateActivity", {"name": "pay"})["activityArn"]
+        queue.send(queue_name("pay"), {"execution_arn": "x", "id": "i", "kind": "task", "body": {}})
+        capsys.readouterr()
+        # WHEN a worker asks for a task through the API Lambda
+        status, body = call(json.dumps({"activityArn": arn}), "AWSStepFunctions.GetActivityTask")
+        # THEN it gets none, and the forgery is one ForgedMessages metric
+        assert status == 200 and not body.get("taskToken")
+        assert emf_metrics(capsys.readouterr().out)["ForgedMessages"] == [1.0]
+        assert service.signer is not None and service.signer.forged == 1
+    finally:
+        lambda_handler.configure(None)

@@ -67,7 +67,9 @@ def respond(event: Mapping[str, Any]) -> dict[str, Any]:
     target = {k.lower(): v for k, v in headers.items()}.get("x-amz-target", "")
     context = event.get("requestContext")
     identity = context.get("identity") if isinstance(context, Mapping) else None
-    status, out_headers, out_body = get_service().handle(
+    service = get_service()
+    forged = service.signer.forged if service.signer is not None else 0
+    status, out_headers, out_body = service.handle(
         method=str(event.get("httpMethod", "")),
         path=str(event.get("path", "/")),
         headers=headers,
@@ -76,6 +78,11 @@ def respond(event: Mapping[str, Any]) -> dict[str, Any]:
         caller=Caller.from_identity(identity if isinstance(identity, Mapping) else None),
     )
     operation = target.rpartition(".")[2] or "unknown"
+    if service.signer is not None and service.signer.forged > forged:
+        # GetActivityTask dropped task messages StepFlow did not sign (activity queues)
+        metrics.add_metric(
+            name="ForgedMessages", unit=MetricUnit.Count, value=service.signer.forged - forged
+        )
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if status >= 400:
         metrics.add_metric(

@@ -99,6 +99,8 @@ class StepFunctionsService:
     ) -> None:
         # Activity task messages are signed with the bus's key unless another is given.
         signer = signer or getattr(bus, "signer", None)
+        self.signer = signer
+        """Verifies activity task messages at hand-out (its ``forged`` counts refusals)."""
         if task_queue is not None and signer is None:
             raise ValueError("activity task messages need a signer (the bus's)")
         self.limits = limits or (stepper.limits if stepper is not None else DEFAULT_LIMITS)
