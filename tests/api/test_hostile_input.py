@@ -118,6 +118,22 @@ def test_a_10000_deep_body_or_input_is_a_4xx(configured: Api) -> None:
     )
 
 
+def test_a_deep_json_made_inside_the_first_decision_is_not_a_5xx(configured: Api) -> None:
+    # review: StartExecution decides inline; States.StringToJson over 100,000 brackets
+    # raised RecursionError out of the handler (500 InternalFailure)
+    parse = {"Type": "Pass", "Parameters": {"v.$": "States.StringToJson($.s)"}, "End": True}
+    arn = machine(configured, json.dumps({"StartAt": "P", "States": {"P": parse}}))
+    body = {"stateMachineArn": arn, "input": json.dumps({"s": nested(100_000)})}
+    status, started = send("StartExecution", body)
+    assert status == 200, started
+    configured.drain()
+    described = configured("DescribeExecution", executionArn=started["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    test_state = {"definition": json.dumps(parse), "roleArn": ROLE, "input": body["input"]}
+    status, tested = send("TestState", test_state)
+    assert status == 200 and tested["status"] == "FAILED", tested
+
+
 def test_payload_and_definition_sizes_follow_the_limits_as_utf8_bytes(configured: Api) -> None:
     arn = machine(configured)
     limit = Limits().max_payload_bytes
