@@ -82,6 +82,8 @@ class Transitions:
         """The history's cap (None: none); see :class:`EventLimitReachedError`."""
         self.max_payload = None if limits is None else limits.max_payload_bytes
         """The largest state output or task result, in UTF-8 bytes (None: no limit)."""
+        self.max_error = None if limits is None else limits.max_error_length
+        self.max_cause = None if limits is None else limits.max_cause_length
         self.capped = False
         self.state = state
         self.now = now
@@ -303,6 +305,11 @@ class Transitions:
     ) -> None:
         """A thread of control failed; ``fatal`` errors fail the whole execution at once."""
         frame.phase = "failed"
+        # a Fail state's ErrorPath/CausePath or JSONata, or a task's failure, may be any size
+        if error is not None and self.max_error is not None:
+            error = error[: self.max_error]
+        if cause is not None and self.max_cause is not None:
+            cause = cause[: self.max_cause]
         frame.error, frame.cause = error, cause
         if frame.parent is None or fatal:
             self.end_execution("FAILED", "ExecutionFailed", error, cause)
