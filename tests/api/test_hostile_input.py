@@ -211,6 +211,21 @@ def test_send_task_failure_and_success_are_bounded(configured: Api) -> None:
     )
 
 
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "[1e400]"])
+def test_nan_infinity_and_huge_numbers_are_invalid_input_not_null(
+    configured: Api, text: str
+) -> None:
+    # review: these were accepted, and the execution ran on null in their place
+    arn = machine(configured)
+    assert error("StartExecution", {"stateMachineArn": arn, "input": text}) == (
+        "InvalidExecutionInput"
+    )
+    assert configured("ListExecutions", stateMachineArn=arn)["executions"] == []
+    test_state = {"definition": PASS, "roleArn": ROLE, "input": text}
+    assert error("TestState", test_state) == "InvalidExecutionInput"
+    assert error("SendTaskSuccess", {"taskToken": "t" * 10, "output": text}) == "InvalidOutput"
+
+
 def test_configured_limits_replace_the_defaults(api: Api) -> None:
     arn = machine(api)
     api.service.limits = Limits(max_payload_bytes=10, max_error_length=3, max_json_depth=2)
