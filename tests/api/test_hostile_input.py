@@ -239,3 +239,25 @@ def test_configured_limits_replace_the_defaults(api: Api) -> None:
         api("StopExecution", executionArn=execution, error="abcd")
     with pytest.raises(Exception, match="InvalidDefinition"):
         api("UpdateStateMachine", stateMachineArn=arn, definition=PASS)
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        "not-an-arn",
+        "arn:aws:iam::000000000000:user/bob",
+        "arn:aws:iam::000000000000:role/a b",
+        "arn:aws:iam::000000000000:role/x\n",
+        "arn:aws:iam::*:role/*",
+    ],
+)
+def test_a_role_arn_that_is_not_a_role_is_invalid_arn(configured: Api, role: str) -> None:
+    # review: CreateStateMachine and UpdateStateMachine stored any roleArn; every task
+    # of the machine then failed at run time (AWS answers InvalidArn at once)
+    create = {"name": "R", "definition": PASS, "roleArn": role}
+    assert error("CreateStateMachine", create) == "InvalidArn"
+    assert configured("ListStateMachines")["stateMachines"] == []
+    arn = machine(configured)
+    assert error("UpdateStateMachine", {"stateMachineArn": arn, "roleArn": role}) == "InvalidArn"
+    described = configured("DescribeStateMachine", stateMachineArn=arn)
+    assert described["roleArn"] == ROLE
