@@ -261,3 +261,34 @@ def test_a_role_arn_that_is_not_a_role_is_invalid_arn(configured: Api, role: str
     assert error("UpdateStateMachine", {"stateMachineArn": arn, "roleArn": role}) == "InvalidArn"
     described = configured("DescribeStateMachine", stateMachineArn=arn)
     assert described["roleArn"] == ROLE
+
+
+def test_start_sync_execution_keeps_a_lower_configured_event_cap() -> None:
+    # review: the synchronous run set its own cap of 100,000 events over the configured one
+    log, registry, bus = InMemoryLog(), InMemoryRegistry(), InMemoryBus(1_700_000_000.0)
+    service = StepFunctionsService(
+        log=log,
+        bus=bus,
+        registry=registry,
+        invoker=invoke,
+        scope=SCOPE,
+        clock=lambda: bus.now,
+        limits=Limits(max_events_per_execution=50),
+    )
+    api = Api(service, log, bus, registry)
+    loop = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "E"}],
+                "Default": "A",
+            },
+            "E": {"Type": "Succeed"},
+        },
+    }
+    arn = api.machine("L", json.dumps(loop), type="EXPRESS")
+    result = api("StartSyncExecution", stateMachineArn=arn, input="{}")
+    assert (result["status"], result["error"]) == ("FAILED", "States.Runtime")
+    assert "reached 50 events" in result["cause"], result["cause"]
