@@ -43,6 +43,12 @@ _RUNTIME_ERRORS = frozenset(
 )
 
 
+_ENDINGS = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
+)
+"""The events that end an execution: one of them may take the last slot under the cap."""
+
+
 class EventLimitReachedError(Exception):
     """The history would pass the execution's event cap (``Limits.max_events_per_execution``).
 
@@ -103,7 +109,12 @@ class Transitions:
             return frame.prev_id
         s = self.state
         event_id = s.next_event_id
-        if self.max_events is not None and event_id >= self.max_events and not self.capped:
+        if (
+            self.max_events is not None
+            and event_id >= self.max_events
+            and not self.capped
+            and (event_id > self.max_events or type_ not in _ENDINGS)
+        ):  # the cap's own slot is kept for the event that ends the execution
             raise EventLimitReachedError(self.max_events)
         s.next_event_id += 1
         event: dict[str, Any] = {
