@@ -118,6 +118,22 @@ def test_a_10000_deep_body_or_input_is_a_4xx(configured: Api) -> None:
     )
 
 
+def test_a_deep_json_made_inside_the_first_decision_is_not_a_5xx(configured: Api) -> None:
+    # review: StartExecution decides inline; States.StringToJson over 100,000 brackets
+    # raised RecursionError out of the handler (500 InternalFailure)
+    parse = {"Type": "Pass", "Parameters": {"v.$": "States.StringToJson($.s)"}, "End": True}
+    arn = machine(configured, json.dumps({"StartAt": "P", "States": {"P": parse}}))
+    body = {"stateMachineArn": arn, "input": json.dumps({"s": nested(100_000)})}
+    status, started = send("StartExecution", body)
+    assert status == 200, started
+    configured.drain()
+    described = configured("DescribeExecution", executionArn=started["executionArn"])
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    test_state = {"definition": json.dumps(parse), "roleArn": ROLE, "input": body["input"]}
+    status, tested = send("TestState", test_state)
+    assert status == 200 and tested["status"] == "FAILED", tested
+
+
 def test_payload_and_definition_sizes_follow_the_limits_as_utf8_bytes(configured: Api) -> None:
     arn = machine(configured)
     limit = Limits().max_payload_bytes
@@ -195,6 +211,21 @@ def test_send_task_failure_and_success_are_bounded(configured: Api) -> None:
     )
 
 
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"a": -Infinity}', "[1e400]"])
+def test_nan_infinity_and_huge_numbers_are_invalid_input_not_null(
+    configured: Api, text: str
+) -> None:
+    # review: these were accepted, and the execution ran on null in their place
+    arn = machine(configured)
+    assert error("StartExecution", {"stateMachineArn": arn, "input": text}) == (
+        "InvalidExecutionInput"
+    )
+    assert configured("ListExecutions", stateMachineArn=arn)["executions"] == []
+    test_state = {"definition": PASS, "roleArn": ROLE, "input": text}
+    assert error("TestState", test_state) == "InvalidExecutionInput"
+    assert error("SendTaskSuccess", {"taskToken": "t" * 10, "output": text}) == "InvalidOutput"
+
+
 def test_configured_limits_replace_the_defaults(api: Api) -> None:
     arn = machine(api)
     api.service.limits = Limits(max_payload_bytes=10, max_error_length=3, max_json_depth=2)
@@ -208,3 +239,56 @@ def test_configured_limits_replace_the_defaults(api: Api) -> None:
         api("StopExecution", executionArn=execution, error="abcd")
     with pytest.raises(Exception, match="InvalidDefinition"):
         api("UpdateStateMachine", stateMachineArn=arn, definition=PASS)
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        "not-an-arn",
+        "arn:aws:iam::000000000000:user/bob",
+        "arn:aws:iam::000000000000:role/a b",
+        "arn:aws:iam::000000000000:role/x\n",
+        "arn:aws:iam::*:role/*",
+    ],
+)
+def test_a_role_arn_that_is_not_a_role_is_invalid_arn(configured: Api, role: str) -> None:
+    # review: CreateStateMachine and UpdateStateMachine stored any roleArn; every task
+    # of the machine then failed at run time (AWS answers InvalidArn at once)
+    create = {"name": "R", "definition": PASS, "roleArn": role}
+    assert error("CreateStateMachine", create) == "InvalidArn"
+    assert configured("ListStateMachines")["stateMachines"] == []
+    arn = machine(configured)
+    assert error("UpdateStateMachine", {"stateMachineArn": arn, "roleArn": role}) == "InvalidArn"
+    described = configured("DescribeStateMachine", stateMachineArn=arn)
+    assert described["roleArn"] == ROLE
+
+
+def test_start_sync_execution_keeps_a_lower_configured_event_cap() -> None:
+    # review: the synchronous run set its own cap of 100,000 events over the configured one
+    log, registry, bus = InMemoryLog(), InMemoryRegistry(), InMemoryBus(1_700_000_000.0)
+    service = StepFunctionsService(
+        log=log,
+        bus=bus,
+        registry=registry,
+        invoker=invoke,
+        scope=SCOPE,
+        clock=lambda: bus.now,
+        limits=Limits(max_events_per_execution=50),
+    )
+    api = Api(service, log, bus, registry)
+    loop = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "E"}],
+                "Default": "A",
+            },
+            "E": {"Type": "Succeed"},
+        },
+    }
+    arn = api.machine("L", json.dumps(loop), type="EXPRESS")
+    result = api("StartSyncExecution", stateMachineArn=arn, input="{}")
+    assert (result["status"], result["error"]) == ("FAILED", "States.Runtime")
+    assert "reached 50 events" in result["cause"], result["cause"]

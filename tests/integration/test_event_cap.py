@@ -80,6 +80,34 @@ def test_an_execution_just_under_the_cap_is_untouched(backend: str) -> None:
     assert len(history) == 48
 
 
+def _failing(length: int) -> dict[str, Any]:
+    definition = _chain(length)
+    definition["States"][f"S{length - 1}"] = {"Type": "Pass", "Next": "F"}
+    definition["States"]["F"] = {"Type": "Fail", "Error": "Mine"}
+    return definition
+
+
+@pytest.mark.parametrize("backend", ["memory", "moto"])
+@pytest.mark.parametrize(
+    ("definition", "events", "outcome"),
+    [(_chain(24), 50, ("SUCCEEDED", None)), (_failing(23), 49, ("FAILED", "Mine"))],
+    ids=["succeeds", "fails"],
+)
+def test_an_execution_ending_exactly_at_the_cap_keeps_its_own_outcome(
+    backend: str, definition: dict[str, Any], events: int, outcome: tuple[str, str | None]
+) -> None:
+    # review: the event numbered max_events was refused even when it was the execution's
+    # last one, so a history of exactly the cap ended in States.Runtime, not its outcome
+    with open_environment(backend, limits=Limits(max_events_per_execution=events)) as env:
+        # GIVEN an execution whose natural history is exactly the cap
+        arn = env.start(env.register(definition), {})
+        env.run(arn)
+        result, history = env.result(arn), env.history(arn)
+    # THEN it ends as it would without a cap
+    assert (result.status, result.error) == outcome
+    assert len(history) == events
+
+
 def test_a_child_execution_map_counts_each_child_apart() -> None:
     # GIVEN a Map over 4 items of an 8-state chain (about 20 events an item): inline, the
     # parent's history holds every iteration; as child executions (child_limit=2), each

@@ -173,3 +173,32 @@ def test_other_resources_are_not_supported_yet(resource: str) -> None:
     assert (ok, error) == (False, "States.TaskFailed")
     assert cause == f"resource not supported yet: {resource}"
     assert fake.requests == []
+
+
+class RawLambda(FakeLambda):
+    """Answers Invoke with raw payload bytes (not necessarily JSON)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__()
+        self.raw = raw
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        response = super().invoke(**kwargs)
+        response["Payload"] = io.BytesIO(self.raw)
+        return response
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"a": "\xff\xfe"}', b"[" * 100_000],
+    ids=["deep", "not-utf8", "deep-invalid"],
+)
+def test_a_result_no_parser_should_read_fails_the_task_instead_of_raising(raw: bytes) -> None:
+    # review: json.loads raised RecursionError on a 100,000-deep result and the decode
+    # UnicodeDecodeError on bytes that are not UTF-8; both escaped the invoker, so the
+    # task message was redelivered until the DLQ and the execution stayed RUNNING
+    fake = RawLambda(raw)
+    outcome = LambdaInvoker(fake)(body(FUNCTION, {}))
+    assert not outcome.ok
+    assert outcome.error == "States.Runtime", outcome
+    assert len(fake.requests) == 1

@@ -159,3 +159,53 @@ def test_a_1_mib_output_with_the_limit_raised_goes_through_the_s3_offload() -> N
     assert result.status == "SUCCEEDED", result.cause
     assert len(json.loads(result.output)) == 60000
     assert len(result.output) > MIB
+
+
+class _Huge(Exception):
+    """A task failure whose message is far over AWS's cause length."""
+
+
+def _fail_huge(payload: Any) -> Any:
+    CALLS["fail_huge"] = CALLS.get("fail_huge", 0) + 1
+    raise _Huge("m" * 100_000)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fail_state_and_task_error_and_cause_are_cut_to_the_limits(backend: str) -> None:
+    # review: a Fail state's Error/Cause (JSONata or ErrorPath/CausePath) and a task's
+    # failure went into the history at any size (a 300 KB error, a 2 MB cause)
+    jsonata_fail = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "F",
+        "States": {
+            "F": {
+                "Type": "Fail",
+                "Error": "{% $pad('', 300000, 'e') %}",
+                "Cause": "{% $pad('', 2000000, 'c') %}",
+            }
+        },
+    }
+    path_fail = {
+        "StartAt": "F",
+        "States": {"F": {"Type": "Fail", "ErrorPath": "$.x", "CausePath": "$.x"}},
+    }
+    task = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN + "huge", "End": True}}}
+    CALLS.clear()
+    with open_environment(backend, handlers={"huge": _fail_huge}) as env:
+        runs = [
+            env.start(env.register(jsonata_fail, "J"), {}),
+            env.start(env.register(path_fail, "P"), {"x": "z" * 100_000}),
+            env.start(env.register(task, "T"), {}),
+        ]
+        env.run()
+        for arn in runs:
+            result = env.result(arn)
+            assert result.status == "FAILED", result
+            assert result.error is not None and 0 < len(result.error) <= 256, arn
+            assert result.cause is not None and 0 < len(result.cause) <= 32_768, arn
+            failed = [e for e in env.history(arn) if e["type"] == "ExecutionFailed"]
+            assert len(failed) == 1
+            assert failed[0]["executionFailedEventDetails"]["cause"] == result.cause
+        assert env.result(runs[0]).error == "e" * 256
+        assert env.result(runs[0]).cause == "c" * 32_768
+        assert CALLS == {"fail_huge": 1}

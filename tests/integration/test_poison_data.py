@@ -160,3 +160,26 @@ def test_an_item_too_large_even_for_offload_fails_the_execution() -> None:
         arn = _run(env, _jsonata(big), {})
         # THEN the execution FAILED with States.Runtime naming the item limit, nothing stuck
         _assert_failed_once(env, arn, "400 KB")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wait_first", [False, True], ids=["first-decision", "later-decision"])
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_string_to_json_of_a_very_deep_text_fails_the_execution_cleanly(
+    backend: str, wait_first: bool, depth: int
+) -> None:
+    # review: 100,000 brackets made json.loads raise RecursionError out of the decision
+    # (a 500 InternalFailure from StartExecution; a crashing stepper later on)
+    with open_environment(backend) as env:
+        definition = _pass({"v.$": "States.StringToJson($.s)"}, wait_first=wait_first)
+        arn = env.start(env.register(definition), {"s": "[" * depth + "]" * depth})
+        env.run(arn)
+        result = env.result(arn)
+        if depth <= 1_024:  # within orjson's bound: parsed and stored
+            assert result.status == "SUCCEEDED", result
+            return
+        assert (result.status, result.error) == ("FAILED", "States.Runtime"), result
+        assert result.cause is not None and "deeper than 1024" in result.cause
+        history = env.history(arn)
+        assert sum(e["type"] == "ExecutionFailed" for e in history) == 1
+        assert env._receives == {}

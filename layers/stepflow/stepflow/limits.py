@@ -40,10 +40,12 @@ class Limits:
     ``RequestEntityTooLargeException``)."""
 
     max_error_length: int = 256
-    """``error`` of StopExecution, SendTaskFailure and Fail states (AWS: 256 characters)."""
+    """``error`` of StopExecution, SendTaskFailure and Fail states (AWS: 256 characters).
+    Refused at the API; cut to this length when a Fail state or a task failure makes it."""
 
     max_cause_length: int = 32_768
-    """``cause`` of StopExecution, SendTaskFailure and Fail states (AWS: 32,768 characters)."""
+    """``cause`` of StopExecution, SendTaskFailure and Fail states (AWS: 32,768 characters).
+    Refused at the API; cut to this length when a Fail state or a task failure makes it."""
 
     max_events_per_execution: int = 1_000_000
     """Runaway-loop guard: an execution whose history would grow past this fails with

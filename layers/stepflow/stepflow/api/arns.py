@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stepflow.api.errors import ApiError, invalid_arn
+from stepflow.runtime.clients import ROLE_ARN
 
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
@@ -79,6 +80,13 @@ def check_name(name: str, what: str = "name") -> str:
     if not 1 <= len(name) <= MAX_NAME or _FORBIDDEN.search(name):
         raise ApiError("InvalidName", f"Invalid {what}: '{name}'")
     return name
+
+
+def check_role_arn(role_arn: str) -> str:
+    """``role_arn`` if it has the shape of an IAM role ARN, else InvalidArn (as AWS answers)."""
+    if not ROLE_ARN.fullmatch(role_arn):
+        raise ApiError("InvalidArn", f"Invalid Arn: '{role_arn[:256]}' is not a valid role ARN")
+    return role_arn
 
 
 def check_alias_name(name: str) -> str:

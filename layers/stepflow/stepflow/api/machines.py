@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepflow.api.access import current_principal
-from stepflow.api.arns import Scope, check_name
+from stepflow.api.arns import Scope, check_name, check_role_arn
 from stepflow.api.errors import ApiError, invalid_arn
 from stepflow.api.paging import page_size, read_token, write_token
 from stepflow.asl import DefinitionError, parse
@@ -44,6 +44,7 @@ class Machines:
     def create_state_machine(self, p: dict[str, Any]) -> dict[str, Any]:
         """CreateStateMachine (idempotent when everything matches, as in AWS)."""
         name = check_name(p["name"])
+        check_role_arn(p["roleArn"])
         kind = p.get("type", "STANDARD")
         if kind not in TYPES:
             raise ApiError("StateMachineTypeNotSupported", f"unknown type {kind!r}")
@@ -101,6 +102,8 @@ class Machines:
             raise ApiError("MissingRequiredParameter", "nothing to update")
         if "definition" in p:
             check_definition(p["definition"])
+        if "roleArn" in p:
+            check_role_arn(p["roleArn"])
         for _ in range(10):
             head = self.head(arn)
             new = {**head, **{k: p[k] for k in ("definition", "roleArn", *_COPIED) if k in p}}

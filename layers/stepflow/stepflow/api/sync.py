@@ -27,8 +27,8 @@ from stepflow.runtime import ExecutionRecord, TaskInvoker
 from stepflow.testing import WorkflowEnvironment
 
 MAX_EVENTS = 100_000
-"""The event cap of a synchronous run: past it the execution fails with ``States.Runtime``
-(the durable runtime's rule, ``Limits.max_events_per_execution``, with a smaller cap)."""
+"""The largest event cap of a synchronous run: past it (or past a lower configured
+``Limits.max_events_per_execution``) the execution fails with ``States.Runtime``."""
 
 
 class Synchronous:
@@ -129,7 +129,7 @@ class Synchronous:
 
         It runs until it ends or nothing more can happen without outside input
         (a callback nobody answers); one still RUNNING is stopped with
-        ``States.Timeout``, one whose history reaches :data:`MAX_EVENTS` fails.
+        ``States.Timeout``, one whose history reaches its cap fails.
         """
         region, account = self.machines.scope.region, self.machines.scope.account
         env = WorkflowEnvironment(
@@ -137,7 +137,7 @@ class Synchronous:
             start_time=self.clock(),
             region=region,
             account=account,
-            max_events=MAX_EVENTS,
+            max_events=min(MAX_EVENTS, self.limits.max_events_per_execution),
             limits=self.limits,
         )
         env.register(machine, arn.split(":")[6])

@@ -29,6 +29,7 @@ from typing import Any
 from botocore.config import Config
 
 from stepflow.aws.role_clients import RoleClients
+from stepflow.data.safe_json import ORJSON_MAX_DEPTH, nesting
 from stepflow.runtime.clients import FixedClients, TaskCallRefused, TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -107,6 +108,8 @@ class LambdaInvoker:
         if isinstance(response, TaskOutcome):
             return response
         payload = _read_payload(response)
+        if isinstance(payload, TaskOutcome):
+            return payload
         if response.get("FunctionError"):
             return _function_error(payload)
         return TaskOutcome.succeeded(payload)
@@ -121,6 +124,8 @@ class LambdaInvoker:
         if isinstance(response, TaskOutcome):
             return response
         payload = _read_payload(response)
+        if isinstance(payload, TaskOutcome):
+            return payload
         if response.get("FunctionError"):
             return _function_error(payload)
         metadata = response.get("ResponseMetadata", {})
@@ -172,17 +177,30 @@ def _dumps(value: Any) -> bytes:
 
 
 def _read_payload(response: dict[str, Any]) -> Any:
-    """The response payload, parsed as JSON (None when empty, text when not JSON)."""
+    """The response payload, parsed as JSON (None when empty, text when not JSON).
+
+    A payload that is not UTF-8 or nests past what any parser here reads is a
+    :class:`TaskOutcome` (``States.Runtime``): raising instead would release the
+    task for redelivery and invoke the function again, until the DLQ.
+    """
     raw: Any = response.get("Payload")
     data = raw.read() if hasattr(raw, "read") else raw
     if data is None:
         return None
-    text = data.decode() if isinstance(data, bytes | bytearray) else str(data)
+    try:
+        text = data.decode() if isinstance(data, bytes | bytearray) else str(data)
+    except UnicodeDecodeError:
+        return TaskOutcome.failed("States.Runtime", "The function's result is not UTF-8.")
     if not text:
         return None
+    if nesting(text) > ORJSON_MAX_DEPTH:
+        return TaskOutcome.failed(
+            "States.Runtime",
+            f"The function's result nests deeper than {ORJSON_MAX_DEPTH} levels.",
+        )
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 

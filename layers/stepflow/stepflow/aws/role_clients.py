@@ -17,7 +17,6 @@ naming the role) rather than the stepper.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,10 +27,7 @@ import boto3
 from botocore.config import Config
 
 from stepflow.errors import StatesErrorName
-from stepflow.runtime.clients import TaskCallRefused
-
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,576}$")
-"""The shape of an IAM role ARN (partition, 12-digit account, optional path, name)."""
+from stepflow.runtime.clients import ROLE_ARN, TaskCallRefused
 
 SESSION_SECONDS = 3600
 """How long assumed credentials last (AssumeRole's default; the role's maximum is at least this)."""

@@ -46,6 +46,7 @@ from stepflow.data.intrinsic_parser import (
 )
 from stepflow.data.java_text import to_java_string, to_json_text
 from stepflow.data.jsonpath import PathNotFoundError
+from stepflow.data.safe_json import ORJSON_MAX_DEPTH, nesting
 from stepflow.data.scope import Scope
 from stepflow.data.serialize import finite_float
 from stepflow.errors import StatesError, StatesErrorName
@@ -243,9 +244,12 @@ def _string_to_json(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> Any
     text = _text(name, args[0])
     if not text.strip():
         return None
+    # the standard library's parser recurses: bound the nesting first (a linear scan)
+    if nesting(text) > ORJSON_MAX_DEPTH:
+        raise _invalid(name, f": the JSON nests deeper than {ORJSON_MAX_DEPTH} levels")
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_float=finite_float)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _invalid(name) from None
 
 

@@ -5,9 +5,11 @@ and lone surrogates itself). What orjson refuses for another reason (an
 integer beyond 64 bits is fine for it, but ``1e400`` is not) is parsed again by
 the standard library, but only after a linear scan has shown that the text
 nests no deeper than the bound, so the standard library's recursive parser
-cannot run out of stack. Every string of a value parsed that way is checked
-for surrogates, which the standard library lets through from ``\ud800``
-escapes and which no UTF-8 encoder (the log's, DynamoDB's, S3's) can write.
+cannot run out of stack; it refuses ``NaN``, ``Infinity`` and numbers too large
+for a double (``1e400``) as orjson does, since no log can hold them. Every
+string of a value parsed that way is checked for surrogates, which the
+standard library lets through from ``\ud800`` escapes and which no UTF-8
+encoder (the log's, DynamoDB's, S3's) can write.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from itertools import accumulate
 from typing import Any
 
 import orjson
+
+from stepflow.data.serialize import finite_float
 
 ORJSON_MAX_DEPTH = 1024
 """orjson's own nesting bound; a ``max_depth`` above it is capped to it."""
@@ -90,9 +94,14 @@ def _fallback(text: str | bytes, max_depth: int, message: str) -> Any:
     if nesting(decoded) > min(max_depth, ORJSON_MAX_DEPTH):
         raise _too_deep(max_depth)
     try:
-        return json.loads(decoded)
+        # NaN, Infinity and numbers past a double are not JSON: the log would store them as null
+        return json.loads(decoded, parse_constant=_reject_constant, parse_float=finite_float)
     except (ValueError, RecursionError):
         raise JsonRejectedError(f"it is not valid JSON ({message})") from None
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
 
 
 def _has_surrogate(value: Any) -> bool:

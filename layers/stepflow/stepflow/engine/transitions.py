@@ -43,6 +43,12 @@ _RUNTIME_ERRORS = frozenset(
 )
 
 
+_ENDINGS = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
+)
+"""The events that end an execution: one of them may take the last slot under the cap."""
+
+
 class EventLimitReachedError(Exception):
     """The history would pass the execution's event cap (``Limits.max_events_per_execution``).
 
@@ -82,6 +88,8 @@ class Transitions:
         """The history's cap (None: none); see :class:`EventLimitReachedError`."""
         self.max_payload = None if limits is None else limits.max_payload_bytes
         """The largest state output or task result, in UTF-8 bytes (None: no limit)."""
+        self.max_error = None if limits is None else limits.max_error_length
+        self.max_cause = None if limits is None else limits.max_cause_length
         self.capped = False
         self.state = state
         self.now = now
@@ -101,7 +109,12 @@ class Transitions:
             return frame.prev_id
         s = self.state
         event_id = s.next_event_id
-        if self.max_events is not None and event_id >= self.max_events and not self.capped:
+        if (
+            self.max_events is not None
+            and event_id >= self.max_events
+            and not self.capped
+            and (event_id > self.max_events or type_ not in _ENDINGS)
+        ):  # the cap's own slot is kept for the event that ends the execution
             raise EventLimitReachedError(self.max_events)
         s.next_event_id += 1
         event: dict[str, Any] = {
@@ -303,6 +316,11 @@ class Transitions:
     ) -> None:
         """A thread of control failed; ``fatal`` errors fail the whole execution at once."""
         frame.phase = "failed"
+        # a Fail state's ErrorPath/CausePath or JSONata, or a task's failure, may be any size
+        if error is not None and self.max_error is not None:
+            error = error[: self.max_error]
+        if cause is not None and self.max_cause is not None:
+            cause = cause[: self.max_cause]
         frame.error, frame.cause = error, cause
         if frame.parent is None or fatal:
             self.end_execution("FAILED", "ExecutionFailed", error, cause)

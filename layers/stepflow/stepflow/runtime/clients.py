@@ -6,9 +6,13 @@ The core names the port; the edge implements it
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol, runtime_checkable
 
 from stepflow.runtime.outcome import TaskOutcome
+
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,576}$")
+"""The shape of an IAM role ARN (partition, 12-digit account, optional path, name)."""
 
 
 @runtime_checkable
