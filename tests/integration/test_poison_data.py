@@ -183,3 +183,32 @@ def test_string_to_json_of_a_very_deep_text_fails_the_execution_cleanly(
         history = env.history(arn)
         assert sum(e["type"] == "ExecutionFailed" for e in history) == 1
         assert env._receives == {}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wait_first", [False, True], ids=["first-decision", "later-decision"])
+def test_an_unexpected_error_inside_the_engine_fails_the_execution_not_its_message(
+    backend: str, wait_first: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepflow.data import intrinsics
+
+    def broken(_name: str, _args: list[Any], _nodes: Any) -> Any:
+        raise TypeError("unforeseen")  # a defect no evaluator foresaw
+
+    # (the path is new to this test: compiled intrinsics are cached by their text)
+    monkeypatch.setitem(intrinsics._FUNCTIONS, "States.UUID", intrinsics._Function(0, 1, broken))
+    with open_environment(backend) as env:
+        # GIVEN an execution whose evaluation raises an exception StepFlow did not foresee,
+        # and a healthy execution next to it
+        bad = env.start(
+            env.register(_pass({"v.$": "States.UUID($.unforeseen)"}, wait_first=wait_first)),
+            {"unforeseen": 1},
+        )
+        good = env.start(env.register(_pass({"v.$": "$.s"}, wait_first=True), "ok"), {"s": "x"})
+        # WHEN both run
+        env.run()
+        # THEN the broken one FAILED with States.Runtime naming only the error's type, once,
+        # its message acknowledged (no redelivery towards the DLQ); the other succeeded
+        _assert_failed_once(env, bad, "unexpected TypeError")
+        assert "unforeseen" not in str(env.result(bad).cause)
+        assert env.result(good).status == "SUCCEEDED"

@@ -16,7 +16,7 @@ from stepflow.asl.states.parallel import ParallelState
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
-from stepflow.data.budget import UNLIMITED, Budget
+from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.data.serialize import dumps
 from stepflow.engine import fanout, simple, tasks, waits
 from stepflow.engine.model import (
@@ -87,6 +87,18 @@ def decide(
         decider.end_execution("FAILED", "ExecutionFailed", exc.error, exc.cause)
     except EventLimitReachedError as exc:
         decider.end_execution_over_cap(exc)
+    except DecisionDeferred:
+        raise
+    except Exception as exc:
+        # A value no evaluator foresaw (or a defect): the engine is pure, so the same
+        # message would fail the same way on every delivery until the dead-letter queue,
+        # leaving the execution RUNNING. It fails instead; the cause names only the type.
+        decider.end_execution(
+            "FAILED",
+            "ExecutionFailed",
+            StatesErrorName.RUNTIME.value,
+            f"StepFlow could not evaluate this execution: unexpected {type(exc).__name__}.",
+        )
     return Decision(decider.events, decider.state, decider.commands)
 
 
