@@ -214,6 +214,38 @@ def test_principals_are_recorded_on_machines_and_executions() -> None:
     assert SESSION not in json.dumps(history)
 
 
+def test_who_stopped_and_who_redrove_an_execution_is_recorded_once_it_changes() -> None:
+    api = Deployed(None, None)
+    wait = json.dumps(
+        {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600, "End": True}}}
+    )
+    _, created = api(SESSION, "CreateStateMachine", name="m", definition=wait, roleArn=ROLE)
+    _, started = api(SESSION, "StartExecution", stateMachineArn=created["stateMachineArn"])
+    arn = started["executionArn"]
+    # WHEN the reader stops it, then the session redrives it
+    stopper, driver = READER, f"arn:aws:iam::{ACCOUNT}:user/driver"
+    assert api(stopper, "StopExecution", executionArn=arn)[0] == 200
+    seq = api.log.get(arn).seq
+    # a second stop of a finished execution changes nothing, so records no one
+    assert api(driver, "StopExecution", executionArn=arn)[0] == 200
+    assert api.log.get(arn).seq == seq
+    assert api(driver, "RedriveExecution", executionArn=arn)[0] == 200
+    # THEN each principal is in the head and in DescribeExecution, never in the history
+    _, described = api(READER, "DescribeExecution", executionArn=arn)
+    assert (described["startedBy"], described["stoppedBy"], described["redrivenBy"]) == (
+        SESSION,
+        stopper,
+        driver,
+    )
+    assert api.log.get(arn).attributes == {
+        "startedBy": SESSION,
+        "stoppedBy": stopper,
+        "redrivenBy": driver,
+    }
+    _, history = api(READER, "GetExecutionHistory", executionArn=arn)
+    assert stopper not in json.dumps(history) and driver not in json.dumps(history)
+
+
 def test_in_process_calls_record_no_principal() -> None:
     api = Deployed(None, None)
     created = api.service.call(

@@ -17,6 +17,10 @@ from stepflow.engine.codec import decode_state
 from stepflow.runtime import CoordinationLog, ExecutionInputMismatchError, ExecutionRecord, Stepper
 
 STARTED_BY = "startedBy"
+STOPPED_BY = "stoppedBy"
+REDRIVEN_BY = "redrivenBy"
+_PRINCIPALS = (STARTED_BY, STOPPED_BY, REDRIVEN_BY)
+"""Head attributes naming who started, stopped (last) and redrove (last) an execution."""
 """The principal ARN that started an execution: a head attribute, and StepFlow's addition to
 DescribeExecution (botocore ignores response fields its model lacks)."""
 
@@ -42,13 +46,12 @@ class Executions:
         if existing is not None and existing.status != "RUNNING":
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
         try:
-            principal = current_principal()
             record = self.stepper.start_execution(
                 state_machine_arn=target,
                 name=name,
                 input=value,
                 seed=secrets.randbits(63),
-                attributes={} if principal is None else {STARTED_BY: principal},
+                attributes=_principal(STARTED_BY),
             )
         except ExecutionInputMismatchError:
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'") from None
@@ -70,8 +73,7 @@ class Executions:
         for key in ("error", "cause"):
             if getattr(state, key) is not None and state.status != "SUCCEEDED":
                 result[key] = getattr(state, key)
-        if STARTED_BY in record.attributes:
-            result[STARTED_BY] = record.attributes[STARTED_BY]
+        result.update({k: record.attributes[k] for k in _PRINCIPALS if k in record.attributes})
         result.update(redrive_fields(record, state, self.stepper.clock(), self.stepper.limits))
         return result
 
@@ -148,7 +150,10 @@ class Executions:
         """StopExecution: abort a running execution (a finished one keeps its end)."""
         record = self.record(p["executionArn"])
         stopped = self.stepper.stop_execution(
-            record.execution_arn, error=p.get("error"), cause=p.get("cause")
+            record.execution_arn,
+            error=p.get("error"),
+            cause=p.get("cause"),
+            attributes=_principal(STOPPED_BY),
         )
         stop_date = (stopped or record).stop_date
         return {"stopDate": stop_date if stop_date is not None else self.stepper.clock()}
@@ -169,7 +174,9 @@ class Executions:
                 "ExecutionNotRedrivable",
                 f"Execution {record.execution_arn} cannot be redriven: {reason}",
             )
-        redriven = self.stepper.redrive_execution(record.execution_arn)
+        redriven = self.stepper.redrive_execution(
+            record.execution_arn, attributes=_principal(REDRIVEN_BY)
+        )
         if redriven is None or (redriven.status == record.status and redriven.seq == record.seq):
             raise ApiError(
                 "ExecutionNotRedrivable", f"Execution {record.execution_arn} cannot be redriven"
@@ -228,3 +235,9 @@ def _without_data(event: dict[str, Any]) -> dict[str, Any]:
         if key.endswith("EventDetails") and isinstance(value, dict):
             stripped[key] = {k: v for k, v in value.items() if k not in ("input", "output")}
     return stripped
+
+
+def _principal(key: str) -> dict[str, str]:
+    """``{key: the calling principal}``, or nothing when no principal is known."""
+    principal = current_principal()
+    return {} if principal is None else {key: principal}

@@ -230,19 +230,30 @@ class Stepper:
                 failures.append((message, exc))
         return failures
 
-    def redrive_execution(self, execution_arn: str) -> ExecutionRecord | None:
+    def redrive_execution(
+        self, execution_arn: str, *, attributes: Mapping[str, Any] | None = None
+    ) -> ExecutionRecord | None:
         """RedriveExecution: run a FAILED, TIMED_OUT or ABORTED execution again.
 
         Returns the record after the redrive (unchanged if it could not be redriven).
+        ``attributes`` go into the head with the redrive (e.g. who asked for it).
         """
-        self._apply(execution_arn, [Redrive()])
+        self._apply(execution_arn, [Redrive()], attributes=attributes)
         return self.log.get(execution_arn)
 
     def stop_execution(
-        self, execution_arn: str, *, error: str | None = None, cause: str | None = None
+        self,
+        execution_arn: str,
+        *,
+        error: str | None = None,
+        cause: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> ExecutionRecord | None:
-        """StopExecution: abort a running execution (no effect on a finished one)."""
-        self._apply(execution_arn, [Stop(error, cause)])
+        """StopExecution: abort a running execution (no effect on a finished one).
+
+        ``attributes`` go into the head with the stop (e.g. who asked for it).
+        """
+        self._apply(execution_arn, [Stop(error, cause)], attributes=attributes)
         return self.log.get(execution_arn)
 
     def report_task(self, execution_arn: str, event: Event, guard: TaskGuard) -> None:
@@ -256,7 +267,12 @@ class Stepper:
         self._apply(execution_arn, [event], guard)
 
     def _apply(
-        self, execution_arn: str, events: list[Event], guard: TaskGuard | None = None
+        self,
+        execution_arn: str,
+        events: list[Event],
+        guard: TaskGuard | None = None,
+        *,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """Commit ``events``; then run the inline tasks they scheduled and commit their results.
 
@@ -271,8 +287,8 @@ class Stepper:
         handled: set[str] = set()
         tasks: list[tuple[Message, bool]] = []
         for _ in range(self.max_inline_rounds):
-            tasks = self._commit(execution_arn, events, handled, guard)
-            guard = None
+            tasks = self._commit(execution_arn, events, handled, guard, attributes)
+            guard, attributes = None, None
             if not tasks:
                 return
             handled.update(message.id for message, _ in tasks)
@@ -295,8 +311,11 @@ class Stepper:
         events: list[Event],
         handled: set[str],
         guard: TaskGuard | None = None,
+        attributes: Mapping[str, Any] | None = None,
     ) -> list[tuple[Message, bool]]:
         """Decide ``events`` on the latest record and commit them as one write.
+
+        ``attributes`` are added to the head's if the events change anything.
 
         Returns the task messages to run inline, each with whether it is taken
         over from an earlier commit's outbox (those come first).
@@ -354,6 +373,7 @@ class Stepper:
                 record.execution_arn, seq, commands, state, record.state_machine_arn
             ) + self._in_flight(record, state, handled)
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
+            kept.update(attributes or {})
             new = replace(
                 record,
                 seq=seq,
