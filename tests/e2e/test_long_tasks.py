@@ -34,8 +34,9 @@ def quick(payload: Any) -> Any:
 
 
 def test_a_task_longer_than_the_steppers_timeout_finishes_and_runs_once() -> None:
-    # GIVEN the local stack with the stepper function's timeout emulated at 1 s
-    with LocalStack(port=0, handlers={"slow": slow, "quick": quick}, stepper_timeout=1.0) as stack:
+    # GIVEN the local stack with the stepper function's timeout emulated at 2 s (room for a
+    # loaded machine's ordinary batches)
+    with LocalStack(port=0, handlers={"slow": slow, "quick": quick}, stepper_timeout=2.0) as stack:
         sfn = stack.stepfunctions()
         definition = {
             "StartAt": "Both",
@@ -61,12 +62,12 @@ def test_a_task_longer_than_the_steppers_timeout_finishes_and_runs_once() -> Non
             },
         }
         CALLS.clear()
-        # WHEN one task takes 3 s next to a quick one
-        arn = start(sfn, "slow", definition, {"seconds": 3})
+        # WHEN one task takes 5 s next to a quick one
+        arn = start(sfn, "slow", definition, {"seconds": 5})
         described = wait_for(sfn, arn, timeout=60.0)
         # THEN the execution finishes (the slow task ran on the runner), the task once
         assert described["status"] == "SUCCEEDED", described
-        assert json.loads(described["output"]) == [{"slept": 3}, {"quick": {"seconds": 3}}]
-        assert CALLS == [3]
+        assert json.loads(described["output"]) == [{"slept": 5}, {"quick": {"seconds": 5}}]
+        assert CALLS == [5]
         # AND no stepper invocation ran over its timeout
         assert stack._pollers is not None and stack._pollers.timeouts == 0
