@@ -2,8 +2,11 @@
 
     LOCALSTACK_ENDPOINT=http://localhost:4566 .venv/bin/pytest tests/localstack
 
-DynamoDB, SQS and S3 are LocalStack's; the API and the stepper run in-process,
-as ``stepflow local --endpoint http://localhost:4566`` runs them.
+SQS, S3 and STS are LocalStack's; DynamoDB is LocalStack's too unless
+``LOCALSTACK_DYNAMODB_ENDPOINT`` points elsewhere (``make localstack`` points it at
+DynamoDB Local: offline, LocalStack's DynamoDB cannot start). The API and the
+stepper run in-process, as ``stepflow local --endpoint URL [--dynamodb-endpoint URL]``
+runs them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 from stepflow.local import LocalStack
 
 ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT")
+DYNAMODB_ENDPOINT = os.environ.get("LOCALSTACK_DYNAMODB_ENDPOINT") or None
 pytestmark = pytest.mark.skipif(
     not ENDPOINT, reason="set LOCALSTACK_ENDPOINT (e.g. http://localhost:4566) to run these"
 )
@@ -26,7 +30,9 @@ FN = "arn:aws:lambda:us-east-1:000000000000:function:"
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     handlers = {"double": lambda payload: {"n": payload["n"] * 2}}
-    with LocalStack(port=0, endpoint=ENDPOINT, handlers=handlers) as running:
+    with LocalStack(
+        port=0, endpoint=ENDPOINT, handlers=handlers, dynamodb_endpoint=DYNAMODB_ENDPOINT
+    ) as running:
         yield running
 
 
