@@ -12,18 +12,17 @@ REQS="$HERE/requirements.txt"
 PROJECT_PY="${PROJECT_PYTHON:-$ROOT/.venv/bin/python}"
 skip() { echo "localstack tier skipped: $*"; exit 0; }
 
-find_py313() {
-    if [ -n "${LOCALSTACK_PYTHON:-}" ]; then echo "$LOCALSTACK_PYTHON"; return; fi
-    if command -v python3.13 >/dev/null 2>&1; then command -v python3.13; return; fi
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
-        if [ -x "$candidate" ]; then echo "$candidate"; return; fi
+is_py313() { "$1" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1; }
+find_py313() {  # the first that runs: a pyenv shim may exist yet refuse to run
+    for candidate in ${LOCALSTACK_PYTHON:-} "$(command -v python3.13 2>/dev/null)" \
+            "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13*/bin/python3.13; do
+        if [ -n "$candidate" ] && is_py313 "$candidate"; then echo "$candidate"; return; fi
     done
 }
 
 [ -x "$PROJECT_PY" ] || skip "the project venv is missing ($PROJECT_PY): run make first"
 PY313="$(find_py313)"
-[ -n "$PY313" ] && "$PY313" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null \
-    || skip "no Python 3.13 (LocalStack 2026.3 needs it; set LOCALSTACK_PYTHON=/path/python3.13)"
+[ -n "$PY313" ] || skip "no Python 3.13 (LocalStack 2026.3 needs it; set LOCALSTACK_PYTHON=/path/python3.13)"
 command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 \
     || skip "unshare/ip missing (the tier runs in a loopback-only network namespace)"
 

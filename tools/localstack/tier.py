@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                     os.environ, LOCALSTACK_ENDPOINT=ls, LOCALSTACK_DYNAMODB_ENDPOINT=dynamodb
                 )
                 command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p",
-                           "no:cacheprovider", "-rA", "-q", "tests/localstack", *args.pytest_args]
+                           "no:cacheprovider", "-rfEs", "-q", "tests/localstack", *args.pytest_args]
                 tests_started = time.monotonic()
                 status = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
                 print(f"localstack tier: tests took {time.monotonic() - tests_started:.0f} s "
