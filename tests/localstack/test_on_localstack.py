@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from stepflow.aws.sqs_task_queue import SQSTaskQueue
+from stepflow.aws.topology import PAYLOAD_PREFIX
 from stepflow.local import LocalStack
+from stepflow.local.stack import BUCKET
+from stepflow.runtime.task_queue import Lease
 
 ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT")
 DYNAMODB_ENDPOINT = os.environ.get("LOCALSTACK_DYNAMODB_ENDPOINT") or None
 pytestmark = pytest.mark.skipif(
     not ENDPOINT, reason="set LOCALSTACK_ENDPOINT (e.g. http://localhost:4566) to run these"
 )
+ROOT = Path(__file__).resolve().parents[2]
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
 
@@ -64,3 +73,75 @@ def test_a_workflow_with_a_task_and_a_map_succeeds(stack: LocalStack) -> None:
         time.sleep(0.2)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == [{"n": 2}, {"n": 4}]
+
+
+def test_a_task_queue_redelivers_after_its_visibility_timeout(stack: LocalStack) -> None:
+    queues = SQSTaskQueue(client=stack.client("sqs"), prefix=f"stepflow-tq-ls{int(time.time())}-")
+    queues.create("work", {"test": "redelivery"})
+    queues.send("work", {"n": 1})
+    first = queues.receive("work", lease_seconds=1, wait_seconds=5)
+    assert first is not None and first.body == {"n": 1} and first.receive_count == 1
+    again = _receive_within(queues, 30)
+    assert again.body == {"n": 1} and again.receive_count == 2
+    queues.extend("work", again.receipt, 60)
+    time.sleep(2)  # past the 1 s lease it was received with: the extension holds it
+    assert queues.receive("work", lease_seconds=1) is None
+    queues.ack("work", again.receipt)
+    queues.extend("work", again.receipt, 0)  # a stale receipt is ignored, as on AWS
+    assert queues.receive("work", lease_seconds=1, wait_seconds=2) is None
+
+
+def _receive_within(queues: SQSTaskQueue, seconds: float) -> Lease:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        lease = queues.receive("work", lease_seconds=1, wait_seconds=1)
+        if lease is not None:
+            return lease
+    raise AssertionError(f"the message was not redelivered within {seconds} s")
+
+
+def test_a_large_input_is_offloaded_to_the_payload_bucket(stack: LocalStack) -> None:
+    s3 = stack.client("s3")
+    before = _payload_keys(s3)
+    sfn = stack.stepfunctions()
+    definition = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    arn = sfn.create_state_machine(
+        name=f"localstack-large-{int(time.time())}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::000000000000:role/x",
+    )["stateMachineArn"]
+    document = {"blob": "x" * 200_000}
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(document))
+    described = _wait(sfn, execution["executionArn"])
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == document
+    assert _payload_keys(s3) - before, "nothing was offloaded to S3"
+
+
+def _payload_keys(s3: Any) -> set[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PAYLOAD_PREFIX)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def _wait(sfn: Any, execution_arn: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.2)
+
+
+def test_the_order_demo_succeeds_through_stepflow_local_endpoint() -> None:
+    assert ENDPOINT
+    command = [
+        sys.executable, "-m", "stepflow", "local", "--port", "0", "--endpoint", ENDPOINT,
+        "--demo", str(ROOT / "examples" / "order.asl.json"),
+        "--input", "@" + str(ROOT / "examples" / "order.local-input.json"),
+        "--handlers", str(ROOT / "examples" / "order_handlers.py"),
+    ]  # fmt: skip
+    if DYNAMODB_ENDPOINT:
+        command += ["--dynamodb-endpoint", DYNAMODB_ENDPOINT]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "SUCCEEDED" in done.stdout, done.stdout[-2000:]
