@@ -11,13 +11,11 @@ runs them.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +30,6 @@ DYNAMODB_ENDPOINT = os.environ.get("LOCALSTACK_DYNAMODB_ENDPOINT") or None
 pytestmark = pytest.mark.skipif(
     not ENDPOINT, reason="set LOCALSTACK_ENDPOINT (e.g. http://localhost:4566) to run these"
 )
-ROOT = Path(__file__).resolve().parents[2]
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
 
@@ -110,7 +107,8 @@ def test_a_large_input_is_offloaded_to_the_payload_bucket(stack: LocalStack) -> 
         definition=json.dumps(definition),
         roleArn="arn:aws:iam::000000000000:role/x",
     )["stateMachineArn"]
-    document = {"blob": "x" * 200_000}
+    # Incompressible (the log zlib-compresses documents), under the 256 KiB input limit.
+    document = {"blob": base64.b64encode(os.urandom(187_500)).decode()}
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(document))
     described = _wait(sfn, execution["executionArn"])
     assert described["status"] == "SUCCEEDED"
@@ -130,18 +128,3 @@ def _wait(sfn: Any, execution_arn: str) -> dict[str, Any]:
         if described["status"] != "RUNNING" or time.monotonic() > deadline:
             return described
         time.sleep(0.2)
-
-
-def test_the_order_demo_succeeds_through_stepflow_local_endpoint() -> None:
-    assert ENDPOINT
-    command = [
-        sys.executable, "-m", "stepflow", "local", "--port", "0", "--endpoint", ENDPOINT,
-        "--demo", str(ROOT / "examples" / "order.asl.json"),
-        "--input", "@" + str(ROOT / "examples" / "order.local-input.json"),
-        "--handlers", str(ROOT / "examples" / "order_handlers.py"),
-    ]  # fmt: skip
-    if DYNAMODB_ENDPOINT:
-        command += ["--dynamodb-endpoint", DYNAMODB_ENDPOINT]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "SUCCEEDED" in done.stdout, done.stdout[-2000:]

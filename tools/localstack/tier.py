@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     """Start both servers, run pytest on tests/localstack, stop both; pytest's exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--localstack-python", required=True)
-    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
-    args = parser.parse_args(argv)
+    args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest
     missing = missing_prerequisite()
     if missing:
         print(f"localstack tier skipped: DynamoDB Local cannot run: {missing}", flush=True)
@@ -128,17 +127,34 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with dynamodb_local() as dynamodb, localstack(args.localstack_python, Path(tmp)) as ls:
                 ready = time.monotonic() - started
-                print(f"localstack tier: LocalStack ({SERVICES}) at {ls}, DynamoDB Local at "
-                      f"{dynamodb}, ready in {ready:.0f} s", flush=True)
+                print(
+                    f"localstack tier: LocalStack ({SERVICES}) at {ls}, DynamoDB Local at "
+                    f"{dynamodb}, ready in {ready:.0f} s",
+                    flush=True,
+                )
                 env = dict(
                     os.environ, LOCALSTACK_ENDPOINT=ls, LOCALSTACK_DYNAMODB_ENDPOINT=dynamodb
                 )
-                command = [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p",
-                           "no:cacheprovider", "-rfEs", "-q", "tests/localstack", *args.pytest_args]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-p",
+                    "no:xdist",
+                    "-p",
+                    "no:cacheprovider",
+                    "-rfEs",
+                    "-q",
+                    "tests/localstack",
+                    *pytest_args,
+                ]
                 tests_started = time.monotonic()
                 status = subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
-                print(f"localstack tier: tests took {time.monotonic() - tests_started:.0f} s "
-                      f"(exit {status})", flush=True)
+                print(
+                    f"localstack tier: tests took {time.monotonic() - tests_started:.0f} s "
+                    f"(exit {status})",
+                    flush=True,
+                )
         except (NotReady, DynamoDBLocalError) as exc:
             first, _, rest = str(exc).partition("\n")
             print(f"localstack tier skipped: {first}", flush=True)
