@@ -25,9 +25,10 @@ synth: $(STAMP)
 	npm ci --no-fund --no-audit --loglevel=error
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
 
-## test: lint, type-check and the whole test suite
+## test: lint, type-check, the whole test suite, then the LocalStack tier (skips if it cannot start)
 test: lint typecheck model-check $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
+	tools/localstack/run.sh
 
 ## model-check: Spin checks model/coordination.pml exhaustively (installs spin if missing)
 model-check:
