@@ -6,7 +6,7 @@
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-VENV="$HERE/.venv"
+VENV="${LOCALSTACK_VENV:-$HERE/.venv}"  # override: a throwaway venv
 STAMP="$VENV/.installed"
 REQS="$HERE/requirements.txt"
 PROJECT_PY="${PROJECT_PYTHON:-$ROOT/.venv/bin/python}"
@@ -31,7 +31,7 @@ if [ ! -f "$STAMP" ] || [ "$REQS" -nt "$STAMP" ]; then
     rm -rf "$VENV"
     if ! { "$PY313" -m venv "$VENV" \
            && "$VENV/bin/python" -m pip install --quiet --upgrade pip \
-           && "$VENV/bin/python" -m pip install --quiet -r "$REQS"; } >"$HERE/install.log" 2>&1; then
+           && "$VENV/bin/python" -m pip install --quiet --retries 2 --timeout 30 -r "$REQS"; } >"$HERE/install.log" 2>&1; then
         rm -rf "$VENV"
         skip "pip could not install LocalStack into $VENV (registry unreachable?), see $HERE/install.log"
     fi
