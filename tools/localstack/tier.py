@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.dynamodb_local.server import (  # noqa: E402
     DynamoDBLocalError,
+    _die_with_parent,
     dynamodb_local,
     free_port,
     missing_prerequisite,
@@ -77,6 +78,7 @@ def localstack(python: str, workdir: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # SIGKILL if this process dies without cleaning up
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -113,11 +115,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start both servers, run pytest on tests/localstack, stop both; pytest's exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--localstack-python", required=True)
     args, pytest_args = parser.parse_known_args(argv)  # the rest goes to pytest
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the servers are stopped on SIGTERM too
     missing = missing_prerequisite()
     if missing:
         print(f"localstack tier skipped: DynamoDB Local cannot run: {missing}", flush=True)
