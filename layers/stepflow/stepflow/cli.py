@@ -159,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
     local.add_argument("--host", default="127.0.0.1", help="address to serve on")
     local.add_argument("--port", type=int, default=8765, help="port to serve on (0: any)")
     local.add_argument("--endpoint", metavar="URL", help="LocalStack or another AWS endpoint")
+    local.add_argument(
+        "--dynamodb-endpoint",
+        metavar="URL",
+        help="DynamoDB's own endpoint, e.g. DynamoDB Local (default: --endpoint)",
+    )
     local.add_argument("--handlers", metavar="MODULE", help="Lambda tasks as Python HANDLERS")
     local.add_argument("--demo", metavar="FILE", help="run FILE through the stack, then exit")
     local.add_argument(
@@ -224,6 +229,7 @@ def _local(args: argparse.Namespace) -> int:
             assume_roles=args.assume_roles,
             access_policy=access_policy,
             check_roles=check_roles,
+            dynamodb_endpoint=args.dynamodb_endpoint,
         ).start()
     except OSError as exc:
         wakeup.close()

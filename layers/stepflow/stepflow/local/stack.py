@@ -88,6 +88,8 @@ class LocalStack:
     the endpoint, e.g. LocalStack; moto lacks it) or a JSON table of grants."""
     principals: Mapping[str, str] = field(default_factory=dict)
     """Access key -> principal ARN (default ``arn:aws:iam::<account>:user/<access key>``)."""
+    dynamodb_endpoint: str | None = None
+    """DynamoDB's own endpoint (e.g. DynamoDB Local next to LocalStack); None: ``endpoint``."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -171,9 +173,10 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         """A boto3 client of the AWS service behind the stack (moto or ``endpoint``)."""
-        return boto3.client(
-            service, endpoint_url=self.aws_endpoint, region_name=REGION, **CREDENTIALS
-        )
+        endpoint = self.aws_endpoint
+        if service == "dynamodb" and self.dynamodb_endpoint:
+            endpoint = self.dynamodb_endpoint
+        return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
 
     def stepfunctions(self) -> Any:
         """A boto3 Step Functions client for this stack's API endpoint."""
