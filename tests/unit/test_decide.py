@@ -70,7 +70,7 @@ def test_a_result_after_the_timeout_is_refused() -> None:
     state, run, timer = started()
     timed_out = decide(TASK, state, TimerFired(timer.timer_id), timer.fire_at)
     types = [e["type"] for e in timed_out.events]
-    assert types == ["LambdaFunctionTimedOut", "ExecutionFailed"]
+    assert types == ["LambdaFunctionStarted", "LambdaFunctionTimedOut", "ExecutionFailed"]
     assert CancelTask(run.task_id) in timed_out.commands
     late = decide(TASK, timed_out.state, TaskSucceeded(run.task_id, "late"), 2000.0)
     assert late.events == [] and late.state.status == "FAILED"

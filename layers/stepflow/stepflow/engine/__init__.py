@@ -25,6 +25,7 @@ from stepflow.engine.model import (
     TaskFailed,
     TaskHeartbeat,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "TaskFailed",
     "TaskHeartbeat",
     "TaskStarted",
+    "TaskSubmitted",
     "TaskSucceeded",
     "TimerFired",
     "decide",

@@ -34,6 +34,7 @@ from stepflow.engine.model import (
     TaskFailed,
     TaskHeartbeat,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
@@ -116,13 +117,17 @@ class Decider(Transitions):
             return
         if isinstance(event, Start):
             self.start()
-        elif isinstance(event, TaskSucceeded | TaskFailed | TaskStarted | TaskHeartbeat):
+        elif isinstance(
+            event, TaskSucceeded | TaskFailed | TaskStarted | TaskSubmitted | TaskHeartbeat
+        ):
             frame_id = s.tasks.get(event.task_id)
             if frame_id is None:  # stale, duplicate or fenced-off result
                 return
             frame = s.frames[frame_id]
             if isinstance(event, TaskStarted):
                 tasks.task_started(self, frame)
+            elif isinstance(event, TaskSubmitted):
+                tasks.task_submitted(self, frame, event.output)
             elif isinstance(event, TaskHeartbeat):
                 tasks.task_heartbeat(self, frame)
             else:

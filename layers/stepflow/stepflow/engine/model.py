@@ -73,6 +73,7 @@ class Frame:
     error: str | None = None
     cause: str | None = None
     started: bool = False
+    submitted: bool = False
     rerun: bool = False
     silent: bool = False
     heartbeat_at: float = 0.0
@@ -167,6 +168,17 @@ class TaskStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSubmitted:
+    """The request of a ``.waitForTaskToken`` or ``.sync`` task was sent.
+
+    ``output`` is the service's response (history: TaskStarted if not yet, then TaskSubmitted).
+    """
+
+    task_id: str
+    output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class TaskHeartbeat:
     """The worker of attempt ``task_id`` is alive (SendTaskHeartbeat)."""
 
@@ -237,6 +249,7 @@ class ChildFinished:
 Event = (
     Start
     | TaskStarted
+    | TaskSubmitted
     | TaskHeartbeat
     | TaskSucceeded
     | TaskFailed

@@ -46,6 +46,7 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     s.tasks[task_id] = frame.id
     frame.task_id = task_id
     frame.started = False
+    frame.submitted = False
     frame.phase = "task"
     if info.kind == "service":
         details = _details(info, region=info.region, parameters=d.encode(frame.effective))
@@ -133,6 +134,19 @@ def task_started(d: StepContext, frame: Frame) -> None:
         d.emit(frame, f"{info.prefix}Started")
 
 
+def task_submitted(d: StepContext, frame: Frame, output: Any) -> None:
+    """Record that the task's request was sent (TaskStarted first if not yet), with the response."""
+    if frame.submitted:
+        return
+    task_started(d, frame)
+    frame.submitted = True
+    node = d.node(frame)
+    assert isinstance(node, TaskState)
+    info = describe(node.resource)
+    details = _details(info, output=d.encode(output), outputDetails={"truncated": False})
+    d.emit(frame, "TaskSubmitted", _key(info, "Submitted"), details)
+
+
 def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:
     """Record a task's result and leave the state, or fail it."""
     node = d.node(frame)
@@ -202,6 +216,8 @@ def task_timed_out(
     node = d.node(frame)
     assert isinstance(node, TaskState)
     info = describe(node.resource)
+    if info.kind != "activity":  # AWS starts a Lambda or service task when it schedules it
+        task_started(d, frame)
     cause = (
         "The task timed out."
         if error == StatesErrorName.TIMEOUT

@@ -15,6 +15,7 @@ from stepflow.engine import (
     TaskFailed,
     TaskHeartbeat,
     TaskStarted,
+    TaskSubmitted,
     TaskSucceeded,
     TimerFired,
 )
@@ -24,6 +25,7 @@ _EVENTS: dict[str, type] = {
     for cls in (
         Start,
         TaskStarted,
+        TaskSubmitted,
         TaskHeartbeat,
         TaskSucceeded,
         TaskFailed,

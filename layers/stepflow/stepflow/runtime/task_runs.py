@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepflow.data.serialize import dumps, storable_problem, utf8_size
-from stepflow.engine import Event, TaskFailed, TaskStarted, TaskSucceeded
+from stepflow.engine import Event, TaskFailed, TaskSubmitted, TaskSucceeded
 from stepflow.engine.codec import decode_state
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
@@ -147,7 +147,8 @@ class TaskRuns:
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
         if outcome.ok and describe(str(message.body.get("resource", ""))).wait_for_token:
-            event = TaskStarted(task_id)  # sent: the result comes with SendTaskSuccess
+            # Sent: the result comes with SendTaskSuccess; the response is TaskSubmitted's output.
+            event = TaskSubmitted(task_id, outcome.output)
         return encode_event(event)
 
     def _checked(self, task_id: str, output: Any) -> TaskSucceeded | TaskFailed:

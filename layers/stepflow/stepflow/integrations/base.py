@@ -1,0 +1,96 @@
+"""A Task as an effect: the typed request an integration performs, and its contract.
+
+The engine emits a ``RunTask`` command; the runtime turns it into an inline
+task message; :meth:`TaskRequest.from_body` reads that message body into the
+typed request every integration receives. An integration performs the call
+with a client from the task clients (the task's role) and returns a
+:class:`~stepflow.runtime.outcome.TaskOutcome`: the output as Step Functions
+returns it, or the error and cause as Step Functions names them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from stepflow.engine.resources import Pattern, describe
+from stepflow.runtime.clients import TaskClients
+from stepflow.runtime.outcome import TaskOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRequest:
+    """One task attempt's call: what to call, how, with what, as whom.
+
+    ``service``/``action`` are the resource's (``dynamodb``/``putItem``,
+    ``aws-sdk:s3``/``getObject``, ``lambda``/``function`` for a function ARN);
+    ``pattern`` is ``request-response``, ``wait-for-token``, ``sync`` or
+    ``sync2``. ``parameters`` is the state's effective input (the API request).
+    ``region`` is the resource ARN's region, None when it names none.
+    """
+
+    resource: str
+    service: str
+    action: str
+    pattern: Pattern
+    parameters: Any
+    role_arn: str
+    region: str | None
+    execution_arn: str = ""
+    state_name: str = ""
+    task_id: str = ""
+    timeout_seconds: int | None = None
+    heartbeat_seconds: int | None = None
+    task_token: str | None = None
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> TaskRequest:
+        """The request of an inline task message body (``execution_arn`` added by the runner)."""
+        resource = str(body.get("resource", ""))
+        info = describe(resource)
+        parts = resource.split(":")
+        region = parts[3] if resource.startswith("arn:") and len(parts) > 3 and parts[3] else None
+        return cls(
+            resource=resource,
+            service=info.service,
+            action=info.action,
+            pattern=info.pattern,
+            parameters=body.get("input"),
+            role_arn=str(body.get("role_arn") or ""),
+            region=region,
+            execution_arn=str(body.get("execution_arn") or ""),
+            state_name=str(body.get("state_name") or ""),
+            task_id=str(body.get("task_id") or ""),
+            timeout_seconds=body.get("timeout_seconds"),
+            heartbeat_seconds=body.get("heartbeat_seconds"),
+            task_token=body.get("task_token"),
+        )
+
+    def client(self, clients: TaskClients, service: str, region: str | None = None) -> Any:
+        """The boto3 client of ``service`` for this task's role (in ``region``, else the ARN's).
+
+        Raises :class:`~stepflow.runtime.clients.TaskCallRefused` when the role is refused.
+        """
+        return clients.for_task(
+            service, self.role_arn, region or self.region, execution=self.execution_arn
+        )
+
+
+class Integration(Protocol):
+    """Performs the tasks of one service (one module under ``stepflow.integrations``).
+
+    ``service`` is the resource's service (``dynamodb``, ``aws-sdk:*`` for the
+    generic SDK integration); ``patterns`` are the integration patterns it
+    supports.
+    """
+
+    service: str
+    patterns: frozenset[Pattern]
+
+    def check(self, action: str, pattern: Pattern) -> str | None:
+        """Why ``action`` in ``pattern`` cannot run (None: it can). No I/O, no client."""
+        ...
+
+    def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
+        """Perform ``request``. For ``wait-for-token`` the output is the send's response."""
+        ...

@@ -1,0 +1,23 @@
+"""The integrations StepFlow ships, one module each: the default registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from stepflow.integrations.base import Integration
+from stepflow.integrations.registry import Registry
+
+MODULES: tuple[Sequence[Integration], ...] = (
+    # One line per integration module: its INTEGRATIONS tuple.
+)
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """Every integration StepFlow ships, registered by service."""
+    registry = Registry()
+    for integrations in MODULES:
+        for integration in integrations:
+            registry.register(integration)
+    return registry

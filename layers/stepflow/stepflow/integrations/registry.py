@@ -1,0 +1,94 @@
+"""The one registry of integrations: which resources StepFlow runs, and the invoker that runs them.
+
+Every Task resource is resolved here, and only here: a Python handler bound in
+a test, else the integration registered for the resource's service
+(:mod:`stepflow.integrations.catalog`). Validation asks :meth:`Registry.problem`
+(an ``UNSUPPORTED_INTEGRATION`` warning); the runtime calls
+:class:`IntegrationInvoker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepflow.engine.resources import describe
+from stepflow.errors import StatesErrorName
+from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.runtime.clients import TaskCallRefused, TaskClients
+from stepflow.runtime.outcome import TaskOutcome
+
+SUPPORTED_DOC = "README.md#supported-integrations"
+"""Where users read what StepFlow runs."""
+
+
+@dataclass(slots=True)
+class Registry:
+    """Integrations by service (``aws-sdk:*`` matches every ``aws-sdk:<service>``)."""
+
+    integrations: dict[str, Integration] = field(default_factory=dict)
+
+    def register(self, integration: Integration) -> None:
+        """Add ``integration`` for its service (replacing any before it)."""
+        self.integrations[integration.service] = integration
+
+    def find(self, resource: str) -> Integration | None:
+        """The integration of ``resource``'s service (None: none)."""
+        info = describe(resource)
+        if info.kind == "activity":
+            return None
+        found = self.integrations.get(info.service)
+        if found is None and info.service.startswith("aws-sdk:"):
+            found = self.integrations.get("aws-sdk:*")
+        return found
+
+    def problem(self, resource: str) -> str | None:
+        """Why StepFlow cannot run ``resource`` (None: it can, or it is an activity)."""
+        info = describe(resource)
+        if info.kind == "activity":
+            return None
+        integration = self.find(resource)
+        if integration is None:
+            return f"StepFlow has no integration for service {info.service!r}"
+        if info.pattern not in integration.patterns:
+            return f"{info.service} does not support the {info.pattern} integration pattern"
+        return integration.check(info.action, info.pattern)
+
+    def services(self) -> Iterable[str]:
+        """The services registered, sorted."""
+        return sorted(self.integrations)
+
+
+class IntegrationInvoker:
+    """The runtime's task invoker: resolves the resource in ``registry`` and performs it.
+
+    ``clients`` hands out each task's AWS clients (its role). A resource with
+    no integration, or one it cannot run, fails with ``States.Runtime`` naming
+    the resource.
+    """
+
+    def __init__(self, registry: Registry, clients: TaskClients) -> None:
+        self.registry = registry
+        self.clients = clients
+
+    def __call__(self, body: dict[str, Any]) -> TaskOutcome:
+        """Run the task of an inline task message ``body``."""
+        request = TaskRequest.from_body(body)
+        problem = self.registry.problem(request.resource)
+        integration = self.registry.find(request.resource)
+        if problem is not None or integration is None:
+            return unsupported(request.resource, problem)
+        try:
+            return integration.call(request, self.clients)
+        except TaskCallRefused as refused:
+            return refused.outcome()
+
+
+def unsupported(resource: str, problem: str | None) -> TaskOutcome:
+    """The failed outcome of a resource StepFlow cannot run."""
+    reason = f": {problem}" if problem else ""
+    return TaskOutcome.failed(
+        StatesErrorName.RUNTIME,
+        f"StepFlow cannot run the Task resource {resource!r}{reason} (see {SUPPORTED_DOC}).",
+    )
