@@ -16,8 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from stepflow.activities import CallbackInvoker
-from stepflow.aws.lambda_invoker import LambdaInvoker
+from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.aws.role_clients import RoleClients, session_name
 from stepflow.aws.settings import Settings
 from stepflow.aws.wiring import build
@@ -94,7 +93,7 @@ def test_a_refused_role_fails_the_task_naming_it_and_sends_nothing(aws: None) ->
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
     sts = CountingSTS(boto3.client("sts", region_name=REGION), refuse=True)
-    invoker = CallbackInvoker(LambdaInvoker(_factory(sts)), clients=_factory(sts))
+    invoker = IntegrationInvoker(default_registry(), _factory(sts))
     body = {
         "resource": SEND,
         "input": {"QueueUrl": url, "MessageBody": "m"},
@@ -122,7 +121,7 @@ def test_a_malformed_role_arn_fails_the_task_without_sts_even_when_off(
     sts = CountingSTS(boto3.client("sts", region_name=REGION))
     for assume in (True, False):
         clients = RoleClients(assume_roles=assume, region=REGION, sts=sts)
-        outcome = LambdaInvoker(clients)(
+        outcome = IntegrationInvoker(default_registry(), clients)(
             {
                 "resource": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:f",
                 "input": {},

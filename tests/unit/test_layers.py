@@ -1,4 +1,4 @@
-"""Layers: AWS SDKs are imported plainly and only at the edges; callbacks take an injected sender.
+"""Layers: AWS SDKs are imported plainly and only at the edges; integrations take injected clients.
 
 The import-linter contracts in pyproject.toml (run by ``make lint``) check the static
 import graph; these tests cover what it cannot see: dynamic imports by name, and what
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepflow.activities import CallbackInvoker
-from stepflow.runtime import TaskOutcome
+from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.runtime.clients import FixedClients
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "layers" / "stepflow" / "stepflow", ROOT / "functions", ROOT / "cdk"]
@@ -105,28 +105,22 @@ class SQSError(Exception):
         self.response = {"Error": {"Code": code}}
 
 
-def not_inline(body: dict[str, Any]) -> TaskOutcome:
-    raise AssertionError(f"the callback went to the inner invoker: {body}")
-
-
 SEND = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+
+
+def invoker(sqs: Sender) -> IntegrationInvoker:
+    return IntegrationInvoker(default_registry(), FixedClients(sqs=sqs))
 
 
 def test_the_sqs_callback_goes_once_through_the_injected_sender() -> None:
     sqs = Sender()
-    invoker = CallbackInvoker(not_inline, sqs=sqs)
     request = {"QueueUrl": "q", "MessageBody": {"token": "t"}, "MessageGroupId": "g", "X": 1}
-    outcome = invoker({"resource": SEND, "input": request})
-    assert outcome == TaskOutcome.succeeded(None)
+    outcome = invoker(sqs)({"resource": SEND, "input": request})
+    assert outcome.ok and outcome.output["MessageId"] == "m1"
     assert sqs.sent == [{"MessageBody": '{"token":"t"}', "QueueUrl": "q", "MessageGroupId": "g"}]
 
 
 def test_an_sqs_error_fails_the_task_with_its_code() -> None:
-    invoker = CallbackInvoker(not_inline, sqs=Sender(SQSError("QueueDoesNotExist")))
-    outcome = invoker({"resource": SEND, "input": {"QueueUrl": "q", "MessageBody": "m"}})
+    sent = invoker(Sender(SQSError("QueueDoesNotExist")))
+    outcome = sent({"resource": SEND, "input": {"QueueUrl": "q", "MessageBody": "m"}})
     assert (outcome.ok, outcome.error) == (False, "SQS.QueueDoesNotExist")
-
-
-def test_the_sender_is_required() -> None:
-    with pytest.raises(TypeError):
-        CallbackInvoker(not_inline)  # type: ignore[call-arg]

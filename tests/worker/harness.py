@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from stepflow.activities import ActivityRouter, ActivityService, CallbackInvoker
+from stepflow.activities import ActivityRouter, ActivityService
 from stepflow.asl import parse
 from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
-from stepflow.runtime.outcome import TaskOutcome
+from stepflow.engine.resources import describe
+from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.runtime.clients import FixedClients
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -59,7 +62,7 @@ class Harness:
             bus=self.bus,
             definitions=lambda _arn: machine,
             clock=lambda: self.bus.now,
-            invoker=CallbackInvoker(inner, sqs=sqs),
+            invoker=_sqs_first(inner, sqs),
             router=ActivityRouter(self.queue, self.bus, signer=self.bus.signer),
             child_limit=child_limit,
         )
@@ -118,3 +121,15 @@ class Harness:
 
     def types(self, arn: str) -> list[str]:
         return [event["type"] for event in self.history(arn)]
+
+
+def _sqs_first(inner: TaskInvoker, sqs: Any) -> TaskInvoker:
+    """SQS tasks through the SQS integration on ``sqs``, the others on ``inner``."""
+    integrations = IntegrationInvoker(default_registry(), FixedClients(sqs=sqs))
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        if describe(str(body.get("resource", ""))).service == "sqs":
+            return integrations(body)
+        return inner(body)
+
+    return invoke

@@ -83,7 +83,7 @@ def test_lambda_invoke_wait_for_task_token_hands_the_token_to_the_function() -> 
     h = Harness(definition, invoker=invoke)
     arn = h.start()
     [call] = calls
-    assert call["resource"] == "arn:aws:states:::lambda:invoke"
+    assert call["resource"] == LAMBDA_WAIT
     token = call["input"]["Payload"]["token"]
     h.advance(50)
     h.service.send_task_heartbeat({"taskToken": token})

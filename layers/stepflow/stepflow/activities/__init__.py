@@ -5,11 +5,10 @@ ListActivities, DeleteActivity, GetActivityTask, SendTaskSuccess,
 SendTaskFailure and SendTaskHeartbeat over the coordination log (through the
 :class:`~stepflow.runtime.Stepper`) and a
 :class:`~stepflow.runtime.task_queue.TaskQueue`. :class:`ActivityRouter` sends
-activity tasks to their queues; :class:`CallbackInvoker` performs the
-``.waitForTaskToken`` integrations.
+activity tasks to their queues. The ``.waitForTaskToken`` requests are sent by
+the integrations (:mod:`stepflow.integrations`); their answers come back here.
 """
 
-from stepflow.activities.callbacks import CallbackInvoker
 from stepflow.activities.errors import ActivityError
 from stepflow.activities.router import ActivityRouter
 from stepflow.activities.service import ActivityService
@@ -21,7 +20,6 @@ __all__ = [
     "ActivityError",
     "ActivityRouter",
     "ActivityService",
-    "CallbackInvoker",
     "TaskToken",
     "parse",
 ]

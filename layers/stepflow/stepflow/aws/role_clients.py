@@ -67,7 +67,9 @@ class RoleClients:
     ``assume_roles`` off: the ARN is checked and the process's credentials are
     used (``clients`` overrides them by service name, e.g. moto's clients).
     ``configs`` gives a botocore ``Config`` per service (e.g. Lambda's long read
-    timeout); ``endpoint_url`` points every client at moto or LocalStack.
+    timeout); ``endpoint_url`` points every client at moto or LocalStack, and
+    ``credentials`` (``aws_access_key_id``/``aws_secret_access_key``), when
+    given, replace the process's for the clients made without a role (and STS).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class RoleClients:
         clients: Mapping[str, Any] | None = None,
         configs: Mapping[str, Config] | None = None,
         endpoint_url: str | None = None,
+        credentials: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         session_seconds: int = SESSION_SECONDS,
     ) -> None:
@@ -89,6 +92,7 @@ class RoleClients:
         """Clients used when ``assume_roles`` is off, by service (moto's, a test's)."""
         self._configs = dict(configs or {})
         self._endpoint = endpoint_url
+        self._credentials = dict(credentials or {})
         self._clock = clock
         self._session_seconds = session_seconds
         self._sessions: dict[str, _Session] = {}
@@ -154,7 +158,9 @@ class RoleClients:
 
     def _sts_client(self) -> Any:
         if self._sts is None:
-            self._sts = boto3.client("sts", region_name=self.region, endpoint_url=self._endpoint)
+            self._sts = boto3.client(
+                "sts", region_name=self.region, endpoint_url=self._endpoint, **self._credentials
+            )
         return self._sts
 
     def _process_client(self, service: str, region: str) -> Any:
@@ -168,6 +174,7 @@ class RoleClients:
                     region_name=region,
                     endpoint_url=self._endpoint,
                     config=self._configs.get(service),
+                    **self._credentials,
                 )
             return self._clients[key]
 

@@ -25,14 +25,13 @@ from typing import Any
 
 import boto3
 
-from stepflow.activities import ActivityRouter, CallbackInvoker
+from stepflow.activities import ActivityRouter
 from stepflow.api.access import AccessControl, AccessPolicy
 from stepflow.api.arns import Scope
 from stepflow.api.pass_role import checker_from_setting
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
-from stepflow.aws.lambda_invoker import LAMBDA_CONFIG, LambdaInvoker
 from stepflow.aws.own_resources import own_resources
 from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
@@ -42,6 +41,8 @@ from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
+from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.integrations.lambda_ import LAMBDA_CONFIG
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
@@ -56,10 +57,12 @@ class Wiring:
     """The parts of one StepFlow process, built lazily from ``settings``.
 
     ``clients`` overrides boto3 clients by service name (``dynamodb``,
-    ``sqs``, ``s3``, ``lambda``); ``invoker`` replaces the Lambda invoker
-    (Python handlers in ``stepflow local``); ``inline_tasks`` lets the
+    ``sqs``, ``s3``, ``lambda``); ``invoker`` replaces the integrations
+    (tests); ``front`` wraps them (``stepflow local``'s Python handlers run
+    first, the integrations take the rest); ``inline_tasks`` lets the
     transition stepper run Lambda tasks itself when no tasks queue is set;
-    ``endpoint_url`` points the task clients (and STS) at moto or LocalStack.
+    ``endpoint_url`` points the task clients (and STS) at moto or LocalStack,
+    with ``endpoint_credentials`` (an access key pair) when given.
     """
 
     def __init__(
@@ -71,13 +74,17 @@ class Wiring:
         clock: Callable[[], float] = time.time,
         inline_tasks: bool = True,
         endpoint_url: str | None = None,
+        front: Callable[[TaskInvoker], TaskInvoker] | None = None,
+        endpoint_credentials: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.endpoint_url = endpoint_url
+        self.endpoint_credentials = endpoint_credentials
         self.clock = clock
         self.inline_tasks = inline_tasks
         self._clients = dict(clients or {})
         self._invoker = invoker
+        self._front = front
 
     def client(self, service: str) -> Any:
         """The boto3 client of ``service`` (given, or created once in the settings' region)."""
@@ -172,19 +179,22 @@ class Wiring:
             clients=given,
             configs={"lambda": LAMBDA_CONFIG},
             endpoint_url=self.endpoint_url,
+            credentials=self.endpoint_credentials,
         )
 
     @cached_property
     def invoker(self) -> TaskInvoker:
-        """Lambda tasks (or the given invoker) plus the ``.waitForTaskToken`` integrations.
+        """Every task integration of the registry, each call with the task's role.
 
+        ``invoker`` (given) replaces them; ``front`` (given) wraps them.
         Outermost, the guard refuses any task aimed at StepFlow's own resources.
         """
         inner = self._invoker
         if inner is None:
-            inner = LambdaInvoker(self.task_clients)
-        callbacks = CallbackInvoker(inner, clients=self.task_clients)
-        return OwnTargetGuard(callbacks, own_resources(self.settings))
+            inner = IntegrationInvoker(default_registry(), self.task_clients)
+        if self._front is not None:
+            inner = self._front(inner)
+        return OwnTargetGuard(inner, own_resources(self.settings))
 
     @cached_property
     def router(self) -> ActivityRouter:
@@ -269,6 +279,8 @@ def build(
     clock: Callable[[], float] = time.time,
     inline_tasks: bool = True,
     endpoint_url: str | None = None,
+    front: Callable[[TaskInvoker], TaskInvoker] | None = None,
+    endpoint_credentials: dict[str, str] | None = None,
 ) -> Wiring:
     """The wiring of ``settings`` (default: read from the environment)."""
     return Wiring(
@@ -278,4 +290,6 @@ def build(
         clock=clock,
         inline_tasks=inline_tasks,
         endpoint_url=endpoint_url,
+        front=front,
+        endpoint_credentials=endpoint_credentials,
     )

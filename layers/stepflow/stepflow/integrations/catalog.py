@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from stepflow.integrations import lambda_, sqs
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
 MODULES: tuple[Sequence[Integration], ...] = (
     # One line per integration module: its INTEGRATIONS tuple.
+    lambda_.INTEGRATIONS,
+    sqs.INTEGRATIONS,
 )
 
 

@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,7 +148,11 @@ class LocalStack:
             "iam": self.client("iam"),
         }
         self.wiring = build(
-            settings, clients=clients, invoker=self._invoker(), endpoint_url=self.aws_endpoint
+            settings,
+            clients=clients,
+            front=self._front(),
+            endpoint_url=self.aws_endpoint,
+            endpoint_credentials=CREDENTIALS,
         )
         stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
@@ -217,11 +221,12 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _invoker(self) -> TaskInvoker | None:
-        """Tasks run on the Python handlers given, else (None) on Lambda at the endpoint."""
-        if self.handlers:
-            return task_invoker(self.handlers)
-        return None
+    def _front(self) -> Callable[[TaskInvoker], TaskInvoker] | None:
+        """The Python handlers given run first; the integrations (moto, ``endpoint``) the rest."""
+        if not self.handlers:
+            return None
+        handlers = dict(self.handlers)
+        return lambda integrations: task_invoker(handlers, fallback=integrations)
 
 
 class RepairLoop:

@@ -127,10 +127,7 @@ def task_targets(resource: str, task_input: Any) -> list[tuple[str, str]]:
         return [("function", resource)]
     if info.kind != "service":
         return []
-    parts = resource.split(":")
-    service = parts[5] if len(parts) > 5 else ""
-    if service == "aws-sdk" and len(parts) > 6:
-        service = parts[6]
+    service = info.service.removeprefix("aws-sdk:")
     field = _TARGET_FIELDS.get(service)
     if field is None or not isinstance(task_input, dict):
         return []

@@ -9,6 +9,7 @@ from typing import Any
 
 from stepflow.asl import StateMachine, parse
 from stepflow.limits import DEFAULT_LIMITS, Limits
+from stepflow.runtime.clients import TaskClients
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
 from stepflow.testing.result import ExecutionResult
@@ -28,6 +29,7 @@ def execute(
     max_events: int | None = None,
     durable: bool | str = False,
     limits: Limits = DEFAULT_LIMITS,
+    aws: bool | TaskClients = False,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` until it ends, in process, on a virtual clock.
 
@@ -40,6 +42,11 @@ def execute(
     as SendTaskSuccess (an exception as SendTaskFailure). When nothing more can
     happen without outside input (a callback without a handler), the result's
     status is RUNNING: use a ``WorkflowEnvironment`` to answer such tasks.
+    ``aws=True`` runs the tasks no handler is bound to through StepFlow's
+    integrations with the process's credentials: inside moto's ``mock_aws()``
+    a DynamoDB ``putItem`` writes a real moto table (a
+    :class:`~stepflow.runtime.clients.TaskClients` hands out other clients).
+    Without a handler and without ``aws`` such a task fails, naming both options.
     ``on_event`` sees every history event of the execution as it is committed.
     Raises :class:`stepflow.asl.DefinitionError` for an invalid definition.
     ``max_events`` caps the execution's history (default: ``Limits``): past it
@@ -59,6 +66,7 @@ def execute(
         max_events=max_events,
         limits=limits,
         on_event=on_event,
+        aws=aws,
     ) as env:
         arn = env.start(machine, input, name=name, seed=seed)
         env.run(arn, skip_open_tasks=True)

@@ -26,6 +26,7 @@ from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
+from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
@@ -37,7 +38,13 @@ from stepflow.testing.delivery import (
     DeliveryError,
     handle_batch,
 )
-from stepflow.testing.handlers import Handler, call_handler, find_handler, task_invoker
+from stepflow.testing.handlers import (
+    Handler,
+    aws_invoker,
+    call_handler,
+    find_handler,
+    task_invoker,
+)
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
 
@@ -55,8 +62,14 @@ class WorkflowEnvironment:
     activity service: its return value is sent as SendTaskSuccess with the
     task's token, an exception as SendTaskFailure. Without a handler such a
     task stays open: see :meth:`open_tasks`, :meth:`complete` and :meth:`fail`.
-    ``invoker`` (the API's own) runs the tasks no handler is bound to, and
-    sends the requests of callback tasks (which then stay open).
+    ``aws`` runs the tasks no handler is bound to through StepFlow's
+    integrations (:class:`~stepflow.integrations.IntegrationInvoker`), as a
+    deployment does: True calls AWS with the process's credentials (inside
+    moto's ``mock_aws()``, a real moto table, queue or function, in
+    milliseconds); a :class:`~stepflow.runtime.clients.TaskClients` hands out
+    the clients. ``invoker`` replaces those integrations (e.g. the API's own).
+    Either one also sends the requests of callback tasks (which then stay
+    open); without both, a task with no handler fails, naming the options.
 
     Time passes only when asked: :meth:`run_until_idle` delivers what is due
     now, :meth:`advance` and :meth:`skip_to_next_timer` move the clock, and
@@ -82,6 +95,7 @@ class WorkflowEnvironment:
         *,
         handlers: Mapping[str, Handler] | None = None,
         invoker: TaskInvoker | None = None,
+        aws: bool | TaskClients = False,
         start_time: datetime | float | None = None,
         child_limit: int | None = DEFAULT_CHILD_LIMIT,
         region: str = "us-east-1",
@@ -107,8 +121,9 @@ class WorkflowEnvironment:
             limits = replace(limits, max_events_per_execution=max_events)
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
-        inner = invoker or task_invoker(self.handlers)
-        self.tasks = CallbackTasks(self.handlers, inner, send_callbacks=invoker)
+        integrations = invoker if invoker is not None else aws_invoker(aws, region)
+        inner = task_invoker(self.handlers, fallback=integrations)
+        self.tasks = CallbackTasks(self.handlers, inner, integrations=integrations)
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )

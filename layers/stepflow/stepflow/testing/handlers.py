@@ -1,4 +1,10 @@
-"""Binding Task resources to Python callables in the in-memory driver."""
+"""Binding Task resources to Python callables: the handlers of tests and ``stepflow local``.
+
+A handler bound to a resource (or a Lambda function name) runs instead of the
+integration; a task without one goes to the ``fallback`` invoker (the
+integration registry's :class:`~stepflow.integrations.IntegrationInvoker`)
+when there is one.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +13,34 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.engine.model import RunTask
+from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
+from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 
 Handler = Callable[[Any], Any]
 
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+NO_HANDLER_HINT = (
+    "Pass handlers={resource_or_function_name: callable}, or aws=True (or a TaskClients) "
+    "to run unbound integrations against AWS (e.g. moto's mock_aws)."
+)
+"""How a test binds a resource that has no handler (the end of the task's cause)."""
 
 
 def task_invoker(
-    handlers: Mapping[str, Handler],
+    handlers: Mapping[str, Handler], fallback: TaskInvoker | None = None
 ) -> TaskInvoker:
     """A task invoker for the runtime's ``Stepper`` that runs tasks on ``handlers``.
 
     It takes the body of an inline task message and returns a
-    :class:`~stepflow.runtime.outcome.TaskOutcome`, as
-    :class:`stepflow.aws.lambda_invoker.LambdaInvoker` does.
+    :class:`~stepflow.runtime.outcome.TaskOutcome`, as the integrations do. A
+    task with no handler goes to ``fallback`` (None: it fails, naming the options).
     """
 
     def invoke(body: dict[str, Any]) -> TaskOutcome:
+        if fallback is not None and find_handler(handlers, body["resource"], body["input"]) is None:
+            return fallback(body)
         command = RunTask(
             body["task_id"],
             body["resource"],
@@ -41,6 +56,28 @@ def task_invoker(
     return invoke
 
 
+def aws_invoker(aws: bool | TaskClients, region: str) -> TaskInvoker | None:
+    """The integrations invoker of ``aws`` (None: False, no AWS).
+
+    True: the process's credentials in ``region`` (no role assumed: a test has
+    no IAM), so moto's ``mock_aws()`` serves every call; a
+    :class:`~stepflow.runtime.clients.TaskClients`: its clients.
+    """
+    if aws is False:
+        return None
+    clients: TaskClients
+    if aws is True:
+        from stepflow.aws.role_clients import RoleClients
+        from stepflow.integrations.lambda_ import LAMBDA_CONFIG
+
+        clients = RoleClients(assume_roles=False, region=region, configs={"lambda": LAMBDA_CONFIG})
+    elif isinstance(aws, TaskClients):
+        clients = aws
+    else:
+        raise TypeError(f"aws must be True, False or a TaskClients, not {aws!r}")
+    return IntegrationInvoker(default_registry(), clients)
+
+
 def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcome:
     """Find the handler for ``command``'s resource, call it, and capture the outcome."""
     found = find_handler(handlers, command.resource, command.input)
@@ -50,8 +87,7 @@ def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcom
             False,
             error=StatesErrorName.TASK_FAILED,
             cause=f"No handler is registered for resource {command.resource!r} "
-            f"(registered: {known}). "
-            "Pass handlers={resource_or_function_name: callable} to stepflow.testing.execute.",
+            f"(registered: {known}). {NO_HANDLER_HINT}",
         )
     handler, payload, wrap = found
     outcome = call_handler(handler, payload, command.resource)
@@ -79,15 +115,18 @@ def find_handler(
     ``lambda:invoke``) by the ``FunctionName`` (called on ``Payload``), then by
     the function name of a Lambda ARN. A callback's result is never wrapped.
     """
-    base = resource.split(".waitForTaskToken")[0]
+    info = describe(resource)
+    base = resource.removesuffix(".waitForTaskToken")
     handler = handlers.get(resource) or handlers.get(base)
     if handler is not None:
         return handler, payload, False
-    if base.startswith(LAMBDA_INVOKE) and isinstance(payload, Mapping):
+    if info.service != "lambda":
+        return None
+    if info.action == "invoke" and isinstance(payload, Mapping):
         handler = handlers.get(_function_name(str(payload.get("FunctionName", ""))))
         if handler is not None:
-            return handler, payload.get("Payload"), base == resource
-    if ":function:" in resource:
+            return handler, payload.get("Payload"), info.pattern == "request-response"
+    if info.action == "function":
         handler = handlers.get(_function_name(resource))
         if handler is not None:
             return handler, payload, False

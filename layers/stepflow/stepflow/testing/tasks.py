@@ -58,11 +58,12 @@ class CallbackTasks:
     """The environment's task invoker: runs bound handlers, keeps callbacks open.
 
     An ordinary task runs on ``inner``. For a ``.waitForTaskToken`` resource
-    the request counts as sent (the stepper records the task as started); a
-    handler bound to the resource is called on its input and its outcome is
+    a handler bound to the resource is called on its input and its outcome is
     queued as a report (sent as SendTaskSuccess / SendTaskFailure with the
-    task's token once the current batch is committed). Without a handler, the
-    task is recorded as open.
+    task's token once the current batch is committed). Without a handler the
+    request is sent through ``integrations`` when the environment has them (its
+    response is TaskSubmitted's output), and the task is recorded as open for
+    the test (or the worker that received the request) to answer.
     """
 
     def __init__(
@@ -70,9 +71,9 @@ class CallbackTasks:
         handlers: Mapping[str, Handler],
         inner: TaskInvoker,
         *,
-        send_callbacks: TaskInvoker | None = None,
+        integrations: TaskInvoker | None = None,
     ) -> None:
-        self.handlers, self.inner, self.send_callbacks = handlers, inner, send_callbacks
+        self.handlers, self.inner, self.integrations = handlers, inner, integrations
         self.open: dict[str, OpenTask] = {}
         self.reports: list[Report] = []
 
@@ -87,8 +88,9 @@ class CallbackTasks:
             handler, payload, _ = found
             self.reports.append((token, call_handler(handler, payload, resource)))
             return TaskOutcome.succeeded(None)
-        if self.send_callbacks is not None:
-            sent = self.send_callbacks(body)
+        sent = TaskOutcome.succeeded(None)
+        if self.integrations is not None:
+            sent = self.integrations(body)
             if not sent.ok:
                 return sent
         parsed = parse(token)
@@ -101,7 +103,7 @@ class CallbackTasks:
             resource,
             body.get("input"),
         )
-        return TaskOutcome.succeeded(None)
+        return sent
 
 
 class AutoActivityRouter(ActivityRouter):

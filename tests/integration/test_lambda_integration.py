@@ -1,4 +1,4 @@
-"""The inline Lambda task invoker, against a stubbed Lambda client.
+"""The Lambda integration (function ARNs, ``lambda:invoke``), against a stubbed Lambda client.
 
 moto's Lambda needs Docker to run functions, so the client is a small fake
 that records requests and returns responses shaped like botocore's.
@@ -16,7 +16,10 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
     ClientError,
     EndpointConnectionError,
 )
-from stepflow.aws.lambda_invoker import LAMBDA_INVOKE, LambdaInvoker
+from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.runtime.clients import FixedClients
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:validate"
 HEADERS = {"x-amzn-requestid": "req-1", "content-type": "application/json"}
@@ -48,6 +51,11 @@ class FakeLambda:
         if self.function_error:
             response["FunctionError"] = self.function_error
         return response
+
+
+def LambdaInvoker(fake: FakeLambda) -> IntegrationInvoker:  # noqa: N802 (the old name, kept)
+    """The runtime's invoker with ``fake`` as every task's Lambda client."""
+    return IntegrationInvoker(default_registry(), FixedClients(**{"lambda": fake}))
 
 
 def body(resource: str, task_input: Any) -> dict[str, Any]:
@@ -124,7 +132,7 @@ def test_lambda_invoke_with_a_function_error_fails_with_the_error_type() -> None
     )
     assert (ok, error) == (False, "OutOfStock")
     assert cause is not None and json.loads(cause) == ERROR_PAYLOAD
-    assert "Payload" not in fake.requests[0]
+    assert fake.requests[0]["Payload"] == b"{}"
 
 
 def test_lambda_invoke_without_a_function_name_is_a_runtime_error() -> None:
@@ -161,17 +169,57 @@ def test_a_connection_failure_is_an_sdk_client_exception() -> None:
 @pytest.mark.parametrize(
     "resource",
     [
-        "arn:aws:states:::sqs:sendMessage",
+        "arn:aws:states:::lambda:invokeAsync",
+        "arn:aws:states:::lambda:invoke.sync",
         "arn:aws:states:us-east-1:123456789012:activity:pack",
-        LAMBDA_INVOKE + ".waitForTaskToken",
         "validate",
     ],
 )
-def test_other_resources_are_not_supported_yet(resource: str) -> None:
+def test_resources_without_an_integration_fail_naming_the_resource(resource: str) -> None:
     fake = FakeLambda()
     ok, _, error, cause = astuple(LambdaInvoker(fake)(body(resource, {})))
-    assert (ok, error) == (False, "States.TaskFailed")
-    assert cause == f"resource not supported yet: {resource}"
+    assert (ok, error) == (False, "States.Runtime")
+    assert cause is not None and f"StepFlow cannot run the Task resource {resource!r}" in cause
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "sent"),
+    [
+        ('{"order": 7}', b'{"order": 7}'),  # JSON text: as is, not encoded again
+        ("not json at all", b"not json at all"),  # Lambda itself refuses it, not StepFlow
+        ({"order": 7}, b'{"order":7}'),
+        ([1, "a"], b'[1,"a"]'),
+        (None, b"null"),
+    ],
+)
+def test_lambda_invoke_sends_a_string_payload_as_is_and_encodes_the_rest(
+    payload: Any, sent: bytes
+) -> None:
+    fake = FakeLambda({"ok": True})
+    request = {"FunctionName": "validate", "Payload": payload}
+    assert LambdaInvoker(fake)(body(LAMBDA_INVOKE, request)).ok
+    assert [r["Payload"] for r in fake.requests] == [sent]
+
+
+def test_lambda_invoke_without_a_payload_sends_an_empty_object() -> None:
+    fake = FakeLambda({"ok": True})
+    assert LambdaInvoker(fake)(body(LAMBDA_INVOKE, {"FunctionName": "validate"})).ok
+    assert [r["Payload"] for r in fake.requests] == [b"{}"]
+
+
+def test_lambda_invoke_wait_for_task_token_invokes_once_and_answers_the_envelope() -> None:
+    fake = FakeLambda(None)
+    request = {"FunctionName": FUNCTION, "Payload": {"token": "t"}}
+    outcome = LambdaInvoker(fake)(body(LAMBDA_INVOKE + ".waitForTaskToken", request))
+    assert outcome.ok and outcome.output["StatusCode"] == 200
+    assert [json.loads(r["Payload"]) for r in fake.requests] == [{"token": "t"}]
+
+
+def test_a_function_name_that_is_not_a_string_is_a_runtime_error() -> None:
+    fake = FakeLambda()
+    outcome = LambdaInvoker(fake)(body(LAMBDA_INVOKE, {"FunctionName": ["f"]}))
+    assert (outcome.ok, outcome.error) == (False, "States.Runtime")
     assert fake.requests == []
 
 
