@@ -204,8 +204,8 @@ def test_send_task_failure_and_success_are_bounded(configured: Api) -> None:
     assert error("SendTaskSuccess", {"taskToken": token, "output": nested(600)}) == (
         "InvalidOutput"
     )
-    over = json.dumps("x" * Limits().max_payload_bytes)
-    assert error("SendTaskSuccess", {"taskToken": token, "output": over}) == "InvalidOutput"
+    over = json.dumps("x" * Limits().max_payload_bytes)  # the task fails, not the request
+    assert error("SendTaskSuccess", {"taskToken": token, "output": over}) == "InvalidToken"
     assert error("SendTaskSuccess", {"taskToken": token, "output": '"\\udc00"'}) == (
         "InvalidOutput"
     )

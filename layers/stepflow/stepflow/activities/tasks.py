@@ -122,16 +122,18 @@ class TaskService:
                 return {}
 
     def send_task_success(self, p: dict[str, Any]) -> dict[str, Any]:
-        """SendTaskSuccess: ``output`` is the task's result as JSON text."""
+        """SendTaskSuccess: ``output`` is the task's result as JSON text.
+
+        A result over ``max_payload_bytes`` is accepted and fails the task with
+        ``States.DataLimitExceeded`` (a Catch can handle it); only text no request
+        could carry (over ``max_request_bytes``) is refused.
+        """
         token = parse(p.get("taskToken"))
         text = p.get("output")
         limits = self.stepper.limits
-        if not isinstance(text, str) or len(text.encode("utf-8", "surrogatepass")) > (
-            limits.max_payload_bytes
-        ):
-            raise _invalid_output(
-                f"output must be JSON text of at most {limits.max_payload_bytes} bytes"
-            )
+        ceiling = max(limits.max_payload_bytes, limits.max_request_bytes)
+        if not isinstance(text, str) or len(text.encode("utf-8", "surrogatepass")) > ceiling:
+            raise _invalid_output(f"output must be JSON text of at most {ceiling} bytes")
         try:
             safe_json.loads(text, limits.max_json_depth)  # bounded; the value keeps big ints
             output = json.loads(text)

@@ -11,7 +11,9 @@ limit instead of the model's, with the operation's own error code:
 - ``SensitiveData`` (execution input, task output, TestState's input,
   variables and context): JSON text of at most ``max_payload_bytes`` UTF-8
   bytes, nested at most ``max_json_depth`` levels, without lone surrogates;
-  ``InvalidExecutionInput`` / ``InvalidOutput`` where the operation declares them;
+  ``InvalidExecutionInput`` / ``InvalidOutput`` where the operation declares them
+  (SendTaskSuccess's output is bounded by the request size only: a larger result
+  fails the task with ``States.DataLimitExceeded``);
 - ``Definition``: at most ``max_definition_bytes`` UTF-8 bytes, no deeper than
   ``max_json_depth``; ``InvalidDefinition`` where the operation declares it;
 - ``SensitiveError`` / ``SensitiveCause``: ``max_error_length`` /
@@ -57,12 +59,14 @@ def check(operation: str, params: dict[str, Any], limits: Limits) -> None:
     if op.input_shape is None:
         return
     errors = {shape.name for shape in op.error_shapes}
-    _Walker(errors, limits).structure(op.input_shape, params, "")
+    # SendTaskSuccess's output over the payload limit fails the task, not the request.
+    payload_limit = None if operation == "SendTaskSuccess" else limits.max_payload_bytes
+    _Walker(errors, limits, payload_limit).structure(op.input_shape, params, "")
 
 
 class _Walker:
-    def __init__(self, errors: set[str], limits: Limits) -> None:
-        self.errors, self.limits = errors, limits
+    def __init__(self, errors: set[str], limits: Limits, payload_limit: int | None) -> None:
+        self.errors, self.limits, self.payload_limit = errors, limits, payload_limit
 
     def structure(self, shape: Any, value: Any, path: str) -> None:
         if not isinstance(value, dict):
@@ -130,11 +134,11 @@ class _Walker:
     def json_text(self, value: str, path: str) -> None:
         code = next((c for c in _JSON_ERRORS if c in self.errors), "ValidationException")
         size = _utf8_size(value)
-        if size > self.limits.max_payload_bytes:
+        if self.payload_limit is not None and size > self.payload_limit:
             raise ApiError(
                 code,
                 f"Invalid {path}: {size} bytes as UTF-8, over the limit of "
-                f"{self.limits.max_payload_bytes} bytes",
+                f"{self.payload_limit} bytes",
             )
         try:
             safe_json.loads(value, self.limits.max_json_depth)

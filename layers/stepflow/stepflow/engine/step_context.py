@@ -91,8 +91,19 @@ class StepContext(EvalContext, Protocol):
         """Commit the state's assignments, record its exit and move ``frame`` on."""
         ...
 
-    def fail_state(self, frame: Frame, node: State, error: str | None, cause: str | None) -> None:
-        """The state failed: retry it, catch the error, or fail the frame."""
+    def fail_state(
+        self,
+        frame: Frame,
+        node: State,
+        error: str | None,
+        cause: str | None,
+        *,
+        error_output: dict[str, Any] | None = None,
+    ) -> None:
+        """The state failed: retry it, catch the error, or fail the frame.
+
+        ``error_output`` replaces the ``{"Error", "Cause"}`` object a Catch sees.
+        """
         ...
 
     def over_payload_limit(self, text: str, what: str) -> str | None:

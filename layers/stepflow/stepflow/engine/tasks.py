@@ -162,7 +162,9 @@ def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFaile
         if event.cause is not None:
             details["cause"] = event.cause
         d.emit(frame, f"{info.prefix}Failed", _key(info, "Failed"), details)
-        d.fail_state(frame, node, event.error, event.cause)
+        # Only SendTaskFailure leaves both out; AWS then catches {"Error": null, "Cause": null}.
+        unnamed = {"Error": None, "Cause": None} if event.error is event.cause is None else None
+        d.fail_state(frame, node, event.error, event.cause, error_output=unnamed)
         return
     text = d.encode(event.output)
     too_large = d.over_payload_limit(text, "task's result")

@@ -236,8 +236,19 @@ class Transitions:
         frame.effective = None
         self.push(frame)
 
-    def fail_state(self, frame: Frame, node: State, error: str | None, cause: str | None) -> None:
-        """The state failed: retry it, catch the error, or fail the frame."""
+    def fail_state(
+        self,
+        frame: Frame,
+        node: State,
+        error: str | None,
+        cause: str | None,
+        *,
+        error_output: dict[str, Any] | None = None,
+    ) -> None:
+        """The state failed: retry it, catch the error, or fail the frame.
+
+        ``error_output`` replaces the ``{"Error", "Cause"}`` object a Catch sees.
+        """
         if error == StatesErrorName.RUNTIME:
             self.frame_failed(frame, error, cause, fatal=True)
             return
@@ -260,7 +271,8 @@ class Transitions:
         for catcher in getattr(node, "catch", ()):
             if matches(catcher.error_equals, error):
                 fanout.state_failed_event(self, frame, node)
-                error_output = dataflow.error_output(error, cause)
+                if error_output is None:
+                    error_output = dataflow.error_output(error, cause)
                 try:
                     output, assigned = dataflow.catch_output(
                         self, frame, node, catcher, error_output
