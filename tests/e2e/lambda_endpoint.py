@@ -69,7 +69,7 @@ def lambda_endpoint(functions: dict[str, Callable[[Any], Any]]) -> Iterator[Lamb
     endpoint = LambdaEndpoint(functions)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             status, headers, body = endpoint.answer(self.path, self.rfile.read(length))
             self.send_response(status)

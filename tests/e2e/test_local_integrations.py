@@ -128,13 +128,15 @@ def receive_all(sqs: Any, url: str, expected: int, timeout: float = 30.0) -> lis
 
 def callback_machine(stack: LocalStack, name: str, url: str) -> str:
     sfn = stack.stepfunctions()
+    body = {"order.$": "$.order", "token.$": "$$.Task.Token"}
+    catch = {"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.error", "Next": "Caught"}
     state = {
         "Type": "Task",
         "Resource": f"{SEND}.waitForTaskToken",
-        "Parameters": {"QueueUrl": url, "MessageBody": {"order.$": "$.order", "token.$": "$$.Task.Token"}},
-        "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.error", "Next": "Caught"}],
+        "Parameters": {"QueueUrl": url, "MessageBody": body},
+        "Catch": [catch],
         "End": True,
-    }  # fmt: skip
+    }
     definition = {"StartAt": "T", "States": {"T": state, "Caught": {"Type": "Pass", "End": True}}}
     created = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
     arn: str = created["stateMachineArn"]
@@ -183,7 +185,11 @@ def test_a_huge_callback_result_fails_the_task_with_data_limit_exceeded(
 
 @pytest.mark.parametrize(
     "parameters",
-    [{"MessageBody": "m"}, {"QueueUrl": ["q"], "MessageBody": "m"}, {"QueueUrl": 7, "MessageBody": "m"}],
+    [
+        {"MessageBody": "m"},
+        {"QueueUrl": ["q"], "MessageBody": "m"},
+        {"QueueUrl": 7, "MessageBody": "m"},
+    ],
     ids=["absent", "list", "number"],
 )
 def test_a_queue_url_that_is_not_a_string_fails_with_states_runtime(

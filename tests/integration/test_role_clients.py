@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.aws.role_clients import RoleClients, session_name
 from stepflow.aws.settings import Settings
 from stepflow.aws.wiring import build
+from stepflow.integrations import IntegrationInvoker, default_registry
 
 from tests.moto_env import REGION, offline_aws
 

@@ -56,7 +56,9 @@ def test_send_message_wait_for_task_token_in_memory_against_moto(sqs: Any) -> No
     env.complete(body["token"], {"shipped": True})
     result = env.result(arn)
     assert (result.status, json.loads(result.output or "")) == ("SUCCEEDED", {"shipped": True})
-    task_events = [e for e in result.history if e["type"].startswith("Task") and "State" not in e["type"]]
+    task_events = [
+        e for e in result.history if e["type"].startswith("Task") and "State" not in e["type"]
+    ]
     assert [e["type"] for e in task_events] == [
         "TaskScheduled",
         "TaskStarted",

@@ -7,9 +7,9 @@ from typing import Any
 
 from stepflow.activities import ActivityRouter, ActivityService
 from stepflow.asl import parse
-from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
 from stepflow.engine.resources import describe
 from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
 from stepflow.runtime.clients import FixedClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.task_queue import InMemoryTaskQueue

@@ -76,9 +76,7 @@ class LambdaIntegration:
             client = request.client(clients, "lambda")
             return _call_function(client, request.resource, request.parameters)
         parameters = request.parameters
-        if not isinstance(parameters, dict) or not isinstance(
-            parameters.get("FunctionName"), str
-        ):
+        if not isinstance(parameters, dict) or not isinstance(parameters.get("FunctionName"), str):
             return TaskOutcome.failed(
                 StatesErrorName.RUNTIME, "lambda:invoke needs a FunctionName (a string)"
             )
