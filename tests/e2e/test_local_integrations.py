@@ -199,3 +199,41 @@ def test_a_queue_url_that_is_not_a_string_fails_with_states_runtime(
     described = run(stack, name, {"Resource": SEND, "Parameters": parameters})
     assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
     assert "QueueUrl" in described["cause"]
+
+
+def test_with_handlers_the_handlers_run_first_and_the_integrations_the_rest() -> None:
+    calls: list[Any] = []
+
+    def approve(event: Any) -> Any:
+        calls.append(event)
+        return {"approved": True}
+
+    with LocalStack(port=0, handlers={"approve": approve}) as handled:
+        sqs, sfn = handled.client("sqs"), handled.stepfunctions()
+        url = sqs.create_queue(QueueName="integrations-handled")["QueueUrl"]
+        states = {
+            "Approve": {
+                "Type": "Task",
+                "Resource": INVOKE,
+                "Parameters": {"FunctionName": "approve", "Payload.$": "$"},
+                "ResultSelector": {"approved.$": "$.Payload.approved"},
+                "Next": "Notify",
+            },
+            "Notify": {
+                "Type": "Task",
+                "Resource": SEND,
+                "Parameters": {"QueueUrl": url, "MessageBody.$": "$"},
+                "End": True,
+            },
+        }
+        definition = json.dumps({"StartAt": "Approve", "States": states})
+        machine = sfn.create_state_machine(name="handled", definition=definition, roleArn=ROLE)
+        execution = sfn.start_execution(
+            stateMachineArn=machine["stateMachineArn"], input='{"order": 3}'
+        )
+        described = wait_for(sfn, execution["executionArn"])
+        assert described["status"] == "SUCCEEDED", described.get("cause")
+        assert calls == [{"order": 3}]  # the bound handler, once
+        [message] = receive_all(sqs, url, 1)  # the unbound task: moto's queue, once
+        assert json.loads(message["Body"]) == {"approved": True}
+        assert json.loads(described["output"])["MessageId"] == message["MessageId"]
