@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from stepflow.limits import KIB, MIB, Limits
+from stepflow.runtime.clients import FixedClients
 from stepflow.testing import WorkflowEnvironment, open_environment
 
 BACKENDS = ["memory", "moto"]
@@ -109,3 +110,33 @@ def test_send_task_failure_with_an_error_keeps_the_keys_it_has(backend: str) -> 
         env.fail(token, "Rejected")
         result = env.result(arn)
     assert json.loads(result.output)["caught0"] == {"Error": "Rejected"}
+
+
+class _HugeLambda:
+    """A Lambda client whose function answers a 300 KB payload."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def invoke(self, **request: Any) -> dict[str, Any]:
+        self.calls += 1
+        payload = json.dumps({"blob": "x" * 300_000}).encode()
+        return {"StatusCode": 200, "Payload": payload, "ResponseMetadata": {}}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_send_response_too_large_to_record_fails_the_task(backend: str) -> None:
+    fake = _HugeLambda()
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "f", "Payload": {"token.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    with open_environment(backend, aws=FixedClients(**{"lambda": fake})) as env:
+        arn = env.start(env.register({"StartAt": "T", "States": {"T": state}}), {})
+        env.run(arn)
+        result = env.result(arn)
+    assert (result.status, result.error) == ("FAILED", "States.DataLimitExceeded")
+    assert "TaskSubmitted" not in [e["type"] for e in result.history]
+    assert fake.calls == 1

@@ -146,9 +146,13 @@ class TaskRuns:
             if outcome.ok
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
-        if outcome.ok and describe(str(message.body.get("resource", ""))).wait_for_token:
-            # Sent: the result comes with SendTaskSuccess; the response is TaskSubmitted's output.
-            event = TaskSubmitted(task_id, outcome.output)
+        if (
+            isinstance(event, TaskSucceeded)
+            and describe(str(message.body.get("resource", ""))).wait_for_token
+        ):
+            # Sent: the result comes with SendTaskSuccess; the response is TaskSubmitted's output
+            # (checked as a result is: a response too large to record fails the task).
+            event = TaskSubmitted(task_id, event.output)
         return encode_event(event)
 
     def _checked(self, task_id: str, output: Any) -> TaskSucceeded | TaskFailed:
