@@ -71,9 +71,12 @@ def test_send_message_wait_for_task_token_in_memory_against_moto(sqs: Any) -> No
     assert messages(sqs, url) == []  # sent once (the one received stays in flight)
 
 
-def test_execute_with_aws_sends_the_message_and_returns_sqs_response(sqs: Any) -> None:
+@pytest.mark.parametrize("durable", ["memory", "moto"])
+def test_execute_with_aws_sends_the_message_and_returns_sqs_response(
+    sqs: Any, durable: str
+) -> None:
     url = sqs.create_queue(QueueName="orders")["QueueUrl"]
-    result = execute(send(url), {"order": 8}, aws=True)
+    result = execute(send(url), {"order": 8}, aws=True, durable=durable)
     assert result.status == "SUCCEEDED", result.cause
     output = json.loads(result.output or "")
     [message] = messages(sqs, url)
