@@ -22,7 +22,8 @@ class Limits:
     max_payload_bytes: int = 256 * KIB
     """Execution input, state input/output, task result and callback output, as UTF-8
     JSON (AWS: 256 KiB). Past it: ``InvalidExecutionInput`` at the API, and
-    ``States.DataLimitExceeded`` inside an execution (a SendTaskSuccess output too). Raising it relies on the S3
+    ``States.DataLimitExceeded`` inside an execution (for a SendTaskSuccess output
+    too). Raising it relies on the S3
     payload offload for what no longer fits in a log item."""
 
     max_definition_bytes: int = 1 * MIB
