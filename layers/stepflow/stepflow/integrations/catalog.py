@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from stepflow.integrations import dynamodb, events, sns
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
 MODULES: tuple[Sequence[Integration], ...] = (
     # One line per integration module: its INTEGRATIONS tuple.
+    sns.INTEGRATIONS,
+    events.INTEGRATIONS,
+    dynamodb.INTEGRATIONS,
 )
 
 
