@@ -12,9 +12,8 @@ from stepflow.integrations import default_registry
 from stepflow.integrations.sns import SnsPublish
 from stepflow.testing import WorkflowEnvironment
 
-from tests.unit.moto_integrations import (
+from tests.unit.integrations.helpers import (
     TOKEN,
-    aws,  # noqa: F401  (the fixture)
     body,
     definition,
     drain,

@@ -12,8 +12,7 @@ from stepflow.integrations import default_registry
 from stepflow.integrations.dynamodb import DynamoDBItems
 from stepflow.testing import WorkflowEnvironment
 
-from tests.unit.moto_integrations import (
-    aws,  # noqa: F401  (the fixture)
+from tests.unit.integrations.helpers import (
     body,
     definition,
     fixed,
@@ -22,7 +21,10 @@ from tests.unit.moto_integrations import (
 
 R = "arn:aws:states:::dynamodb:"
 TABLE = "orders"
-CAUSE_TAIL = r" \(Service: AmazonDynamoDBv2; Status Code: 400; Error Code: {code}; Request ID: \S+; Proxy: null\)"
+CAUSE_TAIL = (
+    r" \(Service: AmazonDynamoDBv2; Status Code: 400; Error Code: {code}; "
+    r"Request ID: \S+; Proxy: null\)"
+)
 
 
 @pytest.fixture
@@ -128,7 +130,9 @@ def test_a_failed_condition_is_named_and_leaves_the_item(table: Any) -> None:
 
 def test_wrong_types_fail_before_any_write(table: Any) -> None:
     run = invoker(fixed(table))
-    number = run(body(R + "putItem", {"TableName": TABLE, "Item": {"id": {"S": "a"}, "n": {"N": 5}}}))
+    number = run(
+        body(R + "putItem", {"TableName": TABLE, "Item": {"id": {"S": "a"}, "n": {"N": 5}}})
+    )
     assert number.error == "States.Runtime"
     assert "[The value for the field 'N' must be a STRING]" in (number.cause or "")
     assert run(body(R + "putItem", {"TableName": TABLE, "Item": "x"})).error == "States.Runtime"

@@ -9,11 +9,10 @@ from typing import Any
 from stepflow.integrations import default_registry
 from stepflow.testing import WorkflowEnvironment
 
-from tests.unit.moto_integrations import (
+from tests.unit.integrations.helpers import (
     EXECUTION,
     MACHINE,
     TOKEN,
-    aws,  # noqa: F401  (the fixture)
     body,
     definition,
     drain,
@@ -149,4 +148,7 @@ def test_in_memory_a_workflow_sends_an_event_per_execution(aws: Any) -> None:
     assert result.status == "SUCCEEDED", result
     (event,) = _events(aws, url)
     assert event["detail"] == {"order": "o-1"}
-    assert event["resources"] == [arn, arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]]
+    assert event["resources"] == [
+        arn,
+        arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0],
+    ]

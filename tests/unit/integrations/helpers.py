@@ -1,33 +1,20 @@
-"""The integration tests' common set-up: moto in process, clients through the task clients port."""
+"""The integration tests' helpers: task message bodies, the invoker, queues (moto in process)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import pytest
 from stepflow.aws.role_clients import RoleClients
 from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.runtime.clients import FixedClients
 
-from tests.moto_env import REGION, offline_aws
+from tests.moto_env import REGION
 
 ROLE = "arn:aws:iam::123456789012:role/StepFlowExecutionRole"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:Orders:run-1"
 MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:Orders"
 TOKEN = "token-of-the-task"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """moto's clients by service name (the tests' view of AWS)."""
-    with offline_aws(monkeypatch):
-        yield {
-            name: boto3.client(name, region_name=REGION)
-            for name in ("sns", "sqs", "events", "dynamodb")
-        }
 
 
 def fixed(aws: dict[str, Any]) -> FixedClients:
@@ -71,9 +58,11 @@ def drain(aws: dict[str, Any], url: str) -> list[dict[str, Any]]:
     """Every message in the queue now (received and deleted)."""
     found: list[dict[str, Any]] = []
     while True:
-        got = aws["sqs"].receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        ).get("Messages", [])
+        got = (
+            aws["sqs"]
+            .receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+            .get("Messages", [])
+        )
         if not got:
             return found
         for message in got:
