@@ -210,7 +210,9 @@ def test_sns_publish_to_a_missing_topic_is_sns_not_found(stack: IntegrationsStac
         },
     )
     assert (described["status"], described["error"]) == ("FAILED", "SNS.NotFoundException")
-    assert "Error Code: NotFound;" in described["cause"]
+    assert described["cause"].startswith(
+        "Topic does not exist (Service: AmazonSNS; Status Code: 404; Error Code: NotFound; "
+    )
 
 
 def test_events_put_events_delivers_one_event_to_the_rules_target(stack: IntegrationsStack) -> None:
