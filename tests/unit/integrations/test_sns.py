@@ -182,3 +182,19 @@ def test_in_memory_a_missing_topic_fails_the_execution_with_snss_error(aws: Any)
     env.run(arn)
     result = env.result(arn)
     assert (result.status, result.error) == ("FAILED", "SNS.NotFoundException")
+
+
+def test_a_message_of_exactly_256_kib_is_delivered_once(aws: Any) -> None:
+    topic, url = _topic(aws)
+    message = "é" * (128 * 1024)  # 256 KiB of UTF-8 in half as many characters
+    assert invoker(fixed(aws))(body(PUBLISH, {"TopicArn": topic, "Message": message})).ok
+    assert [m["Body"] for m in drain(aws, url)] == [message]
+
+
+def test_a_role_that_is_no_role_arn_fails_the_task_and_publishes_nothing(aws: Any) -> None:
+    topic, url = _topic(aws)
+    request = body(PUBLISH, {"TopicArn": topic, "Message": "x"}, role_arn="not-a-role")
+    outcome = invoker(role_clients())(request)
+    assert outcome.error == "States.TaskFailed"
+    assert "not-a-role" in (outcome.cause or "")
+    assert drain(aws, url) == []
