@@ -176,8 +176,11 @@ def unusable(request: TaskRequest, problem: str) -> TaskOutcome:
 
 def param_problem(exc: BaseException) -> str | None:
     """What botocore's parameter validation refused, as Step Functions says it (None: not that)."""
-    report = getattr(exc, "kwargs", {}).get("report")
-    if type(exc).__name__ != "ParamValidationError" or not isinstance(report, str):
+    if type(exc).__name__ != "ParamValidationError":
+        return None
+    kwargs = getattr(exc, "kwargs", None)
+    report = kwargs.get("report") if isinstance(kwargs, dict) else None
+    if not isinstance(report, str):
         return None
     problems: list[str] = []
     for line in report.splitlines():
