@@ -1,4 +1,4 @@
-"""Run tests/localstack against LocalStack (SQS, S3, STS) and DynamoDB Local (DynamoDB).
+"""Run tests/localstack against LocalStack (SQS, S3, STS, SNS, EventBridge) and DynamoDB Local.
 
 Started by ``tools/localstack/run.sh`` inside a loopback-only network namespace,
 with the project's venv (it reuses ``tests.dynamodb_local.server``) and
@@ -33,7 +33,7 @@ from tests.dynamodb_local.server import (  # noqa: E402
     missing_prerequisite,
 )
 
-SERVICES = "sqs,s3,sts"
+SERVICES = "sqs,s3,sts,sns,events"
 READY_TIMEOUT = 120.0
 """Seconds LocalStack gets to print "Ready." (about 20 s on an idle machine)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from stepflow.integrations import lambda_, sqs
+from stepflow.integrations import dynamodb, events, lambda_, sns, sqs
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
@@ -13,6 +13,9 @@ MODULES: tuple[Sequence[Integration], ...] = (
     # One line per integration module: its INTEGRATIONS tuple.
     lambda_.INTEGRATIONS,
     sqs.INTEGRATIONS,
+    sns.INTEGRATIONS,
+    events.INTEGRATIONS,
+    dynamodb.INTEGRATIONS,
 )
 
 

@@ -1,0 +1,105 @@
+"""``arn:aws:states:::events:putEvents`` (and ``.waitForTaskToken``): send EventBridge events.
+
+The parameters are EventBridge's ``PutEvents`` request (``Entries``, each with
+``Source``, ``DetailType``, ``Detail``, ``EventBusName``, ``Resources``...). As
+Step Functions does, a ``Detail`` that is not a string is sent as its JSON text,
+and the execution's ARN and its state machine's ARN are appended to each
+entry's ``Resources``. The output is ``{"Entries": [...], "FailedEntryCount": n}``;
+a response with a failed entry fails the task with ``EventBridge.FailedEntry``
+and the response as cause; an error of the call is ``EventBridge.<Exception>``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stepflow.engine.resources import Pattern
+from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.optimized import (
+    Service,
+    json_text,
+    jsonable,
+    not_an_object,
+    perform,
+    required_nulls,
+    unusable,
+    validation_error,
+)
+from stepflow.runtime.clients import TaskClients
+from stepflow.runtime.outcome import TaskOutcome
+
+EVENTS = Service(
+    prefix="EventBridge",
+    cause_name="AmazonEventBridge",
+    base_exception="AmazonEventBridgeException",
+    validation_code="ValidationException",
+)
+FAILED_ENTRY = "EventBridge.FailedEntry"
+
+
+class EventsPutEvents:
+    """The optimized EventBridge integration: ``putEvents``, request-response or wait-for-token."""
+
+    service = "events"
+    patterns: frozenset[Pattern] = frozenset({"request-response", "wait-for-token"})
+
+    def check(self, action: str, pattern: Pattern) -> str | None:
+        """Only ``putEvents``: Step Functions' optimized EventBridge integration has no other."""
+        if action != "putEvents":
+            return (
+                f"events:{action} is not an optimized EventBridge action (only events:putEvents; "
+                f"use arn:aws:states:::aws-sdk:eventbridge:{action} for the SDK integration)"
+            )
+        return None
+
+    def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
+        """Send the entries; the response, ``EventBridge.FailedEntry`` if any entry failed."""
+        parameters = request.parameters
+        if not isinstance(parameters, dict):
+            return not_an_object(request, "events:putEvents")
+        call = {k: v for k, v in parameters.items() if v is not None}
+        entries = call.get("Entries")
+        if isinstance(entries, list):
+            if not all(isinstance(entry, dict) for entry in entries):
+                return unusable(request, "The value for the field 'Entries' must be an ARRAY")
+            call["Entries"] = [self._entry(entry, request.execution_arn) for entry in entries]
+        client = request.client(clients, "events")
+        violations = required_nulls(client, "PutEvents", parameters)
+        if violations:
+            return validation_error(violations, EVENTS)
+        outcome = perform(request, client, EVENTS, lambda: dict(client.put_events(**call)))
+        if outcome.ok and isinstance(outcome.output, dict):
+            if int(outcome.output.get("FailedEntryCount") or 0) > 0:
+                response = {
+                    "Entries": jsonable(outcome.output.get("Entries", [])),
+                    "FailedEntryCount": outcome.output["FailedEntryCount"],
+                }
+                return TaskOutcome.failed(FAILED_ENTRY, json.dumps(response))
+            return TaskOutcome.succeeded(
+                {k: v for k, v in outcome.output.items() if k in ("Entries", "FailedEntryCount")}
+            )
+        return outcome
+
+    @staticmethod
+    def _entry(entry: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+        sent = {k: v for k, v in entry.items() if v is not None}
+        if "Detail" in sent:
+            sent["Detail"] = json_text(sent["Detail"])
+        resources = sent.get("Resources")
+        if resources is None or isinstance(resources, list):
+            sent["Resources"] = [*(resources or []), *_own_arns(execution_arn)]
+        return sent
+
+
+def _own_arns(execution_arn: str) -> list[str]:
+    """The execution's ARN and its state machine's (none when the execution is unknown)."""
+    parts = execution_arn.split(":")
+    if len(parts) < 8 or parts[5] not in ("execution", "express"):
+        return []
+    machine = ":".join([*parts[:5], "stateMachine", parts[6]])
+    return [execution_arn, machine]
+
+
+INTEGRATIONS: tuple[Integration, ...] = (EventsPutEvents(),)
+"""The EventBridge integrations StepFlow ships."""

@@ -1,0 +1,96 @@
+"""``arn:aws:states:::sns:publish`` (and ``.waitForTaskToken``): publish one SNS message.
+
+The parameters are SNS's ``Publish`` request (``TopicArn``, ``TargetArn`` or
+``PhoneNumber``; ``Message``; ``Subject``, ``MessageAttributes``,
+``MessageStructure``, ``MessageGroupId``, ``MessageDeduplicationId``). A
+``Message`` that is not a string is sent as its JSON text, as Step Functions
+does; a binary attribute's ``BinaryValue`` is base64 text in JSON. The output
+is SNS's response (``MessageId``, ``SequenceNumber`` for FIFO topics) with the
+SDK metadata; an error is ``SNS.<Exception>`` (``SNS.NotFoundException`` for a
+topic that does not exist). With ``.waitForTaskToken`` the message carries the
+task token (``$$.Task.Token`` in the parameters) and the task waits for
+SendTaskSuccess/Failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from stepflow.engine.resources import Pattern
+from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.optimized import (
+    Service,
+    arn_region,
+    json_text,
+    not_an_object,
+    perform,
+    required_nulls,
+    unusable,
+    validation_error,
+)
+from stepflow.runtime.clients import TaskClients
+from stepflow.runtime.outcome import TaskOutcome
+
+SNS = Service(
+    prefix="SNS",
+    cause_name="AmazonSNS",
+    base_exception="AmazonSNSException",
+    validation_code="ValidationError",
+)
+
+
+class SnsPublish:
+    """The optimized SNS integration: ``publish``, request-response or wait-for-token."""
+
+    service = "sns"
+    patterns: frozenset[Pattern] = frozenset({"request-response", "wait-for-token"})
+
+    def check(self, action: str, pattern: Pattern) -> str | None:
+        """Only ``publish``: Step Functions' optimized SNS integration has no other action."""
+        if action != "publish":
+            return (
+                f"sns:{action} is not an optimized SNS action (only sns:publish; use "
+                f"arn:aws:states:::aws-sdk:sns:{action} for the SDK integration)"
+            )
+        return None
+
+    def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
+        """Publish the message; SNS's response, or its error as Step Functions names it."""
+        parameters = request.parameters
+        if not isinstance(parameters, dict):
+            return not_an_object(request, "sns:publish")
+        call = {k: v for k, v in parameters.items() if v is not None}
+        if "Message" in call:
+            call["Message"] = json_text(call["Message"])
+        attributes = call.get("MessageAttributes")
+        if isinstance(attributes, dict):
+            decoded = _decode_binary(attributes)
+            if isinstance(decoded, str):
+                return unusable(request, decoded)
+            call["MessageAttributes"] = decoded
+        target = call.get("TopicArn") or call.get("TargetArn")
+        client = request.client(clients, "sns", arn_region(target))
+        violations = required_nulls(client, "Publish", parameters)
+        if violations:
+            return validation_error(violations, SNS)
+        return perform(request, client, SNS, lambda: dict(client.publish(**call)))
+
+
+def _decode_binary(attributes: dict[str, Any]) -> dict[str, Any] | str:
+    """The attributes with each ``BinaryValue`` decoded from base64 (a string: why not)."""
+    decoded: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        if isinstance(attribute, dict) and isinstance(attribute.get("BinaryValue"), str):
+            try:
+                raw = base64.b64decode(attribute["BinaryValue"], validate=True)
+            except (binascii.Error, ValueError):
+                return f"The BinaryValue of the message attribute '{name}' is not base64 text"
+            attribute = {**attribute, "BinaryValue": raw}
+        decoded[name] = attribute
+    return decoded
+
+
+INTEGRATIONS: tuple[Integration, ...] = (SnsPublish(),)
+"""The SNS integrations StepFlow ships."""
