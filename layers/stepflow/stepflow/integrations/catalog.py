@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from stepflow.integrations import aws_sdk
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
 MODULES: tuple[Sequence[Integration], ...] = (
     # One line per integration module: its INTEGRATIONS tuple.
+    aws_sdk.INTEGRATIONS,
 )
 
 
