@@ -16,12 +16,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-
 from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.limits import DEFAULT_LIMITS
 from stepflow.runtime.clients import FixedClients
 from stepflow.testing import WorkflowEnvironment
 from stepflow.testing.result import ExecutionResult
+
 from tests.moto_env import REGION, offline_aws
 
 SDK = "arn:aws:states:::aws-sdk"
