@@ -8,6 +8,7 @@ own API for ``sfn``). Every API call the tasks make is counted.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -67,7 +68,7 @@ def stack() -> Iterator[SdkStack]:
 def machine(*states: tuple[str, dict[str, Any]]) -> str:
     named = dict(states)
     names = list(named)
-    for name, following in zip(names, names[1:], strict=False):
+    for name, following in itertools.pairwise(names):
         named[name]["Next"] = following
     named[names[-1]]["End"] = True
     return json.dumps({"StartAt": names[0], "States": named})
