@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.integrations import IntegrationInvoker, aws_sdk, default_registry
 from stepflow.limits import DEFAULT_LIMITS
 from stepflow.runtime.clients import FixedClients
 from stepflow.testing import WorkflowEnvironment
@@ -286,3 +286,31 @@ def test_the_send_of_a_wait_for_task_token_task_is_its_outcome(clients: Counting
     assert [bucket["Name"] for bucket in outcome.output["Buckets"]] == ["bkt"]
     assert json.loads(json.dumps(outcome.output)) == outcome.output  # plain JSON
     assert clients.calls == Counter({"ListBuckets": 1})
+
+
+def test_a_body_past_the_memory_bound_is_not_read(
+    clients: CountingClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aws_sdk, "MAX_BODY_BYTES", 1000)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="big", Body=b"y" * 1001)
+    s3.put_object(Bucket="bkt", Key="fits", Body=b"y" * 1000)
+    result = run(clients, {"G": task("s3:getObject", {"Bucket": "bkt", "Key": "big"})})
+    assert result.status == "FAILED"
+    assert result.error == "States.DataLimitExceeded"
+    assert result.cause is not None and "1000 bytes" in result.cause
+    result = run(clients, {"G": task("s3:getObject", {"Bucket": "bkt", "Key": "fits"})})
+    assert result.status == "SUCCEEDED"
+    assert clients.calls == Counter({"GetObject": 2})
+
+
+def test_parameters_that_are_not_an_object_fail_as_the_services_validation_error(
+    clients: CountingClients,
+) -> None:
+    states = {"L": {"Type": "Task", "Resource": f"{SDK}:s3:listBuckets",
+                    "InputPath": "$.list", "End": True}}  # fmt: skip
+    result = run(clients, states, {"list": [1, 2]})
+    assert result.status == "FAILED"
+    assert result.error == "S3.S3Exception"
+    assert clients.calls == Counter()

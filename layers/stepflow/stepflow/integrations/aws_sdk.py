@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from stepflow.engine.resources import Pattern
+from stepflow.errors import StatesErrorName
 from stepflow.integrations.aws_sdk_names import (
     boto_name,
     error_prefix,
@@ -36,6 +37,11 @@ SERVICE = "aws-sdk:*"
 
 PATTERNS: frozenset[Pattern] = frozenset({"request-response", "wait-for-token"})
 """AWS runs SDK integrations request-response or ``.waitForTaskToken``, never ``.sync``."""
+
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""The most of a streaming response body read into memory (far above any payload limit:
+a larger body fails the task with ``States.DataLimitExceeded`` without being read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +121,22 @@ class AwsSdkIntegration:
             return _validation_failure(found, _validation_message(exc))
         except BotoCoreError as exc:
             return TaskOutcome.failed(f"{found.prefix}.SdkClientException", str(exc))
-        return TaskOutcome.succeeded(to_output(found.operation.output_shape, response or {}))
+        return _outcome(found, dict(response or {}))
+
+
+def _outcome(operation: SdkOperation, response: dict[str, Any]) -> TaskOutcome:
+    """The response as Step Functions returns it; a body too large to hold is not read."""
+    for key, value in response.items():
+        if hasattr(value, "read"):  # a streaming body (S3 GetObject's Body)
+            data = value.read(MAX_BODY_BYTES + 1)
+            if len(data) > MAX_BODY_BYTES:
+                return TaskOutcome.failed(
+                    StatesErrorName.DATA_LIMIT_EXCEEDED.value,
+                    f"The {operation.operation.name} response's {key} is larger than "
+                    f"{MAX_BODY_BYTES} bytes.",
+                )
+            response[key] = data
+    return TaskOutcome.succeeded(to_output(operation.operation.output_shape, response))
 
 
 def exception_name(operation: SdkOperation, code: str) -> str:
