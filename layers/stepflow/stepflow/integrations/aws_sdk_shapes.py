@@ -1,13 +1,14 @@
 """Values between Step Functions' JSON and botocore, shaped by the operation's model.
 
 Member names are PascalCase both ways, whatever the API's own case (Step
-Functions' ``TaskToken`` is Step Functions API's ``taskToken``). A request: JSON
-``null`` members are left out (the SDK for Java sends no value), a blob given as a string is its UTF-8 text and any other JSON value its
-compact JSON text (S3 PutObject's ``Body``), and ``EqualsValue`` is the member
-``Equals`` (Step Functions' spelling). A response: ``ResponseMetadata`` is
-dropped, a blob or a streaming body (S3 GetObject's ``Body``) becomes its text
-and a timestamp its ISO-8601 instant (``2024-05-01T12:00:00Z``, with
-milliseconds when it has them), as the SDK for Java writes them.
+Functions' ``TaskToken`` is the Step Functions API's ``taskToken``). A request:
+JSON ``null`` members are left out (the SDK for Java sends no value), a blob
+given as a string is its UTF-8 text and any other JSON value its compact JSON
+text (S3 PutObject's ``Body``), and ``EqualsValue`` is the member ``Equals``
+(Step Functions' spelling). A response: ``ResponseMetadata`` is dropped, a blob
+or a streaming body (S3 GetObject's ``Body``) becomes its text and a timestamp
+its ISO-8601 instant (``2024-05-01T12:00:00Z``, with milliseconds when it has
+them), as the SDK for Java writes them.
 """
 
 from __future__ import annotations
