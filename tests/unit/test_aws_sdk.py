@@ -314,3 +314,19 @@ def test_parameters_that_are_not_an_object_fail_as_the_services_validation_error
     assert result.status == "FAILED"
     assert result.error == "S3.S3Exception"
     assert clients.calls == Counter()
+
+
+def test_a_camel_case_api_is_spoken_in_pascal_case_both_ways(clients: CountingClients) -> None:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    role = "arn:aws:iam::123456789012:role/R"
+    arn = sfn.create_state_machine(name="m", definition=definition, roleArn=role)
+    describe = task("sfn:describeStateMachine", {"StateMachineArn": arn["stateMachineArn"]})
+    result = run(clients, {"D": describe})
+    assert result.status == "SUCCEEDED", result.cause
+    out = result.result
+    assert out["StateMachineArn"] == arn["stateMachineArn"]
+    assert out["Name"] == "m" and out["RoleArn"] == role
+    assert out["CreationDate"].endswith("Z")
+    assert not any(key[:1].islower() for key in out)
+    assert clients.calls == Counter({"DescribeStateMachine": 1})
