@@ -164,3 +164,16 @@ def test_stepflow_validate_prints_the_warning_and_refuses_an_unknown_sdk_call(
     assert main(["validate", str(path)]) == 1
     out = capsys.readouterr().out
     assert NOT_RECOGNIZED in out and "OK" not in out
+
+
+def test_hostile_resource_strings_are_refused_without_being_cached() -> None:
+    from stepflow.integrations import aws_sdk
+
+    before = aws_sdk._resolve.cache_info().currsize
+    for index in range(50):
+        resource = f"{SDK}:s3:get{'O' * 100_000}{index}"
+        (diagnostic,) = resource_diagnostics(machine(resource))
+        assert diagnostic.code == "SCHEMA_VALIDATION_FAILED"
+    (diagnostic,) = resource_diagnostics(machine(f"{SDK}:{'s' * 100_000}:getObject"))
+    assert diagnostic.code == "SCHEMA_VALIDATION_FAILED"
+    assert aws_sdk._resolve.cache_info().currsize == before

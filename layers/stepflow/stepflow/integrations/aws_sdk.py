@@ -39,6 +39,9 @@ PATTERNS: frozenset[Pattern] = frozenset({"request-response", "wait-for-token"})
 """AWS runs SDK integrations request-response or ``.waitForTaskToken``, never ``.sync``."""
 
 
+MAX_ACTION = 128
+"""The longest action name looked up (the longest AWS API operation name is far shorter)."""
+
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """The most of a streaming response body read into memory (far above any payload limit:
 a larger body fails the task with ``States.DataLimitExceeded`` without being read)."""
@@ -69,12 +72,18 @@ def _service_model(boto_service: str) -> Any:
     return botocore.session.get_session().get_service_model(boto_service)
 
 
-@lru_cache(maxsize=1024)
 def resolve(service: str, action: str) -> SdkOperation | str:
     """The operation of ``aws-sdk:<service>:<action>``, or why there is none."""
     boto_service = boto_name(service)
     if boto_service is None:
-        return f"the AWS SDK has no service {service!r}"
+        return f"the AWS SDK has no service {service[:64]!r}"
+    if len(action) > MAX_ACTION:  # no API has one; and the cache holds no hostile strings
+        return f"the AWS SDK service {service!r} has no action {action[:64]!r}..."
+    return _resolve(service, boto_service, action)
+
+
+@lru_cache(maxsize=1024)
+def _resolve(service: str, boto_service: str, action: str) -> SdkOperation | str:
     model = _service_model(boto_service)
     wanted = operation_name(action)
     if action[:1] != action[:1].lower() or wanted not in model.operation_names:
