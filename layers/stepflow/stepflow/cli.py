@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from stepflow.asl import DefinitionError, validate
+from stepflow.asl import DefinitionError
+from stepflow.integrations.validation import validate_definition
 from stepflow.testing import ExecutionResult, execute
 
 __all__ = ["Progress", "main"]
@@ -309,7 +310,7 @@ def _summary(result: ExecutionResult, progress: Progress) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    diagnostics = validate(_load(args.file))
+    diagnostics = validate_definition(_load(args.file))
     for diagnostic in diagnostics:
         print(("" if diagnostic.severity == "ERROR" else "warning: ") + str(diagnostic))
     errors = sum(d.severity == "ERROR" for d in diagnostics)

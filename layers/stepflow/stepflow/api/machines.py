@@ -12,7 +12,8 @@ from stepflow.api.access import current_principal
 from stepflow.api.arns import Scope, check_name, check_role_arn
 from stepflow.api.errors import ApiError, invalid_arn
 from stepflow.api.paging import page_size, read_token, write_token
-from stepflow.asl import DefinitionError, parse
+from stepflow.asl import DefinitionError
+from stepflow.integrations.validation import check_definition as check_resources
 from stepflow.runtime.registry import HEAD, RegistryConflictError, StateMachineRegistry
 
 TYPES = ("STANDARD", "EXPRESS")
@@ -280,9 +281,13 @@ class Machines:
 
 
 def check_definition(definition: str) -> None:
-    """InvalidDefinition (with every diagnostic) unless the engine accepts ``definition``."""
+    """InvalidDefinition (with every diagnostic) unless the engine and AWS accept ``definition``.
+
+    AWS refuses a Task resource it does not know (``aws-sdk:nosuch:thing``,
+    ``dynamodb:query``); one StepFlow cannot run is only a warning.
+    """
     try:
-        parse(definition)
+        check_resources(definition)
     except DefinitionError as exc:
         raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: {exc}") from None
 

@@ -19,9 +19,10 @@ from typing import Any
 from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, validation
 from stepflow.api.machines import Machines, parse_json
-from stepflow.asl import DefinitionError, StateMachine, parse, validate
+from stepflow.asl import DefinitionError, StateMachine, parse
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
+from stepflow.integrations.validation import validate_definition
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import ExecutionRecord, TaskInvoker
 from stepflow.testing import WorkflowEnvironment
@@ -113,7 +114,7 @@ class Synchronous:
         severity = p.get("severity", "ERROR")
         if severity not in ("ERROR", "WARNING"):
             raise validation("severity must be ERROR or WARNING")
-        found = validate(p["definition"])
+        found = validate_definition(p["definition"])
         shown = [d for d in found if severity == "WARNING" or d.severity == "ERROR"]
         limit = p.get("maxResults") or 100
         return {

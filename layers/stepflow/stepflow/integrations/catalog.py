@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from stepflow.integrations import dynamodb, events, lambda_, sns, sqs
+from stepflow.integrations import aws_sdk, dynamodb, events, lambda_, sns, sqs
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
@@ -16,6 +16,7 @@ MODULES: tuple[Sequence[Integration], ...] = (
     sns.INTEGRATIONS,
     events.INTEGRATIONS,
     dynamodb.INTEGRATIONS,
+    aws_sdk.INTEGRATIONS,
 )
 
 

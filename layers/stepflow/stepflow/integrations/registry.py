@@ -44,7 +44,11 @@ class Registry:
         return found
 
     def problem(self, resource: str) -> str | None:
-        """Why StepFlow cannot run ``resource`` (None: it can, or it is an activity)."""
+        """Why StepFlow cannot run ``resource`` (None: it can, or it is an activity).
+
+        A wildcard integration (``aws-sdk:*``) is asked about ``<service>:<action>``
+        (``s3:getObject``), the others about the action alone.
+        """
         info = describe(resource)
         if info.kind == "activity":
             return None
@@ -53,6 +57,9 @@ class Registry:
             return f"StepFlow has no integration for service {info.service!r}"
         if info.pattern not in integration.patterns:
             return f"{info.service} does not support the {info.pattern} integration pattern"
+        if integration.service.endswith(":*"):  # one integration for many services
+            service = info.service.partition(":")[2]
+            return integration.check(f"{service}:{info.action}", info.pattern)
         return integration.check(info.action, info.pattern)
 
     def services(self) -> Iterable[str]:

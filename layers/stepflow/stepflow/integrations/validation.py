@@ -1,0 +1,111 @@
+"""Validation of a definition's Task resources, at the edge (never in the boto-free asl).
+
+ValidateStateMachineDefinition, CreateStateMachine/UpdateStateMachine and
+``stepflow validate`` add these diagnostics to the engine's own:
+
+- a resource AWS refuses (an unknown ``aws-sdk`` service or action, an
+  optimized action AWS does not have, such as ``dynamodb:query``) is an ERROR
+  ``SCHEMA_VALIDATION_FAILED`` with AWS's message (:mod:`.aws_resources`);
+- a resource AWS accepts but StepFlow cannot run is a WARNING
+  ``UNSUPPORTED_INTEGRATION`` (:meth:`Registry.problem`); running it fails
+  with ``States.Runtime`` naming the resource.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from stepflow.asl import DefinitionError, Diagnostic, parse, validate
+from stepflow.integrations.aws_resources import aws_problem
+from stepflow.integrations.catalog import default_registry
+from stepflow.integrations.registry import SUPPORTED_DOC, Registry
+
+UNSUPPORTED = "UNSUPPORTED_INTEGRATION"
+"""The code of the warning for a resource StepFlow cannot run."""
+
+
+def resource_diagnostics(
+    definition: str | Mapping[str, Any], registry: Registry | None = None
+) -> list[Diagnostic]:
+    """The diagnostics of every Task state's ``Resource`` in ``definition`` (nested ones too)."""
+    raw = _load(definition)
+    if raw is None:
+        return []
+    registry = registry if registry is not None else default_registry()
+    try:
+        tasks = list(_task_resources(raw, ""))
+    except RecursionError:  # the engine reports the nesting
+        return []
+    found: list[Diagnostic] = []
+    for location, resource in tasks:
+        refused = aws_problem(resource)
+        if refused is not None:
+            found.append(Diagnostic(location, refused))
+            continue
+        problem = registry.problem(resource)
+        if problem is not None:
+            message = (
+                f"StepFlow cannot run the Task resource {resource}: {problem} "
+                f"(see {SUPPORTED_DOC}); the task fails with States.Runtime"
+            )
+            found.append(Diagnostic(location, message, UNSUPPORTED, "WARNING"))
+    return found
+
+
+def validate_definition(
+    definition: str | Mapping[str, Any], registry: Registry | None = None
+) -> list[Diagnostic]:
+    """The engine's diagnostics of ``definition`` and those of its resources."""
+    diagnostics = validate(definition)
+    return diagnostics + resource_diagnostics(definition, registry)
+
+
+def check_definition(definition: str | Mapping[str, Any], registry: Registry | None = None) -> None:
+    """Raise :class:`DefinitionError` unless the engine and AWS accept ``definition``.
+
+    The engine's parse comes first (its errors are raised as they are); then a
+    resource AWS refuses raises with the resource diagnostics.
+    """
+    parse(definition)
+    diagnostics = resource_diagnostics(definition, registry)
+    if any(d.severity == "ERROR" for d in diagnostics):
+        raise DefinitionError(diagnostics)
+
+
+def _load(definition: object) -> Any:
+    if isinstance(definition, Mapping):
+        return definition
+    if not isinstance(definition, str | bytes | bytearray):
+        return None
+    try:
+        return json.loads(definition)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _task_resources(machine: Any, where: str) -> Iterator[tuple[str, str]]:
+    """``(JSON pointer of the Resource, resource)`` of each Task state, branches and maps too."""
+    states = machine.get("States") if isinstance(machine, Mapping) else None
+    if not isinstance(states, Mapping):
+        return
+    for name, state in states.items():
+        if not isinstance(state, Mapping):
+            continue
+        here = f"{where}/States/{_token(name)}"
+        resource = state.get("Resource")
+        if state.get("Type") == "Task" and isinstance(resource, str):
+            yield f"{here}/Resource", resource
+        branches = state.get("Branches")
+        if state.get("Type") == "Parallel" and isinstance(branches, list):
+            for index, branch in enumerate(branches):
+                yield from _task_resources(branch, f"{here}/Branches/{index}")
+        if state.get("Type") == "Map":
+            for key in ("ItemProcessor", "Iterator"):
+                if key in state:
+                    yield from _task_resources(state[key], f"{here}/{key}")
+
+
+def _token(name: object) -> str:
+    return str(name).replace("~", "~0").replace("/", "~1")
