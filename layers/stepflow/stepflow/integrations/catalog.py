@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from stepflow.integrations import apigateway, athena, batch, bedrock, ecs, glue, http
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
 MODULES: tuple[Sequence[Integration], ...] = (
     # One line per integration module: its INTEGRATIONS tuple.
+    apigateway.INTEGRATIONS,
+    http.INTEGRATIONS,
+    bedrock.INTEGRATIONS,
+    athena.INTEGRATIONS,
+    glue.INTEGRATIONS,
+    batch.INTEGRATIONS,
+    ecs.INTEGRATIONS,
 )
 
 
