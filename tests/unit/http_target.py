@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,15 +61,19 @@ def _text(req: Received) -> Reply:
 
 
 def _redirect(req: Received) -> Reply:
-    return 302, [("Location", "http://169.254.169.254/latest/meta-data/")], b""
+    """To another host name of this server: a followed redirect would show as a ``landing``."""
+    port = (req.header("Host") or "").rsplit(":", 1)[-1]
+    return 302, [("Location", f"http://localhost:{port}/landing")], b""
+
+
+def _landing(req: Received) -> Reply:
+    return json_reply(200, {"redirected": True})
 
 
 def _inspect(req: Received) -> Reply:
     body: Any = req.body.decode()
-    try:
+    with suppress(ValueError):
         body = json.loads(body)
-    except ValueError:
-        pass
     return json_reply(
         200,
         {
@@ -92,6 +96,7 @@ DEFAULT_ROUTES: dict[str, Route] = {
     "slow": _slow,
     "text": _text,
     "redirect": _redirect,
+    "landing": _landing,
     "inspect": _inspect,
     "token": _token,
 }
@@ -149,7 +154,7 @@ def http_target() -> Iterator[HttpTarget]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
