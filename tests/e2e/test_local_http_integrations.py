@@ -48,9 +48,9 @@ def stack() -> Iterator[LocalStack]:
 
 def run(stack: LocalStack, name: str, definition: dict[str, Any], payload: Any) -> dict[str, Any]:
     sfn = stack.stepfunctions()
-    machine = sfn.create_state_machine(
-        name=name, definition=json.dumps(definition), roleArn=ROLE
-    )["stateMachineArn"]
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
     execution = sfn.start_execution(stateMachineArn=machine, input=json.dumps(payload))
     described = wait_for(sfn, execution["executionArn"])
     described["events"] = sfn.get_execution_history(executionArn=execution["executionArn"])[

@@ -109,6 +109,8 @@ class HttpTarget:
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
+    answered: list[str] = field(default_factory=list)
+    """The paths answered so far (a route that is still working is not yet here)."""
     routes: dict[str, Route] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,10 +125,14 @@ class HttpTarget:
     def answer(self, req: Received) -> Reply:
         with self.lock:
             self.received.append(req)
+        reply = json_reply(404, {"message": "Not Found"})
         for segment in req.path.strip("/").split("/"):
             if segment in self.routes:
-                return self.routes[segment](req)
-        return json_reply(404, {"message": "Not Found"})
+                reply = self.routes[segment](req)
+                break
+        with self.lock:
+            self.answered.append(req.path)
+        return reply
 
 
 @contextmanager

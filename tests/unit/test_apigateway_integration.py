@@ -263,11 +263,13 @@ def test_a_redirect_is_not_followed(target: HttpTarget) -> None:
 def test_a_slow_server_past_timeout_seconds_times_out_the_task(target: HttpTarget) -> None:
     before = target.count("slow")
     result = run(
-        machine(FROM_INPUT, TimeoutSeconds=1), base_input(target, Path="slow/4", RequestBody={})
+        machine(FROM_INPUT, TimeoutSeconds=1), base_input(target, Path="slow/6", RequestBody={})
     )
     assert result.status == "FAILED"
     assert result.error == "States.Timeout"
     assert target.count("slow") == before + 1
+    # The client gave up while the server was still working: it did not wait for the answer.
+    assert "/sfn-apigw-api/slow/6" not in target.answered
 
 
 def test_wait_for_token_sends_once_and_waits_for_the_token(target: HttpTarget) -> None:
@@ -295,3 +297,12 @@ def test_validation_names_the_action() -> None:
     integration = ApiGatewayInvoke(MemoryHttp())
     assert integration.check("invoke", "request-response") is None
     assert integration.check("get", "request-response") is not None
+
+
+def test_a_body_past_the_read_cap_is_abandoned_with_data_limit_exceeded(
+    target: HttpTarget,
+) -> None:
+    small = Urllib3Http(max_body_bytes=1000)
+    result = run(machine(FROM_INPUT), base_input(target, Path="huge/5000", RequestBody={}), small)
+    assert result.error == "States.DataLimitExceeded"
+    assert "larger than 1000 bytes" in result.cause
