@@ -125,7 +125,8 @@ class HttpTarget:
     def answer(self, req: Received) -> Reply:
         with self.lock:
             self.received.append(req)
-        reply = json_reply(404, {"message": "Not Found"})
+        # API Gateway's answer to a path it does not know.
+        reply = json_reply(403, {"message": "Missing Authentication Token"})
         for segment in req.path.strip("/").split("/"):
             if segment in self.routes:
                 reply = self.routes[segment](req)

@@ -4,7 +4,7 @@ Parameters as Step Functions spells them: ``ApiEndpoint`` (the API's host,
 ``<id>.execute-api.<region>.amazonaws.com``; an ``http://`` or ``https://``
 prefix is kept, e.g. for a local endpoint), ``Method``, ``Stage``, ``Path``,
 ``QueryParameters`` and ``Headers`` (each value a list of strings),
-``RequestBody`` (JSON, or a string sent as is), ``AllowNullValues`` (keep the
+``RequestBody`` (sent as JSON, a string as a JSON string), ``AllowNullValues`` (keep the
 body's null members) and ``AuthType`` (``NO_AUTH``; ``IAM_ROLE`` and
 ``RESOURCE_POLICY`` sign the request with SigV4 for ``execute-api`` with the
 task role's credentials). The output is ``{Headers, ResponseBody, StatusCode,
@@ -113,8 +113,8 @@ class ApiGatewayInvoke:
             value = parameters["RequestBody"]
             if not parameters.get("AllowNullValues"):
                 value = drop_nulls(value)
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            body = text.encode()
+            # Always JSON, a string too: AWS sends "true" as the JSON string "\"true\"".
+            body = json.dumps(value, ensure_ascii=False).encode()
             headers.append(("Content-Type", JSON))
         headers.append(("Accept", JSON))
         if auth != "NO_AUTH":
