@@ -241,14 +241,23 @@ def test_header_injection_is_refused_before_sending(
     assert len(target.received) == before
 
 
-@pytest.mark.parametrize("endpoint", ["file:///etc/passwd", "ftp://example.com", "gopher://x"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "file:///etc/passwd",
+        "ftp://example.com",
+        "gopher://x",
+        "http://169.254.169.254",
+        "http://[fd00:ec2::254]",
+    ],
+)
 def test_a_non_http_endpoint_is_refused(endpoint: str) -> None:
     memory = MemoryHttp()
     parameters = {"ApiEndpoint": endpoint, "Method": "GET"}
     result = run(machine(parameters), {}, memory)
     assert result.status == "FAILED"
     assert result.error == "States.Runtime"
-    assert "not an http(s) URL" in result.cause
+    assert "not an http(s) URL" in result.cause or "link-local" in result.cause
     assert memory.sent == []
 
 

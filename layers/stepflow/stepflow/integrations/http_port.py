@@ -5,12 +5,14 @@ a redirect (a 3xx comes back as the response: a redirect to another host is
 never taken silently) and never retrying (one request per task attempt).
 :class:`Urllib3Http` is the real one (urllib3 ships with botocore),
 :class:`MemoryHttp` its in-memory twin for tests. :func:`checked` refuses what
-must never reach the wire: a non-http(s) URL, a method or header that could
-split the request (CR, LF or NUL).
+must never reach the wire: a non-http(s) URL, a link-local address (the
+instance metadata service), a method or header that could split the request
+(CR, LF or NUL).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Callable
@@ -87,6 +89,10 @@ def checked(request: HttpRequest) -> HttpRequest:
     parts = urlsplit(request.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise HttpProblem("invalid", f"The endpoint {request.url!r} is not an http(s) URL")
+    if _link_local(parts.hostname):
+        raise HttpProblem(
+            "invalid", f"The endpoint {parts.hostname!r} is link-local (instance metadata)"
+        )
     if _UNSAFE.search(request.url) or any(ord(c) < 0x21 for c in request.url):
         raise HttpProblem("invalid", "The URL contains whitespace or control characters")
     if not _TOKEN.fullmatch(request.method):
@@ -99,6 +105,15 @@ def checked(request: HttpRequest) -> HttpRequest:
     if request.timeout <= 0:
         raise HttpProblem("invalid", "The request's timeout must be positive")
     return request
+
+
+def _link_local(host: str) -> bool:
+    """Whether ``host`` is a link-local IP literal (169.254.0.0/16, fe80::/10, fd00:ec2::254)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254")
 
 
 class Urllib3Http:
