@@ -30,7 +30,10 @@ class IntegrationStack(LocalStack):
     """The local stack with the integration registry as its task invoker."""
 
     def _invoker(self) -> TaskInvoker | None:
-        clients = RoleClients(assume_roles=False, region=REGION, endpoint_url=self.aws_endpoint)
+        given = {name: self.client(name) for name in ("events", "secretsmanager", "glue", "ecs")}
+        clients = RoleClients(
+            assume_roles=False, region=REGION, clients=given, endpoint_url=self.aws_endpoint
+        )
         return IntegrationInvoker(default_registry(), clients)
 
 
@@ -120,3 +123,83 @@ def test_apigateway_error_is_caught_by_name_and_retried_once_per_attempt(
     assert described["error"] == "ApiGateway.403"
     assert json.loads(described["cause"]) == {"message": "Missing Authentication Token"}
     assert target.count("status/403") == before + 2
+
+
+def test_http_invoke_with_a_connection_in_the_stacks_moto(
+    stack: LocalStack, target: HttpTarget
+) -> None:
+    events = stack.client("events")
+    arn = events.create_connection(
+        Name="partner",
+        AuthorizationType="API_KEY",
+        AuthParameters={"ApiKeyAuthParameters": {"ApiKeyName": "x-api-key", "ApiKeyValue": "k1"}},
+    )["ConnectionArn"]
+    before = target.count("inspect")
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::http:invoke",
+        "Parameters": {
+            "ApiEndpoint": f"{target.url}/inspect",
+            "Method": "POST",
+            "Authentication": {"ConnectionArn": arn},
+            "RequestBody": {"id.$": "$.id"},
+        },
+        "End": True,
+    }
+    described = run(stack, "http-invoke", {"StartAt": "Call", "States": {"Call": state}}, {"id": 3})
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert output["StatusCode"] == "200"
+    assert output["ResponseBody"]["headers"]["x-api-key"] == "k1"
+    assert output["ResponseBody"]["body"] == {"id": 3}
+    assert target.count("inspect") == before + 1
+
+
+def test_glue_and_ecs_run_against_the_stacks_moto(stack: LocalStack) -> None:
+    stack.client("glue").create_job(
+        Name="etl", Role="arn:aws:iam::000000000000:role/glue", Command={"Name": "glueetl"}
+    )
+    ecs = stack.client("ecs")
+    ecs.create_cluster(clusterName="local")
+    ecs.register_task_definition(
+        family="job", containerDefinitions=[{"name": "app", "image": "busybox", "memory": 64}]
+    )
+    definition = {
+        "StartAt": "Glue",
+        "States": {
+            "Glue": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::glue:startJobRun",
+                "Parameters": {"JobName": "etl"},
+                "ResultPath": "$.glue",
+                "Next": "Ecs",
+            },
+            "Ecs": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::ecs:runTask",
+                "Parameters": {
+                    "Cluster": "local",
+                    "TaskDefinition": "job",
+                    "LaunchType": "FARGATE",
+                },
+                "ResultSelector": {"arn.$": "$.Tasks[0].TaskArn"},
+                "ResultPath": "$.ecs",
+                "Next": "Missing",
+            },
+            "Missing": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::glue:startJobRun",
+                "Parameters": {"JobName": "no-such-job"},
+                "Catch": [{"ErrorEquals": ["Glue.EntityNotFoundException"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    described = run(stack, "glue-ecs", definition, {})
+    assert described["status"] == "SUCCEEDED", described
+    output = json.loads(described["output"])
+    assert output["Error"] == "Glue.EntityNotFoundException"
+    assert ecs.list_tasks(cluster="local")["taskArns"]
+    types = [e["type"] for e in described["events"]]
+    assert types.count("TaskSucceeded") == 2 and types.count("TaskFailed") == 1

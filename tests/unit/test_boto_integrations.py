@@ -274,3 +274,74 @@ def test_shapes_match_members_by_case_and_leave_map_keys_alone() -> None:
         "JobName": "n",
         "JobId": "i",
     }
+
+
+def test_ecs_run_task_wait_for_token_runs_once_and_waits(aws: Counted) -> None:
+    ecs = aws.clients["ecs"]
+    ecs.create_cluster(clusterName="c2")
+    ecs.register_task_definition(
+        family="worker", containerDefinitions=[{"name": "app", "image": "busybox", "memory": 64}]
+    )
+    registry = Registry()
+    registry.register(ECS)
+    env = WorkflowEnvironment(invoker=IntegrationInvoker(registry, FixedClients(**aws.clients)))
+    parameters = {
+        "Cluster": "c2",
+        "TaskDefinition": "worker",
+        "LaunchType": "FARGATE",
+        "Overrides": {
+            "ContainerOverrides": [
+                {"Name": "app", "Environment": [{"Name": "TOKEN", "Value.$": "$$.Task.Token"}]}
+            ]
+        },
+    }
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::ecs:runTask.waitForTaskToken",
+        "Parameters": parameters,
+        "End": True,
+    }
+    arn = env.start({"StartAt": "Run", "States": {"Run": state}}, {})
+    env.run(arn, skip_open_tasks=True)
+    assert aws.calls.count("RunTask") == 1
+    (task,) = ecs.describe_tasks(cluster="c2", tasks=ecs.list_tasks(cluster="c2")["taskArns"])[
+        "tasks"
+    ]
+    token = task["overrides"]["containerOverrides"][0]["environment"][0]["value"]
+    env.complete(token, {"exit": 0})
+    env.run(arn)
+    result = env.result(arn)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.result == {"exit": 0}
+    submitted = [e for e in result.history if e["type"] == "TaskSubmitted"]
+    assert len(submitted) == 1
+    assert aws.calls.count("RunTask") == 1
+
+
+def test_a_client_without_credentials_fails_the_task_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.config import Config
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    glue = boto3.session.Session().client(
+        "glue", region_name=REGION, config=Config(retries={"max_attempts": 0})
+    )
+    registry = Registry()
+    registry.register(GLUE)
+    env = WorkflowEnvironment(invoker=IntegrationInvoker(registry, FixedClients(glue=glue)))
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::glue:startJobRun",
+        "Parameters": {"JobName": "x"},
+        "End": True,
+    }
+    arn = env.start({"StartAt": "Call", "States": {"Call": state}}, {})
+    env.run(arn)
+    result = env.result(arn)
+    assert result.error == "Glue.SdkClientException"
+    assert "credentials" in result.cause.lower()

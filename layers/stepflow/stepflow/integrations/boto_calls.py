@@ -99,7 +99,7 @@ class BotoIntegration:
         except ParamValidationError as exc:
             return BadParameters("Parameters", f"is invalid: {exc}").outcome(parameters)
         except Exception as exc:  # an AWS error is the task's; anything else is ours
-            failed = service_failure(exc, self.prefix, self.cause_service)
+            failed = sdk_failure(exc, self.prefix, self.cause_service)
             if failed is None:
                 raise
             return failed
@@ -107,6 +107,19 @@ class BotoIntegration:
         if action.finish is not None:
             return TaskOutcome.succeeded(action.finish(response))
         return TaskOutcome.succeeded(from_api(model.output_shape, response))
+
+
+def sdk_failure(exc: BaseException, prefix: str, cause_service: str) -> TaskOutcome | None:
+    """A failed boto3 call as a task failure (None: not a botocore failure).
+
+    An AWS error is ``<Prefix>.<Code>``; any other botocore failure (no
+    credentials, no connection) is ``<Prefix>.SdkClientException``, as the SDK
+    for Java names it.
+    """
+    failed = service_failure(exc, prefix, cause_service)
+    if failed is None and type(exc).__module__.startswith("botocore"):
+        failed = TaskOutcome.failed(f"{prefix}.SdkClientException", str(exc))
+    return failed
 
 
 def _python_name(model: OperationModel) -> str:
