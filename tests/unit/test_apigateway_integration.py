@@ -185,7 +185,7 @@ def test_iam_role_signs_with_sigv4_for_execute_api(target: HttpTarget) -> None:
     # Recompute the signature from what the server received.
     signed_names = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
     headers = {k: v for k, v in sent.headers if k.lower() in signed_names}
-    url = f"{target.url}{sent.path}?q=a+b"
+    url = f"{target.url}{sent.path}?q=a%20b"
     again = AWSRequest(method="POST", url=url, data=sent.body, headers=headers)
     again.context["timestamp"] = sent.header("X-Amz-Date")
     auth = SigV4Auth(CREDS.get_frozen_credentials(), "execute-api", "eu-west-1")

@@ -134,7 +134,9 @@ def invoke_url(endpoint: str, parameters: dict[str, Any]) -> str:
     url = "/".join([base, *segments])
     query = parameters.get("QueryParameters")
     if query is not None:
-        url += "?" + urlencode(_string_lists(query, "QueryParameters"), doseq=True)
+        # %20, never "+", for a space: SigV4 signs the query as percent-encoded.
+        pairs = _string_lists(query, "QueryParameters")
+        url += "?" + urlencode(pairs, doseq=True, quote_via=quote)
     return url
 
 
@@ -176,6 +178,7 @@ def sign(
     else the task's.
     """
     client = request.client(clients, "apigateway")
+    # The role's credentials as botocore holds them (refreshed for assumed roles).
     credentials = client._get_credentials()
     if credentials is None:
         raise BadParameters("AuthType", "needs credentials, and the task role has none")
