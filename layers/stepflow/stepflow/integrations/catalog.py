@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from stepflow.integrations import aws_sdk, dynamodb, events, lambda_, sns, sqs
+from stepflow.integrations import apigateway, athena, aws_sdk, batch, bedrock, dynamodb, ecs, events, glue, http, lambda_, sns, sqs
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
@@ -17,6 +17,13 @@ MODULES: tuple[Sequence[Integration], ...] = (
     events.INTEGRATIONS,
     dynamodb.INTEGRATIONS,
     aws_sdk.INTEGRATIONS,
+    apigateway.INTEGRATIONS,
+    http.INTEGRATIONS,
+    bedrock.INTEGRATIONS,
+    athena.INTEGRATIONS,
+    glue.INTEGRATIONS,
+    batch.INTEGRATIONS,
+    ecs.INTEGRATIONS,
 )
 
 

@@ -1,0 +1,208 @@
+"""The one HTTP port of the HTTP integrations (``apigateway:invoke``, ``http:invoke``).
+
+:class:`HttpPort` sends one request and returns one response, never following
+a redirect (a 3xx comes back as the response: a redirect to another host is
+never taken silently) and never retrying (one request per task attempt).
+:class:`Urllib3Http` is the real one (urllib3 ships with botocore),
+:class:`MemoryHttp` its in-memory twin for tests. :func:`checked` refuses what
+must never reach the wire: a non-http(s) URL, a link-local address (the
+instance metadata service), a method or header that could split the request
+(CR, LF or NUL).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import urllib3
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+"""A request's time limit when the task sets none (AWS's HTTP Task limit is 60 s)."""
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""The most of a response body read; a larger one fails the task (``States.DataLimitExceeded``).
+
+Well above any payload limit a task result may have without the S3 offload:
+smaller bodies are read whole and the runtime's payload check decides.
+"""
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+"""An HTTP token (RFC 9110): a method or header name."""
+_UNSAFE = re.compile(r"[\r\n\x00]")
+
+
+class HttpProblem(Exception):
+    """The request could not be made or answered; ``kind`` says why.
+
+    ``invalid`` (refused before sending), ``timeout``, ``too_large`` (the body
+    passed :data:`MAX_BODY_BYTES`) or ``connection``.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One HTTP request; ``timeout`` in seconds bounds the whole exchange."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """One HTTP response: status, reason phrase, headers in order (repeats kept), body."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), None if absent."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
+
+class HttpPort(Protocol):
+    """Sends one request (no redirects followed, no retries)."""
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """The response to ``request``; raises :class:`HttpProblem` when there is none."""
+        ...
+
+
+def checked(request: HttpRequest) -> HttpRequest:
+    """``request`` if it is safe to send, else :class:`HttpProblem` (``invalid``)."""
+    parts = urlsplit(request.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpProblem("invalid", f"The endpoint {request.url!r} is not an http(s) URL")
+    if _link_local(parts.hostname):
+        raise HttpProblem(
+            "invalid", f"The endpoint {parts.hostname!r} is link-local (instance metadata)"
+        )
+    if _UNSAFE.search(request.url) or any(ord(c) < 0x21 for c in request.url):
+        raise HttpProblem("invalid", "The URL contains whitespace or control characters")
+    if not _TOKEN.fullmatch(request.method):
+        raise HttpProblem("invalid", f"The method {request.method!r} is not a valid HTTP method")
+    for name, value in request.headers:
+        if not _TOKEN.fullmatch(name):
+            raise HttpProblem("invalid", f"The header name {name!r} is not a valid HTTP token")
+        if _UNSAFE.search(value):
+            raise HttpProblem("invalid", f"The value of the header {name!r} contains CR, LF or NUL")
+    if request.timeout <= 0:
+        raise HttpProblem("invalid", "The request's timeout must be positive")
+    return request
+
+
+def _link_local(host: str) -> bool:
+    """Whether ``host`` is a link-local IP literal (169.254.0.0/16, fe80::/10, fd00:ec2::254)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254")
+
+
+class Urllib3Http:
+    """:class:`HttpPort` over a urllib3 pool: no redirects, no retries, bounded in time and size.
+
+    The whole exchange (connect, send, every read) must end within the
+    request's ``timeout``; the body is read in chunks and abandoned past
+    ``max_body_bytes``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_body_bytes = max_body_bytes
+        self._clock = clock
+        self._pool = urllib3.PoolManager(retries=False)
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` once (see :class:`HttpPort`)."""
+        checked(request)
+        deadline = self._clock() + request.timeout
+        headers = urllib3.HTTPHeaderDict()
+        for name, value in request.headers:
+            headers.add(name, value)
+        try:
+            response = self._pool.request(
+                request.method,
+                request.url,
+                body=request.body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=request.timeout, read=request.timeout),
+            )
+            try:
+                body = self._read(response, deadline)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.TimeoutError as exc:
+            raise HttpProblem("timeout", f"The request timed out: {exc}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise HttpProblem("connection", f"The request failed: {exc}") from exc
+        except OSError as exc:
+            raise HttpProblem("connection", f"The request failed: {exc}") from exc
+        return HttpResponse(
+            response.status, response.reason or "", tuple(response.headers.iteritems()), body
+        )
+
+    def _read(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if self._clock() > deadline:
+                raise HttpProblem("timeout", "The response did not arrive within the timeout")
+            chunk = response.read(65536)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise HttpProblem(
+                    "too_large",
+                    f"The response body is larger than {self.max_body_bytes} bytes",
+                )
+            chunks.append(chunk)
+
+
+Route = Callable[[HttpRequest], HttpResponse]
+
+
+@dataclass(slots=True)
+class MemoryHttp:
+    """The in-memory twin of :class:`Urllib3Http`: answers from ``routes`` by URL prefix.
+
+    Every request sent is recorded in ``sent`` (after the same safety check);
+    a URL no route matches gets a connection problem, as an unreachable host would.
+    """
+
+    routes: dict[str, Route] = field(default_factory=dict)
+    sent: list[HttpRequest] = field(default_factory=list)
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """Answer ``request`` from the longest matching route."""
+        checked(request)
+        self.sent.append(request)
+        matches = [prefix for prefix in self.routes if request.url.startswith(prefix)]
+        if not matches:
+            raise HttpProblem("connection", f"No route to {request.url}")
+        return self.routes[max(matches, key=len)](request)
