@@ -13,54 +13,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from stepflow.asl import DefinitionError
 from stepflow.engine.resources import describe
-from stepflow.testing import WorkflowEnvironment
+from stepflow.integrations import Registry
+
 from tests.conformance import task_standins as fn
-from tests.conformance.task_harness import (
-    ACCOUNT,
-    GENERIC,
-    MAX_WORKER_ROUNDS,
-    START,
-    CaseContext,
-    MotoClients,
-    Worker,
-    combined_invoker,
-    invalid,
-    moto_case,
-    report,
-    substitute,
+from tests.conformance.task_harness import CaseContext, Setup, Spec, run_spec
+from tests.conformance.task_standins import (
+    ApiStandIn,
+    RestApi,
+    StandIn,
+    sns_success,
+    sqs_empty_failure,
+    sqs_failure,
+    sqs_success,
 )
-from tests.conformance.task_standins import ApiStandIn, RestApi, StandIn
 
 PREFIX = "tests/aws/services/stepfunctions/v2/"
 """Every case id starts so; :data:`SPECS` is keyed by the rest."""
-
-Setup = Callable[[CaseContext], dict[str, str]]
-"""Creates a case's resources in moto; returns placeholder -> real value."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one case's test ran it.
-
-    ``setup`` creates the resources (and names them for the input's placeholders);
-    ``functions`` maps a function-name placeholder of the input to its stand-in;
-    ``worker`` answers callback tasks; ``calls`` are the resources that reach the
-    integrations (None: the case's ``needs`` except ``lambda:invoke`` when its
-    functions are bound here); ``exact`` replaces input strings equal to a key
-    (the snapshot's literal names, e.g. ``sqs_queue_url``).
-    """
-
-    setup: Setup = lambda _case: {}  # noqa: E731
-    functions: Mapping[str, Callable[[CaseContext], StandIn]] = field(default_factory=dict)
-    worker: Worker | None = None
-    calls: tuple[str, ...] | None = None
-    exact: tuple[str, ...] = ()
-
 
 LAMBDA = "arn:aws:states:::lambda:invoke"
 
@@ -176,59 +147,17 @@ def _api(query_template: bool = False) -> Setup:
     return setup
 
 
-# -- workers (the tests' task-token consumers) -------------------------------------------
-
-
-def _messages(case: CaseContext) -> list[dict[str, Any]]:
-    sqs, url = case.client("sqs"), case.values["queue_url"]
-    found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    for message in found:
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return [json.loads(m["Body"]) for m in found]
-
-
-def _env(case: CaseContext) -> WorkflowEnvironment:
-    assert case.env is not None
-    return case.env
-
-
-def sqs_success(case: CaseContext) -> bool:
-    """SendTaskSuccess with the message's ``Message`` (the fixture's success state machine)."""
-    bodies = _messages(case)
-    for body in bodies:
-        _env(case).complete(body["TaskToken"], body["Message"])
-    return bool(bodies)
-
-
-def sqs_failure(case: CaseContext) -> bool:
-    """SendTaskFailure ``Failure error``/``Failure cause`` (the fixture's failure machine)."""
-    bodies = _messages(case)
-    for body in bodies:
-        _env(case).fail(body["TaskToken"], "Failure error", "Failure cause")
-    return bool(bodies)
-
-
-def sqs_empty_failure(case: CaseContext) -> bool:
-    """SendTaskFailure with the token only (no error, no cause), as the test's thread."""
-    bodies = _messages(case)
-    for body in bodies:
-        _env(case).fail(body["TaskToken"])
-    return bool(bodies)
-
-
-def sns_success(case: CaseContext) -> bool:
-    """Reads the SNS notification from the subscribed queue; SendTaskSuccess ``{}``."""
-    notes = _messages(case)
-    for note in notes:
-        _env(case).complete(json.loads(note["Message"])["TaskToken"], {})
-    return bool(notes)
-
-
 # -- the 57 cases -------------------------------------------------------------------------
 
-_SQS = {"setup": lambda c: _queue(c, "<sqs_queue_url>", "sqs_queue_url"), "exact": ("sqs_queue_url",)}
-_SNS = {"setup": _topic_named}
-_TOPIC_LITERAL = {"setup": lambda c: {"topic-arn": _topic(c)}, "exact": ("topic-arn",)}
+_SQS: dict[str, Any] = {
+    "setup": lambda c: _queue(c, "<sqs_queue_url>", "sqs_queue_url"),
+    "exact": ("sqs_queue_url",),
+}
+_SNS: dict[str, Any] = {"setup": _topic_named}
+_TOPIC_LITERAL: dict[str, Any] = {
+    "setup": lambda c: {"topic-arn": _topic(c)},
+    "exact": ("topic-arn",),
+}
 _FN_LITERAL = ("lambda_function_name",)
 
 SPECS: dict[str, Spec] = {
@@ -272,9 +201,8 @@ SPECS: dict[str, Spec] = {
         functions={"<lambda_function_name>": RAISE}
     ),
     # the function exists; the task calls no_such_<its name>
-    "error_handling/test_task_service_lambda.py::TestTaskServiceLambda::test_no_such_function": Spec(
-        functions={"<lambda_function_name>": ID}, calls=(LAMBDA,)
-    ),
+    "error_handling/test_task_service_lambda.py::TestTaskServiceLambda::"
+    "test_no_such_function": Spec(functions={"<lambda_function_name>": ID}, calls=(LAMBDA,)),
     # local_mocking (recorded on AWS with the same fixtures)
     "local_mocking/test_base_callbacks.py::TestBaseScenarios::test_sqs_wait_for_task_token": Spec(
         worker=sqs_success, **_SQS
@@ -364,9 +292,8 @@ SPECS: dict[str, Spec] = {
             "test_publish_message_attributes[{}]",
         )
     },
-    "services/test_sns_task_service.py::TestTaskServiceSns::test_publish_base_error_topic_arn": Spec(
-        setup=_deleted_topic
-    ),
+    "services/test_sns_task_service.py::TestTaskServiceSns::"
+    "test_publish_base_error_topic_arn": Spec(setup=_deleted_topic),
     # services: SQS
     "services/test_sqs_task_service.py::TestTaskServiceSqs::test_send_message_attributes": Spec(
         **_SQS
@@ -393,11 +320,13 @@ OUT_OF_SCOPE: dict[str, str] = {
         "nested execution (states:startExecution.sync)"
     ),
     "credentials/test_credentials_base.py::TestCredentialsBase::"
-    "test_cross_account_states_start_sync_execution[SFN_START_EXECUTION_SYNC_ROLE_ARN_PATH_CONTEXT]": (
+    "test_cross_account_states_start_sync_execution"
+    "[SFN_START_EXECUTION_SYNC_ROLE_ARN_PATH_CONTEXT]": (
         "nested execution (states:startExecution.sync, cross-account)"
     ),
     "credentials/test_credentials_base.py::TestCredentialsBase::"
-    "test_cross_account_states_start_sync_execution[SFN_START_EXECUTION_SYNC_ROLE_ARN_VARIABLE]": (
+    "test_cross_account_states_start_sync_execution"
+    "[SFN_START_EXECUTION_SYNC_ROLE_ARN_VARIABLE]": (
         "nested execution (states:startExecution.sync, cross-account)"
     ),
     "error_handling/test_task_service_sfn.py::TestTaskServiceSfn::"
@@ -441,42 +370,8 @@ def calls(case: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def run_case(case: Mapping[str, Any], api: ApiStandIn | None = None) -> dict[str, Any]:
-    """Run ``case`` as its test did, on a fresh moto; the outcome in the runner shape.
-
-    ``api`` serves the API Gateway cases (one server for many cases).
-    """
-    spec = SPECS[key(case)]
-    with moto_case() as context:
-        context.api = api
-        parts = dict(GENERIC)
-        parts.update(spec.setup(context))
-        handlers: dict[str, StandIn] = {}
-        for placeholder, make in spec.functions.items():
-            name = "conform-" + placeholder.strip("<>").replace("_", "-")
-            parts[placeholder] = name
-            handlers[name] = make(context)
-        exact = {k: parts.pop(k) for k in spec.exact if k in parts}
-        value = substitute(case["input"], exact, parts)
-        invoker = combined_invoker(handlers, _integrations(context))
-        env = WorkflowEnvironment(
-            handlers=handlers, invoker=invoker, start_time=START, account=ACCOUNT
-        )
-        context.env = env
-        try:
-            arn = env.start(case["definition"], value, name="conform", state_machine="conform")
-        except DefinitionError as exc:
-            return invalid(exc)
-        for _ in range(MAX_WORKER_ROUNDS):
-            env.run(arn)
-            if env.describe(arn)["status"] != "RUNNING" or spec.worker is None:
-                break
-            if not spec.worker(context):
-                break
-        return report(env, arn)
-
-
-def _integrations(context: CaseContext) -> Callable[[dict[str, Any]], Any]:
-    from stepflow.integrations import IntegrationInvoker, default_registry
-
-    return IntegrationInvoker(default_registry(), MotoClients(context))
+def run_case(
+    case: Mapping[str, Any], api: ApiStandIn | None = None, registry: Registry | None = None
+) -> dict[str, Any]:
+    """Run one of the 57 cases as its test did (see :func:`run_spec`)."""
+    return run_spec(SPECS[key(case)], case, api=api, registry=registry)

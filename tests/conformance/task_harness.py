@@ -23,12 +23,13 @@ from unittest import mock
 
 from stepflow.asl import DefinitionError
 from stepflow.engine.resources import describe
-from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.runtime.clients import FixedClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.testing import WorkflowEnvironment
 from stepflow.testing.handlers import Handler, find_handler, task_invoker
-from tests.conformance.task_standins import ApiStandIn, answer_task_tokens
+
+from tests.conformance.task_standins import ApiStandIn, StandIn, answer_task_tokens
 
 START = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 REGION = "us-east-1"
@@ -44,8 +45,10 @@ FAKE_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
-_OVERRIDES = ("AWS_PROFILE", "AWS_ENDPOINT_URL") + tuple(
-    f"AWS_ENDPOINT_URL_{s}" for s in ("DYNAMODB", "S3", "SQS", "SNS", "LAMBDA", "SFN", "EVENTS")
+_OVERRIDES = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    *(f"AWS_ENDPOINT_URL_{s}" for s in ("DYNAMODB", "S3", "SQS", "SNS", "LAMBDA", "SFN", "EVENTS")),
 )
 
 BOTO_NAMES = {"sfn": "stepfunctions", "states": "stepfunctions"}
@@ -97,6 +100,11 @@ class CaseContext:
         assert self.env is not None
         return self.env.activities
 
+    def environment(self) -> WorkflowEnvironment:
+        """The case's environment (made once the resources are)."""
+        assert self.env is not None
+        return self.env
+
     def sleep(self, seconds: float) -> None:
         """Let ``seconds`` pass on the environment's clock during a task's call.
 
@@ -108,7 +116,7 @@ class CaseContext:
         self.env.advance(seconds)
 
 
-Worker = Callable[[CaseContext], bool]
+Worker = Callable[["CaseContext"], bool]
 """Answers the open ``.waitForTaskToken`` tasks as the test's worker; False: nothing to do."""
 
 
@@ -194,3 +202,83 @@ def invalid(exc: DefinitionError) -> dict[str, Any]:
         "output": None,
         "history": [],
     }
+
+
+Setup = Callable[[CaseContext], dict[str, str]]
+"""Creates a case's resources in moto; returns placeholder -> real value."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one case's test ran it.
+
+    ``setup`` creates the resources (and names them for the input's placeholders);
+    ``functions`` maps a function-name placeholder of the input to its stand-in;
+    ``worker`` answers callback tasks; ``calls`` are the resources that reach the
+    integrations (None: the case's ``needs`` except ``lambda:invoke`` when its
+    functions are bound here); ``exact`` replaces input strings equal to a key
+    (the snapshot's literal names, e.g. ``sqs_queue_url``).
+    """
+
+    setup: Setup = lambda _case: {}
+    functions: Mapping[str, Callable[[CaseContext], StandIn]] = field(default_factory=dict)
+    worker: Worker | None = None
+    calls: tuple[str, ...] | None = None
+    exact: tuple[str, ...] = ()
+
+
+def run_spec(
+    spec: Spec,
+    case: Mapping[str, Any],
+    *,
+    api: ApiStandIn | None = None,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Run ``case`` as ``spec`` says its test did, on a fresh moto; the runner-shaped outcome.
+
+    ``api`` serves the API Gateway cases (one server for many cases); ``registry``
+    (default: :func:`default_registry`) holds the integrations the tasks reach.
+    """
+    with moto_case() as context:
+        context.api = api
+        parts = dict(GENERIC)
+        parts.update(spec.setup(context))
+        handlers: dict[str, StandIn] = {}
+        for placeholder, make in spec.functions.items():
+            name = "conform-" + placeholder.strip("<>").replace("_", "-")
+            parts[placeholder] = name
+            handlers[name] = make(context)
+        exact = {k: parts.pop(k) for k in spec.exact if k in parts}
+        value = substitute(case["input"], exact, parts)
+        integrations = IntegrationInvoker(registry or default_registry(), MotoClients(context))
+        invoker = combined_invoker(handlers, integrations)
+        env = WorkflowEnvironment(
+            handlers=handlers, invoker=invoker, start_time=START, account=ACCOUNT
+        )
+        context.env = env
+        try:
+            arn = env.start(case["definition"], value, name="conform", state_machine="conform")
+        except DefinitionError as exc:
+            return invalid(exc)
+        for _ in range(MAX_WORKER_ROUNDS):
+            env.run(arn)
+            if env.describe(arn)["status"] != "RUNNING" or spec.worker is None:
+                break
+            if not spec.worker(context):
+                break
+        return report(env, arn)
+
+
+def score(oracle: Any, case: Mapping[str, Any], result: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether ``result`` matches AWS, by the oracle's own ``compare`` and ``history_matches``.
+
+    A case passes when both agree; the reason names what differs.
+    """
+    reported = {"ok": True, **result, "history_types": [e["type"] for e in result["history"]]}
+    ok, why = oracle.compare(case, reported)
+    if not ok:
+        got = f"got {result['status']} {result['error']!s}: {str(result['cause'])[:200]}"
+        return False, f"{why} ({got})"
+    if not oracle.history_matches(case, reported):
+        return False, f"history {reported['history_types']} != AWS {case['history_types']}"
+    return True, why

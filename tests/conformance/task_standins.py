@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from stepflow.activities import ActivityError
+
+if TYPE_CHECKING:
+    from tests.conformance.task_harness import CaseContext
 
 StandIn = Callable[[Any], Any]
 """A Lambda function's behaviour: event in, result out (an exception is its error)."""
@@ -43,7 +46,7 @@ def return_bytes_str(_event: Any) -> Any:
 
 def raise_exception(_event: Any) -> Any:
     """``raise_exception.py``: raises ``Exception("Some exception was raised.")``."""
-    raise Exception("Some exception was raised.")  # noqa: TRY002 - the Lambda's own error
+    raise Exception("Some exception was raised.")
 
 
 LARGE_OUTPUT_BYTES = 257 * 1024
@@ -188,9 +191,13 @@ class ApiStandIn:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+            def do_POST(self) -> None:
+                self._serve()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def do_GET(self) -> None:
+                self._serve()
+
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
         return Handler
@@ -204,3 +211,46 @@ def api_stand_in() -> Iterator[ApiStandIn]:
         yield server
     finally:
         server.close()
+
+
+# -- workers (the tests' task-token consumers) -------------------------------------------
+
+
+def _messages(case: CaseContext) -> list[dict[str, Any]]:
+    sqs, url = case.client("sqs"), case.values["queue_url"]
+    found = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    for message in found:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in found]
+
+
+def sqs_success(case: CaseContext) -> bool:
+    """SendTaskSuccess with the message's ``Message`` (the fixture's success state machine)."""
+    bodies = _messages(case)
+    for body in bodies:
+        case.environment().complete(body["TaskToken"], body["Message"])
+    return bool(bodies)
+
+
+def sqs_failure(case: CaseContext) -> bool:
+    """SendTaskFailure ``Failure error``/``Failure cause`` (the fixture's failure machine)."""
+    bodies = _messages(case)
+    for body in bodies:
+        case.environment().fail(body["TaskToken"], "Failure error", "Failure cause")
+    return bool(bodies)
+
+
+def sqs_empty_failure(case: CaseContext) -> bool:
+    """SendTaskFailure with the token only (no error, no cause), as the test's thread."""
+    bodies = _messages(case)
+    for body in bodies:
+        case.environment().fail(body["TaskToken"])
+    return bool(bodies)
+
+
+def sns_success(case: CaseContext) -> bool:
+    """Reads the SNS notification from the subscribed queue; SendTaskSuccess ``{}``."""
+    notes = _messages(case)
+    for note in notes:
+        case.environment().complete(json.loads(note["Message"])["TaskToken"], {})
+    return bool(notes)
