@@ -106,6 +106,11 @@ def _bucket(case: CaseContext, **objects: bytes) -> dict[str, str]:
     return {}
 
 
+def _object(body: bytes) -> Setup:
+    """The bucket with ``file_key`` holding ``body`` (the test's parametrised object)."""
+    return lambda case: _bucket(case, file_key=body)
+
+
 def _events_to_queue(case: CaseContext) -> dict[str, str]:
     detail_type = "conform-detail-type"
     url = _queue(case, "<sqs_queue_url>")["<sqs_queue_url>"]
@@ -247,7 +252,7 @@ SPECS: dict[str, Spec] = {
     "test_sfn_send_task_outcome_with_no_such_token[state_machine_template1]": Spec(),
     **{
         "services/test_aws_sdk_task_service.py::TestTaskServiceAwsSdk::"
-        f"test_s3_get_object[{name}]": Spec(setup=lambda c, body=body: _bucket(c, file_key=body))
+        f"test_s3_get_object[{name}]": Spec(setup=_object(body))
         for name, body in (
             ("empty_str", b""),
             ("empty_binary", b""),

@@ -89,7 +89,7 @@ class CaseContext:
 
         key = (service, region or REGION)
         if key not in self._clients:
-            made = boto3.client(service, region_name=key[1])  # type: ignore[call-overload]
+            made = boto3.client(service, region_name=key[1])
             if service == "stepfunctions":
                 answer_task_tokens(made, self.activities)
             self._clients[key] = made

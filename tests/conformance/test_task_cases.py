@@ -29,7 +29,14 @@ IN_SCOPE = [c for c in TASK_CASES if key(c) in SPECS]
 PASS_RATE = 0.85
 """The issue's acceptance: at least this share of the 57 cases pass."""
 
-KNOWN_FAILURES: dict[str, str] = {}
+KNOWN_FAILURES: dict[str, str] = {
+    "error_handling/test_task_service_dynamodb.py::TestTaskServiceDynamoDB::"
+    "test_put_item_invalid_table_name": (
+        "moto does not check TableName against [a-zA-Z0-9_.-]+: it answers "
+        "ResourceNotFoundException where AWS answers ValidationException "
+        "(DynamoDB.AmazonDynamoDBException)"
+    ),
+}
 """Cases (keys of SPECS) that fail for a documented reason (docs/conformance.md)."""
 
 _RESULTS: dict[str, dict[str, Any]] = {}
