@@ -224,11 +224,18 @@ def _messages(case: CaseContext) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in found]
 
 
+def _sfn(case: CaseContext) -> Any:
+    """The test's ``stepfunctions`` client (its token calls reach the environment)."""
+    return case.client("stepfunctions")
+
+
 def sqs_success(case: CaseContext) -> bool:
-    """SendTaskSuccess with the message's ``Message`` (the fixture's success state machine)."""
+    """SendTaskSuccess with the message's ``Message`` as JSON (the fixture's success machine:
+    ``Output.$: States.JsonToString($.Body.Message)``)."""
     bodies = _messages(case)
     for body in bodies:
-        case.environment().complete(body["TaskToken"], body["Message"])
+        output = json.dumps(body["Message"])
+        _sfn(case).send_task_success(taskToken=body["TaskToken"], output=output)
     return bool(bodies)
 
 
@@ -236,7 +243,8 @@ def sqs_failure(case: CaseContext) -> bool:
     """SendTaskFailure ``Failure error``/``Failure cause`` (the fixture's failure machine)."""
     bodies = _messages(case)
     for body in bodies:
-        case.environment().fail(body["TaskToken"], "Failure error", "Failure cause")
+        token = body["TaskToken"]
+        _sfn(case).send_task_failure(taskToken=token, error="Failure error", cause="Failure cause")
     return bool(bodies)
 
 
@@ -244,7 +252,7 @@ def sqs_empty_failure(case: CaseContext) -> bool:
     """SendTaskFailure with the token only (no error, no cause), as the test's thread."""
     bodies = _messages(case)
     for body in bodies:
-        case.environment().fail(body["TaskToken"])
+        _sfn(case).send_task_failure(taskToken=body["TaskToken"])
     return bool(bodies)
 
 
@@ -252,5 +260,6 @@ def sns_success(case: CaseContext) -> bool:
     """Reads the SNS notification from the subscribed queue; SendTaskSuccess ``{}``."""
     notes = _messages(case)
     for note in notes:
-        case.environment().complete(json.loads(note["Message"])["TaskToken"], {})
+        token = json.loads(note["Message"])["TaskToken"]
+        _sfn(case).send_task_success(taskToken=token, output=json.dumps({}))
     return bool(notes)
