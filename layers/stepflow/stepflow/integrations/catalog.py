@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from stepflow.integrations import apigateway, athena, aws_sdk, batch, bedrock, dynamodb, ecs, events, glue, http, lambda_, sns, sqs
+from stepflow.integrations import (
+    apigateway,
+    athena,
+    aws_sdk,
+    batch,
+    bedrock,
+    dynamodb,
+    ecs,
+    events,
+    glue,
+    http,
+    lambda_,
+    sns,
+    sqs,
+)
 from stepflow.integrations.base import Integration
 from stepflow.integrations.registry import Registry
 
