@@ -52,7 +52,8 @@ ACTIVITY_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:activity:activity"
 """The representative ARN a placeholder that stands for an activity becomes."""
 
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}|<[^>]*>|\{\{[^}]*\}\}")
-_PARTITION = re.compile(r"^arn:(\$\{[^}]*\}|<[^>]*>)")
+_ACTIVITY_NAME = re.compile(r"ac(i)?tivit", re.IGNORECASE)  # one sample spells "Acitivity"
+_MARK = "\x00"
 
 NEXT_ISSUE_SERVICES = frozenset({"states"})
 """Optimized services the next issue adds (nested executions)."""
@@ -67,37 +68,39 @@ def normalise(resource: str) -> str:
     """``resource`` with its deployment placeholders replaced by a representative ARN.
 
     ``${X}``, ``<X>`` and ``{{X}}`` are placeholders (SAM/CloudFormation
-    DefinitionSubstitutions, Terraform templates, hand-edited samples). A
-    resource that is only a placeholder names a Lambda function unless its
-    name says activity; a placeholder partition is ``aws``; a Lambda ARN whose
-    region, account or name is a placeholder (or missing) becomes the
-    representative function ARN. Service integration ARNs keep their action.
+    DefinitionSubstitutions and pseudo parameters, Terraform templates,
+    hand-edited samples). A resource that is only a placeholder names a Lambda
+    function unless its name says activity; a placeholder partition is
+    ``aws``; a Lambda ARN whose region, account or name is a placeholder (or
+    missing) gets the representative one; an activity ARN with a placeholder
+    becomes the representative activity; a service integration ARN whose
+    region or account is a placeholder names none (the state machine's own).
     """
     text = resource.strip()
     if not text.startswith("arn:"):
-        return ACTIVITY_ARN if "activit" in text.lower() else LAMBDA_ARN
-    text = _PARTITION.sub("arn:aws", text)
-    parts = text.split(":")
+        return ACTIVITY_ARN if _ACTIVITY_NAME.search(text) else LAMBDA_ARN
+    # Placeholders may hold colons (${AWS::Region}): mark them before splitting.
+    parts = _PLACEHOLDER.sub(_MARK, text).split(":")
+    if len(parts) > 1 and _MARK in parts[1]:
+        parts[1] = "aws"
     if len(parts) > 2 and parts[2] == "lambda":
         return _lambda_arn(parts)
     if len(parts) > 5 and parts[2] == "states" and parts[5] == "activity":
-        return ACTIVITY_ARN if _PLACEHOLDER.search(text) else text
-    if len(parts) > 2 and parts[2] == "states":
-        # arn:aws:states:<region>:<account>:<service>:<action>: a placeholder
-        # region or account means the caller's own.
-        head = [_PLACEHOLDER.sub("", p) if i in (3, 4) else p for i, p in enumerate(parts)]
-        return ":".join(head)
-    return text
+        return ACTIVITY_ARN if any(_MARK in p for p in parts) else ":".join(parts)
+    if len(parts) > 4 and parts[2] == "states":
+        parts[3] = "" if _MARK in parts[3] else parts[3]
+        parts[4] = "" if _MARK in parts[4] else parts[4]
+    return ":".join(parts).replace(_MARK, "x")
 
 
 def _lambda_arn(parts: list[str]) -> str:
     # arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
     if len(parts) < 7 or parts[5] != "function":
         return LAMBDA_ARN
-    region = parts[3] if parts[3] and not _PLACEHOLDER.search(parts[3]) else REGION
+    region = parts[3] if parts[3] and _MARK not in parts[3] else REGION
     account = parts[4] if re.fullmatch(r"\d{12}", parts[4]) else ACCOUNT
-    name = parts[6] if parts[6] and not _PLACEHOLDER.search(parts[6]) else "fn"
-    tail = [p for p in parts[7:] if p and not _PLACEHOLDER.search(p)]
+    name = parts[6] if parts[6] and _MARK not in parts[6] else "fn"
+    tail = [p for p in parts[7:] if p and _MARK not in p]
     return ":".join(["arn", "aws", "lambda", region, account, "function", name, *tail])
 
 
