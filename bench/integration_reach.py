@@ -312,6 +312,7 @@ class Reach:
     table: dict[str, list[int]] = field(default_factory=dict)
     sdk_services: dict[str, list[int]] = field(default_factory=dict)
     unsupported: dict[str, list[int]] = field(default_factory=dict)
+    deferred: dict[str, list[int]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
 
     def percent(self, count: int, total: int | None = None) -> float:
@@ -344,6 +345,9 @@ class Reach:
                 k: {"states": v[0], "definitions": v[1], "why": self.problems.get(k, "")}
                 for k, v in self.unsupported.items()
             },
+            "left_to_next_issue": {
+                k: {"states": v[0], "definitions": v[1]} for k, v in self.deferred.items()
+            },
         }
 
 
@@ -366,6 +370,7 @@ def measure(definitions: Iterable[Definition], problem: Problem, mode: str) -> R
         blocked = False
         blocked_now_only = True
         unsupported: Counter[str] = Counter()
+        deferred: Counter[str] = Counter()
         for resource in definition.resources:
             if resource not in verdicts:
                 verdicts[resource] = problem(resource)
@@ -375,6 +380,7 @@ def measure(definitions: Iterable[Definition], problem: Problem, mode: str) -> R
                 continue
             blocked = True
             if next_issue(resource):
+                deferred[kind_of(resource)] += 1
                 continue
             blocked_now_only = False
             unsupported[kind_of(resource)] += 1
@@ -393,6 +399,7 @@ def measure(definitions: Iterable[Definition], problem: Problem, mode: str) -> R
             ),
         )
         _count(reach.unsupported, unsupported)
+        _count(reach.deferred, deferred)
     return reach
 
 
@@ -430,6 +437,14 @@ def render(reach: Reach, top: int) -> str:
     for key, (states, defs) in ranked[:top]:
         lines.append(f"  {states:4d} / {defs:3d}  {key}  ({reach.problems.get(key, '')})")
     if not ranked:
+        lines.append("  (none)")
+    lines += ["", "blocked, left to the next issue (states / definitions):"]
+    later = sorted(reach.deferred.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
+    for key, (states, defs) in later[:top]:
+        lines.append(f"  {states:4d} / {defs:3d}  {key}")
+    if reach.item_reader:
+        lines.append(f"     - / {reach.item_reader:3d}  ItemReader/ResultWriter (distributed Map)")
+    if not later and not reach.item_reader:
         lines.append("  (none)")
     return "\n".join(lines)
 

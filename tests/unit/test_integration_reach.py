@@ -122,6 +122,10 @@ def test_measure_counts_definitions_states_and_next_issue_blockers() -> None:
     # Next-issue blockers are not listed as unsupported; the rest are, with the reason.
     assert result.unsupported == {"aws-sdk:s3:getObject": [1, 1]}
     assert result.problems["aws-sdk:s3:getObject"] == "blocked"
+    assert result.deferred == {
+        "states:startExecution.sync:2": [1, 1],
+        "athena:startQueryExecution.sync": [1, 1],
+    }
 
 
 def test_planned_set() -> None:
