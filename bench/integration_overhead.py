@@ -5,7 +5,8 @@ Three calls, each ``--calls`` times (default 2,000) per arm:
 * ``dynamodb putItem``: ``arn:aws:states:::dynamodb:putItem`` against
   ``put_item`` (a new key each call);
 * ``sqs sendMessage``: ``arn:aws:states:::sqs:sendMessage`` against
-  ``send_message``;
+  ``send_message`` (both arms move to a new queue every 50 calls, untimed:
+  moto's ``send_message`` slows down with every message already queued);
 * ``s3 getObject via aws-sdk``: ``arn:aws:states:::aws-sdk:s3:getObject``
   against ``get_object`` with the body read (the integration reads it too).
 
@@ -57,6 +58,8 @@ from stepflow.local import free_port
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/bench-integration-overhead"
 WARMUP = 50
+REFRESH_EVERY = 50
+"""Calls between the untimed target refreshes of a case that has ``refresh``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,8 @@ class Case:
     """The boto3 call with the same request (``client``, request)."""
     vary: Callable[[dict[str, Any], int], dict[str, Any]] = lambda request, _i: request
     """The request of call ``i`` (a new DynamoDB key per call)."""
+    refresh: Callable[[Any, int], dict[str, Any]] | None = None
+    """Untimed, every ``REFRESH_EVERY`` calls: a fresh target (call ``k``); see ``_fresh_queue``."""
 
 
 def _table(client: Any) -> dict[str, Any]:
@@ -89,7 +94,13 @@ def _item(request: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def _queue(client: Any) -> dict[str, Any]:
-    url = client.create_queue(QueueName="bench")["QueueUrl"]
+    return _fresh_queue(client, 0)
+
+
+def _fresh_queue(client: Any, k: int) -> dict[str, Any]:
+    # moto's sendMessage slows down linearly with the messages already in the queue
+    # (about +7 ms per 100 messages), so both arms move to a new queue every REFRESH_EVERY calls.
+    url = client.create_queue(QueueName=f"bench-{k}")["QueueUrl"]
     return {"QueueUrl": url, "MessageBody": json.dumps({"order": 42, "items": ["a", "b"]})}
 
 
@@ -114,6 +125,7 @@ CASES = (
         "sqs",
         _queue,
         lambda c, r: c.send_message(**r),
+        refresh=_fresh_queue,
     ),
     Case(
         "s3 getObject via aws-sdk",
@@ -174,19 +186,19 @@ def run_case(case: Case, clients: RoleClients, calls: int, transport: str) -> Re
     """Measure ``case``: both arms alternating, after a warm-up."""
     result = Result(transport, case.name)
     client = clients.for_task(case.service, ROLE, REGION)
-    template = case.setup(client)
+    current = [case.setup(client)]
     invoker = IntegrationInvoker(default_registry(), clients)
     registered = default_registry().find(case.resource) is not None
     if not registered:
         result.skipped = "integration not registered in this checkout"
 
     def integration(i: int) -> None:
-        outcome = invoker(body(case, case.vary(template, i), i))
+        outcome = invoker(body(case, case.vary(current[0], i), i))
         if not outcome.ok:
             raise RuntimeError(f"{case.name}: {outcome.error}: {outcome.cause}")
 
     def direct(i: int) -> None:
-        case.direct(client, case.vary(template, i))
+        case.direct(client, case.vary(current[0], i))
 
     for i in range(WARMUP):
         direct(-i - 1)
@@ -194,6 +206,8 @@ def run_case(case: Case, clients: RoleClients, calls: int, transport: str) -> Re
             integration(-i - 1_000_000)
     clock = time.perf_counter_ns
     for i in range(calls):
+        if case.refresh is not None and i % REFRESH_EVERY == 0:
+            current[0] = case.refresh(client, i // REFRESH_EVERY + 1)
         arms: list[tuple[Callable[[int], None], list[float]]] = [(direct, result.direct_us)]
         if registered:
             arms.append((integration, result.integration_us))
