@@ -1,9 +1,7 @@
 """Over ``stepflow local`` with boto3: ``aws-sdk`` tasks and the resource checks of the API.
 
-Until the local stack's invoker is the integration invoker everywhere (the
-"core" change), this stack builds it explicitly: :class:`IntegrationInvoker`
-over the default registry, with the stack's own clients (moto, and StepFlow's
-own API for ``sfn``). Every API call the tasks make is counted.
+The stack is the one users run: its task clients call moto, and StepFlow's own
+API for ``sfn``. Every API call the tasks make is counted on those clients.
 """
 
 from __future__ import annotations
@@ -17,9 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.local import LocalStack
-from stepflow.runtime import TaskInvoker
 
 from tests.e2e.waiting import wait_for
 
@@ -27,43 +23,36 @@ ROLE = "arn:aws:iam::123456789012:role/stepflow/SdkRole"
 SDK = "arn:aws:states:::aws-sdk"
 
 
-class StackClients:
-    """The task clients of the stack: moto's, StepFlow's own for Step Functions; counted."""
+class Calls:
+    """Counts the API calls the stack's own task clients make, by operation."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
-        self.clients: dict[str, Any] = {}
         self.calls: Counter[str] = Counter()
+        self.hooked: set[str] = set()
 
-    def for_task(
-        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
-    ) -> Any:
-        """The client of ``service``, built on first use."""
-        if service not in self.clients:
-            own = service == "stepfunctions"
-            client = self.stack.stepfunctions() if own else self.stack.client(service)
-            client.meta.events.register("before-parameter-build", self._count)
-            self.clients[service] = client
-        return self.clients[service]
+    def hook(self, *services: str) -> Counter[str]:
+        """Count ``services``' calls from now on; the counts so far."""
+        for service in services:
+            if service not in self.hooked:
+                client = self.stack.wiring.task_clients.for_task(service, ROLE)
+                client.meta.events.register("before-parameter-build", self._count)
+                self.hooked.add(service)
+        return Counter(self.calls)
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] += 1
 
 
-class SdkStack(LocalStack):
-    """The local stack with the integration invoker built explicitly."""
-
-    task_clients: StackClients
-
-    def _invoker(self) -> TaskInvoker | None:
-        self.task_clients = StackClients(self)
-        return IntegrationInvoker(default_registry(), self.task_clients)
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[SdkStack]:
-    with SdkStack(port=0) as running:
-        yield running
+def calls(stack: LocalStack) -> Calls:
+    return Calls(stack)
 
 
 def machine(*states: tuple[str, dict[str, Any]]) -> str:
@@ -75,14 +64,14 @@ def machine(*states: tuple[str, dict[str, Any]]) -> str:
     return json.dumps({"StartAt": names[0], "States": named})
 
 
-def run(stack: SdkStack, name: str, definition: str, data: Any) -> dict[str, Any]:
+def run(stack: LocalStack, name: str, definition: str, data: Any) -> dict[str, Any]:
     sfn = stack.stepfunctions()
     arn = sfn.create_state_machine(name=name, definition=definition, roleArn=ROLE)
     execution = sfn.start_execution(stateMachineArn=arn["stateMachineArn"], input=json.dumps(data))
     return wait_for(sfn, execution["executionArn"])
 
 
-def test_validate_returns_the_unsupported_integration_warning(stack: SdkStack) -> None:
+def test_validate_returns_the_unsupported_integration_warning(stack: LocalStack) -> None:
     definition = machine(
         ("T", {"Type": "Task", "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync"})
     )
@@ -95,7 +84,7 @@ def test_validate_returns_the_unsupported_integration_warning(stack: SdkStack) -
     assert diagnostic["location"] == "/States/T/Resource"
 
 
-def test_create_state_machine_refuses_an_unknown_sdk_service(stack: SdkStack) -> None:
+def test_create_state_machine_refuses_an_unknown_sdk_service(stack: LocalStack) -> None:
     definition = machine(("T", {"Type": "Task", "Resource": f"{SDK}:nosuch:thing"}))
     sfn = stack.stepfunctions()
     with pytest.raises(ClientError) as info:
@@ -106,9 +95,9 @@ def test_create_state_machine_refuses_an_unknown_sdk_service(stack: SdkStack) ->
     assert "NoSuch" not in names
 
 
-def test_an_s3_workflow_puts_and_gets_an_object_once_each(stack: SdkStack) -> None:
+def test_an_s3_workflow_puts_and_gets_an_object_once_each(stack: LocalStack, calls: Calls) -> None:
     stack.client("s3").create_bucket(Bucket="sdk-e2e")
-    before = Counter(stack.task_clients.calls)
+    before = calls.hook("s3")
     definition = machine(
         ("Put", {"Type": "Task", "Resource": f"{SDK}:s3:putObject", "ResultPath": "$.put",
                  "Parameters": {"Bucket": "sdk-e2e", "Key": "k", "Body.$": "$.body"}}),
@@ -123,7 +112,7 @@ def test_an_s3_workflow_puts_and_gets_an_object_once_each(stack: SdkStack) -> No
     assert output["LastModified"].endswith("Z")
     body = stack.client("s3").get_object(Bucket="sdk-e2e", Key="k")["Body"].read()
     assert body == b'["List","Data"]'
-    assert stack.task_clients.calls - before == Counter({"PutObject": 1, "GetObject": 1})
+    assert calls.calls - before == Counter({"PutObject": 1, "GetObject": 1})
     history = stack.stepfunctions().get_execution_history(executionArn=described["executionArn"])
     scheduled = [
         e["taskScheduledEventDetails"] for e in history["events"] if e["type"] == "TaskScheduled"
@@ -134,8 +123,10 @@ def test_an_s3_workflow_puts_and_gets_an_object_once_each(stack: SdkStack) -> No
     ]
 
 
-def test_sfn_send_task_failure_with_a_bad_token_is_sfn_invalid_token(stack: SdkStack) -> None:
-    before = Counter(stack.task_clients.calls)
+def test_sfn_send_task_failure_with_a_bad_token_is_sfn_invalid_token(
+    stack: LocalStack, calls: Calls
+) -> None:
+    before = calls.hook("stepfunctions")
     definition = machine(
         ("Send", {"Type": "Task", "Resource": f"{SDK}:sfn:sendTaskFailure",
                   "Parameters": {"TaskToken.$": "$$.Execution.Input.TaskToken"}}),
@@ -144,19 +135,14 @@ def test_sfn_send_task_failure_with_a_bad_token_is_sfn_invalid_token(stack: SdkS
     assert described["status"] == "FAILED"
     assert described["error"] == "Sfn.InvalidTokenException"
     assert "(Service: Sfn, Status Code: 400, Request ID: " in described["cause"]
-    assert stack.task_clients.calls - before == Counter({"SendTaskFailure": 1})
+    assert calls.calls - before == Counter({"SendTaskFailure": 1})
 
 
-@pytest.mark.xfail(
-    reason="the wiring still sends .waitForTaskToken tasks to activities/callbacks.py, which "
-    "core replaces with the IntegrationInvoker: remove this marker when that lands",
-    strict=False,
-)
 def test_wait_for_task_token_records_the_calls_response_as_task_submitted(
-    stack: SdkStack,
+    stack: LocalStack, calls: Calls
 ) -> None:
     stack.client("s3").create_bucket(Bucket="sdk-token")
-    before = Counter(stack.task_clients.calls)
+    before = calls.hook("s3")
     definition = machine(
         ("L", {"Type": "Task", "Resource": f"{SDK}:s3:listBuckets.waitForTaskToken",
                "Parameters": {}}),
@@ -178,4 +164,4 @@ def test_wait_for_task_token_records_the_calls_response_as_task_submitted(
     described = sfn.describe_execution(executionArn=execution["executionArn"])
     assert described["status"] == "RUNNING"
     sfn.stop_execution(executionArn=execution["executionArn"])
-    assert stack.task_clients.calls - before == Counter({"ListBuckets": 1})
+    assert calls.calls - before == Counter({"ListBuckets": 1})

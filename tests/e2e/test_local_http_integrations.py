@@ -14,27 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from stepflow.aws.role_clients import RoleClients
-from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.local import LocalStack
-from stepflow.local.stack import REGION
-from stepflow.runtime import TaskInvoker
 
 from tests.e2e.waiting import wait_for
 from tests.unit.http_target import HttpTarget, http_target
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
-
-
-class IntegrationStack(LocalStack):
-    """The local stack with the integration registry as its task invoker."""
-
-    def _invoker(self) -> TaskInvoker | None:
-        given = {name: self.client(name) for name in ("events", "secretsmanager", "glue", "ecs")}
-        clients = RoleClients(
-            assume_roles=False, region=REGION, clients=given, endpoint_url=self.aws_endpoint
-        )
-        return IntegrationInvoker(default_registry(), clients)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def target() -> Iterator[HttpTarget]:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with IntegrationStack(port=0) as running:
+    with LocalStack(port=0) as running:
         yield running
 
 

@@ -17,11 +17,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from stepflow.aws.role_clients import RoleClients
-from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.local import LocalStack
-from stepflow.local.stack import REGION
-from stepflow.runtime import TaskInvoker
 
 from tests.e2e.waiting import wait_for
 
@@ -31,19 +27,9 @@ TABLE = "orders-e2e"
 R = "arn:aws:states:::"
 
 
-class IntegrationsStack(LocalStack):
-    """The local stack with the integration registry as its task invoker."""
-
-    def _invoker(self) -> TaskInvoker | None:
-        clients = {name: self.client(name) for name in ("dynamodb", "sns", "events", "sqs")}
-        return IntegrationInvoker(
-            default_registry(), RoleClients(assume_roles=False, region=REGION, clients=clients)
-        )
-
-
 @pytest.fixture(scope="module")
-def stack() -> Iterator[IntegrationsStack]:
-    with IntegrationsStack(port=0) as running:
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0) as running:
         yield running
 
 
@@ -108,7 +94,7 @@ WORKFLOW = {
 
 
 def test_put_get_publish_announce_writes_and_delivers_once_per_execution(
-    stack: IntegrationsStack,
+    stack: LocalStack,
 ) -> None:
     stack.client("dynamodb").create_table(
         TableName=TABLE,
@@ -169,7 +155,7 @@ def test_put_get_publish_announce_writes_and_delivers_once_per_execution(
 
 
 def test_a_missing_table_fails_the_execution_with_dynamodbs_error(
-    stack: IntegrationsStack,
+    stack: LocalStack,
 ) -> None:
     sfn = stack.stepfunctions()
     definition = {

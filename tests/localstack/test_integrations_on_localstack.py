@@ -22,11 +22,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from stepflow.aws.role_clients import RoleClients
-from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.integrations import default_registry
 from stepflow.local import LocalStack
-from stepflow.local.stack import REGION
-from stepflow.runtime import TaskInvoker
 
 ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT")
 DYNAMODB_ENDPOINT = os.environ.get("LOCALSTACK_DYNAMODB_ENDPOINT") or None
@@ -38,23 +35,9 @@ R = "arn:aws:states:::"
 SERVICES = ("dynamodb", "sns", "sqs", "events", "s3")
 
 
-class IntegrationsStack(LocalStack):
-    """The local stack with the integration registry as its task invoker.
-
-    ``client("dynamodb")`` is DynamoDB Local's when ``dynamodb_endpoint`` is set,
-    so the dynamodb integration writes there; the rest go to LocalStack.
-    """
-
-    def _invoker(self) -> TaskInvoker | None:
-        clients = {name: self.client(name) for name in SERVICES}
-        return IntegrationInvoker(
-            default_registry(), RoleClients(assume_roles=False, region=REGION, clients=clients)
-        )
-
-
 @pytest.fixture(scope="module")
-def stack() -> Iterator[IntegrationsStack]:
-    with IntegrationsStack(port=0, endpoint=ENDPOINT, dynamodb_endpoint=DYNAMODB_ENDPOINT) as s:
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0, endpoint=ENDPOINT, dynamodb_endpoint=DYNAMODB_ENDPOINT) as s:
         yield s
 
 
@@ -114,7 +97,7 @@ def _drain(stack: LocalStack, url: str, expect: int, wait: float = 10.0) -> list
             return bodies
 
 
-def test_dynamodb_put_then_get_writes_one_item_in_dynamodb_local(stack: IntegrationsStack) -> None:
+def test_dynamodb_put_then_get_writes_one_item_in_dynamodb_local(stack: LocalStack) -> None:
     table = _name("orders")
     dynamodb = stack.client("dynamodb")
     dynamodb.create_table(
@@ -144,7 +127,7 @@ def test_dynamodb_put_then_get_writes_one_item_in_dynamodb_local(stack: Integrat
     assert dynamodb.scan(TableName=table)["Items"] == [{"id": {"S": "o-1"}}]
 
 
-def test_dynamodb_errors_are_named_as_on_aws(stack: IntegrationsStack) -> None:
+def test_dynamodb_errors_are_named_as_on_aws(stack: LocalStack) -> None:
     missing = _run(
         stack,
         {
@@ -171,7 +154,7 @@ def test_dynamodb_errors_are_named_as_on_aws(stack: IntegrationsStack) -> None:
     assert invalid["error"] == "DynamoDB.AmazonDynamoDBException"
 
 
-def test_sns_publish_delivers_one_message_to_the_subscribed_queue(stack: IntegrationsStack) -> None:
+def test_sns_publish_delivers_one_message_to_the_subscribed_queue(stack: LocalStack) -> None:
     sns = stack.client("sns")
     topic = sns.create_topic(Name=_name("topic"))["TopicArn"]
     url, queue_arn = _queue(stack)
@@ -196,7 +179,7 @@ def test_sns_publish_delivers_one_message_to_the_subscribed_queue(stack: Integra
     assert [json.loads(b) for b in _drain(stack, url, 1)] == [{"order": "o-1"}]
 
 
-def test_sns_publish_to_a_missing_topic_is_sns_not_found(stack: IntegrationsStack) -> None:
+def test_sns_publish_to_a_missing_topic_is_sns_not_found(stack: LocalStack) -> None:
     described = _run(
         stack,
         {
@@ -215,7 +198,7 @@ def test_sns_publish_to_a_missing_topic_is_sns_not_found(stack: IntegrationsStac
     )
 
 
-def test_events_put_events_delivers_one_event_to_the_rules_target(stack: IntegrationsStack) -> None:
+def test_events_put_events_delivers_one_event_to_the_rules_target(stack: LocalStack) -> None:
     events = stack.client("events")
     source = _name("shop")
     url, queue_arn = _queue(stack)
@@ -235,7 +218,7 @@ def test_events_put_events_delivers_one_event_to_the_rules_target(stack: Integra
     assert described["executionArn"] in delivered[0]["resources"]
 
 
-def test_events_an_entry_without_source_fails_with_failed_entry(stack: IntegrationsStack) -> None:
+def test_events_an_entry_without_source_fails_with_failed_entry(stack: LocalStack) -> None:
     entries = [{"DetailType": "d", "Detail": {"m": 1}}]
     described = _run(
         stack,
@@ -245,7 +228,7 @@ def test_events_an_entry_without_source_fails_with_failed_entry(stack: Integrati
     assert json.loads(described["cause"])["FailedEntryCount"] == 1
 
 
-def test_sqs_send_message_puts_one_message_in_the_queue(stack: IntegrationsStack) -> None:
+def test_sqs_send_message_puts_one_message_in_the_queue(stack: LocalStack) -> None:
     _needs(R + "sqs:sendMessage")
     url, _ = _queue(stack)
     described = _run(
@@ -263,7 +246,7 @@ def test_sqs_send_message_puts_one_message_in_the_queue(stack: IntegrationsStack
     assert [json.loads(b) for b in _drain(stack, url, 1)] == [{"order": "o-1"}]
 
 
-def test_s3_put_then_get_object_through_the_sdk_integration(stack: IntegrationsStack) -> None:
+def test_s3_put_then_get_object_through_the_sdk_integration(stack: LocalStack) -> None:
     _needs(R + "aws-sdk:s3:putObject")
     bucket = _name("integrations")
     s3 = stack.client("s3")

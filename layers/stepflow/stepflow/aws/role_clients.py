@@ -70,6 +70,9 @@ class RoleClients:
     timeout); ``endpoint_url`` points every client at moto or LocalStack, and
     ``credentials`` (``aws_access_key_id``/``aws_secret_access_key``), when
     given, replace the process's for the clients made without a role (and STS).
+    ``service_endpoints`` overrides ``endpoint_url`` per service (``stepflow local``:
+    ``stepfunctions`` is its own API, ``dynamodb`` DynamoDB Local); it is read at
+    each client's creation, so the caller may fill it once its servers are up.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class RoleClients:
         configs: Mapping[str, Config] | None = None,
         endpoint_url: str | None = None,
         credentials: Mapping[str, str] | None = None,
+        service_endpoints: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         session_seconds: int = SESSION_SECONDS,
     ) -> None:
@@ -92,6 +96,7 @@ class RoleClients:
         """Clients used when ``assume_roles`` is off, by service (moto's, a test's)."""
         self._configs = dict(configs or {})
         self._endpoint = endpoint_url
+        self._service_endpoints = service_endpoints if service_endpoints is not None else {}
         self._credentials = dict(credentials or {})
         self._clock = clock
         self._session_seconds = session_seconds
@@ -126,9 +131,17 @@ class RoleClients:
                     aws_secret_access_key=session.credentials["SecretAccessKey"],
                     aws_session_token=session.credentials["SessionToken"],
                     region_name=region,
-                ).client(service, endpoint_url=self._endpoint, config=self._configs.get(service))
+                ).client(
+                    service,
+                    endpoint_url=self.endpoint_of(service),
+                    config=self._configs.get(service),
+                )
                 self._clients[key] = client
         return client
+
+    def endpoint_of(self, service: str) -> str | None:
+        """The endpoint ``service``'s clients call (None: AWS's own)."""
+        return self._service_endpoints.get(service, self._endpoint)
 
     def _session(self, role_arn: str, execution: str) -> _Session:
         # One lock for the whole refresh: concurrent tasks of one role assume it once.
@@ -172,7 +185,7 @@ class RoleClients:
                 self._clients[key] = boto3.client(
                     service,
                     region_name=region,
-                    endpoint_url=self._endpoint,
+                    endpoint_url=self.endpoint_of(service),
                     config=self._configs.get(service),
                     **self._credentials,
                 )

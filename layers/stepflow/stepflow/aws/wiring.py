@@ -62,7 +62,8 @@ class Wiring:
     first, the integrations take the rest); ``inline_tasks`` lets the
     transition stepper run Lambda tasks itself when no tasks queue is set;
     ``endpoint_url`` points the task clients (and STS) at moto or LocalStack,
-    with ``endpoint_credentials`` (an access key pair) when given.
+    with ``endpoint_credentials`` (an access key pair) when given, and
+    ``service_endpoints`` per service (see :class:`RoleClients`).
     """
 
     def __init__(
@@ -76,8 +77,10 @@ class Wiring:
         endpoint_url: str | None = None,
         front: Callable[[TaskInvoker], TaskInvoker] | None = None,
         endpoint_credentials: dict[str, str] | None = None,
+        service_endpoints: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        self.service_endpoints = service_endpoints
         self.endpoint_url = endpoint_url
         self.endpoint_credentials = endpoint_credentials
         self.clock = clock
@@ -180,6 +183,7 @@ class Wiring:
             configs={"lambda": LAMBDA_CONFIG},
             endpoint_url=self.endpoint_url,
             credentials=self.endpoint_credentials,
+            service_endpoints=self.service_endpoints,
         )
 
     @cached_property
@@ -281,6 +285,7 @@ def build(
     endpoint_url: str | None = None,
     front: Callable[[TaskInvoker], TaskInvoker] | None = None,
     endpoint_credentials: dict[str, str] | None = None,
+    service_endpoints: dict[str, str] | None = None,
 ) -> Wiring:
     """The wiring of ``settings`` (default: read from the environment)."""
     return Wiring(
@@ -292,4 +297,5 @@ def build(
         endpoint_url=endpoint_url,
         front=front,
         endpoint_credentials=endpoint_credentials,
+        service_endpoints=service_endpoints,
     )

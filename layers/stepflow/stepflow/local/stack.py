@@ -147,12 +147,16 @@ class LocalStack:
             "sts": self.client("sts"),
             "iam": self.client("iam"),
         }
+        # Tasks reach DynamoDB where the stack's table is, and Step Functions at
+        # this stack's own API (filled in once the gateway listens).
+        endpoints = {"dynamodb": self.dynamodb_endpoint} if self.dynamodb_endpoint else {}
         self.wiring = build(
             settings,
             clients=clients,
             front=self._front(),
             endpoint_url=self.aws_endpoint,
             endpoint_credentials=CREDENTIALS,
+            service_endpoints=endpoints,
         )
         stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
@@ -165,6 +169,7 @@ class LocalStack:
             principals=self.principals,
         ).start()
         self.url = self._gateway.url
+        endpoints["stepfunctions"] = self.url
         self._pollers = Pollers(
             sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
         ).start()
