@@ -31,6 +31,16 @@ def run(definition: Any, check: Any, payload: Any = None, **kwargs: Any) -> Any:
     return decide(definition, state, Start(), 0.0, check_parameters=check, **kwargs)
 
 
+def recording(seen: list[Any], problem: str | None = None) -> Any:
+    """A check that records the parameters it is given and answers ``problem``."""
+
+    def check(resource: str, parameters: Any) -> str | None:
+        seen.append(parameters)
+        return problem
+
+    return check
+
+
 def types(decision: Any) -> list[str]:
     return [e["type"] for e in decision.events]
 
@@ -62,7 +72,7 @@ def test_a_problem_fails_the_state_before_scheduling_with_aws_cause() -> None:
 
 def test_no_problem_schedules_the_task_on_the_very_parameters_checked() -> None:
     seen: list[Any] = []
-    decision = run(HEADERS, lambda r, p: seen.append(p), {"h": {"a": ["b"]}})
+    decision = run(HEADERS, recording(seen), {"h": {"a": ["b"]}})
     assert types(decision)[-1] == "TaskScheduled"
     [command] = [c for c in decision.commands if isinstance(c, RunTask)]
     assert seen == [command.input] and seen[0] is command.input  # checked, never copied
@@ -97,7 +107,7 @@ def test_a_catch_cannot_catch_it_and_a_retry_does_not_retry_it() -> None:
         Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Call"}],
     )
     calls: list[Any] = []
-    decision = run(definition, lambda r, p: calls.append(p) or "bad")
+    decision = run(definition, recording(calls, "bad"))
     assert types(decision) == ["ExecutionStarted", "TaskStateEntered", "ExecutionFailed"]
     assert len(calls) == 1
 
@@ -108,10 +118,10 @@ def test_the_token_is_in_the_checked_parameters_and_activities_are_not_checked()
         R + "sqs:sendMessage.waitForTaskToken",
         {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
     )
-    run(callback, lambda r, p: seen.append(p))
+    run(callback, recording(seen))
     assert seen[0]["MessageBody"]["token"]
     activity = machine("arn:aws:states:us-east-1:123456789012:activity:work", {"a": 1})
-    assert types(run(activity, lambda r, p: seen.append(p) or "bad"))[-1] == "ActivityScheduled"
+    assert types(run(activity, recording(seen, "bad")))[-1] == "ActivityScheduled"
     assert len(seen) == 1
 
 
@@ -198,7 +208,7 @@ def test_checks_only_read_the_parameters() -> None:
 
 
 def test_a_huge_item_is_checked_and_its_problem_found() -> None:
-    item = {f"a{i}": {"S": "x" * 50} for i in range(20_000)}  # ~1.3 MB of attributes
+    item: dict[str, Any] = {f"a{i}": {"S": "x" * 50} for i in range(20_000)}  # ~1.3 MB of attributes
     item["a19999"] = {"N": 5}
     problem = default_registry().parameters_problem(
         R + "dynamodb:putItem", {"TableName": "t", "Item": item}
