@@ -208,7 +208,7 @@ def test_checks_only_read_the_parameters() -> None:
 
 
 def test_a_huge_item_is_checked_and_its_problem_found() -> None:
-    item: dict[str, Any] = {f"a{i}": {"S": "x" * 50} for i in range(20_000)}  # ~1.3 MB of attributes
+    item: dict[str, Any] = {f"a{i}": {"S": "x" * 50} for i in range(20_000)}  # ~1.3 MB
     item["a19999"] = {"N": 5}
     problem = default_registry().parameters_problem(
         R + "dynamodb:putItem", {"TableName": "t", "Item": item}
