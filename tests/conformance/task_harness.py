@@ -250,10 +250,15 @@ def run_spec(
             handlers[name] = make(context)
         exact = {k: parts.pop(k) for k in spec.exact if k in parts}
         value = substitute(case["input"], exact, parts)
-        integrations = IntegrationInvoker(registry or default_registry(), MotoClients(context))
+        registry = registry or default_registry()
+        integrations = IntegrationInvoker(registry, MotoClients(context))
         invoker = combined_invoker(handlers, integrations)
         env = WorkflowEnvironment(
-            handlers=handlers, invoker=invoker, start_time=START, account=ACCOUNT
+            handlers=handlers,
+            invoker=invoker,
+            start_time=START,
+            account=ACCOUNT,
+            check_parameters=registry.parameters_problem,
         )
         context.env = env
         try:

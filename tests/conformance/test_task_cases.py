@@ -29,14 +29,7 @@ IN_SCOPE = [c for c in TASK_CASES if key(c) in SPECS]
 PASS_RATE = 0.85
 """The issue's acceptance: at least this share of the 57 cases pass."""
 
-KNOWN_FAILURES: dict[str, str] = {
-    "services/test_apigetway_task_service.py::TestTaskApiGateway::"
-    "test_invoke_with_headers[singleStringHeader]": (
-        "status, error and cause match, the history does not: AWS refuses the Parameters "
-        "before scheduling the task (no TaskScheduled/TaskStarted/TaskFailed), StepFlow's "
-        "apigateway integration refuses them when the task runs"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 """Cases (keys of SPECS) that fail for a documented reason (docs/conformance.md)."""
 
 _RESULTS: dict[str, dict[str, Any]] = {}

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 from stepflow.aws.settings import Settings
 from stepflow.aws.wiring import MissingSigningKeyError, build
+from stepflow.runtime.outcome import TaskOutcome
 
 ENV = {
     "TABLE_NAME": "log",
@@ -116,3 +117,25 @@ def test_no_signing_key_is_a_startup_error_never_accept_all() -> None:
         _ = wiring.stepper
     # AND the raw key never shows in the settings' repr
     assert "test-signing-key" not in repr(Settings.from_environ(ENV))
+
+
+def test_every_stepper_checks_task_parameters_with_the_invokers_registry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    wiring = build(Settings.from_environ(ENV))
+    check = wiring.integrations.parameters_problem
+    for stepper in (wiring.stepper, wiring.runner, wiring.api_stepper):
+        assert stepper.check_parameters == check
+    bad = {"ApiEndpoint": "h", "Method": "GET", "Headers": {"a": "b"}}
+    assert wiring.stepper.check_parameters is not None
+    assert "'Headers'" in str(wiring.stepper.check_parameters(APIGW, bad))
+    # a given invoker replaces the integrations: it alone knows what it runs
+    replaced = build(Settings.from_environ(ENV), invoker=lambda body: TaskOutcome.succeeded(1))
+    assert replaced.stepper.check_parameters is None
+    mine = build(Settings.from_environ(ENV), check_parameters=lambda r, p: "no")
+    assert mine.api_stepper.check_parameters is mine.check_parameters
+
+
+APIGW = "arn:aws:states:::apigateway:invoke"

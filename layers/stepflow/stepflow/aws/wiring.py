@@ -41,7 +41,8 @@ from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
-from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.engine import ParameterCheck
+from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.lambda_ import LAMBDA_CONFIG
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
@@ -64,6 +65,8 @@ class Wiring:
     ``endpoint_url`` points the task clients (and STS) at moto or LocalStack,
     with ``endpoint_credentials`` (an access key pair) when given, and
     ``service_endpoints`` per service (see :class:`RoleClients`).
+    ``check_parameters`` replaces the registry's check of a Task's parameters
+    before it is scheduled (``stepflow local`` skips the resources its handlers take).
     """
 
     def __init__(
@@ -78,8 +81,10 @@ class Wiring:
         front: Callable[[TaskInvoker], TaskInvoker] | None = None,
         endpoint_credentials: dict[str, str] | None = None,
         service_endpoints: dict[str, str] | None = None,
+        check_parameters: ParameterCheck | None = None,
     ) -> None:
         self.settings = settings
+        self._check_parameters = check_parameters
         self.service_endpoints = service_endpoints
         self.endpoint_url = endpoint_url
         self.endpoint_credentials = endpoint_credentials
@@ -187,6 +192,22 @@ class Wiring:
         )
 
     @cached_property
+    def integrations(self) -> Registry:
+        """The integration registry tasks run on."""
+        return default_registry()
+
+    @cached_property
+    def check_parameters(self) -> ParameterCheck | None:
+        """Every decision's check of a Task's parameters before it is scheduled.
+
+        The one given, else the registry's (None when ``invoker`` replaces the
+        integrations: it alone knows what it runs).
+        """
+        if self._check_parameters is not None:
+            return self._check_parameters
+        return self.integrations.parameters_problem if self._invoker is None else None
+
+    @cached_property
     def invoker(self) -> TaskInvoker:
         """Every task integration of the registry, each call with the task's role.
 
@@ -195,7 +216,7 @@ class Wiring:
         """
         inner = self._invoker
         if inner is None:
-            inner = IntegrationInvoker(default_registry(), self.task_clients)
+            inner = IntegrationInvoker(self.integrations, self.task_clients)
         if self._front is not None:
             inner = self._front(inner)
         return OwnTargetGuard(inner, own_resources(self.settings))
@@ -272,6 +293,7 @@ class Wiring:
             limits=self.settings.limits,
             budgets=deployed_budgets(self.settings.limits, time.monotonic, time.thread_time),
             start_budgets=start_budgets,
+            check_parameters=self.check_parameters,
         )
 
 
@@ -286,6 +308,7 @@ def build(
     front: Callable[[TaskInvoker], TaskInvoker] | None = None,
     endpoint_credentials: dict[str, str] | None = None,
     service_endpoints: dict[str, str] | None = None,
+    check_parameters: ParameterCheck | None = None,
 ) -> Wiring:
     """The wiring of ``settings`` (default: read from the environment)."""
     return Wiring(
@@ -298,4 +321,5 @@ def build(
         front=front,
         endpoint_credentials=endpoint_credentials,
         service_endpoints=service_endpoints,
+        check_parameters=check_parameters,
     )

@@ -29,7 +29,7 @@ from stepflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
-from stepflow.engine.resources import ResourceInfo, describe
+from stepflow.engine.resources import ParameterCheck, ResourceInfo, describe
 from stepflow.engine.start import new_child_execution, new_execution
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Fail",
     "Frame",
     "NotifyParent",
+    "ParameterCheck",
     "Redrive",
     "ResourceInfo",
     "RunTask",

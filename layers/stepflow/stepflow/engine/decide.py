@@ -38,6 +38,7 @@ from stepflow.engine.model import (
     TaskSucceeded,
     TimerFired,
 )
+from stepflow.engine.resources import ParameterCheck
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
 from stepflow.limits import Limits
@@ -56,6 +57,7 @@ def decide(
     consume: bool = False,
     time_budget: Budget = UNLIMITED,
     limits: Limits | None = None,
+    check_parameters: ParameterCheck | None = None,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -77,9 +79,20 @@ def decide(
     adds its ``ExecutionRedriven`` and fails again at once), and
     ``max_payload_bytes`` a state's output and a task's result
     (``States.DataLimitExceeded``).
+
+    ``check_parameters(resource, parameters)`` (None: none) says why a Task's
+    effective parameters cannot start it: the state then fails with
+    ``States.Runtime`` before its task is scheduled, as on AWS. The edge injects
+    the integration registry's check, so the engine never imports an integration.
     """
     decider = Decider(
-        definition, state if consume else state.copy(), now, budget, time_budget, limits
+        definition,
+        state if consume else state.copy(),
+        now,
+        budget,
+        time_budget,
+        limits,
+        check_parameters,
     )
     try:
         decider.apply(event)

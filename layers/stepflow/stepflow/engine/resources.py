@@ -7,12 +7,18 @@ registry (:mod:`stepflow.integrations.registry`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["lambda", "activity", "service"]
 Pattern = Literal["request-response", "wait-for-token", "sync", "sync2"]
+
+ParameterCheck = Callable[[str, Any], "str | None"]
+"""``check(resource, parameters) -> problem``: why a Task's effective parameters cannot
+start it (None: they can). Injected into :func:`~stepflow.engine.decide` by the edge
+(the integration registry's :meth:`parameters_problem`); it must be pure and cheap."""
 
 _SUFFIXES: tuple[tuple[str, Pattern], ...] = (
     (".waitForTaskToken", "wait-for-token"),

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from stepflow.asl.states.base import State
 from stepflow.data.budget import Budget
 from stepflow.engine.model import Command, ExecutionState, Frame
+from stepflow.engine.resources import ParameterCheck
 from stepflow.errors import StatesError
 
 
@@ -45,6 +46,11 @@ class StepContext(EvalContext, Protocol):
     @property
     def commands(self) -> list[Command]:
         """The commands for the driver, in order; a state appends to them."""
+        ...
+
+    @property
+    def check_parameters(self) -> ParameterCheck | None:
+        """Why a Task's effective parameters cannot start it (None: no check is injected)."""
         ...
 
     def emit(

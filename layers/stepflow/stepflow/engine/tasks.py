@@ -18,7 +18,7 @@ from stepflow.engine.model import (
     TaskFailed,
     TaskSucceeded,
 )
-from stepflow.engine.resources import ResourceInfo, describe
+from stepflow.engine.resources import ParameterCheck, ResourceInfo, describe
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
@@ -37,6 +37,14 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     frame.effective = dataflow.effective_input(
         d, frame, node, template=node.parameters, **token_context
     )
+    if info.kind != "activity":
+        problem = parameters_problem(d.check_parameters, node.resource, frame.effective)
+        if problem is not None:  # AWS refuses them before scheduling: no Task* event
+            raise StatesError(
+                StatesErrorName.RUNTIME,
+                f"The Parameters '{d.encode(frame.effective)}' could not be used to start "
+                f"the Task: [{problem}]",
+            )
     timeout = waits.seconds(
         d, frame, node, node.timeout_seconds, node.timeout_seconds_path, "TimeoutSeconds"
     )
@@ -71,6 +79,25 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     frame.heartbeat_at = d.now
     if heartbeat is not None:
         d.start_timer(frame, f"heartbeat:{task_id}", d.now + heartbeat)
+
+
+def parameters_problem(check: ParameterCheck | None, resource: str, parameters: Any) -> str | None:
+    """What ``check`` finds wrong with a task's effective parameters (None: nothing).
+
+    The check is the edge's (the integration registry's), given the parameters
+    themselves, never a copy: it must only read them. A check that raises is a
+    defect of the check, not of the workflow: it counts as no problem, and the
+    integration judges the parameters when it runs (as it does without a check);
+    failing the execution instead would fail workflows AWS runs. A problem that
+    is not a non-empty string counts as none too.
+    """
+    if check is None:
+        return None
+    try:
+        problem = check(resource, parameters)
+    except Exception:
+        return None
+    return problem if isinstance(problem, str) and problem else None
 
 
 def task_role(d: StepContext, frame: Frame, node: TaskState) -> str:

@@ -29,6 +29,7 @@ from stepflow.engine.model import (
     NotifyParent,
     StartTimer,
 )
+from stepflow.engine.resources import ParameterCheck
 from stepflow.errors import StatesError, StatesErrorName
 from stepflow.limits import Limits
 
@@ -81,9 +82,12 @@ class Transitions:
         budget: int,
         time_budget: Budget = UNLIMITED,
         limits: Limits | None = None,
+        check_parameters: ParameterCheck | None = None,
     ) -> None:
         self.definition = definition
         self.time_budget = time_budget
+        self.check_parameters = check_parameters
+        """Why a Task's parameters cannot start it (None: no check); see :mod:`.tasks`."""
         self.max_events = None if limits is None else limits.max_events_per_execution
         """The history's cap (None: none); see :class:`EventLimitReachedError`."""
         self.max_payload = None if limits is None else limits.max_payload_bytes

@@ -70,6 +70,21 @@ class ApiGatewayInvoke:
             return f"apigateway:{action} is not an API Gateway integration (only invoke)"
         return None
 
+    def parameters_problem(self, action: str, parameters: Any) -> str | None:
+        """What AWS refuses before scheduling the task (the Headers' format...); no I/O.
+
+        Every shape problem of the request (a field's type or format, a forbidden
+        header) is one: AWS fails the state with ``States.Runtime`` before any
+        Task event. Signing problems show only when the task runs.
+        """
+        try:
+            if not isinstance(parameters, dict):
+                raise BadParameters("Parameters")
+            _checked(parameters)
+        except BadParameters as bad:
+            return bad.problem_text
+        return None
+
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Send the request once; the response as Step Functions returns it."""
         parameters = request.parameters
@@ -99,15 +114,7 @@ class ApiGatewayInvoke:
     def _request(
         self, request: TaskRequest, parameters: dict[str, Any], clients: TaskClients
     ) -> HttpRequest:
-        endpoint = require_str(parameters, "ApiEndpoint") or ""
-        method = require_str(parameters, "Method") or ""
-        if method not in METHODS:
-            raise BadParameters("Method")
-        auth = require_str(parameters, "AuthType", required=False) or "NO_AUTH"
-        if auth not in AUTH_TYPES:
-            raise BadParameters("AuthType")
-        url = invoke_url(endpoint, parameters)
-        headers = _headers(parameters)
+        method, auth, url, headers = _checked(parameters)
         body: bytes | None = None
         if "RequestBody" in parameters:
             value = parameters["RequestBody"]
@@ -120,6 +127,18 @@ class ApiGatewayInvoke:
         if auth != "NO_AUTH":
             headers = sign(request, clients, method, url, headers, body)
         return HttpRequest(method, url, tuple(headers), body, timeout_of(request.timeout_seconds))
+
+
+def _checked(parameters: dict[str, Any]) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """``(method, auth type, URL, headers)`` of valid parameters (else raises BadParameters)."""
+    endpoint = require_str(parameters, "ApiEndpoint") or ""
+    method = require_str(parameters, "Method") or ""
+    if method not in METHODS:
+        raise BadParameters("Method")
+    auth = require_str(parameters, "AuthType", required=False) or "NO_AUTH"
+    if auth not in AUTH_TYPES:
+        raise BadParameters("AuthType")
+    return method, auth, invoke_url(endpoint, parameters), _headers(parameters)
 
 
 def invoke_url(endpoint: str, parameters: dict[str, Any]) -> str:

@@ -94,3 +94,18 @@ class Integration(Protocol):
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Perform ``request``. For ``wait-for-token`` the output is the send's response."""
         ...
+
+
+class ChecksParameters(Protocol):
+    """An integration that can tell, without I/O, parameters AWS refuses before scheduling.
+
+    Optional (see :meth:`stepflow.integrations.registry.Registry.parameters_problem`):
+    ``parameters_problem`` returns AWS's words for the problem (the text inside the
+    brackets of "could not be used to start the Task: [...]"), None when there is
+    none. It only reads ``parameters`` (no copy of them, no client, no network) and
+    should be linear in their size: the engine calls it on every task attempt.
+    """
+
+    def parameters_problem(self, action: str, parameters: Any) -> str | None:
+        """Why ``parameters`` cannot start ``action`` (None: they can)."""
+        ...

@@ -30,6 +30,7 @@ from stepflow.integrations.optimized import (
     unusable,
     validation_error,
 )
+from stepflow.integrations.prechecks import shape_problem, without_nulls
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -67,6 +68,24 @@ class DynamoDBItems:
                 "for the SDK integration)"
             )
         return None
+
+    def parameters_problem(self, action: str, parameters: Any) -> str | None:
+        """Wrong JSON types, unknown fields, non-base64 binaries: refused before scheduling.
+
+        A null or missing required member, or a table name DynamoDB refuses, is
+        DynamoDB's ``ValidationException`` when the task runs, as on AWS.
+        """
+        if action not in ACTIONS:
+            return None
+        if not isinstance(parameters, dict):
+            return f"The parameters of dynamodb:{action} must be a JSON object"
+        for name in _ATTRIBUTE_MAPS:
+            values = parameters.get(name)
+            if isinstance(values, dict):
+                problem = _base64_problem(values, name)
+                if problem is not None:
+                    return problem
+        return shape_problem("dynamodb", ACTIONS[action][0], without_nulls(parameters))
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Perform the item action; DynamoDB's response, or its error as Step Functions names it."""
@@ -110,6 +129,33 @@ def _table_violations(table: str) -> list[str]:
             "Member must have length greater than or equal to 3"
         )
     return found
+
+
+def _base64_problem(values: dict[str, Any], where: str) -> str | None:
+    """The first binary value of an attribute map that is not base64 text (read only)."""
+    try:
+        for name, value in values.items():
+            _check_value(value, f"{where}.{name}")
+    except _NotBase64 as problem:
+        return str(problem)
+    return None
+
+
+def _check_value(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        return
+    if isinstance(value.get("B"), str):
+        _b64(value["B"], "B", where)
+    if isinstance(value.get("BS"), list):
+        for b in value["BS"]:
+            if isinstance(b, str):
+                _b64(b, "BS", where)
+    if isinstance(value.get("M"), dict):
+        for name, member in value["M"].items():
+            _check_value(member, f"{where}.{name}")
+    if isinstance(value.get("L"), list):
+        for member in value["L"]:
+            _check_value(member, where)
 
 
 class _NotBase64(ValueError):

@@ -26,6 +26,7 @@ from stepflow.integrations.optimized import (
     unusable,
     validation_error,
 )
+from stepflow.integrations.prechecks import shape_problem, without_nulls
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -52,6 +53,25 @@ class EventsPutEvents:
                 f"use arn:aws:states:::aws-sdk:eventbridge:{action} for the SDK integration)"
             )
         return None
+
+    def parameters_problem(self, action: str, parameters: Any) -> str | None:
+        """Wrong JSON types and unknown fields (of the request or an entry).
+
+        AWS refuses them before scheduling; a missing ``Source`` is a failed entry
+        when the task runs, as on AWS.
+        """
+        if action != "putEvents":
+            return None
+        if not isinstance(parameters, dict):
+            return "The parameters of events:putEvents must be a JSON object"
+        request = without_nulls(parameters)
+        entries = request.get("Entries")
+        if isinstance(entries, list):
+            if not all(isinstance(entry, dict) for entry in entries):
+                return "The value for the field 'Entries' must be an ARRAY"
+            # Shallow: a Detail of any JSON type is sent as its text.
+            request["Entries"] = [_entry_shape(e) for e in entries]
+        return shape_problem("events", "PutEvents", request)
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Send the entries; the response, ``EventBridge.FailedEntry`` if any entry failed."""
@@ -90,6 +110,14 @@ class EventsPutEvents:
         if resources is None or isinstance(resources, list):
             sent["Resources"] = [*(resources or []), *_own_arns(execution_arn)]
         return sent
+
+
+def _entry_shape(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry as validated: a Detail of any JSON type is sent as its text (shallow)."""
+    shape = without_nulls(entry)
+    if "Detail" in shape:
+        shape["Detail"] = ""
+    return shape
 
 
 def _own_arns(execution_arn: str) -> list[str]:

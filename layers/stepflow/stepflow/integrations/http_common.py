@@ -27,13 +27,17 @@ class BadParameters(Exception):
         self.field = field
         self.problem = problem
 
+    @property
+    def problem_text(self) -> str:
+        """AWS's words for the problem (inside the brackets of its cause)."""
+        return f"The value of the field '{self.field}' {self.problem}"
+
     def outcome(self, parameters: Any) -> TaskOutcome:
         """``States.Runtime`` with AWS's cause text."""
         text = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
         return TaskOutcome.failed(
             StatesErrorName.RUNTIME,
-            f"The Parameters '{text}' could not be used to start the Task: "
-            f"[The value of the field '{self.field}' {self.problem}]",
+            f"The Parameters '{text}' could not be used to start the Task: [{self.problem_text}]",
         )
 
 

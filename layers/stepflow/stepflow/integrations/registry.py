@@ -62,6 +62,31 @@ class Registry:
             return integration.check(f"{service}:{info.action}", info.pattern)
         return integration.check(info.action, info.pattern)
 
+    def parameters_problem(self, resource: str, parameters: Any) -> str | None:
+        """Why ``parameters`` cannot start a task of ``resource`` (None: none found).
+
+        The engine's injected check (:data:`stepflow.engine.ParameterCheck`, no I/O):
+        the state fails with ``States.Runtime`` before the task is scheduled, as on AWS.
+        An integration takes part by having ``parameters_problem(action, parameters)``
+        (:class:`~stepflow.integrations.base.ChecksParameters`): pure, reading the
+        parameters only. A resource StepFlow cannot run is left to the runtime error
+        that names it.
+        """
+        info = describe(resource)
+        if info.kind == "activity":
+            return None
+        integration = self.find(resource)
+        if integration is None or info.pattern not in integration.patterns:
+            return None
+        check = getattr(integration, "parameters_problem", None)
+        if check is None:
+            return None
+        action = info.action
+        if integration.service.endswith(":*"):
+            action = f"{info.service.partition(':')[2]}:{action}"
+        problem = check(action, parameters)
+        return problem if isinstance(problem, str) else None
+
     def services(self) -> Iterable[str]:
         """The services registered, sorted."""
         return sorted(self.integrations)

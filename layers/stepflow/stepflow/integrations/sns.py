@@ -30,6 +30,7 @@ from stepflow.integrations.optimized import (
     unusable,
     validation_error,
 )
+from stepflow.integrations.prechecks import shape_problem, without_nulls
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -56,6 +57,27 @@ class SnsPublish:
             )
         return None
 
+    def parameters_problem(self, action: str, parameters: Any) -> str | None:
+        """Wrong JSON types, unknown fields, a non-base64 ``BinaryValue``.
+
+        AWS refuses them before scheduling; a missing ``Message`` or topic is
+        SNS's error when the task runs.
+        """
+        if action != "publish":
+            return None
+        if not isinstance(parameters, dict):
+            return "The parameters of sns:publish must be a JSON object"
+        request = without_nulls(parameters)
+        if "Message" in request:
+            request["Message"] = ""  # any value is sent, as its JSON text
+        attributes = request.get("MessageAttributes")
+        if isinstance(attributes, dict):
+            for name, attribute in attributes.items():
+                binary = attribute.get("BinaryValue") if isinstance(attribute, dict) else None
+                if isinstance(binary, str) and not _is_base64(binary):
+                    return f"The BinaryValue of the message attribute '{name}' is not base64 text"
+        return shape_problem("sns", "Publish", request)
+
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Publish the message; SNS's response, or its error as Step Functions names it."""
         parameters = request.parameters
@@ -76,6 +98,14 @@ class SnsPublish:
         if violations:
             return validation_error(violations, SNS)
         return perform(request, client, SNS, lambda: dict(client.publish(**call)))
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _decode_binary(attributes: dict[str, Any]) -> dict[str, Any] | str:

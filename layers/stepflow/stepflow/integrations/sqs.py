@@ -54,6 +54,10 @@ class SQSIntegration:
             )
         return None
 
+    def parameters_problem(self, action: str, parameters: Any) -> str | None:
+        """A missing or non-string ``QueueUrl``, a missing ``MessageBody`` (before scheduling)."""
+        return _request_problem(parameters) if action == "sendMessage" else None
+
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Send the message of ``request``; the output is SQS's response."""
         parameters = request.parameters

@@ -32,11 +32,12 @@ from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
+from stepflow.integrations import default_registry
 from stepflow.limits import Limits
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.runtime import TaskInvoker
-from stepflow.testing.handlers import Handler, task_invoker
+from stepflow.testing.handlers import Handler, task_invoker, unbound_check
 
 TABLE = "stepflow-local"
 QUEUE = "stepflow-transitions"
@@ -157,6 +158,9 @@ class LocalStack:
             endpoint_url=self.aws_endpoint,
             endpoint_credentials=CREDENTIALS,
             service_endpoints=endpoints,
+            check_parameters=unbound_check(self.handlers, default_registry().parameters_problem)
+            if self.handlers
+            else None,
         )
         stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)

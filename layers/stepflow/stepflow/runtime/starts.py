@@ -12,7 +12,15 @@ from typing import Any
 
 from stepflow.asl import StateMachine
 from stepflow.data.budget import Budget, DecisionDeferred
-from stepflow.engine import Decision, ExecutionState, Fail, Start, decide, new_execution
+from stepflow.engine import (
+    Decision,
+    ExecutionState,
+    Fail,
+    ParameterCheck,
+    Start,
+    decide,
+    new_execution,
+)
 from stepflow.engine.codec import encode_state
 from stepflow.errors import StatesErrorName
 from stepflow.limits import Limits
@@ -60,6 +68,7 @@ def first_decision(
     *,
     budget: Budget,
     limits: Limits,
+    check_parameters: ParameterCheck | None = None,
 ) -> tuple[Decision, tuple[Message, ...]]:
     """The decision on ``Start``, and the outbox that replaces its own when it was deferred.
 
@@ -69,7 +78,16 @@ def first_decision(
     redelivery cannot start it twice.
     """
     try:
-        return decide(definition, state, Start(), now, time_budget=budget, limits=limits), ()
+        decision = decide(
+            definition,
+            state,
+            Start(),
+            now,
+            time_budget=budget,
+            limits=limits,
+            check_parameters=check_parameters,
+        )
+        return decision, ()
     except DecisionDeferred:
         arn = state.execution_arn
         start = Message(arn, f"{arn}#start", "event", encode_event(Start()))

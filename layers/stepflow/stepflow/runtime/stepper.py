@@ -31,6 +31,7 @@ from stepflow.engine import (
     Event,
     ExecutionState,
     Fail,
+    ParameterCheck,
     Redrive,
     Start,
     Stop,
@@ -101,6 +102,7 @@ class Stepper:
         limits: Limits = DEFAULT_LIMITS,
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
+        check_parameters: ParameterCheck | None = None,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -126,6 +128,9 @@ class Stepper:
         self.start_budgets = start_budgets
         """The budget of StartExecution's first decision (None: ``budgets``). The API's may
         defer: past its deadline the first decision is left to the stepper behind the queue."""
+        self.check_parameters = check_parameters
+        """Why a Task's effective parameters cannot start it (None: no check): the edge's
+        integration registry, handed to every decision (see :func:`stepflow.engine.decide`)."""
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(
@@ -147,7 +152,12 @@ class Stepper:
         new = NewExecution(state_machine_arn, name, input, self.clock(), dict(attributes or {}))
         state = first_state(new, seed=seed, child_limit=self.child_limit)
         decision, deferred = first_decision(
-            definition, state, new.now, budget=self._budget(start=True), limits=self.limits
+            definition,
+            state,
+            new.now,
+            budget=self._budget(start=True),
+            limits=self.limits,
+            check_parameters=self.check_parameters,
         )
         try:
             try:
@@ -356,6 +366,7 @@ class Stepper:
                     consume=state is not before,
                     time_budget=self._budget(),
                     limits=self.limits,
+                    check_parameters=self.check_parameters,
                 )
                 state = decision.state
                 history.extend(decision.events)

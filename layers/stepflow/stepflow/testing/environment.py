@@ -23,7 +23,9 @@ from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
 from stepflow.data.budget import Budget, clock_budgets
 from stepflow.data.serialize import dumps
+from stepflow.engine import ParameterCheck
 from stepflow.engine.codec import decode_state
+from stepflow.integrations import default_registry
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.clients import TaskClients
@@ -44,6 +46,7 @@ from stepflow.testing.handlers import (
     call_handler,
     find_handler,
     task_invoker,
+    unbound_check,
 )
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
@@ -88,6 +91,11 @@ class WorkflowEnvironment:
     CPU time of the evaluating thread, so that a busy test machine does not fail an
     execution a deployment would run; tests pass a fake), ``start_budgets`` the
     budget of the first decision of :meth:`start` (default: ``budgets``).
+
+    As on AWS, a Task whose parameters its integration cannot use fails with
+    ``States.Runtime`` before it is scheduled (no Task event): ``check_parameters``
+    (default: the integration registry's, none when ``invoker`` is given) finds
+    them; a task a handler takes is never checked.
     """
 
     def __init__(
@@ -108,6 +116,7 @@ class WorkflowEnvironment:
         limits: Limits = DEFAULT_LIMITS,
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
+        check_parameters: ParameterCheck | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -138,6 +147,7 @@ class WorkflowEnvironment:
             limits=limits,
             budgets=budgets if budgets is not None else _cpu_budgets(limits),
             start_budgets=start_budgets,
+            check_parameters=_parameter_check(self.handlers, invoker, check_parameters),
         )
         self.activities = ActivityService(
             stepper=self.stepper,
@@ -447,3 +457,16 @@ __all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]
 def _cpu_budgets(limits: Limits) -> Callable[[], Budget]:
     """Budgets on the evaluating thread's CPU time (read on one check in 16: it is slow)."""
     return clock_budgets(limits, time.thread_time, every=16)
+
+
+def _parameter_check(
+    handlers: Mapping[str, Handler], invoker: TaskInvoker | None, given: ParameterCheck | None
+) -> ParameterCheck | None:
+    """The check (``given``, else the registry's) of the tasks no handler takes.
+
+    None when ``invoker`` replaces the integrations and no check is given: that
+    invoker alone knows what it runs.
+    """
+    if given is None and invoker is not None:
+        return None
+    return unbound_check(handlers, given or default_registry().parameters_problem)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.engine.model import RunTask
-from stepflow.engine.resources import describe
+from stepflow.engine.resources import ParameterCheck, describe
 from stepflow.errors import StatesErrorName
 from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.runtime.clients import TaskClients
@@ -54,6 +54,22 @@ def task_invoker(
         return run_handler(handlers, command)
 
     return invoke
+
+
+def unbound_check(handlers: Mapping[str, Handler], check: ParameterCheck) -> ParameterCheck:
+    """``check`` for the tasks no handler takes.
+
+    A bound handler replaces the integration, its checks too: it may take any parameters.
+    """
+    if not handlers:
+        return check
+
+    def unbound(resource: str, parameters: Any) -> str | None:
+        if find_handler(handlers, resource, parameters) is not None:
+            return None
+        return check(resource, parameters)
+
+    return unbound
 
 
 def aws_invoker(aws: bool | TaskClients, region: str) -> TaskInvoker | None:
