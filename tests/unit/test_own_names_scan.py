@@ -1,4 +1,4 @@
-"""Every service task is refused when ANY string or map key of its parameters names a StepFlow resource.
+"""A service task is refused when ANY string or map key of its parameters names an own resource.
 
 ``aws-sdk:*`` can call any action, and actions name their resources anywhere:
 ``RequestItems`` keyed by table name, ``TransactItems``, ``CopySource``,

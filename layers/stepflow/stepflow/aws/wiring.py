@@ -42,6 +42,9 @@ from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.integrations.catalog import with_http
+from stepflow.integrations.http_denied import DeniedEndpoints
+from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.lambda_ import LAMBDA_CONFIG
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
@@ -63,7 +66,9 @@ class Wiring:
     transition stepper run Lambda tasks itself when no tasks queue is set;
     ``endpoint_url`` points the task clients (and STS) at moto or LocalStack,
     with ``endpoint_credentials`` (an access key pair) when given, and
-    ``service_endpoints`` per service (see :class:`RoleClients`).
+    ``service_endpoints`` per service (see :class:`RoleClients`);
+    ``denied_endpoints`` are the stack's own endpoints no HTTP task may reach
+    (``stepflow local``: moto's, DynamoDB's and its API's).
     """
 
     def __init__(
@@ -78,8 +83,10 @@ class Wiring:
         front: Callable[[TaskInvoker], TaskInvoker] | None = None,
         endpoint_credentials: dict[str, str] | None = None,
         service_endpoints: dict[str, str] | None = None,
+        denied_endpoints: DeniedEndpoints | None = None,
     ) -> None:
         self.settings = settings
+        self.denied_endpoints = denied_endpoints
         self.service_endpoints = service_endpoints
         self.endpoint_url = endpoint_url
         self.endpoint_credentials = endpoint_credentials
@@ -195,7 +202,10 @@ class Wiring:
         """
         inner = self._invoker
         if inner is None:
-            inner = IntegrationInvoker(default_registry(), self.task_clients)
+            registry = default_registry()
+            if self.denied_endpoints is not None:
+                registry = with_http(registry, Urllib3Http(denied=self.denied_endpoints))
+            inner = IntegrationInvoker(registry, self.task_clients)
         if self._front is not None:
             inner = self._front(inner)
         return OwnTargetGuard(inner, own_resources(self.settings))
@@ -286,6 +296,7 @@ def build(
     front: Callable[[TaskInvoker], TaskInvoker] | None = None,
     endpoint_credentials: dict[str, str] | None = None,
     service_endpoints: dict[str, str] | None = None,
+    denied_endpoints: DeniedEndpoints | None = None,
 ) -> Wiring:
     """The wiring of ``settings`` (default: read from the environment)."""
     return Wiring(
@@ -298,4 +309,5 @@ def build(
         front=front,
         endpoint_credentials=endpoint_credentials,
         service_endpoints=service_endpoints,
+        denied_endpoints=denied_endpoints,
     )

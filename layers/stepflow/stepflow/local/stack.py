@@ -32,6 +32,7 @@ from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
+from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
@@ -150,6 +151,9 @@ class LocalStack:
         # Tasks reach DynamoDB where the stack's table is, and Step Functions at
         # this stack's own API (filled in once the gateway listens).
         endpoints = {"dynamodb": self.dynamodb_endpoint} if self.dynamodb_endpoint else {}
+        # moto (and DynamoDB Local) check no signature: no HTTP task may reach them,
+        # nor this stack's API (added once it listens).
+        denied = DeniedEndpoints([self.aws_endpoint, self.dynamodb_endpoint or ""])
         self.wiring = build(
             settings,
             clients=clients,
@@ -157,6 +161,7 @@ class LocalStack:
             endpoint_url=self.aws_endpoint,
             endpoint_credentials=CREDENTIALS,
             service_endpoints=endpoints,
+            denied_endpoints=denied,
         )
         stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
@@ -170,6 +175,7 @@ class LocalStack:
         ).start()
         self.url = self._gateway.url
         endpoints["stepfunctions"] = self.url
+        denied.add(self.url)
         self._pollers = Pollers(
             sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
         ).start()
