@@ -123,14 +123,7 @@ class OwnResources:
         function or table ARN, ``bucket/key``, a PartiQL statement. ``text`` is
         also read percent-decoded (up to three times).
         """
-        pattern = _pattern(self)
-        if pattern is None:
-            return None
-        for variant in _decodings(text):
-            found = pattern.search(variant)
-            if found is not None and found.lastgroup is not None:
-                return found.lastgroup, found.group(found.lastgroup)
-        return None
+        return _find(_matcher(self), text)
 
     def named_in_tree(self, value: Any) -> tuple[str, str] | None:
         """The first own resource any string or map key of ``value`` names (see :meth:`named_in`).
@@ -138,6 +131,7 @@ class OwnResources:
         Raises :class:`ScanLimitError` past :data:`MAX_SCAN_VALUES` values or
         :data:`MAX_SCAN_DEPTH` levels: what is not read is never passed.
         """
+        texts: list[str] = []
         stack: list[tuple[Any, int]] = [(value, 0)]
         seen = 0
         while stack:
@@ -146,9 +140,7 @@ class OwnResources:
             if seen > MAX_SCAN_VALUES:
                 raise ScanLimitError(f"more than {MAX_SCAN_VALUES} values")
             if isinstance(item, str):
-                found = self.named_in(item)
-                if found is not None:
-                    return found
+                texts.extend(_decodings(item) if "%" in item else (item,))
             elif isinstance(item, dict | list | tuple):
                 if depth >= MAX_SCAN_DEPTH:
                     raise ScanLimitError(f"nested deeper than {MAX_SCAN_DEPTH} levels")
@@ -158,16 +150,51 @@ class OwnResources:
                         stack.append((child, depth + 1))
                 else:
                     stack.extend((child, depth + 1) for child in item)
-        return None
+        # One search over every text, NUL-separated: NUL bounds a name as any separator does.
+        return _search(_matcher(self), "\x00".join(texts))
 
 
 class ScanLimitError(Exception):
     """A task's parameters pass a bound of the own-resource scan."""
 
 
+_Matcher = tuple[tuple[str, ...], "re.Pattern[str] | None"]
+"""Every own name lowercased (a fast first test) and the expression finding them."""
+
+
+def _find(matcher: _Matcher, text: str) -> tuple[str, str] | None:
+    for variant in _decodings(text):
+        found = _search(matcher, variant)
+        if found is not None:
+            return found
+    return None
+
+
+def _search(matcher: _Matcher, text: str) -> tuple[str, str] | None:
+    needles, pattern = matcher
+    if pattern is None:
+        return None
+    lowered = text.lower()
+    if not any(needle in lowered for needle in needles):
+        return None
+    found = pattern.search(text)
+    if found is None or found.lastgroup is None:
+        return None
+    return found.lastgroup, found.group(found.lastgroup)
+
+
 @lru_cache(maxsize=8)
-def _pattern(own: OwnResources) -> re.Pattern[str] | None:
+def _matcher(own: OwnResources) -> _Matcher:
     """One regular expression finding every own name, a named group per kind."""
+    names = (
+        *own.tables,
+        *own.queues,
+        *own.buckets,
+        *own.functions,
+        *own.queue_prefixes,
+        *own.secrets,
+    )
+    needles = tuple(sorted({n.lower() for n in names}))
 
     def alternatives(names: Iterable[str]) -> str:
         return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
@@ -194,8 +221,9 @@ def _pattern(own: OwnResources) -> re.Pattern[str] | None:
         )
         groups.append(("secret", secret))
     if not groups:
-        return None
-    return re.compile("|".join(f"(?P<{kind}>{body})" for kind, body in groups), re.IGNORECASE)
+        return needles, None
+    expression = "|".join(f"(?P<{kind}>{body})" for kind, body in groups)
+    return needles, re.compile(expression, re.IGNORECASE | re.ASCII)
 
 
 def _decodings(text: str) -> list[str]:
