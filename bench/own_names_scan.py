@@ -61,7 +61,7 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}")
     for name, value in CASES.items():
         size = len(json.dumps(value, separators=(",", ":")))
-        print(f"{name:32} {size:>9} bytes  {best_ms(value, args.repeat):8.2f} ms")
+        print(f"{name:32} {size:>9} bytes  {best_ms(value, args.repeat):9.3f} ms")
 
 
 if __name__ == "__main__":
