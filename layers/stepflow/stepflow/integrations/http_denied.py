@@ -112,14 +112,15 @@ class DeniedEndpoints:
         ``peer`` is the address actually connected to; without it, ``host`` is
         resolved (an IP literal in any form the resolver accepts).
         """
+        same_port = [h for h, p in self.endpoints if p == port]
+        if not same_port:
+            return None  # nothing to resolve: most requests stop here
         name = host.strip("[]").lower()
         candidates = self._addresses(name, port) if peer is None else _set([peer])
-        for denied_host, denied_port in self.endpoints:
-            if port != denied_port:
-                continue
+        for denied_host in same_port:
             if name == denied_host:
                 return _cause(host, port)
-            denied = self._addresses(denied_host.strip("[]"), denied_port)
+            denied = self._addresses(denied_host.strip("[]"), port)
             if candidates & denied or (
                 any(map(is_this_host, candidates)) and any(map(is_this_host, denied))
             ):
