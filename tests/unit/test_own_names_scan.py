@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from stepflow.aws.own_resources import own_resources
+from stepflow.aws.settings import Settings
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.runtime.targets import (
     MAX_SCAN_DEPTH,
@@ -226,3 +228,22 @@ def test_in_memory_an_sdk_batch_write_to_the_log_fails_the_execution_uncaught() 
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert OWN_TARGET_CAUSE in (result.cause or "")
     assert inner.calls == 0
+
+
+def test_a_deployments_own_resources_include_the_signing_secret_and_the_activity_dlq() -> None:
+    settings = Settings(
+        table_name="StepFlow-Log",
+        queue_url=QUEUE,
+        payload_bucket="stepflow-payloads",
+        signing_secret_arn=SECRET_ARN,
+        activity_dlq_arn=f"arn:aws:sqs:us-east-1:{ACCOUNT}:StepFlow-ActivityDlq",
+        own_functions="StepFlow-stepper",
+    )
+    own = own_resources(settings)
+    assert own.named_in_tree({"SecretId": "StepFlowSigningKey"}) == ("secret", "StepFlowSigningKey")
+    assert own.named_in_tree({"QueueUrl": f"https://x/{ACCOUNT}/StepFlow-ActivityDlq"}) == (
+        "queue",
+        "StepFlow-ActivityDlq",
+    )
+    assert own.named_in_tree({"RequestItems": {"StepFlow-Log": []}}) == ("table", "StepFlow-Log")
+    assert own.named_in_tree({"Payload": "StepFlow-stepper2"}) is None

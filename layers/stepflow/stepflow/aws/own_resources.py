@@ -20,7 +20,12 @@ def own_resources(settings: Settings) -> OwnResources:
     dlq_prefix = prefix.replace("-tq-", "-tqdlq-") if "-tq-" in prefix else DLQ_PREFIX
     return OwnResources.of(
         functions=_split(settings.own_functions),
-        queues=[settings.queue_url, settings.tasks_queue_url, *_split(settings.own_queues)],
+        queues=[
+            settings.queue_url,
+            settings.tasks_queue_url,
+            settings.activity_dlq_arn,
+            *_split(settings.own_queues),
+        ],
         queue_prefixes=[prefix, dlq_prefix],
         tables=[settings.table_name],
         buckets=[settings.payload_bucket],
