@@ -161,3 +161,163 @@ def test_a_user_queue_gets_the_message_once_with_the_states_role_assumed(
     assert wait_for(sfn, execution)["status"] == "SUCCEEDED"
     assert count_messages(stack, url) == 1  # the one received, not deleted: no second send
     assert [role for role, _ in clients.assume_calls[before:]] == [STATE_ROLE]
+
+
+SDK = "arn:aws:states:::aws-sdk:"
+
+
+class Recording:
+    """A task client recording every call made through it (a refused task makes none)."""
+
+    def __init__(self, service: str, inner: Any, calls: list[str]) -> None:
+        self.service, self.inner, self.calls = service, inner, calls
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.inner, name)
+        if not callable(found) or name.startswith("_") or name in ("can_paginate", "meta"):
+            return found
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(f"{self.service}.{name}")
+            return found(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def task_calls(stack: LocalStack) -> Iterator[list[str]]:
+    """Every call the task integrations make, on the clients of every service they may use."""
+    assert stack.wiring is not None
+    clients = stack.wiring.task_clients
+    saved = dict(clients.clients_given)
+    calls: list[str] = []
+    for service in ("dynamodb", "sqs", "s3", "lambda", "secretsmanager"):
+        inner = saved.get(service) or stack.client(service)
+        clients.clients_given[service] = Recording(service, inner, calls)
+    clients.assume_roles = False
+    try:
+        yield calls
+    finally:
+        clients.clients_given.clear()
+        clients.clients_given.update(saved)
+        clients.assume_roles = True
+
+
+def a_log_item(stack: LocalStack) -> dict[str, Any]:
+    """The key of one item of StepFlow's table (a state machine's record)."""
+    stack.stepfunctions().create_state_machine(
+        name="victim",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn=ROLE,
+    )
+    item = stack.client("dynamodb").scan(TableName=TABLE, Limit=1)["Items"][0]
+    return {"pk": item["pk"], "sk": item["sk"]}
+
+
+TABLE = "stepflow-local"
+FORGED = {"pk": {"S": "forged"}, "sk": {"S": "forged"}, "x": {"S": "1"}}
+
+
+def test_sdk_writes_naming_the_log_anywhere_are_refused_and_the_table_is_untouched(
+    stack: LocalStack, task_calls: list[str]
+) -> None:
+    dynamodb = stack.client("dynamodb")
+    victim = a_log_item(stack)
+    states = [
+        {
+            "Resource": f"{SDK}dynamodb:batchWriteItem",
+            "Parameters": {
+                "RequestItems": {
+                    TABLE: [{"PutRequest": {"Item": FORGED}}, {"DeleteRequest": {"Key": victim}}]
+                }
+            },
+        },
+        {
+            "Resource": f"{SDK}dynamodb:transactWriteItems",
+            "Parameters": {
+                "TransactItems": [
+                    {"Put": {"TableName": TABLE, "Item": FORGED}},
+                    {
+                        "Delete": {
+                            "TableName": f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{TABLE}",
+                            "Key": victim,
+                        }
+                    },
+                ]
+            },
+        },
+        {
+            "Resource": f"{SDK}dynamodb:executeStatement",
+            "Parameters": {"Statement": f"DELETE FROM \"{TABLE}\" WHERE pk = 'x' AND sk = 'y'"},
+        },
+        {"Resource": f"{SDK}dynamodb:deleteTable", "Parameters": {"TableName": TABLE}},
+    ]
+    for index, state in enumerate(states):
+        described = run(stack, f"sdk-log-{index}", {"Type": "Task", **state})
+        assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+        assert f"{OWN_TARGET_CAUSE}: table " in described["cause"]
+    assert task_calls == []
+    assert "Item" in dynamodb.get_item(TableName=TABLE, Key=victim)
+    assert "Item" not in dynamodb.get_item(
+        TableName=TABLE, Key={"pk": FORGED["pk"], "sk": FORGED["sk"]}
+    )
+
+
+def test_sdk_batches_to_the_queues_copies_from_the_bucket_and_code_updates_are_refused(
+    stack: LocalStack, task_calls: list[str]
+) -> None:
+    assert stack.wiring is not None
+    settings = stack.wiring.settings
+    dlqs = settings.own_queues.split(",")
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket="user-copies")
+    s3.put_object(Bucket=settings.payload_bucket, Key="payloads/secret", Body=b"internal")
+    before = [count_messages(stack, url) for url in dlqs]
+    entries = [{"Id": "1", "MessageBody": json.dumps({"kind": "event"})}]
+    states = [
+        *(
+            {
+                "Resource": f"{SDK}sqs:sendMessageBatch",
+                "Parameters": {"QueueUrl": url, "Entries": entries},
+            }
+            for url in [settings.queue_url, settings.tasks_queue_url, *dlqs]
+        ),
+        {
+            "Resource": f"{SDK}s3:copyObject",
+            "Parameters": {
+                "Bucket": "user-copies",
+                "Key": "stolen",
+                "CopySource": f"{settings.payload_bucket}/payloads/secret",
+            },
+        },
+        {
+            "Resource": f"{SDK}lambda:updateFunctionCode",
+            "Parameters": {"FunctionName": "stepflow-stepper", "ZipFile": "UEsDBA=="},
+        },
+    ]
+    for index, state in enumerate(states):
+        described = run(stack, f"sdk-own-{index}", {"Type": "Task", **state})
+        assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+        assert OWN_TARGET_CAUSE in described["cause"]
+    assert task_calls == []
+    assert [count_messages(stack, url) for url in dlqs] == before == [0, 0]
+    assert s3.list_objects_v2(Bucket="user-copies").get("KeyCount", 0) == 0
+
+
+def test_an_sdk_call_on_user_resources_runs_once(stack: LocalStack, task_calls: list[str]) -> None:
+    dynamodb = stack.client("dynamodb")
+    dynamodb.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    state = {
+        "Type": "Task",
+        "Resource": f"{SDK}dynamodb:batchWriteItem",
+        "Parameters": {"RequestItems": {"orders": [{"PutRequest": {"Item": {"id": {"S": "7"}}}}]}},
+    }
+    described = run(stack, "sdk-user", state)
+    assert described["status"] == "SUCCEEDED", described
+    assert task_calls == ["dynamodb.batch_write_item"]
+    assert dynamodb.scan(TableName="orders", Select="COUNT")["Count"] == 1

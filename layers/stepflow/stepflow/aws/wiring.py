@@ -43,6 +43,9 @@ from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
+from stepflow.integrations.catalog import with_http
+from stepflow.integrations.http_denied import DeniedEndpoints
+from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.lambda_ import LAMBDA_CONFIG
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
@@ -64,7 +67,9 @@ class Wiring:
     transition stepper run Lambda tasks itself when no tasks queue is set;
     ``endpoint_url`` points the task clients (and STS) at moto or LocalStack,
     with ``endpoint_credentials`` (an access key pair) when given, and
-    ``service_endpoints`` per service (see :class:`RoleClients`).
+    ``service_endpoints`` per service (see :class:`RoleClients`);
+    ``denied_endpoints`` are the stack's own endpoints no HTTP task may reach
+    (``stepflow local``: moto's, DynamoDB's and its API's).
     ``check_parameters`` replaces the registry's check of a Task's parameters
     before it is scheduled (``stepflow local`` skips the resources its handlers take).
     """
@@ -82,9 +87,11 @@ class Wiring:
         endpoint_credentials: dict[str, str] | None = None,
         service_endpoints: dict[str, str] | None = None,
         check_parameters: ParameterCheck | None = None,
+        denied_endpoints: DeniedEndpoints | None = None,
     ) -> None:
         self.settings = settings
         self._check_parameters = check_parameters
+        self.denied_endpoints = denied_endpoints
         self.service_endpoints = service_endpoints
         self.endpoint_url = endpoint_url
         self.endpoint_credentials = endpoint_credentials
@@ -193,8 +200,11 @@ class Wiring:
 
     @cached_property
     def integrations(self) -> Registry:
-        """The integration registry tasks run on."""
-        return default_registry()
+        """The integration registry tasks run on (HTTP through the deny list, when set)."""
+        registry = default_registry()
+        if self.denied_endpoints is not None:
+            registry = with_http(registry, Urllib3Http(denied=self.denied_endpoints))
+        return registry
 
     @cached_property
     def check_parameters(self) -> ParameterCheck | None:
@@ -309,6 +319,7 @@ def build(
     endpoint_credentials: dict[str, str] | None = None,
     service_endpoints: dict[str, str] | None = None,
     check_parameters: ParameterCheck | None = None,
+    denied_endpoints: DeniedEndpoints | None = None,
 ) -> Wiring:
     """The wiring of ``settings`` (default: read from the environment)."""
     return Wiring(
@@ -322,4 +333,5 @@ def build(
         endpoint_credentials=endpoint_credentials,
         service_endpoints=service_endpoints,
         check_parameters=check_parameters,
+        denied_endpoints=denied_endpoints,
     )

@@ -21,6 +21,7 @@ from stepflow.integrations import (
     sqs,
 )
 from stepflow.integrations.base import Integration
+from stepflow.integrations.http_port import HttpPort
 from stepflow.integrations.registry import Registry
 
 MODULES: tuple[Sequence[Integration], ...] = (
@@ -49,3 +50,14 @@ def default_registry() -> Registry:
         for integration in integrations:
             registry.register(integration)
     return registry
+
+
+def with_http(registry: Registry, port: HttpPort) -> Registry:
+    """A copy of ``registry`` whose HTTP integrations send through ``port``.
+
+    ``stepflow local`` passes a port that refuses the stack's own endpoints.
+    """
+    copy = Registry(dict(registry.integrations))
+    copy.register(apigateway.ApiGatewayInvoke(port))
+    copy.register(http.HttpInvoke(port))
+    return copy

@@ -7,13 +7,16 @@ never taken silently) and never retrying (one request per task attempt).
 :class:`MemoryHttp` its in-memory twin for tests. :func:`checked` refuses what
 must never reach the wire: a non-http(s) URL, a link-local address (the
 instance metadata service), a method or header that could split the request
-(CR, LF or NUL).
+(CR, LF or NUL). Given :class:`~stepflow.integrations.http_denied.DeniedEndpoints`,
+:class:`Urllib3Http` also refuses the stack's own AWS endpoints, by the URL's
+host before connecting and by the peer's address once connected.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +24,10 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 """A request's time limit when the task sets none (AWS's HTTP Task limit is 60 s)."""
@@ -121,7 +128,9 @@ class Urllib3Http:
 
     The whole exchange (connect, send, every read) must end within the
     request's ``timeout``; the body is read in chunks and abandoned past
-    ``max_body_bytes``.
+    ``max_body_bytes``. A request to one of ``denied`` is refused
+    (``invalid``) before connecting and, should the name resolve elsewhere by
+    then, once connected.
     """
 
     def __init__(
@@ -129,14 +138,23 @@ class Urllib3Http:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        denied: DeniedEndpoints | None = None,
     ) -> None:
         self.max_body_bytes = max_body_bytes
+        self.denied = denied
         self._clock = clock
         self._pool = urllib3.PoolManager(retries=False)
+        if denied is not None:
+            self._pool.pool_classes_by_scheme = _guarded_pools(denied)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request`` once (see :class:`HttpPort`)."""
         checked(request)
+        endpoint = endpoint_of(request.url)
+        if self.denied is not None and endpoint is not None:
+            refusal = self.denied.refusal(*endpoint)
+            if refusal is not None:
+                raise HttpProblem("invalid", refusal)
         deadline = self._clock() + request.timeout
         headers = urllib3.HTTPHeaderDict()
         for name, value in request.headers:
@@ -182,6 +200,34 @@ class Urllib3Http:
                     f"The response body is larger than {self.max_body_bytes} bytes",
                 )
             chunks.append(chunk)
+
+
+def _guarded_pools(denied: DeniedEndpoints) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pools whose connections check the peer they reached against ``denied``."""
+
+    def check(connection: HTTPConnection, sock: socket.socket) -> socket.socket:
+        peer = str(sock.getpeername()[0])
+        refusal = denied.refusal(connection.host, connection.port, peer)
+        if refusal is not None:
+            sock.close()
+            raise HttpProblem("invalid", refusal)
+        return sock
+
+    class Connection(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return check(self, super()._new_conn())
+
+    class SecureConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return check(self, super()._new_conn())
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = SecureConnection
+
+    return {"http": Pool, "https": SecurePool}
 
 
 Route = Callable[[HttpRequest], HttpResponse]

@@ -33,6 +33,7 @@ from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
 from stepflow.integrations import default_registry
+from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
@@ -151,6 +152,9 @@ class LocalStack:
         # Tasks reach DynamoDB where the stack's table is, and Step Functions at
         # this stack's own API (filled in once the gateway listens).
         endpoints = {"dynamodb": self.dynamodb_endpoint} if self.dynamodb_endpoint else {}
+        # moto (and DynamoDB Local) check no signature: no HTTP task may reach them,
+        # nor this stack's API (added once it listens).
+        denied = DeniedEndpoints([self.aws_endpoint, self.dynamodb_endpoint or ""])
         self.wiring = build(
             settings,
             clients=clients,
@@ -161,6 +165,7 @@ class LocalStack:
             check_parameters=unbound_check(self.handlers, default_registry().parameters_problem)
             if self.handlers
             else None,
+            denied_endpoints=denied,
         )
         stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
@@ -174,6 +179,7 @@ class LocalStack:
         ).start()
         self.url = self._gateway.url
         endpoints["stepfunctions"] = self.url
+        denied.add(self.url)
         self._pollers = Pollers(
             sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
         ).start()
