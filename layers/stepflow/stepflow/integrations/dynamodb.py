@@ -20,12 +20,12 @@ import re
 from typing import Any
 
 from stepflow.engine.resources import Pattern
+from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
-    Service,
     arn_region,
     not_an_object,
-    perform,
     required_nulls,
     unusable,
     validation_error,
@@ -33,19 +33,19 @@ from stepflow.integrations.optimized import (
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
-DYNAMODB = Service(
+DYNAMODB = ErrorNames(
     prefix="DynamoDB",
-    cause_name="AmazonDynamoDBv2",
+    cause_service="AmazonDynamoDBv2",
+    naming="modeled",
     base_exception="AmazonDynamoDBException",
-    validation_code="ValidationException",
 )
 ACTIONS = {
-    "getItem": ("GetItem", "get_item"),
-    "putItem": ("PutItem", "put_item"),
-    "updateItem": ("UpdateItem", "update_item"),
-    "deleteItem": ("DeleteItem", "delete_item"),
+    "getItem": "GetItem",
+    "putItem": "PutItem",
+    "updateItem": "UpdateItem",
+    "deleteItem": "DeleteItem",
 }
-"""Step Functions' action -> (DynamoDB's operation, boto3's method)."""
+"""Step Functions' action -> DynamoDB's operation."""
 
 TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
 TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[a-zA-Z0-9_.-]{3,255}")
@@ -70,7 +70,7 @@ class DynamoDBItems:
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Perform the item action; DynamoDB's response, or its error as Step Functions names it."""
-        operation, method = ACTIONS[request.action]
+        operation = ACTIONS[request.action]
         parameters = request.parameters
         if not isinstance(parameters, dict):
             return not_an_object(request, f"dynamodb:{request.action}")
@@ -88,7 +88,7 @@ class DynamoDBItems:
             violations[:0] = _table_violations(table)
         if violations:
             return validation_error(violations, DYNAMODB)
-        return perform(request, client, DYNAMODB, lambda: dict(getattr(client, method)(**call)))
+        return call_api(request, client, operation, call, DYNAMODB, OPTIMIZED)
 
 
 def _table_violations(table: str) -> list[str]:

@@ -15,13 +15,12 @@ import json
 from typing import Any
 
 from stepflow.engine.resources import Pattern
+from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
-    Service,
     json_text,
-    jsonable,
     not_an_object,
-    perform,
     required_nulls,
     unusable,
     validation_error,
@@ -29,11 +28,11 @@ from stepflow.integrations.optimized import (
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
-EVENTS = Service(
+EVENTS = ErrorNames(
     prefix="EventBridge",
-    cause_name="AmazonEventBridge",
+    cause_service="AmazonEventBridge",
+    naming="modeled",
     base_exception="AmazonEventBridgeException",
-    validation_code="ValidationException",
 )
 FAILED_ENTRY = "EventBridge.FailedEntry"
 
@@ -68,11 +67,11 @@ class EventsPutEvents:
         violations = required_nulls(client, "PutEvents", parameters)
         if violations:
             return validation_error(violations, EVENTS)
-        outcome = perform(request, client, EVENTS, lambda: dict(client.put_events(**call)))
+        outcome = call_api(request, client, "PutEvents", call, EVENTS, OPTIMIZED)
         if outcome.ok and isinstance(outcome.output, dict):
             if int(outcome.output.get("FailedEntryCount") or 0) > 0:
                 response = {
-                    "Entries": jsonable(outcome.output.get("Entries", [])),
+                    "Entries": outcome.output.get("Entries", []),
                     "FailedEntryCount": outcome.output["FailedEntryCount"],
                 }
                 return TaskOutcome.failed(FAILED_ENTRY, json.dumps(response))

@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 
 from stepflow.engine.resources import Pattern
 from stepflow.integrations.base import TaskRequest
-from stepflow.integrations.boto_calls import sdk_failure
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.http_common import (
     JSON,
     BadParameters,
@@ -252,7 +252,7 @@ def connection_auth(
             )["SecretString"]
         )
     except Exception as exc:  # a ClientError names the failure; anything else is ours
-        failed = sdk_failure(exc, CONNECTION_PREFIX, "AmazonEventBridge")
+        failed = ErrorNames(CONNECTION_PREFIX, "AmazonEventBridge").failure(exc)
         if failed is None:
             raise
         raise ConnectionProblem(failed) from exc

@@ -19,13 +19,13 @@ import binascii
 from typing import Any
 
 from stepflow.engine.resources import Pattern
+from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
-    Service,
     arn_region,
     json_text,
     not_an_object,
-    perform,
     required_nulls,
     unusable,
     validation_error,
@@ -33,9 +33,10 @@ from stepflow.integrations.optimized import (
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
-SNS = Service(
+SNS = ErrorNames(
     prefix="SNS",
-    cause_name="AmazonSNS",
+    cause_service="AmazonSNS",
+    naming="modeled",
     base_exception="AmazonSNSException",
     validation_code="ValidationError",
 )
@@ -75,7 +76,7 @@ class SnsPublish:
         violations = required_nulls(client, "Publish", parameters)
         if violations:
             return validation_error(violations, SNS)
-        return perform(request, client, SNS, lambda: dict(client.publish(**call)))
+        return call_api(request, client, "Publish", call, SNS, OPTIMIZED)
 
 
 def _decode_binary(attributes: dict[str, Any]) -> dict[str, Any] | str:

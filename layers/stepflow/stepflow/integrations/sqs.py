@@ -17,14 +17,14 @@ without calling SQS.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from stepflow.engine.resources import Pattern
 from stepflow.errors import StatesErrorName
+from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest
-from stepflow.integrations.errors import service_failure
-from stepflow.integrations.metadata import sdk_metadata, without_metadata
+from stepflow.integrations.errors import ErrorNames
+from stepflow.integrations.optimized import json_text
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -37,6 +37,9 @@ SEND_FIELDS = (
     "MessageGroupId",
 )
 """The ``SendMessage`` request fields passed on as they are (``MessageBody`` is encoded apart)."""
+
+SQS = ErrorNames(prefix="SQS", cause_service="AmazonSQS")
+"""``SQS.<ErrorCode>``."""
 
 
 class SQSIntegration:
@@ -64,21 +67,10 @@ class SQSIntegration:
                 f"The Parameters of sqs:sendMessage could not be used to start the Task: "
                 f"[{problem}]",
             )
-        body = parameters["MessageBody"]
-        if not isinstance(body, str):
-            body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         call = {k: parameters[k] for k in SEND_FIELDS if k in parameters}
+        call["MessageBody"] = json_text(parameters["MessageBody"])
         sqs = request.client(clients, "sqs", queue_region(parameters["QueueUrl"]))
-        try:
-            response: dict[str, Any] = sqs.send_message(MessageBody=body, **call)
-        except Exception as exc:
-            failed = service_failure(exc, "SQS", "AmazonSQS")
-            if failed is not None:
-                return failed
-            if type(exc).__module__.startswith("botocore"):
-                return TaskOutcome.failed("SQS.SdkClientException", str(exc))
-            raise
-        return TaskOutcome.succeeded({**without_metadata(response), **sdk_metadata(response)})
+        return call_api(request, sqs, "SendMessage", call, SQS, OPTIMIZED)
 
 
 INTEGRATIONS: tuple[Integration, ...] = (SQSIntegration(),)
