@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 
 from stepflow.engine.resources import Pattern
 from stepflow.errors import StatesErrorName
-from stepflow.integrations.base import TaskRequest
+from stepflow.integrations.base import TaskRequest, unknown_action
 from stepflow.integrations.http_common import (
     JSON,
     BadParameters,
@@ -66,9 +66,7 @@ class ApiGatewayInvoke:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``invoke``."""
-        if action != "invoke":
-            return f"apigateway:{action} is not an API Gateway integration (only invoke)"
-        return None
+        return unknown_action("apigateway", action, ("invoke",))
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Send the request once; the response as Step Functions returns it."""

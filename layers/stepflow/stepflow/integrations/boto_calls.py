@@ -20,7 +20,7 @@ from typing import Any
 
 from stepflow.engine.resources import Pattern
 from stepflow.integrations.api_call import ONE_CALL, Finish, call_api
-from stepflow.integrations.base import TaskRequest
+from stepflow.integrations.base import TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.http_common import BadParameters
 from stepflow.runtime.clients import TaskClients
@@ -61,8 +61,7 @@ class BotoIntegration:
         """Why ``action`` in ``pattern`` cannot run (None: it can)."""
         found = self.actions.get(action)
         if found is None:
-            known = ", ".join(sorted(self.actions))
-            return f"{self.service}:{action} is not a {self.prefix} integration (known: {known})"
+            return unknown_action(self.service, action, sorted(self.actions))
         if pattern in ("sync", "sync2"):
             if pattern in found.patterns:
                 return (

@@ -21,7 +21,7 @@ from typing import Any
 
 from stepflow.engine.resources import Pattern
 from stepflow.integrations.api_call import OPTIMIZED, call_api
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
     arn_region,
@@ -60,13 +60,7 @@ class DynamoDBItems:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only getItem/putItem/updateItem/deleteItem, as on AWS."""
-        if action not in ACTIONS:
-            return (
-                f"dynamodb:{action} is not an optimized DynamoDB action (getItem, putItem, "
-                f"updateItem, deleteItem; use arn:aws:states:::aws-sdk:dynamodb:{action} "
-                "for the SDK integration)"
-            )
-        return None
+        return unknown_action("dynamodb", action, ACTIONS, "dynamodb")
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Perform the item action; DynamoDB's response, or its error as Step Functions names it."""

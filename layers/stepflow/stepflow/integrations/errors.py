@@ -21,10 +21,12 @@ A botocore failure that is no service error (no credentials, no connection) is
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from stepflow.errors import StatesErrorName
 from stepflow.runtime.outcome import TaskOutcome
 
 Naming = Literal["code", "modeled", "suffixed"]
@@ -140,3 +142,22 @@ def service_failure(exc: BaseException, prefix: str, service: str) -> TaskOutcom
     if client_error(exc) is None:
         return None
     return ErrorNames(prefix, service).failure(exc)
+
+
+def parameters_refused(parameters: Any, problem: str, state: str | None = None) -> TaskOutcome:
+    """``States.Runtime``: the task's ``parameters`` cannot start it, with AWS's cause text.
+
+    ``state`` (the state's name, ``""`` when unknown) starts the cause with
+    ``An error occurred while executing the state ...``, as the optimized
+    integrations' refusals do. Parameters past 1024 characters of JSON are cut.
+    """
+    text = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
+    if len(text) > 1024:
+        text = text[:1024] + "..."
+    where = ""
+    if state is not None:
+        where = f"An error occurred while executing the state{f' {state!r}' if state else ''}. "
+    return TaskOutcome.failed(
+        StatesErrorName.RUNTIME,
+        f"{where}The Parameters '{text}' could not be used to start the Task: [{problem}]",
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from stepflow.engine.resources import Pattern
 from stepflow.integrations.api_call import OPTIMIZED, call_api
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
     json_text,
@@ -45,12 +45,7 @@ class EventsPutEvents:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``putEvents``: Step Functions' optimized EventBridge integration has no other."""
-        if action != "putEvents":
-            return (
-                f"events:{action} is not an optimized EventBridge action (only events:putEvents; "
-                f"use arn:aws:states:::aws-sdk:eventbridge:{action} for the SDK integration)"
-            )
-        return None
+        return unknown_action("events", action, ("putEvents",), "eventbridge")
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Send the entries; the response, ``EventBridge.FailedEntry`` if any entry failed."""

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.base import TaskRequest
+from stepflow.integrations.base import TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.http_common import (
     JSON,
@@ -77,9 +77,7 @@ class HttpInvoke:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``invoke``."""
-        if action != "invoke":
-            return f"http:{action} is not an HTTP Task (only invoke)"
-        return None
+        return unknown_action("http", action, ("invoke",))
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Authorize with the connection, send once, return the response as AWS does."""

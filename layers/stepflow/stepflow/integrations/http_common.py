@@ -13,6 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 from stepflow.errors import StatesErrorName
+from stepflow.integrations.errors import parameters_refused
 from stepflow.integrations.http_port import DEFAULT_TIMEOUT_SECONDS, HttpProblem, HttpResponse
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -29,11 +30,8 @@ class BadParameters(Exception):
 
     def outcome(self, parameters: Any) -> TaskOutcome:
         """``States.Runtime`` with AWS's cause text."""
-        text = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
-        return TaskOutcome.failed(
-            StatesErrorName.RUNTIME,
-            f"The Parameters '{text}' could not be used to start the Task: "
-            f"[The value of the field '{self.field}' {self.problem}]",
+        return parameters_refused(
+            parameters, f"The value of the field '{self.field}' {self.problem}"
         )
 
 
@@ -59,11 +57,7 @@ def problem_outcome(problem: HttpProblem, prefix: str, parameters: Any) -> TaskO
     if problem.kind == "too_large":
         return TaskOutcome.failed(StatesErrorName.DATA_LIMIT_EXCEEDED, problem.message)
     if problem.kind == "invalid":
-        text = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
-        return TaskOutcome.failed(
-            StatesErrorName.RUNTIME,
-            f"The Parameters '{text}' could not be used to start the Task: [{problem.message}]",
-        )
+        return parameters_refused(parameters, problem.message)
     return TaskOutcome.failed(prefix, problem.message)
 
 

@@ -15,9 +15,13 @@ import json
 import re
 from typing import Any
 
-from stepflow.errors import StatesErrorName
 from stepflow.integrations.base import TaskRequest
-from stepflow.integrations.errors import ErrorNames, null_violation, violations_message
+from stepflow.integrations.errors import (
+    ErrorNames,
+    null_violation,
+    parameters_refused,
+    violations_message,
+)
 from stepflow.runtime.outcome import TaskOutcome
 
 _TYPE_NAMES = {
@@ -58,15 +62,7 @@ def required_nulls(client: Any, operation: str, parameters: dict[str, Any]) -> l
 
 def unusable(request: TaskRequest, problem: str) -> TaskOutcome:
     """Parameters the integration cannot send (the wrong JSON type, an unknown field)."""
-    state = f"the state {request.state_name!r}" if request.state_name else "the state"
-    parameters = json_text(request.parameters)
-    if len(parameters) > 1024:
-        parameters = parameters[:1024] + "..."
-    return TaskOutcome.failed(
-        StatesErrorName.RUNTIME,
-        f"An error occurred while executing {state}. The Parameters '{parameters}' "
-        f"could not be used to start the Task: [{problem}]",
-    )
+    return parameters_refused(request.parameters, problem, request.state_name)
 
 
 def param_problem(exc: BaseException) -> str | None:

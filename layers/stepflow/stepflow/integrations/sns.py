@@ -20,7 +20,7 @@ from typing import Any
 
 from stepflow.engine.resources import Pattern
 from stepflow.integrations.api_call import OPTIMIZED, call_api
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
     arn_region,
@@ -50,12 +50,7 @@ class SnsPublish:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``publish``: Step Functions' optimized SNS integration has no other action."""
-        if action != "publish":
-            return (
-                f"sns:{action} is not an optimized SNS action (only sns:publish; use "
-                f"arn:aws:states:::aws-sdk:sns:{action} for the SDK integration)"
-            )
-        return None
+        return unknown_action("sns", action, ("publish",), "sns")
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Publish the message; SNS's response, or its error as Step Functions names it."""

@@ -20,10 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.errors import StatesErrorName
 from stepflow.integrations.api_call import OPTIMIZED, call_api
-from stepflow.integrations.base import Integration, TaskRequest
-from stepflow.integrations.errors import ErrorNames
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
+from stepflow.integrations.errors import ErrorNames, parameters_refused
 from stepflow.integrations.optimized import json_text
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
@@ -50,23 +49,14 @@ class SQSIntegration:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``sendMessage`` is an optimized SQS action."""
-        if action != "sendMessage":
-            return (
-                f"sqs has no optimized action {action!r} "
-                "(use sqs:sendMessage, or aws-sdk:sqs for the others)"
-            )
-        return None
+        return unknown_action("sqs", action, ("sendMessage",), "sqs")
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Send the message of ``request``; the output is SQS's response."""
         parameters = request.parameters
         problem = _request_problem(parameters)
         if problem is not None:
-            return TaskOutcome.failed(
-                StatesErrorName.RUNTIME,
-                f"The Parameters of sqs:sendMessage could not be used to start the Task: "
-                f"[{problem}]",
-            )
+            return parameters_refused(parameters, problem, request.state_name)
         call = {k: parameters[k] for k in SEND_FIELDS if k in parameters}
         call["MessageBody"] = json_text(parameters["MessageBody"])
         sqs = request.client(clients, "sqs", queue_region(parameters["QueueUrl"]))
