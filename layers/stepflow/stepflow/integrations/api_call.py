@@ -21,6 +21,7 @@ and the ``aws-sdk`` integrations is a :class:`Style`:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,11 +32,32 @@ from botocore.exceptions import ParamValidationError
 from stepflow.errors import StatesErrorName
 from stepflow.integrations.aws_sdk_shapes import SDK_V1, SDK_V2, Output, to_output, to_request
 from stepflow.integrations.base import TaskRequest
-from stepflow.integrations.errors import ErrorNames, null_violation, violations_message
+from stepflow.integrations.errors import (
+    ErrorNames,
+    null_violation,
+    parameters_refused,
+    violations_message,
+)
 from stepflow.integrations.http_common import BadParameters
 from stepflow.integrations.metadata import sdk_metadata
-from stepflow.integrations.optimized import param_problem, unusable
 from stepflow.runtime.outcome import TaskOutcome
+
+_TYPE_NAMES = {
+    "str": "STRING",
+    "dict": "OBJECT",
+    "list": "ARRAY",
+    "tuple": "ARRAY",
+    "int": "NUMBER",
+    "float": "NUMBER",
+    "Decimal": "NUMBER",
+    "bool": "BOOLEAN",
+    "bytes": "STRING",
+    "bytearray": "STRING",
+    "datetime": "STRING",
+}
+_INVALID_TYPE = re.compile(r"Invalid type for parameter ([^,]+), value: .*?valid types: (.*)$")
+_UNKNOWN = re.compile(r'Unknown parameter in [^:]*: "([^"]+)"')
+
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """The most of a streaming response body read into memory (far above any payload limit:
@@ -125,7 +147,8 @@ def _refused(
 ) -> TaskOutcome:
     """Parameters botocore refuses, as Step Functions reports them (see :class:`Style`)."""
     if style.invalid == "runtime":
-        return unusable(request, param_problem(exc) or str(exc))
+        problem = param_problem(exc) or str(exc)
+        return parameters_refused(request.parameters, problem, request.state_name)
     report = str(exc.kwargs.get("report") or exc)
     lines = [line for line in report.splitlines() if line.strip()]
     missing = [
@@ -136,3 +159,27 @@ def _refused(
     if missing and len(missing) == len(lines):
         return names.invalid(violations_message([null_violation(name) for name in missing]))
     return names.invalid(report)
+
+
+def param_problem(exc: BaseException) -> str | None:
+    """What botocore's parameter validation refused, as Step Functions says it (None: not that)."""
+    if type(exc).__name__ != "ParamValidationError":
+        return None
+    kwargs = getattr(exc, "kwargs", None)
+    report = kwargs.get("report") if isinstance(kwargs, dict) else None
+    if not isinstance(report, str):
+        return None
+    problems: list[str] = []
+    for line in report.splitlines():
+        invalid = _INVALID_TYPE.search(line)
+        unknown = _UNKNOWN.search(line)
+        if invalid:
+            field = invalid.group(1).split(".")[-1].split("[")[0]
+            wanted = re.findall(r"<class '(?:[\w.]*\.)?(\w+)'>", invalid.group(2))
+            kind = _TYPE_NAMES.get(wanted[0], wanted[0].upper()) if wanted else "VALUE"
+            problems.append(f"The value for the field '{field}' must be a {kind}")
+        elif unknown:
+            problems.append(f"The field '{unknown.group(1)}' is not supported by Step Functions")
+        elif line.strip():
+            problems.append(line.strip())
+    return ", ".join(problems) or report

@@ -20,15 +20,13 @@ import re
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
     arn_region,
+    call_optimized,
     not_an_object,
-    required_nulls,
     unusable,
-    validation_error,
 )
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
@@ -77,12 +75,8 @@ class DynamoDBItems:
             return unusable(request, str(problem))
         table = call.get("TableName")
         client = request.client(clients, "dynamodb", arn_region(table))
-        violations = required_nulls(client, operation, parameters)
-        if isinstance(table, str):
-            violations[:0] = _table_violations(table)
-        if violations:
-            return validation_error(violations, DYNAMODB)
-        return call_api(request, client, operation, call, DYNAMODB, OPTIMIZED)
+        violations = _table_violations(table) if isinstance(table, str) else []
+        return call_optimized(request, client, operation, call, DYNAMODB, violations)
 
 
 def _table_violations(table: str) -> list[str]:

@@ -15,15 +15,13 @@ import json
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
+    call_optimized,
     json_text,
     not_an_object,
-    required_nulls,
     unusable,
-    validation_error,
 )
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
@@ -59,10 +57,7 @@ class EventsPutEvents:
                 return unusable(request, "The value for the field 'Entries' must be an ARRAY")
             call["Entries"] = [self._entry(entry, request.execution_arn) for entry in entries]
         client = request.client(clients, "events")
-        violations = required_nulls(client, "PutEvents", parameters)
-        if violations:
-            return validation_error(violations, EVENTS)
-        outcome = call_api(request, client, "PutEvents", call, EVENTS, OPTIMIZED)
+        outcome = call_optimized(request, client, "PutEvents", call, EVENTS)
         if outcome.ok and isinstance(outcome.output, dict):
             if int(outcome.output.get("FailedEntryCount") or 0) > 0:
                 response = {

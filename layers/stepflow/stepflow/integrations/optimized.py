@@ -1,7 +1,7 @@
 """The request checks the optimized integrations share (``dynamodb:*``, ``sns:publish``, ...).
 
-The call itself is :func:`.api_call.call_api` (response with the SDK metadata,
-errors named by :class:`.errors.ErrorNames`). Before it:
+The call itself is :func:`call_optimized`: :func:`.api_call.call_api` with the
+SDK metadata, errors named by :class:`.errors.ErrorNames`. Before it:
 
 - a required member that is null or missing is the service's validation error
   (``Value null at 'item' failed to satisfy constraint: Member must not be null``);
@@ -12,9 +12,9 @@ errors named by :class:`.errors.ErrorNames`). Before it:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import TaskRequest
 from stepflow.integrations.errors import (
     ErrorNames,
@@ -23,22 +23,6 @@ from stepflow.integrations.errors import (
     violations_message,
 )
 from stepflow.runtime.outcome import TaskOutcome
-
-_TYPE_NAMES = {
-    "str": "STRING",
-    "dict": "OBJECT",
-    "list": "ARRAY",
-    "tuple": "ARRAY",
-    "int": "NUMBER",
-    "float": "NUMBER",
-    "Decimal": "NUMBER",
-    "bool": "BOOLEAN",
-    "bytes": "STRING",
-    "bytearray": "STRING",
-    "datetime": "STRING",
-}
-_INVALID_TYPE = re.compile(r"Invalid type for parameter ([^,]+), value: .*?valid types: (.*)$")
-_UNKNOWN = re.compile(r'Unknown parameter in [^:]*: "([^"]+)"')
 
 
 def json_text(value: Any) -> str:
@@ -53,6 +37,27 @@ def validation_error(violations: list[str], names: ErrorNames) -> TaskOutcome:
     return names.invalid(violations_message(violations))
 
 
+def call_optimized(
+    request: TaskRequest,
+    client: Any,
+    operation: str,
+    call: dict[str, Any],
+    names: ErrorNames,
+    violations: list[str] | None = None,
+) -> TaskOutcome:
+    """Make an optimized integration's call (:data:`.api_call.OPTIMIZED`) once.
+
+    ``violations`` (AWS's, found by the integration) and the required members
+    of the task's parameters that are null or missing fail it first, as the
+    service's validation error, without a call.
+    """
+    parameters = request.parameters if isinstance(request.parameters, dict) else {}
+    found = [*(violations or []), *required_nulls(client, operation, parameters)]
+    if found:
+        return validation_error(found, names)
+    return call_api(request, client, operation, call, names, OPTIMIZED)
+
+
 def required_nulls(client: Any, operation: str, parameters: dict[str, Any]) -> list[str]:
     """AWS's violations for the required members of ``operation`` that are null or missing."""
     model = client.meta.service_model.operation_model(operation).input_shape
@@ -63,30 +68,6 @@ def required_nulls(client: Any, operation: str, parameters: dict[str, Any]) -> l
 def unusable(request: TaskRequest, problem: str) -> TaskOutcome:
     """Parameters the integration cannot send (the wrong JSON type, an unknown field)."""
     return parameters_refused(request.parameters, problem, request.state_name)
-
-
-def param_problem(exc: BaseException) -> str | None:
-    """What botocore's parameter validation refused, as Step Functions says it (None: not that)."""
-    if type(exc).__name__ != "ParamValidationError":
-        return None
-    kwargs = getattr(exc, "kwargs", None)
-    report = kwargs.get("report") if isinstance(kwargs, dict) else None
-    if not isinstance(report, str):
-        return None
-    problems: list[str] = []
-    for line in report.splitlines():
-        invalid = _INVALID_TYPE.search(line)
-        unknown = _UNKNOWN.search(line)
-        if invalid:
-            field = invalid.group(1).split(".")[-1].split("[")[0]
-            wanted = re.findall(r"<class '(?:[\w.]*\.)?(\w+)'>", invalid.group(2))
-            kind = _TYPE_NAMES.get(wanted[0], wanted[0].upper()) if wanted else "VALUE"
-            problems.append(f"The value for the field '{field}' must be a {kind}")
-        elif unknown:
-            problems.append(f"The field '{unknown.group(1)}' is not supported by Step Functions")
-        elif line.strip():
-            problems.append(line.strip())
-    return ", ".join(problems) or report
 
 
 def arn_region(arn: Any) -> str | None:

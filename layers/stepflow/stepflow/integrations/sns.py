@@ -19,16 +19,14 @@ import binascii
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
     arn_region,
+    call_optimized,
     json_text,
     not_an_object,
-    required_nulls,
     unusable,
-    validation_error,
 )
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
@@ -68,10 +66,7 @@ class SnsPublish:
             call["MessageAttributes"] = decoded
         target = call.get("TopicArn") or call.get("TargetArn")
         client = request.client(clients, "sns", arn_region(target))
-        violations = required_nulls(client, "Publish", parameters)
-        if violations:
-            return validation_error(violations, SNS)
-        return call_api(request, client, "Publish", call, SNS, OPTIMIZED)
+        return call_optimized(request, client, "Publish", call, SNS)
 
 
 def _decode_binary(attributes: dict[str, Any]) -> dict[str, Any] | str:
