@@ -42,23 +42,6 @@ from stepflow.integrations.http_common import BadParameters
 from stepflow.integrations.metadata import sdk_metadata
 from stepflow.runtime.outcome import TaskOutcome
 
-_TYPE_NAMES = {
-    "str": "STRING",
-    "dict": "OBJECT",
-    "list": "ARRAY",
-    "tuple": "ARRAY",
-    "int": "NUMBER",
-    "float": "NUMBER",
-    "Decimal": "NUMBER",
-    "bool": "BOOLEAN",
-    "bytes": "STRING",
-    "bytearray": "STRING",
-    "datetime": "STRING",
-}
-_INVALID_TYPE = re.compile(r"Invalid type for parameter ([^,]+), value: .*?valid types: (.*)$")
-_UNKNOWN = re.compile(r'Unknown parameter in [^:]*: "([^"]+)"')
-
-
 MAX_BODY_BYTES = 64 * 1024 * 1024
 """The most of a streaming response body read into memory (far above any payload limit:
 a larger body fails the task with ``States.DataLimitExceeded`` without being read)."""
@@ -159,6 +142,23 @@ def _refused(
     if missing and len(missing) == len(lines):
         return names.invalid(violations_message([null_violation(name) for name in missing]))
     return names.invalid(report)
+
+
+_TYPE_NAMES = {
+    "str": "STRING",
+    "dict": "OBJECT",
+    "list": "ARRAY",
+    "tuple": "ARRAY",
+    "int": "NUMBER",
+    "float": "NUMBER",
+    "Decimal": "NUMBER",
+    "bool": "BOOLEAN",
+    "bytes": "STRING",
+    "bytearray": "STRING",
+    "datetime": "STRING",
+}
+_INVALID_TYPE = re.compile(r"Invalid type for parameter ([^,]+), value: .*?valid types: (.*)$")
+_UNKNOWN = re.compile(r'Unknown parameter in [^:]*: "([^"]+)"')
 
 
 def param_problem(exc: BaseException) -> str | None:
