@@ -50,7 +50,6 @@ class SdkOperation:
     service: str
     boto_service: str
     operation: Any
-    service_model: Any
     prefix: str
 
     @property
@@ -83,7 +82,7 @@ def _resolve(service: str, boto_service: str, action: str) -> SdkOperation | str
     if action[:1] != action[:1].lower() or wanted not in model.operation_names:
         return f"the AWS SDK service {service!r} has no action {action!r}"
     prefix = error_prefix(model.metadata.get("serviceId") or service)
-    return SdkOperation(service, boto_service, model.operation_model(wanted), model, prefix)
+    return SdkOperation(service, boto_service, model.operation_model(wanted), prefix)
 
 
 def problem(service: str, action: str) -> str | None:
