@@ -14,9 +14,10 @@ import boto3
 import pytest
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.athena import ATHENA
+from stepflow.integrations.aws_sdk_shapes import to_output as from_api
+from stepflow.integrations.aws_sdk_shapes import to_request as to_api
 from stepflow.integrations.batch import BATCH
 from stepflow.integrations.bedrock import BEDROCK
-from stepflow.integrations.boto_calls import from_api, to_api
 from stepflow.integrations.ecs import ECS
 from stepflow.integrations.glue import GLUE
 from stepflow.runtime.clients import FixedClients

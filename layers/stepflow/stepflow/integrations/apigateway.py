@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 
 from stepflow.engine.resources import Pattern
 from stepflow.errors import StatesErrorName
-from stepflow.integrations.base import TaskRequest
+from stepflow.integrations.base import TaskRequest, unknown_action
 from stepflow.integrations.http_common import (
     JSON,
     BadParameters,
@@ -66,9 +66,7 @@ class ApiGatewayInvoke:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``invoke``."""
-        if action != "invoke":
-            return f"apigateway:{action} is not an API Gateway integration (only invoke)"
-        return None
+        return unknown_action("apigateway", action, ("invoke",))
 
     def parameters_problem(self, action: str, parameters: Any) -> str | None:
         """What AWS refuses before scheduling the task (the Headers' format...); no I/O.

@@ -1,21 +1,28 @@
 """Values between Step Functions' JSON and botocore, shaped by the operation's model.
 
-Member names are PascalCase both ways, whatever the API's own case (Step
-Functions' ``TaskToken`` is the Step Functions API's ``taskToken``). A request:
+The one name and shape translation of every integration that is an AWS API call
+(:mod:`.api_call`). Member names are PascalCase both ways, matched regardless of
+case, whatever the API's own case (Step Functions' ``TaskToken`` is the Step
+Functions API's ``taskToken``, ``Cluster`` is ECS's ``cluster``); a map's keys
+are data and never touched. A request:
 JSON ``null`` members are left out (the SDK for Java sends no value), a blob
 given as a string is its UTF-8 text and any other JSON value its compact JSON
 text (S3 PutObject's ``Body``), and ``EqualsValue`` is the member ``Equals``
 (Step Functions' spelling). A response: ``ResponseMetadata`` is dropped, a blob
 or a streaming body (S3 GetObject's ``Body``) becomes its text and a timestamp
 its ISO-8601 instant (``2024-05-01T12:00:00Z``, with milliseconds when it has
-them), as the SDK for Java writes them.
+them), as the SDK for Java v2 writes them (``aws-sdk``). The optimized integrations
+(SDK for Java v1) return a timestamp as epoch milliseconds and a blob as base64
+text: :class:`Output` says which.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 RENAMED_MEMBERS = {"EqualsValue": "Equals"}
 """Members Step Functions spells differently from the API (its docs: ``EqualsValue``)."""
@@ -47,27 +54,50 @@ def to_request(shape: Any, value: Any) -> Any:
     return value
 
 
-def to_output(shape: Any, value: Any) -> Any:
+@dataclass(frozen=True, slots=True)
+class Output:
+    """How a response's timestamps and blobs are written (what the SDK for Java shows).
+
+    ``timestamps``: ``iso`` (``2024-05-01T12:00:00Z``, SDK v2) or ``epoch-millis``
+    (SDK v1); ``blobs``: ``text`` (UTF-8, SDK v2) or ``base64`` (SDK v1).
+    """
+
+    timestamps: Literal["iso", "epoch-millis"]
+    blobs: Literal["text", "base64"]
+
+
+SDK_V2 = Output(timestamps="iso", blobs="text")
+"""The ``aws-sdk`` integrations' responses."""
+
+SDK_V1 = Output(timestamps="epoch-millis", blobs="base64")
+"""The optimized integrations' responses."""
+
+
+def to_output(shape: Any, value: Any, output: Output = SDK_V2) -> Any:
     """The JSON value Step Functions returns for botocore's ``value`` of the output ``shape``."""
     if isinstance(value, dict):
         members = shape.members if shape is not None and shape.type_name == "structure" else {}
         item_shape = shape.value if shape is not None and shape.type_name == "map" else None
         return {
             _pascal(key) if members else key: to_output(
-                members.get(key) if members else item_shape, item
+                members.get(key) if members else item_shape, item, output
             )
             for key, item in value.items()
             if key != "ResponseMetadata"
         }
     if isinstance(value, list | tuple):
         member = shape.member if shape is not None and shape.type_name == "list" else None
-        return [to_output(member, item) for item in value]
+        return [to_output(member, item, output) for item in value]
     if isinstance(value, datetime):
+        if output.timestamps == "epoch-millis":
+            return int(value.timestamp() * 1000)
         return instant(value)
     if isinstance(value, bytes | bytearray):
+        if output.blobs == "base64":
+            return base64.b64encode(bytes(value)).decode("ascii")
         return bytes(value).decode("utf-8", errors="replace")
     if hasattr(value, "read"):  # a streaming body
-        return to_output(shape, value.read())
+        return to_output(shape, value.read(), output)
     return value
 
 

@@ -10,6 +10,7 @@ returns it, or the error and cause as Step Functions names them.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -109,3 +110,17 @@ class ChecksParameters(Protocol):
     def parameters_problem(self, action: str, parameters: Any) -> str | None:
         """Why ``parameters`` cannot start ``action`` (None: they can)."""
         ...
+
+
+def unknown_action(
+    service: str, action: str, known: Collection[str], sdk_service: str | None = None
+) -> str | None:
+    """Why ``<service>:<action>`` is none of the integration's ``known`` actions (None: it is one).
+
+    ``sdk_service`` names the ``aws-sdk`` service that runs the API's other actions.
+    """
+    if action in known:
+        return None
+    names = ", ".join(f"{service}:{name}" for name in known)
+    hint = f"; use arn:aws:states:::aws-sdk:{sdk_service}:{action}" if sdk_service else ""
+    return f"{service}:{action} is not a Step Functions integration (only {names}{hint})"

@@ -7,14 +7,8 @@ Parameters in Step Functions' PascalCase (``JobName``, ``JobQueue``,
 
 from __future__ import annotations
 
-from stepflow.integrations.boto_calls import Action, BotoIntegration
+from stepflow.integrations.boto_calls import BotoIntegration
 
-BATCH = BotoIntegration(
-    service="batch",
-    client="batch",
-    prefix="Batch",
-    cause_service="AWSBatch",
-    actions={"submitJob": Action("SubmitJob", frozenset({"request-response", "sync"}))},
-)
+BATCH = BotoIntegration.single("batch", "Batch", "AWSBatch", "submitJob", "SubmitJob")
 
 INTEGRATIONS: tuple[BotoIntegration, ...] = (BATCH,)

@@ -1,7 +1,7 @@
 """``arn:aws:states:::bedrock:invokeModel``: one Bedrock Runtime InvokeModel call.
 
 Parameters as Step Functions spells them: ``ModelId``, ``Body`` (JSON, sent as
-JSON text; a string is sent as is), ``ContentType`` and ``Accept`` (default
+compact JSON text; a string is sent as is), ``ContentType`` and ``Accept`` (default
 ``application/json``), ``Input.S3Uri`` (the body read from S3 instead),
 ``Trace``, ``GuardrailIdentifier``, ``GuardrailVersion``. The output is
 ``{"Body": <the model's response, parsed when JSON>, "ContentType": ...}``;
@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stepflow.integrations.base import TaskRequest
-from stepflow.integrations.boto_calls import Action, BotoIntegration, json_text
+from stepflow.integrations.boto_calls import Action, BotoIntegration
 from stepflow.integrations.http_common import JSON, BadParameters
 from stepflow.runtime.clients import TaskClients
 
@@ -37,9 +37,7 @@ def _prepare(request: TaskRequest, clients: TaskClients, api: dict[str, Any]) ->
         s3 = request.client(clients, "s3")
         obj = s3.get_object(Bucket=location.netloc, Key=location.path.lstrip("/"))
         api["body"] = obj["Body"].read()
-    elif "body" in api:
-        api["body"] = json_text(api["body"]).encode()
-    else:
+    elif "body" not in api:  # a Body is JSON text already (a string as it is)
         raise BadParameters("Body", "is required (or Input.S3Uri)")
     api.setdefault("contentType", JSON)
     api.setdefault("accept", JSON)
@@ -48,7 +46,7 @@ def _prepare(request: TaskRequest, clients: TaskClients, api: dict[str, Any]) ->
 
 def _finish(response: dict[str, Any]) -> Any:
     content_type = str(response.get("contentType") or JSON)
-    raw = response["body"].read()
+    raw = response["body"]  # read by the call
     text = raw.decode("utf-8", errors="replace")
     body: Any = text
     if "json" in content_type.lower():

@@ -20,33 +20,31 @@ import re
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
-    Service,
     arn_region,
+    call_optimized,
     not_an_object,
-    perform,
-    required_nulls,
     unusable,
-    validation_error,
 )
 from stepflow.integrations.prechecks import shape_problem, without_nulls
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
-DYNAMODB = Service(
+DYNAMODB = ErrorNames(
     prefix="DynamoDB",
-    cause_name="AmazonDynamoDBv2",
+    cause_service="AmazonDynamoDBv2",
+    naming="modeled",
     base_exception="AmazonDynamoDBException",
-    validation_code="ValidationException",
 )
 ACTIONS = {
-    "getItem": ("GetItem", "get_item"),
-    "putItem": ("PutItem", "put_item"),
-    "updateItem": ("UpdateItem", "update_item"),
-    "deleteItem": ("DeleteItem", "delete_item"),
+    "getItem": "GetItem",
+    "putItem": "PutItem",
+    "updateItem": "UpdateItem",
+    "deleteItem": "DeleteItem",
 }
-"""Step Functions' action -> (DynamoDB's operation, boto3's method)."""
+"""Step Functions' action -> DynamoDB's operation."""
 
 TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]+")
 TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[a-zA-Z0-9_.-]{3,255}")
@@ -61,13 +59,7 @@ class DynamoDBItems:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only getItem/putItem/updateItem/deleteItem, as on AWS."""
-        if action not in ACTIONS:
-            return (
-                f"dynamodb:{action} is not an optimized DynamoDB action (getItem, putItem, "
-                f"updateItem, deleteItem; use arn:aws:states:::aws-sdk:dynamodb:{action} "
-                "for the SDK integration)"
-            )
-        return None
+        return unknown_action("dynamodb", action, ACTIONS, "dynamodb")
 
     def parameters_problem(self, action: str, parameters: Any) -> str | None:
         """Wrong JSON types, unknown fields, non-base64 binaries: refused before scheduling.
@@ -89,7 +81,7 @@ class DynamoDBItems:
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Perform the item action; DynamoDB's response, or its error as Step Functions names it."""
-        operation, method = ACTIONS[request.action]
+        operation = ACTIONS[request.action]
         parameters = request.parameters
         if not isinstance(parameters, dict):
             return not_an_object(request, f"dynamodb:{request.action}")
@@ -102,12 +94,8 @@ class DynamoDBItems:
             return unusable(request, str(problem))
         table = call.get("TableName")
         client = request.client(clients, "dynamodb", arn_region(table))
-        violations = required_nulls(client, operation, parameters)
-        if isinstance(table, str):
-            violations[:0] = _table_violations(table)
-        if violations:
-            return validation_error(violations, DYNAMODB)
-        return perform(request, client, DYNAMODB, lambda: dict(getattr(client, method)(**call)))
+        violations = _table_violations(table) if isinstance(table, str) else []
+        return call_optimized(request, client, operation, call, DYNAMODB, violations)
 
 
 def _table_violations(table: str) -> list[str]:

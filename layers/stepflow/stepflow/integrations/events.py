@@ -15,26 +15,23 @@ import json
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
-    Service,
+    call_optimized,
     json_text,
-    jsonable,
     not_an_object,
-    perform,
-    required_nulls,
     unusable,
-    validation_error,
 )
 from stepflow.integrations.prechecks import shape_problem, without_nulls
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
-EVENTS = Service(
+EVENTS = ErrorNames(
     prefix="EventBridge",
-    cause_name="AmazonEventBridge",
+    cause_service="AmazonEventBridge",
+    naming="modeled",
     base_exception="AmazonEventBridgeException",
-    validation_code="ValidationException",
 )
 FAILED_ENTRY = "EventBridge.FailedEntry"
 
@@ -47,12 +44,7 @@ class EventsPutEvents:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``putEvents``: Step Functions' optimized EventBridge integration has no other."""
-        if action != "putEvents":
-            return (
-                f"events:{action} is not an optimized EventBridge action (only events:putEvents; "
-                f"use arn:aws:states:::aws-sdk:eventbridge:{action} for the SDK integration)"
-            )
-        return None
+        return unknown_action("events", action, ("putEvents",), "eventbridge")
 
     def parameters_problem(self, action: str, parameters: Any) -> str | None:
         """Wrong JSON types and unknown fields (of the request or an entry).
@@ -85,14 +77,11 @@ class EventsPutEvents:
                 return unusable(request, "The value for the field 'Entries' must be an ARRAY")
             call["Entries"] = [self._entry(entry, request.execution_arn) for entry in entries]
         client = request.client(clients, "events")
-        violations = required_nulls(client, "PutEvents", parameters)
-        if violations:
-            return validation_error(violations, EVENTS)
-        outcome = perform(request, client, EVENTS, lambda: dict(client.put_events(**call)))
+        outcome = call_optimized(request, client, "PutEvents", call, EVENTS)
         if outcome.ok and isinstance(outcome.output, dict):
             if int(outcome.output.get("FailedEntryCount") or 0) > 0:
                 response = {
-                    "Entries": jsonable(outcome.output.get("Entries", [])),
+                    "Entries": outcome.output.get("Entries", []),
                     "FailedEntryCount": outcome.output["FailedEntryCount"],
                 }
                 return TaskOutcome.failed(FAILED_ENTRY, json.dumps(response))

@@ -6,14 +6,8 @@ The output is ``{"JobRunId": ...}``; errors are ``Glue.<Code>``
 
 from __future__ import annotations
 
-from stepflow.integrations.boto_calls import Action, BotoIntegration
+from stepflow.integrations.boto_calls import BotoIntegration
 
-GLUE = BotoIntegration(
-    service="glue",
-    client="glue",
-    prefix="Glue",
-    cause_service="AWSGlue",
-    actions={"startJobRun": Action("StartJobRun", frozenset({"request-response", "sync"}))},
-)
+GLUE = BotoIntegration.single("glue", "Glue", "AWSGlue", "startJobRun", "StartJobRun")
 
 INTEGRATIONS: tuple[BotoIntegration, ...] = (GLUE,)

@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.base import TaskRequest
-from stepflow.integrations.boto_calls import sdk_failure
+from stepflow.integrations.base import TaskRequest, unknown_action
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.http_common import (
     JSON,
     BadParameters,
@@ -77,9 +77,7 @@ class HttpInvoke:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``invoke``."""
-        if action != "invoke":
-            return f"http:{action} is not an HTTP Task (only invoke)"
-        return None
+        return unknown_action("http", action, ("invoke",))
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Authorize with the connection, send once, return the response as AWS does."""
@@ -252,7 +250,7 @@ def connection_auth(
             )["SecretString"]
         )
     except Exception as exc:  # a ClientError names the failure; anything else is ours
-        failed = sdk_failure(exc, CONNECTION_PREFIX, "AmazonEventBridge")
+        failed = ErrorNames(CONNECTION_PREFIX, "AmazonEventBridge").failure(exc)
         if failed is None:
             raise
         raise ConnectionProblem(failed) from exc

@@ -13,6 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 from stepflow.errors import StatesErrorName
+from stepflow.integrations.errors import parameters_refused
 from stepflow.integrations.http_port import DEFAULT_TIMEOUT_SECONDS, HttpProblem, HttpResponse
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -34,11 +35,7 @@ class BadParameters(Exception):
 
     def outcome(self, parameters: Any) -> TaskOutcome:
         """``States.Runtime`` with AWS's cause text."""
-        text = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
-        return TaskOutcome.failed(
-            StatesErrorName.RUNTIME,
-            f"The Parameters '{text}' could not be used to start the Task: [{self.problem_text}]",
-        )
+        return parameters_refused(parameters, self.problem_text)
 
 
 def require_str(parameters: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -63,11 +60,7 @@ def problem_outcome(problem: HttpProblem, prefix: str, parameters: Any) -> TaskO
     if problem.kind == "too_large":
         return TaskOutcome.failed(StatesErrorName.DATA_LIMIT_EXCEEDED, problem.message)
     if problem.kind == "invalid":
-        text = json.dumps(parameters, separators=(",", ":"), ensure_ascii=False)
-        return TaskOutcome.failed(
-            StatesErrorName.RUNTIME,
-            f"The Parameters '{text}' could not be used to start the Task: [{problem.message}]",
-        )
+        return parameters_refused(parameters, problem.message)
     return TaskOutcome.failed(prefix, problem.message)
 
 

@@ -31,8 +31,9 @@ from stepflow.data.safe_json import ORJSON_MAX_DEPTH, nesting
 from stepflow.engine.resources import Pattern
 from stepflow.errors import StatesErrorName
 from stepflow.integrations.base import Integration, TaskRequest
-from stepflow.integrations.errors import service_failure
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.metadata import sdk_metadata
+from stepflow.integrations.optimized import arn_region
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -48,6 +49,9 @@ LAMBDA_CONFIG = Config(
 
 INVOKE_FIELDS = ("FunctionName", "Qualifier", "InvocationType", "ClientContext", "LogType")
 """The ``Invoke`` request fields ``lambda:invoke`` passes on (``Payload`` is encoded apart)."""
+
+LAMBDA = ErrorNames(prefix="Lambda", cause_service="AWSLambda")
+"""``Lambda.<ErrorCode>`` (``Lambda.TooManyRequestsException``)."""
 
 _ACTIONS: dict[str, frozenset[Pattern]] = {
     "function": frozenset({"request-response"}),
@@ -80,7 +84,7 @@ class LambdaIntegration:
             return TaskOutcome.failed(
                 StatesErrorName.RUNTIME, "lambda:invoke needs a FunctionName (a string)"
             )
-        client = request.client(clients, "lambda", _arn_region(parameters["FunctionName"]))
+        client = request.client(clients, "lambda", arn_region(parameters["FunctionName"]))
         return _call_invoke(client, parameters)
 
 
@@ -99,55 +103,48 @@ def payload_bytes(parameters: dict[str, Any]) -> bytes:
 
 
 def _call_function(client: Any, function_arn: str, task_input: Any) -> TaskOutcome:
-    response = _invoke(client, FunctionName=function_arn, Payload=_dumps(task_input))
-    if isinstance(response, TaskOutcome):
-        return response
-    payload = _read_payload(response)
-    if isinstance(payload, TaskOutcome):
-        return payload
-    if response.get("FunctionError"):
-        return _function_error(payload)
+    invoked = _invoke(client, FunctionName=function_arn, Payload=_dumps(task_input))
+    if isinstance(invoked, TaskOutcome):
+        return invoked
+    _, payload = invoked
     return TaskOutcome.succeeded(payload)
 
 
 def _call_invoke(client: Any, parameters: dict[str, Any]) -> TaskOutcome:
     call = {k: parameters[k] for k in INVOKE_FIELDS if k in parameters}
-    response = _invoke(client, Payload=payload_bytes(parameters), **call)
-    if isinstance(response, TaskOutcome):
-        return response
-    payload = _read_payload(response)
-    if isinstance(payload, TaskOutcome):
-        return payload
-    if response.get("FunctionError"):
-        return _function_error(payload)
+    invoked = _invoke(client, Payload=payload_bytes(parameters), **call)
+    if isinstance(invoked, TaskOutcome):
+        return invoked
+    response, payload = invoked
     status = int(response.get("StatusCode", 200))
     output: dict[str, Any] = {
         "ExecutedVersion": response.get("ExecutedVersion", "$LATEST"),
         "Payload": payload,
-        **sdk_metadata(response, status),
+        # botocore's header names, as the envelope has always had them
+        **sdk_metadata(response, status, aws_header_names=False),
         "StatusCode": status,
     }
     return TaskOutcome.succeeded(output)
 
 
-def _invoke(client: Any, **request: Any) -> dict[str, Any] | TaskOutcome:
-    """Call Invoke; a failed call becomes a failed task outcome (``Lambda.<Code>``)."""
+def _invoke(client: Any, **request: Any) -> tuple[dict[str, Any], Any] | TaskOutcome:
+    """Call Invoke once: the response and its parsed payload, or the failed task's outcome.
+
+    A failed call is ``Lambda.<Code>``; a function error is the payload's ``errorType``.
+    """
     try:
         response: dict[str, Any] = client.invoke(**request)
     except Exception as exc:
-        failed = service_failure(exc, "Lambda", "AWSLambda")
-        if failed is not None:
-            return failed
-        if type(exc).__module__.startswith("botocore"):
-            return TaskOutcome.failed("Lambda.SdkClientException", str(exc))
-        raise
-    return response
-
-
-def _arn_region(function: str) -> str | None:
-    """The region of a function ARN (None for a name or partial ARN: the task's)."""
-    parts = function.split(":")
-    return parts[3] if function.startswith("arn:") and len(parts) > 3 and parts[3] else None
+        failed = LAMBDA.failure(exc)
+        if failed is None:
+            raise
+        return failed
+    payload = _read_payload(response)
+    if isinstance(payload, TaskOutcome):
+        return payload
+    if response.get("FunctionError"):
+        return _function_error(payload)
+    return response, payload
 
 
 def _dumps(value: Any) -> bytes:

@@ -21,7 +21,7 @@ from botocore.loaders import create_loader
 from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
-from stepflow.integrations.optimized import param_problem
+from stepflow.integrations.api_call import param_problem
 
 _REPORTED = ("invalid type", "unknown field")
 

@@ -19,24 +19,23 @@ import binascii
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
+from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
-    Service,
     arn_region,
+    call_optimized,
     json_text,
     not_an_object,
-    perform,
-    required_nulls,
     unusable,
-    validation_error,
 )
 from stepflow.integrations.prechecks import shape_problem, without_nulls
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
-SNS = Service(
+SNS = ErrorNames(
     prefix="SNS",
-    cause_name="AmazonSNS",
+    cause_service="AmazonSNS",
+    naming="modeled",
     base_exception="AmazonSNSException",
     validation_code="ValidationError",
 )
@@ -50,12 +49,7 @@ class SnsPublish:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``publish``: Step Functions' optimized SNS integration has no other action."""
-        if action != "publish":
-            return (
-                f"sns:{action} is not an optimized SNS action (only sns:publish; use "
-                f"arn:aws:states:::aws-sdk:sns:{action} for the SDK integration)"
-            )
-        return None
+        return unknown_action("sns", action, ("publish",), "sns")
 
     def parameters_problem(self, action: str, parameters: Any) -> str | None:
         """Wrong JSON types, unknown fields, a non-base64 ``BinaryValue``.
@@ -94,10 +88,7 @@ class SnsPublish:
             call["MessageAttributes"] = decoded
         target = call.get("TopicArn") or call.get("TargetArn")
         client = request.client(clients, "sns", arn_region(target))
-        violations = required_nulls(client, "Publish", parameters)
-        if violations:
-            return validation_error(violations, SNS)
-        return perform(request, client, SNS, lambda: dict(client.publish(**call)))
+        return call_optimized(request, client, "Publish", call, SNS)
 
 
 def _is_base64(text: str) -> bool:

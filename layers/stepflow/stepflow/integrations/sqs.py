@@ -17,14 +17,13 @@ without calling SQS.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from stepflow.engine.resources import Pattern
-from stepflow.errors import StatesErrorName
-from stepflow.integrations.base import Integration, TaskRequest
-from stepflow.integrations.errors import service_failure
-from stepflow.integrations.metadata import sdk_metadata, without_metadata
+from stepflow.integrations.api_call import OPTIMIZED, call_api
+from stepflow.integrations.base import Integration, TaskRequest, unknown_action
+from stepflow.integrations.errors import ErrorNames, parameters_refused
+from stepflow.integrations.optimized import json_text
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -38,6 +37,9 @@ SEND_FIELDS = (
 )
 """The ``SendMessage`` request fields passed on as they are (``MessageBody`` is encoded apart)."""
 
+SQS = ErrorNames(prefix="SQS", cause_service="AmazonSQS")
+"""``SQS.<ErrorCode>``."""
+
 
 class SQSIntegration:
     """Sends SQS messages with the task's role."""
@@ -47,12 +49,7 @@ class SQSIntegration:
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Only ``sendMessage`` is an optimized SQS action."""
-        if action != "sendMessage":
-            return (
-                f"sqs has no optimized action {action!r} "
-                "(use sqs:sendMessage, or aws-sdk:sqs for the others)"
-            )
-        return None
+        return unknown_action("sqs", action, ("sendMessage",), "sqs")
 
     def parameters_problem(self, action: str, parameters: Any) -> str | None:
         """A missing or non-string ``QueueUrl``, a missing ``MessageBody`` (before scheduling)."""
@@ -63,26 +60,11 @@ class SQSIntegration:
         parameters = request.parameters
         problem = _request_problem(parameters)
         if problem is not None:
-            return TaskOutcome.failed(
-                StatesErrorName.RUNTIME,
-                f"The Parameters of sqs:sendMessage could not be used to start the Task: "
-                f"[{problem}]",
-            )
-        body = parameters["MessageBody"]
-        if not isinstance(body, str):
-            body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            return parameters_refused(parameters, problem, request.state_name)
         call = {k: parameters[k] for k in SEND_FIELDS if k in parameters}
+        call["MessageBody"] = json_text(parameters["MessageBody"])
         sqs = request.client(clients, "sqs", queue_region(parameters["QueueUrl"]))
-        try:
-            response: dict[str, Any] = sqs.send_message(MessageBody=body, **call)
-        except Exception as exc:
-            failed = service_failure(exc, "SQS", "AmazonSQS")
-            if failed is not None:
-                return failed
-            if type(exc).__module__.startswith("botocore"):
-                return TaskOutcome.failed("SQS.SdkClientException", str(exc))
-            raise
-        return TaskOutcome.succeeded({**without_metadata(response), **sdk_metadata(response)})
+        return call_api(request, sqs, "SendMessage", call, SQS, OPTIMIZED)
 
 
 INTEGRATIONS: tuple[Integration, ...] = (SQSIntegration(),)
