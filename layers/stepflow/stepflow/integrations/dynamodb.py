@@ -77,7 +77,7 @@ class DynamoDBItems:
                 problem = _base64_problem(values, name)
                 if problem is not None:
                     return problem
-        return shape_problem("dynamodb", ACTIONS[action][0], without_nulls(parameters))
+        return shape_problem("dynamodb", ACTIONS[action], without_nulls(parameters))
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
         """Perform the item action; DynamoDB's response, or its error as Step Functions names it."""
