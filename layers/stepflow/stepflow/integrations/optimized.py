@@ -212,9 +212,11 @@ def perform(
         if problem is not None:
             return unusable(request, problem)
         failed = service_error(exc, client, service)
-        if failed is None:
-            raise
-        return failed
+        if failed is not None:
+            return failed
+        if type(exc).__module__.startswith("botocore"):  # no connection, no credentials
+            return TaskOutcome.failed(f"{service.prefix}.SdkClientException", str(exc))
+        raise  # ours: a bug, not the task's failure
     return TaskOutcome.succeeded(sdk_output(response))
 
 
