@@ -17,6 +17,8 @@ without calling SQS.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -68,6 +70,16 @@ class SQSIntegration:
         if not isinstance(body, str):
             body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         call = {k: parameters[k] for k in SEND_FIELDS if k in parameters}
+        for field in ("MessageAttributes", "MessageSystemAttributes"):
+            if isinstance(call.get(field), dict):
+                decoded = _decode_binary(call[field])
+                if isinstance(decoded, str):
+                    return TaskOutcome.failed(
+                        StatesErrorName.RUNTIME,
+                        f"The Parameters of sqs:sendMessage could not be used to start the "
+                        f"Task: [{decoded}]",
+                    )
+                call[field] = decoded
         sqs = request.client(clients, "sqs", queue_region(parameters["QueueUrl"]))
         try:
             response: dict[str, Any] = sqs.send_message(MessageBody=body, **call)
@@ -92,6 +104,33 @@ def queue_region(queue_url: str) -> str | None:
     if len(parts) >= 4 and parts[0] == "sqs" and parts[2] == "amazonaws":
         return parts[1]
     return None
+
+
+def _decode_binary(attributes: dict[str, Any]) -> dict[str, Any] | str:
+    """The attributes with ``BinaryValue``/``BinaryListValues`` decoded from base64 text.
+
+    JSON has no bytes: Step Functions reads a binary attribute's string as base64,
+    where botocore would send the string's UTF-8 bytes (base64-encoding them again).
+    A string result says which attribute is not base64 text.
+    """
+    decoded: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        if isinstance(attribute, dict):
+            attribute = dict(attribute)
+            try:
+                if isinstance(attribute.get("BinaryValue"), str):
+                    attribute["BinaryValue"] = base64.b64decode(
+                        attribute["BinaryValue"], validate=True
+                    )
+                if isinstance(attribute.get("BinaryListValues"), list):
+                    attribute["BinaryListValues"] = [
+                        base64.b64decode(v, validate=True) if isinstance(v, str) else v
+                        for v in attribute["BinaryListValues"]
+                    ]
+            except (binascii.Error, ValueError):
+                return f"The BinaryValue of the message attribute '{name}' is not base64 text"
+        decoded[name] = attribute
+    return decoded
 
 
 def _request_problem(parameters: Any) -> str | None:
