@@ -137,7 +137,12 @@ def _outcome(operation: SdkOperation, response: dict[str, Any]) -> TaskOutcome:
     """The response as Step Functions returns it; a body too large to hold is not read."""
     for key, value in response.items():
         if hasattr(value, "read"):  # a streaming body (S3 GetObject's Body)
-            data = value.read(MAX_BODY_BYTES + 1)
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                data = value.read(MAX_BODY_BYTES + 1)
+            except BotoCoreError as exc:  # the connection broke while the body was read
+                return TaskOutcome.failed(f"{operation.prefix}.SdkClientException", str(exc))
             if len(data) > MAX_BODY_BYTES:
                 return TaskOutcome.failed(
                     StatesErrorName.DATA_LIMIT_EXCEEDED.value,

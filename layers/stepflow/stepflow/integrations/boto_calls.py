@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import BotoCoreError, ParamValidationError
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
 from stepflow.engine.resources import Pattern
@@ -105,7 +105,10 @@ class BotoIntegration:
             return failed
         response.pop("ResponseMetadata", None)
         if action.finish is not None:
-            return TaskOutcome.succeeded(action.finish(response))
+            try:  # it may read a streaming body (Bedrock's)
+                return TaskOutcome.succeeded(action.finish(response))
+            except BotoCoreError as exc:  # the connection broke while it was read
+                return TaskOutcome.failed(f"{self.prefix}.SdkClientException", str(exc))
         return TaskOutcome.succeeded(from_api(model.output_shape, response))
 
 
