@@ -112,6 +112,14 @@ def _start(stack: LocalStack, name: str, task: dict[str, Any]) -> str:
 
 def _completed_by_token(stack: LocalStack, arn: str, token: str) -> list[str]:
     sfn = stack.stepfunctions()
+    # The token may arrive before TaskSubmitted is committed; a callback that wins that race
+    # leaves no TaskSubmitted (reported: tests/worker/test_integration_counts.py), so wait.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        history = sfn.get_execution_history(executionArn=arn)["events"]
+        if any(e["type"] == "TaskSubmitted" for e in history):
+            break
+        time.sleep(0.05)
     sfn.send_task_success(taskToken=token, output='{"done": true}')
     described = wait_for(sfn, arn, timeout=20)
     assert described["status"] == "SUCCEEDED", described
