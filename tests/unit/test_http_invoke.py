@@ -260,3 +260,33 @@ def test_connection_name_of_an_arn() -> None:
     arn = "arn:aws:events:us-east-1:123456789012:connection/my-conn/abcd-ef"
     assert connection_name(arn) == "my-conn"
     assert connection_name("my-conn") == "my-conn"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "not json",
+        "[1, 2]",
+        '"text"',
+        '{"client_parameters": "x"}',
+        '{"api_key_name": "k", "api_key_value": "v", "invocation_http_parameters": "x"}',
+        '{"api_key_name": "k", "api_key_value": "v",'
+        ' "invocation_http_parameters": {"header_parameters": [1]}}',
+    ],
+)
+def test_a_connection_secret_that_is_not_a_json_object_fails_the_task(
+    aws: dict[str, Any], target: HttpTarget, secret: str
+) -> None:
+    # A malformed secret raised out of the integration (JSONDecodeError, AttributeError):
+    # the task message came back until the DLQ instead of the task failing.
+    arn = api_key(aws)
+    described = aws["events"].describe_connection(Name=connection_name(arn))
+    aws["secretsmanager"].put_secret_value(SecretId=described["SecretArn"], SecretString=secret)
+    before = len(target.received)
+    parameters = {"ApiEndpoint": target.url, "Method": "GET",
+                  "Authentication": {"ConnectionArn": arn}}  # fmt: skip
+    result = run(aws, parameters)
+    assert result.status == "FAILED"
+    assert result.error == "Events.ConnectionResource.InvalidConnectionState"
+    assert secret not in (result.cause or "")  # the secret's text stays out of the history
+    assert len(target.received) == before

@@ -32,6 +32,13 @@ from stepflow.runtime.clients import ROLE_ARN, TaskCallRefused
 SESSION_SECONDS = 3600
 """How long assumed credentials last (AssumeRole's default; the role's maximum is at least this)."""
 
+TASK_CLIENT_CONFIG = Config(
+    connect_timeout=10,
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
+"""Task clients make each call once: a retried SNS publish or SQS send would be a second
+effect, and retrying is the state's ``Retry``, counted in its history."""
+
 REFRESH_MARGIN_SECONDS = 300
 """Cached credentials are replaced this long before they expire (a call may take minutes)."""
 
@@ -66,7 +73,8 @@ class RoleClients:
 
     ``assume_roles`` off: the ARN is checked and the process's credentials are
     used (``clients`` overrides them by service name, e.g. moto's clients).
-    ``configs`` gives a botocore ``Config`` per service (e.g. Lambda's long read
+    ``configs`` gives a botocore ``Config`` per service (default
+    :data:`TASK_CLIENT_CONFIG`: one attempt per call; e.g. Lambda's long read
     timeout); ``endpoint_url`` points every client at moto or LocalStack, and
     ``credentials`` (``aws_access_key_id``/``aws_secret_access_key``), when
     given, replace the process's for the clients made without a role (and STS).
@@ -134,7 +142,7 @@ class RoleClients:
                 ).client(
                     service,
                     endpoint_url=self.endpoint_of(service),
-                    config=self._configs.get(service),
+                    config=self._configs.get(service, TASK_CLIENT_CONFIG),
                 )
                 self._clients[key] = client
         return client
@@ -186,7 +194,7 @@ class RoleClients:
                     service,
                     region_name=region,
                     endpoint_url=self.endpoint_of(service),
-                    config=self._configs.get(service),
+                    config=self._configs.get(service, TASK_CLIENT_CONFIG),
                     **self._credentials,
                 )
             return self._clients[key]

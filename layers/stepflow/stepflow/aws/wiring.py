@@ -200,11 +200,16 @@ class Wiring:
 
     @cached_property
     def integrations(self) -> Registry:
-        """The integration registry tasks run on (HTTP through the deny list, when set)."""
-        registry = default_registry()
-        if self.denied_endpoints is not None:
-            registry = with_http(registry, Urllib3Http(denied=self.denied_endpoints))
-        return registry
+        """The integration registry tasks run on.
+
+        HTTP tasks never reach link-local addresses, nor (deployed) this machine,
+        nor (``stepflow local``) its own endpoints.
+        """
+        # Deployed (no deny list): HTTP tasks never reach this machine (the Lambda
+        # runtime API listens on 127.0.0.1); stepflow local's users call local servers.
+        local = self.denied_endpoints is not None
+        http = Urllib3Http(denied=self.denied_endpoints, allow_loopback=local)
+        return with_http(default_registry(), http)
 
     @cached_property
     def check_parameters(self) -> ParameterCheck | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore import xform_name
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import BotoCoreError, ParamValidationError
 
 from stepflow.errors import StatesErrorName
 from stepflow.integrations.aws_sdk_shapes import SDK_V1, SDK_V2, Output, to_output, to_request
@@ -100,7 +100,7 @@ def call_api(
         if failed is None:
             raise
         return failed
-    too_large = _read_bodies(operation, response, max_body_bytes)
+    too_large = _read_bodies(operation, response, max_body_bytes, names)
     if too_large is not None:
         return too_large
     if finish is not None:
@@ -111,11 +111,16 @@ def call_api(
     return TaskOutcome.succeeded(output)
 
 
-def _read_bodies(operation: str, response: dict[str, Any], limit: int) -> TaskOutcome | None:
+def _read_bodies(
+    operation: str, response: dict[str, Any], limit: int, names: ErrorNames
+) -> TaskOutcome | None:
     """Read each streaming body (S3 GetObject's ``Body``); one too large to hold is not."""
     for key, value in response.items():
         if hasattr(value, "read"):
-            data = value.read(limit + 1)
+            try:
+                data = value.read(limit + 1)
+            except BotoCoreError as exc:  # the connection broke while the body was read
+                return TaskOutcome.failed(f"{names.prefix}.SdkClientException", str(exc))
             if len(data) > limit:
                 return TaskOutcome.failed(
                     StatesErrorName.DATA_LIMIT_EXCEEDED.value,

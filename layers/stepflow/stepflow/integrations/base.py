@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stepflow.engine.resources import Pattern, describe
-from stepflow.runtime.clients import TaskClients
+from stepflow.errors import StatesErrorName
+from stepflow.runtime.clients import TaskCallRefused, TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
 
@@ -70,11 +71,21 @@ class TaskRequest:
     def client(self, clients: TaskClients, service: str, region: str | None = None) -> Any:
         """The boto3 client of ``service`` for this task's role (in ``region``, else the ARN's).
 
-        Raises :class:`~stepflow.runtime.clients.TaskCallRefused` when the role is refused.
+        Raises :class:`~stepflow.runtime.clients.TaskCallRefused` when the role is refused,
+        or when botocore cannot make the client (a region, taken from an ARN or a URL in the
+        parameters, that it refuses): the task fails instead of its message being redelivered.
         """
-        return clients.for_task(
-            service, self.role_arn, region or self.region, execution=self.execution_arn
-        )
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return clients.for_task(
+                service, self.role_arn, region or self.region, execution=self.execution_arn
+            )
+        except BotoCoreError as exc:
+            raise TaskCallRefused(
+                StatesErrorName.TASK_FAILED,
+                f"StepFlow could not make the {service} client for the task: {exc}",
+            ) from exc
 
 
 class Integration(Protocol):

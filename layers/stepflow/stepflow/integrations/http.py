@@ -244,16 +244,15 @@ def connection_auth(
     try:
         described = events.describe_connection(Name=connection_name(arn))
         secret_arn = str(described.get("SecretArn") or "")
-        secret = json.loads(
-            request.client(clients, "secretsmanager", region or None).get_secret_value(
-                SecretId=secret_arn
-            )["SecretString"]
+        stored = request.client(clients, "secretsmanager", region or None).get_secret_value(
+            SecretId=secret_arn
         )
     except Exception as exc:  # a ClientError names the failure; anything else is ours
         failed = ErrorNames(CONNECTION_PREFIX, "AmazonEventBridge").failure(exc)
         if failed is None:
             raise
         raise ConnectionProblem(failed) from exc
+    secret = _secret_object(stored.get("SecretString"))
     state = described.get("ConnectionState")
     if state not in (None, "AUTHORIZED"):
         raise ConnectionProblem(
@@ -283,10 +282,27 @@ def connection_name(arn: str) -> str:
     return arn
 
 
+def _secret_object(text: Any) -> dict[str, Any]:
+    """The connection's secret as a JSON object; anything else fails the task (text not quoted)."""
+    try:
+        secret = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        secret = None
+    if not isinstance(secret, dict):
+        raise ConnectionProblem(
+            TaskOutcome.failed(
+                f"{CONNECTION_PREFIX}.InvalidConnectionState",
+                "The connection's secret is not a JSON object.",
+            )
+        )
+    return secret
+
+
 def _secret(secret: dict[str, Any], key: str) -> str:
     value = secret.get(key)
-    if value is None:
-        value = (secret.get("client_parameters") or {}).get(key)
+    client = secret.get("client_parameters")
+    if value is None and isinstance(client, dict):
+        value = client.get(key)
     if not isinstance(value, str):
         raise ConnectionProblem(
             TaskOutcome.failed(
@@ -297,13 +313,29 @@ def _secret(secret: dict[str, Any], key: str) -> str:
     return value
 
 
-def _add_parameters(auth: ConnectionAuth, parameters: dict[str, Any]) -> None:
-    for item in parameters.get("header_parameters") or []:
-        auth.headers.append((str(item.get("key")), str(item.get("value"))))
-    for item in parameters.get("query_string_parameters") or []:
-        auth.query.append((str(item.get("key")), str(item.get("value"))))
-    for item in parameters.get("body_parameters") or []:
-        auth.body[str(item.get("key"))] = item.get("value")
+def _add_parameters(auth: ConnectionAuth, parameters: Any) -> None:
+    headers, query, body = (
+        _parameter_items(parameters, kind)
+        for kind in ("header_parameters", "query_string_parameters", "body_parameters")
+    )
+    auth.headers.extend((str(item.get("key")), str(item.get("value"))) for item in headers)
+    auth.query.extend((str(item.get("key")), str(item.get("value"))) for item in query)
+    auth.body.update((str(item.get("key")), item.get("value")) for item in body)
+
+
+def _parameter_items(parameters: Any, kind: str) -> list[dict[str, Any]]:
+    """The ``kind`` entries of a secret's parameters (each an object), else the task fails."""
+    items = parameters.get(kind) if isinstance(parameters, dict) else parameters
+    if items is None or items == []:
+        return []
+    if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+        return items
+    raise ConnectionProblem(
+        TaskOutcome.failed(
+            f"{CONNECTION_PREFIX}.InvalidConnectionState",
+            f"The connection's secret has malformed {kind}.",
+        )
+    )
 
 
 def _oauth_token(secret: dict[str, Any], http: HttpPort, timeout: float) -> str:

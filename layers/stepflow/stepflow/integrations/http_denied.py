@@ -42,13 +42,14 @@ def _own_host_addresses() -> frozenset[Address]:
     """The addresses of this machine's host name (best effort)."""
     found: set[Address] = set()
     for text in resolve(socket.gethostname(), 0):
-        address = _address(text)
+        address = address_of(text)
         if address is not None:
             found.add(address)
     return frozenset(found)
 
 
-def _address(text: str) -> Address | None:
+def address_of(text: str) -> Address | None:
+    """The IP address ``text`` spells (an IPv4-mapped IPv6 as its IPv4; None: not an address)."""
     try:
         address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
     except ValueError:
@@ -128,14 +129,14 @@ class DeniedEndpoints:
         return None
 
     def _addresses(self, host: str, port: int) -> set[Address]:
-        literal = _address(host)
+        literal = address_of(host)
         if literal is not None:
             return {literal}
         return _set(self._resolve(host, port))
 
 
 def _set(texts: Iterable[str]) -> set[Address]:
-    return {a for a in map(_address, texts) if a is not None}
+    return {a for a in map(address_of, texts) if a is not None}
 
 
 def _cause(host: str, port: int) -> str:

@@ -7,9 +7,13 @@ never taken silently) and never retrying (one request per task attempt).
 :class:`MemoryHttp` its in-memory twin for tests. :func:`checked` refuses what
 must never reach the wire: a non-http(s) URL, a link-local address (the
 instance metadata service), a method or header that could split the request
-(CR, LF or NUL). Given :class:`~stepflow.integrations.http_denied.DeniedEndpoints`,
-:class:`Urllib3Http` also refuses the stack's own AWS endpoints, by the URL's
-host before connecting and by the peer's address once connected.
+(CR, LF or NUL). Once connected, :class:`Urllib3Http` checks the peer's address
+(whatever name or numeric spelling led there): never a link-local one, and
+never this machine unless ``allow_loopback`` (``stepflow local`` and tests; a
+deployed runner must not reach, e.g., the Lambda runtime API on 127.0.0.1).
+Given :class:`~stepflow.integrations.http_denied.DeniedEndpoints`, it also
+refuses the stack's own AWS endpoints, by the URL's host before connecting and
+by the peer's address once connected.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of
+from stepflow.integrations.http_denied import DeniedEndpoints, address_of, endpoint_of, is_this_host
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 """A request's time limit when the task sets none (AWS's HTTP Task limit is 60 s)."""
@@ -130,7 +134,8 @@ class Urllib3Http:
     request's ``timeout``; the body is read in chunks and abandoned past
     ``max_body_bytes``. A request to one of ``denied`` is refused
     (``invalid``) before connecting and, should the name resolve elsewhere by
-    then, once connected.
+    then, once connected. A connection that reached a link-local address, or
+    this machine without ``allow_loopback``, is refused too.
     """
 
     def __init__(
@@ -139,13 +144,14 @@ class Urllib3Http:
         max_body_bytes: int = MAX_BODY_BYTES,
         clock: Callable[[], float] = time.monotonic,
         denied: DeniedEndpoints | None = None,
+        allow_loopback: bool = True,
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.denied = denied
+        self.allow_loopback = allow_loopback
         self._clock = clock
         self._pool = urllib3.PoolManager(retries=False)
-        if denied is not None:
-            self._pool.pool_classes_by_scheme = _guarded_pools(denied)
+        self._pool.pool_classes_by_scheme = _guarded_pools(denied, allow_loopback)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request`` once (see :class:`HttpPort`)."""
@@ -202,12 +208,28 @@ class Urllib3Http:
             chunks.append(chunk)
 
 
-def _guarded_pools(denied: DeniedEndpoints) -> dict[str, type[HTTPConnectionPool]]:
-    """urllib3 pools whose connections check the peer they reached against ``denied``."""
+def peer_refusal(peer: str, allow_loopback: bool) -> str | None:
+    """Why a connection to the address ``peer`` must not be used (None: it may)."""
+    address = address_of(peer)
+    if address is None:
+        return None
+    if address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254"):
+        return f"The endpoint reached {peer}, a link-local address (instance metadata)"
+    if not allow_loopback and is_this_host(address):
+        return f"The endpoint reached {peer}, an address of this machine"
+    return None
+
+
+def _guarded_pools(
+    denied: DeniedEndpoints | None, allow_loopback: bool
+) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pools whose connections check the peer they reached (see :func:`peer_refusal`)."""
 
     def check(connection: HTTPConnection, sock: socket.socket) -> socket.socket:
         peer = str(sock.getpeername()[0])
-        refusal = denied.refusal(connection.host, connection.port, peer)
+        refusal = peer_refusal(peer, allow_loopback)
+        if refusal is None and denied is not None:
+            refusal = denied.refusal(connection.host, connection.port, peer)
         if refusal is not None:
             sock.close()
             raise HttpProblem("invalid", refusal)

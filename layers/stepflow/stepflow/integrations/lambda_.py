@@ -159,7 +159,12 @@ def _read_payload(response: dict[str, Any]) -> Any:
     task for redelivery and invoke the function again, until the DLQ.
     """
     raw: Any = response.get("Payload")
-    data = raw.read() if hasattr(raw, "read") else raw
+    try:
+        data = raw.read() if hasattr(raw, "read") else raw
+    except Exception as exc:  # the connection broke while the payload was read
+        if type(exc).__module__.startswith("botocore"):
+            return TaskOutcome.failed("Lambda.SdkClientException", str(exc))
+        raise
     if data is None:
         return None
     try:

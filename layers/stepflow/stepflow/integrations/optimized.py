@@ -11,6 +11,8 @@ SDK metadata, errors named by :class:`.errors.ErrorNames`. Before it:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -81,3 +83,30 @@ def arn_region(arn: Any) -> str | None:
 def not_an_object(request: TaskRequest, what: str) -> TaskOutcome:
     """The parameters of a task that are no JSON object."""
     return unusable(request, f"The parameters of {what} must be a JSON object")
+
+
+def decode_binary_attributes(attributes: dict[str, Any]) -> dict[str, Any] | str:
+    """Message attributes with ``BinaryValue``/``BinaryListValues`` decoded from base64.
+
+    JSON has no bytes: Step Functions reads a binary attribute's string as base64
+    (botocore would send the string's UTF-8 bytes, base64-encoding them again).
+    A string result says which attribute is not base64 text.
+    """
+    decoded: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        if isinstance(attribute, dict):
+            attribute = dict(attribute)
+            try:
+                if isinstance(attribute.get("BinaryValue"), str):
+                    attribute["BinaryValue"] = base64.b64decode(
+                        attribute["BinaryValue"], validate=True
+                    )
+                if isinstance(attribute.get("BinaryListValues"), list):
+                    attribute["BinaryListValues"] = [
+                        base64.b64decode(v, validate=True) if isinstance(v, str) else v
+                        for v in attribute["BinaryListValues"]
+                    ]
+            except (binascii.Error, ValueError):
+                return f"The BinaryValue of the message attribute '{name}' is not base64 text"
+        decoded[name] = attribute
+    return decoded

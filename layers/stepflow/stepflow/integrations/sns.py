@@ -14,8 +14,6 @@ SendTaskSuccess/Failure.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from stepflow.engine.resources import Pattern
@@ -24,6 +22,7 @@ from stepflow.integrations.errors import ErrorNames
 from stepflow.integrations.optimized import (
     arn_region,
     call_optimized,
+    decode_binary_attributes,
     json_text,
     not_an_object,
     unusable,
@@ -66,10 +65,9 @@ class SnsPublish:
             request["Message"] = ""  # any value is sent, as its JSON text
         attributes = request.get("MessageAttributes")
         if isinstance(attributes, dict):
-            for name, attribute in attributes.items():
-                binary = attribute.get("BinaryValue") if isinstance(attribute, dict) else None
-                if isinstance(binary, str) and not _is_base64(binary):
-                    return f"The BinaryValue of the message attribute '{name}' is not base64 text"
+            decoded = decode_binary_attributes(attributes)
+            if isinstance(decoded, str):
+                return decoded
         return shape_problem("sns", "Publish", request)
 
     def call(self, request: TaskRequest, clients: TaskClients) -> TaskOutcome:
@@ -82,35 +80,13 @@ class SnsPublish:
             call["Message"] = json_text(call["Message"])
         attributes = call.get("MessageAttributes")
         if isinstance(attributes, dict):
-            decoded = _decode_binary(attributes)
+            decoded = decode_binary_attributes(attributes)
             if isinstance(decoded, str):
                 return unusable(request, decoded)
             call["MessageAttributes"] = decoded
         target = call.get("TopicArn") or call.get("TargetArn")
         client = request.client(clients, "sns", arn_region(target))
         return call_optimized(request, client, "Publish", call, SNS)
-
-
-def _is_base64(text: str) -> bool:
-    try:
-        base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return True
-
-
-def _decode_binary(attributes: dict[str, Any]) -> dict[str, Any] | str:
-    """The attributes with each ``BinaryValue`` decoded from base64 (a string: why not)."""
-    decoded: dict[str, Any] = {}
-    for name, attribute in attributes.items():
-        if isinstance(attribute, dict) and isinstance(attribute.get("BinaryValue"), str):
-            try:
-                raw = base64.b64decode(attribute["BinaryValue"], validate=True)
-            except (binascii.Error, ValueError):
-                return f"The BinaryValue of the message attribute '{name}' is not base64 text"
-            attribute = {**attribute, "BinaryValue": raw}
-        decoded[name] = attribute
-    return decoded
 
 
 INTEGRATIONS: tuple[Integration, ...] = (SnsPublish(),)

@@ -23,7 +23,7 @@ from stepflow.engine.resources import Pattern
 from stepflow.integrations.api_call import OPTIMIZED, call_api
 from stepflow.integrations.base import Integration, TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames, parameters_refused
-from stepflow.integrations.optimized import json_text
+from stepflow.integrations.optimized import decode_binary_attributes, json_text
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -63,6 +63,12 @@ class SQSIntegration:
             return parameters_refused(parameters, problem, request.state_name)
         call = {k: parameters[k] for k in SEND_FIELDS if k in parameters}
         call["MessageBody"] = json_text(parameters["MessageBody"])
+        for field in ("MessageAttributes", "MessageSystemAttributes"):
+            if isinstance(call.get(field), dict):
+                decoded = decode_binary_attributes(call[field])
+                if isinstance(decoded, str):
+                    return parameters_refused(parameters, decoded, request.state_name)
+                call[field] = decoded
         sqs = request.client(clients, "sqs", queue_region(parameters["QueueUrl"]))
         return call_api(request, sqs, "SendMessage", call, SQS, OPTIMIZED)
 
@@ -89,4 +95,9 @@ def _request_problem(parameters: Any) -> str | None:
         return "The value for the field 'QueueUrl' must be a STRING"
     if "MessageBody" not in parameters:
         return "The field 'MessageBody' is required but was missing"
+    for field in ("MessageAttributes", "MessageSystemAttributes"):
+        if isinstance(parameters.get(field), dict):
+            decoded = decode_binary_attributes(parameters[field])
+            if isinstance(decoded, str):
+                return decoded
     return None
