@@ -104,3 +104,9 @@ def test_sdk_metadata_spells_headers_as_aws_unless_asked_not_to() -> None:
     raw = sdk_metadata(response, aws_header_names=False)["SdkHttpMetadata"]["HttpHeaders"]
     assert aws == {"Content-Type": "application/json", "x-amzn-RequestId": "r"}
     assert raw == {"content-type": "application/json", "x-amzn-requestid": "r"}
+
+
+def test_a_binary_blob_is_never_turned_into_lossy_text() -> None:
+    ciphertext = bytes([0x01, 0xFF, 0xFE, 0x80, 0x00])  # not UTF-8 (a KMS CiphertextBlob)
+    assert to_output(None, ciphertext, SDK_V2) == "Af/+gAA="
+    assert to_output(None, "é".encode(), SDK_V2) == "é"

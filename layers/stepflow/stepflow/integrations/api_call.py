@@ -100,11 +100,14 @@ def call_api(
         if failed is None:
             raise
         return failed
-    too_large = _read_bodies(operation, response, max_body_bytes, names)
-    if too_large is not None:
-        return too_large
+    streamed = _read_bodies(operation, response, max_body_bytes, names)
+    if isinstance(streamed, TaskOutcome):
+        return streamed
     if finish is not None:
         return TaskOutcome.succeeded(finish(response))
+    if style.output.blobs == "text":  # a streamed body is read as a UTF-8 string, as AWS does
+        for key in streamed:
+            response[key] = response[key].decode("utf-8", errors="replace")
     output = to_output(getattr(model, "output_shape", None), response, style.output)
     if style.metadata:
         output.update(sdk_metadata(response))
@@ -113,8 +116,12 @@ def call_api(
 
 def _read_bodies(
     operation: str, response: dict[str, Any], limit: int, names: ErrorNames
-) -> TaskOutcome | None:
-    """Read each streaming body (S3 GetObject's ``Body``); one too large to hold is not."""
+) -> list[str] | TaskOutcome:
+    """Read each streaming body (S3 GetObject's ``Body``); one too large to hold is not.
+
+    Returns the keys read, or the task's failure.
+    """
+    streamed: list[str] = []
     for key, value in response.items():
         if hasattr(value, "read"):
             try:
@@ -127,7 +134,8 @@ def _read_bodies(
                     f"The {operation} response's {key} is larger than {limit} bytes.",
                 )
             response[key] = data
-    return None
+            streamed.append(key)
+    return streamed
 
 
 def _refused(

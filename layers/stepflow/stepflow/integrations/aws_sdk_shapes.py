@@ -59,7 +59,8 @@ class Output:
     """How a response's timestamps and blobs are written (what the SDK for Java shows).
 
     ``timestamps``: ``iso`` (``2024-05-01T12:00:00Z``, SDK v2) or ``epoch-millis``
-    (SDK v1); ``blobs``: ``text`` (UTF-8, SDK v2) or ``base64`` (SDK v1).
+    (SDK v1); ``blobs``: ``text`` (UTF-8, SDK v2; base64 when the bytes are not UTF-8)
+    or ``base64`` (SDK v1).
     """
 
     timestamps: Literal["iso", "epoch-millis"]
@@ -95,7 +96,10 @@ def to_output(shape: Any, value: Any, output: Output = SDK_V2) -> Any:
     if isinstance(value, bytes | bytearray):
         if output.blobs == "base64":
             return base64.b64encode(bytes(value)).decode("ascii")
-        return bytes(value).decode("utf-8", errors="replace")
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:  # binary (a KMS ciphertext): base64, never a lossy text
+            return base64.b64encode(bytes(value)).decode("ascii")
     if hasattr(value, "read"):  # a streaming body
         return to_output(shape, value.read(), output)
     return value
