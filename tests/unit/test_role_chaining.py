@@ -12,80 +12,23 @@ before any STS call.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from stepflow.aws.role_clients import RoleClients, session_name
 from stepflow.integrations import IntegrationInvoker, default_registry
 
 from tests.moto_env import REGION, offline_aws
+from tests.sts_wire import Wire, denied
 
 ACCOUNT = "123456789012"
 EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/OrdersRole"
 STATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/PaymentsRole"
 EXECUTION = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:orders:run-1"
 SEND = "arn:aws:states:::sqs:sendMessage"
-CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
-
-
-def _denied() -> ClientError:
-    error = {"Code": "AccessDenied", "Message": "not authorized to perform sts:AssumeRole"}
-    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}, "AssumeRole")
-
-
-class Wire:
-    """Every AssumeRole request as sent: ``(RoleArn, RoleSessionName, signing access key)``.
-
-    StepFlow's own STS client and each STS client signing with an assumed
-    session are hooked (botocore's ``before-send`` event: signed, not yet sent).
-    With ``refuse`` set, every hooked AssumeRole is refused (AccessDenied).
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, str]] = []
-        self.issued: dict[str, str] = {}
-        """Access key of each assumed session -> the role it is a session of."""
-        self.refuse = False
-        self.attempts: list[str] = []
-        """The RoleArn of every AssumeRole attempted, refused ones too."""
-
-    def hook(self, client: Any) -> Any:
-        client.meta.events.register("before-send.sts.AssumeRole", self._record)
-        client.meta.events.register("after-call.sts.AssumeRole", self._issued)
-        client.meta.events.register("before-call.sts.AssumeRole", self._attempt)
-        client.meta.events.register("before-call.sts.AssumeRole", self._refuse)
-        return client
-
-    def _record(self, request: Any, **_: Any) -> None:
-        fields = dict(pair.split("=", 1) for pair in _text(request.body).split("&") if "=" in pair)
-        found = CREDENTIAL.search(str(request.headers.get("Authorization", "")))
-        key = found.group(1) if found else ""
-        self.requests.append((unquote(fields["RoleArn"]), fields["RoleSessionName"], key))
-
-    def _issued(self, parsed: Mapping[str, Any], **_: Any) -> None:
-        user = parsed["AssumedRoleUser"]["Arn"]
-        self.issued[parsed["Credentials"]["AccessKeyId"]] = user
-
-    def _attempt(self, params: Mapping[str, Any], **_: Any) -> None:
-        self.attempts.append(str(params["body"]["RoleArn"]))
-
-    def _refuse(self, **_: Any) -> None:
-        if self.refuse:
-            raise _denied()
-
-    def signers(self) -> list[str]:
-        """The role each AssumeRole was signed as (``process`` for StepFlow's own key)."""
-        return [self.issued.get(key, "process") for _, _, key in self.requests]
-
-
-def _text(body: Any) -> str:
-    return body.decode() if isinstance(body, bytes) else str(body or "")
 
 
 @pytest.fixture
@@ -110,7 +53,7 @@ def _clients(
         if refuse_chained:
 
             def refuse(**_: Any) -> None:
-                raise _denied()
+                raise denied()
 
             client.meta.events.register("before-call.sts.AssumeRole", refuse)
         return client
