@@ -37,6 +37,9 @@ from stepflow.runtime.clients import ROLE_ARN, TaskCallRefused
 SESSION_SECONDS = 3600
 """How long assumed credentials last (AssumeRole's default; the role's maximum is at least this)."""
 
+CHAINED_SESSION_SECONDS = 3600
+"""The longest session STS grants a role assumed with another role's session (role chaining)."""
+
 REFRESH_MARGIN_SECONDS = 300
 """Cached credentials are replaced this long before they expire (a call may take minutes)."""
 
@@ -195,9 +198,15 @@ class RoleClients:
             # Timed from before the request on this process's clock: the credentials
             # live at least this long, whatever the skew between the clocks.
             requested_at = self._clock()
+            # AWS caps a chained session at one hour, whatever the role's maximum.
+            seconds = (
+                self._session_seconds
+                if via_credentials is None
+                else min(self._session_seconds, CHAINED_SESSION_SECONDS)
+            )
             try:
                 response = sts.assume_role(
-                    RoleArn=role_arn, RoleSessionName=name, DurationSeconds=self._session_seconds
+                    RoleArn=role_arn, RoleSessionName=name, DurationSeconds=seconds
                 )
             except Exception as exc:
                 refused = _refused(role_arn, exc, via)
@@ -205,7 +214,7 @@ class RoleClients:
                     raise
                 raise refused from exc
             credentials = response["Credentials"]
-            expires_at = requested_at + self._session_seconds
+            expires_at = requested_at + seconds
             if via_credentials is not None:
                 # A chained session cannot outlive the one that assumed it.
                 outer = self._sessions.get(("", via))
