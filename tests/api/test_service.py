@@ -432,3 +432,26 @@ def test_a_recreated_state_machine_runs_its_own_version_1(api: Api) -> None:
     assert json.loads(
         api("DescribeExecution", executionArn=execution["executionArn"])["output"]
     ) == {"n": 2}
+
+
+def test_executions_run_with_their_state_machines_or_versions_role(api: Api) -> None:
+    """The role tasks are assumed through (and ``$$.Execution.RoleArn``) is the machine's."""
+    role = json.dumps(
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {"Type": "Pass", "Parameters": {"r.$": "$$.Execution.RoleArn"}, "End": True}
+            },
+        }
+    )
+    arn = api.machine("Roles", role, publish=True)
+    other = "arn:aws:iam::111122223333:role/stepflow/Other"
+    api("UpdateStateMachine", stateMachineArn=arn, roleArn=other)
+    on_head = api("StartExecution", stateMachineArn=arn)["executionArn"]
+    on_v1 = api("StartExecution", stateMachineArn=arn + ":1")["executionArn"]
+    api.drain()
+    outputs = [
+        json.loads(api("DescribeExecution", executionArn=e)["output"])["r"]
+        for e in (on_head, on_v1)
+    ]
+    assert outputs == [other, ROLE]

@@ -67,9 +67,15 @@ class MotoClients(FixedClients):
         self.case = case
 
     def for_task(
-        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+        self,
+        service: str,
+        role_arn: str,
+        region: str | None = None,
+        *,
+        execution: str = "",
+        via: str = "",
     ) -> Any:
-        """The moto client of ``service`` (the role is not checked: moto has no IAM)."""
+        """The moto client of ``service`` (the roles are not checked: moto has no IAM)."""
         return self.case.client(BOTO_NAMES.get(service, service), region)
 
 

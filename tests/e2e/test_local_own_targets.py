@@ -5,7 +5,9 @@ transition queue (``sqs:sendMessage.waitForTaskToken``) and to invoke its
 stepper (``lambda:invoke``, a Lambda resource ARN): each execution fails with
 ``States.Runtime`` and nothing is sent (the SQS sends the task integrations make
 are counted, and the own DLQs stay empty). The same stack sends a user queue's
-message exactly once, with the task's role assumed through moto's STS.
+message exactly once, with the state's ``Credentials.RoleArn`` assumed through
+moto's STS by the execution role's session (role chaining, proved by the key
+that signs the second AssumeRole).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from stepflow.local.stack import FUNCTIONS
 from stepflow.runtime.targets import OWN_TARGET_CAUSE
 
 from tests.e2e.waiting import wait_for
+from tests.sts_wire import Wire
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/OrdersRole"
 STATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/PaymentsRole"
+CALLBACKS_ROLE = f"arn:aws:iam::{ACCOUNT}:role/stepflow/CallbacksRole"
 SEND = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 INVOKE = "arn:aws:states:::lambda:invoke"
 
@@ -128,11 +132,16 @@ def test_invoking_a_stepflow_function_fails_the_execution(
     assert set(FUNCTIONS) >= {"stepflow-stepper", "stepflow-runner", "stepflow-api"}
 
 
-def test_a_user_queue_gets_the_message_once_with_the_states_role_assumed(
-    stack: LocalStack,
+def test_a_user_queue_gets_the_message_once_with_the_states_role_chained(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``Credentials.RoleArn`` is assumed with the execution role's session, never directly."""
     assert stack.wiring is not None
     clients = stack.wiring.task_clients
+    wire = Wire()
+    sts = wire.hook(clients._sts_client())
+    chained_sts = clients._sts_as
+    monkeypatch.setattr(clients, "_sts_as", lambda credentials: wire.hook(chained_sts(credentials)))
     before = len(clients.assume_calls)
     sqs = stack.client("sqs")
     url = sqs.create_queue(QueueName="orders-callbacks")["QueueUrl"]
@@ -146,21 +155,31 @@ def test_a_user_queue_gets_the_message_once_with_the_states_role_assumed(
     }
     definition = {"StartAt": "T", "States": {"T": state}}
     machine = sfn.create_state_machine(
-        name="user-queue", definition=json.dumps(definition), roleArn=ROLE
+        name="user-queue", definition=json.dumps(definition), roleArn=CALLBACKS_ROLE
     )
-    execution = sfn.start_execution(
-        stateMachineArn=machine["stateMachineArn"], input=json.dumps({"role": STATE_ROLE})
-    )["executionArn"]
-    received: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while not received and time.monotonic() < deadline:
-        received = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+    try:
+        execution = sfn.start_execution(
+            stateMachineArn=machine["stateMachineArn"], input=json.dumps({"role": STATE_ROLE})
+        )["executionArn"]
+        received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            received = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+    finally:
+        wire.unhook(sts)
     assert len(received) == 1
     token = json.loads(received[0]["Body"])["token"]
     sfn.send_task_success(taskToken=token, output=json.dumps({"paid": True}))
     assert wait_for(sfn, execution)["status"] == "SUCCEEDED"
     assert count_messages(stack, url) == 1  # the one received, not deleted: no second send
-    assert [role for role, _ in clients.assume_calls[before:]] == [STATE_ROLE]
+    # two AssumeRole calls: the execution role by StepFlow, then the states role BY its session
+    assert [role for role, _ in clients.assume_calls[before:]] == [CALLBACKS_ROLE, STATE_ROLE]
+    assert [role for role, _, _ in wire.requests] == [CALLBACKS_ROLE, STATE_ROLE]
+    signers = [signer.split(":assumed-role/")[-1].split("/")[0] for signer in wire.signers()]
+    assert signers == ["process", "CallbacksRole"]
+    sent_as = clients.for_task("sqs", STATE_ROLE, via=CALLBACKS_ROLE)  # cached: no third call
+    key = sent_as._request_signer._credentials.get_frozen_credentials().access_key
+    assert "/PaymentsRole/" in wire.issued[key] and len(clients.assume_calls) == before + 2
 
 
 SDK = "arn:aws:states:::aws-sdk:"

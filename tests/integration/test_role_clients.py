@@ -64,8 +64,8 @@ def _access_key(client: Any) -> str:
 def test_two_tasks_of_one_role_assume_it_once_with_the_execution_named(aws: None) -> None:
     sts = CountingSTS(boto3.client("sts", region_name=REGION))
     clients = _factory(sts)
-    first = clients.for_task("sqs", ROLE, execution=EXECUTION)
-    second = clients.for_task("sqs", ROLE, execution=EXECUTION)
+    first = clients.for_task("sqs", ROLE, execution=EXECUTION, via=ROLE)
+    second = clients.for_task("sqs", ROLE, execution=EXECUTION, via=ROLE)
     assert first is second
     assert [(c["RoleArn"], c["RoleSessionName"]) for c in sts.calls] == [
         (ROLE, session_name(EXECUTION))
@@ -73,7 +73,7 @@ def test_two_tasks_of_one_role_assume_it_once_with_the_execution_named(aws: None
     assert session_name(EXECUTION).startswith("stepflow-") and len(session_name(EXECUTION)) < 64
     # the client signs with the assumed credentials, not the process's ("testing")
     assert _access_key(first) != "testing"
-    clients.for_task("lambda", OTHER, execution=EXECUTION)
+    clients.for_task("lambda", OTHER, execution=EXECUTION, via=OTHER)
     assert [c["RoleArn"] for c in sts.calls] == [ROLE, OTHER]
 
 
@@ -81,11 +81,11 @@ def test_an_expired_cache_entry_assumes_the_role_again(aws: None) -> None:
     sts = CountingSTS(boto3.client("sts", region_name=REGION))
     now = [time.time()]
     clients = _factory(sts, clock=lambda: now[0])
-    clients.for_task("sqs", ROLE)
+    clients.for_task("sqs", ROLE, via=ROLE)
     now[0] += 3600 - 200  # within the refresh margin of the one-hour credentials
-    clients.for_task("sqs", ROLE)
+    clients.for_task("sqs", ROLE, via=ROLE)
     assert [c["RoleArn"] for c in sts.calls] == [ROLE, ROLE]
-    clients.for_task("sqs", ROLE)
+    clients.for_task("sqs", ROLE, via=ROLE)
     assert len(sts.calls) == 2
 
 
@@ -98,6 +98,7 @@ def test_a_refused_role_fails_the_task_naming_it_and_sends_nothing(aws: None) ->
         "resource": SEND,
         "input": {"QueueUrl": url, "MessageBody": "m"},
         "role_arn": ROLE,
+        "execution_role": ROLE,
         "execution_arn": EXECUTION,
     }
     outcome = invoker(body)
@@ -146,6 +147,7 @@ def test_the_wiring_assumes_the_tasks_role_when_the_stack_turns_it_on(aws: None)
         "resource": SEND,
         "input": {"QueueUrl": url, "MessageBody": {"token": "t"}},
         "role_arn": ROLE,
+        "execution_role": ROLE,
         "execution_arn": EXECUTION,
     }
     assert wiring.invoker(body).ok

@@ -36,7 +36,13 @@ class CountingClients(FixedClients):
         self.services: list[str] = []
 
     def for_task(
-        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+        self,
+        service: str,
+        role_arn: str,
+        region: str | None = None,
+        *,
+        execution: str = "",
+        via: str = "",
     ) -> Any:
         """The moto client of ``service`` (one per service), its calls counted."""
         self.services.append(service)

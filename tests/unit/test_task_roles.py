@@ -45,18 +45,24 @@ def _run(definition: dict[str, Any], data: Any = None) -> tuple[Capture, Any]:
 def test_without_credentials_the_task_runs_with_the_executions_role() -> None:
     capture, result = _run(_task())
     assert result.status == "SUCCEEDED"
-    assert [b["role_arn"] for b in capture.bodies] == [EXECUTION_ROLE]
+    assert [(b["role_arn"], b["execution_role"]) for b in capture.bodies] == [
+        (EXECUTION_ROLE, EXECUTION_ROLE)
+    ]
 
 
 def test_a_literal_role_arn_is_used() -> None:
     capture, _ = _run(_task(Credentials={"RoleArn": ROLE}))
-    assert [b["role_arn"] for b in capture.bodies] == [ROLE]
+    assert [(b["role_arn"], b["execution_role"]) for b in capture.bodies] == [
+        (ROLE, EXECUTION_ROLE)
+    ]
 
 
 def test_a_role_arn_path_is_read_from_the_states_input_before_input_path() -> None:
     definition = _task(Credentials={"RoleArn.$": "$.role"}, InputPath="$.payload")
     capture, _ = _run(definition, {"role": ROLE, "payload": {"x": 1}})
-    assert [b["role_arn"] for b in capture.bodies] == [ROLE]
+    assert [(b["role_arn"], b["execution_role"]) for b in capture.bodies] == [
+        (ROLE, EXECUTION_ROLE)
+    ]
     assert capture.bodies[0]["input"] == {"x": 1}
 
 
@@ -64,7 +70,9 @@ def test_a_jsonata_role_arn_is_evaluated_on_the_states_input() -> None:
     role = "{% 'arn:aws:iam::' & $states.input.account & ':role/stepflow/OrderRole' %}"
     definition = _task(QueryLanguage="JSONata", Credentials={"RoleArn": role})
     capture, _ = _run(definition, {"account": "123456789012"})
-    assert [b["role_arn"] for b in capture.bodies] == [ROLE]
+    assert [(b["role_arn"], b["execution_role"]) for b in capture.bodies] == [
+        (ROLE, EXECUTION_ROLE)
+    ]
 
 
 def test_a_role_arn_that_is_not_a_string_fails_the_execution_without_calling() -> None:

@@ -34,6 +34,7 @@ def body(resource: str, parameters: Any, **fields: Any) -> dict[str, Any]:
         "resource": resource,
         "input": parameters,
         "role_arn": ROLE,
+        "execution_role": ROLE,
         "execution_arn": EXECUTION,
         "state_name": "Task",
         "task_id": "t-1",

@@ -52,6 +52,7 @@ class Executions:
                 input=value,
                 seed=secrets.randbits(63),
                 attributes=_principal(STARTED_BY),
+                role_arn=self.machines.role_of(target),
             )
         except ExecutionInputMismatchError:
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'") from None

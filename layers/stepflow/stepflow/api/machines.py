@@ -269,6 +269,17 @@ class Machines:
         weights = [r["weight"] for r in routing]
         return str(random.choices(routing, weights=weights)[0]["stateMachineVersionArn"])
 
+    def role_of(self, resolved: str) -> str:
+        """The roleArn an execution of ``resolved`` (from :meth:`resolve`) runs with.
+
+        A version's own role; for a revision, the head's (a new roleArn makes a new
+        revision). Tasks assume a ``Credentials.RoleArn`` through this role.
+        """
+        name, qualifier = self.scope.parse_machine(resolved)
+        if qualifier is not None and qualifier.isdigit():
+            return str(self.version(name, int(qualifier))["roleArn"])
+        return str(self.head(self.scope.machine_arn(name))["roleArn"])
+
     def _revision_arn(self, head: dict[str, Any]) -> str:
         return self.scope.machine_arn(head["name"], head["revisionId"])
 

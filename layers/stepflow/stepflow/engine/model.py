@@ -271,6 +271,8 @@ class RunTask:
 
     ``role_arn`` is the role the call runs with: the state's ``Credentials.RoleArn``
     or else the execution's role (the edge assumes it; the engine only names it).
+    ``execution_role`` is the execution's role: a different ``role_arn`` is
+    assumed through it (role chaining, as on AWS), never directly.
     """
 
     task_id: str
@@ -281,6 +283,7 @@ class RunTask:
     heartbeat_seconds: int | None = None
     task_token: str | None = None
     role_arn: str = ""
+    execution_role: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,15 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     d.emit(frame, f"{info.prefix}Scheduled", _key(info, "Scheduled"), details)
     d.commands.append(
         RunTask(
-            task_id, node.resource, frame.effective, node.name, timeout, heartbeat, token, role_arn
+            task_id,
+            node.resource,
+            frame.effective,
+            node.name,
+            timeout,
+            heartbeat,
+            token,
+            role_arn,
+            s.role_arn,
         )
     )
     if timeout is not None:

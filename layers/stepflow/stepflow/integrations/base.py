@@ -29,6 +29,9 @@ class TaskRequest:
     ``pattern`` is ``request-response``, ``wait-for-token``, ``sync`` or
     ``sync2``. ``parameters`` is the state's effective input (the API request).
     ``region`` is the resource ARN's region, None when it names none.
+    ``execution_role`` is the execution's role, which a different ``role_arn``
+    is assumed through (role chaining); "" when the message names none (a
+    message older than chaining): the role clients then refuse to assume a role.
     """
 
     resource: str
@@ -44,6 +47,7 @@ class TaskRequest:
     timeout_seconds: int | None = None
     heartbeat_seconds: int | None = None
     task_token: str | None = None
+    execution_role: str = ""
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> TaskRequest:
@@ -66,11 +70,13 @@ class TaskRequest:
             timeout_seconds=body.get("timeout_seconds"),
             heartbeat_seconds=body.get("heartbeat_seconds"),
             task_token=body.get("task_token"),
+            execution_role=str(body.get("execution_role") or ""),
         )
 
     def client(self, clients: TaskClients, service: str, region: str | None = None) -> Any:
         """The boto3 client of ``service`` for this task's role (in ``region``, else the ARN's).
 
+        The role is assumed through the execution's role when it differs from it.
         Raises :class:`~stepflow.runtime.clients.TaskCallRefused` when the role is refused,
         or when botocore cannot make the client (a region, taken from an ARN or a URL in the
         parameters, that it refuses): the task fails instead of its message being redelivered.
@@ -79,7 +85,11 @@ class TaskRequest:
 
         try:
             return clients.for_task(
-                service, self.role_arn, region or self.region, execution=self.execution_arn
+                service,
+                self.role_arn,
+                region or self.region,
+                execution=self.execution_arn,
+                via=self.execution_role,
             )
         except BotoCoreError as exc:
             raise TaskCallRefused(

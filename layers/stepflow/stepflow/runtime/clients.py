@@ -20,9 +20,19 @@ class TaskClients(Protocol):
     """Hands out the client an integration calls one task's target with."""
 
     def for_task(
-        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+        self,
+        service: str,
+        role_arn: str,
+        region: str | None = None,
+        *,
+        execution: str = "",
+        via: str = "",
     ) -> Any:
         """A client of ``service`` acting as ``role_arn`` (for the execution ``execution``).
+
+        ``via`` is the execution's role: a different ``role_arn`` is assumed with
+        ``via``'s credentials (role chaining, as on AWS), so the target role must
+        trust the execution role, not StepFlow.
 
         Raises :class:`TaskCallRefused` when the role cannot be used.
         """
@@ -49,7 +59,13 @@ class FixedClients:
         self.clients = clients
 
     def for_task(
-        self, service: str, role_arn: str, region: str | None = None, *, execution: str = ""
+        self,
+        service: str,
+        role_arn: str,
+        region: str | None = None,
+        *,
+        execution: str = "",
+        via: str = "",
     ) -> Any:
-        """The client given for ``service``."""
+        """The client given for ``service`` (the roles are ignored)."""
         return self.clients[service]

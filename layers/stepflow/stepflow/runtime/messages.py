@@ -108,4 +108,5 @@ def task_body(command: RunTask) -> dict[str, Any]:
         "heartbeat_seconds": command.heartbeat_seconds,
         "task_token": command.task_token,
         "role_arn": command.role_arn,
+        "execution_role": command.execution_role,
     }

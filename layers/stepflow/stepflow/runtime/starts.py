@@ -42,6 +42,8 @@ class NewExecution:
     input: Any
     now: float
     attributes: dict[str, Any] = field(default_factory=dict)
+    role_arn: str | None = None
+    """The state machine's roleArn (None: the engine's default execution role)."""
 
 
 def first_state(new: NewExecution, *, seed: int, child_limit: int | None) -> ExecutionState:
@@ -55,6 +57,7 @@ def first_state(new: NewExecution, *, seed: int, child_limit: int | None) -> Exe
         now=new.now,
         state_machine_name=parts[6] if len(parts) >= 7 else parts[-1],
         **where,
+        role_arn=new.role_arn,
         seed=seed,
         child_limit=child_limit,
         token_key=secrets.token_hex(16),

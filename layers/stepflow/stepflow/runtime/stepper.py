@@ -141,15 +141,19 @@ class Stepper:
         input: Any,
         seed: int,
         attributes: Mapping[str, Any] | None = None,
+        role_arn: str | None = None,
     ) -> ExecutionRecord:
         """Create an execution and run its first decision; idempotent by name.
 
         The same name with the same input returns the existing execution; a
         different input raises :class:`ExecutionInputMismatchError`.
         ``attributes`` are kept in the head (e.g. the principal that started it).
+        ``role_arn`` is the state machine's role, the execution's (None: the default).
         """
         definition = self.definitions(state_machine_arn)
-        new = NewExecution(state_machine_arn, name, input, self.clock(), dict(attributes or {}))
+        new = NewExecution(
+            state_machine_arn, name, input, self.clock(), dict(attributes or {}), role_arn
+        )
         state = first_state(new, seed=seed, child_limit=self.child_limit)
         decision, deferred = first_decision(
             definition,

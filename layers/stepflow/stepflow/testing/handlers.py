@@ -50,6 +50,7 @@ def task_invoker(
             None,
             body.get("task_token"),
             str(body.get("role_arn") or ""),
+            str(body.get("execution_role") or ""),
         )
         return run_handler(handlers, command)
 
