@@ -280,4 +280,4 @@ def test_s3_put_then_get_object_through_the_sdk_integration(stack: LocalStack) -
             }
         },
     )
-    assert (missing["status"], missing["error"]) == ("FAILED", "S3.NoSuchKey")
+    assert (missing["status"], missing["error"]) == ("FAILED", "S3.NoSuchKeyException")
