@@ -65,8 +65,8 @@ def run(definition: dict[str, Any], input: Any, *, durable: bool | str = False) 
             handlers=HANDLERS,
         )
     except DefinitionError as exc:
-        return _invalid(exc)
-    return _report(result)
+        return invalid(exc)
+    return report_of(result)
 
 
 def run_moto(definition: dict[str, Any], input: Any) -> dict[str, Any]:
@@ -89,14 +89,15 @@ def run_all(cases: list[dict[str, Any]], *, durable: bool | str) -> list[dict[st
                     case["definition"], case["input"], name=f"case-{i}", state_machine=f"case-{i}"
                 )
             except DefinitionError as exc:
-                reports.append(_invalid(exc))
+                reports.append(invalid(exc))
                 continue
             env.run(arn)
-            reports.append(_report(env.result(arn)))
+            reports.append(report_of(env.result(arn)))
     return reports
 
 
-def _report(result: ExecutionResult) -> dict[str, Any]:
+def report_of(result: ExecutionResult) -> dict[str, Any]:
+    """An execution's result in the oracle's runner shape."""
     return {
         "status": result.status,
         "output": result.output,
@@ -106,7 +107,8 @@ def _report(result: ExecutionResult) -> dict[str, Any]:
     }
 
 
-def _invalid(exc: DefinitionError) -> dict[str, Any]:
+def invalid(exc: DefinitionError) -> dict[str, Any]:
+    """A definition StepFlow rejects, in the runner shape."""
     return {
         "status": "FAILED",
         "error": "States.Runtime",

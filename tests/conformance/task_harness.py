@@ -29,6 +29,7 @@ from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.testing import WorkflowEnvironment
 from stepflow.testing.handlers import Handler, find_handler, task_invoker
 
+from tests.conformance.runner import invalid, report_of
 from tests.conformance.task_standins import ApiStandIn, StandIn, answer_task_tokens
 
 START = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -189,25 +190,7 @@ def unregistered(resources: tuple[str, ...]) -> list[str]:
 
 def report(env: WorkflowEnvironment, arn: str) -> dict[str, Any]:
     """The execution in the oracle's runner shape."""
-    result = env.result(arn)
-    return {
-        "status": result.status,
-        "output": result.output,
-        "error": result.error,
-        "cause": result.cause,
-        "history": result.history,
-    }
-
-
-def invalid(exc: DefinitionError) -> dict[str, Any]:
-    """A definition StepFlow rejects, in the runner shape (as tests/conformance/runner.py)."""
-    return {
-        "status": "FAILED",
-        "error": "States.Runtime",
-        "cause": str(exc),
-        "output": None,
-        "history": [],
-    }
+    return report_of(env.result(arn))
 
 
 Setup = Callable[[CaseContext], dict[str, str]]
