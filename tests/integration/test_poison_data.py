@@ -153,8 +153,11 @@ def test_string_to_json_refuses_numbers_json_cannot_hold(text: str, problem: str
 
 
 def test_an_item_too_large_even_for_offload_fails_the_execution() -> None:
-    # GIVEN the DynamoDB log without a payload store and the payload limit raised to 1 MiB
-    with open_environment("moto", limits=Limits(max_payload_bytes=4 * MIB)) as env:
+    # GIVEN the DynamoDB log without a payload store and the payload limit raised to 4 MiB
+    # (and the expression budget raised: building 1.5 MB is about 1 s of CPU, the
+    # default budget, on a loaded machine; this test is about the item limit)
+    limits = Limits(max_payload_bytes=4 * MIB, expression_budget_seconds=30.0)
+    with open_environment("moto", limits=limits) as env:
         # WHEN a state outputs 1.5 MB: within the limit, but past DynamoDB's 400 KB item
         big = "{% $map([1..80000], function($v) {$random()}) %}"  # ~1.5 MB, ~600 KB zipped
         arn = _run(env, _jsonata(big), {})
