@@ -71,7 +71,7 @@ def test_a_result_after_the_timeout_is_refused() -> None:
     timed_out = decide(TASK, state, TimerFired(timer.timer_id), timer.fire_at)
     types = [e["type"] for e in timed_out.events]
     assert types == ["LambdaFunctionStarted", "LambdaFunctionTimedOut", "ExecutionFailed"]
-    assert CancelTask(run.task_id) in timed_out.commands
+    assert run.task_id in [c.task_id for c in timed_out.commands if isinstance(c, CancelTask)]
     late = decide(TASK, timed_out.state, TaskSucceeded(run.task_id, "late"), 2000.0)
     assert late.events == [] and late.state.status == "FAILED"
 
@@ -94,7 +94,7 @@ def test_stop_aborts_and_cancels_open_tasks() -> None:
     stopped = decide(TASK, state, Stop("Operator", "manual"), 1005.0)
     assert stopped.state.status == "ABORTED"
     assert stopped.events[-1]["type"] == "ExecutionAborted"
-    assert CancelTask(run.task_id) in stopped.commands
+    assert run.task_id in [c.task_id for c in stopped.commands if isinstance(c, CancelTask)]
 
 
 def test_the_budget_bounds_a_decision_and_continue_resumes() -> None:
@@ -151,7 +151,7 @@ def test_heartbeats_keep_a_task_alive_and_silence_times_it_out() -> None:
     # WHEN nothing arrives by t=15 THEN the task fails with States.HeartbeatTimeout (caught)
     lost = decide(HEARTBEAT, rearmed.state, TimerFired(next_check.timer_id), 15.0)
     assert [e["type"] for e in lost.events][:2] == ["ActivityTimedOut", "TaskStateExited"]
-    assert CancelTask(run.task_id) in lost.commands
+    assert run.task_id in [c.task_id for c in lost.commands if isinstance(c, CancelTask)]
     assert lost.state.output == {
         "Error": "States.HeartbeatTimeout",
         "Cause": "No heartbeat arrived in time.",

@@ -140,7 +140,7 @@ class Decider(Transitions):
             if isinstance(event, TaskStarted):
                 tasks.task_started(self, frame)
             elif isinstance(event, TaskSubmitted):
-                tasks.task_submitted(self, frame, event.output)
+                tasks.task_submitted(self, frame, event.output, event.handle)
             elif isinstance(event, TaskHeartbeat):
                 tasks.task_heartbeat(self, frame)
             else:

@@ -8,7 +8,7 @@ from stepflow.asl.states.base import MISSING, State
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
 from stepflow.engine import children, dataflow, map_limits
-from stepflow.engine.model import CancelTask, ChildFinished, Fanout, Frame
+from stepflow.engine.model import ChildFinished, Fanout, Frame
 from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
 
@@ -262,14 +262,16 @@ def abort_children(d: StepContext, frame: Frame) -> None:
         children.abort(d, frame, node)
         return
     for index, child_id in sorted(fan.children.items()):
-        child = d.state.frames.pop(child_id, None)
+        child = d.state.frames.get(child_id)
         if child is None:
             continue
         abort_children(d, child)
+        if child.task_id is not None and child.task_id in d.state.tasks:
+            d.cancel_task(child.task_id)
+            d.state.tasks.pop(child.task_id, None)
+        d.state.frames.pop(child_id, None)
         child.phase = "aborted"
         d.drop_timers(frame_id=child.id)
-        if child.task_id is not None and d.state.tasks.pop(child.task_id, None) is not None:
-            d.commands.append(CancelTask(child.task_id))
         if fan.kind == "map":
             d.emit(
                 child,

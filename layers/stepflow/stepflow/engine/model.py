@@ -79,6 +79,13 @@ class Frame:
     heartbeat_at: float = 0.0
     variables: dict[str, Any] = field(default_factory=dict)
     pending_assign: dict[str, Any] | None = None
+    handle: dict[str, Any] | None = None
+    """What identifies the job a ``.sync``/``.waitForTaskToken`` task started (e.g. the child
+    execution's ARN, a Glue job run id): from ``TaskSubmitted``, used to poll and to cancel it."""
+    poll_round: int = 0
+    """How many polls of the submitted job were asked for (``PollTask``), this attempt."""
+    map_run: str | None = None
+    """The id of the map run a distributed Map state waits for (``StartMapRun``)."""
 
 
 @dataclass(slots=True)
@@ -122,6 +129,10 @@ class ExecutionState:
     redrive_count: int = 0
     redrive_date: float | None = None
     """When it was last redriven (epoch seconds); None if never."""
+    caller: dict[str, Any] | None = None
+    """The task that started this execution and waits for its end (``states:startExecution``
+    ``.sync``/``.sync:2``): ``{"arn": caller execution ARN, "task_id": ..., "pattern": ...}``;
+    its end is reported with ``NotifyCaller``. None for an execution nobody waits for."""
 
     def copy(self) -> ExecutionState:
         """A copy that a decision may change without touching this one.
@@ -172,10 +183,28 @@ class TaskSubmitted:
     """The request of a ``.waitForTaskToken`` or ``.sync`` task was sent.
 
     ``output`` is the service's response (history: TaskStarted if not yet, then TaskSubmitted).
+    ``handle`` identifies the started job (kept in the frame to poll and cancel it);
+    ``poll_after`` (seconds), when set, asks for a ``PollTask`` that much later: a ``.sync``
+    task over a polled service. None: the outcome arrives as an event (a callback, or a
+    child execution's ``NotifyCaller``).
     """
 
     task_id: str
     output: Any = None
+    handle: dict[str, Any] | None = None
+    poll_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPending:
+    """A poll (``PollTask``) found the submitted job still running.
+
+    Poll again ``poll_after`` seconds later (``handle``, when given, replaces the frame's).
+    """
+
+    task_id: str
+    poll_after: float
+    handle: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +265,21 @@ class Redrive:
 
 
 @dataclass(frozen=True, slots=True)
+class MapRunFinished:
+    """The map run ``run_id`` of a distributed Map ended (see ``StartMapRun``).
+
+    ``output`` is the Map's result before ResultSelector/ResultPath: the results array,
+    or ``{"MapRunArn", "ResultWriterDetails"}`` with a ResultWriter.
+    """
+
+    run_id: str
+    status: ExecutionStatus
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChildFinished:
     """The child execution ``child_id`` (a remote Map iteration) ended with ``status``."""
 
@@ -259,6 +303,8 @@ Event = (
     | Continue
     | ChildFinished
     | Redrive
+    | TaskPending
+    | MapRunFinished
 )
 
 
@@ -296,9 +342,67 @@ class StartTimer:
 
 @dataclass(frozen=True, slots=True)
 class CancelTask:
-    """The task is no longer wanted (its branch was aborted or it timed out)."""
+    """The task is no longer wanted (its branch was aborted or it timed out).
+
+    ``resource`` and ``handle`` (the frame's, from ``TaskSubmitted``) say what to stop:
+    a ``.sync`` child execution or job is cancelled by the runtime; None: nothing started.
+    """
 
     task_id: str
+    resource: str = ""
+    handle: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollTask:
+    """Ask whether the job ``handle`` of task ``task_id`` has ended.
+
+    The integration of ``resource`` answers; the runtime reports ``TaskSucceeded``,
+    ``TaskFailed`` or ``TaskPending``.
+    ``poll_round`` numbers the polls of one attempt (the runtime's idempotency key).
+    """
+
+    task_id: str
+    resource: str
+    handle: dict[str, Any]
+    poll_round: int
+    state_name: str = ""
+    role_arn: str = ""
+    execution_role: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyCaller:
+    """The execution ended and ``caller`` (``ExecutionState.caller``) waits for it.
+
+    The runtime reports the end to the caller's task (``TaskSucceeded``/``TaskFailed``
+    in the shape of AWS's ``.sync`` or ``.sync:2`` output).
+    """
+
+    caller: dict[str, Any]
+    status: ExecutionStatus
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartMapRun:
+    """Start the map run ``run_id`` of a distributed Map; it reports ``MapRunFinished``.
+
+    ``spec`` (JSON) says everything the run needs (items or their reader, selector,
+    batcher, processor, limits, writer).
+    """
+
+    run_id: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelMapRun:
+    """The map run ``run_id`` is no longer wanted (its Map failed or was aborted): stop it."""
+
+    run_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +458,10 @@ Command = (
     | StartChild
     | CancelChild
     | NotifyParent
+    | PollTask
+    | NotifyCaller
+    | StartMapRun
+    | CancelMapRun
 )
 
 

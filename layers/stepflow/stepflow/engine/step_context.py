@@ -85,6 +85,10 @@ class StepContext(EvalContext, Protocol):
         """Make ``frame`` runnable."""
         ...
 
+    def cancel_task(self, task_id: str) -> None:
+        """Ask the runtime to stop task ``task_id`` (and the job it submitted, if any)."""
+        ...
+
     def exit_state(
         self,
         frame: Frame,

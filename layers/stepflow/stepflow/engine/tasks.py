@@ -11,7 +11,6 @@ from stepflow.asl.states.task import TaskState
 from stepflow.data.template import Template
 from stepflow.engine import dataflow, waits
 from stepflow.engine.model import (
-    CancelTask,
     ExecutionState,
     Frame,
     RunTask,
@@ -55,6 +54,8 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     frame.task_id = task_id
     frame.started = False
     frame.submitted = False
+    frame.handle = None
+    frame.poll_round = 0
     frame.phase = "task"
     if info.kind == "service":
         details = _details(info, region=info.region, parameters=d.encode(frame.effective))
@@ -169,10 +170,16 @@ def task_started(d: StepContext, frame: Frame) -> None:
         d.emit(frame, f"{info.prefix}Started")
 
 
-def task_submitted(d: StepContext, frame: Frame, output: Any) -> None:
-    """Record that the task's request was sent (TaskStarted first if not yet), with the response."""
+def task_submitted(
+    d: StepContext, frame: Frame, output: Any, handle: dict[str, Any] | None = None
+) -> None:
+    """Record that the task's request was sent (TaskStarted first if not yet), with the response.
+
+    ``handle`` (what identifies the started job) is kept to poll and to cancel it.
+    """
     if frame.submitted:
         return
+    frame.handle = handle
     task_started(d, frame)
     frame.submitted = True
     node = d.node(frame)
@@ -188,6 +195,7 @@ def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFaile
     assert isinstance(node, TaskState)
     d.state.tasks.pop(event.task_id, None)
     d.drop_timers(task_id=event.task_id)
+    frame.handle = None
     task_started(d, frame)
     info = describe(node.resource)
     if isinstance(event, TaskFailed):
@@ -246,10 +254,12 @@ def task_timed_out(
     d: StepContext, frame: Frame, task_id: str, error: str = StatesErrorName.TIMEOUT
 ) -> None:
     """The task's timeout (or heartbeat) passed before its result: fail the attempt."""
-    if frame.task_id != task_id or d.state.tasks.pop(task_id, None) is None:
+    if frame.task_id != task_id or task_id not in d.state.tasks:
         return
+    d.cancel_task(task_id)
+    d.state.tasks.pop(task_id, None)
+    frame.handle = None
     d.drop_timers(task_id=task_id)
-    d.commands.append(CancelTask(task_id))
     node = d.node(frame)
     assert isinstance(node, TaskState)
     info = describe(node.resource)

@@ -26,6 +26,7 @@ from stepflow.engine.model import (
     Complete,
     ExecutionState,
     Frame,
+    NotifyCaller,
     NotifyParent,
     StartTimer,
 )
@@ -358,7 +359,7 @@ class Transitions:
         self.emit(root, event_type, key, details)
         s.status, s.error, s.cause = status, error, cause
         for task_id in s.tasks:
-            self.commands.append(CancelTask(task_id))
+            self.cancel_task(task_id)
         self.commands.extend(CancelChild(child_id) for child_id in s.children)
         self.finish()
         self.completed(Complete(status, error=error, cause=cause))
@@ -369,9 +370,29 @@ class Transitions:
         self.state.status = "RUNNING"  # e.g. reached while recording another ending
         self.end_execution("FAILED", "ExecutionFailed", StatesErrorName.RUNTIME.value, exc.cause)
 
+    def cancel_task(self, task_id: str) -> None:
+        """Ask the runtime to stop task ``task_id`` (and the job it submitted, if any)."""
+        frame = self.state.frames.get(self.state.tasks.get(task_id, ""))
+        if frame is None:
+            self.commands.append(CancelTask(task_id))
+            return
+        node = self.node(frame)
+        resource = str(getattr(node, "resource", ""))
+        self.commands.append(CancelTask(task_id, resource, frame.handle))
+
     def completed(self, complete: Complete) -> None:
-        """Report the end of the execution (to its parent too, for a child execution)."""
+        """Report the end of the execution (to its parent or its caller, if any)."""
         self.commands.append(complete)
+        if self.state.caller is not None:
+            self.commands.append(
+                NotifyCaller(
+                    dict(self.state.caller),
+                    complete.status,
+                    complete.output,
+                    complete.error,
+                    complete.cause,
+                )
+            )
         parent = self.state.parent
         if parent is not None:
             done = ChildFinished(

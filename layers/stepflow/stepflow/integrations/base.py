@@ -145,3 +145,21 @@ def unknown_action(
     names = ", ".join(f"{service}:{name}" for name in known)
     hint = f"; use arn:aws:states:::aws-sdk:{sdk_service}:{action}" if sdk_service else ""
     return f"{service}:{action} is not a Step Functions integration (only {names}{hint})"
+
+
+class PollsJobs(Protocol):
+    """An integration whose ``.sync`` jobs end without telling anyone: polled on durable timers.
+
+    Optional. For a ``sync``/``sync2`` request, ``call`` starts the job and returns
+    :meth:`TaskOutcome.started` with the job's ``handle`` and ``poll_after`` seconds;
+    the engine then asks for ``poll`` that much later (a ``PollTask``), until the
+    outcome is final. A parent that stops or times out asks for ``cancel``.
+    """
+
+    def poll(self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients) -> TaskOutcome:
+        """The job's outcome, or :meth:`TaskOutcome.started` (still running; poll again)."""
+        ...
+
+    def cancel(self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients) -> None:
+        """Stop the job (best effort, as AWS does when the state is stopped)."""
+        ...

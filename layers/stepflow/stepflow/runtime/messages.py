@@ -9,11 +9,13 @@ from stepflow.engine import (
     ChildFinished,
     Continue,
     Event,
+    MapRunFinished,
     RunTask,
     Start,
     Stop,
     TaskFailed,
     TaskHeartbeat,
+    TaskPending,
     TaskStarted,
     TaskSubmitted,
     TaskSucceeded,
@@ -33,6 +35,8 @@ _EVENTS: dict[str, type] = {
         Stop,
         Continue,
         ChildFinished,
+        TaskPending,
+        MapRunFinished,
     )
 }
 

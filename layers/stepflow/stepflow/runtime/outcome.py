@@ -19,11 +19,24 @@ class TaskOutcome:
     output: Any = None
     error: str | None = None
     cause: str | None = None
+    submitted: bool = False
+    """The job was started (or, for a poll, is still running); its outcome comes later.
+    ``output`` is then the start's response, ``handle`` what identifies the job and
+    ``poll_after`` (seconds) when to poll it (None: its end arrives as an event)."""
+    handle: dict[str, Any] | None = None
+    poll_after: float | None = None
 
     @classmethod
     def succeeded(cls, output: Any) -> TaskOutcome:
         """A successful attempt with ``output``."""
         return cls(True, output)
+
+    @classmethod
+    def started(
+        cls, output: Any, handle: dict[str, Any] | None, poll_after: float | None = None
+    ) -> TaskOutcome:
+        """A ``.sync`` job was started (or a poll found it running): its outcome comes later."""
+        return cls(True, output, submitted=True, handle=handle, poll_after=poll_after)
 
     @classmethod
     def failed(cls, error: str | None, cause: str | None = None) -> TaskOutcome:
