@@ -156,7 +156,9 @@ class PollsJobs(Protocol):
     outcome is final. A parent that stops or times out asks for ``cancel``.
     """
 
-    def poll(self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients) -> TaskOutcome:
+    def poll(
+        self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients
+    ) -> TaskOutcome:
         """The job's outcome, or :meth:`TaskOutcome.started` (still running; poll again)."""
         ...
 
