@@ -45,11 +45,16 @@ def _deadline(d: StepContext, frame: Frame, node: WaitState, effective: Any) -> 
         return d.now + int(value)
     if node.seconds_path is not None:
         value = _read(d, frame, node.seconds_path, effective)
-        if not _is_whole(value) or value < 0:
+        described = f"{node.seconds_path.text} == {_show(value)}"
+        if not _is_whole(value):
             raise StatesError(
                 StatesErrorName.RUNTIME,
-                "The SecondsPath parameter cannot be parsed as a long value: "
-                f"{node.seconds_path.text} == {_show(value)}",
+                f"The SecondsPath parameter cannot be parsed as a long value: {described}",
+            )
+        if value < 0:
+            raise StatesError(
+                StatesErrorName.RUNTIME,
+                f"The SecondsPath parameter references a negative value: {described}",
             )
         return d.now + int(value)
     if node.timestamp is not None:
