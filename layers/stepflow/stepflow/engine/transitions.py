@@ -372,7 +372,9 @@ class Transitions:
 
     def cancel_task(self, task_id: str) -> None:
         """Ask the runtime to stop task ``task_id`` (and the job it submitted, if any)."""
-        frame = self.state.frames.get(self.state.tasks.get(task_id, ""))
+        frame_id = self.state.tasks.get(task_id)
+        # not ``tasks.get(task_id, "")``: "" is the root frame's id
+        frame = None if frame_id is None else self.state.frames.get(frame_id)
         if frame is None:
             self.commands.append(CancelTask(task_id))
             return
