@@ -42,7 +42,7 @@ def read_item_reader(s: StateInput, key: str) -> dict[str, Any]:
     config: dict[str, Any] = {}
     max_items: Any = None
     max_items_path: Path | None = None
-    for field, value in raw.items():
+    for field in raw:
         if field not in ("Resource", "Parameters", "Arguments", "ReaderConfig"):
             s.ctx.unsupported(loc, field)
     if "ReaderConfig" in raw:
@@ -136,8 +136,12 @@ def read_item_batcher(s: StateInput, key: str) -> dict[str, Any]:
     ):
         if a in raw and b in raw:
             s.ctx.error(loc, f"An ItemBatcher may set only one of '{a}', '{b}'")
-    limits = ("MaxItemsPerBatch", "MaxItemsPerBatchPath")
-    limits += ("MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath")
+    limits = (
+        "MaxItemsPerBatch",
+        "MaxItemsPerBatchPath",
+        "MaxInputBytesPerBatch",
+        "MaxInputBytesPerBatchPath",
+    )
     if not any(name in raw for name in limits):
         s.ctx.error(
             loc,

@@ -51,8 +51,10 @@ class ItemBatcherDef:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResultWriterDef:
-    """A distributed Map's ``ResultWriter`` (``Resource`` and ``Parameters``/``Arguments``,
-    and/or ``WriterConfig``)."""
+    """A distributed Map's ``ResultWriter``.
+
+    ``Resource`` with ``Parameters`` (or ``Arguments``), and/or ``WriterConfig``.
+    """
 
     resource: str | None = None
     parameters: Template | None = None
