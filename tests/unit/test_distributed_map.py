@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from stepflow.asl import parse
 from stepflow.asl.machine import StateMachine
 from stepflow.engine import (
@@ -24,6 +23,7 @@ from stepflow.engine import (
     new_execution,
 )
 from stepflow.engine.model import RunTask, StartTimer
+
 from tests.unit.map_run_double import FakeMapRuns
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:work"
@@ -432,7 +432,10 @@ def test_inline_maps_start_no_map_run() -> None:
                 "M": {
                     "Type": "Map",
                     "ItemsPath": "$.xs",
-                    "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                    "ItemProcessor": {
+                        "StartAt": "P",
+                        "States": {"P": {"Type": "Pass", "End": True}},
+                    },
                     "End": True,
                 }
             },
