@@ -39,10 +39,12 @@ class FakeMapRuns:
         self.started = 0
         self.children = 0
         self.inputs: list[Any] = []
+        self.events: list[dict[str, Any]] = []
 
     def drive(self, sm: StateMachine, decision: Decision, handlers: Handlers) -> ExecutionState:
         """Answer the parent's commands until it ends (or asks for nothing more)."""
         state = decision.state
+        self.events.extend(decision.events)
         pending = list(decision.commands)
         while pending:
             command = pending.pop(0)
@@ -54,6 +56,7 @@ class FakeMapRuns:
             if event is not None:
                 step = decide(sm, state, event, 2.0)
                 state = step.state
+                self.events.extend(step.events)
                 pending.extend(step.commands)
         return state
 
@@ -93,13 +96,22 @@ class FakeMapRuns:
         return MapRunFinished(command.run_id, "SUCCEEDED", results)
 
     def _child(self, sm: StateMachine, state: ExecutionState, handlers: Handlers) -> Complete:
+        """Run one child execution to its end (its own distributed Maps included)."""
         decision = decide(sm, state, Start(), 2.0)
+        pending = list(decision.commands)
         while True:
             done = next((c for c in decision.commands if isinstance(c, Complete)), None)
             if done is not None:
                 return done
-            task = next(c for c in decision.commands if isinstance(c, RunTask))
-            decision = decide(sm, decision.state, _task(task, handlers), 2.0)
+            command = pending.pop(0)
+            event: Any = None
+            if isinstance(command, StartMapRun):
+                event = self._run(sm, decision.state, command, handlers)
+            elif isinstance(command, RunTask):
+                event = _task(command, handlers)
+            if event is not None:
+                decision = decide(sm, decision.state, event, 2.0)
+                pending.extend(decision.commands)
 
 
 def _task(command: RunTask, handlers: Handlers) -> TaskSucceeded | TaskFailed:
