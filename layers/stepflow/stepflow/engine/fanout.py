@@ -115,7 +115,6 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
     limit = fan.max_concurrency or fan.total
     if fan.remote:
         limit = min(limit, children.WINDOW)
-    distributed = _distributed(node)
     started = []
     while fan.next_index < fan.total and len(fan.children) < limit:
         d.time_budget.check()
@@ -127,18 +126,17 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
             abort_children(d, frame)
             d.state_error(frame, node, exc)
             return
-        if not distributed:
-            d.emit(
-                frame,
-                "MapIterationStarted",
-                "mapIterationStartedEventDetails",
-                {"name": node.name, "index": i},
-            )
+        d.emit(
+            frame,
+            "MapIterationStarted",
+            "mapIterationStartedEventDetails",
+            {"name": node.name, "index": i},
+        )
         proc = node.item_processor
         if fan.remote:
             children.start_child(d, frame, proc.id, i, value)
             continue
-        started.append(_child(d, frame, proc.id, proc.start_at, value, i, silent=distributed))
+        started.append(_child(d, frame, proc.id, proc.start_at, value, i))
     for child in reversed(started):
         d.push(child)
 
@@ -164,8 +162,6 @@ def _child(
     start: str,
     value: Any,
     index: int,
-    *,
-    silent: bool = False,
 ) -> Frame:
     child = Frame(
         id=d.new_id(f"{parent.id}/"),
@@ -175,7 +171,7 @@ def _child(
         parent=parent.id,
         index=index,
         prev_id=parent.prev_id,
-        silent=silent or parent.silent,
+        silent=parent.silent,
     )
     d.state.frames[child.id] = child
     assert parent.fanout is not None
