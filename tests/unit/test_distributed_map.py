@@ -525,3 +525,39 @@ def test_fake_runtime_reports_each_run_once() -> None:
     runs = FakeMapRuns()
     final = run_with_fake(machine({"ItemsPath": "$.xs"}), {"xs": [1, 2, 3]}, runs)
     assert final.output == [1, 2, 3] and runs.started == 1 and runs.children == 3
+
+
+def test_redrive_after_stop_redrives_the_cancelled_run() -> None:
+    sm = machine({"ItemsPath": "$.xs"})
+    decision, run = start(sm, {"xs": [1]})
+    stopped = decide(sm, decision.state, Stop(), 1001.0)
+    redriven = decide(sm, stopped.state, Redrive(), 2000.0)
+    (again,) = [c for c in redriven.commands if isinstance(c, StartMapRun)]
+    assert again.run_id == run.run_id and again.spec["redrive"] is True
+    stale = decide(sm, stopped.state, MapRunFinished(run.run_id, "SUCCEEDED", [1]), 2001.0)
+    assert stale.events == []  # the stopped execution takes no report
+    done = decide(sm, redriven.state, MapRunFinished(run.run_id, "SUCCEEDED", [1]), 2001.0)
+    assert done.state.status == "SUCCEEDED"
+
+
+def test_a_caught_failure_then_a_later_map_starts_a_new_run() -> None:
+    sm = parse(
+        {
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "ItemProcessor": PROCESSOR,
+                    "ItemsPath": "$.xs",
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "N"}],
+                    "Next": "N",
+                },
+                "N": {"Type": "Map", "ItemProcessor": PROCESSOR, "ItemsPath": "$.xs", "End": True},
+            },
+        }
+    )
+    decision, run = start(sm, {"xs": [1]})
+    caught = decide(sm, decision.state, MapRunFinished(run.run_id, "FAILED", error="E"), 1001.0)
+    (second,) = [c for c in caught.commands if isinstance(c, StartMapRun)]
+    assert second.run_id != run.run_id and "redrive" not in second.spec
+    assert types(caught)[-2:] == ["MapStateStarted", "MapRunStarted"]

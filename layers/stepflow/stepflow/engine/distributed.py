@@ -64,7 +64,6 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     else:
         details = {"mapRunArn": arn, "redriveCount": d.state.redrive_count}
         d.emit(frame, "MapRunRedriven", "mapRunRedrivenEventDetails", details)
-    frame.handle = None
     if isinstance(max_items, int) and max_items < 0:  # AWS fails the run it started
         _run_failed(d, frame, node, ITEM_READER_FAILED, "field MaxItems must be positive")
         return
@@ -111,9 +110,9 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
         return
     node = d.node(frame)
     assert isinstance(node, MapState)
-    frame.map_run = None
     frame.phase = "task"  # no longer waiting on the run
     if event.status == "SUCCEEDED":
+        frame.map_run = None
         d.emit(frame, "MapRunSucceeded")
         d.emit(frame, "MapStateSucceeded")
         try:
@@ -126,7 +125,7 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
     error = event.error
     if error is None:
         error = "States.Aborted" if event.status == "ABORTED" else StatesErrorName.RUNTIME.value
-    frame.handle = {"mapRun": event.run_id}  # what a redrive of this execution runs again
+    # frame.map_run stays: a redrive of the execution runs this run again
     _run_failed(d, frame, node, error, event.cause, aborted=event.status == "ABORTED")
 
 
@@ -141,11 +140,14 @@ def abort(d: StepContext, frame: Frame) -> None:
 
 
 def cancel_all(d: StepContext) -> None:
-    """The execution ends: cancel every map run still going (each once)."""
+    """The execution ends: cancel every map run still going (each once).
+
+    The frame keeps the run's id: a redrive of the execution redrives that run.
+    """
     for frame in d.state.frames.values():
         if frame.map_run is not None and frame.phase == "children":
             d.commands.append(CancelMapRun(frame.map_run))
-            frame.map_run = None
+            frame.phase = "aborted"
 
 
 def map_run_arn(d: EvalContext, node: MapState, run_id: str) -> str:
@@ -181,9 +183,11 @@ def _new_run_id(d: StepContext) -> str:
 
 
 def _redriven_run(d: StepContext, frame: Frame) -> str | None:
-    """The failed run to run again when this entry is the redrive of the execution."""
-    handle = frame.handle or {}
-    run_id = handle.get("mapRun")
+    """The unfinished run to run again when this entry is the redrive of the execution.
+
+    A retry (``retry_count`` > 0) or a later entry (another decision) starts a new run.
+    """
+    run_id = frame.map_run
     redriving = d.state.redrive_count > 0 and d.state.redrive_date == d.now
     if isinstance(run_id, str) and redriving and frame.retry_count == 0:
         return run_id
