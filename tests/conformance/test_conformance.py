@@ -59,12 +59,16 @@ def _param(case: dict[str, Any]) -> Any:
     return pytest.param(case, marks=pytest.mark.xfail(reason=reason, strict=True))
 
 
+PURE_PARAMS = [_param(c) for c in PURE]
+"""The pure-flow cases as test parameters (with the expected failures marked)."""
+
+
 def _ids(cases: list[dict[str, Any]]) -> list[str]:
     return [c["id"].split("::")[-1] for c in cases]
 
 
 @pytest.mark.skipif(ORACLE is None, reason="../shared/conformance is absent (as in a user's clone)")
-@pytest.mark.parametrize("case", [_param(c) for c in PURE], ids=_ids(PURE))
+@pytest.mark.parametrize("case", PURE_PARAMS, ids=_ids(PURE))
 def test_pure_flow_case_matches_aws(case: dict[str, Any]) -> None:
     """Every pure-flow case (JSONPath, JSONata, variables): outcome and event types,
     through the runtime's Stepper on in-memory ports. The DynamoDB log on moto gives
