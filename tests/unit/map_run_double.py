@@ -35,7 +35,9 @@ Handlers = Mapping[str, Callable[[Any], Any]]
 class FakeMapRuns:
     """Runs map runs in memory; counts runs started and children run."""
 
-    def __init__(self) -> None:
+    def __init__(self, objects: Mapping[tuple[str, str], Any] | None = None) -> None:
+        self.objects = dict(objects or {})
+        """A stand-in for S3: ``(Bucket, Key)`` to the parsed JSON of the object."""
         self.started = 0
         self.children = 0
         self.inputs: list[Any] = []
@@ -65,8 +67,19 @@ class FakeMapRuns:
     ) -> MapRunFinished:
         self.started += 1
         spec = command.spec
+        items = spec["items"]
+        if spec["reader"] is not None:  # a JSON object in the stand-in S3
+            reader = spec["reader"]
+            params = reader["parameters"]
+            items = self.objects[(params["Bucket"], params["Key"])]
+            if not isinstance(items, list):
+                cause = "Attempting to map over non-iterable node."
+                return MapRunFinished(
+                    command.run_id, "FAILED", None, "States.ItemReaderFailed", cause
+                )
+            items = items[: reader["max_items"]] if reader["max_items"] else items
         try:
-            inputs = list(child_inputs(sm, spec, spec["items"] or []))
+            inputs = list(child_inputs(sm, spec, items or []))
         except StatesError as exc:
             return MapRunFinished(command.run_id, "FAILED", None, exc.error, exc.cause)
         results: list[Any] = []
