@@ -42,21 +42,36 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     batcher = _batcher(d, frame, node, node.item_batcher, effective)
     writer = _writer(d, frame, node, node.result_writer, effective)
     concurrency = map_limits.number(
-        d, frame, node, node.max_concurrency, node.max_concurrency_path, "MaxConcurrency",
+        d,
+        frame,
+        node,
+        node.max_concurrency,
+        node.max_concurrency_path,
+        "MaxConcurrency",
         integer=True,
-    )  # fmt: skip
+    )
     redriven = _redriven_run(d, frame)
     if redriven is None:
         length = len(items) if items is not None else 0
         d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": length})
     count = map_limits.number(
-        d, frame, node, node.tolerated_failure_count, node.tolerated_failure_count_path,
-        "ToleratedFailureCount", integer=True,
-    )  # fmt: skip
+        d,
+        frame,
+        node,
+        node.tolerated_failure_count,
+        node.tolerated_failure_count_path,
+        "ToleratedFailureCount",
+        integer=True,
+    )
     pct = map_limits.number(
-        d, frame, node, node.tolerated_failure_percentage,
-        node.tolerated_failure_percentage_path, "ToleratedFailurePercentage", integer=False,
-    )  # fmt: skip
+        d,
+        frame,
+        node,
+        node.tolerated_failure_percentage,
+        node.tolerated_failure_percentage_path,
+        "ToleratedFailurePercentage",
+        integer=False,
+    )
     run_id = redriven or _new_run_id(d)
     arn = map_run_arn(d, node, run_id)
     if redriven is None:
@@ -271,9 +286,10 @@ def _max_items(d: StepContext, frame: Frame, node: MapState, reader: ItemReaderD
         if field == "MaxItems":
             kind = StatesErrorName.QUERY_EVALUATION_ERROR
         raise StatesError(
-            kind, f'The {field} field refers to value "{map_limits.show(value)}" which is not '
+            kind,
+            f'The {field} field refers to value "{map_limits.show(value)}" which is not '
             "a valid integer",
-        )  # fmt: skip
+        )
     if number < 0:
         return number
     return None if number == 0 else min(number, MAX_ITEMS)
@@ -300,13 +316,23 @@ def _batcher(
     if batcher is None:
         return None
     max_items = map_limits.number(
-        d, frame, node, batcher.max_items, batcher.max_items_path, "MaxItemsPerBatch",
+        d,
+        frame,
+        node,
+        batcher.max_items,
+        batcher.max_items_path,
+        "MaxItemsPerBatch",
         integer=True,
-    )  # fmt: skip
+    )
     max_bytes = map_limits.number(
-        d, frame, node, batcher.max_bytes, batcher.max_bytes_path, "MaxInputBytesPerBatch",
+        d,
+        frame,
+        node,
+        batcher.max_bytes,
+        batcher.max_bytes_path,
+        "MaxInputBytesPerBatch",
         integer=True,
-    )  # fmt: skip
+    )
     batch_input: Any = None
     if batcher.batch_input_raw is not MISSING:
         if dataflow.is_jsonata(node):
