@@ -561,3 +561,110 @@ def test_a_caught_failure_then_a_later_map_starts_a_new_run() -> None:
     (second,) = [c for c in caught.commands if isinstance(c, StartMapRun)]
     assert second.run_id != run.run_id and "redrive" not in second.spec
     assert types(caught)[-2:] == ["MapStateStarted", "MapRunStarted"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "input", "error", "cause"),
+    [
+        (
+            {"ItemReader": READER},
+            {"Key": "k"},
+            "States.Runtime",
+            "could not be found in the input",
+        ),
+        (
+            {"ItemsPath": "$.xs", "ItemBatcher": {"MaxItemsPerBatchPath": "$.per"}},
+            {"xs": [1], "per": -2},
+            "States.Runtime",
+            'The MaxItemsPerBatchPath field refers to value "-2" which is not a valid integer',
+        ),
+        (
+            {"ItemsPath": "$.xs", "ItemBatcher": {"MaxInputBytesPerBatchPath": "$.nope"}},
+            {"xs": [1]},
+            "States.Runtime",
+            "Invalid path '$.nope'",
+        ),
+        (
+            {
+                "ItemsPath": "$.xs",
+                "ItemBatcher": {"MaxItemsPerBatch": 1, "BatchInput": {"a.$": "$.b"}},
+            },
+            {"xs": [1]},
+            "States.Runtime",
+            "could not be found in the input",
+        ),
+        (
+            {
+                "ItemsPath": "$.xs",
+                "ResultWriter": {
+                    "Resource": "arn:aws:states:::s3:putObject",
+                    "Parameters": {"Bucket.$": "$.o"},
+                },
+            },
+            {"xs": [1]},
+            "States.Runtime",
+            "could not be found in the input",
+        ),
+        (
+            {"ItemsPath": "$.xs", "ToleratedFailureCountPath": "$.t"},
+            {"xs": [1], "t": -1},
+            "States.Runtime",
+            "ToleratedFailureCountPath",
+        ),
+    ],
+)
+def test_errors_before_the_run_fail_the_state_without_a_run(
+    fields: dict[str, Any], input: Any, error: str, cause: str
+) -> None:
+    state = new_execution(name="e1", input=input, now=1.0)
+    decision = decide(machine(fields), state, Start(), 1.0)
+    assert not [c for c in decision.commands if isinstance(c, StartMapRun)]
+    assert "MapRunStarted" not in types(decision)
+    assert decision.state.error == error
+    assert cause in (decision.state.cause or ""), decision.state.cause
+
+
+def test_jsonata_items_that_are_not_an_array_are_an_evaluation_error() -> None:
+    sm = parse(
+        {
+            "QueryLanguage": "JSONata",
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "Items": "{% $states.input.x %}",
+                    "ItemProcessor": PROCESSOR,
+                    "End": True,
+                }
+            },
+        }
+    )
+    decision = decide(sm, new_execution(name="e", input={"x": 3}, now=1.0), Start(), 1.0)
+    assert "EvaluationFailed" in types(decision)
+    assert decision.state.error == "States.QueryEvaluationError"
+    assert "Map state input must be an array but was: 3" in (decision.state.cause or "")
+
+
+def test_jsonata_max_items_that_is_not_a_number_is_an_evaluation_error() -> None:
+    sm = parse(
+        {
+            "QueryLanguage": "JSONata",
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "ItemReader": {
+                        "Resource": "arn:aws:states:::s3:getObject",
+                        "ReaderConfig": {"InputType": "JSON", "MaxItems": "{% 'many' %}"},
+                        "Arguments": {"Bucket": "b", "Key": "k"},
+                    },
+                    "ItemProcessor": PROCESSOR,
+                    "End": True,
+                }
+            },
+        }
+    )
+    decision = decide(sm, new_execution(name="e", input={}, now=1.0), Start(), 1.0)
+    assert decision.state.error == "States.QueryEvaluationError"
+    assert 'The MaxItems field refers to value "many"' in (decision.state.cause or "")
+    assert "EvaluationFailed" in types(decision)
