@@ -26,7 +26,7 @@ from stepflow.runtime.registry import InMemoryRegistry
 from tests.api.conftest import ROLE, Api, make_api
 from tests.api.http_server import serve
 from tests.api.test_boto3_client import ENV
-from tests.conformance.test_conformance import ORACLE, PURE, _ids
+from tests.conformance.test_conformance import ORACLE, PURE, PURE_PARAMS, _ids
 
 pytestmark = [
     pytest.mark.conformance,
@@ -72,7 +72,7 @@ def _run(sfn: Any, api: Api, name: str, case: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("case", PURE, ids=_ids(PURE))
+@pytest.mark.parametrize("case", PURE_PARAMS, ids=_ids(PURE))
 def test_pure_flow_case_through_boto3(stack: tuple[Any, Api], case: dict[str, Any]) -> None:
     assert ORACLE is not None
     sfn, api = stack

@@ -43,13 +43,32 @@ ORACLE = _oracle()
 ALL = _load()
 PURE = [c for c in ALL if not c["needs"]]
 
+# A DISTRIBUTED Map runs as a map run (StartMapRun), which the runtime's map run
+# coordinator carries out (runtime/map_runs.py, built on the "maprun" branch of issue 14).
+# Until that module is present the run never ends: the cases whose Map runs items are
+# expected to fail (those that fail before the run starts pass).
+MAP_RUNS = importlib.util.find_spec("stepflow.runtime.map_runs") is not None
+
+
+def _param(case: dict[str, Any]) -> Any:
+    if MAP_RUNS or "DISTRIBUTED" not in json.dumps(case["definition"]):
+        return case
+    if case["expected"].get("status") != "SUCCEEDED":
+        return case
+    reason = "a distributed Map needs the runtime's map run coordinator (runtime/map_runs.py)"
+    return pytest.param(case, marks=pytest.mark.xfail(reason=reason, strict=True))
+
+
+PURE_PARAMS = [_param(c) for c in PURE]
+"""The pure-flow cases as test parameters (with the expected failures marked)."""
+
 
 def _ids(cases: list[dict[str, Any]]) -> list[str]:
     return [c["id"].split("::")[-1] for c in cases]
 
 
 @pytest.mark.skipif(ORACLE is None, reason="../shared/conformance is absent (as in a user's clone)")
-@pytest.mark.parametrize("case", PURE, ids=_ids(PURE))
+@pytest.mark.parametrize("case", PURE_PARAMS, ids=_ids(PURE))
 def test_pure_flow_case_matches_aws(case: dict[str, Any]) -> None:
     """Every pure-flow case (JSONPath, JSONata, variables): outcome and event types,
     through the runtime's Stepper on in-memory ports. The DynamoDB log on moto gives

@@ -215,7 +215,9 @@ def test_a_full_jsonpath_definition_builds_every_node() -> None:
     assert m.processor_mode == "DISTRIBUTED" and m.label == "MyMap"
     assert m.max_concurrency == 0 and m.max_concurrency_path is not None
     assert m.tolerated_failure_count == 3
-    assert m.item_reader == {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {}}
+    assert m.item_reader is not None and m.execution_type == "EXPRESS"
+    assert m.item_reader.resource == "arn:aws:states:::s3:getObject"
+    assert m.item_reader.parameters_raw == {}
 
     f = sm.root.states["F"]
     assert isinstance(f, FailState)

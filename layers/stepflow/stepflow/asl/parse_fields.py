@@ -216,26 +216,33 @@ def read_processor(s: StateInput, key: str) -> dict[str, Any]:
     machine = s.ctx.parse_machine(
         s.ctx, raw, s.at(key), f"{s.machine_id}/{s.name}", frozenset({"ProcessorConfig"})
     )
-    mode = "INLINE"
+    attrs: dict[str, Any] = {"item_processor": machine, "processor_mode": "INLINE"}
     config = raw.get("ProcessorConfig") if isinstance(raw, Mapping) else None
     if config is not None:
-        mode = _processor_config(s.ctx, config, pointer(s.at(key), "ProcessorConfig")) or mode
-    return {"item_processor": machine, "processor_mode": mode}
+        attrs.update(_processor_config(s.ctx, config, pointer(s.at(key), "ProcessorConfig")))
+    return attrs
 
 
-def _processor_config(ctx: Context, value: Any, loc: str) -> str | None:
+def _processor_config(ctx: Context, value: Any, loc: str) -> dict[str, str]:
+    """``ProcessorConfig``: ``Mode`` and, for a distributed Map, ``ExecutionType``."""
     config = ctx.obj(value, loc, "ProcessorConfig")
     if config is None:
-        return None
-    mode = None
+        return {}
+    attrs: dict[str, str] = {}
     for key, item in config.items():
         if key == "Mode":
             mode = ctx.one_of(item, pointer(loc, key), key, ("INLINE", "DISTRIBUTED"))
+            if mode is not None:
+                attrs["processor_mode"] = mode
         elif key == "ExecutionType":
-            ctx.one_of(item, pointer(loc, key), key, ("STANDARD", "EXPRESS"))
+            kind = ctx.one_of(item, pointer(loc, key), key, ("STANDARD", "EXPRESS"))
+            if kind is not None:
+                attrs["execution_type"] = kind
         else:
             ctx.unsupported(loc, key)
-    return mode
+    if attrs.get("processor_mode") == "DISTRIBUTED" and "ExecutionType" not in config:
+        ctx.error(loc, "'ExecutionType' is required when 'Mode' is 'DISTRIBUTED'")
+    return attrs
 
 
 def read_item_selector(s: StateInput, key: str) -> dict[str, Any]:
@@ -248,29 +255,6 @@ def read_item_selector(s: StateInput, key: str) -> dict[str, Any]:
             )
         return {"item_selector_raw": read_raw(s, key)}
     return {"item_selector": read_template_object(s, key), "item_selector_raw": value}
-
-
-def read_item_reader(s: StateInput, key: str) -> Any:
-    """``ItemReader``: an object with a ``Resource``, kept raw."""
-    reader = s.ctx.obj(s.raw[key], s.at(key), key)
-    if reader is not None:
-        if "Resource" not in reader:
-            s.ctx.error(s.at(key), "An 'ItemReader' requires the field 'Resource'")
-        else:
-            s.ctx.string(reader["Resource"], pointer(s.at(key), "Resource"), "Resource")
-        if "ReaderConfig" in reader:
-            s.ctx.obj(reader["ReaderConfig"], pointer(s.at(key), "ReaderConfig"), "ReaderConfig")
-        if "Parameters" in reader and s.language == "JSONPath":
-            s.ctx.template(
-                reader["Parameters"], pointer(s.at(key), "Parameters"), key, require_object=True
-            )
-    return read_raw(s, key)
-
-
-def read_object(s: StateInput, key: str) -> Any:
-    """An object kept raw (``ItemBatcher``, ``ResultWriter``)."""
-    s.ctx.obj(s.raw[key], s.at(key), key)
-    return read_raw(s, key)
 
 
 def read_label(s: StateInput, key: str) -> Any:

@@ -27,11 +27,9 @@ from stepflow.asl.parse_fields import (
     read_dynamic,
     read_end,
     read_io_path,
-    read_item_reader,
     read_item_selector,
     read_items,
     read_label,
-    read_object,
     read_object_or_expression,
     read_percentage,
     read_processor,
@@ -46,6 +44,7 @@ from stepflow.asl.parse_fields import (
     read_text,
     read_timestamp,
 )
+from stepflow.asl.parse_map import read_item_batcher, read_item_reader, read_result_writer
 from stepflow.asl.states.base import QueryLanguage, State
 from stepflow.asl.states.choice import ChoiceState
 from stepflow.asl.states.map import MapState
@@ -178,9 +177,9 @@ _MAP = {
     ),
     "ToleratedFailureCount": attr("tolerated_failure_count", int_reader(0)),
     "ToleratedFailureCountPath": attr("tolerated_failure_count_path", read_reference_path),
-    "ItemReader": attr("item_reader", read_item_reader),
-    "ItemBatcher": attr("item_batcher", read_object),
-    "ResultWriter": attr("result_writer", read_object),
+    "ItemReader": read_item_reader,
+    "ItemBatcher": read_item_batcher,
+    "ResultWriter": read_result_writer,
     "Label": attr("label", read_label),
 }
 

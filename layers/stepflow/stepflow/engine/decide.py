@@ -18,7 +18,7 @@ from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.data.serialize import dumps
-from stepflow.engine import fanout, simple, tasks, waits
+from stepflow.engine import distributed, fanout, simple, tasks, waits
 from stepflow.engine.model import (
     ChildFinished,
     Continue,
@@ -28,6 +28,7 @@ from stepflow.engine.model import (
     ExecutionState,
     Fail,
     Frame,
+    MapRunFinished,
     Redrive,
     Start,
     Stop,
@@ -157,6 +158,8 @@ class Decider(Transitions):
             self.end_execution("FAILED", "ExecutionFailed", event.error, event.cause)
         elif isinstance(event, ChildFinished):
             fanout.child_finished(self, event)
+        elif isinstance(event, MapRunFinished):
+            distributed.map_run_finished(self, event)
         elif isinstance(event, Continue):
             pass
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from stepflow.asl.states.base import MISSING, State
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
-from stepflow.engine import children, dataflow, map_limits
+from stepflow.engine import children, dataflow, distributed, map_limits
 from stepflow.engine.model import ChildFinished, Fanout, Frame
 from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
@@ -35,7 +35,13 @@ def run_parallel(d: StepContext, frame: Frame, node: ParallelState) -> None:
 
 
 def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
-    """Start (or restart, on retry) a Map state; its items run as child frames."""
+    """Start (or restart, on retry) a Map state; its items run as child frames.
+
+    A DISTRIBUTED Map runs its items in a map run instead (:mod:`stepflow.engine.distributed`).
+    """
+    if _distributed(node):
+        distributed.run_map(d, frame, node)
+        return
     jsonata = dataflow.is_jsonata(node)
     effective = dataflow.effective_input(d, frame, node)
     if jsonata:
@@ -92,9 +98,6 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         remote=d.state.child_limit is not None and n > d.state.child_limit,
     )
     frame.phase = "children"
-    if _distributed(node):
-        run_arn = f"{d.state.execution_arn}:{node.label or node.name}/{d.new_id('run')}"
-        d.emit(frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": run_arn})
     if n == 0:
         complete(d, frame, node)
         return
@@ -112,7 +115,6 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
     limit = fan.max_concurrency or fan.total
     if fan.remote:
         limit = min(limit, children.WINDOW)
-    distributed = _distributed(node)
     started = []
     while fan.next_index < fan.total and len(fan.children) < limit:
         d.time_budget.check()
@@ -124,18 +126,17 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
             abort_children(d, frame)
             d.state_error(frame, node, exc)
             return
-        if not distributed:
-            d.emit(
-                frame,
-                "MapIterationStarted",
-                "mapIterationStartedEventDetails",
-                {"name": node.name, "index": i},
-            )
+        d.emit(
+            frame,
+            "MapIterationStarted",
+            "mapIterationStartedEventDetails",
+            {"name": node.name, "index": i},
+        )
         proc = node.item_processor
         if fan.remote:
             children.start_child(d, frame, proc.id, i, value)
             continue
-        started.append(_child(d, frame, proc.id, proc.start_at, value, i, silent=distributed))
+        started.append(_child(d, frame, proc.id, proc.start_at, value, i))
     for child in reversed(started):
         d.push(child)
 
@@ -161,8 +162,6 @@ def _child(
     start: str,
     value: Any,
     index: int,
-    *,
-    silent: bool = False,
 ) -> Frame:
     child = Frame(
         id=d.new_id(f"{parent.id}/"),
@@ -172,7 +171,7 @@ def _child(
         parent=parent.id,
         index=index,
         prev_id=parent.prev_id,
-        silent=silent or parent.silent,
+        silent=parent.silent,
     )
     d.state.frames[child.id] = child
     assert parent.fanout is not None
@@ -255,6 +254,7 @@ def abort_children(d: StepContext, frame: Frame) -> None:
     """Abort every running child of ``frame`` (and theirs), cancelling their tasks."""
     fan = frame.fanout
     if fan is None:
+        distributed.abort(d, frame)  # a distributed Map waiting for its run, if any
         return
     node = d.node(frame)
     if fan.remote:
@@ -289,8 +289,6 @@ def complete(d: StepContext, frame: Frame, node: State) -> None:
     assert fan is not None and isinstance(node, ParallelState | MapState)
     frame.phase = "task"  # no longer waiting on children
     prefix = "Parallel" if fan.kind == "parallel" else "Map"
-    if fan.kind == "map" and _distributed(node):
-        d.emit(frame, "MapRunSucceeded")
     if fan.kind == "map":  # Step Functions records no ParallelStateSucceeded
         d.emit(frame, f"{prefix}StateSucceeded")
     results = list(fan.results)
@@ -307,9 +305,7 @@ def state_failed_event(d: StepContext, frame: Frame, node: State) -> None:
     """Parallel and Map record ``…StateFailed`` when they finally fail (not per retry)."""
     if isinstance(node, ParallelState):
         d.emit(frame, "ParallelStateFailed")
-    elif isinstance(node, MapState):
-        if _distributed(node):
-            d.emit(frame, "MapRunFailed")
+    elif isinstance(node, MapState):  # a distributed Map's MapRunFailed came first
         d.emit(frame, "MapStateFailed")
 
 

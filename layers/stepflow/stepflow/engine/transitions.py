@@ -15,7 +15,7 @@ from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
 from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.data.serialize import dumps, utf8_size
-from stepflow.engine import dataflow, fanout
+from stepflow.engine import dataflow, distributed, fanout
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
 from stepflow.engine.model import (
@@ -361,6 +361,7 @@ class Transitions:
         for task_id in s.tasks:
             self.cancel_task(task_id)
         self.commands.extend(CancelChild(child_id) for child_id in s.children)
+        distributed.cancel_all(self)
         self.finish()
         self.completed(Complete(status, error=error, cause=cause))
 

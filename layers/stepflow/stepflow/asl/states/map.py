@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.catch import Catcher
@@ -16,10 +16,58 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ItemReaderDef:
+    """A distributed Map's ``ItemReader``, checked; its values are evaluated per run.
+
+    ``parameters`` is the JSONPath ``Parameters`` template (``parameters_raw`` its
+    source) or, in JSONata, the raw ``Arguments``. ``reader_config`` is the
+    ``ReaderConfig`` without ``MaxItems``/``MaxItemsPath``, which are kept apart
+    (a literal or JSONata expression, or a reference path).
+    """
+
+    resource: str
+    parameters: Template | None = None
+    parameters_raw: Any = MISSING
+    reader_config: dict[str, Any] = field(default_factory=dict)
+    max_items: Any = None
+    max_items_path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemBatcherDef:
+    """A distributed Map's ``ItemBatcher``: literals, reference paths or JSONata expressions.
+
+    ``batch_input`` is the JSONPath ``BatchInput`` template (``batch_input_raw`` its
+    source, MISSING when absent).
+    """
+
+    max_items: Any = None
+    max_items_path: Path | None = None
+    max_bytes: Any = None
+    max_bytes_path: Path | None = None
+    batch_input: Template | None = None
+    batch_input_raw: Any = MISSING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResultWriterDef:
+    """A distributed Map's ``ResultWriter``.
+
+    ``Resource`` with ``Parameters`` (or ``Arguments``), and/or ``WriterConfig``.
+    """
+
+    resource: str | None = None
+    parameters: Template | None = None
+    parameters_raw: Any = MISSING
+    writer_config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MapState(State):
     """A Map state (``Iterator`` is read as ``ItemProcessor``, ``Parameters`` as ``ItemSelector``).
 
-    ``processor_mode`` is ``INLINE`` or ``DISTRIBUTED``; ``items`` is the
+    ``processor_mode`` is ``INLINE`` or ``DISTRIBUTED`` (``execution_type``, for a
+    distributed Map, ``STANDARD`` or ``EXPRESS``); ``items`` is the
     JSONata-era counterpart of ``items_path``. The numeric limits are literals,
     reference paths (``…_path``) or JSONata expressions.
     """
@@ -40,7 +88,8 @@ class MapState(State):
     result_path: Path | None = ROOT_PATH
     retry: tuple[Retrier, ...] = ()
     catch: tuple[Catcher, ...] = ()
-    item_reader: Any = None
-    item_batcher: Any = None
-    result_writer: Any = None
+    execution_type: str = "STANDARD"
+    item_reader: ItemReaderDef | None = None
+    item_batcher: ItemBatcherDef | None = None
+    result_writer: ResultWriterDef | None = None
     label: str | None = None
