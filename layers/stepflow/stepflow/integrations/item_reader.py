@@ -32,14 +32,17 @@ class S3ItemSource:
 
     def read(self, spec: ReaderSpec) -> Iterator[Any]:
         """The items of ``spec`` (see :class:`~stepflow.runtime.item_reading.StoreItemSource`)."""
-        client = s3_client(
-            self.clients,
-            spec.role_arn,
-            spec.execution_role,
-            spec.execution_arn,
-            self.region,
-            ItemReaderError,
-        )
+
+        def client() -> Any:
+            return s3_client(
+                self.clients,
+                spec.role_arn,
+                spec.execution_role,
+                spec.execution_arn,
+                self.region,
+                ItemReaderError,
+            )
+
         return StoreItemSource(S3ObjectStore(client), self.own).read(spec)
 
 

@@ -41,14 +41,17 @@ class S3ResultSink:
         self, spec: WriterSpec, map_run_id: str, results: Iterable[dict[str, Any]]
     ) -> dict[str, Any]:
         """Write ``results`` under ``<Prefix>/<map_run_id>/``; the manifest's ``{Bucket, Key}``."""
-        client = s3_client(
-            self.clients,
-            spec.role_arn,
-            spec.execution_role,
-            spec.execution_arn,
-            self.region,
-            ResultWriterError,
-        )
+
+        def client() -> Any:
+            return s3_client(
+                self.clients,
+                spec.role_arn,
+                spec.execution_role,
+                spec.execution_arn,
+                self.region,
+                ResultWriterError,
+            )
+
         store = S3ObjectStore(client, self.part_bytes)
         return StoreResultSink(store, self.own, self.max_file_bytes).write(
             spec, map_run_id, results

@@ -31,11 +31,23 @@ T = TypeVar("T")
 
 
 class S3ObjectStore:
-    """The object store of one S3 client (the task role's)."""
+    """The object store of one S3 client (the task role's), made at the first call.
 
-    def __init__(self, client: Any, part_bytes: int = PART_BYTES) -> None:
-        self.client = client
+    ``make_client`` makes the client: a read or write refused before any S3
+    call (an own bucket, a bad ``MaxItems``) never assumes the role.
+    """
+
+    def __init__(self, make_client: Callable[[], Any], part_bytes: int = PART_BYTES) -> None:
+        self._make_client = make_client
+        self._client: Any = None
         self.part_bytes = part_bytes
+
+    @property
+    def client(self) -> Any:
+        """The S3 client (made now if not yet)."""
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
 
     def get_object(self, parameters: dict[str, Any]) -> Iterator[bytes]:
         """The object's body, chunk by chunk (the call is made before the first chunk)."""
