@@ -316,3 +316,13 @@ def test_listed_item_shape() -> None:
         "Size": 34910,
         "StorageClass": "STANDARD",
     }
+
+
+def test_json_items_pointer_selects_a_nested_array() -> None:
+    data = b'{"data": {"a/b": [{"x": [1, 2]}]}}'
+    assert list(f.json_items([data], pointer="/data/a~1b/0/x")) == [1, 2]
+    with pytest.raises(ItemReaderError, match="names no value"):
+        list(f.json_items([data], pointer="/data/missing"))
+    with pytest.raises(ItemReaderError) as caught:
+        list(f.json_items([data], pointer="/data"))
+    assert caught.value.cause == "Attempting to map over non-iterable node."

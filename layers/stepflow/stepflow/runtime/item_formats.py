@@ -83,8 +83,14 @@ def max_items(value: Any) -> int:
     return MAX_ITEMS_LIMIT if value == 0 else min(value, MAX_ITEMS_LIMIT)
 
 
-def json_items(chunks: Iterable[bytes], limit: int = MAX_JSON_OBJECT_BYTES) -> Iterator[Any]:
-    """The items of a JSON object: its top-level array's elements."""
+def json_items(
+    chunks: Iterable[bytes], limit: int = MAX_JSON_OBJECT_BYTES, pointer: Any = None
+) -> Iterator[Any]:
+    """The items of a JSON object: the elements of its top-level array.
+
+    ``pointer`` (``ReaderConfig.ItemsPointer``, a JSON Pointer such as
+    ``/data/items``) selects a nested array instead.
+    """
     body = bytearray()
     for chunk in chunks:
         body += chunk
@@ -94,9 +100,26 @@ def json_items(chunks: Iterable[bytes], limit: int = MAX_JSON_OBJECT_BYTES) -> I
                 "ItemReader (it is parsed whole): use JSONL or CSV to stream larger item sets."
             )
     value = _parse_json(_text(bytes(body)).lstrip("\ufeff"))
+    if pointer is not None:
+        value = _pointed(value, pointer)
     if not isinstance(value, list):
         raise ItemReaderError(NON_ITERABLE_CAUSE)
     yield from value
+
+
+def _pointed(value: Any, pointer: Any) -> Any:
+    """The value JSON Pointer ``pointer`` (RFC 6901) names in ``value``."""
+    if not isinstance(pointer, str) or (pointer and not pointer.startswith("/")):
+        raise ItemReaderError(f"ItemsPointer must be a JSON Pointer, got {pointer!r}")
+    for token in pointer.split("/")[1:] if pointer else ():
+        name = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict) and name in value:
+            value = value[name]
+        elif isinstance(value, list) and name.isdigit() and int(name) < len(value):
+            value = value[int(name)]
+        else:
+            raise ItemReaderError(f"ItemsPointer {pointer} names no value of the JSON object.")
+    return value
 
 
 def jsonl_items(chunks: Iterable[bytes]) -> Iterator[Any]:

@@ -67,7 +67,7 @@ class StoreItemSource:
             return
         body = self.store.get_object(parameters)
         if input_type == "JSON":
-            yield from formats.json_items(body)
+            yield from formats.json_items(body, pointer=config.get("ItemsPointer"))
         elif input_type == "JSONL":
             yield from formats.jsonl_items(body)
         else:
