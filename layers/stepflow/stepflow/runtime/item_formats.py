@@ -30,6 +30,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from stepflow.data import safe_json
@@ -225,12 +226,19 @@ def csv_records(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
 
 def _parse_record(text: str, delimiter: str) -> list[str] | None:
     """The fields of one record's text, or None while a quoted field is still open."""
+    plain, quoted_run = _runs(delimiter)
     fields: list[str] = []
     field: list[str] = []
     quoted = False
     started = False
     i, end = 0, len(text)
     while i < end:
+        run = (quoted_run if quoted else plain).match(text, i)
+        if run is not None:  # a stretch of ordinary characters, taken at once
+            field.append(run.group())
+            started = True
+            i = run.end()
+            continue
         char = text[i]
         following = text[i + 1] if i + 1 < end else ""
         if char == "\\":
@@ -247,14 +255,12 @@ def _parse_record(text: str, delimiter: str) -> list[str] | None:
             else:
                 quoted = not quoted
             started = True
-        elif quoted:
-            field.append(char)
         elif char == delimiter:
             fields.append("".join(field))
             field, started = [], False
         elif char == "\n" or (char == "\r" and following == "\n"):
             break
-        else:
+        else:  # a lone "\r"
             field.append(char)
             started = True
         i += 1
@@ -262,6 +268,13 @@ def _parse_record(text: str, delimiter: str) -> list[str] | None:
         return None
     fields.append("".join(field))
     return fields
+
+
+@lru_cache(maxsize=8)
+def _runs(delimiter: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Runs of ordinary characters outside quotes and inside them."""
+    special = re.escape(delimiter)
+    return re.compile(f'[^"\\\\\r\n{special}]+'), re.compile('[^"\\\\]+')
 
 
 def manifest_files(body: Iterable[bytes]) -> tuple[str, list[str], list[str]]:
