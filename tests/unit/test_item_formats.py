@@ -326,3 +326,13 @@ def test_json_items_pointer_selects_a_nested_array() -> None:
     with pytest.raises(ItemReaderError) as caught:
         list(f.json_items([data], pointer="/data"))
     assert caught.value.cause == "Attempting to map over non-iterable node."
+
+
+def test_csv_quoted_field_over_many_lines_is_parsed_once_per_line_and_bounded() -> None:
+    lines = 20_000
+    text = 'a,b\n"' + "x\n" * lines + '",2\n'
+    (item,) = csv(text)
+    assert item == {"a": "x\n" * lines, "b": "2"}
+    endless = 'a\n"' + ("y" * 999 + "\n") * 10_000
+    with pytest.raises(ItemReaderError, match="CSV record is longer"):
+        csv(endless)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tracemalloc
+import weakref
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -334,23 +335,63 @@ class _CountingStore(MemoryObjectStore):
         return Upload()
 
 
-def test_writing_100000_results_streams_in_flat_memory() -> None:
-    def results(n: int) -> Iterator[dict[str, Any]]:
-        for i in range(n):
-            yield entry(i, "FAILED" if i % 10 == 0 else "SUCCEEDED")
+def _peak_writing(count: int) -> tuple[int, int, list[str]]:
+    ok, failed = entry(1), entry(0, "FAILED")
+
+    def results() -> Iterator[dict[str, Any]]:
+        for i in range(count):
+            yield failed if i % 10 == 0 else ok
 
     store = _CountingStore()
     tracemalloc.start()
     try:
-        StoreResultSink(store).write(WRITER, "r", results(100_000))
+        StoreResultSink(store).write(WRITER, "r", results())
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     written = sum(int(c.rsplit(" ", 1)[1]) for c in store.calls)
-    assert written > 30_000_000
-    print(f"wrote {written} bytes, peak {peak}")
-    assert peak < 2_000_000
-    assert len(store.calls) == 3
+    return peak, written, store.calls
+
+
+def test_writer_memory_stays_flat_as_results_grow() -> None:
+    small, _, _ = _peak_writing(2_000)
+    large, written, calls = _peak_writing(20_000)
+    assert written > 7_000_000
+    assert len(calls) == 3
+    assert large < 100_000
+    assert large < 2 * small
+
+
+class _Entry(dict[str, Any]):
+    """A result entry that can be watched for being freed."""
+
+
+def test_writing_100000_results_holds_no_entry() -> None:
+    alive = 0
+    most = 0
+
+    def freed() -> None:
+        nonlocal alive
+        alive -= 1
+
+    def results() -> Iterator[dict[str, Any]]:
+        nonlocal alive, most
+        for i in range(100_000):
+            value = _Entry(entry(i, "FAILED" if i % 10 == 0 else "SUCCEEDED"))
+            weakref.finalize(value, freed)
+            alive += 1
+            most = max(most, alive)
+            yield value
+            del value
+
+    store = _CountingStore()
+    StoreResultSink(store).write(WRITER, "r", results())
+    assert most <= 2
+    assert [c.split(" ")[1] for c in store.calls] == [
+        "jobs/r/FAILED_0.json",
+        "jobs/r/SUCCEEDED_0.json",
+        "jobs/r/manifest.json",
+    ]
 
 
 def test_memory_source_round_trip_with_memory_sink() -> None:

@@ -197,77 +197,86 @@ def text_lines(chunks: Iterable[bytes], limit: int = MAX_RECORD_BYTES) -> Iterat
 
 
 def csv_records(lines: Iterable[str], delimiter: str) -> Iterator[list[str]]:
-    """The records of CSV ``lines`` (see the module docstring for the rules)."""
+    """The records of CSV ``lines`` (see the module docstring for the rules).
+
+    A record spanning lines (a quoted newline) is parsed line by line, each
+    line once, and bounded by :data:`MAX_RECORD_BYTES` characters.
+    """
     first = True
-    carried: list[str] | None = None
-    size = 0
+    record: _Record | None = None
     for raw in lines:
         line = raw.lstrip("\ufeff") if first else raw
         first = False
-        if carried is None:
+        if record is None:
             if '"' not in line and "\\" not in line:
                 body = _strip_newline(line)
                 if body:
                     yield body.split(delimiter)
                 continue
-            carried, size = [line], len(line)
-        else:
-            carried.append(line)
-            size += len(line)
-        if size > MAX_RECORD_BYTES:
-            raise ItemReaderError(f"A CSV record is longer than {MAX_RECORD_BYTES} characters.")
-        fields = _parse_record("".join(carried), delimiter)
-        if fields is not None:
-            carried = None
-            yield fields
-    if carried is not None:
+            record = _Record(delimiter)
+        if record.feed(line):
+            yield record.fields
+            record = None
+    if record is not None:
         raise ItemReaderError("The CSV object ends inside a quoted field.")
 
 
-def _parse_record(text: str, delimiter: str) -> list[str] | None:
-    """The fields of one record's text, or None while a quoted field is still open."""
-    plain, quoted_run = _runs(delimiter)
-    fields: list[str] = []
-    field: list[str] = []
-    quoted = False
-    started = False
-    i, end = 0, len(text)
-    while i < end:
-        run = (quoted_run if quoted else plain).match(text, i)
-        if run is not None:  # a stretch of ordinary characters, taken at once
-            field.append(run.group())
-            started = True
-            i = run.end()
-            continue
-        char = text[i]
-        following = text[i + 1] if i + 1 < end else ""
-        if char == "\\":
-            if following in ("\\", '"', delimiter):
-                field.append(following)
-                i += 1
-            started = True
-        elif char == '"':
-            if not started and not quoted:
-                quoted = True
-            elif following == '"':
-                field.append('"')
-                i += 1
-            else:
-                quoted = not quoted
-            started = True
-        elif char == delimiter:
-            fields.append("".join(field))
-            field, started = [], False
-        elif char == "\n" or (char == "\r" and following == "\n"):
-            break
-        else:  # a lone "\r"
-            field.append(char)
-            started = True
-        i += 1
-    if quoted:
-        return None
-    fields.append("".join(field))
-    return fields
+class _Record:
+    """One CSV record being parsed, a line at a time."""
+
+    def __init__(self, delimiter: str) -> None:
+        self.delimiter = delimiter
+        self.fields: list[str] = []
+        self.field: list[str] = []
+        self.quoted = False
+        self.started = False
+        self.size = 0
+
+    def feed(self, text: str) -> bool:
+        """Parse one more line of the record; True when the record is complete."""
+        self.size += len(text)
+        if self.size > MAX_RECORD_BYTES:
+            raise ItemReaderError(f"A CSV record is longer than {MAX_RECORD_BYTES} characters.")
+        delimiter, field = self.delimiter, self.field
+        plain, quoted_run = _runs(delimiter)
+        i, end = 0, len(text)
+        while i < end:
+            run = (quoted_run if self.quoted else plain).match(text, i)
+            if run is not None:  # a stretch of ordinary characters, taken at once
+                field.append(run.group())
+                self.started = True
+                i = run.end()
+                continue
+            char = text[i]
+            following = text[i + 1] if i + 1 < end else ""
+            if char == "\\":
+                if following in ("\\", '"', delimiter):
+                    field.append(following)
+                    i += 1
+                self.started = True
+            elif char == '"':
+                if not self.started and not self.quoted:
+                    self.quoted = True
+                elif following == '"':
+                    field.append('"')
+                    i += 1
+                else:
+                    self.quoted = not self.quoted
+                self.started = True
+            elif char == delimiter:
+                self.fields.append("".join(field))
+                field.clear()
+                self.started = False
+            elif char == "\n" or (char == "\r" and following == "\n"):
+                break
+            else:  # a lone "\r"
+                field.append(char)
+                self.started = True
+            i += 1
+        if self.quoted:
+            return False
+        self.fields.append("".join(field))
+        return True
 
 
 @lru_cache(maxsize=8)
