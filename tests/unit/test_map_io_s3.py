@@ -227,3 +227,16 @@ def test_writer_to_a_missing_bucket_fails_with_s3s_cause(s3: Any) -> None:
     spec = WriterSpec(PUT, {"Bucket": "no-such-bucket", "Prefix": "p"})
     with pytest.raises(ResultWriterError, match="The specified bucket does not exist"):
         S3ResultSink(FixedClients(s3=s3)).write(spec, "r", [result(0)])
+
+
+def test_results_failing_midway_leave_no_multipart_upload_open(s3: Any) -> None:
+    def results() -> Iterator[dict[str, Any]]:
+        for i in range(20_000):
+            yield result(i)
+        raise RuntimeError("the run's results could not be read")
+
+    sink = S3ResultSink(FixedClients(s3=s3), part_bytes=5 * 1024 * 1024)
+    with pytest.raises(RuntimeError):
+        sink.write(WriterSpec(PUT, {"Bucket": "results", "Prefix": "p"}), "r", results())
+    assert s3.list_multipart_uploads(Bucket="results").get("Uploads", []) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket="results", Prefix="p/")

@@ -97,6 +97,10 @@ class StoreResultSink:
             for status in STATUSES:
                 files[status].abort()
             raise ResultWriterError(exc.cause) from None
+        except BaseException:  # the results failed: leave no multipart upload open
+            for status in STATUSES:
+                files[status].abort()
+            raise
         return {"Bucket": bucket, "Key": key}
 
 
