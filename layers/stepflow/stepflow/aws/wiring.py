@@ -46,7 +46,9 @@ from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.catalog import with_http
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
+from stepflow.integrations.item_reader import S3ItemSource
 from stepflow.integrations.lambda_ import LAMBDA_CONFIG
+from stepflow.integrations.result_writer import S3ResultSink
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
@@ -309,6 +311,8 @@ class Wiring:
             budgets=deployed_budgets(self.settings.limits, time.monotonic, time.thread_time),
             start_budgets=start_budgets,
             check_parameters=self.check_parameters,
+            item_source=S3ItemSource(self.task_clients, own_resources(self.settings)),
+            result_sink=S3ResultSink(self.task_clients, own_resources(self.settings)),
         )
 
 

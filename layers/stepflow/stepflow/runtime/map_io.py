@@ -4,7 +4,9 @@ A map run (see ``StartMapRun``) reads its items through an :class:`ItemSource`
 (``ItemReader``: ``s3:getObject`` or ``s3:listObjectsV2``) and writes its
 results through a :class:`ResultSink` (``ResultWriter``: ``s3:putObject``).
 The AWS implementations live in :mod:`stepflow.integrations` (they call S3 with
-the execution's role); in-memory twins serve the tests. The specs are plain data,
+the execution's role); in-memory twins serve the tests
+(:class:`stepflow.runtime.item_reading.MemoryItemSource`,
+:class:`stepflow.runtime.result_writing.MemoryResultSink`). The specs are plain data,
 evaluated by the engine on the Map state's input before the run starts.
 """
 
@@ -57,7 +59,8 @@ class WriterSpec:
     """A ``ResultWriter``, evaluated.
 
     ``parameters`` has ``Bucket`` and ``Prefix``; ``writer_config`` is the evaluated
-    ``WriterConfig`` (``OutputType``, ``Transformation``).
+    ``WriterConfig`` (``OutputType``, ``Transformation``). ``map_run_arn`` is the
+    run's ARN, written in the manifest's ``MapRunArn``.
     """
 
     resource: str
@@ -66,6 +69,7 @@ class WriterSpec:
     role_arn: str = ""
     execution_role: str = ""
     execution_arn: str = ""
+    map_run_arn: str = ""
 
 
 class ItemSource(Protocol):

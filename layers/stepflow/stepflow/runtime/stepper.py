@@ -40,6 +40,7 @@ from stepflow.engine import (
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
+from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.messages import Message, decode_event
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 from stepflow.runtime.outbox import build_outbox, child_arn, create_child
@@ -103,6 +104,8 @@ class Stepper:
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
         check_parameters: ParameterCheck | None = None,
+        item_source: ItemSource | None = None,
+        result_sink: ResultSink | None = None,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -131,6 +134,10 @@ class Stepper:
         self.check_parameters = check_parameters
         """Why a Task's effective parameters cannot start it (None: no check): the edge's
         integration registry, handed to every decision (see :func:`stepflow.engine.decide`)."""
+        self.item_source = item_source
+        """Where a distributed Map's ``ItemReader`` reads its items (None: none configured)."""
+        self.result_sink = result_sink
+        """Where a distributed Map's ``ResultWriter`` writes its results (None: none configured)."""
         self._root_inputs: dict[str, Any] = {}
 
     def start_execution(

@@ -45,6 +45,7 @@ from stepflow.testing.handlers import (
     aws_invoker,
     call_handler,
     find_handler,
+    map_io,
     task_invoker,
     unbound_check,
 )
@@ -136,6 +137,9 @@ class WorkflowEnvironment:
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )
+        self.objects: dict[tuple[str, str], bytes] = {}
+        """S3 objects by ``(bucket, key)``, read and written by distributed Maps without ``aws``."""
+        item_source, result_sink = map_io(aws, region, self.objects)
         self.stepper = Stepper(
             log=self.log,
             bus=self.bus,
@@ -148,6 +152,8 @@ class WorkflowEnvironment:
             budgets=budgets if budgets is not None else _cpu_budgets(limits),
             start_budgets=start_budgets,
             check_parameters=_parameter_check(self.handlers, invoker, check_parameters),
+            item_source=item_source,
+            result_sink=result_sink,
         )
         self.activities = ActivityService(
             stepper=self.stepper,

@@ -16,8 +16,13 @@ from stepflow.engine.model import RunTask
 from stepflow.engine.resources import ParameterCheck, describe
 from stepflow.errors import StatesErrorName
 from stepflow.integrations import IntegrationInvoker, default_registry
+from stepflow.integrations.item_reader import S3ItemSource
+from stepflow.integrations.result_writer import S3ResultSink
 from stepflow.runtime.clients import TaskClients
+from stepflow.runtime.item_reading import MemoryItemSource
+from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.result_writing import MemoryResultSink
 
 Handler = Callable[[Any], Any]
 
@@ -80,19 +85,32 @@ def aws_invoker(aws: bool | TaskClients, region: str) -> TaskInvoker | None:
     no IAM), so moto's ``mock_aws()`` serves every call; a
     :class:`~stepflow.runtime.clients.TaskClients`: its clients.
     """
+    clients = aws_clients(aws, region)
+    return None if clients is None else IntegrationInvoker(default_registry(), clients)
+
+
+def aws_clients(aws: bool | TaskClients, region: str) -> TaskClients | None:
+    """The task clients of ``aws`` (see :func:`aws_invoker`; None: False, no AWS)."""
     if aws is False:
         return None
-    clients: TaskClients
     if aws is True:
         from stepflow.aws.role_clients import RoleClients
         from stepflow.integrations.lambda_ import LAMBDA_CONFIG
 
-        clients = RoleClients(assume_roles=False, region=region, configs={"lambda": LAMBDA_CONFIG})
-    elif isinstance(aws, TaskClients):
-        clients = aws
-    else:
-        raise TypeError(f"aws must be True, False or a TaskClients, not {aws!r}")
-    return IntegrationInvoker(default_registry(), clients)
+        return RoleClients(assume_roles=False, region=region, configs={"lambda": LAMBDA_CONFIG})
+    if isinstance(aws, TaskClients):
+        return aws
+    raise TypeError(f"aws must be True, False or a TaskClients, not {aws!r}")
+
+
+def map_io(
+    aws: bool | TaskClients, region: str, objects: dict[tuple[str, str], bytes]
+) -> tuple[ItemSource, ResultSink]:
+    """A distributed Map's reader and writer: S3 with ``aws``'s clients, else ``objects``."""
+    clients = aws_clients(aws, region)
+    if clients is None:
+        return MemoryItemSource(objects), MemoryResultSink(objects)
+    return S3ItemSource(clients), S3ResultSink(clients)
 
 
 def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcome:
