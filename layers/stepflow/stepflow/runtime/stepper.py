@@ -142,6 +142,7 @@ class Stepper:
         seed: int,
         attributes: Mapping[str, Any] | None = None,
         role_arn: str | None = None,
+        caller: Mapping[str, Any] | None = None,
     ) -> ExecutionRecord:
         """Create an execution and run its first decision; idempotent by name.
 
@@ -149,10 +150,17 @@ class Stepper:
         different input raises :class:`ExecutionInputMismatchError`.
         ``attributes`` are kept in the head (e.g. the principal that started it).
         ``role_arn`` is the state machine's role, the execution's (None: the default).
+        ``caller`` is the ``.sync`` task waiting for its end (:mod:`stepflow.runtime.nested`).
         """
         definition = self.definitions(state_machine_arn)
         new = NewExecution(
-            state_machine_arn, name, input, self.clock(), dict(attributes or {}), role_arn
+            state_machine_arn,
+            name,
+            input,
+            self.clock(),
+            dict(attributes or {}),
+            role_arn,
+            dict(caller) if caller is not None else None,
         )
         state = first_state(new, seed=seed, child_limit=self.child_limit)
         decision, deferred = first_decision(
@@ -162,6 +170,7 @@ class Stepper:
             budget=self._budget(start=True),
             limits=self.limits,
             check_parameters=self.check_parameters,
+            defer=caller is not None,
         )
         try:
             try:
@@ -385,7 +394,7 @@ class Stepper:
                 return repaired
             seq = record.seq + 1
             outbox = build_outbox(
-                record.execution_arn, seq, commands, state, record.state_machine_arn
+                record.execution_arn, seq, commands, state, record.state_machine_arn, now
             ) + self._in_flight(record, state, handled)
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             kept.update(attributes or {})

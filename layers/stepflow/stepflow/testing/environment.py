@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
 from stepflow.activities import ActivityError, ActivityService
 from stepflow.activities.tokens import parse as parse_token
@@ -29,7 +30,8 @@ from stepflow.integrations import default_registry
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.clients import TaskClients
-from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.testing.delivery import (
@@ -48,8 +50,12 @@ from stepflow.testing.handlers import (
     task_invoker,
     unbound_check,
 )
+from stepflow.testing.nested import EnvironmentStarter, NestedTasks
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
+
+if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
+    from stepflow.api.service import StepFunctionsService
 
 HISTORY_PAGE = 100_000
 """Events read per history page (few pages: the in-memory log decodes per commit)."""
@@ -131,8 +137,13 @@ class WorkflowEnvironment:
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         integrations = invoker if invoker is not None else aws_invoker(aws, region)
-        inner = task_invoker(self.handlers, fallback=integrations)
-        self.tasks = CallbackTasks(self.handlers, inner, integrations=integrations)
+        # states:startExecution starts children through the environment's own API.
+        role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
+        starter = EnvironmentStarter(lambda: self.api, self._registered, role)
+        nested = NestedTasks(starter, integrations or task_invoker(self.handlers))
+        inner = task_invoker(self.handlers, fallback=nested)
+        sent = NestedTasks(starter, integrations or _sent)
+        self.tasks = CallbackTasks(self.handlers, inner, integrations=sent)
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )
@@ -167,6 +178,30 @@ class WorkflowEnvironment:
     def now(self) -> float:
         """The virtual clock, in epoch seconds."""
         return self.bus.now
+
+    @cached_property
+    def api(self) -> StepFunctionsService:
+        """The Step Functions API over this environment's log, bus and stepper.
+
+        Nested ``states:startExecution`` tasks start their children through it; a
+        test may call it too (``env.api.call("DescribeExecution", {...})``).
+        """
+        from stepflow.api.arns import Scope
+        from stepflow.api.service import StepFunctionsService
+
+        return StepFunctionsService(
+            log=self.log,
+            bus=self.bus,
+            registry=InMemoryRegistry(),
+            invoker=self.tasks,
+            scope=Scope(self.region, self.account),
+            clock=self.now,
+            stepper=self.stepper,
+        )
+
+    def _registered(self, state_machine_arn: str) -> bool:
+        """True if a definition is registered for ``state_machine_arn``'s state machine."""
+        return ":".join(str(state_machine_arn).split(":")[:7]) in self._definitions
 
     # -- executions ---------------------------------------------------------------
 
@@ -452,6 +487,11 @@ def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
 
 
 __all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]
+
+
+def _sent(body: dict[str, Any]) -> TaskOutcome:
+    """A callback task's request with no integration to send it: nothing sent."""
+    return TaskOutcome.succeeded(None)
 
 
 def _cpu_budgets(limits: Limits) -> Callable[[], Budget]:
