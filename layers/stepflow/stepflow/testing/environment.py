@@ -50,7 +50,7 @@ from stepflow.testing.handlers import (
     task_invoker,
     unbound_check,
 )
-from stepflow.testing.nested import EnvironmentStarter, NestedTasks
+from stepflow.testing.nested import EnvironmentStarter, NestedTasks, name_machine
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
 
@@ -138,8 +138,8 @@ class WorkflowEnvironment:
         self.log = cast(CoordinationLog, self._counter)
         integrations = invoker if invoker is not None else aws_invoker(aws, region)
         # states:startExecution starts children through the environment's own API.
-        role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
-        starter = EnvironmentStarter(lambda: self.api, self._registered, role)
+        self._role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
+        starter = EnvironmentStarter(lambda: self.api)
         nested = NestedTasks(starter, integrations or task_invoker(self.handlers))
         inner = task_invoker(self.handlers, fallback=nested)
         sent = NestedTasks(starter, integrations or _sent)
@@ -189,7 +189,7 @@ class WorkflowEnvironment:
         from stepflow.api.arns import Scope
         from stepflow.api.service import StepFunctionsService
 
-        return StepFunctionsService(
+        api = StepFunctionsService(
             log=self.log,
             bus=self.bus,
             registry=InMemoryRegistry(),
@@ -198,10 +198,9 @@ class WorkflowEnvironment:
             clock=self.now,
             stepper=self.stepper,
         )
-
-    def _registered(self, state_machine_arn: str) -> bool:
-        """True if a definition is registered for ``state_machine_arn``'s state machine."""
-        return ":".join(str(state_machine_arn).split(":")[:7]) in self._definitions
+        for arn in self._definitions:
+            name_machine(api, arn, self._role)
+        return api
 
     # -- executions ---------------------------------------------------------------
 
@@ -217,6 +216,8 @@ class WorkflowEnvironment:
         existing = self._definitions.setdefault(arn, machine)
         if existing is not machine and existing != machine:
             raise ValueError(f"state machine {name!r} is registered with another definition")
+        if "api" in self.__dict__:  # the API knows every registered machine by name
+            name_machine(self.api, arn, self._role)
         return arn
 
     def start(

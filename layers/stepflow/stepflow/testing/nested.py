@@ -31,44 +31,35 @@ the definition :meth:`WorkflowEnvironment.register` parsed, never this one."""
 
 
 class EnvironmentStarter:
-    """The API's starter over ``service``; a registered machine is made known to it first.
+    """The API's starter over the environment's ``service`` (built on first use)."""
 
-    ``registered(arn)`` says whether the environment has a definition for ``arn``'s
-    state machine; ``role`` is the role the environment's executions run as.
-    """
-
-    def __init__(
-        self,
-        service: Callable[[], StepFunctionsService],
-        registered: Callable[[str], bool],
-        role: str,
-    ) -> None:
+    def __init__(self, service: Callable[[], StepFunctionsService]) -> None:
         self._service = service
-        self._registered = registered
-        self._role = role
         self._inner: ApiExecutionStarter | None = None
 
     def start(self, request: NestedStart) -> StartedExecution:
-        """Start ``request`` through the API (creating its machine there on first use)."""
-        from stepflow.api.errors import ApiError
+        """Start ``request`` through the environment's API."""
         from stepflow.api.nested import ApiExecutionStarter
 
         if self._inner is None:
             self._inner = ApiExecutionStarter(
                 lambda: self._service().executions, lambda: self._service().limits
             )
-        arn = request.state_machine_arn
-        if self._registered(arn):
-            name = arn.split(":")[6]
-            service = self._service()
-            try:
-                service.machines.head(service.scope.machine_arn(name))
-            except ApiError:
-                service.call(
-                    "CreateStateMachine",
-                    {"name": name, "definition": NAMING_DEFINITION, "roleArn": self._role},
-                )
         return self._inner.start(request)
+
+
+def name_machine(service: StepFunctionsService, state_machine_arn: str, role: str) -> None:
+    """Make a registered machine known to the environment's API (once)."""
+    from stepflow.api.errors import ApiError
+
+    name = state_machine_arn.split(":")[6]
+    try:
+        service.machines.head(service.scope.machine_arn(name))
+    except ApiError:
+        service.call(
+            "CreateStateMachine",
+            {"name": name, "definition": NAMING_DEFINITION, "roleArn": role},
+        )
 
 
 class NestedTasks:
