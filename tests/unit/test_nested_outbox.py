@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from stepflow.engine import CancelTask, NotifyCaller, TaskFailed, TaskSucceeded, new_execution
+from stepflow.engine import (
+    CancelTask,
+    ExecutionState,
+    NotifyCaller,
+    TaskFailed,
+    TaskSucceeded,
+    new_execution,
+)
 from stepflow.runtime.messages import decode_event
 from stepflow.runtime.outbox import build_outbox
 
