@@ -358,3 +358,21 @@ def test_redriving_the_parent_starts_a_new_child() -> None:
     statuses = sorted(e["status"] for e in executions(env, child))
     assert statuses == ["FAILED", "SUCCEEDED"]  # a new child; the failed one stays as it was
     assert len(calls) == 2
+
+
+def test_a_sync_task_has_a_token_that_send_task_success_answers() -> None:
+    env = WorkflowEnvironment()
+    waiting = env.register(CHILD_WAITS, "Waits")
+    flow = parent(
+        ".sync",
+        {"StateMachineArn": waiting, "Input": {"TaskToken.$": "$$.Task.Token"}},
+    )
+    arn = env.start(env.register(flow), {})
+    env.run_until_idle()
+    (kid,) = executions(env, waiting)
+    described = env.api.call("DescribeExecution", {"executionArn": kid["executionArn"]})
+    env.complete(json.loads(described["input"])["TaskToken"], "SQS_SEND_MESSAGE_AND_WAIT")
+    env.run(arn)
+    result = env.result(arn)
+    assert (result.status, result.output) == ("SUCCEEDED", '"SQS_SEND_MESSAGE_AND_WAIT"')
+    assert env.result(kid["executionArn"]).status == "RUNNING"  # answered: not cancelled
