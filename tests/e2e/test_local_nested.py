@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import stepflow
 from stepflow.local import LocalStack
 from stepflow.runtime import Message
 
@@ -164,3 +165,33 @@ def _wait_children(sfn: Any, machine: str) -> list[dict[str, Any]]:
             return found
         time.sleep(0.05)
     raise AssertionError(f"no execution of {machine} started")
+
+
+def test_an_express_sync_execution_starts_a_standard_child(stack: LocalStack) -> None:
+    # StepFlow's client: boto3's own prefixes StartSyncExecution's host with "sync-".
+    sfn = stepflow.client(
+        stack.url, region="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    child = _machine(
+        sfn, "nested-from-express", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    )
+    flow = {
+        "StartAt": "Start",
+        "States": {
+            "Start": {
+                "Type": "Task",
+                "Resource": R,
+                "Parameters": {"StateMachineArn": child, "Name": "from-express"},
+                "End": True,
+            }
+        },
+    }
+    created = sfn.create_state_machine(
+        name="nested-express", definition=json.dumps(flow), roleArn=ROLE, type="EXPRESS"
+    )
+    answer = sfn.start_sync_execution(stateMachineArn=created["stateMachineArn"], input="{}")
+    assert answer["status"] == "SUCCEEDED", answer
+    output = json.loads(answer["output"])
+    assert output["ExecutionArn"].endswith(":execution:nested-from-express:from-express")
+    assert wait_for(sfn, output["ExecutionArn"])["status"] == "SUCCEEDED"
+    assert len(_children(sfn, child)) == 1

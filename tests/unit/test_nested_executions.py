@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from stepflow.api import nested as api_nested
 from stepflow.runtime import Message
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import WorkflowEnvironment
 
 R = "arn:aws:states:::states:startExecution"
@@ -267,6 +268,10 @@ def test_no_such_state_machine_fails_as_aws_names_it() -> None:
             {"StateMachineArn": "arn:aws:states:us-east-1:999999999999:stateMachine:Child"},
             "StepFunctions.InvalidArnException",
         ),
+        (  # the stack's own resources are no state machines
+            {"StateMachineArn": "arn:aws:dynamodb:us-east-1:123456789012:table/stepflow"},
+            "StepFunctions.InvalidArnException",
+        ),
         ({"StateMachineArn": "CHILD", "Input": "not json"}, "StepFunctions.InvalidExecution"),
         ({"StateMachineArn": "CHILD", "Name": "bad name"}, "StepFunctions.InvalidName"),
         ({"StateMachineArn": "CHILD", "Input": "x" * 300_000}, "StepFunctions.InvalidExecution"),
@@ -376,3 +381,17 @@ def test_a_sync_task_has_a_token_that_send_task_success_answers() -> None:
     result = env.result(arn)
     assert (result.status, result.output) == ("SUCCEEDED", '"SQS_SEND_MESSAGE_AND_WAIT"')
     assert env.result(kid["executionArn"]).status == "RUNNING"  # answered: not cancelled
+
+
+def test_an_environment_with_its_own_invoker_can_still_nest() -> None:
+    def refuse(body: dict[str, Any]) -> TaskOutcome:
+        return TaskOutcome.failed("Refused", str(body.get("resource")))
+
+    env = WorkflowEnvironment(invoker=refuse, nested=True)
+    child = env.register(CHILD_OK, "Child")
+    arn = run(env, parent(".sync:2", {"StateMachineArn": child}))
+    assert env.result(arn).status == "SUCCEEDED"
+    plain = WorkflowEnvironment(invoker=refuse)  # the invoker decides
+    child = plain.register(CHILD_OK, "Child")
+    arn = run(plain, parent(".sync:2", {"StateMachineArn": child}))
+    assert plain.result(arn).error == "Refused"

@@ -102,6 +102,12 @@ class WorkflowEnvironment:
     ``States.Runtime`` before it is scheduled (no Task event): ``check_parameters``
     (default: the integration registry's, none when ``invoker`` is given) finds
     them; a task a handler takes is never checked.
+
+    ``states:startExecution`` tasks (every pattern) start their children through
+    the environment's own Step Functions API (:attr:`api`), which knows every
+    :meth:`register`-ed machine: ``nested`` True, the default when no ``invoker``
+    is given. An ``invoker`` otherwise decides (the API's own starts executions of
+    its deployment); ``nested=True`` routes them to the environment anyway.
     """
 
     def __init__(
@@ -123,6 +129,7 @@ class WorkflowEnvironment:
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
         check_parameters: ParameterCheck | None = None,
+        nested: bool | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -137,12 +144,15 @@ class WorkflowEnvironment:
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         integrations = invoker if invoker is not None else aws_invoker(aws, region)
-        # states:startExecution starts children through the environment's own API.
         self._role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
-        starter = EnvironmentStarter(lambda: self.api)
-        nested = NestedTasks(starter, integrations or task_invoker(self.handlers))
-        inner = task_invoker(self.handlers, fallback=nested)
-        sent = NestedTasks(starter, integrations or _sent)
+        runs: TaskInvoker | None = integrations
+        sent: TaskInvoker | None = integrations
+        if nested if nested is not None else invoker is None:
+            # states:startExecution starts children through the environment's own API.
+            starter = EnvironmentStarter(lambda: self.api)
+            runs = NestedTasks(starter, integrations or task_invoker(self.handlers))
+            sent = NestedTasks(starter, integrations or _sent)
+        inner = task_invoker(self.handlers, fallback=runs)
         self.tasks = CallbackTasks(self.handlers, inner, integrations=sent)
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
