@@ -395,3 +395,16 @@ def test_an_environment_with_its_own_invoker_can_still_nest() -> None:
     child = plain.register(CHILD_OK, "Child")
     arn = run(plain, parent(".sync:2", {"StateMachineArn": child}))
     assert plain.result(arn).error == "Refused"
+
+
+def test_a_redriven_task_with_a_fixed_name_collides_with_its_old_child() -> None:
+    env = WorkflowEnvironment()
+    child = env.register(CHILD_FAILS, "Child")
+    arn = run(env, parent(".sync:2", {"StateMachineArn": child, "Name": "fixed"}))
+    assert env.result(arn).error == "States.TaskFailed"
+    env.stepper.redrive_execution(arn)
+    env.run(arn)
+    # As StartExecution answers a closed execution's name on AWS: the old child is not rerun.
+    assert env.result(arn).error == "StepFunctions.ExecutionAlreadyExistsException"
+    (kid,) = executions(env, child)
+    assert kid["status"] == "FAILED"
