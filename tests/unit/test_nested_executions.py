@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from stepflow.api import nested as api_nested
+from stepflow.api.nested import ApiExecutionStarter
 from stepflow.runtime import Message
+from stepflow.runtime.nested import NestedStart, StartRefusedError
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import WorkflowEnvironment
 
@@ -408,3 +410,19 @@ def test_a_redriven_task_with_a_fixed_name_collides_with_its_old_child() -> None
     assert env.result(arn).error == "StepFunctions.ExecutionAlreadyExistsException"
     (kid,) = executions(env, child)
     assert kid["status"] == "FAILED"
+
+
+def test_a_rerun_of_the_same_task_attempt_gets_its_child_back() -> None:
+    env = WorkflowEnvironment()
+    child = env.register(CHILD_OK, "Child")
+    starter = ApiExecutionStarter(lambda: env.api.executions, lambda: env.api.limits)
+    parent_arn = "arn:aws:states:us-east-1:123456789012:execution:Parent:p"
+    request = NestedStart(child, "{}", "kid", None, ROLE, parent_arn, "t1")
+    first = starter.start(request)
+    env.run(first.execution_arn)
+    assert env.result(first.execution_arn).status == "SUCCEEDED"
+    assert starter.start(request) == first  # the same attempt, after a crash: no error
+    with pytest.raises(StartRefusedError) as refused:  # another attempt (a retry, a redrive)
+        starter.start(NestedStart(child, "{}", "kid", None, ROLE, parent_arn, "t2"))
+    assert refused.value.code == "ExecutionAlreadyExists"
+    assert len(executions(env, child)) == 1

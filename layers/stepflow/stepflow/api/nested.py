@@ -22,6 +22,9 @@ from stepflow.runtime.nested import NestedStart, StartedExecution, StartRefusedE
 
 STARTED_BY_EXECUTION = "startedByExecution"
 """Head attribute: the execution whose Task started this one."""
+STARTED_BY_TASK = "startedByTask"
+"""Head attribute: the task attempt (its id in that execution) that started this one."""
+EXISTS = "ExecutionAlreadyExists"
 NESTING_DEPTH = "nestingDepth"
 """Head attribute: how many Task starts separate this execution from one a user started."""
 
@@ -57,7 +60,35 @@ class ApiExecutionStarter:
             attributes = self._attributes(executions, request)
             record = executions.start(params, attributes=attributes, caller=request.caller)
         except ApiError as exc:
+            found = self._started_before(executions, request) if exc.code == EXISTS else None
+            if found is not None:
+                return found
             raise StartRefusedError(exc.code, exc.message) from None
+        return StartedExecution(record.execution_arn, record.start_date)
+
+    @staticmethod
+    def _started_before(executions: Executions, request: NestedStart) -> StartedExecution | None:
+        """The child this very task attempt started already (it ran again after a crash).
+
+        StartExecution refuses a closed execution's name; the attempt that started it
+        gets it back instead, so a re-run never fails on its own child. Another attempt
+        (a retry, a redrive) is refused, as on AWS.
+        """
+        if not (request.name and request.parent_arn and request.task_id):
+            return None
+        try:
+            machine = executions.scope.parse_machine(request.state_machine_arn)[0]
+        except ApiError:
+            return None
+        record = executions.log.get(executions.scope.execution_arn(machine, request.name))
+        if record is None:
+            return None
+        mine = (request.parent_arn, request.task_id)
+        if (
+            record.attributes.get(STARTED_BY_EXECUTION),
+            record.attributes.get(STARTED_BY_TASK),
+        ) != mine:
+            return None
         return StartedExecution(record.execution_arn, record.start_date)
 
     @staticmethod
@@ -79,4 +110,5 @@ class ApiExecutionStarter:
             attributes[STARTED_BY] = request.principal
         if request.parent_arn:
             attributes[STARTED_BY_EXECUTION] = request.parent_arn
+            attributes[STARTED_BY_TASK] = request.task_id
         return attributes

@@ -103,6 +103,7 @@ class StatesStartExecution:
             caller=caller,
             principal=request.role_arn or request.execution_role,
             parent_arn=request.execution_arn,
+            task_id=request.task_id,
         )
         try:
             started = self.starter.start(start)

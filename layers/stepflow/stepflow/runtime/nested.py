@@ -67,6 +67,8 @@ class NestedStart:
     caller: dict[str, Any] | None = None
     principal: str = ""
     parent_arn: str = ""
+    task_id: str = ""
+    """The parent's task attempt: a re-run of the same attempt finds the child it started."""
 
 
 @dataclass(frozen=True, slots=True)
