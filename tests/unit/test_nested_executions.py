@@ -61,7 +61,13 @@ def test_request_response_returns_arn_and_start_date_and_the_child_runs() -> Non
     child = env.register(CHILD_OK, "Child")
     arn = run(env, parent("", {"StateMachineArn": child, "Input": {"a": 1}, "Name": "kid"}))
     output = json.loads(env.result(arn).output or "null")
-    assert set(output) == {"ExecutionArn", "StartDate"}
+    assert list(output) == [  # as AWS's recorded output
+        "ExecutionArn",
+        "SdkHttpMetadata",
+        "SdkResponseMetadata",
+        "StartDate",
+    ]
+    assert output["SdkHttpMetadata"]["HttpStatusCode"] == 200
     assert output["ExecutionArn"].endswith(":execution:Child:kid")
     assert isinstance(output["StartDate"], int)  # epoch milliseconds, as the SDK for Java
     (listed,) = executions(env, child)  # a real top-level execution

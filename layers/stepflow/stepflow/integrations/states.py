@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from email.utils import formatdate
 from typing import Any
 
 from stepflow.data.serialize import dumps
@@ -19,6 +20,7 @@ from stepflow.engine.resources import Pattern
 from stepflow.errors import StatesErrorName
 from stepflow.integrations.base import TaskRequest, unknown_action
 from stepflow.integrations.errors import ErrorNames
+from stepflow.integrations.metadata import sdk_metadata
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.nested import (
     ACTION,
@@ -109,13 +111,32 @@ class StatesStartExecution:
             started = self.starter.start(start)
         except StartRefusedError as exc:
             return refused(exc)
-        output = {
-            "ExecutionArn": started.execution_arn,
-            "StartDate": epoch_millis(started.start_date),
-        }
+        output = start_response(started.execution_arn, started.start_date)
         if sync:
             return TaskOutcome.started(output, {"ExecutionArn": started.execution_arn})
         return TaskOutcome.succeeded(output)
+
+
+def start_response(execution_arn: str, start_date: float) -> dict[str, Any]:
+    """StartExecution's response as the task sees it: PascalCase, the SDK's HTTP metadata.
+
+    (The metadata describes the API's JSON answer; no HTTP request is made.)
+    """
+    body = dumps({"executionArn": execution_arn, "startDate": start_date})
+    headers = {
+        "x-amzn-RequestId": str(uuid.uuid4()),
+        "Content-Type": "application/x-amz-json-1.0",
+        "Content-Length": str(len(body.encode())),
+        "Date": formatdate(start_date, usegmt=True),
+    }
+    answer = {"ResponseMetadata": {"HTTPHeaders": headers, "HTTPStatusCode": 200}}
+    metadata = sdk_metadata(answer)
+    metadata["SdkResponseMetadata"] = {"RequestId": headers["x-amzn-RequestId"]}
+    return {
+        "ExecutionArn": execution_arn,
+        **metadata,
+        "StartDate": epoch_millis(start_date),
+    }
 
 
 def execution_input(value: Any) -> str | None:
