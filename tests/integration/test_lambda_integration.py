@@ -25,6 +25,11 @@ FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:validate"
 HEADERS = {"x-amzn-requestid": "req-1", "content-type": "application/json"}
 
 
+def fields(outcome: TaskOutcome) -> tuple[Any, ...]:
+    """``(ok, output, error, cause)`` of an outcome (which has more fields since ``.sync``)."""
+    return (outcome.ok, outcome.output, outcome.error, outcome.cause)
+
+
 class FakeLambda:
     """Answers Invoke with a canned payload (or raises), recording each request."""
 
@@ -53,11 +58,6 @@ class FakeLambda:
         return response
 
 
-def four(outcome: TaskOutcome) -> tuple[Any, ...]:
-    """An outcome's ok, output, error and cause (its other fields are the .sync ones)."""
-    return (outcome.ok, outcome.output, outcome.error, outcome.cause)
-
-
 def LambdaInvoker(fake: FakeLambda) -> IntegrationInvoker:  # noqa: N802 (the old name, kept)
     """The runtime's invoker with ``fake`` as every task's Lambda client."""
     return IntegrationInvoker(default_registry(), FixedClients(**{"lambda": fake}))
@@ -76,7 +76,7 @@ def test_a_function_arn_is_invoked_with_the_input_and_returns_the_payload() -> N
     # WHEN a task on its ARN runs
     outcome = LambdaInvoker(fake)(body(FUNCTION, {"order": 7}))
     # THEN the input was the payload and the output is the parsed response
-    assert four(outcome) == (True, {"valid": True}, None, None)
+    assert fields(outcome) == (True, {"valid": True}, None, None)
     (request,) = fake.requests
     assert request["FunctionName"] == FUNCTION
     assert json.loads(request["Payload"]) == {"order": 7}
@@ -84,7 +84,7 @@ def test_a_function_arn_is_invoked_with_the_input_and_returns_the_payload() -> N
 
 def test_a_qualified_function_arn_is_invoked_as_given() -> None:
     fake = FakeLambda(3)
-    assert four(LambdaInvoker(fake)(body(FUNCTION + ":live", 1))) == (True, 3, None, None)
+    assert fields(LambdaInvoker(fake)(body(FUNCTION + ":live", 1))) == (True, 3, None, None)
     assert fake.requests[0]["FunctionName"] == FUNCTION + ":live"
 
 
@@ -92,7 +92,7 @@ def test_a_function_error_fails_the_task_like_step_functions() -> None:
     # GIVEN a function that raises OutOfStock
     fake = FakeLambda(ERROR_PAYLOAD, function_error="Unhandled")
     # WHEN the task runs
-    ok, output, error, cause = four(LambdaInvoker(fake)(body(FUNCTION, {})))
+    ok, output, error, cause = fields(LambdaInvoker(fake)(body(FUNCTION, {})))
     # THEN it fails with the errorType and the error payload's JSON as the cause
     assert (ok, output, error) == (False, None, "OutOfStock")
     assert cause is not None and json.loads(cause) == ERROR_PAYLOAD
@@ -100,7 +100,7 @@ def test_a_function_error_fails_the_task_like_step_functions() -> None:
 
 def test_a_function_error_without_an_error_type_is_lambda_unknown() -> None:
     fake = FakeLambda({"errorMessage": "Task timed out after 3.00 seconds"}, "Unhandled")
-    ok, _, error, cause = four(LambdaInvoker(fake)(body(FUNCTION, {})))
+    ok, _, error, cause = fields(LambdaInvoker(fake)(body(FUNCTION, {})))
     assert (ok, error) == (False, "Lambda.Unknown")
     assert cause is not None and "timed out" in cause
 
@@ -110,7 +110,7 @@ def test_lambda_invoke_takes_the_request_from_the_input_and_returns_the_envelope
     fake = FakeLambda({"total": 42})
     task_input = {"FunctionName": FUNCTION, "Payload": {"order": 7}, "Qualifier": "live"}
     # WHEN it runs
-    ok, output, error, cause = four(LambdaInvoker(fake)(body(LAMBDA_INVOKE, task_input)))
+    ok, output, error, cause = fields(LambdaInvoker(fake)(body(LAMBDA_INVOKE, task_input)))
     # THEN the request is built from the input
     (request,) = fake.requests
     assert request["FunctionName"] == FUNCTION and request["Qualifier"] == "live"
@@ -132,7 +132,7 @@ def test_lambda_invoke_takes_the_request_from_the_input_and_returns_the_envelope
 
 def test_lambda_invoke_with_a_function_error_fails_with_the_error_type() -> None:
     fake = FakeLambda(ERROR_PAYLOAD, function_error="Handled")
-    ok, _, error, cause = four(
+    ok, _, error, cause = fields(
         LambdaInvoker(fake)(body(LAMBDA_INVOKE, {"FunctionName": "validate"}))
     )
     assert (ok, error) == (False, "OutOfStock")
@@ -142,7 +142,7 @@ def test_lambda_invoke_with_a_function_error_fails_with_the_error_type() -> None
 
 def test_lambda_invoke_without_a_function_name_is_a_runtime_error() -> None:
     fake = FakeLambda()
-    assert four(LambdaInvoker(fake)(body(LAMBDA_INVOKE, {"Payload": 1})))[:3] == (
+    assert fields(LambdaInvoker(fake)(body(LAMBDA_INVOKE, {"Payload": 1})))[:3] == (
         False,
         None,
         "States.Runtime",
@@ -160,14 +160,14 @@ def test_a_lambda_service_error_fails_the_task_with_a_lambda_error_name() -> Non
         "Invoke",
     )
     # WHEN the task runs THEN it fails with Lambda.<Code>, so a Retry can match it
-    ok, _, error, cause = four(LambdaInvoker(FakeLambda(raises=throttled))(body(FUNCTION, {})))
+    ok, _, error, cause = fields(LambdaInvoker(FakeLambda(raises=throttled))(body(FUNCTION, {})))
     assert (ok, error) == (False, "Lambda.TooManyRequestsException")
     assert cause is not None and "Rate exceeded" in cause and "429" in cause
 
 
 def test_a_connection_failure_is_an_sdk_client_exception() -> None:
     down = EndpointConnectionError(endpoint_url="https://lambda")
-    ok, _, error, _ = four(LambdaInvoker(FakeLambda(raises=down))(body(FUNCTION, {})))
+    ok, _, error, _ = fields(LambdaInvoker(FakeLambda(raises=down))(body(FUNCTION, {})))
     assert (ok, error) == (False, "Lambda.SdkClientException")
 
 
@@ -182,7 +182,7 @@ def test_a_connection_failure_is_an_sdk_client_exception() -> None:
 )
 def test_resources_without_an_integration_fail_naming_the_resource(resource: str) -> None:
     fake = FakeLambda()
-    ok, _, error, cause = four(LambdaInvoker(fake)(body(resource, {})))
+    ok, _, error, cause = fields(LambdaInvoker(fake)(body(resource, {})))
     assert (ok, error) == (False, "States.Runtime")
     assert cause is not None and f"StepFlow cannot run the Task resource {resource!r}" in cause
     assert fake.requests == []

@@ -36,6 +36,21 @@ class Executions:
 
     def start_execution(self, p: dict[str, Any]) -> dict[str, Any]:
         """StartExecution: idempotent by name while running with the same input."""
+        record = self.start(p, attributes=_principal(STARTED_BY))
+        return {"executionArn": record.execution_arn, "startDate": record.start_date}
+
+    def start(
+        self,
+        p: dict[str, Any],
+        *,
+        attributes: dict[str, Any],
+        caller: dict[str, Any] | None = None,
+    ) -> ExecutionRecord:
+        """StartExecution's semantics, for the API and for a Task (:mod:`stepflow.api.nested`).
+
+        ``attributes`` go into the new head (who started it); ``caller`` is the
+        ``.sync`` task that waits for its end. Raises :class:`ApiError`.
+        """
         target = self.machines.resolve(p["stateMachineArn"])
         machine = self.scope.parse_machine(target)[0]
         name = check_name(p.get("name") or str(uuid.uuid4()), "execution name")
@@ -46,17 +61,17 @@ class Executions:
         if existing is not None and existing.status != "RUNNING":
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
         try:
-            record = self.stepper.start_execution(
+            return self.stepper.start_execution(
                 state_machine_arn=target,
                 name=name,
                 input=value,
                 seed=secrets.randbits(63),
-                attributes=_principal(STARTED_BY),
+                attributes=attributes,
                 role_arn=self.machines.role_of(target),
+                caller=caller,
             )
         except ExecutionInputMismatchError:
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'") from None
-        return {"executionArn": record.execution_arn, "startDate": record.start_date}
 
     def describe_execution(self, p: dict[str, Any]) -> dict[str, Any]:
         """DescribeExecution: status, input, output, error and cause, dates as epoch seconds."""

@@ -120,9 +120,11 @@ class StepFunctionsService:
             limits=self.limits,
         )
         self.machines = Machines(registry, self.scope, clock)
+        self.executions = Executions(self.machines, log, self.stepper)
+        """StartExecution and friends; a Task's nested start goes through it too."""
         parts = (
             self.machines,
-            Executions(self.machines, log, self.stepper),
+            self.executions,
             Synchronous(self.machines, invoker, clock, self.limits),
             Aliases(self.machines),
         )

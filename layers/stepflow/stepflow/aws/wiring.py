@@ -28,6 +28,7 @@ import boto3
 from stepflow.activities import ActivityRouter
 from stepflow.api.access import AccessControl, AccessPolicy
 from stepflow.api.arns import Scope
+from stepflow.api.nested import ApiExecutionStarter
 from stepflow.api.pass_role import checker_from_setting
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
@@ -43,7 +44,7 @@ from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
-from stepflow.integrations.catalog import with_http
+from stepflow.integrations.catalog import with_http, with_starter
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.item_reader import S3ItemSource
@@ -211,7 +212,9 @@ class Wiring:
         # runtime API listens on 127.0.0.1); stepflow local's users call local servers.
         local = self.denied_endpoints is not None
         http = Urllib3Http(denied=self.denied_endpoints, allow_loopback=local)
-        return with_http(default_registry(), http)
+        # A Task's nested StartExecution goes through this process's API service (in process).
+        starter = ApiExecutionStarter(lambda: self.service.executions, lambda: self.service.limits)
+        return with_starter(with_http(default_registry(), http), starter)
 
     @cached_property
     def check_parameters(self) -> ParameterCheck | None:

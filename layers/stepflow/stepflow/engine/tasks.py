@@ -30,7 +30,8 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     info = describe(node.resource)
     role_arn = task_role(d, frame, node)
     task_id = d.new_id("t")
-    deferred = info.wait_for_token or info.kind == "activity"
+    # A .sync task has a token too (``$$.Task.Token``): SendTaskSuccess may end it, as on AWS.
+    deferred = info.wait_for_token or info.kind == "activity" or info.pattern in ("sync", "sync2")
     token = task_token(d, task_id) if deferred else None
     token_context = {"task_token": token} if token is not None else {}
     frame.effective = dataflow.effective_input(

@@ -19,10 +19,12 @@ from stepflow.integrations import (
     lambda_,
     sns,
     sqs,
+    states,
 )
 from stepflow.integrations.base import Integration
 from stepflow.integrations.http_port import HttpPort
 from stepflow.integrations.registry import Registry
+from stepflow.runtime.nested import ExecutionStarter
 
 MODULES: tuple[Sequence[Integration], ...] = (
     # One line per integration module: its INTEGRATIONS tuple.
@@ -39,6 +41,7 @@ MODULES: tuple[Sequence[Integration], ...] = (
     glue.INTEGRATIONS,
     batch.INTEGRATIONS,
     ecs.INTEGRATIONS,
+    states.INTEGRATIONS,
 )
 
 
@@ -60,4 +63,11 @@ def with_http(registry: Registry, port: HttpPort) -> Registry:
     copy = Registry(dict(registry.integrations))
     copy.register(apigateway.ApiGatewayInvoke(port))
     copy.register(http.HttpInvoke(port))
+    return copy
+
+
+def with_starter(registry: Registry, starter: ExecutionStarter) -> Registry:
+    """A copy of ``registry`` whose ``states:startExecution`` tasks start through ``starter``."""
+    copy = Registry(dict(registry.integrations))
+    copy.register(states.StatesStartExecution(starter))
     return copy

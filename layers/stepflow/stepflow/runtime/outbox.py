@@ -14,9 +14,11 @@ from typing import Any
 
 from stepflow.engine import (
     CancelChild,
+    CancelTask,
     Command,
     ContinueLater,
     ExecutionState,
+    NotifyCaller,
     NotifyParent,
     RunTask,
     StartChild,
@@ -25,6 +27,7 @@ from stepflow.engine import (
 )
 from stepflow.engine.codec import encode_state
 from stepflow.runtime.messages import Message, encode_event, task_body
+from stepflow.runtime.nested import caller_message, is_sync_child, stop_child_message
 from stepflow.runtime.ports import CoordinationLog, ExecutionAlreadyExistsError, ExecutionRecord
 
 MAX_DELAY_SECONDS = 900
@@ -37,8 +40,12 @@ def build_outbox(
     commands: list[Command],
     state: ExecutionState,
     machine_arn: str,
+    now: float = 0.0,
 ) -> tuple[Message, ...]:
-    """The messages of ``commands``; children run ``machine_arn``, their parent's revision."""
+    """The messages of ``commands``; children run ``machine_arn``, their parent's revision.
+
+    ``now`` is the commit's time (the stop date a waiting caller is told).
+    """
     messages = []
     for i, command in enumerate(commands):
         message_id = f"{arn}#{seq}#{i}"
@@ -61,7 +68,16 @@ def build_outbox(
             messages.append(Message(arn, message_id, "event", body, command.fire_at))
         elif isinstance(command, ContinueLater):
             messages.append(Message(arn, message_id, "event", {"type": "Continue"}))
+        elif isinstance(command, NotifyCaller):
+            messages.append(caller_message(command, state, machine_arn, now))
+        elif isinstance(command, CancelTask):
+            messages.extend(nested_cancel(command, message_id))
     return tuple(messages)
+
+
+def nested_cancel(command: CancelTask, message_id: str) -> list[Message]:
+    """A cancelled ``states:startExecution.sync`` task stops its child (nothing otherwise)."""
+    return [stop_child_message(command, message_id)] if is_sync_child(command) else []
 
 
 def child_message(

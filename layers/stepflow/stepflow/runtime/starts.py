@@ -44,6 +44,8 @@ class NewExecution:
     attributes: dict[str, Any] = field(default_factory=dict)
     role_arn: str | None = None
     """The state machine's roleArn (None: the engine's default execution role)."""
+    caller: dict[str, Any] | None = None
+    """The ``.sync`` task waiting for this execution's end (``ExecutionState.caller``)."""
 
 
 def first_state(new: NewExecution, *, seed: int, child_limit: int | None) -> ExecutionState:
@@ -51,7 +53,7 @@ def first_state(new: NewExecution, *, seed: int, child_limit: int | None) -> Exe
     # arn:aws:states:<region>:<account>:stateMachine:<name>[:<version, alias or revision>]
     parts = new.state_machine_arn.split(":")
     where = {"region": parts[3], "account": parts[4]} if len(parts) >= 7 else {}
-    return new_execution(
+    state = new_execution(
         name=new.name,
         input=new.input,
         now=new.now,
@@ -62,6 +64,8 @@ def first_state(new: NewExecution, *, seed: int, child_limit: int | None) -> Exe
         child_limit=child_limit,
         token_key=secrets.token_hex(16),
     )
+    state.caller = new.caller
+    return state
 
 
 def first_decision(
@@ -72,15 +76,19 @@ def first_decision(
     budget: Budget,
     limits: Limits,
     check_parameters: ParameterCheck | None = None,
+    defer: bool = False,
 ) -> tuple[Decision, tuple[Message, ...]]:
     """The decision on ``Start``, and the outbox that replaces its own when it was deferred.
 
     When ``budget`` defers it (too slow to decide while the caller waits), the
     execution is stored undecided with a Start message in its outbox, for the
     stepper behind the queue; the engine ignores a second Start, so a
-    redelivery cannot start it twice.
+    redelivery cannot start it twice. ``defer`` leaves it to that stepper in any case
+    (a ``.sync`` child: its caller records TaskSubmitted before the child can end).
     """
     try:
+        if defer:
+            raise DecisionDeferred("deferred by the caller")
         decision = decide(
             definition,
             state,
@@ -111,7 +119,7 @@ def first_record(
         seq=1,
         state=encode_state(decision.state),
         outbox=deferred
-        or build_outbox(arn, 1, decision.commands, decision.state, new.state_machine_arn),
+        or build_outbox(arn, 1, decision.commands, decision.state, new.state_machine_arn, new.now),
         start_date=new.now,
         stop_date=None if decision.state.status == "RUNNING" else new.now,
         attributes=dict(new.attributes),

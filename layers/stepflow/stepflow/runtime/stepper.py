@@ -149,6 +149,7 @@ class Stepper:
         seed: int,
         attributes: Mapping[str, Any] | None = None,
         role_arn: str | None = None,
+        caller: Mapping[str, Any] | None = None,
     ) -> ExecutionRecord:
         """Create an execution and run its first decision; idempotent by name.
 
@@ -156,10 +157,17 @@ class Stepper:
         different input raises :class:`ExecutionInputMismatchError`.
         ``attributes`` are kept in the head (e.g. the principal that started it).
         ``role_arn`` is the state machine's role, the execution's (None: the default).
+        ``caller`` is the ``.sync`` task waiting for its end (:mod:`stepflow.runtime.nested`).
         """
         definition = self.definitions(state_machine_arn)
         new = NewExecution(
-            state_machine_arn, name, input, self.clock(), dict(attributes or {}), role_arn
+            state_machine_arn,
+            name,
+            input,
+            self.clock(),
+            dict(attributes or {}),
+            role_arn,
+            dict(caller) if caller is not None else None,
         )
         state = first_state(new, seed=seed, child_limit=self.child_limit)
         decision, deferred = first_decision(
@@ -169,6 +177,7 @@ class Stepper:
             budget=self._budget(start=True),
             limits=self.limits,
             check_parameters=self.check_parameters,
+            defer=caller is not None,
         )
         try:
             try:
@@ -392,7 +401,7 @@ class Stepper:
                 return repaired
             seq = record.seq + 1
             outbox = build_outbox(
-                record.execution_arn, seq, commands, state, record.state_machine_arn
+                record.execution_arn, seq, commands, state, record.state_machine_arn, now
             ) + self._in_flight(record, state, handled)
             kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
             kept.update(attributes or {})

@@ -146,7 +146,11 @@ class TaskRuns:
             if outcome.ok
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
-        if (
+        if isinstance(event, TaskSucceeded) and outcome.submitted:
+            # A started job (a .sync child execution): its end arrives later, as an event
+            # or through polls; the start's response is TaskSubmitted's output.
+            event = TaskSubmitted(task_id, event.output, outcome.handle, outcome.poll_after)
+        elif (
             isinstance(event, TaskSucceeded)
             and describe(str(message.body.get("resource", ""))).wait_for_token
         ):

@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
 
 from stepflow.activities import ActivityError, ActivityService
 from stepflow.activities.tokens import parse as parse_token
@@ -29,7 +30,8 @@ from stepflow.integrations import default_registry
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.clients import TaskClients
-from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.testing.delivery import (
@@ -49,8 +51,12 @@ from stepflow.testing.handlers import (
     task_invoker,
     unbound_check,
 )
+from stepflow.testing.nested import EnvironmentStarter, NestedTasks, name_machine
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
+
+if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
+    from stepflow.api.service import StepFunctionsService
 
 HISTORY_PAGE = 100_000
 """Events read per history page (few pages: the in-memory log decodes per commit)."""
@@ -97,6 +103,12 @@ class WorkflowEnvironment:
     ``States.Runtime`` before it is scheduled (no Task event): ``check_parameters``
     (default: the integration registry's, none when ``invoker`` is given) finds
     them; a task a handler takes is never checked.
+
+    ``states:startExecution`` tasks (every pattern) start their children through
+    the environment's own Step Functions API (:attr:`api`), which knows every
+    :meth:`register`-ed machine: ``nested`` True, the default when no ``invoker``
+    is given. An ``invoker`` otherwise decides (the API's own starts executions of
+    its deployment); ``nested=True`` routes them to the environment anyway.
     """
 
     def __init__(
@@ -118,6 +130,7 @@ class WorkflowEnvironment:
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
         check_parameters: ParameterCheck | None = None,
+        nested: bool | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -132,8 +145,16 @@ class WorkflowEnvironment:
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         integrations = invoker if invoker is not None else aws_invoker(aws, region)
-        inner = task_invoker(self.handlers, fallback=integrations)
-        self.tasks = CallbackTasks(self.handlers, inner, integrations=integrations)
+        self._role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
+        runs: TaskInvoker | None = integrations
+        sent: TaskInvoker | None = integrations
+        if nested if nested is not None else invoker is None:
+            # states:startExecution starts children through the environment's own API.
+            starter = EnvironmentStarter(lambda: self.api)
+            runs = NestedTasks(starter, integrations or task_invoker(self.handlers))
+            sent = NestedTasks(starter, integrations or _sent)
+        inner = task_invoker(self.handlers, fallback=runs)
+        self.tasks = CallbackTasks(self.handlers, inner, integrations=sent)
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )
@@ -174,6 +195,29 @@ class WorkflowEnvironment:
         """The virtual clock, in epoch seconds."""
         return self.bus.now
 
+    @cached_property
+    def api(self) -> StepFunctionsService:
+        """The Step Functions API over this environment's log, bus and stepper.
+
+        Nested ``states:startExecution`` tasks start their children through it; a
+        test may call it too (``env.api.call("DescribeExecution", {...})``).
+        """
+        from stepflow.api.arns import Scope
+        from stepflow.api.service import StepFunctionsService
+
+        api = StepFunctionsService(
+            log=self.log,
+            bus=self.bus,
+            registry=InMemoryRegistry(),
+            invoker=self.tasks,
+            scope=Scope(self.region, self.account),
+            clock=self.now,
+            stepper=self.stepper,
+        )
+        for arn in self._definitions:
+            name_machine(api, arn, self._role)
+        return api
+
     # -- executions ---------------------------------------------------------------
 
     def register(
@@ -188,6 +232,8 @@ class WorkflowEnvironment:
         existing = self._definitions.setdefault(arn, machine)
         if existing is not machine and existing != machine:
             raise ValueError(f"state machine {name!r} is registered with another definition")
+        if "api" in self.__dict__:  # the API knows every registered machine by name
+            name_machine(self.api, arn, self._role)
         return arn
 
     def start(
@@ -458,6 +504,11 @@ def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
 
 
 __all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]
+
+
+def _sent(body: dict[str, Any]) -> TaskOutcome:
+    """A callback task's request with no integration to send it: nothing sent."""
+    return TaskOutcome.succeeded(None)
 
 
 def _cpu_budgets(limits: Limits) -> Callable[[], Budget]:
