@@ -406,7 +406,7 @@ def test_a_negative_max_concurrency_path_fails_before_the_run() -> None:
     decision = decide(sm, state, Start(), 1.0)
     assert "MapRunStarted" not in types(decision)
     assert decision.state.error == "States.Runtime"
-    assert "MaxConcurrencyPath" in (decision.state.cause or "")
+    assert "Expected non-negative integer for MaxConcurrency" in (decision.state.cause or "")
 
 
 def test_redrive_runs_the_same_map_run_again() -> None:
@@ -576,7 +576,7 @@ def test_a_caught_failure_then_a_later_map_starts_a_new_run() -> None:
             {"ItemsPath": "$.xs", "ItemBatcher": {"MaxItemsPerBatchPath": "$.per"}},
             {"xs": [1], "per": -2},
             "States.Runtime",
-            'The MaxItemsPerBatchPath field refers to value "-2" which is not a valid integer',
+            "MaxItemsPerBatch cannot be negative.",
         ),
         (
             {"ItemsPath": "$.xs", "ItemBatcher": {"MaxInputBytesPerBatchPath": "$.nope"}},
@@ -609,7 +609,7 @@ def test_a_caught_failure_then_a_later_map_starts_a_new_run() -> None:
             {"ItemsPath": "$.xs", "ToleratedFailureCountPath": "$.t"},
             {"xs": [1], "t": -1},
             "States.Runtime",
-            "ToleratedFailureCountPath",
+            "ToleratedFailureCount cannot be negative.",
         ),
     ],
 )
