@@ -211,10 +211,10 @@ class _Batch:
 
     def run(self, given: BatchInput) -> ItemResult:
         """Start or continue one item and run it until it ends or must be parked."""
-        if not self._has_time():
-            return given if isinstance(given, ItemResult) else ItemResult(given[0], "NOT_RUN")
-        if isinstance(given, ItemResult):
+        if isinstance(given, ItemResult):  # its next task or continuation checks the time
             item = self._resumed(given)
+        elif not self._has_time():
+            return ItemResult(given[0], "NOT_RUN")
         else:
             item = self._fresh(*given)
             if item.failure is None:
