@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,9 @@ import pytest
 from stepflow.asl import StateMachine, parse
 from stepflow.data.budget import BudgetExceeded
 from stepflow.engine.express_rules import EXPRESS_MAX_SECONDS
+from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.limits import Limits
+from stepflow.runtime.clients import FixedClients
 from stepflow.runtime.express import BatchInput, ItemResult, run_batch
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -368,3 +371,31 @@ def test_items_see_the_context_and_the_task_names_the_parent() -> None:
     results = run(machine(states, "P"), items(1), lam, Clock())
     assert results[0].output == {"id": CONTEXT["Execution"]["Id"], "n": 0}
     assert lam.calls[0]["execution_arn"] == CONTEXT["Execution"]["Id"]
+
+
+def test_tasks_run_through_the_runtime_invoker_once_each() -> None:
+    """The runtime's one task invoker (IntegrationInvoker) runs an item's lambda:invoke."""
+
+    class Client:
+        def __init__(self) -> None:
+            self.requests: list[dict[str, Any]] = []
+
+        def invoke(self, **request: Any) -> dict[str, Any]:
+            self.requests.append(request)
+            event = json.loads(request["Payload"])
+            if event["n"] == 1:
+                body = json.dumps({"errorType": "ValueError", "errorMessage": "no"}).encode()
+                return {
+                    "StatusCode": 200,
+                    "FunctionError": "Unhandled",
+                    "Payload": io.BytesIO(body),
+                }
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(event["n"] * 2).encode())}
+
+    client = Client()
+    invoker = IntegrationInvoker(default_registry(), FixedClients(**{"lambda": client}))
+    results = run(machine({"T": task("f")}, "T"), items(3), invoker, Clock())
+    assert [r.status for r in results] == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    assert [r.output for r in results] == [0, None, 4]
+    assert results[1].error == "ValueError" and "no" in str(results[1].cause)
+    assert [json.loads(r["Payload"])["n"] for r in client.requests] == [0, 1, 2]
