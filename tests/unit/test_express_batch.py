@@ -399,3 +399,14 @@ def test_tasks_run_through_the_runtime_invoker_once_each() -> None:
     assert [r.output for r in results] == [0, None, 4]
     assert results[1].error == "ValueError" and "no" in str(results[1].cause)
     assert [json.loads(r["Payload"])["n"] for r in client.requests] == [0, 1, 2]
+
+
+def test_a_finished_task_leaves_no_timer_to_wake_for() -> None:
+    states = {
+        "T": task("f", "W", TimeoutSeconds=5),
+        "W": {"Type": "Wait", "Seconds": 10, "End": True},
+    }
+    clock = Clock()
+    first = run(machine(states, "T"), items(1), Lambda(), clock)
+    assert first[0].wake_at == clock.now + 10  # not the finished task's timeout, 5 s
+    assert list(first[0].resume["timers"].values()) == [clock.now + 10]  # type: ignore[index]
