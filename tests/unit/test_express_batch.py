@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from stepflow.asl import StateMachine, parse
-from stepflow.data.budget import BudgetExceeded
+from stepflow.data.budget import BudgetExceeded, ClockBudget
 from stepflow.engine.express_rules import EXPRESS_MAX_SECONDS
 from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.limits import Limits
@@ -410,3 +410,17 @@ def test_a_finished_task_leaves_no_timer_to_wake_for() -> None:
     first = run(machine(states, "T"), items(1), Lambda(), clock)
     assert first[0].wake_at == clock.now + 10  # not the finished task's timeout, 5 s
     assert list(first[0].resume["timers"].values()) == [clock.now + 10]  # type: ignore[index]
+
+
+def test_a_clock_budget_stops_the_batch_on_its_overall_deadline_only() -> None:
+    clock = Clock()
+
+    def slow(payload: Any) -> Any:
+        clock.now += 2
+        return payload
+
+    budget = ClockBudget(clock, expression_seconds=1, decision_seconds=5)
+    results = run(
+        machine({"T": task("f")}, "T"), items(4), Lambda(slow), clock, batch_budget=budget
+    )
+    assert [r.status for r in results] == ["SUCCEEDED"] * 3 + ["NOT_RUN"]

@@ -21,10 +21,11 @@ times out an Express execution. Resources AWS refuses in EXPRESS (``.sync``,
 ``.waitForTaskToken``, activities; see :mod:`stepflow.engine.express_rules`) fail every
 item with ``States.Runtime`` before anything runs.
 
-Time: ``batch_budget`` (a :class:`stepflow.data.budget.Budget`, e.g. a ``ClockBudget`` set
-to the Lambda's remaining time) is checked before each item starts, each task runs and each
-transition-budget continuation; once it runs out, the item in progress is parked and the
-rest come back ``NOT_RUN`` (never started: run them from their input). Every input comes
+Time: ``batch_budget`` (a :class:`stepflow.data.budget.Budget`, e.g. a ``ClockBudget`` whose
+``decision_seconds`` is the Lambda's remaining time less a margin; its expression deadline
+is not used) is checked before each item starts, each task runs and each transition-budget
+continuation; once it runs out, the item in progress is parked and the rest come back
+``NOT_RUN`` (never started: run them from their input). Every input comes
 back exactly once, in input order. ``budgets`` gives each decision its evaluation budget,
 as the stepper's.
 """
@@ -390,7 +391,8 @@ class _Batch:
 
     def _has_time(self) -> bool:
         if not self.out_of_time:
-            try:
+            try:  # only the budget's overall (decision) deadline counts for a batch
+                self.batch_budget.start_expression()
                 self.batch_budget.check()
             except BudgetExceeded:
                 self.out_of_time = True
