@@ -14,6 +14,7 @@ from stepflow.api.errors import ApiError, invalid_arn
 from stepflow.api.paging import page_size, read_token, write_token
 from stepflow.asl import DefinitionError
 from stepflow.integrations.validation import check_definition as check_resources
+from stepflow.integrations.validation import express_diagnostics
 from stepflow.runtime.registry import HEAD, RegistryConflictError, StateMachineRegistry
 
 TYPES = ("STANDARD", "EXPRESS")
@@ -49,7 +50,7 @@ class Machines:
         kind = p.get("type", "STANDARD")
         if kind not in TYPES:
             raise ApiError("StateMachineTypeNotSupported", f"unknown type {kind!r}")
-        check_definition(p["definition"])
+        check_definition(p["definition"], kind)
         now = self.clock()
         head = {
             "rev": 1,
@@ -102,7 +103,7 @@ class Machines:
         if not any(key in p for key in ("definition", "roleArn", *_COPIED)):
             raise ApiError("MissingRequiredParameter", "nothing to update")
         if "definition" in p:
-            check_definition(p["definition"])
+            check_definition(p["definition"], self.head(arn)["type"])
         if "roleArn" in p:
             check_role_arn(p["roleArn"])
         for _ in range(10):
@@ -291,16 +292,22 @@ class Machines:
         return name
 
 
-def check_definition(definition: str) -> None:
+def check_definition(definition: str, machine_type: str = "STANDARD") -> None:
     """InvalidDefinition (with every diagnostic) unless the engine and AWS accept ``definition``.
 
     AWS refuses a Task resource it does not know (``aws-sdk:nosuch:thing``,
-    ``dynamodb:query``); one StepFlow cannot run is only a warning.
+    ``dynamodb:query``); one StepFlow cannot run is only a warning. In an EXPRESS
+    machine (or an EXPRESS distributed Map's processor) it refuses ``.sync``,
+    ``.waitForTaskToken`` and activities, in AWS's words.
     """
     try:
         check_resources(definition)
     except DefinitionError as exc:
         raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: {exc}") from None
+    refused = express_diagnostics(definition, machine_type)
+    if refused:
+        text = "; ".join(f"{d.code}: {d.message} at {d.location}" for d in refused)
+        raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: '{text}'")
 
 
 def describe(doc: dict[str, Any], arn: str, *, status: bool) -> dict[str, Any]:

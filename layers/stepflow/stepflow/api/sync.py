@@ -114,7 +114,7 @@ class Synchronous:
         severity = p.get("severity", "ERROR")
         if severity not in ("ERROR", "WARNING"):
             raise validation("severity must be ERROR or WARNING")
-        found = validate_definition(p["definition"])
+        found = validate_definition(p["definition"], machine_type=p.get("type", "STANDARD"))
         shown = [d for d in found if severity == "WARNING" or d.severity == "ERROR"]
         limit = p.get("maxResults") or 100
         return {

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from stepflow.asl import DefinitionError, Diagnostic, parse, validate
+from stepflow.engine.express_rules import definition_refusals
 from stepflow.integrations.aws_resources import aws_problem
 from stepflow.integrations.catalog import default_registry
 from stepflow.integrations.registry import SUPPORTED_DOC, Registry
@@ -55,11 +56,32 @@ def resource_diagnostics(
 
 
 def validate_definition(
-    definition: str | Mapping[str, Any], registry: Registry | None = None
+    definition: str | Mapping[str, Any],
+    registry: Registry | None = None,
+    machine_type: str = "STANDARD",
 ) -> list[Diagnostic]:
-    """The engine's diagnostics of ``definition`` and those of its resources."""
+    """The engine's diagnostics of ``definition``, those of its resources and of EXPRESS."""
     diagnostics = validate(definition)
-    return diagnostics + resource_diagnostics(definition, registry)
+    return (
+        diagnostics
+        + resource_diagnostics(definition, registry)
+        + express_diagnostics(definition, machine_type)
+    )
+
+
+def express_diagnostics(definition: str | Mapping[str, Any], machine_type: str) -> list[Diagnostic]:
+    """What AWS refuses in an EXPRESS workflow: ``.sync``, ``.waitForTaskToken``, activities.
+
+    In the whole definition when ``machine_type`` is EXPRESS, else in the item
+    processors of EXPRESS distributed Maps (see :mod:`stepflow.engine.express_rules`).
+    """
+    raw = _load(definition)
+    if not isinstance(raw, Mapping):
+        return []
+    try:
+        return [Diagnostic(at, message) for at, message in definition_refusals(raw, machine_type)]
+    except RecursionError:  # the engine reports the nesting
+        return []
 
 
 def check_definition(definition: str | Mapping[str, Any], registry: Registry | None = None) -> None:

@@ -160,24 +160,30 @@ class TaskRuns:
         return encode_event(event)
 
     def _checked(self, task_id: str, output: Any) -> TaskSucceeded | TaskFailed:
-        """A task's result as its event; one no log could hold, or too large, fails the task.
+        """A task's result as its event (see :func:`checked_result`)."""
+        return checked_result(task_id, output, self.limits)
 
-        Checked here, before the result is recorded on the lease or sent as a
-        message, so poison data never reaches a write that would be retried.
-        """
-        problem = storable_problem(output)
-        if problem is not None:  # never retried or caught: the execution fails
-            return TaskFailed(
-                task_id,
-                StatesErrorName.RUNTIME.value,
-                f"The task's result cannot be stored: {problem}.",
-            )
-        size = utf8_size(dumps(output))
-        if size > self.limits.max_payload_bytes:  # caught only by name, as on AWS
-            return TaskFailed(
-                task_id,
-                StatesErrorName.DATA_LIMIT_EXCEEDED.value,
-                f"The task's result is {size} bytes, more than the {self.limits.max_payload_bytes}"
-                " bytes of max_payload_bytes (STEPFLOW_MAX_PAYLOAD_BYTES).",
-            )
-        return TaskSucceeded(task_id, output)
+
+def checked_result(task_id: str, output: Any, limits: Limits) -> TaskSucceeded | TaskFailed:
+    """A task's result as its event; one no log could hold, or too large, fails the task.
+
+    Checked before the result is recorded on the lease or sent as a message (or
+    handed back by an EXPRESS batch), so poison data never reaches a write that
+    would be retried.
+    """
+    problem = storable_problem(output)
+    if problem is not None:  # never retried or caught: the execution fails
+        return TaskFailed(
+            task_id,
+            StatesErrorName.RUNTIME.value,
+            f"The task's result cannot be stored: {problem}.",
+        )
+    size = utf8_size(dumps(output))
+    if size > limits.max_payload_bytes:  # caught only by name, as on AWS
+        return TaskFailed(
+            task_id,
+            StatesErrorName.DATA_LIMIT_EXCEEDED.value,
+            f"The task's result is {size} bytes, more than the {limits.max_payload_bytes}"
+            " bytes of max_payload_bytes (STEPFLOW_MAX_PAYLOAD_BYTES).",
+        )
+    return TaskSucceeded(task_id, output)
