@@ -102,8 +102,11 @@ class RunHead:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunHead:
-        """The head stored by :meth:`to_json`."""
-        return cls(**data)
+        """The head stored by :meth:`to_json` (its counters copied: ``data`` is not changed)."""
+        head = cls(**data)
+        head.running, head.done = dict(head.running), dict(head.done)
+        head.done_items = dict(head.done_items)
+        return head
 
     def window(self) -> int:
         """How many children may run at once now."""
