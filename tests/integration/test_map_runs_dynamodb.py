@@ -53,12 +53,15 @@ def test_five_items_on_dynamodb(log: MeteredLog) -> None:
     assert log.list_executions(parent_machine) == ([], None)  # neither children nor run records
 
 
-def test_a_thousand_items_on_dynamodb_cost_o_1_writes_per_item(log: MeteredLog) -> None:
-    items = list(range(1000))
+def test_many_items_on_dynamodb_cost_o_1_writes_per_item(log: MeteredLog) -> None:
+    # 60, not 1,000: moto deep-copies the whole table on every transaction, so a test's
+    # time grows with the square of the items on moto (1,000 take minutes); bench/ runs
+    # 1,000 and 10,000 on the same path.
+    items = list(range(60))
     [done] = run(log, items)
     assert done["output"] == [{"r": 2 * n} for n in items]
     total = sum(log.writes.values())
     assert total / len(items) < 6
     assert log.writes[KEY] <= 2 * (len(items) // 10) + 10
     pages = [k for k in log.writes if "#page/" in k]
-    assert len(pages) == len(items) // PAGE_SIZE and all(log.writes[k] == 1 for k in pages)
+    assert len(pages) == -(-len(items) // PAGE_SIZE) and all(log.writes[k] == 1 for k in pages)
