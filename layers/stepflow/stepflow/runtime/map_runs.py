@@ -39,6 +39,7 @@ from stepflow.runtime.map_run_state import (
     UNSUCCESSFUL,
     RunHead,
     child_execution_arn,
+    run_key,
 )
 from stepflow.runtime.messages import Message, encode_event
 from stepflow.runtime.outbox import store_state
@@ -48,6 +49,8 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
 )
+from stepflow.runtime.map_express import BATCH_MARK, express_batch, express_record, fill_express
+from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.repair import OutboxSender
 
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
@@ -73,6 +76,8 @@ class MapRuns:
         result_sink: ResultSink | None = None,
         pages: PageCache | None = None,
         max_conflicts: int = 50,
+        invoker: TaskInvoker | None = None,
+        owner: str = "map-runs",
     ) -> None:
         self.log = log
         self.sender = sender
@@ -82,11 +87,17 @@ class MapRuns:
         self.result_sink = result_sink
         self.pages = pages or PageCache(log)
         self.max_conflicts = max_conflicts
+        self.invoker = invoker
+        self.owner = owner
 
     # --- deliveries ------------------------------------------------------------------
 
     def handle(self, key: str, messages: Sequence[Message]) -> None:
         """Apply a group of deliveries for the run ``key`` as one commit."""
+        if BATCH_MARK in key:
+            for message in messages:
+                express_batch(self, message)
+            return
         bodies = [(m.id, m.body) for m in messages if m.kind == "event"]
         record = self.log.get(key)
         if record is None:
@@ -310,13 +321,17 @@ class MapRuns:
         outbox: list[Message],
     ) -> None:
         kind = body.get("type")
-        if kind == "ChildFinished":
-            count = head.running.pop(str(body.get("child_id")), None)
-            status = str(body.get("status"))
+        reports = [(body.get("child_id"), body.get("status"))] if kind == "ChildFinished" else []
+        if kind == "MapRunBatchDone":
+            reports = [(position, status) for position, status in body.get("done") or []]
+        for child_id, status in reports:
+            count = head.running.pop(str(child_id), None)
             if count is not None and status in head.done:  # else a duplicate or stale report
-                head.done[status] += 1
-                head.done_items[status] += count
-        elif kind == "CancelMapRun":
+                head.done[str(status)] += 1
+                head.done_items[str(status)] += count
+        if reports:
+            return
+        if kind == "CancelMapRun":
             if head.status == "RUNNING":
                 head.status, head.stop_date, head.stopping = "ABORTED", now, True
         elif kind == "StartMapRun":
@@ -366,6 +381,9 @@ class MapRuns:
             outbox.append(self._finished(key, head, self._output(head)))
 
     def _fill(self, key: str, head: RunHead, outbox: list[Message]) -> None:
+        if head.execution_type == "EXPRESS":
+            fill_express(self, key, head, outbox)
+            return
         started = checked = 0
         while (
             head.next < head.children
@@ -428,9 +446,14 @@ class MapRuns:
 
     def _results(self, head: RunHead) -> Iterator[dict[str, Any]]:
         """Each child's result, read from its own record, one at a time, in order."""
+        key = run_key(head.parent_arn, head.run_id)
         for position in range(head.children):
             arn = child_execution_arn(head.map_run_arn, position)
-            record = self.log.get(arn)
+            if head.execution_type == "EXPRESS":
+                record = express_record(self, key, position)
+                arn = arn.replace(":execution:", ":express:", 1)
+            else:
+                record = self.log.get(arn)
             yield child_result(record, arn, head)
 
 

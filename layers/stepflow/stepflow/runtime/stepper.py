@@ -502,6 +502,8 @@ class Stepper:
             item_source=getattr(self, "item_source", None),
             result_sink=getattr(self, "result_sink", None),
             pages=self._pages,
+            invoker=self.invoker,
+            owner=self.owner,
         )
 
     def _sender(self) -> OutboxSender:
