@@ -81,7 +81,11 @@ def start_run(sfn: Any, api: Api, name: str, items: list[Any], **spec: Any) -> t
     assert record is not None
     run_id = f"run-{name}"
     run_arn = f"{PREFIX}:mapRun:Batch/Each:{run_id}"
-    started = {"type": "MapRunStarted", "id": 99, "mapRunStartedEventDetails": {"mapRunArn": run_arn}}
+    started = {
+        "type": "MapRunStarted",
+        "id": 99,
+        "mapRunStartedEventDetails": {"mapRunArn": run_arn},
+    }
     api.log.commit(replace(record, seq=record.seq + 1, outbox=()), record.seq, [started])
     full = {
         "map_run_arn": run_arn,

@@ -182,7 +182,9 @@ def finished(to_parent: list[Message]) -> list[dict[str, Any]]:
 def children(log: Any) -> Iterator[ExecutionRecord]:
     """The run's child executions in the log."""
     for position in range(1_000_000):
-        record = log.get(f"arn:aws:states:us-east-1:123456789012:execution:Batch/Each:{RUN_ID}-{position}")
+        record = log.get(
+            f"arn:aws:states:us-east-1:123456789012:execution:Batch/Each:{RUN_ID}-{position}"
+        )
         if record is None:
             return
         yield record

@@ -144,7 +144,10 @@ class Executions:
         token = read_token(p.get("nextToken"), "ex")
         try:
             records, after = self.log.list_executions(
-                run_arn, status=status, next_token=token or None, limit=page_size(p.get("maxResults"))
+                run_arn,
+                status=status,
+                next_token=token or None,
+                limit=page_size(p.get("maxResults")),
             )
         except ValueError:
             raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None

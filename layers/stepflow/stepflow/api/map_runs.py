@@ -92,9 +92,7 @@ class MapRunApi:
         try:
             return self.stepper._map_runs().head(arn)
         except MapRunNotFoundError:
-            raise ApiError(
-                "ResourceNotFound", f"Resource not found: '{arn}'"
-            ) from None
+            raise ApiError("ResourceNotFound", f"Resource not found: '{arn}'") from None
 
     def _run_arns(self, execution_arn: str) -> list[str]:
         """The map runs the execution's history records, in order (each once)."""

@@ -32,9 +32,14 @@ class ChildSpec:
     input: Any
 
 
-def child_inputs(definition: StateMachine, spec: dict[str, Any], items: Iterable[Any]) -> Iterator[ChildSpec]:
-    """The children of ``items``: ``stepflow.engine.map_items.child_inputs`` (ItemSelector,
-    ItemBatcher), or each item as is where that module is not there."""
+def child_inputs(
+    definition: StateMachine, spec: dict[str, Any], items: Iterable[Any]
+) -> Iterator[ChildSpec]:
+    """The children of ``items``, in order.
+
+    ``stepflow.engine.map_items.child_inputs`` applies ItemSelector and ItemBatcher;
+    where that module is not there, each item is a child as is.
+    """
     try:
         module = importlib.import_module("stepflow.engine.map_items")
     except ImportError:

@@ -25,6 +25,7 @@ from stepflow.asl import StateMachine
 from stepflow.engine import MapRunFinished, Redrive, Start, new_execution
 from stepflow.engine.context import iso
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.runtime.map_express import BATCH_MARK, express_batch, express_record, fill_express
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
@@ -43,14 +44,13 @@ from stepflow.runtime.map_run_state import (
 )
 from stepflow.runtime.messages import Message, encode_event
 from stepflow.runtime.outbox import store_state
+from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.ports import (
     ConflictError,
     CoordinationLog,
     ExecutionAlreadyExistsError,
     ExecutionRecord,
 )
-from stepflow.runtime.map_express import BATCH_MARK, express_batch, express_record, fill_express
-from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.repair import OutboxSender
 
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"

@@ -183,7 +183,9 @@ def unqualified(state_machine_arn: str) -> str:
     return ":".join(parts[:7]) if qualified else state_machine_arn
 
 
-def listing_key(execution_arn: str, state_machine_arn: str, attributes: dict[str, Any]) -> str | None:
+def listing_key(
+    execution_arn: str, state_machine_arn: str, attributes: dict[str, Any]
+) -> str | None:
     """What ListExecutions lists a head under (None: not listed).
 
     A top-level execution: its unqualified state machine; a map run's child
