@@ -2,7 +2,8 @@
 
 No durable execution per item. The run's head starts a window of positions as batch
 messages (``<run key>#xb/<first position>``, :data:`EXPRESS_BATCH` positions each);
-a stepper runs a batch once under a lease (the lease record keeps its report, so a
+they are task messages (on AWS: the tasks queue and its
+runner, up to 15 minutes, never the stepper); a runner runs a batch once under a lease (the lease record keeps its report, so a
 redelivery after the run only re-sends it), writes each finished item's result once
 (``<run key>#xr/<position>``: never in a head), re-arms the items the batch parked or
 did not reach (a delayed batch message carrying their saved state) and reports the
@@ -53,7 +54,8 @@ def fill_express(runs: MapRuns, key: str, head: RunHead, outbox: list[Message]) 
         if positions:
             body = {"type": "MapRunBatch", "run": key, "items": positions, "attempt": 0}
             batch_id = f"{key}{BATCH_MARK}{first}#{head.redrive_count}#0"
-            outbox.append(Message(f"{key}{BATCH_MARK}{first}", batch_id, "event", body))
+            # A task message: on AWS it goes to the tasks queue, run by the runner (15 min).
+            outbox.append(Message(f"{key}{BATCH_MARK}{first}", batch_id, "task", body))
 
 
 def express_batch(runs: MapRuns, message: Message) -> None:
@@ -105,8 +107,8 @@ def express_batch(runs: MapRuns, message: Message) -> None:
         attempt = int(body.get("attempt") or 0) + 1
         rest = {**body, "items": again, "attempt": attempt}
         first_id = message.id.rsplit("#", 1)[0]
-        later = Message(message.execution_arn, f"{first_id}#{attempt}", "event", rest, wake or 0.0)
-        runs.sender.bus.send(later, delay((wake or now) - now))
+        later = Message(message.execution_arn, f"{first_id}#{attempt}", "task", rest, wake or 0.0)
+        (runs.sender.tasks_bus or runs.sender.bus).send(later, delay((wake or now) - now))
     if done:
         runs.sender.bus.send(_report(key, message, done))
     if claim.lease is not None:
