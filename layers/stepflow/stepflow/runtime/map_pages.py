@@ -83,6 +83,7 @@ def _create(log: CoordinationLog, key: str, state: dict[str, Any], now: float) -
         seq=0,
         state=state,
         start_date=now,
+        stop_date=now,  # never running; expires with the log's retention (TTL)
         attributes={"listed_under": ""},
     )
     with contextlib.suppress(ExecutionAlreadyExistsError):  # a redelivered start wrote it

@@ -229,6 +229,7 @@ class MapRuns:
             seq=0,
             state={"run_key": key},
             start_date=now,
+            stop_date=now,  # expires with the log's retention
             attributes={"listed_under": ""},
         )
         with contextlib.suppress(ExecutionAlreadyExistsError):
