@@ -1,9 +1,9 @@
 """EXPRESS map runs: items run in batches by :func:`stepflow.runtime.express.run_batch`.
 
 No durable execution per item. The run's head starts a window of positions as batch
-messages (``<run key>#xb/<first position>``, :data:`EXPRESS_BATCH` positions each);
-they are task messages (on AWS: the tasks queue and its
-runner, up to 15 minutes, never the stepper); a runner runs a batch once under a lease (the lease record keeps its report, so a
+messages (``<run key>#xb/<first position>``, :data:`EXPRESS_BATCH` positions each).
+They are task messages (on AWS: the tasks queue and its runner, up to 15 minutes, never
+the stepper); a runner runs a batch once under a lease (the lease record keeps its report, so a
 redelivery after the run only re-sends it), writes each finished item's result once
 (``<run key>#xr/<position>``: never in a head), re-arms the items the batch parked or
 did not reach (a delayed batch message carrying their saved state) and reports the

@@ -23,24 +23,21 @@ from typing import Any
 
 from stepflow.asl import StateMachine
 from stepflow.engine import MapRunFinished, Redrive, Start, new_execution
-from stepflow.engine.context import iso
 from stepflow.errors import StatesError, StatesErrorName
-from stepflow.runtime.map_express import BATCH_MARK, express_batch, express_record, fill_express
+from stepflow.runtime.map_express import BATCH_MARK, express_batch, fill_express
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
     ReaderSpec,
     ResultSink,
-    ResultWriterError,
-    WriterSpec,
 )
 from stepflow.runtime.map_pages import PageCache, child_inputs, write_config, write_pages
+from stepflow.runtime.map_results import run_output
 from stepflow.runtime.map_run_state import (
     START_PER_COMMIT,
     UNSUCCESSFUL,
     RunHead,
     child_execution_arn,
-    run_key,
 )
 from stepflow.runtime.messages import Message, encode_event
 from stepflow.runtime.outbox import store_state
@@ -369,7 +366,9 @@ class MapRuns:
             head.status, head.stop_date, head.stopping = "FAILED", now, True
             outbox.append(self._finished(key, head, None))
         if head.stopping:
-            for position in sorted(head.running, key=int):
+            # An EXPRESS batch cannot be stopped: its late report is counted, nothing more.
+            running = [] if head.execution_type == "EXPRESS" else head.running
+            for position in sorted(running, key=int):
                 arn = child_execution_arn(head.map_run_arn, int(position))
                 outbox.append(Message(arn, f"{key}#stop/{position}", "event", {"type": "Stop"}))
             head.stopping = False
@@ -379,7 +378,7 @@ class MapRuns:
         self._fill(key, head, outbox)
         if not head.running and head.next >= head.children:
             head.status, head.stop_date = "SUCCEEDED", now
-            outbox.append(self._finished(key, head, self._output(head)))
+            outbox.append(self._finished(key, head, run_output(self, head)))
 
     def _fill(self, key: str, head: RunHead, outbox: list[Message]) -> None:
         if head.execution_type == "EXPRESS":
@@ -416,73 +415,3 @@ class MapRuns:
         event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
-
-    def _output(self, head: RunHead) -> Any:
-        """The run's result: the results in order, or where the ResultWriter put them."""
-        if head.writer is None:
-            return [entry["value"] for entry in self._results(head)]
-        if self.result_sink is None:
-            head.error = StatesErrorName.RESULT_WRITER_FAILED.value
-            head.cause = "No ResultWriter is configured on this runtime."
-            head.status = "FAILED"
-            return None
-        spec = WriterSpec(
-            resource=str(head.writer["resource"]),
-            parameters=dict(head.writer.get("parameters") or {}),
-            writer_config=dict(head.writer.get("writer_config") or {}),
-            role_arn=head.role_arn,
-            execution_role=head.execution_role,
-            execution_arn=head.parent_arn,
-        )
-        try:
-            details = self.result_sink.write(
-                spec, head.run_id, (entry["aws"] for entry in self._results(head))
-            )
-        except ResultWriterError as exc:
-            head.error, head.cause = StatesErrorName.RESULT_WRITER_FAILED.value, exc.cause
-            head.status = "FAILED"
-            return None
-        head.results_written = head.children
-        return {"MapRunArn": head.map_run_arn, "ResultWriterDetails": details}
-
-    def _results(self, head: RunHead) -> Iterator[dict[str, Any]]:
-        """Each child's result, read from its own record, one at a time, in order."""
-        key = run_key(head.parent_arn, head.run_id)
-        for position in range(head.children):
-            arn = child_execution_arn(head.map_run_arn, position)
-            if head.execution_type == "EXPRESS":
-                record = express_record(self, key, position)
-                arn = arn.replace(":execution:", ":express:", 1)
-            else:
-                record = self.log.get(arn)
-            yield child_result(record, arn, head)
-
-
-def child_result(record: ExecutionRecord | None, arn: str, head: RunHead) -> dict[str, Any]:
-    """A child's entry in the results array (``value``) and in the ResultWriter's files."""
-    import orjson
-
-    state = record.state if record is not None else {}
-    status = record.status if record is not None else "PENDING"
-    output, error, cause = state.get("output"), state.get("error"), state.get("cause")
-    value = output if status == "SUCCEEDED" else {"Error": error, "Cause": cause}
-    aws: dict[str, Any] = {
-        "ExecutionArn": arn,
-        "Name": arn.rsplit(":", 1)[-1],
-        "StateMachineArn": arn.rsplit(":", 1)[0].replace(":execution:", ":stateMachine:", 1),
-        "Status": status,
-        "Input": orjson.dumps(record.input).decode() if record is not None else "null",
-        "InputDetails": {"Included": True},
-        "RedriveCount": head.redrive_count,
-        "RedriveStatus": "NOT_REDRIVABLE",
-    }
-    if record is not None:
-        aws["StartDate"] = iso(record.start_date)
-        if record.stop_date is not None:
-            aws["StopDate"] = iso(record.stop_date)
-    if status == "SUCCEEDED":
-        aws["Output"] = orjson.dumps(output).decode()
-        aws["OutputDetails"] = {"Included": True}
-    elif error is not None or cause is not None:
-        aws["Error"], aws["Cause"] = error, cause
-    return {"value": value, "aws": aws}
