@@ -316,7 +316,7 @@ def test_update_map_run_widens_the_window_of_a_running_run() -> None:
     s.handle_batch(batch)
     bus.ack(batch[0])
     assert len(head(log).running) == 1
-    s._map_runs().update(MAP_RUN_ARN, max_concurrency=6, tolerated_count=3)
+    s.map_runs().update(MAP_RUN_ARN, max_concurrency=6, tolerated_count=3)
     updated = head(log)
     assert (updated.max_concurrency, updated.tolerated_count) == (6, 3)
     assert len(updated.running) == 6

@@ -76,7 +76,7 @@ class MapRunApi:
         head = self.head(arn)
         if head.status != "RUNNING":
             raise validation(f"Map Run {arn} is not running")
-        self.stepper._map_runs().update(
+        self.stepper.map_runs().update(
             arn,
             max_concurrency=p.get("maxConcurrency"),
             tolerated_count=p.get("toleratedFailureCount"),
@@ -90,7 +90,7 @@ class MapRunApi:
         if len(parts) != 8 or ":".join(parts[:5]) != self.scope.prefix or parts[5] != "mapRun":
             raise invalid_arn(str(arn), "map run")
         try:
-            return self.stepper._map_runs().head(arn)
+            return self.stepper.map_runs().head(arn)
         except MapRunNotFoundError:
             raise ApiError("ResourceNotFound", f"Resource not found: '{arn}'") from None
 

@@ -45,6 +45,8 @@ def fill_express(runs: MapRuns, key: str, head: RunHead, outbox: list[Message]) 
         while head.next < head.children and len(positions) < min(free, EXPRESS_BATCH):
             position = head.next
             head.next += 1
+            if str(position) in head.running:  # redriven while its batch still runs
+                continue
             if position < head.check_below:  # redrive: a succeeded item is not run again
                 done = runs.log.get(f"{key}#xr/{position}")
                 if done is not None and done.status == "SUCCEEDED":

@@ -392,6 +392,9 @@ class MapRuns:
             and checked < CHECKS_PER_COMMIT
         ):
             position = head.next
+            if str(position) in head.running:  # redriven while its stop is on the way
+                head.next += 1
+                continue
             arn = child_execution_arn(head.map_run_arn, position)
             body: dict[str, Any] = {"map_run": key, "position": position}
             if position < head.check_below:  # redrive: only unsuccessful or unstarted ones

@@ -225,7 +225,7 @@ class Stepper:
                 elif is_run_key(message.execution_arn):
                     runs.setdefault(message.execution_arn, []).append(message)
                 elif message.kind == "child" and "map_run" in message.body:
-                    started = self._map_runs().child_event(message)
+                    started = self.map_runs().child_event(message)
                     groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
                     self._tasks().run_task(message)
@@ -241,7 +241,7 @@ class Stepper:
                 failures.append((message, exc))
         for key, deliveries in runs.items():
             try:
-                self._map_runs().handle(key, deliveries)
+                self.map_runs().handle(key, deliveries)
             except Exception as exc:
                 failures.extend((message, exc) for message in deliveries)
         for arn, group in groups.items():
@@ -490,7 +490,7 @@ class Stepper:
             limits=self.limits,
         )
 
-    def _map_runs(self) -> MapRuns:
+    def map_runs(self) -> MapRuns:
         """The map run coordinator over this stepper's current log, bus and ports."""
         if self._pages is None or self._pages.log is not self.log:
             self._pages = PageCache(self.log)
