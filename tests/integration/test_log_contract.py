@@ -588,3 +588,22 @@ def test_the_stepper_on_dynamodb_matches_the_in_memory_engine(dynamodb: Any) -> 
     history = flat(all_history(log, 5))
     assert history == reference.history
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+
+
+def test_a_head_is_listed_under_its_listed_under_attribute(log: CoordinationLog) -> None:
+    run = "arn:aws:states:us-east-1:123456789012:mapRun:M/Each:r1"
+    child = replace(
+        make_record(),
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:M/Each:r1-0",
+        name="r1-0",
+        attributes={"map_run_arn": run, "listed_under": run},
+    )
+    hidden = replace(make_record(), execution_arn=run, name="r1", attributes={"listed_under": ""})
+    log.create(child, [])
+    log.create(hidden, [])
+    log.commit(replace(child, seq=2, status="SUCCEEDED", stop_date=2_000.0), 1, [])
+    listed, token = log.list_executions(run)
+    assert [r.execution_arn for r in listed] == [child.execution_arn] and token is None
+    assert listed[0].status == "SUCCEEDED"
+    assert log.list_executions(run, status="RUNNING") == ([], None)
+    assert log.list_executions(SM) == ([], None)  # neither is listed under its state machine

@@ -10,6 +10,7 @@ from stepflow.api.access import current_principal
 from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, invalid_arn, validation
 from stepflow.api.machines import Machines, describe, parse_json, version_key
+from stepflow.api.map_runs import MapRunApi, machine_of
 from stepflow.api.paging import page_size, read_token, write_token
 from stepflow.api.redrive import not_redrivable_reason, redrive_fields
 from stepflow.data.serialize import dumps
@@ -90,6 +91,8 @@ class Executions:
             if getattr(state, key) is not None and state.status != "SUCCEEDED":
                 result[key] = getattr(state, key)
         result.update({k: record.attributes[k] for k in _PRINCIPALS if k in record.attributes})
+        if "map_run_arn" in record.attributes:
+            result["mapRunArn"] = record.attributes["map_run_arn"]
         result.update(redrive_fields(record, state, self.stepper.clock(), self.stepper.limits))
         return result
 
@@ -115,10 +118,12 @@ class Executions:
 
     def list_executions(self, p: dict[str, Any]) -> dict[str, Any]:
         """ListExecutions of a state machine (or of one version), newest first, paged."""
-        if "mapRunArn" in p or "redriveFilter" in p:
-            raise validation("mapRunArn and redriveFilter are not supported")
-        if "stateMachineArn" not in p:
-            raise validation("stateMachineArn is required")
+        if "redriveFilter" in p:
+            raise validation("redriveFilter is not supported")
+        if ("mapRunArn" in p) == ("stateMachineArn" in p):
+            raise validation("exactly one of stateMachineArn and mapRunArn must be given")
+        if "mapRunArn" in p:
+            return self._map_run_children(p)
         arn = p["stateMachineArn"]
         name, qualifier = self.scope.parse_machine(arn)
         status = p.get("statusFilter")
@@ -142,6 +147,25 @@ class Executions:
             raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
         if qualifier is not None:  # a version's executions: the others are left out of the page
             records = [r for r in records if r.state_machine_arn == arn]
+        return {"executions": [self.summary(r) for r in records], **write_token("ex", after)}
+
+    def _map_run_children(self, p: dict[str, Any]) -> dict[str, Any]:
+        """ListExecutions(mapRunArn): the child executions of a map run."""
+        run_arn = p["mapRunArn"]
+        MapRunApi(self.scope, self.log, self.stepper).head(run_arn)  # InvalidArn, not found
+        status = p.get("statusFilter")
+        if status is not None and status not in STATUSES:
+            raise validation(f"statusFilter must be one of {', '.join(STATUSES)}")
+        token = read_token(p.get("nextToken"), "ex")
+        try:
+            records, after = self.log.list_executions(
+                run_arn,
+                status=status,
+                next_token=token or None,
+                limit=page_size(p.get("maxResults")),
+            )
+        except ValueError:
+            raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
         return {"executions": [self.summary(r) for r in records], **write_token("ex", after)}
 
     def get_execution_history(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -210,17 +234,20 @@ class Executions:
     def summary(self, record: ExecutionRecord) -> dict[str, Any]:
         """The fields DescribeExecution and ListExecutions share."""
         name, qualifier = self.scope.parse_machine(record.state_machine_arn)
+        run = record.attributes.get("map_run_arn")
         result: dict[str, Any] = {
             "executionArn": record.execution_arn,
-            "stateMachineArn": self.scope.machine_arn(name),
+            "stateMachineArn": machine_of(run) if run else self.scope.machine_arn(name),
             "name": record.name,
             "status": record.status,
             "startDate": record.start_date,
         }
         if record.stop_date is not None:
             result["stopDate"] = record.stop_date
-        if qualifier is not None and qualifier.isdigit():
+        if qualifier is not None and qualifier.isdigit() and not run:
             result["stateMachineVersionArn"] = record.state_machine_arn
+        if run:
+            result["mapRunArn"] = run
         return result
 
     def _reverse_page(

@@ -15,6 +15,7 @@ from stepflow.api.arns import Scope
 from stepflow.api.errors import ApiError
 from stepflow.api.executions import Executions
 from stepflow.api.machines import Machines
+from stepflow.api.map_runs import MapRunApi
 from stepflow.api.protocol import Operation, Response, handle
 from stepflow.api.sync import Synchronous
 from stepflow.limits import DEFAULT_LIMITS, Limits
@@ -47,6 +48,9 @@ OPERATIONS = (
     "ListStateMachineAliases",
     "StartSyncExecution",
     "TestState",
+    "ListMapRuns",
+    "DescribeMapRun",
+    "UpdateMapRun",
 )
 """The operations StepFlow answers; any other is an ``UnknownOperationException``."""
 
@@ -127,6 +131,7 @@ class StepFunctionsService:
             self.executions,
             Synchronous(self.machines, invoker, clock, self.limits),
             Aliases(self.machines),
+            MapRunApi(self.scope, log, self.stepper),
         )
         self.operations: dict[str, Operation] = {}
         for name in OPERATIONS:

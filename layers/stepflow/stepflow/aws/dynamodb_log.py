@@ -101,7 +101,7 @@ from stepflow.runtime.ports import (
     HistoryPage,
     UnstorableDataError,
 )
-from stepflow.runtime.registry import unqualified
+from stepflow.runtime.registry import listing_key
 
 COMPRESS_ABOVE = 1024
 """JSON documents longer than this (bytes) are stored compressed by default."""
@@ -378,8 +378,9 @@ class DynamoDBLog:
         if record.status == "RUNNING":  # the sparse running index (see topology)
             head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
             head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
-        if "#" not in record.execution_arn:  # a top-level execution: listed by state machine
-            head[LIST_INDEX_PK] = {"S": f"EXL#{unqualified(record.state_machine_arn)}"}
+        listed = listing_key(record.execution_arn, record.state_machine_arn, record.attributes)
+        if listed is not None:  # by state machine (a map run's children: by map run)
+            head[LIST_INDEX_PK] = {"S": f"EXL#{listed}"}
             head[LIST_INDEX_SK] = {"S": f"{record.start_date:017.3f}#{record.name}"}
         docs = {
             "input": record.input,

@@ -21,7 +21,7 @@ from stepflow.runtime.ports import (
     HistoryPage,
     UnstorableDataError,
 )
-from stepflow.runtime.registry import unqualified
+from stepflow.runtime.registry import listing_key
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
 _Chunk = tuple[bytes | list[dict[str, Any]], int]
@@ -148,8 +148,7 @@ class InMemoryLog:
             found = [
                 head
                 for arn, head in self._heads.items()
-                if "#" not in arn
-                and unqualified(head.state_machine_arn) == state_machine_arn
+                if listing_key(arn, head.state_machine_arn, head.attributes) == state_machine_arn
                 and status in (None, head.status)
             ]
         found.sort(key=lambda head: (-head.start_date, head.execution_arn))

@@ -14,6 +14,7 @@ from typing import Any
 
 from stepflow.engine import (
     CancelChild,
+    CancelMapRun,
     CancelTask,
     Command,
     ContinueLater,
@@ -22,10 +23,12 @@ from stepflow.engine import (
     NotifyParent,
     RunTask,
     StartChild,
+    StartMapRun,
     StartTimer,
     new_child_execution,
 )
 from stepflow.engine.codec import encode_state
+from stepflow.runtime.map_run_state import map_run_message
 from stepflow.runtime.messages import Message, encode_event, task_body
 from stepflow.runtime.nested import caller_message, is_sync_child, stop_child_message
 from stepflow.runtime.ports import CoordinationLog, ExecutionAlreadyExistsError, ExecutionRecord
@@ -66,6 +69,8 @@ def build_outbox(
         elif isinstance(command, StartTimer):
             body = {"type": "TimerFired", "timer_id": command.timer_id}
             messages.append(Message(arn, message_id, "event", body, command.fire_at))
+        elif isinstance(command, (StartMapRun, CancelMapRun)):
+            messages.append(map_run_message(arn, message_id, command, machine_arn))
         elif isinstance(command, ContinueLater):
             messages.append(Message(arn, message_id, "event", {"type": "Continue"}))
         elif isinstance(command, NotifyCaller):

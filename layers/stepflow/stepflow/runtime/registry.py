@@ -181,3 +181,18 @@ def unqualified(state_machine_arn: str) -> str:
     parts = state_machine_arn.split(":")
     qualified = len(parts) > 7 and parts[5] == "stateMachine"
     return ":".join(parts[:7]) if qualified else state_machine_arn
+
+
+def listing_key(
+    execution_arn: str, state_machine_arn: str, attributes: dict[str, Any]
+) -> str | None:
+    """What ListExecutions lists a head under (None: not listed).
+
+    A top-level execution: its unqualified state machine; a map run's child
+    execution: its map run's ARN (``attributes["listed_under"]``, ``""`` for the
+    run's own records, never listed); anything else keyed with ``#``: nothing.
+    """
+    listed = attributes.get("listed_under")
+    if listed is not None:
+        return str(listed) or None
+    return None if "#" in execution_arn else unqualified(state_machine_arn)

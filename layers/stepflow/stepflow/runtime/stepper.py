@@ -41,6 +41,9 @@ from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_io import ItemSource, ResultSink
+from stepflow.runtime.map_pages import PageCache
+from stepflow.runtime.map_run_state import is_run_key
+from stepflow.runtime.map_runs import MapRuns
 from stepflow.runtime.messages import Message, decode_event
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 from stepflow.runtime.outbox import build_outbox, child_arn, create_child
@@ -139,6 +142,7 @@ class Stepper:
         self.result_sink = result_sink
         """Where a distributed Map's ``ResultWriter`` writes its results (None: none configured)."""
         self._root_inputs: dict[str, Any] = {}
+        self._pages: PageCache | None = None
 
     def start_execution(
         self,
@@ -225,6 +229,7 @@ class Stepper:
         now = self.clock()
         failures: list[tuple[Message, Exception]] = []
         groups: dict[str, list[tuple[Message, Event]]] = {}
+        runs: dict[str, list[Message]] = {}  # map runs' deliveries, by run (map_runs.py)
         later: list[Message] = []
         for message in messages:
             if has_time is not None and not has_time():
@@ -233,6 +238,11 @@ class Stepper:
             try:
                 if message.not_before > now:
                     self.bus.send(message, _delay(message.not_before - now))
+                elif is_run_key(message.execution_arn):
+                    runs.setdefault(message.execution_arn, []).append(message)
+                elif message.kind == "child" and "map_run" in message.body:
+                    started = self.map_runs().child_event(message)
+                    groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
                     self._tasks().run_task(message)
                 elif message.kind == "repair":
@@ -245,6 +255,11 @@ class Stepper:
                     groups.setdefault(message.execution_arn, []).append((message, event))
             except Exception as exc:  # reported per message; the batch goes on
                 failures.append((message, exc))
+        for key, deliveries in runs.items():
+            try:
+                self.map_runs().handle(key, deliveries)
+            except Exception as exc:
+                failures.extend((message, exc) for message in deliveries)
         for arn, group in groups.items():
             if has_time is not None and not has_time():
                 later.extend(message for message, _ in group)
@@ -489,6 +504,22 @@ class Stepper:
             task_lease_seconds=self.task_lease_seconds,
             router=self.router,
             limits=self.limits,
+        )
+
+    def map_runs(self) -> MapRuns:
+        """The map run coordinator over this stepper's current log, bus and ports."""
+        if self._pages is None or self._pages.log is not self.log:
+            self._pages = PageCache(self.log)
+        return MapRuns(
+            log=self.log,
+            sender=self._sender(),
+            clock=self.clock,
+            definitions=self.definitions,
+            item_source=self.item_source,
+            result_sink=self.result_sink,
+            pages=self._pages,
+            invoker=self.invoker,
+            owner=self.owner,
         )
 
     def _sender(self) -> OutboxSender:
