@@ -216,4 +216,7 @@ def test_stopping_the_execution_stops_the_glue_run_once(aws: Counted) -> None:
     env.run(arn)
     assert env.result(arn).status == "ABORTED"
     assert aws.calls.count("BatchStopJobRun") == 1
+    env.advance(3600)  # the outbox repair and any poll timer come due: none runs it again
+    env.run_until_idle()
+    assert aws.calls.count("BatchStopJobRun") == 1
     assert aws.calls.count("GetJobRun") == 0

@@ -100,8 +100,10 @@ class TaskRuns:
         """Run a held inline task; a taken-over one through its own lease.
 
         None: not now, or nothing to report (a cancel).
+        A poll or a cancel always runs through its own lease, so that the outbox
+        that still holds it after it ran (a cancel commits nothing) never runs it again.
         """
-        if not takeover:
+        if not takeover and message.body.get("op") is None:
             return self.invoke(message)
         try:
             return self.task_result(message, check_open=False)
