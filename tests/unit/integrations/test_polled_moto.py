@@ -168,9 +168,7 @@ def test_ecs_run_task_sync_that_never_stops_times_out_and_is_stopped_once(aws: C
     _ecs_cluster(aws)
     env = aws.env()
     parameters = {"Cluster": "c1", "TaskDefinition": "web", "LaunchType": "FARGATE"}
-    arn = env.start(
-        machine("arn:aws:states:::ecs:runTask.sync", parameters, TimeoutSeconds=300)
-    )
+    arn = env.start(machine("arn:aws:states:::ecs:runTask.sync", parameters, TimeoutSeconds=300))
     env.run(arn)
     result = env.result(arn)
     assert result.status == "FAILED"

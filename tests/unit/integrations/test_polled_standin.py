@@ -75,7 +75,11 @@ def test_a_failed_run_fails_the_state_with_the_run_as_cause() -> None:
     result = env.result(arn)
     assert result.status == "FAILED"
     assert result.error == "States.TaskFailed"
-    assert json.loads(result.cause or "") == {"Id": "jr_1", "JobName": "etl", "JobRunState": "FAILED"}
+    assert json.loads(result.cause or "") == {
+        "Id": "jr_1",
+        "JobName": "etl",
+        "JobRunState": "FAILED",
+    }
     assert glue.calls == ["StartJobRun", "GetJobRun", "GetJobRun", "GetJobRun"]
     types = [e["type"] for e in env.history(arn)]
     assert types.count("TaskSubmitted") == 1 and types.count("TaskFailed") == 1
@@ -232,3 +236,21 @@ def test_a_start_without_a_run_id_fails_the_task() -> None:
     result = env.result(arn)
     assert (result.status, result.error) == ("FAILED", "States.TaskFailed")
     assert glue.calls == ["StartJobRun"]
+
+
+def test_the_poll_schedule_is_configurable() -> None:
+    from stepflow.aws.settings import Settings
+    from stepflow.integrations.catalog import with_poll_schedule
+    from stepflow.integrations.polled import PollSchedule
+
+    assert (
+        Settings.from_environ({"TABLE_NAME": "t", "STEPFLOW_POLL_SECONDS": "2"}).poll_seconds == 2
+    )
+    glue = FakeGlue(["RUNNING"] * 3 + ["SUCCEEDED"])
+    registry = with_poll_schedule(default_registry(), PollSchedule.fixed(2))
+    env = WorkflowEnvironment(invoker=IntegrationInvoker(registry, FixedClients(glue=glue)))
+    arn = env.start(machine())
+    env.run(arn)
+    assert env.result(arn).status == "SUCCEEDED"
+    assert glue.calls.count("GetJobRun") == 4
+    assert env.now() - env.history(arn)[0]["timestamp"] < 10

@@ -43,10 +43,11 @@ from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
-from stepflow.integrations.catalog import with_http
+from stepflow.integrations.catalog import with_http, with_poll_schedule
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.lambda_ import LAMBDA_CONFIG
+from stepflow.integrations.polled import PollSchedule
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
@@ -209,7 +210,10 @@ class Wiring:
         # runtime API listens on 127.0.0.1); stepflow local's users call local servers.
         local = self.denied_endpoints is not None
         http = Urllib3Http(denied=self.denied_endpoints, allow_loopback=local)
-        return with_http(default_registry(), http)
+        registry = with_http(default_registry(), http)
+        if self.settings.poll_seconds > 0:
+            registry = with_poll_schedule(registry, PollSchedule.fixed(self.settings.poll_seconds))
+        return registry
 
     @cached_property
     def check_parameters(self) -> ParameterCheck | None:

@@ -22,6 +22,7 @@ from stepflow.integrations import (
 )
 from stepflow.integrations.base import Integration
 from stepflow.integrations.http_port import HttpPort
+from stepflow.integrations.polled import PolledIntegration, PollSchedule
 from stepflow.integrations.registry import Registry
 
 MODULES: tuple[Sequence[Integration], ...] = (
@@ -60,4 +61,13 @@ def with_http(registry: Registry, port: HttpPort) -> Registry:
     copy = Registry(dict(registry.integrations))
     copy.register(apigateway.ApiGatewayInvoke(port))
     copy.register(http.HttpInvoke(port))
+    return copy
+
+
+def with_poll_schedule(registry: Registry, schedule: PollSchedule) -> Registry:
+    """A copy of ``registry`` whose polled ``.sync`` jobs are polled on ``schedule``."""
+    copy = Registry(dict(registry.integrations))
+    for integration in registry.integrations.values():
+        if isinstance(integration, PolledIntegration):
+            copy.register(PolledIntegration(integration.calls, integration.jobs, schedule))
     return copy

@@ -1,4 +1,4 @@
-"""``arn:aws:states:::ecs:runTask``: run an ECS task (request-response, ``.waitForTaskToken``, ``.sync``).
+"""``arn:aws:states:::ecs:runTask``: run an ECS task (request-response, callback, ``.sync``).
 
 Parameters in Step Functions' PascalCase (``Cluster``, ``TaskDefinition``,
 ``LaunchType``, ``NetworkConfiguration.AwsvpcConfiguration``,

@@ -59,6 +59,11 @@ class PollSchedule:
     later: float = 300.0
     first_polls: int = 10
 
+    @classmethod
+    def fixed(cls, seconds: float) -> PollSchedule:
+        """Every ``seconds``, from the first poll on."""
+        return cls(seconds, seconds, 0)
+
     def after(self, polls: int) -> float:
         """Seconds until the next poll, after ``polls`` polls."""
         return self.first if polls < self.first_polls else self.later
@@ -93,14 +98,11 @@ class PolledIntegration:
     calls: BotoIntegration
     jobs: Mapping[str, Job]
     schedule: PollSchedule = field(default_factory=PollSchedule)
+    service: str = field(init=False)
+    patterns: frozenset[Pattern] = field(init=False)
 
-    @property
-    def service(self) -> str:  # noqa: D102 - the Integration protocol's
-        return self.calls.service
-
-    @property
-    def patterns(self) -> frozenset[Pattern]:  # noqa: D102 - the Integration protocol's
-        return self.calls.patterns
+    def __post_init__(self) -> None:
+        self.service, self.patterns = self.calls.service, self.calls.patterns
 
     def check(self, action: str, pattern: Pattern) -> str | None:
         """Why ``action`` in ``pattern`` cannot run (None: it can; ``.sync`` for its jobs)."""
@@ -121,7 +123,9 @@ class PolledIntegration:
         handle = {**handle, _POLLS: 0, _ERRORS: 0}
         return TaskOutcome.started(outcome.output, handle, self.schedule.after(0))
 
-    def poll(self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients) -> TaskOutcome:
+    def poll(
+        self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients
+    ) -> TaskOutcome:
         """The job's end as AWS reports it, or :meth:`TaskOutcome.started` while it runs."""
         job = self.jobs.get(request.action)
         bad = _bad_handle(request, job, handle)
@@ -134,8 +138,13 @@ class PolledIntegration:
             described = call_api(request, client, operation, parameters, self._names(), ONE_CALL)
         except Exception as exc:  # the network, a throttle: not the job's end
             errors = _count(handle, _ERRORS) + 1
-            LOG.warning("%s: poll %d of task %s failed: %r", request.execution_arn, polls,
-                        request.task_id, exc)
+            LOG.warning(
+                "%s: poll %d of task %s failed: %r",
+                request.execution_arn,
+                polls,
+                request.task_id,
+                exc,
+            )
             if errors >= MAX_POLL_ERRORS:
                 return TaskOutcome.failed(
                     StatesErrorName.TASK_FAILED.value,
@@ -160,15 +169,21 @@ class PolledIntegration:
         """
         job = self.jobs.get(request.action)
         if job is None or _bad_handle(request, job, handle) is not None:
-            LOG.warning("%s: task %s: no job to stop in %r", request.execution_arn,
-                        request.task_id, handle)
+            LOG.warning(
+                "%s: task %s: no job to stop in %r", request.execution_arn, request.task_id, handle
+            )
             return
         operation, parameters = job.stop(handle)
         client = request.client(clients, self.calls.client)
         stopped = call_api(request, client, operation, parameters, self._names(), ONE_CALL)
         if not stopped.ok:
-            LOG.warning("%s: task %s: %s failed: %s", request.execution_arn, request.task_id,
-                        operation, stopped.error)
+            LOG.warning(
+                "%s: task %s: %s failed: %s",
+                request.execution_arn,
+                request.task_id,
+                operation,
+                stopped.error,
+            )
 
     def _names(self) -> ErrorNames:
         return ErrorNames(self.calls.prefix, self.calls.cause_service)
@@ -276,9 +291,7 @@ def _batch_verdict(described: Any) -> Verdict:
 
 
 BATCH_JOB = Job(
-    handle=lambda _, out: (
-        None if _text(_member(out, "JobId")) is None else {"JobId": out["JobId"]}
-    ),
+    handle=lambda _, out: None if _text(_member(out, "JobId")) is None else {"JobId": out["JobId"]},
     describe=lambda h: ("DescribeJobs", {"Jobs": [h["JobId"]]}),
     verdict=_batch_verdict,
     stop=lambda h: (

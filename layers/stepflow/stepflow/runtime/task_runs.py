@@ -203,8 +203,11 @@ class TaskRuns:
         try:
             outcome = self.invoker(body)
         except Exception:
-            LOG.exception("%s: stopping the job of task %s failed", body.get("execution_arn"),
-                          body.get("task_id"))
+            LOG.exception(
+                "%s: stopping the job of task %s failed",
+                body.get("execution_arn"),
+                body.get("task_id"),
+            )
             return
         if not outcome.ok:
             LOG.warning(
