@@ -10,6 +10,7 @@ poll timers fire without real waiting. Every API call is counted by operation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,7 +79,7 @@ def test_glue_start_job_run_sync_polls_until_the_run_succeeds(aws: Counted) -> N
     assert events[1:5] == ["TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSubmitted"]
     assert events.count("TaskSubmitted") == 1 and events.count("TaskSucceeded") == 1
     submitted = env.history(arn)[4]["taskSubmittedEventDetails"]
-    assert '"JobRunId"' in submitted["output"]
+    assert set(json.loads(submitted["output"])) == {"JobRunId", "JobName"}
     # Each poll waited for its timer: the clock moved by AWS's once-a-minute schedule.
     assert env.now() - env.history(arn)[0]["timestamp"] >= 60 * polls - 1
 

@@ -254,3 +254,37 @@ def test_the_poll_schedule_is_configurable() -> None:
     assert env.result(arn).status == "SUCCEEDED"
     assert glue.calls.count("GetJobRun") == 4
     assert env.now() - env.history(arn)[0]["timestamp"] < 10
+
+
+def test_each_service_judges_the_end_of_its_job_as_aws() -> None:
+    from stepflow.integrations.polled import ATHENA_QUERY, BATCH_JOB, ECS_TASK, GLUE_JOB
+
+    run = {"Id": "jr_1", "JobRunState": "STOPPED"}
+    assert GLUE_JOB.verdict({"JobRun": run}) == ("succeeded", run)
+    assert GLUE_JOB.verdict({"JobRun": {"JobRunState": "ERROR"}})[0] == "failed"
+    assert GLUE_JOB.verdict({"JobRun": {"JobRunState": "STOPPING"}})[0] == "running"
+    query = {"QueryExecution": {"Status": {"State": "CANCELLED"}}}
+    assert ATHENA_QUERY.verdict(query) == ("failed", query)
+    assert ATHENA_QUERY.verdict({"QueryExecution": {"Status": {"State": "QUEUED"}}})[0] == "running"
+    job = {"JobId": "j", "Status": "FAILED", "StatusReason": "Essential container exited"}
+    assert BATCH_JOB.verdict({"Jobs": [job]}) == ("failed", job)
+    assert BATCH_JOB.verdict({"Jobs": [{"Status": "RUNNABLE"}]})[0] == "running"
+    assert BATCH_JOB.verdict({"Jobs": []})[0] == "failed"  # forgotten: it will never end
+    ok = {"LastStatus": "STOPPED", "Containers": [{"ExitCode": 0}, {"Name": "sidecar"}]}
+    assert ECS_TASK.verdict({"Tasks": [ok]}) == ("succeeded", ok)
+    bad = {"LastStatus": "STOPPED", "Containers": [{"ExitCode": 0}, {"ExitCode": 137}]}
+    assert ECS_TASK.verdict({"Tasks": [bad]}) == ("failed", bad)
+    unstarted = {"LastStatus": "STOPPED", "StopCode": "TaskFailedToStart", "Containers": []}
+    assert ECS_TASK.verdict({"Tasks": [unstarted]})[0] == "failed"
+    assert ECS_TASK.verdict({"Tasks": [{"LastStatus": "PROVISIONING"}]})[0] == "running"
+
+
+def test_a_glue_run_stopped_from_outside_ends_the_state() -> None:
+    glue = FakeGlue(["RUNNING", "STOPPED"])
+    env = environment(glue)
+    arn = env.start(machine())
+    env.run(arn)
+    result = env.result(arn)
+    assert result.status == "SUCCEEDED"
+    assert result.result["JobRunState"] == "STOPPED"
+    assert glue.calls.count("BatchStopJobRun") == 0

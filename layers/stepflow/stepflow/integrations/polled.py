@@ -10,7 +10,8 @@ ends. Nothing sleeps. The job's end is reported as AWS reports it:
   ``JobRun``; Athena: the GetQueryExecution response; Batch: the DescribeJobs job), in
   Step Functions' PascalCase;
 - a job that ends badly fails the task with ``States.TaskFailed`` and that description,
-  as JSON, for the cause;
+  as JSON, for the cause (a Glue run stopped from outside ends the state as a success,
+  as on AWS);
 - a stopped or timed-out state stops the job (:meth:`PolledIntegration.cancel`: ECS
   StopTask, Glue BatchStopJobRun, Athena StopQueryExecution, Batch TerminateJob).
 
@@ -89,6 +90,8 @@ class Job:
     stop: Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
     keys: tuple[str, ...]
     """The handle members every handle must have (as strings)."""
+    started: Callable[[dict[str, Any], Any], Any] | None = None
+    """The start's response as the task shows it (None: as the API returns it)."""
 
 
 @dataclass(slots=True)
@@ -121,7 +124,8 @@ class PolledIntegration:
         if handle is None:  # e.g. ECS placed no task: AWS fails the state with the response
             return TaskOutcome.failed(StatesErrorName.TASK_FAILED.value, _json(outcome.output))
         handle = {**handle, _POLLS: 0, _ERRORS: 0}
-        return TaskOutcome.started(outcome.output, handle, self.schedule.after(0))
+        output = outcome.output if job.started is None else job.started(parameters, outcome.output)
+        return TaskOutcome.started(output, handle, self.schedule.after(0))
 
     def poll(
         self, request: TaskRequest, handle: dict[str, Any], clients: TaskClients
@@ -238,11 +242,18 @@ def _glue_handle(parameters: dict[str, Any], started: Any) -> dict[str, Any] | N
 def _glue_verdict(described: Any) -> Verdict:
     run = _member(described, "JobRun")
     state = _member(run, "JobRunState")
-    if state == "SUCCEEDED":
+    if state in ("SUCCEEDED", "STOPPED"):  # a run stopped from outside ends the state well
         return "succeeded", run
-    if state in ("FAILED", "ERROR", "TIMEOUT", "STOPPED", "EXPIRED"):
+    if state in ("FAILED", "ERROR", "TIMEOUT", "EXPIRED"):
         return "failed", run
     return "running", None
+
+
+def _glue_started(parameters: dict[str, Any], started: Any) -> Any:
+    """StartJobRun's response with the request's ``JobName``, as Step Functions shows it."""
+    if not isinstance(started, dict):
+        return started
+    return {**started, "JobName": parameters.get("JobName")}
 
 
 GLUE_JOB = Job(
@@ -251,8 +262,10 @@ GLUE_JOB = Job(
     verdict=_glue_verdict,
     stop=lambda h: ("BatchStopJobRun", {"JobName": h["JobName"], "JobRunIds": [h["RunId"]]}),
     keys=("JobName", "RunId"),
+    started=_glue_started,
 )
-"""Glue: GetJobRun until the run ends; the output is its ``JobRun``."""
+"""Glue: GetJobRun until the run ends; the output is its ``JobRun`` (FAILED, ERROR,
+TIMEOUT and EXPIRED fail the state; SUCCEEDED and STOPPED end it)."""
 
 
 def _athena_verdict(described: Any) -> Verdict:
