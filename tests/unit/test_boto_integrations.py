@@ -245,10 +245,16 @@ def test_a_wrong_parameter_fails_without_a_call(aws: Counted) -> None:
     assert aws.calls == []
 
 
-def test_sync_forms_are_named_as_the_next_issue() -> None:
+def test_sync_forms_run_where_aws_has_them() -> None:
     registry = default_registry()
-    problem = registry.problem("arn:aws:states:::glue:startJobRun.sync")
-    assert problem is not None and "not supported yet" in problem
+    for polled in (
+        "glue:startJobRun.sync",
+        "athena:startQueryExecution.sync",
+        "batch:submitJob.sync",
+        "ecs:runTask.sync",
+    ):
+        assert registry.problem(f"arn:aws:states:::{polled}") is None, polled
+    assert registry.problem("arn:aws:states:::glue:startJobRun.sync:2") is not None
     assert registry.problem("arn:aws:states:::athena:getQueryResults.sync") is not None
     assert registry.problem("arn:aws:states:::batch:submitJob.waitForTaskToken") is not None
     assert registry.problem("arn:aws:states:::ecs:runTask.waitForTaskToken") is None

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     )
     """Delay of the repair message the API sends before each commit (0: none)."""
 
+    poll_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=900,
+        validation_alias=AliasChoices("STEPFLOW_POLL_SECONDS", "poll_seconds"),
+    )
+    """How often ``.sync`` jobs of polled services are polled (0: AWS's schedule, once a
+    minute for ten minutes, then every five; e.g. 2 for ``stepflow local``)."""
+
     outbox_repair_age_seconds: int = Field(
         default=OUTBOX_REPAIR_AGE_SECONDS,
         ge=0,

@@ -44,11 +44,12 @@ from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
-from stepflow.integrations.catalog import with_http, with_starter
+from stepflow.integrations.catalog import with_http, with_poll_schedule, with_starter
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.item_reader import S3ItemSource
 from stepflow.integrations.lambda_ import LAMBDA_CONFIG
+from stepflow.integrations.polled import PollSchedule
 from stepflow.integrations.result_writer import S3ResultSink
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
@@ -214,7 +215,10 @@ class Wiring:
         http = Urllib3Http(denied=self.denied_endpoints, allow_loopback=local)
         # A Task's nested StartExecution goes through this process's API service (in process).
         starter = ApiExecutionStarter(lambda: self.service.executions, lambda: self.service.limits)
-        return with_starter(with_http(default_registry(), http), starter)
+        registry = with_starter(with_http(default_registry(), http), starter)
+        if self.settings.poll_seconds > 0:
+            registry = with_poll_schedule(registry, PollSchedule.fixed(self.settings.poll_seconds))
+        return registry
 
     @cached_property
     def check_parameters(self) -> ParameterCheck | None:

@@ -34,6 +34,7 @@ from stepflow.engine.model import (
     Stop,
     TaskFailed,
     TaskHeartbeat,
+    TaskPending,
     TaskStarted,
     TaskSubmitted,
     TaskSucceeded,
@@ -132,7 +133,8 @@ class Decider(Transitions):
         if isinstance(event, Start):
             self.start()
         elif isinstance(
-            event, TaskSucceeded | TaskFailed | TaskStarted | TaskSubmitted | TaskHeartbeat
+            event,
+            TaskSucceeded | TaskFailed | TaskStarted | TaskSubmitted | TaskHeartbeat | TaskPending,
         ):
             frame_id = s.tasks.get(event.task_id)
             if frame_id is None:  # stale, duplicate or fenced-off result
@@ -141,7 +143,9 @@ class Decider(Transitions):
             if isinstance(event, TaskStarted):
                 tasks.task_started(self, frame)
             elif isinstance(event, TaskSubmitted):
-                tasks.task_submitted(self, frame, event.output, event.handle)
+                tasks.task_submitted(self, frame, event.output, event.handle, event.poll_after)
+            elif isinstance(event, TaskPending):
+                tasks.task_pending(self, frame, event)
             elif isinstance(event, TaskHeartbeat):
                 tasks.task_heartbeat(self, frame)
             else:
@@ -240,6 +244,8 @@ class Decider(Transitions):
             tasks.task_timed_out(self, frame, kind.removeprefix("timeout:"))
         elif kind.startswith("heartbeat:") and frame.phase == "task":
             tasks.heartbeat_due(self, frame, kind.removeprefix("heartbeat:"))
+        elif kind.startswith("poll:") and frame.phase == "task":
+            tasks.poll_due(self, frame, kind.removeprefix("poll:"))
 
     # --- the run loop -------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ from stepflow.engine import dataflow, waits
 from stepflow.engine.model import (
     ExecutionState,
     Frame,
+    PollTask,
     RunTask,
     TaskFailed,
+    TaskPending,
     TaskSucceeded,
 )
 from stepflow.engine.resources import ParameterCheck, ResourceInfo, describe
@@ -172,15 +174,23 @@ def task_started(d: StepContext, frame: Frame) -> None:
 
 
 def task_submitted(
-    d: StepContext, frame: Frame, output: Any, handle: dict[str, Any] | None = None
+    d: StepContext,
+    frame: Frame,
+    output: Any,
+    handle: dict[str, Any] | None = None,
+    poll_after: float | None = None,
 ) -> None:
     """Record that the task's request was sent (TaskStarted first if not yet), with the response.
 
-    ``handle`` (what identifies the started job) is kept to poll and to cancel it.
+    ``handle`` (what identifies the started job) is kept to poll and to cancel it;
+    ``poll_after`` (seconds) arms the durable timer ``poll:<task_id>`` whose firing
+    asks for a ``PollTask`` (see :func:`poll_due`).
     """
     if frame.submitted:
         return
     frame.handle = handle
+    if poll_after is not None and handle is not None and frame.task_id is not None:
+        _arm_poll(d, frame, frame.task_id, poll_after)
     task_started(d, frame)
     frame.submitted = True
     node = d.node(frame)
@@ -188,6 +198,60 @@ def task_submitted(
     info = describe(node.resource)
     details = _details(info, output=d.encode(output), outputDetails={"truncated": False})
     d.emit(frame, "TaskSubmitted", _key(info, "Submitted"), details)
+
+
+def task_pending(d: StepContext, frame: Frame, event: TaskPending) -> None:
+    """A poll found the submitted job still running: poll again ``poll_after`` seconds later.
+
+    At most one poll is armed or in flight per attempt: a pending report that finds
+    the poll timer armed already is a duplicate (a redelivered poll result) and is ignored.
+    """
+    task_id = event.task_id
+    if frame.task_id != task_id or not frame.submitted or frame.handle is None:
+        return
+    if _poll_timer(d, task_id) is not None:
+        return
+    if event.handle is not None:
+        frame.handle = event.handle
+    _arm_poll(d, frame, task_id, event.poll_after)
+
+
+def poll_due(d: StepContext, frame: Frame, task_id: str) -> None:
+    """The poll timer of ``task_id`` fired: ask the runtime to poll its job (``PollTask``)."""
+    if frame.task_id != task_id or task_id not in d.state.tasks or frame.handle is None:
+        return
+    node = d.node(frame)
+    assert isinstance(node, TaskState)
+    try:
+        role_arn = task_role(d, frame, node)
+    except StatesError:  # it named one when the task started; else the execution's
+        role_arn = d.state.role_arn
+    frame.poll_round += 1
+    d.commands.append(
+        PollTask(
+            task_id,
+            node.resource,
+            dict(frame.handle),
+            frame.poll_round,
+            node.name,
+            role_arn,
+            d.state.role_arn,
+        )
+    )
+
+
+def _arm_poll(d: StepContext, frame: Frame, task_id: str, poll_after: float) -> None:
+    seconds = max(0.0, float(poll_after))
+    d.start_timer(frame, f"poll:{task_id}", d.now + seconds)
+
+
+def _poll_timer(d: StepContext, task_id: str) -> str | None:
+    """The id of the armed poll timer of ``task_id`` (None: none is armed)."""
+    kind = f"poll:{task_id}"
+    for timer_id, (_, timer_kind) in d.state.timers.items():
+        if timer_kind == kind:
+            return timer_id
+    return None
 
 
 def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFailed) -> None:

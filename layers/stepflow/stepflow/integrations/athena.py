@@ -1,16 +1,20 @@
-"""``arn:aws:states:::athena:*``: Athena queries (request-response; ``.sync`` is the next issue's).
+"""``arn:aws:states:::athena:*``: Athena queries; ``startQueryExecution.sync`` waits for the query.
 
-Errors are ``Athena.<Code>`` (``Athena.InvalidRequestException``).
+Errors are ``Athena.<Code>`` (``Athena.InvalidRequestException``). The ``.sync`` form
+polls GetQueryExecution (:mod:`.polled`): its output is that response; a FAILED or
+CANCELLED query fails the state with ``States.TaskFailed``; stopping the state stops
+the query (StopQueryExecution).
 """
 
 from __future__ import annotations
 
 from stepflow.engine.resources import Pattern
 from stepflow.integrations.boto_calls import Action, BotoIntegration
+from stepflow.integrations.polled import ATHENA_QUERY, PolledIntegration
 
 _SYNC: frozenset[Pattern] = frozenset({"request-response", "sync"})
 
-ATHENA = BotoIntegration(
+ATHENA_CALLS = BotoIntegration(
     service="athena",
     client="athena",
     prefix="Athena",
@@ -23,4 +27,6 @@ ATHENA = BotoIntegration(
     },
 )
 
-INTEGRATIONS: tuple[BotoIntegration, ...] = (ATHENA,)
+ATHENA = PolledIntegration(ATHENA_CALLS, {"startQueryExecution": ATHENA_QUERY})
+
+INTEGRATIONS: tuple[PolledIntegration, ...] = (ATHENA,)

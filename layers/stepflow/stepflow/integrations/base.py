@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from stepflow.engine.resources import Pattern, describe
 from stepflow.errors import StatesErrorName
@@ -147,6 +147,7 @@ def unknown_action(
     return f"{service}:{action} is not a Step Functions integration (only {names}{hint})"
 
 
+@runtime_checkable
 class PollsJobs(Protocol):
     """An integration whose ``.sync`` jobs end without telling anyone: polled on durable timers.
 

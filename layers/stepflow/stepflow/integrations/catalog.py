@@ -23,6 +23,7 @@ from stepflow.integrations import (
 )
 from stepflow.integrations.base import Integration
 from stepflow.integrations.http_port import HttpPort
+from stepflow.integrations.polled import PolledIntegration, PollSchedule
 from stepflow.integrations.registry import Registry
 from stepflow.runtime.nested import ExecutionStarter
 
@@ -70,4 +71,13 @@ def with_starter(registry: Registry, starter: ExecutionStarter) -> Registry:
     """A copy of ``registry`` whose ``states:startExecution`` tasks start through ``starter``."""
     copy = Registry(dict(registry.integrations))
     copy.register(states.StatesStartExecution(starter))
+    return copy
+
+
+def with_poll_schedule(registry: Registry, schedule: PollSchedule) -> Registry:
+    """A copy of ``registry`` whose polled ``.sync`` jobs are polled on ``schedule``."""
+    copy = Registry(dict(registry.integrations))
+    for integration in registry.integrations.values():
+        if isinstance(integration, PolledIntegration):
+            copy.register(PolledIntegration(integration.calls, integration.jobs, schedule))
     return copy

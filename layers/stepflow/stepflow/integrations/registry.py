@@ -15,7 +15,7 @@ from typing import Any
 
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
-from stepflow.integrations.base import Integration, TaskRequest
+from stepflow.integrations.base import Integration, PollsJobs, TaskRequest
 from stepflow.runtime.clients import TaskCallRefused, TaskClients
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -105,16 +105,39 @@ class IntegrationInvoker:
         self.clients = clients
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
-        """Run the task of an inline task message ``body``."""
+        """Run the task of an inline task message ``body``.
+
+        A body with ``op`` ``poll`` or ``cancel`` polls or stops the job of a ``.sync``
+        task (its ``handle``) through the integration's :class:`~.base.PollsJobs` side.
+        """
         request = TaskRequest.from_body(body)
         problem = self.registry.problem(request.resource)
         integration = self.registry.find(request.resource)
         if problem is not None or integration is None:
             return unsupported(request.resource, problem)
+        op = body.get("op")
         try:
+            if op in ("poll", "cancel"):
+                return _job(integration, str(op), request, body.get("handle"), self.clients)
             return integration.call(request, self.clients)
         except TaskCallRefused as refused:
             return refused.outcome()
+
+
+def _job(
+    integration: Integration, op: str, request: TaskRequest, handle: Any, clients: TaskClients
+) -> TaskOutcome:
+    """Poll (``op`` poll) or stop (``op`` cancel) the job ``handle`` of a ``.sync`` task."""
+    if not isinstance(integration, PollsJobs) or not isinstance(handle, dict):
+        return TaskOutcome.failed(
+            StatesErrorName.RUNTIME,
+            f"StepFlow cannot {op} the job of the Task resource {request.resource!r}: "
+            "its integration polls no jobs, or the job's handle is missing.",
+        )
+    if op == "poll":
+        return integration.poll(request, handle, clients)
+    integration.cancel(request, handle, clients)
+    return TaskOutcome.succeeded(None)
 
 
 def unsupported(resource: str, problem: str | None) -> TaskOutcome:

@@ -92,6 +92,9 @@ class LocalStack:
     """Access key -> principal ARN (default ``arn:aws:iam::<account>:user/<access key>``)."""
     dynamodb_endpoint: str | None = None
     """DynamoDB's own endpoint (e.g. DynamoDB Local next to LocalStack); None: ``endpoint``."""
+    poll_seconds: float | None = None
+    """How often ``.sync`` jobs are polled (None: ``STEPFLOW_POLL_SECONDS``, else AWS's
+    schedule, once a minute for ten minutes then every five)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -136,6 +139,9 @@ class LocalStack:
             own_functions=",".join(FUNCTIONS),
             own_queues=f"{dlq_url},{tasks_dlq_url}",
             limits=self.limits or _environment_limits(),
+            poll_seconds=self.poll_seconds
+            if self.poll_seconds is not None
+            else _environment_settings().poll_seconds,
             access_policy=self.access_policy,
             pass_role_check=self.check_roles,
             # A fresh random key per run signs this stack's internal messages.
@@ -278,7 +284,12 @@ _MOTO_DYNAMODB_LOCK = threading.RLock()
 
 def _environment_limits() -> Limits:
     """The limits the process environment sets (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
-    return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE}).limits
+    return _environment_settings().limits
+
+
+def _environment_settings() -> Settings:
+    """The settings the process environment sets (``STEPFLOW_<NAME>``)."""
+    return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE})
 
 
 def _serialize_moto_dynamodb() -> None:

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stepflow.engine import (
+    CancelTask,
     ChildFinished,
     Continue,
     Event,
     MapRunFinished,
+    PollTask,
     RunTask,
     Start,
     Stop,
@@ -114,3 +116,52 @@ def task_body(command: RunTask) -> dict[str, Any]:
         "role_arn": command.role_arn,
         "execution_role": command.execution_role,
     }
+
+
+POLL = "poll"
+CANCEL = "cancel"
+"""The ``op`` of a task message that polls (or cancels) a submitted ``.sync`` job; none: run it."""
+
+
+def poll_body(command: PollTask) -> dict[str, Any]:
+    """The body of a ``task`` message that polls the job of a ``.sync`` task (``op`` poll)."""
+    return {
+        "op": POLL,
+        "task_id": command.task_id,
+        "resource": command.resource,
+        "input": None,
+        "handle": command.handle,
+        "poll_round": command.poll_round,
+        "state_name": command.state_name,
+        "role_arn": command.role_arn,
+        "execution_role": command.execution_role,
+    }
+
+
+def cancel_body(command: CancelTask, role_arn: str, execution_role: str) -> dict[str, Any]:
+    """The body of a ``task`` message that stops the job of a ``.sync`` task (``op`` cancel)."""
+    return {
+        "op": CANCEL,
+        "task_id": command.task_id,
+        "resource": command.resource,
+        "input": None,
+        "handle": command.handle,
+        "state_name": "",
+        "role_arn": role_arn,
+        "execution_role": execution_role,
+    }
+
+
+def task_lease_key(body: dict[str, Any]) -> str:
+    """The lease record a task message runs under: one per attempt, poll round, or cancel.
+
+    ``<task_id>`` runs the task, ``<task_id>#poll<n>`` its n-th poll, ``<task_id>#cancel``
+    the stop of its job: a redelivered poll or cancel finds its lease and runs once.
+    """
+    task_id = str(body["task_id"])
+    op = body.get("op")
+    if op == POLL:
+        return f"{task_id}#poll{int(body.get('poll_round') or 0)}"
+    if op == CANCEL:
+        return f"{task_id}#cancel"
+    return task_id

@@ -11,23 +11,32 @@ result re-runs it.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from stepflow.data.serialize import dumps, storable_problem, utf8_size
-from stepflow.engine import Event, TaskFailed, TaskSubmitted, TaskSucceeded
+from stepflow.engine import Event, TaskFailed, TaskPending, TaskSubmitted, TaskSucceeded
 from stepflow.engine.codec import decode_state
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import leases
 from stepflow.runtime.leases import TaskLease
-from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.messages import CANCEL, POLL, Message, encode_event, task_lease_key
 from stepflow.runtime.outbox import delay as _delay
-from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.ports import CoordinationLog, MessageBus
 from stepflow.runtime.task_queue import TaskRouter
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 60.0
+"""When a poll that found its job running asks for no interval: poll again this much later."""
+
+_CANCELLED = {"type": "Cancelled"}
+"""The result recorded on the lease of a cancel that ran (it reports no event)."""
 
 
 class TaskLeaseHeldError(Exception):
@@ -88,8 +97,13 @@ class TaskRuns:
                 self.log.put_lease(leases.release(lease, self.clock()))
 
     def run_inline(self, message: Message, takeover: bool) -> dict[str, Any] | None:
-        """Run a held inline task; a taken-over one through its own lease (None: not now)."""
-        if not takeover:
+        """Run a held inline task; a taken-over one through its own lease.
+
+        None: not now, or nothing to report (a cancel).
+        A poll or a cancel always runs through its own lease, so that the outbox
+        that still holds it after it ran (a cancel commits nothing) never runs it again.
+        """
+        if not takeover and message.body.get("op") is None:
             return self.invoke(message)
         try:
             return self.task_result(message, check_open=False)
@@ -116,41 +130,51 @@ class TaskRuns:
         the task and recording its result re-runs it.
         """
         arn, task_id = message.execution_arn, str(message.body["task_id"])
-        if check_open:  # (a task taken over from an outbox just read is open)
-            record = self.log.get(arn)
+        cancel = message.body.get("op") == CANCEL
+        if check_open and not cancel:  # (a task taken over from an outbox just read is open;
+            record = self.log.get(arn)  # a cancel stops a job whose attempt has ended)
             if record is None or task_id not in decode_state(record.state).tasks:
                 return None
+        key = task_lease_key(message.body)
         now = self.clock()
-        claim = leases.claim(self.log, arn, task_id, self.owner, now, self.task_lease_seconds)
+        claim = leases.claim(self.log, arn, key, self.owner, now, self.task_lease_seconds)
         if claim.status == "busy":
             until = claim.lease.until if claim.lease is not None else now
-            raise TaskLeaseHeldError(f"{arn}: task {task_id} is leased to another worker", until)
+            raise TaskLeaseHeldError(f"{arn}: task {key} is leased to another worker", until)
         if claim.result is not None:
-            return claim.result
+            return None if cancel else claim.result
         assert claim.lease is not None  # acquired
         try:
             result = self.invoke(message)
         except Exception:
             self.release([claim.lease])
             raise
-        leases.finish(self.log, claim.lease, result)
+        leases.finish(self.log, claim.lease, _CANCELLED if result is None else result)
         return result
 
-    def invoke(self, message: Message) -> dict[str, Any]:
-        """Call the task's resource and return its result as an encoded engine event."""
+    def invoke(self, message: Message) -> dict[str, Any] | None:
+        """Call the task's resource and return its result as an encoded engine event.
+
+        A poll (``op`` poll) reports the job's end, or ``TaskPending`` while it runs;
+        a cancel (``op`` cancel) reports nothing (None), and its failure is only logged:
+        the attempt has ended, so retrying the stop could only repeat it.
+        """
         task_id = str(message.body["task_id"])
+        op = message.body.get("op")
         # The execution names the session its call's role is assumed in (CloudTrail).
-        outcome = self.invoker({**message.body, "execution_arn": message.execution_arn})
+        body = {**message.body, "execution_arn": message.execution_arn}
+        if op == CANCEL:
+            self._cancel(body)
+            return None
+        outcome = self.invoker(body)
+        if outcome.ok and outcome.submitted:
+            return encode_event(self._submitted(task_id, outcome, poll=op == POLL))
         event: Event = (
             self._checked(task_id, outcome.output)
             if outcome.ok
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
-        if isinstance(event, TaskSucceeded) and outcome.submitted:
-            # A started job (a .sync child execution): its end arrives later, as an event
-            # or through polls; the start's response is TaskSubmitted's output.
-            event = TaskSubmitted(task_id, event.output, outcome.handle, outcome.poll_after)
-        elif (
+        if op != POLL and (
             isinstance(event, TaskSucceeded)
             and describe(str(message.body.get("resource", ""))).wait_for_token
         ):
@@ -158,6 +182,41 @@ class TaskRuns:
             # (checked as a result is: a response too large to record fails the task).
             event = TaskSubmitted(task_id, event.output)
         return encode_event(event)
+
+    def _submitted(
+        self, task_id: str, outcome: TaskOutcome, *, poll: bool
+    ) -> TaskSubmitted | TaskPending | TaskFailed:
+        """A started job (``TaskSubmitted``), or, from a poll, one still running (``TaskPending``).
+
+        A start's response is checked as a result is (too large to record fails the task).
+        """
+        if poll:
+            after = DEFAULT_POLL_SECONDS if outcome.poll_after is None else outcome.poll_after
+            return TaskPending(task_id, after, outcome.handle)
+        checked = self._checked(task_id, outcome.output)
+        if isinstance(checked, TaskFailed):
+            return checked
+        return TaskSubmitted(task_id, outcome.output, outcome.handle, outcome.poll_after)
+
+    def _cancel(self, body: dict[str, Any]) -> None:
+        """Stop a polled job (best effort, once): a failure is logged, never retried."""
+        try:
+            outcome = self.invoker(body)
+        except Exception:
+            LOG.exception(
+                "%s: stopping the job of task %s failed",
+                body.get("execution_arn"),
+                body.get("task_id"),
+            )
+            return
+        if not outcome.ok:
+            LOG.warning(
+                "%s: stopping the job of task %s failed: %s: %s",
+                body.get("execution_arn"),
+                body.get("task_id"),
+                outcome.error,
+                outcome.cause,
+            )
 
     def _checked(self, task_id: str, output: Any) -> TaskSucceeded | TaskFailed:
         """A task's result as its event (see :func:`checked_result`)."""

@@ -44,6 +44,8 @@ def task_invoker(
     """
 
     def invoke(body: dict[str, Any]) -> TaskOutcome:
+        if fallback is not None and body.get("op") is not None:  # a poll or stop of a job
+            return fallback(body)
         if fallback is not None and find_handler(handlers, body["resource"], body["input"]) is None:
             return fallback(body)
         command = RunTask(
