@@ -217,8 +217,9 @@ def batched(items: list[dict[str, str]]) -> Check:
 
 
 def wrote_results(prefix: str, label: str, inputs: list[Any]) -> Check:
-    """The output names the manifest under ``prefix/<map run id>/``, which holds it and one
-    ``SUCCEEDED_0.json`` with each input's result once."""
+    """The output names the manifest under ``prefix/<map run id>/`` (AWS's: the bucket,
+    the run's ARN, the result files), which holds it and one ``SUCCEEDED_0.json`` with
+    each input's result once."""
 
     def check(case: CaseContext, result: dict[str, Any]) -> str | None:
         got = _output(result)
@@ -234,11 +235,18 @@ def wrote_results(prefix: str, label: str, inputs: list[Any]) -> Check:
         s3 = case.client("s3")
         listed = s3.list_objects_v2(Bucket=RESULT_BUCKET).get("Contents", [])
         keys = sorted(o["Key"] for o in listed)
-        want = sorted([manifest, f"{prefix}/{run_id}/SUCCEEDED_0.json"])
-        if keys != want:
-            return f"the result bucket holds {keys}, not {want}"
-        body = s3.get_object(Bucket=RESULT_BUCKET, Key=want[-1])["Body"].read()
+        succeeded = f"{prefix}/{run_id}/SUCCEEDED_0.json"
+        if keys != sorted([manifest, succeeded]):
+            return f"the result bucket holds {keys}, not {manifest} and {succeeded}"
+        written = json.loads(s3.get_object(Bucket=RESULT_BUCKET, Key=manifest)["Body"].read())
+        if written.get("MapRunArn") != run_arn or written.get("DestinationBucket") != RESULT_BUCKET:
+            return f"the manifest is {written!r}: its MapRunArn is the run's ARN on AWS"
+        body = s3.get_object(Bucket=RESULT_BUCKET, Key=succeeded)["Body"].read()
         entries = json.loads(body)
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("Output"), str) for e in entries
+        ):
+            return f"SUCCEEDED_0.json is {body[:300]!r}, not entries with Output as JSON text"
         outs = sorted(json.dumps(json.loads(e["Output"])) for e in entries)
         expected = sorted(json.dumps(i) for i in inputs)
         return None if outs == expected else f"SUCCEEDED_0.json has outputs {outs}"
@@ -290,6 +298,7 @@ SPECS_14: dict[str, Spec] = {
         names={"<resource:3>": "TestStartTarget"},
         exact=("sqs_queue_url",),
         worker=sqs_success,
+        polls=True,
         check=outputs("SQS_SEND_MESSAGE_AND_WAIT"),
     ),
     f"{_CROSS}[SFN_START_EXECUTION_SYNC_ROLE_ARN_PATH_CONTEXT]": _CROSS_SPEC,

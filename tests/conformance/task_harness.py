@@ -41,6 +41,9 @@ ACCOUNT = "123456789012"
 MAX_WORKER_ROUNDS = 10
 """How often a worker may answer tasks before the case is given up as stuck."""
 
+MAX_POLLS = 120
+"""Seconds a polling worker (``Spec.polls``) polls before the run goes on without it."""
+
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -214,7 +217,9 @@ class Spec:
     state-machine-name placeholder of the input to the definition registered under
     it (the targets of ``states:startExecution``); ``names`` maps other placeholders
     to fixed text; ``check`` finds what the oracle cannot see in a recording with
-    placeholders (the output, what was written), once the run ended.
+    placeholders (the output, what was written), once the run ended; ``polls``: the
+    worker polls every second from the start (the test's worker does) rather than
+    answering when the run stalls.
     """
 
     setup: Setup = lambda _case: {}
@@ -225,6 +230,20 @@ class Spec:
     machines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
     check: Check | None = None
+    polls: bool = False
+
+
+def _poll(spec: Spec, context: CaseContext, env: WorkflowEnvironment, arn: str) -> None:
+    """The worker polls once a (virtual) second while the execution runs, as the test's
+    worker does, instead of answering only once the run stalls: a ``.sync`` child that
+    waits keeps the clock moving, and the answer must come while it waits."""
+    assert spec.worker is not None
+    for _ in range(MAX_POLLS):
+        env.run_until_idle()
+        if env.describe(arn)["status"] != "RUNNING":
+            return
+        spec.worker(context)
+        env.advance(1)
 
 
 def machine_name(placeholder: str) -> str:
@@ -283,6 +302,8 @@ def run_spec(
             arn = env.start(case["definition"], value, name="conform", state_machine="conform")
         except DefinitionError as exc:
             return invalid(exc)
+        if spec.polls:
+            _poll(spec, context, env, arn)
         for _ in range(MAX_WORKER_ROUNDS):
             env.run(arn)
             if env.describe(arn)["status"] != "RUNNING" or spec.worker is None:
