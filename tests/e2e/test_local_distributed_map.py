@@ -107,7 +107,8 @@ def test_distributed_map_reads_csv_from_s3_and_writes_results_to_s3(stack: Local
     output = json.loads(described["output"])
     run_arn = output["MapRunArn"]
     run_id = run_arn.rsplit(":", 1)[-1]
-    assert run_arn.startswith("arn:aws:states:us-east-1:123456789012:mapRun:CsvRows/Rows:")
+    account = started["executionArn"].split(":")[4]
+    assert run_arn.startswith(f"arn:aws:states:us-east-1:{account}:mapRun:CsvRows/Rows:")
     manifest_key = f"{PREFIX}/{run_id}/manifest.json"
     assert output["ResultWriterDetails"] == {"Bucket": RESULTS_BUCKET, "Key": manifest_key}
 
