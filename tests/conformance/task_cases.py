@@ -1,12 +1,13 @@
-"""The 57 AWS-recorded dev Task cases this issue's integrations run, each set up as its test.
+"""The 71 AWS-recorded dev Task cases, each set up as its test.
 
 Each case of ``../shared/conformance/aws-recorded-dev.jsonl`` that calls a resource
-(``needs``) and needs neither a nested execution nor an ItemReader/ResultWriter has a
-:class:`Spec` here: what its LocalStack test (localstack/localstack,
+(``needs``) has a :class:`Spec`: the 57 of issue 13 (integrations) here, the 14 of
+issue 14 (nested executions, ItemReader/ResultWriter) in
+:mod:`tests.conformance.task_cases_14`. A spec says what its LocalStack test (localstack/localstack,
 ``tests/aws/services/stepfunctions/v2/``) creates before the run, which Lambda
 functions it deploys (re-implemented in :mod:`tests.conformance.task_standins`), and
 how it answers ``.waitForTaskToken`` tasks. :func:`run_case` runs one on moto
-(:mod:`tests.conformance.task_harness`). :data:`OUT_OF_SCOPE` lists the other 14.
+(:mod:`tests.conformance.task_harness`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stepflow.engine.resources import describe
 from stepflow.integrations import Registry
 
 from tests.conformance import task_standins as fn
+from tests.conformance.task_cases_14 import SPECS_14
 from tests.conformance.task_harness import CaseContext, Setup, Spec, run_spec
 from tests.conformance.task_standins import (
     ApiStandIn,
@@ -165,7 +167,7 @@ _TOPIC_LITERAL: dict[str, Any] = {
 }
 _FN_LITERAL = ("lambda_function_name",)
 
-SPECS: dict[str, Spec] = {
+SPECS_13: dict[str, Spec] = {
     # assign
     "assign/test_assign_reference_variables.py::TestAssignReferenceVariables::"
     "test_assign_in_catch_state": Spec(functions={"<lambda-function-name>": RAISE}),
@@ -311,54 +313,14 @@ SPECS: dict[str, Spec] = {
         functions={"<lambda_function_1_name>": _wait_60}
     ),
 }
-"""The 57 in-scope cases, keyed by id without :data:`PREFIX`."""
+"""The 57 cases of issue 13, keyed by id without :data:`PREFIX`."""
 
-OUT_OF_SCOPE: dict[str, str] = {
-    "assign/test_assign_reference_variables.py::TestAssignReferenceVariables::"
-    "test_reference_in_map_state_max_items_path[MAP_STATE_REFERENCE_IN_MAX_ITEMS_PATH]": (
-        "ItemReader (s3:getObject of a distributed Map)"
-    ),
-    "callback/test_callback.py::TestCallback::test_start_execution_sync_delegate_failure": (
-        "nested execution (states:startExecution.sync)"
-    ),
-    "callback/test_callback.py::TestCallback::test_sync_with_task_token": (
-        "nested execution (states:startExecution.sync)"
-    ),
-    "credentials/test_credentials_base.py::TestCredentialsBase::"
-    "test_cross_account_states_start_sync_execution"
-    "[SFN_START_EXECUTION_SYNC_ROLE_ARN_PATH_CONTEXT]": (
-        "nested execution (states:startExecution.sync, cross-account)"
-    ),
-    "credentials/test_credentials_base.py::TestCredentialsBase::"
-    "test_cross_account_states_start_sync_execution"
-    "[SFN_START_EXECUTION_SYNC_ROLE_ARN_VARIABLE]": (
-        "nested execution (states:startExecution.sync, cross-account)"
-    ),
-    "error_handling/test_task_service_sfn.py::TestTaskServiceSfn::"
-    "test_start_execution_no_such_arn": "nested execution (states:startExecution)",
-    **{
-        f"scenarios/test_base_scenarios.py::TestBaseScenarios::{name}": (
-            "ItemReader (s3:getObject of a distributed Map)"
-        )
-        for name in (
-            "test_map_item_reader_base_json",
-            "test_map_item_reader_json_no_json_list_object",
-            "test_map_item_reader_csv_max_items_paths[-1]",
-            "test_map_item_reader_csv_max_items_paths[0]",
-            "test_map_item_reader_csv_max_items_paths[2]",
-            "test_map_item_reader_csv_max_items_paths[100000001]",
-            "test_map_item_batching_base_json_max_per_batch_jsonata",
-        )
-    },
-    "scenarios/test_base_scenarios.py::TestBaseScenarios::test_map_state_result_writer": (
-        "ResultWriter (s3:putObject of a distributed Map)"
-    ),
-}
-"""The other 14 Task cases and why they wait for the next issue."""
+SPECS: dict[str, Spec] = {**SPECS_13, **SPECS_14}
+"""All 71 Task cases: the 57 of issue 13 and the 14 of issue 14 (:data:`SPECS_14`)."""
 
 
 def key(case: Mapping[str, Any]) -> str:
-    """The case's key in :data:`SPECS` / :data:`OUT_OF_SCOPE`."""
+    """The case's key in :data:`SPECS`."""
     return str(case["id"]).removeprefix(PREFIX)
 
 
@@ -378,5 +340,5 @@ def calls(case: Mapping[str, Any]) -> tuple[str, ...]:
 def run_case(
     case: Mapping[str, Any], api: ApiStandIn | None = None, registry: Registry | None = None
 ) -> dict[str, Any]:
-    """Run one of the 57 cases as its test did (see :func:`run_spec`)."""
+    """Run one of the 71 cases as its test did (see :func:`run_spec`)."""
     return run_spec(SPECS[key(case)], case, api=api, registry=registry)

@@ -13,6 +13,7 @@ SendTaskFailure through the environment.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ ACCOUNT = "123456789012"
 
 MAX_WORKER_ROUNDS = 10
 """How often a worker may answer tasks before the case is given up as stuck."""
+
+MAX_POLLS = 120
+"""Seconds a polling worker (``Spec.polls``) polls before the run goes on without it."""
 
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -196,6 +200,9 @@ def report(env: WorkflowEnvironment, arn: str) -> dict[str, Any]:
 Setup = Callable[[CaseContext], dict[str, str]]
 """Creates a case's resources in moto; returns placeholder -> real value."""
 
+Check = Callable[[CaseContext, dict[str, Any]], "str | None"]
+"""What is wrong with a case's runner-shaped result beyond the oracle's view (None: nothing)."""
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -206,7 +213,13 @@ class Spec:
     ``worker`` answers callback tasks; ``calls`` are the resources that reach the
     integrations (None: the case's ``needs`` except ``lambda:invoke`` when its
     functions are bound here); ``exact`` replaces input strings equal to a key
-    (the snapshot's literal names, e.g. ``sqs_queue_url``).
+    (the snapshot's literal names, e.g. ``sqs_queue_url``); ``machines`` maps a
+    state-machine-name placeholder of the input to the definition registered under
+    it (the targets of ``states:startExecution``); ``names`` maps other placeholders
+    to fixed text; ``check`` finds what the oracle cannot see in a recording with
+    placeholders (the output, what was written), once the run ended; ``polls``: the
+    worker polls every second from the start (the test's worker does) rather than
+    answering when the run stalls.
     """
 
     setup: Setup = lambda _case: {}
@@ -214,6 +227,33 @@ class Spec:
     worker: Worker | None = None
     calls: tuple[str, ...] | None = None
     exact: tuple[str, ...] = ()
+    machines: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+    check: Check | None = None
+    polls: bool = False
+
+
+def _poll(spec: Spec, context: CaseContext, env: WorkflowEnvironment, arn: str) -> None:
+    """The worker polls once a (virtual) second while the execution runs, as the test's
+    worker does, instead of answering only once the run stalls: a ``.sync`` child that
+    waits keeps the clock moving, and the answer must come while it waits."""
+    assert spec.worker is not None
+    for _ in range(MAX_POLLS):
+        env.run_until_idle()
+        if env.describe(arn)["status"] != "RUNNING":
+            return
+        spec.worker(context)
+        env.advance(1)
+
+
+def machine_name(placeholder: str) -> str:
+    """The name a placeholder's target state machine (or function) is registered under."""
+    return "conform-" + placeholder.strip("<>").replace("_", "-").replace(":", "-")
+
+
+NESTED = "nested" in inspect.signature(WorkflowEnvironment).parameters
+"""Whether the environment can route ``states:startExecution`` to its own API while an
+``invoker`` is given (``nested=True``); without it those tasks reach the invoker."""
 
 
 def run_spec(
@@ -234,39 +274,54 @@ def run_spec(
         parts.update(spec.setup(context))
         handlers: dict[str, StandIn] = {}
         for placeholder, make in spec.functions.items():
-            name = "conform-" + placeholder.strip("<>").replace("_", "-")
+            name = machine_name(placeholder)
             parts[placeholder] = name
             handlers[name] = make(context)
+        parts.update(spec.names)
+        for placeholder in spec.machines:
+            parts[placeholder] = machine_name(placeholder)
         exact = {k: parts.pop(k) for k in spec.exact if k in parts}
         value = substitute(case["input"], exact, parts)
         registry = registry or default_registry()
-        integrations = IntegrationInvoker(registry, MotoClients(context))
-        invoker = combined_invoker(handlers, integrations)
+        clients = MotoClients(context)
+        invoker = combined_invoker(handlers, IntegrationInvoker(registry, clients))
+        nested: dict[str, Any] = {"nested": True} if NESTED else {}
         env = WorkflowEnvironment(
             handlers=handlers,
             invoker=invoker,
+            aws=clients,  # a distributed Map's ItemReader/ResultWriter reach moto's S3
             start_time=START,
             account=ACCOUNT,
             check_parameters=registry.parameters_problem,
+            **nested,
         )
         context.env = env
+        for placeholder, definition in spec.machines.items():
+            env.register(definition, parts[placeholder])
         try:
             arn = env.start(case["definition"], value, name="conform", state_machine="conform")
         except DefinitionError as exc:
             return invalid(exc)
+        if spec.polls:
+            _poll(spec, context, env, arn)
         for _ in range(MAX_WORKER_ROUNDS):
             env.run(arn)
             if env.describe(arn)["status"] != "RUNNING" or spec.worker is None:
                 break
             if not spec.worker(context):
                 break
-        return report(env, arn)
+        result = report(env, arn)
+        problem = spec.check(context, result) if spec.check is not None else None
+        if problem is not None:
+            result["problem"] = problem
+        return result
 
 
 def score(oracle: Any, case: Mapping[str, Any], result: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether ``result`` matches AWS, by the oracle's own ``compare`` and ``history_matches``.
 
-    A case passes when both agree; the reason names what differs.
+    A case passes when both agree and its spec's ``check`` found nothing (``problem``);
+    the reason names what differs.
     """
     reported = {"ok": True, **result, "history_types": [e["type"] for e in result["history"]]}
     ok, why = oracle.compare(case, reported)
@@ -275,4 +330,6 @@ def score(oracle: Any, case: Mapping[str, Any], result: Mapping[str, Any]) -> tu
         return False, f"{why} ({got})"
     if not oracle.history_matches(case, reported):
         return False, f"history {reported['history_types']} != AWS {case['history_types']}"
+    if result.get("problem"):
+        return False, f"the oracle agrees, but {result['problem']}"
     return True, why
