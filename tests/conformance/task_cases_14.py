@@ -330,15 +330,3 @@ SPECS_14: dict[str, Spec] = {
 }
 """The 14 cases with nested executions or an ItemReader/ResultWriter, keyed as
 :data:`tests.conformance.task_cases.SPECS`."""
-
-FEATURE: dict[str, str] = {
-    name: (
-        "nested execution (states:startExecution)"
-        if spec.machines
-        else "ResultWriter (s3:putObject of a distributed Map)"
-        if name.endswith("result_writer")
-        else "ItemReader (s3:getObject of a distributed Map)"
-    )
-    for name, spec in SPECS_14.items()
-}
-"""What each of the 14 needs (for the reasons of expected failures)."""

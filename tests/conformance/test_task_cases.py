@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.task_cases import SPECS, SPECS_13, calls, key, run_case
-from tests.conformance.task_cases_14 import FEATURE, SPECS_14
+from tests.conformance.task_cases_14 import SPECS_14
 from tests.conformance.task_harness import score, unregistered
 from tests.conformance.task_standins import ApiStandIn, api_stand_in
 from tests.conformance.test_conformance import ALL, CASES, ORACLE
@@ -35,13 +35,11 @@ PASS_RATE = 0.85
 """Both issues' acceptance: at least this share of the 57 (issue 13) and of the 14
 (issue 14) cases pass."""
 
-_UNTIL = "fails until the feature lands: "
-KNOWN_FAILURES: dict[str, str] = {name: _UNTIL + why for name, why in FEATURE.items()}
+KNOWN_FAILURES: dict[str, str] = {}
 """Cases (keys of SPECS) that fail for a documented reason (docs/conformance.md).
 
-The 14 of issue 14 until nested executions (``states:startExecution``) and the
-distributed Map's map runs (ItemReader/ResultWriter) are merged: remove a case
-once it passes (an unexpected pass fails, strictly).
+None today: every case of issues 13 and 14 matches AWS. An entry is a strict
+expected failure (an unexpected pass fails the run).
 """
 
 _RESULTS: dict[str, dict[str, Any]] = {}

@@ -27,8 +27,6 @@ ITEMS_BUCKET = "dmap-items"
 RESULTS_BUCKET = "dmap-results"
 PREFIX = "runs"
 
-pytestmark = pytest.mark.xfail(strict=False, reason="needs maprun")
-
 
 def csv_file(rows: int) -> bytes:
     """``id,name`` then ``rows`` rows ``1,item-1`` ..."""
