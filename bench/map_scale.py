@@ -44,6 +44,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,8 @@ FN = "arn:aws:lambda:us-east-1:123456789012:function:"
 COMPRESS_ABOVE = 1024
 MODES = ("inline", "standard", "express")
 PROCESSOR_STATES = 2
+S3_PRICES = {"PutObject": 0.005 / 1000, "GetObject": 0.0004 / 1000}
+"""S3 Standard request prices (us-east-1): the payload store's offloaded documents."""
 PAYLOAD_LIMIT = 32 * 1024 * 1024
 """The bench's payload limit (AWS: 256 KB): 100,000 items fit in the input and the results."""
 
@@ -140,6 +143,7 @@ class Figures:
     batches: int = 0
     peak_batch_bytes: int = 0
     max_rss_kb: int = 0
+    s3_requests: dict[str, int] = field(default_factory=dict)
     unmetered: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, float] = field(default_factory=dict)
 
@@ -149,7 +153,9 @@ class Figures:
 
 
 @contextmanager
-def _log(kind: str, meter: KeyMeter, snapshots: str, payloads: bool) -> Iterator[Any]:
+def _log(
+    kind: str, meter: KeyMeter, snapshots: str, payloads: bool, s3_calls: Counter[str]
+) -> Iterator[Any]:
     if kind == "memory":
         yield MeteredLog(InMemoryLog(), meter, compress_above=COMPRESS_ABOVE)
         return
@@ -169,6 +175,9 @@ def _log(kind: str, meter: KeyMeter, snapshots: str, payloads: bool) -> Iterator
         if payloads:
             s3 = boto3.client("s3", region_name="us-east-1")
             s3.create_bucket(Bucket="stepflow-bench-payloads")
+            s3.meta.events.register(
+                "before-call.s3.*", lambda model, **_: s3_calls.update([model.name])
+            )
             store = S3PayloadStore("stepflow-bench-payloads", client=s3)
         yield DynamoDBLog(
             "stepflow-bench", client=client, compress_above=COMPRESS_ABOVE, payloads=store
@@ -219,7 +228,8 @@ def run(
     _supported(mode)
     machine = parse(definition(mode))
     value = {"items": items(count, input_kb)}
-    with _log(log, meter, snapshots, payloads) as store:
+    s3_calls: Counter[str] = Counter()
+    with _log(log, meter, snapshots, payloads, s3_calls) as store:
         bus = CountingBus(1_700_000_000.0)
         env = WorkflowEnvironment(
             log=cast(CoordinationLog, store),
@@ -278,7 +288,9 @@ def run(
         "sqs": sqs_requests * PRICES["sqs_request"],
         "lambda_requests": figures.batches * PRICES["lambda_request"],
         "lambda_duration": busy * LAMBDA_MEMORY_GB * PRICES["lambda_gb_second"],
+        "s3_payloads": sum(S3_PRICES.get(op, 0.0) * n for op, n in s3_calls.items()),
     }
+    figures.s3_requests = dict(s3_calls)
     if isinstance(store, MeteredLog):
         figures.unmetered = dict(store.unmetered)
     return figures
@@ -344,6 +356,7 @@ def table(rows: list[Figures]) -> str:
             )
             for kind in sorted({k for r in rows for k in r.by_kind})
         ),
+        ("S3 payload requests", [str(sum(r.s3_requests.values())) for r in rows]),
         ("stepper batches", [f"{r.batches:,}" for r in rows]),
         ("peak memory per batch (MB)", [f"{r.peak_batch_bytes / 1e6:.1f}" for r in rows]),
         ("max RSS (MB, whole process)", [f"{r.max_rss_kb / 1e3:.0f}" for r in rows]),
