@@ -33,6 +33,7 @@ from typing import Any
 
 from stepflow.aws import DynamoDBLog
 from stepflow.runtime.leases import LeaseFence, TaskLease
+from stepflow.runtime.payloads import content_key
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord
 
 from bench.cost import Meter, _size
@@ -188,14 +189,38 @@ class RecordingClient:
         return call
 
 
+class CountingStore:
+    """A payload store that keeps nothing and counts the S3 requests it would make."""
+
+    def __init__(self, calls: Counter[str]) -> None:
+        self.calls = calls
+
+    def put(self, data: bytes) -> str:
+        self.calls["PutObject"] += 1
+        return content_key(data)
+
+    def get(self, key: str) -> bytes:  # the sizer never reads
+        raise NotImplementedError(key)
+
+
 class MeteredLog:
     """A coordination log (the in-memory one) billed as the DynamoDB log would be billed."""
 
-    def __init__(self, inner: CoordinationLog, meter: KeyMeter, *, compress_above: int) -> None:
+    def __init__(
+        self,
+        inner: CoordinationLog,
+        meter: KeyMeter,
+        *,
+        compress_above: int,
+        s3_calls: Counter[str] | None = None,
+    ) -> None:
         self.inner = inner
         self.meter = meter
         self.sizer = DynamoDBLog(
-            "stepflow-bench", client=RecordingClient(meter), compress_above=compress_above
+            "stepflow-bench",
+            client=RecordingClient(meter),
+            compress_above=compress_above,
+            payloads=CountingStore(s3_calls) if s3_calls is not None else None,
         )
         self.unmetered: Counter[str] = Counter()
         """Calls of log methods this wrapper does not know how to bill (new port methods)."""

@@ -157,7 +157,8 @@ def _log(
     kind: str, meter: KeyMeter, snapshots: str, payloads: bool, s3_calls: Counter[str]
 ) -> Iterator[Any]:
     if kind == "memory":
-        yield MeteredLog(InMemoryLog(), meter, compress_above=COMPRESS_ABOVE)
+        calls = s3_calls if payloads else None
+        yield MeteredLog(InMemoryLog(), meter, compress_above=COMPRESS_ABOVE, s3_calls=calls)
         return
     import boto3
     from moto import mock_aws
@@ -397,10 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--log", choices=("memory", "moto"), default="memory")
-    parser.add_argument("--items", default="1000,10000", help="comma-separated item counts")
+    parser.add_argument("--items", default="100,1000", help="comma-separated item counts")
     parser.add_argument("--map", default="inline", help=f"comma-separated of {', '.join(MODES)}")
     parser.add_argument("--input-kb", type=float, default=0.0, help="pad the input to this size")
-    parser.add_argument("--payloads", action="store_true", help="moto: offload to S3 (as deployed)")
+    parser.add_argument(
+        "--payloads", action="store_true", help="offload large documents to S3 (as deployed)"
+    )
     parser.add_argument("--no-tracemalloc", action="store_true", help="faster; no batch memory")
     parser.add_argument(
         "--moto-snapshots",
