@@ -9,10 +9,11 @@ from unittest import mock
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from bench import map_scale
 from bench.map_meter import KeyMeter
 from bench.moto_snapshots import item_snapshots
-from moto import mock_aws
 
 FAKE = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
