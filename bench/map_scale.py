@@ -39,6 +39,7 @@ import math
 import os
 import platform
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -268,7 +269,8 @@ def run(
                 described = env.describe(arn)
                 figures.status += f" {described.get('error', '')}: {described.get('cause', '')}"
             elif mode != "inline":
-                _check_distributed(env, arn, mode)
+                meter.fold()
+                _check_distributed(meter, arn, mode)
     parent = (f"EX#{arn}", "HEAD")
     figures.wru, figures.rru = meter.wru, meter.rru
     figures.entered_events = entered
@@ -309,12 +311,19 @@ def _supported(mode: str) -> None:
             )
 
 
-def _check_distributed(env: WorkflowEnvironment, arn: str, mode: str) -> None:
-    types = {event["type"] for event in env.history(arn)}
-    if "MapRunStarted" not in types:
+def _check_distributed(meter: KeyMeter, arn: str, mode: str) -> None:
+    """Refuse figures of a DISTRIBUTED Map that ran as an inline one (the engine's fallback).
+
+    An inline Map runs its iterations in the parent (up to 40) or as child executions
+    ``<parent>#c<n>``; a distributed one writes a map run outside the parent's partition.
+    """
+    parent = f"EX#{arn}"
+    others = {pk for pk, _ in meter.wru_per_key if pk != parent}
+    inline = any(re.fullmatch(re.escape(parent) + r"#c\d+", pk) for pk in others)
+    if inline or not others:
         raise NotSupportedError(
             f"the {mode.upper()} distributed Map ran as an inline Map on this build "
-            "(no MapRunStarted event): not supported yet"
+            "(no map run was written): not supported yet"
         )
 
 
