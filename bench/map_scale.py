@@ -248,7 +248,7 @@ def run(
             arn = env.start(machine, value, name="map-scale", seed=1)
             env.run(arn)
         except UnstorableDataError as exc:
-            figures.status = f"UNSTORABLE: {exc}"
+            figures.status = f"UNSTORABLE {str(exc).split(': ', 2)[-1]}"
             arn = ""
         finally:
             figures.seconds = time.perf_counter() - started - sizing()
@@ -348,7 +348,7 @@ def table(rows: list[Figures]) -> str:
     """The figures of each N side by side."""
     lines: list[tuple[str, list[str]]] = [
         ("items", [f"{r.items:,}" for r in rows]),
-        ("status", [r.status.split(" ", 1)[0] for r in rows]),
+        ("status", [r.status.split(" ", 1)[0].rstrip(":") for r in rows]),
         ("wall time (s, no metering)", [f"{r.seconds:.1f}" for r in rows]),
         ("CPU time (s, no metering)", [f"{r.cpu_seconds:.1f}" for r in rows]),
         ("write units per item", [f"{r.wru / r.items:.1f}" for r in rows]),
@@ -459,9 +459,9 @@ def main(argv: list[str] | None = None) -> int:
                         payloads=args.payloads,
                     )
                 )
-                print(
-                    f"   {count:,} items: {rows[-1].status} in {rows[-1].seconds:.1f} s", flush=True
-                )
+                done = rows[-1]
+                outcome = done.status.split(" ", 1)[0]
+                print(f"   {count:,} items: {outcome} in {done.seconds:.1f} s", flush=True)
         except NotSupportedError as exc:
             print(f"   NOT SUPPORTED: {exc}")
             code = 2
