@@ -77,6 +77,8 @@ class KeyMeter(Meter):
 
     def charge(self, op: str, params: dict[str, Any]) -> None:
         """Meter one write request (``op`` as in the API: ``TransactWriteItems``...)."""
+        if not self.enabled:
+            return
         if op == "TransactWriteItems":
             for entry in params["TransactItems"]:
                 ((kind, body),) = entry.items()
@@ -115,6 +117,8 @@ class KeyMeter(Meter):
 
     def read_head(self, key: Key) -> None:
         """A strongly consistent read of a known item (the in-memory log's ``get``)."""
+        if not self.enabled:
+            return
         self.rru += _units(sum(self._attrs.get(key, {}).values()), 4096)
 
     # -- between batches --------------------------------------------------------------
@@ -262,7 +266,7 @@ class MeteredLog:
         self.inner.clear_outbox(execution_arn, seq)
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
-        self.meter.rru += 1
+        self.meter.rru += 1 if self.meter.enabled else 0
         return self.inner.lease(execution_arn, task_id)
 
     def put_lease(self, lease: TaskLease) -> None:
