@@ -213,7 +213,11 @@ class Compute(Construct):
             storage.table.grant_read_write_data(function)
             storage.payloads.grant_read_write(function)
             transitions.grant_send_messages(function)
-        for function in (self.stepper, self.api):
+        # Task messages go to the tasks queue from the stepper (a decision's outbox), the API
+        # (StartExecution's first commit) and the runner: a nested StartExecution commits the
+        # child's first decision in process (api/nested.py) and an EXPRESS map batch with
+        # items still waiting re-sends itself (runtime/map_express.py).
+        for function in (self.stepper, self.runner, self.api):
             tasks.grant_send_messages(function)
         stack = Stack.of(self)
         # Activities: one task queue per activity, created by CreateActivity (their DLQ is
@@ -238,6 +242,13 @@ class Compute(Construct):
                     resources=[task_queues],
                 )
             )
+        # The runner only hands activity tasks to their queues: a nested StartExecution it
+        # runs commits the child's first decision in process, whose Task may be an activity.
+        self.runner.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sqs:GetQueueUrl", "sqs:SendMessage"], resources=[task_queues]
+            )
+        )
         # ListActivities lists the task queues by prefix; SQS's ListQueues takes no resource.
         self.api.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:ListQueues"], resources=["*"])
