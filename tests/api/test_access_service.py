@@ -347,7 +347,8 @@ def test_list_map_runs_is_checked_on_the_executions_machine() -> None:
     )
     api = Deployed(None, policy)
     for name in ("orders", "billing"):
-        assert api(SESSION, "CreateStateMachine", name=name, definition=PASS, roleArn=ROLE)[0] == 200
+        created = api(SESSION, "CreateStateMachine", name=name, definition=PASS, roleArn=ROLE)
+        assert created[0] == 200
         machine = SCOPE.machine_arn(name)
         assert api(SESSION, "StartExecution", stateMachineArn=machine, name="e")[0] == 200
     status, body = api(READER, "ListMapRuns", executionArn=SCOPE.execution_arn("orders", "e"))

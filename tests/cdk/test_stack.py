@@ -313,12 +313,7 @@ def test_the_api_checks_pass_role_with_scoped_iam_grants(
             "STEPFLOW_PASS_ROLE_CHECK"
             not in function_named(template, other)["Environment"]["Variables"]
         )
-    statements = [
-        s
-        for p in resources(template, "AWS::IAM::Policy")
-        for s in p["PolicyDocument"]["Statement"]
-        if str(s["Action"]).startswith("iam:")
-    ]
+    statements = [s for s in _statements_of(template, api) if str(s["Action"]).startswith("iam:")]
     actions = sorted(str(s["Action"]) for s in statements)
     assert actions == ["iam:GetRole", "iam:SimulatePrincipalPolicy"]
     for statement in statements:
@@ -454,7 +449,7 @@ def _logical_id(template: Template, kind: str, prefix: str) -> str:
     return found
 
 
-WORKFLOW_SERVICES = ("states:", "events:", "ecs:", "glue:", "athena:", "batch:", "lambda:", "iam:")
+WORKFLOW_SERVICES = ("states:", "events:", "ecs:", "glue:", "athena:", "batch:", "lambda:")
 """Actions a workflow's own tasks need: held by the execution role, never by StepFlow."""
 
 
@@ -480,8 +475,10 @@ def test_the_stepper_and_runner_touch_user_resources_only_through_the_execution_
             "dynamodb",
             "s3",
             "sts",
+            "iam",
         }, service
         assert not any(a.startswith(WORKFLOW_SERVICES) for a in actions), service
+        assert {a for a in actions if a.startswith("iam:")} == {"iam:SimulatePrincipalPolicy"}
         for statement in statements:
             if statement["Resource"] == "*":
                 assert all(a.startswith("xray:") for a in _actions(statement)), statement
@@ -516,3 +513,37 @@ def test_the_runner_sends_task_messages_and_hands_activity_tasks_on_without_mana
     for service in ("stepflow-outbox-repair", "stepflow-sweeper"):
         statements = _statements_of(template, function_named(template, service))
         assert not _sends_to(statements, tasks), service
+
+
+def test_nested_starts_are_checked_against_the_tasks_role_through_iam(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """The stepper and runner ask IAM whether a task's role may StartExecution on its target
+    (SimulatePrincipalPolicy on the account's roles only); the API, repair and sweeper never
+    run tasks and are not told to."""
+    template = synthesized[0]
+    for service in ("stepflow-stepper", "stepflow-runner"):
+        function = function_named(template, service)
+        assert function["Environment"]["Variables"]["STEPFLOW_NESTED_START_CHECK"] == "iam"
+        iam = [s for s in _statements_of(template, function) if str(s["Action"]).startswith("iam:")]
+        assert iam == [
+            {
+                "Effect": "Allow",
+                "Action": "iam:SimulatePrincipalPolicy",
+                "Resource": {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:",
+                            {"Ref": "AWS::Partition"},
+                            ":iam::",
+                            {"Ref": "AWS::AccountId"},
+                            ":role/*",
+                        ],
+                    ]
+                },
+            }
+        ], service
+    for service in ("stepflow-api", "stepflow-sweeper", "stepflow-outbox-repair"):
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert "STEPFLOW_NESTED_START_CHECK" not in variables, service
