@@ -47,6 +47,7 @@ _POWERTOOLS = {
 ACCESS_POLICY_ENV_VAR = "STEPFLOW_ACCESS_POLICY"
 """The API's access rules (JSON; see stepflow.api.access)."""
 PASS_ROLE_CHECK_ENV_VAR = "STEPFLOW_PASS_ROLE_CHECK"
+NESTED_START_CHECK_ENV_VAR = "STEPFLOW_NESTED_START_CHECK"
 
 EXECUTION_ROLE_PATH = "/stepflow/"
 """The IAM path of the roles executions (and ``Credentials``) may run tasks with: the
@@ -131,11 +132,14 @@ class Compute(Construct):
             ACTIVITY_DLQ_ENV_VAR: queues.activity_dead_letters.queue_arn,
             **_POWERTOOLS,
         }
+        # A Task's nested StartExecution runs in these two (in process): IAM decides whether
+        # the task's role may start the target, as on AWS (stepflow.api.nested).
+        task_environment = {**environment, NESTED_START_CHECK_ENV_VAR: "iam"}
         self.stepper = self._function(
-            "Stepper", "stepper", STEPPER_FUNCTION_TIMEOUT, environment, "stepflow-stepper"
+            "Stepper", "stepper", STEPPER_FUNCTION_TIMEOUT, task_environment, "stepflow-stepper"
         )
         self.runner = self._function(
-            "Runner", "runner", RUNNER_FUNCTION_TIMEOUT, environment, "stepflow-runner"
+            "Runner", "runner", RUNNER_FUNCTION_TIMEOUT, task_environment, "stepflow-runner"
         )
         self.runner.add_event_source(
             sources.SqsEventSource(
@@ -213,7 +217,11 @@ class Compute(Construct):
             storage.table.grant_read_write_data(function)
             storage.payloads.grant_read_write(function)
             transitions.grant_send_messages(function)
-        for function in (self.stepper, self.api):
+        # Task messages go to the tasks queue from the stepper (a decision's outbox), the API
+        # (StartExecution's first commit) and the runner: a nested StartExecution commits the
+        # child's first decision in process (api/nested.py) and an EXPRESS map batch with
+        # items still waiting re-sends itself (runtime/map_express.py).
+        for function in (self.stepper, self.runner, self.api):
             tasks.grant_send_messages(function)
         stack = Stack.of(self)
         # Activities: one task queue per activity, created by CreateActivity (their DLQ is
@@ -238,6 +246,13 @@ class Compute(Construct):
                     resources=[task_queues],
                 )
             )
+        # The runner only hands activity tasks to their queues: a nested StartExecution it
+        # runs commits the child's first decision in process, whose Task may be an activity.
+        self.runner.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sqs:GetQueueUrl", "sqs:SendMessage"], resources=[task_queues]
+            )
+        )
         # ListActivities lists the task queues by prefix; SQS's ListQueues takes no resource.
         self.api.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:ListQueues"], resources=["*"])
@@ -266,6 +281,14 @@ class Compute(Construct):
         self.api.add_to_role_policy(
             iam.PolicyStatement(actions=["iam:GetRole"], resources=[f"{iam_arn}:role/*"])
         )
+        # Nested starts: simulate the task's role (the execution role, or a Credentials role
+        # of this account; another account's cannot be simulated here and is denied).
+        for function in (self.stepper, self.runner):
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["iam:SimulatePrincipalPolicy"], resources=[f"{iam_arn}:role/*"]
+                )
+            )
 
     def _function(
         self, construct_id: str, folder: str, timeout: int, environment: dict[str, str], name: str

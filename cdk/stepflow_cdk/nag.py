@@ -26,7 +26,9 @@ STACK_WIDE = [
         "which must also trust these two roles), and the API's "
         "iam:PassRole check, which simulates whichever principal of the account calls it "
         "(iam:SimulatePrincipalPolicy on the account's user/* and role/*, iam:GetRole on "
-        "role/* to find an assumed role's ARN).",
+        "role/* to find an assumed role's ARN), and the stepper's and runner's check of a "
+        "nested StartExecution, which simulates whichever role of the account a task runs "
+        "with (iam:SimulatePrincipalPolicy on role/*).",
     ),
     NagPackSuppression(
         id="AwsSolutions-COG4",

@@ -290,3 +290,71 @@ def test_a_caller_the_policy_denies_costs_no_iam_call() -> None:
         api(SESSION, "CreateStateMachine", name="orders-x", definition=PASS, roleArn=ROLE)[0] == 200
     )
     assert grants.calls == 1
+
+
+def _map_run(machine: str) -> str:
+    return f"arn:aws:states:{SCOPE.region}:{ACCOUNT}:mapRun:{machine}/Each:0b6b2b5c"
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        ("DescribeMapRun", {}),
+        ("UpdateMapRun", {"maxConcurrency": 5}),
+    ],
+)
+def test_the_map_run_operations_are_checked_as_states_actions_on_the_parents_machine(
+    operation: str, params: dict[str, Any]
+) -> None:
+    """``states:DescribeMapRun`` / ``states:UpdateMapRun``, as IAM names them, on the run's
+    state machine: allowed runs get to the operation, the others are denied before it."""
+    policy = AccessPolicy.from_json(
+        json.dumps(
+            [{"principals": [READER], "actions": [f"states:{operation}"], "stateMachines": ["o*"]}]
+        )
+    )
+    api = Deployed(None, policy)
+    before = api.writes()
+    for principal, machine in ((READER, "billing"), (SESSION, "orders"), (None, "orders")):
+        status, body = api(principal, operation, mapRunArn=_map_run(machine), **params)
+        assert (status, body["__type"]) == (400, "AccessDeniedException"), (principal, machine)
+        assert f"states:{operation} on resource: {_map_run(machine)}" in body["message"]
+    # allowed: the operation itself answers (there is no such run)
+    status, body = api(READER, operation, mapRunArn=_map_run("orders"), **params)
+    assert (status, body["__type"]) == (400, "ResourceNotFound")
+    # a run ARN of another account or with extra parts is refused, never read as allowed
+    for hostile in (
+        _map_run("orders").replace(ACCOUNT, "999988887777"),
+        _map_run("orders") + ":extra",
+    ):
+        status, body = api(READER, operation, mapRunArn=hostile, **params)
+        assert (status, body["__type"]) == (400, "InvalidArn"), hostile
+    assert api.writes() == before
+
+
+def test_list_map_runs_is_checked_on_the_executions_machine() -> None:
+    policy = AccessPolicy.from_json(
+        json.dumps(
+            [
+                {"principals": [SESSION], "actions": ["states:*"], "stateMachines": ["*"]},
+                {
+                    "principals": [READER],
+                    "actions": ["states:Describe*", "states:ListMapRuns"],
+                    "stateMachines": ["orders"],
+                },
+            ]
+        )
+    )
+    api = Deployed(None, policy)
+    for name in ("orders", "billing"):
+        created = api(SESSION, "CreateStateMachine", name=name, definition=PASS, roleArn=ROLE)
+        assert created[0] == 200
+        machine = SCOPE.machine_arn(name)
+        assert api(SESSION, "StartExecution", stateMachineArn=machine, name="e")[0] == 200
+    status, body = api(READER, "ListMapRuns", executionArn=SCOPE.execution_arn("orders", "e"))
+    assert (status, body) == (200, {"mapRuns": []})
+    status, body = api(READER, "ListMapRuns", executionArn=SCOPE.execution_arn("billing", "e"))
+    assert (status, body["__type"]) == (400, "AccessDeniedException")
+    assert "states:ListMapRuns" in body["message"]
+    status, body = api(None, "ListMapRuns", executionArn=SCOPE.execution_arn("orders", "e"))
+    assert (status, body["__type"]) == (400, "AccessDeniedException")

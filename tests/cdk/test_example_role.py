@@ -69,3 +69,92 @@ def test_without_context_it_imports_the_stepflow_stacks_role_exports(tmp_path: P
     trust = _one(template, "AWS::IAM::Role")["AssumeRolePolicyDocument"]["Statement"]
     principals = json.dumps(trust)
     assert "StepFlow-StepperRoleArn" in principals and "StepFlow-RunnerRoleArn" in principals
+
+
+def _statements(**calls: dict[str, Any]) -> list[dict[str, Any]]:
+    """The role policy of a WorkflowRole after ``calls`` (method name: keyword arguments)."""
+    import aws_cdk as cdk
+
+    sys.path.insert(0, str(APP))
+    try:
+        from workflow_role import WorkflowRole
+    finally:
+        sys.path.remove(str(APP))
+    app = cdk.App()
+    stack = cdk.Stack(app, "R", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    role = WorkflowRole(stack, "W", trusted_role_arns=[STEPPER, RUNNER], functions=["f"])
+    for method, kwargs in calls.items():
+        getattr(role, method)(**kwargs)
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements[1:]  # after lambda:InvokeFunction
+
+
+def _text(resource: Any) -> str:
+    """A resource ARN, its partition token read as ``aws``."""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        parts = resource["Fn::Join"][1]
+        resource = "".join("aws" if p == {"Ref": "AWS::Partition"} else str(p) for p in parts)
+    return json.dumps(resource)
+
+
+def _flat(statements: list[dict[str, Any]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        resources = statement["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
+        for action in actions:
+            found.setdefault(action, []).extend(_text(r) for r in resources)
+    return found
+
+
+def test_nested_executions_need_only_start_execution_on_stepflow() -> None:
+    arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:Child"
+    only = _flat(_statements(allow_nested_executions={"state_machines": ["Child"]}))
+    assert only == {"states:StartExecution": [json.dumps(arn), json.dumps(arn + ":*")]}
+    portable = _flat(
+        _statements(allow_nested_executions={"state_machines": ["Child"], "aws_compatible": True})
+    )
+    assert set(portable) == {
+        "states:StartExecution",
+        "states:DescribeExecution",
+        "states:StopExecution",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    }
+    assert portable["events:PutRule"] == [
+        json.dumps(
+            "arn:aws:events:eu-west-1:123456789012:rule/"
+            "StepFunctionsGetEventsForStepFunctionsExecutionRule"
+        )
+    ]
+    assert portable["states:StopExecution"] == [
+        json.dumps("arn:aws:states:eu-west-1:123456789012:execution:Child:*")
+    ]
+
+
+def test_a_distributed_map_reads_and_writes_only_its_objects() -> None:
+    kwargs: dict[str, Any] = {
+        "state_machine": "Batch",
+        "read": [("in-bucket", "rows/*.csv")],
+        "write": [("out-bucket", "results/")],
+    }
+    only = _flat(_statements(allow_distributed_map=kwargs))
+    assert only == {
+        "s3:GetObject": [json.dumps("arn:aws:s3:::in-bucket/rows/*.csv")],
+        "s3:ListBucket": [json.dumps("arn:aws:s3:::in-bucket")],
+        "s3:PutObject": [json.dumps("arn:aws:s3:::out-bucket/results/*")],
+        "s3:AbortMultipartUpload": [json.dumps("arn:aws:s3:::out-bucket/results/*")],
+    }
+    portable = _flat(_statements(allow_distributed_map={**kwargs, "aws_compatible": True}))
+    assert portable["states:StartExecution"] == [
+        json.dumps("arn:aws:states:eu-west-1:123456789012:stateMachine:Batch")
+    ]
+    assert portable["states:DescribeExecution"] == [
+        json.dumps("arn:aws:states:eu-west-1:123456789012:execution:Batch/*")
+    ]

@@ -313,12 +313,7 @@ def test_the_api_checks_pass_role_with_scoped_iam_grants(
             "STEPFLOW_PASS_ROLE_CHECK"
             not in function_named(template, other)["Environment"]["Variables"]
         )
-    statements = [
-        s
-        for p in resources(template, "AWS::IAM::Policy")
-        for s in p["PolicyDocument"]["Statement"]
-        if str(s["Action"]).startswith("iam:")
-    ]
+    statements = [s for s in _statements_of(template, api) if str(s["Action"]).startswith("iam:")]
     actions = sorted(str(s["Action"]) for s in statements)
     assert actions == ["iam:GetRole", "iam:SimulatePrincipalPolicy"]
     for statement in statements:
@@ -443,3 +438,112 @@ def test_the_functions_hand_out_arns_in_the_deployment_account(
     for service in ("stepflow-api", "stepflow-stepper", "stepflow-runner"):
         variables = function_named(template, service)["Environment"]["Variables"]
         assert variables["STEPFLOW_ACCOUNT_ID"] == {"Ref": "AWS::AccountId"}
+
+
+def _logical_id(template: Template, kind: str, prefix: str) -> str:
+    (found,) = [
+        key
+        for key in template.find_resources(kind)
+        if key.startswith(prefix) and "Dlq" not in key and "Policy" not in key
+    ]
+    return found
+
+
+WORKFLOW_SERVICES = ("states:", "events:", "ecs:", "glue:", "athena:", "batch:", "lambda:")
+"""Actions a workflow's own tasks need: held by the execution role, never by StepFlow."""
+
+
+def test_the_stepper_and_runner_touch_user_resources_only_through_the_execution_role(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """Nested starts, map runs, .sync polls, ItemReader/ResultWriter run in these two.
+
+    Nested StartExecution is in process (the table and payload bucket they hold),
+    ItemReader and ResultWriter read and write the user's S3 with the execution's
+    role (sts:AssumeRole), polls call ECS/Glue/Athena/Batch with it: so neither
+    function holds any S3 right beyond the payload bucket nor any workflow service.
+    """
+    template = synthesized[0]
+    payloads = _logical_id(template, "AWS::S3::Bucket", "StoragePayloads")
+    for service in ("stepflow-stepper", "stepflow-runner"):
+        statements = _statements_of(template, function_named(template, service))
+        actions = {a for s in statements for a in _actions(s)}
+        assert {a.split(":")[0] for a in actions} == {
+            "xray",
+            "secretsmanager",
+            "sqs",
+            "dynamodb",
+            "s3",
+            "sts",
+            "iam",
+        }, service
+        assert not any(a.startswith(WORKFLOW_SERVICES) for a in actions), service
+        assert {a for a in actions if a.startswith("iam:")} == {"iam:SimulatePrincipalPolicy"}
+        for statement in statements:
+            if statement["Resource"] == "*":
+                assert all(a.startswith("xray:") for a in _actions(statement)), statement
+            if any(a.startswith("s3:") for a in _actions(statement)):
+                assert statement["Resource"] == [
+                    {"Fn::GetAtt": [payloads, "Arn"]},
+                    {"Fn::Join": ["", [{"Fn::GetAtt": [payloads, "Arn"]}, "/*"]]},
+                ], statement
+
+
+def _sends_to(statements: list[dict[str, Any]], queue: str) -> bool:
+    return any(
+        "sqs:SendMessage" in _actions(s) and s["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+        for s in statements
+    )
+
+
+def test_the_runner_sends_task_messages_and_hands_activity_tasks_on_without_managing_queues(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """The runner's nested starts commit the child's first decision (its task messages go to
+    the tasks queue or an activity's queue); an EXPRESS map batch re-sends its waiting items."""
+    template = synthesized[0]
+    tasks = _logical_id(template, "AWS::SQS::Queue", "QueuesTasks")
+    transitions = _logical_id(template, "AWS::SQS::Queue", "QueuesTransitions")
+    for service in ("stepflow-stepper", "stepflow-runner", "stepflow-api"):
+        statements = _statements_of(template, function_named(template, service))
+        assert _sends_to(statements, tasks) and _sends_to(statements, transitions), service
+    runner = _statements_of(template, function_named(template, "stepflow-runner"))
+    activity = [s for s in runner if "stepflow-tq*" in json.dumps(s["Resource"])]
+    assert [sorted(_actions(s)) for s in activity] == [["sqs:GetQueueUrl", "sqs:SendMessage"]]
+    for service in ("stepflow-outbox-repair", "stepflow-sweeper"):
+        statements = _statements_of(template, function_named(template, service))
+        assert not _sends_to(statements, tasks), service
+
+
+def test_nested_starts_are_checked_against_the_tasks_role_through_iam(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """The stepper and runner ask IAM whether a task's role may StartExecution on its target
+    (SimulatePrincipalPolicy on the account's roles only); the API, repair and sweeper never
+    run tasks and are not told to."""
+    template = synthesized[0]
+    for service in ("stepflow-stepper", "stepflow-runner"):
+        function = function_named(template, service)
+        assert function["Environment"]["Variables"]["STEPFLOW_NESTED_START_CHECK"] == "iam"
+        iam = [s for s in _statements_of(template, function) if str(s["Action"]).startswith("iam:")]
+        assert iam == [
+            {
+                "Effect": "Allow",
+                "Action": "iam:SimulatePrincipalPolicy",
+                "Resource": {
+                    "Fn::Join": [
+                        "",
+                        [
+                            "arn:",
+                            {"Ref": "AWS::Partition"},
+                            ":iam::",
+                            {"Ref": "AWS::AccountId"},
+                            ":role/*",
+                        ],
+                    ]
+                },
+            }
+        ], service
+    for service in ("stepflow-api", "stepflow-sweeper", "stepflow-outbox-repair"):
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert "STEPFLOW_NESTED_START_CHECK" not in variables, service

@@ -3,9 +3,13 @@
 :class:`ApiExecutionStarter` implements :class:`stepflow.runtime.nested.ExecutionStarter`
 with the API's own StartExecution (:meth:`stepflow.api.executions.Executions.start`):
 versions and aliases resolved, the name and input checked, the machine's roleArn,
-``ExecutionAlreadyExists``. There is no HTTP hop and no access check: the Task's
-role is the principal (recorded as the child's ``startedBy``), as IAM would
-authorize it on AWS. The stepper Lambda, the API Lambda, ``stepflow local`` and
+``ExecutionAlreadyExists``. There is no HTTP hop and no API access policy: the
+Task's role is the principal (recorded as the child's ``startedBy``). With a
+:class:`~stepflow.api.pass_role.StartChecker` (the deployed stack's stepper and
+runner: ``STEPFLOW_NESTED_START_CHECK=iam``) IAM decides, as on AWS, whether that
+role may ``states:StartExecution`` on the target (SimulatePrincipalPolicy); a
+denial fails the task with ``StepFunctions.AccessDeniedException`` and starts nothing.
+The stepper Lambda, the API Lambda, ``stepflow local`` and
 :class:`stepflow.testing.WorkflowEnvironment` all build one from their service.
 """
 
@@ -17,6 +21,7 @@ from typing import Any
 from stepflow.api import constraints
 from stepflow.api.errors import ApiError
 from stepflow.api.executions import STARTED_BY, Executions
+from stepflow.api.pass_role import PassRoleCheckError, StartChecker
 from stepflow.limits import Limits
 from stepflow.runtime.nested import NestedStart, StartedExecution, StartRefusedError
 
@@ -39,12 +44,19 @@ with that error once a chain is this deep, so a cycle ends instead of filling th
 class ApiExecutionStarter:
     """Starts a Task's executions through ``executions`` (given lazily: built after the tasks).
 
-    ``limits`` bound the request as the API bounds one (sizes of the ARN, name and input).
+    ``limits`` bound the request as the API bounds one (sizes of the ARN, name and input);
+    ``check`` (None: not checked) decides whether the task's role may start the target.
     """
 
-    def __init__(self, executions: Callable[[], Executions], limits: Callable[[], Limits]) -> None:
+    def __init__(
+        self,
+        executions: Callable[[], Executions],
+        limits: Callable[[], Limits],
+        check: StartChecker | None = None,
+    ) -> None:
         self._executions = executions
         self._limits = limits
+        self._check = check
 
     def start(self, request: NestedStart) -> StartedExecution:
         """StartExecution for ``request``; :class:`StartRefusedError` with the API's error."""
@@ -57,6 +69,7 @@ class ApiExecutionStarter:
             params["name"] = request.name
         try:
             constraints.check("StartExecution", params, self._limits())
+            self._authorize(request)
             attributes = self._attributes(executions, request)
             record = executions.start(params, attributes=attributes, caller=request.caller)
         except ApiError as exc:
@@ -65,6 +78,29 @@ class ApiExecutionStarter:
                 return found
             raise StartRefusedError(exc.code, exc.message) from None
         return StartedExecution(record.execution_arn, record.start_date)
+
+    def _authorize(self, request: NestedStart) -> None:
+        """AccessDeniedException unless the task's role may StartExecution on the target.
+
+        A check that cannot be made (IAM down or throttled) never allows: it fails the
+        task with ``StepFunctions.ServiceUnavailableException`` (a state's Retry may retry it).
+        """
+        if self._check is None:
+            return
+        action, target, who = "states:StartExecution", request.state_machine_arn, request.principal
+        try:
+            allowed = bool(who) and self._check.may_start(who, target)
+        except PassRoleCheckError as exc:
+            if not exc.denied:
+                raise ApiError("ServiceUnavailable", f"could not check {action}: {exc}") from None
+            allowed = False
+        if not allowed:
+            raise ApiError(
+                "AccessDeniedException",
+                f"User: {who or 'a task with no role'} is not authorized to perform: {action} "
+                f"on resource: {target} because no identity-based policy allows the {action} "
+                "action",
+            )
 
     @staticmethod
     def _started_before(executions: Executions, request: NestedStart) -> StartedExecution | None:

@@ -31,6 +31,14 @@ class PassRoleCheckError(Exception):
         self.denied = denied
 
 
+class StartChecker(Protocol):
+    """Decides whether ``principal`` (a task's role) may ``states:StartExecution`` on a machine."""
+
+    def may_start(self, principal: str, machine_arn: str) -> bool:
+        """True if allowed, False if denied; raises :class:`PassRoleCheckError` if unknown."""
+        ...
+
+
 class PassRoleChecker(Protocol):
     """Decides whether ``principal`` may pass ``role_arn`` to states.amazonaws.com."""
 
@@ -80,46 +88,65 @@ class IamPassRoleChecker:
         self._ttl = cache_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._answers: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._answers: dict[tuple[str, str, str], tuple[bool, float]] = {}
         self._roles: dict[str, str] = {}
 
     def may_pass(self, principal: str, role_arn: str) -> bool:
         """Whether IAM allows ``principal`` to pass ``role_arn`` to Step Functions."""
+        context = [
+            {
+                "ContextKeyName": "iam:PassedToService",
+                "ContextKeyValues": [PASSED_TO_SERVICE],
+                "ContextKeyType": "string",
+            }
+        ]
+        return self._allowed(principal, "iam:PassRole", role_arn, context)
+
+    def may_start(self, principal: str, machine_arn: str) -> bool:
+        """Whether IAM allows ``principal`` (a task's role) StartExecution on ``machine_arn``.
+
+        A nested start's check (:class:`stepflow.api.nested.ApiExecutionStarter`): on AWS
+        the task's role calls StartExecution, so IAM decides on that role's policies.
+        """
+        return self._allowed(principal, "states:StartExecution", machine_arn, [])
+
+    def _allowed(
+        self, principal: str, action: str, resource: str, context: list[dict[str, Any]]
+    ) -> bool:
         now = self._clock()
+        key = (principal, action, resource)
         with self._lock:
-            cached = self._answers.get((principal, role_arn))
+            cached = self._answers.get(key)
         if cached is not None and cached[1] > now:
             return cached[0]
-        allowed = self._simulate(principal, role_arn)
+        allowed = self._simulate(principal, action, resource, context)
         with self._lock:
             if len(self._answers) > 10_000:
                 self._answers.clear()
-            self._answers[(principal, role_arn)] = (allowed, now + self._ttl)
+            self._answers[key] = (allowed, now + self._ttl)
         return allowed
 
-    def _simulate(self, principal: str, role_arn: str) -> bool:
+    def _simulate(
+        self, principal: str, action: str, resource: str, context: list[dict[str, Any]]
+    ) -> bool:
         kind, source = policy_source(principal)
         if kind == "root":
             return True
         if kind == "other" or source is None:
             raise PassRoleCheckError(
-                f"iam:PassRole cannot be checked for principal {principal}", denied=True
+                f"{action} cannot be checked for principal {principal}", denied=True
             )
-        if kind == "role":
+        if kind == "role" and not source.startswith("arn:"):
             source = self._role_arn(source.partition("/")[2])
+        request: dict[str, Any] = {
+            "PolicySourceArn": source,
+            "ActionNames": [action],
+            "ResourceArns": [resource],
+        }
+        if context:
+            request["ContextEntries"] = context
         try:
-            answer = self._client.simulate_principal_policy(
-                PolicySourceArn=source,
-                ActionNames=["iam:PassRole"],
-                ResourceArns=[role_arn],
-                ContextEntries=[
-                    {
-                        "ContextKeyName": "iam:PassedToService",
-                        "ContextKeyValues": [PASSED_TO_SERVICE],
-                        "ContextKeyType": "string",
-                    }
-                ],
-            )
+            answer = self._client.simulate_principal_policy(**request)
         except Exception as exc:  # botocore's errors: IAM down, throttled, not permitted
             raise _failed("SimulatePrincipalPolicy", exc) from exc
         results = answer.get("EvaluationResults") or []
@@ -167,6 +194,21 @@ class StaticPassRoles:
             glob(who, principal) and any(glob(role, role_arn) for role in roles)
             for who, roles in self.grants.items()
         )
+
+
+def start_checker_from_setting(setting: str, iam_client: Callable[[], Any]) -> StartChecker | None:
+    """The nested-start checker ``STEPFLOW_NESTED_START_CHECK`` names.
+
+    ``off`` (or empty): none (``stepflow local``, tests: no real IAM); ``iam``:
+    :class:`IamPassRoleChecker` on ``iam_client()`` (the deployed stack's stepper
+    and runner). Raises ValueError on anything else.
+    """
+    text = setting.strip()
+    if text in ("", "off"):
+        return None
+    if text == "iam":
+        return IamPassRoleChecker(iam_client())
+    raise ValueError("STEPFLOW_NESTED_START_CHECK: off or iam")
 
 
 def checker_from_setting(setting: str, iam_client: Callable[[], Any]) -> PassRoleChecker | None:

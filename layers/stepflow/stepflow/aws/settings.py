@@ -17,7 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stepflow.api.access import AccessPolicy
-from stepflow.api.pass_role import checker_from_setting
+from stepflow.api.pass_role import checker_from_setting, start_checker_from_setting
 from stepflow.aws.sqs_bus import RUNNER_FUNCTION_TIMEOUT
 from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
@@ -193,12 +193,22 @@ class Settings(BaseSettings):
             return data
         return {**data, "limits": found}
 
-    @field_validator("access_policy", "pass_role_check")
+    nested_start_check: str = Field(
+        default="off",
+        validation_alias=AliasChoices("STEPFLOW_NESTED_START_CHECK", "nested_start_check"),
+    )
+    """A Task's nested StartExecution: ``iam`` asks IAM (SimulatePrincipalPolicy) whether the
+    task's role may ``states:StartExecution`` on the target (the CDK stack sets it on the
+    stepper and runner); ``off`` (default: ``stepflow local``, tests) does not check."""
+
+    @field_validator("access_policy", "pass_role_check", "nested_start_check")
     @classmethod
     def _access_settings(cls, value: str, info: Any) -> str:
         # A bad policy fails the deployment's first request loudly, never opens access.
         if info.field_name == "access_policy":
             AccessPolicy.from_json(value)
+        elif info.field_name == "nested_start_check":
+            start_checker_from_setting(value, lambda: None)
         else:
             checker_from_setting(value, lambda: None)
         return value

@@ -29,7 +29,7 @@ from stepflow.activities import ActivityRouter
 from stepflow.api.access import AccessControl, AccessPolicy
 from stepflow.api.arns import Scope
 from stepflow.api.nested import ApiExecutionStarter
-from stepflow.api.pass_role import checker_from_setting
+from stepflow.api.pass_role import checker_from_setting, start_checker_from_setting
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
@@ -214,7 +214,13 @@ class Wiring:
         local = self.denied_endpoints is not None
         http = Urllib3Http(denied=self.denied_endpoints, allow_loopback=local)
         # A Task's nested StartExecution goes through this process's API service (in process).
-        starter = ApiExecutionStarter(lambda: self.service.executions, lambda: self.service.limits)
+        # The deployed stack asks IAM whether the task's role may start the target.
+        check = start_checker_from_setting(
+            self.settings.nested_start_check, lambda: self.client("iam")
+        )
+        starter = ApiExecutionStarter(
+            lambda: self.service.executions, lambda: self.service.limits, check
+        )
         registry = with_starter(with_http(default_registry(), http), starter)
         if self.settings.poll_seconds > 0:
             registry = with_poll_schedule(registry, PollSchedule.fixed(self.settings.poll_seconds))
