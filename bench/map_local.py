@@ -25,6 +25,7 @@ import re
 import time
 from collections import Counter
 from typing import Any
+from unittest import mock
 
 from botocore.exceptions import ClientError
 from stepflow.local import LocalStack
@@ -161,13 +162,29 @@ def main(counts: list[int], modes: list[str], *, timeout: float) -> int:
     if "inline" in modes:
         print("--local runs distributed Maps only (--map standard,express)")
         return 2
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    os.environ["POWERTOOLS_TRACE_DISABLED"] = "1"
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    for name in list(logging.root.manager.loggerDict):
-        if name.startswith("stepflow"):  # the Lambda handlers' request logs
-            logging.getLogger(name).setLevel(logging.WARNING)
+    quiet = {
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+    }
+    names = ["werkzeug"] + [n for n in logging.root.manager.loggerDict if n.startswith("stepflow")]
+    levels = {name: logging.getLogger(name).level for name in names}
+    # Quiet for the run only: a test that calls main() must not leave the process muted
+    # (the stepper handler's metrics and request logs are what other tests read).
+    with mock.patch.dict(os.environ, quiet):
+        for name in names:
+            logging.getLogger(name).setLevel(
+                logging.WARNING if name != "werkzeug" else logging.ERROR
+            )
+        try:
+            return _run(counts, modes, timeout=timeout)
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def _run(counts: list[int], modes: list[str], *, timeout: float) -> int:
+    """Run each count in each mode against one local stack (see :func:`main`)."""
     code = 0
     with LocalStack(port=0, handlers={"work": work}) as stack:
         for mode in modes:
