@@ -97,12 +97,14 @@ class MapRuns:
             return
         bodies = [(m.id, m.body) for m in messages if m.kind == "event"]
         record = self.log.get(key)
+        start = next((m for m in messages if m.body.get("type") == "StartMapRun"), None)
         if record is None:
-            start = next((m for m in messages if m.body.get("type") == "StartMapRun"), None)
-            cancel = any(m.body.get("type") == "CancelMapRun" for m in messages)
-            if start is None and not cancel:
+            cancels = [m for m in messages if m.body.get("type") == "CancelMapRun"]
+            if start is None and not cancels:
                 return  # a child's report for a run that never existed: nothing to do
-            self._create(key, start, cancelled=cancel)
+            self._create(key, start, cancelled=cancels[0] if cancels else None)
+        elif start is not None and _revives(record, start):
+            self._create(key, start, cancelled=None, tombstone=record)
         self._apply(key, bodies)
 
     def child_event(self, message: Message) -> Start | Redrive:
@@ -180,11 +182,20 @@ class MapRuns:
 
     # --- creation ----------------------------------------------------------------------
 
-    def _create(self, key: str, start: Message | None, *, cancelled: bool) -> None:
+    def _create(
+        self,
+        key: str,
+        start: Message | None,
+        *,
+        cancelled: Message | None,
+        tombstone: ExecutionRecord | None = None,
+    ) -> None:
         now = self.clock()
         if start is None:  # cancelled before it started: a tombstone the start will find
             head = RunHead(key, key.rsplit("/", 1)[-1], key.split("#")[0], "", "", "", "", "", now)
             head.status, head.stop_date = "ABORTED", now
+            if cancelled is not None:
+                head.parent_redrive = int(cancelled.body.get("parent_redrive") or 0)
             self._create_head(key, head, ())
             return
         spec = dict(start.body["spec"])
@@ -205,6 +216,7 @@ class MapRuns:
             writer=spec.get("writer"),
             role_arn=str(spec.get("role_arn") or ""),
             execution_role=str(spec.get("execution_role") or ""),
+            parent_redrive=int(start.body.get("parent_redrive") or 0),
         )
         config = {k: v for k, v in spec.items() if k != "items"}
         config["state_machine_arn"] = machine_arn
@@ -231,7 +243,12 @@ class MapRuns:
         )
         with contextlib.suppress(ExecutionAlreadyExistsError):
             self.log.create(pointer, [])
-        self._create_head(key, head, ())
+        if tombstone is None:
+            self._create_head(key, head, ())
+            return
+        revived = replace(tombstone, seq=tombstone.seq + 1, status=head.status, stop_date=None)
+        with contextlib.suppress(ConflictError):  # another stepper revived it first
+            self.log.commit(replace(revived, state=head.to_json()), tombstone.seq, [])
 
     def _read(self, spec: dict[str, Any], head: RunHead) -> Iterator[Any]:
         reader = spec.get("reader")
@@ -281,7 +298,7 @@ class MapRuns:
             outbox: list[Message] = []
             now = self.clock()
             for message_id, body in bodies:
-                self._event(head, message_id, body, now, outbox)
+                self._event(key, head, message_id, body, now, outbox)
             self._progress(key, head, now, outbox)
             state = head.to_json()
             if state == before and not outbox:
@@ -312,6 +329,7 @@ class MapRuns:
 
     def _event(
         self,
+        key: str,
         head: RunHead,
         message_id: str,
         body: dict[str, Any],
@@ -323,6 +341,11 @@ class MapRuns:
         if kind == "MapRunBatchDone":
             reports = [(position, status) for position, status in body.get("done") or []]
         for child_id, status in reports:
+            if kind == "ChildFinished" and (
+                str(child_id) in head.stale or str(child_id) in head.restarted
+            ):
+                self._redriven_report(key, head, str(child_id), outbox)
+                continue
             count = head.running.pop(str(child_id), None)
             if count is not None and status in head.done:  # else a duplicate or stale report
                 head.done[str(status)] += 1
@@ -344,6 +367,39 @@ class MapRuns:
             if "tolerated_percentage" in body:
                 head.tolerated_percentage = float(body["tolerated_percentage"])
 
+    def _redriven_report(
+        self, key: str, head: RunHead, position: str, outbox: list[Message]
+    ) -> None:
+        """A report on a child a redrive concerns, told by the child's record, not the report.
+
+        A child still running from an earlier run (``stale``) counts if it succeeded and
+        runs again otherwise (keeping its place in the window); a child run again
+        (``restarted``) counts once its record shows a later end than the one it had.
+        """
+        arn = child_execution_arn(head.map_run_arn, int(position))
+        child = self.log.get(arn)
+        if child is None or child.status == "RUNNING":
+            return  # a late or duplicated report: the child runs
+        generation = int(child.state.get("redrive_count") or 0)
+        if position in head.restarted and generation <= head.restarted[position]:
+            return  # the end it had before it was run again
+        head.restarted.pop(position, None)
+        stale = position in head.stale
+        if stale:
+            head.stale.remove(position)
+        count = head.running.pop(position, None)
+        if count is None or child.status not in head.done:
+            return
+        if not stale or child.status == "SUCCEEDED":
+            head.done[child.status] += 1
+            head.done_items[child.status] += count
+        elif head.status == "RUNNING":
+            head.running[position] = count
+            head.restarted[position] = generation
+            body = {"map_run": key, "position": int(position), "redrive": True}
+            message_id = f"{key}#child/{position}#{head.redrive_count}"
+            outbox.append(Message(arn, message_id, "child", body))
+
     def _redrive(self, head: RunHead, message_id: str, now: float) -> None:
         """Run the unsuccessful and never-started children again (AWS's redrive rule)."""
         for status in UNSUCCESSFUL:
@@ -356,6 +412,8 @@ class MapRuns:
         head.redrive_date = now
         head.check_below = head.next
         head.next = 0
+        if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
+            head.stale = sorted(set(head.stale) | set(head.running), key=int)
 
     def _progress(self, key: str, head: RunHead, now: float, outbox: list[Message]) -> None:
         """Stop on too many failures, fill the window, finish when all ended."""
@@ -404,6 +462,8 @@ class MapRuns:
                     head.next += 1
                     continue
                 body["redrive"] = child is not None
+                if child is not None:
+                    head.restarted[str(position)] = int(child.state.get("redrive_count") or 0)
             count = self.pages.child(key, position).count
             head.running[str(position)] = count
             message_id = f"{key}#child/{position}#{head.redrive_count}"
@@ -418,3 +478,11 @@ class MapRuns:
         event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
+
+
+def _revives(record: ExecutionRecord, start: Message) -> bool:
+    """A redrive's start of a run whose parent was stopped before the run started."""
+    head = record.state
+    tombstone = not head.get("state_machine_arn")
+    later = int(start.body.get("parent_redrive") or 0) > int(head.get("parent_redrive") or 0)
+    return tombstone and later
