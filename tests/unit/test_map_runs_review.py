@@ -117,3 +117,17 @@ def test_a_duplicated_failure_report_after_the_redrive_restarted_the_child_is_no
     final = head(log)
     assert final.done == {"SUCCEEDED": 4, "FAILED": 0, "TIMED_OUT": 0, "ABORTED": 0}
     assert final.restarted == {} and final.stale == []
+
+
+def test_an_update_that_lost_the_race_with_the_end_leaves_the_ended_run_as_it_ended() -> None:
+    """UpdateMapRun checked the run was running; it ended before the update was applied."""
+    log, bus = MeteredLog(InMemoryLog()), InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message([1, 2], max_concurrency=1))
+    [done] = finished(drain(s, bus))
+    assert done["status"] == "SUCCEEDED"
+    before = log.writes[KEY]
+    s.map_runs().update(support.MAP_RUN_ARN, max_concurrency=9, tolerated_count=4)
+    final = head(log)
+    assert (final.max_concurrency, final.tolerated_count) == (1, None)
+    assert log.writes[KEY] == before  # nothing written

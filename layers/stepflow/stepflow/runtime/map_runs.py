@@ -359,7 +359,7 @@ class MapRuns:
             tombstone = not head.state_machine_arn  # cancelled before it started
             if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
                 self._redrive(head, message_id, now)
-        elif kind == "UpdateMapRun":
+        elif kind == "UpdateMapRun" and head.status == "RUNNING":  # else it ended first
             if "max_concurrency" in body:
                 head.max_concurrency = int(body["max_concurrency"])
             if "tolerated_count" in body:
