@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from stepflow.engine import StartMapRun
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message
 from stepflow.runtime.map_run_state import RunHead, map_run_message
 
+from tests.moto_env import offline_aws
 from tests.unit import map_run_support as support
 from tests.unit.map_run_support import (
     KEY,
@@ -25,6 +28,21 @@ from tests.unit.map_run_support import (
 )
 
 
+@pytest.fixture(params=["memory", "dynamodb"])
+def log(request: pytest.FixtureRequest) -> Iterator[MeteredLog]:
+    """The in-memory log, and the DynamoDB log on moto (the path that ships)."""
+    if request.param == "memory":
+        yield MeteredLog(InMemoryLog())
+        return
+    boto3 = pytest.importorskip("boto3")
+    from stepflow.aws import DynamoDBLog, create_table
+
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "stepflow-review")
+        yield MeteredLog(DynamoDBLog("stepflow-review", client=client))
+
+
 def redrive_message(items: list[Any], seq: int = 7, **fields: Any) -> Message:
     """The redriven parent's StartMapRun (its redrive count is 1)."""
     command = StartMapRun(RUN_ID, support.spec(items, **fields))
@@ -37,13 +55,15 @@ def head(log: Any) -> RunHead:
     return RunHead.from_json(record.state)
 
 
-def test_a_redrive_before_the_aborted_children_reported_reruns_them_and_counts_once() -> None:
+def test_a_redrive_before_the_aborted_children_reported_reruns_them_and_counts_once(
+    log: MeteredLog,
+) -> None:
     """Cancel with five children running, redrive before their stops are delivered.
 
     Their late ABORTED reports belong to the first run: the redriven run must run
     those items again, not count them as its own failures.
     """
-    log, bus = MeteredLog(InMemoryLog()), InMemoryBus(0.0)
+    bus = InMemoryBus(0.0)
     s = stepper(log, bus)
     items = list(range(20))
     bus.send(start_message(items, max_concurrency=5))
@@ -71,9 +91,9 @@ def test_a_redrive_before_the_aborted_children_reported_reruns_them_and_counts_o
     assert all(1 <= calls[repr(n)] <= 2 for n in items[:5])
 
 
-def test_a_redrive_of_a_run_cancelled_before_it_started_runs_it() -> None:
+def test_a_redrive_of_a_run_cancelled_before_it_started_runs_it(log: MeteredLog) -> None:
     """The parent was stopped before its run started, then redriven: the run runs."""
-    log, bus = MeteredLog(InMemoryLog()), InMemoryBus(0.0)
+    bus = InMemoryBus(0.0)
     s = stepper(log, bus)
     bus.send(cancel_message())
     drain(s, bus)
@@ -85,8 +105,10 @@ def test_a_redrive_of_a_run_cancelled_before_it_started_runs_it() -> None:
     assert done[0]["output"] == [{"r": 2}, {"r": 4}]
 
 
-def test_a_duplicated_failure_report_after_the_redrive_restarted_the_child_is_not_counted() -> None:
-    log, bus = MeteredLog(InMemoryLog()), InMemoryBus(0.0)
+def test_a_duplicated_failure_report_after_the_redrive_restarted_the_child_is_not_counted(
+    log: MeteredLog,
+) -> None:
+    bus = InMemoryBus(0.0)
     s = stepper(log, bus)
     items: list[Any] = [1, 2, "bad", 4]
     bus.send(start_message(items, max_concurrency=1))
@@ -119,9 +141,11 @@ def test_a_duplicated_failure_report_after_the_redrive_restarted_the_child_is_no
     assert final.restarted == {} and final.stale == []
 
 
-def test_an_update_that_lost_the_race_with_the_end_leaves_the_ended_run_as_it_ended() -> None:
+def test_an_update_that_lost_the_race_with_the_end_leaves_the_ended_run_as_it_ended(
+    log: MeteredLog,
+) -> None:
     """UpdateMapRun checked the run was running; it ended before the update was applied."""
-    log, bus = MeteredLog(InMemoryLog()), InMemoryBus(0.0)
+    bus = InMemoryBus(0.0)
     s = stepper(log, bus)
     bus.send(start_message([1, 2], max_concurrency=1))
     [done] = finished(drain(s, bus))
