@@ -155,3 +155,51 @@ def test_an_update_that_lost_the_race_with_the_end_leaves_the_ended_run_as_it_en
     final = head(log)
     assert (final.max_concurrency, final.tolerated_count) == (1, None)
     assert log.writes[KEY] == before  # nothing written
+
+
+def deliver_first(s: Any, bus: InMemoryBus, kind: str) -> None:
+    """Deliver the queued messages of type ``kind`` to the run before the others."""
+    batch = bus.receive_batch(10)
+    mine = [m for m in batch if m.execution_arn == KEY and m.body.get("type") == kind]
+    s.handle_batch(mine)
+    for m in mine:
+        bus.ack(m)
+
+
+def test_a_child_queued_before_the_cancel_never_starts(log: MeteredLog) -> None:
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items = list(range(20))
+    bus.send(start_message(items, max_concurrency=5))
+    first = bus.receive_batch(1)
+    s.handle_batch(first)  # five child messages queued
+    bus.ack(first[0])
+    bus.send(cancel_message())
+    deliver_first(s, bus, "CancelMapRun")  # the stop overtakes the children's starts
+    assert finished(drain(s, bus)) == []
+    assert list(children(log)) == []  # none created, none ran
+    assert sum(s.calls.values()) == 0  # type: ignore[attr-defined]
+    final = head(log)
+    assert final.status == "ABORTED" and final.running == {} and sum(final.done.values()) == 0
+
+
+def test_a_redrive_overtaking_the_children_of_the_cancelled_run_runs_each_item_once(
+    log: MeteredLog,
+) -> None:
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items = list(range(20))
+    bus.send(start_message(items, max_concurrency=5))
+    first = bus.receive_batch(1)
+    s.handle_batch(first)
+    bus.ack(first[0])
+    bus.send(cancel_message())
+    deliver_first(s, bus, "CancelMapRun")
+    bus.send(redrive_message(items, max_concurrency=5))
+    deliver_first(s, bus, "StartMapRun")  # redriven before the first children arrive
+    done = finished(drain(s, bus))
+    assert [d["status"] for d in done] == ["SUCCEEDED"], done
+    assert done[0]["output"] == [{"r": 2 * n} for n in items]
+    assert all(s.calls[repr(n)] == 1 for n in items)  # type: ignore[attr-defined]
+    final = head(log)
+    assert final.done["SUCCEEDED"] == 20 and final.running == {} and final.stale == []

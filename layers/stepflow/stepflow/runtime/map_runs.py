@@ -24,7 +24,7 @@ from typing import Any
 from stepflow.asl import StateMachine
 from stepflow.engine import MapRunFinished, Redrive, Start, new_execution
 from stepflow.errors import StatesError, StatesErrorName
-from stepflow.runtime.map_express import BATCH_MARK, express_batch, fill_express
+from stepflow.runtime.map_express import BATCH_MARK, NOT_STARTED, express_batch, fill_express
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
@@ -107,9 +107,18 @@ class MapRuns:
             self._create(key, start, cancelled=None, tombstone=record)
         self._apply(key, bodies)
 
-    def child_event(self, message: Message) -> Start | Redrive:
-        """Create the child execution of a ``child`` message of a run (once); its event."""
+    def child_event(self, message: Message) -> Start | Redrive | None:
+        """Create the child execution of a ``child`` message of a run (once); its event.
+
+        None if the run ended (stopped, failed) before the child started: the child is
+        not started, and the run hears it never will be (``NOT_STARTED``).
+        """
         key, position = str(message.body["map_run"]), int(message.body["position"])
+        run = self.log.get(key)
+        if run is not None and run.state.get("status") != "RUNNING":
+            body = {"type": "ChildFinished", "child_id": str(position), "status": NOT_STARTED}
+            self.sender.bus.send(Message(key, f"{message.id}#not-started", "event", body))
+            return None
         config = self.pages.config(key)
         child = self.pages.child(key, position)
         arn = message.execution_arn
@@ -341,6 +350,9 @@ class MapRuns:
         if kind == "MapRunBatchDone":
             reports = [(position, status) for position, status in body.get("done") or []]
         for child_id, status in reports:
+            if status == NOT_STARTED:
+                self._not_started(key, head, str(child_id), outbox)
+                continue
             if kind == "ChildFinished" and (
                 str(child_id) in head.stale or str(child_id) in head.restarted
             ):
@@ -366,6 +378,31 @@ class MapRuns:
                 head.tolerated_count = int(body["tolerated_count"])
             if "tolerated_percentage" in body:
                 head.tolerated_percentage = float(body["tolerated_percentage"])
+
+    def _not_started(self, key: str, head: RunHead, position: str, outbox: list[Message]) -> None:
+        """A child (or EXPRESS batch item) that never started because its run had ended.
+
+        It leaves the window uncounted; if a redrive runs the run again meanwhile, the
+        position (stale: it was in the window) starts now.
+        """
+        head.restarted.pop(position, None)
+        stale = position in head.stale
+        if stale:
+            head.stale.remove(position)
+        count = head.running.pop(position, None)
+        if count is None or not stale or head.status != "RUNNING":
+            return
+        if head.execution_type == "EXPRESS":
+            return  # EXPRESS positions are never stale (see _redrive)
+        arn = child_execution_arn(head.map_run_arn, int(position))
+        child = self.log.get(arn)
+        head.running[position] = count
+        body: dict[str, Any] = {"map_run": key, "position": int(position)}
+        if child is not None:
+            body["redrive"] = True
+            head.restarted[position] = int(child.state.get("redrive_count") or 0)
+        message_id = f"{key}#child/{position}#{head.redrive_count}"
+        outbox.append(Message(arn, message_id, "child", body))
 
     def _redriven_report(
         self, key: str, head: RunHead, position: str, outbox: list[Message]

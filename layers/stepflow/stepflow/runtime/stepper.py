@@ -242,7 +242,8 @@ class Stepper:
                     runs.setdefault(message.execution_arn, []).append(message)
                 elif message.kind == "child" and "map_run" in message.body:
                     started = self.map_runs().child_event(message)
-                    groups.setdefault(message.execution_arn, []).append((message, started))
+                    if started is not None:  # None: its run ended first, it never starts
+                        groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
                     self._tasks().run_task(message)
                 elif message.kind == "repair":
