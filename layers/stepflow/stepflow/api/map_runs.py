@@ -34,10 +34,9 @@ class MapRunApi:
         if self.log.get(arn) is None:
             raise ApiError("ExecutionDoesNotExist", f"Execution Does Not Exist: '{arn}'")
         token = read_token(p.get("nextToken"), "mr")
-        try:
-            start = int(token) if token else 0
-        except ValueError:
-            raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
+        if token is not None and not (token.isascii() and token.isdigit()):  # forged: "-5", ""
+            raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'")
+        start = int(token) if token else 0
         limit = page_size(p.get("maxResults"))
         arns = self._run_arns(arn)
         runs = []

@@ -38,7 +38,7 @@ def list_heads(
         kwargs["ExpressionAttributeNames"]["#st"] = "status"
         kwargs["ExpressionAttributeValues"][":st"] = {"S": status}
     if next_token:
-        kwargs["ExclusiveStartKey"] = _listing_key(next_token)
+        kwargs["ExclusiveStartKey"] = _listing_key(next_token, f"EXL#{state_machine_arn}")
     found: list[dict[str, Any]] = []
     while True:
         response = call("query", **kwargs)
@@ -54,10 +54,14 @@ def list_heads(
     return found, token
 
 
-def _listing_key(token: str) -> dict[str, Any]:
+def _listing_key(token: str, listed: str) -> dict[str, Any]:
+    """The start key a token names: a token of another listing (machine, map run) is refused."""
     try:
         keys = orjson.loads(base64.urlsafe_b64decode(token.encode()))
         names = ("pk", "sk", LIST_INDEX_PK, LIST_INDEX_SK)
-        return {name: {"S": str(keys[name])} for name in names}
+        start = {name: {"S": str(keys[name])} for name in names}
     except (ValueError, TypeError, KeyError):
         raise ValueError(f"invalid executions token {token!r}") from None
+    if start[LIST_INDEX_PK]["S"] != listed:
+        raise ValueError(f"executions token {token!r} is another listing's")
+    return start

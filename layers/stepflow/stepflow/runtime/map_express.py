@@ -32,6 +32,8 @@ EXPRESS_BATCH = 25
 BATCHES_PER_COMMIT = 40
 LEASE_SECONDS = 900.0
 FINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT")
+NOT_STARTED = "NOT_STARTED"
+"""A batch report's status of an item that never ran: out of the window, counted nowhere."""
 
 
 def fill_express(runs: MapRuns, key: str, head: RunHead, outbox: list[Message]) -> None:
@@ -71,6 +73,14 @@ def express_batch(runs: MapRuns, message: Message) -> None:
     if claim.status == "done":
         assert claim.result is not None
         runs.sender.bus.send(_report(key, message, claim.result["done"]))
+        return
+    if not int(body.get("attempt") or 0) and not _running(runs, key):
+        # Stopped or failed before this batch started: its items never run (AWS starts
+        # no child after a run's end); they leave the window uncounted, a redrive runs them.
+        not_started = [[position, NOT_STARTED] for position, _ in body["items"]]
+        runs.sender.bus.send(_report(key, message, not_started))
+        if claim.lease is not None:
+            leases.finish(runs.log, claim.lease, {"done": not_started})
         return
     express = importlib.import_module("stepflow.runtime.express")
     config = runs.pages.config(key)
@@ -115,6 +125,12 @@ def express_batch(runs: MapRuns, message: Message) -> None:
         runs.sender.bus.send(_report(key, message, done))
     if claim.lease is not None:
         leases.finish(runs.log, claim.lease, {"done": done})
+
+
+def _running(runs: MapRuns, key: str) -> bool:
+    """Whether the run is still running (a batch of a stopped or failed run does not start)."""
+    record = runs.log.get(key)
+    return record is not None and record.state.get("status") == "RUNNING"
 
 
 def _report(key: str, message: Message, done: list[list[Any]]) -> Message:

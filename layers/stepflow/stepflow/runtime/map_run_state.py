@@ -95,6 +95,14 @@ class RunHead:
     """The run just failed or was cancelled: its running children are to be stopped."""
     check_below: int = 0
     """Redrive: children before this position ran before; only unsuccessful ones run again."""
+    stale: list[str] = field(default_factory=list)
+    """Redrive: children still running from an earlier run (stopped, their reports late):
+    their end is not the redriven run's; an unsuccessful one is run again."""
+    restarted: dict[str, int] = field(default_factory=dict)
+    """Redrive: children run again, to their redrive count then: a report of the end
+    before (late or duplicated) is not counted; their record tells their end."""
+    parent_redrive: int = 0
+    """The parent's redrive count when it started (or cancelled) this run."""
 
     def to_json(self) -> dict[str, Any]:
         """The head as stored."""
@@ -105,7 +113,8 @@ class RunHead:
         """The head stored by :meth:`to_json` (its counters copied: ``data`` is not changed)."""
         head = cls(**data)
         head.running, head.done = dict(head.running), dict(head.done)
-        head.done_items = dict(head.done_items)
+        head.done_items, head.stale = dict(head.done_items), list(head.stale)
+        head.restarted = dict(head.restarted)
         return head
 
     def window(self) -> int:
@@ -187,20 +196,27 @@ def _counts(
 
 
 def map_run_message(
-    parent_arn: str, message_id: str, command: StartMapRun | CancelMapRun, machine_arn: str
+    parent_arn: str,
+    message_id: str,
+    command: StartMapRun | CancelMapRun,
+    machine_arn: str,
+    parent_redrive: int = 0,
 ) -> Message:
     """The outbox message of a parent's ``StartMapRun`` or ``CancelMapRun``: to the run's head.
 
     A start carries the exact revision the parent runs (``machine_arn``), whose
-    definition holds the item processor.
+    definition holds the item processor. Both carry the parent's redrive count: a
+    run cancelled before it started is started by a later redrive's start only.
     """
     key = run_key(parent_arn, command.run_id)
     if isinstance(command, CancelMapRun):
-        return Message(key, message_id, "event", {"type": "CancelMapRun"})
+        cancel = {"type": "CancelMapRun", "parent_redrive": parent_redrive}
+        return Message(key, message_id, "event", cancel)
     body = {
         "type": "StartMapRun",
         "spec": command.spec,
         "state_machine_arn": machine_arn,
         "parent_arn": parent_arn,
+        "parent_redrive": parent_redrive,
     }
     return Message(key, message_id, "event", body)

@@ -24,7 +24,7 @@ from typing import Any
 from stepflow.asl import StateMachine
 from stepflow.engine import MapRunFinished, Redrive, Start, new_execution
 from stepflow.errors import StatesError, StatesErrorName
-from stepflow.runtime.map_express import BATCH_MARK, express_batch, fill_express
+from stepflow.runtime.map_express import BATCH_MARK, NOT_STARTED, express_batch, fill_express
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
@@ -97,17 +97,28 @@ class MapRuns:
             return
         bodies = [(m.id, m.body) for m in messages if m.kind == "event"]
         record = self.log.get(key)
+        start = next((m for m in messages if m.body.get("type") == "StartMapRun"), None)
         if record is None:
-            start = next((m for m in messages if m.body.get("type") == "StartMapRun"), None)
-            cancel = any(m.body.get("type") == "CancelMapRun" for m in messages)
-            if start is None and not cancel:
+            cancels = [m for m in messages if m.body.get("type") == "CancelMapRun"]
+            if start is None and not cancels:
                 return  # a child's report for a run that never existed: nothing to do
-            self._create(key, start, cancelled=cancel)
+            self._create(key, start, cancelled=cancels[0] if cancels else None)
+        elif start is not None and _revives(record, start):
+            self._create(key, start, cancelled=None, tombstone=record)
         self._apply(key, bodies)
 
-    def child_event(self, message: Message) -> Start | Redrive:
-        """Create the child execution of a ``child`` message of a run (once); its event."""
+    def child_event(self, message: Message) -> Start | Redrive | None:
+        """Create the child execution of a ``child`` message of a run (once); its event.
+
+        None if the run ended (stopped, failed) before the child started: the child is
+        not started, and the run hears it never will be (``NOT_STARTED``).
+        """
         key, position = str(message.body["map_run"]), int(message.body["position"])
+        run = self.log.get(key)
+        if run is not None and run.state.get("status") != "RUNNING":
+            body = {"type": "ChildFinished", "child_id": str(position), "status": NOT_STARTED}
+            self.sender.bus.send(Message(key, f"{message.id}#not-started", "event", body))
+            return None
         config = self.pages.config(key)
         child = self.pages.child(key, position)
         arn = message.execution_arn
@@ -180,11 +191,20 @@ class MapRuns:
 
     # --- creation ----------------------------------------------------------------------
 
-    def _create(self, key: str, start: Message | None, *, cancelled: bool) -> None:
+    def _create(
+        self,
+        key: str,
+        start: Message | None,
+        *,
+        cancelled: Message | None,
+        tombstone: ExecutionRecord | None = None,
+    ) -> None:
         now = self.clock()
         if start is None:  # cancelled before it started: a tombstone the start will find
             head = RunHead(key, key.rsplit("/", 1)[-1], key.split("#")[0], "", "", "", "", "", now)
             head.status, head.stop_date = "ABORTED", now
+            if cancelled is not None:
+                head.parent_redrive = int(cancelled.body.get("parent_redrive") or 0)
             self._create_head(key, head, ())
             return
         spec = dict(start.body["spec"])
@@ -205,6 +225,7 @@ class MapRuns:
             writer=spec.get("writer"),
             role_arn=str(spec.get("role_arn") or ""),
             execution_role=str(spec.get("execution_role") or ""),
+            parent_redrive=int(start.body.get("parent_redrive") or 0),
         )
         config = {k: v for k, v in spec.items() if k != "items"}
         config["state_machine_arn"] = machine_arn
@@ -231,7 +252,12 @@ class MapRuns:
         )
         with contextlib.suppress(ExecutionAlreadyExistsError):
             self.log.create(pointer, [])
-        self._create_head(key, head, ())
+        if tombstone is None:
+            self._create_head(key, head, ())
+            return
+        revived = replace(tombstone, seq=tombstone.seq + 1, status=head.status, stop_date=None)
+        with contextlib.suppress(ConflictError):  # another stepper revived it first
+            self.log.commit(replace(revived, state=head.to_json()), tombstone.seq, [])
 
     def _read(self, spec: dict[str, Any], head: RunHead) -> Iterator[Any]:
         reader = spec.get("reader")
@@ -281,7 +307,7 @@ class MapRuns:
             outbox: list[Message] = []
             now = self.clock()
             for message_id, body in bodies:
-                self._event(head, message_id, body, now, outbox)
+                self._event(key, head, message_id, body, now, outbox)
             self._progress(key, head, now, outbox)
             state = head.to_json()
             if state == before and not outbox:
@@ -312,6 +338,7 @@ class MapRuns:
 
     def _event(
         self,
+        key: str,
         head: RunHead,
         message_id: str,
         body: dict[str, Any],
@@ -323,6 +350,14 @@ class MapRuns:
         if kind == "MapRunBatchDone":
             reports = [(position, status) for position, status in body.get("done") or []]
         for child_id, status in reports:
+            if status == NOT_STARTED:
+                self._not_started(key, head, str(child_id), outbox)
+                continue
+            if kind == "ChildFinished" and (
+                str(child_id) in head.stale or str(child_id) in head.restarted
+            ):
+                self._redriven_report(key, head, str(child_id), outbox)
+                continue
             count = head.running.pop(str(child_id), None)
             if count is not None and status in head.done:  # else a duplicate or stale report
                 head.done[str(status)] += 1
@@ -336,13 +371,71 @@ class MapRuns:
             tombstone = not head.state_machine_arn  # cancelled before it started
             if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
                 self._redrive(head, message_id, now)
-        elif kind == "UpdateMapRun":
+        elif kind == "UpdateMapRun" and head.status == "RUNNING":  # else it ended first
             if "max_concurrency" in body:
                 head.max_concurrency = int(body["max_concurrency"])
             if "tolerated_count" in body:
                 head.tolerated_count = int(body["tolerated_count"])
             if "tolerated_percentage" in body:
                 head.tolerated_percentage = float(body["tolerated_percentage"])
+
+    def _not_started(self, key: str, head: RunHead, position: str, outbox: list[Message]) -> None:
+        """A child (or EXPRESS batch item) that never started because its run had ended.
+
+        It leaves the window uncounted; if a redrive runs the run again meanwhile, the
+        position (stale: it was in the window) starts now.
+        """
+        head.restarted.pop(position, None)
+        stale = position in head.stale
+        if stale:
+            head.stale.remove(position)
+        count = head.running.pop(position, None)
+        if count is None or not stale or head.status != "RUNNING":
+            return
+        if head.execution_type == "EXPRESS":
+            return  # EXPRESS positions are never stale (see _redrive)
+        arn = child_execution_arn(head.map_run_arn, int(position))
+        child = self.log.get(arn)
+        head.running[position] = count
+        body: dict[str, Any] = {"map_run": key, "position": int(position)}
+        if child is not None:
+            body["redrive"] = True
+            head.restarted[position] = int(child.state.get("redrive_count") or 0)
+        message_id = f"{key}#child/{position}#{head.redrive_count}"
+        outbox.append(Message(arn, message_id, "child", body))
+
+    def _redriven_report(
+        self, key: str, head: RunHead, position: str, outbox: list[Message]
+    ) -> None:
+        """A report on a child a redrive concerns, told by the child's record, not the report.
+
+        A child still running from an earlier run (``stale``) counts if it succeeded and
+        runs again otherwise (keeping its place in the window); a child run again
+        (``restarted``) counts once its record shows a later end than the one it had.
+        """
+        arn = child_execution_arn(head.map_run_arn, int(position))
+        child = self.log.get(arn)
+        if child is None or child.status == "RUNNING":
+            return  # a late or duplicated report: the child runs
+        generation = int(child.state.get("redrive_count") or 0)
+        if position in head.restarted and generation <= head.restarted[position]:
+            return  # the end it had before it was run again
+        head.restarted.pop(position, None)
+        stale = position in head.stale
+        if stale:
+            head.stale.remove(position)
+        count = head.running.pop(position, None)
+        if count is None or child.status not in head.done:
+            return
+        if not stale or child.status == "SUCCEEDED":
+            head.done[child.status] += 1
+            head.done_items[child.status] += count
+        elif head.status == "RUNNING":
+            head.running[position] = count
+            head.restarted[position] = generation
+            body = {"map_run": key, "position": int(position), "redrive": True}
+            message_id = f"{key}#child/{position}#{head.redrive_count}"
+            outbox.append(Message(arn, message_id, "child", body))
 
     def _redrive(self, head: RunHead, message_id: str, now: float) -> None:
         """Run the unsuccessful and never-started children again (AWS's redrive rule)."""
@@ -356,6 +449,8 @@ class MapRuns:
         head.redrive_date = now
         head.check_below = head.next
         head.next = 0
+        if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
+            head.stale = sorted(set(head.stale) | set(head.running), key=int)
 
     def _progress(self, key: str, head: RunHead, now: float, outbox: list[Message]) -> None:
         """Stop on too many failures, fill the window, finish when all ended."""
@@ -404,6 +499,8 @@ class MapRuns:
                     head.next += 1
                     continue
                 body["redrive"] = child is not None
+                if child is not None:
+                    head.restarted[str(position)] = int(child.state.get("redrive_count") or 0)
             count = self.pages.child(key, position).count
             head.running[str(position)] = count
             message_id = f"{key}#child/{position}#{head.redrive_count}"
@@ -418,3 +515,11 @@ class MapRuns:
         event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
+
+
+def _revives(record: ExecutionRecord, start: Message) -> bool:
+    """A redrive's start of a run whose parent was stopped before the run started."""
+    head = record.state
+    tombstone = not head.get("state_machine_arn")
+    later = int(start.body.get("parent_redrive") or 0) > int(head.get("parent_redrive") or 0)
+    return tombstone and later

@@ -13,6 +13,7 @@ Pure functions and protocols only: no I/O, no clock (``now`` is passed).
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,9 +21,11 @@ from typing import Any, Protocol
 from stepflow.data.serialize import dumps
 from stepflow.engine import (
     CancelTask,
+    Event,
     ExecutionState,
     NotifyCaller,
     TaskFailed,
+    TaskSubmitted,
     TaskSucceeded,
 )
 from stepflow.engine.resources import describe
@@ -171,3 +174,29 @@ def stop_child_message(command: CancelTask, message_id: str) -> Message:
     assert command.handle is not None
     child = str(command.handle["ExecutionArn"])
     return Message(child, message_id, "event", {"type": "Stop"})
+
+
+def orphan_stops(events: list[Event], open_tasks: Container[str] | None) -> list[Message]:
+    """Stops for the children that ``.sync`` attempts no longer open just started.
+
+    A task's start can race its execution's end (StopExecution, a timeout): the child
+    starts, then the attempt's ``TaskSubmitted`` finds the attempt closed and is ignored,
+    so no ``CancelTask`` will ever name the child. ``open_tasks`` None: the execution
+    has ended (every attempt is closed). Stopping an ended child changes nothing.
+    """
+    stops = []
+    for event in events:
+        if not isinstance(event, TaskSubmitted) or not event.handle:
+            continue
+        child = event.handle.get("ExecutionArn")
+        if not isinstance(child, str) or ":execution:" not in child:
+            continue
+        if open_tasks is None or event.task_id not in open_tasks:
+            message_id = f"{child}#orphan/{event.task_id}"
+            stops.append(Message(child, message_id, "event", {"type": "Stop"}))
+    return stops
+
+
+def may_orphan(events: list[Event]) -> bool:
+    """Whether ``events`` hold a ``.sync`` child's start (see :func:`orphan_stops`)."""
+    return any(isinstance(e, TaskSubmitted) and e.handle for e in events)

@@ -76,7 +76,9 @@ def build_outbox(
             body = {"type": "TimerFired", "timer_id": command.timer_id}
             messages.append(Message(arn, message_id, "event", body, command.fire_at))
         elif isinstance(command, (StartMapRun, CancelMapRun)):
-            messages.append(map_run_message(arn, message_id, command, machine_arn))
+            messages.append(
+                map_run_message(arn, message_id, command, machine_arn, state.redrive_count)
+            )
         elif isinstance(command, ContinueLater):
             messages.append(Message(arn, message_id, "event", {"type": "Continue"}))
         elif isinstance(command, NotifyCaller):

@@ -45,6 +45,7 @@ from stepflow.runtime.map_pages import PageCache
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.map_runs import MapRuns
 from stepflow.runtime.messages import Message, decode_event
+from stepflow.runtime.nested import may_orphan, orphan_stops
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
 from stepflow.runtime.outbox import build_outbox, child_arn, create_child
 from stepflow.runtime.outbox import delay as _delay
@@ -242,7 +243,8 @@ class Stepper:
                     runs.setdefault(message.execution_arn, []).append(message)
                 elif message.kind == "child" and "map_run" in message.body:
                     started = self.map_runs().child_event(message)
-                    groups.setdefault(message.execution_arn, []).append((message, started))
+                    if started is not None:  # None: its run ended first, it never starts
+                        groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
                     self._tasks().run_task(message)
                 elif message.kind == "repair":
@@ -383,7 +385,12 @@ class Stepper:
                 if pending
                 else []
             )
-            if record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events):
+            ended = record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events)
+            if may_orphan(events):  # a .sync child whose attempt closed first: stop it
+                open_tasks = None if ended else self._load_state(record).tasks
+                for stop in orphan_stops(events, open_tasks):
+                    self.bus.send(stop)
+            if ended:
                 return repaired
             now = self.clock()
             definition = self.definitions(record.state_machine_arn)
