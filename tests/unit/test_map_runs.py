@@ -173,6 +173,10 @@ def test_max_concurrency_is_respected_and_reached() -> None:
         ({"tolerated_count": 1}, "FAILED"),
         ({"tolerated_percentage": 20.0}, "SUCCEEDED"),
         ({"tolerated_percentage": 19.9}, "FAILED"),
+        # Both given: exceeding either one fails the run, as an inline Map's tolerance does.
+        ({"tolerated_count": 1, "tolerated_percentage": 20.0}, "FAILED"),
+        ({"tolerated_count": 2, "tolerated_percentage": 19.9}, "FAILED"),
+        ({"tolerated_count": 2, "tolerated_percentage": 20.0}, "SUCCEEDED"),
         ({}, "FAILED"),
     ],
 )

@@ -137,9 +137,7 @@ class RunHead:
         over_percentage = (
             percentage is not None and self.items > 0 and failed * 100.0 / self.items > percentage
         )
-        if count is not None and percentage is not None:
-            return over_count and over_percentage
-        return over_count or over_percentage
+        return over_count or over_percentage  # either threshold, as the inline Map (fanout)
 
 
 def _zero() -> dict[str, int]:
