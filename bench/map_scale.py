@@ -417,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--moto-snapshots",
         choices=("items", "table"),
-        default="items",
-        help="moto's transaction rollback snapshot (see bench/moto_snapshots.py)",
+        default=None,
+        help="moto's transaction rollback snapshot (see bench/moto_snapshots.py); default: "
+        "items, except with --local: table (moto as stepflow local ships it)",
     )
     parser.add_argument("--local", action="store_true", help="boto3 against stepflow local")
     parser.add_argument("--timeout", type=float, default=900.0, help="--local: give up after")
@@ -438,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.local:
         from bench.map_local import main as local_main
 
-        return local_main(counts, modes, timeout=args.timeout)
+        return local_main(
+            counts, modes, timeout=args.timeout, snapshots=args.moto_snapshots or "table"
+        )
+    args.moto_snapshots = args.moto_snapshots or "items"
     code = 0
     for mode in modes:
         print(

@@ -150,6 +150,9 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
         head, *chunks = self._sealed(record, events)
+        if not chunks:
+            self._create_head(record.execution_arn, head)
+            return
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -182,6 +185,32 @@ class DynamoDBLog:
                     continue
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
+
+    def _create_head(self, execution_arn: str, head: dict[str, Any]) -> None:
+        """Insert a head without events: one conditional PutItem, not a transaction.
+
+        Half the write units of a one-item transaction (a map run's per-item
+        result records are created this way). A leftover of an expired execution
+        of this ARN is no obstacle here: its history items are not written.
+        """
+        for _ in range(5):
+            try:
+                self._call(
+                    "put_item",
+                    Item=head,
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return
+            except _Rejected as rejected:
+                if rejected.code == "TransactionConflictException":
+                    continue  # a transaction on this head is in flight
+                old = rejected.response.get("Item")
+                existing = self._record(old) if old else self.get(execution_arn)
+                if existing is None:
+                    continue
+                raise ExecutionAlreadyExistsError(existing) from None
+        raise LogUnavailableError(f"{execution_arn}: create kept conflicting")
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
