@@ -220,13 +220,13 @@ def main(counts: list[int], modes: list[str], *, timeout: float, snapshots: str 
                 logging.WARNING if name != "werkzeug" else logging.ERROR
             )
         try:
-            return _run(counts, modes, timeout=timeout)
+            return _run(counts, modes, timeout=timeout, snapshots=snapshots)
         finally:
             for name, level in levels.items():
                 logging.getLogger(name).setLevel(level)
 
 
-def _run(counts: list[int], modes: list[str], *, timeout: float) -> int:
+def _run(counts: list[int], modes: list[str], *, timeout: float, snapshots: str) -> int:
     """Run each count in each mode against one local stack (see :func:`main`)."""
     code = 0
     if snapshots == "items":
