@@ -146,14 +146,19 @@ def task_token(d: StepContext, task_id: str) -> str:
 def token_for(state: ExecutionState, task_id: str) -> str:
     """``<where, base64url>.<task id>.<HMAC-SHA256>``: locatable, unforgeable.
 
-    ``where`` is the execution's ARN or, for a child execution, its parent's
-    log ARN and the child id joined by ``|``. The HMAC is keyed by the
-    execution's secret ``token_key`` (the seed where there is none), so only
-    the holder of the token can report on the attempt.
+    ``where`` is the execution's ARN, a map run child's own record's ARN or, for
+    another child execution, its parent's log ARN and the child id joined by
+    ``|``. The HMAC is keyed by the execution's secret ``token_key`` (the seed
+    where there is none), so only the holder of the token can report on the attempt.
     """
     key = (state.token_key or str(state.seed)).encode()
     parent = state.parent
-    location = state.execution_arn if parent is None else f"{parent['arn']}|{parent['child_id']}"
+    if parent is None:
+        location = state.execution_arn
+    elif "record_arn" in parent:  # a map run's child: an execution with its own record
+        location = str(parent["record_arn"])
+    else:
+        location = f"{parent['arn']}|{parent['child_id']}"
     signature = hmac.new(key, f"{location}:{task_id}".encode(), hashlib.sha256).hexdigest()
     where = base64.urlsafe_b64encode(location.encode()).decode().rstrip("=")
     return f"{where}.{task_id}.{signature}"

@@ -134,7 +134,7 @@ class MapRuns:
             seed=secrets.randbits(63),
             token_key=secrets.token_hex(16),
         )
-        state.parent = {"arn": key, "child_id": str(position), "root_arn": arn}
+        state.parent = {"arn": key, "child_id": str(position), "root_arn": arn, "record_arn": arn}
         state.machine = str(config["machine"])
         state.root_input = child.input
         state.outer_variables = dict((config.get("scope") or {}).get("variables") or {})
