@@ -54,24 +54,7 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     if redriven is None:
         length = len(items) if items is not None else 0
         d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": length})
-    count = map_limits.number(
-        d,
-        frame,
-        node,
-        node.tolerated_failure_count,
-        node.tolerated_failure_count_path,
-        "ToleratedFailureCount",
-        integer=True,
-    )
-    pct = map_limits.number(
-        d,
-        frame,
-        node,
-        node.tolerated_failure_percentage,
-        node.tolerated_failure_percentage_path,
-        "ToleratedFailurePercentage",
-        integer=False,
-    )
+    count, pct = map_limits.tolerance(d, frame, node)
     run_id = redriven or _new_run_id(d)
     arn = map_run_arn(d, node, run_id)
     if redriven is None:

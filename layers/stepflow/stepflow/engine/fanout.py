@@ -66,24 +66,7 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         integer=True,
     )
     d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
-    count = map_limits.number(
-        d,
-        frame,
-        node,
-        node.tolerated_failure_count,
-        node.tolerated_failure_count_path,
-        "ToleratedFailureCount",
-        integer=True,
-    )
-    pct = map_limits.number(
-        d,
-        frame,
-        node,
-        node.tolerated_failure_percentage,
-        node.tolerated_failure_percentage_path,
-        "ToleratedFailurePercentage",
-        integer=False,
-    )
+    count, pct = map_limits.tolerance(d, frame, node)
     n = len(items)
     frame.fanout = Fanout(
         "map",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.base import MISSING, State
+from stepflow.asl.states.map import MapState
 from stepflow.data.jsonata import is_expression
 from stepflow.data.jsonpath import Path, PathNotFoundError
 from stepflow.engine import dataflow
@@ -158,3 +159,26 @@ def numeric(value: Any, integer: bool) -> bool:
 def show(value: Any) -> str:
     """``value`` as Step Functions quotes it in an error message."""
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def tolerance(d: EvalContext, frame: Frame, node: MapState) -> tuple[Any, Any]:
+    """A Map's ToleratedFailureCount and ToleratedFailurePercentage (None where unset)."""
+    count = number(
+        d,
+        frame,
+        node,
+        node.tolerated_failure_count,
+        node.tolerated_failure_count_path,
+        "ToleratedFailureCount",
+        integer=True,
+    )
+    pct = number(
+        d,
+        frame,
+        node,
+        node.tolerated_failure_percentage,
+        node.tolerated_failure_percentage_path,
+        "ToleratedFailurePercentage",
+        integer=False,
+    )
+    return count, pct
