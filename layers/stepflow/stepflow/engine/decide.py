@@ -28,6 +28,7 @@ from stepflow.engine.model import (
     ExecutionState,
     Fail,
     Frame,
+    MapIterations,
     MapRunFinished,
     Redrive,
     Start,
@@ -164,6 +165,8 @@ class Decider(Transitions):
             fanout.child_finished(self, event)
         elif isinstance(event, MapRunFinished):
             distributed.map_run_finished(self, event)
+        elif isinstance(event, MapIterations):
+            distributed.map_iterations(self, event)
         elif isinstance(event, Continue):
             pass
 

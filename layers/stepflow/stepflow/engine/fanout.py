@@ -85,6 +85,11 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         integer=False,
     )
     n = len(items)
+    if d.state.child_limit is not None and n > d.state.child_limit:
+        # Past the limit, the iterations are child executions of a map run (flat cost per item).
+        tolerated = (None if count is None else int(count), None if pct is None else float(pct))
+        distributed.run_inline(d, frame, node, items, int(concurrency or 0), tolerated)
+        return
     frame.fanout = Fanout(
         "map",
         n,
@@ -95,7 +100,6 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         tolerated_count=None if count is None else int(count),
         tolerated_percentage=None if pct is None else float(pct),
         effective_input=effective,
-        remote=d.state.child_limit is not None and n > d.state.child_limit,
     )
     frame.phase = "children"
     if n == 0:

@@ -86,6 +86,10 @@ class Frame:
     """How many polls of the submitted job were asked for (``PollTask``), this attempt."""
     map_run: str | None = None
     """The id of the map run a distributed Map state waits for (``StartMapRun``)."""
+    map_reports: list[int] | None = None
+    """An inline Map's run: the progress reports (``MapIterations.seq``) applied, as
+    ``[n, *later]``: 1..n and the later ones that came early (duplicates are ignored);
+    replaced, never changed in place."""
 
 
 @dataclass(slots=True)
@@ -277,6 +281,24 @@ class MapRunFinished:
     output: Any = None
     error: str | None = None
     cause: str | None = None
+    report: list[Any] | None = None
+    """An inline Map's run: its last progress report ``[seq, events]`` (see
+    :class:`MapIterations`), carried here so that it cannot arrive after the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapIterations:
+    """Progress of the map run ``run_id`` of an INLINE Map: its iterations' events, in order.
+
+    ``events`` holds ``[outcome, index]`` pairs (outcome ``Started``, ``Succeeded``,
+    ``Failed`` or ``Aborted``); the parent records ``MapIteration<outcome>`` for each.
+    One report per commit of the run, so the parent's head is written once per batch;
+    ``seq`` numbers the reports from 1 (a redelivered or early report is recognised).
+    """
+
+    run_id: str
+    seq: int
+    events: list[list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +327,7 @@ Event = (
     | Redrive
     | TaskPending
     | MapRunFinished
+    | MapIterations
 )
 
 

@@ -153,7 +153,12 @@ def token_for(state: ExecutionState, task_id: str) -> str:
     """
     key = (state.token_key or str(state.seed)).encode()
     parent = state.parent
-    location = state.execution_arn if parent is None else f"{parent['arn']}|{parent['child_id']}"
+    if parent is None:
+        location = state.execution_arn
+    elif "record_arn" in parent:  # a map run's child: its own record
+        location = str(parent["record_arn"])
+    else:
+        location = f"{parent['arn']}|{parent['child_id']}"
     signature = hmac.new(key, f"{location}:{task_id}".encode(), hashlib.sha256).hexdigest()
     where = base64.urlsafe_b64encode(location.encode()).decode().rstrip("=")
     return f"{where}.{task_id}.{signature}"

@@ -95,6 +95,11 @@ class RunHead:
     """The run just failed or was cancelled: its running children are to be stopped."""
     check_below: int = 0
     """Redrive: children before this position ran before; only unsuccessful ones run again."""
+    inline: bool = False
+    """The run of an INLINE Map past ``child_limit``: no Map Run API entry, and a failed
+    iteration fails it with its own error (see :func:`stepflow.engine.distributed.run_inline`)."""
+    reports: int = 0
+    """Progress reports sent to the parent (an inline run's ``MapIterations.seq``)."""
 
     def to_json(self) -> dict[str, Any]:
         """The head as stored."""

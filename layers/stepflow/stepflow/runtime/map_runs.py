@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from stepflow.asl import StateMachine
-from stepflow.engine import MapRunFinished, Redrive, Start, new_execution
+from stepflow.engine import ExecutionState, MapIterations, MapRunFinished, Redrive, Start, new_execution
 from stepflow.errors import StatesError, StatesErrorName
 from stepflow.runtime.map_express import BATCH_MARK, express_batch, fill_express
 from stepflow.runtime.map_io import (
@@ -123,7 +123,9 @@ class MapRuns:
             seed=secrets.randbits(63),
             token_key=secrets.token_hex(16),
         )
-        state.parent = {"arn": key, "child_id": str(position), "root_arn": arn}
+        state.parent = {"arn": key, "child_id": str(position), "root_arn": arn, "record_arn": arn}
+        if config.get("inline"):
+            _as_iteration(state, config)
         state.machine = str(config["machine"])
         state.root_input = child.input
         state.outer_variables = dict((config.get("scope") or {}).get("variables") or {})
@@ -136,10 +138,7 @@ class MapRuns:
             seq=0,
             state=store_state(state),
             start_date=self.clock(),
-            attributes={
-                "map_run_arn": str(config["map_run_arn"]),
-                "listed_under": str(config["map_run_arn"]),
-            },
+            attributes=_child_attributes(config),
         )
         with contextlib.suppress(ExecutionAlreadyExistsError):
             self.log.create(record, [])
@@ -205,6 +204,7 @@ class MapRuns:
             writer=spec.get("writer"),
             role_arn=str(spec.get("role_arn") or ""),
             execution_role=str(spec.get("execution_role") or ""),
+            inline=bool(spec.get("inline")),
         )
         config = {k: v for k, v in spec.items() if k != "items"}
         config["state_machine_arn"] = machine_arn
@@ -229,8 +229,9 @@ class MapRuns:
             stop_date=now,  # expires with the log's retention
             attributes={"listed_under": ""},
         )
-        with contextlib.suppress(ExecutionAlreadyExistsError):
-            self.log.create(pointer, [])
+        if not head.inline:  # an inline Map's run is no Map Run API entry
+            with contextlib.suppress(ExecutionAlreadyExistsError):
+                self.log.create(pointer, [])
         self._create_head(key, head, ())
 
     def _read(self, spec: dict[str, Any], head: RunHead) -> Iterator[Any]:
@@ -279,10 +280,13 @@ class MapRuns:
             before = record.state
             head = RunHead.from_json(dict(record.state))
             outbox: list[Message] = []
+            progress: list[list[Any]] = []
             now = self.clock()
             for message_id, body in bodies:
-                self._event(head, message_id, body, now, outbox)
-            self._progress(key, head, now, outbox)
+                self._event(head, message_id, body, now, progress)
+            self._progress(key, head, now, outbox, progress)
+            if head.inline and progress:
+                _report(head, progress, outbox)
             state = head.to_json()
             if state == before and not outbox:
                 return
@@ -316,7 +320,7 @@ class MapRuns:
         message_id: str,
         body: dict[str, Any],
         now: float,
-        outbox: list[Message],
+        progress: list[list[Any]],
     ) -> None:
         kind = body.get("type")
         reports = [(body.get("child_id"), body.get("status"))] if kind == "ChildFinished" else []
@@ -327,6 +331,10 @@ class MapRuns:
             if count is not None and status in head.done:  # else a duplicate or stale report
                 head.done[str(status)] += 1
                 head.done_items[str(status)] += count
+                if head.inline:
+                    progress.append(["Succeeded" if status == "SUCCEEDED" else "Failed", int(child_id)])
+                    if status != "SUCCEEDED":
+                        _inline_failure(head, body)
         if reports:
             return
         if kind == "CancelMapRun":
@@ -357,7 +365,14 @@ class MapRuns:
         head.check_below = head.next
         head.next = 0
 
-    def _progress(self, key: str, head: RunHead, now: float, outbox: list[Message]) -> None:
+    def _progress(
+        self,
+        key: str,
+        head: RunHead,
+        now: float,
+        outbox: list[Message],
+        progress: list[list[Any]],
+    ) -> None:
         """Stop on too many failures, fill the window, finish when all ended."""
         if head.status == "RUNNING" and head.error is None and head.exceeds_tolerance():
             head.error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD.value
@@ -369,18 +384,22 @@ class MapRuns:
             # An EXPRESS batch cannot be stopped: its late report is counted, nothing more.
             running = [] if head.execution_type == "EXPRESS" else head.running
             for position in sorted(running, key=int):
+                if head.inline and head.status == "FAILED":
+                    progress.append(["Aborted", int(position)])
                 arn = child_execution_arn(head.map_run_arn, int(position))
                 outbox.append(Message(arn, f"{key}#stop/{position}", "event", {"type": "Stop"}))
             head.stopping = False
             return
         if head.status != "RUNNING":
             return
-        self._fill(key, head, outbox)
+        self._fill(key, head, outbox, progress)
         if not head.running and head.next >= head.children:
             head.status, head.stop_date = "SUCCEEDED", now
             outbox.append(self._finished(key, head, run_output(self, head)))
 
-    def _fill(self, key: str, head: RunHead, outbox: list[Message]) -> None:
+    def _fill(
+        self, key: str, head: RunHead, outbox: list[Message], progress: list[list[Any]]
+    ) -> None:
         if head.execution_type == "EXPRESS":
             fill_express(self, key, head, outbox)
             return
@@ -410,6 +429,8 @@ class MapRuns:
             outbox.append(Message(arn, message_id, "child", body))
             head.next += 1
             started += 1
+            if head.inline:
+                progress.append(["Started", position])
         if head.next < head.children and len(head.running) < head.window():
             more = f"{key}#fill/{head.next}#{head.redrive_count}"
             outbox.append(Message(key, more, "event", {"type": "MapRunFill"}))
@@ -418,3 +439,55 @@ class MapRuns:
         event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
+
+
+def _child_attributes(config: dict[str, Any]) -> dict[str, str]:
+    """A child's record attributes: a distributed Map's child is listed under its map run.
+
+    An inline Map's iteration is no execution of AWS's: it is listed nowhere.
+    """
+    if config.get("inline"):
+        return {"listed_under": ""}
+    arn = str(config["map_run_arn"])
+    return {"map_run_arn": arn, "listed_under": arn}
+
+
+def _inline_failure(head: RunHead, body: dict[str, Any]) -> None:
+    """An inline Map without tolerance fails with its first failed iteration's error."""
+    if head.error is not None or head.status != "RUNNING":
+        return
+    if head.tolerated_count is not None or head.tolerated_percentage is not None:
+        return  # exceeding a threshold fails with States.ExceedToleratedFailureThreshold
+    error = body.get("error")
+    if error is None:
+        error = "States.Aborted" if body.get("status") == "ABORTED" else "States.Runtime"
+    head.error, head.cause = str(error), body.get("cause")
+
+
+def _as_iteration(state: ExecutionState, config: dict[str, Any]) -> None:
+    """An inline Map's iteration presents its parent's execution as ``$$.Execution``.
+
+    Its ``input`` (the root's) is loaded from ``root_arn`` (see ``store_state``).
+    """
+    parent = dict(config.get("execution") or {})
+    state.execution_arn = str(config["execution_arn"])
+    state.name = str(parent["name"])
+    state.state_machine_arn = str(parent["state_machine_arn"])
+    state.state_machine_name = str(parent["state_machine_name"])
+    state.role_arn = str(parent["role_arn"])
+    state.start_time = str(parent["start_time"])
+    state.child_limit = parent.get("child_limit")
+    assert state.parent is not None
+    state.parent["root_arn"] = str(parent["root_arn"])
+
+
+def _report(head: RunHead, progress: list[list[Any]], outbox: list[Message]) -> None:
+    """Send an inline run's progress to its parent; with its end, inside ``MapRunFinished``."""
+    head.reports += 1
+    for i, message in enumerate(outbox):
+        if message.body.get("type") == "MapRunFinished":
+            body = {**message.body, "report": [head.reports, progress]}
+            outbox[i] = replace(message, body=body)
+            return
+    report = encode_event(MapIterations(head.run_id, head.reports, progress))
+    outbox.insert(0, Message(head.parent_arn, "", "event", report))
