@@ -20,7 +20,7 @@ from stepflow.asl.states.base import MISSING
 from stepflow.asl.states.map import ItemBatcherDef, ItemReaderDef, MapState, ResultWriterDef
 from stepflow.data.jsonpath import PathNotFoundError
 from stepflow.engine import dataflow, map_limits
-from stepflow.engine.model import CancelMapRun, Frame, MapIterations, MapRunFinished, StartMapRun
+from stepflow.engine.model import CancelMapRun, Frame, MapRunFinished, StartMapRun
 from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
 
@@ -72,7 +72,7 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         "ToleratedFailurePercentage",
         integer=False,
     )
-    run_id = redriven or _new_run_id(d)
+    run_id = redriven or new_run_id(d)
     arn = map_run_arn(d, node, run_id)
     if redriven is None:
         d.emit(frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": arn})
@@ -115,65 +115,6 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     d.commands.append(StartMapRun(run_id, spec))
 
 
-def run_inline(
-    d: StepContext,
-    frame: Frame,
-    node: MapState,
-    items: list[Any],
-    concurrency: int,
-    tolerated: tuple[int | None, float | None],
-) -> None:
-    """Run an INLINE Map's iterations in a map run (more items than ``child_limit``).
-
-    The same coordinator as a distributed Map's (items in pages written once, a
-    bounded head, results read back at the end), with ``"inline": true`` in the spec:
-    no MapRun events, no Map Run API entry, the children unlisted, and a child's
-    failure (without tolerance) failing the Map with that child's error, as inline.
-    The iterations' states are recorded in the children's own histories.
-    """
-    effective = frame.effective
-    run_id = _new_run_id(d)
-    spec: dict[str, Any] = {
-        "map_run_arn": map_run_arn(d, node, run_id),
-        "run_id": run_id,
-        "execution_arn": d.state.execution_arn,
-        "state_name": node.name,
-        "parent_machine": frame.machine,
-        "machine": node.item_processor.id,
-        "execution_type": "STANDARD",
-        "items": items,
-        "reader": None,
-        "batcher": None,
-        "scope": {
-            "input": effective,
-            "context": d.context(frame),
-            "variables": dict(dataflow.variables(d, frame)),
-        },
-        "max_concurrency": concurrency,
-        "tolerated_count": tolerated[0],
-        "tolerated_percentage": tolerated[1],
-        "writer": None,
-        "label": None,
-        "role_arn": d.state.role_arn,
-        "execution_role": d.state.role_arn,
-        "inline": True,
-        # the parent's identity, which its iterations present as $$.Execution
-        "execution": {
-            "name": d.state.name,
-            "state_machine_arn": d.state.state_machine_arn,
-            "state_machine_name": d.state.state_machine_name,
-            "role_arn": d.state.role_arn,
-            "start_time": d.state.start_time,
-            "root_arn": (d.state.parent or {}).get("root_arn") or d.state.execution_arn,
-            "child_limit": d.state.child_limit,
-        },
-    }
-    frame.map_run = run_id
-    frame.map_reports = None
-    frame.phase = "children"
-    d.commands.append(StartMapRun(run_id, spec))
-
-
 def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
     """The map run ended: record it and finish the Map state (a stale run is ignored)."""
     frame = next(
@@ -182,8 +123,6 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
     )
     if frame is None or frame.phase != "children":
         return
-    if event.report is not None:
-        map_iterations(d, MapIterations(event.run_id, int(event.report[0]), event.report[1]))
     node = d.node(frame)
     assert isinstance(node, MapState)
     frame.phase = "task"  # no longer waiting on the run
@@ -213,26 +152,6 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
         return
     # frame.map_run stays: a redrive of the execution runs this run again
     _run_failed(d, frame, node, error, event.cause, aborted=event.status == "ABORTED")
-
-
-def map_iterations(d: StepContext, event: MapIterations) -> None:
-    """An inline Map's run reports progress: record its iterations' events (stale: ignored)."""
-    frame = next((f for f in d.state.frames.values() if f.map_run == event.run_id), None)
-    if frame is None or frame.phase != "children":
-        return
-    applied = frame.map_reports or [0]
-    if event.seq <= applied[0] or event.seq in applied[1:]:
-        return  # a duplicate
-    later = sorted({*applied[1:], event.seq})
-    done = applied[0]
-    while later and later[0] == done + 1:
-        done = later.pop(0)
-    frame.map_reports = [done, *later]
-    node = d.node(frame)
-    assert isinstance(node, MapState)
-    for outcome, index in event.events:
-        key = f"mapIteration{outcome}EventDetails"
-        d.emit(frame, f"MapIteration{outcome}", key, {"name": node.name, "index": int(index)})
 
 
 def abort(d: StepContext, frame: Frame) -> None:
@@ -284,7 +203,7 @@ def _run_failed(
     d.fail_state(frame, node, error, cause)
 
 
-def _new_run_id(d: StepContext) -> str:
+def new_run_id(d: StepContext) -> str:
     """A UUID-shaped id, the same on every replay of this decision (the engine is pure)."""
     material = f"{d.state.seed}:{d.state.execution_arn}:{d.new_id('maprun')}".encode()
     return str(uuid.UUID(bytes=hashlib.sha256(material).digest()[:16], version=4))

@@ -19,8 +19,8 @@ class Fanout:
 
     ``results`` holds one slot per branch/item (``None`` until it succeeds,
     see ``done``); ``next_index`` is the next Map item to start. ``children``
-    maps a running item to its frame id or, when ``remote``, to the id of the
-    child execution that runs it.
+    maps a running item to its frame id. (A Map past ``child_limit`` has no
+    Fanout: its iterations run in a map run, see ``Frame.map_run``.)
     """
 
     kind: Literal["parallel", "map"]
@@ -35,7 +35,6 @@ class Fanout:
     tolerated_count: int | None = None
     tolerated_percentage: float | None = None
     effective_input: Any = None
-    remote: bool = False
 
 
 @dataclass(slots=True)
@@ -96,9 +95,9 @@ class Frame:
 class ExecutionState:
     """Everything the engine knows about one execution between decisions.
 
-    ``child_limit``: a Map with more items than this runs them as child
-    executions (``StartChild``), tracked in ``children`` (child id to frame
-    id); None keeps every iteration in this state. A child execution has
+    ``child_limit``: an inline Map with more items than this runs them as the
+    child executions of a map run (``StartMapRun`` with ``"inline": true``); None
+    keeps every iteration in this state. ``children`` is no longer filled. A child execution has
     ``parent`` (``{"arn", "child_id"}``), runs sub-machine ``machine`` on
     ``root_input`` and reads its parent's ``outer_variables``; its ``input``
     and ``start_time`` are the parent's (for ``$$.Execution``). ``token_key`` is

@@ -22,9 +22,15 @@ from dataclasses import replace
 from typing import Any
 
 from stepflow.asl import StateMachine
-from stepflow.engine import ExecutionState, MapIterations, MapRunFinished, Redrive, Start, new_execution
+from stepflow.engine import (
+    MapRunFinished,
+    Redrive,
+    Start,
+    new_execution,
+)
 from stepflow.errors import StatesError, StatesErrorName
 from stepflow.runtime.map_express import BATCH_MARK, express_batch, fill_express
+from stepflow.runtime.map_inline import as_iteration, child_attributes, inline_failure, report
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
@@ -125,7 +131,7 @@ class MapRuns:
         )
         state.parent = {"arn": key, "child_id": str(position), "root_arn": arn, "record_arn": arn}
         if config.get("inline"):
-            _as_iteration(state, config)
+            as_iteration(state, config)
         state.machine = str(config["machine"])
         state.root_input = child.input
         state.outer_variables = dict((config.get("scope") or {}).get("variables") or {})
@@ -138,7 +144,7 @@ class MapRuns:
             seq=0,
             state=store_state(state),
             start_date=self.clock(),
-            attributes=_child_attributes(config),
+            attributes=child_attributes(config),
         )
         with contextlib.suppress(ExecutionAlreadyExistsError):
             self.log.create(record, [])
@@ -286,7 +292,7 @@ class MapRuns:
                 self._event(head, message_id, body, now, progress)
             self._progress(key, head, now, outbox, progress)
             if head.inline and progress:
-                _report(head, progress, outbox)
+                report(head, progress, outbox)
             state = head.to_json()
             if state == before and not outbox:
                 return
@@ -332,9 +338,11 @@ class MapRuns:
                 head.done[str(status)] += 1
                 head.done_items[str(status)] += count
                 if head.inline:
-                    progress.append(["Succeeded" if status == "SUCCEEDED" else "Failed", int(child_id)])
+                    progress.append(
+                        ["Succeeded" if status == "SUCCEEDED" else "Failed", int(str(child_id))]
+                    )
                     if status != "SUCCEEDED":
-                        _inline_failure(head, body)
+                        inline_failure(head, body)
         if reports:
             return
         if kind == "CancelMapRun":
@@ -439,55 +447,3 @@ class MapRuns:
         event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
-
-
-def _child_attributes(config: dict[str, Any]) -> dict[str, str]:
-    """A child's record attributes: a distributed Map's child is listed under its map run.
-
-    An inline Map's iteration is no execution of AWS's: it is listed nowhere.
-    """
-    if config.get("inline"):
-        return {"listed_under": ""}
-    arn = str(config["map_run_arn"])
-    return {"map_run_arn": arn, "listed_under": arn}
-
-
-def _inline_failure(head: RunHead, body: dict[str, Any]) -> None:
-    """An inline Map without tolerance fails with its first failed iteration's error."""
-    if head.error is not None or head.status != "RUNNING":
-        return
-    if head.tolerated_count is not None or head.tolerated_percentage is not None:
-        return  # exceeding a threshold fails with States.ExceedToleratedFailureThreshold
-    error = body.get("error")
-    if error is None:
-        error = "States.Aborted" if body.get("status") == "ABORTED" else "States.Runtime"
-    head.error, head.cause = str(error), body.get("cause")
-
-
-def _as_iteration(state: ExecutionState, config: dict[str, Any]) -> None:
-    """An inline Map's iteration presents its parent's execution as ``$$.Execution``.
-
-    Its ``input`` (the root's) is loaded from ``root_arn`` (see ``store_state``).
-    """
-    parent = dict(config.get("execution") or {})
-    state.execution_arn = str(config["execution_arn"])
-    state.name = str(parent["name"])
-    state.state_machine_arn = str(parent["state_machine_arn"])
-    state.state_machine_name = str(parent["state_machine_name"])
-    state.role_arn = str(parent["role_arn"])
-    state.start_time = str(parent["start_time"])
-    state.child_limit = parent.get("child_limit")
-    assert state.parent is not None
-    state.parent["root_arn"] = str(parent["root_arn"])
-
-
-def _report(head: RunHead, progress: list[list[Any]], outbox: list[Message]) -> None:
-    """Send an inline run's progress to its parent; with its end, inside ``MapRunFinished``."""
-    head.reports += 1
-    for i, message in enumerate(outbox):
-        if message.body.get("type") == "MapRunFinished":
-            body = {**message.body, "report": [head.reports, progress]}
-            outbox[i] = replace(message, body=body)
-            return
-    report = encode_event(MapIterations(head.run_id, head.reports, progress))
-    outbox.insert(0, Message(head.parent_arn, "", "event", report))
