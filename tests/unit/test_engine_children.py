@@ -211,3 +211,24 @@ def test_a_runtime_error_in_a_child_fails_the_parent() -> None:
     definition = _map(broken, Catch=[{"ErrorEquals": ["States.ALL"], "Next": "M"}])
     final, _ = _run(definition, {"items": [1, 2, 3], "tag": 1})
     assert (final.status, final.state["error"]) == ("FAILED", "States.Runtime")
+
+
+def test_progress_reports_are_batched_and_each_event_recorded_once(monkeypatch: Any) -> None:
+    from stepflow.runtime import map_inline
+
+    definition = _map(DOUBLE, MaxConcurrency=3)
+    input = {"items": list(range(12)), "tag": "t"}
+    quiet, _ = _run(definition, input)
+    monkeypatch.setattr(map_inline, "REPORT_EVENTS", 4)
+    chatty, log = _run(definition, input)
+    types = _types(log, chatty.execution_arn)
+    assert types["MapIterationStarted"] == types["MapIterationSucceeded"] == 12
+    events = log.history(chatty.execution_arn).events
+    indexes = [
+        e["mapIterationSucceededEventDetails"]["index"]
+        for e in events
+        if "mapIterationSucceededEventDetails" in e
+    ]
+    assert sorted(indexes) == list(range(12))
+    # each report is one commit of the parent: 24 events in reports of at least 4
+    assert quiet.seq < chatty.seq <= quiet.seq + 24 // 4

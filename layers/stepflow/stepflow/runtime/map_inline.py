@@ -16,6 +16,9 @@ from stepflow.engine import ExecutionState, MapIterations
 from stepflow.runtime.map_run_state import RunHead
 from stepflow.runtime.messages import Message, encode_event
 
+REPORT_EVENTS = 500
+"""Iteration events an inline run sends its parent in one report (one parent commit)."""
+
 
 def child_attributes(config: dict[str, Any]) -> dict[str, str]:
     """A child's record attributes: a distributed Map's child is listed under its map run.
@@ -58,12 +61,22 @@ def as_iteration(state: ExecutionState, config: dict[str, Any]) -> None:
 
 
 def report(head: RunHead, progress: list[list[Any]], outbox: list[Message]) -> None:
-    """Send an inline run's progress to its parent; with its end, inside ``MapRunFinished``."""
+    """Send an inline run's progress to its parent: every REPORT_EVENTS events, and at its end.
+
+    The events wait in the run's head until then (at most REPORT_EVENTS plus one commit's),
+    so the parent's head, which holds the Map's input, is rewritten N / REPORT_EVENTS
+    times, not once per batch of children. The last report travels inside
+    ``MapRunFinished`` so that it cannot arrive after the end.
+    """
+    head.pending = [*head.pending, *progress]
+    end = next((i for i, m in enumerate(outbox) if m.body.get("type") == "MapRunFinished"), None)
+    if not head.pending or (end is None and len(head.pending) < REPORT_EVENTS):
+        return
     head.reports += 1
-    for i, message in enumerate(outbox):
-        if message.body.get("type") == "MapRunFinished":
-            body = {**message.body, "report": [head.reports, progress]}
-            outbox[i] = replace(message, body=body)
-            return
-    report = encode_event(MapIterations(head.run_id, head.reports, progress))
-    outbox.insert(0, Message(head.parent_arn, "", "event", report))
+    events, head.pending = head.pending, []
+    if end is not None:
+        message = outbox[end]
+        outbox[end] = replace(message, body={**message.body, "report": [head.reports, events]})
+        return
+    body = encode_event(MapIterations(head.run_id, head.reports, events))
+    outbox.insert(0, Message(head.parent_arn, "", "event", body))

@@ -100,6 +100,9 @@ class RunHead:
     iteration fails it with its own error (see :func:`stepflow.engine.distributed.run_inline`)."""
     reports: int = 0
     """Progress reports sent to the parent (an inline run's ``MapIterations.seq``)."""
+    pending: list[list[Any]] = field(default_factory=list)
+    """An inline run's iteration events not reported yet (at most ``REPORT_EVENTS`` and
+    one commit's: see :func:`stepflow.runtime.map_inline.report`)."""
 
     def to_json(self) -> dict[str, Any]:
         """The head as stored."""
@@ -111,6 +114,7 @@ class RunHead:
         head = cls(**data)
         head.running, head.done = dict(head.running), dict(head.done)
         head.done_items = dict(head.done_items)
+        head.pending = list(head.pending)
         return head
 
     def window(self) -> int:

@@ -291,7 +291,7 @@ class MapRuns:
             for message_id, body in bodies:
                 self._event(head, message_id, body, now, progress)
             self._progress(key, head, now, outbox, progress)
-            if head.inline and progress:
+            if head.inline:
                 report(head, progress, outbox)
             state = head.to_json()
             if state == before and not outbox:
