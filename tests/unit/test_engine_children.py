@@ -1,27 +1,26 @@
-"""Large Maps as child executions: the engine's side (StartChild / ChildFinished)."""
+"""Large inline Maps as map runs: the engine's side and the same Map through the Stepper."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from stepflow.asl import parse
 from stepflow.engine import (
-    CancelChild,
-    ChildFinished,
-    Command,
+    CancelMapRun,
     Complete,
-    ExecutionState,
-    NotifyParent,
+    MapIterations,
+    MapRunFinished,
     Start,
-    StartChild,
+    StartMapRun,
     Stop,
     decide,
-    new_child_execution,
     new_execution,
 )
+from stepflow.runtime import InMemoryBus, InMemoryLog, Stepper
 from stepflow.testing import execute
 
-ARN = "arn:parent"
+SM = "arn:aws:states:us-east-1:123456789012:stateMachine:Big"
 
 
 def _map(processor: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -51,100 +50,15 @@ DOUBLE = {
             "Type": "Pass",
             "Parameters": {
                 "v.$": "States.MathAdd($.v, $.v)",
+                "i.$": "$.i",
                 "k.$": "$k",
                 "tag.$": "$$.Execution.Input.tag",
+                "name.$": "$$.Execution.Name",
             },
             "End": True,
         }
     },
 }
-
-
-class Driver:
-    """Runs a parent and its children on the pure engine, delivering in a chosen order."""
-
-    def __init__(self, definition: dict[str, Any], input: Any, child_limit: int) -> None:
-        self.machine = parse(definition)
-        self.parent = new_execution(name="p", input=input, now=0.0, child_limit=child_limit)
-        self.children: dict[str, ExecutionState] = {}
-        self.pending: list[StartChild] = []
-        self.reports: list[ChildFinished] = []
-        self.cancelled: list[str] = []
-        self.max_running = 0
-        self.history: list[dict[str, Any]] = []
-        self._parent(Start())
-
-    def _parent(self, event: Any) -> None:
-        decision = decide(self.machine, self.parent, event, 0.0)
-        self.parent = decision.state
-        self.history.extend(decision.events)
-        self._commands(decision.commands)
-        self.max_running = max(self.max_running, len(self.parent.children))
-
-    def _commands(self, commands: list[Command]) -> None:
-        for command in commands:
-            if isinstance(command, StartChild):
-                self.pending.append(command)
-            elif isinstance(command, CancelChild):
-                self.cancelled.append(command.child_id)
-            elif isinstance(command, NotifyParent):
-                assert command.parent_arn == ARN
-                self.reports.append(command.event)
-
-    def run_child(self, command: StartChild) -> None:
-        child = new_child_execution(self.parent, ARN, command)
-        decision = decide(self.machine, child, Start(), 0.0)
-        self.children[command.child_id] = decision.state
-        self._commands(decision.commands)
-
-    def run(self) -> None:
-        while self.pending or self.reports:
-            while self.pending:
-                self.run_child(self.pending.pop(0))
-            while self.reports:
-                self._parent(self.reports.pop(0))
-
-
-def test_children_compute_what_inline_iterations_compute() -> None:
-    definition = _map(DOUBLE, MaxConcurrency=3)
-    input = {"items": list(range(12)), "tag": "t"}
-    driver = Driver(definition, input, child_limit=4)
-    driver.run()
-    inline = execute(definition, input)
-    assert driver.parent.status == "SUCCEEDED"
-    assert driver.parent.output == inline.result
-    assert driver.parent.output[3] == {"v": 6, "k": 5, "tag": "t"}
-    assert len(driver.children) == 12 and driver.max_running <= 3
-    types = [e["type"] for e in driver.history]
-    assert types.count("MapIterationStarted") == types.count("MapIterationSucceeded") == 12
-    assert "PassStateEntered" in types and types.count("PassStateEntered") == 1  # Init only
-    child = next(iter(driver.children.values()))
-    assert [e["type"] for e in decide(driver.machine, child, Start(), 0).events] == []
-
-
-def test_a_small_map_stays_inline() -> None:
-    driver = Driver(_map(DOUBLE), {"items": [1, 2], "tag": "t"}, child_limit=4)
-    assert driver.pending == [] and driver.parent.status == "SUCCEEDED"
-
-
-def test_the_window_bounds_running_children_even_without_max_concurrency() -> None:
-    from stepflow.engine.children import WINDOW
-
-    driver = Driver(_map(DOUBLE), {"items": list(range(WINDOW + 20)), "tag": "t"}, 1)
-    assert len(driver.pending) == WINDOW
-    driver.run()
-    assert driver.parent.status == "SUCCEEDED" and len(driver.parent.output) == WINDOW + 20
-
-
-def test_a_duplicate_report_changes_nothing() -> None:
-    driver = Driver(_map(DOUBLE, MaxConcurrency=1), {"items": [1, 2, 3], "tag": "t"}, 1)
-    driver.run_child(driver.pending.pop(0))
-    report = driver.reports[0]
-    driver._parent(driver.reports.pop(0))
-    before = driver.parent.copy()
-    again = decide(driver.machine, driver.parent, report, 0.0)
-    assert again.events == [] and again.commands == [] and again.state == before
-
 
 FAILING = {
     "StartAt": "C",
@@ -160,30 +74,133 @@ FAILING = {
 }
 
 
-def test_a_failed_child_fails_the_map_cancels_the_rest_and_is_caught() -> None:
+def _engine(definition: dict[str, Any], input: Any, child_limit: int) -> Any:
+    state = new_execution(name="p", input=input, now=0.0, child_limit=child_limit)
+    return parse(definition), decide(parse(definition), state, Start(), 0.0)
+
+
+def _run(definition: dict[str, Any], input: Any, child_limit: int = 2) -> tuple[Any, InMemoryLog]:
+    """Run ``definition`` through the Stepper (the deployment's path) until the bus drains."""
+    log, bus = InMemoryLog(), InMemoryBus(0.0)
+    machine = parse(definition)
+    s = Stepper(
+        log=log,
+        bus=bus,
+        definitions=lambda _: machine,
+        clock=lambda: bus.now,
+        invoker=lambda body: None,  # type: ignore[arg-type,return-value]
+        child_limit=child_limit,
+    )
+    record = s.start_execution(state_machine_arn=SM, name="e", input=input, seed=1)
+    for _ in range(10_000):
+        if not len(bus):
+            break
+        batch = bus.receive_batch(10)
+        s.handle_batch(batch)
+        for message in batch:
+            bus.ack(message)
+    final = log.get(record.execution_arn)
+    assert final is not None
+    return final, log
+
+
+def _types(log: InMemoryLog, arn: str) -> Counter[str]:
+    return Counter(e["type"] for e in log.history(arn).events)
+
+
+def test_a_large_inline_map_asks_for_an_inline_map_run() -> None:
+    _, decision = _engine(_map(DOUBLE, MaxConcurrency=3), {"items": [1, 2, 3]}, 2)
+    (command,) = [c for c in decision.commands if isinstance(c, StartMapRun)]
+    spec = command.spec
+    assert spec["inline"] is True and spec["items"] == [1, 2, 3]
+    assert spec["max_concurrency"] == 3 and spec["scope"]["variables"] == {"k": 5}
+    assert spec["execution"]["name"] == "p"
+    types = [e["type"] for e in decision.events]
+    assert "MapStateStarted" in types and "MapRunStarted" not in types
+    assert decision.state.frames[next(iter(decision.state.frames))].fanout is None
+
+
+def test_a_small_map_stays_inline() -> None:
+    _, decision = _engine(_map(DOUBLE), {"items": [1, 2], "tag": "t"}, 4)
+    assert not any(isinstance(c, StartMapRun) for c in decision.commands)
+    assert decision.state.status == "SUCCEEDED"
+
+
+def test_a_duplicate_or_early_progress_report_is_applied_once() -> None:
+    machine, decision = _engine(_map(DOUBLE), {"items": [1, 2, 3]}, 2)
+    (command,) = [c for c in decision.commands if isinstance(c, StartMapRun)]
+    state, seen = decision.state, []
+    for report in (
+        MapIterations(command.run_id, 2, [["Started", 1]]),  # early
+        MapIterations(command.run_id, 1, [["Started", 0]]),
+        MapIterations(command.run_id, 2, [["Started", 1]]),  # duplicate
+        MapIterations(command.run_id, 1, [["Started", 0]]),  # duplicate
+        MapIterations("another run", 3, [["Started", 2]]),  # stale
+    ):
+        step = decide(machine, state, report, 0.0)
+        state = step.state
+        seen.extend(e["mapIterationStartedEventDetails"]["index"] for e in step.events)
+    assert seen == [1, 0]
+    done = decide(machine, state, MapRunFinished(command.run_id, "SUCCEEDED", [7, 8, 9]), 0.0)
+    assert done.state.status == "SUCCEEDED" and done.state.output == [7, 8, 9]
+    again = decide(machine, done.state, MapRunFinished(command.run_id, "SUCCEEDED", [0]), 0.0)
+    assert again.events == [] and again.commands == []
+
+
+def test_stopping_the_parent_cancels_its_run_once() -> None:
+    machine, decision = _engine(_map(DOUBLE), {"items": [1, 2, 3]}, 1)
+    (command,) = [c for c in decision.commands if isinstance(c, StartMapRun)]
+    stopped = decide(machine, decision.state, Stop("Halt"), 0.0)
+    assert [c.run_id for c in stopped.commands if isinstance(c, CancelMapRun)] == [command.run_id]
+    assert isinstance(stopped.commands[-1], Complete) and stopped.state.status == "ABORTED"
+
+
+def test_children_compute_what_inline_iterations_compute() -> None:
+    definition = _map(DOUBLE, MaxConcurrency=3)
+    input = {"items": list(range(12)), "tag": "t"}
+    final, log = _run(definition, input)
+    inline = execute(definition, input)
+    assert final.status == "SUCCEEDED"
+    unnamed = [{k: v for k, v in r.items() if k != "name"} for r in final.state["output"]]
+    assert unnamed == [{k: v for k, v in r.items() if k != "name"} for r in inline.result]
+    assert final.state["output"][3] == {"v": 6, "i": 3, "k": 5, "tag": "t", "name": "e"}
+    types = _types(log, final.execution_arn)
+    assert types["MapIterationStarted"] == types["MapIterationSucceeded"] == 12
+    assert types["PassStateEntered"] == 1  # Init only: the iterations' states are the children's
+    assert types["MapStateSucceeded"] == 1 and types["MapRunStarted"] == 0
+    children = [r for arn, r in log._heads.items() if ":execution:Big/M:" in arn]
+    assert len(children) == 12 and all(r.attributes == {"listed_under": ""} for r in children)
+
+
+def test_a_failed_child_fails_the_map_with_its_error_and_is_caught() -> None:
     definition = _map(FAILING, Catch=[{"ErrorEquals": ["Bad"], "Next": "Caught"}])
     definition["States"]["M"].pop("End")
     definition["States"]["M"]["Next"] = "Caught"
     definition["States"]["Caught"] = {"Type": "Pass", "End": True}
-    driver = Driver(definition, {"items": [0, 1, 2, 3], "tag": "t"}, child_limit=2)
-    started = driver.pending
-    driver.pending = []
-    driver.run_child(started[1])  # item 1 fails while the others still run
-    driver._parent(driver.reports.pop(0))
-    assert driver.cancelled == [c.child_id for i, c in enumerate(started) if i != 1]
-    assert driver.parent.status == "SUCCEEDED"
-    assert driver.parent.output == {"Error": "Bad", "Cause": "item one"}
-    types = [e["type"] for e in driver.history]
-    assert "MapIterationFailed" in types and "MapIterationAborted" in types
-    assert driver.parent.children == {}
+    final, log = _run(definition, {"items": [0, 1, 2, 3], "tag": "t"})
+    assert final.status == "SUCCEEDED"
+    assert final.state["output"] == {"Error": "Bad", "Cause": "item one"}
+    types = _types(log, final.execution_arn)
+    assert types["MapIterationFailed"] == 1 and types["MapStateFailed"] == 1
+
+
+def test_without_catch_the_execution_fails_with_the_childs_error() -> None:
+    final, log = _run(_map(FAILING, MaxConcurrency=1), {"items": [0, 1, 2, 3], "tag": "t"})
+    assert (final.status, final.state["error"]) == ("FAILED", "Bad")
+    types = _types(log, final.execution_arn)
+    assert types["MapIterationStarted"] == 2  # items 2 and 3 never started
+    assert types["MapIterationSucceeded"] == types["MapIterationFailed"] == 1
 
 
 def test_tolerated_failures_of_children() -> None:
-    definition = _map(FAILING, ToleratedFailureCount=1)
-    driver = Driver(definition, {"items": [0, 1, 2], "tag": "t"}, child_limit=1)
-    driver.run()
-    assert driver.parent.status == "SUCCEEDED"
-    assert driver.parent.output[1] == {"Error": "Bad", "Cause": "item one"}
+    final, _ = _run(_map(FAILING, ToleratedFailureCount=1), {"items": [0, 1, 2], "tag": "t"})
+    assert final.status == "SUCCEEDED"
+    assert final.state["output"][1] == {"Error": "Bad", "Cause": "item one"}
+    final, _ = _run(_map(FAILING, ToleratedFailureCount=0), {"items": [0, 1, 2], "tag": "t"})
+    assert (final.status, final.state["error"]) == (
+        "FAILED",
+        "States.ExceedToleratedFailureThreshold",
+    )
 
 
 def test_a_runtime_error_in_a_child_fails_the_parent() -> None:
@@ -191,18 +208,27 @@ def test_a_runtime_error_in_a_child_fails_the_parent() -> None:
         "StartAt": "P",
         "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "$.missing"}, "End": True}},
     }
-    driver = Driver(
-        _map(broken, Catch=[{"ErrorEquals": ["States.ALL"], "Next": "M"}]),
-        {"items": [1, 2], "tag": 1},
-        1,
-    )
-    driver.run()
-    assert (driver.parent.status, driver.parent.error) == ("FAILED", "States.Runtime")
+    definition = _map(broken, Catch=[{"ErrorEquals": ["States.ALL"], "Next": "M"}])
+    final, _ = _run(definition, {"items": [1, 2, 3], "tag": 1})
+    assert (final.status, final.state["error"]) == ("FAILED", "States.Runtime")
 
 
-def test_stopping_the_parent_cancels_its_children() -> None:
-    driver = Driver(_map(DOUBLE), {"items": [1, 2, 3], "tag": "t"}, child_limit=1)
-    ids = {c.child_id for c in driver.pending}
-    decision = decide(driver.machine, driver.parent, Stop("Halt"), 0.0)
-    assert {c.child_id for c in decision.commands if isinstance(c, CancelChild)} == ids
-    assert isinstance(decision.commands[-1], Complete) and decision.state.status == "ABORTED"
+def test_progress_reports_are_batched_and_each_event_recorded_once(monkeypatch: Any) -> None:
+    from stepflow.runtime import map_inline
+
+    definition = _map(DOUBLE, MaxConcurrency=3)
+    input = {"items": list(range(12)), "tag": "t"}
+    quiet, _ = _run(definition, input)
+    monkeypatch.setattr(map_inline, "REPORT_EVENTS", 4)
+    chatty, log = _run(definition, input)
+    types = _types(log, chatty.execution_arn)
+    assert types["MapIterationStarted"] == types["MapIterationSucceeded"] == 12
+    events = log.history(chatty.execution_arn).events
+    indexes = [
+        e["mapIterationSucceededEventDetails"]["index"]
+        for e in events
+        if "mapIterationSucceededEventDetails" in e
+    ]
+    assert sorted(indexes) == list(range(12))
+    # each report is one commit of the parent: 24 events in reports of at least 4
+    assert quiet.seq < chatty.seq <= quiet.seq + 24 // 4

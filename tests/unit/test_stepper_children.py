@@ -126,12 +126,13 @@ def test_a_large_map_runs_as_child_executions_with_the_inline_result() -> None:
     assert final is not None and final.status == "SUCCEEDED"
     assert final.state["output"] == REFERENCE.result
     sizes = partitions(log)
-    assert len(sizes) == ITEMS + 1  # the parent and one partition per item
+    children = [arn for arn in sizes if ":execution:Big/Each:" in arn]
+    assert len(children) == ITEMS  # one partition per item (and the map run's own records)
+    assert len(sizes) == ITEMS + 4  # the parent, the run's head, config and one page of inputs
     parent = [e["type"] for e in log.history(record.execution_arn).events]
-    assert parent.count("MapIterationSucceeded") == ITEMS
+    assert parent.count("MapIterationStarted") == parent.count("MapIterationSucceeded") == ITEMS
+    assert "MapRunStarted" not in parent  # an inline Map shows no map run
     assert "TaskScheduled" not in parent  # the items' own events live in their partitions
-    children = [arn for arn in sizes if arn != record.execution_arn]
-    assert all(arn.startswith(record.execution_arn + "#") for arn in children)
     child_history = [e["type"] for e in log.history(children[0]).events]
     assert child_history[0] == "ExecutionStarted" and "LambdaFunctionSucceeded" in child_history
     assert max(sizes[arn] for arn in children) < 20
@@ -184,4 +185,4 @@ def test_duplicates_reordering_and_crashes_never_change_the_outcome(seed: int) -
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     types = Counter(e["type"] for e in history)
     assert types["MapIterationStarted"] == types["MapIterationSucceeded"] == ITEMS
-    assert len(partitions(log)) == ITEMS + 1
+    assert len(partitions(log)) == ITEMS + 4

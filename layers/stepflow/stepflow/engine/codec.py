@@ -63,6 +63,7 @@ def _frame(data: dict[str, Any]) -> Frame:
     fan = data.get("fanout")
     if fan is not None:
         fan = dict(fan)
+        fan.pop("remote", None)  # the former child-execution path (a map run now)
         fan["children"] = {int(k): v for k, v in fan["children"].items()}
         fields["fanout"] = Fanout(**fan)
     return Frame(**fields)

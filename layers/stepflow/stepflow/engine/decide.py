@@ -18,7 +18,7 @@ from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.data.serialize import dumps
-from stepflow.engine import distributed, fanout, simple, tasks, waits
+from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
 from stepflow.engine.model import (
     ChildFinished,
     Continue,
@@ -28,6 +28,7 @@ from stepflow.engine.model import (
     ExecutionState,
     Fail,
     Frame,
+    MapIterations,
     MapRunFinished,
     Redrive,
     Start,
@@ -160,12 +161,13 @@ class Decider(Transitions):
             if not s.frames:  # failed before its first decision could be stored
                 self.start()
             self.end_execution("FAILED", "ExecutionFailed", event.error, event.cause)
-        elif isinstance(event, ChildFinished):
-            fanout.child_finished(self, event)
         elif isinstance(event, MapRunFinished):
+            map_inline.final_report(self, event)
             distributed.map_run_finished(self, event)
-        elif isinstance(event, Continue):
-            pass
+        elif isinstance(event, MapIterations):
+            map_inline.map_iterations(self, event)
+        elif isinstance(event, Continue | ChildFinished):
+            pass  # ChildFinished goes to a map run's head, never to an execution
 
     def start(self) -> None:
         """Record ``ExecutionStarted`` and make the root frame runnable."""

@@ -55,7 +55,7 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         length = len(items) if items is not None else 0
         d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": length})
     count, pct = map_limits.tolerance(d, frame, node)
-    run_id = redriven or _new_run_id(d)
+    run_id = redriven or new_run_id(d)
     arn = map_run_arn(d, node, run_id)
     if redriven is None:
         d.emit(frame, "MapRunStarted", "mapRunStartedEventDetails", {"mapRunArn": arn})
@@ -109,9 +109,12 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
     node = d.node(frame)
     assert isinstance(node, MapState)
     frame.phase = "task"  # no longer waiting on the run
+    frame.map_reports = None
+    inline = node.processor_mode != "DISTRIBUTED"
     if event.status == "SUCCEEDED":
         frame.map_run = None
-        d.emit(frame, "MapRunSucceeded")
+        if not inline:
+            d.emit(frame, "MapRunSucceeded")
         d.emit(frame, "MapStateSucceeded")
         try:
             output, assigned = dataflow.result_output(d, frame, node, event.output)
@@ -123,6 +126,13 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
     error = event.error
     if error is None:
         error = "States.Aborted" if event.status == "ABORTED" else StatesErrorName.RUNTIME.value
+    if inline:
+        frame.map_run = None
+        if error == StatesErrorName.RUNTIME:  # never caught: it ends the whole execution
+            d.frame_failed(frame, error, event.cause, fatal=True)
+            return
+        d.fail_state(frame, node, error, event.cause)
+        return
     # frame.map_run stays: a redrive of the execution runs this run again
     _run_failed(d, frame, node, error, event.cause, aborted=event.status == "ABORTED")
 
@@ -133,7 +143,9 @@ def abort(d: StepContext, frame: Frame) -> None:
     if run_id is None or frame.phase != "children":
         return
     frame.map_run = None
-    d.emit(frame, "MapRunAborted")
+    node = d.node(frame)
+    if isinstance(node, MapState) and node.processor_mode == "DISTRIBUTED":
+        d.emit(frame, "MapRunAborted")
     d.commands.append(CancelMapRun(run_id))
 
 
@@ -174,7 +186,7 @@ def _run_failed(
     d.fail_state(frame, node, error, cause)
 
 
-def _new_run_id(d: StepContext) -> str:
+def new_run_id(d: StepContext) -> str:
     """A UUID-shaped id, the same on every replay of this decision (the engine is pure)."""
     material = f"{d.state.seed}:{d.state.execution_arn}:{d.new_id('maprun')}".encode()
     return str(uuid.UUID(bytes=hashlib.sha256(material).digest()[:16], version=4))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from stepflow.asl.states.base import MISSING, State
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
-from stepflow.engine import children, dataflow, distributed, map_limits
-from stepflow.engine.model import ChildFinished, Fanout, Frame
+from stepflow.engine import dataflow, distributed, map_inline, map_limits
+from stepflow.engine.model import Fanout, Frame
 from stepflow.engine.pipeline import build, select
 from stepflow.errors import StatesError, StatesErrorName
 
@@ -68,6 +68,11 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": len(items)})
     count, pct = map_limits.tolerance(d, frame, node)
     n = len(items)
+    if d.state.child_limit is not None and n > d.state.child_limit:
+        # Past the limit, the iterations are child executions of a map run (flat cost per item).
+        tolerated = (None if count is None else int(count), None if pct is None else float(pct))
+        map_inline.run_inline(d, frame, node, items, int(concurrency or 0), tolerated)
+        return
     frame.fanout = Fanout(
         "map",
         n,
@@ -78,7 +83,6 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         tolerated_count=None if count is None else int(count),
         tolerated_percentage=None if pct is None else float(pct),
         effective_input=effective,
-        remote=d.state.child_limit is not None and n > d.state.child_limit,
     )
     frame.phase = "children"
     if n == 0:
@@ -96,8 +100,6 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
     fan = frame.fanout
     assert fan is not None
     limit = fan.max_concurrency or fan.total
-    if fan.remote:
-        limit = min(limit, children.WINDOW)
     started = []
     while fan.next_index < fan.total and len(fan.children) < limit:
         d.time_budget.check()
@@ -116,9 +118,6 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
             {"name": node.name, "index": i},
         )
         proc = node.item_processor
-        if fan.remote:
-            children.start_child(d, frame, proc.id, i, value)
-            continue
         started.append(_child(d, frame, proc.id, proc.start_at, value, i))
     for child in reversed(started):
         d.push(child)
@@ -240,10 +239,6 @@ def abort_children(d: StepContext, frame: Frame) -> None:
         distributed.abort(d, frame)  # a distributed Map waiting for its run, if any
         return
     node = d.node(frame)
-    if fan.remote:
-        assert isinstance(node, MapState)
-        children.abort(d, frame, node)
-        return
     for index, child_id in sorted(fan.children.items()):
         child = d.state.frames.get(child_id)
         if child is None:
@@ -295,45 +290,3 @@ def state_failed_event(d: StepContext, frame: Frame, node: State) -> None:
 def _distributed(node: State) -> bool:
     """Whether a Map runs its items as child executions (and so records a map run)."""
     return isinstance(node, MapState) and node.processor_mode == "DISTRIBUTED"
-
-
-def child_finished(d: StepContext, event: ChildFinished) -> None:
-    """A child execution ended: record its result like an inline iteration's."""
-    frame_id = d.state.children.pop(event.child_id, None)
-    if frame_id is None:  # a duplicate report, or a child of an aborted Map
-        return
-    frame = d.state.frames[frame_id]
-    fan = frame.fanout
-    node = d.node(frame)
-    assert fan is not None and isinstance(node, MapState)
-    index = next(i for i, c in fan.children.items() if c == event.child_id)
-    del fan.children[index]
-    silent = node.processor_mode == "DISTRIBUTED"
-    if event.status == "SUCCEEDED":
-        fan.results[index] = event.output
-        fan.done[index] = True
-        children.iteration_event(d, frame, node, "Succeeded", index, silent)
-        start_iterations(d, frame, node)
-        if not fan.children and fan.next_index >= fan.total and frame.phase == "children":
-            complete(d, frame, node)
-        return
-    error, cause = event.error, event.cause
-    if event.status == "ABORTED" and error is None:
-        error = "States.Aborted"  # a child stopped from outside its parent
-    if error == StatesErrorName.RUNTIME:  # never caught: it ends the whole execution
-        d.frame_failed(frame, error, cause, fatal=True)
-        return
-    children.iteration_event(d, frame, node, "Failed", index, silent)
-    fan.failures += 1
-    fan.results[index] = dataflow.error_output(error, cause)
-    fan.done[index] = True
-    if tolerated(fan):
-        start_iterations(d, frame, node)
-        if not fan.children and fan.next_index >= fan.total:
-            complete(d, frame, node)
-        return
-    if fan.tolerated_count is not None or fan.tolerated_percentage is not None:
-        error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD
-        cause = "The specified tolerated failure threshold was exceeded"
-    children.abort(d, frame, node)
-    d.fail_state(frame, node, error, cause)

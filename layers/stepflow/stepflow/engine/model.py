@@ -19,8 +19,8 @@ class Fanout:
 
     ``results`` holds one slot per branch/item (``None`` until it succeeds,
     see ``done``); ``next_index`` is the next Map item to start. ``children``
-    maps a running item to its frame id or, when ``remote``, to the id of the
-    child execution that runs it.
+    maps a running item to its frame id. (A Map past ``child_limit`` has no
+    Fanout: its iterations run in a map run, see ``Frame.map_run``.)
     """
 
     kind: Literal["parallel", "map"]
@@ -35,7 +35,6 @@ class Fanout:
     tolerated_count: int | None = None
     tolerated_percentage: float | None = None
     effective_input: Any = None
-    remote: bool = False
 
 
 @dataclass(slots=True)
@@ -86,15 +85,19 @@ class Frame:
     """How many polls of the submitted job were asked for (``PollTask``), this attempt."""
     map_run: str | None = None
     """The id of the map run a distributed Map state waits for (``StartMapRun``)."""
+    map_reports: list[int] | None = None
+    """An inline Map's run: the progress reports (``MapIterations.seq``) applied, as
+    ``[n, *later]``: 1..n and the later ones that came early (duplicates are ignored);
+    replaced, never changed in place."""
 
 
 @dataclass(slots=True)
 class ExecutionState:
     """Everything the engine knows about one execution between decisions.
 
-    ``child_limit``: a Map with more items than this runs them as child
-    executions (``StartChild``), tracked in ``children`` (child id to frame
-    id); None keeps every iteration in this state. A child execution has
+    ``child_limit``: an inline Map with more items than this runs them as the
+    child executions of a map run (``StartMapRun`` with ``"inline": true``); None
+    keeps every iteration in this state. ``children`` is no longer filled. A child execution has
     ``parent`` (``{"arn", "child_id"}``), runs sub-machine ``machine`` on
     ``root_input`` and reads its parent's ``outer_variables``; its ``input``
     and ``start_time`` are the parent's (for ``$$.Execution``). ``token_key`` is
@@ -277,6 +280,24 @@ class MapRunFinished:
     output: Any = None
     error: str | None = None
     cause: str | None = None
+    report: list[Any] | None = None
+    """An inline Map's run: its last progress report ``[seq, events]`` (see
+    :class:`MapIterations`), carried here so that it cannot arrive after the end."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapIterations:
+    """Progress of the map run ``run_id`` of an INLINE Map: its iterations' events, in order.
+
+    ``events`` holds ``[outcome, index]`` pairs (outcome ``Started``, ``Succeeded``,
+    ``Failed`` or ``Aborted``); the parent records ``MapIteration<outcome>`` for each.
+    One report per commit of the run, so the parent's head is written once per batch;
+    ``seq`` numbers the reports from 1 (a redelivered or early report is recognised).
+    """
+
+    run_id: str
+    seq: int
+    events: list[list[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +326,7 @@ Event = (
     | Redrive
     | TaskPending
     | MapRunFinished
+    | MapIterations
 )
 
 

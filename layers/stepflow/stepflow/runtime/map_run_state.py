@@ -103,6 +103,14 @@ class RunHead:
     before (late or duplicated) is not counted; their record tells their end."""
     parent_redrive: int = 0
     """The parent's redrive count when it started (or cancelled) this run."""
+    inline: bool = False
+    """The run of an INLINE Map past ``child_limit``: no Map Run API entry, and a failed
+    iteration fails it with its own error (see :func:`stepflow.engine.distributed.run_inline`)."""
+    reports: int = 0
+    """Progress reports sent to the parent (an inline run's ``MapIterations.seq``)."""
+    pending: list[list[Any]] = field(default_factory=list)
+    """An inline run's iteration events not reported yet (at most ``REPORT_EVENTS`` and
+    one commit's: see :func:`stepflow.runtime.map_inline.report`)."""
 
     def to_json(self) -> dict[str, Any]:
         """The head as stored."""
@@ -114,7 +122,7 @@ class RunHead:
         head = cls(**data)
         head.running, head.done = dict(head.running), dict(head.done)
         head.done_items, head.stale = dict(head.done_items), list(head.stale)
-        head.restarted = dict(head.restarted)
+        head.restarted, head.pending = dict(head.restarted), list(head.pending)
         return head
 
     def window(self) -> int:

@@ -22,9 +22,15 @@ from dataclasses import replace
 from typing import Any
 
 from stepflow.asl import StateMachine
-from stepflow.engine import MapRunFinished, Redrive, Start, new_execution
+from stepflow.engine import (
+    MapRunFinished,
+    Redrive,
+    Start,
+    new_execution,
+)
 from stepflow.errors import StatesError, StatesErrorName
 from stepflow.runtime.map_express import BATCH_MARK, NOT_STARTED, express_batch, fill_express
+from stepflow.runtime.map_inline import as_iteration, child_attributes, inline_failure, report
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
@@ -135,6 +141,8 @@ class MapRuns:
             token_key=secrets.token_hex(16),
         )
         state.parent = {"arn": key, "child_id": str(position), "root_arn": arn, "record_arn": arn}
+        if config.get("inline"):
+            as_iteration(state, config)
         state.machine = str(config["machine"])
         state.root_input = child.input
         state.outer_variables = dict((config.get("scope") or {}).get("variables") or {})
@@ -147,10 +155,7 @@ class MapRuns:
             seq=0,
             state=store_state(state),
             start_date=self.clock(),
-            attributes={
-                "map_run_arn": str(config["map_run_arn"]),
-                "listed_under": str(config["map_run_arn"]),
-            },
+            attributes=child_attributes(config),
         )
         with contextlib.suppress(ExecutionAlreadyExistsError):
             self.log.create(record, [])
@@ -226,6 +231,7 @@ class MapRuns:
             role_arn=str(spec.get("role_arn") or ""),
             execution_role=str(spec.get("execution_role") or ""),
             parent_redrive=int(start.body.get("parent_redrive") or 0),
+            inline=bool(spec.get("inline")),
         )
         config = {k: v for k, v in spec.items() if k != "items"}
         config["state_machine_arn"] = machine_arn
@@ -250,8 +256,9 @@ class MapRuns:
             stop_date=now,  # expires with the log's retention
             attributes={"listed_under": ""},
         )
-        with contextlib.suppress(ExecutionAlreadyExistsError):
-            self.log.create(pointer, [])
+        if not head.inline:  # an inline Map's run is no Map Run API entry
+            with contextlib.suppress(ExecutionAlreadyExistsError):
+                self.log.create(pointer, [])
         if tombstone is None:
             self._create_head(key, head, ())
             return
@@ -305,10 +312,13 @@ class MapRuns:
             before = record.state
             head = RunHead.from_json(dict(record.state))
             outbox: list[Message] = []
+            progress: list[list[Any]] = []
             now = self.clock()
             for message_id, body in bodies:
-                self._event(key, head, message_id, body, now, outbox)
-            self._progress(key, head, now, outbox)
+                self._event(key, head, message_id, body, now, outbox, progress)
+            self._progress(key, head, now, outbox, progress)
+            if head.inline:
+                report(head, progress, outbox)
             state = head.to_json()
             if state == before and not outbox:
                 return
@@ -344,6 +354,7 @@ class MapRuns:
         body: dict[str, Any],
         now: float,
         outbox: list[Message],
+        progress: list[list[Any]],
     ) -> None:
         kind = body.get("type")
         reports = [(body.get("child_id"), body.get("status"))] if kind == "ChildFinished" else []
@@ -362,6 +373,12 @@ class MapRuns:
             if count is not None and status in head.done:  # else a duplicate or stale report
                 head.done[str(status)] += 1
                 head.done_items[str(status)] += count
+                if head.inline:
+                    progress.append(
+                        ["Succeeded" if status == "SUCCEEDED" else "Failed", int(str(child_id))]
+                    )
+                    if status != "SUCCEEDED":
+                        inline_failure(head, body)
         if reports:
             return
         if kind == "CancelMapRun":
@@ -452,7 +469,14 @@ class MapRuns:
         if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
             head.stale = sorted(set(head.stale) | set(head.running), key=int)
 
-    def _progress(self, key: str, head: RunHead, now: float, outbox: list[Message]) -> None:
+    def _progress(
+        self,
+        key: str,
+        head: RunHead,
+        now: float,
+        outbox: list[Message],
+        progress: list[list[Any]],
+    ) -> None:
         """Stop on too many failures, fill the window, finish when all ended."""
         if head.status == "RUNNING" and head.error is None and head.exceeds_tolerance():
             head.error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD.value
@@ -464,18 +488,22 @@ class MapRuns:
             # An EXPRESS batch cannot be stopped: its late report is counted, nothing more.
             running = [] if head.execution_type == "EXPRESS" else head.running
             for position in sorted(running, key=int):
+                if head.inline and head.status == "FAILED":
+                    progress.append(["Aborted", int(position)])
                 arn = child_execution_arn(head.map_run_arn, int(position))
                 outbox.append(Message(arn, f"{key}#stop/{position}", "event", {"type": "Stop"}))
             head.stopping = False
             return
         if head.status != "RUNNING":
             return
-        self._fill(key, head, outbox)
+        self._fill(key, head, outbox, progress)
         if not head.running and head.next >= head.children:
             head.status, head.stop_date = "SUCCEEDED", now
             outbox.append(self._finished(key, head, run_output(self, head)))
 
-    def _fill(self, key: str, head: RunHead, outbox: list[Message]) -> None:
+    def _fill(
+        self, key: str, head: RunHead, outbox: list[Message], progress: list[list[Any]]
+    ) -> None:
         if head.execution_type == "EXPRESS":
             fill_express(self, key, head, outbox)
             return
@@ -507,6 +535,8 @@ class MapRuns:
             outbox.append(Message(arn, message_id, "child", body))
             head.next += 1
             started += 1
+            if head.inline:
+                progress.append(["Started", position])
         if head.next < head.children and len(head.running) < head.window():
             more = f"{key}#fill/{head.next}#{head.redrive_count}"
             outbox.append(Message(key, more, "event", {"type": "MapRunFill"}))

@@ -10,6 +10,7 @@ from stepflow.engine import (
     ChildFinished,
     Continue,
     Event,
+    MapIterations,
     MapRunFinished,
     PollTask,
     RunTask,
@@ -39,6 +40,7 @@ _EVENTS: dict[str, type] = {
         ChildFinished,
         TaskPending,
         MapRunFinished,
+        MapIterations,
     )
 }
 

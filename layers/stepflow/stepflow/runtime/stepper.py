@@ -73,7 +73,7 @@ from stepflow.runtime.task_runs import TaskLeaseHeldError as TaskLeaseHeldError
 from stepflow.runtime.task_runs import TaskRuns
 
 DEFAULT_CHILD_LIMIT = 40
-"""A Map with more items than this runs them as child executions (see engine.children)."""
+"""An inline Map with more items than this runs them in a map run (engine.map_inline)."""
 
 
 TaskGuard = Callable[[ExecutionRecord | None], LeaseFence | None]

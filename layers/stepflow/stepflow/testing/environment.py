@@ -392,8 +392,16 @@ class WorkflowEnvironment:
         self._handed_out = {k: t for k, t in self._handed_out.items() if self._is_open(t)}
         found = [*self.tasks.open.values(), *self._handed_out.values()]
         if execution_arn is not None:
-            found = [t for t in found if t.execution_arn.split("#")[0] == execution_arn]
+            found = [t for t in found if self._root_of(t.execution_arn) == execution_arn]
         return found
+
+    def _root_of(self, arn: str) -> str:
+        """The execution a task's execution belongs to (an inline Map's iteration: its root)."""
+        record = self.log.get(arn)
+        parent = record.state.get("parent") if record is not None else None
+        if isinstance(parent, dict) and parent.get("root_arn"):
+            return str(parent["root_arn"]).split("#")[0]
+        return arn.split("#")[0]
 
     def complete(self, token: str, output: Any = None) -> None:
         """SendTaskSuccess with ``output`` (any JSON value), then run until idle.
