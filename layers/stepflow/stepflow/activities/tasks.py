@@ -139,7 +139,7 @@ class TaskService:
             output = json.loads(text)
         except ValueError as exc:
             raise _invalid_output(f"output is not JSON: {exc}") from None
-        lease = self._report(token, TaskSucceeded(token.task_id, output))
+        lease = self._report(token, TaskSucceeded(token.task_id, output, external=True))
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)
         return {}
@@ -156,7 +156,7 @@ class TaskService:
             raise validation(f"error must be a string of at most {longest_error} characters")
         if cause is not None and (not isinstance(cause, str) or len(cause) > longest_cause):
             raise validation(f"cause must be a string of at most {longest_cause} characters")
-        lease = self._report(token, TaskFailed(token.task_id, error, cause))
+        lease = self._report(token, TaskFailed(token.task_id, error, cause, external=True))
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)
         return {}

@@ -149,7 +149,7 @@ class Decider(Transitions):
                 tasks.task_pending(self, frame, event)
             elif isinstance(event, TaskHeartbeat):
                 tasks.task_heartbeat(self, frame)
-            else:
+            elif not tasks.held_back(self, frame, event):
                 tasks.task_finished(self, frame, event)
         elif isinstance(event, TimerFired):
             ref = s.timers.pop(event.timer_id, None)

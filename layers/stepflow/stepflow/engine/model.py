@@ -85,6 +85,10 @@ class Frame:
     """How many polls of the submitted job were asked for (``PollTask``), this attempt."""
     map_run: str | None = None
     """The id of the map run a distributed Map state waits for (``StartMapRun``)."""
+    early: dict[str, Any] | None = None
+    """An external result (``TaskSucceeded``/``TaskFailed`` with ``external``) that came
+    before the task's ``TaskSubmitted``: ``{"output"}`` or ``{"error", "cause"}``, applied
+    right after it."""
     map_reports: list[int] | None = None
     """An inline Map's run: the progress reports (``MapIterations.seq``) applied, as
     ``[n, *later]``: 1..n and the later ones that came early (duplicates are ignored);
@@ -219,19 +223,30 @@ class TaskHeartbeat:
 
 @dataclass(frozen=True, slots=True)
 class TaskSucceeded:
-    """The task of attempt ``task_id`` returned ``output``."""
+    """The task of attempt ``task_id`` returned ``output``.
+
+    ``external``: reported by a callback (SendTaskSuccess) or by the child execution a
+    ``.sync`` task waits for, not by the task's runner: it follows the task's
+    ``TaskSubmitted``, and is held until that arrives (the two travel apart and may
+    arrive in either order).
+    """
 
     task_id: str
     output: Any
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class TaskFailed:
-    """The task of attempt ``task_id`` failed with ``error``/``cause``."""
+    """The task of attempt ``task_id`` failed with ``error``/``cause``.
+
+    ``external``: as for :class:`TaskSucceeded` (SendTaskFailure, a ``.sync`` child's end).
+    """
 
     task_id: str
     error: str | None
     cause: str | None
+    external: bool = False
 
 
 @dataclass(frozen=True, slots=True)

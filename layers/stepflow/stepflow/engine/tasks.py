@@ -203,6 +203,39 @@ def task_submitted(
     info = describe(node.resource)
     details = _details(info, output=d.encode(output), outputDetails={"truncated": False})
     d.emit(frame, "TaskSubmitted", _key(info, "Submitted"), details)
+    early, frame.early = frame.early, None
+    if early is not None and frame.task_id is not None:
+        result: TaskSucceeded | TaskFailed
+        if "output" in early:
+            result = TaskSucceeded(frame.task_id, early["output"], external=True)
+        else:
+            result = TaskFailed(frame.task_id, early.get("error"), early.get("cause"), True)
+        task_finished(d, frame, result)
+
+
+def held_back(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFailed) -> bool:
+    """Hold an external result that came before its task's ``TaskSubmitted`` (see ``early``).
+
+    A callback or a ``.sync`` child can answer before the runner's report that the
+    request was sent reaches the execution; AWS's history always shows TaskSubmitted
+    first, so the result waits in the frame for it. The runner always reports after a
+    successful send (a crashed runner's retry finds the same child or token), so the
+    result is not held forever; a duplicate external result is ignored.
+    """
+    if frame.submitted or not event.external:
+        return False
+    node = d.node(frame)
+    if not isinstance(node, TaskState):
+        return False
+    info = describe(node.resource)
+    if info.kind != "service" or info.pattern not in ("wait-for-token", "sync", "sync2"):
+        return False
+    if frame.early is None:
+        if isinstance(event, TaskSucceeded):
+            frame.early = {"output": event.output}
+        else:
+            frame.early = {"error": event.error, "cause": event.cause}
+    return True
 
 
 def task_pending(d: StepContext, frame: Frame, event: TaskPending) -> None:

@@ -148,10 +148,11 @@ def caller_message(
     task_id = str(command.caller["task_id"])
     event: TaskSucceeded | TaskFailed
     if command.status == "SUCCEEDED":
-        event = TaskSucceeded(task_id, described)
+        event = TaskSucceeded(task_id, described, external=True)
     else:
         # AWS: error States.TaskFailed, cause the describe object as JSON text.
-        event = TaskFailed(task_id, StatesErrorName.TASK_FAILED.value, dumps(described))
+        error = StatesErrorName.TASK_FAILED.value
+        event = TaskFailed(task_id, error, dumps(described), external=True)
     message_id = f"{state.execution_arn}#caller#{state.redrive_count}"
     return Message(str(command.caller["arn"]), message_id, "event", encode_event(event))
 
