@@ -40,9 +40,15 @@ def work(payload: Any) -> Any:
     return {"i": payload["i"], "sq": payload["i"] * payload["i"]}
 
 
+def slow(payload: Any) -> Any:
+    """Like ``work``, taking a while (so that a stop finds iterations running)."""
+    time.sleep(0.5)
+    return work(payload)
+
+
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(port=0, handlers={"work": work}) as running:
+    with LocalStack(port=0, handlers={"work": work, "slow": slow}) as running:
         yield running
 
 
@@ -243,3 +249,35 @@ def test_a_210_kb_input_runs_through_a_map_of_41_items(stack: LocalStack, mode: 
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
     assert _calls(tag) == Counter(range(count))
+
+
+def test_stopping_the_parent_of_an_inline_map_run_stops_every_iteration(
+    stack: LocalStack,
+) -> None:
+    sfn = stack.stepfunctions()
+    tag = "stopped"
+    definition = _inline(tag, MaxConcurrency=4)
+    work_state = definition["States"]["Each"]["ItemProcessor"]["States"]["Work"]
+    work_state["Resource"] = FN + "slow"
+    arn = _machine(sfn, "StoppedInline", definition)
+    count = 41
+    items = [{"n": i} for i in range(count)]
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
+        "executionArn"
+    ]
+    deadline = time.monotonic() + 30
+    while sum(_calls(tag).values()) < 2:
+        assert time.monotonic() < deadline, "no iteration ran"
+        time.sleep(0.05)
+    sfn.stop_execution(executionArn=execution, error="Stopped", cause="by the test")
+    assert wait_for(sfn, execution)["status"] == "ABORTED"
+    time.sleep(3)  # iterations in flight end; none may start any more
+    settled = _calls(tag)
+    time.sleep(2)
+    assert _calls(tag) == settled  # nothing runs after the stop
+    assert all(n == 1 for n in settled.values())  # each Lambda at most once
+    assert sum(settled.values()) < count
+    types = [e["type"] for e in _history(sfn, execution)]
+    assert types[-1] == "ExecutionAborted" and types.count("ExecutionAborted") == 1
+    listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert [e["executionArn"] for e in listed] == [execution]
