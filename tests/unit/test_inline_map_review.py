@@ -274,3 +274,64 @@ def test_a_stopped_map_run_leaves_its_iterations_events_in_the_parents_history()
         assert not env.open_tasks()
         seen[limit] = Counter(t for t, _ in _map_events(env, arn))
     assert seen[40] == seen[None]  # 13 MapIterationStarted, 3 MapIterationSucceeded
+
+
+def test_a_redrive_never_runs_the_map_run_of_a_state_left_behind() -> None:
+    # Map A fails and is caught; a later Task fails; the redrive (same virtual instant)
+    # reaches Map B, which must start its own run, not redrive A's (it did).
+    attempts: Counter[str] = Counter()
+
+    def flaky(payload: Any) -> Any:
+        attempts["flaky"] += 1
+        if attempts["flaky"] == 1:
+            raise Boom("first attempt")
+        return payload
+
+    def fn(payload: dict[str, Any]) -> Any:
+        attempts[f"{payload['m']}{payload['i']}"] += 1
+        if payload["m"] == "A" and payload["i"] == 7:
+            raise Boom("item 7")
+        return payload["i"]
+
+    def each(name: str, nxt: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemSelector": {"i.$": "$$.Map.Item.Index", "m": name},
+            "ItemProcessor": {
+                "StartAt": "T",
+                "States": {"T": {"Type": "Task", "Resource": FN, "End": True}},
+            },
+            "Next": nxt,
+            **fields,
+        }
+
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": each(
+                "A",
+                "X",
+                Catch=[{"ErrorEquals": ["Boom"], "Next": "X", "ResultPath": "$.error"}],
+                ResultPath=None,
+            ),
+            "X": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:flaky",
+                "ResultPath": None,
+                "Next": "B",
+            },
+            "B": each("B", "Done"),
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    env = WorkflowEnvironment(handlers={"fn": fn, "flaky": flaky}, child_limit=40, start_time=0.0)
+    arn = env.start(definition, {"items": list(range(N))}, name="x")
+    env.run(arn)
+    assert env.result(arn).error == "Boom"
+    env.stepper.redrive_execution(arn)
+    env.run(arn)
+    result = env.result(arn)
+    assert result.status == "SUCCEEDED"
+    assert json.loads(result.output or "null") == list(range(N))
+    assert attempts["A7"] == 1 and all(attempts[f"B{i}"] == 1 for i in range(N))
