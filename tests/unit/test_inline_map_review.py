@@ -49,6 +49,7 @@ def _definition(**fields: Any) -> dict[str, Any]:
                                 "v.$": "$.v",
                                 "id.$": "$$.Execution.Id",
                                 "tag.$": "$$.Execution.Input.tag",
+                                "rc.$": "$$.Execution.RedriveCount",
                             },
                             "Next": "T",
                         },
@@ -79,7 +80,7 @@ def _run(
         calls[payload["i"]] += 1
         if payload["i"] in (fail or set()):
             raise Boom(f"item {payload['i']}")
-        return {"i": payload["i"], "k": payload["k"], "id": payload["id"], "tag": payload["tag"]}
+        return {key: payload[key] for key in ("i", "k", "id", "tag", "rc")}
 
     env = WorkflowEnvironment(handlers={"fn": fn}, child_limit=child_limit, start_time=0.0)
     items = {"items": [{"n": i} for i in range(N)], "tag": "T"}
@@ -163,6 +164,9 @@ def test_a_redrive_runs_only_the_failed_iterations_of_the_map_run_again() -> Non
     assert sum(calls.values()) == N + 1 and before < N
     output = json.loads(result.output or "null")
     assert [r["i"] for r in output["res"]["all"]] == list(range(N))
+    # $$.Execution.RedriveCount: 1 in the iterations first started by the redrive (was 0);
+    # item 7 is redriven from its failed Task, after the Pass that read it (0)
+    assert [r["rc"] for r in output["res"]["all"]] == [int(i >= before) for i in range(N)]
     events = _map_events(env, arn)
     redriven = events[events.index(("ExecutionRedriven", None)) :]
     started = [i for t, i in redriven if t == "MapIterationStarted"]

@@ -142,7 +142,7 @@ class MapRuns:
         )
         state.parent = {"arn": key, "child_id": str(position), "root_arn": arn, "record_arn": arn}
         if config.get("inline"):
-            as_iteration(state, config)
+            as_iteration(state, config, int((run.state if run else {}).get("parent_redrive") or 0))
         state.machine = str(config["machine"])
         state.root_input = child.input
         state.outer_variables = dict((config.get("scope") or {}).get("variables") or {})
@@ -388,6 +388,7 @@ class MapRuns:
             tombstone = not head.state_machine_arn  # cancelled before it started
             if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
                 self._redrive(head, message_id, now)
+                head.parent_redrive = int(body.get("parent_redrive") or head.parent_redrive)
         elif kind == "UpdateMapRun" and head.status == "RUNNING":  # else it ended first
             if "max_concurrency" in body:
                 head.max_concurrency = int(body["max_concurrency"])
