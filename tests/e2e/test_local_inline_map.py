@@ -281,3 +281,44 @@ def test_stopping_the_parent_of_an_inline_map_run_stops_every_iteration(
     assert types[-1] == "ExecutionAborted" and types.count("ExecutionAborted") == 1
     listed = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert [e["executionArn"] for e in listed] == [execution]
+
+
+def test_an_inline_map_run_redriven_runs_only_its_failed_iterations_again(
+    stack: LocalStack,
+) -> None:
+    # AWS: RedriveExecution "reschedules and redrives only the iterations ... that failed
+    # or aborted" of an Inline Map (all 41 ran again before the review's fix).
+    sfn = stack.stepfunctions()
+    tag = "inline-redrive"
+    arn = _machine(sfn, "InlineRedrive", _inline(tag))
+    count = 41
+    with LOCK:
+        FAILING.add(3)
+    try:
+        items = [{"n": i} for i in range(count)]
+        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
+            "executionArn"
+        ]
+        described = wait_for(sfn, execution, timeout=60)
+        assert (described["status"], described["error"]) == ("FAILED", "ItemFailed")
+    finally:
+        with LOCK:
+            FAILING.clear()
+    time.sleep(2)  # the iterations stopped with the Map end
+    first = _calls(tag)
+    sfn.redrive_execution(executionArn=execution)
+    described = wait_for(sfn, execution, timeout=60)
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
+    again = _calls(tag) - first
+    assert again[3] == 1 and all(n == 1 for n in again.values())
+    assert sum(again.values()) < count  # not every iteration again
+    assert set(range(count)) == set(_calls(tag))
+    events = _history(sfn, execution)
+    redriven = [e["type"] for e in events].index("ExecutionRedriven")
+    started = [
+        e["mapIterationStartedEventDetails"]["index"]
+        for e in events[redriven:]
+        if e["type"] == "MapIterationStarted"
+    ]
+    assert 3 in started and len(started) == len(set(started)) == sum(again.values())
