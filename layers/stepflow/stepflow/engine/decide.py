@@ -163,7 +163,8 @@ class Decider(Transitions):
             self.end_execution("FAILED", "ExecutionFailed", event.error, event.cause)
         elif isinstance(event, MapRunFinished):
             map_inline.final_report(self, event)
-            distributed.map_run_finished(self, event)
+            if not map_inline.run_failed(self, event):
+                distributed.map_run_finished(self, event)
         elif isinstance(event, MapIterations):
             map_inline.map_iterations(self, event)
         elif isinstance(event, Continue | ChildFinished):

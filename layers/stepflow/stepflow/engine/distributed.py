@@ -50,7 +50,7 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         "MaxConcurrency",
         integer=True,
     )
-    redriven = _redriven_run(d, frame)
+    redriven = redriven_run(d, frame)
     if redriven is None:
         length = len(items) if items is not None else 0
         d.emit(frame, "MapStateStarted", "mapStateStartedEventDetails", {"length": length})
@@ -126,13 +126,6 @@ def map_run_finished(d: StepContext, event: MapRunFinished) -> None:
     error = event.error
     if error is None:
         error = "States.Aborted" if event.status == "ABORTED" else StatesErrorName.RUNTIME.value
-    if inline:
-        frame.map_run = None
-        if error == StatesErrorName.RUNTIME:  # never caught: it ends the whole execution
-            d.frame_failed(frame, error, event.cause, fatal=True)
-            return
-        d.fail_state(frame, node, error, event.cause)
-        return
     # frame.map_run stays: a redrive of the execution runs this run again
     _run_failed(d, frame, node, error, event.cause, aborted=event.status == "ABORTED")
 
@@ -192,7 +185,7 @@ def new_run_id(d: StepContext) -> str:
     return str(uuid.UUID(bytes=hashlib.sha256(material).digest()[:16], version=4))
 
 
-def _redriven_run(d: StepContext, frame: Frame) -> str | None:
+def redriven_run(d: StepContext, frame: Frame) -> str | None:
     """The unfinished run to run again when this entry is the redrive of the execution.
 
     A retry (``retry_count`` > 0) or a later entry (another decision) starts a new run.

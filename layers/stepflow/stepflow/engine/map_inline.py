@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from stepflow.asl.states.map import MapState
 from stepflow.engine import dataflow, distributed
 from stepflow.engine.model import Frame, MapIterations, MapRunFinished, StartMapRun
+from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
     from stepflow.engine.step_context import StepContext
@@ -39,7 +40,8 @@ def run_inline(
     The iterations' states are recorded in the children's own histories.
     """
     effective = frame.effective
-    run_id = distributed.new_run_id(d)
+    redriven = distributed.redriven_run(d, frame)
+    run_id = redriven or distributed.new_run_id(d)
     spec: dict[str, Any] = {
         "map_run_arn": distributed.map_run_arn(d, node, run_id),
         "run_id": run_id,
@@ -75,8 +77,13 @@ def run_inline(
             "child_limit": d.state.child_limit,
         },
     }
+    if redriven is not None:
+        # The execution's redrive runs this run's unsuccessful iterations again (AWS's
+        # rule for an inline Map); the reports already applied stay applied.
+        spec["redrive"] = True
+    else:
+        frame.map_reports = None
     frame.map_run = run_id
-    frame.map_reports = None
     frame.phase = "children"
     d.commands.append(StartMapRun(run_id, spec))
 
@@ -105,3 +112,33 @@ def map_iterations(d: StepContext, event: MapIterations) -> None:
     for outcome, index in event.events:
         key = f"mapIteration{outcome}EventDetails"
         d.emit(frame, f"MapIteration{outcome}", key, {"name": node.name, "index": int(index)})
+
+
+def run_failed(d: StepContext, event: MapRunFinished) -> bool:
+    """An inline Map's run failed: fail the Map state as an inline Map fails (True if so).
+
+    No MapRun event. The frame keeps the run's id and the reports it applied, so that
+    a redrive of the execution runs only this run's unsuccessful iterations again.
+    A run that failed before reporting any iteration failed on the Map's own
+    evaluation (its ItemSelector, evaluated by the run): that is the state's error,
+    said as when evaluated here ("An error occurred while executing the state ...",
+    and ``EvaluationFailed`` for JSONata).
+    """
+    if event.status == "SUCCEEDED":
+        return False
+    frame = next((f for f in d.state.frames.values() if f.map_run == event.run_id), None)
+    if frame is None or frame.phase != "children":
+        return False
+    node = d.node(frame)
+    if not isinstance(node, MapState) or node.processor_mode == "DISTRIBUTED":
+        return False
+    frame.phase = "task"  # no longer waiting on the run
+    error = event.error
+    if error is None:
+        error = "States.Aborted" if event.status == "ABORTED" else StatesErrorName.RUNTIME.value
+    own = (StatesErrorName.RUNTIME, StatesErrorName.QUERY_EVALUATION_ERROR)
+    if frame.map_reports is None and error in own:
+        d.state_error(frame, node, StatesError(error, event.cause))
+        return True
+    d.fail_state(frame, node, error, event.cause)  # States.Runtime: never caught
+    return True

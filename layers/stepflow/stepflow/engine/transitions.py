@@ -239,6 +239,7 @@ class Transitions:
         frame.state = target
         frame.input = output
         frame.effective = None
+        frame.map_run = frame.map_reports = None  # a redrive never runs a run left behind
         self.push(frame)
 
     def fail_state(

@@ -43,11 +43,14 @@ def inline_failure(head: RunHead, body: dict[str, Any]) -> None:
     head.error, head.cause = str(error), body.get("cause")
 
 
-def as_iteration(state: ExecutionState, config: dict[str, Any]) -> None:
+def as_iteration(state: ExecutionState, config: dict[str, Any], parent_redrive: int = 0) -> None:
     """An inline Map's iteration presents its parent's execution as ``$$.Execution``.
 
-    Its ``input`` (the root's) is loaded from ``root_arn`` (see ``store_state``).
+    Its ``input`` (the root's) is loaded from ``root_arn`` (see ``store_state``); an
+    iteration first started by a redrive of the parent (``parent_redrive``, the parent's
+    redrive count when it started or redrove the run) sees that ``RedriveCount``.
     """
+    state.redrive_count = parent_redrive
     parent = dict(config.get("execution") or {})
     state.execution_arn = str(config["execution_arn"])
     state.name = str(parent["name"])

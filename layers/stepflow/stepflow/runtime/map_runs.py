@@ -142,7 +142,7 @@ class MapRuns:
         )
         state.parent = {"arn": key, "child_id": str(position), "root_arn": arn, "record_arn": arn}
         if config.get("inline"):
-            as_iteration(state, config)
+            as_iteration(state, config, int((run.state if run else {}).get("parent_redrive") or 0))
         state.machine = str(config["machine"])
         state.root_input = child.input
         state.outer_variables = dict((config.get("scope") or {}).get("variables") or {})
@@ -367,13 +367,13 @@ class MapRuns:
             if kind == "ChildFinished" and (
                 str(child_id) in head.stale or str(child_id) in head.restarted
             ):
-                self._redriven_report(key, head, str(child_id), outbox)
+                self._redriven_report(key, head, str(child_id), outbox, progress)
                 continue
             count = head.running.pop(str(child_id), None)
             if count is not None and status in head.done:  # else a duplicate or stale report
                 head.done[str(status)] += 1
                 head.done_items[str(status)] += count
-                if head.inline:
+                if head.inline and head.status == "RUNNING":  # else reported Aborted
                     progress.append(
                         ["Succeeded" if status == "SUCCEEDED" else "Failed", int(str(child_id))]
                     )
@@ -388,6 +388,7 @@ class MapRuns:
             tombstone = not head.state_machine_arn  # cancelled before it started
             if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
                 self._redrive(head, message_id, now)
+                head.parent_redrive = int(body.get("parent_redrive") or head.parent_redrive)
         elif kind == "UpdateMapRun" and head.status == "RUNNING":  # else it ended first
             if "max_concurrency" in body:
                 head.max_concurrency = int(body["max_concurrency"])
@@ -422,7 +423,12 @@ class MapRuns:
         outbox.append(Message(arn, message_id, "child", body))
 
     def _redriven_report(
-        self, key: str, head: RunHead, position: str, outbox: list[Message]
+        self,
+        key: str,
+        head: RunHead,
+        position: str,
+        outbox: list[Message],
+        progress: list[list[Any]],
     ) -> None:
         """A report on a child a redrive concerns, told by the child's record, not the report.
 
@@ -447,6 +453,12 @@ class MapRuns:
         if not stale or child.status == "SUCCEEDED":
             head.done[child.status] += 1
             head.done_items[child.status] += count
+            if head.inline and head.status == "RUNNING":
+                outcome = "Succeeded" if child.status == "SUCCEEDED" else "Failed"
+                progress.append([outcome, int(position)])
+                if child.status != "SUCCEEDED":
+                    error, cause = child.state.get("error"), child.state.get("cause")
+                    inline_failure(head, {"status": child.status, "error": error, "cause": cause})
         elif head.status == "RUNNING":
             head.running[position] = count
             head.restarted[position] = generation
@@ -464,6 +476,7 @@ class MapRuns:
         head.start_message = message_id
         head.redrive_count += 1
         head.redrive_date = now
+        head.pending = []  # an inline run's events of the attempt before, never reported
         head.check_below = head.next
         head.next = 0
         if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
