@@ -86,5 +86,29 @@ def test_stopping_on_the_durable_runtime_stops_the_run_once() -> None:
         assert clients.calls.count("GetJobRun") == 0
 
 
+def test_a_run_started_after_the_stop_is_stopped_once_on_the_durable_runtime() -> None:
+    with moto_environment() as env:
+        clients = CountingClients()
+        glue = clients.clients["glue"]
+        glue.create_job(
+            Name="etl", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://x"}
+        )
+        env.tasks.inner = _integrations(clients)
+        env.tasks.integrations = _integrations(clients)
+        arn = env.start(MACHINE)
+
+        def stop_execution(**_: Any) -> None:  # StopExecution lands while StartJobRun is out
+            env.stop(arn)
+
+        glue.meta.events.register("after-call.glue.StartJobRun", stop_execution)
+        clients.calls.clear()
+        env.run(arn)
+        env.advance(3600)
+        env.run_until_idle()
+        assert env.result(arn).status == "ABORTED"
+        # Stopped once, never polled (moto has no BatchStopJobRun: the failure is logged).
+        assert clients.calls == ["StartJobRun", "BatchStopJobRun"]
+
+
 def _integrations(clients: FixedClients) -> IntegrationInvoker:
     return IntegrationInvoker(default_registry(), clients)

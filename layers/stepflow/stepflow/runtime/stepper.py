@@ -51,6 +51,7 @@ from stepflow.runtime.outbox import build_outbox, child_arn, create_child
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.outbox import store_state as _store_state
 from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.polled_jobs import orphan_job_cancels
 from stepflow.runtime.ports import (
     ConflictError,
     CoordinationLog,
@@ -386,9 +387,12 @@ class Stepper:
                 else []
             )
             ended = record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events)
-            if may_orphan(events):  # a .sync child whose attempt closed first: stop it
-                open_tasks = None if ended else self._load_state(record).tasks
-                for stop in orphan_stops(events, open_tasks):
+            if may_orphan(events):  # a .sync child or job whose attempt closed first: stop it
+                loaded = self._load_state(record)
+                open_tasks = None if ended else loaded.tasks
+                orphans = orphan_stops(events, open_tasks)
+                orphans += orphan_job_cancels(execution_arn, events, open_tasks, loaded)
+                for stop in orphans:
                     self.bus.send(stop)
             if ended:
                 return repaired
