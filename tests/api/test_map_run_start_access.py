@@ -8,10 +8,8 @@ once, when the run is created (IAM stubbed: moto has no SimulatePrincipalPolicy)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from stepflow.api.pass_role import IamPassRoleChecker, MapRunStarts, PassRoleCheckError
@@ -20,7 +18,9 @@ from stepflow.aws.wiring import build
 from stepflow.testing import WorkflowEnvironment
 from stepflow.testing.delivery import DeliveryError
 
-from tests.api.test_nested_start_access import ACCOUNT, DEPLOYED, EXECUTION_ROLE, simulated
+from tests.api.test_nested_start_access import ACCOUNT, DEPLOYED, EXECUTION_ROLE, iam, simulated
+
+__all__ = ["iam"]
 
 BODY = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 MACHINE = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:Fan"
@@ -102,15 +102,6 @@ def test_a_check_that_cannot_be_made_never_starts_the_run() -> None:
     assert env.result(arn).status == "RUNNING"  # the start is delivered again later
     types = [e["type"] for e in env.history(arn)]
     assert "MapIterationStarted" not in types and "MapRunSucceeded" not in types
-
-
-@pytest.fixture
-def iam() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "iam", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stub:
-        yield client, stub
 
 
 def test_iam_decides_through_the_deployed_check(iam: tuple[Any, Stubber]) -> None:

@@ -15,21 +15,12 @@ import boto3  # type: ignore[import-untyped]
 
 from tests.api.conftest import ROLE, Api
 from tests.api.test_map_run_api import code_of, stack
+from tests.unit.test_engine_children import FAILING
 
 __all__ = ["stack"]
 
-FAILS_ON_3 = {
-    "StartAt": "C",
-    "States": {
-        "C": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$", "NumericEquals": 3, "Next": "F"}],
-            "Default": "P",
-        },
-        "F": {"Type": "Fail", "Error": "Bad", "Cause": "three"},
-        "P": {"Type": "Pass", "End": True},
-    },
-}
+FAILS_ON_1 = FAILING
+"""Fails for the item ``{"v": 1}``."""
 
 
 def _map(processor: dict[str, Any]) -> str:
@@ -42,7 +33,7 @@ def _failed_parent(stack: tuple[Any, Api], name: str, processor: dict[str, Any],
     sfn, api = stack
     machine = sfn.create_state_machine(name=name, definition=_map(processor), roleArn=ROLE)
     started = sfn.start_execution(
-        stateMachineArn=machine["stateMachineArn"], input=json.dumps(list(range(n)))
+        stateMachineArn=machine["stateMachineArn"], input=json.dumps([{"v": v} for v in range(n)])
     )
     api.drain()
     parent = started["executionArn"]
@@ -63,7 +54,7 @@ def _refused_and_unchanged(sfn: Any, api: Api, child: str) -> None:
 def test_a_distributed_maps_child_is_not_redriven_directly(stack: tuple[Any, Api]) -> None:
     sfn, api = stack
     distributed = {
-        **FAILS_ON_3,
+        **FAILS_ON_1,
         "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
     }
     parent = _failed_parent(stack, "Dist", distributed, 5)
@@ -80,9 +71,9 @@ def test_a_distributed_maps_child_is_not_redriven_directly(stack: tuple[Any, Api
 
 def test_an_inline_maps_iteration_is_not_redriven_directly(stack: tuple[Any, Api]) -> None:
     sfn, api = stack
-    _failed_parent(stack, "Inline", FAILS_ON_3, 45)  # past child_limit: a map run
+    _failed_parent(stack, "Inline", FAILS_ON_1, 45)  # past child_limit: a map run
     table = boto3.client("dynamodb", region_name="eu-west-1")
     items = table.scan(TableName="log", ProjectionExpression="pk")["Items"]
     iterations = {i["pk"]["S"][3:] for i in items if ":execution:Inline/M:" in i["pk"]["S"]}
-    (failed,) = [arn for arn in iterations if arn.endswith("-3")]
+    (failed,) = [arn for arn in iterations if arn.endswith("-1")]
     _refused_and_unchanged(sfn, api, failed)
