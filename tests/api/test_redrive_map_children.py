@@ -14,10 +14,8 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 
 from tests.api.conftest import ROLE, Api
-from tests.api.test_map_run_api import code_of, stack
+from tests.api.test_map_run_api import code_of
 from tests.unit.test_engine_children import FAILING
-
-__all__ = ["stack"]
 
 FAILS_ON_1 = FAILING
 """Fails for the item ``{"v": 1}``."""
