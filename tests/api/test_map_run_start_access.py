@@ -26,8 +26,8 @@ BODY = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 MACHINE = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:Fan"
 
 
-def fan_out(mode: str = "DISTRIBUTED") -> dict[str, Any]:
-    processor = {**BODY, "ProcessorConfig": {"Mode": mode, "ExecutionType": "STANDARD"}}
+def fan_out(mode: str = "DISTRIBUTED", kind: str = "STANDARD") -> dict[str, Any]:
+    processor = {**BODY, "ProcessorConfig": {"Mode": mode, "ExecutionType": kind}}
     return {
         "StartAt": "M",
         "States": {"M": {"Type": "Map", "ItemProcessor": processor, "End": True}},
@@ -55,9 +55,10 @@ def run(check: Any, definition: dict[str, Any], items: int = 3) -> tuple[Workflo
     return env, arn
 
 
-def test_a_role_that_may_not_start_the_machine_fails_the_map_and_starts_nothing() -> None:
+@pytest.mark.parametrize("kind", ["STANDARD", "EXPRESS"])
+def test_a_role_that_may_not_start_the_machine_fails_the_map_and_starts_nothing(kind: str) -> None:
     grants = Grants()
-    env, arn = run(grants, fan_out())
+    env, arn = run(grants, fan_out(kind=kind))
     result = env.result(arn)
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert result.cause == (
