@@ -43,8 +43,8 @@ chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --examples 10000 --steps 25
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench cdk
-	$(BIN)/ruff format --check layers functions tests bench cdk
+	$(BIN)/ruff check layers functions tests bench cdk examples tools
+	$(BIN)/ruff format --check layers functions tests bench cdk examples tools
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

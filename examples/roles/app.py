@@ -1,8 +1,8 @@
-"""A CDK app deploying the role the order example runs with (``examples/order.asl.json``).
+r"""A CDK app deploying the role the order example runs with (``examples/order.asl.json``).
 
 Deploy StepFlow first, then::
 
-    cd examples/roles && npx cdk deploy \\
+    cd examples/roles && npx cdk deploy \
         -c stepperRole=<StepperRoleArn output> -c runnerRole=<RunnerRoleArn output>
 
 Without the context values the app imports the StepFlow stack's exports

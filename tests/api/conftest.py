@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")
 
@@ -25,6 +27,12 @@ def _quiet_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
 
 
+BOTO3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+"""What the boto3 client over HTTP and moto's DynamoDB run with."""
 SCOPE = Scope("eu-west-1", "111122223333")
 ROLE = "arn:aws:iam::111122223333:role/StepFlow"
 SM_PREFIX = "arn:aws:states:eu-west-1:111122223333:stateMachine:"
@@ -86,3 +94,42 @@ def make_api(log: CoordinationLog, registry: StateMachineRegistry) -> Api:
 @pytest.fixture
 def api() -> Api:
     return make_api(InMemoryLog(), InMemoryRegistry())
+
+
+@contextmanager
+def boto3_stack() -> Iterator[tuple[Any, Api]]:
+    """The real boto3 Step Functions client, over HTTP to the API Lambda, and its service.
+
+    The service keeps its log and registry in DynamoDB on moto; the test drives the
+    stepper (``Api.drain``: an in-memory bus on a virtual clock).
+    """
+    import boto3
+    import stepflow
+    from botocore.config import Config
+    from moto import mock_aws
+    from stepflow.api import lambda_handler
+    from stepflow.aws import DynamoDBLog, create_table
+    from stepflow.aws.dynamodb_registry import DynamoDBRegistry
+
+    from tests.api.http_server import serve
+
+    with mock.patch.dict(os.environ, BOTO3_ENV), mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
+        create_table(dynamodb, "log")
+        api = make_api(
+            DynamoDBLog("log", client=dynamodb), DynamoDBRegistry("log", client=dynamodb)
+        )
+        lambda_handler.configure(api.service)
+        try:
+            with serve() as endpoint:
+                config = Config(retries={"max_attempts": 1})
+                yield stepflow.client(endpoint, region="eu-west-1", config=config), api
+        finally:
+            lambda_handler.configure(None)
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[tuple[Any, Api]]:
+    """:func:`boto3_stack`, one per test module."""
+    with boto3_stack() as made:
+        yield made

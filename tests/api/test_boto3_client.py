@@ -9,46 +9,12 @@ executions run to their end. Every error path must reach boto3 as a
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
-import boto3  # type: ignore[import-untyped]
 import pytest
-import stepflow
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto import mock_aws
-from stepflow.api import lambda_handler
-from stepflow.aws import DynamoDBLog, create_table
-from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 
-from tests.api.conftest import DOUBLE, PASS, ROLE, Api, make_api
-from tests.api.http_server import serve
-
-ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-}
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[tuple[Any, Api]]:
-    with mock.patch.dict(os.environ, ENV), mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        create_table(dynamodb, "log")
-        api = make_api(
-            DynamoDBLog("log", client=dynamodb), DynamoDBRegistry("log", client=dynamodb)
-        )
-        lambda_handler.configure(api.service)
-        try:
-            with serve() as endpoint:
-                config = Config(retries={"max_attempts": 1})
-                yield stepflow.client(endpoint, region="eu-west-1", config=config), api
-        finally:
-            lambda_handler.configure(None)
+from tests.api.conftest import DOUBLE, PASS, ROLE, Api
 
 
 def code_of(call: Any, **params: Any) -> str:

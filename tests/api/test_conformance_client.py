@@ -23,9 +23,9 @@ from stepflow.api import lambda_handler
 from stepflow.runtime import InMemoryLog
 from stepflow.runtime.registry import InMemoryRegistry
 
+from tests.api.conftest import BOTO3_ENV as ENV
 from tests.api.conftest import ROLE, Api, make_api
 from tests.api.http_server import serve
-from tests.api.test_boto3_client import ENV
 from tests.conformance.test_conformance import ORACLE, PURE, PURE_PARAMS, _ids
 
 pytestmark = [

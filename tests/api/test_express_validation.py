@@ -9,24 +9,14 @@ support '.waitForTaskToken' service integration  at /States/Publish/Resource'`` 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
-import boto3  # type: ignore[import-untyped]
 import pytest
-import stepflow
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto import mock_aws
-from stepflow.api import lambda_handler
 from stepflow.api.errors import ApiError
-from stepflow.aws import DynamoDBLog, create_table
-from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 
-from tests.api.conftest import PASS, ROLE, Api, make_api
-from tests.api.http_server import serve
+from tests.api.conftest import PASS, ROLE, Api, boto3_stack
 
 CALLBACK = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 SYNC = "arn:aws:states:::states:startExecution.sync"
@@ -105,24 +95,8 @@ def test_update_and_validate_apply_the_express_rules(api: Api) -> None:
 
 @pytest.fixture(scope="module")
 def sfn() -> Iterator[Any]:
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }
-    with mock.patch.dict(os.environ, env), mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        create_table(dynamodb, "log")
-        api = make_api(
-            DynamoDBLog("log", client=dynamodb), DynamoDBRegistry("log", client=dynamodb)
-        )
-        lambda_handler.configure(api.service)
-        try:
-            with serve() as endpoint:
-                config = Config(retries={"max_attempts": 1})
-                yield stepflow.client(endpoint, region="eu-west-1", config=config)
-        finally:
-            lambda_handler.configure(None)
+    with boto3_stack() as (client, _):
+        yield client
 
 
 def test_boto3_sees_aws_error_for_an_express_callback(sfn: Any) -> None:

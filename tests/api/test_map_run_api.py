@@ -8,32 +8,16 @@ answers the error paths with AWS's codes.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
-from unittest import mock
 
-import boto3  # type: ignore[import-untyped]
 import pytest
-import stepflow
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto import mock_aws
-from stepflow.api import lambda_handler
-from stepflow.aws import DynamoDBLog, create_table
-from stepflow.aws.dynamodb_registry import DynamoDBRegistry
 from stepflow.engine import StartMapRun
 from stepflow.runtime.map_run_state import map_run_message
 
-from tests.api.conftest import ROLE, Api, make_api
-from tests.api.http_server import serve
+from tests.api.conftest import ROLE, Api
 
-ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-}
 PREFIX = "arn:aws:states:eu-west-1:111122223333"
 DEFINITION = json.dumps(
     {
@@ -52,23 +36,6 @@ DEFINITION = json.dumps(
         },
     }
 )
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[tuple[Any, Api]]:
-    with mock.patch.dict(os.environ, ENV), mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
-        create_table(dynamodb, "log")
-        api = make_api(
-            DynamoDBLog("log", client=dynamodb), DynamoDBRegistry("log", client=dynamodb)
-        )
-        lambda_handler.configure(api.service)
-        try:
-            with serve() as endpoint:
-                config = Config(retries={"max_attempts": 1})
-                yield stepflow.client(endpoint, region="eu-west-1", config=config), api
-        finally:
-            lambda_handler.configure(None)
 
 
 def start_run(sfn: Any, api: Api, name: str, items: list[Any], **spec: Any) -> tuple[str, str]:

@@ -7,9 +7,7 @@ from typing import Any
 from stepflow.api.paging import write_token
 
 from tests.api.conftest import Api
-from tests.api.test_map_run_api import PREFIX, code_of, stack, start_run
-
-__all__ = ["stack"]
+from tests.api.test_map_run_api import PREFIX, code_of, start_run
 
 
 def test_children_page_once_each_and_a_token_of_another_listing_is_invalid(

@@ -29,6 +29,13 @@ from stepflow.testing import WorkflowEnvironment
 R = "arn:aws:states:::states:startExecution.sync:2"
 ACCOUNT = "123456789012"
 EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/StepFlowExecutionRole"  # the environment's
+DEPLOYED = {
+    "TABLE_NAME": "log",
+    "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/transitions",
+    "AWS_REGION": "eu-west-1",
+    "STEPFLOW_SIGNING_KEY": "test-signing-key-" + "0" * 32,
+}
+"""The settings of a deployed stepper (``Settings.from_environ``)."""
 CHILD = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"x": 1}, "End": True}}}
 
 
@@ -133,12 +140,7 @@ def test_the_deployed_wiring_checks_nested_starts_only_when_told(
 ) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
-    env = {
-        "TABLE_NAME": "log",
-        "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/transitions",
-        "AWS_REGION": "eu-west-1",
-        "STEPFLOW_SIGNING_KEY": "test-signing-key-" + "0" * 32,
-    }
+    env = DEPLOYED
 
     def check_of(settings: Settings) -> object:
         wiring = build(settings, clients={"iam": iam[0]})

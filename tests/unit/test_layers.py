@@ -72,6 +72,40 @@ def test_no_sdk_is_imported_by_name() -> None:
     assert offenders == [], "import boto3/botocore plainly, at the edge"
 
 
+def stepflow_imports_by_name(source: str) -> list[int]:
+    """Lines that import a module of stepflow by name (``importlib.import_module``)."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and node.args
+        and (getattr(node.func, "attr", None) or getattr(node.func, "id", None))
+        in ("import_module", "__import__")
+        and isinstance(node.args[0], ast.Constant)
+        and str(node.args[0].value).split(".")[0] == "stepflow"
+    ]
+
+
+def test_the_core_imports_its_own_modules_plainly() -> None:
+    """An import by name hides a dependency (and any cycle) from lint-imports."""
+    core = ROOT / "layers" / "stepflow" / "stepflow"
+    offenders = [
+        f"{path}:{line}"
+        for package in CORE
+        for path in sorted((core / package.split(".")[1]).rglob("*.py"))
+        for line in stepflow_imports_by_name(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_each_runtime_module_imports_first_without_a_cycle() -> None:
+    runtime = ROOT / "layers" / "stepflow" / "stepflow" / "runtime"
+    for name in ("map_pages", "map_express", "express", "map_runs", "stepper", "polled_jobs"):
+        assert (runtime / f"{name}.py").exists()
+        probe = f"import stepflow.runtime.{name}"
+        subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT, capture_output=True)
+
+
 def test_importing_the_core_loads_no_sdk_and_no_edge() -> None:
     probe = (
         f"import sys\nimport {', '.join(CORE)}\n"

@@ -1,21 +1,19 @@
 """EXPRESS map runs: batches dispatched to ``stepflow.runtime.express.run_batch``.
 
-The express module is written by another change; these tests put a stand-in with
-its exact signature and result type in its place, and count what the coordinator
-asks of it: every item run to its end once, parked and unreached items re-armed,
+These tests put a stand-in with ``run_batch``'s exact signature and result type
+in its place (where :mod:`stepflow.runtime.map_express` calls it), and count what
+the coordinator asks of it: every item run to its end once, parked and unreached items re-armed,
 results in order, no result in any head.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any
 
 import pytest
-from stepflow.runtime import InMemoryBus, InMemoryLog
+from stepflow.runtime import InMemoryBus, InMemoryLog, map_express
 
 from tests.unit.map_run_support import KEY, MeteredLog, drain, finished, start_message, stepper
 
@@ -42,7 +40,7 @@ class ItemResult:
 
 @pytest.fixture
 def express(monkeypatch: pytest.MonkeyPatch) -> Counter[Any]:
-    """A stand-in ``stepflow.runtime.express``; counts items run to their end."""
+    """A stand-in ``run_batch``; counts items run to their end."""
     ran: Counter[Any] = Counter()
     calls = Counter[str]()
 
@@ -69,10 +67,8 @@ def express(monkeypatch: pytest.MonkeyPatch) -> Counter[Any]:
                 out.append(ItemResult(index, "SUCCEEDED", {"r": value}, None, None, now, now))
         return out
 
-    module = types.ModuleType("stepflow.runtime.express")
-    module.run_batch = run_batch  # type: ignore[attr-defined]
-    module.ItemResult = ItemResult  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "stepflow.runtime.express", module)
+    monkeypatch.setattr(map_express, "run_batch", run_batch)
+    monkeypatch.setattr(map_express, "ItemResult", ItemResult)
     ran["batches"] = 0
     return ran
 

@@ -219,3 +219,54 @@ def test_stopping_the_execution_stops_the_glue_run_once(aws: Counted) -> None:
     env.run_until_idle()
     assert aws.calls.count("BatchStopJobRun") == 1
     assert aws.calls.count("GetJobRun") == 0
+
+
+def _glue_job(aws: Counted) -> None:
+    glue = aws.clients["glue"]
+    glue.create_job(Name="etl", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://x"})
+
+
+RACES = {  # service: (set-up, resource, parameters, start operation, stop operation)
+    "glue": (_glue_job, "glue:startJobRun", {"JobName": "etl"}, "StartJobRun", "BatchStopJobRun"),
+    "athena": (
+        lambda _: None,
+        "athena:startQueryExecution",
+        {"QueryString": "SELECT 1", "WorkGroup": "primary"},
+        "StartQueryExecution",
+        "StopQueryExecution",
+    ),
+    "batch": (
+        _batch_queue,
+        "batch:submitJob",
+        {"JobName": "j1", "JobQueue": "queue", "JobDefinition": "def"},
+        "SubmitJob",
+        "TerminateJob",
+    ),
+    "ecs": (
+        _ecs_cluster,
+        "ecs:runTask",
+        {"Cluster": "c1", "TaskDefinition": "web", "LaunchType": "FARGATE"},
+        "RunTask",
+        "StopTask",
+    ),
+}
+
+
+@pytest.mark.parametrize("service", sorted(RACES))
+def test_a_job_started_after_the_stop_is_stopped_once(aws: Counted, service: str) -> None:
+    set_up, action, parameters, start, stop = RACES[service]
+    set_up(aws)
+    aws.calls.clear()
+    env = aws.env()
+    arn = env.start(machine(f"arn:aws:states:::{action}.sync", parameters))
+
+    def stop_execution(**_: Any) -> None:  # StopExecution lands while the start is out
+        env.stop(arn)
+
+    aws.clients[service].meta.events.register(f"after-call.*.{start}", stop_execution)
+    env.run(arn)
+    assert env.result(arn).status == "ABORTED"
+    env.advance(3600)  # repairs and poll timers come due: nothing polls or stops it again
+    env.run_until_idle()
+    assert aws.calls == [start, stop]  # stopped once, never polled
+    assert "TaskSubmitted" not in types(env, arn)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stepflow.engine import PollTask
+from stepflow.engine import PollTask, TaskSubmitted
 from stepflow.engine.codec import decode_state
 from stepflow.integrations import IntegrationInvoker, default_registry
 from stepflow.integrations.base import TaskRequest
 from stepflow.integrations.glue import GLUE
 from stepflow.integrations.polled import MAX_POLL_ERRORS
 from stepflow.runtime.clients import FixedClients
-from stepflow.runtime.messages import Message, poll_body
+from stepflow.runtime.messages import Message, encode_event, poll_body
 from stepflow.runtime.task_runs import TaskRuns
 from stepflow.testing import WorkflowEnvironment
 
@@ -288,3 +288,37 @@ def test_a_glue_run_stopped_from_outside_ends_the_state() -> None:
     assert result.status == "SUCCEEDED"
     assert result.result["JobRunState"] == "STOPPED"
     assert glue.calls.count("BatchStopJobRun") == 0
+
+
+def test_a_run_started_after_the_stop_is_stopped_once() -> None:
+    class StopsFirst(FakeGlue):
+        """StopExecution lands while StartJobRun is out: the run starts after it."""
+
+        arn = ""
+        task_ids: list[str] = []
+
+        def start_job_run(self, **params: Any) -> dict[str, Any]:
+            started = super().start_job_run(**params)
+            record = env.log.get(self.arn)
+            assert record is not None
+            self.task_ids.extend(decode_state(record.state).tasks)
+            env.stop(self.arn)
+            return started
+
+    glue = StopsFirst(["RUNNING"])
+    env = environment(glue)
+    glue.arn = arn = env.start(machine())
+    env.run(arn)
+    assert env.result(arn).status == "ABORTED"
+    assert glue.calls == ["StartJobRun", "BatchStopJobRun"]
+    env.advance(3600)  # repairs and timers come due: the run is neither polled nor stopped again
+    env.run_until_idle()
+    assert glue.calls == ["StartJobRun", "BatchStopJobRun"]
+    assert "TaskSubmitted" not in [e["type"] for e in env.history(arn)]
+    (task_id,) = glue.task_ids
+    handle = {"JobName": "etl", "RunId": "jr_1", "StepFlowPolls": 0, "StepFlowPollErrors": 0}
+    late = encode_event(TaskSubmitted(task_id, {"JobRunId": "jr_1"}, handle, 60.0, RESOURCE))
+    for copy in ("a", "b"):  # the late start's result delivered again: stopped once all the same
+        env.bus.send(Message(arn, f"{arn}#late/{copy}", "event", late))
+    env.run_until_idle()
+    assert glue.calls == ["StartJobRun", "BatchStopJobRun"]

@@ -12,7 +12,7 @@ from stepflow.api.errors import ApiError, invalid_arn, validation
 from stepflow.api.machines import Machines, describe, parse_json, version_key
 from stepflow.api.map_runs import MapRunApi, machine_of
 from stepflow.api.paging import page_size, read_token, write_token
-from stepflow.api.redrive import not_redrivable_reason, redrive_fields
+from stepflow.api.redrive import direct_redrive_refusal, redrive_fields
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.runtime import CoordinationLog, ExecutionInputMismatchError, ExecutionRecord, Stepper
@@ -206,7 +206,7 @@ class Executions:
         goes on with ``ExecutionRedriven``.
         """
         record = self.record(p["executionArn"])
-        reason = not_redrivable_reason(
+        reason = direct_redrive_refusal(
             record, decode_state(record.state), self.stepper.clock(), self.stepper.limits
         )
         if reason is not None:

@@ -196,6 +196,26 @@ class StaticPassRoles:
         )
 
 
+class MapRunStarts:
+    """A distributed Map's check (``runtime.map_run_access``): the role may start its children.
+
+    ``checker``'s answer; a check that never can be made (``denied``) is a denial, any
+    other failure raises (the run's start is delivered again, never allowed unchecked).
+    """
+
+    def __init__(self, checker: StartChecker) -> None:
+        self.checker = checker
+
+    def may_start(self, principal: str, machine_arn: str) -> bool:
+        """Whether ``principal`` may ``states:StartExecution`` on ``machine_arn``."""
+        try:
+            return self.checker.may_start(principal, machine_arn)
+        except PassRoleCheckError as exc:
+            if exc.denied:
+                return False
+            raise
+
+
 def start_checker_from_setting(setting: str, iam_client: Callable[[], Any]) -> StartChecker | None:
     """The nested-start checker ``STEPFLOW_NESTED_START_CHECK`` names.
 

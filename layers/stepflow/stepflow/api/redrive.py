@@ -18,6 +18,10 @@ REDRIVABLE_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 PERIOD_EXCEEDED = "Execution redrivable period exceeded"
 EVENT_LIMIT_EXCEEDED = "Execution history event limit exceeded"
+MAP_RUN_CHILD = (
+    "Execution is a child workflow execution of a Map Run: it is redriven by redriving"
+    " its parent execution"
+)
 
 
 def not_redrivable_reason(
@@ -35,6 +39,22 @@ def not_redrivable_reason(
     if state.next_event_id + 1 > limits.max_events_per_execution:
         return EVENT_LIMIT_EXCEEDED
     return None
+
+
+def direct_redrive_refusal(
+    record: ExecutionRecord, state: ExecutionState, now: float, limits: Limits
+) -> str | None:
+    """Why RedriveExecution refuses ``record`` (None: it redrives it).
+
+    As :func:`not_redrivable_reason`, and a Map Run's child workflow execution (a
+    distributed Map's child, an inline Map's iteration run in a map run) is refused:
+    AWS redrives it only through its parent (``ExecutionNotRedrivable``), while its
+    DescribeExecution's ``redriveStatus`` says whether the Map Run can redrive it.
+    """
+    reason = not_redrivable_reason(record, state, now, limits)
+    if reason is None and state.parent is not None:
+        return MAP_RUN_CHILD
+    return reason
 
 
 def redrive_fields(

@@ -29,7 +29,12 @@ from stepflow.activities import ActivityRouter
 from stepflow.api.access import AccessControl, AccessPolicy
 from stepflow.api.arns import Scope
 from stepflow.api.nested import ApiExecutionStarter
-from stepflow.api.pass_role import checker_from_setting, start_checker_from_setting
+from stepflow.api.pass_role import (
+    MapRunStarts,
+    StartChecker,
+    checker_from_setting,
+    start_checker_from_setting,
+)
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
@@ -215,16 +220,24 @@ class Wiring:
         http = Urllib3Http(denied=self.denied_endpoints, allow_loopback=local)
         # A Task's nested StartExecution goes through this process's API service (in process).
         # The deployed stack asks IAM whether the task's role may start the target.
-        check = start_checker_from_setting(
-            self.settings.nested_start_check, lambda: self.client("iam")
-        )
         starter = ApiExecutionStarter(
-            lambda: self.service.executions, lambda: self.service.limits, check
+            lambda: self.service.executions, lambda: self.service.limits, self.start_checker
         )
         registry = with_starter(with_http(default_registry(), http), starter)
         if self.settings.poll_seconds > 0:
             registry = with_poll_schedule(registry, PollSchedule.fixed(self.settings.poll_seconds))
         return registry
+
+    @cached_property
+    def start_checker(self) -> StartChecker | None:
+        """Whether a role may StartExecution (``STEPFLOW_NESTED_START_CHECK``; None: off).
+
+        Asked for a Task's nested start (the task's role) and for a distributed Map's
+        children (the execution's role).
+        """
+        return start_checker_from_setting(
+            self.settings.nested_start_check, lambda: self.client("iam")
+        )
 
     @cached_property
     def check_parameters(self) -> ParameterCheck | None:
@@ -326,6 +339,7 @@ class Wiring:
             check_parameters=self.check_parameters,
             item_source=S3ItemSource(self.task_clients, own_resources(self.settings)),
             result_sink=S3ResultSink(self.task_clients, own_resources(self.settings)),
+            map_run_check=None if self.start_checker is None else MapRunStarts(self.start_checker),
         )
 
 

@@ -193,13 +193,15 @@ class TaskSubmitted:
     ``handle`` identifies the started job (kept in the frame to poll and cancel it);
     ``poll_after`` (seconds), when set, asks for a ``PollTask`` that much later: a ``.sync``
     task over a polled service. None: the outcome arrives as an event (a callback, or a
-    child execution's ``NotifyCaller``).
+    child execution's ``NotifyCaller``). ``resource``: the Task's resource when a job was
+    started, so that the runtime can stop a job whose attempt closed before this arrived.
     """
 
     task_id: str
     output: Any = None
     handle: dict[str, Any] | None = None
     poll_after: float | None = None
+    resource: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ finished ones to the run (``MapRunBatchDone``: one head commit per batch).
 from __future__ import annotations
 
 import contextlib
-import importlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from stepflow.runtime import leases
+from stepflow.runtime.express import ItemResult, run_batch
 from stepflow.runtime.map_run_state import RunHead
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay
@@ -82,18 +82,17 @@ def express_batch(runs: MapRuns, message: Message) -> None:
         if claim.lease is not None:
             leases.finish(runs.log, claim.lease, {"done": not_started})
         return
-    express = importlib.import_module("stepflow.runtime.express")
     config = runs.pages.config(key)
     inputs: list[Any] = []
     for position, resume in body["items"]:
         if resume is not None:
-            inputs.append(express.ItemResult.from_json(resume))
+            inputs.append(ItemResult.from_json(resume))
         else:
             inputs.append((int(position), runs.pages.child(key, int(position)).input))
     scope = config.get("scope") or {}
     if runs.invoker is None:
         raise RuntimeError("an EXPRESS map run needs the stepper's task invoker")
-    results = express.run_batch(
+    results = run_batch(
         runs.definitions(str(config["state_machine_arn"])),
         str(config["machine"]),
         inputs,

@@ -9,13 +9,13 @@ no head carries them. Creating them again (a redelivered start) is a no-op.
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from stepflow.asl import StateMachine
+from stepflow.engine import map_items
 from stepflow.runtime.map_run_state import PAGE_SIZE, page_key
 from stepflow.runtime.ports import CoordinationLog, ExecutionAlreadyExistsError, ExecutionRecord
 
@@ -35,18 +35,8 @@ class ChildSpec:
 def child_inputs(
     definition: StateMachine, spec: dict[str, Any], items: Iterable[Any]
 ) -> Iterator[ChildSpec]:
-    """The children of ``items``, in order.
-
-    ``stepflow.engine.map_items.child_inputs`` applies ItemSelector and ItemBatcher;
-    where that module is not there, each item is a child as is.
-    """
-    try:
-        module = importlib.import_module("stepflow.engine.map_items")
-    except ImportError:
-        for index, item in enumerate(items):
-            yield ChildSpec(index, 1, item)
-        return
-    for child in module.child_inputs(definition, spec, items):
+    """The children of ``items``, in order (ItemSelector and ItemBatcher applied)."""
+    for child in map_items.child_inputs(definition, spec, items):
         yield ChildSpec(int(child.index), int(child.count), child.input)
 
 

@@ -29,10 +29,10 @@ from stepflow.engine import (
     new_child_execution,
 )
 from stepflow.engine.codec import encode_state
-from stepflow.engine.resources import describe
 from stepflow.runtime.map_run_state import map_run_message
-from stepflow.runtime.messages import Message, cancel_body, encode_event, poll_body, task_body
+from stepflow.runtime.messages import Message, encode_event, poll_body, task_body
 from stepflow.runtime.nested import caller_message, is_sync_child, stop_child_message
+from stepflow.runtime.polled_jobs import job_cancel_message, polled_job
 from stepflow.runtime.ports import CoordinationLog, ExecutionAlreadyExistsError, ExecutionRecord
 
 MAX_DELAY_SECONDS = 900
@@ -91,25 +91,6 @@ def build_outbox(
 def nested_cancel(command: CancelTask, message_id: str) -> list[Message]:
     """A cancelled ``states:startExecution.sync`` task stops its child (nothing otherwise)."""
     return [stop_child_message(command, message_id)] if is_sync_child(command) else []
-
-
-def polled_job(command: CancelTask) -> bool:
-    """True if ``command`` stops a job a ``.sync`` task polls (ECS, Glue, Athena, Batch...).
-
-    Nested executions (``states:startExecution``) are stopped by their own branch.
-    """
-    if command.handle is None:
-        return False
-    info = describe(command.resource)
-    return info.pattern in ("sync", "sync2") and info.service != "states"
-
-
-def job_cancel_message(
-    arn: str, message_id: str, command: CancelTask, state: ExecutionState
-) -> Message:
-    """The ``task`` message that stops a polled job, as the execution's role (run once)."""
-    body = cancel_body(command, state.role_arn, state.role_arn)
-    return Message(arn, message_id, "task", body)
 
 
 def child_message(

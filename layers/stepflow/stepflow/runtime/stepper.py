@@ -42,6 +42,7 @@ from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
+from stepflow.runtime.map_run_access import MapRunStartCheck, refused_starts
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.map_runs import MapRuns
 from stepflow.runtime.messages import Message, decode_event
@@ -51,6 +52,7 @@ from stepflow.runtime.outbox import build_outbox, child_arn, create_child
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.outbox import store_state as _store_state
 from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.polled_jobs import orphan_job_cancels
 from stepflow.runtime.ports import (
     ConflictError,
     CoordinationLog,
@@ -110,6 +112,7 @@ class Stepper:
         check_parameters: ParameterCheck | None = None,
         item_source: ItemSource | None = None,
         result_sink: ResultSink | None = None,
+        map_run_check: MapRunStartCheck | None = None,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -142,6 +145,8 @@ class Stepper:
         """Where a distributed Map's ``ItemReader`` reads its items (None: none configured)."""
         self.result_sink = result_sink
         """Where a distributed Map's ``ResultWriter`` writes its results (None: none configured)."""
+        self.map_run_check = map_run_check
+        """Whether a distributed Map's role may start its children (None: not checked)."""
         self._root_inputs: dict[str, Any] = {}
         self._pages: PageCache | None = None
 
@@ -259,7 +264,12 @@ class Stepper:
                 failures.append((message, exc))
         for key, deliveries in runs.items():
             try:
-                self.map_runs().handle(key, deliveries)
+                kept, fails = list(deliveries), list[Message]()
+                if self.map_run_check is not None:  # may the role start the run's children?
+                    kept, fails = refused_starts(self.map_run_check, self.log, key, deliveries)
+                for fail in fails:
+                    self.bus.send(fail)
+                self.map_runs().handle(key, kept)
             except Exception as exc:
                 failures.extend((message, exc) for message in deliveries)
         for arn, group in groups.items():
@@ -386,9 +396,12 @@ class Stepper:
                 else []
             )
             ended = record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events)
-            if may_orphan(events):  # a .sync child whose attempt closed first: stop it
-                open_tasks = None if ended else self._load_state(record).tasks
-                for stop in orphan_stops(events, open_tasks):
+            if may_orphan(events):  # a .sync child or job whose attempt closed first: stop it
+                loaded = self._load_state(record)
+                open_tasks = None if ended else loaded.tasks
+                orphans = orphan_stops(events, open_tasks)
+                orphans += orphan_job_cancels(execution_arn, events, open_tasks, loaded)
+                for stop in orphans:
                     self.bus.send(stop)
             if ended:
                 return repaired

@@ -168,7 +168,8 @@ class TaskRuns:
             return None
         outcome = self.invoker(body)
         if outcome.ok and outcome.submitted:
-            return encode_event(self._submitted(task_id, outcome, poll=op == POLL))
+            resource = str(message.body.get("resource", ""))
+            return encode_event(self._submitted(task_id, resource, outcome, poll=op == POLL))
         event: Event = (
             self._checked(task_id, outcome.output)
             if outcome.ok
@@ -184,7 +185,7 @@ class TaskRuns:
         return encode_event(event)
 
     def _submitted(
-        self, task_id: str, outcome: TaskOutcome, *, poll: bool
+        self, task_id: str, resource: str, outcome: TaskOutcome, *, poll: bool
     ) -> TaskSubmitted | TaskPending | TaskFailed:
         """A started job (``TaskSubmitted``), or, from a poll, one still running (``TaskPending``).
 
@@ -196,7 +197,7 @@ class TaskRuns:
         checked = self._checked(task_id, outcome.output)
         if isinstance(checked, TaskFailed):
             return checked
-        return TaskSubmitted(task_id, outcome.output, outcome.handle, outcome.poll_after)
+        return TaskSubmitted(task_id, outcome.output, outcome.handle, outcome.poll_after, resource)
 
     def _cancel(self, body: dict[str, Any]) -> None:
         """Stop a polled job (best effort, once): a failure is logged, never retried."""
