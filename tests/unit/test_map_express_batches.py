@@ -210,3 +210,58 @@ class ReadCountingLog(InMemoryLog):
     def get_many(self, execution_arns: Any) -> Any:
         self.many += 1
         return super().get_many(execution_arns)
+
+
+def test_a_duplicate_of_a_running_batch_is_dropped() -> None:
+    log, bus = InMemoryLog(), InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message(list(range(5)), execution_type="EXPRESS"))
+    first = bus.receive_batch(1)
+    s.handle_batch(first)  # the run starts: one batch message queued
+    bus.ack(first[0])
+    [batch] = [m for m in bus.receive_batch(10) if m.body.get("type") == "MapRunBatch"]
+    other = leases.claim(log, KEY, batch.id, "other", 0.0, 900.0)  # a runner runs it now
+    assert other.lease is not None
+    assert s.handle_batch([batch]) == []  # no failure: the duplicate is dropped
+    bus.ack(batch)
+    assert s.calls == Counter()  # type: ignore[attr-defined]
+    assert not any(m.body.get("type") == "MapRunBatchDone" for m in bus.sent)
+    # That runner died: its delivery comes back once the lease ran out, and runs once.
+    bus.now = 1_000.0
+    bus.send(batch)
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(5)]
+    assert s.calls == Counter({repr(n): 1 for n in range(5)})  # type: ignore[attr-defined]
+
+
+class FailingWrites(InMemoryLog):
+    """The in-memory log whose first batch write fails (an outage), counting creates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 1
+        self.creates: Counter[str] = Counter()
+
+    def put_many(self, records: Any) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("DynamoDB is unreachable")
+        super().put_many(records)
+
+    def create(self, record: Any, events: Any) -> None:
+        self.creates[record.execution_arn.rsplit("#", 1)[-1].split("/")[0]] += 1
+        super().create(record, events)
+
+
+def test_a_batch_that_failed_gives_its_lease_back_and_runs_again_with_conditional_writes() -> None:
+    log, bus = FailingWrites(), InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message(list(range(4)), execution_type="EXPRESS"))
+    [done] = finished(drain(s, bus))
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == [{"r": 2 * n} for n in range(4)]
+    assert log.creates["xr"] == 4  # the second run: one conditional create per result
+    batch_lease = next(
+        lease for (arn, task), lease in log._leases.items() if "#xb/" in task and arn == KEY
+    )
+    assert batch_lease.version == 4  # claimed, released, claimed again, finished

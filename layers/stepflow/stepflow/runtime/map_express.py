@@ -108,18 +108,31 @@ def express_batch(runs: MapRuns, message: Message) -> None:
     now = runs.clock()
     claim = leases.claim(runs.log, key, message.id, runs.owner, now, LEASE_SECONDS)
     if claim.status == "busy":
-        raise RuntimeError(f"{message.id}: another stepper runs this batch")
+        # A duplicate of a message another runner is running: dropped. That runner's own
+        # delivery reports it, or comes back if the runner dies (then the lease ran out).
+        return
     if claim.status == "done":
         assert claim.result is not None
         runs.sender.bus.send(_report(key, message, claim.result["done"]))
         return
+    assert claim.lease is not None
+    try:
+        _run(runs, key, message, claim.lease, now)
+    except BaseException:  # the next delivery may run it at once (its writes: conditional)
+        with contextlib.suppress(Exception):
+            runs.log.put_lease(leases.release(claim.lease, now))
+        raise
+
+
+def _run(runs: MapRuns, key: str, message: Message, lease: leases.TaskLease, now: float) -> None:
+    """Run a batch whose ``lease`` this runner just took (see :func:`express_batch`)."""
+    body = message.body
     if not int(body.get("attempt") or 0) and not _running(runs, key):
         # Stopped or failed before this batch started: its items never run (AWS starts
         # no child after a run's end); they leave the window uncounted, a redrive runs them.
         not_started = [[position, NOT_STARTED] for position, _ in body["items"]]
         runs.sender.bus.send(_report(key, message, not_started))
-        if claim.lease is not None:
-            leases.finish(runs.log, claim.lease, {"done": not_started})
+        leases.finish(runs.log, lease, {"done": not_started})
         return
     express = importlib.import_module("stepflow.runtime.express")
     config = runs.pages.config(key)
@@ -146,8 +159,7 @@ def express_batch(runs: MapRuns, message: Message) -> None:
         parent_arn=str(config["map_run_arn"]),
     )
     finished = [result for result in results if result.status in FINAL]
-    lease = claim.lease
-    if lease is not None and lease.version == 1 and runs.clock() < lease.until - WRITE_MARGIN:
+    if lease.version == 1 and runs.clock() < lease.until - WRITE_MARGIN:
         runs.log.put_many([_record(runs, key, result) for result in finished])
     else:  # another runner may have run this batch before: keep a success it wrote
         for result in finished:
@@ -162,8 +174,7 @@ def express_batch(runs: MapRuns, message: Message) -> None:
         (runs.sender.tasks_bus or runs.sender.bus).send(later, delay((wake or now) - now))
     if done:
         runs.sender.bus.send(_report(key, message, done))
-    if claim.lease is not None:
-        leases.finish(runs.log, claim.lease, {"done": done})
+    leases.finish(runs.log, lease, {"done": done})
 
 
 def _running(runs: MapRuns, key: str) -> bool:
