@@ -265,3 +265,34 @@ def test_a_batch_that_failed_gives_its_lease_back_and_runs_again_with_conditiona
         lease for (arn, task), lease in log._leases.items() if "#xb/" in task and arn == KEY
     )
     assert batch_lease.version == 4  # claimed, released, claimed again, finished
+
+
+class LosingReports(InMemoryBus):
+    """The in-memory bus whose first batch report is not accepted (an SQS outage)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+        self.lose = 1
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        if self.lose and message.body.get("type") == "MapRunBatchDone":
+            self.lose -= 1
+            raise ConnectionError("SQS is unreachable")
+        super().send(message, delay_seconds)
+
+
+def test_a_batch_run_again_cannot_change_a_result_already_written() -> None:
+    log, bus = InMemoryLog(), LosingReports()
+    runs: Counter[Any] = Counter()
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        runs[body["input"]] += 1
+        return TaskOutcome.succeeded({"n": body["input"], "run": runs[body["input"]]})
+
+    s = Stepper(log=log, bus=bus, definitions=lambda _: MACHINE, clock=lambda: bus.now,
+                invoker=invoke)  # fmt: skip
+    bus.send(start_message(list(range(3)), execution_type="EXPRESS"))
+    [done] = finished(drain(s, bus))
+    assert runs == Counter({0: 2, 1: 2, 2: 2})  # its report was lost: the batch ran again
+    # The second run's results were not written over the first's (conditional puts).
+    assert done["output"] == [{"r": {"n": n, "run": 1}} for n in range(3)]
