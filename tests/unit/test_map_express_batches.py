@@ -296,3 +296,20 @@ def test_a_batch_run_again_cannot_change_a_result_already_written() -> None:
     assert runs == Counter({0: 2, 1: 2, 2: 2})  # its report was lost: the batch ran again
     # The second run's results were not written over the first's (conditional puts).
     assert done["output"] == [{"r": {"n": n, "run": 1}} for n in range(3)]
+
+
+def test_a_batch_near_the_end_of_its_lease_writes_conditionally() -> None:
+    log, bus = FailingWrites(), InMemoryBus(0.0)
+    log.fail = 0
+    spent = [0.0]
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        spent[0] += 850.0  # the lease (900 s) has less than WRITE_MARGIN left afterwards
+        return TaskOutcome.succeeded(body["input"] * 2)
+
+    s = Stepper(log=log, bus=bus, definitions=lambda _: MACHINE,
+                clock=lambda: bus.now + spent[0], invoker=invoke)  # fmt: skip
+    bus.send(start_message([21], execution_type="EXPRESS"))
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 42}]
+    assert log.creates["xr"] == 1  # a conditional create, not an unconditional batch write
