@@ -42,29 +42,42 @@ TARGETS = {"express": 180.0, "standard": 300.0}
 
 WRITES = ("transact_write_items", "put_item", "update_item", "delete_item")
 CALLS: Counter[str] = Counter()
-"""moto's DynamoDB requests by operation (the stack's moto runs in this process)."""
+"""moto's DynamoDB item operations (a batch request's items each), by operation (the
+stack's moto runs in this process)."""
+REQUESTS: Counter[str] = Counter()
+"""The DynamoDB and SQS requests moto served (HTTP requests), by operation."""
+BATCHES = ("batch_get_item", "batch_write_item")
+SQS = ("send_message", "send_message_batch", "receive_message", "delete_message_batch")
 
 
 @contextlib.contextmanager
 def counted_dynamodb() -> Any:
-    """Count the DynamoDB requests moto's backend serves within the block."""
+    """Count the DynamoDB item operations and the DynamoDB and SQS requests moto serves."""
     backend = importlib.import_module("moto.dynamodb.models").DynamoDBBackend
-    originals = {name: getattr(backend, name) for name in (*WRITES, "get_item", "query")}
+    handler = importlib.import_module("moto.dynamodb.responses").DynamoHandler
+    queues = importlib.import_module("moto.sqs.responses").SQSResponse
+    names = (*WRITES, "get_item", "query")
+    patched = [
+        *((backend, name, CALLS, name) for name in names),
+        *((handler, name, REQUESTS, name) for name in (*names, *BATCHES)),
+        *((queues, name, REQUESTS, f"sqs:{name}") for name in SQS),
+    ]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _, _ in patched]
 
-    def counting(name: str, original: Any) -> Any:
+    def counting(counter: Counter[str], label: str, original: Any) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            CALLS[name] += 1
+            counter[label] += 1
             return original(self, *args, **kwargs)
 
         return call
 
-    for name, original in originals.items():
-        setattr(backend, name, counting(name, original))
+    for (owner, name, counter, label), (_, _, original) in zip(patched, originals, strict=True):
+        setattr(owner, name, counting(counter, label, original))
     try:
         yield
     finally:
-        for name, original in originals.items():
-            setattr(backend, name, original)
+        for owner, name, original in originals:
+            setattr(owner, name, original)
 
 
 def work(row: Any) -> Any:
@@ -126,7 +139,8 @@ def run_one(stack: LocalStack, count: int, mode: str, timeout: float) -> int:
         print(f"   NOT SUPPORTED: CreateStateMachine refused the definition: {exc}")
         return 2
     CALLS.clear()
-    started = time.perf_counter()
+    REQUESTS.clear()
+    started, cpu = time.perf_counter(), time.process_time()
     arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
     status, described = "RUNNING", {}
     while time.perf_counter() - started < timeout:
@@ -136,6 +150,7 @@ def run_one(stack: LocalStack, count: int, mode: str, timeout: float) -> int:
             break
         time.sleep(0.5)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     target = TARGETS[mode]
     verdict = "within" if elapsed < target and status == "SUCCEEDED" else "NOT within"
     cause = f"{described.get('error', '')}: {str(described.get('cause', ''))[:300]}"
@@ -155,10 +170,22 @@ def run_one(stack: LocalStack, count: int, mode: str, timeout: float) -> int:
         f"{sum(writes.values()) / count:.2f} ({shown}),"
         f" reads per item {(CALLS['get_item'] + CALLS['query']) / count:.2f}"
     )
+    dynamodb = sum(n for name, n in REQUESTS.items() if not name.startswith("sqs:"))
+    sqs = sum(n for name, n in REQUESTS.items() if name.startswith("sqs:"))
+    print(
+        f"   requests per item: DynamoDB {dynamodb / count:.3f}, SQS {sqs / count:.3f}"
+        f" ({', '.join(f'{name} {n:,}' for name, n in REQUESTS.most_common())})"
+    )
+    print(f"   CPU time (whole process: moto, stack, client) {cpu:.1f} s; {_load()}")
     print(f"   output: {described.get('output', '')[:300]}")
     _map_run(sfn, arn)
     _layout(s3)
     return 0 if verdict == "within" else 1
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def _map_run(sfn: Any, arn: str) -> None:

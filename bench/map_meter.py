@@ -36,7 +36,7 @@ from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.payloads import content_key
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord
 
-from bench.cost import Meter, _size
+from bench.cost import Meter, _size, item_size
 
 Key = tuple[str, str]
 _SET = re.compile(r"(#?\w+)\s*=\s*(:\w+)")
@@ -85,6 +85,17 @@ class KeyMeter(Meter):
                 self._one(kind, body, 2)
         elif op in ("PutItem", "UpdateItem", "DeleteItem"):
             self._one(op[: -len("Item")], params, 1)
+        elif op == "BatchWriteItem":  # billed per item, as the single writes
+            for requests in params["RequestItems"].values():
+                for request in requests:
+                    ((kind, body),) = request.items()
+                    self._one(kind[: -len("Request")], body, 1)
+
+    def _after(self, model: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
+        super()._after(model, parsed, **kwargs)
+        if self.enabled and model.name == "BatchGetItem":  # billed per item, as GetItem
+            for items in parsed.get("Responses", {}).values():
+                self.rru += sum(max(1, math.ceil(item_size(i) / 4096)) for i in items)
 
     def _one(self, kind: str, body: dict[str, Any], factor: int) -> None:
         if kind == "Put":
@@ -259,6 +270,15 @@ class MeteredLog:
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         self.meter.read_head((f"EX#{execution_arn}", "HEAD"))
         return self.inner.get(execution_arn)
+
+    def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
+        for arn in execution_arns:
+            self.meter.read_head((f"EX#{arn}", "HEAD"))
+        return self.inner.get_many(execution_arns)
+
+    def put_many(self, records: Sequence[ExecutionRecord]) -> None:
+        self._size(self.sizer.put_many, records)
+        self.inner.put_many(records)
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         # Billed even when its condition fails (the outbox was empty or the head moved on).

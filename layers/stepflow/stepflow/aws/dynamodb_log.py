@@ -51,6 +51,7 @@ from typing import Any
 
 import boto3
 
+from stepflow.aws.log_batch import batch_get, batch_put
 from stepflow.aws.log_history import HistoryItems, last_id
 from stepflow.aws.log_items import (
     ITEM_BUDGET,
@@ -129,9 +130,11 @@ class DynamoDBLog:
         transaction_budget: int = TRANSACTION_BUDGET,
         retention_seconds: int = DEFAULT_RETENTION_DAYS * 86_400,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.table = table_name
         self.clock = clock
+        self._sleep = sleep
         """Stamps each head's commit time (the outbox repair job compares it with its own)."""
         self.retention_seconds = retention_seconds
         self.compress_above = compress_above
@@ -258,6 +261,24 @@ class DynamoDBLog:
         response = self._call("get_item", Key=_key(execution_arn, _HEAD), ConsistentRead=True)
         item = response.get("Item")
         return self._record(item) if item else None
+
+    def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
+        """The current heads, in order (None where absent): BatchGetItem, 100 keys a request."""
+        unique = list(dict.fromkeys(execution_arns))  # a request may not name a key twice
+        keys = [_key(arn, _HEAD) for arn in unique]
+        found = {
+            item["pk"]["S"][3:]: self._record(item)
+            for item in batch_get(self._call, self.table, keys, sleep=self._sleep)
+        }
+        return [found.get(arn) for arn in execution_arns]
+
+    def put_many(self, records: Sequence[ExecutionRecord]) -> None:
+        """Replace the heads of ``records`` unconditionally: BatchWriteItem, 25 a request."""
+        heads: dict[str, dict[str, Any]] = {}
+        for record in records:  # all sealed first: an unstorable one writes nothing
+            # Without events a record is one item; the last record of an ARN wins.
+            heads[record.execution_arn] = self._sealed(record, [])[0]
+        batch_put(self._call, self.table, list(heads.values()), sleep=self._sleep)
 
     def commit(
         self,

@@ -50,8 +50,8 @@ def reasons(rejected: Rejected) -> list[dict[str, Any]]:
 
 def call_table(client: Any, table: str, operation: str, **kwargs: Any) -> dict[str, Any]:
     """One request on ``table``: failed conditions become :class:`Rejected`, outages wrapped."""
-    if operation != "transact_write_items":
-        kwargs["TableName"] = table
+    if operation not in ("transact_write_items", "batch_get_item", "batch_write_item"):
+        kwargs["TableName"] = table  # the others name the table in each of their items
     try:
         response: dict[str, Any] = getattr(client, operation)(**kwargs)
         return response

@@ -38,7 +38,7 @@ from stepflow.runtime.map_io import (
     ResultSink,
 )
 from stepflow.runtime.map_pages import PageCache, child_inputs, write_config, write_pages
-from stepflow.runtime.map_results import run_output
+from stepflow.runtime.map_results import FinishingElsewhereError, run_output
 from stepflow.runtime.map_run_state import (
     START_PER_COMMIT,
     UNSUCCESSFUL,
@@ -316,7 +316,10 @@ class MapRuns:
             now = self.clock()
             for message_id, body in bodies:
                 self._event(key, head, message_id, body, now, outbox, progress)
-            self._progress(key, head, now, outbox, progress)
+            try:
+                self._progress(key, head, now, outbox, progress)
+            except FinishingElsewhereError:
+                return  # another delivery is computing the run's end and commits it
             if head.inline:
                 report(head, progress, outbox)
             state = head.to_json()

@@ -59,6 +59,21 @@ class InMemoryLog:
             head = self._heads.get(execution_arn)
             return _clone(head) if head is not None else None
 
+    def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
+        """The current heads of ``execution_arns``, in order (None where absent)."""
+        with self._lock:
+            heads = [self._heads.get(arn) for arn in execution_arns]
+        return [_clone(head) if head is not None else None for head in heads]
+
+    def put_many(self, records: Sequence[ExecutionRecord]) -> None:
+        """Store each record, replacing any head of its ARN (no condition, no events)."""
+        stored = [_stored(record, [])[0] for record in records]  # all refused, or none
+        with self._lock:
+            for head in stored:
+                self._heads[head.execution_arn] = head
+                self._events.setdefault(head.execution_arn, [])
+                self.writes += 1
+
     def commit(
         self,
         record: ExecutionRecord,

@@ -104,6 +104,23 @@ class CoordinationLog(Protocol):
         raises :class:`ConflictError` and writes nothing.
         """
 
+    def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
+        """The current records of ``execution_arns`` (strongly consistent), in their order.
+
+        None where there is none. One request per 100 records on DynamoDB (BatchGetItem),
+        so reading many records back costs a hundredth of :meth:`get` each.
+        """
+
+    def put_many(self, records: Sequence[ExecutionRecord]) -> None:
+        """Store records without events, **unconditionally**: each replaces its ARN's head.
+
+        For records whose writer cannot race another writer of the same ARN (an EXPRESS
+        batch's results under its lease, see :mod:`stepflow.runtime.map_express`); 25 per
+        request on DynamoDB (BatchWriteItem). Not atomic: after an error some may be
+        stored, and writing the same records again is harmless. A record that cannot be
+        stored raises :class:`UnstorableDataError` before anything is written.
+        """
+
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
 
