@@ -29,6 +29,7 @@ from stepflow.engine import (
     new_execution,
 )
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.runtime.map_coalesce import BUNDLE_DELAY, bundle, reports_only, too_soon, unbundled
 from stepflow.runtime.map_express import BATCH_MARK, NOT_STARTED, express_batch, fill_express
 from stepflow.runtime.map_inline import as_iteration, child_attributes, inline_failure, report
 from stepflow.runtime.map_io import (
@@ -309,12 +310,15 @@ class MapRuns:
                 return
             if record.outbox:
                 self.sender.flush(record, inline=False)
+            now = self.clock()
+            if reports_only(bodies) and too_soon(record.state, now):  # see map_coalesce
+                self.sender.bus.send(bundle(key, bodies), BUNDLE_DELAY)
+                return
             before = record.state
             head = RunHead.from_json(dict(record.state))
             outbox: list[Message] = []
             progress: list[list[Any]] = []
-            now = self.clock()
-            for message_id, body in bodies:
+            for message_id, body in unbundled(bodies):
                 self._event(key, head, message_id, body, now, outbox, progress)
             self._progress(key, head, now, outbox, progress)
             if head.inline:
@@ -322,6 +326,8 @@ class MapRuns:
             state = head.to_json()
             if state == before and not outbox:
                 return
+            head.written_at = now
+            state = head.to_json()
             seq = record.seq + 1
             for i, message in enumerate(outbox):
                 if not message.id:
