@@ -148,3 +148,39 @@ def test_a_childs_head_names_its_map_run_once_and_is_listed_under_it() -> None:
     child = child_execution_arn(MAP_RUN_ARN, 0)
     assert listing_key(child, support.SM, attributes) == MAP_RUN_ARN
     assert listing_key(child, support.SM, {"listed_under": "", "map_run_arn": "x"}) is None
+
+
+def test_a_child_is_stored_with_its_first_step_in_one_write() -> None:
+    # GIVEN 30 children on the in-memory log, counting each write per key
+    log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
+    s = support.stepper(log, bus)
+    bus.send(start_message(list(range(30))))
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(30)]
+    # THEN each child cost two writes of its own: created with its first step, and the
+    # commit of its result (no bare create, no clear of its report)
+    for n in range(30):
+        assert log.writes[child_execution_arn(MAP_RUN_ARN, n)] == 2, n
+    # AND each item's Lambda ran once
+    assert set(s.calls.values()) == {1}  # type: ignore[attr-defined]
+
+
+def test_a_crash_after_the_childs_first_write_is_repaired_and_it_runs_once() -> None:
+    log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
+    s = support.stepper(log, bus)
+    invoke, crashed = s.invoker, []
+
+    def crash_once(body: dict[str, Any]) -> Any:
+        if body["input"] == 5 and not crashed:  # the stepper dies before running item 5
+            crashed.append(True)
+            raise ConnectionError("stepper lost")
+        return invoke(body)
+
+    s.invoker = crash_once
+    bus.send(start_message(list(range(12))))
+    [done] = finished(drain(s, bus, random.Random(3)))
+    # THEN the redelivered child message found the child stored, ran its task, once more
+    assert crashed and done["output"] == [{"r": 2 * n} for n in range(12)]
+    assert s.calls[repr(5)] == 1  # type: ignore[attr-defined]
+    record = log.inner.get(child_execution_arn(MAP_RUN_ARN, 5))
+    assert record is not None and record.status == "SUCCEEDED" and record.seq == 2

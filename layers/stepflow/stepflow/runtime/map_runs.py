@@ -120,6 +120,20 @@ class MapRuns:
         None if the run ended (stopped, failed) before the child started: the child is
         not started, and the run hears it never will be (``NOT_STARTED``).
         """
+        prepared = self.prepare_child(message)
+        if prepared is None:
+            return None
+        record, event = prepared
+        with contextlib.suppress(ExecutionAlreadyExistsError):
+            self.log.create(record, [])
+        return event
+
+    def prepare_child(self, message: Message) -> tuple[ExecutionRecord, Start | Redrive] | None:
+        """The record (at ``seq`` 0, not stored) and event of a ``child`` message's child.
+
+        None as for :meth:`child_event`. The stepper stores a new child with its first
+        decision (one write, see :func:`stepflow.runtime.child_start.first_commit`).
+        """
         key, position = str(message.body["map_run"]), int(message.body["position"])
         run = self.log.get(key)
         if run is not None and run.state.get("status") != "RUNNING":
@@ -158,9 +172,7 @@ class MapRuns:
             start_date=self.clock(),
             attributes=child_attributes(config),
         )
-        with contextlib.suppress(ExecutionAlreadyExistsError):
-            self.log.create(record, [])
-        return Redrive() if message.body.get("redrive") else Start()
+        return record, Redrive() if message.body.get("redrive") else Start()
 
     def update(
         self,
