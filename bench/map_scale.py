@@ -201,7 +201,7 @@ class PacedBus(CountingBus):
         self._offset = now - time.perf_counter()
         super().__init__(now)
 
-    @property  # type: ignore[override]
+    @property
     def now(self) -> float:
         """Virtual time, running at real pace."""
         return time.perf_counter() + self._offset

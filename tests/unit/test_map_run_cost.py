@@ -34,7 +34,7 @@ from tests.unit.map_run_support import KEY, MAP_RUN_ARN, drain, finished, start_
 class TickingBus(InMemoryBus):
     """The in-memory bus whose clock moves 1 ms each time it is read (time passes)."""
 
-    @property  # type: ignore[override]
+    @property
     def now(self) -> float:
         """Virtual time, 1 ms later at each reading."""
         self._now += 0.001
@@ -96,7 +96,9 @@ def test_bundled_reports_count_each_child_once_under_duplicates_and_lost_acks() 
     # THEN each child counted once, and the run reported its end once (by message id)
     [done] = finished(to_parent)
     assert done["output"] == [{"r": 2 * n} for n in range(120)]
-    head = RunHead.from_json(log.inner.get(KEY).state)
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    head = RunHead.from_json(stored.state)
     assert head.done["SUCCEEDED"] == 120 and head.done_items["SUCCEEDED"] == 120
     assert not head.running
 
@@ -117,7 +119,9 @@ def test_an_ended_childs_report_is_not_cleared_by_a_write_of_its_own() -> None:
     resent = bus.receive_batch(10)
     assert [m.id for m in resent] == [report.id]
     s.handle_batch(resent)
-    head = RunHead.from_json(log.inner.get(KEY).state)
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    head = RunHead.from_json(stored.state)
     assert head.done["SUCCEEDED"] == 30 and head.done_items["SUCCEEDED"] == 30
 
 
@@ -168,7 +172,7 @@ def test_a_child_is_stored_with_its_first_step_in_one_write() -> None:
 def test_a_crash_after_the_childs_first_write_is_repaired_and_it_runs_once() -> None:
     log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
     s = support.stepper(log, bus)
-    invoke, crashed = s.invoker, []
+    invoke, crashed = s.invoker, list[bool]()
 
     def crash_once(body: dict[str, Any]) -> Any:
         if body["input"] == 5 and not crashed:  # the stepper dies before running item 5
