@@ -32,12 +32,16 @@ from tests.unit.map_run_support import KEY, MAP_RUN_ARN, drain, finished, start_
 
 
 class TickingBus(InMemoryBus):
-    """The in-memory bus whose clock moves 1 ms each time it is read (time passes)."""
+    """The in-memory bus whose clock moves ``tick`` seconds each time it is read."""
+
+    def __init__(self, now: float, tick: float = 0.001) -> None:
+        self.tick = tick
+        super().__init__(now)
 
     @property
     def now(self) -> float:
-        """Virtual time, 1 ms later at each reading."""
-        self._now += 0.001
+        """Virtual time, ``tick`` later at each reading (time passes)."""
+        self._now += self.tick
         return self._now
 
     @now.setter
@@ -188,3 +192,15 @@ def test_a_crash_after_the_childs_first_write_is_repaired_and_it_runs_once() -> 
     assert s.calls[repr(5)] == 1  # type: ignore[attr-defined]
     record = log.inner.get(child_execution_arn(MAP_RUN_ARN, 5))
     assert record is not None and record.status == "SUCCEEDED" and record.seq == 2
+
+
+def test_fills_are_coalesced_too_and_the_window_still_fills() -> None:
+    # GIVEN 450 children, 300 at a time: the window fills by 100 per write (MapRunFill)
+    log, bus = HeadWrites(InMemoryLog()), TickingBus(0.0, tick=0.00001)
+    s = support.stepper(log, bus)
+    bus.send(start_message(list(range(450)), max_concurrency=300))
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(450)]
+    # THEN after the start's commit, no two commits of the head came closer than the interval
+    gaps = [b - a for a, b in itertools.pairwise(log.head_commits)]
+    assert min(gaps) >= MIN_WRITE_INTERVAL - 1e-9, min(gaps)

@@ -5,17 +5,21 @@ A run's head is one DynamoDB item: every batch of ``ChildFinished`` (or EXPRESS
 would rewrite it as often as the steppers receive their reports, past what one key
 takes (DynamoDB throttles a hot key; the target is 100 writes per second at most).
 
-A group of deliveries that holds nothing but reports and finds the head written less
-than :data:`MIN_WRITE_INTERVAL` ago is not applied: its reports are sent back as ONE
+A group of deliveries that holds nothing but reports (and ``MapRunFill``, the run's
+note to itself to start more children) and finds the head written less than
+:data:`MIN_WRITE_INTERVAL` ago is not applied: its reports are sent back as ONE
 delayed ``MapRunReports`` message (a bundle), applied with whatever arrives with it
 when it is delivered, or bundled again. The check runs on the head loaded for the
-commit, and the commit is conditional on that head's ``seq``, so two writes of a
-running run's head for reports are always at least ``MIN_WRITE_INTERVAL`` apart (as
-far as the steppers' clocks agree): at most ``1 / MIN_WRITE_INTERVAL`` per second,
-whatever the number of children and however fast they finish. Deliveries that change
-more than the counters (a start, a cancel, an update, a fill, a repair) are applied at
-once. Reports are idempotent (a child counts once, when it leaves ``running``), so a
-bundle sent twice, or a report both bundled and redelivered, is harmless.
+commit, and the commit is conditional on that head's ``seq``, so two such writes of a
+running run's head are always at least ``MIN_WRITE_INTERVAL`` apart (as far as the
+steppers' clocks agree): at most ``1 / MIN_WRITE_INTERVAL`` per second, whatever the
+number of children and however fast they finish (each may be followed by the clear of
+its outbox). Only a start, a cancel, an update or a repair is applied at once: the
+user's or the parent's, rare. The price: a window refilled by at most 100 children per
+write (``START_PER_COMMIT``), i.e. at most 4,000 children started per second per run.
+Reports are idempotent (a child counts once, when it leaves ``running``), so a bundle
+sent twice, or a report both bundled and redelivered, is harmless; a fill carries
+nothing (any write fills the window).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ the outbox clear that follows a write that starts children."""
 BUNDLE_DELAY = 1
 """Seconds a bundle of deferred reports waits (the queue's delay granularity)."""
 
-REPORTS = frozenset({"ChildFinished", "MapRunBatchDone", "MapRunReports"})
-"""The deliveries that only count children (and may be deferred)."""
+DEFERRABLE = frozenset({"ChildFinished", "MapRunBatchDone", "MapRunReports", "MapRunFill"})
+"""The deliveries that only count children or refill the window (and may be deferred)."""
 
 
 def unbundled(bodies: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
@@ -49,8 +53,8 @@ def unbundled(bodies: Sequence[tuple[str, dict[str, Any]]]) -> list[tuple[str, d
 
 
 def reports_only(bodies: Sequence[tuple[str, dict[str, Any]]]) -> bool:
-    """Whether every delivery of a group is a child's report."""
-    return bool(bodies) and all(body.get("type") in REPORTS for _, body in bodies)
+    """Whether every delivery of a group is a child's report (or a fill)."""
+    return bool(bodies) and all(body.get("type") in DEFERRABLE for _, body in bodies)
 
 
 def too_soon(state: dict[str, Any], now: float, interval: float = MIN_WRITE_INTERVAL) -> bool:
