@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import random
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -114,11 +115,19 @@ def test_a_crash_between_the_commit_and_sending_is_repaired_by_the_next_delivery
 
 
 class ThreadBus:
-    """A thread-safe bus: messages in a queue, delays ignored."""
+    """A thread-safe bus: messages in a queue, delays ignored; its clock runs.
+
+    (A clock that never moves would defer the run's reports forever: see
+    :mod:`stepflow.runtime.map_coalesce`.)
+    """
 
     def __init__(self) -> None:
         self.queue: queue.Queue[Message] = queue.Queue()
-        self.now = 0.0
+
+    @property
+    def now(self) -> float:
+        """Real time."""
+        return time.monotonic()
 
     def send(self, message: Message, delay_seconds: int = 0) -> None:
         self.queue.put(message)

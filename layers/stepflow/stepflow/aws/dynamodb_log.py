@@ -21,12 +21,13 @@ deletes the head, :mod:`stepflow.aws.sweeper` (on the table's stream) calls
 :meth:`DynamoDBLog.purge` to delete the rest of the partition. A redriven
 execution loses the attribute again.
 
-A JSON document longer than ``compress_above`` bytes (1 KiB by default: a
-write is billed per KB, so compression halves what a transition costs) is stored zlib-compressed
-in a binary attribute named ``<name>_z`` instead. DynamoDB caps an item at
-400 KB and a transaction at 4 MB: with a ``PayloadStore`` (S3), the largest
-documents of an item over ``item_budget`` (or of a transaction over
-``transaction_budget``) are written to the store first and the item keeps a
+A JSON document longer than ``compress_above`` bytes (256 by default: a write
+is billed per KB of the whole item, so even a small document's compression often
+saves a unit, e.g. a map run child's task message or its last events) is stored
+zlib-compressed in a binary attribute named ``<name>_z`` instead, when that is
+shorter. DynamoDB caps an item at 400 KB and a transaction at 4 MB: with a
+``PayloadStore`` (S3), the largest documents of an item over ``item_budget`` (or
+of a transaction over ``transaction_budget``) are written to the store first and the item keeps a
 reference ``<name>_ref`` (see :mod:`stepflow.aws.log_items`); reads resolve it.
 Without a store, such a write raises :class:`PayloadTooLargeError` before
 reaching DynamoDB.
@@ -104,7 +105,7 @@ from stepflow.runtime.ports import (
 )
 from stepflow.runtime.registry import listing_key
 
-COMPRESS_ABOVE = 1024
+COMPRESS_ABOVE = 256
 """JSON documents longer than this (bytes) are stored compressed by default."""
 
 _DOCS = ("input", "state", "outbox", "attributes")

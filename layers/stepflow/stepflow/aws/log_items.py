@@ -4,7 +4,8 @@ A document (an execution's input, state, outbox, attributes; a decision's
 events; a task lease's result) is stored in one of three forms, by attribute name:
 
 - ``<name>`` (S): the JSON text, when it is short;
-- ``<name>_z`` (B): the JSON zlib-compressed, above ``compress_above`` bytes;
+- ``<name>_z`` (B): the JSON zlib-compressed, above ``compress_above`` bytes (when
+  that is shorter);
 - ``<name>_ref`` (S): the key of the compressed JSON in a
   :class:`~stepflow.runtime.payloads.PayloadStore`, when the item would
   otherwise exceed the item budget or the transaction its budget.
@@ -164,8 +165,9 @@ class ItemPacker:
     def _inline(self, draft: Draft) -> dict[str, Any]:
         item = dict(draft.attributes)
         for name, text in draft.docs.items():
-            if len(text) > self.compress_above:
-                item[f"{name}_z"] = {"B": zlib.compress(text, 6)}
+            packed = zlib.compress(text, 6) if len(text) > self.compress_above else text
+            if len(packed) < len(text):
+                item[f"{name}_z"] = {"B": packed}
             else:
                 item[name] = {"S": text.decode()}
         return item

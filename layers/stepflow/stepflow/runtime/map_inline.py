@@ -23,12 +23,13 @@ REPORT_EVENTS = 500
 def child_attributes(config: dict[str, Any]) -> dict[str, str]:
     """A child's record attributes: a distributed Map's child is listed under its map run.
 
-    An inline Map's iteration is no execution of AWS's: it is listed nowhere.
+    (Its ``map_run_arn`` says so: see :func:`stepflow.runtime.registry.listing_key`; the
+    ARN is not stored twice, the head stays smaller.) An inline Map's iteration is no
+    execution of AWS's: it is listed nowhere.
     """
     if config.get("inline"):
         return {"listed_under": ""}
-    arn = str(config["map_run_arn"])
-    return {"map_run_arn": arn, "listed_under": arn}
+    return {"map_run_arn": str(config["map_run_arn"])}
 
 
 def inline_failure(head: RunHead, body: dict[str, Any]) -> None:

@@ -111,6 +111,9 @@ class RunHead:
     pending: list[list[Any]] = field(default_factory=list)
     """An inline run's iteration events not reported yet (at most ``REPORT_EVENTS`` and
     one commit's: see :func:`stepflow.runtime.map_inline.report`)."""
+    written_at: float = 0.0
+    """When the head was last written (the stepper's clock): reports arriving sooner than
+    :data:`~stepflow.runtime.map_coalesce.MIN_WRITE_INTERVAL` after it are deferred."""
 
     def to_json(self) -> dict[str, Any]:
         """The head as stored."""

@@ -29,6 +29,7 @@ from stepflow.engine import (
     new_execution,
 )
 from stepflow.errors import StatesError, StatesErrorName
+from stepflow.runtime.map_coalesce import BUNDLE_DELAY, bundle, reports_only, too_soon, unbundled
 from stepflow.runtime.map_express import BATCH_MARK, NOT_STARTED, express_batch, fill_express
 from stepflow.runtime.map_inline import as_iteration, child_attributes, inline_failure, report
 from stepflow.runtime.map_io import (
@@ -119,6 +120,20 @@ class MapRuns:
         None if the run ended (stopped, failed) before the child started: the child is
         not started, and the run hears it never will be (``NOT_STARTED``).
         """
+        prepared = self.prepare_child(message)
+        if prepared is None:
+            return None
+        record, event = prepared
+        with contextlib.suppress(ExecutionAlreadyExistsError):
+            self.log.create(record, [])
+        return event
+
+    def prepare_child(self, message: Message) -> tuple[ExecutionRecord, Start | Redrive] | None:
+        """The record (at ``seq`` 0, not stored) and event of a ``child`` message's child.
+
+        None as for :meth:`child_event`. The stepper stores a new child with its first
+        decision (one write, see :func:`stepflow.runtime.child_start.first_commit`).
+        """
         key, position = str(message.body["map_run"]), int(message.body["position"])
         run = self.log.get(key)
         if run is not None and run.state.get("status") != "RUNNING":
@@ -157,9 +172,7 @@ class MapRuns:
             start_date=self.clock(),
             attributes=child_attributes(config),
         )
-        with contextlib.suppress(ExecutionAlreadyExistsError):
-            self.log.create(record, [])
-        return Redrive() if message.body.get("redrive") else Start()
+        return record, Redrive() if message.body.get("redrive") else Start()
 
     def update(
         self,
@@ -309,12 +322,15 @@ class MapRuns:
                 return
             if record.outbox:
                 self.sender.flush(record, inline=False)
+            now = self.clock()
+            if reports_only(bodies) and too_soon(record.state, now):  # see map_coalesce
+                self.sender.bus.send(bundle(key, bodies), BUNDLE_DELAY)
+                return
             before = record.state
             head = RunHead.from_json(dict(record.state))
             outbox: list[Message] = []
             progress: list[list[Any]] = []
-            now = self.clock()
-            for message_id, body in bodies:
+            for message_id, body in unbundled(bodies):
                 self._event(key, head, message_id, body, now, outbox, progress)
             try:
                 self._progress(key, head, now, outbox, progress)
@@ -325,6 +341,8 @@ class MapRuns:
             state = head.to_json()
             if state == before and not outbox:
                 return
+            head.written_at = now
+            state = head.to_json()
             seq = record.seq + 1
             for i, message in enumerate(outbox):
                 if not message.id:

@@ -189,10 +189,11 @@ def listing_key(
     """What ListExecutions lists a head under (None: not listed).
 
     A top-level execution: its unqualified state machine; a map run's child
-    execution: its map run's ARN (``attributes["listed_under"]``, ``""`` for the
-    run's own records, never listed); anything else keyed with ``#``: nothing.
+    execution: its map run's ARN (``attributes["listed_under"]``, else
+    ``attributes["map_run_arn"]``; ``listed_under`` is ``""`` for the run's own
+    records, never listed); anything else keyed with ``#``: nothing.
     """
-    listed = attributes.get("listed_under")
+    listed = attributes.get("listed_under", attributes.get("map_run_arn"))
     if listed is not None:
         return str(listed) or None
     return None if "#" in execution_arn else unqualified(state_machine_arn)

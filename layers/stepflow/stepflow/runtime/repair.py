@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
@@ -52,7 +53,7 @@ class OutboxSender:
                 self.tasks_bus.send(message)
             else:
                 self.bus.send(message, _delay(message.not_before - now))
-        if not kept and clear:
+        if not kept and clear and not final_report(record):
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
 
@@ -60,6 +61,22 @@ class OutboxSender:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
         if self.repair_delay > 0:
             self.bus.send(repair_message(execution_arn), _delay(self.repair_delay))
+
+
+def final_report(record: ExecutionRecord) -> bool:
+    """Whether the outbox is only an ended map run child's report to its run.
+
+    Such an outbox is not cleared: that write would cost as much as the report's own
+    share of the commit that ended the child, and nothing more is ever committed on
+    this head. Left in place, it is sent again only if a late delivery reaches the
+    ended child (a duplicate, a stop that lost the race), and a run counts a child's
+    report once (the child leaves its window once), so the repeat is harmless.
+    """
+    return (
+        record.status != "RUNNING"
+        and bool(record.outbox)
+        and all(m.kind == "event" and is_run_key(m.execution_arn) for m in record.outbox)
+    )
 
 
 def repair_message(execution_arn: str) -> Message:

@@ -19,6 +19,7 @@ The Stepper decides and commits; its collaborators live next to it:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -39,6 +40,7 @@ from stepflow.engine import (
 )
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
+from stepflow.runtime.child_start import first_commit
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
@@ -247,8 +249,8 @@ class Stepper:
                 elif is_run_key(message.execution_arn):
                     runs.setdefault(message.execution_arn, []).append(message)
                 elif message.kind == "child" and "map_run" in message.body:
-                    started = self.map_runs().child_event(message)
-                    if started is not None:  # None: its run ended first, it never starts
+                    started = self._start_child(message)
+                    if started is not None:  # None: started here, or it never starts
                         groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
                     self._tasks().run_task(message)
@@ -323,6 +325,42 @@ class Stepper:
         """
         self._apply(execution_arn, [event], guard)
 
+    def _start_child(self, message: Message) -> Start | Redrive | None:
+        """Store a map run's new child with its first decision, run its inline tasks.
+
+        Returns the event to apply instead (the child exists already, it is redriven,
+        or its first decision made data no log can hold), or None (done, or its run
+        ended first: it never starts). See :mod:`stepflow.runtime.child_start`.
+        """
+        runs = self.map_runs()
+        prepared = runs.prepare_child(message)
+        if prepared is None:
+            return None
+        record, event = prepared
+        if isinstance(event, Start):
+            root = str(record.state["parent"]["root_arn"])  # an inline Map's: its parent
+            new, events = first_commit(
+                record,
+                record.input if root == record.execution_arn else self._root_input(root),
+                self.definitions(record.state_machine_arn),
+                self.clock(),
+                budget=self._budget(),
+                limits=self.limits,
+                check_parameters=self.check_parameters,
+            )
+            try:
+                if new.outbox:
+                    self._send_repair(new.execution_arn)
+                self.log.create(new, events)
+            except (ExecutionAlreadyExistsError, UnstorableDataError):
+                pass  # started already, or to fail on the two-write path (see _commit)
+            else:
+                self._apply(new.execution_arn, [], started=self._flush(new))
+                return None
+        with contextlib.suppress(ExecutionAlreadyExistsError):
+            self.log.create(record, [])
+        return event
+
     def _apply(
         self,
         execution_arn: str,
@@ -330,6 +368,7 @@ class Stepper:
         guard: TaskGuard | None = None,
         *,
         attributes: Mapping[str, Any] | None = None,
+        started: list[Message] | None = None,
     ) -> None:
         """Commit ``events``; then run the inline tasks they scheduled and commit their results.
 
@@ -340,11 +379,15 @@ class Stepper:
         conditional write for a Map's ten tasks. Tasks taken over from an older
         outbox (a crashed or stale stepper's) are claimed one by one as well,
         so a task that ran meanwhile from the queue is not run again.
+        ``started``: the inline tasks of a commit made already (a new child's first).
         """
         handled: set[str] = set()
         tasks: list[tuple[Message, bool]] = []
         for _ in range(self.max_inline_rounds):
-            tasks = self._commit(execution_arn, events, handled, guard, attributes)
+            if started is not None:
+                tasks, started = [(m, False) for m in started], None
+            else:
+                tasks = self._commit(execution_arn, events, handled, guard, attributes)
             guard, attributes = None, None
             if not tasks:
                 return
@@ -492,14 +535,17 @@ class Stepper:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""
         state = decode_state(record.state)
         if state.parent is not None:
-            root = str(state.parent["root_arn"])
-            if root not in self._root_inputs:
-                if len(self._root_inputs) >= 256:
-                    self._root_inputs.clear()
-                root_record = self.log.get(root)
-                self._root_inputs[root] = None if root_record is None else root_record.input
-            state.input = self._root_inputs[root]
+            state.input = self._root_input(str(state.parent["root_arn"]))
         return state
+
+    def _root_input(self, root: str) -> Any:
+        """The input of the execution ``root`` (cached: it never changes)."""
+        if root not in self._root_inputs:
+            if len(self._root_inputs) >= 256:
+                self._root_inputs.clear()
+            root_record = self.log.get(root)
+            self._root_inputs[root] = None if root_record is None else root_record.input
+        return self._root_inputs[root]
 
     def _flush(
         self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True

@@ -1,0 +1,206 @@
+"""What a map run's child costs in writes, and how often the run's head is written.
+
+- the run head's report writes are at least ``MIN_WRITE_INTERVAL`` apart, on a clock
+  that runs (reports arriving sooner are bundled into one delayed message), and a
+  hostile delivery (duplicates, lost acks) still counts each child once;
+- an ended child's last outbox (its report to the run) is not cleared by a write of
+  its own, and a late delivery to the ended child re-sends it harmlessly;
+- small documents are compressed when that is shorter, a child's head no longer
+  repeats its map run's ARN.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import string
+import zlib
+from collections import Counter
+from typing import Any
+
+import orjson
+from stepflow.aws.log_items import Draft, ItemPacker
+from stepflow.runtime import InMemoryBus, InMemoryLog, Message
+from stepflow.runtime.map_coalesce import MIN_WRITE_INTERVAL
+from stepflow.runtime.map_inline import child_attributes
+from stepflow.runtime.map_run_state import RunHead, child_execution_arn
+from stepflow.runtime.ports import ExecutionRecord
+from stepflow.runtime.registry import listing_key
+
+import tests.unit.map_run_support as support
+from tests.unit.map_run_support import KEY, MAP_RUN_ARN, drain, finished, start_message
+
+
+class TickingBus(InMemoryBus):
+    """The in-memory bus whose clock moves ``tick`` seconds each time it is read."""
+
+    def __init__(self, now: float, tick: float = 0.001) -> None:
+        self.tick = tick
+        super().__init__(now)
+
+    @property
+    def now(self) -> float:
+        """Virtual time, ``tick`` later at each reading (time passes)."""
+        self._now += self.tick
+        return self._now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        self._now = value
+
+
+class HeadWrites(support.MeteredLog):
+    """Counts writes per key, and records when each commit of the run's head was made."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.head_commits: list[float] = []
+        """When each commit of the run's head was made (its ``written_at``)."""
+        self.clears: Counter[str] = Counter()
+
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Any, *, fence: Any = None
+    ) -> None:
+        super().commit(record, expected_seq, events, fence=fence)
+        if record.execution_arn == KEY:
+            self.head_commits.append(RunHead.from_json(record.state).written_at)
+
+    def clear_outbox(self, execution_arn: str, seq: int) -> None:
+        self.clears[execution_arn] += 1
+        super().clear_outbox(execution_arn, seq)
+
+
+def run(items: int, rng: random.Random | None = None) -> tuple[HeadWrites, InMemoryBus, Any]:
+    log, bus = HeadWrites(InMemoryLog()), TickingBus(0.0)
+    s = support.stepper(log, bus)
+    bus.send(start_message(list(range(items)), max_concurrency=25))
+    to_parent = drain(s, bus, rng)
+    return log, bus, to_parent
+
+
+def test_report_writes_of_the_run_head_are_at_least_the_interval_apart() -> None:
+    # GIVEN 200 children, 25 at a time, reporting as they end, on a clock that runs
+    log, _, to_parent = run(200)
+    # THEN the run finished once with every result
+    [done] = finished(to_parent)
+    assert done["status"] == "SUCCEEDED"
+    assert done["output"] == [{"r": 2 * n} for n in range(200)]
+    # AND no two commits of its head came closer than the interval (after the start's,
+    # every one was for reports: 25 children at a time need no MapRunFill)
+    times = log.head_commits
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps and min(gaps) >= MIN_WRITE_INTERVAL - 1e-9, (min(gaps), len(times))
+    # AND the 200 reports cost far fewer head writes than reports
+    assert log.writes[KEY] < 100, log.writes[KEY]
+
+
+def test_bundled_reports_count_each_child_once_under_duplicates_and_lost_acks() -> None:
+    # GIVEN deliveries shuffled, duplicated and sometimes not acknowledged
+    log, _, to_parent = run(120, random.Random(7))
+    # THEN each child counted once, and the run reported its end once (by message id)
+    [done] = finished(to_parent)
+    assert done["output"] == [{"r": 2 * n} for n in range(120)]
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    head = RunHead.from_json(stored.state)
+    assert head.done["SUCCEEDED"] == 120 and head.done_items["SUCCEEDED"] == 120
+    assert not head.running
+
+
+def test_an_ended_childs_report_is_not_cleared_by_a_write_of_its_own() -> None:
+    log, bus, _ = run(30)
+    child = child_execution_arn(MAP_RUN_ARN, 3)
+    # THEN no child's outbox was cleared by a write of its own (the run's head was)
+    assert not [arn for arn in log.clears if arn != KEY], log.clears
+    record = log.inner.get(child)
+    assert record is not None and record.status == "SUCCEEDED"
+    [report] = record.outbox
+    assert report.execution_arn == KEY and report.body["type"] == "ChildFinished"
+    # WHEN a late delivery reaches the ended child (a duplicate of its Stop, say)
+    s = support.stepper(log, bus)
+    s.handle_batch([Message(child, f"{KEY}#stop/3", "event", {"type": "Stop"})])
+    # THEN its report goes out again, and the run does not count the child twice
+    resent = bus.receive_batch(10)
+    assert [m.id for m in resent] == [report.id]
+    s.handle_batch(resent)
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    head = RunHead.from_json(stored.state)
+    assert head.done["SUCCEEDED"] == 30 and head.done_items["SUCCEEDED"] == 30
+
+
+def test_a_small_compressible_document_is_stored_compressed_an_incompressible_one_plain() -> None:
+    packer = ItemPacker(
+        compress_above=100,
+        item_budget=350 * 1024,
+        transaction_budget=3_000_000,
+        offload=None,
+        fetch=lambda key: b"",
+    )
+    arn = "arn:aws:states:us-east-1:123456789012:execution:x"
+    repetitive = orjson.dumps({"arn": arn * 10})
+    rng = random.Random(1)
+    noise = orjson.dumps("".join(rng.choice(string.ascii_letters) for _ in range(110)))
+    assert len(zlib.compress(noise, 6)) >= len(noise)  # the premise
+    [item] = packer.seal([Draft({}, {"state": repetitive, "outbox": noise})], "test")
+    # THEN the repetitive one is stored compressed, the other plain (zlib made it longer)
+    assert "state_z" in item and len(item["state_z"]["B"]) < len(repetitive)
+    assert "outbox" in item and "outbox_z" not in item
+    assert packer.read(item, "state", None) == {"arn": arn * 10}
+    assert packer.read(item, "outbox", None) == orjson.loads(noise)
+
+
+def test_a_childs_head_names_its_map_run_once_and_is_listed_under_it() -> None:
+    attributes = child_attributes({"map_run_arn": MAP_RUN_ARN})
+    assert attributes == {"map_run_arn": MAP_RUN_ARN}
+    child = child_execution_arn(MAP_RUN_ARN, 0)
+    assert listing_key(child, support.SM, attributes) == MAP_RUN_ARN
+    assert listing_key(child, support.SM, {"listed_under": "", "map_run_arn": "x"}) is None
+
+
+def test_a_child_is_stored_with_its_first_step_in_one_write() -> None:
+    # GIVEN 30 children on the in-memory log, counting each write per key
+    log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
+    s = support.stepper(log, bus)
+    bus.send(start_message(list(range(30))))
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(30)]
+    # THEN each child cost two writes of its own: created with its first step, and the
+    # commit of its result (no bare create, no clear of its report)
+    for n in range(30):
+        assert log.writes[child_execution_arn(MAP_RUN_ARN, n)] == 2, n
+    # AND each item's Lambda ran once
+    assert set(s.calls.values()) == {1}  # type: ignore[attr-defined]
+
+
+def test_a_crash_after_the_childs_first_write_is_repaired_and_it_runs_once() -> None:
+    log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
+    s = support.stepper(log, bus)
+    invoke, crashed = s.invoker, list[bool]()
+
+    def crash_once(body: dict[str, Any]) -> Any:
+        if body["input"] == 5 and not crashed:  # the stepper dies before running item 5
+            crashed.append(True)
+            raise ConnectionError("stepper lost")
+        return invoke(body)
+
+    s.invoker = crash_once
+    bus.send(start_message(list(range(12))))
+    [done] = finished(drain(s, bus, random.Random(3)))
+    # THEN the redelivered child message found the child stored, ran its task, once more
+    assert crashed and done["output"] == [{"r": 2 * n} for n in range(12)]
+    assert s.calls[repr(5)] == 1  # type: ignore[attr-defined]
+    record = log.inner.get(child_execution_arn(MAP_RUN_ARN, 5))
+    assert record is not None and record.status == "SUCCEEDED" and record.seq == 2
+
+
+def test_fills_are_coalesced_too_and_the_window_still_fills() -> None:
+    # GIVEN 450 children, 300 at a time: the window fills by 100 per write (MapRunFill)
+    log, bus = HeadWrites(InMemoryLog()), TickingBus(0.0, tick=0.00001)
+    s = support.stepper(log, bus)
+    bus.send(start_message(list(range(450)), max_concurrency=300))
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(450)]
+    # THEN after the start's commit, no two commits of the head came closer than the interval
+    gaps = [b - a for a, b in itertools.pairwise(log.head_commits)]
+    assert min(gaps) >= MIN_WRITE_INTERVAL - 1e-9, min(gaps)
