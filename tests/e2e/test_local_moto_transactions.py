@@ -10,6 +10,7 @@ reason per item, and an item named twice is refused.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Iterator
 from typing import Any
@@ -34,10 +35,8 @@ def client(stack: LocalStack) -> Any:
     dynamodb = boto3.client(
         "dynamodb", endpoint_url=stack.aws_endpoint, region_name=REGION, **CREDENTIALS
     )
-    try:
+    with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
         dynamodb.delete_table(TableName=TABLE)
-    except dynamodb.exceptions.ResourceNotFoundException:
-        pass
     dynamodb.create_table(
         TableName=TABLE,
         KeySchema=[
