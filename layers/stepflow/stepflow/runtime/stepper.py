@@ -480,6 +480,9 @@ class Stepper:
         state = decode_state(record.state)
         if state.parent is not None:
             root = str(state.parent["root_arn"])
+            if root == record.execution_arn:  # a map run's child is its own root
+                state.input = record.input
+                return state
             if root not in self._root_inputs:
                 if len(self._root_inputs) >= 256:
                     self._root_inputs.clear()
