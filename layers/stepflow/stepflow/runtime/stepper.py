@@ -232,6 +232,7 @@ class Stepper:
         groups: dict[str, list[tuple[Message, Event]]] = {}
         runs: dict[str, list[Message]] = {}  # map runs' deliveries, by run (map_runs.py)
         later: list[Message] = []
+        run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
         for message in messages:
             if has_time is not None and not has_time():
                 later.append(message)
@@ -242,7 +243,7 @@ class Stepper:
                 elif is_run_key(message.execution_arn):
                     runs.setdefault(message.execution_arn, []).append(message)
                 elif message.kind == "child" and "map_run" in message.body:
-                    started = self.map_runs().child_event(message)
+                    started = self.map_runs().child_event(message, run_heads)
                     if started is not None:  # None: its run ended first, it never starts
                         groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
