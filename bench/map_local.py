@@ -40,13 +40,14 @@ TARGETS = {"express": 180.0, "standard": 300.0}
 
 
 WRITES = ("transact_write_items", "put_item", "update_item", "delete_item")
+SQS_REQUESTS = ("send_message", "send_message_batch", "receive_message", "delete_message_batch")
 CALLS: Counter[str] = Counter()
-"""moto's DynamoDB requests by operation (the stack's moto runs in this process)."""
+"""moto's DynamoDB and SQS requests by operation (the stack's moto runs in this process)."""
 
 
 @contextlib.contextmanager
 def counted_dynamodb() -> Any:
-    """Count the DynamoDB requests moto's backend serves within the block."""
+    """Count the DynamoDB and SQS requests moto serves within the block."""
     backend = importlib.import_module("moto.dynamodb.models").DynamoDBBackend
     originals = {name: getattr(backend, name) for name in (*WRITES, "get_item", "query")}
 
@@ -59,11 +60,17 @@ def counted_dynamodb() -> Any:
 
     for name, original in originals.items():
         setattr(backend, name, counting(name, original))
+    sqs = importlib.import_module("moto.sqs.responses").SQSResponse
+    queues = {name: getattr(sqs, name) for name in SQS_REQUESTS}
+    for name, original in queues.items():
+        setattr(sqs, name, counting(f"sqs.{name}", original))
     try:
         yield
     finally:
         for name, original in originals.items():
             setattr(backend, name, original)
+        for name, original in queues.items():
+            setattr(sqs, name, original)
 
 
 def work(row: Any) -> Any:
@@ -154,6 +161,8 @@ def run_one(stack: LocalStack, count: int, mode: str, timeout: float) -> int:
         f"{sum(writes.values()) / count:.2f} ({shown}),"
         f" reads per item {(CALLS['get_item'] + CALLS['query']) / count:.2f}"
     )
+    queues = ", ".join(f"{name} {CALLS['sqs.' + name] / count:.2f}" for name in SQS_REQUESTS)
+    print(f"   SQS requests per item: {queues}")
     print(f"   output: {described.get('output', '')[:300]}")
     _map_run(sfn, arn)
     _layout(s3)
