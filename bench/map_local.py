@@ -30,8 +30,7 @@ from unittest import mock
 
 from botocore.exceptions import ClientError
 from stepflow.local import LocalStack
-
-from bench.moto_snapshots import item_snapshots
+from stepflow.local.moto_patches import uninstall_item_snapshots
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
@@ -222,12 +221,12 @@ def _layout(s3: Any) -> None:
     print(f"   manifest: {json.dumps(manifest)[:400]}")
 
 
-def main(counts: list[int], modes: list[str], *, timeout: float, snapshots: str = "table") -> int:
+def main(counts: list[int], modes: list[str], *, timeout: float, snapshots: str = "items") -> int:
     """Run each count in each distributed mode against one local stack.
 
-    ``snapshots="items"`` is an experiment, not how ``stepflow local`` ships: moto's
-    transactions then copy the items they touch instead of the whole table
-    (bench/moto_snapshots.py; the lighter transaction path issue 18 asks for).
+    ``snapshots="items"`` is how ``stepflow local`` ships: moto's transactions copy
+    the items they touch (stepflow.local.moto_patches); ``"table"`` gives moto back
+    its own transactions, which deep-copy the whole table (the "before").
     """
     if "inline" in modes:
         print("--local runs distributed Maps only (--map standard,express)")
@@ -256,13 +255,12 @@ def main(counts: list[int], modes: list[str], *, timeout: float, snapshots: str 
 def _run(counts: list[int], modes: list[str], *, timeout: float, snapshots: str) -> int:
     """Run each count in each mode against one local stack (see :func:`main`)."""
     code = 0
-    if snapshots == "items":
-        print("experiment: moto's transactions snapshot the items they touch, not the table")
     with contextlib.ExitStack() as scope:
-        if snapshots == "items":
-            scope.enter_context(item_snapshots())
         scope.enter_context(counted_dynamodb())
         stack = scope.enter_context(LocalStack(port=0, handlers={"work": work}))
+        if snapshots == "table":
+            print("before: moto's own transactions (a deep copy of the table each)")
+            uninstall_item_snapshots()
         for mode in modes:
             for count in counts:
                 print(f"\n== local: distributed Map {mode.upper()}, {count:,} items from S3 CSV")

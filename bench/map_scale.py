@@ -59,6 +59,7 @@ if str(ROOT) not in sys.path:
 from stepflow.asl import parse  # noqa: E402
 from stepflow.aws.dynamodb_log import COMPRESS_ABOVE as DYNAMODB_COMPRESS_ABOVE  # noqa: E402
 from stepflow.limits import DEFAULT_LIMITS  # noqa: E402
+from stepflow.local.moto_patches import item_snapshots  # noqa: E402
 from stepflow.runtime import InMemoryLog, Message, Stepper  # noqa: E402
 from stepflow.runtime.ports import CoordinationLog, UnstorableDataError  # noqa: E402
 from stepflow.testing import WorkflowEnvironment  # noqa: E402
@@ -66,7 +67,6 @@ from stepflow.testing.delivery import handle_batch  # noqa: E402
 
 from bench.cost import LAMBDA_MEMORY_GB, PRICES, CountingBus  # noqa: E402
 from bench.map_meter import KeyMeter, MeteredLog  # noqa: E402
-from bench.moto_snapshots import item_snapshots  # noqa: E402
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:"
 COMPRESS_ABOVE = DYNAMODB_COMPRESS_ABOVE
@@ -444,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         "--moto-snapshots",
         choices=("items", "table"),
         default=None,
-        help="moto's transaction rollback snapshot (see bench/moto_snapshots.py); default: "
-        "items, except with --local: table (moto as stepflow local ships it)",
+        help="moto's transaction rollback snapshot (stepflow.local.moto_patches): items "
+        "(the default, as stepflow local ships) or table (moto's own deep copy of the table)",
     )
     parser.add_argument(
         "--clock",
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.map_local import main as local_main
 
         return local_main(
-            counts, modes, timeout=args.timeout, snapshots=args.moto_snapshots or "table"
+            counts, modes, timeout=args.timeout, snapshots=args.moto_snapshots or "items"
         )
     args.moto_snapshots = args.moto_snapshots or "items"
     code = 0

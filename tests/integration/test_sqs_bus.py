@@ -173,3 +173,55 @@ def test_create_queues_sets_the_redrive_policy_and_visibility_timeout(sqs: Any) 
 def test_a_body_that_is_not_a_message_is_rejected_with_the_reason(body: str, reason: str) -> None:
     with pytest.raises(ForgedMessageError, match=reason):
         decode_message(body, SIGNER)
+
+
+def test_a_batch_of_25_goes_in_three_requests_and_round_trips(sqs: Any) -> None:
+    # GIVEN a bus over moto whose SendMessageBatch requests are counted
+    url, _ = create_queues(sqs, "transitions")
+    requests: list[int] = []
+    sqs.meta.events.register(
+        "before-parameter-build.sqs.SendMessageBatch",
+        lambda params, **_: requests.append(len(params["Entries"])),
+    )
+    sent = [message(id=f"{ARN}#3#{i}") for i in range(25)]
+    # WHEN 25 messages are sent as a batch (one delayed)
+    SQSBus(url, signer=SIGNER, client=sqs).send_batch(
+        [(m, 60 if i == 24 else 0) for i, m in enumerate(sent)]
+    )
+    # THEN three requests of at most ten carried them; every one is received whole
+    assert requests == [10, 10, 5]
+    received: list[Message] = []
+    while batch := receive(sqs, url):
+        received.extend(decode_message(r["Body"], SIGNER) for r in batch)
+    assert sorted(m.id for m in received) == sorted(m.id for m in sent[:24])
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_a_batch_splits_before_200_kb_of_bodies_and_clamps_delays() -> None:
+    calls: list[dict[str, Any]] = []
+
+    class Recorder:
+        def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            calls.append(kwargs)
+            return {"Successful": [], "Failed": []}
+
+    big = [message(id=f"big{i}", body={"type": "X", "pad": "x" * 60_000}) for i in range(5)]
+    SQSBus("https://queue", signer=SIGNER, client=Recorder()).send_batch(
+        [(m, d) for m, d in zip(big, (0, 42, 900, 5_000, -3), strict=True)]
+    )
+    assert [len(c["Entries"]) for c in calls] == [3, 2]
+    assert [e["DelaySeconds"] for c in calls for e in c["Entries"]] == [0, 42, 900, 900, 0]
+    assert all(sum(len(e["MessageBody"]) for e in c["Entries"]) <= 200_000 for c in calls)
+
+
+def test_a_batch_with_a_refused_entry_raises_bus_unavailable() -> None:
+    class Refusing:
+        def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            return {"Failed": [{"Id": "0", "Code": "InternalError", "SenderFault": False}]}
+
+    bus = SQSBus("https://queue", signer=SIGNER, client=Refusing())
+    with pytest.raises(BusUnavailableError, match="refused 1"):
+        bus.send_batch([(message(), 0), (message(id="b"), 0)])

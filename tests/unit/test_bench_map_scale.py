@@ -10,10 +10,10 @@ from unittest import mock
 import boto3
 import pytest
 from moto import mock_aws
+from stepflow.local.moto_patches import item_snapshots
 
 from bench import map_scale
 from bench.map_meter import KeyMeter
-from bench.moto_snapshots import item_snapshots
 
 FAKE = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 

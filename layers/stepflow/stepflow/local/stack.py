@@ -35,6 +35,7 @@ from stepflow.aws.wiring import Wiring, build
 from stepflow.integrations import default_registry
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
+from stepflow.local import moto_patches
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.runtime import TaskInvoker
@@ -114,7 +115,9 @@ class LocalStack:
         checker_from_setting(self.check_roles, lambda: None)
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
-            _serialize_moto_dynamodb()
+            # One request at a time; a transaction copies the items it touches, not the
+            # table (moto's copy made each commit O(table), a map run O(N^2)).
+            moto_patches.install()
             moto_port = free_port()
             self._moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
             self._moto.start()
@@ -279,9 +282,6 @@ class RepairLoop:
                 self.errors.append(exc)
 
 
-_MOTO_DYNAMODB_LOCK = threading.RLock()
-
-
 def _environment_limits() -> Limits:
     """The limits the process environment sets (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
     return _environment_settings().limits
@@ -290,30 +290,6 @@ def _environment_limits() -> Limits:
 def _environment_settings() -> Settings:
     """The settings the process environment sets (``STEPFLOW_<NAME>``)."""
     return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE})
-
-
-def _serialize_moto_dynamodb() -> None:
-    """Make moto's server handle one DynamoDB request at a time (idempotent).
-
-    moto copies every table a transaction touches, without a lock, to roll it
-    back; a request changing the table during that copy makes it raise, and the
-    transaction answers 500. It also checks a write's condition and applies it
-    without a lock, so two concurrent conditional writes could both pass, which
-    DynamoDB never lets happen. One lock around every request, from any client
-    (the stack's own, a test, a script, the AWS CLI), restores both guarantees.
-    """
-    responses = importlib.import_module("moto.dynamodb.responses")
-    handler = responses.DynamoHandler
-    if getattr(handler.call_action, "_stepflow_serialized", False):
-        return
-    action = handler.call_action
-
-    def call_action(self: Any) -> Any:
-        with _MOTO_DYNAMODB_LOCK:
-            return action(self)
-
-    call_action._stepflow_serialized = True  # type: ignore[attr-defined]
-    handler.call_action = call_action
 
 
 def _ensure_table(client: Any) -> None:

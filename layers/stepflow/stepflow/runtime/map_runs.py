@@ -114,13 +114,17 @@ class MapRuns:
             self._create(key, start, cancelled=None, tombstone=record)
         self._apply(key, bodies)
 
-    def child_event(self, message: Message) -> Start | Redrive | None:
+    def child_event(
+        self, message: Message, runs: dict[str, ExecutionRecord | None] | None = None
+    ) -> Start | Redrive | None:
         """Create the child execution of a ``child`` message of a run (once); its event.
 
         None if the run ended (stopped, failed) before the child started: the child is
-        not started, and the run hears it never will be (``NOT_STARTED``).
+        not started, and the run hears it never will be (``NOT_STARTED``). ``runs``
+        keeps the run heads read for one batch of deliveries: its child messages
+        are checked against one read of their run's head, as if they came first.
         """
-        prepared = self.prepare_child(message)
+        prepared = self.prepare_child(message, runs)
         if prepared is None:
             return None
         record, event = prepared
@@ -128,14 +132,21 @@ class MapRuns:
             self.log.create(record, [])
         return event
 
-    def prepare_child(self, message: Message) -> tuple[ExecutionRecord, Start | Redrive] | None:
+    def prepare_child(
+        self, message: Message, runs: dict[str, ExecutionRecord | None] | None = None
+    ) -> tuple[ExecutionRecord, Start | Redrive] | None:
         """The record (at ``seq`` 0, not stored) and event of a ``child`` message's child.
 
-        None as for :meth:`child_event`. The stepper stores a new child with its first
+        None and ``runs`` as for :meth:`child_event`. The stepper stores a new child with its first
         decision (one write, see :func:`stepflow.runtime.child_start.first_commit`).
         """
         key, position = str(message.body["map_run"]), int(message.body["position"])
-        run = self.log.get(key)
+        if runs is None:
+            run = self.log.get(key)
+        elif key in runs:
+            run = runs[key]
+        else:
+            run = runs[key] = self.log.get(key)
         if run is not None and run.state.get("status") != "RUNNING":
             body = {"type": "ChildFinished", "child_id": str(position), "status": NOT_STARTED}
             self.sender.bus.send(Message(key, f"{message.id}#not-started", "event", body))

@@ -239,6 +239,7 @@ class Stepper:
         groups: dict[str, list[tuple[Message, Event]]] = {}
         runs: dict[str, list[Message]] = {}  # map runs' deliveries, by run (map_runs.py)
         later: list[Message] = []
+        run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
         for message in messages:
             if has_time is not None and not has_time():
                 later.append(message)
@@ -249,7 +250,7 @@ class Stepper:
                 elif is_run_key(message.execution_arn):
                     runs.setdefault(message.execution_arn, []).append(message)
                 elif message.kind == "child" and "map_run" in message.body:
-                    started = self._start_child(message)
+                    started = self._start_child(message, run_heads)
                     if started is not None:  # None: started here, or it never starts
                         groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
@@ -325,7 +326,9 @@ class Stepper:
         """
         self._apply(execution_arn, [event], guard)
 
-    def _start_child(self, message: Message) -> Start | Redrive | None:
+    def _start_child(
+        self, message: Message, run_heads: dict[str, ExecutionRecord | None]
+    ) -> Start | Redrive | None:
         """Store a map run's new child with its first decision, run its inline tasks.
 
         Returns the event to apply instead (the child exists already, it is redriven,
@@ -333,7 +336,7 @@ class Stepper:
         ended first: it never starts). See :mod:`stepflow.runtime.child_start`.
         """
         runs = self.map_runs()
-        prepared = runs.prepare_child(message)
+        prepared = runs.prepare_child(message, run_heads)
         if prepared is None:
             return None
         record, event = prepared
@@ -535,7 +538,11 @@ class Stepper:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""
         state = decode_state(record.state)
         if state.parent is not None:
-            state.input = self._root_input(str(state.parent["root_arn"]))
+            root = str(state.parent["root_arn"])
+            if root == record.execution_arn:  # a map run's child is its own root
+                state.input = record.input
+                return state
+            state.input = self._root_input(root)
         return state
 
     def _root_input(self, root: str) -> Any:

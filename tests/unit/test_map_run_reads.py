@@ -1,0 +1,46 @@
+"""Reads per child of a STANDARD map run: the run's head once per batch, the child's once.
+
+GIVEN a run of ten items whose ten child messages arrive in one batch, WHEN the
+stepper handles the batch, THEN it reads the run's head once (not once per
+child message) and each child's head once (a map run's child is its own root:
+its input is in the head just read, not to be read again).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from stepflow.runtime import InMemoryBus, InMemoryLog
+from stepflow.runtime.ports import ExecutionRecord
+
+from tests.unit.map_run_support import KEY, drain, finished, start_message, stepper
+
+
+class ReadCountingLog(InMemoryLog):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: Counter[str] = Counter()
+
+    def get(self, execution_arn: str) -> ExecutionRecord | None:
+        self.reads[execution_arn] += 1
+        return super().get(execution_arn)
+
+
+def test_a_batch_of_ten_child_starts_reads_the_run_once_and_each_child_once() -> None:
+    log, bus = ReadCountingLog(), InMemoryBus(0.0)
+    s = stepper(log, bus, inline_tasks=False)
+    bus.send(start_message(list(range(10)), max_concurrency=10))
+    for message in bus.receive_batch(10):
+        assert not s.handle_batch([message])
+        bus.ack(message)
+    starts = bus.receive_batch(10)
+    assert [m.kind for m in starts] == ["child"] * 10
+    log.reads.clear()
+    assert s.handle_batch(starts) == []
+    for message in starts:
+        bus.ack(message)
+    assert log.reads[KEY] == 1
+    kids = [m.execution_arn for m in starts]
+    assert [log.reads[arn] for arn in kids] == [1] * 10
+    [done] = finished(drain(s, bus))
+    assert done["status"] == "SUCCEEDED" and done["output"] == [{"r": 2 * i} for i in range(10)]
