@@ -149,13 +149,12 @@ def test_an_unreachable_endpoint_fails_the_task_once_into_its_catch(
     assert failed[0]["taskFailedEventDetails"]["error"] == "SNS.SdkClientException"
 
 
-@pytest.mark.xfail(strict=True, reason="an early callback drops TaskSubmitted (reported)")
 def test_a_callback_that_wins_the_race_with_the_submission_keeps_task_submitted(
     aws: dict[str, Any],
 ) -> None:
     # A fast consumer: SendTaskSuccess arrives while the send's response is not yet
     # committed. AWS's history still has TaskSubmitted (with the send's response) before
-    # TaskSucceeded; StepFlow's drops it (seen over stepflow local as a flaky history).
+    # TaskSucceeded; so has StepFlow's: the early result waits in the frame for it.
     # sns:publish here: the harness sends sqs tasks to its own invoker.
     topic, url = _subscribed_queue(aws)
     real = IntegrationInvoker(default_registry(), FixedClients(**aws))
