@@ -7,6 +7,8 @@ one key over 1 s windows. Billing follows DynamoDB's rules: 1 KB per unit,
 twice inside a transaction (a ``ConditionCheck`` included), and a ``PutItem``
 or ``UpdateItem`` on an existing item is billed on the larger of the item
 before and after the write (the meter remembers each item's attribute sizes).
+The table's two global secondary indexes are billed too (:func:`_index_writes`):
+every write of a listed head rewrites its copy in the listing index.
 
 Two ways in, both through :meth:`KeyMeter.charge`:
 
@@ -32,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepflow.aws import DynamoDBLog
+from stepflow.aws.topology import LIST_INDEX, LIST_INDEX_PK, RUNNING_INDEX, RUNNING_INDEX_PK
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.payloads import content_key
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord
@@ -63,6 +66,8 @@ class KeyMeter(Meter):
         """The most writes on one key within one 1 s window."""
         self.peak_rate_key: Key | None = None
         self._attrs: dict[Key, dict[str, int]] = {}
+        self.index_wru: Counter[str] = Counter()
+        """Write units of the table's secondary indexes (see :func:`_index_writes`)."""
         self._pending: list[tuple[Key, float, float]] = []
         self._second = -1
         self._in_second: Counter[Key] = Counter()
@@ -117,6 +122,10 @@ class KeyMeter(Meter):
         size = max(old, sum(after.values()))
         units = factor * _units(size, 1024)
         self.wru += units
+        if kind != "ConditionCheck":
+            for index, index_units in _index_writes(self._attrs.get(key, {}), after).items():
+                self.wru += index_units
+                self.index_wru[index] += index_units
         if kind in ("Put", "Update"):
             self._attrs[key] = after
         elif kind == "Delete":
@@ -157,11 +166,32 @@ class KeyMeter(Meter):
         for (pk, sk), units in self.wru_per_key.items():
             owner = "parent" if pk == f"EX#{parent}" else "other"
             kinds[f"{owner} {sk.split('#', 1)[0]}"] += units
+        for index, units in self.index_wru.items():
+            kinds[f"index {index}"] += units
         return dict(kinds)
 
     def known_size(self, key: Key) -> int:
         """The last size (bytes) the meter saw written to ``key``."""
         return sum(self._attrs.get(key, {}).values())
+
+
+def _index_writes(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Write units the table's indexes bill for one item write (see aws/topology.py).
+
+    ``gsi1`` (the listing index, projection ALL) rewrites its copy of a listed item
+    on every write of it, billed on the item's new size, and deletes it (1 unit) when
+    the item leaves the index; ``gsi2`` (the running index, KEYS_ONLY) is written
+    only when an item enters or leaves it (1 unit each). An index write is never
+    doubled by a transaction.
+    """
+    units: dict[str, int] = {}
+    if LIST_INDEX_PK in after:
+        units[LIST_INDEX] = _units(sum(after.values()), 1024)
+    elif LIST_INDEX_PK in before:
+        units[LIST_INDEX] = 1
+    if (RUNNING_INDEX_PK in before) != (RUNNING_INDEX_PK in after):
+        units[RUNNING_INDEX] = 1
+    return units
 
 
 def _updated(body: dict[str, Any]) -> dict[str, int]:

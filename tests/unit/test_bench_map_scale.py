@@ -53,6 +53,29 @@ def test_write_units_are_billed_per_kb_twice_in_a_transaction_and_on_the_larger_
     assert meter.peak_rate == 3 and meter.peak_rate_key == ("EX#", "A")
 
 
+def test_the_indexes_bill_a_listed_heads_every_write_and_a_running_heads_entry_and_exit() -> None:
+    meter = KeyMeter(clock=lambda: 0.0)
+    head = item("H", 1500)
+    head["gsi1pk"], head["run_pk"] = {"S": "EXL#sm"}, {"S": "RUN#1"}
+    meter.charge("TransactWriteItems", {"TransactItems": [{"Put": {"Item": head}}]})
+    # table 2 x 2 KB in a transaction; gsi1 (ALL) the item's 2 KB once; gsi2 entered: 1
+    assert meter.wru == 4 + 2 + 1
+    assert meter.index_wru == {"gsi1": 2, "gsi2": 1}
+    ended = {
+        "Key": {"pk": {"S": "EX#"}, "sk": {"S": "H"}},
+        "UpdateExpression": "SET #s = :s REMOVE run_pk",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":s": {"S": "SUCCEEDED"}},
+    }
+    meter.charge("UpdateItem", ended)  # leaves gsi2 (1), gsi1 rewritten (2 KB: 2)
+    assert meter.index_wru == {"gsi1": 4, "gsi2": 2}
+    plain = item("P", 100)
+    meter.charge("PutItem", {"Item": plain})  # in no index
+    assert meter.index_wru == {"gsi1": 4, "gsi2": 2}
+    meter.fold()
+    assert meter.by_kind("nobody")["index gsi1"] == 4
+
+
 def test_the_peak_rate_counts_writes_on_one_key_within_one_second() -> None:
     now = [0.0]
     meter = KeyMeter(clock=lambda: now[0])
