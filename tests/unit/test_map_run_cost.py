@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from stepflow.aws.log_items import Draft, ItemPacker
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message
-from stepflow.runtime.map_coalesce import MIN_WRITE_INTERVAL
+from stepflow.runtime.map_coalesce import MIN_WRITE_INTERVAL, bundle
 from stepflow.runtime.map_inline import child_attributes
 from stepflow.runtime.map_run_state import RunHead, child_execution_arn
 from stepflow.runtime.ports import ExecutionRecord
@@ -204,3 +204,53 @@ def test_fills_are_coalesced_too_and_the_window_still_fills() -> None:
     # THEN after the start's commit, no two commits of the head came closer than the interval
     gaps = [b - a for a, b in itertools.pairwise(log.head_commits)]
     assert min(gaps) >= MIN_WRITE_INTERVAL - 1e-9, min(gaps)
+
+
+class SizedBus(TickingBus):
+    """A bus that refuses a message to the run over SQS's 256 KiB, as SQS does."""
+
+    LIMIT = 262_144
+
+    def __init__(self, now: float) -> None:
+        super().__init__(now, tick=0.0001)
+        self.refused: list[int] = []
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        size = len(orjson.dumps(self.signer.sign(message)))
+        if message.execution_arn == KEY and size > self.LIMIT:
+            self.refused.append(size)
+            raise RuntimeError(f"SQS refuses a message of {size} bytes")
+        super().send(message, delay_seconds)
+
+
+def test_children_with_large_outputs_report_in_messages_sqs_accepts() -> None:
+    """Hostile review: deferred reports were bundled with each child's whole output.
+
+    The run never reads a report's output (a child's result is read from its record),
+    but a bundle carried it: three children of 120 KB outputs made one 360 KB message,
+    which SQS refuses (the reports came back until the dead-letter queue).
+    """
+    log, bus = HeadWrites(InMemoryLog()), SizedBus(0.0)
+    s = support.stepper(log, bus)
+    items = [f"{n}" + "x" * 60_000 for n in range(3)]
+    bus.send(start_message(items, max_concurrency=25))
+    to_parent = drain(s, bus)
+    assert bus.refused == []
+    assert [m for m in bus.sent if m.body.get("type") == "MapRunReports"]  # deferred
+    [_] = finished(to_parent)
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    head = RunHead.from_json(stored.state)
+    assert head.done["SUCCEEDED"] == 3 and not head.running
+
+
+def test_a_bundle_carries_no_output_and_is_not_made_past_its_bound() -> None:
+    report = {"type": "ChildFinished", "child_id": "1", "status": "FAILED", "output": "o" * 999}
+    made = bundle(KEY, [("m1", report)])
+    assert made is not None
+    [carried] = made.body["reports"]
+    assert "output" not in carried and carried["status"] == "FAILED"
+    # long causes: ten of 20 KB would be over the bound, so the reports are applied at once
+    long = [(f"m{i}", {**report, "cause": "c" * 20_000}) for i in range(10)]
+    assert bundle(KEY, long) is None
+    assert bundle(KEY, long[:3]) is not None

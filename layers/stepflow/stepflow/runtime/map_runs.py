@@ -335,8 +335,10 @@ class MapRuns:
                 self.sender.flush(record, inline=False)
             now = self.clock()
             if reports_only(bodies) and too_soon(record.state, now):  # see map_coalesce
-                self.sender.bus.send(bundle(key, bodies), BUNDLE_DELAY)
-                return
+                deferred = bundle(key, bodies)
+                if deferred is not None:
+                    self.sender.bus.send(deferred, BUNDLE_DELAY)
+                    return
             before = record.state
             head = RunHead.from_json(dict(record.state))
             outbox: list[Message] = []
