@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 from stepflow.aws.log_items import Draft, ItemPacker
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message
 from stepflow.runtime.map_coalesce import MIN_WRITE_INTERVAL, bundle
@@ -254,3 +255,53 @@ def test_a_bundle_carries_no_output_and_is_not_made_past_its_bound() -> None:
     long = [(f"m{i}", {**report, "cause": "c" * 20_000}) for i in range(10)]
     assert bundle(KEY, long) is None
     assert bundle(KEY, long[:3]) is not None
+
+
+class RacingLog(support.MeteredLog):
+    """Runs ``race()`` once, just before (or just after) the first create of ``arn``."""
+
+    def __init__(self, inner: Any, arn: str, *, after: bool) -> None:
+        super().__init__(inner)
+        self.arn, self.after = arn, after
+        self.race: Any = None
+
+    def create(self, record: ExecutionRecord, events: Any) -> None:
+        race, hit = self.race, record.execution_arn == self.arn and self.race is not None
+        if hit:
+            self.race = None
+        if hit and not self.after:
+            race()
+        super().create(record, events)
+        if hit and self.after:
+            race()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-create", "after-create"])
+def test_two_steppers_starting_one_child_run_its_task_once(after: bool) -> None:
+    """A duplicate child message handled by a second stepper while the first starts it.
+
+    Before the first's create (the first falls back to applying Start on the stored
+    child) or between its create and its inline task (the second takes the task over
+    from the outbox): either way the child is created once and its Lambda runs once.
+    """
+    child = child_execution_arn(MAP_RUN_ARN, 4)
+    log, bus = RacingLog(InMemoryLog(), child, after=after), InMemoryBus(0.0)
+    a, b = support.stepper(log, bus), support.stepper(log, bus)
+    b.invoker, b.calls = a.invoker, a.calls  # type: ignore[attr-defined]
+    bus.send(start_message(list(range(8))))
+    a.handle_batch(bus.receive_batch(1))  # the run starts its children
+    messages = bus.receive_batch(100)
+    for message in messages:
+        bus.ack(message)
+    [dup] = [m for m in messages if m.execution_arn == child]
+    log.race = lambda: b.handle_batch([dup])
+    a.handle_batch(messages)
+    assert log.race is None  # the second stepper ran in the middle
+    record = log.inner.get(child)  # created with its first step, then its one result
+    assert record is not None and record.status == "SUCCEEDED" and record.seq == 2
+    [done] = finished(drain(a, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(8)]
+    assert a.calls[repr(4)] == 1  # type: ignore[attr-defined]
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    assert RunHead.from_json(stored.state).done["SUCCEEDED"] == 8
