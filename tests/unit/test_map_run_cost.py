@@ -305,3 +305,41 @@ def test_two_steppers_starting_one_child_run_its_task_once(after: bool) -> None:
     stored = log.inner.get(KEY)
     assert stored is not None
     assert RunHead.from_json(stored.state).done["SUCCEEDED"] == 8
+
+
+def test_a_child_started_after_its_run_was_cancelled_mid_batch_never_runs() -> None:
+    """Hostile review: a batch's child starts read their run's head once (``run_heads``).
+
+    With inline tasks, the first child's Lambda runs before the next child is started;
+    a cancel committed meanwhile (the user's StopExecution) must stop the rest of the
+    batch from starting, as when each child read the head just before its create. The
+    cancel's Stop to a child not yet created is lost, so a child created after it
+    would run its Lambda after the stop.
+    """
+    log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
+    s = support.stepper(log, bus)
+    other = support.stepper(log, bus)
+    invoke = s.invoker
+    bus.send(start_message(list(range(6)), max_concurrency=6))
+    s.handle_batch(bus.receive_batch(1))  # the run starts six children
+    messages = bus.receive_batch(100)
+    for message in messages:
+        bus.ack(message)
+    children_first = sorted(
+        (m for m in messages if m.kind == "child"), key=lambda m: int(m.body["position"])
+    )
+    assert len(children_first) == 6
+
+    def stop_during_the_first(body: dict[str, Any]) -> Any:
+        if body["input"] == 0:  # another stepper applies the parent's cancel meanwhile
+            other.handle_batch([support.cancel_message()])
+        return invoke(body)
+
+    s.invoker = stop_during_the_first
+    s.handle_batch(children_first)
+    drain(s, bus)
+    assert s.calls[repr(0)] == 1  # type: ignore[attr-defined]
+    ran_after = [n for n in range(1, 6) if s.calls[repr(n)]]  # type: ignore[attr-defined]
+    assert ran_after == []
+    stored = log.inner.get(KEY)
+    assert stored is not None and RunHead.from_json(stored.state).status == "ABORTED"
