@@ -15,8 +15,8 @@ from stepflow.asl import parse
 from stepflow.engine import (
     ExecutionState,
     RunTask,
-    StartTimer,
     Start,
+    StartTimer,
     TaskFailed,
     TaskSubmitted,
     TaskSucceeded,

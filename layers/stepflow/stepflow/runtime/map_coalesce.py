@@ -83,9 +83,7 @@ def bundle(key: str, bodies: Sequence[tuple[str, dict[str, Any]]]) -> Message | 
     :data:`BUNDLE_BYTES` (long causes): the reports are then applied at once, as a
     message SQS refuses would come back until the dead-letter queue.
     """
-    reports = [
-        {k: v for k, v in body.items() if k != "output"} for _, body in unbundled(bodies)
-    ]
+    reports = [{k: v for k, v in body.items() if k != "output"} for _, body in unbundled(bodies)]
     message_id = f"{key}#reports/{secrets.token_hex(8)}"
     body = {"type": "MapRunReports", "reports": reports}
     if len(json.dumps(body, separators=(",", ":"))) > BUNDLE_BYTES:
