@@ -316,7 +316,17 @@ def test_a_child_started_after_its_run_was_cancelled_mid_batch_never_runs() -> N
     cancel's Stop to a child not yet created is lost, so a child created after it
     would run its Lambda after the stop.
     """
-    log, bus = HeadWrites(InMemoryLog()), InMemoryBus(0.0)
+    calls = cancel_during_the_first_child(HeadWrites(InMemoryLog()))
+    assert calls[repr(0)] == 1
+    assert [n for n in range(1, 6) if calls[repr(n)]] == []  # none ran after the stop
+
+
+def cancel_during_the_first_child(log: Any) -> Counter[str]:
+    """Six children started in one batch; the run is cancelled during the first's Lambda.
+
+    Returns the Lambda calls per item (``repr``); ``log`` ends with the run ABORTED.
+    """
+    bus = InMemoryBus(0.0)
     s = support.stepper(log, bus)
     other = support.stepper(log, bus)
     invoke = s.invoker
@@ -338,8 +348,7 @@ def test_a_child_started_after_its_run_was_cancelled_mid_batch_never_runs() -> N
     s.invoker = stop_during_the_first
     s.handle_batch(children_first)
     drain(s, bus)
-    assert s.calls[repr(0)] == 1  # type: ignore[attr-defined]
-    ran_after = [n for n in range(1, 6) if s.calls[repr(n)]]  # type: ignore[attr-defined]
-    assert ran_after == []
-    stored = log.inner.get(KEY)
+    stored = log.get(KEY)
     assert stored is not None and RunHead.from_json(stored.state).status == "ABORTED"
+    calls: Counter[str] = s.calls  # type: ignore[attr-defined]
+    return calls
