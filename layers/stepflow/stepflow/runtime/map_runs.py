@@ -589,7 +589,14 @@ class MapRuns:
             outbox.append(Message(key, more, "event", {"type": "MapRunFill"}))
 
     def _finished(self, key: str, head: RunHead, output: Any) -> Message:
-        event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
+        event = MapRunFinished(
+            head.run_id,
+            head.status,  # type: ignore[arg-type]
+            output,
+            head.error,
+            head.cause,
+            parent_redrive=head.parent_redrive,
+        )
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
 
