@@ -359,3 +359,28 @@ def test_a_stale_batch_delivered_again_after_a_redrive_does_not_count_its_old_re
     stored = log.get(KEY)
     assert stored is not None
     assert RunHead.from_json(stored.state).done["SUCCEEDED"] == 3
+
+
+def test_a_dropped_duplicate_of_a_batch_whose_runner_died_still_runs_once() -> None:
+    """Hostile review: a duplicate of a running batch was dropped (deleted from the queue).
+
+    SQS deletes a message through its latest receipt: the duplicate's. If the runner of
+    the first copy then dies, no copy comes back, and the batch's items never ran: the
+    run never ended. The duplicate is now sent again for when that runner's lease ends.
+    """
+    log, bus = InMemoryLog(), InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message(list(range(5)), execution_type="EXPRESS"))
+    first = bus.receive_batch(1)
+    s.handle_batch(first)
+    bus.ack(first[0])
+    [batch] = [m for m in bus.receive_batch(10) if m.body.get("type") == "MapRunBatch"]
+    other = leases.claim(log, KEY, batch.id, "other", 0.0, 900.0)  # a runner runs it now
+    assert other.lease is not None
+    assert s.handle_batch([batch]) == []
+    bus.ack(batch)  # the duplicate's receipt deletes the message: the runner then dies
+    assert s.calls == Counter()  # type: ignore[attr-defined]
+    bus.now = 1_000.0  # its lease ran out
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(5)]
+    assert s.calls == Counter({repr(n): 1 for n in range(5)})  # type: ignore[attr-defined]

@@ -108,8 +108,12 @@ def express_batch(runs: MapRuns, message: Message) -> None:
     now = runs.clock()
     claim = leases.claim(runs.log, key, message.id, runs.owner, now, LEASE_SECONDS)
     if claim.status == "busy":
-        # A duplicate of a message another runner is running: dropped. That runner's own
-        # delivery reports it, or comes back if the runner dies (then the lease ran out).
+        # A duplicate of a message another runner is running. Acknowledged, it may delete
+        # the message (SQS deletes through the latest receipt), so that the first copy
+        # never comes back if its runner dies: sent again for when that lease ends (it
+        # then finds the batch's report, or runs it).
+        later = delay(claim.lease.until - now + 1) if claim.lease is not None else 0
+        (runs.sender.tasks_bus or runs.sender.bus).send(message, later)
         return
     if claim.status == "done":
         assert claim.result is not None
