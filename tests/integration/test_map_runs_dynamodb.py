@@ -19,6 +19,7 @@ from tests.unit.map_run_support import (
     start_message,
     stepper,
 )
+from tests.unit.test_map_run_cost import cancel_during_the_first_child
 
 pytest.importorskip("moto")
 boto3 = pytest.importorskip("boto3")
@@ -65,3 +66,12 @@ def test_many_items_on_dynamodb_cost_o_1_writes_per_item(log: MeteredLog) -> Non
     assert log.writes[KEY] <= 2 * (len(items) // 10) + 10
     pages = [k for k in log.writes if "#page/" in k]
     assert len(pages) == -(-len(items) // PAGE_SIZE) and all(log.writes[k] == 1 for k in pages)
+
+
+def test_a_run_cancelled_during_a_childs_lambda_starts_no_more_on_dynamodb(
+    log: MeteredLog,
+) -> None:
+    # the hostile review's stale run head (see tests/unit/test_map_run_cost.py)
+    calls = cancel_during_the_first_child(log)
+    assert calls[repr(0)] == 1
+    assert [n for n in range(1, 6) if calls[repr(n)]] == []

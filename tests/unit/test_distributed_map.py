@@ -668,3 +668,24 @@ def test_jsonata_max_items_that_is_not_a_number_is_an_evaluation_error() -> None
     assert decision.state.error == "States.QueryEvaluationError"
     assert 'The MaxItems field refers to value "many"' in (decision.state.cause or "")
     assert "EvaluationFailed" in types(decision)
+
+
+def test_a_late_end_of_the_run_before_the_redrive_is_ignored() -> None:
+    """Hostile review: a redrive of the parent runs the same map run (same id) again.
+
+    The end of its earlier attempt, delivered again after the redrive (an outbox the
+    run had not cleared is re-sent before the redrive's start is applied; an SQS
+    duplicate), failed the Map at once while the redriven run was still running. The
+    run stamps its end with the parent's redrive count it runs for.
+    """
+    sm = machine({"ItemsPath": "$.xs"})
+    decision, run = start(sm, {"xs": [1, 2]})
+    old = MapRunFinished(run.run_id, "FAILED", error="E", parent_redrive=0)
+    failed = decide(sm, decision.state, old, 1001.0)
+    assert failed.state.status == "FAILED"
+    redriven = decide(sm, failed.state, Redrive(), 2000.0)
+    late = decide(sm, redriven.state, old, 2000.5)
+    assert late.state.status == "RUNNING" and not late.events
+    new = MapRunFinished(run.run_id, "SUCCEEDED", [1, 2], parent_redrive=1)
+    done = decide(sm, late.state, new, 2001.0)
+    assert done.state.status == "SUCCEEDED" and done.state.output == [1, 2]

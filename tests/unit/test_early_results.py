@@ -16,9 +16,11 @@ from stepflow.engine import (
     ExecutionState,
     RunTask,
     Start,
+    StartTimer,
     TaskFailed,
     TaskSubmitted,
     TaskSucceeded,
+    TimerFired,
     decide,
     new_execution,
 )
@@ -117,3 +119,59 @@ def test_a_request_response_task_never_holds() -> None:
     decision, task_id = _started(machine)
     done = _step(machine, decision.state, TaskSucceeded(task_id, 7, external=True), 1.0)
     assert done.state.status == "SUCCEEDED"
+
+
+def _timed(resource: str, then: dict[str, Any]) -> Any:
+    """``T`` times out after 5 s; ``then`` handles the timeout (a Retry or a Catch)."""
+    task = {"Type": "Task", "Resource": resource, "Parameters": {"a": 1}, "TimeoutSeconds": 5}
+    task.update(then)
+    later = {"Type": "Task", "Resource": resource, "Parameters": {"b": 2}, "End": True}
+    return parse({"StartAt": "T", "States": {"T": task, "Later": later}})
+
+
+def _fire(machine: Any, decision: Any, at: float) -> Any:
+    """Fire the timers ``decision`` armed; the decision after the last."""
+    for timer in [c for c in decision.commands if isinstance(c, StartTimer)]:
+        decision = _step(machine, decision.state, TimerFired(timer.timer_id), at)
+    return decision
+
+
+@pytest.mark.parametrize(
+    "then",
+    [
+        {
+            "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Later"}],
+            "End": True,
+        },
+        {"Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Later"}], "End": True},
+    ],
+    ids=["retry", "catch"],
+)
+@pytest.mark.parametrize("resource", [SYNC, TOKEN])
+def test_a_held_result_dies_with_its_attempt(resource: str, then: dict[str, Any]) -> None:
+    """An attempt that times out while holding an early result: the next task never sees it.
+
+    The held result is the timed-out attempt's (its token, its child); the retry, or the
+    Task state the Catch leads to, waits for its own (hostile review: it was applied to
+    the next attempt as soon as that one's TaskSubmitted arrived).
+    """
+    machine = _timed(resource, then)
+    decision, first = _started(machine)
+    held = _step(machine, decision.state, TaskSucceeded(first, {"old": 1}, external=True), 1.0)
+    timed_out = _step(machine, held.state, TimerFired(_timer(decision)), 6.0)
+    nxt = _fire(machine, timed_out, 7.0)  # a retry's interval (none for the Catch)
+    (run,) = [c for c in nxt.commands if isinstance(c, RunTask)]
+    assert run.task_id != first
+    submitted = TaskSubmitted(run.task_id, {"ExecutionArn": CHILD}, {"ExecutionArn": CHILD})
+    after = _step(machine, nxt.state, submitted, 8.0)
+    assert after.state.status == "RUNNING"  # waits for its own result
+    assert _kinds(after.state).count("TaskSucceeded") == 0
+    done = _step(machine, after.state, TaskSucceeded(run.task_id, {"new": 2}, external=True), 9.0)
+    assert done.state.status == "SUCCEEDED"
+    assert done.state.output == {"new": 2}
+
+
+def _timer(decision: Any) -> str:
+    (timer,) = [c for c in decision.commands if isinstance(c, StartTimer)]
+    return str(timer.timer_id)

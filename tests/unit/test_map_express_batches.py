@@ -308,3 +308,79 @@ def test_a_batch_near_the_end_of_its_lease_writes_conditionally() -> None:
     [done] = finished(drain(s, bus))
     assert done["output"] == [{"r": 42}]
     assert log.creates["xr"] == 1  # a conditional create, not an unconditional batch write
+
+
+def test_a_stale_batch_delivered_again_after_a_redrive_does_not_count_its_old_report() -> None:
+    """Hostile review: a batch message delivered again after its run was redriven.
+
+    Its lease holds its report (``done``), which a later delivery re-sends. After a
+    redrive that runs the batch's failed item again, that old report said FAILED for a
+    position the redrive's batch is running: the run counted it and failed again,
+    though the item then succeeded (and its result record says so).
+    """
+    log, bus = InMemoryLog(), InMemoryBus(0.0)
+    broken = [True]
+
+    def invoke(body: dict[str, Any]) -> TaskOutcome:
+        if body["input"] == "bad" and broken[0]:
+            return TaskOutcome.failed("Boom", "bad item")
+        return TaskOutcome.succeeded(body["input"])
+
+    s = Stepper(log=log, bus=bus, definitions=lambda _: MACHINE, clock=lambda: bus.now,
+                invoker=invoke)  # fmt: skip
+    items = ["bad", 1, 2]
+    bus.send(start_message(items, execution_type="EXPRESS"))
+    batches: list[Message] = []
+    original = bus.send
+
+    def keep(message: Message, delay_seconds: int = 0) -> None:
+        if message.body.get("type") == "MapRunBatch":
+            batches.append(message)
+        original(message, delay_seconds)
+
+    bus.send = keep  # type: ignore[method-assign]
+    [failed] = finished(drain(s, bus))
+    assert failed["status"] == "FAILED"
+    [stale] = batches
+    # WHEN the parent is redriven (the item is fixed), and before the redrive's batch
+    # runs, the first batch's message is delivered again
+    broken[0] = False
+    bus.now = 10.0
+    bus.send(start_message(items, seq=7, execution_type="EXPRESS"))
+    restart = bus.receive_batch(1)
+    s.handle_batch(restart)
+    bus.ack(restart[0])
+    assert len(batches) == 2  # the redrive's batch is queued
+    s.handle_batch([stale])
+    to_parent = drain(s, bus)
+    # THEN the redriven run succeeded: the old report did not count
+    ends = [m.body for m in to_parent if m.body.get("type") == "MapRunFinished"]
+    assert [e["status"] for e in ends] == ["SUCCEEDED"], ends
+    stored = log.get(KEY)
+    assert stored is not None
+    assert RunHead.from_json(stored.state).done["SUCCEEDED"] == 3
+
+
+def test_a_dropped_duplicate_of_a_batch_whose_runner_died_still_runs_once() -> None:
+    """Hostile review: a duplicate of a running batch was dropped (deleted from the queue).
+
+    SQS deletes a message through its latest receipt: the duplicate's. If the runner of
+    the first copy then dies, no copy comes back, and the batch's items never ran: the
+    run never ended. The duplicate is now sent again for when that runner's lease ends.
+    """
+    log, bus = InMemoryLog(), InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message(list(range(5)), execution_type="EXPRESS"))
+    first = bus.receive_batch(1)
+    s.handle_batch(first)
+    bus.ack(first[0])
+    [batch] = [m for m in bus.receive_batch(10) if m.body.get("type") == "MapRunBatch"]
+    other = leases.claim(log, KEY, batch.id, "other", 0.0, 900.0)  # a runner runs it now
+    assert other.lease is not None
+    assert s.handle_batch([batch]) == []
+    bus.ack(batch)  # the duplicate's receipt deletes the message: the runner then dies
+    assert s.calls == Counter()  # type: ignore[attr-defined]
+    bus.now = 1_000.0  # its lease ran out
+    [done] = finished(drain(s, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(5)]
+    assert s.calls == Counter({repr(n): 1 for n in range(5)})  # type: ignore[attr-defined]

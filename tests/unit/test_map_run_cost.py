@@ -19,9 +19,10 @@ from collections import Counter
 from typing import Any
 
 import orjson
+import pytest
 from stepflow.aws.log_items import Draft, ItemPacker
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message
-from stepflow.runtime.map_coalesce import MIN_WRITE_INTERVAL
+from stepflow.runtime.map_coalesce import MIN_WRITE_INTERVAL, bundle
 from stepflow.runtime.map_inline import child_attributes
 from stepflow.runtime.map_run_state import RunHead, child_execution_arn
 from stepflow.runtime.ports import ExecutionRecord
@@ -204,3 +205,150 @@ def test_fills_are_coalesced_too_and_the_window_still_fills() -> None:
     # THEN after the start's commit, no two commits of the head came closer than the interval
     gaps = [b - a for a, b in itertools.pairwise(log.head_commits)]
     assert min(gaps) >= MIN_WRITE_INTERVAL - 1e-9, min(gaps)
+
+
+class SizedBus(TickingBus):
+    """A bus that refuses a message to the run over SQS's 256 KiB, as SQS does."""
+
+    LIMIT = 262_144
+
+    def __init__(self, now: float) -> None:
+        super().__init__(now, tick=0.0001)
+        self.refused: list[int] = []
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        size = len(orjson.dumps(self.signer.sign(message)))
+        if message.execution_arn == KEY and size > self.LIMIT:
+            self.refused.append(size)
+            raise RuntimeError(f"SQS refuses a message of {size} bytes")
+        super().send(message, delay_seconds)
+
+
+def test_children_with_large_outputs_report_in_messages_sqs_accepts() -> None:
+    """Hostile review: deferred reports were bundled with each child's whole output.
+
+    The run never reads a report's output (a child's result is read from its record),
+    but a bundle carried it: three children of 120 KB outputs made one 360 KB message,
+    which SQS refuses (the reports came back until the dead-letter queue).
+    """
+    log, bus = HeadWrites(InMemoryLog()), SizedBus(0.0)
+    s = support.stepper(log, bus)
+    items = [f"{n}" + "x" * 60_000 for n in range(3)]
+    bus.send(start_message(items, max_concurrency=25))
+    to_parent = drain(s, bus)
+    assert bus.refused == []
+    assert [m for m in bus.sent if m.body.get("type") == "MapRunReports"]  # deferred
+    [_] = finished(to_parent)
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    head = RunHead.from_json(stored.state)
+    assert head.done["SUCCEEDED"] == 3 and not head.running
+
+
+def test_a_bundle_carries_no_output_and_is_not_made_past_its_bound() -> None:
+    report = {"type": "ChildFinished", "child_id": "1", "status": "FAILED", "output": "o" * 999}
+    made = bundle(KEY, [("m1", report)])
+    assert made is not None
+    [carried] = made.body["reports"]
+    assert "output" not in carried and carried["status"] == "FAILED"
+    # long causes: ten of 20 KB would be over the bound, so the reports are applied at once
+    long = [(f"m{i}", {**report, "cause": "c" * 20_000}) for i in range(10)]
+    assert bundle(KEY, long) is None
+    assert bundle(KEY, long[:3]) is not None
+
+
+class RacingLog(support.MeteredLog):
+    """Runs ``race()`` once, just before (or just after) the first create of ``arn``."""
+
+    def __init__(self, inner: Any, arn: str, *, after: bool) -> None:
+        super().__init__(inner)
+        self.arn, self.after = arn, after
+        self.race: Any = None
+
+    def create(self, record: ExecutionRecord, events: Any) -> None:
+        race, hit = self.race, record.execution_arn == self.arn and self.race is not None
+        if hit:
+            self.race = None
+        if hit and not self.after:
+            race()
+        super().create(record, events)
+        if hit and self.after:
+            race()
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-create", "after-create"])
+def test_two_steppers_starting_one_child_run_its_task_once(after: bool) -> None:
+    """A duplicate child message handled by a second stepper while the first starts it.
+
+    Before the first's create (the first falls back to applying Start on the stored
+    child) or between its create and its inline task (the second takes the task over
+    from the outbox): either way the child is created once and its Lambda runs once.
+    """
+    child = child_execution_arn(MAP_RUN_ARN, 4)
+    log, bus = RacingLog(InMemoryLog(), child, after=after), InMemoryBus(0.0)
+    a, b = support.stepper(log, bus), support.stepper(log, bus)
+    b.invoker, b.calls = a.invoker, a.calls  # type: ignore[attr-defined]
+    bus.send(start_message(list(range(8))))
+    a.handle_batch(bus.receive_batch(1))  # the run starts its children
+    messages = bus.receive_batch(100)
+    for message in messages:
+        bus.ack(message)
+    [dup] = [m for m in messages if m.execution_arn == child]
+    log.race = lambda: b.handle_batch([dup])
+    a.handle_batch(messages)
+    assert log.race is None  # the second stepper ran in the middle
+    record = log.inner.get(child)  # created with its first step, then its one result
+    assert record is not None and record.status == "SUCCEEDED" and record.seq == 2
+    [done] = finished(drain(a, bus))
+    assert done["output"] == [{"r": 2 * n} for n in range(8)]
+    assert a.calls[repr(4)] == 1  # type: ignore[attr-defined]
+    stored = log.inner.get(KEY)
+    assert stored is not None
+    assert RunHead.from_json(stored.state).done["SUCCEEDED"] == 8
+
+
+def test_a_child_started_after_its_run_was_cancelled_mid_batch_never_runs() -> None:
+    """Hostile review: a batch's child starts read their run's head once (``run_heads``).
+
+    With inline tasks, the first child's Lambda runs before the next child is started;
+    a cancel committed meanwhile (the user's StopExecution) must stop the rest of the
+    batch from starting, as when each child read the head just before its create. The
+    cancel's Stop to a child not yet created is lost, so a child created after it
+    would run its Lambda after the stop.
+    """
+    calls = cancel_during_the_first_child(HeadWrites(InMemoryLog()))
+    assert calls[repr(0)] == 1
+    assert [n for n in range(1, 6) if calls[repr(n)]] == []  # none ran after the stop
+
+
+def cancel_during_the_first_child(log: Any) -> Counter[str]:
+    """Six children started in one batch; the run is cancelled during the first's Lambda.
+
+    Returns the Lambda calls per item (``repr``); ``log`` ends with the run ABORTED.
+    """
+    bus = InMemoryBus(0.0)
+    s = support.stepper(log, bus)
+    other = support.stepper(log, bus)
+    invoke = s.invoker
+    bus.send(start_message(list(range(6)), max_concurrency=6))
+    s.handle_batch(bus.receive_batch(1))  # the run starts six children
+    messages = bus.receive_batch(100)
+    for message in messages:
+        bus.ack(message)
+    children_first = sorted(
+        (m for m in messages if m.kind == "child"), key=lambda m: int(m.body["position"])
+    )
+    assert len(children_first) == 6
+
+    def stop_during_the_first(body: dict[str, Any]) -> Any:
+        if body["input"] == 0:  # another stepper applies the parent's cancel meanwhile
+            other.handle_batch([support.cancel_message()])
+        return invoke(body)
+
+    s.invoker = stop_during_the_first
+    s.handle_batch(children_first)
+    drain(s, bus)
+    stored = log.get(KEY)
+    assert stored is not None and RunHead.from_json(stored.state).status == "ABORTED"
+    calls: Counter[str] = s.calls  # type: ignore[attr-defined]
+    return calls

@@ -1,9 +1,8 @@
-"""Reads per child of a STANDARD map run: the run's head once per batch, the child's once.
+"""Reads per child of a STANDARD map run: the run's head once per batch, the child's never.
 
 GIVEN a run of ten items whose ten child messages arrive in one batch, WHEN the
 stepper handles the batch, THEN it reads the run's head once (not once per
-child message) and each child's head once (a map run's child is its own root:
-its input is in the head just read, not to be read again).
+child message) and no child's head (each is created with its first decision).
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ def test_a_batch_of_ten_child_starts_reads_the_run_once_and_no_child() -> None:
         bus.ack(message)
     assert log.reads[KEY] == 1
     kids = [m.execution_arn for m in starts]
-    # each new child is stored with its first decision (runtime/child_start.py): no read
+    # a new child is stored with its first decision (runtime/child_start.py): never read
     assert [log.reads[arn] for arn in kids] == [0] * 10
     [done] = finished(drain(s, bus))
     assert done["status"] == "SUCCEEDED" and done["output"] == [{"r": 2 * i} for i in range(10)]

@@ -355,3 +355,27 @@ def test_conflicts_are_retried_on_the_latest_head() -> None:
     bus.send(start_message([1, 2, 3]))
     [done] = finished(drain(s, bus))
     assert done["output"] == [{"r": 2}, {"r": 4}, {"r": 6}]
+
+
+def test_the_runs_end_names_the_parents_redrive_it_ran_for() -> None:
+    """The parent ignores an end stamped with an earlier redrive count (see
+    tests/unit/test_distributed_map.py::test_a_late_end_of_the_run_before_the_redrive_is_ignored).
+    """
+    log, bus = MeteredLog(InMemoryLog()), InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items: list[Any] = [1, "bad", 3]
+    bus.send(start_message(items))
+    [failed] = finished(drain(s, bus))
+    assert failed["status"] == "FAILED" and failed["parent_redrive"] == 0
+    original = support.work
+    try:
+        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+        redrive = start_message(items, seq=7)
+        redrive = Message(
+            redrive.execution_arn, redrive.id, "event", {**redrive.body, "parent_redrive": 1}
+        )
+        bus.send(redrive)
+        [done] = [d for d in finished(drain(s, bus)) if d["status"] == "SUCCEEDED"]
+    finally:
+        support.work = original
+    assert done["parent_redrive"] == 1

@@ -162,6 +162,8 @@ class Decider(Transitions):
                 self.start()
             self.end_execution("FAILED", "ExecutionFailed", event.error, event.cause)
         elif isinstance(event, MapRunFinished):
+            if event.parent_redrive is not None and event.parent_redrive < s.redrive_count:
+                return  # the end of the run's attempt before a redrive: stale
             map_inline.final_report(self, event)
             if not map_inline.run_failed(self, event):
                 distributed.map_run_finished(self, event)

@@ -300,6 +300,10 @@ class MapRunFinished:
     report: list[Any] | None = None
     """An inline Map's run: its last progress report ``[seq, events]`` (see
     :class:`MapIterations`), carried here so that it cannot arrive after the end."""
+    parent_redrive: int | None = None
+    """The parent's redrive count the run ended for (None: not said). A redrive of the
+    parent runs the same run again: the end of an earlier attempt, delivered late, is
+    stale then (its count is below the parent's)."""
 
 
 @dataclass(frozen=True, slots=True)

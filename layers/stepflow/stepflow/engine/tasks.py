@@ -57,6 +57,7 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
     frame.task_id = task_id
     frame.started = False
     frame.submitted = False
+    frame.early = None  # a result an earlier attempt held is that attempt's: never this one's
     frame.handle = None
     frame.poll_round = 0
     frame.phase = "task"

@@ -24,6 +24,7 @@ nothing (any write fills the window).
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,10 @@ the outbox clear that follows a write that starts children."""
 
 BUNDLE_DELAY = 1
 """Seconds a bundle of deferred reports waits (the queue's delay granularity)."""
+
+BUNDLE_BYTES = 128 * 1024
+"""The largest bundle (its JSON body) sent: half of SQS's 256 KiB message, the rest
+for the envelope and non-ASCII text escaped twice."""
 
 DEFERRABLE = frozenset({"ChildFinished", "MapRunBatchDone", "MapRunReports", "MapRunFill"})
 """The deliveries that only count children or refill the window (and may be deferred)."""
@@ -70,8 +75,17 @@ def too_soon(state: dict[str, Any], now: float, interval: float = MIN_WRITE_INTE
     return written != now and abs(now - written) < interval
 
 
-def bundle(key: str, bodies: Sequence[tuple[str, dict[str, Any]]]) -> Message:
-    """One message carrying the reports of ``bodies`` (bundles flattened) to the run ``key``."""
-    reports = [body for _, body in unbundled(bodies)]
+def bundle(key: str, bodies: Sequence[tuple[str, dict[str, Any]]]) -> Message | None:
+    """One message carrying the reports of ``bodies`` (bundles flattened) to the run ``key``.
+
+    A report's ``output`` is left out: the run reads a child's result from the child's
+    record, never from its report. None if the bundle would still be over
+    :data:`BUNDLE_BYTES` (long causes): the reports are then applied at once, as a
+    message SQS refuses would come back until the dead-letter queue.
+    """
+    reports = [{k: v for k, v in body.items() if k != "output"} for _, body in unbundled(bodies)]
     message_id = f"{key}#reports/{secrets.token_hex(8)}"
-    return Message(key, message_id, "event", {"type": "MapRunReports", "reports": reports})
+    body = {"type": "MapRunReports", "reports": reports}
+    if len(json.dumps(body, separators=(",", ":"))) > BUNDLE_BYTES:
+        return None
+    return Message(key, message_id, "event", body)

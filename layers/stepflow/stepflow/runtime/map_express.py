@@ -108,12 +108,17 @@ def express_batch(runs: MapRuns, message: Message) -> None:
     now = runs.clock()
     claim = leases.claim(runs.log, key, message.id, runs.owner, now, LEASE_SECONDS)
     if claim.status == "busy":
-        # A duplicate of a message another runner is running: dropped. That runner's own
-        # delivery reports it, or comes back if the runner dies (then the lease ran out).
+        # A duplicate of a message another runner is running. Acknowledged, it may delete
+        # the message (SQS deletes through the latest receipt), so that the first copy
+        # never comes back if its runner dies: sent again for when that lease ends (it
+        # then finds the batch's report, or runs it).
+        later = delay(claim.lease.until - now + 1) if claim.lease is not None else 0
+        (runs.sender.tasks_bus or runs.sender.bus).send(message, later)
         return
     if claim.status == "done":
         assert claim.result is not None
-        runs.sender.bus.send(_report(key, message, claim.result["done"]))
+        if not _redriven_since(runs, key, message):
+            runs.sender.bus.send(_report(key, message, claim.result["done"]))
         return
     assert claim.lease is not None
     try:
@@ -180,6 +185,18 @@ def _running(runs: MapRuns, key: str) -> bool:
     """Whether the run is still running (a batch of a stopped or failed run does not start)."""
     record = runs.log.get(key)
     return record is not None and record.state.get("status") == "RUNNING"
+
+
+def _redriven_since(runs: MapRuns, key: str, message: Message) -> bool:
+    """Whether the run was redriven after this batch (of a redrive count in its id) started.
+
+    Its report was sent when it ended; re-sent now, it would count its positions for
+    the redrive, which runs again those that failed (as FAILED, or dropped from the
+    window as never started, while another batch runs them).
+    """
+    generation = int(message.id.rsplit("#", 2)[1])
+    record = runs.log.get(key)
+    return record is not None and int(record.state.get("redrive_count") or 0) > generation
 
 
 def _report(key: str, message: Message, done: list[list[Any]]) -> Message:

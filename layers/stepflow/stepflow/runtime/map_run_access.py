@@ -68,7 +68,12 @@ def refused_starts(
     if role and check.may_start(role, machine):
         return list(deliveries), []
     event = MapRunFinished(
-        str(spec.get("run_id")), "FAILED", None, ERROR, denial_cause(role, machine)
+        str(spec.get("run_id")),
+        "FAILED",
+        None,
+        ERROR,
+        denial_cause(role, machine),
+        parent_redrive=int(start.body.get("parent_redrive") or 0),
     )
     failed = Message(parent, f"{start.id}#denied", "event", encode_event(event))
     return [m for m in deliveries if m is not start], [failed]

@@ -335,8 +335,10 @@ class MapRuns:
                 self.sender.flush(record, inline=False)
             now = self.clock()
             if reports_only(bodies) and too_soon(record.state, now):  # see map_coalesce
-                self.sender.bus.send(bundle(key, bodies), BUNDLE_DELAY)
-                return
+                deferred = bundle(key, bodies)
+                if deferred is not None:
+                    self.sender.bus.send(deferred, BUNDLE_DELAY)
+                    return
             before = record.state
             head = RunHead.from_json(dict(record.state))
             outbox: list[Message] = []
@@ -587,7 +589,14 @@ class MapRuns:
             outbox.append(Message(key, more, "event", {"type": "MapRunFill"}))
 
     def _finished(self, key: str, head: RunHead, output: Any) -> Message:
-        event = MapRunFinished(head.run_id, head.status, output, head.error, head.cause)  # type: ignore[arg-type]
+        event = MapRunFinished(
+            head.run_id,
+            head.status,  # type: ignore[arg-type]
+            output,
+            head.error,
+            head.cause,
+            parent_redrive=head.parent_redrive,
+        )
         message_id = f"{key}#finished#{head.redrive_count}"
         return Message(head.parent_arn, message_id, "event", encode_event(event))
 

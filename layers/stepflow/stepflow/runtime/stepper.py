@@ -255,6 +255,7 @@ class Stepper:
                         groups.setdefault(message.execution_arn, []).append((message, started))
                 elif message.kind == "task":
                     self._tasks().run_task(message)
+                    run_heads.clear()  # time passed: a run read before may have ended
                 elif message.kind == "repair":
                     self._apply(message.execution_arn, [])
                 elif message.kind == "child":
@@ -358,7 +359,10 @@ class Stepper:
             except (ExecutionAlreadyExistsError, UnstorableDataError):
                 pass  # started already, or to fail on the two-write path (see _commit)
             else:
-                self._apply(new.execution_arn, [], started=self._flush(new))
+                inline = self._flush(new)
+                self._apply(new.execution_arn, [], started=inline)
+                if inline:  # its tasks ran: the run may have ended meanwhile, read it again
+                    run_heads.pop(str(message.body["map_run"]), None)
                 return None
         with contextlib.suppress(ExecutionAlreadyExistsError):
             self.log.create(record, [])
