@@ -212,7 +212,8 @@ class Decider(Transitions):
         s.timers.clear()
         s.ready.clear()
         s.children.clear()
-        root.fanout = None
+        if root.fanout is not None and root.fanout.kind != "map":
+            root.fanout = None  # a Map keeps its succeeded iterations (see fanout.run_map)
         root.task_id = root.timer_id = None
         root.error = root.cause = None
         root.pending_assign = None

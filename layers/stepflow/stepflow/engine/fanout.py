@@ -73,22 +73,42 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         tolerated = (None if count is None else int(count), None if pct is None else float(pct))
         map_inline.run_inline(d, frame, node, items, int(concurrency or 0), tolerated)
         return
+    kept = _redriven(d, frame, node, items)
     frame.fanout = Fanout(
         "map",
         n,
         items=items,
-        results=[None] * n,
-        done=[False] * n,
+        results=[None] * n if kept is None else kept.results,
+        done=[False] * n if kept is None else kept.done,
         max_concurrency=int(concurrency or 0),
         tolerated_count=None if count is None else int(count),
         tolerated_percentage=None if pct is None else float(pct),
         effective_input=effective,
+        state=node.name,
     )
     frame.phase = "children"
-    if n == 0:
+    if all(frame.fanout.done):  # no items, or a redrive with every item succeeded
         complete(d, frame, node)
         return
     start_iterations(d, frame, node)
+
+
+def _redriven(d: StepContext, frame: Frame, node: MapState, items: list[Any]) -> Fanout | None:
+    """The iterations to keep when this entry is the redrive of the execution, if any.
+
+    AWS's redrive of an inline Map runs only its failed, aborted and never-started
+    iterations again: the succeeded ones keep their results (the iterations of this
+    very Map state, on the same items; a retry or a later entry runs them all).
+    """
+    kept = frame.fanout
+    redriving = d.state.redrive_count > 0 and d.state.redrive_date == d.now
+    if kept is None or not redriving or frame.retry_count or kept.kind != "map":
+        return None
+    if kept.state != node.name or kept.items != items:
+        return None
+    for index in kept.failed:
+        kept.done[index], kept.results[index] = False, None
+    return kept
 
 
 def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
@@ -105,6 +125,8 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
         d.time_budget.check()
         i = fan.next_index
         fan.next_index += 1
+        if fan.done[i]:
+            continue  # succeeded before the execution was redriven
         try:
             value = _item_input(d, frame, node, i, fan.items[i], fan.effective_input)
         except StatesError as exc:
@@ -207,6 +229,7 @@ def child_failed(d: StepContext, child: Frame) -> None:
         )
         parent.prev_id = child.prev_id
         fan.failures += 1
+        fan.failed.append(child.index)
         fan.results[child.index] = dataflow.error_output(error, cause)
         fan.done[child.index] = True
         if tolerated(fan):

@@ -35,6 +35,10 @@ class Fanout:
     tolerated_count: int | None = None
     tolerated_percentage: float | None = None
     effective_input: Any = None
+    failed: list[int] = field(default_factory=list)
+    """The Map items that failed (tolerated or not): a redrive runs them again."""
+    state: str = ""
+    """The Map state whose items these are (a redrive keeps the succeeded ones of it only)."""
 
 
 @dataclass(slots=True)
@@ -158,6 +162,7 @@ class ExecutionState:
                 clone.fanout.results = list(fan.results)
                 clone.fanout.done = list(fan.done)
                 clone.fanout.children = dict(fan.children)
+                clone.fanout.failed = list(fan.failed)
             frames[key] = clone
         copy = ExecutionState(
             **{name: getattr(self, name) for name in ExecutionState.__slots__},
