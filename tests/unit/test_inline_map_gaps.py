@@ -106,3 +106,125 @@ def test_a_retry_of_the_map_still_runs_every_iteration_again() -> None:
     env.run(arn)
     assert env.result(arn).status == "SUCCEEDED"
     assert calls[3] == 2 and sum(calls.values()) > 6
+
+
+# --- 1. an abandoned inline Map leaves every iteration event in the parent's history -------
+
+
+def _callback_map(**fields: Any) -> dict[str, Any]:
+    task = {
+        "Type": "Task",
+        "Resource": CALLBACK,
+        "Parameters": {"FunctionName": "cb", "Payload": {"t.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    return {
+        "Type": "Map",
+        "ItemsPath": "$.items",
+        "MaxConcurrency": 10,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": task}},
+        **fields,
+    }
+
+
+def _iteration_events(events: list[tuple[str, Any]]) -> Counter[tuple[str, Any]]:
+    return Counter(e for e in events if e[0].startswith("MapIteration"))
+
+
+@pytest.mark.parametrize("how", ["stop", "timeout"])
+def test_an_ended_execution_records_its_maps_iterations_before_its_last_event(how: str) -> None:
+    seen = {}
+    for limit in (None, 40):
+        env = WorkflowEnvironment(child_limit=limit, start_time=0.0)
+        definition: dict[str, Any] = {"StartAt": "M", "States": {"M": _callback_map(End=True)}}
+        if how == "timeout":
+            definition["TimeoutSeconds"] = 60
+        arn = env.start(definition, {"items": list(range(N))}, name="x")
+        env.run(arn)
+        for task in env.open_tasks(arn)[:3]:
+            env.complete(task.token, {})
+        if how == "stop":
+            env.stop(arn)
+        else:
+            env.advance(120)
+            env.run(arn)
+        assert not env.open_tasks()
+        events = _events(env, arn)
+        ending = "ExecutionAborted" if how == "stop" else "ExecutionTimedOut"
+        assert events[-1] == (ending, None)  # nothing after the execution's end
+        seen[limit] = _iteration_events(events)
+    assert seen[40] == seen[None]
+    # 10 started, 3 succeeded and 3 more started; no Aborted when the execution ends
+    assert Counter(t for t, _ in seen[40].elements()) == {
+        "MapIterationStarted": 13,
+        "MapIterationSucceeded": 3,
+    }
+
+
+def test_a_map_abandoned_by_a_failed_parallel_sibling_records_its_aborted_iterations() -> None:
+    seen = {}
+    for limit in (None, 40):
+        definition = {
+            "StartAt": "P",
+            "States": {
+                "P": {
+                    "Type": "Parallel",
+                    "Branches": [
+                        {"StartAt": "M", "States": {"M": _callback_map(End=True)}},
+                        {
+                            "StartAt": "W",
+                            "States": {
+                                "W": {"Type": "Wait", "Seconds": 10, "Next": "F"},
+                                "F": {"Type": "Fail", "Error": "Sibling"},
+                            },
+                        },
+                    ],
+                    "End": True,
+                }
+            },
+        }
+        env = WorkflowEnvironment(child_limit=limit, start_time=0.0)
+        arn = env.start(definition, {"items": list(range(N))}, name="x")
+        env.run(arn)
+        for task in env.open_tasks(arn)[:4]:
+            env.complete(task.token, {})
+        env.advance(20)
+        env.run(arn)
+        result = env.result(arn)
+        assert (result.status, result.error) == ("FAILED", "Sibling")
+        assert not env.open_tasks()
+        events = _events(env, arn)
+        # the Map's iterations come before the Parallel fails
+        last = max(i for i, (t, _) in enumerate(events) if t.startswith("MapIteration"))
+        assert last < events.index(("ParallelStateFailed", None))
+        seen[limit] = _iteration_events(events)
+    assert seen[40] == seen[None]
+    # 10 + 4 started, 4 succeeded, the 10 running aborted, each once
+    aborted = sorted(i for t, i in seen[40].elements() if t == "MapIterationAborted")
+    assert len(aborted) == 10 and len(set(aborted)) == 10
+    assert sum(1 for t, _ in seen[40].elements() if t == "MapIterationStarted") == 14
+
+
+def test_a_map_failed_by_its_iteration_records_the_same_events_on_both_paths() -> None:
+    seen = {}
+    for limit in (None, 40):
+        definition = {"StartAt": "M", "States": {"M": _callback_map(End=True)}}
+        env = WorkflowEnvironment(child_limit=limit, start_time=0.0)
+        arn = env.start(definition, {"items": list(range(N))}, name="x")
+        env.run(arn)
+        tasks = env.open_tasks(arn)
+        for task in tasks[:3]:
+            env.complete(task.token, {})
+        env.fail(tasks[3].token, "Boom", "one item")
+        env.run(arn)
+        result = env.result(arn)
+        assert (result.status, result.error) == ("FAILED", "Boom")
+        assert not env.open_tasks()
+        seen[limit] = Counter(t for t, _ in _iteration_events(_events(env, arn)).elements())
+    assert seen[40] == seen[None]
+    assert seen[40] == {
+        "MapIterationStarted": 13,
+        "MapIterationSucceeded": 3,
+        "MapIterationFailed": 1,
+        "MapIterationAborted": 9,
+    }

@@ -259,6 +259,7 @@ def abort_children(d: StepContext, frame: Frame) -> None:
     """Abort every running child of ``frame`` (and theirs), cancelling their tasks."""
     fan = frame.fanout
     if fan is None:
+        map_inline.abandon(d, frame, aborted=True)
         distributed.abort(d, frame)  # a distributed Map waiting for its run, if any
         return
     node = d.node(frame)

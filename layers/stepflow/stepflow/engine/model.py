@@ -323,6 +323,21 @@ class MapIterations:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreportedIterations:
+    """What an inline Map's map run has not reported yet, read when the parent abandons it.
+
+    ``pending``: the ``[outcome, index]`` events the run holds back for its next report;
+    ``running``: the iterations it runs. Given to the decision that cancels the run
+    (``decide(..., unreported=...)``), so that the parent's history shows what it would
+    show with the iterations in the parent: every event up to the abandon, then
+    ``MapIterationAborted`` for each running one (not when the execution ends).
+    """
+
+    pending: tuple[tuple[str, int], ...] = ()
+    running: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ChildFinished:
     """The child execution ``child_id`` (a remote Map iteration) ended with ``status``."""
 
