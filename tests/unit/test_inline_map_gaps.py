@@ -228,3 +228,29 @@ def test_a_map_failed_by_its_iteration_records_the_same_events_on_both_paths() -
         "MapIterationFailed": 1,
         "MapIterationAborted": 9,
     }
+
+
+@pytest.mark.parametrize("limit", [None, 40])
+def test_a_redrive_after_a_stop_answers_each_iteration_once_in_all(limit: int | None) -> None:
+    env = WorkflowEnvironment(child_limit=limit, start_time=0.0)
+    definition = {"StartAt": "M", "States": {"M": _callback_map(End=True)}}
+    arn = env.start(definition, {"items": list(range(N))}, name="x")
+    env.run(arn)
+    for task in env.open_tasks(arn)[:3]:
+        env.complete(task.token, {})
+    env.stop(arn)
+    env.stepper.redrive_execution(arn)
+    env.run(arn)
+    answered, opened = 3, Counter[str]()
+    while env.describe(arn)["status"] == "RUNNING":
+        tasks = env.open_tasks(arn)
+        assert tasks, "the redriven Map waits on nothing"
+        for task in tasks:
+            opened[task.token] += 1
+            env.complete(task.token, {})
+            answered += 1
+        env.run(arn)
+    assert env.describe(arn)["status"] == "SUCCEEDED"
+    assert answered == N and all(n == 1 for n in opened.values())
+    succeeded = [i for t, i in _events(env, arn) if t == "MapIterationSucceeded"]
+    assert sorted(succeeded) == list(range(N))  # each once, across both attempts

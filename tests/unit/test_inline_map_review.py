@@ -12,7 +12,6 @@ import json
 from collections import Counter
 from typing import Any
 
-import pytest
 from stepflow.testing import WorkflowEnvironment
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:fn"

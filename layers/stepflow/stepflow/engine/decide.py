@@ -205,8 +205,9 @@ class Decider(Transitions):
     def redrive(self) -> None:
         """Run a stopped execution again from the state its root thread stopped in.
 
-        That state runs again from its start (a Parallel or Map with all its
-        branches or items); its retry counts start over, ``$$.Execution.RedriveCount``
+        That state runs again from its start (a Parallel with all its branches; an
+        inline Map with only its failed, aborted and never-started iterations, as AWS
+        does: see ``fanout.run_map``); its retry counts start over, ``$$.Execution.RedriveCount``
         goes up by one. A succeeded execution, or one never started, is left alone.
         """
         s = self.state
