@@ -254,3 +254,61 @@ def test_a_redrive_after_a_stop_answers_each_iteration_once_in_all(limit: int | 
     assert answered == N and all(n == 1 for n in opened.values())
     succeeded = [i for t, i in _events(env, arn) if t == "MapIterationSucceeded"]
     assert sorted(succeeded) == list(range(N))  # each once, across both attempts
+
+
+def test_a_map_entered_again_after_the_redrive_runs_all_its_iterations() -> None:
+    # The redrive keeps the iterations of the entry it redrives only: the Map caught and
+    # entered again (the same decision, the same items) runs every iteration again.
+    iteration = {
+        "StartAt": "C",
+        "States": {
+            "C": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "And": [
+                            {"Variable": "$.i", "NumericEquals": 2},
+                            {"Variable": "$$.Execution.RedriveCount", "NumericEquals": 0},
+                        ],
+                        "Next": "Hard",
+                    },
+                    {
+                        "And": [
+                            {"Variable": "$.i", "NumericEquals": 2},
+                            {"Variable": "$.attempt", "NumericEquals": 0},
+                        ],
+                        "Next": "Soft",
+                    },
+                ],
+                "Default": "Ok",
+            },
+            "Hard": {"Type": "Fail", "Error": "Hard"},
+            "Soft": {"Type": "Fail", "Error": "Soft"},
+            "Ok": {"Type": "Pass", "End": True},
+        },
+    }
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 1,
+                "ItemSelector": {"i.$": "$$.Map.Item.Value", "attempt.$": "$.attempt"},
+                "ItemProcessor": iteration,
+                "Catch": [{"ErrorEquals": ["Soft"], "ResultPath": None, "Next": "Again"}],
+                "End": True,
+            },
+            "Again": {"Type": "Pass", "Result": 1, "ResultPath": "$.attempt", "Next": "M"},
+        },
+    }
+    env = WorkflowEnvironment(start_time=0.0)
+    arn = env.start(definition, {"items": [0, 1, 2, 3], "attempt": 0}, name="x")
+    env.run(arn)
+    assert env.result(arn).error == "Hard"
+    env.stepper.redrive_execution(arn)
+    env.run(arn)
+    assert env.result(arn).status == "SUCCEEDED"
+    started = Counter(i for t, i in _events(env, arn) if t == "MapIterationStarted")
+    # 0 and 1: the first attempt and the entry after the catch (kept by the redrive only)
+    assert started == {0: 2, 1: 2, 2: 3, 3: 1}

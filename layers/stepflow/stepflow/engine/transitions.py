@@ -245,6 +245,7 @@ class Transitions:
         frame.input = output
         frame.effective = None
         frame.map_run = frame.map_reports = None  # a redrive never runs a run left behind
+        frame.fanout = None  # nor keeps the iterations of a Map left behind (fanout.run_map)
         self.push(frame)
 
     def fail_state(
