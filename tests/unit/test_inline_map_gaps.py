@@ -312,3 +312,51 @@ def test_a_map_entered_again_after_the_redrive_runs_all_its_iterations() -> None
     started = Counter(i for t, i in _events(env, arn) if t == "MapIterationStarted")
     # 0 and 1: the first attempt and the entry after the catch (kept by the redrive only)
     assert started == {0: 2, 1: 2, 2: 3, 3: 1}
+
+
+def test_a_redrive_of_a_parallel_runs_only_the_branches_that_did_not_succeed() -> None:
+    # AWS: "For workflows that include an Inline Map or Parallel state, RedriveExecution
+    # ... redrives only the iterations and branches that failed or aborted."
+    def branch(b: int) -> dict[str, Any]:
+        payload = {"b": b, "t.$": "$$.Task.Token"}
+        task = {
+            "Type": "Task",
+            "Resource": CALLBACK,
+            "Parameters": {"FunctionName": "cb", "Payload": payload},
+            "End": True,
+        }
+        return {"StartAt": f"T{b}", "States": {f"T{b}": task}}
+
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {"Type": "Parallel", "Branches": [branch(b) for b in range(3)], "End": True}
+        },
+    }
+    env = WorkflowEnvironment(start_time=0.0)
+    arn = env.start(definition, {}, name="x")
+    env.run(arn)
+
+    def open_branches() -> dict[int, str]:
+        return {int(t.state_name[1:]): t.token for t in env.open_tasks(arn)}
+
+    first = open_branches()
+    assert set(first) == {0, 1, 2}
+    env.complete(first[0], {"b": 0, "attempt": 1})
+    env.fail(first[1], "Boom", "branch 1")
+    env.run(arn)
+    assert env.result(arn).error == "Boom" and not env.open_tasks()
+    env.stepper.redrive_execution(arn)
+    env.run(arn)
+    again = open_branches()
+    assert set(again) == {1, 2}  # branch 0 succeeded: not run again
+    for b, token in again.items():
+        env.complete(token, {"b": b, "attempt": 2})
+    env.run(arn)
+    result = env.result(arn)
+    assert result.status == "SUCCEEDED"
+    assert json.loads(result.output or "null") == [
+        {"b": 0, "attempt": 1},
+        {"b": 1, "attempt": 2},
+        {"b": 2, "attempt": 2},
+    ]

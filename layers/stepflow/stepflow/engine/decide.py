@@ -205,9 +205,9 @@ class Decider(Transitions):
     def redrive(self) -> None:
         """Run a stopped execution again from the state its root thread stopped in.
 
-        That state runs again from its start (a Parallel with all its branches; an
-        inline Map with only its failed, aborted and never-started iterations, as AWS
-        does: see ``fanout.run_map``); its retry counts start over, ``$$.Execution.RedriveCount``
+        That state runs again from its start (a Parallel or an inline Map with only
+        its failed, aborted and never-started branches or iterations, as AWS does: see
+        ``fanout._redriven``); its retry counts start over, ``$$.Execution.RedriveCount``
         goes up by one. A succeeded execution, or one never started, is left alone.
         """
         s = self.state
@@ -222,8 +222,7 @@ class Decider(Transitions):
         s.timers.clear()
         s.ready.clear()
         s.children.clear()
-        if root.fanout is not None and root.fanout.kind != "map":
-            root.fanout = None  # a Map keeps its succeeded iterations (see fanout.run_map)
+        # root.fanout stays: a Map or Parallel keeps what succeeded (see fanout._redriven)
         root.task_id = root.timer_id = None
         root.error = root.cause = None
         root.pending_assign = None

@@ -17,20 +17,27 @@ if TYPE_CHECKING:
 
 
 def run_parallel(d: StepContext, frame: Frame, node: ParallelState) -> None:
-    """Start (or restart, on retry) every branch of a Parallel state."""
+    """Start (or restart, on retry) every branch of a Parallel state.
+
+    The redrive of the execution starts only the branches that did not succeed.
+    """
     effective = dataflow.effective_input(d, frame, node, template=node.parameters)
     frame.effective = effective
     d.emit(frame, "ParallelStateStarted")
     n = len(node.branches)
-    frame.fanout = Fanout("parallel", n, results=[None] * n, done=[False] * n, next_index=n)
+    kept = _redriven(d, frame, node, "parallel", n, [])
+    results = [None] * n if kept is None else kept.results
+    done = [False] * n if kept is None else kept.done
+    frame.fanout = Fanout("parallel", n, results=results, done=done, next_index=n, state=node.name)
     frame.phase = "children"
     children = [
         _child(d, frame, branch.id, branch.start_at, effective, i)
         for i, branch in enumerate(node.branches)
+        if not done[i]
     ]
     for child in reversed(children):
         d.push(child)
-    if n == 0:
+    if all(done):  # no branches, or a redrive with every branch succeeded
         complete(d, frame, node)
 
 
@@ -73,7 +80,7 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         tolerated = (None if count is None else int(count), None if pct is None else float(pct))
         map_inline.run_inline(d, frame, node, items, int(concurrency or 0), tolerated)
         return
-    kept = _redriven(d, frame, node, items)
+    kept = _redriven(d, frame, node, "map", n, items)
     frame.fanout = Fanout(
         "map",
         n,
@@ -93,18 +100,21 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
     start_iterations(d, frame, node)
 
 
-def _redriven(d: StepContext, frame: Frame, node: MapState, items: list[Any]) -> Fanout | None:
-    """The iterations to keep when this entry is the redrive of the execution, if any.
+def _redriven(
+    d: StepContext, frame: Frame, node: State, kind: str, total: int, items: list[Any]
+) -> Fanout | None:
+    """The iterations or branches to keep when this entry is the execution's redrive.
 
-    AWS's redrive of an inline Map runs only its failed, aborted and never-started
-    iterations again: the succeeded ones keep their results (the iterations of this
-    very Map state, on the same items; a retry or a later entry runs them all).
+    AWS's redrive of an inline Map or a Parallel runs only its failed, aborted and
+    never-started iterations or branches again: the succeeded ones keep their results
+    (those of this very state, on the same items; a retry or a later entry runs all).
+    A branch or iteration runs again from its start.
     """
     kept = frame.fanout
     redriving = d.state.redrive_count > 0 and d.state.redrive_date == d.now
-    if kept is None or not redriving or frame.retry_count or kept.kind != "map":
+    if kept is None or not redriving or frame.retry_count or kept.kind != kind:
         return None
-    if kept.state != node.name or kept.items != items:
+    if kept.state != node.name or kept.total != total or kept.items != items:
         return None
     for index in kept.failed:
         kept.done[index], kept.results[index] = False, None
