@@ -162,3 +162,50 @@ def test_an_inline_map_within_the_child_limit_redriven_runs_only_its_failed_iter
     _, after = _iterations(sfn, execution)
     started = sorted(i for t, i in after[len(before) :] if t == "MapIterationStarted")
     assert started == sorted(again)
+
+
+def test_an_inline_map_run_abandoned_by_a_failed_parallel_sibling_records_its_aborts(
+    stack: LocalStack,
+) -> None:
+    # As with the iterations in the parent: each started iteration ends in the history,
+    # Succeeded or Aborted, before ParallelStateFailed (none was recorded before the fix).
+    sfn = stack.stepfunctions()
+    tag = "sibling-abort"
+    mapped = json.loads(
+        sfn.describe_state_machine(
+            stateMachineArn=_machine(sfn, "SiblingMap", tag, "slow", MaxConcurrency=4)
+        )["definition"]
+    )
+    failing = {
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "Seconds": 2, "Next": "F"},
+            "F": {"Type": "Fail", "Error": "Sibling"},
+        },
+    }
+    definition = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Parallel", "Branches": [mapped, failing], "End": True}},
+    }
+    created = sfn.create_state_machine(
+        name="SiblingAbort", definition=json.dumps(definition), roleArn=ROLE
+    )
+    items = [{"n": i} for i in range(41)]
+    execution = sfn.start_execution(
+        stateMachineArn=created["stateMachineArn"], input=json.dumps({"items": items})
+    )["executionArn"]
+    described = wait_for(sfn, execution, timeout=60)
+    assert (described["status"], described["error"]) == ("FAILED", "Sibling")
+    time.sleep(2)  # late reports of the cancelled run must add nothing
+    types, iterations = _iterations(sfn, execution)
+    started = [i for t, i in iterations if t == "MapIterationStarted"]
+    succeeded = {i for t, i in iterations if t == "MapIterationSucceeded"}
+    aborted = {i for t, i in iterations if t == "MapIterationAborted"}
+    assert len(started) == len(set(started)) and 4 <= len(started) < 41
+    assert not succeeded & aborted and succeeded | aborted == set(started)
+    assert 1 <= len(aborted) <= 4
+    # the run may start a few more between the parent's abandon and the cancel's arrival:
+    # started after the abandon, they are in no history (and stopped at once)
+    assert len(set(_calls(tag)) - set(started)) <= 4
+    last = max(i for i, t in enumerate(types) if t.startswith("MapIteration"))
+    assert last < types.index("ParallelStateFailed")
