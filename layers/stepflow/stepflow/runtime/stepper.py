@@ -455,7 +455,7 @@ class Stepper:
                 return repaired
             now = self.clock()
             definition = self.definitions(record.state_machine_arn)
-            before = state = self._load_state(record)
+            before = self._load_state(record)
             state, history, commands = self._decide(definition, before, events, now)
             unreported = inline_unreported(self.log, execution_arn, commands)
             if unreported:  # it abandons an inline Map's run: decide again, knowing its events
