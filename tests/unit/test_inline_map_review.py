@@ -12,7 +12,6 @@ import json
 from collections import Counter
 from typing import Any
 
-import pytest
 from stepflow.testing import WorkflowEnvironment
 
 FN = "arn:aws:lambda:us-east-1:123456789012:function:fn"
@@ -241,12 +240,6 @@ def test_an_iteration_that_fails_again_after_a_redrive_fails_the_map_with_its_ow
     assert failed == [7, 7]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: an inline map run reports its iterations' events in batches (500, or at "
-    "its end); when the Map is abandoned (execution stopped, a Parallel sibling failed) the "
-    "batch not sent yet is never recorded in the parent's history",
-)
 def test_a_stopped_map_run_leaves_its_iterations_events_in_the_parents_history() -> None:
     callback = "arn:aws:states:::lambda:invoke.waitForTaskToken"
     task = {

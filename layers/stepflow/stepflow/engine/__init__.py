@@ -35,6 +35,7 @@ from stepflow.engine.model import (
     TaskSubmitted,
     TaskSucceeded,
     TimerFired,
+    UnreportedIterations,
 )
 from stepflow.engine.resources import ParameterCheck, ResourceInfo, describe
 from stepflow.engine.start import new_child_execution, new_execution
@@ -76,6 +77,7 @@ __all__ = [
     "TaskSubmitted",
     "TaskSucceeded",
     "TimerFired",
+    "UnreportedIterations",
     "decide",
     "describe",
     "new_child_execution",

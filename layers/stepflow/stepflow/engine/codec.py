@@ -38,6 +38,7 @@ def _encode_frame(frame: Frame) -> dict[str, Any]:
         encoded["results"] = list(fan.results)
         encoded["done"] = list(fan.done)
         encoded["children"] = dict(fan.children)
+        encoded["failed"] = list(fan.failed)
         data["fanout"] = encoded
     return data
 

@@ -9,6 +9,8 @@ no clock and never sleeps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.choice import ChoiceState
 from stepflow.asl.states.map import MapState
@@ -40,6 +42,7 @@ from stepflow.engine.model import (
     TaskSubmitted,
     TaskSucceeded,
     TimerFired,
+    UnreportedIterations,
 )
 from stepflow.engine.resources import ParameterCheck
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
@@ -61,6 +64,7 @@ def decide(
     time_budget: Budget = UNLIMITED,
     limits: Limits | None = None,
     check_parameters: ParameterCheck | None = None,
+    unreported: Mapping[str, UnreportedIterations] | None = None,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -87,6 +91,10 @@ def decide(
     effective parameters cannot start it: the state then fails with
     ``States.Runtime`` before its task is scheduled, as on AWS. The edge injects
     the integration registry's check, so the engine never imports an integration.
+
+    ``unreported`` (by run id) is what an inline Map's map run that this decision
+    cancels had not reported yet: the decision records it as the Map's iteration
+    events (the driver reads it from the run when a first decision cancels one).
     """
     decider = Decider(
         definition,
@@ -96,6 +104,7 @@ def decide(
         time_budget,
         limits,
         check_parameters,
+        unreported,
     )
     try:
         decider.apply(event)
@@ -198,8 +207,9 @@ class Decider(Transitions):
     def redrive(self) -> None:
         """Run a stopped execution again from the state its root thread stopped in.
 
-        That state runs again from its start (a Parallel or Map with all its
-        branches or items); its retry counts start over, ``$$.Execution.RedriveCount``
+        That state runs again from its start (a Parallel or an inline Map with only
+        its failed, aborted and never-started branches or iterations, as AWS does: see
+        ``fanout._redriven``); its retry counts start over, ``$$.Execution.RedriveCount``
         goes up by one. A succeeded execution, or one never started, is left alone.
         """
         s = self.state
@@ -214,7 +224,7 @@ class Decider(Transitions):
         s.timers.clear()
         s.ready.clear()
         s.children.clear()
-        root.fanout = None
+        # root.fanout stays: a Map or Parallel keeps what succeeded (see fanout._redriven)
         root.task_id = root.timer_id = None
         root.error = root.cause = None
         root.pending_assign = None

@@ -17,20 +17,27 @@ if TYPE_CHECKING:
 
 
 def run_parallel(d: StepContext, frame: Frame, node: ParallelState) -> None:
-    """Start (or restart, on retry) every branch of a Parallel state."""
+    """Start (or restart, on retry) every branch of a Parallel state.
+
+    The redrive of the execution starts only the branches that did not succeed.
+    """
     effective = dataflow.effective_input(d, frame, node, template=node.parameters)
     frame.effective = effective
     d.emit(frame, "ParallelStateStarted")
     n = len(node.branches)
-    frame.fanout = Fanout("parallel", n, results=[None] * n, done=[False] * n, next_index=n)
+    kept = _redriven(d, frame, node, "parallel", n, [])
+    results = [None] * n if kept is None else kept.results
+    done = [False] * n if kept is None else kept.done
+    frame.fanout = Fanout("parallel", n, results=results, done=done, next_index=n, state=node.name)
     frame.phase = "children"
     children = [
         _child(d, frame, branch.id, branch.start_at, effective, i)
         for i, branch in enumerate(node.branches)
+        if not done[i]
     ]
     for child in reversed(children):
         d.push(child)
-    if n == 0:
+    if all(done):  # no branches, or a redrive with every branch succeeded
         complete(d, frame, node)
 
 
@@ -73,22 +80,45 @@ def run_map(d: StepContext, frame: Frame, node: MapState) -> None:
         tolerated = (None if count is None else int(count), None if pct is None else float(pct))
         map_inline.run_inline(d, frame, node, items, int(concurrency or 0), tolerated)
         return
+    kept = _redriven(d, frame, node, "map", n, items)
     frame.fanout = Fanout(
         "map",
         n,
         items=items,
-        results=[None] * n,
-        done=[False] * n,
+        results=[None] * n if kept is None else kept.results,
+        done=[False] * n if kept is None else kept.done,
         max_concurrency=int(concurrency or 0),
         tolerated_count=None if count is None else int(count),
         tolerated_percentage=None if pct is None else float(pct),
         effective_input=effective,
+        state=node.name,
     )
     frame.phase = "children"
-    if n == 0:
+    if all(frame.fanout.done):  # no items, or a redrive with every item succeeded
         complete(d, frame, node)
         return
     start_iterations(d, frame, node)
+
+
+def _redriven(
+    d: StepContext, frame: Frame, node: State, kind: str, total: int, items: list[Any]
+) -> Fanout | None:
+    """The iterations or branches to keep when this entry is the execution's redrive.
+
+    AWS's redrive of an inline Map or a Parallel runs only its failed, aborted and
+    never-started iterations or branches again: the succeeded ones keep their results
+    (those of this very state, on the same items; a retry or a later entry runs all).
+    A branch or iteration runs again from its start.
+    """
+    kept = frame.fanout
+    redriving = d.state.redrive_count > 0 and d.state.redrive_date == d.now
+    if kept is None or not redriving or frame.retry_count or kept.kind != kind:
+        return None
+    if kept.state != node.name or kept.total != total or kept.items != items:
+        return None
+    for index in kept.failed:
+        kept.done[index], kept.results[index] = False, None
+    return kept
 
 
 def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
@@ -105,6 +135,8 @@ def start_iterations(d: StepContext, frame: Frame, node: MapState) -> None:
         d.time_budget.check()
         i = fan.next_index
         fan.next_index += 1
+        if fan.done[i]:
+            continue  # succeeded before the execution was redriven
         try:
             value = _item_input(d, frame, node, i, fan.items[i], fan.effective_input)
         except StatesError as exc:
@@ -207,6 +239,7 @@ def child_failed(d: StepContext, child: Frame) -> None:
         )
         parent.prev_id = child.prev_id
         fan.failures += 1
+        fan.failed.append(child.index)
         fan.results[child.index] = dataflow.error_output(error, cause)
         fan.done[child.index] = True
         if tolerated(fan):
@@ -236,6 +269,7 @@ def abort_children(d: StepContext, frame: Frame) -> None:
     """Abort every running child of ``frame`` (and theirs), cancelling their tasks."""
     fan = frame.fanout
     if fan is None:
+        map_inline.abandon(d, frame, aborted=True)
         distributed.abort(d, frame)  # a distributed Map waiting for its run, if any
         return
     node = d.node(frame)

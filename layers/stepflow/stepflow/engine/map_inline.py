@@ -114,6 +114,29 @@ def map_iterations(d: StepContext, event: MapIterations) -> None:
         d.emit(frame, f"MapIteration{outcome}", key, {"name": node.name, "index": int(index)})
 
 
+def abandon(d: StepContext, frame: Frame, *, aborted: bool) -> None:
+    """The parent abandons ``frame``'s inline map run: record what it had not reported.
+
+    Its events up to now, then (``aborted``: a Parallel sibling failed) each running
+    iteration's ``MapIterationAborted``, as with the iterations in the parent; when the
+    execution ends (stopped, timed out), no Aborted, as there. Known only if the driver
+    read the run for this decision (``d.unreported``); the run drops what it held back.
+    """
+    run_id = frame.map_run
+    if run_id is None or frame.phase != "children":
+        return
+    progress = d.unreported.pop(run_id, None)
+    node = d.node(frame)
+    if progress is None or not isinstance(node, MapState) or node.processor_mode == "DISTRIBUTED":
+        return
+    events = list(progress.pending)
+    if aborted:
+        events += [("Aborted", index) for index in progress.running]
+    for outcome, index in events:
+        key = f"mapIteration{outcome}EventDetails"
+        d.emit(frame, f"MapIteration{outcome}", key, {"name": node.name, "index": int(index)})
+
+
 def run_failed(d: StepContext, event: MapRunFinished) -> bool:
     """An inline Map's run failed: fail the Map state as an inline Map fails (True if so).
 

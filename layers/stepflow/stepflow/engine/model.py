@@ -35,6 +35,10 @@ class Fanout:
     tolerated_count: int | None = None
     tolerated_percentage: float | None = None
     effective_input: Any = None
+    failed: list[int] = field(default_factory=list)
+    """The Map items that failed (tolerated or not): a redrive runs them again."""
+    state: str = ""
+    """The Map state whose items these are (a redrive keeps the succeeded ones of it only)."""
 
 
 @dataclass(slots=True)
@@ -158,6 +162,7 @@ class ExecutionState:
                 clone.fanout.results = list(fan.results)
                 clone.fanout.done = list(fan.done)
                 clone.fanout.children = dict(fan.children)
+                clone.fanout.failed = list(fan.failed)
             frames[key] = clone
         copy = ExecutionState(
             **{name: getattr(self, name) for name in ExecutionState.__slots__},
@@ -319,6 +324,21 @@ class MapIterations:
     run_id: str
     seq: int
     events: list[list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class UnreportedIterations:
+    """What an inline Map's map run has not reported yet, read when the parent abandons it.
+
+    ``pending``: the ``[outcome, index]`` events the run holds back for its next report;
+    ``running``: the iterations it runs. Given to the decision that cancels the run
+    (``decide(..., unreported=...)``), so that the parent's history shows what it would
+    show with the iterations in the parent: every event up to the abandon, then
+    ``MapIterationAborted`` for each running one (not when the execution ends).
+    """
+
+    pending: tuple[tuple[str, int], ...] = ()
+    running: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from stepflow.asl.states.base import State
 from stepflow.data.budget import Budget
-from stepflow.engine.model import Command, ExecutionState, Frame
+from stepflow.engine.model import Command, ExecutionState, Frame, UnreportedIterations
 from stepflow.engine.resources import ParameterCheck
 from stepflow.errors import StatesError
 
@@ -46,6 +46,11 @@ class StepContext(EvalContext, Protocol):
     @property
     def commands(self) -> list[Command]:
         """The commands for the driver, in order; a state appends to them."""
+        ...
+
+    @property
+    def unreported(self) -> dict[str, UnreportedIterations]:
+        """What the inline map runs abandoned by this decision have not reported (by run id)."""
         ...
 
     @property

@@ -9,13 +9,14 @@ which is all the state modules see of a decision.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
 from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.data.serialize import dumps, utf8_size
-from stepflow.engine import dataflow, distributed, fanout
+from stepflow.engine import dataflow, distributed, fanout, map_inline
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
 from stepflow.engine.model import (
@@ -29,6 +30,7 @@ from stepflow.engine.model import (
     NotifyCaller,
     NotifyParent,
     StartTimer,
+    UnreportedIterations,
 )
 from stepflow.engine.resources import ParameterCheck
 from stepflow.errors import StatesError, StatesErrorName
@@ -84,8 +86,11 @@ class Transitions:
         time_budget: Budget = UNLIMITED,
         limits: Limits | None = None,
         check_parameters: ParameterCheck | None = None,
+        unreported: Mapping[str, UnreportedIterations] | None = None,
     ) -> None:
         self.definition = definition
+        self.unreported = dict(unreported or {})
+        """What the inline map runs this decision abandons have not reported (by run id)."""
         self.time_budget = time_budget
         self.check_parameters = check_parameters
         """Why a Task's parameters cannot start it (None: no check); see :mod:`.tasks`."""
@@ -240,6 +245,7 @@ class Transitions:
         frame.input = output
         frame.effective = None
         frame.map_run = frame.map_reports = None  # a redrive never runs a run left behind
+        frame.fanout = None  # nor keeps the iterations of a Map left behind (fanout.run_map)
         self.push(frame)
 
     def fail_state(
@@ -357,6 +363,9 @@ class Transitions:
             details["cause"] = cause
         key = event_type[0].lower() + event_type[1:] + "EventDetails"
         root = s.frames.get("")
+        if self.unreported and not self.capped:
+            for frame in list(s.frames.values()):  # what happened before the end comes first
+                map_inline.abandon(self, frame, aborted=False)
         self.emit(root, event_type, key, details)
         s.status, s.error, s.cause = status, error, cause
         for task_id in s.tasks:

@@ -9,12 +9,20 @@ the run reports its iterations' events to the parent (``MapIterations``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from stepflow.engine import ExecutionState, MapIterations
-from stepflow.runtime.map_run_state import RunHead
+from stepflow.engine import (
+    CancelMapRun,
+    Command,
+    ExecutionState,
+    MapIterations,
+    UnreportedIterations,
+)
+from stepflow.runtime.map_run_state import RunHead, run_key
 from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.ports import CoordinationLog
 
 REPORT_EVENTS = 500
 """Iteration events an inline run sends its parent in one report (one parent commit)."""
@@ -84,3 +92,33 @@ def report(head: RunHead, progress: list[list[Any]], outbox: list[Message]) -> N
         return
     body = encode_event(MapIterations(head.run_id, head.reports, events))
     outbox.insert(0, Message(head.parent_arn, "", "event", body))
+
+
+def unreported(
+    log: CoordinationLog, parent_arn: str, commands: Sequence[Command]
+) -> dict[str, UnreportedIterations]:
+    """What the inline runs a decision cancels have not reported to the parent (by run id).
+
+    Read from each run's head (one read per cancelled run, only when one is cancelled),
+    for the parent to record in the decision that abandons the run (see
+    :func:`stepflow.engine.map_inline.abandon`); the run, cancelled, drops it
+    (:func:`cancelled`). A distributed Map's run, or one that ended, is left out.
+    """
+    found: dict[str, UnreportedIterations] = {}
+    for command in commands:
+        if not isinstance(command, CancelMapRun) or command.run_id in found:
+            continue
+        record = log.get(run_key(parent_arn, command.run_id))
+        if record is None or record.status != "RUNNING" or not record.state.get("inline"):
+            continue
+        head = RunHead.from_json(dict(record.state))
+        pending = tuple((str(outcome), int(index)) for outcome, index in head.pending)
+        running = tuple(sorted(int(position) for position in head.running))
+        found[command.run_id] = UnreportedIterations(pending, running)
+    return found
+
+
+def cancelled(head: RunHead) -> None:
+    """An inline run cancelled by its parent: the parent recorded what it held back."""
+    if head.inline:
+        head.pending = []

@@ -31,7 +31,13 @@ from stepflow.engine import (
 from stepflow.errors import StatesError, StatesErrorName
 from stepflow.runtime.map_coalesce import BUNDLE_DELAY, bundle, reports_only, too_soon, unbundled
 from stepflow.runtime.map_express import BATCH_MARK, NOT_STARTED, express_batch, fill_express
-from stepflow.runtime.map_inline import as_iteration, child_attributes, inline_failure, report
+from stepflow.runtime.map_inline import (
+    as_iteration,
+    cancelled,
+    child_attributes,
+    inline_failure,
+    report,
+)
 from stepflow.runtime.map_io import (
     ItemReaderError,
     ItemSource,
@@ -418,6 +424,7 @@ class MapRuns:
         if kind == "CancelMapRun":
             if head.status == "RUNNING":
                 head.status, head.stop_date, head.stopping = "ABORTED", now, True
+                cancelled(head)
         elif kind == "StartMapRun":
             tombstone = not head.state_machine_arn  # cancelled before it started
             if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:

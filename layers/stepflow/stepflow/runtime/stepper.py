@@ -36,12 +36,14 @@ from stepflow.engine import (
     Redrive,
     Start,
     Stop,
+    UnreportedIterations,
     decide,
 )
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.child_start import first_commit
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
+from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
 from stepflow.runtime.map_run_access import MapRunStartCheck, refused_starts
@@ -457,25 +459,11 @@ class Stepper:
                 return repaired
             now = self.clock()
             definition = self.definitions(record.state_machine_arn)
-            before = state = self._load_state(record)
-            history: list[dict[str, Any]] = []
-            commands: list[Command] = []
-            for event in events:
-                # The first decision copies the loaded state (kept as ``before``);
-                # the following ones may change their predecessor's in place.
-                decision = decide(
-                    definition,
-                    state,
-                    event,
-                    now,
-                    consume=state is not before,
-                    time_budget=self._budget(),
-                    limits=self.limits,
-                    check_parameters=self.check_parameters,
-                )
-                state = decision.state
-                history.extend(decision.events)
-                commands.extend(decision.commands)
+            before = self._load_state(record)
+            state, history, commands = self._decide(definition, before, events, now)
+            unreported = inline_unreported(self.log, execution_arn, commands)
+            if unreported:  # it abandons an inline Map's run: decide again, knowing its events
+                state, history, commands = self._decide(definition, before, events, now, unreported)
             if not history and not commands and state == before:
                 if fence is None or fence.new is None:
                     return repaired  # duplicates or stale messages only
@@ -515,6 +503,37 @@ class Stepper:
                 continue
             return repaired + [(m, False) for m in self._flush(new)]
         raise ConflictError(execution_arn, -1)
+
+    def _decide(
+        self,
+        definition: StateMachine,
+        before: ExecutionState,
+        events: list[Event],
+        now: float,
+        unreported: Mapping[str, UnreportedIterations] | None = None,
+    ) -> tuple[ExecutionState, list[dict[str, Any]], list[Command]]:
+        """Decide ``events`` in turn from ``before`` (left unchanged): state, history, commands."""
+        state = before
+        history: list[dict[str, Any]] = []
+        commands: list[Command] = []
+        for event in events:
+            # The first decision copies the loaded state (kept as ``before``);
+            # the following ones may change their predecessor's in place.
+            decision = decide(
+                definition,
+                state,
+                event,
+                now,
+                consume=state is not before,
+                time_budget=self._budget(),
+                limits=self.limits,
+                check_parameters=self.check_parameters,
+                unreported=unreported,
+            )
+            state = decision.state
+            history.extend(decision.events)
+            commands.extend(decision.commands)
+        return state, history, commands
 
     def _budget(self, *, start: bool = False) -> Budget:
         """A fresh time budget for one decision."""
