@@ -100,7 +100,19 @@ def test_the_core_imports_its_own_modules_plainly() -> None:
 
 def test_each_runtime_module_imports_first_without_a_cycle() -> None:
     runtime = ROOT / "layers" / "stepflow" / "stepflow" / "runtime"
-    for name in ("map_pages", "map_express", "express", "map_runs", "stepper", "polled_jobs"):
+    for name in (
+        "map_pages",
+        "map_express",
+        "express",
+        "map_runs",
+        "map_run_create",
+        "map_run_events",
+        "map_run_window",
+        "stepper",
+        "stepper_batch",
+        "stepper_commit",
+        "polled_jobs",
+    ):
         assert (runtime / f"{name}.py").exists()
         probe = f"import stepflow.runtime.{name}"
         subprocess.run([sys.executable, "-c", probe], check=True, cwd=ROOT, capture_output=True)

@@ -3,7 +3,7 @@
 A decision's messages are committed with it (the outbox); :meth:`OutboxSender.flush`
 sends them and clears the outbox once everything in it went out. A sender that
 crashes right after the commit leaves the outbox pending: the next delivery for
-the execution re-sends it (see :meth:`stepflow.runtime.stepper.Stepper._commit`),
+the execution re-sends it (see :func:`stepflow.runtime.stepper_commit.apply_events`),
 and a stepper with a ``repair_delay`` makes sure there is such a delivery by
 sending a delayed ``repair`` message before every commit.
 """

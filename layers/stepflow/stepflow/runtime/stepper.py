@@ -12,6 +12,8 @@ delivery, crashes and concurrent steppers because:
   re-sent by the next delivery if the sender crashed after the commit.
 
 The Stepper decides and commits; its collaborators live next to it:
+:mod:`stepflow.runtime.stepper_batch` (a batch of deliveries, a map run's child starts),
+:mod:`stepflow.runtime.stepper_commit` (deciding, committing, running inline tasks),
 :mod:`stepflow.runtime.outbox` (a decision's messages and child executions),
 :mod:`stepflow.runtime.task_runs` (running and claiming tasks under leases) and
 :mod:`stepflow.runtime.repair` (sending an outbox, repair messages).
@@ -19,46 +21,24 @@ The Stepper decides and commits; its collaborators live next to it:
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from stepflow.asl import StateMachine
 from stepflow.data.budget import UNLIMITED, Budget
-from stepflow.engine import (
-    Command,
-    Event,
-    ExecutionState,
-    Fail,
-    ParameterCheck,
-    Redrive,
-    Start,
-    Stop,
-    UnreportedIterations,
-    decide,
-)
+from stepflow.engine import Event, ExecutionState, ParameterCheck, Redrive, Stop, decide
 from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
-from stepflow.runtime.child_start import first_commit
-from stepflow.runtime.leases import LeaseConflictError, LeaseFence
-from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
-from stepflow.runtime.map_run_access import MapRunStartCheck, refused_starts
-from stepflow.runtime.map_run_state import is_run_key
+from stepflow.runtime.map_run_access import MapRunStartCheck
 from stepflow.runtime.map_runs import MapRuns
-from stepflow.runtime.messages import Message, decode_event
-from stepflow.runtime.nested import may_orphan, orphan_stops
+from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
-from stepflow.runtime.outbox import build_outbox, child_arn, create_child
-from stepflow.runtime.outbox import delay as _delay
-from stepflow.runtime.outbox import store_state as _store_state
+from stepflow.runtime.outbox import child_arn
 from stepflow.runtime.outcome import TaskInvoker
-from stepflow.runtime.polled_jobs import orphan_job_cancels
 from stepflow.runtime.ports import (
-    ConflictError,
     CoordinationLog,
     ExecutionAlreadyExistsError,
     ExecutionRecord,
@@ -74,20 +54,15 @@ from stepflow.runtime.starts import (
     first_state,
     unstorable,
 )
+from stepflow.runtime.stepper_batch import run_batch
+from stepflow.runtime.stepper_commit import TaskGuard as TaskGuard
+from stepflow.runtime.stepper_commit import apply_events
 from stepflow.runtime.task_queue import TaskRouter
 from stepflow.runtime.task_runs import TaskLeaseHeldError as TaskLeaseHeldError
 from stepflow.runtime.task_runs import TaskRuns
 
 DEFAULT_CHILD_LIMIT = 40
 """An inline Map with more items than this runs them in a map run (engine.map_inline)."""
-
-
-TaskGuard = Callable[[ExecutionRecord | None], LeaseFence | None]
-"""Checks a record before a worker's report is applied: raises to refuse it (nothing is
-written), or returns the lease fence the commit is conditioned on (None: none)."""
-
-_LEGACY_LEASE_ATTRIBUTES = ("lease_owner", "lease_until", "task_leases")
-"""Head attributes of the lease mechanisms that :mod:`stepflow.runtime.leases` replaced."""
 
 
 class Stepper:
@@ -236,62 +211,7 @@ class Stepper:
         execution in the batch costs the others a redelivery, never a receive
         count towards the dead-letter queue.
         """
-        now = self.clock()
-        failures: list[tuple[Message, Exception]] = []
-        groups: dict[str, list[tuple[Message, Event]]] = {}
-        runs: dict[str, list[Message]] = {}  # map runs' deliveries, by run (map_runs.py)
-        later: list[Message] = []
-        run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
-        for message in messages:
-            if has_time is not None and not has_time():
-                later.append(message)
-                continue
-            try:
-                if message.not_before > now:
-                    self.bus.send(message, _delay(message.not_before - now))
-                elif is_run_key(message.execution_arn):
-                    runs.setdefault(message.execution_arn, []).append(message)
-                elif message.kind == "child" and "map_run" in message.body:
-                    started = self._start_child(message, run_heads)
-                    if started is not None:  # None: started here, or it never starts
-                        groups.setdefault(message.execution_arn, []).append((message, started))
-                elif message.kind == "task":
-                    self._tasks().run_task(message)
-                    run_heads.clear()  # time passed: a run read before may have ended
-                elif message.kind == "repair":
-                    self._apply(message.execution_arn, [])
-                elif message.kind == "child":
-                    create_child(self.log, message, self.clock())
-                    groups.setdefault(message.execution_arn, []).append((message, Start()))
-                else:
-                    event = decode_event(message.body)
-                    groups.setdefault(message.execution_arn, []).append((message, event))
-            except Exception as exc:  # reported per message; the batch goes on
-                failures.append((message, exc))
-        for key, deliveries in runs.items():
-            try:
-                kept, fails = list(deliveries), list[Message]()
-                if self.map_run_check is not None:  # may the role start the run's children?
-                    kept, fails = refused_starts(self.map_run_check, self.log, key, deliveries)
-                for fail in fails:
-                    self.bus.send(fail)
-                self.map_runs().handle(key, kept)
-            except Exception as exc:
-                failures.extend((message, exc) for message in deliveries)
-        for arn, group in groups.items():
-            if has_time is not None and not has_time():
-                later.extend(message for message, _ in group)
-                continue
-            try:
-                self._apply(arn, [event for _, event in group])
-            except Exception as exc:
-                failures.extend((message, exc) for message, _ in group)
-        for message in later:
-            try:
-                self.bus.send(message)
-            except Exception as exc:  # not re-sent: redelivered after its visibility timeout
-                failures.append((message, exc))
-        return failures
+        return run_batch(self, messages, has_time)
 
     def redrive_execution(
         self, execution_arn: str, *, attributes: Mapping[str, Any] | None = None
@@ -301,7 +221,7 @@ class Stepper:
         Returns the record after the redrive (unchanged if it could not be redriven).
         ``attributes`` go into the head with the redrive (e.g. who asked for it).
         """
-        self._apply(execution_arn, [Redrive()], attributes=attributes)
+        apply_events(self, execution_arn, [Redrive()], attributes=attributes)
         return self.log.get(execution_arn)
 
     def stop_execution(
@@ -316,7 +236,7 @@ class Stepper:
 
         ``attributes`` go into the head with the stop (e.g. who asked for it).
         """
-        self._apply(execution_arn, [Stop(error, cause)], attributes=attributes)
+        apply_events(self, execution_arn, [Stop(error, cause)], attributes=attributes)
         return self.log.get(execution_arn)
 
     def report_task(self, execution_arn: str, event: Event, guard: TaskGuard) -> None:
@@ -327,235 +247,12 @@ class Stepper:
         attributes to commit with it. The engine ignores a report on an attempt
         that is no longer open, so a guard must refuse those.
         """
-        self._apply(execution_arn, [event], guard)
-
-    def _start_child(
-        self, message: Message, run_heads: dict[str, ExecutionRecord | None]
-    ) -> Start | Redrive | None:
-        """Store a map run's new child with its first decision, run its inline tasks.
-
-        Returns the event to apply instead (the child exists already, it is redriven,
-        or its first decision made data no log can hold), or None (done, or its run
-        ended first: it never starts). See :mod:`stepflow.runtime.child_start`.
-        """
-        runs = self.map_runs()
-        prepared = runs.prepare_child(message, run_heads)
-        if prepared is None:
-            return None
-        record, event = prepared
-        if isinstance(event, Start):
-            root = str(record.state["parent"]["root_arn"])  # an inline Map's: its parent
-            new, events = first_commit(
-                record,
-                record.input if root == record.execution_arn else self._root_input(root),
-                self.definitions(record.state_machine_arn),
-                self.clock(),
-                budget=self._budget(),
-                limits=self.limits,
-                check_parameters=self.check_parameters,
-            )
-            try:
-                if new.outbox:
-                    self._send_repair(new.execution_arn)
-                self.log.create(new, events)
-            except (ExecutionAlreadyExistsError, UnstorableDataError):
-                pass  # started already, or to fail on the two-write path (see _commit)
-            else:
-                inline = self._flush(new)
-                self._apply(new.execution_arn, [], started=inline)
-                if inline:  # its tasks ran: the run may have ended meanwhile, read it again
-                    run_heads.pop(str(message.body["map_run"]), None)
-                return None
-        with contextlib.suppress(ExecutionAlreadyExistsError):
-            self.log.create(record, [])
-        return event
-
-    def _apply(
-        self,
-        execution_arn: str,
-        events: list[Event],
-        guard: TaskGuard | None = None,
-        *,
-        attributes: Mapping[str, Any] | None = None,
-        started: list[Message] | None = None,
-    ) -> None:
-        """Commit ``events``; then run the inline tasks they scheduled and commit their results.
-
-        Running a task right here saves two queue hops: the commit of its result
-        replaces the outbox that held it. The inline tasks of one commit are
-        claimed first, together, through one lease record (its task id is
-        ``outbox#<seq>``, see :func:`stepflow.runtime.leases.claim`): one
-        conditional write for a Map's ten tasks. Tasks taken over from an older
-        outbox (a crashed or stale stepper's) are claimed one by one as well,
-        so a task that ran meanwhile from the queue is not run again.
-        ``started``: the inline tasks of a commit made already (a new child's first).
-        """
-        handled: set[str] = set()
-        tasks: list[tuple[Message, bool]] = []
-        for _ in range(self.max_inline_rounds):
-            if started is not None:
-                tasks, started = [(m, False) for m in started], None
-            else:
-                tasks = self._commit(execution_arn, events, handled, guard, attributes)
-            guard, attributes = None, None
-            if not tasks:
-                return
-            handled.update(message.id for message, _ in tasks)
-            runs = self._tasks()
-            held, claimed = runs.claim_inline(tasks)
-            try:
-                results = [runs.run_inline(m, takeover) for m, takeover in held]
-            except Exception:
-                runs.release(claimed)  # a redelivery may take them over at once
-                raise
-            events = [decode_event(result) for result in results if result is not None]
-            if not events:
-                return
-        for message, _ in tasks:  # a long chain of quick tasks: hand the rest to the queue
-            self.bus.send(message)
-
-    def _commit(
-        self,
-        execution_arn: str,
-        events: list[Event],
-        handled: set[str],
-        guard: TaskGuard | None = None,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> list[tuple[Message, bool]]:
-        """Decide ``events`` on the latest record and commit them as one write.
-
-        ``attributes`` are added to the head's if the events change anything.
-
-        Returns the task messages to run inline, each with whether it is taken
-        over from an earlier commit's outbox (those come first).
-        ``handled`` are tasks this stepper already ran, not to be repaired again.
-        On a conflict, reload and decide again: the engine ignores any event the
-        winning writer already applied.
-        """
-        repair_sent = False
-        for _ in range(self.max_conflicts):
-            record = self.log.get(execution_arn)
-            fence = guard(record) if guard is not None else None
-            if record is None:
-                return []
-            pending = tuple(m for m in record.outbox if m.id not in handled)
-            # Tasks this stepper ran but whose results are not committed yet stay in the
-            # outbox: clearing it here would lose them if the commit below fails.
-            partial = len(pending) < len(record.outbox)
-            repaired = (
-                [(m, True) for m in self._flush(replace(record, outbox=pending), clear=not partial)]
-                if pending
-                else []
-            )
-            ended = record.status != "RUNNING" and not any(isinstance(e, Redrive) for e in events)
-            if may_orphan(events):  # a .sync child or job whose attempt closed first: stop it
-                loaded = self._load_state(record)
-                open_tasks = None if ended else loaded.tasks
-                orphans = orphan_stops(events, open_tasks)
-                orphans += orphan_job_cancels(execution_arn, events, open_tasks, loaded)
-                for stop in orphans:
-                    self.bus.send(stop)
-            if ended:
-                return repaired
-            now = self.clock()
-            definition = self.definitions(record.state_machine_arn)
-            before = self._load_state(record)
-            state, history, commands = self._decide(definition, before, events, now)
-            unreported = inline_unreported(self.log, execution_arn, commands)
-            if unreported:  # it abandons an inline Map's run: decide again, knowing its events
-                state, history, commands = self._decide(definition, before, events, now, unreported)
-            if not history and not commands and state == before:
-                if fence is None or fence.new is None:
-                    return repaired  # duplicates or stale messages only
-                try:  # only the lease changes (a heartbeat, a release): no commit needed
-                    self.log.put_lease(fence.new)
-                except LeaseConflictError:
-                    continue
-                return repaired
-            seq = record.seq + 1
-            outbox = build_outbox(
-                record.execution_arn, seq, commands, state, record.state_machine_arn, now
-            ) + self._in_flight(record, state, handled)
-            kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
-            kept.update(attributes or {})
-            new = replace(
-                record,
-                seq=seq,
-                status=state.status,
-                state=_store_state(state),
-                outbox=outbox,
-                stop_date=None if state.status == "RUNNING" else now,
-                attributes=kept,
-            )
-            if outbox and not repair_sent:  # only a commit with messages to send can lose them
-                self._send_repair(execution_arn)
-                repair_sent = True
-            try:
-                self.log.commit(new, record.seq, history, fence=fence)
-            except ConflictError:
-                continue
-            except UnstorableDataError as exc:
-                if any(isinstance(e, Fail) for e in events):
-                    raise
-                # Poison data (e.g. a lone surrogate from States.StringToJson): retrying
-                # cannot help, so the execution fails instead, on the record it was at.
-                events = [unstorable(exc)]
-                continue
-            return repaired + [(m, False) for m in self._flush(new)]
-        raise ConflictError(execution_arn, -1)
-
-    def _decide(
-        self,
-        definition: StateMachine,
-        before: ExecutionState,
-        events: list[Event],
-        now: float,
-        unreported: Mapping[str, UnreportedIterations] | None = None,
-    ) -> tuple[ExecutionState, list[dict[str, Any]], list[Command]]:
-        """Decide ``events`` in turn from ``before`` (left unchanged): state, history, commands."""
-        state = before
-        history: list[dict[str, Any]] = []
-        commands: list[Command] = []
-        for event in events:
-            # The first decision copies the loaded state (kept as ``before``);
-            # the following ones may change their predecessor's in place.
-            decision = decide(
-                definition,
-                state,
-                event,
-                now,
-                consume=state is not before,
-                time_budget=self._budget(),
-                limits=self.limits,
-                check_parameters=self.check_parameters,
-                unreported=unreported,
-            )
-            state = decision.state
-            history.extend(decision.events)
-            commands.extend(decision.commands)
-        return state, history, commands
+        apply_events(self, execution_arn, [event], guard)
 
     def _budget(self, *, start: bool = False) -> Budget:
         """A fresh time budget for one decision."""
         factory = (self.start_budgets or self.budgets) if start else self.budgets
         return UNLIMITED if factory is None else factory()
-
-    def _in_flight(
-        self, record: ExecutionRecord, state: ExecutionState, handled: set[str]
-    ) -> tuple[Message, ...]:
-        """Inline tasks of the record's outbox that another stepper runs (or ran and died).
-
-        They stay in the new outbox while their attempt is open: replacing the outbox
-        would otherwise forget a task whose runner crashes before committing its result.
-        """
-        return tuple(
-            m
-            for m in record.outbox
-            if m.kind == "task"
-            and m.id not in handled
-            and str(m.body.get("task_id")) in state.tasks
-            and (self.router is None or not self.router.deferred(m))
-        )
 
     def _load_state(self, record: ExecutionRecord) -> ExecutionState:
         """The engine state of ``record``; a child's ``$$.Execution.Input`` is its root's."""

@@ -1,0 +1,163 @@
+"""A map run's deliveries, one at a time, on its loaded head.
+
+:func:`apply_event` counts a child's (or an EXPRESS batch's) report, a cancel, a
+redrive's start or an update into the :class:`~stepflow.runtime.map_run_state.RunHead`
+that :class:`~stepflow.runtime.map_runs.MapRuns` commits; the messages it must send go
+to ``outbox``, an inline run's iteration events to ``progress``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stepflow.runtime.map_express import NOT_STARTED
+from stepflow.runtime.map_inline import cancelled, inline_failure
+from stepflow.runtime.map_run_state import UNSUCCESSFUL, RunHead, child_execution_arn
+from stepflow.runtime.messages import Message
+
+if TYPE_CHECKING:
+    from stepflow.runtime.map_runs import MapRuns
+
+
+def apply_event(
+    runs: MapRuns,
+    key: str,
+    head: RunHead,
+    message_id: str,
+    body: dict[str, Any],
+    now: float,
+    outbox: list[Message],
+    progress: list[list[Any]],
+) -> None:
+    """Apply one delivery's ``body`` to ``head`` (see the module docstring)."""
+    kind = body.get("type")
+    reports = [(body.get("child_id"), body.get("status"))] if kind == "ChildFinished" else []
+    if kind == "MapRunBatchDone":
+        reports = [(position, status) for position, status in body.get("done") or []]
+    for child_id, status in reports:
+        if status == NOT_STARTED:
+            _not_started(runs, key, head, str(child_id), outbox)
+            continue
+        if kind == "ChildFinished" and (
+            str(child_id) in head.stale or str(child_id) in head.restarted
+        ):
+            _redriven_report(runs, key, head, str(child_id), outbox, progress)
+            continue
+        count = head.running.pop(str(child_id), None)
+        if count is not None and status in head.done:  # else a duplicate or stale report
+            head.done[str(status)] += 1
+            head.done_items[str(status)] += count
+            if head.inline and head.status == "RUNNING":  # else reported Aborted
+                progress.append(
+                    ["Succeeded" if status == "SUCCEEDED" else "Failed", int(str(child_id))]
+                )
+                if status != "SUCCEEDED":
+                    inline_failure(head, body)
+    if reports:
+        return
+    if kind == "CancelMapRun":
+        if head.status == "RUNNING":
+            head.status, head.stop_date, head.stopping = "ABORTED", now, True
+            cancelled(head)
+    elif kind == "StartMapRun":
+        tombstone = not head.state_machine_arn  # cancelled before it started
+        if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
+            _redrive(head, message_id, now)
+            head.parent_redrive = int(body.get("parent_redrive") or head.parent_redrive)
+    elif kind == "UpdateMapRun" and head.status == "RUNNING":  # else it ended first
+        if "max_concurrency" in body:
+            head.max_concurrency = int(body["max_concurrency"])
+        if "tolerated_count" in body:
+            head.tolerated_count = int(body["tolerated_count"])
+        if "tolerated_percentage" in body:
+            head.tolerated_percentage = float(body["tolerated_percentage"])
+
+
+def _not_started(
+    runs: MapRuns, key: str, head: RunHead, position: str, outbox: list[Message]
+) -> None:
+    """A child (or EXPRESS batch item) that never started because its run had ended.
+
+    It leaves the window uncounted; if a redrive runs the run again meanwhile, the
+    position (stale: it was in the window) starts now.
+    """
+    head.restarted.pop(position, None)
+    stale = position in head.stale
+    if stale:
+        head.stale.remove(position)
+    count = head.running.pop(position, None)
+    if count is None or not stale or head.status != "RUNNING":
+        return
+    if head.execution_type == "EXPRESS":
+        return  # EXPRESS positions are never stale (see _redrive)
+    arn = child_execution_arn(head.map_run_arn, int(position))
+    child = runs.log.get(arn)
+    head.running[position] = count
+    body: dict[str, Any] = {"map_run": key, "position": int(position)}
+    if child is not None:
+        body["redrive"] = True
+        head.restarted[position] = int(child.state.get("redrive_count") or 0)
+    message_id = f"{key}#child/{position}#{head.redrive_count}"
+    outbox.append(Message(arn, message_id, "child", body))
+
+
+def _redriven_report(
+    runs: MapRuns,
+    key: str,
+    head: RunHead,
+    position: str,
+    outbox: list[Message],
+    progress: list[list[Any]],
+) -> None:
+    """A report on a child a redrive concerns, told by the child's record, not the report.
+
+    A child still running from an earlier run (``stale``) counts if it succeeded and
+    runs again otherwise (keeping its place in the window); a child run again
+    (``restarted``) counts once its record shows a later end than the one it had.
+    """
+    arn = child_execution_arn(head.map_run_arn, int(position))
+    child = runs.log.get(arn)
+    if child is None or child.status == "RUNNING":
+        return  # a late or duplicated report: the child runs
+    generation = int(child.state.get("redrive_count") or 0)
+    if position in head.restarted and generation <= head.restarted[position]:
+        return  # the end it had before it was run again
+    head.restarted.pop(position, None)
+    stale = position in head.stale
+    if stale:
+        head.stale.remove(position)
+    count = head.running.pop(position, None)
+    if count is None or child.status not in head.done:
+        return
+    if not stale or child.status == "SUCCEEDED":
+        head.done[child.status] += 1
+        head.done_items[child.status] += count
+        if head.inline and head.status == "RUNNING":
+            outcome = "Succeeded" if child.status == "SUCCEEDED" else "Failed"
+            progress.append([outcome, int(position)])
+            if child.status != "SUCCEEDED":
+                error, cause = child.state.get("error"), child.state.get("cause")
+                inline_failure(head, {"status": child.status, "error": error, "cause": cause})
+    elif head.status == "RUNNING":
+        head.running[position] = count
+        head.restarted[position] = generation
+        body = {"map_run": key, "position": int(position), "redrive": True}
+        message_id = f"{key}#child/{position}#{head.redrive_count}"
+        outbox.append(Message(arn, message_id, "child", body))
+
+
+def _redrive(head: RunHead, message_id: str, now: float) -> None:
+    """Run the unsuccessful and never-started children again (AWS's redrive rule)."""
+    for status in UNSUCCESSFUL:
+        head.done[status] = 0
+        head.done_items[status] = 0
+    head.status, head.stop_date, head.error, head.cause = "RUNNING", None, None, None
+    head.stopping = False
+    head.start_message = message_id
+    head.redrive_count += 1
+    head.redrive_date = now
+    head.pending = []  # an inline run's events of the attempt before, never reported
+    head.check_below = head.next
+    head.next = 0
+    if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
+        head.stale = sorted(set(head.stale) | set(head.running), key=int)

@@ -1,0 +1,112 @@
+"""A map run's progress after its deliveries: failure threshold, window fill, end.
+
+:func:`advance` fails a run past its tolerated failures (stopping its running
+children), starts the next children while the window has room (a ``MapRunFill``
+continues a long fill) and, once all ended, reads the output and tells the parent
+(``MapRunFinished``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from stepflow.engine import MapRunFinished
+from stepflow.errors import StatesErrorName
+from stepflow.runtime.map_express import fill_express
+from stepflow.runtime.map_results import run_output
+from stepflow.runtime.map_run_state import START_PER_COMMIT, RunHead, child_execution_arn
+from stepflow.runtime.messages import Message, encode_event
+
+if TYPE_CHECKING:
+    from stepflow.runtime.map_runs import MapRuns
+
+THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+CHECKS_PER_COMMIT = 500
+"""Redrive: children whose record one commit reads to find the unsuccessful ones."""
+
+
+def advance(
+    runs: MapRuns,
+    key: str,
+    head: RunHead,
+    now: float,
+    outbox: list[Message],
+    progress: list[list[Any]],
+) -> None:
+    """Stop on too many failures, fill the window, finish when all ended."""
+    if head.status == "RUNNING" and head.error is None and head.exceeds_tolerance():
+        head.error = StatesErrorName.EXCEED_TOLERATED_FAILURE_THRESHOLD.value
+        head.cause = THRESHOLD_CAUSE
+    if head.status == "RUNNING" and head.error is not None:
+        head.status, head.stop_date, head.stopping = "FAILED", now, True
+        outbox.append(_finished(key, head, None))
+    if head.stopping:
+        # An EXPRESS batch cannot be stopped: its late report is counted, nothing more.
+        running = [] if head.execution_type == "EXPRESS" else head.running
+        for position in sorted(running, key=int):
+            if head.inline and head.status == "FAILED":
+                progress.append(["Aborted", int(position)])
+            arn = child_execution_arn(head.map_run_arn, int(position))
+            outbox.append(Message(arn, f"{key}#stop/{position}", "event", {"type": "Stop"}))
+        head.stopping = False
+        return
+    if head.status != "RUNNING":
+        return
+    _fill(runs, key, head, outbox, progress)
+    if not head.running and head.next >= head.children:
+        head.status, head.stop_date = "SUCCEEDED", now
+        outbox.append(_finished(key, head, run_output(runs, head)))
+
+
+def _fill(
+    runs: MapRuns, key: str, head: RunHead, outbox: list[Message], progress: list[list[Any]]
+) -> None:
+    if head.execution_type == "EXPRESS":
+        fill_express(runs, key, head, outbox)
+        return
+    started = checked = 0
+    while (
+        head.next < head.children
+        and len(head.running) < head.window()
+        and started < START_PER_COMMIT
+        and checked < CHECKS_PER_COMMIT
+    ):
+        position = head.next
+        if str(position) in head.running:  # redriven while its stop is on the way
+            head.next += 1
+            continue
+        arn = child_execution_arn(head.map_run_arn, position)
+        body: dict[str, Any] = {"map_run": key, "position": position}
+        if position < head.check_below:  # redrive: only unsuccessful or unstarted ones
+            checked += 1
+            child = runs.log.get(arn)
+            if child is not None and child.status == "SUCCEEDED":
+                head.next += 1
+                continue
+            body["redrive"] = child is not None
+            if child is not None:
+                head.restarted[str(position)] = int(child.state.get("redrive_count") or 0)
+        count = runs.pages.child(key, position).count
+        head.running[str(position)] = count
+        message_id = f"{key}#child/{position}#{head.redrive_count}"
+        outbox.append(Message(arn, message_id, "child", body))
+        head.next += 1
+        started += 1
+        if head.inline:
+            progress.append(["Started", position])
+    if head.next < head.children and len(head.running) < head.window():
+        more = f"{key}#fill/{head.next}#{head.redrive_count}"
+        outbox.append(Message(key, more, "event", {"type": "MapRunFill"}))
+
+
+def _finished(key: str, head: RunHead, output: Any) -> Message:
+    event = MapRunFinished(
+        head.run_id,
+        head.status,  # type: ignore[arg-type]
+        output,
+        head.error,
+        head.cause,
+        parent_redrive=head.parent_redrive,
+    )
+    message_id = f"{key}#finished#{head.redrive_count}"
+    return Message(head.parent_arn, message_id, "event", encode_event(event))

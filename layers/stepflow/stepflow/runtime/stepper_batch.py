@@ -1,0 +1,135 @@
+"""The stepper's batch loop: a batch of deliveries sorted, grouped and applied.
+
+:func:`run_batch` is :meth:`stepflow.runtime.stepper.Stepper.handle_batch`: each
+message goes to its place (a delayed one back to the bus, a map run's deliveries to
+the run's coordinator, a map run's child to :func:`_start_child`, a task to the task
+path, an execution's events to one group per execution), then each map run and each
+execution is applied once (:func:`stepflow.runtime.stepper_commit.apply_events`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from stepflow.engine import Event, Redrive, Start
+from stepflow.runtime.child_start import first_commit
+from stepflow.runtime.map_run_access import refused_starts
+from stepflow.runtime.map_run_state import is_run_key
+from stepflow.runtime.messages import Message, decode_event
+from stepflow.runtime.outbox import create_child
+from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.ports import (
+    ExecutionAlreadyExistsError,
+    ExecutionRecord,
+    UnstorableDataError,
+)
+from stepflow.runtime.stepper_commit import apply_events
+
+if TYPE_CHECKING:
+    from stepflow.runtime.stepper import Stepper
+
+
+def run_batch(
+    stepper: Stepper, messages: Sequence[Message], has_time: Callable[[], bool] | None = None
+) -> list[tuple[Message, Exception]]:
+    """The body of :meth:`Stepper.handle_batch` (see it for the rules)."""
+    now = stepper.clock()
+    failures: list[tuple[Message, Exception]] = []
+    groups: dict[str, list[tuple[Message, Event]]] = {}
+    runs: dict[str, list[Message]] = {}  # map runs' deliveries, by run (map_runs.py)
+    later: list[Message] = []
+    run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
+    for message in messages:
+        if has_time is not None and not has_time():
+            later.append(message)
+            continue
+        try:
+            if message.not_before > now:
+                stepper.bus.send(message, _delay(message.not_before - now))
+            elif is_run_key(message.execution_arn):
+                runs.setdefault(message.execution_arn, []).append(message)
+            elif message.kind == "child" and "map_run" in message.body:
+                started = _start_child(stepper, message, run_heads)
+                if started is not None:  # None: started here, or it never starts
+                    groups.setdefault(message.execution_arn, []).append((message, started))
+            elif message.kind == "task":
+                stepper._tasks().run_task(message)
+                run_heads.clear()  # time passed: a run read before may have ended
+            elif message.kind == "repair":
+                apply_events(stepper, message.execution_arn, [])
+            elif message.kind == "child":
+                create_child(stepper.log, message, stepper.clock())
+                groups.setdefault(message.execution_arn, []).append((message, Start()))
+            else:
+                event = decode_event(message.body)
+                groups.setdefault(message.execution_arn, []).append((message, event))
+        except Exception as exc:  # reported per message; the batch goes on
+            failures.append((message, exc))
+    for key, deliveries in runs.items():
+        try:
+            kept, fails = list(deliveries), list[Message]()
+            if stepper.map_run_check is not None:  # may the role start the run's children?
+                kept, fails = refused_starts(stepper.map_run_check, stepper.log, key, deliveries)
+            for fail in fails:
+                stepper.bus.send(fail)
+            stepper.map_runs().handle(key, kept)
+        except Exception as exc:
+            failures.extend((message, exc) for message in deliveries)
+    for arn, group in groups.items():
+        if has_time is not None and not has_time():
+            later.extend(message for message, _ in group)
+            continue
+        try:
+            apply_events(stepper, arn, [event for _, event in group])
+        except Exception as exc:
+            failures.extend((message, exc) for message, _ in group)
+    for message in later:
+        try:
+            stepper.bus.send(message)
+        except Exception as exc:  # not re-sent: redelivered after its visibility timeout
+            failures.append((message, exc))
+    return failures
+
+
+def _start_child(
+    stepper: Stepper, message: Message, run_heads: dict[str, ExecutionRecord | None]
+) -> Start | Redrive | None:
+    """Store a map run's new child with its first decision, run its inline tasks.
+
+    Returns the event to apply instead (the child exists already, it is redriven,
+    or its first decision made data no log can hold), or None (done, or its run
+    ended first: it never starts). See :mod:`stepflow.runtime.child_start`.
+    """
+    runs = stepper.map_runs()
+    prepared = runs.prepare_child(message, run_heads)
+    if prepared is None:
+        return None
+    record, event = prepared
+    if isinstance(event, Start):
+        root = str(record.state["parent"]["root_arn"])  # an inline Map's: its parent
+        new, events = first_commit(
+            record,
+            record.input if root == record.execution_arn else stepper._root_input(root),
+            stepper.definitions(record.state_machine_arn),
+            stepper.clock(),
+            budget=stepper._budget(),
+            limits=stepper.limits,
+            check_parameters=stepper.check_parameters,
+        )
+        try:
+            if new.outbox:
+                stepper._send_repair(new.execution_arn)
+            stepper.log.create(new, events)
+        except (ExecutionAlreadyExistsError, UnstorableDataError):
+            pass  # started already, or to fail on the two-write path (see _commit)
+        else:
+            inline = stepper._flush(new)
+            apply_events(stepper, new.execution_arn, [], started=inline)
+            if inline:  # its tasks ran: the run may have ended meanwhile, read it again
+                run_heads.pop(str(message.body["map_run"]), None)
+            return None
+    with contextlib.suppress(ExecutionAlreadyExistsError):
+        stepper.log.create(record, [])
+    return event
