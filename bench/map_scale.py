@@ -46,7 +46,7 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,7 +61,10 @@ from stepflow.aws.dynamodb_log import COMPRESS_ABOVE as DYNAMODB_COMPRESS_ABOVE 
 from stepflow.limits import DEFAULT_LIMITS  # noqa: E402
 from stepflow.local.moto_patches import item_snapshots  # noqa: E402
 from stepflow.runtime import InMemoryLog, Message, Stepper  # noqa: E402
+from stepflow.runtime.map_io import WriterSpec  # noqa: E402
+from stepflow.runtime.object_store import MemoryObjectStore, Upload  # noqa: E402
 from stepflow.runtime.ports import CoordinationLog, UnstorableDataError  # noqa: E402
+from stepflow.runtime.result_writing import StoreResultSink  # noqa: E402
 from stepflow.testing import WorkflowEnvironment  # noqa: E402
 from stepflow.testing.delivery import handle_batch  # noqa: E402
 
@@ -83,8 +86,16 @@ class NotSupportedError(Exception):
     """The Map mode asked for does not run on this build (yet)."""
 
 
-def definition(mode: str) -> dict[str, Any]:
-    """A Map over ``$.items``: each item a Lambda task and a Pass."""
+ITEMS_BUCKET, ITEMS_KEY, RESULTS_PREFIX = "map-scale-items", "items.csv", "out"
+
+
+def definition(mode: str, source: str = "input") -> dict[str, Any]:
+    """A Map over ``$.items``: each item a Lambda task and a Pass.
+
+    ``source="s3"`` (a distributed Map): the items are read from a CSV object
+    (ItemReader) and the results written to S3 (ResultWriter), so that neither the
+    input nor the output holds N items (the environment's in-memory object store).
+    """
     processor: dict[str, Any] = {
         "StartAt": "Work",
         "States": {
@@ -94,6 +105,25 @@ def definition(mode: str) -> dict[str, Any]:
     }
     if mode != "inline":
         processor["ProcessorConfig"] = {"Mode": "DISTRIBUTED", "ExecutionType": mode.upper()}
+    if source == "s3":
+        reader = {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            "Parameters": {"Bucket": ITEMS_BUCKET, "Key": ITEMS_KEY},
+        }
+        writer = {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": ITEMS_BUCKET, "Prefix": RESULTS_PREFIX},
+        }
+        each = {
+            "Type": "Map",
+            "ItemReader": reader,
+            "ItemSelector": {"id.$": "$$.Map.Item.Value.id"},
+            "ItemProcessor": processor,
+            "ResultWriter": writer,
+            "End": True,
+        }
+        return {"StartAt": "Each", "States": {"Each": each}}
     return {
         "StartAt": "Each",
         "States": {
@@ -145,6 +175,9 @@ class Figures:
     entered_events: int = 0
     batches: int = 0
     peak_batch_bytes: int = 0
+    peak_working_bytes: int = 0
+    """The most one batch allocated above what it left allocated (the in-memory log's and
+    object store's new data, which DynamoDB and S3 hold when deployed, excluded)."""
     max_rss_kb: int = 0
     s3_requests: dict[str, int] = field(default_factory=dict)
     unmetered: dict[str, int] = field(default_factory=dict)
@@ -221,6 +254,7 @@ def run(
     snapshots: str = "items",
     payloads: bool = False,
     clock: str = "real",
+    source: str = "input",
 ) -> Figures:
     """Run the Map over ``count`` items once and measure it."""
     figures = Figures(items=count, transitions=1 + PROCESSOR_STATES * count)
@@ -246,6 +280,8 @@ def run(
         if trace:
             peak = tracemalloc.get_traced_memory()[1] - base
             figures.peak_batch_bytes = max(figures.peak_batch_bytes, peak)
+            current, highest = tracemalloc.get_traced_memory()
+            figures.peak_working_bytes = max(figures.peak_working_bytes, highest - current)
         figures.batches += 1
         meter.fold()
         return failures
@@ -254,8 +290,8 @@ def run(
         return store.spent if isinstance(store, MeteredLog) else 0.0
 
     _supported(mode)
-    machine = parse(definition(mode))
-    value = {"items": items(count, input_kb)}
+    machine = parse(definition(mode, source))
+    value: dict[str, Any] = {} if source == "s3" else {"items": items(count, input_kb)}
     s3_calls: Counter[str] = Counter()
     with _log(log, meter, snapshots, payloads, s3_calls) as store:
         bus = (PacedBus if clock == "real" else CountingBus)(1_700_000_000.0)
@@ -267,6 +303,11 @@ def run(
             on_event=seen,
             limits=replace(DEFAULT_LIMITS, max_payload_bytes=PAYLOAD_LIMIT),
         )
+        sink = CountingSink()
+        if source == "s3":
+            rows = "id\n" + "".join(f"{i}\n" for i in range(count))
+            env.objects[(ITEMS_BUCKET, ITEMS_KEY)] = rows.encode()
+            env.stepper.result_sink = sink
         if trace:
             tracemalloc.start()
         started, cpu = time.perf_counter(), time.process_time()
@@ -297,6 +338,10 @@ def run(
             elif mode != "inline":
                 meter.fold()
                 _check_distributed(meter, arn, mode)
+                if source == "s3":
+                    written = sink.results
+                    if written != count:
+                        figures.status = f"WRONG: {written:,} results written for {count:,}"
     parent = (f"EX#{arn}", "HEAD")
     figures.wru, figures.rru = meter.wru, meter.rru
     figures.entered_events = entered
@@ -353,6 +398,55 @@ def _check_distributed(meter: KeyMeter, arn: str, mode: str) -> None:
         )
 
 
+class _Uploaded:
+    """An upload that counts its bytes and keeps none (S3 holds them when deployed)."""
+
+    def __init__(self, sink: CountingSink) -> None:
+        self.sink = sink
+
+    def write(self, data: bytes) -> None:
+        self.sink.bytes += len(data)
+
+    def close(self) -> None:
+        self.sink.files += 1
+
+    def abort(self) -> None:
+        pass
+
+
+class _Discarding(MemoryObjectStore):
+    def __init__(self, sink: CountingSink) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def upload(self, bucket: str, key: str) -> Upload:
+        return _Uploaded(self.sink)
+
+
+class CountingSink(StoreResultSink):
+    """The ResultWriter's files written through the real writer, counted, then dropped.
+
+    The in-memory object store would keep every result in this process (and copy each
+    file when it closes); deployed, S3 keeps them and the process holds one upload part.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(_Discarding(self))
+        self.results = self.bytes = self.files = 0
+
+    def write(
+        self, spec: WriterSpec, map_run_id: str, results: Iterable[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Write through the real writer, counting the results."""
+
+        def counted() -> Iterator[dict[str, Any]]:
+            for entry in results:
+                self.results += 1
+                yield entry
+
+        return super().write(spec, map_run_id, counted())
+
+
 def _name(key: tuple[str, str], parent: str) -> str:
     pk, sk = key
     arn = pk.removeprefix("EX#")
@@ -395,6 +489,10 @@ def table(rows: list[Figures]) -> str:
         ("S3 payload requests", [str(sum(r.s3_requests.values())) for r in rows]),
         ("stepper batches", [f"{r.batches:,}" for r in rows]),
         ("peak memory per batch (MB)", [f"{r.peak_batch_bytes / 1e6:.1f}" for r in rows]),
+        (
+            "  of which working (MB)",
+            [f"{r.peak_working_bytes / 1e6:.1f}" for r in rows],
+        ),
         ("max RSS (MB, whole process)", [f"{r.max_rss_kb / 1e3:.0f}" for r in rows]),
     ]
     if len(rows) > 1:
@@ -441,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-tracemalloc", action="store_true", help="faster; no batch memory")
     parser.add_argument(
+        "--source",
+        choices=("input", "s3"),
+        default="input",
+        help="s3: a distributed Map reads a CSV (ItemReader) and writes results (ResultWriter)",
+    )
+    parser.add_argument(
         "--moto-snapshots",
         choices=("items", "table"),
         default=None,
@@ -459,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     counts = [int(n.replace("_", "")) for n in args.items.split(",")]
     modes = [m.strip() for m in args.map.split(",")]
+    if args.source == "s3" and "inline" in modes:
+        parser.error("--source s3 is for a distributed Map (--map standard,express)")
     for mode in modes:
         if mode not in MODES:
             parser.error(f"--map {mode}: choose from {', '.join(MODES)}")
@@ -495,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
                         snapshots=args.moto_snapshots,
                         payloads=args.payloads,
                         clock=args.clock,
+                        source=args.source,
                     )
                 )
                 done = rows[-1]
