@@ -75,8 +75,12 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
 
 def _settled(sfn: Any, map_run_arn: str) -> tuple[dict[str, Any], set[int]]:
     """DescribeMapRun once the reports of the children stopped with the run are counted,
-    and the positions of the children that succeeded (an item each)."""
-    deadline = time.monotonic() + 20
+    and the positions of the children that succeeded (an item each).
+
+    A report whose commit lost a race to the run's head comes back after the queue's
+    visibility timeout: under load that can take longer than the run itself did.
+    """
+    deadline = time.monotonic() + 200  # past one visibility timeout of the steps queue (180 s)
     while True:
         described = sfn.describe_map_run(mapRunArn=map_run_arn)
         children = sfn.list_executions(mapRunArn=map_run_arn, maxResults=1000)["executions"]
