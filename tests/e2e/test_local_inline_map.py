@@ -8,7 +8,6 @@ child executions. Every handler counts its calls per item, so that once is told 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,44 +16,14 @@ from typing import Any
 import pytest
 from stepflow.local import LocalStack
 
+from tests.e2e.counting import FAILING, FN, LOCK, ROLE, calls, slow, work
 from tests.e2e.waiting import wait_for
-
-ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
-FN = "arn:aws:lambda:us-east-1:000000000000:function:"
-CALLS: Counter[tuple[str, int]] = Counter()
-FAILING: set[int] = set()
-LOCK = threading.Lock()
-
-
-class ItemFailed(Exception):
-    """The error a failing item raises."""
-
-
-def work(payload: Any) -> Any:
-    """Count the call; fail an item listed in FAILING; echo the item's index."""
-    with LOCK:
-        CALLS[(str(payload.get("tag")), int(payload["i"]))] += 1
-        failing = int(payload["i"]) in FAILING
-    if failing:
-        raise ItemFailed(f"item {payload['i']}")
-    return {"i": payload["i"], "sq": payload["i"] * payload["i"]}
-
-
-def slow(payload: Any) -> Any:
-    """Like ``work``, taking a while (so that a stop finds iterations running)."""
-    time.sleep(0.5)
-    return work(payload)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     with LocalStack(port=0, handlers={"work": work, "slow": slow}) as running:
         yield running
-
-
-def _calls(tag: str) -> Counter[int]:
-    with LOCK:
-        return Counter({i: n for (t, i), n in CALLS.items() if t == tag})
 
 
 def _machine(sfn: Any, name: str, definition: dict[str, Any]) -> str:
@@ -140,7 +109,7 @@ def test_an_inline_map_past_the_child_limit_runs_each_item_once_in_order(
     described = wait_for(sfn, execution, timeout=180)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
-    assert _calls(tag) == Counter(range(count))  # each item once, none twice
+    assert calls(tag) == Counter(range(count))  # each item once, none twice
     events = _history(sfn, execution)
     succeeded = [
         e["mapIterationSucceededEventDetails"]["index"]
@@ -191,14 +160,14 @@ def test_a_distributed_map_redriven_after_too_many_failures_runs_only_those_agai
     before, succeeded_before = _settled(sfn, run["mapRunArn"])
     assert before["status"] == "FAILED" and before["redriveCount"] == 0
     assert not succeeded_before & {3, 5, 8}
-    first = _calls(tag)  # a stopped child's Lambda may have been called: it runs again
+    first = calls(tag)  # a stopped child's Lambda may have been called: it runs again
 
     sfn.redrive_execution(executionArn=execution)
     described = wait_for(sfn, execution, timeout=60)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
-    again = _calls(tag) - first
-    assert all(_calls(tag)[i] == 1 for i in succeeded_before)  # not run again
+    again = calls(tag) - first
+    assert all(calls(tag)[i] == 1 for i in succeeded_before)  # not run again
     assert set(again) == set(range(count)) - succeeded_before  # the others once each
     assert all(n == 1 for n in again.values())
     after = sfn.describe_map_run(mapRunArn=run["mapRunArn"])
@@ -227,7 +196,7 @@ def test_an_express_distributed_map_whose_items_wait_runs_each_item_once(
     described = wait_for(sfn, execution, timeout=60)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
-    assert _calls(tag) == Counter(range(count))
+    assert calls(tag) == Counter(range(count))
 
 
 @pytest.mark.parametrize("mode", ["INLINE", "DISTRIBUTED"])
@@ -252,7 +221,7 @@ def test_a_210_kb_input_runs_through_a_map_of_41_items(stack: LocalStack, mode: 
     described = wait_for(sfn, execution, timeout=60)
     assert described["status"] == "SUCCEEDED", described
     assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
-    assert _calls(tag) == Counter(range(count))
+    assert calls(tag) == Counter(range(count))
 
 
 def test_stopping_the_parent_of_an_inline_map_run_stops_every_iteration(
@@ -270,15 +239,15 @@ def test_stopping_the_parent_of_an_inline_map_run_stops_every_iteration(
         "executionArn"
     ]
     deadline = time.monotonic() + 30
-    while sum(_calls(tag).values()) < 2:
+    while sum(calls(tag).values()) < 2:
         assert time.monotonic() < deadline, "no iteration ran"
         time.sleep(0.05)
     sfn.stop_execution(executionArn=execution, error="Stopped", cause="by the test")
     assert wait_for(sfn, execution)["status"] == "ABORTED"
     time.sleep(3)  # iterations in flight end; none may start any more
-    settled = _calls(tag)
+    settled = calls(tag)
     time.sleep(2)
-    assert _calls(tag) == settled  # nothing runs after the stop
+    assert calls(tag) == settled  # nothing runs after the stop
     assert all(n == 1 for n in settled.values())  # each Lambda at most once
     assert sum(settled.values()) < count
     types = [e["type"] for e in _history(sfn, execution)]
@@ -309,15 +278,15 @@ def test_an_inline_map_run_redriven_runs_only_its_failed_iterations_again(
         with LOCK:
             FAILING.clear()
     time.sleep(2)  # the iterations stopped with the Map end
-    first = _calls(tag)
+    first = calls(tag)
     sfn.redrive_execution(executionArn=execution)
     described = wait_for(sfn, execution, timeout=60)
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
-    again = _calls(tag) - first
+    again = calls(tag) - first
     assert again[3] == 1 and all(n == 1 for n in again.values())
     assert sum(again.values()) < count  # not every iteration again
-    assert set(range(count)) == set(_calls(tag))
+    assert set(range(count)) == set(calls(tag))
     events = _history(sfn, execution)
     redriven = [e["type"] for e in events].index("ExecutionRedriven")
     started = [

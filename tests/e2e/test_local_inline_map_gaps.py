@@ -8,53 +8,21 @@ Every handler counts its calls per item, so that once is told from twice.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from stepflow.local import LocalStack
 
+from tests.e2e.counting import FAILING, FN, LOCK, ROLE, calls, slow, work
 from tests.e2e.waiting import wait_for
-
-ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
-FN = "arn:aws:lambda:us-east-1:000000000000:function:"
-CALLS: Counter[tuple[str, int]] = Counter()
-FAILING: set[int] = set()
-LOCK = threading.Lock()
-
-
-class ItemFailed(Exception):
-    """The error a failing item raises."""
-
-
-def work(payload: Any) -> Any:
-    """Count the call; fail an item listed in FAILING; echo the item's index."""
-    with LOCK:
-        CALLS[(str(payload["tag"]), int(payload["i"]))] += 1
-        failing = int(payload["i"]) in FAILING
-    if failing:
-        raise ItemFailed(f"item {payload['i']}")
-    return {"i": payload["i"]}
-
-
-def slow(payload: Any) -> Any:
-    """Like ``work``, taking a while (so that a stop finds iterations running)."""
-    time.sleep(0.5)
-    return work(payload)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     with LocalStack(port=0, handlers={"work": work, "slow": slow}) as running:
         yield running
-
-
-def _calls(tag: str) -> Counter[int]:
-    with LOCK:
-        return Counter({i: n for (t, i), n in CALLS.items() if t == tag})
 
 
 def _machine(sfn: Any, name: str, tag: str, resource: str, **fields: Any) -> str:
@@ -108,10 +76,10 @@ def test_a_stopped_inline_map_run_leaves_its_iterations_events_in_the_history(
         "executionArn"
     ]
     deadline = time.monotonic() + 30
-    while sum(_calls(tag).values()) < 6:
+    while sum(calls(tag).values()) < 6:
         assert time.monotonic() < deadline, "no iteration ran"
         time.sleep(0.05)
-    called = set(_calls(tag))  # started before the stop
+    called = set(calls(tag))  # started before the stop
     sfn.stop_execution(executionArn=execution, error="Stopped", cause="by the test")
     assert wait_for(sfn, execution)["status"] == "ABORTED"
     time.sleep(2)  # late reports of the stopped run must add nothing
@@ -146,19 +114,19 @@ def test_an_inline_map_within_the_child_limit_redriven_runs_only_its_failed_iter
     finally:
         with LOCK:
             FAILING.clear()
-    first = _calls(tag)
+    first = calls(tag)
     _, before = _iterations(sfn, execution)
     succeeded_before = {i for t, i in before if t == "MapIterationSucceeded"}
     assert 7 not in succeeded_before and len(succeeded_before) >= 5
     sfn.redrive_execution(executionArn=execution)
     described = wait_for(sfn, execution, timeout=60)
     assert described["status"] == "SUCCEEDED"
-    assert json.loads(described["output"]) == [{"i": i} for i in range(count)]
-    calls = _calls(tag)
-    assert all(calls[i] == 1 for i in succeeded_before)  # once in all: kept by the redrive
-    again = calls - first
+    assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(count)]
+    total = calls(tag)
+    assert all(total[i] == 1 for i in succeeded_before)  # once in all: kept by the redrive
+    again = total - first
     assert set(again) == set(range(count)) - succeeded_before  # the others once each
-    assert all(n == 1 for n in again.values()) and calls[7] == 2
+    assert all(n == 1 for n in again.values()) and total[7] == 2
     _, after = _iterations(sfn, execution)
     started = sorted(i for t, i in after[len(before) :] if t == "MapIterationStarted")
     assert started == sorted(again)
@@ -206,6 +174,6 @@ def test_an_inline_map_run_abandoned_by_a_failed_parallel_sibling_records_its_ab
     assert 1 <= len(aborted) <= 4
     # the run may start a few more between the parent's abandon and the cancel's arrival:
     # started after the abandon, they are in no history (and stopped at once)
-    assert len(set(_calls(tag)) - set(started)) <= 4
+    assert len(set(calls(tag)) - set(started)) <= 4
     last = max(i for i, t in enumerate(types) if t.startswith("MapIteration"))
     assert last < types.index("ParallelStateFailed")

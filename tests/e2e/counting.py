@@ -1,0 +1,46 @@
+"""Handlers for end-to-end Map tests that count their calls per item.
+
+``work`` counts each call under ``(tag, index)``, fails the indexes listed in
+``FAILING`` and returns ``{"i", "sq"}``; ``slow`` is ``work`` after half a second (so
+that a stop finds iterations running). ``calls(tag)`` is a tag's count per index: a
+test tells once from twice with it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
+FN = "arn:aws:lambda:us-east-1:000000000000:function:"
+CALLS: Counter[tuple[str, int]] = Counter()
+FAILING: set[int] = set()
+LOCK = threading.Lock()
+
+
+class ItemFailed(Exception):
+    """The error a failing item raises."""
+
+
+def work(payload: Any) -> Any:
+    """Count the call; fail an item listed in FAILING; echo the item's index and square."""
+    with LOCK:
+        CALLS[(str(payload.get("tag")), int(payload["i"]))] += 1
+        failing = int(payload["i"]) in FAILING
+    if failing:
+        raise ItemFailed(f"item {payload['i']}")
+    return {"i": payload["i"], "sq": payload["i"] * payload["i"]}
+
+
+def slow(payload: Any) -> Any:
+    """Like ``work``, taking a while."""
+    time.sleep(0.5)
+    return work(payload)
+
+
+def calls(tag: str) -> Counter[int]:
+    """The calls of ``tag``'s items, per index."""
+    with LOCK:
+        return Counter({i: n for (t, i), n in CALLS.items() if t == tag})
