@@ -8,10 +8,13 @@ test tells once from twice with it.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from typing import Any
+
+from tests.e2e.waiting import wait_for
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
@@ -44,3 +47,23 @@ def calls(tag: str) -> Counter[int]:
     """The calls of ``tag``'s items, per index."""
     with LOCK:
         return Counter({i: n for (t, i), n in CALLS.items() if t == tag})
+
+
+def failed_run(
+    sfn: Any, machine: str, count: int, failing: set[int], error: str = "ItemFailed"
+) -> str:
+    """Start ``machine`` on ``count`` items, ``failing`` of them failing; its ARN once FAILED.
+
+    The items fail only for this run: ``FAILING`` is cleared when it has ended.
+    """
+    with LOCK:
+        FAILING.update(failing)
+    try:
+        items = [{"n": i} for i in range(count)]
+        started = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"items": items}))
+        described = wait_for(sfn, started["executionArn"], timeout=60)
+        assert (described["status"], described["error"]) == ("FAILED", error), described
+    finally:
+        with LOCK:
+            FAILING.clear()
+    return str(started["executionArn"])

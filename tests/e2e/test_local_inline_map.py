@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from stepflow.local import LocalStack
 
-from tests.e2e.counting import FAILING, FN, LOCK, ROLE, calls, slow, work
+from tests.e2e.counting import FN, ROLE, calls, failed_run, slow, work
 from tests.e2e.waiting import wait_for
 
 
@@ -143,19 +143,8 @@ def test_a_distributed_map_redriven_after_too_many_failures_runs_only_those_agai
     }
     arn = _machine(sfn, "RedriveDistributed", definition)
     count = 12
-    with LOCK:
-        FAILING.update({3, 5, 8})
-    try:
-        items = [{"n": i} for i in range(count)]
-        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
-            "executionArn"
-        ]
-        described = wait_for(sfn, execution, timeout=60)
-        assert described["status"] == "FAILED"
-        assert described["error"] == "States.ExceedToleratedFailureThreshold"
-    finally:
-        with LOCK:
-            FAILING.clear()
+    error = "States.ExceedToleratedFailureThreshold"
+    execution = failed_run(sfn, arn, count, {3, 5, 8}, error)
     [run] = sfn.list_map_runs(executionArn=execution)["mapRuns"]
     before, succeeded_before = _settled(sfn, run["mapRunArn"])
     assert before["status"] == "FAILED" and before["redriveCount"] == 0
@@ -265,18 +254,7 @@ def test_an_inline_map_run_redriven_runs_only_its_failed_iterations_again(
     tag = "inline-redrive"
     arn = _machine(sfn, "InlineRedrive", _inline(tag))
     count = 41
-    with LOCK:
-        FAILING.add(3)
-    try:
-        items = [{"n": i} for i in range(count)]
-        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
-            "executionArn"
-        ]
-        described = wait_for(sfn, execution, timeout=60)
-        assert (described["status"], described["error"]) == ("FAILED", "ItemFailed")
-    finally:
-        with LOCK:
-            FAILING.clear()
+    execution = failed_run(sfn, arn, count, {3})
     time.sleep(2)  # the iterations stopped with the Map end
     first = calls(tag)
     sfn.redrive_execution(executionArn=execution)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from stepflow.local import LocalStack
 
-from tests.e2e.counting import FAILING, FN, LOCK, ROLE, calls, slow, work
+from tests.e2e.counting import FN, ROLE, calls, failed_run, slow, work
 from tests.e2e.waiting import wait_for
 
 
@@ -102,18 +102,7 @@ def test_an_inline_map_within_the_child_limit_redriven_runs_only_its_failed_iter
     tag = "small-redrive"
     count = 12
     arn = _machine(sfn, "SmallRedrive", tag, "work", MaxConcurrency=3)
-    with LOCK:
-        FAILING.add(7)
-    try:
-        items = [{"n": i} for i in range(count)]
-        execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
-            "executionArn"
-        ]
-        described = wait_for(sfn, execution, timeout=60)
-        assert (described["status"], described["error"]) == ("FAILED", "ItemFailed")
-    finally:
-        with LOCK:
-            FAILING.clear()
+    execution = failed_run(sfn, arn, count, {7})
     first = calls(tag)
     _, before = _iterations(sfn, execution)
     succeeded_before = {i for t, i in before if t == "MapIterationSucceeded"}

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from stepflow.engine import Event, Redrive, Start
+from stepflow.engine.codec import decode_state
 from stepflow.runtime.child_start import first_commit
 from stepflow.runtime.map_run_access import refused_starts
 from stepflow.runtime.map_run_state import is_run_key
@@ -25,7 +26,7 @@ from stepflow.runtime.ports import (
     ExecutionRecord,
     UnstorableDataError,
 )
-from stepflow.runtime.stepper_commit import apply_events
+from stepflow.runtime.stepper_commit import _decide, apply_events
 
 if TYPE_CHECKING:
     from stepflow.runtime.stepper import Stepper
@@ -109,15 +110,12 @@ def _start_child(
     record, event = prepared
     if isinstance(event, Start):
         root = str(record.state["parent"]["root_arn"])  # an inline Map's: its parent
-        new, events = first_commit(
-            record,
-            record.input if root == record.execution_arn else stepper._root_input(root),
-            stepper.definitions(record.state_machine_arn),
-            stepper.clock(),
-            budget=stepper._budget(),
-            limits=stepper.limits,
-            check_parameters=stepper.check_parameters,
-        )
+        state = decode_state(record.state)
+        state.input = record.input if root == record.execution_arn else stepper._root_input(root)
+        now = stepper.clock()
+        definition = stepper.definitions(record.state_machine_arn)
+        after, events, commands = _decide(stepper, definition, state, [Start()], now)
+        new = first_commit(record, after, commands, now)
         try:
             if new.outbox:
                 stepper._send_repair(new.execution_arn)
