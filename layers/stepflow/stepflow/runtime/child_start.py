@@ -4,10 +4,11 @@ A child of a map run used to be created bare (a ``PutItem`` of its head at ``seq
 and then started by a second write (a transaction: the head again, and the first
 events). :func:`first_commit` turns the stepper's decision of the child's ``Start``
 (on the record the run prepared) into the record, so the stepper creates it at
-``seq`` 1 with its first events and outbox in one conditional write. The outbox message ids are those the two-write path gives
-(``<arn>#1#<i>``), and a create that finds the child exists (a duplicate delivery)
-falls back to applying ``Start`` on the stored child, which the engine ignores if it
-started already: either way the child starts once.
+``seq`` 1 with its first events and outbox in one conditional write. The outbox
+message ids are those the two-write path gives (``<arn>#1#<i>``), and a create that
+finds the child exists (a duplicate delivery) falls back to applying ``Start`` on
+the stored child, which the engine ignores if it started already: either way the
+child starts once.
 """
 
 from __future__ import annotations
