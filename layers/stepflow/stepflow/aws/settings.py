@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     """How often ``.sync`` jobs of polled services are polled (0: AWS's schedule, once a
     minute for ten minutes, then every five; e.g. 2 for ``stepflow local``)."""
 
+    cells: str = Field(
+        default="",
+        validation_alias=AliasChoices("STEPFLOW_CELLS", "cells"),
+    )
+    """Cells modules the steppers load, comma-separated (dotted modules or ``.py`` paths):
+    their ``stepflow:cell:*`` tasks run inline (see docs/cells.md)."""
+
     outbox_repair_age_seconds: int = Field(
         default=OUTBOX_REPAIR_AGE_SECONDS,
         ge=0,

@@ -46,6 +46,7 @@ from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
+from stepflow.cells import CellModules, CellRuntime, CellTasks, LogJournal, load_modules
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
@@ -262,7 +263,20 @@ class Wiring:
             inner = IntegrationInvoker(self.integrations, self.task_clients)
         if self._front is not None:
             inner = self._front(inner)
+        inner = CellTasks(self.cell_runtime, inner)
         return OwnTargetGuard(inner, own_resources(self.settings))
+
+    @cached_property
+    def cell_modules(self) -> CellModules:
+        """The cells and effect handlers of the settings' cells modules (``STEPFLOW_CELLS``)."""
+        names = [name for name in self.settings.cells.split(",") if name.strip()]
+        return load_modules(names)
+
+    @cached_property
+    def cell_runtime(self) -> CellRuntime:
+        """Runs ``stepflow:*`` tasks: cells journaled in this log, with the task's role."""
+        modules = self.cell_modules
+        return CellRuntime(modules.cells, modules.handlers, LogJournal(self.log), self.task_clients)
 
     @cached_property
     def router(self) -> ActivityRouter:

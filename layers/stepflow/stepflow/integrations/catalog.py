@@ -20,6 +20,7 @@ from stepflow.integrations import (
     sns,
     sqs,
     states,
+    stepflow_tasks,
 )
 from stepflow.integrations.base import Integration
 from stepflow.integrations.http_port import HttpPort
@@ -43,6 +44,7 @@ MODULES: tuple[Sequence[Integration], ...] = (
     batch.INTEGRATIONS,
     ecs.INTEGRATIONS,
     states.INTEGRATIONS,
+    stepflow_tasks.INTEGRATIONS,
 )
 
 

@@ -309,6 +309,10 @@ class _Batch:
     def _run_task(self, item: _Item, command: RunTask) -> None:
         """Run one task inline; timers that fell due while it ran are delivered first."""
         body = {**task_body(command), "execution_arn": self.parent_arn}
+        # Items share the run's ARN and number their tasks alike: a cell's journal keys
+        # tell the items (and the redrives of the run) apart by this attempt id.
+        redrive = item.state.redrive_count
+        body["attempt_id"] = f"express/{redrive}/{item.index}/{command.task_id}"
         event: Event
         try:
             outcome = self.invoker(body)

@@ -25,6 +25,9 @@ class TaskOutcome:
     ``poll_after`` (seconds) when to poll it (None: its end arrives as an event)."""
     handle: dict[str, Any] | None = None
     poll_after: float | None = None
+    effects: tuple[dict[str, Any], ...] = ()
+    """A cell's effects as this attempt saw them (performed or replayed), for the history
+    and metrics: :class:`stepflow.cells.context.EffectTrace` as dicts."""
 
     @classmethod
     def succeeded(cls, output: Any) -> TaskOutcome:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from stepflow.asl import StateMachine, parse
+from stepflow.cells import CellModules
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.clients import TaskClients
 from stepflow.testing.environment import WorkflowEnvironment
@@ -30,6 +31,7 @@ def execute(
     durable: bool | str = False,
     limits: Limits = DEFAULT_LIMITS,
     aws: bool | TaskClients = False,
+    cells: CellModules | Iterable[str | type[Any]] | None = None,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` until it ends, in process, on a virtual clock.
 
@@ -57,6 +59,8 @@ def execute(
     ports; True or ``"moto"`` runs on the DynamoDB log on moto with every
     message delivered through the real stepper Lambda handler (slower). Both
     must give the same result: one implementation of the semantics.
+    ``cells`` are the effectful cells ``stepflow:cell:*`` tasks run (module names, Cell
+    classes and ``@handles`` handlers, or loaded ``CellModules``; see docs/cells.md).
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
     with open_environment(
@@ -67,6 +71,7 @@ def execute(
         limits=limits,
         on_event=on_event,
         aws=aws,
+        cells=cells,
     ) as env:
         arn = env.start(machine, input, name=name, seed=seed)
         env.run(arn, skip_open_tasks=True)

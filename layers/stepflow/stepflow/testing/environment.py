@@ -13,7 +13,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from stepflow.activities import ActivityError, ActivityService
 from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
+from stepflow.cells import CellModules, CellRuntime, CellTasks, LogJournal, cell_modules
 from stepflow.data.budget import Budget, clock_budgets
 from stepflow.data.serialize import dumps
 from stepflow.engine import ParameterCheck
@@ -44,6 +45,7 @@ from stepflow.testing.delivery import (
 )
 from stepflow.testing.handlers import (
     Handler,
+    aws_clients,
     aws_invoker,
     call_handler,
     find_handler,
@@ -99,6 +101,10 @@ class WorkflowEnvironment:
     execution a deployment would run; tests pass a fake), ``start_budgets`` the
     budget of the first decision of :meth:`start` (default: ``budgets``).
 
+    ``cells`` are the effectful cells ``stepflow:cell:*`` tasks run (docs/cells.md): loaded
+    :class:`~stepflow.cells.CellModules`, or module names, Cell classes and ``@handles``
+    handlers; their effects are journaled in the environment's log, as deployed.
+
     As on AWS, a Task whose parameters its integration cannot use fails with
     ``States.Runtime`` before it is scheduled (no Task event): ``check_parameters``
     (default: the integration registry's, none when ``invoker`` is given) finds
@@ -131,6 +137,7 @@ class WorkflowEnvironment:
         start_budgets: Callable[[], Budget] | None = None,
         check_parameters: ParameterCheck | None = None,
         nested: bool | None = None,
+        cells: CellModules | Iterable[str | type[Any]] | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -153,7 +160,17 @@ class WorkflowEnvironment:
             starter = EnvironmentStarter(lambda: self.api)
             runs = NestedTasks(starter, integrations or task_invoker(self.handlers))
             sent = NestedTasks(starter, integrations or _sent)
-        inner = task_invoker(self.handlers, fallback=runs)
+        self.cells = cell_modules(cells)
+        self.cell_runtime = CellRuntime(
+            self.cells.cells,
+            self.cells.handlers,
+            LogJournal(self.log),
+            aws_clients(aws, region),
+        )
+        inner = task_invoker(
+            self.handlers,
+            fallback=CellTasks(self.cell_runtime, runs or task_invoker(self.handlers)),
+        )
         self.tasks = CallbackTasks(self.handlers, inner, integrations=sent)
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer

@@ -1,0 +1,160 @@
+"""The context a cell runs in: ``ctx.effect(...)`` requests an effect, recorded or replayed.
+
+Effects are numbered in the order the cell requests them. For each, the
+journal is read first: a recorded result is returned (a recorded failure is
+raised again) without calling the handler; only an effect with no record is
+performed and its result recorded. A record of another effect type or request
+at that index means the cell is not deterministic: it fails with
+``StepFlow.Cell.NonDeterministic`` instead of performing anything more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, NoReturn, TypeVar
+
+from pydantic import BaseModel
+
+from stepflow.cells.effects import Effect, IdempotencyKey
+from stepflow.cells.handlers import EffectCall, EffectFailure, EffectHandlers
+from stepflow.cells.journal import EffectJournal, EffectRecord
+from stepflow.cells.model import BusinessError, EffT
+from stepflow.runtime.clients import TaskClients
+
+R = TypeVar("R")
+
+NON_DETERMINISTIC = "StepFlow.Cell.NonDeterministic"
+UNDECLARED_EFFECT = "StepFlow.Cell.UndeclaredEffect"
+
+
+class NonDeterministicError(Exception):
+    """A re-run requested a different effect than the one recorded at that index."""
+
+    error = NON_DETERMINISTIC
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class UndeclaredEffectError(Exception):
+    """A cell requested an effect that is not in its declared effect union."""
+
+    error = UNDECLARED_EFFECT
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+@dataclass(frozen=True, slots=True)
+class EffectTrace:
+    """One effect as this run saw it: performed or replayed, and how it ended.
+
+    The history and metrics are made from these (see :mod:`stepflow.cells.runner`).
+    """
+
+    index: int
+    effect: str
+    token: str
+    replayed: bool
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    cause: str | None = None
+    scope: str = "run"
+    compensation: dict[str, Any] | None = None
+    """The effect that undoes this one (``{"effect", "request", "type"}``), if it names one."""
+
+
+@dataclass(slots=True)
+class CellContext(Generic[EffT]):
+    """What a running cell sees: its identity and :meth:`effect`.
+
+    ``declared`` are the effect classes the cell may request (None: any effect).
+    """
+
+    cell: str
+    execution_arn: str
+    state_name: str
+    attempt: str
+    journal: EffectJournal
+    handlers: EffectHandlers
+    declared: tuple[type[Any], ...] | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+    clients: TaskClients | None = None
+    scope: str = "run"
+    traces: list[EffectTrace] = field(default_factory=list)
+    _next: int = 0
+
+    def key(self, index: int) -> IdempotencyKey:
+        """The idempotency key of the effect at ``index``."""
+        return IdempotencyKey(self.execution_arn, self.state_name, self.attempt, index, self.scope)
+
+    def effect(self, request: Effect[R]) -> R:
+        """Perform ``request`` once (or replay its recorded result) and return its result.
+
+        Raises :class:`~stepflow.cells.handlers.EffectFailure` when the effect failed
+        (now or when it was recorded), which the cell may catch.
+        """
+        index = self._next
+        self._next += 1
+        name = request.effect_name()
+        if self.declared is not None and not isinstance(request, self.declared):
+            allowed = ", ".join(sorted(k.__name__ for k in self.declared)) or "none"
+            raise UndeclaredEffectError(
+                f"Cell {self.cell} requested effect {name}, which is not one of its declared "
+                f"effects ({allowed})."
+            )
+        key = self.key(index)
+        digest = request.digest()
+        record = self.journal.recorded(key)
+        replayed = record is not None
+        if record is not None:
+            if record.effect != name or record.digest != digest:
+                raise NonDeterministicError(
+                    f"Cell {self.cell} is not deterministic: effect #{index} was recorded as "
+                    f"{record.effect} (request {record.digest[:12]}) and is now requested as "
+                    f"{name} (request {digest[:12]}). Effects must be requested in the same "
+                    "order with the same arguments on every run of an attempt."
+                )
+        else:
+            call = EffectCall(key, self.task, self.clients)
+            try:
+                result = self.handlers.perform(request, call)
+            except EffectFailure as failure:
+                record = EffectRecord(name, digest, False, None, failure.error, failure.cause)
+            else:
+                record = EffectRecord(name, digest, True, result)
+            record = self.journal.record(key, record)
+        return self._settle(request, key, record, replayed)
+
+    def _settle(
+        self, request: Effect[R], key: IdempotencyKey, record: EffectRecord, replayed: bool
+    ) -> R:
+        name = request.effect_name()
+        compensation: dict[str, Any] | None = None
+        if record.ok:
+            value: R = type(request).parse_result(record.result)
+            undo = request.compensation(value)
+            if undo is not None:
+                compensation = {
+                    "effect": undo.effect_name(),
+                    "type": f"{type(undo).__module__}.{type(undo).__qualname__}",
+                    "request": undo.request(),
+                }
+        self.traces.append(
+            EffectTrace(
+                key.index, name, key.token, replayed, record.ok, record.result,
+                record.error, record.cause, self.scope, compensation,
+            )
+        )  # fmt: skip
+        if not record.ok:
+            raise EffectFailure(
+                name, record.error or "StepFlow.Cell.EffectFailed", record.cause or ""
+            )
+        return value
+
+    def fail(self, error: BaseModel) -> NoReturn:
+        """End the cell with its declared business error ``error`` (Catch matches its name)."""
+        raise BusinessError(error)

@@ -1,0 +1,110 @@
+"""Effects: the typed side effects a cell requests, and what identifies each request.
+
+An effect is a frozen pydantic model that subclasses :class:`Effect` with its
+result type, ``class ChargeCard(Effect[Charge])``, so that
+``ctx.effect(ChargeCard(...))`` is typed ``Charge`` for mypy. A cell's effects
+are a discriminated union of such models (each with a ``kind`` literal). The
+cell never performs an effect itself: a handler registered for the effect's
+type does (:mod:`stepflow.cells.handlers`), once, and its result is recorded
+(:mod:`stepflow.cells.journal`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from stepflow.data.serialize import dumps
+
+ResultT = TypeVar("ResultT")
+
+
+class Effect(BaseModel, Generic[ResultT]):
+    """A side effect a cell requests; ``ResultT`` is what its handler returns.
+
+    Subclasses are frozen and refuse unknown fields. ``compensation`` (optional)
+    names the effect that undoes this one once it has run (see
+    :mod:`stepflow.cells.saga`); None: nothing to undo.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ClassVar[str | None] = None
+    """The effect's name in the log and the history (default: the class name)."""
+
+    @classmethod
+    def effect_name(cls) -> str:
+        """The name recorded for this effect type."""
+        return cls.name or cls.__name__
+
+    @classmethod
+    def result_type(cls) -> Any:
+        """The ``ResultT`` this effect type was declared with (``Any`` if none)."""
+        for base in cls.__mro__:
+            meta = getattr(base, "__pydantic_generic_metadata__", None)
+            if meta and meta.get("origin") is Effect and meta.get("args"):
+                return meta["args"][0]
+        return Any
+
+    @classmethod
+    def parse_result(cls, raw: Any) -> Any:
+        """A recorded (JSON) result read back as ``ResultT``."""
+        return _adapter(cls.result_type()).validate_python(raw)
+
+    @classmethod
+    def dump_result(cls, result: Any) -> Any:
+        """A handler's result as JSON data, checked against ``ResultT``."""
+        adapter = _adapter(cls.result_type())
+        return adapter.dump_python(adapter.validate_python(result), mode="json")
+
+    def compensation(self, result: ResultT) -> Effect[Any] | None:
+        """The effect that undoes this one, given its result (None: nothing to undo)."""
+        return None
+
+    def request(self) -> dict[str, Any]:
+        """The request as JSON data (what the log records and the digest covers)."""
+        return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """A short fingerprint of the effect's type and request, to detect non-determinism."""
+        text = dumps({"effect": self.effect_name(), "request": self.request()})
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """What identifies one effect request: (execution, state, attempt, effect index).
+
+    ``attempt`` is the task attempt's id (unique per attempt in the execution);
+    ``scope`` separates a cell's own effects (``run``) from those of its
+    compensation (``compensate``). :attr:`token` is the opaque string handlers
+    pass to targets that take an idempotency key (an HTTP ``Idempotency-Key``,
+    SQS's deduplication id, a DynamoDB condition on it).
+    """
+
+    execution_arn: str
+    state: str
+    attempt: str
+    index: int
+    scope: str = "run"
+
+    @property
+    def token(self) -> str:
+        """A 64-character hex token, the same for the same key on every run."""
+        text = "\x1f".join(
+            (self.execution_arn, self.state, self.attempt, self.scope, str(self.index))
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
