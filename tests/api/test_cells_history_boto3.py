@@ -48,9 +48,9 @@ def test_boto3_keeps_the_effect_event_types_and_raw_http_their_details(
     cells_stack: tuple[Any, Api, Handlers],
 ) -> None:
     sfn, api, handlers = cells_stack
-    arn = sfn.create_state_machine(
-        name="Cells", definition=json.dumps(definition()), roleArn=ROLE
-    )["stateMachineArn"]
+    arn = sfn.create_state_machine(name="Cells", definition=json.dumps(definition()), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
     run = sfn.start_execution(stateMachineArn=arn, name="r1", input='{"count": 2, "charge": 9}')
     api.drain()
     assert handlers.calls == [("step", 0), ("step", 1), ("charge", 9)]

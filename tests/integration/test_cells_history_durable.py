@@ -102,9 +102,7 @@ def test_the_memory_and_durable_histories_agree() -> None:
         with open_environment(durable, cells=Handlers().modules()) as env:
             arn = env.start(parse(definition()), {"count": 3, "charge": 1}, name="same", seed=3)
             env.run(arn)
-            return [
-                {k: v for k, v in e.items() if k != "timestamp"} for e in env.history(arn)
-            ]
+            return [{k: v for k, v in e.items() if k != "timestamp"} for e in env.history(arn)]
 
     memory, durable = run("memory"), run("moto")
     assert memory == durable

@@ -7,6 +7,8 @@ shares) and reads the history it records; handler calls are counted.
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
 from typing import Annotated, Any, Literal
 
@@ -25,7 +27,8 @@ from stepflow.cells import (
 )
 from stepflow.cells import saga as saga_module
 from stepflow.cells.effects import Effect
-from stepflow.engine import Start, TaskSucceeded, decide, new_execution
+from stepflow.cli import Progress
+from stepflow.engine import RunTask, Start, TaskSucceeded, decide, new_execution
 from stepflow.engine.effects import (
     ATTEMPT_BYTES,
     DETAILS_KEY,
@@ -137,7 +140,7 @@ def effect_events(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def assert_chained(history: list[dict[str, Any]]) -> None:
     """Ids run 1..n and every event follows the one before it (one thread)."""
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
-    for before, event in zip(history, history[1:], strict=False):
+    for before, event in itertools.pairwise(history):
         assert event["previousEventId"] == before["id"], event
 
 
@@ -237,7 +240,8 @@ def test_a_result_delivered_twice_records_its_effects_once() -> None:
             for i in range(2)
         ]
     )  # fmt: skip
-    result = TaskSucceeded(getattr(task, "task_id"), {"total": 1}, effects=reports)
+    assert isinstance(task, RunTask)
+    result = TaskSucceeded(task.task_id, {"total": 1}, effects=reports)
     first = decide(machine, started.state, result, 1.0)
     again = decide(machine, first.state, result, 2.0)
     assert types(first.events).count("StepFlowEffectSucceeded") == 2
@@ -315,8 +319,9 @@ def test_malformed_effect_reports_never_break_the_engine(effects: tuple[Any, ...
     machine = parse(definition())
     state = new_execution(name="e", input={}, now=0.0)
     started = decide(machine, state, Start(), 0.0)
-    task_id = getattr(started.commands[0], "task_id")
-    done = decide(machine, started.state, TaskSucceeded(task_id, 1, effects=effects), 1.0)
+    task = started.commands[0]
+    assert isinstance(task, RunTask)
+    done = decide(machine, started.state, TaskSucceeded(task.task_id, 1, effects=effects), 1.0)
     assert done.state.status == "SUCCEEDED"
     for event in done.events:
         json.dumps(event)  # every event stays JSON
@@ -339,3 +344,29 @@ def test_express_item_batches_run_each_items_effects_once_and_count_them() -> No
     assert (tally.performed, tally.replayed, tally.failed, tally.tasks) == (5, 0, 0, 2)
     # AWS keeps no history for EXPRESS executions: the parent's shows none of their effects
     assert effect_events(result.history) == []
+
+
+def test_stepflow_run_prints_the_effect_events_readably() -> None:
+    handlers = Handlers(crash_at=None)
+    out = io.StringIO()
+    progress = Progress(definition(), out)
+    execute(definition(), {"count": 2, "charge": 3}, cells=handlers.modules(), on_event=progress)
+    lines = [line.split("  ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == [
+        "▶ Work (Task)",
+        "  ⚙ call stepflow:cell:three-steps",
+        "  ✦ effect #0 Step",
+        "  ✦ effect #1 Step",
+        "  ✗ effect #2 Charge: Card.Declined: 3 cents refused",
+        "  ✗ Card.Declined: 3 cents refused",
+    ]
+    progress(
+        {
+            "id": 99,
+            "previousEventId": 0,
+            "timestamp": 0,
+            "type": "StepFlowCompensationEffectReplayed",
+            DETAILS_KEY: {"index": 0, "effect": "Refund", "scope": "compensate:e1"},
+        }
+    )
+    assert out.getvalue().splitlines()[-1].endswith("↺ undo effect #0 Refund (replayed)")
