@@ -36,6 +36,7 @@ from stepflow.engine.effects import (
     effect_reports,
 )
 from stepflow.limits import Limits
+from stepflow.runtime import Message, Stepper
 from stepflow.runtime.effect_tally import tallying
 from stepflow.runtime.messages import decode_event, encode_event
 from stepflow.runtime.outcome import TaskOutcome
@@ -370,3 +371,25 @@ def test_stepflow_run_prints_the_effect_events_readably() -> None:
         }
     )
     assert out.getvalue().splitlines()[-1].endswith("↺ undo effect #0 Refund (replayed)")
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_every_message_delivered_twice_still_shows_each_effect_once(inline: bool) -> None:
+    def twice(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, Exception | None]]:
+        failed = stepper.handle_batch(batch)
+        failed += stepper.handle_batch(batch)  # a standard queue's duplicate delivery
+        return [(message, exc) for message, exc in failed]
+
+    handlers = Handlers()
+    env = WorkflowEnvironment(cells=handlers.modules(), deliver=twice)
+    env.stepper.inline_tasks = inline  # False: tasks and their results travel as messages
+    arn = env.start(parse(definition()), {"count": 3})
+    with tallying() as tally:
+        env.run(arn)
+    assert env.result(arn).status == "SUCCEEDED"
+    assert handlers.calls == [("step", 0), ("step", 1), ("step", 2)]
+    assert (tally.performed, tally.replayed, tally.tasks) == (3, 0, 1)  # the duplicate: no run
+    history = env.history(arn)
+    assert types(effect_events(history)) == ["StepFlowEffectSucceeded"] * 3
+    assert types(history).count("TaskSucceeded") == 1
+    assert_chained(history)
