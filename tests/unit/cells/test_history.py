@@ -43,6 +43,9 @@ from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import WorkflowEnvironment, execute
 
 CELL = "arn:aws:states:::stepflow:cell:three-steps"
+DEEP: list[Any] = []
+for _ in range(5_000):
+    DEEP = [DEEP]
 COMPENSATE = "arn:aws:states:::stepflow:saga:compensate"
 
 
@@ -314,6 +317,7 @@ def test_a_cell_with_too_many_effects_fails_at_the_history_cap() -> None:
         ("not a dict", 3, None),
         ({"index": "x", "effect": {"deep": 1}, "ok": "yes", "cause": 7},),
         ({"index": True, "scope": "compensate:" + "z" * 10_000, "result": object()},),
+        ({"index": 0, "effect": "\ud800", "result": DEEP, "cause": "\udfff" * 9_000},),
     ],
 )
 def test_malformed_effect_reports_never_break_the_engine(effects: tuple[Any, ...]) -> None:
@@ -325,7 +329,7 @@ def test_malformed_effect_reports_never_break_the_engine(effects: tuple[Any, ...
     done = decide(machine, started.state, TaskSucceeded(task.task_id, 1, effects=effects), 1.0)
     assert done.state.status == "SUCCEEDED"
     for event in done.events:
-        json.dumps(event)  # every event stays JSON
+        json.dumps(event, ensure_ascii=False).encode()  # JSON, and UTF-8 every log can store
 
 
 def test_express_item_batches_run_each_items_effects_once_and_count_them() -> None:

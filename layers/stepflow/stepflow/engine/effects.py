@@ -172,18 +172,19 @@ def task_cell(resource: str) -> str | None:
 def _encode(value: Any) -> str:
     try:
         return dumps(value)
-    except (TypeError, ValueError, RecursionError):
-        return dumps(repr(value)[:OUTPUT_BYTES])
+    except (TypeError, ValueError, RecursionError):  # a record no handler could have made
+        return '"(not JSON)"'
 
 
 def _name(value: Any) -> str:
-    text = value if isinstance(value, str) else ("" if value is None else str(value))
-    return text[:_NAME_CHARS]
+    if not isinstance(value, str | int):
+        return ""
+    return _cut(str(value)[:_NAME_CHARS], _NAME_CHARS * 4)
 
 
 def _cut(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary."""
-    data = text.encode("utf-8", "replace")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", "ignore")
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary.
+
+    What cannot be UTF-8 (a lone surrogate) becomes ``?``: every log can store the result.
+    """
+    return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
