@@ -124,6 +124,8 @@ class Progress:
 
 def _effect_line(kind: str, details: Mapping[str, Any]) -> str:
     """One of a cell's effects (StepFlow's own events): performed, replayed or failed."""
+    if kind.endswith("Omitted"):
+        return f"… {details.get('omitted', '?')} more effect(s) not recorded one by one"
     what = "undo effect" if kind.startswith("StepFlowCompensation") else "effect"
     text = f"{what} #{details.get('index', '?')} {details.get('effect') or '?'}"
     if kind.endswith("Replayed"):

@@ -32,6 +32,7 @@ from stepflow.engine import RunTask, Start, TaskSucceeded, decide, new_execution
 from stepflow.engine.effects import (
     ATTEMPT_BYTES,
     DETAILS_KEY,
+    MAX_EFFECT_EVENTS,
     OUTPUT_BYTES,
     effect_reports,
 )
@@ -299,6 +300,33 @@ def test_a_huge_effect_output_is_truncated_as_aws_truncates() -> None:
     shown = sum(len(d["output"].encode()) for d in details)
     assert shown <= ATTEMPT_BYTES
     assert details[-1] == {**details[-1], "output": "", "outputDetails": {"truncated": True}}
+
+
+def test_past_the_event_bound_the_rest_of_the_effects_are_counted_in_one_event() -> None:
+    handlers = Handlers()
+    result = execute(definition(), {"count": MAX_EFFECT_EVENTS + 40}, cells=handlers.modules())
+    assert result.status == "SUCCEEDED", result.cause
+    assert len(handlers.calls) == MAX_EFFECT_EVENTS + 40  # all performed, once
+    effects = effect_events(result.history)
+    assert types(effects) == ["StepFlowEffectSucceeded"] * MAX_EFFECT_EVENTS + [
+        "StepFlowEffectsOmitted"
+    ]
+    assert effects[-1][DETAILS_KEY] == {"cell": "three-steps", "omitted": 40}
+    assert types(result.history)[-3:] == ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
+    assert_chained(result.history)
+
+
+def test_bounding_reports_twice_changes_nothing() -> None:
+    traces: list[Any] = [
+        {"index": i, "effect": "E", "token": "t", "ok": i % 3 != 0, "result": "x" * (i * 97),
+         "error": "Bad", "cause": "c" * (i * 89), "replayed": i % 2 == 0}
+        for i in range(MAX_EFFECT_EVENTS + 7)
+    ]  # fmt: skip
+    once = effect_reports(traces)
+    assert effect_reports(list(once)) == once
+    assert once[-1] == {"omitted": 7}
+    shown = sum(len(r.get("output", "").encode()) + len(r.get("cause", "").encode()) for r in once)
+    assert shown <= ATTEMPT_BYTES
 
 
 def test_a_cell_with_too_many_effects_fails_at_the_history_cap() -> None:

@@ -9,7 +9,9 @@ event per effect, in the order the attempt requested them:
 - ``StepFlowEffectReplayed``: its result was recorded by an earlier run of the same
   attempt (a crash, a duplicate delivery) and returned without performing it again;
 - ``StepFlowCompensationEffect{Succeeded,Failed,Replayed}``: the same for the effects of
-  a saga's compensations (scope ``compensate:<entry>``).
+  a saga's compensations (scope ``compensate:<entry>``);
+- ``StepFlowEffectsOmitted``: how many more effects the attempt requested past
+  :data:`MAX_EFFECT_EVENTS` (``omitted``).
 
 Every one carries ``stepFlowEffectEventDetails`` (see :func:`effect_details`). The
 ``StepFlow`` prefix marks them as StepFlow's own: no AWS event has it.
@@ -17,8 +19,10 @@ Every one carries ``stepFlowEffectEventDetails`` (see :func:`effect_details`). T
 The reports travel in queue messages and lease records, so :func:`effect_reports`
 bounds them where the runtime builds the event: an output is JSON text of at most
 :data:`OUTPUT_BYTES` (cut, with ``outputDetails.truncated``), a cause at most
-:data:`CAUSE_BYTES`, and once the outputs of one attempt reach :data:`ATTEMPT_BYTES`
-the following ones are left out (``truncated`` too). Pure and deterministic.
+:data:`CAUSE_BYTES`; once the outputs and causes of one attempt reach
+:data:`ATTEMPT_BYTES` the following ones are left out (``truncated`` too), and past
+:data:`MAX_EFFECT_EVENTS` effects one ``StepFlowEffectsOmitted`` event counts the rest.
+Pure and deterministic.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ PREFIX = "StepFlow"
 DETAILS_KEY = "stepFlowEffectEventDetails"
 """The details key of every effect event."""
 
+OMITTED = "StepFlowEffectsOmitted"
+"""The event that counts an attempt's effects past :data:`MAX_EFFECT_EVENTS`."""
+
 OUTPUT_BYTES = 8_192
 """The longest effect output (UTF-8 bytes of its JSON text) an event shows."""
 
@@ -46,7 +53,11 @@ CAUSE_BYTES = 8_192
 """The longest effect failure cause (UTF-8 bytes) an event shows."""
 
 ATTEMPT_BYTES = 65_536
-"""The most output bytes one attempt's effect events show in all; later ones are left out."""
+"""The most output and cause bytes one attempt's effect events show in all; later ones are
+left out (``truncated``)."""
+
+MAX_EFFECT_EVENTS = 500
+"""The most effect events one attempt records; one ``StepFlowEffectsOmitted`` counts the rest."""
 
 _NAME_CHARS = 256
 """Effect names, tokens, scopes and error names are short: cut past this."""
@@ -64,29 +75,36 @@ def effect_reports(traces: Iterable[Any]) -> tuple[dict[str, Any], ...]:
 
     Each report holds ``index``, ``effect``, ``token``, ``scope``, ``replayed``, ``ok``,
     and where set ``output`` (JSON text), ``truncated``, ``error``, ``cause``,
-    ``compensation`` (the name of the effect that undoes it) and ``cell``. Entries that
-    are not objects are dropped. Reports pass through unchanged: calling this again on
+    ``compensation`` (the name of the effect that undoes it) and ``cell``. Past
+    :data:`MAX_EFFECT_EVENTS` effects, the rest are only counted: a last
+    ``{"omitted": n}``. Entries that are not objects are dropped. Calling this again on
     its own result gives the same result.
     """
     reports: list[dict[str, Any]] = []
     budget = ATTEMPT_BYTES
+    omitted = 0
     for trace in traces if isinstance(traces, list | tuple) else ():
         if not isinstance(trace, Mapping):
             continue
+        if "omitted" in trace:  # an earlier pass's count
+            count = trace["omitted"]
+            omitted += count if isinstance(count, int) and count > 0 else 0
+            continue
+        if len(reports) >= MAX_EFFECT_EVENTS:
+            omitted += 1
+            continue
         report = _report(trace)
-        text = report.get("output")
-        if isinstance(text, str):
-            size = len(text.encode("utf-8", "replace"))
-            if size > budget:
-                budget = -1  # left out: so is every later one
-            else:
-                budget -= size
-        elif report.get("truncated"):
-            budget = -1  # one left out by an earlier pass
-        if budget < 0 and "output" in report:
-            del report["output"]
+        size = sum(len(report[k].encode()) for k in ("output", "cause") if k in report)
+        if size > budget or (report.get("truncated") and "output" not in report):
+            budget = -1  # left out (now or by an earlier pass): so is every later one
+        budget -= size
+        if budget < 0:
+            report.pop("output", None)
+            report.pop("cause", None)
             report["truncated"] = True
         reports.append(report)
+    if omitted:
+        reports.append({"omitted": omitted})
     return tuple(reports)
 
 
@@ -157,6 +175,10 @@ def emit_effects(d: StepContext, frame: Frame, resource: str, effects: Any) -> N
         return
     cell = task_cell(resource)
     for report in effect_reports(effects):
+        if "omitted" in report:
+            counted = {"omitted": report["omitted"]}
+            d.emit(frame, OMITTED, DETAILS_KEY, {"cell": cell, **counted} if cell else counted)
+            continue
         kind = effect_event_type(str(report["scope"]), bool(report["ok"]), report["replayed"])
         d.emit(frame, kind, DETAILS_KEY, effect_details(report, cell))
 
