@@ -24,6 +24,7 @@ __all__ = ["Progress", "main"]
 
 _TASK_EVENTS = ("LambdaFunction", "Activity", "Task")
 _FAILED = ("Failed", "TimedOut")
+_EFFECT_EVENTS = ("StepFlowEffect", "StepFlowCompensationEffect")
 Trail = tuple[str, ...]  # the Map iterations an event happens in, outermost first
 
 
@@ -108,6 +109,8 @@ class Progress:
             cause = str(details.get("cause") or "")
             cause = cause if len(cause) <= 100 else cause[:97] + "..."
             return f"✗ {details.get('error') or kind}" + (f": {cause}" if cause else "")
+        if kind.startswith(_EFFECT_EVENTS):
+            return _effect_line(kind, details)
         if kind == "MapStateStarted":
             return f"↳ {details.get('length', '?')} iteration(s)"
         if kind in ("MapIterationFailed", "MapIterationAborted"):
@@ -117,6 +120,21 @@ class Progress:
         if kind == "WaitStateExited":
             return f"{name} done waiting"
         return None
+
+
+def _effect_line(kind: str, details: Mapping[str, Any]) -> str:
+    """One of a cell's effects (StepFlow's own events): performed, replayed or failed."""
+    if kind.endswith("Omitted"):
+        return f"… {details.get('omitted', '?')} more effect(s) not recorded one by one"
+    what = "undo effect" if kind.startswith("StepFlowCompensation") else "effect"
+    text = f"{what} #{details.get('index', '?')} {details.get('effect') or '?'}"
+    if kind.endswith("Replayed"):
+        return f"↺ {text} (replayed)"
+    if kind.endswith("Failed"):
+        cause = str(details.get("cause") or "")
+        cause = cause if len(cause) <= 80 else cause[:77] + "..."
+        return f"✗ {text}: {details.get('error') or 'failed'}" + (f": {cause}" if cause else "")
+    return f"✦ {text}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,8 @@ Every record is verified before anything is decided
 (:mod:`stepflow.runtime.signing`): a record that is not a message StepFlow
 signed (unsigned, malformed, another key, altered) is dropped: acknowledged,
 never retried into the DLQ, logged with its reason only (no execution data)
-and counted in the ``ForgedMessages`` metric.
+and counted in the ``ForgedMessages`` metric. The effects the batch's cells performed,
+replayed and failed are counted too (:func:`add_effect_metrics`).
 
 The stepper and the signer are built lazily on the first invocation by
 :func:`stepflow.aws.wiring.build` from the environment's settings and reused
@@ -43,6 +44,7 @@ from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import decode_message
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import Stepper
+from stepflow.runtime.effect_tally import EffectTally, tallying
 from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.registry import DefinitionCache
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
@@ -171,9 +173,12 @@ def process_records(
     if forged:
         metrics.add_metric(name="ForgedMessages", unit=MetricUnit.Count, value=forged)
     started = time.perf_counter()
-    failed = runner.handle_batch(batch, has_time)
+    with tallying() as tally:
+        failed = runner.handle_batch(batch, has_time)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+    if tally.tasks:
+        add_effect_metrics(tally)
     for message, error in failed:
         failures[messages[id(message)]] = error
         logger.error(
@@ -190,6 +195,21 @@ def process_records(
     processed = len(batch) - len(failed)
     metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=processed)
     return failures
+
+
+def add_effect_metrics(tally: EffectTally) -> None:
+    """The batch's cell effects as metrics (only for a batch that ran a cell's effects).
+
+    ``EffectsPerformed`` (handler calls), ``EffectsReplayed`` (recorded results returned
+    instead), ``EffectsFailed`` (performed and failed), ``CompensationsRun`` (saga
+    compensations that requested an effect). No dimension beyond the service: effect
+    names are code, but one metric per name and service would multiply the custom
+    metrics billed; the history's events name each effect.
+    """
+    metrics.add_metric(name="EffectsPerformed", unit=MetricUnit.Count, value=tally.performed)
+    metrics.add_metric(name="EffectsReplayed", unit=MetricUnit.Count, value=tally.replayed)
+    metrics.add_metric(name="EffectsFailed", unit=MetricUnit.Count, value=tally.failed)
+    metrics.add_metric(name="CompensationsRun", unit=MetricUnit.Count, value=tally.compensations)
 
 
 def time_left(context: Any, stepper: Stepper) -> Callable[[], bool] | None:

@@ -241,6 +241,9 @@ class TaskSucceeded:
     task_id: str
     output: Any
     external: bool = False
+    effects: tuple[dict[str, Any], ...] = ()
+    """A cell's effects in this attempt (:func:`stepflow.engine.effects.effect_reports`):
+    recorded in the history just before the result (see :mod:`stepflow.engine.effects`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +257,8 @@ class TaskFailed:
     error: str | None
     cause: str | None
     external: bool = False
+    effects: tuple[dict[str, Any], ...] = ()
+    """As for :class:`TaskSucceeded`: the effects the failed attempt requested."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from stepflow.asl.states.task import TaskState
 from stepflow.data.template import Template
 from stepflow.engine import dataflow, waits
+from stepflow.engine.effects import emit_effects
 from stepflow.engine.model import (
     ExecutionState,
     Frame,
@@ -302,6 +303,7 @@ def task_finished(d: StepContext, frame: Frame, event: TaskSucceeded | TaskFaile
     frame.handle = None
     task_started(d, frame)
     info = describe(node.resource)
+    emit_effects(d, frame, node.resource, event.effects)
     if isinstance(event, TaskFailed):
         details = _details(info)
         if event.error is not None:

@@ -62,7 +62,7 @@ from stepflow.errors import StatesErrorName
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.messages import task_body
 from stepflow.runtime.outcome import TaskInvoker
-from stepflow.runtime.task_runs import checked_result
+from stepflow.runtime.task_runs import checked_result, with_effects
 
 ItemStatus = Literal["SUCCEEDED", "FAILED", "TIMED_OUT", "PENDING", "NOT_RUN"]
 
@@ -329,6 +329,7 @@ class _Batch:
                 event = checked_result(command.task_id, outcome.output, self.limits)
             else:
                 event = TaskFailed(command.task_id, outcome.error, outcome.cause)
+            event = with_effects(event, outcome)
         now = self.clock()
         while (due := _due(item, now)) is not None and item.state.status == "RUNNING":
             self._apply(item, TimerFired(due))  # e.g. its TimeoutSeconds passed meanwhile

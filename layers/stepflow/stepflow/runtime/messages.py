@@ -55,7 +55,10 @@ def decode_event(data: dict[str, Any]) -> Event:
     cls = _EVENTS.get(str(data.get("type")))
     if cls is None:
         raise ValueError(f"unknown event type {data.get('type')!r}")
-    event: Event = cls(**{k: v for k, v in data.items() if k != "type"})
+    fields = {k: v for k, v in data.items() if k != "type"}
+    if isinstance(fields.get("effects"), list):  # a tuple, as JSON gives it back
+        fields["effects"] = tuple(fields["effects"])
+    event: Event = cls(**fields)
     return event
 
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stepflow.data.serialize import dumps, storable_problem, utf8_size
 from stepflow.engine import Event, TaskFailed, TaskPending, TaskSubmitted, TaskSucceeded
 from stepflow.engine.codec import decode_state
+from stepflow.engine.effects import effect_reports
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import leases
+from stepflow.runtime.effect_tally import count_effects
 from stepflow.runtime.leases import TaskLease
 from stepflow.runtime.messages import CANCEL, POLL, Message, encode_event, task_lease_key
 from stepflow.runtime.outbox import delay as _delay
@@ -175,6 +177,7 @@ class TaskRuns:
             if outcome.ok
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
+        event = with_effects(event, outcome)
         if op != POLL and (
             isinstance(event, TaskSucceeded)
             and describe(str(message.body.get("resource", ""))).wait_for_token
@@ -222,6 +225,20 @@ class TaskRuns:
     def _checked(self, task_id: str, output: Any) -> TaskSucceeded | TaskFailed:
         """A task's result as its event (see :func:`checked_result`)."""
         return checked_result(task_id, output, self.limits)
+
+
+def with_effects(event: Event, outcome: TaskOutcome) -> Event:
+    """``event`` (a task's result) with the effects of ``outcome``, bounded; counted too.
+
+    Only a result that ends the attempt carries them (they are recorded in the
+    history just before it, see :mod:`stepflow.engine.effects`).
+    """
+    if not outcome.effects:
+        return event
+    count_effects(outcome.effects)
+    if not isinstance(event, TaskSucceeded | TaskFailed):
+        return event
+    return replace(event, effects=effect_reports(outcome.effects))
 
 
 def checked_result(task_id: str, output: Any, limits: Limits) -> TaskSucceeded | TaskFailed:
