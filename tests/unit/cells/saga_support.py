@@ -130,45 +130,51 @@ class ShipOrder(Cell[Order, Shipped, OrderError, Shipping]):
 class Shop:
     """The inventory, payments and shipping services: every handler call recorded in order.
 
-    ``fail`` holds effect kinds whose handler fails (``HandlerError``) that many times;
-    ``crash`` those whose handler raises :class:`Crash` that many times (after recording
-    nothing). ``tokens`` are the idempotency keys each call was given.
+    ``fail`` holds effect kinds (``kind`` or ``kind:detail``) whose handler fails
+    (``HandlerError``) that many times; ``crash`` those whose handler raises :class:`Crash`
+    that many times (recording nothing). ``details`` are the calls as ``kind:detail``,
+    ``tokens`` the idempotency keys each call was given.
     """
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.details: list[str] = []
         self.tokens: list[str] = []
         self.fail: dict[str, int] = {}
         self.crash: dict[str, int] = {}
 
-    def _call(self, kind: str, call: EffectCall) -> None:
-        if self.crash.get(kind, 0) > 0:
-            self.crash[kind] -= 1
-            raise Crash
+    def _call(self, kind: str, call: EffectCall, detail: str = "") -> None:
+        keys = (kind, f"{kind}:{detail}")
+        for key in keys:
+            if self.crash.get(key, 0) > 0:
+                self.crash[key] -= 1
+                raise Crash
         self.calls.append(kind)
+        self.details.append(f"{kind}:{detail}")
         self.tokens.append(call.key.token)
-        if self.fail.get(kind, 0) > 0:
-            self.fail[kind] -= 1
-            raise HandlerError(f"{kind.title()}Unavailable", f"the {kind} service is down")
+        for key in keys:
+            if self.fail.get(key, 0) > 0:
+                self.fail[key] -= 1
+                raise HandlerError(f"{kind.title()}Unavailable", f"the {kind} service is down")
 
     def hold(self, effect: HoldStock, call: EffectCall) -> Hold:
-        self._call("hold", call)
+        self._call("hold", call, effect.sku)
         return Hold(hold_id=f"h-{effect.sku}")
 
     def release(self, effect: ReleaseStock, call: EffectCall) -> Done:
-        self._call("release", call)
+        self._call("release", call, effect.hold_id)
         return Done()
 
     def charge(self, effect: ChargeCard, call: EffectCall) -> Charge:
-        self._call("charge", call)
+        self._call("charge", call, str(effect.amount))
         return Charge(charge_id=f"c-{effect.amount}")
 
     def refund(self, effect: RefundCard, call: EffectCall) -> Done:
-        self._call("refund", call)
+        self._call("refund", call, effect.charge_id)
         return Done()
 
     def ship(self, effect: ShipParcel, call: EffectCall) -> Done:
-        self._call("ship", call)
+        self._call("ship", call, effect.sku)
         return Done()
 
     def modules(self, *extra: Any) -> CellModules:

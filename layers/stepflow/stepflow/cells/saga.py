@@ -40,6 +40,8 @@ from stepflow.cells.saga_log import (
     SagaLog,
     saga_partition,
 )
+from stepflow.engine.resources import describe
+from stepflow.errors import StatesErrorName
 from stepflow.runtime.leases import LeaseLog
 from stepflow.runtime.outcome import TaskOutcome
 
@@ -103,6 +105,12 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
     order run; ``effects`` of the outcome are the compensations' effect traces.
     The task's input is not read (it takes no parameters).
     """
+    pattern = describe(str(body.get("resource", ""))).pattern
+    if pattern != "request-response":
+        return TaskOutcome.failed(
+            StatesErrorName.RUNTIME,
+            f"stepflow:saga:compensate runs as a request-response task only, not {pattern}.",
+        )
     arn = str(body.get("execution_arn", ""))
     attempt = str(body.get("attempt_id") or body.get("task_id", ""))
     log = _lease_log(runtime)
