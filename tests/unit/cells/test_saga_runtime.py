@@ -290,3 +290,18 @@ def test_compensate_with_another_stepflow_action_is_refused() -> None:
     run, _log = runtime(shop)
     outcome = run({**body("saga:compensate", "t1"), "resource": COMPENSATE + ".sync"})
     assert not outcome.ok and outcome.error == "States.Runtime"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [{"entries": "nope"}, {"entries": [{"kind": "cell", "index": "x"}]}, {"other": 1}],
+)
+def test_a_damaged_saga_record_fails_clearly(stored: dict[str, Any]) -> None:
+    shop = Shop()
+    run, log = runtime(shop)
+    log.put_lease(TaskLease(ARN, entries_id(""), version=1, result=stored))
+    outcome = run(body("saga:compensate", "t1"))
+    assert not outcome.ok and outcome.error == "StepFlow.Saga.InvalidEntry", outcome.cause
+    charged = run(body("cell:charge-card:1", "t2"))
+    assert not charged.ok and charged.error == "StepFlow.Saga.InvalidEntry"
+    assert shop.calls == ["charge"]

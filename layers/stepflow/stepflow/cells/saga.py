@@ -95,6 +95,8 @@ def after_run(
         saga.add(new)
     except SagaLimitError as exc:
         return TaskOutcome.failed(exc.error, exc.cause)
+    except ValueError as exc:  # the stored record was damaged: refuse to add to it
+        return TaskOutcome.failed(INVALID_ENTRY, str(exc)[:_MAX_CAUSE])
     return None
 
 
@@ -118,7 +120,11 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
     journal = CompensationJournal(log)
     compensated: list[dict[str, Any]] = []
     traces: list[dict[str, Any]] = []
-    for entry in reversed(saga.entries()):
+    try:
+        entries = saga.entries()
+    except ValueError as exc:
+        return TaskOutcome.failed(INVALID_ENTRY, str(exc)[:_MAX_CAUSE])
+    for entry in reversed(entries):
         if saga.done(entry):
             continue
         ctx: CellContext[Any] = CellContext(

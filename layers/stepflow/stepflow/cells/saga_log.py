@@ -189,9 +189,16 @@ class SagaLog:
 
 
 def _entries(lease: TaskLease | None) -> list[SagaEntry]:
-    if lease is None or not isinstance(lease.result, dict):
+    """The entries of a stored saga record; ValueError if it is not one."""
+    if lease is None:
         return []
-    return [SagaEntry.from_json(item) for item in lease.result.get("entries", [])]
+    stored = lease.result.get("entries") if isinstance(lease.result, dict) else None
+    if not isinstance(stored, list):
+        raise ValueError(f"{lease.task_id} is not a saga record: {str(lease.result)[:200]}")
+    try:
+        return [SagaEntry.from_json(item) for item in stored]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{lease.task_id} holds an entry that is not one: {exc}") from exc
 
 
 def _check_limits(count: int, result: dict[str, Any]) -> None:
