@@ -158,3 +158,32 @@ def test_a_retried_compensate_state_resumes_at_the_compensation_that_failed() ->
     assert output == {
         "compensated": [{"cell": "reserve-stock@1.0.0", "attempt": "t1", "effects": 1}]
     }
+
+
+@pytest.mark.parametrize("kind", ["EXPRESS", "STANDARD"])
+def test_each_distributed_map_item_compensates_only_its_own_cells(kind: str) -> None:
+    shop = Shop()
+    shop.fail["ship:b"] = 1
+    item = {
+        "StartAt": "Charge",
+        "States": {
+            "Charge": cell_task("charge-card", "Ship"),
+            "Ship": cell_task(
+                "ship",
+                "Ok",
+                Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Undo"}],
+            ),
+            "Ok": {"Type": "Succeed"},
+            "Undo": {"Type": "Task", "Resource": COMPENSATE, "End": True},
+        },
+    }
+    processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": kind}, **item}
+    definition = {
+        "StartAt": "M",
+        "States": {"M": {"Type": "Map", "ItemProcessor": processor, "End": True}},
+    }
+    orders = [{"sku": sku, "amount": n} for n, sku in enumerate("abc", 1)]
+    result = execute(definition, orders, cells=shop.modules())
+    assert result.status == "SUCCEEDED", result.cause
+    assert shop.calls.count("refund") == 1 and "refund:c-2" in shop.details
+    assert len(result.result[1]["compensated"]) == 1
