@@ -194,8 +194,7 @@ def _undo_cell(runtime: CellRuntime, entry: SagaEntry, ctx: CellContext[Any]) ->
 
 def _effect(runtime: CellRuntime, entry: SagaEntry) -> Effect[Any] | TaskOutcome:
     """The recorded compensating effect, rebuilt from a type the runtime knows (never imported)."""
-    known = known_effects(runtime)
-    kind = known.get(entry.type or "")
+    kind = known_effects(runtime).get(entry.type or "")
     if kind is None:
         return TaskOutcome.failed(
             UNKNOWN_EFFECT,
