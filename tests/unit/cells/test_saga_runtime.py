@@ -305,3 +305,14 @@ def test_a_damaged_saga_record_fails_clearly(stored: dict[str, Any]) -> None:
     charged = run(body("cell:charge-card:1", "t2"))
     assert not charged.ok and charged.error == "StepFlow.Saga.InvalidEntry"
     assert shop.calls == ["charge"]
+
+
+def test_a_compensation_keeps_its_idempotency_key_across_compensate_attempts() -> None:
+    shop = Shop()
+    shop.fail["refund"] = 1
+    run, _log = runtime(shop)
+    order(run)
+    assert not run(body("saga:compensate", "t3")).ok
+    assert run(body("saga:compensate", "t4")).ok  # another attempt (a Retry, or another task)
+    refunds = [t for c, t in zip(shop.calls, shop.tokens, strict=True) if c == "refund"]
+    assert len(refunds) == 2 and refunds[0] == refunds[1]
