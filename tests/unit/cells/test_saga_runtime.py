@@ -316,3 +316,24 @@ def test_a_compensation_keeps_its_idempotency_key_across_compensate_attempts() -
     assert run(body("saga:compensate", "t4")).ok  # another attempt (a Retry, or another task)
     refunds = [t for c, t in zip(shop.calls, shop.tokens, strict=True) if c == "refund"]
     assert len(refunds) == 2 and refunds[0] == refunds[1]
+
+
+def test_a_journal_wrapper_must_expose_its_log() -> None:
+    shop = Shop()
+    run, log = runtime(shop)
+    inner = run.journal
+
+    class Wrapper:
+        def recorded(self, key: Any) -> Any:
+            return inner.recorded(key)
+
+        def record(self, key: Any, record: Any) -> Any:
+            return inner.record(key, record)
+
+    run.journal = Wrapper()
+    assert run(body("cell:ship:1", "t1")).ok  # nothing to undo: no log needed
+    with pytest.raises(TypeError, match=r"log = inner\.log"):
+        run(body("cell:charge-card:1", "t2"))
+    Wrapper.log = log  # type: ignore[attr-defined]
+    assert run(body("cell:charge-card:1", "t2")).ok
+    assert [e.attempt for e in SagaLog(log, ARN).entries()] == ["t2"]

@@ -248,7 +248,9 @@ def _lease_log(runtime: CellRuntime) -> LeaseLog:
     log = getattr(journal, "log", None)
     if log is None or not hasattr(log, "put_lease"):
         raise TypeError(
-            "sagas need the cell runtime's journal to be on a coordination log (LogJournal)"
+            "sagas keep their records in the coordination log of the cell runtime's journal: "
+            f"the journal ({type(journal).__name__}) must be a LogJournal or have that log as "
+            "its 'log' attribute (a wrapper of a LogJournal: log = inner.log)"
         )
     return typing.cast(LeaseLog, log)
 
