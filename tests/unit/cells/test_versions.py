@@ -255,3 +255,44 @@ def test_unknown_cells_and_bare_calls_pin_nothing() -> None:
     cells.register(GreetV1)
     assert resolve_for_execution(cells, pins, "", "greet", None) is GreetV1
     assert pins.writes == 0 and log.lease(EXECUTION, pin_id("greet", None)) is None
+
+
+class DeployingGreet(GreetV1):
+    """Greets, and the first greeting "deploys" 1.1.0 (a deploy in the middle of a Map)."""
+
+    registry: CellRegistry | None = None
+
+    def run(self, ctx: CellContext[Any], data: Hello) -> Greeting:
+        if self.registry is not None and "1.1.0" not in self.registry.cells["greet"]:
+            self.registry.register(GreetV11)
+        return super().run(ctx, data)
+
+
+@pytest.mark.parametrize("child_limit", [None, 2])
+def test_map_iterations_keep_their_executions_version(child_limit: int | None) -> None:
+    modules = _modules(DeployingGreet)
+    DeployingGreet.registry = modules.cells
+    machine = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.people",
+                "MaxConcurrency": 1,
+                "ItemProcessor": {"StartAt": "Greet", "States": {"Greet": _task(CELL, None)}},
+                "End": True,
+            }
+        },
+    }
+    people = [{"who": f"p{i}"} for i in range(6)]
+    options: dict[str, Any] = {} if child_limit is None else {"child_limit": child_limit}
+    with open_environment("memory", start_time=START, cells=modules, **options) as env:
+        counted = CountingLeases(env.log)
+        assert env.cell_runtime.pins is not None
+        env.cell_runtime.pins.log = counted
+        arn = env.start(machine, {"people": people})
+        env.run(arn)
+        assert env.describe(arn)["status"] == "SUCCEEDED"
+    assert ran() == ["1.0.0"] * 6  # 1.1.0 arrived after the first iteration
+    assert len({execution for execution, _ in RAN}) == (1 if child_limit is None else 6)
+    assert counted.pin_writes == ["cellver#greet"]

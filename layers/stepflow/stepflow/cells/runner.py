@@ -19,7 +19,7 @@ from stepflow.cells.handlers import EffectFailure, EffectHandlers
 from stepflow.cells.journal import EffectJournal, LogJournal
 from stepflow.cells.model import BusinessError
 from stepflow.cells.registry import AnyCell, CellNotFoundError, CellRegistry
-from stepflow.cells.versions import VersionPins, resolve_for_execution
+from stepflow.cells.versions import VersionPins, pinned_by, resolve_for_execution
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.runtime.clients import TaskClients
@@ -100,9 +100,7 @@ class CellRuntime:
                 "arn:aws:states:::stepflow:saga:compensate.",
             )
         try:
-            cell = resolve_for_execution(
-                self.cells, self.pins, str(body.get("execution_arn") or ""), *reference
-            )
+            cell = resolve_for_execution(self.cells, self.pins, pinned_by(body), *reference)
         except CellNotFoundError as exc:
             return TaskOutcome.failed(NOT_FOUND, str(exc))
         return self.run(cell, body)

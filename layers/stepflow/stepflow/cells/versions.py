@@ -3,8 +3,8 @@
 A Task that names a cell without an exact version (``stepflow:cell:<name>``,
 the latest, or ``stepflow:cell:<name>:<major>``, the latest of a major) is
 resolved once per execution: the first call records the version it resolved
-to as a pin, and every later call of that execution (a retry, a loop, a Map
-iteration sharing the execution, a redrive) runs the pinned version, even
+to as a pin, and every later call of that execution (a retry, a loop, a
+Parallel branch or Map iteration, a redrive) runs the pinned version, even
 after a deploy registered a newer one. An exact ``:x.y.z`` reference is never
 remapped and writes nothing.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from stepflow.cells.registry import AnyCell, CellNotFoundError, CellRegistry, version_key
 from stepflow.runtime.leases import LeaseConflictError, LeaseLog, TaskLease
@@ -41,6 +42,19 @@ CACHED_PINS = 4096
 def is_exact(version: str | None) -> bool:
     """True for a ``MAJOR.MINOR[.PATCH]`` reference, which is never remapped."""
     return version is not None and "." in version
+
+
+def pinned_by(body: dict[str, Any]) -> str:
+    """The execution whose pins the task ``body`` uses: its root execution.
+
+    A child of the log (a Map's iteration or child execution, which the stepper
+    marks with ``root_arn``; or ``<root>#<child>``) keeps its root's versions, so
+    one Map never runs two versions of a cell. An EXPRESS batch's tasks carry the
+    run's ARN already. (Executions started by a ``states:startExecution`` task
+    are roots of their own, as on AWS.)
+    """
+    arn = str(body.get("root_arn") or body.get("execution_arn") or "")
+    return arn.partition("#")[0]
 
 
 def pin_id(name: str, major: str | None) -> str:
