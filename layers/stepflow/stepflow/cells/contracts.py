@@ -26,18 +26,32 @@ unchecked.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
 from stepflow.cells.registry import AnyCell, CellRegistrationError, version_key
+from stepflow.cells.schemas import (
+    MAX_DEPTH,
+    SchemaTooComplex,
+    as_list,
+    as_mapping,
+    as_number,
+    as_strings,
+    both_are,
+    enum_values,
+    overlap,
+    resolve,
+    show_values,
+    type_covered,
+    type_names,
+    types_of,
+    variants,
+)
 
 Role = Literal["input", "output", "error"]
-
-MAX_DEPTH = 64
-"""Nesting levels compared (models in models, items of arrays...) before giving up."""
 
 MAX_STEPS = 20_000
 """Schema pairs compared for one contract before giving up (unions multiply them)."""
@@ -48,7 +62,6 @@ MAX_PROBLEMS = 100
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 _EXACT = ("pattern", "format", "multipleOf")
-_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +124,7 @@ def compare_schemas(old: dict[str, Any], new: dict[str, Any], role: Role) -> lis
     check = _Comparison(old, new, role)
     try:
         found = check.covers(check.wide_root, check.narrow_root, role, 0)
-    except _TooComplex as exc:
+    except SchemaTooComplex as exc:
         return [Problem(role, "too complex to check", str(exc))]
     unique: dict[tuple[str, str], Problem] = {}
     for problem in found:
@@ -142,10 +155,6 @@ def check_neighbours(versions: Mapping[str, AnyCell], cell: AnyCell) -> None:
             raise BreakingChangeError(before.key(), after.key(), problems)
 
 
-class _TooComplex(Exception):
-    pass
-
-
 class _Comparison:
     """Whether every value the narrow schema accepts, the wide one accepts too.
 
@@ -168,16 +177,16 @@ class _Comparison:
     def covers(self, wide: Any, narrow: Any, path: str, depth: int) -> list[Problem]:
         self.steps += 1
         if self.steps > MAX_STEPS:
-            raise _TooComplex(f"more than {MAX_STEPS} schema pairs to compare")
+            raise SchemaTooComplex(f"more than {MAX_STEPS} schema pairs to compare")
         if depth > MAX_DEPTH:
-            raise _TooComplex(f"{path} is nested more than {MAX_DEPTH} levels deep")
+            raise SchemaTooComplex(f"{path} is nested more than {MAX_DEPTH} levels deep")
         key = (id(wide), id(narrow))
         if key in self.memo:  # compared already (at another path), or being compared (recursion)
             origin, known = self.memo[key]
             return [replace(p, path=path + p.path[len(origin) :]) for p in known]
         self.memo[key] = (path, [])
         self.alive.append((wide, narrow))
-        w, n = _resolve(wide, self.wide_doc), _resolve(narrow, self.narrow_doc)
+        w, n = resolve(wide, self.wide_doc), resolve(narrow, self.narrow_doc)
         found = self._covers(w, n, path, depth)[:MAX_PROBLEMS]
         self.memo[key] = (path, found)
         return found
@@ -188,10 +197,10 @@ class _Comparison:
         if w is False:
             kind = self._word("type narrowed", "type widened")
             return [Problem(path, kind, "one side accepts no value at all")]
-        n_variants, w_variants = _variants(n), _variants(w)
+        n_variants, w_variants = variants(n), variants(w)
         if n_variants is not None:
             found = [p for v in n_variants for p in self.covers(w, v, path, depth + 1)]
-            if _overlap(self._all_types(w, self.wide_doc), self._all_types(n, self.narrow_doc)):
+            if overlap(self._all_types(w, self.wide_doc), self._all_types(n, self.narrow_doc)):
                 kind = self._word("type narrowed", "type widened")  # only some variants lost
                 found = [
                     replace(p, kind=kind) if p.path == path and p.kind == "type changed" else p
@@ -200,52 +209,52 @@ class _Comparison:
             return found
         if w_variants is not None:
             return self._some_variant(w_variants, n, path, depth)
-        w_types, n_types = _types(w), _types(n)
+        w_types, n_types = types_of(w), types_of(n)
         if w_types is not None:
             if n_types is None:
                 kind = self._word("type narrowed", "type widened")
-                return [Problem(path, kind, f"any value becomes {_names(w_types)} only")]
-            missing = {t for t in n_types if not _type_covered(t, w_types)}
+                return [Problem(path, kind, f"any value becomes {type_names(w_types)} only")]
+            missing = {t for t in n_types if not type_covered(t, w_types)}
             if missing:
                 old_t, new_t = (n_types, w_types) if self.old_is_narrow else (w_types, n_types)
-                changed = not _overlap(w_types, n_types)
+                changed = not overlap(w_types, n_types)
                 kind = "type changed" if changed else self._word("type narrowed", "type widened")
-                return [Problem(path, kind, f"was {_names(old_t)}, now {_names(new_t)}")]
+                return [Problem(path, kind, f"was {type_names(old_t)}, now {type_names(new_t)}")]
         found = self._enum(w, n, path) + self._bounds(w, n, path)
-        if _is(w, n, "object"):
+        if both_are(w, n, "object"):
             found += self._object(w, n, path, depth)
-        if _is(w, n, "array"):
+        if both_are(w, n, "array"):
             found += self._array(w, n, path, depth)
         return found
 
     def _all_types(self, node: Any, doc: dict[str, Any]) -> frozenset[str] | None:
         """The JSON types of ``node`` and all its variants (None: any)."""
-        node = _resolve(node, doc)
+        node = resolve(node, doc)
         if not isinstance(node, dict):
             return frozenset()
-        variants = _variants(node)
-        if variants is None:
-            return _types(node)
+        options = variants(node)
+        if options is None:
+            return types_of(node)
         found: set[str] = set()
-        for variant in variants[:100]:
-            types = _types(r) if isinstance(r := _resolve(variant, doc), dict) else frozenset()
+        for variant in options[:100]:
+            types = types_of(r) if isinstance(r := resolve(variant, doc), dict) else frozenset()
             if types is None:
                 return None
             found |= types
         return frozenset(found)
 
     def _some_variant(
-        self, variants: list[Any], n: dict[str, Any], path: str, depth: int
+        self, options: list[Any], n: dict[str, Any], path: str, depth: int
     ) -> list[Problem]:
-        n_types = _types(n)
+        n_types = types_of(n)
         tried: list[list[Problem]] = []
-        for variant in variants:
-            resolved = _resolve(variant, self.wide_doc)
-            v_types = _types(resolved) if isinstance(resolved, dict) else frozenset()
+        for variant in options:
+            resolved = resolve(variant, self.wide_doc)
+            v_types = types_of(resolved) if isinstance(resolved, dict) else frozenset()
             if (
                 v_types is not None
                 and n_types is not None
-                and not any(_type_covered(t, v_types) for t in n_types)
+                and not any(type_covered(t, v_types) for t in n_types)
             ):
                 continue
             problems = self.covers(variant, n, path, depth + 1)
@@ -254,22 +263,22 @@ class _Comparison:
             tried.append(problems)
         if tried:
             return min(tried, key=len)
-        types = _names(n_types) if n_types is not None else "any value"
+        types = type_names(n_types) if n_types is not None else "any value"
         kind = self._word("type narrowed", "type widened")
         return [Problem(path, kind, f"{types} is not among the other version's types")]
 
     def _enum(self, w: dict[str, Any], n: dict[str, Any], path: str) -> list[Problem]:
-        allowed = _enum(w)
+        allowed = enum_values(w)
         if allowed is None:
             return []
-        given = _enum(n)
+        given = enum_values(n)
         if given is None:
             kind = self._word("new enum restriction", "enum restriction removed")
-            return [Problem(path, kind, f"values limited to {_show(allowed)}")]
+            return [Problem(path, kind, f"values limited to {show_values(allowed)}")]
         extra = [v for v in given if v not in allowed]
         if extra:
             kind = self._word("enum values removed", "enum values added")
-            return [Problem(path, kind, _show(extra))]
+            return [Problem(path, kind, show_values(extra))]
         return []
 
     def _bounds(self, w: dict[str, Any], n: dict[str, Any], path: str) -> list[Problem]:
@@ -280,9 +289,9 @@ class _Comparison:
                 continue
             mine, theirs = w[name], n.get(name)
             if name in _LOWER_BOUNDS:
-                broken = theirs is None or _number(mine) > _number(theirs)
+                broken = theirs is None or as_number(mine) > as_number(theirs)
             elif name in _UPPER_BOUNDS:
-                broken = theirs is None or _number(mine) < _number(theirs)
+                broken = theirs is None or as_number(mine) < as_number(theirs)
             else:
                 broken = mine != theirs
             if broken:
@@ -294,8 +303,8 @@ class _Comparison:
 
     def _object(self, w: dict[str, Any], n: dict[str, Any], path: str, depth: int) -> list[Problem]:
         found: list[Problem] = []
-        w_props, n_props = _mapping(w.get("properties")), _mapping(n.get("properties"))
-        w_req, n_req = set(_strings(w.get("required"))), set(_strings(n.get("required")))
+        w_props, n_props = as_mapping(w.get("properties")), as_mapping(n.get("properties"))
+        w_req, n_req = set(as_strings(w.get("required"))), set(as_strings(n.get("required")))
         w_extra, n_extra = w.get("additionalProperties", True), n.get("additionalProperties", True)
         for name in sorted(w_req - n_req):
             if name not in n_props and not self.old_is_narrow:
@@ -327,7 +336,7 @@ class _Comparison:
 
     def _array(self, w: dict[str, Any], n: dict[str, Any], path: str, depth: int) -> list[Problem]:
         found: list[Problem] = []
-        w_prefix, n_prefix = _list(w.get("prefixItems")), _list(n.get("prefixItems"))
+        w_prefix, n_prefix = as_list(w.get("prefixItems")), as_list(n.get("prefixItems"))
         w_items, n_items = w.get("items", {}), n.get("items", {})
         pairs = itertools.zip_longest(w_prefix, n_prefix, fillvalue=None)
         for i, (wi, ni) in enumerate(pairs):
@@ -336,132 +345,3 @@ class _Comparison:
             found += self.covers(wide, narrow, f"{path}[{i}]", depth + 1)
         found += self.covers(w_items, n_items, f"{path}[]", depth + 1)
         return found
-
-
-def _resolve(node: Any, doc: dict[str, Any]) -> Any:
-    """``node`` with its ``$ref`` followed (siblings kept) and its ``allOf`` merged."""
-    seen = 0
-    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
-        seen += 1
-        if seen > MAX_DEPTH:
-            raise _TooComplex(f"$ref chain longer than {MAX_DEPTH}")
-        target = _pointer(doc, node["$ref"])
-        siblings = {k: v for k, v in node.items() if k != "$ref" and k not in _NOT_CONTRACT}
-        node = {**target, **siblings} if siblings else target
-    if isinstance(node, dict) and isinstance(node.get("allOf"), list):
-        merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
-        for part in node["allOf"]:
-            merged = _merge(merged, _resolve(part, doc))
-        return merged
-    if node is True:
-        return {}
-    return node if isinstance(node, dict) or node is False else {}
-
-
-_NOT_CONTRACT = frozenset({"title", "description", "default", "examples", "$comment"})
-
-
-def _merge(a: dict[str, Any], b: Any) -> dict[str, Any]:
-    if not isinstance(b, dict):
-        return a
-    merged = {**a, **b}
-    merged["properties"] = {**_mapping(a.get("properties")), **_mapping(b.get("properties"))}
-    merged["required"] = sorted({*_strings(a.get("required")), *_strings(b.get("required"))})
-    return merged
-
-
-def _pointer(doc: dict[str, Any], ref: str) -> Any:
-    if not ref.startswith("#"):
-        raise _TooComplex(f"external $ref {ref!r}")
-    node: Any = doc
-    for part in (p for p in ref[1:].split("/") if p):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(node, dict) or part not in node:
-            raise _TooComplex(f"unresolvable $ref {ref!r}")
-        node = node[part]
-    return node
-
-
-def _variants(node: Any) -> list[Any] | None:
-    if not isinstance(node, dict):
-        return None
-    for key in ("anyOf", "oneOf"):
-        options = node.get(key)
-        if isinstance(options, list) and options:
-            return options
-    return None
-
-
-def _types(node: dict[str, Any]) -> frozenset[str] | None:
-    """The JSON types ``node`` allows (None: any)."""
-    kind = node.get("type")
-    if isinstance(kind, str):
-        return frozenset({kind})
-    if isinstance(kind, list):
-        return frozenset(str(k) for k in kind)
-    values = _enum(node)
-    if values is not None:
-        return frozenset(_json_type(v) for v in values)
-    if "properties" in node or "additionalProperties" in node:
-        return frozenset({"object"})
-    if "items" in node or "prefixItems" in node:
-        return frozenset({"array"})
-    return None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return _JSON_TYPES.get(type(value), "string")
-
-
-def _type_covered(kind: str, allowed: frozenset[str]) -> bool:
-    return kind in allowed or (kind == "integer" and "number" in allowed)
-
-
-def _overlap(a: frozenset[str] | None, b: frozenset[str] | None) -> bool:
-    if a is None or b is None:
-        return True
-    numbers = {"integer", "number"}
-    return bool(a & b) or bool(a & numbers and b & numbers)
-
-
-def _is(w: dict[str, Any], n: dict[str, Any], kind: str) -> bool:
-    wt, nt = _types(w), _types(n)
-    return wt is not None and kind in wt and nt is not None and kind in nt
-
-
-def _enum(node: dict[str, Any]) -> list[Any] | None:
-    if "const" in node:
-        return [node["const"]]
-    values = node.get("enum")
-    return list(values) if isinstance(values, list) else None
-
-
-def _names(types: frozenset[str]) -> str:
-    return " | ".join(sorted(types))
-
-
-def _show(values: list[Any]) -> str:
-    shown = ", ".join(repr(v) for v in values[:10])
-    return shown + (f" and {len(values) - 10} more" if len(values) > 10 else "")
-
-
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _strings(value: Any) -> Iterator[str]:
-    return (v for v in value if isinstance(v, str)) if isinstance(value, list) else iter(())
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
