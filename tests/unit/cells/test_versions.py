@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -296,3 +297,37 @@ def test_map_iterations_keep_their_executions_version(child_limit: int | None) -
     assert ran() == ["1.0.0"] * 6  # 1.1.0 arrived after the first iteration
     assert len({execution for execution, _ in RAN}) == (1 if child_limit is None else 6)
     assert counted.pin_writes == ["cellver#greet"]
+
+
+def test_on_dynamodb_the_second_pin_finds_the_first() -> None:
+    with open_environment("moto", start_time=START) as env:
+        first, second = VersionPins(env.log), VersionPins(env.log)
+        assert first.pin(EXECUTION, "cellver#greet", "1.0.0") == "1.0.0"
+        assert second.pin(EXECUTION, "cellver#greet", "1.1.0") == "1.0.0"
+        assert (first.writes, second.writes) == (1, 0)
+        assert VersionPins(env.log).pinned(EXECUTION, "cellver#greet") == "1.0.0"
+        stored = env.log.lease(EXECUTION, "cellver#greet")
+        assert stored is not None and stored.version == 1 and stored.result == {"version": "1.0.0"}
+
+
+def test_concurrent_first_calls_write_one_pin_and_run_one_version() -> None:
+    log = InMemoryLog()
+    old, new = CellRegistry(), CellRegistry()
+    old.register(GreetV1)
+    for cell in (GreetV1, GreetV11):
+        new.register(cell)
+    processes = [(VersionPins(log), old if i % 2 else new) for i in range(16)]
+    barrier = threading.Barrier(len(processes))
+    chosen: list[str] = []
+
+    def first_call(pins: VersionPins, cells: CellRegistry) -> None:
+        barrier.wait()
+        chosen.append(resolve_for_execution(cells, pins, EXECUTION, "greet", None).version)
+
+    threads = [threading.Thread(target=first_call, args=p) for p in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(chosen) == 16 and len(set(chosen)) == 1
+    assert sum(pins.writes for pins, _ in processes) == 1
