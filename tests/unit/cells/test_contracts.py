@@ -397,3 +397,26 @@ def test_models_shared_at_every_level_do_not_multiply_the_work() -> None:
 def test_a_problem_reads_as_path_kind_and_detail() -> None:
     [problem] = compare_schemas({"type": "integer"}, {"type": "string"}, "input")
     assert str(problem) == "input: type changed (was integer, now string)"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "breaks"),
+    [
+        ({"gt": 0}, {"ge": 0}, False),
+        ({"ge": 0}, {"gt": 0}, True),
+        ({"ge": 1}, {"gt": 0}, False),
+        ({"ge": 0}, {"ge": 0}, False),
+        ({"le": 10}, {"lt": 11}, False),
+        ({"lt": 10}, {"le": 10}, False),
+        ({"le": 10}, {"lt": 10}, True),
+        ({}, {"le": 10}, True),
+        ({"ge": 5}, {}, False),
+    ],
+)
+def test_inclusive_and_exclusive_number_bounds_compare_as_numbers(
+    old: dict[str, int], new: dict[str, int], breaks: bool
+) -> None:
+    before = create_model("Before", x=(Annotated[float, Field(**old)], ...))  # type: ignore[call-overload]
+    after = create_model("After", x=(Annotated[float, Field(**new)], ...))  # type: ignore[call-overload]
+    assert bool(problems(before, after)) is breaks
+    assert bool(problems(Empty, Empty, after, before)) is breaks  # an output: the mirror image

@@ -61,6 +61,7 @@ MAX_PROBLEMS = 100
 
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
 _EXACT = ("pattern", "format", "multipleOf")
 
 
@@ -288,7 +289,9 @@ class _Comparison:
             if name not in w:
                 continue
             mine, theirs = w[name], n.get(name)
-            if name in _LOWER_BOUNDS:
+            if name in _NUMBER_BOUNDS:
+                broken = not _bound_kept(name, as_number(mine), n)
+            elif name in _LOWER_BOUNDS:
                 broken = theirs is None or as_number(mine) > as_number(theirs)
             elif name in _UPPER_BOUNDS:
                 broken = theirs is None or as_number(mine) < as_number(theirs)
@@ -345,3 +348,24 @@ class _Comparison:
             found += self.covers(wide, narrow, f"{path}[{i}]", depth + 1)
         found += self.covers(w_items, n_items, f"{path}[]", depth + 1)
         return found
+
+
+def _bound_kept(name: str, bound: float, narrow: dict[str, Any]) -> bool:
+    """Whether every number the narrow schema allows is within the wide one's ``name`` bound.
+
+    The narrow schema's inclusive and exclusive bounds both count (``gt=0`` is within
+    ``ge=0``).
+    """
+    low = name in ("minimum", "exclusiveMinimum")
+    inclusive = narrow.get("minimum" if low else "maximum")
+    exclusive = narrow.get("exclusiveMinimum" if low else "exclusiveMaximum")
+    strict = name.startswith("exclusive")
+    for value, is_exclusive in ((inclusive, False), (exclusive, True)):
+        if not isinstance(value, int | float):
+            continue
+        edge = float(value)
+        if low and (edge > bound or (edge == bound and (is_exclusive or not strict))):
+            return True
+        if not low and (edge < bound or (edge == bound and (is_exclusive or not strict))):
+            return True
+    return False
