@@ -10,7 +10,6 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from stepflow.cells import Cell, CellContext, CellRegistry, load_modules
 from stepflow.cells.contracts import (
-    MAX_DEPTH,
     MAX_PROBLEMS,
     BreakingChangeError,
     Problem,
@@ -18,6 +17,7 @@ from stepflow.cells.contracts import (
     compare_schemas,
 )
 from stepflow.cells.registry import CellRegistrationError
+from stepflow.cells.schemas import MAX_DEPTH
 
 
 class Empty(BaseModel):
