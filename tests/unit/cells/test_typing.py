@@ -148,6 +148,9 @@ def test_mypy_strict_catches_wrong_effects_and_results(tmp_path: Path) -> None:
         f"mypy_path = {ROOT / 'layers' / 'stepflow'}\ncache_dir = {CACHE}\n"
         "[mypy-jsonpath_ng.*,jsonata.*,re2,re2.*,moto.*,boto3.*,botocore.*]\n"
         "ignore_missing_imports = True\n"
+        # Only the cells API is read: the rest of StepFlow is Any here (a cold run is short).
+        "[mypy-stepflow,stepflow.runtime.*,stepflow.engine.*,stepflow.data.*]\n"
+        "follow_imports = skip\n"
     )
     out, err, _status = api.run(["--config-file", str(config), "--no-pretty", *files])
     reported = {
