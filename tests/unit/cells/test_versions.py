@@ -269,10 +269,16 @@ class DeployingGreet(GreetV1):
         return super().run(ctx, data)
 
 
-@pytest.mark.parametrize("child_limit", [None, 2])
-def test_map_iterations_keep_their_executions_version(child_limit: int | None) -> None:
+@pytest.mark.parametrize(
+    ("child_limit", "mode"),
+    [(None, "INLINE"), (2, "INLINE"), (None, "STANDARD"), (None, "EXPRESS")],
+)
+def test_map_iterations_keep_their_executions_version(child_limit: int | None, mode: str) -> None:
     modules = _modules(DeployingGreet)
     DeployingGreet.registry = modules.cells
+    processor: dict[str, Any] = {}
+    if mode != "INLINE":
+        processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": mode}}
     machine = {
         "StartAt": "Each",
         "States": {
@@ -280,7 +286,11 @@ def test_map_iterations_keep_their_executions_version(child_limit: int | None) -
                 "Type": "Map",
                 "ItemsPath": "$.people",
                 "MaxConcurrency": 1,
-                "ItemProcessor": {"StartAt": "Greet", "States": {"Greet": _task(CELL, None)}},
+                "ItemProcessor": {
+                    "StartAt": "Greet",
+                    "States": {"Greet": _task(CELL, None)},
+                    **processor,
+                },
                 "End": True,
             }
         },
@@ -295,7 +305,8 @@ def test_map_iterations_keep_their_executions_version(child_limit: int | None) -
         env.run(arn)
         assert env.describe(arn)["status"] == "SUCCEEDED"
     assert ran() == ["1.0.0"] * 6  # 1.1.0 arrived after the first iteration
-    assert len({execution for execution, _ in RAN}) == (1 if child_limit is None else 6)
+    executions = 1 if child_limit is None and mode != "STANDARD" else 6
+    assert len({execution for execution, _ in RAN}) == executions
     assert counted.pin_writes == ["cellver#greet"]
 
 

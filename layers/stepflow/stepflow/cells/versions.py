@@ -45,15 +45,16 @@ def is_exact(version: str | None) -> bool:
 
 
 def pinned_by(body: dict[str, Any]) -> str:
-    """The execution whose pins the task ``body`` uses: its root execution.
+    """The execution whose pins the task ``body`` uses: the top execution of its Map or Parallel.
 
-    A child of the log (a Map's iteration or child execution, which the stepper
-    marks with ``root_arn``; or ``<root>#<child>``) keeps its root's versions, so
-    one Map never runs two versions of a cell. An EXPRESS batch's tasks carry the
-    run's ARN already. (Executions started by a ``states:startExecution`` task
-    are roots of their own, as on AWS.)
+    A child the stepper starts (a Parallel's branch or an inline Map's iteration,
+    ``<parent>#<child>``; a Map run's child, whose parent is ``<parent>#maprun/<id>``)
+    has its parent in ``parent_arn``, and keeps the versions of the execution before
+    the first ``#``: so one Map never runs two versions of a cell, even when a deploy
+    lands half-way through it. An EXPRESS batch's tasks carry the parent's ARN already.
+    An execution started by a ``states:startExecution`` task keeps its own.
     """
-    arn = str(body.get("root_arn") or body.get("execution_arn") or "")
+    arn = str(body.get("parent_arn") or body.get("execution_arn") or "")
     return arn.partition("#")[0]
 
 

@@ -68,8 +68,8 @@ def build_outbox(
             )
         elif isinstance(command, RunTask):
             body = task_body(command)
-            if state.parent and state.parent.get("root_arn"):  # a child: cells keep its versions
-                body["root_arn"] = str(state.parent["root_arn"])
+            if state.parent and state.parent.get("arn"):  # cells keep the parent's versions
+                body["parent_arn"] = str(state.parent["arn"])
             messages.append(Message(arn, message_id, "task", body))
         elif isinstance(command, PollTask):
             messages.append(Message(arn, message_id, "task", poll_body(command)))
