@@ -117,7 +117,8 @@ def test_a_changed_effect_order_is_non_deterministic() -> None:
             return Out(total=0)
 
     runtime.cells.register(Changed)
-    outcome = runtime(BODY)
+    # The execution keeps 1.0.0 for the unpinned reference: name the new version exactly.
+    outcome = runtime({**BODY, "resource": f"{BODY['resource']}:2.0.0"})
     assert not outcome.ok and outcome.error == "StepFlow.Cell.NonDeterministic"
     assert calls == [0, 1, 2]
 

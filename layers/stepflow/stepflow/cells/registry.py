@@ -45,7 +45,9 @@ class CellRegistry:
         """Add ``cell`` under ``name@version``.
 
         Raises :class:`CellRegistrationError` for a bad name or version, a class
-        without concrete types, or another class already at that ``name@version``.
+        without concrete types, or another class already at that ``name@version``;
+        :class:`~stepflow.cells.contracts.BreakingChangeError` when its contract breaks
+        the one of the version before it (or after it) within its major version.
         """
         name = getattr(cell, "name", None)
         if not isinstance(name, str) or not NAME.match(name):
@@ -67,6 +69,10 @@ class CellRegistry:
                 f"{cell.key()} is already registered (by {existing.__module__}."
                 f"{existing.__qualname__})"
             )
+        if existing is None:
+            from stepflow.cells.contracts import check_neighbours  # contracts imports this module
+
+            check_neighbours(versions, cell)
         versions[cell.version] = cell
 
     def resolve(self, name: str, version: str | None = None) -> AnyCell:
@@ -134,7 +140,9 @@ def cell_modules(given: CellModules | Iterable[str | type[Any]] | None) -> CellM
 def load_modules(names: Iterable[str], into: CellModules | None = None) -> CellModules:
     """Import each module of ``names`` and collect its cells and handlers.
 
-    A name may be a dotted module or a ``.py`` file path.
+    A name may be a dotted module or a ``.py`` file path. Each cell's contract is
+    checked as it is registered (:meth:`CellRegistry.register`), so all versions of a
+    name loaded together are checked pairwise, in version order, whatever their order.
     """
     loaded = into if into is not None else CellModules(CellRegistry(), EffectHandlers())
     for name in names:

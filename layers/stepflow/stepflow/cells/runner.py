@@ -16,9 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from stepflow.cells.context import CellContext, NonDeterministicError, UndeclaredEffectError
 from stepflow.cells.handlers import EffectFailure, EffectHandlers
-from stepflow.cells.journal import EffectJournal
+from stepflow.cells.journal import EffectJournal, LogJournal
 from stepflow.cells.model import BusinessError
 from stepflow.cells.registry import AnyCell, CellNotFoundError, CellRegistry
+from stepflow.cells.versions import VersionPins, pinned_by, resolve_for_execution
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.runtime.clients import TaskClients
@@ -76,6 +77,12 @@ class CellRuntime:
     handlers: EffectHandlers
     journal: EffectJournal
     clients: TaskClients | None = None
+    pins: VersionPins | None = None
+    """Where executions keep their cell versions (default: the journal's log, if it has one)."""
+
+    def __post_init__(self) -> None:
+        if self.pins is None and isinstance(self.journal, LogJournal):
+            self.pins = VersionPins(self.journal.log)
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the ``stepflow:*`` task of an inline task message ``body``."""
@@ -93,7 +100,7 @@ class CellRuntime:
                 "arn:aws:states:::stepflow:saga:compensate.",
             )
         try:
-            cell = self.cells.resolve(*reference)
+            cell = resolve_for_execution(self.cells, self.pins, pinned_by(body), *reference)
         except CellNotFoundError as exc:
             return TaskOutcome.failed(NOT_FOUND, str(exc))
         return self.run(cell, body)

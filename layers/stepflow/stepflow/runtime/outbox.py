@@ -67,7 +67,10 @@ def build_outbox(
                 Message(command.parent_arn, done_id, "event", encode_event(command.event))
             )
         elif isinstance(command, RunTask):
-            messages.append(Message(arn, message_id, "task", task_body(command)))
+            body = task_body(command)
+            if state.parent and state.parent.get("arn"):  # cells keep the parent's versions
+                body["parent_arn"] = str(state.parent["arn"])
+            messages.append(Message(arn, message_id, "task", body))
         elif isinstance(command, PollTask):
             messages.append(Message(arn, message_id, "task", poll_body(command)))
         elif isinstance(command, CancelTask) and polled_job(command):
