@@ -22,7 +22,7 @@ from stepflow.cells import (
     TransientError,
     handles,
 )
-from stepflow.cells.effects import Effect
+from stepflow.cells.effects import Effect, IdempotencyKey
 from stepflow.cells.policy import CircuitBreaker
 from stepflow.runtime import InMemoryLog
 
@@ -292,3 +292,29 @@ def test_a_wrong_result_type_from_a_custom_handler_is_a_clear_failure_and_not_re
 def test_a_policy_refuses_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Policy(**bad)
+
+
+def test_concurrent_calls_of_one_handler_are_not_serialised_by_its_breaker() -> None:
+    import threading
+
+    parties = 6
+    barrier = threading.Barrier(parties, timeout=10)
+    handlers = EffectHandlers()
+
+    def meet(effect: Ping, call: EffectCall) -> Done:
+        barrier.wait()  # every call must be in flight at once, or this breaks
+        return Done(n=effect.n)
+
+    handlers.register(Ping, meet, Policy(attempts=1))
+    results: list[Any] = []
+
+    def one(i: int) -> None:
+        call = EffectCall(IdempotencyKey("arn", "S", "t", i))
+        results.append(handlers.perform(Ping(n=i), call))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(parties)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r["n"] for r in results) == list(range(parties))

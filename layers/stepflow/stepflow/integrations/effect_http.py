@@ -25,6 +25,7 @@ abandoned past the effect's ``max_response_bytes``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -133,12 +134,24 @@ class EffectHttp:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.denied = denied
+        self.allow_loopback = allow_loopback
+        self._transport = transport
         self._clock = clock
-        self._client = httpx.Client(
-            transport=transport or _GuardedTransport(GuardedBackend(denied, allow_loopback)),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._lock = threading.Lock()
+        self._made: httpx.Client | None = None
+
+    @property
+    def _client(self) -> httpx.Client:
+        """The client, made on first use (its TLS context costs a read of the CA bundle)."""
+        with self._lock:
+            if self._made is None:
+                transport = self._transport or _GuardedTransport(
+                    GuardedBackend(self.denied, self.allow_loopback)
+                )
+                self._made = httpx.Client(
+                    transport=transport, follow_redirects=False, trust_env=False
+                )
+            return self._made
 
     def __call__(self, effect: HttpRequest, call: EffectCall) -> HttpResponse:
         """Send ``effect`` once; its response, or the failure named (module docstring)."""
@@ -227,5 +240,8 @@ class EffectHttp:
         return HttpResponse(status=status, headers=headers, body=text, json_body=parsed)
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
+        """Close the connection pool (if it was made)."""
+        with self._lock:
+            made, self._made = self._made, None
+        if made is not None:
+            made.close()
