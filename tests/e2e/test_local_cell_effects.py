@@ -76,7 +76,7 @@ def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     seen: list[dict[str, str]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             seen.append(dict(self.headers.items()))
             self.send_response(201)
             self.send_header("Content-Length", "0")
