@@ -20,6 +20,7 @@ from stepflow.cells import (
     LogJournal,
     Policy,
     TransientError,
+    cell_modules,
     handles,
 )
 from stepflow.cells.effects import Effect, IdempotencyKey
@@ -258,6 +259,8 @@ def test_handles_carries_a_policy_and_a_crash_is_never_retried() -> None:
     handlers.register(Ping, crashing)
     guard = handlers.guard(Ping)
     assert guard is not None and guard.policy.attempts == 7
+    loaded = cell_modules([crashing]).handlers.guard(Ping)  # as a cells module loads it
+    assert loaded is not None and loaded.policy.attempts == 7
     cells = CellRegistry()
     cells.register(Pinger)
     with pytest.raises(Crash):
@@ -318,3 +321,18 @@ def test_concurrent_calls_of_one_handler_are_not_serialised_by_its_breaker() -> 
     for thread in threads:
         thread.join()
     assert sorted(r["n"] for r in results) == list(range(parties))
+
+
+def test_a_call_that_returns_after_its_timeout_still_counts_once() -> None:
+    time = FakeTime()
+    calls: list[EffectCall] = []
+
+    def late(effect: Ping, call: EffectCall) -> Done:
+        calls.append(call)
+        time.now += 60.0  # far past its 1 s (the target ignored the limit), but it answered
+        return Done(n=effect.n)
+
+    policy = Policy(attempts=3, timeout=1.0, total_timeout=2.0, sleep=time.sleep, clock=time.clock)
+    outcome = _runtime(late, policy)(BODY)
+    assert outcome.ok and outcome.output == {"n": 1}
+    assert len(calls) == 1  # the effect happened: not performed again
