@@ -302,10 +302,11 @@ def test_forbidden_endpoints_are_refused_before_anything_is_sent(server: Server)
         with pytest.raises(Exception) as failure:
             handlers.perform(HttpRequest(url=url), call)
         assert getattr(failure.value, "error", None) == "StepFlow.Effect.Http.Refused", url
-    bad_header = HttpRequest(url=f"{server.url}/x", headers={"X-A": "1\r\nX-B: 2"})
-    with pytest.raises(Exception) as failure:
-        builtin_handlers(None, None, EffectHttp(), policy=FAST).perform(bad_header, call)
-    assert getattr(failure.value, "error", None) == "StepFlow.Effect.Http.Refused"
+    for headers in ({"X-A": "1\r\nX-B: 2"}, {"Host": "elsewhere"}, {"Content-Length": "0"}):
+        bad_header = HttpRequest(url=f"{server.url}/x", headers=headers)
+        with pytest.raises(Exception) as failure:
+            builtin_handlers(None, None, EffectHttp(), policy=FAST).perform(bad_header, call)
+        assert getattr(failure.value, "error", None) == "StepFlow.Effect.Http.Refused", headers
     assert server.seen == []
 
 

@@ -8,7 +8,8 @@ What the HTTP Task integration refuses, this refuses too, with the same
 checks (:func:`~stepflow.integrations.http_port.checked`,
 :class:`~stepflow.integrations.http_denied.DeniedEndpoints`,
 :func:`~stepflow.integrations.http_port.peer_refusal`): a non-http(s) URL, a
-link-local address (instance metadata), CR/LF/NUL in a header, the stack's own
+link-local address (instance metadata), CR/LF/NUL in a header, a header that
+frames the request (``Host``, ``Content-Length``, ``Transfer-Encoding``...), the stack's own
 AWS endpoints (by the URL's host before connecting, and by the peer's address
 once connected, whatever spelling or DNS answer led there), and this machine
 unless ``allow_loopback``. The peer is checked in httpcore's network backend,
@@ -51,6 +52,11 @@ TOO_LARGE = "StepFlow.Effect.ResponseTooLarge"
 INVALID_JSON = "StepFlow.Effect.Http.InvalidJson"
 RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Statuses worth another attempt (the rest of 4xx/5xx fail the effect at once)."""
+FRAMING_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "expect",
+     "trailer", "proxy-authorization"}
+)  # fmt: skip
+"""Headers httpx sets from the request itself; a cell may not (``Authorization`` it may)."""
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """A call's limit when neither the policy nor the effect gives one."""
 
@@ -188,6 +194,9 @@ class EffectHttp:
         return self._response(effect, response, body)
 
     def _check(self, effect: HttpRequest, headers: dict[str, str], limit: float) -> None:
+        framing = sorted(name for name in headers if name.lower() in FRAMING_HEADERS)
+        if framing:
+            raise HandlerError(REFUSED, f"An HTTP effect may not set the headers {framing}")
         try:
             checked(PortRequest(effect.method, effect.url, tuple(headers.items()), None, limit))
         except HttpProblem as problem:
