@@ -565,3 +565,33 @@ def test_the_users_handler_of_a_builtin_effect_wins() -> None:
     env = WorkflowEnvironment(cells=modules)
     assert env.cell_runtime.handlers.find(HttpRequest) is mine
     assert isinstance(env.cell_runtime.handlers.find(DynamoPutItem), object)
+
+
+def test_aws_throttling_is_retried_and_other_aws_errors_are_not() -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.stub import Stubber
+
+    sqs = boto3.client(
+        "sqs",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
+    handlers = builtin_handlers(None, FixedClients(sqs=sqs), policy=FAST)
+    call = EffectCall(IdempotencyKey(ARN, "S", "t", 0))
+    send = SqsSendMessage(queue_url=url, message_body="x")
+    with Stubber(sqs) as stub:
+        for _ in range(2):
+            stub.add_client_error("send_message", "ThrottlingException", http_status_code=400)
+        stub.add_response("send_message", {"MessageId": "m-1", "MD5OfMessageBody": "d"})
+        assert handlers.perform(send, call)["message_id"] == "m-1"
+        stub.assert_no_pending_responses()  # exactly three calls
+        stub.add_client_error("send_message", "QueueDoesNotExist", http_status_code=400)
+        with pytest.raises(Exception) as failure:
+            handlers.perform(send, call)
+        stub.assert_no_pending_responses()
+    assert str(getattr(failure.value, "error", "")).startswith("SQS.")
+    assert "QueueDoesNotExist" in str(getattr(failure.value, "error", ""))
