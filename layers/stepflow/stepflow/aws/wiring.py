@@ -46,11 +46,20 @@ from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
-from stepflow.cells import CellModules, CellRuntime, CellTasks, LogJournal, load_modules
+from stepflow.cells import (
+    CellModules,
+    CellRuntime,
+    CellTasks,
+    EffectHandlers,
+    LogJournal,
+    load_modules,
+)
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.catalog import with_http, with_poll_schedule, with_starter
+from stepflow.integrations.effect_handlers import builtin_handlers
+from stepflow.integrations.effect_http import EffectHttp
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.item_reader import S3ItemSource
@@ -276,7 +285,19 @@ class Wiring:
     def cell_runtime(self) -> CellRuntime:
         """Runs ``stepflow:*`` tasks: cells journaled in this log, with the task's role."""
         modules = self.cell_modules
-        return CellRuntime(modules.cells, modules.handlers, LogJournal(self.log), self.task_clients)
+        handlers = self.effect_handlers.merged(modules.handlers)  # the user's handlers win
+        return CellRuntime(modules.cells, handlers, LogJournal(self.log), self.task_clients)
+
+    @cached_property
+    def effect_handlers(self) -> EffectHandlers:
+        """The built-in effects' handlers: HTTP guarded as HTTP tasks are, AWS as the task's role.
+
+        An AWS effect never names StepFlow's own resources (as the task guard).
+        """
+        local = self.denied_endpoints is not None
+        http = EffectHttp(denied=self.denied_endpoints, allow_loopback=local)
+        own = own_resources(self.settings)
+        return builtin_handlers(self.integrations, self.task_clients, http, own)
 
     @cached_property
     def router(self) -> ActivityRouter:

@@ -20,10 +20,23 @@ from stepflow.cells.handlers import (
 )
 from stepflow.cells.journal import EffectJournal, EffectRecord, LogJournal
 from stepflow.cells.model import BusinessError, Cell
+from stepflow.cells.policy import (
+    CIRCUIT_OPEN,
+    DEFAULT_POLICY,
+    NO_RETRY,
+    TIMEOUT,
+    EffectTimeout,
+    Policy,
+    TransientError,
+)
 from stepflow.cells.registry import CellModules, CellRegistry, cell_modules, load_modules
 from stepflow.cells.runner import CellRuntime, CellTasks
 
 __all__ = [
+    "CIRCUIT_OPEN",
+    "DEFAULT_POLICY",
+    "NO_RETRY",
+    "TIMEOUT",
     "BusinessError",
     "Cell",
     "CellContext",
@@ -38,10 +51,13 @@ __all__ = [
     "EffectHandlers",
     "EffectJournal",
     "EffectRecord",
+    "EffectTimeout",
     "HandlerError",
     "IdempotencyKey",
     "LogJournal",
     "NonDeterministicError",
+    "Policy",
+    "TransientError",
     "UndeclaredEffectError",
     "cell_modules",
     "handles",

@@ -13,10 +13,11 @@ circuit breaking are the handler's :class:`Policy` (see
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from stepflow.cells.effects import Effect, IdempotencyKey
+from stepflow.cells.policy import DEFAULT_POLICY, Guard, Policy, error_of
 from stepflow.runtime.clients import TaskClients
 
 E = TypeVar("E", bound=Effect[Any])
@@ -29,11 +30,17 @@ class EffectCall:
     ``key`` is its idempotency key; ``task`` the task message body it runs for
     (``role_arn``, ``execution_role``, ``resource``, ...); ``clients`` the task
     clients (the state machine's role), None where no AWS is configured.
+    ``timeout`` is how long this call may take, in seconds (the handler's
+    :class:`~stepflow.cells.policy.Policy`: per call, capped by what is left of
+    the request's total); a handler passes it down to its target's client and
+    raises :class:`~stepflow.cells.policy.EffectTimeout` when it runs out
+    (None: no limit set).
     """
 
     key: IdempotencyKey
     task: dict[str, Any] = field(default_factory=dict)
     clients: TaskClients | None = None
+    timeout: float | None = None
 
 
 class EffectHandler(Protocol):
@@ -64,13 +71,21 @@ class EffectFailure(Exception):
 
 
 HANDLES_ATTRIBUTE = "__stepflow_handles__"
+POLICY_ATTRIBUTE = "__stepflow_policy__"
 
 
-def handles(*effects: type[Effect[Any]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a function as the handler of ``effects`` in a cells module (no global registry)."""
+def handles(
+    *effects: type[Effect[Any]], policy: Policy | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as the handler of ``effects`` in a cells module (no global registry).
+
+    ``policy``: its retries, timeouts and circuit breaker (default: :data:`DEFAULT_POLICY`).
+    """
 
     def mark(function: Callable[..., Any]) -> Callable[..., Any]:
         setattr(function, HANDLES_ATTRIBUTE, tuple(effects))
+        if policy is not None:
+            setattr(function, POLICY_ATTRIBUTE, policy)
         return function
 
     return mark
@@ -78,46 +93,78 @@ def handles(*effects: type[Effect[Any]]) -> Callable[[Callable[..., Any]], Calla
 
 @dataclass(slots=True)
 class EffectHandlers:
-    """Handlers by effect type (a subclass uses its base's handler unless it has its own)."""
+    """Handlers by effect type (a subclass uses its base's handler unless it has its own).
+
+    Each registration has its :class:`~stepflow.cells.policy.Guard` (its policy
+    and circuit breaker) in ``guards``; :meth:`merged` keeps them, so a breaker
+    is shared by every merged set that holds its registration.
+    """
 
     handlers: dict[type[Any], EffectHandler] = field(default_factory=dict)
+    guards: dict[type[Any], Guard] = field(default_factory=dict)
 
-    def register(self, effect: type[Effect[Any]], handler: EffectHandler) -> None:
-        """Make ``handler`` perform ``effect`` (replacing any before it)."""
+    def register(
+        self, effect: type[Effect[Any]], handler: EffectHandler, policy: Policy | None = None
+    ) -> None:
+        """Make ``handler`` perform ``effect`` under ``policy`` (replacing any before it).
+
+        ``policy`` defaults to the one ``@handles(..., policy=...)`` gave the
+        handler, else :data:`~stepflow.cells.policy.DEFAULT_POLICY`.
+        """
+        if policy is None:
+            marked = getattr(handler, POLICY_ATTRIBUTE, None)
+            policy = marked if isinstance(marked, Policy) else DEFAULT_POLICY
         self.handlers[effect] = handler
+        self.guards[effect] = Guard(policy)
 
     def find(self, effect: type[Effect[Any]]) -> EffectHandler | None:
         """The handler of ``effect``'s type, or None."""
+        found = self._registration(effect)
+        return None if found is None else found[0]
+
+    def guard(self, effect: type[Effect[Any]]) -> Guard | None:
+        """The policy and breaker of ``effect``'s handler, or None."""
+        found = self._registration(effect)
+        return None if found is None else found[1]
+
+    def _registration(self, effect: type[Effect[Any]]) -> tuple[EffectHandler, Guard] | None:
         for klass in effect.__mro__:
             found = self.handlers.get(klass)
             if found is not None:
-                return found
+                guard = self.guards.get(klass)
+                if guard is None:  # set into ``handlers`` directly: the default policy
+                    guard = self.guards[klass] = Guard(DEFAULT_POLICY)
+                return found, guard
         return None
 
     def merged(self, other: EffectHandlers) -> EffectHandlers:
         """These handlers with ``other``'s added (``other`` wins on the same type)."""
-        return EffectHandlers({**self.handlers, **other.handlers})
+        for handlers in (self, other):
+            for klass in handlers.handlers:
+                handlers.guards.setdefault(klass, Guard(DEFAULT_POLICY))
+        return EffectHandlers({**self.handlers, **other.handlers}, {**self.guards, **other.guards})
 
     def perform(self, effect: Effect[Any], call: EffectCall) -> Any:
-        """Perform ``effect`` with its handler; its result as JSON data.
+        """Perform ``effect`` with its handler under its policy; its result as JSON data.
 
-        Raises :class:`EffectFailure` when there is no handler or it failed.
+        Raises :class:`EffectFailure` when there is no handler, its breaker is
+        open, or it failed (for good, or on its last retry).
         """
         name = effect.effect_name()
-        handler = self.find(type(effect))
-        if handler is None:
+        found = self._registration(type(effect))
+        if found is None:
             raise EffectFailure(
                 name,
                 "StepFlow.Cell.NoEffectHandler",
                 f"No handler is registered for effect {name}: register one with "
                 "@handles(...) in the cells module, or EffectHandlers.register.",
             )
+        handler, guard = found
         try:
-            result = handler(effect, call)
-        except HandlerError as exc:
-            raise EffectFailure(name, exc.error, exc.cause) from exc
+            result = guard.run(lambda timeout: handler(effect, replace(call, timeout=timeout)))
         except Exception as exc:  # a handler's failure is the effect's failure
-            raise EffectFailure(name, type(exc).__name__, str(exc)) from exc
+            error, cause = error_of(exc)
+            raise EffectFailure(name, error, cause) from exc
         try:
             return type(effect).dump_result(result)
         except ValueError as exc:

@@ -28,12 +28,14 @@ from stepflow.data.serialize import dumps
 from stepflow.engine import ParameterCheck
 from stepflow.engine.codec import decode_state
 from stepflow.integrations import default_registry
+from stepflow.integrations.effect_handlers import builtin_handlers
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
+from stepflow.runtime.targets import OwnResources
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.testing.delivery import (
     MAX_RECEIVES,
@@ -161,11 +163,17 @@ class WorkflowEnvironment:
             runs = NestedTasks(starter, integrations or task_invoker(self.handlers))
             sent = NestedTasks(starter, integrations or _sent)
         self.cells = cell_modules(cells)
+        clients = aws_clients(aws, region)
+        # Built-in effects under the cells' own handlers; AWS ones only with ``aws``; never on
+        # the environment's own table (the DynamoDB log of open_environment("moto")).
+        table = getattr(log, "table", None)
+        own = OwnResources.of(tables=[table] if isinstance(table, str) else [])
+        builtin = builtin_handlers(default_registry() if clients else None, clients, None, own)
         self.cell_runtime = CellRuntime(
             self.cells.cells,
-            self.cells.handlers,
+            builtin.merged(self.cells.handlers),
             LogJournal(self.log),
-            aws_clients(aws, region),
+            clients,
         )
         inner = task_invoker(
             self.handlers,
