@@ -10,6 +10,7 @@ at that index means the cell is not deterministic: it fails with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -86,6 +87,11 @@ class CellContext(Generic[EffT]):
     scope: str = "run"
     traces: list[EffectTrace] = field(default_factory=list)
     _next: int = 0
+    stopped: BaseException | None = None
+    """Set once the run cannot go on, whatever the cell does with the exception it got:
+    a :class:`NonDeterministicError` (the task fails with it) or an error of the journal
+    itself (the runner raises it, so the same attempt is delivered again under the same
+    keys instead of a Retry performing the effect again under new ones)."""
 
     def key(self, index: int) -> IdempotencyKey:
         """The idempotency key of the effect at ``index``."""
@@ -97,6 +103,8 @@ class CellContext(Generic[EffT]):
         Raises :class:`~stepflow.cells.handlers.EffectFailure` when the effect failed
         (now or when it was recorded), which the cell may catch.
         """
+        if self.stopped is not None:  # a cell that swallowed it gets it again
+            raise self.stopped
         index = self._next
         self._next += 1
         name = request.effect_name()
@@ -108,16 +116,17 @@ class CellContext(Generic[EffT]):
             )
         key = self.key(index)
         digest = request.digest()
-        record = self.journal.recorded(key)
+        record = self._journal(lambda: self.journal.recorded(key))
         replayed = record is not None
         if record is not None:
             if record.effect != name or record.digest != digest:
-                raise NonDeterministicError(
+                self.stopped = NonDeterministicError(
                     f"Cell {self.cell} is not deterministic: effect #{index} was recorded as "
                     f"{record.effect} (request {record.digest[:12]}) and is now requested as "
                     f"{name} (request {digest[:12]}). Effects must be requested in the same "
                     "order with the same arguments on every run of an attempt."
                 )
+                raise self.stopped
         else:
             call = EffectCall(key, self.task, self.clients)
             try:
@@ -126,8 +135,32 @@ class CellContext(Generic[EffT]):
                 record = EffectRecord(name, digest, False, None, failure.error, failure.cause)
             else:
                 record = EffectRecord(name, digest, True, result)
-            record = self.journal.record(key, record)
+            stored = record
+            record = self._journal(lambda: self.journal.record(key, stored))
+        assert record is not None
         return self._settle(request, key, record, replayed)
+
+    def _journal(self, operation: Callable[[], EffectRecord | None]) -> EffectRecord | None:
+        try:
+            return operation()
+        except Exception as exc:
+            self.stopped = exc
+            raise
+
+    def check_complete(self) -> None:
+        """After a run: a record past the last effect requested means the run requested fewer.
+
+        Only a run that replayed its last effect (or requested none) can have one: a
+        performed effect was the first with no record. Sets :attr:`stopped`.
+        """
+        if self.stopped is not None or (self.traces and not self.traces[-1].replayed):
+            return
+        key = self.key(self._next)
+        if self._journal(lambda: self.journal.recorded(key)) is not None:
+            self.stopped = NonDeterministicError(
+                f"Cell {self.cell} is not deterministic: it requested {self._next} effect(s), "
+                f"fewer than the ones recorded for this attempt (#{self._next} was recorded)."
+            )
 
     def _settle(
         self, request: Effect[R], key: IdempotencyKey, record: EffectRecord, replayed: bool

@@ -12,12 +12,12 @@ type does (:mod:`stepflow.cells.handlers`), once, and its result is recorded
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
-
-from stepflow.data.serialize import dumps
+from pydantic_core import to_jsonable_python
 
 ResultT = TypeVar("ResultT")
 
@@ -41,12 +41,33 @@ class Effect(BaseModel, Generic[ResultT]):
         return cls.name or cls.__name__
 
     @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse fields that would hide the methods the runtime calls."""
+        super().__pydantic_init_subclass__(**kwargs)
+        clash = sorted(RESERVED & set(cls.model_fields))
+        if clash:
+            raise TypeError(
+                f"{cls.__name__}: field(s) {', '.join(clash)} would hide Effect's methods; "
+                "rename them (e.g. with an alias)"
+            )
+
+    @classmethod
     def result_type(cls) -> Any:
-        """The ``ResultT`` this effect type was declared with (``Any`` if none)."""
+        """The ``ResultT`` this effect type was declared with (``Any`` if none).
+
+        Resolved through generic intermediate classes: for ``class Call(Effect[R],
+        Generic[R])`` and ``class Put(Call[Out])`` it is ``Out``.
+        """
+        target: Any = Any
         for base in cls.__mro__:
             meta = getattr(base, "__pydantic_generic_metadata__", None)
             if meta and meta.get("origin") is Effect and meta.get("args"):
-                return meta["args"][0]
+                target = meta["args"][0]
+                break
+        for _ in range(len(cls.__mro__)):
+            if not isinstance(target, TypeVar):
+                return target
+            target = _bound(cls, target)
         return Any
 
     @classmethod
@@ -69,9 +90,51 @@ class Effect(BaseModel, Generic[ResultT]):
         return self.model_dump(mode="json")
 
     def digest(self) -> str:
-        """A short fingerprint of the effect's type and request, to detect non-determinism."""
-        text = dumps({"effect": self.effect_name(), "request": self.request()})
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        """A short fingerprint of the effect's type and request, to detect non-determinism.
+
+        Canonical: keys sorted and sets in sorted order, so the same request has the same
+        digest in every process (a set's iteration order changes with the hash seed).
+        """
+        request = _canonical(self.model_dump(mode="python"))
+        text = json.dumps(
+            {"effect": self.effect_name(), "request": request},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+RESERVED = frozenset(
+    {"compensation", "digest", "dump_result", "effect_name", "parse_result", "request",
+     "result_type"}
+)  # fmt: skip
+"""Names an effect's fields may not take: the methods the runtime calls."""
+
+
+def _bound(cls: type[Any], variable: Any) -> Any:
+    """What ``variable`` is bound to by the nearest parametrized generic base of ``cls``."""
+    for base in cls.__mro__:
+        meta = getattr(base, "__pydantic_generic_metadata__", None)
+        origin = meta.get("origin") if meta else None
+        if origin is None or origin is Effect or not meta or not meta.get("args"):
+            continue
+        parameters = origin.__pydantic_generic_metadata__.get("parameters", ())
+        if variable in parameters:
+            return meta["args"][parameters.index(variable)]
+    return Any
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as JSON data with sets sorted (dict keys are sorted when dumped)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        items = [_canonical(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return to_jsonable_python(value)
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}

@@ -12,15 +12,19 @@ circuit breaking are the handler's :class:`Policy` (see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from stepflow.cells.effects import Effect, IdempotencyKey
 from stepflow.cells.policy import DEFAULT_POLICY, Guard, Policy, error_of
+from stepflow.data.serialize import dumps, storable_problem
 from stepflow.runtime.clients import TaskClients
 
 E = TypeVar("E", bound=Effect[Any])
+
+UNSTORABLE_RESULT = "StepFlow.Cell.UnstorableEffectResult"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +170,19 @@ class EffectHandlers:
             error, cause = error_of(exc)
             raise EffectFailure(name, error, cause) from exc
         try:
-            return type(effect).dump_result(result)
+            dumped = type(effect).dump_result(result)
         except ValueError as exc:
             raise EffectFailure(
                 name,
                 "StepFlow.Cell.InvalidEffectResult",
                 f"The handler of {name} returned a result that is not its declared type: {exc}",
             ) from exc
+        problem = storable_problem(dumped)
+        if problem is not None:  # the same answer on every log, and the same on a replay
+            raise EffectFailure(
+                name,
+                UNSTORABLE_RESULT,
+                f"The handler of {name} returned a result the log cannot store: {problem}.",
+            )
+        # What the first run sees is what a replay reads back: the stored JSON.
+        return json.loads(dumps(dumped))

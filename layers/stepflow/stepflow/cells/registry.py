@@ -63,6 +63,13 @@ class CellRegistry:
         except TypeError as exc:
             raise CellRegistrationError(str(exc)) from exc
         versions = self.cells.setdefault(name, {})
+        wanted = version_key(cell.version)
+        same = [v for v in versions if version_key(v) == wanted and v != cell.version]
+        if same:  # 1.2 and 1.2.0 are one version: a second class there would be unreachable
+            raise CellRegistrationError(
+                f"{cell.key()}: version {same[0]} of {name} is already registered (the same "
+                "version written differently)"
+            )
         existing = versions.get(cell.version)
         if existing is not None and existing is not cell:
             raise CellRegistrationError(

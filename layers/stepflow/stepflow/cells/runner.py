@@ -50,9 +50,14 @@ def cell_reference(action: str) -> tuple[str, str | None] | None:
 
 
 def effect_classes(effects: Any) -> tuple[type[Any], ...] | None:
-    """The classes of a declared effect union (None: any effect may be requested)."""
+    """The classes of a declared effect union (None: any effect may be requested).
+
+    ``None``, ``Never`` and ``NoReturn`` declare no effects: the cell may request none.
+    """
     if effects is Any:
         return None
+    if effects is None or effects is type(None) or effects in (typing.Never, typing.NoReturn):
+        return ()
     origin = typing.get_origin(effects)
     if origin is typing.Annotated:
         return effect_classes(typing.get_args(effects)[0])
@@ -111,7 +116,7 @@ class CellRuntime:
             cell=cell.key(),
             execution_arn=str(body.get("execution_arn", "")),
             state_name=str(body.get("state_name", "")),
-            attempt=str(body.get("attempt_id") or body.get("task_id", "")),
+            attempt=_attempt(body),
             journal=self.journal,
             handlers=self.handlers,
             declared=effect_classes(cell.contract().effects),
@@ -138,14 +143,25 @@ class CellRuntime:
 
     def _outcome(self, cell: AnyCell, ctx: CellContext[Any], data: BaseModel) -> TaskOutcome:
         contract = cell.contract()
+        failed: TaskOutcome | None = None
+        result: Any = None
         try:
             result = cell().run(ctx, data)
         except BusinessError as exc:
-            return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
+            failed = TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
         except (EffectFailure, NonDeterministicError, UndeclaredEffectError) as exc:
-            return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
-        except Exception as exc:  # the cell's own failure, named as Lambda names one
-            return TaskOutcome.failed(type(exc).__name__, str(exc)[:_MAX_CAUSE])
+            failed = TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
+        except (Exception, SystemExit) as exc:  # the cell's own failure, named as Lambda does
+            failed = TaskOutcome.failed(type(exc).__name__, str(exc)[:_MAX_CAUSE])
+        if failed is None:
+            ctx.check_complete()
+        stopped = ctx.stopped
+        if isinstance(stopped, NonDeterministicError):  # whatever the cell made of it
+            return TaskOutcome.failed(stopped.error, stopped.cause[:_MAX_CAUSE])
+        if stopped is not None:  # the journal failed: deliver this attempt again, same keys
+            raise stopped
+        if failed is not None:
+            return failed
         try:
             output = contract.output.model_validate(result)
         except ValidationError as exc:
@@ -156,6 +172,17 @@ class CellRuntime:
                 ],
             )
         return TaskOutcome.succeeded(output.model_dump(mode="json"))
+
+
+def _attempt(body: dict[str, Any]) -> str:
+    """The attempt id the journal keys are made of; refused when the message has none."""
+    attempt = str(body.get("attempt_id") or body.get("task_id") or "")
+    if not attempt or not body.get("execution_arn"):
+        raise ValueError(
+            "a cell task message names no execution and attempt: its effects "
+            "could not be told apart from another attempt's"
+        )
+    return attempt
 
 
 def _with_traces(outcome: TaskOutcome, ctx: CellContext[Any]) -> TaskOutcome:
