@@ -1,7 +1,7 @@
 """A cells module for the cell-queue tests: a 3-effect cell whose handler counts its calls.
 
 ``stepflow worker --cells tests/worker/cells_module.py`` loads it in a worker
-process: each performed effect appends ``<pid> <n> <idempotency token>`` to the
+process: each performed effect appends ``<pid> <n> <attempt> <idempotency token>`` to the
 file ``CELLS_CALLS`` names, and the process dies (``os._exit``) when it is asked
 for effect ``CELLS_CRASH_AT`` (a crash after the effects before it, before that
 one happens). In-process tests register :class:`ThreeBumps` with their own handler.
@@ -63,5 +63,5 @@ def bump(effect: Bump, call: EffectCall) -> Step:
     path = os.environ.get("CELLS_CALLS")
     if path:
         with open(path, "a", encoding="utf-8") as calls:
-            calls.write(f"{os.getpid()} {effect.n} {call.key.token}\n")
+            calls.write(f"{os.getpid()} {effect.n} {call.key.attempt} {call.key.token}\n")
     return Step(n=effect.n + 10)
