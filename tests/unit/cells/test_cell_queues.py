@@ -298,3 +298,21 @@ def test_the_handler_refuses_input_that_is_no_cell_task() -> None:
         with pytest.raises(TaskFailure) as failed:
             handler(hostile, context)
         assert failed.value.error == "StepFlow.Cell.InvalidTask"
+
+
+def test_a_malformed_setting_is_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pydantic import ValidationError
+    from stepflow.aws.settings import Settings
+    from stepflow.cli import main
+    from stepflow.local import LocalStack
+
+    with pytest.raises(ValidationError, match="STEPFLOW_CELL_QUEUES"):
+        Settings.model_validate({"TABLE_NAME": "t", "STEPFLOW_CELL_QUEUES": "pay"})
+    good = Settings.model_validate({"TABLE_NAME": "t", "STEPFLOW_CELL_QUEUES": "pay:2=q,*=r"})
+    assert CellQueues.parse(good.cell_queues).routes == {"pay:2": "q", "*": "r"}
+    with pytest.raises(CellQueueError):
+        LocalStack(port=0, cell_queues="*=a b").start()
+    assert main(["local", "--port", "0", "--cells-queue", "nope"]) == 2
+    assert "STEPFLOW_CELL_QUEUES" in capsys.readouterr().err
