@@ -19,7 +19,7 @@ from stepflow.cells import CellModules, CellRegistry, EffectCall, EffectHandlers
 from stepflow.cells.journal import EffectRecord, LogJournal
 from stepflow.cells.queues import CellQueueError, CellQueues, activity_name
 from stepflow.engine.codec import decode_state
-from stepflow.testing import WorkflowEnvironment
+from stepflow.testing import WorkflowEnvironment, open_environment
 from stepflow.worker import CellHandler, ServiceClient, TaskContext, TaskFailure, Worker
 
 from tests.worker.cells_module import Bump, Step, ThreeBumps
@@ -201,8 +201,16 @@ def open_task(env: WorkflowEnvironment, arn: str) -> str:
     return task_id
 
 
-def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker() -> None:
-    env = WorkflowEnvironment(cell_queues="*=orders")
+@pytest.fixture(params=["memory", "moto"])
+def env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnvironment]:
+    """The environment routing every cell to queue ``orders``: in memory, and on moto."""
+    with open_environment(request.param, cell_queues="*=orders") as environment:
+        yield environment
+
+
+def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker(
+    env: WorkflowEnvironment,
+) -> None:
     arn = started(env)
     task_id = open_task(env, arn)
     calls = Calls()
@@ -243,8 +251,9 @@ def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker
     )
 
 
-def test_a_stalled_worker_neither_overwrites_records_nor_performs_another_effect() -> None:
-    env = WorkflowEnvironment(cell_queues="*=orders")
+def test_a_stalled_worker_neither_overwrites_records_nor_performs_another_effect(
+    env: WorkflowEnvironment,
+) -> None:
     arn = started(env)
     task_id = open_task(env, arn)
     calls = Calls()
