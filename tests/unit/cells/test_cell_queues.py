@@ -325,3 +325,37 @@ def test_a_malformed_setting_is_refused_before_anything_runs(
         LocalStack(port=0, cell_queues="*=a b").start()
     assert main(["local", "--port", "0", "--cells-queue", "nope"]) == 2
     assert "STEPFLOW_CELL_QUEUES" in capsys.readouterr().err
+
+
+def test_a_compensation_routed_to_a_worker_ends_as_it_does_inline() -> None:
+    compensate = "arn:aws:states:::stepflow:saga:compensate"
+    saga = {
+        "StartAt": "Bump",
+        "States": {
+            "Bump": {"Type": "Task", "Resource": CELL, "Next": "Undo"},
+            "Undo": {"Type": "Task", "Resource": compensate, "End": True},
+        },
+    }
+    inline = WorkflowEnvironment(cells=modules(Calls(), "inline"))
+    inline_arn = inline.start(saga, {"start": 1})
+    inline.run(inline_arn)
+    routed = WorkflowEnvironment(cell_queues="*=undo")  # the cell and its compensation
+    arn = routed.start(saga, {"start": 1})
+    routed.run_until_idle()
+    client = Recording(routed)
+    handler = CellHandler(modules(Calls(), "a"), routed.log)
+    undo = QUEUE_ARN.replace("stepflow-cells-orders", activity_name("undo"))
+    served = Worker(client, undo, handler, concurrency=1, heartbeat_seconds=60, grace_seconds=0.2)
+    with serving(served):
+        until(lambda: routed.describe(arn)["status"] != "RUNNING")
+    assert len(client.tasks) == 2  # the cell, then the compensation, each handed out once
+    expected, found = inline.describe(inline_arn), routed.describe(arn)
+    for field in ("status", "output", "error", "cause"):
+        assert found.get(field) == expected.get(field), field
+
+    # The same Task events, whether it ran inline or on a worker (per-effect StepFlow*
+    # events come with inline results only: docs/cells-workers.md, "Limits").
+    def tasks(events: list[dict[str, Any]]) -> list[str]:
+        return [e["type"] for e in events if not e["type"].startswith("StepFlow")]
+
+    assert tasks(routed.history(arn)) == tasks(inline.history(inline_arn))
