@@ -327,6 +327,55 @@ def test_a_malformed_setting_is_refused_before_anything_runs(
     assert "STEPFLOW_CELL_QUEUES" in capsys.readouterr().err
 
 
+def inline_and_routed(
+    definition: dict[str, Any], payload: Any, tasks: int
+) -> tuple[dict[str, Any], dict[str, Any], list[list[str]]]:
+    """Run ``definition`` inline, then with every cell on a worker; both ends and histories.
+
+    ``tasks``: how many tasks the worker must be handed (each once).
+    """
+    inline = WorkflowEnvironment(cells=modules(Calls(), "inline"))
+    inline_arn = inline.start(definition, payload)
+    inline.run(inline_arn)
+    routed = WorkflowEnvironment(cell_queues="*=undo")  # cells and compensations
+    arn = routed.start(definition, payload)
+    routed.run_until_idle()
+    client = Recording(routed)
+    handler = CellHandler(modules(Calls(), "a"), routed.log)
+    undo = QUEUE_ARN.replace("stepflow-cells-orders", activity_name("undo"))
+    served = Worker(client, undo, handler, concurrency=1, heartbeat_seconds=60, grace_seconds=0.2)
+    with serving(served):
+        until(lambda: routed.describe(arn)["status"] != "RUNNING")
+    assert len(client.tasks) == tasks  # each handed out once
+
+    # Per-effect StepFlow* events come with inline results only (cells-workers.md, "Limits").
+    def types(events: list[dict[str, Any]]) -> list[str]:
+        return [e["type"] for e in events if not e["type"].startswith("StepFlow")]
+
+    histories = [types(inline.history(inline_arn)), types(routed.history(arn))]
+    return inline.describe(inline_arn), routed.describe(arn), histories
+
+
+FIELDS = ("status", "output", "error", "cause")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"start": 1},
+        {"start": "one"},  # the wrong type: StepFlow.Cell.InvalidInput
+        {},  # missing
+        {"start": 10**30},  # huge
+        {"start": 1, "extra": ["x" * 1000] * 50},  # large
+        [{"start": 1}],  # not an object
+    ],
+)
+def test_a_cell_on_a_worker_ends_as_it_does_inline(payload: Any) -> None:
+    expected, found, (inline_types, routed_types) = inline_and_routed(MACHINE, payload, 1)
+    assert {f: found.get(f) for f in FIELDS} == {f: expected.get(f) for f in FIELDS}
+    assert routed_types == inline_types
+
+
 def test_a_compensation_routed_to_a_worker_ends_as_it_does_inline() -> None:
     compensate = "arn:aws:states:::stepflow:saga:compensate"
     saga = {
@@ -336,26 +385,6 @@ def test_a_compensation_routed_to_a_worker_ends_as_it_does_inline() -> None:
             "Undo": {"Type": "Task", "Resource": compensate, "End": True},
         },
     }
-    inline = WorkflowEnvironment(cells=modules(Calls(), "inline"))
-    inline_arn = inline.start(saga, {"start": 1})
-    inline.run(inline_arn)
-    routed = WorkflowEnvironment(cell_queues="*=undo")  # the cell and its compensation
-    arn = routed.start(saga, {"start": 1})
-    routed.run_until_idle()
-    client = Recording(routed)
-    handler = CellHandler(modules(Calls(), "a"), routed.log)
-    undo = QUEUE_ARN.replace("stepflow-cells-orders", activity_name("undo"))
-    served = Worker(client, undo, handler, concurrency=1, heartbeat_seconds=60, grace_seconds=0.2)
-    with serving(served):
-        until(lambda: routed.describe(arn)["status"] != "RUNNING")
-    assert len(client.tasks) == 2  # the cell, then the compensation, each handed out once
-    expected, found = inline.describe(inline_arn), routed.describe(arn)
-    for field in ("status", "output", "error", "cause"):
-        assert found.get(field) == expected.get(field), field
-
-    # The same Task events, whether it ran inline or on a worker (per-effect StepFlow*
-    # events come with inline results only: docs/cells-workers.md, "Limits").
-    def tasks(events: list[dict[str, Any]]) -> list[str]:
-        return [e["type"] for e in events if not e["type"].startswith("StepFlow")]
-
-    assert tasks(routed.history(arn)) == tasks(inline.history(inline_arn))
+    expected, found, (inline_types, routed_types) = inline_and_routed(saga, {"start": 1}, 2)
+    assert {f: found.get(f) for f in FIELDS} == {f: expected.get(f) for f in FIELDS}
+    assert routed_types == inline_types
