@@ -267,12 +267,12 @@ def _local(args: argparse.Namespace) -> int:
         else:
             print(
                 f"  aws stepfunctions list-state-machines --endpoint-url {stack.url}\n"
-                f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')\n"
-                "Ctrl-C stops it.",
+                f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')",
+                *(f"\n  {line}" for line in stack.worker_commands()),
+                "\nCtrl-C stops it.",
+                sep="",
                 flush=True,
             )
-            for line in stack.worker_commands():
-                print(f"  {line}", flush=True)
             status = []
         received: list[signal.Signals] = []
         while not received and not status:
