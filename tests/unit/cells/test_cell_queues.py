@@ -388,3 +388,24 @@ def test_a_compensation_routed_to_a_worker_ends_as_it_does_inline() -> None:
     expected, found, (inline_types, routed_types) = inline_and_routed(saga, {"start": 1}, 2)
     assert {f: found.get(f) for f in FIELDS} == {f: expected.get(f) for f in FIELDS}
     assert routed_types == inline_types
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "error"),
+    [
+        ({"TimeoutSeconds": 5}, "States.Timeout"),
+        ({"HeartbeatSeconds": 5}, "States.HeartbeatTimeout"),
+    ],
+)
+def test_a_routed_cell_no_worker_serves_times_out_as_a_task(
+    timeouts: dict[str, int], error: str
+) -> None:
+    env = WorkflowEnvironment(cell_queues="*=nobody")
+    state = {"Type": "Task", "Resource": CELL, "End": True, **timeouts}
+    arn = env.start({"StartAt": "Bump", "States": {"Bump": state}}, {"start": 1})
+    env.advance(4)
+    assert env.describe(arn)["status"] == "RUNNING"  # waiting on its queue
+    env.advance(2)
+    assert env.describe(arn)["status"] == "FAILED"
+    assert env.describe(arn)["error"] == error
+    assert [e["type"] for e in env.history(arn)][-3:-1] == ["TaskStarted", "TaskTimedOut"]

@@ -18,6 +18,7 @@ never overwritten (the late writer gets the stored one back).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.leases import LeaseLog
 from stepflow.worker.context import TaskContext, TaskFailure
 
+RECENT = 64
+"""How many tasks' journals a :class:`CellHandler` keeps for inspection."""
 INVALID_TASK = "StepFlow.Cell.InvalidTask"
 LEASE_LOST = "StepFlow.Cell.LeaseLost"
 
@@ -89,8 +92,8 @@ class CellHandler:
         self, modules: CellModules, log: LeaseLog, clients: TaskClients | None = None
     ) -> None:
         self.modules, self.log, self.clients = modules, log, clients
-        self.journals: list[FencedJournal] = []
-        """The journal of each task run so far (tests read their lease checks)."""
+        self.journals: deque[FencedJournal] = deque(maxlen=RECENT)
+        """The journals of the latest tasks run (tests read their lease checks)."""
 
     def __call__(self, data: Any, context: TaskContext) -> Any:
         """Run the cell task of ``data`` (the envelope); its output, or :class:`TaskFailure`."""
