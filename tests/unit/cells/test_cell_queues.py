@@ -409,3 +409,24 @@ def test_a_routed_cell_no_worker_serves_times_out_as_a_task(
     assert env.describe(arn)["status"] == "FAILED"
     assert env.describe(arn)["error"] == error
     assert [e["type"] for e in env.history(arn)][-3:-1] == ["TaskStarted", "TaskTimedOut"]
+
+
+def test_many_cells_on_competing_workers_perform_each_effect_once() -> None:
+    env = WorkflowEnvironment(cell_queues="*=orders")
+    arns = [env.start(MACHINE, {"start": i}) for i in range(12)]
+    env.run_until_idle()
+    calls = Calls()
+    clients = [Recording(env) for _ in range(3)]
+    workers = [
+        Worker(client, QUEUE_ARN, CellHandler(modules(calls, f"w{i}"), env.log), concurrency=2)
+        for i, client in enumerate(clients)
+    ]
+    with serving(workers[0]), serving(workers[1]), serving(workers[2]):
+        until(lambda: sum(w.counts["succeeded"] for w in workers) == 12)
+    env.run_until_idle()
+    assert [env.describe(arn)["output"] for arn in arns] == [
+        f'{{"total":{i + 33}}}' for i in range(12)
+    ]
+    assert sum(len(c.tasks) for c in clients) == 12  # each task handed out once
+    tokens = [token for _, _, token in calls.done]
+    assert len(tokens) == 36 and len(set(tokens)) == 36  # each effect of each run once
