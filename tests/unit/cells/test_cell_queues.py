@@ -1,138 +1,33 @@
-"""Cells on a task queue, in memory: routing, workers, crashes, stale workers (cells-workers.md).
+"""Cells on a task queue, in memory: routing, and a worker's run the same as inline.
 
-The environment's stepper loads no cell at all: a routed cell can only run on
-a worker. Workers are real :class:`~stepflow.worker.Worker` threads over a
-:class:`~stepflow.worker.ServiceClient`; leases run on the virtual clock, so a
-lease runs out when the test advances it.
+The routed environment's stepper loads no cell at all: a routed cell can only
+run on a worker (cells-workers.md). Crashes, stalls and competing workers:
+test_cell_workers.py.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from stepflow.activities import ActivityError
-from stepflow.cells import CellModules, CellRegistry, EffectCall, EffectHandlers, IdempotencyKey
-from stepflow.cells.journal import EffectRecord, LogJournal
+from stepflow.cells import IdempotencyKey
 from stepflow.cells.queues import CellQueueError, CellQueues, activity_name
-from stepflow.engine.codec import decode_state
-from stepflow.testing import WorkflowEnvironment, open_environment
-from stepflow.worker import CellHandler, ServiceClient, TaskContext, TaskFailure, Worker
+from stepflow.testing import WorkflowEnvironment
+from stepflow.worker import CellHandler, TaskContext, TaskFailure, Worker
 
-from tests.worker.cells_module import Bump, Step, ThreeBumps
-
-WAIT = 10.0  # a bound for thread hand-offs; never reached when things work
-CELL = "arn:aws:states:::stepflow:cell:three-bumps"
-QUEUE_ARN = f"arn:aws:states:us-east-1:123456789012:activity:{activity_name('orders')}"
-MACHINE = {"StartAt": "Bump", "States": {"Bump": {"Type": "Task", "Resource": CELL, "End": True}}}
-
-
-def until(condition: Callable[[], bool]) -> None:
-    event = threading.Event()
-    for _ in range(int(WAIT / 0.01)):
-        if condition():
-            return
-        event.wait(0.01)
-    raise AssertionError("condition not reached")
-
-
-class Calls:
-    """Every performed effect, by worker: (worker, n, idempotency token)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.done: list[tuple[str, int, str]] = []
-
-    def of(self, n: int) -> list[str]:
-        return [who for who, m, _ in self.done if m == n]
-
-
-def modules(
-    calls: Calls, who: str, before: Callable[[int], None] = lambda n: None, plus: int = 10
-) -> CellModules:
-    """ThreeBumps with a handler that records its calls as ``who`` (result n + ``plus``)."""
-
-    def bump(effect: Bump, call: EffectCall) -> Step:
-        before(effect.n)
-        with calls.lock:
-            calls.done.append((who, effect.n, call.key.token))
-        return Step(n=effect.n + plus)
-
-    handlers = EffectHandlers()
-    handlers.register(Bump, bump)
-    cells = CellRegistry()
-    cells.register(ThreeBumps)
-    return CellModules(cells, handlers)
-
-
-class Recording(ServiceClient):
-    """A ServiceClient that keeps each task it is handed; ``dead`` makes it a dead process."""
-
-    def __init__(self, env: WorkflowEnvironment) -> None:
-        super().__init__(env.activities, wait_seconds=0.05)
-        self.tasks: list[dict[str, Any]] = []
-        self.dead = False
-
-    def _alive(self) -> None:
-        if self.dead:
-            raise ConnectionError("this worker's process is gone")
-
-    def get_activity_task(self, **kwargs: Any) -> dict[str, Any]:
-        self._alive()
-        task = super().get_activity_task(**kwargs)
-        if task:
-            self.tasks.append(task)
-        return task
-
-    def send_task_success(self, **kwargs: Any) -> Any:
-        self._alive()
-        return super().send_task_success(**kwargs)
-
-    def send_task_failure(self, **kwargs: Any) -> Any:
-        self._alive()
-        return super().send_task_failure(**kwargs)
-
-    def send_task_heartbeat(self, **kwargs: Any) -> Any:
-        self._alive()
-        return super().send_task_heartbeat(**kwargs)
-
-    def release_task(self, **kwargs: Any) -> Any:
-        self._alive()
-        return super().release_task(**kwargs)
-
-
-@contextmanager
-def serving(worker: Worker) -> Iterator[Worker]:
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(WAIT)
-
-
-def worker(client: ServiceClient, handler: CellHandler, name: str) -> Worker:
-    # Heartbeats every minute of real time: none is sent while a test runs, so a
-    # lease lasts exactly the service's lease_seconds of virtual time.
-    return Worker(
-        client,
-        QUEUE_ARN,
-        handler,
-        concurrency=1,
-        name=name,
-        heartbeat_seconds=60,
-        grace_seconds=0.2,
-    )
-
-
-def started(env: WorkflowEnvironment, start: int = 1) -> str:
-    arn = env.start(MACHINE, {"start": start})
-    env.run_until_idle()
-    return arn
+from tests.unit.cells.queue_support import (
+    CELL,
+    MACHINE,
+    QUEUE_ARN,
+    Calls,
+    Recording,
+    modules,
+    open_task,
+    serving,
+    started,
+    until,
+    worker,
+)
 
 
 def test_routes_pick_the_queue_by_name_major_and_star() -> None:
@@ -191,110 +86,6 @@ def test_a_routed_cell_runs_on_a_worker_with_the_keys_of_an_inline_run() -> None
     inline_env = WorkflowEnvironment(cells=modules(Calls(), "inline"))
     inline_arn = started(inline_env)
     assert inline_env.describe(inline_arn)["output"] == '{"total":34}'
-
-
-def open_task(env: WorkflowEnvironment, arn: str) -> str:
-    """The id (the attempt id) of the execution's one open task."""
-    record = env.log.get(arn)
-    assert record is not None
-    [task_id] = decode_state(record.state).tasks
-    return task_id
-
-
-@pytest.fixture(params=["memory", "moto"])
-def env(request: pytest.FixtureRequest) -> Iterator[WorkflowEnvironment]:
-    """The environment routing every cell to queue ``orders``: in memory, and on moto."""
-    with open_environment(request.param, cell_queues="*=orders") as environment:
-        yield environment
-
-
-def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker(
-    env: WorkflowEnvironment,
-) -> None:
-    arn = started(env)
-    task_id = open_task(env, arn)
-    calls = Calls()
-    first, second = Recording(env), Recording(env)
-
-    class Crash(BaseException):
-        """The process dies in the middle of the cell (nothing catches it)."""
-
-    def crash_at_third(n: int) -> None:
-        if n == 2:
-            first.dead = True  # no report, release or heartbeat leaves the process
-            raise Crash
-
-    a = worker(first, CellHandler(modules(calls, "a", crash_at_third), env.log), "a")
-    with serving(a):
-        until(lambda: first.dead)
-        b = worker(second, CellHandler(modules(calls, "b"), env.log), "b")
-        with serving(b):
-            # While a's lease lives, b is handed nothing (one delivery per lease).
-            threading.Event().wait(0.3)
-            assert second.tasks == []
-            env.advance(61)  # a's lease (60 s) runs out
-            until(lambda: b.counts["succeeded"] == 1)
-    env.run_until_idle()
-    assert env.describe(arn)["output"] == '{"total":34}'
-    assert calls.of(0) == ["a"] and calls.of(1) == ["a"]  # zero more times
-    assert calls.of(2) == ["b"]  # exactly once
-    assert len(first.tasks) == 1 and len(second.tasks) == 1  # one hand-out per lease
-    assert [e["type"] for e in env.history(arn)].count("TaskStarted") == 1
-    # The crashed worker's token names a superseded delivery: its report is refused.
-    stale = first.tasks[0]["taskToken"]
-    with pytest.raises(ActivityError) as refused:
-        env.activities.send_task_success({"taskToken": stale, "output": '{"total":0}'})
-    assert refused.value.code in ("TaskTimedOut", "InvalidToken")
-    key = IdempotencyKey(arn, "Bump", task_id, 2, "run")
-    assert LogJournal(env.log).recorded(key) == EffectRecord(
-        Bump(n=2).effect_name(), Bump(n=2).digest(), True, {"n": 12}
-    )
-
-
-def test_a_stalled_worker_neither_overwrites_records_nor_performs_another_effect(
-    env: WorkflowEnvironment,
-) -> None:
-    arn = started(env)
-    task_id = open_task(env, arn)
-    calls = Calls()
-    a_stalls, b_stalls = threading.Event(), threading.Event()
-    a_in, b_in = threading.Event(), threading.Event()
-
-    def a_before(n: int) -> None:
-        if n == 1:  # a stalls in effect 1 (GC pause, network): its lease runs out
-            a_in.set()
-            a_stalls.wait(WAIT)
-
-    def b_before(n: int) -> None:
-        if n == 2:  # b is in effect 2 when a wakes up
-            b_in.set()
-            b_stalls.wait(WAIT)
-
-    first, second = Recording(env), Recording(env)
-    a_handler = CellHandler(modules(calls, "a", a_before, plus=10), env.log)
-    b_handler = CellHandler(modules(calls, "b", b_before, plus=100), env.log)
-    a = worker(first, a_handler, "a")
-    b = worker(second, b_handler, "b")
-    with serving(a):
-        until(a_in.is_set)
-        with serving(b):
-            env.advance(61)
-            until(b_in.is_set)  # b replayed effect 0, performed 1, is in 2 (no record yet)
-            a_stalls.set()  # a wakes: records 1 (too late), then must not perform 2
-            until(lambda: a.counts["refused"] == 1)
-            b_stalls.set()
-            until(lambda: b.counts["succeeded"] == 1)
-    env.run_until_idle()
-    assert calls.of(0) == ["a"]
-    assert sorted(calls.of(1)) == ["a", "b"]  # a's was in flight when its lease ran out
-    assert calls.of(2) == ["b"]  # the fence: a stopped before it
-    [journal] = a_handler.journals
-    assert journal.lost.is_set()
-    # b's record of effect 1 stands; a's late write got it back instead of overwriting it.
-    key = IdempotencyKey(arn, "Bump", task_id, 1, "run")
-    recorded = LogJournal(env.log).recorded(key)
-    assert recorded is not None and recorded.result == {"n": 101}
-    assert env.describe(arn)["output"] == f'{{"total":{1 + 10 + 101 + 102}}}'
 
 
 def test_the_handler_refuses_input_that_is_no_cell_task() -> None:
@@ -409,24 +200,3 @@ def test_a_routed_cell_no_worker_serves_times_out_as_a_task(
     assert env.describe(arn)["status"] == "FAILED"
     assert env.describe(arn)["error"] == error
     assert [e["type"] for e in env.history(arn)][-3:-1] == ["TaskStarted", "TaskTimedOut"]
-
-
-def test_many_cells_on_competing_workers_perform_each_effect_once() -> None:
-    env = WorkflowEnvironment(cell_queues="*=orders")
-    arns = [env.start(MACHINE, {"start": i}) for i in range(12)]
-    env.run_until_idle()
-    calls = Calls()
-    clients = [Recording(env) for _ in range(3)]
-    workers = [
-        Worker(client, QUEUE_ARN, CellHandler(modules(calls, f"w{i}"), env.log), concurrency=2)
-        for i, client in enumerate(clients)
-    ]
-    with serving(workers[0]), serving(workers[1]), serving(workers[2]):
-        until(lambda: sum(w.counts["succeeded"] for w in workers) == 12)
-    env.run_until_idle()
-    assert [env.describe(arn)["output"] for arn in arns] == [
-        f'{{"total":{i + 33}}}' for i in range(12)
-    ]
-    assert sum(len(c.tasks) for c in clients) == 12  # each task handed out once
-    tokens = [token for _, _, token in calls.done]
-    assert len(tokens) == 36 and len(set(tokens)) == 36  # each effect of each run once
