@@ -200,3 +200,19 @@ def test_a_routed_cell_no_worker_serves_times_out_as_a_task(
     assert env.describe(arn)["status"] == "FAILED"
     assert env.describe(arn)["error"] == error
     assert [e["type"] for e in env.history(arn)][-3:-1] == ["TaskStarted", "TaskTimedOut"]
+
+
+def test_a_cell_queue_that_cannot_be_created_fails_the_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = WorkflowEnvironment(cell_queues="*=orders")
+
+    def denied(name: str, tags: Any) -> None:
+        raise PermissionError("AccessDenied: sqs:CreateQueue")
+
+    monkeypatch.setattr(env.queue, "create", denied)
+    arn = env.start(MACHINE, {"start": 1})
+    env.run(arn)
+    described = env.describe(arn)
+    assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
+    assert "stepflow worker --cells ... --queue orders" in described["cause"]

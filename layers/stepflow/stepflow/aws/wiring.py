@@ -288,7 +288,12 @@ class Wiring:
         if not queues:
             return activities
         return CellRouter(
-            queues, self.task_queue, signer=self.signer, inner=activities, clock=self.clock
+            queues,
+            self.task_queue,
+            signer=self.signer,
+            inner=activities,
+            bus=self.bus,
+            clock=self.clock,
         )
 
     @cached_property

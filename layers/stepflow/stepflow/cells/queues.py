@@ -24,6 +24,7 @@ workflow never sees it.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -34,10 +35,15 @@ from stepflow.activities.catalog import TAG_CREATED, TAG_NAME
 from stepflow.activities.names import queue_name
 from stepflow.cells.model import NAME
 from stepflow.cells.runner import SERVICE, cell_reference
+from stepflow.engine import TaskFailed
 from stepflow.engine.resources import describe
-from stepflow.runtime.messages import Message
+from stepflow.errors import StatesErrorName
+from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.ports import MessageBus
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue, TaskRouter
+
+logger = logging.getLogger(__name__)
 
 SETTING = "STEPFLOW_CELL_QUEUES"
 ACTIVITY_PREFIX = "stepflow-cells-"
@@ -186,7 +192,9 @@ class CellRouter:
     Every other task goes to ``inner`` (the activity router), if any. A queue
     that does not exist yet is created, tagged as its activity, so a task
     waits there for a worker (within the Task's ``TimeoutSeconds``) rather
-    than failing before the first worker started.
+    than failing before the first worker started. Where it cannot be created,
+    the task fails with ``States.Runtime``, reported through ``bus`` (as a task
+    on a missing activity does).
     """
 
     def __init__(
@@ -196,10 +204,11 @@ class CellRouter:
         *,
         signer: MessageSigner,
         inner: TaskRouter | None = None,
+        bus: MessageBus | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.queues, self.queue, self.signer = queues, queue, signer
-        self.inner, self.clock = inner, clock
+        self.inner, self.bus, self.clock = inner, bus, clock
 
     def _queue(self, message: Message) -> str | None:
         if message.kind != "task" or message.body.get("op") is not None:
@@ -224,6 +233,20 @@ class CellRouter:
         signed = self.signer.sign(wrapped)
         try:
             self.queue.send(queue_name(name), signed)
+            return
         except QueueDoesNotExistError:
+            pass
+        try:
             self.queue.create(queue_name(name), {TAG_NAME: name, TAG_CREATED: repr(self.clock())})
             self.queue.send(queue_name(name), signed)
+        except Exception as exc:  # e.g. a process not allowed to create queues (the runner)
+            if self.bus is None:
+                raise
+            logger.warning("no cell queue", extra={"queue": routed, "error": repr(exc)})
+            cause = (
+                f"The cell queue '{routed}' (activity '{name}') does not exist and could not "
+                f"be created: start 'stepflow worker --cells ... --queue {routed}' first."
+            )
+            failed = TaskFailed(str(message.body["task_id"]), StatesErrorName.RUNTIME, cause)
+            result_id = f"{message.id}#result"
+            self.bus.send(Message(message.execution_arn, result_id, "event", encode_event(failed)))

@@ -219,7 +219,12 @@ class WorkflowEnvironment:
         if not queues:
             return self.router
         return CellRouter(
-            queues, self.queue, signer=self.bus.signer, inner=self.router, clock=self.now
+            queues,
+            self.queue,
+            signer=self.bus.signer,
+            inner=self.router,
+            bus=self.bus,
+            clock=self.now,
         )
 
     def now(self) -> float:
