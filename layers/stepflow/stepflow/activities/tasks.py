@@ -242,7 +242,8 @@ class TaskService:
         if not isinstance(resource, str):
             return False
         info = describe(resource)
-        return info.kind == "activity" or info.service == "stepflow"
+        routable = info.service == "stepflow" and info.pattern == "request-response"
+        return info.kind == "activity" or routable
 
     def _hand_out(self, lease: Lease, worker: str | None) -> dict[str, Any] | None:
         """Record a delivery of the task in ``lease`` and return it; None if it is not open.
