@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from stepflow.cells import load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
+from stepflow.runtime.leases import LeaseLog
 from stepflow.worker.cells import CellHandler, cell_activity
 from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
@@ -63,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(
-    args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None, log: Any = None
+    args: argparse.Namespace,
+    err: TextIO = sys.stderr,
+    client: Any = None,
+    log: LeaseLog | None = None,
 ) -> int:
     """Run the worker the parsed ``args`` describe until SIGTERM/SIGINT; the exit status.
 
@@ -76,7 +80,7 @@ def run(
     return _serve(worker, args, err)
 
 
-def build(args: argparse.Namespace, client: Any = None, log: Any = None) -> Worker:
+def build(args: argparse.Namespace, client: Any = None, log: LeaseLog | None = None) -> Worker:
     """The worker ``args`` describe (an activity's handler, or a cell queue's cells)."""
     if args.concurrency < 1:
         raise WorkerUsageError("--concurrency must be at least 1")
@@ -85,8 +89,7 @@ def build(args: argparse.Namespace, client: Any = None, log: Any = None) -> Work
         raise WorkerUsageError("give either --cells and --queue, or --activity and a handler")
     if not cells and not (args.handler and args.activity):
         raise WorkerUsageError("give --activity and a handler (or --cells and --queue)")
-    handler: Handler
-    handler = _cell_handler(args, log) if cells else load_handler(args.handler)
+    handler: Handler = _cell_handler(args, log) if cells else load_handler(args.handler)
     if client is None:
         client = ReleasingClient(
             _boto3_client(args.endpoint_url, args.region), _credentials(args.region)
@@ -112,7 +115,7 @@ def build(args: argparse.Namespace, client: Any = None, log: Any = None) -> Work
     )
 
 
-def _cell_handler(args: argparse.Namespace, log: Any) -> CellHandler:
+def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler:
     """The cells of ``--cells``, journaled in ``log`` or the table ``--table``."""
     if not args.cells or not args.queue:
         raise WorkerUsageError("--cells and --queue go together")
