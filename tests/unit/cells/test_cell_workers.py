@@ -60,7 +60,8 @@ def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker
     a = worker(first, CellHandler(modules(calls, "a", crash_at_third), env.log), "a")
     with serving(a):
         until(lambda: first.dead)
-        b = worker(second, CellHandler(modules(calls, "b"), env.log), "b")
+        b_handler = CellHandler(modules(calls, "b"), env.log)
+        b = worker(second, b_handler, "b")
         with serving(b):
             # While a's lease lives, b is handed nothing (one delivery per lease).
             threading.Event().wait(0.3)
@@ -71,6 +72,8 @@ def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker
     assert env.describe(arn)["output"] == '{"total":34}'
     assert calls.of(0) == ["a"] and calls.of(1) == ["a"]  # zero more times
     assert calls.of(2) == ["b"]  # exactly once
+    [b_journal] = b_handler.journals
+    assert b_journal.checks == 1  # one lease read, for effect 3: none for the replayed two
     assert len(first.tasks) == 1 and len(second.tasks) == 1  # one hand-out per lease
     assert [e["type"] for e in env.history(arn)].count("TaskStarted") == 1
     # The crashed worker's token names a superseded delivery: its report is refused.
