@@ -203,6 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         help="check iam:PassRole: 'iam' (the endpoint's IAM) or {principal: [roles]} "
         "(default: off)",
     )
+    local.add_argument(
+        "--cells-queue",
+        metavar="SELECTOR=QUEUE",
+        action="append",
+        help="run cells on a task queue served by 'stepflow worker --cells' (repeatable; "
+        "SELECTOR: name, name:major, saga:compensate or *; see docs/cells-workers.md)",
+    )
     local.set_defaults(command=_local)
     from stepflow.worker import cli as worker_cli
 
@@ -249,7 +256,11 @@ def _local(args: argparse.Namespace) -> int:
             access_policy=access_policy,
             check_roles=check_roles,
             dynamodb_endpoint=args.dynamodb_endpoint,
+            cell_queues=",".join(args.cells_queue or ()),
         ).start()
+    except ValueError as exc:  # a malformed --cells-queue, before anything started
+        wakeup.close()
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         wakeup.close()
         raise UsageError(
@@ -274,8 +285,10 @@ def _local(args: argparse.Namespace) -> int:
         else:
             print(
                 f"  aws stepfunctions list-state-machines --endpoint-url {stack.url}\n"
-                f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')\n"
-                "Ctrl-C stops it.",
+                f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')",
+                *(f"\n  {line}" for line in stack.worker_commands()),
+                "\nCtrl-C stops it.",
+                sep="",
                 flush=True,
             )
             status = []

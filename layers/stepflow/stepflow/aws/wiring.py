@@ -54,6 +54,7 @@ from stepflow.cells import (
     LogJournal,
     load_modules,
 )
+from stepflow.cells.queues import CellQueues, CellRouter
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
@@ -70,6 +71,7 @@ from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OwnTargetGuard
+from stepflow.runtime.task_queue import TaskRouter
 
 
 class MissingSigningKeyError(RuntimeError):
@@ -300,9 +302,20 @@ class Wiring:
         return builtin_handlers(self.integrations, self.task_clients, http, own)
 
     @cached_property
-    def router(self) -> ActivityRouter:
-        """Activity tasks to their queues."""
-        return ActivityRouter(self.task_queue, self.bus, signer=self.signer)
+    def router(self) -> TaskRouter:
+        """Activity tasks to their queues; the cells ``STEPFLOW_CELL_QUEUES`` routes to theirs."""
+        activities = ActivityRouter(self.task_queue, self.bus, signer=self.signer)
+        queues = CellQueues.parse(self.settings.cell_queues)
+        if not queues:
+            return activities
+        return CellRouter(
+            queues,
+            self.task_queue,
+            signer=self.signer,
+            inner=activities,
+            bus=self.bus,
+            clock=self.clock,
+        )
 
     @cached_property
     def stepper(self) -> Stepper:
@@ -348,6 +361,7 @@ class Wiring:
                 ),
             ),
             signer=self.signer,
+            activity_lease_seconds=self.settings.activity_lease_seconds,
         )
 
     def _stepper(
