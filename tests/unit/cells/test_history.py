@@ -329,14 +329,52 @@ def test_bounding_reports_twice_changes_nothing() -> None:
     assert shown <= ATTEMPT_BYTES
 
 
-def test_a_cell_with_too_many_effects_fails_at_the_history_cap() -> None:
+def test_effects_past_the_history_cap_are_counted_in_one_event_and_the_execution_goes_on() -> None:
     handlers = Handlers()
     limits = Limits(max_events_per_execution=50)
     result = execute(definition(), {"count": 200}, cells=handlers.modules(), limits=limits)
+    assert result.status == "SUCCEEDED", result.cause
+    assert len(handlers.calls) == 200  # all performed, once
+    effects = effect_events(result.history)
+    # recorded while the history is under its cap (ids 5..49), the rest counted
+    assert types(effects) == ["StepFlowEffectSucceeded"] * 45 + ["StepFlowEffectsOmitted"]
+    assert effects[-1][DETAILS_KEY] == {"cell": "three-steps", "omitted": 155}
+    assert types(result.history)[-3:] == ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
+    assert len(result.history) - len(effects) == 7  # the cap counts these only
+    assert_chained(result.history)
+
+
+@pytest.mark.parametrize("count", [0, 200])
+def test_the_history_cap_still_fails_a_runaway_of_ordinary_events(count: int) -> None:
+    # 7 ordinary events (Started, Entered, Scheduled, Started, Succeeded, Exited, Succeeded)
+    handlers = Handlers()
+    limits = Limits(max_events_per_execution=6)
+    result = execute(definition(), {"count": count}, cells=handlers.modules(), limits=limits)
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "max_events_per_execution" in (result.cause or "")
-    assert len(result.history) == 50
-    assert types(result.history)[-1] == "ExecutionFailed"
+    assert len(result.history) - len(effect_events(result.history)) == 6
+    assert types(result.history)[-2:] == ["TaskSucceeded", "ExecutionFailed"]
+    if count:  # TaskStarted is event 4: room for one effect event under the cap
+        effects = effect_events(result.history)
+        assert types(effects) == ["StepFlowEffectSucceeded", "StepFlowEffectsOmitted"]
+        assert effects[-1][DETAILS_KEY]["omitted"] == 199
+
+
+def test_an_execution_full_of_effect_events_can_still_be_redriven() -> None:
+    handlers = Handlers()
+    limits = Limits(max_events_per_execution=60)
+    env = WorkflowEnvironment(cells=handlers.modules(), limits=limits)
+    arn = env.start(definition(), {"count": 200, "charge": 5})
+    env.run(arn)
+    first = env.result(arn)
+    assert (first.status, first.error) == ("FAILED", "Card.Declined")
+    assert len(first.history) > 60  # effect events past the cap's count
+    env.api.call("RedriveExecution", {"executionArn": arn})  # the cap counts 7 events
+    env.run(arn)
+    result = env.result(arn)
+    assert (result.status, result.error) == ("FAILED", "Card.Declined")
+    assert handlers.calls.count(("charge", 5)) == 2  # a new attempt: performed again
+    assert types(result.history).count("ExecutionRedriven") == 1
 
 
 @pytest.mark.parametrize(

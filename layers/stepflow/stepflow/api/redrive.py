@@ -35,8 +35,9 @@ def not_redrivable_reason(
     stopped = record.stop_date if record.stop_date is not None else record.start_date
     if now - stopped > limits.redrive_window_seconds:
         return PERIOD_EXCEEDED
-    # ExecutionRedriven and at least one more event must fit under the cap
-    if state.next_event_id + 1 > limits.max_events_per_execution:
+    # ExecutionRedriven and at least one more event must fit under the cap (which does
+    # not count a cell's effect events)
+    if state.next_event_id - state.effect_events + 1 > limits.max_events_per_execution:
         return EVENT_LIMIT_EXCEEDED
     return None
 

@@ -16,12 +16,17 @@ event per effect, in the order the attempt requested them:
 Every one carries ``stepFlowEffectEventDetails`` (see :func:`effect_details`). The
 ``StepFlow`` prefix marks them as StepFlow's own: no AWS event has it.
 
-The reports travel in queue messages and lease records, so :func:`effect_reports`
-bounds them where the runtime builds the event: an output is JSON text of at most
-:data:`OUTPUT_BYTES` (cut, with ``outputDetails.truncated``), a cause at most
-:data:`CAUSE_BYTES`; once the outputs and causes of one attempt reach
-:data:`ATTEMPT_BYTES` the following ones are left out (``truncated`` too), and past
-:data:`MAX_EFFECT_EVENTS` effects one ``StepFlowEffectsOmitted`` event counts the rest.
+The reports travel with the task's result in queue messages and lease records, so
+:func:`effect_reports` bounds them where the runtime builds the event: an output is JSON
+text of at most :data:`OUTPUT_BYTES` (cut, with ``outputDetails.truncated``), a cause at
+most :data:`CAUSE_BYTES`, every name (effect, token, scope, error, cell, compensation) at
+most :data:`NAME_CHARS` characters; once the outputs and causes of one attempt reach
+:data:`ATTEMPT_BYTES` the following ones are left out (``truncated`` too). The WHOLE
+reports of one attempt (every field, as JSON) are at most :data:`REPORTS_BYTES`: past
+that, and past :data:`MAX_EFFECT_EVENTS` effects, one ``StepFlowEffectsOmitted`` event
+counts the rest. In the history, effect events do not count towards the execution's
+event cap; they are recorded only while the history is under it, the rest counted in
+that one event (see :func:`emit_effects`).
 Pure and deterministic.
 """
 
@@ -30,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from stepflow.data.serialize import dumps
+from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine.resources import describe
 
 if TYPE_CHECKING:
@@ -59,8 +64,17 @@ left out (``truncated``)."""
 MAX_EFFECT_EVENTS = 500
 """The most effect events one attempt records; one ``StepFlowEffectsOmitted`` counts the rest."""
 
-_NAME_CHARS = 256
-"""Effect names, tokens, scopes and error names are short: cut past this."""
+REPORTS_BYTES = 131_072
+"""The most UTF-8 bytes the JSON of one attempt's reports takes, every field counted (with the
+``omitted`` count). With a result of ``max_payload_bytes`` (256 KiB) it stays under what one
+DynamoDB item holds (400 KB): the lease record that keeps the result, and its message."""
+
+NAME_CHARS = 256
+"""Effect names, tokens, scopes, error names, cells and compensations are cut past this."""
+
+_MOST_OMITTED = 10**12
+_COUNT_BYTES = len(dumps({"omitted": _MOST_OMITTED})) + 1
+"""What the ``omitted`` count may take (with its comma)."""
 
 
 def effect_event_type(scope: str, ok: bool, replayed: bool) -> str:
@@ -76,22 +90,25 @@ def effect_reports(traces: Iterable[Any]) -> tuple[dict[str, Any], ...]:
     Each report holds ``index``, ``effect``, ``token``, ``scope``, ``replayed``, ``ok``,
     and where set ``output`` (JSON text), ``truncated``, ``error``, ``cause``,
     ``compensation`` (the name of the effect that undoes it) and ``cell``. Past
-    :data:`MAX_EFFECT_EVENTS` effects, the rest are only counted: a last
-    ``{"omitted": n}``. Entries that are not objects are dropped. Calling this again on
-    its own result gives the same result.
+    :data:`MAX_EFFECT_EVENTS` effects, or once the JSON of the reports would pass
+    :data:`REPORTS_BYTES` (outputs and causes are left out first), the rest are only
+    counted: a last ``{"omitted": n}``. Entries that are not objects are dropped.
+    Calling this again on its own result gives the same result.
     """
     reports: list[dict[str, Any]] = []
     budget = ATTEMPT_BYTES
+    room = REPORTS_BYTES - 2 - _COUNT_BYTES  # the list's brackets, the count
     omitted = 0
     for trace in traces if isinstance(traces, list | tuple) else ():
         if not isinstance(trace, Mapping):
             continue
         if "omitted" in trace:  # an earlier pass's count
             count = trace["omitted"]
-            omitted += count if isinstance(count, int) and count > 0 else 0
+            omitted += count if type(count) is int and count > 0 else 0
+            omitted = min(omitted, _MOST_OMITTED)
             continue
-        if len(reports) >= MAX_EFFECT_EVENTS:
-            omitted += 1
+        if omitted or len(reports) >= MAX_EFFECT_EVENTS:
+            omitted += 1  # the count is of the LAST effects: once one is, every later one is
             continue
         report = _report(trace)
         size = sum(len(report[k].encode()) for k in ("output", "cause") if k in report)
@@ -99,19 +116,33 @@ def effect_reports(traces: Iterable[Any]) -> tuple[dict[str, Any], ...]:
             budget = -1  # left out (now or by an earlier pass): so is every later one
         budget -= size
         if budget < 0:
-            report.pop("output", None)
-            report.pop("cause", None)
-            report["truncated"] = True
+            _strip(report)
+        whole = utf8_size(dumps(report)) + 1
+        if whole > room and budget >= 0:  # the whole bound leaves out outputs from here on
+            budget = -1
+            _strip(report)
+            whole = utf8_size(dumps(report)) + 1
+        if whole > room:
+            omitted += 1
+            continue
+        room -= whole
         reports.append(report)
     if omitted:
         reports.append({"omitted": omitted})
     return tuple(reports)
 
 
+def _strip(report: dict[str, Any]) -> None:
+    """Leave a report's output and cause out (``truncated``)."""
+    report.pop("output", None)
+    report.pop("cause", None)
+    report["truncated"] = True
+
+
 def _report(trace: Mapping[str, Any]) -> dict[str, Any]:
     index = trace.get("index")
     report: dict[str, Any] = {
-        "index": index if isinstance(index, int) and not isinstance(index, bool) else -1,
+        "index": index if type(index) is int and 0 <= index < 2**53 else -1,
         "effect": _name(trace.get("effect")),
         "token": _name(trace.get("token")),
         "scope": _name(trace.get("scope") or "run"),
@@ -170,17 +201,29 @@ def effect_details(report: Mapping[str, Any], cell: str | None) -> dict[str, Any
 
 
 def emit_effects(d: StepContext, frame: Frame, resource: str, effects: Any) -> None:
-    """Record one history event per reported effect of the attempt, in their order."""
+    """Record one history event per reported effect of the attempt, in their order.
+
+    Effect events do not count towards the execution's event cap, and are recorded only
+    while the whole history is under it: those that do not fit are counted in the one
+    ``StepFlowEffectsOmitted`` event (recorded even at the cap, one per attempt). So the
+    effects an attempt performed never fail its execution: its result event, and every
+    ordinary event after it, meet the cap as they would without them.
+    """
     if not effects:
         return
     cell = task_cell(resource)
-    for report in effect_reports(effects):
-        if "omitted" in report:
-            counted = {"omitted": report["omitted"]}
-            d.emit(frame, OMITTED, DETAILS_KEY, {"cell": cell, **counted} if cell else counted)
-            continue
+    reports = list(effect_reports(effects))
+    omitted = reports.pop()["omitted"] if reports and "omitted" in reports[-1] else 0
+    room = d.effect_room()
+    if room is not None and len(reports) > room:
+        omitted += len(reports) - room
+        del reports[room:]
+    for report in reports:
         kind = effect_event_type(str(report["scope"]), bool(report["ok"]), report["replayed"])
-        d.emit(frame, kind, DETAILS_KEY, effect_details(report, cell))
+        d.emit_effect(frame, kind, DETAILS_KEY, effect_details(report, cell))
+    if omitted:
+        counted = {"omitted": omitted}
+        d.emit_effect(frame, OMITTED, DETAILS_KEY, {"cell": cell, **counted} if cell else counted)
 
 
 def task_cell(resource: str) -> str | None:
@@ -201,7 +244,7 @@ def _encode(value: Any) -> str:
 def _name(value: Any) -> str:
     if not isinstance(value, str | int):
         return ""
-    return _cut(str(value)[:_NAME_CHARS], _NAME_CHARS * 4)
+    return _cut(str(value)[:NAME_CHARS], NAME_CHARS * 4)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -125,6 +125,9 @@ class ExecutionState:
     tasks: dict[str, str] = field(default_factory=dict)
     timers: dict[str, tuple[str, str]] = field(default_factory=dict)
     next_event_id: int = 1
+    effect_events: int = 0
+    """How many of the history's events are a cell's effect events (``StepFlowEffect*``,
+    see :mod:`stepflow.engine.effects`): the event cap counts only the others."""
     counter: int = 0
     output: Any = None
     error: str | None = None

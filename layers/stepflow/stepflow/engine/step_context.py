@@ -64,6 +64,14 @@ class StepContext(EvalContext, Protocol):
         """Append a history event on ``frame``'s thread and return its id."""
         ...
 
+    def emit_effect(self, frame: Frame, type_: str, key: str, details: Any) -> None:
+        """Append one of a cell's effect events (not counted by the event cap)."""
+        ...
+
+    def effect_room(self) -> int | None:
+        """How many effect events the history still has room for under its cap (None: no cap)."""
+        ...
+
     def new_id(self, prefix: str) -> str:
         """A fresh id, unique within the execution."""
         ...

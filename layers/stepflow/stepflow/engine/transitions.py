@@ -119,11 +119,12 @@ class Transitions:
             return frame.prev_id
         s = self.state
         event_id = s.next_event_id
+        counted = event_id - s.effect_events  # effect events do not count (emit_effect)
         if (
             self.max_events is not None
-            and event_id >= self.max_events
+            and counted >= self.max_events
             and not self.capped
-            and (event_id > self.max_events or type_ not in _ENDINGS)
+            and (counted > self.max_events or type_ not in _ENDINGS)
         ):  # the cap's own slot is kept for the event that ends the execution
             raise EventLimitReachedError(self.max_events)
         s.next_event_id += 1
@@ -139,6 +140,24 @@ class Transitions:
             frame.prev_id = event_id
         self.events.append(event)
         return event_id
+
+    def emit_effect(self, frame: Frame, type_: str, key: str, details: Any) -> None:
+        """Append one of a cell's effect events; the event cap does not count it.
+
+        The effect events of an attempt are recorded before its result, after its
+        effects were performed: they must never be what fails the execution. They are
+        bounded by :meth:`effect_room` instead (see :func:`~.effects.emit_effects`).
+        """
+        if frame.silent:
+            return
+        self.state.effect_events += 1  # first: the cap check below counts it out
+        self.emit(frame, type_, key, details)
+
+    def effect_room(self) -> int | None:
+        """How many effect events the whole history still has room for under its cap."""
+        if self.max_events is None:
+            return None
+        return max(0, self.max_events - self.state.next_event_id)
 
     def new_id(self, prefix: str) -> str:
         """A fresh id, unique within the execution."""

@@ -118,6 +118,7 @@ def run_batch(
     budgets: Callable[[], Budget] | None = None,
     parent_arn: str = "",
     seed: int = 0,
+    redrive: int | None = None,
 ) -> list[ItemResult]:
     """Run ``inputs`` on item processor ``machine`` of ``definition``; one result per input.
 
@@ -127,6 +128,10 @@ def run_batch(
     ``clock`` reads epoch seconds. ``limits`` and ``check_parameters`` are the stepper's.
     ``parent_arn`` names the map run (tasks see it as their execution for role sessions;
     default: ``context.Execution.Id``); ``seed`` keys each item's retry jitter.
+    ``redrive`` is the map run's redrive generation (its head's redrive count, carried by
+    the batch message): it keys each task's ``attempt_id``, so that a cell's effect journal
+    and saga start afresh for a redriven run instead of replaying the failure recorded
+    before the redrive (default: the context's ``Execution.RedriveCount``).
     Results come in input order, each input exactly once; see the module docstring for
     ``PENDING``/``NOT_RUN`` and ``batch_budget``.
     """
@@ -143,6 +148,7 @@ def run_batch(
         budgets,
         parent_arn or str(context.get("Execution", {}).get("Id", "")),
         seed,
+        redrive,
     )
     refused = [f"{message} at {where}" for where, message in _refusals(definition, machine)]
     results: list[ItemResult] = []
@@ -198,12 +204,13 @@ class _Batch:
         budgets: Callable[[], Budget] | None,
         parent_arn: str,
         seed: int,
+        redrive: int | None,
     ) -> None:
         self.definition, self.machine, self.context = definition, machine, context
         self.variables, self.invoker, self.clock = variables, invoker, clock
         self.limits, self.check_parameters = limits, check_parameters
         self.batch_budget, self.budgets = batch_budget, budgets
-        self.parent_arn, self.seed = parent_arn, seed
+        self.parent_arn, self.seed, self.redrive = parent_arn, seed, redrive
         self.out_of_time = False
         execution = context.get("Execution", {})
         self.parent_input = execution.get("Input") if isinstance(execution, Mapping) else None
@@ -310,8 +317,9 @@ class _Batch:
         """Run one task inline; timers that fell due while it ran are delivered first."""
         body = {**task_body(command), "execution_arn": self.parent_arn}
         # Items share the run's ARN and number their tasks alike: a cell's journal keys
-        # tell the items (and the redrives of the run) apart by this attempt id.
-        redrive = item.state.redrive_count
+        # tell the items (and the redrives of the run) apart by this attempt id. The run's
+        # own generation, not the context's count (written once when the run was created).
+        redrive = item.state.redrive_count if self.redrive is None else self.redrive
         body["attempt_id"] = f"express/{redrive}/{item.index}/{command.task_id}"
         event: Event
         try:

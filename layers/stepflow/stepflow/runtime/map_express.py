@@ -161,6 +161,7 @@ def _run(runs: MapRuns, key: str, message: Message, lease: leases.TaskLease, now
             runs.clock, expression_seconds=BATCH_SECONDS, decision_seconds=BATCH_SECONDS
         ),
         parent_arn=str(config["map_run_arn"]),
+        redrive=_generation(message),
     )
     finished = [result for result in results if result.status in FINAL]
     if lease.version == 1 and runs.clock() < lease.until - WRITE_MARGIN:
@@ -194,9 +195,17 @@ def _redriven_since(runs: MapRuns, key: str, message: Message) -> bool:
     the redrive, which runs again those that failed (as FAILED, or dropped from the
     window as never started, while another batch runs them).
     """
-    generation = int(message.id.rsplit("#", 2)[1])
+    generation = _generation(message)
     record = runs.log.get(key)
     return record is not None and int(record.state.get("redrive_count") or 0) > generation
+
+
+def _generation(message: Message) -> int:
+    """The run's redrive count when the batch (or the one it re-arms) was started.
+
+    Batch ids end ``#<redrive count>#<attempt>`` (:func:`fill_express`, :func:`_rearmed`).
+    """
+    return int(message.id.rsplit("#", 2)[1])
 
 
 def _report(key: str, message: Message, done: list[list[Any]]) -> Message:
