@@ -1,0 +1,202 @@
+"""``StepFlowCells``: ship a cells module with a StepFlow stack, inline or on a worker service.
+
+``mode="lambda"``: the module becomes a Lambda layer of the functions that run
+tasks (runner, stepper, and the API for StartSyncExecution), named by
+``STEPFLOW_CELLS``, so ``stepflow:cell:*`` tasks run inline in them. Their
+effects call AWS with the execution's role, as every task does (the stepper and
+runner hold no integration right of their own): the construct's ``role`` is that
+role, under ``/stepflow/``, trusted by the stepper and runner, and given the
+``grants`` and nothing else. Start the cells' executions with ``roleArn`` set to
+it (its ARN is the ``<id>RoleArn`` output).
+
+``mode="worker"``: the cells run on a Fargate service, ``stepflow worker --cells``
+(see :mod:`stepflow_cdk.cells_worker`); the functions route the cells to its
+queue (``STEPFLOW_CELL_QUEUES``), and the worker's task role gets the grants.
+
+See docs/cells-deploy.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from aws_cdk import AssetHashType, BundlingOptions, CfnOutput, DockerImage, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from stepflow_cdk.cells_source import CellsBundling, CellsModuleError, CellsSource, cells_source
+from stepflow_cdk.cells_worker import CellsWorker
+from stepflow_cdk.compute import ARCHITECTURE, EXECUTION_ROLE_PATH, RUNTIME
+from stepflow_cdk.stack import StepFlowStack
+
+CELLS_ENV_VAR = "STEPFLOW_CELLS"
+"""The cells modules a process loads (comma-separated; read by stepflow.aws.settings)."""
+CELL_QUEUES_ENV_VAR = "STEPFLOW_CELL_QUEUES"
+"""Which cells run on which worker queue: ``name[:major]=queue,...`` or ``*=queue``."""
+
+Mode = Literal["lambda", "worker"]
+Grant = iam.PolicyStatement | Callable[[iam.IGrantable], object]
+"""A statement, or a ``grant_*`` method such as ``table.grant_write_data``."""
+
+__all__ = [
+    "CELLS_ENV_VAR",
+    "CELL_QUEUES_ENV_VAR",
+    "CellsModuleError",
+    "Grant",
+    "Mode",
+    "StepFlowCells",
+]
+
+
+class StepFlowCells(Construct):
+    """A cells module shipped with ``stepflow``, a :class:`StepFlowStack` (scope: inside it).
+
+    ``module``: a ``.py`` file or a package directory (``import_name`` names a
+    submodule of a package instead). ``requirements``: its pip requirements
+    (default: a package's ``requirements.txt``). ``grants``: what the cells'
+    effects may do, as policy statements or ``grant_*`` callables (least
+    privilege: nothing else is granted for them). ``verify``: import the module
+    at synth and require at least one cell (turn off when its requirements are
+    not installed where ``cdk synth`` runs).
+
+    Worker mode: ``queue`` (the activity ``stepflow-cells-<queue>``), ``cells``
+    (the routing patterns sent there: ``*``, a name or ``name:major``),
+    ``desired_count``, ``vpc`` (default: a new VPC with public subnets only, no
+    NAT), ``image``.
+
+    Attributes: ``source`` (the checked module), ``cell_keys`` (its cells'
+    ``name@version``, when verified), ``role`` (the identity the effects run with),
+    ``layer`` (lambda mode) or ``worker`` (worker mode).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stepflow: StepFlowStack,
+        module: str | Path,
+        mode: Mode = "lambda",
+        grants: Sequence[Grant] = (),
+        import_name: str | None = None,
+        requirements: str | Path | None = None,
+        verify: bool = True,
+        queue: str = "default",
+        cells: Sequence[str] = ("*",),
+        desired_count: int = 1,
+        vpc: ec2.IVpc | None = None,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if Stack.of(self) is not stepflow:
+            raise CellsModuleError(
+                "StepFlowCells must be created inside the StepFlow stack it ships cells to "
+                "(its functions' layers, environment and roles are changed)"
+            )
+        if mode not in ("lambda", "worker"):
+            raise CellsModuleError(f"mode must be 'lambda' or 'worker', not {mode!r}")
+        self.source: CellsSource = cells_source(
+            module, import_name=import_name, requirements=requirements
+        )
+        self.cell_keys: list[str] = self.source.cell_keys() if verify else []
+        self.mode = mode
+        self.layer: lambda_.LayerVersion | None = None
+        self.worker: CellsWorker | None = None
+        compute = stepflow.compute
+        task_functions = (compute.runner, compute.stepper, compute.api)
+        if mode == "lambda":
+            self.layer = self._layer(stepflow.bundle)
+            for function in task_functions:
+                function.add_layers(self.layer)
+            modules = _registered(stepflow, "cells_modules")
+            modules.append(self.source.import_name)
+            for function in task_functions:
+                function.add_environment(CELLS_ENV_VAR, ",".join(modules))
+            trusted = [f.role for f in (compute.stepper, compute.runner)]
+            self.role: iam.IRole = iam.Role(
+                self,
+                "ExecutionRole",
+                path=EXECUTION_ROLE_PATH,
+                assumed_by=iam.CompositePrincipal(
+                    *(iam.ArnPrincipal(role.role_arn) for role in trusted if role is not None)
+                ),
+                description=f"Runs the effects of the cells of {self.source.top_level} "
+                "(assumed by StepFlow's stepper and runner)",
+            )
+            CfnOutput(self, "RoleArn", value=self.role.role_arn)
+        else:
+            routes = _routes(queue, cells, self.cell_keys)
+            self.worker = CellsWorker(
+                self,
+                "Worker",
+                stepflow=stepflow,
+                source=self.source,
+                queue=queue,
+                desired_count=desired_count,
+                vpc=vpc,
+                image=image,
+            )
+            self.role = self.worker.task_role
+            queues = _registered(stepflow, "cell_queues")
+            queues.extend(routes)
+            for function in task_functions:
+                function.add_environment(CELL_QUEUES_ENV_VAR, ",".join(queues))
+        for grant in grants:
+            if isinstance(grant, iam.PolicyStatement):
+                self.role.add_to_principal_policy(grant)
+            else:
+                grant(self.role)
+
+    def _layer(self, bundle: bool) -> lambda_.LayerVersion:
+        source = self.source
+        return lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=lambda_.Code.from_asset(
+                str(source.path if source.path.is_dir() else source.path.parent),
+                asset_hash_type=AssetHashType.CUSTOM,
+                asset_hash=source.fingerprint("layer", source.import_name, str(bundle)),
+                bundling=BundlingOptions(
+                    image=DockerImage.from_registry("unused-local-bundling"),
+                    local=CellsBundling(
+                        source, subdir="python", with_stepflow=False, install=bundle
+                    ),
+                ),
+            ),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description=f"StepFlow cells module {source.import_name}",
+        )
+
+
+def _registered(stack: StepFlowStack, name: str) -> list[str]:
+    """A per-stack list the constructs share (each writes the whole list to the functions)."""
+    found: list[str] | None = getattr(stack, f"_stepflow_{name}", None)
+    if found is None:
+        found = []
+        setattr(stack, f"_stepflow_{name}", found)
+    return found
+
+
+def _routes(queue: str, cells: Sequence[str], keys: Sequence[str]) -> list[str]:
+    """``pattern=queue`` for each of ``cells``, each checked against the module's cells."""
+    if not queue or not all(c.isalnum() or c in "-_" for c in queue) or len(queue) > 60:
+        raise CellsModuleError(f"queue {queue!r} must be 1-60 letters, digits, '-' or '_'")
+    if not cells:
+        raise CellsModuleError("cells must name at least one cell (or '*')")
+    names = {key.split("@")[0] for key in keys}
+    routes = []
+    for pattern in cells:
+        name, _, major = pattern.partition(":")
+        if pattern != "*" and (not name or (major and not major.isdigit())):
+            raise CellsModuleError(f"cell pattern {pattern!r} is not '*', name or name:major")
+        if pattern != "*" and keys and name not in names:
+            raise CellsModuleError(
+                f"cell {name!r} is not in the module (its cells: {', '.join(keys)})"
+            )
+        routes.append(f"{pattern}={queue}")
+    return routes

@@ -1,0 +1,402 @@
+"""StepFlowCells: a cells module shipped as a Lambda layer or as a Fargate worker service.
+
+Each mode is synthesized once (module fixtures), with cdk-nag; the hostile cases fail
+while the app is built, before anything is synthesized.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+cdk = pytest.importorskip("aws_cdk", reason="aws-cdk-lib is not installed (pip install -e .[cdk])")
+from aws_cdk import aws_dynamodb as dynamodb  # noqa: E402
+from aws_cdk import aws_iam as iam  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cdk"))
+from stepflow_cdk.app import build_app  # noqa: E402
+from stepflow_cdk.cells import StepFlowCells  # noqa: E402
+from stepflow_cdk.cells_source import (  # noqa: E402
+    CellsModuleError,
+    cells_source,
+    prune,
+    stepflow_closure,
+)
+from stepflow_cdk.stack import StepFlowStack  # noqa: E402
+
+MODULES = Path(__file__).resolve().parent / "cells_modules"
+FILE_MODULE = MODULES / "order_cells.py"
+PACKAGE = MODULES / "order_pkg"
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:orders"
+
+Synth = tuple[dict[str, Any], Any, Path]
+
+
+def _synth(build: Any) -> Synth:
+    app = cdk.App(context={"stepflow:bundle": "false"})
+    stack = StepFlowStack(app, "StepFlow", bundle=False)
+    build(stack)
+    cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    assembly = app.synth()
+    template = Template.from_stack(stack).to_json()
+    return template, assembly.get_stack_by_name("StepFlow"), Path(assembly.directory)
+
+
+@pytest.fixture(scope="module")
+def inline() -> Synth:
+    def build(stack: StepFlowStack) -> None:
+        orders = dynamodb.Table.from_table_name(stack, "Orders", "orders")
+        StepFlowCells(
+            stack,
+            "Cells",
+            stepflow=stack,
+            module=FILE_MODULE,
+            grants=[
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[TOPIC]),
+                orders.grant_write_data,
+            ],
+        )
+        StepFlowCells(
+            stack, "MoreCells", stepflow=stack, module=PACKAGE, import_name="order_pkg.cells"
+        )
+
+    return _synth(build)
+
+
+@pytest.fixture(scope="module")
+def worker() -> Synth:
+    def build(stack: StepFlowStack) -> None:
+        StepFlowCells(
+            stack,
+            "Cells",
+            stepflow=stack,
+            module=PACKAGE,
+            import_name="order_pkg.cells",
+            mode="worker",
+            queue="orders",
+            cells=["echo:2"],
+            grants=[iam.PolicyStatement(actions=["sns:Publish"], resources=[TOPIC])],
+        )
+
+    return _synth(build)
+
+
+def _of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: r["Properties"]
+        for r in _of(template, "AWS::Lambda::Function").values()
+        if "POWERTOOLS_SERVICE_NAME" in r["Properties"].get("Environment", {}).get("Variables", {})
+    }
+
+
+def _statements(template: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for p in _of(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return actions if isinstance(actions, list) else [actions]
+
+
+def _asset_dir(directory: Path, content: dict[str, Any]) -> Path:
+    key = content["S3Key"]
+    return directory / f"asset.{key.removesuffix('.zip')}"
+
+
+def _nag(artifact: Any) -> list[str]:
+    return [
+        f"{m.level} {m.id} {m.entry.data}"
+        for m in artifact.messages
+        if "AwsSolutions" in str(m.entry.data)
+    ]
+
+
+TASK_FUNCTIONS = ("stepflow-stepper", "stepflow-runner", "stepflow-api")
+
+
+def test_inline_cells_are_a_layer_of_the_functions_that_run_tasks(inline: Synth) -> None:
+    template, _, directory = inline
+    layers = _of(template, "AWS::Lambda::LayerVersion")
+    cells_layers = {k for k in layers if k.startswith(("Cells", "MoreCells"))}
+    assert len(cells_layers) == 2
+    for service, function in _functions(template).items():
+        names = {layer["Ref"] for layer in function["Layers"]}
+        variables = function["Environment"]["Variables"]
+        if service in TASK_FUNCTIONS:
+            assert cells_layers <= names, service
+            assert variables["STEPFLOW_CELLS"] == "order_cells,order_pkg.cells", service
+        else:  # the sweeper and the outbox repair run no task
+            assert not cells_layers & names and "STEPFLOW_CELLS" not in variables, service
+        assert "STEPFLOW_CELL_QUEUES" not in variables
+    (file_layer,) = [layers[k] for k in cells_layers if k.startswith("CellsLayer")]
+    asset = _asset_dir(directory, file_layer["Properties"]["Content"])
+    assert (asset / "python" / "order_cells.py").read_bytes() == FILE_MODULE.read_bytes()
+    assert not (asset / "python" / "stepflow").exists()  # the stepflow layer has it
+    (package_layer,) = [layers[k] for k in cells_layers if k.startswith("MoreCells")]
+    asset = _asset_dir(directory, package_layer["Properties"]["Content"])
+    assert (asset / "python" / "order_pkg" / "cells.py").is_file()
+
+
+def test_inline_effects_get_a_stepflow_role_with_exactly_the_grants(inline: Synth) -> None:
+    template, _, _ = inline
+    roles = _of(template, "AWS::IAM::Role")
+    (role_id,) = [k for k in roles if k.startswith("CellsExecutionRole")]
+    role = roles[role_id]["Properties"]
+    assert role["Path"] == "/stepflow/"
+    trusted = {
+        s["Principal"]["AWS"]["Fn::GetAtt"][0]
+        for s in role["AssumeRolePolicyDocument"]["Statement"]
+    }
+    functions = {k: r["Properties"] for k, r in _of(template, "AWS::Lambda::Function").items()}
+    stepper_runner = {
+        functions[k]["Role"]["Fn::GetAtt"][0]
+        for k in functions
+        if k.startswith(("ComputeStepper", "ComputeRunner"))
+    }
+    assert trusted == stepper_runner and len(trusted) == 2
+    statements = _statements(template, role_id)
+    assert {a for s in statements for a in _actions(s)} == {
+        "sns:Publish",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:DescribeTable",
+    }
+    for statement in statements:
+        assert statement["Resource"] != "*", statement
+        assert "orders" in json.dumps(statement["Resource"]), statement
+    # The functions themselves got none of it: effects run with the execution role.
+    for function_role in stepper_runner:
+        granted = json.dumps(_statements(template, function_role))
+        assert "sns:" not in granted and ":table/orders" not in granted
+    (output,) = [k for k in template["Outputs"] if k.startswith("CellsRoleArn")]
+    assert template["Outputs"][output]["Value"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    (unused,) = [k for k in roles if k.startswith("MoreCellsExecutionRole")]
+    assert _statements(template, unused) == []  # no grants given, none granted
+
+
+def test_inline_mode_is_cdk_nag_clean(inline: Synth) -> None:
+    assert _nag(inline[1]) == []
+
+
+def test_the_worker_service_runs_the_bundle_with_no_image_built(worker: Synth) -> None:
+    template, _, directory = worker
+    (task,) = [r["Properties"] for r in _of(template, "AWS::ECS::TaskDefinition").values()]
+    containers = {c["Name"]: c for c in task["ContainerDefinitions"]}
+    fetch, run = containers["Fetch"], containers["Worker"]
+    for container in (fetch, run):
+        image = container["Image"]
+        assert isinstance(image, str) and image.startswith("public.ecr.aws/"), image
+        assert not image.endswith(":latest") and ":" in image.rsplit("/", 1)[1]
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"  # the wheels' platform
+    assert fetch["Essential"] is False and fetch["Command"][:2] == ["s3", "cp"]
+    assert run["DependsOn"] == [{"Condition": "SUCCESS", "ContainerName": "Fetch"}]
+    assert run["ReadonlyRootFilesystem"] is True
+    (script,) = run["Command"]
+    assert "python -m zipfile -e /app/bundle.zip /app/code" in script
+    assert "exec python -m stepflow worker --cells order_pkg.cells --queue orders" in script
+    assert "pip install" not in script  # the wheels were chosen at synth
+    env = {e["Name"]: e["Value"] for e in run["Environment"]}
+    assert env["STEPFLOW_CELLS"] == "order_pkg.cells" and env["PYTHONPATH"] == "/app/code"
+    assert {"TABLE_NAME", "PAYLOAD_BUCKET", "STEPFLOW_ENDPOINT", "AWS_DEFAULT_REGION"} <= set(env)
+    assert "execute-api" in json.dumps(env["STEPFLOW_ENDPOINT"])
+    (service,) = [r["Properties"] for r in _of(template, "AWS::ECS::Service").values()]
+    assert service["LaunchType"] == "FARGATE" and service["DesiredCount"] == 1
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]["Rollback"] is True
+    (group,) = [r["Properties"] for r in _of(template, "AWS::EC2::SecurityGroup").values()]
+    assert "SecurityGroupIngress" not in group
+    # The bundle: stepflow and the package, side by side (the asset the Fetch copies).
+    (bundle,) = [p for p in directory.glob("asset.*") if (p / "order_pkg").is_dir()]
+    assert (bundle / "stepflow" / "cells" / "runner.py").is_file()
+    assert (bundle / "order_pkg" / "cells.py").is_file()
+    assert bundle.name.removeprefix("asset.") in json.dumps(fetch["Command"])
+
+
+def test_the_functions_route_the_cells_to_the_worker_queue(worker: Synth) -> None:
+    template, _, _ = worker
+    for service, function in _functions(template).items():
+        variables = function["Environment"]["Variables"]
+        assert "STEPFLOW_CELLS" not in variables, service
+        if service in TASK_FUNCTIONS:
+            assert variables["STEPFLOW_CELL_QUEUES"] == "echo:2=orders", service
+    assert not _of(template, "AWS::Lambda::LayerVersion").keys() - {
+        k for k in _of(template, "AWS::Lambda::LayerVersion") if k.startswith("Compute")
+    }
+
+
+def test_the_worker_role_holds_the_api_the_journal_payloads_bundle_and_grants(
+    worker: Synth,
+) -> None:
+    template, _, _ = worker
+    (task,) = [r["Properties"] for r in _of(template, "AWS::ECS::TaskDefinition").values()]
+    statements = _statements(template, task["TaskRoleArn"]["Fn::GetAtt"][0])
+    by_action = {a: s for s in statements for a in _actions(s)}
+    assert set(by_action) == {
+        "execute-api:Invoke",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "s3:GetObject",
+        "s3:PutObject",
+        "sns:Publish",
+    }
+    assert json.dumps(by_action["execute-api:Invoke"]["Resource"]).endswith('"/POST/"]]}')
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem"):
+        statement = by_action[action]
+        assert statement["Resource"]["Fn::GetAtt"][0].startswith("StorageLog")  # no index
+        leading = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        assert json.dumps(leading).startswith('[{"Fn::Join": ["", ["EX#arn:"')
+    written = by_action["dynamodb:PutItem"]["Condition"]["ForAllValues:StringEquals"]
+    assert set(written["dynamodb:Attributes"]) >= {"pk", "sk", "version", "result", "result_ref"}
+    assert "dynamodb:Attributes" not in json.dumps(by_action["dynamodb:GetItem"])
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _actions(s))]
+    resources = sorted(json.dumps(s["Resource"]) for s in s3)
+    assert any("/payloads/*" in r for r in resources)
+    assert any(".zip" in r and "cdk-" in r for r in resources)  # the bundle's one object
+    for statement in statements:
+        assert statement["Resource"] != "*", statement
+        assert not any(a.endswith(":*") or a == "*" for a in _actions(statement))
+
+
+def test_worker_mode_is_cdk_nag_clean(worker: Synth) -> None:
+    assert _nag(worker[1]) == []
+
+
+# Hostile inputs: each fails while the app is built, saying why.
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        (MODULES / "missing.py", "does not exist"),
+        (PACKAGE / "requirements.txt", "is not a Python module"),
+        (MODULES, "without __init__.py"),
+    ],
+)
+def test_a_path_that_is_not_a_module_is_refused(path: Path, why: str) -> None:
+    with pytest.raises(CellsModuleError, match=why):
+        cells_source(path)
+
+
+def test_bad_names_and_broken_modules_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "my-cells.py").write_text("")
+    with pytest.raises(CellsModuleError, match="not a valid Python module name"):
+        cells_source(tmp_path / "my-cells.py")
+    (tmp_path / "json.py").write_text("")
+    with pytest.raises(CellsModuleError, match="shadow a standard library module"):
+        cells_source(tmp_path / "json.py")
+    (tmp_path / "stepflow").mkdir()
+    (tmp_path / "stepflow" / "__init__.py").write_text("")
+    with pytest.raises(CellsModuleError, match="shadow the stepflow package"):
+        cells_source(tmp_path / "stepflow")
+    (tmp_path / "broken.py").write_text("def run(:\n")
+    with pytest.raises(CellsModuleError, match="does not load: SyntaxError"):
+        cells_source(tmp_path / "broken.py").cell_keys()
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    with pytest.raises(CellsModuleError, match="defines no cell"):
+        cells_source(tmp_path / "empty.py").cell_keys()
+    with pytest.raises(CellsModuleError, match="not 'order_pkg' or a submodule"):
+        cells_source(PACKAGE, import_name="os.path")
+    with pytest.raises(CellsModuleError, match=r"requirements file .* does not exist"):
+        cells_source(FILE_MODULE, requirements=tmp_path / "nope.txt")
+    assert cells_source(PACKAGE).requirements == PACKAGE / "requirements.txt"
+    assert cells_source(FILE_MODULE).requirements is None
+
+
+def test_a_missing_module_fails_the_app_before_synth() -> None:
+    context = {"stepflow:bundle": "false", "stepflow:nag": "false"}
+    with pytest.raises(CellsModuleError, match=r"cells module .*nowhere\.py does not exist"):
+        build_app({**context, "stepflow:cells": str(MODULES / "nowhere.py")})
+    with pytest.raises(ValueError, match="cellsMode must be 'lambda' or 'worker'"):
+        build_app({**context, "stepflow:cells": str(FILE_MODULE), "stepflow:cellsMode": "ec2"})
+
+
+def test_routes_name_cells_of_the_module_and_a_valid_queue() -> None:
+    app = cdk.App()
+    stack = StepFlowStack(app, "StepFlow", bundle=False)
+    common: dict[str, Any] = {"stepflow": stack, "module": FILE_MODULE, "mode": "worker"}
+    with pytest.raises(CellsModuleError, match="cell 'charge' is not in the module"):
+        StepFlowCells(stack, "A", cells=["charge"], **common)
+    with pytest.raises(CellsModuleError, match="is not '\\*', name or name:major"):
+        StepFlowCells(stack, "B", cells=["reserve-stock:x"], **common)
+    with pytest.raises(CellsModuleError, match="queue 'a b' must be"):
+        StepFlowCells(stack, "C", queue="a b", **common)
+    other = cdk.Stack(app, "Other")
+    with pytest.raises(CellsModuleError, match="inside the StepFlow stack"):
+        StepFlowCells(other, "D", stepflow=stack, module=FILE_MODULE)
+
+
+def test_the_asset_hash_follows_the_module_and_its_requirements(tmp_path: Path) -> None:
+    package = tmp_path / "shop"
+    package.mkdir()
+    (package / "__init__.py").write_text("A = 1\n")
+    first = cells_source(package).fingerprint("layer")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    assert cells_source(package).fingerprint("layer") == first  # caches do not count
+    (package / "requirements.txt").write_text("httpx\n")
+    second = cells_source(package).fingerprint("layer")
+    (package / "__init__.py").write_text("A = 2\n")
+    assert len({first, second, cells_source(package).fingerprint("layer")}) == 3
+    assert cells_source(package).fingerprint("worker") != cells_source(package).fingerprint("layer")
+
+
+def _dist(target: Path, name: str, files: list[str]) -> None:
+    info = target / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    for file in files:
+        (target / file).parent.mkdir(parents=True, exist_ok=True)
+        (target / file).write_text("x")
+    (info / "RECORD").write_text("".join(f"{f},,\n" for f in files))
+
+
+def test_the_layer_keeps_only_what_stepflow_does_not_already_ship(tmp_path: Path) -> None:
+    """pip resolves stepflow's dependencies and the module's together; what stepflow's
+    pull in is pruned from the cells layer (a later layer would overwrite the stepflow
+    layer's files under /opt/python)."""
+    report = {
+        "install": [
+            {
+                "metadata": {
+                    "name": "pydantic",
+                    "requires_dist": ["pydantic-core==2.1", "typing-extensions>=4"],
+                }
+            },
+            {
+                "metadata": {
+                    "name": "pydantic_core",
+                    "requires_dist": ['typing-extensions; extra == "x"'],
+                }
+            },
+            {"metadata": {"name": "typing_extensions", "requires_dist": None}},
+            {"metadata": {"name": "stripe", "requires_dist": ["requests>=2", "typing-extensions"]}},
+            {"metadata": {"name": "requests", "requires_dist": []}},
+        ]
+    }
+    closure = stepflow_closure(report)
+    assert {"pydantic", "pydantic-core", "typing-extensions"} <= closure
+    assert not {"stripe", "requests"} & closure
+    _dist(tmp_path, "pydantic", ["pydantic/__init__.py", "pydantic/v1/main.py"])
+    _dist(tmp_path, "typing_extensions", ["typing_extensions.py"])
+    _dist(tmp_path, "stripe", ["stripe/__init__.py"])
+    assert sorted(prune(tmp_path, closure)) == ["pydantic", "typing-extensions"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stripe", "stripe-1.0.dist-info"]
