@@ -32,7 +32,8 @@ from stepflow_cdk.bundling import PLATFORM, PYTHON_VERSION, runtime_dependencies
 from stepflow_cdk.paths import LAYER_SOURCE
 
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
-_NAME = re.compile(r"^[A-Za-z0-9._-]+")
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?")
+_EXTRA = re.compile(r"extra\s*==\s*['\"]([^'\"]+)['\"]")
 
 
 class CellsModuleError(ValueError):
@@ -232,31 +233,48 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _requirement(spec: str) -> tuple[str, set[str], str] | None:
+    """A ``requires_dist`` entry as (canonical name, extras, marker); None if unreadable."""
+    head, _, marker = spec.partition(";")
+    match = _REQUIREMENT.match(head)
+    if match is None:
+        return None
+    extras = {_canonical(e) for e in (match.group(2) or "").split(",") if e.strip()}
+    return _canonical(match.group(1)), extras, marker
+
+
+def _applies(marker: str, extras: set[str]) -> bool:
+    """Whether a requirement applies: no ``extra ==`` marker, or one of ``extras``."""
+    named = _EXTRA.findall(marker)
+    return not named or any(_canonical(e) in extras for e in named)
+
+
 def stepflow_closure(report: dict[str, Any]) -> set[str]:
     """The distributions (canonical names) stepflow's runtime dependencies pull in.
 
     ``report`` is pip's installation report (``--report``): every installed
-    distribution with its ``requires_dist``; extras' requirements are not followed.
+    distribution with its ``requires_dist``. Extras are followed where asked for
+    (``aws-lambda-powertools[tracer]`` pulls in ``aws-xray-sdk``); other markers
+    need no evaluation: what they excluded was not installed, so is not in the report.
     """
     requires: dict[str, list[str]] = {}
     for item in report.get("install", []):
         metadata = item.get("metadata", {})
-        needed = [
-            _canonical(match.group(0))
-            for spec in metadata.get("requires_dist") or []
-            if "extra ==" not in spec.replace('"', "").replace("'", "")
-            and (match := _NAME.match(spec.strip()))
-        ]
-        requires[_canonical(str(metadata.get("name", "")))] = needed
-    pending = [_canonical(m.group(0)) for dep in runtime_dependencies() if (m := _NAME.match(dep))]
-    closure: set[str] = set()
+        name = _canonical(str(metadata.get("name", "")))
+        requires[name] = list(metadata.get("requires_dist") or [])
+    pending = [r for dep in runtime_dependencies() if (r := _requirement(dep)) is not None]
+    seen: dict[str, set[str]] = {}
     while pending:
-        name = pending.pop()
-        if name in closure or name not in requires:
+        name, extras, _ = pending.pop()
+        if name not in requires or (name in seen and extras <= seen[name]):
             continue
-        closure.add(name)
-        pending.extend(requires[name])
-    return closure
+        wanted = seen.setdefault(name, set())
+        wanted |= extras
+        for spec in requires[name]:
+            found = _requirement(spec)
+            if found is not None and _applies(found[2], wanted):
+                pending.append(found)
+    return set(seen)
 
 
 def prune(target: Path, distributions: set[str]) -> list[str]:
@@ -275,6 +293,8 @@ def prune(target: Path, distributions: set[str]) -> list[str]:
                 file.unlink()
         shutil.rmtree(info, ignore_errors=True)
         removed.append(name)
+    # Console scripts: useless on a layer, and their RECORD paths point outside target.
+    shutil.rmtree(target / "bin", ignore_errors=True)
     for directory in sorted(target.iterdir()):
         if directory.is_dir() and not any(p.is_file() for p in directory.rglob("*")):
             shutil.rmtree(directory)  # a package whose files all went (empty dirs left)

@@ -388,15 +388,30 @@ def test_the_layer_keeps_only_what_stepflow_does_not_already_ship(tmp_path: Path
                 }
             },
             {"metadata": {"name": "typing_extensions", "requires_dist": None}},
+            {
+                "metadata": {
+                    "name": "aws_lambda_powertools",
+                    "requires_dist": [
+                        'aws-xray-sdk<3,>=2.8; extra == "tracer" or extra == "all"',
+                        'fastjsonschema; extra == "validation"',
+                    ],
+                }
+            },
+            {"metadata": {"name": "aws-xray-sdk", "requires_dist": ["wrapt"]}},
+            {"metadata": {"name": "wrapt"}},
+            {"metadata": {"name": "fastjsonschema"}},  # the module's own, not the extra's
             {"metadata": {"name": "stripe", "requires_dist": ["requests>=2", "typing-extensions"]}},
             {"metadata": {"name": "requests", "requires_dist": []}},
         ]
     }
     closure = stepflow_closure(report)
     assert {"pydantic", "pydantic-core", "typing-extensions"} <= closure
-    assert not {"stripe", "requests"} & closure
+    assert {"aws-lambda-powertools", "aws-xray-sdk", "wrapt"} <= closure  # [tracer]
+    assert not {"stripe", "requests", "fastjsonschema"} & closure
     _dist(tmp_path, "pydantic", ["pydantic/__init__.py", "pydantic/v1/main.py"])
     _dist(tmp_path, "typing_extensions", ["typing_extensions.py"])
     _dist(tmp_path, "stripe", ["stripe/__init__.py"])
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "normalizer").write_text("#!python")
     assert sorted(prune(tmp_path, closure)) == ["pydantic", "typing-extensions"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stripe", "stripe-1.0.dist-info"]
