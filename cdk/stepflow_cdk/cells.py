@@ -109,6 +109,13 @@ class StepFlowCells(Construct):
         compute = stepflow.compute
         task_functions = (compute.runner, compute.stepper, compute.api)
         if mode == "lambda":
+            shipped = _registered(stepflow, "cells_layers")
+            if self.source.top_level in shipped:
+                raise CellsModuleError(
+                    f"a cells module named {self.source.top_level!r} is already shipped inline "
+                    "in this stack: the layers would overwrite each other's files"
+                )
+            shipped.append(self.source.top_level)
             self.layer = self._layer(stepflow.bundle)
             for function in task_functions:
                 function.add_layers(self.layer)

@@ -100,6 +100,7 @@ class CellsSource:
 
         added = str(self.path.parent)
         sys.path.insert(0, added)
+        _forget(self.top_level)  # another module of this name may have been loaded before
         try:
             modules = load_modules([self.import_name])
         except Exception as exc:  # the user's code: whatever it raises is the reason
@@ -110,6 +111,7 @@ class CellsSource:
             ) from exc
         finally:
             sys.path.remove(added)
+            _forget(self.top_level)
         keys = modules.cells.keys()
         if not keys:
             raise CellsModuleError(f"cells module {self.path} defines no cell (no Cell subclass)")
@@ -152,6 +154,11 @@ def cells_source(
             f"cells module {given}: the name {top!r} would shadow "
             f"{'the stepflow package' if top == 'stepflow' else 'a standard library module'}"
         )
+    if top in dependency_modules():
+        raise CellsModuleError(
+            f"cells module {given}: the name {top!r} would shadow a module of stepflow's "
+            "dependencies (they share the functions' sys.path)"
+        )
     name = import_name or top
     if resolved.is_file() and name != top:
         raise CellsModuleError(f"cells module {given} is imported as {top!r}, not {name!r}")
@@ -165,6 +172,29 @@ def cells_source(
     elif resolved.is_dir() and (resolved / "requirements.txt").is_file():
         found = resolved / "requirements.txt"
     return CellsSource(resolved, name, found)
+
+
+def _forget(top: str) -> None:
+    for name in [n for n in sys.modules if n == top or n.startswith(f"{top}.")]:
+        del sys.modules[name]
+
+
+def dependency_modules() -> set[str]:
+    """The top-level modules of stepflow's dependencies, as installed here."""
+    from importlib import metadata
+
+    report = {
+        "install": [
+            {"metadata": {"name": d.metadata["Name"], "requires_dist": d.requires}}
+            for d in metadata.distributions()
+        ]
+    }
+    closure = stepflow_closure(report)
+    return {
+        top
+        for top, distributions in metadata.packages_distributions().items()
+        if any(_canonical(d) in closure for d in distributions)
+    }
 
 
 @jsii.implements(ILocalBundling)

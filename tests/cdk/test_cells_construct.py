@@ -308,6 +308,9 @@ def test_bad_names_and_broken_modules_are_refused(tmp_path: Path) -> None:
     (tmp_path / "stepflow" / "__init__.py").write_text("")
     with pytest.raises(CellsModuleError, match="shadow the stepflow package"):
         cells_source(tmp_path / "stepflow")
+    (tmp_path / "pydantic.py").write_text("")
+    with pytest.raises(CellsModuleError, match="shadow a module of stepflow's dependencies"):
+        cells_source(tmp_path / "pydantic.py")
     (tmp_path / "broken.py").write_text("def run(:\n")
     with pytest.raises(CellsModuleError, match="does not load: SyntaxError"):
         cells_source(tmp_path / "broken.py").cell_keys()
@@ -328,6 +331,22 @@ def test_a_missing_module_fails_the_app_before_synth() -> None:
         build_app({**context, "stepflow:cells": str(MODULES / "nowhere.py")})
     with pytest.raises(ValueError, match="cellsMode must be 'lambda' or 'worker'"):
         build_app({**context, "stepflow:cells": str(FILE_MODULE), "stepflow:cellsMode": "ec2"})
+
+
+def test_two_modules_of_one_name_are_told_apart_and_not_both_inlined(tmp_path: Path) -> None:
+    for folder, cell in (("a", "first"), ("b", "second")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "cells_mod.py").write_text(
+            FILE_MODULE.read_text().replace('"reserve-stock"', f'"{cell}"')
+        )
+    # each is imported afresh: the second is not the first, cached under the same name
+    assert cells_source(tmp_path / "a" / "cells_mod.py").cell_keys() == ["first@1.0"]
+    assert cells_source(tmp_path / "b" / "cells_mod.py").cell_keys() == ["second@1.0"]
+    app = cdk.App()
+    stack = StepFlowStack(app, "StepFlow", bundle=False)
+    StepFlowCells(stack, "A", stepflow=stack, module=tmp_path / "a" / "cells_mod.py")
+    with pytest.raises(CellsModuleError, match="'cells_mod' is already shipped inline"):
+        StepFlowCells(stack, "B", stepflow=stack, module=tmp_path / "b" / "cells_mod.py")
 
 
 def test_routes_name_cells_of_the_module_and_a_valid_queue() -> None:
