@@ -185,6 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         help="check iam:PassRole: 'iam' (the endpoint's IAM) or {principal: [roles]} "
         "(default: off)",
     )
+    local.add_argument(
+        "--cells-queue",
+        metavar="SELECTOR=QUEUE",
+        action="append",
+        help="run cells on a task queue served by 'stepflow worker --cells' (repeatable; "
+        "SELECTOR: name, name:major, saga:compensate or *; see docs/cells-workers.md)",
+    )
     local.set_defaults(command=_local)
     from stepflow.worker import cli as worker_cli
 
@@ -231,7 +238,11 @@ def _local(args: argparse.Namespace) -> int:
             access_policy=access_policy,
             check_roles=check_roles,
             dynamodb_endpoint=args.dynamodb_endpoint,
+            cell_queues=",".join(args.cells_queue or ()),
         ).start()
+    except ValueError as exc:  # a malformed --cells-queue, before anything started
+        wakeup.close()
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         wakeup.close()
         raise UsageError(
@@ -260,6 +271,8 @@ def _local(args: argparse.Namespace) -> int:
                 "Ctrl-C stops it.",
                 flush=True,
             )
+            for line in stack.worker_commands():
+                print(f"  {line}", flush=True)
             status = []
         received: list[signal.Signals] = []
         while not received and not status:

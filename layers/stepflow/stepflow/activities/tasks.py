@@ -227,7 +227,11 @@ class TaskService:
         return lease
 
     def _is_activity(self, record: ExecutionRecord, state: ExecutionState, task_id: str) -> bool:
-        """True if the open attempt ``task_id`` is an activity task (not a callback)."""
+        """True if the open attempt ``task_id`` is leased like an activity task (not a callback).
+
+        A ``stepflow:*`` task (a cell) is handed out only from a cell queue
+        (:mod:`stepflow.cells.queues`); inline, it has no token at all.
+        """
         frame = state.frames.get(state.tasks[task_id])
         if frame is None:
             return False
@@ -235,7 +239,10 @@ class TaskService:
         machine = definition.machines.get(frame.machine)
         node = machine.states.get(frame.state) if machine is not None else None
         resource = getattr(node, "resource", None)
-        return isinstance(resource, str) and describe(resource).kind == "activity"
+        if not isinstance(resource, str):
+            return False
+        info = describe(resource)
+        return info.kind == "activity" or info.service == "stepflow"
 
     def _hand_out(self, lease: Lease, worker: str | None) -> dict[str, Any] | None:
         """Record a delivery of the task in ``lease`` and return it; None if it is not open.

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stepflow.activities import ActivityError, ActivityRouter, ActivityService
+from stepflow.activities.service import DEFAULT_LEASE_SECONDS
 from stepflow.api import constraints
 from stepflow.api.access import AccessControl, Caller, bound_caller, guard
 from stepflow.api.aliases import Aliases
@@ -100,6 +101,7 @@ class StepFunctionsService:
         limits: Limits | None = None,
         access: AccessControl | None = None,
         signer: MessageSigner | None = None,
+        activity_lease_seconds: int = DEFAULT_LEASE_SECONDS,
     ) -> None:
         # Activity task messages are signed with the bus's key unless another is given.
         signer = signer or getattr(bus, "signer", None)
@@ -146,6 +148,7 @@ class StepFunctionsService:
                 region=self.scope.region,
                 account=self.scope.account,
                 clock=clock,
+                lease_seconds=activity_lease_seconds,
             )
             for name in ACTIVITY_OPERATIONS:
                 operation = getattr(activities, _snake(name))

@@ -23,6 +23,7 @@ from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
     TASK_QUEUE_PREFIX,
 )
+from stepflow.cells.queues import CellQueues
 from stepflow.limits import DEFAULT_LIMITS, Limits
 
 LIMIT_PREFIX = "STEPFLOW_"
@@ -121,6 +122,22 @@ class Settings(BaseSettings):
     """Cells modules the steppers load, comma-separated (dotted modules or ``.py`` paths):
     their ``stepflow:cell:*`` tasks run inline (see docs/cells.md)."""
 
+    cell_queues: str = Field(
+        default="",
+        validation_alias=AliasChoices("STEPFLOW_CELL_QUEUES", "cell_queues"),
+    )
+    """Cells that run on a task queue, not inline: ``name[:major]=queue,...``, ``*=queue``,
+    ``saga:compensate=queue``; served by ``stepflow worker --cells`` (docs/cells-workers.md)."""
+
+    activity_lease_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=43_200,
+        validation_alias=AliasChoices("STEPFLOW_ACTIVITY_LEASE_SECONDS", "activity_lease_seconds"),
+    )
+    """An activity (or cell queue) task's lease when its Task sets no ``HeartbeatSeconds``:
+    a dead worker's task goes to the next worker this long after its last heartbeat."""
+
     outbox_repair_age_seconds: int = Field(
         default=OUTBOX_REPAIR_AGE_SECONDS,
         ge=0,
@@ -218,6 +235,12 @@ class Settings(BaseSettings):
             start_checker_from_setting(value, lambda: None)
         else:
             checker_from_setting(value, lambda: None)
+        return value
+
+    @field_validator("cell_queues")
+    @classmethod
+    def _cell_queues(cls, value: str) -> str:
+        CellQueues.parse(value)  # a bad route fails the first request, never runs inline
         return value
 
     @field_validator("retention_days", mode="before")

@@ -47,6 +47,7 @@ from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.cells import CellModules, CellRuntime, CellTasks, LogJournal, load_modules
+from stepflow.cells.queues import CellQueues, CellRouter
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
@@ -61,6 +62,7 @@ from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OwnTargetGuard
+from stepflow.runtime.task_queue import TaskRouter
 
 
 class MissingSigningKeyError(RuntimeError):
@@ -279,9 +281,15 @@ class Wiring:
         return CellRuntime(modules.cells, modules.handlers, LogJournal(self.log), self.task_clients)
 
     @cached_property
-    def router(self) -> ActivityRouter:
-        """Activity tasks to their queues."""
-        return ActivityRouter(self.task_queue, self.bus, signer=self.signer)
+    def router(self) -> TaskRouter:
+        """Activity tasks to their queues; the cells ``STEPFLOW_CELL_QUEUES`` routes to theirs."""
+        activities = ActivityRouter(self.task_queue, self.bus, signer=self.signer)
+        queues = CellQueues.parse(self.settings.cell_queues)
+        if not queues:
+            return activities
+        return CellRouter(
+            queues, self.task_queue, signer=self.signer, inner=activities, clock=self.clock
+        )
 
     @cached_property
     def stepper(self) -> Stepper:
@@ -327,6 +335,7 @@ class Wiring:
                 ),
             ),
             signer=self.signer,
+            activity_lease_seconds=self.settings.activity_lease_seconds,
         )
 
     def _stepper(

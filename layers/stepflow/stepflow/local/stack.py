@@ -32,6 +32,7 @@ from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
+from stepflow.cells.queues import CellQueues
 from stepflow.integrations import default_registry
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
@@ -96,6 +97,11 @@ class LocalStack:
     poll_seconds: float | None = None
     """How often ``.sync`` jobs are polled (None: ``STEPFLOW_POLL_SECONDS``, else AWS's
     schedule, once a minute for ten minutes then every five)."""
+    cell_queues: str = ""
+    """Cells that run on task queues (``STEPFLOW_CELL_QUEUES``), served by
+    ``stepflow worker --cells`` (see :meth:`worker_commands`)."""
+    activity_lease_seconds: int | None = None
+    """An activity or cell task's lease without ``HeartbeatSeconds`` (None: the setting's)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -112,6 +118,7 @@ class LocalStack:
         before anything starts.
         """
         AccessPolicy.from_json(self.access_policy)
+        CellQueues.parse(self.cell_queues)
         checker_from_setting(self.check_roles, lambda: None)
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
@@ -149,6 +156,9 @@ class LocalStack:
             pass_role_check=self.check_roles,
             # A fresh random key per run signs this stack's internal messages.
             signing_key=SecretStr(secrets.token_urlsafe(48)),
+            cell_queues=self.cell_queues,
+            activity_lease_seconds=self.activity_lease_seconds
+            or _environment_settings().activity_lease_seconds,
         )
         clients = {
             "dynamodb": dynamodb,
@@ -205,6 +215,15 @@ class LocalStack:
         if service == "dynamodb" and self.dynamodb_endpoint:
             endpoint = self.dynamodb_endpoint
         return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
+
+    def worker_commands(self) -> list[str]:
+        """The ``stepflow worker`` command line of each cell queue (add ``--cells MODULE``)."""
+        queues = sorted(set(CellQueues.parse(self.cell_queues).routes.values()))
+        return [
+            f"stepflow worker --cells MODULE --queue {queue} --endpoint-url {self.url} "
+            f"--table {TABLE} --dynamodb-endpoint {self.dynamodb_endpoint or self.aws_endpoint}"
+            for queue in queues
+        ]
 
     def stepfunctions(self) -> Any:
         """A boto3 Step Functions client for this stack's API endpoint."""

@@ -23,6 +23,7 @@ from stepflow.activities import ActivityError, ActivityService
 from stepflow.activities.tokens import parse as parse_token
 from stepflow.asl import StateMachine, parse
 from stepflow.cells import CellModules, CellRuntime, CellTasks, LogJournal, cell_modules
+from stepflow.cells.queues import CellQueues, CellRouter
 from stepflow.data.budget import Budget, clock_budgets
 from stepflow.data.serialize import dumps
 from stepflow.engine import ParameterCheck
@@ -34,7 +35,7 @@ from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
-from stepflow.runtime.task_queue import InMemoryTaskQueue
+from stepflow.runtime.task_queue import InMemoryTaskQueue, TaskRouter
 from stepflow.testing.delivery import (
     MAX_RECEIVES,
     REDELIVERY_SECONDS,
@@ -104,6 +105,9 @@ class WorkflowEnvironment:
     ``cells`` are the effectful cells ``stepflow:cell:*`` tasks run (docs/cells.md): loaded
     :class:`~stepflow.cells.CellModules`, or module names, Cell classes and ``@handles``
     handlers; their effects are journaled in the environment's log, as deployed.
+    ``cell_queues`` (as ``STEPFLOW_CELL_QUEUES``) sends cells to task queues instead: a
+    :class:`~stepflow.worker.Worker` with a :class:`~stepflow.worker.CellHandler` over
+    :attr:`activities` serves them (docs/cells-workers.md).
 
     As on AWS, a Task whose parameters its integration cannot use fails with
     ``States.Runtime`` before it is scheduled (no Task event): ``check_parameters``
@@ -138,6 +142,7 @@ class WorkflowEnvironment:
         check_parameters: ParameterCheck | None = None,
         nested: bool | None = None,
         cells: CellModules | Iterable[str | type[Any]] | None = None,
+        cell_queues: str | Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -185,7 +190,7 @@ class WorkflowEnvironment:
             clock=self.now,
             invoker=self.tasks,
             child_limit=child_limit,
-            router=self.router,
+            router=self._cell_router(cell_queues),
             limits=limits,
             budgets=budgets if budgets is not None else _cpu_budgets(limits),
             start_budgets=start_budgets,
@@ -207,6 +212,15 @@ class WorkflowEnvironment:
         self._receives: dict[str, int] = {}
         self.messages = 0
         """Messages delivered so far (all executions)."""
+
+    def _cell_router(self, cell_queues: str | Mapping[str, str] | None) -> TaskRouter:
+        """The activity router, behind the cell queues' router when cells are routed."""
+        queues = CellQueues.parse(cell_queues)
+        if not queues:
+            return self.router
+        return CellRouter(
+            queues, self.queue, signer=self.bus.signer, inner=self.router, clock=self.now
+        )
 
     def now(self) -> float:
         """The virtual clock, in epoch seconds."""

@@ -1,4 +1,10 @@
-"""``stepflow worker --activity NAME module:handler``: run a worker process."""
+"""``stepflow worker``: run a worker process.
+
+``stepflow worker --activity NAME module:handler`` runs an activity's tasks
+with a handler; ``stepflow worker --cells module[,module] --queue q --table T``
+runs the cells routed to cell queue ``q`` (``STEPFLOW_CELL_QUEUES``), with
+their effect journal in the coordination table ``T`` (docs/cells-workers.md).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
+from stepflow.cells import load_modules
+from stepflow.cells.queues import CellQueueError, CellQueues
+from stepflow.worker.cells import CellHandler, cell_activity
 from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
@@ -25,8 +34,24 @@ class WorkerUsageError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``worker`` subcommand's options."""
-    parser.add_argument("handler", help="the handler as module:function (module on sys.path)")
-    parser.add_argument("--activity", required=True, help="activity name or ARN")
+    parser.add_argument(
+        "handler", nargs="?", help="the handler as module:function (module on sys.path)"
+    )
+    parser.add_argument("--activity", help="activity name or ARN (with a handler)")
+    parser.add_argument(
+        "--cells", help="cells modules, comma-separated (dotted names or .py paths), with --queue"
+    )
+    parser.add_argument("--queue", help="the cell queue to serve (STEPFLOW_CELL_QUEUES)")
+    parser.add_argument(
+        "--table",
+        default=os.environ.get("STEPFLOW_TABLE") or os.environ.get("TABLE_NAME"),
+        help="the coordination table the cells' effect journal is in (with --cells)",
+    )
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        default=os.environ.get("STEPFLOW_DYNAMODB_ENDPOINT"),
+        help="DynamoDB's endpoint (stepflow local prints it); default: AWS's",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="tasks in hand at once")
     parser.add_argument("--endpoint-url", default=os.environ.get("STEPFLOW_ENDPOINT"))
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
@@ -37,23 +62,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--health-host", default="127.0.0.1")
 
 
-def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) -> int:
-    """Run the worker the parsed ``args`` describe until SIGTERM/SIGINT; the exit status."""
+def run(
+    args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None, log: Any = None
+) -> int:
+    """Run the worker the parsed ``args`` describe until SIGTERM/SIGINT; the exit status.
+
+    ``client`` replaces the boto3 Step Functions client, ``log`` the cells'
+    coordination log (default: the DynamoDB table ``--table``).
+    """
     configure(err)
+    worker = build(args, client, log)
+    worker.install_signal_handlers(hard_exit=True)
+    return _serve(worker, args, err)
+
+
+def build(args: argparse.Namespace, client: Any = None, log: Any = None) -> Worker:
+    """The worker ``args`` describe (an activity's handler, or a cell queue's cells)."""
     if args.concurrency < 1:
         raise WorkerUsageError("--concurrency must be at least 1")
-    handler = load_handler(args.handler)
+    cells = bool(args.cells or args.queue)
+    if cells and (args.handler or args.activity):
+        raise WorkerUsageError("give either --cells and --queue, or --activity and a handler")
+    if not cells and not (args.handler and args.activity):
+        raise WorkerUsageError("give --activity and a handler (or --cells and --queue)")
+    handler: Handler
+    handler = _cell_handler(args, log) if cells else load_handler(args.handler)
     if client is None:
         client = ReleasingClient(
             _boto3_client(args.endpoint_url, args.region), _credentials(args.region)
         )
     try:
-        arn = resolve_activity(client, args.activity)
+        if cells:
+            arn = cell_activity(client, args.queue)
+        else:
+            arn = resolve_activity(client, args.activity)
     except WorkerUsageError:
         raise
     except Exception as exc:  # unreachable endpoint, no credentials, access denied, ...
-        raise WorkerUsageError(f"cannot list activities: {exc}") from exc
-    worker = Worker(
+        doing = "create the cell queue's activity" if cells else "list activities"
+        raise WorkerUsageError(f"cannot {doing}: {exc}") from exc
+    return Worker(
         client,
         arn,
         handler,
@@ -62,7 +110,41 @@ def run(args: argparse.Namespace, err: TextIO = sys.stderr, client: Any = None) 
         heartbeat_seconds=args.heartbeat,
         grace_seconds=args.grace,
     )
-    worker.install_signal_handlers(hard_exit=True)
+
+
+def _cell_handler(args: argparse.Namespace, log: Any) -> CellHandler:
+    """The cells of ``--cells``, journaled in ``log`` or the table ``--table``."""
+    if not args.cells or not args.queue:
+        raise WorkerUsageError("--cells and --queue go together")
+    try:
+        CellQueues.parse(f"*={args.queue}")
+    except CellQueueError as exc:
+        raise WorkerUsageError(f"--queue: {exc}") from None
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        modules = load_modules(n for n in args.cells.split(",") if n.strip())
+    except Exception as exc:  # a missing module, a bad cell (registration refused), ...
+        raise WorkerUsageError(f"cannot load --cells {args.cells}: {exc}") from exc
+    if not modules.cells.keys():
+        raise WorkerUsageError(f"--cells {args.cells} defines no cell")
+    if log is None:
+        if not args.table:
+            raise WorkerUsageError("--table (or STEPFLOW_TABLE) names the coordination table")
+        from stepflow.aws.dynamodb_log import DynamoDBLog
+
+        dynamodb = boto3.client(
+            "dynamodb", endpoint_url=args.dynamodb_endpoint, region_name=args.region
+        )
+        log = DynamoDBLog(args.table, client=dynamodb)
+    from stepflow.aws.role_clients import RoleClients
+
+    clients = RoleClients(assume_roles=False, region=args.region)
+    return CellHandler(modules, log, clients)
+
+
+def _serve(worker: Worker, args: argparse.Namespace, err: TextIO) -> int:
+    """Run ``worker`` (with its health endpoint) until it stops; the exit status."""
     health = None
     if args.health_port is not None:
         health = HealthServer(worker.status, args.health_host, args.health_port).start()

@@ -65,6 +65,14 @@ class ServiceClient:
         """Give a task back so the next poll receives it at once."""
         return self.service.release_task(kwargs)
 
+    def create_activity(self, **kwargs: Any) -> dict[str, Any]:
+        """CreateActivity (a cell worker creates its queue's activity)."""
+        return self.service.create_activity(kwargs)
+
+    def list_activities(self, **kwargs: Any) -> dict[str, Any]:
+        """ListActivities."""
+        return self.service.list_activities(kwargs)
+
 
 RELEASE_TIMEOUT = 10.0
 """Seconds a ReleaseTask request may take (a shutting-down worker must not hang on it)."""

@@ -42,3 +42,14 @@ def idempotency_key(token: str) -> str:
     parts = token.split(".")
     attempt = ".".join(parts[:3]) if len(parts) == 5 else token
     return hashlib.sha256(attempt.encode()).hexdigest()[:32]
+
+
+class TaskFailure(Exception):
+    """Raised by a handler to fail its task with this ``error`` and ``cause`` (SendTaskFailure).
+
+    Any other exception fails the task with its class name as the error.
+    """
+
+    def __init__(self, error: str, cause: str = "") -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error, self.cause = error, cause

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepflow.worker.client import REFUSED, ActivityClient, error_code
-from stepflow.worker.context import TaskContext, idempotency_key
+from stepflow.worker.context import TaskContext, TaskFailure, idempotency_key
 from stepflow.worker.signals import Wakeup, exit_within
 
 logger = logging.getLogger("stepflow.worker")
@@ -251,7 +251,10 @@ class Worker:
             text = json.dumps(output)
         except Exception as exc:
             context.reporting = True
-            error, cause = type(exc).__name__, str(exc) or repr(exc)
+            if isinstance(exc, TaskFailure):
+                error, cause = exc.error, exc.cause
+            else:
+                error, cause = type(exc).__name__, str(exc) or repr(exc)
             outcome = self._report(
                 context,
                 "send_task_failure",
