@@ -27,6 +27,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from stepflow.cells.queues import COMPENSATE, EVERYTHING, CellQueueError, CellQueues
 
 from stepflow_cdk.cells_source import CellsBundling, CellsModuleError, CellsSource, cells_source
 from stepflow_cdk.cells_worker import CellsWorker
@@ -64,7 +65,8 @@ class StepFlowCells(Construct):
     not installed where ``cdk synth`` runs).
 
     Worker mode: ``queue`` (the activity ``stepflow-cells-<queue>``), ``cells``
-    (the routing patterns sent there: ``*``, a name or ``name:major``),
+    (the routing selectors sent there: ``*``, a name, ``name:major`` or
+    ``saga:compensate``; see stepflow.cells.queues),
     ``desired_count``, ``vpc`` (default: a new VPC with public subnets only, no
     NAT), ``image``.
 
@@ -149,6 +151,10 @@ class StepFlowCells(Construct):
             )
             self.role = self.worker.task_role
             queues = _registered(stepflow, "cell_queues")
+            try:  # with the other worker constructs' routes: one queue per selector
+                CellQueues.parse(",".join([*queues, *routes]))
+            except CellQueueError as exc:
+                raise CellsModuleError(str(exc)) from None
             queues.extend(routes)
             for function in task_functions:
                 function.add_environment(CELL_QUEUES_ENV_VAR, ",".join(queues))
@@ -190,20 +196,23 @@ def _registered(stack: StepFlowStack, name: str) -> list[str]:
 
 
 def _routes(queue: str, cells: Sequence[str], keys: Sequence[str]) -> list[str]:
-    """``pattern=queue`` for each of ``cells``, each checked against the module's cells."""
-    if not queue or not all(c.isalnum() or c in "-_" for c in queue) or len(queue) > 60:
-        raise CellsModuleError(f"queue {queue!r} must be 1-60 letters, digits, '-' or '_'")
+    """``selector=queue`` for each of ``cells``; a named cell must be one of the module's.
+
+    The format is checked by the steppers' own parser (stepflow.cells.queues).
+    """
     if not cells:
         raise CellsModuleError("cells must name at least one cell (or '*')")
+    routes = [f"{selector}={queue}" for selector in cells]
+    try:  # each pair alone: a ',' or '=' inside one must not read as another route
+        for selector in cells:
+            CellQueues.parse({selector: queue})
+    except CellQueueError as exc:
+        raise CellsModuleError(str(exc)) from None
     names = {key.split("@")[0] for key in keys}
-    routes = []
-    for pattern in cells:
-        name, _, major = pattern.partition(":")
-        if pattern != "*" and (not name or (major and not major.isdigit())):
-            raise CellsModuleError(f"cell pattern {pattern!r} is not '*', name or name:major")
-        if pattern != "*" and keys and name not in names:
+    for selector in cells:
+        name = selector.partition(":")[0]
+        if keys and selector not in (EVERYTHING, COMPENSATE) and name not in names:
             raise CellsModuleError(
                 f"cell {name!r} is not in the module (its cells: {', '.join(keys)})"
             )
-        routes.append(f"{pattern}={queue}")
     return routes

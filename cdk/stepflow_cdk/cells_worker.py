@@ -12,8 +12,9 @@ No image is built: the task runs two public images, pinned by tag (pass
 
 The task role may call the API (``execute-api:Invoke`` on ``POST /`` only),
 read and write the cells journal's lease records (see :func:`journal_statements`
-for what IAM can and cannot narrow), read and write offloaded payloads, read its
-bundle, and whatever the construct's ``grants`` add.
+for what IAM can and cannot narrow), read its bundle, and whatever the construct's
+``grants`` add. The worker's log has no payload store (``stepflow worker --table``),
+so it holds no right on the payload bucket.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ PYTHON_IMAGE = "public.ecr.aws/docker/library/python:3.12.8-slim-bookworm"
 FETCH_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
 """Copies the bundle from S3 (``aws s3 cp``) into the task volume."""
 ACTIVITY_PREFIX = "stepflow-cells-"
-"""A worker queue ``q`` is the activity ``stepflow-cells-q`` (docs/cells-workers.md)."""
+"""A worker queue ``q`` is the activity ``stepflow-cells-q``, which the worker creates
+through the API on first use (docs/cells-workers.md)."""
 HEALTH_PORT = 8080
 APP = "/app"
 
@@ -61,7 +63,12 @@ the payload packer's ``_z``/``_ref`` forms of its ``result`` document)."""
 
 
 def worker_command(module: str, queue: str) -> list[str]:
-    """What the worker container runs: unpack the bundle, then exec the worker."""
+    """What the worker container runs: unpack the bundle, then exec the worker.
+
+    ``stepflow worker --cells --queue`` (docs/cells-workers.md) reads the table from
+    ``TABLE_NAME`` and the API from ``STEPFLOW_ENDPOINT``; an API Gateway endpoint is
+    signed for ``execute-api``.
+    """
     return [
         "set -e; "
         f"mkdir -p {APP}/tmp {APP}/code; "
@@ -160,7 +167,6 @@ class CellsWorker(Construct):
                 "STEPFLOW_ENDPOINT": stepflow.api.rest_api.url,
                 "STEPFLOW_CELLS": source.import_name,
                 topology.TABLE_ENV_VAR: stepflow.storage.table.table_name,
-                topology.PAYLOAD_BUCKET_ENV_VAR: stepflow.storage.payloads.bucket_name,
             },
             readonly_root_filesystem=True,
             stop_timeout=Duration.seconds(60),  # the worker drains for up to --grace (30 s)
@@ -230,7 +236,6 @@ class CellsWorker(Construct):
 def worker_statements(stepflow: StepFlowStack) -> list[iam.PolicyStatement]:
     """The task role's rights on the StepFlow stack (the cells' own come from ``grants``)."""
     api = stepflow.api.rest_api
-    payloads = stepflow.storage.payloads
     return [
         # The Step Functions API (GetActivityTask, SendTask*, heartbeats): one method.
         iam.PolicyStatement(
@@ -238,11 +243,6 @@ def worker_statements(stepflow: StepFlowStack) -> list[iam.PolicyStatement]:
             resources=[api.arn_for_execute_api("POST", "/", api.deployment_stage.stage_name)],
         ),
         *journal_statements(stepflow),
-        # Effect results too large for an item are offloaded (content-addressed objects).
-        iam.PolicyStatement(
-            actions=["s3:GetObject", "s3:PutObject"],
-            resources=[payloads.arn_for_objects(f"{topology.PAYLOAD_PREFIX}*")],
-        ),
     ]
 
 
