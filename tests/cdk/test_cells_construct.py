@@ -443,3 +443,57 @@ def test_the_layer_keeps_only_what_stepflow_does_not_already_ship(tmp_path: Path
     (tmp_path / "bin" / "normalizer").write_text("#!python")
     assert sorted(prune(tmp_path, closure)) == ["pydantic", "typing-extensions"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stripe", "stripe-1.0.dist-info"]
+
+
+def test_the_worker_container_command_unpacks_the_bundle_and_loads_the_cells(
+    worker: Synth, tmp_path: Path
+) -> None:
+    """Run the synthesized container command as ECS would (``/app`` moved under tmp_path,
+    the bundle zipped as ``Fetch`` leaves it), against an endpoint nobody listens on: the
+    worker gets as far as creating its queue's activity, so the bundle unpacked, the
+    module loaded by its import name and the table came from the environment."""
+    import shutil
+    import subprocess
+    import zipfile
+
+    template, _, directory = worker
+    (task,) = [r["Properties"] for r in _of(template, "AWS::ECS::TaskDefinition").values()]
+    run = {c["Name"]: c for c in task["ContainerDefinitions"]}["Worker"]
+    (bundle,) = [p for p in directory.glob("asset.*") if (p / "order_pkg").is_dir()]
+    app = tmp_path / "app"
+    app.mkdir()
+    with zipfile.ZipFile(app / "bundle.zip", "w") as archive:
+        for file in bundle.rglob("*"):
+            archive.write(file, file.relative_to(bundle))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "python"  # the venv's python (a symlink would lose the venv)
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    env = {
+        e["Name"]: e["Value"].replace("/app", str(app))
+        for e in run["Environment"]
+        if isinstance(e["Value"], str)
+    }
+    env.update(
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        STEPFLOW_ENDPOINT="http://127.0.0.1:9",
+        TABLE_NAME="StepFlow-Log",
+        AWS_DEFAULT_REGION="eu-west-1",
+        AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+        AWS_SECRET_ACCESS_KEY="secret",
+        AWS_MAX_ATTEMPTS="1",
+    )
+    assert shutil.which("sh") is not None
+    (script,) = run["Command"]
+    done = subprocess.run(
+        [*run["EntryPoint"], script.replace("/app", str(app))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot create the cell queue's activity" in done.stderr, done.stderr
+    assert (app / "code" / "stepflow" / "cells" / "runner.py").is_file()
+    assert (app / "code" / "order_pkg" / "cells.py").is_file()
