@@ -497,3 +497,59 @@ def test_the_worker_container_command_unpacks_the_bundle_and_loads_the_cells(
     assert "cannot create the cell queue's activity" in done.stderr, done.stderr
     assert (app / "code" / "stepflow" / "cells" / "runner.py").is_file()
     assert (app / "code" / "order_pkg" / "cells.py").is_file()
+
+
+_PROCESS = """
+import json
+from stepflow.aws.settings import Settings
+from stepflow.aws.wiring import Wiring
+from stepflow.cells.queues import CellQueues
+wiring = Wiring(Settings.from_environ())
+print(json.dumps({
+    "cells": wiring.cell_modules.cells.keys(),
+    "routes": dict(CellQueues.parse(wiring.settings.cell_queues).routes),
+}))
+"""
+
+
+def _as_the_function_loads(
+    template: dict[str, Any], service: str, path: list[Path]
+) -> dict[str, Any]:
+    """What a function's process loads from the template's environment, with ``path`` as
+    Lambda puts its layers' ``python/`` on sys.path (a fresh interpreter: nothing cached)."""
+    import subprocess
+
+    variables = _functions(template)[service]["Environment"]["Variables"]
+    # CloudFormation fills in the references (table name, queue URLs, ...) at deploy time
+    env = {k: v if isinstance(v, str) else f"deployed-{k.lower()}" for k, v in variables.items()}
+    env.update(
+        STEPFLOW_ACCOUNT_ID="123456789012",
+        PATH=os.environ["PATH"],
+        PYTHONPATH=os.pathsep.join(str(p) for p in path),
+        AWS_DEFAULT_REGION="eu-west-1",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _PROCESS], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: dict[str, Any] = json.loads(done.stdout)
+    return loaded
+
+
+def test_the_runner_loads_the_inline_cells_from_its_layers_and_environment(
+    inline: Synth,
+) -> None:
+    template, _, directory = inline
+    layers = _of(template, "AWS::Lambda::LayerVersion")
+    path = [
+        _asset_dir(directory, layers[k]["Properties"]["Content"]) / "python"
+        for k in layers
+        if k.startswith(("Cells", "MoreCells"))
+    ]
+    loaded = _as_the_function_loads(template, "stepflow-runner", path)
+    assert loaded == {"cells": ["echo@2.1", "reserve-stock@1.0"], "routes": {}}
+
+
+def test_the_runner_routes_the_worker_cells_without_loading_them(worker: Synth) -> None:
+    loaded = _as_the_function_loads(worker[0], "stepflow-runner", [])
+    assert loaded == {"cells": [], "routes": {"echo:2": "orders", "saga:compensate": "orders"}}
