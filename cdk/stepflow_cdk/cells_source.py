@@ -36,6 +36,10 @@ _REQUIREMENT = re.compile(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?")
 _EXTRA = re.compile(r"extra\s*==\s*['\"]([^'\"]+)['\"]")
 
 
+MAX_MODULE_BYTES = 64 * 2**20
+"""The module's own files (its requirements not counted)."""
+
+
 class CellsModuleError(ValueError):
     """The cells module given to the construct cannot be shipped (the message says why)."""
 
@@ -142,6 +146,13 @@ def cells_source(
     elif not (resolved / "__init__.py").is_file():
         raise CellsModuleError(
             f"cells module {given} is a directory without __init__.py, not a Python package"
+        )
+    size = sum(f.stat().st_size for f in CellsSource(resolved, "", None).files())
+    if size > MAX_MODULE_BYTES:
+        raise CellsModuleError(
+            f"cells module {given} holds {size // 2**20} MB of files; at most "
+            f"{MAX_MODULE_BYTES // 2**20} MB (a Lambda's code and layers hold 250 MB "
+            "unzipped in all): keep data out of the module"
         )
     top = resolved.stem if resolved.is_file() else resolved.name
     if not top.isidentifier():

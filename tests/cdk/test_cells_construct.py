@@ -313,6 +313,12 @@ def test_bad_names_and_broken_modules_are_refused(tmp_path: Path) -> None:
     (tmp_path / "pydantic.py").write_text("")
     with pytest.raises(CellsModuleError, match="shadow a module of stepflow's dependencies"):
         cells_source(tmp_path / "pydantic.py")
+    (tmp_path / "heavy").mkdir()
+    (tmp_path / "heavy" / "__init__.py").write_text("")
+    with (tmp_path / "heavy" / "data.bin").open("wb") as sparse:
+        sparse.truncate(65 * 2**20)
+    with pytest.raises(CellsModuleError, match="holds 65 MB of files; at most 64 MB"):
+        cells_source(tmp_path / "heavy")
     (tmp_path / "broken.py").write_text("def run(:\n")
     with pytest.raises(CellsModuleError, match="does not load: SyntaxError"):
         cells_source(tmp_path / "broken.py").cell_keys()
@@ -548,6 +554,29 @@ def test_the_runner_loads_the_inline_cells_from_its_layers_and_environment(
     ]
     loaded = _as_the_function_loads(template, "stepflow-runner", path)
     assert loaded == {"cells": ["echo@2.1", "reserve-stock@1.0"], "routes": {}}
+
+
+def test_cfn_lint_finds_no_errors_in_either_mode(inline: Synth, worker: Synth) -> None:
+    from cfnlint.api import lint_all
+
+    for template, _, _ in (inline, worker):
+        errors = [str(m) for m in lint_all(json.dumps(template)) if m.rule.id.startswith("E")]
+        assert errors == []
+
+
+def test_the_app_flag_adds_the_construct() -> None:
+    app = build_app(
+        {
+            "stepflow:bundle": "false",
+            "stepflow:nag": "false",
+            "stepflow:cells": str(FILE_MODULE),
+            "stepflow:cellsMode": "worker",
+            "stepflow:cellsQueue": "orders",
+        }
+    )
+    cells = app.node.find_child("StepFlow").node.find_child("Cells")
+    assert isinstance(cells, StepFlowCells) and cells.worker is not None
+    assert cells.cell_keys == ["reserve-stock@1.0"]
 
 
 def test_the_runner_routes_the_worker_cells_without_loading_them(worker: Synth) -> None:
