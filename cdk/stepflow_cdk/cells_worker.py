@@ -34,7 +34,7 @@ from stepflow_cdk.stack import StepFlowStack
 
 PYTHON_IMAGE = "public.ecr.aws/docker/library/python:3.12.8-slim-bookworm"
 """The worker's image: the Python the bundle's wheels are built for (3.12, x86_64, glibc)."""
-FETCH_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+FETCH_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.26"
 """Copies the bundle from S3 (``aws s3 cp``) into the task volume."""
 ACTIVITY_PREFIX = "stepflow-cells-"
 """A worker queue ``q`` is the activity ``stepflow-cells-q``, which the worker creates
@@ -94,6 +94,8 @@ class CellsWorker(Construct):
         image: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if desired_count < 0:
+            raise ValueError(f"desired_count must be 0 or more, not {desired_count}")
         stack = Stack.of(self)
         self.bundle = s3_assets.Asset(
             self,
