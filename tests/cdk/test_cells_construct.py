@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -582,3 +583,88 @@ def test_the_app_flag_adds_the_construct() -> None:
 def test_the_runner_routes_the_worker_cells_without_loading_them(worker: Synth) -> None:
     loaded = _as_the_function_loads(worker[0], "stepflow-runner", [])
     assert loaded == {"cells": [], "routes": {"echo:2": "orders", "saga:compensate": "orders"}}
+
+
+def test_the_synthesized_worker_serves_its_cells_against_stepflow_local(
+    worker: Synth, tmp_path: Path
+) -> None:
+    """The path that ships, short of AWS: the task definition's command and environment,
+    run as ECS would (the bundle unpacked from its zip), serve the cell the stack routes to
+    the queue; an execution started through boto3 succeeds with the effect's result. The
+    stack loads no cell itself, so only the worker can have run it."""
+    import subprocess
+    import zipfile
+
+    from stepflow.local import LocalStack
+    from stepflow.local.stack import TABLE
+
+    template, _, directory = worker
+    (task,) = [r["Properties"] for r in _of(template, "AWS::ECS::TaskDefinition").values()]
+    run = {c["Name"]: c for c in task["ContainerDefinitions"]}["Worker"]
+    routes = _functions(template)["stepflow-runner"]["Environment"]["Variables"]
+    (bundle,) = [p for p in directory.glob("asset.*") if (p / "order_pkg").is_dir()]
+    app = tmp_path / "app"
+    app.mkdir()
+    with zipfile.ZipFile(app / "bundle.zip", "w") as archive:
+        for file in bundle.rglob("*"):
+            archive.write(file, file.relative_to(bundle))
+    shim = tmp_path / "bin" / "python"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    with LocalStack(port=0, handlers={}, cell_queues=routes["STEPFLOW_CELL_QUEUES"]) as stack:
+        env = {
+            e["Name"]: e["Value"].replace("/app", str(app))
+            for e in run["Environment"]
+            if isinstance(e["Value"], str)
+        }
+        env.update(
+            PATH=f"{shim.parent}:{os.environ['PATH']}",
+            STEPFLOW_ENDPOINT=stack.url,
+            STEPFLOW_DYNAMODB_ENDPOINT=stack.aws_endpoint,
+            TABLE_NAME=TABLE,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+        )
+        (script,) = run["Command"]
+        process = subprocess.Popen(
+            [*run["EntryPoint"], script.replace("/app", str(app)).replace("8080", "0")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            sfn = stack.stepfunctions()
+            definition = {
+                "StartAt": "Echo",
+                "States": {
+                    "Echo": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::stepflow:cell:echo:2",
+                        "End": True,
+                    }
+                },
+            }
+            machine = sfn.create_state_machine(
+                name="cells-worker-service",
+                definition=json.dumps(definition),
+                roleArn="arn:aws:iam::000000000000:role/StepFlowLocal",
+            )["stateMachineArn"]
+            arn = sfn.start_execution(stateMachineArn=machine, input='{"n": 41}')["executionArn"]
+            deadline = time.monotonic() + 90
+            described = sfn.describe_execution(executionArn=arn)
+            while described["status"] == "RUNNING" and time.monotonic() < deadline:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                time.sleep(0.1)
+                described = sfn.describe_execution(executionArn=arn)
+        finally:
+            process.terminate()
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, err = process.communicate()
+    assert described["status"] == "SUCCEEDED", (described, err)
+    assert json.loads(described["output"]) == {"n": 42}
