@@ -108,61 +108,79 @@ class StepFlowCells(Construct):
         self.mode = mode
         self.layer: lambda_.LayerVersion | None = None
         self.worker: CellsWorker | None = None
-        compute = stepflow.compute
-        task_functions = (compute.runner, compute.stepper, compute.api)
+        task_functions = (stepflow.compute.runner, stepflow.compute.stepper, stepflow.compute.api)
         if mode == "lambda":
-            shipped = _registered(stepflow, "cells_layers")
-            if self.source.top_level in shipped:
-                raise CellsModuleError(
-                    f"a cells module named {self.source.top_level!r} is already shipped inline "
-                    "in this stack: the layers would overwrite each other's files"
-                )
-            shipped.append(self.source.top_level)
-            self.layer = self._layer(stepflow.bundle)
-            for function in task_functions:
-                function.add_layers(self.layer)
-            modules = _registered(stepflow, "cells_modules")
-            modules.append(self.source.import_name)
-            for function in task_functions:
-                function.add_environment(CELLS_ENV_VAR, ",".join(modules))
-            trusted = [f.role for f in (compute.stepper, compute.runner)]
-            self.role: iam.IRole = iam.Role(
-                self,
-                "ExecutionRole",
-                path=EXECUTION_ROLE_PATH,
-                assumed_by=iam.CompositePrincipal(
-                    *(iam.ArnPrincipal(role.role_arn) for role in trusted if role is not None)
-                ),
-                description=f"Runs the effects of the cells of {self.source.top_level} "
-                "(assumed by StepFlow's stepper and runner)",
-            )
-            CfnOutput(self, "RoleArn", value=self.role.role_arn)
+            self.role: iam.IRole = self._inline(stepflow, task_functions)
         else:
-            routes = _routes(queue, cells, self.cell_keys)
-            self.worker = CellsWorker(
-                self,
-                "Worker",
-                stepflow=stepflow,
-                source=self.source,
-                queue=queue,
-                desired_count=desired_count,
-                vpc=vpc,
-                image=image,
+            self.role = self._on_worker(
+                stepflow, task_functions, queue, cells, desired_count, vpc, image
             )
-            self.role = self.worker.task_role
-            queues = _registered(stepflow, "cell_queues")
-            try:  # with the other worker constructs' routes: one queue per selector
-                CellQueues.parse(",".join([*queues, *routes]))
-            except CellQueueError as exc:
-                raise CellsModuleError(str(exc)) from None
-            queues.extend(routes)
-            for function in task_functions:
-                function.add_environment(CELL_QUEUES_ENV_VAR, ",".join(queues))
         for grant in grants:
             if isinstance(grant, iam.PolicyStatement):
                 self.role.add_to_principal_policy(grant)
             else:
                 grant(self.role)
+
+    def _inline(self, stepflow: StepFlowStack, functions: Sequence[lambda_.Function]) -> iam.IRole:
+        """The layer on ``functions``, ``STEPFLOW_CELLS``, and the execution role."""
+        shipped = _registered(stepflow, "cells_layers")
+        if self.source.top_level in shipped:
+            raise CellsModuleError(
+                f"a cells module named {self.source.top_level!r} is already shipped inline "
+                "in this stack: the layers would overwrite each other's files"
+            )
+        shipped.append(self.source.top_level)
+        self.layer = self._layer(stepflow.bundle)
+        modules = _registered(stepflow, "cells_modules")
+        modules.append(self.source.import_name)
+        for function in functions:
+            function.add_layers(self.layer)
+            function.add_environment(CELLS_ENV_VAR, ",".join(modules))
+        trusted = [f.role for f in (stepflow.compute.stepper, stepflow.compute.runner)]
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            path=EXECUTION_ROLE_PATH,
+            assumed_by=iam.CompositePrincipal(
+                *(iam.ArnPrincipal(r.role_arn) for r in trusted if r is not None)
+            ),
+            description=f"Runs the effects of the cells of {self.source.top_level} "
+            "(assumed by StepFlow's stepper and runner)",
+        )
+        CfnOutput(self, "RoleArn", value=role.role_arn)
+        return role
+
+    def _on_worker(
+        self,
+        stepflow: StepFlowStack,
+        functions: Sequence[lambda_.Function],
+        queue: str,
+        cells: Sequence[str],
+        desired_count: int,
+        vpc: ec2.IVpc | None,
+        image: str | None,
+    ) -> iam.IRole:
+        """The worker service, and ``STEPFLOW_CELL_QUEUES`` on ``functions``."""
+        routes = _routes(queue, cells, self.cell_keys)
+        queues = _registered(stepflow, "cell_queues")
+        try:  # with the other worker constructs' routes: one queue per selector
+            CellQueues.parse(",".join([*queues, *routes]))
+        except CellQueueError as exc:
+            raise CellsModuleError(str(exc)) from None
+        self.worker = CellsWorker(
+            self,
+            "Worker",
+            stepflow=stepflow,
+            source=self.source,
+            queue=queue,
+            desired_count=desired_count,
+            vpc=vpc,
+            image=image,
+        )
+        queues.extend(routes)
+        for function in functions:
+            function.add_environment(CELL_QUEUES_ENV_VAR, ",".join(queues))
+        return self.worker.task_role
 
     def _layer(self, bundle: bool) -> lambda_.LayerVersion:
         source = self.source
