@@ -668,3 +668,51 @@ def test_the_synthesized_worker_serves_its_cells_against_stepflow_local(
                 _, err = process.communicate()
     assert described["status"] == "SUCCEEDED", (described, err)
     assert json.loads(described["output"]) == {"n": 42}
+
+
+def test_bundling_installs_for_the_lambda_platform_and_prunes_only_the_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """try_bundle as CDK calls it, with pip replaced by a fake that installs pydantic
+    (stepflow's) and stripe (the module's): the layer keeps stripe only, the worker's
+    bundle both, plus stepflow. The pip command line is the layer's (no Docker)."""
+    import subprocess
+
+    from stepflow_cdk import cells_source as bundling
+
+    commands: list[list[str]] = []
+
+    def fake_run(command: list[str], check: bool) -> None:
+        commands.append(command)
+        target = Path(command[command.index("--target") + 1])
+        report = Path(command[command.index("--report") + 1])
+        _dist(target, "pydantic", ["pydantic/__init__.py"])
+        _dist(target, "stripe", ["stripe/__init__.py"])
+        installed = [
+            {"metadata": {"name": "pydantic", "requires_dist": []}},
+            {"metadata": {"name": "stripe", "requires_dist": ["pydantic>=2"]}},
+        ]
+        report.write_text(json.dumps({"install": installed}))
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    source = cells_source(PACKAGE, import_name="order_pkg.cells")
+    layer, service = tmp_path / "layer", tmp_path / "worker"
+    bundling.CellsBundling(source, subdir="python", with_stepflow=False, install=True).try_bundle(
+        str(layer)
+    )
+    bundling.CellsBundling(source, subdir="", with_stepflow=True, install=True).try_bundle(
+        str(service)
+    )
+    assert sorted(p.name for p in (layer / "python").iterdir()) == [
+        "order_pkg",
+        "stripe",
+        "stripe-1.0.dist-info",
+    ]
+    assert {"pydantic", "stripe", "stepflow", "order_pkg"} <= {p.name for p in service.iterdir()}
+    for command in commands:
+        flags = " ".join(command)
+        assert "--platform manylinux2014_x86_64 --python-version 3.12" in flags
+        assert "--only-binary=:all:" in command and "docker" not in flags
+        assert command[-2:] == ["-r", str(PACKAGE / "requirements.txt")]
+        assert "pydantic>=2.7,<3" in command  # resolved with stepflow's own requirements
+    assert len(commands) == 2
