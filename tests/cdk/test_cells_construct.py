@@ -716,3 +716,45 @@ def test_bundling_installs_for_the_lambda_platform_and_prunes_only_the_layer(
         assert command[-2:] == ["-r", str(PACKAGE / "requirements.txt")]
         assert "pydantic>=2.7,<3" in command  # resolved with stepflow's own requirements
     assert len(commands) == 2
+
+
+def test_the_worker_may_write_every_attribute_a_journal_or_lease_record_has() -> None:
+    """The worker's PutItem is limited to LEASE_ATTRIBUTES (dynamodb:Attributes): a lease
+    record written through the real DynamoDB log, with every field set and results small,
+    compressed and offloaded, has no other attribute (else IAM would refuse the worker)."""
+    from unittest import mock
+
+    from moto import mock_aws
+    from stepflow.aws import DynamoDBLog, create_table
+    from stepflow.aws.clients import client as new_client
+    from stepflow.aws.s3_payloads import S3PayloadStore
+    from stepflow.runtime.leases import TaskLease
+    from stepflow_cdk.cells_worker import LEASE_ATTRIBUTES
+
+    fake = {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    with mock.patch.dict(os.environ, fake), mock_aws():
+        dynamodb, s3 = new_client("dynamodb"), new_client("s3")
+        create_table(dynamodb, "log")
+        s3.create_bucket(Bucket="payloads")
+        log = DynamoDBLog("log", client=dynamodb, payloads=S3PayloadStore("payloads", client=s3))
+        arn = "arn:aws:states:us-east-1:123456789012:execution:m:e"
+        results = {
+            "small": {"ok": True},
+            "compressed": {"text": "a" * 20_000},
+            "offloaded": {"blob": os.urandom(600_000).hex()},
+        }
+        for name, result in results.items():
+            lease = TaskLease(
+                arn, f"fx#a#run#{name}", version=1, delivery=2, owner="w", until=1.5,
+                released=True, expired=1, queue="q", receipt="r", lease_seconds=3.0,
+                result=result,
+            )  # fmt: skip
+            log.put_lease(lease)
+        items = dynamodb.scan(TableName="log")["Items"]
+    names = {name for item in items for name in item}
+    assert {"result", "result_z", "result_ref"} <= names  # each form was written
+    assert names <= set(LEASE_ATTRIBUTES), names - set(LEASE_ATTRIBUTES)
