@@ -232,6 +232,8 @@ def test_the_worker_service_runs_the_bundle_with_no_image_built(worker: Synth) -
     assert (bundle / "stepflow" / "cells" / "runner.py").is_file()
     assert (bundle / "order_pkg" / "cells.py").is_file()
     assert bundle.name.removeprefix("asset.") in json.dumps(fetch["Command"])
+    manifest = json.loads((directory / "StepFlow.assets.json").read_text())
+    assert not manifest.get("dockerImages")  # nothing to build with Docker, at synth or deploy
 
 
 def test_the_functions_route_the_cells_to_the_worker_queue(worker: Synth) -> None:
