@@ -14,14 +14,32 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
     """The app with one ``StepFlow`` stack; cdk-nag runs unless ``stepflow:nag`` is false.
 
     ``stepflow:accessPolicy`` (a list of rules, or its JSON text) is the stack's
-    access policy.
+    access policy. ``stepflow:cells`` (a cells module's path) ships that module
+    with :class:`~stepflow_cdk.cells.StepFlowCells`, in ``stepflow:cellsMode``
+    (``lambda``, the default, or ``worker``) on ``stepflow:cellsQueue`` (worker
+    mode; default ``default``); without it the stack is unchanged.
     """
     app = cdk.App(context=context or {})
     bundle = str(app.node.try_get_context("stepflow:bundle")).lower() != "false"
     policy = app.node.try_get_context("stepflow:accessPolicy")
     if isinstance(policy, str):  # -c stepflow:accessPolicy='[...]' arrives as text
         policy = json.loads(policy)
-    StepFlowStack(app, "StepFlow", bundle=bundle, access_policy=policy)
+    stack = StepFlowStack(app, "StepFlow", bundle=bundle, access_policy=policy)
+    module = app.node.try_get_context("stepflow:cells")
+    if module:
+        from stepflow_cdk.cells import StepFlowCells
+
+        mode = str(app.node.try_get_context("stepflow:cellsMode") or "lambda")
+        if mode not in ("lambda", "worker"):
+            raise ValueError(f"stepflow:cellsMode must be 'lambda' or 'worker', not {mode!r}")
+        StepFlowCells(
+            stack,
+            "Cells",
+            stepflow=stack,
+            module=str(module),
+            mode="worker" if mode == "worker" else "lambda",
+            queue=str(app.node.try_get_context("stepflow:cellsQueue") or "default"),
+        )
     if str(app.node.try_get_context("stepflow:nag")).lower() != "false":
         cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return app

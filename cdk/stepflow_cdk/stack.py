@@ -41,6 +41,7 @@ class StepFlowStack(Stack):
         access_policy: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__(scope, construct_id, description="StepFlow workflow engine")
+        self.bundle = bundle
         self.storage = Storage(self, "Storage")
         self.queues = Queues(self, "Queues")
         self.signing = SigningKey(self, "Signing")

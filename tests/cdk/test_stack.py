@@ -547,3 +547,12 @@ def test_nested_starts_are_checked_against_the_tasks_role_through_iam(
     for service in ("stepflow-api", "stepflow-sweeper", "stepflow-outbox-repair"):
         variables = function_named(template, service)["Environment"]["Variables"]
         assert "STEPFLOW_NESTED_START_CHECK" not in variables, service
+
+
+def test_without_a_cells_module_the_stack_ships_no_cells(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """``-c stepflow:cells=...`` adds StepFlowCells; the default synth has none of it."""
+    template = synthesized[0].to_json()
+    assert not [k for k in template["Resources"] if k.startswith("Cells")]
+    assert "STEPFLOW_CELL" not in json.dumps(template)

@@ -159,11 +159,12 @@ def load_modules(names: Iterable[str], into: CellModules | None = None) -> CellM
 
 
 def _import(name: str) -> Any:
-    if name.endswith(".py"):
-        import importlib.util
-        import pathlib
-        import sys
+    import importlib
+    import importlib.util
+    import pathlib
+    import sys
 
+    if name.endswith(".py"):
         path = pathlib.Path(name).resolve()
         spec = importlib.util.spec_from_file_location(f"stepflow_cells_{path.stem}", path)
         if spec is None or spec.loader is None:

@@ -14,10 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
 
+from stepflow.api.client import API_GATEWAY_SIGNING_NAME
+from stepflow.api.client import client as stepflow_client
 from stepflow.cells import load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
 from stepflow.runtime.leases import LeaseLog
@@ -91,9 +94,7 @@ def build(args: argparse.Namespace, client: Any = None, log: LeaseLog | None = N
         raise WorkerUsageError("give --activity and a handler (or --cells and --queue)")
     handler: Handler = _cell_handler(args, log) if cells else load_handler(args.handler)
     if client is None:
-        client = ReleasingClient(
-            _boto3_client(args.endpoint_url, args.region), _credentials(args.region)
-        )
+        client = api_client(args.endpoint_url, args.region)
     try:
         if cells:
             arn = cell_activity(client, args.queue)
@@ -196,13 +197,34 @@ def resolve_activity(client: Any, activity: str) -> str:
             raise WorkerUsageError(f"no activity named {activity!r}")
 
 
-def _boto3_client(endpoint_url: str | None, region: str) -> Any:
+def api_client(endpoint_url: str | None, region: str) -> ReleasingClient:
+    """The Step Functions client of ``endpoint_url`` (None: AWS's).
+
+    Signed for ``execute-api`` behind API Gateway (a deployed stack's ``ApiUrl``,
+    IAM-authorized), else for ``states``; ReleaseTask is signed the same way.
+    """
+    gateway = is_api_gateway(endpoint_url)
+    signing = API_GATEWAY_SIGNING_NAME if gateway else "states"
+    return ReleasingClient(
+        _boto3_client(endpoint_url, region, gateway), _credentials(region), signing_name=signing
+    )
+
+
+def is_api_gateway(endpoint_url: str | None) -> bool:
+    """True for an API Gateway URL (``https://<id>.execute-api.<region>.amazonaws.com/...``)."""
+    host = urlparse(endpoint_url or "").hostname or ""
+    return ".execute-api." in host and host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def _boto3_client(endpoint_url: str | None, region: str, gateway: bool = False) -> Any:
     config = Config(
         read_timeout=70,  # GetActivityTask long-polls for up to 60 s
         retries={"mode": "standard"},
     )
-    return boto3.client(
-        "stepfunctions", endpoint_url=endpoint_url, region_name=region, config=config
+    return (
+        stepflow_client(endpoint_url, region=region, sigv4_api_gateway=gateway, config=config)
+        if endpoint_url
+        else boto3.client("stepfunctions", region_name=region, config=config)
     )
 
 

@@ -1,0 +1,1 @@
+"""A cells package the CDK tests ship (its cells are in the ``cells`` submodule)."""
