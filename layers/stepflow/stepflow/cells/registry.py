@@ -173,6 +173,4 @@ def _import(name: str) -> Any:
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
         return module
-    import importlib  # bound on this path too: the imports above make it a local name
-
     return importlib.import_module(name)
