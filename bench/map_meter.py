@@ -324,6 +324,7 @@ class MeteredLog:
         self.inner.put_lease(lease)
 
     def __getattr__(self, name: str) -> Any:
-        if name not in ("history", "list_executions"):
-            self.unmetered[name] += 1
-        return getattr(self.inner, name)
+        value = getattr(self.inner, name)
+        if callable(value) and name not in ("history", "list_executions"):
+            self.unmetered[name] += 1  # a method (not e.g. the log's table name) it cannot bill
+        return value

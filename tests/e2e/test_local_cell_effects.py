@@ -129,14 +129,14 @@ def test_a_dynamodb_effect_writes_a_users_table_and_never_the_stacks(
 ) -> None:
     dynamodb = stack.client("dynamodb")
     dynamodb.create_table(
-        TableName="orders",
+        TableName="cell-effect-orders",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    done = run(stack, "put-effect", {"kind": "put", "target": "orders"})
+    done = run(stack, "put-effect", {"kind": "put", "target": "cell-effect-orders"})
     assert done["status"] == "SUCCEEDED", done
-    items = dynamodb.scan(TableName="orders")["Items"]
+    items = dynamodb.scan(TableName="cell-effect-orders")["Items"]
     assert items == [{"id": {"S": "o-1"}}]
     own = run(stack, "put-own", {"kind": "put", "target": TABLE[::-1], "reverse": True})
     assert own["status"] == "FAILED" and own["error"] == "States.Runtime"

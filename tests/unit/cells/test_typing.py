@@ -11,6 +11,7 @@ runtime refuses it (``StepFlow.Cell.UndeclaredEffect``), tested below too.
 from __future__ import annotations
 
 import re
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -152,7 +153,11 @@ def test_mypy_strict_catches_wrong_effects_and_results(tmp_path: Path) -> None:
         "[mypy-stepflow,stepflow.runtime.*,stepflow.engine.*,stepflow.data.*]\n"
         "follow_imports = skip\n"
     )
-    out, err, _status = api.run(["--config-file", str(config), "--no-pretty", *files])
+    limit = sys.getrecursionlimit()  # mypy raises it for the whole process: give it back
+    try:
+        out, err, _status = api.run(["--config-file", str(config), "--no-pretty", *files])
+    finally:
+        sys.setrecursionlimit(limit)
     reported = {
         (Path(m["file"]).name, int(m["line"]), m["code"])
         for line in out.splitlines()

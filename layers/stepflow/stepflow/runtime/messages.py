@@ -47,7 +47,12 @@ _EVENTS: dict[str, type] = {
 
 def encode_event(event: Event) -> dict[str, Any]:
     """An engine event as a JSON object with a ``type``."""
-    return {"type": type(event).__name__, **{k: getattr(event, k) for k in event.__slots__}}
+    fields = {k: getattr(event, k) for k in event.__slots__}
+    # Tuples as lists: the encoding is the same before and after a trip through JSON.
+    return {
+        "type": type(event).__name__,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+    }
 
 
 def decode_event(data: dict[str, Any]) -> Event:
