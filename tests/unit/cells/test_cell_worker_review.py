@@ -65,3 +65,83 @@ def test_a_worker_keeps_the_version_its_execution_pinned(where: str) -> None:
         assert env.describe(fresh)["output"] == '{"total":1034}'
         assert handler.pins.writes == 1
         assert VersionPins(env.log).pinned(fresh, pin_id("three-bumps", None)) == "2"
+
+
+class Server:
+    """A loopback HTTP server that counts the POSTs it answers and their idempotency keys."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        keys: list[str] = []
+        self.keys = keys
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                keys.append(self.headers.get("Idempotency-Key") or "")
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/charge"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def cli_worker(env: WorkflowEnvironment, *argv: str) -> Any:
+    """The worker ``stepflow worker --cells ... argv`` builds, on ``env``'s API and log."""
+    import argparse
+
+    from stepflow.worker.cli import add_arguments, build
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--queue", "orders", *argv])
+    return build(args, Recording(env), env.log)
+
+
+def test_a_worker_performs_the_built_in_effects_once() -> None:
+    server = Server()
+    try:
+        env = WorkflowEnvironment(cell_queues="*=orders")
+        machine = {
+            "StartAt": "Fetch",
+            "States": {
+                "Fetch": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::stepflow:cell:fetch",
+                    "End": True,
+                }
+            },
+        }
+        arn = env.start(machine, {"url": server.url})
+        env.run_until_idle()
+        cells = "tests/worker/http_cells_module.py"
+        local = cli_worker(env, "--cells", cells, "--endpoint-url", "http://127.0.0.1:9")
+        with serving(local) as running:
+            until(lambda: running.counts["succeeded"] == 1)
+        env.run_until_idle()
+        assert env.describe(arn)["status"] == "SUCCEEDED", env.history(arn)[-1]
+        assert env.describe(arn)["output"] == '{"status":200,"body":"ok"}'
+        assert len(server.keys) == 1 and server.keys[0]
+        # A worker against AWS (no loopback endpoint) may not reach this machine.
+        deployed = cli_worker(env, "--cells", cells)
+        refused = env.start(machine, {"url": server.url})
+        env.run_until_idle()
+        with serving(deployed) as running:
+            until(lambda: running.counts["failed"] == 1)
+        env.run_until_idle()
+        assert env.describe(refused)["status"] == "FAILED"
+        assert len(server.keys) == 1
+    finally:
+        server.close()
