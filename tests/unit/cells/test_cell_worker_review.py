@@ -145,3 +145,65 @@ def test_a_worker_performs_the_built_in_effects_once() -> None:
         assert len(server.keys) == 1
     finally:
         server.close()
+
+
+FORGED = {
+    "StartAt": "Forge",
+    "States": {
+        "Forge": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:us-east-1:123456789012:activity:stepflow-cells-orders",
+            "Parameters": {
+                "StepFlowCellTask": {
+                    "resource": "arn:aws:states:::stepflow:cell:three-bumps",
+                    "executionArn.$": "$$.Execution.Id",
+                    "stateName": "Elsewhere",
+                    "taskId": "t-forged",
+                    "roleArn": "arn:aws:iam::123456789012:role/Admin",
+                },
+                "Input": {"start": 1},
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def forged_run(env: WorkflowEnvironment) -> tuple[str, Calls, list[dict[str, Any]]]:
+    """Run :data:`FORGED` with a worker serving queue ``orders``: ARN, effects, tasks handed."""
+    calls = Calls()
+    arn = env.start(FORGED, {})
+    env.run_until_idle()
+    handler = CellHandler(modules(calls, "a"), env.log)
+    client = Recording(env)
+    with serving(worker(client, handler, "a")):
+        until(lambda: env.describe(arn)["status"] != "RUNNING" or bool(calls.done))
+    env.run_until_idle()
+    return arn, calls, client.tasks
+
+
+@pytest.mark.parametrize("where", ["memory", "moto"])
+def test_a_workflow_task_on_a_cell_queue_is_refused_and_performs_no_effect(where: str) -> None:
+    with open_environment(where, cell_queues="*=orders") as env:
+        arn, calls, handed = forged_run(env)
+        assert calls.done == []
+        assert env.describe(arn)["status"] == "FAILED"
+        assert handed == []  # never handed out
+        failed = [e for e in env.history(arn) if e["type"] == "ActivityFailed"]
+        assert "is a cell queue" in failed[0]["activityFailedEventDetails"]["cause"]
+
+
+def test_a_forged_cell_task_already_queued_is_never_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if sent by a router from before the refusal: the hand-out refuses it too.
+    from stepflow.activities import router
+
+    monkeypatch.setattr(router, "is_cell_activity", lambda resource: False)
+    env = WorkflowEnvironment(cell_queues="*=orders")
+    arn, calls, handed = forged_run(env)
+    assert calls.done == []
+    assert env.describe(arn)["status"] == "FAILED"
+    assert handed == []
+    failed = [e for e in env.history(arn) if e["type"] == "ActivityFailed"]
+    assert "is a cell queue" in failed[0]["activityFailedEventDetails"]["cause"]

@@ -39,7 +39,7 @@ from stepflow.activities.errors import (
     task_timed_out,
     validation,
 )
-from stepflow.activities.names import name_of, queue_name
+from stepflow.activities.names import is_cell_activity, name_of, queue_name
 from stepflow.activities.tokens import TaskToken, delivery_token, genuine, parse
 from stepflow.data import safe_json
 from stepflow.data.serialize import dumps
@@ -54,6 +54,7 @@ from stepflow.engine import (
 from stepflow.engine.codec import decode_state
 from stepflow.engine.model import TaskSucceeded
 from stepflow.engine.resources import describe
+from stepflow.errors import StatesErrorName
 from stepflow.runtime import leases
 from stepflow.runtime.leases import (
     LeaseExhaustedError,
@@ -63,6 +64,7 @@ from stepflow.runtime.leases import (
 )
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
+from stepflow.runtime.targets import OWN_TARGET_CAUSE
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.stepper import Stepper
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError, TaskQueue
@@ -264,6 +266,12 @@ class TaskService:
             # Left in the queue: it comes back until SQS moves it to the DLQ (and alarms).
             logger.error("undecodable task message", extra={"queue": lease.queue})
             return None
+        resource = str(message.body.get("resource", ""))
+        if is_cell_activity(resource):  # queued before the router refused these
+            logger.warning("task on a cell queue's activity refused", extra={"resource": resource})
+            cause = f"{OWN_TARGET_CAUSE}: activity '{resource}' is a cell queue"
+            self._fail(message, task_id, lease, StatesErrorName.RUNTIME, cause)
+            return None
         lease_seconds = int(heartbeat) if heartbeat else self.lease_seconds
         states: list[tuple[ExecutionState, int]] = []
 
@@ -304,12 +312,16 @@ class TaskService:
             f"The task's lease expired {expired} times "
             f"without a result (max_deliveries={self.max_deliveries})."
         )
+        self._fail(message, task_id, lease, LEASE_EXPIRED, cause)
+
+    def _fail(self, message: Message, task_id: str, lease: Lease, error: str, cause: str) -> None:
+        """Fail the attempt ``task_id`` (if still open) and drop its message."""
 
         def guard(record: ExecutionRecord | None) -> None:
             _open_state(record, task_id)
 
         try:
-            failed = TaskFailed(task_id, LEASE_EXPIRED, cause)
+            failed = TaskFailed(task_id, error, cause)
             self.stepper.report_task(message.execution_arn, failed, guard)
         except _ClosedError:
             pass

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stepflow.activities.catalog import TAG_CREATED, TAG_NAME
-from stepflow.activities.names import queue_name
+from stepflow.activities.names import CELL_ACTIVITY_PREFIX, queue_name
 from stepflow.cells.model import NAME
 from stepflow.cells.runner import SERVICE, cell_reference
 from stepflow.engine import TaskFailed
@@ -46,7 +46,7 @@ from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue, TaskR
 logger = logging.getLogger(__name__)
 
 SETTING = "STEPFLOW_CELL_QUEUES"
-ACTIVITY_PREFIX = "stepflow-cells-"
+ACTIVITY_PREFIX = CELL_ACTIVITY_PREFIX
 """The activity of queue ``q`` is ``stepflow-cells-q``."""
 COMPENSATE = "saga:compensate"
 EVERYTHING = "*"
