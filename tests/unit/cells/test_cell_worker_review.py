@@ -207,3 +207,40 @@ def test_a_forged_cell_task_already_queued_is_never_handed_out(
     assert handed == []
     failed = [e for e in env.history(arn) if e["type"] == "ActivityFailed"]
     assert "is a cell queue" in failed[0]["activityFailedEventDetails"]["cause"]
+
+
+def test_a_map_run_s_children_on_a_worker_keep_their_parent_s_version() -> None:
+    import threading
+
+    items = {
+        "Type": "Map",
+        "ItemsPath": "$.items",
+        "MaxConcurrency": 1,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "Bump",
+            "States": {
+                "Bump": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::stepflow:cell:three-bumps",
+                    "End": True,
+                }
+            },
+        },
+        "End": True,
+    }
+    machine = {"StartAt": "Each", "States": {"Each": items}}
+    env = WorkflowEnvironment(cell_queues="*=orders")
+    arn = env.start(machine, {"items": [{"start": 1}, {"start": 2}]})
+    VersionPins(env.log).pin(arn, pin_id("three-bumps", None), "1")  # before a deploy of 2
+    handler = CellHandler(two_versions(Calls(), "a"), env.log)
+    pause = threading.Event()
+    with serving(worker(Recording(env), handler, "a")):
+        for _ in range(400):
+            env.run_until_idle()
+            if env.describe(arn)["status"] != "RUNNING":
+                break
+            pause.wait(0.02)
+    assert env.describe(arn)["status"] == "SUCCEEDED", env.history(arn)[-1]
+    assert env.describe(arn)["output"] == '[{"total":34},{"total":35}]'  # version 1's
+    assert handler.pins.writes == 0
