@@ -244,3 +244,33 @@ def test_a_map_run_s_children_on_a_worker_keep_their_parent_s_version() -> None:
     assert env.describe(arn)["status"] == "SUCCEEDED", env.history(arn)[-1]
     assert env.describe(arn)["output"] == '[{"total":34},{"total":35}]'  # version 1's
     assert handler.pins.writes == 0
+
+
+def effect_events(env: WorkflowEnvironment, arn: str) -> list[tuple[str, str]]:
+    """The effect events of ``arn``'s history: (type, the effect's details minus the token)."""
+    import json
+
+    found = []
+    for event in env.history(arn):
+        if event["type"].startswith("StepFlowEffect"):
+            details = dict(next(v for k, v in event.items() if k.endswith("EventDetails")))
+            details.pop("idempotencyKey", None)  # the key names the execution
+            found.append((event["type"], json.dumps(details, sort_keys=True)))
+    return found
+
+
+@pytest.mark.parametrize("where", ["memory", "moto"])
+def test_a_worker_s_effects_reach_the_history_as_inline_ones_do(where: str) -> None:
+    with open_environment("memory", cells=modules(Calls(), "inline")) as inline_env:
+        inline = effect_events(inline_env, started(inline_env))
+    assert [kind for kind, _ in inline] == ["StepFlowEffectSucceeded"] * 3
+    with open_environment(where, cell_queues="*=orders") as env:
+        arn = started(env)
+        with serving(worker(Recording(env), CellHandler(modules(Calls(), "a"), env.log), "a")) as w:
+            until(lambda: w.counts["succeeded"] == 1)
+        env.run_until_idle()
+        assert env.describe(arn)["status"] == "SUCCEEDED"
+        assert effect_events(env, arn) == inline
+        types = [e["type"] for e in env.history(arn)]
+        end = types.index("TaskSucceeded")
+        assert types[end - 4 : end] == ["TaskStarted"] + ["StepFlowEffectSucceeded"] * 3

@@ -52,6 +52,7 @@ from stepflow.engine import (
     TaskStarted,
 )
 from stepflow.engine.codec import decode_state
+from stepflow.engine.effects import effect_reports
 from stepflow.engine.model import TaskSucceeded
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
@@ -70,6 +71,20 @@ from stepflow.runtime.stepper import Stepper
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError, TaskQueue
 
 logger = logging.getLogger(__name__)
+
+EFFECT_TRACES = "fxtrace#"
+"""Lease-record id prefix of a cell task's effects, as its worker reports them.
+
+``fxtrace#<task id>#<delivery>``: a ``stepflow worker --cells`` writes its run's
+effect reports there before SendTaskSuccess/SendTaskFailure, and the report's
+result event carries them, so the history shows a worker's effects as an inline
+run's. The delivery in the id keeps a superseded worker's reports out.
+"""
+
+
+def effect_traces_id(task_id: str, delivery: int) -> str:
+    """The id of the effect reports of delivery ``delivery`` of attempt ``task_id``."""
+    return f"{EFFECT_TRACES}{task_id}#{delivery}"
 
 LEASE_EXPIRED = "States.TaskFailed"
 """The error of an attempt whose lease ran out ``max_deliveries`` times (no worker finished)."""
@@ -141,7 +156,9 @@ class TaskService:
             output = json.loads(text)
         except ValueError as exc:
             raise _invalid_output(f"output is not JSON: {exc}") from None
-        lease = self._report(token, TaskSucceeded(token.task_id, output, external=True))
+        effects = self._effects(token)
+        succeeded = TaskSucceeded(token.task_id, output, external=True, effects=effects)
+        lease = self._report(token, succeeded)
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)
         return {}
@@ -158,10 +175,26 @@ class TaskService:
             raise validation(f"error must be a string of at most {longest_error} characters")
         if cause is not None and (not isinstance(cause, str) or len(cause) > longest_cause):
             raise validation(f"cause must be a string of at most {longest_cause} characters")
-        lease = self._report(token, TaskFailed(token.task_id, error, cause, external=True))
+        effects = self._effects(token)
+        failed = TaskFailed(token.task_id, error, cause, external=True, effects=effects)
+        lease = self._report(token, failed)
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)
         return {}
+
+    def _effects(self, token: TaskToken) -> tuple[dict[str, Any], ...]:
+        """The effects a cell worker reported for ``token``'s delivery (none: ``()``).
+
+        Only delivery-bound (activity) tokens have any; they are bounded again here.
+        """
+        if token.delivery is None:
+            return ()
+        record = self.stepper.log.lease(
+            token.execution_arn, effect_traces_id(token.task_id, token.delivery)
+        )
+        if record is None or not isinstance(record.result, dict):
+            return ()
+        return effect_reports(record.result.get("effects") or ())
 
     def send_task_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
         """SendTaskHeartbeat: recorded in the log, and the lease extended."""

@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepflow.activities.tasks import effect_traces_id
 from stepflow.activities.tokens import parse
 from stepflow.cells.effects import IdempotencyKey
 from stepflow.cells.handlers import EffectHandlers
@@ -31,7 +32,9 @@ from stepflow.cells.registry import CellModules
 from stepflow.cells.runner import CellRuntime
 from stepflow.cells.versions import VersionPins
 from stepflow.runtime.clients import TaskClients
-from stepflow.runtime.leases import LeaseLog
+from stepflow.engine.effects import effect_reports
+from stepflow.runtime.leases import LeaseConflictError, LeaseLog, TaskLease
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.worker.context import TaskContext, TaskFailure
 
 RECENT = 64
@@ -131,9 +134,25 @@ class CellHandler:
         if journal.lost.is_set():
             # Its result would be refused; the error names why in the worker's log.
             raise TaskFailure(LEASE_LOST, "the task's lease was lost while it ran")
+        if outcome.effects and token.delivery is not None:
+            self._report_effects(token.execution_arn, token.task_id, token.delivery, outcome)
         if outcome.ok:
             return outcome.output
         raise TaskFailure(outcome.error or "States.TaskFailed", outcome.cause or "")
+
+
+    def _report_effects(
+        self, execution_arn: str, task_id: str, delivery: int, outcome: TaskOutcome
+    ) -> None:
+        """Leave the run's effect reports where the API's SendTaskSuccess/Failure finds them."""
+        reports = list(effect_reports(outcome.effects))
+        record_id = effect_traces_id(task_id, delivery)
+        try:
+            self.log.put_lease(
+                TaskLease(execution_arn, record_id, version=1, result={"effects": reports})
+            )
+        except LeaseConflictError:
+            pass  # this delivery reported already (a retried report): the first one stands
 
 
 def cell_activity(client: Any, queue: str) -> str:
