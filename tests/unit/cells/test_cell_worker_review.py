@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stepflow.cells import CellModules, CellRegistry, EffectCall, EffectHandlers
+from stepflow.cells import CellModules, CellRegistry
 from stepflow.cells.versions import VersionPins, pin_id
 from stepflow.testing import WorkflowEnvironment, open_environment
 from stepflow.worker import CellHandler
@@ -24,7 +24,7 @@ from tests.unit.cells.queue_support import (
     until,
     worker,
 )
-from tests.worker.cells_module import Bump, Effects, In, Out, Step, ThreeBumps
+from tests.worker.cells_module import In, Out, ThreeBumps
 
 
 class ThreeBumpsV2(ThreeBumps):
@@ -78,7 +78,7 @@ class Server:
         self.keys = keys
 
         class Answer(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 keys.append(self.headers.get("Idempotency-Key") or "")
                 self.send_response(200)

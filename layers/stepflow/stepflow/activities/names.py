@@ -50,7 +50,7 @@ def queue_name(activity: str) -> str:
 
 
 def is_cell_activity(resource: str) -> bool:
-    """True if ``resource`` is the ARN of a cell queue's activity (``...:activity:stepflow-cells-*``).
+    """True if ``resource`` is a cell queue's activity ARN (``...:activity:stepflow-cells-*``).
 
     Only StepFlow's router puts tasks there: a workflow Task on one could hand a
     worker a forged cell task envelope (docs/cells-workers.md).

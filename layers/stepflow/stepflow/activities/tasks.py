@@ -65,9 +65,9 @@ from stepflow.runtime.leases import (
 )
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
-from stepflow.runtime.targets import OWN_TARGET_CAUSE
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.stepper import Stepper
+from stepflow.runtime.targets import OWN_TARGET_CAUSE
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError, TaskQueue
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ run's. The delivery in the id keeps a superseded worker's reports out.
 def effect_traces_id(task_id: str, delivery: int) -> str:
     """The id of the effect reports of delivery ``delivery`` of attempt ``task_id``."""
     return f"{EFFECT_TRACES}{task_id}#{delivery}"
+
 
 LEASE_EXPIRED = "States.TaskFailed"
 """The error of an attempt whose lease ran out ``max_deliveries`` times (no worker finished)."""

@@ -17,6 +17,7 @@ never overwritten (the late writer gets the stored one back).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,8 +32,8 @@ from stepflow.cells.queues import CellQueueError, activity_name, task_body
 from stepflow.cells.registry import CellModules
 from stepflow.cells.runner import CellRuntime
 from stepflow.cells.versions import VersionPins
-from stepflow.runtime.clients import TaskClients
 from stepflow.engine.effects import effect_reports
+from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.leases import LeaseConflictError, LeaseLog, TaskLease
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.worker.context import TaskContext, TaskFailure
@@ -140,19 +141,17 @@ class CellHandler:
             return outcome.output
         raise TaskFailure(outcome.error or "States.TaskFailed", outcome.cause or "")
 
-
     def _report_effects(
         self, execution_arn: str, task_id: str, delivery: int, outcome: TaskOutcome
     ) -> None:
         """Leave the run's effect reports where the API's SendTaskSuccess/Failure finds them."""
         reports = list(effect_reports(outcome.effects))
         record_id = effect_traces_id(task_id, delivery)
-        try:
+        # A record there already (this delivery's report, retried): the first one stands.
+        with contextlib.suppress(LeaseConflictError):
             self.log.put_lease(
                 TaskLease(execution_arn, record_id, version=1, result={"effects": reports})
             )
-        except LeaseConflictError:
-            pass  # this delivery reported already (a retried report): the first one stands
 
 
 def cell_activity(client: Any, queue: str) -> str:
