@@ -135,6 +135,9 @@ def test_a_worker_killed_after_two_effects_leaves_the_third_to_the_next(
     types = [e["type"] for e in events]
     assert types.count("TaskStarted") == 1 and types.count("TaskSucceeded") == 1
     assert not [t for t in types if t.startswith("Activity")]
+    # The second worker's run in the history: two effects replayed, the third performed.
+    effects = [t for t in types if t.startswith("StepFlowEffect")]
+    assert effects == ["StepFlowEffectReplayed"] * 2 + ["StepFlowEffectSucceeded"]
 
 
 def test_each_lease_hands_the_task_out_once_and_a_stale_token_is_refused(

@@ -78,7 +78,8 @@ def test_a_routed_cell_runs_on_a_worker_with_the_keys_of_an_inline_run() -> None
     assert env.describe(arn)["status"] == "SUCCEEDED"
     assert env.describe(arn)["output"] == '{"total":34}'
     types = [e["type"] for e in env.history(arn)]
-    assert types[2:5] == ["TaskScheduled", "TaskStarted", "TaskSucceeded"]
+    effects = ["StepFlowEffectSucceeded"] * 3  # the worker's, as an inline run's
+    assert types[2:8] == ["TaskScheduled", "TaskStarted", *effects, "TaskSucceeded"]
     assert not [t for t in types if t.startswith("Activity")]
     inline = [IdempotencyKey(arn, "Bump", task_id, i, "run").token for i in range(3)]
     assert [token for _, _, token in calls.done] == inline

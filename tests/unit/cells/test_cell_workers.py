@@ -76,6 +76,9 @@ def test_a_worker_crashed_after_two_effects_leaves_one_effect_to_the_next_worker
     assert b_journal.checks == 1  # one lease read, for effect 3: none for the replayed two
     assert len(first.tasks) == 1 and len(second.tasks) == 1  # one hand-out per lease
     assert [e["type"] for e in env.history(arn)].count("TaskStarted") == 1
+    # The history shows b's run: two effects replayed from a's records, one performed.
+    effects = [e["type"] for e in env.history(arn) if e["type"].startswith("StepFlowEffect")]
+    assert effects == ["StepFlowEffectReplayed"] * 2 + ["StepFlowEffectSucceeded"]
     # The crashed worker's token names a superseded delivery: its report is refused.
     stale = first.tasks[0]["taskToken"]
     with pytest.raises(ActivityError) as refused:

@@ -7,6 +7,9 @@ import re
 
 from stepflow.activities.errors import ActivityError, invalid_arn
 
+CELL_ACTIVITY_PREFIX = "stepflow-cells-"
+"""The activities of StepFlow's cell queues (:mod:`stepflow.cells.queues`): no workflow Task's."""
+
 _FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _QUEUE_SAFE = re.compile(r"[A-Za-z0-9_-]{1,60}")
 
@@ -44,3 +47,13 @@ def queue_name(activity: str) -> str:
         return activity
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", activity)[:40]
     return f"{safe}-{hashlib.sha256(activity.encode()).hexdigest()[:16]}"
+
+
+def is_cell_activity(resource: str) -> bool:
+    """True if ``resource`` is a cell queue's activity ARN (``...:activity:stepflow-cells-*``).
+
+    Only StepFlow's router puts tasks there: a workflow Task on one could hand a
+    worker a forged cell task envelope (docs/cells-workers.md).
+    """
+    parts = resource.split(":", 6)
+    return len(parts) == 7 and parts[5] == "activity" and parts[6].startswith(CELL_ACTIVITY_PREFIX)

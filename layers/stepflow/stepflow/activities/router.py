@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from stepflow.activities.names import queue_name
+from stepflow.activities.names import is_cell_activity, queue_name
 from stepflow.engine import TaskFailed
 from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message, encode_event
 from stepflow.runtime.ports import MessageBus
 from stepflow.runtime.signing import MessageSigner
+from stepflow.runtime.targets import OWN_TARGET_CAUSE
 from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,19 @@ class ActivityRouter:
     def dispatch(self, message: Message) -> None:
         """Send the task message to its activity's queue."""
         resource = str(message.body["resource"])
+        if is_cell_activity(resource):
+            logger.warning("task on a cell queue's activity refused", extra={"resource": resource})
+            self._fail(message, f"{OWN_TARGET_CAUSE}: activity '{resource}' is a cell queue")
+            return
         name = queue_name(resource.split(":", 6)[6])
         try:
             self.queue.send(name, self.signer.sign(message))
         except QueueDoesNotExistError:
             logger.warning("task on a missing activity", extra={"resource": resource})
-            cause = f"Activity Does Not Exist: '{resource}'"
-            failed = TaskFailed(str(message.body["task_id"]), "States.Runtime", cause)
-            result_id = f"{message.id}#result"
-            self.bus.send(Message(message.execution_arn, result_id, "event", encode_event(failed)))
+            self._fail(message, f"Activity Does Not Exist: '{resource}'")
+
+    def _fail(self, message: Message, cause: str) -> None:
+        """Fail the task of ``message`` with ``States.Runtime`` (through the bus)."""
+        failed = TaskFailed(str(message.body["task_id"]), "States.Runtime", cause)
+        result_id = f"{message.id}#result"
+        self.bus.send(Message(message.execution_arn, result_id, "event", encode_event(failed)))

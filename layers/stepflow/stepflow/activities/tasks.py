@@ -39,7 +39,7 @@ from stepflow.activities.errors import (
     task_timed_out,
     validation,
 )
-from stepflow.activities.names import name_of, queue_name
+from stepflow.activities.names import is_cell_activity, name_of, queue_name
 from stepflow.activities.tokens import TaskToken, delivery_token, genuine, parse
 from stepflow.data import safe_json
 from stepflow.data.serialize import dumps
@@ -52,8 +52,10 @@ from stepflow.engine import (
     TaskStarted,
 )
 from stepflow.engine.codec import decode_state
+from stepflow.engine.effects import effect_reports
 from stepflow.engine.model import TaskSucceeded
 from stepflow.engine.resources import describe
+from stepflow.errors import StatesErrorName
 from stepflow.runtime import leases
 from stepflow.runtime.leases import (
     LeaseExhaustedError,
@@ -65,9 +67,25 @@ from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.stepper import Stepper
+from stepflow.runtime.targets import OWN_TARGET_CAUSE
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError, TaskQueue
 
 logger = logging.getLogger(__name__)
+
+EFFECT_TRACES = "fxtrace#"
+"""Lease-record id prefix of a cell task's effects, as its worker reports them.
+
+``fxtrace#<task id>#<delivery>``: a ``stepflow worker --cells`` writes its run's
+effect reports there before SendTaskSuccess/SendTaskFailure, and the report's
+result event carries them, so the history shows a worker's effects as an inline
+run's. The delivery in the id keeps a superseded worker's reports out.
+"""
+
+
+def effect_traces_id(task_id: str, delivery: int) -> str:
+    """The id of the effect reports of delivery ``delivery`` of attempt ``task_id``."""
+    return f"{EFFECT_TRACES}{task_id}#{delivery}"
+
 
 LEASE_EXPIRED = "States.TaskFailed"
 """The error of an attempt whose lease ran out ``max_deliveries`` times (no worker finished)."""
@@ -139,7 +157,9 @@ class TaskService:
             output = json.loads(text)
         except ValueError as exc:
             raise _invalid_output(f"output is not JSON: {exc}") from None
-        lease = self._report(token, TaskSucceeded(token.task_id, output, external=True))
+        effects = self._effects(token)
+        succeeded = TaskSucceeded(token.task_id, output, external=True, effects=effects)
+        lease = self._report(token, succeeded)
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)
         return {}
@@ -156,10 +176,26 @@ class TaskService:
             raise validation(f"error must be a string of at most {longest_error} characters")
         if cause is not None and (not isinstance(cause, str) or len(cause) > longest_cause):
             raise validation(f"cause must be a string of at most {longest_cause} characters")
-        lease = self._report(token, TaskFailed(token.task_id, error, cause, external=True))
+        effects = self._effects(token)
+        failed = TaskFailed(token.task_id, error, cause, external=True, effects=effects)
+        lease = self._report(token, failed)
         if lease is not None and lease.queue and lease.receipt:
             self.queue.ack(lease.queue, lease.receipt)
         return {}
+
+    def _effects(self, token: TaskToken) -> tuple[dict[str, Any], ...]:
+        """The effects a cell worker reported for ``token``'s delivery (none: ``()``).
+
+        Only delivery-bound (activity) tokens have any; they are bounded again here.
+        """
+        if token.delivery is None:
+            return ()
+        record = self.stepper.log.lease(
+            token.execution_arn, effect_traces_id(token.task_id, token.delivery)
+        )
+        if record is None or not isinstance(record.result, dict):
+            return ()
+        return effect_reports(record.result.get("effects") or ())
 
     def send_task_heartbeat(self, p: dict[str, Any]) -> dict[str, Any]:
         """SendTaskHeartbeat: recorded in the log, and the lease extended."""
@@ -264,6 +300,12 @@ class TaskService:
             # Left in the queue: it comes back until SQS moves it to the DLQ (and alarms).
             logger.error("undecodable task message", extra={"queue": lease.queue})
             return None
+        resource = str(message.body.get("resource", ""))
+        if is_cell_activity(resource):  # queued before the router refused these
+            logger.warning("task on a cell queue's activity refused", extra={"resource": resource})
+            cause = f"{OWN_TARGET_CAUSE}: activity '{resource}' is a cell queue"
+            self._fail(message, task_id, lease, StatesErrorName.RUNTIME, cause)
+            return None
         lease_seconds = int(heartbeat) if heartbeat else self.lease_seconds
         states: list[tuple[ExecutionState, int]] = []
 
@@ -304,12 +346,16 @@ class TaskService:
             f"The task's lease expired {expired} times "
             f"without a result (max_deliveries={self.max_deliveries})."
         )
+        self._fail(message, task_id, lease, LEASE_EXPIRED, cause)
+
+    def _fail(self, message: Message, task_id: str, lease: Lease, error: str, cause: str) -> None:
+        """Fail the attempt ``task_id`` (if still open) and drop its message."""
 
         def guard(record: ExecutionRecord | None) -> None:
             _open_state(record, task_id)
 
         try:
-            failed = TaskFailed(task_id, LEASE_EXPIRED, cause)
+            failed = TaskFailed(task_id, error, cause)
             self.stepper.report_task(message.execution_arn, failed, guard)
         except _ClosedError:
             pass

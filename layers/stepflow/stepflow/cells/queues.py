@@ -18,8 +18,10 @@ always (``TaskScheduled``, ``TaskStarted`` at hand-out, ``TaskSucceeded``).
 
 The input a worker receives is an envelope, :data:`ENVELOPE` with the
 execution ARN, state name and attempt id (so the worker's idempotency keys
-are those an inline run uses) next to ``Input``, the task's own input. The
-workflow never sees it.
+are those an inline run uses), the parent execution of a child (whose cell
+versions it keeps) and the roles, next to ``Input``, the task's own input.
+The workflow never sees it, and cannot make one: a workflow Task on a cell
+queue's activity is refused (:func:`stepflow.activities.names.is_cell_activity`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stepflow.activities.catalog import TAG_CREATED, TAG_NAME
-from stepflow.activities.names import queue_name
+from stepflow.activities.names import CELL_ACTIVITY_PREFIX, queue_name
 from stepflow.cells.model import NAME
 from stepflow.cells.runner import SERVICE, cell_reference
 from stepflow.engine import TaskFailed
@@ -46,7 +48,7 @@ from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue, TaskR
 logger = logging.getLogger(__name__)
 
 SETTING = "STEPFLOW_CELL_QUEUES"
-ACTIVITY_PREFIX = "stepflow-cells-"
+ACTIVITY_PREFIX = CELL_ACTIVITY_PREFIX
 """The activity of queue ``q`` is ``stepflow-cells-q``."""
 COMPENSATE = "saga:compensate"
 EVERYTHING = "*"
@@ -151,6 +153,8 @@ def envelope(message: Message) -> dict[str, Any]:
     }
     if body.get("attempt_id"):
         identity["attemptId"] = str(body["attempt_id"])
+    if body.get("parent_arn"):  # a child keeps its parent's cell versions
+        identity["parentArn"] = str(body["parent_arn"])
     for key, name in _ROLES:
         if body.get(key):
             identity[name] = str(body[key])
@@ -180,6 +184,8 @@ def task_body(value: Any) -> dict[str, Any]:
     }
     if isinstance(identity.get("attemptId"), str):
         body["attempt_id"] = identity["attemptId"]
+    if isinstance(identity.get("parentArn"), str):
+        body["parent_arn"] = identity["parentArn"]
     for key, name in _ROLES:
         if isinstance(identity.get(name), str):
             body[key] = identity[name]

@@ -17,19 +17,25 @@ never overwritten (the late writer gets the stored one back).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepflow.activities.tasks import effect_traces_id
 from stepflow.activities.tokens import parse
 from stepflow.cells.effects import IdempotencyKey
+from stepflow.cells.handlers import EffectHandlers
 from stepflow.cells.journal import EffectRecord, LogJournal
 from stepflow.cells.queues import CellQueueError, activity_name, task_body
 from stepflow.cells.registry import CellModules
 from stepflow.cells.runner import CellRuntime
+from stepflow.cells.versions import VersionPins
+from stepflow.engine.effects import effect_reports
 from stepflow.runtime.clients import TaskClients
-from stepflow.runtime.leases import LeaseLog
+from stepflow.runtime.leases import LeaseConflictError, LeaseLog, TaskLease
+from stepflow.runtime.outcome import TaskOutcome
 from stepflow.worker.context import TaskContext, TaskFailure
 
 RECENT = 64
@@ -86,12 +92,26 @@ class FencedJournal:
 
 
 class CellHandler:
-    """A worker :data:`~stepflow.worker.Handler` that runs cell tasks from a cell queue."""
+    """A worker :data:`~stepflow.worker.Handler` that runs cell tasks from a cell queue.
+
+    As inline: the cells' own handlers over ``builtin`` (the built-in effects'
+    handlers, :func:`~stepflow.integrations.effect_handlers.builtin_handlers`;
+    None: only the module's), and each execution keeps the cell versions it
+    pinned (:class:`~stepflow.cells.versions.VersionPins` in ``log``, shared
+    with the stepper and every other worker).
+    """
 
     def __init__(
-        self, modules: CellModules, log: LeaseLog, clients: TaskClients | None = None
+        self,
+        modules: CellModules,
+        log: LeaseLog,
+        clients: TaskClients | None = None,
+        *,
+        builtin: EffectHandlers | None = None,
     ) -> None:
         self.modules, self.log, self.clients = modules, log, clients
+        self.handlers = modules.handlers if builtin is None else builtin.merged(modules.handlers)
+        self.pins = VersionPins(log)
         self.journals: deque[FencedJournal] = deque(maxlen=RECENT)
         """The journals of the latest tasks run (tests read their lease checks)."""
 
@@ -108,14 +128,30 @@ class CellHandler:
             self.log, token.execution_arn, token.task_id, token.delivery, context.lost
         )
         self.journals.append(journal)
-        runtime = CellRuntime(self.modules.cells, self.modules.handlers, journal, self.clients)
+        runtime = CellRuntime(
+            self.modules.cells, self.handlers, journal, self.clients, pins=self.pins
+        )
         outcome = runtime(body)
         if journal.lost.is_set():
             # Its result would be refused; the error names why in the worker's log.
             raise TaskFailure(LEASE_LOST, "the task's lease was lost while it ran")
+        if outcome.effects and token.delivery is not None:
+            self._report_effects(token.execution_arn, token.task_id, token.delivery, outcome)
         if outcome.ok:
             return outcome.output
         raise TaskFailure(outcome.error or "States.TaskFailed", outcome.cause or "")
+
+    def _report_effects(
+        self, execution_arn: str, task_id: str, delivery: int, outcome: TaskOutcome
+    ) -> None:
+        """Leave the run's effect reports where the API's SendTaskSuccess/Failure finds them."""
+        reports = list(effect_reports(outcome.effects))
+        record_id = effect_traces_id(task_id, delivery)
+        # A record there already (this delivery's report, retried): the first one stands.
+        with contextlib.suppress(LeaseConflictError):
+            self.log.put_lease(
+                TaskLease(execution_arn, record_id, version=1, result={"effects": reports})
+            )
 
 
 def cell_activity(client: Any, queue: str) -> str:

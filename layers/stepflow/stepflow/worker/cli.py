@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from botocore.config import Config
 
 from stepflow.api.client import API_GATEWAY_SIGNING_NAME
 from stepflow.api.client import client as stepflow_client
-from stepflow.cells import load_modules
+from stepflow.cells import EffectHandlers, load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
 from stepflow.runtime.leases import LeaseLog
 from stepflow.worker.cells import CellHandler, cell_activity
@@ -144,7 +145,36 @@ def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler
     from stepflow.aws.role_clients import RoleClients
 
     clients = RoleClients(assume_roles=False, region=args.region)
-    return CellHandler(modules, log, clients)
+    return CellHandler(modules, log, clients, builtin=_builtin(args, clients))
+
+
+def _builtin(args: argparse.Namespace, clients: Any) -> EffectHandlers:
+    """The built-in effects' handlers, as the stepper's: HTTP, and AWS with the worker's clients.
+
+    This machine (loopback) is reachable only when the worker talks to a local
+    StepFlow (``--endpoint-url`` on loopback, as against ``stepflow local``); an
+    AWS effect never names the coordination table.
+    """
+    from stepflow.integrations.catalog import default_registry
+    from stepflow.integrations.effect_handlers import builtin_handlers
+    from stepflow.integrations.effect_http import EffectHttp
+    from stepflow.runtime.targets import OwnResources
+
+    local = _is_loopback(args.endpoint_url)
+    own = OwnResources.of(tables=[args.table] if args.table else [])
+    return builtin_handlers(default_registry(), clients, EffectHttp(allow_loopback=local), own)
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlparse(url).hostname if url else None
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _serve(worker: Worker, args: argparse.Namespace, err: TextIO) -> int:
