@@ -83,7 +83,10 @@ class HttpRequest(Effect[HttpResponse]):
     def breaker_endpoint(self) -> str:
         """``scheme://host:port``: the circuit breaker this request goes through."""
         parts = urlsplit(self.url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # not a port: the request fails when sent, under this breaker
+            return f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
         host = (parts.hostname or "").lower()
         return (
             f"{parts.scheme}://[{host}]:{port}"

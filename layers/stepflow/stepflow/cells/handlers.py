@@ -99,7 +99,10 @@ def breaker_endpoint(effect: Effect[Any]) -> str:
     method = getattr(effect, "breaker_endpoint", None)
     if not callable(method):
         return ""
-    endpoint = method()
+    try:
+        endpoint = method()
+    except Exception:  # a user's method that fails: the registration's shared breaker
+        return ""
     return endpoint if isinstance(endpoint, str) else ""
 
 
