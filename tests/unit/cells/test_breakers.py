@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any, Literal
 
@@ -250,3 +251,56 @@ def test_one_dead_http_host_does_not_open_the_breaker_of_another() -> None:
     assert perform("http://dead.example/", 2) == CIRCUIT_OPEN
     assert [perform("http://well.example/", i) for i in range(3)] == ["200"] * 3
     assert calls == {"dead.example": 2, "well.example": 3}
+
+
+def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_succeeds() -> None:
+    """Through the stepper: the refusal is in no event; the redelivery (60 virtual seconds
+    later, past the breaker's reset) is its trial, performed once under the same key."""
+    from stepflow.cells import CellModules
+    from stepflow.testing import WorkflowEnvironment
+
+    calls: Counter[str] = Counter()
+    env_box: list[WorkflowEnvironment] = []
+    heals_at: list[float] = []
+
+    def hit(effect: Hit, call: EffectCall) -> Done:
+        calls[effect.host] += 1
+        if not heals_at or env_box[0].bus.now < heals_at[0]:
+            raise TransientError("Target.Down", effect.host)
+        return Done(host=effect.host)
+
+    modules = CellModules(CellRegistry(), EffectHandlers())
+    modules.cells.register(Hitter)
+    policy = Policy(
+        attempts=1,
+        breaker_failures=1,
+        breaker_reset=30.0,
+        sleep=lambda s: None,
+        clock=lambda: env_box[0].bus.now,
+    )
+    modules.handlers.register(Hit, hit, policy)
+    env = WorkflowEnvironment(cells=modules)
+    env_box.append(env)
+    machine = env.register(
+        {
+            "StartAt": "Hit",
+            "States": {
+                "Hit": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::stepflow:cell:hitter",
+                    "End": True,
+                }
+            },
+        }
+    )
+    first = env.start(machine, {"hosts": ["dead"]})
+    env.run(first)
+    assert env.result(first).error == "Target.Down"  # opens the breaker
+    heals_at.append(env.bus.now + 45.0)
+    second = env.start(machine, {"hosts": ["dead"]})
+    env.run(second)
+    result = env.result(second)
+    assert result.status == "SUCCEEDED", result.cause
+    assert json.loads(result.output or "null") == {"hosts": ["dead"]}
+    assert calls == {"dead": 2}  # the refused delivery called nothing
+    assert "CircuitOpen" not in str(result.history)
