@@ -304,3 +304,34 @@ def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_
     assert json.loads(result.output or "null") == {"hosts": ["dead"]}
     assert calls == {"dead": 2}  # the refused delivery called nothing
     assert "CircuitOpen" not in str(result.history)
+
+
+def test_a_compensation_refused_by_an_open_breaker_fails_the_compensate_task_unrecorded() -> None:
+    """Its Retry (a second later, past the reset) performs the refund, once.
+
+    (The compensation journal never replays a failure, so this shows the behaviour, not
+    the missing record: the tests above do.)
+    """
+    from stepflow.testing import WorkflowEnvironment
+
+    from tests.unit.cells.saga_support import RefundCard, Shop, order_saga
+
+    shop = Shop()
+    shop.fail["ship"] = 1
+    modules = shop.modules()
+    env_box: list[WorkflowEnvironment] = []
+    policy = Policy(breaker_failures=1, breaker_reset=1.0, clock=lambda: env_box[0].bus.now)
+    modules.handlers.register(RefundCard, shop.refund, policy)
+    env = WorkflowEnvironment(cells=modules)
+    env_box.append(env)
+    guard = modules.handlers.guard(RefundCard)
+    assert guard is not None
+    breaker = guard.breaker("")
+    breaker.failed(breaker.admit())  # the payments service was failing: open
+    arn = env.start(env.register(order_saga(retry=True)), {"sku": "a", "quantity": 2, "amount": 30})
+    env.run(arn)
+    result = env.result(arn)
+    assert result.status == "FAILED" and result.error == "OrderFailed", result.cause
+    assert shop.calls == ["hold", "charge", "ship", "refund", "release"]
+    failed = [e for e in result.history if e["type"] == "TaskFailed"]
+    assert [e["taskFailedEventDetails"]["error"] for e in failed][-1] == CIRCUIT_OPEN
