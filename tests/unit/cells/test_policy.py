@@ -24,6 +24,7 @@ from stepflow.cells import (
     handles,
 )
 from stepflow.cells.effects import Effect, IdempotencyKey
+from stepflow.cells.handlers import CircuitOpenFailure
 from stepflow.cells.policy import CircuitBreaker
 from stepflow.runtime import InMemoryLog
 
@@ -187,41 +188,44 @@ def test_python_timeout_error_is_the_timeout_error_name() -> None:
 def test_the_breaker_opens_after_n_failures_and_stops_calling() -> None:
     time = FakeTime()
     calls: list[EffectCall] = []
+    log = InMemoryLog()
     policy = Policy(
         attempts=1, breaker_failures=3, breaker_reset=30.0, sleep=time.sleep, clock=time.clock
     )
-    runtime = _runtime(_flaky(10**6, calls, ConnectionError("down")), policy)
+    runtime = _runtime(_flaky(10**6, calls, ConnectionError("down")), policy, log)
     for i in range(3):
         outcome = runtime({**BODY, "task_id": f"t{i}"})
         assert outcome.error == "ConnectionError"
     assert len(calls) == 3
     for i in range(3, 8):
-        outcome = runtime({**BODY, "task_id": f"t{i}"})
-        assert outcome.error == CIRCUIT_OPEN
-        assert outcome.effects[0]["error"] == CIRCUIT_OPEN  # recorded like any failure
+        with pytest.raises(CircuitOpenFailure) as refused:
+            runtime({**BODY, "task_id": f"t{i}"})  # raised: the attempt is delivered again
+        assert refused.value.error == CIRCUIT_OPEN
     assert len(calls) == 3  # not called while open
     # Half-open after the reset: one trial call; it fails, so the breaker opens again.
     time.now += 30.0
     assert runtime({**BODY, "task_id": "t8"}).error == "ConnectionError"
-    assert runtime({**BODY, "task_id": "t9"}).error == CIRCUIT_OPEN
+    with pytest.raises(CircuitOpenFailure):
+        runtime({**BODY, "task_id": "t9"})
     assert len(calls) == 4
 
 
 def test_the_breaker_closes_after_a_successful_trial_and_ignores_permanent_errors() -> None:
     time = FakeTime()
     breaker = CircuitBreaker(2, 10.0, time.clock)
-    breaker.failed()
-    breaker.succeeded()  # a permanent error or a success resets the count
-    breaker.failed()
+    breaker.failed(breaker.admit())
+    breaker.succeeded(breaker.admit())  # a permanent error or a success resets the count
+    breaker.failed(breaker.admit())
     assert breaker.state == "closed"
-    breaker.failed()
+    breaker.failed(breaker.admit())
     assert breaker.state == "open"
     time.now += 10.0
     assert breaker.state == "half-open"
-    breaker.admit()  # the trial
+    trial = breaker.admit()  # the trial
+    assert trial.trial
     with pytest.raises(Exception, match="circuit breaker is open"):
         breaker.admit()  # only one trial at a time
-    breaker.succeeded()
+    breaker.succeeded(trial)
     assert breaker.state == "closed"
     breaker.admit()
 
@@ -239,7 +243,8 @@ def test_a_breaker_is_shared_per_registration_and_by_merged_handlers() -> None:
     first = CellRuntime(cells, user, LogJournal(InMemoryLog()))
     second = CellRuntime(cells, merged, LogJournal(InMemoryLog()))
     assert first(BODY).error == "ConnectionError"
-    assert second(BODY).error == CIRCUIT_OPEN
+    with pytest.raises(CircuitOpenFailure):
+        second(BODY)
     assert len(calls) == 1
 
 

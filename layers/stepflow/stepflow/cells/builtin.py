@@ -17,6 +17,7 @@ idempotency).
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -79,6 +80,20 @@ class HttpRequest(Effect[HttpResponse]):
             raise ValueError(f"{url!r} is not an http(s) URL")
         return url
 
+    def breaker_endpoint(self) -> str:
+        """``scheme://host:port``: the circuit breaker this request goes through."""
+        parts = urlsplit(self.url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # not a port: the request fails when sent, under this breaker
+            return f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
+        host = (parts.hostname or "").lower()
+        return (
+            f"{parts.scheme}://[{host}]:{port}"
+            if ":" in host
+            else f"{parts.scheme}://{host}:{port}"
+        )
+
     @model_validator(mode="after")
     def _one_body(self) -> HttpRequest:
         if self.json_body is not None and self.body is not None:
@@ -106,6 +121,28 @@ class AwsEffect:
     def resource(self) -> str:
         """The Task resource that performs this effect."""
         return self.task_resource
+
+    def target(self) -> str:
+        """The ARN or URL of the resource called, when it names one (its region)."""
+        return ""
+
+    def breaker_endpoint(self) -> str:
+        """``aws:<service>:<region>``: the circuit breaker this call goes through.
+
+        The region is the one the target names (empty: the clients' own).
+        """
+        resource = self.resource().removeprefix("arn:aws:states:::").removeprefix("aws-sdk:")
+        return f"aws:{resource.split(':', 1)[0]}:{region_of(self.target())}"
+
+    def repeatable(self, token: str) -> bool:
+        """Whether sending the request again after an unclear failure cannot do it twice.
+
+        True when the target deduplicates it (a FIFO deduplication id, an idempotent
+        put, an API's own client token); a send that is not (a standard SQS queue or
+        SNS topic, EventBridge) is retried only after throttling, which says the
+        request was refused, not after an error that may follow its success.
+        """
+        return True
 
     def task_parameters(self, token: str) -> dict[str, Any]:
         """The Task's parameters (the API request, in Step Functions' spelling)."""
@@ -136,6 +173,10 @@ class DynamoPutItem(Effect[DynamoPutItemResult], AwsEffect):
     expression_attribute_names: dict[str, str] | None = None
     expression_attribute_values: dict[str, Any] | None = None
     return_values: Literal["NONE", "ALL_OLD"] | None = None
+
+    def target(self) -> str:
+        """The table (an ARN names its region)."""
+        return self.table
 
     def task_parameters(self, token: str) -> dict[str, Any]:
         """PutItem's request."""
@@ -175,6 +216,14 @@ class SnsPublish(Effect[SnsPublishResult], AwsEffect):
     message_attributes: dict[str, Any] | None = None
     message_group_id: str | None = None
     message_deduplication_id: str | None = None
+
+    def target(self) -> str:
+        """The topic."""
+        return self.topic_arn
+
+    def repeatable(self, token: str) -> bool:
+        """Only with a deduplication id (a FIFO topic)."""
+        return "MessageDeduplicationId" in self.task_parameters(token)
 
     def task_parameters(self, token: str) -> dict[str, Any]:
         """Publish's request."""
@@ -219,6 +268,14 @@ class SqsSendMessage(Effect[SqsSendMessageResult], AwsEffect):
     message_attributes: dict[str, Any] | None = None
     message_group_id: str | None = None
     message_deduplication_id: str | None = None
+
+    def target(self) -> str:
+        """The queue."""
+        return self.queue_url
+
+    def repeatable(self, token: str) -> bool:
+        """Only with a deduplication id (a FIFO queue)."""
+        return "MessageDeduplicationId" in self.task_parameters(token)
 
     def task_parameters(self, token: str) -> dict[str, Any]:
         """SendMessage's request."""
@@ -271,6 +328,14 @@ class EventBridgePutEvents(Effect[EventBridgePutEventsResult], AwsEffect):
     kind: Literal["eventbridge-put-events"] = "eventbridge-put-events"
     entries: list[EventEntry] = Field(min_length=1, max_length=10)
 
+    def target(self) -> str:
+        """The first entry's bus (an ARN names its region)."""
+        return self.entries[0].event_bus_name or ""
+
+    def repeatable(self, token: str) -> bool:
+        """Never: EventBridge takes no idempotency key."""
+        return False
+
     def task_parameters(self, token: str) -> dict[str, Any]:
         """PutEvents' request."""
         return {
@@ -310,6 +375,21 @@ class AwsCall(Effect[dict[str, Any]], AwsEffect):
     def task_parameters(self, token: str) -> dict[str, Any]:
         """The API's request, as given."""
         return dict(self.parameters)
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
+def region_of(target: str) -> str:
+    """The AWS region an ARN or an endpoint URL names; ``""`` when it names none.
+
+    ``arn:aws:sns:us-east-1:...`` or ``https://sqs.eu-west-1.amazonaws.com/...``.
+    """
+    if target.startswith("arn:"):
+        parts = target.split(":")
+        return parts[3] if len(parts) > 3 and _REGION.match(parts[3]) else ""
+    host = urlsplit(target).hostname if "://" in target else None
+    return next((part for part in (host or "").split(".") if _REGION.match(part)), "")
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 from pydantic import BaseModel
 
 from stepflow.cells.effects import Effect, IdempotencyKey
-from stepflow.cells.handlers import EffectCall, EffectFailure, EffectHandlers
+from stepflow.cells.handlers import CircuitOpenFailure, EffectCall, EffectFailure, EffectHandlers
 from stepflow.cells.journal import EffectJournal, EffectRecord
 from stepflow.cells.model import BusinessError, EffT
 from stepflow.runtime.clients import TaskClients
@@ -89,9 +89,10 @@ class CellContext(Generic[EffT]):
     _next: int = 0
     stopped: BaseException | None = None
     """Set once the run cannot go on, whatever the cell does with the exception it got:
-    a :class:`NonDeterministicError` (the task fails with it) or an error of the journal
-    itself (the runner raises it, so the same attempt is delivered again under the same
-    keys instead of a Retry performing the effect again under new ones)."""
+    a :class:`NonDeterministicError` (the task fails with it), an error of the journal
+    itself or an open circuit breaker (the runner raises it, so the same attempt is
+    delivered again under the same keys instead of a Retry performing the effect again
+    under new ones)."""
 
     def key(self, index: int) -> IdempotencyKey:
         """The idempotency key of the effect at ``index``."""
@@ -131,6 +132,9 @@ class CellContext(Generic[EffT]):
             call = EffectCall(key, self.task, self.clients)
             try:
                 result = self.handlers.perform(request, call)
+            except CircuitOpenFailure as refused:  # not performed: not recorded, run again
+                self.stopped = refused
+                raise
             except EffectFailure as failure:
                 record = EffectRecord(name, digest, False, None, failure.error, failure.cause)
             else:

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from stepflow.cells.effects import Effect, IdempotencyKey
-from stepflow.cells.policy import DEFAULT_POLICY, Guard, Policy, error_of
+from stepflow.cells.policy import (
+    CIRCUIT_OPEN,
+    DEFAULT_POLICY,
+    CircuitOpenError,
+    Guard,
+    Policy,
+    error_of,
+)
 from stepflow.data.serialize import dumps, storable_problem
 from stepflow.runtime.clients import TaskClients
 
@@ -74,6 +81,31 @@ class EffectFailure(Exception):
         self.cause = cause
 
 
+class CircuitOpenFailure(EffectFailure):
+    """The effect was not performed: its endpoint's circuit breaker is open.
+
+    Never recorded: the run stops (:attr:`stepflow.cells.context.CellContext.stopped`)
+    and its attempt is delivered again under the same keys, as after a journal outage.
+    """
+
+
+def breaker_endpoint(effect: Effect[Any]) -> str:
+    """The endpoint whose breaker guards ``effect``: its ``breaker_endpoint()``, else ``""``.
+
+    An effect type may define ``breaker_endpoint(self) -> str`` (the built-in ones
+    do: ``scheme://host:port``, ``aws:<service>:<region>``) so that one failing
+    endpoint does not open the breaker of every other its handler calls.
+    """
+    method = getattr(effect, "breaker_endpoint", None)
+    if not callable(method):
+        return ""
+    try:
+        endpoint = method()
+    except Exception:  # a user's method that fails: the registration's shared breaker
+        return ""
+    return endpoint if isinstance(endpoint, str) else ""
+
+
 HANDLES_ATTRIBUTE = "__stepflow_handles__"
 POLICY_ATTRIBUTE = "__stepflow_policy__"
 
@@ -100,8 +132,8 @@ class EffectHandlers:
     """Handlers by effect type (a subclass uses its base's handler unless it has its own).
 
     Each registration has its :class:`~stepflow.cells.policy.Guard` (its policy
-    and circuit breaker) in ``guards``; :meth:`merged` keeps them, so a breaker
-    is shared by every merged set that holds its registration.
+    and its circuit breakers, one per endpoint) in ``guards``; :meth:`merged` keeps
+    them, so a breaker is shared by every merged set that holds its registration.
     """
 
     handlers: dict[type[Any], EffectHandler] = field(default_factory=dict)
@@ -151,8 +183,9 @@ class EffectHandlers:
     def perform(self, effect: Effect[Any], call: EffectCall) -> Any:
         """Perform ``effect`` with its handler under its policy; its result as JSON data.
 
-        Raises :class:`EffectFailure` when there is no handler, its breaker is
-        open, or it failed (for good, or on its last retry).
+        Raises :class:`EffectFailure` when there is no handler or it failed (for
+        good, or on its last retry), :class:`CircuitOpenFailure` when the breaker
+        of the effect's endpoint is open (the handler was not called).
         """
         name = effect.effect_name()
         found = self._registration(type(effect))
@@ -165,7 +198,12 @@ class EffectHandlers:
             )
         handler, guard = found
         try:
-            result = guard.run(lambda timeout: handler(effect, replace(call, timeout=timeout)))
+            result = guard.run(
+                lambda timeout: handler(effect, replace(call, timeout=timeout)),
+                breaker_endpoint(effect),
+            )
+        except CircuitOpenError as exc:
+            raise CircuitOpenFailure(name, CIRCUIT_OPEN, exc.cause) from exc
         except Exception as exc:  # a handler's failure is the effect's failure
             error, cause = error_of(exc)
             raise EffectFailure(name, error, cause) from exc

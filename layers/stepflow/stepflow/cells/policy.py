@@ -22,12 +22,17 @@ in the process. An effect request is performed as::
   honour it). A handler that gives up raises :class:`EffectTimeout` (or Python's
   ``TimeoutError``): the effect's error is ``StepFlow.Effect.Timeout`` once the
   retries are spent. A call that returns late still counts: its effect happened.
-- **Circuit breaker** (one per registration and process): after
+- **Circuit breaker** (one per registration, endpoint and process: an effect
+  type names its endpoint with ``breaker_endpoint()``, e.g. ``https://host:443``
+  or ``aws:sqs:us-east-1``; the rest share the registration's): after
   ``breaker_failures`` consecutive transient failures it opens, and for
   ``breaker_reset`` seconds every request fails at once with
-  ``StepFlow.Effect.CircuitOpen`` without calling the target (recorded like any
-  failure); then one trial call is let through (half-open): success closes it,
-  failure opens it again. Permanent errors do not count. pybreaker was
+  :class:`CircuitOpenError` without calling the target. That refusal is NOT an
+  effect failure: nothing is recorded, and the task's attempt is delivered
+  again later under the same keys (see :class:`stepflow.cells.context.CellContext`).
+  Then one trial call is let through (half-open): success closes it, failure
+  opens it again; a call that began before the breaker last changed state
+  cannot change it (no flapping). Permanent errors do not count. pybreaker was
   considered and not used: its ``CircuitBreaker.call`` holds the breaker's lock
   for the whole call, which would serialise every concurrent call of a handler
   in a process, and it reads the wall clock, which tests cannot move.
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -136,10 +142,26 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, Exception) and not isinstance(exc, HandlerError | CircuitOpenError)
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A call let through by a :class:`CircuitBreaker`.
+
+    ``generation``: the breaker's then; ``trial``: the half-open trial. Its end is
+    reported with it, so that a call that began before the breaker changed state
+    cannot change it again.
+    """
+
+    generation: int
+    trial: bool = False
+
+
 class CircuitBreaker:
     """Counts consecutive transient failures; refuses calls while open (see module doc).
 
-    Thread-safe; the lock guards the state only, never a call.
+    Thread-safe; the lock guards the state only, never a call. Every change of state
+    (open, close) starts a new generation: the end of a call admitted in an earlier
+    one is ignored (a success in flight when it opened does not close it, a failure
+    in flight when the trial closed it does not count against the closed breaker).
     """
 
     def __init__(self, failures: int, reset: float, clock: Clock) -> None:
@@ -149,7 +171,8 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._count = 0
         self._opened_at: float | None = None
-        self._trial = False
+        self._trial_at: float | None = None
+        self._generation = 0
 
     @property
     def state(self) -> str:
@@ -159,73 +182,127 @@ class CircuitBreaker:
                 return "closed"
             return "open" if self.clock() < self._opened_at + self.reset else "half-open"
 
-    def admit(self) -> None:
-        """Let a call go, or raise :class:`CircuitOpenError`."""
-        if self.failures == 0:
-            return
+    def admit(self) -> Admission:
+        """Let a call go (its :class:`Admission`), or raise :class:`CircuitOpenError`."""
         with self._lock:
-            if self._opened_at is None:
-                return
-            if self.clock() >= self._opened_at + self.reset and not self._trial:
-                self._trial = True  # half-open: this call alone tries the target
-                return
-            left = max(0.0, self._opened_at + self.reset - self.clock())
+            now = self.clock()
+            if self.failures == 0 or self._opened_at is None:
+                return Admission(self._generation)
+            # half-open: one call alone tries the target (another once a trial is stale)
+            trial_free = self._trial_at is None or now >= self._trial_at + self.reset
+            if now >= self._opened_at + self.reset and trial_free:
+                self._trial_at = now
+                return Admission(self._generation, trial=True)
+            left = max(0.0, self._opened_at + self.reset - now)
         raise CircuitOpenError(
             f"The circuit breaker is open after {self.failures} consecutive failures; the "
             f"target is not called for {left:.1f} more seconds."
         )
 
-    def succeeded(self) -> None:
-        """A call ended well (or failed for good, which says the target answers): close."""
-        with self._lock:
-            self._count, self._opened_at, self._trial = 0, None, False
+    def succeeded(self, admission: Admission) -> None:
+        """A call ended well (or failed for good, which says the target answers).
 
-    def failed(self) -> None:
+        Resets the count of a closed breaker; closes an open one only when the call
+        was its trial.
+        """
+        with self._lock:
+            if admission.generation != self._generation:
+                return  # began before the breaker last changed: says nothing of now
+            if self._opened_at is None:
+                self._count = 0
+            elif admission.trial:
+                self._change(opened_at=None)
+
+    def failed(self, admission: Admission) -> None:
         """A call failed transiently: count it; open at the limit (or when the trial failed)."""
         if self.failures == 0:
             return
         with self._lock:
-            self._count += 1
-            if self._trial or self._count >= self.failures:
-                self._opened_at, self._trial = self.clock(), False
+            if admission.generation != self._generation:
+                return
+            if self._opened_at is None:
+                self._count += 1
+                if self._count >= self.failures:
+                    self._change(opened_at=self.clock())
+            elif admission.trial:
+                self._change(opened_at=self.clock())
+
+    def released(self, admission: Admission) -> None:
+        """A call ended saying nothing of the target (a crash): a trial lets another go."""
+        with self._lock:
+            if admission.trial and admission.generation == self._generation:
+                self._trial_at = None
+
+    def _change(self, opened_at: float | None) -> None:
+        self._opened_at, self._trial_at, self._count = opened_at, None, 0
+        self._generation += 1
+
+
+MAX_BREAKERS = 1024
+"""Breakers one :class:`Guard` keeps (one per endpoint); the least recently used goes first."""
 
 
 @dataclass(slots=True)
 class Guard:
-    """A :class:`Policy` and its circuit breaker: one per handler registration and process."""
+    """A :class:`Policy` and its circuit breakers.
+
+    One guard per handler registration and process, one breaker per endpoint the
+    handler calls (see :meth:`breaker`).
+    """
 
     policy: Policy = DEFAULT_POLICY
-    breaker: CircuitBreaker = field(init=False)
+    _breakers: OrderedDict[str, CircuitBreaker] = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        p = self.policy
-        self.breaker = CircuitBreaker(p.breaker_failures, p.breaker_reset, p.clock)
+        self._breakers = OrderedDict()
+        self._lock = threading.Lock()
 
-    def run(self, call: Callable[[float], T]) -> T:
-        """``call(timeout)`` under the policy; its result, or the last failure raised.
+    def breaker(self, endpoint: str = "") -> CircuitBreaker:
+        """The breaker of ``endpoint`` (``""``: an effect that names none), made on first use.
 
-        Raises :class:`CircuitOpenError` when the breaker refuses a call (never
-        retried). Exceptions that are not ``Exception`` (a crash) pass at once.
+        At most :data:`MAX_BREAKERS` are kept, least recently used dropped first (an
+        endpoint seen again after it was dropped starts closed).
+        """
+        with self._lock:
+            found = self._breakers.get(endpoint)
+            if found is not None:
+                self._breakers.move_to_end(endpoint)
+                return found
+            p = self.policy
+            made = self._breakers[endpoint] = CircuitBreaker(
+                p.breaker_failures, p.breaker_reset, p.clock
+            )
+            while len(self._breakers) > MAX_BREAKERS:
+                self._breakers.popitem(last=False)
+            return made
+
+    def run(self, call: Callable[[float], T], endpoint: str = "") -> T:
+        """``call(timeout)`` under the policy and ``endpoint``'s breaker.
+
+        Returns its result, or raises the last failure; raises
+        :class:`CircuitOpenError` when the breaker refuses a call (never retried).
+        Exceptions that are not ``Exception`` (a crash) pass at once.
         """
         policy = self.policy
+        breaker = self.breaker(endpoint)
         start = policy.clock()
 
         def attempt() -> T:
-            self.breaker.admit()
+            admission = breaker.admit()
             left = policy.total_timeout - (policy.clock() - start)
             try:
                 result = call(max(min(policy.timeout, left), 0.001))
             except Exception as exc:
                 if is_transient(exc):
-                    self.breaker.failed()
+                    breaker.failed(admission)
                 else:
-                    self.breaker.succeeded()
+                    breaker.succeeded(admission)
                 raise
             except BaseException:
-                # A crash (the process dying) says nothing of the target, and ends the trial.
-                self.breaker.succeeded()
+                breaker.released(admission)  # the process dying says nothing of the target
                 raise
-            self.breaker.succeeded()
+            breaker.succeeded(admission)
             return result
 
         def stop(state: _RetryState) -> bool:

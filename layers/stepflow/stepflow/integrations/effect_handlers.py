@@ -11,9 +11,12 @@ integration a Task state would use (:meth:`Registry.find(resource).call`), as
 the task's role: the Task request is built from the cell's task message
 (``role_arn``, ``execution_role``, ``execution_arn``). Its output is the
 effect's result and its error (``DynamoDB.ConditionalCheckFailedException``,
-``SNS.NotFoundException``...) the effect's error. Throttling and AWS's
-internal errors are transient (retried by the handler's policy); the rest are
-permanent. Before anything is called, the parameters pass the same check the
+``SNS.NotFoundException``...) the effect's error. Throttling is transient (retried by the
+handler's policy); so are AWS's internal errors and client-side failures
+(``SdkClientException``) of a request the target deduplicates, but not of a
+send it does not (standard SQS queue or SNS topic, EventBridge): such a failure
+may follow the send's success, and another attempt would deliver it twice. The
+rest are permanent. Before anything is called, the parameters pass the same check the
 :class:`~stepflow.runtime.targets.OwnTargetGuard` applies to Tasks: an effect
 naming one of StepFlow's own resources (its table, queues, bucket, functions,
 signing secret) fails with ``States.Runtime`` and AWS is not called.
@@ -54,14 +57,22 @@ AWS_EFFECTS: tuple[type[Effect[Any]], ...] = (
 NO_EFFECT_HANDLER = "StepFlow.Cell.NoEffectHandler"
 INVALID_PARAMETERS = "StepFlow.Effect.InvalidParameters"
 
-_TRANSIENT_SUFFIXES = (
+_THROTTLING_SUFFIXES = (
     ".ThrottlingException",
     ".Throttling",
     ".ThrottledException",
+    ".Throttled",
+    ".RequestThrottled",
     ".TooManyRequestsException",
     ".ProvisionedThroughputExceededException",
     ".RequestLimitExceeded",
     ".RequestThrottledException",
+    ".KMSThrottlingException",
+)
+"""AWS error names (``<Service>.<Exception>``) of a request refused before it was performed."""
+
+_TRANSIENT_SUFFIXES = (
+    *_THROTTLING_SUFFIXES,
     ".ServiceUnavailable",
     ".ServiceUnavailableException",
     ".InternalServerError",
@@ -69,18 +80,28 @@ _TRANSIENT_SUFFIXES = (
     ".InternalFailure",
     ".InternalError",
     ".InternalErrorException",
-    ".KMSThrottlingException",
     ".SdkClientException",
 )
-"""AWS error names (``<Service>.<Exception>``) worth another attempt."""
+"""AWS error names worth another attempt of a request the target deduplicates.
+
+An AWS-side failure or a client-side one (a connection lost, a read timed out) may
+follow the request's success: another attempt of a send the target does not
+deduplicate could deliver it twice, so only throttling is retried for those
+(:meth:`~stepflow.cells.builtin.AwsEffect.repeatable`).
+"""
 
 _TASK_FIELDS = ("role_arn", "execution_role", "execution_arn", "state_name", "task_id")
 """What the effect's Task request keeps of the cell's task message (who calls, for what)."""
 
 
-def is_transient_error(error: str | None) -> bool:
-    """Whether an integration's error name is throttling or an AWS-side failure."""
-    return bool(error) and str(error).endswith(_TRANSIENT_SUFFIXES)
+def is_transient_error(error: str | None, repeatable: bool = True) -> bool:
+    """Whether an integration's error name is worth another attempt.
+
+    Throttling always; an AWS-side or client-side failure only when the request is
+    ``repeatable`` (the target deduplicates it).
+    """
+    suffixes = _TRANSIENT_SUFFIXES if repeatable else _THROTTLING_SUFFIXES
+    return bool(error) and str(error).endswith(suffixes)
 
 
 class AwsEffects:
@@ -108,13 +129,13 @@ class AwsEffects:
             if outcome.submitted:
                 raise HandlerError(INVALID_PARAMETERS, f"{resource} started a job: not an effect")
             return outcome.output
-        raise _failure(outcome)
+        raise _failure(outcome, effect.repeatable(call.key.token))
 
 
-def _failure(outcome: TaskOutcome) -> Exception:
+def _failure(outcome: TaskOutcome, repeatable: bool) -> Exception:
     error = outcome.error or StatesErrorName.TASK_FAILED.value
     cause = outcome.cause or ""
-    if is_transient_error(error):
+    if is_transient_error(error, repeatable):
         return TransientError(error, cause)
     return HandlerError(error, cause)
 

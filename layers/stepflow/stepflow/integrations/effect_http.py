@@ -21,6 +21,9 @@ the effect's ``timeout``) is httpx's connect/read/write/pool timeout, and also
 bounds the whole body read: past it the call raises
 :class:`~stepflow.cells.policy.EffectTimeout`. The body is read in chunks and
 abandoned past the effect's ``max_response_bytes``.
+
+A failure's cause names the request by :func:`redacted_url` (no userinfo, no
+query values): causes are recorded in the journal and the execution history.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -59,6 +63,31 @@ FRAMING_HEADERS = frozenset(
 """Headers httpx sets from the request itself; a cell may not (``Authorization`` it may)."""
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """A call's limit when neither the policy nor the effect gives one."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` as a failure's cause may show it: no userinfo, no query values, no fragment.
+
+    Causes are recorded in the journal and the execution history, which more people
+    read than the cell's code: ``https://user:secret@host/p?token=abc`` is shown as
+    ``https://***@host/p?token=***``. The names of the query's parameters are kept.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an invalid URL>"
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    query = "&".join(
+        f"{name}=***" if sep else name
+        for name, sep, _ in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _hide(text: str, url: str) -> str:
+    """``text`` with ``url`` shown redacted (a message of httpx or a check that quotes it)."""
+    return text.replace(url, redacted_url(url)) if url else text
 
 
 class _Refused(Exception):
@@ -176,6 +205,7 @@ class EffectHttp:
         elif effect.body is not None:
             content = effect.body.encode()
         deadline = self._clock() + limit
+        shown = redacted_url(effect.url)
         try:
             with self._client.stream(
                 effect.method,
@@ -186,11 +216,12 @@ class EffectHttp:
             ) as response:
                 body = self._read(response, effect.max_response_bytes, deadline, limit)
         except _Refused as refused:
-            raise HandlerError(REFUSED, str(refused)) from refused
+            raise HandlerError(REFUSED, _hide(str(refused), effect.url)) from refused
         except httpx.TimeoutException as exc:
-            raise EffectTimeout(f"{effect.method} {effect.url}: no answer in {limit} s") from exc
+            raise EffectTimeout(f"{effect.method} {shown}: no answer in {limit} s") from exc
         except httpx.TransportError as exc:
-            raise TransientError(CONNECTION, f"{effect.method} {effect.url}: {exc}") from exc
+            cause = f"{effect.method} {shown}: {_hide(str(exc), effect.url)}"
+            raise TransientError(CONNECTION, cause) from exc
         return self._response(effect, response, body)
 
     def _check(self, effect: HttpRequest, headers: dict[str, str], limit: float) -> None:
@@ -200,7 +231,7 @@ class EffectHttp:
         try:
             checked(PortRequest(effect.method, effect.url, tuple(headers.items()), None, limit))
         except HttpProblem as problem:
-            raise HandlerError(REFUSED, problem.message) from problem
+            raise HandlerError(REFUSED, _hide(problem.message, effect.url)) from problem
         endpoint = endpoint_of(effect.url)
         if self.denied is not None and endpoint is not None:
             refusal = self.denied.refusal(*endpoint)
@@ -227,7 +258,7 @@ class EffectHttp:
         text = body.decode("utf-8", errors="replace")
         status = response.status_code
         if effect.fail_on_status and status >= 400:
-            cause = f"{effect.method} {effect.url} answered {status}: {text[:1000]}"
+            cause = f"{effect.method} {redacted_url(effect.url)} answered {status}: {text[:1000]}"
             error = f"{STATUS_PREFIX}{status}"
             if status in RETRIED_STATUSES:
                 raise TransientError(error, cause)
@@ -244,7 +275,8 @@ class EffectHttp:
             except ValueError as exc:
                 raise HandlerError(
                     INVALID_JSON,
-                    f"{effect.method} {effect.url} answered {content_type} that is not JSON: {exc}",
+                    f"{effect.method} {redacted_url(effect.url)} answered {content_type} that is "
+                    f"not JSON: {exc}",
                 ) from exc
         return HttpResponse(status=status, headers=headers, body=text, json_body=parsed)
 

@@ -118,13 +118,22 @@ def checked(request: HttpRequest) -> HttpRequest:
     return request
 
 
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(text) for text in ("fd00:ec2::254", "fd00:ec2::23")
+)
+"""Metadata and credential endpoints that are not link-local: EC2 instance metadata and
+the EKS Pod Identity agent over IPv6 (their IPv4 addresses, 169.254.169.254 and
+169.254.170.23, are link-local, as is ECS's 169.254.170.2)."""
+
+
+def _is_metadata(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_link_local or address in METADATA_ADDRESSES
+
+
 def _link_local(host: str) -> bool:
-    """Whether ``host`` is a link-local IP literal (169.254.0.0/16, fe80::/10, fd00:ec2::254)."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254")
+    """Whether ``host`` is a link-local or metadata IP literal (see :data:`METADATA_ADDRESSES`)."""
+    address = address_of(host)
+    return address is not None and _is_metadata(address)
 
 
 class Urllib3Http:
@@ -213,7 +222,7 @@ def peer_refusal(peer: str, allow_loopback: bool) -> str | None:
     address = address_of(peer)
     if address is None:
         return None
-    if address.is_link_local or address == ipaddress.ip_address("fd00:ec2::254"):
+    if _is_metadata(address):
         return f"The endpoint reached {peer}, a link-local address (instance metadata)"
     if not allow_loopback and is_this_host(address):
         return f"The endpoint reached {peer}, an address of this machine"
