@@ -29,6 +29,7 @@ from stepflow.cells.policy import CircuitBreaker, Guard
 from stepflow.integrations.effect_handlers import builtin_handlers
 from stepflow.integrations.effect_http import EffectHttp
 from stepflow.runtime import InMemoryLog
+from stepflow.runtime.outcome import TaskDeferredError
 
 
 class FakeTime:
@@ -131,8 +132,9 @@ def test_a_healthy_endpoint_keeps_working_while_another_breaker_is_open() -> Non
     runtime, calls, _ = setup({"dead"}, time, log)
     assert runtime(body("t1", "dead")).error == "Target.Down"
     assert runtime(body("t2", "dead")).error == "Target.Down"  # dead's breaker opens
-    with pytest.raises(CircuitOpenFailure):
+    with pytest.raises(TaskDeferredError) as deferred:  # sent again later, not failed
         runtime(body("t3", "dead"))
+    assert isinstance(deferred.value.__cause__, CircuitOpenFailure)
     for i in range(5):  # one handler, another endpoint: still called, every time
         assert runtime(body(f"ok{i}", "well")).output == {"hosts": ["well"]}
     assert calls == {"dead": 2, "well": 5}
@@ -144,10 +146,11 @@ def test_an_open_breaker_is_not_recorded_and_the_redelivered_attempt_uses_the_sa
     runtime, calls, tokens = setup(dead, time, log)
     runtime(body("t1", "dead"))
     runtime(body("t2", "dead"))  # open now
-    with pytest.raises(CircuitOpenFailure) as refused:
+    with pytest.raises(TaskDeferredError) as refused:
         # A cell that swallows the refusal cannot hide it either: the runner raises it.
         runtime(body("t3", "well", "dead", "well", cell="swallower"))
-    assert refused.value.error == CIRCUIT_OPEN
+    cause = refused.value.__cause__
+    assert isinstance(cause, CircuitOpenFailure) and cause.error == CIRCUIT_OPEN
     assert calls == {"dead": 2, "well": 1}  # effect #1 not performed, #2 not reached
     journal = LogJournal(log)
     key = IdempotencyKey(body("t3")["execution_arn"], "Hit", "t3", 1)
@@ -254,8 +257,8 @@ def test_one_dead_http_host_does_not_open_the_breaker_of_another() -> None:
 
 
 def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_succeeds() -> None:
-    """Through the stepper: the refusal is in no event; the redelivery (60 virtual seconds
-    later, past the breaker's reset) is its trial, performed once under the same key."""
+    """Through the stepper: the refusal is in no event; the task is sent again (10 virtual
+    seconds later each time) until the breaker's trial, performed once under the same key."""
     from stepflow.cells import CellModules
     from stepflow.testing import WorkflowEnvironment
 
@@ -296,7 +299,59 @@ def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_
     first = env.start(machine, {"hosts": ["dead"]})
     env.run(first)
     assert env.result(first).error == "Target.Down"  # opens the breaker
-    heals_at.append(env.bus.now + 45.0)
+    heals_at.append(env.bus.now + 25.0)  # before the reset: the trial after it succeeds
+    second = env.start(machine, {"hosts": ["dead"]})
+    env.run(second)
+    result = env.result(second)
+    assert result.status == "SUCCEEDED", result.cause
+    assert json.loads(result.output or "null") == {"hosts": ["dead"]}
+    assert calls == {"dead": 2}  # the refused delivery called nothing
+    assert "CircuitOpen" not in str(result.history)
+
+
+def test_a_breaker_open_past_the_queue_s_receive_limit_defers_and_never_dead_letters() -> None:
+    """Forty deferrals (a 400 s reset, one every 10 s): redeliveries would dead-letter first."""
+    from stepflow.cells import CellModules
+    from stepflow.testing import WorkflowEnvironment
+
+    calls: Counter[str] = Counter()
+    env_box: list[WorkflowEnvironment] = []
+    heals_at: list[float] = []
+
+    def hit(effect: Hit, call: EffectCall) -> Done:
+        calls[effect.host] += 1
+        if not heals_at or env_box[0].bus.now < heals_at[0]:
+            raise TransientError("Target.Down", effect.host)
+        return Done(host=effect.host)
+
+    modules = CellModules(CellRegistry(), EffectHandlers())
+    modules.cells.register(Hitter)
+    policy = Policy(
+        attempts=1,
+        breaker_failures=1,
+        breaker_reset=400.0,
+        sleep=lambda s: None,
+        clock=lambda: env_box[0].bus.now,
+    )
+    modules.handlers.register(Hit, hit, policy)
+    env = WorkflowEnvironment(cells=modules)
+    env_box.append(env)
+    machine = env.register(
+        {
+            "StartAt": "Hit",
+            "States": {
+                "Hit": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::stepflow:cell:hitter",
+                    "End": True,
+                }
+            },
+        }
+    )
+    first = env.start(machine, {"hosts": ["dead"]})
+    env.run(first)
+    assert env.result(first).error == "Target.Down"  # opens the breaker
+    heals_at.append(env.bus.now + 395.0)
     second = env.start(machine, {"hosts": ["dead"]})
     env.run(second)
     result = env.result(second)

@@ -27,6 +27,7 @@ from stepflow.cells.effects import Effect, IdempotencyKey
 from stepflow.cells.handlers import CircuitOpenFailure
 from stepflow.cells.policy import CircuitBreaker
 from stepflow.runtime import InMemoryLog
+from stepflow.runtime.outcome import TaskDeferredError
 
 
 class FakeTime:
@@ -198,14 +199,15 @@ def test_the_breaker_opens_after_n_failures_and_stops_calling() -> None:
         assert outcome.error == "ConnectionError"
     assert len(calls) == 3
     for i in range(3, 8):
-        with pytest.raises(CircuitOpenFailure) as refused:
-            runtime({**BODY, "task_id": f"t{i}"})  # raised: the attempt is delivered again
-        assert refused.value.error == CIRCUIT_OPEN
+        with pytest.raises(TaskDeferredError) as refused:
+            runtime({**BODY, "task_id": f"t{i}"})  # raised: the attempt is sent again later
+        cause = refused.value.__cause__
+        assert isinstance(cause, CircuitOpenFailure) and cause.error == CIRCUIT_OPEN
     assert len(calls) == 3  # not called while open
     # Half-open after the reset: one trial call; it fails, so the breaker opens again.
     time.now += 30.0
     assert runtime({**BODY, "task_id": "t8"}).error == "ConnectionError"
-    with pytest.raises(CircuitOpenFailure):
+    with pytest.raises(TaskDeferredError):
         runtime({**BODY, "task_id": "t9"})
     assert len(calls) == 4
 
@@ -243,7 +245,7 @@ def test_a_breaker_is_shared_per_registration_and_by_merged_handlers() -> None:
     first = CellRuntime(cells, user, LogJournal(InMemoryLog()))
     second = CellRuntime(cells, merged, LogJournal(InMemoryLog()))
     assert first(BODY).error == "ConnectionError"
-    with pytest.raises(CircuitOpenFailure):
+    with pytest.raises(TaskDeferredError):
         second(BODY)
     assert len(calls) == 1
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stepflow.cells.context import CellContext, NonDeterministicError, UndeclaredEffectError
-from stepflow.cells.handlers import EffectFailure, EffectHandlers
+from stepflow.cells.handlers import CircuitOpenFailure, EffectFailure, EffectHandlers
 from stepflow.cells.journal import EffectJournal, LogJournal
 from stepflow.cells.model import BusinessError
 from stepflow.cells.registry import AnyCell, CellNotFoundError, CellRegistry
@@ -23,7 +23,7 @@ from stepflow.cells.versions import VersionPins, pinned_by, resolve_for_executio
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.runtime.clients import TaskClients
-from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.outcome import TaskDeferredError, TaskInvoker, TaskOutcome
 
 SERVICE = "stepflow"
 """The service of StepFlow's own Task resources (``arn:aws:states:::stepflow:...``)."""
@@ -33,6 +33,9 @@ INVALID_INPUT = "StepFlow.Cell.InvalidInput"
 INVALID_OUTPUT = "StepFlow.Cell.InvalidOutput"
 
 _MAX_CAUSE = 32_768
+
+BREAKER_RETRY_SECONDS = 10.0
+"""When a cell stopped by an open circuit breaker is run again (a delayed message)."""
 
 
 def is_stepflow_task(resource: str) -> bool:
@@ -158,6 +161,11 @@ class CellRuntime:
         stopped = ctx.stopped
         if isinstance(stopped, NonDeterministicError):  # whatever the cell made of it
             return TaskOutcome.failed(stopped.error, stopped.cause[:_MAX_CAUSE])
+        if isinstance(stopped, CircuitOpenFailure):  # not performed: run again later, same keys
+            deferred = TaskDeferredError(
+                f"{stopped.effect}: {stopped.cause}", BREAKER_RETRY_SECONDS
+            )
+            raise deferred from stopped
         if stopped is not None:  # the journal failed: deliver this attempt again, same keys
             raise stopped
         if failed is not None:

@@ -47,5 +47,18 @@ class TaskOutcome:
         return cls(False, None, error, cause)
 
 
+class TaskDeferredError(Exception):
+    """The task was not run now and must be run again in ``seconds`` under the same attempt.
+
+    Nothing was performed (e.g. a cell's effect whose circuit breaker is open): the runtime
+    sends the task's message again, delayed, instead of failing it or counting a failed
+    delivery (which would take it to the dead-letter queue after a few tries).
+    """
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
 TaskInvoker = Callable[[dict[str, Any]], TaskOutcome]
 """Runs the task described by an inline task message body and reports its outcome."""

@@ -28,7 +28,7 @@ from stepflow.runtime.effect_tally import count_effects
 from stepflow.runtime.leases import TaskLease
 from stepflow.runtime.messages import CANCEL, POLL, Message, encode_event, task_lease_key
 from stepflow.runtime.outbox import delay as _delay
-from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.outcome import TaskDeferredError, TaskInvoker, TaskOutcome
 from stepflow.runtime.ports import CoordinationLog, MessageBus
 from stepflow.runtime.task_queue import TaskRouter
 
@@ -105,12 +105,15 @@ class TaskRuns:
         A poll or a cancel always runs through its own lease, so that the outbox
         that still holds it after it ran (a cancel commits nothing) never runs it again.
         """
-        if not takeover and message.body.get("op") is None:
-            return self.invoke(message)
         try:
+            if not takeover and message.body.get("op") is None:
+                return self.invoke(message)
             return self.task_result(message, check_open=False)
         except TaskLeaseHeldError as held:
             self.bus.send(message, _delay(held.until - self.clock()))
+            return None
+        except TaskDeferredError as deferred:  # run again later, as a queued task
+            self.bus.send(message, _delay(deferred.seconds))
             return None
 
     def run_task(self, message: Message) -> None:
@@ -118,7 +121,11 @@ class TaskRuns:
         if self.router is not None and self.router.deferred(message):
             self.router.dispatch(message)
             return
-        result = self.task_result(message)
+        try:
+            result = self.task_result(message)
+        except TaskDeferredError as deferred:  # not run: again later, not a failed delivery
+            self.bus.send(message, _delay(deferred.seconds))
+            return
         if result is not None:
             self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
 
