@@ -151,6 +151,8 @@ def envelope(message: Message) -> dict[str, Any]:
     }
     if body.get("attempt_id"):
         identity["attemptId"] = str(body["attempt_id"])
+    if body.get("frame"):  # the saga scope of the task (its branches and iterations)
+        identity["frame"] = str(body["frame"])
     for key, name in _ROLES:
         if body.get(key):
             identity[name] = str(body[key])
@@ -180,6 +182,8 @@ def task_body(value: Any) -> dict[str, Any]:
     }
     if isinstance(identity.get("attemptId"), str):
         body["attempt_id"] = identity["attemptId"]
+    if isinstance(identity.get("frame"), str):
+        body["frame"] = identity["frame"]
     for key, name in _ROLES:
         if isinstance(identity.get(name), str):
             body[key] = identity[name]

@@ -26,7 +26,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from stepflow.cells.context import CellContext, NonDeterministicError, UndeclaredEffectError
+from stepflow.cells.context import (
+    CellContext,
+    EffectTrace,
+    NonDeterministicError,
+    RunRefused,
+    UndeclaredEffectError,
+)
 from stepflow.cells.effects import Effect
 from stepflow.cells.handlers import EffectFailure
 from stepflow.cells.journal import LogJournal
@@ -34,9 +40,9 @@ from stepflow.cells.model import BusinessError
 from stepflow.cells.registry import CellNotFoundError, version_key
 from stepflow.cells.runner import effect_classes
 from stepflow.cells.saga_log import (
+    INVALID_ENTRY,
     CompensationJournal,
     SagaEntry,
-    SagaLimitError,
     SagaLog,
     saga_partition,
 )
@@ -52,10 +58,44 @@ if typing.TYPE_CHECKING:
 UNKNOWN_EFFECT = "StepFlow.Saga.UnknownEffect"
 """A recorded compensating effect whose type the runtime does not know."""
 
-INVALID_ENTRY = "StepFlow.Saga.InvalidEntry"
-"""A recorded compensation that cannot be rebuilt (its data no longer validates)."""
-
 _MAX_CAUSE = 32_768
+
+
+class SagaWatch:
+    """Registers each compensation an effect names as soon as the effect is recorded.
+
+    So a run that never finishes (its process died and the attempt was given up)
+    still has the effects it performed undone. Before performing an effect whose
+    type may name a compensation, the saga record's room is checked
+    (:class:`~stepflow.cells.saga_log.SagaLimitError` refuses the effect); once the
+    effect happened its entry is always added, even past the limits.
+    """
+
+    def __init__(self, runtime: CellRuntime, body: dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.frame = str(body.get("frame") or "")
+        self._saga: SagaLog | None = None
+
+    def saga(self, ctx: CellContext[Any]) -> SagaLog:
+        """The saga the run registers in (its log resolved on first use)."""
+        if self._saga is None:
+            log = _lease_log(self.runtime)
+            self._saga = SagaLog(log, ctx.execution_arn, saga_partition(ctx.attempt))
+        return self._saga
+
+    def before(self, ctx: CellContext[Any], request: Effect[Any]) -> None:
+        """Refuse ``request`` when the saga record has no room for its compensation."""
+        self.saga(ctx).room()
+
+    def recorded(self, ctx: CellContext[Any], trace: EffectTrace) -> None:
+        """Register ``trace``'s compensation (once: a replay adds nothing)."""
+        undo = trace.compensation or {}
+        entry = SagaEntry(
+            "effect", ctx.cell, ctx.attempt, ctx.state_name, index=trace.index,
+            effect=str(undo.get("effect")), type=str(undo.get("type")),
+            request=dict(undo.get("request") or {}), frame=self.frame,
+        )  # fmt: skip
+        self.saga(ctx).add([entry], bounded=False)
 
 
 def after_run(
@@ -65,38 +105,25 @@ def after_run(
     data: BaseModel,
     outcome: TaskOutcome,
 ) -> TaskOutcome | None:
-    """Register what a cell run needs undone if the saga is compensated.
+    """Register the run itself when it succeeded and its cell overrides ``compensate``.
 
+    (Its effects' compensations were registered as they were recorded: :class:`SagaWatch`.)
     Returns None, or the outcome that replaces the run's when the saga record
     cannot hold more (``StepFlow.Saga.LimitExceeded``).
     """
-    new: list[SagaEntry] = []
-    for trace in ctx.traces:
-        undo = trace.compensation
-        if trace.ok and undo is not None:
-            new.append(
-                SagaEntry(
-                    "effect", ctx.cell, ctx.attempt, ctx.state_name, index=trace.index,
-                    effect=str(undo.get("effect")), type=str(undo.get("type")),
-                    request=dict(undo.get("request") or {}),
-                )
-            )  # fmt: skip
-    if outcome.ok and cell.compensates():
-        new.append(
-            SagaEntry(
-                "cell", ctx.cell, ctx.attempt, ctx.state_name,
-                input=data.model_dump(mode="json"), output=outcome.output,
-            )
-        )  # fmt: skip
-    if not new:
+    if not (outcome.ok and cell.compensates()):
         return None
+    watch = ctx.watch
+    frame = watch.frame if isinstance(watch, SagaWatch) else ""
+    entry = SagaEntry(
+        "cell", ctx.cell, ctx.attempt, ctx.state_name,
+        input=data.model_dump(mode="json"), output=outcome.output, frame=frame,
+    )  # fmt: skip
     saga = SagaLog(_lease_log(runtime), ctx.execution_arn, saga_partition(ctx.attempt))
     try:
-        saga.add(new)
-    except SagaLimitError as exc:
-        return TaskOutcome.failed(exc.error, exc.cause)
-    except ValueError as exc:  # the stored record was damaged: refuse to add to it
-        return TaskOutcome.failed(INVALID_ENTRY, str(exc)[:_MAX_CAUSE])
+        saga.add([entry])
+    except RunRefused as exc:  # full, or a damaged record: refuse to add to it
+        return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
     return None
 
 
@@ -120,12 +147,13 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
     journal = CompensationJournal(log)
     compensated: list[dict[str, Any]] = []
     traces: list[dict[str, Any]] = []
+    frame = str(body.get("frame") or "")
     try:
         entries = saga.entries()
-    except ValueError as exc:
-        return TaskOutcome.failed(INVALID_ENTRY, str(exc)[:_MAX_CAUSE])
+    except RunRefused as exc:
+        return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
     for entry in reversed(entries):
-        if saga.done(entry):
+        if not entry.within(frame) or saga.done(entry):
             continue
         ctx: CellContext[Any] = CellContext(
             cell=entry.cell,

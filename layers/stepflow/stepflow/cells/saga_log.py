@@ -4,7 +4,7 @@ Three kinds of lease records (:mod:`stepflow.runtime.leases`), so the memory
 log and the DynamoDB table hold them with no storage code of their own, and a
 finished execution's TTL removes them with the rest:
 
-- ``saga#entries`` (``saga#<item>#entries`` for an EXPRESS item): ONE record per
+- ``saga#entries`` (``saga#express/<item>#entries`` for an EXPRESS item): ONE record per
   execution holding what its completed cells need undone, in completion order
   (:class:`SagaEntry`). It is rewritten by compare-and-set on its ``version``
   (retried on a conflict), and an entry is only added if its id is not there,
@@ -21,6 +21,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from stepflow.cells.context import RunRefused
 from stepflow.cells.effects import IdempotencyKey
 from stepflow.cells.journal import EffectRecord, journal_id
 from stepflow.data.serialize import dumps, utf8_size
@@ -35,18 +36,23 @@ MAX_RECORD_BYTES = 256 * 1024
 LIMIT_EXCEEDED = "StepFlow.Saga.LimitExceeded"
 """The error of a cell run whose compensations the saga record cannot hold."""
 
+INVALID_ENTRY = "StepFlow.Saga.InvalidEntry"
+"""A recorded compensation that cannot be rebuilt (its data no longer validates)."""
+
 ENTRIES = "entries"
 DONE_PREFIX = "saga#done#"
 
 
-class SagaLimitError(Exception):
+class SagaLimitError(RunRefused):
     """Registering more compensations would pass :data:`MAX_ENTRIES` or :data:`MAX_RECORD_BYTES`."""
 
     error = LIMIT_EXCEEDED
 
-    def __init__(self, cause: str) -> None:
-        super().__init__(cause)
-        self.cause = cause
+
+class SagaRecordError(RunRefused):
+    """The stored saga record is damaged: nothing is added to it."""
+
+    error = INVALID_ENTRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class SagaEntry:
     effect: str | None = None
     type: str | None = None
     request: dict[str, Any] | None = None
+    frame: str = ""
+    """The path of the Parallel branches and Map iterations the run was in ("": top level)."""
 
     @property
     def id(self) -> str:
@@ -94,7 +102,13 @@ class SagaEntry:
         else:
             data["index"] = self.index
             data["effect"], data["type"], data["request"] = self.effect, self.type, self.request
+        if self.frame:
+            data["frame"] = self.frame
         return data
+
+    def within(self, frame: str) -> bool:
+        """True when the run was in ``frame`` or a branch or iteration nested in it."""
+        return not frame or self.frame == frame or self.frame.startswith(frame + "/")
 
     @classmethod
     def from_json(cls, data: Any) -> SagaEntry:
@@ -113,6 +127,7 @@ class SagaEntry:
             effect=None if data.get("effect") is None else str(data["effect"]),
             type=None if data.get("type") is None else str(data["type"]),
             request=request if isinstance(request, dict) else None,
+            frame=str(data.get("frame") or ""),
         )
 
 
@@ -120,12 +135,15 @@ def saga_partition(attempt: str) -> str:
     """Which saga an attempt belongs to: the execution's (``""``) or an EXPRESS item's.
 
     The items of an EXPRESS batch share the map run's ARN; their attempt ids are
-    ``express/<redrive>/<index>/<task id>``, so each item (of each redrive) has a saga.
+    ``express/<redrive>/<index>/<task id>``, so each item has a saga: ``express/<index>``.
+    The redrive stays in the journal keys only (a redriven item performs its cells
+    again), not in the saga, so a compensate after a redrive also undoes what the
+    item's cells did before it.
     """
     if attempt.startswith("express/"):
         parts = attempt.split("/")
         if len(parts) >= 4:
-            return "/".join(parts[:3])
+            return f"express/{parts[2]}"
     return ""
 
 
@@ -147,11 +165,20 @@ class SagaLog:
         lease = self.log.lease(self.execution_arn, entries_id(self.partition))
         return _entries(lease)
 
-    def add(self, new: list[SagaEntry]) -> int:
+    def room(self) -> None:
+        """Raise :class:`SagaLimitError` when the record is full (checked before an effect runs)."""
+        stored = self.entries()
+        if stored:
+            result = {"entries": [entry.to_json() for entry in stored]}
+            _check_limits(len(stored) + 1, result)
+
+    def add(self, new: list[SagaEntry], *, bounded: bool = True) -> int:
         """Register the entries of ``new`` not registered yet; how many were added.
 
         One read, and one conditional write only if something is new (retried when
-        another writer moved the record on). Raises :class:`SagaLimitError` past the limits.
+        another writer moved the record on). Raises :class:`SagaLimitError` past the
+        limits, unless not ``bounded``: an effect that happened is never left out (its
+        room was checked before it ran, :meth:`room`).
         """
         task_id = entries_id(self.partition)
         lease = self.log.lease(self.execution_arn, task_id)
@@ -166,7 +193,8 @@ class SagaLog:
             if not added:
                 return 0
             result = {"entries": [entry.to_json() for entry in (*stored, *added)]}
-            _check_limits(len(stored) + len(added), result)
+            if bounded:
+                _check_limits(len(stored) + len(added), result)
             held = lease or TaskLease(self.execution_arn, task_id)
             try:
                 self.log.put_lease(held.next(result=result))
@@ -194,11 +222,11 @@ def _entries(lease: TaskLease | None) -> list[SagaEntry]:
         return []
     stored = lease.result.get("entries") if isinstance(lease.result, dict) else None
     if not isinstance(stored, list):
-        raise ValueError(f"{lease.task_id} is not a saga record: {str(lease.result)[:200]}")
+        raise SagaRecordError(f"{lease.task_id} is not a saga record: {str(lease.result)[:200]}")
     try:
         return [SagaEntry.from_json(item) for item in stored]
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{lease.task_id} holds an entry that is not one: {exc}") from exc
+        raise SagaRecordError(f"{lease.task_id} holds an entry that is not one: {exc}") from exc
 
 
 def _check_limits(count: int, result: dict[str, Any]) -> None:

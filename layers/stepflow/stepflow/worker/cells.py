@@ -24,12 +24,10 @@ from typing import Any
 
 from stepflow.activities.tokens import parse
 from stepflow.cells.effects import IdempotencyKey
-from stepflow.cells.handlers import EffectHandlers
 from stepflow.cells.journal import EffectRecord, LogJournal
 from stepflow.cells.queues import CellQueueError, activity_name, task_body
 from stepflow.cells.registry import CellModules
 from stepflow.cells.runner import CellRuntime
-from stepflow.cells.versions import VersionPins
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.leases import LeaseLog
 from stepflow.worker.context import TaskContext, TaskFailure
@@ -88,26 +86,12 @@ class FencedJournal:
 
 
 class CellHandler:
-    """A worker :data:`~stepflow.worker.Handler` that runs cell tasks from a cell queue.
-
-    As inline: the cells' own handlers over ``builtin`` (the built-in effects'
-    handlers, :func:`~stepflow.integrations.effect_handlers.builtin_handlers`;
-    None: only the module's), and each execution keeps the cell versions it
-    pinned (:class:`~stepflow.cells.versions.VersionPins` in ``log``, shared
-    with the stepper and every other worker).
-    """
+    """A worker :data:`~stepflow.worker.Handler` that runs cell tasks from a cell queue."""
 
     def __init__(
-        self,
-        modules: CellModules,
-        log: LeaseLog,
-        clients: TaskClients | None = None,
-        *,
-        builtin: EffectHandlers | None = None,
+        self, modules: CellModules, log: LeaseLog, clients: TaskClients | None = None
     ) -> None:
         self.modules, self.log, self.clients = modules, log, clients
-        self.handlers = modules.handlers if builtin is None else builtin.merged(modules.handlers)
-        self.pins = VersionPins(log)
         self.journals: deque[FencedJournal] = deque(maxlen=RECENT)
         """The journals of the latest tasks run (tests read their lease checks)."""
 
@@ -124,9 +108,7 @@ class CellHandler:
             self.log, token.execution_arn, token.task_id, token.delivery, context.lost
         )
         self.journals.append(journal)
-        runtime = CellRuntime(
-            self.modules.cells, self.handlers, journal, self.clients, pins=self.pins
-        )
+        runtime = CellRuntime(self.modules.cells, self.modules.handlers, journal, self.clients)
         outcome = runtime(body)
         if journal.lost.is_set():
             # Its result would be refused; the error names why in the worker's log.
