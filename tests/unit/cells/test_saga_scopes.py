@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from stepflow.cells import CellRuntime, LogJournal
+import pytest
+from pydantic import Field
+from stepflow.cells import Cell, CellContext, CellRuntime, LogJournal, saga_log
 from stepflow.runtime import InMemoryLog
-from tests.unit.cells.saga_support import Shop
+from stepflow.runtime.leases import LeaseLog
+from stepflow.testing import execute
+
+from tests.unit.cells.saga_support import (
+    COMPENSATE,
+    ChargeCard,
+    Charged,
+    Crash,
+    Order,
+    OrderError,
+    ShipParcel,
+    Shop,
+)
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:m:e"
 ORDER: dict[str, Any] = {"sku": "a", "quantity": 2, "amount": 30}
@@ -42,3 +56,155 @@ def test_a_redriven_express_item_compensates_what_it_did_before_the_redrive() ->
     # another item's saga is its own
     assert run(body("saga:compensate", "t2", attempt_id="express/1/5/t2")).ok
     assert shop.calls.count("refund") == 2
+
+
+Effects = Annotated[ChargeCard | ShipParcel, Field(discriminator="kind")]
+
+
+class ChargeThenShip(Cell[Order, Charged, OrderError, Effects]):
+    """Charges, then ships: a crash in the shipping leaves the charge performed."""
+
+    name = "charge-ship"
+    version = "1.0.0"
+
+    def run(self, ctx: CellContext[Effects], data: Order) -> Charged:
+        charge = ctx.effect(ChargeCard(amount=data.amount))
+        ctx.effect(ShipParcel(sku=data.sku))
+        return Charged(charge_id=charge.charge_id)
+
+
+def orphaned_charge(log: LeaseLog) -> Shop:
+    """Attempt t1 charges, then its process dies and it is never run again; t2 compensates."""
+    shop = Shop()
+    shop.crash["ship"] = 1
+    modules = shop.modules(ChargeThenShip)
+    run = CellRuntime(modules.cells, modules.handlers, LogJournal(log))
+    with pytest.raises(Crash):
+        run(body("cell:charge-ship:1", "t1"))
+    outcome = run(body("saga:compensate", "t2"))
+    assert outcome.ok, outcome
+    assert outcome.output == {
+        "compensated": [{"cell": "charge-ship@1.0.0", "attempt": "t1", "effects": 1}]
+    }
+    assert run(body("saga:compensate", "t3")).output == {"compensated": []}
+    return shop
+
+
+def test_the_effects_of_a_run_that_never_finished_are_compensated() -> None:
+    shop = orphaned_charge(InMemoryLog())
+    assert shop.calls == ["charge", "refund"]
+
+
+def test_a_full_saga_refuses_a_compensable_effect_before_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(saga_log, "MAX_ENTRIES", 1)
+    shop = Shop()
+    run, _log = runtime(shop)
+    assert run(body("cell:charge-card:1", "t1", {**ORDER, "amount": 1})).ok
+    refused = run(body("cell:charge-card:1", "t2", {**ORDER, "amount": 2}))
+    assert not refused.ok and refused.error == "StepFlow.Saga.LimitExceeded", refused
+    assert shop.calls == ["charge"]  # the second charge never ran
+    assert run(body("saga:compensate", "t3")).ok
+    assert shop.details == ["charge:1", "refund:c-1"]
+
+
+def test_an_effect_that_happened_is_registered_even_past_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = Shop()
+    run, log = runtime(shop)
+    assert run(body("cell:charge-card:1", "t1", {**ORDER, "amount": 1})).ok
+    # another writer fills the record between the room check and the registration
+    real = saga_log.SagaLog.room
+
+    def room_then_fill(self: saga_log.SagaLog) -> None:
+        real(self)
+        monkeypatch.setattr(saga_log, "MAX_ENTRIES", 1)
+
+    monkeypatch.setattr(saga_log.SagaLog, "room", room_then_fill)
+    assert run(body("cell:charge-card:1", "t2", {**ORDER, "amount": 2})).ok
+    assert len(saga_log.SagaLog(log, ARN).entries()) == 2
+    assert run(body("saga:compensate", "t3")).ok
+    assert shop.details == ["charge:1", "charge:2", "refund:c-2", "refund:c-1"]
+
+
+def task(name: str, **more: Any) -> dict[str, Any]:
+    resource = f"arn:aws:states:::stepflow:cell:{name}:1"
+    return {"Type": "Task", "Resource": resource, "ResultPath": None, **more}
+
+
+CATCH = [{"ErrorEquals": ["States.ALL"], "Next": "Undo", "ResultPath": "$.error"}]
+ITERATION = {
+    "StartAt": "Reserve",
+    "States": {
+        "Reserve": task("reserve-stock", Next="Ship"),
+        "Ship": task("ship", End=True, Catch=CATCH),
+        "Undo": {"Type": "Task", "Resource": COMPENSATE, "ResultPath": "$.undo", "End": True},
+    },
+}
+
+
+def map_saga(concurrency: int, *, undo_after: bool = False) -> dict[str, Any]:
+    """Reserve then ship each item; a failed ship compensates in its iteration."""
+    states: dict[str, Any] = {
+        "Items": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "MaxConcurrency": concurrency,
+            "ItemProcessor": ITERATION,
+            "ResultPath": "$.items",
+            "End": not undo_after,
+        }
+    }
+    if undo_after:
+        states["Items"]["Next"] = "UndoAll"
+        states["UndoAll"] = {"Type": "Task", "Resource": COMPENSATE, "End": True}
+    return {"StartAt": "Items", "States": states}
+
+
+ITEMS = {"items": [{"sku": "x"}, {"sku": "y"}, {"sku": "z"}]}
+
+
+@pytest.mark.parametrize("concurrency", [0, 1])
+def test_a_map_iteration_compensates_only_its_own_cells(concurrency: int) -> None:
+    shop = Shop()
+    shop.fail["ship:z"] = 1
+    result = execute(map_saga(concurrency), ITEMS, cells=shop.modules())
+    assert result.status == "SUCCEEDED", result.cause
+    assert [d for d in shop.details if d.startswith("release")] == ["release:h-z"]
+    assert shop.calls.count("release") == 1
+
+
+def test_a_compensate_after_the_map_undoes_every_iteration_not_undone_yet() -> None:
+    shop = Shop()
+    shop.fail["ship:z"] = 1
+    result = execute(map_saga(1, undo_after=True), ITEMS, cells=shop.modules())
+    assert result.status == "SUCCEEDED", result.cause
+    releases = [d for d in shop.details if d.startswith("release")]
+    assert releases == ["release:h-z", "release:h-y", "release:h-x"]
+
+
+def test_parallel_branches_compensate_their_own_and_the_top_level_all() -> None:
+    shop = Shop()
+    shop.fail["ship"] = 1
+    branch = {"StartAt": "Reserve", "States": ITERATION["States"]}
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [branch, {"StartAt": "Charge", "States": {
+                    "Charge": task("charge-card", End=True)}}],
+                "ResultPath": None,
+                "Next": "UndoAll",
+            },
+            "UndoAll": {"Type": "Task", "Resource": COMPENSATE, "End": True},
+        },
+    }  # fmt: skip
+    result = execute(definition, ORDER, cells=shop.modules())
+    assert result.status == "SUCCEEDED", result.cause
+    assert shop.calls == ["hold", "charge", "ship", "release", "refund"] or shop.calls == [
+        "charge", "hold", "ship", "release", "refund"
+    ]  # fmt: skip
+    assert shop.calls.count("release") == 1 and shop.calls.count("refund") == 1
