@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
-from stepflow.cells import Cell, CellContext, CellRuntime, LogJournal, saga_log
+from stepflow.cells import Cell, CellContext, CellRuntime, LogJournal, saga, saga_log
 from stepflow.runtime import InMemoryLog
 from stepflow.runtime.leases import LeaseLog
 from stepflow.testing import execute
@@ -208,3 +209,56 @@ def test_parallel_branches_compensate_their_own_and_the_top_level_all() -> None:
         "charge", "hold", "ship", "release", "refund"
     ]  # fmt: skip
     assert shop.calls.count("release") == 1 and shop.calls.count("refund") == 1
+
+
+def concurrent_compensates(log: LeaseLog) -> Shop:
+    """c1 claims the refund and dies in it; c2 runs meanwhile: busy, then c1 again, then c2."""
+    shop = Shop()
+    modules = shop.modules()
+    run = CellRuntime(modules.cells, modules.handlers, LogJournal(log))
+    assert run(body("cell:reserve-stock:1", "t1")).ok
+    assert run(body("cell:charge-card:1", "t2")).ok
+    shop.crash["refund"] = 1
+    with pytest.raises(Crash):
+        run(body("saga:compensate", "c1"))
+    busy = run(body("saga:compensate", "c2"))
+    assert not busy.ok and busy.error == "StepFlow.Saga.Busy", busy
+    assert "c1" in (busy.cause or "")
+    assert shop.calls == ["hold", "charge"]  # c2 ran nothing
+    first = run(body("saga:compensate", "c1"))  # c1 delivered again: it holds the claim
+    assert first.ok and [e["cell"] for e in first.output["compensated"]] == [
+        "charge-card@1.0.0",
+        "reserve-stock@1.0.0",
+    ]
+    assert run(body("saga:compensate", "c2")).output == {"compensated": []}
+    assert shop.calls == ["hold", "charge", "refund", "release"]
+    return shop
+
+
+def test_two_compensate_tasks_at_once_run_each_compensation_once() -> None:
+    concurrent_compensates(InMemoryLog())
+
+
+def test_a_claim_that_ran_out_is_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = Shop()
+    run, _log = runtime(shop)
+    assert run(body("cell:charge-card:1", "t1")).ok
+    shop.crash["refund"] = 1
+    with pytest.raises(Crash):
+        run(body("saga:compensate", "c1", timeout_seconds=30))
+    now = time.time()
+    monkeypatch.setattr(saga.time, "time", lambda: now + 31)
+    outcome = run(body("saga:compensate", "c2"))
+    assert outcome.ok and len(outcome.output["compensated"]) == 1
+    assert shop.calls == ["charge", "refund"]
+
+
+def test_a_failed_compensation_gives_its_claim_up_for_the_retry() -> None:
+    shop = Shop()
+    run, _log = runtime(shop)
+    assert run(body("cell:charge-card:1", "t1")).ok
+    shop.fail["refund"] = 1
+    failed = run(body("saga:compensate", "c1"))
+    assert not failed.ok and failed.error == "RefundUnavailable"
+    assert run(body("saga:compensate", "c2")).ok  # the Retry: a new attempt
+    assert shop.calls == ["charge", "refund", "refund"]

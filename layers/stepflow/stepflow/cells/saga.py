@@ -20,6 +20,7 @@ See docs/cells-sagas.md.
 
 from __future__ import annotations
 
+import time
 import typing
 from dataclasses import asdict
 from typing import Any
@@ -54,6 +55,12 @@ from stepflow.runtime.outcome import TaskOutcome
 if typing.TYPE_CHECKING:
     from stepflow.cells.registry import AnyCell
     from stepflow.cells.runner import CellRuntime
+
+BUSY = "StepFlow.Saga.Busy"
+"""Another compensate task holds a live claim on a compensation this one must run (retriable)."""
+
+CLAIM_SECONDS = 300.0
+"""How long a compensate task without ``TimeoutSeconds`` holds its claim on a compensation."""
 
 UNKNOWN_EFFECT = "StepFlow.Saga.UnknownEffect"
 """A recorded compensating effect whose type the runtime does not know."""
@@ -152,9 +159,21 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
         entries = saga.entries()
     except RunRefused as exc:
         return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
+    seconds = _claim_seconds(body)
     for entry in reversed(entries):
         if not entry.within(frame) or saga.done(entry):
             continue
+        held = saga.claim(entry, attempt, time.time(), seconds)
+        if held is not None:
+            if saga.done(entry):  # the other task finished it meanwhile
+                continue
+            busy = TaskOutcome.failed(
+                BUSY,
+                f"The compensation of {entry.cell} (state {entry.state}, attempt "
+                f"{entry.attempt}) is being run by compensate task {held.owner} (claimed "
+                f"until {held.until:.0f}). Retry on {BUSY} to resume after it.",
+            )
+            return _traced(busy, traces)
         ctx: CellContext[Any] = CellContext(
             cell=entry.cell,
             execution_arn=arn,
@@ -169,12 +188,21 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
         failure = _undo(runtime, entry, ctx)
         traces.extend(asdict(trace) for trace in ctx.traces)
         if failure is not None:
+            saga.release(entry, attempt)
             return _traced(failure, traces)
         saga.mark_done(entry, len(ctx.traces))
         compensated.append(
             {"cell": entry.cell, "attempt": entry.attempt, "effects": len(ctx.traces)}
         )
     return _traced(TaskOutcome.succeeded({"compensated": compensated}), traces)
+
+
+def _claim_seconds(body: dict[str, Any]) -> float:
+    """The claim's length: the task's ``TimeoutSeconds`` (its attempt is given up by then)."""
+    timeout = body.get("timeout_seconds")
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    return CLAIM_SECONDS
 
 
 def _undo(runtime: CellRuntime, entry: SagaEntry, ctx: CellContext[Any]) -> TaskOutcome | None:

@@ -11,6 +11,9 @@ finished execution's TTL removes them with the rest:
   so a re-run or a duplicate delivery never adds one twice.
 - ``saga#done#<entry id>``: written once (conditional on its absence) after
   the entry's compensation finished; a later compensation skips the entry.
+- ``saga#run#<entry id>``: the claim of the compensate task running the entry
+  (``owner`` = its attempt, ``until``), so two compensate tasks at once never both
+  run one compensation (the second fails with ``StepFlow.Saga.Busy``).
 - the compensation's effects: journal records keyed by the entry's attempt and
   the scope ``compensate:<entry id>`` (:class:`CompensationJournal`).
 """
@@ -41,6 +44,7 @@ INVALID_ENTRY = "StepFlow.Saga.InvalidEntry"
 
 ENTRIES = "entries"
 DONE_PREFIX = "saga#done#"
+RUN_PREFIX = "saga#run#"
 
 
 class SagaLimitError(RunRefused):
@@ -202,6 +206,32 @@ class SagaLog:
                 lease = self.log.lease(self.execution_arn, task_id)
                 continue
             return len(added)
+
+    def claim(self, entry: SagaEntry, owner: str, now: float, seconds: float) -> TaskLease | None:
+        """Claim ``entry``'s compensation for ``owner`` until ``now + seconds``.
+
+        None when claimed (or already ``owner``'s: a redelivery of the same task);
+        else the live claim of another owner, which must not run it too.
+        """
+        task_id = RUN_PREFIX + entry.id
+        while True:
+            lease = self.log.lease(self.execution_arn, task_id)
+            if lease is not None and lease.owner != owner and lease.live(now):
+                return lease
+            held = lease or TaskLease(self.execution_arn, task_id)
+            try:
+                self.log.put_lease(held.next(owner=owner, until=now + seconds, released=False))
+            except LeaseConflictError:
+                continue
+            return None
+
+    def release(self, entry: SagaEntry, owner: str) -> None:
+        """Give up ``owner``'s claim on ``entry`` (its compensation failed: a Retry may run it)."""
+        task_id = RUN_PREFIX + entry.id
+        lease = self.log.lease(self.execution_arn, task_id)
+        if lease is not None and lease.owner == owner and not lease.released:
+            with contextlib.suppress(LeaseConflictError):  # taken over meanwhile
+                self.log.put_lease(lease.next(released=True))
 
     def done(self, entry: SagaEntry) -> bool:
         """True once ``entry``'s compensation finished."""
