@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
 from stepflow.cells import Cell, CellContext, CellRuntime, LogJournal, saga, saga_log
-from stepflow.runtime import InMemoryLog
-from stepflow.runtime.leases import LeaseLog
+from stepflow.cells.queues import envelope
+from stepflow.runtime import InMemoryLog, Message
+from stepflow.runtime.leases import LeaseLog, TaskLease
 from stepflow.testing import execute
+from stepflow.worker import CellHandler
+from stepflow.worker.context import TaskContext, TaskFailure
 
 from tests.unit.cells.saga_support import (
     COMPENSATE,
@@ -262,3 +266,32 @@ def test_a_failed_compensation_gives_its_claim_up_for_the_retry() -> None:
     assert not failed.ok and failed.error == "RefundUnavailable"
     assert run(body("saga:compensate", "c2")).ok  # the Retry: a new attempt
     assert shop.calls == ["charge", "refund", "refund"]
+
+
+def worker_call(handler: CellHandler, action: str, task_id: str, *, lost: bool = False) -> Any:
+    """Run ``action`` as the worker does for delivery 1 of attempt ``task_id``."""
+    message = Message(ARN, task_id, "task", body(action, task_id))
+    location = base64.urlsafe_b64encode(ARN.encode()).decode().rstrip("=")
+    context = TaskContext(
+        token=f"{location}.{task_id}.sig.1.sig",
+        idempotency_key=task_id,
+        activity_arn="arn:aws:states:us-east-1:123456789012:activity:stepflow-cells-q",
+        worker_name="w",
+    )
+    if lost:
+        context.lost.set()
+    return handler(envelope(message), context)
+
+
+def test_a_worker_that_lost_its_lease_performs_no_compensation() -> None:
+    shop = Shop()
+    log = InMemoryLog()
+    for task_id in ("t1", "t2", "t3"):  # each attempt's lease names delivery 1
+        log.put_lease(TaskLease(ARN, task_id, version=1, delivery=1))
+    handler = CellHandler(shop.modules(), log)
+    assert worker_call(handler, "cell:charge-card:1", "t1") == {"charge_id": "c-30"}
+    with pytest.raises(TaskFailure, match="LeaseLost"):
+        worker_call(handler, "saga:compensate", "t2", lost=True)
+    assert shop.calls == ["charge"]
+    worker_call(handler, "saga:compensate", "t3")  # a live delivery: the refund, once
+    assert shop.calls == ["charge", "refund"]

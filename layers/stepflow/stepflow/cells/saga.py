@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import typing
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -151,7 +152,7 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
     attempt = str(body.get("attempt_id") or body.get("task_id", ""))
     log = _lease_log(runtime)
     saga = SagaLog(log, arn, saga_partition(attempt))
-    journal = CompensationJournal(log)
+    journal = CompensationJournal(log, _fence(runtime))
     compensated: list[dict[str, Any]] = []
     traces: list[dict[str, Any]] = []
     frame = str(body.get("frame") or "")
@@ -309,6 +310,12 @@ def _lease_log(runtime: CellRuntime) -> LeaseLog:
             "its 'log' attribute (a wrapper of a LogJournal: log = inner.log)"
         )
     return typing.cast(LeaseLog, log)
+
+
+def _fence(runtime: CellRuntime) -> Callable[[], None] | None:
+    """The journal's fence (a ``check()`` like the worker's lease check), for compensations too."""
+    check = getattr(runtime.journal, "check", None)
+    return check if callable(check) else None
 
 
 def _traced(outcome: TaskOutcome, traces: list[dict[str, Any]]) -> TaskOutcome:

@@ -21,6 +21,7 @@ finished execution's TTL removes them with the rest:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,14 +287,21 @@ class CompensationJournal:
     """
 
     log: LeaseLog
+    fence: Callable[[], None] | None = None
+    """Called before an effect is performed (not replayed); raises when the task may no
+    longer perform (the worker's lease check: the same fence as the cells' journal)."""
 
     def recorded(self, key: IdempotencyKey) -> EffectRecord | None:
         """The successful record of ``key``, or None (no record, or a failure)."""
         lease = self.log.lease(key.execution_arn, journal_id(key))
-        if lease is None or lease.result is None:
-            return None
-        record = EffectRecord.from_json(lease.result)
-        return record if record.ok else None
+        record = None if lease is None or lease.result is None else EffectRecord.from_json(
+            lease.result
+        )
+        if record is not None and record.ok:
+            return record
+        if self.fence is not None:
+            self.fence()
+        return None
 
     def record(self, key: IdempotencyKey, record: EffectRecord) -> EffectRecord:
         """Store ``record`` unless a successful one exists (which is returned)."""
