@@ -229,7 +229,7 @@ def test_a_big_output_past_the_record_bound_fails_the_run_clearly() -> None:
 def test_the_saga_holds_at_most_max_entries() -> None:
     saga = SagaLog(InMemoryLog(), ARN)
     many = [SagaEntry("effect", "c@1", f"t{i}", "S", type="x", request={}) for i in range(1000)]
-    assert saga.add(many) == MAX_ENTRIES
+    assert saga.add(many) == []  # none late: no compensate sealed the saga
     with pytest.raises(SagaLimitError, match="at most 1000"):
         saga.add([SagaEntry("effect", "c@1", "late", "S")])
     assert len(saga.entries()) == MAX_ENTRIES

@@ -295,3 +295,31 @@ def test_a_worker_that_lost_its_lease_performs_no_compensation() -> None:
     assert shop.calls == ["charge"]
     worker_call(handler, "saga:compensate", "t3")  # a live delivery: the refund, once
     assert shop.calls == ["charge", "refund"]
+
+
+def test_a_cell_that_finishes_after_its_frame_was_compensated_is_undone_at_once() -> None:
+    shop = Shop()
+    run, _log = runtime(shop)
+    # t3 (charge) and t4 (reserve) run in a Parallel's branch /2 that was aborted; the
+    # Catch's compensate (t5, top level) ran before they finished
+    assert run(body("saga:compensate", "t5")).output == {"compensated": []}
+    charged = run(body("cell:charge-card:1", "t3", frame="/2"))
+    reserved = run(body("cell:reserve-stock:1", "t4", frame="/2/6"))
+    assert charged.ok and reserved.ok, (charged, reserved)
+    assert shop.calls == ["charge", "refund", "hold", "release"]
+    # a cell scheduled after the compensate is not: a later compensate undoes it
+    assert run(body("cell:charge-card:1", "t8", {**ORDER, "amount": 9})).ok
+    assert shop.calls[-1] == "charge"
+    later = run(body("saga:compensate", "t9"))
+    assert later.ok and [e["attempt"] for e in later.output["compensated"]] == ["t8"]
+    assert shop.calls == ["charge", "refund", "hold", "release", "charge", "refund"]
+
+
+def test_a_late_cell_of_another_frame_is_left_for_its_own_compensate() -> None:
+    shop = Shop()
+    run, _log = runtime(shop)
+    assert run(body("saga:compensate", "t5", frame="/1")).output == {"compensated": []}
+    assert run(body("cell:charge-card:1", "t3", frame="/2")).ok
+    assert shop.calls == ["charge"]
+    assert run(body("saga:compensate", "t6")).ok
+    assert shop.calls == ["charge", "refund"]

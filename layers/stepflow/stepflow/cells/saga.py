@@ -83,6 +83,8 @@ class SagaWatch:
         self.runtime = runtime
         self.frame = str(body.get("frame") or "")
         self._saga: SagaLog | None = None
+        self.failure: TaskOutcome | None = None
+        """The failure of a compensation run at once (its entry stays for a later compensate)."""
 
     def saga(self, ctx: CellContext[Any]) -> SagaLog:
         """The saga the run registers in (its log resolved on first use)."""
@@ -103,7 +105,11 @@ class SagaWatch:
             effect=str(undo.get("effect")), type=str(undo.get("type")),
             request=dict(undo.get("request") or {}), frame=self.frame,
         )  # fmt: skip
-        self.saga(ctx).add([entry], bounded=False)
+        saga = self.saga(ctx)
+        late = saga.add([entry], bounded=False)
+        if late:  # compensated already: undo this effect now
+            _, _, failure = run_compensations(self.runtime, saga, late, ctx.attempt, ctx.task)
+            self.failure = self.failure or failure
 
 
 def after_run(
@@ -119,20 +125,22 @@ def after_run(
     Returns None, or the outcome that replaces the run's when the saga record
     cannot hold more (``StepFlow.Saga.LimitExceeded``).
     """
+    watch = ctx.watch if isinstance(ctx.watch, SagaWatch) else None
     if not (outcome.ok and cell.compensates()):
-        return None
-    watch = ctx.watch
-    frame = watch.frame if isinstance(watch, SagaWatch) else ""
+        return None if watch is None else watch.failure
     entry = SagaEntry(
-        "cell", ctx.cell, ctx.attempt, ctx.state_name,
-        input=data.model_dump(mode="json"), output=outcome.output, frame=frame,
+        "cell", ctx.cell, ctx.attempt, ctx.state_name, input=data.model_dump(mode="json"),
+        output=outcome.output, frame="" if watch is None else watch.frame,
     )  # fmt: skip
     saga = SagaLog(_lease_log(runtime), ctx.execution_arn, saga_partition(ctx.attempt))
     try:
-        saga.add([entry])
+        late = saga.add([entry])
     except RunRefused as exc:  # full, or a damaged record: refuse to add to it
         return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
-    return None
+    failure = None if watch is None else watch.failure
+    if late:  # a compensate of its frame ran while it did: undo it now
+        _, _, failure = run_compensations(runtime, saga, late, ctx.attempt, ctx.task)
+    return failure
 
 
 def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
@@ -150,21 +158,39 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
         )
     arn = str(body.get("execution_arn", ""))
     attempt = str(body.get("attempt_id") or body.get("task_id", ""))
-    log = _lease_log(runtime)
-    saga = SagaLog(log, arn, saga_partition(attempt))
-    journal = CompensationJournal(log, _fence(runtime))
-    compensated: list[dict[str, Any]] = []
-    traces: list[dict[str, Any]] = []
+    saga = SagaLog(_lease_log(runtime), arn, saga_partition(attempt))
     frame = str(body.get("frame") or "")
     try:
-        entries = saga.entries()
+        entries = saga.seal(frame, attempt)
     except RunRefused as exc:
         return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
+    mine = [entry for entry in entries if entry.within(frame)]
+    compensated, traces, failure = run_compensations(runtime, saga, mine, attempt, body)
+    if failure is not None:
+        return _traced(failure, traces)
+    return _traced(TaskOutcome.succeeded({"compensated": compensated}), traces)
+
+
+def run_compensations(
+    runtime: CellRuntime,
+    saga: SagaLog,
+    entries: list[SagaEntry],
+    owner: str,
+    body: dict[str, Any],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], TaskOutcome | None]:
+    """Run the compensations of ``entries`` not done yet, newest first, each claimed by ``owner``.
+
+    Returns what was compensated, the compensations' effect traces, and the failure
+    that stopped it (a compensation's error, or ``StepFlow.Saga.Busy``), if any.
+    """
+    journal = CompensationJournal(saga.log, _fence(runtime))
+    compensated: list[dict[str, Any]] = []
+    traces: list[dict[str, Any]] = []
     seconds = _claim_seconds(body)
     for entry in reversed(entries):
-        if not entry.within(frame) or saga.done(entry):
+        if saga.done(entry):
             continue
-        held = saga.claim(entry, attempt, time.time(), seconds)
+        held = saga.claim(entry, owner, time.time(), seconds)
         if held is not None:
             if saga.done(entry):  # the other task finished it meanwhile
                 continue
@@ -174,10 +200,10 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
                 f"{entry.attempt}) is being run by compensate task {held.owner} (claimed "
                 f"until {held.until:.0f}). Retry on {BUSY} to resume after it.",
             )
-            return _traced(busy, traces)
+            return compensated, traces, busy
         ctx: CellContext[Any] = CellContext(
             cell=entry.cell,
-            execution_arn=arn,
+            execution_arn=saga.execution_arn,
             state_name=entry.state,
             attempt=entry.attempt,
             journal=journal,
@@ -189,13 +215,13 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
         failure = _undo(runtime, entry, ctx)
         traces.extend(asdict(trace) for trace in ctx.traces)
         if failure is not None:
-            saga.release(entry, attempt)
-            return _traced(failure, traces)
+            saga.release(entry, owner)
+            return compensated, traces, failure
         saga.mark_done(entry, len(ctx.traces))
         compensated.append(
             {"cell": entry.cell, "attempt": entry.attempt, "effects": len(ctx.traces)}
         )
-    return _traced(TaskOutcome.succeeded({"compensated": compensated}), traces)
+    return compensated, traces, None
 
 
 def _claim_seconds(body: dict[str, Any]) -> float:

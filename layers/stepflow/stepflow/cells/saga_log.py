@@ -44,6 +44,7 @@ INVALID_ENTRY = "StepFlow.Saga.InvalidEntry"
 """A recorded compensation that cannot be rebuilt (its data no longer validates)."""
 
 ENTRIES = "entries"
+SEALS = "seals"
 DONE_PREFIX = "saga#done#"
 RUN_PREFIX = "saga#run#"
 
@@ -177,13 +178,16 @@ class SagaLog:
             result = {"entries": [entry.to_json() for entry in stored]}
             _check_limits(len(stored) + 1, result)
 
-    def add(self, new: list[SagaEntry], *, bounded: bool = True) -> int:
-        """Register the entries of ``new`` not registered yet; how many were added.
+    def add(self, new: list[SagaEntry], *, bounded: bool = True) -> list[SagaEntry]:
+        """Register the entries of ``new`` not registered yet; those added that are *late*.
 
         One read, and one conditional write only if something is new (retried when
         another writer moved the record on). Raises :class:`SagaLimitError` past the
         limits, unless not ``bounded``: an effect that happened is never left out (its
-        room was checked before it ran, :meth:`room`).
+        room was checked before it ran, :meth:`room`). An entry is late when a
+        compensate task of its frame (or an enclosing one) scheduled after its run
+        already sealed the saga (:meth:`seal`): that task did not see it, so the
+        caller must run its compensation at once.
         """
         task_id = entries_id(self.partition)
         lease = self.log.lease(self.execution_arn, task_id)
@@ -196,8 +200,11 @@ class SagaLog:
                     known.add(entry.id)
                     added.append(entry)
             if not added:
-                return 0
-            result = {"entries": [entry.to_json() for entry in (*stored, *added)]}
+                return []
+            seals = _seals(lease)
+            result: dict[str, Any] = {"entries": [e.to_json() for e in (*stored, *added)]}
+            if seals:
+                result[SEALS] = seals
             if bounded:
                 _check_limits(len(stored) + len(added), result)
             held = lease or TaskLease(self.execution_arn, task_id)
@@ -206,7 +213,33 @@ class SagaLog:
             except LeaseConflictError:
                 lease = self.log.lease(self.execution_arn, task_id)
                 continue
-            return len(added)
+            return [entry for entry in added if _sealed(seals, entry)]
+
+    def seal(self, frame: str, attempt: str) -> list[SagaEntry]:
+        """Seal ``frame`` for the runs scheduled before compensate ``attempt``; the entries.
+
+        The seal and the entries are one record, written by compare-and-set: a run
+        registering after this sees the seal (:meth:`add` calls it late), one before
+        is among the entries returned. An attempt id that is not a task id (``t<n>``)
+        seals nothing.
+        """
+        task_id = entries_id(self.partition)
+        mark = attempt_mark(attempt)
+        while True:
+            lease = self.log.lease(self.execution_arn, task_id)
+            stored = _entries(lease)
+            seals = _seals(lease)
+            if mark is None or seals.get(frame, [-1]) >= mark:
+                return stored
+            seals[frame] = mark
+            result = {"entries": [entry.to_json() for entry in stored], SEALS: seals}
+            try:
+                self.log.put_lease((lease or TaskLease(self.execution_arn, task_id)).next(
+                    result=result
+                ))
+            except LeaseConflictError:
+                continue
+            return stored
 
     def claim(self, entry: SagaEntry, owner: str, now: float, seconds: float) -> TaskLease | None:
         """Claim ``entry``'s compensation for ``owner`` until ``now + seconds``.
@@ -258,6 +291,42 @@ def _entries(lease: TaskLease | None) -> list[SagaEntry]:
         return [SagaEntry.from_json(item) for item in stored]
     except (TypeError, ValueError) as exc:
         raise SagaRecordError(f"{lease.task_id} holds an entry that is not one: {exc}") from exc
+
+
+def attempt_mark(attempt: str) -> list[int] | None:
+    """When an attempt was scheduled: ``[redrive, n]`` of ``t<n>`` (``express/<r>/<i>/t<n>``).
+
+    Task ids count up in an execution (and in an EXPRESS item, from each redrive on).
+    """
+    redrive, task = 0, attempt
+    if attempt.startswith("express/"):
+        parts = attempt.split("/")
+        if len(parts) < 4 or not parts[1].isdigit():
+            return None
+        redrive, task = int(parts[1]), parts[-1]
+    if len(task) < 2 or task[0] != "t" or not task[1:].isdigit():
+        return None
+    return [redrive, int(task[1:])]
+
+
+def _seals(lease: TaskLease | None) -> dict[str, list[int]]:
+    """The seals of a stored saga record: frame -> the latest compensate's mark."""
+    seals = lease.result.get(SEALS) if lease is not None and isinstance(lease.result, dict) else None
+    if not isinstance(seals, dict):
+        return {}
+    return {
+        str(frame): [int(x) for x in mark]
+        for frame, mark in seals.items()
+        if isinstance(mark, list) and len(mark) == 2 and all(isinstance(x, int) for x in mark)
+    }
+
+
+def _sealed(seals: dict[str, list[int]], entry: SagaEntry) -> bool:
+    """True when a compensate of the entry's frame (or an enclosing one) came after its run."""
+    mark = attempt_mark(entry.attempt)
+    return mark is not None and any(
+        entry.within(frame) and mark < sealed for frame, sealed in seals.items()
+    )
 
 
 def _check_limits(count: int, result: dict[str, Any]) -> None:
