@@ -1,4 +1,4 @@
-"""Sagas, second review: redriven EXPRESS items, unfinished runs, Map scopes, concurrent compensates."""
+"""Sagas, second review: EXPRESS redrives, unfinished runs, Map scopes, concurrent compensates."""
 
 from __future__ import annotations
 

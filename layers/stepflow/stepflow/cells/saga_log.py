@@ -234,9 +234,9 @@ class SagaLog:
             seals[frame] = mark
             result = {"entries": [entry.to_json() for entry in stored], SEALS: seals}
             try:
-                self.log.put_lease((lease or TaskLease(self.execution_arn, task_id)).next(
-                    result=result
-                ))
+                self.log.put_lease(
+                    (lease or TaskLease(self.execution_arn, task_id)).next(result=result)
+                )
             except LeaseConflictError:
                 continue
             return stored
@@ -311,7 +311,8 @@ def attempt_mark(attempt: str) -> list[int] | None:
 
 def _seals(lease: TaskLease | None) -> dict[str, list[int]]:
     """The seals of a stored saga record: frame -> the latest compensate's mark."""
-    seals = lease.result.get(SEALS) if lease is not None and isinstance(lease.result, dict) else None
+    result = None if lease is None else lease.result
+    seals = result.get(SEALS) if isinstance(result, dict) else None
     if not isinstance(seals, dict):
         return {}
     return {
@@ -363,8 +364,8 @@ class CompensationJournal:
     def recorded(self, key: IdempotencyKey) -> EffectRecord | None:
         """The successful record of ``key``, or None (no record, or a failure)."""
         lease = self.log.lease(key.execution_arn, journal_id(key))
-        record = None if lease is None or lease.result is None else EffectRecord.from_json(
-            lease.result
+        record = (
+            None if lease is None or lease.result is None else EffectRecord.from_json(lease.result)
         )
         if record is not None and record.ok:
             return record
