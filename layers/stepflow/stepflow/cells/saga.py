@@ -1,20 +1,24 @@
 """Sagas: compensating completed cells in reverse order (``stepflow:saga:compensate``).
 
-After every cell run, :func:`after_run` registers what the run needs undone
-in the execution's saga record (:mod:`stepflow.cells.saga_log`): the run itself
-when the cell succeeded and overrides :meth:`~stepflow.cells.Cell.compensate`,
-and each effect of the run (whether the cell succeeded or failed) whose
-:meth:`~stepflow.cells.Effect.compensation` names an effect. A run with
+A run registers what it needs undone in the saga record (:mod:`stepflow.cells.saga_log`)
+of its execution (or EXPRESS item): each effect whose
+:meth:`~stepflow.cells.Effect.compensation` names an effect, as soon as the effect is
+recorded (:class:`SagaWatch`: a run that never finishes is still undone; the record's
+room is checked before such an effect runs), and, in :func:`after_run`, the run itself
+when the cell succeeded and overrides :meth:`~stepflow.cells.Cell.compensate`. Each
+entry carries the task's frame (its Parallel branches and Map iterations). A run with
 nothing to undo reads and writes nothing.
 
 The Task ``arn:aws:states:::stepflow:saga:compensate`` (:func:`compensate`),
-typically reached from a Catch, runs the registered compensations not run yet,
-newest first. Each runs in a :class:`~stepflow.cells.CellContext` whose scope is
-``compensate:<entry id>``, so its effects are journaled and replayed after a
-crash; once it finished, a done-marker is written and no later compensate
-task runs it again. A compensation that fails fails the task with its error;
-a Retry of the state runs the compensations not done, from that one on (its
-effects that succeeded are replayed, the failed one is tried again).
+typically reached from a Catch, seals its frame, then runs the compensations of its
+frame and the frames nested in it not run yet, newest first, each claimed first
+(another live claim fails the task with ``StepFlow.Saga.Busy``). Each runs in a
+:class:`~stepflow.cells.CellContext` whose scope is ``compensate:<entry id>``, so its
+effects are journaled and replayed after a crash (and fenced like the cells' own);
+once it finished, a done-marker is written and no later compensate task runs it
+again. A compensation that fails fails the task with its error; a Retry of the state
+runs the compensations not done, from that one on. A run scheduled before a
+compensate of its frame that registers after it has its compensations run at once.
 See docs/cells-sagas.md.
 """
 
