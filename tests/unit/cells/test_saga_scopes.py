@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from typing import Annotated, Any
 
 import pytest
 from pydantic import Field
-from stepflow.cells import Cell, CellContext, CellRuntime, LogJournal, saga, saga_log
+from stepflow.cells import (
+    Cell,
+    CellContext,
+    CellRuntime,
+    EffectCall,
+    LogJournal,
+    saga,
+    saga_log,
+)
 from stepflow.cells.queues import envelope
 from stepflow.runtime import InMemoryLog, Message
 from stepflow.runtime.leases import LeaseLog, TaskLease
@@ -21,8 +30,10 @@ from tests.unit.cells.saga_support import (
     ChargeCard,
     Charged,
     Crash,
+    Done,
     Order,
     OrderError,
+    RefundCard,
     ShipParcel,
     Shop,
 )
@@ -322,4 +333,29 @@ def test_a_late_cell_of_another_frame_is_left_for_its_own_compensate() -> None:
     assert run(body("cell:charge-card:1", "t3", frame="/2")).ok
     assert shop.calls == ["charge"]
     assert run(body("saga:compensate", "t6")).ok
+    assert shop.calls == ["charge", "refund"]
+
+
+def test_a_compensate_task_running_while_another_is_in_a_refund_runs_nothing() -> None:
+    shop = Shop()
+    modules = shop.modules()
+    entered, other_done = threading.Event(), threading.Event()
+
+    def slow_refund(effect: RefundCard, call: EffectCall) -> Done:
+        entered.set()
+        other_done.wait(10)
+        return shop.refund(effect, call)
+
+    modules.handlers.register(RefundCard, slow_refund)
+    run = CellRuntime(modules.cells, modules.handlers, LogJournal(InMemoryLog()))
+    assert run(body("cell:charge-card:1", "t1")).ok
+    outcomes: list[Any] = []
+    first = threading.Thread(target=lambda: outcomes.append(run(body("saga:compensate", "t2"))))
+    first.start()
+    assert entered.wait(10)
+    second = run(body("saga:compensate", "t3"))
+    other_done.set()
+    first.join(10)
+    assert not second.ok and second.error == "StepFlow.Saga.Busy"
+    assert outcomes[0].ok and len(outcomes[0].output["compensated"]) == 1
     assert shop.calls == ["charge", "refund"]
