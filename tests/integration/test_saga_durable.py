@@ -69,6 +69,8 @@ def test_the_order_saga_compensates_once_each_in_reverse_order_under_duplicates(
         "TK#saga#done#t1#cell",
         "TK#saga#done#t2#fx0",
         "TK#saga#entries",
+        "TK#saga#run#t1#cell",
+        "TK#saga#run#t2#fx0",
     ]
 
 

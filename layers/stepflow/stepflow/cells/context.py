@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -28,14 +28,30 @@ NON_DETERMINISTIC = "StepFlow.Cell.NonDeterministic"
 UNDECLARED_EFFECT = "StepFlow.Cell.UndeclaredEffect"
 
 
-class NonDeterministicError(Exception):
-    """A re-run requested a different effect than the one recorded at that index."""
+class RunRefused(Exception):
+    """The run must fail with :attr:`error` and ``cause``, whatever the cell does with it."""
 
-    error = NON_DETERMINISTIC
+    error = "StepFlow.Cell.Refused"
 
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+class NonDeterministicError(RunRefused):
+    """A re-run requested a different effect than the one recorded at that index."""
+
+    error = NON_DETERMINISTIC
+
+
+class EffectWatch(Protocol):
+    """Told about a run's effects (the saga registers their compensations: cells/saga.py)."""
+
+    def before(self, ctx: CellContext[Any], request: Effect[Any]) -> None:
+        """``request`` is about to be performed (not replayed); raise to refuse it."""
+
+    def recorded(self, ctx: CellContext[Any], trace: EffectTrace) -> None:
+        """``trace`` (performed or replayed, ok) names a compensation; its record is stored."""
 
 
 class UndeclaredEffectError(Exception):
@@ -85,6 +101,7 @@ class CellContext(Generic[EffT]):
     task: dict[str, Any] = field(default_factory=dict)
     clients: TaskClients | None = None
     scope: str = "run"
+    watch: EffectWatch | None = None
     traces: list[EffectTrace] = field(default_factory=list)
     _next: int = 0
     stopped: BaseException | None = None
@@ -129,6 +146,9 @@ class CellContext(Generic[EffT]):
                 )
                 raise self.stopped
         else:
+            watch = self.watch
+            if watch is not None and _names_compensation(request):
+                self._guard(lambda: watch.before(self, request))
             call = EffectCall(key, self.task, self.clients)
             try:
                 result = self.handlers.perform(request, call)
@@ -145,6 +165,10 @@ class CellContext(Generic[EffT]):
         return self._settle(request, key, record, replayed)
 
     def _journal(self, operation: Callable[[], EffectRecord | None]) -> EffectRecord | None:
+        return self._guard(operation)
+
+    def _guard(self, operation: Callable[[], R]) -> R:
+        """``operation()``; its failure stops the run (the cell cannot swallow it)."""
         try:
             return operation()
         except Exception as exc:
@@ -180,12 +204,15 @@ class CellContext(Generic[EffT]):
                     "type": f"{type(undo).__module__}.{type(undo).__qualname__}",
                     "request": undo.request(),
                 }
-        self.traces.append(
-            EffectTrace(
-                key.index, name, key.token, replayed, record.ok, record.result,
-                record.error, record.cause, self.scope, compensation,
-            )
+        trace = EffectTrace(
+            key.index, name, key.token, replayed, record.ok, record.result,
+            record.error, record.cause, self.scope, compensation,
         )  # fmt: skip
+        self.traces.append(trace)
+        watch = self.watch
+        if watch is not None and compensation is not None:
+            # registered as soon as recorded: a run that never finishes is still undone
+            self._guard(lambda: watch.recorded(self, trace))
         if not record.ok:
             raise EffectFailure(
                 name, record.error or "StepFlow.Cell.EffectFailed", record.cause or ""
@@ -195,3 +222,8 @@ class CellContext(Generic[EffT]):
     def fail(self, error: BaseModel) -> NoReturn:
         """End the cell with its declared business error ``error`` (Catch matches its name)."""
         raise BusinessError(error)
+
+
+def _names_compensation(request: Effect[Any]) -> bool:
+    """True when ``request``'s type overrides :meth:`Effect.compensation` (it may name one)."""
+    return type(request).compensation is not Effect.compensation

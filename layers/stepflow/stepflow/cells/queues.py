@@ -155,6 +155,8 @@ def envelope(message: Message) -> dict[str, Any]:
         identity["attemptId"] = str(body["attempt_id"])
     if body.get("parent_arn"):  # a child keeps its parent's cell versions
         identity["parentArn"] = str(body["parent_arn"])
+    if body.get("frame"):  # the saga scope of the task (its branches and iterations)
+        identity["frame"] = str(body["frame"])
     for key, name in _ROLES:
         if body.get(key):
             identity[name] = str(body[key])
@@ -186,6 +188,8 @@ def task_body(value: Any) -> dict[str, Any]:
         body["attempt_id"] = identity["attemptId"]
     if isinstance(identity.get("parentArn"), str):
         body["parent_arn"] = identity["parentArn"]
+    if isinstance(identity.get("frame"), str):
+        body["frame"] = identity["frame"]
     for key, name in _ROLES:
         if isinstance(identity.get(name), str):
             body[key] = identity[name]

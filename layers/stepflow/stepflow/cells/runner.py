@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from stepflow.cells.context import CellContext, NonDeterministicError, UndeclaredEffectError
+from stepflow.cells.context import CellContext, RunRefused, UndeclaredEffectError
 from stepflow.cells.handlers import CircuitOpenFailure, EffectFailure, EffectHandlers
 from stepflow.cells.journal import EffectJournal, LogJournal
 from stepflow.cells.model import BusinessError
@@ -114,7 +114,13 @@ class CellRuntime:
         return self.run(cell, body)
 
     def context(self, cell: AnyCell, body: dict[str, Any], scope: str = "run") -> CellContext[Any]:
-        """The context ``cell`` runs in for the task ``body``."""
+        """The context ``cell`` runs in for the task ``body``.
+
+        A run (scope ``run``) registers each effect's compensation in the saga as soon
+        as the effect is recorded (:class:`~stepflow.cells.saga.SagaWatch`).
+        """
+        from stepflow.cells.saga import SagaWatch
+
         return CellContext(
             cell=cell.key(),
             execution_arn=str(body.get("execution_arn", "")),
@@ -126,6 +132,7 @@ class CellRuntime:
             task=body,
             clients=self.clients,
             scope=scope,
+            watch=SagaWatch(self, body) if scope == "run" else None,
         )
 
     def run(self, cell: AnyCell, body: dict[str, Any]) -> TaskOutcome:
@@ -152,14 +159,14 @@ class CellRuntime:
             result = cell().run(ctx, data)
         except BusinessError as exc:
             failed = TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
-        except (EffectFailure, NonDeterministicError, UndeclaredEffectError) as exc:
+        except (EffectFailure, RunRefused, UndeclaredEffectError) as exc:
             failed = TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
         except (Exception, SystemExit) as exc:  # the cell's own failure, named as Lambda does
             failed = TaskOutcome.failed(type(exc).__name__, str(exc)[:_MAX_CAUSE])
         if failed is None:
             ctx.check_complete()
         stopped = ctx.stopped
-        if isinstance(stopped, NonDeterministicError):  # whatever the cell made of it
+        if isinstance(stopped, RunRefused):  # whatever the cell made of it
             return TaskOutcome.failed(stopped.error, stopped.cause[:_MAX_CAUSE])
         if isinstance(stopped, CircuitOpenFailure):  # not performed: run again later, same keys
             deferred = TaskDeferredError(

@@ -401,6 +401,9 @@ class RunTask:
     task_token: str | None = None
     role_arn: str = ""
     execution_role: str = ""
+    frame: str = ""
+    """The id of the frame the task runs in: the path of its Parallel branches and Map
+    iterations ("" at top level), which scopes a saga's compensations."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,7 @@ def run_task(d: StepContext, frame: Frame, node: TaskState) -> None:
             token,
             role_arn,
             s.role_arn,
+            frame.id,
         )
     )
     if timeout is not None:

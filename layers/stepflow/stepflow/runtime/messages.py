@@ -125,6 +125,7 @@ def task_body(command: RunTask) -> dict[str, Any]:
         "task_token": command.task_token,
         "role_arn": command.role_arn,
         "execution_role": command.execution_role,
+        "frame": command.frame,
     }
 
 
