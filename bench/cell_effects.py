@@ -165,7 +165,6 @@ class Case:
     arms: dict[str, Arm] = field(default_factory=lambda: {k: Arm() for k in ARMS})
 
 
-
 def _pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
