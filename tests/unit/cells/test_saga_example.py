@@ -198,3 +198,70 @@ def test_stepflow_run_with_cells_that_cannot_load_exits_2(
 def test_stepflow_run_with_an_empty_cells_list_exits_2(capsys: Any) -> None:
     assert main(["run", str(SAGA / "order-saga.asl.json"), "--cells", " , "]) == 2
     assert "at least one module" in capsys.readouterr().err
+
+
+# --- crashes: after an effect is recorded, and between performing and recording -------------
+
+
+class Crash(BaseException):
+    """The process dying (no ``except Exception`` catches it)."""
+
+
+def crash_once(env: WorkflowEnvironment, when: str) -> list[str]:
+    """Make the stepper die once around shipping's effect: ``after`` its record, or ``before``.
+
+    Returns the list the crash is noted in; the environment's queue delivers the batch again.
+    """
+    journal = env.cell_runtime.journal
+    crashed: list[str] = []
+
+    class Dying:
+        def recorded(self, key: Any) -> Any:
+            return journal.recorded(key)
+
+        def record(self, key: Any, record: Any) -> Any:
+            if record.effect == "CreateShipment" and not crashed:
+                crashed.append(when)
+                if when == "before":
+                    raise Crash
+                journal.record(key, record)
+                raise Crash
+            return journal.record(key, record)
+
+    env.cell_runtime.journal = Dying()
+    return crashed
+
+
+def redelivering(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, Exception | None]]:
+    """A queue: a batch whose stepper died is delivered again."""
+    try:
+        return handle_batch(stepper, batch)
+    except Crash:
+        return [(message, None) for message in batch]
+
+
+def test_a_crash_after_shipping_is_recorded_replays_it_without_a_second_call() -> None:
+    modules, cells = example()
+    env = WorkflowEnvironment(cells=modules, deliver=redelivering)
+    crashed = crash_once(env, "after")
+    arn = env.start(DEFINITION, ORDER, name="crash-after")
+    env.run(arn)
+    assert crashed == ["after"]
+    assert env.describe(arn)["status"] == "SUCCEEDED"
+    assert cells.SERVICES.operations() == FORWARD  # shipping called once, replayed after
+    output = json.loads(env.describe(arn)["output"])
+    assert output["tracking_number"] in cells.SERVICES.shipments
+
+
+def test_a_crash_before_shipping_is_recorded_calls_again_with_the_same_key() -> None:
+    modules, cells = example()
+    env = WorkflowEnvironment(cells=modules, deliver=redelivering)
+    crashed = crash_once(env, "before")
+    arn = env.start(DEFINITION, ORDER, name="crash-before")
+    env.run(arn)
+    assert crashed == ["before"]
+    assert env.describe(arn)["status"] == "SUCCEEDED"
+    assert cells.SERVICES.operations() == [*FORWARD, "shipping.create"]
+    first, second = [c for c in cells.SERVICES.calls if c.operation == "shipping.create"]
+    assert first.token == second.token  # the same idempotency key on the second call...
+    assert len(cells.SERVICES.shipments) == 1  # ...so the service booked one courier
