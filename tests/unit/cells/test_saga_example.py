@@ -87,10 +87,14 @@ def test_an_unshippable_order_fails_shipping_once_and_is_caught() -> None:
     assert entered[:4] == ["ReserveStock", "ChargeCard", "Ship", "Compensate"]
 
 
+DURABLE = pytest.mark.parametrize("durable", [False, "moto"], ids=["memory", "moto"])
+
+
 @COMPENSATION_PENDING
-def test_an_unshippable_order_is_refunded_then_released_exactly_once() -> None:
+@DURABLE
+def test_an_unshippable_order_is_refunded_then_released_exactly_once(durable: bool | str) -> None:
     modules, cells = example()
-    result = execute(DEFINITION, UNSHIPPABLE, cells=modules)
+    result = execute(DEFINITION, UNSHIPPABLE, cells=modules, durable=durable)
     assert result.status == "FAILED" and result.error == "OrderFailed", result.cause
     assert "no courier serves AQ" in (result.cause or "")
     assert cells.SERVICES.operations() == [*FORWARD, "payments.refund", "inventory.release"]
@@ -101,9 +105,10 @@ def test_an_unshippable_order_is_refunded_then_released_exactly_once() -> None:
 
 
 @COMPENSATION_PENDING
-def test_a_declined_card_releases_the_stock_and_refunds_nothing() -> None:
+@DURABLE
+def test_a_declined_card_releases_the_stock_and_refunds_nothing(durable: bool | str) -> None:
     modules, cells = example()
-    result = execute(DEFINITION, {**ORDER, "card": "tok_declined"}, cells=modules)
+    result = execute(DEFINITION, {**ORDER, "card": "tok_declined"}, cells=modules, durable=durable)
     assert result.status == "FAILED" and result.error == "OrderFailed", result.cause
     assert cells.SERVICES.operations() == ["inventory.hold", "payments.charge", "inventory.release"]
     assert cells.SERVICES.stock["book"] == 100
