@@ -50,8 +50,8 @@ def stack() -> Iterator[LocalStack]:
 def services(stack: LocalStack) -> Any:
     """The example's services as the stack's handlers see them, reset."""
     assert stack.wiring is not None
-    handler = next(iter(stack.wiring.cell_modules.handlers.handlers.values()))
-    found = handler.__globals__["SERVICES"]  # type: ignore[attr-defined]
+    cell = stack.wiring.cell_modules.cells.resolve("reserve-stock")
+    found = cell.run.__globals__["SERVICES"]  # the module the stack loaded
     found.reset()
     return found
 

@@ -141,6 +141,28 @@ def test_hostile_orders_are_refused_before_any_effect(change: dict[str, Any], wh
     assert cells.SERVICES.operations() == []
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        {"name": "A", "city": "B", "country": "gb"},
+        {"name": "A", "city": "B", "country": "GB", "floor": 3},
+        "nested",
+    ],
+)
+def test_a_hostile_address_is_refused_by_ship_before_its_effect(address: Any) -> None:
+    modules, cells = example()
+    if address == "nested":
+        for _ in range(200):
+            address = {"name": address}
+    result = execute(DEFINITION, {**ORDER, "address": address}, cells=modules)
+    assert result.status == "FAILED"
+    failed = [e["taskFailedEventDetails"] for e in result.history if e["type"] == "TaskFailed"]
+    assert failed[0]["error"] == "StepFlow.Cell.InvalidInput"
+    assert "address" in failed[0]["cause"]
+    assert cells.SERVICES.operations()[:2] == ["inventory.hold", "payments.charge"]
+    assert "shipping.create" not in cells.SERVICES.operations()
+
+
 def test_two_executions_of_the_same_order_are_two_sets_of_effects() -> None:
     modules, cells = example()
     env = WorkflowEnvironment(cells=modules)
