@@ -71,6 +71,7 @@ from stepflow.cells import (  # noqa: E402
     EffectHandlers,
     IdempotencyKey,
     LogJournal,
+    handles,
 )
 from stepflow.cells.effects import Effect  # noqa: E402
 from stepflow.local import free_port  # noqa: E402
@@ -122,8 +123,9 @@ class NopCell(Cell[Count, Count, Nothing, Nop]):
         return data
 
 
+@handles(Nop)
 def nop(effect: Nop, call: EffectCall) -> Done:
-    """The no-op handler."""
+    """The no-op handler (``@handles``: bench/cell_effects_local.py loads this module as cells)."""
     return Done(i=effect.i)
 
 
