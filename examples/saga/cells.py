@@ -1,36 +1,29 @@
 """The order saga's cells: reserve stock, charge the card, ship; undone in reverse on failure.
 
 Load it with ``--cells examples/saga/cells.py`` (``stepflow run``, ``stepflow
-local``) or ``STEPFLOW_CELLS`` (a deployed stepper); see docs/cells.md, which
-walks through this file.
-
-- ``reserve-stock`` holds every line of the order in one :class:`HoldStock`
-  effect and fails with ``OutOfStock`` when a SKU is short. It undoes itself
-  with :meth:`ReserveStock.compensate` (a cell-level compensation: release the
-  hold named in its recorded output).
-- ``charge-card`` charges the card with :class:`ChargeCard`, whose
-  :meth:`ChargeCard.compensation` names the effect that undoes it (a per-effect
-  compensation: refund that charge), and fails with ``PaymentDeclined``.
-- ``ship`` books a courier with :class:`CreateShipment` and fails with
-  ``ShippingFailed`` when no courier serves the address.
-
-The cells never touch a service: they request typed effects, and the
-``@handles`` functions at the end perform them against :data:`SERVICES`, a
-small in-process inventory, payment and shipping service that records every
-call, so tests can count them. Each service call is idempotent on the
-effect's idempotency key (``call.key.token``), as a payment API is on its
-``Idempotency-Key`` header: a real handler passes the key on the same way.
+local``) or ``STEPFLOW_CELLS``; docs/cells.md walks through it. ``reserve-stock``
+undoes itself with :meth:`ReserveStock.compensate` (a cell compensation);
+``charge-card``'s effect :class:`ChargeCard` names its own undo,
+:meth:`ChargeCard.compensation` (a per-effect compensation); ``ship`` fails with
+``ShippingFailed`` when no courier serves the address. The cells only request
+effects: the ``@handles`` functions at the end perform them against
+:data:`SERVICES`, a small in-process inventory, payment and shipping service that
+records every call (tests count them) and answers each idempotency key
+(``call.key.token``) once, as a payment API does its ``Idempotency-Key``.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from stepflow.cells import Cell, CellContext, EffectCall, EffectFailure, HandlerError, handles
 from stepflow.cells.effects import Effect
+
+T = TypeVar("T")
 
 # --- the contracts: input, output and business error of each cell ------------------------
 
@@ -325,14 +318,15 @@ SERVICES = Services()
 """The services this module's handlers call (one per process; tests reset or count it)."""
 
 
-def _once(call: EffectCall, operation: str, subject: str, perform: Any) -> Any:
+def _once(call: EffectCall, operation: str, subject: str, perform: Callable[[str], T]) -> T:
     """Record the call; perform it unless its token was answered already (idempotency)."""
     token = call.key.token
     with SERVICES.lock:
         SERVICES.calls.append(ServiceCall(operation, token, subject))
         if token not in SERVICES.answered:
             SERVICES.answered[token] = perform(token)
-        return SERVICES.answered[token]
+        answer: T = SERVICES.answered[token]
+        return answer
 
 
 @handles(HoldStock)
@@ -352,8 +346,7 @@ def hold_stock(effect: HoldStock, call: EffectCall) -> Hold:
         SERVICES.holds[hold_id] = wanted
         return Hold(hold_id=hold_id)
 
-    result: Hold = _once(call, "inventory.hold", effect.order_id, perform)
-    return result
+    return _once(call, "inventory.hold", effect.order_id, perform)
 
 
 @handles(ReleaseStock)
@@ -365,8 +358,7 @@ def release_stock(effect: ReleaseStock, call: EffectCall) -> Released:
             SERVICES.stock[sku] = SERVICES.stock.get(sku, 0) + n
         return Released(hold_id=effect.hold_id)
 
-    result: Released = _once(call, "inventory.release", effect.hold_id, perform)
-    return result
+    return _once(call, "inventory.release", effect.hold_id, perform)
 
 
 @handles(ChargeCard)
@@ -380,8 +372,7 @@ def charge_card(effect: ChargeCard, call: EffectCall) -> Charge:
         SERVICES.charges[charge_id] = effect.amount_cents
         return Charge(charge_id=charge_id, approved=True)
 
-    result: Charge = _once(call, "payments.charge", effect.order_id, perform)
-    return result
+    return _once(call, "payments.charge", effect.order_id, perform)
 
 
 @handles(RefundCharge)
@@ -395,8 +386,7 @@ def refund_charge(effect: RefundCharge, call: EffectCall) -> Refund:
         SERVICES.refunds[refund_id] = effect.charge_id
         return Refund(refund_id=refund_id, charge_id=effect.charge_id)
 
-    result: Refund = _once(call, "payments.refund", effect.charge_id, perform)
-    return result
+    return _once(call, "payments.refund", effect.charge_id, perform)
 
 
 @handles(CreateShipment)
@@ -410,5 +400,4 @@ def create_shipment(effect: CreateShipment, call: EffectCall) -> Shipment:
         SERVICES.shipments[tracking] = effect.order_id
         return Shipment(tracking_number=tracking)
 
-    result: Shipment = _once(call, "shipping.create", effect.order_id, perform)
-    return result
+    return _once(call, "shipping.create", effect.order_id, perform)
