@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stepflow.asl import DefinitionError
+from stepflow.cells import CellModules, load_modules
 from stepflow.integrations.validation import validate_definition
 from stepflow.testing import ExecutionResult, execute
 
@@ -158,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+CELLS_HELP = "cells modules (.py files or dotted modules): their stepflow:cell:* tasks run inline"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stepflow", description="Run and validate Amazon States Language workflows."
@@ -168,6 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", metavar="JSON|@FILE", help="the execution input (default {})")
     run.add_argument("--json", action="store_true", help="print only the result, as JSON")
     run.add_argument("--handlers", metavar="MODULE", help="a .py file or module with HANDLERS")
+    run.add_argument("--cells", metavar="MODULE[,MODULE]", help=CELLS_HELP)
     run.set_defaults(command=_run)
     check = commands.add_parser("validate", help="list the problems of a definition")
     check.add_argument("file", metavar="FILE", help="the state machine definition (JSON)")
@@ -184,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
         help="DynamoDB's own endpoint, e.g. DynamoDB Local (default: --endpoint)",
     )
     local.add_argument("--handlers", metavar="MODULE", help="Lambda tasks as Python HANDLERS")
+    local.add_argument("--cells", metavar="MODULE[,MODULE]", help=CELLS_HELP)
     local.add_argument("--demo", metavar="FILE", help="run FILE through the stack, then exit")
     local.add_argument(
         "--assume-roles",
@@ -234,9 +240,13 @@ LOCAL_EXIT_SECONDS = 10.0
 
 def _local(args: argparse.Namespace) -> int:
     from stepflow.local import LocalStack, demo  # boto3 and moto load only for this command
+    from stepflow.local.stack import CellsLoadError
     from stepflow.worker.signals import Wakeup, exit_within, leave
 
     handlers = _load_handlers(args.handlers) if args.handlers else {}
+    cells = _cells_setting(args.cells)
+    if cells:
+        _importable_from_cwd()
     payload = {} if args.input is None else _input(args.input)
     access_policy, check_roles = _access_settings(args)
     if args.demo:
@@ -257,6 +267,7 @@ def _local(args: argparse.Namespace) -> int:
             check_roles=check_roles,
             dynamodb_endpoint=args.dynamodb_endpoint,
             cell_queues=",".join(args.cells_queue or ()),
+            cells=cells,
         ).start()
     except ValueError as exc:  # a malformed --cells-queue, before anything started
         wakeup.close()
@@ -266,6 +277,9 @@ def _local(args: argparse.Namespace) -> int:
         raise UsageError(
             f"cannot start the local stack on {args.host}:{args.port}: {exc}"
         ) from None
+    except CellsLoadError as exc:
+        wakeup.close()
+        raise UsageError(str(exc)) from None
     try:
         print(
             f"StepFlow local stack: {stack.url}  (AWS services: {stack.aws_endpoint})", flush=True
@@ -313,9 +327,10 @@ def _run(args: argparse.Namespace) -> int:
     definition = _load(args.file)
     payload = None if args.input is None else _input(args.input)
     handlers = _load_handlers(args.handlers) if args.handlers else None
+    cells = _load_cells(args.cells) if args.cells else None
     progress = None if args.json else Progress(definition, sys.stdout)
     try:
-        result = execute(definition, payload, handlers=handlers, on_event=progress)
+        result = execute(definition, payload, handlers=handlers, on_event=progress, cells=cells)
     except DefinitionError as exc:
         lines = "".join(f"\n  {d}" for d in exc.diagnostics if d.severity == "ERROR")
         raise UsageError(f"{args.file} is not a valid state machine:{lines}") from None
@@ -411,8 +426,7 @@ def _load_handlers(spec: str) -> dict[str, Callable[[Any], Any]]:
             sys.modules[module_spec.name] = module
             module_spec.loader.exec_module(module)
         else:
-            if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
+            _importable_from_cwd()
             module = importlib.import_module(spec)
     except Exception as exc:  # whatever the module raises, the fault is in the user's input
         raise UsageError(f"cannot import --handlers {spec}: {type(exc).__name__}: {exc}") from None
@@ -420,6 +434,30 @@ def _load_handlers(spec: str) -> dict[str, Callable[[Any], Any]]:
     if not isinstance(handlers, Mapping) or not all(callable(f) for f in handlers.values()):
         raise UsageError(f"--handlers {spec} must define HANDLERS = {{resource: callable}}")
     return {str(key): fn for key, fn in handlers.items()}
+
+
+def _cells_setting(spec: str | None) -> str:
+    """``--cells`` as the ``STEPFLOW_CELLS`` setting: comma-separated, blanks dropped."""
+    names = [name.strip() for name in (spec or "").split(",") if name.strip()]
+    if spec is not None and not names:
+        raise UsageError("--cells needs at least one module")
+    return ",".join(names)
+
+
+def _load_cells(spec: str) -> CellModules:
+    """Load the cells modules of ``--cells`` (what ``STEPFLOW_CELLS`` names, deployed)."""
+    names = _cells_setting(spec).split(",")
+    _importable_from_cwd()
+    try:
+        return load_modules(names)
+    except Exception as exc:  # whatever the module raises, the fault is in the user's input
+        raise UsageError(f"cannot load --cells {spec}: {type(exc).__name__}: {exc}") from None
+
+
+def _importable_from_cwd() -> None:
+    """Dotted modules given on the command line are found from the working directory."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _seconds(stamp: Any) -> float:

@@ -58,6 +58,10 @@ FUNCTIONS = (
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+class CellsLoadError(RuntimeError):
+    """A cells module given to the stack cannot be loaded."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as probe:
@@ -94,6 +98,9 @@ class LocalStack:
     """Access key -> principal ARN (default ``arn:aws:iam::<account>:user/<access key>``)."""
     dynamodb_endpoint: str | None = None
     """DynamoDB's own endpoint (e.g. DynamoDB Local next to LocalStack); None: ``endpoint``."""
+    cells: str = ""
+    """Cells modules the steppers load (``STEPFLOW_CELLS``: ``.py`` paths or dotted modules,
+    comma-separated); loaded at start, so a module that cannot load stops the start."""
     poll_seconds: float | None = None
     """How often ``.sync`` jobs are polled (None: ``STEPFLOW_POLL_SECONDS``, else AWS's
     schedule, once a minute for ten minutes then every five)."""
@@ -154,6 +161,7 @@ class LocalStack:
             else _environment_settings().poll_seconds,
             access_policy=self.access_policy,
             pass_role_check=self.check_roles,
+            cells=self.cells,
             # A fresh random key per run signs this stack's internal messages.
             signing_key=SecretStr(secrets.token_urlsafe(48)),
             cell_queues=self.cell_queues,
@@ -186,6 +194,13 @@ class LocalStack:
             else None,
             denied_endpoints=denied,
         )
+        try:
+            self.wiring.cell_modules  # noqa: B018 - loaded now: a broken module fails the start
+        except Exception as exc:  # whatever the module raises, the fault is in the cells given
+            self.stop()
+            raise CellsLoadError(
+                f"cannot load cells {self.cells}: {type(exc).__name__}: {exc}"
+            ) from exc
         stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
