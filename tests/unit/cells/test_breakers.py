@@ -256,9 +256,19 @@ def test_one_dead_http_host_does_not_open_the_breaker_of_another() -> None:
     assert calls == {"dead.example": 2, "well.example": 3}
 
 
-def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_succeeds() -> None:
-    """Through the stepper: the refusal is in no event; the task is sent again (10 virtual
-    seconds later each time) until the breaker's trial, performed once under the same key."""
+@pytest.mark.parametrize(
+    ("reset", "heals_after"),
+    [
+        (30.0, 25.0),  # healed before the reset: the trial after it succeeds
+        (400.0, 395.0),  # forty deferrals: as redeliveries they would dead-letter first
+    ],
+)
+def test_in_the_workflow_environment_a_refused_task_is_sent_again_until_it_succeeds(
+    reset: float, heals_after: float
+) -> None:
+    """Through the stepper: the refusal is in no event and counts as no failed delivery; the
+    task is sent again (10 virtual seconds later each time) until the breaker's trial,
+    performed once under the same key."""
     from stepflow.cells import CellModules
     from stepflow.testing import WorkflowEnvironment
 
@@ -277,7 +287,7 @@ def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_
     policy = Policy(
         attempts=1,
         breaker_failures=1,
-        breaker_reset=30.0,
+        breaker_reset=reset,
         sleep=lambda s: None,
         clock=lambda: env_box[0].bus.now,
     )
@@ -299,65 +309,13 @@ def test_in_the_workflow_environment_a_refused_task_is_delivered_again_and_then_
     first = env.start(machine, {"hosts": ["dead"]})
     env.run(first)
     assert env.result(first).error == "Target.Down"  # opens the breaker
-    heals_at.append(env.bus.now + 25.0)  # before the reset: the trial after it succeeds
+    heals_at.append(env.bus.now + heals_after)
     second = env.start(machine, {"hosts": ["dead"]})
     env.run(second)
     result = env.result(second)
     assert result.status == "SUCCEEDED", result.cause
     assert json.loads(result.output or "null") == {"hosts": ["dead"]}
-    assert calls == {"dead": 2}  # the refused delivery called nothing
-    assert "CircuitOpen" not in str(result.history)
-
-
-def test_a_breaker_open_past_the_queue_s_receive_limit_defers_and_never_dead_letters() -> None:
-    """Forty deferrals (a 400 s reset, one every 10 s): redeliveries would dead-letter first."""
-    from stepflow.cells import CellModules
-    from stepflow.testing import WorkflowEnvironment
-
-    calls: Counter[str] = Counter()
-    env_box: list[WorkflowEnvironment] = []
-    heals_at: list[float] = []
-
-    def hit(effect: Hit, call: EffectCall) -> Done:
-        calls[effect.host] += 1
-        if not heals_at or env_box[0].bus.now < heals_at[0]:
-            raise TransientError("Target.Down", effect.host)
-        return Done(host=effect.host)
-
-    modules = CellModules(CellRegistry(), EffectHandlers())
-    modules.cells.register(Hitter)
-    policy = Policy(
-        attempts=1,
-        breaker_failures=1,
-        breaker_reset=400.0,
-        sleep=lambda s: None,
-        clock=lambda: env_box[0].bus.now,
-    )
-    modules.handlers.register(Hit, hit, policy)
-    env = WorkflowEnvironment(cells=modules)
-    env_box.append(env)
-    machine = env.register(
-        {
-            "StartAt": "Hit",
-            "States": {
-                "Hit": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::stepflow:cell:hitter",
-                    "End": True,
-                }
-            },
-        }
-    )
-    first = env.start(machine, {"hosts": ["dead"]})
-    env.run(first)
-    assert env.result(first).error == "Target.Down"  # opens the breaker
-    heals_at.append(env.bus.now + 395.0)
-    second = env.start(machine, {"hosts": ["dead"]})
-    env.run(second)
-    result = env.result(second)
-    assert result.status == "SUCCEEDED", result.cause
-    assert json.loads(result.output or "null") == {"hosts": ["dead"]}
-    assert calls == {"dead": 2}  # the refused delivery called nothing
+    assert calls == {"dead": 2}  # the refused deliveries called nothing
     assert "CircuitOpen" not in str(result.history)
 
 
