@@ -240,3 +240,19 @@ def task_outputs(history: list[dict[str, Any]], state: str) -> list[Any]:
         if event["type"] == "TaskSucceeded" and current == state:
             outputs.append(json.loads(event["taskSucceededEventDetails"]["output"]))
     return outputs
+
+
+ARN = "arn:aws:states:us-east-1:123456789012:execution:m:e"
+ORDER: dict[str, Any] = {"sku": "a", "quantity": 2, "amount": 30}
+
+
+def body(action: str, task_id: str, data: Any = None, **more: Any) -> dict[str, Any]:
+    """The task message body of ``stepflow:<action>`` (attempt ``task_id``) on ``ARN``."""
+    return {
+        "resource": f"arn:aws:states:::stepflow:{action}",
+        "input": ORDER if data is None else data,
+        "execution_arn": ARN,
+        "state_name": action.rsplit(":", 2)[-1],
+        "task_id": task_id,
+        **more,
+    }

@@ -20,7 +20,9 @@ from stepflow.runtime import InMemoryLog
 from stepflow.runtime.leases import TaskLease
 
 from tests.unit.cells.saga_support import (
+    ARN,
     COMPENSATE,
+    ORDER,
     Crash,
     Inventory,
     Order,
@@ -29,10 +31,8 @@ from tests.unit.cells.saga_support import (
     Reserved,
     ReserveStock,
     Shop,
+    body,
 )
-
-ARN = "arn:aws:states:us-east-1:123456789012:execution:m:e"
-ORDER: dict[str, Any] = {"sku": "a", "quantity": 2, "amount": 30}
 
 
 class CountingLeases(InMemoryLog):
@@ -56,17 +56,6 @@ def runtime(shop: Shop, *extra: Any) -> tuple[CellRuntime, CountingLeases]:
     modules = shop.modules(*extra)
     log = CountingLeases()
     return CellRuntime(modules.cells, modules.handlers, LogJournal(log)), log
-
-
-def body(action: str, task_id: str, data: Any = None, **more: Any) -> dict[str, Any]:
-    return {
-        "resource": f"arn:aws:states:::stepflow:{action}",
-        "input": ORDER if data is None else data,
-        "execution_arn": ARN,
-        "state_name": action.rsplit(":", 2)[-1],
-        "task_id": task_id,
-        **more,
-    }
 
 
 def order(run: CellRuntime) -> None:

@@ -26,7 +26,9 @@ from stepflow.worker import CellHandler
 from stepflow.worker.context import TaskContext, TaskFailure
 
 from tests.unit.cells.saga_support import (
+    ARN,
     COMPENSATE,
+    ORDER,
     ChargeCard,
     Charged,
     Crash,
@@ -36,27 +38,14 @@ from tests.unit.cells.saga_support import (
     RefundCard,
     ShipParcel,
     Shop,
+    body,
 )
-
-ARN = "arn:aws:states:us-east-1:123456789012:execution:m:e"
-ORDER: dict[str, Any] = {"sku": "a", "quantity": 2, "amount": 30}
 
 
 def runtime(shop: Shop, *extra: Any) -> tuple[CellRuntime, InMemoryLog]:
     modules = shop.modules(*extra)
     log = InMemoryLog()
     return CellRuntime(modules.cells, modules.handlers, LogJournal(log)), log
-
-
-def body(action: str, task_id: str, data: Any = None, **more: Any) -> dict[str, Any]:
-    return {
-        "resource": f"arn:aws:states:::stepflow:{action}",
-        "input": ORDER if data is None else data,
-        "execution_arn": ARN,
-        "state_name": action.rsplit(":", 2)[-1],
-        "task_id": task_id,
-        **more,
-    }
 
 
 def test_a_redriven_express_item_compensates_what_it_did_before_the_redrive() -> None:
