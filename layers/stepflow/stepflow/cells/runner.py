@@ -126,8 +126,8 @@ class CellRuntime:
         outcome = self._outcome(cell, ctx, data)
         from stepflow.cells.saga import after_run
 
-        after_run(self, cell, ctx, data, outcome)
-        return _with_traces(outcome, ctx)
+        refused = after_run(self, cell, ctx, data, outcome)
+        return _with_traces(refused or outcome, ctx)
 
     def _outcome(self, cell: AnyCell, ctx: CellContext[Any], data: BaseModel) -> TaskOutcome:
         contract = cell.contract()
