@@ -34,11 +34,6 @@ ORDER = json.loads((SAGA / "order.input.json").read_text())
 UNSHIPPABLE = json.loads((SAGA / "order-unshippable.input.json").read_text())
 FORWARD = ["inventory.hold", "payments.charge", "shipping.create"]
 
-COMPENSATION_PENDING = pytest.mark.xfail(
-    strict=True,
-    reason="stepflow:saga:compensate is built on branch saga (fails with States.Runtime here)",
-)
-
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
@@ -109,7 +104,6 @@ def test_an_unshippable_order_fails_shipping_once_and_is_caught(
     assert scheduled[-1]["resource"] == "saga:compensate"
 
 
-@COMPENSATION_PENDING
 def test_an_unshippable_order_is_refunded_then_released_exactly_once(
     stack: LocalStack, machine: str, services: Any
 ) -> None:
