@@ -236,7 +236,7 @@ def crash_once(env: WorkflowEnvironment, when: str) -> list[str]:
     crashed: list[str] = []
 
     class Dying:
-        log = journal.log  # type: ignore[attr-defined]  # the saga's records live in it
+        log = journal.log  # type: ignore[attr-defined]  # the saga's records live there too
 
         def recorded(self, key: Any) -> Any:
             return journal.recorded(key)
