@@ -51,7 +51,11 @@ class EffectWatch(Protocol):
         """``request`` is about to be performed (not replayed); raise to refuse it."""
 
     def recorded(self, ctx: CellContext[Any], trace: EffectTrace) -> None:
-        """``trace`` (performed or replayed, ok) names a compensation; its record is stored."""
+        """``trace`` (performed or replayed) names a compensation; its record is stored.
+
+        A success names ``compensation(result)``; a failure that may have happened
+        (``performed`` yes or unknown) names ``compensation_unknown()``.
+        """
 
 
 class UndeclaredEffectError(Exception):
@@ -82,6 +86,9 @@ class EffectTrace:
     scope: str = "run"
     compensation: dict[str, Any] | None = None
     """The effect that undoes this one (``{"effect", "request", "type"}``), if it names one."""
+    outcome: str | None = None
+    """A failure that may have happened anyway: ``"unknown"`` (sent, no answer) or
+    ``"performed"`` (its result unusable); None otherwise."""
 
 
 @dataclass(slots=True)
@@ -156,7 +163,9 @@ class CellContext(Generic[EffT]):
                 self.stopped = refused
                 raise
             except EffectFailure as failure:
-                record = EffectRecord(name, digest, False, None, failure.error, failure.cause)
+                record = EffectRecord(
+                    name, digest, False, None, failure.error, failure.cause, failure.performed
+                )
             else:
                 record = EffectRecord(name, digest, True, result)
             stored = record
@@ -195,18 +204,22 @@ class CellContext(Generic[EffT]):
     ) -> R:
         name = request.effect_name()
         compensation: dict[str, Any] | None = None
+        undo: Effect[Any] | None = None
         if record.ok:
             value: R = type(request).parse_result(record.result)
             undo = request.compensation(value)
-            if undo is not None:
-                compensation = {
-                    "effect": undo.effect_name(),
-                    "type": f"{type(undo).__module__}.{type(undo).__qualname__}",
-                    "request": undo.request(),
-                }
+        elif record.may_have_happened:
+            undo = request.compensation_unknown()
+        if undo is not None:
+            compensation = {
+                "effect": undo.effect_name(),
+                "type": f"{type(undo).__module__}.{type(undo).__qualname__}",
+                "request": undo.request(),
+            }
+        outcome = OUTCOMES.get(record.performed) if record.may_have_happened else None
         trace = EffectTrace(
             key.index, name, key.token, replayed, record.ok, record.result,
-            record.error, record.cause, self.scope, compensation,
+            record.error, record.cause, self.scope, compensation, outcome,
         )  # fmt: skip
         self.traces.append(trace)
         watch = self.watch
@@ -215,7 +228,10 @@ class CellContext(Generic[EffT]):
             self._guard(lambda: watch.recorded(self, trace))
         if not record.ok:
             raise EffectFailure(
-                name, record.error or "StepFlow.Cell.EffectFailed", record.cause or ""
+                name,
+                record.error or "StepFlow.Cell.EffectFailed",
+                record.cause or "",
+                record.performed,
             )
         return value
 
@@ -224,6 +240,15 @@ class CellContext(Generic[EffT]):
         raise BusinessError(error)
 
 
+OUTCOMES = {"unknown": "unknown", "yes": "performed"}
+"""A failure's ``performed`` as its trace's (and history event's) ``outcome``."""
+
+
 def _names_compensation(request: Effect[Any]) -> bool:
-    """True when ``request``'s type overrides :meth:`Effect.compensation` (it may name one)."""
-    return type(request).compensation is not Effect.compensation
+    """True when ``request``'s type overrides :meth:`Effect.compensation` or
+    :meth:`Effect.compensation_unknown` (it may name one)."""
+    kind = type(request)
+    return (
+        kind.compensation is not Effect.compensation
+        or kind.compensation_unknown is not Effect.compensation_unknown
+    )

@@ -27,7 +27,9 @@ class Effect(BaseModel, Generic[ResultT]):
 
     Subclasses are frozen and refuse unknown fields. ``compensation`` (optional)
     names the effect that undoes this one once it has run (see
-    :mod:`stepflow.cells.saga`); None: nothing to undo.
+    :mod:`stepflow.cells.saga`); None: nothing to undo. ``compensation_unknown``
+    (optional) names the one to run when it may have run but gave no usable
+    result (a timeout after the request was sent, a result of the wrong type).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,6 +87,19 @@ class Effect(BaseModel, Generic[ResultT]):
         """The effect that undoes this one, given its result (None: nothing to undo)."""
         return None
 
+    def compensation_unknown(self) -> Effect[Any] | None:
+        """The effect that undoes this one when its outcome is unknown (None: nothing to run).
+
+        Registered, as :meth:`compensation` is for a success, when the effect failed
+        but may have been performed (a timeout or dropped connection after its request
+        was sent, or a :class:`~stepflow.cells.handlers.OutcomeUnknown`) or was
+        performed with a result that cannot be used (not its declared type, or not
+        storable). It is not given the result, and may run when nothing happened:
+        write it to tolerate "nothing to undo" (a refund by the charge's idempotency
+        key that finds no charge succeeds).
+        """
+        return None
+
     def request(self) -> dict[str, Any]:
         """The request as JSON data (what the log records and the digest covers)."""
         return self.model_dump(mode="json")
@@ -106,7 +121,7 @@ class Effect(BaseModel, Generic[ResultT]):
 
 
 RESERVED = frozenset(
-    {"compensation", "digest", "dump_result", "effect_name", "parse_result", "request",
+    {"compensation", "compensation_unknown", "digest", "dump_result", "effect_name", "parse_result", "request",
      "result_type"}
 )  # fmt: skip
 """Names an effect's fields may not take: the methods the runtime calls."""

@@ -8,6 +8,14 @@ raises :class:`HandlerError` fails the effect with that error name; any other
 exception is the effect's failure under its class name. Retries, timeouts and
 circuit breaking are the handler's :class:`Policy` (see
 :mod:`stepflow.cells.policy`).
+
+A failure also says whether the effect may have been performed
+(:attr:`EffectFailure.performed`, recorded in the journal): ``"yes"`` when the
+handler returned a result that is not its declared type or cannot be stored (it
+ran), ``"unknown"`` when any of its calls raised :class:`OutcomeUnknown` or
+timed out (:class:`~stepflow.cells.policy.EffectTimeout`, ``TimeoutError``) and
+did not say it was never sent, else ``"no"``. An exception may set its own
+``performed`` attribute (``HandlerError(..., performed="unknown")``).
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from stepflow.cells.effects import Effect, IdempotencyKey
+from stepflow.cells.journal import PERFORMED, most_performed
 from stepflow.cells.policy import (
     CIRCUIT_OPEN,
     DEFAULT_POLICY,
     CircuitOpenError,
     Guard,
     Policy,
+    TransientError,
     error_of,
 )
 from stepflow.data.serialize import dumps, storable_problem
@@ -32,6 +42,8 @@ from stepflow.runtime.clients import TaskClients
 E = TypeVar("E", bound=Effect[Any])
 
 UNSTORABLE_RESULT = "StepFlow.Cell.UnstorableEffectResult"
+INVALID_RESULT = "StepFlow.Cell.InvalidEffectResult"
+OUTCOME_UNKNOWN = "StepFlow.Effect.OutcomeUnknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +75,52 @@ class EffectHandler(Protocol):
 
 
 class HandlerError(Exception):
-    """An effect failed for good with ``error`` (its name for Catch) and ``cause``."""
+    """An effect failed for good with ``error`` (its name for Catch) and ``cause``.
 
-    def __init__(self, error: str, cause: str = "") -> None:
+    ``performed``: ``"no"`` (the default: nothing happened), ``"unknown"`` or ``"yes"``.
+    """
+
+    def __init__(self, error: str, cause: str = "", performed: str = "no") -> None:
         super().__init__(f"{error}: {cause}")
         self.error = error
         self.cause = cause
+        self.performed = performed
+
+
+class OutcomeUnknown(TransientError):
+    """The request may have been performed, and whether it was is unknown.
+
+    A custom handler raises it when its target stopped answering after the
+    request was sent (a read timeout, a dropped connection). Retried like any
+    transient failure (under the same idempotency key); once retries are spent
+    the failure is recorded with ``performed="unknown"`` and the effect's
+    :meth:`~stepflow.cells.Effect.compensation_unknown` is registered.
+    """
+
+    def __init__(self, cause: str = "", error: str = OUTCOME_UNKNOWN) -> None:
+        super().__init__(error, cause, "unknown")
 
 
 class EffectFailure(Exception):
-    """An effect's failure as performed or replayed: ``error`` and ``cause``."""
+    """An effect's failure as performed or replayed: ``error`` and ``cause``.
 
-    def __init__(self, effect: str, error: str, cause: str) -> None:
+    ``performed`` says whether the effect may have happened (see the module docstring).
+    """
+
+    def __init__(self, effect: str, error: str, cause: str, performed: str = "no") -> None:
         super().__init__(f"effect {effect} failed: {error}: {cause}")
         self.effect = effect
         self.error = error
         self.cause = cause
+        self.performed = performed
+
+
+def performed_of(exc: BaseException) -> str:
+    """Whether a handler's failure ``exc`` may have been performed: no, unknown or yes."""
+    value = getattr(exc, "performed", None)
+    if isinstance(value, str) and value in PERFORMED:
+        return value
+    return "unknown" if isinstance(exc, TimeoutError) else "no"
 
 
 class CircuitOpenFailure(EffectFailure):
@@ -197,23 +239,31 @@ class EffectHandlers:
                 "@handles(...) in the cells module, or EffectHandlers.register.",
             )
         handler, guard = found
+        performed = "no"
+
+        def attempt(timeout: float) -> Any:
+            nonlocal performed
+            try:
+                return handler(effect, replace(call, timeout=timeout))
+            except Exception as exc:  # an earlier call that may have happened still may have
+                performed = most_performed(performed, performed_of(exc))
+                raise
+
         try:
-            result = guard.run(
-                lambda timeout: handler(effect, replace(call, timeout=timeout)),
-                breaker_endpoint(effect),
-            )
-        except CircuitOpenError as exc:
+            result = guard.run(attempt, breaker_endpoint(effect))
+        except CircuitOpenError as exc:  # not recorded: performed again later, same key
             raise CircuitOpenFailure(name, CIRCUIT_OPEN, exc.cause) from exc
         except Exception as exc:  # a handler's failure is the effect's failure
             error, cause = error_of(exc)
-            raise EffectFailure(name, error, cause) from exc
+            raise EffectFailure(name, error, cause, performed) from exc
         try:
             dumped = type(effect).dump_result(result)
         except ValueError as exc:
             raise EffectFailure(
                 name,
-                "StepFlow.Cell.InvalidEffectResult",
+                INVALID_RESULT,
                 f"The handler of {name} returned a result that is not its declared type: {exc}",
+                "yes",
             ) from exc
         problem = storable_problem(dumped)
         if problem is not None:  # the same answer on every log, and the same on a replay
@@ -221,6 +271,7 @@ class EffectHandlers:
                 name,
                 UNSTORABLE_RESULT,
                 f"The handler of {name} returned a result the log cannot store: {problem}.",
+                "yes",
             )
         # What the first run sees is what a replay reads back: the stored JSON.
         return json.loads(dumps(dumped))

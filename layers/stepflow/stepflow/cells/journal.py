@@ -31,7 +31,10 @@ class EffectRecord:
 
     ``effect`` is the effect's name and ``digest`` its request's fingerprint;
     ``ok`` with ``result`` (JSON data), or not ``ok`` with ``error`` and ``cause``
-    (the handler failed for good, after its retries).
+    (the handler failed for good, after its retries). ``performed`` says whether a
+    failed effect may have happened anyway: ``"no"`` (refused before it was sent),
+    ``"unknown"`` (sent, no answer) or ``"yes"`` (performed, its result unusable).
+    A record without it (written before it existed) reads as ``"no"``.
     """
 
     effect: str
@@ -40,6 +43,12 @@ class EffectRecord:
     result: Any = None
     error: str | None = None
     cause: str | None = None
+    performed: str = "no"
+
+    @property
+    def may_have_happened(self) -> bool:
+        """A failure whose effect may have been performed (``performed`` yes or unknown)."""
+        return not self.ok and self.performed in PERFORMED_MAYBE
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored."""
@@ -48,6 +57,8 @@ class EffectRecord:
             data["result"] = self.result
         else:
             data["error"], data["cause"] = self.error, self.cause
+            if self.performed != "no":  # records of a refusal stay as they were
+                data["performed"] = self.performed
         return data
 
     @classmethod
@@ -60,7 +71,23 @@ class EffectRecord:
             data.get("result"),
             data.get("error"),
             data.get("cause"),
+            _performed(data.get("performed")),
         )
+
+
+PERFORMED = ("no", "unknown", "yes")
+"""Whether a failed effect happened, from least to most certain that it did."""
+PERFORMED_MAYBE = frozenset({"unknown", "yes"})
+
+
+def _performed(value: Any) -> str:
+    """A stored ``performed`` read back (a missing or unknown value: ``"no"``)."""
+    return value if isinstance(value, str) and value in PERFORMED else "no"
+
+
+def most_performed(first: str, second: str) -> str:
+    """The more certain of two ``performed`` values that the effect happened."""
+    return max(first, second, key=PERFORMED.index)
 
 
 class EffectJournal(Protocol):

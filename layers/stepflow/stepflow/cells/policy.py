@@ -64,19 +64,28 @@ TRANSIENT = "StepFlow.Effect.Transient"
 
 
 class TransientError(Exception):
-    """A failure worth retrying (throttled, unavailable, timed out): ``error`` and ``cause``."""
+    """A failure worth retrying (throttled, unavailable, timed out): ``error`` and ``cause``.
 
-    def __init__(self, error: str = TRANSIENT, cause: str = "") -> None:
+    ``performed``: whether the call may have been performed anyway (``"no"``: refused
+    before it was sent; ``"unknown"``: sent, no answer), recorded with the failure.
+    """
+
+    def __init__(self, error: str = TRANSIENT, cause: str = "", performed: str = "no") -> None:
         super().__init__(f"{error}: {cause}")
         self.error = error
         self.cause = cause
+        self.performed = performed
 
 
 class EffectTimeout(TransientError):
-    """A call gave up after the time it was given (``call.timeout``)."""
+    """A call gave up after the time it was given (``call.timeout``).
 
-    def __init__(self, cause: str = "") -> None:
-        super().__init__(TIMEOUT, cause)
+    Its outcome is unknown unless the handler knows the request was never sent
+    (``performed="no"``: no connection was made).
+    """
+
+    def __init__(self, cause: str = "", performed: str = "unknown") -> None:
+        super().__init__(TIMEOUT, cause, performed)
 
 
 class CircuitOpenError(Exception):

@@ -77,6 +77,10 @@ _COUNT_BYTES = len(dumps({"omitted": _MOST_OMITTED})) + 1
 """What the ``omitted`` count may take (with its comma)."""
 
 
+OUTCOMES = frozenset({"unknown", "performed"})
+"""A failed effect's ``outcome`` when it may have happened anyway (any other is left out)."""
+
+
 def effect_event_type(scope: str, ok: bool, replayed: bool) -> str:
     """The history event type of an effect (see the module docstring)."""
     kind = "CompensationEffect" if scope.startswith("compensate:") else "Effect"
@@ -89,7 +93,8 @@ def effect_reports(traces: Iterable[Any]) -> tuple[dict[str, Any], ...]:
 
     Each report holds ``index``, ``effect``, ``token``, ``scope``, ``replayed``, ``ok``,
     and where set ``output`` (JSON text), ``truncated``, ``error``, ``cause``,
-    ``compensation`` (the name of the effect that undoes it) and ``cell``. Past
+    ``compensation`` (the name of the effect that undoes it), ``outcome`` (``unknown`` or
+    ``performed``: a failure that may have happened anyway) and ``cell``. Past
     :data:`MAX_EFFECT_EVENTS` effects, or once the JSON of the reports would pass
     :data:`REPORTS_BYTES` (outputs and causes are left out first), the rest are only
     counted: a last ``{"omitted": n}``. Entries that are not objects are dropped.
@@ -167,6 +172,8 @@ def _report(trace: Mapping[str, Any]) -> dict[str, Any]:
             report[key] = _name(trace[key])
     if isinstance(trace.get("cause"), str):
         report["cause"] = _cut(trace["cause"], CAUSE_BYTES)
+    if trace.get("outcome") in OUTCOMES:
+        report["outcome"] = trace["outcome"]
     undo = trace.get("compensation")
     if isinstance(undo, Mapping):
         undo = undo.get("effect")
@@ -197,6 +204,8 @@ def effect_details(report: Mapping[str, Any], cell: str | None) -> dict[str, Any
     for key in ("error", "cause", "compensation"):
         if isinstance(report.get(key), str):
             details[key] = report[key]
+    if report.get("outcome") in OUTCOMES:
+        details["outcome"] = report["outcome"]
     return details
 
 

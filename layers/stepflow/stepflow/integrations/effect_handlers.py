@@ -16,7 +16,11 @@ handler's policy); so are AWS's internal errors and client-side failures
 (``SdkClientException``) of a request the target deduplicates, but not of a
 send it does not (standard SQS queue or SNS topic, EventBridge): such a failure
 may follow the send's success, and another attempt would deliver it twice. The
-rest are permanent. Before anything is called, the parameters pass the same check the
+rest are permanent. A failure says whether the request may have been performed
+(recorded with it): ``unknown`` after an AWS-side internal error or a client-side
+failure (the request may have been sent), else ``no`` (throttled, refused by the
+service, or refused before sending); a call that started a job was performed.
+Before anything is called, the parameters pass the same check the
 :class:`~stepflow.runtime.targets.OwnTargetGuard` applies to Tasks: an effect
 naming one of StepFlow's own resources (its table, queues, bucket, functions,
 signing secret) fails with ``States.Runtime`` and AWS is not called.
@@ -90,6 +94,9 @@ deduplicate could deliver it twice, so only throttling is retried for those
 (:meth:`~stepflow.cells.builtin.AwsEffect.repeatable`).
 """
 
+_UNKNOWN_SUFFIXES = tuple(s for s in _TRANSIENT_SUFFIXES if s not in _THROTTLING_SUFFIXES)
+"""AWS error names of a request that may have been performed (internal or client-side)."""
+
 _TASK_FIELDS = ("role_arn", "execution_role", "execution_arn", "state_name", "task_id")
 """What the effect's Task request keeps of the cell's task message (who calls, for what)."""
 
@@ -127,7 +134,9 @@ class AwsEffects:
         outcome = self._invoke(body)
         if outcome.ok:
             if outcome.submitted:
-                raise HandlerError(INVALID_PARAMETERS, f"{resource} started a job: not an effect")
+                raise HandlerError(
+                    INVALID_PARAMETERS, f"{resource} started a job: not an effect", "yes"
+                )
             return outcome.output
         raise _failure(outcome, effect.repeatable(call.key.token))
 
@@ -135,9 +144,10 @@ class AwsEffects:
 def _failure(outcome: TaskOutcome, repeatable: bool) -> Exception:
     error = outcome.error or StatesErrorName.TASK_FAILED.value
     cause = outcome.cause or ""
+    performed = "unknown" if error.endswith(_UNKNOWN_SUFFIXES) else "no"
     if is_transient_error(error, repeatable):
-        return TransientError(error, cause)
-    return HandlerError(error, cause)
+        return TransientError(error, cause, performed)
+    return HandlerError(error, cause, performed)
 
 
 def _no_aws(effect: Effect[Any], call: EffectCall) -> Any:

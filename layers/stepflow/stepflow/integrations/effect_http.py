@@ -22,6 +22,12 @@ bounds the whole body read: past it the call raises
 :class:`~stepflow.cells.policy.EffectTimeout`. The body is read in chunks and
 abandoned past the effect's ``max_response_bytes``.
 
+A failure says whether the request may have been performed (recorded with it, see
+:mod:`stepflow.cells.handlers`): ``no`` when it was refused before anything was sent
+(a refused request, no connection made, a connect timeout, a 4xx answer),
+``unknown`` when the connection broke or timed out after it was sent or the answer
+was 5xx, ``yes`` when a success answered with a body that is too large or not JSON.
+
 A failure's cause names the request by :func:`redacted_url` (no userinfo, no
 query values): causes are recorded in the journal and the execution history.
 """
@@ -218,10 +224,12 @@ class EffectHttp:
         except _Refused as refused:
             raise HandlerError(REFUSED, _hide(str(refused), effect.url)) from refused
         except httpx.TimeoutException as exc:
-            raise EffectTimeout(f"{effect.method} {shown}: no answer in {limit} s") from exc
+            raise EffectTimeout(
+                f"{effect.method} {shown}: no answer in {limit} s", _sent(exc)
+            ) from exc
         except httpx.TransportError as exc:
             cause = f"{effect.method} {shown}: {_hide(str(exc), effect.url)}"
-            raise TransientError(CONNECTION, cause) from exc
+            raise TransientError(CONNECTION, cause, _sent(exc)) from exc
         return self._response(effect, response, body)
 
     def _check(self, effect: HttpRequest, headers: dict[str, str], limit: float) -> None:
@@ -248,10 +256,14 @@ class EffectHttp:
                     TOO_LARGE,
                     f"The response body is larger than {most} bytes (max_response_bytes); "
                     "it was not read further nor recorded.",
+                    _answered(response.status_code),
                 )
             chunks.append(chunk)
             if self._clock() > deadline:
-                raise EffectTimeout(f"The response body did not arrive within {limit} s")
+                raise EffectTimeout(
+                    f"The response body did not arrive within {limit} s",
+                    _answered(response.status_code),
+                )
         return b"".join(chunks)
 
     def _response(self, effect: HttpRequest, response: httpx.Response, body: bytes) -> HttpResponse:
@@ -261,8 +273,8 @@ class EffectHttp:
             cause = f"{effect.method} {redacted_url(effect.url)} answered {status}: {text[:1000]}"
             error = f"{STATUS_PREFIX}{status}"
             if status in RETRIED_STATUSES:
-                raise TransientError(error, cause)
-            raise HandlerError(error, cause)
+                raise TransientError(error, cause, _answered(status))
+            raise HandlerError(error, cause, _answered(status))
         headers: dict[str, str] = {}
         for name, value in response.headers.multi_items():
             key = name.lower()
@@ -277,6 +289,7 @@ class EffectHttp:
                     INVALID_JSON,
                     f"{effect.method} {redacted_url(effect.url)} answered {content_type} that is "
                     f"not JSON: {exc}",
+                    _answered(status),
                 ) from exc
         return HttpResponse(status=status, headers=headers, body=text, json_body=parsed)
 
@@ -286,3 +299,20 @@ class EffectHttp:
             made, self._made = self._made, None
         if made is not None:
             made.close()
+
+
+def _sent(exc: httpx.TransportError) -> str:
+    """Whether a request that got no answer may have been performed: ``no`` or ``unknown``.
+
+    A connection that was never made (refused, a connect or pool timeout) sent nothing.
+    """
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return "no"
+    return "unknown"
+
+
+def _answered(status: int) -> str:
+    """Whether an answered request was performed: a 4xx refused it, a 5xx may not have."""
+    if status < 400:
+        return "yes"
+    return "no" if status < 500 else "unknown"
