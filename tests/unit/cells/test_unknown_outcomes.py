@@ -22,6 +22,7 @@ from stepflow.cells.handlers import EffectFailure, HandlerError, OutcomeUnknown
 from stepflow.cells.journal import EffectRecord, LogJournal
 from stepflow.cells.policy import NO_RETRY, EffectTimeout, Policy
 from stepflow.cells.runner import CellRuntime
+from stepflow.cells.saga_log import SagaEntry, SagaLog, saga_partition
 from stepflow.integrations.effect_handlers import _failure
 from stepflow.integrations.effect_http import EffectHttp
 from stepflow.runtime.memory import InMemoryLog
@@ -71,6 +72,17 @@ class PayPlain(Effect[Charge]):
         return Refund(order=self.order)
 
 
+class Authorize(Effect[Charge]):
+    """Names a compensation for an unknown outcome only."""
+
+    kind: Literal["authorize"] = "authorize"
+    order: str
+    amount: int
+
+    def compensation_unknown(self) -> Effect[Any] | None:
+        return Refund(order=self.order)
+
+
 class Ping(Effect[Done]):
     kind: Literal["ping"] = "ping"
 
@@ -104,6 +116,14 @@ class PayPlainCell(Cell[Order, Paid, Declined, PayPlain]):
         return Paid(charge_id=ctx.effect(PayPlain(order=data.order, amount=data.amount)).charge_id)
 
 
+class AuthorizeCell(Cell[Order, Paid, Declined, Authorize]):
+    name = "authorize"
+    version = "1.0.0"
+
+    def run(self, ctx: CellContext[Authorize], data: Order) -> Paid:
+        return Paid(charge_id=ctx.effect(Authorize(order=data.order, amount=data.amount)).charge_id)
+
+
 class PayThenPing(Cell[Order, Paid, Declined, Pay | Ping]):
     """Catches the charge's failure, then pings (the ping may crash the process)."""
 
@@ -129,7 +149,7 @@ class Bank:
         self.attempts = 0
         self.crashes = 0
 
-    def pay(self, effect: Pay | PayPlain, call: EffectCall) -> Any:
+    def pay(self, effect: Pay | PayPlain | Authorize, call: EffectCall) -> Any:
         self.attempts += 1
         if self.mode == "declined":  # refused before anything happened
             raise HandlerError("CardDeclined", "insufficient funds")
@@ -158,10 +178,11 @@ class Bank:
 
     def modules(self, policy: Policy = NO_RETRY) -> CellModules:
         modules = CellModules(CellRegistry(), EffectHandlers())
-        for cell in (PayCell, PayPlainCell, PayThenPing):
+        for cell in (PayCell, PayPlainCell, PayThenPing, AuthorizeCell):
             modules.cells.register(cell)
         modules.handlers.register(Pay, self.pay, policy)
         modules.handlers.register(PayPlain, self.pay, policy)
+        modules.handlers.register(Authorize, self.pay, policy)
         modules.handlers.register(Refund, self.refund, NO_RETRY)
         modules.handlers.register(Ping, self.ping, NO_RETRY)
         return modules
@@ -238,7 +259,7 @@ def test_an_unknown_call_followed_by_a_refused_retry_stays_unknown() -> None:
     modules = bank.modules(Policy(attempts=2, jitter=0, breaker_failures=0, sleep=lambda _: None))
     original = bank.pay
 
-    def pay(effect: Pay | PayPlain, call: EffectCall) -> Any:
+    def pay(effect: Pay | PayPlain | Authorize, call: EffectCall) -> Any:
         if bank.attempts == 1:
             bank.mode = "declined"
         return original(effect, call)
@@ -296,6 +317,18 @@ def test_a_replay_after_a_crash_registers_the_compensation_once() -> None:
     }
     assert runtime(body(COMPENSATE, "c2")).output == {"compensated": []}
     assert bank.refunds == ["o-9"]
+
+
+def test_room_is_checked_before_an_effect_that_names_only_compensation_unknown() -> None:
+    bank = Bank("timeout")
+    modules = bank.modules()
+    log = InMemoryLog()
+    full = [SagaEntry("effect", "c@1", f"t{i}", "S", type="x", request={}) for i in range(1000)]
+    SagaLog(log, ARN, saga_partition("t1")).add(full)
+    runtime = CellRuntime(modules.cells, modules.handlers, LogJournal(log))
+    outcome = runtime(body("arn:aws:states:::stepflow:cell:authorize:1", "t1"))
+    assert not outcome.ok and outcome.error == "StepFlow.Saga.LimitExceeded", outcome.cause
+    assert bank.attempts == 0
 
 
 def test_on_moto_an_invalid_result_is_refunded_once() -> None:
