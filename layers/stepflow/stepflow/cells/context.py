@@ -245,8 +245,10 @@ OUTCOMES = {"unknown": "unknown", "yes": "performed"}
 
 
 def _names_compensation(request: Effect[Any]) -> bool:
-    """True when ``request``'s type overrides :meth:`Effect.compensation` or
-    :meth:`Effect.compensation_unknown` (it may name one)."""
+    """True when ``request``'s type may name a compensation.
+
+    It overrides :meth:`Effect.compensation` or :meth:`Effect.compensation_unknown`.
+    """
     kind = type(request)
     return (
         kind.compensation is not Effect.compensation

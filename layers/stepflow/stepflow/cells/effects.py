@@ -121,8 +121,8 @@ class Effect(BaseModel, Generic[ResultT]):
 
 
 RESERVED = frozenset(
-    {"compensation", "compensation_unknown", "digest", "dump_result", "effect_name", "parse_result", "request",
-     "result_type"}
+    {"compensation", "compensation_unknown", "digest", "dump_result", "effect_name",
+     "parse_result", "request", "result_type"}
 )  # fmt: skip
 """Names an effect's fields may not take: the methods the runtime calls."""
 
