@@ -15,10 +15,18 @@ from typing import Any, Literal
 import httpx
 import pytest
 from pydantic import BaseModel
-from stepflow.cells import Cell, CellContext, CellModules, CellRegistry, EffectCall, EffectHandlers
+from stepflow.cells import (
+    Cell,
+    CellContext,
+    CellModules,
+    CellRegistry,
+    EffectCall,
+    EffectHandlers,
+    OutcomeUnknown,
+)
 from stepflow.cells.builtin import HttpRequest
 from stepflow.cells.effects import Effect
-from stepflow.cells.handlers import EffectFailure, HandlerError, OutcomeUnknown
+from stepflow.cells.handlers import EffectFailure, HandlerError
 from stepflow.cells.journal import EffectRecord, LogJournal
 from stepflow.cells.policy import NO_RETRY, EffectTimeout, Policy
 from stepflow.cells.runner import CellRuntime

@@ -16,6 +16,7 @@ from stepflow.cells.handlers import (
     EffectHandler,
     EffectHandlers,
     HandlerError,
+    OutcomeUnknown,
     handles,
 )
 from stepflow.cells.journal import EffectJournal, EffectRecord, LogJournal
@@ -56,6 +57,7 @@ __all__ = [
     "IdempotencyKey",
     "LogJournal",
     "NonDeterministicError",
+    "OutcomeUnknown",
     "Policy",
     "TransientError",
     "UndeclaredEffectError",
