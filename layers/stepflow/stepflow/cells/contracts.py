@@ -31,6 +31,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from stepflow.cells.registry import AnyCell, CellRegistrationError, version_key
 from stepflow.cells.schemas import (
@@ -59,8 +61,17 @@ MAX_STEPS = 20_000
 MAX_PROBLEMS = 100
 """Problems reported per schema (a shared model's are reported at each path that uses it)."""
 
+STRICT = "x-stepflow-strict"
+"""Marks a model or value validated in strict mode (no coercion): not in pydantic's schema."""
+
+MAX_DIGITS, DECIMAL_PLACES = "x-stepflow-maxDigits", "x-stepflow-decimalPlaces"
+"""A ``Decimal``'s ``max_digits`` and ``decimal_places``: not in pydantic's schema either."""
+
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
-_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_UPPER_BOUNDS = (
+    "maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", MAX_DIGITS,
+    DECIMAL_PLACES,
+)  # fmt: skip
 _NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
 _EXACT = ("pattern", "format", "multipleOf")
 
@@ -97,11 +108,49 @@ def schema_of(kind: Any, role: Role) -> dict[str, Any]:
     )
     if kind is None:
         return {"type": "null"}
+    generator = _ValidationFacts if role == "input" else GenerateJsonSchema
     try:
-        schema = TypeAdapter(kind).json_schema(mode=mode)
+        schema = TypeAdapter(kind).json_schema(mode=mode, schema_generator=generator)
     except Exception as exc:  # pydantic's errors for types it has no schema for
         raise CellRegistrationError(f"no JSON Schema for the {role} type {kind!r}: {exc}") from exc
     return dict(schema)
+
+
+class _ValidationFacts(GenerateJsonSchema):
+    """pydantic's validation schema plus what it leaves out and validation depends on.
+
+    ``strict`` (a model's config or a field's) rejects values the lax mode coerced
+    (``"5"`` for an ``int``), and a ``Decimal``'s ``max_digits``/``decimal_places``
+    reject values that were valid: both are contract, so both are written down
+    (as ``x-stepflow-*`` keywords, which JSON Schema validators ignore).
+    """
+
+    def generate_inner(self, schema: Any) -> JsonSchemaValue:
+        found = super().generate_inner(schema)
+        kind = schema.get("type")
+        if schema.get("strict") is True and kind not in ("model", "definitions"):
+            found = _mark(found, {STRICT: True})
+        if kind == "decimal":
+            facts = {MAX_DIGITS: schema.get("max_digits"), DECIMAL_PLACES: schema.get("decimal_places")}
+            found = _mark(found, {k: v for k, v in facts.items() if isinstance(v, int)})
+        return found
+
+    def model_schema(self, schema: Any) -> JsonSchemaValue:
+        found = super().model_schema(schema)
+        config = schema.get("config") or {}
+        if config.get("strict") is True:
+            found = {**found, STRICT: True}
+        return found
+
+
+def _mark(node: JsonSchemaValue, facts: dict[str, Any]) -> JsonSchemaValue:
+    """``node`` with ``facts`` added (to each of its variants, where the bounds are read)."""
+    if not facts:
+        return node
+    options = node.get("anyOf")
+    if isinstance(options, list):
+        return {**node, "anyOf": [{**o, **facts} if isinstance(o, dict) else o for o in options]}
+    return {**node, **facts}
 
 
 def check_compatible(old: AnyCell, new: AnyCell) -> list[Problem]:
@@ -302,6 +351,10 @@ class _Comparison:
                 found.append(Problem(path, kind, f"{name} was {old!r}, now {new!r}"))
         if w.get("uniqueItems") is True and n.get("uniqueItems") is not True:
             found.append(Problem(path, kind, "items must now be unique"))
+        if w.get(STRICT) is True and n.get(STRICT) is not True:
+            found.append(
+                Problem(path, "strict mode turned on", "values it coerced (\"5\" for 5) are refused")
+            )
         return found
 
     def _object(self, w: dict[str, Any], n: dict[str, Any], path: str, depth: int) -> list[Problem]:
@@ -324,6 +377,8 @@ class _Comparison:
                 found.append(Problem(where, "new field", "the old output forbade extra fields"))
             elif isinstance(w_extra, dict):
                 found += self.covers(w_extra, n_field, where, depth + 1)
+        if self.old_is_narrow and n_extra is not False:
+            found += self._new_inputs(w_props, n_props, n_extra, path, depth)
         if not self.old_is_narrow:
             for name in sorted(set(w_props) - set(n_props)):
                 found.append(
@@ -335,6 +390,23 @@ class _Comparison:
         elif isinstance(w_extra, dict) and n_extra is not False:
             rest = n_extra if isinstance(n_extra, dict) else {}
             found += self.covers(w_extra, rest, f"{path}.*", depth + 1)
+        return found
+
+    def _new_inputs(
+        self, w_props: dict[str, Any], n_props: dict[str, Any], extra: Any, path: str, depth: int
+    ) -> list[Problem]:
+        """New input fields, where the old input took any extra field (ignored or kept)."""
+        found: list[Problem] = []
+        rest = extra if isinstance(extra, dict) else {}
+        for name in sorted(set(w_props) - set(n_props)):
+            refused = self.covers(w_props[name], rest, f"{path}.{name}", depth + 1)
+            if refused:
+                detail = (
+                    "the old input accepted any value there as an extra field; now only "
+                    f"{refused[0].detail.rpartition(', now ')[2] or 'some'} (forbid extra fields "
+                    "in the old version, extra='forbid', or type the new field Any)"
+                )
+                found.append(Problem(f"{path}.{name}", "new field narrows an extra field", detail))
         return found
 
     def _array(self, w: dict[str, Any], n: dict[str, Any], path: str, depth: int) -> list[Problem]:
