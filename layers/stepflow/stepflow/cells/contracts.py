@@ -378,7 +378,8 @@ class _Comparison:
             elif isinstance(w_extra, dict):
                 found += self.covers(w_extra, n_field, where, depth + 1)
         if self.old_is_narrow and n_extra is not False:
-            found += self._new_inputs(w_props, n_props, n_extra, path, depth)
+            added = {k: v for k, v in w_props.items() if k not in n_props and k not in w_req}
+            found += self._new_inputs(added, n_extra, path, depth)  # new required: reported above
         if not self.old_is_narrow:
             for name in sorted(set(w_props) - set(n_props)):
                 found.append(
@@ -393,18 +394,18 @@ class _Comparison:
         return found
 
     def _new_inputs(
-        self, w_props: dict[str, Any], n_props: dict[str, Any], extra: Any, path: str, depth: int
+        self, added: dict[str, Any], extra: Any, path: str, depth: int
     ) -> list[Problem]:
-        """New input fields, where the old input took any extra field (ignored or kept)."""
+        """New optional input fields, where the old input took extra fields (ignored or kept)."""
         found: list[Problem] = []
         rest = extra if isinstance(extra, dict) else {}
-        for name in sorted(set(w_props) - set(n_props)):
-            refused = self.covers(w_props[name], rest, f"{path}.{name}", depth + 1)
+        for name in sorted(added):
+            refused = self.covers(added[name], rest, f"{path}.{name}", depth + 1)
             if refused:
                 detail = (
-                    "the old input accepted any value there as an extra field; now only "
-                    f"{refused[0].detail.rpartition(', now ')[2] or 'some'} (forbid extra fields "
-                    "in the old version, extra='forbid', or type the new field Any)"
+                    "the old input took any value there as an extra field, the new one checks "
+                    f"it: {refused[0].detail}; forbid extra fields in the old version "
+                    "(extra='forbid') or type the new field Any"
                 )
                 found.append(Problem(f"{path}.{name}", "new field narrows an extra field", detail))
         return found
