@@ -170,6 +170,11 @@ def load_modules(
     return loaded
 
 
+def import_cells_module(name: str) -> Any:
+    """Import a cells module: a dotted name or a ``.py`` file path (collects nothing)."""
+    return _import(name.strip())
+
+
 def _import(name: str) -> Any:
     import importlib
     import importlib.util
