@@ -18,8 +18,10 @@ class SchemaTooComplex(Exception):
     """A schema too deep or too large to compare, or with a reference that cannot be followed."""
 
 
-def resolve(node: Any, doc: dict[str, Any]) -> Any:
+def resolve(node: Any, doc: dict[str, Any], depth: int = 0) -> Any:
     """``node`` with its ``$ref`` followed (siblings kept) and its ``allOf`` merged."""
+    if depth > MAX_DEPTH:  # an allOf that names itself, in a hostile lock file
+        raise SchemaTooComplex(f"allOf nested more than {MAX_DEPTH} levels deep")
     seen = 0
     while isinstance(node, dict) and isinstance(node.get("$ref"), str):
         seen += 1
@@ -31,7 +33,7 @@ def resolve(node: Any, doc: dict[str, Any]) -> Any:
     if isinstance(node, dict) and isinstance(node.get("allOf"), list):
         merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
         for part in node["allOf"]:
-            merged = _merge(merged, resolve(part, doc))
+            merged = _merge(merged, resolve(part, doc, depth + 1))
         return merged
     if node is True:
         return {}
