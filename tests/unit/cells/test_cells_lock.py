@@ -107,7 +107,9 @@ def test_a_locked_version_is_immutable(module: Path) -> None:
 
 
 def test_compatible_edits_and_a_new_major_pass_and_are_added_to_the_lock(module: Path) -> None:
-    compatible = cell_source("1.1.0", "amount: int | str\nnote: str | None = None\nextra: Any = None")
+    compatible = cell_source(
+        "1.1.0", "amount: int | str\nnote: str | None = None\nextra: Any = None"
+    )
     breaking = cell_source("2.0.0", "amount: int\ncurrency: str")
     write(module, compatible, breaking)
     load_modules([str(module)])
@@ -245,5 +247,5 @@ def test_well_formed_but_hostile_schemas_in_a_lock_are_compared_without_crashing
         entry = {"input": schema, "output": {}, "error": {}, "config": {}}
         document = {"format": 1, "cells": {"pay@1.0.0": entry}}
         (module.parent / LOCK_NAME).write_text(json.dumps(document))
-        with pytest.raises(LockViolationError, match="pay@1.0.0 changed its contract"):
+        with pytest.raises(LockViolationError, match=r"pay@1\.0\.0 changed its contract"):
             load_modules([str(module)])

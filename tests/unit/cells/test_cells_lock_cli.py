@@ -1,4 +1,4 @@
-"""``stepflow cells lock|check`` and ``--cells`` against a contract lock: messages and exit status."""
+"""``stepflow cells lock|check`` and ``--cells`` against a contract lock: messages, exit status."""
 
 from __future__ import annotations
 

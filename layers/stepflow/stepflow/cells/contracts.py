@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
-from pydantic_core import CoreSchema
 
 from stepflow.cells.registry import AnyCell, CellRegistrationError, version_key
 from stepflow.cells.schemas import (
@@ -131,7 +130,10 @@ class _ValidationFacts(GenerateJsonSchema):
         if schema.get("strict") is True and kind not in ("model", "definitions"):
             found = _mark(found, {STRICT: True})
         if kind == "decimal":
-            facts = {MAX_DIGITS: schema.get("max_digits"), DECIMAL_PLACES: schema.get("decimal_places")}
+            facts = {
+                MAX_DIGITS: schema.get("max_digits"),
+                DECIMAL_PLACES: schema.get("decimal_places"),
+            }
             found = _mark(found, {k: v for k, v in facts.items() if isinstance(v, int)})
         return found
 
@@ -353,7 +355,7 @@ class _Comparison:
             found.append(Problem(path, kind, "items must now be unique"))
         if w.get(STRICT) is True and n.get(STRICT) is not True:
             found.append(
-                Problem(path, "strict mode turned on", "values it coerced (\"5\" for 5) are refused")
+                Problem(path, "strict mode turned on", 'values it coerced ("5" for 5) are refused')
             )
         return found
 

@@ -218,8 +218,10 @@ def default_lock(module: Any) -> Path | None:
 
 
 def lock_for(module: Any) -> Path | None:
-    """The lock ``module`` is checked against at load: ``STEPFLOW_CELLS_LOCK``, or the one
-    next to it if it exists (None: no check)."""
+    """The lock ``module`` is checked against at load (None: no check).
+
+    ``STEPFLOW_CELLS_LOCK`` if set, else the one next to the module if it exists.
+    """
     named = os.environ.get(LOCK_ENV, "").strip()
     if named:
         return Path(named)
@@ -245,9 +247,7 @@ def update_lock(cells: Iterable[AnyCell], path: Path | str) -> list[str]:
     chosen = list(cells)
     locked = read_lock(where) if where.exists() else {}
     check_lock(chosen, locked, where)
-    versions = {
-        (k.rpartition("@")[0], version_key(k.rpartition("@")[2])) for k in locked
-    }
+    versions = {(k.rpartition("@")[0], version_key(k.rpartition("@")[2])) for k in locked}
     merged = dict(locked)
     added = []
     for cell in sorted(set(chosen), key=lambda c: (c.name, version_key(c.version))):
