@@ -31,12 +31,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic.json_schema import GenerateJsonSchema
 
 from stepflow.cells.registry import AnyCell, CellRegistrationError, version_key
 from stepflow.cells.schemas import (
+    DECIMAL_PLACES,
     MAX_DEPTH,
+    MAX_DIGITS,
+    STRICT,
     SchemaTooComplex,
+    ValidationFacts,
     as_list,
     as_mapping,
     as_number,
@@ -59,12 +63,6 @@ MAX_STEPS = 20_000
 
 MAX_PROBLEMS = 100
 """Problems reported per schema (a shared model's are reported at each path that uses it)."""
-
-STRICT = "x-stepflow-strict"
-"""Marks a model or value validated in strict mode (no coercion): not in pydantic's schema."""
-
-MAX_DIGITS, DECIMAL_PLACES = "x-stepflow-maxDigits", "x-stepflow-decimalPlaces"
-"""A ``Decimal``'s ``max_digits`` and ``decimal_places``: not in pydantic's schema either."""
 
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 _UPPER_BOUNDS = (
@@ -107,52 +105,12 @@ def schema_of(kind: Any, role: Role) -> dict[str, Any]:
     )
     if kind is None:
         return {"type": "null"}
-    generator = _ValidationFacts if role == "input" else GenerateJsonSchema
+    generator = ValidationFacts if role == "input" else GenerateJsonSchema
     try:
         schema = TypeAdapter(kind).json_schema(mode=mode, schema_generator=generator)
     except Exception as exc:  # pydantic's errors for types it has no schema for
         raise CellRegistrationError(f"no JSON Schema for the {role} type {kind!r}: {exc}") from exc
     return dict(schema)
-
-
-class _ValidationFacts(GenerateJsonSchema):
-    """pydantic's validation schema plus what it leaves out and validation depends on.
-
-    ``strict`` (a model's config or a field's) rejects values the lax mode coerced
-    (``"5"`` for an ``int``), and a ``Decimal``'s ``max_digits``/``decimal_places``
-    reject values that were valid: both are contract, so both are written down
-    (as ``x-stepflow-*`` keywords, which JSON Schema validators ignore).
-    """
-
-    def generate_inner(self, schema: Any) -> JsonSchemaValue:
-        found = super().generate_inner(schema)
-        kind = schema.get("type")
-        if schema.get("strict") is True and kind not in ("model", "definitions"):
-            found = _mark(found, {STRICT: True})
-        if kind == "decimal":
-            facts = {
-                MAX_DIGITS: schema.get("max_digits"),
-                DECIMAL_PLACES: schema.get("decimal_places"),
-            }
-            found = _mark(found, {k: v for k, v in facts.items() if isinstance(v, int)})
-        return found
-
-    def model_schema(self, schema: Any) -> JsonSchemaValue:
-        found = super().model_schema(schema)
-        config = schema.get("config") or {}
-        if config.get("strict") is True:
-            found = {**found, STRICT: True}
-        return found
-
-
-def _mark(node: JsonSchemaValue, facts: dict[str, Any]) -> JsonSchemaValue:
-    """``node`` with ``facts`` added (to each of its variants, where the bounds are read)."""
-    if not facts:
-        return node
-    options = node.get("anyOf")
-    if isinstance(options, list):
-        return {**node, "anyOf": [{**o, **facts} if isinstance(o, dict) else o for o in options]}
-    return {**node, **facts}
 
 
 def check_compatible(old: AnyCell, new: AnyCell) -> list[Problem]:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         for message in messages:
             print(f"  - {message}", file=sys.stderr)
         return 1
-    except (ContractLockError, _Usage) as exc:
+    except (ContractLockError, _Usage, OSError) as exc:  # OSError: the lock cannot be written
         print(f"stepflow: error: {exc}", file=sys.stderr)
         return 2
     return 0
