@@ -34,7 +34,7 @@ class ValidationFacts(GenerateJsonSchema):
     """
 
     def generate_inner(self, schema: Any) -> JsonSchemaValue:
-        """pydantic's schema of ``schema``, marked if it is strict or a ``Decimal``."""
+        """The schema of ``schema`` (as pydantic writes it), marked if it is strict or a ``Decimal``."""
         found = super().generate_inner(schema)
         kind = schema.get("type")
         if schema.get("strict") is True and kind not in ("model", "definitions"):
@@ -48,7 +48,7 @@ class ValidationFacts(GenerateJsonSchema):
         return found
 
     def model_schema(self, schema: Any) -> JsonSchemaValue:
-        """pydantic's schema of a model, marked if its config is strict."""
+        """The schema of a model (as pydantic writes it), marked if its config is strict."""
         found = super().model_schema(schema)
         config = schema.get("config") or {}
         if config.get("strict") is True:
