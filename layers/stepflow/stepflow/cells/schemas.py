@@ -34,7 +34,7 @@ class ValidationFacts(GenerateJsonSchema):
     """
 
     def generate_inner(self, schema: Any) -> JsonSchemaValue:
-        """The schema of ``schema`` (as pydantic writes it), marked if it is strict or a ``Decimal``."""
+        """The schema pydantic writes for ``schema``, marked if strict or a ``Decimal``."""
         found = super().generate_inner(schema)
         kind = schema.get("type")
         if schema.get("strict") is True and kind not in ("model", "definitions"):
