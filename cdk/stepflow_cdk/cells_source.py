@@ -98,15 +98,24 @@ class CellsSource:
     def cell_keys(self) -> list[str]:
         """Import the module here and return its cells' ``name@version`` keys.
 
-        Raises :class:`CellsModuleError` when it does not import or defines no cell.
+        Loading checks the cells against their contract lock (``cells.lock.json``
+        next to the module, or ``STEPFLOW_CELLS_LOCK``) when there is one.
+        Raises :class:`CellsModuleError` when it does not import, breaks its lock
+        or defines no cell.
         """
         from stepflow.cells import load_modules
+        from stepflow.cells.lock import ContractLockError, LockViolationError
 
         added = str(self.path.parent)
         sys.path.insert(0, added)
         _forget(self.top_level)  # another module of this name may have been loaded before
         try:
-            modules = load_modules([self.import_name])
+            modules = load_modules([self.import_name])  # checked against its contract lock
+        except (LockViolationError, ContractLockError) as exc:
+            raise CellsModuleError(
+                f"cells module {self.path} breaks its contract lock: {exc} (a locked "
+                "version is immutable; a breaking change needs a new major version)"
+            ) from exc
         except Exception as exc:  # the user's code: whatever it raises is the reason
             raise CellsModuleError(
                 f"cells module {self.path} does not load: {type(exc).__name__}: {exc} "

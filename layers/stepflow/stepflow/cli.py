@@ -222,6 +222,11 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run an activity's tasks with a Python handler")
     worker_cli.add_arguments(worker)
     worker.set_defaults(command=_worker)
+    from stepflow.cells import lock_cli
+
+    cells = commands.add_parser("cells", help="contract lock files of cells modules")
+    lock_cli.add_arguments(cells)
+    cells.set_defaults(command=lock_cli.run)
     return parser
 
 

@@ -31,11 +31,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema
 
 from stepflow.cells.registry import AnyCell, CellRegistrationError, version_key
 from stepflow.cells.schemas import (
+    DECIMAL_PLACES,
     MAX_DEPTH,
+    MAX_DIGITS,
+    STRICT,
     SchemaTooComplex,
+    ValidationFacts,
     as_list,
     as_mapping,
     as_number,
@@ -60,7 +65,10 @@ MAX_PROBLEMS = 100
 """Problems reported per schema (a shared model's are reported at each path that uses it)."""
 
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
-_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+_UPPER_BOUNDS = (
+    "maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", MAX_DIGITS,
+    DECIMAL_PLACES,
+)  # fmt: skip
 _NUMBER_BOUNDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
 _EXACT = ("pattern", "format", "multipleOf")
 
@@ -97,8 +105,9 @@ def schema_of(kind: Any, role: Role) -> dict[str, Any]:
     )
     if kind is None:
         return {"type": "null"}
+    generator = ValidationFacts if role == "input" else GenerateJsonSchema
     try:
-        schema = TypeAdapter(kind).json_schema(mode=mode)
+        schema = TypeAdapter(kind).json_schema(mode=mode, schema_generator=generator)
     except Exception as exc:  # pydantic's errors for types it has no schema for
         raise CellRegistrationError(f"no JSON Schema for the {role} type {kind!r}: {exc}") from exc
     return dict(schema)
@@ -302,6 +311,10 @@ class _Comparison:
                 found.append(Problem(path, kind, f"{name} was {old!r}, now {new!r}"))
         if w.get("uniqueItems") is True and n.get("uniqueItems") is not True:
             found.append(Problem(path, kind, "items must now be unique"))
+        if w.get(STRICT) is True and n.get(STRICT) is not True:
+            found.append(
+                Problem(path, "strict mode turned on", 'values it coerced ("5" for 5) are refused')
+            )
         return found
 
     def _object(self, w: dict[str, Any], n: dict[str, Any], path: str, depth: int) -> list[Problem]:
@@ -324,6 +337,9 @@ class _Comparison:
                 found.append(Problem(where, "new field", "the old output forbade extra fields"))
             elif isinstance(w_extra, dict):
                 found += self.covers(w_extra, n_field, where, depth + 1)
+        if self.old_is_narrow and n_extra is not False:
+            added = {k: v for k, v in w_props.items() if k not in n_props and k not in w_req}
+            found += self._new_inputs(added, n_extra, path, depth)  # new required: reported above
         if not self.old_is_narrow:
             for name in sorted(set(w_props) - set(n_props)):
                 found.append(
@@ -335,6 +351,23 @@ class _Comparison:
         elif isinstance(w_extra, dict) and n_extra is not False:
             rest = n_extra if isinstance(n_extra, dict) else {}
             found += self.covers(w_extra, rest, f"{path}.*", depth + 1)
+        return found
+
+    def _new_inputs(
+        self, added: dict[str, Any], extra: Any, path: str, depth: int
+    ) -> list[Problem]:
+        """New optional input fields, where the old input took extra fields (ignored or kept)."""
+        found: list[Problem] = []
+        rest = extra if isinstance(extra, dict) else {}
+        for name in sorted(added):
+            refused = self.covers(added[name], rest, f"{path}.{name}", depth + 1)
+            if refused:
+                detail = (
+                    "the old input took any value there as an extra field, the new one checks "
+                    f"it: {refused[0].detail}; forbid extra fields in the old version "
+                    "(extra='forbid') or type the new field Any"
+                )
+                found.append(Problem(f"{path}.{name}", "new field narrows an extra field", detail))
         return found
 
     def _array(self, w: dict[str, Any], n: dict[str, Any], path: str, depth: int) -> list[Problem]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from stepflow.cells.handlers import HANDLES_ATTRIBUTE, EffectHandlers
@@ -144,18 +145,34 @@ def cell_modules(given: CellModules | Iterable[str | type[Any]] | None) -> CellM
     return loaded
 
 
-def load_modules(names: Iterable[str], into: CellModules | None = None) -> CellModules:
+def load_modules(
+    names: Iterable[str], into: CellModules | None = None, *, lock: bool | str | Path = True
+) -> CellModules:
     """Import each module of ``names`` and collect its cells and handlers.
 
     A name may be a dotted module or a ``.py`` file path. Each cell's contract is
     checked as it is registered (:meth:`CellRegistry.register`), so all versions of a
     name loaded together are checked pairwise, in version order, whatever their order.
+    Each module's cells are then checked against its contract lock
+    (:mod:`stepflow.cells.lock`): ``lock=True`` the one ``STEPFLOW_CELLS_LOCK`` names,
+    else ``cells.lock.json`` next to the module if there is one; a path: that lock;
+    False: none. A breaking change raises
+    :class:`~stepflow.cells.lock.LockViolationError`.
     """
+    from stepflow.cells.lock import check_module  # lock imports this module
+
     loaded = into if into is not None else CellModules(CellRegistry(), EffectHandlers())
     for name in names:
         module = _import(name.strip())
         collect(vars(module).values(), loaded)
+        if lock is not False:
+            check_module(module, None if lock is True else lock)
     return loaded
+
+
+def import_cells_module(name: str) -> Any:
+    """Import a cells module: a dotted name or a ``.py`` file path (collects nothing)."""
+    return _import(name.strip())
 
 
 def _import(name: str) -> Any:

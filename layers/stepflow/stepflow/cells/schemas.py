@@ -1,6 +1,7 @@
 """Reading the JSON Schemas pydantic writes: ``$ref``, ``allOf``, variants, types, enums.
 
-The small vocabulary :mod:`stepflow.cells.contracts` compares schemas with.
+The small vocabulary :mod:`stepflow.cells.contracts` compares schemas with, and
+:class:`ValidationFacts`, which writes the input schemas with what pydantic leaves out.
 """
 
 from __future__ import annotations
@@ -8,18 +9,71 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+
 MAX_DEPTH = 64
 """Nesting levels compared (models in models, items of arrays...) before giving up."""
 
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
+STRICT = "x-stepflow-strict"
+"""Marks a model or value validated in strict mode (no coercion): not in pydantic's schema."""
+
+MAX_DIGITS, DECIMAL_PLACES = "x-stepflow-maxDigits", "x-stepflow-decimalPlaces"
+"""A ``Decimal``'s ``max_digits`` and ``decimal_places``: not in pydantic's schema either."""
+
+
+class ValidationFacts(GenerateJsonSchema):
+    """pydantic's validation schema plus what it leaves out and validation depends on.
+
+    ``strict`` (a model's config or a field's) rejects values the lax mode coerced
+    (``"5"`` for an ``int``), and a ``Decimal``'s ``max_digits``/``decimal_places``
+    reject values that were valid: both are contract, so both are written down
+    (as ``x-stepflow-*`` keywords, which JSON Schema validators ignore).
+    """
+
+    def generate_inner(self, schema: Any) -> JsonSchemaValue:
+        """The schema pydantic writes for ``schema``, marked if strict or a ``Decimal``."""
+        found = super().generate_inner(schema)
+        kind = schema.get("type")
+        if schema.get("strict") is True and kind not in ("model", "definitions"):
+            found = _mark(found, {STRICT: True})
+        if kind == "decimal":
+            facts = {
+                MAX_DIGITS: schema.get("max_digits"),
+                DECIMAL_PLACES: schema.get("decimal_places"),
+            }
+            found = _mark(found, {k: v for k, v in facts.items() if isinstance(v, int)})
+        return found
+
+    def model_schema(self, schema: Any) -> JsonSchemaValue:
+        """The schema of a model (as pydantic writes it), marked if its config is strict."""
+        found = super().model_schema(schema)
+        config = schema.get("config") or {}
+        if config.get("strict") is True:
+            found = {**found, STRICT: True}
+        return found
+
+
+def _mark(node: JsonSchemaValue, facts: dict[str, Any]) -> JsonSchemaValue:
+    """``node`` with ``facts`` added (to each of its variants, where the bounds are read)."""
+    if not facts:
+        return node
+    options = node.get("anyOf")
+    if isinstance(options, list):
+        return {**node, "anyOf": [{**o, **facts} if isinstance(o, dict) else o for o in options]}
+    return {**node, **facts}
+
+
 class SchemaTooComplex(Exception):
     """A schema too deep or too large to compare, or with a reference that cannot be followed."""
 
 
-def resolve(node: Any, doc: dict[str, Any]) -> Any:
+def resolve(node: Any, doc: dict[str, Any], depth: int = 0) -> Any:
     """``node`` with its ``$ref`` followed (siblings kept) and its ``allOf`` merged."""
+    if depth > MAX_DEPTH:  # an allOf that names itself, in a hostile lock file
+        raise SchemaTooComplex(f"allOf nested more than {MAX_DEPTH} levels deep")
     seen = 0
     while isinstance(node, dict) and isinstance(node.get("$ref"), str):
         seen += 1
@@ -31,7 +85,7 @@ def resolve(node: Any, doc: dict[str, Any]) -> Any:
     if isinstance(node, dict) and isinstance(node.get("allOf"), list):
         merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
         for part in node["allOf"]:
-            merged = _merge(merged, resolve(part, doc))
+            merged = _merge(merged, resolve(part, doc, depth + 1))
         return merged
     if node is True:
         return {}
