@@ -13,7 +13,7 @@ import importlib
 import ipaddress
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
@@ -24,7 +24,9 @@ from stepflow.api.client import API_GATEWAY_SIGNING_NAME
 from stepflow.api.client import client as stepflow_client
 from stepflow.cells import EffectHandlers, load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
+from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of, resolve
 from stepflow.runtime.leases import LeaseLog
+from stepflow.runtime.targets import OwnResources
 from stepflow.worker.cells import CellHandler, cell_activity
 from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
@@ -151,18 +153,75 @@ def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler
 def _builtin(args: argparse.Namespace, clients: Any) -> EffectHandlers:
     """The built-in effects' handlers, as the stepper's: HTTP, and AWS with the worker's clients.
 
-    This machine (loopback) is reachable only when the worker talks to a local
-    StepFlow (``--endpoint-url`` on loopback, as against ``stepflow local``); an
-    AWS effect never names the coordination table.
+    An AWS effect never names one of the stack's own resources
+    (:func:`own_resources_of`); an HTTP effect never reaches the stack's own
+    endpoints (:func:`denied_endpoints_of`), nor this machine (loopback) unless
+    the worker talks to a local StepFlow (``--endpoint-url`` on loopback, as
+    against ``stepflow local``).
     """
     from stepflow.integrations.catalog import default_registry
     from stepflow.integrations.effect_handlers import builtin_handlers
     from stepflow.integrations.effect_http import EffectHttp
-    from stepflow.runtime.targets import OwnResources
 
     local = _is_loopback(args.endpoint_url)
-    own = OwnResources.of(tables=[args.table] if args.table else [])
-    return builtin_handlers(default_registry(), clients, EffectHttp(allow_loopback=local), own)
+    http = EffectHttp(denied=denied_endpoints_of(args), allow_loopback=local)
+    return builtin_handlers(default_registry(), clients, http, own_resources_of(args))
+
+
+def own_resources_of(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> OwnResources:
+    """The stack's own resources, read as a stepper reads them, plus ``--table``.
+
+    ``environ`` (the process environment if None) holds the stack's settings
+    when the worker runs beside it: ``QUEUE_URL``, ``TASKS_QUEUE_URL``,
+    ``PAYLOAD_BUCKET``, ``STEPFLOW_OWN_QUEUES``, ``STEPFLOW_OWN_FUNCTIONS``,
+    ``ACTIVITY_DLQ_ARN``, ``STEPFLOW_SIGNING_SECRET_ARN``, ``TASK_QUEUE_PREFIX``
+    (the CDK worker service sets them all; :func:`stepflow.aws.own_resources.own_resources`
+    reads them). Without them the worker guards the table and the activity
+    queues' prefixes only: it guards what it is told.
+    """
+    from pydantic import ValidationError
+
+    from stepflow.aws.own_resources import own_resources
+    from stepflow.aws.settings import Settings
+
+    settings = dict(os.environ if environ is None else environ)
+    settings["TABLE_NAME"] = args.table or settings.get("TABLE_NAME") or ""
+    try:
+        return own_resources(Settings.from_environ(settings))
+    except ValidationError as exc:
+        raise WorkerUsageError(
+            f"the StepFlow settings in the environment are invalid: {exc}"
+        ) from None
+
+
+def denied_endpoints_of(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> DeniedEndpoints:
+    """The endpoints no HTTP effect of this worker may reach: its API, DynamoDB's, AWS's.
+
+    ``--endpoint-url`` (the stack's API), ``--dynamodb-endpoint`` and
+    ``AWS_ENDPOINT_URL`` (moto or LocalStack, which check no signature).
+    An API Gateway host is denied by its name only: its addresses are the
+    region's API Gateway front ends, shared by every other API.
+    """
+    environ = os.environ if environ is None else environ
+    urls = [args.endpoint_url, args.dynamodb_endpoint, environ.get("AWS_ENDPOINT_URL")]
+    shared: set[str] = set()
+    named: list[str] = []
+    for url in filter(None, urls):
+        named.append(url)
+        endpoint = endpoint_of(url)
+        if endpoint is not None and is_api_gateway(url):
+            host, port = endpoint
+            shared.add(host.rstrip("."))
+            named.append(f"https://{host.rstrip('.')}.:{port}")  # the fully qualified spelling
+
+    def resolver(host: str, port: int) -> list[str]:
+        return [] if host.lower().rstrip(".") in shared else resolve(host, port)
+
+    return DeniedEndpoints(named, resolver=resolver)
 
 
 def _is_loopback(url: str | None) -> bool:
