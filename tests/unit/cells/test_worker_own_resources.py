@@ -127,7 +127,7 @@ def test_an_s3_effect_on_the_payload_bucket_is_refused_and_a_user_bucket_gets_on
 def test_the_table_is_guarded_without_any_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET", "STEPFLOW_OWN_QUEUES"):
         monkeypatch.delenv(name, raising=False)
-    args = argparse.Namespace(table="sf-table")
+    args = argparse.Namespace(table="sf-table", own_resources=None)
     own = cli.own_resources_of(args)
     assert own.owns("table", "sf-table") and not own.buckets
     assert own.owns("queue", "stepflow-tq-orders")  # the activity queues' prefix
@@ -194,3 +194,23 @@ def test_an_api_gateway_endpoint_is_denied_by_name_only(monkeypatch: pytest.Monk
     assert denied.refusal(host, 443, peer="52.0.0.1") is not None
     assert denied.refusal("other.execute-api.us-east-1.amazonaws.com", 443) is None
     assert denied.refusal(host, 8443) is None
+
+
+def test_own_resources_given_on_the_command_line_add_to_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("STEPFLOW_OWN_QUEUES", "sf-dlq")
+    given = '{"queues": ["https://sqs.us-east-1.amazonaws.com/1/sf-extra"], "buckets": ["sf-b"]}'
+    args = argparse.Namespace(table="sf-table", own_resources=given)
+    own = cli.own_resources_of(args)
+    assert own.owns("queue", "sf-dlq") and own.owns("queue", "sf-extra")
+    assert own.owns("bucket", "sf-b") and own.owns("table", "sf-table")
+    assert own.owns("queue", "stepflow-tq-x")
+    (tmp_path / "own.json").write_text('{"functions": ["arn:aws:lambda:us-east-1:1:function:f"]}')
+    own = cli.own_resources_of(
+        argparse.Namespace(table=None, own_resources=f"@{tmp_path}/own.json")
+    )
+    assert own.owns("function", "f") and own.owns("queue", "sf-dlq")
+    for bad in ("[1]", "{", '{"queues": "q"}', '{"topics": []}', '{"queues": [1]}', "@/nope"):
+        with pytest.raises(cli.WorkerUsageError):
+            cli.own_resources_of(argparse.Namespace(table="t", own_resources=bad))

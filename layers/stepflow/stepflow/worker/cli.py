@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dynamodb-endpoint",
         default=os.environ.get("STEPFLOW_DYNAMODB_ENDPOINT"),
         help="DynamoDB's endpoint (stepflow local prints it); default: AWS's",
+    )
+    parser.add_argument(
+        "--own-resources",
+        help="more of the stack's own resources no AWS effect may name, beyond the settings "
+        'environment: JSON {"queues": [...], "buckets": [...], "functions": [...], '
+        '"tables": [...], "queue_prefixes": [...], "secrets": [...]}, or @FILE holding it',
     )
     parser.add_argument("--concurrency", type=int, default=8, help="tasks in hand at once")
     parser.add_argument("--endpoint-url", default=os.environ.get("STEPFLOW_ENDPOINT"))
@@ -189,11 +196,51 @@ def own_resources_of(
     settings = dict(os.environ if environ is None else environ)
     settings["TABLE_NAME"] = args.table or settings.get("TABLE_NAME") or ""
     try:
-        return own_resources(Settings.from_environ(settings))
+        own = own_resources(Settings.from_environ(settings))
     except ValidationError as exc:
         raise WorkerUsageError(
             f"the StepFlow settings in the environment are invalid: {exc}"
         ) from None
+    if not args.own_resources:
+        return own
+    more = _parse_own_resources(args.own_resources)
+    return OwnResources(
+        functions=own.functions | more.functions,
+        queues=own.queues | more.queues,
+        queue_prefixes=tuple(dict.fromkeys((*own.queue_prefixes, *more.queue_prefixes))),
+        tables=own.tables | more.tables,
+        buckets=own.buckets | more.buckets,
+        secrets=own.secrets | more.secrets,
+    )
+
+
+OWN_RESOURCE_KINDS = ("functions", "queues", "queue_prefixes", "tables", "buckets", "secrets")
+"""The keys of ``--own-resources`` (the arguments of :meth:`OwnResources.of`)."""
+
+
+def _parse_own_resources(text: str) -> OwnResources:
+    """``--own-resources``: a JSON object of name lists, or ``@FILE`` holding one."""
+    source = "--own-resources"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            with open(source, encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise WorkerUsageError(f"--own-resources: cannot read {source}: {exc}") from None
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise WorkerUsageError(f"{source} is not JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise WorkerUsageError(f"{source} must be a JSON object of name lists")
+    unknown = sorted(set(given) - set(OWN_RESOURCE_KINDS))
+    if unknown:
+        raise WorkerUsageError(f"{source}: unknown keys {unknown}; known: {OWN_RESOURCE_KINDS}")
+    for kind, names in given.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise WorkerUsageError(f"{source}: {kind} must be a list of strings")
+    return OwnResources.of(**given)
 
 
 def denied_endpoints_of(
