@@ -15,6 +15,11 @@ read and write the cells journal's lease records (see :func:`journal_statements`
 for what IAM can and cannot narrow), read its bundle, and whatever the construct's
 ``grants`` add. The worker's log has no payload store (``stepflow worker --table``),
 so it holds no right on the payload bucket.
+
+The container gets the settings naming the stack's own resources (its queues,
+payload bucket, functions, table, signing secret's ARN:
+``Compute.own_resources_environment``) and the API's URL: the worker refuses
+an AWS effect naming any of them and an HTTP effect to the API, as a stepper does.
 """
 
 from __future__ import annotations
@@ -168,6 +173,9 @@ class CellsWorker(Construct):
                 "AWS_DEFAULT_REGION": stack.region,
                 "STEPFLOW_ENDPOINT": stepflow.api.rest_api.url,
                 "STEPFLOW_CELLS": source.import_name,
+                # The stack's own resources, which the cells' AWS effects may never name
+                # (the worker reads them as a stepper does: stepflow.aws.own_resources).
+                **stepflow.compute.own_resources_environment,
                 topology.TABLE_ENV_VAR: stepflow.storage.table.table_name,
             },
             readonly_root_filesystem=True,
@@ -228,8 +236,9 @@ class CellsWorker(Construct):
             [
                 {
                     "id": "AwsSolutions-ECS2",
-                    "reason": "The variables are names and URLs (table, bucket, API, module), "
-                    "no secret: the worker signs its calls with the task role.",
+                    "reason": "The variables are names, ARNs and URLs (table, queues, bucket, "
+                    "functions, the signing secret's ARN, API, module), no secret value: "
+                    "the worker signs its calls with the task role.",
                 }
             ],
         )

@@ -115,21 +115,26 @@ class Compute(Construct):
         )
         stack_name = Stack.of(self).stack_name
         own_queues = [q.queue_name for q in queues.dead_letters.values()]
-        environment = {
+        # Everything stepflow.aws.own_resources reads: no task or effect may name these.
+        self.own_resources_environment: dict[str, str] = {
             topology.TABLE_ENV_VAR: storage.table.table_name,
             topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
             topology.TASKS_QUEUE.env_var: tasks.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
-            # The account in the ARNs the API hands out (and access policies match).
-            "STEPFLOW_ACCOUNT_ID": Stack.of(self).account,
-            # Task calls assume the execution's role; StepFlow's own resources are refused.
-            "STEPFLOW_ASSUME_ROLES": "true",
             "STEPFLOW_OWN_FUNCTIONS": ",".join(
                 function_name(stack_name, f) for f in FUNCTION_FOLDERS
             ),
             "STEPFLOW_OWN_QUEUES": ",".join([*own_queues, self.sweeper_failures.queue_name]),
             SECRET_ENV_VAR: signing.secret.secret_arn,
             ACTIVITY_DLQ_ENV_VAR: queues.activity_dead_letters.queue_arn,
+        }
+        """The settings naming the stack's own resources (the cells worker service gets them)."""
+        environment = {
+            **self.own_resources_environment,
+            # The account in the ARNs the API hands out (and access policies match).
+            "STEPFLOW_ACCOUNT_ID": Stack.of(self).account,
+            # Task calls assume the execution's role; StepFlow's own resources are refused.
+            "STEPFLOW_ASSUME_ROLES": "true",
             **_POWERTOOLS,
         }
         # A Task's nested StartExecution runs in these two (in process): IAM decides whether

@@ -220,8 +220,25 @@ def test_the_worker_service_runs_the_bundle_with_no_image_built(worker: Synth) -
     env = {e["Name"]: e["Value"] for e in run["Environment"]}
     assert env["STEPFLOW_CELLS"] == "order_pkg.cells" and env["PYTHONPATH"] == "/app/code"
     assert {"TABLE_NAME", "STEPFLOW_ENDPOINT", "AWS_DEFAULT_REGION"} <= set(env)
-    assert "PAYLOAD_BUCKET" not in env  # the worker's log has no payload store
     assert "execute-api" in json.dumps(env["STEPFLOW_ENDPOINT"])
+    # The stack's own resources, named as the stepper's settings name them, so that the
+    # worker refuses the cells' effects on them (stepflow.aws.own_resources); the bucket
+    # is named to be refused, not used: the worker's log has no payload store.
+    own = (
+        "TABLE_NAME",
+        "QUEUE_URL",
+        "TASKS_QUEUE_URL",
+        "PAYLOAD_BUCKET",
+        "STEPFLOW_OWN_FUNCTIONS",
+        "STEPFLOW_OWN_QUEUES",
+        "ACTIVITY_DLQ_ARN",
+        "STEPFLOW_SIGNING_SECRET_ARN",
+    )
+    stepper = _functions(template)["stepflow-stepper"]["Environment"]["Variables"]
+    for name in own:
+        assert env[name] == stepper[name], name
+    assert "StepFlow-stepper" in env["STEPFLOW_OWN_FUNCTIONS"].split(",")
+    assert "STEPFLOW_SIGNING_KEY" not in env
     (service,) = [r["Properties"] for r in _of(template, "AWS::ECS::Service").values()]
     assert service["LaunchType"] == "FARGATE" and service["DesiredCount"] == 1
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]["Rollback"] is True

@@ -170,3 +170,32 @@ def test_each_lease_hands_the_task_out_once_and_a_stale_token_is_refused(
     assert refused.value.response["Error"]["Code"] == "TaskTimedOut"
     sfn.send_task_success(taskToken=second["taskToken"], output='{"total": 99}')
     assert wait_for(sfn, arn)["status"] == "SUCCEEDED"
+
+
+def test_the_printed_worker_command_names_the_stack_s_own_resources(stack: LocalStack) -> None:
+    """``stepflow local`` prints each worker's command with the stack's own resources."""
+    import argparse
+    import shlex
+
+    from stepflow.local.stack import BUCKET, QUEUE, TASKS_QUEUE
+    from stepflow.worker.cli import add_arguments, denied_endpoints_of, own_resources_of
+
+    commands = stack.worker_commands()
+    assert [c.split("--queue ")[1].split()[0] for c in commands] == ["e2e", "stale"]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = shlex.split(commands[0])[2:]  # after "stepflow worker"
+    argv[argv.index("MODULE")] = CELLS_MODULE
+    args = parser.parse_args(argv)
+    own = own_resources_of(args, environ={})  # nothing from the environment: the flags only
+    sqs = stack.client("sqs")
+    for queue in (QUEUE, TASKS_QUEUE):
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        assert own.named_in(url) == ("queue", queue)
+    assert own.owns("queue", f"{QUEUE}-dlq") and own.owns("queue", f"{TASKS_QUEUE}-dlq")
+    assert own.owns("bucket", BUCKET) and own.owns("table", TABLE)
+    assert own.owns("queue", "stepflow-tq-stepflow-cells-e2e")  # the activity queues
+    denied = denied_endpoints_of(args, environ={})
+    for url in (stack.url, stack.aws_endpoint):
+        host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+        assert denied.refusal(host, int(port)) is not None, url

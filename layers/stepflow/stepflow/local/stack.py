@@ -11,8 +11,10 @@ the event source mapping (:mod:`stepflow.local.pollers`).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import secrets
+import shlex
 import socket
 import threading
 import time
@@ -29,6 +31,7 @@ from stepflow.api.pass_role import checker_from_setting
 from stepflow.aws import create_table, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
+from stepflow.aws.own_resources import own_resources
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
@@ -234,9 +237,25 @@ class LocalStack:
     def worker_commands(self) -> list[str]:
         """The ``stepflow worker`` command line of each cell queue (add ``--cells MODULE``)."""
         queues = sorted(set(CellQueues.parse(self.cell_queues).routes.values()))
+        own = own_resources(self.wiring.settings) if self.wiring is not None else None
+        # The stack's queues, bucket and functions, which the cells' AWS effects may not name.
+        named = (
+            json.dumps(
+                {
+                    "queues": sorted(own.queues),
+                    "queue_prefixes": list(own.queue_prefixes),
+                    "buckets": sorted(own.buckets),
+                    "functions": sorted(own.functions),
+                },
+                separators=(",", ":"),
+            )
+            if own is not None
+            else ""
+        )
         return [
             f"stepflow worker --cells MODULE --queue {queue} --endpoint-url {self.url} "
             f"--table {TABLE} --dynamodb-endpoint {self.dynamodb_endpoint or self.aws_endpoint}"
+            + (f" --own-resources {shlex.quote(named)}" if named else "")
             for queue in queues
         ]
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
@@ -24,7 +25,9 @@ from stepflow.api.client import API_GATEWAY_SIGNING_NAME
 from stepflow.api.client import client as stepflow_client
 from stepflow.cells import EffectHandlers, load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
+from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of, resolve
 from stepflow.runtime.leases import LeaseLog
+from stepflow.runtime.targets import OwnResources
 from stepflow.worker.cells import CellHandler, cell_activity
 from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
@@ -56,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dynamodb-endpoint",
         default=os.environ.get("STEPFLOW_DYNAMODB_ENDPOINT"),
         help="DynamoDB's endpoint (stepflow local prints it); default: AWS's",
+    )
+    parser.add_argument(
+        "--own-resources",
+        help="more of the stack's own resources no AWS effect may name, beyond the settings "
+        'environment: JSON {"queues": [...], "buckets": [...], "functions": [...], '
+        '"tables": [...], "queue_prefixes": [...], "secrets": [...]}, or @FILE holding it',
     )
     parser.add_argument("--concurrency", type=int, default=8, help="tasks in hand at once")
     parser.add_argument("--endpoint-url", default=os.environ.get("STEPFLOW_ENDPOINT"))
@@ -151,18 +160,115 @@ def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler
 def _builtin(args: argparse.Namespace, clients: Any) -> EffectHandlers:
     """The built-in effects' handlers, as the stepper's: HTTP, and AWS with the worker's clients.
 
-    This machine (loopback) is reachable only when the worker talks to a local
-    StepFlow (``--endpoint-url`` on loopback, as against ``stepflow local``); an
-    AWS effect never names the coordination table.
+    An AWS effect never names one of the stack's own resources
+    (:func:`own_resources_of`); an HTTP effect never reaches the stack's own
+    endpoints (:func:`denied_endpoints_of`), nor this machine (loopback) unless
+    the worker talks to a local StepFlow (``--endpoint-url`` on loopback, as
+    against ``stepflow local``).
     """
     from stepflow.integrations.catalog import default_registry
     from stepflow.integrations.effect_handlers import builtin_handlers
     from stepflow.integrations.effect_http import EffectHttp
-    from stepflow.runtime.targets import OwnResources
 
     local = _is_loopback(args.endpoint_url)
-    own = OwnResources.of(tables=[args.table] if args.table else [])
-    return builtin_handlers(default_registry(), clients, EffectHttp(allow_loopback=local), own)
+    http = EffectHttp(denied=denied_endpoints_of(args), allow_loopback=local)
+    return builtin_handlers(default_registry(), clients, http, own_resources_of(args))
+
+
+def own_resources_of(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> OwnResources:
+    """The stack's own resources, read as a stepper reads them, plus ``--table``.
+
+    ``environ`` (the process environment if None) holds the stack's settings
+    when the worker runs beside it: ``QUEUE_URL``, ``TASKS_QUEUE_URL``,
+    ``PAYLOAD_BUCKET``, ``STEPFLOW_OWN_QUEUES``, ``STEPFLOW_OWN_FUNCTIONS``,
+    ``ACTIVITY_DLQ_ARN``, ``STEPFLOW_SIGNING_SECRET_ARN``, ``TASK_QUEUE_PREFIX``
+    (the CDK worker service sets them all; :func:`stepflow.aws.own_resources.own_resources`
+    reads them). Without them the worker guards the table and the activity
+    queues' prefixes only: it guards what it is told.
+    """
+    from pydantic import ValidationError
+
+    from stepflow.aws.own_resources import own_resources
+    from stepflow.aws.settings import Settings
+
+    settings = dict(os.environ if environ is None else environ)
+    settings["TABLE_NAME"] = args.table or settings.get("TABLE_NAME") or ""
+    try:
+        own = own_resources(Settings.from_environ(settings))
+    except ValidationError as exc:
+        raise WorkerUsageError(
+            f"the StepFlow settings in the environment are invalid: {exc}"
+        ) from None
+    if not args.own_resources:
+        return own
+    more = _parse_own_resources(args.own_resources)
+    return OwnResources(
+        functions=own.functions | more.functions,
+        queues=own.queues | more.queues,
+        queue_prefixes=tuple(dict.fromkeys((*own.queue_prefixes, *more.queue_prefixes))),
+        tables=own.tables | more.tables,
+        buckets=own.buckets | more.buckets,
+        secrets=own.secrets | more.secrets,
+    )
+
+
+OWN_RESOURCE_KINDS = ("functions", "queues", "queue_prefixes", "tables", "buckets", "secrets")
+"""The keys of ``--own-resources`` (the arguments of :meth:`OwnResources.of`)."""
+
+
+def _parse_own_resources(text: str) -> OwnResources:
+    """``--own-resources``: a JSON object of name lists, or ``@FILE`` holding one."""
+    source = "--own-resources"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            with open(source, encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise WorkerUsageError(f"--own-resources: cannot read {source}: {exc}") from None
+    try:
+        given = json.loads(text)
+    except ValueError as exc:
+        raise WorkerUsageError(f"{source} is not JSON: {exc}") from None
+    if not isinstance(given, dict):
+        raise WorkerUsageError(f"{source} must be a JSON object of name lists")
+    unknown = sorted(set(given) - set(OWN_RESOURCE_KINDS))
+    if unknown:
+        raise WorkerUsageError(f"{source}: unknown keys {unknown}; known: {OWN_RESOURCE_KINDS}")
+    for kind, names in given.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise WorkerUsageError(f"{source}: {kind} must be a list of strings")
+    return OwnResources.of(**given)
+
+
+def denied_endpoints_of(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> DeniedEndpoints:
+    """The endpoints no HTTP effect of this worker may reach: its API, DynamoDB's, AWS's.
+
+    ``--endpoint-url`` (the stack's API), ``--dynamodb-endpoint`` and
+    ``AWS_ENDPOINT_URL`` (moto or LocalStack, which check no signature).
+    An API Gateway host is denied by its name only: its addresses are the
+    region's API Gateway front ends, shared by every other API.
+    """
+    environ = os.environ if environ is None else environ
+    urls = [args.endpoint_url, args.dynamodb_endpoint, environ.get("AWS_ENDPOINT_URL")]
+    shared: set[str] = set()
+    named: list[str] = []
+    for url in filter(None, urls):
+        named.append(url)
+        endpoint = endpoint_of(url)
+        if endpoint is not None and is_api_gateway(url):
+            host, port = endpoint
+            shared.add(host.rstrip("."))
+            named.append(f"https://{host.rstrip('.')}.:{port}")  # the fully qualified spelling
+
+    def resolver(host: str, port: int) -> list[str]:
+        return [] if host.lower().rstrip(".") in shared else resolve(host, port)
+
+    return DeniedEndpoints(named, resolver=resolver)
 
 
 def _is_loopback(url: str | None) -> bool:
