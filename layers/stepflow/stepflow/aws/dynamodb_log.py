@@ -390,6 +390,18 @@ class DynamoDBLog:
         )
         return [self._record(item) for item in found], token
 
+    def item_events(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The history events stored in an ``EV#`` item (e.g. a stream record's image).
+
+        Decoded as :meth:`history` decodes them: plain, compressed or offloaded.
+        """
+        events: list[dict[str, Any]] = self._items.read(item, "events", [])
+        return events
+
+    def head_record(self, item: dict[str, Any]) -> ExecutionRecord:
+        """The record stored in a head item (e.g. a stream record's image)."""
+        return self._record(item)
+
     # -- helpers ---------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:

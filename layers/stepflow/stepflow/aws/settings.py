@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     """Cells that run on a task queue, not inline: ``name[:major]=queue,...``, ``*=queue``,
     ``saga:compensate=queue``; served by ``stepflow worker --cells`` (docs/cells-workers.md)."""
 
+    hooks: str = Field(
+        default="",
+        validation_alias=AliasChoices("STEPFLOW_HOOKS", "hooks"),
+    )
+    """The hooks the stream dispatcher runs, comma-separated names (e.g.
+    ``metrics,eventbridge,webhooks``; empty: none): see docs/hooks.md."""
+
     activity_lease_seconds: int = Field(
         default=60,
         ge=1,

@@ -57,6 +57,7 @@ from stepflow.cells import (
 from stepflow.cells.queues import CellQueues, CellRouter
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
+from stepflow.hooks import Hook
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.catalog import with_http, with_poll_schedule, with_starter
 from stepflow.integrations.effect_handlers import builtin_handlers
@@ -420,3 +421,28 @@ def build(
         check_parameters=check_parameters,
         denied_endpoints=denied_endpoints,
     )
+
+
+HookFactory = Callable[[Settings, Callable[[str], Any]], Hook]
+"""Builds one hook from the settings and a boto3 client factory (``wiring.client``)."""
+
+HOOK_FACTORIES: dict[str, HookFactory] = {}
+"""The hooks ``STEPFLOW_HOOKS`` may name, by name: the built-in hooks register here."""
+
+
+class UnknownHookError(ValueError):
+    """``STEPFLOW_HOOKS`` names a hook nobody registered."""
+
+
+def hooks_from_settings(settings: Settings, clients: Callable[[str], Any]) -> list[Hook]:
+    """The hooks ``settings.hooks`` names, in its order (each once), built by their factories.
+
+    An unknown name raises :class:`UnknownHookError` (a cold start fails loudly
+    rather than silently dropping a hook).
+    """
+    names = list(dict.fromkeys(n.strip() for n in settings.hooks.split(",") if n.strip()))
+    unknown = [name for name in names if name not in HOOK_FACTORIES]
+    if unknown:
+        known = ", ".join(sorted(HOOK_FACTORIES)) or "none"
+        raise UnknownHookError(f"STEPFLOW_HOOKS names unknown hooks {unknown} (known: {known})")
+    return [HOOK_FACTORIES[name](settings, clients) for name in names]

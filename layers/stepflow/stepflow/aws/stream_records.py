@@ -1,0 +1,292 @@
+"""DynamoDB stream records of the coordination log -> the hook events they commit.
+
+The log's table has a stream (``NEW_AND_OLD_IMAGES``). A record arrives in
+Lambda's event shape (``eventName``, ``eventID``, ``dynamodb.Keys``/
+``NewImage``/``OldImage``/``SequenceNumber`` in DynamoDB JSON, binaries as
+base64 text; ``stepflow local``'s poller converts moto's records to it).
+
+What a record adds:
+
+- a STANDARD execution: the history events of an ``EV#`` item's INSERT (a
+  commit's events, decoded by the log's own item code: plain, compressed or
+  offloaded to S3). Event items are never modified; a REMOVE is the sweeper's.
+- an EXPRESS execution (no history items, as on AWS): its head's status
+  changes (``OldImage`` vs ``NewImage``): ``ExecutionStarted`` when it becomes
+  RUNNING, ``Execution<Succeeded|Failed|TimedOut|Aborted>`` when it ends. Its
+  ``EV#`` items, if any, are ignored: one execution is never read both ways.
+
+Leases (``TK#``), journals, internal child partitions (``EX#<arn>#<child>``)
+and every other item are ignored. A malformed
+record is logged and skipped, never failing the batch. Each execution's
+:class:`~stepflow.hooks.ExecutionInfo` comes from a head image in the batch or
+else from one ``GetItem`` of its head per batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stepflow.aws.dynamodb_log import DynamoDBLog
+from stepflow.aws.log_table import HEAD
+from stepflow.engine.codec import decode_state
+from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
+from stepflow.runtime.ports import ExecutionRecord
+
+LOG = logging.getLogger(__name__)
+
+EXPRESS_MARK = ":express:"
+"""An EXPRESS execution ARN's resource type (``arn:aws:states:...:express:<machine>:...``)."""
+
+CHILD_MARK = "#"
+"""In an execution ARN (past ``EX#``): an internal child (a Parallel branch's or Map
+iteration's own partition, ``<parent ARN>#<child id>``); its events are not the
+execution's history (GetExecutionHistory shows the parent's), so hooks never see them."""
+
+_ENDS = {
+    "SUCCEEDED": "ExecutionSucceeded",
+    "FAILED": "ExecutionFailed",
+    "TIMED_OUT": "ExecutionTimedOut",
+    "ABORTED": "ExecutionAborted",
+}
+
+
+class MalformedRecordError(ValueError):
+    """A stream record that is not a record of the log's table."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One parsed stream record of an execution's partition."""
+
+    sequence_number: str
+    event_name: str
+    execution_arn: str
+    sk: str
+    new: dict[str, Any] | None
+    old: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class RecordHooks:
+    """The hook events one stream record adds (empty: none), by its sequence number."""
+
+    sequence_number: str
+    events: list[HookEvent] = field(default_factory=list)
+
+
+def sequence_number(record: Mapping[str, Any]) -> str:
+    """The record's ``dynamodb.SequenceNumber`` (its ``batchItemFailures`` identifier)."""
+    dynamodb = record.get("dynamodb")
+    number = dynamodb.get("SequenceNumber") if isinstance(dynamodb, Mapping) else None
+    if not isinstance(number, str) or not number:
+        raise MalformedRecordError("a stream record without dynamodb.SequenceNumber")
+    return number
+
+
+def parse_record(record: Mapping[str, Any]) -> LogRecord | None:
+    """The record of an execution's item, or None for another item (state machines, ...).
+
+    Raises :class:`MalformedRecordError` when the record has no usable shape.
+    """
+    if not isinstance(record, Mapping):
+        raise MalformedRecordError(f"a stream record must be an object, not {type(record)}")
+    number = sequence_number(record)
+    dynamodb = record["dynamodb"]
+    event_name = record.get("eventName")
+    if event_name not in ("INSERT", "MODIFY", "REMOVE"):
+        raise MalformedRecordError(f"record {number}: eventName {event_name!r}")
+    keys = dynamodb.get("Keys")
+    pk = _text(keys, "pk") if isinstance(keys, Mapping) else None
+    sk = _text(keys, "sk") if isinstance(keys, Mapping) else None
+    if pk is None or sk is None:
+        raise MalformedRecordError(f"record {number}: no pk/sk string keys")
+    if not pk.startswith("EX#") or CHILD_MARK in pk[3:]:
+        return None
+    return LogRecord(
+        number,
+        event_name,
+        pk[3:],
+        sk,
+        _image(dynamodb.get("NewImage"), number),
+        _image(dynamodb.get("OldImage"), number),
+    )
+
+
+class StreamDecoder:
+    """Turns a batch of the table's stream records into hook events, per record."""
+
+    def __init__(self, log: DynamoDBLog) -> None:
+        self.log = log
+        self.head_reads = 0
+        """How many heads were read (``GetItem``): at most one per execution per batch."""
+
+    def decode(self, records: Sequence[Mapping[str, Any]]) -> list[RecordHooks]:
+        """Every record's hook events, in the batch's order (malformed records: none).
+
+        A record whose sequence number cannot be read is left out (nothing can
+        identify it). Raises only when the log cannot be read (retry the batch).
+        """
+        out: list[RecordHooks] = []
+        parsed: list[tuple[int, LogRecord]] = []
+        for raw in records:
+            try:
+                number = sequence_number(raw)
+            except MalformedRecordError as exc:
+                LOG.warning("skipped a stream record: %s", exc)
+                continue
+            out.append(RecordHooks(number))
+            try:
+                found = parse_record(raw)
+            except MalformedRecordError as exc:
+                LOG.warning("skipped a stream record: %s", exc)
+                continue
+            if found is not None and (found.sk == HEAD or found.sk.startswith("EV#")):
+                parsed.append((len(out) - 1, found))
+        by_execution: dict[str, list[tuple[int, LogRecord]]] = {}
+        for index, found in parsed:
+            by_execution.setdefault(found.execution_arn, []).append((index, found))
+        for arn, runs in by_execution.items():
+            info = self._info(arn, [found for _, found in runs])
+            for index, event in self._events(info, runs):
+                out[index].events.append(event)
+        return out
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _info(self, arn: str, runs: Iterable[LogRecord]) -> ExecutionInfo:
+        """From the batch's last head image, else one read of the head."""
+        record: ExecutionRecord | None = None
+        for found in runs:
+            image = found.new or found.old
+            if found.sk == HEAD and image is not None:
+                record = self._record(image) or record
+        if record is None:
+            self.head_reads += 1
+            record = self.log.get(arn)
+        return info_of(arn, record)
+
+    def _record(self, image: dict[str, Any]) -> ExecutionRecord | None:
+        try:
+            return self.log.head_record(image)
+        except (KeyError, TypeError, ValueError) as exc:
+            LOG.warning("an unreadable head image: %s", exc)
+            return None
+
+    def _events(
+        self, info: ExecutionInfo, runs: list[tuple[int, LogRecord]]
+    ) -> list[tuple[int, HookEvent]]:
+        """(record index, hook event) of one execution, in commit order."""
+        history: list[tuple[int, dict[str, Any]]] = []
+        for index, found in runs:
+            if info.execution_type == "EXPRESS":
+                if found.sk == HEAD:
+                    history.extend((index, e) for e in express_events(found))
+            elif found.sk.startswith("EV#") and found.event_name == "INSERT" and found.new:
+                history.extend((index, e) for e in self._item_events(found))
+        history.sort(key=lambda pair: _id(pair[1]))
+        owner = {_id(event): index for index, event in history}
+        return [
+            (owner[event.id], event)
+            for event in hook_events(info, (event for _, event in history))
+            if event.id in owner
+        ]
+
+    def _item_events(self, found: LogRecord) -> list[dict[str, Any]]:
+        assert found.new is not None
+        try:
+            events = self.log.item_events(found.new)
+        except (KeyError, TypeError, ValueError) as exc:  # incl. zlib.error, JSON errors
+            LOG.warning("record %s: unreadable events: %s", found.sequence_number, exc)
+            return []
+        if not isinstance(events, list):
+            LOG.warning("record %s: events are not a list", found.sequence_number)
+            return []
+        return [e for e in events if isinstance(e, dict) and isinstance(e.get("id"), int)]
+
+
+def info_of(arn: str, record: ExecutionRecord | None) -> ExecutionInfo:
+    """An execution's :class:`ExecutionInfo` from its head (None: only what its ARN says).
+
+    The type is EXPRESS when the head's attributes say so (``execution_type``) or
+    the ARN is an express one; the redrive count is the engine state's.
+    """
+    express = EXPRESS_MARK in arn
+    if record is None:
+        return ExecutionInfo(arn, execution_type="EXPRESS" if express else "STANDARD")
+    kind = record.attributes.get("execution_type") if isinstance(record.attributes, dict) else None
+    try:
+        redrives = decode_state(record.state).redrive_count if record.state else 0
+    except Exception:  # a state this code cannot decode still names its execution
+        redrives = 0
+    return ExecutionInfo(
+        arn,
+        state_machine_arn=record.state_machine_arn,
+        name=record.name,
+        execution_type="EXPRESS" if express or kind == "EXPRESS" else "STANDARD",
+        redrive_count=redrives,
+    )
+
+
+def express_events(found: LogRecord) -> list[dict[str, Any]]:
+    """The execution events an EXPRESS head's change implies (AWS's history shape).
+
+    Ids are the head's ``seq`` (``seq * 2`` for a start, ``seq * 2 + 1`` for an
+    end), so each delivery of the same change has the same dedup key.
+    """
+    new, old = found.new, found.old
+    if new is None:
+        return []
+    status, before = _text(new, "status"), _text(old, "status") if old else None
+    if status is None or status == before:
+        return []
+    seq = _number(new, "seq") or 0
+    if status == "RUNNING":
+        when = _number(new, "start_date")
+        return [{"id": int(seq) * 2, "type": "ExecutionStarted", "timestamp": when}]
+    kind = _ENDS.get(status)
+    if kind is None:
+        return []
+    when = _number(new, "stop_date")
+    return [{"id": int(seq) * 2 + 1, "type": kind, "timestamp": when}]
+
+
+def _id(event: dict[str, Any]) -> int:
+    value = event.get("id")
+    return value if isinstance(value, int) else 0
+
+
+def _text(item: Mapping[str, Any] | None, name: str) -> str | None:
+    value = item.get(name) if item is not None else None
+    text = value.get("S") if isinstance(value, Mapping) else None
+    return text if isinstance(text, str) else None
+
+
+def _number(item: Mapping[str, Any], name: str) -> float | None:
+    value = item.get(name)
+    text = value.get("N") if isinstance(value, Mapping) else None
+    try:
+        return float(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _image(image: Any, number: str) -> dict[str, Any] | None:
+    """An image in the client's item form: Lambda's base64 binaries decoded to bytes."""
+    if image is None:
+        return None
+    if not isinstance(image, Mapping):
+        raise MalformedRecordError(f"record {number}: an image must be an object")
+    item: dict[str, Any] = {}
+    for name, value in image.items():
+        if isinstance(value, Mapping) and "B" in value and isinstance(value["B"], str):
+            try:
+                value = {"B": base64.b64decode(value["B"], validate=True)}
+            except (binascii.Error, ValueError):
+                raise MalformedRecordError(f"record {number}: {name} is not base64") from None
+        item[str(name)] = value
+    return item
