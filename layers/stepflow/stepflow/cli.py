@@ -216,6 +216,12 @@ def _parser() -> argparse.ArgumentParser:
         help="run cells on a task queue served by 'stepflow worker --cells' (repeatable; "
         "SELECTOR: name, name:major, saga:compensate or *; see docs/cells-workers.md)",
     )
+    local.add_argument(
+        "--hooks",
+        metavar="NAME[,NAME]",
+        default="",
+        help="hooks fed from the table's stream (STEPFLOW_HOOKS; see docs/hooks.md)",
+    )
     local.set_defaults(command=_local)
     from stepflow.worker import cli as worker_cli
 
@@ -273,8 +279,9 @@ def _local(args: argparse.Namespace) -> int:
             dynamodb_endpoint=args.dynamodb_endpoint,
             cell_queues=",".join(args.cells_queue or ()),
             cells=cells,
+            hook_names=args.hooks,
         ).start()
-    except ValueError as exc:  # a malformed --cells-queue, before anything started
+    except ValueError as exc:  # a malformed --cells-queue or --hooks
         wakeup.close()
         raise UsageError(str(exc)) from None
     except OSError as exc:

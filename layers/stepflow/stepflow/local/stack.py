@@ -18,7 +18,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from stepflow.api import lambda_handler
 from stepflow.api.access import AccessPolicy
 from stepflow.api.pass_role import checker_from_setting
-from stepflow.aws import create_table, topology
+from stepflow.aws import create_table, hooks_lambda, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.own_resources import own_resources
@@ -36,12 +36,14 @@ from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import create_queues
 from stepflow.aws.wiring import Wiring, build
 from stepflow.cells.queues import CellQueues
+from stepflow.hooks import Hook
 from stepflow.integrations import default_registry
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
 from stepflow.local import moto_patches
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
+from stepflow.local.stream_poller import StreamPoller, ensure_stream
 from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker, unbound_check
 
@@ -112,6 +114,11 @@ class LocalStack:
     ``stepflow worker --cells`` (see :meth:`worker_commands`)."""
     activity_lease_seconds: int | None = None
     """An activity or cell task's lease without ``HeartbeatSeconds`` (None: the setting's)."""
+    hook_names: str = ""
+    """Hooks the dispatcher runs (``STEPFLOW_HOOKS``: ``metrics,eventbridge,webhooks``)."""
+    hooks: Sequence[Hook] = ()
+    """Python hooks run after the named ones (tests, scripts). With either, a stream
+    poller feeds the hooks dispatcher's handler from the table's stream."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -120,6 +127,7 @@ class LocalStack:
     _pollers: Pollers | None = None
     _runners: Pollers | None = None
     _repair: RepairLoop | None = None
+    _streams: StreamPoller | None = None
 
     def start(self) -> LocalStack:
         """Bring everything up; returns self once the endpoint answers.
@@ -168,6 +176,7 @@ class LocalStack:
             # A fresh random key per run signs this stack's internal messages.
             signing_key=SecretStr(secrets.token_urlsafe(48)),
             cell_queues=self.cell_queues,
+            hooks=self.hook_names or _environment_settings().hooks,
             activity_lease_seconds=self.activity_lease_seconds
             or _environment_settings().activity_lease_seconds,
         )
@@ -225,12 +234,28 @@ class LocalStack:
             sqs, tasks_url, stepper_handler.runner_handler, self.runners, batch_size=1
         ).start()
         self._repair = RepairLoop(from_wiring(self.wiring), self.repair_every).start()
+        if settings.hooks or self.hooks:
+            try:
+                runtime = hooks_lambda.runtime_from(self.wiring, self.hooks)
+            except ValueError:  # an unknown hook name: nothing is left running
+                self.stop()
+                raise
+            hooks_lambda.configure(runtime)
+            stream = ensure_stream(dynamodb, TABLE)
+            self._streams = StreamPoller(
+                self.client("dynamodbstreams"), stream, hooks_lambda.handler
+            ).start()
         return self
+
+    @property
+    def stream_poller(self) -> StreamPoller | None:
+        """The hooks' stream poller (None: no hooks configured)."""
+        return self._streams
 
     def client(self, service: str) -> Any:
         """A boto3 client of the AWS service behind the stack (moto or ``endpoint``)."""
         endpoint = self.aws_endpoint
-        if service == "dynamodb" and self.dynamodb_endpoint:
+        if service in ("dynamodb", "dynamodbstreams") and self.dynamodb_endpoint:
             endpoint = self.dynamodb_endpoint
         return boto3.client(service, endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
 
@@ -285,6 +310,10 @@ class LocalStack:
         if self._repair is not None:
             self._repair.stop(timeout=2.0)
             self._repair = None
+        if self._streams is not None:
+            self._streams.stop(timeout=2.0)
+            self._streams = None
+            hooks_lambda.configure(None)
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
