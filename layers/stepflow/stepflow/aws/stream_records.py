@@ -27,12 +27,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stepflow.aws.dynamodb_log import DynamoDBLog
-from stepflow.aws.log_table import HEAD
+from stepflow.aws.log_table import HEAD, LogIntegrityError
 from stepflow.engine.codec import decode_state
 from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
 from stepflow.runtime.ports import ExecutionRecord
@@ -81,7 +82,7 @@ class RecordHooks:
 
 def sequence_number(record: Mapping[str, Any]) -> str:
     """The record's ``dynamodb.SequenceNumber`` (its ``batchItemFailures`` identifier)."""
-    dynamodb = record.get("dynamodb")
+    dynamodb = record.get("dynamodb") if isinstance(record, Mapping) else None
     number = dynamodb.get("SequenceNumber") if isinstance(dynamodb, Mapping) else None
     if not isinstance(number, str) or not number:
         raise MalformedRecordError("a stream record without dynamodb.SequenceNumber")
@@ -200,7 +201,9 @@ class StreamDecoder:
         assert found.new is not None
         try:
             events = self.log.item_events(found.new)
-        except (KeyError, TypeError, ValueError) as exc:  # incl. zlib.error, JSON errors
+        except (KeyError, TypeError, ValueError, zlib.error, LogIntegrityError) as exc:
+            # Corrupt or dangling: never readable, so skipped rather than retried forever
+            # (an outage, LogUnavailableError, fails the batch instead: it is retried).
             LOG.warning("record %s: unreadable events: %s", found.sequence_number, exc)
             return []
         if not isinstance(events, list):

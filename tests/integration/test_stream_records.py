@@ -1,0 +1,251 @@
+"""Stream records -> hook events, from items the log itself writes (a fake DynamoDB client
+keeps what DynamoDBLog writes; records are built from those items in Lambda's shape).
+
+Hostile inputs: malformed records are skipped without failing the batch, unknown items are
+ignored, a redelivered or reordered batch loses nothing, compressed and offloaded event
+items decode, heads are read at most once per execution per batch, EXPRESS executions are
+seen through their head's status changes only.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+import pytest
+
+from tests.hook_support import RecordingHook
+
+pytest.importorskip("boto3")
+
+from stepflow.aws import DynamoDBLog, hooks_lambda
+from stepflow.aws.stream_records import StreamDecoder
+from stepflow.hooks import Dispatcher
+from stepflow.local.stream_poller import lambda_record
+from stepflow.runtime.payloads import InMemoryPayloadStore
+from stepflow.runtime.ports import ExecutionRecord
+
+SM = "arn:aws:states:us-east-1:123456789012:stateMachine:Orders"
+ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:one"
+EXPRESS = "arn:aws:states:us-east-1:123456789012:express:Orders:two:5b0c"
+
+
+class FakeDynamoDB:
+    """Keeps the items DynamoDBLog writes; counts head reads."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.written: list[dict[str, Any]] = []
+        self.gets = 0
+        self.down = False
+
+    def _keep(self, item: dict[str, Any]) -> None:
+        self.items[(item["pk"]["S"], item["sk"]["S"])] = item
+        self.written.append(item)
+
+    def put_item(self, **request: Any) -> dict[str, Any]:
+        self._keep(request["Item"])
+        return {}
+
+    def transact_write_items(self, **request: Any) -> dict[str, Any]:
+        for entry in request["TransactItems"]:
+            if "Put" in entry:
+                self._keep(entry["Put"]["Item"])
+        return {}
+
+    def batch_write_item(self, **request: Any) -> dict[str, Any]:
+        for requests in request["RequestItems"].values():
+            for entry in requests:
+                self._keep(entry["PutRequest"]["Item"])
+        return {}
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        self.gets += 1
+        if self.down:
+            raise ConnectionError("DynamoDB is down")
+        key = request["Key"]
+        item = self.items.get((key["pk"]["S"], key["sk"]["S"]))
+        return {"Item": item} if item else {}
+
+
+def record(
+    number: int, item: dict[str, Any] | None, old: dict[str, Any] | None = None, name: str = ""
+) -> dict[str, Any]:
+    """The stream record of a write of ``item`` (Lambda's shape: binaries as base64)."""
+    image = item or old
+    assert image is not None
+    dynamodb: dict[str, Any] = {
+        "Keys": {"pk": image["pk"], "sk": image["sk"]},
+        "SequenceNumber": str(number),
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if item is not None:
+        dynamodb["NewImage"] = item
+    if old is not None:
+        dynamodb["OldImage"] = old
+    event = name or ("INSERT" if old is None else "MODIFY" if item is not None else "REMOVE")
+    return lambda_record({"eventID": str(number), "eventName": event, "dynamodb": dynamodb}, "s")
+
+
+def head(arn: str, status: str = "RUNNING", seq: int = 1, **extra: Any) -> ExecutionRecord:
+    return ExecutionRecord(
+        execution_arn=arn,
+        state_machine_arn=SM,
+        name=arn.split(":")[7],
+        input={"order": 1},
+        status=status,
+        seq=seq,
+        state={},
+        start_date=1_700_000_000.0,
+        stop_date=None if status == "RUNNING" else 1_700_000_009.0,
+        **extra,
+    )
+
+
+def events(first: int, count: int, pad: int = 0) -> list[dict[str, Any]]:
+    """``count`` state events from id ``first`` (a Pass state entered and exited, in turn)."""
+    kinds = ("PassStateEntered", "PassStateExited")
+    return [
+        {
+            "id": first + i,
+            "type": kinds[i % 2],
+            "timestamp": 1_700_000_000 + first + i,
+            "stateEnteredEventDetails" if i % 2 == 0 else "stateExitedEventDetails": {
+                "name": f"S{(first + i) // 2}",
+                "input": "".join(random.Random(first + i).choices(string.ascii_letters, k=pad)),
+            },
+        }
+        for i in range(count)
+    ]
+
+
+class Rig:
+    def __init__(self, **log: Any) -> None:
+        self.client = FakeDynamoDB()
+        self.log = DynamoDBLog("t", client=self.client, **log)
+        self.hook = RecordingHook()
+        self.runtime = hooks_lambda.HooksRuntime(StreamDecoder(self.log), Dispatcher([self.hook]))
+
+    def history_records(self, arn: str, commits: int = 4, per: int = 3, pad: int = 0) -> list[Any]:
+        """Records of a STANDARD execution's ``commits`` event items (ids 1, 1+per, ...)."""
+        self.log.create(head(arn), [])
+        for n in range(commits):
+            self.log.commit(head(arn, seq=n + 2), n + 1, events(1 + n * per, per, pad))
+        items = [i for i in self.client.written if i["sk"]["S"].startswith("EV#")]
+        return [record(i + 1, item) for i, item in enumerate(items)]
+
+
+def test_history_items_become_hook_events_with_one_head_read_per_batch() -> None:
+    rig = Rig()
+    records = rig.history_records(ARN)
+    assert hooks_lambda.process(records, rig.runtime) == []
+    assert rig.hook.ids(ARN) == list(range(1, 13))
+    assert rig.client.gets == 1  # no head record in the batch: read once for the batch
+    assert rig.hook.events[0].execution.name == "one"
+    assert rig.hook.events[0].state_name == "S0"
+
+
+def test_compressed_and_offloaded_event_items_decode_through_the_log() -> None:
+    store = InMemoryPayloadStore()
+    rig = Rig(payloads=store, item_budget=4_000)
+    records = rig.history_records(ARN, commits=3, per=4, pad=6_000)
+    written = [i for i in rig.client.written if i["sk"]["S"].startswith("EV#")]
+    assert any("events_ref" in item for item in written)  # offloaded to the store
+    rig2 = Rig()
+    compressed = rig2.history_records(ARN, per=3, pad=0)
+    assert all("events_z" in i for i in rig2.client.written if i["sk"]["S"].startswith("EV#"))
+    assert hooks_lambda.process(records, rig.runtime) == []
+    assert rig.hook.ids(ARN) == list(range(1, 13))
+    assert hooks_lambda.process(compressed, rig2.runtime) == []
+    assert rig2.hook.ids(ARN) == list(range(1, 13))
+
+
+def test_malformed_records_are_skipped_and_unknown_items_ignored() -> None:
+    rig = Rig()
+    good = rig.history_records(ARN)
+    lease = {"pk": {"S": f"EX#{ARN}"}, "sk": {"S": "TK#t1"}, "version": {"N": "1"}}
+    machine = {"pk": {"S": "SM#Orders"}, "sk": {"S": "V#1"}}
+    bad_base64 = record(90, {**good[0]["dynamodb"]["NewImage"], "events_z": {"B": "%%%"}})
+    bad_zlib = record(91, {**good[0]["dynamodb"]["NewImage"], "events_z": {"B": "AAAA"}})
+    hostile: list[Any] = [
+        "not a record",
+        {"eventName": "INSERT"},
+        {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "80"}},
+        {"eventName": "FLY", "dynamodb": {"SequenceNumber": "81", "Keys": {}}},
+        {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "82", "Keys": {"pk": {"N": "1"}}}},
+        {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "83", "Keys": {}, "NewImage": 5}},
+        bad_base64,
+        bad_zlib,
+        record(92, lease),
+        record(93, machine),
+        record(94, None, old=good[0]["dynamodb"]["NewImage"]),  # the sweeper's delete
+        record(95, {"pk": {"S": f"EX#{ARN}#b0"}, "sk": {"S": "EV#000000000001"}}),  # a child
+    ]
+    batch = [hostile[0], good[0], *hostile[1:6], good[1], *hostile[6:], good[2], good[3]]
+    assert hooks_lambda.process(batch, rig.runtime) == []
+    assert rig.hook.ids(ARN) == list(range(1, 13))
+
+
+def test_repeated_and_reordered_batches_lose_nothing_and_repeat_nothing() -> None:
+    rig = Rig()
+    records = rig.history_records(ARN)
+    for batch in (records[2:], records, records[::-1], records[:2]):
+        assert hooks_lambda.process(batch, rig.runtime) == []
+    assert sorted(rig.hook.ids(ARN)) == list(range(1, 13))
+    assert rig.hook.repeats == 12 + 6 + 6
+
+
+def test_the_log_being_unreadable_fails_the_whole_batch() -> None:
+    rig = Rig()
+    records = rig.history_records(ARN)
+    rig.client.down = True
+    numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+    assert hooks_lambda.process(records, rig.runtime) == numbers
+    assert rig.hook.events == []
+
+
+def test_express_executions_are_seen_through_their_head_status_changes_only() -> None:
+    rig = Rig()
+    rig.log.put_many([head(EXPRESS)])  # the heads as the log writes them
+    started = rig.client.written[-1]
+    rig.log.put_many([head(EXPRESS, seq=2)])
+    running = rig.client.written[-1]
+    rig.log.commit(head(EXPRESS, seq=3), 2, events(1, 2))  # an event item: ignored for EXPRESS
+    ev_item = rig.client.written[-1]
+    rig.log.put_many([head(EXPRESS, "SUCCEEDED", seq=4)])
+    done = rig.client.written[-1]
+    batch = [
+        record(1, started),
+        record(2, running, old=started),  # RUNNING -> RUNNING: nothing
+        record(3, ev_item),
+        record(4, done, old=running),
+    ]
+    for _ in range(2):  # a redelivery has the same dedup keys
+        assert hooks_lambda.process(batch, rig.runtime) == []
+    kinds = [e.kind for e in rig.hook.events]
+    assert kinds == ["ExecutionStarted", "ExecutionSucceeded"]
+    assert rig.hook.repeats == 2
+    assert {e.execution.execution_type for e in rig.hook.events} == {"EXPRESS"}
+    assert rig.hook.events[1].timestamp == 1_700_000_009.0
+    assert rig.client.gets == 0  # the head records told everything
+
+
+def test_an_execution_head_marked_express_in_its_attributes_is_express() -> None:
+    rig = Rig()
+    rig.log.create(head(ARN, attributes={"execution_type": "EXPRESS"}), [])
+    assert hooks_lambda.process([record(1, rig.client.written[-1])], rig.runtime) == []
+    assert [e.kind for e in rig.hook.events] == ["ExecutionStarted"]
+
+
+def test_the_handler_reports_failures_by_sequence_number_and_survives_no_records() -> None:
+    rig = Rig()
+    records = rig.history_records(ARN)
+    failing = RecordingHook(fail_on="StateEntered", failures=1)
+    hooks_lambda.configure(hooks_lambda.HooksRuntime(StreamDecoder(rig.log), Dispatcher([failing])))
+    try:
+        assert hooks_lambda.handler({}) == {"batchItemFailures": []}
+        answer = hooks_lambda.handler({"Records": records})
+        assert answer == {"batchItemFailures": [{"itemIdentifier": str(n)} for n in range(1, 5)]}
+    finally:
+        hooks_lambda.configure(None)
