@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepflow.api.map_runs import machine_of
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.log_table import HEAD, LogIntegrityError
 from stepflow.engine.codec import decode_state
@@ -215,8 +216,9 @@ class StreamDecoder:
 def info_of(arn: str, record: ExecutionRecord | None) -> ExecutionInfo:
     """An execution's :class:`ExecutionInfo` from its head (None: only what its ARN says).
 
-    The type is EXPRESS when the head's attributes say so (``execution_type``) or
-    the ARN is an express one; the redrive count is the engine state's.
+    The state machine ARN is the one DescribeExecution reports; the type is EXPRESS
+    when the head's attributes say so (``execution_type``) or the ARN is an express
+    one; the redrive count is the engine state's.
     """
     express = EXPRESS_MARK in arn
     if record is None:
@@ -226,9 +228,15 @@ def info_of(arn: str, record: ExecutionRecord | None) -> ExecutionInfo:
         redrives = decode_state(record.state).redrive_count if record.state else 0
     except Exception:  # a state this code cannot decode still names its execution
         redrives = 0
+    run = record.attributes.get("map_run_arn") if isinstance(record.attributes, dict) else None
+    # As DescribeExecution names it: unqualified (no revision, version or alias), or a
+    # map run child's ``stateMachine:<machine>/<label>``.
+    machine = (
+        machine_of(run) if isinstance(run, str) and run else _unqualified(record.state_machine_arn)
+    )
     return ExecutionInfo(
         arn,
-        state_machine_arn=record.state_machine_arn,
+        state_machine_arn=machine,
         name=record.name,
         execution_type="EXPRESS" if express or kind == "EXPRESS" else "STANDARD",
         redrive_count=redrives,
@@ -256,6 +264,11 @@ def express_events(found: LogRecord) -> list[dict[str, Any]]:
         return []
     when = _number(new, "stop_date")
     return [{"id": int(seq) * 2 + 1, "type": kind, "timestamp": when}]
+
+
+def _unqualified(machine_arn: str) -> str:
+    """``arn:aws:states:<region>:<account>:stateMachine:<name>``, without a qualifier."""
+    return ":".join(machine_arn.split(":")[:7])
 
 
 def _id(event: dict[str, Any]) -> int:
