@@ -65,6 +65,7 @@ class StreamPoller:
         """Sequence numbers dropped after ``max_retries`` failed deliveries."""
         self._iterators: dict[str, str | None] = {}
         self._failures: dict[str, int] = {}
+        self._failed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stream-poller", daemon=True)
 
@@ -81,7 +82,7 @@ class StreamPoller:
         self._thread.join(timeout)
 
     def poll_once(self) -> int:
-        """One pass over the shards; returns how many records were handed over."""
+        """One pass over the shards; returns how many records were received."""
         for shard in self._shards():
             if shard not in self._iterators:
                 self._iterators[shard] = self._iterator(shard, "TRIM_HORIZON")
@@ -96,7 +97,8 @@ class StreamPoller:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                if not self.poll_once():
+                self._failed = False
+                if not self.poll_once() or self._failed:  # nothing new, or a retry to pace
                     self._stop.wait(self.interval)
             except Exception as exc:  # an outage of the endpoint: keep polling, as AWS does
                 self.errors.append(exc)
@@ -129,6 +131,7 @@ class StreamPoller:
             self.delivered += len(records)
             return len(records)
         self.delivered += first
+        self._failed = True
         number = numbers[first]
         self._failures[number] = self._failures.get(number, 0) + 1
         if self._failures[number] > self.max_retries:  # the on-failure destination's part
@@ -137,7 +140,7 @@ class StreamPoller:
             self._iterators[shard] = self._iterator(shard, "AFTER_SEQUENCE_NUMBER", number)
         else:
             self._iterators[shard] = self._iterator(shard, "AT_SEQUENCE_NUMBER", number)
-        return first
+        return len(records)
 
 
 def lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
