@@ -118,3 +118,11 @@ def test_hooks_from_settings_builds_the_named_hooks_in_order_and_refuses_unknown
             hooks_from_settings(Settings(table_name="t", hooks="a,nope"), lambda _: None)
     finally:
         del HOOK_FACTORIES["a"], HOOK_FACTORIES["b"]
+
+
+def test_the_function_entry_point_is_the_dispatcher_handler() -> None:
+    from stepflow.aws import hooks_lambda
+
+    from functions.hooks.handler import handler
+
+    assert handler is hooks_lambda.handler
