@@ -21,6 +21,7 @@ boto3 = pytest.importorskip("boto3")
 from stepflow.aws import DynamoDBLog, hooks_lambda  # noqa: E402
 from stepflow.aws.stream_records import StreamDecoder  # noqa: E402
 from stepflow.hooks import Dispatcher, kind_of  # noqa: E402
+from stepflow.local.gateway import CONTEXT  # noqa: E402
 from stepflow.local.stream_poller import ensure_stream  # noqa: E402
 from stepflow.testing import WorkflowEnvironment  # noqa: E402
 from stepflow.testing.durable import moto_environment  # noqa: E402
@@ -66,13 +67,11 @@ def rig() -> Iterator[Rig]:
 
 def deliver(records: list[dict[str, Any]], size: int) -> list[list[str]]:
     """The records to the handler in batches of ``size``; each batch's failures."""
-    return [
-        [
-            f["itemIdentifier"]
-            for f in hooks_lambda.handler({"Records": records[i : i + size]})["batchItemFailures"]
-        ]
+    answers = [
+        hooks_lambda.handler({"Records": records[i : i + size]}, CONTEXT)
         for i in range(0, len(records), size)
     ]
+    return [[f["itemIdentifier"] for f in answer["batchItemFailures"]] for answer in answers]
 
 
 def test_every_event_reaches_the_hook_once_in_order_and_repeats_are_dropped(rig: Rig) -> None:

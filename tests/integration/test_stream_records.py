@@ -22,6 +22,7 @@ pytest.importorskip("boto3")
 from stepflow.aws import DynamoDBLog, hooks_lambda
 from stepflow.aws.stream_records import StreamDecoder
 from stepflow.hooks import Dispatcher
+from stepflow.local.gateway import CONTEXT
 from stepflow.local.stream_poller import lambda_record
 from stepflow.runtime.payloads import InMemoryPayloadStore
 from stepflow.runtime.ports import ExecutionRecord
@@ -244,8 +245,8 @@ def test_the_handler_reports_failures_by_sequence_number_and_survives_no_records
     failing = RecordingHook(fail_on="StateEntered", failures=1)
     hooks_lambda.configure(hooks_lambda.HooksRuntime(StreamDecoder(rig.log), Dispatcher([failing])))
     try:
-        assert hooks_lambda.handler({}) == {"batchItemFailures": []}
-        answer = hooks_lambda.handler({"Records": records})
+        assert hooks_lambda.handler({}, CONTEXT) == {"batchItemFailures": []}
+        answer = hooks_lambda.handler({"Records": records}, CONTEXT)
         assert answer == {"batchItemFailures": [{"itemIdentifier": str(n)} for n in range(1, 5)]}
     finally:
         hooks_lambda.configure(None)

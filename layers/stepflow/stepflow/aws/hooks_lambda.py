@@ -22,6 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
 from stepflow.aws.stream_records import (
     MalformedRecordError,
     RecordHooks,
@@ -32,6 +35,10 @@ from stepflow.aws.wiring import Wiring, build, hooks_from_settings
 from stepflow.hooks import Dispatcher, Hook, HookFailedError
 
 LOG = logging.getLogger(__name__)
+SERVICE = "stepflow-hooks"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="StepFlow", service=SERVICE)
 
 
 @dataclass(slots=True)
@@ -80,13 +87,22 @@ def process(records: Sequence[Mapping[str, Any]], runtime: HooksRuntime) -> list
     return failed
 
 
-def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """The Lambda entry point: ``{"batchItemFailures": [{"itemIdentifier": <seq>}, ...]}``."""
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: ``{"batchItemFailures": [{"itemIdentifier": <seq>}, ...]}``.
+
+    Metrics: ``StreamRecords`` (records received) and ``StreamRecordsFailed`` (reported).
+    """
     records = event.get("Records") if isinstance(event, Mapping) else None
     if not isinstance(records, list):
-        LOG.warning("an event without Records: nothing to dispatch")
-        return {"batchItemFailures": []}
-    failed = process(records, get_runtime())
+        logger.warning("an event without Records: nothing to dispatch")
+        records = []
+    failed = process(records, get_runtime()) if records else []
+    metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=len(records))
+    metrics.add_metric(name="StreamRecordsFailed", unit=MetricUnit.Count, value=len(failed))
+    if failed:
+        logger.warning("hooks failed", extra={"failed": len(failed), "records": len(records)})
     return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}
 
 
