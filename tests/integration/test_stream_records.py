@@ -250,3 +250,14 @@ def test_the_handler_reports_failures_by_sequence_number_and_survives_no_records
         assert answer == {"batchItemFailures": [{"itemIdentifier": str(n)} for n in range(1, 5)]}
     finally:
         hooks_lambda.configure(None)
+
+
+def test_a_huge_commit_split_over_several_items_arrives_whole_and_in_order() -> None:
+    rig = Rig()
+    rig.log.create(head(ARN), [])
+    rig.log.commit(head(ARN, seq=2), 1, events(1, 6_000, pad=60))
+    items = [i for i in rig.client.written if i["sk"]["S"].startswith("EV#")]
+    assert len(items) > 1  # the decision's events did not fit one item
+    assert hooks_lambda.process([record(n, i) for n, i in enumerate(items, 1)], rig.runtime) == []
+    assert rig.hook.ids(ARN) == list(range(1, 6_001))
+    assert rig.hook.calls == len(items)  # one dispatch per record
