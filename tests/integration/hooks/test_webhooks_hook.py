@@ -262,3 +262,27 @@ def test_unknown_hook_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown hooks"):
         hooks_from_settings({"STEPFLOW_HOOKS": "metrics,pager"}, {})
     assert hooks_from_settings({"STEPFLOW_HOOKS": ""}, {}) == []
+
+
+def test_a_dead_target_costs_one_round_of_retries_per_batch(server: Server) -> None:
+    server.answer = lambda _: 503
+    dead, sleeps = MemoryDeadLetter(), []
+    events = _events()
+    hook = _hook([WebhookTarget(server.url)], dead, sleeps, attempts=3)
+    hook.handle(events)
+    # the first event: 3 attempts; every later one: a single attempt, then the dead letter
+    assert len(server.seen) == 3 + len(events) - 1
+    assert len(dead.records) == len(events)
+    assert len(sleeps) == 2
+
+
+def test_hooks_from_the_process_settings_read_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stepflow.aws.hooks_wiring import hooks_from_settings
+    from stepflow.aws.settings import Settings
+
+    monkeypatch.setenv("STEPFLOW_HOOKS", "metrics")
+    settings = Settings.model_validate({"TABLE_NAME": "t"})
+    [hook] = hooks_from_settings(settings, {"dynamodb": object(), "s3": object()})
+    assert hook.name == "metrics"

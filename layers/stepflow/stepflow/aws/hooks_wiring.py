@@ -38,6 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.hook_eventbridge import EventBridgeHook
 from stepflow.aws.s3_payloads import S3PayloadStore
+from stepflow.aws.settings import Settings
 from stepflow.data.serialize import dumps
 from stepflow.hooks import Hook
 from stepflow.hooks.metrics import Metric, MetricsHook
@@ -220,7 +221,7 @@ def webhook_secret(settings: HookSettings, client: Callable[[str], Any]) -> byte
 
 
 def hooks_from_settings(
-    settings: HookSettings | Mapping[str, str] | None = None,
+    settings: HookSettings | Settings | Mapping[str, str] | None = None,
     clients: Clients | None = None,
     *,
     log: DynamoDBLog | None = None,
@@ -231,13 +232,25 @@ def hooks_from_settings(
 ) -> list[Hook]:
     """The hooks ``settings`` turn on (a mapping is read as the environment).
 
+    Given the process's :class:`~stepflow.aws.settings.Settings`, the hooks' own
+    settings are read from the environment and the table, bucket and region from it.
+
     ``clients`` gives boto3 clients (``events``, ``sqs``, ``secretsmanager``,
     ``dynamodb``, ``s3``); ``log`` the coordination log (default: on ``TABLE_NAME``);
     ``denied`` the stack's own endpoints webhooks must not reach and ``local``
     whether this machine may be reached (``stepflow local``; deployed: never).
     ``sink`` replaces the Powertools EMF sink, ``dead_letter`` the webhooks' one.
     """
-    if settings is None or isinstance(settings, Mapping):
+    if isinstance(settings, Settings):  # the hooks' own settings are in the environment
+        settings = HookSettings.model_validate(
+            {
+                **os.environ,
+                "table_name": settings.table_name,
+                "payload_bucket": settings.payload_bucket,
+                "region": settings.region,
+            }
+        )
+    elif settings is None or isinstance(settings, Mapping):
         settings = HookSettings.model_validate(dict(os.environ if settings is None else settings))
     client = _client_getter(clients, settings.region)
     enabled = settings.enabled

@@ -34,7 +34,7 @@ from stepflow.hooks.support import FactsLookup, RecentKeys, epoch_seconds
 
 Unit = Literal["Count", "Milliseconds"]
 
-END_METRICS: dict[str, str] = {
+END_METRICS: dict[HookKind, str] = {
     "ExecutionSucceeded": "ExecutionsSucceeded",
     "ExecutionFailed": "ExecutionsFailed",
     "ExecutionTimedOut": "ExecutionsTimedOut",
@@ -91,7 +91,7 @@ class MetricsHook:
 
     name = "metrics"
     kinds: frozenset[HookKind] | None = frozenset(
-        {"ExecutionStarted", "ExecutionRedriven", "StateEntered", "StateExited", *END_METRICS}  # type: ignore[arg-type]
+        {"ExecutionStarted", "ExecutionRedriven", "StateEntered", "StateExited", *END_METRICS}
     )
 
     def __init__(

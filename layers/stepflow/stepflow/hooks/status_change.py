@@ -107,7 +107,7 @@ def status_change_detail(
     return {
         "executionArn": event.execution.execution_arn,
         "stateMachineArn": event.execution.state_machine_arn,
-        "name": event.execution.name or event.execution.execution_arn.rsplit(":", 1)[-1],
+        "name": event.execution.name or _name_of(event.execution.execution_arn),
         "status": status,
         "startDate": start_date,
         "stopDate": None if status == "RUNNING" else epoch_millis(event.timestamp),
@@ -128,6 +128,14 @@ def _not_redrivable(event: HookEvent, status: str) -> str:
     if event.execution.execution_type != "STANDARD":
         return "Execution is EXPRESS and cannot be redriven"
     return f"Execution is {status} and cannot be redriven"
+
+
+def _name_of(execution_arn: str) -> str:
+    """An execution's name from its ARN (an EXPRESS ARN ends with ``<name>:<run id>``)."""
+    parts = execution_arn.split(":")
+    if len(parts) >= 9 and parts[5] == "express":
+        return parts[7]
+    return parts[-1]
 
 
 def _text(value: Any) -> str | None:

@@ -17,7 +17,9 @@ or a 5xx is retried with exponential backoff (tenacity), ``attempts`` times in
 all; any other answer, a refused URL, or the last failure sends the delivery to
 the dead letter (:class:`DeadLetter`: an SQS queue deployed, a list in memory)
 instead of blocking the stream. Only a dead letter that cannot be written fails
-the batch. URLs are refused exactly as HTTP tasks are
+the batch. A target whose retries all failed gets a single attempt per
+delivery for the rest of the batch, so a dead target delays a batch by one
+round of retries, not one per event. URLs are refused exactly as HTTP tasks are
 (:class:`~stepflow.integrations.http_port.Urllib3Http`): link-local and metadata
 addresses always, this machine when deployed, StepFlow's own endpoints, and no
 redirect is followed.
@@ -173,19 +175,21 @@ class WebhookHook:
     def handle(self, events: Sequence[HookEvent]) -> None:
         """Deliver ``events`` to the targets that want them (repeats dropped)."""
         fresh = list(self._recent.fresh(events))
+        down: set[str] = set()
         for index, event in enumerate(fresh):
             try:
                 for target in self.targets:
                     if target.wants(event):
-                        self._deliver(target, event)
+                        self._deliver(target, event, down)
             except Exception:
                 self._recent.forget(fresh[index:])  # the redelivery takes them from here
                 raise
 
-    def _deliver(self, target: WebhookTarget, event: HookEvent) -> None:
+    def _deliver(self, target: WebhookTarget, event: HookEvent, down: set[str]) -> None:
+        """Deliver once with retries; a target that failed them in this batch gets one try."""
         body = body_of(event)
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=stop_after_attempt(1 if target.url in down else self.attempts),
             wait=wait_exponential(multiplier=self.base_delay, max=self.max_delay),
             retry=retry_if_exception_type(_Retryable),
             sleep=self._sleep,
@@ -193,7 +197,10 @@ class WebhookHook:
         )
         try:
             retrying(self._post, target, event, body)
+            down.discard(target.url)
         except (_Retryable, _Final) as exc:
+            if isinstance(exc, _Retryable):
+                down.add(target.url)
             self.dead_letter.put(
                 {
                     "url": target.url,
