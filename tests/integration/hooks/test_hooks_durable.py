@@ -14,7 +14,7 @@ from stepflow.hooks.support import epoch_seconds
 
 pytest.importorskip("moto")
 
-from stepflow.aws.hooks_wiring import PowertoolsSink, log_facts
+from stepflow.aws.hooks_wiring import PowertoolsSink, hooks_from_settings, log_facts
 from stepflow.testing.durable import moto_environment
 
 DEFINITION = {
@@ -61,3 +61,38 @@ def test_an_end_alone_is_timed_from_the_log_head_and_written_as_emf(
     assert directive["Namespace"] == "StepFlowTest"
     assert directive["Metrics"][0]["Unit"] == "Milliseconds"
     assert "StateMachine" in directive["Dimensions"][0]
+
+
+def test_eventbridge_from_settings_reads_the_start_from_the_table() -> None:
+    from stepflow.aws.clients import client
+
+    with moto_environment() as env:
+        arn = env.start(parse(DEFINITION), {"order": 2}, name="o2")
+        env.run(arn)
+        history = env.log.history(arn).events
+        record = env.log.get(arn)
+        assert record is not None
+        events_client = client("events")
+        sqs = client("sqs")
+        queue = sqs.create_queue(QueueName="status")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events_client.put_rule(Name="r", EventPattern=json.dumps({"source": ["stepflow.states"]}))
+        events_client.put_targets(Rule="r", Targets=[{"Id": "q", "Arn": queue_arn}])
+        settings = {"STEPFLOW_HOOKS": "eventbridge", "TABLE_NAME": env.log.table}
+        [hook] = hooks_from_settings(
+            settings, {"dynamodb": client("dynamodb"), "events": events_client}
+        )
+        info = ExecutionInfo(arn, record.state_machine_arn, "o2")
+        # GIVEN a batch holding only the end: startDate and input come from the head
+        hook.handle(list(hook_events(info, history))[-1:])
+        [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+        detail = json.loads(message["Body"])["detail"]
+        start = epoch_seconds(history[0]["timestamp"])
+        assert start is not None
+        assert detail["status"] == "SUCCEEDED"
+        assert detail["startDate"] == round(start * 1000)
+        assert json.loads(detail["input"]) == {"order": 2}
+        assert json.loads(detail["output"]) == {"order": 2}
+        assert detail["stopDate"] - detail["startDate"] >= 3000
