@@ -446,3 +446,13 @@ def hooks_from_settings(settings: Settings, clients: Callable[[str], Any]) -> li
         known = ", ".join(sorted(HOOK_FACTORIES)) or "none"
         raise UnknownHookError(f"STEPFLOW_HOOKS names unknown hooks {unknown} (known: {known})")
     return [HOOK_FACTORIES[name](settings, clients) for name in names]
+
+
+def _register_builtin_hooks() -> None:
+    from stepflow.aws.hooks_wiring import HOOK_NAMES, builtin_factory  # it imports the settings
+
+    for name in HOOK_NAMES:
+        HOOK_FACTORIES.setdefault(name, builtin_factory(name))
+
+
+_register_builtin_hooks()

@@ -1,0 +1,237 @@
+"""The webhooks hook: each hook event POSTed as JSON, HMAC-signed, retried, dead-lettered.
+
+Every hook event a target wants (its kinds and state machines) is POSTed to the
+target's URL with these headers:
+
+- ``X-StepFlow-Delivery``: the event's dedup key (``<execution ARN>#<event id>``),
+  the same on every retry and redelivery: receivers drop repeats by it;
+- ``X-StepFlow-Event``: the hook kind (``ExecutionSucceeded``, ``StateExited``, ...);
+- ``X-StepFlow-Timestamp``: seconds since the epoch when signed;
+- ``X-StepFlow-Signature``: ``v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``.
+
+A receiver verifies with :func:`verify` (recompute the HMAC over the timestamp,
+a dot and the raw body; compare in constant time; refuse an old timestamp).
+
+A delivery succeeds on a 2xx answer. A connection problem, a timeout, 408, 429
+or a 5xx is retried with exponential backoff (tenacity), ``attempts`` times in
+all; any other answer, a refused URL, or the last failure sends the delivery to
+the dead letter (:class:`DeadLetter`: an SQS queue deployed, a list in memory)
+instead of blocking the stream. Only a dead letter that cannot be written fails
+the batch. A target whose retries all failed gets a single attempt per
+delivery for the rest of the batch, so a dead target delays a batch by one
+round of retries, not one per event. URLs are refused exactly as HTTP tasks are
+(:class:`~stepflow.integrations.http_port.Urllib3Http`): link-local and metadata
+addresses always, this machine when deployed, StepFlow's own endpoints, and no
+redirect is followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from stepflow.hooks.events import HookEvent, HookKind
+from stepflow.hooks.metrics import state_machine_name
+from stepflow.hooks.support import RecentKeys
+from stepflow.integrations.http_port import HttpPort, HttpProblem, HttpRequest
+
+SIGNATURE_HEADER = "X-StepFlow-Signature"
+TIMESTAMP_HEADER = "X-StepFlow-Timestamp"
+DELIVERY_HEADER = "X-StepFlow-Delivery"
+EVENT_HEADER = "X-StepFlow-Event"
+_RETRIED_STATUSES = {408, 429}
+
+
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The signature header's value: ``v1=`` and the hex HMAC-SHA256 of ``timestamp.body``."""
+    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(
+    secret: bytes,
+    timestamp: str,
+    body: bytes,
+    signature_value: str,
+    *,
+    now: float | None = None,
+    tolerance: float = 300.0,
+) -> bool:
+    """Whether a delivery is authentic and fresh (a receiver's check; see the module doc)."""
+    try:
+        age = abs((time.time() if now is None else now) - float(timestamp))
+    except ValueError:
+        return False
+    expected = signature(secret, timestamp, body)
+    return age <= tolerance and hmac.compare_digest(expected, signature_value)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    """A URL and what it wants: hook kinds and state machines (names or ARNs; None: all)."""
+
+    url: str
+    kinds: frozenset[str] | None = None
+    state_machines: frozenset[str] | None = None
+
+    def wants(self, event: HookEvent) -> bool:
+        """Whether ``event`` goes to this target."""
+        if self.kinds is not None and event.kind not in self.kinds:
+            return False
+        if self.state_machines is None:
+            return True
+        arn = event.execution.state_machine_arn
+        return arn in self.state_machines or state_machine_name(arn) in self.state_machines
+
+
+class DeadLetter(Protocol):
+    """Where a delivery that could not be made goes (raises if it cannot be kept)."""
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Keep ``record`` (the target URL, the body, the reason)."""
+        ...
+
+
+@dataclass(slots=True)
+class MemoryDeadLetter:
+    """A :class:`DeadLetter` in memory."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Keep ``record``."""
+        self.records.append(record)
+
+
+class _Retryable(Exception):
+    """A delivery attempt that may succeed if tried again."""
+
+
+class _Final(Exception):
+    """A delivery that no retry would make (a refused URL, a 4xx)."""
+
+
+def body_of(event: HookEvent) -> bytes:
+    """The JSON body POSTed for ``event``."""
+    document = {
+        "id": event.dedup_key,
+        "kind": event.kind,
+        "executionArn": event.execution.execution_arn,
+        "stateMachineArn": event.execution.state_machine_arn,
+        "name": event.execution.name,
+        "executionType": event.execution.execution_type,
+        "redriveCount": event.execution.redrive_count,
+        "eventId": event.id,
+        "stateName": event.state_name,
+        "timestamp": event.timestamp,
+        "event": event.event,
+    }
+    return json.dumps(document, separators=(",", ":"), default=str).encode()
+
+
+class WebhookHook:
+    """:class:`~stepflow.hooks.Hook` POSTing hook events to ``targets`` (module doc)."""
+
+    name = "webhooks"
+    kinds: frozenset[HookKind] | None = None
+
+    def __init__(
+        self,
+        targets: Iterable[WebhookTarget],
+        *,
+        secret: bytes,
+        http: HttpPort,
+        dead_letter: DeadLetter,
+        attempts: int = 5,
+        base_delay: float = 0.5,
+        max_delay: float = 10.0,
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("webhooks need a signing secret")
+        self.targets = list(targets)
+        self.secret = secret
+        self.http = http
+        self.dead_letter = dead_letter
+        self.attempts = max(1, attempts)
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._recent = RecentKeys()
+        self.requests = 0
+        """How many POSTs were sent (attempts included)."""
+
+    def handle(self, events: Sequence[HookEvent]) -> None:
+        """Deliver ``events`` to the targets that want them (repeats dropped)."""
+        fresh = list(self._recent.fresh(events))
+        down: set[str] = set()
+        for index, event in enumerate(fresh):
+            try:
+                for target in self.targets:
+                    if target.wants(event):
+                        self._deliver(target, event, down)
+            except Exception:
+                self._recent.forget(fresh[index:])  # the redelivery takes them from here
+                raise
+
+    def _deliver(self, target: WebhookTarget, event: HookEvent, down: set[str]) -> None:
+        """Deliver once with retries; a target that failed them in this batch gets one try."""
+        body = body_of(event)
+        retrying = Retrying(
+            stop=stop_after_attempt(1 if target.url in down else self.attempts),
+            wait=wait_exponential(multiplier=self.base_delay, max=self.max_delay),
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            retrying(self._post, target, event, body)
+            down.discard(target.url)
+        except (_Retryable, _Final) as exc:
+            if isinstance(exc, _Retryable):
+                down.add(target.url)
+            self.dead_letter.put(
+                {
+                    "url": target.url,
+                    "deliveryId": event.dedup_key,
+                    "kind": event.kind,
+                    "reason": str(exc),
+                    "body": body.decode(),
+                }
+            )
+
+    def _post(self, target: WebhookTarget, event: HookEvent, body: bytes) -> None:
+        timestamp = str(int(self._clock()))
+        headers = (
+            ("Content-Type", "application/json"),
+            ("User-Agent", "StepFlow-Webhooks"),
+            (DELIVERY_HEADER, event.dedup_key),
+            (EVENT_HEADER, event.kind),
+            (TIMESTAMP_HEADER, timestamp),
+            (SIGNATURE_HEADER, signature(self.secret, timestamp, body)),
+        )
+        request = HttpRequest("POST", target.url, headers, body, self.timeout)
+        self.requests += 1
+        try:
+            response = self.http.send(request)
+        except HttpProblem as exc:
+            if exc.kind == "invalid":
+                raise _Final(exc.message) from exc
+            raise _Retryable(f"{exc.kind}: {exc.message}") from exc
+        if 200 <= response.status < 300:
+            return
+        reason = f"HTTP {response.status} {response.reason}".strip()
+        if response.status >= 500 or response.status in _RETRIED_STATUSES:
+            raise _Retryable(reason)
+        raise _Final(reason)
