@@ -1,0 +1,1 @@
+"""The hooks dispatcher Lambda (DynamoDB table stream consumer)."""
