@@ -173,9 +173,7 @@ class Compute(Construct):
             PASS_ROLE_CHECK_ENV_VAR: "iam",
             **({ACCESS_POLICY_ENV_VAR: access_policy} if access_policy else {}),
         }
-        self.api = self.function(
-            "Api", "api", API_TIMEOUT_SECONDS, api_environment, "stepflow-api"
-        )
+        self.api = self.function("Api", "api", API_TIMEOUT_SECONDS, api_environment, "stepflow-api")
         self.repair = self.function(
             "Repair",
             "repair",

@@ -40,7 +40,9 @@ MAX_WEBHOOK_URLS_BYTES = 2048
 """The URLs travel in the function's environment (4 KB for all variables together)."""
 
 _BUS_NAME = re.compile(r"[A-Za-z0-9._/\-]{1,256}")
-_BUS_ARN = re.compile(r"arn:aws[a-z\-]*:events:[a-z0-9\-]+:\d{12}:event-bus/[A-Za-z0-9._/\-]{1,256}")
+_BUS_ARN = re.compile(
+    r"arn:aws[a-z\-]*:events:[a-z0-9\-]+:\d{12}:event-bus/[A-Za-z0-9._/\-]{1,256}"
+)
 _SECRET_ARN = re.compile(r"arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:[^\s,]+")
 
 CONTEXT_KEYS = {
