@@ -93,8 +93,11 @@ class Compute(Construct):
         other_functions: Sequence[str] = (),
         other_queues: Sequence[sqs.IQueue] = (),
     ) -> None:
-        """``other_functions`` (folders) and ``other_queues``: StepFlow's own resources
-        built elsewhere (the hooks dispatcher and its queues), refused as task targets."""
+        """The layer and functions; ``access_policy`` goes to the API.
+
+        ``other_functions`` (folders) and ``other_queues``: StepFlow's own resources
+        built elsewhere (the hooks dispatcher and its queues), refused as task targets.
+        """
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
             self,
@@ -310,9 +313,12 @@ class Compute(Construct):
     def function(
         self, construct_id: str, folder: str, timeout: int, environment: dict[str, str], name: str
     ) -> lambda_.Function:
-        """A function on the layer: ``functions/<folder>``'s ``handler.handler``, named
-        ``<stack name>-<folder>``, X-Ray active (the Powertools settings in ``environment``
-        keep execution data out of traces), its logs kept a month; service ``name``."""
+        """A function on the layer: ``functions/<folder>``'s ``handler.handler``.
+
+        Named ``<stack name>-<folder>``, X-Ray active (the Powertools settings in
+        ``environment`` keep execution data out of traces), its logs kept a month;
+        ``name`` is its Powertools service.
+        """
         log_group = logs.LogGroup(
             self, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_MONTH
         )

@@ -118,7 +118,7 @@ class HookQueues(Construct):
         secret = secretsmanager.Secret(
             self,
             "WebhookKey",
-            description="StepFlow: HMAC-SHA256 key of its webhook deliveries (X-StepFlow-Signature)",
+            description="StepFlow: the HMAC-SHA256 key that signs its webhook deliveries",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=WEBHOOK_KEY_CHARACTERS,
                 exclude_punctuation=True,

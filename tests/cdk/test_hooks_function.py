@@ -118,7 +118,7 @@ def _allow(actions: str | list[str], resource: Any) -> dict[str, Any]:
 
 
 def _base_statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
-    """What every dispatcher's role holds: tracing, its failure queue, the stream, heads, payloads."""
+    """Every dispatcher's grants: tracing, its failure queue, the stream, heads, payloads."""
     table, _ = _one(resources, "AWS::DynamoDB::Table", "StorageLog")
     payloads, _ = _one(resources, "AWS::S3::Bucket", "StoragePayloads")
     failures, _ = _one(resources, "AWS::SQS::Queue", "HookQueuesFailures")
@@ -311,13 +311,13 @@ def test_the_function_is_traced_like_the_others_and_named_as_stepflows_own(defau
     assert function["Timeout"] == 300
     (layer,) = function["Layers"]
     assert layer["Ref"].startswith("ComputeStepFlowLayer")
-    stepper = [
+    (stepper,) = [
         r["Properties"]["Environment"]["Variables"]
         for r in resources.values()
         if r["Type"] == "AWS::Lambda::Function"
         and r["Properties"]["Environment"]["Variables"].get("POWERTOOLS_SERVICE_NAME")
         == "stepflow-stepper"
-    ][0]
+    ]
     # tasks may not target the dispatcher nor its queues
     assert "StepFlow-hooks" in stepper["STEPFLOW_OWN_FUNCTIONS"].split(",")
     assert "HookQueuesFailures" in json.dumps(stepper["STEPFLOW_OWN_QUEUES"])
