@@ -28,6 +28,7 @@ from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS
 from stepflow_cdk.compute import POWERTOOLS_ENVIRONMENT, Compute
 from stepflow_cdk.hooks_config import (
     EVENT_BUS_ENV_VAR,
+    EVENT_SOURCE_ENV_VAR,
     HOOKS_ENV_VAR,
     WEBHOOK_DLQ_ENV_VAR,
     WEBHOOK_SECRET_ENV_VAR,
@@ -166,10 +167,12 @@ class Hooks(Construct):
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
             "STEPFLOW_ACCOUNT_ID": stack.account,
             HOOKS_ENV_VAR: ",".join(config.hooks),
+            **config.settings,
             **POWERTOOLS_ENVIRONMENT,
         }
         if "eventbridge" in config.hooks:
             environment[EVENT_BUS_ENV_VAR] = config.bus
+            environment[EVENT_SOURCE_ENV_VAR] = config.source
         if queues.webhooks is not None:
             environment[WEBHOOK_URLS_ENV_VAR] = ",".join(config.webhook_urls)
             environment[WEBHOOK_SECRET_ENV_VAR] = queues.webhook_secret_arn
@@ -204,7 +207,10 @@ class Hooks(Construct):
         if "eventbridge" in config.hooks:
             self.function.add_to_role_policy(
                 iam.PolicyStatement(
-                    actions=["events:PutEvents"], resources=[config.event_bus_arn(stack)]
+                    actions=["events:PutEvents"],
+                    resources=[config.event_bus_arn(stack)],
+                    # only StepFlow's own source: the function cannot pose as another
+                    conditions={"StringEquals": {"events:source": config.source}},
                 )
             )
         if queues.webhooks is not None:

@@ -35,6 +35,7 @@ FULL_CONTEXT = {
     "stepflow:eventBus": "orders-bus",
     "stepflow:webhookUrls": ",".join(URLS),
     "stepflow:hooksStartingPosition": "trim_horizon",
+    "stepflow:hooksSettings": '{"STEPFLOW_WEBHOOK_KINDS": "ExecutionFailed,ExecutionTimedOut"}',
 }
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hooks/key-AbC123"
 BUS_ARN = "arn:aws:events:eu-west-1:210987654321:event-bus/central"
@@ -256,7 +257,11 @@ def test_every_hook_on_adds_one_grant_on_one_resource_each(full: Synth) -> None:
     }
     assert _statements(resources) == [
         *_base_statements(resources),
-        _allow("events:PutEvents", bus),
+        {
+            **_allow("events:PutEvents", bus),
+            # only StepFlow's own source (the hook's default): it cannot pose as another
+            "Condition": {"StringEquals": {"events:source": "stepflow.states"}},
+        },
         _allow("secretsmanager:GetSecretValue", {"Ref": secret}),
         _allow("sqs:SendMessage", _arn(webhooks)),
     ]
@@ -266,6 +271,8 @@ def test_every_hook_on_adds_one_grant_on_one_resource_each(full: Synth) -> None:
     } == {
         "STEPFLOW_HOOKS": "metrics,eventbridge,webhooks",
         "STEPFLOW_EVENT_BUS": "orders-bus",
+        "STEPFLOW_EVENT_SOURCE": "stepflow.states",
+        "STEPFLOW_WEBHOOK_KINDS": "ExecutionFailed,ExecutionTimedOut",
         "STEPFLOW_WEBHOOK_URLS": ",".join(URLS),
         "STEPFLOW_WEBHOOK_SECRET_ARN": {"Ref": secret},
         "STEPFLOW_WEBHOOK_DLQ_URL": {"Ref": webhooks},
@@ -335,11 +342,15 @@ def test_a_configured_secret_and_bus_arn_are_granted_as_named() -> None:
         event_bus=BUS_ARN,
         webhook_urls=URLS[:1],
         webhook_secret_arn=SECRET_ARN,
+        event_source="com.example.orders",
     )
     stack = StepFlowStack(app, "StepFlow", bundle=False, hooks=config)
     resources = Template.from_stack(stack).to_json()["Resources"]
     statements = _statements(resources)
-    assert _allow("events:PutEvents", BUS_ARN) in statements
+    assert {
+        **_allow("events:PutEvents", BUS_ARN),
+        "Condition": {"StringEquals": {"events:source": "com.example.orders"}},
+    } in statements
     assert _allow("secretsmanager:GetSecretValue", SECRET_ARN) in statements
     assert not [
         r
@@ -381,6 +392,10 @@ def test_no_hooks_deploys_no_dispatcher() -> None:
         ({"hooks": ("eventbridge",), "event_bus": "bad bus"}, "bus name or ARN"),
         ({"hooks": ("eventbridge",), "event_bus": "arn:aws:sqs:eu-west-1:1:q"}, "bus name or ARN"),
         ({"starting_position": "AT_TIMESTAMP"}, "LATEST or TRIM_HORIZON"),
+        ({"hooks": ("eventbridge",), "event_source": "aws.states"}, "never aws"),
+        ({"event_source": "com.example"}, "eventbridge hook is off"),
+        ({"settings": {"STEPFLOW_WEBHOOK_SECRET": "plain"}}, "hooks settings"),
+        ({"settings": {"STEPFLOW_WEBHOOK_ATTEMPTS": 3}}, "hooks settings"),
     ],
 )
 def test_a_bad_setting_fails_synth(settings: dict[str, Any], message: str) -> None:
@@ -394,10 +409,14 @@ def test_context_lists_arrive_as_text_or_json() -> None:
             "stepflow:hooks": '["metrics", "webhooks"]',
             "stepflow:webhookUrls": f" {URLS[0]} , {URLS[1]} ",
             "stepflow:webhookSecretArn": SECRET_ARN,
+            "stepflow:hooksSettings": {"STEPFLOW_WEBHOOK_ATTEMPTS": "3"},
         }
     )
     assert HooksConfig.from_context(app.node) == HooksConfig(
-        hooks=("metrics", "webhooks"), webhook_urls=URLS, webhook_secret_arn=SECRET_ARN
+        hooks=("metrics", "webhooks"),
+        webhook_urls=URLS,
+        webhook_secret_arn=SECRET_ARN,
+        settings={"STEPFLOW_WEBHOOK_ATTEMPTS": "3"},
     )
     assert HooksConfig.from_context(cdk.App().node) == HooksConfig()
 
