@@ -443,3 +443,10 @@ def test_the_app_synthesizes_as_the_cdk_cli_runs_it(tmp_path: Path) -> None:
     mapping = _mapping(template["Resources"])
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
     assert (tmp_path / "manifest.json").exists()
+
+
+def test_cfn_lint_finds_no_errors_with_every_hook_on(full: Synth) -> None:
+    from cfnlint.api import lint_all
+
+    matches = lint_all(json.dumps(full[0].to_json()))
+    assert [str(m) for m in matches if m.rule.id.startswith("E")] == []
