@@ -15,6 +15,7 @@ one resource. :class:`HooksConfig` is the construct props, or the app's context
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -60,6 +61,11 @@ MAX_RECORD_AGE = Duration.hours(6)
 hooks. Below the stream's 24 hours on purpose: a record the stream trims before Lambda
 gives up on it vanishes without a trace, while one past this age is reported (its shard
 and sequence numbers) and the table still holds its execution's history."""
+
+LAG_ALARM = Duration.minutes(10)
+"""The lag alarm's threshold: the oldest record a batch held was this old (``IteratorAge``,
+maximum over 5 minutes). Hooks falling behind, a record retried, a throttled function:
+each is seen here long before records reach the failure queue or age out."""
 
 STREAM_FILTER: dict[str, list[str]] = {"eventName": ["INSERT", "MODIFY"]}
 """Deletions (TTL expiry, the sweeper's purges) never make hook events: they are
@@ -193,6 +199,18 @@ class Hooks(Construct):
         # The mapping grants the stream reads (on this table's stream) and SendMessage
         # to the failure queue.
         self.function.add_event_source(self.mapping)
+        self.lag_alarm = cloudwatch.Alarm(
+            self,
+            "Lag",
+            metric=self.function.metric(
+                "IteratorAge", statistic="Maximum", period=Duration.minutes(5)
+            ),
+            threshold=LAG_ALARM.to_milliseconds(),
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="Hooks are behind the table stream: events reach them late",
+        )
         # Heads (one GetItem per execution per batch): never the indexes, never a write.
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[storage.table.table_arn])

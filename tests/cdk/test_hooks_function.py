@@ -208,7 +208,7 @@ def test_the_webhook_dead_letter_queue_is_encrypted_tls_only_and_alarmed(full: S
     _check_dead_letter_queue(full[0], full[1], "HookQueuesWebhookDeliveries")
 
 
-def test_the_function_errors_and_throttles_are_alarmed(default: Synth) -> None:
+def test_the_function_errors_throttles_and_lag_are_alarmed(default: Synth) -> None:
     key, _ = _function(default[1])
     metrics = sorted(
         r["Properties"]["MetricName"]
@@ -216,7 +216,21 @@ def test_the_function_errors_and_throttles_are_alarmed(default: Synth) -> None:
         if r["Type"] == "AWS::CloudWatch::Alarm"
         and r["Properties"].get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": key}}]
     )
-    assert metrics == ["Errors", "Throttles"]
+    assert metrics == ["Errors", "IteratorAge", "Throttles"]
+
+
+def test_the_hooks_lag_behind_the_stream_is_alarmed(default: Synth) -> None:
+    key, _ = _function(default[1])
+    (alarm,) = [
+        r["Properties"]
+        for r in default[1].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"].get("MetricName") == "IteratorAge"
+    ]
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": key}}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Maximum", 300, 600_000)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_the_default_dispatcher_runs_metrics_only_with_exact_grants(default: Synth) -> None:

@@ -211,8 +211,9 @@ def test_grants_name_actions_not_wildcards(synthesized: tuple[Template, Any, Any
 def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
     template = synthesized[0]
     # a dead-letter alarm per queue, for the sweeper's and the hooks' failures and for the
-    # activity task queues' shared DLQ; errors and throttles per function (hooks included)
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 3 + 2 * 6)
+    # activity task queues' shared DLQ; errors and throttles per function (hooks included),
+    # and the hooks' lag
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 3 + 2 * 6 + 1)
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
