@@ -1,1 +1,1 @@
-"""The hooks dispatcher Lambda (DynamoDB table stream consumer)."""
+"""The hooks dispatcher Lambda (DynamoDB stream consumer)."""
