@@ -7,6 +7,7 @@ import json
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from stepflow_cdk.hooks_config import HooksConfig
 from stepflow_cdk.stack import StepFlowStack
 
 
@@ -17,14 +18,24 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
     access policy. ``stepflow:cells`` (a cells module's path) ships that module
     with :class:`~stepflow_cdk.cells.StepFlowCells`, in ``stepflow:cellsMode``
     (``lambda``, the default, or ``worker``) on ``stepflow:cellsQueue`` (worker
-    mode; default ``default``); without it the stack is unchanged.
+    mode; default ``default``); without it the stack is unchanged. ``stepflow:hooks``
+    (``metrics``, the default, ``eventbridge``, ``webhooks``, comma-separated, or
+    ``none``) and its settings (``stepflow:eventBus``, ``stepflow:webhookUrls``,
+    ``stepflow:webhookSecretArn``, ``stepflow:hooksStartingPosition``) configure the
+    hooks dispatcher (docs/hooks.md).
     """
     app = cdk.App(context=context or {})
     bundle = str(app.node.try_get_context("stepflow:bundle")).lower() != "false"
     policy = app.node.try_get_context("stepflow:accessPolicy")
     if isinstance(policy, str):  # -c stepflow:accessPolicy='[...]' arrives as text
         policy = json.loads(policy)
-    stack = StepFlowStack(app, "StepFlow", bundle=bundle, access_policy=policy)
+    stack = StepFlowStack(
+        app,
+        "StepFlow",
+        bundle=bundle,
+        access_policy=policy,
+        hooks=HooksConfig.from_context(app.node),
+    )
     module = app.node.try_get_context("stepflow:cells")
     if module:
         from stepflow_cdk.cells import StepFlowCells

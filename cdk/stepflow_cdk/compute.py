@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import BundlingOptions, DockerImage, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -37,7 +39,8 @@ REPAIR_SCHEDULE_MINUTES = 5
 ACTIVITY_DLQ_ENV_VAR = "ACTIVITY_DLQ_ARN"
 """Names the activity task queues' shared DLQ (read by stepflow.aws.settings.Settings)."""
 
-_POWERTOOLS = {
+POWERTOOLS_ENVIRONMENT = {
+    # every function's: the hooks dispatcher (stepflow_cdk.hooks) takes it too
     "POWERTOOLS_METRICS_NAMESPACE": "StepFlow",
     # Execution data and task tokens never go to X-Ray (the handlers say so too).
     "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
@@ -54,7 +57,8 @@ EXECUTION_ROLE_PATH = "/stepflow/"
 stepper and runner may assume ``role/stepflow/*`` only (see docs/security-roles.md)."""
 
 FUNCTION_FOLDERS = ("stepper", "runner", "api", "sweeper", "repair")
-"""Each function's folder under functions/; its name is ``<stack name>-<folder>``."""
+"""Each function's folder under functions/; its name is ``<stack name>-<folder>``.
+(The hooks dispatcher, ``hooks``, is built by stepflow_cdk.hooks on :meth:`Compute.function`.)"""
 
 
 def function_name(stack_name: str, folder: str) -> str:
@@ -86,7 +90,14 @@ class Compute(Construct):
         signing: SigningKey,
         bundle: bool,
         access_policy: str = "",
+        other_functions: Sequence[str] = (),
+        other_queues: Sequence[sqs.IQueue] = (),
     ) -> None:
+        """The layer and functions; ``access_policy`` goes to the API.
+
+        ``other_functions`` (folders) and ``other_queues``: StepFlow's own resources
+        built elsewhere (the hooks dispatcher and its queues), refused as task targets.
+        """
         super().__init__(scope, construct_id)
         self.layer = lambda_.LayerVersion(
             self,
@@ -122,9 +133,15 @@ class Compute(Construct):
             topology.TASKS_QUEUE.env_var: tasks.queue_url,
             topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
             "STEPFLOW_OWN_FUNCTIONS": ",".join(
-                function_name(stack_name, f) for f in FUNCTION_FOLDERS
+                function_name(stack_name, f) for f in (*FUNCTION_FOLDERS, *other_functions)
             ),
-            "STEPFLOW_OWN_QUEUES": ",".join([*own_queues, self.sweeper_failures.queue_name]),
+            "STEPFLOW_OWN_QUEUES": ",".join(
+                [
+                    *own_queues,
+                    self.sweeper_failures.queue_name,
+                    *(q.queue_name for q in other_queues),
+                ]
+            ),
             SECRET_ENV_VAR: signing.secret.secret_arn,
             ACTIVITY_DLQ_ENV_VAR: queues.activity_dead_letters.queue_arn,
         }
@@ -135,15 +152,15 @@ class Compute(Construct):
             "STEPFLOW_ACCOUNT_ID": Stack.of(self).account,
             # Task calls assume the execution's role; StepFlow's own resources are refused.
             "STEPFLOW_ASSUME_ROLES": "true",
-            **_POWERTOOLS,
+            **POWERTOOLS_ENVIRONMENT,
         }
         # A Task's nested StartExecution runs in these two (in process): IAM decides whether
         # the task's role may start the target, as on AWS (stepflow.api.nested).
         task_environment = {**environment, NESTED_START_CHECK_ENV_VAR: "iam"}
-        self.stepper = self._function(
+        self.stepper = self.function(
             "Stepper", "stepper", STEPPER_FUNCTION_TIMEOUT, task_environment, "stepflow-stepper"
         )
-        self.runner = self._function(
+        self.runner = self.function(
             "Runner", "runner", RUNNER_FUNCTION_TIMEOUT, task_environment, "stepflow-runner"
         )
         self.runner.add_event_source(
@@ -159,10 +176,8 @@ class Compute(Construct):
             PASS_ROLE_CHECK_ENV_VAR: "iam",
             **({ACCESS_POLICY_ENV_VAR: access_policy} if access_policy else {}),
         }
-        self.api = self._function(
-            "Api", "api", API_TIMEOUT_SECONDS, api_environment, "stepflow-api"
-        )
-        self.repair = self._function(
+        self.api = self.function("Api", "api", API_TIMEOUT_SECONDS, api_environment, "stepflow-api")
+        self.repair = self.function(
             "Repair",
             "repair",
             REPAIR_TIMEOUT_SECONDS,
@@ -170,7 +185,7 @@ class Compute(Construct):
                 topology.TABLE_ENV_VAR: storage.table.table_name,
                 topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
                 SECRET_ENV_VAR: signing.secret.secret_arn,
-                **_POWERTOOLS,
+                **POWERTOOLS_ENVIRONMENT,
             },
             "stepflow-outbox-repair",
         )
@@ -195,11 +210,11 @@ class Compute(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.sweeper = self._function(
+        self.sweeper = self.function(
             "Sweeper",
             "sweeper",
             SWEEPER_TIMEOUT_SECONDS,
-            {topology.TABLE_ENV_VAR: storage.table.table_name, **_POWERTOOLS},
+            {topology.TABLE_ENV_VAR: storage.table.table_name, **POWERTOOLS_ENVIRONMENT},
             "stepflow-sweeper",
         )
         self.sweeper.add_event_source(
@@ -295,9 +310,15 @@ class Compute(Construct):
                 )
             )
 
-    def _function(
+    def function(
         self, construct_id: str, folder: str, timeout: int, environment: dict[str, str], name: str
     ) -> lambda_.Function:
+        """A function on the layer: ``functions/<folder>``'s ``handler.handler``.
+
+        Named ``<stack name>-<folder>``, X-Ray active (the Powertools settings in
+        ``environment`` keep execution data out of traces), its logs kept a month;
+        ``name`` is its Powertools service.
+        """
         log_group = logs.LogGroup(
             self, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_MONTH
         )

@@ -19,8 +19,10 @@ STACK_WIDE = [
     NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason="Wildcards CDK grants generate and that cannot be narrowed: the table's own "
-        "indexes (table/index/*), the payload bucket's objects (bucket/*), X-Ray tracing "
-        "(xray:Put* needs *), ListQueues (takes no resource), the activity task queues "
+        "indexes (table/index/*), the payload bucket's objects (bucket/*; the hooks "
+        "dispatcher reads bucket/payloads/* only), X-Ray tracing (xray:Put* needs *), "
+        "ListQueues and the stream readers' dynamodb:ListStreams (neither takes a resource; "
+        "their stream reads name the table's stream), the activity task queues "
         "created at run time (stepflow-tq*), the stepper and runner assuming the "
         "execution roles (sts:AssumeRole on role/stepflow/*: only roles under that path, "
         "which must also trust these two roles), and the API's "
@@ -43,7 +45,8 @@ STACK_WIDE = [
     NagPackSuppression(
         id="AwsSolutions-SQS3",
         reason="The flagged queues are themselves dead-letter queues (of the transition "
-        "queue, and of the sweeper's stream records: its on-failure destination).",
+        "queue, of the sweeper's and the hooks dispatcher's stream records: their on-failure "
+        "destinations, and of the webhook deliveries).",
     ),
     NagPackSuppression(
         id="AwsSolutions-S1",

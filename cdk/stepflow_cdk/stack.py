@@ -13,6 +13,9 @@ from stepflow.aws import topology
 
 from stepflow_cdk.api import Api
 from stepflow_cdk.compute import Compute
+from stepflow_cdk.hooks import FOLDER as HOOKS_FOLDER
+from stepflow_cdk.hooks import HookQueues, Hooks
+from stepflow_cdk.hooks_config import HooksConfig
 from stepflow_cdk.monitoring import Monitoring
 from stepflow_cdk.nag import suppress
 from stepflow_cdk.queues import Queues
@@ -30,6 +33,8 @@ class StepFlowStack(Stack):
     ``access_policy``: who may act on which state machines through the API, as
     rules ``{"principals": [...], "actions": [...], "stateMachines": [...]}``
     (``*`` patterns; see docs/security.md). None: IAM decides alone.
+    ``hooks``: the hooks dispatcher on the table's stream (default: metrics only;
+    ``HooksConfig(hooks=())``: none; see docs/hooks.md).
     """
 
     def __init__(
@@ -39,12 +44,15 @@ class StepFlowStack(Stack):
         *,
         bundle: bool = True,
         access_policy: Sequence[Mapping[str, Any]] | None = None,
+        hooks: HooksConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id, description="StepFlow workflow engine")
         self.bundle = bundle
         self.storage = Storage(self, "Storage")
         self.queues = Queues(self, "Queues")
         self.signing = SigningKey(self, "Signing")
+        hooks = hooks if hooks is not None else HooksConfig()
+        self.hook_queues = HookQueues(self, "HookQueues", config=hooks) if hooks.enabled else None
         self.compute = Compute(
             self,
             "Compute",
@@ -53,6 +61,20 @@ class StepFlowStack(Stack):
             signing=self.signing,
             bundle=bundle,
             access_policy=policy_json(access_policy),
+            other_functions=[HOOKS_FOLDER] if self.hook_queues else [],
+            other_queues=self.hook_queues.queues if self.hook_queues else [],
+        )
+        self.hooks = (
+            Hooks(
+                self,
+                "Hooks",
+                config=hooks,
+                queues=self.hook_queues,
+                storage=self.storage,
+                compute=self.compute,
+            )
+            if self.hook_queues
+            else None
         )
         self.api = Api(self, "Api", function=self.compute.api)
         self.monitoring = Monitoring(
@@ -64,11 +86,13 @@ class StepFlowStack(Stack):
                 "Api": self.compute.api,
                 "Sweeper": self.compute.sweeper,
                 "Repair": self.compute.repair,
+                **({"Hooks": self.hooks.function} if self.hooks else {}),
             },
             queues=self.queues.queues,
             dead_letters={
                 **self.queues.dead_letters,
                 "SweeperFailures": self.compute.sweeper_failures,
+                **(self.hook_queues.dead_letters if self.hook_queues else {}),
             },
         )
         transitions = self.queues.queues[topology.TRANSITIONS_QUEUE.logical_name]

@@ -65,8 +65,9 @@ def test_each_topology_queue_has_its_dead_letter_queue(
         assert main["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
         assert main["SqsManagedSseEnabled"] is True
     dead = [q for q in queues if "RedrivePolicy" not in q]
-    # and the sweeper's on-failure queue, and the activity task queues' shared DLQ
-    assert len(dead) == len(topology.QUEUES) + 2
+    # and the sweeper's on-failure queue, the activity task queues' shared DLQ, and the
+    # hooks dispatcher's on-failure queue (tests/cdk/test_hooks_function.py)
+    assert len(dead) == len(topology.QUEUES) + 3
     assert all(q["MessageRetentionPeriod"] == spec.dlq_retention_seconds for q in dead)
 
 
@@ -75,14 +76,14 @@ def test_functions_share_the_layer_on_a_current_python(
 ) -> None:
     template = synthesized[0]
     functions = [f for f in resources(template, "AWS::Lambda::Function") if "Layers" in f]
-    assert len(functions) == 5  # stepper, runner, api, sweeper, outbox repair
+    assert len(functions) == 6  # stepper, runner, api, sweeper, outbox repair, hooks
     for function in functions:
         major, minor = function["Runtime"].removeprefix("python").split(".")
         assert (int(major), int(minor)) >= (3, 12)
         assert function["Handler"] == "handler.handler"
         assert function["TracingConfig"] == {"Mode": "Active"}
         variables = function["Environment"]["Variables"]
-        if variables["POWERTOOLS_SERVICE_NAME"] == "stepflow-sweeper":
+        if variables["POWERTOOLS_SERVICE_NAME"] in ("stepflow-sweeper", "stepflow-hooks"):
             assert "TABLE_NAME" in variables
         elif variables["POWERTOOLS_SERVICE_NAME"] == "stepflow-outbox-repair":
             assert {"TABLE_NAME", "QUEUE_URL"} <= set(variables)
@@ -136,8 +137,11 @@ def test_the_sweeper_sees_only_ttl_deletions_of_heads(
     synthesized: tuple[Template, Any, Any],
 ) -> None:
     template = synthesized[0]
+    sweeper = {"Ref": _logical_id(template, "AWS::Lambda::Function", "ComputeSweeper")}
     (mapping,) = [
-        m for m in resources(template, "AWS::Lambda::EventSourceMapping") if "StartingPosition" in m
+        m
+        for m in resources(template, "AWS::Lambda::EventSourceMapping")
+        if m["FunctionName"] == sweeper
     ]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
@@ -206,9 +210,10 @@ def test_grants_name_actions_not_wildcards(synthesized: tuple[Template, Any, Any
 
 def test_alarms_and_dashboard(synthesized: tuple[Template, Any, Any]) -> None:
     template = synthesized[0]
-    # a dead-letter alarm per queue, for the sweeper's failures and for the activity task
-    # queues' shared DLQ; errors and throttles per function
-    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 2 + 2 * 5)
+    # a dead-letter alarm per queue, for the sweeper's and the hooks' failures and for the
+    # activity task queues' shared DLQ; errors and throttles per function (hooks included),
+    # and the hooks' lag
+    template.resource_count_is("AWS::CloudWatch::Alarm", len(topology.QUEUES) + 3 + 2 * 6 + 1)
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
@@ -280,14 +285,15 @@ def test_the_functions_know_their_own_names_and_dead_letter_queues(
         f["FunctionName"] for f in resources(template, "AWS::Lambda::Function") if "Layers" in f
     )
     assert names == sorted(
-        f"StepFlow-{f}" for f in ("stepper", "runner", "api", "sweeper", "repair")
+        f"StepFlow-{f}" for f in ("stepper", "runner", "api", "sweeper", "repair", "hooks")
     )
     for service in ("stepflow-stepper", "stepflow-runner"):
         variables = function_named(template, service)["Environment"]["Variables"]
         assert sorted(variables["STEPFLOW_OWN_FUNCTIONS"].split(",")) == names
         own_queues = json.dumps(variables["STEPFLOW_OWN_QUEUES"])
         for logical in [f"{spec.logical_name}Dlq" for spec in topology.QUEUES] + [
-            "SweeperFailures"
+            "SweeperFailures",
+            "HookQueuesFailures",
         ]:
             assert logical in own_queues
 
