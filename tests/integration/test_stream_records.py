@@ -20,6 +20,7 @@ from tests.hook_support import RecordingHook
 pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, hooks_lambda
+from stepflow.aws.log_table import LogUnavailableError
 from stepflow.aws.stream_records import StreamDecoder
 from stepflow.hooks import Dispatcher
 from stepflow.local.gateway import CONTEXT
@@ -261,3 +262,56 @@ def test_a_huge_commit_split_over_several_items_arrives_whole_and_in_order() -> 
     assert hooks_lambda.process([record(n, i) for n, i in enumerate(items, 1)], rig.runtime) == []
     assert rig.hook.ids(ARN) == list(range(1, 6_001))
     assert rig.hook.calls == len(items)  # one dispatch per record
+
+
+OTHER = "arn:aws:states:us-east-1:123456789012:execution:Orders:other"
+
+
+def test_a_poison_head_or_event_item_is_skipped_and_the_healthy_records_delivered_once() -> None:
+    rig = Rig()
+    rig.history_records(ARN)
+    both = rig.history_records(OTHER)  # ARN's 4 event items, then OTHER's 4
+    heads = [i for i in rig.client.written if i["sk"]["S"] == "HEAD"]
+    other_head = {k: v for k, v in heads[-1].items() if k not in ("input", "input_z")}
+    other_head["input_ref"] = {"S": "payloads/gone"}  # dangling: the log has no store
+    poison_head = record(50, other_head, old=other_head)
+    real = rig.log.item_events
+
+    def item_events(item: dict[str, Any]) -> list[dict[str, Any]]:
+        if item["sk"]["S"] == both[1]["dynamodb"]["NewImage"]["sk"]["S"] and OTHER not in str(
+            item["pk"]
+        ):
+            raise OverflowError("whatever a decoder may raise")
+        return real(item)
+
+    rig.log.item_events = item_events  # type: ignore[method-assign]
+    batch = [both[0], poison_head, *both[1:]]
+    assert hooks_lambda.process(batch, rig.runtime) == []
+    assert rig.hook.ids(ARN) == [1, 2, 3, *range(7, 13)]  # only the poison record's are left
+    assert rig.hook.ids(OTHER) == list(range(1, 13))
+    assert rig.hook.repeats == 0
+    assert {e.execution.name for e in rig.hook.events} == {"one", "other"}
+    assert rig.client.gets == 1  # ARN's head: OTHER's is read from the (poison) image
+
+
+def test_an_outage_fails_the_batch_only_from_the_affected_executions_first_record() -> None:
+    rig = Rig()
+    rig.history_records(ARN)
+    both = rig.history_records(OTHER)
+    real = rig.log.item_events
+    down = [True]
+
+    def item_events(item: dict[str, Any]) -> list[dict[str, Any]]:
+        if down[0] and OTHER in item["pk"]["S"]:
+            raise LogUnavailableError("payload store: unreachable")
+        return real(item)
+
+    rig.log.item_events = item_events  # type: ignore[method-assign]
+    batch = [both[0], both[1], both[4], both[5], both[2], both[3]]
+    numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
+    assert hooks_lambda.process(batch, rig.runtime) == numbers[2:]
+    assert rig.hook.ids(ARN) == list(range(1, 7)) and rig.hook.ids(OTHER) == []
+    down[0] = False  # the outage ends: the retry resumes at the first failed record
+    assert hooks_lambda.process(batch[2:], rig.runtime) == []
+    assert rig.hook.ids(ARN) == list(range(1, 13)) and rig.hook.ids(OTHER) == list(range(1, 7))
+    assert rig.hook.repeats == 0

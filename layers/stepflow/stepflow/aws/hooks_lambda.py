@@ -11,8 +11,10 @@ Partial batch failures: a record whose hooks failed is reported in
 ``batchItemFailures`` by its sequence number, and so is every record after it
 (a batch is one shard, in stream order: Lambda resumes from the lowest one, so
 no later record is delivered before an earlier one succeeded). When the log
-cannot be read (a head read, an offloaded payload), the whole batch is
-reported failed. A malformed record is logged and skipped.
+cannot be read now for an execution (an outage of the table or the payload
+store), the batch fails from that execution's first record on (the records
+before it are dispatched). A malformed or unreadable (poison) record is logged
+and skipped: it never blocks the stream.
 """
 
 from __future__ import annotations
@@ -76,13 +78,13 @@ def process(records: Sequence[Mapping[str, Any]], runtime: HooksRuntime) -> list
     """Dispatch the batch's records in order; the sequence numbers to report failed."""
     try:
         decoded = runtime.decoder.decode(records)
-    except Exception:  # the log cannot be read now: the whole batch is retried
-        LOG.exception("could not read the log for a batch of %d record(s)", len(records))
+    except Exception:  # a bug in the decoder (it raises nothing else): retry the batch
+        LOG.exception("could not decode a batch of %d record(s)", len(records))
         return _all_numbers(records)
     failed: list[str] = []
     for item in decoded:
         # Stream order: nothing after a failed record goes ahead of it.
-        if failed or not _dispatched(runtime.dispatcher, item):
+        if failed or item.unavailable or not _dispatched(runtime.dispatcher, item):
             failed.append(item.sequence_number)
     return failed
 

@@ -16,25 +16,37 @@ What a record adds:
   ``EV#`` items, if any, are ignored: one execution is never read both ways.
 
 Leases (``TK#``), journals, internal child partitions (``EX#<arn>#<child>``)
-and every other item are ignored. A malformed
-record is logged and skipped, never failing the batch. Each execution's
-:class:`~stepflow.hooks.ExecutionInfo` comes from a head image in the batch or
-else from one ``GetItem`` of its head per batch.
+and every other item are ignored. A malformed or unreadable record (a corrupt
+or dangling event item, whatever the decoder raises) is logged and skipped,
+never failing the batch; each execution is decoded on its own. Only an outage
+(the table or the payload store unreachable) marks the first record of the
+affected execution :attr:`RecordHooks.unavailable`: the dispatcher fails the
+batch from there on, and it is retried.
+
+Each execution's :class:`~stepflow.hooks.ExecutionInfo` comes from the plain
+attributes of the batch's last readable head image (name, state machine, map
+run; the redrive count from the state document only when it is inline: never
+an S3 read), else from one ``GetItem`` of its head per batch (an unreadable
+head: only what the ARN says).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from stepflow.api.map_runs import machine_of
 from stepflow.aws.dynamodb_log import DynamoDBLog
-from stepflow.aws.log_table import HEAD, LogIntegrityError
+from stepflow.aws.log_table import HEAD, LogUnavailableError
+from stepflow.aws.topology import LIST_INDEX_PK
 from stepflow.engine.codec import decode_state
 from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
 from stepflow.runtime.ports import ExecutionRecord
@@ -55,6 +67,16 @@ _ENDS = {
     "TIMED_OUT": "ExecutionTimedOut",
     "ABORTED": "ExecutionAborted",
 }
+
+
+OUTAGES: tuple[type[BaseException], ...] = (
+    LogUnavailableError,
+    ClientError,
+    BotoCoreError,
+    ConnectionError,
+    TimeoutError,
+)
+"""What a read of the log raises when it may succeed later (retry, never skip)."""
 
 
 class MalformedRecordError(ValueError):
@@ -79,6 +101,8 @@ class RecordHooks:
 
     sequence_number: str
     events: list[HookEvent] = field(default_factory=list)
+    unavailable: bool = False
+    """The log could not be read for this record's execution (an outage): fail from here on."""
 
 
 def sequence_number(record: Mapping[str, Any]) -> str:
@@ -131,7 +155,9 @@ class StreamDecoder:
         """Every record's hook events, in the batch's order (malformed records: none).
 
         A record whose sequence number cannot be read is left out (nothing can
-        identify it). Raises only when the log cannot be read (retry the batch).
+        identify it). Never raises: an execution the log cannot be read for now has
+        its first record marked :attr:`RecordHooks.unavailable`; an unreadable
+        record is skipped.
         """
         out: list[RecordHooks] = []
         parsed: list[tuple[int, LogRecord]] = []
@@ -153,31 +179,40 @@ class StreamDecoder:
         for index, found in parsed:
             by_execution.setdefault(found.execution_arn, []).append((index, found))
         for arn, runs in by_execution.items():
-            info = self._info(arn, [found for _, found in runs])
-            for index, event in self._events(info, runs):
+            try:
+                info = self._info(arn, [found for _, found in runs])
+                decoded = self._events(info, runs)
+            except OUTAGES as exc:  # may succeed later: retried from this execution's first
+                LOG.warning("execution %s: the log cannot be read now: %s", arn, exc)
+                out[runs[0][0]].unavailable = True
+                continue
+            except Exception:  # never readable: skipped, never blocking the stream
+                LOG.exception("execution %s: %d record(s) skipped", arn, len(runs))
+                continue
+            for index, event in decoded:
                 out[index].events.append(event)
         return out
 
     # -- helpers ---------------------------------------------------------------
 
     def _info(self, arn: str, runs: Iterable[LogRecord]) -> ExecutionInfo:
-        """From the batch's last head image, else one read of the head."""
-        record: ExecutionRecord | None = None
+        """From the batch's last readable head image, else one read of the head."""
+        image: dict[str, Any] | None = None
         for found in runs:
-            image = found.new or found.old
-            if found.sk == HEAD and image is not None:
-                record = self._record(image) or record
-        if record is None:
-            self.head_reads += 1
-            record = self.log.get(arn)
-        return info_of(arn, record)
-
-    def _record(self, image: dict[str, Any]) -> ExecutionRecord | None:
+            candidate = found.new or found.old
+            if found.sk == HEAD and candidate is not None and _readable_head(candidate):
+                image = candidate
+        if image is not None:
+            return info_of_image(arn, image)
+        self.head_reads += 1
         try:
-            return self.log.head_record(image)
-        except (KeyError, TypeError, ValueError) as exc:
-            LOG.warning("an unreadable head image: %s", exc)
-            return None
+            record = self.log.get(arn)
+        except OUTAGES:
+            raise
+        except Exception as exc:  # a head that cannot be read still names its execution
+            LOG.warning("execution %s: an unreadable head: %s", arn, exc)
+            record = None
+        return info_of(arn, record)
 
     def _events(
         self, info: ExecutionInfo, runs: list[tuple[int, LogRecord]]
@@ -202,9 +237,11 @@ class StreamDecoder:
         assert found.new is not None
         try:
             events = self.log.item_events(found.new)
-        except (KeyError, TypeError, ValueError, zlib.error, LogIntegrityError) as exc:
-            # Corrupt or dangling: never readable, so skipped rather than retried forever
-            # (an outage, LogUnavailableError, fails the batch instead: it is retried).
+        except OUTAGES:
+            raise  # may succeed later: the batch is retried from this execution on
+        except Exception as exc:
+            # Corrupt or dangling (zlib.error, LogIntegrityError, whatever the decoder
+            # raises): never readable, so skipped rather than retried forever.
             LOG.warning("record %s: unreadable events: %s", found.sequence_number, exc)
             return []
         if not isinstance(events, list):
@@ -243,6 +280,29 @@ def info_of(arn: str, record: ExecutionRecord | None) -> ExecutionInfo:
     )
 
 
+def info_of_image(arn: str, image: Mapping[str, Any]) -> ExecutionInfo:
+    """An execution's :class:`ExecutionInfo` from a head image's plain attributes.
+
+    No document is decoded but small inline ones (``attributes``, and ``state``
+    for the redrive count): no payload store read, no engine state decode. A map
+    run's child is known by its listing key (``EXL#<map run ARN>``).
+    """
+    listed = _text(image, LIST_INDEX_PK) or ""
+    run = listed[4:] if listed.startswith("EXL#") and ":mapRun:" in listed else ""
+    machine = machine_of(run) if run else _unqualified(_text(image, "state_machine_arn") or "")
+    attributes = _inline_doc(image, "attributes")
+    kind = attributes.get("execution_type") if isinstance(attributes, dict) else None
+    state = _inline_doc(image, "state")
+    redrives = state.get("redrive_count") if isinstance(state, dict) else None
+    return ExecutionInfo(
+        arn,
+        state_machine_arn=machine,
+        name=_text(image, "name") or "",
+        execution_type="EXPRESS" if EXPRESS_MARK in arn or kind == "EXPRESS" else "STANDARD",
+        redrive_count=redrives if isinstance(redrives, int) and redrives > 0 else 0,
+    )
+
+
 def express_events(found: LogRecord) -> list[dict[str, Any]]:
     """The execution events an EXPRESS head's change implies (AWS's history shape).
 
@@ -269,6 +329,25 @@ def express_events(found: LogRecord) -> list[dict[str, Any]]:
 def _unqualified(machine_arn: str) -> str:
     """``arn:aws:states:<region>:<account>:stateMachine:<name>``, without a qualifier."""
     return ":".join(machine_arn.split(":")[:7])
+
+
+def _readable_head(image: Mapping[str, Any]) -> bool:
+    return bool(_text(image, "name")) and bool(_text(image, "state_machine_arn"))
+
+
+def _inline_doc(image: Mapping[str, Any], name: str) -> Any:
+    """A document stored inline in ``image`` (plain or compressed), else None (offloaded)."""
+    try:
+        text = _text(image, name)
+        if text is not None:
+            return json.loads(text)
+        value = image.get(f"{name}_z")
+        data = value.get("B") if isinstance(value, Mapping) else None
+        if isinstance(data, bytes | bytearray):
+            return json.loads(zlib.decompress(data))
+    except (ValueError, zlib.error, RecursionError):
+        return None
+    return None
 
 
 def _id(event: dict[str, Any]) -> int:
