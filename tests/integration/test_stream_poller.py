@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ boto3 = pytest.importorskip("boto3")
 from stepflow.aws import create_table  # noqa: E402
 from stepflow.aws.settings import Settings  # noqa: E402
 from stepflow.aws.wiring import HOOK_FACTORIES, UnknownHookError, hooks_from_settings  # noqa: E402
-from stepflow.local.stream_poller import StreamPoller, ensure_stream  # noqa: E402
+from stepflow.local.stream_poller import KEPT, StreamPoller, ensure_stream  # noqa: E402
 
 TABLE = "stepflow-poller"
 
@@ -35,6 +36,118 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
             config=Config(account_id_endpoint_mode="disabled"),
         )
         yield dynamodb, streams, stream
+
+
+class Clock:
+    """A clock that moves ``step`` seconds each time it is read (or when moved by hand)."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class FakeStreams:
+    """One shard holding ``count`` records (sequence numbers 1..count); iterators are indexes."""
+
+    def __init__(self, count: int) -> None:
+        self.records = [
+            {"eventName": "INSERT", "dynamodb": {"SequenceNumber": str(n), "Keys": {}}}
+            for n in range(1, count + 1)
+        ]
+
+    def describe_stream(self, **request: Any) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [{"ShardId": "s"}]}}
+
+    def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
+        number = request.get("SequenceNumber")
+        index = 0 if number is None else int(number) - 1
+        after = request["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER"
+        return {"ShardIterator": str(index + after)}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+        start = int(ShardIterator)
+        page = self.records[start : start + Limit]
+        return {"Records": page, "NextShardIterator": str(start + len(page))}
+
+
+def numbers_of(event: dict[str, Any]) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in event["Records"]]
+
+
+def test_a_handler_that_raises_gets_the_batch_again_and_nothing_is_lost() -> None:
+    calls: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append(numbers_of(event))
+        if len(calls) == 1:
+            raise RuntimeError("a cold start failed")
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(FakeStreams(3), "arn", handler, clock=Clock(step=100.0))
+    for _ in range(4):
+        poller.poll_once()
+    assert calls == [["1", "2", "3"], ["1", "2", "3"]]  # again from the first record, once
+    assert poller.delivered == 3 and poller.given_up == []
+    assert [str(e) for e in poller.errors] == ["a cold start failed"]
+
+
+def test_an_outage_longer_than_the_retries_is_retried_with_backoff_not_given_up() -> None:
+    clock = Clock()
+    outage_until = 20.0  # seconds: far more than max_retries quick retries
+    calls: list[tuple[float, list[str]]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        calls.append((clock.now, numbers_of(event)))
+        if clock.now < outage_until:  # e.g. the webhook target or DynamoDB is down
+            failed = [n for n in numbers_of(event) if n != "1"]  # record 1 went through
+            return {"batchItemFailures": [{"itemIdentifier": n} for n in failed]}
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(FakeStreams(3), "arn", handler, max_retries=3, clock=clock)
+    while clock.now < 40.0:
+        poller.poll_once()
+        clock.now += 0.1
+    assert poller.given_up == [] and poller.delivered == 3
+    assert calls[0][1] == ["1", "2", "3"] and {tuple(n) for _, n in calls[1:]} == {("2", "3")}
+    waits = [b - a for (a, _), (b, _) in pairwise(calls)]
+    assert all(later >= earlier for earlier, later in pairwise(waits))
+    assert len(calls) < 12  # backoff: not one retry every poll (400 polls)
+
+
+def test_a_record_is_given_up_only_after_its_retries_and_the_time_budget() -> None:
+    clock = Clock()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": numbers_of(event)[0]}]}
+
+    poller = StreamPoller(FakeStreams(1), "arn", handler, retry_budget=30.0, clock=clock)
+    while clock.now < 29.0:
+        poller.poll_once()
+        clock.now += 0.1
+    assert poller.given_up == []
+    while clock.now < 60.0:
+        poller.poll_once()
+        clock.now += 0.1
+    assert poller.given_up == ["1"]
+
+
+def test_what_the_poller_remembers_is_bounded() -> None:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        raise RuntimeError("always")
+
+    count = KEPT + 30
+    poller = StreamPoller(
+        FakeStreams(count), "arn", handler, max_retries=0, retry_budget=0.0, clock=Clock(1.0)
+    )
+    for _ in range(count):
+        poller.poll_once()
+    assert poller.given_up_count == count and len(poller.given_up) == KEPT
+    assert poller.given_up[-1] == str(count)
+    assert len(poller.errors) == KEPT
+    assert len(poller._retries) <= 1
 
 
 def put(dynamodb: Any, n: int) -> None:
@@ -69,7 +182,7 @@ def test_records_arrive_in_lambda_shape_and_a_failed_one_is_retried_from_itself(
 ) -> None:
     dynamodb, streams, stream = table
     handler = Handler(fail_at=3, failures=2)
-    poller = StreamPoller(streams, stream, handler)
+    poller = StreamPoller(streams, stream, handler, clock=Clock(step=100.0))
     for shard in poller._shards():  # as start() does, without the thread
         poller._iterators[shard] = poller._iterator(shard, "LATEST")
     for n in range(1, 6):
@@ -89,13 +202,13 @@ def test_a_record_failing_every_retry_is_given_up_and_the_rest_delivered(
 ) -> None:
     dynamodb, streams, stream = table
     handler = Handler(fail_at=2, failures=100)
-    poller = StreamPoller(streams, stream, handler, max_retries=2)
+    poller = StreamPoller(streams, stream, handler, max_retries=2, clock=Clock(step=100.0))
     for n in range(1, 4):
         put(dynamodb, n)
     while poller.poll_once():  # a shard found after start: read from its start
         pass
     assert handler.seen == [1, 3]
-    assert len(poller.given_up) == 1
+    assert len(poller.given_up) == 1 and poller.given_up_count == 1
     assert handler.failures == 100 - 3  # the first delivery and two retries
 
 

@@ -5,9 +5,15 @@
 deployed stack does: one thread reads each shard in order (``GetRecords``),
 hands the records to the handler in Lambda's event shape (binaries as base64
 text, dates as epoch seconds) and honours ``batchItemFailures``: it resumes
-at the lowest failed sequence number, and after ``max_retries`` failed
-deliveries of the same record it gives up on it (logged, as an on-failure
-destination would receive it) so the shard is not blocked forever.
+at the lowest failed sequence number (a handler that raises fails the whole
+batch: it is read again from its first record; the shard's position only
+advances past what the handler accepted). A failed record is retried with
+exponential backoff (``interval`` doubling up to ``max_backoff``); only once it
+has failed more than ``max_retries`` times AND for at least ``retry_budget``
+seconds is it given up (logged, as an on-failure destination would receive
+it), so an outage of a dependency loses nothing while the shard is never
+blocked forever. What the poller remembers is bounded: the latest
+:data:`KEPT` errors and given-up records, one retry per shard.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +33,9 @@ LOG = logging.getLogger(__name__)
 
 StreamHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 """A Lambda handler for DynamoDB stream events returning ``{"batchItemFailures": [...]}``."""
+
+KEPT = 100
+"""How many of the latest errors and given-up sequence numbers a poller keeps."""
 
 STREAM_VIEW = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 """The stream the CDK stack gives the log table (cdk/stepflow_cdk/storage.py)."""
@@ -37,6 +48,16 @@ def ensure_stream(dynamodb: Any, table: str) -> str:
         dynamodb.update_table(TableName=table, StreamSpecification=STREAM_VIEW)
         described = dynamodb.describe_table(TableName=table)["Table"]
     return str(described["LatestStreamArn"])
+
+
+@dataclass(slots=True)
+class _Retry:
+    """A shard's record being retried: its failures, the first one's time, the next try."""
+
+    number: str
+    failures: int
+    since: float
+    due: float
 
 
 class StreamPoller:
@@ -55,17 +76,24 @@ class StreamPoller:
         batch_size: int = 100,
         interval: float = 0.2,
         max_retries: int = 3,
+        retry_budget: float = 60.0,
+        max_backoff: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.streams, self.stream_arn, self.handler = streams, stream_arn, handler
         self.batch_size, self.interval, self.max_retries = batch_size, interval, max_retries
+        self.retry_budget, self.max_backoff, self.clock = retry_budget, max_backoff, clock
         self.errors: list[BaseException] = []
+        """The latest errors (at most :data:`KEPT`): the handler's, the stream endpoint's."""
         self.delivered = 0
         """How many records the handler has accepted."""
         self.given_up: list[str] = []
-        """Sequence numbers dropped after ``max_retries`` failed deliveries."""
+        """The latest sequence numbers given up (at most :data:`KEPT`)."""
+        self.given_up_count = 0
+        """How many records were given up in all."""
         self._iterators: dict[str, str | None] = {}
-        self._failures: dict[str, int] = {}
-        self._failed = False
+        self._retries: dict[str, _Retry] = {}
+        self._outages = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stream-poller", daemon=True)
 
@@ -82,13 +110,22 @@ class StreamPoller:
         self._thread.join(timeout)
 
     def poll_once(self) -> int:
-        """One pass over the shards; returns how many records were received."""
-        for shard in self._shards():
+        """One pass over the shards; returns how many records were received.
+
+        A shard whose failed record waits for its backoff is skipped.
+        """
+        shards = self._shards()
+        for shard in shards:
             if shard not in self._iterators:
                 self._iterators[shard] = self._iterator(shard, "TRIM_HORIZON")
+        for gone in set(self._iterators) - set(shards):  # past the stream's retention
+            self._iterators.pop(gone, None)
+            self._retries.pop(gone, None)
         handed = 0
+        now = self.clock()
         for shard, iterator in list(self._iterators.items()):
-            if iterator is not None:
+            retry = self._retries.get(shard)
+            if iterator is not None and (retry is None or now >= retry.due):
                 handed += self._poll_shard(shard, iterator)
         return handed
 
@@ -97,12 +134,21 @@ class StreamPoller:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self._failed = False
-                if not self.poll_once() or self._failed:  # nothing new, or a retry to pace
+                if not self.poll_once():  # nothing new, or a retry to pace
                     self._stop.wait(self.interval)
+                self._outages = 0
             except Exception as exc:  # an outage of the endpoint: keep polling, as AWS does
-                self.errors.append(exc)
-                self._stop.wait(1.0)
+                self._error(exc)
+                self._outages += 1
+                self._stop.wait(self._backoff(self._outages))
+
+    def _backoff(self, failures: int) -> float:
+        """The wait after ``failures`` failures in a row: doubling, at most ``max_backoff``."""
+        return float(min(self.max_backoff, self.interval * 2 ** min(failures - 1, 32)))
+
+    def _error(self, exc: BaseException) -> None:
+        self.errors.append(exc)
+        del self.errors[:-KEPT]
 
     def _shards(self) -> list[str]:
         described = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -119,28 +165,48 @@ class StreamPoller:
     def _poll_shard(self, shard: str, iterator: str) -> int:
         page = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
         records = page.get("Records", [])
-        self._iterators[shard] = page.get("NextShardIterator")
+        following = page.get("NextShardIterator")
         if not records:
+            self._iterators[shard] = following
             return 0
-        event = {"Records": [lambda_record(r, self.stream_arn) for r in records]}
-        answer = self.handler(event, CONTEXT) or {}
-        failed = [str(f.get("itemIdentifier")) for f in answer.get("batchItemFailures", [])]
         numbers = [str(r["dynamodb"]["SequenceNumber"]) for r in records]
-        first = min((numbers.index(n) for n in failed if n in numbers), default=None)
-        if first is None:
+        event = {"Records": [lambda_record(r, self.stream_arn) for r in records]}
+        try:
+            answer = self.handler(event, CONTEXT) or {}
+            failed = {str(f.get("itemIdentifier")) for f in answer.get("batchItemFailures", [])}
+            first = min((numbers.index(n) for n in failed if n in numbers), default=None)
+        except Exception as exc:  # as Lambda: a function error fails the whole batch
+            LOG.exception("the stream handler failed on %d record(s)", len(records))
+            self._error(exc)
+            first = 0
+        if first is None:  # only now does the shard's position advance
+            self._iterators[shard] = following
+            self._retries.pop(shard, None)
             self.delivered += len(records)
             return len(records)
         self.delivered += first
-        self._failed = True
-        number = numbers[first]
-        self._failures[number] = self._failures.get(number, 0) + 1
-        if self._failures[number] > self.max_retries:  # the on-failure destination's part
-            LOG.error("stream record %s: hooks failed %d times, skipped", number, self.max_retries)
-            self.given_up.append(number)
-            self._iterators[shard] = self._iterator(shard, "AFTER_SEQUENCE_NUMBER", number)
-        else:
-            self._iterators[shard] = self._iterator(shard, "AT_SEQUENCE_NUMBER", number)
+        self._retry(shard, numbers[first])
         return len(records)
+
+    def _retry(self, shard: str, number: str) -> None:
+        """Resume at the failed record ``number`` after its backoff, or give it up."""
+        now = self.clock()
+        retry = self._retries.get(shard)
+        if retry is None or retry.number != number:
+            retry = _Retry(number, 0, now, now)
+        retry.failures += 1
+        if retry.failures > self.max_retries and now - retry.since >= self.retry_budget:
+            # The on-failure destination's part.
+            LOG.error("stream record %s: hooks failed %d times, skipped", number, retry.failures)
+            self.given_up.append(number)
+            del self.given_up[:-KEPT]
+            self.given_up_count += 1
+            self._retries.pop(shard, None)
+            self._iterators[shard] = self._iterator(shard, "AFTER_SEQUENCE_NUMBER", number)
+            return
+        retry.due = now + self._backoff(retry.failures)
+        self._retries[shard] = retry
+        self._iterators[shard] = self._iterator(shard, "AT_SEQUENCE_NUMBER", number)
 
 
 def lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
