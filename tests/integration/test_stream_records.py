@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import string
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -315,3 +316,40 @@ def test_an_outage_fails_the_batch_only_from_the_affected_executions_first_recor
     assert hooks_lambda.process(batch[2:], rig.runtime) == []
     assert rig.hook.ids(ARN) == list(range(1, 13)) and rig.hook.ids(OTHER) == list(range(1, 7))
     assert rig.hook.repeats == 0
+
+
+class CountingStore(InMemoryPayloadStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, key: str) -> bytes:
+        self.gets += 1
+        return super().get(key)
+
+
+def test_execution_info_comes_from_the_head_images_plain_attributes_without_payload_reads() -> None:
+    store = CountingStore()
+    rig = Rig(payloads=store, item_budget=4_000)
+    run = "arn:aws:states:us-east-1:123456789012:mapRun:Orders/label:abc"
+    first = replace(
+        head(ARN),
+        input={"pad": "".join(random.Random(1).choices(string.ascii_letters, k=12_000))},
+        state={"redrive_count": 2},
+        attributes={"map_run_arn": run},
+    )
+    rig.log.create(first, [])
+    head_item = next(i for i in rig.client.written if i["sk"]["S"] == "HEAD")
+    assert "input_ref" in head_item  # decoding the whole head would read the store
+    rig.log.commit(replace(first, seq=2), 1, events(1, 2))
+    item = next(i for i in rig.client.written if i["sk"]["S"].startswith("EV#"))
+    fresh = DynamoDBLog("t", client=rig.client, payloads=store)  # no cached payloads
+    runtime = hooks_lambda.HooksRuntime(StreamDecoder(fresh), Dispatcher([rig.hook]))
+    assert hooks_lambda.process([record(1, head_item), record(2, item)], runtime) == []
+    assert rig.hook.ids(ARN) == [1, 2]
+    assert store.gets == 0 and rig.client.gets == 0
+    info = rig.hook.events[0].execution
+    assert (info.name, info.redrive_count) == ("one", 2)
+    assert (
+        info.state_machine_arn == "arn:aws:states:us-east-1:123456789012:stateMachine:Orders/label"
+    )
