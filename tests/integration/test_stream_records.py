@@ -353,3 +353,15 @@ def test_execution_info_comes_from_the_head_images_plain_attributes_without_payl
     assert (
         info.state_machine_arn == "arn:aws:states:us-east-1:123456789012:stateMachine:Orders/label"
     )
+
+
+def test_a_poison_express_head_change_is_skipped_and_the_executions_others_delivered() -> None:
+    rig = Rig()
+    rig.log.put_many([head(EXPRESS)])
+    started = rig.client.written[-1]
+    rig.log.put_many([head(EXPRESS, "FAILED", seq=2)])
+    failed = rig.client.written[-1]
+    poison = {**failed, "status": {"S": "SUCCEEDED"}, "seq": {"N": "1e400"}}  # int(inf)
+    batch = [record(1, started), record(2, poison, old=started), record(3, failed, old=started)]
+    assert hooks_lambda.process(batch, rig.runtime) == []
+    assert [e.kind for e in rig.hook.events] == ["ExecutionStarted", "ExecutionFailed"]

@@ -220,11 +220,16 @@ class StreamDecoder:
         """(record index, hook event) of one execution, in commit order."""
         history: list[tuple[int, dict[str, Any]]] = []
         for index, found in runs:
-            if info.execution_type == "EXPRESS":
-                if found.sk == HEAD:
-                    history.extend((index, e) for e in express_events(found))
-            elif found.sk.startswith("EV#") and found.event_name == "INSERT" and found.new:
-                history.extend((index, e) for e in self._item_events(found))
+            try:
+                if info.execution_type == "EXPRESS":
+                    if found.sk == HEAD:
+                        history.extend((index, e) for e in express_events(found))
+                elif found.sk.startswith("EV#") and found.event_name == "INSERT" and found.new:
+                    history.extend((index, e) for e in self._item_events(found))
+            except OUTAGES:
+                raise
+            except Exception:  # a poison record: skipped, its execution's others still read
+                LOG.exception("record %s: skipped", found.sequence_number)
         history.sort(key=lambda pair: _id(pair[1]))
         owner = {_id(event): index for index, event in history}
         return [
