@@ -170,8 +170,8 @@ class StreamDecoder:
             out.append(RecordHooks(number))
             try:
                 found = parse_record(raw)
-            except MalformedRecordError as exc:
-                LOG.warning("skipped a stream record: %s", exc)
+            except Exception as exc:  # MalformedRecordError, or a shape nobody foresaw
+                LOG.warning("skipped stream record %s: %r", number, exc)
                 continue
             if found is not None and (found.sk == HEAD or found.sk.startswith("EV#")):
                 parsed.append((len(out) - 1, found))
