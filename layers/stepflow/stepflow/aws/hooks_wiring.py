@@ -191,7 +191,12 @@ def log_facts(log: DynamoDBLog) -> FactsLookup:
         record = log.get(execution_arn)
         if record is None:
             return None
-        return ExecutionFacts(record.start_date or None, dumps(record.input))
+        return ExecutionFacts(
+            record.start_date or None,
+            dumps(record.input),
+            redrive_count=record.redrive_count,
+            redrive_date=record.redrive_date,
+        )
 
     return facts
 

@@ -68,10 +68,13 @@ class RecentKeys:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionFacts:
-    """What the log's head says of an execution: its start (epoch seconds) and input (JSON)."""
+    """What the log's head says of an execution: its start (epoch seconds), input (JSON)
+    and redrives (how many, the last one's date in epoch seconds)."""
 
     start_date: float | None
     input: str | None = None
+    redrive_count: int = 0
+    redrive_date: float | None = None
 
 
 FactsLookup = Callable[[str], ExecutionFacts | None]
