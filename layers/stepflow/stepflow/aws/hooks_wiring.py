@@ -31,7 +31,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.base import SingleMetric
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +41,7 @@ from stepflow.aws.hook_eventbridge import EventBridgeHook
 from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.data.serialize import dumps
+from stepflow.engine.codec import decode_state
 from stepflow.hooks import Hook
 from stepflow.hooks.metrics import Metric, MetricsHook
 from stepflow.hooks.support import ExecutionFacts, FactsLookup
@@ -147,20 +149,30 @@ def _names(text: str) -> frozenset[str] | None:
 
 
 class PowertoolsSink:
-    """An :class:`~stepflow.hooks.metrics.EmfSink` writing CloudWatch EMF with Powertools."""
+    """An :class:`~stepflow.hooks.metrics.EmfSink` writing CloudWatch EMF with Powertools.
 
-    def __init__(self, namespace: str = "StepFlow", service: str = "stepflow-hooks") -> None:
+    One EMF document per metric, with exactly the metric's dimensions (never
+    Powertools' ``service``, whatever ``POWERTOOLS_SERVICE_NAME`` says) and the
+    event's timestamp (the emit time only when the event has none). ``write``
+    takes each document's line (default: stdout, which Lambda sends to CloudWatch).
+    """
+
+    def __init__(
+        self, namespace: str = "StepFlow", write: Callable[[str], None] | None = None
+    ) -> None:
         self.namespace = namespace
-        self.service = service
+        self.write = write if write is not None else print
 
     def emit(self, metric: Metric) -> None:
-        """Write ``metric`` as one EMF document (its own dimensions)."""
+        """Write ``metric`` as one EMF document (its own dimensions and timestamp)."""
         unit = MetricUnit.Count if metric.unit == "Count" else MetricUnit.Milliseconds
-        with single_metric(
-            name=metric.name, unit=unit, value=metric.value, namespace=self.namespace
-        ) as emf:
-            for name, value in metric.dimensions:
-                emf.add_dimension(name=name, value=value)
+        emf = SingleMetric(namespace=self.namespace, service="")  # "": no service dimension
+        emf.add_metric(name=metric.name, unit=unit, value=metric.value)
+        for name, value in metric.dimensions:
+            emf.add_dimension(name=name, value=value)
+        if metric.timestamp is not None:
+            emf.timestamp = round(metric.timestamp * 1000)  # EMF's epoch milliseconds
+        self.write(json.dumps(emf.serialize_metric_set(), separators=(",", ":")))
 
 
 class SqsDeadLetter:
@@ -191,11 +203,12 @@ def log_facts(log: DynamoDBLog) -> FactsLookup:
         record = log.get(execution_arn)
         if record is None:
             return None
+        state = decode_state(record.state) if record.state else None
         return ExecutionFacts(
             record.start_date or None,
             dumps(record.input),
-            redrive_count=record.redrive_count,
-            redrive_date=record.redrive_date,
+            redrive_count=state.redrive_count if state is not None else 0,
+            redrive_date=state.redrive_date if state is not None else None,
         )
 
     return facts

@@ -47,12 +47,14 @@ _STARTS = ("ExecutionStarted", "ExecutionRedriven")
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One metric value with its dimensions (name, value pairs in order)."""
+    """One metric value with its dimensions (name, value pairs in order) and the epoch
+    seconds of the event it measures (None: not known; the sink uses its own time)."""
 
     name: str
     unit: Unit
     value: float
     dimensions: tuple[tuple[str, str], ...]
+    timestamp: float | None = None
 
 
 class EmfSink(Protocol):
@@ -182,4 +184,5 @@ class MetricsHook:
         if self.per_state_machine:
             machine = state_machine_name(event.execution.state_machine_arn)
             dimensions += (("StateMachine", machine or "Unknown"),)
-        self.sink.emit(Metric(name, unit, value, dimensions + extra))
+        when = epoch_seconds(event.timestamp)
+        self.sink.emit(Metric(name, unit, value, dimensions + extra, when))
