@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,7 +45,7 @@ from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
 from stepflow.hooks import Hook
 from stepflow.hooks.metrics import Metric, MetricsHook
-from stepflow.hooks.support import ExecutionFacts, FactsLookup
+from stepflow.hooks.support import CachedFacts, ExecutionFacts, FactsLookup
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.webhooks import DeadLetter, MemoryDeadLetter, WebhookHook, WebhookTarget
@@ -196,8 +197,19 @@ class _LoggedDeadLetter(MemoryDeadLetter):
         super().put(record)
 
 
-def log_facts(log: DynamoDBLog) -> FactsLookup:
-    """An execution's start and input from the log's head (one GetItem)."""
+_SHARED_FACTS: weakref.WeakKeyDictionary[DynamoDBLog, CachedFacts] = weakref.WeakKeyDictionary()
+
+
+def log_facts(log: DynamoDBLog) -> CachedFacts:
+    """An execution's start, input and redrives from the log's head (one GetItem).
+
+    One lookup per log: every hook built on ``log`` (the metrics and EventBridge
+    hooks, built one by one by :func:`builtin_factory`) shares it, so a head is
+    read once per execution per batch (:class:`~stepflow.hooks.support.CachedFacts`).
+    """
+    shared = _SHARED_FACTS.get(log)
+    if shared is not None:
+        return shared
 
     def facts(execution_arn: str) -> ExecutionFacts | None:
         record = log.get(execution_arn)
@@ -211,7 +223,8 @@ def log_facts(log: DynamoDBLog) -> FactsLookup:
             redrive_date=state.redrive_date if state is not None else None,
         )
 
-    return facts
+    shared = _SHARED_FACTS[log] = CachedFacts(facts)
+    return shared
 
 
 def _client_getter(clients: Clients | None, region: str) -> Callable[[str], Any]:
