@@ -102,3 +102,17 @@ def test_cached_facts_expire_and_stay_bounded() -> None:
     cached.clear()
     cached("b")
     assert reads["b"] == 2
+
+
+def test_one_default_and_one_case_rule_for_hook_names() -> None:
+    from stepflow.aws.hooks_wiring import HookSettings
+    from stepflow.aws.wiring import UnknownHookError
+
+    # The hooks' settings and the process's agree: no hooks unless named
+    assert HookSettings.model_validate({}).hooks == Settings(table_name="t").hooks == ""
+    assert HookSettings.model_validate({}).enabled == []
+    # AND names are case-sensitive in both (a misspelt one fails loudly in both)
+    with pytest.raises(ValueError, match="unknown"):
+        _ = HookSettings.model_validate({"STEPFLOW_HOOKS": "Metrics"}).enabled
+    with pytest.raises(UnknownHookError):
+        hooks_from_settings(Settings(table_name="t", hooks="Metrics"), lambda _: None)

@@ -3,7 +3,9 @@
 Settings (environment variables; the CDK stack sets them on the hooks function):
 
 - ``STEPFLOW_HOOKS``: the hooks on, comma-separated: ``metrics``, ``eventbridge``,
-  ``webhooks`` (default ``metrics``; empty: none);
+  ``webhooks``, exactly so (names are case-sensitive everywhere: ``Metrics`` is
+  refused as unknown). Default: none, as :class:`~stepflow.aws.settings.Settings`'
+  (the CDK stack sets ``metrics`` unless told otherwise);
 - ``STEPFLOW_EVENT_BUS`` (default ``default``), ``STEPFLOW_EVENT_SOURCE`` (default
   ``stepflow.states``: EventBridge refuses ``aws.*`` sources from an account),
   ``STEPFLOW_EVENT_BUS_EXPRESS`` (``true``: EXPRESS executions send events too; AWS's
@@ -67,7 +69,8 @@ class HookSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    hooks: str = Field(default="metrics", validation_alias=_alias("STEPFLOW_HOOKS", "hooks"))
+    hooks: str = Field(default="", validation_alias=_alias("STEPFLOW_HOOKS", "hooks"))
+    """As :attr:`stepflow.aws.settings.Settings.hooks` (same default: none)."""
     table_name: str = Field(default="", validation_alias=_alias("TABLE_NAME", "table_name"))
     payload_bucket: str = Field(
         default="", validation_alias=_alias("PAYLOAD_BUCKET", "payload_bucket")
@@ -120,8 +123,11 @@ class HookSettings(BaseSettings):
 
     @property
     def enabled(self) -> list[str]:
-        """The hook names on, in :data:`HOOK_NAMES` order; raises ValueError for an unknown one."""
-        names = {n.strip().lower() for n in self.hooks.split(",") if n.strip()}
+        """The hook names on, in :data:`HOOK_NAMES` order; raises ValueError for an unknown one.
+
+        Names are case-sensitive, as in :func:`stepflow.aws.wiring.hooks_from_settings`.
+        """
+        names = {n.strip() for n in self.hooks.split(",") if n.strip()}
         unknown = names - set(HOOK_NAMES)
         if unknown:
             raise ValueError(f"STEPFLOW_HOOKS names unknown hooks: {sorted(unknown)}")
