@@ -11,13 +11,15 @@ from stepflow.hooks.metrics import MetricsHook
 
 pytest.importorskip("aws_lambda_powertools")
 
-from stepflow.aws.hooks_wiring import PowertoolsSink  # noqa: E402
+from stepflow.aws.hooks_wiring import PowertoolsSink
 
 SM = "arn:aws:states:us-east-1:1:stateMachine:orders"
 INFO = ExecutionInfo("arn:aws:states:us-east-1:1:execution:orders:e", SM, "e")
 
 
-def _event(kind: Any, id_: int, when: float, event_type: str, state: str | None = None) -> HookEvent:
+def _event(
+    kind: Any, id_: int, when: float, event_type: str, state: str | None = None
+) -> HookEvent:
     raw: dict[str, Any] = {"id": id_, "type": event_type, "timestamp": when}
     return HookEvent(kind, INFO, id_, when, raw, state)
 

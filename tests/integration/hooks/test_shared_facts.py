@@ -12,9 +12,9 @@ from stepflow.runtime.ports import ExecutionRecord
 
 pytest.importorskip("boto3")
 
-from stepflow.aws.dynamodb_log import DynamoDBLog  # noqa: E402
-from stepflow.aws.settings import Settings  # noqa: E402
-from stepflow.aws.wiring import hooks_from_settings  # noqa: E402
+from stepflow.aws.dynamodb_log import DynamoDBLog
+from stepflow.aws.settings import Settings
+from stepflow.aws.wiring import hooks_from_settings
 
 SM = "arn:aws:states:us-east-1:1:stateMachine:m"
 

@@ -59,8 +59,11 @@ _TASKS: frozenset[HookKind] = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One metric value with its dimensions (name, value pairs in order) and the epoch
-    seconds of the event it measures (None: not known; the sink uses its own time)."""
+    """One metric value, its dimensions and its event's time.
+
+    ``dimensions`` are (name, value) pairs in order; ``timestamp`` the epoch seconds
+    of the event it measures (None: not known; the sink uses its own time).
+    """
 
     name: str
     unit: Unit
@@ -179,7 +182,7 @@ class MetricsHook:
             self._unlist(old_arn, old_name, old_id)
 
     def _follow(self, event: HookEvent, owner: int | None = None) -> None:
-        """Remember which state entry ``event`` belongs to (its thread's, by ``previousEventId``)."""
+        """Remember the state entry ``event`` belongs to (its thread's: ``previousEventId``)."""
         arn = event.execution.execution_arn
         if owner is None:
             owner = self._owner_of(event)
@@ -196,8 +199,11 @@ class MetricsHook:
         return self._owner.get((event.execution.execution_arn, previous))
 
     def _exit(self, event: HookEvent) -> float | None:
-        """The entry time of the state ``event`` exits: its own thread's entry when the
-        events chain to it, else the latest open entry of the same name (module doc)."""
+        """The entry time of the state ``event`` exits (module doc).
+
+        Its own thread's entry when the events chain to it, else the latest open
+        entry of the same name.
+        """
         arn, name = event.execution.execution_arn, event.state_name or ""
         owner = self._owner_of(event)
         found = self._entered.get((arn, owner)) if owner is not None else None

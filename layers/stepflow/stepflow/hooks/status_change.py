@@ -88,9 +88,12 @@ def status_change_detail(
     elif facts is not None:
         start_date = None if facts.start_date is None else round(facts.start_date * 1000)
         input_text = facts.input
-    if redrive_date is None and facts is not None:
-        if facts.redrive_count == event.execution.redrive_count:  # the head's is this run's
-            redrive_date = facts.redrive_date
+    if (
+        redrive_date is None
+        and facts is not None
+        and facts.redrive_count == event.execution.redrive_count  # the head's is this run's
+    ):
+        redrive_date = facts.redrive_date
     if event.kind == "ExecutionStarted":
         start_date = epoch_millis(event.timestamp)
         raw = details.get("input")

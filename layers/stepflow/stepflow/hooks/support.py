@@ -1,15 +1,16 @@
 """What the built-in hooks share: event timestamps, repeat filtering, execution facts.
 
-Pure: no I/O (:class:`CachedFacts` is given its reader and clock). :class:`RecentKeys` drops a hook event seen before
-(the stream delivers at least once): always within a batch, and across batches
-as far as its bounded memory reaches (best effort: a new Lambda container, or a
-key older than ``capacity`` keys, is not remembered).
+Pure: no I/O (:class:`CachedFacts` is given its reader and clock).
+:class:`RecentKeys` drops a hook event seen before (the stream delivers at least
+once): always within a batch, and across batches as far as its bounded memory
+reaches (best effort: a new Lambda container, or a key older than ``capacity``
+keys, is not remembered).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,8 +70,11 @@ class RecentKeys:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionFacts:
-    """What the log's head says of an execution: its start (epoch seconds), input (JSON)
-    and redrives (how many, the last one's date in epoch seconds)."""
+    """What the log's head says of an execution.
+
+    Its start (epoch seconds), input (JSON) and redrives (how many, the last
+    one's date in epoch seconds).
+    """
 
     start_date: float | None
     input: str | None = None
