@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
 from stepflow.hooks.metrics import MemorySink, MetricsHook, state_machine_name
 from stepflow.hooks.support import ExecutionFacts, epoch_seconds
@@ -130,3 +131,50 @@ def test_state_machine_dimension_drops_versions_and_aliases() -> None:
     assert state_machine_name(SM) == "Orders"
     assert state_machine_name(SM + ":3") == "Orders"
     assert state_machine_name(SM + ":prod") == "Orders"
+
+
+def _raw(id_: int, prev: int, kind: str, when: float, name: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = {"id": id_, "previousEventId": prev, "type": kind, "timestamp": when}
+    if name is not None:
+        event["stateEnteredEventDetails" if "Entered" in kind else "stateExitedEventDetails"] = {
+            "name": name
+        }
+    return event
+
+
+def test_concurrent_same_named_states_are_paired_by_their_thread() -> None:
+    # GIVEN two Map iterations of state Work: the first entered exits first
+    history = [
+        _raw(1, 0, "ExecutionStarted", 0.0),
+        _raw(3, 2, "TaskStateEntered", 10.0, "Work"),
+        _raw(4, 2, "TaskStateEntered", 11.0, "Work"),
+        _raw(5, 3, "TaskScheduled", 10.1),
+        _raw(6, 4, "TaskScheduled", 11.1),
+        _raw(7, 5, "TaskStarted", 10.2),
+        _raw(8, 6, "TaskStarted", 11.2),
+        _raw(9, 7, "TaskSucceeded", 11.9),
+        _raw(10, 9, "TaskStateExited", 12.0, "Work"),
+        _raw(11, 8, "TaskSucceeded", 19.9),
+        _raw(12, 11, "TaskStateExited", 20.0, "Work"),
+    ]
+    events = _events(history)
+    sink = MemorySink()
+    hook = MetricsHook(sink)
+    hook.handle(events[:5])  # across batches too
+    hook.handle(events[5:])
+    # THEN each exit is timed from its own entry (latest-entry pairing gives 1000, 10000)
+    assert [m.value for m in sink.named("StateTime")] == [
+        pytest.approx(2000.0),
+        pytest.approx(9000.0),
+    ]
+
+
+def test_an_exit_whose_thread_is_unknown_pairs_with_the_latest_entry() -> None:
+    history = [
+        _raw(3, 2, "PassStateEntered", 10.0, "Work"),
+        _raw(4, 2, "PassStateEntered", 11.0, "Work"),
+        _raw(9, 8, "PassStateExited", 12.0, "Work"),  # 8: not a hook event
+    ]
+    sink = MemorySink()
+    MetricsHook(sink).handle(_events(history))
+    assert [m.value for m in sink.named("StateTime")] == [pytest.approx(1000.0)]

@@ -9,7 +9,10 @@ default is ``stepflow.states`` (a rule written for Step Functions matches once i
 ``source`` names it; ``detail-type`` and ``detail`` match unchanged).
 
 As on AWS, EXPRESS executions send no such events unless ``express`` is set.
-Entries go in PutEvents calls of at most 10 entries and 256 KB; entries that
+Each entry is made to fit EventBridge's 256 KB whatever the execution's data
+(:func:`~stepflow.hooks.status_change.fit_detail`: input, then output left out,
+then the cause cut short). Entries go in PutEvents calls of at most 10 entries and
+256 KB; entries that
 fail (``FailedEntryCount``) are sent again, ``attempts`` times in all with
 exponential backoff, then :class:`EventBridgeDeliveryError` is raised (the
 stream delivers the batch again). A status change already put by this process
@@ -29,6 +32,7 @@ from stepflow.hooks.status_change import (
     DEFAULT_SOURCE,
     DETAIL_TYPE,
     STATUS_OF,
+    fit_detail,
     status_change_detail,
 )
 from stepflow.hooks.support import ExecutionFacts, FactsLookup, RecentKeys, epoch_seconds
@@ -137,7 +141,9 @@ class EventBridgeHook:
                 redrives[arn] = event.timestamp
             start = starts.get(arn)
             known: ExecutionFacts | None = None
-            if start is None and event.kind != "ExecutionStarted" and self.facts is not None:
+            need_start = start is None and event.kind != "ExecutionStarted"
+            need_redrive = bool(event.execution.redrive_count) and arn not in redrives
+            if (need_start or need_redrive) and self.facts is not None:
                 if arn not in facts:
                     facts[arn] = self.facts(arn)  # one read per execution per batch
                 known = facts[arn]
@@ -148,12 +154,14 @@ class EventBridgeHook:
             entry: dict[str, Any] = {
                 "Source": self.source,
                 "DetailType": DETAIL_TYPE,
-                "Detail": json.dumps(detail, separators=(",", ":")),
+                "Detail": "",
                 "Resources": [arn],
                 "EventBusName": self.bus,
             }
             if seconds is not None:
                 entry["Time"] = datetime.fromtimestamp(seconds, UTC)
+            room = MAX_REQUEST_BYTES - entry_size(entry)  # the other fields count too
+            entry["Detail"] = json.dumps(fit_detail(detail, room), separators=(",", ":"))
             out.append(entry)
         return out
 

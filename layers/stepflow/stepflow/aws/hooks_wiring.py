@@ -3,7 +3,9 @@
 Settings (environment variables; the CDK stack sets them on the hooks function):
 
 - ``STEPFLOW_HOOKS``: the hooks on, comma-separated: ``metrics``, ``eventbridge``,
-  ``webhooks`` (default ``metrics``; empty: none);
+  ``webhooks``, exactly so (names are case-sensitive everywhere: ``Metrics`` is
+  refused as unknown). Default: none, as :class:`~stepflow.aws.settings.Settings`'
+  (the CDK stack sets ``metrics`` unless told otherwise);
 - ``STEPFLOW_EVENT_BUS`` (default ``default``), ``STEPFLOW_EVENT_SOURCE`` (default
   ``stepflow.states``: EventBridge refuses ``aws.*`` sources from an account),
   ``STEPFLOW_EVENT_BUS_EXPRESS`` (``true``: EXPRESS executions send events too; AWS's
@@ -27,11 +29,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.base import SingleMetric
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,9 +44,10 @@ from stepflow.aws.hook_eventbridge import EventBridgeHook
 from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.data.serialize import dumps
+from stepflow.engine.codec import decode_state
 from stepflow.hooks import Hook
 from stepflow.hooks.metrics import Metric, MetricsHook
-from stepflow.hooks.support import ExecutionFacts, FactsLookup
+from stepflow.hooks.support import CachedFacts, ExecutionFacts, FactsLookup
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.webhooks import DeadLetter, MemoryDeadLetter, WebhookHook, WebhookTarget
@@ -64,7 +69,8 @@ class HookSettings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    hooks: str = Field(default="metrics", validation_alias=_alias("STEPFLOW_HOOKS", "hooks"))
+    hooks: str = Field(default="", validation_alias=_alias("STEPFLOW_HOOKS", "hooks"))
+    """As :attr:`stepflow.aws.settings.Settings.hooks` (same default: none)."""
     table_name: str = Field(default="", validation_alias=_alias("TABLE_NAME", "table_name"))
     payload_bucket: str = Field(
         default="", validation_alias=_alias("PAYLOAD_BUCKET", "payload_bucket")
@@ -117,8 +123,11 @@ class HookSettings(BaseSettings):
 
     @property
     def enabled(self) -> list[str]:
-        """The hook names on, in :data:`HOOK_NAMES` order; raises ValueError for an unknown one."""
-        names = {n.strip().lower() for n in self.hooks.split(",") if n.strip()}
+        """The hook names on, in :data:`HOOK_NAMES` order; raises ValueError for an unknown one.
+
+        Names are case-sensitive, as in :func:`stepflow.aws.wiring.hooks_from_settings`.
+        """
+        names = {n.strip() for n in self.hooks.split(",") if n.strip()}
         unknown = names - set(HOOK_NAMES)
         if unknown:
             raise ValueError(f"STEPFLOW_HOOKS names unknown hooks: {sorted(unknown)}")
@@ -147,20 +156,30 @@ def _names(text: str) -> frozenset[str] | None:
 
 
 class PowertoolsSink:
-    """An :class:`~stepflow.hooks.metrics.EmfSink` writing CloudWatch EMF with Powertools."""
+    """An :class:`~stepflow.hooks.metrics.EmfSink` writing CloudWatch EMF with Powertools.
 
-    def __init__(self, namespace: str = "StepFlow", service: str = "stepflow-hooks") -> None:
+    One EMF document per metric, with exactly the metric's dimensions (never
+    Powertools' ``service``, whatever ``POWERTOOLS_SERVICE_NAME`` says) and the
+    event's timestamp (the emit time only when the event has none). ``write``
+    takes each document's line (default: stdout, which Lambda sends to CloudWatch).
+    """
+
+    def __init__(
+        self, namespace: str = "StepFlow", write: Callable[[str], None] | None = None
+    ) -> None:
         self.namespace = namespace
-        self.service = service
+        self.write = write if write is not None else print
 
     def emit(self, metric: Metric) -> None:
-        """Write ``metric`` as one EMF document (its own dimensions)."""
+        """Write ``metric`` as one EMF document (its own dimensions and timestamp)."""
         unit = MetricUnit.Count if metric.unit == "Count" else MetricUnit.Milliseconds
-        with single_metric(
-            name=metric.name, unit=unit, value=metric.value, namespace=self.namespace
-        ) as emf:
-            for name, value in metric.dimensions:
-                emf.add_dimension(name=name, value=value)
+        emf = SingleMetric(namespace=self.namespace, service="")  # "": no service dimension
+        emf.add_metric(name=metric.name, unit=unit, value=metric.value)
+        for name, value in metric.dimensions:
+            emf.add_dimension(name=name, value=value)
+        if metric.timestamp is not None:
+            emf.timestamp = round(metric.timestamp * 1000)  # EMF's epoch milliseconds
+        self.write(json.dumps(emf.serialize_metric_set(), separators=(",", ":")))
 
 
 class SqsDeadLetter:
@@ -184,16 +203,34 @@ class _LoggedDeadLetter(MemoryDeadLetter):
         super().put(record)
 
 
-def log_facts(log: DynamoDBLog) -> FactsLookup:
-    """An execution's start and input from the log's head (one GetItem)."""
+_SHARED_FACTS: weakref.WeakKeyDictionary[DynamoDBLog, CachedFacts] = weakref.WeakKeyDictionary()
+
+
+def log_facts(log: DynamoDBLog) -> CachedFacts:
+    """An execution's start, input and redrives from the log's head (one GetItem).
+
+    One lookup per log: every hook built on ``log`` (the metrics and EventBridge
+    hooks, built one by one by :func:`builtin_factory`) shares it, so a head is
+    read once per execution per batch (:class:`~stepflow.hooks.support.CachedFacts`).
+    """
+    shared = _SHARED_FACTS.get(log)
+    if shared is not None:
+        return shared
 
     def facts(execution_arn: str) -> ExecutionFacts | None:
         record = log.get(execution_arn)
         if record is None:
             return None
-        return ExecutionFacts(record.start_date or None, dumps(record.input))
+        state = decode_state(record.state) if record.state else None
+        return ExecutionFacts(
+            record.start_date or None,
+            dumps(record.input),
+            redrive_count=state.redrive_count if state is not None else 0,
+            redrive_date=state.redrive_date if state is not None else None,
+        )
 
-    return facts
+    shared = _SHARED_FACTS[log] = CachedFacts(facts)
+    return shared
 
 
 def _client_getter(clients: Clients | None, region: str) -> Callable[[str], Any]:

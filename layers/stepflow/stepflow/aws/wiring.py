@@ -437,8 +437,10 @@ class UnknownHookError(ValueError):
 def hooks_from_settings(settings: Settings, clients: Callable[[str], Any]) -> list[Hook]:
     """The hooks ``settings.hooks`` names, in its order (each once), built by their factories.
 
-    An unknown name raises :class:`UnknownHookError` (a cold start fails loudly
-    rather than silently dropping a hook).
+    Names are case-sensitive (``metrics``, not ``Metrics``), as in
+    :class:`stepflow.aws.hooks_wiring.HookSettings` and the CDK stack's config. An
+    unknown name raises :class:`UnknownHookError` (a cold start fails loudly rather
+    than silently dropping a hook).
     """
     names = list(dict.fromkeys(n.strip() for n in settings.hooks.split(",") if n.strip()))
     unknown = [name for name in names if name not in HOOK_FACTORIES]

@@ -6,6 +6,15 @@ Per execution start and end it counts ``ExecutionsStarted``,
 start's timestamp to the end event's). Per state exit it records ``StateTime``
 (milliseconds, from the state's ``...StateEntered`` to its ``...StateExited``).
 
+Same-named states open at once (Map iterations, Parallel branches running one
+state machine) are paired by thread: each event's ``previousEventId`` names the
+last event of its own thread, so an exit is matched to the entry its chain of
+state and task events leads back to. When the chain is broken (an event that is
+no hook event, e.g. a Map state's own ``MapIteration...`` events or ``.sync``'s
+``TaskSubmitted``, or one older than the bounded memory), the exit is paired with
+the latest open entry of that name: then concurrent durations may be swapped
+(their sum, and so their mean, is still right).
+
 Durations are never guessed: the start is the batch's ``ExecutionStarted`` (or
 ``ExecutionRedriven``) of that execution, else the log head's start date (the
 injected :data:`~stepflow.hooks.support.FactsLookup`, only for an execution never
@@ -43,16 +52,24 @@ END_METRICS: dict[HookKind, str] = {
 """The count metric of each execution end."""
 
 _STARTS = ("ExecutionStarted", "ExecutionRedriven")
+_TASKS: frozenset[HookKind] = frozenset(
+    {"TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskFailed", "TaskTimedOut"}
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One metric value with its dimensions (name, value pairs in order)."""
+    """One metric value, its dimensions and its event's time.
+
+    ``dimensions`` are (name, value) pairs in order; ``timestamp`` the epoch seconds
+    of the event it measures (None: not known; the sink uses its own time).
+    """
 
     name: str
     unit: Unit
     value: float
     dimensions: tuple[tuple[str, str], ...]
+    timestamp: float | None = None
 
 
 class EmfSink(Protocol):
@@ -91,8 +108,9 @@ class MetricsHook:
 
     name = "metrics"
     kinds: frozenset[HookKind] | None = frozenset(
-        {"ExecutionStarted", "ExecutionRedriven", "StateEntered", "StateExited", *END_METRICS}
-    )
+        {"ExecutionStarted", "ExecutionRedriven", "StateEntered", "StateExited", *END_METRICS,
+         *_TASKS}  # task events: to follow a state's thread to its exit
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -106,7 +124,11 @@ class MetricsHook:
         self.facts = facts
         self.per_state_machine = per_state_machine
         self._open_states = open_states
-        self._entered: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._entered: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
+        """Open state entries: (execution, entry event id) -> (state name, entry time)."""
+        self._by_name: dict[tuple[str, str], list[int]] = {}
+        self._owner: OrderedDict[tuple[str, int], int] = OrderedDict()
+        """(execution, event id) -> the id of the state entry its thread is in."""
         self._recent = RecentKeys()
 
     def handle(self, events: Sequence[HookEvent]) -> None:
@@ -127,6 +149,8 @@ class MetricsHook:
                     self._emit(event, "ExecutionTime", "Milliseconds", (when - start) * 1000)
             elif kind == "StateEntered" and when is not None and event.state_name:
                 self._enter(event, when)
+            elif kind in _TASKS:
+                self._follow(event)
             elif kind == "StateExited" and when is not None and event.state_name:
                 entered = self._exit(event)
                 if entered is not None and when >= entered:
@@ -149,21 +173,57 @@ class MetricsHook:
         return None if facts is None else facts.start_date
 
     def _enter(self, event: HookEvent, when: float) -> None:
-        key = (event.execution.execution_arn, event.state_name or "")
-        self._entered.setdefault(key, []).append(when)
-        self._entered.move_to_end(key)
+        arn, name = event.execution.execution_arn, event.state_name or ""
+        self._entered[(arn, event.id)] = (name, when)
+        self._by_name.setdefault((arn, name), []).append(event.id)
+        self._follow(event, event.id)
         while len(self._entered) > self._open_states:
-            self._entered.popitem(last=False)
+            (old_arn, old_id), (old_name, _) = self._entered.popitem(last=False)
+            self._unlist(old_arn, old_name, old_id)
+
+    def _follow(self, event: HookEvent, owner: int | None = None) -> None:
+        """Remember the state entry ``event`` belongs to (its thread's: ``previousEventId``)."""
+        arn = event.execution.execution_arn
+        if owner is None:
+            owner = self._owner_of(event)
+        if owner is None:
+            return
+        self._owner[(arn, event.id)] = owner
+        while len(self._owner) > 4 * self._open_states:
+            self._owner.popitem(last=False)
+
+    def _owner_of(self, event: HookEvent) -> int | None:
+        previous = event.event.get("previousEventId")
+        if not isinstance(previous, int) or isinstance(previous, bool):
+            return None
+        return self._owner.get((event.execution.execution_arn, previous))
 
     def _exit(self, event: HookEvent) -> float | None:
-        key = (event.execution.execution_arn, event.state_name or "")
-        stack = self._entered.get(key)
+        """The entry time of the state ``event`` exits (module doc).
+
+        Its own thread's entry when the events chain to it, else the latest open
+        entry of the same name.
+        """
+        arn, name = event.execution.execution_arn, event.state_name or ""
+        owner = self._owner_of(event)
+        found = self._entered.get((arn, owner)) if owner is not None else None
+        if found is None or found[0] != name:
+            stack = self._by_name.get((arn, name))
+            if not stack:
+                return None
+            owner = stack[-1]
+            found = self._entered[(arn, owner)]
+        assert owner is not None
+        del self._entered[(arn, owner)]
+        self._unlist(arn, name, owner)
+        return found[1]
+
+    def _unlist(self, arn: str, name: str, entry_id: int) -> None:
+        stack = self._by_name.get((arn, name), [])
+        if entry_id in stack:
+            stack.remove(entry_id)
         if not stack:
-            return None
-        entered = stack.pop()
-        if not stack:
-            del self._entered[key]
-        return entered
+            self._by_name.pop((arn, name), None)
 
     def _count(self, event: HookEvent, name: str) -> None:
         self._emit(event, name, "Count", 1.0)
@@ -182,4 +242,5 @@ class MetricsHook:
         if self.per_state_machine:
             machine = state_machine_name(event.execution.state_machine_arn)
             dimensions += (("StateMachine", machine or "Unknown"),)
-        self.sink.emit(Metric(name, unit, value, dimensions + extra))
+        when = epoch_seconds(event.timestamp)
+        self.sink.emit(Metric(name, unit, value, dimensions + extra, when))

@@ -17,8 +17,9 @@ Functions event examples") from one execution status hook event:
 
 Payload limit (AWS's rule): when the escaped input and output together exceed
 248 KB, the input is left out (``input`` null, ``inputDetails.included`` false);
-when the output alone does, it is left out too. The entry then stays under
-EventBridge's 256 KB.
+when the output alone does, it is left out too. :func:`fit_detail` then makes the
+whole entry fit EventBridge's 256 KB: it drops the input, then the output (their
+``*Details.included`` false), then cuts the cause (and, last, the error) short.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def status_change_detail(
     ``start`` is the execution's ``ExecutionStarted`` when the same batch holds it
     (its timestamp and input), else ``facts`` (the log head's) give them; with
     neither, ``startDate`` and ``input`` are null (``inputDetails.included`` false).
+    ``redrive_date`` is the batch's ``ExecutionRedriven`` timestamp, else the head's
+    redrive date when the head is at the event's redrive count (else null).
     """
     status = STATUS_OF[event.kind]
     details = details_of(event.event)
@@ -85,6 +88,12 @@ def status_change_detail(
     elif facts is not None:
         start_date = None if facts.start_date is None else round(facts.start_date * 1000)
         input_text = facts.input
+    if (
+        redrive_date is None
+        and facts is not None
+        and facts.redrive_count == event.execution.redrive_count  # the head's is this run's
+    ):
+        redrive_date = facts.redrive_date
     if event.kind == "ExecutionStarted":
         start_date = epoch_millis(event.timestamp)
         raw = details.get("input")
@@ -140,3 +149,33 @@ def _name_of(execution_arn: str) -> str:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def detail_size(detail: dict[str, Any]) -> int:
+    """The UTF-8 size of ``detail`` as an entry's ``Detail`` carries it."""
+    return len(json.dumps(detail, separators=(",", ":")).encode())
+
+
+def fit_detail(detail: dict[str, Any], budget: int) -> dict[str, Any]:
+    """``detail`` cut down to at most ``budget`` bytes (the entry's room for its ``Detail``).
+
+    In order, while it is too large: the input is dropped (``inputDetails.included``
+    false), then the output (``outputDetails.included`` false), then the cause and
+    last the error are cut short (to nothing at worst). A detail that fits is
+    returned unchanged.
+    """
+    fitted = dict(detail)
+    if detail_size(fitted) > budget and fitted.get("input") is not None:
+        fitted["input"], fitted["inputDetails"] = None, {"included": False}
+    if detail_size(fitted) > budget and fitted.get("output") is not None:
+        fitted["output"], fitted["outputDetails"] = None, {"included": False}
+    for key in ("cause", "error"):
+        text = fitted.get(key)
+        if isinstance(text, str) and text and detail_size(fitted) > budget:
+            low, high = 0, len(text)  # the longest prefix that fits: in [low, high)
+            while low + 1 < high:
+                middle = (low + high) // 2
+                fitted[key] = text[:middle]
+                low, high = (middle, high) if detail_size(fitted) <= budget else (low, middle)
+            fitted[key] = text[:low]
+    return fitted
