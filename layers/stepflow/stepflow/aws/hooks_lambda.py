@@ -27,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.stream_records import (
     MalformedRecordError,
     RecordHooks,
@@ -100,12 +101,23 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if not isinstance(records, list):
         logger.warning("an event without Records: nothing to dispatch")
         records = []
-    failed = process(records, get_runtime()) if records else []
+    runtime = get_runtime()
+    forget_facts(runtime)  # a head read in an earlier invocation may be stale (a redrive since)
+    failed = process(records, runtime) if records else []
     metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=len(records))
     metrics.add_metric(name="StreamRecordsFailed", unit=MetricUnit.Count, value=len(failed))
     if failed:
         logger.warning("hooks failed", extra={"failed": len(failed), "records": len(records)})
     return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}
+
+
+def forget_facts(runtime: HooksRuntime) -> None:
+    """Drop the execution facts the built-in hooks cached in an earlier invocation."""
+    from stepflow.aws.hooks_wiring import log_facts
+
+    log = getattr(runtime.decoder, "log", None)
+    if isinstance(log, DynamoDBLog):
+        log_facts(log).clear()
 
 
 def _dispatched(dispatcher: Dispatcher, item: RecordHooks) -> bool:
