@@ -269,14 +269,14 @@ def test_unknown_hook_names_are_refused() -> None:
     assert hooks_from_settings({"STEPFLOW_HOOKS": ""}, {}) == []
 
 
-def test_a_dead_target_costs_one_round_of_retries_per_batch(server: Server) -> None:
+def test_a_dead_target_costs_one_round_of_retries_per_cooldown(server: Server) -> None:
     server.answer = lambda _: 503
     dead, sleeps = MemoryDeadLetter(), []
     events = _events()
     hook = _hook([WebhookTarget(server.url)], dead, sleeps, attempts=3)
     hook.handle(events)
-    # the first event: 3 attempts; every later one: a single attempt, then the dead letter
-    assert len(server.seen) == 3 + len(events) - 1
+    # the first event: 3 attempts; every later one: straight to the dead letter (target down)
+    assert len(server.seen) == 3
     assert len(dead.records) == len(events)
     assert len(sleeps) == 2
 

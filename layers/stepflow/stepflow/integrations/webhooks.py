@@ -17,12 +17,20 @@ or a 5xx is retried with exponential backoff (tenacity), ``attempts`` times in
 all; any other answer, a refused URL, or the last failure sends the delivery to
 the dead letter (:class:`DeadLetter`: an SQS queue deployed, a list in memory)
 instead of blocking the stream. Only a dead letter that cannot be written fails
-the batch. A target whose retries all failed gets a single attempt per
-delivery for the rest of the batch, so a dead target delays a batch by one
-round of retries, not one per event. URLs are refused exactly as HTTP tasks are
-(:class:`~stepflow.integrations.http_port.Urllib3Http`): link-local and metadata
-addresses always, this machine when deployed, StepFlow's own endpoints, and no
-redirect is followed.
+the batch. The stream never waits long on webhooks:
+
+- a target whose retries all failed is *down* for ``cooldown`` seconds (kept on
+  the hook across batches and records): its deliveries go straight to the dead
+  letter without a request; after the cool-down one attempt probes it;
+- sending (requests and backoff, all targets) may take at most ``budget``
+  seconds per ``window`` seconds; a delivery that does not fit goes to the dead
+  letter, each attempt's timeout is cut to what is left of the budget.
+
+So a dead target costs one round of retries per cool-down, and webhooks delay
+the stream by at most about ``budget`` seconds per ``window``. URLs are refused
+exactly as HTTP tasks are (:class:`~stepflow.integrations.http_port.Urllib3Http`):
+link-local and metadata addresses always, this machine when deployed, StepFlow's
+own endpoints, and no redirect is followed.
 """
 
 from __future__ import annotations
@@ -35,7 +43,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from stepflow.hooks.events import HookEvent, HookKind
 from stepflow.hooks.metrics import state_machine_name
@@ -155,6 +169,10 @@ class WebhookHook:
         timeout: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
+        cooldown: float = 300.0,
+        budget: float = 60.0,
+        window: float = 300.0,
     ) -> None:
         if not secret:
             raise ValueError("webhooks need a signing secret")
@@ -168,6 +186,13 @@ class WebhookHook:
         self.timeout = timeout
         self._sleep = sleep
         self._clock = clock
+        self._timer = timer
+        self.cooldown = cooldown
+        self.budget = budget
+        self.window = window
+        self._down: dict[str, float] = {}  # target URL -> when its cool-down ends (timer)
+        self._window_start = timer()
+        self._spent = 0.0  # seconds spent sending in the current window
         self._recent = RecentKeys()
         self.requests = 0
         """How many POSTs were sent (attempts included)."""
@@ -175,43 +200,70 @@ class WebhookHook:
     def handle(self, events: Sequence[HookEvent]) -> None:
         """Deliver ``events`` to the targets that want them (repeats dropped)."""
         fresh = list(self._recent.fresh(events))
-        down: set[str] = set()
         for index, event in enumerate(fresh):
             try:
                 for target in self.targets:
                     if target.wants(event):
-                        self._deliver(target, event, down)
+                        self._deliver(target, event)
             except Exception:
                 self._recent.forget(fresh[index:])  # the redelivery takes them from here
                 raise
 
-    def _deliver(self, target: WebhookTarget, event: HookEvent, down: set[str]) -> None:
-        """Deliver once with retries; a target that failed them in this batch gets one try."""
+    def _left(self) -> float:
+        """Seconds of sending left in this window (a new window starts a fresh budget)."""
+        now = self._timer()
+        if now - self._window_start >= self.window:
+            self._window_start, self._spent = now, 0.0
+        return self.budget - self._spent
+
+    def _deliver(self, target: WebhookTarget, event: HookEvent) -> None:
+        """Deliver with retries, within the budget; a down target only after its cool-down."""
         body = body_of(event)
+        until = self._down.get(target.url)
+        now = self._timer()
+        if until is not None and now < until:
+            self._dead(target, event, body, "the target is down (its last retries failed)")
+            return
+        if self._left() <= 0:
+            self._dead(target, event, body, "the webhooks' time budget is spent")
+            return
+
+        def out_of_budget(state: RetryCallState) -> bool:
+            return self._spent + (self._timer() - started) >= self.budget
+
         retrying = Retrying(
-            stop=stop_after_attempt(1 if target.url in down else self.attempts),
+            stop=stop_after_attempt(1 if until is not None else self.attempts) | out_of_budget,
             wait=wait_exponential(multiplier=self.base_delay, max=self.max_delay),
             retry=retry_if_exception_type(_Retryable),
             sleep=self._sleep,
             reraise=True,
         )
+        started = self._timer()
         try:
-            retrying(self._post, target, event, body)
-            down.discard(target.url)
+            retrying(self._post, target, event, body, started)
+            self._down.pop(target.url, None)
         except (_Retryable, _Final) as exc:
             if isinstance(exc, _Retryable):
-                down.add(target.url)
-            self.dead_letter.put(
-                {
-                    "url": target.url,
-                    "deliveryId": event.dedup_key,
-                    "kind": event.kind,
-                    "reason": str(exc),
-                    "body": body.decode(),
-                }
-            )
+                self._down[target.url] = self._timer() + self.cooldown
+            self._dead(target, event, body, str(exc))
+        finally:
+            self._spent += max(0.0, self._timer() - started)
 
-    def _post(self, target: WebhookTarget, event: HookEvent, body: bytes) -> None:
+    def _dead(self, target: WebhookTarget, event: HookEvent, body: bytes, reason: str) -> None:
+        self.dead_letter.put(
+            {
+                "url": target.url,
+                "deliveryId": event.dedup_key,
+                "kind": event.kind,
+                "reason": reason,
+                "body": body.decode(),
+            }
+        )
+
+    def _post(self, target: WebhookTarget, event: HookEvent, body: bytes, started: float) -> None:
+        left = self.budget - self._spent - (self._timer() - started)
+        if left <= 0:
+            raise _Retryable("the webhooks' time budget is spent")
         timestamp = str(int(self._clock()))
         headers = (
             ("Content-Type", "application/json"),
@@ -221,7 +273,7 @@ class WebhookHook:
             (TIMESTAMP_HEADER, timestamp),
             (SIGNATURE_HEADER, signature(self.secret, timestamp, body)),
         )
-        request = HttpRequest("POST", target.url, headers, body, self.timeout)
+        request = HttpRequest("POST", target.url, headers, body, min(self.timeout, left))
         self.requests += 1
         try:
             response = self.http.send(request)
