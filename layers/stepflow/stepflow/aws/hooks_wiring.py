@@ -291,7 +291,7 @@ def hooks_from_settings(
             WebhookHook(
                 settings.targets(),
                 secret=webhook_secret(settings, client),
-                http=Urllib3Http(denied=denied, allow_loopback=local),
+                http=Urllib3Http(denied=denied, allow_loopback=local, read_body=False),
                 dead_letter=dead_letter,
                 attempts=settings.webhook_attempts,
             )
