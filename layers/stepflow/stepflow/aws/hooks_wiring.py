@@ -9,7 +9,8 @@ Settings (environment variables; the CDK stack sets them on the hooks function):
   ``STEPFLOW_EVENT_BUS_EXPRESS`` (``true``: EXPRESS executions send events too; AWS's
   do not);
 - ``STEPFLOW_WEBHOOK_URLS``: comma-separated URLs, or a JSON list of
-  ``{"url", "kinds", "stateMachines"}``; ``STEPFLOW_WEBHOOK_KINDS`` and
+  ``{"url", "kinds", "stateMachines", "secretArn"}`` (``secretArn``, or ``secret``
+  for ``stepflow local``: that target's own signing secret); ``STEPFLOW_WEBHOOK_KINDS`` and
   ``STEPFLOW_WEBHOOK_STATE_MACHINES`` filter the comma-separated ones;
 - ``STEPFLOW_WEBHOOK_SECRET_ARN`` (a Secrets Manager secret whose string signs
   deliveries) or ``STEPFLOW_WEBHOOK_SECRET`` (the secret itself: ``stepflow local``,
@@ -124,21 +125,35 @@ class HookSettings(BaseSettings):
             raise ValueError(f"STEPFLOW_HOOKS names unknown hooks: {sorted(unknown)}")
         return [n for n in HOOK_NAMES if n in names]
 
-    def targets(self) -> list[WebhookTarget]:
-        """The webhook targets (JSON list, or comma-separated URLs with the shared filters)."""
+    def targets(self, secret_of: Callable[[str], bytes] | None = None) -> list[WebhookTarget]:
+        """The webhook targets (JSON list, or comma-separated URLs with the shared filters).
+
+        A JSON target may carry its own signing secret: ``secretArn`` (read with
+        ``secret_of``) or ``secret`` (the value: ``stepflow local``, tests).
+        """
         text = self.webhook_urls.strip()
         if text.startswith("["):
-            return [
-                WebhookTarget(
-                    str(t["url"]),
-                    frozenset(t["kinds"]) if t.get("kinds") else None,
-                    frozenset(t["stateMachines"]) if t.get("stateMachines") else None,
-                )
-                for t in json.loads(text)
-            ]
+            return [_target(t, secret_of) for t in json.loads(text)]
         kinds = _names(self.webhook_kinds)
         machines = _names(self.webhook_state_machines)
         return [WebhookTarget(url, kinds, machines) for url in _names(text) or ()]
+
+
+def _target(item: Any, secret_of: Callable[[str], bytes] | None) -> WebhookTarget:
+    """One target of the JSON list."""
+    secret: bytes | None = None
+    if item.get("secretArn"):
+        if secret_of is None:
+            raise ValueError("a webhook target's secretArn needs Secrets Manager")
+        secret = secret_of(str(item["secretArn"]))
+    elif item.get("secret"):
+        secret = str(item["secret"]).encode()
+    return WebhookTarget(
+        str(item["url"]),
+        frozenset(item["kinds"]) if item.get("kinds") else None,
+        frozenset(item["stateMachines"]) if item.get("stateMachines") else None,
+        secret,
+    )
 
 
 def _names(text: str) -> frozenset[str] | None:
@@ -209,15 +224,29 @@ def _client_getter(clients: Clients | None, region: str) -> Callable[[str], Any]
     return get
 
 
-def webhook_secret(settings: HookSettings, client: Callable[[str], Any]) -> bytes:
-    """The signing secret: the raw setting, else the Secrets Manager secret's string."""
+def _secret_reader(client: Callable[[str], Any]) -> Callable[[str], bytes]:
+    def read(arn: str) -> bytes:
+        answer = client("secretsmanager").get_secret_value(SecretId=arn)
+        return str(answer["SecretString"]).encode()
+
+    return read
+
+
+def webhook_secret(
+    settings: HookSettings, client: Callable[[str], Any], *, required: bool = True
+) -> bytes:
+    """The shared signing secret: the raw setting, else the Secrets Manager secret's string.
+
+    Not ``required`` (every target has its own): empty when none is set.
+    """
     raw = settings.webhook_secret.get_secret_value()
     if raw:
         return raw.encode()
     if not settings.webhook_secret_arn:
+        if not required:
+            return b""
         raise ValueError("webhooks need STEPFLOW_WEBHOOK_SECRET_ARN or STEPFLOW_WEBHOOK_SECRET")
-    answer = client("secretsmanager").get_secret_value(SecretId=settings.webhook_secret_arn)
-    return str(answer["SecretString"]).encode()
+    return _secret_reader(client)(settings.webhook_secret_arn)
 
 
 def hooks_from_settings(
@@ -287,10 +316,12 @@ def hooks_from_settings(
                 if settings.webhook_dlq_url
                 else _LoggedDeadLetter()
             )
+        targets = settings.targets(_secret_reader(client))
+        shared = webhook_secret(settings, client, required=not all(t.secret for t in targets))
         hooks.append(
             WebhookHook(
-                settings.targets(),
-                secret=webhook_secret(settings, client),
+                targets,
+                secret=shared,
                 http=Urllib3Http(denied=denied, allow_loopback=local, read_body=False),
                 dead_letter=dead_letter,
                 attempts=settings.webhook_attempts,

@@ -7,10 +7,15 @@ target's URL with these headers:
   the same on every retry and redelivery: receivers drop repeats by it;
 - ``X-StepFlow-Event``: the hook kind (``ExecutionSucceeded``, ``StateExited``, ...);
 - ``X-StepFlow-Timestamp``: seconds since the epoch when signed;
-- ``X-StepFlow-Signature``: ``v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``.
+- ``X-StepFlow-Signature``: ``v1=<hex HMAC-SHA256(secret, "<timestamp>.<delivery>." + body)>``.
 
 A receiver verifies with :func:`verify` (recompute the HMAC over the timestamp,
-a dot and the raw body; compare in constant time; refuse an old timestamp).
+a dot, the delivery id, a dot and the raw body; compare in constant time; refuse
+an old timestamp), then drops a delivery id it has seen: the delivery id is
+signed, so a replay under a new id fails verification. (The split is unambiguous:
+the timestamp is digits and the body starts with ``{``, which no delivery id holds.)
+Each target may have its own secret (:attr:`WebhookTarget.secret`); the hook's
+``secret`` signs for the others.
 
 A delivery succeeds on a 2xx answer. A connection problem, a timeout, 408, 429
 or a 5xx is retried with exponential backoff (tenacity), ``attempts`` times in
@@ -63,28 +68,33 @@ EVENT_HEADER = "X-StepFlow-Event"
 _RETRIED_STATUSES = {408, 429}
 
 
-def signature(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The signature header's value: ``v1=`` and the hex HMAC-SHA256 of ``timestamp.body``."""
-    mac = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256)
-    return "v1=" + mac.hexdigest()
+def signature(secret: bytes, timestamp: str, delivery_id: str, body: bytes) -> str:
+    """The signature header's value: ``v1=`` and the hex HMAC-SHA256 of ``timestamp.id.body``."""
+    signed = timestamp.encode() + b"." + delivery_id.encode() + b"." + body
+    return "v1=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
 
 
 def verify(
     secret: bytes,
     timestamp: str,
+    delivery_id: str,
     body: bytes,
     signature_value: str,
     *,
     now: float | None = None,
     tolerance: float = 300.0,
 ) -> bool:
-    """Whether a delivery is authentic and fresh (a receiver's check; see the module doc)."""
+    """Whether a delivery is authentic and fresh (a receiver's check; see the module doc).
+
+    Any header text is accepted (False, never an exception, for a hostile one).
+    """
     try:
         age = abs((time.time() if now is None else now) - float(timestamp))
-    except ValueError:
+        expected = signature(secret, timestamp, delivery_id, body).encode()
+        given = signature_value.encode("utf-8", "surrogateescape")
+    except (ValueError, UnicodeError):
         return False
-    expected = signature(secret, timestamp, body)
-    return age <= tolerance and hmac.compare_digest(expected, signature_value)
+    return age <= tolerance and hmac.compare_digest(expected, given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +104,8 @@ class WebhookTarget:
     url: str
     kinds: frozenset[str] | None = None
     state_machines: frozenset[str] | None = None
+    secret: bytes | None = field(default=None, repr=False)
+    """This target's signing secret (None: the hook's)."""
 
     def wants(self, event: HookEvent) -> bool:
         """Whether ``event`` goes to this target."""
@@ -174,9 +186,9 @@ class WebhookHook:
         budget: float = 60.0,
         window: float = 300.0,
     ) -> None:
-        if not secret:
-            raise ValueError("webhooks need a signing secret")
         self.targets = list(targets)
+        if not secret and not all(t.secret for t in self.targets):
+            raise ValueError("webhooks need a signing secret")
         self.secret = secret
         self.http = http
         self.dead_letter = dead_letter
@@ -265,13 +277,14 @@ class WebhookHook:
         if left <= 0:
             raise _Retryable("the webhooks' time budget is spent")
         timestamp = str(int(self._clock()))
+        key = event.dedup_key
         headers = (
             ("Content-Type", "application/json"),
             ("User-Agent", "StepFlow-Webhooks"),
             (DELIVERY_HEADER, event.dedup_key),
             (EVENT_HEADER, event.kind),
             (TIMESTAMP_HEADER, timestamp),
-            (SIGNATURE_HEADER, signature(self.secret, timestamp, body)),
+            (SIGNATURE_HEADER, signature(target.secret or self.secret, timestamp, key, body)),
         )
         request = HttpRequest("POST", target.url, headers, body, min(self.timeout, left))
         self.requests += 1
