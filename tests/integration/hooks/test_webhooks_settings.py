@@ -37,3 +37,26 @@ def test_a_target_without_a_secret_needs_the_shared_one() -> None:
     )
     with pytest.raises(ValueError, match="SECRET"):
         hooks_from_settings(settings, {})
+
+
+def test_a_huge_body_s_dead_letter_message_fits_sqs() -> None:
+    boto3 = pytest.importorskip("boto3")
+    from stepflow.aws.hooks_wiring import SqsDeadLetter
+    from stepflow.integrations.webhooks import DEAD_LETTER_LIMIT
+
+    output = json.dumps({"text": '"\\\u00e9' * 80_000})  # JSON in JSON: escapes multiply
+    body = json.dumps({"id": "arn#9", "event": {"output": output}})
+    record = {"url": "https://a.example/h", "deliveryId": "arn#9", "kind": "ExecutionSucceeded"}
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        SqsDeadLetter(queue, sqs).put({**record, "reason": "HTTP 500", "body": body})
+        SqsDeadLetter(queue, sqs).put({**record, "reason": "HTTP 500", "body": "{}"})
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 2
+    big, small = sorted((json.loads(m["Body"]) for m in messages), key=len, reverse=True)
+    assert all(len(m["Body"].encode()) <= DEAD_LETTER_LIMIT for m in messages)
+    assert big["deliveryId"] == "arn#9" and big["truncated"] is True
+    assert big["bodyBytes"] == len(body.encode()) and body.startswith(big["body"])
+    assert len(big["body"]) > 50_000
+    assert small["body"] == "{}" and "truncated" not in small

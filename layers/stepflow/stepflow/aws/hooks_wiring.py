@@ -46,7 +46,13 @@ from stepflow.hooks.metrics import Metric, MetricsHook
 from stepflow.hooks.support import ExecutionFacts, FactsLookup
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
-from stepflow.integrations.webhooks import DeadLetter, MemoryDeadLetter, WebhookHook, WebhookTarget
+from stepflow.integrations.webhooks import (
+    DeadLetter,
+    MemoryDeadLetter,
+    WebhookHook,
+    WebhookTarget,
+    dead_letter_message,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -186,8 +192,8 @@ class SqsDeadLetter:
         self.client = client
 
     def put(self, record: dict[str, Any]) -> None:
-        """Send ``record`` to the queue (raises if SQS refuses it)."""
-        self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(record))
+        """Send ``record`` to the queue, its body cut to fit SQS (raises if SQS refuses it)."""
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=dead_letter_message(record))
 
 
 class _LoggedDeadLetter(MemoryDeadLetter):

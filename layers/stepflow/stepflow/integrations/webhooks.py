@@ -136,6 +136,40 @@ class MemoryDeadLetter:
         self.records.append(record)
 
 
+DEAD_LETTER_LIMIT = 256 * 1024
+"""The most bytes a dead-letter message may have (SQS's classic message size limit)."""
+_REASON_LIMIT = 1024
+
+
+def dead_letter_message(record: dict[str, Any], limit: int = DEAD_LETTER_LIMIT) -> str:
+    """``record`` as JSON of at most ``limit`` bytes.
+
+    A larger one keeps every field but the body (the reason cut to 1 KiB), and as
+    much of the body as fits, with ``"truncated": true`` and the body's full size
+    in ``bodyBytes``: the ``deliveryId`` still names the event to redeliver.
+    """
+    text = json.dumps(record)
+    if len(text) <= limit:  # ASCII: characters are bytes
+        return text
+    body = str(record.get("body", ""))
+    cut = {
+        **record,
+        "reason": str(record.get("reason", ""))[:_REASON_LIMIT],
+        "body": "",
+        "truncated": True,
+        "bodyBytes": len(body.encode()),
+    }
+    room = max(0, limit - len(json.dumps(cut)))
+    size = room
+    while size > 0:
+        excess = len(json.dumps(body[:size])) - 2 - room
+        if excess <= 0:
+            break
+        size -= excess  # each character is at least one byte once escaped
+    cut["body"] = body[: max(0, size)]
+    return json.dumps(cut)
+
+
 class _Retryable(Exception):
     """A delivery attempt that may succeed if tried again."""
 
