@@ -60,3 +60,47 @@ def test_a_huge_body_s_dead_letter_message_fits_sqs() -> None:
     assert big["bodyBytes"] == len(body.encode()) and body.startswith(big["body"])
     assert len(big["body"]) > 50_000
     assert small["body"] == "{}" and "truncated" not in small
+
+
+SLACK = "https://hooks.slack.example/services/T000/B000/TOPSECRET?token=QUERYSECRET"
+
+
+def test_no_dead_letter_queue_logs_no_secret_and_keeps_a_bounded_memory(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from stepflow.hooks import ExecutionInfo, HookEvent
+    from stepflow.integrations.http_port import HttpProblem, HttpRequest, HttpResponse
+
+    class Refusing:
+        sent = 0
+
+        def send(self, request: HttpRequest) -> HttpResponse:
+            Refusing.sent += 1
+            path = request.url.split("/", 3)[3]
+            raise HttpProblem(
+                "connection", f"Max retries exceeded with url: /{path} ({request.url})"
+            )
+
+    [hook] = hooks_from_settings(
+        {
+            "STEPFLOW_HOOKS": "webhooks",
+            "STEPFLOW_WEBHOOK_URLS": SLACK,
+            "STEPFLOW_WEBHOOK_SECRET": "s",
+            "STEPFLOW_WEBHOOK_ATTEMPTS": "1",
+        },
+        {},
+    )
+    assert isinstance(hook, WebhookHook)
+    hook.http = Refusing()
+    info = ExecutionInfo(
+        "arn:aws:states:us-east-1:1:execution:m:e", "arn:aws:states:us-east-1:1:stateMachine:m"
+    )
+    with caplog.at_level("ERROR"):
+        for n in range(1000):
+            hook.handle([HookEvent("ExecutionSucceeded", info, n, 0.0, {"id": n})])
+    records = hook.dead_letter.records  # type: ignore[attr-defined]
+    assert 0 < len(records) <= 100
+    assert "TOPSECRET" not in caplog.text and "QUERYSECRET" not in caplog.text
+    assert "https://hooks.slack.example" in caplog.text
+    assert all("SECRET" not in r["reason"] for r in records)
+    assert records[-1]["url"] == SLACK  # the record itself keeps the URL to redeliver to

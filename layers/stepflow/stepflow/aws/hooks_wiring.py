@@ -52,6 +52,7 @@ from stepflow.integrations.webhooks import (
     WebhookHook,
     WebhookTarget,
     dead_letter_message,
+    site_of,
 )
 
 LOG = logging.getLogger(__name__)
@@ -196,12 +197,22 @@ class SqsDeadLetter:
         self.client.send_message(QueueUrl=self.queue_url, MessageBody=dead_letter_message(record))
 
 
+LOGGED_DEAD_LETTERS = 100
+"""How many failed deliveries a process without a dead-letter queue keeps in memory."""
+
+
 class _LoggedDeadLetter(MemoryDeadLetter):
-    """No dead-letter queue configured: log the failed delivery and keep it in memory."""
+    """No dead-letter queue configured: log the failed delivery, keep the last ones in memory.
+
+    Only the target's scheme and host are logged (its path may be its secret).
+    """
+
+    def __init__(self, capacity: int = LOGGED_DEAD_LETTERS) -> None:
+        super().__init__([], capacity)
 
     def put(self, record: dict[str, Any]) -> None:
         LOG.error("webhook delivery %s to %s failed: %s", record.get("deliveryId"),
-                  record.get("url"), record.get("reason"))  # fmt: skip
+                  site_of(str(record.get("url", ""))), record.get("reason"))  # fmt: skip
         super().put(record)
 
 

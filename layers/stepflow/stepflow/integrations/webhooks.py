@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from tenacity import (
     RetryCallState,
@@ -127,13 +128,48 @@ class DeadLetter(Protocol):
 
 @dataclass(slots=True)
 class MemoryDeadLetter:
-    """A :class:`DeadLetter` in memory."""
+    """A :class:`DeadLetter` in memory (the last ``capacity`` records; None: all)."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
+    capacity: int | None = None
 
     def put(self, record: dict[str, Any]) -> None:
-        """Keep ``record``."""
+        """Keep ``record`` (the oldest dropped past ``capacity``)."""
         self.records.append(record)
+        if self.capacity is not None and len(self.records) > self.capacity:
+            del self.records[: len(self.records) - self.capacity]
+
+
+def site_of(url: str) -> str:
+    """``url``'s scheme and host (and port): what may be logged of a target.
+
+    A webhook URL's path and query may be its secret (Slack, Teams, ...).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an invalid URL)"
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
+
+
+def redacted(text: str, url: str) -> str:
+    """``text`` with ``url``'s path and query (and user info) replaced by ``...``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text.replace(url, "(an invalid URL)")
+    secrets = [url, url.split("#", 1)[0]]
+    if parts.query:
+        secrets += [f"{parts.path}?{parts.query}", parts.query]
+    if parts.path not in ("", "/"):
+        secrets.append(parts.path)
+    if parts.username or parts.password:
+        secrets.append(parts.netloc.rsplit("@", 1)[0])
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            replacement = site_of(url) + "/..." if secret.startswith(parts.scheme + ":") else "..."
+            text = text.replace(secret, replacement)
+    return text
 
 
 DEAD_LETTER_LIMIT = 256 * 1024
@@ -301,7 +337,7 @@ class WebhookHook:
                 "url": target.url,
                 "deliveryId": event.dedup_key,
                 "kind": event.kind,
-                "reason": reason,
+                "reason": redacted(reason, target.url),
                 "body": body.decode(),
             }
         )
