@@ -104,3 +104,44 @@ def test_no_dead_letter_queue_logs_no_secret_and_keeps_a_bounded_memory(
     assert "https://hooks.slack.example" in caplog.text
     assert all("SECRET" not in r["reason"] for r in records)
     assert records[-1]["url"] == SLACK  # the record itself keeps the URL to redeliver to
+
+
+def _targets(urls: str, **extra: str) -> list[tuple[str, frozenset[str] | None]]:
+    settings = HookSettings.model_validate({"STEPFLOW_WEBHOOK_URLS": urls, **extra})
+    return [(t.url, t.kinds) for t in settings.targets()]
+
+
+def test_a_url_with_a_comma_is_given_in_the_json_list_form() -> None:
+    url = "https://a.example/h?tags=a,b"
+    got = _targets(
+        json.dumps([url, "https://b.example/h"]), STEPFLOW_WEBHOOK_KINDS="ExecutionFailed"
+    )
+    assert got == [
+        (url, frozenset({"ExecutionFailed"})),
+        ("https://b.example/h", frozenset({"ExecutionFailed"})),
+    ]
+
+
+def test_a_kinds_string_is_a_list_of_kinds_not_of_characters() -> None:
+    urls = [{"url": "https://a.example/h", "kinds": "ExecutionFailed, ExecutionTimedOut"}]
+    assert _targets(json.dumps(urls)) == [
+        ("https://a.example/h", frozenset({"ExecutionFailed", "ExecutionTimedOut"}))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("urls", "extra"),
+    [
+        (json.dumps([{"url": "https://a.example/h", "kinds": ["ExecutionFailled"]}]), {}),
+        ("https://a.example/h", {"STEPFLOW_WEBHOOK_KINDS": "ExecutionSucceded"}),
+        (json.dumps([{"url": "https://a.example/h", "kinds": 3}]), {}),
+        (json.dumps([{"kinds": ["ExecutionFailed"]}]), {}),
+        (json.dumps({"url": "https://a.example/h"}), {}),
+        ("[not json", {}),
+        ("ftp://a.example/h", {}),
+        (json.dumps(["https://[::1/h"]), {}),
+    ],
+)
+def test_malformed_targets_and_unknown_kinds_are_refused(urls: str, extra: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        _targets(urls, **extra)

@@ -8,14 +8,20 @@ Settings (environment variables; the CDK stack sets them on the hooks function):
   ``stepflow.states``: EventBridge refuses ``aws.*`` sources from an account),
   ``STEPFLOW_EVENT_BUS_EXPRESS`` (``true``: EXPRESS executions send events too; AWS's
   do not);
-- ``STEPFLOW_WEBHOOK_URLS``: comma-separated URLs, or a JSON list of
-  ``{"url", "kinds", "stateMachines", "secretArn"}`` (``secretArn``, or ``secret``
-  for ``stepflow local``: that target's own signing secret); ``STEPFLOW_WEBHOOK_KINDS`` and
-  ``STEPFLOW_WEBHOOK_STATE_MACHINES`` filter the comma-separated ones;
+- ``STEPFLOW_WEBHOOK_URLS``: comma-separated URLs, or a JSON list of URLs (the
+  form for a URL holding a comma) and ``{"url", "kinds", "stateMachines",
+  "secretArn"}`` objects (``secretArn``, or ``secret`` for ``stepflow local``:
+  that target's own signing secret); ``STEPFLOW_WEBHOOK_KINDS`` and
+  ``STEPFLOW_WEBHOOK_STATE_MACHINES`` filter the URLs given as strings; an
+  unknown kind is refused;
 - ``STEPFLOW_WEBHOOK_SECRET_ARN`` (a Secrets Manager secret whose string signs
   deliveries) or ``STEPFLOW_WEBHOOK_SECRET`` (the secret itself: ``stepflow local``,
   tests); ``STEPFLOW_WEBHOOK_DLQ_URL`` (the SQS dead letter; empty: deliveries
-  that fail are logged and kept in memory only); ``STEPFLOW_WEBHOOK_ATTEMPTS``;
+  that fail are logged, scheme and host only, and the last 100 kept in memory);
+  ``STEPFLOW_WEBHOOK_ATTEMPTS``; ``STEPFLOW_WEBHOOK_BUDGET_SECONDS`` (default 60:
+  the most time webhooks may take per 5 minutes) and
+  ``STEPFLOW_WEBHOOK_COOLDOWN_SECONDS`` (default 300: how long a target whose
+  retries failed is skipped);
 - ``STEPFLOW_METRICS_NAMESPACE`` (default ``StepFlow``),
   ``STEPFLOW_METRICS_PER_STATE_MACHINE`` (default true).
 
@@ -29,7 +35,8 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -42,6 +49,7 @@ from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.data.serialize import dumps
 from stepflow.hooks import Hook
+from stepflow.hooks.events import HookKind
 from stepflow.hooks.metrics import Metric, MetricsHook
 from stepflow.hooks.support import ExecutionFacts, FactsLookup
 from stepflow.integrations.http_denied import DeniedEndpoints
@@ -58,6 +66,7 @@ from stepflow.integrations.webhooks import (
 LOG = logging.getLogger(__name__)
 
 HOOK_NAMES = ("metrics", "eventbridge", "webhooks")
+HOOK_KINDS: frozenset[str] = frozenset(get_args(HookKind))
 
 Clients = Mapping[str, Any] | Callable[[str], Any]
 """boto3 clients by service name: a mapping, or a function (e.g. ``Wiring.client``)."""
@@ -114,6 +123,16 @@ class HookSettings(BaseSettings):
         le=20,
         validation_alias=_alias("STEPFLOW_WEBHOOK_ATTEMPTS", "webhook_attempts"),
     )
+    webhook_budget_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=_alias("STEPFLOW_WEBHOOK_BUDGET_SECONDS", "webhook_budget_seconds"),
+    )
+    webhook_cooldown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        validation_alias=_alias("STEPFLOW_WEBHOOK_COOLDOWN_SECONDS", "webhook_cooldown_seconds"),
+    )
     metrics_namespace: str = Field(
         default="StepFlow",
         validation_alias=_alias("STEPFLOW_METRICS_NAMESPACE", "metrics_namespace"),
@@ -135,19 +154,65 @@ class HookSettings(BaseSettings):
     def targets(self, secret_of: Callable[[str], bytes] | None = None) -> list[WebhookTarget]:
         """The webhook targets (JSON list, or comma-separated URLs with the shared filters).
 
-        A JSON target may carry its own signing secret: ``secretArn`` (read with
-        ``secret_of``) or ``secret`` (the value: ``stepflow local``, tests).
+        A JSON list holds URLs (strings: the form for a URL with a comma) or
+        objects; an object may carry its own signing secret: ``secretArn`` (read
+        with ``secret_of``) or ``secret`` (the value: ``stepflow local``, tests).
+        Raises ValueError for a malformed list, a URL that is not http(s) or an
+        unknown hook kind (a misspelled kind would silently filter everything).
         """
         text = self.webhook_urls.strip()
-        if text.startswith("["):
-            return [_target(t, secret_of) for t in json.loads(text)]
-        kinds = _names(self.webhook_kinds)
+        kinds = _kinds(_names(self.webhook_kinds))
         machines = _names(self.webhook_state_machines)
-        return [WebhookTarget(url, kinds, machines) for url in _names(text) or ()]
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"STEPFLOW_WEBHOOK_URLS is not a JSON list: {exc}") from None
+            if not isinstance(items, list):
+                raise ValueError("STEPFLOW_WEBHOOK_URLS is not a JSON list")
+            return [
+                WebhookTarget(_url(t), kinds, machines)
+                if isinstance(t, str)
+                else _target(t, secret_of)
+                for t in items
+            ]
+        return [WebhookTarget(_url(url), kinds, machines) for url in _names(text) or ()]
+
+
+def _url(url: Any) -> str:
+    """``url`` if it is an http(s) URL with a host, else ValueError."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"a webhook target is not an http(s) URL: {site_of(str(url))}")
+    return url
+
+
+def _listed(value: Any, what: str) -> frozenset[str] | None:
+    """A JSON target's ``kinds`` or ``stateMachines``: a list, or one comma-separated string."""
+    if value is None or value == [] or value == "":
+        return None
+    if isinstance(value, str):
+        return _names(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(v.strip() for v in value if v.strip()) or None
+    raise ValueError(f"a webhook target's {what} must be a list of strings")
+
+
+def _kinds(kinds: frozenset[str] | None) -> frozenset[str] | None:
+    """``kinds`` if every one is a hook kind, else ValueError."""
+    unknown = sorted((kinds or frozenset()) - HOOK_KINDS)
+    if unknown:
+        raise ValueError(f"unknown webhook kinds {unknown}; the kinds are {sorted(HOOK_KINDS)}")
+    return kinds
 
 
 def _target(item: Any, secret_of: Callable[[str], bytes] | None) -> WebhookTarget:
-    """One target of the JSON list."""
+    """One object of the JSON list."""
+    if not isinstance(item, dict) or "url" not in item:
+        raise ValueError("a webhook target must be a URL or an object with a url")
     secret: bytes | None = None
     if item.get("secretArn"):
         if secret_of is None:
@@ -156,9 +221,9 @@ def _target(item: Any, secret_of: Callable[[str], bytes] | None) -> WebhookTarge
     elif item.get("secret"):
         secret = str(item["secret"]).encode()
     return WebhookTarget(
-        str(item["url"]),
-        frozenset(item["kinds"]) if item.get("kinds") else None,
-        frozenset(item["stateMachines"]) if item.get("stateMachines") else None,
+        _url(item["url"]),
+        _kinds(_listed(item.get("kinds"), "kinds")),
+        _listed(item.get("stateMachines"), "stateMachines"),
         secret,
     )
 
@@ -342,6 +407,8 @@ def hooks_from_settings(
                 http=Urllib3Http(denied=denied, allow_loopback=local, read_body=False),
                 dead_letter=dead_letter,
                 attempts=settings.webhook_attempts,
+                budget=settings.webhook_budget_seconds,
+                cooldown=settings.webhook_cooldown_seconds,
             )
         )
     return hooks
