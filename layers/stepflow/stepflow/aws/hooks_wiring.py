@@ -31,12 +31,10 @@ input when a batch does not hold its ``ExecutionStarted``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, get_args
-from urllib.parse import urlsplit
+from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -49,11 +47,11 @@ from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.data.serialize import dumps
 from stepflow.hooks import Hook
-from stepflow.hooks.events import HookKind
 from stepflow.hooks.metrics import Metric, MetricsHook
 from stepflow.hooks.support import ExecutionFacts, FactsLookup
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
+from stepflow.integrations.webhook_targets import parse_targets
 from stepflow.integrations.webhooks import (
     DeadLetter,
     MemoryDeadLetter,
@@ -66,7 +64,6 @@ from stepflow.integrations.webhooks import (
 LOG = logging.getLogger(__name__)
 
 HOOK_NAMES = ("metrics", "eventbridge", "webhooks")
-HOOK_KINDS: frozenset[str] = frozenset(get_args(HookKind))
 
 Clients = Mapping[str, Any] | Callable[[str], Any]
 """boto3 clients by service name: a mapping, or a function (e.g. ``Wiring.client``)."""
@@ -160,77 +157,9 @@ class HookSettings(BaseSettings):
         Raises ValueError for a malformed list, a URL that is not http(s) or an
         unknown hook kind (a misspelled kind would silently filter everything).
         """
-        text = self.webhook_urls.strip()
-        kinds = _kinds(_names(self.webhook_kinds))
-        machines = _names(self.webhook_state_machines)
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except ValueError as exc:
-                raise ValueError(f"STEPFLOW_WEBHOOK_URLS is not a JSON list: {exc}") from None
-            if not isinstance(items, list):
-                raise ValueError("STEPFLOW_WEBHOOK_URLS is not a JSON list")
-            return [
-                WebhookTarget(_url(t), kinds, machines)
-                if isinstance(t, str)
-                else _target(t, secret_of)
-                for t in items
-            ]
-        return [WebhookTarget(_url(url), kinds, machines) for url in _names(text) or ()]
-
-
-def _url(url: Any) -> str:
-    """``url`` if it is an http(s) URL with a host, else ValueError."""
-    try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"a webhook target is not an http(s) URL: {site_of(str(url))}")
-    return url
-
-
-def _listed(value: Any, what: str) -> frozenset[str] | None:
-    """A JSON target's ``kinds`` or ``stateMachines``: a list, or one comma-separated string."""
-    if value is None or value == [] or value == "":
-        return None
-    if isinstance(value, str):
-        return _names(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return frozenset(v.strip() for v in value if v.strip()) or None
-    raise ValueError(f"a webhook target's {what} must be a list of strings")
-
-
-def _kinds(kinds: frozenset[str] | None) -> frozenset[str] | None:
-    """``kinds`` if every one is a hook kind, else ValueError."""
-    unknown = sorted((kinds or frozenset()) - HOOK_KINDS)
-    if unknown:
-        raise ValueError(f"unknown webhook kinds {unknown}; the kinds are {sorted(HOOK_KINDS)}")
-    return kinds
-
-
-def _target(item: Any, secret_of: Callable[[str], bytes] | None) -> WebhookTarget:
-    """One object of the JSON list."""
-    if not isinstance(item, dict) or "url" not in item:
-        raise ValueError("a webhook target must be a URL or an object with a url")
-    secret: bytes | None = None
-    if item.get("secretArn"):
-        if secret_of is None:
-            raise ValueError("a webhook target's secretArn needs Secrets Manager")
-        secret = secret_of(str(item["secretArn"]))
-    elif item.get("secret"):
-        secret = str(item["secret"]).encode()
-    return WebhookTarget(
-        _url(item["url"]),
-        _kinds(_listed(item.get("kinds"), "kinds")),
-        _listed(item.get("stateMachines"), "stateMachines"),
-        secret,
-    )
-
-
-def _names(text: str) -> frozenset[str] | None:
-    names = frozenset(n.strip() for n in text.split(",") if n.strip())
-    return names or None
+        return parse_targets(
+            self.webhook_urls, self.webhook_kinds, self.webhook_state_machines, secret_of
+        )
 
 
 class PowertoolsSink:

@@ -50,9 +50,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from tenacity import (
-    RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
@@ -210,6 +209,10 @@ class _Retryable(Exception):
     """A delivery attempt that may succeed if tried again."""
 
 
+class _OutOfTime(_Retryable):
+    """The time budget ran out between attempts (not retried; the target counts as down)."""
+
+
 class _Final(Exception):
     """A delivery that no retry would make (a refused URL, a 4xx)."""
 
@@ -310,13 +313,10 @@ class WebhookHook:
             self._dead(target, event, body, "the webhooks' time budget is spent")
             return
 
-        def out_of_budget(state: RetryCallState) -> bool:
-            return self._spent + (self._timer() - started) >= self.budget
-
         retrying = Retrying(
-            stop=stop_after_attempt(1 if until is not None else self.attempts) | out_of_budget,
+            stop=stop_after_attempt(1 if until is not None else self.attempts),
             wait=wait_exponential(multiplier=self.base_delay, max=self.max_delay),
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception(lambda exc: type(exc) is _Retryable),
             sleep=self._sleep,
             reraise=True,
         )
@@ -345,7 +345,7 @@ class WebhookHook:
     def _post(self, target: WebhookTarget, event: HookEvent, body: bytes, started: float) -> None:
         left = self.budget - self._spent - (self._timer() - started)
         if left <= 0:
-            raise _Retryable("the webhooks' time budget is spent")
+            raise _OutOfTime("the webhooks' time budget is spent")
         timestamp = str(int(self._clock()))
         key = event.dedup_key
         headers = (
