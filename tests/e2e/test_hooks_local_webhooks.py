@@ -76,6 +76,7 @@ def test_each_execution_end_is_delivered_once_and_signed(
     assert [d.rsplit("#", 1)[0] for d in deliveries] == sorted(arns)
     for headers, body in got:
         assert headers["x-stepflow-event"] == "ExecutionSucceeded"
-        signed = f"{headers['x-stepflow-timestamp']}.".encode() + body
+        stamp, delivery = headers["x-stepflow-timestamp"], headers["x-stepflow-delivery"]
+        signed = f"{stamp}.{delivery}.".encode() + body
         expected = hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
         assert headers["x-stepflow-signature"] == f"v1={expected}"

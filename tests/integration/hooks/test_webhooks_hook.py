@@ -111,14 +111,16 @@ def test_each_wanted_event_is_delivered_once_signed(server: Server) -> None:
     kinds = []
     for headers, body in server.seen:
         # GIVEN the receiver's copy of the secret, THEN every delivery verifies, by the
-        # documented recipe: HMAC-SHA256 over "<timestamp>." + the raw body
-        recipe = hmac.new(SECRET, headers[TIMESTAMP_HEADER].encode() + b"." + body, hashlib.sha256)
+        # documented recipe: HMAC-SHA256 over "<timestamp>.<delivery id>." + the raw body
+        stamp, delivery = headers[TIMESTAMP_HEADER], headers[DELIVERY_HEADER]
+        signed = f"{stamp}.{delivery}.".encode() + body
+        recipe = hmac.new(SECRET, signed, hashlib.sha256)
         assert headers[SIGNATURE_HEADER] == "v1=" + recipe.hexdigest()
-        assert verify(SECRET, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
-        assert not verify(
-            b"another secret", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER]
-        )
-        assert not verify(SECRET, headers[TIMESTAMP_HEADER], body + b" ", headers[SIGNATURE_HEADER])
+        assert verify(SECRET, stamp, delivery, body, headers[SIGNATURE_HEADER])
+        assert not verify(b"another secret", stamp, delivery, body, headers[SIGNATURE_HEADER])
+        assert not verify(SECRET, stamp, delivery, body + b" ", headers[SIGNATURE_HEADER])
+        # a replay of the same body and signature under a new delivery id fails
+        assert not verify(SECRET, stamp, delivery + "0", body, headers[SIGNATURE_HEADER])
         document = json.loads(body)
         assert headers[DELIVERY_HEADER] == document["id"] == f"{ARN}#{document['eventId']}"
         kinds.append(document["kind"])
@@ -130,9 +132,29 @@ def test_an_old_signature_is_refused() -> None:
     body = b"{}"
     from stepflow.integrations.webhooks import signature
 
-    value = signature(SECRET, "1000", body)
-    assert verify(SECRET, "1000", body, value, now=1100)
-    assert not verify(SECRET, "1000", body, value, now=2000)
+    value = signature(SECRET, "1000", "d1", body)
+    assert verify(SECRET, "1000", "d1", body, value, now=1100)
+    assert not verify(SECRET, "1000", "d1", body, value, now=2000)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "value"),
+    [("1000", "v1=\u00e9" + "0" * 63), ("1000", "\udcff"), ("\u00e9", "v1=00"), ("nan", "v1=")],
+)
+def test_a_hostile_signature_header_is_refused_not_raised(stamp: str, value: str) -> None:
+    assert verify(SECRET, stamp, "d1", b"{}", value, now=1000) is False
+
+
+def test_each_target_signs_with_its_own_secret(server: Server) -> None:
+    dead, sleeps = MemoryDeadLetter(), []
+    own = WebhookTarget(server.url + "?own", frozenset({"ExecutionSucceeded"}), secret=b"own")
+    shared = WebhookTarget(server.url + "?shared", frozenset({"ExecutionSucceeded"}))
+    _hook([own, shared], dead, sleeps).handle(_events())
+    assert len(server.seen) == 2
+    for (headers, body), secret in zip(server.seen, (b"own", SECRET), strict=True):
+        stamp, delivery = headers[TIMESTAMP_HEADER], headers[DELIVERY_HEADER]
+        assert verify(secret, stamp, delivery, body, headers[SIGNATURE_HEADER])
+    assert "secret" not in repr(own)
 
 
 def test_failures_are_retried_with_backoff_then_succeed(server: Server) -> None:
@@ -237,7 +259,8 @@ def test_hooks_from_settings_with_a_secret_arn_and_an_sqs_dead_letter(server: Se
         webhooks._sleep = lambda _: None
         webhooks.handle(_events())
         headers, body = server.seen[0]
-        assert verify(SECRET, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+        stamp, delivery = headers[TIMESTAMP_HEADER], headers[DELIVERY_HEADER]
+        assert verify(SECRET, stamp, delivery, body, headers[SIGNATURE_HEADER])
         assert len(server.seen) == 2
         [message] = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
         assert json.loads(message["Body"])["deliveryId"] == headers[DELIVERY_HEADER]
@@ -269,14 +292,14 @@ def test_unknown_hook_names_are_refused() -> None:
     assert hooks_from_settings({"STEPFLOW_HOOKS": ""}, {}) == []
 
 
-def test_a_dead_target_costs_one_round_of_retries_per_batch(server: Server) -> None:
+def test_a_dead_target_costs_one_round_of_retries_per_cooldown(server: Server) -> None:
     server.answer = lambda _: 503
     dead, sleeps = MemoryDeadLetter(), []
     events = _events()
     hook = _hook([WebhookTarget(server.url)], dead, sleeps, attempts=3)
     hook.handle(events)
-    # the first event: 3 attempts; every later one: a single attempt, then the dead letter
-    assert len(server.seen) == 3 + len(events) - 1
+    # the first event: 3 attempts; every later one: straight to the dead letter (target down)
+    assert len(server.seen) == 3
     assert len(dead.records) == len(events)
     assert len(sleeps) == 2
 

@@ -10,13 +10,20 @@ Settings (environment variables; the CDK stack sets them on the hooks function):
   ``stepflow.states``: EventBridge refuses ``aws.*`` sources from an account),
   ``STEPFLOW_EVENT_BUS_EXPRESS`` (``true``: EXPRESS executions send events too; AWS's
   do not);
-- ``STEPFLOW_WEBHOOK_URLS``: comma-separated URLs, or a JSON list of
-  ``{"url", "kinds", "stateMachines"}``; ``STEPFLOW_WEBHOOK_KINDS`` and
-  ``STEPFLOW_WEBHOOK_STATE_MACHINES`` filter the comma-separated ones;
+- ``STEPFLOW_WEBHOOK_URLS``: comma-separated URLs, or a JSON list of URLs (the
+  form for a URL holding a comma) and ``{"url", "kinds", "stateMachines",
+  "secretArn"}`` objects (``secretArn``, or ``secret`` for ``stepflow local``:
+  that target's own signing secret); ``STEPFLOW_WEBHOOK_KINDS`` and
+  ``STEPFLOW_WEBHOOK_STATE_MACHINES`` filter the URLs given as strings; an
+  unknown kind is refused;
 - ``STEPFLOW_WEBHOOK_SECRET_ARN`` (a Secrets Manager secret whose string signs
   deliveries) or ``STEPFLOW_WEBHOOK_SECRET`` (the secret itself: ``stepflow local``,
   tests); ``STEPFLOW_WEBHOOK_DLQ_URL`` (the SQS dead letter; empty: deliveries
-  that fail are logged and kept in memory only); ``STEPFLOW_WEBHOOK_ATTEMPTS``;
+  that fail are logged, scheme and host only, and the last 100 kept in memory);
+  ``STEPFLOW_WEBHOOK_ATTEMPTS``; ``STEPFLOW_WEBHOOK_BUDGET_SECONDS`` (default 60:
+  the most time webhooks may take per 5 minutes) and
+  ``STEPFLOW_WEBHOOK_COOLDOWN_SECONDS`` (default 300: how long a target whose
+  retries failed is skipped);
 - ``STEPFLOW_METRICS_NAMESPACE`` (default ``StepFlow``),
   ``STEPFLOW_METRICS_PER_STATE_MACHINE`` (default true).
 
@@ -26,7 +33,6 @@ input when a batch does not hold its ``ExecutionStarted``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import weakref
@@ -50,7 +56,15 @@ from stepflow.hooks.metrics import Metric, MetricsHook
 from stepflow.hooks.support import CachedFacts, ExecutionFacts, FactsLookup
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
-from stepflow.integrations.webhooks import DeadLetter, MemoryDeadLetter, WebhookHook, WebhookTarget
+from stepflow.integrations.webhook_targets import parse_targets
+from stepflow.integrations.webhooks import (
+    DeadLetter,
+    MemoryDeadLetter,
+    WebhookHook,
+    WebhookTarget,
+    dead_letter_message,
+    site_of,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -112,6 +126,16 @@ class HookSettings(BaseSettings):
         le=20,
         validation_alias=_alias("STEPFLOW_WEBHOOK_ATTEMPTS", "webhook_attempts"),
     )
+    webhook_budget_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=_alias("STEPFLOW_WEBHOOK_BUDGET_SECONDS", "webhook_budget_seconds"),
+    )
+    webhook_cooldown_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        validation_alias=_alias("STEPFLOW_WEBHOOK_COOLDOWN_SECONDS", "webhook_cooldown_seconds"),
+    )
     metrics_namespace: str = Field(
         default="StepFlow",
         validation_alias=_alias("STEPFLOW_METRICS_NAMESPACE", "metrics_namespace"),
@@ -133,26 +157,18 @@ class HookSettings(BaseSettings):
             raise ValueError(f"STEPFLOW_HOOKS names unknown hooks: {sorted(unknown)}")
         return [n for n in HOOK_NAMES if n in names]
 
-    def targets(self) -> list[WebhookTarget]:
-        """The webhook targets (JSON list, or comma-separated URLs with the shared filters)."""
-        text = self.webhook_urls.strip()
-        if text.startswith("["):
-            return [
-                WebhookTarget(
-                    str(t["url"]),
-                    frozenset(t["kinds"]) if t.get("kinds") else None,
-                    frozenset(t["stateMachines"]) if t.get("stateMachines") else None,
-                )
-                for t in json.loads(text)
-            ]
-        kinds = _names(self.webhook_kinds)
-        machines = _names(self.webhook_state_machines)
-        return [WebhookTarget(url, kinds, machines) for url in _names(text) or ()]
+    def targets(self, secret_of: Callable[[str], bytes] | None = None) -> list[WebhookTarget]:
+        """The webhook targets (JSON list, or comma-separated URLs with the shared filters).
 
-
-def _names(text: str) -> frozenset[str] | None:
-    names = frozenset(n.strip() for n in text.split(",") if n.strip())
-    return names or None
+        A JSON list holds URLs (strings: the form for a URL with a comma) or
+        objects; an object may carry its own signing secret: ``secretArn`` (read
+        with ``secret_of``) or ``secret`` (the value: ``stepflow local``, tests).
+        Raises ValueError for a malformed list, a URL that is not http(s) or an
+        unknown hook kind (a misspelled kind would silently filter everything).
+        """
+        return parse_targets(
+            self.webhook_urls, self.webhook_kinds, self.webhook_state_machines, secret_of
+        )
 
 
 class PowertoolsSink:
@@ -190,16 +206,26 @@ class SqsDeadLetter:
         self.client = client
 
     def put(self, record: dict[str, Any]) -> None:
-        """Send ``record`` to the queue (raises if SQS refuses it)."""
-        self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(record))
+        """Send ``record`` to the queue, its body cut to fit SQS (raises if SQS refuses it)."""
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=dead_letter_message(record))
+
+
+LOGGED_DEAD_LETTERS = 100
+"""How many failed deliveries a process without a dead-letter queue keeps in memory."""
 
 
 class _LoggedDeadLetter(MemoryDeadLetter):
-    """No dead-letter queue configured: log the failed delivery and keep it in memory."""
+    """No dead-letter queue configured: log the failed delivery, keep the last ones in memory.
+
+    Only the target's scheme and host are logged (its path may be its secret).
+    """
+
+    def __init__(self, capacity: int = LOGGED_DEAD_LETTERS) -> None:
+        super().__init__([], capacity)
 
     def put(self, record: dict[str, Any]) -> None:
         LOG.error("webhook delivery %s to %s failed: %s", record.get("deliveryId"),
-                  record.get("url"), record.get("reason"))  # fmt: skip
+                  site_of(str(record.get("url", ""))), record.get("reason"))  # fmt: skip
         super().put(record)
 
 
@@ -246,15 +272,29 @@ def _client_getter(clients: Clients | None, region: str) -> Callable[[str], Any]
     return get
 
 
-def webhook_secret(settings: HookSettings, client: Callable[[str], Any]) -> bytes:
-    """The signing secret: the raw setting, else the Secrets Manager secret's string."""
+def _secret_reader(client: Callable[[str], Any]) -> Callable[[str], bytes]:
+    def read(arn: str) -> bytes:
+        answer = client("secretsmanager").get_secret_value(SecretId=arn)
+        return str(answer["SecretString"]).encode()
+
+    return read
+
+
+def webhook_secret(
+    settings: HookSettings, client: Callable[[str], Any], *, required: bool = True
+) -> bytes:
+    """The shared signing secret: the raw setting, else the Secrets Manager secret's string.
+
+    Not ``required`` (every target has its own): empty when none is set.
+    """
     raw = settings.webhook_secret.get_secret_value()
     if raw:
         return raw.encode()
     if not settings.webhook_secret_arn:
+        if not required:
+            return b""
         raise ValueError("webhooks need STEPFLOW_WEBHOOK_SECRET_ARN or STEPFLOW_WEBHOOK_SECRET")
-    answer = client("secretsmanager").get_secret_value(SecretId=settings.webhook_secret_arn)
-    return str(answer["SecretString"]).encode()
+    return _secret_reader(client)(settings.webhook_secret_arn)
 
 
 def hooks_from_settings(
@@ -324,13 +364,17 @@ def hooks_from_settings(
                 if settings.webhook_dlq_url
                 else _LoggedDeadLetter()
             )
+        targets = settings.targets(_secret_reader(client))
+        shared = webhook_secret(settings, client, required=not all(t.secret for t in targets))
         hooks.append(
             WebhookHook(
-                settings.targets(),
-                secret=webhook_secret(settings, client),
-                http=Urllib3Http(denied=denied, allow_loopback=local),
+                targets,
+                secret=shared,
+                http=Urllib3Http(denied=denied, allow_loopback=local, read_body=False),
                 dead_letter=dead_letter,
                 attempts=settings.webhook_attempts,
+                budget=settings.webhook_budget_seconds,
+                cooldown=settings.webhook_cooldown_seconds,
             )
         )
     return hooks

@@ -145,6 +145,11 @@ class Urllib3Http:
     (``invalid``) before connecting and, should the name resolve elsewhere by
     then, once connected. A connection that reached a link-local address, or
     this machine without ``allow_loopback``, is refused too.
+
+    With ``read_body=False`` (webhooks) only the status line and headers are
+    read: the body is never waited for (the response's ``body`` is empty and the
+    connection is closed), so a slow or endless body cannot outlast the timeout
+    or turn an answered request into a failure. HTTP tasks read the body.
     """
 
     def __init__(
@@ -154,8 +159,10 @@ class Urllib3Http:
         clock: Callable[[], float] = time.monotonic,
         denied: DeniedEndpoints | None = None,
         allow_loopback: bool = True,
+        read_body: bool = True,
     ) -> None:
         self.max_body_bytes = max_body_bytes
+        self.read_body = read_body
         self.denied = denied
         self.allow_loopback = allow_loopback
         self._clock = clock
@@ -185,10 +192,14 @@ class Urllib3Http:
                 preload_content=False,
                 timeout=urllib3.Timeout(connect=request.timeout, read=request.timeout),
             )
-            try:
-                body = self._read(response, deadline)
-            finally:
-                response.release_conn()
+            if not self.read_body:
+                response.close()  # the body is not waited for: the connection is not reused
+                body = b""
+            else:
+                try:
+                    body = self._read(response, deadline)
+                finally:
+                    response.release_conn()
         except urllib3.exceptions.TimeoutError as exc:
             raise HttpProblem("timeout", f"The request timed out: {exc}") from exc
         except urllib3.exceptions.HTTPError as exc:
