@@ -14,6 +14,8 @@ one resource. :class:`HooksConfig` is the construct props, or the app's context
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -180,7 +182,8 @@ class Hooks(Construct):
             environment[EVENT_BUS_ENV_VAR] = config.bus
             environment[EVENT_SOURCE_ENV_VAR] = config.source
         if queues.webhooks is not None:
-            environment[WEBHOOK_URLS_ENV_VAR] = ",".join(config.webhook_urls)
+            # A JSON list: a URL may hold a comma (the hooks read both forms).
+            environment[WEBHOOK_URLS_ENV_VAR] = json.dumps(list(config.webhook_urls))
             environment[WEBHOOK_SECRET_ENV_VAR] = queues.webhook_secret_arn
             environment[WEBHOOK_DLQ_ENV_VAR] = queues.webhooks.queue_url
         self.function = compute.function("Hooks", FOLDER, TIMEOUT_SECONDS, environment, SERVICE)

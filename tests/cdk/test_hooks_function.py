@@ -287,7 +287,7 @@ def test_every_hook_on_adds_one_grant_on_one_resource_each(full: Synth) -> None:
         "STEPFLOW_EVENT_BUS": "orders-bus",
         "STEPFLOW_EVENT_SOURCE": "stepflow.states",
         "STEPFLOW_WEBHOOK_KINDS": "ExecutionFailed,ExecutionTimedOut",
-        "STEPFLOW_WEBHOOK_URLS": ",".join(URLS),
+        "STEPFLOW_WEBHOOK_URLS": json.dumps(list(URLS)),
         "STEPFLOW_WEBHOOK_SECRET_ARN": {"Ref": secret},
         "STEPFLOW_WEBHOOK_DLQ_URL": {"Ref": webhooks},
     }

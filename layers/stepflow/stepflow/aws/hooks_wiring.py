@@ -33,6 +33,7 @@ input when a batch does not hold its ``ExecutionStarted``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import weakref
