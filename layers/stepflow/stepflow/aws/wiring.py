@@ -38,6 +38,12 @@ from stepflow.api.pass_role import (
 from stepflow.api.service import StepFunctionsService
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
+from stepflow.aws.hooks_registry import (
+    HOOK_FACTORIES,
+    HookFactory,
+    UnknownHookError,
+    hooks_from_settings,
+)
 from stepflow.aws.own_resources import own_resources
 from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
@@ -57,7 +63,6 @@ from stepflow.cells import (
 from stepflow.cells.queues import CellQueues, CellRouter
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
-from stepflow.hooks import Hook
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.catalog import with_http, with_poll_schedule, with_starter
 from stepflow.integrations.effect_handlers import builtin_handlers
@@ -73,6 +78,16 @@ from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OwnTargetGuard
 from stepflow.runtime.task_queue import TaskRouter
+
+__all__ = [
+    "HOOK_FACTORIES",
+    "HookFactory",
+    "MissingSigningKeyError",
+    "UnknownHookError",
+    "Wiring",
+    "build",
+    "hooks_from_settings",
+]
 
 
 class MissingSigningKeyError(RuntimeError):
@@ -421,40 +436,3 @@ def build(
         check_parameters=check_parameters,
         denied_endpoints=denied_endpoints,
     )
-
-
-HookFactory = Callable[[Settings, Callable[[str], Any]], Hook]
-"""Builds one hook from the settings and a boto3 client factory (``wiring.client``)."""
-
-HOOK_FACTORIES: dict[str, HookFactory] = {}
-"""The hooks ``STEPFLOW_HOOKS`` may name, by name: the built-in hooks register here."""
-
-
-class UnknownHookError(ValueError):
-    """``STEPFLOW_HOOKS`` names a hook nobody registered."""
-
-
-def hooks_from_settings(settings: Settings, clients: Callable[[str], Any]) -> list[Hook]:
-    """The hooks ``settings.hooks`` names, in its order (each once), built by their factories.
-
-    Names are case-sensitive (``metrics``, not ``Metrics``), as in
-    :class:`stepflow.aws.hooks_wiring.HookSettings` and the CDK stack's config. An
-    unknown name raises :class:`UnknownHookError` (a cold start fails loudly rather
-    than silently dropping a hook).
-    """
-    names = list(dict.fromkeys(n.strip() for n in settings.hooks.split(",") if n.strip()))
-    unknown = [name for name in names if name not in HOOK_FACTORIES]
-    if unknown:
-        known = ", ".join(sorted(HOOK_FACTORIES)) or "none"
-        raise UnknownHookError(f"STEPFLOW_HOOKS names unknown hooks {unknown} (known: {known})")
-    return [HOOK_FACTORIES[name](settings, clients) for name in names]
-
-
-def _register_builtin_hooks() -> None:
-    from stepflow.aws.hooks_wiring import HOOK_NAMES, builtin_factory  # it imports the settings
-
-    for name in HOOK_NAMES:
-        HOOK_FACTORIES.setdefault(name, builtin_factory(name))
-
-
-_register_builtin_hooks()
