@@ -9,8 +9,6 @@ takes no real time. Task reports go through the same
 
 from __future__ import annotations
 
-import json
-import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -19,46 +17,42 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
-from stepflow.activities import ActivityError, ActivityService
-from stepflow.activities.tokens import parse as parse_token
+from stepflow.activities import ActivityService
 from stepflow.asl import StateMachine, parse
-from stepflow.cells import CellModules, CellRuntime, CellTasks, LogJournal, cell_modules
-from stepflow.cells.queues import CellQueues, CellRouter
-from stepflow.data.budget import Budget, clock_budgets
+from stepflow.cells import CellModules
+from stepflow.data.budget import Budget
 from stepflow.data.serialize import dumps
 from stepflow.engine import ParameterCheck
 from stepflow.engine.codec import decode_state
-from stepflow.integrations import default_registry
-from stepflow.integrations.effect_handlers import builtin_handlers
 from stepflow.limits import DEFAULT_LIMITS, Limits
-from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Message, Stepper
+from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Stepper
 from stepflow.runtime.clients import TaskClients
-from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
-from stepflow.runtime.targets import OwnResources
-from stepflow.runtime.task_queue import InMemoryTaskQueue, TaskRouter
+from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.testing.delivery import (
-    MAX_RECEIVES,
-    REDELIVERY_SECONDS,
     CountingLog,
     Deliver,
     DeliveryError,
     handle_batch,
 )
+from stepflow.testing.environment_delivery import MessageDelivery
+from stepflow.testing.environment_tasks import (
+    activity_task,
+    cell_router,
+    cpu_budgets,
+    parameter_check,
+    task_ports,
+)
 from stepflow.testing.handlers import (
     Handler,
-    aws_clients,
-    aws_invoker,
-    call_handler,
     find_handler,
     map_io,
-    task_invoker,
-    unbound_check,
 )
-from stepflow.testing.nested import EnvironmentStarter, NestedTasks, name_machine
+from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
-from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
+from stepflow.testing.tasks import AutoActivityRouter, OpenTask
 
 if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
     from stepflow.api.service import StepFunctionsService
@@ -67,7 +61,7 @@ HISTORY_PAGE = 100_000
 """Events read per history page (few pages: the in-memory log decodes per commit)."""
 
 
-class WorkflowEnvironment:
+class WorkflowEnvironment(MessageDelivery):
     """Run executions of one or more definitions in process, on a virtual clock.
 
     ``handlers`` maps a Task resource, a Lambda function name or an activity
@@ -158,33 +152,18 @@ class WorkflowEnvironment:
             limits = replace(limits, max_events_per_execution=max_events)
         self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
-        integrations = invoker if invoker is not None else aws_invoker(aws, region)
         self._role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
-        runs: TaskInvoker | None = integrations
-        sent: TaskInvoker | None = integrations
-        if nested if nested is not None else invoker is None:
-            # states:startExecution starts children through the environment's own API.
-            starter = EnvironmentStarter(lambda: self.api)
-            runs = NestedTasks(starter, integrations or task_invoker(self.handlers))
-            sent = NestedTasks(starter, integrations or _sent)
-        self.cells = cell_modules(cells)
-        clients = aws_clients(aws, region)
-        # Built-in effects under the cells' own handlers; AWS ones only with ``aws``; never on
-        # the environment's own table (the DynamoDB log of open_environment("moto")).
-        table = getattr(log, "table", None)
-        own = OwnResources.of(tables=[table] if isinstance(table, str) else [])
-        builtin = builtin_handlers(default_registry() if clients else None, clients, None, own)
-        self.cell_runtime = CellRuntime(
-            self.cells.cells,
-            builtin.merged(self.cells.handlers),
-            LogJournal(self.log),
-            clients,
-        )
-        inner = task_invoker(
+        self.cells, self.cell_runtime, self.tasks = task_ports(
             self.handlers,
-            fallback=CellTasks(self.cell_runtime, runs or task_invoker(self.handlers)),
+            invoker,
+            aws,
+            region,
+            nested=nested,
+            api=lambda: self.api,
+            cells=cells,
+            log=self.log,
+            given_log=log,
         )
-        self.tasks = CallbackTasks(self.handlers, inner, integrations=sent)
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )
@@ -198,11 +177,11 @@ class WorkflowEnvironment:
             clock=self.now,
             invoker=self.tasks,
             child_limit=child_limit,
-            router=self._cell_router(cell_queues),
+            router=cell_router(cell_queues, self.router, self.queue, self.bus, self.now),
             limits=limits,
-            budgets=budgets if budgets is not None else _cpu_budgets(limits),
+            budgets=budgets if budgets is not None else cpu_budgets(limits),
             start_budgets=start_budgets,
-            check_parameters=_parameter_check(self.handlers, invoker, check_parameters),
+            check_parameters=parameter_check(self.handlers, invoker, check_parameters),
             item_source=item_source,
             result_sink=result_sink,
         )
@@ -220,20 +199,6 @@ class WorkflowEnvironment:
         self._receives: dict[str, int] = {}
         self.messages = 0
         """Messages delivered so far (all executions)."""
-
-    def _cell_router(self, cell_queues: str | Mapping[str, str] | None) -> TaskRouter:
-        """The activity router, behind the cell queues' router when cells are routed."""
-        queues = CellQueues.parse(cell_queues)
-        if not queues:
-            return self.router
-        return CellRouter(
-            queues,
-            self.queue,
-            signer=self.bus.signer,
-            inner=self.router,
-            bus=self.bus,
-            clock=self.now,
-        )
 
     def now(self) -> float:
         """The virtual clock, in epoch seconds."""
@@ -360,61 +325,6 @@ class WorkflowEnvironment:
                 return events
             token = page.next_token
 
-    # -- time ---------------------------------------------------------------------
-
-    def run_until_idle(self) -> None:
-        """Deliver every message due now and answer tasks with handlers; no time passes."""
-        while True:
-            due = self.bus.next_due()
-            if due is not None and due <= self.bus.now:
-                self._process(self.bus.receive_batch(10))
-            elif not self._answer():
-                return
-
-    def run(self, execution_arn: str | None = None, *, skip_open_tasks: bool = False) -> None:
-        """Run, skipping time, until ``execution_arn`` ends (None: every execution).
-
-        Time skips from timer to timer, but not past a task waiting for the
-        test (an open callback or activity task without a handler): ``run``
-        returns instead, so the test can answer it (or :meth:`advance` to let
-        it time out). With ``skip_open_tasks`` it skips on as long as timers
-        are pending, as an execution nobody answers would. Either way it
-        returns, with the execution RUNNING, when nothing is pending at all.
-        """
-        while True:
-            self.run_until_idle()
-            if execution_arn is not None:
-                record = self.log.get(execution_arn)
-                if record is None or record.status != "RUNNING":
-                    return
-            if not skip_open_tasks and self._awaits_test():
-                return
-            if self.skip_to_next_timer() is None:
-                return
-
-    def skip_to_next_timer(self) -> float | None:
-        """Move the clock to the next timer (or delayed message) and deliver what is due.
-
-        Returns the new time; None (the clock unmoved) when nothing is pending.
-        """
-        self.run_until_idle()
-        due = self.bus.next_due()
-        if due is None:
-            return None
-        self.bus.now = max(self.bus.now, due)
-        self.run_until_idle()
-        return self.bus.now
-
-    def advance(self, seconds: float) -> None:
-        """Let ``seconds`` of virtual time pass, firing every timer due on the way in order."""
-        target = self.bus.now + seconds
-        self.run_until_idle()
-        while (due := self.bus.next_due()) is not None and due <= target:
-            self.bus.now = max(self.bus.now, due)
-            self.run_until_idle()
-        self.bus.now = max(self.bus.now, target)
-        self.run_until_idle()
-
     # -- tasks --------------------------------------------------------------------
 
     def open_tasks(self, execution_arn: str | None = None) -> list[OpenTask]:
@@ -430,7 +340,7 @@ class WorkflowEnvironment:
                 task = self.activities.get_activity_task({"activityArn": arn, "waitSeconds": 0})
                 if not task:
                     break
-                handed = _activity_task(task, arn)
+                handed = activity_task(task, arn)
                 self._handed_out[(handed.execution_arn, handed.task_id)] = handed
         self.tasks.open = {t.token: t for t in self.tasks.open.values() if self._is_open(t)}
         self._handed_out = {k: t for k, t in self._handed_out.items() if self._is_open(t)}
@@ -475,107 +385,5 @@ class WorkflowEnvironment:
         except KeyError:
             raise LookupError(f"no definition registered for {state_machine_arn}") from None
 
-    def _process(self, batch: list[Message]) -> None:
-        now = self.bus.now
-        early = [m for m in batch if m.not_before > now]
-        if early:
-            # What the stepper does with an early message (send it back delayed), minus
-            # SQS's 900 s cap on a delay: a Wait of a year is then one hop, not 35,040.
-            for message in early:
-                self.bus.ack(message)
-                self.bus.send(message, math.ceil(message.not_before - now))
-            batch = [m for m in batch if m.not_before <= now]
-            if not batch:
-                return
-        self.messages += len(batch)
-        failures = self._deliver(self.stepper, batch)
-        for message in batch:
-            self.bus.ack(message)
-        for message, exc in failures:
-            count = self._receives[message.id] = self._receives.get(message.id, 0) + 1
-            if count >= MAX_RECEIVES:
-                raise DeliveryError(f"message {message.id} failed {count} times: {exc}") from exc
-            self.bus.send(message, REDELIVERY_SECONDS)
-
-    def _answer(self) -> bool:
-        """Send the handlers' queued reports and run activity handlers; True if any."""
-        acted = False
-        while self.tasks.reports:
-            token, outcome = self.tasks.reports.pop(0)
-            acted = True
-            try:
-                if outcome.ok:
-                    output = dumps(outcome.output)
-                    self.activities.send_task_success({"taskToken": token, "output": output})
-                else:
-                    failure = {"error": outcome.error, "cause": outcome.cause}
-                    request = {k: v for k, v in failure.items() if v is not None}
-                    self.activities.send_task_failure({"taskToken": token, **request})
-            except ActivityError:
-                pass  # the task timed out or was stopped meanwhile: as the API refuses it
-        for queue, arn in self.router.arns.items():
-            found = find_handler(self.handlers, arn, None)
-            while found is not None and self.queue.pending(queue):
-                task = self.activities.get_activity_task({"activityArn": arn, "waitSeconds": 0})
-                if not task:
-                    break
-                value = _activity_task(task, arn).input
-                outcome = call_handler(found[0], value, arn)
-                self.tasks.reports.append((task["taskToken"], outcome))
-                acted = True
-        return acted or bool(self.tasks.reports)
-
-    def _awaits_test(self) -> bool:
-        """True if a callback or an activity task without a handler waits for an answer."""
-        self.tasks.open = {t.token: t for t in self.tasks.open.values() if self._is_open(t)}
-        if self.tasks.open:
-            return True
-        return any(
-            self.queue.pending(queue) and find_handler(self.handlers, arn, None) is None
-            for queue, arn in self.router.arns.items()
-        )
-
-    def _is_open(self, task: OpenTask) -> bool:
-        record = self.log.get(task.execution_arn)
-        if record is None or record.status != "RUNNING":
-            return False
-        return task.task_id in decode_state(record.state).tasks
-
-
-def _activity_task(task: dict[str, Any], arn: str) -> OpenTask:
-    token = parse_token(task["taskToken"])
-    return OpenTask(
-        "activity",
-        task["taskToken"],
-        token.execution_arn,
-        token.task_id,
-        "",
-        arn,
-        json.loads(task["input"]),
-    )
-
 
 __all__ = ["DeliveryError", "OpenTask", "WorkflowEnvironment"]
-
-
-def _sent(body: dict[str, Any]) -> TaskOutcome:
-    """A callback task's request with no integration to send it: nothing sent."""
-    return TaskOutcome.succeeded(None)
-
-
-def _cpu_budgets(limits: Limits) -> Callable[[], Budget]:
-    """Budgets on the evaluating thread's CPU time (read on one check in 16: it is slow)."""
-    return clock_budgets(limits, time.thread_time, every=16)
-
-
-def _parameter_check(
-    handlers: Mapping[str, Handler], invoker: TaskInvoker | None, given: ParameterCheck | None
-) -> ParameterCheck | None:
-    """The check (``given``, else the registry's) of the tasks no handler takes.
-
-    None when ``invoker`` replaces the integrations and no check is given: that
-    invoker alone knows what it runs.
-    """
-    if given is None and invoker is not None:
-        return None
-    return unbound_check(handlers, given or default_registry().parameters_problem)
