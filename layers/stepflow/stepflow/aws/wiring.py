@@ -25,7 +25,6 @@ from typing import Any
 
 import boto3
 
-from stepflow.activities import ActivityRouter
 from stepflow.api.access import AccessControl, AccessPolicy
 from stepflow.api.arns import Scope
 from stepflow.api.nested import ApiExecutionStarter
@@ -52,21 +51,14 @@ from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
+from stepflow.aws.wiring_cells import CellParts
 from stepflow.cells import (
-    CellModules,
-    CellRuntime,
     CellTasks,
-    EffectHandlers,
-    LogJournal,
-    load_modules,
 )
-from stepflow.cells.queues import CellQueues, CellRouter
 from stepflow.data.budget import Budget, deployed_budgets
 from stepflow.engine import ParameterCheck
 from stepflow.integrations import IntegrationInvoker, Registry, default_registry
 from stepflow.integrations.catalog import with_http, with_poll_schedule, with_starter
-from stepflow.integrations.effect_handlers import builtin_handlers
-from stepflow.integrations.effect_http import EffectHttp
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.integrations.http_port import Urllib3Http
 from stepflow.integrations.item_reader import S3ItemSource
@@ -77,7 +69,6 @@ from stepflow.runtime import MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OwnTargetGuard
-from stepflow.runtime.task_queue import TaskRouter
 
 __all__ = [
     "HOOK_FACTORIES",
@@ -94,7 +85,7 @@ class MissingSigningKeyError(RuntimeError):
     """The settings name no message-signing key."""
 
 
-class Wiring:
+class Wiring(CellParts):
     """The parts of one StepFlow process, built lazily from ``settings``.
 
     ``clients`` overrides boto3 clients by service name (``dynamodb``,
@@ -292,46 +283,6 @@ class Wiring:
             inner = self._front(inner)
         inner = CellTasks(self.cell_runtime, inner)
         return OwnTargetGuard(inner, own_resources(self.settings))
-
-    @cached_property
-    def cell_modules(self) -> CellModules:
-        """The cells and effect handlers of the settings' cells modules (``STEPFLOW_CELLS``)."""
-        names = [name for name in self.settings.cells.split(",") if name.strip()]
-        return load_modules(names)
-
-    @cached_property
-    def cell_runtime(self) -> CellRuntime:
-        """Runs ``stepflow:*`` tasks: cells journaled in this log, with the task's role."""
-        modules = self.cell_modules
-        handlers = self.effect_handlers.merged(modules.handlers)  # the user's handlers win
-        return CellRuntime(modules.cells, handlers, LogJournal(self.log), self.task_clients)
-
-    @cached_property
-    def effect_handlers(self) -> EffectHandlers:
-        """The built-in effects' handlers: HTTP guarded as HTTP tasks are, AWS as the task's role.
-
-        An AWS effect never names StepFlow's own resources (as the task guard).
-        """
-        local = self.denied_endpoints is not None
-        http = EffectHttp(denied=self.denied_endpoints, allow_loopback=local)
-        own = own_resources(self.settings)
-        return builtin_handlers(self.integrations, self.task_clients, http, own)
-
-    @cached_property
-    def router(self) -> TaskRouter:
-        """Activity tasks to their queues; the cells ``STEPFLOW_CELL_QUEUES`` routes to theirs."""
-        activities = ActivityRouter(self.task_queue, self.bus, signer=self.signer)
-        queues = CellQueues.parse(self.settings.cell_queues)
-        if not queues:
-            return activities
-        return CellRouter(
-            queues,
-            self.task_queue,
-            signer=self.signer,
-            inner=activities,
-            bus=self.bus,
-            clock=self.clock,
-        )
 
     @cached_property
     def stepper(self) -> Stepper:
