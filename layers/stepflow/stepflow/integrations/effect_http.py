@@ -7,7 +7,7 @@ a target that honours the header performs it once. Nothing else is added.
 What the HTTP Task integration refuses, this refuses too, with the same
 checks (:func:`~stepflow.integrations.http_port.checked`,
 :class:`~stepflow.integrations.http_denied.DeniedEndpoints`,
-:func:`~stepflow.integrations.http_port.peer_refusal`): a non-http(s) URL, a
+:func:`~stepflow.integrations.http_port.connection_refusal`): a non-http(s) URL, a
 link-local address (instance metadata), CR/LF/NUL in a header, a header that
 frames the request (``Host``, ``Content-Length``, ``Transfer-Encoding``...), the stack's own
 AWS endpoints (by the URL's host before connecting, and by the peer's address
@@ -48,7 +48,7 @@ from stepflow.cells.builtin import HttpRequest, HttpResponse
 from stepflow.cells.handlers import EffectCall, HandlerError
 from stepflow.cells.policy import EffectTimeout, TransientError
 from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of
-from stepflow.integrations.http_port import HttpProblem, checked, peer_refusal
+from stepflow.integrations.http_port import HttpProblem, checked, connection_refusal
 from stepflow.integrations.http_port import HttpRequest as PortRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -120,9 +120,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         sock = stream.get_extra_info("socket")
         peer = str(sock.getpeername()[0]) if sock is not None else ""
-        refusal = peer_refusal(peer, self._allow_loopback)
-        if refusal is None and self._denied is not None:
-            refusal = self._denied.refusal(host, port, peer)
+        refusal = connection_refusal(host, port, peer, self._denied, self._allow_loopback)
         if refusal is not None:
             stream.close()
             raise _Refused(refusal)

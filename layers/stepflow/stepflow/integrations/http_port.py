@@ -240,16 +240,27 @@ def peer_refusal(peer: str, allow_loopback: bool) -> str | None:
     return None
 
 
+def connection_refusal(
+    host: str, port: int, peer: str, denied: DeniedEndpoints | None, allow_loopback: bool
+) -> str | None:
+    """Why a connection to ``host:port`` that reached ``peer`` must not be used (None: it may).
+
+    :func:`peer_refusal`, then the stack's own endpoints (``denied``).
+    """
+    refusal = peer_refusal(peer, allow_loopback)
+    if refusal is None and denied is not None:
+        refusal = denied.refusal(host, port, peer)
+    return refusal
+
+
 def _guarded_pools(
     denied: DeniedEndpoints | None, allow_loopback: bool
 ) -> dict[str, type[HTTPConnectionPool]]:
-    """urllib3 pools whose connections check the peer they reached (see :func:`peer_refusal`)."""
+    """urllib3 pools whose connections check the peer reached (:func:`connection_refusal`)."""
 
     def check(connection: HTTPConnection, sock: socket.socket) -> socket.socket:
         peer = str(sock.getpeername()[0])
-        refusal = peer_refusal(peer, allow_loopback)
-        if refusal is None and denied is not None:
-            refusal = denied.refusal(connection.host, connection.port, peer)
+        refusal = connection_refusal(connection.host, connection.port, peer, denied, allow_loopback)
         if refusal is not None:
             sock.close()
             raise HttpProblem("invalid", refusal)
