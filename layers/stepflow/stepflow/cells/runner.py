@@ -9,7 +9,7 @@ local``, Lambda) and in EXPRESS batches, all through the one driver.
 from __future__ import annotations
 
 import typing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -149,7 +149,7 @@ class CellRuntime:
         from stepflow.cells.saga import after_run
 
         refused = after_run(self, cell, ctx, data, outcome)
-        return _with_traces(refused or outcome, ctx)
+        return with_traces(refused or outcome, [asdict(trace) for trace in ctx.traces])
 
     def _outcome(self, cell: AnyCell, ctx: CellContext[Any], data: BaseModel) -> TaskOutcome:
         contract = cell.contract()
@@ -200,12 +200,9 @@ def _attempt(body: dict[str, Any]) -> str:
     return attempt
 
 
-def _with_traces(outcome: TaskOutcome, ctx: CellContext[Any]) -> TaskOutcome:
-    if not ctx.traces:
-        return outcome
-    from dataclasses import replace
-
-    return replace(outcome, effects=tuple(asdict(trace) for trace in ctx.traces))
+def with_traces(outcome: TaskOutcome, traces: list[dict[str, Any]]) -> TaskOutcome:
+    """``outcome`` carrying the effect ``traces`` of the run or compensations (if any)."""
+    return replace(outcome, effects=tuple(traces)) if traces else outcome
 
 
 def _pattern(pattern: str) -> str:

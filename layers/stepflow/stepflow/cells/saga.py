@@ -44,7 +44,7 @@ from stepflow.cells.handlers import EffectFailure
 from stepflow.cells.journal import LogJournal
 from stepflow.cells.model import BusinessError
 from stepflow.cells.registry import CellNotFoundError, version_key
-from stepflow.cells.runner import effect_classes
+from stepflow.cells.runner import effect_classes, with_traces
 from stepflow.cells.saga_log import (
     INVALID_ENTRY,
     CompensationJournal,
@@ -171,8 +171,8 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
     mine = [entry for entry in entries if entry.within(frame)]
     compensated, traces, failure = run_compensations(runtime, saga, mine, attempt, body)
     if failure is not None:
-        return _traced(failure, traces)
-    return _traced(TaskOutcome.succeeded({"compensated": compensated}), traces)
+        return with_traces(failure, traces)
+    return with_traces(TaskOutcome.succeeded({"compensated": compensated}), traces)
 
 
 def run_compensations(
@@ -346,11 +346,3 @@ def _fence(runtime: CellRuntime) -> Callable[[], None] | None:
     """The journal's fence (a ``check()`` like the worker's lease check), for compensations too."""
     check = getattr(runtime.journal, "check", None)
     return check if callable(check) else None
-
-
-def _traced(outcome: TaskOutcome, traces: list[dict[str, Any]]) -> TaskOutcome:
-    if not traces:
-        return outcome
-    from dataclasses import replace
-
-    return replace(outcome, effects=tuple(traces))
