@@ -47,6 +47,7 @@ import httpx
 from stepflow.cells.builtin import HttpRequest, HttpResponse
 from stepflow.cells.handlers import EffectCall, HandlerError
 from stepflow.cells.policy import EffectTimeout, TransientError
+from stepflow.integrations.http import FORBIDDEN_HEADERS
 from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of
 from stepflow.integrations.http_port import HttpProblem, checked, connection_refusal
 from stepflow.integrations.http_port import HttpRequest as PortRequest
@@ -62,11 +63,8 @@ TOO_LARGE = "StepFlow.Effect.ResponseTooLarge"
 INVALID_JSON = "StepFlow.Effect.Http.InvalidJson"
 RETRIED_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 """Statuses worth another attempt (the rest of 4xx/5xx fail the effect at once)."""
-FRAMING_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "expect",
-     "trailer", "proxy-authorization"}
-)  # fmt: skip
-"""Headers httpx sets from the request itself; a cell may not (``Authorization`` it may)."""
+FRAMING_HEADERS = FORBIDDEN_HEADERS - {"authorization"}
+"""The HTTP Task's forbidden headers but ``Authorization`` (no connection sets it for a cell)."""
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """A call's limit when neither the policy nor the effect gives one."""
 
