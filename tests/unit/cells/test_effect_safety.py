@@ -215,3 +215,26 @@ def test_metadata_and_pod_identity_addresses_are_refused(address: str) -> None:
                 1.0,
             )
         )
+
+
+# -- headers that frame the request ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["Host", "content-length", "Transfer-Encoding", "TE", "Proxy-Authorization", "Trailer"]
+)
+def test_a_header_that_frames_the_request_is_refused_before_anything_is_sent(name: str) -> None:
+    sent: list[httpx.Request] = []
+    http = EffectHttp(
+        transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200))
+    )
+    call = EffectCall(IdempotencyKey(ARN, "S", "t1", 0))
+    effect = HttpRequest(url="https://api.example.com/x", headers={name: "1"})
+    with pytest.raises(Exception) as failure:
+        http(effect, call)
+    assert getattr(failure.value, "error", None) == "StepFlow.Effect.Http.Refused"
+    assert sent == []
+    # A cell may authorize its own request (no connection does it for an effect).
+    auth = HttpRequest(url="https://api.example.com/x", headers={"Authorization": "Bearer t"})
+    assert http(auth, call).status == 200
+    assert sent[0].headers["authorization"] == "Bearer t"
