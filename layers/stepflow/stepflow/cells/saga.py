@@ -191,6 +191,7 @@ def run_compensations(
     compensated: list[dict[str, Any]] = []
     traces: list[dict[str, Any]] = []
     seconds = _claim_seconds(body)
+    kinds = known_effects(runtime) if any(e.kind != "cell" for e in entries) else {}
     for entry in reversed(entries):
         if saga.done(entry):
             continue
@@ -216,7 +217,7 @@ def run_compensations(
             clients=runtime.clients,
             scope=entry.scope,
         )
-        failure = _undo(runtime, entry, ctx)
+        failure = _undo(runtime, entry, ctx, kinds)
         traces.extend(asdict(trace) for trace in ctx.traces)
         if failure is not None:
             saga.release(entry, owner)
@@ -236,12 +237,20 @@ def _claim_seconds(body: dict[str, Any]) -> float:
     return CLAIM_SECONDS
 
 
-def _undo(runtime: CellRuntime, entry: SagaEntry, ctx: CellContext[Any]) -> TaskOutcome | None:
-    """Run ``entry``'s compensation in ``ctx``; None when it finished, else the task's failure."""
+def _undo(
+    runtime: CellRuntime,
+    entry: SagaEntry,
+    ctx: CellContext[Any],
+    kinds: dict[str, type[Effect[Any]]],
+) -> TaskOutcome | None:
+    """Run ``entry``'s compensation in ``ctx``; None when it finished, else the task's failure.
+
+    ``kinds`` are :func:`known_effects` (made once per compensate, not once per entry).
+    """
     try:
         if entry.kind == "cell":
             return _undo_cell(runtime, entry, ctx)
-        effect = _effect(runtime, entry)
+        effect = _effect(kinds, entry)
         if isinstance(effect, TaskOutcome):
             return effect
         ctx.effect(effect)
@@ -279,9 +288,9 @@ def _undo_cell(runtime: CellRuntime, entry: SagaEntry, ctx: CellContext[Any]) ->
     return None
 
 
-def _effect(runtime: CellRuntime, entry: SagaEntry) -> Effect[Any] | TaskOutcome:
+def _effect(kinds: dict[str, type[Effect[Any]]], entry: SagaEntry) -> Effect[Any] | TaskOutcome:
     """The recorded compensating effect, rebuilt from a type the runtime knows (never imported)."""
-    kind = known_effects(runtime).get(entry.type or "")
+    kind = kinds.get(entry.type or "")
     if kind is None:
         return TaskOutcome.failed(
             UNKNOWN_EFFECT,
