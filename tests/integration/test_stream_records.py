@@ -365,3 +365,17 @@ def test_a_poison_express_head_change_is_skipped_and_the_executions_others_deliv
     batch = [record(1, started), record(2, poison, old=started), record(3, failed, old=started)]
     assert hooks_lambda.process(batch, rig.runtime) == []
     assert [e.kind for e in rig.hook.events] == ["ExecutionStarted", "ExecutionFailed"]
+
+
+def test_a_compressed_inline_state_still_gives_the_redrive_count_without_payload_reads() -> None:
+    store = CountingStore()
+    rig = Rig(payloads=store)
+    state = {"redrive_count": 3, "pad": "ab" * 2_000}  # compressible: stored as state_z
+    rig.log.create(replace(head(ARN), state=state), [])
+    rig.log.commit(replace(head(ARN, seq=2), state=state), 1, events(1, 2))
+    head_item = next(i for i in rig.client.written if i["sk"]["S"] == "HEAD")
+    assert "state_z" in head_item and "state" not in head_item
+    item = next(i for i in rig.client.written if i["sk"]["S"].startswith("EV#"))
+    assert hooks_lambda.process([record(1, head_item), record(2, item)], rig.runtime) == []
+    assert rig.hook.events[0].execution.redrive_count == 3
+    assert store.gets == 0 and rig.client.gets == 0

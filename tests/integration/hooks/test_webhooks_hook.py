@@ -314,3 +314,17 @@ def test_hooks_from_the_process_settings_read_the_environment(
     settings = Settings.model_validate({"TABLE_NAME": "t"})
     [hook] = hooks_from_settings(settings, {"dynamodb": object(), "s3": object()})
     assert hook.name == "metrics"
+
+
+def test_a_builtin_factory_builds_its_one_hook_whatever_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stepflow.aws.hooks_wiring import builtin_factory
+    from stepflow.aws.settings import Settings
+
+    monkeypatch.setenv("STEPFLOW_HOOKS", "metrics,eventbridge")
+    settings = Settings.model_validate({"TABLE_NAME": "t"})
+    clients = {"dynamodb": object(), "s3": object(), "events": object()}
+    hook = builtin_factory("metrics")(settings, clients.__getitem__)
+    assert hook.name == "metrics"
+    assert builtin_factory("eventbridge")(settings, clients.__getitem__).name == "eventbridge"

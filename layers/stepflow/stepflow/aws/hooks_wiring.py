@@ -143,14 +143,7 @@ def hooks_from_settings(
     ``sink`` replaces the Powertools EMF sink, ``dead_letter`` the webhooks' one.
     """
     if isinstance(settings, Settings):  # the hooks' own settings are in the environment
-        settings = HookSettings.model_validate(
-            {
-                **os.environ,
-                "table_name": settings.table_name,
-                "payload_bucket": settings.payload_bucket,
-                "region": settings.region,
-            }
-        )
+        settings = _process_settings(settings)
     elif settings is None or isinstance(settings, Mapping):
         settings = HookSettings.model_validate(dict(os.environ if settings is None else settings))
     client = _client_getter(clients, settings.region)
@@ -204,6 +197,25 @@ def hooks_from_settings(
     return hooks
 
 
+def _process_settings(settings: Settings, hooks: str | None = None) -> HookSettings:
+    """The hooks' settings of a process: theirs from the environment, the table's from ``settings``.
+
+    ``hooks`` (given): the hooks on, whatever the environment names.
+    """
+    environment: dict[str, str] = dict(os.environ)
+    if hooks is not None:
+        environment = {k: v for k, v in environment.items() if k not in ("STEPFLOW_HOOKS", "hooks")}
+        environment["hooks"] = hooks
+    return HookSettings.model_validate(
+        {
+            **environment,
+            "table_name": settings.table_name,
+            "payload_bucket": settings.payload_bucket,
+            "region": settings.region,
+        }
+    )
+
+
 def builtin_factory(name: str) -> Callable[[Settings, Callable[[str], Any]], Hook]:
     """The factory :data:`stepflow.aws.wiring.HOOK_FACTORIES` holds for built-in hook ``name``.
 
@@ -215,18 +227,7 @@ def builtin_factory(name: str) -> Callable[[Settings, Callable[[str], Any]], Hoo
     """
 
     def build(settings: Settings, clients: Callable[[str], Any]) -> Hook:
-        environment = {
-            k: v for k, v in os.environ.items() if k not in ("STEPFLOW_HOOKS", "hooks")
-        }  # the one hook this factory builds, whatever the environment names
-        hook_settings = HookSettings.model_validate(
-            {
-                **environment,
-                "table_name": settings.table_name,
-                "payload_bucket": settings.payload_bucket,
-                "region": settings.region,
-                "hooks": name,
-            }
-        )
+        hook_settings = _process_settings(settings, hooks=name)
         wiring = getattr(clients, "__self__", None)  # a Wiring's bound client method
         denied = getattr(wiring, "denied_endpoints", None)
         log = getattr(wiring, "log", None) if wiring is not None else None
