@@ -48,8 +48,6 @@ from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue, TaskR
 logger = logging.getLogger(__name__)
 
 SETTING = "STEPFLOW_CELL_QUEUES"
-ACTIVITY_PREFIX = CELL_ACTIVITY_PREFIX
-"""The activity of queue ``q`` is ``stepflow-cells-q``."""
 COMPENSATE = "saga:compensate"
 EVERYTHING = "*"
 ENVELOPE = "StepFlowCellTask"
@@ -67,8 +65,8 @@ class CellQueueError(ValueError):
 
 
 def activity_name(queue: str) -> str:
-    """The activity whose tasks queue ``queue`` holds."""
-    return ACTIVITY_PREFIX + queue
+    """The activity whose tasks queue ``queue`` holds: ``stepflow-cells-<queue>``."""
+    return CELL_ACTIVITY_PREFIX + queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,16 +237,17 @@ class CellRouter:
                 self.inner.dispatch(message)
             return
         name = activity_name(routed)
+        target = queue_name(name)
         wrapped = replace(message, body={**message.body, "input": envelope(message)})
         signed = self.signer.sign(wrapped)
         try:
-            self.queue.send(queue_name(name), signed)
+            self.queue.send(target, signed)
             return
         except QueueDoesNotExistError:
             pass
         try:
-            self.queue.create(queue_name(name), {TAG_NAME: name, TAG_CREATED: repr(self.clock())})
-            self.queue.send(queue_name(name), signed)
+            self.queue.create(target, {TAG_NAME: name, TAG_CREATED: repr(self.clock())})
+            self.queue.send(target, signed)
         except Exception as exc:  # e.g. a process not allowed to create queues (the runner)
             if self.bus is None:
                 raise
