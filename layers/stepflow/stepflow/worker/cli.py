@@ -230,7 +230,7 @@ def _parse_own_resources(text: str) -> OwnResources:
             raise WorkerUsageError(f"--own-resources: cannot read {source}: {exc}") from None
     try:
         given = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise WorkerUsageError(f"{source} is not JSON: {exc}") from None
     if not isinstance(given, dict):
         raise WorkerUsageError(f"{source} must be a JSON object of name lists")
