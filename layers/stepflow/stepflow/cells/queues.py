@@ -54,8 +54,14 @@ ENVELOPE = "StepFlowCellTask"
 """The key of the task's identity in the input a worker receives (the input is ``Input``)."""
 INPUT = "Input"
 
-_ROLES = (("role_arn", "roleArn"), ("execution_role", "executionRole"))
-"""The roles an inline run's clients act as, carried so a worker's clients act as them too."""
+_OPTIONAL = (
+    ("attempt_id", "attemptId"),
+    ("parent_arn", "parentArn"),  # a child keeps its parent's cell versions
+    ("frame", "frame"),  # the saga scope of the task (its branches and iterations)
+    ("role_arn", "roleArn"),  # the roles an inline run's clients act as, carried so a
+    ("execution_role", "executionRole"),  # worker's clients act as them too
+)
+"""The task body's optional keys and their names in the envelope."""
 _QUEUE = re.compile(r"[A-Za-z0-9_-]{1,60}")
 _MAJOR = re.compile(r"[0-9]{1,9}")
 
@@ -149,13 +155,7 @@ def envelope(message: Message) -> dict[str, Any]:
         "stateName": str(body.get("state_name", "")),
         "taskId": str(body.get("task_id", "")),
     }
-    if body.get("attempt_id"):
-        identity["attemptId"] = str(body["attempt_id"])
-    if body.get("parent_arn"):  # a child keeps its parent's cell versions
-        identity["parentArn"] = str(body["parent_arn"])
-    if body.get("frame"):  # the saga scope of the task (its branches and iterations)
-        identity["frame"] = str(body["frame"])
-    for key, name in _ROLES:
+    for key, name in _OPTIONAL:
         if body.get(key):
             identity[name] = str(body[key])
     return {ENVELOPE: identity, INPUT: body.get("input")}
@@ -182,13 +182,7 @@ def task_body(value: Any) -> dict[str, Any]:
         "task_id": identity["taskId"],
         "input": value.get(INPUT),
     }
-    if isinstance(identity.get("attemptId"), str):
-        body["attempt_id"] = identity["attemptId"]
-    if isinstance(identity.get("parentArn"), str):
-        body["parent_arn"] = identity["parentArn"]
-    if isinstance(identity.get("frame"), str):
-        body["frame"] = identity["frame"]
-    for key, name in _ROLES:
+    for key, name in _OPTIONAL:
         if isinstance(identity.get(name), str):
             body[key] = identity[name]
     return body
