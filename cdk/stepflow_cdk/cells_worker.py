@@ -41,9 +41,6 @@ PYTHON_IMAGE = "public.ecr.aws/docker/library/python:3.12.8-slim-bookworm"
 """The worker's image: the Python the bundle's wheels are built for (3.12, x86_64, glibc)."""
 FETCH_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.26"
 """Copies the bundle from S3 (``aws s3 cp``) into the task volume."""
-ACTIVITY_PREFIX = "stepflow-cells-"
-"""A worker queue ``q`` is the activity ``stepflow-cells-q``, which the worker creates
-through the API on first use (docs/cells-workers.md)."""
 HEALTH_PORT = 8080
 APP = "/app"
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from stepflow.cells import IdempotencyKey
-from stepflow.cells.queues import CellQueueError, CellQueues, activity_name
+from stepflow.cells.queues import CellQueueError, CellQueues, activity_name, envelope, task_body
+from stepflow.runtime.messages import Message
 from stepflow.testing import WorkflowEnvironment
 from stepflow.worker import CellHandler, TaskContext, TaskFailure, Worker
 
@@ -217,3 +218,22 @@ def test_a_cell_queue_that_cannot_be_created_fails_the_task(
     described = env.describe(arn)
     assert (described["status"], described["error"]) == ("FAILED", "States.Runtime")
     assert "stepflow worker --cells ... --queue orders" in described["cause"]
+
+
+def test_the_envelope_carries_every_key_of_the_task_body_to_the_worker() -> None:
+    body = {
+        "resource": "arn:aws:states:::stepflow:cell:pay",
+        "state_name": "Pay",
+        "task_id": "t-1",
+        "input": {"amount": 3},
+        "attempt_id": "a-2",
+        "parent_arn": "arn:aws:states:us-east-1:1:execution:m:parent",
+        "frame": "b0/i3",
+        "role_arn": "arn:aws:iam::1:role/r",
+        "execution_role": "arn:aws:iam::1:role/e",
+    }
+    message = Message("arn:aws:states:us-east-1:1:execution:m:e", "m-1", "task", body)
+    assert task_body(envelope(message)) == {**body, "execution_arn": message.execution_arn}
+    bare = {k: body[k] for k in ("resource", "state_name", "task_id", "input")}
+    bare_message = Message(message.execution_arn, "m-2", "task", bare)
+    assert task_body(envelope(bare_message)) == {**bare, "execution_arn": message.execution_arn}

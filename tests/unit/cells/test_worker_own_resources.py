@@ -211,6 +211,14 @@ def test_own_resources_given_on_the_command_line_add_to_the_settings(
         argparse.Namespace(table=None, own_resources=f"@{tmp_path}/own.json")
     )
     assert own.owns("function", "f") and own.owns("queue", "sf-dlq")
-    for bad in ("[1]", "{", '{"queues": "q"}', '{"topics": []}', '{"queues": [1]}', "@/nope"):
-        with pytest.raises(cli.WorkerUsageError):
+    for bad, why in (
+        ("[1]", "must be a JSON object"),
+        ("{", "is not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "is not JSON"),  # nested too deeply: not a traceback
+        ('{"queues": "q"}', "queues must be a list of strings"),
+        ('{"topics": []}', "unknown keys"),
+        ('{"queues": [1]}', "queues must be a list of strings"),
+        ("@/nope", "cannot read /nope"),
+    ):
+        with pytest.raises(cli.WorkerUsageError, match=why):
             cli.own_resources_of(argparse.Namespace(table="t", own_resources=bad))

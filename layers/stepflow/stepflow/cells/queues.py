@@ -48,16 +48,20 @@ from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue, TaskR
 logger = logging.getLogger(__name__)
 
 SETTING = "STEPFLOW_CELL_QUEUES"
-ACTIVITY_PREFIX = CELL_ACTIVITY_PREFIX
-"""The activity of queue ``q`` is ``stepflow-cells-q``."""
 COMPENSATE = "saga:compensate"
 EVERYTHING = "*"
 ENVELOPE = "StepFlowCellTask"
 """The key of the task's identity in the input a worker receives (the input is ``Input``)."""
 INPUT = "Input"
 
-_ROLES = (("role_arn", "roleArn"), ("execution_role", "executionRole"))
-"""The roles an inline run's clients act as, carried so a worker's clients act as them too."""
+_OPTIONAL = (
+    ("attempt_id", "attemptId"),
+    ("parent_arn", "parentArn"),  # a child keeps its parent's cell versions
+    ("frame", "frame"),  # the saga scope of the task (its branches and iterations)
+    ("role_arn", "roleArn"),  # the roles an inline run's clients act as, carried so a
+    ("execution_role", "executionRole"),  # worker's clients act as them too
+)
+"""The task body's optional keys and their names in the envelope."""
 _QUEUE = re.compile(r"[A-Za-z0-9_-]{1,60}")
 _MAJOR = re.compile(r"[0-9]{1,9}")
 
@@ -67,8 +71,8 @@ class CellQueueError(ValueError):
 
 
 def activity_name(queue: str) -> str:
-    """The activity whose tasks queue ``queue`` holds."""
-    return ACTIVITY_PREFIX + queue
+    """The activity whose tasks queue ``queue`` holds: ``stepflow-cells-<queue>``."""
+    return CELL_ACTIVITY_PREFIX + queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +155,7 @@ def envelope(message: Message) -> dict[str, Any]:
         "stateName": str(body.get("state_name", "")),
         "taskId": str(body.get("task_id", "")),
     }
-    if body.get("attempt_id"):
-        identity["attemptId"] = str(body["attempt_id"])
-    if body.get("parent_arn"):  # a child keeps its parent's cell versions
-        identity["parentArn"] = str(body["parent_arn"])
-    if body.get("frame"):  # the saga scope of the task (its branches and iterations)
-        identity["frame"] = str(body["frame"])
-    for key, name in _ROLES:
+    for key, name in _OPTIONAL:
         if body.get(key):
             identity[name] = str(body[key])
     return {ENVELOPE: identity, INPUT: body.get("input")}
@@ -184,13 +182,7 @@ def task_body(value: Any) -> dict[str, Any]:
         "task_id": identity["taskId"],
         "input": value.get(INPUT),
     }
-    if isinstance(identity.get("attemptId"), str):
-        body["attempt_id"] = identity["attemptId"]
-    if isinstance(identity.get("parentArn"), str):
-        body["parent_arn"] = identity["parentArn"]
-    if isinstance(identity.get("frame"), str):
-        body["frame"] = identity["frame"]
-    for key, name in _ROLES:
+    for key, name in _OPTIONAL:
         if isinstance(identity.get(name), str):
             body[key] = identity[name]
     return body
@@ -239,16 +231,17 @@ class CellRouter:
                 self.inner.dispatch(message)
             return
         name = activity_name(routed)
+        target = queue_name(name)
         wrapped = replace(message, body={**message.body, "input": envelope(message)})
         signed = self.signer.sign(wrapped)
         try:
-            self.queue.send(queue_name(name), signed)
+            self.queue.send(target, signed)
             return
         except QueueDoesNotExistError:
             pass
         try:
-            self.queue.create(queue_name(name), {TAG_NAME: name, TAG_CREATED: repr(self.clock())})
-            self.queue.send(queue_name(name), signed)
+            self.queue.create(target, {TAG_NAME: name, TAG_CREATED: repr(self.clock())})
+            self.queue.send(target, signed)
         except Exception as exc:  # e.g. a process not allowed to create queues (the runner)
             if self.bus is None:
                 raise

@@ -134,8 +134,7 @@ def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler
         CellQueues.parse(f"*={args.queue}")
     except CellQueueError as exc:
         raise WorkerUsageError(f"--queue: {exc}") from None
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    _importable_from_cwd()
     try:
         modules = load_modules(n for n in args.cells.split(",") if n.strip())
     except Exception as exc:  # a missing module, a bad cell (registration refused), ...
@@ -230,7 +229,7 @@ def _parse_own_resources(text: str) -> OwnResources:
             raise WorkerUsageError(f"--own-resources: cannot read {source}: {exc}") from None
     try:
         given = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
         raise WorkerUsageError(f"{source} is not JSON: {exc}") from None
     if not isinstance(given, dict):
         raise WorkerUsageError(f"{source} must be a JSON object of name lists")
@@ -300,13 +299,18 @@ def _serve(worker: Worker, args: argparse.Namespace, err: TextIO) -> int:
     return 0
 
 
+def _importable_from_cwd() -> None:
+    """Like ``python -m``: modules in the working directory load."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+
+
 def load_handler(spec: str) -> Handler:
     """The callable named by ``module:function``."""
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
         raise WorkerUsageError(f"handler {spec!r} is not module:function")
-    if "" not in sys.path:
-        sys.path.insert(0, "")  # like python -m: modules in the working directory load
+    _importable_from_cwd()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
