@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from stepflow.cells import (
+    CellModules,
     CellRegistry,
     CellRuntime,
     EffectCall,
@@ -81,3 +82,25 @@ def runtime_of(journal: Any, handlers: EffectHandlers, *cells: Any) -> CellRunti
     for cell in cells:
         registry.register(cell)
     return CellRuntime(registry, handlers, journal)
+
+
+def noting_modules(cell: Any, notes: list[int]) -> CellModules:
+    """Modules with ``cell`` and a :class:`Note` handler that appends to ``notes``."""
+    modules = CellModules(CellRegistry(), EffectHandlers())
+    modules.cells.register(cell)
+    modules.handlers.register(Note, noting(notes))
+    return modules
+
+
+def one_cell_machine(state: str, cell: str) -> dict[str, Any]:
+    """A workflow of one Task state running the cell ``cell``."""
+    return {
+        "StartAt": state,
+        "States": {
+            state: {
+                "Type": "Task",
+                "Resource": f"arn:aws:states:::stepflow:cell:{cell}",
+                "End": True,
+            }
+        },
+    }

@@ -39,7 +39,8 @@ from tests.integration.cell_effects_support import (
     Mark,
     Nope,
     Note,
-    noting,
+    noting_modules,
+    one_cell_machine,
     runtime_of,
     task_body,
 )
@@ -146,19 +147,8 @@ def test_dynamodb_put_item_effect_writes_once_across_a_crash_on_the_dynamodb_log
 
 def test_aws_effects_run_through_the_stepper_lambda_on_moto(moto: dict[str, Counted]) -> None:
     notes: list[int] = []
-    modules = CellModules(CellRegistry(), EffectHandlers())
-    modules.cells.register(SaveOrder)
-    modules.handlers.register(Note, noting(notes))
-    definition = {
-        "StartAt": "Save",
-        "States": {
-            "Save": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::stepflow:cell:save-order",
-                "End": True,
-            }
-        },
-    }
+    modules = noting_modules(SaveOrder, notes)
+    definition = one_cell_machine("Save", "save-order")
     with open_environment("moto", cells=modules, aws=_aws(moto)) as env:
         arn = env.start(definition, {"id": "o-2", "table": "orders"})
         env.run(arn)

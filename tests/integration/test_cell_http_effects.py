@@ -16,8 +16,6 @@ from stepflow.cells import (
     TIMEOUT,
     Cell,
     CellContext,
-    CellModules,
-    CellRegistry,
     EffectCall,
     EffectHandlers,
     LogJournal,
@@ -42,6 +40,8 @@ from tests.integration.cell_effects_support import (
     Nope,
     Note,
     noting,
+    noting_modules,
+    one_cell_machine,
     runtime_of,
     task_body,
 )
@@ -163,19 +163,8 @@ def test_http_effect_sends_the_same_key_after_a_crash_before_recording_and_nothi
 
 def test_http_effect_in_a_workflow_through_execute(server: Server) -> None:
     notes: list[int] = []
-    modules = CellModules(CellRegistry(), EffectHandlers())
-    modules.cells.register(CallThenNote)
-    modules.handlers.register(Note, noting(notes))
-    definition = {
-        "StartAt": "Call",
-        "States": {
-            "Call": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::stepflow:cell:call-then-note",
-                "End": True,
-            }
-        },
-    }
+    modules = noting_modules(CallThenNote, notes)
+    definition = one_cell_machine("Call", "call-then-note")
     result = execute(definition, {"url": f"{server.url}/orders"}, cells=modules)
     assert result.status == "SUCCEEDED", result.cause
     assert len(server.seen) == 1 and notes == [1]

@@ -243,9 +243,11 @@ def test_two_compensate_tasks_at_once_run_each_compensation_once() -> None:
     concurrent_compensates(InMemoryLog())
 
 
-def test_a_claim_that_ran_out_is_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+def claim_taken_over(log: InMemoryLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compensate that crashed holding its claim; once the claim ran out, another takes over."""
     shop = Shop()
-    run, _log = runtime(shop)
+    modules = shop.modules()
+    run = CellRuntime(modules.cells, modules.handlers, LogJournal(log))
     assert run(body("cell:charge-card:1", "t1")).ok
     shop.crash["refund"] = 1
     with pytest.raises(Crash):
@@ -257,15 +259,25 @@ def test_a_claim_that_ran_out_is_taken_over(monkeypatch: pytest.MonkeyPatch) -> 
     assert shop.calls == ["charge", "refund"]
 
 
-def test_a_failed_compensation_gives_its_claim_up_for_the_retry() -> None:
+def test_a_claim_that_ran_out_is_taken_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    claim_taken_over(InMemoryLog(), monkeypatch)
+
+
+def failed_claim_given_up(log: InMemoryLog) -> None:
+    """A compensation that failed gives its claim up: the Retry's new attempt runs it at once."""
     shop = Shop()
-    run, _log = runtime(shop)
+    modules = shop.modules()
+    run = CellRuntime(modules.cells, modules.handlers, LogJournal(log))
     assert run(body("cell:charge-card:1", "t1")).ok
     shop.fail["refund"] = 1
     failed = run(body("saga:compensate", "c1"))
     assert not failed.ok and failed.error == "RefundUnavailable"
     assert run(body("saga:compensate", "c2")).ok  # the Retry: a new attempt
     assert shop.calls == ["charge", "refund", "refund"]
+
+
+def test_a_failed_compensation_gives_its_claim_up_for_the_retry() -> None:
+    failed_claim_given_up(InMemoryLog())
 
 
 def worker_call(handler: CellHandler, action: str, task_id: str, *, lost: bool = False) -> Any:

@@ -37,17 +37,9 @@ from stepflow.runtime.memory import InMemoryLog
 from stepflow.runtime.outcome import TaskOutcome
 from stepflow.testing import execute, open_environment
 
-from tests.unit.cells.saga_support import COMPENSATE, Crash, task_outputs
+from tests.unit.cells.saga_support import COMPENSATE, Charge, Crash, Done, task_outputs
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:m:e1"
-
-
-class Charge(BaseModel):
-    charge_id: str
-
-
-class Done(BaseModel):
-    ok: bool = True
 
 
 class Refund(Effect[Done]):
