@@ -326,3 +326,30 @@ def test_a_journal_wrapper_must_expose_its_log() -> None:
     Wrapper.log = log  # type: ignore[attr-defined]
     assert run(body("cell:charge-card:1", "t2")).ok
     assert [e.attempt for e in SagaLog(log, ARN).entries()] == ["t2"]
+
+
+class ExitsWhenUndone(Cell[Order, Reserved, OrderError, Inventory]):
+    """A compensation that calls ``sys.exit``: a failure of the task, not of the process."""
+
+    name = "exits-when-undone"
+
+    def run(self, ctx: CellContext[Inventory], data: Order) -> Reserved:
+        return Reserved(hold_id="h-x")
+
+    def compensate(self, ctx: CellContext[Inventory], data: Order, output: Reserved) -> None:
+        sys.exit(3)
+
+
+def test_a_compensation_raising_system_exit_fails_the_compensate_task() -> None:
+    shop = Shop()
+    run, _log = runtime(shop, ExitsWhenUndone)
+    assert run(body("cell:exits-when-undone", "t1")).ok
+    failed = run(body("saga:compensate", "t2"))
+    assert not failed.ok and failed.error == "SystemExit"
+
+
+def test_a_compensate_message_naming_no_attempt_is_refused() -> None:
+    run, log = runtime(Shop())
+    with pytest.raises(ValueError, match="attempt"):
+        run({k: v for k, v in body("saga:compensate", "t1").items() if k != "task_id"})
+    assert sum(log.puts.values()) == 0  # nothing written under an empty attempt

@@ -125,7 +125,7 @@ class CellRuntime:
             cell=cell.key(),
             execution_arn=str(body.get("execution_arn", "")),
             state_name=str(body.get("state_name", "")),
-            attempt=_attempt(body),
+            attempt=attempt_of(body),
             journal=self.journal,
             handlers=self.handlers,
             declared=effect_classes(cell.contract().effects),
@@ -189,7 +189,7 @@ class CellRuntime:
         return TaskOutcome.succeeded(output.model_dump(mode="json"))
 
 
-def _attempt(body: dict[str, Any]) -> str:
+def attempt_of(body: dict[str, Any]) -> str:
     """The attempt id the journal keys are made of; refused when the message has none."""
     attempt = str(body.get("attempt_id") or body.get("task_id") or "")
     if not attempt or not body.get("execution_arn"):

@@ -35,7 +35,6 @@ from pydantic import BaseModel, ValidationError
 from stepflow.cells.context import (
     CellContext,
     EffectTrace,
-    NonDeterministicError,
     RunRefused,
     UndeclaredEffectError,
 )
@@ -44,7 +43,7 @@ from stepflow.cells.handlers import EffectFailure
 from stepflow.cells.journal import LogJournal
 from stepflow.cells.model import BusinessError
 from stepflow.cells.registry import CellNotFoundError, version_key
-from stepflow.cells.runner import effect_classes, with_traces
+from stepflow.cells.runner import attempt_of, effect_classes, with_traces
 from stepflow.cells.saga_log import (
     INVALID_ENTRY,
     CompensationJournal,
@@ -161,7 +160,7 @@ def compensate(runtime: CellRuntime, body: dict[str, Any]) -> TaskOutcome:
             f"stepflow:saga:compensate runs as a request-response task only, not {pattern}.",
         )
     arn = str(body.get("execution_arn", ""))
-    attempt = str(body.get("attempt_id") or body.get("task_id", ""))
+    attempt = attempt_of(body)  # a message naming no execution or attempt is refused
     saga = SagaLog(_lease_log(runtime), arn, saga_partition(attempt))
     frame = str(body.get("frame") or "")
     try:
@@ -254,9 +253,9 @@ def _undo(
         if isinstance(effect, TaskOutcome):
             return effect
         ctx.effect(effect)
-    except (EffectFailure, NonDeterministicError, UndeclaredEffectError, BusinessError) as exc:
+    except (EffectFailure, RunRefused, UndeclaredEffectError, BusinessError) as exc:
         return TaskOutcome.failed(exc.error, exc.cause[:_MAX_CAUSE])
-    except Exception as exc:  # the compensation's own failure, named as Lambda names one
+    except (Exception, SystemExit) as exc:  # its own failure, named as the runner names one
         return TaskOutcome.failed(type(exc).__name__, str(exc)[:_MAX_CAUSE])
     return None
 
