@@ -16,10 +16,12 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
+
+from stepflow.local.routes import Route, route_for
 
 ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 """A Lambda handler for API Gateway REST proxy events."""
@@ -58,7 +60,8 @@ class Gateway:
     """Serves ``handler`` on ``host:port`` (port 0: any free port) in a thread pool.
 
     ``account`` and ``principals`` map a request's access key to its caller
-    (:func:`identity`).
+    (:func:`identity`). ``routes`` answer their own ``GET`` requests (pages, streams)
+    instead of the API.
     """
 
     def __init__(
@@ -69,10 +72,13 @@ class Gateway:
         *,
         account: str = "000000000000",
         principals: Mapping[str, str] | None = None,
+        routes: Sequence[Route] = (),
     ) -> None:
         self.handler = handler
         caller = functools.partial(identity, account=account, principals=principals)
-        self._server = ThreadingHTTPServer((host, port), _request_class(handler, caller))
+        self._server = ThreadingHTTPServer(
+            (host, port), _request_class(handler, caller, tuple(routes))
+        )
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         bound_port = self._server.server_address[1]
@@ -90,12 +96,18 @@ class Gateway:
 
 
 def _request_class(
-    handler: ProxyHandler, caller: Callable[[Mapping[str, str]], dict[str, str]]
+    handler: ProxyHandler,
+    caller: Callable[[Mapping[str, str]], dict[str, str]],
+    routes: tuple[Route, ...],
 ) -> type[BaseHTTPRequestHandler]:
     class _Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _proxy(self) -> None:
+            route = route_for(routes, self.command, self.path)
+            if route is not None:
+                route.serve(self)
+                return
             header = (self.headers.get("Content-Length") or "0").strip()
             length = int(header) if header.isascii() and header.isdigit() else -1
             if not 0 <= length <= MAX_BODY:  # a bad length would make read() wait for EOF

@@ -43,6 +43,7 @@ from stepflow.limits import Limits
 from stepflow.local import moto_patches
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
+from stepflow.local.routes import local_routes
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
 from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker, unbound_check
@@ -222,6 +223,7 @@ class LocalStack:
             lambda_handler.handler,
             account=settings.account,
             principals=self.principals,
+            routes=local_routes(self),
         ).start()
         self.url = self._gateway.url
         endpoints["stepfunctions"] = self.url
