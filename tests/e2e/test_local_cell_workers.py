@@ -174,19 +174,17 @@ def test_each_lease_hands_the_task_out_once_and_a_stale_token_is_refused(
 
 def test_the_printed_worker_command_names_the_stack_s_own_resources(stack: LocalStack) -> None:
     """``stepflow local`` prints each worker's command with the stack's own resources."""
-    import argparse
     import shlex
 
+    from stepflow.cli.worker import worker_options
     from stepflow.local.stack import BUCKET, QUEUE, TASKS_QUEUE
-    from stepflow.worker.cli import add_arguments, denied_endpoints_of, own_resources_of
+    from stepflow.worker.cli import denied_endpoints_of, own_resources_of
 
     commands = stack.worker_commands()
     assert [c.split("--queue ")[1].split()[0] for c in commands] == ["e2e", "stale"]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
     argv = shlex.split(commands[0])[2:]  # after "stepflow worker"
     argv[argv.index("MODULE")] = CELLS_MODULE
-    args = parser.parse_args(argv)
+    args = worker_options(argv)
     own = own_resources_of(args, environ={})  # nothing from the environment: the flags only
     sqs = stack.client("sqs")
     for queue in (QUEUE, TASKS_QUEUE):

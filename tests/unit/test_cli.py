@@ -60,10 +60,26 @@ def test_validate_a_missing_file_exits_2(tmp_path: Path, capsys: Any) -> None:
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_no_command_is_a_usage_error(capsys: Any) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main([])
-    assert exited.value.code == 2
+def test_plain_stepflow_prints_help(capsys: Any) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: stepflow")
+    for command in ("run", "validate", "local", "worker", "cells"):
+        assert f"  {command} " in out
+
+
+def test_version_names_the_installed_package(capsys: Any) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"stepflow, version {version('stepflow')}\n"
+
+
+def test_an_unknown_command_or_option_is_a_usage_error(capsys: Any) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "No such command 'frobnicate'" in capsys.readouterr().err
+    assert main(["run", "x.json", "--nope"]) == 2
+    assert "No such option '--nope'" in capsys.readouterr().err
 
 
 # --- run --------------------------------------------------------------------------------
@@ -339,7 +355,7 @@ def test_local_bad_access_settings_exit_2_before_anything_starts(
 
 
 def test_local_access_settings_inline_or_from_a_file(tmp_path: Path) -> None:
-    from stepflow.cli import _setting
+    from stepflow.cli.inputs import setting as _setting
 
     rules = [{"principals": ["*"], "actions": ["states:Describe*"], "stateMachines": ["*"]}]
     path = tmp_path / "policy.json"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
 import pytest
 from stepflow.cli import main
+from stepflow.cli.worker import worker_options
 from stepflow.runtime import InMemoryLog
 from stepflow.worker import CellHandler, ServiceClient
-from stepflow.worker.cli import add_arguments, build
+from stepflow.worker.cli import build
 
 from tests.worker.harness import Harness, task_machine
 
@@ -50,9 +50,7 @@ def test_a_cell_worker_command_line_that_cannot_work_is_refused(
 
 def test_a_cell_worker_serves_its_queue_s_activity_created_once() -> None:
     h = Harness(task_machine("arn:aws:states:::stepflow:cell:three-bumps"))
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--cells", CELLS, "--queue", "orders"])
+    args = worker_options(["--cells", CELLS, "--queue", "orders"])
     client = ServiceClient(h.service, wait_seconds=0)
     worker = build(args, client, InMemoryLog())
     again = build(args, client, InMemoryLog())

@@ -100,13 +100,10 @@ class Server:
 
 def cli_worker(env: WorkflowEnvironment, *argv: str) -> Any:
     """The worker ``stepflow worker --cells ... argv`` builds, on ``env``'s API and log."""
-    import argparse
+    from stepflow.cli.worker import worker_options
+    from stepflow.worker.cli import build
 
-    from stepflow.worker.cli import add_arguments, build
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--queue", "orders", *argv])
+    args = worker_options(["--queue", "orders", *argv])
     return build(args, Recording(env), env.log)
 
 

@@ -7,7 +7,6 @@ module that does not import, a lock file that is missing or malformed).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 from stepflow.cells.contracts import BreakingChangeError
 from stepflow.cells.handlers import EffectHandlers
 from stepflow.cells.lock import (
-    LOCK_NAME,
     ContractLockError,
     LockViolationError,
     check_lock,
@@ -35,26 +33,12 @@ class _Usage(Exception):
     """Exit status 2."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``lock`` and ``check`` actions of ``stepflow cells``."""
-    actions = parser.add_subparsers(dest="cells_action", required=True, metavar="ACTION")
-    for action, text in (
-        ("lock", "write (or add new versions to) the contract lock of cells modules"),
-        ("check", "check cells modules against their contract lock"),
-    ):
-        sub = actions.add_parser(action, help=text)
-        sub.add_argument("modules", metavar="MODULE[,MODULE]", help="cells modules (.py or dotted)")
-        sub.add_argument(
-            "--lock", metavar="PATH", help=f"the lock file (default: {LOCK_NAME} by each module)"
-        )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``stepflow cells lock|check``; the exit status."""
+def run(action: str, modules: str, lock: str | None) -> int:
+    """Run ``stepflow cells lock|check`` (``action``) on ``modules``; the exit status."""
     try:
-        groups = _load([n.strip() for n in args.modules.split(",") if n.strip()], args.lock)
+        groups = _load([n.strip() for n in modules.split(",") if n.strip()], lock)
         for path, cells in groups.items():
-            if args.cells_action == "lock":
+            if action == "lock":
                 added = update_lock(cells, path)
                 listed = ", ".join(added) if added else "nothing new"
                 print(f"{path}: locked {listed} ({len(read_lock(path))} version(s) in all)")
@@ -65,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{path}: {len(cells)} cell version(s) keep their locked contracts")
     except (LockViolationError, _Refused) as exc:
         messages = exc.messages if isinstance(exc, LockViolationError) else [str(exc)]
-        print(f"stepflow cells {args.cells_action}: refused:", file=sys.stderr)
+        print(f"stepflow cells {action}: refused:", file=sys.stderr)
         for message in messages:
             print(f"  - {message}", file=sys.stderr)
         return 1

@@ -8,13 +8,13 @@ their effect journal in the coordination table ``T`` (docs/cells-workers.md).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import ipaddress
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
@@ -40,44 +40,29 @@ class WorkerUsageError(Exception):
     """The command line cannot be used (reported in one line, exit status 2)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``worker`` subcommand's options."""
-    parser.add_argument(
-        "handler", nargs="?", help="the handler as module:function (module on sys.path)"
-    )
-    parser.add_argument("--activity", help="activity name or ARN (with a handler)")
-    parser.add_argument(
-        "--cells", help="cells modules, comma-separated (dotted names or .py paths), with --queue"
-    )
-    parser.add_argument("--queue", help="the cell queue to serve (STEPFLOW_CELL_QUEUES)")
-    parser.add_argument(
-        "--table",
-        default=os.environ.get("STEPFLOW_TABLE") or os.environ.get("TABLE_NAME"),
-        help="the coordination table the cells' effect journal is in (with --cells)",
-    )
-    parser.add_argument(
-        "--dynamodb-endpoint",
-        default=os.environ.get("STEPFLOW_DYNAMODB_ENDPOINT"),
-        help="DynamoDB's endpoint (stepflow local prints it); default: AWS's",
-    )
-    parser.add_argument(
-        "--own-resources",
-        help="more of the stack's own resources no AWS effect may name, beyond the settings "
-        'environment: JSON {"queues": [...], "buckets": [...], "functions": [...], '
-        '"tables": [...], "queue_prefixes": [...], "secrets": [...]}, or @FILE holding it',
-    )
-    parser.add_argument("--concurrency", type=int, default=8, help="tasks in hand at once")
-    parser.add_argument("--endpoint-url", default=os.environ.get("STEPFLOW_ENDPOINT"))
-    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    parser.add_argument("--name", help="worker name reported to GetActivityTask")
-    parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
-    parser.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
-    parser.add_argument("--health-port", type=int, default=None, help="serve GET /health here")
-    parser.add_argument("--health-host", default="127.0.0.1")
+@dataclass
+class WorkerOptions:
+    """The options of ``stepflow worker`` (see ``stepflow worker --help``)."""
+
+    handler: str | None = None
+    activity: str | None = None
+    cells: str | None = None
+    queue: str | None = None
+    table: str | None = None
+    dynamodb_endpoint: str | None = None
+    own_resources: str | None = None
+    concurrency: int = 8
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    name: str | None = None
+    heartbeat: float = 10.0
+    grace: float = 30.0
+    health_port: int | None = None
+    health_host: str = "127.0.0.1"
 
 
 def run(
-    args: argparse.Namespace,
+    args: WorkerOptions,
     err: TextIO = sys.stderr,
     client: Any = None,
     log: LeaseLog | None = None,
@@ -93,7 +78,7 @@ def run(
     return _serve(worker, args, err)
 
 
-def build(args: argparse.Namespace, client: Any = None, log: LeaseLog | None = None) -> Worker:
+def build(args: WorkerOptions, client: Any = None, log: LeaseLog | None = None) -> Worker:
     """The worker ``args`` describe (an activity's handler, or a cell queue's cells)."""
     if args.concurrency < 1:
         raise WorkerUsageError("--concurrency must be at least 1")
@@ -102,14 +87,14 @@ def build(args: argparse.Namespace, client: Any = None, log: LeaseLog | None = N
         raise WorkerUsageError("give either --cells and --queue, or --activity and a handler")
     if not cells and not (args.handler and args.activity):
         raise WorkerUsageError("give --activity and a handler (or --cells and --queue)")
-    handler: Handler = _cell_handler(args, log) if cells else load_handler(args.handler)
+    handler: Handler = _cell_handler(args, log) if cells else load_handler(args.handler or "")
     if client is None:
         client = api_client(args.endpoint_url, args.region)
     try:
         if cells:
-            arn = cell_activity(client, args.queue)
+            arn = cell_activity(client, args.queue or "")
         else:
-            arn = resolve_activity(client, args.activity)
+            arn = resolve_activity(client, args.activity or "")
     except WorkerUsageError:
         raise
     except Exception as exc:  # unreachable endpoint, no credentials, access denied, ...
@@ -126,7 +111,7 @@ def build(args: argparse.Namespace, client: Any = None, log: LeaseLog | None = N
     )
 
 
-def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler:
+def _cell_handler(args: WorkerOptions, log: LeaseLog | None) -> CellHandler:
     """The cells of ``--cells``, journaled in ``log`` or the table ``--table``."""
     if not args.cells or not args.queue:
         raise WorkerUsageError("--cells and --queue go together")
@@ -156,7 +141,7 @@ def _cell_handler(args: argparse.Namespace, log: LeaseLog | None) -> CellHandler
     return CellHandler(modules, log, clients, builtin=_builtin(args, clients))
 
 
-def _builtin(args: argparse.Namespace, clients: Any) -> EffectHandlers:
+def _builtin(args: WorkerOptions, clients: Any) -> EffectHandlers:
     """The built-in effects' handlers, as the stepper's: HTTP, and AWS with the worker's clients.
 
     An AWS effect never names one of the stack's own resources
@@ -174,9 +159,7 @@ def _builtin(args: argparse.Namespace, clients: Any) -> EffectHandlers:
     return builtin_handlers(default_registry(), clients, http, own_resources_of(args))
 
 
-def own_resources_of(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
-) -> OwnResources:
+def own_resources_of(args: WorkerOptions, environ: Mapping[str, str] | None = None) -> OwnResources:
     """The stack's own resources, read as a stepper reads them, plus ``--table``.
 
     ``environ`` (the process environment if None) holds the stack's settings
@@ -243,7 +226,7 @@ def _parse_own_resources(text: str) -> OwnResources:
 
 
 def denied_endpoints_of(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    args: WorkerOptions, environ: Mapping[str, str] | None = None
 ) -> DeniedEndpoints:
     """The endpoints no HTTP effect of this worker may reach: its API, DynamoDB's, AWS's.
 
@@ -282,7 +265,7 @@ def _is_loopback(url: str | None) -> bool:
         return False
 
 
-def _serve(worker: Worker, args: argparse.Namespace, err: TextIO) -> int:
+def _serve(worker: Worker, args: WorkerOptions, err: TextIO) -> int:
     """Run ``worker`` (with its health endpoint) until it stops; the exit status."""
     health = None
     if args.health_port is not None:
@@ -374,12 +357,7 @@ def _credentials(region: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m stepflow.worker``."""
-    parser = argparse.ArgumentParser(prog="stepflow worker", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except WorkerUsageError as exc:
-        sys.stderr.write(f"stepflow worker: {exc}\n")
-        return 2
+    """Entry point of ``python -m stepflow.worker``: the same as ``stepflow worker``."""
+    from stepflow.cli import main as stepflow_main
+
+    return stepflow_main(["worker", *(sys.argv[1:] if argv is None else argv)])
