@@ -99,7 +99,7 @@ def _from_execution(
             definition = _parse(described["definition"], f"the definition of {execution_arn}")
         else:
             definition = _read_definition(file)
-        events = fetch_history(client, execution_arn)
+        events = fetch_history(client, execution_arn, _PAGE_SIZE)
     except (BotoCoreError, ClientError) as error:
         raise click.ClickException(f"cannot read execution {execution_arn}: {error}") from None
     try:
