@@ -200,3 +200,72 @@ def test_hostile_events_are_ignored() -> None:
     ]
     statuses = node_statuses(machine, hostile + chain)
     assert statuses["Recover"] == "running" and statuses["Fulfil"] == "not-run"
+
+
+def test_a_redriven_state_shows_its_latest_run() -> None:
+    fail = [True]
+
+    def flaky(item: Any) -> Any:
+        if fail[0]:
+            raise Boom("not yet")
+        return item
+
+    machine = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Pass", "Next": "Each"},
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {"StartAt": "Flaky", "States": {"Flaky": task("flaky", End=True)}},
+                "Next": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    env = WorkflowEnvironment(handlers={LAMBDA + "flaky": flaky})
+    arn = env.start(machine, {"items": [1, 2]})
+    env.run(arn)
+    assert node_statuses(machine, env.history(arn)) == {
+        "First": "succeeded",
+        "Each": "failed",
+        "Flaky": "failed",
+        "Done": "not-run",
+    }
+    fail[0] = False
+    env.stepper.redrive_execution(arn)
+    env.run(arn)
+    history = env.history(arn)
+    assert [e["type"] for e in history].count("ExecutionRedriven") == 1
+    assert node_statuses(machine, history) == {
+        "First": "succeeded",  # not run again: its first run counts
+        "Each": "succeeded",
+        "Flaky": "succeeded",
+        "Done": "succeeded",
+    }
+
+
+def test_many_open_instances_of_one_name_stay_linear() -> None:
+    entered = [
+        {
+            "type": "PassStateEntered",
+            "id": i + 1,
+            "previousEventId": 0,
+            "stateEnteredEventDetails": {"name": "Recover"},
+        }
+        for i in range(30_000)
+    ]
+    exited = [
+        {
+            "type": "PassStateExited",
+            "id": 40_000 + i,
+            "previousEventId": 0,
+            "stateExitedEventDetails": {"name": "Recover"},
+        }
+        for i in range(29_999)
+    ]
+    ends = [
+        {"type": "ExecutionFailed", "id": 80_000 + i, "previousEventId": 0} for i in range(30_000)
+    ]
+    statuses = node_statuses(fulfil_machine(), entered + exited + ends)
+    assert statuses["Recover"] == "aborted"

@@ -47,7 +47,7 @@ _DOT_SHAPES = {
     "Parallel": 'shape=parallelogram, style="filled"',
     "Map": 'shape=box3d, style="filled"',
 }
-_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 _.,:/+*=()$@!?%\-]")
+_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 _.,:/+*=()$@!?\-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 

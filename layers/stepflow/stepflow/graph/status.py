@@ -60,6 +60,7 @@ _EXECUTION_ENDS = {
 
 @dataclass(slots=True, eq=False)
 class _Instance:
+    serial: int
     name: str
     type: str
     parent: _Instance | None
@@ -83,6 +84,8 @@ class _Reader:
     def __init__(self) -> None:
         self.context: dict[int, _Instance | None] = {}
         self.instances: list[_Instance] = []
+        # name -> its open instances by serial number, oldest first
+        self.open: dict[str, dict[int, _Instance]] = {}
         self.generation = 0
         self.ended = False
 
@@ -119,18 +122,19 @@ class _Reader:
         details = event.get("stateEnteredEventDetails")
         name = details.get("name") if isinstance(details, Mapping) else None
         state_type = kind[: -len("StateEntered")]
-        instance = _Instance(str(name), state_type, here, self.generation)
+        instance = _Instance(len(self.instances), str(name), state_type, here, self.generation)
         if state_type == "Fail":
             instance.failure = "failed"
         self.instances.append(instance)
+        self.open.setdefault(instance.name, {})[instance.serial] = instance
         return instance
 
     def exit(self, event: Mapping[str, Any], here: _Instance | None) -> _Instance | None:
         details = event.get("stateExitedEventDetails")
         name = str(details.get("name")) if isinstance(details, Mapping) else None
         owner = self.walk(here, lambda i: i.open and i.name == name)
-        if owner is None:
-            owner = next((i for i in reversed(self.instances) if i.open and i.name == name), None)
+        if owner is None and self.open.get(str(name)):
+            owner = next(reversed(self.open[str(name)].values()))
         if owner is None:
             return here
         self.close(owner, "caught" if owner.failure else "succeeded")
@@ -176,9 +180,7 @@ class _Reader:
     def end_execution(self, kind: str, here: _Instance | None) -> None:
         if kind == "ExecutionFailed":
             self.walk(here, _fail_open)
-        for instance in self.instances:
-            if not instance.open:
-                continue
+        for instance in [i for same_name in self.open.values() for i in same_name.values()]:
             if instance.failure is not None:
                 self.close(instance, instance.failure)
             else:
@@ -196,10 +198,13 @@ class _Reader:
             instance = instance.parent
         return None
 
-    @staticmethod
-    def close(instance: _Instance, result: Status) -> None:
+    def close(self, instance: _Instance, result: Status) -> None:
         instance.open = False
         instance.result = result
+        same_name = self.open[instance.name]
+        del same_name[instance.serial]
+        if not same_name:
+            del self.open[instance.name]
 
     def statuses(self) -> dict[str, Status]:
         latest: dict[str, int] = {}
