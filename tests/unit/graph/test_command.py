@@ -120,3 +120,9 @@ def test_an_unreachable_endpoint_fails_with_exit_1() -> None:
         env={"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_MAX_ATTEMPTS": "1"},
     )  # fmt: skip
     assert result.exit_code == 1 and "cannot read execution" in result.output, result.output
+
+
+def test_the_docs_example_is_what_the_command_prints() -> None:
+    docs = (ROOT / "docs" / "graph.md").read_text()
+    block = docs.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert CliRunner().invoke(graph_command, [ORDER]).output == block
