@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,14 @@ def test_deeply_nested_choice_rules_give_a_bounded_label() -> None:
     }
     label = build_graph(definition).edges[0].label or ""
     assert label.startswith("not not") and len(label) <= 40
+
+
+def test_the_graph_package_loads_no_aws_sdk() -> None:
+    # the console and the Lambda layer import the model; the command imports boto3 only to read
+    code = (
+        "import sys, stepflow.graph, stepflow.graph.render, stepflow.graph.svg, "
+        "stepflow.graph.command\n"
+        "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
