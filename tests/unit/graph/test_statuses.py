@@ -175,6 +175,19 @@ def test_every_prefix_of_a_history_gives_valid_statuses() -> None:
         statuses = node_statuses(machine, history[:end])
         assert set(statuses.values()) <= set(STATUSES)
     assert node_statuses(machine, history[:4])["Fulfil"] == "running"
+    # live: once the Parallel is caught, nothing inside it is still running
+    caught = next(i for i, e in enumerate(history) if e["type"] == "ParallelStateExited")
+    assert node_statuses(machine, history[: caught + 1]) == {
+        "Fulfil": "caught",
+        "Charge": "succeeded",
+        "PackAll": "failed",
+        "Pack": "failed",
+        "Recover": "not-run",
+        "Route": "not-run",
+        "Big": "not-run",
+        "Wrap": "not-run",
+        "Done": "not-run",
+    }
 
 
 def test_hostile_events_are_ignored() -> None:

@@ -17,7 +17,9 @@ An instance ends as:
 - ``aborted``: cut short without failing itself (the execution was stopped, a
   sibling branch failed, or the execution ended around it);
 - ``timed-out`` as well when the execution timed out while it ran;
-- ``running``: entered, not exited, and the execution has not ended.
+- ``running``: entered, not exited, and neither the enclosing Parallel or Map
+  nor the execution has ended (when one of them ends, what still runs inside
+  it becomes ``failed``, ``timed-out`` or ``aborted`` as above).
 
 A state with several instances (Map iterations, loops, retries of a whole
 branch) gets the worst of their statuses, in the order failed, timed-out,
@@ -30,8 +32,8 @@ iterations run as child executions with histories of their own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 Status = Literal["succeeded", "failed", "caught", "running", "aborted", "timed-out", "not-run"]
@@ -69,6 +71,7 @@ class _Instance:
     body_done: bool = False
     failure: Status | None = None
     result: Status | None = None
+    children: list[_Instance] = field(default_factory=list)
 
 
 def history_statuses(events: Iterable[Any]) -> dict[str, Status]:
@@ -87,7 +90,6 @@ class _Reader:
         # name -> its open instances by serial number, oldest first
         self.open: dict[str, dict[int, _Instance]] = {}
         self.generation = 0
-        self.ended = False
 
     def read(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -111,7 +113,6 @@ class _Reader:
             return None
         if kind in ("ExecutionStarted", "ExecutionRedriven"):
             self.generation += kind == "ExecutionRedriven"
-            self.ended = False
             return None
         for prefix, state_type in (("Parallel", "Parallel"), ("Map", "Map")):
             if kind.startswith(prefix) and not kind.startswith("MapRun"):
@@ -126,6 +127,8 @@ class _Reader:
         if state_type == "Fail":
             instance.failure = "failed"
         self.instances.append(instance)
+        if here is not None:
+            here.children.append(instance)
         self.open.setdefault(instance.name, {})[instance.serial] = instance
         return instance
 
@@ -160,6 +163,7 @@ class _Reader:
             owner.failure = "failed"
         if kind.startswith(state_type + "State") and kind.endswith(_COMPOSITE_ENDS):
             owner.body_done = True
+            self.close_inside(owner)
         return owner
 
     def task_event(self, kind: str, here: _Instance | None) -> _Instance | None:
@@ -185,10 +189,20 @@ class _Reader:
                 self.close(instance, instance.failure)
             else:
                 self.close(instance, "timed-out" if kind == "ExecutionTimedOut" else "aborted")
-        self.ended = True
+
+    def close_inside(self, owner: _Instance) -> None:
+        """A Parallel or Map is done: what still runs in it failed or was cut short."""
+        stack = owner.children
+        owner.children = []
+        while stack:
+            instance = stack.pop()
+            if instance.open:
+                self.close(instance, instance.failure or "aborted")
+            stack.extend(instance.children)
+            instance.children = []
 
     @staticmethod
-    def walk(start: _Instance | None, accept: Any) -> _Instance | None:
+    def walk(start: _Instance | None, accept: Callable[[_Instance], bool]) -> _Instance | None:
         instance = start
         for _ in range(_WALK):
             if instance is None:
