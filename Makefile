@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DDB_LOCAL := tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
 
-.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
+.PHONY: run test debian-packages lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ synth: $(STAMP)
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
 
 ## test: lint, type-check, the whole test suite, then the LocalStack tier (skips if it cannot start)
-test: lint typecheck model-check $(DDB_LOCAL_STAMP)
+test: lint typecheck model-check debian-packages $(DDB_LOCAL_STAMP)
 	$(BIN)/python -m pytest -n 2 tests
 	tools/localstack/run.sh
+
+## debian-packages: Graphviz (stepflow graph --format svg) for its tests, when it can be installed
+debian-packages:
+	tools/debian-packages.sh dot=graphviz
 
 ## model-check: Spin checks model/coordination.pml exhaustively (installs spin if missing)
 model-check:

@@ -364,3 +364,8 @@ def test_local_access_settings_inline_or_from_a_file(tmp_path: Path) -> None:
     assert json.loads(_setting(json.dumps(rules))) == rules
     assert _setting("iam") == "iam"
     assert _setting(None) == ""
+
+
+def test_graph_is_a_stepflow_command(tmp_path: Path, capsys: Any) -> None:
+    assert main(["graph", write(tmp_path, PASS_ONLY), "--format", "mermaid"]) == 0
+    assert capsys.readouterr().out.startswith("flowchart TD")

@@ -22,6 +22,7 @@ from stepflow.cli.local import local_command
 from stepflow.cli.progress import Progress
 from stepflow.cli.run import run_command, validate_command
 from stepflow.cli.worker import worker_command
+from stepflow.graph.command import graph_command
 
 __all__ = ["Progress", "UsageError", "cli", "main"]
 
@@ -39,7 +40,14 @@ def cli(context: click.Context) -> None:
         click.echo(context.get_help())
 
 
-for _command in (run_command, validate_command, local_command, worker_command, cells_group):
+for _command in (
+    run_command,
+    validate_command,
+    local_command,
+    worker_command,
+    cells_group,
+    graph_command,
+):
     cli.add_command(_command)
 
 
