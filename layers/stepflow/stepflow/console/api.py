@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from stepflow.console.http import Response, json_response, write
-from stepflow.graph.model import build_graph, node_statuses
+from stepflow.graph.model import GraphError, build_graph, node_statuses
 
 __all__ = ["API_PREFIX", "MAX_EVENTS", "GraphApi"]
 
@@ -73,7 +73,7 @@ class GraphApi:
             return json_response(400, {"message": "give executionArn or stateMachineArn"})
         try:
             return json_response(200, self._graph(execution, machine))
-        except _Unusable as exc:
+        except (_Unusable, GraphError) as exc:
             return json_response(422, {"message": str(exc)})
         except Exception as exc:  # an API refusal, told to the page
             return _refusal(exc)

@@ -1,7 +1,7 @@
 // The StepFlow web console: one page over the Step Functions API on this origin
 // (POST / with X-Amz-Target) and the console's graph endpoint (/console/api/graph).
 // Plain browser JavaScript, no build step. Every text from the API goes into the DOM
-// through textContent (never innerHTML), so state names and payloads cannot inject markup.
+// through textContent or attributes (never parsed as HTML), so state names and payloads cannot inject markup.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
