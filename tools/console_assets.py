@@ -24,7 +24,8 @@ from pathlib import Path
 PACKAGE = "@dagrejs/dagre"
 VERSION = "3.1.3"
 INTEGRITY = (
-    "sha512-X4aUTwOReZvthaZWOVHqlJ52/ZdhZFEM4+Lh/uR4XooUSLE6p71bcy7MPGzYnNUcNh+nj+i/qJQpCMIdQnSmrg=="
+    "sha512-X4aUTwOReZvthaZWOVHqlJ52/ZdhZFEM4+Lh/uR4XooUSLE6p71bcy7MPGzYnNUcNh+nj"
+    "+i/qJQpCMIdQnSmrg=="
 )
 FILES = {"package/dist/dagre.min.js": "dagre.min.js", "package/LICENSE": "dagre.LICENSE"}
 VENDOR = Path(__file__).resolve().parents[1] / "layers/stepflow/stepflow/console/static/vendor"

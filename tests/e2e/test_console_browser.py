@@ -120,9 +120,7 @@ ORDER = {
                         "Charge card": {
                             "Type": "Task",
                             "Resource": FN + "decline",
-                            "Catch": [
-                                {"ErrorEquals": ["States.ALL"], "Next": "Card declined"}
-                            ],
+                            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Card declined"}],
                             "End": True,
                         },
                         "Card declined": {"Type": "Pass", "End": True},
@@ -192,7 +190,9 @@ def test_the_graph_shows_every_state_once_with_its_status(stack: LocalStack, pag
     assert dict(nodes) == ORDER_STATUSES
     assert page.locator("#graph img").count() == 0 and page.title() == "StepFlow console"
     # AND the branches and the iteration are groups, the Choice rule and the Catch are drawn
-    groups = page.eval_on_selector_all("#graph [data-group]", "els => els.map(e => e.dataset.group)")
+    groups = page.eval_on_selector_all(
+        "#graph [data-group]", "els => els.map(e => e.dataset.group)"
+    )
     assert sorted(groups) == ["Each item#iteration", "Fan out#branch1", "Fan out#branch2"]
     assert "$.n > 3" in (page.text_content("#graph .edge.choice") or "")
     catch = page.locator("#graph .edge.catch")
@@ -225,6 +225,7 @@ def test_a_running_execution_is_stopped_from_the_page(stack: LocalStack, page: A
     page.wait_for_selector('#graph [data-state="Approve"][data-status="running"]')
     assert page.get_attribute('#graph [data-state="Prepare"]', "data-status") == "succeeded"
     assert page.is_enabled("#stop") and not page.is_enabled("#redrive")
+    page.wait_for_selector('#events tr[data-event-type="ActivityScheduled"]')
     screenshot(page, "running")
     page.click("#stop")
     # THEN the execution is aborted once, and the page shows it

@@ -23,12 +23,20 @@ def _events() -> list[dict[str, Any]]:
     for name in ("One", "Two"):
         n = len(events)
         events.append(
-            {"id": n + 1, "type": "PassStateEntered", "previousEventId": n,
-             "stateEnteredEventDetails": {"name": name, "input": "{}"}}
+            {
+                "id": n + 1,
+                "type": "PassStateEntered",
+                "previousEventId": n,
+                "stateEnteredEventDetails": {"name": name, "input": "{}"},
+            }
         )
         events.append(
-            {"id": n + 2, "type": "PassStateExited", "previousEventId": n + 1,
-             "stateExitedEventDetails": {"name": name, "output": "{}"}}
+            {
+                "id": n + 2,
+                "type": "PassStateExited",
+                "previousEventId": n + 1,
+                "stateExitedEventDetails": {"name": name, "output": "{}"},
+            }
         )
     events.append({"id": len(events) + 1, "type": "ExecutionSucceeded"})
     return events
@@ -47,26 +55,30 @@ class FakeSfn:
         self.events = _events()
         self.page = page
 
-    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+    def describe_execution(self, **query: str) -> dict[str, Any]:
         self.calls["describe_execution"] += 1
-        if executionArn != EXECUTION:
+        if query["executionArn"] != EXECUTION:
             raise ClientError("ExecutionDoesNotExist")
-        return {"executionArn": EXECUTION, "name": "run", "status": "SUCCEEDED",
-                "input": "{\"secret\": 1}", "stateMachineArn": MACHINE}
+        return {
+            "executionArn": EXECUTION,
+            "name": "run",
+            "status": "SUCCEEDED",
+            "input": '{"secret": 1}',
+            "stateMachineArn": MACHINE,
+        }
 
-    def describe_state_machine_for_execution(self, executionArn: str) -> dict[str, Any]:
+    def describe_state_machine_for_execution(self, **query: str) -> dict[str, Any]:
         self.calls["describe_state_machine_for_execution"] += 1
         return {"definition": self.definition}
 
-    def describe_state_machine(self, stateMachineArn: str) -> dict[str, Any]:
+    def describe_state_machine(self, **query: str) -> dict[str, Any]:
         self.calls["describe_state_machine"] += 1
         return {"definition": self.definition}
 
-    def get_execution_history(
-        self, executionArn: str, maxResults: int, nextToken: str = "0"
-    ) -> dict[str, Any]:
+    def get_execution_history(self, **query: Any) -> dict[str, Any]:
         self.calls["get_execution_history"] += 1
-        start = int(nextToken)
+        assert query["maxResults"] == 1000
+        start = int(query.get("nextToken", "0"))
         end = start + self.page
         page: dict[str, Any] = {"events": self.events[start:end]}
         if end < len(self.events):
@@ -134,9 +146,7 @@ def test_an_endless_history_is_read_no_further_than_the_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     class Endless(FakeSfn):
-        def get_execution_history(
-            self, executionArn: str, maxResults: int, nextToken: str = "0"
-        ) -> dict[str, Any]:
+        def get_execution_history(self, **query: Any) -> dict[str, Any]:
             self.calls["get_execution_history"] += 1
             return {"events": [{"id": 1, "type": "ExecutionStarted"}] * 4, "nextToken": "more"}
 
