@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from stepflow.console import ConsoleAssets
+from stepflow.console import ConsoleAssets, ConsoleRoute
 from stepflow.local import LocalStack
+from stepflow.local.gateway import Gateway
 
 from tests.e2e.waiting import wait_for
 
@@ -296,3 +297,43 @@ def test_the_list_filters_by_status_and_pages(stack: LocalStack, page: Any) -> N
         assert time.monotonic() < deadline, "not redriven"
         time.sleep(0.1)
     assert wait_for(sfn, failed)["redriveCount"] == 1
+
+
+class _OnePass:
+    """A Step Functions client of one finished execution of one Pass state."""
+
+    def describe_execution(self, **query: str) -> dict[str, Any]:
+        return {"executionArn": query["executionArn"], "name": "x", "status": "SUCCEEDED"}
+
+    def describe_state_machine_for_execution(self, **query: str) -> dict[str, Any]:
+        return {
+            "definition": json.dumps(
+                {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+            )
+        }
+
+    def get_execution_history(self, **query: Any) -> dict[str, Any]:
+        return {"events": []}
+
+
+def test_without_the_layout_library_the_page_says_how_to_get_it(
+    browser: Any, page: Any, tmp_path: Path
+) -> None:
+    # GIVEN the console's files without the vendored library
+    for name in ("index.html", "console.js", "console.css"):
+        shutil.copy(ConsoleAssets().root.joinpath(name), tmp_path / name)  # type: ignore[arg-type]
+    route = ConsoleRoute(_OnePass, assets=ConsoleAssets(root=tmp_path))  # type: ignore[arg-type]
+
+    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"statusCode": 200, "headers": {}, "body": "{}"}
+
+    gateway = Gateway("127.0.0.1", 0, api, routes=[route]).start()
+    try:
+        # WHEN an execution page is opened
+        page.goto(f"{gateway.url}/console/executions/arn%3Ax")
+        page.wait_for_selector('body[data-execution-status="SUCCEEDED"]')
+        # THEN it names the make target instead of a graph
+        assert "make console-assets" in page.inner_text("#banner")
+        assert page.locator("#graph [data-state]").count() == 0
+    finally:
+        gateway.stop()

@@ -82,3 +82,15 @@ def test_the_console_route_claims_console_gets_only() -> None:
     assert route_for([route], "GET", "/console/api/graph?executionArn=x") is route
     assert route_for([route], "POST", "/console/") is None
     assert route_for([route], "GET", "/") is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../secret.html", "..%2fsecret.html", "%2e%2e%2fsecret.html", "vendor/../../secret.html"],
+)
+def test_a_servable_file_beside_the_static_folder_is_not_reached(tmp_path: Path, name: str) -> None:
+    static = tmp_path / "static"
+    (static / "vendor").mkdir(parents=True)
+    (tmp_path / "secret.html").write_text("secret")
+    assets = ConsoleAssets(root=static)  # type: ignore[arg-type]
+    assert assets.response("/console/static/" + name).status == 404
