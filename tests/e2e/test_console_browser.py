@@ -7,6 +7,7 @@ Functions API on the stack's own address; the outcomes are checked through boto3
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -337,3 +338,19 @@ def test_without_the_layout_library_the_page_says_how_to_get_it(
         assert page.locator("#graph [data-state]").count() == 0
     finally:
         gateway.stop()
+
+
+def test_a_machine_too_large_to_draw_is_listed_with_a_message(stack: LocalStack, page: Any) -> None:
+    # GIVEN a chain of 1,001 Pass states (more than the page lays out)
+    sfn = stack.stepfunctions()
+    names = [f"S{i}" for i in range(1001)]
+    states = {n: {"Type": "Pass", "Next": m} for n, m in itertools.pairwise(names)}
+    states[names[-1]] = {"Type": "Pass", "End": True}
+    arn = machine(sfn, "console-huge", {"StartAt": names[0], "States": states})
+    # WHEN its page is opened
+    page.goto(f"{stack.url}/console/state-machines/{quote(arn, safe='')}")
+    # THEN it says so instead of drawing, and the rest of the page works
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "1001 states" in page.inner_text("#banner")
+    assert page.locator("#machine-graph [data-state]").count() == 0
+    assert page.locator("#machines tbody tr.selected").count() == 1

@@ -7,6 +7,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;
 const PAGE_SIZE = 20;
+const MAX_DRAWN = 1000; // dagre recurses along a path: a 2,000-state chain overflows the stack
 const STATUSES = ["succeeded", "failed", "caught", "running", "aborted", "timed-out", "not-run"];
 const $ = (id) => document.getElementById(id);
 
@@ -51,7 +52,11 @@ async function sfn(action, body) {
 async function graphOf(query) {
   const reply = await fetch("/console/api/graph?" + new URLSearchParams(query));
   const data = await reply.json().catch(() => ({}));
-  if (!reply.ok) throw new Error("graph: " + (data.code ? data.code + ": " : "") + (data.message || reply.status));
+  if (!reply.ok) {
+    const error = new Error("graph: " + (data.code ? data.code + ": " : "") + (data.message || reply.status));
+    error.final = reply.status >= 400 && reply.status < 500; // asking again cannot help
+    throw error;
+  }
   return data;
 }
 
@@ -93,6 +98,11 @@ function drawGraph(svg, model, onPick) {
       "The graph layout library did not load: run `make console-assets`.");
     return new Map();
   }
+  if (model.nodes.length > MAX_DRAWN) {
+    banner("This state machine has " + model.nodes.length + " states, more than the " +
+      MAX_DRAWN + " the console draws; the history below is complete.");
+    return new Map();
+  }
   const graph = {
     ...model,
     byId: new Map(model.nodes.map((n) => [n.id, n])),
@@ -128,7 +138,12 @@ function drawGraph(svg, model, onPick) {
       edge, width: label ? textWidth(label, 11) - 20 : 0, height: label ? 16 : 0, labelpos: "c",
     }, edge.key);
   }
-  dagre.layout(g);
+  try {
+    dagre.layout(g);
+  } catch (e) {
+    banner("The graph could not be laid out (" + e.message + "); the history below is complete.");
+    return new Map();
+  }
 
   const layers = ["groups", "edges", "nodes"].map((name) => svg.appendChild(el("svg:g", { class: name })));
   svg.prepend(arrowDefs());
@@ -348,7 +363,7 @@ async function refresh() {
     document.body.dataset.executionStatus = run.status;
   } catch (e) {
     banner(e.message);
-    running = true; // try again: the stack may be starting or busy
+    running = !e.final; // try again unless refused: the stack may be starting or busy
   }
   if (running) view.timer = setTimeout(refresh, POLL_MS);
 }
