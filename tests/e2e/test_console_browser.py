@@ -84,9 +84,10 @@ def page(browser: Any) -> Iterator[Any]:
     assert errors == []
 
 
-def screenshot(page: Any, name: str) -> None:
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
     if os.environ.get("STEPFLOW_SCREENSHOTS") == "1":
-        page.screenshot(path=str(ROOT / "docs" / "images" / f"console-{name}.png"), full_page=True)
+        path = ROOT / "docs" / "images" / f"console-{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
 
 
 def has_rows(page: Any, count: int) -> None:
@@ -205,7 +206,8 @@ def test_the_graph_shows_every_state_once_with_its_status(stack: LocalStack, pag
     page.click('#graph [data-state="Fan out"]')
     assert '"n": 5' in page.inner_text("#state-input")
     assert '"fan"' in page.inner_text("#state-output")
-    screenshot(page, "execution")
+    page.set_viewport_size({"width": 1280, "height": 1500})
+    screenshot(page, "execution", full_page=False)
 
 
 def test_a_running_execution_is_stopped_from_the_page(stack: LocalStack, page: Any) -> None:
