@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DDB_LOCAL := tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
+CONSOLE_ASSETS := layers/stepflow/stepflow/console/static/vendor/dagre.min.js
 
-.PHONY: run test debian-packages lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
+.PHONY: run test debian-packages console-assets lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 
 ## run: the main job: start the local stack (moto), register examples/, run the order
 ## workflow through the Step Functions API, show its progress live and its output, exit
-run: $(STAMP)
+run: $(STAMP) console-assets
 	$(BIN)/stepflow local --port 0 --demo examples/order.asl.json \
 	    --input @examples/order.local-input.json --handlers examples/order_handlers.py
 
@@ -26,13 +27,14 @@ synth: $(STAMP)
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
 
 ## test: lint, type-check, the whole test suite, then the LocalStack tier (skips if it cannot start)
-test: lint typecheck model-check debian-packages $(DDB_LOCAL_STAMP)
+test: lint typecheck model-check debian-packages $(DDB_LOCAL_STAMP) console-assets
 	$(BIN)/python -m pytest -n 2 tests
 	tools/localstack/run.sh
 
-## debian-packages: Graphviz (stepflow graph --format svg) for its tests, when it can be installed
+## debian-packages: Graphviz (stepflow graph --format svg) and Chromium (the console's browser
+## tests), when they can be installed (root and apt-get); otherwise their tests skip
 debian-packages:
-	tools/debian-packages.sh dot=graphviz
+	tools/debian-packages.sh dot=graphviz chromium=chromium
 
 ## model-check: Spin checks model/coordination.pml exhaustively (installs spin if missing)
 model-check:
@@ -45,6 +47,13 @@ model-check-mutants:
 ## chaos: the chaos state machine over the real Stepper, benchmark scale (docs/reliability.md)
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --examples 10000 --steps 25
+
+## console-assets: the web console's graph layout library from the npm registry (pinned
+## version, integrity checked, gitignored package data; a warning and no file without npm)
+console-assets: $(CONSOLE_ASSETS)
+
+$(CONSOLE_ASSETS): tools/console_assets.py
+	$(PYTHON) tools/console_assets.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench cdk examples tools
