@@ -239,3 +239,76 @@ def test_the_function_entry_point_is_the_dispatcher_handler() -> None:
     from functions.hooks.handler import handler
 
     assert handler is hooks_lambda.handler
+
+
+class ExpiringStreams(FakeStreams):
+    """FakeStreams whose iterators expire: each listed read fails once as AWS's would."""
+
+    def __init__(self, count: int, expire_at_reads: set[int]) -> None:
+        super().__init__(count)
+        self.reads, self.expire_at_reads, self.issued = 0, expire_at_reads, []
+
+    def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
+        self.issued.append((request["ShardIteratorType"], request.get("SequenceNumber")))
+        return super().get_shard_iterator(**request)
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+        self.reads += 1
+        if self.reads in self.expire_at_reads:
+            error = {"Error": {"Code": "ExpiredIteratorException", "Message": "expired"}}
+            raise boto3.session.botocore.exceptions.ClientError(error, "GetRecords")
+        return super().get_records(ShardIterator, Limit)
+
+
+def test_an_expired_iterator_resumes_after_the_last_record_passed_nothing_twice() -> None:
+    streams = ExpiringStreams(5, expire_at_reads={1, 3})
+    streams.records, later = streams.records[:2], streams.records[2:]
+    seen: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.extend(numbers_of(event))
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(streams, "arn", handler, clock=Clock())
+    poller._origins["s"], poller._iterators["s"] = "TRIM_HORIZON", "0"
+    for _ in range(3):
+        poller.poll_once()
+    streams.records += later
+    for _ in range(4):
+        poller.poll_once()
+    assert seen == ["1", "2", "3", "4", "5"]  # each once, in order, across two expiries
+    assert poller.renewed == 2 and poller.delivered == 5
+    assert streams.issued == [("TRIM_HORIZON", None), ("AFTER_SEQUENCE_NUMBER", "2")]
+
+
+def test_an_expired_iterator_during_a_retry_resumes_at_the_failed_record() -> None:
+    streams = ExpiringStreams(3, expire_at_reads={2})
+    seen: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen.append(numbers_of(event))
+        failed = [] if len(seen) > 1 else [{"itemIdentifier": "2"}]
+        return {"batchItemFailures": failed}
+
+    poller = StreamPoller(streams, "arn", handler, clock=Clock(step=100.0))
+    poller._origins["s"], poller._iterators["s"] = "TRIM_HORIZON", "0"
+    for _ in range(4):
+        poller.poll_once()
+    assert seen == [["1", "2", "3"], ["2", "3"]]
+    assert poller.delivered == 3 and poller.renewed == 1
+    assert streams.issued[-1] == ("AT_SEQUENCE_NUMBER", "2")
+
+
+def test_an_error_other_than_expiry_still_reaches_the_loop() -> None:
+    streams = ExpiringStreams(1, expire_at_reads=set())
+
+    def broken(**request: Any) -> dict[str, Any]:
+        error = {"Error": {"Code": "InternalServerError", "Message": "down"}}
+        raise boto3.session.botocore.exceptions.ClientError(error, "GetRecords")
+
+    streams.get_records = broken  # type: ignore[method-assign]
+    poller = StreamPoller(streams, "arn", lambda e, c: {}, clock=Clock())
+    poller._iterators["s"] = "0"
+    with pytest.raises(boto3.session.botocore.exceptions.ClientError):
+        poller.poll_once()
+    assert poller.renewed == 0

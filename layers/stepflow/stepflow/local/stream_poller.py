@@ -13,7 +13,11 @@ has failed more than ``max_retries`` times AND for at least ``retry_budget``
 seconds is it given up (logged, as an on-failure destination would receive
 it), so an outage of a dependency loses nothing while the shard is never
 blocked forever. What the poller remembers is bounded: the latest
-:data:`KEPT` errors and given-up records, one retry per shard.
+:data:`KEPT` errors and given-up records, one retry and one position per shard.
+
+A shard iterator expires (AWS: 15 minutes after it was issued, e.g. when the
+poller was stalled): the shard then resumes after the last record it passed,
+at the record being retried, or, if it passed none yet, where it started.
 """
 
 from __future__ import annotations
@@ -91,8 +95,12 @@ class StreamPoller:
         """The latest sequence numbers given up (at most :data:`KEPT`)."""
         self.given_up_count = 0
         """How many records were given up in all."""
+        self.renewed = 0
+        """How many expired shard iterators were replaced."""
         self._iterators: dict[str, str | None] = {}
         self._retries: dict[str, _Retry] = {}
+        self._positions: dict[str, str] = {}  # the last sequence number passed, per shard
+        self._origins: dict[str, str] = {}  # where each shard was first read from
         self._outages = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stream-poller", daemon=True)
@@ -100,6 +108,7 @@ class StreamPoller:
     def start(self) -> StreamPoller:
         """Take the shards' latest positions, then start polling."""
         for shard in self._shards():
+            self._origins[shard] = "LATEST"
             self._iterators[shard] = self._iterator(shard, "LATEST")
         self._thread.start()
         return self
@@ -117,16 +126,23 @@ class StreamPoller:
         shards = self._shards()
         for shard in shards:
             if shard not in self._iterators:
+                self._origins[shard] = "TRIM_HORIZON"
                 self._iterators[shard] = self._iterator(shard, "TRIM_HORIZON")
         for gone in set(self._iterators) - set(shards):  # past the stream's retention
-            self._iterators.pop(gone, None)
-            self._retries.pop(gone, None)
+            for kept in (self._iterators, self._retries, self._positions, self._origins):
+                kept.pop(gone, None)
         handed = 0
         now = self.clock()
         for shard, iterator in list(self._iterators.items()):
             retry = self._retries.get(shard)
             if iterator is not None and (retry is None or now >= retry.due):
-                handed += self._poll_shard(shard, iterator)
+                try:
+                    handed += self._poll_shard(shard, iterator)
+                except Exception as exc:
+                    if _error_code(exc) != "ExpiredIteratorException":
+                        raise
+                    self.renewed += 1
+                    self._iterators[shard] = self._resume(shard)
         return handed
 
     # -- helpers ---------------------------------------------------------------
@@ -162,6 +178,16 @@ class StreamPoller:
         iterator = found.get("ShardIterator")
         return str(iterator) if iterator else None
 
+    def _resume(self, shard: str) -> str | None:
+        """A new iterator for ``shard``, where its expired one stood."""
+        retry = self._retries.get(shard)
+        if retry is not None:
+            return self._iterator(shard, "AT_SEQUENCE_NUMBER", retry.number)
+        position = self._positions.get(shard)
+        if position is not None:
+            return self._iterator(shard, "AFTER_SEQUENCE_NUMBER", position)
+        return self._iterator(shard, self._origins.get(shard, "TRIM_HORIZON"))
+
     def _poll_shard(self, shard: str, iterator: str) -> int:
         page = self.streams.get_records(ShardIterator=iterator, Limit=self.batch_size)
         records = page.get("Records", [])
@@ -182,9 +208,12 @@ class StreamPoller:
         if first is None:  # only now does the shard's position advance
             self._iterators[shard] = following
             self._retries.pop(shard, None)
+            self._positions[shard] = numbers[-1]
             self.delivered += len(records)
             return len(records)
         self.delivered += first
+        if first:
+            self._positions[shard] = numbers[first - 1]
         self._retry(shard, numbers[first])
         return len(records)
 
@@ -202,11 +231,19 @@ class StreamPoller:
             del self.given_up[:-KEPT]
             self.given_up_count += 1
             self._retries.pop(shard, None)
+            self._positions[shard] = number
             self._iterators[shard] = self._iterator(shard, "AFTER_SEQUENCE_NUMBER", number)
             return
         retry.due = now + self._backoff(retry.failures)
         self._retries[shard] = retry
         self._iterators[shard] = self._iterator(shard, "AT_SEQUENCE_NUMBER", number)
+
+
+def _error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (empty for anything else)."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, Mapping) else None
+    return str(error.get("Code", "")) if isinstance(error, Mapping) else ""
 
 
 def lambda_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
