@@ -60,7 +60,9 @@ class Synchronous:
         execution = p.get("name") or uuid.uuid4().hex
         check_name(execution, "execution name")
         input_text = p.get("input", "{}")
-        record, _ = self._run(parse(text), target, execution, parse_json(input_text, "input"))
+        value = parse_json(input_text, "input")
+        role = self.machines.role_of(target)
+        record, _ = self._run(parse(text), target, execution, value, role)
         state = decode_state(record.state)
         prefix = self.machines.scope.prefix
         result: dict[str, Any] = {
@@ -90,7 +92,7 @@ class Synchronous:
         except DefinitionError as exc:
             raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
         arn = self.machines.scope.machine_arn("TestState")
-        record, history = self._run(parsed, arn, uuid.uuid4().hex, value)
+        record, history = self._run(parsed, arn, uuid.uuid4().hex, value, p.get("roleArn"))
         state = decode_state(record.state)
         result: dict[str, Any] = {}
         entered = [e for e in history if e["type"].endswith("StateEntered")]
@@ -124,10 +126,11 @@ class Synchronous:
         }
 
     def _run(
-        self, machine: StateMachine, arn: str, name: str, value: Any
+        self, machine: StateMachine, arn: str, name: str, value: Any, role: str | None
     ) -> tuple[ExecutionRecord, list[dict[str, Any]]]:
         """Run the execution in a test environment over the service's task invoker.
 
+        It runs with ``role``, the state machine's (TestState's ``roleArn``).
         It runs until it ends or nothing more can happen without outside input
         (a callback nobody answers); one still RUNNING is stopped with
         ``States.Timeout``, one whose history reaches its cap fails.
@@ -142,7 +145,7 @@ class Synchronous:
             limits=self.limits,
         )
         env.register(machine, arn.split(":")[6])
-        execution = env.start(arn, value, name=name, seed=secrets.randbits(63))
+        execution = env.start(arn, value, name=name, seed=secrets.randbits(63), role_arn=role)
         env.run(execution, skip_open_tasks=True)
         record = env.log.get(execution)
         assert record is not None
