@@ -19,9 +19,22 @@ from typing import Any
 from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, validation
 from stepflow.api.machines import Machines, parse_json
+from stepflow.api.test_state import (
+    check_request,
+    default_context,
+    evaluate,
+    inspect_only,
+    inspection_data,
+    json_member,
+    merge_context,
+    mock_result,
+    variables_state,
+)
 from stepflow.asl import DefinitionError, StateMachine, parse
+from stepflow.asl.states.base import MISSING, State
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
+from stepflow.engine.context import iso
 from stepflow.integrations.validation import validate_definition
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import ExecutionRecord, TaskInvoker
@@ -84,19 +97,63 @@ class Synchronous:
         return result
 
     def test_state(self, p: dict[str, Any]) -> dict[str, Any]:
-        """TestState: run one state on an input and report its output and next state."""
+        """TestState: run one state on an input and report its output and next state.
+
+        A mocked state is evaluated without running anything; see
+        :mod:`stepflow.api.test_state` for the members and their checks.
+        """
         name, machine = _single_state(p["definition"], p.get("stateName"))
         value = parse_json(p.get("input", "{}"), "input")
         try:
             parsed = parse(machine)
         except DefinitionError as exc:
             raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
-        arn = self.machines.scope.machine_arn("TestState")
-        record, history = self._run(parsed, arn, uuid.uuid4().hex, value, p.get("roleArn"))
+        node = parsed.root.states[name]
+        check_request(p, machine["States"][name], node)
+        level = p.get("inspectionLevel") or "INFO"
+        given = p.get("variables")
+        variables = json_member(given, "variables") if given is not None else {}
+        scope = self.machines.scope
+        arn = scope.machine_arn("TestState")
+        execution = uuid.uuid4().hex
+        context = default_context(
+            execution_arn=scope.execution_arn("TestState", execution),
+            machine_arn=arn,
+            role=p.get("roleArn") or "",
+            value=value,
+            state=name,
+            now=iso(self.clock()),
+        )
+        mock = p.get("mock")
+        if mock is not None:
+            if p.get("context") is not None:
+                context = merge_context(context, json_member(p["context"], "context"))
+            config = p.get("stateConfiguration") or {}
+            errors = mock.get("errorOutput")
+            outcome = evaluate(
+                node,
+                value,
+                context=context,
+                variables=variables,
+                result=mock_result(mock) if "result" in mock else MISSING,
+                error=None if errors is None else (errors["error"], errors.get("cause")),
+                retry_count=int(config.get("retrierRetryCount") or 0),
+                failed_iterations=config.get("mapIterationFailureCount"),
+            )
+            return outcome.response(level)
+        first = None
+        if variables:
+            first, pre = variables_state(name, variables, set(machine["States"]))
+            machine = {**machine, "StartAt": first, "States": {**machine["States"], first: pre}}
+            parsed = parse(machine)
+        record, history = self._run(parsed, arn, execution, value, p.get("roleArn"))
         state = decode_state(record.state)
         result: dict[str, Any] = {}
         entered = [e for e in history if e["type"].endswith("StateEntered")]
-        stub = next((e for e in entered if e["stateEnteredEventDetails"]["name"] != name), None)
+        stub = next(
+            (e for e in entered if e["stateEnteredEventDetails"]["name"] not in (name, first)),
+            None,
+        )
         if stub is not None:
             result["nextState"] = stub["stateEnteredEventDetails"]["name"]
             result["output"] = stub["stateEnteredEventDetails"].get("input", "null")
@@ -107,8 +164,10 @@ class Synchronous:
             result.update(status="SUCCEEDED", output=dumps(state.output))
         else:
             result.update(status="FAILED", **_failure(state.error, state.cause))
-        if p.get("inspectionLevel") in ("DEBUG", "TRACE"):
-            result["inspectionData"] = {"input": dumps(value)}
+        if level in ("DEBUG", "TRACE"):
+            raw = _raw_result(node, history)
+            data = inspect_only(node, value, context=context, variables=variables, result=raw)
+            result["inspectionData"] = inspection_data(data)
         return result
 
     def validate_state_machine_definition(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +247,18 @@ def parse_json_definition(definition: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ApiError("InvalidDefinition", "the definition must be a JSON object")
     return raw
+
+
+def _raw_result(node: State, history: list[dict[str, Any]]) -> Any:
+    """The raw result of the tested Task (its last TaskSucceeded) or Pass, else MISSING."""
+    if node.type == "Pass" and getattr(node, "result", MISSING) is not MISSING:
+        return node.result  # type: ignore[attr-defined]
+    if node.type != "Task":
+        return MISSING
+    succeeded = [e for e in history if e["type"] == "TaskSucceeded"]
+    if not succeeded:
+        return MISSING
+    return json.loads(succeeded[-1]["taskSucceededEventDetails"].get("output", "null"))
 
 
 def _failure(error: str | None, cause: str | None) -> dict[str, str]:
