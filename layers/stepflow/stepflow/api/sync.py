@@ -40,6 +40,13 @@ from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import ExecutionRecord, TaskInvoker
 from stepflow.testing import WorkflowEnvironment
 
+_TASK_RESULTS = {
+    "TaskSucceeded": "taskSucceededEventDetails",
+    "LambdaFunctionSucceeded": "lambdaFunctionSucceededEventDetails",
+    "ActivitySucceeded": "activitySucceededEventDetails",
+}
+"""The events that carry a Task's raw result, and their details key."""
+
 MAX_EVENTS = 100_000
 """The largest event cap of a synchronous run: past it (or past a lower configured
 ``Limits.max_events_per_execution``) the execution fails with ``States.Runtime``."""
@@ -255,10 +262,11 @@ def _raw_result(node: State, history: list[dict[str, Any]]) -> Any:
         return node.result  # type: ignore[attr-defined]
     if node.type != "Task":
         return MISSING
-    succeeded = [e for e in history if e["type"] == "TaskSucceeded"]
-    if not succeeded:
-        return MISSING
-    return json.loads(succeeded[-1]["taskSucceededEventDetails"].get("output", "null"))
+    for event in reversed(history):
+        if event["type"] in _TASK_RESULTS:
+            details = event[_TASK_RESULTS[event["type"]]]
+            return json.loads(details.get("output", "null"))
+    return MISSING
 
 
 def _failure(error: str | None, cause: str | None) -> dict[str, str]:

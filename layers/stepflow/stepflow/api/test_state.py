@@ -349,16 +349,21 @@ def merge_context(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]
 def inspect_only(
     node: State, value: Any, *, context: dict[str, Any], variables: dict[str, Any], result: Any
 ) -> dict[str, Any]:
-    """DEBUG data of a state the engine ran (``result``: its raw result, if known)."""
+    """DEBUG data of a state the engine ran (``result``: its raw result, if known).
+
+    A JSONPath Pass without ``Result`` has its effective input as its result.
+    """
+    execution = ExecutionState("", "", "", "", "", "", value)
+    frame = Frame("root", "", node.name, value, variables=dict(variables))
+    execution.frames[frame.id] = frame
+    inspection: dict[str, Any] = {"input": value}
+    if variables:
+        inspection["variables"] = variables
+    with contextlib.suppress(StatesError):  # the run reported the failure
+        _inspect_input(_Eval(execution, context), frame, node, inspection)
+        if result is MISSING and node.type == "Pass" and not dataflow.is_jsonata(node):
+            result = inspection.get("afterParameters", inspection["afterInputPath"])
     if result is MISSING:
-        execution = ExecutionState("", "", "", "", "", "", value)
-        frame = Frame("root", "", node.name, value, variables=dict(variables))
-        execution.frames[frame.id] = frame
-        inspection: dict[str, Any] = {"input": value}
-        if variables:
-            inspection["variables"] = variables
-        with contextlib.suppress(StatesError):  # the run reported the failure
-            _inspect_input(_Eval(execution, context), frame, node, inspection)
         return inspection
     return evaluate(node, value, context=context, variables=variables, result=result).inspection
 
