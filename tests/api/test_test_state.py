@@ -68,7 +68,7 @@ def test_a_mocked_result_runs_the_data_flow_and_no_task(api: Api) -> None:
     mock = {"result": json.dumps({"Payload": {"n": 40}, "StatusCode": 200})}
     context = json.dumps({"Execution": {"Name": "from-context"}})
     done = test(api, mock=mock, context=context, inspectionLevel="DEBUG")
-    assert CALLS == Counter()
+    assert sum(CALLS.values()) == 0
     assert done["status"] == "SUCCEEDED" and done["nextState"] == "After"
     assert json.loads(done["output"]) == {"n": 40, "who": "from-context"}
     data = {k: json.loads(v) for k, v in done["inspectionData"].items()}
@@ -108,7 +108,7 @@ def test_a_mocked_error_is_retriable_then_caught_or_failed(api: Api) -> None:
     bare = {k: v for k, v in TASK.items() if k not in ("Retry", "Catch")}
     failed = test(api, bare, mock={"errorOutput": {"error": "Boom"}})
     assert failed == {"status": "FAILED", "error": "Boom"}
-    assert CALLS == Counter()
+    assert sum(CALLS.values()) == 0
 
 
 def test_map_and_parallel_mocks(api: Api) -> None:
@@ -261,7 +261,7 @@ def test_the_combinations_aws_refuses(api: Api) -> None:
     assert refused(api, mock=result, stateConfiguration={"retrierRetryCount": -1})[0] == (
         "ValidationException"
     )
-    assert CALLS == Counter()  # nothing ran for any refusal
+    assert sum(CALLS.values()) == 0  # nothing ran for any refusal
 
 
 def test_without_a_mock_the_state_runs_with_inspection(api: Api) -> None:
