@@ -30,6 +30,16 @@ ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 ECHO = json.dumps({"StartAt": "E", "States": {"E": {"Type": "Pass", "End": True}}})
 STATE = json.dumps({"Type": "Pass", "Result": {"ok": True}, "End": True})
+MOCKED = json.dumps(
+    {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": "q", "MessageBody": {"attempt.$": "$attempt"}},
+        "Retry": [{"ErrorEquals": ["Throttled"], "MaxAttempts": 3}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failed", "Next": "Handle"}],
+        "End": True,
+    }
+)
 AWS = shutil.which("aws") or "/root/.pyenv/shims/aws"
 
 
@@ -69,6 +79,20 @@ def test_plain_boto3_reaches_sync_operations_as_the_banner_says(
         assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"a": 1})
         tested = sfn.test_state(definition=STATE, roleArn=ROLE, input="{}")
         assert (tested["status"], json.loads(tested["output"])) == ("SUCCEEDED", {"ok": True})
+    mocked = stack.stepfunctions().test_state(
+        definition=MOCKED,
+        input='{"id": 7}',
+        mock={"errorOutput": {"error": "Throttled", "cause": "slow down"}},
+        variables='{"attempt": 1}',
+        stateConfiguration={"retrierRetryCount": 3},
+        inspectionLevel="DEBUG",
+    )
+    assert (mocked["status"], mocked["nextState"]) == ("CAUGHT_ERROR", "Handle")
+    assert json.loads(mocked["output"]) == {
+        "id": 7,
+        "failed": {"Error": "Throttled", "Cause": "slow down"},
+    }
+    assert mocked["inspectionData"]["errorDetails"] == {"catchIndex": 0}
 
 
 def test_tags_through_boto3(stack: LocalStack) -> None:
