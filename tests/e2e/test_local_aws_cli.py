@@ -164,3 +164,6 @@ def test_the_aws_cli_with_the_variable_or_a_profile(stack: LocalStack, tmp_path:
     assert listed == {"tags": [{"key": "env", "value": "dev"}]}
     aws(stack, tmp_path, "untag-resource", "--resource-arn", arn, "--tag-keys", "env")
     assert aws(stack, tmp_path, "list-tags-for-resource", "--resource-arn", arn) == {"tags": []}
+    made = aws(stack, tmp_path, "create-activity", "--name", "cli-jobs", "--tags", "key=a,value=b")
+    listed = aws(stack, tmp_path, "list-tags-for-resource", "--resource-arn", made["activityArn"])
+    assert listed == {"tags": [{"key": "a", "value": "b"}]}
