@@ -180,7 +180,7 @@ def test_variables_reach_the_state_mocked_or_run(api: Api) -> None:
         "Assign": {"seen.$": "$.greeting"},
         "End": True,
     }
-    odd = {"a.$": "$.not-a-path", "s": "{% 1 + 1 %}", "big": [1, {"x": None}]}
+    odd = {"a.$": "$.not-a-path", "s": "{% 1 + 1 %} 😀 %}", "big": [1, {"x": None}]}
     variables = json.dumps({"who": "ada", "odd": odd})
     done = api(
         "TestState", definition=json.dumps(state), variables=variables, inspectionLevel="DEBUG"
@@ -213,6 +213,20 @@ def test_variables_reach_the_state_mocked_or_run(api: Api) -> None:
     assert json.loads(mocked["output"]) == 6 and CALLS[FN + "double"] == 1
 
 
+def test_hostile_variable_values_arrive_exactly(api: Api) -> None:
+    state = {"Type": "Pass", "Parameters": {"v.$": "$v"}, "End": True}
+    for value in (
+        "a %} b {% c",
+        '" \\ \n',
+        12345678901234567,
+        "チーム 😀",
+        "\u0000",
+        {"k": [None]},
+    ):
+        done = api("TestState", definition=json.dumps(state), variables=json.dumps({"v": value}))
+        assert json.loads(done["output"]) == {"v": value}, value
+
+
 def test_the_combinations_aws_refuses(api: Api) -> None:
     result = {"result": "{}"}
     passing = {"Type": "Pass", "End": True}
@@ -243,6 +257,8 @@ def test_the_combinations_aws_refuses(api: Api) -> None:
     assert refused(api, mock=result, context="[1]")[0] == "ValidationException"
     assert refused(api, mock=result, context="{")[0] == "InvalidExecutionInput"
     assert refused(api, variables="[1]")[0] == "ValidationException"
+    for name in ("a b", "$x", "1a", "states", "é", "x" * 81, ""):
+        assert refused(api, variables=json.dumps({name: 1}))[0] == "ValidationException", name
     assert refused(api, mock={"result": "not json"})[0] == "InvalidExecutionInput"
     assert refused(api, mock={"errorOutput": {"cause": "no error"}})[0] == "ValidationException"
     assert refused(api, mock=result, stateConfiguration={"retrierRetryCount": 1})[0] == (

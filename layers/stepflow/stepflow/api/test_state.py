@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,7 @@ from stepflow.errors import StatesError, StatesErrorName
 MOCKABLE = ("Task", "Map", "Parallel")
 NUMBERS = frozenset({"maxConcurrency", "toleratedFailureCount", "toleratedFailurePercentage"})
 """The inspection data members that are numbers; the others are JSON text."""
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}")
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
 
 
@@ -106,10 +108,13 @@ def check_request(p: dict[str, Any], state: dict[str, Any], node: State) -> None
             raise validation("context may only be specified if a mock is specified.")
         if not isinstance(json_member(p["context"], "context"), dict):
             raise validation("context must be a JSON object.")
-    if p.get("variables") is not None and not isinstance(
-        json_member(p["variables"], "variables"), dict
-    ):
-        raise validation("variables must be a JSON object.")
+    if p.get("variables") is not None:
+        given = json_member(p["variables"], "variables")
+        if not isinstance(given, dict):
+            raise validation("variables must be a JSON object.")
+        bad = [name for name in given if not _VARIABLE.fullmatch(name) or name == "states"]
+        if bad:
+            raise validation(f"variables: invalid variable name '{bad[0][:80]}'.")
     error_mocked = mock is not None and "errorOutput" in mock
     if "retrierRetryCount" in config and (not error_mocked or not getattr(node, "retry", ())):
         raise validation(
@@ -371,16 +376,34 @@ def inspect_only(
 def variables_state(
     name: str, variables: dict[str, Any], taken: set[str]
 ) -> tuple[str, dict[str, Any]]:
-    """A Pass state that assigns ``variables`` (as JSONata literals) and goes on to ``name``.
+    """A Pass state that assigns ``variables`` and goes on to ``name``, its input unchanged.
 
-    TestState runs it first so that the tested state sees the variables; it passes
-    its input through unchanged.
+    TestState runs it first so that the tested state sees the variables. The values
+    are literal JSONPath ``Assign`` values (exact), unless one holds a key ending in
+    ``.$``, which JSONPath would evaluate: then JSONata literals (numbers as doubles).
     """
     label = "StepFlowTestStateVariables"
     while label in taken:
         label += "_"
-    assign = {key: "{% " + json.dumps(value) + " %}" for key, value in variables.items()}
-    return label, {"Type": "Pass", "QueryLanguage": "JSONata", "Assign": assign, "Next": name}
+    state: dict[str, Any] = {"Type": "Pass", "Next": name}
+    if any(_has_path_key(value) for value in variables.values()):
+        state["QueryLanguage"] = "JSONata"
+        state["Assign"] = {
+            key: "{% " + json.dumps(value, ensure_ascii=False) + " %}"
+            for key, value in variables.items()
+        }
+    else:
+        state["QueryLanguage"] = "JSONPath"
+        state["Assign"] = dict(variables)
+    return label, state
+
+
+def _has_path_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k.endswith(".$") or _has_path_key(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_path_key(item) for item in value)
+    return False
 
 
 def inspection_data(inspection: dict[str, Any]) -> dict[str, Any]:
