@@ -8,8 +8,8 @@ unless said otherwise):
   text) and ``errorOutput`` (its ``error`` required); a Map's mocked result is
   an array (an object when it has a ResultWriter), a Parallel's an array of one
   result per branch; ``revealSecrets`` is refused with a mock;
-  ``fieldValidationMode`` is checked against its enumeration (StepFlow does not
-  validate a mocked result against the service's response model);
+  a Task's mocked result is checked against its API's response model as
+  ``fieldValidationMode`` says (:mod:`stepflow.api.mock_results`);
 - ``context`` only with a mock, and a JSON object, as ``variables`` must be;
 - ``stateConfiguration``: ``retrierRetryCount`` needs a mocked error on a state
   with a Retry; ``errorCausedByState`` a mocked error on a Map or Parallel
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepflow.api.errors import validation
+from stepflow.api.mock_results import check_mock_result
 from stepflow.asl.states.base import MISSING, State
 from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.data.serialize import dumps
@@ -103,6 +104,10 @@ def check_request(p: dict[str, Any], state: dict[str, Any], node: State) -> None
             raise validation("mock.errorOutput.error is required when errorOutput is specified.")
         if "result" in mock:
             _check_mock_result(mock_result(mock), node, state)
+            if kind == "Task":
+                check_mock_result(
+                    state.get("Resource"), mock_result(mock), mock.get("fieldValidationMode")
+                )
     if p.get("context") is not None:
         if mock is None:
             raise validation("context may only be specified if a mock is specified.")
