@@ -24,8 +24,18 @@ from tests.api.conftest import FN, ROLE, SCOPE, Api, invoke
 CALLS: Counter[str] = Counter()
 
 
+HTTP_RESULT = {
+    "Headers": {"content-type": ["application/json"]},
+    "ResponseBody": {"id": 7},
+    "StatusCode": "201",
+    "StatusText": "Created",
+}
+
+
 def counting(body: dict[str, Any]) -> TaskOutcome:
     CALLS[body["resource"]] += 1
+    if body["resource"] == "arn:aws:states:::http:invoke":
+        return TaskOutcome.succeeded(HTTP_RESULT)
     return invoke(body)
 
 
@@ -324,3 +334,38 @@ def test_a_bare_service_without_activities_answers_test_state() -> None:
         },
     )
     assert answer == {"status": "SUCCEEDED", "output": '{"ok":1}'}
+
+
+def test_trace_shows_an_http_tasks_request_and_response(api: Api) -> None:
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::http:invoke",
+        "Parameters": {
+            "ApiEndpoint": "https://api.example/orders",
+            "Method": "post",
+            "Headers": {"x-trace": "1"},
+            "QueryParameters": {"dry run": "yes"},
+            "RequestBody.$": "$.order",
+            "Authentication": {"ConnectionArn": "arn:aws:events:us-east-1:1:connection/c/x"},
+        },
+        "End": True,
+    }
+    done = api("TestState", definition=json.dumps(state), input=INPUT, inspectionLevel="TRACE")
+    assert CALLS["arn:aws:states:::http:invoke"] == 1
+    data = done["inspectionData"]
+    assert data["request"] == {
+        "protocol": "https",
+        "method": "POST",
+        "url": "https://api.example/orders?dry+run=yes",
+        "headers": '{"x-trace":"1"}',
+        "body": '{"n":2}',
+    }
+    assert data["response"] == {
+        "protocol": "https",
+        "statusCode": "201",
+        "statusMessage": "Created",
+        "headers": '{"content-type":["application/json"]}',
+        "body": '{"id":7}',
+    }
+    debug = api("TestState", definition=json.dumps(state), input=INPUT, inspectionLevel="DEBUG")
+    assert "request" not in debug["inspectionData"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, validation
+from stepflow.api.http_trace import http_trace
 from stepflow.api.machines import Machines, parse_json
 from stepflow.api.test_state import (
     check_request,
@@ -175,6 +176,10 @@ class Synchronous:
             raw = _raw_result(node, history)
             data = inspect_only(node, value, context=context, variables=variables, result=raw)
             result["inspectionData"] = inspection_data(data)
+            if level == "TRACE":
+                effective = data.get("afterParameters", data.get("afterArguments"))
+                resource = machine["States"][name].get("Resource")
+                result["inspectionData"].update(http_trace(resource, effective, raw))
         return result
 
     def validate_state_machine_definition(self, p: dict[str, Any]) -> dict[str, Any]:
