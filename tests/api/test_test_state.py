@@ -287,6 +287,16 @@ def test_the_combinations_aws_refuses(api: Api) -> None:
     assert refused(api, mock=result, stateConfiguration={"retrierRetryCount": -1})[0] == (
         "ValidationException"
     )
+    state = json.dumps(TASK)
+    for params in (
+        {"mock": "x"},
+        {"mock": {"errorOutput": "x"}},
+        {"mock": {"errorOutput": {"error": 5}}},
+        {"mock": result, "stateConfiguration": [1]},
+    ):
+        with pytest.raises(ApiError) as caught:  # in process, past botocore's type checks
+            api.service.call("TestState", {"definition": state, **params})
+        assert caught.value.code == "ValidationException", params
     assert sum(CALLS.values()) == 0  # nothing ran for any refusal
 
 

@@ -91,6 +91,10 @@ def check_request(p: dict[str, Any], state: dict[str, Any], node: State) -> None
     """Refuse the combinations AWS refuses (see the module docstring)."""
     mock, config = p.get("mock"), p.get("stateConfiguration") or {}
     kind = node.type
+    if mock is not None and not isinstance(mock, dict):
+        raise validation("mock must be an object.")
+    if not isinstance(config, dict):
+        raise validation("stateConfiguration must be an object.")
     if mock is not None:
         if kind not in MOCKABLE:
             raise validation(f"State type '{kind}' is not supported when a mock is specified")
@@ -100,7 +104,10 @@ def check_request(p: dict[str, Any], state: dict[str, Any], node: State) -> None
             )
         if p.get("revealSecrets"):
             raise validation("TestState does not support RevealSecrets when a mock is specified.")
-        if "errorOutput" in mock and not isinstance(mock["errorOutput"].get("error"), str):
+        errors = mock.get("errorOutput", {})
+        if not isinstance(errors, dict) or (
+            "errorOutput" in mock and not isinstance(errors.get("error"), str)
+        ):
             raise validation("mock.errorOutput.error is required when errorOutput is specified.")
         if "result" in mock:
             _check_mock_result(mock_result(mock), node, state)
