@@ -89,4 +89,3 @@ class ActivityCatalog:
         if start + limit < len(names):
             result["nextToken"] = str(start + limit)
         return result
-

@@ -21,16 +21,14 @@ from stepflow.api.errors import ApiError, validation
 from stepflow.api.http_trace import http_trace
 from stepflow.api.machines import Machines, parse_json
 from stepflow.api.test_state import (
-    check_request,
     default_context,
     evaluate,
     inspect_only,
     inspection_data,
-    json_member,
     merge_context,
-    mock_result,
     variables_state,
 )
+from stepflow.api.test_state_checks import check_request, json_member, mock_result
 from stepflow.asl import DefinitionError, StateMachine, parse
 from stepflow.asl.states.base import MISSING, State
 from stepflow.data.serialize import dumps
