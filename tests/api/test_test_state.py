@@ -224,6 +224,19 @@ def test_variables_reach_the_state_mocked_or_run(api: Api) -> None:
 
 
 def test_hostile_variable_values_arrive_exactly(api: Api) -> None:
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Output": "{% $v %}", "End": True}},
+    }
+    for value in ({"k.$": 12345678901234567}, {"s": "{% 1 %}"}, ["{% 1 %}", {"k.$": 1.5}]):
+        done = api(
+            "TestState",
+            definition=json.dumps(machine),
+            stateName="A",
+            variables=json.dumps({"v": value}),
+        )
+        assert json.loads(done["output"]) == value, value
     state = {"Type": "Pass", "Parameters": {"v.$": "$v"}, "End": True}
     for value in (
         "a %} b {% c",

@@ -149,9 +149,13 @@ class Synchronous:
             return outcome.response(level)
         first = None
         if variables:
-            first, pre = variables_state(name, variables, set(machine["States"]))
+            jsonata = machine.get("QueryLanguage") == "JSONata"
+            first, pre = variables_state(name, variables, set(machine["States"]), jsonata=jsonata)
             machine = {**machine, "StartAt": first, "States": {**machine["States"], first: pre}}
-            parsed = parse(machine)
+            try:
+                parsed = parse(machine)
+            except DefinitionError as exc:
+                raise validation(f"variables cannot be assigned: {exc}") from None
         record, history = self._run(parsed, arn, execution, value, p.get("roleArn"))
         state = decode_state(record.state)
         result: dict[str, Any] = {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,35 +255,49 @@ def inspect_only(
 
 
 def variables_state(
-    name: str, variables: dict[str, Any], taken: set[str]
+    name: str, variables: dict[str, Any], taken: set[str], *, jsonata: bool = False
 ) -> tuple[str, dict[str, Any]]:
     """A Pass state that assigns ``variables`` and goes on to ``name``, its input unchanged.
 
-    TestState runs it first so that the tested state sees the variables. The values
-    are literal JSONPath ``Assign`` values (exact), unless one holds a key ending in
-    ``.$``, which JSONPath would evaluate: then JSONata literals (numbers as doubles).
+    TestState runs it first so that the tested state sees the variables. Their
+    values are written as literals: in JSONPath unless one holds a key ending in
+    ``.$`` (or the machine is ``jsonata``), in JSONata unless one holds a
+    ``{% ... %}`` string, both of which those languages would evaluate; failing
+    both, as JSONata expressions (numbers then as doubles).
     """
     label = "StepFlowTestStateVariables"
     while label in taken:
         label += "_"
     state: dict[str, Any] = {"Type": "Pass", "Next": name}
-    if any(_has_path_key(value) for value in variables.values()):
-        state["QueryLanguage"] = "JSONata"
-        state["Assign"] = {
-            key: "{% " + json.dumps(value, ensure_ascii=False) + " %}"
-            for key, value in variables.items()
-        }
+    values = list(variables.values())
+    if not jsonata and not any(_found(v, _path_key) for v in values):
+        state.update(QueryLanguage="JSONPath", Assign=dict(variables))
+    elif not any(_found(v, _expression) for v in values):
+        state.update(QueryLanguage="JSONata", Assign=dict(variables))
     else:
-        state["QueryLanguage"] = "JSONPath"
-        state["Assign"] = dict(variables)
+        written = {
+            k: "{% " + json.dumps(v, ensure_ascii=False) + " %}" for k, v in variables.items()
+        }
+        state.update(QueryLanguage="JSONata", Assign=written)
     return label, state
 
 
-def _has_path_key(value: Any) -> bool:
+def _path_key(value: Any, key: str | None) -> bool:
+    return key is not None and key.endswith(".$")
+
+
+def _expression(value: Any, key: str | None) -> bool:
+    return isinstance(value, str) and value.startswith("{%") and value.endswith("%}")
+
+
+def _found(value: Any, test: Callable[[Any, str | None], bool], key: str | None = None) -> bool:
+    """Whether ``test`` holds for ``value`` (under ``key``) or anything inside it."""
+    if test(value, key):
+        return True
     if isinstance(value, dict):
-        return any(k.endswith(".$") or _has_path_key(v) for k, v in value.items())
+        return any(_found(v, test, k) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_path_key(item) for item in value)
+        return any(_found(item, test) for item in value)
     return False
 
 
