@@ -15,8 +15,6 @@ from stepflow.runtime.task_queue import TaskQueue
 
 TAG_NAME = "stepflow:activity"
 TAG_CREATED = "stepflow:created"
-TAG_USER = "tag:"
-"""Prefix of the caller's own tags (CreateActivity ``tags``) among the queue's tags."""
 
 MAX_RESULTS = 1000
 
@@ -30,7 +28,10 @@ class ActivityCatalog:
     clock: Callable[[], float]
 
     def create_activity(self, p: dict[str, Any]) -> dict[str, Any]:
-        """CreateActivity: idempotent by name (returns the existing activity)."""
+        """CreateActivity: idempotent by name (returns the existing activity).
+
+        Its ``tags`` are the API's to keep (:mod:`stepflow.api.tags`), not the queue's.
+        """
         name = check_name(p.get("name"))
         arn = activity_arn(self.region, self.account, name)
         found = self.queue.tags(queue_name(name))
@@ -39,7 +40,7 @@ class ActivityCatalog:
         if found is not None:
             raise ActivityError("ActivityAlreadyExists", f"'{name}' clashes with another activity")
         now = self.clock()
-        tags = {TAG_NAME: name, TAG_CREATED: repr(now), **_user_tags(p.get("tags"))}
+        tags = {TAG_NAME: name, TAG_CREATED: repr(now)}
         self.queue.create(queue_name(name), tags)
         return {"activityArn": arn, "creationDate": now}
 
@@ -88,18 +89,3 @@ class ActivityCatalog:
         if start + limit < len(names):
             result["nextToken"] = str(start + limit)
         return result
-
-
-def _user_tags(tags: Any) -> dict[str, str]:
-    if tags is None:
-        return {}
-    if not isinstance(tags, list) or len(tags) > 50:
-        raise validation("tags must be a list of at most 50 {key, value} objects")
-    found = {}
-    for tag in tags:
-        key = tag.get("key") if isinstance(tag, dict) else None
-        value = tag.get("value", "") if isinstance(tag, dict) else None
-        if not isinstance(key, str) or not 1 <= len(key) <= 120 or not isinstance(value, str):
-            raise validation(f"invalid tag {tag!r}")
-        found[TAG_USER + key] = value[:256]
-    return found

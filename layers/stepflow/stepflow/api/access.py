@@ -259,6 +259,9 @@ def machines_named(name: str, p: Mapping[str, Any], scope: Scope) -> list[tuple[
             arn = route.get("stateMachineVersionArn") if isinstance(route, dict) else None
             if isinstance(arn, str):
                 found.append((scope.parse_machine(arn, "state machine version")[0], arn))
+    resource = p.get("resourceArn")  # the tag operations: a state machine's are checked
+    if isinstance(resource, str) and resource.split(":")[5:6] == ["stateMachine"]:
+        found.append((scope.parse_machine(resource)[0], resource))
     for key in _ARN_KEYS:
         arn = p.get(key)
         if not isinstance(arn, str):

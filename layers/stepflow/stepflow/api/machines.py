@@ -12,6 +12,7 @@ from stepflow.api.access import current_principal
 from stepflow.api.arns import Scope, check_name, check_role_arn
 from stepflow.api.errors import ApiError, invalid_arn
 from stepflow.api.paging import page_size, read_token, write_token
+from stepflow.api.tags import check_tags
 from stepflow.asl import DefinitionError
 from stepflow.integrations.validation import check_definition as check_resources
 from stepflow.integrations.validation import express_diagnostics
@@ -44,9 +45,14 @@ class Machines:
     # -- state machines ---------------------------------------------------------
 
     def create_state_machine(self, p: dict[str, Any]) -> dict[str, Any]:
-        """CreateStateMachine (idempotent when everything matches, as in AWS)."""
+        """CreateStateMachine (idempotent when everything matches, as in AWS).
+
+        ``tags`` are kept in the head (:mod:`stepflow.api.tags`); a repeated create
+        of an existing state machine ignores them, as AWS does.
+        """
         name = check_name(p["name"])
         check_role_arn(p["roleArn"])
+        tags = check_tags(p.get("tags"))
         kind = p.get("type", "STANDARD")
         if kind not in TYPES:
             raise ApiError("StateMachineTypeNotSupported", f"unknown type {kind!r}")
@@ -65,6 +71,7 @@ class Machines:
             "nextVersion": 1,
             **{key: p[key] for key in _COPIED if key in p},
             **_by("createdBy"),
+            **({"tags": tags} if tags else {}),
         }
         self.registry.put_definition(self._revision_arn(head), head["definition"])
         try:

@@ -19,6 +19,7 @@ from stepflow.api.machines import Machines
 from stepflow.api.map_runs import MapRunApi
 from stepflow.api.protocol import Operation, Response, handle
 from stepflow.api.sync import Synchronous
+from stepflow.api.tags import Tags, check_tags
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, MessageBus, Stepper, TaskInvoker
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
@@ -52,6 +53,9 @@ OPERATIONS = (
     "ListMapRuns",
     "DescribeMapRun",
     "UpdateMapRun",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
 )
 """The operations StepFlow answers; any other is an ``UnknownOperationException``."""
 
@@ -128,18 +132,7 @@ class StepFunctionsService:
         self.machines = Machines(registry, self.scope, clock)
         self.executions = Executions(self.machines, log, self.stepper)
         """StartExecution and friends; a Task's nested start goes through it too."""
-        parts = (
-            self.machines,
-            self.executions,
-            Synchronous(self.machines, invoker, clock, self.limits),
-            Aliases(self.machines),
-            MapRunApi(self.scope, log, self.stepper),
-        )
-        self.operations: dict[str, Operation] = {}
-        for name in OPERATIONS:
-            method = _snake(name)
-            (owner,) = (part for part in parts if hasattr(part, method))
-            self.operations[name] = getattr(owner, method)
+        activities = None
         if task_queue is not None and signer is not None:
             activities = ActivityService(
                 stepper=self.stepper,
@@ -150,10 +143,32 @@ class StepFunctionsService:
                 clock=clock,
                 lease_seconds=activity_lease_seconds,
             )
+        self.tags = Tags(registry, self.scope, activities)
+        """The tags of state machines and activities."""
+        parts = (
+            self.machines,
+            self.executions,
+            Synchronous(self.machines, invoker, clock, self.limits),
+            Aliases(self.machines),
+            MapRunApi(self.scope, log, self.stepper),
+            self.tags,
+        )
+        self.operations: dict[str, Operation] = {}
+        for name in OPERATIONS:
+            method = _snake(name)
+            (owner,) = (part for part in parts if hasattr(part, method))
+            self.operations[name] = getattr(owner, method)
+        if activities is not None:
             for name in ACTIVITY_OPERATIONS:
                 operation = getattr(activities, _snake(name))
                 poll = activity_poll_seconds if name == "GetActivityTask" else None
                 self.operations[name] = _activity_operation(operation, poll)
+            self.operations["CreateActivity"] = _create_activity(
+                self.operations["CreateActivity"], self.tags
+            )
+            self.operations["DeleteActivity"] = _delete_activity(
+                self.operations["DeleteActivity"], self.tags
+            )
         self.access = access or AccessControl()
         self.operations = guard(self.operations, self.scope, self.access)
 
@@ -206,6 +221,29 @@ def _activity_operation(operation: Operation, poll: float | None) -> Operation:
             return operation(params)
         except ActivityError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
+
+    return call
+
+
+def _create_activity(create: Operation, tags: Tags) -> Operation:
+    """CreateActivity with its ``tags`` checked first and stored beside the activity."""
+
+    def call(params: dict[str, Any]) -> dict[str, Any]:
+        given = check_tags(params.get("tags"))
+        created = create({k: v for k, v in params.items() if k != "tags"})
+        tags.activity_created(created["activityArn"], created["creationDate"], given)
+        return created
+
+    return call
+
+
+def _delete_activity(delete: Operation, tags: Tags) -> Operation:
+    """DeleteActivity, and its tags with it."""
+
+    def call(params: dict[str, Any]) -> dict[str, Any]:
+        result = delete(params)
+        tags.activity_deleted(str(params["activityArn"]))
+        return result
 
     return call
 

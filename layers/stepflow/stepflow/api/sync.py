@@ -18,14 +18,33 @@ from typing import Any
 
 from stepflow.api.arns import check_name
 from stepflow.api.errors import ApiError, validation
+from stepflow.api.http_trace import http_trace
 from stepflow.api.machines import Machines, parse_json
+from stepflow.api.test_state import (
+    default_context,
+    evaluate,
+    inspect_only,
+    inspection_data,
+    merge_context,
+    variables_state,
+)
+from stepflow.api.test_state_checks import check_request, json_member, mock_result
 from stepflow.asl import DefinitionError, StateMachine, parse
+from stepflow.asl.states.base import MISSING, State
 from stepflow.data.serialize import dumps
 from stepflow.engine.codec import decode_state
+from stepflow.engine.context import iso
 from stepflow.integrations.validation import validate_definition
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import ExecutionRecord, TaskInvoker
 from stepflow.testing import WorkflowEnvironment
+
+_TASK_RESULTS = {
+    "TaskSucceeded": "taskSucceededEventDetails",
+    "LambdaFunctionSucceeded": "lambdaFunctionSucceededEventDetails",
+    "ActivitySucceeded": "activitySucceededEventDetails",
+}
+"""The events that carry a Task's raw result, and their details key."""
 
 MAX_EVENTS = 100_000
 """The largest event cap of a synchronous run: past it (or past a lower configured
@@ -60,7 +79,9 @@ class Synchronous:
         execution = p.get("name") or uuid.uuid4().hex
         check_name(execution, "execution name")
         input_text = p.get("input", "{}")
-        record, _ = self._run(parse(text), target, execution, parse_json(input_text, "input"))
+        value = parse_json(input_text, "input")
+        role = self.machines.role_of(target)
+        record, _ = self._run(parse(text), target, execution, value, role)
         state = decode_state(record.state)
         prefix = self.machines.scope.prefix
         result: dict[str, Any] = {
@@ -82,19 +103,67 @@ class Synchronous:
         return result
 
     def test_state(self, p: dict[str, Any]) -> dict[str, Any]:
-        """TestState: run one state on an input and report its output and next state."""
+        """TestState: run one state on an input and report its output and next state.
+
+        A mocked state is evaluated without running anything; see
+        :mod:`stepflow.api.test_state` for the members and their checks.
+        """
         name, machine = _single_state(p["definition"], p.get("stateName"))
         value = parse_json(p.get("input", "{}"), "input")
         try:
             parsed = parse(machine)
         except DefinitionError as exc:
             raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
-        arn = self.machines.scope.machine_arn("TestState")
-        record, history = self._run(parsed, arn, uuid.uuid4().hex, value)
+        node = parsed.root.states[name]
+        check_request(p, machine["States"][name], node)
+        level = p.get("inspectionLevel") or "INFO"
+        given = p.get("variables")
+        variables = json_member(given, "variables") if given is not None else {}
+        scope = self.machines.scope
+        arn = scope.machine_arn("TestState")
+        execution = uuid.uuid4().hex
+        context = default_context(
+            execution_arn=scope.execution_arn("TestState", execution),
+            machine_arn=arn,
+            role=p.get("roleArn") or "",
+            value=value,
+            state=name,
+            now=iso(self.clock()),
+        )
+        mock = p.get("mock")
+        if mock is not None:
+            if p.get("context") is not None:
+                context = merge_context(context, json_member(p["context"], "context"))
+            config = p.get("stateConfiguration") or {}
+            errors = mock.get("errorOutput")
+            outcome = evaluate(
+                node,
+                value,
+                context=context,
+                variables=variables,
+                result=mock_result(mock) if "result" in mock else MISSING,
+                error=None if errors is None else (errors["error"], errors.get("cause")),
+                retry_count=int(config.get("retrierRetryCount") or 0),
+                failed_iterations=config.get("mapIterationFailureCount"),
+            )
+            return outcome.response(level)
+        first = None
+        if variables:
+            jsonata = machine.get("QueryLanguage") == "JSONata"
+            first, pre = variables_state(name, variables, set(machine["States"]), jsonata=jsonata)
+            machine = {**machine, "StartAt": first, "States": {**machine["States"], first: pre}}
+            try:
+                parsed = parse(machine)
+            except DefinitionError as exc:
+                raise validation(f"variables cannot be assigned: {exc}") from None
+        record, history = self._run(parsed, arn, execution, value, p.get("roleArn"))
         state = decode_state(record.state)
         result: dict[str, Any] = {}
         entered = [e for e in history if e["type"].endswith("StateEntered")]
-        stub = next((e for e in entered if e["stateEnteredEventDetails"]["name"] != name), None)
+        stub = next(
+            (e for e in entered if e["stateEnteredEventDetails"]["name"] not in (name, first)),
+            None,
+        )
         if stub is not None:
             result["nextState"] = stub["stateEnteredEventDetails"]["name"]
             result["output"] = stub["stateEnteredEventDetails"].get("input", "null")
@@ -105,8 +174,14 @@ class Synchronous:
             result.update(status="SUCCEEDED", output=dumps(state.output))
         else:
             result.update(status="FAILED", **_failure(state.error, state.cause))
-        if p.get("inspectionLevel") in ("DEBUG", "TRACE"):
-            result["inspectionData"] = {"input": dumps(value)}
+        if level in ("DEBUG", "TRACE"):
+            raw = _raw_result(node, history)
+            data = inspect_only(node, value, context=context, variables=variables, result=raw)
+            result["inspectionData"] = inspection_data(data)
+            if level == "TRACE":
+                effective = data.get("afterParameters", data.get("afterArguments"))
+                resource = machine["States"][name].get("Resource")
+                result["inspectionData"].update(http_trace(resource, effective, raw))
         return result
 
     def validate_state_machine_definition(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -124,10 +199,11 @@ class Synchronous:
         }
 
     def _run(
-        self, machine: StateMachine, arn: str, name: str, value: Any
+        self, machine: StateMachine, arn: str, name: str, value: Any, role: str | None
     ) -> tuple[ExecutionRecord, list[dict[str, Any]]]:
         """Run the execution in a test environment over the service's task invoker.
 
+        It runs with ``role``, the state machine's (TestState's ``roleArn``).
         It runs until it ends or nothing more can happen without outside input
         (a callback nobody answers); one still RUNNING is stopped with
         ``States.Timeout``, one whose history reaches its cap fails.
@@ -142,7 +218,7 @@ class Synchronous:
             limits=self.limits,
         )
         env.register(machine, arn.split(":")[6])
-        execution = env.start(arn, value, name=name, seed=secrets.randbits(63))
+        execution = env.start(arn, value, name=name, seed=secrets.randbits(63), role_arn=role)
         env.run(execution, skip_open_tasks=True)
         record = env.log.get(execution)
         assert record is not None
@@ -185,6 +261,19 @@ def parse_json_definition(definition: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ApiError("InvalidDefinition", "the definition must be a JSON object")
     return raw
+
+
+def _raw_result(node: State, history: list[dict[str, Any]]) -> Any:
+    """The raw result of the tested Task (its last TaskSucceeded) or Pass, else MISSING."""
+    if node.type == "Pass" and getattr(node, "result", MISSING) is not MISSING:
+        return node.result  # type: ignore[attr-defined]
+    if node.type != "Task":
+        return MISSING
+    for event in reversed(history):
+        if event["type"] in _TASK_RESULTS:
+            details = event[_TASK_RESULTS[event["type"]]]
+            return json.loads(details.get("output", "null"))
+    return MISSING
 
 
 def _failure(error: str | None, cause: str | None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from pydantic import SecretStr
 
 from stepflow.api import lambda_handler
@@ -41,6 +42,7 @@ from stepflow.integrations import default_registry
 from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
 from stepflow.local import moto_patches
+from stepflow.local.banner import banner_lines
 from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.local.routes import local_routes
@@ -287,10 +289,15 @@ class LocalStack:
         ]
 
     def stepfunctions(self) -> Any:
-        """A boto3 Step Functions client for this stack's API endpoint."""
+        """A boto3 Step Functions client for this stack's API endpoint (no ``sync-`` prefix)."""
+        config = Config(inject_host_prefix=False)
         return boto3.client(
-            "stepfunctions", endpoint_url=self.url, region_name=REGION, **CREDENTIALS
+            "stepfunctions", endpoint_url=self.url, region_name=REGION, config=config, **CREDENTIALS
         )
+
+    def banner_lines(self) -> list[str]:
+        """What ``stepflow local`` prints under its first line (:mod:`stepflow.local.banner`)."""
+        return banner_lines(self.url, self.worker_commands())
 
     def stop(self) -> None:
         """Stop the gateway, pollers, runners, the repair loop and moto, in a few seconds.

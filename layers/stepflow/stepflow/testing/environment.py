@@ -253,10 +253,13 @@ class WorkflowEnvironment(MessageDelivery):
         name: str | None = None,
         state_machine: str = "StateMachine",
         seed: int | None = 0,
+        role_arn: str | None = None,
     ) -> str:
         """Start an execution (StartExecution) and return its ARN; nothing runs yet.
 
         ``definition`` is a definition, or the ARN :meth:`register` returned.
+        ``role_arn`` is the state machine's role the execution runs with (its
+        history and ``$$.Execution.RoleArn``; None: ``role/StepFlowExecutionRole``).
         Call :meth:`run` or :meth:`run_until_idle` to let it proceed.
         """
         if isinstance(definition, str) and definition.startswith("arn:"):
@@ -269,6 +272,7 @@ class WorkflowEnvironment(MessageDelivery):
             name=name or str(uuid.uuid4()),
             input={} if input is None else input,
             seed=seed if seed is not None else uuid.uuid4().int >> 65,
+            role_arn=role_arn,
         )
         return record.execution_arn
 
