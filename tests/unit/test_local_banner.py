@@ -53,6 +53,7 @@ def hosts(monkeypatch: pytest.MonkeyPatch, setting: str | None, **kwargs: Any) -
 
 def test_the_banner_names_the_endpoint_and_the_setting() -> None:
     lines = banner_lines(URL, ["stepflow worker --cells MODULE --queue q"])
+    assert lines.pop(0) == f"  console: {URL}/console/"
     assert lines[0] == f"  aws stepfunctions list-state-machines --endpoint-url {URL}"
     assert lines[1] == f"  boto3.client('stepfunctions', endpoint_url='{URL}')"
     assert f"export {HOST_PREFIX_VARIABLE}=true" in lines[2]

@@ -149,15 +149,7 @@ def local_command(
 
             threading.Thread(target=run_demo, name="demo", daemon=True).start()
         else:
-            print(
-                f"  console: {stack.url}/console/\n"
-                f"  aws stepfunctions list-state-machines --endpoint-url {stack.url}\n"
-                f"  boto3.client('stepfunctions', endpoint_url='{stack.url}')",
-                *(f"\n  {line}" for line in stack.worker_commands()),
-                "\nCtrl-C stops it.",
-                sep="",
-                flush=True,
-            )
+            print(*stack.banner_lines(), "Ctrl-C stops it.", sep="\n", flush=True)
         received: list[signal.Signals] = []
         while not received and not status:
             received = wakeup.wait() or []

@@ -22,8 +22,9 @@ HOST_PREFIX_VARIABLE = "AWS_DISABLE_HOST_PREFIX_INJECTION"
 
 
 def banner_lines(url: str, worker_commands: Iterable[str] = ()) -> list[str]:
-    """The lines printed after the first: calls against ``url``, then the worker commands."""
+    """The lines printed after the first: the console, calls against ``url``, the workers."""
     return [
+        f"  console: {url}/console/",
         f"  aws stepfunctions list-state-machines --endpoint-url {url}",
         f"  boto3.client('stepfunctions', endpoint_url='{url}')",
         f"  start-sync-execution and test-state: export {HOST_PREFIX_VARIABLE}=true",
