@@ -76,19 +76,15 @@ def definition(states: dict[str, Any], start: str) -> str:
 
 def test_the_everyday_commands(stack: LocalStack, tmp_path: Path) -> None:
     aws = Cli(stack.url, tmp_path)
+    hold = definition({"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}, "Hold")
     waits = aws(
-        "create-state-machine",
-        "--name", "waits",
-        "--role-arn", ROLE,
-        "--definition", definition({"Hold": {"Type": "Wait", "Seconds": 3600, "End": True}}, "Hold"),
-    )["stateMachineArn"]  # fmt: skip
+        "create-state-machine", "--name", "waits", "--role-arn", ROLE, "--definition", hold
+    )["stateMachineArn"]
     activity = aws("create-activity", "--name", "approvals")["activityArn"]
+    ask = definition({"Ask": {"Type": "Task", "Resource": activity, "End": True}}, "Ask")
     approves = aws(
-        "create-state-machine",
-        "--name", "approves",
-        "--role-arn", ROLE,
-        "--definition", definition({"Ask": {"Type": "Task", "Resource": activity, "End": True}}, "Ask"),
-    )["stateMachineArn"]  # fmt: skip
+        "create-state-machine", "--name", "approves", "--role-arn", ROLE, "--definition", ask
+    )["stateMachineArn"]
     machines = aws("list-state-machines")["stateMachines"]
     assert sorted(m["name"] for m in machines) == ["approves", "waits"]
 
@@ -107,9 +103,9 @@ def test_the_everyday_commands(stack: LocalStack, tmp_path: Path) -> None:
     )  # fmt: skip
 
     # an activity: its task fetched by a "worker" and answered, once
-    asked = aws(
-        "start-execution", "--state-machine-arn", approves, "--input", '{"amount": 12}'
-    )["executionArn"]
+    asked = aws("start-execution", "--state-machine-arn", approves, "--input", '{"amount": 12}')[
+        "executionArn"
+    ]
     task = aws("get-activity-task", "--activity-arn", activity, "--worker-name", "cli")
     assert json.loads(task["input"]) == {"amount": 12}
     aws("send-task-success", "--task-token", task["taskToken"], "--task-output", '{"ok": true}')

@@ -23,7 +23,7 @@ def restore(monkeypatch: Any) -> None:
     werkzeug = logging.getLogger("werkzeug")
     monkeypatch.setattr(werkzeug, "level", werkzeug.level)
     for module in FUNCTIONS:
-        logger = module.logger._logger  # noqa: SLF001 - powertools keeps the level there
+        logger = module.logger._logger
         monkeypatch.setattr(logger, "level", logger.level)
 
 

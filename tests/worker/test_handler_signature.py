@@ -99,9 +99,7 @@ def varargs(*args: Any) -> Any:
         (functools.partial(lambda prefix, task: (prefix, task), "one"), ("one", 7)),
     ],
 )
-def test_the_signature_decides_what_the_handler_is_called_with(
-    handler: Any, expected: Any
-) -> None:
+def test_the_signature_decides_what_the_handler_is_called_with(handler: Any, expected: Any) -> None:
     context = object()
     assert as_handler(handler)(7, context) == expected  # type: ignore[arg-type]
 

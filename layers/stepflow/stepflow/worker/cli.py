@@ -33,8 +33,8 @@ from stepflow.worker.client import ReleasingClient
 from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
 from stepflow.worker.runner import Handler, Worker
-from stepflow.worker.signature import HandlerSignatureError, as_handler
 from stepflow.worker.signals import leave
+from stepflow.worker.signature import HandlerSignatureError, as_handler
 
 
 class WorkerUsageError(Exception):

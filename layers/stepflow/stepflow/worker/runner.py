@@ -28,8 +28,8 @@ from typing import Any
 
 from stepflow.worker.client import REFUSED, ActivityClient, error_code
 from stepflow.worker.context import TaskContext, TaskFailure, idempotency_key
-from stepflow.worker.signature import as_handler
 from stepflow.worker.signals import Wakeup, exit_within
+from stepflow.worker.signature import as_handler
 
 logger = logging.getLogger("stepflow.worker")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from stepflow.worker.context import TaskContext
 
-__all__ = ["HandlerSignatureError", "SIGNATURES", "as_handler"]
+__all__ = ["SIGNATURES", "HandlerSignatureError", "as_handler"]
 
 SIGNATURES = "handler(input) or handler(input, context)"
 """The signatures a worker's handler may have, as error messages name them."""
@@ -57,8 +57,7 @@ def as_handler(handler: object, name: str = "the handler") -> Callable[[Any, Tas
         with_context.__wrapped__ = handler  # type: ignore[attr-defined]
         return with_context
     raise HandlerSignatureError(
-        f"{name} takes {signature}; a worker calls {SIGNATURES} "
-        "(extra parameters need defaults)"
+        f"{name} takes {signature}; a worker calls {SIGNATURES} (extra parameters need defaults)"
     )
 
 
