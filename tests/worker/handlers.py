@@ -26,3 +26,17 @@ def recorded(task: Any, context: TaskContext) -> Any:
         starts.write(f"{time.time()} {task.get('n')} {os.getpid()}\n")
     time.sleep(float(task.get("seconds", 1.0)))
     return {"done": task.get("n")}
+
+
+def doubled(task: Any) -> Any:
+    """A one-argument handler, as ``execute()``'s are: the worker calls it with the input only."""
+    return {"double": task["n"] * 2}
+
+
+def three(task: Any, context: TaskContext, extra: Any) -> Any:
+    """Fits neither signature a worker calls (a third required parameter)."""
+    return task
+
+
+NOT_CALLABLE = {"handler": "no"}
+"""Not a handler at all."""

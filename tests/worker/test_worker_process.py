@@ -107,7 +107,9 @@ def test_the_cli_reports_a_bad_handler_or_activity_in_one_line(
         assert main([*base, "tests.worker.nothing_here:x"]) == 2
         assert "cannot import" in capsys.readouterr().err
         assert main([*base, "tests.worker.handlers:missing"]) == 2
-        assert "is not a callable" in capsys.readouterr().err
+        assert "has no 'missing'" in capsys.readouterr().err
+        assert main([*base, "tests.worker.handlers:three"]) == 2
+        assert "handler(input) or handler(input, context)" in capsys.readouterr().err
         missing = ["worker", "--activity", "ghost", "--endpoint-url", server.url]
         assert main([*missing, "tests.worker.handlers:slow"]) == 2
         assert "no activity named 'ghost'" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from typing import Any
 
 from stepflow.api.access import current_principal
 from stepflow.api.arns import check_name
-from stepflow.api.errors import ApiError, invalid_arn, validation
+from stepflow.api.errors import ApiError, validation
 from stepflow.api.machines import Machines, describe, parse_json, version_key
 from stepflow.api.map_runs import MapRunApi, machine_of
 from stepflow.api.paging import page_size, read_token, write_token
@@ -26,6 +26,9 @@ _PRINCIPALS = (STARTED_BY, STOPPED_BY, REDRIVEN_BY)
 DescribeExecution (botocore ignores response fields its model lacks)."""
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+REDRIVE_FILTERS = ("REDRIVEN", "NOT_REDRIVEN")
+ALIAS = "alias_arn"
+"""Head attribute: the alias ARN an execution was started through (``stateMachineAliasArn``)."""
 
 
 class Executions:
@@ -52,8 +55,12 @@ class Executions:
         ``attributes`` go into the new head (who started it); ``caller`` is the
         ``.sync`` task that waits for its end. Raises :class:`ApiError`.
         """
-        target = self.machines.resolve(p["stateMachineArn"])
+        given = p["stateMachineArn"]
+        target = self.machines.resolve(given)
         machine = self.scope.parse_machine(target)[0]
+        qualifier = self.scope.parse_machine(given)[1]
+        if qualifier is not None and not qualifier.isdigit():  # resolved through an alias
+            attributes = {**attributes, ALIAS: given}
         name = check_name(p.get("name") or str(uuid.uuid4()), "execution name")
         text = p.get("input", "{}")
         value = parse_json(text, "execution input")
@@ -117,9 +124,14 @@ class Executions:
         return result
 
     def list_executions(self, p: dict[str, Any]) -> dict[str, Any]:
-        """ListExecutions of a state machine (or of one version), newest first, paged."""
-        if "redriveFilter" in p:
-            raise validation("redriveFilter is not supported")
+        """ListExecutions of a state machine (or of one version or alias), newest first, paged.
+
+        ``redriveFilter`` (REDRIVEN, NOT_REDRIVEN), a version or an alias leave the
+        other executions out of the page (which may then be short).
+        """
+        redrive = p.get("redriveFilter")
+        if redrive is not None and redrive not in REDRIVE_FILTERS:
+            raise validation(f"redriveFilter must be one of {', '.join(REDRIVE_FILTERS)}")
         if ("mapRunArn" in p) == ("stateMachineArn" in p):
             raise validation("exactly one of stateMachineArn and mapRunArn must be given")
         if "mapRunArn" in p:
@@ -134,7 +146,7 @@ class Executions:
         elif qualifier.isdigit():
             self.machines.version(name, int(qualifier))
         else:
-            raise invalid_arn(arn, "state machine or version")
+            self.machines.alias(name, qualifier)
         token = read_token(p.get("nextToken"), "ex")
         try:
             records, after = self.log.list_executions(
@@ -145,8 +157,12 @@ class Executions:
             )
         except ValueError:
             raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
-        if qualifier is not None:  # a version's executions: the others are left out of the page
+        if qualifier is not None and qualifier.isdigit():  # a version's executions only
             records = [r for r in records if r.state_machine_arn == arn]
+        elif qualifier is not None:  # those started through the alias
+            records = [r for r in records if r.attributes.get(ALIAS) == arn]
+        if redrive is not None:
+            records = [r for r in records if _redriven(r) == (redrive == "REDRIVEN")]
         return {"executions": [self.summary(r) for r in records], **write_token("ex", after)}
 
     def _map_run_children(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +182,8 @@ class Executions:
             )
         except ValueError:
             raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
+        if p.get("redriveFilter") is not None:
+            records = [r for r in records if _redriven(r) == (p["redriveFilter"] == "REDRIVEN")]
         return {"executions": [self.summary(r) for r in records], **write_token("ex", after)}
 
     def get_execution_history(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +264,8 @@ class Executions:
             result["stopDate"] = record.stop_date
         if qualifier is not None and qualifier.isdigit() and not run:
             result["stateMachineVersionArn"] = record.state_machine_arn
+        if ALIAS in record.attributes:
+            result["stateMachineAliasArn"] = record.attributes[ALIAS]
         if run:
             result["mapRunArn"] = run
         return result
@@ -269,6 +289,10 @@ class Executions:
         chosen = events[::-1][:limit]
         more = len(events) > limit
         return chosen, (str(chosen[-1]["id"]) if more and chosen else None)
+
+
+def _redriven(record: ExecutionRecord) -> bool:
+    return int(record.state.get("redrive_count") or 0) > 0
 
 
 def _without_data(event: dict[str, Any]) -> dict[str, Any]:

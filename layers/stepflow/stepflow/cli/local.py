@@ -72,6 +72,13 @@ LOCAL_EXIT_SECONDS = 10.0
     default="",
     help="hooks fed from the table's stream (STEPFLOW_HOOKS; see docs/hooks.md)",
 )
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="-v: the stack's JSON logs; -vv: also metrics and moto's access log "
+    "(default: the banner, warnings and errors)",
+)
 def local_command(
     host: str,
     port: int,
@@ -86,6 +93,7 @@ def local_command(
     check_roles: str,
     cells_queue: tuple[str, ...],
     hooks: str,
+    verbose: int,
 ) -> int:
     """Serve the Step Functions API on a local stack.
 
@@ -122,6 +130,7 @@ def local_command(
             cell_queues=",".join(cells_queue),
             cells=cell_names,
             hook_names=hooks,
+            verbosity=verbose,
         ).start()
     except ValueError as exc:  # a malformed --cells-queue or --hooks
         wakeup.close()

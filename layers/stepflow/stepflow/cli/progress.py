@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TextIO
 
-__all__ = ["Progress", "clock"]
+import click
+
+__all__ = ["Progress", "clock", "status_style", "wants_color"]
 
 _TASK_EVENTS = ("LambdaFunction", "Activity", "Task")
 _FAILED = ("Failed", "TimedOut")
@@ -20,10 +23,14 @@ class Progress:
     Lines show the virtual time elapsed and are indented by the state's nesting
     in Parallel and Map (state names are unique machine-wide). An event belongs
     to the state and Map iteration of the event its ``previousEventId`` names.
+
+    ``color`` (None: :func:`wants_color` of ``out``) colours each line by its
+    kind; the text is the same either way.
     """
 
-    def __init__(self, definition: Any, out: TextIO) -> None:
+    def __init__(self, definition: Any, out: TextIO, color: bool | None = None) -> None:
         self.out = out
+        self.color = wants_color(out) if color is None else color
         self.depth: dict[str, int] = {}
         self.branch: dict[str, str] = {}
         self.seen: dict[int, tuple[str | None, str, Trail]] = {}
@@ -65,7 +72,10 @@ class Progress:
         text = self._describe(kind, details, name, prev_kind, trail)
         if text is not None:
             depth = self.depth.get(name or "", 0) + (not kind.endswith("StateEntered"))
-            print(f"{clock(self.elapsed)}  {'  ' * depth}{text}", file=self.out, flush=True)
+            stamp = clock(self.elapsed)
+            if self.color:
+                stamp, text = click.style(stamp, dim=True), _paint(text)
+            print(f"{stamp}  {'  ' * depth}{text}", file=self.out, flush=True)
 
     @property
     def elapsed(self) -> float:
@@ -102,6 +112,38 @@ class Progress:
         if kind == "WaitStateExited":
             return f"{name} done waiting"
         return None
+
+
+_STYLES: dict[str, dict[str, Any]] = {
+    "▶": {"fg": "cyan", "bold": True},
+    "⚙": {"fg": "blue"},
+    "↻": {"fg": "yellow"},
+    "✗": {"fg": "red", "bold": True},
+    "↪": {"fg": "yellow"},
+    "✦": {"fg": "green"},
+    "↺": {"dim": True},
+}
+"""A progress line's style, by its first character."""
+
+
+def _paint(text: str) -> str:
+    style = _STYLES.get(text[:1])
+    return click.style(text, **style) if style else text
+
+
+def wants_color(out: TextIO) -> bool:
+    """Whether to colour what goes to ``out``: a terminal, unless ``NO_COLOR`` or ``TERM=dumb``."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return bool(out.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def status_style(status: str) -> dict[str, Any]:
+    """The style of an execution's final status line (green success, red anything else)."""
+    return {"fg": "green" if status == "SUCCEEDED" else "red", "bold": True}
 
 
 def _effect_line(kind: str, details: Mapping[str, Any]) -> str:

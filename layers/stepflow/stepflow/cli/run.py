@@ -9,7 +9,7 @@ import click
 
 from stepflow.asl import DefinitionError
 from stepflow.cli.inputs import UsageError, load_cells, load_handlers, load_json, read_input
-from stepflow.cli.progress import Progress, clock
+from stepflow.cli.progress import Progress, clock, status_style
 from stepflow.integrations.validation import validate_definition
 from stepflow.testing import ExecutionResult, execute
 
@@ -50,7 +50,8 @@ def run_command(
 
 def _summary(result: ExecutionResult, progress: Progress) -> None:
     took = f"{progress.entered} states entered, {clock(progress.elapsed)[1:]} of virtual time"
-    click.echo(f"\n{result.status}  ({took})")
+    status = click.style(result.status, **status_style(result.status))
+    click.echo(f"\n{status if progress.color else result.status}  ({took})")
     if result.succeeded:
         click.echo(json.dumps(result.result, indent=2, ensure_ascii=False))
         return

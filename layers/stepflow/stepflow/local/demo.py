@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from stepflow.local.stack import LocalStack
+from stepflow.local.verbosity import QUIET, set_verbosity
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 TERMINAL = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
@@ -17,14 +16,7 @@ TERMINAL = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "Execu
 
 def quiet() -> None:
     """Keep the demo's output to its progress lines: no request or EMF logging."""
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from stepflow.api import lambda_handler
-    from stepflow.aws import stepper_lambda
-
-    lambda_handler.logger.setLevel(logging.WARNING)
-    stepper_lambda.logger.setLevel(logging.WARNING)
+    set_verbosity(QUIET)
 
 
 def machine_name(path: Path) -> str:

@@ -47,6 +47,7 @@ from stepflow.local.gateway import Gateway
 from stepflow.local.pollers import Pollers
 from stepflow.local.routes import local_routes
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
+from stepflow.local.verbosity import set_verbosity
 from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker, unbound_check
 
@@ -122,6 +123,10 @@ class LocalStack:
     hooks: Sequence[Hook] = ()
     """Python hooks run after the named ones (tests, scripts). With either, a stream
     poller feeds the hooks dispatcher's handler from the table's stream."""
+    verbosity: int | None = None
+    """What the stack prints (:mod:`stepflow.local.verbosity`): 0 warnings and errors,
+    1 the functions' JSON logs, 2 also metrics and moto's access log; None: logging is
+    left as the process set it (``stepflow local`` passes 0 unless ``-v``)."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -141,13 +146,17 @@ class LocalStack:
         AccessPolicy.from_json(self.access_policy)
         CellQueues.parse(self.cell_queues)
         checker_from_setting(self.check_roles, lambda: None)
+        if self.verbosity is not None:
+            set_verbosity(self.verbosity)
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
             # One request at a time; a transaction copies the items it touches, not the
             # table (moto's copy made each commit O(table), a map run O(N^2)).
             moto_patches.install()
             moto_port = free_port()
-            self._moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
+            self._moto = server.ThreadedMotoServer(
+                ip_address="127.0.0.1", port=moto_port, verbose=False
+            )
             self._moto.start()
             self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
         else:

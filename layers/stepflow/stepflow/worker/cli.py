@@ -34,6 +34,7 @@ from stepflow.worker.health import HealthServer
 from stepflow.worker.logs import configure
 from stepflow.worker.runner import Handler, Worker
 from stepflow.worker.signals import leave
+from stepflow.worker.signature import HandlerSignatureError, as_handler
 
 
 class WorkerUsageError(Exception):
@@ -289,7 +290,11 @@ def _importable_from_cwd() -> None:
 
 
 def load_handler(spec: str) -> Handler:
-    """The callable named by ``module:function``."""
+    """The callable named by ``module:function``, as an ``(input, context)`` handler.
+
+    It may take ``(input)`` or ``(input, context)`` (:mod:`stepflow.worker.signature`);
+    any other signature is a usage error, reported before anything polls.
+    """
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
         raise WorkerUsageError(f"handler {spec!r} is not module:function")
@@ -298,11 +303,12 @@ def load_handler(spec: str) -> Handler:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise WorkerUsageError(f"cannot import {module_name!r}: {exc}") from exc
-    handler = getattr(module, attribute, None)
-    if not callable(handler):
-        raise WorkerUsageError(f"{spec!r} is not a callable")
-    result: Handler = handler
-    return result
+    if not hasattr(module, attribute):
+        raise WorkerUsageError(f"module {module_name!r} has no {attribute!r}")
+    try:
+        return as_handler(getattr(module, attribute), repr(spec))
+    except HandlerSignatureError as exc:
+        raise WorkerUsageError(str(exc)) from None
 
 
 def resolve_activity(client: Any, activity: str) -> str:

@@ -29,11 +29,15 @@ from typing import Any
 from stepflow.worker.client import REFUSED, ActivityClient, error_code
 from stepflow.worker.context import TaskContext, TaskFailure, idempotency_key
 from stepflow.worker.signals import Wakeup, exit_within
+from stepflow.worker.signature import as_handler
 
 logger = logging.getLogger("stepflow.worker")
 
 Handler = Callable[[Any, TaskContext], Any]
-"""A task handler: ``(input, context) -> output`` (JSON-serialisable); raising fails the task."""
+"""A task handler: ``(input, context) -> output`` (JSON-serialisable); raising fails the task.
+
+:class:`Worker` also takes ``(input) -> output``, as ``execute()``'s handlers are
+(see :mod:`stepflow.worker.signature`)."""
 
 MAX_ERROR, MAX_CAUSE = 256, 32_768
 REPORT_ATTEMPTS = 3
@@ -46,13 +50,18 @@ HARD_EXIT_MARGIN = 5.0
 
 
 class Worker:
-    """Runs ``handler`` on the tasks of one activity."""
+    """Runs ``handler`` on the tasks of one activity.
+
+    ``handler`` is ``handler(input)`` or ``handler(input, context)``, told apart
+    here from its signature; one that fits neither raises
+    :class:`~stepflow.worker.signature.HandlerSignatureError`.
+    """
 
     def __init__(
         self,
         client: ActivityClient,
         activity_arn: str,
-        handler: Handler,
+        handler: Callable[..., Any],
         *,
         concurrency: int = 8,
         name: str | None = None,
@@ -61,7 +70,8 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        self.client, self.activity_arn, self.handler = client, activity_arn, handler
+        self.handler: Handler = as_handler(handler)
+        self.client, self.activity_arn = client, activity_arn
         self.concurrency = concurrency
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.heartbeat_seconds, self.grace_seconds = heartbeat_seconds, grace_seconds
