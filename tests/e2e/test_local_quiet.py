@@ -22,7 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 WAIT = 60.0  # bounds a hang only
-BANNER_LINES = 4  # the stable first line, two client hints, "Ctrl-C stops it."
+BANNER_LINES = 7  # the stable first line, the console, two client hints, the host-prefix
+# setting (two lines), "Ctrl-C stops it."
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 
 
