@@ -88,7 +88,9 @@ class Synchronous:
         try:
             parsed = parse(machine)
         except DefinitionError as exc:
-            raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
+            raise ApiError(
+                "InvalidDefinition", f"Invalid State Definition: '{exc.one_line()}'"
+            ) from None
         arn = self.machines.scope.machine_arn("TestState")
         record, history = self._run(parsed, arn, uuid.uuid4().hex, value)
         state = decode_state(record.state)
