@@ -107,9 +107,7 @@ def _strings(value: Any) -> Iterable[str]:
         item = stack.pop()
         if isinstance(item, str):
             yield item
-        elif isinstance(item, Mapping):
-            for key, child in item.items():
-                yield str(key)
-                stack.append(child)
+        elif isinstance(item, Mapping):  # in document order: each key, then its value
+            stack.extend(part for pair in list(item.items())[::-1] for part in pair[::-1])
         elif isinstance(item, list):
             stack.extend(reversed(item))
