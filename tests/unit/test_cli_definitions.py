@@ -104,7 +104,10 @@ def test_bad_definition_arguments_exit_2(args: list[str], message: str, capsys: 
 
 def test_hostile_yaml_exits_2_in_one_line(tmp_path: Path, capsys: Any) -> None:
     lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]']
-    lines += [f"{c}: &{c} [{','.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    lines += [
+        f"{c}: &{c} [{','.join([f'*{p}'] * 10)}]"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
     for name, text in [
         ("bomb.asl.yaml", "\n".join(lines)),
         ("tag.asl.yaml", "StartAt: !!python/object/apply:os.getcwd []\n"),
@@ -179,7 +182,7 @@ def test_colours_on_a_terminal_unless_no_color(
     assert json.loads(as_json.getvalue())[0]["code"] == "NO_DOLLAR"  # JSON is never coloured
 
 
-# --- local --demo reads YAML too -------------------------------------------------------------------
+# --- local --demo reads YAML too ------------------------------------------------------------
 
 
 class FakeStepFunctions:
@@ -188,7 +191,7 @@ class FakeStepFunctions:
     def __init__(self) -> None:
         self.created: dict[str, str] = {}
 
-    def create_state_machine(self, name: str, definition: str, roleArn: str) -> dict[str, str]:
+    def create_state_machine(self, name: str, definition: str, **_: str) -> dict[str, str]:
         assert name not in self.created
         self.created[name] = definition
         return {"stateMachineArn": f"arn:aws:states:us-east-1:000000000000:stateMachine:{name}"}
