@@ -296,3 +296,34 @@ def test_templates_without_a_usable_machine_say_why(
     template = write(tmp_path, "template.yaml", resources)
     with pytest.raises(DefinitionFileError, match=message):
         load_definition(None, template=template)
+
+
+def test_intrinsics_inside_an_inline_definition_are_resolved_or_named(tmp_path: Path) -> None:
+    body = """\
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+  Table:
+    Type: AWS::DynamoDB::Table
+  M:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      Definition:
+        StartAt: A
+        States:
+          A:
+            Type: Task
+            Resource: !GetAtt Fn.Arn
+            Comment: !Sub "in ${AWS::Region}"
+            End: true
+"""
+    template = write(tmp_path, "template.yaml", body)
+    loaded = load_definition(None, template=template)
+    state = loaded["States"]["A"]
+    assert state["Resource"].endswith(":function:Fn") and state["Comment"].startswith("in ")
+    write(tmp_path, "template.yaml", body.replace("!GetAtt Fn.Arn", "!GetAtt Table.StreamArn"))
+    with pytest.raises(DefinitionFileError) as info:
+        load_definition(None, template=template)
+    assert "/States/A/Resource: !GetAtt Table.StreamArn exists only once deployed" in str(
+        info.value
+    )

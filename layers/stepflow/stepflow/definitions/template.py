@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stepflow.definitions.substitute import Unresolved
+from stepflow.definitions.yaml_load import CFN_TAGS
 
 MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
@@ -68,6 +69,8 @@ def machine_from_template(
     if not isinstance(raw, Mapping):
         raise TemplateError(f"{chosen}: DefinitionSubstitutions must be a mapping")
     resolver = _Resolver(template)
+    if definition is not None:
+        definition = _inline(chosen, definition, resolver)
     substitutions = {str(key): resolver.text(value) for key, value in raw.items()}
     return TemplateMachine(chosen, definition, definition_file, substitutions)
 
@@ -119,6 +122,34 @@ def _definition(name: str, properties: Mapping[str, Any], folder: Path) -> tuple
             f"{name}: DefinitionString is built with intrinsic functions: give the definition file"
         )
     raise TemplateError(f"{name} has no Definition, DefinitionUri or DefinitionString")
+
+
+_INTRINSICS = ("Ref", "Condition", *(f"Fn::{name}" for name in CFN_TAGS))
+
+
+def _inline(name: str, definition: Any, resolver: _Resolver) -> Any:
+    """An inline ``Definition`` with its intrinsic functions resolved (or refused, naming each)."""
+    problems: list[str] = []
+
+    def walk(value: Any, at: str) -> Any:
+        if isinstance(value, Mapping):
+            if len(value) == 1 and next(iter(value)) in _INTRINSICS:
+                text = resolver.text(value)
+                if isinstance(text, Unresolved):
+                    problems.append(f"{at or '/'}: {text.why}")
+                return text
+            return {key: walk(item, f"{at}/{key}") for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item, f"{at}/{index}") for index, item in enumerate(value)]
+        return value
+
+    resolved = walk(definition, "")
+    if problems:
+        raise TemplateError(
+            f"{name}: cannot resolve in the Definition locally: {'; '.join(problems)} "
+            "(use a ${Key} placeholder and --sub KEY=VALUE)"
+        )
+    return resolved
 
 
 class _Resolver:
