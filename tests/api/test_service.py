@@ -61,7 +61,11 @@ def test_create_errors(api: Api) -> None:
             definition='{"StartAt": "X", "States": {}}',
             roleArn=ROLE,
         )
-    assert info.value.code == "InvalidDefinition" and "/States:" in info.value.message
+    assert info.value.code == "InvalidDefinition"
+    assert info.value.message == (
+        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: 'States' must contain "
+        "at least one state at /States'"
+    )
     assert (
         error_of(api, "CreateStateMachine", name="T", definition=PASS, roleArn=ROLE, type="FAST")
         == "StateMachineTypeNotSupported"

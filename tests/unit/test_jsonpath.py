@@ -67,3 +67,36 @@ def test_reference_path_detection() -> None:
     assert is_reference_path("$.a[0]['b']")
     assert not is_reference_path("$.a[*]")
     assert not is_reference_path("nope")
+
+
+# --- a dot before a bracket, as AWS (Jayway JsonPath) reads it ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "same_as"),
+    [
+        ("$.[?(@.p > 10)]", "$[?(@.p > 10)]"),
+        ("$.items.[?(@.p > 10)].p", "$.items[?(@.p > 10)].p"),
+        ("$.a.b.[1]", "$.a.b[1]"),
+        ("$.['odd key']", "$['odd key']"),
+        ("$.a.['b'].[2].c", "$.a.b[2].c"),
+    ],
+)
+def test_a_dot_before_a_bracket_is_the_bracket(path: str, same_as: str) -> None:
+    doc = {**DOC, "p": 0}
+    items = DOC["items"]
+    for value in (doc, items):
+        assert compile_path(path).get(value) == compile_path(same_as).get(value)
+    assert compile_path(path).is_reference == compile_path(same_as).is_reference
+
+
+def test_a_root_filter_selects_the_matching_items_of_an_array_input() -> None:
+    path = compile_path("$.[?(@.x > 0)]")
+    assert path.find([{"x": 1}, {"x": -1}, {"x": 3}, {"y": 1}]) == [{"x": 1}, {"x": 3}]
+    assert not path.is_reference
+
+
+def test_dots_inside_quotes_filters_and_descents_stay() -> None:
+    assert compile_path("$['a.[b']").find({"a.[b": 1}) == 1
+    assert compile_path("$.items[?(@.n == '.[')].n").find({"items": [{"n": ".["}]}) == [".["]
+    assert compile_path("$..[0]").find({"a": [1, 2]}) == [1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepflow.api.access import current_principal
@@ -13,7 +13,8 @@ from stepflow.api.arns import Scope, check_name, check_role_arn
 from stepflow.api.errors import ApiError, invalid_arn
 from stepflow.api.paging import page_size, read_token, write_token
 from stepflow.api.tags import check_tags
-from stepflow.asl import DefinitionError
+from stepflow.asl import DefinitionError, Diagnostic
+from stepflow.asl.diagnostics import one_line
 from stepflow.integrations.validation import check_definition as check_resources
 from stepflow.integrations.validation import express_diagnostics
 from stepflow.runtime.registry import HEAD, RegistryConflictError, StateMachineRegistry
@@ -310,11 +311,17 @@ def check_definition(definition: str, machine_type: str = "STANDARD") -> None:
     try:
         check_resources(definition)
     except DefinitionError as exc:
-        raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: {exc}") from None
+        raise invalid_definition(exc.diagnostics) from None
     refused = express_diagnostics(definition, machine_type)
     if refused:
-        text = "; ".join(f"{d.code}: {d.message} at {d.location}" for d in refused)
-        raise ApiError("InvalidDefinition", f"Invalid State Machine Definition: '{text}'")
+        raise invalid_definition(refused)
+
+
+def invalid_definition(diagnostics: Sequence[Diagnostic]) -> ApiError:
+    """AWS's InvalidDefinition: one line, ``'CODE: message at /location, ...'``."""
+    return ApiError(
+        "InvalidDefinition", f"Invalid State Machine Definition: '{one_line(diagnostics)}'"
+    )
 
 
 def describe(doc: dict[str, Any], arn: str, *, status: bool) -> dict[str, Any]:

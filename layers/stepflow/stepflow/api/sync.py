@@ -113,7 +113,9 @@ class Synchronous:
         try:
             parsed = parse(machine)
         except DefinitionError as exc:
-            raise ApiError("InvalidDefinition", f"Invalid State Definition: {exc}") from None
+            raise ApiError(
+                "InvalidDefinition", f"Invalid State Definition: '{exc.one_line()}'"
+            ) from None
         node = parsed.root.states[name]
         check_request(p, machine["States"][name], node)
         level = p.get("inspectionLevel") or "INFO"

@@ -36,6 +36,18 @@ class Diagnostic:
         }
 
 
+def one_line(diagnostics: Sequence[Diagnostic]) -> str:
+    """The errors as AWS's InvalidDefinition message lists them, on one line.
+
+    ``CODE: message at /location``, joined by ``", "``; the API wraps it as
+    ``Invalid State Machine Definition: '...'``.
+    """
+    errors = [d for d in diagnostics if d.severity == "ERROR"] or list(diagnostics)
+    return ", ".join(
+        f"{d.code}: {d.message} at {d.location or '/'}".replace("\n", " ") for d in errors
+    )
+
+
 class DefinitionError(ValueError):
     """A definition that does not validate; carries every diagnostic found."""
 
@@ -44,3 +56,7 @@ class DefinitionError(ValueError):
         errors = [d for d in self.diagnostics if d.severity == "ERROR"]
         head = f"invalid state machine definition ({len(errors)} error(s))"
         super().__init__("\n".join([head, *(f"  {d}" for d in errors)]))
+
+    def one_line(self) -> str:
+        """The errors as AWS's InvalidDefinition message lists them (see :func:`one_line`)."""
+        return one_line(self.diagnostics)

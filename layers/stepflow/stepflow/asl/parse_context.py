@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 from stepflow.asl.diagnostics import Diagnostic, Severity
 from stepflow.asl.states.base import ROOT_PATH, QueryLanguage
 from stepflow.data.jsonpath import Path, PathSyntaxError, compile_path
-from stepflow.data.template import Template, TemplateSyntaxError, compile_dynamic
+from stepflow.data.template import (
+    Template,
+    TemplateSyntaxError,
+    compile_dynamic,
+    template_problems,
+)
 
 if TYPE_CHECKING:
     from stepflow.asl.machine import Machine
@@ -217,7 +222,8 @@ class Context:
         try:
             return Template(value)
         except TemplateSyntaxError as exc:
-            self.error(loc + exc.pointer, f"Invalid '{name}': {exc}")
+            for problem in template_problems(value) or [exc]:
+                self.error(loc + problem.pointer, f"Invalid '{name}': {problem}")
         except Exception as exc:  # never let a compiler defect escape as a traceback
             self.error(loc, f"Invalid '{name}': {exc}")
         return None

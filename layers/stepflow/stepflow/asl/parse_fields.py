@@ -128,9 +128,20 @@ def read_assign(s: StateInput, key: str) -> Any:
 
 
 def read_credentials(s: StateInput, key: str) -> Any:
-    """``Credentials``: an object (a template in JSONPath mode), kept raw."""
+    """``Credentials``: ``{"RoleArn": ...}`` (``RoleArn.$`` in JSONPath), kept raw.
+
+    AWS refuses a ``Credentials`` without a role, and any other field in it.
+    """
     value = s.ctx.obj(s.raw[key], s.at(key), key)
-    if value is not None and s.language == "JSONPath":
+    if value is None:
+        return read_raw(s, key)
+    allowed = ("RoleArn", "RoleArn.$") if s.language == "JSONPath" else ("RoleArn",)
+    for field in value:
+        if field not in allowed:
+            s.ctx.unsupported(s.at(key), field)
+    if not any(field in value for field in allowed):
+        s.ctx.error(s.at(key), "The field 'RoleArn' is required but was missing")
+    if s.language == "JSONPath":
         s.ctx.template(value, s.at(key), key, require_object=True)
     return read_raw(s, key)
 

@@ -25,6 +25,7 @@ from stepflow.asl.machine import Machine, StateMachine
 from stepflow.asl.parse_context import Context, pointer
 from stepflow.asl.parse_states import QUERY_LANGUAGES, parse_state
 from stepflow.asl.states.base import QueryLanguage, State
+from stepflow.asl.style_warnings import style_warnings
 from stepflow.asl.validate_graph import check_graph
 
 MAX_STATE_NAME = 80
@@ -125,7 +126,7 @@ def _parse_top(raw: Any) -> tuple[StateMachine | None, list[Diagnostic]]:
     root = _parse_machine(ctx, raw, "", "", _TOP_FIELDS)
     machines = dict(ctx.machines)
     result = StateMachine(root, machines, timeout, version, root.comment, ctx.language)
-    return result, ctx.diagnostics
+    return result, ctx.diagnostics + style_warnings(raw)
 
 
 def _top_language(ctx: Context, raw: Mapping[str, Any]) -> QueryLanguage:

@@ -11,7 +11,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "cells_setting",
     "importable_from_cwd",
     "load_cells",
+    "load_definition",
     "load_handlers",
     "load_json",
     "parse_json",
@@ -40,6 +41,37 @@ class UsageError(click.ClickException):
     def show(self, file: Any = None) -> None:
         """Print the one-line error to standard error."""
         click.echo(f"stepflow: error: {self.format_message()}", err=True, file=file)
+
+
+def load_definition(
+    path: str | None,
+    substitutions: Sequence[str] | Mapping[str, str] = (),
+    *,
+    template: str | None = None,
+    machine: str | None = None,
+) -> dict[str, Any]:
+    """The definition at ``path`` (JSON or YAML), its ``${Key}`` filled in (docs/definitions.md).
+
+    ``substitutions`` are ``--sub KEY=VALUE`` arguments (or a mapping);
+    ``template`` a SAM/CloudFormation template giving the ``DefinitionSubstitutions``
+    (and, without ``path``, the definition) of its state machine ``machine``.
+    """
+    from stepflow.definitions import (
+        DefinitionFileError,
+        SubstitutionError,
+        parse_substitutions,
+    )
+    from stepflow.definitions import load_definition as load
+
+    try:
+        values = (
+            dict(substitutions)
+            if isinstance(substitutions, Mapping)
+            else parse_substitutions(substitutions)
+        )
+        return load(path, values, template=template, machine=machine)
+    except (DefinitionFileError, SubstitutionError) as exc:
+        raise UsageError(str(exc)) from None
 
 
 def load_json(path: str) -> Any:

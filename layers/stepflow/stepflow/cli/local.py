@@ -17,8 +17,8 @@ from stepflow.cli.inputs import (
     UsageError,
     cells_setting,
     importable_from_cwd,
+    load_definition,
     load_handlers,
-    load_json,
     read_input,
     setting,
 )
@@ -111,7 +111,7 @@ def local_command(
     payload = {} if input_ is None else read_input(input_)
     policy, roles = _access_settings(access_policy, check_roles)
     if demo:
-        load_json(demo)  # a missing or malformed file is a usage error, before anything starts
+        load_definition(demo)  # a missing or malformed file is a usage error, before anything
         demo_run.quiet()
     # Caught before anything starts, so a signal during start-up is acted on right after it.
     # The main thread only ever blocks in select() on the wakeup pipe (see its module).

@@ -3,35 +3,87 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
-from stepflow.asl import DefinitionError
-from stepflow.cli.inputs import UsageError, load_cells, load_handlers, load_json, read_input
+from stepflow.asl import DefinitionError, Diagnostic
+from stepflow.cli.inputs import UsageError, load_cells, load_definition, load_handlers, read_input
 from stepflow.cli.progress import Progress, clock, status_style
 from stepflow.integrations.validation import validate_definition
 from stepflow.testing import ExecutionResult, execute
 
-__all__ = ["CELLS_HELP", "run_command", "validate_command"]
+__all__ = ["CELLS_HELP", "definition_options", "run_command", "validate_command"]
 
 CELLS_HELP = "cells modules (.py files or dotted modules): their stepflow:cell:* tasks run inline"
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def definition_options(command: F) -> F:
+    """FILE (JSON or YAML) with ``--sub``, ``--template`` and ``--state-machine``."""
+    for option in reversed(
+        (
+            click.argument("file", metavar="[FILE]", required=False),
+            click.option(
+                "--sub",
+                "subs",
+                metavar="KEY=VALUE",
+                multiple=True,
+                help="a DefinitionSubstitutions value for ${KEY} (repeatable)",
+            ),
+            click.option(
+                "--template",
+                metavar="TEMPLATE",
+                help="a SAM/CloudFormation template: its DefinitionSubstitutions "
+                "(and the definition, without FILE)",
+            ),
+            click.option(
+                "--state-machine",
+                "machine",
+                metavar="LOGICAL_ID",
+                help="the template's state machine resource (when it has several)",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _definition(
+    file: str | None, subs: tuple[str, ...], template: str | None, machine: str | None
+) -> dict[str, Any]:
+    if file is None and template is None:
+        raise UsageError("give a definition FILE or a --template")
+    if machine is not None and template is None:
+        raise UsageError("--state-machine needs a --template")
+    return load_definition(file, subs, template=template, machine=machine)
+
 
 @click.command("run")
-@click.argument("file", metavar="FILE")
+@definition_options
 @click.option("--input", "input_", metavar="JSON|@FILE", help="the execution input (default {})")
 @click.option("--json", "as_json", is_flag=True, help="print only the result, as JSON")
 @click.option("--handlers", metavar="MODULE", help="a .py file or module with HANDLERS")
 @click.option("--cells", metavar="MODULE[,MODULE]", help=CELLS_HELP)
 def run_command(
-    file: str, input_: str | None, as_json: bool, handlers: str | None, cells: str | None
+    file: str | None,
+    subs: tuple[str, ...],
+    template: str | None,
+    machine: str | None,
+    input_: str | None,
+    as_json: bool,
+    handlers: str | None,
+    cells: str | None,
 ) -> int:
     """Run a workflow in memory on a virtual clock.
 
-    FILE is the state machine definition (JSON).
+    FILE is the state machine definition (JSON, or YAML as .asl.yaml).
     """
-    definition = load_json(file)
+    definition = _definition(file, subs, template, machine)
     payload = None if input_ is None else read_input(input_)
     loaded = load_handlers(handlers) if handlers else None
     modules = load_cells(cells) if cells else None
@@ -40,7 +92,8 @@ def run_command(
         result = execute(definition, payload, handlers=loaded, on_event=progress, cells=modules)
     except DefinitionError as exc:
         lines = "".join(f"\n  {d}" for d in exc.diagnostics if d.severity == "ERROR")
-        raise UsageError(f"{file} is not a valid state machine:{lines}") from None
+        source = file or template
+        raise UsageError(f"{source} is not a valid state machine:{lines}") from None
     if progress is None:
         click.echo(json.dumps(result.to_dict(), default=str, ensure_ascii=False))
     else:
@@ -64,16 +117,43 @@ def _summary(result: ExecutionResult, progress: Progress) -> None:
 
 
 @click.command("validate")
-@click.argument("file", metavar="FILE")
-def validate_command(file: str) -> int:
-    """List the problems of a definition.
+@definition_options
+@click.option("--json", "as_json", is_flag=True, help="print the diagnostics as a JSON array")
+def validate_command(
+    file: str | None,
+    subs: tuple[str, ...],
+    template: str | None,
+    machine: str | None,
+    as_json: bool,
+) -> int:
+    """List the problems of a definition: AWS's errors and warnings.
 
-    FILE is the state machine definition (JSON); the exit status is 1 if it has errors.
+    FILE is the state machine definition (JSON, or YAML as .asl.yaml); the exit
+    status is 1 if it has errors. Colours only on a terminal without NO_COLOR.
     """
-    diagnostics = validate_definition(load_json(file))
-    for diagnostic in diagnostics:
-        click.echo(("" if diagnostic.severity == "ERROR" else "warning: ") + str(diagnostic))
+    diagnostics = validate_definition(_definition(file, subs, template, machine))
     errors = sum(d.severity == "ERROR" for d in diagnostics)
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in diagnostics], indent=2, ensure_ascii=False))
+        return 1 if errors else 0
+    colour = use_colour()
+    for diagnostic in diagnostics:
+        click.echo(_line(diagnostic), color=colour)
     if not errors:
-        click.echo("OK")
+        click.echo(click.style("OK", fg="green", bold=True), color=colour)
     return 1 if errors else 0
+
+
+def use_colour(stream: Any = None) -> bool:
+    """Whether to colour what goes to ``stream`` (stdout): a terminal, and no ``NO_COLOR``."""
+    stream = sys.stdout if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def _line(diagnostic: Diagnostic) -> str:
+    if diagnostic.severity == "ERROR":
+        where = click.style(diagnostic.location or "/", fg="red", bold=True)
+        return f"{where}: {diagnostic.message}"
+    head = click.style("warning:", fg="yellow", bold=True)
+    return f"{head} {diagnostic.location or '/'}: {diagnostic.message} ({diagnostic.code})"

@@ -143,10 +143,43 @@ def compile_path(text: str) -> Path:
         root, variable, rest = "variable", m.group(1), text[m.end() :]
     else:
         root, rest = "input", text[1:]
+    rest = _dot_bracket(rest)
     steps = _reference_steps(rest)
     if steps is not None:
         return Path(text, root, variable, steps)
     return Path(text, root, variable, None, _compile_general("$" + rest, text))
+
+
+def _dot_bracket(rest: str) -> str:
+    """``.[`` read as ``[``: AWS (Jayway JsonPath) accepts ``$.[0]`` and ``$.[?(@.x > 0)]``.
+
+    A dot directly before a bracket is dropped outside quotes and filters; a
+    recursive descent (``..[``) keeps both dots.
+    """
+    if ".[" not in rest:
+        return rest
+    out: list[str] = []
+    quote = ""
+    depth = 0
+    for i, char in enumerate(rest):
+        if quote:
+            if char == quote and rest[i - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)
+        elif (
+            char == "."
+            and not depth
+            and rest[i + 1 : i + 2] == "["
+            and (i == 0 or rest[i - 1] != ".")
+        ):
+            continue
+        out.append(char)
+    return "".join(out)
 
 
 def _reference_steps(rest: str) -> tuple[str | int, ...] | None:

@@ -71,6 +71,30 @@ def compile_dynamic(text: str, field: str) -> Evaluator:
     return read
 
 
+def template_problems(raw: Any) -> list[TemplateSyntaxError]:
+    """Every ``.$`` field of ``raw`` that is neither a path nor an intrinsic call (all of them)."""
+    problems: list[TemplateSyntaxError] = []
+    stack: list[tuple[Any, str]] = [(raw, "")]
+    while stack:
+        value, pointer = stack.pop()
+        if isinstance(value, list):
+            stack.extend((v, f"{pointer}/{i}") for i, v in reversed(list(enumerate(value))))
+        if not isinstance(value, dict):
+            continue
+        nested = []
+        for key, item in value.items():
+            child = f"{pointer}/{_escape(key)}"
+            if not key.endswith(".$"):
+                nested.append((item, child))
+                continue
+            try:
+                _compile({key: item}, pointer)
+            except TemplateSyntaxError as exc:
+                problems.append(exc)
+        stack.extend(reversed(nested))
+    return problems
+
+
 def _compile(raw: Any, pointer: str) -> Evaluator:
     if isinstance(raw, dict):
         parts: list[tuple[str, Evaluator]] = []

@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from stepflow.definitions import is_yaml, load_definition
 from stepflow.local.stack import LocalStack
 from stepflow.local.verbosity import QUIET, set_verbosity
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
+PATTERNS = ("*.asl.json", "*.asl.yaml", "*.asl.yml")
 TERMINAL = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
 
 
@@ -25,10 +27,11 @@ def machine_name(path: Path) -> str:
 
 
 def register(sfn: Any, folder: Path) -> dict[str, str]:
-    """Create (or update) a state machine for every ``*.asl.json`` in ``folder``."""
+    """Create (or update) a state machine for each ``*.asl.json`` or ``.asl.yaml`` in ``folder``."""
     arns: dict[str, str] = {}
-    for path in sorted(folder.glob("*.asl.json")):
-        name, definition = machine_name(path), path.read_text(encoding="utf-8")
+    found = [path for pattern in PATTERNS for path in folder.glob(pattern)]
+    for path in sorted(found):
+        name, definition = machine_name(path), _text(path)
         try:
             arn = sfn.create_state_machine(name=name, definition=definition, roleArn=ROLE)[
                 "stateMachineArn"
@@ -38,6 +41,13 @@ def register(sfn: Any, folder: Path) -> dict[str, str]:
             sfn.update_state_machine(stateMachineArn=arn, definition=definition)
         arns[name] = str(arn)
     return arns
+
+
+def _text(path: Path) -> str:
+    """The definition as sent: a JSON file as it is, a YAML one converted."""
+    if is_yaml(path):
+        return json.dumps(load_definition(path), ensure_ascii=False)
+    return path.read_text(encoding="utf-8")
 
 
 def run_demo(
@@ -55,7 +65,7 @@ def run_demo(
         stateMachineArn=arns[machine_name(path)], input=json.dumps(payload)
     )["executionArn"]
     print(f"started {execution}\n", file=out, flush=True)
-    progress = Progress(json.loads(path.read_text(encoding="utf-8")), out)
+    progress = Progress(load_definition(path), out)
     seen = 0
     done = False
     while not done and time.monotonic() - started < timeout:
