@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stepflow.activities import ActivityService
@@ -52,7 +53,9 @@ from stepflow.testing.handlers import (
 )
 from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
+from stepflow.testing.mocks import MockConfig, MockConfigError, MockedTasks, TestCase
 from stepflow.testing.tasks import AutoActivityRouter, OpenTask
+from stepflow.testing.timing import VirtualTimeTasks
 
 if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
     from stepflow.api.service import StepFunctionsService
@@ -139,6 +142,8 @@ class WorkflowEnvironment(MessageDelivery):
         nested: bool | None = None,
         cells: CellModules | Iterable[str | type[Any]] | None = None,
         cell_queues: str | Mapping[str, str] | None = None,
+        mock_config: str | Path | Mapping[str, Any] | MockConfig | None = None,
+        test_case: str | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -164,6 +169,10 @@ class WorkflowEnvironment(MessageDelivery):
             log=self.log,
             given_log=log,
         )
+        self.tasks.clock = self.now
+        self.mocks = self._mocks(mock_config, test_case)
+        self.invoker: TaskInvoker = VirtualTimeTasks(self.mocks or self.tasks, self.now)
+        """The stepper's task invoker: delayed handlers' outcomes, mocks, then the tasks."""
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )
@@ -175,7 +184,7 @@ class WorkflowEnvironment(MessageDelivery):
             bus=self.bus,
             definitions=self._definition,
             clock=self.now,
-            invoker=self.tasks,
+            invoker=self.invoker,
             child_limit=child_limit,
             router=cell_router(cell_queues, self.router, self.queue, self.bus, self.now),
             limits=limits,
@@ -218,7 +227,7 @@ class WorkflowEnvironment(MessageDelivery):
             log=self.log,
             bus=self.bus,
             registry=InMemoryRegistry(),
-            invoker=self.tasks,
+            invoker=self.invoker,
             scope=Scope(self.region, self.account),
             clock=self.now,
             stepper=self.stepper,
@@ -377,6 +386,32 @@ class WorkflowEnvironment(MessageDelivery):
         self.activities.send_task_heartbeat({"taskToken": token})
 
     # -- internals ----------------------------------------------------------------
+
+    def _mocks(
+        self,
+        source: str | Path | Mapping[str, Any] | MockConfig | None,
+        test_case: str | None,
+    ) -> MockedTasks | None:
+        """The mock layer of ``test_case`` (a state machine of the config runs mocked)."""
+        if source is None:
+            if test_case is not None:
+                raise ValueError("test_case needs a mock_config")
+            return None
+        config = MockConfig.load(source)
+        if test_case is None:
+            raise ValueError("mock_config needs a test_case (a TestCases name)")
+        if not any(test_case in cases for cases in config.machines.values()):
+            raise MockConfigError(f"no state machine of the mock config has test case {test_case!r}")
+
+        def select(body: dict[str, Any]) -> tuple[TestCase, str] | None:
+            root = self._root_of(str(body.get("execution_arn", "")))
+            record = self.log.get(root)
+            machine = record.state_machine_arn.split(":")[6] if record is not None else ""
+            if test_case not in config.machines.get(machine, {}):
+                return None
+            return config.test_case(machine, test_case), root
+
+        return MockedTasks(select, self.tasks)
 
     def _definition(self, state_machine_arn: str) -> StateMachine:
         unqualified = ":".join(state_machine_arn.split(":")[:7])
