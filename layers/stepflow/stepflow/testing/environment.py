@@ -53,7 +53,7 @@ from stepflow.testing.handlers import (
 )
 from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
-from stepflow.testing.mocks import MockConfig, MockConfigError, MockedTasks, TestCase
+from stepflow.testing.mocks import MockConfig, environment_mocks, root_of
 from stepflow.testing.tasks import AutoActivityRouter, OpenTask
 from stepflow.testing.timing import VirtualTimeTasks
 
@@ -118,6 +118,12 @@ class WorkflowEnvironment(MessageDelivery):
     :meth:`register`-ed machine: ``nested`` True, the default when no ``invoker``
     is given. An ``invoker`` otherwise decides (the API's own starts executions of
     its deployment); ``nested=True`` routes them to the environment anyway.
+
+    ``mock_config`` (Step Functions Local's ``MockConfigFile.json``, a path or its object)
+    with ``test_case`` answers the mocked Task states of every execution of a state machine
+    the config names (the name it is registered under) from the config, before handlers;
+    :attr:`mocks` counts the calls (see :mod:`stepflow.testing.mocks`). A handler may answer
+    with :class:`~stepflow.testing.Delay` or ``NO_ANSWER`` (see :mod:`stepflow.testing.timing`).
     """
 
     def __init__(
@@ -170,7 +176,7 @@ class WorkflowEnvironment(MessageDelivery):
             given_log=log,
         )
         self.tasks.clock = self.now
-        self.mocks = self._mocks(mock_config, test_case)
+        self.mocks = environment_mocks(mock_config, test_case, self.log, self.tasks)
         self.invoker: TaskInvoker = VirtualTimeTasks(self.mocks or self.tasks, self.now)
         """The stepper's task invoker: delayed handlers' outcomes, mocks, then the tasks."""
         self.router = AutoActivityRouter(
@@ -360,11 +366,7 @@ class WorkflowEnvironment(MessageDelivery):
 
     def _root_of(self, arn: str) -> str:
         """The execution a task's execution belongs to (an inline Map's iteration: its root)."""
-        record = self.log.get(arn)
-        parent = record.state.get("parent") if record is not None else None
-        if isinstance(parent, dict) and parent.get("root_arn"):
-            return str(parent["root_arn"]).split("#")[0]
-        return arn.split("#")[0]
+        return root_of(self.log, arn)
 
     def complete(self, token: str, output: Any = None) -> None:
         """SendTaskSuccess with ``output`` (any JSON value), then run until idle.
@@ -387,31 +389,6 @@ class WorkflowEnvironment(MessageDelivery):
 
     # -- internals ----------------------------------------------------------------
 
-    def _mocks(
-        self,
-        source: str | Path | Mapping[str, Any] | MockConfig | None,
-        test_case: str | None,
-    ) -> MockedTasks | None:
-        """The mock layer of ``test_case`` (a state machine of the config runs mocked)."""
-        if source is None:
-            if test_case is not None:
-                raise ValueError("test_case needs a mock_config")
-            return None
-        config = MockConfig.load(source)
-        if test_case is None:
-            raise ValueError("mock_config needs a test_case (a TestCases name)")
-        if not any(test_case in cases for cases in config.machines.values()):
-            raise MockConfigError(f"no state machine of the mock config has test case {test_case!r}")
-
-        def select(body: dict[str, Any]) -> tuple[TestCase, str] | None:
-            root = self._root_of(str(body.get("execution_arn", "")))
-            record = self.log.get(root)
-            machine = record.state_machine_arn.split(":")[6] if record is not None else ""
-            if test_case not in config.machines.get(machine, {}):
-                return None
-            return config.test_case(machine, test_case), root
-
-        return MockedTasks(select, self.tasks)
 
     def _definition(self, state_machine_arn: str) -> StateMachine:
         unqualified = ":".join(state_machine_arn.split(":")[:7])

@@ -258,3 +258,46 @@ def task_states(machine: Any) -> set[str]:
 
     machines = [machine.root, *machine.machines.values()]
     return {name for m in machines for name, s in m.states.items() if isinstance(s, TaskState)}
+
+
+def root_of(log: Any, execution_arn: str) -> str:
+    """The execution ``execution_arn`` belongs to (an iteration's or a Map child's: its root).
+
+    ``log`` is the coordination log (its record's ``parent.root_arn``, if any, names the root).
+    """
+    record = log.get(execution_arn)
+    parent = record.state.get("parent") if record is not None else None
+    if isinstance(parent, dict) and parent.get("root_arn"):
+        return str(parent["root_arn"]).split("#")[0]
+    return execution_arn.split("#")[0]
+
+
+def environment_mocks(
+    source: str | Path | Mapping[str, Any] | MockConfig | None,
+    test_case: str | None,
+    log: Any,
+    inner: TaskInvoker,
+) -> MockedTasks | None:
+    """A test environment's mock layer: ``test_case`` for every machine of the config having it.
+
+    Calls are counted per root execution (see :func:`root_of`) and state. None without a config.
+    """
+    if source is None:
+        if test_case is not None:
+            raise ValueError("test_case needs a mock_config")
+        return None
+    config = MockConfig.load(source)
+    if test_case is None:
+        raise MockConfigError("mock_config needs a test_case (one of the TestCases)")
+    if not any(test_case in cases for cases in config.machines.values()):
+        raise MockConfigError(f"no state machine of the mock config has test case {test_case!r}")
+
+    def select(body: dict[str, Any]) -> tuple[TestCase, str] | None:
+        root = root_of(log, str(body.get("execution_arn", "")))
+        record = log.get(root)
+        machine = record.state_machine_arn.split(":")[6] if record is not None else ""
+        if test_case not in config.machines.get(machine, {}):
+            return None
+        return config.test_case(machine, test_case), root
+
+    return MockedTasks(select, inner)
