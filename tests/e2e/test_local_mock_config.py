@@ -57,15 +57,20 @@ def stack() -> Iterator[LocalStack]:
     config = json.loads(json.dumps(CONFIG))
     for other in ("QuickOrderFlow", "ExpressFlow"):
         config["StateMachines"][other] = config["StateMachines"]["OrderFlow"]
-    with LocalStack(port=0, handlers={"charge-order": CHARGE, SQS: NOTIFY}, mock_config=config) as s:
+    with LocalStack(
+        port=0, handlers={"charge-order": CHARGE, SQS: NOTIFY}, mock_config=config
+    ) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def sfn(stack: LocalStack) -> Any:
     return boto3.client(
-        "stepfunctions", endpoint_url=stack.url, region_name="us-east-1",
-        aws_access_key_id="local", aws_secret_access_key="local",
+        "stepfunctions",
+        endpoint_url=stack.url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
         config=Config(inject_host_prefix=False),
     )
 
@@ -115,9 +120,7 @@ def test_retry_path_answers_calls_0_to_3_in_order(sfn: Any) -> None:
     done = run(sfn, arn + "#RetryPath", "retry")
     assert done["status"] == "SUCCEEDED", done
     events = sfn.get_execution_history(executionArn=done["executionArn"])["events"]
-    failed = [
-        e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"
-    ]
+    failed = [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"]
     assert failed == [
         "Lambda.ServiceException",
         "Lambda.TooManyRequestsException",

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from stepflow.testing import NO_ANSWER, MockConfig, MockConfigError, WorkflowEnvironment, execute
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mocks"
@@ -41,7 +40,9 @@ def handlers() -> tuple[dict[str, Any], Counted, Counted]:
 
 def test_happy_path_answers_both_states_from_the_file_and_never_calls_a_handler() -> None:
     bound, charge, notify = handlers()
-    result = execute(DEFINITION, ORDER, mock_config=str(CONFIG), test_case="HappyPath", handlers=bound)
+    result = execute(
+        DEFINITION, ORDER, mock_config=str(CONFIG), test_case="HappyPath", handlers=bound
+    )
     assert result.status == "SUCCEEDED", result.cause
     assert result.result == {
         "orderId": 7,
@@ -75,8 +76,12 @@ def test_hybrid_path_runs_the_unmocked_state_on_its_handler_once() -> None:
     result = execute(DEFINITION, ORDER, mock_config=CONFIG, test_case="HybridPath", handlers=bound)
     assert result.status == "SUCCEEDED", result.cause
     assert charge.calls == []
-    assert notify.calls == [{"QueueUrl": notify.calls[0]["QueueUrl"], "MessageBody": {
-        "orderId": 7, "payment": {"charged": 42}}}]
+    assert notify.calls == [
+        {
+            "QueueUrl": notify.calls[0]["QueueUrl"],
+            "MessageBody": {"orderId": 7, "payment": {"charged": 42}},
+        }
+    ]
     assert result.result["notification"] == {"messageId": "from-handler"}
 
 
@@ -97,10 +102,18 @@ def test_a_call_past_the_last_number_fails_the_execution() -> None:
     looping = {
         "StartAt": "Work",
         "States": {
-            "Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-                     "Parameters": {"FunctionName": "w"}, "ResultPath": None, "Next": "Again"},
-            "Again": {"Type": "Choice", "Default": "Work",
-                      "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}]},
+            "Work": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "w"},
+                "ResultPath": None,
+                "Next": "Again",
+            },
+            "Again": {
+                "Type": "Choice",
+                "Default": "Work",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+            },
             "Done": {"Type": "Succeed"},
         },
     }
@@ -114,23 +127,32 @@ def map_of(inner: dict[str, Any], concurrency: int = 1) -> dict[str, Any]:
     return {
         "StartAt": "Each",
         "States": {
-            "Each": {"Type": "Map", "MaxConcurrency": concurrency,
-                     "ItemProcessor": {"StartAt": "Work", "States": {"Work": inner}},
-                     "End": True},
+            "Each": {
+                "Type": "Map",
+                "MaxConcurrency": concurrency,
+                "ItemProcessor": {"StartAt": "Work", "States": {"Work": inner}},
+                "End": True,
+            },
         },
     }
 
 
-WORK = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "w", "Payload.$": "$"}, "OutputPath": "$.Payload",
-        "End": True}
+WORK = {
+    "Type": "Task",
+    "Resource": "arn:aws:states:::lambda:invoke",
+    "Parameters": {"FunctionName": "w", "Payload.$": "$"},
+    "OutputPath": "$.Payload",
+    "End": True,
+}
 COUNTING = {
     "StateMachines": {"Fan": {"TestCases": {"Numbers": {"Work": "Numbered"}}}},
-    "MockedResponses": {"Numbered": {
-        "0": {"Return": {"Payload": "first"}},
-        "1-2": {"Return": {"Payload": "next"}},
-        "3-99": {"Return": {"Payload": "rest"}},
-    }},
+    "MockedResponses": {
+        "Numbered": {
+            "0": {"Return": {"Payload": "first"}},
+            "1-2": {"Return": {"Payload": "next"}},
+            "3-99": {"Return": {"Payload": "rest"}},
+        }
+    },
 }
 
 
@@ -141,20 +163,39 @@ def test_a_state_in_a_map_is_counted_across_iterations() -> None:
 
 def test_a_map_run_as_child_executions_counts_across_the_children() -> None:
     worker = Counted()
-    result = execute(map_of(WORK, 0), list(range(50)), mock_config=COUNTING, test_case="Numbers",
-                     handlers={"w": worker})
+    result = execute(
+        map_of(WORK, 0),
+        list(range(50)),
+        mock_config=COUNTING,
+        test_case="Numbers",
+        handlers={"w": worker},
+    )
     assert result.status == "SUCCEEDED", result.cause
     assert sorted(result.result) == sorted(["first"] + ["next"] * 2 + ["rest"] * 47)
     assert worker.calls == []
 
 
 def test_a_state_in_a_parallel_branch_is_mocked() -> None:
-    parallel = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
-        {"StartAt": "Work", "States": {"Work": WORK}},
-        {"StartAt": "Other", "States": {"Other": {"Type": "Pass", "Result": 2, "End": True}}},
-    ]}}}
-    config = {"StateMachines": {"Fan": {"TestCases": {"Numbers": {"Work": "Numbered"}}}},
-              "MockedResponses": COUNTING["MockedResponses"]}
+    parallel = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [
+                    {"StartAt": "Work", "States": {"Work": WORK}},
+                    {
+                        "StartAt": "Other",
+                        "States": {"Other": {"Type": "Pass", "Result": 2, "End": True}},
+                    },
+                ],
+            }
+        },
+    }
+    config = {
+        "StateMachines": {"Fan": {"TestCases": {"Numbers": {"Work": "Numbered"}}}},
+        "MockedResponses": COUNTING["MockedResponses"],
+    }
     result = execute(parallel, {}, mock_config=config, test_case="Numbers")
     assert result.result == ["first", 2]
 
@@ -163,12 +204,22 @@ def test_a_callback_and_a_sync_job_are_answered_by_their_mock_without_waiting() 
     definition = {
         "StartAt": "Ask",
         "States": {
-            "Ask": {"Type": "Task", "Resource": SQS + ".waitForTaskToken", "HeartbeatSeconds": 60,
-                    "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
-                    "Next": "Job"},
-            "Job": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
-                    "Parameters": {"StateMachineArn": "arn:aws:states:us-east-1:123456789012:"
-                                   "stateMachine:child", "Input": {}}, "End": True},
+            "Ask": {
+                "Type": "Task",
+                "Resource": SQS + ".waitForTaskToken",
+                "HeartbeatSeconds": 60,
+                "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+                "Next": "Job",
+            },
+            "Job": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Parameters": {
+                    "StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:child",
+                    "Input": {},
+                },
+                "End": True,
+            },
         },
     }
     config = {
@@ -203,8 +254,11 @@ def test_counts_are_per_execution_in_an_environment() -> None:
 
 def test_a_machine_the_config_does_not_name_runs_unmocked() -> None:
     notify = Counted({"MessageId": "h"})
-    env = WorkflowEnvironment(mock_config=CONFIG, test_case="HappyPath",
-                              handlers={SQS: notify, "charge-order": Counted({"charged": 3})})
+    env = WorkflowEnvironment(
+        mock_config=CONFIG,
+        test_case="HappyPath",
+        handlers={SQS: notify, "charge-order": Counted({"charged": 3})},
+    )
     arn = env.start(DEFINITION, ORDER, state_machine="SomethingElse")
     env.run(arn)
     assert env.result(arn).result["payment"] == {"charged": 3}
@@ -217,24 +271,45 @@ def test_a_machine_the_config_does_not_name_runs_unmocked() -> None:
         ([], "the mock config: must be a JSON object"),
         ({"StateMachine": {}}, "StateMachine: unknown field"),
         ({"MockedResponses": {"R": {"3-1": {"Return": 1}}}}, 'MockedResponses.R."3-1": the range'),
-        ({"MockedResponses": {"R": {"01": {"Return": 1}}}}, 'MockedResponses.R."01": a call number'),
+        (
+            {"MockedResponses": {"R": {"01": {"Return": 1}}}},
+            'MockedResponses.R."01": a call number',
+        ),
         ({"MockedResponses": {"R": {"x": {"Return": 1}}}}, 'MockedResponses.R."x": a call number'),
-        ({"MockedResponses": {"R": {"-1": {"Return": 1}}}}, 'MockedResponses.R."-1": a call number'),
-        ({"MockedResponses": {"R": {"0-2": {"Return": 1}, "2": {"Return": 2}}}},
-         'MockedResponses.R."2": overlaps calls 0-2'),
-        ({"MockedResponses": {"R": {"0": {"Return": 1, "Throw": {"Error": "E", "Cause": "C"}}}}},
-         'MockedResponses.R."0": give exactly one of Return and Throw'),
+        (
+            {"MockedResponses": {"R": {"-1": {"Return": 1}}}},
+            'MockedResponses.R."-1": a call number',
+        ),
+        (
+            {"MockedResponses": {"R": {"0-2": {"Return": 1}, "2": {"Return": 2}}}},
+            'MockedResponses.R."2": overlaps calls 0-2',
+        ),
+        (
+            {"MockedResponses": {"R": {"0": {"Return": 1, "Throw": {"Error": "E", "Cause": "C"}}}}},
+            'MockedResponses.R."0": give exactly one of Return and Throw',
+        ),
         ({"MockedResponses": {"R": {"0": {}}}}, 'MockedResponses.R."0": give exactly one'),
-        ({"MockedResponses": {"R": {"0": {"Throw": {"Error": "E"}}}}},
-         'MockedResponses.R."0".Throw.Cause: must be a string'),
-        ({"MockedResponses": {"R": {"0": {"Throw": {"Error": 5, "Cause": "c"}}}}},
-         'MockedResponses.R."0".Throw.Error: must be a string'),
-        ({"MockedResponses": {"R": {"0": {"Returns": 1}}}}, 'MockedResponses.R."0".Returns: unknown'),
+        (
+            {"MockedResponses": {"R": {"0": {"Throw": {"Error": "E"}}}}},
+            'MockedResponses.R."0".Throw.Cause: must be a string',
+        ),
+        (
+            {"MockedResponses": {"R": {"0": {"Throw": {"Error": 5, "Cause": "c"}}}}},
+            'MockedResponses.R."0".Throw.Error: must be a string',
+        ),
+        (
+            {"MockedResponses": {"R": {"0": {"Returns": 1}}}},
+            'MockedResponses.R."0".Returns: unknown',
+        ),
         ({"MockedResponses": {"R": {}}}, "MockedResponses.R: give at least one response"),
-        ({"StateMachines": {"M": {"TestCases": {"T": {"S": "Nowhere"}}}}},
-         "StateMachines.M.TestCases.T.S: no mocked response 'Nowhere'"),
-        ({"StateMachines": {"M": {"TestCases": {"T": {"S": 3}}}}},
-         "StateMachines.M.TestCases.T.S: must name a mocked response"),
+        (
+            {"StateMachines": {"M": {"TestCases": {"T": {"S": "Nowhere"}}}}},
+            "StateMachines.M.TestCases.T.S: no mocked response 'Nowhere'",
+        ),
+        (
+            {"StateMachines": {"M": {"TestCases": {"T": {"S": 3}}}}},
+            "StateMachines.M.TestCases.T.S: must name a mocked response",
+        ),
         ({"StateMachines": {"M": {"Cases": {}}}}, "StateMachines.M.Cases: unknown field"),
     ],
 )
@@ -247,12 +322,12 @@ def test_a_bad_config_names_the_bad_field(config: Any, message: str) -> None:
 def test_a_test_case_naming_a_state_the_definition_lacks_is_refused() -> None:
     config = json.loads(CONFIG.read_text())
     config["StateMachines"]["OrderFlow"]["TestCases"]["HappyPath"]["Chrage"] = "ChargeAccepted"
-    with pytest.raises(MockConfigError, match="TestCases.HappyPath.Chrage: no Task state"):
+    with pytest.raises(MockConfigError, match=r"TestCases\.HappyPath\.Chrage: no Task state"):
         execute(DEFINITION, ORDER, mock_config=config, test_case="HappyPath")
 
 
 def test_an_unknown_test_case_or_machine_is_refused_by_name() -> None:
-    with pytest.raises(MockConfigError, match="no test case 'SadPath'.*HappyPath"):
+    with pytest.raises(MockConfigError, match=r"no test case 'SadPath'.*HappyPath"):
         execute(DEFINITION, ORDER, mock_config=CONFIG, test_case="SadPath")
     with pytest.raises(MockConfigError, match="no state machine 'Other'"):
         execute(DEFINITION, ORDER, mock_config=CONFIG, test_case="HappyPath", state_machine="Other")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from stepflow.engine.model import RunTask
 from stepflow.testing import NO_ANSWER, Delay, WorkflowEnvironment, execute
 from stepflow.testing.handlers import run_handler
@@ -69,14 +68,22 @@ def test_a_delayed_exception_fails_the_task_after_the_delay_and_is_retried() -> 
 
 
 def test_a_delayed_lambda_invoke_result_is_wrapped_as_invoke_answers() -> None:
-    invoke = {"StartAt": "W", "States": {"W": {"Type": "Task", "End": True,
-              "Resource": "arn:aws:states:::lambda:invoke", "Parameters": {"FunctionName": "w"}}}}
+    invoke = {
+        "StartAt": "W",
+        "States": {
+            "W": {
+                "Type": "Task",
+                "End": True,
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "w"},
+            }
+        },
+    }
     result = execute(invoke, {}, handlers={"w": lambda _: Delay(5, {"a": 1})})
     assert result.result["Payload"] == {"a": 1} and result.result["StatusCode"] == 200
 
 
-@pytest.mark.parametrize("bad", [Delay(-1), Delay(float("inf")), Delay(float("nan")),
-                                 Delay("5")])  # type: ignore[arg-type]
+@pytest.mark.parametrize("bad", [Delay(-1), Delay(float("inf")), Delay(float("nan")), Delay("5")])  # type: ignore[arg-type]
 def test_a_bad_delay_fails_the_task(bad: Delay) -> None:
     result = execute(task(), {}, handlers={"work": lambda _: bad})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
@@ -96,10 +103,18 @@ def test_delay_outside_the_virtual_clock_fails_naming_where_it_works() -> None:
 
 
 def callback(heartbeat: int) -> dict[str, Any]:
-    return {"StartAt": "Ask", "States": {"Ask": {
-        "Type": "Task", "Resource": SQS + ".waitForTaskToken", "HeartbeatSeconds": heartbeat,
-        "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
-        "End": True}}}
+    return {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": SQS + ".waitForTaskToken",
+                "HeartbeatSeconds": heartbeat,
+                "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+                "End": True,
+            }
+        },
+    }
 
 
 def test_an_unanswered_callback_times_out_at_its_heartbeat() -> None:
@@ -128,8 +143,12 @@ def test_a_callback_answered_late_times_out_and_one_answered_in_time_succeeds() 
 
 
 def test_an_activity_worker_that_never_answers_times_out_at_the_heartbeat() -> None:
-    definition = {"StartAt": "Review", "States": {"Review": {
-        "Type": "Task", "Resource": ACTIVITY, "HeartbeatSeconds": 20, "End": True}}}
+    definition = {
+        "StartAt": "Review",
+        "States": {
+            "Review": {"Type": "Task", "Resource": ACTIVITY, "HeartbeatSeconds": 20, "End": True}
+        },
+    }
     worker = Counted(NO_ANSWER)
     result = execute(definition, {"doc": 1}, handlers={ACTIVITY: worker}, start_time=START)
     assert (result.status, result.error) == ("FAILED", "States.HeartbeatTimeout")
@@ -137,18 +156,33 @@ def test_an_activity_worker_that_never_answers_times_out_at_the_heartbeat() -> N
 
 
 def test_an_activity_worker_taking_virtual_time_answers_later() -> None:
-    definition = {"StartAt": "Review", "States": {"Review": {
-        "Type": "Task", "Resource": ACTIVITY, "TimeoutSeconds": 100, "End": True}}}
-    result = execute(definition, {}, handlers={ACTIVITY: lambda _: Delay(50, "ok")},
-                     start_time=START)
+    definition = {
+        "StartAt": "Review",
+        "States": {
+            "Review": {"Type": "Task", "Resource": ACTIVITY, "TimeoutSeconds": 100, "End": True}
+        },
+    }
+    result = execute(
+        definition, {}, handlers={ACTIVITY: lambda _: Delay(50, "ok")}, start_time=START
+    )
     assert result.result == "ok" and ended_at(result) == pytest.approx(START + 50)
 
 
 # -- result.state / result.states ---------------------------------------------------
 
-MAP = {"StartAt": "Each", "States": {"Each": {
-    "Type": "Map", "ItemProcessor": {"StartAt": "Double", "States": {"Double": {
-        "Type": "Task", "Resource": WORK, "End": True}}}, "End": True}}}
+MAP = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemProcessor": {
+                "StartAt": "Double",
+                "States": {"Double": {"Type": "Task", "Resource": WORK, "End": True}},
+            },
+            "End": True,
+        }
+    },
+}
 
 
 def test_states_lists_every_map_iteration_with_its_own_input_and_output() -> None:
@@ -160,12 +194,22 @@ def test_states_lists_every_map_iteration_with_its_own_input_and_output() -> Non
 
 
 def test_state_is_the_last_run_and_a_failed_state_has_no_output() -> None:
-    loop = {"StartAt": "Count", "States": {
-        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Check"},
-        "Check": {"Type": "Choice", "Choices": [
-            {"Variable": "$.n", "NumericGreaterThanEquals": 3, "Next": "Boom"}],
-            "Default": "Count"},
-        "Boom": {"Type": "Task", "Resource": WORK, "End": True}}}
+    loop = {
+        "StartAt": "Count",
+        "States": {
+            "Count": {
+                "Type": "Pass",
+                "Parameters": {"n.$": "States.MathAdd($.n, 1)"},
+                "Next": "Check",
+            },
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericGreaterThanEquals": 3, "Next": "Boom"}],
+                "Default": "Count",
+            },
+            "Boom": {"Type": "Task", "Resource": WORK, "End": True},
+        },
+    }
 
     def boom(_: Any) -> Any:
         raise ValueError("no")
@@ -179,6 +223,6 @@ def test_state_is_the_last_run_and_a_failed_state_has_no_output() -> None:
 
 def test_state_names_the_entered_states_when_asked_for_another() -> None:
     result = execute(MAP, [1], handlers={"work": lambda x: x})
-    with pytest.raises(KeyError, match="'Nope' was never entered.*Each, Double"):
+    with pytest.raises(KeyError, match=r"'Nope' was never entered.*Each, Double"):
         result.state("Nope")
     assert result.states("Nope") == []

@@ -51,9 +51,9 @@ from stepflow.testing.handlers import (
     find_handler,
     map_io,
 )
+from stepflow.testing.mocks import MockConfig, environment_mocks, root_of
 from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
-from stepflow.testing.mocks import MockConfig, environment_mocks, root_of
 from stepflow.testing.tasks import AutoActivityRouter, OpenTask
 from stepflow.testing.timing import VirtualTimeTasks
 
@@ -388,7 +388,6 @@ class WorkflowEnvironment(MessageDelivery):
         self.activities.send_task_heartbeat({"taskToken": token})
 
     # -- internals ----------------------------------------------------------------
-
 
     def _definition(self, state_machine_arn: str) -> StateMachine:
         unqualified = ":".join(state_machine_arn.split(":")[:7])

@@ -11,6 +11,7 @@ and whether a task waits for the test to answer it.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from stepflow.activities import ActivityError, ActivityService
@@ -145,10 +146,9 @@ class MessageDelivery:
                 if not task:
                     break
                 value = activity_task(task, arn).input
-                handler = found[0]
                 self.tasks.answer(
                     task["taskToken"],
-                    lambda: call_handler(handler, value, arn, virtual_time=True),
+                    functools.partial(call_handler, found[0], value, arn, virtual_time=True),
                 )
                 acted = True
         return acted or bool(self.tasks.reports)

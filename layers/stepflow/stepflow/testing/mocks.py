@@ -205,8 +205,7 @@ def _response(name: str, value: Any) -> MockedResponse:
         match = _COUNT.fullmatch(key)
         if match is None:
             raise MockConfigError(
-                f"{path}: a call number must be an integer or an inclusive range, "
-                'e.g. "0" or "1-2"'
+                f'{path}: a call number must be an integer or an inclusive range, e.g. "0" or "1-2"'
             )
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
@@ -219,7 +218,7 @@ def _response(name: str, value: Any) -> MockedResponse:
                 )
         entries.append((first, last, _call(entry, path)))
     if not entries:
-        raise MockConfigError(f"{where}: give at least one response, e.g. under \"0\"")
+        raise MockConfigError(f'{where}: give at least one response, e.g. under "0"')
     return MockedResponse(name, tuple(sorted(entries, key=lambda e: e[0])))
 
 

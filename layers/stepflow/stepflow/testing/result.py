@@ -120,7 +120,9 @@ class ExecutionResult:
         }
 
 
-def _entered_before(by_id: dict[int, dict[str, Any]], event: dict[str, Any], name: str) -> int | None:
+def _entered_before(
+    by_id: dict[int, dict[str, Any]], event: dict[str, Any], name: str
+) -> int | None:
     """The id of the ``...StateEntered`` event of ``name`` that ``event``'s chain leads back to."""
     current = by_id.get(int(event.get("previousEventId") or 0))
     seen = 0

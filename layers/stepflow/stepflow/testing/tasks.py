@@ -115,9 +115,7 @@ class CallbackTasks:
         found = find_handler(self.handlers, resource, body.get("input"))
         if found is not None:
             handler, payload, _ = found
-            self.answer(
-                token, lambda: call_handler(handler, payload, resource, virtual_time=True)
-            )
+            self.answer(token, lambda: call_handler(handler, payload, resource, virtual_time=True))
             return TaskOutcome.succeeded(None)
         sent = TaskOutcome.succeeded(None)
         if self.integrations is not None:
