@@ -342,3 +342,22 @@ def test_a_missing_or_malformed_file_is_a_mock_config_error(tmp_path: Path) -> N
     broken.write_text("{")
     with pytest.raises(MockConfigError, match="is not JSON"):
         MockConfig.load(broken)
+
+
+def test_hostile_configs_are_refused_by_path(tmp_path: Path) -> None:
+    with pytest.raises(MockConfigError, match="the key 0 is not a string"):
+        MockConfig.load({"MockedResponses": {"R": {0: {"Return": 1}}}})
+    with pytest.raises(MockConfigError, match="a call number"):
+        MockConfig.load({"MockedResponses": {"R": {"1" * 12: {"Return": 1}}}})
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MockConfigError):
+        MockConfig.load(deep)
+    with pytest.raises(MockConfigError, match="test_case needs a mock_config"):
+        WorkflowEnvironment(test_case="HappyPath")
+
+
+def test_a_huge_range_costs_nothing_and_answers_its_last_call() -> None:
+    config = MockConfig.load({"MockedResponses": {"R": {"0-999999999": {"Return": 1}}}})
+    response = config.responses["R"]
+    assert response.at(999_999_999) is not None and response.at(1_000_000_000) is None

@@ -66,11 +66,10 @@ class TestCases:
                 case = self.config.test_case(machine, case_name)
             except MockConfigError as exc:
                 return _error("ValidationException", f"{exc} (from --mock-config)")
-            name = request.get("name")
-            if not isinstance(name, str) or not name:
-                name = str(uuid.uuid4())
-            with self._lock:
-                self._cases[(machine, name)] = case
+            name = request.get("name", str(uuid.uuid4()))
+            if isinstance(name, str):  # else the API refuses the name, nothing starts
+                with self._lock:
+                    self._cases[(machine, name)] = case
             body = json.dumps({**request, "stateMachineArn": arn, "name": name})
             return handler({**event, "body": body}, context)
 

@@ -98,6 +98,8 @@ class MockConfig:
                 data = json.loads(text)
             except ValueError as exc:
                 raise MockConfigError(f"{source} is not JSON: {exc}") from None
+            except RecursionError:
+                raise MockConfigError(f"{source} is nested too deeply") from None
             return _parse(data)
         return _parse(source)
 
@@ -202,7 +204,7 @@ def _response(name: str, value: Any) -> MockedResponse:
     entries: list[tuple[int, int, MockedCall]] = []
     for key, entry in _object(value, where).items():
         path = f'{where}."{key}"'
-        match = _COUNT.fullmatch(key)
+        match = _COUNT.fullmatch(key) if isinstance(key, str) else None
         if match is None:
             raise MockConfigError(
                 f'{path}: a call number must be an integer or an inclusive range, e.g. "0" or "1-2"'
@@ -240,6 +242,9 @@ def _call(entry: Any, path: str) -> MockedCall:
 def _object(value: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise MockConfigError(f"{path}: must be a JSON object, not {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise MockConfigError(f"{path}: the key {key!r} is not a string")
     return value
 
 
@@ -283,7 +288,7 @@ def environment_mocks(
     """
     if source is None:
         if test_case is not None:
-            raise ValueError("test_case needs a mock_config")
+            raise MockConfigError("test_case needs a mock_config")
         return None
     config = MockConfig.load(source)
     if test_case is None:
