@@ -57,6 +57,11 @@ def stack() -> Iterator[LocalStack]:
     config = json.loads(json.dumps(CONFIG))
     for other in ("QuickOrderFlow", "ExpressFlow"):
         config["StateMachines"][other] = config["StateMachines"]["OrderFlow"]
+    config["StateMachines"]["Fan"] = {"TestCases": {"Numbered": {"Work": "Numbered"}}}
+    config["MockedResponses"]["Numbered"] = {
+        "0": {"Return": "first"},
+        "1-44": {"Return": "next"},
+    }
     with LocalStack(
         port=0, handlers={"charge-order": CHARGE, SQS: NOTIFY}, mock_config=config
     ) as s:
@@ -137,6 +142,37 @@ def test_a_sync_execution_runs_its_test_case(sfn: Any) -> None:
     assert done["status"] == "SUCCEEDED", done
     assert json.loads(done["output"])["payment"] == {"charged": 42}
     assert (len(CHARGE.calls), len(NOTIFY.calls)) == (charges, notes)
+
+
+def test_a_map_run_as_child_executions_counts_across_its_children(sfn: Any) -> None:
+    fan = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "End": True,
+                "ItemProcessor": {
+                    "StartAt": "Work",
+                    "States": {
+                        "Work": {
+                            "Type": "Task",
+                            "End": True,
+                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:charge-order",
+                        }
+                    },
+                },
+            }
+        },
+    }
+    arn = sfn.create_state_machine(name="Fan", definition=json.dumps(fan), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    charges = len(CHARGE.calls)
+    started = sfn.start_execution(stateMachineArn=arn + "#Numbered", input=json.dumps([0] * 45))
+    done = wait_for(sfn, started["executionArn"], timeout=60)
+    assert done["status"] == "SUCCEEDED", done
+    assert sorted(json.loads(done["output"])) == ["first"] + ["next"] * 44
+    assert len(CHARGE.calls) == charges
 
 
 def test_an_unknown_test_case_is_refused_and_nothing_starts(sfn: Any, machine: str) -> None:

@@ -41,7 +41,12 @@ class TestCases:
 
     def select(self, body: dict[str, Any]) -> tuple[TestCase, str] | None:
         """The test case of the execution a task message belongs to, and its count key."""
-        root = self.root_of(str(body.get("execution_arn", "")))
+        if not self._cases:
+            return None
+        arn = str(body.get("execution_arn", ""))
+        root = arn.split("#")[0]
+        if "/" in _machine_and_name(root)[0]:  # a distributed Map's child: read its root
+            root = self.root_of(arn)
         with self._lock:
             case = self._cases.get(_machine_and_name(root))
         return None if case is None else (case, root)
