@@ -1,15 +1,19 @@
 """StepFlow's pytest plugin, loaded as a user's test run loads it.
 
 The ``pytest11`` entry point is registered when StepFlow is installed (CI's fresh
-install); here the plugin is loaded with ``-p stepflow.testing.pytest_plugin``, which
-is the module the entry point names.
+install). Where it is not (an editable install older than the entry point), the
+plugin is loaded with ``-p stepflow.testing.pytest_plugin``, the module the entry
+point names; the entry point itself is proven through a distribution made of
+pyproject's own ``pytest11`` table.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,13 @@ import pytest
 pytest_plugins = ["pytester"]
 PLUGIN = "stepflow.testing.pytest_plugin"
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def plugin_args() -> list[str]:
+    """``-p`` the plugin, unless its entry point loads it already (``-p`` twice is an error)."""
+    installed = any(ep.value == PLUGIN for ep in entry_points(group="pytest11"))
+    return ["-p", "no:cacheprovider"] + ([] if installed else ["-p", PLUGIN])
+
 
 IN_MEMORY = """
 from stepflow.testing import Delay
@@ -99,7 +110,7 @@ def test_second_shares_the_stack(stepflow_local, stepflow_client):
 
 def test_the_in_memory_fixtures(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(IN_MEMORY)
-    result = pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(*plugin_args())
     result.assert_outcomes(passed=2)
 
 
@@ -108,7 +119,7 @@ def test_the_local_stack_starts_once_lazily_and_stops(
 ) -> None:
     pytester.makeconftest(LOCAL_CONFTEST)
     pytester.makepyfile(LOCAL)
-    result = pytester.runpytest_subprocess("-p", PLUGIN, "-p", "no:cacheprovider", "-s")
+    result = pytester.runpytest_subprocess(*plugin_args(), "-s")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*local stacks started: 1, running after the run: []*"])
 
@@ -123,6 +134,32 @@ def test_importing_the_plugin_loads_neither_boto3_nor_the_runtime() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_the_entry_point_names_the_plugin_module() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["entry-points"]["pytest11"] == {"stepflow": PLUGIN}
+def test_the_entry_point_of_pyproject_loads_the_plugin(tmp_path: Path) -> None:
+    """A distribution whose ``pytest11`` table is pyproject's: pytest loads the fixtures."""
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert table["pytest11"] == {"stepflow": PLUGIN}
+    dist = tmp_path / "site" / "stepflow_entry_point-0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: stepflow-entry-point\nVersion: 0\n"
+    )
+    lines = "".join(f"{name} = {value}\n" for name, value in table["pytest11"].items())
+    (dist / "entry_points.txt").write_text("[pytest11]\n" + lines)
+    (tmp_path / "test_uses_it.py").write_text(
+        "def test_fixture(stepflow_execute):\n"
+        "    assert stepflow_execute.__module__ == 'stepflow.testing.driver'\n"
+    )
+    installed = any(ep.value == PLUGIN for ep in entry_points(group="pytest11"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
+    if installed:  # the real one loads it already: the test distribution must not add it twice
+        env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
