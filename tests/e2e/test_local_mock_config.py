@@ -29,6 +29,7 @@ DEFINITION = json.loads((EXAMPLES / "order_flow.asl.json").read_text())
 ROLE = "arn:aws:iam::123456789012:role/OrderFlow"
 SQS = "arn:aws:states:::sqs:sendMessage"
 ORDER = {"orderId": 7}
+CHARGE_ARN = "arn:aws:lambda:us-east-1:123456789012:function:charge-order"
 
 
 class Counted:
@@ -55,7 +56,7 @@ def quick(definition: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
     config = json.loads(json.dumps(CONFIG))
-    for other in ("QuickOrderFlow", "ExpressFlow"):
+    for other in ("QuickOrderFlow", "ExpressFlow", "Renamed"):
         config["StateMachines"][other] = config["StateMachines"]["OrderFlow"]
     config["StateMachines"]["Fan"] = {"TestCases": {"Numbered": {"Work": "Numbered"}}}
     config["MockedResponses"]["Numbered"] = {
@@ -157,7 +158,7 @@ def test_a_map_run_as_child_executions_counts_across_its_children(sfn: Any) -> N
                         "Work": {
                             "Type": "Task",
                             "End": True,
-                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:charge-order",
+                            "Resource": CHARGE_ARN,
                         }
                     },
                 },
@@ -182,6 +183,20 @@ def test_an_unknown_test_case_is_refused_and_nothing_starts(sfn: Any, machine: s
     assert error["Code"] == "ValidationException" and "SadPath" in error["Message"]
     listed = sfn.list_executions(stateMachineArn=machine)["executions"]
     assert "sad" not in {e["name"] for e in listed}
+
+
+def test_a_test_case_naming_a_state_the_machine_lacks_is_refused(sfn: Any) -> None:
+    other = json.loads(json.dumps(DEFINITION))
+    other["States"]["Pay"] = other["States"].pop("Charge")
+    other["StartAt"] = "Pay"
+    arn = sfn.create_state_machine(name="Renamed", definition=json.dumps(other), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    with pytest.raises(ClientError) as raised:
+        sfn.start_execution(stateMachineArn=arn + "#HappyPath", name="renamed", input="{}")
+    message = raised.value.response["Error"]["Message"]
+    assert "StateMachines.Renamed.TestCases.HappyPath.Charge: no Task state" in message
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
 
 
 def test_the_cli_refuses_a_bad_mock_config_before_starting(

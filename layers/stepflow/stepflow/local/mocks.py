@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepflow.runtime.outcome import TaskInvoker
-from stepflow.testing.mocks import MockConfig, MockConfigError, MockedTasks, TestCase
+from stepflow.testing.mocks import MockConfig, MockConfigError, MockedTasks, TestCase, task_states
 
 ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -69,6 +69,9 @@ class TestCases:
             machine = arn.split(":")[6] if arn.count(":") >= 6 else ""
             try:
                 case = self.config.test_case(machine, case_name)
+                states = _task_states(handler, event, context, arn)
+                if states is not None:
+                    self.config.check_states(machine, case_name, states)
             except MockConfigError as exc:
                 return _error("ValidationException", f"{exc} (from --mock-config)")
             name = request.get("name", str(uuid.uuid4()))
@@ -79,6 +82,28 @@ class TestCases:
             return handler({**event, "body": body}, context)
 
         return serve
+
+
+def _task_states(
+    handler: ProxyHandler, event: dict[str, Any], context: Any, arn: str
+) -> set[str] | None:
+    """The Task states of state machine ``arn``, asked of the API as the caller.
+
+    None when the API does not describe it (unknown, or an alias): the start's own
+    answer then says what is wrong, or the test case runs unchecked.
+    """
+    from stepflow.asl import parse
+
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "x-amz-target"}
+    headers["X-Amz-Target"] = "AWSStepFunctions.DescribeStateMachine"
+    probe = {**event, "headers": headers, "body": json.dumps({"stateMachineArn": arn})}
+    answer = handler(probe, context)
+    if answer.get("statusCode") != 200:
+        return None
+    try:
+        return task_states(parse(json.loads(answer["body"])["definition"]))
+    except Exception:  # a definition the API stored parses; anything else: unchecked
+        return None
 
 
 def _machine_and_name(execution_arn: str) -> tuple[str, str]:
