@@ -206,3 +206,13 @@ def test_the_cli_refuses_a_bad_mock_config_before_starting(
     bad.write_text(json.dumps({"MockedResponses": {"R": {"3-1": {"Return": 1}}}}))
     assert main(["local", "--port", "0", "--mock-config", str(bad)]) == 2
     assert 'MockedResponses.R."3-1": the range ends before it starts' in capsys.readouterr().err
+
+
+def test_the_cli_reads_sfn_mock_config_as_step_functions_local_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "EnvSpecifiedMockConfig.json"
+    bad.write_text(json.dumps({"MockedResponses": {"R": {"0": {"Return": 1, "Throw": {}}}}}))
+    monkeypatch.setenv("SFN_MOCK_CONFIG", str(bad))
+    assert main(["local", "--port", "0"]) == 2
+    assert "give exactly one of Return and Throw" in capsys.readouterr().err

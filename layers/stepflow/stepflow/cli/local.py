@@ -79,8 +79,9 @@ LOCAL_EXIT_SECONDS = 10.0
 @click.option(
     "--mock-config",
     metavar="FILE",
-    help="Step Functions Local's MockConfigFile.json: start an execution of "
-    "'<state machine ARN>#<TestCase>' to run that test case (see docs/testing.md)",
+    envvar="SFN_MOCK_CONFIG",
+    help="Step Functions Local's MockConfigFile.json (default: $SFN_MOCK_CONFIG): start an "
+    "execution of '<state machine ARN>#<TestCase>' to run that test case (docs/testing.md)",
 )
 def local_command(
     host: str,
