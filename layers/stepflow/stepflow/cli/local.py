@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +24,9 @@ from stepflow.cli.inputs import (
     setting,
 )
 from stepflow.cli.run import CELLS_HELP
+
+if TYPE_CHECKING:
+    from stepflow.testing.mocks import MockConfig
 
 __all__ = ["LOCAL_EXIT_SECONDS", "local_command"]
 
@@ -79,6 +83,13 @@ LOCAL_EXIT_SECONDS = 10.0
     help="-v: the stack's JSON logs; -vv: also metrics and moto's access log "
     "(default: the banner, warnings and errors)",
 )
+@click.option(
+    "--mock-config",
+    metavar="FILE",
+    envvar="SFN_MOCK_CONFIG",
+    help="Step Functions Local's MockConfigFile.json (default: $SFN_MOCK_CONFIG): start an "
+    "execution of '<state machine ARN>#<TestCase>' to run that test case (docs/testing.md)",
+)
 def local_command(
     host: str,
     port: int,
@@ -94,6 +105,7 @@ def local_command(
     cells_queue: tuple[str, ...],
     hooks: str,
     verbose: int,
+    mock_config: str | None,
 ) -> int:
     """Serve the Step Functions API on a local stack.
 
@@ -110,6 +122,7 @@ def local_command(
         importable_from_cwd()
     payload = {} if input_ is None else read_input(input_)
     policy, roles = _access_settings(access_policy, check_roles)
+    mocks = _mock_config(mock_config)
     if demo:
         load_definition(demo)  # a missing or malformed file is a usage error, before anything
         demo_run.quiet()
@@ -131,8 +144,9 @@ def local_command(
             cells=cell_names,
             hook_names=hooks,
             verbosity=verbose,
+            mock_config=mocks,
         ).start()
-    except ValueError as exc:  # a malformed --cells-queue or --hooks
+    except ValueError as exc:  # a malformed --cells-queue, --hooks or --mock-config
         wakeup.close()
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -174,6 +188,18 @@ def local_command(
     # it, and freeing moto's tables can take longer than the exit watchdog allows).
     leave(code, always=True)
     raise AssertionError("unreachable: leave(always=True) ends the process")
+
+
+def _mock_config(path: str | None) -> MockConfig | None:
+    """``--mock-config``, read and checked before anything starts."""
+    if path is None:
+        return None
+    from stepflow.testing.mocks import MockConfig, MockConfigError
+
+    try:
+        return MockConfig.load(path)
+    except MockConfigError as exc:
+        raise UsageError(f"--mock-config {path}: {exc}") from None
 
 
 def _access_settings(access_policy: str | None, check_roles: str) -> tuple[str, str]:

@@ -44,12 +44,14 @@ from stepflow.limits import Limits
 from stepflow.local import moto_patches
 from stepflow.local.banner import banner_lines
 from stepflow.local.gateway import Gateway
+from stepflow.local.mocks import TestCases
 from stepflow.local.pollers import Pollers
 from stepflow.local.routes import local_routes
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
 from stepflow.local.verbosity import set_verbosity
 from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker, unbound_check
+from stepflow.testing.mocks import MockConfig, root_of
 
 TABLE = "stepflow-local"
 QUEUE = "stepflow-transitions"
@@ -127,8 +129,12 @@ class LocalStack:
     """What the stack prints (:mod:`stepflow.local.verbosity`): 0 warnings and errors,
     1 the functions' JSON logs, 2 also metrics and moto's access log; None: logging is
     left as the process set it (``stepflow local`` passes 0 unless ``-v``)."""
+    mock_config: str | Mapping[str, Any] | MockConfig | None = None
+    """Step Functions Local's ``MockConfigFile.json`` (a path or its object): a start whose
+    state machine ARN ends in ``#<TestCase>`` runs that test case (see :mod:`.mocks`)."""
     url: str = ""
     aws_endpoint: str = ""
+    test_cases: TestCases | None = None
     wiring: Wiring | None = None
     _moto: Any = None
     _gateway: Gateway | None = None
@@ -145,6 +151,9 @@ class LocalStack:
         """
         AccessPolicy.from_json(self.access_policy)
         CellQueues.parse(self.cell_queues)
+        if self.mock_config is not None:  # a MockConfigError is a ValueError
+            config = MockConfig.load(self.mock_config)
+            self.test_cases = TestCases(config, lambda arn: self._root_of(arn))
         checker_from_setting(self.check_roles, lambda: None)
         if self.verbosity is not None:
             set_verbosity(self.verbosity)
@@ -231,7 +240,9 @@ class LocalStack:
         self._gateway = Gateway(
             self.host,
             self.port,
-            lambda_handler.handler,
+            lambda_handler.handler
+            if self.test_cases is None
+            else self.test_cases.gateway(lambda_handler.handler),
             account=settings.account,
             principals=self.principals,
             routes=local_routes(self),
@@ -347,10 +358,22 @@ class LocalStack:
 
     def _front(self) -> Callable[[TaskInvoker], TaskInvoker] | None:
         """The Python handlers given run first; the integrations (moto, ``endpoint``) the rest."""
-        if not self.handlers:
+        cases = self.test_cases
+        if not self.handlers and cases is None:
             return None
         handlers = dict(self.handlers)
-        return lambda integrations: task_invoker(handlers, fallback=integrations)
+
+        def front(integrations: TaskInvoker) -> TaskInvoker:
+            inner = task_invoker(handlers, fallback=integrations) if handlers else integrations
+            return inner if cases is None else cases.invoker(inner)
+
+        return front
+
+    def _root_of(self, execution_arn: str) -> str:
+        """The root execution of a task's execution (see :func:`.mocks.root_of`)."""
+        if self.wiring is None:
+            return execution_arn.split("#")[0]
+        return root_of(self.wiring.log, execution_arn)
 
 
 class RepairLoop:

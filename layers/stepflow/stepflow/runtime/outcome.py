@@ -28,6 +28,10 @@ class TaskOutcome:
     effects: tuple[dict[str, Any], ...] = ()
     """A cell's effects as this attempt saw them (performed or replayed), for the history
     and metrics: :class:`stepflow.cells.context.EffectTrace` as dicts."""
+    final: bool = False
+    """The task's result itself, even for a ``.waitForTaskToken`` resource (whose outcome is
+    otherwise the request's response, the result coming with SendTaskSuccess): a mocked
+    callback task (:mod:`stepflow.testing.mocks`) answers at once, as Step Functions Local does."""
 
     @classmethod
     def succeeded(cls, output: Any) -> TaskOutcome:

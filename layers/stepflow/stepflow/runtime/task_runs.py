@@ -185,8 +185,10 @@ class TaskRuns:
             else TaskFailed(task_id, outcome.error, outcome.cause)
         )
         event = with_effects(event, outcome)
-        if op != POLL and (
-            isinstance(event, TaskSucceeded)
+        if (
+            op != POLL
+            and not outcome.final
+            and isinstance(event, TaskSucceeded)
             and describe(str(message.body.get("resource", ""))).wait_for_token
         ):
             # Sent: the result comes with SendTaskSuccess; the response is TaskSubmitted's output

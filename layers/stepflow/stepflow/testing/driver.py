@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from stepflow.asl import StateMachine, parse
@@ -13,6 +14,7 @@ from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.clients import TaskClients
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
+from stepflow.testing.mocks import MockConfig, MockConfigError, task_states
 from stepflow.testing.result import ExecutionResult
 
 __all__ = ["Handler", "execute", "open_environment"]
@@ -32,6 +34,9 @@ def execute(
     limits: Limits = DEFAULT_LIMITS,
     aws: bool | TaskClients = False,
     cells: CellModules | Iterable[str | type[Any]] | None = None,
+    mock_config: str | Path | Mapping[str, Any] | MockConfig | None = None,
+    test_case: str | None = None,
+    state_machine: str | None = None,
 ) -> ExecutionResult:
     """Run ``definition`` on ``input`` until it ends, in process, on a virtual clock.
 
@@ -61,8 +66,22 @@ def execute(
     must give the same result: one implementation of the semantics.
     ``cells`` are the effectful cells ``stepflow:cell:*`` tasks run (module names, Cell
     classes and ``@handles`` handlers, or loaded ``CellModules``; see docs/cells.md).
+
+    ``mock_config`` (a ``MockConfigFile.json`` path or its parsed object, Step Functions
+    Local's format) answers the Task states of ``test_case`` with its mocked responses,
+    before any handler (see :mod:`stepflow.testing.mocks`). The execution runs as state
+    machine ``state_machine`` (default: the config's only one), whose test cases apply.
+    Raises :class:`~stepflow.testing.mocks.MockConfigError` for a malformed config, an
+    unknown test case or a mocked state the definition lacks.
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
+    name_of_machine = state_machine or "StateMachine"
+    if mock_config is not None:
+        mock_config = MockConfig.load(mock_config)
+        if test_case is None:
+            raise MockConfigError("mock_config needs test_case= (one of the TestCases)")
+        name_of_machine = state_machine or _only_machine(mock_config)
+        mock_config.check_states(name_of_machine, str(test_case), task_states(machine))
     with open_environment(
         durable,
         handlers=handlers,
@@ -72,10 +91,23 @@ def execute(
         on_event=on_event,
         aws=aws,
         cells=cells,
+        mock_config=mock_config,
+        test_case=test_case,
     ) as env:
-        arn = env.start(machine, input, name=name, seed=seed)
+        arn = env.start(machine, input, name=name, seed=seed, state_machine=name_of_machine)
         env.run(arn, skip_open_tasks=True)
         return env.result(arn)
+
+
+def _only_machine(config: MockConfig) -> str:
+    """The config's one state machine (several: the caller must name one)."""
+    if len(config.machines) != 1:
+        known = ", ".join(sorted(config.machines)) or "none"
+        raise MockConfigError(
+            f"pass state_machine= to choose the mock config's state machine (StateMachines: "
+            f"{known})"
+        )
+    return next(iter(config.machines))
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stepflow.activities import ActivityService
@@ -50,9 +51,11 @@ from stepflow.testing.handlers import (
     find_handler,
     map_io,
 )
+from stepflow.testing.mocks import MockConfig, environment_mocks, root_of
 from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, OpenTask
+from stepflow.testing.timing import VirtualTimeTasks
 
 if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
     from stepflow.api.service import StepFunctionsService
@@ -115,6 +118,12 @@ class WorkflowEnvironment(MessageDelivery):
     :meth:`register`-ed machine: ``nested`` True, the default when no ``invoker``
     is given. An ``invoker`` otherwise decides (the API's own starts executions of
     its deployment); ``nested=True`` routes them to the environment anyway.
+
+    ``mock_config`` (Step Functions Local's ``MockConfigFile.json``, a path or its object)
+    with ``test_case`` answers the mocked Task states of every execution of a state machine
+    the config names (the name it is registered under) from the config, before handlers;
+    :attr:`mocks` counts the calls (see :mod:`stepflow.testing.mocks`). A handler may answer
+    with :class:`~stepflow.testing.Delay` or ``NO_ANSWER`` (see :mod:`stepflow.testing.timing`).
     """
 
     def __init__(
@@ -139,6 +148,8 @@ class WorkflowEnvironment(MessageDelivery):
         nested: bool | None = None,
         cells: CellModules | Iterable[str | type[Any]] | None = None,
         cell_queues: str | Mapping[str, str] | None = None,
+        mock_config: str | Path | Mapping[str, Any] | MockConfig | None = None,
+        test_case: str | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
             now = start_time.timestamp()
@@ -164,6 +175,10 @@ class WorkflowEnvironment(MessageDelivery):
             log=self.log,
             given_log=log,
         )
+        self.tasks.clock = self.now
+        self.mocks = environment_mocks(mock_config, test_case, self.log, self.tasks)
+        self.invoker: TaskInvoker = VirtualTimeTasks(self.mocks or self.tasks, self.now)
+        """The stepper's task invoker: delayed handlers' outcomes, mocks, then the tasks."""
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
         )
@@ -175,7 +190,7 @@ class WorkflowEnvironment(MessageDelivery):
             bus=self.bus,
             definitions=self._definition,
             clock=self.now,
-            invoker=self.tasks,
+            invoker=self.invoker,
             child_limit=child_limit,
             router=cell_router(cell_queues, self.router, self.queue, self.bus, self.now),
             limits=limits,
@@ -218,7 +233,7 @@ class WorkflowEnvironment(MessageDelivery):
             log=self.log,
             bus=self.bus,
             registry=InMemoryRegistry(),
-            invoker=self.tasks,
+            invoker=self.invoker,
             scope=Scope(self.region, self.account),
             clock=self.now,
             stepper=self.stepper,
@@ -355,11 +370,7 @@ class WorkflowEnvironment(MessageDelivery):
 
     def _root_of(self, arn: str) -> str:
         """The execution a task's execution belongs to (an inline Map's iteration: its root)."""
-        record = self.log.get(arn)
-        parent = record.state.get("parent") if record is not None else None
-        if isinstance(parent, dict) and parent.get("root_arn"):
-            return str(parent["root_arn"]).split("#")[0]
-        return arn.split("#")[0]
+        return root_of(self.log, arn)
 
     def complete(self, token: str, output: Any = None) -> None:
         """SendTaskSuccess with ``output`` (any JSON value), then run until idle.

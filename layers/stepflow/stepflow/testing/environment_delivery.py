@@ -11,6 +11,7 @@ and whether a task waits for the test to answer it.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from stepflow.activities import ActivityError, ActivityService
@@ -43,6 +44,7 @@ class MessageDelivery:
         """Deliver every message due now and answer tasks with handlers; no time passes."""
         while True:
             due = self.bus.next_due()
+            self.tasks.due_reports()
             if due is not None and due <= self.bus.now:
                 self._process(self.bus.receive_batch(10))
             elif not self._answer():
@@ -75,7 +77,7 @@ class MessageDelivery:
         Returns the new time; None (the clock unmoved) when nothing is pending.
         """
         self.run_until_idle()
-        due = self.bus.next_due()
+        due = self._next_due()
         if due is None:
             return None
         self.bus.now = max(self.bus.now, due)
@@ -86,11 +88,16 @@ class MessageDelivery:
         """Let ``seconds`` of virtual time pass, firing every timer due on the way in order."""
         target = self.bus.now + seconds
         self.run_until_idle()
-        while (due := self.bus.next_due()) is not None and due <= target:
+        while (due := self._next_due()) is not None and due <= target:
             self.bus.now = max(self.bus.now, due)
             self.run_until_idle()
         self.bus.now = max(self.bus.now, target)
         self.run_until_idle()
+
+    def _next_due(self) -> float | None:
+        """The next timer, delayed message or delayed handler report (None: nothing)."""
+        dues = [d for d in (self.bus.next_due(), self.tasks.next_due()) if d is not None]
+        return min(dues, default=None)
 
     # -- delivery ----------------------------------------------------------------
 
@@ -139,8 +146,10 @@ class MessageDelivery:
                 if not task:
                     break
                 value = activity_task(task, arn).input
-                outcome = call_handler(found[0], value, arn)
-                self.tasks.reports.append((task["taskToken"], outcome))
+                self.tasks.answer(
+                    task["taskToken"],
+                    functools.partial(call_handler, found[0], value, arn, virtual_time=True),
+                )
                 acted = True
         return acted or bool(self.tasks.reports)
 

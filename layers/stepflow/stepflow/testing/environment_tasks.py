@@ -65,7 +65,7 @@ def task_ports(
     if nested if nested is not None else invoker is None:
         # states:startExecution starts children through the environment's own API.
         starter = EnvironmentStarter(api)
-        runs = NestedTasks(starter, integrations or task_invoker(handlers))
+        runs = NestedTasks(starter, integrations or task_invoker(handlers, virtual_time=True))
         sent = NestedTasks(starter, integrations or _sent)
     modules = cell_modules(cells)
     clients = aws_clients(aws, region)
@@ -82,7 +82,8 @@ def task_ports(
     )
     inner = task_invoker(
         handlers,
-        fallback=CellTasks(runtime, runs or task_invoker(handlers)),
+        fallback=CellTasks(runtime, runs or task_invoker(handlers, virtual_time=True)),
+        virtual_time=True,
     )
     return modules, runtime, CallbackTasks(handlers, inner, integrations=sent)
 

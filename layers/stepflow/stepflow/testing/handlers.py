@@ -23,6 +23,7 @@ from stepflow.runtime.item_reading import MemoryItemSource
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 from stepflow.runtime.result_writing import MemoryResultSink
+from stepflow.testing.timing import NO_ANSWER, HandlerDelayedError, delayed_result
 
 Handler = Callable[[Any], Any]
 
@@ -34,13 +35,18 @@ NO_HANDLER_HINT = (
 
 
 def task_invoker(
-    handlers: Mapping[str, Handler], fallback: TaskInvoker | None = None
+    handlers: Mapping[str, Handler],
+    fallback: TaskInvoker | None = None,
+    *,
+    virtual_time: bool = False,
 ) -> TaskInvoker:
     """A task invoker for the runtime's ``Stepper`` that runs tasks on ``handlers``.
 
     It takes the body of an inline task message and returns a
     :class:`~stepflow.runtime.outcome.TaskOutcome`, as the integrations do. A
     task with no handler goes to ``fallback`` (None: it fails, naming the options).
+    ``virtual_time``: a handler may answer with :class:`~stepflow.testing.timing.Delay`
+    (see :func:`call_handler`).
     """
 
     def invoke(body: dict[str, Any]) -> TaskOutcome:
@@ -59,7 +65,7 @@ def task_invoker(
             str(body.get("role_arn") or ""),
             str(body.get("execution_role") or ""),
         )
-        return run_handler(handlers, command)
+        return run_handler(handlers, command, virtual_time=virtual_time)
 
     return invoke
 
@@ -115,7 +121,9 @@ def map_io(
     return S3ItemSource(clients), S3ResultSink(clients)
 
 
-def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcome:
+def run_handler(
+    handlers: Mapping[str, Handler], command: RunTask, *, virtual_time: bool = False
+) -> TaskOutcome:
     """Find the handler for ``command``'s resource, call it, and capture the outcome."""
     found = find_handler(handlers, command.resource, command.input)
     if found is None:
@@ -127,18 +135,28 @@ def run_handler(handlers: Mapping[str, Handler], command: RunTask) -> TaskOutcom
             f"(registered: {known}). {NO_HANDLER_HINT}",
         )
     handler, payload, wrap = found
-    outcome = call_handler(handler, payload, command.resource)
-    if wrap and outcome.ok:
-        return TaskOutcome.succeeded(
-            {
-                "ExecutedVersion": "$LATEST",
-                "Payload": outcome.output,
-                "SdkHttpMetadata": {"HttpStatusCode": 200},
-                "SdkResponseMetadata": {},
-                "StatusCode": 200,
-            }
-        )
-    return outcome
+    try:
+        outcome = call_handler(handler, payload, command.resource, virtual_time=virtual_time)
+    except HandlerDelayedError as delayed:
+        if wrap and delayed.outcome is not None:
+            raise HandlerDelayedError(delayed.seconds, _invoke_response(delayed.outcome)) from None
+        raise
+    return _invoke_response(outcome) if wrap else outcome
+
+
+def _invoke_response(outcome: TaskOutcome) -> TaskOutcome:
+    """A handler's successful outcome as a ``lambda:invoke`` response (a failure as is)."""
+    if not outcome.ok:
+        return outcome
+    return TaskOutcome.succeeded(
+        {
+            "ExecutedVersion": "$LATEST",
+            "Payload": outcome.output,
+            "SdkHttpMetadata": {"HttpStatusCode": 200},
+            "SdkResponseMetadata": {},
+            "StatusCode": 200,
+        }
+    )
 
 
 def find_handler(
@@ -170,12 +188,42 @@ def find_handler(
     return None
 
 
-def call_handler(handler: Handler, payload: Any, resource: str) -> TaskOutcome:
-    """Call ``handler``: its JSON result is the output, an exception the task's failure."""
+def call_handler(
+    handler: Handler, payload: Any, resource: str, *, virtual_time: bool = False
+) -> TaskOutcome:
+    """Call ``handler``: its JSON result is the output, an exception the task's failure.
+
+    With ``virtual_time`` (the in-memory environment), a
+    :class:`~stepflow.testing.timing.Delay` or ``NO_ANSWER`` result raises
+    :class:`~stepflow.testing.timing.HandlerDelayedError` carrying the outcome due later;
+    elsewhere it fails the task, naming where it works.
+    """
     try:
         result = handler(payload)
     except Exception as exc:  # a handler's failure is the task's failure
         return TaskOutcome(False, error=_error_name(exc), cause=_cause(exc))
+    try:
+        delayed = delayed_result(result)
+    except ValueError as exc:
+        return TaskOutcome(False, error=StatesErrorName.RUNTIME, cause=f"{resource!r}: {exc}")
+    if delayed is not None:
+        if not virtual_time:
+            return TaskOutcome(
+                False,
+                error=StatesErrorName.RUNTIME,
+                cause=f"The handler of {resource!r} answered {result!r}: Delay and NO_ANSWER "
+                "take virtual time, in execute() and WorkflowEnvironment only.",
+            )
+        seconds, later = delayed
+        outcome = None if result is NO_ANSWER else _result_outcome(later, resource)
+        raise HandlerDelayedError(seconds, outcome)
+    return _result_outcome(result, resource)
+
+
+def _result_outcome(result: Any, resource: str) -> TaskOutcome:
+    """A handler's result (an exception instance: a failure) as the task's outcome."""
+    if isinstance(result, BaseException):
+        return TaskOutcome(False, error=_error_name(result), cause=_cause(result))
     try:
         return TaskOutcome(True, output=json.loads(json.dumps(result)))
     except (TypeError, ValueError) as exc:

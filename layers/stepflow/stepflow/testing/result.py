@@ -10,6 +10,27 @@ ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTE
 
 
 @dataclass(frozen=True, slots=True)
+class StateRun:
+    """One run of a state: what it was given and what it passed on, parsed from JSON.
+
+    Attributes:
+        name: the state's name.
+        type: the state's type as the history names it (``Task``, ``Map``, ``Pass``...).
+        input: the state's input (``stateEnteredEventDetails.input``).
+        output: its output (``stateExitedEventDetails.output``); None if it never exited.
+        exited: whether the state exited (False: it failed, or the execution ended in it).
+        entered_event_id: the id of its ``...StateEntered`` event.
+    """
+
+    name: str
+    type: str
+    input: Any
+    output: Any
+    exited: bool
+    entered_event_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionResult:
     """A finished execution.
 
@@ -45,6 +66,48 @@ class ExecutionResult:
             if "stateEnteredEventDetails" in e
         ]
 
+    def states(self, name: str) -> list[StateRun]:
+        """Every run of state ``name``, in the order entered (Map iterations, loops).
+
+        A run is paired with its exit by following ``previousEventId`` back from the
+        ``...StateExited`` event, so interleaved Map iterations pair correctly. Only this
+        execution's history is read (a Map run as child executions keeps its own).
+        """
+        by_id = {int(e["id"]): e for e in self.history}
+        exits: dict[int, dict[str, Any]] = {}
+        for event in self.history:
+            details = event.get("stateExitedEventDetails")
+            if details is None or details.get("name") != name:
+                continue
+            entered = _entered_before(by_id, event, name)
+            if entered is not None:
+                exits.setdefault(entered, details)
+        runs = []
+        for event in self.history:
+            details = event.get("stateEnteredEventDetails")
+            if details is None or details.get("name") != name:
+                continue
+            exit_details = exits.get(int(event["id"]))
+            runs.append(
+                StateRun(
+                    name,
+                    str(event["type"]).removesuffix("StateEntered"),
+                    _parsed(details.get("input")),
+                    None if exit_details is None else _parsed(exit_details.get("output")),
+                    exit_details is not None,
+                    int(event["id"]),
+                )
+            )
+        return runs
+
+    def state(self, name: str) -> StateRun:
+        """The last run of state ``name`` (see :meth:`states`); KeyError if never entered."""
+        runs = self.states(name)
+        if not runs:
+            entered = ", ".join(dict.fromkeys(self.states_entered())) or "none"
+            raise KeyError(f"state {name!r} was never entered (entered: {entered})")
+        return runs[-1]
+
     def to_dict(self) -> dict[str, Any]:
         """The result as one JSON-ready object (what ``stepflow run --json`` prints)."""
         return {
@@ -55,3 +118,28 @@ class ExecutionResult:
             "cause": self.cause,
             "history": self.history,
         }
+
+
+def _entered_before(
+    by_id: dict[int, dict[str, Any]], event: dict[str, Any], name: str
+) -> int | None:
+    """The id of the ``...StateEntered`` event of ``name`` that ``event``'s chain leads back to."""
+    current = by_id.get(int(event.get("previousEventId") or 0))
+    seen = 0
+    while current is not None and seen <= len(by_id):
+        details = current.get("stateEnteredEventDetails")
+        if details is not None and details.get("name") == name:
+            return int(current["id"])
+        current = by_id.get(int(current.get("previousEventId") or 0))
+        seen += 1
+    return None
+
+
+def _parsed(text: Any) -> Any:
+    """A history detail's JSON text, parsed (text that is not JSON, as is)."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

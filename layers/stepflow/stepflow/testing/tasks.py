@@ -25,6 +25,7 @@ from stepflow.runtime.ports import MessageBus
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import TaskQueue
 from stepflow.testing.handlers import Handler, call_handler, find_handler
+from stepflow.testing.timing import HandlerDelayedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +73,38 @@ class CallbackTasks:
         inner: TaskInvoker,
         *,
         integrations: TaskInvoker | None = None,
+        clock: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.handlers, self.inner, self.integrations = handlers, inner, integrations
+        self.clock = clock
         self.open: dict[str, OpenTask] = {}
         self.reports: list[Report] = []
+        self.later: list[tuple[float, Report]] = []
+        """Reports of handlers that answered with ``Delay``: sent once their time is due."""
+        self.unanswered: list[str] = []
+        """Tokens of tasks whose handler answered ``NO_ANSWER``: never answered."""
+
+    def answer(self, token: str, call: Callable[[], TaskOutcome]) -> None:
+        """Queue the report of a handler ``call`` for ``token``: now, later, or never."""
+        try:
+            outcome = call()
+        except HandlerDelayedError as delayed:
+            if delayed.outcome is None:
+                self.unanswered.append(token)
+            else:
+                self.later.append((self.clock() + delayed.seconds, (token, delayed.outcome)))
+            return
+        self.reports.append((token, outcome))
+
+    def due_reports(self) -> None:
+        """Move the delayed reports due by now to :attr:`reports`."""
+        now = self.clock()
+        self.reports.extend(report for due, report in self.later if due <= now)
+        self.later = [(due, report) for due, report in self.later if due > now]
+
+    def next_due(self) -> float | None:
+        """When the next delayed report is due (None: none waits)."""
+        return min((due for due, _ in self.later), default=None)
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the task of an inline task message body."""
@@ -86,7 +115,7 @@ class CallbackTasks:
         found = find_handler(self.handlers, resource, body.get("input"))
         if found is not None:
             handler, payload, _ = found
-            self.reports.append((token, call_handler(handler, payload, resource)))
+            self.answer(token, lambda: call_handler(handler, payload, resource, virtual_time=True))
             return TaskOutcome.succeeded(None)
         sent = TaskOutcome.succeeded(None)
         if self.integrations is not None:
