@@ -369,3 +369,37 @@ def test_local_access_settings_inline_or_from_a_file(tmp_path: Path) -> None:
 def test_graph_is_a_stepflow_command(tmp_path: Path, capsys: Any) -> None:
     assert main(["graph", write(tmp_path, PASS_ONLY), "--format", "mermaid"]) == 0
     assert capsys.readouterr().out.startswith("flowchart TD")
+
+
+MOCKS = Path(__file__).resolve().parents[2] / "examples" / "mocks"
+
+
+def test_run_answers_tasks_from_a_mock_config_test_case(capsys: Any) -> None:
+    flow, config = str(MOCKS / "order_flow.asl.json"), str(MOCKS / "MockConfigFile.json")
+    argv = ["run", flow, "--mock-config", config, "--json"]
+    assert main([*argv, "--test-case", "RetryPath"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "SUCCEEDED"
+    # The mock fails Charge three times, then answers: four calls of Charge, one of Notify.
+    kinds = [e["type"] for e in result["history"]]
+    assert kinds.count("TaskScheduled") == 5
+    assert main([*argv, "--test-case", "OrderFlow#HappyPath"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--test-case", "HappyPath"], "--test-case needs a --mock-config"),
+        (["--mock-config", "@"], "--mock-config needs --test-case"),
+        (["--mock-config", "@", "--test-case", "Nope"], "has no test case 'Nope'"),
+        (["--mock-config", "@", "--test-case", "Other#HappyPath"], "Other"),
+    ],
+)
+def test_run_refuses_bad_mock_flags_before_running(
+    flags: list[str], message: str, capsys: Any
+) -> None:
+    config = str(MOCKS / "MockConfigFile.json")
+    flags = [config if flag == "@" else flag for flag in flags]
+    assert main(["run", str(MOCKS / "order_flow.asl.json"), *flags]) == 2
+    assert message in capsys.readouterr().err

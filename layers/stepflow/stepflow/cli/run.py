@@ -15,6 +15,7 @@ from stepflow.cli.inputs import UsageError, load_cells, load_definition, load_ha
 from stepflow.cli.progress import Progress, clock, status_style
 from stepflow.integrations.validation import validate_definition
 from stepflow.testing import ExecutionResult, execute
+from stepflow.testing.mocks import MockConfigError
 
 __all__ = ["CELLS_HELP", "definition_options", "run_command", "validate_command"]
 
@@ -69,6 +70,17 @@ def _definition(
 @click.option("--json", "as_json", is_flag=True, help="print only the result, as JSON")
 @click.option("--handlers", metavar="MODULE", help="a .py file or module with HANDLERS")
 @click.option("--cells", metavar="MODULE[,MODULE]", help=CELLS_HELP)
+@click.option(
+    "--mock-config",
+    metavar="FILE",
+    envvar="SFN_MOCK_CONFIG",
+    help="Step Functions Local's MockConfigFile.json (default: $SFN_MOCK_CONFIG), with --test-case",
+)
+@click.option(
+    "--test-case",
+    metavar="[MACHINE#]CASE",
+    help="the mock config's test case to run (MACHINE: its state machine, if it has several)",
+)
 def run_command(
     file: str | None,
     subs: tuple[str, ...],
@@ -78,6 +90,8 @@ def run_command(
     as_json: bool,
     handlers: str | None,
     cells: str | None,
+    mock_config: str | None,
+    test_case: str | None,
 ) -> int:
     """Run a workflow in memory on a virtual clock.
 
@@ -87,9 +101,14 @@ def run_command(
     payload = None if input_ is None else read_input(input_)
     loaded = load_handlers(handlers) if handlers else None
     modules = load_cells(cells) if cells else None
+    mocks = _mocks(mock_config, test_case)
     progress = None if as_json else Progress(definition, sys.stdout)
     try:
-        result = execute(definition, payload, handlers=loaded, on_event=progress, cells=modules)
+        result = execute(
+            definition, payload, handlers=loaded, on_event=progress, cells=modules, **mocks
+        )
+    except MockConfigError as exc:
+        raise UsageError(f"--mock-config {mock_config}: {exc}") from None
     except DefinitionError as exc:
         lines = "".join(f"\n  {d}" for d in exc.diagnostics if d.severity == "ERROR")
         source = file or template
@@ -99,6 +118,18 @@ def run_command(
     else:
         _summary(result, progress)
     return 0 if result.succeeded else 1
+
+
+def _mocks(config: str | None, test_case: str | None) -> dict[str, Any]:
+    """``execute``'s mock arguments for ``--mock-config`` and ``--test-case``."""
+    if config is None:
+        if test_case is not None:
+            raise UsageError("--test-case needs a --mock-config (or $SFN_MOCK_CONFIG)")
+        return {}
+    if not test_case:
+        raise UsageError("--mock-config needs --test-case (one of its TestCases)")
+    machine, _, case = test_case.rpartition("#")
+    return {"mock_config": config, "test_case": case, "state_machine": machine or None}
 
 
 def _summary(result: ExecutionResult, progress: Progress) -> None:
