@@ -1,0 +1,243 @@
+"""``stepflow proxy`` in front of an API that requires SigV4 for ``execute-api``.
+
+The API is ``stepflow local`` behind :class:`SigV4Gateway` (signatures verified
+with botocore). Clients sign for ``states`` with their own keys; only the
+proxy's key, re-signed for ``execute-api``, gets through. Every request the
+gateway lets through is counted by operation.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials
+from botocore.exceptions import ClientError
+from stepflow.local import LocalStack
+from stepflow.proxy.forward import MAX_BODY, Forwarder, ProxyServer, Upstream
+from stepflow.proxy.signing import api_client
+
+from tests.e2e.sigv4_gateway import SigV4Gateway
+from tests.e2e.waiting import wait_for
+
+REGION = "eu-west-1"
+PROXY_KEY, PROXY_SECRET = "AKIDPROXYUSER", "proxy-secret"
+ROLE = "arn:aws:iam::123456789012:role/stepflow/ProxyRole"
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+AWS_CLI = shutil.which("aws") or (
+    "/root/.pyenv/shims/aws" if os.path.exists("/root/.pyenv/shims/aws") else None
+)
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[SigV4Gateway]:
+    with (
+        LocalStack(port=0) as stack,
+        SigV4Gateway(stack.url, {PROXY_KEY: PROXY_SECRET}, REGION) as gw,
+    ):
+        yield gw
+
+
+def proxy_credentials() -> ReadOnlyCredentials:
+    return ReadOnlyCredentials(PROXY_KEY, PROXY_SECRET, None)
+
+
+@pytest.fixture
+def proxy(gateway: SigV4Gateway) -> Iterator[ProxyServer]:
+    forwarder = Forwarder(Upstream.parse(gateway.url), REGION, proxy_credentials)
+    with ProxyServer(forwarder) as server:
+        yield server
+
+
+def client_of(url: str, key: str = "AKIDCLIENT") -> Any:
+    """A plain boto3 client, signing for ``states`` with its own (unknown) key."""
+    return boto3.client(
+        "stepfunctions",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key="client-secret",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def test_the_gateway_refuses_what_is_not_signed_for_execute_api(gateway: SigV4Gateway) -> None:
+    before = sum(gateway.targets.values())
+    with pytest.raises(ClientError) as refused:
+        client_of(gateway.url, PROXY_KEY).list_state_machines()
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "execute-api" in gateway.refused[-1]
+    forged = api_client(
+        gateway.url,
+        region=REGION,
+        aws_access_key_id=PROXY_KEY,
+        aws_secret_access_key="not-the-secret",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    with pytest.raises(ClientError):
+        forged.list_state_machines()
+    assert "does not match" in gateway.refused[-1]
+    assert sum(gateway.targets.values()) == before
+
+
+def test_boto3_through_the_proxy(gateway: SigV4Gateway, proxy: ProxyServer) -> None:
+    before, keys = gateway.targets.copy(), gateway.keys.copy()
+    sfn = client_of(proxy.url)
+    arn = sfn.create_state_machine(name="proxied", definition=PASS, roleArn=ROLE)["stateMachineArn"]
+    assert arn in [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]]
+    started = sfn.start_execution(stateMachineArn=arn, input='{"n": 1}')
+    done = wait_for(sfn, started["executionArn"])
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"n": 1})
+    delta = gateway.targets - before
+    assert (delta["CreateStateMachine"], delta["ListStateMachines"], delta["StartExecution"]) == (
+        1,
+        1,
+        1,
+    )
+    assert proxy.forwarder.forwarded == sum(delta.values())
+    assert set(gateway.keys - keys) == {PROXY_KEY}  # the client's own key never reached it
+
+
+def test_a_client_error_comes_back_as_the_api_answered_it(proxy: ProxyServer) -> None:
+    with pytest.raises(ClientError) as missing:
+        client_of(proxy.url).describe_execution(
+            executionArn="arn:aws:states:us-east-1:000000000000:execution:nope:x"
+        )
+    assert missing.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
+
+
+def test_a_body_over_the_limit_is_refused_unread(gateway: SigV4Gateway, proxy: ProxyServer) -> None:
+    before = proxy.forwarder.forwarded
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    connection.putrequest("POST", "/")
+    connection.putheader("Content-Length", str(MAX_BODY + 1))
+    connection.putheader("X-Amz-Target", "AWSStepFunctions.StartExecution")
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == 413
+    assert json.loads(response.read())["__type"] == "RequestEntityTooLarge"
+    assert proxy.forwarder.forwarded == before
+
+
+def test_an_api_that_is_down_is_a_502(proxy: ProxyServer) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    forwarder = Forwarder(
+        Upstream.parse(f"http://127.0.0.1:{closed}/v1"), REGION, proxy_credentials
+    )
+    with ProxyServer(forwarder) as down, pytest.raises(ClientError) as failed:
+        client_of(down.url).list_state_machines()
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    assert failed.value.response["Error"]["Code"] == "BadGateway"
+    assert forwarder.forwarded == 0
+
+
+def test_no_credentials_is_a_clear_403(gateway: SigV4Gateway) -> None:
+    before = sum(gateway.targets.values())
+    forwarder = Forwarder(Upstream.parse(gateway.url), REGION, lambda: None)
+    with ProxyServer(forwarder) as server, pytest.raises(ClientError) as refused:
+        client_of(server.url).list_state_machines()
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ProxyCredentialsUnavailable"
+    assert "aws configure" in error["Message"]
+    assert sum(gateway.targets.values()) == before
+
+
+def test_the_worker_client_signs_for_execute_api_itself(gateway: SigV4Gateway) -> None:
+    sfn = api_client(
+        gateway.url, aws_access_key_id=PROXY_KEY, aws_secret_access_key=PROXY_SECRET, region=REGION
+    )
+    before = gateway.targets["CreateActivity"]
+    arn = sfn.create_activity(name="proxied-activity")["activityArn"]
+    assert sfn.get_activity_task(activityArn=arn, workerName="w")  # empty poll, but signed
+    assert gateway.targets["CreateActivity"] == before + 1
+
+
+def _start_proxy_command(gateway: SigV4Gateway) -> tuple[subprocess.Popen[str], str]:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": PROXY_KEY,
+        "AWS_SECRET_ACCESS_KEY": PROXY_SECRET,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    env.pop("AWS_SESSION_TOKEN", None)
+    env.pop("AWS_PROFILE", None)
+    code = "from stepflow.proxy.command import proxy_command; proxy_command()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--api", gateway.url, "--port", "0", "--region", REGION],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("stepflow proxy on http://127.0.0.1:"), first
+    return process, first.split()[3]
+
+
+@pytest.mark.skipif(AWS_CLI is None, reason="the AWS CLI is not installed")
+def test_the_aws_cli_through_the_proxy_command(gateway: SigV4Gateway) -> None:
+    process, url = _start_proxy_command(gateway)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "AKIDCLIUSER",
+        "AWS_SECRET_ACCESS_KEY": "cli-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    env.pop("AWS_PROFILE", None)
+
+    def aws(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [str(AWS_CLI), "stepfunctions", *args, "--endpoint-url", url, "--output", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        found: dict[str, Any] = json.loads(done.stdout or "{}")
+        return found
+
+    before = gateway.targets.copy()
+    try:
+        created = aws(
+            "create-state-machine", "--name", "cli", "--definition", PASS, "--role-arn", ROLE
+        )
+        arn = created["stateMachineArn"]
+        listed = aws("list-state-machines")["stateMachines"]
+        assert arn in [m["stateMachineArn"] for m in listed]
+        execution = aws("start-execution", "--state-machine-arn", arn, "--input", '{"cli": true}')
+        for _ in range(100):
+            described = aws("describe-execution", "--execution-arn", execution["executionArn"])
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        assert described["status"] == "SUCCEEDED"
+        assert json.loads(described["output"]) == {"cli": True}
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=10)
+    delta = gateway.targets - before
+    assert (delta["CreateStateMachine"], delta["ListStateMachines"], delta["StartExecution"]) == (
+        1,
+        1,
+        1,
+    )
+    assert "AWSStepFunctions.StartExecution 200" in errors  # one line per request, no bodies
+    assert '"cli"' not in errors and PROXY_SECRET not in errors
