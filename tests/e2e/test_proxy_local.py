@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +27,8 @@ from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 from stepflow.local import LocalStack
 from stepflow.proxy.forward import MAX_BODY, Forwarder, ProxyServer, Upstream
-from stepflow.proxy.signing import api_client
+from stepflow.proxy.signing import api_client, worker_client
+from stepflow.worker.runner import Worker
 
 from tests.e2e.sigv4_gateway import SigV4Gateway
 from tests.e2e.waiting import wait_for
@@ -161,7 +163,7 @@ def test_the_worker_client_signs_for_execute_api_itself(gateway: SigV4Gateway) -
     )
     before = gateway.targets["CreateActivity"]
     arn = sfn.create_activity(name="proxied-activity")["activityArn"]
-    assert sfn.get_activity_task(activityArn=arn, workerName="w")  # empty poll, but signed
+    assert sfn.describe_activity(activityArn=arn)["name"] == "proxied-activity"
     assert gateway.targets["CreateActivity"] == before + 1
 
 
@@ -241,3 +243,55 @@ def test_the_aws_cli_through_the_proxy_command(gateway: SigV4Gateway) -> None:
     )
     assert "AWSStepFunctions.StartExecution 200" in errors  # one line per request, no bodies
     assert '"cli"' not in errors and PROXY_SECRET not in errors
+
+
+def _worker_session() -> boto3.session.Session:
+    return boto3.session.Session(aws_access_key_id=PROXY_KEY, aws_secret_access_key=PROXY_SECRET)
+
+
+def _activity_machine(sfn: Any, name: str) -> tuple[str, str]:
+    activity = sfn.create_activity(name=name)["activityArn"]
+    definition = {
+        "StartAt": "A",
+        "States": {"A": {"Type": "Task", "Resource": activity, "End": True}},
+    }
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
+    return activity, machine["stateMachineArn"]
+
+
+def test_a_worker_runs_its_tasks_through_the_gateway(gateway: SigV4Gateway) -> None:
+    sfn = worker_client(gateway.url, region=REGION, session=_worker_session())
+    activity, machine = _activity_machine(sfn, "signed-worker")
+    before = gateway.targets.copy()
+    worker = Worker(
+        sfn,
+        activity,
+        lambda payload, _context: {"twice": payload["n"] * 2},
+        concurrency=1,
+        grace_seconds=0.5,
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        execution = sfn.start_execution(stateMachineArn=machine, input='{"n": 21}')
+        done = wait_for(sfn, execution["executionArn"])
+    finally:
+        worker.stop()
+        thread.join(70)
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"twice": 42})
+    delta = gateway.targets - before
+    assert (delta["SendTaskSuccess"], worker.counts["succeeded"]) == (1, 1)
+
+
+def test_release_task_is_signed_for_execute_api_too(gateway: SigV4Gateway) -> None:
+    sfn = worker_client(gateway.url, region=REGION, session=_worker_session())
+    activity, machine = _activity_machine(sfn, "signed-release")
+    execution = sfn.start_execution(stateMachineArn=machine, input="{}")
+    first = sfn.get_activity_task(activityArn=activity, workerName="w1")
+    before = gateway.targets["ReleaseTask"]
+    sfn.release_task(taskToken=first["taskToken"])
+    assert gateway.targets["ReleaseTask"] == before + 1
+    again = sfn.get_activity_task(activityArn=activity, workerName="w2")
+    assert again["input"] == first["input"]
+    sfn.send_task_success(taskToken=again["taskToken"], output='{"released": 1}')
+    assert wait_for(sfn, execution["executionArn"])["status"] == "SUCCEEDED"

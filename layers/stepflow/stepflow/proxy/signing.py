@@ -121,3 +121,21 @@ def sign_request(
     request = AWSRequest(method=method, url=url, data=body, headers=kept)
     SigV4Auth(credentials, SIGNING_NAME, region).add_auth(request)
     return {k: str(v) for k, v in request.headers.items()}
+
+
+def worker_client(api_url: str, *, region: str | None = None, session: Any = None) -> Any:
+    """``stepflow worker --api URL``'s client: every call signed for ``execute-api``.
+
+    A :class:`~stepflow.worker.client.ReleasingClient` over :func:`api_client`
+    (GetActivityTask's 60 s long poll fits its read timeout), so ReleaseTask,
+    sent by hand, is signed with the same credentials, service and region.
+    """
+    import boto3
+    from botocore.config import Config
+
+    from stepflow.worker.client import ReleasingClient
+
+    maker = session if session is not None else boto3.session.Session()
+    config = Config(read_timeout=70, retries={"mode": "standard"})
+    sfn = api_client(api_url, region=region, session=maker, config=config)
+    return ReleasingClient(sfn, maker.get_credentials(), signing_name=SIGNING_NAME)
