@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DDB_LOCAL := tools/dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL)/node_modules/.installed
+CONSOLE_ASSETS := layers/stepflow/stepflow/console/static/vendor/dagre.min.js
 
-.PHONY: run test lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
+.PHONY: run test console-assets browser lint typecheck unit conformance bench clean dynamodb-local synth model-check model-check-mutants chaos localstack
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 
 ## run: the main job: start the local stack (moto), register examples/, run the order
 ## workflow through the Step Functions API, show its progress live and its output, exit
-run: $(STAMP)
+run: $(STAMP) console-assets
 	$(BIN)/stepflow local --port 0 --demo examples/order.asl.json \
 	    --input @examples/order.local-input.json --handlers examples/order_handlers.py
 
@@ -26,7 +27,7 @@ synth: $(STAMP)
 	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 npx cdk synth -q
 
 ## test: lint, type-check, the whole test suite, then the LocalStack tier (skips if it cannot start)
-test: lint typecheck model-check $(DDB_LOCAL_STAMP)
+test: lint typecheck model-check $(DDB_LOCAL_STAMP) console-assets browser
 	$(BIN)/python -m pytest -n 2 tests
 	tools/localstack/run.sh
 
@@ -41,6 +42,22 @@ model-check-mutants:
 ## chaos: the chaos state machine over the real Stepper, benchmark scale (docs/reliability.md)
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --examples 10000 --steps 25
+
+## console-assets: the web console's graph layout library from the npm registry (pinned
+## version, integrity checked, gitignored package data; a warning and no file without npm)
+console-assets: $(CONSOLE_ASSETS)
+
+$(CONSOLE_ASSETS): tools/console_assets.py
+	$(PYTHON) tools/console_assets.py
+
+## browser: Debian's chromium for the console's browser tests (they skip without it); installed
+## when apt-get is there and we are root, else a warning
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "warning: chromium did not install; the console's browser tests will be skipped"; \
+	else echo "chromium not found; the console's browser tests will be skipped"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers functions tests bench cdk examples tools

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Protocol
 
+from stepflow.console import ConsoleRoute
+
 if TYPE_CHECKING:
     from stepflow.local.stack import LocalStack
 
@@ -38,5 +40,4 @@ def route_for(routes: Sequence[Route], method: str, path: str) -> Route | None:
 
 def local_routes(stack: LocalStack) -> list[Route]:
     """The routes ``stepflow local`` serves for ``stack`` (one line per feature)."""
-    del stack  # features add their route here, built from the stack
-    return []
+    return [ConsoleRoute(stack.stepfunctions)]

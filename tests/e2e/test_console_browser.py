@@ -1,0 +1,358 @@
+"""The web console in headless Chromium against ``stepflow local`` (skips without chromium).
+
+The page is driven as a user would: it reads the graph endpoint and calls the Step
+Functions API on the stack's own address; the outcomes are checked through boto3.
+``STEPFLOW_SCREENSHOTS=1`` saves the screenshots in docs/images/console-*.png.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from stepflow.console import ConsoleAssets, ConsoleRoute
+from stepflow.local import LocalStack
+from stepflow.local.gateway import Gateway
+
+from tests.e2e.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
+FN = "arn:aws:lambda:us-east-1:000000000000:function:"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HOSTILE = '<img src=x onerror="document.title=1">&amp;'
+
+
+class Declined(Exception):
+    """A task failure the workflow catches."""
+
+
+def decline(payload: Any) -> Any:
+    raise Declined("card declined")
+
+
+def fail(payload: Any) -> Any:
+    raise Declined("always")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(port=0, handlers={"decline": decline, "fail": fail}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.skip("Debian's chromium is not installed (make test installs it when it can)")
+    if not ConsoleAssets().has_layout_library:
+        pytest.skip("the graph layout library is missing: make console-assets")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    opened = browser.new_page(viewport={"width": 1280, "height": 900})
+    opened.on("dialog", lambda dialog: dialog.accept())
+    errors: list[str] = []
+    opened.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield opened
+    opened.close()
+    assert errors == []
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
+    if os.environ.get("STEPFLOW_SCREENSHOTS") == "1":
+        path = ROOT / "docs" / "images" / f"console-{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+
+
+def has_rows(page: Any, count: int) -> None:
+    """Waits until the executions table has ``count`` rows (no eval: the page's CSP forbids it)."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("#executions tbody tr")).to_have_count(count)
+
+
+def machine(sfn: Any, name: str, definition: dict[str, Any]) -> str:
+    created = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
+    return str(created["stateMachineArn"])
+
+
+def execution_url(stack: LocalStack, arn: str) -> str:
+    return f"{stack.url}/console/executions/{quote(arn, safe='')}"
+
+
+ORDER = {
+    "StartAt": "Big order?",
+    "States": {
+        "Big order?": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.n", "NumericGreaterThan": 3, "Next": "Fan out"}],
+            "Default": "Small order",
+        },
+        "Small order": {"Type": "Pass", "End": True},
+        "Fan out": {
+            "Type": "Parallel",
+            "Branches": [
+                {
+                    "StartAt": "Charge card",
+                    "States": {
+                        "Charge card": {
+                            "Type": "Task",
+                            "Resource": FN + "decline",
+                            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Card declined"}],
+                            "End": True,
+                        },
+                        "Card declined": {"Type": "Pass", "End": True},
+                    },
+                },
+                {"StartAt": HOSTILE, "States": {HOSTILE: {"Type": "Pass", "End": True}}},
+            ],
+            "ResultPath": "$.fan",
+            "Next": "Each item",
+        },
+        "Each item": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemProcessor": {"StartAt": "Pack", "States": {"Pack": {"Type": "Pass", "End": True}}},
+            "ResultPath": "$.packed",
+            "Next": "Done",
+        },
+        "Done": {"Type": "Succeed"},
+    },
+}
+ORDER_STATUSES = {
+    "Big order?": "succeeded",
+    "Small order": "not-run",
+    "Fan out": "succeeded",
+    "Charge card": "caught",
+    "Card declined": "succeeded",
+    HOSTILE: "succeeded",
+    "Each item": "succeeded",
+    "Pack": "succeeded",
+    "Done": "succeeded",
+}
+
+
+def test_the_console_is_served_on_the_api_address(stack: LocalStack) -> None:
+    sfn = stack.stepfunctions()
+    arn = machine(sfn, "served", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    run = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    wait_for(sfn, run)
+    with urllib.request.urlopen(execution_url(stack, run)) as reply:
+        assert b'<svg id="graph"' in reply.read()
+        assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+    query = f"{stack.url}/console/api/graph?executionArn={quote(run, safe='')}"
+    with urllib.request.urlopen(query) as reply:
+        body = json.loads(reply.read())
+    assert body["statuses"] == {"P": "succeeded"} and body["execution"]["status"] == "SUCCEEDED"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{stack.url}/console/api/graph?executionArn={run}x")
+    assert missing.value.code == 404
+
+
+def test_the_graph_shows_every_state_once_with_its_status(stack: LocalStack, page: Any) -> None:
+    # GIVEN a run through a Choice, a Parallel whose first branch catches a task's error,
+    # a branch with a state named like markup, and a Map
+    sfn = stack.stepfunctions()
+    arn = machine(sfn, "console-order", ORDER)
+    run = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"n": 5, "items": [1, 2]}))
+    assert wait_for(sfn, run["executionArn"])["status"] == "SUCCEEDED"
+    # WHEN its page is opened
+    page.goto(execution_url(stack, run["executionArn"]))
+    page.wait_for_selector('body[data-execution-status="SUCCEEDED"]')
+    page.wait_for_selector("#events tbody tr")
+    # THEN every state is one node with its status, the markup name shown as text
+    nodes = page.eval_on_selector_all(
+        "#graph [data-state]", "els => els.map(e => [e.dataset.state, e.dataset.status])"
+    )
+    assert sorted(name for name, _ in nodes) == sorted(ORDER_STATUSES)
+    assert dict(nodes) == ORDER_STATUSES
+    assert page.locator("#graph img").count() == 0 and page.title() == "StepFlow console"
+    # AND the branches and the iteration are groups, the Choice rule and the Catch are drawn
+    groups = page.eval_on_selector_all(
+        "#graph [data-group]", "els => els.map(e => e.dataset.group)"
+    )
+    assert sorted(groups) == ["Each item#iteration", "Fan out#branch1", "Fan out#branch2"]
+    assert "$.n > 3" in (page.text_content("#graph .edge.choice") or "")
+    catch = page.locator("#graph .edge.catch")
+    assert catch.count() == 1
+    assert catch.get_attribute("data-target") == "Card declined"
+    # AND the history shows the states' inputs and outputs; a node shows its own
+    assert page.locator('#events tr[data-event-state="Charge card"]').count() >= 2
+    page.click('#graph [data-state="Fan out"]')
+    assert '"n": 5' in page.inner_text("#state-input")
+    assert '"fan"' in page.inner_text("#state-output")
+    page.set_viewport_size({"width": 1280, "height": 1500})
+    screenshot(page, "execution", full_page=False)
+
+
+def test_a_running_execution_is_stopped_from_the_page(stack: LocalStack, page: Any) -> None:
+    # GIVEN an execution waiting on an activity nobody works on
+    sfn = stack.stepfunctions()
+    activity = sfn.create_activity(name="console-nobody")["activityArn"]
+    definition = {
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {"Type": "Pass", "Next": "Approve"},
+            "Approve": {"Type": "Task", "Resource": activity, "Next": "Ship"},
+            "Ship": {"Type": "Pass", "End": True},
+        },
+    }
+    run = sfn.start_execution(stateMachineArn=machine(sfn, "console-stop", definition))
+    arn = run["executionArn"]
+    page.goto(execution_url(stack, arn))
+    # WHEN the page shows it running live, and Stop is pressed
+    page.wait_for_selector('#graph [data-state="Approve"][data-status="running"]')
+    assert page.get_attribute('#graph [data-state="Prepare"]', "data-status") == "succeeded"
+    assert page.is_enabled("#stop") and not page.is_enabled("#redrive")
+    page.wait_for_selector('#events tr[data-event-type="ActivityScheduled"]')
+    screenshot(page, "running")
+    page.click("#stop")
+    # THEN the execution is aborted once, and the page shows it
+    deadline = time.monotonic() + 20
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "still running after Stop"
+        time.sleep(0.1)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    events = sfn.get_execution_history(executionArn=arn)["events"]
+    assert [e["type"] for e in events].count("ExecutionAborted") == 1
+    page.wait_for_selector('body[data-execution-status="ABORTED"]')
+    page.wait_for_selector('#graph [data-state="Approve"][data-status="aborted"]')
+    assert page.get_attribute('#graph [data-state="Ship"]', "data-status") == "not-run"
+    assert page.is_enabled("#redrive") and not page.is_enabled("#stop")
+
+
+def test_the_list_filters_by_status_and_pages(stack: LocalStack, page: Any) -> None:
+    # GIVEN 21 succeeded executions and one failed
+    sfn = stack.stepfunctions()
+    definition = {
+        "StartAt": "Route",
+        "States": {
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.bad", "BooleanEquals": True, "Next": "Break"}],
+                "Default": "Fine",
+            },
+            "Break": {"Type": "Task", "Resource": FN + "fail", "End": True},
+            "Fine": {"Type": "Pass", "End": True},
+        },
+    }
+    arn = machine(sfn, "console-list", definition)
+    runs = [
+        sfn.start_execution(stateMachineArn=arn, input=json.dumps({"bad": i == 0}))
+        for i in range(22)
+    ]
+    outcomes = [wait_for(sfn, r["executionArn"])["status"] for r in runs]
+    assert outcomes.count("FAILED") == 1
+    failed = runs[0]["executionArn"]
+    # WHEN the list page shows the machine's executions filtered by status
+    page.goto(f"{stack.url}/console/state-machines/{quote(arn, safe='')}")
+    page.wait_for_selector("#executions tbody tr")
+    rows = "#executions tbody tr"
+    assert page.locator(rows).count() == 20 and page.is_enabled("#executions-next")
+    page.select_option("#status-filter", "FAILED")
+    has_rows(page, 1)
+    assert page.get_attribute(rows, "data-arn") == failed
+    assert page.get_attribute(rows, "data-status") == "FAILED"
+    screenshot(page, "list")
+    # THEN a status's executions page by nextToken
+    page.select_option("#status-filter", "SUCCEEDED")
+    has_rows(page, 20)
+    first_page = set(page.eval_on_selector_all(rows, "els => els.map(e => e.dataset.arn)"))
+    page.click("#executions-next")
+    has_rows(page, 1)
+    second = page.get_attribute(rows, "data-arn")
+    assert second not in first_page and second != failed
+    assert not page.is_enabled("#executions-next")
+    statuses = page.eval_on_selector_all(rows, "els => els.map(e => e.dataset.status)")
+    assert statuses == ["SUCCEEDED"]
+    # AND the failed one is redriven once from its page
+    page.goto(execution_url(stack, failed))
+    page.wait_for_selector('body[data-execution-status="FAILED"]')
+    assert page.get_attribute('#graph [data-state="Break"]', "data-status") == "failed"
+    page.click("#redrive")
+    deadline = time.monotonic() + 20
+    while sfn.describe_execution(executionArn=failed).get("redriveCount", 0) == 0:
+        assert time.monotonic() < deadline, "not redriven"
+        time.sleep(0.1)
+    assert wait_for(sfn, failed)["redriveCount"] == 1
+
+
+class _OnePass:
+    """A Step Functions client of one finished execution of one Pass state."""
+
+    def describe_execution(self, **query: str) -> dict[str, Any]:
+        return {"executionArn": query["executionArn"], "name": "x", "status": "SUCCEEDED"}
+
+    def describe_state_machine_for_execution(self, **query: str) -> dict[str, Any]:
+        return {
+            "definition": json.dumps(
+                {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+            )
+        }
+
+    def get_execution_history(self, **query: Any) -> dict[str, Any]:
+        return {"events": []}
+
+
+def test_without_the_layout_library_the_page_says_how_to_get_it(
+    browser: Any, page: Any, tmp_path: Path
+) -> None:
+    # GIVEN the console's files without the vendored library
+    for name in ("index.html", "console.js", "console.css"):
+        shutil.copy(ConsoleAssets().root.joinpath(name), tmp_path / name)  # type: ignore[arg-type]
+    route = ConsoleRoute(_OnePass, assets=ConsoleAssets(root=tmp_path))  # type: ignore[arg-type]
+
+    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"statusCode": 200, "headers": {}, "body": "{}"}
+
+    gateway = Gateway("127.0.0.1", 0, api, routes=[route]).start()
+    try:
+        # WHEN an execution page is opened
+        page.goto(f"{gateway.url}/console/executions/arn%3Ax")
+        page.wait_for_selector('body[data-execution-status="SUCCEEDED"]')
+        # THEN it names the make target instead of a graph
+        assert "make console-assets" in page.inner_text("#banner")
+        assert page.locator("#graph [data-state]").count() == 0
+    finally:
+        gateway.stop()
+
+
+def test_a_machine_too_large_to_draw_is_listed_with_a_message(stack: LocalStack, page: Any) -> None:
+    # GIVEN a chain of 1,001 Pass states (more than the page lays out)
+    sfn = stack.stepfunctions()
+    names = [f"S{i}" for i in range(1001)]
+    states = {n: {"Type": "Pass", "Next": m} for n, m in itertools.pairwise(names)}
+    states[names[-1]] = {"Type": "Pass", "End": True}
+    arn = machine(sfn, "console-huge", {"StartAt": names[0], "States": states})
+    # WHEN its page is opened
+    page.goto(f"{stack.url}/console/state-machines/{quote(arn, safe='')}")
+    # THEN it says so instead of drawing, and the rest of the page works
+    page.wait_for_selector("#banner:not([hidden])")
+    assert "1001 states" in page.inner_text("#banner")
+    assert page.locator("#machine-graph [data-state]").count() == 0
+    assert page.locator("#machines tbody tr.selected").count() == 1
