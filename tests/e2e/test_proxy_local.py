@@ -26,6 +26,7 @@ from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 from stepflow.local import LocalStack
+from stepflow.proxy.command import console_routes
 from stepflow.proxy.forward import MAX_BODY, Forwarder, ProxyServer, Upstream
 from stepflow.proxy.signing import api_client, worker_client
 from stepflow.worker.runner import Worker
@@ -295,3 +296,60 @@ def test_release_task_is_signed_for_execute_api_too(gateway: SigV4Gateway) -> No
     assert again["input"] == first["input"]
     sfn.send_task_success(taskToken=again["taskToken"], output='{"released": 1}')
     assert wait_for(sfn, execution["executionArn"])["status"] == "SUCCEEDED"
+
+
+def _post(port: int, target: str, body: bytes = b"{}", **headers: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    sent = {
+        "Content-Type": "application/x-amz-json-1.0",
+        "X-Amz-Target": f"AWSStepFunctions.{target}",
+        **{k.replace("_", "-"): v for k, v in headers.items()},
+    }
+    connection.request("POST", "/", body=body, headers=sent)
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def test_a_page_of_another_origin_or_host_is_refused(proxy: ProxyServer) -> None:
+    before = proxy.forwarder.forwarded
+    assert _post(proxy.port, "ListStateMachines", Host=f"evil.example:{proxy.port}")[0] == 403
+    assert _post(proxy.port, "ListStateMachines", Origin="http://evil.example")[0] == 403
+    assert proxy.forwarder.forwarded == before
+    origin = f"http://127.0.0.1:{proxy.port}"
+    assert _post(proxy.port, "ListStateMachines", Origin=origin)[0] == 200
+    assert proxy.forwarder.forwarded == before + 1
+
+
+def test_the_console_of_a_deployed_api(
+    gateway: SigV4Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", PROXY_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PROXY_SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    forwarder = Forwarder(Upstream.parse(gateway.url), REGION, proxy_credentials)
+    routes = console_routes(gateway.url, REGION, None)
+    with ProxyServer(forwarder, routes=routes) as server:
+        page = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        page.request("GET", "/console/")
+        answer = page.getresponse()
+        assert (answer.status, answer.getheader("Content-Type")) == (
+            200,
+            "text/html; charset=utf-8",
+        )
+        answer.read()
+        assert forwarder.forwarded == 0  # the page is served here, not by the API
+        status, body = _post(
+            server.port,
+            "CreateStateMachine",
+            json.dumps({"name": "console-proxied", "definition": PASS, "roleArn": ROLE}).encode(),
+        )
+        assert status == 200, body
+        arn = json.loads(body)["stateMachineArn"]
+        before = gateway.targets["DescribeStateMachine"]
+        page.request("GET", "/console/api/graph?stateMachineArn=" + arn)
+        graph = page.getresponse()
+        assert graph.status == 200
+        assert "P" in json.dumps(json.loads(graph.read())["graph"])
+        assert gateway.targets["DescribeStateMachine"] == before + 1
+    assert forwarder.forwarded == 1

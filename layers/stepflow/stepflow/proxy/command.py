@@ -94,7 +94,7 @@ def serve(
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     upstream = forwarder.upstream
     click.echo(
-        f"stepflow {what} on {server.url} -> {upstream.url('/')} "
+        f"stepflow {what} on {server.url}{'/console/' if routes else ''} -> {upstream.url('/')} "
         f"(signed for execute-api in {forwarder.region})",
         err=False,
     )
@@ -131,3 +131,46 @@ def proxy_command(
     """
     forwarder = build_forwarder(api, region, profile, timeout)
     serve(forwarder, host or "127.0.0.1", port, host_given=host is not None, quiet=quiet)
+
+
+CONSOLE_PORT = 8789
+
+
+@click.command("console")
+@click.option("--api", required=True, metavar="URL", help="the deployed stack's ApiUrl output")
+@click.option("--port", type=click.IntRange(0, 65535), default=CONSOLE_PORT, show_default=True)
+@click.option("--host", default=None, help="address to listen on (default 127.0.0.1)")
+@click.option("--region", default=None, help="the API's region (default: from the URL)")
+@click.option("--profile", default=None, help="the AWS profile whose credentials sign")
+@click.option("-q", "--quiet", is_flag=True, help="do not log one line per request")
+def console_command(
+    api: str, port: int, host: str | None, region: str | None, profile: str | None, quiet: bool
+) -> None:
+    """Serve the web console of a deployed StepFlow locally, its API calls signed for you.
+
+    Then open http://127.0.0.1:8789/console/ (docs/console.md, docs/proxy.md).
+    """
+    forwarder = build_forwarder(api, region, profile)
+    serve(
+        forwarder,
+        host or "127.0.0.1",
+        port,
+        host_given=host is not None,
+        routes=console_routes(api, forwarder.region, profile),
+        what="console",
+        quiet=quiet,
+    )
+
+
+def console_routes(api: str, region: str, profile: str | None) -> list[Route]:
+    """The console's files and graph endpoint, reading the deployed API through a signed client."""
+    import boto3
+
+    from stepflow.console import ConsoleRoute
+    from stepflow.proxy.signing import api_client
+
+    def client() -> Any:
+        session = boto3.session.Session(profile_name=profile)
+        return api_client(api, region=region, session=session)
+
+    return [ConsoleRoute(client)]

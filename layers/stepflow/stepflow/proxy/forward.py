@@ -186,7 +186,10 @@ class ProxyServer:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
         self.forwarder = forwarder
-        handler = _handler_class(forwarder, tuple(routes), log or (lambda _line: None))
+        self.allowed_hosts: set[str] = set()
+        handler = _handler_class(
+            forwarder, tuple(routes), log or (lambda _line: None), self.allowed_hosts
+        )
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -194,6 +197,11 @@ class ProxyServer:
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}"
+        if is_loopback(host):
+            # A web page cannot reach the proxy by DNS rebinding (its Host header
+            # names its own domain) nor post to it from another origin.
+            names = {shown, "localhost", "127.0.0.1", "[::1]"}
+            self.allowed_hosts.update(f"{name}:{self.port}" for name in names)
 
     def start(self) -> ProxyServer:
         """Serve in a background thread."""
@@ -220,12 +228,28 @@ class ProxyServer:
 
 
 def _handler_class(
-    forwarder: Forwarder, routes: tuple[Route, ...], log: Log
+    forwarder: Forwarder, routes: tuple[Route, ...], log: Log, allowed_hosts: set[str]
 ) -> type[BaseHTTPRequestHandler]:
+    """The request handler; ``allowed_hosts`` (empty: any) are the Host headers served."""
+
     class _Forward(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def _foreign(self) -> bool:
+            if not allowed_hosts:
+                return False
+            host = self.headers.get("Host", "")
+            origin = self.headers.get("Origin")
+            return host not in allowed_hosts or origin not in (None, f"http://{host}")
+
         def _forward(self) -> None:
+            if self._foreign():
+                self.close_connection = True
+                self._refuse(
+                    ProxyError(403, "Forbidden", "not a request from this machine's own origin")
+                )
+                log(f"{self.command} {self.path.split('?', 1)[0]} refused: Host or Origin 403")
+                return
             route = route_for(routes, self.command, self.path)
             if route is not None:
                 route.serve(self)
