@@ -353,3 +353,50 @@ def test_the_console_of_a_deployed_api(
         assert "P" in json.dumps(json.loads(graph.read())["graph"])
         assert gateway.targets["DescribeStateMachine"] == before + 1
     assert forwarder.forwarded == 1
+
+
+def test_an_api_that_never_answers_is_a_504() -> None:
+    with socket.socket() as silent:  # connections queue in the backlog, never answered
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        forwarder = Forwarder(Upstream.parse(url), REGION, proxy_credentials, timeout=0.5)
+        with ProxyServer(forwarder) as server:
+            status, body = _post(server.port, "ListStateMachines")
+    assert (status, json.loads(body)["__type"]) == (504, "GatewayTimeout")
+
+
+@pytest.mark.parametrize(
+    ("length", "status"), [("-1", 400), ("12abc", 400), ("99999999999999999999", 413)]
+)
+def test_a_malformed_length_is_refused(proxy: ProxyServer, length: str, status: int) -> None:
+    before = proxy.forwarder.forwarded
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+        raw.sendall(
+            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n"
+            f"Content-Length: {length}\r\n\r\n".encode()
+        )
+        answer = raw.recv(4096).decode()
+    assert answer.startswith(f"HTTP/1.1 {status} ")
+    assert proxy.forwarder.forwarded == before
+
+
+def test_concurrent_requests_are_each_forwarded_once(
+    gateway: SigV4Gateway, proxy: ProxyServer
+) -> None:
+    sfn = client_of(proxy.url)
+    arn = sfn.create_state_machine(name="concurrent", definition=PASS, roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    before = gateway.targets["StartExecution"]
+    threads = [
+        threading.Thread(target=sfn.start_execution, kwargs={"stateMachineArn": arn})
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert gateway.targets["StartExecution"] == before + 8
+    listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert len(listed) == 8
