@@ -168,7 +168,9 @@ def test_the_worker_client_signs_for_execute_api_itself(gateway: SigV4Gateway) -
     assert gateway.targets["CreateActivity"] == before + 1
 
 
-def _start_proxy_command(gateway: SigV4Gateway) -> tuple[subprocess.Popen[str], str]:
+def _start_proxy_command(
+    gateway: SigV4Gateway, command: str = "proxy"
+) -> tuple[subprocess.Popen[str], str]:
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": PROXY_KEY,
@@ -178,7 +180,7 @@ def _start_proxy_command(gateway: SigV4Gateway) -> tuple[subprocess.Popen[str], 
     }
     env.pop("AWS_SESSION_TOKEN", None)
     env.pop("AWS_PROFILE", None)
-    code = "from stepflow.proxy.command import proxy_command; proxy_command()"
+    code = f"from stepflow.proxy.command import {command}_command as c; c()"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--api", gateway.url, "--port", "0", "--region", REGION],
         stdout=subprocess.PIPE,
@@ -188,7 +190,7 @@ def _start_proxy_command(gateway: SigV4Gateway) -> tuple[subprocess.Popen[str], 
     )
     assert process.stdout is not None
     first = process.stdout.readline()
-    assert first.startswith("stepflow proxy on http://127.0.0.1:"), first
+    assert first.startswith(f"stepflow {command} on http://127.0.0.1:"), first
     return process, first.split()[3]
 
 
@@ -400,3 +402,21 @@ def test_concurrent_requests_are_each_forwarded_once(
     assert gateway.targets["StartExecution"] == before + 8
     listed = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert len(listed) == 8
+
+
+def test_the_console_command_serves_the_page_and_forwards_its_calls(gateway: SigV4Gateway) -> None:
+    process, url = _start_proxy_command(gateway, "console")
+    assert url.endswith("/console/")
+    before = gateway.targets["ListStateMachines"]
+    try:
+        port = int(url.split(":")[2].split("/")[0])
+        page = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        page.request("GET", "/console/")
+        answer = page.getresponse()
+        assert answer.status == 200 and b"<html" in answer.read().lower()
+        status, body = _post(port, "ListStateMachines")
+        assert status == 200 and "stateMachines" in json.loads(body)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+    assert gateway.targets["ListStateMachines"] == before + 1

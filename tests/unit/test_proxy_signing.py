@@ -10,7 +10,7 @@ import stepflow
 from botocore.awsrequest import AWSResponse
 from botocore.credentials import ReadOnlyCredentials
 from click.testing import CliRunner
-from stepflow.proxy.command import proxy_command
+from stepflow.proxy.command import console_command, proxy_command
 from stepflow.proxy.forward import Forwarder, ProxyServer, Upstream
 from stepflow.proxy.signing import api_client, region_of, sign_request, signing_region
 
@@ -131,8 +131,9 @@ def test_a_non_loopback_bind_needs_to_be_asked_for() -> None:
     ProxyServer(forwarder, "0.0.0.0", 0, allow_remote=True).stop()
 
 
-def test_the_command_says_when_there_are_no_credentials(no_aws: None) -> None:
-    result = CliRunner().invoke(proxy_command, ["--api", GATEWAY, "--port", "0"])
+@pytest.mark.parametrize("command", [proxy_command, console_command])
+def test_the_command_says_when_there_are_no_credentials(no_aws: None, command: Any) -> None:
+    result = CliRunner().invoke(command, ["--api", GATEWAY, "--port", "0"])
     assert result.exit_code == 1
     assert "no AWS credentials found" in result.output
 
