@@ -7,8 +7,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-API_GATEWAY_SIGNING_NAME = "execute-api"
-"""The SigV4 service name API Gateway checks under IAM authorization."""
+from stepflow.proxy.signing import SIGNING_NAME as API_GATEWAY_SIGNING_NAME
+from stepflow.proxy.signing import region_of, sign_client
+
+__all__ = ["API_GATEWAY_SIGNING_NAME", "client"]
 
 
 def client(
@@ -23,8 +25,9 @@ def client(
 
     With ``sigv4_api_gateway=True`` (a deployed API behind API Gateway with IAM
     auth) requests are signed for the service ``execute-api`` instead of
-    ``states``. ``session`` (a ``boto3.Session``) and ``kwargs`` (``config``,
-    credentials, ...) go to boto3.
+    ``states`` (:func:`stepflow.proxy.signing.sign_client`), in ``region`` or
+    else the one an ``execute-api`` URL names. ``session`` (a ``boto3.Session``)
+    and ``kwargs`` (``config``, credentials, ...) go to boto3.
     """
     maker = session if session is not None else boto3
     # StartSyncExecution's model asks for a ``sync-`` host prefix: right for AWS's
@@ -33,12 +36,7 @@ def client(
     if kwargs.get("config") is not None:
         config = config.merge(kwargs["config"])
     kwargs["config"] = config
-    sfn = maker.client("stepfunctions", endpoint_url=endpoint_url, region_name=region, **kwargs)
     if sigv4_api_gateway:
-        sfn.meta.events.register("before-sign.sfn", _sign_for_api_gateway)
-    return sfn
-
-
-def _sign_for_api_gateway(request: Any, **_: Any) -> None:
-    """Sign the request for API Gateway rather than for Step Functions."""
-    request.context.setdefault("signing", {})["signing_name"] = API_GATEWAY_SIGNING_NAME
+        region = region or region_of(endpoint_url)
+    sfn = maker.client("stepfunctions", endpoint_url=endpoint_url, region_name=region, **kwargs)
+    return sign_client(sfn) if sigv4_api_gateway else sfn

@@ -1,0 +1,318 @@
+"""A local HTTP server that forwards each request to a deployed API, re-signed.
+
+The AWS CLI, SDKs and Terraform sign for ``states`` with whatever credentials
+they hold; API Gateway's IAM authorization wants ``execute-api``. The
+:class:`Forwarder` drops the client's signature, adds the API's stage path,
+signs with the proxy process's credentials (botocore's chain) and streams the
+answer back. Bodies and credentials are never logged; each request is logged
+as one line: method, path, X-Amz-Target, status.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from stepflow.local.routes import Route, route_for
+from stepflow.proxy.signing import SIGNATURE_HEADERS, sign_request
+
+MAX_BODY = 10 * 1024 * 1024
+"""API Gateway's payload limit: a larger request is refused with 413 before it is read."""
+
+UPSTREAM_TIMEOUT = 75.0
+"""Seconds an upstream call may stay silent (GetActivityTask long-polls for 60 s)."""
+
+_CHUNK = 64 * 1024
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
+    }
+)  # fmt: skip
+"""Headers about one connection, never forwarded either way."""
+
+_NOT_FORWARDED = HOP_BY_HOP | SIGNATURE_HEADERS | {"host", "content-length", "x-amz-content-sha256"}
+
+Credentials = Callable[[], Any]
+"""Returns botocore's frozen credentials (None: there are none); may raise if a refresh fails."""
+
+Log = Callable[[str], None]
+
+
+class ProxyError(Exception):
+    """A request the proxy answers itself: ``status`` and a JSON-protocol error ``kind``."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind = status, kind
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """The deployed API: ``https://<id>.execute-api.<region>.amazonaws.com/<stage>/``."""
+
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    """The stage path, without its trailing slash (``/v1``), or empty."""
+
+    @classmethod
+    def parse(cls, api_url: str) -> Upstream:
+        """Parse ``api_url``; ValueError unless it is an absolute http(s) URL without a query."""
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{api_url!r} is not an http(s) URL (the stack's ApiUrl output)")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{api_url!r} has a query or fragment; give the API's base URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    def target(self, path: str) -> str:
+        """The upstream request target of a request for ``path`` (``/`` -> ``<base>/``)."""
+        return self.base_path + (path if path.startswith("/") else "/" + path)
+
+    def url(self, path: str) -> str:
+        """The upstream URL of a request for ``path``."""
+        default = 443 if self.scheme == "https" else 80
+        netloc = self.host if self.port == default else f"{self.host}:{self.port}"
+        return f"{self.scheme}://{netloc}{self.target(path)}"
+
+
+@dataclass
+class Forwarder:
+    """Re-signs and forwards requests to ``upstream``; counts them in ``forwarded``."""
+
+    upstream: Upstream
+    region: str
+    credentials: Credentials
+    timeout: float = UPSTREAM_TIMEOUT
+    forwarded: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def open(
+        self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send the request upstream; the caller reads the response and closes the connection.
+
+        Raises :class:`ProxyError`: 403 without credentials, 502 when the API cannot
+        be reached, 504 when it does not answer in time.
+        """
+        try:
+            frozen = self.credentials()
+        except Exception as exc:  # an expired SSO session, an unreachable IMDS...
+            raise ProxyError(
+                403, "ProxyCredentialsUnavailable", f"the proxy's AWS credentials: {exc}"
+            ) from None
+        if frozen is None:
+            raise ProxyError(403, "ProxyCredentialsUnavailable", NO_CREDENTIALS)
+        url = self.upstream.url(path)
+        kept = {k: v for k, v in headers if k.lower() not in _NOT_FORWARDED}
+        signed = sign_request(frozen, self.region, method, url, kept, body)
+        connection = self._connection()
+        try:
+            connection.request(method, self.upstream.target(path), body=body, headers=signed)
+            response = connection.getresponse()
+        except TimeoutError:
+            connection.close()
+            raise ProxyError(
+                504, "GatewayTimeout", f"{self.upstream.host} did not answer in time"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise ProxyError(
+                502, "BadGateway", f"cannot reach {self.upstream.host}: {type(exc).__name__}"
+            ) from None
+        with self._lock:
+            self.forwarded += 1
+        return connection, response
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.upstream.scheme == "https":
+            return http.client.HTTPSConnection(
+                self.upstream.host,
+                self.upstream.port,
+                timeout=self.timeout,
+                context=ssl.create_default_context(),
+            )
+        return http.client.HTTPConnection(
+            self.upstream.host, self.upstream.port, timeout=self.timeout
+        )
+
+
+NO_CREDENTIALS = (
+    "no AWS credentials found (environment, AWS_PROFILE or --profile, SSO, instance role): "
+    "run `aws configure` or `aws sso login`, or pass --profile"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ProxyServer:
+    """Serves ``forwarder`` on ``host:port`` (port 0: any free port) in a thread pool.
+
+    ``routes`` answer their own ``GET`` requests (the web console's files);
+    everything else is forwarded. A non-loopback ``host`` is refused unless
+    ``allow_remote``: whoever reaches the port calls the API as the proxy's user.
+    """
+
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        allow_remote: bool = False,
+        routes: Sequence[Route] = (),
+        log: Log | None = None,
+    ) -> None:
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
+        self.forwarder = forwarder
+        self.allowed_hosts: set[str] = set()
+        handler = _handler_class(
+            forwarder, tuple(routes), log or (lambda _line: None), self.allowed_hosts
+        )
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serving = False
+        self.port = int(self._server.server_address[1])
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}"
+        if is_loopback(host):
+            # A web page cannot reach the proxy by DNS rebinding (its Host header
+            # names its own domain) nor post to it from another origin.
+            names = {shown, "localhost", "127.0.0.1", "[::1]"}
+            self.allowed_hosts.update(f"{name}:{self.port}" for name in names)
+
+    def start(self) -> ProxyServer:
+        """Serve in a background thread."""
+        self._serving = True
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`stop` (or KeyboardInterrupt)."""
+        self._serving = True
+        self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving (if serving) and close the socket."""
+        if self._serving:
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ProxyServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _handler_class(
+    forwarder: Forwarder, routes: tuple[Route, ...], log: Log, allowed_hosts: set[str]
+) -> type[BaseHTTPRequestHandler]:
+    """The request handler; ``allowed_hosts`` (empty: any) are the Host headers served."""
+
+    class _Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _foreign(self) -> bool:
+            if not allowed_hosts:
+                return False
+            host = self.headers.get("Host", "")
+            origin = self.headers.get("Origin")
+            return host not in allowed_hosts or origin not in (None, f"http://{host}")
+
+        def _forward(self) -> None:
+            if self._foreign():
+                self.close_connection = True
+                self._refuse(
+                    ProxyError(403, "Forbidden", "not a request from this machine's own origin")
+                )
+                log(f"{self.command} {self.path.split('?', 1)[0]} refused: Host or Origin 403")
+                return
+            route = route_for(routes, self.command, self.path)
+            if route is not None:
+                route.serve(self)
+                return
+            target = self.headers.get("X-Amz-Target", "-")
+            try:
+                status = self._relay(self._body())
+            except ProxyError as exc:
+                status = exc.status
+                self._refuse(exc)
+            log(f"{self.command} {self.path.split('?', 1)[0]} {target} {status}")
+
+        def _body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+                raise ProxyError(411, "LengthRequired", "send the body with a Content-Length")
+            header = (self.headers.get("Content-Length") or "0").strip()
+            length = int(header) if header.isascii() and header.isdigit() else -1
+            if length > MAX_BODY:  # refused unread, as API Gateway does
+                self.close_connection = True
+                raise ProxyError(413, "RequestEntityTooLarge", f"the body is over {MAX_BODY} bytes")
+            if length < 0:
+                self.close_connection = True
+                raise ProxyError(400, "BadRequest", "malformed Content-Length")
+            return self.rfile.read(length)
+
+        def _relay(self, body: bytes) -> int:
+            connection, response = forwarder.open(
+                self.command, self.path, list(self.headers.items()), body
+            )
+            try:
+                self.send_response(response.status, response.reason)
+                length = response.getheader("Content-Length")
+                for name, value in response.getheaders():
+                    if name.lower() not in HOP_BY_HOP:
+                        self.send_header(name, value)
+                if length is None:  # no length to pass on: the body ends when we close
+                    self.close_connection = True
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                while chunk := response.read(_CHUNK):
+                    self.wfile.write(chunk)
+                return response.status
+            except (TimeoutError, OSError, http.client.HTTPException):
+                self.close_connection = True  # headers may be out: only closing can tell
+                return 502
+            finally:
+                connection.close()
+
+        def _refuse(self, error: ProxyError) -> None:
+            body = json.dumps({"__type": error.kind, "message": str(error)}).encode()
+            self.send_response(error.status)
+            self.send_header("Content-Type", "application/x-amz-json-1.0")
+            self.send_header("x-amzn-ErrorType", error.kind)
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward  # noqa: N815 (http.server's)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silenced: :func:`log` gets one line per request, without bodies."""
+
+    return _Forward
