@@ -396,6 +396,15 @@ def test_run_answers_tasks_from_a_mock_config_test_case(capsys: Any) -> None:
         (["--mock-config", "@", "--test-case", "Other#HappyPath"], "Other"),
     ],
 )
+def test_run_ignores_step_functions_locals_variable(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SFN_MOCK_CONFIG is stepflow local's (as Step Functions Local's); a plain run ignores it.
+    monkeypatch.setenv("SFN_MOCK_CONFIG", str(MOCKS / "MockConfigFile.json"))
+    assert main(["run", write(tmp_path, PASS_ONLY), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "SUCCEEDED"
+
+
 def test_run_refuses_bad_mock_flags_before_running(
     flags: list[str], message: str, capsys: Any
 ) -> None:

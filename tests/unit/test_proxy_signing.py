@@ -151,3 +151,40 @@ def test_bad_input_is_a_usage_error(no_aws: None, args: list[str], said: str) ->
     result = CliRunner().invoke(proxy_command, args)
     assert result.exit_code == 2, result.output
     assert said in result.output
+
+
+@pytest.mark.parametrize(
+    ("argv", "scope"),
+    [
+        ([], "eu-west-1/execute-api/aws4_request"),  # the URL's region, not AWS_DEFAULT_REGION
+        (["--region", "us-west-2"], "us-west-2/execute-api/aws4_request"),  # typed: it wins
+    ],
+)
+def test_stepflow_worker_api_signs_for_execute_api(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], scope: str
+) -> None:
+    from stepflow.cli.worker import worker_options
+    from stepflow.worker import cli as worker_cli
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    options = worker_options(["--api", GATEWAY, "--activity", "a", "m:f", *argv])
+    client = worker_cli._client(options)
+    assert _scope(client._client) == scope
+
+
+def test_stepflow_worker_refuses_api_with_endpoint_url(capsys: Any) -> None:
+    from stepflow.cli import main
+
+    argv = ["worker", "--api", GATEWAY, "--endpoint-url", "http://127.0.0.1:9", "--activity"]
+    assert main([*argv, "a", "json:dumps"]) == 2
+    assert "give --api or --endpoint-url, not both" in capsys.readouterr().err
+
+
+def test_stepflow_worker_api_on_a_custom_domain_needs_a_region(no_aws: None, capsys: Any) -> None:
+    from stepflow.cli import main
+
+    argv = ["worker", "--api", "https://api.example.com/v1", "--activity", "a", "json:dumps"]
+    assert main(argv) == 2
+    assert "--region" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from stepflow.cli.progress import Progress
 from stepflow.cli.run import run_command, validate_command
 from stepflow.cli.worker import worker_command
 from stepflow.graph.command import graph_command
+from stepflow.proxy.command import console_command, proxy_command
 
 __all__ = ["Progress", "UsageError", "cli", "main"]
 
@@ -47,6 +48,8 @@ for _command in (
     worker_command,
     cells_group,
     graph_command,
+    proxy_command,
+    console_command,
 ):
     cli.add_command(_command)
 

@@ -73,8 +73,7 @@ def _definition(
 @click.option(
     "--mock-config",
     metavar="FILE",
-    envvar="SFN_MOCK_CONFIG",
-    help="Step Functions Local's MockConfigFile.json (default: $SFN_MOCK_CONFIG), with --test-case",
+    help="Step Functions Local's MockConfigFile.json, with --test-case",
 )
 @click.option(
     "--test-case",
@@ -124,7 +123,7 @@ def _mocks(config: str | None, test_case: str | None) -> dict[str, Any]:
     """``execute``'s mock arguments for ``--mock-config`` and ``--test-case``."""
     if config is None:
         if test_case is not None:
-            raise UsageError("--test-case needs a --mock-config (or $SFN_MOCK_CONFIG)")
+            raise UsageError("--test-case needs a --mock-config")
         return {}
     if not test_case:
         raise UsageError("--mock-config needs --test-case (one of its TestCases)")

@@ -37,6 +37,12 @@ __all__ = ["worker_command", "worker_options"]
 )
 @click.option("--concurrency", type=int, default=8, show_default=True, help="tasks in hand at once")
 @click.option("--endpoint-url", envvar="STEPFLOW_ENDPOINT", help="the StepFlow API's URL")
+@click.option(
+    "--api",
+    metavar="URL",
+    help="a deployed StepFlow API (its ApiUrl): calls signed for execute-api with your AWS "
+    "credentials, in the URL's region unless --region is given",
+)
 @click.option("--region", envvar="AWS_DEFAULT_REGION", default="us-east-1", show_default=True)
 @click.option("--name", help="worker name reported to GetActivityTask")
 @click.option("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
@@ -50,6 +56,7 @@ def worker_command(**options: Any) -> int:
     """
     from stepflow.worker import cli as worker_cli
 
+    options["api_region"] = _api_region(click.get_current_context())
     try:
         return worker_cli.run(worker_cli.WorkerOptions(**options))
     except worker_cli.WorkerUsageError as exc:
@@ -61,4 +68,11 @@ def worker_options(argv: Sequence[str]) -> Any:
     from stepflow.worker.cli import WorkerOptions
 
     context = worker_command.make_context("stepflow worker", list(argv))
-    return WorkerOptions(**context.params)
+    return WorkerOptions(**context.params, api_region=_api_region(context))
+
+
+def _api_region(context: click.Context) -> str | None:
+    """``--region`` when typed on the command line: ``--api`` then signs for it, not the URL's."""
+    source = context.get_parameter_source("region")
+    explicit = source is click.core.ParameterSource.COMMANDLINE
+    return str(context.params["region"]) if explicit else None

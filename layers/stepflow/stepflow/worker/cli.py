@@ -26,6 +26,7 @@ from stepflow.api.client import client as stepflow_client
 from stepflow.cells import EffectHandlers, load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
 from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of, resolve
+from stepflow.proxy.signing import is_api_gateway, worker_client
 from stepflow.runtime.leases import LeaseLog
 from stepflow.runtime.targets import OwnResources
 from stepflow.worker.cells import CellHandler, cell_activity
@@ -55,6 +56,10 @@ class WorkerOptions:
     concurrency: int = 8
     endpoint_url: str | None = None
     region: str = "us-east-1"
+    api: str | None = None
+    """A deployed StepFlow API's URL: every call signed for ``execute-api``."""
+    api_region: str | None = None
+    """The region ``--api`` signs for when given on the command line (else the URL's)."""
     name: str | None = None
     heartbeat: float = 10.0
     grace: float = 30.0
@@ -90,7 +95,7 @@ def build(args: WorkerOptions, client: Any = None, log: LeaseLog | None = None) 
         raise WorkerUsageError("give --activity and a handler (or --cells and --queue)")
     handler: Handler = _cell_handler(args, log) if cells else load_handler(args.handler or "")
     if client is None:
-        client = api_client(args.endpoint_url, args.region)
+        client = _client(args)
     try:
         if cells:
             arn = cell_activity(client, args.queue or "")
@@ -326,6 +331,18 @@ def resolve_activity(client: Any, activity: str) -> str:
             raise WorkerUsageError(f"no activity named {activity!r}")
 
 
+def _client(args: WorkerOptions) -> Any:
+    """The Step Functions client of ``--api`` (signed for execute-api) or ``--endpoint-url``."""
+    if args.api is None:
+        return api_client(args.endpoint_url, args.region)
+    if args.endpoint_url:
+        raise WorkerUsageError("give --api or --endpoint-url, not both")
+    try:
+        return worker_client(args.api, region=args.api_region)
+    except ValueError as exc:  # no region known for a custom domain
+        raise WorkerUsageError(f"--api: {exc}") from None
+
+
 def api_client(endpoint_url: str | None, region: str) -> ReleasingClient:
     """The Step Functions client of ``endpoint_url`` (None: AWS's).
 
@@ -337,12 +354,6 @@ def api_client(endpoint_url: str | None, region: str) -> ReleasingClient:
     return ReleasingClient(
         _boto3_client(endpoint_url, region, gateway), _credentials(region), signing_name=signing
     )
-
-
-def is_api_gateway(endpoint_url: str | None) -> bool:
-    """True for an API Gateway URL (``https://<id>.execute-api.<region>.amazonaws.com/...``)."""
-    host = urlparse(endpoint_url or "").hostname or ""
-    return ".execute-api." in host and host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
 
 
 def _boto3_client(endpoint_url: str | None, region: str, gateway: bool = False) -> Any:
