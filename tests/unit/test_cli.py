@@ -387,15 +387,6 @@ def test_run_answers_tasks_from_a_mock_config_test_case(capsys: Any) -> None:
     assert json.loads(capsys.readouterr().out)["status"] == "SUCCEEDED"
 
 
-@pytest.mark.parametrize(
-    ("flags", "message"),
-    [
-        (["--test-case", "HappyPath"], "--test-case needs a --mock-config"),
-        (["--mock-config", "@"], "--mock-config needs --test-case"),
-        (["--mock-config", "@", "--test-case", "Nope"], "has no test case 'Nope'"),
-        (["--mock-config", "@", "--test-case", "Other#HappyPath"], "Other"),
-    ],
-)
 def test_run_ignores_step_functions_locals_variable(
     tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,6 +396,15 @@ def test_run_ignores_step_functions_locals_variable(
     assert json.loads(capsys.readouterr().out)["status"] == "SUCCEEDED"
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--test-case", "HappyPath"], "--test-case needs a --mock-config"),
+        (["--mock-config", "@"], "--mock-config needs --test-case"),
+        (["--mock-config", "@", "--test-case", "Nope"], "has no test case 'Nope'"),
+        (["--mock-config", "@", "--test-case", "Other#HappyPath"], "Other"),
+    ],
+)
 def test_run_refuses_bad_mock_flags_before_running(
     flags: list[str], message: str, capsys: Any
 ) -> None:
