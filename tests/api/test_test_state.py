@@ -22,6 +22,7 @@ from stepflow.runtime.registry import InMemoryRegistry
 from tests.api.conftest import FN, ROLE, SCOPE, Api, invoke
 
 CALLS: Counter[str] = Counter()
+SENT: list[Any] = []  # the input (effective parameters) each task call received
 
 
 HTTP_RESULT = {
@@ -34,6 +35,7 @@ HTTP_RESULT = {
 
 def counting(body: dict[str, Any]) -> TaskOutcome:
     CALLS[body["resource"]] += 1
+    SENT.append(body.get("input"))
     if body["resource"] == "arn:aws:states:::http:invoke":
         return TaskOutcome.succeeded(HTTP_RESULT)
     return invoke(body)
@@ -367,7 +369,7 @@ def test_trace_shows_an_http_tasks_request_and_response(api: Api) -> None:
             "ApiEndpoint": "https://api.example/orders",
             "Method": "post",
             "Headers": {"x-trace": "1"},
-            "QueryParameters": {"dry run": "yes"},
+            "QueryParameters": {"dry run": "yes", "tag": ["a", "b"]},
             "RequestBody.$": "$.order",
             "Authentication": {"ConnectionArn": "arn:aws:events:us-east-1:1:connection/c/x"},
         },
@@ -376,12 +378,20 @@ def test_trace_shows_an_http_tasks_request_and_response(api: Api) -> None:
     done = api("TestState", definition=json.dumps(state), input=INPUT, inspectionLevel="TRACE")
     assert CALLS["arn:aws:states:::http:invoke"] == 1
     data = done["inspectionData"]
+    # As the HTTP integration builds it: arrays repeated, Content-Type and User-Agent added.
     assert data["request"] == {
         "protocol": "https",
         "method": "POST",
-        "url": "https://api.example/orders?dry+run=yes",
-        "headers": '{"x-trace":"1"}',
-        "body": '{"n":2}',
+        "url": "https://api.example/orders?dry+run=yes&tag=a&tag=b",
+        "headers": json.dumps(
+            {
+                "x-trace": "1",
+                "Content-Type": "application/json",
+                "User-Agent": "Amazon|StepFunctions|HttpInvoke|eu-west-1",
+            },
+            separators=(",", ":"),
+        ),
+        "body": '{"n": 2}',  # the integration's own encoding of the body it sent
     }
     assert data["response"] == {
         "protocol": "https",
@@ -392,3 +402,22 @@ def test_trace_shows_an_http_tasks_request_and_response(api: Api) -> None:
     }
     debug = api("TestState", definition=json.dumps(state), input=INPUT, inspectionLevel="DEBUG")
     assert "request" not in debug["inspectionData"]
+
+
+def test_debug_shows_the_parameters_the_run_sent_not_a_second_evaluation(api: Api) -> None:
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::http:invoke",
+        "Parameters": {
+            "ApiEndpoint": "https://api.example/orders",
+            "Method": "POST",
+            "RequestBody": {"id.$": "States.UUID()"},
+            "Authentication": {"ConnectionArn": "arn:aws:events:us-east-1:1:connection/c/x"},
+        },
+        "End": True,
+    }
+    done = api("TestState", definition=json.dumps(state), input=INPUT, inspectionLevel="TRACE")
+    data = done["inspectionData"]
+    sent = SENT[-1]["RequestBody"]["id"]  # the UUID the task call received
+    assert json.loads(data["afterParameters"])["RequestBody"] == {"id": sent}
+    assert json.loads(data["request"]["body"]) == {"id": sent}

@@ -11,33 +11,42 @@ fields) is never shown: StepFlow's HTTP integration does not report it, so
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from stepflow.data.serialize import dumps
+from stepflow.integrations.http import build_request
+from stepflow.integrations.http_common import BadParameters
 
 HTTP_INVOKE = "arn:aws:states:::http:invoke"
 
 
-def http_trace(resource: Any, parameters: Any, result: Any) -> dict[str, Any]:
-    """``{"request", "response"}`` of an ``http:invoke`` Task that ran; else empty."""
+def http_trace(
+    resource: Any, parameters: Any, result: Any, region: str | None = None
+) -> dict[str, Any]:
+    """``{"request", "response"}`` of an ``http:invoke`` Task that ran; else empty.
+
+    The request is built by the HTTP integration's own :func:`build_request`
+    (query arrays repeated, Content-Type and User-Agent added), without what a
+    connection adds.
+    """
     if resource != HTTP_INVOKE or not isinstance(parameters, dict):
         return {}
     if not isinstance(result, dict):
         return {}
-    endpoint = str(parameters.get("ApiEndpoint") or "")
-    query = parameters.get("QueryParameters")
-    url = endpoint
-    if isinstance(query, dict) and query:
-        url += ("&" if urlsplit(endpoint).query else "?") + urlencode(
-            [(str(k), str(v)) for k, v in query.items()]
-        )
-    protocol = urlsplit(endpoint).scheme
+    try:
+        sent = build_request(parameters, region)
+    except BadParameters:
+        return {}
+    protocol = urlsplit(sent.url).scheme
+    headers: dict[str, str] = {}
+    for name, value in sent.headers:
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
     request = {
         "protocol": protocol,
-        "method": str(parameters.get("Method") or "").upper(),
-        "url": url,
-        "headers": dumps(parameters.get("Headers") or {}),
-        "body": _text(parameters.get("RequestBody")),
+        "method": sent.method,
+        "url": sent.url,
+        "headers": dumps(headers),
+        "body": "" if sent.body is None else sent.body.decode("utf-8", "replace"),
     }
     response = {
         "protocol": protocol,

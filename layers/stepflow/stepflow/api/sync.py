@@ -179,11 +179,16 @@ class Synchronous:
         if level in ("DEBUG", "TRACE"):
             raw = _raw_result(node, history)
             data = inspect_only(node, value, context=context, variables=variables, result=raw)
+            sent = _sent_parameters(node, history)
+            for key in ("afterParameters", "afterArguments"):
+                if key in data and sent is not MISSING:
+                    data[key] = sent  # what the run sent, not a second evaluation's
             result["inspectionData"] = inspection_data(data)
             if level == "TRACE":
                 effective = data.get("afterParameters", data.get("afterArguments"))
                 resource = machine["States"][name].get("Resource")
-                result["inspectionData"].update(http_trace(resource, effective, raw))
+                trace = http_trace(resource, effective, raw, scope.region)
+                result["inspectionData"].update(trace)
         return result
 
     def validate_state_machine_definition(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -275,6 +280,17 @@ def _raw_result(node: State, history: list[dict[str, Any]]) -> Any:
         if event["type"] in _TASK_RESULTS:
             details = event[_TASK_RESULTS[event["type"]]]
             return json.loads(details.get("output", "null"))
+    return MISSING
+
+
+def _sent_parameters(node: State, history: list[dict[str, Any]]) -> Any:
+    """The parameters the tested Task's last attempt was scheduled with, else MISSING."""
+    if node.type != "Task":
+        return MISSING
+    for event in reversed(history):
+        details = event.get("taskScheduledEventDetails")
+        if event["type"] == "TaskScheduled" and isinstance(details, dict):
+            return json.loads(details.get("parameters", "null"))
     return MISSING
 
 

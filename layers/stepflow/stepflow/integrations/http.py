@@ -114,32 +114,47 @@ class HttpInvoke:
         clients: TaskClients,
         timeout: float,
     ) -> HttpRequest:
-        endpoint = require_str(parameters, "ApiEndpoint") or ""
-        method = require_str(parameters, "Method") or ""
-        if method.upper() not in METHODS:
-            raise BadParameters("Method")
-        method = method.upper()
-        if urlsplit(endpoint).scheme not in ("http", "https"):
-            raise BadParameters("ApiEndpoint")
+        build_request(parameters, request.region)  # a bad field is refused before any secret
         connection_arn = _connection_arn(parameters)
         auth = connection_auth(request, clients, connection_arn, self.http, timeout)
-        headers = _string_map(parameters.get("Headers"), "Headers")
-        for name, _ in headers:
-            if name.lower() in FORBIDDEN_HEADERS:
-                raise BadParameters("Headers", f"contains unsupported values: {name}")
-        headers += auth.headers
-        query = [*_string_map(parameters.get("QueryParameters"), "QueryParameters"), *auth.query]
-        url = endpoint
-        if query:
-            url += ("&" if urlsplit(endpoint).query else "?") + urlencode(query)
-        if auth.authorization:
-            headers.append(("Authorization", auth.authorization))
-        body, content_type = _body(parameters, auth.body)
-        if body is not None and not any(n.lower() == "content-type" for n, _ in headers):
-            headers.append(("Content-Type", content_type))
-        region = request.region or "us-east-1"
-        headers.append(("User-Agent", f"Amazon|StepFunctions|HttpInvoke|{region}"))
-        return HttpRequest(method, url, tuple(headers), body, timeout)
+        return build_request(parameters, request.region, auth, timeout)
+
+
+def build_request(
+    parameters: dict[str, Any],
+    region: str | None,
+    auth: ConnectionAuth | None = None,
+    timeout: float = 0.0,
+) -> HttpRequest:
+    """The request an ``http:invoke`` Task sends for ``parameters``, plus ``auth``'s parts.
+
+    Without ``auth`` it is the request as TestState's TRACE shows it: what the
+    connection adds (its secrets) left out. Raises :class:`BadParameters`.
+    """
+    endpoint = require_str(parameters, "ApiEndpoint") or ""
+    method = require_str(parameters, "Method") or ""
+    if method.upper() not in METHODS:
+        raise BadParameters("Method")
+    method = method.upper()
+    if urlsplit(endpoint).scheme not in ("http", "https"):
+        raise BadParameters("ApiEndpoint")
+    auth = auth if auth is not None else ConnectionAuth()
+    headers = _string_map(parameters.get("Headers"), "Headers")
+    for name, _ in headers:
+        if name.lower() in FORBIDDEN_HEADERS:
+            raise BadParameters("Headers", f"contains unsupported values: {name}")
+    headers += auth.headers
+    query = [*_string_map(parameters.get("QueryParameters"), "QueryParameters"), *auth.query]
+    url = endpoint
+    if query:
+        url += ("&" if urlsplit(endpoint).query else "?") + urlencode(query)
+    if auth.authorization:
+        headers.append(("Authorization", auth.authorization))
+    body, content_type = _body(parameters, auth.body)
+    if body is not None and not any(n.lower() == "content-type" for n, _ in headers):
+        headers.append(("Content-Type", content_type))
+    headers.append(("User-Agent", f"Amazon|StepFunctions|HttpInvoke|{region or 'us-east-1'}"))
+    return HttpRequest(method, url, tuple(headers), body, timeout)
 
 
 def _connection_arn(parameters: dict[str, Any]) -> str:
