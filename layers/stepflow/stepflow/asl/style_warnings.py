@@ -4,7 +4,8 @@
 JSONPath states:
 
 - ``NO_DOLLAR``: a payload template field (``Parameters``, ``ResultSelector``,
-  ``ItemSelector``, ``Assign``) whose value looks like a path or an intrinsic
+  ``ItemSelector``, ``Assign``, a Map's ``ItemReader.Parameters`` and
+  ``ResultWriter.Parameters``) whose value looks like a path or an intrinsic
   function but whose name does not end with ``.$``, so it is passed as text;
 - ``NO_PATH``: a field whose value looks like a path but that has a ``…Path``
   twin meant for paths (a Choice rule's ``StringEquals`` for
@@ -29,6 +30,8 @@ NO_PATH = "NO_PATH"
 PASS_RESULT_IS_STATIC = "PASS_RESULT_IS_STATIC"
 
 _TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
+_NESTED_TEMPLATES = ("ItemReader", "ResultWriter")
+"""A distributed Map's blocks whose ``Parameters`` are payload templates too."""
 _INTRINSIC = re.compile(r"States\.[A-Za-z0-9]+\(.*\)", re.DOTALL)
 _PATH_START = re.compile(r"\$\$?(?:$|[.\[])")
 _WITH_PATH = (*(op for op in OPERATORS if f"{op}Path" in OPERATORS), "Error", "Cause")
@@ -77,6 +80,11 @@ def _state(state: Mapping[str, Any], here: str) -> Iterator[Diagnostic]:
     for key in _TEMPLATES:
         if key in state:
             yield from _no_dollar(state[key], pointer(here, key), key)
+    for block in _NESTED_TEMPLATES:
+        inner = state.get(block)
+        if isinstance(inner, Mapping) and "Parameters" in inner:
+            field = f"{block}.Parameters"
+            yield from _no_dollar(inner["Parameters"], pointer(here, block, "Parameters"), field)
     if state.get("Type") == "Pass" and "Result" in state:
         yield from _static_result(state["Result"], pointer(here, "Result"))
     if state.get("Type") == "Fail":
