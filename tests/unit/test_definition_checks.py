@@ -212,6 +212,9 @@ def test_a_root_filter_is_valid_and_selects_as_aws_does() -> None:
     assert validate(definition) == []
     result = execute(definition, [{"x": 1}, {"x": -2}, {"x": 3}])
     assert result.succeeded and result.result == [{"x": 1}, {"x": 3}]
+    whole = {"x": 1, "y": {"x": 2}}  # an object input is tested itself, as Jayway does
+    assert execute(definition, whole).result == [whole]
+    assert execute(definition, {"x": -1, "y": {"x": 2}}).result == []
     selector = machine(
         {"Type": "Pass", "Parameters": {"big.$": "$.items.[?(@.n >= 10)].n"}, "End": True}
     )
