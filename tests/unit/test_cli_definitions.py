@@ -53,13 +53,32 @@ def test_run_a_yaml_definition_with_subs(tmp_path: Path, capsys: Any) -> None:
     assert result["result"] == {"greeting": "hi", "to": "Ada"}
 
 
-def test_a_missing_sub_is_a_usage_error_naming_the_key(tmp_path: Path, capsys: Any) -> None:
+def test_a_missing_sub_is_left_as_written_with_a_note(tmp_path: Path, capsys: Any) -> None:
     path = write(tmp_path, "hello.asl.yaml", GREETING_YAML)
     for command in ("run", "validate"):
-        assert main([command, path, "--sub", "Greeting=hi"]) == 2
+        assert main([command, path, "--sub", "Greeting=hi"]) == 0
         err = capsys.readouterr().err
-        assert err.startswith("stepflow: error: ") and "${Name}" in err
+        assert err.startswith("stepflow: note: ") and "${Name}" in err
         assert "${Greeting}" not in err and err.count("\n") == 1
+    assert main(["run", path, "--json", "--sub", "Greeting=hi"]) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == {"greeting": "hi", "to": "${Name}"}
+
+
+PRICE = {
+    "StartAt": "Quote",
+    "States": {"Quote": {"Type": "Pass", "Result": {"text": "costs ${price}"}, "End": True}},
+}
+
+
+def test_a_literal_placeholder_runs_without_subs(tmp_path: Path, capsys: Any) -> None:
+    path = write(tmp_path, "price.asl.json", PRICE)
+    assert main(["run", path, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["result"] == {"text": "costs ${price}"}
+    assert captured.err == ""
+    assert main(["validate", path]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "OK" and captured.err == ""
 
 
 def test_run_and_validate_from_a_template(tmp_path: Path, capsys: Any) -> None:
@@ -215,6 +234,15 @@ def test_the_demo_registers_yaml_definitions_once_each(tmp_path: Path) -> None:
         "to": "you",
     }
     assert sfn.created["plain"] == '{"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}'
+
+
+def test_the_demo_registers_a_literal_placeholder_as_written(tmp_path: Path) -> None:
+    from stepflow.local.demo import register
+
+    write(tmp_path, "price.asl.yaml", json.dumps(PRICE))
+    sfn = FakeStepFunctions()
+    assert list(register(sfn, tmp_path)) == ["price"] and len(sfn.created) == 1
+    assert json.loads(sfn.created["price"]) == PRICE
 
 
 def test_local_demo_refuses_a_bad_yaml_before_starting(tmp_path: Path, capsys: Any) -> None:

@@ -112,6 +112,35 @@ def test_no_dollar_for_a_path_or_call_without_dollar_suffix() -> None:
         assert [(c, loc) for c, loc, _ in warned] == [("NO_DOLLAR", f"/States/A/{field}/x")]
 
 
+def test_no_dollar_in_a_distributed_maps_reader_and_writer_parameters() -> None:
+    processor = {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "End": True}},
+    }
+    state = {
+        "Type": "Map",
+        "ItemProcessor": processor,
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket": "$.bucket", "Key.$": "$.key"},
+        },
+        "ResultWriter": {
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "out", "Prefix": "$$.Execution.Name"},
+        },
+        "End": True,
+    }
+    warned = found(machine(state), "WARNING")
+    assert [(code, location) for code, location, _ in warned] == [
+        ("NO_DOLLAR", "/States/A/ItemReader/Parameters/Bucket"),
+        ("NO_DOLLAR", "/States/A/ResultWriter/Parameters/Prefix"),
+    ]
+    assert "in 'ItemReader.Parameters'" in warned[0][2]
+    assert found(machine(state)) == []
+
+
 def test_pass_result_is_static() -> None:
     state = {
         "Type": "Pass",
@@ -183,6 +212,9 @@ def test_a_root_filter_is_valid_and_selects_as_aws_does() -> None:
     assert validate(definition) == []
     result = execute(definition, [{"x": 1}, {"x": -2}, {"x": 3}])
     assert result.succeeded and result.result == [{"x": 1}, {"x": 3}]
+    whole = {"x": 1, "y": {"x": 2}}  # an object input is tested itself, as Jayway does
+    assert execute(definition, whole).result == [whole]
+    assert execute(definition, {"x": -1, "y": {"x": 2}}).result == []
     selector = machine(
         {"Type": "Pass", "Parameters": {"big.$": "$.items.[?(@.n >= 10)].n"}, "End": True}
     )

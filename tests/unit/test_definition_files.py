@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from stepflow.definitions import (
     YamlError,
     load_definition,
     load_yaml,
+    missing_keys,
     parse_substitutions,
     placeholders,
     substitute,
 )
-from stepflow.definitions.yaml_load import MAX_NODES
+from stepflow.definitions.yaml_load import MAX_NODES, MAX_TEXT_BYTES
 
 ORDER_YAML = """\
 Comment: an order
@@ -74,6 +76,30 @@ def test_aliases_that_would_explode_are_refused_before_building_anything() -> No
         load_yaml(billion_laughs())
     small = load_yaml(billion_laughs(levels=2))  # aliases themselves are fine
     assert len(small["c"]) == 9 and small["c"][0] == small["b"]
+
+
+def text_bomb(value_bytes: int, aliases: int) -> str:
+    """One large anchored string repeated by many aliases: few values, much text."""
+    return f'a: &a "{"x" * value_bytes}"\nb: [{", ".join(["*a"] * aliases)}]\n'
+
+
+def test_a_large_value_repeated_by_aliases_is_refused_on_its_expanded_text(
+    tmp_path: Path,
+) -> None:
+    bomb = text_bomb(200_000, 1_000)  # 200 KB written, 200 MB once expanded
+    tracemalloc.start()
+    try:
+        with pytest.raises(YamlError, match=f"more than {MAX_TEXT_BYTES} bytes of text"):
+            load_yaml(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * len(bomb)  # bounded by the file, not by its expansion
+    path = write(tmp_path, "bomb.asl.yaml", bomb)
+    with pytest.raises(DefinitionFileError, match=r"bomb\.asl\.yaml: .* bytes of text"):
+        load_definition(path)
+    fits = load_yaml(text_bomb(100_000, 9))  # 1,000,000 bytes expanded: under 1 MiB
+    assert len(fits["b"]) == 9 and fits["b"][0] is fits["a"]
 
 
 @pytest.mark.parametrize(
@@ -153,12 +179,44 @@ def test_a_value_is_put_in_as_text_never_re_read() -> None:
     assert substitute({"a": "${X}"}, {"X": '"quoted" \\ {}'}) == {"a": '"quoted" \\ {}'}
 
 
-def test_every_missing_key_is_named_in_one_error() -> None:
-    with pytest.raises(SubstitutionError) as info:
-        substitute({"a": "${TableName}", "b": ["${QueueUrl}", "${TableName}"]}, {"Other": "x"})
-    message = str(info.value)
-    assert "${TableName}" in message and "${QueueUrl}" in message
-    assert message.count("TableName") == 1 and "--sub" in message
+def test_a_key_without_a_substitution_is_left_as_written_as_cloudformation_does() -> None:
+    definition = {"a": "${TableName}", "b": ["${QueueUrl}", "${TableName}", "${Given}"]}
+    assert missing_keys(definition, {"Given": "x"}) == ["TableName", "QueueUrl"]
+    filled = substitute(definition, {"Given": "x"})
+    assert filled == {"a": "${TableName}", "b": ["${QueueUrl}", "${TableName}", "x"]}
+
+
+def test_without_subs_or_a_template_a_placeholder_is_plain_text(tmp_path: Path) -> None:
+    text = '{"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "${price}", "End": true}}}'
+    for name in ("price.asl.json", "price.asl.yaml"):
+        path = write(tmp_path, name, text)  # JSON is YAML too
+        assert load_definition(path)["States"]["A"]["Result"] == "${price}"
+    notes: list[str] = []
+    loaded = load_definition(path, {"Other": "x"}, warn=notes.append)
+    assert loaded["States"]["A"]["Result"] == "${price}"
+    assert len(notes) == 1 and "${price}" in notes[0] and "left as written" in notes[0]
+
+
+class CountedDict(dict[str, Any]):
+    """A mapping that counts how often it is read whole."""
+
+    reads = 0
+
+    def items(self) -> Any:
+        CountedDict.reads += 1
+        return super().items()
+
+
+def test_an_aliased_value_is_scanned_and_replaced_once() -> None:
+    shared = CountedDict({"Table": "${TableName}"})
+    definition = {"Items": [shared] * 1_000}  # as YAML loads 1,000 aliases of one anchor
+    CountedDict.reads = 0
+    assert placeholders(definition) == ["TableName"]
+    assert CountedDict.reads == 1
+    filled = substitute(definition, {"TableName": "orders"})
+    assert CountedDict.reads == 3  # once to find the placeholders, once to replace them
+    assert filled["Items"][0] == {"Table": "orders"}
+    assert filled["Items"][0] is filled["Items"][999]
 
 
 def test_a_definition_without_placeholders_is_returned_as_it_is() -> None:

@@ -96,6 +96,40 @@ def test_a_root_filter_selects_the_matching_items_of_an_array_input() -> None:
     assert not path.is_reference
 
 
+# --- a filter on an object, as AWS (Jayway JsonPath) applies it ----------------------------
+
+NESTED = {"a": 1, "b": {"a": 2}}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("$.[?(@.a > 0)]", [NESTED]),  # the object itself passes, not its values
+        ("$[?(@.a > 0)]", [NESTED]),
+        ("$[?(@.a > 5)]", []),
+        ("$.b[?(@.a > 0)]", [{"a": 2}]),
+        ("$.b.[?(@.a > 1)]", [{"a": 2}]),
+        ("$[?(@.a > 0)].b.a", [2]),
+        ("$[?($.b.a == 2)]", [NESTED]),
+        ("$..[?(@.a > 0)]", [NESTED, {"a": 2}]),  # each object reached, once, in order
+    ],
+)
+def test_a_filter_tests_an_object_itself(path: str, expected: list[object]) -> None:
+    assert compile_path(path).find(NESTED) == expected
+
+
+def test_a_filter_still_selects_an_arrays_items_each_once() -> None:
+    doc = {"xs": [{"a": 1}, 5, {"a": 0}, [{"a": 3}], 7]}
+    assert compile_path("$.xs[?(@.a > 0)]").find(doc) == [{"a": 1}]
+    assert compile_path("$.xs.[?(@ > 1)]").find(doc) == [5, 7]
+    assert compile_path("$..[?(@.a > 0)]").find(doc) == [{"a": 1}, {"a": 3}]
+    assert compile_path("$..[?(@ > 1)]").find(doc) == [
+        5,
+        7,
+    ]  # not the 3 of {"a": 3}: an object is tested whole
+    assert compile_path("$[?(@.a > 0)]").find([NESTED, {"a": 0}]) == [NESTED]
+
+
 def test_dots_inside_quotes_filters_and_descents_stay() -> None:
     assert compile_path("$['a.[b']").find({"a.[b": 1}) == 1
     assert compile_path("$.items[?(@.n == '.[')].n").find({"items": [{"n": ".["}]}) == [".["]

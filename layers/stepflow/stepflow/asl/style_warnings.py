@@ -4,7 +4,8 @@
 JSONPath states:
 
 - ``NO_DOLLAR``: a payload template field (``Parameters``, ``ResultSelector``,
-  ``ItemSelector``, ``Assign``) whose value looks like a path or an intrinsic
+  ``ItemSelector``, ``Assign``, a Map's ``ItemReader.Parameters`` and
+  ``ResultWriter.Parameters``) whose value looks like a path or an intrinsic
   function but whose name does not end with ``.$``, so it is passed as text;
 - ``NO_PATH``: a field whose value looks like a path but that has a ``…Path``
   twin meant for paths (a Choice rule's ``StringEquals`` for
@@ -22,6 +23,7 @@ from typing import Any
 from stepflow.asl.diagnostics import Diagnostic
 from stepflow.asl.parse_choice import OPERATORS
 from stepflow.asl.parse_context import pointer
+from stepflow.asl.walk import StateVisit, iter_states
 from stepflow.data.jsonpath import is_path
 
 NO_DOLLAR = "NO_DOLLAR"
@@ -29,6 +31,8 @@ NO_PATH = "NO_PATH"
 PASS_RESULT_IS_STATIC = "PASS_RESULT_IS_STATIC"
 
 _TEMPLATES = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
+_NESTED_TEMPLATES = ("ItemReader", "ResultWriter")
+"""A distributed Map's blocks whose ``Parameters`` are payload templates too."""
 _INTRINSIC = re.compile(r"States\.[A-Za-z0-9]+\(.*\)", re.DOTALL)
 _PATH_START = re.compile(r"\$\$?(?:$|[.\[])")
 _WITH_PATH = (*(op for op in OPERATORS if f"{op}Path" in OPERATORS), "Error", "Cause")
@@ -46,37 +50,35 @@ def looks_dynamic(value: object) -> bool:
 
 def style_warnings(raw: Mapping[str, Any]) -> list[Diagnostic]:
     """The warnings of a definition (as JSON values) that parsed; never raises."""
-    language = raw.get("QueryLanguage", "JSONPath")
+    top = raw.get("QueryLanguage", "JSONPath")
     try:
-        return list(_machine(raw, "", language))
+        return [
+            diagnostic
+            for visit in iter_states(raw)
+            if _language(visit, top) == "JSONPath"
+            for diagnostic in _state(visit.state, visit.location)
+        ]
     except RecursionError:  # the parser reports the nesting
         return []
 
 
-def _machine(machine: Any, loc: str, language: object) -> Iterator[Diagnostic]:
-    states = machine.get("States") if isinstance(machine, Mapping) else None
-    if not isinstance(states, Mapping):
-        return
-    for name, state in states.items():
-        if not isinstance(state, Mapping):
-            continue
-        here = pointer(loc, "States", name)
-        own = state.get("QueryLanguage", language)
-        if own == "JSONPath":
-            yield from _state(state, here)
-        branches = state.get("Branches")
-        if isinstance(branches, list):
-            for index, branch in enumerate(branches):
-                yield from _machine(branch, pointer(here, "Branches", index), own)
-        for key in ("ItemProcessor", "Iterator"):
-            if key in state:
-                yield from _machine(state[key], pointer(here, key), own)
+def _language(visit: StateVisit, top: object) -> object:
+    """The state's query language: its own, else the nearest enclosing state's, else ``top``."""
+    language = top
+    for state, _ in visit.scopes:
+        language = state.get("QueryLanguage", language)
+    return visit.state.get("QueryLanguage", language)
 
 
 def _state(state: Mapping[str, Any], here: str) -> Iterator[Diagnostic]:
     for key in _TEMPLATES:
         if key in state:
             yield from _no_dollar(state[key], pointer(here, key), key)
+    for block in _NESTED_TEMPLATES:
+        inner = state.get(block)
+        if isinstance(inner, Mapping) and "Parameters" in inner:
+            field = f"{block}.Parameters"
+            yield from _no_dollar(inner["Parameters"], pointer(here, block, "Parameters"), field)
     if state.get("Type") == "Pass" and "Result" in state:
         yield from _static_result(state["Result"], pointer(here, "Result"))
     if state.get("Type") == "Fail":

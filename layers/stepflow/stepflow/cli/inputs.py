@@ -55,6 +55,8 @@ def load_definition(
     ``substitutions`` are ``--sub KEY=VALUE`` arguments (or a mapping);
     ``template`` a SAM/CloudFormation template giving the ``DefinitionSubstitutions``
     (and, without ``path``, the definition) of its state machine ``machine``.
+    Without either, a ``${...}`` is plain text; a placeholder they do not name is
+    left as written, with a note on standard error.
     """
     from stepflow.definitions import (
         DefinitionFileError,
@@ -69,9 +71,13 @@ def load_definition(
             if isinstance(substitutions, Mapping)
             else parse_substitutions(substitutions)
         )
-        return load(path, values, template=template, machine=machine)
+        return load(path, values or None, template=template, machine=machine, warn=_note)
     except (DefinitionFileError, SubstitutionError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _note(message: str) -> None:
+    click.echo(f"stepflow: note: {message}", err=True)
 
 
 def load_json(path: str) -> Any:

@@ -2,7 +2,8 @@
 
 A *reference path* (``$.a.b[0]``, ``$['x y']``) selects one node and can be
 written to (ResultPath). Other paths (wildcards, slices, filters, recursive
-descent) select a list of matches and are evaluated by ``jsonpath-ng``.
+descent) select a list of matches and are evaluated by ``jsonpath-ng``, its
+filters applied as AWS (Jayway) applies them (:mod:`stepflow.data.jsonpath_filters`).
 Paths are compiled once and cached; evaluation never mutates its input.
 
 The root is ``$`` (the state's input), ``$$`` (the context object) or
@@ -211,9 +212,11 @@ def _compile_general(expr: str, original: str) -> Any:
     # the library's `=~` backtracks with `re`; ours matches in linear time (RE2)
     filters.OPERATOR_MAP["=~"] = filter_search
 
+    from stepflow.data.jsonpath_filters import jayway_filters
+
     # jsonpath-ng writes filters as [?(...)] or [?...]; both are accepted.
     try:
-        return parse(expr)
+        return jayway_filters(parse(expr))
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
         raise PathSyntaxError(f"invalid JSONPath {original!r}: {exc}") from exc
 

@@ -19,6 +19,7 @@ from stepflow.definitions.files import (
 from stepflow.definitions.substitute import (
     SubstitutionError,
     Unresolved,
+    missing_keys,
     parse_substitutions,
     placeholders,
     substitute,
@@ -33,6 +34,7 @@ __all__ = [
     "is_yaml",
     "load_definition",
     "load_yaml",
+    "missing_keys",
     "parse_substitutions",
     "placeholders",
     "read_document",

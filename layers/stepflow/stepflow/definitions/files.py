@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from stepflow.definitions.substitute import (
     SubstitutionError,
     Substitutions,
     Unresolved,
+    missing_keys,
     substitute,
 )
 from stepflow.definitions.template import TemplateError, machine_from_template
@@ -61,6 +62,7 @@ def load_definition(
     *,
     template: str | Path | None = None,
     machine: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The definition at ``path`` (JSON or YAML) with its ``${Key}`` placeholders filled in.
 
@@ -68,6 +70,9 @@ def load_definition(
     ``DefinitionSubstitutions`` of its state machine resource (``machine``, or
     the one whose ``DefinitionUri`` is ``path``, or the only one) and, without
     ``path``, the definition itself. ``substitutions`` win over the template's.
+    With neither, nothing is substituted: a ``${...}`` is plain text, as it is
+    to AWS. A placeholder no substitution names is left as written (as
+    CloudFormation leaves it) and passed to ``warn``.
     Raises :class:`DefinitionFileError` with a one-line reason.
     """
     values: dict[str, str | Unresolved] = {}
@@ -98,13 +103,19 @@ def load_definition(
         where = str(path)
     if not isinstance(raw, Mapping):
         raise DefinitionFileError(f"{where}: a definition must be an object (a mapping)")
+    if substitutions is None and template is None:
+        return dict(raw)
     values.update(substitutions or {})
     try:
         result: dict[str, Any] = substitute(raw, values)
+        missing = missing_keys(raw, values) if warn is not None else []
     except SubstitutionError as exc:
         raise DefinitionFileError(f"{where}: {exc}") from None
     except RecursionError:
         raise DefinitionFileError(f"{where}: the definition is nested too deeply") from None
+    if missing and warn is not None:
+        names = ", ".join(f"${{{key}}}" for key in missing)
+        warn(f"{where}: no substitution for {names}: left as written (give --sub KEY=VALUE)")
     return result
 
 

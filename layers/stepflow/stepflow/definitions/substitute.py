@@ -4,8 +4,13 @@ CloudFormation replaces each ``${Key}`` in the definition with the value of
 ``Key`` in the resource's ``DefinitionSubstitutions`` before creating the state
 machine. The definition is JSON, so a placeholder always sits inside a string
 (a key or a value); the value is put in as text, whatever its type in the
-template (``${Seconds}`` stays a string). A placeholder with no substitution
-is an error naming it, as a deployment would fail.
+template (``${Seconds}`` stays a string). A placeholder whose key has no
+substitution is left as written, as CloudFormation's resource provider leaves it
+(it replaces only the keys it is given); a key the template gives but whose
+value cannot be worked out locally is an error naming it.
+
+A YAML definition's aliases load as one shared value: each is scanned and
+replaced once, not once per alias.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ _PLACEHOLDER = re.compile(r"\$\{([^{}]*)\}")
 
 
 class SubstitutionError(ValueError):
-    """A placeholder without a value, or a malformed ``--sub``."""
+    """A placeholder whose value cannot be worked out locally, or a malformed ``--sub``."""
 
 
 class Unresolved:
@@ -57,57 +62,73 @@ def placeholders(definition: Any) -> list[str]:
     return list(seen)
 
 
-def substitute(definition: Any, substitutions: Substitutions) -> Any:
-    """``definition`` with every ``${Key}`` replaced; raise :class:`SubstitutionError`.
+def missing_keys(definition: Any, substitutions: Substitutions) -> list[str]:
+    """The ``${Key}`` names in ``definition`` that ``substitutions`` does not give, in order."""
+    return [key for key in placeholders(definition) if key not in substitutions]
 
-    Every placeholder is checked before anything is replaced, so the error names
-    all the keys that are missing or cannot be resolved.
+
+def substitute(definition: Any, substitutions: Substitutions) -> Any:
+    """``definition`` with each ``${Key}`` of ``substitutions`` replaced; others left as written.
+
+    Raises :class:`SubstitutionError` naming every placeholder whose value the
+    template gives but that cannot be worked out locally (:class:`Unresolved`).
     """
     used = placeholders(definition)
-    missing = [key for key in used if key not in substitutions]
     unresolved = [
         f"{key} ({value.why})"
         for key in used
         if isinstance(value := substitutions.get(key), Unresolved)
     ]
-    problems = []
-    if missing:
-        names = ", ".join(f"${{{key}}}" for key in missing)
-        problems.append(f"no value for {names} (give --sub KEY=VALUE)")
     if unresolved:
-        problems.append(
+        raise SubstitutionError(
             "cannot resolve "
             + "; ".join(unresolved)
             + " locally (give the value with --sub KEY=VALUE)"
         )
-    if problems:
-        raise SubstitutionError("; ".join(problems))
-    if not used:
+    values = {k: v for k, v in substitutions.items() if isinstance(v, str)}
+    if not any(key in values for key in used):
         return definition
-    return _replace(definition, {k: v for k, v in substitutions.items() if isinstance(v, str)})
+    memo: dict[int, Any] = {}
+    return _replace(definition, values, memo)
 
 
 def _fill(text: str, values: Mapping[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
+    return _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
 
 
-def _replace(value: Any, values: Mapping[str, str]) -> Any:
+def _replace(value: Any, values: Mapping[str, str], memo: dict[int, Any]) -> Any:
     if isinstance(value, str):
         return _fill(value, values) if "${" in value else value
+    if not isinstance(value, Mapping | list):
+        return value
+    done = memo.get(id(value))
+    if done is not None:  # an aliased value: replaced once, shared as it was
+        return done
+    result: Any
     if isinstance(value, Mapping):
-        return {_replace(key, values): _replace(item, values) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replace(item, values) for item in value]
-    return value
+        result = {
+            _replace(key, values, memo): _replace(item, values, memo) for key, item in value.items()
+        }
+    else:
+        result = [_replace(item, values, memo) for item in value]
+    memo[id(value)] = result
+    return result
 
 
 def _strings(value: Any) -> Iterable[str]:
+    """Every string in ``value``, keys too; a container met again (an alias) is not rescanned."""
+    seen: set[int] = set()
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             yield item
-        elif isinstance(item, Mapping):  # in document order: each key, then its value
+            continue
+        if isinstance(item, Mapping | list):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+        if isinstance(item, Mapping):  # in document order: each key, then its value
             stack.extend(part for pair in list(item.items())[::-1] for part in pair[::-1])
         elif isinstance(item, list):
             stack.extend(reversed(item))

@@ -2,8 +2,9 @@
 
 Only plain data loads: PyYAML's safe constructors, with timestamps kept as
 strings (an unquoted ``2016-03-14T01:59:00Z`` is a Wait state's ``Timestamp``,
-not a date). Aliases are allowed but the document they expand to is bounded
-(no "billion laughs"), recursive anchors are refused, and every value must be
+not a date). Aliases are allowed but the document they expand to is bounded,
+in values and in text (no "billion laughs", no large value repeated by many
+aliases), recursive anchors are refused, and every value must be
 JSON: string keys, finite numbers, no binary or sets. CloudFormation's short
 tags (``!Ref``, ``!GetAtt``, ``!Sub``, ...) load, as their long forms, only
 where a template is read.
@@ -17,8 +18,13 @@ from typing import Any
 
 import yaml
 
+from stepflow.limits import Limits
+
 MAX_NODES = 500_000
 """The most values a YAML document may expand to once its aliases are followed."""
+
+MAX_TEXT_BYTES = Limits().max_definition_bytes
+"""The most text (keys and scalars, UTF-8) a document may expand to: AWS's definition limit."""
 
 CFN_TAGS = (
     *("And", "Base64", "Cidr", "Equals", "FindInMap", "GetAZs", "GetAtt", "If", "ImportValue"),
@@ -116,8 +122,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _check_size(root: yaml.Node) -> None:
-    """Refuse a document whose aliases expand past :data:`MAX_NODES`, or loop."""
+    """Refuse a document that expands past :data:`MAX_NODES` or :data:`MAX_TEXT_BYTES`, or loops.
+
+    Each node is measured once, an alias counting its anchor's whole size, so
+    the check costs the document as written, not as expanded.
+    """
     sizes: dict[int, int] = {}
+    texts: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -125,11 +136,18 @@ def _check_size(root: yaml.Node) -> None:
         key = id(node)
         if done:
             open_nodes.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
             if sizes[key] > MAX_NODES:
                 raise YamlError(
                     f"the document expands to more than {MAX_NODES} values "
                     "(aliases repeating aliases?)"
+                )
+            texts[key] = sum(texts[id(child)] for child in children) + _text_bytes(node)
+            if texts[key] > MAX_TEXT_BYTES:
+                raise YamlError(
+                    f"the document expands to more than {MAX_TEXT_BYTES} bytes of text "
+                    "(AWS's definition limit; aliases repeating a large value?)"
                 )
             continue
         if key in sizes:
@@ -143,6 +161,12 @@ def _check_size(root: yaml.Node) -> None:
                 raise YamlError(f"a recursive alias{_mark(child.start_mark)}: it would never end")
             if id(child) not in sizes:
                 stack.append((child, False))
+
+
+def _text_bytes(node: yaml.Node) -> int:
+    if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str):
+        return len(node.value.encode("utf-8", "surrogatepass"))
+    return 0
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

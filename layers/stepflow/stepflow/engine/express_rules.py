@@ -24,6 +24,7 @@ from stepflow.asl.machine import Machine
 from stepflow.asl.states.map import MapState
 from stepflow.asl.states.parallel import ParallelState
 from stepflow.asl.states.task import TaskState
+from stepflow.asl.walk import StateVisit, iter_states
 from stepflow.engine.resources import describe
 
 EXPRESS_MAX_SECONDS = 300
@@ -70,32 +71,21 @@ def definition_refusals(raw: Mapping[str, Any], machine_type: str) -> list[tuple
     processors of distributed Maps whose ``ProcessorConfig.ExecutionType`` is EXPRESS.
     """
     found: list[tuple[str, str]] = []
-    _walk(raw, "", machine_type == "EXPRESS", found)
+    for visit in iter_states(raw):
+        resource = visit.state.get("Resource")
+        if visit.state.get("Type") != "Task" or not isinstance(resource, str):
+            continue
+        refusal = express_refusal(resource) if _express(visit, machine_type) else None
+        if refusal is not None:
+            found.append(("".join(f"/{token}" for token in visit.path) + "/Resource", refusal))
     return found
 
 
-def _walk(machine: Any, location: str, express: bool, found: list[tuple[str, str]]) -> None:
-    states = machine.get("States") if isinstance(machine, Mapping) else None
-    if not isinstance(states, Mapping):
-        return
-    for name, state in states.items():
-        if not isinstance(state, Mapping):
-            continue
-        at = f"{location}/States/{name}"
-        kind = state.get("Type")
-        resource = state.get("Resource")
-        if express and kind == "Task" and isinstance(resource, str):
-            refusal = express_refusal(resource)
-            if refusal is not None:
-                found.append((f"{at}/Resource", refusal))
-        elif kind == "Parallel" and isinstance(state.get("Branches"), list):
-            for i, branch in enumerate(state["Branches"]):
-                _walk(branch, f"{at}/Branches/{i}", express, found)
-        elif kind == "Map":
-            key = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
-            processor = state.get(key)
-            config = processor.get("ProcessorConfig") if isinstance(processor, Mapping) else None
-            inner = express
-            if isinstance(config, Mapping) and config.get("Mode") == "DISTRIBUTED":
-                inner = config.get("ExecutionType", "STANDARD") == "EXPRESS"
-            _walk(processor, f"{at}/{key}", inner, found)
+def _express(visit: StateVisit, machine_type: str) -> bool:
+    """Whether the state runs as EXPRESS: the machine's type, unless a distributed Map says."""
+    express = machine_type == "EXPRESS"
+    for state, processor in visit.scopes:
+        config = processor.get("ProcessorConfig") if state.get("Type") == "Map" else None
+        if isinstance(config, Mapping) and config.get("Mode") == "DISTRIBUTED":
+            express = config.get("ExecutionType", "STANDARD") == "EXPRESS"
+    return express

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from stepflow.asl import DefinitionError, Diagnostic, parse, validate
+from stepflow.asl.walk import iter_states
 from stepflow.engine.express_rules import definition_refusals
 from stepflow.integrations.aws_resources import aws_problem
 from stepflow.integrations.catalog import default_registry
@@ -36,7 +37,7 @@ def resource_diagnostics(
         return []
     registry = registry if registry is not None else default_registry()
     try:
-        tasks = list(_task_resources(raw, ""))
+        tasks = list(_task_resources(raw))
     except RecursionError:  # the engine reports the nesting
         return []
     found: list[Diagnostic] = []
@@ -107,27 +108,9 @@ def _load(definition: object) -> Any:
         return None
 
 
-def _task_resources(machine: Any, where: str) -> Iterator[tuple[str, str]]:
+def _task_resources(raw: Any) -> Iterator[tuple[str, str]]:
     """``(JSON pointer of the Resource, resource)`` of each Task state, branches and maps too."""
-    states = machine.get("States") if isinstance(machine, Mapping) else None
-    if not isinstance(states, Mapping):
-        return
-    for name, state in states.items():
-        if not isinstance(state, Mapping):
-            continue
-        here = f"{where}/States/{_token(name)}"
-        resource = state.get("Resource")
-        if state.get("Type") == "Task" and isinstance(resource, str):
-            yield f"{here}/Resource", resource
-        branches = state.get("Branches")
-        if state.get("Type") == "Parallel" and isinstance(branches, list):
-            for index, branch in enumerate(branches):
-                yield from _task_resources(branch, f"{here}/Branches/{index}")
-        if state.get("Type") == "Map":
-            for key in ("ItemProcessor", "Iterator"):
-                if key in state:
-                    yield from _task_resources(state[key], f"{here}/{key}")
-
-
-def _token(name: object) -> str:
-    return str(name).replace("~", "~0").replace("/", "~1")
+    for visit in iter_states(raw):
+        resource = visit.state.get("Resource")
+        if visit.state.get("Type") == "Task" and isinstance(resource, str):
+            yield f"{visit.location}/Resource", resource
