@@ -38,5 +38,7 @@ def route_for(routes: Sequence[Route], method: str, path: str) -> Route | None:
 
 def local_routes(stack: LocalStack) -> list[Route]:
     """The routes ``stepflow local`` serves for ``stack`` (one line per feature)."""
-    del stack  # features add their route here, built from the stack
-    return []
+    from stepflow.live.sse import LiveRoute  # the live package imports nothing of local
+
+    log = stack.wiring.log if stack.wiring is not None else None
+    return [*([LiveRoute(log)] if log is not None else [])]
