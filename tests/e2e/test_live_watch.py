@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from stepflow.api import lambda_handler
+from stepflow.live import command
 from stepflow.live.command import watch_command
 from stepflow.local import LocalStack
 from stepflow.local.gateway import Gateway
@@ -90,9 +91,10 @@ def _entered(stack: LocalStack, arn: str) -> list[str]:
 
 
 def test_watch_shows_each_state_once_and_exits_0_on_success(
-    stack_and_gate: tuple[LocalStack, Gate],
+    stack_and_gate: tuple[LocalStack, Gate], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack, gate = stack_and_gate
+    monkeypatch.setattr(command, "_history_reader", None)  # the stream, never paging
     arn, result = _watch_while_gated(stack, gate, GATED, "watched")
     assert result.exit_code == 0, result.output
     lines = [
