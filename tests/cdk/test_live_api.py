@@ -31,7 +31,9 @@ Synth = tuple[dict[str, Any], list[str]]
 def live() -> Synth:
     app = build_app({"stepflow:bundle": "false", "stepflow:live": "true"})
     assembly = app.synth()
-    template = Template.from_stack(app.node.find_child("StepFlow"))
+    stack = app.node.find_child("StepFlow")
+    assert isinstance(stack, cdk.Stack)
+    template = Template.from_stack(stack)
     findings = [
         f"{m.level} {m.id} {m.entry.data}"
         for m in assembly.get_stack_by_name("StepFlow").messages
