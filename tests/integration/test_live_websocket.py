@@ -147,23 +147,26 @@ def test_connection_records_are_conditional_with_a_ttl_and_disconnect_removes_th
     assert rig.route("$disconnect", "c1")["statusCode"] == 200  # twice: harmless
 
 
-@pytest.mark.parametrize(
-    ("body", "status"),
-    [
-        ("not json", 400),
-        ("x" * 10_000, 400),
-        ([1, 2], 400),
-        ({"executionArn": 7}, 400),
-        ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": -1}, 400),
-        ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": True}, 400),
-        ({"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:none"}, 404),
-    ],
-)
-def test_hostile_subscriptions_are_refused(rig: Rig, body: Any, status: int) -> None:
+HOSTILE: list[tuple[Any, int]] = [
+    ("not json", 400),
+    ("x" * 10_000, 400),
+    ([1, 2], 400),
+    ({"executionArn": 7}, 400),
+    ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": -1}, 400),
+    ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": True}, 400),
+    ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": "3"}, 400),
+    ({"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:none"}, 404),
+]
+
+
+def test_hostile_subscriptions_are_refused_and_leave_the_connection_usable(rig: Rig) -> None:
     assert rig.route("$connect", "c1")["statusCode"] == 200
-    assert rig.route("subscribe", "c1", body)["statusCode"] == status
+    for body, status in HOSTILE:
+        assert rig.route("subscribe", "c1", body)["statusCode"] == status, body
     assert rig.route("nonsense", "c1")["statusCode"] == 400
     assert rig.route("$connect", "")["statusCode"] == 400
+    arn = rig.env.start(MACHINE, INPUT, name="after-hostile")
+    assert rig.route("subscribe", "c1", {"executionArn": arn})["statusCode"] == 200
 
 
 def test_a_gone_connection_loses_its_records(rig: Rig) -> None:
