@@ -109,6 +109,25 @@ def test_streams_past_the_bound_are_refused_with_503() -> None:
         served.gateway.stop()
 
 
+def test_a_client_refused_with_503_tries_again_and_gets_the_stream_once_a_slot_frees() -> None:
+    served = Served(max_streams=1)
+    try:
+        holder = urllib.request.urlopen(stream_url(served.url, ARN), timeout=PATIENCE)
+        got: list[int] = []
+        follower = threading.Thread(
+            target=lambda: got.extend(e["id"] for e in follow(served.url, ARN, reconnects=50)),
+            daemon=True,
+        )
+        follower.start()
+        _wait(lambda: served.route.refused > 0)
+        served.commit(_event(2, "ExecutionSucceeded"))  # the holder's stream ends: a free slot
+        follower.join(PATIENCE)
+        assert got == [1, 2]
+        holder.close()
+    finally:
+        served.gateway.stop()
+
+
 def test_a_client_that_stops_reading_loses_its_stream_and_frees_the_slot() -> None:
     served = Served(max_streams=1, write_timeout=0.2)
     try:

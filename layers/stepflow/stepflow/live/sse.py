@@ -52,6 +52,8 @@ class LiveRoute:
     """Set to end every open stream (the stack stopping)."""
     opened: int = 0
     """Streams served so far (each counted once, when its headers are sent)."""
+    refused: int = 0
+    """Streams refused for want of a slot (503)."""
     _open: threading.BoundedSemaphore = field(init=False)
     _count: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -77,6 +79,7 @@ class LiveRoute:
         if record is None:
             return _refuse(request, 404, "ExecutionDoesNotExist", f"no execution {arn}")
         if not self._open.acquire(blocking=False):
+            self.refused += 1
             return _refuse(request, 503, "TooManyStreams", f"{self.max_streams} streams are open")
         try:
             self._stream(request, arn, after)

@@ -67,9 +67,10 @@ def follow(
     """The execution's events after ``after``, in order, until its ending event.
 
     Raises :class:`NoLiveStreamError` when the endpoint refuses the stream (404:
-    unknown execution, 400: bad ARN, an API without live streams) and
-    :class:`HistoryGapError` if the server skips an id. ``reconnects`` bounds
-    the reconnections in a row that bring no event.
+    unknown execution, 400: bad ARN, an API without live streams; 503 once
+    ``reconnects`` tries in a row were refused) and :class:`HistoryGapError` if
+    the server skips an id. ``reconnects`` bounds the reconnections in a row that
+    bring no event.
     """
     last, idle = after, 0
     while True:
@@ -80,7 +81,12 @@ def follow(
         try:
             reply = urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
-            raise NoLiveStreamError(exc.code, exc.read().decode("utf-8", "replace")) from None
+            body = exc.read().decode("utf-8", "replace")
+            if exc.code != 503 or idle >= reconnects:
+                raise NoLiveStreamError(exc.code, body) from None
+            idle += 1  # too many streams, or the log cannot be read now: try again
+            time.sleep(0.2 * idle)
+            continue
         with reply:
             if not reply.headers.get("Content-Type", "").startswith("text/event-stream"):
                 raise NoLiveStreamError(reply.status, reply.read(2000).decode("utf-8", "replace"))
