@@ -143,6 +143,14 @@ def test_a_client_that_stops_reading_loses_its_stream_and_frees_the_slot() -> No
         served.gateway.stop()
 
 
+def test_stopping_the_gateway_ends_the_open_streams() -> None:
+    served = Served()
+    reply = urllib.request.urlopen(stream_url(served.url, ARN), timeout=PATIENCE)
+    served.gateway.stop()
+    assert [i for i, _ in messages(reply)] == ["1"]  # then the end of the stream, not a hang
+    assert served.route.stop.is_set()
+
+
 def test_the_api_still_gets_everything_else(served: Served) -> None:
     with pytest.raises(urllib.error.HTTPError) as other:
         urllib.request.urlopen(f"{served.url}/live/other", timeout=PATIENCE)

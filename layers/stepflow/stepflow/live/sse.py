@@ -62,6 +62,10 @@ class LiveRoute:
             raise ValueError(f"max_streams must be at least 1, not {self.max_streams}")
         self._open = threading.BoundedSemaphore(self.max_streams)
 
+    def close(self) -> None:
+        """End every open stream within one poll (the gateway stopping)."""
+        self.stop.set()
+
     def serve(self, request: BaseHTTPRequestHandler) -> None:
         """Answer one ``GET``: 400 bad input, 404 unknown execution, 503 too many streams."""
         request.close_connection = True
@@ -78,6 +82,8 @@ class LiveRoute:
             return _refuse(request, 503, "ServiceUnavailable", "the log cannot be read now")
         if record is None:
             return _refuse(request, 404, "ExecutionDoesNotExist", f"no execution {arn}")
+        if self.stop.is_set():
+            return _refuse(request, 503, "ServiceUnavailable", "the server is stopping")
         if not self._open.acquire(blocking=False):
             self.refused += 1
             return _refuse(request, 503, "TooManyStreams", f"{self.max_streams} streams are open")
