@@ -22,7 +22,8 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
     (``metrics``, the default, ``eventbridge``, ``webhooks``, comma-separated, or
     ``none``) and its settings (``stepflow:eventBus``, ``stepflow:webhookUrls``,
     ``stepflow:webhookSecretArn``, ``stepflow:hooksStartingPosition``) configure the
-    hooks dispatcher (docs/hooks.md).
+    hooks dispatcher (docs/hooks.md). ``stepflow:live=true`` adds the live WebSocket
+    API (docs/live.md).
     """
     app = cdk.App(context=context or {})
     bundle = str(app.node.try_get_context("stepflow:bundle")).lower() != "false"
@@ -35,6 +36,7 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
         bundle=bundle,
         access_policy=policy,
         hooks=HooksConfig.from_context(app.node),
+        live=str(app.node.try_get_context("stepflow:live")).lower() == "true",
     )
     module = app.node.try_get_context("stepflow:cells")
     if module:

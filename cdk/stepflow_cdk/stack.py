@@ -16,6 +16,8 @@ from stepflow_cdk.compute import Compute
 from stepflow_cdk.hooks import FOLDER as HOOKS_FOLDER
 from stepflow_cdk.hooks import HookQueues, Hooks
 from stepflow_cdk.hooks_config import HooksConfig
+from stepflow_cdk.live import FOLDER as LIVE_FOLDER
+from stepflow_cdk.live import Live
 from stepflow_cdk.monitoring import Monitoring
 from stepflow_cdk.nag import suppress
 from stepflow_cdk.queues import Queues
@@ -35,6 +37,8 @@ class StepFlowStack(Stack):
     (``*`` patterns; see docs/security.md). None: IAM decides alone.
     ``hooks``: the hooks dispatcher on the table's stream (default: metrics only;
     ``HooksConfig(hooks=())``: none; see docs/hooks.md).
+    ``live``: the WebSocket API streaming executions' events (needs the hooks
+    dispatcher; see docs/live.md).
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class StepFlowStack(Stack):
         bundle: bool = True,
         access_policy: Sequence[Mapping[str, Any]] | None = None,
         hooks: HooksConfig | None = None,
+        live: bool = False,
     ) -> None:
         super().__init__(scope, construct_id, description="StepFlow workflow engine")
         self.bundle = bundle
@@ -53,6 +58,8 @@ class StepFlowStack(Stack):
         self.signing = SigningKey(self, "Signing")
         hooks = hooks if hooks is not None else HooksConfig()
         self.hook_queues = HookQueues(self, "HookQueues", config=hooks) if hooks.enabled else None
+        if live and self.hook_queues is None:
+            raise ValueError("live updates are pushed by the hooks dispatcher: turn a hook on")
         self.compute = Compute(
             self,
             "Compute",
@@ -61,7 +68,8 @@ class StepFlowStack(Stack):
             signing=self.signing,
             bundle=bundle,
             access_policy=policy_json(access_policy),
-            other_functions=[HOOKS_FOLDER] if self.hook_queues else [],
+            other_functions=([HOOKS_FOLDER] if self.hook_queues else [])
+            + ([LIVE_FOLDER] if live else []),
             other_queues=self.hook_queues.queues if self.hook_queues else [],
         )
         self.hooks = (
@@ -76,6 +84,18 @@ class StepFlowStack(Stack):
             if self.hook_queues
             else None
         )
+        self.live = (
+            Live(
+                self,
+                "Live",
+                storage=self.storage,
+                compute=self.compute,
+                hooks=self.hooks,
+                hooks_config=hooks,
+            )
+            if live and self.hooks is not None
+            else None
+        )
         self.api = Api(self, "Api", function=self.compute.api)
         self.monitoring = Monitoring(
             self,
@@ -87,6 +107,7 @@ class StepFlowStack(Stack):
                 "Sweeper": self.compute.sweeper,
                 "Repair": self.compute.repair,
                 **({"Hooks": self.hooks.function} if self.hooks else {}),
+                **({"Live": self.live.function} if self.live else {}),
             },
             queues=self.queues.queues,
             dead_letters={

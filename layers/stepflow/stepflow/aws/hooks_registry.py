@@ -1,7 +1,8 @@
 """The hooks registry: the hooks ``STEPFLOW_HOOKS`` may name, and :func:`hooks_from_settings`.
 
 Importing this module registers the built-in hooks (``metrics``, ``eventbridge``,
-``webhooks``; built by :func:`stepflow.aws.hooks_wiring.builtin_factory`) in
+``webhooks``; built by :func:`stepflow.aws.hooks_wiring.builtin_factory`; and ``live``,
+:mod:`stepflow.live.websocket`) in
 :data:`HOOK_FACTORIES`; other hooks register there by name. :mod:`stepflow.aws.wiring`
 re-exports every name here.
 """
@@ -46,6 +47,9 @@ def _register_builtin_hooks() -> None:
 
     for name in HOOK_NAMES:
         HOOK_FACTORIES.setdefault(name, builtin_factory(name))
+    from stepflow.live.websocket import live_hook_factory  # pushes to WebSocket subscribers
+
+    HOOK_FACTORIES.setdefault("live", live_hook_factory)
 
 
 _register_builtin_hooks()

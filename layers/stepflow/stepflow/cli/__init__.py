@@ -23,6 +23,7 @@ from stepflow.cli.progress import Progress
 from stepflow.cli.run import run_command, validate_command
 from stepflow.cli.worker import worker_command
 from stepflow.graph.command import graph_command
+from stepflow.live.command import watch_command
 from stepflow.proxy.command import console_command, proxy_command
 
 __all__ = ["Progress", "UsageError", "cli", "main"]
@@ -50,6 +51,7 @@ for _command in (
     graph_command,
     proxy_command,
     console_command,
+    watch_command,
 ):
     cli.add_command(_command)
 

@@ -75,6 +75,7 @@ class Gateway:
         routes: Sequence[Route] = (),
     ) -> None:
         self.handler = handler
+        self._routes = tuple(routes)
         caller = functools.partial(identity, account=account, principals=principals)
         self._server = ThreadingHTTPServer(
             (host, port), _request_class(handler, caller, tuple(routes))
@@ -90,7 +91,11 @@ class Gateway:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket; routes with a ``close()`` end their streams."""
+        for route in self._routes:
+            close = getattr(route, "close", None)
+            if callable(close):
+                close()
         self._server.shutdown()
         self._server.server_close()
 

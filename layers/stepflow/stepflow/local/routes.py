@@ -40,4 +40,7 @@ def route_for(routes: Sequence[Route], method: str, path: str) -> Route | None:
 
 def local_routes(stack: LocalStack) -> list[Route]:
     """The routes ``stepflow local`` serves for ``stack`` (one line per feature)."""
-    return [ConsoleRoute(stack.stepfunctions)]
+    from stepflow.live.sse import LiveRoute  # the live package imports nothing of local
+
+    log = stack.wiring.log if stack.wiring is not None else None
+    return [ConsoleRoute(stack.stepfunctions), *([LiveRoute(log)] if log is not None else [])]

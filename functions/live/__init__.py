@@ -1,0 +1,1 @@
+"""The live WebSocket API's function ($connect, subscribe, $disconnect)."""

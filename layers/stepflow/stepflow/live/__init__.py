@@ -1,0 +1,7 @@
+"""Live updates: an execution's history events, streamed as they commit.
+
+:mod:`stepflow.live.tail` follows a history in order (the one driver behind
+``stepflow local``'s server-sent events and ``stepflow watch``);
+:mod:`stepflow.live.sse` is the local route; :mod:`stepflow.live.websocket`
+the deployed WebSocket API's handlers and push hook.
+"""
