@@ -147,6 +147,11 @@ class MockedTasks:
         self.calls: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
+    def forget(self, key: str) -> None:
+        """Drop the call counts kept under ``key`` (its execution has ended)."""
+        with self._lock:
+            self.calls = {k: n for k, n in self.calls.items() if k[0] != key}
+
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Answer a mocked state from its response; anything else goes to ``inner``."""
         state = str(body.get("state_name", ""))
