@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stepflow.api.errors import ApiError, invalid_arn
+from stepflow.runtime.arns import parse_arn
 from stepflow.runtime.clients import ROLE_ARN
 
 DEFAULT_ACCOUNT = "000000000000"
@@ -53,7 +54,7 @@ class Scope:
         parsed = parse_arn(arn)
         if (
             parsed is None
-            or parsed.scope != self
+            or (parsed.region, parsed.account) != (self.region, self.account)
             or parsed.kind != "stateMachine"
             or len(parsed.names) not in (1, 2)
         ):
@@ -65,48 +66,12 @@ class Scope:
         parsed = parse_arn(arn)
         if (
             parsed is None
-            or parsed.scope != self
+            or (parsed.region, parsed.account) != (self.region, self.account)
             or parsed.kind != "execution"
             or len(parsed.names) != 2
         ):
             raise invalid_arn(str(arn), "execution")
         return parsed.names[0], parsed.names[1]
-
-
-@dataclass(frozen=True, slots=True)
-class StatesArn:
-    """A Step Functions ARN taken apart: ``arn:aws:states:<region>:<account>:<kind>:<names>``.
-
-    ``names`` are the non-empty parts after the kind: a state machine's name (and its
-    version or alias), an execution's machine and name, an express execution's machine,
-    name and id.
-    """
-
-    scope: Scope
-    kind: str
-    names: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        """The first name: the state machine's, for machines and executions."""
-        return self.names[0]
-
-
-def parse_arn(arn: object) -> StatesArn | None:
-    """``arn`` taken apart (see :class:`StatesArn`); None if it is not a Step Functions ARN.
-
-    The one parser of StepFlow's ARNs: :class:`Scope` checks its results against itself.
-    """
-    parts = arn.split(":") if isinstance(arn, str) else []
-    if len(parts) < 7 or parts[:3] != ["arn", "aws", "states"] or not all(parts[5:]):
-        return None
-    return StatesArn(Scope(parts[3], parts[4]), parts[5], tuple(parts[6:]))
-
-
-def machine_name(arn: str) -> str:
-    """The state machine name in a state machine or execution ARN ("" if it has none)."""
-    parsed = parse_arn(arn.split("#")[0])
-    return "" if parsed is None else parsed.name
 
 
 def check_name(name: str, what: str = "name") -> str:

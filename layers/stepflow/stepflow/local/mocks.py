@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from stepflow.api.arns import machine_name, parse_arn
+from stepflow.runtime.arns import machine_name, parse_arn
 from stepflow.runtime.outcome import TaskInvoker
 from stepflow.testing.mocks import MockConfig, MockConfigError, MockedTasks, TestCase, task_states
 
@@ -103,7 +103,8 @@ class TestCases:
             parsed = parse_arn(arn)
             if not isinstance(name, str) or parsed is None:  # the API refuses it: nothing starts
                 return handler(forward, context)
-            execution = parsed.scope.execution_arn(machine, name)
+            scope = f"arn:aws:states:{parsed.region}:{parsed.account}"
+            execution = f"{scope}:execution:{machine}:{name}"
             if target == _STARTS[1]:  # runs to its end within the request
                 kept = self._keep(execution, case)
                 try:
@@ -149,8 +150,8 @@ class TestCases:
 
 def _task_states(
     handler: ProxyHandler, event: dict[str, Any], context: Any, arn: str
-) -> set[str] | None:
-    """The Task states of state machine ``arn``, asked of the API as the caller.
+) -> dict[str, str] | None:
+    """The Task states (-> resources) of state machine ``arn``, asked of the API as the caller.
 
     None when the API does not describe it (unknown, or an alias): the start's own
     answer then says what is wrong, or the test case runs unchecked.
