@@ -31,12 +31,7 @@ from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
-from stepflow.testing.delivery import (
-    CountingLog,
-    Deliver,
-    DeliveryError,
-    handle_batch,
-)
+from stepflow.testing.delivery import CountingLog, Deliver, DeliveryError, handle_batch
 from stepflow.testing.environment_delivery import MessageDelivery
 from stepflow.testing.environment_mocks import MockSource, TaskFront
 from stepflow.testing.environment_tasks import (
@@ -46,11 +41,7 @@ from stepflow.testing.environment_tasks import (
     parameter_check,
     task_ports,
 )
-from stepflow.testing.handlers import (
-    Handler,
-    find_handler,
-    map_io,
-)
+from stepflow.testing.handlers import Handler, find_handler, map_io
 from stepflow.testing.mocks import root_of
 from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
