@@ -67,6 +67,15 @@ def test_a_delayed_exception_fails_the_task_after_the_delay_and_is_retried() -> 
     assert ended_at(result) == pytest.approx(START + 30 + 5 + 10)
 
 
+def test_an_exception_returned_plainly_is_a_value_that_is_not_json() -> None:
+    returned = Counted(ValueError("boom"))
+    result = execute(task(), {}, handlers={"work": returned})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert "returned a value that is not JSON" in str(result.cause) and len(returned.calls) == 1
+    delayed = execute(task(), {}, handlers={"work": Counted(Delay(1, ValueError("boom")))})
+    assert (delayed.error, delayed.cause) == ("ValueError", "boom")  # Delay's: a failure
+
+
 def test_a_delayed_lambda_invoke_result_is_wrapped_as_invoke_answers() -> None:
     invoke = {
         "StartAt": "W",
