@@ -151,6 +151,36 @@ def test_a_callback_answered_late_times_out_and_one_answered_in_time_succeeds() 
     assert ended_at(on_time) == pytest.approx(START + 20)
 
 
+def each(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "One", "States": {"One": {**state, "End": True}}},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Gave up"}],
+                "End": True,
+            },
+            "Gave up": {"Type": "Succeed"},
+        },
+    }
+
+
+def test_timed_out_tasks_leave_nothing_held() -> None:
+    slow, silent = Counted(Delay(300, 1)), Counted(NO_ANSWER)
+    env = WorkflowEnvironment(handlers={"work": slow, SQS: silent}, start_time=START)
+    late = env.start(each(task(60)["States"]["Work"]), list(range(25)))
+    asked = env.start(each(callback(30)["States"]["Ask"]), list(range(25)), state_machine="Ask")
+    env.run_until_idle()
+    assert (len(env.timing.pending), len(env.tasks.unanswered)) == (25, 25)
+    env.run()
+    assert (
+        env.result(late).states_entered()[-1] == "Gave up" == env.result(asked).states_entered()[-1]
+    )
+    assert (len(slow.calls), len(silent.calls)) == (25, 25)
+    assert (env.timing.pending, env.tasks.unanswered) == ({}, [])
+
+
 def test_an_activity_worker_that_never_answers_times_out_at_the_heartbeat() -> None:
     definition = {
         "StartAt": "Review",
