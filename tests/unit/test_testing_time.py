@@ -3,6 +3,7 @@ and reading any state's input and output (``result.state`` / ``result.states``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -265,3 +266,34 @@ def test_state_names_the_entered_states_when_asked_for_another() -> None:
     with pytest.raises(KeyError, match=r"'Nope' was never entered.*Each, Double"):
         result.state("Nope")
     assert result.states("Nope") == []
+
+
+def test_a_retried_task_run_lists_each_attempt_per_map_iteration() -> None:
+    seen: dict[int, int] = {}
+
+    def flaky(x: int) -> Any:
+        seen[x] = seen.get(x, 0) + 1
+        if x == 2 and seen[x] == 1:
+            return Delay(60, x)  # the first attempt of item 2 times out
+        if seen[x] <= x - 1:
+            raise ValueError(f"try {seen[x]}")
+        return Delay(x, x * 10)  # interleaves the iterations' events
+
+    retry = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3}]
+    work = {"Type": "Task", "Resource": WORK, "TimeoutSeconds": 30, "Retry": retry, "End": True}
+    definition = json.loads(json.dumps(MAP))
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Double"] = work
+    result = execute(definition, [1, 2, 3], handlers={"work": flaky})
+    assert result.result == [10, 20, 30]
+    runs = result.states("Double")
+    assert [[a.status for a in r.attempts] for r in runs] == [
+        ["SUCCEEDED"],
+        ["TIMED_OUT", "SUCCEEDED"],
+        ["FAILED", "FAILED", "SUCCEEDED"],
+    ]
+    assert [(a.input, a.error, a.cause) for a in runs[2].attempts[:2]] == [
+        (3, "ValueError", "try 1"),
+        (3, "ValueError", "try 2"),
+    ]
+    assert runs[1].attempts[0].error == "States.Timeout" and runs[2].attempts[2].output == 30
+    assert sum(seen.values()) == 6 and result.state("Each").attempts == ()
