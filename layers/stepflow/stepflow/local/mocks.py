@@ -119,6 +119,10 @@ class TestCases:
             answer: dict[str, Any] | None = None
             try:
                 answer = handler(forward, context)
+                started = _started_arn(answer)
+                if kept and started is not None and started != execution:
+                    self._keep(started, case)  # the API named it otherwise: keyed as answered
+                    self._drop(execution)
                 return answer
             finally:
                 if kept and (answer is None or answer.get("statusCode") != 200):
@@ -168,6 +172,17 @@ def _task_states(
         return task_states(parse(json.loads(answer["body"])["definition"]))
     except Exception:  # a definition the API stored parses; anything else: unchecked
         return None
+
+
+def _started_arn(answer: dict[str, Any]) -> str | None:
+    """The ``executionArn`` of a successful StartExecution answer (None otherwise)."""
+    if answer.get("statusCode") != 200:
+        return None
+    try:
+        arn = json.loads(answer.get("body") or "{}").get("executionArn")
+    except (ValueError, AttributeError):
+        return None
+    return arn if isinstance(arn, str) else None
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
