@@ -119,6 +119,28 @@ def test_hybrid_path_calls_the_unmocked_state_once_and_no_suffix_runs_unmocked(
     assert (len(CHARGE.calls), len(NOTIFY.calls)) == (charges + 1, notes + 2)
 
 
+def test_a_refused_start_leaves_no_test_case_behind(
+    sfn: Any, machine: str, stack: LocalStack
+) -> None:
+    charges, notes = len(CHARGE.calls), len(NOTIFY.calls)
+    with pytest.raises(ClientError) as raised:  # the API refuses the input: nothing starts
+        sfn.start_execution(stateMachineArn=machine + "#HappyPath", name="twice", input="{")
+    assert raised.value.response["Error"]["Code"] == "InvalidExecutionInput"
+    plain = run(sfn, machine, "twice")
+    assert json.loads(plain["output"])["payment"] == {"charged": 1}
+    assert (len(CHARGE.calls), len(NOTIFY.calls)) == (charges + 1, notes + 1)
+    with pytest.raises(ClientError) as raised:  # it exists: the case must not apply to it
+        sfn.start_execution(stateMachineArn=machine + "#HappyPath", name="twice", input="{}")
+    assert raised.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
+    mocked = run(sfn, machine + "#HappyPath", "then-mocked")
+    assert json.loads(mocked["output"])["payment"] == {"charged": 42}
+    run(sfn, machine + "#HybridPath", "last")  # a start drops the cases of ended executions
+    assert stack.test_cases is not None
+    assert [arn.rsplit(":", 1)[1] for arn in stack.test_cases.running()] == ["last"]
+    counters = [n for m in stack.test_cases._mocked for n in m.calls]
+    assert {key for key, _ in counters} <= set(stack.test_cases.running())
+
+
 def test_retry_path_answers_calls_0_to_3_in_order(sfn: Any) -> None:
     arn = sfn.create_state_machine(
         name="QuickOrderFlow", definition=json.dumps(quick(DEFINITION)), roleArn=ROLE

@@ -100,6 +100,7 @@ def test_first(stepflow_client):
 
 def test_second_shares_the_stack(stepflow_local, stepflow_client):
     assert stepflow_client.meta.endpoint_url == stepflow_local.url
+    assert stepflow_local.verbosity == 0
     [machine] = [m["stateMachineArn"] for m in
                  stepflow_client.list_state_machines()["stateMachines"] if m["name"] == "Flow"]
     arn = stepflow_client.start_execution(
@@ -122,6 +123,8 @@ def test_the_local_stack_starts_once_lazily_and_stops(
     result = pytester.runpytest_subprocess(*plugin_args(), "-s")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*local stacks started: 1, running after the run: []*"])
+    printed = result.stdout.str() + result.stderr.str()
+    assert "HTTP/1.1" not in printed and '"Requests"' not in printed  # quiet: no access log
 
 
 def test_importing_the_plugin_loads_neither_boto3_nor_the_runtime() -> None:

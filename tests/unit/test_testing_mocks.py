@@ -361,3 +361,63 @@ def test_a_huge_range_costs_nothing_and_answers_its_last_call() -> None:
     config = MockConfig.load({"MockedResponses": {"R": {"0-999999999": {"Return": 1}}}})
     response = config.responses["R"]
     assert response.at(999_999_999) is not None and response.at(1_000_000_000) is None
+
+
+ACTIVITY = "arn:aws:states:us-east-1:123456789012:activity:review"
+REVIEWED = {
+    "StartAt": "Review",
+    "States": {"Review": {"Type": "Task", "Resource": ACTIVITY, "End": True}},
+}
+MOCKED_REVIEW = {
+    "StateMachines": {"Reviews": {"TestCases": {"T": {"Review": "Done"}}}},
+    "MockedResponses": {"Done": {"0": {"Return": "mocked"}}},
+}
+
+
+def test_a_mocked_activity_task_is_refused_naming_its_path() -> None:
+    review = Counted("from-worker")
+    with pytest.raises(MockConfigError, match=r"TestCases\.T\.Review: .*activity") as raised:
+        execute(REVIEWED, {}, mock_config=MOCKED_REVIEW, test_case="T", handlers={ACTIVITY: review})
+    assert "service integrations only" in str(raised.value)
+    env = WorkflowEnvironment(mock_config=MOCKED_REVIEW, test_case="T", handlers={ACTIVITY: review})
+    with pytest.raises(MockConfigError, match=r"TestCases\.T\.Review: .*activity"):
+        env.register(REVIEWED, "Reviews")
+    assert review.calls == []
+    unmocked = execute(REVIEWED, {}, handlers={ACTIVITY: review})  # its handler answers it
+    assert unmocked.result == "from-worker" and len(review.calls) == 1
+
+
+def test_only_the_started_execution_is_mocked_not_the_children_it_starts() -> None:
+    child = {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": SQS, "End": True}}}
+    parent = {
+        "StartAt": "Work",
+        "States": {
+            "Work": {"Type": "Task", "Resource": SQS, "ResultPath": "$.mine", "Next": "Child"},
+            "Child": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Parameters": {
+                    "StateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:Child",
+                    "Input": {},
+                },
+                "ResultSelector": {"child.$": "$.Output"},
+                "ResultPath": "$.started",
+                "End": True,
+            },
+        },
+    }
+    case = {"TestCases": {"T": {"Work": "Mocked"}}}  # the child's machine has the case too
+    config = {
+        "StateMachines": {"Parent": case, "Child": case},
+        "MockedResponses": {"Mocked": {"0": {"Return": "mocked"}}},
+    }
+    called = Counted("from-handler")
+    env = WorkflowEnvironment(mock_config=config, test_case="T", handlers={SQS: called})
+    env.register(child, "Child")
+    arn = env.start(parent, {}, state_machine="Parent")
+    env.run(arn)
+    result = env.result(arn)
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.result == {"mine": "mocked", "started": {"child": "from-handler"}}
+    assert len(called.calls) == 1
+    assert env.mocks is not None and env.mocks.calls == {(arn, "Work"): 1}

@@ -3,6 +3,7 @@ and reading any state's input and output (``result.state`` / ``result.states``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -65,6 +66,15 @@ def test_a_delayed_exception_fails_the_task_after_the_delay_and_is_retried() -> 
     result = execute(task(None, Retry=retry), {}, handlers={"work": flaky}, start_time=START)
     assert result.result == {"ok": 1} and len(calls) == 2
     assert ended_at(result) == pytest.approx(START + 30 + 5 + 10)
+
+
+def test_an_exception_returned_plainly_is_a_value_that_is_not_json() -> None:
+    returned = Counted(ValueError("boom"))
+    result = execute(task(), {}, handlers={"work": returned})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert "returned a value that is not JSON" in str(result.cause) and len(returned.calls) == 1
+    delayed = execute(task(), {}, handlers={"work": Counted(Delay(1, ValueError("boom")))})
+    assert (delayed.error, delayed.cause) == ("ValueError", "boom")  # Delay's: a failure
 
 
 def test_a_delayed_lambda_invoke_result_is_wrapped_as_invoke_answers() -> None:
@@ -140,6 +150,36 @@ def test_a_callback_answered_late_times_out_and_one_answered_in_time_succeeds() 
     on_time = execute(callback(30), {}, handlers={SQS: asked}, start_time=START)
     assert on_time.result == {"ok": 1} and len(asked.calls) == 1
     assert ended_at(on_time) == pytest.approx(START + 20)
+
+
+def each(state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "One", "States": {"One": {**state, "End": True}}},
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Gave up"}],
+                "End": True,
+            },
+            "Gave up": {"Type": "Succeed"},
+        },
+    }
+
+
+def test_timed_out_tasks_leave_nothing_held() -> None:
+    slow, silent = Counted(Delay(300, 1)), Counted(NO_ANSWER)
+    env = WorkflowEnvironment(handlers={"work": slow, SQS: silent}, start_time=START)
+    late = env.start(each(task(60)["States"]["Work"]), list(range(25)))
+    asked = env.start(each(callback(30)["States"]["Ask"]), list(range(25)), state_machine="Ask")
+    env.run_until_idle()
+    assert (len(env.timing.pending), len(env.tasks.unanswered)) == (25, 25)
+    env.run()
+    assert (
+        env.result(late).states_entered()[-1] == "Gave up" == env.result(asked).states_entered()[-1]
+    )
+    assert (len(slow.calls), len(silent.calls)) == (25, 25)
+    assert (env.timing.pending, env.tasks.unanswered) == ({}, [])
 
 
 def test_an_activity_worker_that_never_answers_times_out_at_the_heartbeat() -> None:
@@ -226,3 +266,34 @@ def test_state_names_the_entered_states_when_asked_for_another() -> None:
     with pytest.raises(KeyError, match=r"'Nope' was never entered.*Each, Double"):
         result.state("Nope")
     assert result.states("Nope") == []
+
+
+def test_a_retried_task_run_lists_each_attempt_per_map_iteration() -> None:
+    seen: dict[int, int] = {}
+
+    def flaky(x: int) -> Any:
+        seen[x] = seen.get(x, 0) + 1
+        if x == 2 and seen[x] == 1:
+            return Delay(60, x)  # the first attempt of item 2 times out
+        if seen[x] <= x - 1:
+            raise ValueError(f"try {seen[x]}")
+        return Delay(x, x * 10)  # interleaves the iterations' events
+
+    retry = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 3}]
+    work = {"Type": "Task", "Resource": WORK, "TimeoutSeconds": 30, "Retry": retry, "End": True}
+    definition = json.loads(json.dumps(MAP))
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Double"] = work
+    result = execute(definition, [1, 2, 3], handlers={"work": flaky})
+    assert result.result == [10, 20, 30]
+    runs = result.states("Double")
+    assert [[a.status for a in r.attempts] for r in runs] == [
+        ["SUCCEEDED"],
+        ["TIMED_OUT", "SUCCEEDED"],
+        ["FAILED", "FAILED", "SUCCEEDED"],
+    ]
+    assert [(a.input, a.error, a.cause) for a in runs[2].attempts[:2]] == [
+        (3, "ValueError", "try 1"),
+        (3, "ValueError", "try 2"),
+    ]
+    assert runs[1].attempts[0].error == "States.Timeout" and runs[2].attempts[2].output == 30
+    assert sum(seen.values()) == 6 and result.state("Each").attempts == ()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stepflow.api.errors import ApiError, invalid_arn
+from stepflow.runtime.arns import parse_arn
 from stepflow.runtime.clients import ROLE_ARN
 
 DEFAULT_ACCOUNT = "000000000000"
@@ -50,29 +51,27 @@ class Scope:
 
     def parse_machine(self, arn: str, kind: str = "state machine") -> tuple[str, str | None]:
         """``(name, qualifier)`` of a state machine, version or alias ARN of this scope."""
-        parts = arn.split(":") if isinstance(arn, str) else []
+        parsed = parse_arn(arn)
         if (
-            len(parts) not in (7, 8)
-            or ":".join(parts[:5]) != self.prefix
-            or parts[5] != "stateMachine"
-            or not parts[6]
-            or (len(parts) == 8 and not parts[7])
+            parsed is None
+            or (parsed.region, parsed.account) != (self.region, self.account)
+            or parsed.kind != "stateMachine"
+            or len(parsed.names) not in (1, 2)
         ):
             raise invalid_arn(str(arn), kind)
-        return parts[6], parts[7] if len(parts) == 8 else None
+        return parsed.names[0], parsed.names[1] if len(parsed.names) == 2 else None
 
     def parse_execution(self, arn: str) -> tuple[str, str]:
         """``(state machine name, execution name)`` of an execution ARN of this scope."""
-        parts = arn.split(":") if isinstance(arn, str) else []
+        parsed = parse_arn(arn)
         if (
-            len(parts) != 8
-            or ":".join(parts[:5]) != self.prefix
-            or parts[5] != "execution"
-            or not parts[6]
-            or not parts[7]
+            parsed is None
+            or (parsed.region, parsed.account) != (self.region, self.account)
+            or parsed.kind != "execution"
+            or len(parsed.names) != 2
         ):
             raise invalid_arn(str(arn), "execution")
-        return parts[6], parts[7]
+        return parsed.names[0], parsed.names[1]
 
 
 def check_name(name: str, what: str = "name") -> str:

@@ -224,7 +224,7 @@ class Synchronous:
             max_events=min(MAX_EVENTS, self.limits.max_events_per_execution),
             limits=self.limits,
         )
-        env.register(machine, arn.split(":")[6])
+        env.register(machine, self.machines.scope.parse_machine(arn)[0])
         execution = env.start(arn, value, name=name, seed=secrets.randbits(63), role_arn=role)
         env.run(execution, skip_open_tasks=True)
         record = env.log.get(execution)

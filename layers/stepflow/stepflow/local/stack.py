@@ -153,7 +153,7 @@ class LocalStack:
         CellQueues.parse(self.cell_queues)
         if self.mock_config is not None:  # a MockConfigError is a ValueError
             config = MockConfig.load(self.mock_config)
-            self.test_cases = TestCases(config, lambda arn: self._root_of(arn))
+            self.test_cases = TestCases(config, self._root_of, self._status_of)
         checker_from_setting(self.check_roles, lambda: None)
         if self.verbosity is not None:
             set_verbosity(self.verbosity)
@@ -368,6 +368,11 @@ class LocalStack:
             return inner if cases is None else cases.invoker(inner)
 
         return front
+
+    def _status_of(self, execution_arn: str) -> str | None:
+        """The status of an execution in the stack's log (None: no such execution)."""
+        record = None if self.wiring is None else self.wiring.log.get(execution_arn)
+        return None if record is None else record.status
 
     def _root_of(self, execution_arn: str) -> str:
         """The root execution of a task's execution (see :func:`.mocks.root_of`)."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from stepflow.testing.driver import Handler, execute, open_environment
     from stepflow.testing.environment import WorkflowEnvironment
     from stepflow.testing.mocks import MockConfig, MockConfigError
-    from stepflow.testing.result import ExecutionResult, ExecutionStatus, StateRun
+    from stepflow.testing.result import ExecutionResult, ExecutionStatus, StateRun, TaskAttempt
     from stepflow.testing.tasks import OpenTask
     from stepflow.testing.timing import NO_ANSWER, Delay
 
@@ -33,6 +33,7 @@ _WHERE = {
     "ExecutionResult": "result",
     "ExecutionStatus": "result",
     "StateRun": "result",
+    "TaskAttempt": "result",
     "OpenTask": "tasks",
     "NO_ANSWER": "timing",
     "Delay": "timing",
@@ -49,6 +50,7 @@ __all__ = [
     "MockConfigError",
     "OpenTask",
     "StateRun",
+    "TaskAttempt",
     "WorkflowEnvironment",
     "execute",
     "open_environment",

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stepflow.activities import ActivityService
@@ -32,13 +31,9 @@ from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
-from stepflow.testing.delivery import (
-    CountingLog,
-    Deliver,
-    DeliveryError,
-    handle_batch,
-)
+from stepflow.testing.delivery import CountingLog, Deliver, DeliveryError, handle_batch
 from stepflow.testing.environment_delivery import MessageDelivery
+from stepflow.testing.environment_mocks import MockSource, TaskFront
 from stepflow.testing.environment_tasks import (
     activity_task,
     cell_router,
@@ -46,16 +41,11 @@ from stepflow.testing.environment_tasks import (
     parameter_check,
     task_ports,
 )
-from stepflow.testing.handlers import (
-    Handler,
-    find_handler,
-    map_io,
-)
-from stepflow.testing.mocks import MockConfig, environment_mocks, root_of
+from stepflow.testing.handlers import Handler, find_handler, map_io
+from stepflow.testing.mocks import root_of
 from stepflow.testing.nested import name_machine
 from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, OpenTask
-from stepflow.testing.timing import VirtualTimeTasks
 
 if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
     from stepflow.api.service import StepFunctionsService
@@ -120,10 +110,11 @@ class WorkflowEnvironment(MessageDelivery):
     its deployment); ``nested=True`` routes them to the environment anyway.
 
     ``mock_config`` (Step Functions Local's ``MockConfigFile.json``, a path or its object)
-    with ``test_case`` answers the mocked Task states of every execution of a state machine
-    the config names (the name it is registered under) from the config, before handlers;
-    :attr:`mocks` counts the calls (see :mod:`stepflow.testing.mocks`). A handler may answer
-    with :class:`~stepflow.testing.Delay` or ``NO_ANSWER`` (see :mod:`stepflow.testing.timing`).
+    with ``test_case`` answers the mocked Task states of the executions :meth:`start` starts
+    of a state machine the config names (the name it is registered under), before handlers;
+    :attr:`mocks` counts the calls (see :mod:`stepflow.testing.environment_mocks`). A handler
+    may answer with :class:`~stepflow.testing.Delay` or ``NO_ANSWER`` (see
+    :mod:`stepflow.testing.timing`).
     """
 
     def __init__(
@@ -148,7 +139,7 @@ class WorkflowEnvironment(MessageDelivery):
         nested: bool | None = None,
         cells: CellModules | Iterable[str | type[Any]] | None = None,
         cell_queues: str | Mapping[str, str] | None = None,
-        mock_config: str | Path | Mapping[str, Any] | MockConfig | None = None,
+        mock_config: MockSource | None = None,
         test_case: str | None = None,
     ) -> None:
         if isinstance(start_time, datetime):
@@ -176,8 +167,9 @@ class WorkflowEnvironment(MessageDelivery):
             given_log=log,
         )
         self.tasks.clock = self.now
-        self.mocks = environment_mocks(mock_config, test_case, self.log, self.tasks)
-        self.invoker: TaskInvoker = VirtualTimeTasks(self.mocks or self.tasks, self.now)
+        self.front = TaskFront(mock_config, test_case, self.log, self.tasks, self.now)
+        self.mocks, self.timing = self.front.mocks, self.front.timing
+        self.invoker: TaskInvoker = self.front.invoker
         """The stepper's task invoker: delayed handlers' outcomes, mocks, then the tasks."""
         self.router = AutoActivityRouter(
             self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
@@ -253,9 +245,12 @@ class WorkflowEnvironment(MessageDelivery):
         """
         machine = definition if isinstance(definition, StateMachine) else parse(definition)
         arn = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{name}"
-        existing = self._definitions.setdefault(arn, machine)
-        if existing is not machine and existing != machine:
+        existing = self._definitions.get(arn)
+        if existing is not None and existing is not machine and existing != machine:
             raise ValueError(f"state machine {name!r} is registered with another definition")
+        if existing is None:
+            self.front.check(name, machine)
+            self._definitions[arn] = machine
         if "api" in self.__dict__:  # the API knows every registered machine by name
             name_machine(self.api, arn, self._role)
         return arn
@@ -289,6 +284,7 @@ class WorkflowEnvironment(MessageDelivery):
             seed=seed if seed is not None else uuid.uuid4().int >> 65,
             role_arn=role_arn,
         )
+        self.front.started(record.execution_arn)
         return record.execution_arn
 
     def stop(

@@ -23,6 +23,7 @@ from stepflow.testing.delivery import MAX_RECEIVES, REDELIVERY_SECONDS, Deliver,
 from stepflow.testing.environment_tasks import activity_task
 from stepflow.testing.handlers import Handler, call_handler, find_handler
 from stepflow.testing.tasks import AutoActivityRouter, CallbackTasks, OpenTask
+from stepflow.testing.timing import VirtualTimeTasks
 
 
 class MessageDelivery:
@@ -34,6 +35,7 @@ class MessageDelivery:
     stepper: Stepper
     activities: ActivityService
     tasks: CallbackTasks
+    timing: VirtualTimeTasks
     router: AutoActivityRouter
     handlers: dict[str, Handler]
     messages: int
@@ -48,6 +50,8 @@ class MessageDelivery:
             if due is not None and due <= self.bus.now:
                 self._process(self.bus.receive_batch(10))
             elif not self._answer():
+                self.tasks.free(self._attempt_open)
+                self.timing.free(self._attempt_open)
                 return
 
     def run(self, execution_arn: str | None = None, *, skip_open_tasks: bool = False) -> None:
@@ -162,6 +166,13 @@ class MessageDelivery:
             self.queue.pending(queue) and find_handler(self.handlers, arn, None) is None
             for queue, arn in self.router.arns.items()
         )
+
+    def _attempt_open(self, execution_arn: str, task_id: str) -> bool:
+        """Whether a task attempt may still be answered (unknown execution: kept, to be safe)."""
+        record = self.log.get(execution_arn)
+        if record is None:
+            return True
+        return record.status == "RUNNING" and task_id in decode_state(record.state).tasks
 
     def _is_open(self, task: OpenTask) -> bool:
         record = self.log.get(task.execution_arn)

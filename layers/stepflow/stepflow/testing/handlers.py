@@ -215,14 +215,18 @@ def call_handler(
                 "take virtual time, in execute() and WorkflowEnvironment only.",
             )
         seconds, later = delayed
-        outcome = None if result is NO_ANSWER else _result_outcome(later, resource)
+        outcome = None if result is NO_ANSWER else _result_outcome(later, resource, raised=True)
         raise HandlerDelayedError(seconds, outcome)
     return _result_outcome(result, resource)
 
 
-def _result_outcome(result: Any, resource: str) -> TaskOutcome:
-    """A handler's result (an exception instance: a failure) as the task's outcome."""
-    if isinstance(result, BaseException):
+def _result_outcome(result: Any, resource: str, *, raised: bool = False) -> TaskOutcome:
+    """A handler's result as the task's outcome.
+
+    ``raised``: the result of a ``Delay``, where an exception instance stands for one
+    raised later (the task fails with it); returned plainly, it is a value that is not JSON.
+    """
+    if raised and isinstance(result, BaseException):
         return TaskOutcome(False, error=_error_name(result), cause=_cause(result))
     try:
         return TaskOutcome(True, output=json.loads(json.dumps(result)))

@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
 
@@ -119,14 +120,21 @@ class MockConfig:
             )
         return found
 
-    def check_states(self, machine: str, case: str, states: Iterable[str]) -> None:
-        """Refuse a test case naming a state that is not a Task state of the definition."""
-        tasks = set(states)
+    def check_states(self, machine: str, case: str, states: Mapping[str, str]) -> None:
+        """Refuse a test case naming a state that is not a Task state of the definition.
+
+        ``states`` maps each Task state to its resource (:func:`task_states`). An
+        activity's Task is refused too: as in Step Functions Local, mocks answer
+        service integrations, and an activity's worker answers its task.
+        """
         for state in self.test_case(machine, case):
-            if state not in tasks:
+            path = f"StateMachines.{machine}.TestCases.{case}.{state}"
+            if state not in states:
+                raise MockConfigError(f"{path}: no Task state {state!r} in the state machine")
+            if describe(states[state]).kind == "activity":
                 raise MockConfigError(
-                    f"StateMachines.{machine}.TestCases.{case}.{state}: no Task state "
-                    f"{state!r} in the state machine"
+                    f"{path}: {state!r} runs activity {states[state]}; mocked responses "
+                    "answer service integrations only (its worker, or a handler, answers it)"
                 )
 
 
@@ -146,6 +154,11 @@ class MockedTasks:
         self.select, self.inner = select, inner
         self.calls: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+
+    def forget(self, key: str) -> None:
+        """Drop the call counts kept under ``key`` (its execution has ended)."""
+        with self._lock:
+            self.calls = {k: n for k, n in self.calls.items() if k[0] != key}
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Answer a mocked state from its response; anything else goes to ``inner``."""
@@ -256,12 +269,17 @@ def _only(body: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
             )
 
 
-def task_states(machine: Any) -> set[str]:
-    """The names of every Task state of a parsed state machine, nested ones included."""
+def task_states(machine: Any) -> dict[str, str]:
+    """Every Task state of a parsed state machine (nested ones included) -> its resource."""
     from stepflow.asl.states.task import TaskState
 
     machines = [machine.root, *machine.machines.values()]
-    return {name for m in machines for name, s in m.states.items() if isinstance(s, TaskState)}
+    return {
+        name: s.resource
+        for m in machines
+        for name, s in m.states.items()
+        if isinstance(s, TaskState)
+    }
 
 
 def root_of(log: Any, execution_arn: str) -> str:
@@ -274,34 +292,3 @@ def root_of(log: Any, execution_arn: str) -> str:
     if isinstance(parent, dict) and parent.get("root_arn"):
         return str(parent["root_arn"]).split("#")[0]
     return execution_arn.split("#")[0]
-
-
-def environment_mocks(
-    source: str | Path | Mapping[str, Any] | MockConfig | None,
-    test_case: str | None,
-    log: Any,
-    inner: TaskInvoker,
-) -> MockedTasks | None:
-    """A test environment's mock layer: ``test_case`` for every machine of the config having it.
-
-    Calls are counted per root execution (see :func:`root_of`) and state. None without a config.
-    """
-    if source is None:
-        if test_case is not None:
-            raise MockConfigError("test_case needs a mock_config")
-        return None
-    config = MockConfig.load(source)
-    if test_case is None:
-        raise MockConfigError("mock_config needs a test_case (one of the TestCases)")
-    if not any(test_case in cases for cases in config.machines.values()):
-        raise MockConfigError(f"no state machine of the mock config has test case {test_case!r}")
-
-    def select(body: dict[str, Any]) -> tuple[TestCase, str] | None:
-        root = root_of(log, str(body.get("execution_arn", "")))
-        record = log.get(root)
-        machine = record.state_machine_arn.split(":")[6] if record is not None else ""
-        if test_case not in config.machines.get(machine, {}):
-            return None
-        return config.test_case(machine, test_case), root
-
-    return MockedTasks(select, inner)

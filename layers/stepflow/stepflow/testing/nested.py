@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from stepflow.engine.resources import describe
 from stepflow.integrations import IntegrationInvoker, Registry
 from stepflow.integrations.catalog import with_starter
+from stepflow.runtime.arns import machine_name
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.nested import SERVICE, NestedStart, StartedExecution
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
@@ -52,7 +53,7 @@ def name_machine(service: StepFunctionsService, state_machine_arn: str, role: st
     """Make a registered machine known to the environment's API (once)."""
     from stepflow.api.errors import ApiError
 
-    name = state_machine_arn.split(":")[6]
+    name = machine_name(state_machine_arn)
     try:
         service.machines.head(service.scope.machine_arn(name))
     except ApiError:

@@ -71,11 +71,19 @@ def stepflow_local(
     stepflow_local_handlers: Mapping[str, Callable[[Any], Any]],
     stepflow_mock_config: str | Mapping[str, Any] | None,
 ) -> Iterator[LocalStack]:
-    """The local stack on 127.0.0.1 and a free port, started once, stopped after the run."""
+    """The local stack on 127.0.0.1 and a free port, started once, stopped after the run.
+
+    It prints warnings and errors only (``verbosity=0``: no access log, no metrics).
+    """
     from stepflow.local import LocalStack
 
     stack = LocalStack(
-        "127.0.0.1", 0, None, stepflow_local_handlers, mock_config=stepflow_mock_config
+        "127.0.0.1",
+        0,
+        None,
+        stepflow_local_handlers,
+        mock_config=stepflow_mock_config,
+        verbosity=0,
     )
     with stack:
         yield stack

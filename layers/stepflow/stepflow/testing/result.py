@@ -10,6 +10,27 @@ ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTE
 
 
 @dataclass(frozen=True, slots=True)
+class TaskAttempt:
+    """One attempt of a Task state run (a Retry makes more), read from its task events.
+
+    Attributes:
+        input: what was scheduled, parsed (a Lambda function's or an activity's
+            ``input``, an integration's ``parameters``); None if scheduling failed.
+        status: ``SUCCEEDED``, ``FAILED`` (failed, or could not be scheduled, started
+            or submitted), ``TIMED_OUT``, or ``RUNNING`` (no end recorded).
+        output: the task's result, parsed (succeeded attempts).
+        error: the error of a failed or timed-out attempt.
+        cause: its cause.
+    """
+
+    input: Any
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StateRun:
     """One run of a state: what it was given and what it passed on, parsed from JSON.
 
@@ -20,6 +41,8 @@ class StateRun:
         output: its output (``stateExitedEventDetails.output``); None if it never exited.
         exited: whether the state exited (False: it failed, or the execution ended in it).
         entered_event_id: the id of its ``...StateEntered`` event.
+        attempts: a Task state's attempts in order (each retry is one more; empty for
+            other states); the run's ``input`` and ``output`` are the state's, around them.
     """
 
     name: str
@@ -28,6 +51,7 @@ class StateRun:
     output: Any
     exited: bool
     entered_event_id: int
+    attempts: tuple[TaskAttempt, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +106,7 @@ class ExecutionResult:
             entered = _entered_before(by_id, event, name)
             if entered is not None:
                 exits.setdefault(entered, details)
+        attempts = _attempts(by_id, self.history, name)
         runs = []
         for event in self.history:
             details = event.get("stateEnteredEventDetails")
@@ -96,6 +121,7 @@ class ExecutionResult:
                     None if exit_details is None else _parsed(exit_details.get("output")),
                     exit_details is not None,
                     int(event["id"]),
+                    tuple(attempts.get(int(event["id"]), ())),
                 )
             )
         return runs
@@ -130,6 +156,100 @@ def _entered_before(
         details = current.get("stateEnteredEventDetails")
         if details is not None and details.get("name") == name:
             return int(current["id"])
+        current = by_id.get(int(current.get("previousEventId") or 0))
+        seen += 1
+    return None
+
+
+_TASK_EVENTS = ("LambdaFunction", "Activity", "Task")
+_ENDS = {
+    "Succeeded": "SUCCEEDED",
+    "Failed": "FAILED",
+    "TimedOut": "TIMED_OUT",
+    "StartFailed": "FAILED",
+    "SubmitFailed": "FAILED",
+    "ScheduleFailed": "FAILED",
+}
+
+
+def _task_event(event: dict[str, Any]) -> str | None:
+    """``Scheduled`` or the end (``Succeeded``...) a task event stands for; None otherwise."""
+    kind = str(event.get("type", ""))
+    for prefix in _TASK_EVENTS:
+        rest = kind.removeprefix(prefix)
+        if rest != kind and (rest == "Scheduled" or rest in _ENDS):
+            return rest
+    return None
+
+
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    return next((v for k, v in event.items() if k.endswith("EventDetails")), None) or {}
+
+
+def _attempts(
+    by_id: dict[int, dict[str, Any]], history: list[dict[str, Any]], name: str
+) -> dict[int, list[TaskAttempt]]:
+    """The task attempts of each run of ``name``, by the id of its ``...StateEntered`` event.
+
+    An attempt starts at a ``...Scheduled`` event (or is a ``...ScheduleFailed`` one) and
+    ends at the first end event whose ``previousEventId`` chain leads back to it.
+    """
+    scheduled: dict[int, tuple[int, int]] = {}  # Scheduled event id -> (entered id, index)
+    found: dict[int, list[TaskAttempt]] = {}
+    for event in history:
+        step = _task_event(event)
+        if step is None:
+            continue
+        details = _details(event)
+        if step == "Scheduled" or step == "ScheduleFailed":
+            entered = _nearest_entered(by_id, event)
+            if entered is None or by_id[entered]["stateEnteredEventDetails"].get("name") != name:
+                continue
+            runs = found.setdefault(entered, [])
+            if step == "ScheduleFailed":
+                error, cause = details.get("error"), details.get("cause")
+                runs.append(TaskAttempt(None, "FAILED", None, error, cause))
+                continue
+            scheduled[int(event["id"])] = (entered, len(runs))
+            given = details.get("parameters", details.get("input"))
+            runs.append(TaskAttempt(_parsed(given), "RUNNING"))
+            continue
+        start = _scheduled_before(by_id, event)
+        if start is None or start not in scheduled:
+            continue
+        entered, index = scheduled.pop(start)
+        runs = found[entered]
+        runs[index] = TaskAttempt(
+            runs[index].input,
+            _ENDS[step],
+            _parsed(details.get("output")) if step == "Succeeded" else None,
+            details.get("error"),
+            details.get("cause"),
+        )
+    return found
+
+
+def _nearest_entered(by_id: dict[int, dict[str, Any]], event: dict[str, Any]) -> int | None:
+    """The id of the first ``...StateEntered`` event on ``event``'s ``previousEventId`` chain."""
+    current = by_id.get(int(event.get("previousEventId") or 0))
+    seen = 0
+    while current is not None and seen <= len(by_id):
+        if "stateEnteredEventDetails" in current:
+            return int(current["id"])
+        current = by_id.get(int(current.get("previousEventId") or 0))
+        seen += 1
+    return None
+
+
+def _scheduled_before(by_id: dict[int, dict[str, Any]], event: dict[str, Any]) -> int | None:
+    """The id of the ``...Scheduled`` event ``event``'s ``previousEventId`` chain leads to."""
+    current = by_id.get(int(event.get("previousEventId") or 0))
+    seen = 0
+    while current is not None and seen <= len(by_id):
+        if _task_event(current) == "Scheduled":
+            return int(current["id"])
+        if "stateEnteredEventDetails" in current:
+            return None
         current = by_id.get(int(current.get("previousEventId") or 0))
         seen += 1
     return None

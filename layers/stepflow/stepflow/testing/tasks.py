@@ -82,7 +82,7 @@ class CallbackTasks:
         self.later: list[tuple[float, Report]] = []
         """Reports of handlers that answered with ``Delay``: sent once their time is due."""
         self.unanswered: list[str] = []
-        """Tokens of tasks whose handler answered ``NO_ANSWER``: never answered."""
+        """Tokens of open tasks whose handler answered ``NO_ANSWER``: never answered."""
 
     def answer(self, token: str, call: Callable[[], TaskOutcome]) -> None:
         """Queue the report of a handler ``call`` for ``token``: now, later, or never."""
@@ -95,6 +95,15 @@ class CallbackTasks:
                 self.later.append((self.clock() + delayed.seconds, (token, delayed.outcome)))
             return
         self.reports.append((token, outcome))
+
+    def free(self, is_open: Callable[[str, str], bool]) -> None:
+        """Forget the unanswered tokens of attempts no longer open (``is_open(execution, id)``)."""
+        still = []
+        for token in self.unanswered:
+            parsed = parse(token)
+            if is_open(parsed.execution_arn, parsed.task_id):
+                still.append(token)
+        self.unanswered = still
 
     def due_reports(self) -> None:
         """Move the delayed reports due by now to :attr:`reports`."""

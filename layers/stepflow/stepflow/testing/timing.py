@@ -60,13 +60,23 @@ class VirtualTimeTasks:
     A task whose handler answered with :class:`Delay` is sent back to the queue
     (:class:`~stepflow.runtime.outcome.TaskDeferredError`) and, delivered again once
     its time has come, answered with the outcome kept here, without calling the
-    handler again. A task timed out meanwhile is never run again (its attempt is closed).
+    handler again. A task timed out meanwhile is never run again (its attempt is closed):
+    the environment :meth:`free`-s its outcome once idle.
     """
 
     def __init__(self, inner: TaskInvoker, clock: Callable[[], float]) -> None:
         self.inner, self.clock = inner, clock
         self.pending: dict[tuple[str, str], tuple[float, TaskOutcome]] = {}
         self._lock = threading.Lock()
+
+    def free(self, is_open: Callable[[str, str], bool]) -> None:
+        """Forget the outcomes of attempts no longer open (``is_open(execution, task_id)``)."""
+        with self._lock:
+            held = list(self.pending)
+        closed = [key for key in held if not is_open(*key)]
+        with self._lock:
+            for key in closed:
+                self.pending.pop(key, None)
 
     def __call__(self, body: dict[str, Any]) -> TaskOutcome:
         """Run the task, or give the outcome its delayed handler left for now."""
