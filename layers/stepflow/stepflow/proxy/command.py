@@ -13,14 +13,9 @@ from typing import Any
 
 import click
 
+from stepflow.local.hosts import is_loopback
 from stepflow.local.routes import Route
-from stepflow.proxy.forward import (
-    NO_CREDENTIALS,
-    Forwarder,
-    ProxyServer,
-    Upstream,
-    is_loopback,
-)
+from stepflow.proxy.forward import NO_CREDENTIALS, Forwarder, ProxyServer, Upstream
 from stepflow.proxy.signing import signing_region
 
 DEFAULT_PORT = 8788
