@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -399,6 +400,77 @@ def test_redrive_is_offered_only_for_a_redrivable_execution(page: Any) -> None:
         assert not page.is_enabled("#redrive") and not page.is_enabled("#stop")
         assert page.inner_text("#redrive-reason") == reason
     finally:
+        gateway.stop()
+
+
+class _HeldRun:
+    """A running execution's API whose third history read waits for :attr:`gate`."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        target = event["headers"].get("X-Amz-Target", "").split(".")[-1]
+        self.calls.append(target)
+        answer: dict[str, Any] = {}
+        if target == "DescribeExecution":
+            answer = {"executionArn": "arn:x", "name": "x", "status": "RUNNING"}
+        elif target == "DescribeStateMachineForExecution":
+            answer = {
+                "definition": json.dumps(
+                    {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+                )
+            }
+        elif target == "GetExecutionHistory":
+            if self.calls.count(target) == 3:
+                self.waiting.set()
+                self.gate.wait(30)
+            answer = {"events": [{"id": 1, "type": "ExecutionStarted", "timestamp": 0}]}
+        return {"statusCode": 200, "headers": {}, "body": json.dumps(answer)}
+
+
+class _CountingRoute(ConsoleRoute):
+    def __init__(self, assets: ConsoleAssets) -> None:
+        super().__init__(assets)
+        self.posts = 0
+
+    def serve(self, request: Any) -> None:
+        self.posts += request.command == "POST"
+        super().serve(request)
+
+
+def test_one_poll_runs_at_a_time_and_an_undrawn_graph_is_not_redrawn(
+    page: Any, tmp_path: Path
+) -> None:
+    # GIVEN a running execution, and the console's files without the layout library
+    for name in ("index.html", "console.js", "graph.js", "console.css"):
+        shutil.copy(ConsoleAssets().root.joinpath(name), tmp_path / name)  # type: ignore[arg-type]
+    api = _HeldRun()
+    route = _CountingRoute(ConsoleAssets(root=tmp_path))  # type: ignore[arg-type]
+    gateway = Gateway("127.0.0.1", 0, api, routes=[route]).start()
+    try:
+        page.goto(f"{gateway.url}/console/executions/arn%3Ax")
+        # WHEN Stop is pressed while a poll waits for the history
+        assert api.waiting.wait(30)
+        page.click("#stop")
+        deadline = time.monotonic() + 20
+        while "StopExecution" not in api.calls:
+            assert time.monotonic() < deadline, "Stop not sent"
+            page.wait_for_timeout(50)
+        page.wait_for_timeout(500)  # room for a second poll to start, if one would
+        # THEN no second poll starts beside the waiting one; it runs once that one ends
+        assert api.calls.count("DescribeExecution") == 3
+        api.gate.set()
+        while api.calls.count("DescribeExecution") < 5:
+            assert time.monotonic() < deadline + 20, "polling stopped"
+            page.wait_for_timeout(50)
+        # AND the graph, which cannot be drawn, was asked for once: nothing new happened
+        assert "make console-assets" in page.inner_text("#banner")
+        assert route.posts == 1
+    finally:
+        api.gate.set()
         gateway.stop()
 
 

@@ -10,10 +10,17 @@ const PAGE_SIZE = 20;
 const MAX_EVENTS = 150000; // what /console/api/graph takes in one request
 const $ = (id) => document.getElementById(id);
 
+// A message, or with none the standing one (what the page cannot show stays said).
 function banner(message) {
   const box = $("banner");
-  box.textContent = message || "";
-  box.hidden = !message;
+  box.textContent = message || banner.standing;
+  box.hidden = !box.textContent;
+}
+banner.standing = "";
+
+function standing(message) {
+  banner.standing = message;
+  banner(message);
 }
 
 async function sfn(action, body) {
@@ -116,7 +123,7 @@ async function showList(machineArn) {
     $("machine-graph-section").hidden = false;
     const described = await sfn("DescribeStateMachine", { stateMachineArn: machineArn });
     const data = await graphOf(described.definition);
-    drawGraph($("machine-graph"), data.graph, () => {}, banner);
+    drawGraph($("machine-graph"), data.graph, () => {}, standing);
   }
 }
 
@@ -215,13 +222,13 @@ async function refresh() {
     if (!view.drawn || fresh.length) {
       const data = await graphOf(view.definition, view.bare);
       if (!view.drawn) {
-        view.elements = drawGraph($("graph"), data.graph, pickState, banner);
+        view.elements = drawGraph($("graph"), data.graph, pickState, standing);
         view.drawn = true;
       }
       paint(view.elements, data.statuses);
     }
     if (view.truncated) {
-      banner("The history has more than " + MAX_EVENTS + " events: the page shows and colours the first " +
+      standing("The history has more than " + MAX_EVENTS + " events: the page shows and colours the first " +
         MAX_EVENTS + " only (stepflow graph --execution reads them all).");
     }
     showRun(run, running);
