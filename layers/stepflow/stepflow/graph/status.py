@@ -28,8 +28,9 @@ only the instances of the latest run that entered the state count, so a
 redriven state that now succeeds shows ``succeeded``. Likewise when a Retrier
 starts a Parallel or Map again (its ``...StateStarted`` once more), the states of
 the failed attempt are forgotten: only the latest attempt's instances count.
-States never entered are ``not-run``; that includes the states inside a distributed Map, whose
-iterations run as child executions with histories of their own.
+States never entered are ``not-run``; that includes the states inside a
+distributed Map, whose iterations run as child executions with histories of
+their own.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ class _Reader:
 
         def fits(instance: _Instance) -> bool:
             # a retry's ...StateStarted restarts a body that ended
-            if instance.open and instance.type == state_type and (started or not instance.body_done):
+            restartable = started or not instance.body_done
+            if instance.open and instance.type == state_type and restartable:
                 return True
             skipped.append(instance)
             return False
