@@ -10,7 +10,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from stepflow.graph import command, history
+from stepflow.graph import history
 from stepflow.graph.command import fetch_history, graph_command
 
 ROOT = Path(__file__).resolve().parents[3]

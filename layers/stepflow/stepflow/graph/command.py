@@ -54,7 +54,8 @@ def _read_definition(file: str) -> Any:
     try:
         text = sys.stdin.read()
     except (OSError, UnicodeDecodeError) as error:
-        raise click.BadParameter(f"cannot read standard input: {error}", param_hint="FILE") from None
+        reason = f"cannot read standard input: {error}"
+        raise click.BadParameter(reason, param_hint="FILE") from None
     return _parse(text, "standard input")
 
 
