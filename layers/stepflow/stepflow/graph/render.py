@@ -89,7 +89,7 @@ class _Layout:
 
 
 def _flat(text: str) -> str:
-    """One line, and encodable: a lone surrogate (JSON allows ``"\\ud800"``) becomes U+FFFD."""
+    """One line, and encodable: a lone surrogate (which JSON allows) becomes U+FFFD."""
     return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text))
 
 
