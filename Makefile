@@ -49,7 +49,8 @@ chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --examples 10000 --steps 25
 
 ## console-assets: the web console's graph layout library from the npm registry (pinned
-## version, integrity checked, gitignored package data; a warning and no file without npm)
+## version, integrity checked, gitignored package data; without npm no file, and a warning
+## the first time only: vendor/.npm-missing keeps later runs quiet, the page says how to get it)
 console-assets: $(CONSOLE_ASSETS)
 
 $(CONSOLE_ASSETS): tools/console_assets.py

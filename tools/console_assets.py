@@ -6,7 +6,9 @@ anything is unpacked; it lands in the console's gitignored ``static/vendor``
 folder, from which ``stepflow local`` serves it (offline, no CDN). It is never
 committed. Exit 0 with a warning when npm is missing or the registry cannot be
 reached (``--strict``: exit 1), so an offline ``make`` carries on; the console
-then says how to get it.
+then says how to get it. Without npm the warning is printed once: a marker file
+(:data:`NO_NPM_MARKER` in the vendor folder) keeps later ``make`` runs quiet until
+npm is installed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ INTEGRITY = (
 )
 FILES = {"package/dist/dagre.min.js": "dagre.min.js", "package/LICENSE": "dagre.LICENSE"}
 VENDOR = Path(__file__).resolve().parents[1] / "layers/stepflow/stepflow/console/static/vendor"
+NO_NPM_MARKER = ".npm-missing"
+NO_NPM = (
+    "warning: npm not found; the console's graph will ask for `make console-assets` "
+    "(install Node.js's npm, then run it again)"
+)
 
 
 def integrity_of(data: bytes) -> str:
@@ -60,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="fail when it cannot fetch")
     args = parser.parse_args(argv)
     npm = shutil.which("npm")
+    marker = args.vendor / NO_NPM_MARKER
     if npm is None:
-        print("warning: npm not found; the console's graph will ask for `make console-assets`")
-        return 1 if args.strict else 0
+        if args.strict:
+            print(NO_NPM)
+            return 1
+        if not marker.exists():  # said once; the page says it too
+            print(NO_NPM)
+            args.vendor.mkdir(parents=True, exist_ok=True)
+            marker.write_text(NO_NPM + "\n")
+        return 0
+    marker.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as work:
         done = subprocess.run(
             [npm, "pack", f"{PACKAGE}@{VERSION}", "--pack-destination", work, "--silent"],

@@ -8,6 +8,7 @@ AccessDeniedException and leaves the table exactly as it was.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ POLICY = [
         "stateMachines": ["orders-*"],
     },
     {"principals": [user("bob")], "actions": ["states:Describe*"], "stateMachines": ["orders-*"]},
+    # the key of LocalStack.stepfunctions(), which the console's endpoint once read with
+    {"principals": [user("local")], "actions": ["states:*"], "stateMachines": ["*"]},
 ]
 
 
@@ -208,3 +211,31 @@ def test_an_unsigned_request_is_an_unknown_caller(
         urllib.request.urlopen(request, timeout=10)
     assert error.value.code == 400
     assert json.loads(error.value.read())["__type"] == "AccessDeniedException"
+
+
+def test_an_unsigned_browser_reads_through_the_console_no_more_than_through_the_api(
+    stack: LocalStack, machines: dict[str, str]
+) -> None:
+    execution = sfn(stack, "admin").start_execution(stateMachineArn=machines["orders-eu"])[
+        "executionArn"
+    ]
+
+    def call(method: str, path: str, body: dict[str, Any], **headers: str) -> tuple[int, str]:
+        host = stack.url.removeprefix("http://")
+        connection = http.client.HTTPConnection(host, timeout=30)
+        try:
+            connection.request(method, path, body=json.dumps(body), headers=headers)
+            reply = connection.getresponse()
+            return reply.status, reply.read().decode()
+        finally:
+            connection.close()
+
+    # the API refuses an unsigned caller the history
+    target = {"X-Amz-Target": "AWSStepFunctions.GetExecutionHistory"}
+    status, text = call("POST", "/", {"executionArn": execution}, **target)
+    assert status == 400 and "AccessDenied" in text
+    # and the console's endpoint reads nothing by ARN: no statuses, no history
+    status, text = call("GET", "/console/api/graph?executionArn=" + execution, {})
+    assert status == 405 and "Hold" not in text
+    status, text = call("POST", "/console/api/graph", {"executionArn": execution})
+    assert status == 422 and "Hold" not in text

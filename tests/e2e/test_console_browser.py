@@ -1,7 +1,8 @@
 """The web console in headless Chromium against ``stepflow local`` (skips without chromium).
 
-The page is driven as a user would: it reads the graph endpoint and calls the Step
-Functions API on the stack's own address; the outcomes are checked through boto3.
+The page is driven as a user would: it calls the Step Functions API on the stack's
+own address and the graph endpoint computes from what it read; the outcomes are
+checked through boto3, and the page's own requests are counted.
 ``STEPFLOW_SCREENSHOTS=1`` saves the screenshots in docs/images/console-*.png.
 """
 
@@ -11,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -96,6 +98,19 @@ def has_rows(page: Any, count: int) -> None:
     expect(page.locator("#executions tbody tr")).to_have_count(count)
 
 
+def targets(page: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Each Step Functions call the page makes from now on: (action, request body), in order."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def seen(request: Any) -> None:
+        target = request.headers.get("x-amz-target")
+        if target:
+            sent.append((target.split(".")[-1], json.loads(request.post_data or "{}")))
+
+    page.on("request", seen)
+    return sent
+
+
 def machine(sfn: Any, name: str, definition: dict[str, Any]) -> str:
     created = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
     return str(created["stateMachineArn"])
@@ -165,13 +180,22 @@ def test_the_console_is_served_on_the_api_address(stack: LocalStack) -> None:
     with urllib.request.urlopen(execution_url(stack, run)) as reply:
         assert b'<svg id="graph"' in reply.read()
         assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
-    query = f"{stack.url}/console/api/graph?executionArn={quote(run, safe='')}"
-    with urllib.request.urlopen(query) as reply:
-        body = json.loads(reply.read())
-    assert body["statuses"] == {"P": "succeeded"} and body["execution"]["status"] == "SUCCEEDED"
-    with pytest.raises(urllib.error.HTTPError) as missing:
-        urllib.request.urlopen(f"{stack.url}/console/api/graph?executionArn={run}x")
-    assert missing.value.code == 404
+    # the graph endpoint computes from what it is sent; it reads no execution by its ARN
+    graph = f"{stack.url}/console/api/graph"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{graph}?executionArn={quote(run, safe='')}")
+    assert refused.value.code == 405
+    history = sfn.get_execution_history(executionArn=run)["events"]
+    sent = json.dumps(
+        {
+            "definition": sfn.describe_state_machine(stateMachineArn=arn)["definition"],
+            "events": history,
+        },
+        default=str,
+    ).encode()
+    request = urllib.request.Request(graph, data=sent, method="POST")
+    with urllib.request.urlopen(request) as reply:
+        assert json.loads(reply.read())["statuses"] == {"P": "succeeded"}
 
 
 def test_the_graph_shows_every_state_once_with_its_status(stack: LocalStack, page: Any) -> None:
@@ -224,6 +248,7 @@ def test_a_running_execution_is_stopped_from_the_page(stack: LocalStack, page: A
     }
     run = sfn.start_execution(stateMachineArn=machine(sfn, "console-stop", definition))
     arn = run["executionArn"]
+    sent = targets(page)
     page.goto(execution_url(stack, arn))
     # WHEN the page shows it running live, and Stop is pressed
     page.wait_for_selector('#graph [data-state="Approve"][data-status="running"]')
@@ -244,6 +269,17 @@ def test_a_running_execution_is_stopped_from_the_page(stack: LocalStack, page: A
     page.wait_for_selector('#graph [data-state="Approve"][data-status="aborted"]')
     assert page.get_attribute('#graph [data-state="Ship"]', "data-status") == "not-run"
     assert page.is_enabled("#redrive") and not page.is_enabled("#stop")
+    assert [t for t, _ in sent].count("StopExecution") == 1
+    # AND the history was read whole once, then only newest first back to a known event,
+    # each event shown in one row
+    reads = [body for t, body in sent if t == "GetExecutionHistory"]
+    assert [r.get("reverseOrder", False) for r in reads].count(False) == 1
+    assert len(reads) >= 2 and all(r["reverseOrder"] for r in reads[1:])
+    shown = page.eval_on_selector_all(
+        "#events tbody tr td:first-child", "els => els.map(e => e.textContent)"
+    )
+    whole = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    assert shown == [str(e["id"]) for e in whole]
 
 
 def test_the_list_filters_by_status_and_pages(stack: LocalStack, page: Any) -> None:
@@ -283,14 +319,16 @@ def test_the_list_filters_by_status_and_pages(stack: LocalStack, page: Any) -> N
     page.select_option("#status-filter", "SUCCEEDED")
     has_rows(page, 20)
     first_page = set(page.eval_on_selector_all(rows, "els => els.map(e => e.dataset.arn)"))
-    page.click("#executions-next")
+    page.dblclick("#executions-next")  # the second click lands on the disabled button
     has_rows(page, 1)
+    assert page.inner_text("#executions-page") == "Page 2"
     second = page.get_attribute(rows, "data-arn")
     assert second not in first_page and second != failed
     assert not page.is_enabled("#executions-next")
     statuses = page.eval_on_selector_all(rows, "els => els.map(e => e.dataset.status)")
     assert statuses == ["SUCCEEDED"]
     # AND the failed one is redriven once from its page
+    sent = targets(page)
     page.goto(execution_url(stack, failed))
     page.wait_for_selector('body[data-execution-status="FAILED"]')
     assert page.get_attribute('#graph [data-state="Break"]', "data-status") == "failed"
@@ -300,36 +338,39 @@ def test_the_list_filters_by_status_and_pages(stack: LocalStack, page: Any) -> N
         assert time.monotonic() < deadline, "not redriven"
         time.sleep(0.1)
     assert wait_for(sfn, failed)["redriveCount"] == 1
+    page.wait_for_selector(
+        'body[data-execution-status="SUCCEEDED"], body[data-execution-status="FAILED"]'
+    )
+    assert [t for t, _ in sent].count("RedriveExecution") == 1
 
 
-class _OnePass:
-    """A Step Functions client of one finished execution of one Pass state."""
-
-    def describe_execution(self, **query: str) -> dict[str, Any]:
-        return {"executionArn": query["executionArn"], "name": "x", "status": "SUCCEEDED"}
-
-    def describe_state_machine_for_execution(self, **query: str) -> dict[str, Any]:
-        return {
+def _one_pass(described: dict[str, Any]) -> Any:
+    """A Step Functions API (a proxy-event handler) of one execution of one Pass state."""
+    answers = {
+        "DescribeExecution": {"executionArn": "arn:x", "name": "x", **described},
+        "DescribeStateMachineForExecution": {
             "definition": json.dumps(
                 {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
             )
-        }
+        },
+        "GetExecutionHistory": {"events": []},
+    }
 
-    def get_execution_history(self, **query: Any) -> dict[str, Any]:
-        return {"events": []}
+    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        target = event["headers"].get("X-Amz-Target", "").split(".")[-1]
+        return {"statusCode": 200, "headers": {}, "body": json.dumps(answers.get(target, {}))}
+
+    return api
 
 
 def test_without_the_layout_library_the_page_says_how_to_get_it(
     browser: Any, page: Any, tmp_path: Path
 ) -> None:
     # GIVEN the console's files without the vendored library
-    for name in ("index.html", "console.js", "console.css"):
+    for name in ("index.html", "console.js", "graph.js", "console.css"):
         shutil.copy(ConsoleAssets().root.joinpath(name), tmp_path / name)  # type: ignore[arg-type]
-    route = ConsoleRoute(_OnePass, assets=ConsoleAssets(root=tmp_path))  # type: ignore[arg-type]
-
-    def api(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return {"statusCode": 200, "headers": {}, "body": "{}"}
-
+    route = ConsoleRoute(assets=ConsoleAssets(root=tmp_path))  # type: ignore[arg-type]
+    api = _one_pass({"status": "SUCCEEDED"})
     gateway = Gateway("127.0.0.1", 0, api, routes=[route]).start()
     try:
         # WHEN an execution page is opened
@@ -339,6 +380,97 @@ def test_without_the_layout_library_the_page_says_how_to_get_it(
         assert "make console-assets" in page.inner_text("#banner")
         assert page.locator("#graph [data-state]").count() == 0
     finally:
+        gateway.stop()
+
+
+def test_redrive_is_offered_only_for_a_redrivable_execution(page: Any) -> None:
+    # GIVEN a failed execution the API says cannot be redriven
+    reason = "Execution is past the redrive period"
+    described = {
+        "status": "FAILED",
+        "redriveStatus": "NOT_REDRIVABLE",
+        "redriveStatusReason": reason,
+    }
+    gateway = Gateway("127.0.0.1", 0, _one_pass(described), routes=[ConsoleRoute()]).start()
+    try:
+        # WHEN its page is opened
+        page.goto(f"{gateway.url}/console/executions/arn%3Ax")
+        page.wait_for_selector('body[data-execution-status="FAILED"]')
+        # THEN Redrive is disabled and the page says why
+        assert not page.is_enabled("#redrive") and not page.is_enabled("#stop")
+        assert page.inner_text("#redrive-reason") == reason
+    finally:
+        gateway.stop()
+
+
+class _HeldRun:
+    """A running execution's API whose third history read waits for :attr:`gate`."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        target = event["headers"].get("X-Amz-Target", "").split(".")[-1]
+        self.calls.append(target)
+        answer: dict[str, Any] = {}
+        if target == "DescribeExecution":
+            answer = {"executionArn": "arn:x", "name": "x", "status": "RUNNING"}
+        elif target == "DescribeStateMachineForExecution":
+            answer = {
+                "definition": json.dumps(
+                    {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+                )
+            }
+        elif target == "GetExecutionHistory":
+            if self.calls.count(target) == 3:
+                self.waiting.set()
+                self.gate.wait(30)
+            answer = {"events": [{"id": 1, "type": "ExecutionStarted", "timestamp": 0}]}
+        return {"statusCode": 200, "headers": {}, "body": json.dumps(answer)}
+
+
+class _CountingRoute(ConsoleRoute):
+    def __init__(self, assets: ConsoleAssets) -> None:
+        super().__init__(assets)
+        self.posts = 0
+
+    def serve(self, request: Any) -> None:
+        self.posts += request.command == "POST"
+        super().serve(request)
+
+
+def test_one_poll_runs_at_a_time_and_an_undrawn_graph_is_not_redrawn(
+    page: Any, tmp_path: Path
+) -> None:
+    # GIVEN a running execution, and the console's files without the layout library
+    for name in ("index.html", "console.js", "graph.js", "console.css"):
+        shutil.copy(ConsoleAssets().root.joinpath(name), tmp_path / name)  # type: ignore[arg-type]
+    api = _HeldRun()
+    route = _CountingRoute(ConsoleAssets(root=tmp_path))  # type: ignore[arg-type]
+    gateway = Gateway("127.0.0.1", 0, api, routes=[route]).start()
+    try:
+        page.goto(f"{gateway.url}/console/executions/arn%3Ax")
+        # WHEN Stop is pressed while a poll waits for the history
+        assert api.waiting.wait(30)
+        page.click("#stop")
+        deadline = time.monotonic() + 20
+        while "StopExecution" not in api.calls:
+            assert time.monotonic() < deadline, "Stop not sent"
+            page.wait_for_timeout(50)
+        page.wait_for_timeout(500)  # room for a second poll to start, if one would
+        # THEN no second poll starts beside the waiting one; it runs once that one ends
+        assert api.calls.count("DescribeExecution") == 3
+        api.gate.set()
+        while api.calls.count("DescribeExecution") < 5:
+            assert time.monotonic() < deadline + 20, "polling stopped"
+            page.wait_for_timeout(50)
+        # AND the graph, which cannot be drawn, was asked for once: nothing new happened
+        assert "make console-assets" in page.inner_text("#banner")
+        assert route.posts == 1
+    finally:
+        api.gate.set()
         gateway.stop()
 
 

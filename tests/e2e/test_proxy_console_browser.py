@@ -72,7 +72,7 @@ def test_stop_from_the_page_goes_through_the_proxy_signed(
     forwarder = Forwarder(
         Upstream.parse(gateway.url), REGION, lambda: ReadOnlyCredentials(KEY, SECRET, None)
     )
-    routes = [ConsoleRoute(lambda: signed(gateway.url))]
+    routes = [ConsoleRoute()]
     before = gateway.targets.copy()
     with ProxyServer(forwarder, routes=routes) as proxy:
         page = browser.new_page()

@@ -37,6 +37,8 @@ def test_static_files_have_their_types() -> None:
     assert script.content_type.startswith("text/javascript")
     assert style.content_type.startswith("text/css")
     assert b"innerHTML" not in script.body  # every text goes in through textContent
+    drawing = assets.response("/console/static/graph.js")
+    assert drawing.status == 200 and b"innerHTML" not in drawing.body
 
 
 @pytest.mark.parametrize(
@@ -76,11 +78,13 @@ def test_a_missing_layout_library_answers_a_script_that_says_how_to_get_it(
     assert assets.response("/console/static/" + LAYOUT_LIBRARY).body == b"var dagre = {};"
 
 
-def test_the_console_route_claims_console_gets_only() -> None:
-    route = ConsoleRoute(lambda: None)
+def test_the_console_route_claims_its_gets_and_its_endpoint_posts_only() -> None:
+    route = ConsoleRoute()
     assert route_for([route], "GET", "/console/") is route
-    assert route_for([route], "GET", "/console/api/graph?executionArn=x") is route
+    assert route_for([route], "POST", "/console/api/graph") is route
     assert route_for([route], "POST", "/console/") is None
+    assert route_for([route], "POST", "/") is None
+    assert route_for([route], "PUT", "/console/api/graph") is None
     assert route_for([route], "GET", "/") is None
 
 

@@ -65,7 +65,23 @@ def test_without_npm_it_warns_and_carries_on_unless_strict(
 ) -> None:
     tool = _tool()
     monkeypatch.setattr(tool.shutil, "which", lambda name: None)
-    assert tool.main(["--vendor", str(tmp_path / "v")]) == 0
+    vendor = tmp_path / "v"
+    assert tool.main(["--vendor", str(vendor), "--strict"]) == 1
     assert "make console-assets" in capsys.readouterr().out
-    assert tool.main(["--vendor", str(tmp_path / "v"), "--strict"]) == 1
-    assert not (tmp_path / "v").exists()
+    assert not vendor.exists()
+    assert tool.main(["--vendor", str(vendor)]) == 0
+    assert "make console-assets" in capsys.readouterr().out
+    # the next make says nothing more, and no library appears
+    assert tool.main(["--vendor", str(vendor)]) == 0
+    assert capsys.readouterr().out == ""
+    assert [p.name for p in vendor.iterdir()] == [tool.NO_NPM_MARKER]
+
+
+def test_once_npm_is_there_the_marker_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = _tool()
+    vendor = tmp_path / "v"
+    vendor.mkdir()
+    (vendor / tool.NO_NPM_MARKER).write_text("x")
+    monkeypatch.setattr(tool.shutil, "which", lambda name: "/bin/false")  # npm pack fails
+    assert tool.main(["--vendor", str(vendor)]) == 0
+    assert not (vendor / tool.NO_NPM_MARKER).exists()

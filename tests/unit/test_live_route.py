@@ -133,9 +133,10 @@ def test_a_client_that_stops_reading_loses_its_stream_and_frees_the_slot() -> No
     try:
         for i in range(2, 200):  # about 50 MB of history: far more than socket buffers
             served.commit(_event(i, pad=256 * 1024))
-        stalled = socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])))
+        port = int(served.url.rsplit(":", 1)[1])
+        stalled = socket.create_connection(("127.0.0.1", port))
         path = stream_url(served.url, ARN)[len(served.url) :]
-        stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         _wait(lambda: served.route.opened == 1)
         _wait(lambda: _status(served) != 503)  # never read: the write timed out
         stalled.close()

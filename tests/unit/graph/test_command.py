@@ -10,7 +10,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from stepflow.graph import command
+from stepflow.graph import history
 from stepflow.graph.command import fetch_history, graph_command
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,8 +56,8 @@ def test_svg_without_graphviz_fails_with_the_way_to_get_it(monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "is not JSON"),
-        ("[" * 100_000, "is not JSON"),
+        ("{not json", "is not valid JSON"),
+        ("[" * 100_000, "cannot be read as JSON"),
         ('{"StartAt": "A"}', "/States: missing"),
         ('"a string"', "a definition is a JSON object"),
     ],
@@ -67,6 +67,18 @@ def test_bad_definitions_are_usage_errors(tmp_path: Path, content: str, message:
     path.write_text(content)
     result = CliRunner().invoke(graph_command, [str(path)])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_yaml_definition_is_drawn_from_a_file_and_from_standard_input(tmp_path: Path) -> None:
+    text = "StartAt: A\nStates:\n  A: {Type: Pass, Next: B}\n  B: {Type: Succeed}\n"
+    path = tmp_path / "m.asl.yaml"
+    path.write_text(text)
+    for args, given in (([str(path)], None), (["-"], text)):
+        result = CliRunner().invoke(graph_command, args, input=given)
+        assert result.exit_code == 0, result.output
+        assert 'n0("A")' in result.output and "n0 --> n1" in result.output
+    stdin = CliRunner().invoke(graph_command, ["-"], input="{not: [json")
+    assert stdin.exit_code == 2 and "nor YAML" in stdin.output
 
 
 def test_a_missing_file_and_a_bad_format_are_usage_errors(tmp_path: Path) -> None:
@@ -107,7 +119,7 @@ def test_a_server_repeating_its_token_is_refused(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(click.ClickException, match="same nextToken"):
         fetch_history(pages, "arn:x")
     assert len(pages.requests) == 2
-    monkeypatch.setattr(command, "MAX_HISTORY_PAGES", 3)
+    monkeypatch.setattr(history, "MAX_HISTORY_PAGES", 3)
     with pytest.raises(click.ClickException, match="more than 3 pages"):
         fetch_history(Pages(total=50, size=10), "arn:x")
 

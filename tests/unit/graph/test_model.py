@@ -225,3 +225,53 @@ def test_the_graph_package_loads_no_aws_sdk() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("branch_state", "top_next"),
+    [
+        ({"Type": "Pass", "Next": "After"}, None),  # a branch state leaving its branch
+        ({"Type": "Pass", "End": True}, "Inner"),  # a top-level state into a branch
+        (  # a Catch out of the branch
+            {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:0:function:f", "End": True,
+             "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}]},
+            None,
+        ),
+    ],
+)  # fmt: skip
+def test_a_transition_out_of_its_scope_is_refused(
+    branch_state: dict[str, Any], top_next: str | None
+) -> None:
+    after: dict[str, Any] = {"Type": "Pass", "End": True}
+    if top_next:
+        after = {"Type": "Pass", "Next": top_next}
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Inner", "States": {"Inner": branch_state}}],
+                "Next": "After",
+            },
+            "After": after,
+        },
+    }
+    with pytest.raises(GraphError, match="not in its scope"):
+        build_graph(definition)
+
+
+def test_a_parallel_whose_own_next_names_its_branch_state_is_refused() -> None:
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "Inner", "States": {"Inner": {"Type": "Pass", "End": True}}}
+                ],
+                "Next": "Inner",
+            }
+        },
+    }
+    with pytest.raises(GraphError, match="not in its scope"):
+        build_graph(definition)

@@ -175,3 +175,30 @@ def test_svg_without_graphviz_says_how_to_get_it() -> None:
     with pytest.raises(GraphvizError) as raised:
         to_svg(build_graph(fulfil_machine()), dot="/nonexistent/dot")
     assert str(raised.value) == INSTALL_HINT and "apt-get install graphviz" in INSTALL_HINT
+
+
+LONE = {
+    "StartAt": "A\ud800",
+    "States": {
+        "A\ud800": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.x", "StringEquals": "\udfff", "Next": "B"}],
+            "Default": "B",
+        },
+        "B": {"Type": "Succeed"},
+    },
+}
+
+
+def test_a_lone_surrogate_in_a_name_or_label_is_written_as_a_replacement_character() -> None:
+    graph = build_graph(LONE)
+    for text in (to_dot(graph, {"A\ud800": "succeeded"}), to_mermaid(graph)):
+        assert text.encode("utf-8").decode("utf-8") == text  # no UnicodeEncodeError
+    assert '"A\ufffd"' in to_dot(graph)
+    assert "A#65533;" in to_mermaid(graph)
+
+
+@NEEDS_DOT
+def test_svg_of_a_lone_surrogate_name() -> None:
+    svg = to_svg(build_graph(LONE))
+    assert "A\ufffd" in svg

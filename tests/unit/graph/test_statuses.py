@@ -282,3 +282,109 @@ def test_many_open_instances_of_one_name_stay_linear() -> None:
     ]
     statuses = node_statuses(fulfil_machine(), entered + exited + ends)
     assert statuses["Recover"] == "aborted"
+
+
+def _fails_once() -> Any:
+    calls: list[int] = []
+
+    def flaky(payload: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Boom("first attempt")
+        return "ok"
+
+    return flaky
+
+
+RETRY = [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}]
+
+
+def test_a_retried_parallel_shows_its_latest_attempt_only() -> None:
+    wait_then_later = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {"Type": "Wait", "Seconds": 5, "Next": "Later"},
+            "Later": {"Type": "Pass", "End": True},
+        },
+    }
+    machine = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Retry": RETRY,
+                "Branches": [
+                    {"StartAt": "T", "States": {"T": task("flaky", End=True)}},
+                    wait_then_later,
+                ],
+                "End": True,
+            }
+        },
+    }
+    result = execute(machine, {}, handlers={LAMBDA + "flaky": _fails_once()})
+    assert result.succeeded
+    kinds = [e["type"] for e in result.history]
+    assert kinds.count("ParallelStateStarted") == 2 and kinds.count("LambdaFunctionFailed") == 1
+    assert node_statuses(machine, result.history) == dict.fromkeys(
+        ["Both", "T", "Wait", "Later"], "succeeded"
+    )
+    # mid-run: once the second attempt starts, the first one's states are not shown
+    restart = [i for i, kind in enumerate(kinds) if kind == "ParallelStateStarted"][1]
+    assert node_statuses(machine, result.history[: restart + 1]) == {
+        "Both": "running", "T": "not-run", "Wait": "not-run", "Later": "not-run"
+    }  # fmt: skip
+    entered = node_statuses(machine, result.history[: restart + 4])
+    assert entered["T"] == "running" and entered["Later"] == "not-run"
+
+
+def test_a_retried_map_shows_its_latest_attempt_only() -> None:
+    machine = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "Retry": RETRY,
+                "ItemsPath": "$.items",
+                "ItemProcessor": {"StartAt": "T", "States": {"T": task("flaky", End=True)}},
+                "End": True,
+            }
+        },
+    }
+    result = execute(machine, {"items": [1]}, handlers={LAMBDA + "flaky": _fails_once()})
+    assert result.succeeded
+    assert [e["type"] for e in result.history].count("MapStateStarted") == 2
+    assert node_statuses(machine, result.history) == {"Each": "succeeded", "T": "succeeded"}
+
+
+def test_a_parallel_retried_after_its_failed_event_starts_afresh() -> None:
+    # AWS writes ParallelStateFailed before the retry's ParallelStateStarted
+    kinds = [
+        ("ExecutionStarted", None), ("ParallelStateEntered", "Both"),
+        ("ParallelStateStarted", None), ("TaskStateEntered", "T"),
+        ("LambdaFunctionFailed", None), ("ParallelStateFailed", None),
+        ("ParallelStateStarted", None), ("TaskStateEntered", "T"), ("TaskStateExited", "T"),
+        ("ParallelStateSucceeded", None), ("ParallelStateExited", "Both"),
+        ("ExecutionSucceeded", None),
+    ]  # fmt: skip
+    history: list[dict[str, Any]] = []
+    for number, (kind, name) in enumerate(kinds, start=1):
+        event: dict[str, Any] = {"id": number, "type": kind, "previousEventId": number - 1}
+        if name is not None:
+            key = (
+                "stateEnteredEventDetails"
+                if kind.endswith("Entered")
+                else "stateExitedEventDetails"
+            )
+            event[key] = {"name": name}
+        history.append(event)
+    machine = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "T", "States": {"T": task("t", End=True)}}],
+                "End": True,
+            }
+        },
+    }
+    assert node_statuses(machine, history) == {"Both": "succeeded", "T": "succeeded"}

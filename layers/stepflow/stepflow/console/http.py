@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -32,19 +33,26 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def json_response(status: int, value: Any) -> Response:
-    """``value`` as a JSON response."""
-    body = json.dumps(value, separators=(",", ":"), default=str).encode()
-    return Response(status, "application/json", body)
+def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
+    """``value`` as a JSON response; dates as epoch seconds, as the Step Functions API sends."""
+    body = json.dumps(value, separators=(",", ":"), default=_epoch).encode()
+    return Response(status, "application/json", body, headers or {})
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def write(request: BaseHTTPRequestHandler, response: Response) -> None:
-    """Send ``response`` on ``request``'s connection (a HEAD gets no body)."""
+    """Send ``response`` on ``request``'s connection."""
     request.send_response(response.status)
     request.send_header("Content-Type", response.content_type)
     for name, value in {**SECURITY_HEADERS, **response.headers}.items():
         request.send_header(name, value)
     request.send_header("Content-Length", str(len(response.body)))
+    if request.close_connection:
+        request.send_header("Connection", "close")
     request.end_headers()
-    if request.command != "HEAD":
-        request.wfile.write(response.body)
+    request.wfile.write(response.body)

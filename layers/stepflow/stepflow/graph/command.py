@@ -11,42 +11,25 @@ from typing import Any
 
 import click
 
+from stepflow.graph.history import HistoryClient, HistoryError, read_history
 from stepflow.graph.model import GraphError, build_graph, node_statuses
 from stepflow.graph.render import to_dot, to_mermaid
 from stepflow.graph.status import Status
 from stepflow.graph.svg import GraphvizError, to_svg
 
-__all__ = ["MAX_HISTORY_PAGES", "fetch_history", "graph_command"]
+__all__ = ["fetch_history", "graph_command"]
 
-#: The most GetExecutionHistory pages read for one execution (a guard against a looping server).
-MAX_HISTORY_PAGES = 10_000
 _PAGE_SIZE = 1000
 
 
 def fetch_history(
-    client: Any, execution_arn: str, page_size: int = _PAGE_SIZE
+    client: HistoryClient, execution_arn: str, page_size: int = _PAGE_SIZE
 ) -> list[dict[str, Any]]:
-    """Every event of an execution, oldest first, paging GetExecutionHistory to the end."""
-    events: list[dict[str, Any]] = []
-    token: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_HISTORY_PAGES):
-        request: dict[str, Any] = {
-            "executionArn": execution_arn,
-            "maxResults": page_size,
-            "includeExecutionData": False,
-        }
-        if token:
-            request["nextToken"] = token
-        page = client.get_execution_history(**request)
-        events.extend(page.get("events", []))
-        token = page.get("nextToken")
-        if not token:
-            return events
-        if token in seen:
-            raise click.ClickException("GetExecutionHistory returned the same nextToken twice")
-        seen.add(token)
-    raise click.ClickException(f"the history has more than {MAX_HISTORY_PAGES} pages")
+    """Every event of an execution (:func:`~stepflow.graph.history.read_history`), or exit 1."""
+    try:
+        return read_history(client, execution_arn, page_size)
+    except HistoryError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def _client(endpoint_url: str | None, region: str) -> Any:
@@ -56,19 +39,40 @@ def _client(endpoint_url: str | None, region: str) -> Any:
 
 
 def _read_definition(file: str) -> Any:
+    """FILE (JSON or YAML, by its suffix) or standard input (JSON, else YAML), unsubstituted.
+
+    Read by the definitions' own reader; ``${Key}`` placeholders stay as text (a
+    graph needs no values), so a SAM definition draws without ``--sub``.
+    """
+    from stepflow.definitions import DefinitionFileError, read_document
+
+    if file != "-":
+        try:
+            return read_document(file)
+        except DefinitionFileError as error:
+            raise click.BadParameter(str(error), param_hint="FILE") from None
     try:
-        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        text = sys.stdin.read()
     except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or error
-        raise click.BadParameter(f"cannot read {file}: {reason}", param_hint="FILE") from None
-    return _parse(text, file)
+        reason = f"cannot read standard input: {error}"
+        raise click.BadParameter(reason, param_hint="FILE") from None
+    return _parse(text, "standard input")
 
 
 def _parse(text: str, where: str) -> Any:
+    """JSON, else YAML (as ``stepflow run`` reads a ``.yaml`` file)."""
+    from stepflow.definitions import YamlError, load_yaml
+
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
-        raise click.BadParameter(f"{where} is not JSON: {error}", param_hint="FILE") from None
+        json_error = error
+    try:
+        return load_yaml(text)
+    except (YamlError, RecursionError):
+        raise click.BadParameter(
+            f"{where} is not JSON ({json_error}) nor YAML", param_hint="FILE"
+        ) from None
 
 
 def _render(fmt: str, definition: Any, statuses: Mapping[str, Status] | None) -> str:
@@ -150,7 +154,7 @@ def graph_command(
     fmt: str,
     output: str | None,
 ) -> None:
-    """Draw the state machine in FILE (JSON; '-' for standard input) as a graph.
+    """Draw the state machine in FILE (JSON or YAML; '-' for standard input) as a graph.
 
     Parallel branches and Map iterations are drawn as groups, Choice rules and
     Catchers as labelled edges. With --execution each state is coloured by its

@@ -157,6 +157,7 @@ class _Builder:
         self.groups: list[Group] = []
         self.edges: list[Edge] = []
         self.names: set[str] = set()
+        self.entries: set[int] = set()  # edges of a Parallel or Map into its own groups
 
     def scope(self, machine: Any, where: str, group: str | None, depth: int) -> str:
         """Add the states of one scope (the machine, a branch, an iteration); return its StartAt."""
@@ -242,6 +243,7 @@ class _Builder:
     def group(self, group: Group, body: Any, where: str, depth: int) -> None:
         self.groups.append(group)
         start = self.scope(body, where, group.id, depth)
+        self.entries.add(len(self.edges))
         self.edge(Edge(group.state, start, "next"))
 
     def edge(self, edge: Edge) -> None:
@@ -250,11 +252,19 @@ class _Builder:
         self.edges.append(edge)
 
     def check_targets(self) -> None:
-        for edge in self.edges:
+        """Each transition names a state of its own scope, as AWS requires."""
+        scope = {node.id: node.group for node in self.nodes}
+        for number, edge in enumerate(self.edges):
             if edge.target not in self.names:
                 raise GraphError(
                     f"state {edge.source!r} goes to {edge.target!r}, which is no state"
                 )
+            if number in self.entries or scope[edge.target] == scope[edge.source]:
+                continue
+            raise GraphError(
+                f"state {edge.source!r} goes to {edge.target!r}, which is not in its "
+                "scope (a branch or iteration reaches only its own states)"
+            )
 
 
 def node_statuses(

@@ -49,6 +49,7 @@ _DOT_SHAPES = {
 }
 _MERMAID_SAFE = re.compile(r"[A-Za-z0-9 _.,:/+*=()$@!?\-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 _Item = tuple[str, int, Group | Node | None]
@@ -88,7 +89,8 @@ class _Layout:
 
 
 def _flat(text: str) -> str:
-    return _CONTROL.sub(" ", text)
+    """One line, and encodable: a lone surrogate (which JSON allows) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text))
 
 
 def _mermaid_text(text: str) -> str:

@@ -25,9 +25,12 @@ A state with several instances (Map iterations, loops, retries of a whole
 branch) gets the worst of their statuses, in the order failed, timed-out,
 aborted, running, caught, succeeded. After a redrive (``ExecutionRedriven``)
 only the instances of the latest run that entered the state count, so a
-redriven state that now succeeds shows ``succeeded``. States never entered are
-``not-run``; that includes the states inside a distributed Map, whose
-iterations run as child executions with histories of their own.
+redriven state that now succeeds shows ``succeeded``. Likewise when a Retrier
+starts a Parallel or Map again (its ``...StateStarted`` once more), the states of
+the failed attempt are forgotten: only the latest attempt's instances count.
+States never entered are ``not-run``; that includes the states inside a
+distributed Map, whose iterations run as child executions with histories of
+their own.
 """
 
 from __future__ import annotations
@@ -71,7 +74,11 @@ class _Instance:
     body_done: bool = False
     failure: Status | None = None
     result: Status | None = None
+    superseded: bool = False
     children: list[_Instance] = field(default_factory=list)
+    # every instance started directly in this one's current attempt (children is
+    # emptied when the body ends; this only when a retry starts a new attempt)
+    attempt: list[_Instance] = field(default_factory=list)
 
 
 def history_statuses(events: Iterable[Any]) -> dict[str, Status]:
@@ -129,6 +136,7 @@ class _Reader:
         self.instances.append(instance)
         if here is not None:
             here.children.append(instance)
+            here.attempt.append(instance)
         self.open.setdefault(instance.name, {})[instance.serial] = instance
         return instance
 
@@ -145,10 +153,13 @@ class _Reader:
 
     def composite(self, kind: str, state_type: str, here: _Instance | None) -> _Instance | None:
         failed = kind.endswith("Failed") and not kind.startswith("MapIteration")
+        started = kind == state_type + "StateStarted"
         skipped: list[_Instance] = []
 
         def fits(instance: _Instance) -> bool:
-            if instance.open and instance.type == state_type and not instance.body_done:
+            # a retry's ...StateStarted restarts a body that ended
+            restartable = started or not instance.body_done
+            if instance.open and instance.type == state_type and restartable:
                 return True
             skipped.append(instance)
             return False
@@ -156,6 +167,9 @@ class _Reader:
         owner = self.walk(here, fits)
         if owner is None:
             return here
+        if started and owner.attempt:
+            self.supersede(owner)
+            return owner
         if failed:
             for instance in skipped:  # a failure passing through (a Choice that matched nothing)
                 if instance.open and instance.failure is None:
@@ -201,6 +215,19 @@ class _Reader:
             stack.extend(instance.children)
             instance.children = []
 
+    def supersede(self, owner: _Instance) -> None:
+        """A retry starts ``owner`` again: its previous attempt no longer counts."""
+        stack = owner.attempt
+        owner.attempt, owner.children = [], []
+        owner.body_done, owner.failure = False, None
+        while stack:
+            instance = stack.pop()
+            instance.superseded = True
+            if instance.open:
+                self.close(instance, "aborted")
+            stack.extend(instance.attempt)
+            instance.attempt, instance.children = [], []
+
     @staticmethod
     def walk(start: _Instance | None, accept: Callable[[_Instance], bool]) -> _Instance | None:
         instance = start
@@ -223,10 +250,11 @@ class _Reader:
     def statuses(self) -> dict[str, Status]:
         latest: dict[str, int] = {}
         for instance in self.instances:
-            latest[instance.name] = max(latest.get(instance.name, 0), instance.generation)
+            if not instance.superseded:
+                latest[instance.name] = max(latest.get(instance.name, 0), instance.generation)
         merged: dict[str, Status] = {}
         for instance in self.instances:
-            if instance.generation != latest[instance.name]:
+            if instance.superseded or instance.generation != latest[instance.name]:
                 continue
             status: Status = instance.result if instance.result is not None else "running"
             known = merged.get(instance.name)

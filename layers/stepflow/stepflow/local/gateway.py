@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
+from stepflow.local.hosts import HostGuard
 from stepflow.local.routes import Route, route_for
 
 ProxyHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -61,7 +62,9 @@ class Gateway:
 
     ``account`` and ``principals`` map a request's access key to its caller
     (:func:`identity`). ``routes`` answer their own ``GET`` requests (pages, streams)
-    instead of the API.
+    instead of the API. Bound to a loopback address, it answers only requests
+    whose ``Host`` names it (:class:`~stepflow.local.hosts.HostGuard`: no DNS
+    rebinding) and refuses any whose ``Origin`` is another site.
     """
 
     def __init__(
@@ -77,12 +80,14 @@ class Gateway:
         self.handler = handler
         self._routes = tuple(routes)
         caller = functools.partial(identity, account=account, principals=principals)
+        guard = [HostGuard(frozenset())]  # set once the port is known
         self._server = ThreadingHTTPServer(
-            (host, port), _request_class(handler, caller, tuple(routes))
+            (host, port), _request_class(handler, caller, tuple(routes), guard)
         )
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        bound_port = self._server.server_address[1]
+        bound_port = int(self._server.server_address[1])
+        guard[0] = HostGuard.for_server(host, bound_port)
         self.url = f"http://{host}:{bound_port}"
 
     def start(self) -> Gateway:
@@ -104,11 +109,17 @@ def _request_class(
     handler: ProxyHandler,
     caller: Callable[[Mapping[str, str]], dict[str, str]],
     routes: tuple[Route, ...],
+    guard: list[HostGuard],
 ) -> type[BaseHTTPRequestHandler]:
     class _Proxy(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _proxy(self) -> None:
+            if guard[0].refuses(self.headers.get("Host"), self.headers.get("Origin")):
+                refusal = {"__type": "Forbidden", "message": "not a request from this origin"}
+                self.close_connection = True
+                self._reply(403, {"Content-Type": "application/json"}, json.dumps(refusal).encode())
+                return
             route = route_for(routes, self.command, self.path)
             if route is not None:
                 route.serve(self)

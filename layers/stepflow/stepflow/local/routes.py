@@ -31,11 +31,23 @@ class Route(Protocol):
 
 
 def route_for(routes: Sequence[Route], method: str, path: str) -> Route | None:
-    """The route claiming ``method path``, if any (only ``GET`` is claimed)."""
-    if method != "GET":
-        return None
+    """The route claiming ``method path``, if any.
+
+    A route claims the ``GET`` requests under its :attr:`~Route.prefix`, and the
+    ``POST`` requests under its ``post_prefix`` if it has one (it then reads the
+    body itself); every other request goes to the API.
+    """
     bare = path.split("?", 1)[0]
-    return next((r for r in routes if bare.startswith(r.prefix)), None)
+    if method == "GET":
+        return next((r for r in routes if bare.startswith(r.prefix)), None)
+    if method == "POST":
+        return next((r for r in routes if _posts_to(r, bare)), None)
+    return None
+
+
+def _posts_to(route: Route, bare: str) -> bool:
+    post_prefix = getattr(route, "post_prefix", None)  # optional: few routes take a body
+    return isinstance(post_prefix, str) and post_prefix != "/" and bare.startswith(post_prefix)
 
 
 def local_routes(stack: LocalStack) -> list[Route]:
@@ -43,4 +55,4 @@ def local_routes(stack: LocalStack) -> list[Route]:
     from stepflow.live.sse import LiveRoute  # the live package imports nothing of local
 
     log = stack.wiring.log if stack.wiring is not None else None
-    return [ConsoleRoute(stack.stepfunctions), *([LiveRoute(log)] if log is not None else [])]
+    return [ConsoleRoute(), *([LiveRoute(log)] if log is not None else [])]

@@ -13,14 +13,9 @@ from typing import Any
 
 import click
 
+from stepflow.local.hosts import is_loopback
 from stepflow.local.routes import Route
-from stepflow.proxy.forward import (
-    NO_CREDENTIALS,
-    Forwarder,
-    ProxyServer,
-    Upstream,
-    is_loopback,
-)
+from stepflow.proxy.forward import NO_CREDENTIALS, Forwarder, ProxyServer, Upstream
 from stepflow.proxy.signing import signing_region
 
 DEFAULT_PORT = 8788
@@ -156,21 +151,14 @@ def console_command(
         host or "127.0.0.1",
         port,
         host_given=host is not None,
-        routes=console_routes(api, forwarder.region, profile),
+        routes=console_routes(),
         what="console",
         quiet=quiet,
     )
 
 
-def console_routes(api: str, region: str, profile: str | None) -> list[Route]:
-    """The console's files and graph endpoint, reading the deployed API through a signed client."""
-    import boto3
-
+def console_routes() -> list[Route]:
+    """The console's files and graph endpoint (which reads nothing: the page reads the API)."""
     from stepflow.console import ConsoleRoute
-    from stepflow.proxy.signing import api_client
 
-    def client() -> Any:
-        session = boto3.session.Session(profile_name=profile)
-        return api_client(api, region=region, session=session)
-
-    return [ConsoleRoute(client)]
+    return [ConsoleRoute()]

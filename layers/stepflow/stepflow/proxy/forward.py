@@ -11,7 +11,6 @@ as one line: method, path, X-Amz-Target, status.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import ssl
 import threading
@@ -21,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from stepflow.local.hosts import HostGuard, is_loopback
 from stepflow.local.routes import Route, route_for
 from stepflow.proxy.signing import SIGNATURE_HEADERS, sign_request
 
@@ -40,7 +40,10 @@ HOP_BY_HOP = frozenset(
 )  # fmt: skip
 """Headers about one connection, never forwarded either way."""
 
-_NOT_FORWARDED = HOP_BY_HOP | SIGNATURE_HEADERS | {"host", "content-length", "x-amz-content-sha256"}
+# The proxy checked the Origin against its own Host; upstream it would name the wrong server.
+_NOT_FORWARDED = HOP_BY_HOP | SIGNATURE_HEADERS | {
+    "host", "content-length", "x-amz-content-sha256", "origin"
+}  # fmt: skip
 
 Credentials = Callable[[], Any]
 """Returns botocore's frozen credentials (None: there are none); may raise if a refresh fails."""
@@ -155,16 +158,6 @@ NO_CREDENTIALS = (
 )
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ProxyServer:
     """Serves ``forwarder`` on ``host:port`` (port 0: any free port) in a thread pool.
 
@@ -186,10 +179,8 @@ class ProxyServer:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
         self.forwarder = forwarder
-        self.allowed_hosts: set[str] = set()
-        handler = _handler_class(
-            forwarder, tuple(routes), log or (lambda _line: None), self.allowed_hosts
-        )
+        self._guard = [HostGuard(frozenset())]  # set once the port is known
+        handler = _handler_class(forwarder, tuple(routes), log or (lambda _line: None), self._guard)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -197,11 +188,8 @@ class ProxyServer:
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}"
-        if is_loopback(host):
-            # A web page cannot reach the proxy by DNS rebinding (its Host header
-            # names its own domain) nor post to it from another origin.
-            names = {shown, "localhost", "127.0.0.1", "[::1]"}
-            self.allowed_hosts.update(f"{name}:{self.port}" for name in names)
+        # A web page cannot reach the proxy by DNS rebinding nor post to it from elsewhere.
+        self._guard[0] = HostGuard.for_server(host, self.port)
 
     def start(self) -> ProxyServer:
         """Serve in a background thread."""
@@ -228,22 +216,15 @@ class ProxyServer:
 
 
 def _handler_class(
-    forwarder: Forwarder, routes: tuple[Route, ...], log: Log, allowed_hosts: set[str]
+    forwarder: Forwarder, routes: tuple[Route, ...], log: Log, guard: list[HostGuard]
 ) -> type[BaseHTTPRequestHandler]:
-    """The request handler; ``allowed_hosts`` (empty: any) are the Host headers served."""
+    """The request handler; ``guard[0]`` refuses rebound and cross-origin requests."""
 
     class _Forward(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _foreign(self) -> bool:
-            if not allowed_hosts:
-                return False
-            host = self.headers.get("Host", "")
-            origin = self.headers.get("Origin")
-            return host not in allowed_hosts or origin not in (None, f"http://{host}")
-
         def _forward(self) -> None:
-            if self._foreign():
+            if guard[0].refuses(self.headers.get("Host"), self.headers.get("Origin")):
                 self.close_connection = True
                 self._refuse(
                     ProxyError(403, "Forbidden", "not a request from this machine's own origin")

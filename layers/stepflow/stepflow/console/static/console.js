@@ -1,33 +1,26 @@
 // The StepFlow web console: one page over the Step Functions API on this origin
-// (POST / with X-Amz-Target) and the console's graph endpoint (/console/api/graph).
-// Plain browser JavaScript, no build step. Every text from the API goes into the DOM
-// through textContent or attributes (never parsed as HTML), so state names and payloads cannot inject markup.
+// (POST / with X-Amz-Target). Everything it shows is read there, so the API's access
+// policy decides what the page may see; /console/api/graph only computes the graph and
+// the states' statuses from the definition and events the page sends (graph.js draws).
+// Plain browser JavaScript, no build step; texts go into the DOM as text, never as HTML.
 "use strict";
 
-const SVG = "http://www.w3.org/2000/svg";
 const POLL_MS = 1000;
 const PAGE_SIZE = 20;
-const MAX_DRAWN = 1000; // dagre recurses along a path: a 2,000-state chain overflows the stack
-const STATUSES = ["succeeded", "failed", "caught", "running", "aborted", "timed-out", "not-run"];
+const MAX_EVENTS = 150000; // what /console/api/graph takes in one request
 const $ = (id) => document.getElementById(id);
 
-function el(tag, attrs, ...children) {
-  const node = tag.startsWith("svg:")
-    ? document.createElementNS(SVG, tag.slice(4))
-    : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v !== null && v !== undefined) node.setAttribute(k, String(v));
-  }
-  for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
+// A message, or with none the standing one (what the page cannot show stays said).
 function banner(message) {
   const box = $("banner");
-  box.textContent = message || "";
-  box.hidden = !message;
+  box.textContent = message || banner.standing;
+  box.hidden = !box.textContent;
+}
+banner.standing = "";
+
+function standing(message) {
+  banner.standing = message;
+  banner(message);
 }
 
 async function sfn(action, body) {
@@ -49,11 +42,16 @@ async function sfn(action, body) {
   return data;
 }
 
-async function graphOf(query) {
-  const reply = await fetch("/console/api/graph?" + new URLSearchParams(query));
+// The graph model and each state's status, computed from what the page itself read.
+async function graphOf(definition, events) {
+  const reply = await fetch("/console/api/graph", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(events ? { definition, events } : { definition }),
+  });
   const data = await reply.json().catch(() => ({}));
   if (!reply.ok) {
-    const error = new Error("graph: " + (data.code ? data.code + ": " : "") + (data.message || reply.status));
+    const error = new Error("graph: " + (data.message || reply.status));
     error.final = reply.status >= 400 && reply.status < 500; // asking again cannot help
     throw error;
   }
@@ -71,152 +69,6 @@ function pretty(text) {
   try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return String(text); }
 }
 
-// ---------------------------------------------------------------- graph drawing
-
-function textWidth(text, size) {
-  return Math.min(360, Math.max(70, text.length * size * 0.6 + 28));
-}
-
-// The state after owner `name` once all its branches end (for layout and join edges).
-function continuation(graph, name, seen) {
-  if (seen.has(name)) return null;
-  seen.add(name);
-  const node = graph.byId.get(name);
-  const next = graph.edges.find((e) => e.source === name && e.kind === "next" &&
-    graph.byId.get(e.target) && graph.byId.get(e.target).group === node.group);
-  if (next) return next.target;
-  if (!node.end) return null;
-  if (node.group === null) return "__end__";
-  const group = graph.groupsById.get(node.group);
-  return group ? continuation(graph, group.state, seen) : null;
-}
-
-function drawGraph(svg, model, onPick) {
-  while (svg.firstChild) svg.firstChild.remove();
-  if (typeof dagre === "undefined" || !dagre.layout) {
-    banner(window.STEPFLOW_LAYOUT_MISSING ||
-      "The graph layout library did not load: run `make console-assets`.");
-    return new Map();
-  }
-  if (model.nodes.length > MAX_DRAWN) {
-    banner("This state machine has " + model.nodes.length + " states, more than the " +
-      MAX_DRAWN + " the console draws; the history below is complete.");
-    return new Map();
-  }
-  const graph = {
-    ...model,
-    byId: new Map(model.nodes.map((n) => [n.id, n])),
-    groupsById: new Map(model.groups.map((g) => [g.id, g])),
-  };
-  const g = new dagre.graphlib.Graph({ compound: true, multigraph: true });
-  g.setGraph({ rankdir: "TB", nodesep: 28, ranksep: 42, edgesep: 12, marginx: 16, marginy: 16 });
-  g.setDefaultEdgeLabel(() => ({}));
-  const nid = (id) => "n:" + id;
-  const gid = (id) => "g:" + id;
-  g.setNode("n:__start__", { width: 16, height: 16, endpoint: "Start" });
-  for (const group of model.groups) g.setNode(gid(group.id), { label: group.label, group });
-  for (const group of model.groups) if (group.parent) g.setParent(gid(group.id), gid(group.parent));
-  for (const node of model.nodes) {
-    g.setNode(nid(node.id), { width: textWidth(node.name, 13), height: 40, node });
-    if (node.group) g.setParent(nid(node.id), gid(node.group));
-  }
-  const edges = model.edges.map((e, i) => ({ ...e, key: "e" + i }));
-  edges.unshift({ source: "__start__", target: model.startAt, kind: "start", label: null, key: "start" });
-  let needEnd = false;
-  model.nodes.forEach((node, i) => {
-    if (!node.end) return;
-    const target = node.group === null ? "__end__" :
-      continuation(graph, graph.groupsById.get(node.group).state, new Set());
-    if (target === null) return;
-    needEnd = needEnd || target === "__end__";
-    edges.push({ source: node.id, target, kind: node.group === null ? "end" : "join", label: null, key: "j" + i });
-  });
-  if (needEnd) g.setNode("n:__end__", { width: 16, height: 16, endpoint: "End" });
-  for (const edge of edges) {
-    const label = edge.label || "";
-    g.setEdge(nid(edge.source), nid(edge.target), {
-      edge, width: label ? textWidth(label, 11) - 20 : 0, height: label ? 16 : 0, labelpos: "c",
-    }, edge.key);
-  }
-  try {
-    dagre.layout(g);
-  } catch (e) {
-    banner("The graph could not be laid out (" + e.message + "); the history below is complete.");
-    return new Map();
-  }
-
-  const layers = ["groups", "edges", "nodes"].map((name) => svg.appendChild(el("svg:g", { class: name })));
-  svg.prepend(arrowDefs());
-  for (const id of g.nodes()) {
-    const box = g.node(id);
-    if (!box.group) continue;
-    const cluster = el("svg:g", { class: "group", "data-group": box.group.id, "data-kind": box.group.kind });
-    cluster.append(
-      el("svg:rect", { x: box.x - box.width / 2, y: box.y - box.height / 2, width: box.width, height: box.height, rx: 6 }),
-      el("svg:text", { x: box.x - box.width / 2 + 6, y: box.y - box.height / 2 + 12 }, box.label),
-    );
-    layers[0].append(cluster);
-  }
-  for (const key of g.edges()) {
-    const line = g.edge(key);
-    const edge = line.edge;
-    const points = line.points.map((p) => p.x.toFixed(1) + "," + p.y.toFixed(1));
-    const path = el("svg:path", { d: "M" + points.join(" L"), "marker-end": "url(#arrow)" });
-    const drawn = el("svg:g", { class: "edge " + edge.kind, "data-source": edge.source, "data-target": edge.target });
-    drawn.append(path);
-    if (edge.label) {
-      drawn.append(
-        el("svg:rect", { x: line.x - line.width / 2, y: line.y - 8, width: line.width, height: 16, rx: 3 }),
-        el("svg:text", { x: line.x, y: line.y }, edge.label),
-      );
-      drawn.append(el("svg:title", {}, edge.kind + ": " + edge.label));
-    }
-    layers[1].append(drawn);
-  }
-  const elements = new Map();
-  for (const id of g.nodes()) {
-    const box = g.node(id);
-    if (box.endpoint) {
-      const point = el("svg:g", { class: "endpoint" }, el("svg:title", {}, box.endpoint));
-      point.append(el("svg:circle", { cx: box.x, cy: box.y, r: 7 }));
-      layers[2].append(point);
-      continue;
-    }
-    if (!box.node) continue;
-    const node = box.node;
-    const terminal = ["Succeed", "Fail"].includes(node.type) ? " terminal" : "";
-    const shape = el("svg:g", {
-      class: "node" + terminal, "data-state": node.name, "data-type": node.type,
-      "data-status": "not-run", tabindex: 0,
-    });
-    shape.append(
-      el("svg:title", {}, node.type + (node.resource ? " " + node.resource : "")),
-      el("svg:rect", { x: box.x - box.width / 2, y: box.y - box.height / 2, width: box.width, height: box.height }),
-      el("svg:text", { x: box.x, y: box.y - 5 }, node.name),
-      el("svg:text", { x: box.x, y: box.y + 11, class: "kind" }, node.type),
-    );
-    shape.addEventListener("click", () => onPick(node.name));
-    shape.addEventListener("keydown", (e) => { if (e.key === "Enter") onPick(node.name); });
-    layers[2].append(shape);
-    elements.set(node.name, shape);
-  }
-  const size = g.graph();
-  svg.setAttribute("viewBox", "0 0 " + Math.ceil(size.width) + " " + Math.ceil(size.height));
-  svg.setAttribute("width", Math.ceil(size.width));
-  svg.setAttribute("height", Math.ceil(size.height));
-  return elements;
-}
-
-function arrowDefs() {
-  const defs = el("svg:defs");
-  const marker = el("svg:marker", {
-    id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto",
-  });
-  marker.append(el("svg:path", { d: "M0,0 L10,5 L0,10 z", fill: "#687078" }));
-  defs.append(marker);
-  return defs;
-}
-
 function paint(elements, statuses) {
   for (const [name, shape] of elements) {
     const status = statuses[name];
@@ -226,7 +78,8 @@ function paint(elements, statuses) {
 
 // ---------------------------------------------------------------- list page
 
-const list = { machine: null, tokens: [null], page: 0, status: "" };
+const list = { machine: null, tokens: [null], page: 0, hasNext: false, status: "", load: 0 };
+const PAGER = ["executions-prev", "executions-next", "status-filter"];
 
 async function showList(machineArn) {
   $("list-view").hidden = false;
@@ -239,11 +92,10 @@ async function showList(machineArn) {
     if (list.status) url.searchParams.set("status", list.status); else url.searchParams.delete("status");
     history.replaceState(null, "", url);
     list.tokens = [null];
-    list.page = 0;
-    loadExecutions().catch((e) => banner(e.message));
+    loadExecutions(0);
   });
-  $("executions-next").addEventListener("click", () => { list.page += 1; loadExecutions().catch((e) => banner(e.message)); });
-  $("executions-prev").addEventListener("click", () => { list.page -= 1; loadExecutions().catch((e) => banner(e.message)); });
+  $("executions-next").addEventListener("click", () => loadExecutions(list.page + 1));
+  $("executions-prev").addEventListener("click", () => loadExecutions(list.page - 1));
   let token = null;
   const more = async () => {
     const page = await sfn("ListStateMachines", { maxResults: 100, ...(token ? { nextToken: token } : {}) });
@@ -266,22 +118,36 @@ async function showList(machineArn) {
   $("executions-section").hidden = false;
   $("machine-name").textContent = chosen.split(":").pop();
   $("crumb").textContent = chosen;
-  await loadExecutions();
+  await loadExecutions(0);
   if (machineArn) {
     $("machine-graph-section").hidden = false;
-    const data = await graphOf({ stateMachineArn: machineArn });
-    drawGraph($("machine-graph"), data.graph, () => {});
+    const described = await sfn("DescribeStateMachine", { stateMachineArn: machineArn });
+    const data = await graphOf(described.definition);
+    drawGraph($("machine-graph"), data.graph, () => {}, standing);
   }
 }
 
-async function loadExecutions() {
-  const token = list.tokens[list.page];
-  const page = await sfn("ListExecutions", {
-    stateMachineArn: list.machine, maxResults: PAGE_SIZE,
-    ...(list.status ? { statusFilter: list.status } : {}),
-    ...(token ? { nextToken: token } : {}),
-  });
-  list.tokens[list.page + 1] = page.nextToken || null;
+// Loads page `index` of the executions. The pager is disabled while a load runs and
+// only the latest load's answer is shown (a filter change may overtake a page turn).
+async function loadExecutions(index) {
+  const tag = ++list.load;
+  for (const id of PAGER) $(id).disabled = true;
+  const token = list.tokens[index];
+  let page;
+  try {
+    page = await sfn("ListExecutions", {
+      stateMachineArn: list.machine, maxResults: PAGE_SIZE,
+      ...(list.status ? { statusFilter: list.status } : {}),
+      ...(token ? { nextToken: token } : {}),
+    });
+  } catch (e) {
+    if (tag === list.load) { banner(e.message); enablePager(); }
+    return;
+  }
+  if (tag !== list.load) return; // a later load owns the table
+  list.page = index;
+  list.tokens[index + 1] = page.nextToken || null;
+  list.hasNext = Boolean(page.nextToken);
   const body = $("executions").tBodies[0];
   body.replaceChildren();
   for (const run of page.executions || []) {
@@ -291,16 +157,23 @@ async function loadExecutions() {
       el("td", {}, when(run.startDate)), el("td", {}, when(run.stopDate))));
   }
   $("executions-page").textContent = "Page " + (list.page + 1);
-  $("executions-prev").disabled = list.page === 0;
-  $("executions-next").disabled = !page.nextToken;
+  enablePager();
   banner("");
+}
+
+function enablePager() {
+  $("executions-prev").disabled = list.page === 0;
+  $("executions-next").disabled = !list.hasNext;
+  $("status-filter").disabled = false;
 }
 
 // ---------------------------------------------------------------- execution page
 
-const view = { arn: null, elements: new Map(), events: -1, history: [], picked: null, timer: null };
+const view = {
+  arn: null, definition: null, elements: new Map(), drawn: false, history: [], bare: [],
+  lastId: 0, truncated: false, picked: null, timer: null, busy: false, again: false,
+};
 const RUNNING = new Set(["RUNNING", "PENDING_REDRIVE"]);
-const REDRIVABLE = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
 
 async function showExecution(arn) {
   view.arn = arn;
@@ -329,58 +202,107 @@ async function act(action, body) {
   await refresh();
 }
 
+// One poll: the execution, the events newer than the page's, the statuses if they changed.
+// One poll runs at a time; a call during a poll makes it poll once more when done.
 async function refresh() {
+  if (view.busy) { view.again = true; return; }
+  view.busy = true;
   clearTimeout(view.timer);
   let running = false;
   try {
-    const data = await graphOf({ executionArn: view.arn });
-    if (view.elements.size === 0) {
-      view.elements = drawGraph($("graph"), data.graph, pickState);
-      const described = await sfn("DescribeExecution", { executionArn: view.arn });
-      $("execution-input").textContent = pretty(described.input);
-    }
-    paint(view.elements, data.statuses);
-    const run = data.execution;
+    const run = await sfn("DescribeExecution", { executionArn: view.arn });
     running = RUNNING.has(run.status);
-    $("execution-name").textContent = run.name;
-    const badge = $("execution-status");
-    badge.textContent = run.status;
-    badge.className = "badge " + run.status;
-    $("execution-times").textContent = "Started " + when(run.startDate) +
-      (run.stopDate ? ", stopped " + when(run.stopDate) : "") +
-      (run.redriveCount ? ", redriven " + run.redriveCount + " time(s)" : "");
-    $("execution-error").textContent = run.error ? run.error + (run.cause ? ": " + run.cause : "") : "";
-    $("stop").disabled = !running;
-    $("redrive").disabled = !REDRIVABLE.has(run.status);
-    if (data.events !== view.events) {
-      view.events = data.events;
-      await loadHistory();
-      if (!running) {
-        const described = await sfn("DescribeExecution", { executionArn: view.arn });
-        $("execution-output").textContent = pretty(described.output);
-      }
+    if (view.definition === null) {
+      const machine = await sfn("DescribeStateMachineForExecution", { executionArn: view.arn });
+      view.definition = machine.definition;
+      $("execution-input").textContent = pretty(run.input);
     }
-    document.body.dataset.executionStatus = run.status;
+    const fresh = await newEvents();
+    if (fresh.length) addEvents(fresh);
+    if (!view.drawn || fresh.length) {
+      const data = await graphOf(view.definition, view.bare);
+      if (!view.drawn) {
+        view.elements = drawGraph($("graph"), data.graph, pickState, standing);
+        view.drawn = true;
+      }
+      paint(view.elements, data.statuses);
+    }
+    if (view.truncated) {
+      standing("The history has more than " + MAX_EVENTS + " events: the page shows and colours the first " +
+        MAX_EVENTS + " only (stepflow graph --execution reads them all).");
+    }
+    showRun(run, running);
   } catch (e) {
     banner(e.message);
     running = !e.final; // try again unless refused: the stack may be starting or busy
+  } finally {
+    view.busy = false;
+  }
+  if (view.again) {
+    view.again = false;
+    return refresh();
   }
   if (running) view.timer = setTimeout(refresh, POLL_MS);
 }
 
-async function loadHistory() {
-  const events = [];
+function showRun(run, running) {
+  $("execution-name").textContent = run.name;
+  const badge = $("execution-status");
+  badge.textContent = run.status;
+  badge.className = "badge " + run.status;
+  $("execution-times").textContent = "Started " + when(run.startDate) +
+    (run.stopDate ? ", stopped " + when(run.stopDate) : "") +
+    (run.redriveCount ? ", redriven " + run.redriveCount + " time(s)" : "");
+  $("execution-error").textContent = run.error ? run.error + (run.cause ? ": " + run.cause : "") : "";
+  $("execution-output").textContent = running ? "" : pretty(run.output);
+  $("stop").disabled = !running;
+  const redrivable = run.redriveStatus === "REDRIVABLE";
+  $("redrive").disabled = !redrivable;
+  $("redrive-reason").textContent = redrivable || running ? "" : run.redriveStatusReason || "";
+  document.body.dataset.executionStatus = run.status;
+}
+
+// The events after the newest the page holds: from the start on the first call (up to
+// MAX_EVENTS), then newest first back to a known id (a poll reads only what is new; the
+// oldest of them are kept, so the page's history stays a prefix of the real one).
+async function newEvents() {
+  if (view.truncated) return [];
+  const forward = view.lastId === 0;
+  const found = [];
+  const seen = new Set();
   let token = null;
-  do {
+  scan: do {
     const page = await sfn("GetExecutionHistory", {
-      executionArn: view.arn, maxResults: 1000, ...(token ? { nextToken: token } : {}),
+      executionArn: view.arn, maxResults: forward ? 1000 : 200,
+      ...(forward ? {} : { reverseOrder: true }), ...(token ? { nextToken: token } : {}),
     });
-    events.push(...(page.events || []));
+    for (const event of page.events || []) {
+      if (!forward && event.id <= view.lastId) break scan;
+      found.push(event);
+    }
     token = page.nextToken || null;
-  } while (token && events.length < 25000);
-  view.history = events;
+    if (token && seen.has(token)) throw new Error("GetExecutionHistory repeated a nextToken");
+    if (token) seen.add(token);
+  } while (token && (!forward || found.length < MAX_EVENTS));
+  if (!forward) found.reverse();
+  if (view.history.length + found.length > MAX_EVENTS || (forward && token)) view.truncated = true;
+  return found.slice(0, Math.max(0, MAX_EVENTS - view.history.length));
+}
+
+// What the statuses need of an event (not its inputs and outputs).
+function bare(event) {
+  const kept = { id: event.id, type: event.type, previousEventId: event.previousEventId };
+  for (const key of ["stateEnteredEventDetails", "stateExitedEventDetails"]) {
+    if (event[key]) kept[key] = { name: event[key].name };
+  }
+  return kept;
+}
+
+function addEvents(events) {
+  view.history.push(...events);
+  view.bare.push(...events.map(bare));
+  view.lastId = events[events.length - 1].id;
   const body = $("events").tBodies[0];
-  body.replaceChildren();
   for (const event of events) {
     const details = detailsOf(event);
     const cell = el("td", {});
