@@ -19,9 +19,8 @@ from stepflow.proxy.forward import (
     Forwarder,
     ProxyServer,
     Upstream,
-    is_loopback,
 )
-from stepflow.proxy.signing import signing_region
+from stepflow.proxy.signing import is_loopback, signing_region
 
 DEFAULT_PORT = 8788
 

@@ -11,8 +11,8 @@ as one line: method, path, X-Amz-Target, status.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -22,7 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stepflow.local.routes import Route, route_for
-from stepflow.proxy.signing import SIGNATURE_HEADERS, sign_request
+from stepflow.proxy.checks import (
+    FORWARDED_HEADERS,
+    FORWARDED_PATH,
+    header_problem,
+    target_problem,
+)
+from stepflow.proxy.signing import is_loopback, sign_request
 
 MAX_BODY = 10 * 1024 * 1024
 """API Gateway's payload limit: a larger request is refused with 413 before it is read."""
@@ -38,9 +44,13 @@ HOP_BY_HOP = frozenset(
         "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
     }
 )  # fmt: skip
-"""Headers about one connection, never forwarded either way."""
+"""Headers about one connection, never passed back to the client."""
 
-_NOT_FORWARDED = HOP_BY_HOP | SIGNATURE_HEADERS | {"host", "content-length", "x-amz-content-sha256"}
+READ_TIMEOUT = 30.0
+"""Seconds a client may stay silent while the proxy waits for its request (then 408 or close)."""
+
+MAX_CONNECTIONS = 32
+"""Connections served at once (a thread and up to :data:`MAX_BODY` each); past it, 503."""
 
 Credentials = Callable[[], Any]
 """Returns botocore's frozen credentials (None: there are none); may raise if a refresh fails."""
@@ -116,7 +126,7 @@ class Forwarder:
         if frozen is None:
             raise ProxyError(403, "ProxyCredentialsUnavailable", NO_CREDENTIALS)
         url = self.upstream.url(path)
-        kept = {k: v for k, v in headers if k.lower() not in _NOT_FORWARDED}
+        kept = {k: v for k, v in headers if k.lower() in FORWARDED_HEADERS}
         signed = sign_request(frozen, self.region, method, url, kept, body)
         connection = self._connection()
         try:
@@ -155,22 +165,14 @@ NO_CREDENTIALS = (
 )
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ProxyServer:
-    """Serves ``forwarder`` on ``host:port`` (port 0: any free port) in a thread pool.
+    """Serves ``forwarder`` on ``host:port`` (port 0: any free port), a thread per connection.
 
     ``routes`` answer their own ``GET`` requests (the web console's files);
-    everything else is forwarded. A non-loopback ``host`` is refused unless
-    ``allow_remote``: whoever reaches the port calls the API as the proxy's user.
+    ``POST /`` is forwarded; anything else is refused (400). A non-loopback
+    ``host`` is refused unless ``allow_remote``: whoever reaches the port calls
+    the API as the proxy's user. At most ``max_connections`` are served at once
+    (past them: 503), each waiting at most ``read_timeout`` seconds on its client.
     """
 
     def __init__(
@@ -182,6 +184,8 @@ class ProxyServer:
         allow_remote: bool = False,
         routes: Sequence[Route] = (),
         log: Log | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
@@ -190,18 +194,23 @@ class ProxyServer:
         handler = _handler_class(
             forwarder, tuple(routes), log or (lambda _line: None), self.allowed_hosts
         )
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        handler.timeout = read_timeout
+        self._server = _BoundedServer((host, port), handler, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._serving = False
         self.port = int(self._server.server_address[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}"
         if is_loopback(host):
-            # A web page cannot reach the proxy by DNS rebinding (its Host header
-            # names its own domain) nor post to it from another origin.
+            # A web page cannot reach the proxy by DNS rebinding: its Host header
+            # names its own domain.
             names = {shown, "localhost", "127.0.0.1", "[::1]"}
             self.allowed_hosts.update(f"{name}:{self.port}" for name in names)
+
+    @property
+    def refused_busy(self) -> int:
+        """Connections answered 503 because ``max_connections`` were being served."""
+        return self._server.busy
 
     def start(self) -> ProxyServer:
         """Serve in a background thread."""
@@ -227,6 +236,67 @@ class ProxyServer:
         self.stop()
 
 
+_BUSY = json.dumps(
+    {"__type": "ServiceUnavailable", "message": "the proxy is serving too many connections"}
+).encode()
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``slots`` at once; the next ones get 503 and close.
+
+    A refusal runs in its own short-lived thread (bounded too, by ``slots``) so
+    that it can read the request first: closing a socket with unread data
+    resets it, and the client would never see the 503.
+    """
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self._refusals = threading.BoundedSemaphore(slots)
+        self.busy = 0
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots.acquire(blocking=False):
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._slots.release()
+                raise
+            return
+        self.busy += 1
+        if not self._refusals.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._refuse, args=(request,), daemon=True).start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        try:
+            request.settimeout(2.0)
+            request.recv(_CHUNK)
+            request.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\n"
+                b"Content-Type: application/x-amz-json-1.0\r\n"
+                b"x-amzn-ErrorType: ServiceUnavailable\r\nRetry-After: 1\r\n"
+                + f"Content-Length: {len(_BUSY)}\r\nConnection: close\r\n\r\n".encode()
+                + _BUSY
+            )
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
+            self._refusals.release()
+
+
 def _handler_class(
     forwarder: Forwarder, routes: tuple[Route, ...], log: Log, allowed_hosts: set[str]
 ) -> type[BaseHTTPRequestHandler]:
@@ -236,19 +306,26 @@ def _handler_class(
         protocol_version = "HTTP/1.1"
 
         def _foreign(self) -> bool:
-            if not allowed_hosts:
-                return False
             host = self.headers.get("Host", "")
             origin = self.headers.get("Origin")
-            return host not in allowed_hosts or origin not in (None, f"http://{host}")
+            if origin is not None and origin != f"http://{host}":
+                return True  # another site's page, whatever address the proxy listens on
+            return bool(allowed_hosts) and host not in allowed_hosts
 
         def _forward(self) -> None:
+            shown = self.path.split("?", 1)[0][:200]
+            problem = header_problem(self.headers) or target_problem(self.path)
+            if problem is not None:
+                self.close_connection = True  # what follows on this connection is unknowable
+                self._refuse(ProxyError(400, "BadRequest", f"refused: {problem}"))
+                log(f"{self.command} {shown!r} refused: {problem}")
+                return
             if self._foreign():
                 self.close_connection = True
                 self._refuse(
                     ProxyError(403, "Forbidden", "not a request from this machine's own origin")
                 )
-                log(f"{self.command} {self.path.split('?', 1)[0]} refused: Host or Origin 403")
+                log(f"{self.command} {shown} refused: Host or Origin 403")
                 return
             route = route_for(routes, self.command, self.path)
             if route is not None:
@@ -256,16 +333,18 @@ def _handler_class(
                 return
             target = self.headers.get("X-Amz-Target", "-")
             try:
+                if (self.command, self.path) != ("POST", FORWARDED_PATH):
+                    self.close_connection = True
+                    raise ProxyError(
+                        400, "BadRequest", "the proxy forwards POST / only (the JSON protocol)"
+                    )
                 status = self._relay(self._body())
             except ProxyError as exc:
                 status = exc.status
                 self._refuse(exc)
-            log(f"{self.command} {self.path.split('?', 1)[0]} {target} {status}")
+            log(f"{self.command} {shown} {target} {status}")
 
         def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-                raise ProxyError(411, "LengthRequired", "send the body with a Content-Length")
             header = (self.headers.get("Content-Length") or "0").strip()
             length = int(header) if header.isascii() and header.isdigit() else -1
             if length > MAX_BODY:  # refused unread, as API Gateway does
@@ -274,7 +353,14 @@ def _handler_class(
             if length < 0:
                 self.close_connection = True
                 raise ProxyError(400, "BadRequest", "malformed Content-Length")
-            return self.rfile.read(length)
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                body = b""
+            if len(body) < length:
+                self.close_connection = True
+                raise ProxyError(408, "RequestTimeout", "the body did not arrive in time")
+            return body
 
         def _relay(self, body: bytes) -> int:
             connection, response = forwarder.open(

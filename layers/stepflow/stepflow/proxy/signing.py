@@ -11,6 +11,7 @@ request built by hand (the proxy's, ReleaseTask's) with botocore's ``SigV4Auth``
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,18 @@ def region_of(api_url: str) -> str | None:
 def is_api_gateway(api_url: str | None) -> bool:
     """True for an API Gateway URL (``https://<id>.execute-api.<region>.amazonaws.com/...``)."""
     return region_of(api_url or "") is not None
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ``::1``, ``[::1]``)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def signing_region(api_url: str, region: str | None, default: str | None = None) -> str:
