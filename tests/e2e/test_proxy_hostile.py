@@ -217,3 +217,17 @@ def test_past_max_connections_the_proxy_answers_503(upstream: Recorder) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     assert len(upstream.seen) == before + 1
+
+
+@pytest.mark.parametrize("path", ["/../prod/x", "/%2E%2E/prod/", "http://evil.example/"])
+def test_the_forwarder_itself_refuses_a_path_the_signer_would_normalise(
+    upstream: Recorder, path: str
+) -> None:
+    from stepflow.proxy.forward import ProxyError
+
+    forwarder = _forwarder(upstream)
+    before = len(upstream.seen)
+    with pytest.raises(ProxyError) as refused:
+        forwarder.open("POST", path, [], b"{}")
+    assert refused.value.status == 400
+    assert (forwarder.forwarded, len(upstream.seen)) == (0, before)

@@ -2,9 +2,11 @@
 
 The AWS CLI, SDKs and Terraform sign for ``states`` with whatever credentials
 they hold; API Gateway's IAM authorization wants ``execute-api``. The
-:class:`Forwarder` drops the client's signature, adds the API's stage path,
-signs with the proxy process's credentials (botocore's chain) and streams the
-answer back. Bodies and credentials are never logged; each request is logged
+:class:`Forwarder` keeps only the JSON protocol's headers (not the client's
+signature), adds the API's stage path, signs with the proxy process's
+credentials (botocore's chain) and streams the answer back; the server forwards
+only ``POST /`` requests that no other server could read differently
+(:mod:`stepflow.proxy.checks`). Bodies and credentials are never logged; each request is logged
 as one line: method, path, X-Amz-Target, status.
 """
 
@@ -12,16 +14,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from stepflow.local.routes import Route, route_for
+from stepflow.proxy.bounded import BoundedServer
 from stepflow.proxy.checks import (
     FORWARDED_HEADERS,
     FORWARDED_PATH,
@@ -114,9 +116,13 @@ class Forwarder:
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send the request upstream; the caller reads the response and closes the connection.
 
-        Raises :class:`ProxyError`: 403 without credentials, 502 when the API cannot
-        be reached, 504 when it does not answer in time.
+        Raises :class:`ProxyError`: 400 for a path with a dot segment or not
+        origin-form, 403 without credentials, 502 when the API cannot be
+        reached, 504 when it does not answer in time.
         """
+        problem = target_problem(path)
+        if problem is not None:  # the signer would normalise it into another path
+            raise ProxyError(400, "BadRequest", f"refused: {problem}")
         try:
             frozen = self.credentials()
         except Exception as exc:  # an expired SSO session, an unreachable IMDS...
@@ -195,7 +201,7 @@ class ProxyServer:
             forwarder, tuple(routes), log or (lambda _line: None), self.allowed_hosts
         )
         handler.timeout = read_timeout
-        self._server = _BoundedServer((host, port), handler, max_connections)
+        self._server = BoundedServer((host, port), handler, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._serving = False
         self.port = int(self._server.server_address[1])
@@ -234,67 +240,6 @@ class ProxyServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-
-_BUSY = json.dumps(
-    {"__type": "ServiceUnavailable", "message": "the proxy is serving too many connections"}
-).encode()
-
-
-class _BoundedServer(ThreadingHTTPServer):
-    """A thread per connection, at most ``slots`` at once; the next ones get 503 and close.
-
-    A refusal runs in its own short-lived thread (bounded too, by ``slots``) so
-    that it can read the request first: closing a socket with unread data
-    resets it, and the client would never see the 503.
-    """
-
-    daemon_threads = True
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int
-    ) -> None:
-        self._slots = threading.BoundedSemaphore(slots)
-        self._refusals = threading.BoundedSemaphore(slots)
-        self.busy = 0
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if self._slots.acquire(blocking=False):
-            try:
-                super().process_request(request, client_address)
-            except BaseException:
-                self._slots.release()
-                raise
-            return
-        self.busy += 1
-        if not self._refusals.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        threading.Thread(target=self._refuse, args=(request,), daemon=True).start()
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-    def _refuse(self, request: socket.socket) -> None:
-        try:
-            request.settimeout(2.0)
-            request.recv(_CHUNK)
-            request.sendall(
-                b"HTTP/1.1 503 Service Unavailable\r\n"
-                b"Content-Type: application/x-amz-json-1.0\r\n"
-                b"x-amzn-ErrorType: ServiceUnavailable\r\nRetry-After: 1\r\n"
-                + f"Content-Length: {len(_BUSY)}\r\nConnection: close\r\n\r\n".encode()
-                + _BUSY
-            )
-        except OSError:
-            pass
-        finally:
-            self.shutdown_request(request)
-            self._refusals.release()
 
 
 def _handler_class(
