@@ -1,7 +1,9 @@
 """A stand-in for API Gateway with IAM auth: it REQUIRES SigV4 for ``execute-api``.
 
-Each request's signature is recomputed with botocore's ``SigV4Auth`` from the
-secret of its access key; unsigned requests, another service's scope, another
+Each request's signature is recomputed by hand from the secret of its access
+key (:func:`canonical_request`, :func:`signature`: not botocore, the signer
+under test; tests/unit/test_sigv4_gateway_vectors.py pins them to AWS's
+published test vectors); unsigned requests, another service's scope, another
 region, an unknown key or a wrong signature get 403 as API Gateway answers
 them. A verified request under the stage path (``/v1``) goes, stage stripped,
 to the API behind it (``stepflow local``). Every verified request is counted
@@ -10,26 +12,70 @@ by X-Amz-Target, with the access key that signed it.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import http.client
 import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
-
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from urllib.parse import quote, unquote, urlsplit
 
 STAGE = "/v1"
 _AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, ?"
     r"SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$"
 )
+_UNRESERVED = "-_.~"
+
+
+def canonical_request(
+    method: str, target: str, headers: Mapping[str, str], signed: Sequence[str], body: bytes
+) -> str:
+    """SigV4's canonical request, computed here by hand from AWS's specification.
+
+    Not botocore's: a canonicalisation bug of the signer under test must not be
+    repeated by its verifier. ``target`` is the request line's path and query as
+    received; the path is URI-encoded once more (every service but S3), the
+    query's names and values decoded, re-encoded and sorted.
+    """
+    path, _, query = target.partition("?")
+    uri = quote(path or "/", safe="/" + _UNRESERVED)
+    pairs = []
+    for item in filter(None, query.split("&")):
+        name, _, value = item.partition("=")
+        pairs.append((_encode(name), _encode(value)))
+    lowered: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        lowered.setdefault(name.lower(), []).append(" ".join(value.split()))
+    lines = "".join(f"{name}:{','.join(lowered.get(name, []))}\n" for name in signed)
+    return "\n".join(
+        [
+            method,
+            uri,
+            "&".join(f"{name}={value}" for name, value in sorted(pairs)),
+            lines,
+            ";".join(signed),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+
+
+def _encode(text: str) -> str:
+    return quote(unquote(text), safe=_UNRESERVED)
+
+
+def signature(secret: str, stamp: str, scope: str, canonical: str) -> str:
+    """The hex SigV4 signature of ``canonical`` (``scope``: date/region/service/aws4_request)."""
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def refusal(
@@ -45,7 +91,7 @@ def refusal(
     found = _AUTHORIZATION.match(lowered.get("authorization", ""))
     if found is None:
         return "Missing Authentication Token"
-    key, _date, scope_region, service, signed, signature = found.groups()
+    key, date, scope_region, service, signed, given = found.groups()
     if service != "execute-api":
         return "Credential should be scoped to correct service: 'execute-api'."
     if scope_region != region:
@@ -53,20 +99,16 @@ def refusal(
     if key not in secrets:
         return "The security token included in the request is invalid."
     names = signed.split(";")
-    if "host" not in names or "x-amz-date" not in names:
-        return "host and x-amz-date must be signed"
-    kept = {name: lowered.get(name, "") for name in names if name != "host"}
-    request = AWSRequest(method=method, url=f"http://{lowered['host']}{path}", data=body)
-    for name, value in kept.items():
-        request.headers[name] = value
-    request.context["timestamp"] = lowered["x-amz-date"]
-    signer = SigV4Auth(Credentials(key, secrets[key]), "execute-api", region)
-    if signer.signed_headers(signer.headers_to_sign(request)) != signed:
-        return "the signed headers do not match"
-    expected = signer.signature(
-        signer.string_to_sign(request, signer.canonical_request(request)), request
+    if "host" not in names or "x-amz-date" not in names or names != sorted(set(names)):
+        return "host and x-amz-date must be signed, the signed headers sorted"
+    stamp = lowered.get("x-amz-date", "")
+    if not stamp.startswith(date):
+        return "the credential's date is not the request's"
+    canonical = canonical_request(method, path, headers, names, body)
+    expected = signature(
+        secrets[key], stamp, f"{date}/{region}/execute-api/aws4_request", canonical
     )
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected, given):
         return "The request signature we calculated does not match the signature you provided."
     return None
 

@@ -153,6 +153,7 @@ def test_bad_input_is_a_usage_error(no_aws: None, args: list[str], said: str) ->
     assert said in result.output
 
 
+@pytest.mark.parametrize("flag", ["--api", "--endpoint-url"])
 @pytest.mark.parametrize(
     ("argv", "scope"),
     [
@@ -160,8 +161,8 @@ def test_bad_input_is_a_usage_error(no_aws: None, args: list[str], said: str) ->
         (["--region", "us-west-2"], "us-west-2/execute-api/aws4_request"),  # typed: it wins
     ],
 )
-def test_stepflow_worker_api_signs_for_execute_api(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], scope: str
+def test_stepflow_worker_signs_an_api_gateway_url_for_its_region(
+    monkeypatch: pytest.MonkeyPatch, flag: str, argv: list[str], scope: str
 ) -> None:
     from stepflow.cli.worker import worker_options
     from stepflow.worker import cli as worker_cli
@@ -169,9 +170,23 @@ def test_stepflow_worker_api_signs_for_execute_api(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
-    options = worker_options(["--api", GATEWAY, "--activity", "a", "m:f", *argv])
+    options = worker_options([flag, GATEWAY, "--activity", "a", "m:f", *argv])
     client = worker_cli._client(options)
     assert _scope(client._client) == scope
+    assert client._signing_name == "execute-api"  # ReleaseTask too
+
+
+def test_stepflow_worker_without_the_default_region_signs_for_the_urls(
+    no_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepflow.cli.worker import worker_options
+    from stepflow.worker import cli as worker_cli
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    options = worker_options(["--endpoint-url", GATEWAY, "--activity", "a", "m:f"])
+    assert options.region == "us-east-1"  # the flag's default does not sign
+    assert _scope(worker_cli._client(options)._client) == "eu-west-1/execute-api/aws4_request"
 
 
 def test_stepflow_worker_refuses_api_with_endpoint_url(capsys: Any) -> None:

@@ -43,7 +43,14 @@ __all__ = ["worker_command", "worker_options"]
     help="a deployed StepFlow API (its ApiUrl): calls signed for execute-api with your AWS "
     "credentials, in the URL's region unless --region is given",
 )
-@click.option("--region", envvar="AWS_DEFAULT_REGION", default="us-east-1", show_default=True)
+@click.option(
+    "--region",
+    envvar="AWS_DEFAULT_REGION",
+    default="us-east-1",
+    show_default=True,
+    help="the API's region; an API Gateway URL (--api, --endpoint-url) signs for the URL's "
+    "region unless --region is given",
+)
 @click.option("--name", help="worker name reported to GetActivityTask")
 @click.option("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
 @click.option("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
@@ -72,7 +79,10 @@ def worker_options(argv: Sequence[str]) -> Any:
 
 
 def _api_region(context: click.Context) -> str | None:
-    """``--region`` when typed on the command line: ``--api`` then signs for it, not the URL's."""
+    """``--region`` when typed on the command line.
+
+    An API Gateway URL (``--api`` or ``--endpoint-url``) then signs for it, not the URL's.
+    """
     source = context.get_parameter_source("region")
     explicit = source is click.core.ParameterSource.COMMANDLINE
     return str(context.params["region"]) if explicit else None

@@ -2,9 +2,11 @@
 
 The AWS CLI, SDKs and Terraform sign for ``states`` with whatever credentials
 they hold; API Gateway's IAM authorization wants ``execute-api``. The
-:class:`Forwarder` drops the client's signature, adds the API's stage path,
-signs with the proxy process's credentials (botocore's chain) and streams the
-answer back. Bodies and credentials are never logged; each request is logged
+:class:`Forwarder` keeps only the JSON protocol's headers (not the client's
+signature), adds the API's stage path, signs with the proxy process's
+credentials (botocore's chain) and streams the answer back; the server forwards
+only ``POST /`` requests that no other server could read differently
+(:mod:`stepflow.proxy.checks`). Bodies and credentials are never logged; each request is logged
 as one line: method, path, X-Amz-Target, status.
 """
 
@@ -16,13 +18,20 @@ import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from stepflow.local.hosts import HostGuard, is_loopback
 from stepflow.local.routes import Route, route_for
-from stepflow.proxy.signing import SIGNATURE_HEADERS, sign_request
+from stepflow.proxy.bounded import BoundedServer
+from stepflow.proxy.checks import (
+    FORWARDED_HEADERS,
+    FORWARDED_PATH,
+    header_problem,
+    target_problem,
+)
+from stepflow.proxy.signing import sign_request
 
 MAX_BODY = 10 * 1024 * 1024
 """API Gateway's payload limit: a larger request is refused with 413 before it is read."""
@@ -38,12 +47,13 @@ HOP_BY_HOP = frozenset(
         "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
     }
 )  # fmt: skip
-"""Headers about one connection, never forwarded either way."""
+"""Headers about one connection, never passed back to the client."""
 
-# The proxy checked the Origin against its own Host; upstream it would name the wrong server.
-_NOT_FORWARDED = HOP_BY_HOP | SIGNATURE_HEADERS | {
-    "host", "content-length", "x-amz-content-sha256", "origin"
-}  # fmt: skip
+READ_TIMEOUT = 30.0
+"""Seconds a client may stay silent while the proxy waits for its request (then 408 or close)."""
+
+MAX_CONNECTIONS = 32
+"""Connections served at once (a thread and up to :data:`MAX_BODY` each); past it, 503."""
 
 Credentials = Callable[[], Any]
 """Returns botocore's frozen credentials (None: there are none); may raise if a refresh fails."""
@@ -107,9 +117,13 @@ class Forwarder:
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send the request upstream; the caller reads the response and closes the connection.
 
-        Raises :class:`ProxyError`: 403 without credentials, 502 when the API cannot
-        be reached, 504 when it does not answer in time.
+        Raises :class:`ProxyError`: 400 for a path with a dot segment or not
+        origin-form, 403 without credentials, 502 when the API cannot be
+        reached, 504 when it does not answer in time.
         """
+        problem = target_problem(path)
+        if problem is not None:  # the signer would normalise it into another path
+            raise ProxyError(400, "BadRequest", f"refused: {problem}")
         try:
             frozen = self.credentials()
         except Exception as exc:  # an expired SSO session, an unreachable IMDS...
@@ -119,7 +133,7 @@ class Forwarder:
         if frozen is None:
             raise ProxyError(403, "ProxyCredentialsUnavailable", NO_CREDENTIALS)
         url = self.upstream.url(path)
-        kept = {k: v for k, v in headers if k.lower() not in _NOT_FORWARDED}
+        kept = {k: v for k, v in headers if k.lower() in FORWARDED_HEADERS}
         signed = sign_request(frozen, self.region, method, url, kept, body)
         connection = self._connection()
         try:
@@ -159,11 +173,13 @@ NO_CREDENTIALS = (
 
 
 class ProxyServer:
-    """Serves ``forwarder`` on ``host:port`` (port 0: any free port) in a thread pool.
+    """Serves ``forwarder`` on ``host:port`` (port 0: any free port), a thread per connection.
 
     ``routes`` answer their own ``GET`` requests (the web console's files);
-    everything else is forwarded. A non-loopback ``host`` is refused unless
-    ``allow_remote``: whoever reaches the port calls the API as the proxy's user.
+    ``POST /`` is forwarded; anything else is refused (400). A non-loopback
+    ``host`` is refused unless ``allow_remote``: whoever reaches the port calls
+    the API as the proxy's user. At most ``max_connections`` are served at once
+    (past them: 503), each waiting at most ``read_timeout`` seconds on its client.
     """
 
     def __init__(
@@ -175,14 +191,16 @@ class ProxyServer:
         allow_remote: bool = False,
         routes: Sequence[Route] = (),
         log: Log | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
         self.forwarder = forwarder
         self._guard = [HostGuard(frozenset())]  # set once the port is known
         handler = _handler_class(forwarder, tuple(routes), log or (lambda _line: None), self._guard)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        handler.timeout = read_timeout
+        self._server = BoundedServer((host, port), handler, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._serving = False
         self.port = int(self._server.server_address[1])
@@ -190,6 +208,11 @@ class ProxyServer:
         self.url = f"http://{shown}:{self.port}"
         # A web page cannot reach the proxy by DNS rebinding nor post to it from elsewhere.
         self._guard[0] = HostGuard.for_server(host, self.port)
+
+    @property
+    def refused_busy(self) -> int:
+        """Connections answered 503 because ``max_connections`` were being served."""
+        return self._server.busy
 
     def start(self) -> ProxyServer:
         """Serve in a background thread."""
@@ -224,12 +247,19 @@ def _handler_class(
         protocol_version = "HTTP/1.1"
 
         def _forward(self) -> None:
+            shown = self.path.split("?", 1)[0][:200]
+            problem = header_problem(self.headers) or target_problem(self.path)
+            if problem is not None:
+                self.close_connection = True  # what follows on this connection is unknowable
+                self._refuse(ProxyError(400, "BadRequest", f"refused: {problem}"))
+                log(f"{self.command} {shown!r} refused: {problem}")
+                return
             if guard[0].refuses(self.headers.get("Host"), self.headers.get("Origin")):
                 self.close_connection = True
                 self._refuse(
                     ProxyError(403, "Forbidden", "not a request from this machine's own origin")
                 )
-                log(f"{self.command} {self.path.split('?', 1)[0]} refused: Host or Origin 403")
+                log(f"{self.command} {shown} refused: Host or Origin 403")
                 return
             route = route_for(routes, self.command, self.path)
             if route is not None:
@@ -237,16 +267,18 @@ def _handler_class(
                 return
             target = self.headers.get("X-Amz-Target", "-")
             try:
+                if (self.command, self.path) != ("POST", FORWARDED_PATH):
+                    self.close_connection = True
+                    raise ProxyError(
+                        400, "BadRequest", "the proxy forwards POST / only (the JSON protocol)"
+                    )
                 status = self._relay(self._body())
             except ProxyError as exc:
                 status = exc.status
                 self._refuse(exc)
-            log(f"{self.command} {self.path.split('?', 1)[0]} {target} {status}")
+            log(f"{self.command} {shown} {target} {status}")
 
         def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding"):
-                self.close_connection = True
-                raise ProxyError(411, "LengthRequired", "send the body with a Content-Length")
             header = (self.headers.get("Content-Length") or "0").strip()
             length = int(header) if header.isascii() and header.isdigit() else -1
             if length > MAX_BODY:  # refused unread, as API Gateway does
@@ -255,7 +287,14 @@ def _handler_class(
             if length < 0:
                 self.close_connection = True
                 raise ProxyError(400, "BadRequest", "malformed Content-Length")
-            return self.rfile.read(length)
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                body = b""
+            if len(body) < length:
+                self.close_connection = True
+                raise ProxyError(408, "RequestTimeout", "the body did not arrive in time")
+            return body
 
         def _relay(self, body: bytes) -> int:
             connection, response = forwarder.open(

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+
+if TYPE_CHECKING:
+    from stepflow.worker.client import ReleasingClient
 
 SIGNING_NAME = "execute-api"
 """The SigV4 service name API Gateway checks under IAM authorization."""
@@ -123,7 +126,9 @@ def sign_request(
     return {k: str(v) for k, v in request.headers.items()}
 
 
-def worker_client(api_url: str, *, region: str | None = None, session: Any = None) -> Any:
+def worker_client(
+    api_url: str, *, region: str | None = None, session: Any = None
+) -> ReleasingClient:
     """``stepflow worker --api URL``'s client: every call signed for ``execute-api``.
 
     A :class:`~stepflow.worker.client.ReleasingClient` over :func:`api_client`
@@ -131,11 +136,16 @@ def worker_client(api_url: str, *, region: str | None = None, session: Any = Non
     sent by hand, is signed with the same credentials, service and region.
     """
     import boto3
-    from botocore.config import Config
 
     from stepflow.worker.client import ReleasingClient
 
     maker = session if session is not None else boto3.session.Session()
-    config = Config(read_timeout=70, retries={"mode": "standard"})
-    sfn = api_client(api_url, region=region, session=maker, config=config)
+    sfn = api_client(api_url, region=region, session=maker, config=worker_config())
     return ReleasingClient(sfn, maker.get_credentials(), signing_name=SIGNING_NAME)
+
+
+def worker_config() -> Any:
+    """The botocore ``Config`` of a worker's client (GetActivityTask long-polls for 60 s)."""
+    from botocore.config import Config
+
+    return Config(read_timeout=70, retries={"mode": "standard"})

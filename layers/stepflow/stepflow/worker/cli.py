@@ -9,7 +9,6 @@ their effect journal in the coordination table ``T`` (docs/cells-workers.md).
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import json
 import os
 import sys
@@ -19,14 +18,13 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 import boto3
-from botocore.config import Config
 
-from stepflow.api.client import API_GATEWAY_SIGNING_NAME
 from stepflow.api.client import client as stepflow_client
 from stepflow.cells import EffectHandlers, load_modules
 from stepflow.cells.queues import CellQueueError, CellQueues
 from stepflow.integrations.http_denied import DeniedEndpoints, endpoint_of, resolve
-from stepflow.proxy.signing import is_api_gateway, worker_client
+from stepflow.local.hosts import is_loopback
+from stepflow.proxy.signing import is_api_gateway, worker_client, worker_config
 from stepflow.runtime.leases import LeaseLog
 from stepflow.runtime.targets import OwnResources
 from stepflow.worker.cells import CellHandler, cell_activity
@@ -59,7 +57,8 @@ class WorkerOptions:
     api: str | None = None
     """A deployed StepFlow API's URL: every call signed for ``execute-api``."""
     api_region: str | None = None
-    """The region ``--api`` signs for when given on the command line (else the URL's)."""
+    """``--region`` when typed on the command line: an API Gateway URL (``--api`` or
+    ``--endpoint-url``) is signed for it, else for the URL's own region."""
     name: str | None = None
     heartbeat: float = 10.0
     grace: float = 30.0
@@ -160,7 +159,7 @@ def _builtin(args: WorkerOptions, clients: Any) -> EffectHandlers:
     from stepflow.integrations.effect_handlers import builtin_handlers
     from stepflow.integrations.effect_http import EffectHttp
 
-    local = _is_loopback(args.endpoint_url)
+    local = is_loopback(urlparse(args.endpoint_url).hostname if args.endpoint_url else None)
     http = EffectHttp(denied=denied_endpoints_of(args), allow_loopback=local)
     return builtin_handlers(default_registry(), clients, http, own_resources_of(args))
 
@@ -259,18 +258,6 @@ def denied_endpoints_of(
     return DeniedEndpoints(named, resolver=resolver)
 
 
-def _is_loopback(url: str | None) -> bool:
-    host = urlparse(url).hostname if url else None
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _serve(worker: Worker, args: WorkerOptions, err: TextIO) -> int:
     """Run ``worker`` (with its health endpoint) until it stops; the exit status."""
     health = None
@@ -332,43 +319,42 @@ def resolve_activity(client: Any, activity: str) -> str:
 
 
 def _client(args: WorkerOptions) -> Any:
-    """The Step Functions client of ``--api`` (signed for execute-api) or ``--endpoint-url``."""
-    if args.api is None:
-        return api_client(args.endpoint_url, args.region)
-    if args.endpoint_url:
-        raise WorkerUsageError("give --api or --endpoint-url, not both")
-    try:
-        return worker_client(args.api, region=args.api_region)
-    except ValueError as exc:  # no region known for a custom domain
-        raise WorkerUsageError(f"--api: {exc}") from None
+    """The Step Functions client of ``--api`` or ``--endpoint-url``.
 
-
-def api_client(endpoint_url: str | None, region: str) -> ReleasingClient:
-    """The Step Functions client of ``endpoint_url`` (None: AWS's).
-
-    Signed for ``execute-api`` behind API Gateway (a deployed stack's ``ApiUrl``,
-    IAM-authorized), else for ``states``; ReleaseTask is signed the same way.
+    An API Gateway URL (or any ``--api``) is signed for ``execute-api`` in the
+    URL's region unless ``--region`` was typed (:func:`worker_client`).
     """
-    gateway = is_api_gateway(endpoint_url)
-    signing = API_GATEWAY_SIGNING_NAME if gateway else "states"
-    return ReleasingClient(
-        _boto3_client(endpoint_url, region, gateway), _credentials(region), signing_name=signing
-    )
+    if args.api is not None and args.endpoint_url:
+        raise WorkerUsageError("give --api or --endpoint-url, not both")
+    if args.api is None and not is_api_gateway(args.endpoint_url):
+        return api_client(args.endpoint_url, args.region)
+    flag = "--api" if args.api is not None else "--endpoint-url"
+    try:
+        return worker_client(args.api or args.endpoint_url or "", region=args.api_region)
+    except ValueError as exc:  # no region known for a custom domain
+        raise WorkerUsageError(f"{flag}: {exc}") from None
 
 
-def _boto3_client(endpoint_url: str | None, region: str, gateway: bool = False) -> Any:
-    config = Config(
-        read_timeout=70,  # GetActivityTask long-polls for up to 60 s
-        retries={"mode": "standard"},
-    )
-    return (
-        stepflow_client(endpoint_url, region=region, sigv4_api_gateway=gateway, config=config)
+def api_client(endpoint_url: str | None, region: str | None) -> ReleasingClient:
+    """The Step Functions client of ``endpoint_url`` (None: AWS's), in ``region``.
+
+    Behind API Gateway (a deployed stack's ``ApiUrl``, IAM-authorized) it is
+    :func:`~stepflow.proxy.signing.worker_client`, signed for ``execute-api``
+    (``region`` None: the URL's); else signed for ``states``. ReleaseTask is
+    signed the same way.
+    """
+    if is_api_gateway(endpoint_url):
+        return worker_client(endpoint_url or "", region=region)
+    config = worker_config()
+    sfn = (
+        stepflow_client(endpoint_url, region=region, config=config)
         if endpoint_url
         else boto3.client("stepfunctions", region_name=region, config=config)
     )
+    return ReleasingClient(sfn, _credentials(region), signing_name="states")
 
 
-def _credentials(region: str) -> Any:
+def _credentials(region: str | None) -> Any:
     """The credentials a default boto3 client resolves (to sign ReleaseTask); None if none."""
     return boto3.session.Session(region_name=region).get_credentials()
 
