@@ -144,8 +144,8 @@ class HistoryItems:
         low = max(0, last - wanted + 1)
         if low <= high:
             yield from self._query(execution_arn, low, high, [1000])
-        if low > 0:
-            yield from self._query(execution_arn, 0, low - 1, [1, limit + 1])
+        if min(low, high + 1) > 0:
+            yield from self._query(execution_arn, 0, min(low, high + 1) - 1, [1, limit + 1])
 
     def _any_below(self, execution_arn: str, event_id: int) -> bool:
         """Whether an event item starts below ``event_id`` (at most one item read)."""
