@@ -119,33 +119,29 @@ class HistoryItems:
     ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """The event items before ``position``, newest first, read lazily.
 
-        With dense ids the page's events are the ``limit`` ids below the position:
-        one descending query covers the items that start among them, and one more
-        item (``Limit`` 1) the rest of the page and the event before it. Gaps in
-        the ids only cost further queries.
+        First the item the position is in (the newest item on a first page). With
+        dense ids the rest of the page are the ids just below that item: one
+        descending query reads the items that start among them, and one more item
+        (``Limit`` 1) the page's oldest events. Gaps in the ids cost further queries.
         """
-        if position is None:  # the first page: the newest item, then below it
-            newest = next(self._query(execution_arn, 0, _MAX_ID, [1]), None)
-            if newest is None:
+        if position is None:  # the first page: the newest item
+            found = next(self._query(execution_arn, 0, _MAX_ID, [1]), None)
+            if found is None:
                 return
-            first_id, item_events = newest
-            yield newest
-            if not item_events:
-                return
-            last, high, wanted = _event_id(item_events[-1]), first_id - 1, limit - len(item_events)
+            first_id, taken = found[0], len(found[1])
+            yield found
         else:
-            first_id, count = position
-            last, high, wanted = first_id + count - 1, first_id - 1, limit
-            if count:
+            first_id, taken = position
+            if taken:
                 found = next(self._query(execution_arn, first_id, first_id, [1]), None)
-                if found is None or len(found[1]) < count:
-                    raise ValueError(f"invalid history token r{first_id}:{count}")
-                yield first_id, found[1][:count]
-        low = max(0, last - wanted + 1)
-        if low <= high:
-            yield from self._query(execution_arn, low, high, [1000])
-        if min(low, high + 1) > 0:
-            yield from self._query(execution_arn, 0, min(low, high + 1) - 1, [1, limit + 1])
+                if found is None or len(found[1]) < taken:
+                    raise ValueError(f"invalid history token r{first_id}:{taken}")
+                yield first_id, found[1][:taken]
+        low = max(0, first_id - max(0, limit - taken))
+        if low < first_id:
+            yield from self._query(execution_arn, low, first_id - 1, [1000])
+        if low > 0:
+            yield from self._query(execution_arn, 0, low - 1, [1, limit + 1])
 
     def _any_below(self, execution_arn: str, event_id: int) -> bool:
         """Whether an event item starts below ``event_id`` (at most one item read)."""
