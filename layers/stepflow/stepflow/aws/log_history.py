@@ -130,16 +130,19 @@ class HistoryItems:
                 return
             first_id, taken = found[0], len(found[1])
             yield found
+            high = first_id - 1
         else:
             first_id, taken = position
-            if taken:
-                found = next(self._query(execution_arn, first_id, first_id, [1]), None)
-                if found is None or len(found[1]) < taken:
-                    raise ValueError(f"invalid history token r{first_id}:{taken}")
-                yield first_id, found[1][:taken]
+            high = first_id if taken else first_id - 1
         low = max(0, first_id - max(0, limit - taken))
-        if low < first_id:
-            yield from self._query(execution_arn, low, first_id - 1, [1000])
+        if low <= high:
+            items = self._query(execution_arn, low, high, [1000])
+            if taken and position is not None:  # the token's item comes first, or it is forged
+                token_item = next(items, None)
+                if token_item is None or token_item[0] != first_id or len(token_item[1]) < taken:
+                    raise ValueError(f"invalid history token r{first_id}:{taken}")
+                yield first_id, token_item[1][:taken]
+            yield from items
         if low > 0:
             yield from self._query(execution_arn, 0, low - 1, [1, limit + 1])
 
@@ -181,7 +184,9 @@ class HistoryItems:
         Event ids are dense, so the items up to ``EV#<next id + limit>`` hold the
         page and the event after it; a second open-ended range covers sparse ids.
         """
-        upper = min(start_id + skip + limit, _MAX_ID)
+        # Without a token the first event is id 1 (the engine's), not 0: the range must
+        # reach id limit + 1, or the check for a next page reads limit + 1 more items.
+        upper = min(max(start_id + skip, 1) + limit, _MAX_ID)
         ranges = [
             (_ev_sk(start_id), _ev_sk(upper), 1000),
             (_ev_sk(upper), _ev_sk(_MAX_ID), limit + 1),
