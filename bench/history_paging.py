@@ -9,7 +9,10 @@ pages only (all of them took minutes). Per direction it prints the total, the
 first/middle/last page's time (median of the repeats, with the spread) and the items
 each page read on DynamoDB (``ScannedCount``).
 
-    nice .venv/bin/python bench/history_paging.py [--backend moto|memory|dynamodb-local]
+    nice .venv/bin/python bench/history_paging.py [--backend moto|local|memory|dynamodb-local]
+
+``moto``: DynamoDBLog on moto in process; ``local``: ``stepflow local`` (boto3 to its API,
+the log on its moto server; "before" then reads that log in process).
 
 ``dynamodb-local`` (Amazon's DynamoDB Local, ``make dynamodb-local``) runs this script
 again inside a loopback-only network namespace, as tests/dynamodb_local does.
@@ -22,8 +25,9 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,9 +40,9 @@ from stepflow.aws import DynamoDBLog, create_table  # noqa: E402
 from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryBus, InMemoryLog  # noqa: E402
 from stepflow.runtime.registry import InMemoryRegistry  # noqa: E402
 
-SCOPE = Scope("us-east-1", "123456789012")
-MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:Long"
-EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:Long:e1"
+SCOPE = Scope("us-east-1", "000000000000")  # the local stack's account
+MACHINE = "arn:aws:states:us-east-1:000000000000:stateMachine:Long"
+EXECUTION = "arn:aws:states:us-east-1:000000000000:execution:Long:e1"
 TABLE = "stepflow-history-bench"
 
 
@@ -70,7 +74,7 @@ def batches(events: int, per_commit: int) -> Iterator[list[dict[str, Any]]]:
                 "previousEventId": n - 1,
                 "timestamp": 1_700_000_000.0 + n / 1000,
                 "type": "PassStateExited",
-                "stateExitedEventDetails": {"name": "Step", "output": '{"n":%d}' % n},
+                "stateExitedEventDetails": {"name": "Step", "output": f'{{"n":{n}}}'},
             }
             for n in range(first, min(first + per_commit, events + 1))
         ]
@@ -104,20 +108,48 @@ def write_items(log: DynamoDBLog, client: Any, events: int, per_commit: int) -> 
         items.extend(log._items.seal(drafts, EXECUTION))
     for start in range(0, len(items), 25):
         pending: dict[str, Any] = {
-            TABLE: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+            log.table: [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
         }
         while pending:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
-def service(log: CoordinationLog) -> StepFunctionsService:
+Call = Callable[[dict[str, Any]], dict[str, Any]]
+"""GetExecutionHistory with these parameters: the service in process, or boto3."""
+
+
+class ItemsRead:
+    """Adds up ``ScannedCount`` of the Queries a boto3 client makes on the execution's items."""
+
+    def __init__(self, client: Any) -> None:
+        self.items = 0
+        self._mine = threading.local()
+        client.meta.events.register("provide-client-params.dynamodb.Query", self._before)
+        client.meta.events.register("after-call.dynamodb.Query", self._after)
+
+    def _before(self, params: dict[str, Any], **_: Any) -> None:
+        pk = params.get("ExpressionAttributeValues", {}).get(":pk")
+        self._mine.yes = pk == {"S": f"EX#{EXECUTION}"}
+
+    def _after(self, parsed: dict[str, Any], **_: Any) -> None:
+        if getattr(self._mine, "yes", False):
+            self.items += int(parsed.get("ScannedCount", 0))
+
+
+def service(log: CoordinationLog) -> Call:
+    """GetExecutionHistory of a service on ``log``, in process."""
     bus = InMemoryBus(1_700_000_000.0)
-    return StepFunctionsService(
-        log=log, bus=bus, registry=InMemoryRegistry(), invoker=None, scope=SCOPE
+    api = StepFunctionsService(
+        log=log, bus=bus, registry=InMemoryRegistry(), invoker=_no_tasks, scope=SCOPE
     )
+    return lambda params: api.call("GetExecutionHistory", params)
 
 
-def page_all(api: StepFunctionsService, page: int, reverse: bool) -> list[float]:
+def _no_tasks(command: Any) -> Any:
+    raise AssertionError("the benchmark runs no tasks")
+
+
+def page_all(api: Call, page: int, reverse: bool) -> list[float]:
     """Seconds per page, paging the whole history."""
     times, token = [], None
     while True:
@@ -127,7 +159,7 @@ def page_all(api: StepFunctionsService, page: int, reverse: bool) -> list[float]
         if token:
             params["nextToken"] = token
         started = time.perf_counter()
-        answer = api.call("GetExecutionHistory", params)
+        answer = api(params)
         times.append(time.perf_counter() - started)
         token = answer.get("nextToken")
         if token is None:
@@ -151,7 +183,7 @@ def spots(count: int) -> dict[str, int]:
     return {"first": 0, "middle": count // 2, "last": count - 1}
 
 
-def items_per_page(api: StepFunctionsService, counter: Counting, page: int, reverse: bool) -> list[int]:
+def items_per_page(api: Call, counter: Counting | ItemsRead, page: int, reverse: bool) -> list[int]:
     """Items each page reads on DynamoDB."""
     found, token = [], None
     while True:
@@ -161,22 +193,32 @@ def items_per_page(api: StepFunctionsService, counter: Counting, page: int, reve
             params["reverseOrder"] = True
         if token:
             params["nextToken"] = token
-        answer = api.call("GetExecutionHistory", params)
+        answer = api(params)
         found.append(counter.items - before)
         token = answer.get("nextToken")
         if token is None:
             return found
 
 
-def run(log: CoordinationLog, counter: Counting | None, args: argparse.Namespace) -> None:
+def run(
+    log: CoordinationLog,
+    counter: Counting | ItemsRead | None,
+    args: argparse.Namespace,
+    *,
+    client: Any = None,
+    api: Call | None = None,
+) -> None:
+    """Write the history with ``client`` (DynamoDB) or the log, then page it with ``api``."""
     started = time.perf_counter()
-    if isinstance(log, DynamoDBLog) and counter is not None:
-        write_items(log, counter.client, args.events, args.per_commit)
+    if isinstance(log, DynamoDBLog):
+        write_items(log, client, args.events, args.per_commit)
     else:
         write(log, args.events, args.per_commit)
-    print(f"wrote {args.events:,} events in commits of {args.per_commit} "
-          f"in {time.perf_counter() - started:.1f} s")
-    api = service(log)
+    print(
+        f"wrote {args.events:,} events in commits of {args.per_commit} "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    api = api or service(log)
     pages = -(-args.events // args.page)
     where = spots(pages)
     runs: dict[str, list[list[float]]] = {"forward": [], "reverse": [], "before": []}
@@ -207,8 +249,10 @@ def run(log: CoordinationLog, counter: Counting | None, args: argparse.Namespace
         forward = items_per_page(api, counter, args.page, reverse=False)
         backward = items_per_page(api, counter, args.page, reverse=True)
         for name, items in (("forward", forward), ("reverse", backward)):
-            print(f"  items read per page, {name}: min {min(items)}, max {max(items)}, "
-                  f"total {sum(items):,}")
+            print(
+                f"  items read per page, {name}: min {min(items)}, max {max(items)}, "
+                f"total {sum(items):,}"
+            )
 
 
 def _spread(values: list[float], unit: str, scale: float = 1.0) -> str:
@@ -243,7 +287,9 @@ def _nothing() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("moto", "memory", "dynamodb-local"), default="moto")
+    parser.add_argument(
+        "--backend", choices=("moto", "local", "memory", "dynamodb-local"), default="moto"
+    )
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--per-commit", type=int, default=10)
     parser.add_argument("--page", type=int, default=1000)
@@ -254,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         run(InMemoryLog(), None, args)
     elif args.backend == "moto":
         with moto_log(None) as (log, counter):
-            run(log, counter, args)
+            run(log, counter, args, client=counter.client)
+    elif args.backend == "local":
+        _on_local_stack(args)
     else:
         return _on_dynamodb_local(args, argv or sys.argv[1:])
     return 0
@@ -272,10 +320,26 @@ def _on_dynamodb_local(args: argparse.Namespace, argv: list[str]) -> int:
         command = [*prefix, "sh", "-c", script, "sh", sys.executable, __file__, *argv]
         return subprocess.run(command, check=False).returncode
     with dynamodb_local() as endpoint, moto_log(endpoint) as (log, counter):
-        run(log, counter, args)
+        run(log, counter, args, client=counter.client)
     return 0
+
+
+def _on_local_stack(args: argparse.Namespace) -> None:
+    """Through ``stepflow local``: boto3 to its API, its log on its moto server."""
+    from stepflow.local import LocalStack
+
+    with LocalStack(port=0, repair_every=3600.0) as stack:
+        assert stack.wiring is not None
+        client = stack.wiring.client("dynamodb")
+        sfn = stack.stepfunctions()
+        run(
+            stack.wiring.log,
+            ItemsRead(client),
+            args,
+            client=client,
+            api=lambda params: dict(sfn.get_execution_history(**params)),
+        )
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

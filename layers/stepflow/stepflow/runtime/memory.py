@@ -123,8 +123,11 @@ class InMemoryLog:
         limit: int = 1000,
         reverse: bool = False,
     ) -> HistoryPage:
-        """A page of events after ``next_token`` (``<n>``: the events before it), or
-        newest first before it (``reverse``, ``r<n>``: the events still to give)."""
+        """A page of events, oldest or (``reverse``) newest first, from ``next_token``.
+
+        A forward token ``<n>`` counts the events before the page, a reverse one
+        ``r<n>`` the events still to give (so appends do not move it).
+        """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         with self._lock:
