@@ -295,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    print(f"$ nice .venv/bin/python bench/history_paging.py {' '.join(argv or sys.argv[1:])}")
+    if args.backend != "dynamodb-local" or _in_private_network():
+        print(f"$ nice .venv/bin/python bench/history_paging.py {' '.join(argv or sys.argv[1:])}")
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
     if args.backend == "memory":
         run(InMemoryLog(), None, args)
     elif args.backend == "moto":
@@ -322,6 +324,12 @@ def _on_dynamodb_local(args: argparse.Namespace, argv: list[str]) -> int:
     with dynamodb_local() as endpoint, moto_log(endpoint) as (log, counter):
         run(log, counter, args, client=counter.client)
     return 0
+
+
+def _in_private_network() -> bool:
+    from tests.dynamodb_local.server import only_loopback
+
+    return only_loopback()
 
 
 def _on_local_stack(args: argparse.Namespace) -> None:
