@@ -66,24 +66,26 @@ class Counting:
 
 @pytest.fixture(scope="module")
 def clients() -> Iterator[tuple[Any, Any]]:
-    """moto's DynamoDB (one table) and S3 (one bucket) for the whole module."""
+    """moto's DynamoDB and S3 (one bucket) for the whole module."""
     with pytest.MonkeyPatch.context() as env, offline_aws(env):
         dynamodb = boto3.client("dynamodb", region_name="eu-west-1")
         s3 = boto3.client("s3", region_name="us-east-1")
-        create_table(dynamodb, TABLE)
         s3.create_bucket(Bucket=BUCKET)
         yield Counting(dynamodb), s3
 
 
 def make_log(kind: str, clients: tuple[Any, Any]) -> CoordinationLog:
-    """The log of ``kind``; split-s3: items of ~2 KB, larger documents in S3 on moto."""
+    """The log of ``kind`` in a table of its own (moto's Query scans the whole table);
+    split-s3: items of ~2 KB, larger documents in S3 on moto."""
     dynamodb, s3 = clients
     if kind == "memory":
         return InMemoryLog()
+    table = f"{TABLE}-{next(_names)}"
+    create_table(dynamodb.client, table)
     if kind == "dynamodb":
-        return DynamoDBLog(TABLE, client=dynamodb)
+        return DynamoDBLog(table, client=dynamodb)
     return DynamoDBLog(
-        TABLE,
+        table,
         client=dynamodb,
         compress_above=0,
         payloads=S3PayloadStore(BUCKET, client=s3),
@@ -147,13 +149,13 @@ def invalid_token(api: Api, **params: Any) -> bool:
 
 
 decisions_strategy = st.lists(
-    st.lists(st.sampled_from([0, 10, 700, 1500]), min_size=1, max_size=12), min_size=1, max_size=8
+    st.lists(st.sampled_from([0, 10, 700, 1500]), min_size=1, max_size=10), min_size=1, max_size=6
 )
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     decisions=decisions_strategy,
@@ -231,8 +233,8 @@ def test_a_token_of_another_direction_or_execution_or_forged_is_invalid(
     assert tag == "hr"
 
 
-@pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize(("limit", "size"), [(1, 84), (7, 140), (25, 300), (100, 700)])
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize(("limit", "size"), [(1, 40), (7, 105), (50, 200)])
 def test_a_reverse_page_reads_no_more_items_than_the_forward_page_of_its_events(
     clients: tuple[Any, Any], limit: int, size: int, seed: int
 ) -> None:
