@@ -135,8 +135,8 @@ class CoordinationLog(Protocol):
         """History events in order (``reverse``: newest first), a page at a time, no cap.
 
         The token is the log's own and names its direction: a token of the other
-        direction, or one the log cannot have issued, raises ValueError. A page
-        costs the same wherever it is in the history, in either direction.
+        direction, a malformed one or one pointing where no page can start raises
+        ValueError. A page costs the same wherever it is in the history, either way.
         """
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
