@@ -83,9 +83,11 @@ def write_history(log: CoordinationLog, size: int) -> str:
     seq = 0
     while (n := next(ids)) <= size:
         count = min(rng.randint(1, 9), size - n + 1)
-        events = [{"id": n}] + [{"id": next(ids)} for _ in range(count - 1)]
-        for event in events:
-            event.update(type="PassStateEntered", previousEventId=event["id"] - 1, timestamp=1.0)
+        numbers = [n] + [next(ids) for _ in range(count - 1)]
+        events: list[dict[str, Any]] = [
+            {"id": i, "previousEventId": i - 1, "type": "PassStateEntered", "timestamp": 1.0}
+            for i in numbers
+        ]
         seq += 1
         record = ExecutionRecord(arn, MACHINE, "e1", {}, "RUNNING", seq, {"format": 1})
         if seq == 1:
