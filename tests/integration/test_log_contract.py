@@ -141,10 +141,12 @@ def make_events(first: int, count: int, step: int = 1) -> list[dict[str, Any]]:
     ]
 
 
-def all_history(log: CoordinationLog, limit: int) -> list[list[dict[str, Any]]]:
+def all_history(
+    log: CoordinationLog, limit: int, *, reverse: bool = False
+) -> list[list[dict[str, Any]]]:
     pages, token = [], None
     while True:
-        page = log.history(ARN, next_token=token, limit=limit)
+        page = log.history(ARN, next_token=token, limit=limit, reverse=reverse)
         pages.append(page.events)
         if page.next_token is None:
             return pages
@@ -323,6 +325,57 @@ def test_history_pagination_does_not_depend_on_dense_event_ids(log: Coordination
 def test_history_of_an_unknown_execution_is_empty(log: CoordinationLog) -> None:
     page = log.history(ARN)
     assert page.events == [] and page.next_token is None
+    page = log.history(ARN, reverse=True)
+    assert page.events == [] and page.next_token is None
+
+
+def test_reversed_history_pages_come_newest_first(log: CoordinationLog) -> None:
+    # GIVEN decisions of 3, 5 and 1 events
+    log.create(make_record(), make_events(1, 3))
+    log.commit(make_record(seq=2), 1, make_events(4, 5))
+    log.commit(make_record(seq=3), 2, make_events(9, 1))
+    # WHEN paged newest first THEN each event comes once, full pages but the last, none empty
+    for limit in (1, 2, 3, 4, 8, 9, 100):
+        pages = all_history(log, limit, reverse=True)
+        assert flat(pages) == make_events(1, 9)[::-1]
+        assert all(len(page) == limit for page in pages[:-1]) and pages[-1]
+
+
+def test_reversed_history_reaches_an_event_zero_in_an_item_of_its_own(
+    log: CoordinationLog,
+) -> None:
+    log.create(make_record(), make_events(0, 1))
+    log.commit(make_record(seq=2), 1, make_events(1, 3))
+    for limit in (1, 3, 4):
+        assert flat(all_history(log, limit, reverse=True)) == make_events(0, 4)[::-1]
+
+
+def test_reversed_pagination_does_not_depend_on_dense_event_ids(log: CoordinationLog) -> None:
+    # GIVEN decisions whose event ids have gaps
+    log.create(make_record(), make_events(10, 3, step=10))
+    log.commit(make_record(seq=2), 1, make_events(100, 4, step=100))
+    log.commit(make_record(seq=3), 2, make_events(10_000, 2, step=10))
+    expected = make_events(10, 3, 10) + make_events(100, 4, 100) + make_events(10_000, 2, 10)
+    # WHEN paged newest first THEN every event comes once (a last page may be empty: the
+    # DynamoDB log reads nothing to learn there is no event below an id above 1)
+    for limit in (1, 2, 4, 100):
+        pages = all_history(log, limit, reverse=True)
+        assert flat(pages) == expected[::-1]
+        assert all(pages[:-2]) and all(len(page) == limit for page in pages[:-2])
+
+
+def test_a_history_token_is_read_in_its_own_direction_only(log: CoordinationLog) -> None:
+    log.create(make_record(), make_events(1, 3))
+    log.commit(make_record(seq=2), 1, make_events(4, 3))
+    forward = log.history(ARN, limit=2).next_token
+    backward = log.history(ARN, limit=2, reverse=True).next_token
+    assert forward and backward and forward != backward
+    with pytest.raises(ValueError, match="token"):
+        log.history(ARN, next_token=forward, limit=2, reverse=True)
+    with pytest.raises(ValueError, match="token"):
+        log.history(ARN, next_token=backward, limit=2)
+    with pytest.raises(ValueError, match="limit"):
+        log.history(ARN, limit=0, reverse=True)
 
 
 # -- task leases -----------------------------------------------------------------

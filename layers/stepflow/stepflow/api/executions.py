@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import uuid
 from typing import Any
@@ -191,18 +193,19 @@ class Executions:
         record = self.record(p["executionArn"])
         limit = page_size(p.get("maxResults"))
         reverse = bool(p.get("reverseOrder"))
-        position = read_token(p.get("nextToken"), "hr" if reverse else "hf")
-        if reverse:
-            events, after = self._reverse_page(record.execution_arn, position, limit)
-        else:
-            try:
-                page = self.log.history(record.execution_arn, next_token=position, limit=limit)
-            except ValueError:
-                raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
-            events, after = page.events, page.next_token
+        kind = "hr" if reverse else "hf"
+        position = _history_position(p.get("nextToken"), kind, record.execution_arn)
+        try:
+            page = self.log.history(
+                record.execution_arn, next_token=position, limit=limit, reverse=reverse
+            )
+        except ValueError:
+            raise ApiError("InvalidToken", f"Invalid Token: '{p.get('nextToken')}'") from None
+        events, after = page.events, page.next_token
         if p.get("includeExecutionData") is False:
             events = [_without_data(event) for event in events]
-        return {"events": events, **write_token("hr" if reverse else "hf", after)}
+        owned = None if after is None else f"{_owner(record.execution_arn)}/{after}"
+        return {"events": events, **write_token(kind, owned)}
 
     def stop_execution(self, p: dict[str, Any]) -> dict[str, Any]:
         """StopExecution: abort a running execution (a finished one keeps its end)."""
@@ -270,25 +273,25 @@ class Executions:
             result["mapRunArn"] = run
         return result
 
-    def _reverse_page(
-        self, arn: str, position: str | None, limit: int
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Newest-first page ending before event ``position`` (reads the history up to it)."""
-        try:
-            end = int(position) if position is not None else None
-        except ValueError:
-            raise ApiError("InvalidToken", f"Invalid Token: '{position}'") from None
-        events: list[dict[str, Any]] = []
-        token = None
-        while True:
-            page = self.log.history(arn, next_token=token, limit=1000)
-            events.extend(e for e in page.events if end is None or e["id"] < end)
-            token = page.next_token
-            if token is None or (end is not None and page.events and page.events[-1]["id"] >= end):
-                break
-        chosen = events[::-1][:limit]
-        more = len(events) > limit
-        return chosen, (str(chosen[-1]["id"]) if more and chosen else None)
+
+def _owner(execution_arn: str) -> str:
+    """The tag a history token carries of its execution (a token is one execution's)."""
+    return hashlib.sha256(execution_arn.encode()).hexdigest()[:16]
+
+
+def _history_position(token: str | None, kind: str, execution_arn: str) -> str | None:
+    """The log's token inside a history token of ``kind`` for ``execution_arn``, or InvalidToken.
+
+    A token names its direction (``kind``) and its execution: one of another
+    execution, or of the other direction, is refused rather than misread.
+    """
+    position = read_token(token, kind)
+    if position is None:
+        return None
+    owner, sep, inner = position.partition("/")
+    if not sep or not inner or not hmac.compare_digest(owner, _owner(execution_arn)):
+        raise ApiError("InvalidToken", f"Invalid Token: '{token}'")
+    return inner
 
 
 def _redriven(record: ExecutionRecord) -> bool:

@@ -363,10 +363,17 @@ class DynamoDBLog:
             )
 
     def history(
-        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+        self,
+        execution_arn: str,
+        *,
+        next_token: str | None = None,
+        limit: int = 1000,
+        reverse: bool = False,
     ) -> HistoryPage:
-        """A page of events; the token is ``<item's first event id>:<offset in item>``."""
-        return self._history.history(execution_arn, next_token=next_token, limit=limit)
+        """A page of events, oldest or (``reverse``) newest first (:mod:`.log_history`)."""
+        return self._history.history(
+            execution_arn, next_token=next_token, limit=limit, reverse=reverse
+        )
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         """The attempt's lease record (strongly consistent read), or None."""

@@ -3,11 +3,15 @@
 A decision's events are stored as JSON lists, usually one item per decision,
 split across several items (each named by its first event id) when they do
 not fit one; :meth:`HistoryItems.history` pages through them with the token
-``<item's first event id>:<offset in item>``.
+``<item's first event id>:<offset in item>``, or newest first (``reverse``) with
+``r<item's first event id>:<events of the item still to give>``: a reverse page
+queries the key range below its token in descending order, so it reads what a
+forward page reads, wherever it is in the history.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -35,11 +39,18 @@ class HistoryItems:
         self._items = items
 
     def history(
-        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+        self,
+        execution_arn: str,
+        *,
+        next_token: str | None = None,
+        limit: int = 1000,
+        reverse: bool = False,
     ) -> HistoryPage:
-        """A page of events; the token is ``<item's first event id>:<offset in item>``."""
+        """A page of events, oldest or (``reverse``) newest first; the token names an item."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
+        if reverse:
+            return self._reverse_page(execution_arn, _parse_reverse_token(next_token), limit)
         start_id, skip = _parse_token(next_token)
         events: list[dict[str, Any]] = []
         for first_id, item_events in self._event_items(execution_arn, start_id, skip, limit):
@@ -81,6 +92,90 @@ class HistoryItems:
             }
         }
 
+    def _reverse_page(
+        self, execution_arn: str, position: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        """Up to ``limit`` events before ``position``, newest first.
+
+        A page that ends at the first event of an item has more before it when
+        that event's id is above 1: the engine's event ids are dense from 1, so
+        nothing is read to find out (a history with gaps may end on an empty page).
+        """
+        events: list[dict[str, Any]] = []
+        for first_id, item_events in self._items_before(execution_arn, position, limit):
+            for i in range(len(item_events) - 1, -1, -1):
+                events.append(item_events[i])
+                if len(events) < limit:
+                    continue
+                if i > 0 or first_id > 1:
+                    return HistoryPage(events, f"r{first_id}:{i}")
+                if first_id == 1 and self._any_below(execution_arn, 1):
+                    return HistoryPage(events, "r1:0")
+                return HistoryPage(events, None)
+        return HistoryPage(events, None)
+
+    def _items_before(
+        self, execution_arn: str, position: tuple[int, int] | None, limit: int
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """The event items before ``position``, newest first, read lazily.
+
+        First the item the position is in (the newest item on a first page). With
+        dense ids the rest of the page are the ids just below that item: one
+        descending query reads the items that start among them, and one more item
+        (``Limit`` 1) the page's oldest events. Gaps in the ids cost further queries.
+        """
+        if position is None:  # the first page: the newest item
+            found = next(self._query(execution_arn, 0, _MAX_ID, [1]), None)
+            if found is None:
+                return
+            first_id, taken = found[0], len(found[1])
+            yield found
+            high = first_id - 1
+        else:
+            first_id, taken = position
+            high = first_id if taken else first_id - 1
+        low = max(0, first_id - max(0, limit - taken))
+        if low <= high:
+            items = self._query(execution_arn, low, high, [1000])
+            if taken and position is not None:  # the token's item comes first, or it is forged
+                token_item = next(items, None)
+                if token_item is None or token_item[0] != first_id or len(token_item[1]) < taken:
+                    raise ValueError(f"invalid history token r{first_id}:{taken}")
+                yield first_id, token_item[1][:taken]
+            yield from items
+        if low > 0:
+            yield from self._query(execution_arn, 0, low - 1, [1, limit + 1])
+
+    def _any_below(self, execution_arn: str, event_id: int) -> bool:
+        """Whether an event item starts below ``event_id`` (at most one item read)."""
+        return next(self._query(execution_arn, 0, event_id - 1, [1]), None) is not None
+
+    def _query(
+        self, execution_arn: str, low: int, high: int, batches: Sequence[int]
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Event items starting at ids ``low`` to ``high``, newest first, read lazily.
+
+        Each request reads at most the next of ``batches`` items (the last repeats).
+        """
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"EX#{execution_arn}"},
+                ":low": {"S": _ev_sk(low)},
+                ":high": {"S": _ev_sk(high)},
+            },
+            "ScanIndexForward": False,
+            "ConsistentRead": True,
+        }
+        for n in itertools.count():
+            kwargs["Limit"] = batches[min(n, len(batches) - 1)]
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                yield int(item["sk"]["S"][3:]), self._items.read(item, "events", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def _event_items(
         self, execution_arn: str, start_id: int, skip: int, limit: int
     ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
@@ -89,7 +184,9 @@ class HistoryItems:
         Event ids are dense, so the items up to ``EV#<next id + limit>`` hold the
         page and the event after it; a second open-ended range covers sparse ids.
         """
-        upper = min(start_id + skip + limit, _MAX_ID)
+        # Without a token the first event is id 1 (the engine's), not 0: the range must
+        # reach id limit + 1, or the check for a next page reads limit + 1 more items.
+        upper = min(max(start_id + skip, 1) + limit, _MAX_ID)
         ranges = [
             (_ev_sk(start_id), _ev_sk(upper), 1000),
             (_ev_sk(upper), _ev_sk(_MAX_ID), limit + 1),
@@ -129,6 +226,15 @@ def _event_id(event: dict[str, Any]) -> int:
 
 def _ev_sk(event_id: int) -> str:
     return f"EV#{event_id:012d}"
+
+
+def _parse_reverse_token(token: str | None) -> tuple[int, int] | None:
+    """``(item's first event id, events of it still to give)``, None for the first page."""
+    if not token:
+        return None
+    if not token.startswith("r") or len(token) < 2:
+        raise ValueError(f"invalid history token {token!r} (not a reverse one)")
+    return _parse_token(token[1:])
 
 
 def _parse_token(token: str | None) -> tuple[int, int]:

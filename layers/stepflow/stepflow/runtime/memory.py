@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import heapq
 import threading
@@ -39,6 +40,7 @@ class InMemoryLog:
         self._heads: dict[str, ExecutionRecord] = {}
         # Each event stored serialized (as a store would): one copy in, one copy out.
         self._events: dict[str, list[_Chunk]] = {}
+        self._ends: dict[str, list[int]] = {}  # events up to the end of each chunk
         self._leases: dict[tuple[str, str], TaskLease] = {}
         self.writes = 0
 
@@ -51,6 +53,7 @@ class InMemoryLog:
             head, chunks = _stored(record, events)
             self._heads[record.execution_arn] = head
             self._events[record.execution_arn] = chunks
+            self._ends[record.execution_arn] = _ends([], chunks)
             self.writes += 1
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
@@ -72,6 +75,7 @@ class InMemoryLog:
             for head in stored:
                 self._heads[head.execution_arn] = head
                 self._events.setdefault(head.execution_arn, [])
+                self._ends.setdefault(head.execution_arn, [])
                 self.writes += 1
 
     def commit(
@@ -100,6 +104,7 @@ class InMemoryLog:
                     self._leases[key] = _clone_lease(fence.new)
             self._heads[record.execution_arn] = stored
             self._events[record.execution_arn].extend(chunks)
+            _ends(self._ends[record.execution_arn], chunks)
             self.writes += 1
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -111,21 +116,32 @@ class InMemoryLog:
                 self.writes += 1
 
     def history(
-        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+        self,
+        execution_arn: str,
+        *,
+        next_token: str | None = None,
+        limit: int = 1000,
+        reverse: bool = False,
     ) -> HistoryPage:
-        """A page of events after ``next_token`` (an event id)."""
+        """A page of events, oldest or (``reverse``) newest first, from ``next_token``.
+
+        A forward token ``<n>`` counts the events before the page, a reverse one
+        ``r<n>`` the events still to give (so appends do not move it).
+        """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        try:
-            start = int(next_token) if next_token else 0
-        except ValueError:
-            raise ValueError(f"invalid history token {next_token!r}") from None
-        if start < 0:
-            raise ValueError(f"invalid history token {next_token!r}")
         with self._lock:
             chunks = self._events.get(execution_arn, [])
-            page = _thawed(chunks, start, start + limit)
-            more = start + limit < sum(count for _, count in chunks)
+            ends = self._ends.get(execution_arn, [])
+            total = ends[-1] if ends else 0
+            if reverse:
+                stop = _position(next_token, "r", total) if next_token else total
+                start = max(0, stop - limit)
+                page = _thawed(chunks, ends, start, stop)[::-1]
+                return HistoryPage(page, f"r{start}" if start > 0 else None)
+            start = _position(next_token, "", None) if next_token else 0
+            page = _thawed(chunks, ends, start, start + limit)
+            more = start + limit < total
             return HistoryPage(page, str(start + limit) if more else None)
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
@@ -286,17 +302,34 @@ def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
     return [(data, len(events))]
 
 
-def _thawed(chunks: list[_Chunk], start: int, stop: int) -> list[dict[str, Any]]:
+def _ends(ends: list[int], chunks: list[_Chunk]) -> list[int]:
+    """``ends`` extended with the running event count at the end of each of ``chunks``."""
+    for _, count in chunks:
+        ends.append((ends[-1] if ends else 0) + count)
+    return ends
+
+
+def _position(token: str, prefix: str, most: int | None) -> int:
+    """The event count a history token of ``prefix``'s direction carries, or ValueError."""
+    digits = token[len(prefix) :] if token.startswith(prefix) else ""
+    if not digits.isdigit() or not digits.isascii() or (most is not None and int(digits) > most):
+        raise ValueError(f"invalid history token {token!r}")
+    position = int(digits)
+    if prefix and position == 0:
+        raise ValueError(f"invalid history token {token!r}")
+    return position
+
+
+def _thawed(chunks: list[_Chunk], ends: list[int], start: int, stop: int) -> list[dict[str, Any]]:
     """Fresh copies of the stored events ``start`` to ``stop``; decodes only their commits."""
     page: list[dict[str, Any]] = []
-    offset = 0
-    for data, count in chunks:
-        if offset + count > start and offset < stop:
-            events = orjson.loads(data) if isinstance(data, bytes) else copy.deepcopy(data)
-            page.extend(events[max(0, start - offset) : stop - offset])
-        offset += count
+    for i in range(bisect.bisect_right(ends, start), len(chunks)):
+        data, count = chunks[i]
+        offset = ends[i] - count
         if offset >= stop:
             break
+        events = orjson.loads(data) if isinstance(data, bytes) else copy.deepcopy(data)
+        page.extend(events[max(0, start - offset) : stop - offset])
     return page
 
 

@@ -125,9 +125,19 @@ class CoordinationLog(Protocol):
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
 
     def history(
-        self, execution_arn: str, *, next_token: str | None = None, limit: int = 1000
+        self,
+        execution_arn: str,
+        *,
+        next_token: str | None = None,
+        limit: int = 1000,
+        reverse: bool = False,
     ) -> HistoryPage:
-        """History events in order, a page at a time (no cap on the total)."""
+        """History events in order (``reverse``: newest first), a page at a time, no cap.
+
+        The token is the log's own and names its direction: a token of the other
+        direction, a malformed one or one pointing where no page can start raises
+        ValueError. A page costs the same wherever it is in the history, either way.
+        """
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         """The task attempt's lease record (strongly consistent), or None."""
