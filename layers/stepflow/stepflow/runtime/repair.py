@@ -58,7 +58,8 @@ class OutboxSender:
         if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one SendMessageBatch
             send_all(self.tasks_bus, tasks)
         send_all(self.bus, queued)
-        if not kept and clear and not final_report(record):
+        # An empty outbox has nothing to clear: the conditional write would fail, billed.
+        if record.outbox and not kept and clear and not final_report(record):
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
 
