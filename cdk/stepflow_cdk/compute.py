@@ -16,6 +16,7 @@ from constructs import Construct
 from stepflow.aws import topology
 from stepflow.aws.sqs_bus import (
     DLQ_RETENTION_SECONDS,
+    RUNNER_BATCH_SIZE,
     RUNNER_FUNCTION_TIMEOUT,
     STEPPER_FUNCTION_TIMEOUT,
 )
@@ -166,7 +167,7 @@ class Compute(Construct):
         self.runner.add_event_source(
             sources.SqsEventSource(
                 tasks,
-                batch_size=1,  # a slow task holds no other
+                batch_size=RUNNER_BATCH_SIZE,  # run side by side: a slow task holds no other
                 report_batch_item_failures=True,
             )
         )

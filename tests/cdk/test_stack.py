@@ -122,7 +122,8 @@ def test_tasks_run_on_a_runner_with_a_long_timeout_the_stepper_has_a_short_one(
         assert topology.TASKS_QUEUE.env_var in function["Environment"]["Variables"]
     mappings = resources(template, "AWS::Lambda::EventSourceMapping")
     sqs_mappings = sorted(m.get("BatchSize") for m in mappings if "FilterCriteria" not in m)
-    assert sqs_mappings == [1, 10]  # the runner takes one task at a time
+    # both take ten messages: the runner runs its ten tasks side by side
+    assert sqs_mappings == [10, 10]
 
 
 def test_the_outbox_repair_job_runs_on_a_schedule(synthesized: tuple[Template, Any, Any]) -> None:

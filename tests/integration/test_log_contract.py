@@ -491,12 +491,15 @@ def test_dynamodb_items_follow_the_table_layout(dynamodb: Any) -> None:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"EX#{ARN}"}},
     )["Items"]
-    # THEN there is one head, one item per decision and one lease
+    # THEN there is one head, one item per decision, one lease and one listing entry
     by_sk = {item["sk"]["S"]: item for item in items}
-    assert sorted(by_sk) == ["EV#000000000001", "EV#000000000003", "HEAD", "TK#t-1"]
+    assert sorted(by_sk) == ["EV#000000000001", "EV#000000000003", "HEAD", "LIST", "TK#t-1"]
     head = by_sk["HEAD"]
     assert head["seq"] == {"N": "2"} and head["last_event_id"] == {"N": "5"}
     assert {"input", "state", "outbox"} <= set(head) and "stop_date" not in head
+    # AND only the listing entry is in the listing index: a commit copies nothing to it
+    assert "gsi1pk" not in head and "gsi1sk" not in head
+    assert set(by_sk["LIST"]) == {"pk", "sk", "gsi1pk", "gsi1sk"}
     assert by_sk["TK#t-1"]["owner"] == {"S": "w1"}
 
 

@@ -44,6 +44,9 @@ def test_build_assembles_the_deployed_shape(monkeypatch: pytest.MonkeyPatch) -> 
     assert wiring.stepper.inline_tasks is False
     assert wiring.stepper.tasks_bus is wiring.tasks_bus is not None
     assert wiring.runner.inline_tasks is False
+    # the runner runs a batch's tasks side by side, the others one after the other
+    assert wiring.runner.task_concurrency == 10
+    assert wiring.stepper.task_concurrency == wiring.api_stepper.task_concurrency == 1
     # the API commits and enqueues, a repair message before each commit
     assert wiring.service.stepper is wiring.api_stepper
     assert wiring.api_stepper.inline_tasks is False and wiring.api_stepper.repair_delay == 30

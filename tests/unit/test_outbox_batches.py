@@ -75,3 +75,21 @@ def test_a_bus_without_send_batch_gets_each_message() -> None:
     bus = InMemoryBus()
     sender(bus, None, InMemoryLog()).flush(record(outbox()))
     assert [m.id.rsplit("#", 1)[-1] for m in bus.sent] == ["0", "1", "2", "3", "4"]
+
+
+def test_the_tasks_of_one_commit_go_to_the_tasks_queue_in_one_batch() -> None:
+    # GIVEN a commit that schedules a Map's ten tasks and a timer (deployed: a tasks queue)
+    tasks_of_map = tuple(
+        Message(ARN, f"{ARN}#1#{i}", "task", {"task_id": f"t{i}"}) for i in range(10)
+    )
+    timer = Message(ARN, f"{ARN}#1#10", "event", {"type": "TimerFired"}, not_before=130.0)
+    bus, tasks, log = BatchingBus(), BatchingBus(), InMemoryLog()
+    # WHEN its outbox is flushed
+    sender(bus, tasks, log).flush(record((*tasks_of_map, timer)))
+    # THEN the ten tasks are one send_batch call on the tasks queue, none sent alone
+    assert tasks.sends == []
+    (batch,) = tasks.batches
+    assert [m.id for m, delay in batch] == [m.id for m in tasks_of_map]
+    assert {delay for _, delay in batch} == {0}
+    # AND the timer went to the transition queue on its own
+    assert [m.id for m, _ in bus.sends] == [timer.id] and bus.batches == []

@@ -66,7 +66,7 @@ from stepflow.aws.log_items import (
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
-from stepflow.aws.log_listing import list_heads
+from stepflow.aws.log_listing import list_heads, listing_item
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
@@ -78,8 +78,7 @@ from stepflow.aws.log_table import reasons as _reasons
 from stepflow.aws.topology import (
     COMMITTED_AT,
     DEFAULT_RETENTION_DAYS,
-    LIST_INDEX_PK,
-    LIST_INDEX_SK,
+    LISTED,
     RUNNING_INDEX_PK,
     RUNNING_INDEX_SK,
     TTL_ATTRIBUTE,
@@ -154,8 +153,9 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
         head, *chunks = self._sealed(record, events)
+        listing = listing_item(record)
         if not chunks:
-            self._create_head(record.execution_arn, head)
+            self._create_head(record.execution_arn, head, listing)
             return
         items: list[dict[str, Any]] = [
             {
@@ -168,6 +168,16 @@ class DynamoDBLog:
             },
             *map(self._history.event_put, chunks),
         ]
+        if listing is not None:  # written once, with the head (see log_listing)
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": listing,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
         for _ in range(5):
             try:
                 self._call("transact_write_items", TransactItems=items)
@@ -190,13 +200,19 @@ class DynamoDBLog:
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
 
-    def _create_head(self, execution_arn: str, head: dict[str, Any]) -> None:
+    def _create_head(
+        self, execution_arn: str, head: dict[str, Any], listing: dict[str, Any] | None
+    ) -> None:
         """Insert a head without events: one conditional PutItem, not a transaction.
 
         Half the write units of a one-item transaction (a map run's per-item
         result records are created this way). A leftover of an expired execution
         of this ARN is no obstacle here: its history items are not written.
+        A listed head's listing entry is put first, if there is none: a crash in
+        between leaves an entry without a head, which listings skip; an entry left
+        by a crash or an expired execution is replaced once the head is created.
         """
+        stale = listing is not None and not self._put_new(listing)
         for _ in range(5):
             try:
                 self._call(
@@ -205,6 +221,8 @@ class DynamoDBLog:
                     ConditionExpression="attribute_not_exists(pk)",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
+                if stale and listing is not None:
+                    self._call("put_item", Item=listing)
                 return
             except _Rejected as rejected:
                 if rejected.code == "TransactionConflictException":
@@ -215,6 +233,14 @@ class DynamoDBLog:
                     continue
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{execution_arn}: create kept conflicting")
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
+        """Put ``item`` unless its key exists; whether it was written."""
+        try:
+            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except _Rejected:  # it exists (or a transaction on it is in flight)
+            return False
+        return True
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
@@ -276,10 +302,15 @@ class DynamoDBLog:
     def put_many(self, records: Sequence[ExecutionRecord]) -> None:
         """Replace the heads of ``records`` unconditionally: BatchWriteItem, 25 a request."""
         heads: dict[str, dict[str, Any]] = {}
+        listings: dict[str, dict[str, Any]] = {}
         for record in records:  # all sealed first: an unstorable one writes nothing
             # Without events a record is one item; the last record of an ARN wins.
             heads[record.execution_arn] = self._sealed(record, [])[0]
-        batch_put(self._call, self.table, list(heads.values()), sleep=self._sleep)
+            listing = listing_item(record)
+            if listing is not None:
+                listings[record.execution_arn] = listing
+        items = [*listings.values(), *heads.values()]  # entries first: never a head unlisted
+        batch_put(self._call, self.table, items, sleep=self._sleep)
 
     def commit(
         self,
@@ -392,10 +423,14 @@ class DynamoDBLog:
         limit: int = 100,
     ) -> tuple[list[ExecutionRecord], str | None]:
         """Executions of a state machine, newest first, through the listing index."""
-        found, token = list_heads(
-            self._call, state_machine_arn, status=status, next_token=next_token, limit=limit
+        return list_heads(
+            self._call,
+            self.get_many,
+            state_machine_arn,
+            status=status,
+            next_token=next_token,
+            limit=limit,
         )
-        return [self._record(item) for item in found], token
 
     def item_events(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         """The history events stored in an ``EV#`` item (e.g. a stream record's image).
@@ -449,9 +484,8 @@ class DynamoDBLog:
             head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
             head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
         listed = listing_key(record.execution_arn, record.state_machine_arn, record.attributes)
-        if listed is not None:  # by state machine (a map run's children: by map run)
-            head[LIST_INDEX_PK] = {"S": f"EXL#{listed}"}
-            head[LIST_INDEX_SK] = {"S": f"{record.start_date:017.3f}#{record.name}"}
+        if listed is not None and ":mapRun:" in listed:  # a map run's child (stream consumers)
+            head[LISTED] = {"S": f"EXL#{listed}"}
         docs = {
             "input": record.input,
             "state": record.state,

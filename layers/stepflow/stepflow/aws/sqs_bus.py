@@ -53,6 +53,11 @@ event source mapping."""
 RUNNER_FUNCTION_TIMEOUT = 900
 """The task runner Lambda's timeout: Lambda's maximum, the longest a Lambda task may run."""
 
+RUNNER_BATCH_SIZE = 10
+"""Task messages per runner invocation: they run side by side, each sending its result as it
+ends (so a slow task holds no other's result), for one receive, one delete and one Lambda
+request per ten tasks of a Map instead of ten of each."""
+
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 """How long a dead letter is kept: SQS's maximum, to leave time for triage."""
 

@@ -268,9 +268,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def runner_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    """The task runner's entry point: the tasks queue's records (a batch of one).
+    """The task runner's entry point: the tasks queue's records (up to ten).
 
     Each task message is claimed, run, recorded and answered with its result
-    event on the transition queue (:meth:`Stepper.handle_batch` on the runner).
+    event on the transition queue (:meth:`Stepper.handle_batch` on the runner),
+    the batch's tasks side by side, each result sent as soon as its task ends.
     """
     return respond(event, context, get_runner())

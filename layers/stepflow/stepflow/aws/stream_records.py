@@ -46,7 +46,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stepflow.api.map_runs import machine_of
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.aws.log_table import HEAD, LogUnavailableError
-from stepflow.aws.topology import LIST_INDEX_PK
+from stepflow.aws.topology import LIST_INDEX_PK, LISTED
 from stepflow.engine.codec import decode_state
 from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
 from stepflow.runtime.ports import ExecutionRecord
@@ -292,7 +292,7 @@ def info_of_image(arn: str, image: Mapping[str, Any]) -> ExecutionInfo:
     for the redrive count): no payload store read, no engine state decode. A map
     run's child is known by its listing key (``EXL#<map run ARN>``).
     """
-    listed = _text(image, LIST_INDEX_PK) or ""
+    listed = _text(image, LISTED) or _text(image, LIST_INDEX_PK) or ""  # older heads: the key
     run = listed[4:] if listed.startswith("EXL#") and ":mapRun:" in listed else ""
     machine = machine_of(run) if run else _unqualified(_text(image, "state_machine_arn") or "")
     attributes = _inline_doc(image, "attributes")

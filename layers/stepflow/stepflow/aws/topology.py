@@ -28,6 +28,11 @@ LIST_INDEX = "gsi1"
 """A generic listing index (``gsi1pk``/``gsi1sk``): executions by state machine, etc."""
 LIST_INDEX_PK = "gsi1pk"
 LIST_INDEX_SK = "gsi1sk"
+LISTED = "listed"
+"""Head attribute of a map run's child: ``EXL#<map run arn>``, what it is listed under.
+
+Not an index key: executions are listed through their ``LIST`` entries
+(:mod:`stepflow.aws.log_listing`), so that a head's writes copy nothing to the index."""
 
 RUNNING_INDEX = "gsi2"
 """A sparse index of the heads of running executions, for the outbox repair job.

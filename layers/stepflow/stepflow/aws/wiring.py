@@ -48,7 +48,7 @@ from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
 from stepflow.aws.settings import Settings
 from stepflow.aws.signing_keys import secrets_manager_signer
-from stepflow.aws.sqs_bus import SQSBus
+from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.aws.topology import DEFINITION_PREFIX
 from stepflow.aws.wiring_cells import CellParts
@@ -291,8 +291,8 @@ class Wiring(CellParts):
 
     @cached_property
     def runner(self) -> Stepper:
-        """The stepper of the tasks queue: claims, runs and reports one task at a time."""
-        return self._stepper(inline_tasks=False)
+        """The stepper of the tasks queue: claims, runs and reports a batch's tasks side by side."""
+        return self._stepper(inline_tasks=False, task_concurrency=RUNNER_BATCH_SIZE)
 
     @cached_property
     def api_stepper(self) -> Stepper:
@@ -337,6 +337,7 @@ class Wiring(CellParts):
         inline_tasks: bool,
         repair_delay: int = 0,
         start_budgets: Callable[[], Budget] | None = None,
+        task_concurrency: int = 1,
     ) -> Stepper:
         return Stepper(
             log=self.log,
@@ -356,6 +357,7 @@ class Wiring(CellParts):
             item_source=S3ItemSource(self.task_clients, own_resources(self.settings)),
             result_sink=S3ResultSink(self.task_clients, own_resources(self.settings)),
             map_run_check=None if self.start_checker is None else MapRunStarts(self.start_checker),
+            task_concurrency=task_concurrency,
         )
 
 

@@ -34,7 +34,7 @@ from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
 from stepflow.aws.own_resources import own_resources
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
-from stepflow.aws.sqs_bus import create_queues
+from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, create_queues
 from stepflow.aws.wiring import Wiring, build
 from stepflow.cells.queues import CellQueues
 from stepflow.hooks import Hook
@@ -253,9 +253,13 @@ class LocalStack:
         self._pollers = Pollers(
             sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
         ).start()
-        # The task runner: one task per invocation, so a slow task holds no other.
+        # The task runner: up to ten tasks per invocation, side by side (a slow one holds no other).
         self._runners = Pollers(
-            sqs, tasks_url, stepper_handler.runner_handler, self.runners, batch_size=1
+            sqs,
+            tasks_url,
+            stepper_handler.runner_handler,
+            self.runners,
+            batch_size=RUNNER_BATCH_SIZE,
         ).start()
         self._repair = RepairLoop(from_wiring(self.wiring), self.repair_every).start()
         if settings.hooks or self.hooks:

@@ -45,17 +45,21 @@ class OutboxSender:
         now = self.clock()
         kept = []
         queued: list[tuple[Message, int]] = []
+        tasks: list[tuple[Message, int]] = []
         for message in record.outbox:
             if message.kind == "task" and self.router is not None and self.router.deferred(message):
                 self.router.dispatch(message)
             elif message.kind == "task" and inline:
                 kept.append(message)
             elif message.kind == "task" and self.tasks_bus is not None:
-                self.tasks_bus.send(message)
+                tasks.append((message, 0))
             else:
                 queued.append((message, _delay(message.not_before - now)))
+        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one SendMessageBatch
+            send_all(self.tasks_bus, tasks)
         send_all(self.bus, queued)
-        if not kept and clear and not final_report(record):
+        # An empty outbox has nothing to clear: the conditional write would fail, billed.
+        if record.outbox and not kept and clear and not final_report(record):
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
 

@@ -92,6 +92,7 @@ class Stepper:
         item_source: ItemSource | None = None,
         result_sink: ResultSink | None = None,
         map_run_check: MapRunStartCheck | None = None,
+        task_concurrency: int = 1,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -126,6 +127,8 @@ class Stepper:
         """Where a distributed Map's ``ResultWriter`` writes its results (None: none configured)."""
         self.map_run_check = map_run_check
         """Whether a distributed Map's role may start its children (None: not checked)."""
+        self.task_concurrency = task_concurrency
+        """How many queued task messages of one batch run at a time (the runner's: ten)."""
         self._root_inputs: dict[str, Any] = {}
         self._pages: PageCache | None = None
 

@@ -10,7 +10,9 @@ execution is applied once (:func:`stepflow.runtime.stepper_commit.apply_events`)
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from stepflow.engine import Event, Redrive, Start
@@ -42,6 +44,7 @@ def run_batch(
     runs: dict[str, list[Message]] = {}  # map runs' deliveries, by run (map_runs.py)
     later: list[Message] = []
     run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
+    tasks: list[Message] = []  # queued tasks: run after the loop, side by side (run_tasks)
     for message in messages:
         if has_time is not None and not has_time():
             later.append(message)
@@ -56,8 +59,7 @@ def run_batch(
                 if started is not None:  # None: started here, or it never starts
                     groups.setdefault(message.execution_arn, []).append((message, started))
             elif message.kind == "task":
-                stepper._tasks().run_task(message)
-                run_heads.clear()  # time passed: a run read before may have ended
+                tasks.append(message)
             elif message.kind == "repair":
                 apply_events(stepper, message.execution_arn, [])
             elif message.kind == "child":
@@ -68,6 +70,9 @@ def run_batch(
                 groups.setdefault(message.execution_arn, []).append((message, event))
         except Exception as exc:  # reported per message; the batch goes on
             failures.append((message, exc))
+    if tasks:
+        failures.extend(run_tasks(stepper, tasks))
+        run_heads.clear()  # time passed: a run read before may have ended
     for key, deliveries in runs.items():
         try:
             kept, fails = list(deliveries), list[Message]()
@@ -92,6 +97,34 @@ def run_batch(
         except Exception as exc:  # not re-sent: redelivered after its visibility timeout
             failures.append((message, exc))
     return failures
+
+
+def run_tasks(stepper: Stepper, tasks: list[Message]) -> list[tuple[Message, Exception]]:
+    """Run queued task messages, up to ``stepper.task_concurrency`` at a time; the failures.
+
+    Each task runs under its own lease and sends its own result as soon as it
+    ends, so a slow task in the batch delays no other's result: the runner takes
+    a batch of up to ten tasks in one invocation (one receive, one delete, one
+    Lambda request for a Map's ten tasks) and they wait on their functions side by side.
+    """
+    runs = stepper._tasks()
+
+    def one(message: Message) -> Exception | None:
+        try:
+            runs.run_task(message)
+        except Exception as exc:  # reported per message; the others go on
+            return exc
+        return None
+
+    workers = min(len(tasks), max(1, stepper.task_concurrency))
+    if workers == 1:
+        outcomes = [one(message) for message in tasks]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task") as pool:
+            # each thread runs in a copy of the caller's context (the batch's effect tally)
+            futures = [pool.submit(contextvars.copy_context().run, one, m) for m in tasks]
+            outcomes = [future.result() for future in futures]
+    return [(m, exc) for m, exc in zip(tasks, outcomes, strict=True) if exc is not None]
 
 
 def _start_child(
