@@ -11,6 +11,7 @@ from stepflow.asl import StateMachine, parse
 from stepflow.cells import CellModules
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.clients import TaskClients
+from stepflow.testing.collection import young_collections_only
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
 from stepflow.testing.result import ExecutionResult
@@ -59,20 +60,25 @@ def execute(
     ports; True or ``"moto"`` runs on the DynamoDB log on moto with every
     message delivered through the real stepper Lambda handler (slower). Both
     must give the same result: one implementation of the semantics.
+    While it runs, full garbage collections are put off (young ones still run):
+    see :mod:`stepflow.testing.collection`.
     ``cells`` are the effectful cells ``stepflow:cell:*`` tasks run (module names, Cell
     classes and ``@handles`` handlers, or loaded ``CellModules``; see docs/cells.md).
     """
     machine = definition if isinstance(definition, StateMachine) else parse(definition)
-    with open_environment(
-        durable,
-        handlers=handlers,
-        start_time=start_time,
-        max_events=max_events,
-        limits=limits,
-        on_event=on_event,
-        aws=aws,
-        cells=cells,
-    ) as env:
+    with (
+        young_collections_only(),
+        open_environment(
+            durable,
+            handlers=handlers,
+            start_time=start_time,
+            max_events=max_events,
+            limits=limits,
+            on_event=on_event,
+            aws=aws,
+            cells=cells,
+        ) as env,
+    ):
         arn = env.start(machine, input, name=name, seed=seed)
         env.run(arn, skip_open_tasks=True)
         return env.result(arn)
