@@ -171,6 +171,10 @@ def _truncated(name: str, value: Any) -> int:
 
 def _rounded(name: str, value: Any) -> int:
     """Java's ``Math.round``: the nearest integer, halves rounded up; must fit 32 bits."""
+    if type(value) is int:  # the usual case, rounded to itself (a bool is not an int here)
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise _invalid(name)
+        return value
     if not _is_number(value):
         raise _invalid(name)
     floor = math.floor(value)
@@ -208,7 +212,7 @@ def _format(name: str, args: list[Any], nodes: tuple[Node, ...]) -> str:
     raw = first.raw if isinstance(first, Literal) and first.raw is not None else template
     parts = _template_parts(name, raw)
     values = iter(args[1:])
-    if sum(part is None for part in parts) != len(args) - 1:
+    if parts.count(None) != len(args) - 1:
         raise _invalid(name, ": number of arguments do not match the occurrences of {}.")
     return "".join(to_java_string(next(values)) if part is None else part for part in parts)
 

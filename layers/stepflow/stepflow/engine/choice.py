@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -61,10 +62,19 @@ def _compare(rule: Comparison, scope: Scope) -> bool:
 
 
 def _split(op: str) -> tuple[str, str]:
-    for family in ("Boolean", "Numeric", "String", "Timestamp"):
-        if op.startswith(family):
-            return family, op[len(family) :]
-    raise ValueError(op)
+    split = _SPLITS.get(op)
+    if split is None:
+        for family in ("Boolean", "Numeric", "String", "Timestamp"):
+            if op.startswith(family):
+                split = _SPLITS[op] = family, op[len(family) :]
+                break
+        else:
+            raise ValueError(op)
+    return split
+
+
+_SPLITS: dict[str, tuple[str, str]] = {}
+"""Operators met so far, split into family and relation (a few dozen at most)."""
 
 
 def _is_number(v: Any) -> bool:
@@ -72,17 +82,19 @@ def _is_number(v: Any) -> bool:
 
 
 def _relate(a: Any, b: Any, relation: str) -> bool:
-    if relation == "Equals":
-        return bool(a == b)
-    if relation == "GreaterThan":
-        return bool(a > b)
-    if relation == "GreaterThanEquals":
-        return bool(a >= b)
-    if relation == "LessThan":
-        return bool(a < b)
-    if relation == "LessThanEquals":
-        return bool(a <= b)
-    raise ValueError(relation)
+    compare = _RELATIONS.get(relation)
+    if compare is None:
+        raise ValueError(relation)
+    return bool(compare(a, b))
+
+
+_RELATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "Equals": operator.eq,
+    "GreaterThan": operator.gt,
+    "GreaterThanEquals": operator.ge,
+    "LessThan": operator.lt,
+    "LessThanEquals": operator.le,
+}
 
 
 def _boolean(value: Any, expected: Any, relation: str) -> bool:

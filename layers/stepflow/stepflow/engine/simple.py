@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
     """Pass: its Result (or effective input) through the output pipeline."""
-    if dataflow.is_jsonata(node):
+    if node.query_language == "JSONata":  # dataflow.is_jsonata, inline on the hot path
         result = frame.input
     else:
         result = dataflow.effective_input(d, frame, node, template=node.parameters)

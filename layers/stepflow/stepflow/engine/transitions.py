@@ -239,7 +239,11 @@ class Transitions:
         so the frame fails without looking for another catcher).
         """
         text = dumps(output)
-        too_large = self.over_payload_limit(text, "state's output")
+        limit = self.max_payload
+        if limit is not None and len(text) * 3 > limit:  # see over_payload_limit
+            too_large = self.over_payload_limit(text, "state's output")
+        else:
+            too_large = None
         if too_large is not None:
             if caught:
                 self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
