@@ -292,7 +292,7 @@ class Decider(Transitions):
                 "stateEnteredEventDetails",
                 {
                     "name": node.name,
-                    "input": dumps(frame.input),
+                    "input": self.text(frame.input),
                     "inputDetails": {"truncated": False},
                 },
             )
