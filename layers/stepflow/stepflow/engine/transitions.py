@@ -365,7 +365,7 @@ class Transitions:
                 frame,
                 "ExecutionSucceeded",
                 "executionSucceededEventDetails",
-                {"output": dumps(output), "outputDetails": {"truncated": False}},
+                {"output": self.text(output), "outputDetails": {"truncated": False}},
             )
             self.finish()
             self.completed(Complete("SUCCEEDED", output=output))
