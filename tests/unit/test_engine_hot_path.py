@@ -154,3 +154,27 @@ def test_an_unknown_operator_or_relation_is_refused() -> None:
         choice._split("NumberLessThan")
     with pytest.raises(ValueError):
         choice._relate(1, 2, "Below")
+
+
+@given(st.integers() | st.booleans())
+def test_an_integer_prints_as_the_general_rule_says(value: int) -> None:
+    from stepflow.data import java_text
+
+    assert java_text.to_java_string(value) == java_text._scalar_text(value)
+    assert java_text.to_java_string([value]) == f"[{java_text._scalar_text(value)}]"
+
+
+def test_a_failing_nested_call_names_the_whole_expression() -> None:
+    from stepflow.data.scope import Scope
+    from stepflow.errors import StatesError
+
+    run = intrinsics.compile_intrinsic("States.Format('{}', States.MathAdd($.i, $.missing))")
+    with pytest.raises(StatesError) as caught:
+        run(Scope({"i": 1}))
+    assert caught.value.cause is not None
+    assert caught.value.cause.startswith(
+        "The function 'States.Format('{}', States.MathAdd($.i, $.missing))' had the following "
+        "error: The JsonPath argument for the field '$.missing' could not be found"
+    )
+    with pytest.raises(StatesError, match=r"Invalid arguments in States\.MathAdd"):
+        intrinsics.compile_intrinsic("States.MathAdd($.i, 'x')")(Scope({"i": 1}))
