@@ -78,7 +78,11 @@ _SPLITS: dict[str, tuple[str, str]] = {}
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, _NUMBER) and not isinstance(v, bool)
+
+
+_NUMBER = int | float
+"""Built once: ``int | float`` written in the call would build the union on every call."""
 
 
 def _relate(a: Any, b: Any, relation: str) -> bool:
