@@ -1,4 +1,4 @@
-"""execute() puts off full garbage collections while it runs, and puts the thresholds back."""
+"""execute() and the history it retains: full collections put off, thresholds back; one page."""
 
 from __future__ import annotations
 
@@ -145,3 +145,22 @@ def test_young_collections_still_reclaim_cycles() -> None:
         del a, b
         gc.collect(0)
         assert ref() is None
+
+
+def test_the_in_memory_history_is_read_in_one_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepflow.runtime import memory
+    from stepflow.testing import environment
+
+    monkeypatch.setattr(environment, "HISTORY_PAGE", 7)  # a page would end inside each commit
+    decoded: list[int] = []
+    thawed = memory._thawed
+
+    def counting(chunks: Any, start: int, stop: int) -> list[dict[str, Any]]:
+        page = thawed(chunks, start, stop)
+        decoded.append(len(page))
+        return page
+
+    monkeypatch.setattr(memory, "_thawed", counting)
+    result = execute(LOOP, {"i": 0})
+    assert len(result.history) == 2 + 2 * (2 * 300 + 2)
+    assert decoded == [len(result.history)]
