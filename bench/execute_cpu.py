@@ -1,9 +1,13 @@
-"""CPU time of ``stepflow.testing.execute`` on the counter loop: best of N runs.
+"""CPU time of ``stepflow.testing.execute`` on the counter loop: best of N runs, per size.
 
 Wall-clock figures swing on a shared machine; ``time.process_time`` counts only
-this process's CPU. The definition is parsed once, as a test suite would.
+this process's CPU. The definition is parsed once, as a test suite would. Several
+sizes show whether the cost per transition stays flat as the history grows.
 
-    .venv/bin/python bench/execute_cpu.py [--iterations 2000] [--runs 15]
+    .venv/bin/python bench/execute_cpu.py [--iterations 2000 ...] [--runs 15]
+
+To compare with an earlier commit, run the same command with that commit's
+``layers/stepflow`` first on ``PYTHONPATH`` (e.g. unpacked by ``git archive``).
 """
 
 from __future__ import annotations
@@ -15,31 +19,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import stepflow
 from stepflow.asl import parse
 from stepflow.testing import execute
 from throughput import counter_loop
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=15)
-    args = parser.parse_args(argv)
-    machine = parse(counter_loop(args.iterations))
+def best_cpu(iterations: int, runs: int) -> float:
+    """The least CPU time of ``runs`` executions of the counter loop (after one warm-up)."""
+    machine = parse(counter_loop(iterations))
+    execute(machine, {"i": 0})
     best = float("inf")
-    for _ in range(args.runs):
+    for _ in range(runs):
         started = time.process_time()
         result = execute(machine, {"i": 0})
         best = min(best, time.process_time() - started)
         assert result.status == "SUCCEEDED", result
-    print(
-        f"execute() on the counter loop, {args.iterations} iterations: best CPU {best:.4f} s "
-        f"of {args.runs} runs"
-    )
-    print(
-        f"reproduce: .venv/bin/python bench/execute_cpu.py --iterations {args.iterations} "
-        f"--runs {args.runs}"
-    )
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, nargs="+", default=[2000])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args(argv)
+    print(f"stepflow from {Path(stepflow.__file__).parent}")
+    for iterations in args.iterations:
+        best = best_cpu(iterations, args.runs)
+        transitions = 3 * iterations + 2
+        print(
+            f"execute() on the counter loop, {iterations} iterations ({transitions} transitions): "
+            f"best CPU {best:.4f} s of {args.runs} runs, {best / transitions * 1e6:.2f} µs "
+            f"per transition"
+        )
+    sizes = " ".join(map(str, args.iterations))
+    command = f"bench/execute_cpu.py --iterations {sizes} --runs {args.runs}"
+    print(f"reproduce: .venv/bin/python {command}")
     return 0
 
 

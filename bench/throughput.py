@@ -16,6 +16,13 @@ Pass ``Increment`` (Parameters with States.MathAdd and States.Format) → Pass
   ``--repeat``; transitions are the ``…StateEntered`` events of its history.
   (``SF_EXECUTION_HISTORY_TYPE`` only picks the canned history of the fake.)
 
+The two engines run in turn (StepFlow, moto, StepFlow, moto, ...) in one process,
+so that a change of load on a shared machine falls on both. Each run is timed in
+wall-clock seconds and in the process's CPU seconds (``time.process_time``: all
+threads, so moto's worker thread is counted, and its polling sleeps are not); the
+best of each is kept. The last line compares them:
+``execute vs moto, counter loop N=..: x-fold``.
+
 Run: ``.venv/bin/python bench/throughput.py [--iterations 2000] [--moto-iterations 1000]``.
 """
 
@@ -28,7 +35,9 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -71,19 +80,34 @@ def counter_loop(iterations: int) -> dict[str, Any]:
 
 @dataclass
 class Measure:
-    """One engine's best run."""
+    """One engine's runs: the best wall-clock and the best CPU time."""
 
     engine: str
     iterations: int
     transitions: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     history_events: int = 0
     error: str | None = None
+    runs: list[tuple[float, float]] = field(default_factory=list)
+    """(wall seconds, CPU seconds) of every run, in order."""
 
     @property
     def per_second(self) -> float:
-        """Transitions per second (0 when the run failed)."""
+        """Transitions per wall-clock second (0 when the run failed)."""
         return self.transitions / self.seconds if self.seconds and not self.error else 0.0
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Transitions per CPU second of the process (0 when the run failed)."""
+        return self.transitions / self.cpu_seconds if self.cpu_seconds and not self.error else 0.0
+
+    def record(self, seconds: float, cpu: float, transitions: int, events: int) -> None:
+        """Keep one run: its times, and the best of each kind."""
+        self.runs.append((seconds, cpu))
+        self.transitions, self.history_events = transitions, events
+        self.seconds = min(seconds, self.seconds or seconds)
+        self.cpu_seconds = min(cpu, self.cpu_seconds or cpu)
 
 
 def _check(status: str, output: Any, iterations: int) -> None:
@@ -91,59 +115,77 @@ def _check(status: str, output: Any, iterations: int) -> None:
         raise AssertionError(f"unexpected outcome: {status} {output!r}")
 
 
-def run_stepflow(iterations: int, repeat: int) -> Measure:
-    """Time ``stepflow.testing.execute`` on the counter loop; keep the fastest run."""
-    best = Measure("stepflow", iterations)
-    try:
-        from stepflow.testing import execute
-
-        definition = counter_loop(iterations)
-        for _ in range(repeat):
-            started = time.perf_counter()
-            result = execute(definition, {"i": 0})
-            seconds = time.perf_counter() - started
-            _check(result.status, result.result, iterations)
-            if not best.seconds or seconds < best.seconds:
-                best.seconds, best.history_events = seconds, len(result.history)
-                best.transitions = len(result.states_entered())
-    except Exception as exc:  # report it next to the other engine's figures
-        best.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return best
+def _failed(measure: Measure, exc: Exception) -> None:
+    measure.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def run_moto(iterations: int, repeat: int) -> Measure:
-    """Time moto's Step Functions interpreter (in process) on the counter loop."""
-    best = Measure("moto", iterations)
-    try:
-        import boto3
-        from moto import mock_aws
+def run_stepflow(measure: Measure) -> None:
+    """One timed ``stepflow.testing.execute`` of the counter loop (parsing included)."""
+    from stepflow.testing import execute
 
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-            client = boto3.client("stepfunctions", region_name="us-east-1")
-            machine = client.create_state_machine(
-                name="counter-loop",
-                definition=json.dumps(counter_loop(iterations)),
-                roleArn=ROLE_ARN,
-            )["stateMachineArn"]
-            for run in range(repeat):
-                started = time.perf_counter()
-                arn = client.start_execution(
-                    stateMachineArn=machine, name=f"run-{run}", input=json.dumps({"i": 0})
-                )["executionArn"]
-                while (described := client.describe_execution(executionArn=arn))[
-                    "status"
-                ] == "RUNNING":
-                    time.sleep(POLL_SECONDS)
-                seconds = time.perf_counter() - started
-                _check(described["status"], json.loads(described.get("output", "null")), iterations)
-                pages = client.get_paginator("get_execution_history").paginate(executionArn=arn)
-                events = [event for page in pages for event in page["events"]]
-                if not best.seconds or seconds < best.seconds:
-                    best.seconds, best.history_events = seconds, len(events)
-                    best.transitions = sum(e["type"].endswith("StateEntered") for e in events)
-    except Exception as exc:
-        best.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-    return best
+    definition = counter_loop(measure.iterations)
+    started, cpu = time.perf_counter(), time.process_time()
+    result = execute(definition, {"i": 0})
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    _check(result.status, result.result, measure.iterations)
+    measure.record(seconds, cpu, len(result.states_entered()), len(result.history))
+
+
+@contextmanager
+def moto_machine(iterations: int) -> Iterator[tuple[Any, str]]:
+    """moto's interpreter, mocked in process, with the counter loop created on it."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        client = boto3.client("stepfunctions", region_name="us-east-1")
+        machine = client.create_state_machine(
+            name="counter-loop",
+            definition=json.dumps(counter_loop(iterations)),
+            roleArn=ROLE_ARN,
+        )["stateMachineArn"]
+        yield client, machine
+
+
+def run_moto(measure: Measure, client: Any, machine: str, run: int) -> None:
+    """One timed execution on moto's interpreter (it runs on a worker thread of this process)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    arn = client.start_execution(
+        stateMachineArn=machine, name=f"run-{run}", input=json.dumps({"i": 0})
+    )["executionArn"]
+    while (described := client.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        time.sleep(POLL_SECONDS)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    _check(described["status"], json.loads(described.get("output", "null")), measure.iterations)
+    pages = client.get_paginator("get_execution_history").paginate(executionArn=arn)
+    events = [event for page in pages for event in page["events"]]
+    transitions = sum(e["type"].endswith("StateEntered") for e in events)
+    measure.record(seconds, cpu, transitions, len(events))
+
+
+def measure_alternately(args: argparse.Namespace) -> list[Measure]:
+    """StepFlow and moto run in turn, ``--repeat`` times each, in one process."""
+    stepflow = Measure("stepflow", args.iterations)
+    moto = None if args.no_moto else Measure("moto", args.moto_iterations)
+    with ExitStack() as stack:
+        target: tuple[Any, str] | None = None
+        if moto is not None:
+            try:
+                target = stack.enter_context(moto_machine(moto.iterations))
+            except Exception as exc:  # report it next to the other engine's figures
+                _failed(moto, exc)
+        for run in range(args.repeat):
+            if stepflow.error is None:
+                try:
+                    run_stepflow(stepflow)
+                except Exception as exc:
+                    _failed(stepflow, exc)
+            if moto is not None and target is not None and moto.error is None:
+                try:
+                    run_moto(moto, *target, run)
+                except Exception as exc:
+                    _failed(moto, exc)
+    return [stepflow] if moto is None else [stepflow, moto]
 
 
 def machine_info() -> dict[str, Any]:
@@ -191,16 +233,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-moto", action="store_true", help="measure StepFlow only")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    measures = [run_stepflow(args.iterations, args.repeat)]
-    if not args.no_moto:
-        measures.append(run_moto(args.moto_iterations, args.repeat))
+    measures = measure_alternately(args)
     rates = [m.per_second for m in measures]
+    cpu_rates = [m.per_cpu_second for m in measures]
     ratio = rates[0] / rates[1] if len(rates) == 2 and all(rates) else None
+    cpu_ratio = cpu_rates[0] / cpu_rates[1] if len(cpu_rates) == 2 and all(cpu_rates) else None
     report = {
         "benchmark": "counter loop (Choice -> Pass -> Pass), transitions = states entered",
         "machine": machine_info(),
-        "results": [{**asdict(m), "transitions_per_second": m.per_second} for m in measures],
+        "results": [
+            {
+                **asdict(m),
+                "transitions_per_second": m.per_second,
+                "transitions_per_cpu_second": m.per_cpu_second,
+            }
+            for m in measures
+        ],
         "ratio_stepflow_over_moto": ratio,
+        "cpu_ratio_stepflow_over_moto": cpu_ratio,
         "command": command_line(args),
     }
     if args.json:
@@ -211,23 +261,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_report(report: dict[str, Any]) -> None:
+    """The report as a table, each run's times, and the comparison line."""
     m = report["machine"]
     print(f"benchmark: {report['benchmark']}")
     print(f"machine:   {m['platform']}, {m['cpu']}, {m['cpu_count']} CPU(s)")
     print(f"python:    {m['python']} (moto {m['moto']}, boto3 {m['boto3']})")
-    head = ("engine", "iterations", "transitions", "seconds", "transitions/s", "history events")
-    print("\n{:<9} {:>10} {:>12} {:>9} {:>14} {:>15}".format(*head))
-    for r in report["results"]:
+    head = ("engine", "iterations", "transitions", "seconds", "transitions/s", "CPU s", "per CPU s")
+    print("\n{:<9} {:>10} {:>12} {:>9} {:>14} {:>9} {:>12}".format(*head))
+    results = report["results"]
+    for r in results:
         if r["error"]:
             print(f"{r['engine']:<9} {r['iterations']:>10}  failed: {r['error']}")
             continue
         print(
             f"{r['engine']:<9} {r['iterations']:>10} {r['transitions']:>12} "
-            f"{r['seconds']:>9.3f} {r['transitions_per_second']:>14,.0f} {r['history_events']:>15}"
+            f"{r['seconds']:>9.3f} {r['transitions_per_second']:>14,.0f} "
+            f"{r['cpu_seconds']:>9.3f} {r['transitions_per_cpu_second']:>12,.0f}"
         )
-    ratio = report["ratio_stepflow_over_moto"]
-    if ratio is not None:
-        print(f"\nStepFlow / moto: {ratio:.1f}x the transitions per second")
+    for r in results:
+        runs = ", ".join(f"{wall:.3f}/{cpu:.3f}" for wall, cpu in r["runs"])
+        print(f"{r['engine']} runs (wall/CPU s, in order): {runs}")
+    ratio, cpu_ratio = report["ratio_stepflow_over_moto"], report["cpu_ratio_stepflow_over_moto"]
+    if ratio is not None and cpu_ratio is not None:
+        stepflow, moto = results
+        n = f"N={stepflow['iterations']}"
+        if moto["iterations"] != stepflow["iterations"]:
+            n += f" (moto N={moto['iterations']})"
+        print(
+            f"\nexecute vs moto, counter loop {n}: {ratio:.1f}-fold "
+            f"(transitions per wall-clock second), {cpu_ratio:.1f}-fold (per CPU second)"
+        )
     print(f"\nreproduce: {report['command']}")
 
 

@@ -268,3 +268,51 @@ def test_a_quick_first_decision_is_not_deferred() -> None:
     )
     arn = env.start(SLOW_START, {})
     assert env.result(arn).status == "SUCCEEDED"  # decided inline, in the start call
+
+
+def test_a_sampled_clock_budget_reads_no_clock_when_an_expression_starts() -> None:
+    now = [0.0]
+    reads: list[str] = []
+
+    def wall() -> float:
+        reads.append("wall")
+        return now[0]
+
+    def cpu() -> float:
+        reads.append("cpu")
+        return now[0]
+
+    budget = ClockBudget(
+        wall, expression_seconds=1, decision_seconds=10, every=4, expression_clock=cpu
+    )
+    assert reads == ["wall", "cpu"]
+    for _ in range(3):
+        budget.start_expression()
+        budget.check()
+    assert reads == ["wall", "cpu"]  # neither starts nor unsampled checks read a clock
+    now[0] = 5.0
+    budget.check()  # the 4th check: the expression's deadline starts here, not at 0
+    assert reads == ["wall", "cpu", "wall", "cpu"]
+    now[0] = 5.9
+    for _ in range(4):
+        budget.check()
+    now[0] = 6.1
+    for _ in range(3):
+        budget.check()
+    with pytest.raises(BudgetExceeded, match="expression budget of 1 s exceeded"):
+        budget.check()
+    assert reads.count("cpu") == 4
+
+
+def test_a_sampled_clock_budget_on_one_clock_reads_it_once_per_check() -> None:
+    reads = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        return 0.0
+
+    budget = ClockBudget(clock, expression_seconds=1, decision_seconds=10, every=2)
+    for _ in range(4):
+        budget.start_expression()
+        budget.check()
+    assert reads[0] == 1 + 2

@@ -82,7 +82,10 @@ class ClockBudget:
     when set, is an earlier deadline for the whole decision past which
     :class:`DecisionDeferred` is raised instead of failing anything. ``every``
     reads the clock on one check in that many (for a clock slower to read than
-    the work between two checks, such as a thread's CPU time).
+    the work between two checks, such as a thread's CPU time); then
+    :meth:`start_expression` reads no clock either: the new expression's
+    deadline is set on the next check that reads it (at most ``every`` checks
+    later, the same slack as the sampling's own).
     """
 
     __slots__ = (
@@ -115,12 +118,16 @@ class ClockBudget:
         self.decision_seconds = decision_seconds
         start = clock()
         self._decision_at = start + decision_seconds
-        self._expression_at = self._expression_clock() + expression_seconds
+        expression_start = start if self._expression_clock is clock else self._expression_clock()
+        self._expression_at: float | None = expression_start + expression_seconds
         self._defer_at = None if defer_seconds is None else start + defer_seconds
 
     def start_expression(self) -> None:
         """Give the next expression its whole budget."""
-        self._expression_at = self._expression_clock() + self.expression_seconds
+        if self._every > 1:  # a slow clock (a thread's CPU time): read on the next sampled check
+            self._expression_at = None
+        else:
+            self._expression_at = self._expression_clock() + self.expression_seconds
 
     def check(self) -> None:
         """Raise once a deadline has passed (deferral first, then decision, then expression)."""
@@ -132,7 +139,10 @@ class ClockBudget:
             raise DecisionDeferred
         if now > self._decision_at:
             raise BudgetExceeded("decision", self.decision_seconds)
-        if self._expression_clock() > self._expression_at:
+        expression_now = now if self._expression_clock is self._clock else self._expression_clock()
+        if self._expression_at is None:
+            self._expression_at = expression_now + self.expression_seconds
+        elif expression_now > self._expression_at:
             raise BudgetExceeded("expression", self.expression_seconds)
 
 

@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import Any
 
 from stepflow.data.intrinsic_parser import (
+    Call,
     IntrinsicSyntaxError,
     Literal,
     Node,
@@ -93,18 +94,24 @@ def compile_intrinsic(text: str) -> Callable[[Scope], Any]:
     function. The returned callable raises :class:`~stepflow.errors.StatesError`
     (``States.Runtime``) when the call fails.
     """
-    evaluate = _compile(parse_intrinsic(text))
+    node = parse_intrinsic(text)
+    if isinstance(node, Call):  # the outermost call reports the failure itself: one call less
+        return _compile_call(node, text)
+    evaluate = _compile(node)
 
     def run(scope: Scope) -> Any:
         try:
             return evaluate(scope)
         except _Failure as exc:
-            raise StatesError(
-                StatesErrorName.RUNTIME,
-                f"The function '{text}' had the following error: {exc.detail}",
-            ) from None
+            raise _failed(text, exc) from None
 
     return run
+
+
+def _failed(text: str, exc: _Failure) -> StatesError:
+    return StatesError(
+        StatesErrorName.RUNTIME, f"The function '{text}' had the following error: {exc.detail}"
+    )
 
 
 def _compile(node: Node) -> Evaluator:
@@ -113,6 +120,11 @@ def _compile(node: Node) -> Evaluator:
         return lambda _scope: value
     if isinstance(node, PathArgument):
         return _compile_path(node)
+    return _compile_call(node, None)
+
+
+def _compile_call(node: Call, text: str | None) -> Evaluator:
+    """A call; ``text`` (the whole expression) when it is the outermost one."""
     function = _FUNCTIONS.get(node.name)
     if function is None:
         raise IntrinsicSyntaxError(f"unknown intrinsic function {node.name!r}")
@@ -120,15 +132,20 @@ def _compile(node: Node) -> Evaluator:
     name, nodes = node.name, node.args
 
     def call(scope: Scope) -> Any:
-        values = [arg(scope) for arg in args]
-        if len(values) < function.min_args or (
-            function.max_args is not None and len(values) > function.max_args
-        ):
-            raise _invalid(name)
-        scope.budget.check()
-        result = function.apply(name, values, nodes)
-        scope.budget.check()  # a call over a large array is one step: checked after it too
-        return result
+        try:
+            values = [arg(scope) for arg in args]
+            if len(values) < function.min_args or (
+                function.max_args is not None and len(values) > function.max_args
+            ):
+                raise _invalid(name)
+            scope.budget.check()
+            result = function.apply(name, values, nodes)
+            scope.budget.check()  # a call over a large array is one step: checked after it too
+            return result
+        except _Failure as exc:
+            if text is None:
+                raise
+            raise _failed(text, exc) from None
 
     return call
 
@@ -171,6 +188,10 @@ def _truncated(name: str, value: Any) -> int:
 
 def _rounded(name: str, value: Any) -> int:
     """Java's ``Math.round``: the nearest integer, halves rounded up; must fit 32 bits."""
+    if type(value) is int:  # the usual case, rounded to itself (a bool is not an int here)
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise _invalid(name)
+        return value
     if not _is_number(value):
         raise _invalid(name)
     floor = math.floor(value)
@@ -208,9 +229,9 @@ def _format(name: str, args: list[Any], nodes: tuple[Node, ...]) -> str:
     raw = first.raw if isinstance(first, Literal) and first.raw is not None else template
     parts = _template_parts(name, raw)
     values = iter(args[1:])
-    if sum(part is None for part in parts) != len(args) - 1:
+    if parts.count(None) != len(args) - 1:
         raise _invalid(name, ": number of arguments do not match the occurrences of {}.")
-    return "".join(to_java_string(next(values)) if part is None else part for part in parts)
+    return "".join([to_java_string(next(values)) if part is None else part for part in parts])
 
 
 @lru_cache(maxsize=1024)

@@ -34,6 +34,8 @@ def to_java_string(value: Any) -> str:
     """
     if isinstance(value, str):
         return value
+    if type(value) is int:  # the usual number (a bool is not one here): as _scalar_text prints it
+        return str(value)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}={to_java_string(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):

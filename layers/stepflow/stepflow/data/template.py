@@ -115,7 +115,14 @@ def _compile(raw: Any, pointer: str) -> Evaluator:
                 parts.append((key, sub))
         if not dynamic:
             return _constant(raw)
-        return lambda scope: {key: fn(scope) for key, fn in parts}
+
+        def build(scope: Scope) -> dict[str, Any]:
+            built = {}
+            for key, fn in parts:
+                built[key] = fn(scope)
+            return built
+
+        return build
     if isinstance(raw, list):
         items = [_compile(v, f"{pointer}/{i}") for i, v in enumerate(raw)]
         if all(getattr(fn, "constant", False) for fn in items):

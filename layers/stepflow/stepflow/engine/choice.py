@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -61,28 +62,43 @@ def _compare(rule: Comparison, scope: Scope) -> bool:
 
 
 def _split(op: str) -> tuple[str, str]:
-    for family in ("Boolean", "Numeric", "String", "Timestamp"):
-        if op.startswith(family):
-            return family, op[len(family) :]
-    raise ValueError(op)
+    split = _SPLITS.get(op)
+    if split is None:
+        for family in ("Boolean", "Numeric", "String", "Timestamp"):
+            if op.startswith(family):
+                split = _SPLITS[op] = family, op[len(family) :]
+                break
+        else:
+            raise ValueError(op)
+    return split
+
+
+_SPLITS: dict[str, tuple[str, str]] = {}
+"""Operators met so far, split into family and relation (a few dozen at most)."""
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, _NUMBER) and not isinstance(v, bool)
+
+
+_NUMBER = int | float
+"""Built once: ``int | float`` written in the call would build the union on every call."""
 
 
 def _relate(a: Any, b: Any, relation: str) -> bool:
-    if relation == "Equals":
-        return bool(a == b)
-    if relation == "GreaterThan":
-        return bool(a > b)
-    if relation == "GreaterThanEquals":
-        return bool(a >= b)
-    if relation == "LessThan":
-        return bool(a < b)
-    if relation == "LessThanEquals":
-        return bool(a <= b)
-    raise ValueError(relation)
+    compare = _RELATIONS.get(relation)
+    if compare is None:
+        raise ValueError(relation)
+    return bool(compare(a, b))
+
+
+_RELATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "Equals": operator.eq,
+    "GreaterThan": operator.gt,
+    "GreaterThanEquals": operator.ge,
+    "LessThan": operator.lt,
+    "LessThanEquals": operator.le,
+}
 
 
 def _boolean(value: Any, expected: Any, relation: str) -> bool:

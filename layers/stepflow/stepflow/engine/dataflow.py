@@ -87,7 +87,11 @@ def variables(d: EvalContext, frame: Frame) -> Mapping[str, Any]:
 
 def scope(d: EvalContext, frame: Frame, value: Any, **context: Any) -> Scope:
     """A JSONPath scope: ``$`` is ``value``, with the context object and variables."""
-    return Scope(value, lambda: d.context(frame, **context), variables(d, frame), d.time_budget)
+    if frame.parent is None and not d.state.outer_variables:  # variables(), the usual case
+        visible: Mapping[str, Any] = frame.variables
+    else:
+        visible = variables(d, frame)
+    return Scope(value, lambda: d.context(frame, **context), visible, d.time_budget)
 
 
 def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:
@@ -107,7 +111,7 @@ def effective_input(
     d: EvalContext, frame: Frame, node: State, *, template: Template | None = None, **context: Any
 ) -> Any:
     """The input the state works on: after InputPath/Parameters, or its ``Arguments``."""
-    if is_jsonata(node):
+    if node.query_language == "JSONata":  # is_jsonata, inline on the hot path
         arguments = getattr(node, "arguments", MISSING)
         if arguments is MISSING:
             return frame.input
@@ -122,12 +126,12 @@ def result_output(
     d: EvalContext, frame: Frame, node: State, result: Any
 ) -> tuple[Any, dict[str, Any] | None]:
     """Output and assignments of a state that produced a result (Pass, Task, Parallel, Map)."""
-    if is_jsonata(node):
+    if node.query_language == "JSONata":  # is_jsonata, inline on the hot path
         return _jsonata_output(d, frame, node.output, node.assign, result=result)
     selector: Template | None = getattr(node, "result_selector", None)
     if selector is not None:
         result = build(selector, scope(d, frame, result))
-    assigned = _jsonpath_assign(d, frame, node.assign, result)
+    assigned = None if node.assign is None else _jsonpath_assign(d, frame, node.assign, result)
     out = place(getattr(node, "result_path", None), frame.input, result)
     return _select(d, frame, node.output_path, out), assigned
 
@@ -142,9 +146,9 @@ def passthrough_output(
     assign: Mapping[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any] | None]:
     """Output and assignments of a state without a result (Choice, Wait, Succeed)."""
-    if is_jsonata(node):
+    if node.query_language == "JSONata":  # is_jsonata, inline on the hot path
         return _jsonata_output(d, frame, output, assign)
-    assigned = _jsonpath_assign(d, frame, assign, effective)
+    assigned = None if assign is None else _jsonpath_assign(d, frame, assign, effective)
     return _select(d, frame, node.output_path, effective), assigned
 
 

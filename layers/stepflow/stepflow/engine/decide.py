@@ -19,7 +19,6 @@ from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
-from stepflow.data.serialize import dumps
 from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
 from stepflow.engine.model import (
     ChildFinished,
@@ -193,7 +192,7 @@ class Decider(Transitions):
             "ExecutionStarted",
             "executionStartedEventDetails",
             {
-                "input": dumps(start_input),
+                "input": self.text(start_input),
                 "inputDetails": {"truncated": False},
                 "roleArn": s.role_arn,
             },
@@ -292,7 +291,7 @@ class Decider(Transitions):
                 "stateEnteredEventDetails",
                 {
                     "name": node.name,
-                    "input": dumps(frame.input),
+                    "input": self.text(frame.input),
                     "inputDetails": {"truncated": False},
                 },
             )

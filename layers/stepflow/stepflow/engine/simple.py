@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
     """Pass: its Result (or effective input) through the output pipeline."""
-    if dataflow.is_jsonata(node):
+    if node.query_language == "JSONata":  # dataflow.is_jsonata, inline on the hot path
         result = frame.input
     else:
         result = dataflow.effective_input(d, frame, node, template=node.parameters)
@@ -51,7 +51,11 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
             # The state-level Output applies unless the rule has its own; the
             # state-level Assign applies whichever rule matches (the rule's wins a clash).
             output = node.output if rule.output is MISSING else rule.output
-            assign = {**(node.assign or {}), **(rule.assign or {})} or None
+            assign = (
+                None
+                if node.assign is None and rule.assign is None
+                else {**(node.assign or {}), **(rule.assign or {})} or None
+            )
             output, assigned = dataflow.passthrough_output(
                 d, frame, node, effective, output=output, assign=assign
             )

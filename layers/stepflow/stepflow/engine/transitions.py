@@ -108,6 +108,7 @@ class Transitions:
         self.transitions = 0
         self.events: list[dict[str, Any]] = []
         self.commands: list[Command] = []
+        self._text: tuple[Any, str] | None = None
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -177,6 +178,19 @@ class Transitions:
         """JSON text as Step Functions records it."""
         return dumps(value)
 
+    def text(self, value: Any) -> str:
+        """:meth:`encode`, remembering the last value: a state's output is the next one's input.
+
+        By identity: JSON values are never changed in place, and no outside code runs
+        during a decision.
+        """
+        last = self._text
+        if last is not None and last[0] is value:
+            return last[1]
+        text = dumps(value)
+        self._text = (value, text)
+        return text
+
     def start_timer(
         self, frame: Frame, kind: str, fire_at: float, timer_id: str | None = None
     ) -> str:
@@ -238,8 +252,12 @@ class Transitions:
         ``States.DataLimitExceeded`` instead (``caught``: the output is a catcher's,
         so the frame fails without looking for another catcher).
         """
-        text = dumps(output)
-        too_large = self.over_payload_limit(text, "state's output")
+        text = self.text(output)
+        limit = self.max_payload
+        if limit is not None and len(text) * 3 > limit:  # see over_payload_limit
+            too_large = self.over_payload_limit(text, "state's output")
+        else:
+            too_large = None
         if too_large is not None:
             if caught:
                 self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
@@ -347,7 +365,7 @@ class Transitions:
                 frame,
                 "ExecutionSucceeded",
                 "executionSucceededEventDetails",
-                {"output": dumps(output), "outputDetails": {"truncated": False}},
+                {"output": self.text(output), "outputDetails": {"truncated": False}},
             )
             self.finish()
             self.completed(Complete("SUCCEEDED", output=output))

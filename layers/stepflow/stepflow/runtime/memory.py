@@ -292,13 +292,15 @@ def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
     """A commit's events as stored: one JSON text (or, what orjson refuses, a deep copy)."""
     if not events:
         return []
-    try:
-        data: bytes | list[dict[str, Any]] = orjson.dumps(
-            list(events), option=orjson.OPT_NON_STR_KEYS
-        )
+    data: bytes | list[dict[str, Any]]
+    try:  # the engine's events have text keys only: the option's slower path is a fallback
+        data = orjson.dumps(list(events))
     except TypeError:
-        _check(events)
-        data = copy.deepcopy(list(events))
+        try:
+            data = orjson.dumps(list(events), option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            _check(events)
+            data = copy.deepcopy(list(events))
     return [(data, len(events))]
 
 

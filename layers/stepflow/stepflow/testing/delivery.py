@@ -61,7 +61,7 @@ class CountingLog:
         self._seen(record.execution_arn, events)
 
     def _seen(self, execution_arn: str, events: Sequence[dict[str, Any]]) -> None:
-        self.entered += sum(1 for e in events if e["type"].endswith("StateEntered"))
+        self.entered += sum([e["type"].endswith("StateEntered") for e in events])
         if self.on_event is not None and "#" not in execution_arn:
             for event in events:
                 self.on_event(event)

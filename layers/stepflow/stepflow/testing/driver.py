@@ -12,6 +12,7 @@ from stepflow.asl import StateMachine, parse
 from stepflow.cells import CellModules
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.clients import TaskClients
+from stepflow.testing.collection import young_collections_only
 from stepflow.testing.environment import WorkflowEnvironment
 from stepflow.testing.handlers import Handler
 from stepflow.testing.mocks import MockConfig, MockConfigError, task_states
@@ -64,6 +65,8 @@ def execute(
     ports; True or ``"moto"`` runs on the DynamoDB log on moto with every
     message delivered through the real stepper Lambda handler (slower). Both
     must give the same result: one implementation of the semantics.
+    While it runs, full garbage collections are put off (young ones still run):
+    see :mod:`stepflow.testing.collection`.
     ``cells`` are the effectful cells ``stepflow:cell:*`` tasks run (module names, Cell
     classes and ``@handles`` handlers, or loaded ``CellModules``; see docs/cells.md).
 
@@ -82,18 +85,21 @@ def execute(
             raise MockConfigError("mock_config needs test_case= (one of the TestCases)")
         name_of_machine = state_machine or _only_machine(mock_config)
         mock_config.check_states(name_of_machine, str(test_case), task_states(machine))
-    with open_environment(
-        durable,
-        handlers=handlers,
-        start_time=start_time,
-        max_events=max_events,
-        limits=limits,
-        on_event=on_event,
-        aws=aws,
-        cells=cells,
-        mock_config=mock_config,
-        test_case=test_case,
-    ) as env:
+    with (
+        young_collections_only(),
+        open_environment(
+            durable,
+            handlers=handlers,
+            start_time=start_time,
+            max_events=max_events,
+            limits=limits,
+            on_event=on_event,
+            aws=aws,
+            cells=cells,
+            mock_config=mock_config,
+            test_case=test_case,
+        ) as env,
+    ):
         arn = env.start(machine, input, name=name, seed=seed, state_machine=name_of_machine)
         env.run(arn, skip_open_tasks=True)
         return env.result(arn)

@@ -51,7 +51,11 @@ if TYPE_CHECKING:  # the API runs synchronous Express executions in an environme
     from stepflow.api.service import StepFunctionsService
 
 HISTORY_PAGE = 100_000
-"""Events read per history page (few pages: the in-memory log decodes per commit)."""
+"""Events read per history page from another log (few pages: fewer round trips)."""
+
+WHOLE_HISTORY = 2**62
+"""The page of the in-memory log: all of it at once (a page that ended inside a commit
+would decode that commit's events twice, once per page)."""
 
 
 class WorkflowEnvironment(MessageDelivery):
@@ -333,8 +337,9 @@ class WorkflowEnvironment(MessageDelivery):
         """Every history event of the execution, in order (GetExecutionHistory shape)."""
         events: list[dict[str, Any]] = []
         token: str | None = None
+        limit = WHOLE_HISTORY if isinstance(self._counter.inner, InMemoryLog) else HISTORY_PAGE
         while True:
-            page = self.log.history(execution_arn, next_token=token, limit=HISTORY_PAGE)
+            page = self.log.history(execution_arn, next_token=token, limit=limit)
             events.extend(page.events)
             if page.next_token is None:
                 return events

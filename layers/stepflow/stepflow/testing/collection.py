@@ -1,0 +1,49 @@
+"""Garbage collection while :func:`~stepflow.testing.execute` runs: young generations only.
+
+An in-memory execution keeps its whole history (and the log's copy of it) alive
+until it ends, so almost every container it allocates is long-lived. CPython's
+full (generation 2) collections re-scan everything alive each time the old
+generation grows by a quarter: over a run of 10^5 transitions that was 40 % of
+its time, for no garbage found. While at least one run is in progress, full
+collections are put off (their threshold raised); young collections still run,
+so cycles that die young (an exception's traceback) are still reclaimed. The
+thresholds in force before the first run began are put back when the last one
+ends, unless someone else changed them in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+
+FULL_COLLECTION_THRESHOLD = 1_000_000
+"""Generation-1 collections between two full ones while a run is in progress (none, in effect)."""
+
+_lock = threading.Lock()
+_runs = 0
+_saved: tuple[int, int, int] | None = None
+_ours: tuple[int, int, int] | None = None
+
+
+@contextlib.contextmanager
+def young_collections_only() -> Iterator[None]:
+    """Put off full collections for the duration of the block (re-entrant, thread-safe)."""
+    global _runs, _saved, _ours
+    with _lock:
+        if _runs == 0:
+            _saved = gc.get_threshold()
+            first, second, third = _saved
+            _ours = (first, second, max(third, FULL_COLLECTION_THRESHOLD))
+            gc.set_threshold(*_ours)
+        _runs += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _runs -= 1
+            if _runs == 0:
+                if _saved is not None and gc.get_threshold() == _ours:
+                    gc.set_threshold(*_saved)
+                _saved = _ours = None
