@@ -91,8 +91,7 @@ def _script(container: dict[str, Any]) -> str:
         return command
     separator, parts = command["Fn::Join"]
     return str(separator).join(
-        p if isinstance(p, str) else f"<{p.get('Ref') or '.'.join(p['Fn::GetAtt'])}>"
-        for p in parts
+        p if isinstance(p, str) else f"<{p.get('Ref') or '.'.join(p['Fn::GetAtt'])}>" for p in parts
     )
 
 
@@ -323,13 +322,10 @@ def test_the_synthesized_service_serves_the_activity_against_stepflow_local(
             text=True,
         )
         try:
+            task = {"Type": "Task", "Resource": activity, "End": True}
             machine = sfn.create_state_machine(
                 name="approvals",
-                definition=json.dumps(
-                    {"StartAt": "Approve", "States": {"Approve": {
-                        "Type": "Task", "Resource": activity, "End": True
-                    }}}
-                ),  # fmt: skip
+                definition=json.dumps({"StartAt": "Approve", "States": {"Approve": task}}),
                 roleArn="arn:aws:iam::000000000000:role/StepFlowLocal",
             )["stateMachineArn"]
             arns = [
