@@ -360,3 +360,13 @@ def test_the_synthesized_service_serves_the_activity_against_stepflow_local(
     assert refused["status"] == "FAILED" and refused["error"] == "NeedsReview", refused
     assert started == [1, 1]
     assert process.returncode == 0, err
+
+
+def test_fargate_kills_a_stopping_worker_only_after_it_would_have_left_by_itself() -> None:
+    from stepflow.worker.runner import HARD_EXIT_MARGIN, POLL_JOIN_SECONDS
+    from stepflow_cdk.fargate import MAX_STOP_SECONDS
+    from stepflow_cdk.workers import MAX_GRACE_SECONDS, STOP_MARGIN_SECONDS
+
+    # After SIGTERM the worker is gone within grace + POLL_JOIN_SECONDS + HARD_EXIT_MARGIN.
+    assert STOP_MARGIN_SECONDS > POLL_JOIN_SECONDS + HARD_EXIT_MARGIN
+    assert MAX_GRACE_SECONDS + STOP_MARGIN_SECONDS <= MAX_STOP_SECONDS
