@@ -56,6 +56,7 @@ MAX_GRACE_SECONDS = MAX_STOP_SECONDS - STOP_MARGIN_SECONDS
 MAX_CONCURRENCY = 1000
 _HANDLER = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)", re.ASCII)
 _FORBIDDEN = re.compile(r'[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]')
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_?KEY", re.I)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
 RESERVED_ENVIRONMENT = frozenset(
     {"PYTHONPATH", "TMPDIR", "AWS_DEFAULT_REGION", "STEPFLOW_ENDPOINT", "AWS_ENDPOINT_URL"}
@@ -235,10 +236,7 @@ class StepFlowWorker(WorkerService):
                 f"grace_seconds must be 1-{MAX_GRACE_SECONDS} (Fargate kills a task "
                 f"{MAX_STOP_SECONDS} s after SIGTERM at most), not {grace_seconds!r}"
             )
-        extra = dict(environment or {})
-        clashing = sorted(RESERVED_ENVIRONMENT.intersection(extra))
-        if clashing:
-            raise WorkerCodeError(f"environment may not set {', '.join(clashing)}")
+        extra = check_environment(environment or {})
         if verify:
             source.verify()
         if type(desired_count) is not int or desired_count < 0:
@@ -270,6 +268,28 @@ class StepFlowWorker(WorkerService):
         self.code = source
         self.task_role.add_to_principal_policy(invoke_statement(api))
         add_grants(self.task_role, grants)
+
+
+def check_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """``environment`` as a dict, unless it sets a reserved variable or looks like a secret.
+
+    The task definition shows its variables to whoever may describe it, so a secret is
+    read at run time instead (its ARN here, ``secretsmanager:GetSecretValue`` granted).
+    """
+    given = dict(environment)
+    for name, value in given.items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name:
+            raise WorkerCodeError(f"environment must map names to strings, not {name!r}: {value!r}")
+    clashing = sorted(RESERVED_ENVIRONMENT.intersection(given))
+    if clashing:
+        raise WorkerCodeError(f"environment may not set {', '.join(clashing)}")
+    secret = sorted(n for n in given if _SECRET_NAME.search(n) and not n.upper().endswith("_ARN"))
+    if secret:
+        raise WorkerCodeError(
+            f"environment {', '.join(secret)} looks like a secret: task definitions show their "
+            "variables, so pass the secret's ARN and grant read access to it instead"
+        )
+    return given
 
 
 def worker_command(

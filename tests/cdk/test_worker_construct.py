@@ -228,6 +228,8 @@ def _build(stack: StepFlowStack, **props: Any) -> StepFlowWorker:
         ({"cpu": 300}, "cpu must be one of"),
         ({"cpu": 256, "memory_mib": 4096}, "does not fit cpu 256"),
         ({"environment": {"STEPFLOW_ENDPOINT": "x"}}, "may not set STEPFLOW_ENDPOINT"),
+        ({"environment": {"DB_PASSWORD": "hunter2"}}, "DB_PASSWORD looks like a secret"),
+        ({"environment": {"LIMIT": 5}}, "must map names to strings"),
         ({"requirements": CODE / "missing.txt"}, "requirements file"),
     ],
 )
