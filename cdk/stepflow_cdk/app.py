@@ -23,7 +23,9 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
     ``none``) and its settings (``stepflow:eventBus``, ``stepflow:webhookUrls``,
     ``stepflow:webhookSecretArn``, ``stepflow:hooksStartingPosition``) configure the
     hooks dispatcher (docs/hooks.md). ``stepflow:live=true`` adds the live WebSocket
-    API (docs/live.md).
+    API (docs/live.md). ``stepflow:worker`` (a handlers directory), with
+    ``stepflow:workerActivity`` and ``stepflow:workerHandler`` (``module:function``),
+    adds an activity worker service (:class:`~stepflow_cdk.workers.StepFlowWorker`).
     """
     app = cdk.App(context=context or {})
     bundle = str(app.node.try_get_context("stepflow:bundle")).lower() != "false"
@@ -52,6 +54,25 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
             module=str(module),
             mode="worker" if mode == "worker" else "lambda",
             queue=str(app.node.try_get_context("stepflow:cellsQueue") or "default"),
+        )
+    code = app.node.try_get_context("stepflow:worker")
+    if code:
+        from stepflow_cdk.workers import StepFlowWorker
+
+        activity = app.node.try_get_context("stepflow:workerActivity")
+        handler = app.node.try_get_context("stepflow:workerHandler")
+        if not activity or not handler:
+            raise ValueError(
+                "stepflow:worker needs stepflow:workerActivity (the activity's name) and "
+                "stepflow:workerHandler (module:function)"
+            )
+        StepFlowWorker(
+            stack,
+            "Worker",
+            stepflow=stack,
+            code=str(code),
+            activity=str(activity),
+            handler=str(handler),
         )
     if str(app.node.try_get_context("stepflow:nag")).lower() != "false":
         cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

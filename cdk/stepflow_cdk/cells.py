@@ -18,7 +18,7 @@ See docs/cells-deploy.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +32,7 @@ from stepflow.cells.queues import COMPENSATE, EVERYTHING, CellQueueError, CellQu
 from stepflow_cdk.cells_source import CellsBundling, CellsModuleError, CellsSource, cells_source
 from stepflow_cdk.cells_worker import CellsWorker
 from stepflow_cdk.compute import ARCHITECTURE, EXECUTION_ROLE_PATH, RUNTIME
+from stepflow_cdk.fargate import Grant, add_grants
 from stepflow_cdk.stack import StepFlowStack
 
 CELLS_ENV_VAR = "STEPFLOW_CELLS"
@@ -40,8 +41,6 @@ CELL_QUEUES_ENV_VAR = "STEPFLOW_CELL_QUEUES"
 """Which cells run on which worker queue: ``name[:major]=queue,...`` or ``*=queue``."""
 
 Mode = Literal["lambda", "worker"]
-Grant = iam.PolicyStatement | Callable[[iam.IGrantable], object]
-"""A statement, or a ``grant_*`` method such as ``table.grant_write_data``."""
 
 __all__ = [
     "CELLS_ENV_VAR",
@@ -115,11 +114,7 @@ class StepFlowCells(Construct):
             self.role = self._on_worker(
                 stepflow, task_functions, queue, cells, desired_count, vpc, image
             )
-        for grant in grants:
-            if isinstance(grant, iam.PolicyStatement):
-                self.role.add_to_principal_policy(grant)
-            else:
-                grant(self.role)
+        add_grants(self.role, grants)
 
     def _inline(self, stepflow: StepFlowStack, functions: Sequence[lambda_.Function]) -> iam.IRole:
         """The layer on ``functions``, ``STEPFLOW_CELLS``, and the execution role."""

@@ -21,9 +21,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsii
 from aws_cdk import ILocalBundling
@@ -63,29 +64,11 @@ class CellsSource:
 
     def files(self) -> list[Path]:
         """The module's files, sorted (caches and hidden files left out)."""
-        if self.path.is_file():
-            return [self.path]
-        return sorted(
-            p
-            for p in self.path.rglob("*")
-            if p.is_file()
-            and "__pycache__" not in p.parts
-            and p.suffix != ".pyc"
-            and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
-        )
+        return source_files(self.path)
 
     def fingerprint(self, *extra: str) -> str:
         """A hash of the module's files, its requirements and ``extra`` (the asset hash)."""
-        digest = hashlib.sha256()
-        for part in extra:
-            digest.update(part.encode() + b"\0")
-        root = self.path.parent
-        for file in [*self.files(), *([self.requirements] if self.requirements else [])]:
-            digest.update(
-                str(file.relative_to(root) if file.is_relative_to(root) else file.name).encode()
-            )
-            digest.update(b"\0" + file.read_bytes() + b"\0")
-        return digest.hexdigest()
+        return fingerprint(self.path.parent, [*self.files(), self.requirements], extra)
 
     def copy_into(self, target: Path) -> None:
         """Copy the module into ``target`` (a directory on the processes' ``sys.path``)."""
@@ -129,6 +112,33 @@ class CellsSource:
         if not keys:
             raise CellsModuleError(f"cells module {self.path} defines no cell (no Cell subclass)")
         return keys
+
+
+def source_files(path: Path) -> list[Path]:
+    """``path`` (a file) or the files under it, sorted (caches and hidden files left out)."""
+    if path.is_file():
+        return [path]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix != ".pyc"
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+
+
+def fingerprint(root: Path, files: Sequence[Path | None], extra: Sequence[str]) -> str:
+    """A hash of ``extra`` and ``files`` (names relative to ``root``, and contents)."""
+    digest = hashlib.sha256()
+    for part in extra:
+        digest.update(part.encode() + b"\0")
+    for file in filter(None, files):
+        digest.update(
+            str(file.relative_to(root) if file.is_relative_to(root) else file.name).encode()
+        )
+        digest.update(b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def cells_source(
@@ -217,9 +227,20 @@ def dependency_modules() -> set[str]:
     }
 
 
+class BundledCode(Protocol):
+    """Code a bundle ships: a cells module (:class:`CellsSource`) or a worker's handlers."""
+
+    @property
+    def requirements(self) -> Path | None:
+        """Its pip requirements file, if any."""
+
+    def copy_into(self, target: Path) -> None:
+        """Copy the code into ``target`` (a directory on the processes' ``sys.path``)."""
+
+
 @jsii.implements(ILocalBundling)
 class CellsBundling:
-    """Builds a cells bundle in CDK's output folder, on this machine (never Docker).
+    """Builds a cells (or worker) bundle in CDK's output folder, on this machine (never Docker).
 
     ``subdir``: where the code goes (``python`` for a Lambda layer, ``""`` for the
     worker's bundle). ``with_stepflow``: the bundle also holds the ``stepflow``
@@ -228,7 +249,7 @@ class CellsBundling:
     """
 
     def __init__(
-        self, source: CellsSource, *, subdir: str, with_stepflow: bool, install: bool
+        self, source: BundledCode, *, subdir: str, with_stepflow: bool, install: bool
     ) -> None:
         self.source = source
         self.subdir = subdir

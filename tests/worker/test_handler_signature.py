@@ -151,3 +151,12 @@ def test_the_cli_loads_a_one_argument_handler_and_refuses_the_rest() -> None:
         load_handler("tests.worker.handlers:NOT_CALLABLE")
     with pytest.raises(WorkerUsageError, match="has no 'missing'"):
         load_handler("tests.worker.handlers:missing")
+
+
+def test_a_one_argument_handler_loaded_by_the_cli_runs_on_a_worker() -> None:
+    """``stepflow worker`` loads the handler (checked once) and hands it to Worker, which
+    checks it again: the second check must not wrap the one-argument handler twice."""
+    _, _, worker = run_tasks(load_handler("tests.worker.handlers:doubled"), 2)
+    assert (worker.counts["succeeded"], worker.counts["failed"]) == (2, 0)
+    again = as_handler(as_handler(lambda task_input: task_input))
+    assert again({"n": 1}, object()) == {"n": 1}  # type: ignore[arg-type]

@@ -18,6 +18,9 @@ from stepflow.worker.context import TaskContext
 
 __all__ = ["SIGNATURES", "HandlerSignatureError", "as_handler"]
 
+_ADAPTED = "_stepflow_adapted"
+"""Set on the ``(input, context)`` adapter of a one-argument handler."""
+
 SIGNATURES = "handler(input) or handler(input, context)"
 """The signatures a worker's handler may have, as error messages name them."""
 
@@ -38,6 +41,8 @@ def as_handler(handler: object, name: str = "the handler") -> Callable[[Any, Tas
             f"{name} is not callable ({type(handler).__name__}); it must be a function: "
             f"{SIGNATURES}"
         )
+    if getattr(handler, _ADAPTED, False):
+        return handler  # already adapted: its __wrapped__ signature is the original's
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 - a callable object's coroutine __call__
     ):
@@ -55,6 +60,7 @@ def as_handler(handler: object, name: str = "the handler") -> Callable[[Any, Tas
             return single(task_input)
 
         with_context.__wrapped__ = handler  # type: ignore[attr-defined]
+        setattr(with_context, _ADAPTED, True)
         return with_context
     raise HandlerSignatureError(
         f"{name} takes {signature}; a worker calls {SIGNATURES} (extra parameters need defaults)"
