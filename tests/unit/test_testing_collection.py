@@ -155,8 +155,8 @@ def test_the_in_memory_history_is_read_in_one_page(monkeypatch: pytest.MonkeyPat
     decoded: list[int] = []
     thawed = memory._thawed
 
-    def counting(chunks: Any, start: int, stop: int) -> list[dict[str, Any]]:
-        page = thawed(chunks, start, stop)
+    def counting(chunks: Any, ends: Any, start: int, stop: int) -> list[dict[str, Any]]:
+        page = thawed(chunks, ends, start, stop)
         decoded.append(len(page))
         return page
 
