@@ -26,9 +26,9 @@ from stepflow.aws.stream_records import StreamDecoder  # noqa: E402
 from stepflow.aws.wiring import hooks_from_settings  # noqa: E402
 from stepflow.hooks import Dispatcher  # noqa: E402
 from stepflow.live import websocket_lambda  # noqa: E402
+from stepflow.live.live_hook import LiveHook  # noqa: E402
 from stepflow.live.websocket import (  # noqa: E402
     GoneError,
-    LiveHook,
     Subscriptions,
     api_poster,
     handle,
