@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.hook_support import INPUT, MACHINE
-from tests.integration.test_live_websocket import Rig, received, rig  # noqa: F401
+from tests.hook_support import HANDLERS, INPUT, MACHINE
+from tests.integration.test_live_websocket import Rig, received
 
 boto3 = pytest.importorskip("boto3")
 
@@ -19,11 +20,22 @@ from stepflow.api.access import AccessPolicy  # noqa: E402
 from stepflow.aws import hooks_lambda  # noqa: E402
 from stepflow.aws.stream_records import StreamDecoder  # noqa: E402
 from stepflow.hooks import Dispatcher, HookEvent  # noqa: E402
+from stepflow.live import websocket_lambda  # noqa: E402
 from stepflow.live.live_hook import LiveHook  # noqa: E402
 from stepflow.live.websocket import Subscriptions  # noqa: E402
 from stepflow.runtime.ports import HistoryPage  # noqa: E402
+from stepflow.testing.durable import moto_environment  # noqa: E402
 
 ALICE = "arn:aws:iam::000000000000:user/alice"
+EVERYONE = '[{"principals": ["*"], "actions": ["*"], "stateMachines": ["*"]}]'
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    with moto_environment(handlers=HANDLERS) as env:
+        yield Rig(env)
+    hooks_lambda.configure(None)
+    websocket_lambda.configure(None)
 
 
 def _policy(machines: str) -> AccessPolicy:
@@ -50,7 +62,7 @@ def test_subscribe_obeys_the_access_policy_and_hides_existence(rig: Rig) -> None
 
 def test_a_connection_without_a_caller_is_denied_under_a_policy(rig: Rig) -> None:
     arn = rig.env.start(MACHINE, INPUT, name="anonymous")
-    rig.subs.policy = AccessPolicy.from_json('[{"principals":["*"],"actions":["*"],"stateMachines":["*"]}]')
+    rig.subs.policy = AccessPolicy.from_json(EVERYONE)
     rig.subs.connect("c2", "")
     body = {"action": "subscribe", "executionArn": arn}
     assert rig.route("subscribe", "c2", body)["statusCode"] == 403

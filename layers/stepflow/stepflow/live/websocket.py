@@ -273,4 +273,3 @@ def _answer(status: int, message: str) -> dict[str, Any]:
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
-
