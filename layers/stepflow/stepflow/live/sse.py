@@ -6,7 +6,8 @@ as GetExecutionHistory returns it, JSON>``. The stream starts after the
 so a client that reconnects (as ``EventSource`` does, sending the last id it
 saw) resumes without loss or repeats. After the ending event (ExecutionSucceeded,
 Failed, TimedOut or Aborted) the stream closes, once no event follows it and the
-execution is not running (a redriven execution's stream goes on).
+execution is not running (a redriven execution's stream goes on), with the
+comment line ``: end`` (any other close is a reconnection from the last id).
 
 Bounds: at most ``max_streams`` streams at once (503 with ``Retry-After`` past
 that); each stays open at most ``max_seconds`` (then it closes and the client
@@ -29,12 +30,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from stepflow.live.tail import HistoryGapError, HistoryLog, Tail, history_reader, terminal
 
-__all__ = ["PREFIX", "LiveRoute", "message"]
+__all__ = ["END_COMMENT", "PREFIX", "LiveRoute", "message"]
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/live/executions/"
 _ARN = re.compile(r"arn:[A-Za-z0-9-]{1,16}:states:[a-z0-9-]{0,32}:[0-9]{0,12}:[\x21-\x7e]{1,1900}")
 _AFTER = re.compile(r"[0-9]{1,12}")
+END_COMMENT = "end"
+"""The comment a stream closes with once the execution has ended."""
 
 
 @dataclass
@@ -120,7 +123,10 @@ class LiveRoute:
                 for event in tail.events(stop=self.stop, deadline=min(beat, end)):
                     request.wfile.write(message(event))
                     request.wfile.flush()
-                if time.monotonic() >= beat:
+                if tail.ended:
+                    request.wfile.write(f": {END_COMMENT}\n\n".encode())
+                    request.wfile.flush()
+                elif time.monotonic() >= beat:
                     request.wfile.write(b": keep-alive\n\n")
                     request.wfile.flush()
                     beat = time.monotonic() + self.heartbeat

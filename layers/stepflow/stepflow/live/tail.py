@@ -32,6 +32,7 @@ from stepflow.runtime.ports import HistoryPage
 
 __all__ = [
     "ENDINGS",
+    "RUNNING",
     "HistoryGapError",
     "HistoryLog",
     "PageReader",
@@ -69,6 +70,7 @@ class HistoryLog(Protocol):
 
 
 RUNNING = ("RUNNING", "PENDING_REDRIVE")
+"""Statuses of an execution that may still add events."""
 
 
 def terminal(log: HistoryLog, execution_arn: str) -> bool:
