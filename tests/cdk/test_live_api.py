@@ -144,8 +144,9 @@ def test_both_functions_manage_this_apis_connections_and_write_only_live_keys(
         for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
         if action.startswith("dynamodb:")
     }
-    streams = {"ListStreams", "DescribeStream", "GetRecords", "GetShardIterator"}
-    assert unconditioned <= {f"dynamodb:{a}" for a in streams}
+    # The dispatcher's own grants: its stream, and the heads (GetItem).
+    own = {"GetItem", "ListStreams", "DescribeStream", "GetRecords", "GetShardIterator"}
+    assert unconditioned <= {f"dynamodb:{a}" for a in own}
     if service == "stepflow-live":
         assert not unconditioned  # its reads too are under LeadingKeys
     reads = [s for s in statements if s["Action"] == ["dynamodb:GetItem", "dynamodb:Query"]]
