@@ -6,7 +6,9 @@ records connections and subscriptions on the log table (``LIVEC#``/``LIVE#``
 items: conditional writes, a TTL). The hooks dispatcher runs the ``live`` hook
 (:mod:`stepflow.live.websocket`), which pushes each subscriber the events after
 its last one. Both functions may ``execute-api:ManageConnections`` on this API's
-stage only, and write only the table's ``LIVE*`` items (``dynamodb:LeadingKeys``).
+stage only, read only the table's ``EX#*`` and ``LIVE*`` items and write only the
+``LIVE*`` ones (``dynamodb:LeadingKeys``). The live function gets the API's access
+policy: ``subscribe`` checks it.
 See docs/live.md.
 """
 
