@@ -49,6 +49,21 @@ POWERTOOLS_ENVIRONMENT = {
 }
 
 ACCESS_POLICY_ENV_VAR = "STEPFLOW_ACCESS_POLICY"
+
+
+def table_environment(storage: Storage) -> dict[str, str]:
+    """The settings of a function on the log table: table, payload bucket, account, Powertools.
+
+    The hooks dispatcher's and the live function's.
+    """
+    return {
+        topology.TABLE_ENV_VAR: storage.table.table_name,
+        topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
+        "STEPFLOW_ACCOUNT_ID": Stack.of(storage).account,
+        **POWERTOOLS_ENVIRONMENT,
+    }
+
+
 """The API's access rules (JSON; see stepflow.api.access)."""
 PASS_ROLE_CHECK_ENV_VAR = "STEPFLOW_PASS_ROLE_CHECK"
 NESTED_START_CHECK_ENV_VAR = "STEPFLOW_NESTED_START_CHECK"
@@ -100,6 +115,8 @@ class Compute(Construct):
         built elsewhere (the hooks dispatcher and its queues), refused as task targets.
         """
         super().__init__(scope, construct_id)
+        self.access_policy = access_policy
+        """The API's access policy (JSON; empty: none): the live function checks it too."""
         self.layer = lambda_.LayerVersion(
             self,
             "StepFlowLayer",

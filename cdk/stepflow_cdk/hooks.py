@@ -28,7 +28,7 @@ from constructs import Construct
 from stepflow.aws import topology
 from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS
 
-from stepflow_cdk.compute import POWERTOOLS_ENVIRONMENT, Compute
+from stepflow_cdk.compute import Compute, table_environment
 from stepflow_cdk.hooks_config import (
     EVENT_BUS_ENV_VAR,
     EVENT_SOURCE_ENV_VAR,
@@ -171,12 +171,9 @@ class Hooks(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         environment = {
-            topology.TABLE_ENV_VAR: storage.table.table_name,
-            topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
-            "STEPFLOW_ACCOUNT_ID": stack.account,
+            **table_environment(storage),
             HOOKS_ENV_VAR: ",".join(config.hooks),
             **config.settings,
-            **POWERTOOLS_ENVIRONMENT,
         }
         if "eventbridge" in config.hooks:
             environment[EVENT_BUS_ENV_VAR] = config.bus

@@ -6,7 +6,9 @@ records connections and subscriptions on the log table (``LIVEC#``/``LIVE#``
 items: conditional writes, a TTL). The hooks dispatcher runs the ``live`` hook
 (:mod:`stepflow.live.websocket`), which pushes each subscriber the events after
 its last one. Both functions may ``execute-api:ManageConnections`` on this API's
-stage only, and write only the table's ``LIVE*`` items (``dynamodb:LeadingKeys``).
+stage only, read only the table's ``EX#*`` and ``LIVE*`` items and write only the
+``LIVE*`` ones (``dynamodb:LeadingKeys``). The live function gets the API's access
+policy: ``subscribe`` checks it.
 See docs/live.md.
 """
 
@@ -25,7 +27,7 @@ from constructs import Construct
 from stepflow.aws import topology
 from stepflow.live.websocket import ENDPOINT_ENV_VAR
 
-from stepflow_cdk.compute import POWERTOOLS_ENVIRONMENT, Compute
+from stepflow_cdk.compute import ACCESS_POLICY_ENV_VAR, Compute, table_environment
 from stepflow_cdk.hooks import Hooks
 from stepflow_cdk.hooks_config import HOOKS_ENV_VAR, HooksConfig
 from stepflow_cdk.storage import Storage
@@ -40,7 +42,10 @@ RATE_LIMIT = 50
 """Steady WebSocket messages per second on the stage (connects and subscribes)."""
 BURST_LIMIT = 100
 LIVE_KEYS = ["LIVE*"]
-"""The partition keys the live functions may write: ``LIVEC#<connection>``, ``LIVE#<arn>``."""
+"""The partition keys the live functions may write: ``LIVEC#<connection>``, ``LIVE#<arn>``,
+``LIVE`` (whether anyone subscribed)."""
+READ_KEYS = ["EX#*", *LIVE_KEYS]
+"""The partition keys they may read: an execution's head and history, and the above."""
 WRITES = [
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -86,12 +91,9 @@ class Live(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        environment = {
-            topology.TABLE_ENV_VAR: storage.table.table_name,
-            topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
-            "STEPFLOW_ACCOUNT_ID": stack.account,
-            **POWERTOOLS_ENVIRONMENT,
-        }
+        environment = table_environment(storage)
+        if compute.access_policy:  # subscribe checks it, as the API does
+            environment[ACCESS_POLICY_ENV_VAR] = compute.access_policy
         self.function = compute.function("Live", FOLDER, TIMEOUT_SECONDS, environment, SERVICE)
         routes = integrations.WebSocketLambdaIntegration("Routes", self.function)
         self.api = apigwv2.WebSocketApi(
@@ -105,6 +107,7 @@ class Live(Construct):
             disconnect_route_options=apigwv2.WebSocketRouteOptions(integration=routes),
         )
         self.api.add_route("subscribe", integration=routes)
+        self.api.add_route("unsubscribe", integration=routes)
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH)
         self.stage = apigwv2.WebSocketStage(
             self,
@@ -140,7 +143,11 @@ class Live(Construct):
     def _grant(self, function: lambda_.Function, storage: Storage, connections: str) -> None:
         # Reads: an execution's head and history (EX#...), the subscriptions (LIVE#...).
         function.add_to_role_policy(
-            iam.PolicyStatement(actions=READS, resources=[storage.table.table_arn])
+            iam.PolicyStatement(
+                actions=READS,
+                resources=[storage.table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": READ_KEYS}},
+            )
         )
         # Writes: the connection and subscription items only.
         function.add_to_role_policy(

@@ -25,11 +25,13 @@ from stepflow_cdk.hooks_config import HooksConfig  # noqa: E402
 from stepflow_cdk.stack import StepFlowStack  # noqa: E402
 
 Synth = tuple[dict[str, Any], list[str]]
+RULES = '[{"principals": ["*"], "actions": ["states:*"], "stateMachines": ["a"]}]'
+POLICY = {"stepflow:accessPolicy": RULES}
 
 
 @pytest.fixture(scope="module")
 def live() -> Synth:
-    app = build_app({"stepflow:bundle": "false", "stepflow:live": "true"})
+    app = build_app({"stepflow:bundle": "false", "stepflow:live": "true", **POLICY})
     assembly = app.synth()
     stack = app.node.find_child("StepFlow")
     assert isinstance(stack, cdk.Stack)
@@ -76,7 +78,7 @@ def test_connect_is_iam_authorized_and_the_routes_reach_the_live_function(live: 
     assert api["ProtocolType"] == "WEBSOCKET"
     assert api["RouteSelectionExpression"] == "$request.body.action"
     routes = {p["RouteKey"]: p for p in _of(resources, "AWS::ApiGatewayV2::Route").values()}
-    assert sorted(routes) == ["$connect", "$disconnect", "subscribe"]
+    assert sorted(routes) == ["$connect", "$disconnect", "subscribe", "unsubscribe"]
     assert routes["$connect"]["AuthorizationType"] == "AWS_IAM"
     live_key, _ = _function(resources, "stepflow-live")
     (integration,) = _of(resources, "AWS::ApiGatewayV2::Integration").values()
@@ -142,8 +144,20 @@ def test_both_functions_manage_this_apis_connections_and_write_only_live_keys(
         for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
         if action.startswith("dynamodb:")
     }
-    reads = {"GetItem", "Query", "ListStreams", "DescribeStream", "GetRecords", "GetShardIterator"}
-    assert unconditioned <= {f"dynamodb:{a}" for a in reads}
+    # The dispatcher's own grants: its stream, and the heads (GetItem).
+    own = {"GetItem", "ListStreams", "DescribeStream", "GetRecords", "GetShardIterator"}
+    assert unconditioned <= {f"dynamodb:{a}" for a in own}
+    if service == "stepflow-live":
+        assert not unconditioned  # its reads too are under LeadingKeys
+    reads = [s for s in statements if s["Action"] == ["dynamodb:GetItem", "dynamodb:Query"]]
+    assert reads == [
+        {
+            "Action": ["dynamodb:GetItem", "dynamodb:Query"],
+            "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["EX#*", "LIVE*"]}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [table, "Arn"]},
+        }
+    ]
 
 
 def test_the_hooks_dispatcher_runs_the_live_hook_on_this_api(live: Synth) -> None:
@@ -155,6 +169,10 @@ def test_the_hooks_dispatcher_runs_the_live_hook_on_this_api(live: Synth) -> Non
     assert {"Ref": api_id} in variables["STEPFLOW_LIVE_ENDPOINT"]["Fn::Join"][1]
     _, function = _function(resources, "stepflow-live")
     assert "STEPFLOW_LIVE_ENDPOINT" not in function["Environment"]["Variables"]
+    # Subscribe checks the API's access policy: the live function has the API's.
+    _, api = _function(resources, "stepflow-api")
+    policy = api["Environment"]["Variables"]["STEPFLOW_ACCESS_POLICY"]
+    assert function["Environment"]["Variables"]["STEPFLOW_ACCESS_POLICY"] == policy
 
 
 def test_live_without_the_hooks_dispatcher_is_refused() -> None:

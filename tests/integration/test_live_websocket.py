@@ -26,9 +26,9 @@ from stepflow.aws.stream_records import StreamDecoder  # noqa: E402
 from stepflow.aws.wiring import hooks_from_settings  # noqa: E402
 from stepflow.hooks import Dispatcher  # noqa: E402
 from stepflow.live import websocket_lambda  # noqa: E402
+from stepflow.live.live_hook import LiveHook  # noqa: E402
 from stepflow.live.websocket import (  # noqa: E402
     GoneError,
-    LiveHook,
     Subscriptions,
     api_poster,
     handle,
@@ -139,7 +139,9 @@ def test_connection_records_are_conditional_with_a_ttl_and_disconnect_removes_th
     assert record["caller"]["S"].endswith(":user/alice") and int(record["expires_at"]["N"]) > 0
     body = {"action": "subscribe", "executionArn": arn}
     assert rig.route("subscribe", "c1", body)["statusCode"] == 200
-    assert rig.route("subscribe", "c1", body)["statusCode"] == 409  # one per connection
+    assert rig.route("subscribe", "c1", body)["statusCode"] == 200  # again: resumes
+    other = {"action": "subscribe", "executionArn": rig.env.start(MACHINE, INPUT, name="other")}
+    assert rig.route("subscribe", "c1", other)["statusCode"] == 409  # one per connection
     assert rig.route("subscribe", "nobody", body)["statusCode"] == 409  # not connected
     assert int(rig.item(f"LIVE#{arn}", "C#c1")["expires_at"]["N"]) > 0
     assert rig.route("$disconnect", "c1")["statusCode"] == 200
@@ -155,7 +157,7 @@ HOSTILE: list[tuple[Any, int]] = [
     ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": -1}, 400),
     ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": True}, 400),
     ({"executionArn": "arn:aws:states:us-east-1:1:execution:m:e", "after": "3"}, 400),
-    ({"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:none"}, 404),
+    ({"executionArn": "arn:aws:states:us-east-1:123456789012:execution:m:none"}, 403),
 ]
 
 

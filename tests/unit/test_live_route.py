@@ -48,7 +48,12 @@ class Served:
 
     def commit(self, *events: dict[str, Any]) -> None:
         seq = self.record.seq
-        self.record = ExecutionRecord(ARN, "arn:m", "run", {}, "RUNNING", seq + 1, {})
+        # The head ends with its ending event (the stream ends on both).
+        ended = (
+            events[-1]["type"].startswith("Execution") and events[-1]["type"] != "ExecutionRedriven"
+        )
+        status = "SUCCEEDED" if ended else "RUNNING"
+        self.record = ExecutionRecord(ARN, "arn:m", "run", {}, status, seq + 1, {})
         self.log.commit(self.record, seq, list(events))
         self.n = int(events[-1]["id"])
 

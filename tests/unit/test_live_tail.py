@@ -80,3 +80,21 @@ def test_a_quiet_history_ends_at_the_deadline_or_the_stop() -> None:
 def test_bad_arguments_are_refused(after: int, size: int) -> None:
     with pytest.raises(ValueError):
         Tail(Growing([]), after=after, page_size=size)
+
+
+def test_an_ending_event_ends_only_as_the_last_one_while_the_head_is_terminal() -> None:
+    events = _events(3, last="ExecutionFailed")
+    history, running = Growing(events), [True]
+    tail = Tail(history, terminal=lambda: not running[0])
+    assert [e["id"] for e in tail.poll()] == [1, 2, 3] and not tail.ended  # being redriven
+    events += [{"id": 4, "type": "ExecutionRedriven"}, {"id": 5, "type": "ExecutionSucceeded"}]
+    running[0] = False
+    assert [e["id"] for e in tail.poll()] == [4, 5] and tail.ended
+    # Read from the start, the first failure is passed over.
+    assert [e["id"] for e in Tail(Growing(events), terminal=lambda: True).events()] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]

@@ -406,6 +406,10 @@ class DynamoDBLog:
             execution_arn, next_token=next_token, limit=limit, reverse=reverse
         )
 
+    def history_from(self, execution_arn: str, first: int, *, limit: int = 1000) -> HistoryPage:
+        """The page of events from event id ``first`` on, reading no item before its own."""
+        return self._history.history_from(execution_arn, first, limit=limit)
+
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         """The attempt's lease record (strongly consistent read), or None."""
         return self._leases.lease(execution_arn, task_id)

@@ -20,7 +20,7 @@ and skipped: it never blocks the stream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +75,16 @@ def get_runtime() -> HooksRuntime:
     return _runtime
 
 
-def process(records: Sequence[Mapping[str, Any]], runtime: HooksRuntime) -> list[str]:
-    """Dispatch the batch's records in order; the sequence numbers to report failed."""
+def process(
+    records: Sequence[Mapping[str, Any]],
+    runtime: HooksRuntime,
+    remaining: Callable[[], float] | None = None,
+) -> list[str]:
+    """Dispatch the batch's records in order; the sequence numbers to report failed.
+
+    Then the hooks that batch per invocation (the live pushes) run, within
+    ``remaining()`` seconds (the invocation's time left).
+    """
     try:
         decoded = runtime.decoder.decode(records)
     except Exception:  # a bug in the decoder (it raises nothing else): retry the batch
@@ -87,6 +95,7 @@ def process(records: Sequence[Mapping[str, Any]], runtime: HooksRuntime) -> list
         # Stream order: nothing after a failed record goes ahead of it.
         if failed or item.unavailable or not _dispatched(runtime.dispatcher, item):
             failed.append(item.sequence_number)
+    runtime.dispatcher.end_batch(remaining)
     return failed
 
 
@@ -103,7 +112,9 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         records = []
     runtime = get_runtime()
     forget_facts(runtime)  # a head read in an earlier invocation may be stale (a redrive since)
-    failed = process(records, runtime) if records else []
+    left = getattr(context, "get_remaining_time_in_millis", None)
+    remaining = (lambda: left() / 1000) if callable(left) else None
+    failed = process(records, runtime, remaining) if records else []
     metrics.add_metric(name="StreamRecords", unit=MetricUnit.Count, value=len(records))
     metrics.add_metric(name="StreamRecordsFailed", unit=MetricUnit.Count, value=len(failed))
     if failed:

@@ -2,7 +2,7 @@
 
 Importing this module registers the built-in hooks (``metrics``, ``eventbridge``,
 ``webhooks``; built by :func:`stepflow.aws.hooks_wiring.builtin_factory`; and ``live``,
-:mod:`stepflow.live.websocket`) in
+:mod:`stepflow.live.live_hook`) in
 :data:`HOOK_FACTORIES`; other hooks register there by name. :mod:`stepflow.aws.wiring`
 re-exports every name here.
 """
@@ -47,7 +47,7 @@ def _register_builtin_hooks() -> None:
 
     for name in HOOK_NAMES:
         HOOK_FACTORIES.setdefault(name, builtin_factory(name))
-    from stepflow.live.websocket import live_hook_factory  # pushes to WebSocket subscribers
+    from stepflow.live.live_hook import live_hook_factory  # pushes to WebSocket subscribers
 
     HOOK_FACTORIES.setdefault("live", live_hook_factory)
 

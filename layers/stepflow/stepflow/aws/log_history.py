@@ -61,6 +61,29 @@ class HistoryItems:
                 events.append(item_events[i])
         return HistoryPage(events, None)
 
+    def history_from(self, execution_arn: str, first: int, *, limit: int = 1000) -> HistoryPage:
+        """The page of events from id ``first`` on, reading no item before the one holding it.
+
+        One keys-only Query (newest first, one item) finds that item.
+        """
+        found = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"EX#{execution_arn}"},
+                ":low": {"S": _ev_sk(0)},
+                ":high": {"S": _ev_sk(min(max(first, 0), _MAX_ID))},
+            },
+            ProjectionExpression="sk",
+            ScanIndexForward=False,
+            ConsistentRead=True,
+            Limit=1,
+        ).get("Items", [])
+        if not found:
+            return self.history(execution_arn, limit=limit)
+        start = int(found[0]["sk"]["S"][3:])
+        return self.history(execution_arn, next_token=f"{start}:{first - start}", limit=limit)
+
     def event_drafts(
         self, execution_arn: str, seq: int, events: Sequence[dict[str, Any]]
     ) -> list[Draft]:

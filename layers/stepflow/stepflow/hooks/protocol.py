@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,3 +56,17 @@ class Dispatcher:
                 failed.append(hook.name)
         if failed:
             raise HookFailedError(failed)
+
+    def end_batch(self, remaining: Callable[[], float] | None = None) -> None:
+        """Call ``end_batch(remaining)`` on the hooks that have it; never raises.
+
+        Such hooks batch their work per invocation; ``remaining()``: its seconds left.
+        """
+        for hook in self.hooks:
+            finish = getattr(hook, "end_batch", None)
+            if not callable(finish):
+                continue
+            try:
+                finish(remaining)
+            except Exception:  # the records are dispatched: a batching hook resumes later
+                LOG.exception("hook %s failed at the end of a batch", hook.name)

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stepflow.api.client import client
 from stepflow.live.sse_client import NoLiveStreamError, follow
-from stepflow.live.tail import Tail
+from stepflow.live.tail import RUNNING, Tail
 
 __all__ = ["DEFAULT_ENDPOINT", "watch_command"]
 
@@ -96,7 +96,12 @@ def _events(sfn: Any, endpoint: str, arn: str, poll: float) -> Iterator[dict[str
         # API Gateway answers a path it has no method for with 403 (the REST API has POST /).
         if exc.status not in (400, 403, 404, 405) or "ExecutionDoesNotExist" in exc.body:
             raise
-    tail = Tail(_history_reader(sfn, arn), after=given, interval=poll)
+    tail = Tail(
+        _history_reader(sfn, arn),
+        after=given,
+        interval=poll,
+        terminal=lambda: _call(sfn.describe_execution, executionArn=arn)["status"] not in RUNNING,
+    )
     yield from tail.events(stop=threading.Event())
 
 

@@ -5,7 +5,9 @@ as GetExecutionHistory returns it, JSON>``. The stream starts after the
 ``Last-Event-ID`` header or the ``?after=N`` query (0: from the first event),
 so a client that reconnects (as ``EventSource`` does, sending the last id it
 saw) resumes without loss or repeats. After the ending event (ExecutionSucceeded,
-Failed, TimedOut or Aborted) the stream closes.
+Failed, TimedOut or Aborted) the stream closes, once no event follows it and the
+execution is not running (a redriven execution's stream goes on), with the
+comment line ``: end`` (any other close is a reconnection from the last id).
 
 Bounds: at most ``max_streams`` streams at once (503 with ``Retry-After`` past
 that); each stays open at most ``max_seconds`` (then it closes and the client
@@ -26,22 +28,23 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from stepflow.live.tail import HistoryGapError, Tail
-from stepflow.runtime.ports import CoordinationLog
+from stepflow.live.tail import HistoryGapError, HistoryLog, Tail, history_reader, terminal
 
-__all__ = ["PREFIX", "LiveRoute", "message"]
+__all__ = ["END_COMMENT", "PREFIX", "LiveRoute", "message"]
 
 LOG = logging.getLogger(__name__)
 PREFIX = "/live/executions/"
 _ARN = re.compile(r"arn:[A-Za-z0-9-]{1,16}:states:[a-z0-9-]{0,32}:[0-9]{0,12}:[\x21-\x7e]{1,1900}")
 _AFTER = re.compile(r"[0-9]{1,12}")
+END_COMMENT = "end"
+"""The comment a stream closes with once the execution has ended."""
 
 
 @dataclass
 class LiveRoute:
     """The ``stepflow local`` route streaming an execution's events (see the module doc)."""
 
-    log: CoordinationLog
+    log: HistoryLog
     prefix: str = PREFIX
     max_streams: int = 32
     max_seconds: float = 900.0
@@ -105,7 +108,12 @@ class LiveRoute:
         request.end_headers()
         with self._count:
             self.opened += 1
-        tail = Tail(self._reader(arn), after=after, interval=self.interval)
+        tail = Tail(
+            history_reader(self.log, arn, after),
+            after=after,
+            interval=self.interval,
+            terminal=lambda: terminal(self.log, arn),
+        )
         end = time.monotonic() + self.max_seconds
         try:
             request.wfile.write(b"retry: 1000\n\n")
@@ -115,7 +123,10 @@ class LiveRoute:
                 for event in tail.events(stop=self.stop, deadline=min(beat, end)):
                     request.wfile.write(message(event))
                     request.wfile.flush()
-                if time.monotonic() >= beat:
+                if tail.ended:
+                    request.wfile.write(f": {END_COMMENT}\n\n".encode())
+                    request.wfile.flush()
+                elif time.monotonic() >= beat:
                     request.wfile.write(b": keep-alive\n\n")
                     request.wfile.flush()
                     beat = time.monotonic() + self.heartbeat
@@ -125,13 +136,6 @@ class LiveRoute:
             LOG.exception("live stream of %s ended on a malformed history", arn)
         except Exception:  # an outage of the log: the client reconnects from its last id
             LOG.warning("live stream of %s ended: the log cannot be read", arn, exc_info=True)
-
-    def _reader(self, arn: str) -> Any:
-        def read(token: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-            page = self.log.history(arn, next_token=token, limit=limit)
-            return list(page.events), page.next_token
-
-        return read
 
 
 def message(event: dict[str, Any]) -> bytes:

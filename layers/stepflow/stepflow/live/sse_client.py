@@ -11,12 +11,12 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 from urllib.parse import quote
 
-from stepflow.live.sse import PREFIX
-from stepflow.live.tail import ENDINGS, HistoryGapError, event_id
+from stepflow.live.sse import END_COMMENT, PREFIX
+from stepflow.live.tail import HistoryGapError, event_id
 
 __all__ = ["NoLiveStreamError", "follow", "messages", "stream_url"]
 
@@ -37,8 +37,10 @@ def stream_url(endpoint: str, execution_arn: str) -> str:
     return endpoint.rstrip("/") + PREFIX + quote(execution_arn, safe="")
 
 
-def messages(stream: IO[bytes]) -> Iterator[tuple[str | None, str]]:
-    """``(id, data)`` of each SSE message read from ``stream`` (comments skipped)."""
+def messages(
+    stream: IO[bytes], on_comment: Callable[[str], None] | None = None
+) -> Iterator[tuple[str | None, str]]:
+    """``(id, data)`` of each SSE message read from ``stream`` (comments to ``on_comment``)."""
     ident: str | None = None
     data: list[str] = []
     for raw in stream:
@@ -50,6 +52,8 @@ def messages(stream: IO[bytes]) -> Iterator[tuple[str | None, str]]:
             continue
         name, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
+        if not name and on_comment is not None:
+            on_comment(value)
         if name == "id":
             ident = value
         elif name == "data":
@@ -64,15 +68,19 @@ def follow(
     timeout: float = 30.0,
     reconnects: int = 10,
 ) -> Iterator[dict[str, Any]]:
-    """The execution's events after ``after``, in order, until its ending event.
+    """The execution's events after ``after``, in order, until the stream ends on its end.
 
-    Raises :class:`NoLiveStreamError` when the endpoint refuses the stream (404:
-    unknown execution, 400: bad ARN, an API without live streams; 503 once
-    ``reconnects`` tries in a row were refused) and :class:`HistoryGapError` if
-    the server skips an id. ``reconnects`` bounds the reconnections in a row that
-    bring no event.
+    The server ends the stream with the comment ``: end`` after an ending event
+    once nothing follows it and the execution is not running (a redriven
+    execution's stream goes on); any other close is a reconnection from the last id. Raises
+    :class:`NoLiveStreamError` when the endpoint refuses the stream (404: unknown
+    execution, 400: bad ARN, an API without live streams; 503 once ``reconnects``
+    tries in a row were refused) and :class:`HistoryGapError` if the server skips
+    an id. Only refused connections count against ``reconnects``: a stream that
+    opened is progress, however long the execution waits.
     """
-    last, idle = after, 0
+    last, refused = after, 0
+    over: list[str] = []
     while True:
         request = urllib.request.Request(
             stream_url(endpoint, execution_arn),
@@ -82,25 +90,22 @@ def follow(
             reply = urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:
             body = exc.read().decode("utf-8", "replace")
-            if exc.code != 503 or idle >= reconnects:
+            if exc.code != 503 or refused >= reconnects:
                 raise NoLiveStreamError(exc.code, body) from None
-            idle += 1  # too many streams, or the log cannot be read now: try again
-            time.sleep(0.2 * idle)
+            refused += 1  # too many streams, or the log cannot be read now: try again
+            time.sleep(0.2 * refused)
             continue
+        refused = 0
         with reply:
             if not reply.headers.get("Content-Type", "").startswith("text/event-stream"):
                 raise NoLiveStreamError(reply.status, reply.read(2000).decode("utf-8", "replace"))
-            got = False
-            for _, data in messages(reply):
+            for _, data in messages(reply, over.append):
                 event = json.loads(data)
                 number = event_id(event)
                 if number != last + 1:
                     raise HistoryGapError(f"expected event {last + 1}, got {number}")
-                last, got = number, True
+                last = number
                 yield event
-                if event.get("type") in ENDINGS:
-                    return
-        idle = 0 if got else idle + 1
-        if idle > reconnects:
-            raise ConnectionError(f"the stream closed {idle} times in a row without an event")
-        time.sleep(0.2 * idle)
+        if END_COMMENT in over:
+            return  # the server saw the execution end
+        time.sleep(0.2)

@@ -2,7 +2,8 @@
 
 The management endpoint the backlog is pushed to is the API's own, read from the
 event (``https://<domainName>/<stage>``); the table and bucket from the
-environment (``TABLE_NAME``, ``PAYLOAD_BUCKET``), as every StepFlow function.
+environment (``TABLE_NAME``, ``PAYLOAD_BUCKET``), as every StepFlow function, and
+the API's access policy (``STEPFLOW_ACCESS_POLICY``) the subscriptions are checked by.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from stepflow.api.access import AccessPolicy
 from stepflow.aws.wiring import Wiring, build
-from stepflow.live.websocket import Subscriptions, api_poster, handle
+from stepflow.live.push import api_poster
+from stepflow.live.websocket import Subscriptions, handle
 
 SERVICE = "stepflow-live"
 logger = Logger(service=SERVICE)
@@ -46,6 +49,7 @@ def subscriptions_for(event: Mapping[str, Any]) -> Subscriptions:
             _wiring.client("dynamodb"),
             _wiring.log,
             api_poster(management),
+            policy=AccessPolicy.from_json(_wiring.settings.access_policy),
         )
     return _subscriptions[endpoint]
 
@@ -53,7 +57,9 @@ def subscriptions_for(event: Mapping[str, Any]) -> Subscriptions:
 @logger.inject_lambda_context
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """A WebSocket route's event -> ``{"statusCode": ..., "body": ...}``."""
-    answer = handle(event, subscriptions_for(event))
+    left = getattr(context, "get_remaining_time_in_millis", None)
+    remaining = (lambda: left() / 1000) if callable(left) else None
+    answer = handle(event, subscriptions_for(event), remaining)
     logger.info(
         "live route",
         extra={

@@ -144,6 +144,10 @@ class InMemoryLog:
             more = start + limit < total
             return HistoryPage(page, str(start + limit) if more else None)
 
+    def history_from(self, execution_arn: str, first: int, *, limit: int = 1000) -> HistoryPage:
+        """The page of events from event id ``first`` (ids are dense from 1: its index + 1)."""
+        return self.history(execution_arn, next_token=str(max(first, 1) - 1), limit=limit)
+
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         """The attempt's lease record, or None."""
         with self._lock:
