@@ -58,3 +58,17 @@ def test_v_counts_and_stays_beside_the_stable_flags() -> None:
     assert local_command.make_context("local", []).params["verbose"] == 0
     for stable in ("--host", "--port", "--endpoint", "--handlers"):
         assert any(stable in p.opts for p in local_command.params)
+
+
+def test_the_verbosity_is_put_back_as_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    before = lambda_handler.logger.log_level
+    access = logging.getLogger("werkzeug").level
+    restore = set_verbosity(0)
+    assert os.environ["POWERTOOLS_METRICS_DISABLED"] == "true"
+    restore()  # a test run that started a quiet stack keeps its metrics afterwards
+    assert "POWERTOOLS_METRICS_DISABLED" not in os.environ
+    assert os.environ["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert lambda_handler.logger.log_level == before
+    assert logging.getLogger("werkzeug").level == access

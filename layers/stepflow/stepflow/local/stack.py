@@ -18,6 +18,7 @@ import shlex
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,7 @@ class LocalStack:
     wiring: Wiring | None = None
     _moto: Any = None
     _gateway: Gateway | None = None
+    _restore_logging: Callable[[], None] | None = None
     _pollers: Pollers | None = None
     _runners: Pollers | None = None
     _repair: RepairLoop | None = None
@@ -156,7 +158,7 @@ class LocalStack:
             self.test_cases = TestCases(config, self._root_of, self._status_of)
         checker_from_setting(self.check_roles, lambda: None)
         if self.verbosity is not None:
-            set_verbosity(self.verbosity)
+            self._restore_logging = set_verbosity(self.verbosity)
         if self.endpoint is None:
             server = importlib.import_module("moto.server")
             # One request at a time; a transaction copies the items it touches, not the
@@ -168,6 +170,7 @@ class LocalStack:
             )
             self._moto.start()
             self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
+            _fresh_moto(self.aws_endpoint)
         else:
             self.aws_endpoint = self.endpoint
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
@@ -350,9 +353,14 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+            with _EMBEDDED_LOCK:
+                _EMBEDDED[0] -= 1
         stepper_handler.configure(None)
         stepper_handler.configure_runner(None)
         lambda_handler.configure(None)
+        if self._restore_logging is not None:
+            self._restore_logging()
+            self._restore_logging = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -422,6 +430,25 @@ def _environment_limits() -> Limits:
 def _environment_settings() -> Settings:
     """The settings the process environment sets (``STEPFLOW_<NAME>``)."""
     return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE})
+
+
+_EMBEDDED_LOCK = threading.Lock()
+_EMBEDDED = [0]  # embedded stacks running in this process (moto's state is process-wide)
+
+
+def _fresh_moto(endpoint: str) -> None:
+    """Start the first embedded stack of the process on an empty moto account.
+
+    moto keeps its state in process-wide backends, so a stack started after another
+    one stopped (as in a test run) would find that stack's tables, queues and
+    in-flight messages. While another embedded stack runs, its state is kept.
+    """
+    with _EMBEDDED_LOCK:
+        _EMBEDDED[0] += 1  # counted at once: stop() uncounts it even if the reset fails
+        if _EMBEDDED[0] == 1:
+            request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+            with urllib.request.urlopen(request, timeout=30):
+                pass
 
 
 def _ensure_table(client: Any) -> None:
