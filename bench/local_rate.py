@@ -76,7 +76,9 @@ def serve(args: argparse.Namespace) -> int:
     """Child process: run the local stack until stdin closes; print its URL first."""
     from stepflow.local import LocalStack, moto_patches
 
-    stack = LocalStack("127.0.0.1", 0, None, {"noop": noop}, pollers=args.pollers)
+    stack = LocalStack(
+        "127.0.0.1", 0, None, {"noop": noop}, pollers=args.pollers, moto_process=args.moto_process
+    )
     with stack:
         if args.no_snapshots:
             moto_patches.uninstall_item_snapshots()
@@ -127,13 +129,34 @@ def client_loop(url: str, machine: str, run: Run, until: float, poll: float) -> 
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and its live descendants (Linux /proc)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:  # ended
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            children += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except OSError:
+            continue
+    return own + sum(cpu_seconds(child) for child in children)
 
 
-def measure(url: str, server_pid: int, flow: str, clients: int, seconds: float, poll: float) -> dict[str, Any]:
-    """Register ``flow`` and run ``clients`` for ``seconds``; the figures."""
+def measure(
+    url: str,
+    server_pid: int,
+    flow: str,
+    clients: int,
+    seconds: float,
+    poll: float,
+    profile: str | None = None,
+) -> dict[str, Any]:
+    """Register ``flow`` and run ``clients`` for ``seconds``; the figures.
+
+    ``profile``: a file where py-spy writes the server's sampled stacks (collapsed).
+    """
     import boto3
 
     sfn = boto3.client(
@@ -155,8 +178,18 @@ def measure(url: str, server_pid: int, flow: str, clients: int, seconds: float, 
     ]
     for thread in threads:
         thread.start()
+    spy = None
+    if profile:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(server_pid), "--duration", str(int(seconds) - 1)]
+            + ["--rate", "50", "--gil", "--nonblocking", "--format", "raw", "--output", profile],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     for thread in threads:
         thread.join()
+    if spy is not None:
+        spy.wait()
     elapsed = time.monotonic() - run.started
     windows = [0] * max(1, int(seconds // WINDOW))
     for _, ended in run.done:
@@ -195,6 +228,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str, 
     """The stack in a child process; its URL and pid once it serves."""
     argv = [sys.executable, __file__, "--serve", "--pollers", str(args.pollers)]
     argv += ["--no-snapshots"] if args.no_snapshots else []
+    argv += ["--moto-process"] if args.moto_process else []
     child = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
@@ -219,7 +253,8 @@ def command_line(args: argparse.Namespace) -> str:
     argv = [os.path.relpath(sys.executable), os.path.relpath(__file__)]
     argv += ["--clients", args.clients, "--flow", args.flow, "--seconds", str(args.seconds)]
     argv += ["--poll", str(args.poll), "--pollers", str(args.pollers)]
-    return shlex.join(argv + (["--no-snapshots"] if args.no_snapshots else []))
+    argv += ["--no-snapshots"] if args.no_snapshots else []
+    return shlex.join(argv + (["--moto-process"] if args.moto_process else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,8 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=0.01, help="DescribeExecution interval")
     parser.add_argument("--pollers", type=int, default=4, help="the stack's stepper pollers")
     parser.add_argument("--no-snapshots", action="store_true", help="moto's own transactions")
+    parser.add_argument(
+        "--moto-process", action="store_true", help="moto's server in a process of its own"
+    )
     parser.add_argument("--fresh", action="store_true", help="a new stack for every run")
     parser.add_argument("--json", action="store_true", help="print one JSON object per run")
+    parser.add_argument("--profile", metavar="PREFIX", help="py-spy the server into PREFIX.*")
     parser.add_argument("--verbose", action="store_true", help="show the stack's stderr")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -250,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                     if server is not None:
                         stop_server(server)
                     server, url, pid = start_server(args)
-                result = measure(url, pid, flow, clients, args.seconds, args.poll)
+                profile = f"{args.profile}.{flow}.{clients}.txt" if args.profile else None
+                result = measure(url, pid, flow, clients, args.seconds, args.poll, profile)
                 print(json.dumps(result) if args.json else render(result), flush=True)
     finally:
         if server is not None:

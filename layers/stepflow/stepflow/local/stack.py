@@ -42,6 +42,7 @@ from stepflow.integrations.http_denied import DeniedEndpoints
 from stepflow.limits import Limits
 from stepflow.local import moto_patches
 from stepflow.local.gateway import Gateway
+from stepflow.local.moto_process import MotoProcess
 from stepflow.local.pollers import Pollers
 from stepflow.local.routes import local_routes
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
@@ -120,6 +121,9 @@ class LocalStack:
     hooks: Sequence[Hook] = ()
     """Python hooks run after the named ones (tests, scripts). With either, a stream
     poller feeds the hooks dispatcher's handler from the table's stream."""
+    moto_process: bool = False
+    """Run moto's server in a child process (a second core; :mod:`stepflow.local.moto_process`)
+    instead of a thread of this one. Ignored with ``endpoint``."""
     url: str = ""
     aws_endpoint: str = ""
     wiring: Wiring | None = None
@@ -139,7 +143,12 @@ class LocalStack:
         AccessPolicy.from_json(self.access_policy)
         CellQueues.parse(self.cell_queues)
         checker_from_setting(self.check_roles, lambda: None)
-        if self.endpoint is None:
+        if self.endpoint is not None:
+            self.aws_endpoint = self.endpoint
+        elif self.moto_process:
+            self._moto = MotoProcess("127.0.0.1", free_port()).start()
+            self.aws_endpoint = self._moto.endpoint
+        else:
             server = importlib.import_module("moto.server")
             # One request at a time; a transaction copies the items it touches, not the
             # table (moto's copy made each commit O(table), a map run O(N^2)).
@@ -148,8 +157,6 @@ class LocalStack:
             self._moto = server.ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
             self._moto.start()
             self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
-        else:
-            self.aws_endpoint = self.endpoint
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
         _ensure_table(dynamodb)
         queue_url, dlq_url = create_queues(sqs, QUEUE)
