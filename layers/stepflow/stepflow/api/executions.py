@@ -52,7 +52,7 @@ class Executions:
         ``attributes`` go into the new head (who started it); ``caller`` is the
         ``.sync`` task that waits for its end. Raises :class:`ApiError`.
         """
-        target = self.machines.resolve(p["stateMachineArn"])
+        target, role = self.machines.target(p["stateMachineArn"])
         machine = self.scope.parse_machine(target)[0]
         name = check_name(p.get("name") or str(uuid.uuid4()), "execution name")
         text = p.get("input", "{}")
@@ -68,7 +68,7 @@ class Executions:
                 input=value,
                 seed=secrets.randbits(63),
                 attributes=attributes,
-                role_arn=self.machines.role_of(target),
+                role_arn=role,
                 caller=caller,
             )
         except ExecutionInputMismatchError:

@@ -55,7 +55,9 @@ class OutboxSender:
             else:
                 queued.append((message, _delay(message.not_before - now)))
         send_all(self.bus, queued)
-        if not kept and clear and not final_report(record):
+        # An empty outbox has nothing to clear: the write would be refused by its condition
+        # (still a request, and a write unit on DynamoDB).
+        if not kept and clear and record.outbox and not final_report(record):
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
 
