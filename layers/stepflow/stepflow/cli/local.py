@@ -72,6 +72,11 @@ LOCAL_EXIT_SECONDS = 10.0
     default="",
     help="hooks fed from the table's stream (STEPFLOW_HOOKS; see docs/hooks.md)",
 )
+@click.option(
+    "--moto-in-process",
+    is_flag=True,
+    help="run moto in this process, not in a child process of its own (one core for all)",
+)
 def local_command(
     host: str,
     port: int,
@@ -86,6 +91,7 @@ def local_command(
     check_roles: str,
     cells_queue: tuple[str, ...],
     hooks: str,
+    moto_in_process: bool = False,
 ) -> int:
     """Serve the Step Functions API on a local stack.
 
@@ -122,6 +128,7 @@ def local_command(
             cell_queues=",".join(cells_queue),
             cells=cell_names,
             hook_names=hooks,
+            moto_process=not moto_in_process,
         ).start()
     except ValueError as exc:  # a malformed --cells-queue or --hooks
         wakeup.close()

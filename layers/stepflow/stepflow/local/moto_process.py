@@ -12,8 +12,7 @@ so does the parent's death, however it dies, so no server outlives its stack.
 It ignores SIGINT (a Ctrl-C reaches the whole process group; the stack decides
 when moto stops).
 
-Run as ``python -m stepflow.local.moto_process PORT``: prints ``ready`` once it
-serves.
+The child runs :func:`serve`, which prints ``ready`` once it serves.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import threading
 from pathlib import Path
 
 READY = "ready"
+_CHILD = "import sys; from stepflow.local.moto_process import serve; serve(sys.argv[1], int(sys.argv[2]))"
 START_SECONDS = 30.0
 """How long the child may take to serve (imports on a loaded machine are slow)."""
 
@@ -55,7 +55,7 @@ class MotoProcess:
         path = os.environ.get("PYTHONPATH", "")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, path) if p)}
         child = self._child = subprocess.Popen(
-            [sys.executable, "-m", __name__, self.host, str(self.port)],
+            [sys.executable, "-c", _CHILD, self.host, str(self.port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -105,8 +105,4 @@ def serve(host: str, port: int) -> None:
     server.start()
     print(READY, flush=True)
     sys.stdin.read()  # EOF: the stack stopped or its process ended
-    server.stop()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    # Nothing to save (moto's state lives in memory): the serving thread ends with us.
