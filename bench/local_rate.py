@@ -76,13 +76,15 @@ def serve(args: argparse.Namespace) -> int:
     """Child process: run the local stack until stdin closes; print its URL first."""
     from stepflow.local import LocalStack, moto_patches
 
-    stack = LocalStack(
-        "127.0.0.1", 0, None, {"noop": noop}, pollers=args.pollers, moto_process=args.moto_process
-    )
+    options = {"moto_process": True} if args.moto_process else {}  # older stacks lack it
+    stack = LocalStack("127.0.0.1", 0, None, {"noop": noop}, pollers=args.pollers, **options)
     with stack:
         if args.no_snapshots:
             moto_patches.uninstall_item_snapshots()
-        print(json.dumps({"url": stack.url, "pid": os.getpid()}), flush=True)
+        import stepflow
+
+        ready = {"url": stack.url, "pid": os.getpid(), "stepflow": stepflow.__file__}
+        print(json.dumps(ready), flush=True)
         sys.stdin.read()  # the parent closes it to stop us
     return 0
 
@@ -135,13 +137,22 @@ def cpu_seconds(pid: int) -> float:
     except OSError:  # ended
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in descendants(pid, deep=False))
+
+
+def descendants(pid: int, *, deep: bool = True) -> list[int]:
+    """The live child processes of ``pid`` (and theirs, when ``deep``)."""
     children: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
         try:
             children += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
         except OSError:
             continue
-    return own + sum(cpu_seconds(child) for child in children)
+    return children + [d for c in children for d in descendants(c)] if deep else children
 
 
 def measure(
@@ -178,17 +189,21 @@ def measure(
     ]
     for thread in threads:
         thread.start()
-    spy = None
-    if profile:
-        spy = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(server_pid), "--duration", str(int(seconds) - 1)]
-            + ["--rate", "50", "--gil", "--nonblocking", "--format", "raw", "--output", profile],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    spies = []
+    if profile:  # the stack's process and moto's (its child), each in its own file
+        for n, pid in enumerate([server_pid, *descendants(server_pid)]):
+            argv = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds) - 1)]
+            argv += ["--rate", "50", "--gil", "--nonblocking", "--format", "raw"]
+            spies.append(
+                subprocess.Popen(
+                    [*argv, "--output", f"{profile}.{n}.txt"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
     for thread in threads:
         thread.join()
-    if spy is not None:
+    for spy in spies:
         spy.wait()
     elapsed = time.monotonic() - run.started
     windows = [0] * max(1, int(seconds // WINDOW))
@@ -229,8 +244,12 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str, 
     argv = [sys.executable, __file__, "--serve", "--pollers", str(args.pollers)]
     argv += ["--no-snapshots"] if args.no_snapshots else []
     argv += ["--moto-process"] if args.moto_process else []
+    env = dict(os.environ)
+    if args.stepflow:  # another checkout's stepflow package first on the path
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.stepflow, env.get("PYTHONPATH")]))
     child = subprocess.Popen(
         argv,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=None if args.verbose else subprocess.DEVNULL,
@@ -243,6 +262,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str, 
     else:
         raise SystemExit("the local stack did not start")
     ready = json.loads(line)
+    print(f"serving: stepflow from {os.path.dirname(ready['stepflow'])}", flush=True)
     # Its logs (EMF metrics on stdout) are read and dropped, so the pipe never fills.
     threading.Thread(target=lambda: all(child.stdout or ()), daemon=True).start()
     return child, str(ready["url"]), int(ready["pid"])
@@ -254,6 +274,7 @@ def command_line(args: argparse.Namespace) -> str:
     argv += ["--clients", args.clients, "--flow", args.flow, "--seconds", str(args.seconds)]
     argv += ["--poll", str(args.poll), "--pollers", str(args.pollers)]
     argv += ["--no-snapshots"] if args.no_snapshots else []
+    argv += ["--stepflow", args.stepflow] if args.stepflow else []
     return shlex.join(argv + (["--moto-process"] if args.moto_process else []))
 
 
@@ -268,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-snapshots", action="store_true", help="moto's own transactions")
     parser.add_argument(
         "--moto-process", action="store_true", help="moto's server in a process of its own"
+    )
+    parser.add_argument(
+        "--stepflow",
+        metavar="DIR",
+        help="serve from another checkout's layers/stepflow (e.g. the commit before, to compare)",
     )
     parser.add_argument("--fresh", action="store_true", help="a new stack for every run")
     parser.add_argument("--json", action="store_true", help="print one JSON object per run")
@@ -289,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                     if server is not None:
                         stop_server(server)
                     server, url, pid = start_server(args)
-                profile = f"{args.profile}.{flow}.{clients}.txt" if args.profile else None
+                profile = f"{args.profile}.{flow}.{clients}" if args.profile else None
                 result = measure(url, pid, flow, clients, args.seconds, args.poll, profile)
                 print(json.dumps(result) if args.json else render(result), flush=True)
     finally:
