@@ -42,6 +42,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 WINDOW = 10.0
@@ -133,7 +134,7 @@ def client_loop(url: str, machine: str, run: Run, until: float, poll: float) -> 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process and its live descendants (Linux /proc)."""
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:  # ended
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -149,7 +150,8 @@ def descendants(pid: int, *, deep: bool = True) -> list[int]:
         return []
     for task in tasks:
         try:
-            children += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+            listed = Path(f"/proc/{pid}/task/{task}/children").read_text()
+            children += [int(c) for c in listed.split()]
         except OSError:
             continue
     return children + [d for c in children for d in descendants(c)] if deep else children

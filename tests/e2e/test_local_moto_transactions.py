@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3

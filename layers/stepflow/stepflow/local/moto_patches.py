@@ -17,7 +17,9 @@ Three patches, all process-wide and idempotent, installed by
   approximate counts, each a pass over all its messages) to read one setting
   on each SendMessage and on each message received, so with the thousand
   messages a map run's children queue each request cost O(queue): 84% of the
-  busy time of a 1,000-child run. The settings read are the same.
+  busy time of a 1,000-child run. The settings read are the same. And the
+  walk over a queue's messages that each receive makes reads the clock once,
+  not twice per message.
 
 moto is reached through importlib: it is a development dependency, and only
 the local stack (never the deployed code) loads this module's patches.
@@ -74,6 +76,22 @@ def install_cheap_queue_reads() -> None:
         setattr(queue, name, property(_uncounted(getattr(queue, name).fget)))
     for name in ("send_message", "is_message_valid_based_on_retention_period"):
         setattr(backend, name, _without_counts(getattr(backend, name)))
+    queue.messages = property(_ready_messages(models))
+
+
+def _ready_messages(models: Any) -> Callable[[Any], list[Any]]:
+    """``Queue.messages`` (visible, not delayed) reading the clock once, not twice a message.
+
+    Every receive, and every poller woken by a send, walks the whole queue through
+    it; the delayed repair messages that precede each commit of an execution with
+    work to send (one a minute per execution) made that walk 80% of moto's SQS time.
+    """
+
+    def messages(self: Any) -> list[Any]:
+        now = models.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    return messages
 
 
 def _uncounted(count: Callable[[Any], int]) -> Callable[[Any], int]:

@@ -27,7 +27,10 @@ import threading
 from pathlib import Path
 
 READY = "ready"
-_CHILD = "import sys; from stepflow.local.moto_process import serve; serve(sys.argv[1], int(sys.argv[2]))"
+_CHILD = (
+    "import sys; from stepflow.local.moto_process import serve; "
+    "serve(sys.argv[1], int(sys.argv[2]))"
+)
 START_SECONDS = 30.0
 """How long the child may take to serve (imports on a loaded machine are slow)."""
 
