@@ -1,6 +1,6 @@
 """What the local stack changes in moto before it serves StepFlow.
 
-Three patches, all process-wide and idempotent, installed by
+Four patches, all process-wide and idempotent, installed by
 :meth:`stepflow.local.LocalStack.start` on its embedded moto server:
 
 * :func:`serialize_dynamodb`: one DynamoDB request at a time, so two
@@ -20,6 +20,8 @@ Three patches, all process-wide and idempotent, installed by
   busy time of a 1,000-child run. The settings read are the same. And the
   walk over a queue's messages that each receive makes reads the clock once,
   not twice per message.
+* :func:`install_dispatch_cache`: the server finds the service behind a host
+  name once (moto scanned its modules and URL patterns on every request).
 
 moto is reached through importlib: it is a development dependency, and only
 the local stack (never the deployed code) loads this module's patches.
@@ -58,6 +60,34 @@ def install() -> None:
     serialize_dynamodb()
     install_item_snapshots()
     install_cheap_queue_reads()
+    install_dispatch_cache()
+
+
+def install_dispatch_cache() -> None:
+    """From now on moto's server finds the service of a host name once, not per request.
+
+    For each request moto's dispatcher listed its service modules (a directory
+    scan) and tried every service's URL patterns on the request's host; the
+    answer depends on the host name alone, so it is kept per host.
+    """
+    app = importlib.import_module("moto.moto_server.werkzeug_app").DomainDispatcherApplication
+    if getattr(app.get_backend_for_host, _MARK, False):
+        return
+    lookup = app.get_backend_for_host
+    found: dict[str, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        if host not in found:
+            backend = lookup(self, host)
+            if backend is None:  # unknown: asked again next time, as moto does
+                return None
+            found[host] = backend
+        return found[host]
+
+    setattr(get_backend_for_host, _MARK, True)
+    app.get_backend_for_host = get_backend_for_host
 
 
 def install_cheap_queue_reads() -> None:
