@@ -77,7 +77,9 @@ def serve(args: argparse.Namespace) -> int:
     """Child process: run the local stack until stdin closes; print its URL first."""
     from stepflow.local import LocalStack, moto_patches
 
-    options = {"moto_process": True} if args.moto_process else {}  # older stacks lack it
+    options: dict[str, Any] = {"moto_process": True} if args.moto_process else {}  # older: none
+    if args.repair_every:
+        options["repair_every"] = args.repair_every
     stack = LocalStack("127.0.0.1", 0, None, {"noop": noop}, pollers=args.pollers, **options)
     with stack:
         if args.no_snapshots:
@@ -246,6 +248,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str, 
     argv = [sys.executable, __file__, "--serve", "--pollers", str(args.pollers)]
     argv += ["--no-snapshots"] if args.no_snapshots else []
     argv += ["--moto-process"] if args.moto_process else []
+    argv += ["--repair-every", str(args.repair_every)] if args.repair_every else []
     env = dict(os.environ)
     if args.stepflow:  # another checkout's stepflow package first on the path
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.stepflow, env.get("PYTHONPATH")]))
@@ -277,6 +280,7 @@ def command_line(args: argparse.Namespace) -> str:
     argv += ["--poll", str(args.poll), "--pollers", str(args.pollers)]
     argv += ["--no-snapshots"] if args.no_snapshots else []
     argv += ["--stepflow", args.stepflow] if args.stepflow else []
+    argv += ["--repair-every", str(args.repair_every)] if args.repair_every else []
     return shlex.join(argv + (["--moto-process"] if args.moto_process else []))
 
 
@@ -296,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         "--stepflow",
         metavar="DIR",
         help="serve from another checkout's layers/stepflow (e.g. the commit before, to compare)",
+    )
+    parser.add_argument(
+        "--repair-every", type=float, help="seconds between outbox repair passes (default 60)"
     )
     parser.add_argument("--fresh", action="store_true", help="a new stack for every run")
     parser.add_argument("--json", action="store_true", help="print one JSON object per run")
@@ -335,6 +342,7 @@ def render(r: dict[str, Any]) -> str:
         f"latency ms p50 {lat.get('p50')} p95 {lat.get('p95')} max {lat.get('max')}; "
         f"cores: server {r['server_cores']}, clients {r['client_cores']}\n"
         f"      per 10 s: {' '.join(f'{w:.1f}' for w in r['windows_per_second'])}"
+        + "".join(f"\n      failed: {failure}" for failure in r["first_failures"])
     )
 
 
