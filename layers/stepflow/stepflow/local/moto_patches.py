@@ -1,6 +1,6 @@
 """What the local stack changes in moto before it serves StepFlow.
 
-Four patches, all process-wide and idempotent, installed by
+Five patches, all process-wide and idempotent, installed by
 :meth:`stepflow.local.LocalStack.start` on its embedded moto server:
 
 * :func:`serialize_dynamodb`: one DynamoDB request at a time, so two
@@ -22,6 +22,8 @@ Four patches, all process-wide and idempotent, installed by
   not twice per message.
 * :func:`install_dispatch_cache`: the server finds the service behind a host
   name once (moto scanned its modules and URL patterns on every request).
+* :func:`install_keyed_queries`: a Query reads its partition's items (an index
+  query: all items, unsorted), not the whole table sorted: O(n log n) each.
 
 moto is reached through importlib: it is a development dependency, and only
 the local stack (never the deployed code) loads this module's patches.
@@ -61,6 +63,59 @@ def install() -> None:
     install_item_snapshots()
     install_cheap_queue_reads()
     install_dispatch_cache()
+    install_keyed_queries()
+
+
+def install_keyed_queries() -> None:
+    """From now on moto's Query reads the items of its key, not the whole table sorted.
+
+    moto's ``Table.query`` started from ``all_items()``: every item of the table,
+    sorted by key (Python comparisons of ``DynamoType``), then filtered; so each
+    Query cost O(n log n) in the table's size, and the outbox repair pass (16
+    queries of the sparse running index) held moto's lock 11.6 s at 30,000 items,
+    stalling the stack. Within a Query, ``all_items()`` now answers the items
+    under the queried partition key (a table query) or every item unsorted (an
+    index query); moto sorts its candidates by their full key afterwards either
+    way, so the pages are the same.
+    """
+    table = importlib.import_module("moto.dynamodb.models.table").Table
+    if getattr(table.query, _MARK, False):
+        return
+    query, all_items = table.query, table.all_items
+
+    def keyed_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index = args[6] if len(args) > 6 else kwargs.get("index_name")
+        outer = getattr(_QUERY, "table", None), getattr(_QUERY, "candidates", None)
+        _QUERY.table = self
+        _QUERY.candidates = lambda: _candidates(self, None if index else hash_key)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _QUERY.table, _QUERY.candidates = outer
+
+    def keyed_all_items(self: Any) -> Any:
+        if getattr(_QUERY, "table", None) is self:
+            return _QUERY.candidates()
+        return all_items(self)
+
+    setattr(keyed_query, _MARK, True)
+    table.query, table.all_items = keyed_query, keyed_all_items
+
+
+_QUERY = threading.local()
+"""The table a patched Query runs on (this thread), and how to list its candidates."""
+
+
+def _candidates(table: Any, hash_key: Any) -> list[Any]:
+    """The items under ``hash_key`` (None: all of them), in no particular order."""
+    if hash_key is not None:
+        found = table.items.get(hash_key)
+        if found is None:
+            return []
+        return list(found.values()) if table.range_key_attr else [found]
+    if table.range_key_attr:
+        return [item for group in table.items.values() for item in group.values()]
+    return list(table.items.values())
 
 
 def install_dispatch_cache() -> None:
