@@ -26,6 +26,12 @@ StartExecution.
     .venv/bin/python bench/local_rate.py --minutes 5        # the goal's run
     .venv/bin/python bench/local_rate.py --clients 1,4,16 --flow task
     .venv/bin/python bench/local_rate.py --no-snapshots     # moto's own table copies
+    .venv/bin/python bench/local_rate.py --moto-process     # moto in its own process
+    .venv/bin/python bench/local_rate.py --stepflow /tmp/base/layers/stepflow  # another checkout
+
+Without ``--moto-process`` the stack runs moto in a thread (``LocalStack()``'s
+default); ``stepflow local`` runs it in a process of its own. ``--profile PREFIX``
+records the stack's and moto's GIL holders with py-spy (on the PATH).
 """
 
 from __future__ import annotations
@@ -312,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve:
         return serve(args)
+    if args.no_snapshots and args.moto_process:
+        parser.error("--no-snapshots undoes a patch of the in-process moto only")
     if args.minutes:
         args.seconds = args.minutes * 60
     print(f"reproduce: {command_line(args)}")
