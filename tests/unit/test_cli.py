@@ -369,3 +369,24 @@ def test_local_access_settings_inline_or_from_a_file(tmp_path: Path) -> None:
 def test_graph_is_a_stepflow_command(tmp_path: Path, capsys: Any) -> None:
     assert main(["graph", write(tmp_path, PASS_ONLY), "--format", "mermaid"]) == 0
     assert capsys.readouterr().out.startswith("flowchart TD")
+
+
+@pytest.mark.parametrize(("flags", "in_child"), [([], True), (["--moto-in-process"], False)])
+def test_local_runs_moto_in_a_child_process_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any, flags: list[str], in_child: bool
+) -> None:
+    import stepflow.local
+
+    built: list[dict[str, Any]] = []
+
+    class Recorded:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(kwargs)
+
+        def start(self) -> None:
+            raise OSError("not started: recorded")
+
+    monkeypatch.setattr(stepflow.local, "LocalStack", Recorded)
+    assert main(["local", "--port", "0", *flags]) == 2
+    assert "not started: recorded" in capsys.readouterr().err
+    assert [kwargs["moto_process"] for kwargs in built] == [in_child]
