@@ -5,7 +5,8 @@ inside StartExecution and one whose Lambda task goes through the queues, the
 runners and the stepper pollers, THEN both succeed; every DynamoDB request is
 answered by the child, none by a moto in this process; the stack's log is the
 real DynamoDB adapter (``stepflow.aws.dynamodb_log``), which commits each
-start once; and when the stack stops the child ends.
+start once; and when the stack stops the child ends. A child that cannot
+serve (its port taken) fails the start and is not left behind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import socket
 import time
 from collections import Counter
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 from stepflow.aws.dynamodb_log import DynamoDBLog
 from stepflow.local import LocalStack
+from stepflow.local.moto_process import MotoProcess, MotoProcessError
 
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 LAMBDA = "arn:aws:lambda:us-east-1:000000000000:function:double"
@@ -100,3 +103,14 @@ def _output(sfn: Any, arn: str) -> Any:
         time.sleep(0.05)
     assert described["status"] == "SUCCEEDED", described
     return json.loads(described["output"])
+
+
+def test_a_moto_process_that_cannot_serve_fails_the_start_and_leaves_nothing() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        moto = MotoProcess("127.0.0.1", port)
+        with pytest.raises(MotoProcessError, match="did not start"):
+            moto.start()
+    assert moto.pid is None

@@ -3,8 +3,9 @@
 In one process the GIL serialises everything: the API, the steppers and moto
 answering their DynamoDB and SQS requests, which is over half of the busy time
 of a stack starting executions (see docs/benchmarks.md, "Local stack rate").
-:class:`MotoProcess` runs the same server (``moto.server.ThreadedMotoServer``
-with :mod:`stepflow.local.moto_patches` installed) in a child Python process;
+:class:`MotoProcess` runs the same server (moto's WSGI application under werkzeug, as
+``moto.server.ThreadedMotoServer`` serves it, with :mod:`stepflow.local.moto_patches`
+installed) in a child Python process;
 the stack reaches it over HTTP exactly as it reaches the in-process one.
 
 The child ends when its stdin closes: :meth:`MotoProcess.stop` closes it, and
@@ -84,14 +85,15 @@ class MotoProcess:
         child, self._child = self._child, None
         if child is None:
             return
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                stream.close()
+        if child.stdin is not None:
+            child.stdin.close()
         try:
             child.wait(timeout)
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        if child.stdout is not None:  # only now: a reader may still be blocked in it until EOF
+            child.stdout.close()
 
 
 def serve(host: str, port: int) -> None:
@@ -102,10 +104,18 @@ def serve(host: str, port: int) -> None:
     moto_patches.install()
     # One log line per request costs the server time and says nothing to a user.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = importlib.import_module("moto.server").ThreadedMotoServer(
-        ip_address=host, port=port, verbose=False
+    app = importlib.import_module("moto.moto_server.werkzeug_app")
+    serving = importlib.import_module("werkzeug.serving")
+    # Bound here, not in a thread as ThreadedMotoServer does: a port that cannot be bound
+    # ends this process at once (ThreadedMotoServer would wait forever for its thread).
+    server = serving.make_server(
+        host,
+        port,
+        app.DomainDispatcherApplication(app.create_backend_app),
+        True,
+        request_handler=app.MotoRequestHandler,
     )
-    server.start()
+    threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     print(READY, flush=True)
     sys.stdin.read()  # EOF: the stack stopped or its process ended
     # Nothing to save (moto's state lives in memory): the serving thread ends with us.
