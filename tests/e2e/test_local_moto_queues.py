@@ -80,3 +80,34 @@ def test_queue_attributes_still_count_the_messages(queue: tuple[Any, str]) -> No
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "10"
     assert attributes["ApproximateNumberOfMessagesDelayed"] == "0"
     assert attributes["MessageRetentionPeriod"] == "345600"
+
+
+DELAYED = 200
+
+
+def test_a_receive_reads_the_clock_once_per_walk_not_per_message(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = boto3.client("sqs", endpoint_url=stack.aws_endpoint, region_name=REGION, **CREDENTIALS)
+    url = sqs.create_queue(QueueName=f"delayed-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    for start in range(0, DELAYED, 10):  # as the repair messages wait out their minute
+        entries = [
+            {"Id": str(i), "MessageBody": f"later{i}", "DelaySeconds": 900}
+            for i in range(start, start + 10)
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    sqs.send_message(QueueUrl=url, MessageBody="now")
+    models = importlib.import_module("moto.sqs.models")
+    clock = models.unix_time_millis
+    reads = [0]
+
+    def counted() -> float:
+        reads[0] += 1
+        return float(clock())
+
+    monkeypatch.setattr(models, "unix_time_millis", counted)
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in received] == ["now"]
+    # moto's own walk asked the clock twice per message (visible, then delayed): 400+.
+    assert reads[0] < 20, reads[0]
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") is None

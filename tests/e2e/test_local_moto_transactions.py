@@ -1,18 +1,23 @@
 """The local stack's moto: a transaction copies the items it touches, all or nothing.
 
 GIVEN the local stack on moto (stepflow.local.moto_patches installed by its
-start), WHEN a client sends TransactWriteItems through boto3, THEN no table is
-copied (moto's own rollback deep-copied the whole table once per item, which
-made a map run of N durable children O(N^2)), and the outcome is moto's (and
-DynamoDB's): a failed condition on any item cancels every item, with one
-reason per item, and an item named twice is refused.
+start), in this process or in a child process of its own (``moto_process``,
+what ``stepflow local`` runs), WHEN clients send TransactWriteItems through
+boto3, THEN no table is copied (moto's own rollback deep-copied the whole table
+once per item, which made a map run of N durable children O(N^2)), and the
+outcome is moto's (and DynamoDB's): a failed condition on any item cancels
+every item, with one reason per item, an item named twice is refused, and
+conditional transactions on one key from concurrent clients serialise (no
+update is lost).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -24,9 +29,11 @@ from stepflow.local.stack import CREDENTIALS, REGION
 TABLE = "transactions"
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(port=0, handlers={}, pollers=0, runners=0) as running:
+@pytest.fixture(scope="module", params=[False, True], ids=["in-process", "moto-process"])
+def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    with LocalStack(
+        port=0, handlers={}, pollers=0, runners=0, moto_process=request.param
+    ) as running:
         yield running
 
 
@@ -83,7 +90,11 @@ class _CopySpy:
         return getattr(self.inner, name)
 
 
-def test_a_transaction_copies_no_table(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transaction_copies_no_table(
+    stack: LocalStack, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if stack.moto_process:
+        pytest.skip("spies on moto's module in this process")
     models = importlib.import_module("moto.dynamodb.models")
     table_type = importlib.import_module("moto.dynamodb.models.table").Table
     spy = _CopySpy(models.copy, table_type)
@@ -168,3 +179,67 @@ def test_after_a_cancelled_transaction_the_next_one_commits(client: Any) -> None
         TransactItems=[{"Put": {"TableName": TABLE, "Item": _item("b", "new")}}]
     )
     assert [item["sk"]["S"] for item in _everything(client)] == ["a", "b", "c", "d"]
+
+
+CLIENTS = 4
+INCREMENTS = 10
+
+
+def _increment(client: Any, key: dict[str, Any]) -> int:
+    """Add one to ``n`` by a conditional transaction (read, then write iff unchanged)."""
+    conflicts = 0
+    while True:
+        seen = client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]["n"]["N"]
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": TABLE,
+                            "Key": key,
+                            "UpdateExpression": "SET n = :next",
+                            "ConditionExpression": "n = :seen",
+                            "ExpressionAttributeValues": {
+                                ":seen": {"N": seen},
+                                ":next": {"N": str(int(seen) + 1)},
+                            },
+                        }
+                    },
+                    {"Put": {"TableName": TABLE, "Item": _item(f"log-{seen}", "written")}},
+                ]
+            )
+            return conflicts
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "TransactionCanceledException"
+            reasons = [r["Code"] for r in exc.response["CancellationReasons"]]
+            assert reasons == ["ConditionalCheckFailed", "None"]
+            conflicts += 1
+
+
+def test_concurrent_transactions_on_one_key_serialise(
+    stack: LocalStack, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not stack.moto_process:  # widen the window between moto's check and its write
+        backend = importlib.import_module("moto.dynamodb.models").DynamoDBBackend
+        original = backend.get_item
+
+        def slow_get_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+            item = original(self, *args, **kwargs)
+            time.sleep(0.002)
+            return item
+
+        monkeypatch.setattr(backend, "get_item", slow_get_item)
+    key = _key("counter")
+    client.put_item(TableName=TABLE, Item={**key, "n": {"N": "0"}})
+    clients = [stack.client("dynamodb") for _ in range(CLIENTS)]
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        conflicts = list(
+            pool.map(
+                lambda c: sum(_increment(c, key) for _ in range(INCREMENTS)),
+                clients,
+            )
+        )
+    final = client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]["n"]["N"]
+    assert int(final) == CLIENTS * INCREMENTS, conflicts
+    logs = [i for i in _everything(client) if i["sk"]["S"].startswith("log-")]
+    assert sorted(int(i["sk"]["S"][4:]) for i in logs) == list(range(CLIENTS * INCREMENTS))

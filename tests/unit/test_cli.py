@@ -412,3 +412,24 @@ def test_run_refuses_bad_mock_flags_before_running(
     flags = [config if flag == "@" else flag for flag in flags]
     assert main(["run", str(MOCKS / "order_flow.asl.json"), *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flags", "in_child"), [([], True), (["--moto-in-process"], False)])
+def test_local_runs_moto_in_a_child_process_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any, flags: list[str], in_child: bool
+) -> None:
+    import stepflow.local
+
+    built: list[dict[str, Any]] = []
+
+    class Recorded:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(kwargs)
+
+        def start(self) -> None:
+            raise OSError("not started: recorded")
+
+    monkeypatch.setattr(stepflow.local, "LocalStack", Recorded)
+    assert main(["local", "--port", "0", *flags]) == 2
+    assert "not started: recorded" in capsys.readouterr().err
+    assert [kwargs["moto_process"] for kwargs in built] == [in_child]

@@ -58,7 +58,7 @@ class Executions:
         ``.sync`` task that waits for its end. Raises :class:`ApiError`.
         """
         given = p["stateMachineArn"]
-        target = self.machines.resolve(given)
+        target, role = self.machines.target(given)
         machine = self.scope.parse_machine(target)[0]
         qualifier = self.scope.parse_machine(given)[1]
         if qualifier is not None and not qualifier.isdigit():  # resolved through an alias
@@ -77,7 +77,7 @@ class Executions:
                 input=value,
                 seed=secrets.randbits(63),
                 attributes=attributes,
-                role_arn=self.machines.role_of(target),
+                role_arn=role,
                 caller=caller,
             )
         except ExecutionInputMismatchError:

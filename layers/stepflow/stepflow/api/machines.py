@@ -278,6 +278,21 @@ class Machines:
         weights = [r["weight"] for r in routing]
         return str(random.choices(routing, weights=weights)[0]["stateMachineVersionArn"])
 
+    def target(self, arn: str) -> tuple[str, str]:
+        """:meth:`resolve` and the :meth:`role_of` its result, reading the machine once.
+
+        A state machine or version ARN costs one read (StartExecution reads
+        nothing else of the registry); an alias, its own and its version's.
+        """
+        name, qualifier = self.scope.parse_machine(arn)
+        if qualifier is None:
+            head = self.head(arn)
+            return self._revision_arn(head), str(head["roleArn"])
+        if qualifier.isdigit():
+            return arn, str(self.version(name, int(qualifier))["roleArn"])
+        resolved = self.resolve(arn)
+        return resolved, self.role_of(resolved)
+
     def role_of(self, resolved: str) -> str:
         """The roleArn an execution of ``resolved`` (from :meth:`resolve`) runs with.
 

@@ -90,6 +90,11 @@ LOCAL_EXIT_SECONDS = 10.0
     help="Step Functions Local's MockConfigFile.json (default: $SFN_MOCK_CONFIG): start an "
     "execution of '<state machine ARN>#<TestCase>' to run that test case (docs/testing.md)",
 )
+@click.option(
+    "--moto-in-process",
+    is_flag=True,
+    help="run moto in this process, not in a child process of its own (one core for all)",
+)
 def local_command(
     host: str,
     port: int,
@@ -106,6 +111,7 @@ def local_command(
     hooks: str,
     verbose: int,
     mock_config: str | None,
+    moto_in_process: bool = False,
 ) -> int:
     """Serve the Step Functions API on a local stack.
 
@@ -145,6 +151,7 @@ def local_command(
             hook_names=hooks,
             verbosity=verbose,
             mock_config=mocks,
+            moto_process=not moto_in_process,
         ).start()
     except ValueError as exc:  # a malformed --cells-queue, --hooks or --mock-config
         wakeup.close()

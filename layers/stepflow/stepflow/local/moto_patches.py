@@ -1,6 +1,6 @@
 """What the local stack changes in moto before it serves StepFlow.
 
-Three patches, all process-wide and idempotent, installed by
+Five patches, all process-wide and idempotent, installed by
 :meth:`stepflow.local.LocalStack.start` on its embedded moto server:
 
 * :func:`serialize_dynamodb`: one DynamoDB request at a time, so two
@@ -17,7 +17,13 @@ Three patches, all process-wide and idempotent, installed by
   approximate counts, each a pass over all its messages) to read one setting
   on each SendMessage and on each message received, so with the thousand
   messages a map run's children queue each request cost O(queue): 84% of the
-  busy time of a 1,000-child run. The settings read are the same.
+  busy time of a 1,000-child run. The settings read are the same. And the
+  walk over a queue's messages that each receive makes reads the clock once,
+  not twice per message.
+* :func:`install_dispatch_cache`: the server finds the service behind a host
+  name once (moto scanned its modules and URL patterns on every request).
+* :func:`install_keyed_queries`: a Query reads its partition's items (an index
+  query: all items, unsorted), not the whole table sorted: O(n log n) each.
 
 moto is reached through importlib: it is a development dependency, and only
 the local stack (never the deployed code) loads this module's patches.
@@ -56,6 +62,87 @@ def install() -> None:
     serialize_dynamodb()
     install_item_snapshots()
     install_cheap_queue_reads()
+    install_dispatch_cache()
+    install_keyed_queries()
+
+
+def install_keyed_queries() -> None:
+    """From now on moto's Query reads the items of its key, not the whole table sorted.
+
+    moto's ``Table.query`` started from ``all_items()``: every item of the table,
+    sorted by key (Python comparisons of ``DynamoType``), then filtered; so each
+    Query cost O(n log n) in the table's size, and the outbox repair pass (16
+    queries of the sparse running index) held moto's lock 11.6 s at 30,000 items,
+    stalling the stack. Within a Query, ``all_items()`` now answers the items
+    under the queried partition key (a table query) or every item unsorted (an
+    index query); moto sorts its candidates by their full key afterwards either
+    way, so the pages are the same.
+    """
+    table = importlib.import_module("moto.dynamodb.models.table").Table
+    if getattr(table.query, _MARK, False):
+        return
+    query, all_items = table.query, table.all_items
+
+    def keyed_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index = args[6] if len(args) > 6 else kwargs.get("index_name")
+        outer = getattr(_QUERY, "table", None), getattr(_QUERY, "candidates", None)
+        _QUERY.table = self
+        _QUERY.candidates = lambda: _candidates(self, None if index else hash_key)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _QUERY.table, _QUERY.candidates = outer
+
+    def keyed_all_items(self: Any) -> Any:
+        if getattr(_QUERY, "table", None) is self:
+            return _QUERY.candidates()
+        return all_items(self)
+
+    setattr(keyed_query, _MARK, True)
+    table.query, table.all_items = keyed_query, keyed_all_items
+
+
+_QUERY = threading.local()
+"""The table a patched Query runs on (this thread), and how to list its candidates."""
+
+
+def _candidates(table: Any, hash_key: Any) -> list[Any]:
+    """The items under ``hash_key`` (None: all of them), in no particular order."""
+    if hash_key is not None:
+        found = table.items.get(hash_key)
+        if found is None:
+            return []
+        return list(found.values()) if table.range_key_attr else [found]
+    if table.range_key_attr:
+        return [item for group in table.items.values() for item in group.values()]
+    return list(table.items.values())
+
+
+def install_dispatch_cache() -> None:
+    """From now on moto's server finds the service of a host name once, not per request.
+
+    For each request moto's dispatcher listed its service modules (a directory
+    scan) and tried every service's URL patterns on the request's host; the
+    answer depends on the host name alone, so it is kept per host.
+    """
+    app = importlib.import_module("moto.moto_server.werkzeug_app").DomainDispatcherApplication
+    if getattr(app.get_backend_for_host, _MARK, False):
+        return
+    lookup = app.get_backend_for_host
+    found: dict[str, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        if host not in found:
+            backend = lookup(self, host)
+            if backend is None:  # unknown: asked again next time, as moto does
+                return None
+            found[host] = backend
+        return found[host]
+
+    setattr(get_backend_for_host, _MARK, True)
+    app.get_backend_for_host = get_backend_for_host
 
 
 def install_cheap_queue_reads() -> None:
@@ -74,6 +161,22 @@ def install_cheap_queue_reads() -> None:
         setattr(queue, name, property(_uncounted(getattr(queue, name).fget)))
     for name in ("send_message", "is_message_valid_based_on_retention_period"):
         setattr(backend, name, _without_counts(getattr(backend, name)))
+    queue.messages = property(_ready_messages(models))
+
+
+def _ready_messages(models: Any) -> Callable[[Any], list[Any]]:
+    """``Queue.messages`` (visible, not delayed) reading the clock once, not twice a message.
+
+    Every receive, and every poller woken by a send, walks the whole queue through
+    it; the delayed repair messages that precede each commit of an execution with
+    work to send (one a minute per execution) made that walk 80% of moto's SQS time.
+    """
+
+    def messages(self: Any) -> list[Any]:
+        now = models.unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and now >= m.delayed_until]
+
+    return messages
 
 
 def _uncounted(count: Callable[[Any], int]) -> Callable[[Any], int]:

@@ -46,6 +46,7 @@ from stepflow.local import moto_patches
 from stepflow.local.banner import banner_lines
 from stepflow.local.gateway import Gateway
 from stepflow.local.mocks import TestCases
+from stepflow.local.moto_process import MotoProcess
 from stepflow.local.pollers import Pollers
 from stepflow.local.routes import local_routes
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
@@ -133,6 +134,9 @@ class LocalStack:
     mock_config: str | Mapping[str, Any] | MockConfig | None = None
     """Step Functions Local's ``MockConfigFile.json`` (a path or its object): a start whose
     state machine ARN ends in ``#<TestCase>`` runs that test case (see :mod:`.mocks`)."""
+    moto_process: bool = False
+    """Run moto's server in a child process (a second core; :mod:`stepflow.local.moto_process`)
+    instead of a thread of this one. Ignored with ``endpoint``."""
     url: str = ""
     aws_endpoint: str = ""
     test_cases: TestCases | None = None
@@ -140,6 +144,7 @@ class LocalStack:
     _moto: Any = None
     _gateway: Gateway | None = None
     _restore_logging: Callable[[], None] | None = None
+    _counted: bool = False  # one of the process's embedded stacks on the in-process moto
     _pollers: Pollers | None = None
     _runners: Pollers | None = None
     _repair: RepairLoop | None = None
@@ -159,7 +164,12 @@ class LocalStack:
         checker_from_setting(self.check_roles, lambda: None)
         if self.verbosity is not None:
             self._restore_logging = set_verbosity(self.verbosity)
-        if self.endpoint is None:
+        if self.endpoint is not None:
+            self.aws_endpoint = self.endpoint
+        elif self.moto_process:
+            self._moto = MotoProcess("127.0.0.1", free_port()).start()
+            self.aws_endpoint = self._moto.endpoint
+        else:
             server = importlib.import_module("moto.server")
             # One request at a time; a transaction copies the items it touches, not the
             # table (moto's copy made each commit O(table), a map run O(N^2)).
@@ -170,9 +180,8 @@ class LocalStack:
             )
             self._moto.start()
             self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
+            self._counted = True  # before the reset: stop() uncounts it even if that fails
             _fresh_moto(self.aws_endpoint)
-        else:
-            self.aws_endpoint = self.endpoint
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
         _ensure_table(dynamodb)
         queue_url, dlq_url = create_queues(sqs, QUEUE)
@@ -353,6 +362,8 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self._counted:
+            self._counted = False
             with _EMBEDDED_LOCK:
                 _EMBEDDED[0] -= 1
         stepper_handler.configure(None)
