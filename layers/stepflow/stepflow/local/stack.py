@@ -16,9 +16,7 @@ import os
 import secrets
 import shlex
 import socket
-import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +28,9 @@ from pydantic import SecretStr
 from stepflow.api import lambda_handler
 from stepflow.api.access import AccessPolicy
 from stepflow.api.pass_role import checker_from_setting
-from stepflow.aws import create_table, hooks_lambda, topology
+from stepflow.aws import hooks_lambda, topology
 from stepflow.aws import stepper_lambda as stepper_handler
-from stepflow.aws.outbox_repair import OutboxRepair, from_wiring
+from stepflow.aws.outbox_repair import from_wiring
 from stepflow.aws.own_resources import own_resources
 from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
 from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, create_queues
@@ -49,6 +47,13 @@ from stepflow.local.mocks import TestCases
 from stepflow.local.moto_process import MotoProcess
 from stepflow.local.pollers import Pollers
 from stepflow.local.routes import local_routes
+from stepflow.local.stack_parts import (
+    RepairLoop,
+    ensure_bucket,
+    ensure_table,
+    fresh_moto,
+    release_moto,
+)
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
 from stepflow.local.verbosity import set_verbosity
 from stepflow.runtime import TaskInvoker
@@ -181,14 +186,14 @@ class LocalStack:
             self._moto.start()
             self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
             self._counted = True  # before the reset: stop() uncounts it even if that fails
-            _fresh_moto(self.aws_endpoint)
+            fresh_moto(self.aws_endpoint)
         dynamodb, sqs, s3 = (self.client(name) for name in ("dynamodb", "sqs", "s3"))
-        _ensure_table(dynamodb)
+        ensure_table(dynamodb, TABLE)
         queue_url, dlq_url = create_queues(sqs, QUEUE)
         tasks_url, tasks_dlq_url = create_queues(
             sqs, TASKS_QUEUE, visibility_timeout=topology.TASKS_QUEUE.visibility_timeout
         )
-        _ensure_bucket(s3)
+        ensure_bucket(s3, BUCKET)
         settings = Settings(
             table_name=TABLE,
             queue_url=queue_url,
@@ -364,8 +369,7 @@ class LocalStack:
             self._moto = None
         if self._counted:
             self._counted = False
-            with _EMBEDDED_LOCK:
-                _EMBEDDED[0] -= 1
+            release_moto()
         stepper_handler.configure(None)
         stepper_handler.configure_runner(None)
         lambda_handler.configure(None)
@@ -404,35 +408,6 @@ class LocalStack:
         return root_of(self.wiring.log, execution_arn)
 
 
-class RepairLoop:
-    """Runs the outbox repair job every ``interval`` seconds on a daemon thread."""
-
-    def __init__(self, job: OutboxRepair, interval: float) -> None:
-        self.job, self.interval = job, interval
-        self.runs = 0
-        self.errors: list[Exception] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="outbox-repair", daemon=True)
-
-    def start(self) -> RepairLoop:
-        """Start the loop (its first pass after one interval)."""
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the pass in progress."""
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.job.run()
-                self.runs += 1
-            except Exception as exc:  # an outage of the endpoint: try again next time
-                self.errors.append(exc)
-
-
 def _environment_limits() -> Limits:
     """The limits the process environment sets (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
     return _environment_settings().limits
@@ -441,36 +416,3 @@ def _environment_limits() -> Limits:
 def _environment_settings() -> Settings:
     """The settings the process environment sets (``STEPFLOW_<NAME>``)."""
     return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE})
-
-
-_EMBEDDED_LOCK = threading.Lock()
-_EMBEDDED = [0]  # embedded stacks running in this process (moto's state is process-wide)
-
-
-def _fresh_moto(endpoint: str) -> None:
-    """Start the first embedded stack of the process on an empty moto account.
-
-    moto keeps its state in process-wide backends, so a stack started after another
-    one stopped (as in a test run) would find that stack's tables, queues and
-    in-flight messages. While another embedded stack runs, its state is kept.
-    """
-    with _EMBEDDED_LOCK:
-        _EMBEDDED[0] += 1  # counted at once: stop() uncounts it even if the reset fails
-        if _EMBEDDED[0] == 1:
-            request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-            with urllib.request.urlopen(request, timeout=30):
-                pass
-
-
-def _ensure_table(client: Any) -> None:
-    try:
-        client.describe_table(TableName=TABLE)
-    except client.exceptions.ResourceNotFoundException:
-        create_table(client, TABLE)
-
-
-def _ensure_bucket(client: Any) -> None:
-    try:
-        client.head_bucket(Bucket=BUCKET)
-    except Exception:  # absent (404) on a fresh endpoint
-        client.create_bucket(Bucket=BUCKET)
