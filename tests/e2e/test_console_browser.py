@@ -26,21 +26,12 @@ from stepflow.console import ConsoleAssets, ConsoleRoute
 from stepflow.local import LocalStack
 from stepflow.local.gateway import Gateway
 
+from tests.e2e.chromium import chromium
 from tests.e2e.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::000000000000:role/StepFlowLocal"
 FN = "arn:aws:lambda:us-east-1:000000000000:function:"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 HOSTILE = '<img src=x onerror="document.title=1">&amp;'
 
 
@@ -64,15 +55,7 @@ def stack() -> Iterator[LocalStack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip("Debian's chromium is not installed (make test installs it when it can)")
-    if not ConsoleAssets().has_layout_library:
-        pytest.skip("the graph layout library is missing: make console-assets")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ Step Functions calls unsigned to the proxy, which re-signs them for
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,13 +15,13 @@ from urllib.parse import quote
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
-from stepflow.console import ConsoleAssets, ConsoleRoute
+from stepflow.console import ConsoleRoute
 from stepflow.local import LocalStack
 from stepflow.proxy.forward import Forwarder, ProxyServer, Upstream
 from stepflow.proxy.signing import api_client
 
+from tests.e2e.chromium import chromium
 from tests.e2e.sigv4_gateway import SigV4Gateway
-from tests.e2e.test_console_browser import CHROMIUM, FLAGS
 
 REGION = "eu-west-1"
 KEY, SECRET = "AKIDCONSOLE", "console-secret"
@@ -36,15 +34,7 @@ def signed(url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip("Debian's chromium is not installed")
-    if not ConsoleAssets().has_layout_library:
-        pytest.skip("the graph layout library is missing: make console-assets")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")
