@@ -239,3 +239,40 @@ def test_an_unsigned_browser_reads_through_the_console_no_more_than_through_the_
     assert status == 405 and "Hold" not in text
     status, text = call("POST", "/console/api/graph", {"executionArn": execution})
     assert status == 422 and "Hold" not in text
+
+
+def test_the_live_stream_answers_only_callers_the_policy_lets_read_the_history(
+    stack: LocalStack, machines: dict[str, str]
+) -> None:
+    """GET /live/executions/<arn> (server-sent events) applies the policy as the API does.
+
+    ``admin`` (states:*) gets every event, each once; ``alice`` and ``bob`` (no
+    GetExecutionHistory) and an unsigned request get the very answer an unknown
+    execution gets, so a denied caller learns nothing, not even that it exists.
+    """
+    from botocore.credentials import Credentials
+    from stepflow.live.sse_client import NoLiveStreamError, follow
+    from stepflow.proxy.signing import sign_request
+
+    def signed(key: str) -> Any:
+        frozen = Credentials(key, "secret").get_frozen_credentials()
+        return lambda url, headers: sign_request(frozen, "us-east-1", "GET", url, headers, b"")
+
+    arn = sfn(stack, "admin").start_execution(stateMachineArn=machines["orders-failing"])[
+        "executionArn"
+    ]
+    events = list(follow(stack.url, arn, sign=signed("admin"), timeout=30))
+    history = sfn(stack, "admin").get_execution_history(executionArn=arn)["events"]
+    assert [e["id"] for e in events] == [e["id"] for e in history]
+    assert events[-1]["type"] == "ExecutionFailed"
+
+    unknown = arn.rsplit(":", 1)[0] + ":nobody"
+    answers = {}
+    for who, sign in (("alice", signed("alice")), ("bob", signed("bob")), ("anyone", None)):
+        with pytest.raises(NoLiveStreamError) as refused:
+            list(follow(stack.url, arn, sign=sign, timeout=30))
+        answers[who] = (refused.value.status, refused.value.body.replace(arn, "<arn>"))
+    with pytest.raises(NoLiveStreamError) as missing:
+        list(follow(stack.url, unknown, sign=signed("admin"), timeout=30))
+    expected = (404, missing.value.body.replace(unknown, "<arn>"))
+    assert answers == {"alice": expected, "bob": expected, "anyone": expected}

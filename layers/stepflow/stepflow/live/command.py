@@ -18,17 +18,19 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 import click
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stepflow.api.client import client
 from stepflow.live.sse_client import NoLiveStreamError, follow
 from stepflow.live.tail import RUNNING, Tail
+from stepflow.proxy.signing import sign_request
 
 __all__ = ["DEFAULT_ENDPOINT", "watch_command"]
 
@@ -88,7 +90,7 @@ def _events(sfn: Any, endpoint: str, arn: str, poll: float) -> Iterator[dict[str
     """The execution's events from the start: the live stream, else paged history."""
     given = 0
     try:
-        for event in follow(endpoint, arn):
+        for event in follow(endpoint, arn, sign=_signer(sfn.meta.region_name, _local(endpoint))):
             given = int(event["id"])
             yield event
         return
@@ -103,6 +105,25 @@ def _events(sfn: Any, endpoint: str, arn: str, poll: float) -> Iterator[dict[str
         terminal=lambda: _call(sfn.describe_execution, executionArn=arn)["status"] not in RUNNING,
     )
     yield from tail.events(stop=threading.Event())
+
+
+def _signer(
+    region: str, placeholders: dict[str, str]
+) -> Callable[[str, dict[str, str]], dict[str, str]] | None:
+    """Signs a stream's requests with the credentials the API client uses (None: none)."""
+    credentials = (
+        Credentials(placeholders["aws_access_key_id"], placeholders["aws_secret_access_key"])
+        if placeholders
+        else boto3.Session().get_credentials()
+    )
+    if credentials is None:
+        return None
+    frozen = credentials.get_frozen_credentials()
+
+    def sign(url: str, headers: dict[str, str]) -> dict[str, str]:
+        return sign_request(frozen, region, "GET", url, headers, b"")
+
+    return sign
 
 
 def _local(endpoint: str) -> dict[str, str]:

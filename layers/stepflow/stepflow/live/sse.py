@@ -9,6 +9,12 @@ Failed, TimedOut or Aborted) the stream closes, once no event follows it and the
 execution is not running (a redriven execution's stream goes on), with the
 comment line ``: end`` (any other close is a reconnection from the last id).
 
+With an access policy (``stepflow local --access-policy``) a stream is served
+only to a caller the policy lets read the execution's history
+(``states:GetExecutionHistory`` on its state machine), the caller named by the
+request's SigV4 ``Authorization`` header as on the API; anyone else gets the
+same 404 as for an execution that does not exist.
+
 Bounds: at most ``max_streams`` streams at once (503 with ``Retry-After`` past
 that); each stays open at most ``max_seconds`` (then it closes and the client
 reconnects from its last id); a socket write that waits more than
@@ -23,11 +29,13 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from stepflow.api.access import AccessPolicy
 from stepflow.live.tail import HistoryGapError, HistoryLog, Tail, history_reader, terminal
 
 __all__ = ["END_COMMENT", "PREFIX", "LiveRoute", "message"]
@@ -38,6 +46,8 @@ _ARN = re.compile(r"arn:[A-Za-z0-9-]{1,16}:states:[a-z0-9-]{0,32}:[0-9]{0,12}:[\
 _AFTER = re.compile(r"[0-9]{1,12}")
 END_COMMENT = "end"
 """The comment a stream closes with once the execution has ended."""
+ACTION = "states:GetExecutionHistory"
+"""What reading a stream is, as the access policy names it."""
 
 
 @dataclass
@@ -57,6 +67,10 @@ class LiveRoute:
     """Streams served so far (each counted once, when its headers are sent)."""
     refused: int = 0
     """Streams refused for want of a slot (503)."""
+    policy: AccessPolicy | None = None
+    """The API's access policy (None: every caller may read every stream)."""
+    caller: Callable[[Mapping[str, str]], str | None] = lambda _headers: None
+    """The principal ARN a request's headers name (as the API's gateway reads them)."""
     _open: threading.BoundedSemaphore = field(init=False)
     _count: threading.Lock = field(init=False, default_factory=threading.Lock)
 
@@ -70,7 +84,7 @@ class LiveRoute:
         self.stop.set()
 
     def serve(self, request: BaseHTTPRequestHandler) -> None:
-        """Answer one ``GET``: 400 bad input, 404 unknown execution, 503 too many streams."""
+        """Answer one ``GET``: 400 bad input, 404 unknown (or denied), 503 too many streams."""
         request.close_connection = True
         parts = urlsplit(request.path)
         arn = unquote(parts.path[len(self.prefix) :])
@@ -79,6 +93,10 @@ class LiveRoute:
         after = _after(request.headers.get("Last-Event-ID"), parse_qs(parts.query).get("after"))
         if after is None:
             return _refuse(request, 400, "BadRequest", "Last-Event-ID or after: a number 0..10^12")
+        if self.policy is not None and not self.policy.allows(
+            self.caller(dict(request.headers.items())), ACTION, arn.split(":")[6]
+        ):  # the same answer as an unknown execution: a denied caller learns nothing
+            return _refuse(request, 404, "ExecutionDoesNotExist", f"no execution {arn}")
         try:
             record = self.log.get(arn)
         except Exception:  # an outage of the table: the client may retry

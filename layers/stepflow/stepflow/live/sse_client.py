@@ -67,6 +67,7 @@ def follow(
     after: int = 0,
     timeout: float = 30.0,
     reconnects: int = 10,
+    sign: Callable[[str, dict[str, str]], dict[str, str]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The execution's events after ``after``, in order, until the stream ends on its end.
 
@@ -77,15 +78,16 @@ def follow(
     execution, 400: bad ARN, an API without live streams; 503 once ``reconnects``
     tries in a row were refused) and :class:`HistoryGapError` if the server skips
     an id. Only refused connections count against ``reconnects``: a stream that
-    opened is progress, however long the execution waits.
+    opened is progress, however long the execution waits. ``sign(url, headers)``
+    returns the headers of each request signed (SigV4, which names the caller to a
+    ``stepflow local`` that applies an access policy).
     """
     last, refused = after, 0
     over: list[str] = []
     while True:
-        request = urllib.request.Request(
-            stream_url(endpoint, execution_arn),
-            headers={"Accept": "text/event-stream", "Last-Event-ID": str(last)},
-        )
+        url = stream_url(endpoint, execution_arn)
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)}
+        request = urllib.request.Request(url, headers=sign(url, headers) if sign else headers)
         try:
             reply = urllib.request.urlopen(request, timeout=timeout)
         except urllib.error.HTTPError as exc:

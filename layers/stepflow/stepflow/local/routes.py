@@ -8,10 +8,11 @@ its path prefix itself, on the request's own connection, so it can stream
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Protocol
 
+from stepflow.api.access import AccessPolicy
 from stepflow.console import ConsoleRoute
 
 if TYPE_CHECKING:
@@ -53,6 +54,15 @@ def _posts_to(route: Route, bare: str) -> bool:
 def local_routes(stack: LocalStack) -> list[Route]:
     """The routes ``stepflow local`` serves for ``stack`` (one line per feature)."""
     from stepflow.live.sse import LiveRoute  # the live package imports nothing of local
+    from stepflow.local.gateway import identity  # the gateway imports this module
 
-    log = stack.wiring.log if stack.wiring is not None else None
-    return [ConsoleRoute(), *([LiveRoute(log)] if log is not None else [])]
+    if stack.wiring is None:
+        return [ConsoleRoute()]
+    log, account = stack.wiring.log, stack.wiring.settings.account
+    principals = dict(stack.principals)
+
+    def caller(headers: Mapping[str, str]) -> str | None:
+        return identity(headers, account, principals).get("userArn")
+
+    live = LiveRoute(log, policy=AccessPolicy.from_json(stack.access_policy), caller=caller)
+    return [ConsoleRoute(), live]
