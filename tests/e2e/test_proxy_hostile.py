@@ -7,6 +7,7 @@ must not be forwarded at all, and only the JSON protocol's headers go on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -196,6 +197,49 @@ def test_a_stalled_body_times_out(upstream: Recorder) -> None:
         assert statuses(answer) == [408]
         assert exchange(server.port, b"POST / HTTP/1.1\r\n") == b""  # headers never end: closed
     assert len(upstream.seen) == before
+
+
+def _trickle(port: int, head: bytes, raw: bytes, pause: float) -> bytes:
+    """Send ``head``, then ``raw`` a byte at a time, ``pause`` apart (each read well inside
+    the read timeout)."""
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head)
+        for byte in raw:
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:
+                break  # the proxy gave up on us
+            time.sleep(pause)
+        connection.settimeout(10)
+        with contextlib.suppress(OSError):
+            while chunk := connection.recv(65536):
+                answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("part", ["body", "headers"])
+def test_a_trickled_request_meets_a_deadline_not_just_a_read_timeout(
+    upstream: Recorder, part: str
+) -> None:
+    """One byte every 0.1 s never trips the 1 s read timeout; the 1.5 s deadline ends it.
+
+    Headers cut short must not be forwarded as a request either (a Content-Length of 0
+    would otherwise make the truncated request look whole).
+    """
+    before = len(upstream.seen)
+    with ProxyServer(_forwarder(upstream), read_timeout=1.0, request_deadline=1.5) as server:
+        if part == "body":
+            raw = request(server.port, "Content-Length: 60", body=b"{" + b" " * 58 + b"}")
+        else:
+            raw = request(server.port, "Content-Length: 0", "X-Padding: " + "p" * 40, body=b"")
+        began = time.monotonic()
+        split = raw.index(b"\r\n\r\n") + 4 if part == "body" else 20
+        answer = _trickle(server.port, raw[:split], raw[split:], 0.1)
+        assert time.monotonic() - began < 5.0  # cut at the deadline, not after every byte
+        assert statuses(answer) == [408]
+        assert statuses(exchange(server.port, request(server.port, "Content-Length: 2"))) == [200]
+    assert len(upstream.seen) == before + 1  # only the whole request went upstream
 
 
 def test_past_max_connections_the_proxy_answers_503(upstream: Recorder) -> None:

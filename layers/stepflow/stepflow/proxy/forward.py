@@ -12,8 +12,10 @@ as one line: method, path, X-Amz-Target, status.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -52,6 +54,9 @@ HOP_BY_HOP = frozenset(
 READ_TIMEOUT = 30.0
 """Seconds a client may stay silent while the proxy waits for its request (then 408 or close)."""
 
+REQUEST_DEADLINE = 60.0
+"""Seconds a client has to send a whole request, headers and body (a trickle gets 408)."""
+
 MAX_CONNECTIONS = 32
 """Connections served at once (a thread and up to :data:`MAX_BODY` each); past it, 503."""
 
@@ -67,6 +72,11 @@ class ProxyError(Exception):
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
         self.status, self.kind = status, kind
+
+
+def _late() -> ProxyError:
+    """A request whose deadline passed before it was whole."""
+    return ProxyError(408, "RequestTimeout", "the request did not arrive in time")
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,8 @@ class ProxyServer:
     ``POST /`` is forwarded; anything else is refused (400). A non-loopback
     ``host`` is refused unless ``allow_remote``: whoever reaches the port calls
     the API as the proxy's user. At most ``max_connections`` are served at once
-    (past them: 503), each waiting at most ``read_timeout`` seconds on its client.
+    (past them: 503), each waiting at most ``read_timeout`` seconds on its client
+    for each read and ``request_deadline`` seconds for a whole request.
     """
 
     def __init__(
@@ -193,6 +204,7 @@ class ProxyServer:
         log: Log | None = None,
         max_connections: int = MAX_CONNECTIONS,
         read_timeout: float = READ_TIMEOUT,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise ValueError(f"refusing to listen on {host!r}: not a loopback address")
@@ -200,6 +212,7 @@ class ProxyServer:
         self._guard = [HostGuard(frozenset())]  # set once the port is known
         handler = _handler_class(forwarder, tuple(routes), log or (lambda _line: None), self._guard)
         handler.timeout = read_timeout
+        handler.request_deadline = request_deadline  # type: ignore[attr-defined]
         self._server = BoundedServer((host, port), handler, max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._serving = False
@@ -245,9 +258,40 @@ def _handler_class(
 
     class _Forward(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        request_deadline = REQUEST_DEADLINE
+        _watchdog: threading.Timer | None = None
+        _expired = False
+
+        def handle_one_request(self) -> None:
+            # The socket's timeout bounds each read; this bounds the whole request, so a
+            # client trickling a byte per read cannot hold a connection slot for ever.
+            self._watchdog = threading.Timer(self.request_deadline, self._stop_reading)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+            try:
+                super().handle_one_request()
+            finally:
+                self._read()
+
+        def _stop_reading(self) -> None:
+            """The deadline passed: reads see the end of the stream (a reply may still go out)."""
+            self._expired = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RD)
+
+        def _read(self) -> None:
+            """The request is read (or abandoned): the deadline no longer applies."""
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
 
         def _forward(self) -> None:
             shown = self.path.split("?", 1)[0][:200]
+            if self._expired:  # headers cut short by the deadline: not a request to judge
+                self.close_connection = True
+                self._refuse(_late())
+                log(f"{self.command} {shown!r} refused: the request's deadline passed")
+                return
             problem = header_problem(self.headers) or target_problem(self.path)
             if problem is not None:
                 self.close_connection = True  # what follows on this connection is unknowable
@@ -263,6 +307,7 @@ def _handler_class(
                 return
             route = route_for(routes, self.command, self.path)
             if route is not None:
+                self._read()  # a route's GET has no body; it may stream for long
                 route.serve(self)
                 return
             target = self.headers.get("X-Amz-Target", "-")
@@ -272,7 +317,12 @@ def _handler_class(
                     raise ProxyError(
                         400, "BadRequest", "the proxy forwards POST / only (the JSON protocol)"
                     )
-                status = self._relay(self._body())
+                body = self._body()
+                self._read()
+                if self._expired:  # cut short by the deadline: what arrived is not the request
+                    self.close_connection = True
+                    raise _late()
+                status = self._relay(body)
             except ProxyError as exc:
                 status = exc.status
                 self._refuse(exc)
