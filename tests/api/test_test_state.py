@@ -421,3 +421,25 @@ def test_debug_shows_the_parameters_the_run_sent_not_a_second_evaluation(api: Ap
     sent = SENT[-1]["RequestBody"]["id"]  # the UUID the task call received
     assert json.loads(data["afterParameters"])["RequestBody"] == {"id": sent}
     assert json.loads(data["request"]["body"]) == {"id": sent}
+
+
+@pytest.mark.parametrize("result_path", [None, "$.made"])
+def test_debug_of_a_pass_shows_what_the_run_computed_not_a_second_evaluation(
+    api: Api, result_path: str | None
+) -> None:
+    """A Pass's Parameters with States.UUID(): afterParameters, result and output agree."""
+    state: dict[str, Any] = {
+        "Type": "Pass",
+        "Parameters": {"id.$": "States.UUID()", "n.$": "$.n"},
+        "End": True,
+    }
+    if result_path is not None:
+        state["ResultPath"] = result_path
+    done = api("TestState", definition=json.dumps(state), input='{"n": 3}', inspectionLevel="DEBUG")
+    data = {k: json.loads(v) for k, v in done["inspectionData"].items()}
+    output = json.loads(done["output"])
+    made = output if result_path is None else output["made"]
+    assert made["n"] == 3
+    assert data["afterParameters"] == made
+    assert data["result"] == made
+    assert data["afterResultPath"] == output

@@ -180,6 +180,8 @@ class Synchronous:
             raw = _raw_result(node, history)
             data = inspect_only(node, value, context=context, variables=variables, result=raw)
             sent = _sent_parameters(node, history)
+            if node.type == "Pass" and getattr(node, "parameters", None) is not None:
+                sent = raw  # a Pass's result is its effective input: what the run computed
             for key in ("afterParameters", "afterArguments"):
                 if key in data and sent is not MISSING:
                     data[key] = sent  # what the run sent, not a second evaluation's
@@ -274,12 +276,37 @@ def _raw_result(node: State, history: list[dict[str, Any]]) -> Any:
     """The raw result of the tested Task (its last TaskSucceeded) or Pass, else MISSING."""
     if node.type == "Pass" and getattr(node, "result", MISSING) is not MISSING:
         return node.result  # type: ignore[attr-defined]
+    if node.type == "Pass":
+        return _pass_result(node, history)
     if node.type != "Task":
         return MISSING
     for event in reversed(history):
         if event["type"] in _TASK_RESULTS:
             details = event[_TASK_RESULTS[event["type"]]]
             return json.loads(details.get("output", "null"))
+    return MISSING
+
+
+def _pass_result(node: State, history: list[dict[str, Any]]) -> Any:
+    """What a JSONPath Pass without ``Result`` produced in the run, read from its output.
+
+    Its effective input (``Parameters`` applied) is its result: evaluating the template
+    again could give another value (``States.UUID()``, ``States.MathRandom``). It can be
+    read back when ``OutputPath`` kept the whole output and ``ResultPath`` is a reference
+    path; otherwise MISSING (the DEBUG data is then evaluated again).
+    """
+    if getattr(node, "query_language", "JSONPath") == "JSONata":
+        return MISSING
+    placed, kept = getattr(node, "result_path", None), getattr(node, "output_path", None)
+    if placed is None or not placed.is_reference or kept is None or kept.steps != ():
+        return MISSING
+    for event in reversed(history):
+        details = event.get("stateExitedEventDetails")
+        if event["type"] == "PassStateExited" and details and details.get("name") == node.name:
+            try:
+                return placed.find(json.loads(details.get("output", "null")))
+            except LookupError:
+                return MISSING
     return MISSING
 
 
