@@ -1,8 +1,10 @@
 """Execution state to and from plain JSON, so a durable log can store it between decisions.
 
 Format 2 leaves out of each frame (and of its fanout) every field still at its
-default, and a frame's ``id`` (its key in ``frames``): a durable log rewrites the
-state at every commit, and most of a frame is defaults. The execution-level
+default, a frame's ``id`` (its key in ``frames``) and its ``effective`` input
+when that is its ``input`` (the same object: no InputPath or Parameters; a
+frame without ``effective`` reads it as its ``input``): a durable log rewrites
+the state at every commit, and most of a frame is defaults. The execution-level
 fields are all written (some readers look at them in the encoded dict, e.g.
 ``status``, ``output``, ``redrive_count``). Format 1 (every field) still decodes.
 """
@@ -69,7 +71,12 @@ def _encode_frame(frame: Frame) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in Frame.__slots__:
         value = getattr(frame, name)
-        if name == "id" or (name in _FRAME_DEFAULTS and _is_default(value, _FRAME_DEFAULTS[name])):
+        if name == "effective":
+            if value is frame.input:
+                continue
+        elif name == "id" or (
+            name in _FRAME_DEFAULTS and _is_default(value, _FRAME_DEFAULTS[name])
+        ):
             continue
         if name == "retries":
             value = list(value)
@@ -102,16 +109,19 @@ def decode_state(data: dict[str, Any]) -> ExecutionState:
     if data.get("format") not in READABLE:
         raise ValueError(f"unsupported execution state format {data.get('format')!r}")
     fields_ = {k: v for k, v in data.items() if k != "format"}
-    fields_["frames"] = {key: _frame(key, value) for key, value in data["frames"].items()}
+    same = data["format"] >= 2  # an absent ``effective`` is the input
+    fields_["frames"] = {key: _frame(key, value, same) for key, value in data["frames"].items()}
     fields_["timers"] = {key: (ref[0], ref[1]) for key, ref in data["timers"].items()}
     fields_["ready"] = list(data["ready"])
     fields_["tasks"] = dict(data["tasks"])
     return ExecutionState(**fields_)
 
 
-def _frame(key: str, data: dict[str, Any]) -> Frame:
+def _frame(key: str, data: dict[str, Any], same: bool) -> Frame:
     found = dict(data)
     found.setdefault("id", key)
+    if same and "effective" not in data:
+        found["effective"] = data.get("input")
     found["retries"] = tuple(data.get("retries", ()))
     if "variables" in data:
         found["variables"] = dict(data["variables"])
