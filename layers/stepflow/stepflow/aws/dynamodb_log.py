@@ -4,7 +4,10 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
 
 - ``sk = HEAD``: the head: ``seq`` (N), ``status``, ``name``,
   ``state_machine_arn``, ``start_date``/``stop_date`` (N), ``last_event_id``
-  (N) and the JSON documents ``input``, ``state``, ``outbox``, ``attributes``;
+  (N) and the JSON documents ``input``, ``state``, ``outbox``, ``attributes``
+  (the state and outbox without what the head already holds, compressed primed by
+  the input and the state: :mod:`stepflow.aws.head_docs`; ``attributes`` absent
+  when empty);
 - ``sk = EV#<first event id, 12 digits>``: a decision's events as one JSON
   list (``events``); usually one item per decision, so a transition writes two
   items, but a decision with very many events is split across several items
@@ -24,10 +27,11 @@ execution loses the attribute again.
 A JSON document longer than ``compress_above`` bytes (256 by default: a write
 is billed per KB of the whole item, so even a small document's compression often
 saves a unit, e.g. a map run child's task message or its last events) is stored
-zlib-compressed in a binary attribute named ``<name>_z`` instead, when that is
-shorter. DynamoDB caps an item at 400 KB and a transaction at 4 MB: with a
-``PayloadStore`` (S3), the largest documents of an item over ``item_budget`` (or
-of a transaction over ``transaction_budget``) are written to the store first and the item keeps a
+zlib-compressed (with the preset dictionary of :mod:`stepflow.aws.log_zdict`) in a
+binary attribute named ``<name>_z`` instead, when that is shorter. DynamoDB caps
+an item at 400 KB and a transaction at 4 MB: with a ``PayloadStore`` (S3), the
+largest documents of an item over ``item_budget`` (or of a transaction over
+``transaction_budget``) are written to the store first and the item keeps a
 reference ``<name>_ref`` (see :mod:`stepflow.aws.log_items`); reads resolve it.
 Without a store, such a write raises :class:`PayloadTooLargeError` before
 reaching DynamoDB.
