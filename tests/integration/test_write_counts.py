@@ -17,6 +17,7 @@ from stepflow.asl import parse
 from stepflow.runtime import InMemoryBus, Message, Stepper
 from stepflow.testing.handlers import task_invoker
 
+from bench.map_meter import KeyMeter
 from tests.moto_env import offline_aws
 
 pytest.importorskip("moto")
@@ -88,6 +89,17 @@ def test_two_parallel_tasks_cost_two_transactions_one_clear_and_two_lease_writes
             assert "gsi1pk" not in params.get("Item", {})
 
     dynamodb.meta.events.register("before-parameter-build.dynamodb.*", count)
+    meter, units = KeyMeter(), []
+    meter.attach(dynamodb)
+    charge = meter.charge
+
+    def billed(op: str, params: dict[str, Any]) -> None:
+        before = meter.wru
+        charge(op, params)
+        if op in ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"):
+            units.append(meter.wru - before)
+
+    meter.charge = billed  # type: ignore[method-assign]
     log = DynamoDBLog("stepflow-writes", client=dynamodb)
     bus, tasks = BatchBus(1_700_000_000.0), BatchBus(1_700_000_000.0)
     machine = parse(PARALLEL)
@@ -131,6 +143,13 @@ def test_two_parallel_tasks_cost_two_transactions_one_clear_and_two_lease_writes
         ("PutItem", ["TK#t4"]),
         ("TransactWriteItems", ["Update:HEAD", "Put:EV#000000000008"]),
     ]
+    # AND these write units (bench/map_meter.py's KeyMeter: 1 KB a unit, twice in a
+    # transaction, an update billed on the larger of the item before and after, the
+    # indexes' own writes). The head fits in one unit (it took two before the smaller
+    # head layout: 10, 2, 1, 1, 1, 1, 7): the create 8 (head 2, events 2, listing entry 2,
+    # its index 1, the running index 1), the clear 1, the commit 5 (head 2, events 2, the
+    # running index's delete 1)
+    assert units == [8, 1, 1, 1, 1, 1, 5]
 
 
 def _sk(body: dict[str, Any]) -> str:

@@ -4,7 +4,10 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
 
 - ``sk = HEAD``: the head: ``seq`` (N), ``status``, ``name``,
   ``state_machine_arn``, ``start_date``/``stop_date`` (N), ``last_event_id``
-  (N) and the JSON documents ``input``, ``state``, ``outbox``, ``attributes``;
+  (N) and the JSON documents ``input``, ``state``, ``outbox``, ``attributes``
+  (the state and outbox without what the head already holds, compressed primed by
+  the input and the state: :mod:`stepflow.aws.head_docs`; ``attributes`` absent
+  when empty);
 - ``sk = EV#<first event id, 12 digits>``: a decision's events as one JSON
   list (``events``); usually one item per decision, so a transition writes two
   items, but a decision with very many events is split across several items
@@ -24,10 +27,11 @@ execution loses the attribute again.
 A JSON document longer than ``compress_above`` bytes (256 by default: a write
 is billed per KB of the whole item, so even a small document's compression often
 saves a unit, e.g. a map run child's task message or its last events) is stored
-zlib-compressed in a binary attribute named ``<name>_z`` instead, when that is
-shorter. DynamoDB caps an item at 400 KB and a transaction at 4 MB: with a
-``PayloadStore`` (S3), the largest documents of an item over ``item_budget`` (or
-of a transaction over ``transaction_budget``) are written to the store first and the item keeps a
+zlib-compressed (with the preset dictionary of :mod:`stepflow.aws.log_zdict`) in a
+binary attribute named ``<name>_z`` instead, when that is shorter. DynamoDB caps
+an item at 400 KB and a transaction at 4 MB: with a ``PayloadStore`` (S3), the
+largest documents of an item over ``item_budget`` (or of a transaction over
+``transaction_budget``) are written to the store first and the item keeps a
 reference ``<name>_ref`` (see :mod:`stepflow.aws.log_items`); reads resolve it.
 Without a store, such a write raises :class:`PayloadTooLargeError` before
 reaching DynamoDB.
@@ -52,6 +56,13 @@ from typing import Any
 
 import boto3
 
+from stepflow.aws.head_docs import (
+    HEAD_PRIMERS,
+    read_outbox,
+    read_state,
+    write_outbox,
+    write_state,
+)
 from stepflow.aws.log_batch import batch_get, batch_put
 from stepflow.aws.log_history import HistoryItems, last_id
 from stepflow.aws.log_items import (
@@ -62,6 +73,7 @@ from stepflow.aws.log_items import (
     ItemPacker,
     decimal_text,
     doc_names,
+    loads,
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
@@ -88,7 +100,6 @@ from stepflow.aws.topology import (
 from stepflow.data.serialize import dumps as _dumps
 from stepflow.data.serialize import storable_problem
 from stepflow.runtime.leases import LeaseFence, TaskLease
-from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
     PayloadNotFoundError,
@@ -490,14 +501,18 @@ class DynamoDBLog:
         listed = listing_key(record.execution_arn, record.state_machine_arn, record.attributes)
         if listed is not None and ":mapRun:" in listed:  # a map run's child (stream consumers)
             head[LISTED] = {"S": f"EXL#{listed}"}
+        arn = record.execution_arn
+        input_text = _dumps(record.input)
+        state = write_state(record.state, arn, record.name, record.state_machine_arn, input_text)
         docs = {
-            "input": record.input,
-            "state": record.state,
-            "outbox": [m.to_json() for m in record.outbox],
-            "attributes": record.attributes,
+            "input": input_text,
+            "state": _dumps(state),
+            "outbox": _dumps(write_outbox(arn, record.outbox)),
         }
+        if record.attributes:  # read back as {} when absent
+            docs["attributes"] = _dumps(record.attributes)
         drafts = [
-            Draft(head, {name: _dumps(value).encode() for name, value in docs.items()}),
+            Draft(head, {name: text.encode() for name, text in docs.items()}, HEAD_PRIMERS),
             *self._history.event_drafts(record.execution_arn, record.seq, events),
         ]
         return self._items.seal(drafts, record.execution_arn)
@@ -522,19 +537,26 @@ class DynamoDBLog:
     def _record(self, item: dict[str, Any]) -> ExecutionRecord:
         """The record stored in a head item."""
         stop = item.get("stop_date")
-        read = self._items.read
+        texts = self._items.texts(item, _DOCS, HEAD_PRIMERS)
+
+        def read(name: str, default: Any) -> Any:
+            text = texts[name]
+            return default if text is None else loads(text)
+
+        arn, name = item["pk"]["S"][3:], item["name"]["S"]
+        machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
         return ExecutionRecord(
-            execution_arn=item["pk"]["S"][3:],
-            state_machine_arn=item["state_machine_arn"]["S"],
-            name=item["name"]["S"],
-            input=read(item, "input", None),
+            execution_arn=arn,
+            state_machine_arn=machine_arn,
+            name=name,
+            input=value,
             status=item["status"]["S"],
             seq=int(item["seq"]["N"]),
-            state=read(item, "state", {}),
-            outbox=tuple(Message.from_json(m) for m in read(item, "outbox", [])),
+            state=read_state(read("state", {}), arn, name, machine_arn, value),
+            outbox=read_outbox(arn, read("outbox", [])),
             start_date=float(item["start_date"]["N"]),
             stop_date=float(stop["N"]) if stop else None,
-            attributes=read(item, "attributes", {}),
+            attributes=read("attributes", {}),
         )
 
 

@@ -5,7 +5,8 @@ events; a task lease's result) is stored in one of three forms, by attribute nam
 
 - ``<name>`` (S): the JSON text, when it is short;
 - ``<name>_z`` (B): the JSON zlib-compressed, above ``compress_above`` bytes (when
-  that is shorter);
+  that is shorter), with :mod:`stepflow.aws.log_zdict`'s preset dictionary,
+  primed by the draft's ``primers`` (other documents of the item it repeats);
 - ``<name>_ref`` (S): the key of the compressed JSON in a
   :class:`~stepflow.runtime.payloads.PayloadStore`, when the item would
   otherwise exceed the item budget or the transaction its budget.
@@ -21,13 +22,14 @@ import json
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from stepflow.aws.log_zdict import deflate, inflate
 from stepflow.data.serialize import dumps as _dumps
 from stepflow.runtime.leases import TaskLease
 from stepflow.runtime.payloads import content_key
@@ -57,10 +59,15 @@ class PayloadTooLargeError(ValueError):
 
 @dataclass(slots=True)
 class Draft:
-    """An item to write: its plain attributes and its documents as UTF-8 JSON."""
+    """An item to write: its plain attributes and its documents as UTF-8 JSON.
+
+    ``primers`` names, per document, the other documents of the item whose text
+    primes its compression (read back with the same mapping, see :meth:`ItemPacker.texts`).
+    """
 
     attributes: dict[str, Any]
     docs: dict[str, bytes] = field(default_factory=dict)
+    primers: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def attribute_size(name: str, value: dict[str, Any]) -> int:
@@ -153,24 +160,56 @@ class ItemPacker:
 
     def read(self, item: dict[str, Any], name: str, default: Any) -> Any:
         """The document ``name`` of a stored item, whichever form it is in."""
-        plain, compressed, ref = doc_names(name)
-        if ref in item:
-            return _loads(zlib.decompress(self._get(item[ref]["S"])))
-        if compressed in item:
-            return _loads(zlib.decompress(item[compressed]["B"]))
-        return _loads(item[plain]["S"]) if plain in item else default
+        text = self.texts(item, (name,)).get(name)
+        return default if text is None else loads(text)
+
+    def texts(
+        self,
+        item: dict[str, Any],
+        names: Sequence[str],
+        primers: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, bytes | None]:
+        """The JSON text of documents ``names`` (None: absent), primed as written."""
+        found: dict[str, bytes | None] = {}
+
+        def text(name: str) -> bytes | None:
+            if name not in found:
+                plain, compressed, ref = doc_names(name)
+                if ref in item:  # offloaded documents are never primed
+                    found[name] = inflate(self._get(item[ref]["S"]))
+                elif compressed in item:
+                    inline = [p for p in (primers or {}).get(name, ()) if _is_inline(item, p)]
+                    known = [t for t in map(text, inline) if t is not None]
+                    found[name] = inflate(item[compressed]["B"], (known, ()))
+                else:
+                    found[name] = item[plain]["S"].encode() if plain in item else None
+            return found[name]
+
+        for name in names:
+            text(name)
+        return found
 
     # -- helpers ---------------------------------------------------------------
 
     def _inline(self, draft: Draft) -> dict[str, Any]:
         item = dict(draft.attributes)
-        for name, text in draft.docs.items():
-            packed = zlib.compress(text, 6) if len(text) > self.compress_above else text
-            if len(packed) < len(text):
-                item[f"{name}_z"] = {"B": packed}
-            else:
-                item[name] = {"S": text.decode()}
+        for name in draft.docs:
+            self._pack(draft, item, name)
         return item
+
+    def _pack(self, draft: Draft, item: dict[str, Any], name: str) -> None:
+        """Store document ``name`` inline in ``item``, primed by its inline primers only."""
+        text = draft.docs[name]
+        item.pop(name, None)
+        item.pop(f"{name}_z", None)
+        packed = text
+        if len(text) > self.compress_above:
+            inline = [p for p in draft.primers.get(name, ()) if f"{p}_ref" not in item]
+            packed = deflate(text, [draft.docs[p] for p in inline if p in draft.docs])
+        if len(packed) < len(text):
+            item[f"{name}_z"] = {"B": packed}
+        else:
+            item[name] = {"S": text.decode()}
 
     def _spill(self, draft: Draft, item: dict[str, Any]) -> bool:
         """Offload the largest document still inline in ``item``; False if there is none."""
@@ -187,6 +226,9 @@ class ItemPacker:
             self._remember(key, data)
         del item[attr]
         item[f"{name}_ref"] = {"S": key}
+        for other, primers in draft.primers.items():  # an inline document never needs S3
+            if name in primers and f"{other}_z" in item:
+                self._pack(draft, item, other)
         return True
 
     def _get(self, key: str) -> bytes:
@@ -221,7 +263,13 @@ def _inline_docs(draft: Draft, item: dict[str, Any]) -> list[tuple[int, str, str
     ]
 
 
-def _loads(text: bytes | str) -> Any:
+def _is_inline(item: dict[str, Any], name: str) -> bool:
+    plain, compressed, _ = doc_names(name)
+    return plain in item or compressed in item
+
+
+def loads(text: bytes | str) -> Any:
+    """A stored document's JSON (orjson; what only the standard library wrote too)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:  # what only the standard library wrote (big integers)

@@ -45,7 +45,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stepflow.api.map_runs import machine_of
 from stepflow.aws.dynamodb_log import DynamoDBLog
+from stepflow.aws.head_docs import HEAD_PRIMERS
 from stepflow.aws.log_table import HEAD, LogUnavailableError
+from stepflow.aws.log_zdict import inflate
 from stepflow.aws.topology import LIST_INDEX_PK, LISTED
 from stepflow.engine.codec import decode_state
 from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
@@ -343,16 +345,23 @@ def _readable_head(image: Mapping[str, Any]) -> bool:
 def _inline_doc(image: Mapping[str, Any], name: str) -> Any:
     """A document stored inline in ``image`` (plain or compressed), else None (offloaded)."""
     try:
-        text = _text(image, name)
-        if text is not None:
-            return json.loads(text)
-        value = image.get(f"{name}_z")
-        data = value.get("B") if isinstance(value, Mapping) else None
-        if isinstance(data, bytes | bytearray):
-            return json.loads(zlib.decompress(data))
+        text = _inline_text(image, name)
+        return None if text is None else json.loads(text)
     except (ValueError, zlib.error, RecursionError):
         return None
-    return None
+
+
+def _inline_text(image: Mapping[str, Any], name: str) -> bytes | None:
+    """The JSON text of an inline document, primed as the log primes it (see log_items)."""
+    text = _text(image, name)
+    if text is not None:
+        return text.encode()
+    value = image.get(f"{name}_z")
+    data = value.get("B") if isinstance(value, Mapping) else None
+    if not isinstance(data, bytes | bytearray):
+        return None
+    primers = [_inline_text(image, p) for p in HEAD_PRIMERS.get(name, ())]
+    return inflate(bytes(data), ([p for p in primers if p is not None], ()))
 
 
 def _id(event: dict[str, Any]) -> int:
