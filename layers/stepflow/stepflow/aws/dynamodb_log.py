@@ -40,7 +40,8 @@ Every write is conditional: a commit is one ``TransactWriteItems`` (head update
 conditioned on ``seq``, event item conditioned on not existing). Throttling
 and other infrastructure failures surface as :class:`LogUnavailableError`.
 
-This module writes and reads heads; the other items live next to it:
+This module writes and reads heads (their items are built and read by
+:mod:`stepflow.aws.log_heads`); the other items live next to it:
 :mod:`stepflow.aws.log_history` (event items and history pages),
 :mod:`stepflow.aws.log_leases` (lease records), :mod:`stepflow.aws.log_listing`
 (the listing index), :mod:`stepflow.aws.log_items` (packing items within
@@ -56,24 +57,15 @@ from typing import Any
 
 import boto3
 
-from stepflow.aws.head_docs import (
-    HEAD_PRIMERS,
-    read_outbox,
-    read_state,
-    write_outbox,
-    write_state,
-)
 from stepflow.aws.log_batch import batch_get, batch_put
-from stepflow.aws.log_history import HistoryItems, last_id
+from stepflow.aws.log_heads import DOCS, HeadItems
+from stepflow.aws.log_history import HistoryItems
 from stepflow.aws.log_items import (
     ITEM_BUDGET,
     MAX_TRANSACTION_ITEMS,
     TRANSACTION_BUDGET,
-    Draft,
     ItemPacker,
-    decimal_text,
     doc_names,
-    loads,
 )
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
@@ -88,17 +80,12 @@ from stepflow.aws.log_table import call_table
 from stepflow.aws.log_table import key as _key
 from stepflow.aws.log_table import reasons as _reasons
 from stepflow.aws.topology import (
-    COMMITTED_AT,
     DEFAULT_RETENTION_DAYS,
-    LISTED,
     RUNNING_INDEX_PK,
     RUNNING_INDEX_SK,
     TTL_ATTRIBUTE,
-    running_shard,
     table_definition,
 )
-from stepflow.data.serialize import dumps as _dumps
-from stepflow.data.serialize import storable_problem
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
@@ -111,14 +98,10 @@ from stepflow.runtime.ports import (
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     HistoryPage,
-    UnstorableDataError,
 )
-from stepflow.runtime.registry import listing_key
 
 COMPRESS_ABOVE = 256
 """JSON documents longer than this (bytes) are stored compressed by default."""
-
-_DOCS = ("input", "state", "outbox", "attributes")
 
 
 def create_table(client: Any, table_name: str) -> None:
@@ -160,10 +143,14 @@ class DynamoDBLog:
         )
         self._leases = LeaseRecords(table_name, self._call, self._items)
         self._history = HistoryItems(table_name, self._call, self._items)
+        # Through ``self``: the clock and the retention are read at each write, as before.
+        self._heads = HeadItems(
+            self._items, self._history, lambda: self.clock(), lambda: self.retention_seconds
+        )
 
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
-        head, *chunks = self._sealed(record, events)
+        head, *chunks = self._heads.sealed(record, events)
         listing = listing_item(record)
         if not chunks:
             self._create_head(record.execution_arn, head, listing)
@@ -204,7 +191,7 @@ class DynamoDBLog:
                         self.purge(record.execution_arn)
                         continue
                     raise LogUnavailableError(f"create cancelled: {reason}") from rejected
-                existing = self._record(reason["Item"]) if "Item" in reason else None
+                existing = self._heads.record(reason["Item"]) if "Item" in reason else None
                 existing = existing or self.get(record.execution_arn)
                 if existing is None:
                     continue
@@ -239,7 +226,7 @@ class DynamoDBLog:
                 if rejected.code == "TransactionConflictException":
                     continue  # a transaction on this head is in flight
                 old = rejected.response.get("Item")
-                existing = self._record(old) if old else self.get(execution_arn)
+                existing = self._heads.record(old) if old else self.get(execution_arn)
                 if existing is None:
                     continue
                 raise ExecutionAlreadyExistsError(existing) from None
@@ -298,14 +285,14 @@ class DynamoDBLog:
         """The current head (strongly consistent read), or None."""
         response = self._call("get_item", Key=_key(execution_arn, _HEAD), ConsistentRead=True)
         item = response.get("Item")
-        return self._record(item) if item else None
+        return self._heads.record(item) if item else None
 
     def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
         """The current heads, in order (None where absent): BatchGetItem, 100 keys a request."""
         unique = list(dict.fromkeys(execution_arns))  # a request may not name a key twice
         keys = [_key(arn, _HEAD) for arn in unique]
         found = {
-            item["pk"]["S"][3:]: self._record(item)
+            item["pk"]["S"][3:]: self._heads.record(item)
             for item in batch_get(self._call, self.table, keys, sleep=self._sleep)
         }
         return [found.get(arn) for arn in execution_arns]
@@ -316,7 +303,7 @@ class DynamoDBLog:
         listings: dict[str, dict[str, Any]] = {}
         for record in records:  # all sealed first: an unstorable one writes nothing
             # Without events a record is one item; the last record of an ARN wins.
-            heads[record.execution_arn] = self._sealed(record, [])[0]
+            heads[record.execution_arn] = self._heads.sealed(record, [])[0]
             listing = listing_item(record)
             if listing is not None:
                 listings[record.execution_arn] = listing
@@ -337,7 +324,7 @@ class DynamoDBLog:
         on its version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
-        head, *chunks = self._sealed(record, events)
+        head, *chunks = self._heads.sealed(record, events)
         names, values = {}, {":expected": {"N": str(expected_seq)}}
         sets = []
         for i, (name, value) in enumerate(sorted(head.items())):
@@ -346,7 +333,7 @@ class DynamoDBLog:
                 values[f":v{i}"] = value
                 sets.append(f"#a{i} = :v{i}")
         optional = [
-            *(attr for doc in _DOCS for attr in doc_names(doc)),
+            *(attr for doc in DOCS for attr in doc_names(doc)),
             "stop_date",
             TTL_ATTRIBUTE,
             RUNNING_INDEX_PK,
@@ -457,65 +444,13 @@ class DynamoDBLog:
 
     def head_record(self, item: dict[str, Any]) -> ExecutionRecord:
         """The record stored in a head item (e.g. a stream record's image)."""
-        return self._record(item)
+        return self._heads.record(item)
 
     # -- helpers ---------------------------------------------------------------
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """Call the client; failed conditions become :class:`_Rejected`, outages wrapped."""
         return call_table(self._client, self.table, operation, **kwargs)
-
-    def _sealed(
-        self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """:meth:`_seal`; what cannot be encoded or stored raises :class:`UnstorableDataError`."""
-        try:
-            return self._seal(record, events)
-        except PayloadTooLargeError as exc:  # too large even for the payload store
-            raise _UnstorablePayloadError(record.execution_arn, _ascii(str(exc))) from exc
-        except (ValueError, TypeError, RecursionError) as exc:  # incl. UnicodeEncodeError
-            docs = (record.input, record.state, [m.body for m in record.outbox], list(events))
-            problem = next(filter(None, map(storable_problem, docs)), None)
-            raise UnstorableDataError(record.execution_arn, problem or _ascii(str(exc))) from exc
-
-    def _seal(
-        self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """The head item and the event items of one write, within DynamoDB's limits."""
-        head = {
-            **_key(record.execution_arn, _HEAD),
-            "seq": {"N": str(record.seq)},
-            "status": {"S": record.status},
-            "name": {"S": record.name},
-            "state_machine_arn": {"S": record.state_machine_arn},
-            "start_date": {"N": decimal_text(record.start_date)},
-            **last_id(events),
-        }
-        if record.stop_date is not None:
-            head["stop_date"] = {"N": decimal_text(record.stop_date)}
-            head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds)}
-        head[COMMITTED_AT] = {"N": decimal_text(self.clock())}  # the outbox repair job's age test
-        if record.status == "RUNNING":  # the sparse running index (see topology)
-            head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
-            head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
-        listed = listing_key(record.execution_arn, record.state_machine_arn, record.attributes)
-        if listed is not None and ":mapRun:" in listed:  # a map run's child (stream consumers)
-            head[LISTED] = {"S": f"EXL#{listed}"}
-        arn = record.execution_arn
-        input_text = _dumps(record.input)
-        state = write_state(record.state, arn, record.name, record.state_machine_arn, input_text)
-        docs = {
-            "input": input_text,
-            "state": _dumps(state),
-            "outbox": _dumps(write_outbox(arn, record.outbox)),
-        }
-        if record.attributes:  # read back as {} when absent
-            docs["attributes"] = _dumps(record.attributes)
-        drafts = [
-            Draft(head, {name: text.encode() for name, text in docs.items()}, HEAD_PRIMERS),
-            *self._history.event_drafts(record.execution_arn, record.seq, events),
-        ]
-        return self._items.seal(drafts, record.execution_arn)
 
     def _offload(self, data: bytes) -> str:
         assert self.payloads is not None  # only called when a store is configured
@@ -533,44 +468,3 @@ class DynamoDBLog:
             raise LogUnavailableError(f"payload store: {exc}") from exc
         except (PayloadNotFoundError, PayloadCorruptError) as exc:
             raise LogIntegrityError(f"referenced payload {key}: {exc}") from exc
-
-    def _record(self, item: dict[str, Any]) -> ExecutionRecord:
-        """The record stored in a head item."""
-        stop = item.get("stop_date")
-        texts = self._items.texts(item, _DOCS, HEAD_PRIMERS)
-
-        def read(name: str, default: Any) -> Any:
-            text = texts[name]
-            return default if text is None else loads(text)
-
-        arn, name = item["pk"]["S"][3:], item["name"]["S"]
-        machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
-        return ExecutionRecord(
-            execution_arn=arn,
-            state_machine_arn=machine_arn,
-            name=name,
-            input=value,
-            status=item["status"]["S"],
-            seq=int(item["seq"]["N"]),
-            state=read_state(read("state", {}), arn, name, machine_arn, value),
-            outbox=read_outbox(arn, read("outbox", [])),
-            start_date=float(item["start_date"]["N"]),
-            stop_date=float(stop["N"]) if stop else None,
-            attributes=read("attributes", {}),
-        )
-
-
-class _UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):
-    """An item too large even for the payload store.
-
-    Both what the log raised before (:class:`PayloadTooLargeError`) and poison data
-    to the stepper (:class:`UnstorableDataError`).
-    """
-
-    def __init__(self, execution_arn: str, problem: str) -> None:
-        UnstorableDataError.__init__(self, execution_arn, problem)
-
-
-def _ascii(text: str) -> str:
-    """``text`` safe to record as a cause: ASCII, at most 500 characters."""
-    return text.encode("ascii", "backslashreplace").decode()[:500]

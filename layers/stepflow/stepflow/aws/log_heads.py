@@ -1,0 +1,147 @@
+"""The head item of an execution: what a write stores and what a read gives back.
+
+:class:`HeadItems` turns an :class:`~stepflow.runtime.ports.ExecutionRecord` (and the
+events of its decision) into the items of one write, within DynamoDB's limits
+(the head with its key attributes, the running index's and the TTL's, its JSON
+documents without what the head already says: :mod:`stepflow.aws.head_docs`; the
+event items: :mod:`stepflow.aws.log_history`), and a head item back into the record.
+:class:`~stepflow.aws.dynamodb_log.DynamoDBLog` writes and reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stepflow.aws.head_docs import (
+    HEAD_PRIMERS,
+    read_outbox,
+    read_state,
+    write_outbox,
+    write_state,
+)
+from stepflow.aws.log_history import HistoryItems, last_id
+from stepflow.aws.log_items import Draft, ItemPacker, PayloadTooLargeError, decimal_text, loads
+from stepflow.aws.log_table import HEAD, key
+from stepflow.aws.topology import (
+    COMMITTED_AT,
+    LISTED,
+    RUNNING_INDEX_PK,
+    RUNNING_INDEX_SK,
+    TTL_ATTRIBUTE,
+    running_shard,
+)
+from stepflow.data.serialize import dumps, storable_problem
+from stepflow.runtime.ports import ExecutionRecord, UnstorableDataError
+from stepflow.runtime.registry import listing_key
+
+DOCS = ("input", "state", "outbox", "attributes")
+"""The head's JSON documents (each plain, compressed ``<name>_z`` or offloaded ``<name>_ref``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeadItems:
+    """Packs records into head items (and their decision's event items), and reads them."""
+
+    items: ItemPacker
+    history: HistoryItems
+    clock: Callable[[], float]
+    """Stamps each head's commit time (the outbox repair job compares it with its own)."""
+    retention_seconds: Callable[[], int]
+    """How long a finished execution's items are kept (the TTL is its stop date plus this)."""
+
+    def sealed(
+        self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """:meth:`seal`; what cannot be encoded or stored raises :class:`UnstorableDataError`."""
+        try:
+            return self.seal(record, events)
+        except PayloadTooLargeError as exc:  # too large even for the payload store
+            raise UnstorablePayloadError(record.execution_arn, ascii_cause(str(exc))) from exc
+        except (ValueError, TypeError, RecursionError) as exc:  # incl. UnicodeEncodeError
+            docs = (record.input, record.state, [m.body for m in record.outbox], list(events))
+            problem = next(filter(None, map(storable_problem, docs)), None)
+            raise UnstorableDataError(
+                record.execution_arn, problem or ascii_cause(str(exc))
+            ) from exc
+
+    def seal(
+        self, record: ExecutionRecord, events: Sequence[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The head item and the event items of one write, within DynamoDB's limits."""
+        head = {
+            **key(record.execution_arn, HEAD),
+            "seq": {"N": str(record.seq)},
+            "status": {"S": record.status},
+            "name": {"S": record.name},
+            "state_machine_arn": {"S": record.state_machine_arn},
+            "start_date": {"N": decimal_text(record.start_date)},
+            **last_id(events),
+        }
+        if record.stop_date is not None:
+            head["stop_date"] = {"N": decimal_text(record.stop_date)}
+            head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds())}
+        head[COMMITTED_AT] = {"N": decimal_text(self.clock())}  # the outbox repair job's age test
+        if record.status == "RUNNING":  # the sparse running index (see topology)
+            head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
+            head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
+        listed = listing_key(record.execution_arn, record.state_machine_arn, record.attributes)
+        if listed is not None and ":mapRun:" in listed:  # a map run's child (stream consumers)
+            head[LISTED] = {"S": f"EXL#{listed}"}
+        arn = record.execution_arn
+        input_text = dumps(record.input)
+        state = write_state(record.state, arn, record.name, record.state_machine_arn, input_text)
+        docs = {
+            "input": input_text,
+            "state": dumps(state),
+            "outbox": dumps(write_outbox(arn, record.outbox)),
+        }
+        if record.attributes:  # read back as {} when absent
+            docs["attributes"] = dumps(record.attributes)
+        drafts = [
+            Draft(head, {name: text.encode() for name, text in docs.items()}, HEAD_PRIMERS),
+            *self.history.event_drafts(record.execution_arn, record.seq, events),
+        ]
+        return self.items.seal(drafts, record.execution_arn)
+
+    def record(self, item: dict[str, Any]) -> ExecutionRecord:
+        """The record stored in a head item."""
+        stop = item.get("stop_date")
+        texts = self.items.texts(item, DOCS, HEAD_PRIMERS)
+
+        def read(name: str, default: Any) -> Any:
+            text = texts[name]
+            return default if text is None else loads(text)
+
+        arn, name = item["pk"]["S"][3:], item["name"]["S"]
+        machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
+        return ExecutionRecord(
+            execution_arn=arn,
+            state_machine_arn=machine_arn,
+            name=name,
+            input=value,
+            status=item["status"]["S"],
+            seq=int(item["seq"]["N"]),
+            state=read_state(read("state", {}), arn, name, machine_arn, value),
+            outbox=read_outbox(arn, read("outbox", [])),
+            start_date=float(item["start_date"]["N"]),
+            stop_date=float(stop["N"]) if stop else None,
+            attributes=read("attributes", {}),
+        )
+
+
+class UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):
+    """An item too large even for the payload store.
+
+    Both what the log raised before (:class:`PayloadTooLargeError`) and poison data
+    to the stepper (:class:`UnstorableDataError`).
+    """
+
+    def __init__(self, execution_arn: str, problem: str) -> None:
+        UnstorableDataError.__init__(self, execution_arn, problem)
+
+
+def ascii_cause(text: str) -> str:
+    """``text`` safe to record as a cause: ASCII, at most 500 characters."""
+    return text.encode("ascii", "backslashreplace").decode()[:500]
