@@ -6,7 +6,7 @@ import bisect
 import copy
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -143,6 +143,17 @@ class InMemoryLog:
             page = _thawed(chunks, ends, start, start + limit)
             more = start + limit < total
             return HistoryPage(page, str(start + limit) if more else None)
+
+    def history_reader(self, execution_arn: str) -> Callable[[], list[dict[str, Any]]]:
+        """The execution's events so far, decoded (fresh copies) only when the reader is called.
+
+        A snapshot: later commits are not in it. It holds the stored commits, not the log.
+        """
+        with self._lock:
+            chunks = list(self._events.get(execution_arn, []))
+            ends = list(self._ends.get(execution_arn, []))
+        total = ends[-1] if ends else 0
+        return lambda: _thawed(chunks, ends, 0, total)
 
     def history_from(self, execution_arn: str, first: int, *, limit: int = 1000) -> HistoryPage:
         """The page of events from event id ``first`` (ids are dense from 1: its index + 1)."""

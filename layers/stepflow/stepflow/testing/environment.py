@@ -299,17 +299,24 @@ class WorkflowEnvironment(MessageDelivery):
         self.run_until_idle()
 
     def result(self, execution_arn: str) -> ExecutionResult:
-        """The execution's status, output or error, and full history."""
+        """The execution's status, output or error, and full history (as it is now).
+
+        On the in-memory log the history is decoded when the result's
+        :attr:`~ExecutionResult.history` is first read; other logs are read at once.
+        """
         record = self.log.get(execution_arn)
         if record is None:
             raise KeyError(f"no execution {execution_arn}")
         state = decode_state(record.state)
+        output = dumps(state.output) if state.status == "SUCCEEDED" else None
+        inner = self._counter.inner
+        if isinstance(inner, InMemoryLog):
+            reader = inner.history_reader(execution_arn)
+            return ExecutionResult(
+                state.status, output, state.error, state.cause, read_history=reader
+            )
         return ExecutionResult(
-            status=state.status,
-            output=dumps(state.output) if state.status == "SUCCEEDED" else None,
-            error=state.error,
-            cause=state.cause,
-            history=self.history(execution_arn),
+            state.status, output, state.error, state.cause, self.history(execution_arn)
         )
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
