@@ -87,6 +87,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.data.serialize import dumps as _dumps
 from stepflow.data.serialize import storable_problem
+from stepflow.engine.history_events import HistoryEvent, expanded
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
@@ -150,9 +151,9 @@ class DynamoDBLog:
         self._leases = LeaseRecords(table_name, self._call, self._items)
         self._history = HistoryItems(table_name, self._call, self._items)
 
-    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
-        head, *chunks = self._sealed(record, events)
+        head, *chunks = self._sealed(record, expanded(events))
         listing = listing_item(record)
         if not chunks:
             self._create_head(record.execution_arn, head, listing)
@@ -316,7 +317,7 @@ class DynamoDBLog:
         self,
         record: ExecutionRecord,
         expected_seq: int,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[HistoryEvent],
         *,
         fence: LeaseFence | None = None,
     ) -> None:
@@ -326,7 +327,7 @@ class DynamoDBLog:
         on its version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
-        head, *chunks = self._sealed(record, events)
+        head, *chunks = self._sealed(record, expanded(events))
         names, values = {}, {":expected": {"N": str(expected_seq)}}
         sets = []
         for i, (name, value) in enumerate(sorted(head.items())):

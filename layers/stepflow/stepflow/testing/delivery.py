@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from stepflow.engine.history_events import HistoryEvent, event_type, expand, takes_compact_events
 from stepflow.runtime import CoordinationLog, ExecutionRecord, Message, Stepper
 from stepflow.runtime.leases import LeaseFence
 
@@ -40,10 +41,14 @@ class CountingLog:
         self, inner: CoordinationLog, on_event: Callable[[dict[str, Any]], None] | None
     ) -> None:
         self.inner, self.on_event = inner, on_event
+        self.compact_events = takes_compact_events(inner)
         self.entered = 0
         """States entered in every execution so far."""
 
-    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+    compact_events: bool
+    """Whether the inner log takes compact events (then this passes them on)."""
+
+    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Create, then count (see :meth:`CoordinationLog.create`)."""
         self.inner.create(record, events)
         self._seen(record.execution_arn, events)
@@ -52,7 +57,7 @@ class CountingLog:
         self,
         record: ExecutionRecord,
         expected_seq: int,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[HistoryEvent],
         *,
         fence: LeaseFence | None = None,
     ) -> None:
@@ -60,11 +65,16 @@ class CountingLog:
         self.inner.commit(record, expected_seq, events, fence=fence)
         self._seen(record.execution_arn, events)
 
-    def _seen(self, execution_arn: str, events: Sequence[dict[str, Any]]) -> None:
-        self.entered += sum([e["type"].endswith("StateEntered") for e in events])
+    def _seen(self, execution_arn: str, events: Sequence[HistoryEvent]) -> None:
+        self.entered += sum(
+            [
+                (e[3] if isinstance(e, tuple) else event_type(e)).endswith("StateEntered")
+                for e in events
+            ]
+        )
         if self.on_event is not None and "#" not in execution_arn:
             for event in events:
-                self.on_event(event)
+                self.on_event(expand(event))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
