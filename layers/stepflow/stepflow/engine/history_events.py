@@ -41,11 +41,6 @@ def expanded(events: Iterable[HistoryEvent]) -> list[dict[str, Any]]:
     return [event if isinstance(event, dict) else expand(event) for event in events]
 
 
-def event_type(event: HistoryEvent) -> str:
-    """The event's ``type`` (``PassStateEntered``...)."""
-    return str(event["type"]) if isinstance(event, dict) else event[3]
-
-
 def takes_compact_events(log: object) -> bool:
     """Whether ``log`` stores compact events itself (``compact_events = True`` on it).
 

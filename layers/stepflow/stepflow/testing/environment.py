@@ -31,7 +31,7 @@ from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
-from stepflow.testing.delivery import CountingLog, Deliver, DeliveryError, handle_batch
+from stepflow.testing.delivery import Deliver, DeliveryError, ReportingLog, handle_batch
 from stepflow.testing.environment_delivery import MessageDelivery
 from stepflow.testing.environment_mocks import MockSource, TaskFront
 from stepflow.testing.environment_tasks import (
@@ -156,7 +156,7 @@ class WorkflowEnvironment(MessageDelivery):
         self.queue = InMemoryTaskQueue(clock=self.now)
         if max_events is not None:
             limits = replace(limits, max_events_per_execution=max_events)
-        self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
+        self._counter = ReportingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         self._role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
         self.cells, self.cell_runtime, self.tasks = task_ports(
