@@ -140,20 +140,27 @@ def handlers() -> dict[str, Any]:
     return {DOUBLE: double, BOOM: boom}
 
 
-def run(log: InMemoryLog, definition: dict[str, Any], value: Any) -> tuple[Any, ...]:
+def run(
+    log: InMemoryLog, definition: dict[str, Any], value: Any, max_events: int | None = None
+) -> tuple[Any, ...]:
     """Run to the end on ``log``: status, lazy history, eager history, events seen, writes."""
     seen: list[dict[str, Any]] = []
-    env = WorkflowEnvironment(log=log, handlers=handlers(), start_time=1e9, on_event=seen.append)
+    env = WorkflowEnvironment(
+        log=log, handlers=handlers(), start_time=1e9, on_event=seen.append, max_events=max_events
+    )
     arn = env.start(definition, value, name="e", seed=7)
     env.run(arn)
     result = env.result(arn)
     return result.status, result.output, result.history, env.history(arn), seen, log.writes, arn
 
 
-def same_both_ways(definition: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+def same_both_ways(
+    definition: dict[str, Any], value: Any, max_events: int | None = None
+) -> list[dict[str, Any]]:
     compact, dicts = InMemoryLog(), DictLog()
     assert takes_compact_events(compact) and not takes_compact_events(dicts)
-    got, want = run(compact, definition, value), run(dicts, definition, value)
+    got = run(compact, definition, value, max_events)
+    want = run(dicts, definition, value, max_events)
     status, output, history, eager, seen, writes, arn = got
     assert (status, output, writes) == (want[0], want[1], want[5])
     assert history == eager == want[2] == want[3]  # event for event, lazy and paged
@@ -170,6 +177,14 @@ def same_both_ways(definition: dict[str, Any], value: Any) -> list[dict[str, Any
 def test_the_counter_loop_records_the_same_history(iterations: int) -> None:
     history = same_both_ways(counter_loop(iterations), {"i": 0})
     assert len(history) == 2 * (3 * iterations + 2) + 2
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(3, 40))
+def test_the_event_cap_falls_on_the_same_event(max_events: int) -> None:
+    history = same_both_ways(counter_loop(10), {"i": 0}, max_events)
+    assert len(history) == max_events
+    assert history[-1]["type"] == "ExecutionFailed"
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -144,7 +144,13 @@ class Transitions:
         """
         if frame.silent:
             return frame.prev_id
-        event_id, previous = self._claim(frame, type_)
+        s = self.state
+        event_id = s.next_event_id
+        if self.max_events is None or event_id - s.effect_events < self.max_events:
+            s.next_event_id = event_id + 1  # under the cap: _claim's own path, inline (hot)
+            previous, frame.prev_id = frame.prev_id, event_id
+        else:
+            event_id, previous = self._claim(frame, type_)
         if self.compact:
             self.events.append((event_id, previous, self.now, type_, key, name, field, text))
         else:
