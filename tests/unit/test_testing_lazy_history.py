@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from typing import Any
@@ -112,3 +114,6 @@ def test_a_lazy_result_equals_an_eager_one_and_stays_frozen() -> None:
         lazy.status = "FAILED"  # type: ignore[misc]
     with pytest.raises(TypeError):
         ExecutionResult("SUCCEEDED", history=[], read_history=list)
+    assert copy.copy(lazy) == lazy
+    for copied in (copy.deepcopy(lazy), pickle.loads(pickle.dumps(lazy))):
+        assert copied == lazy and copied.history is not lazy.history

@@ -136,6 +136,10 @@ class ExecutionResult:
 
     __hash__ = None  # type: ignore[assignment]  # as before: the history is a list
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied and pickled with its history read (as a dataclass would be)."""
+        return (ExecutionResult, (self.status, self.output, self.error, self.cause, self.history))
+
     def __repr__(self) -> str:
         return (
             f"ExecutionResult(status={self.status!r}, output={self.output!r}, "
