@@ -1,13 +1,19 @@
 """What recording the counter loop's history costs by itself, per transition (CPU).
 
-``execute()`` records every event as Step Functions does and the in-memory log
-copies them in and out as a store would. This measures those steps alone, on the
-history of a real run, without any evaluation: building the event dicts (each with
-its JSON text, encoded once per new value), the log's copy in (one ``orjson.dumps``
-per commit) and copy out (``orjson.loads`` when the history is read). Their sum
-is a floor for ``execute()`` that no faster evaluator can go under.
+``execute()`` records every event as Step Functions does, into the in-memory log,
+which keeps what it is given as a store would. Since issue 18 round 2 a state's
+entered and exited events travel as compact tuples (``stepflow.engine.history_events``)
+that the log keeps as they are, and the history is decoded into GetExecutionHistory
+dicts only when the result's ``history`` is read. This measures those steps alone, on
+the history of a real run, without any evaluation: building the events as the engine
+does (a tuple per state event, dicts for the others; texts encoded once per new
+value), the log's copy in (``memory_chunks.frozen``: the compact events checked, the
+dicts encoded), and, apart, the read that ``execute()`` no longer makes (the dicts
+made again from what was stored). The first two are a floor for ``execute()`` that no
+faster evaluator can go under; ``--dicts`` measures the events as dicts and their
+``orjson`` copy in and out instead (what ``execute()`` did before round 2).
 
-    .venv/bin/python bench/history_floor.py [--iterations 2000] [--runs 15]
+    .venv/bin/python bench/history_floor.py [--iterations 2000] [--runs 15] [--dicts]
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from stepflow.runtime.memory_chunks import ends_of, frozen, thawed
 from stepflow.testing import execute
 from stepflow.testing.collection import young_collections_only
 from throughput import counter_loop
@@ -38,9 +45,12 @@ def best_cpu(work: Callable[[], Any], runs: int) -> float:
     return best
 
 
-def rebuild(history: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]:
-    """Build the same events again, as the engine does (texts encoded once per new value)."""
-    shapes: list[tuple[dict[str, Any], str | None, Any, str | None, Any]] = []
+def rebuild(history: list[dict[str, Any]], compact: bool) -> Callable[[], list[Any]]:
+    """Build the same events again, as the engine does (texts encoded once per new value).
+
+    ``compact``: a state's entered or exited event without assigned variables is a tuple.
+    """
+    shapes: list[tuple[dict[str, Any], str | None, Any, str | None, Any, bool]] = []
     for event in history:
         key = next((k for k in event if k.endswith("EventDetails")), None)
         details = event.get(key) if key else None
@@ -50,13 +60,36 @@ def rebuild(history: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]
             value = orjson.loads(details[field]) if field else None
             if shapes and value == shapes[-1][4]:
                 value = shapes[-1][4]  # one object, as in the engine (the next state's input)
-        shapes.append((event, key, details, field, value))
+        state_event = (
+            compact
+            and key in ("stateEnteredEventDetails", "stateExitedEventDetails")
+            and isinstance(details, dict)
+            and len(details) == 3
+        )
+        shapes.append((event, key, details, field, value, state_event))
 
-    def build() -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def build() -> list[Any]:
+        events: list[Any] = []
         last: Any = None
         text = ""
-        for event, key, details, field, value in shapes:
+        for event, key, details, field, value, state_event in shapes:
+            if field is not None and value is not last:
+                text, last = orjson.dumps(value).decode(), value
+            if state_event:
+                assert key is not None and field is not None and isinstance(details, dict)
+                events.append(
+                    (
+                        event["id"],
+                        event["previousEventId"],
+                        event["timestamp"],
+                        event["type"],
+                        key,
+                        details["name"],
+                        field,
+                        text,
+                    )
+                )
+                continue
             built: dict[str, Any] = {
                 "id": event["id"],
                 "previousEventId": event["previousEventId"],
@@ -66,8 +99,6 @@ def rebuild(history: list[dict[str, Any]]) -> Callable[[], list[dict[str, Any]]]
             if key is not None and isinstance(details, dict):
                 copy = {**details, f"{field}Details": {"truncated": False}}
                 if field is not None:
-                    if value is not last:
-                        text, last = orjson.dumps(value).decode(), value
                     copy[field] = text
                 built[key] = copy
             events.append(built)
@@ -80,20 +111,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--dicts", action="store_true", help="events as dicts (before round 2)")
     args = parser.parse_args(argv)
     history = execute(counter_loop(args.iterations), {"i": 0}).history
     transitions = sum(1 for e in history if e["type"].endswith("StateEntered"))
-    stored = orjson.dumps(history)
-    steps = {
-        "build the events": rebuild(history),
-        "copy in (orjson.dumps)": lambda: orjson.dumps(history),
-        "copy out (orjson.loads)": lambda: orjson.loads(stored),
-    }
-    total = 0.0
+    build = rebuild(history, compact=not args.dicts)
+    built = build()
+    if args.dicts:
+        stored = orjson.dumps(built)
+        size = f"{len(stored):,} bytes stored"
+        steps = {
+            "build the events": build,
+            "copy in (orjson.dumps)": lambda: orjson.dumps(built),
+            "copy out (orjson.loads)": lambda: orjson.loads(stored),
+        }
+        apart: dict[str, Callable[[], Any]] = {}
+    else:
+        chunks = frozen(built)
+        ends = ends_of([], chunks)
+        assert thawed(chunks, ends, 0, len(built)) == history
+        size = f"{sum(isinstance(e, tuple) for e in built)} of them compact"
+        steps = {"build the events": build, "copy in (frozen)": lambda: frozen(built)}
+        apart = {"read (result.history)": lambda: thawed(chunks, ends, 0, len(built))}
     print(
         f"counter loop, {args.iterations} iterations: {transitions} transitions, "
-        f"{len(history)} events, {len(stored):,} bytes stored"
+        f"{len(history)} events, {size}"
     )
+    total = 0.0
     for name, work in steps.items():
         with young_collections_only():  # as execute() runs
             per = best_cpu(work, args.runs) / transitions * 1e6
@@ -103,9 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  {'history alone':<24} {total:6.2f} µs per transition "
         f"(at most {1e6 / total:,.0f} transitions per CPU second)"
     )
+    for name, work in apart.items():
+        with young_collections_only():
+            per = best_cpu(work, args.runs) / transitions * 1e6
+        print(f"  {name:<24} {per:6.2f} µs per transition, when read (not in execute())")
+    dicts = " --dicts" if args.dicts else ""
     print(
         f"reproduce: .venv/bin/python bench/history_floor.py --iterations {args.iterations} "
-        f"--runs {args.runs}"
+        f"--runs {args.runs}{dicts}"
     )
     return 0
 

@@ -86,6 +86,7 @@ from stepflow.aws.topology import (
     TTL_ATTRIBUTE,
     table_definition,
 )
+from stepflow.engine.history_events import HistoryEvent, expanded
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
@@ -148,9 +149,9 @@ class DynamoDBLog:
             self._items, self._history, lambda: self.clock(), lambda: self.retention_seconds
         )
 
-    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken."""
-        head, *chunks = self._heads.sealed(record, events)
+        head, *chunks = self._heads.sealed(record, expanded(events))
         listing = listing_item(record)
         if not chunks:
             self._create_head(record.execution_arn, head, listing)
@@ -314,7 +315,7 @@ class DynamoDBLog:
         self,
         record: ExecutionRecord,
         expected_seq: int,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[HistoryEvent],
         *,
         fence: LeaseFence | None = None,
     ) -> None:
@@ -324,7 +325,7 @@ class DynamoDBLog:
         on its version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
-        head, *chunks = self._heads.sealed(record, events)
+        head, *chunks = self._heads.sealed(record, expanded(events))
         names, values = {}, {":expected": {"N": str(expected_seq)}}
         sets = []
         for i, (name, value) in enumerate(sorted(head.items())):

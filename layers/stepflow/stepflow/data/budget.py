@@ -112,8 +112,8 @@ class ClockBudget:
     ) -> None:
         self._clock = clock
         self._expression_clock = clock if expression_clock is None else expression_clock
-        self._every = every
-        self._checks = 0
+        self._every = max(1, every)
+        self._checks = self._every  # checks until the next one that reads the clocks
         self.expression_seconds = expression_seconds
         self.decision_seconds = decision_seconds
         start = clock()
@@ -131,9 +131,10 @@ class ClockBudget:
 
     def check(self) -> None:
         """Raise once a deadline has passed (deferral first, then decision, then expression)."""
-        self._checks += 1
-        if self._every > 1 and self._checks % self._every:
+        self._checks -= 1  # a countdown to the next sampled check (the hot path: one test)
+        if self._checks:
             return
+        self._checks = self._every
         now = self._clock()
         if self._defer_at is not None and now > self._defer_at:
             raise DecisionDeferred

@@ -64,6 +64,7 @@ def decide(
     limits: Limits | None = None,
     check_parameters: ParameterCheck | None = None,
     unreported: Mapping[str, UnreportedIterations] | None = None,
+    compact: bool = False,
 ) -> Decision:
     """Apply ``event`` at time ``now`` (epoch seconds) and run until every frame blocks.
 
@@ -94,6 +95,9 @@ def decide(
     ``unreported`` (by run id) is what an inline Map's map run that this decision
     cancels had not reported yet: the decision records it as the Map's iteration
     events (the driver reads it from the run when a first decision cancels one).
+
+    ``compact`` records states' entered and exited events as compact tuples (see
+    :mod:`stepflow.engine.history_events`), for a log that stores them as they are.
     """
     decider = Decider(
         definition,
@@ -104,6 +108,7 @@ def decide(
         limits,
         check_parameters,
         unreported,
+        compact,
     )
     try:
         decider.apply(event)
@@ -285,15 +290,13 @@ class Decider(Transitions):
             frame.entered_time = self.now_iso
             frame.retries = (0,) * len(getattr(node, "retry", ()))
             frame.retry_count = 0
-            frame.entered_id = self.emit(
+            frame.entered_id = self.emit_state(
                 frame,
                 f"{node.type}StateEntered",
                 "stateEnteredEventDetails",
-                {
-                    "name": node.name,
-                    "input": self.text(frame.input),
-                    "inputDetails": {"truncated": False},
-                },
+                node.name,
+                "input",
+                self.text(frame.input),
             )
         try:
             if isinstance(node, PassState):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stepflow.engine.history_events import HistoryEvent
+
 Phase = Literal["ready", "task", "wait", "retry", "children", "done", "failed", "aborted"]
 ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 
@@ -541,8 +543,11 @@ Command = (
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The result of :func:`stepflow.engine.decide`: new history, next state, commands."""
+    """The result of :func:`stepflow.engine.decide`: new history, next state, commands.
 
-    events: list[dict[str, Any]]
+    ``events`` are dicts, and compact tuples where the decision was asked for them.
+    """
+
+    events: list[HistoryEvent]
     state: ExecutionState
     commands: list[Command]

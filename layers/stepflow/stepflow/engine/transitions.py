@@ -19,6 +19,7 @@ from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine import dataflow, distributed, fanout, map_inline
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
+from stepflow.engine.history_events import HistoryEvent
 from stepflow.engine.model import (
     CancelChild,
     CancelTask,
@@ -87,6 +88,7 @@ class Transitions:
         limits: Limits | None = None,
         check_parameters: ParameterCheck | None = None,
         unreported: Mapping[str, UnreportedIterations] | None = None,
+        compact: bool = False,
     ) -> None:
         self.definition = definition
         self.unreported = dict(unreported or {})
@@ -106,7 +108,9 @@ class Transitions:
         self.now_iso = iso(now)
         self.budget = budget
         self.transitions = 0
-        self.events: list[dict[str, Any]] = []
+        self.events: list[HistoryEvent] = []
+        self.compact = compact
+        """Record states' entered and exited events as compact tuples (see :meth:`emit_state`)."""
         self.commands: list[Command] = []
         self._text: tuple[Any, str] | None = None
 
@@ -118,6 +122,55 @@ class Transitions:
         """Append a history event on ``frame``'s thread and return its id."""
         if frame is not None and frame.silent:
             return frame.prev_id
+        event_id, previous = self._claim(frame, type_)
+        event: dict[str, Any] = {
+            "id": event_id,
+            "previousEventId": previous,
+            "timestamp": self.now,
+            "type": type_,
+        }
+        if key is not None:
+            event[key] = details
+        self.events.append(event)
+        return event_id
+
+    def emit_state(
+        self, frame: Frame, type_: str, key: str, name: str, field: str, text: str
+    ) -> int:
+        """:meth:`emit` of a state's entered or exited event: its name and one JSON text.
+
+        ``field`` is ``input`` or ``output``. With ``compact``, the event is recorded as
+        a :data:`~stepflow.engine.history_events.CompactEvent` (the same event).
+        """
+        if frame.silent:
+            return frame.prev_id
+        s = self.state
+        event_id = s.next_event_id
+        if self.max_events is None or event_id - s.effect_events < self.max_events:
+            s.next_event_id = event_id + 1  # under the cap: _claim's own path, inline (hot)
+            previous, frame.prev_id = frame.prev_id, event_id
+        else:
+            event_id, previous = self._claim(frame, type_)
+        if self.compact:
+            self.events.append((event_id, previous, self.now, type_, key, name, field, text))
+        else:
+            details = {"name": name, field: text, f"{field}Details": {"truncated": False}}
+            self.events.append(
+                {
+                    "id": event_id,
+                    "previousEventId": previous,
+                    "timestamp": self.now,
+                    "type": type_,
+                    key: details,
+                }
+            )
+        return event_id
+
+    def _claim(self, frame: Frame | None, type_: str) -> tuple[int, int]:
+        """The next event's id and previous id (``frame``'s thread moves on to it).
+
+        Raises :class:`EventLimitReachedError` if the event would pass the cap.
+        """
         s = self.state
         event_id = s.next_event_id
         counted = event_id - s.effect_events  # effect events do not count (emit_effect)
@@ -129,18 +182,10 @@ class Transitions:
         ):  # the cap's own slot is kept for the event that ends the execution
             raise EventLimitReachedError(self.max_events)
         s.next_event_id += 1
-        event: dict[str, Any] = {
-            "id": event_id,
-            "previousEventId": frame.prev_id if frame is not None else event_id - 1,
-            "timestamp": self.now,
-            "type": type_,
-        }
-        if key is not None:
-            event[key] = details
-        if frame is not None:
-            frame.prev_id = event_id
-        self.events.append(event)
-        return event_id
+        if frame is None:
+            return event_id, event_id - 1
+        previous, frame.prev_id = frame.prev_id, event_id
+        return event_id, previous
 
     def emit_effect(self, frame: Frame, type_: str, key: str, details: Any) -> None:
         """Append one of a cell's effect events; the event cap does not count it.
@@ -264,16 +309,25 @@ class Transitions:
             else:
                 self.fail_state(frame, node, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
             return
-        details: dict[str, Any] = {
-            "name": node.name,
-            "output": text,
-            "outputDetails": {"truncated": False},
-        }
         if assigned:
+            details: dict[str, Any] = {
+                "name": node.name,
+                "output": text,
+                "outputDetails": {"truncated": False},
+            }
             frame.variables.update(assigned)
             details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
-        self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
+            self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
+        else:
+            self.emit_state(
+                frame,
+                f"{node.type}StateExited",
+                "stateExitedEventDetails",
+                node.name,
+                "output",
+                text,
+            )
         target = next_state or node.next
         if target is None:
             self.frame_done(frame, output)

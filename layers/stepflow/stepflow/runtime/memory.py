@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import bisect
 import copy
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from stepflow.data.serialize import storable_problem
+from stepflow.engine.history_events import HistoryEvent
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence, TaskLease, check_fence
+from stepflow.runtime.memory_chunks import Chunk, UnstorableValueError, check, ends_of, frozen
+from stepflow.runtime.memory_chunks import position as _position
+from stepflow.runtime.memory_chunks import thawed as _thawed
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import (
     ConflictError,
@@ -25,26 +27,27 @@ from stepflow.runtime.ports import (
 from stepflow.runtime.registry import listing_key
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
-_Chunk = tuple[bytes | list[dict[str, Any]], int]
-"""The events of one commit: their JSON text (or a deep copy) and how many there are."""
-
 
 class InMemoryLog:
     """A :class:`~stepflow.runtime.ports.CoordinationLog` in a dict, guarded by a lock.
 
-    Records and events are copied in and out, as a real store would.
+    Records and events are copied in and out, as a real store would (compact
+    events, immutable, are kept as they are: see :mod:`.memory_chunks`).
     """
+
+    compact_events = True
+    """Its commits take compact events (:mod:`stepflow.engine.history_events`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._heads: dict[str, ExecutionRecord] = {}
         # Each event stored serialized (as a store would): one copy in, one copy out.
-        self._events: dict[str, list[_Chunk]] = {}
+        self._events: dict[str, list[Chunk]] = {}
         self._ends: dict[str, list[int]] = {}  # events up to the end of each chunk
         self._leases: dict[tuple[str, str], TaskLease] = {}
         self.writes = 0
 
-    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert a new execution (conditional on its ARN being free)."""
         with self._lock:
             existing = self._heads.get(record.execution_arn)
@@ -53,7 +56,7 @@ class InMemoryLog:
             head, chunks = _stored(record, events)
             self._heads[record.execution_arn] = head
             self._events[record.execution_arn] = chunks
-            self._ends[record.execution_arn] = _ends([], chunks)
+            self._ends[record.execution_arn] = ends_of([], chunks)
             self.writes += 1
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
@@ -82,7 +85,7 @@ class InMemoryLog:
         self,
         record: ExecutionRecord,
         expected_seq: int,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[HistoryEvent],
         *,
         fence: LeaseFence | None = None,
     ) -> None:
@@ -104,7 +107,7 @@ class InMemoryLog:
                     self._leases[key] = _clone_lease(fence.new)
             self._heads[record.execution_arn] = stored
             self._events[record.execution_arn].extend(chunks)
-            _ends(self._ends[record.execution_arn], chunks)
+            ends_of(self._ends[record.execution_arn], chunks)
             self.writes += 1
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
@@ -143,6 +146,17 @@ class InMemoryLog:
             page = _thawed(chunks, ends, start, start + limit)
             more = start + limit < total
             return HistoryPage(page, str(start + limit) if more else None)
+
+    def history_reader(self, execution_arn: str) -> Callable[[], list[dict[str, Any]]]:
+        """The execution's events so far, decoded (fresh copies) only when the reader is called.
+
+        A snapshot: later commits are not in it. It holds the stored commits, not the log.
+        """
+        with self._lock:
+            chunks = list(self._events.get(execution_arn, []))
+            ends = list(self._ends.get(execution_arn, []))
+        total = ends[-1] if ends else 0
+        return lambda: _thawed(chunks, ends, 0, total)
 
     def history_from(self, execution_arn: str, first: int, *, limit: int = 1000) -> HistoryPage:
         """The page of events from event id ``first`` (ids are dense from 1: its index + 1)."""
@@ -278,65 +292,14 @@ class InMemoryBus:
         return len(self._queue)
 
 
-class _UnstorableValueError(ValueError):
-    """What :func:`storable_problem` finds wrong with a value being stored."""
-
-
 def _stored(
-    record: ExecutionRecord, events: Sequence[dict[str, Any]]
-) -> tuple[ExecutionRecord, list[_Chunk]]:
+    record: ExecutionRecord, events: Sequence[HistoryEvent]
+) -> tuple[ExecutionRecord, list[Chunk]]:
     """The copies of a write, refused as a serializing store would refuse them."""
     try:
-        return _clone(record), _frozen(events)
-    except _UnstorableValueError as exc:
+        return _clone(record), frozen(events)
+    except UnstorableValueError as exc:
         raise UnstorableDataError(record.execution_arn, str(exc)) from None
-
-
-def _frozen(events: Sequence[dict[str, Any]]) -> list[_Chunk]:
-    """A commit's events as stored: one JSON text (or, what orjson refuses, a deep copy)."""
-    if not events:
-        return []
-    data: bytes | list[dict[str, Any]]
-    try:  # the engine's events have text keys only: the option's slower path is a fallback
-        data = orjson.dumps(list(events))
-    except TypeError:
-        try:
-            data = orjson.dumps(list(events), option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:
-            _check(events)
-            data = copy.deepcopy(list(events))
-    return [(data, len(events))]
-
-
-def _ends(ends: list[int], chunks: list[_Chunk]) -> list[int]:
-    """``ends`` extended with the running event count at the end of each of ``chunks``."""
-    for _, count in chunks:
-        ends.append((ends[-1] if ends else 0) + count)
-    return ends
-
-
-def _position(token: str, prefix: str, most: int | None) -> int:
-    """The event count a history token of ``prefix``'s direction carries, or ValueError."""
-    digits = token[len(prefix) :] if token.startswith(prefix) else ""
-    if not digits.isdigit() or not digits.isascii() or (most is not None and int(digits) > most):
-        raise ValueError(f"invalid history token {token!r}")
-    position = int(digits)
-    if prefix and position == 0:
-        raise ValueError(f"invalid history token {token!r}")
-    return position
-
-
-def _thawed(chunks: list[_Chunk], ends: list[int], start: int, stop: int) -> list[dict[str, Any]]:
-    """Fresh copies of the stored events ``start`` to ``stop``; decodes only their commits."""
-    page: list[dict[str, Any]] = []
-    for i in range(bisect.bisect_right(ends, start), len(chunks)):
-        data, count = chunks[i]
-        offset = ends[i] - count
-        if offset >= stop:
-            break
-        events = orjson.loads(data) if isinstance(data, bytes) else copy.deepcopy(data)
-        page.extend(events[max(0, start - offset) : stop - offset])
-    return page
 
 
 def _clone_lease(lease: TaskLease) -> TaskLease:
@@ -360,21 +323,11 @@ def _clone(value: Any) -> Any:
     try:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except TypeError:  # orjson also refuses nesting deeper than 255 levels
-        _check(value)
+        check(value)
     try:
         return copy.deepcopy(value)
     except RecursionError:  # deeper than the recursion limit: a JSON input the API accepted
         return _clone_deep(value)
-
-
-def _check(value: Any) -> None:
-    """Refuse what the DynamoDB log could not store either (a lone surrogate, not JSON)."""
-    try:
-        problem = storable_problem(value)
-    except RecursionError:  # deeper than the recursion limit: copied without recursion
-        return
-    if problem is not None and "nested too deeply" not in problem:
-        raise _UnstorableValueError(problem)
 
 
 def _clone_deep(value: Any) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from stepflow.engine.history_events import HistoryEvent
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 
@@ -79,8 +80,11 @@ class UnstorableDataError(ValueError):
 class CoordinationLog(Protocol):
     """Executions and their history; every write is conditional."""
 
-    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert a new execution with its first events.
+
+        ``events`` hold compact events only for a log that declares ``compact_events = True``
+        (:func:`~stepflow.engine.history_events.takes_compact_events`); others get dicts.
 
         Raises :class:`ExecutionAlreadyExistsError` if the ARN is taken.
         """
@@ -92,11 +96,11 @@ class CoordinationLog(Protocol):
         self,
         record: ExecutionRecord,
         expected_seq: int,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[HistoryEvent],
         *,
         fence: LeaseFence | None = None,
     ) -> None:
-        """Append ``events`` and replace the head with ``record``, atomically.
+        """Append ``events`` (see :meth:`create`) and replace the head with ``record``, atomically.
 
         Only if the stored head is still at ``expected_seq`` and, with a
         ``fence``, the task's lease record is still at ``fence.current.version``

@@ -77,6 +77,7 @@ def first_decision(
     limits: Limits,
     check_parameters: ParameterCheck | None = None,
     defer: bool = False,
+    compact: bool = False,
 ) -> tuple[Decision, tuple[Message, ...]]:
     """The decision on ``Start``, and the outbox that replaces its own when it was deferred.
 
@@ -85,6 +86,7 @@ def first_decision(
     stepper behind the queue; the engine ignores a second Start, so a
     redelivery cannot start it twice. ``defer`` leaves it to that stepper in any case
     (a ``.sync`` child: its caller records TaskSubmitted before the child can end).
+    ``compact``: see :func:`~stepflow.engine.decide` (for a log that takes compact events).
     """
     try:
         if defer:
@@ -97,6 +99,7 @@ def first_decision(
             time_budget=budget,
             limits=limits,
             check_parameters=check_parameters,
+            compact=compact,
         )
         return decision, ()
     except DecisionDeferred:

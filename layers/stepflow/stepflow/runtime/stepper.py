@@ -29,6 +29,7 @@ from stepflow.asl import StateMachine
 from stepflow.data.budget import UNLIMITED, Budget
 from stepflow.engine import Event, ExecutionState, ParameterCheck, Redrive, Stop, decide
 from stepflow.engine.codec import decode_state
+from stepflow.engine.history_events import HistoryEvent, takes_compact_events
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
@@ -170,6 +171,7 @@ class Stepper:
             limits=self.limits,
             check_parameters=self.check_parameters,
             defer=caller is not None,
+            compact=takes_compact_events(self.log),
         )
         try:
             try:
@@ -188,7 +190,7 @@ class Stepper:
         self._flush(record, inline=False)
         return record
 
-    def _create(self, record: ExecutionRecord, events: list[dict[str, Any]]) -> ExecutionRecord:
+    def _create(self, record: ExecutionRecord, events: list[HistoryEvent]) -> ExecutionRecord:
         """Store a new execution's record and first events (a repair message first)."""
         if record.outbox:
             self._send_repair(record.execution_arn)

@@ -23,6 +23,7 @@ from stepflow.engine import (
     UnreportedIterations,
     decide,
 )
+from stepflow.engine.history_events import HistoryEvent, takes_compact_events
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.messages import Message, decode_event
@@ -187,11 +188,12 @@ def _decide(
     events: list[Event],
     now: float,
     unreported: Mapping[str, UnreportedIterations] | None = None,
-) -> tuple[ExecutionState, list[dict[str, Any]], list[Command]]:
+) -> tuple[ExecutionState, list[HistoryEvent], list[Command]]:
     """Decide ``events`` in turn from ``before`` (left unchanged): state, history, commands."""
     state = before
-    history: list[dict[str, Any]] = []
+    history: list[HistoryEvent] = []
     commands: list[Command] = []
+    compact = takes_compact_events(stepper.log)  # the in-memory log keeps them as they are
     for event in events:
         # The first decision copies the loaded state (kept as ``before``);
         # the following ones may change their predecessor's in place.
@@ -205,6 +207,7 @@ def _decide(
             limits=stepper.limits,
             check_parameters=stepper.check_parameters,
             unreported=unreported,
+            compact=compact,
         )
         state = decision.state
         history.extend(decision.events)

@@ -1,4 +1,4 @@
-"""How the test environment delivers messages, and the log wrapper that counts states.
+"""How the test environment delivers messages, and the log wrapper that reports events.
 
 The environment plays the queue: it hands batches to a stepper (directly, or as
 SQS events to the stepper Lambda handler), redelivers failed messages after a
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from stepflow.engine.history_events import HistoryEvent, expand, takes_compact_events
 from stepflow.runtime import CoordinationLog, ExecutionRecord, Message, Stepper
 from stepflow.runtime.leases import LeaseFence
 
@@ -33,18 +34,20 @@ def handle_batch(stepper: Stepper, batch: list[Message]) -> list[tuple[Message, 
     return [(message, exc) for message, exc in stepper.handle_batch(batch)]
 
 
-class CountingLog:
-    """Wraps a coordination log: counts the states entered, reports top-level events."""
+class ReportingLog:
+    """Wraps a coordination log: reports each top-level event committed to ``on_event``."""
+
+    compact_events: bool
+    """Whether the inner log takes compact events (then this passes them on)."""
 
     def __init__(
         self, inner: CoordinationLog, on_event: Callable[[dict[str, Any]], None] | None
     ) -> None:
         self.inner, self.on_event = inner, on_event
-        self.entered = 0
-        """States entered in every execution so far."""
+        self.compact_events = takes_compact_events(inner)
 
-    def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
-        """Create, then count (see :meth:`CoordinationLog.create`)."""
+    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
+        """Create, then report (see :meth:`CoordinationLog.create`)."""
         self.inner.create(record, events)
         self._seen(record.execution_arn, events)
 
@@ -52,19 +55,18 @@ class CountingLog:
         self,
         record: ExecutionRecord,
         expected_seq: int,
-        events: Sequence[dict[str, Any]],
+        events: Sequence[HistoryEvent],
         *,
         fence: LeaseFence | None = None,
     ) -> None:
-        """Commit, then count (see :meth:`CoordinationLog.commit`)."""
+        """Commit, then report (see :meth:`CoordinationLog.commit`)."""
         self.inner.commit(record, expected_seq, events, fence=fence)
         self._seen(record.execution_arn, events)
 
-    def _seen(self, execution_arn: str, events: Sequence[dict[str, Any]]) -> None:
-        self.entered += sum([e["type"].endswith("StateEntered") for e in events])
+    def _seen(self, execution_arn: str, events: Sequence[HistoryEvent]) -> None:
         if self.on_event is not None and "#" not in execution_arn:
             for event in events:
-                self.on_event(event)
+                self.on_event(expand(event))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

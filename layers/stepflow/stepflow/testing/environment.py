@@ -31,7 +31,7 @@ from stepflow.runtime.outcome import TaskInvoker
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
-from stepflow.testing.delivery import CountingLog, Deliver, DeliveryError, handle_batch
+from stepflow.testing.delivery import Deliver, DeliveryError, ReportingLog, handle_batch
 from stepflow.testing.environment_delivery import MessageDelivery
 from stepflow.testing.environment_mocks import MockSource, TaskFront
 from stepflow.testing.environment_tasks import (
@@ -156,7 +156,7 @@ class WorkflowEnvironment(MessageDelivery):
         self.queue = InMemoryTaskQueue(clock=self.now)
         if max_events is not None:
             limits = replace(limits, max_events_per_execution=max_events)
-        self._counter = CountingLog(log if log is not None else InMemoryLog(), on_event)
+        self._counter = ReportingLog(log if log is not None else InMemoryLog(), on_event)
         self.log = cast(CoordinationLog, self._counter)
         self._role = f"arn:aws:iam::{account}:role/StepFlowExecutionRole"
         self.cells, self.cell_runtime, self.tasks = task_ports(
@@ -299,17 +299,24 @@ class WorkflowEnvironment(MessageDelivery):
         self.run_until_idle()
 
     def result(self, execution_arn: str) -> ExecutionResult:
-        """The execution's status, output or error, and full history."""
+        """The execution's status, output or error, and full history (as it is now).
+
+        On the in-memory log the history is decoded when the result's
+        :attr:`~ExecutionResult.history` is first read; other logs are read at once.
+        """
         record = self.log.get(execution_arn)
         if record is None:
             raise KeyError(f"no execution {execution_arn}")
         state = decode_state(record.state)
+        output = dumps(state.output) if state.status == "SUCCEEDED" else None
+        inner = self._counter.inner
+        if isinstance(inner, InMemoryLog):
+            reader = inner.history_reader(execution_arn)
+            return ExecutionResult(
+                state.status, output, state.error, state.cause, read_history=reader
+            )
         return ExecutionResult(
-            status=state.status,
-            output=dumps(state.output) if state.status == "SUCCEEDED" else None,
-            error=state.error,
-            cause=state.cause,
-            history=self.history(execution_arn),
+            state.status, output, state.error, state.cause, self.history(execution_arn)
         )
 
     def describe(self, execution_arn: str) -> dict[str, Any]:

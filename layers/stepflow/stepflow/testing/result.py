@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, Literal
+
+from stepflow.testing.collection import young_collections_only
 
 ExecutionStatus = Literal["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 
@@ -54,9 +57,12 @@ class StateRun:
     attempts: tuple[TaskAttempt, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+HistoryReader = Callable[[], list[dict[str, Any]]]
+"""Reads a history snapshot when called (see :class:`ExecutionResult`)."""
+
+
 class ExecutionResult:
-    """A finished execution.
+    """A finished execution (immutable).
 
     Attributes:
         status: ``SUCCEEDED``, ``FAILED``, ``TIMED_OUT`` or ``ABORTED``.
@@ -64,13 +70,81 @@ class ExecutionResult:
         error: the error name of a failed execution.
         cause: the cause of a failed execution.
         history: the history events, each a dict in GetExecutionHistory shape.
+
+    ``read_history`` (instead of ``history``) reads the history when it is first
+    asked for (:attr:`history`, :meth:`states`, equality...), once: an in-memory
+    execution's history is kept as stored until then, and decoding it was most of
+    what recording it cost (docs/benchmarks.md, issue 18).
     """
 
+    __slots__ = ("_history", "_read", "cause", "error", "output", "status")
+
     status: ExecutionStatus
-    output: str | None = None
-    error: str | None = None
-    cause: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    output: str | None
+    error: str | None
+    cause: str | None
+    _history: list[dict[str, Any]] | None
+    _read: HistoryReader | None
+
+    def __init__(
+        self,
+        status: ExecutionStatus,
+        output: str | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+        history: list[dict[str, Any]] | None = None,
+        *,
+        read_history: HistoryReader | None = None,
+    ) -> None:
+        if history is not None and read_history is not None:
+            raise TypeError("pass history or read_history, not both")
+        fields = {"status": status, "output": output, "error": error, "cause": cause}
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+        if read_history is None:
+            object.__setattr__(self, "_history", [] if history is None else history)
+        else:
+            object.__setattr__(self, "_history", None)
+        object.__setattr__(self, "_read", read_history)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The history events, each a dict in GetExecutionHistory shape (read once)."""
+        events = self._history
+        if events is None:
+            assert self._read is not None
+            with young_collections_only():  # fresh events only: a full collection finds nothing
+                events = self._read()
+            object.__setattr__(self, "_history", events)
+            object.__setattr__(self, "_read", None)
+        return events
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.status, self.output, self.error, self.cause, self.history)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ExecutionResult)
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # as before: the history is a list
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied and pickled with its history read (as a dataclass would be)."""
+        return (ExecutionResult, (self.status, self.output, self.error, self.cause, self.history))
+
+    def __repr__(self) -> str:
+        return (
+            f"ExecutionResult(status={self.status!r}, output={self.output!r}, "
+            f"error={self.error!r}, cause={self.cause!r}, history={self.history!r})"
+        )
 
     @property
     def result(self) -> Any:
