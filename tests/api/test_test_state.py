@@ -443,3 +443,13 @@ def test_debug_of_a_pass_shows_what_the_run_computed_not_a_second_evaluation(
     assert data["afterParameters"] == made
     assert data["result"] == made
     assert data["afterResultPath"] == output
+
+
+def test_debug_of_a_pass_with_parameters_and_a_result_shows_its_parameters(api: Api) -> None:
+    """With ``Result`` the result is the literal, and afterParameters still the template's."""
+    state = {"Type": "Pass", "Parameters": {"p.$": "$.n"}, "Result": {"r": 2}, "End": True}
+    done = api("TestState", definition=json.dumps(state), input='{"n": 3}', inspectionLevel="DEBUG")
+    data = {k: json.loads(v) for k, v in done["inspectionData"].items()}
+    assert data["afterParameters"] == {"p": 3}
+    assert data["result"] == {"r": 2}
+    assert json.loads(done["output"]) == {"r": 2}

@@ -242,6 +242,39 @@ def test_a_trickled_request_meets_a_deadline_not_just_a_read_timeout(
     assert len(upstream.seen) == before + 1  # only the whole request went upstream
 
 
+def test_the_deadline_starts_at_a_requests_first_byte_not_at_an_idle_keep_alive(
+    upstream: Recorder,
+) -> None:
+    """A kept-alive connection idle 0.8 s, then a request sent over 1 s: both answered."""
+    before = len(upstream.seen)
+    server = ProxyServer(_forwarder(upstream), read_timeout=1.0, request_deadline=1.5)
+    with server, socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(request(server.port, "Content-Length: 2"))
+        assert statuses(_read_one(connection)) == [200]
+        time.sleep(0.8)
+        second = request(server.port, "Content-Length: 2")
+        step = len(second) // 5 + 1
+        for start in range(0, len(second), step):
+            connection.sendall(second[start : start + step])
+            time.sleep(0.2)
+        assert statuses(_read_one(connection)) == [200]
+    assert len(upstream.seen) == before + 2
+
+
+def _read_one(connection: socket.socket) -> bytes:
+    """One whole response (with a Content-Length) from a kept-alive connection."""
+    answer = b""
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return answer
+        answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lengths = [int(h[15:]) for h in head.split(b"\r\n") if h.startswith(b"Content-Length:")]
+        if lengths and len(body) >= lengths[0]:
+            return answer
+
+
 def test_past_max_connections_the_proxy_answers_503(upstream: Recorder) -> None:
     before = len(upstream.seen)
     with ProxyServer(_forwarder(upstream), max_connections=2) as server:

@@ -139,3 +139,13 @@ def test_an_offloaded_primer_leaves_its_dependents_primed_without_it() -> None:
         "state": state,
         "input": dumps(big).encode(),
     }
+
+
+@pytest.mark.parametrize("cut", [1, 4, 6])
+def test_a_truncated_dictionary_stream_is_refused_as_plain_zlib_refuses_one(cut: int) -> None:
+    data = deflate(b'{"a":12345,"b":"' + b"x" * 200 + b'"}')
+    assert inflate(data) == b'{"a":12345,"b":"' + b"x" * 200 + b'"}'
+    with pytest.raises((ValueError, zlib.error)):
+        inflate(data[:-cut])
+    with pytest.raises(ValueError):
+        inflate(data + b"junk")

@@ -202,3 +202,21 @@ def _wait(check: Any) -> None:
     while not check():
         assert time.monotonic() < deadline, "gave up waiting"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    "arn", ["arn:aws:states:execution::x", "arn:aws:states:us-east-1:1:execution:m"]
+)
+def test_with_a_policy_an_arn_without_a_machine_field_gets_the_unknown_404(arn: str) -> None:
+    """The policy names a machine; an ARN the regex lets through without one answers 404."""
+    from stepflow.api.access import AccessPolicy
+
+    rule = '[{"principals": ["*"], "actions": ["states:*"], "stateMachines": ["*"]}]'
+    served = Served(policy=AccessPolicy.from_json(rule), caller=lambda _h: "arn:aws:iam::1:user/a")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(stream_url(served.url, arn), timeout=PATIENCE)
+        assert refused.value.code == 404
+        assert json.loads(refused.value.read())["__type"] == "ExecutionDoesNotExist"
+    finally:
+        served.gateway.stop()

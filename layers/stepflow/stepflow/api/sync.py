@@ -180,7 +180,11 @@ class Synchronous:
             raw = _raw_result(node, history)
             data = inspect_only(node, value, context=context, variables=variables, result=raw)
             sent = _sent_parameters(node, history)
-            if node.type == "Pass" and getattr(node, "parameters", None) is not None:
+            if (
+                node.type == "Pass"
+                and getattr(node, "parameters", None) is not None
+                and getattr(node, "result", MISSING) is MISSING
+            ):
                 sent = raw  # a Pass's result is its effective input: what the run computed
             for key in ("afterParameters", "afterArguments"):
                 if key in data and sent is not MISSING:

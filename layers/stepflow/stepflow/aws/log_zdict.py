@@ -101,5 +101,8 @@ def inflate(data: bytes, candidates: Sequence[Sequence[bytes]] = ((),)) -> bytes
         dictionary = STATIC + b"".join(primers)
         if zlib.adler32(dictionary) == wanted:
             decompressor = zlib.decompressobj(zdict=dictionary)
-            return decompressor.decompress(data) + decompressor.flush()
+            text = decompressor.decompress(data) + decompressor.flush()
+            if not decompressor.eof or decompressor.unused_data:  # as zlib.decompress checks
+                raise ValueError("a compressed document is truncated or has trailing data")
+            return text
     raise ValueError("a compressed document names a dictionary the log does not have")

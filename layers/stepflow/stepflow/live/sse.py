@@ -94,7 +94,7 @@ class LiveRoute:
         if after is None:
             return _refuse(request, 400, "BadRequest", "Last-Event-ID or after: a number 0..10^12")
         if self.policy is not None and not self.policy.allows(
-            self.caller(dict(request.headers.items())), ACTION, arn.split(":")[6]
+            self.caller(dict(request.headers.items())), ACTION, _machine_name(arn)
         ):  # the same answer as an unknown execution: a denied caller learns nothing
             return _refuse(request, 404, "ExecutionDoesNotExist", f"no execution {arn}")
         try:
@@ -160,6 +160,12 @@ def message(event: dict[str, Any]) -> bytes:
     """One SSE message for ``event`` (JSON has no raw newline, so ``data`` is one line)."""
     data = json.dumps(event, separators=(",", ":"), default=str)
     return f"id: {event['id']}\ndata: {data}\n\n".encode()
+
+
+def _machine_name(arn: str) -> str:
+    """The state machine's name in an execution ARN ("" if the ARN has no such field)."""
+    parts = arn.split(":")
+    return parts[6] if len(parts) > 7 else ""
 
 
 def _after(header: str | None, query: list[str] | None) -> int | None:

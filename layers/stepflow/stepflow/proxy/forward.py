@@ -263,8 +263,10 @@ def _handler_class(
         _expired = False
 
         def handle_one_request(self) -> None:
-            # The socket's timeout bounds each read; this bounds the whole request, so a
-            # client trickling a byte per read cannot hold a connection slot for ever.
+            # The socket's timeout bounds each read; this bounds the whole request from its
+            # first byte, so a client trickling a byte per read cannot hold a slot for ever.
+            with contextlib.suppress(OSError, ValueError):  # idle keep-alive: not yet a request
+                self.rfile.peek(1)  # type: ignore[attr-defined]
             self._watchdog = threading.Timer(self.request_deadline, self._stop_reading)
             self._watchdog.daemon = True
             self._watchdog.start()
