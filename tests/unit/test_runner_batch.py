@@ -43,9 +43,12 @@ class RecordingBus:
 
     def __init__(self) -> None:
         self.sent: list[Message] = []
+        self.down = False  # True: every send raises (the queue is unreachable)
         self._lock = threading.Lock()
 
     def send(self, message: Message, delay_seconds: int = 0) -> None:
+        if self.down:
+            raise ConnectionError("the queue is unreachable")
         with self._lock:
             self.sent.append(message)
 
@@ -291,3 +294,37 @@ def test_a_lease_that_ran_out_before_the_commit_falls_back() -> None:
     # THEN the runner does not commit; the results go through the leases and the queue
     assert log.commits == {} and len(bus.sent) == 3
     assert calls == {"slow": 1, "b": 1, "c": 1}
+
+
+TWO = {
+    "StartAt": "First",
+    "States": {
+        "First": {"Type": "Task", "Resource": FN + "a", "Next": "Second"},
+        "Second": {"Type": "Task", "Resource": FN + "b", "End": True},
+    },
+}
+
+
+def test_a_redelivery_after_a_commit_whose_outbox_was_not_sent_sends_it() -> None:
+    calls = Counter[str]()
+    log, bus, runner, messages = setup({n: counting(calls, n) for n in ("a", "b")}, TWO)
+    (first,) = messages
+    tasks = runner.tasks_bus
+    assert isinstance(tasks, RecordingBus)
+    tasks.sent.clear()
+    # GIVEN the runner committed First's result, then could send nothing (as if it died
+    # before its send: the task message is not acknowledged)
+    tasks.down = bus.down = True
+    failures = runner.handle_batch([first])
+    assert [m.id for m, _ in failures] == [first.id]
+    assert log.commits == {first.execution_arn: 1} and tasks.sent == []
+    record = log.get(first.execution_arn)
+    assert record is not None and [m.kind for m in record.outbox] == ["task"]  # pending
+    # WHEN the queue delivers the task message again
+    tasks.down = bus.down = False
+    assert runner.handle_batch([first]) == []
+    # THEN First does not run again, and the pending outbox (Second's task) is sent
+    assert calls == {"a": 1}
+    assert [m.body["resource"] for m in tasks.sent] == [FN + "b"]
+    record = log.get(first.execution_arn)
+    assert record is not None and record.outbox == ()
