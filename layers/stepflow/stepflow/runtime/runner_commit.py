@@ -65,6 +65,11 @@ def run_tasks(
     as soon as its last task in the batch ends (see the module's docstring).
     """
     runs = stepper._tasks()
+    # A duplicate inside the batch shares its first copy's run and outcome: run side by
+    # side, it would find the first copy's lease live (its result not recorded).
+    first: dict[tuple[str, str], Message] = {}
+    copies = [(m, first.setdefault((m.execution_arn, m.id), m)) for m in tasks]
+    tasks = list(first.values())
     groups = _Groups(stepper, runs, tasks, has_time)
 
     def one(message: Message) -> Exception | None:
@@ -85,11 +90,12 @@ def run_tasks(
             # each thread runs in a copy of the caller's context (the batch's effect tally)
             futures = [pool.submit(contextvars.copy_context().run, one, m) for m in tasks]
             outcomes = [future.result() for future in futures]
-    return [
-        (m, exc)
+    failed = {
+        id(m): exc
         for m, own in zip(tasks, outcomes, strict=True)
         if (exc := own or groups.failures.get(m.id)) is not None
-    ]
+    }
+    return [(m, failed[id(copy)]) for m, copy in copies if id(copy) in failed]
 
 
 class _Groups:
