@@ -152,7 +152,9 @@ class _Groups:
             events = [decode_event(ran.result) for ran in results if ran.result is not None]
             apply_events(self._stepper, arn, events)
         except Exception as exc:
-            LOG.info("%s: the runner's commit of %d results fell back: %r", arn, len(results), exc)
+            LOG.warning(
+                "%s: the runner's commit of %d results fell back: %r", arn, len(results), exc
+            )
             self._fall_back(results)
 
     def _fall_back(self, results: list[RanTask]) -> None:
