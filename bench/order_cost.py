@@ -5,7 +5,8 @@ bench/cost.py runs tasks inline in the stepper. The deployed stack does not
 the API's stepper (with its delayed repair message), the stepper Lambda consumes
 the transition queue in batches of 10 and sends each task to the tasks queue,
 and the runner Lambda claims, runs and answers the tasks of its batch (one per
-invocation before issue 18, up to ten since, read from the code measured). This
+invocation before issue 18, up to ten since, read from the code measured; since
+issue 18's round 2 it commits their results itself, one commit per execution). This
 bench drives those three ``Stepper`` s (built as :mod:`stepflow.aws.wiring`
 builds them) over one ``DynamoDBLog`` on moto and meters every request:
 

@@ -19,9 +19,14 @@ cd "$work"
 #             repair job, a duplicate (none for liveness) and an early delivery, 1 crash anywhere
 #   lease:    1 stepper, 2 workers racing for the activity task: claims, lease expiry at any
 #             moment, a heartbeat each (none for liveness), stale completes, 1 crash anywhere
+#   runner:   the task is a Lambda task on the tasks queue: 2 runners (1 for liveness) race for it (claims,
+#             lease expiry at any moment, redeliveries), each commits the result itself or
+#             falls back to the lease and a result message; 1 stepper, the repair job, an
+#             early delivery, 1 crash anywhere (no Stop/Redrive: the delivery scenario has them)
 SCENARIOS=(
     "delivery|-DSTEPPERS=2 -DWORKERS=0|-DSTEPPERS=1 -DWORKERS=0 -DDUPS=0"
     "lease|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0 -DBEATS=0"
+    "runner|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
 )
 
 # run NAME MODE FLAGS...: MODE safety (assertions, invalid end states) or liveness (the LTL

@@ -7,6 +7,10 @@
  *             workers call (SendTaskSuccess, SendTaskHeartbeat, GetActivityTask)
  *   Stepper   two instances over the transition queue (timers, repair messages)
  *   Worker    two activity workers: hand-out claim, heartbeat, complete, crash
+ *   Runner    with -DRUNNER: the Work task is a Lambda task on the tasks queue instead,
+ *             run by two task runners (runtime/runner_commit.py): claim its lease, invoke,
+ *             then EITHER commit the result themselves (the direct commit, issue 18) OR
+ *             the fallback: record it on the lease and send it to the transition queue
  *   RepairJob the outbox repair job
  *   World     time (timers fall due, leases run out) and the queues' faults
  * Every step names, in a comment, the runtime function it mirrors.
@@ -27,6 +31,7 @@
  *     pure function of the loaded record); the commit is another.
  *
  * Properties: the assertions (no task result, ActivityStarted or timer applied twice;
+ * with RUNNER: a task invoked again only after a lease of it ran out;
  * only the current lease holder's result is committed; SUCCEEDED only once every
  * transition was applied) and the LTL claim `ends`: every execution ends under weak
  * fairness (nothing is left RUNNING, so no transition is lost).
@@ -52,6 +57,12 @@
 #endif
 #ifndef BEATS
 #define BEATS    1   /* heartbeats per worker */
+#endif
+#ifndef RUNNER
+#define RUNNER   0   /* the Work task is a Lambda task run by task runners (Runner) */
+#endif
+#ifndef RUNNERS
+#define RUNNERS  2   /* task runners racing on the tasks queue (with RUNNER) */
 #endif
 
 /* head status (runtime/ports.py ExecutionRecord.status) */
@@ -84,11 +95,14 @@ byte ldel[MAXRUN + 1];     /* delivery */
 byte lown[MAXRUN + 1];     /* owner: the worker's number, 0 none */
 bool llive[MAXRUN + 1];    /* TaskLease.live: until > now, not released, no result */
 byte lexp[MAXRUN + 1];     /* expired hand-outs */
+bool lres[MAXRUN + 1];     /* TaskLease.result recorded (a queued task's, RUNNER) */
+byte lost[MAXRUN + 1];     /* leases that ran out while live */
 
 /* ---- queues ---- */
 byte tq[MAXRUN + 1];       /* TimerFired(run) messages on the transition queue */
 byte rq;                   /* repair messages on the transition queue */
-byte aq[MAXRUN + 1];       /* task messages on the activity queue */
+byte aq[MAXRUN + 1];       /* task messages on the activity queue (RUNNER: the tasks queue) */
+byte resq[MAXRUN + 1];     /* RUNNER: task result messages on the transition queue */
 
 /* ---- faults left ---- */
 byte crashes = CRASHES;
@@ -100,6 +114,13 @@ byte started_ev[MAXRUN + 1];   /* ActivityStarted events per attempt */
 byte result_ev[MAXRUN + 1];    /* task results (succeeded or failed) committed per attempt */
 byte fired_ev[MAXRUN + 1];     /* TimerFired applied per run */
 byte passed;                   /* the attempt whose success left the Work state */
+byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
+
+#if RUNNER
+#define started_ok(a) true       /* a Lambda task records no ActivityStarted */
+#else
+#define started_ok(a) (started_ev[a] == 1)
+#endif
 
 #define put(c)      if :: c < 2 -> c++ :: else -> skip fi
 #define take(c)     if :: c > 0 -> c-- :: else -> skip fi
@@ -227,19 +248,21 @@ gone:
 /* the stepper Lambda -> runtime/stepper.py Stepper.handle_batch (transition queue) */
 proctype Stepper()
 {
-    byte id, ls, lob, lrun;
+    byte id, res, ls, lob, lrun;
     bool crashed, repair, go;
 
 end_idle:
-    atomic { id = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false };
+    atomic { id = 0; res = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false };
 end_wait:
     if
     :: atomic { tq[1] > 0 -> tq[1]--; id = 1 }
     :: atomic { tq[2] > 0 -> tq[2]--; id = 2 }
     :: atomic { rq > 0 -> rq--; repair = true }
+    :: atomic { resq[1] > 0 -> resq[1]--; res = 1 }   /* a runner's fallback (RUNNER) */
+    :: atomic { resq[2] > 0 -> resq[2]--; res = 2 }
     fi;
     if
-    :: atomic { !repair && early > 0 -> early-- } ->
+    :: atomic { id > 0 && early > 0 -> early-- } ->
         /* delivered before it is due: Stepper.handle_batch, not_before > now ->
          * bus.send(message, delay), then the ack */
         atomic { put(tq[id]) };
@@ -247,39 +270,142 @@ end_wait:
     :: true -> skip
     fi;
 retry:
-    /* Stepper._apply -> Stepper._commit: load the head; engine decide(TimerFired) */
+    /* Stepper._apply -> Stepper._commit: load the head; engine decide(TimerFired or the
+     * task's result: the engine ignores a result of an attempt that is no longer open) */
     atomic {
         ls = seq; lob = outbox; lrun = cur;
-        go = (!repair && status == RUNNING && pos == AT_PAUSE && cur == id);
+        go = (id > 0 && status == RUNNING && pos == AT_PAUSE && cur == id) || (res > 0 && task_open(res));
         repair_outbox(ls, lob, lrun, crashed)
     };
     if
     :: crashed -> goto redeliver
-    :: !go -> goto end_idle      /* a repair message, a finished execution or a stale
-                                    timer: acknowledged without effect */
+    :: !go -> goto end_idle      /* a repair message, a finished execution, a stale timer
+                                    or result: acknowledged without effect */
     :: else -> skip
     fi;
     if
     :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash between decide and commit */
     :: true -> skip
     fi;
-    atomic {   /* InMemoryLog.commit: TimerFired -> the execution succeeds */
+    atomic {   /* InMemoryLog.commit */
         if
-        :: on_seq(ls) ->
+        :: on_seq(ls) && id > 0 ->   /* TimerFired -> the execution succeeds */
             seq++; status = SUCCEEDED; pos = AT_END; outbox = 0;
             fired_ev[id]++;
             assert(fired_ev[id] == 1);                        /* no transition twice */
-            assert(passed > 0 && result_ev[passed] == 1 && started_ev[passed] == 1) /* none lost */
+            assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)) /* none lost */
+        :: on_seq(ls) && res > 0 ->  /* the task's result -> the Wait: its timer */
+            seq++; pos = AT_PAUSE; passed = res; outbox = OB_TIMER; ls = seq;
+            result_ev[res]++;
+            assert(result_ev[res] == 1)                        /* no task result twice */
         :: else -> goto retry                        /* ConflictError: reload, decide again */
         fi
     };
     if
-    :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the ack */
-    :: true -> goto end_idle                    /* the decision's outbox is empty: ack */
+    :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the send */
+    :: res > 0 -> atomic { send_outbox(OB_TIMER, res); clear_outbox(ls) }; goto end_idle
+    :: else -> goto end_idle                    /* the timer's outbox is empty: ack */
     fi;
 redeliver:
     /* not acknowledged: the queue delivers it again after its visibility timeout */
-    atomic { if :: repair -> put(rq) :: else -> put(tq[id]) fi };
+    atomic {
+        if
+        :: repair -> put(rq)
+        :: res > 0 -> put(resq[res])
+        :: else -> put(tq[id])
+        fi
+    };
+    goto end_idle
+}
+
+/* the runner Lambda (RUNNER) -> runtime/runner_commit.py run_tasks: one queued Lambda task.
+ * The message stays on the tasks queue until acknowledged (take); any runner may receive
+ * it at any moment, as often as it likes (duplicates, redeliveries, a crashed runner's). */
+proctype Runner(byte me)
+{
+    byte a, ls, v;
+    bool go;
+
+end_idle:
+    atomic { a = 0; ls = 0; v = 0; go = false };
+end_wait:
+    if
+    :: aq[1] > 0 -> a = 1
+    :: aq[2] > 0 -> a = 2
+    fi;
+    /* TaskRuns.run_unrecorded: the head check before the claim */
+    atomic {
+        if
+        :: !task_open(a) ->
+            /* closed (its result committed, or cancelled): _Groups._closed re-sends a pending
+             * outbox (a runner died after its commit, before sending), then the ack */
+            if
+            :: outbox != 0 -> send_outbox(outbox, cur); clear_outbox(seq)
+            :: else -> skip
+            fi;
+            take(aq[a]); goto end_idle
+        :: else -> skip
+        fi
+    };
+    /* leases.claim: done (a recorded result), busy (a live lease) or acquired */
+    atomic {
+        if
+        :: lres[a] -> goto recorded
+        :: !lres[a] && llive[a] -> goto end_idle   /* TaskLeaseHeldError: delivered again later */
+        :: else -> lver[a]++; lown[a] = me; llive[a] = true; v = lver[a]
+        fi
+    };
+    /* TaskRuns.invoke: the task runs (again only if a lease of it ran out) */
+    atomic { invoked[a]++; assert(invoked[a] <= 1 + lost[a]) };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
+    :: true -> goto direct
+    :: true -> goto fallback          /* the invocation is out of time, or the table fails */
+    fi;
+direct:
+    /* _Groups._commit: only while its own lease has not run out */
+    if
+    :: atomic { !(llive[a] && lver[a] == v) } -> goto fallback
+    :: else -> skip
+    fi;
+load:
+    /* apply_events -> _commit: load the head, decide the result (ignored if not open) */
+    atomic { ls = seq; go = task_open(a) };
+    if
+    :: !go -> goto ack                 /* the attempt closed meanwhile: nothing to commit */
+    :: else -> skip
+    fi;
+    atomic {   /* InMemoryLog.commit, conditional on seq; a conflict reloads, or gives up */
+        if
+        :: on_seq(ls) ->
+            seq++; pos = AT_PAUSE; passed = a; outbox = OB_TIMER; ls = seq;
+            result_ev[a]++;
+            assert(result_ev[a] == 1)             /* no task result committed twice */
+        :: !on_seq(ls) -> goto load
+        :: !on_seq(ls) -> goto fallback           /* conflicts exhausted */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send, unacknowledged */
+    :: true -> atomic { send_outbox(OB_TIMER, a); clear_outbox(ls) }
+    fi;
+    goto ack;
+fallback:
+    /* _Groups._fall_back: TaskRuns.record (leases.finish: only if still ours), send_result */
+    atomic {
+        if
+        :: lver[a] == v -> lver[a]++; lres[a] = true; llive[a] = false
+        :: else -> skip                          /* the lease moved on: its holder records */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+    :: true -> skip
+    fi;
+recorded:
+    atomic { put(resq[a]) };                     /* the result message (a duplicate's: again) */
+ack:
+    atomic { take(aq[a]) };
     goto end_idle
 }
 
@@ -470,8 +596,8 @@ proctype World()
 {
 end_idle:
     do
-    :: atomic { llive[1] -> llive[1] = false }      /* a lease runs out (a slow worker) */
-    :: atomic { llive[2] -> llive[2] = false }
+    :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
+    :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
     :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
@@ -485,12 +611,17 @@ init {
 #if STEPPERS > 1
         run Stepper();
 #endif
-#if WORKERS == 0
+#if RUNNER
+        run Runner(1);
+#if RUNNERS > 1
+        run Runner(2);
+#endif
+#elif WORKERS == 0
         run Completer();
 #else
         run Worker(1);
 #endif
-#if WORKERS > 1
+#if !RUNNER && WORKERS > 1
         run Worker(2);
 #endif
         run RepairJob(); run World()

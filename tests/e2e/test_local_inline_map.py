@@ -273,3 +273,52 @@ def test_an_inline_map_run_redriven_runs_only_its_failed_iterations_again(
         if e["type"] == "MapIterationStarted"
     ]
     assert 3 in started and len(started) == len(set(started)) == sum(again.values())
+
+
+def test_a_parallel_and_a_map_run_each_task_once_committed_by_the_runner(
+    stack: LocalStack,
+) -> None:
+    # GIVEN a Parallel of two tasks, then a Map of ten (under the child limit: inline)
+    sfn = stack.stepfunctions()
+    tag = "runnercommit"
+
+    def task(i: int) -> dict[str, Any]:
+        return {"Type": "Task", "Resource": FN + "work", "Parameters": {"i": i, "tag": tag}}
+
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {"StartAt": "B", "States": {"B": {**task(100 + b), "End": True}}}
+                    for b in range(2)
+                ],
+                "ResultPath": "$.both",
+                "Next": "Each",
+            },
+            **_inline(tag)["States"],
+        },
+    }
+    arn = _machine(sfn, "RunnerCommits", definition)
+    items = [{"n": i} for i in range(10)]
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
+        "executionArn"
+    ]
+    # WHEN it runs through the runner pollers of stepflow local
+    described = wait_for(sfn, execution, timeout=120)
+    # THEN it succeeded, and each handler was called once
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == [{"i": i, "sq": i * i} for i in range(10)]
+    assert calls(tag) == Counter([100, 101, *range(10)])
+    # AND the runner committed the results itself: every task's lease was claimed, and
+    # none holds a recorded result (the fallback's; each result reached the head directly)
+    dynamodb = stack.client("dynamodb")
+    leases = dynamodb.query(
+        TableName="stepflow-local",
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :tk)",
+        ExpressionAttributeValues={":pk": {"S": f"EX#{execution}"}, ":tk": {"S": "TK#"}},
+        ConsistentRead=True,
+    )["Items"]
+    assert len(leases) == 12
+    assert not any("result" in item for item in leases)

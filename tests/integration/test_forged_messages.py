@@ -53,11 +53,22 @@ def send_bodies(stack: Stack, bodies: Sequence[dict[str, Any]]) -> list[dict[str
 
 
 def test_forged_results_complete_nothing_write_nothing_and_are_not_retried(
-    stack: Stack, writes: list[str], capsys: pytest.CaptureFixture[str]
+    stack: Stack,
+    writes: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # GIVEN an execution whose first task ran: its genuine, signed result is on the queue
+    # (the runner's own commit failed, so the result took the fallback: the queue)
     arn = stack.start("e1", {"lines": [1, 2]})
+    commit = stack.log.commit
+
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("the table is unreachable")
+
+    monkeypatch.setattr(stack.log, "commit", unreachable)
     assert stack.run(stack.receive()) == []
+    monkeypatch.setattr(stack.log, "commit", commit)
     (result,) = stack.receive()
     genuine = json.loads(result["Body"])
     assert genuine["body"]["type"] == "TaskSucceeded"

@@ -155,6 +155,11 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             stepper_handler.configure(None)
 
 
+def committed(log: InMemoryLog, arn: str) -> list[str]:
+    """The types of an execution's committed history events."""
+    return [str(e["type"]) for e in log.history(arn).events]
+
+
 def emf_metrics(output: str) -> dict[str, Any]:
     """The metric values in the EMF lines printed by Powertools Metrics."""
     values: dict[str, Any] = {}
@@ -176,11 +181,11 @@ def test_a_batch_that_succeeds_reports_no_failures_and_real_metrics(
     capsys.readouterr()
     # WHEN the handler processes the batch
     failed = stack.run(batch)
-    # THEN nothing failed, every task ran and its result is queued
+    # THEN nothing failed, every task ran and its result is committed by this invocation
+    # (issue 18: the runner commits the results it ran; no result message is queued)
     assert failed == []
-    results = [json.loads(m["Body"]) for m in stack.receive()]
-    assert sorted(r["execution_arn"] for r in results) == sorted(arns)
-    assert {r["body"]["type"] for r in results} == {"TaskSucceeded"}
+    assert all(committed(stack.log, arn).count("LambdaFunctionSucceeded") == 1 for arn in arns)
+    assert stack.receive() == []  # each execution now waits on its delayed timer
     # AND the metrics count the batch's messages and carry the measured batch duration
     values = emf_metrics(capsys.readouterr().out)
     assert values["MessagesProcessed"] == [3.0]
@@ -192,9 +197,9 @@ def test_a_record_that_is_not_a_signed_message_is_dropped_alone_and_logged_with_
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a batch of two good messages around a body that is not a (signed) message
-    stack.start("e1", {"lines": [1]})
+    arns = [stack.start("e1", {"lines": [1]})]
     stack.sqs.send_message(QueueUrl=stack.url, MessageBody='{"hello": "world"}')
-    stack.start("e2", {"lines": [2]})
+    arns.append(stack.start("e2", {"lines": [2]}))
     batch = stack.receive()
     poison = next(m["MessageId"] for m in batch if "hello" in m["Body"])
     logs = io.StringIO()
@@ -208,8 +213,8 @@ def test_a_record_that_is_not_a_signed_message_is_dropped_alone_and_logged_with_
         stack_handler.setStream(previous)  # type: ignore[attr-defined]
     # THEN nothing is reported failed (the forged record is acknowledged, never retried)
     assert failed == []
-    results = [json.loads(m["Body"])["body"]["type"] for m in stack.receive()]
-    assert results == ["TaskSucceeded", "TaskSucceeded"]
+    assert [committed(stack.log, arn).count("LambdaFunctionSucceeded") for arn in arns] == [1, 1]
+    assert stack.receive() == []
     # AND the log says why, keyed by the SQS message id only; the metric counts it
     lines = [json.loads(line) for line in logs.getvalue().splitlines()]
     (entry,) = [e for e in lines if e["message"] == "forged message dropped"]

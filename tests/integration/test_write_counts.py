@@ -1,19 +1,23 @@
 """The writes of a fixed small workflow on the deployed path, counted (issue 18's cost goal).
 
-A Parallel of two Lambda tasks, run as deployed: StartExecution through the API's
-stepper, the tasks through the tasks queue and the runner, their results through
-the transition queue to the stepper in one batch, on the DynamoDB log (moto). Every
-write request is counted, by kind and item, so that a change that adds a write (or a
-copy of the head in the listing index) fails here, not on the bill.
+A Parallel of two Lambda tasks and a Map of ten, run as deployed: StartExecution
+through the API's stepper, the tasks through the tasks queue and the runner (a batch
+of up to ten, run side by side), which commits their results itself (issue 18, round
+2: no result recorded on the leases, no result message, no stepper invocation), on
+the DynamoDB log (moto). Every write request is counted, by kind and item, so that a
+change that adds a write (or a copy of the head in the listing index) fails here, not
+on the bill.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from stepflow.asl import parse
+from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE
 from stepflow.runtime import InMemoryBus, Message, Stepper
 from stepflow.testing.handlers import task_invoker
 
@@ -50,6 +54,22 @@ PARALLEL = {
 }
 
 
+MAP = {
+    "StartAt": "Lines",
+    "States": {
+        "Lines": {
+            "Type": "Map",
+            "ItemsPath": "$.lines",
+            "ItemProcessor": {
+                "StartAt": "Price",
+                "States": {"Price": {"Type": "Task", "Resource": FN + "price", "End": True}},
+            },
+            "End": True,
+        }
+    },
+}
+
+
 class BatchBus(InMemoryBus):
     """The in-memory bus with SendMessageBatch: each batch call recorded."""
 
@@ -71,85 +91,135 @@ def dynamodb() -> Iterator[Any]:
         yield client
 
 
-def test_two_parallel_tasks_cost_two_transactions_one_clear_and_two_lease_writes_each(
-    dynamodb: Any,
-) -> None:
-    writes: list[tuple[str, list[str]]] = []
+class Counted:
+    """The DynamoDB write requests of a test, by request and item sort key."""
 
-    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+    def __init__(self, dynamodb: Any) -> None:
+        self.writes: list[tuple[str, list[str]]] = []
+        dynamodb.meta.events.register("before-parameter-build.dynamodb.*", self.count)
+        # Write units as billed (bench/map_meter.py's KeyMeter), one entry per write request.
+        meter = KeyMeter()
+        meter.attach(dynamodb)
+        charge = meter.charge
+        self.units: list[float] = []
+
+        def billed(op: str, params: dict[str, Any]) -> None:
+            before = meter.wru
+            charge(op, params)
+            if op in ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem"):
+                self.units.append(meter.wru - before)
+
+        meter.charge = billed  # type: ignore[method-assign]
+
+    def count(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         op = model.name
         if op == "TransactWriteItems":
             entries = [next(iter(entry.items())) for entry in params["TransactItems"]]
-            writes.append((op, [f"{kind}:{_sk(body)}" for kind, body in entries]))
+            self.writes.append((op, [f"{kind}:{_sk(body)}" for kind, body in entries]))
             for _kind, body in entries:
                 item = body.get("Item", {})
                 assert "gsi1pk" not in item or item["sk"]["S"] == "LIST"
         elif op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"):
-            writes.append((op, [_sk(params)]))
+            self.writes.append((op, [_sk(params)]))
             assert "gsi1pk" not in params.get("Item", {})
 
-    dynamodb.meta.events.register("before-parameter-build.dynamodb.*", count)
-    meter, units = KeyMeter(), []
-    meter.attach(dynamodb)
-    charge = meter.charge
 
-    def billed(op: str, params: dict[str, Any]) -> None:
-        before = meter.wru
-        charge(op, params)
-        if op in ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"):
-            units.append(meter.wru - before)
-
-    meter.charge = billed  # type: ignore[method-assign]
+def deployed(
+    dynamodb: Any, definition: dict[str, Any], handlers: dict[str, Any]
+) -> tuple[DynamoDBLog, BatchBus, BatchBus, Stepper, Stepper, Counter[str]]:
+    """The log, the transition and tasks queues, the API's stepper and the runner
+    (as stepflow.aws.wiring builds them), and the handlers' calls."""
     log = DynamoDBLog("stepflow-writes", client=dynamodb)
     bus, tasks = BatchBus(1_700_000_000.0), BatchBus(1_700_000_000.0)
-    machine = parse(PARALLEL)
-    handlers = {"reserve": lambda p: {"reserved": 1}, "charge": lambda p: {"charged": 2}}
+    machine = parse(definition)
+    calls = Counter[str]()
 
-    def stepper() -> Stepper:
+    def counted(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            calls[name] += 1
+            return handlers[name](payload)
+
+        return run
+
+    def stepper(concurrency: int) -> Stepper:
         return Stepper(
             log=log,
             bus=bus,
             definitions=lambda _arn: machine,
             clock=lambda: bus.now,
-            invoker=task_invoker(handlers),
+            invoker=task_invoker({name: counted(name) for name in handlers}),
             inline_tasks=False,
             tasks_bus=tasks,
+            task_concurrency=concurrency,
         )
 
-    api, transitions, runner = stepper(), stepper(), stepper()
+    return log, bus, tasks, stepper(1), stepper(RUNNER_BATCH_SIZE), calls
+
+
+def test_two_parallel_tasks_cost_one_transaction_one_clear_and_a_claim_each(
+    dynamodb: Any,
+) -> None:
+    handlers = {"reserve": lambda p: {"reserved": 1}, "charge": lambda p: {"charged": 2}}
+    log, bus, tasks, api, runner, calls = deployed(dynamodb, PARALLEL, handlers)
+    counted = Counted(dynamodb)
     # WHEN the execution starts through the API (its first decision schedules both tasks)
     arn = api.start_execution(state_machine_arn=SM, name="o1", input={}, seed=1).execution_arn
     # THEN both tasks went to the tasks queue in one batch
     assert tasks.batches == [2]
-    # WHEN the runner runs each task (a batch of one) and the stepper gets both results at once
-    for _ in range(2):
-        (task,) = tasks.receive_batch(1)
-        assert runner.handle_batch([task]) == []
-        tasks.ack(task)
-    results = bus.receive_batch(10)
-    assert len(results) == 2
-    assert transitions.handle_batch(results) == []
-    # THEN the execution succeeded
+    # WHEN the runner gets both tasks in one batch
+    batch = tasks.receive_batch(RUNNER_BATCH_SIZE)
+    assert len(batch) == 2
+    assert runner.handle_batch(batch) == []
+    # THEN the execution succeeded, each task ran once, and no message went to the
+    # transition queue (no result message, so no stepper invocation)
     final = log.get(arn)
     assert final is not None and final.status == "SUCCEEDED"
+    assert calls == {"reserve": 1, "charge": 1}
+    assert bus.receive_batch(10) == [] and bus.batches == []
     # AND it cost exactly these writes: the create (head, events, listing entry), the API's
-    # clear of the sent outbox, a claim and a result per task, one commit of both results
-    assert writes == [
+    # clear of the sent outbox, a claim per task (no recorded result), one commit of both
+    assert counted.writes[:2] == [
         ("TransactWriteItems", ["Put:HEAD", "Put:EV#000000000001", "Put:LIST"]),
         ("UpdateItem", ["HEAD"]),
-        ("PutItem", ["TK#t3"]),
-        ("PutItem", ["TK#t3"]),
-        ("PutItem", ["TK#t4"]),
-        ("PutItem", ["TK#t4"]),
-        ("TransactWriteItems", ["Update:HEAD", "Put:EV#000000000008"]),
     ]
+    assert sorted(counted.writes[2:4]) == [("PutItem", ["TK#t3"]), ("PutItem", ["TK#t4"])]
+    assert counted.writes[4:] == [("TransactWriteItems", ["Update:HEAD", "Put:EV#000000000008"])]
     # AND these write units (bench/map_meter.py's KeyMeter: 1 KB a unit, twice in a
     # transaction, an update billed on the larger of the item before and after, the
-    # indexes' own writes). The head fits in one unit (it took two before the smaller
-    # head layout: 10, 2, 1, 1, 1, 1, 7): the create 8 (head 2, events 2, listing entry 2,
-    # its index 1, the running index 1), the clear 1, the commit 5 (head 2, events 2, the
-    # running index's delete 1)
-    assert units == [8, 1, 1, 1, 1, 1, 5]
+    # indexes' own writes): the create 8 (head 2, events 2, listing entry 2, its index 1,
+    # the running index 1), the clear 1, a claim 1 per task, the commit 5 (head 2, events 2,
+    # the running index's delete 1). Before the smaller head layout: 10, 2, ..., 7; before
+    # the runner's own commit each task also had its result recorded (1 more each).
+    assert counted.units == [8, 1, 1, 1, 5]
+
+
+def test_a_map_of_ten_tasks_in_one_runner_batch_is_one_commit(dynamodb: Any) -> None:
+    log, bus, tasks, api, runner, calls = deployed(
+        dynamodb, MAP, {"price": lambda p: {"price": p * 2}}
+    )
+    counted = Counted(dynamodb)
+    arn = api.start_execution(
+        state_machine_arn=SM, name="m1", input={"lines": list(range(10))}, seed=1
+    ).execution_arn
+    assert tasks.batches == [10]
+    # WHEN the runner gets the Map's ten tasks in one batch
+    batch = tasks.receive_batch(RUNNER_BATCH_SIZE)
+    assert len(batch) == 10
+    assert runner.handle_batch(batch) == []
+    # THEN the execution succeeded with every result, each task ran once
+    final = log.get(arn)
+    assert final is not None and final.status == "SUCCEEDED"
+    assert final.state["output"] == [{"price": n * 2} for n in range(10)]
+    assert calls == {"price": 10}
+    assert bus.receive_batch(10) == []
+    # AND the writes after the start: ten claims and one commit of the ten results
+    after_start = counted.writes[2:]
+    assert [op for op, _ in after_start] == ["PutItem"] * 10 + ["TransactWriteItems"]
+    assert len({tuple(keys) for _, keys in after_start[:10]}) == 10
+    (commit,) = [keys for op, keys in after_start if op == "TransactWriteItems"]
+    assert commit[0] == "Update:HEAD" and all(k.startswith("Put:EV#") for k in commit[1:])
+    # AND their units: the create 8, the clear 1, ten claims of 1, the commit of all ten 5
+    assert counted.units == [8, 1, *[1] * 10, 5]
 
 
 def _sk(body: dict[str, Any]) -> str:

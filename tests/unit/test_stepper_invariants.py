@@ -293,25 +293,36 @@ def test_random_order_duplicates_and_crashes_never_change_the_outcome(
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
 
 
-def test_a_task_duplicate_while_leased_waits_and_a_finished_one_resends_its_result() -> None:
+def test_a_task_duplicate_while_leased_waits_and_a_finished_one_runs_nothing_again() -> None:
     h = Harness()
     task = h.bus.receive()
     assert task is not None and task.kind == "task"
     arn, task_id = h.record.execution_arn, task.body["task_id"]
+    calls = Counter[str]()
+    invoke = h.stepper.invoker
+
+    def counted(body: dict[str, Any]) -> TaskOutcome:
+        calls[str(body["task_id"])] += 1
+        return invoke(body)
+
+    h.stepper.invoker = counted
     # GIVEN another worker holds a live lease on the attempt
     assert leases.claim(h.log, arn, task_id, "other-worker", h.bus.now, 60).status == "acquired"
     # THEN this worker refuses to run it now (the message stays queued)
     with pytest.raises(TaskLeaseHeldError):
         h.stepper.handle(task)
-    # WHEN the lease expires THEN the attempt is taken over and runs once
+    # WHEN the lease expires THEN the attempt is taken over, runs once, and its result is
+    # committed by the stepper that ran it (issue 18: no result message)
     h.bus.now += 61
     h.stepper.handle(task)
-    sent = [m for m in h.bus.sent if m.id.endswith("#result")]
-    assert len(sent) == 1
-    # AND a later duplicate re-sends the recorded result instead of running the task again
+    assert calls == {task_id: 1}
+    assert not [m for m in h.bus.sent if m.id.endswith("#result")]
+    assert [e["type"] for e in h.history()].count("LambdaFunctionFailed") == 1  # Flaky, once
+    # AND a later duplicate finds the attempt closed: it runs nothing and sends nothing
     h.stepper.handle(task)
-    resent = [m for m in h.bus.sent if m.id.endswith("#result")]
-    assert len(resent) == 2 and resent[0].body == resent[1].body
+    assert calls == {task_id: 1}
+    assert not [m for m in h.bus.sent if m.id.endswith("#result")]
+    assert [e["type"] for e in h.history()].count("LambdaFunctionFailed") == 1
 
 
 def test_stop_execution_aborts_and_later_results_are_ignored() -> None:
@@ -328,7 +339,10 @@ def test_stop_execution_aborts_and_later_results_are_ignored() -> None:
     assert h.history()[-1]["type"] == "ExecutionAborted"
 
 
-@pytest.mark.parametrize("at", range(1, 5))
+# Commit 1 is the first task's result, committed by the stepper that ran it as a queued
+# task: its failure falls back to the lease and a result message (runner_commit.py), so
+# no stepper dies there; the crashes start at the commits that run inline tasks.
+@pytest.mark.parametrize("at", range(2, 6))
 def test_another_stepper_takes_over_inline_tasks_only_after_the_lease_expires(at: int) -> None:
     # GIVEN a stepper that dies right after a commit (its inline tasks leased to it)
     h = Harness()

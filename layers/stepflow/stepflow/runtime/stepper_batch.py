@@ -3,16 +3,15 @@
 :func:`run_batch` is :meth:`stepflow.runtime.stepper.Stepper.handle_batch`: each
 message goes to its place (a delayed one back to the bus, a map run's deliveries to
 the run's coordinator, a map run's child to :func:`_start_child`, a task to the task
-path, an execution's events to one group per execution), then each map run and each
+path (:mod:`stepflow.runtime.runner_commit`: the runner commits its results), an
+execution's events to one group per execution), then each map run and each
 execution is applied once (:func:`stepflow.runtime.stepper_commit.apply_events`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from stepflow.engine import Event, Redrive, Start
@@ -28,6 +27,7 @@ from stepflow.runtime.ports import (
     ExecutionRecord,
     UnstorableDataError,
 )
+from stepflow.runtime.runner_commit import run_tasks
 from stepflow.runtime.stepper_commit import _decide, apply_events
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def run_batch(
         except Exception as exc:  # reported per message; the batch goes on
             failures.append((message, exc))
     if tasks:
-        failures.extend(run_tasks(stepper, tasks))
+        failures.extend(run_tasks(stepper, tasks, has_time))
         run_heads.clear()  # time passed: a run read before may have ended
     for key, deliveries in runs.items():
         try:
@@ -97,34 +97,6 @@ def run_batch(
         except Exception as exc:  # not re-sent: redelivered after its visibility timeout
             failures.append((message, exc))
     return failures
-
-
-def run_tasks(stepper: Stepper, tasks: list[Message]) -> list[tuple[Message, Exception]]:
-    """Run queued task messages, up to ``stepper.task_concurrency`` at a time; the failures.
-
-    Each task runs under its own lease and sends its own result as soon as it
-    ends, so a slow task in the batch delays no other's result: the runner takes
-    a batch of up to ten tasks in one invocation (one receive, one delete, one
-    Lambda request for a Map's ten tasks) and they wait on their functions side by side.
-    """
-    runs = stepper._tasks()
-
-    def one(message: Message) -> Exception | None:
-        try:
-            runs.run_task(message)
-        except Exception as exc:  # reported per message; the others go on
-            return exc
-        return None
-
-    workers = min(len(tasks), max(1, stepper.task_concurrency))
-    if workers == 1:
-        outcomes = [one(message) for message in tasks]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task") as pool:
-            # each thread runs in a copy of the caller's context (the batch's effect tally)
-            futures = [pool.submit(contextvars.copy_context().run, one, m) for m in tasks]
-            outcomes = [future.result() for future in futures]
-    return [(m, exc) for m, exc in zip(tasks, outcomes, strict=True) if exc is not None]
 
 
 def _start_child(

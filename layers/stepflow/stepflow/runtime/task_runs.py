@@ -29,7 +29,7 @@ from stepflow.runtime.leases import TaskLease
 from stepflow.runtime.messages import CANCEL, POLL, Message, encode_event, task_lease_key
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.outcome import TaskDeferredError, TaskInvoker, TaskOutcome
-from stepflow.runtime.ports import CoordinationLog, MessageBus
+from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
 from stepflow.runtime.task_queue import TaskRouter
 
 LOG = logging.getLogger(__name__)
@@ -39,6 +39,19 @@ DEFAULT_POLL_SECONDS = 60.0
 
 _CANCELLED = {"type": "Cancelled"}
 """The result recorded on the lease of a cancel that ran (it reports no event)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RanTask:
+    """A task attempt that ran (or had run): its result event, and the lease it ran under.
+
+    ``result`` is None for a cancel; ``lease`` is None when the result was
+    recorded on the lease before (a duplicate of a finished attempt).
+    """
+
+    message: Message
+    result: dict[str, Any] | None
+    lease: TaskLease | None
 
 
 class TaskLeaseHeldError(Exception):
@@ -127,7 +140,21 @@ class TaskRuns:
             self.bus.send(message, _delay(deferred.seconds))
             return
         if result is not None:
-            self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
+            self.send_result(message, result)
+
+    def send_result(self, message: Message, result: dict[str, Any]) -> None:
+        """Send a task message's result event to the transition queue (a stepper commits it)."""
+        self.bus.send(Message(message.execution_arn, f"{message.id}#result", "event", result))
+
+    def commits_directly(self, message: Message) -> bool:
+        """Whether the runner commits this queued task's result itself (runner_commit.py).
+
+        Not a poll or a cancel (their leases and results keep their own path), nor
+        a task the router hands to an activity queue.
+        """
+        if message.body.get("op") is not None:
+            return False
+        return self.router is None or not self.router.deferred(message)
 
     def task_result(self, message: Message, *, check_open: bool = True) -> dict[str, Any] | None:
         """Run a queued inline task attempt once: lease it, run it, record its result event.
@@ -138,11 +165,32 @@ class TaskRuns:
         :class:`TaskLeaseHeldError` (retry later). Only a crash between running
         the task and recording its result re-runs it.
         """
+        ran = self.run_unrecorded(message, check_open=check_open)
+        if ran is None:
+            return None
+        self.record(ran)
+        return ran.result
+
+    def run_unrecorded(
+        self,
+        message: Message,
+        *,
+        check_open: bool = True,
+        closed: Callable[[ExecutionRecord | None], None] | None = None,
+    ) -> RanTask | None:
+        """:meth:`task_result` up to the invoke: the result, its lease still held, not recorded.
+
+        The caller records it (:meth:`record`) or commits it; until either, the
+        lease stays live, so a duplicate of the message waits for it to run out.
+        ``closed`` is told the head that showed the attempt no longer open.
+        """
         arn, task_id = message.execution_arn, str(message.body["task_id"])
         cancel = message.body.get("op") == CANCEL
         if check_open and not cancel:  # (a task taken over from an outbox just read is open;
-            record = self.log.get(arn)  # a cancel stops a job whose attempt has ended)
-            if record is None or task_id not in decode_state(record.state).tasks:
+            head = self.log.get(arn)  # a cancel stops a job whose attempt has ended)
+            if head is None or task_id not in decode_state(head.state).tasks:
+                if closed is not None:
+                    closed(head)
                 return None
         key = task_lease_key(message.body)
         now = self.clock()
@@ -151,15 +199,19 @@ class TaskRuns:
             until = claim.lease.until if claim.lease is not None else now
             raise TaskLeaseHeldError(f"{arn}: task {key} is leased to another worker", until)
         if claim.result is not None:
-            return None if cancel else claim.result
+            return RanTask(message, None if cancel else claim.result, None)
         assert claim.lease is not None  # acquired
         try:
             result = self.invoke(message)
         except Exception:
             self.release([claim.lease])
             raise
-        leases.finish(self.log, claim.lease, _CANCELLED if result is None else result)
-        return result
+        return RanTask(message, result, claim.lease)
+
+    def record(self, ran: RanTask) -> None:
+        """Record a run's result on its lease (a result recorded before: nothing to write)."""
+        if ran.lease is not None:
+            leases.finish(self.log, ran.lease, _CANCELLED if ran.result is None else ran.result)
 
     def invoke(self, message: Message) -> dict[str, Any] | None:
         """Call the task's resource and return its result as an encoded engine event.
