@@ -2,8 +2,8 @@
 
 One receive, one delete and one Lambda request for a Map's ten tasks instead of ten
 of each (issue 18's cost goal). The runner commits the results of the tasks it ran
-itself, one commit per execution once all of its tasks in the batch have ended (a
-slow task holds no other execution's commit); the lease's recorded result and a
+itself, one commit per execution of the results that ended together (a slow task
+holds no other result, of its own execution or another); the lease's recorded result and a
 result message are the fallback when that commit does not happen. A task that
 cannot run now fails alone.
 """
@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+import pytest
 from stepflow.asl import parse
 from stepflow.engine import TaskSucceeded
 from stepflow.runtime import InMemoryLog, Message, Stepper, encode_event, leases
@@ -186,6 +187,66 @@ def test_a_slow_task_does_not_hold_another_executions_commit() -> None:
     assert bus.sent == []
 
 
+@pytest.mark.parametrize("concurrency", [10, 1])
+def test_a_slow_task_does_not_hold_its_own_executions_other_results(concurrency: int) -> None:
+    """A Parallel's fast branch is committed while its slow sibling still runs.
+
+    Held until the sibling ended, its attempt would stay open in the head past its own
+    ``TimeoutSeconds``, and a Retry on States.Timeout would run it a second time.
+    With ``concurrency`` 1 (a stepper taking queued tasks) the tasks run one after
+    another, and the fast one's result is still committed while the slow one runs.
+    """
+    seen: dict[str, bool] = {}
+    log: CountingLog | None = None
+    calls = Counter[str]()
+
+    def fast(payload: Any) -> Any:
+        calls["fast"] += 1
+        return {"ran": "fast"}
+
+    def slow(payload: Any) -> Any:
+        calls["slow"] += 1
+        assert log is not None
+        arn = next(iter(log.commits))
+        seen["fast committed"] = _wait(lambda: log.commits[arn] == 1)
+        return {"ran": "slow"}
+
+    machine = {
+        "StartAt": "All",
+        "States": {
+            "All": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": n,
+                        "States": {
+                            n: {
+                                "Type": "Task",
+                                "Resource": FN + n,
+                                "TimeoutSeconds": 5,
+                                "End": True,
+                            }
+                        },
+                    }
+                    for n in ("fast", "slow")
+                ],
+                "End": True,
+            }
+        },
+    }
+    log, _, runner, messages = setup({"fast": fast, "slow": slow}, machine)
+    runner.task_concurrency = concurrency
+    log.commits[messages[0].execution_arn] = 0  # named before the slow handler looks
+    # WHEN the runner runs the batch
+    assert runner.handle_batch(messages) == []
+    # THEN the fast result was committed while the slow task ran, then the slow one's
+    assert seen == {"fast committed": True}
+    record = log.get(messages[0].execution_arn)
+    assert record is not None and record.status == "SUCCEEDED"
+    assert log.commits[messages[0].execution_arn] == 2
+    assert calls == {"fast": 1, "slow": 1}
+
+
 def _wait(done: Any, seconds: float = 10.0) -> bool:
     """Poll ``done`` until it is true or ``seconds`` pass (a test's bound, not a timing)."""
     end = threading.Event()
@@ -320,6 +381,9 @@ def test_a_redelivery_after_a_commit_whose_outbox_was_not_sent_sends_it() -> Non
     assert log.commits == {first.execution_arn: 1} and tasks.sent == []
     record = log.get(first.execution_arn)
     assert record is not None and [m.kind for m in record.outbox] == ["task"]  # pending
+    # AND the landed commit did not fall back: no result recorded on the lease
+    lease = log.lease(first.execution_arn, task_lease_key(first.body))
+    assert lease is not None and lease.result is None
     # WHEN the queue delivers the task message again
     tasks.down = bus.down = False
     assert runner.handle_batch([first]) == []

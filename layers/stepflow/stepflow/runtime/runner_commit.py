@@ -5,9 +5,11 @@
 lease (:meth:`TaskRuns.run_unrecorded`). The results of one execution's tasks in
 the batch are that execution's event group, committed by the stepper's own
 :func:`stepflow.runtime.stepper_commit.apply_events` (decided on the latest head,
-conditional on ``seq``, conflicts retried, the outbox then sent) as soon as all of
-*that execution's* tasks in the batch have ended: a Map's ten results are one
-commit, and a slow task delays no other execution's commit.
+conditional on ``seq``, conflicts retried, the outbox then sent) when *that
+execution's* last task in the batch ends, or :data:`GROUP_WAIT_SECONDS` after its
+first result if others still run: a Map's ten results that end together are one
+commit, and a slow task holds no other result (its own execution's included) longer
+than that.
 
 A committed result closes its attempt in the head, so a duplicate delivery of the
 task message is dropped by the head check before the claim, and the lease needs no
@@ -37,6 +39,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from stepflow.engine.codec import decode_state
 from stepflow.runtime.messages import Message, decode_event
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.outcome import TaskDeferredError
@@ -48,6 +51,10 @@ if TYPE_CHECKING:
     from stepflow.runtime.stepper import Stepper
 
 LOG = logging.getLogger(__name__)
+
+
+GROUP_WAIT_SECONDS = 0.2
+"""How long an ended task's result may wait for its execution's other tasks in the batch."""
 
 
 class CommitSkippedError(Exception):
@@ -85,11 +92,13 @@ def run_tasks(
     workers = min(len(tasks), max(1, stepper.task_concurrency))
     if workers == 1:
         outcomes = [one(message) for message in tasks]
+        groups.drain()
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task") as pool:
             # each thread runs in a copy of the caller's context (the batch's effect tally)
             futures = [pool.submit(contextvars.copy_context().run, one, m) for m in tasks]
             outcomes = [future.result() for future in futures]
+        groups.drain()
     failed = {
         id(m): exc
         for m, own in zip(tasks, outcomes, strict=True)
@@ -99,7 +108,15 @@ def run_tasks(
 
 
 class _Groups:
-    """The results of a batch's tasks, gathered per execution and committed per execution."""
+    """The results of a batch's tasks, gathered per execution and committed per execution.
+
+    One committer per execution at a time: a result that ends while its execution's
+    commit is running waits for the next round of that committer. A result never waits
+    for a sibling still running for more than ``wait`` seconds: the execution's last
+    task in the batch commits at once, and otherwise a timer commits what has ended
+    ``wait`` seconds after the first result did (so a fast task is not held past its
+    own ``TimeoutSeconds`` by a slow one; tasks that end together still make one commit).
+    """
 
     def __init__(
         self,
@@ -107,21 +124,26 @@ class _Groups:
         runs: TaskRuns,
         tasks: list[Message],
         has_time: Callable[[], bool] | None,
+        wait: float = GROUP_WAIT_SECONDS,
     ) -> None:
         self._stepper = stepper
         self._runs = runs
         self._has_time = has_time
+        self._wait = wait
         direct = [m for m in tasks if runs.commits_directly(m)]
         self._order = {m.id: i for i, m in enumerate(direct)}
         self._left = Counter(m.execution_arn for m in direct)
-        self._ran: dict[str, list[RanTask]] = {}
+        self._pending: dict[str, list[RanTask]] = {}
+        self._busy: set[str] = set()  # executions whose committer is running
+        self._timers: list[threading.Timer] = []
         self._repaired: set[str] = set()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self.failures: dict[str, Exception] = {}
         """By message id: a task that ran whose result could be neither committed nor sent."""
 
     def run(self, message: Message) -> None:
-        """Run one task; the last of its execution's tasks to end commits their results."""
+        """Run one task; its result is committed with whatever of its execution's has ended."""
         arn = message.execution_arn
         ran: RanTask | None = None
         try:
@@ -131,11 +153,46 @@ class _Groups:
         finally:  # a task that failed to run still counts as ended for its group
             with self._lock:
                 if ran is not None:
-                    self._ran.setdefault(arn, []).append(ran)
+                    self._pending.setdefault(arn, []).append(ran)
                 self._left[arn] -= 1
-                group = self._ran.pop(arn, []) if self._left[arn] == 0 else []
-            if group:
+                last = self._left[arn] == 0
+                if not last and ran is not None and len(self._pending[arn]) == 1:
+                    timer = threading.Timer(
+                        self._wait, contextvars.copy_context().run, (self._flush, arn)
+                    )
+                    timer.daemon = True
+                    self._timers.append(timer)
+                    timer.start()
+            if last:
+                self._flush(arn)
+
+    def drain(self) -> None:
+        """Wait until every execution's committer has finished (every task has ended)."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:  # every task ended: the last one of each execution flushed it
+            timer.cancel()
+        with self._idle:
+            self._idle.wait_for(lambda: not self._busy)
+
+    def _flush(self, arn: str) -> None:
+        """Commit what has ended of ``arn``'s results, in rounds, unless a committer runs."""
+        with self._lock:
+            if arn in self._busy:
+                return  # the running committer takes what is pending in its next round
+            self._busy.add(arn)
+        group: list[RanTask] = []
+        try:
+            while True:
+                with self._lock:
+                    group = self._pending.pop(arn, [])
+                    if not group:
+                        return
                 self._commit(arn, sorted(group, key=lambda r: self._order[r.message.id]))
+        finally:
+            with self._idle:
+                self._busy.discard(arn)
+                self._idle.notify_all()
 
     def _commit(self, arn: str, group: list[RanTask]) -> None:
         """Commit the group's results as one event group, or fall back to the old path."""
@@ -152,10 +209,43 @@ class _Groups:
             events = [decode_event(ran.result) for ran in results if ran.result is not None]
             apply_events(self._stepper, arn, events)
         except Exception as exc:
+            if self._landed(arn, results):  # committed; sending its outbox failed
+                self._resend(arn, results, exc)
+                return
             LOG.warning(
                 "%s: the runner's commit of %d results fell back: %r", arn, len(results), exc
             )
             self._fall_back(results)
+
+    def _landed(self, arn: str, results: list[RanTask]) -> bool:
+        """Whether none of ``results``' attempts is open in the head any more (best effort).
+
+        Then the commit landed (or a timeout or stop closed them, which makes the results
+        stale): sending them again would only be dropped.
+        """
+        try:
+            head = self._stepper.log.get(arn)
+        except Exception:
+            return False
+        if head is None:
+            return False
+        open_tasks = decode_state(head.state).tasks
+        return all(str(ran.message.body.get("task_id")) not in open_tasks for ran in results)
+
+    def _resend(self, arn: str, results: list[RanTask], failure: Exception) -> None:
+        """Send a landed commit's pending outbox once more.
+
+        Failing that, its task messages stay unacknowledged, so that their redelivery
+        re-sends it (see :meth:`_closed`; the outbox repair job is the backstop).
+        """
+        try:
+            apply_events(self._stepper, arn, [])  # an event-less delivery re-sends it
+        except Exception:
+            LOG.warning(
+                "%s: the runner's commit landed but its outbox was not sent: %r", arn, failure
+            )
+            for ran in results:
+                self.failures[ran.message.id] = failure
 
     def _fall_back(self, results: list[RanTask]) -> None:
         """The old path: each result recorded on its lease, then sent to the transition queue."""
