@@ -203,3 +203,29 @@ def test_a_redrive_overtaking_the_children_of_the_cancelled_run_runs_each_item_o
     assert all(s.calls[repr(n)] == 1 for n in items)  # type: ignore[attr-defined]
     final = head(log)
     assert final.done["SUCCEEDED"] == 20 and final.running == {} and final.stale == []
+
+
+def test_a_stop_heard_after_the_parents_redrive_does_not_abort_the_run(log: MeteredLog) -> None:
+    """The parent was stopped, then redriven, before its run heard the stop (queues reorder).
+
+    The redrive's start reaches the still running run first, then the stale cancel (from
+    before the redrive). The run must go on and report its end to the redriven parent:
+    aborted by the stale cancel, it reported to nobody and the parent waited for ever
+    (found by tests/model/chaos.py's RunnerChaosMachine).
+    """
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items = [1, 2, 3]
+    bus.send(start_message(items, max_concurrency=1))
+    first = bus.receive_batch(10)
+    s.handle_batch(first)
+    for m in first:
+        bus.ack(m)
+    assert head(log).status == "RUNNING"
+    assert s.handle_batch([redrive_message(items, max_concurrency=1)]) == []  # overtakes
+    assert s.handle_batch([cancel_message()]) == []  # the stop, heard late: stale
+    assert head(log).status == "RUNNING" and head(log).parent_redrive == 1
+    done = finished(drain(s, bus))
+    assert [d["status"] for d in done] == ["SUCCEEDED"], done
+    assert done[0]["output"] == [{"r": 2 * n} for n in items]
+    assert done[0]["parent_redrive"] == 1  # the redriven parent takes it (decide.py)

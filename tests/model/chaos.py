@@ -573,3 +573,15 @@ class ChaosMachine(RuleBasedStateMachine):
             (record := self.log.get(arn)) is not None and record.status != "RUNNING"
             for arn in self.arns.values()
         ) and not any(h.status == "RUNNING" for h in self.log._heads.values())
+
+
+class RunnerChaosMachine(ChaosMachine):
+    """The same faults with every Lambda task run as deployed: queued, then run and
+    committed by whichever stepper takes the task message (the runner's own commit of
+    runtime/runner_commit.py, the lease's recorded result and a result message as its
+    fallback), never inline in the commit that scheduled it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for stepper in (self.api, self.rival):
+            stepper.inline_tasks = False  # task messages go on the queue, with the rest

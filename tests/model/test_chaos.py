@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from tests.model.chaos import ChaosMachine
+from tests.model.chaos import ChaosMachine, RunnerChaosMachine
 
 ChaosMachine.TestCase.settings = settings(
     max_examples=200,
@@ -16,3 +16,11 @@ ChaosMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestChaos = ChaosMachine.TestCase
+
+RunnerChaosMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestRunnerChaos = RunnerChaosMachine.TestCase

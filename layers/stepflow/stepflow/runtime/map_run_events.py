@@ -55,8 +55,10 @@ def apply_event(
                     inline_failure(head, body)
     if reports:
         return
+    generation = int(body.get("parent_redrive") or 0)  # the parent's redrive it comes from
     if kind == "CancelMapRun":
-        if head.status == "RUNNING":
+        # A stop from before the parent's redrive, heard after the redrive's start: stale.
+        if head.status == "RUNNING" and generation >= head.parent_redrive:
             head.status, head.stop_date, head.stopping = "ABORTED", now, True
             cancelled(head)
     elif kind == "StartMapRun":
@@ -64,6 +66,10 @@ def apply_event(
         if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
             _redrive(head, message_id, now)
             head.parent_redrive = int(body.get("parent_redrive") or head.parent_redrive)
+        elif head.status == "RUNNING" and generation > head.parent_redrive and not tombstone:
+            # The parent was stopped and redriven before this run heard the stop (queues
+            # reorder): the run goes on, for the redriven parent, and ends reporting to it.
+            head.parent_redrive = generation
     elif kind == "UpdateMapRun" and head.status == "RUNNING":  # else it ended first
         if "max_concurrency" in body:
             head.max_concurrency = int(body["max_concurrency"])
