@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model.chaos import ChaosMachine
+from tests.model.chaos import ChaosMachine, RunnerChaosMachine
 
 
 def main() -> int:
@@ -29,12 +29,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=10_000, help="interleavings")
     parser.add_argument("--steps", type=int, default=25, help="rules per interleaving, at most")
+    parser.add_argument(
+        "--runner",
+        action="store_true",
+        help="every task through the queue and the runner's own commit (as deployed)",
+    )
     args = parser.parse_args()
+    machine = RunnerChaosMachine if args.runner else ChaosMachine
     started = time.perf_counter()
     lost_or_doubled = 0
     try:
         run_state_machine_as_test(
-            ChaosMachine,
+            machine,
             settings=settings(
                 max_examples=args.examples,
                 stateful_step_count=args.steps,
@@ -49,7 +55,7 @@ def main() -> int:
         lost_or_doubled = 1
         print(f"VIOLATION: {exc}")
     elapsed = time.perf_counter() - started
-    totals = ChaosMachine.totals
+    totals = machine.totals
     print(f"interleavings run:        {totals['interleavings']}")
     print(f"executions run:           {totals['executions']}")
     print("faults injected by kind:")
@@ -65,7 +71,7 @@ def main() -> int:
     print(f"wall time: {elapsed:.1f} s")
     print(
         f"reproduce: .venv/bin/python bench/chaos.py --examples {args.examples} "
-        f"--steps {args.steps}"
+        f"--steps {args.steps}{' --runner' if args.runner else ''}"
     )
     return lost_or_doubled
 
