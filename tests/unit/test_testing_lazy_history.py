@@ -12,38 +12,9 @@ import pytest
 from stepflow.runtime import memory
 from stepflow.testing import ExecutionResult, WorkflowEnvironment, execute
 
+from bench.throughput import counter_loop
+
 CALLBACK = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
-
-
-def counter_loop(iterations: int) -> dict[str, Any]:
-    """bench/throughput.py's loop: Check -> Increment -> Mark, ``iterations`` times."""
-    return {
-        "StartAt": "Check",
-        "States": {
-            "Check": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Variable": "$.i", "NumericLessThan": iterations, "Next": "Increment"}
-                ],
-                "Default": "Done",
-            },
-            "Increment": {
-                "Type": "Pass",
-                "Parameters": {
-                    "i.$": "States.MathAdd($.i, 1)",
-                    "label.$": "States.Format('iteration {}', $.i)",
-                },
-                "Next": "Mark",
-            },
-            "Mark": {
-                "Type": "Pass",
-                "Result": {"marked": True},
-                "ResultPath": "$.mark",
-                "Next": "Check",
-            },
-            "Done": {"Type": "Succeed"},
-        },
-    }
 
 
 @pytest.fixture
