@@ -19,7 +19,8 @@ Five patches, all process-wide and idempotent, installed by
   messages a map run's children queue each request cost O(queue): 84% of the
   busy time of a 1,000-child run. The settings read are the same. And the
   walk over a queue's messages that each receive makes reads the clock once,
-  not twice per message.
+  not twice per message; a long poll wakes when a delayed message becomes
+  ready (moto's woke on sends only: a timer fired up to a second late).
 * :func:`install_dispatch_cache`: the server finds the service behind a host
   name once (moto scanned its modules and URL patterns on every request).
 * :func:`install_keyed_queries`: a Query reads its partition's items (an index
@@ -162,6 +163,31 @@ def install_cheap_queue_reads() -> None:
     for name in ("send_message", "is_message_valid_based_on_retention_period"):
         setattr(backend, name, _without_counts(getattr(backend, name)))
     queue.messages = property(_ready_messages(models))
+    queue.wait_for_messages = _waking_wait(models)
+
+
+def _waking_wait(models: Any) -> Callable[[Any, float], None]:
+    """``Queue.wait_for_messages`` that also wakes when a hidden message becomes ready.
+
+    A long poll waits on a condition notified by sends only: a delayed message (a
+    timer, a retry's interval) that became ready during the wait was received at the
+    end of the poller's window, up to a second late, depending on when that window
+    began. (SQS answers a long poll as soon as a message becomes ready.)
+    """
+
+    def wait_for_messages(self: Any, timeout: float) -> None:
+        now = models.unix_time_millis()
+        ready_at = [
+            max(m.visible_at, m.delayed_until)
+            for m in self._messages
+            if m.visible_at >= now or m.delayed_until > now
+        ]
+        if ready_at:
+            timeout = min(timeout, max(0.001, (min(ready_at) - now) / 1000 + 0.002))
+        with self._messages_lock:
+            self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
+
+    return wait_for_messages
 
 
 def _ready_messages(models: Any) -> Callable[[Any], list[Any]]:
