@@ -153,7 +153,9 @@ def deployed(
             task_concurrency=concurrency,
         )
 
-    return log, bus, tasks, stepper(1), stepper(RUNNER_BATCH_SIZE), calls
+    runner = stepper(RUNNER_BATCH_SIZE)
+    runner.task_group_wait = 60.0  # one commit when the last task ends, whatever the load
+    return log, bus, tasks, stepper(1), runner, calls
 
 
 def test_two_parallel_tasks_cost_one_transaction_one_clear_and_a_claim_each(

@@ -77,7 +77,7 @@ def run_tasks(
     first: dict[tuple[str, str], Message] = {}
     copies = [(m, first.setdefault((m.execution_arn, m.id), m)) for m in tasks]
     tasks = list(first.values())
-    groups = _Groups(stepper, runs, tasks, has_time)
+    groups = _Groups(stepper, runs, tasks, has_time, stepper.task_group_wait)
 
     def one(message: Message) -> Exception | None:
         try:

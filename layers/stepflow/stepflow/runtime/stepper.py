@@ -47,6 +47,7 @@ from stepflow.runtime.ports import (
     UnstorableDataError,
 )
 from stepflow.runtime.repair import OutboxSender
+from stepflow.runtime.runner_commit import GROUP_WAIT_SECONDS
 from stepflow.runtime.starts import (
     ExecutionInputMismatchError,
     NewExecution,
@@ -94,6 +95,7 @@ class Stepper:
         result_sink: ResultSink | None = None,
         map_run_check: MapRunStartCheck | None = None,
         task_concurrency: int = 1,
+        task_group_wait: float = GROUP_WAIT_SECONDS,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -129,6 +131,9 @@ class Stepper:
         self.map_run_check = map_run_check
         """Whether a distributed Map's role may start its children (None: not checked)."""
         self.task_concurrency = task_concurrency
+        self.task_group_wait = task_group_wait
+        """Seconds a queued task's result may wait for its execution's other tasks of the
+        batch, to be committed with them (see :mod:`stepflow.runtime.runner_commit`)."""
         """How many queued task messages of one batch run at a time (the runner's: ten)."""
         self._root_inputs: dict[str, Any] = {}
         self._pages: PageCache | None = None
