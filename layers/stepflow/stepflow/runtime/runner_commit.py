@@ -181,18 +181,22 @@ class _Groups:
             if arn in self._busy:
                 return  # the running committer takes what is pending in its next round
             self._busy.add(arn)
-        group: list[RanTask] = []
         try:
             while True:
-                with self._lock:
+                with self._idle:
                     group = self._pending.pop(arn, [])
                     if not group:
+                        # Under the same lock as the empty pop: a result added after it finds
+                        # no committer and flushes itself (else it would be left pending).
+                        self._busy.discard(arn)
+                        self._idle.notify_all()
                         return
                 self._commit(arn, sorted(group, key=lambda r: self._order[r.message.id]))
-        finally:
+        except BaseException:
             with self._idle:
                 self._busy.discard(arn)
                 self._idle.notify_all()
+            raise
 
     def _commit(self, arn: str, group: list[RanTask]) -> None:
         """Commit the group's results as one event group, or fall back to the old path."""
