@@ -9,7 +9,7 @@ from stepflow.asl.states.choice import ChoiceState, JSONataCondition
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.data.template import compile_dynamic
 from stepflow.engine import dataflow
-from stepflow.engine.choice import holds
+from stepflow.engine.choice_compiled import rule_test
 from stepflow.engine.model import Frame
 from stepflow.errors import StatesError, StatesErrorName
 
@@ -46,7 +46,7 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
             matched = _condition(d, frame, rule.condition.expression)
         else:
             assert jsonpath_scope is not None
-            matched = holds(rule.condition, jsonpath_scope)
+            matched = (rule.test or rule_test(rule))(jsonpath_scope)
         if matched:
             # The state-level Output applies unless the rule has its own; the
             # state-level Assign applies whichever rule matches (the rule's wins a clash).
