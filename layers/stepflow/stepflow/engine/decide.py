@@ -9,7 +9,8 @@ no clock and never sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.choice import ChoiceState
@@ -283,9 +284,10 @@ class Decider(Transitions):
 
     def step(self, frame: Frame) -> None:
         """Enter (or, after a retry delay, re-run) the state ``frame`` is at."""
-        node = self.node(frame)
-        rerun, frame.rerun = frame.rerun, False
-        if not rerun:
+        node = self.definition.machines[frame.machine].states[frame.state]  # self.node, inline
+        if frame.rerun:
+            frame.rerun = False
+        else:
             self.transitions += 1
             frame.entered_time = self.now_iso
             frame.retries = (0,) * len(getattr(node, "retry", ()))
@@ -299,23 +301,28 @@ class Decider(Transitions):
                 self.text(frame.input),
             )
         try:
-            if isinstance(node, PassState):
-                simple.run_pass(self, frame, node)
-            elif isinstance(node, ChoiceState):
-                simple.run_choice(self, frame, node)
-            elif isinstance(node, TaskState):
-                tasks.run_task(self, frame, node)
-            elif isinstance(node, WaitState):
-                waits.run_wait(self, frame, node)
-            elif isinstance(node, SucceedState):
-                simple.run_succeed(self, frame, node)
-            elif isinstance(node, FailState):
-                simple.run_fail(self, frame, node)
-            elif isinstance(node, ParallelState):
-                fanout.run_parallel(self, frame, node)
-            elif isinstance(node, MapState):
-                fanout.run_map(self, frame, node)
-            else:  # pragma: no cover - the parser admits only the eight types
-                raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
+            (_RUNNERS.get(node.__class__) or _runner(node))(self, frame, node)
         except StatesError as exc:
             self.state_error(frame, node, exc)
+
+
+def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:
+    """The handler of a state whose class is not in the table (a subclass of one that is)."""
+    for kind, run in _RUNNERS.items():
+        if isinstance(node, kind):
+            return run
+    # pragma: no cover - the parser admits only the eight types
+    raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
+
+
+_RUNNERS: dict[type, Callable[[Decider, Frame, Any], None]] = {
+    PassState: simple.run_pass,
+    ChoiceState: simple.run_choice,
+    TaskState: tasks.run_task,
+    WaitState: waits.run_wait,
+    SucceedState: simple.run_succeed,
+    FailState: simple.run_fail,
+    ParallelState: fanout.run_parallel,
+    MapState: fanout.run_map,
+}
+"""Each state type's handler, by the node's exact class (the parser makes no subclasses)."""
