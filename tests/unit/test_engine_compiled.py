@@ -153,7 +153,11 @@ def test_a_rule_is_compiled_once_per_parsed_definition(monkeypatch: pytest.Monke
                     "Choices": [{"Variable": "$.i", "NumericLessThan": 5, "Next": "Add"}],
                     "Default": "Done",
                 },
-                "Add": {"Type": "Pass", "Parameters": {"i.$": "States.MathAdd($.i, 1)"}, "Next": "Check"},
+                "Add": {
+                    "Type": "Pass",
+                    "Parameters": {"i.$": "States.MathAdd($.i, 1)"},
+                    "Next": "Check",
+                },
                 "Done": {"Type": "Succeed"},
             },
         }
