@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -253,3 +254,28 @@ def test_every_intrinsic_call_checks_the_budget() -> None:
     assert budget.checks == 50  # one per call: its reads are constant-cost reference paths
     with pytest.raises(BudgetExceeded):
         template.evaluate(Scope({"i": 1}, budget=RunningOut(10)))
+
+
+EDGE_INTEGERS = st.sampled_from([-(2**31), 2**31 - 1, -(2**31) - 1, 2**31, 0, 1, -1])
+ADDENDS = EDGE_INTEGERS | st.integers(-(2**33), 2**33) | st.floats(allow_nan=False) | SCALARS
+
+
+@settings(max_examples=400, deadline=None)
+@given(first=ADDENDS, second=EDGE_INTEGERS | st.integers(-5, 5) | st.sampled_from([1.5, True]))
+def test_a_specialized_math_add_equals_the_general_one(first: Any, second: Any) -> None:
+    node = parse_intrinsic(f"States.MathAdd($.a, {json.dumps(second)})")
+    assert isinstance(node, Call)
+    args = [first, second]
+
+    def outcome(add: Any) -> tuple[str, Any]:
+        try:
+            return "value", add(args)
+        except intrinsics._Failure as exc:
+            return "failure", exc.detail
+
+    general = outcome(lambda a: intrinsics._math_add(node.name, a, node.args))
+    special = intrinsics._math_add_special(node.name, node.args)
+    if special is None:
+        assert type(second) is not int or not -(2**31) <= second <= 2**31 - 1
+    else:
+        assert outcome(special) == general

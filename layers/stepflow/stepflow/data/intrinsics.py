@@ -479,6 +479,26 @@ def _math_add(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> int:
     return total
 
 
+def _math_add_special(name: str, nodes: tuple[Node, ...]) -> Callable[[list[Any]], int] | None:
+    """:func:`_math_add` with a literal 32-bit integer as its second argument (``$.i, 1``)."""
+    second = nodes[1]
+    if not isinstance(second, Literal) or type(second.value) is not int:
+        return None
+    step: int = second.value
+    if not _INT_MIN <= step <= _INT_MAX:
+        return None
+
+    def add(args: list[Any]) -> int:
+        first = args[0]
+        if type(first) is int and _INT_MIN <= first <= _INT_MAX:  # _rounded's integer case
+            total = first + step
+            if _INT_MIN <= total <= _INT_MAX:
+                return total
+        return _math_add(name, args, nodes)  # the general rule, and its errors
+
+    return add
+
+
 def _string_split(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[str]:
     """Split on any of the delimiter characters, dropping empty pieces (Java's StringTokenizer)."""
     text, delimiters = _text(name, args[0]), _text(name, args[1])
@@ -508,7 +528,7 @@ _FUNCTIONS: dict[str, _Function] = {
     "States.Hash": _Function(2, 2, _hash),
     "States.JsonMerge": _Function(3, 3, _json_merge),
     "States.MathRandom": _Function(2, 3, _math_random, constant_cost=True),
-    "States.MathAdd": _Function(2, 2, _math_add, constant_cost=True),
+    "States.MathAdd": _Function(2, 2, _math_add, constant_cost=True, specialize=_math_add_special),
     "States.StringSplit": _Function(2, 2, _string_split),
     "States.UUID": _Function(0, 0, lambda _n, _a, _b: str(uuid.uuid4()), constant_cost=True),
 }

@@ -39,7 +39,8 @@ def run_succeed(d: StepContext, frame: Frame, node: SucceedState) -> None:
 def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
     """Choice: the first rule that holds picks the next state, else Default."""
     effective = dataflow.effective_input(d, frame, node)
-    jsonpath_scope = None if dataflow.is_jsonata(node) else dataflow.scope(d, frame, effective)
+    jsonata = node.query_language == "JSONata"  # dataflow.is_jsonata, inline on the hot path
+    jsonpath_scope = None if jsonata else dataflow.scope(d, frame, effective)
     d.time_budget.start_expression()  # JSONPath rules share one; each JSONata Condition has its own
     for rule in node.choices:
         if isinstance(rule.condition, JSONataCondition):
@@ -56,6 +57,11 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
                 if node.assign is None and rule.assign is None
                 else {**(node.assign or {}), **(rule.assign or {})} or None
             )
+            path = node.output_path
+            whole = path is not None and path.steps == () and path.root == "input"
+            if whole and assign is None and not jsonata:  # passthrough_output's result, inline
+                d.exit_state(frame, node, effective, next_state=rule.next)
+                return
             output, assigned = dataflow.passthrough_output(
                 d, frame, node, effective, output=output, assign=assign
             )
