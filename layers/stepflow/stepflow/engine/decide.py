@@ -292,14 +292,38 @@ class Decider(Transitions):
             frame.entered_time = self.now_iso
             frame.retries = (0,) * len(getattr(node, "retry", ()))
             frame.retry_count = 0
-            frame.entered_id = self.emit_state(
-                frame,
-                f"{node.type}StateEntered",
-                "stateEnteredEventDetails",
-                node.name,
-                "input",
-                self.text(frame.input),
-            )
+            value, last = frame.input, self._text
+            text = last[1] if last is not None and last[0] is value else self.text(value)
+            s = self.state
+            event_id = s.next_event_id
+            if (
+                self.compact
+                and not frame.silent
+                and (self.max_events is None or event_id - s.effect_events < self.max_events)
+            ):  # emit_state's compact event under the cap, inline (the hot path)
+                s.next_event_id = event_id + 1
+                self.events.append(
+                    (
+                        event_id,
+                        frame.prev_id,
+                        self.now,
+                        f"{node.type}StateEntered",
+                        "stateEnteredEventDetails",
+                        node.name,
+                        "input",
+                        text,
+                    )
+                )
+                frame.prev_id = frame.entered_id = event_id
+            else:
+                frame.entered_id = self.emit_state(
+                    frame,
+                    f"{node.type}StateEntered",
+                    "stateEnteredEventDetails",
+                    node.name,
+                    "input",
+                    text,
+                )
         try:
             (_RUNNERS.get(node.__class__) or _runner(node))(self, frame, node)
         except StatesError as exc:

@@ -320,14 +320,36 @@ class Transitions:
             details["assignedVariablesDetails"] = {"truncated": False}
             self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
         else:
-            self.emit_state(
-                frame,
-                f"{node.type}StateExited",
-                "stateExitedEventDetails",
-                node.name,
-                "output",
-                text,
-            )
+            s = self.state
+            event_id = s.next_event_id
+            if (
+                self.compact
+                and not frame.silent
+                and (self.max_events is None or event_id - s.effect_events < self.max_events)
+            ):  # emit_state's compact event under the cap, inline (the hot path)
+                s.next_event_id = event_id + 1
+                self.events.append(
+                    (
+                        event_id,
+                        frame.prev_id,
+                        self.now,
+                        f"{node.type}StateExited",
+                        "stateExitedEventDetails",
+                        node.name,
+                        "output",
+                        text,
+                    )
+                )
+                frame.prev_id = event_id
+            else:
+                self.emit_state(
+                    frame,
+                    f"{node.type}StateExited",
+                    "stateExitedEventDetails",
+                    node.name,
+                    "output",
+                    text,
+                )
         target = next_state or node.next
         if target is None:
             self.frame_done(frame, output)
