@@ -11,6 +11,7 @@ from stepflow.data.template import compile_dynamic
 from stepflow.engine import dataflow
 from stepflow.engine.choice_compiled import rule_test
 from stepflow.engine.model import Frame
+from stepflow.engine.pipeline import place
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
@@ -20,11 +21,18 @@ if TYPE_CHECKING:
 def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
     """Pass: its Result (or effective input) through the output pipeline."""
     if node.query_language == "JSONata":  # dataflow.is_jsonata, inline on the hot path
-        result = frame.input
-    else:
-        result = dataflow.effective_input(d, frame, node, template=node.parameters)
-        if node.result is not MISSING:
-            result = node.result
+        output, assigned = dataflow.result_output(d, frame, node, frame.input)
+        d.exit_state(frame, node, output, assigned=assigned)
+        return
+    result = dataflow.effective_input(d, frame, node, template=node.parameters)
+    if node.result is not MISSING:
+        result = node.result
+    path = node.output_path
+    if node.assign is None and path is not None and path.steps == () and path.root == "input":
+        # dataflow.result_output of a Pass (no ResultSelector) with neither Assign nor an
+        # OutputPath, inline on the hot path
+        d.exit_state(frame, node, place(node.result_path, frame.input, result))
+        return
     output, assigned = dataflow.result_output(d, frame, node, result)
     d.exit_state(frame, node, output, assigned=assigned)
 
@@ -38,8 +46,12 @@ def run_succeed(d: StepContext, frame: Frame, node: SucceedState) -> None:
 
 def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
     """Choice: the first rule that holds picks the next state, else Default."""
-    effective = dataflow.effective_input(d, frame, node)
     jsonata = node.query_language == "JSONata"  # dataflow.is_jsonata, inline on the hot path
+    path = node.input_path
+    if not jsonata and path is not None and path.steps == () and path.root == "input":
+        effective = frame.input  # dataflow.effective_input of "$", inline
+    else:
+        effective = dataflow.effective_input(d, frame, node)
     jsonpath_scope = None if jsonata else dataflow.scope(d, frame, effective)
     d.time_budget.start_expression()  # JSONPath rules share one; each JSONata Condition has its own
     for rule in node.choices:
