@@ -158,10 +158,22 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
     special = function.specialize(name, nodes) if function.specialize is not None else None
     after = not function.constant_cost
     pair = count == 2
+    if pair:  # two arguments, the usual call: a literal one is taken as it is, without a call
+        first, second = args
+        fixed_first = isinstance(nodes[0], Literal)
+        fixed_second = isinstance(nodes[1], Literal)
+        first_value = nodes[0].value if isinstance(nodes[0], Literal) else None
+        second_value = nodes[1].value if isinstance(nodes[1], Literal) else None
 
     def call(scope: Scope) -> Any:
         try:
-            values = [args[0](scope), args[1](scope)] if pair else [arg(scope) for arg in args]
+            if pair:
+                values = [
+                    first_value if fixed_first else first(scope),
+                    second_value if fixed_second else second(scope),
+                ]
+            else:
+                values = [arg(scope) for arg in args]
             scope.budget.check()
             result = general(name, values, nodes) if special is None else special(values)
             if after:

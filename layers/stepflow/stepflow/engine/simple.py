@@ -24,14 +24,22 @@ def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
         output, assigned = dataflow.result_output(d, frame, node, frame.input)
         d.exit_state(frame, node, output, assigned=assigned)
         return
-    result = dataflow.effective_input(d, frame, node, template=node.parameters)
+    path, template = node.input_path, node.parameters
+    if path is not None and path.steps == () and path.root == "input":  # "$": effective_input
+        result = frame.input  # of it, inline on the hot path
+        if template is not None:
+            result = template.evaluate(dataflow.scope(d, frame, result))
+    else:
+        result = dataflow.effective_input(d, frame, node, template=template)
     if node.result is not MISSING:
         result = node.result
     path = node.output_path
     if node.assign is None and path is not None and path.steps == () and path.root == "input":
         # dataflow.result_output of a Pass (no ResultSelector) with neither Assign nor an
-        # OutputPath, inline on the hot path
-        d.exit_state(frame, node, place(node.result_path, frame.input, result))
+        # OutputPath, inline on the hot path; a ResultPath of "$" places the result whole
+        into = node.result_path
+        whole = into is not None and into.steps == () and into.root == "input"
+        d.exit_state(frame, node, result if whole else place(into, frame.input, result))
         return
     output, assigned = dataflow.result_output(d, frame, node, result)
     d.exit_state(frame, node, output, assigned=assigned)
