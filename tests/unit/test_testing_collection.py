@@ -9,7 +9,11 @@ from typing import Any
 
 import pytest
 from stepflow.testing import execute
-from stepflow.testing.collection import FULL_COLLECTION_THRESHOLD, young_collections_only
+from stepflow.testing.collection import (
+    FULL_COLLECTION_THRESHOLD,
+    YOUNG_COLLECTION_THRESHOLD,
+    young_collections_only,
+)
 
 LOOP: dict[str, Any] = {
     "StartAt": "Check",
@@ -97,7 +101,7 @@ def test_a_handler_sees_full_collections_put_off() -> None:
     }
     result = execute(definition, {}, handlers={"work": lambda _: seen.append(gc.get_threshold())})
     assert result.status == "SUCCEEDED"
-    assert seen == [(50, 2, FULL_COLLECTION_THRESHOLD)]
+    assert seen == [(YOUNG_COLLECTION_THRESHOLD, 2, FULL_COLLECTION_THRESHOLD)]
     assert gc.get_threshold() == (50, 2, 2)
 
 
@@ -121,7 +125,7 @@ def test_overlapping_runs_restore_the_thresholds_once_the_last_ends() -> None:
     inside.append(gc.get_threshold())  # the other run is still in progress
     release.set()
     other.join()
-    assert inside == [(50, 2, FULL_COLLECTION_THRESHOLD)] * 3
+    assert inside == [(YOUNG_COLLECTION_THRESHOLD, 2, FULL_COLLECTION_THRESHOLD)] * 3
     assert gc.get_threshold() == (50, 2, 2)
 
 
