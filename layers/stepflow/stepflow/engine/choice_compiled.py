@@ -124,9 +124,18 @@ def _comparison(rule: Comparison) -> Test:
         typed = (bool,)
         valid = isinstance(expected, bool)
 
+    steps = rule.variable.steps
+    key = steps[0] if rule.variable.root == "input" and steps and len(steps) == 1 else None
+    if not isinstance(key, str):
+        key = None
+
     def compare(scope: Scope) -> bool:
         scope.budget.check()
-        value = read(scope)
+        if key is None:
+            value = read(scope)
+        else:  # read_key, inline: the usual Variable ("$.i")
+            value = scope.input
+            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
         if value is _MISSING:
             raise _invalid_path(rule)
         if not valid or not isinstance(value, typed):

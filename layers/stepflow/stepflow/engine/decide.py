@@ -290,7 +290,8 @@ class Decider(Transitions):
         else:
             self.transitions += 1
             frame.entered_time = self.now_iso
-            frame.retries = (0,) * len(getattr(node, "retry", ()))
+            retry = getattr(node, "retry", None)  # only states that can fail have one
+            frame.retries = (0,) * len(retry) if retry else ()
             frame.retry_count = 0
             value, last = frame.input, self._text
             text = last[1] if last is not None and last[0] is value else self.text(value)
