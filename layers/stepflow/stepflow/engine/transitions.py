@@ -297,7 +297,12 @@ class Transitions:
         ``States.DataLimitExceeded`` instead (``caught``: the output is a catcher's,
         so the frame fails without looking for another catcher).
         """
-        text = self.text(output)
+        last = self._text  # self.text, inline (the hot path)
+        if last is not None and last[0] is output:
+            text = last[1]
+        else:
+            text = dumps(output)
+            self._text = (output, text)
         limit = self.max_payload
         if limit is not None and len(text) * 3 > limit:  # see over_payload_limit
             too_large = self.over_payload_limit(text, "state's output")
