@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import threading
 from collections.abc import Iterator
@@ -69,7 +70,10 @@ def _collections(run: Any) -> dict[int, int]:
 
 @pytest.mark.usefixtures("thresholds")
 def test_a_run_makes_young_collections_but_no_full_one() -> None:
-    counts = _collections(lambda: execute(LOOP, {"i": 0}))
+    # long enough for generation-1 collections at one young collection in 10,000 allocations
+    longer = copy.deepcopy(LOOP)
+    longer["States"]["Check"]["Choices"][0]["NumericLessThan"] = 10_000
+    counts = _collections(lambda: execute(longer, {"i": 0}))
     assert counts[2] == 0
     assert counts[0] > 0 and counts[1] > 0
     assert gc.get_threshold() == (50, 2, 2)
