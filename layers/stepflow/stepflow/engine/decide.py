@@ -21,6 +21,7 @@ from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
+from stepflow.engine.history_events import ENTERED
 from stepflow.engine.model import (
     ChildFinished,
     Continue,
@@ -308,7 +309,7 @@ class Decider(Transitions):
                         event_id,
                         frame.prev_id,
                         self.now,
-                        f"{node.type}StateEntered",
+                        ENTERED[node.type],
                         "stateEnteredEventDetails",
                         node.name,
                         "input",
@@ -319,7 +320,7 @@ class Decider(Transitions):
             else:
                 frame.entered_id = self.emit_state(
                     frame,
-                    f"{node.type}StateEntered",
+                    ENTERED[node.type],
                     "stateEnteredEventDetails",
                     node.name,
                     "input",

@@ -19,7 +19,7 @@ from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine import dataflow, distributed, fanout, map_inline
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
-from stepflow.engine.history_events import HistoryEvent
+from stepflow.engine.history_events import EXITED, HistoryEvent
 from stepflow.engine.model import (
     CancelChild,
     CancelTask,
@@ -323,7 +323,7 @@ class Transitions:
             frame.variables.update(assigned)
             details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
-            self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
+            self.emit(frame, EXITED[node.type], "stateExitedEventDetails", details)
         else:
             s = self.state
             event_id = s.next_event_id
@@ -338,7 +338,7 @@ class Transitions:
                         event_id,
                         frame.prev_id,
                         self.now,
-                        f"{node.type}StateExited",
+                        EXITED[node.type],
                         "stateExitedEventDetails",
                         node.name,
                         "output",
@@ -349,7 +349,7 @@ class Transitions:
             else:
                 self.emit_state(
                     frame,
-                    f"{node.type}StateExited",
+                    EXITED[node.type],
                     "stateExitedEventDetails",
                     node.name,
                     "output",
