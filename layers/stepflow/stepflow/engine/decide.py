@@ -337,8 +337,9 @@ def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:
     for kind, run in _RUNNERS.items():
         if isinstance(node, kind):
             return run
-    # pragma: no cover - the parser admits only the eight types
-    raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
+    raise StatesError(  # pragma: no cover - the parser admits only the eight types
+        StatesErrorName.RUNTIME, f"unknown state type {node.type}"
+    )
 
 
 _RUNNERS: dict[type, Callable[[Decider, Frame, Any], None]] = {
