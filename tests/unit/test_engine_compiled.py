@@ -279,3 +279,45 @@ def test_a_specialized_math_add_equals_the_general_one(first: Any, second: Any) 
         assert type(second) is not int or not -(2**31) <= second <= 2**31 - 1
     else:
         assert outcome(special) == general
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    every=st.sampled_from([1, 3, 16]),
+    calls=st.lists(st.sampled_from(["state", "expression", "check"]), max_size=60),
+    ticks=st.lists(st.floats(0, 0.3), min_size=1, max_size=8),
+)
+def test_start_state_is_start_expression_then_check(
+    every: int, calls: list[str], ticks: list[float]
+) -> None:
+    from stepflow.data.budget import ClockBudget, DecisionDeferred
+
+    def run(fused: bool) -> list[Any]:
+        reads: list[Any] = []
+        now = [0.0]
+
+        def clock() -> float:  # moves on by the next tick at each read
+            now[0] += ticks[len(reads) % len(ticks)]
+            reads.append("read")
+            return now[0]
+
+        budget = ClockBudget(
+            clock, expression_seconds=1.0, decision_seconds=5.0, defer_seconds=4.0, every=every
+        )
+        for call in calls:
+            try:
+                if call == "state" and fused:
+                    budget.start_state()
+                elif call == "state":
+                    budget.start_expression()
+                    budget.check()
+                elif call == "expression":
+                    budget.start_expression()
+                else:
+                    budget.check()
+                reads.append("ok")
+            except (BudgetExceeded, DecisionDeferred) as exc:
+                reads.append(type(exc).__name__ + str(getattr(exc, "which", "")))
+        return reads
+
+    assert run(True) == run(False)

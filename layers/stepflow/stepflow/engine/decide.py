@@ -273,12 +273,18 @@ class Decider(Transitions):
     def run(self) -> None:
         """Run ready frames until all block or the budget is spent."""
         s = self.state
+        budget = self.time_budget
+        # start_expression then check: in one call where the budget has it (ClockBudget)
+        start_state = getattr(budget, "start_state", None)
         while s.ready and s.status == "RUNNING":
             if self.transitions >= self.budget:
                 self.commands.append(ContinueLater())
                 return
-            self.time_budget.start_expression()  # each state's own work starts a new one
-            self.time_budget.check()
+            if start_state is not None:  # each state's own work starts a new expression
+                start_state()
+            else:
+                budget.start_expression()
+                budget.check()
             frame = s.frames.get(s.ready.pop())
             if frame is not None and frame.phase == "ready":
                 self.step(frame)
