@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import threading
 from collections.abc import Iterator
@@ -9,7 +10,11 @@ from typing import Any
 
 import pytest
 from stepflow.testing import execute
-from stepflow.testing.collection import FULL_COLLECTION_THRESHOLD, young_collections_only
+from stepflow.testing.collection import (
+    FULL_COLLECTION_THRESHOLD,
+    YOUNG_COLLECTION_THRESHOLD,
+    young_collections_only,
+)
 
 LOOP: dict[str, Any] = {
     "StartAt": "Check",
@@ -65,7 +70,10 @@ def _collections(run: Any) -> dict[int, int]:
 
 @pytest.mark.usefixtures("thresholds")
 def test_a_run_makes_young_collections_but_no_full_one() -> None:
-    counts = _collections(lambda: execute(LOOP, {"i": 0}))
+    # long enough for generation-1 collections at one young collection in 10,000 allocations
+    longer = copy.deepcopy(LOOP)
+    longer["States"]["Check"]["Choices"][0]["NumericLessThan"] = 10_000
+    counts = _collections(lambda: execute(longer, {"i": 0}))
     assert counts[2] == 0
     assert counts[0] > 0 and counts[1] > 0
     assert gc.get_threshold() == (50, 2, 2)
@@ -97,7 +105,7 @@ def test_a_handler_sees_full_collections_put_off() -> None:
     }
     result = execute(definition, {}, handlers={"work": lambda _: seen.append(gc.get_threshold())})
     assert result.status == "SUCCEEDED"
-    assert seen == [(50, 2, FULL_COLLECTION_THRESHOLD)]
+    assert seen == [(YOUNG_COLLECTION_THRESHOLD, 2, FULL_COLLECTION_THRESHOLD)]
     assert gc.get_threshold() == (50, 2, 2)
 
 
@@ -121,7 +129,7 @@ def test_overlapping_runs_restore_the_thresholds_once_the_last_ends() -> None:
     inside.append(gc.get_threshold())  # the other run is still in progress
     release.set()
     other.join()
-    assert inside == [(50, 2, FULL_COLLECTION_THRESHOLD)] * 3
+    assert inside == [(YOUNG_COLLECTION_THRESHOLD, 2, FULL_COLLECTION_THRESHOLD)] * 3
     assert gc.get_threshold() == (50, 2, 2)
 
 

@@ -65,6 +65,9 @@ class Unlimited:
     def check(self) -> None:
         """Never raises."""
 
+    def start_state(self) -> None:
+        """Nothing to reset."""
+
 
 UNLIMITED = Unlimited()
 """The budget of a decision that was given none."""
@@ -129,11 +132,24 @@ class ClockBudget:
         else:
             self._expression_at = self._expression_clock() + self.expression_seconds
 
+    def start_state(self) -> None:
+        """:meth:`start_expression` then :meth:`check`, in one call (the engine's, per state)."""
+        if self._every > 1:
+            self._expression_at = None
+        else:
+            self._expression_at = self._expression_clock() + self.expression_seconds
+        self._checks -= 1
+        if not self._checks:
+            self._sample()
+
     def check(self) -> None:
         """Raise once a deadline has passed (deferral first, then decision, then expression)."""
         self._checks -= 1  # a countdown to the next sampled check (the hot path: one test)
-        if self._checks:
-            return
+        if not self._checks:
+            self._sample()
+
+    def _sample(self) -> None:
+        """The check that reads the clocks (one in ``every``)."""
         self._checks = self._every
         now = self._clock()
         if self._defer_at is not None and now > self._defer_at:

@@ -84,6 +84,10 @@ class _Function:
     min_args: int
     max_args: int | None
     apply: Callable[[str, list[Any], tuple[Node, ...]], Any]
+    constant_cost: bool = False
+    """Its cost does not grow with its arguments: the budget is checked before it only."""
+    specialize: Callable[[str, tuple[Node, ...]], Callable[[list[Any]], Any] | None] | None = None
+    """``apply`` for these argument nodes with what they fix resolved once (None: no shortcut)."""
 
 
 @lru_cache(maxsize=4096)
@@ -124,23 +128,56 @@ def _compile(node: Node) -> Evaluator:
 
 
 def _compile_call(node: Call, text: str | None) -> Evaluator:
-    """A call; ``text`` (the whole expression) when it is the outermost one."""
+    """A call; ``text`` (the whole expression) when it is the outermost one.
+
+    The arguments are evaluated first (a missing path is reported before a wrong
+    number of arguments); the budget is checked before the function runs, and after
+    it unless its cost is constant (a call over a large array is one step).
+    """
     function = _FUNCTIONS.get(node.name)
     if function is None:
         raise IntrinsicSyntaxError(f"unknown intrinsic function {node.name!r}")
-    args = [_compile(arg) for arg in node.args]
+    args = tuple(_compile(arg) for arg in node.args)
     name, nodes = node.name, node.args
+    count = len(args)
+    fits = count >= function.min_args and (function.max_args is None or count <= function.max_args)
+    if not fits:
+
+        def misfit(scope: Scope) -> Any:
+            try:
+                for arg in args:
+                    arg(scope)
+                raise _invalid(name)
+            except _Failure as exc:
+                if text is None:
+                    raise
+                raise _failed(text, exc) from None
+
+        return misfit
+    general = function.apply
+    special = function.specialize(name, nodes) if function.specialize is not None else None
+    after = not function.constant_cost
+    pair = count == 2
+    if pair:  # two arguments, the usual call: a literal one is taken as it is, without a call
+        first, second = args
+        fixed_first = isinstance(nodes[0], Literal)
+        fixed_second = isinstance(nodes[1], Literal)
+        first_value = nodes[0].value if isinstance(nodes[0], Literal) else None
+        second_value = nodes[1].value if isinstance(nodes[1], Literal) else None
 
     def call(scope: Scope) -> Any:
         try:
-            values = [arg(scope) for arg in args]
-            if len(values) < function.min_args or (
-                function.max_args is not None and len(values) > function.max_args
-            ):
-                raise _invalid(name)
+            if pair:
+                values = [
+                    first_value if fixed_first else first(scope),
+                    second_value if fixed_second else second(scope),
+                ]
+            else:
+                values = [arg(scope) for arg in args]
             scope.budget.check()
-            result = function.apply(name, values, nodes)
-            scope.budget.check()  # a call over a large array is one step: checked after it too
+            result = general(name, values, nodes) if special is None else special(values)
+            if after:
+                scope.budget.check()
             return result
         except _Failure as exc:
             if text is None:
@@ -151,17 +188,47 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
 
 
 def _compile_path(node: PathArgument) -> Evaluator:
+    """A path argument.
+
+    A reference path into ``$`` is read without a budget check: its cost is its
+    length, and the call checks before it runs.
+    """
     path = node.path
     shown = "$" + node.text[2:] if node.text.startswith("$$") else node.text
+
+    def missing(scope: Scope) -> _Failure:
+        return _Failure(
+            f"The JsonPath argument for the field '{shown}' could not be found "
+            f"in the input '{to_json_text(scope.input)}'"
+        )
+
+    steps = path.steps
+    if path.root == "input" and steps is not None and len(steps) == 1 and isinstance(steps[0], str):
+        key = steps[0]
+
+        def read_key(scope: Scope) -> Any:
+            value = scope.input
+            if isinstance(value, dict) and key in value:
+                return value[key]
+            raise missing(scope)
+
+        return read_key
+    if path.root == "input" and steps is not None:
+        find = path.find
+
+        def read_steps(scope: Scope) -> Any:
+            try:
+                return find(scope.input)
+            except PathNotFoundError:
+                raise missing(scope) from None
+
+        return read_steps
 
     def read(scope: Scope) -> Any:
         try:
             return scope.read(path)
         except PathNotFoundError:
-            raise _Failure(
-                f"The JsonPath argument for the field '{shown}' could not be found "
-                f"in the input '{to_json_text(scope.input)}'"
-            ) from None
+            raise missing(scope) from None
 
     return read
 
@@ -232,6 +299,29 @@ def _format(name: str, args: list[Any], nodes: tuple[Node, ...]) -> str:
     if parts.count(None) != len(args) - 1:
         raise _invalid(name, ": number of arguments do not match the occurrences of {}.")
     return "".join([to_java_string(next(values)) if part is None else part for part in parts])
+
+
+def _format_special(name: str, nodes: tuple[Node, ...]) -> Callable[[list[Any]], str] | None:
+    """:func:`_format` for a literal template whose ``{}`` count fits the arguments."""
+    first = nodes[0]
+    if not isinstance(first, Literal) or not isinstance(first.value, str):
+        return None
+    raw = first.raw if first.raw is not None else first.value
+    try:
+        parts = _template_parts(name, raw)
+    except _Failure:
+        return None  # the general rule reports it, at run time
+    if parts.count(None) != len(nodes) - 1:
+        return None
+    if len(parts) == 3:  # one {}: the usual template
+        head, tail = parts[0] or "", parts[2] or ""  # both text: one None, in the middle
+        return lambda args: head + to_java_string(args[1]) + tail
+
+    def format_(args: list[Any]) -> str:
+        values = iter(args[1:])
+        return "".join([to_java_string(next(values)) if part is None else part for part in parts])
+
+    return format_
 
 
 @lru_cache(maxsize=1024)
@@ -401,6 +491,26 @@ def _math_add(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> int:
     return total
 
 
+def _math_add_special(name: str, nodes: tuple[Node, ...]) -> Callable[[list[Any]], int] | None:
+    """:func:`_math_add` with a literal 32-bit integer as its second argument (``$.i, 1``)."""
+    second = nodes[1]
+    if not isinstance(second, Literal) or type(second.value) is not int:
+        return None
+    step: int = second.value
+    if not _INT_MIN <= step <= _INT_MAX:
+        return None
+
+    def add(args: list[Any]) -> int:
+        first = args[0]
+        if type(first) is int and _INT_MIN <= first <= _INT_MAX:  # _rounded's integer case
+            total = first + step
+            if _INT_MIN <= total <= _INT_MAX:
+                return total
+        return _math_add(name, args, nodes)  # the general rule, and its errors
+
+    return add
+
+
 def _string_split(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[str]:
     """Split on any of the delimiter characters, dropping empty pieces (Java's StringTokenizer)."""
     text, delimiters = _text(name, args[0]), _text(name, args[1])
@@ -411,7 +521,7 @@ def _string_split(name: str, args: list[Any], _nodes: tuple[Node, ...]) -> list[
 
 
 _FUNCTIONS: dict[str, _Function] = {
-    "States.Format": _Function(1, None, _format),
+    "States.Format": _Function(1, None, _format, specialize=_format_special),
     "States.StringToJson": _Function(1, 1, _string_to_json),
     "States.JsonToString": _Function(1, 1, lambda _n, a, _a: to_json_text(a[0])),
     "States.Array": _Function(0, None, lambda _n, a, _a: list(a)),
@@ -421,16 +531,18 @@ _FUNCTIONS: dict[str, _Function] = {
     ),
     "States.ArrayRange": _Function(3, 3, _range),
     "States.ArrayGetItem": _Function(2, 2, _get_item),
-    "States.ArrayLength": _Function(1, 1, lambda n, a, _a: len(_array(n, a[0]))),
+    "States.ArrayLength": _Function(
+        1, 1, lambda n, a, _a: len(_array(n, a[0])), constant_cost=True
+    ),
     "States.ArrayUnique": _Function(1, 1, _unique),
     "States.Base64Encode": _Function(1, 1, _base64_encode),
     "States.Base64Decode": _Function(1, 1, _base64_decode),
     "States.Hash": _Function(2, 2, _hash),
     "States.JsonMerge": _Function(3, 3, _json_merge),
-    "States.MathRandom": _Function(2, 3, _math_random),
-    "States.MathAdd": _Function(2, 2, _math_add),
+    "States.MathRandom": _Function(2, 3, _math_random, constant_cost=True),
+    "States.MathAdd": _Function(2, 2, _math_add, constant_cost=True, specialize=_math_add_special),
     "States.StringSplit": _Function(2, 2, _string_split),
-    "States.UUID": _Function(0, 0, lambda _n, _a, _b: str(uuid.uuid4())),
+    "States.UUID": _Function(0, 0, lambda _n, _a, _b: str(uuid.uuid4()), constant_cost=True),
 }
 
 

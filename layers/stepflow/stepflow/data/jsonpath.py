@@ -106,8 +106,13 @@ class Path:
         the way are created. Raises :class:`PathNotFoundError` when a step
         meets a value that is not an object (or an out-of-range index).
         """
-        if self.steps is None:
+        steps = self.steps
+        if steps is None:
             raise PathSyntaxError(f"cannot write to the non-reference path {self.text!r}")
+        if len(steps) == 1 and isinstance(target, dict) and isinstance(steps[0], str):
+            copy_dict = dict(target)  # _put's own path for one key into an object, inline
+            copy_dict[steps[0]] = value
+            return copy_dict
         return self._put(target, 0, value)
 
     def _put(self, node: Any, i: int, value: Any) -> Any:

@@ -49,6 +49,10 @@ class Scope:
     def read(self, path: Path) -> Any:
         """Evaluate ``path`` in this scope; raises :class:`PathNotFoundError`."""
         self.budget.check()
+        return self.read_unchecked(path)
+
+    def read_unchecked(self, path: Path) -> Any:
+        """:meth:`read` without its budget check, for a caller that checked already."""
         if path.root == "input":
             return path.find(self.input)
         if path.root == "context":

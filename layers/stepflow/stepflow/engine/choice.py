@@ -18,7 +18,11 @@ _MISSING: Any = object()
 
 
 def holds(rule: Condition, scope: Scope) -> bool:
-    """Whether ``rule`` holds for the state input and context in ``scope``."""
+    """Whether ``rule`` holds for the state input and context in ``scope``.
+
+    The general rule: the engine runs :func:`~stepflow.engine.choice_compiled.compile_condition`
+    of it, which must equal it for every rule and scope.
+    """
     if isinstance(rule, Comparison):
         return _compare(rule, scope)
     if isinstance(rule, And):

@@ -21,7 +21,7 @@ from stepflow.data.scope import Scope
 from stepflow.data.serialize import dumps
 from stepflow.data.template import Template
 from stepflow.engine.model import Frame
-from stepflow.engine.pipeline import build, place, select
+from stepflow.engine.pipeline import place, select
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
@@ -116,9 +116,12 @@ def effective_input(
         if arguments is MISSING:
             return frame.input
         return evaluate(d, frame, arguments, "Arguments", context=d.context(frame, **context))
-    value = _select(d, frame, node.input_path, frame.input)
+    value = frame.input
+    path = node.input_path
+    if path is None or path.steps != () or path.root != "input":  # "$" is _select's identity
+        value = select(path, scope(d, frame, value))
     if template is not None:
-        value = build(template, scope(d, frame, value, **context))
+        value = template.evaluate(scope(d, frame, value, **context))
     return value
 
 
@@ -130,10 +133,13 @@ def result_output(
         return _jsonata_output(d, frame, node.output, node.assign, result=result)
     selector: Template | None = getattr(node, "result_selector", None)
     if selector is not None:
-        result = build(selector, scope(d, frame, result))
+        result = selector.evaluate(scope(d, frame, result))
     assigned = None if node.assign is None else _jsonpath_assign(d, frame, node.assign, result)
     out = place(getattr(node, "result_path", None), frame.input, result)
-    return _select(d, frame, node.output_path, out), assigned
+    path = node.output_path
+    if path is None or path.steps != () or path.root != "input":  # "$" is _select's identity
+        out = select(path, scope(d, frame, out))
+    return out, assigned
 
 
 def passthrough_output(

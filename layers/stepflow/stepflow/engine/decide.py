@@ -9,7 +9,8 @@ no clock and never sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.choice import ChoiceState
@@ -20,6 +21,7 @@ from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
+from stepflow.engine.history_events import ENTERED
 from stepflow.engine.model import (
     ChildFinished,
     Continue,
@@ -271,51 +273,89 @@ class Decider(Transitions):
     def run(self) -> None:
         """Run ready frames until all block or the budget is spent."""
         s = self.state
+        budget = self.time_budget
+        # start_expression then check: in one call where the budget has it (ClockBudget)
+        start_state = getattr(budget, "start_state", None)
         while s.ready and s.status == "RUNNING":
             if self.transitions >= self.budget:
                 self.commands.append(ContinueLater())
                 return
-            self.time_budget.start_expression()  # each state's own work starts a new one
-            self.time_budget.check()
+            if start_state is not None:  # each state's own work starts a new expression
+                start_state()
+            else:
+                budget.start_expression()
+                budget.check()
             frame = s.frames.get(s.ready.pop())
             if frame is not None and frame.phase == "ready":
                 self.step(frame)
 
     def step(self, frame: Frame) -> None:
         """Enter (or, after a retry delay, re-run) the state ``frame`` is at."""
-        node = self.node(frame)
-        rerun, frame.rerun = frame.rerun, False
-        if not rerun:
+        node = self.definition.machines[frame.machine].states[frame.state]  # self.node, inline
+        if frame.rerun:
+            frame.rerun = False
+        else:
             self.transitions += 1
             frame.entered_time = self.now_iso
-            frame.retries = (0,) * len(getattr(node, "retry", ()))
+            retry = getattr(node, "retry", None)  # only states that can fail have one
+            frame.retries = (0,) * len(retry) if retry else ()
             frame.retry_count = 0
-            frame.entered_id = self.emit_state(
-                frame,
-                f"{node.type}StateEntered",
-                "stateEnteredEventDetails",
-                node.name,
-                "input",
-                self.text(frame.input),
-            )
+            value, last = frame.input, self._text
+            text = last[1] if last is not None and last[0] is value else self.text(value)
+            s = self.state
+            event_id = s.next_event_id
+            if (
+                self.compact
+                and not frame.silent
+                and (self.max_events is None or event_id - s.effect_events < self.max_events)
+            ):  # emit_state's compact event under the cap, inline (the hot path)
+                s.next_event_id = event_id + 1
+                self.events.append(
+                    (
+                        event_id,
+                        frame.prev_id,
+                        self.now,
+                        ENTERED[node.type],
+                        "stateEnteredEventDetails",
+                        node.name,
+                        "input",
+                        text,
+                    )
+                )
+                frame.prev_id = frame.entered_id = event_id
+            else:
+                frame.entered_id = self.emit_state(
+                    frame,
+                    ENTERED[node.type],
+                    "stateEnteredEventDetails",
+                    node.name,
+                    "input",
+                    text,
+                )
         try:
-            if isinstance(node, PassState):
-                simple.run_pass(self, frame, node)
-            elif isinstance(node, ChoiceState):
-                simple.run_choice(self, frame, node)
-            elif isinstance(node, TaskState):
-                tasks.run_task(self, frame, node)
-            elif isinstance(node, WaitState):
-                waits.run_wait(self, frame, node)
-            elif isinstance(node, SucceedState):
-                simple.run_succeed(self, frame, node)
-            elif isinstance(node, FailState):
-                simple.run_fail(self, frame, node)
-            elif isinstance(node, ParallelState):
-                fanout.run_parallel(self, frame, node)
-            elif isinstance(node, MapState):
-                fanout.run_map(self, frame, node)
-            else:  # pragma: no cover - the parser admits only the eight types
-                raise StatesError(StatesErrorName.RUNTIME, f"unknown state type {node.type}")
+            (_RUNNERS.get(node.__class__) or _runner(node))(self, frame, node)
         except StatesError as exc:
             self.state_error(frame, node, exc)
+
+
+def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:
+    """The handler of a state whose class is not in the table (a subclass of one that is)."""
+    for kind, run in _RUNNERS.items():
+        if isinstance(node, kind):
+            return run
+    raise StatesError(  # pragma: no cover - the parser admits only the eight types
+        StatesErrorName.RUNTIME, f"unknown state type {node.type}"
+    )
+
+
+_RUNNERS: dict[type, Callable[[Decider, Frame, Any], None]] = {
+    PassState: simple.run_pass,
+    ChoiceState: simple.run_choice,
+    TaskState: tasks.run_task,
+    WaitState: waits.run_wait,
+    SucceedState: simple.run_succeed,
+    FailState: simple.run_fail,
+    ParallelState: fanout.run_parallel,
+    MapState: fanout.run_map,
+}
+"""Each state type's handler, by the node's exact class (the parser makes no subclasses)."""

@@ -51,3 +51,10 @@ def takes_compact_events(log: object) -> bool:
         return object.__getattribute__(log, "compact_events") is True
     except AttributeError:
         return False
+
+
+STATE_TYPES = ("Pass", "Choice", "Task", "Wait", "Succeed", "Fail", "Parallel", "Map")
+ENTERED: dict[str, str] = {t: f"{t}StateEntered" for t in STATE_TYPES}
+"""Each state type's entered event type, made once: every event shares the one string."""
+EXITED: dict[str, str] = {t: f"{t}StateExited" for t in STATE_TYPES}
+"""Each state type's exited event type, made once."""

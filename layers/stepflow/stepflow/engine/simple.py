@@ -9,8 +9,9 @@ from stepflow.asl.states.choice import ChoiceState, JSONataCondition
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.data.template import compile_dynamic
 from stepflow.engine import dataflow
-from stepflow.engine.choice import holds
+from stepflow.engine.choice_compiled import rule_test
 from stepflow.engine.model import Frame
+from stepflow.engine.pipeline import place
 from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
@@ -20,11 +21,26 @@ if TYPE_CHECKING:
 def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
     """Pass: its Result (or effective input) through the output pipeline."""
     if node.query_language == "JSONata":  # dataflow.is_jsonata, inline on the hot path
-        result = frame.input
+        output, assigned = dataflow.result_output(d, frame, node, frame.input)
+        d.exit_state(frame, node, output, assigned=assigned)
+        return
+    path, template = node.input_path, node.parameters
+    if path is not None and path.steps == () and path.root == "input":  # "$": effective_input
+        result = frame.input  # of it, inline on the hot path
+        if template is not None:
+            result = template.evaluate(dataflow.scope(d, frame, result))
     else:
-        result = dataflow.effective_input(d, frame, node, template=node.parameters)
-        if node.result is not MISSING:
-            result = node.result
+        result = dataflow.effective_input(d, frame, node, template=template)
+    if node.result is not MISSING:
+        result = node.result
+    path = node.output_path
+    if node.assign is None and path is not None and path.steps == () and path.root == "input":
+        # dataflow.result_output of a Pass (no ResultSelector) with neither Assign nor an
+        # OutputPath, inline on the hot path; a ResultPath of "$" places the result whole
+        into = node.result_path
+        whole = into is not None and into.steps == () and into.root == "input"
+        d.exit_state(frame, node, result if whole else place(into, frame.input, result))
+        return
     output, assigned = dataflow.result_output(d, frame, node, result)
     d.exit_state(frame, node, output, assigned=assigned)
 
@@ -38,15 +54,20 @@ def run_succeed(d: StepContext, frame: Frame, node: SucceedState) -> None:
 
 def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
     """Choice: the first rule that holds picks the next state, else Default."""
-    effective = dataflow.effective_input(d, frame, node)
-    jsonpath_scope = None if dataflow.is_jsonata(node) else dataflow.scope(d, frame, effective)
+    jsonata = node.query_language == "JSONata"  # dataflow.is_jsonata, inline on the hot path
+    path = node.input_path
+    if not jsonata and path is not None and path.steps == () and path.root == "input":
+        effective = frame.input  # dataflow.effective_input of "$", inline
+    else:
+        effective = dataflow.effective_input(d, frame, node)
+    jsonpath_scope = None if jsonata else dataflow.scope(d, frame, effective)
     d.time_budget.start_expression()  # JSONPath rules share one; each JSONata Condition has its own
     for rule in node.choices:
         if isinstance(rule.condition, JSONataCondition):
             matched = _condition(d, frame, rule.condition.expression)
         else:
             assert jsonpath_scope is not None
-            matched = holds(rule.condition, jsonpath_scope)
+            matched = (rule.test or rule_test(rule))(jsonpath_scope)
         if matched:
             # The state-level Output applies unless the rule has its own; the
             # state-level Assign applies whichever rule matches (the rule's wins a clash).
@@ -56,6 +77,11 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
                 if node.assign is None and rule.assign is None
                 else {**(node.assign or {}), **(rule.assign or {})} or None
             )
+            path = node.output_path
+            whole = path is not None and path.steps == () and path.root == "input"
+            if whole and assign is None and not jsonata:  # passthrough_output's result, inline
+                d.exit_state(frame, node, effective, next_state=rule.next)
+                return
             output, assigned = dataflow.passthrough_output(
                 d, frame, node, effective, output=output, assign=assign
             )

@@ -19,7 +19,7 @@ from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine import dataflow, distributed, fanout, map_inline
 from stepflow.engine.context import context_object, iso
 from stepflow.engine.failures import matches
-from stepflow.engine.history_events import HistoryEvent
+from stepflow.engine.history_events import EXITED, HistoryEvent
 from stepflow.engine.model import (
     CancelChild,
     CancelTask,
@@ -297,7 +297,12 @@ class Transitions:
         ``States.DataLimitExceeded`` instead (``caught``: the output is a catcher's,
         so the frame fails without looking for another catcher).
         """
-        text = self.text(output)
+        last = self._text  # self.text, inline (the hot path)
+        if last is not None and last[0] is output:
+            text = last[1]
+        else:
+            text = dumps(output)
+            self._text = (output, text)
         limit = self.max_payload
         if limit is not None and len(text) * 3 > limit:  # see over_payload_limit
             too_large = self.over_payload_limit(text, "state's output")
@@ -318,16 +323,38 @@ class Transitions:
             frame.variables.update(assigned)
             details["assignedVariables"] = {k: dumps(v) for k, v in assigned.items()}
             details["assignedVariablesDetails"] = {"truncated": False}
-            self.emit(frame, f"{node.type}StateExited", "stateExitedEventDetails", details)
+            self.emit(frame, EXITED[node.type], "stateExitedEventDetails", details)
         else:
-            self.emit_state(
-                frame,
-                f"{node.type}StateExited",
-                "stateExitedEventDetails",
-                node.name,
-                "output",
-                text,
-            )
+            s = self.state
+            event_id = s.next_event_id
+            if (
+                self.compact
+                and not frame.silent
+                and (self.max_events is None or event_id - s.effect_events < self.max_events)
+            ):  # emit_state's compact event under the cap, inline (the hot path)
+                s.next_event_id = event_id + 1
+                self.events.append(
+                    (
+                        event_id,
+                        frame.prev_id,
+                        self.now,
+                        EXITED[node.type],
+                        "stateExitedEventDetails",
+                        node.name,
+                        "output",
+                        text,
+                    )
+                )
+                frame.prev_id = event_id
+            else:
+                self.emit_state(
+                    frame,
+                    EXITED[node.type],
+                    "stateExitedEventDetails",
+                    node.name,
+                    "output",
+                    text,
+                )
         target = next_state or node.next
         if target is None:
             self.frame_done(frame, output)
@@ -337,7 +364,8 @@ class Transitions:
         frame.effective = None
         frame.map_run = frame.map_reports = None  # a redrive never runs a run left behind
         frame.fanout = None  # nor keeps the iterations of a Map left behind (fanout.run_map)
-        self.push(frame)
+        frame.phase = "ready"  # self.push, inline (hot)
+        self.state.ready.append(frame.id)
 
     def fail_state(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import operator
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -42,20 +43,27 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
     """A commit's events as stored (raises :class:`UnstorableValueError` as a store refuses)."""
     if not events:
         return []
-    dicts: list[dict[str, Any]] = []
-    layout: list[CompactEvent | None] = []
-    for event in events:
-        if isinstance(event, dict):
-            dicts.append(event)
-            layout.append(None)
-        else:
-            _, _, _, _, _, name, _, text = event
-            if not (text.isascii() and name.isascii()):
-                _check_texts(event)
-            layout.append(event)
+    dicts = [event for event in events if isinstance(event, dict)]
     if len(dicts) == len(events):
         return [(_encoded(dicts), len(events))]
-    return [(Mixed(tuple(layout), _encoded(dicts) if dicts else None), len(events))]
+    if dicts:
+        compact: Sequence[CompactEvent] = [e for e in events if not isinstance(e, dict)]
+        layout = tuple(None if isinstance(e, dict) else e for e in events)
+    else:  # the usual commit of a run of Pass and Choice states: compact events only
+        compact = events  # type: ignore[assignment]
+        layout = tuple(events)  # type: ignore[arg-type]
+    # names and texts scanned in C; an event is looked at only if one of them is not ASCII
+    if not (
+        all(map(str.isascii, map(_NAME, compact))) and all(map(str.isascii, map(_TEXT, compact)))
+    ):
+        for event in compact:
+            if not (event[7].isascii() and event[5].isascii()):
+                _check_texts(event)
+    return [(Mixed(layout, _encoded(dicts) if dicts else None), len(events))]
+
+
+_NAME = operator.itemgetter(5)
+_TEXT = operator.itemgetter(7)
 
 
 def _encoded(events: list[dict[str, Any]]) -> bytes | list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stepflow.asl.states.base import MISSING, State
@@ -86,6 +86,9 @@ class ChoiceRule:
     next: str
     assign: Mapping[str, Any] | None = None
     output: Any = MISSING
+    test: Any = field(default=None, init=False, repr=False, compare=False)
+    """The JSONPath condition compiled, set on first use by the engine
+    (:func:`stepflow.engine.choice_compiled.rule_test`); not part of the rule's value."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
