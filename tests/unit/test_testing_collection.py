@@ -172,3 +172,12 @@ def test_the_in_memory_history_is_read_in_one_page(monkeypatch: pytest.MonkeyPat
     result = execute(LOOP, {"i": 0})
     assert len(result.history) == 2 + 2 * (2 * 300 + 2)
     assert decoded == [len(result.history)]
+
+
+@pytest.mark.usefixtures("thresholds")
+def test_a_process_that_turned_automatic_collection_off_keeps_it_off_during_a_run() -> None:
+    gc.set_threshold(0, 2, 2)
+    with young_collections_only():
+        inside = gc.get_threshold()
+    assert inside == (0, 2, FULL_COLLECTION_THRESHOLD)
+    assert gc.get_threshold() == (0, 2, 2)

@@ -300,3 +300,37 @@ def test_an_activity_of_another_account_fails_as_a_missing_activity() -> None:
     result = execute(machine, {}, handlers={other: lambda _: "never"})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "Activity Does Not Exist" in str(result.cause)
+
+
+def test_a_handler_that_changes_its_input_changes_neither_the_definition_nor_the_history() -> None:
+    # Its payload is the Pass's Result, shared with the parsed definition: a Lambda gets
+    # its own copy, and so does a handler here.
+    from stepflow.asl import parse
+    from stepflow.testing import execute
+
+    machine = parse(
+        {
+            "StartAt": "Fixed",
+            "States": {
+                "Fixed": {"Type": "Pass", "Result": {"k": [1]}, "Next": "Work"},
+                "Work": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:lambda:us-east-1:123456789012:function:work",
+                    "ResultPath": None,
+                    "End": True,
+                },
+            },
+        }
+    )
+
+    def work(payload: dict[str, list[int]]) -> None:
+        payload["k"].append(2)
+
+    outputs = []
+    for _ in range(2):
+        result = execute(machine, {}, handlers={"work": work})
+        assert result.status == "SUCCEEDED"
+        outputs.append(result.output)
+        exited = [e for e in result.history if e["type"] == "PassStateExited"]
+        assert exited[0]["stateExitedEventDetails"]["output"] == '{"k":[1]}'
+    assert outputs == ['{"k":[1]}'] * 2

@@ -8,7 +8,12 @@ its time, for no garbage found. While at least one run is in progress, full
 collections are put off (their threshold raised) and young ones made rarer; they still run,
 so cycles that die young (an exception's traceback) are still reclaimed. The
 thresholds in force before the first run began are put back when the last one
-ends, unless someone else changed them in between.
+ends, unless someone else changed them in between. A process that turned automatic
+collection off (a young threshold of 0) keeps it off.
+
+The price: cyclic garbage a handler makes lives up to 10,000 allocations instead of
+700 before it is reclaimed, so a handler that leaves big cycles behind peaks higher
+while a run is in progress.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ def young_collections_only() -> Iterator[None]:
             _saved = gc.get_threshold()
             first, second, third = _saved
             _ours = (
-                max(first, YOUNG_COLLECTION_THRESHOLD),
+                # 0: the process turned automatic collection off; a run leaves it off.
+                first and max(first, YOUNG_COLLECTION_THRESHOLD),
                 second,
                 max(third, FULL_COLLECTION_THRESHOLD),
             )

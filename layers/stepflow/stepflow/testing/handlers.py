@@ -8,6 +8,7 @@ when there is one.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -199,7 +200,9 @@ def call_handler(
     elsewhere it fails the task, naming where it works.
     """
     try:
-        result = handler(payload)
+        # A copy, as a Lambda gets its own: the payload may share structure with the
+        # parsed definition (a Pass's Result) or the history, which a handler may not change.
+        result = handler(copy.deepcopy(payload))
     except Exception as exc:  # a handler's failure is the task's failure
         return TaskOutcome(False, error=_error_name(exc), cause=_cause(exc))
     try:
