@@ -214,10 +214,10 @@ def test_two_reports_racing_for_the_head_are_both_counted_at_once(log: RacingLog
     assert head(log).done["SUCCEEDED"] == 3
 
 
-def redrive_message(items: list[Any]) -> Message:
-    """The redriven parent's StartMapRun (its redrive count is 1)."""
+def redrive_message(items: list[Any], seq: int = 7, parent_redrive: int = 1) -> Message:
+    """The redriven parent's StartMapRun (its redrive count is ``parent_redrive``)."""
     command = StartMapRun(RUN_ID, support.spec(items, max_concurrency=2))
-    return map_run_message(PARENT, f"{PARENT}#7#0", command, REVISION, 1)
+    return map_run_message(PARENT, f"{PARENT}#{seq}#0", command, REVISION, parent_redrive)
 
 
 def test_a_redrive_before_a_late_report_counts_the_child_once_and_runs_it_once(
@@ -278,3 +278,40 @@ def test_a_never_started_answer_redelivered_after_the_redrive_restarted_it_is_st
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 2
     assert s.calls[repr(1)] == 1  # type: ignore[attr-defined]
+
+
+def test_a_second_redrive_does_not_start_again_a_child_that_succeeded_in_the_first_run(
+    log: RacingLog,
+) -> None:
+    """The first run fails with positions 0-4 started; the redrive fails again after
+    refilling only 0-2 (run again): the second redrive must still check 3 and 4, which
+    succeeded in the first run (started anew, the run waited for them for ever)."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items: list[Any] = ["bad", "bad", "bad", 3, 4]
+    bus.send(start_message(items, max_concurrency=3, tolerated_count=2))
+    deliver(s, bus, bus.receive_batch(10))
+    deliver(s, bus, bus.receive_batch(10))  # children 0-2 fail; their reports are queued
+    reports = take(bus, status="FAILED")
+    for report, position in zip(reports, (3, 4, None), strict=True):
+        deliver(s, bus, [report])  # each failure but the last refills the window
+        if position is not None:
+            [start] = [m for m in bus.receive_batch(100) if m.body.get("position") == position]
+            deliver(s, bus, [start])
+            deliver(s, bus, take(bus, status="SUCCEEDED"))
+    assert head(log).status == "FAILED" and head(log).next == 5
+    assert head(log).done["SUCCEEDED"] == 2
+    bus.send(redrive_message(items, seq=7))
+    [second] = [d for d in finished(drain(s, bus)) if d["parent_redrive"] == 1]
+    assert second["status"] == "FAILED" and head(log).next == 3
+    original = support.work
+    try:
+        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+        bus.send(redrive_message(items, seq=9, parent_redrive=2))
+        done = [d for d in finished(drain(s, bus)) if d["parent_redrive"] == 2]
+    finally:
+        support.work = original
+    assert [d["status"] for d in done] == ["SUCCEEDED"], done
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 5
+    assert s.calls[repr(3)] == 1 and s.calls[repr(4)] == 1  # type: ignore[attr-defined]

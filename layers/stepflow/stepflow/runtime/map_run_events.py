@@ -203,7 +203,8 @@ def _redrive(head: RunHead, message_id: str, now: float) -> None:
     head.redrive_count += 1
     head.redrive_date = now
     head.pending = []  # an inline run's events of the attempt before, never reported
-    head.check_below = head.next
+    # A redrive of a redriven run that failed before refilling all it ran checks those too.
+    head.check_below = max(head.check_below, head.next)
     head.next = 0
     if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
         head.stale = sorted(set(head.stale) | set(head.running), key=int)
