@@ -54,7 +54,10 @@ def failed_run(
 ) -> str:
     """Start ``machine`` on ``count`` items, ``failing`` of them failing; its ARN once FAILED.
 
-    The items fail only for this run: ``FAILING`` is cleared when it has ended.
+    The items fail only for this run: ``FAILING`` is cleared when it has ended, and so
+    have the children of its map runs (if listed). A child the failed run stopped may
+    still call its Lambda before the stop reaches it: a failing item must fail then too
+    (cleared at the parent's end, item 8 of a distributed Map once succeeded so).
     """
     with LOCK:
         FAILING.update(failing)
@@ -63,7 +66,20 @@ def failed_run(
         started = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"items": items}))
         described = wait_for(sfn, started["executionArn"], timeout=60)
         assert (described["status"], described["error"]) == ("FAILED", error), described
+        _children_ended(sfn, str(started["executionArn"]))
     finally:
         with LOCK:
             FAILING.clear()
     return str(started["executionArn"])
+
+
+def _children_ended(sfn: Any, execution: str, timeout: float = 60.0) -> None:
+    """Wait until no child of ``execution``'s map runs is running."""
+    deadline = time.monotonic() + timeout
+    for run in sfn.list_map_runs(executionArn=execution)["mapRuns"]:
+        while True:
+            listed = sfn.list_executions(mapRunArn=run["mapRunArn"], maxResults=1000)
+            if all(child["status"] != "RUNNING" for child in listed["executions"]):
+                break
+            assert time.monotonic() < deadline, run["mapRunArn"]
+            time.sleep(0.1)

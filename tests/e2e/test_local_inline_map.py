@@ -46,10 +46,13 @@ def _settled(sfn: Any, map_run_arn: str) -> tuple[dict[str, Any], set[int]]:
     """DescribeMapRun once the reports of the children stopped with the run are counted,
     and the positions of the children that succeeded (an item each).
 
-    A report whose commit lost a race to the run's head comes back after the queue's
-    visibility timeout: under load that can take longer than the run itself did.
+    Every child's end is counted once (docs/reliability.md, "A map run's counts"): a
+    report that lost a race to the run's head is applied again in the same delivery,
+    one deferred by the head's write rate comes back a second later. 30 s is far past
+    both, and well under the steps queue's visibility timeout (180 s): a report lost or
+    left to a redelivery fails here.
     """
-    deadline = time.monotonic() + 200  # past one visibility timeout of the steps queue (180 s)
+    deadline = time.monotonic() + 30
     while True:
         described = sfn.describe_map_run(mapRunArn=map_run_arn)
         children = sfn.list_executions(mapRunArn=map_run_arn, maxResults=1000)["executions"]

@@ -36,12 +36,15 @@ def apply_event(
         reports = [(position, status) for position, status in body.get("done") or []]
     for child_id, status in reports:
         if status == NOT_STARTED:
-            _not_started(runs, key, head, str(child_id), outbox)
+            _not_started(runs, key, head, str(child_id), body.get("attempt"), outbox)
             continue
         if kind == "ChildFinished" and (
             str(child_id) in head.stale or str(child_id) in head.restarted
         ):
             _redriven_report(runs, key, head, str(child_id), outbox, progress)
+            continue
+        if kind == "ChildFinished" and str(child_id) in head.not_started:
+            _late_report(runs, head, str(child_id), progress)
             continue
         count = head.running.pop(str(child_id), None)
         if count is not None and status in head.done:  # else a duplicate or stale report
@@ -80,26 +83,40 @@ def apply_event(
 
 
 def _not_started(
-    runs: MapRuns, key: str, head: RunHead, position: str, outbox: list[Message]
+    runs: MapRuns,
+    key: str,
+    head: RunHead,
+    position: str,
+    attempt: Any,
+    outbox: list[Message],
 ) -> None:
     """A child (or EXPRESS batch item) that never started because its run had ended.
 
     It leaves the window uncounted; if a redrive runs the run again meanwhile, the
-    position (stale: it was in the window) starts now.
+    position (stale: it was in the window) starts now. A STANDARD child is kept in
+    ``not_started``: this may be the answer to a duplicate of its start, the other copy
+    having started it (see :func:`_late_report`). The answer to a start from before a
+    redrive, for a position the redrive started again (not stale), is stale itself.
     """
-    head.restarted.pop(position, None)
     stale = position in head.stale
+    if attempt is not None and int(attempt) < head.redrive_count and not stale:
+        return
+    before = head.restarted.pop(position, None)
     if stale:
         head.stale.remove(position)
     count = head.running.pop(position, None)
-    if count is None or not stale or head.status != "RUNNING":
+    if count is None:
         return
     if head.execution_type == "EXPRESS":
-        return  # EXPRESS positions are never stale (see _redrive)
+        return  # a batch's items are leased: a NOT_STARTED one never runs (map_express)
+    if not stale or head.status != "RUNNING":
+        head.not_started[position] = [count, -1 if before is None else before]
+        return
     arn = child_execution_arn(head.map_run_arn, int(position))
     child = runs.log.get(arn)
     head.running[position] = count
     body: dict[str, Any] = {"map_run": key, "position": int(position)}
+    body["attempt"] = head.redrive_count
     if child is not None:
         body["redrive"] = True
         head.restarted[position] = int(child.state.get("redrive_count") or 0)
@@ -148,8 +165,31 @@ def _redriven_report(
         head.running[position] = count
         head.restarted[position] = generation
         body = {"map_run": key, "position": int(position), "redrive": True}
+        body["attempt"] = head.redrive_count
         message_id = f"{key}#child/{position}#{head.redrive_count}"
         outbox.append(Message(arn, message_id, "child", body))
+
+
+def _late_report(runs: MapRuns, head: RunHead, position: str, progress: list[list[Any]]) -> None:
+    """A report on a child the run heard never started: it did (a start delivered twice).
+
+    Told by the child's record: counted once, if its end is later than the one it had
+    when the run heard it never started. A redriven run counts only a success here: it
+    runs an unsuccessful child again when its refill reaches it (map_run_window).
+    """
+    count, before = head.not_started[position]
+    child = runs.log.get(child_execution_arn(head.map_run_arn, int(position)))
+    if child is None or child.status == "RUNNING" or child.status not in head.done:
+        return  # a late or duplicated report: the child runs
+    if int(child.state.get("redrive_count") or 0) <= before:
+        return  # the end it had before
+    if head.status == "RUNNING" and child.status != "SUCCEEDED":
+        return
+    del head.not_started[position]
+    head.done[child.status] += 1
+    head.done_items[child.status] += count
+    if head.inline and head.status == "RUNNING":
+        progress.append(["Succeeded", int(position)])
 
 
 def _redrive(head: RunHead, message_id: str, now: float) -> None:
@@ -163,7 +203,8 @@ def _redrive(head: RunHead, message_id: str, now: float) -> None:
     head.redrive_count += 1
     head.redrive_date = now
     head.pending = []  # an inline run's events of the attempt before, never reported
-    head.check_below = head.next
+    # A redrive of a redriven run that failed before refilling all it ran checks those too.
+    head.check_below = max(head.check_below, head.next)
     head.next = 0
     if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
         head.stale = sorted(set(head.stale) | set(head.running), key=int)

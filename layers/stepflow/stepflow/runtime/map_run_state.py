@@ -101,6 +101,12 @@ class RunHead:
     restarted: dict[str, int] = field(default_factory=dict)
     """Redrive: children run again, to their redrive count then: a report of the end
     before (late or duplicated) is not counted; their record tells their end."""
+    not_started: dict[str, list[int]] = field(default_factory=dict)
+    """Children the run heard never started, once it had ended: position to [its item
+    count, the child's redrive count then, -1 if it was not run again]. A child start
+    delivered twice may have started it all the same: its record then tells its end,
+    counted once (:func:`~stepflow.runtime.map_run_events.apply_event`); a redrive
+    settles the rest (:mod:`~stepflow.runtime.map_run_window`)."""
     parent_redrive: int = 0
     """The parent's redrive count when it started (or cancelled) this run."""
     inline: bool = False
@@ -126,6 +132,7 @@ class RunHead:
         head.running, head.done = dict(head.running), dict(head.done)
         head.done_items, head.stale = dict(head.done_items), list(head.stale)
         head.restarted, head.pending = dict(head.restarted), list(head.pending)
+        head.not_started = {k: list(v) for k, v in head.not_started.items()}
         return head
 
     def window(self) -> int:

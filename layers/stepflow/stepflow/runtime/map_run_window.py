@@ -16,6 +16,7 @@ from stepflow.runtime.map_express import fill_express
 from stepflow.runtime.map_results import run_output
 from stepflow.runtime.map_run_state import START_PER_COMMIT, RunHead, child_execution_arn
 from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.ports import ExecutionRecord
 
 if TYPE_CHECKING:
     from stepflow.runtime.map_runs import MapRuns
@@ -77,9 +78,14 @@ def _fill(
             continue
         arn = child_execution_arn(head.map_run_arn, position)
         body: dict[str, Any] = {"map_run": key, "position": position}
+        body["attempt"] = head.redrive_count  # tells its NOT_STARTED answer's attempt
         if position < head.check_below:  # redrive: only unsuccessful or unstarted ones
             checked += 1
             child = runs.log.get(arn)
+            late = head.not_started.pop(str(position), None)
+            if late is not None and _settle_late(head, str(position), late, child, progress):
+                head.next += 1
+                continue
             if child is not None and child.status == "SUCCEEDED":
                 head.next += 1
                 continue
@@ -97,6 +103,36 @@ def _fill(
     if head.next < head.children and len(head.running) < head.window():
         more = f"{key}#fill/{head.next}#{head.redrive_count}"
         outbox.append(Message(key, more, "event", {"type": "MapRunFill"}))
+
+
+def _settle_late(
+    head: RunHead,
+    position: str,
+    late: list[int],
+    child: ExecutionRecord | None,
+    progress: list[list[Any]],
+) -> bool:
+    """Redrive: settle a child the run heard never started; whether it is not to run again.
+
+    The refill reached its position, in ``not_started``. Started all the same and still
+    running, it is a child of the run before (``stale``): its report tells. Succeeded,
+    its report not applied yet, it is counted now (that report will find it nowhere).
+    Otherwise it runs again, as any unsuccessful child.
+    """
+    count, before = late
+    if child is None or int(child.state.get("redrive_count") or 0) <= before:
+        return False
+    if child.status == "RUNNING":
+        head.running[position] = count
+        head.stale.append(position)
+        return True
+    if child.status == "SUCCEEDED":
+        head.done["SUCCEEDED"] += 1
+        head.done_items["SUCCEEDED"] += count
+        if head.inline:
+            progress.append(["Succeeded", int(position)])
+        return True
+    return False
 
 
 def _finished(key: str, head: RunHead, output: Any) -> Message:

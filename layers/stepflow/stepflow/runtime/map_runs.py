@@ -139,6 +139,8 @@ class MapRuns:
             run = runs[key] = self.log.get(key)
         if run is not None and run.state.get("status") != "RUNNING":
             body = {"type": "ChildFinished", "child_id": str(position), "status": NOT_STARTED}
+            if "attempt" in message.body:
+                body["attempt"] = message.body["attempt"]
             self.sender.bus.send(Message(key, f"{message.id}#not-started", "event", body))
             return None
         config = self.pages.config(key)

@@ -1,0 +1,317 @@
+"""A map run's counts against its children's ends, for the hostile interleavings of issue 18.
+
+DescribeMapRun's counts come from the run's head; each child's end is reported to it
+once or more (duplicates, redeliveries). Once every delivery is applied, the counts must
+equal the children's statuses, each child counted exactly once, however the reports,
+the run's end, duplicated child starts and a redrive interleave. Each test runs on the
+in-memory log and on the DynamoDB log (moto), the path that ships.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from stepflow.engine import StartMapRun
+from stepflow.runtime import InMemoryBus, InMemoryLog, Message, Stepper
+from stepflow.runtime.map_express import NOT_STARTED
+from stepflow.runtime.map_run_state import RunHead, child_execution_arn, map_run_message
+from stepflow.runtime.ports import ExecutionRecord
+
+from tests.moto_env import offline_aws
+from tests.unit import map_run_support as support
+from tests.unit.map_run_support import (
+    KEY,
+    PARENT,
+    REVISION,
+    RUN_ID,
+    MeteredLog,
+    children,
+    drain,
+    finished,
+    start_message,
+    stepper,
+)
+
+
+class RacingLog(MeteredLog):
+    """A metered log whose reads and commits of the run's head tests can interpose on."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.stale_head: ExecutionRecord | None = None
+        """Returned once by the next read of the run's head (a read from before a commit)."""
+        self.before_commit: list[Any] = []
+        """Called (once each) before the next commit of the run's head: a racing delivery."""
+        self.conflicts = 0
+
+    def get(self, execution_arn: str) -> ExecutionRecord | None:
+        if execution_arn == KEY and self.stale_head is not None:
+            stale, self.stale_head = self.stale_head, None
+            return stale
+        found: ExecutionRecord | None = self.inner.get(execution_arn)
+        return found
+
+    def commit(
+        self, record: ExecutionRecord, expected_seq: int, events: Any, *, fence: Any = None
+    ) -> None:
+        if record.execution_arn == KEY and self.before_commit:
+            self.before_commit.pop(0)()
+        try:
+            super().commit(record, expected_seq, events, fence=fence)
+        except Exception:
+            if record.execution_arn == KEY:
+                self.conflicts += 1
+            raise
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def log(request: pytest.FixtureRequest) -> Iterator[RacingLog]:
+    """The in-memory log, and the DynamoDB log on moto."""
+    if request.param == "memory":
+        yield RacingLog(InMemoryLog())
+        return
+    boto3 = pytest.importorskip("boto3")
+    from stepflow.aws import DynamoDBLog, create_table
+
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "stepflow-counts")
+        yield RacingLog(DynamoDBLog("stepflow-counts", client=client))
+
+
+def head(log: Any) -> RunHead:
+    record = log.get(KEY)
+    assert record is not None
+    return RunHead.from_json(record.state)
+
+
+def deliver(s: Stepper, bus: InMemoryBus, messages: list[Message]) -> None:
+    """Deliver ``messages`` as one batch, which must not fail (no visibility timeout wait)."""
+    assert s.handle_batch(messages) == []
+    for message in messages:
+        bus.ack(message)
+
+
+def take(bus: InMemoryBus, **fields: Any) -> list[Message]:
+    """The queued messages to the run whose body has ``fields`` (not removed)."""
+    queued = bus.receive_batch(1000)
+    return [
+        m
+        for m in queued
+        if m.execution_arn == KEY and all(m.body.get(k) == v for k, v in fields.items())
+    ]
+
+
+def assert_exact(log: Any) -> None:
+    """Every delivery applied: the run's counts are its children's statuses, none running."""
+    final = head(log)
+    statuses = Counter(child.status for child in children(log))
+    assert "RUNNING" not in statuses
+    assert {k: v for k, v in final.done.items() if v} == dict(statuses), final
+    assert final.running == {}
+    assert final.done_items == final.done  # an item per child
+
+
+def fail_with_one_report_in_flight(s: Stepper, bus: InMemoryBus) -> tuple[Message, Message]:
+    """Items [1, "bad"], both running: child 0 succeeds, child 1 fails, and the run fails on
+    child 1's report while child 0's report is still queued.
+
+    Returns child 0's report (in flight) and child 0's start message (to deliver again).
+    """
+    bus.send(start_message([1, "bad"], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = bus.receive_batch(10)
+    deliver(s, bus, kids)  # both children run to their end; their reports are queued
+    [late] = take(bus, status="SUCCEEDED")
+    deliver(s, bus, take(bus, status="FAILED"))
+    assert head(s.log).status == "FAILED" and head(s.log).running == {"0": 1}
+    [child0] = [m for m in kids if m.body.get("position") == 0]
+    return late, child0
+
+
+def test_a_child_started_twice_whose_run_failed_in_between_is_counted(log: RacingLog) -> None:
+    """The run's outbox is sent again by a concurrent delivery or a repair: a child's start
+    comes twice. The second, after the run failed, says the child never started; it must
+    not cancel the count of the child's own report that follows (counted 6, listed 7)."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    late, child0 = fail_with_one_report_in_flight(s, bus)
+    deliver(s, bus, [child0])  # the duplicate start, after the run failed
+    never = take(bus, status=NOT_STARTED)
+    assert len(never) == 1  # the run hears "never started" before the child's report
+    deliver(s, bus, never)
+    deliver(s, bus, [late, late])  # the child's own report, delivered twice
+    deliver(s, bus, never)  # and the "never started" again
+    drain(s, bus)
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 1 and head(log).done["FAILED"] == 1
+    assert sum(s.calls.values()) == 2  # type: ignore[attr-defined]
+
+
+def test_a_child_created_after_its_run_heard_it_never_started_is_counted(
+    log: RacingLog,
+) -> None:
+    """Two copies of a child's start: one read the run still running (before it failed)
+    and creates the child only after the other's "never started" was applied."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message([1, "bad"], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = bus.receive_batch(10)
+    [child0] = [m for m in kids if m.body.get("position") == 0]
+    running = log.get(KEY)  # the head as the slow copy read it
+    deliver(s, bus, [m for m in kids if m is not child0])  # child 1 fails
+    deliver(s, bus, take(bus, status="FAILED"))  # the run fails
+    s.handle_batch([child0])  # the fast copy: the run ended, the child never starts
+    never = take(bus, status=NOT_STARTED)
+    deliver(s, bus, never)
+    assert head(log).running == {} and list(children(log)) == []
+    log.stale_head = running
+    deliver(s, bus, [child0])  # the slow copy, on its read from before the failure
+    assert [c.status for c in children(log)] == ["SUCCEEDED", "FAILED"]  # child 0 ran
+    drain(s, bus)
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 1
+
+
+def test_a_child_that_ends_while_its_run_fails_is_counted_once(log: RacingLog) -> None:
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    late, _ = fail_with_one_report_in_flight(s, bus)
+    stops = [m for m in bus.receive_batch(100) if m.body.get("type") == "Stop"]
+    assert len(stops) == 1
+    deliver(s, bus, stops)  # the stop reaches a child that has ended: nothing changes
+    deliver(s, bus, [late])
+    deliver(s, bus, [late])  # redelivered
+    drain(s, bus)
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 1
+
+
+def test_two_reports_racing_for_the_head_are_both_counted_at_once(log: RacingLog) -> None:
+    """A report's commit loses the race to another report's: it is applied again at once,
+    in the same delivery, not after the queue's visibility timeout."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message([1, 2, 3], max_concurrency=3))
+    deliver(s, bus, bus.receive_batch(10))
+    deliver(s, bus, bus.receive_batch(10))  # three children end; three reports queued
+    first, second, third = take(bus, type="ChildFinished")
+    other = Stepper(
+        log=log.inner, bus=bus, definitions=s.definitions, clock=s.clock, invoker=s.invoker
+    )
+    log.before_commit.append(lambda: deliver(other, bus, [second]))
+    deliver(s, bus, [first])
+    assert log.conflicts == 1
+    assert head(log).done["SUCCEEDED"] == 2  # both, the loser applied again at once
+    deliver(s, bus, [third, first, second])
+    done = finished(drain(s, bus))
+    assert [d["status"] for d in done] == ["SUCCEEDED"]
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 3
+
+
+def redrive_message(items: list[Any], seq: int = 7, parent_redrive: int = 1) -> Message:
+    """The redriven parent's StartMapRun (its redrive count is ``parent_redrive``)."""
+    command = StartMapRun(RUN_ID, support.spec(items, max_concurrency=2))
+    return map_run_message(PARENT, f"{PARENT}#{seq}#0", command, REVISION, parent_redrive)
+
+
+def test_a_redrive_before_a_late_report_counts_the_child_once_and_runs_it_once(
+    log: RacingLog,
+) -> None:
+    """The run failed, heard child 0 "never started" (a duplicate start) and is redriven
+    before child 0's own report arrives: child 0 succeeded, it is not run again, and the
+    redriven run counts it once, whether its report comes before or after the refill."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    late, child0 = fail_with_one_report_in_flight(s, bus)
+    deliver(s, bus, [child0])
+    deliver(s, bus, take(bus, status=NOT_STARTED))
+    original = support.work
+    try:
+        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+        bus.send(redrive_message([1, "bad"]))
+        deliver(s, bus, take(bus, type="StartMapRun"))
+        deliver(s, bus, [late])  # the first attempt's report, after the refill
+        done = finished(drain(s, bus))
+    finally:
+        support.work = original
+    assert [d["status"] for d in done if d["parent_redrive"] == 1] == ["SUCCEEDED"], done
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 2
+    assert s.calls[repr(1)] == 1  # type: ignore[attr-defined]
+
+
+def test_a_never_started_answer_redelivered_after_the_redrive_restarted_it_is_stale(
+    log: RacingLog,
+) -> None:
+    """Child 0's start arrived after the run failed ("never started"); the redrive starts
+    it; then that answer is delivered again. It concerns the attempt before: the run must
+    wait for child 0's end and count it, not drop it from its window."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message([1, "bad"], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = bus.receive_batch(10)
+    deliver(s, bus, [m for m in kids if m.body.get("position") == 1])
+    deliver(s, bus, take(bus, status="FAILED"))  # the run fails, child 0 not started yet
+    deliver(s, bus, [m for m in kids if m.body.get("position") == 0])
+    [never] = take(bus, status=NOT_STARTED)
+    deliver(s, bus, [never])
+    assert log.get(child_execution_arn(support.MAP_RUN_ARN, 0)) is None
+    original = support.work
+    try:
+        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+        bus.send(redrive_message([1, "bad"]))
+        deliver(s, bus, take(bus, type="StartMapRun"))
+        assert head(log).running == {"0": 1, "1": 1}
+        deliver(s, bus, [never])  # the answer of the attempt before, again
+        assert head(log).running == {"0": 1, "1": 1}
+        done = finished(drain(s, bus))
+    finally:
+        support.work = original
+    assert [d["status"] for d in done if d["parent_redrive"] == 1] == ["SUCCEEDED"], done
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 2
+    assert s.calls[repr(1)] == 1  # type: ignore[attr-defined]
+
+
+def test_a_second_redrive_does_not_start_again_a_child_that_succeeded_in_the_first_run(
+    log: RacingLog,
+) -> None:
+    """The first run fails with positions 0-4 started; the redrive fails again after
+    refilling only 0-2 (run again): the second redrive must still check 3 and 4, which
+    succeeded in the first run (started anew, the run waited for them for ever)."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items: list[Any] = ["bad", "bad", "bad", 3, 4]
+    bus.send(start_message(items, max_concurrency=3, tolerated_count=2))
+    deliver(s, bus, bus.receive_batch(10))
+    deliver(s, bus, bus.receive_batch(10))  # children 0-2 fail; their reports are queued
+    reports = take(bus, status="FAILED")
+    for report, position in zip(reports, (3, 4, None), strict=True):
+        deliver(s, bus, [report])  # each failure but the last refills the window
+        if position is not None:
+            [start] = [m for m in bus.receive_batch(100) if m.body.get("position") == position]
+            deliver(s, bus, [start])
+            deliver(s, bus, take(bus, status="SUCCEEDED"))
+    assert head(log).status == "FAILED" and head(log).next == 5
+    assert head(log).done["SUCCEEDED"] == 2
+    bus.send(redrive_message(items, seq=7))
+    [second] = [d for d in finished(drain(s, bus)) if d["parent_redrive"] == 1]
+    assert second["status"] == "FAILED" and head(log).next == 3
+    original = support.work
+    try:
+        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+        bus.send(redrive_message(items, seq=9, parent_redrive=2))
+        done = [d for d in finished(drain(s, bus)) if d["parent_redrive"] == 2]
+    finally:
+        support.work = original
+    assert [d["status"] for d in done] == ["SUCCEEDED"], done
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 5
+    assert s.calls[repr(3)] == 1 and s.calls[repr(4)] == 1  # type: ignore[attr-defined]
