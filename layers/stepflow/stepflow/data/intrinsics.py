@@ -334,7 +334,14 @@ def _format_special(name: str, nodes: tuple[Node, ...]) -> Callable[[list[Any]],
         return None
     if len(parts) == 3:  # one {}: the usual template
         head, tail = parts[0] or "", parts[2] or ""  # both text: one None, in the middle
-        return lambda args: head + to_java_string(args[1]) + tail
+
+        def format_one(args: list[Any]) -> str:
+            value = args[1]
+            if type(value) is int:  # to_java_string's integer case, inline (a bool is not one)
+                return head + str(value) + tail
+            return head + to_java_string(value) + tail
+
+        return format_one
 
     def format_(args: list[Any]) -> str:
         values = iter(args[1:])
