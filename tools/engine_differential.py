@@ -118,12 +118,16 @@ def _choice(rng: random.Random, after: list[str]) -> dict[str, Any]:
                 },
             ]
         )
+        if rng.random() < 0.15:
+            rule = {**rule, "Assign": rng.choice([{"r.$": "$.i"}, {}])}
         rules.append({**rule, "Next": rng.choice(after)})
     state: dict[str, Any] = {"Type": "Choice", "Choices": rules}
     if rng.random() < 0.8 or after[0] not in json.dumps(rules):  # every state reachable
         state["Default"] = after[0]
     if rng.random() < 0.2:
         state["OutputPath"] = rng.choice(["$", "$.s"])
+    if rng.random() < 0.15:
+        state["Assign"] = rng.choice([{"c.$": "$.s"}, {}])
     return state
 
 

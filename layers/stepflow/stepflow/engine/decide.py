@@ -283,7 +283,7 @@ class Decider(Transitions):
         frames, ready = s.frames, s.ready
         machines = self.definition.machines
         compact, max_events, append = self.compact, self.max_events, self.events.append
-        runners = _RUNNERS
+        runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
         while ready and s.status == "RUNNING":
             if self.transitions >= self.budget:
                 self.commands.append(ContinueLater())
@@ -301,7 +301,7 @@ class Decider(Transitions):
                 frame.rerun = False
             else:
                 self.transitions += 1
-                frame.entered_time = self.now_iso
+                frame.entered_time = now_iso
                 retry = getattr(node, "retry", None)  # only states that can fail have one
                 frame.retries = (0,) * len(retry) if retry else ()
                 frame.retry_count = 0
@@ -318,7 +318,7 @@ class Decider(Transitions):
                         (
                             event_id,
                             frame.prev_id,
-                            self.now,
+                            now,
                             ENTERED[node.type],
                             "stateEnteredEventDetails",
                             node.name,

@@ -79,6 +79,17 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
             assert jsonpath_scope is not None
             matched = (rule.test or rule_test(rule))(jsonpath_scope)
         if matched:
+            path = node.output_path
+            if (
+                node.assign is None
+                and rule.assign is None
+                and not jsonata
+                and path is not None
+                and path.steps == ()
+                and path.root == "input"
+            ):  # passthrough_output's result (no Assign, an OutputPath of "$"), inline
+                d.exit_state(frame, node, effective, next_state=rule.next)
+                return
             # The state-level Output applies unless the rule has its own; the
             # state-level Assign applies whichever rule matches (the rule's wins a clash).
             output = node.output if rule.output is MISSING else rule.output
@@ -87,11 +98,6 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
                 if node.assign is None and rule.assign is None
                 else {**(node.assign or {}), **(rule.assign or {})} or None
             )
-            path = node.output_path
-            whole = path is not None and path.steps == () and path.root == "input"
-            if whole and assign is None and not jsonata:  # passthrough_output's result, inline
-                d.exit_state(frame, node, effective, next_state=rule.next)
-                return
             output, assigned = dataflow.passthrough_output(
                 d, frame, node, effective, output=output, assign=assign
             )
