@@ -277,3 +277,41 @@ def test_the_lazy_history_pages_as_the_eager_one(iterations: int) -> None:
         token = page.next_token
     backwards = log.history(arn, reverse=True, limit=5).events
     assert pages == whole and backwards == whole[::-1][:5]
+
+
+class _Event(dict[str, Any]):
+    """A dict event of a subclass: frozen() splits such a commit by the general rule."""
+
+
+_COMPACT = st.builds(
+    lambda i, name, text: (
+        i,
+        i - 1,
+        0.0,
+        "PassStateEntered",
+        "stateEnteredEventDetails",
+        name,
+        "input",
+        text,
+    ),
+    st.integers(1, 99),
+    st.sampled_from(["A", "é", "B"]),
+    st.sampled_from(['{"i":1}', '"ü"', "{}"]),
+)
+_DICT = st.builds(lambda i: {"id": i, "type": "ExecutionStarted"}, st.integers(1, 99))
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(st.one_of(_COMPACT, _DICT), min_size=1, max_size=12))
+def test_a_commit_is_split_in_c_as_by_the_general_rule(events: list[Any]) -> None:
+    """frozen()'s split of compact and dict events (made in C) equals the general rule's."""
+    from stepflow.runtime.memory_chunks import frozen
+
+    general = [_Event(e) if isinstance(e, dict) else e for e in events]
+    assert frozen(events) == frozen(general)
+    [(stored, count)] = frozen(events)
+    assert count == len(events)
+    if all(isinstance(e, tuple) for e in events):
+        assert stored == Mixed(tuple(events), None)
+    elif isinstance(stored, Mixed):
+        assert [e is None for e in stored.compact] == [isinstance(e, dict) for e in events]

@@ -43,11 +43,13 @@ LOOP: dict[str, Any] = {
 
 def test_each_new_value_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    for name in ("stepflow.engine.transitions",):  # the Decider encodes through Transitions.text
-        module = importlib.import_module(name)
-        encode = module.dumps
+    # The Decider encodes through Transitions.text and exit_state: orjson's dumps called
+    # directly (json_bytes), serialize.dumps where orjson refuses a value; both counted.
+    module = importlib.import_module("stepflow.engine.transitions")
+    for attribute in ("dumps", "json_bytes"):
+        encode = getattr(module, attribute)
         monkeypatch.setattr(
-            module, "dumps", lambda value, encode=encode: calls.append(value) or encode(value)
+            module, attribute, lambda value, encode=encode: calls.append(value) or encode(value)
         )
     result = execute(LOOP, {"i": 0})
     assert result.result == {"i": 5, "label": "iteration 4", "mark": {"marked": True}}

@@ -164,13 +164,31 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
         fixed_second = isinstance(nodes[1], Literal)
         first_value = nodes[0].value if isinstance(nodes[0], Literal) else None
         second_value = nodes[1].value if isinstance(nodes[1], Literal) else None
+        # a one-key path into $ (_compile_path's read_key): read here when the key is there
+        first_key: str | None = getattr(first, "key", None)
+        second_key: str | None = getattr(second, "key", None)
 
     def call(scope: Scope) -> Any:
         try:
             if pair:
+                value = scope.input
                 values = [
-                    first_value if fixed_first else first(scope),
-                    second_value if fixed_second else second(scope),
+                    first_value
+                    if fixed_first
+                    else (
+                        value[first_key]
+                        if first_key is not None and isinstance(value, dict) and first_key in value
+                        else first(scope)
+                    ),
+                    second_value
+                    if fixed_second
+                    else (
+                        value[second_key]
+                        if second_key is not None
+                        and isinstance(value, dict)
+                        and second_key in value
+                        else second(scope)
+                    ),
                 ]
             else:
                 values = [arg(scope) for arg in args]
@@ -212,6 +230,7 @@ def _compile_path(node: PathArgument) -> Evaluator:
                 return value[key]
             raise missing(scope)
 
+        read_key.key = key  # type: ignore[attr-defined]
         return read_key
     if path.root == "input" and steps is not None:
         find = path.find
@@ -315,7 +334,14 @@ def _format_special(name: str, nodes: tuple[Node, ...]) -> Callable[[list[Any]],
         return None
     if len(parts) == 3:  # one {}: the usual template
         head, tail = parts[0] or "", parts[2] or ""  # both text: one None, in the middle
-        return lambda args: head + to_java_string(args[1]) + tail
+
+        def format_one(args: list[Any]) -> str:
+            value = args[1]
+            if type(value) is int:  # to_java_string's integer case, inline (a bool is not one)
+                return head + str(value) + tail
+            return head + to_java_string(value) + tail
+
+        return format_one
 
     def format_(args: list[Any]) -> str:
         values = iter(args[1:])

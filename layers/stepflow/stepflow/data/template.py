@@ -33,16 +33,26 @@ class TemplateSyntaxError(ValueError):
 class Template:
     """A compiled payload template."""
 
-    __slots__ = ("_evaluate", "raw")
+    __slots__ = ("_evaluate", "_parts", "raw")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self._evaluate = _compile(raw, "")
+        # an object with a dynamic field: its parts, built here without the builder's call
+        self._parts: tuple[tuple[str, Evaluator], ...] | None = getattr(
+            self._evaluate, "parts", None
+        )
 
     def evaluate(self, scope: Scope) -> Any:
         """Build the payload; raises :class:`StatesError` when a path or call fails."""
         scope.budget.start_expression()
-        return self._evaluate(scope)
+        parts = self._parts
+        if parts is None:
+            return self._evaluate(scope)
+        built = {}  # _compile's build, inline (the usual template: an object)
+        for key, fn in parts:
+            built[key] = fn(scope)
+        return built
 
     def __repr__(self) -> str:
         return f"Template({self.raw!r})"
@@ -122,6 +132,7 @@ def _compile(raw: Any, pointer: str) -> Evaluator:
                 built[key] = fn(scope)
             return built
 
+        build.parts = tuple(parts)  # type: ignore[attr-defined]
         return build
     if isinstance(raw, list):
         items = [_compile(v, f"{pointer}/{i}") for i, v in enumerate(raw)]

@@ -87,11 +87,22 @@ def variables(d: EvalContext, frame: Frame) -> Mapping[str, Any]:
 
 def scope(d: EvalContext, frame: Frame, value: Any, **context: Any) -> Scope:
     """A JSONPath scope: ``$`` is ``value``, with the context object and variables."""
+    if not context:
+        return state_scope(d, frame, value)
     if frame.parent is None and not d.state.outer_variables:  # variables(), the usual case
         visible: Mapping[str, Any] = frame.variables
     else:
         visible = variables(d, frame)
     return Scope(value, lambda: d.context(frame, **context), visible, d.time_budget)
+
+
+def state_scope(d: EvalContext, frame: Frame, value: Any) -> Scope:
+    """:func:`scope` with the state's own context object (no extra fields: the hot path)."""
+    if frame.parent is None and not d.state.outer_variables:  # variables(), the usual case
+        visible: Mapping[str, Any] = frame.variables
+    else:
+        visible = variables(d, frame)
+    return Scope(value, lambda: d.context(frame), visible, d.time_budget)
 
 
 def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:

@@ -271,12 +271,20 @@ class Decider(Transitions):
     # --- the run loop -------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run ready frames until all block or the budget is spent."""
+        """Run ready frames until all block or the budget is spent.
+
+        Each ready frame enters (or, after a retry delay, re-runs) the state it is at;
+        the entering is done here, in the loop, without a call per state.
+        """
         s = self.state
         budget = self.time_budget
         # start_expression then check: in one call where the budget has it (ClockBudget)
         start_state = getattr(budget, "start_state", None)
-        while s.ready and s.status == "RUNNING":
+        frames, ready = s.frames, s.ready
+        machines = self.definition.machines
+        compact, max_events, append = self.compact, self.max_events, self.events.append
+        runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
+        while ready and s.status == "RUNNING":
             if self.transitions >= self.budget:
                 self.commands.append(ContinueLater())
                 return
@@ -285,57 +293,53 @@ class Decider(Transitions):
             else:
                 budget.start_expression()
                 budget.check()
-            frame = s.frames.get(s.ready.pop())
-            if frame is not None and frame.phase == "ready":
-                self.step(frame)
-
-    def step(self, frame: Frame) -> None:
-        """Enter (or, after a retry delay, re-run) the state ``frame`` is at."""
-        node = self.definition.machines[frame.machine].states[frame.state]  # self.node, inline
-        if frame.rerun:
-            frame.rerun = False
-        else:
-            self.transitions += 1
-            frame.entered_time = self.now_iso
-            retry = getattr(node, "retry", None)  # only states that can fail have one
-            frame.retries = (0,) * len(retry) if retry else ()
-            frame.retry_count = 0
-            value, last = frame.input, self._text
-            text = last[1] if last is not None and last[0] is value else self.text(value)
-            s = self.state
-            event_id = s.next_event_id
-            if (
-                self.compact
-                and not frame.silent
-                and (self.max_events is None or event_id - s.effect_events < self.max_events)
-            ):  # emit_state's compact event under the cap, inline (the hot path)
-                s.next_event_id = event_id + 1
-                self.events.append(
-                    (
-                        event_id,
-                        frame.prev_id,
-                        self.now,
+            frame = frames.get(ready.pop())
+            if frame is None or frame.phase != "ready":
+                continue
+            node = machines[frame.machine].states[frame.state]  # self.node, inline
+            if frame.rerun:
+                frame.rerun = False
+            else:
+                self.transitions += 1
+                frame.entered_time = now_iso
+                retry = getattr(node, "retry", None)  # only states that can fail have one
+                frame.retries = (0,) * len(retry) if retry else ()
+                frame.retry_count = 0
+                value, last = frame.input, self._text
+                text = last[1] if last is not None and last[0] is value else self.text(value)
+                event_id = s.next_event_id
+                if (
+                    compact
+                    and not frame.silent
+                    and (max_events is None or event_id - s.effect_events < max_events)
+                ):  # emit_state's compact event under the cap, inline (the hot path)
+                    s.next_event_id = event_id + 1
+                    append(
+                        (
+                            event_id,
+                            frame.prev_id,
+                            now,
+                            ENTERED[node.type],
+                            "stateEnteredEventDetails",
+                            node.name,
+                            "input",
+                            text,
+                        )
+                    )
+                    frame.prev_id = frame.entered_id = event_id
+                else:
+                    frame.entered_id = self.emit_state(
+                        frame,
                         ENTERED[node.type],
                         "stateEnteredEventDetails",
                         node.name,
                         "input",
                         text,
                     )
-                )
-                frame.prev_id = frame.entered_id = event_id
-            else:
-                frame.entered_id = self.emit_state(
-                    frame,
-                    ENTERED[node.type],
-                    "stateEnteredEventDetails",
-                    node.name,
-                    "input",
-                    text,
-                )
-        try:
-            (_RUNNERS.get(node.__class__) or _runner(node))(self, frame, node)
-        except StatesError as exc:
-            self.state_error(frame, node, exc)
+            try:
+                (runners.get(node.__class__) or _runner(node))(self, frame, node)
+            except StatesError as exc:
+                self.state_error(frame, node, exc)
 
 
 def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:

@@ -28,7 +28,7 @@ def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
     if path is not None and path.steps == () and path.root == "input":  # "$": effective_input
         result = frame.input  # of it, inline on the hot path
         if template is not None:
-            result = template.evaluate(dataflow.scope(d, frame, result))
+            result = template.evaluate(dataflow.state_scope(d, frame, result))
     else:
         result = dataflow.effective_input(d, frame, node, template=template)
     if node.result is not MISSING:
@@ -38,8 +38,18 @@ def run_pass(d: StepContext, frame: Frame, node: PassState) -> None:
         # dataflow.result_output of a Pass (no ResultSelector) with neither Assign nor an
         # OutputPath, inline on the hot path; a ResultPath of "$" places the result whole
         into = node.result_path
-        whole = into is not None and into.steps == () and into.root == "input"
-        d.exit_state(frame, node, result if whole else place(into, frame.input, result))
+        if into is None or into.root != "input":
+            d.exit_state(frame, node, place(into, frame.input, result))
+            return
+        steps, raw = into.steps, frame.input
+        if steps == ():  # a ResultPath of "$" places the result whole
+            output = result
+        elif steps is not None and len(steps) == 1 and type(raw) is dict and type(steps[0]) is str:
+            output = dict(raw)  # place of a one-key path into an object (Path.put's), inline
+            output[steps[0]] = result
+        else:
+            output = place(into, raw, result)
+        d.exit_state(frame, node, output)
         return
     output, assigned = dataflow.result_output(d, frame, node, result)
     d.exit_state(frame, node, output, assigned=assigned)
@@ -60,7 +70,7 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
         effective = frame.input  # dataflow.effective_input of "$", inline
     else:
         effective = dataflow.effective_input(d, frame, node)
-    jsonpath_scope = None if jsonata else dataflow.scope(d, frame, effective)
+    jsonpath_scope = None if jsonata else dataflow.state_scope(d, frame, effective)
     d.time_budget.start_expression()  # JSONPath rules share one; each JSONata Condition has its own
     for rule in node.choices:
         if isinstance(rule.condition, JSONataCondition):
@@ -69,6 +79,17 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
             assert jsonpath_scope is not None
             matched = (rule.test or rule_test(rule))(jsonpath_scope)
         if matched:
+            path = node.output_path
+            if (
+                node.assign is None
+                and rule.assign is None
+                and not jsonata
+                and path is not None
+                and path.steps == ()
+                and path.root == "input"
+            ):  # passthrough_output's result (no Assign, an OutputPath of "$"), inline
+                d.exit_state(frame, node, effective, next_state=rule.next)
+                return
             # The state-level Output applies unless the rule has its own; the
             # state-level Assign applies whichever rule matches (the rule's wins a clash).
             output = node.output if rule.output is MISSING else rule.output
@@ -77,11 +98,6 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
                 if node.assign is None and rule.assign is None
                 else {**(node.assign or {}), **(rule.assign or {})} or None
             )
-            path = node.output_path
-            whole = path is not None and path.steps == () and path.root == "input"
-            if whole and assign is None and not jsonata:  # passthrough_output's result, inline
-                d.exit_state(frame, node, effective, next_state=rule.next)
-                return
             output, assigned = dataflow.passthrough_output(
                 d, frame, node, effective, output=output, assign=assign
             )

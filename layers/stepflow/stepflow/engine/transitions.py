@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from orjson import dumps as json_bytes
+
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.base import State
 from stepflow.data.budget import UNLIMITED, Budget
@@ -232,7 +234,10 @@ class Transitions:
         last = self._text
         if last is not None and last[0] is value:
             return last[1]
-        text = dumps(value)
+        try:  # serialize.dumps, its usual case inline
+            text = json_bytes(value).decode()
+        except TypeError:
+            text = dumps(value)
         self._text = (value, text)
         return text
 
@@ -301,7 +306,10 @@ class Transitions:
         if last is not None and last[0] is output:
             text = last[1]
         else:
-            text = dumps(output)
+            try:  # serialize.dumps, its usual case inline (the hot path)
+                text = json_bytes(output).decode()
+            except TypeError:
+                text = dumps(output)
             self._text = (output, text)
         limit = self.max_payload
         if limit is not None and len(text) * 3 > limit:  # see over_payload_limit

@@ -15,6 +15,7 @@ import bisect
 import copy
 import operator
 from collections.abc import Sequence
+from itertools import compress, repeat
 from typing import Any, NamedTuple
 
 import orjson
@@ -43,15 +44,25 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
     """A commit's events as stored (raises :class:`UnstorableValueError` as a store refuses)."""
     if not events:
         return []
-    dicts = [event for event in events if isinstance(event, dict)]
-    if len(dicts) == len(events):
-        return [(_encoded(dicts), len(events))]
-    if dicts:
-        compact: Sequence[CompactEvent] = [e for e in events if not isinstance(e, dict)]
+    kinds = set(map(type, events))
+    if kinds == {tuple}:  # the usual commit of a run of Pass and Choice states: compact only
+        dicts: list[dict[str, Any]] = []
+        compact: Sequence[CompactEvent] = events  # type: ignore[assignment]
+        layout: tuple[CompactEvent | None, ...] = tuple(events)  # type: ignore[arg-type]
+    elif kinds == {tuple, dict}:  # a few dict events among them: the split made in C
+        is_dict = list(map(operator.is_, map(type, events), repeat(dict)))
+        dicts = list(compress(events, is_dict))  # type: ignore[arg-type]
+        compact = list(compress(events, map(operator.not_, is_dict)))  # type: ignore[arg-type]
+        places: list[CompactEvent | None] = list(events)  # type: ignore[arg-type]
+        for index in compress(range(len(places)), is_dict):
+            places[index] = None
+        layout = tuple(places)
+    else:
+        dicts = [event for event in events if isinstance(event, dict)]
+        if len(dicts) == len(events):
+            return [(_encoded(dicts), len(events))]
+        compact = [e for e in events if not isinstance(e, dict)]
         layout = tuple(None if isinstance(e, dict) else e for e in events)
-    else:  # the usual commit of a run of Pass and Choice states: compact events only
-        compact = events  # type: ignore[assignment]
-        layout = tuple(events)  # type: ignore[arg-type]
     # names and texts scanned in C; an event is looked at only if one of them is not ASCII
     if not (
         all(map(str.isascii, map(_NAME, compact))) and all(map(str.isascii, map(_TEXT, compact)))
