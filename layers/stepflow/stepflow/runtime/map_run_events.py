@@ -36,7 +36,7 @@ def apply_event(
         reports = [(position, status) for position, status in body.get("done") or []]
     for child_id, status in reports:
         if status == NOT_STARTED:
-            _not_started(runs, key, head, str(child_id), body.get("attempt"), outbox)
+            _not_started(runs, key, head, str(child_id), body.get("attempt"), outbox, progress)
             continue
         if kind == "ChildFinished" and (
             str(child_id) in head.stale or str(child_id) in head.restarted
@@ -66,9 +66,14 @@ def apply_event(
             cancelled(head)
     elif kind == "StartMapRun":
         tombstone = not head.state_machine_arn  # cancelled before it started
-        if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
+        if (
+            message_id != head.start_message
+            and head.status in UNSUCCESSFUL
+            and not tombstone
+            and generation > head.parent_redrive  # else an earlier start, redelivered late
+        ):
             _redrive(head, message_id, now)
-            head.parent_redrive = int(body.get("parent_redrive") or head.parent_redrive)
+            head.parent_redrive = generation
         elif head.status == "RUNNING" and generation > head.parent_redrive and not tombstone:
             # The parent was stopped and redriven before this run heard the stop (queues
             # reorder): the run goes on, for the redriven parent, and ends reporting to it.
@@ -89,6 +94,7 @@ def _not_started(
     position: str,
     attempt: Any,
     outbox: list[Message],
+    progress: list[list[Any]],
 ) -> None:
     """A child (or EXPRESS batch item) that never started because its run had ended.
 
@@ -99,8 +105,26 @@ def _not_started(
     redrive, for a position the redrive started again (not stale), is stale itself.
     """
     stale = position in head.stale
+    if head.status == "RUNNING" and not stale:
+        return  # the run runs: the answer is to a start of an attempt before (with or
+        # without "attempt", as before the upgrade); its refill settles the position
     if attempt is not None and int(attempt) < head.redrive_count and not stale:
         return
+    if stale and head.status == "RUNNING" and position in head.running:
+        child = runs.log.get(child_execution_arn(head.map_run_arn, int(position)))
+        if child is not None and child.status == "RUNNING":
+            return  # a duplicate start's answer: the other copy started it, its report tells
+        generation = -1 if child is None else int(child.state.get("redrive_count") or 0)
+        if child is not None and child.status == "SUCCEEDED":
+            if generation > head.restarted.get(position, -1):  # a success of its own run
+                head.stale.remove(position)
+                head.restarted.pop(position, None)
+                count = head.running.pop(position)
+                head.done["SUCCEEDED"] += 1
+                head.done_items["SUCCEEDED"] += count
+                if head.inline:
+                    progress.append(["Succeeded", int(position)])
+                return
     before = head.restarted.pop(position, None)
     if stale:
         head.stale.remove(position)
@@ -208,3 +232,5 @@ def _redrive(head: RunHead, message_id: str, now: float) -> None:
     head.next = 0
     if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
         head.stale = sorted(set(head.stale) | set(head.running), key=int)
+        for position in head.running:  # started afresh: its run is its first (see advance)
+            head.restarted.setdefault(position, -1)
