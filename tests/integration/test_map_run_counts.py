@@ -463,3 +463,40 @@ def test_the_first_start_redelivered_after_the_redrive_does_not_redrive_the_run_
     assert finished(drain(s, bus)) == []
     assert head(log).redrive_count == 1 and head(log).status == "FAILED"
     assert s.calls[repr("bad")] == 2  # type: ignore[attr-defined]
+
+
+def test_a_child_start_of_the_attempt_before_does_not_run_the_child_behind_the_run(
+    log: RacingLog,
+) -> None:
+    """The first redrive's Redrive of child 1, delivered again during the second redrive
+    (before its refill reaches child 1), ran child 1 again behind the run's back: the
+    refill found it SUCCEEDED, took it for a success of a run before and never counted it
+    (found by the fuzz, seed 3133). Now the run answers it NOT_STARTED, and ignores that."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    items: list[Any] = ["bad", "bad"]
+    bus.send(start_message(items, max_concurrency=1, tolerated_count=1))
+    drain(s, bus)
+    assert head(log).status == "FAILED"
+    bus.send(redrive_message(items))
+    deliver(s, bus, take(bus, type="StartMapRun"))
+    deliver(s, bus, [m for m in bus.receive_batch(100) if m.kind == "child"])  # child 0 fails
+    deliver(s, bus, take(bus, type="ChildFinished"))
+    [restart] = [m for m in bus.receive_batch(100) if m.kind == "child"]  # child 1 again
+    assert restart.body["position"] == 1 and restart.body["redrive"]
+    drain(s, bus)
+    assert head(log).status == "FAILED" and head(log).redrive_count == 1
+    original = support.work
+    try:
+        support.work = lambda n: 0  # type: ignore[assignment]
+        bus.send(redrive_message(items, seq=9, parent_redrive=2))
+        deliver(s, bus, take(bus, type="StartMapRun"))
+        deliver(s, bus, [restart])  # the first redrive's Redrive of child 1, again
+        deliver(s, bus, take(bus, type="ChildFinished"))
+        done = finished(drain(s, bus))
+    finally:
+        support.work = original
+    assert [d["status"] for d in done if d["parent_redrive"] == 2] == ["SUCCEEDED"], done
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 2
+    assert [c.state["redrive_count"] for c in children(log)] == [2, 2]
