@@ -43,7 +43,8 @@ def main() -> int:
     print(f"outcomes:     {dict(outcomes)}")
     print(f"broken seeds: {broken}")
     print(f"wall time:    {elapsed:.1f} s")
-    print(f"reproduce: .venv/bin/python bench/map_run_fuzz.py --seeds {args.seeds} --first {args.first}")
+    command = ".venv/bin/python bench/map_run_fuzz.py"
+    print(f"reproduce: {command} --seeds {args.seeds} --first {args.first}")
     return 1 if broken else 0
 
 

@@ -278,10 +278,13 @@ def _revives(record: ExecutionRecord, start: Message) -> bool:
 
 
 def _current(run: dict[str, Any], body: dict[str, Any]) -> bool:
-    """Whether a ``child`` message may start (or run again) its child: its run runs, and
-    it is of the run's current attempt (a start from before a redrive, delivered late,
-    would run the child again behind the redriven run's back: the redrive's refill, or
-    the NOT_STARTED answer for a position still running from before, decides)."""
+    """Whether a ``child`` message may start (or run again) its child.
+
+    Its run must run, and the message be of the run's current attempt: a start from
+    before a redrive, delivered late, would run the child again behind the redriven
+    run's back (the redrive's refill, or the NOT_STARTED answer for a position still
+    running from before, decides).
+    """
     if run.get("status") != "RUNNING":
         return False
     attempt = body.get("attempt")
