@@ -99,7 +99,9 @@ def test_a_redrive_checks_the_results_100_a_request(client: CountingClient) -> N
     [failed] = finished(drain(s, bus))
     assert failed["status"] == "FAILED"
     client.calls.clear()
-    bus.send(start_message(items, seq=7, execution_type="EXPRESS"))  # the parent's redrive
+    bus.send(
+        start_message(items, seq=7, parent_redrive=1, execution_type="EXPRESS")
+    )  # the parent's redrive
     [again] = finished(drain(s, bus))
     assert again["status"] == "FAILED"  # "bad" fails again; the rest is not run again
     assert s.calls[repr("bad")] == 2  # type: ignore[attr-defined]

@@ -120,10 +120,12 @@ def spec(items: list[Any] | None, **fields: Any) -> dict[str, Any]:
     return base
 
 
-def start_message(items: list[Any] | None, seq: int = 1, **fields: Any) -> Message:
-    """The parent's outbox message that starts the run."""
+def start_message(
+    items: list[Any] | None, seq: int = 1, parent_redrive: int = 0, **fields: Any
+) -> Message:
+    """The parent's outbox message that starts the run (its redrive: ``parent_redrive`` > 0)."""
     command = StartMapRun(RUN_ID, spec(items, **fields))
-    return map_run_message(PARENT, f"{PARENT}#{seq}#0", command, REVISION)
+    return map_run_message(PARENT, f"{PARENT}#{seq}#0", command, REVISION, parent_redrive)
 
 
 def cancel_message(seq: int = 9) -> Message:
@@ -180,11 +182,12 @@ def finished(to_parent: list[Message]) -> list[dict[str, Any]]:
 
 
 def children(log: Any) -> Iterator[ExecutionRecord]:
-    """The run's child executions in the log."""
-    for position in range(1_000_000):
+    """The run's child executions in the log, every one (a position never started skipped)."""
+    run = log.get(KEY)
+    total = int(run.state.get("children") or 0) if run is not None else 0
+    for position in range(total):
         record = log.get(
             f"arn:aws:states:us-east-1:123456789012:execution:Batch/Each:{RUN_ID}-{position}"
         )
-        if record is None:
-            return
-        yield record
+        if record is not None:
+            yield record

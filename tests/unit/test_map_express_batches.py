@@ -346,7 +346,7 @@ def test_a_stale_batch_delivered_again_after_a_redrive_does_not_count_its_old_re
     # runs, the first batch's message is delivered again
     broken[0] = False
     bus.now = 10.0
-    bus.send(start_message(items, seq=7, execution_type="EXPRESS"))
+    bus.send(start_message(items, seq=7, parent_redrive=1, execution_type="EXPRESS"))
     restart = bus.receive_batch(1)
     s.handle_batch(restart)
     bus.ack(restart[0])

@@ -245,7 +245,9 @@ def test_redrive_runs_only_the_unsuccessful_and_unstarted_items() -> None:
     original = support.work
     try:
         support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
-        bus.send(start_message(items, seq=7, max_concurrency=1))  # the parent's redrive
+        bus.send(
+            start_message(items, seq=7, parent_redrive=1, max_concurrency=1)
+        )  # the parent's redrive
         succeeded = [d for d in finished(drain(s, bus)) if d["status"] == "SUCCEEDED"]
     finally:
         support.work = original

@@ -58,7 +58,9 @@ def test_a_redrive_after_the_cancel_runs_every_item_once(express: Counter[Any]) 
     bus.ack(first[0])
     cancel_first(s, bus)
     drain(s, bus)
-    bus.send(start_message(items, seq=7, execution_type="EXPRESS"))  # the parent's redrive
+    bus.send(
+        start_message(items, seq=7, parent_redrive=1, execution_type="EXPRESS")
+    )  # the parent's redrive
     [done] = finished(drain(s, bus))
     assert done["status"] == "SUCCEEDED"
     assert done["output"] == [{"r": n} for n in items]

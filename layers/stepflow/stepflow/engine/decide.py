@@ -171,6 +171,8 @@ class Decider(Transitions):
             if ref is not None:
                 self.timer_fired(event.timer_id, *ref)
         elif isinstance(event, Stop):
+            if event.redrive is not None and event.redrive < s.redrive_count:
+                return  # aimed at the run before a redrive: stale
             self.end_execution("ABORTED", "ExecutionAborted", event.error, event.cause)
         elif isinstance(event, Fail):
             if not s.frames:  # failed before its first decision could be stored

@@ -275,10 +275,16 @@ class TimerFired:
 
 @dataclass(frozen=True, slots=True)
 class Stop:
-    """StopExecution: abort with an optional error and cause."""
+    """StopExecution: abort with an optional error and cause.
+
+    ``redrive``, when set, is the execution's redrive count the stop is aimed at (a map
+    run stopping a child it started or ran again): a stop aimed at an earlier run of a
+    since-redriven execution is stale and changes nothing.
+    """
 
     error: str | None = None
     cause: str | None = None
+    redrive: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

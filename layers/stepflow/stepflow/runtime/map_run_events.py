@@ -36,7 +36,7 @@ def apply_event(
         reports = [(position, status) for position, status in body.get("done") or []]
     for child_id, status in reports:
         if status == NOT_STARTED:
-            _not_started(runs, key, head, str(child_id), body.get("attempt"), outbox)
+            _not_started(runs, key, head, str(child_id), body.get("attempt"), outbox, progress)
             continue
         if kind == "ChildFinished" and (
             str(child_id) in head.stale or str(child_id) in head.restarted
@@ -66,9 +66,14 @@ def apply_event(
             cancelled(head)
     elif kind == "StartMapRun":
         tombstone = not head.state_machine_arn  # cancelled before it started
-        if message_id != head.start_message and head.status in UNSUCCESSFUL and not tombstone:
+        if (
+            message_id != head.start_message
+            and head.status in UNSUCCESSFUL
+            and not tombstone
+            and generation > head.parent_redrive  # else an earlier start, redelivered late
+        ):
             _redrive(head, message_id, now)
-            head.parent_redrive = int(body.get("parent_redrive") or head.parent_redrive)
+            head.parent_redrive = generation
         elif head.status == "RUNNING" and generation > head.parent_redrive and not tombstone:
             # The parent was stopped and redriven before this run heard the stop (queues
             # reorder): the run goes on, for the redriven parent, and ends reporting to it.
@@ -89,17 +94,24 @@ def _not_started(
     position: str,
     attempt: Any,
     outbox: list[Message],
+    progress: list[list[Any]],
 ) -> None:
     """A child (or EXPRESS batch item) that never started because its run had ended.
 
     It leaves the window uncounted; if a redrive runs the run again meanwhile, the
-    position (stale: it was in the window) starts now. A STANDARD child is kept in
-    ``not_started``: this may be the answer to a duplicate of its start, the other copy
-    having started it (see :func:`_late_report`). The answer to a start from before a
-    redrive, for a position the redrive started again (not stale), is stale itself.
+    position (stale: it was in the window) starts now, unless the child's record settles
+    it (:func:`_told_by_record`). A STANDARD child is kept in ``not_started``: this may be
+    the answer to a duplicate of its start, the other copy having started it (see
+    :func:`_late_report`). A running run refuses no start of its own attempt, so while it
+    runs the answer for a position not stale is to an earlier attempt's start (with or
+    without its ``attempt``): its refill settles the position, the answer is ignored.
     """
     stale = position in head.stale
+    if head.status == "RUNNING" and not stale:
+        return
     if attempt is not None and int(attempt) < head.redrive_count and not stale:
+        return
+    if stale and head.status == "RUNNING" and _told_by_record(runs, head, position, progress):
         return
     before = head.restarted.pop(position, None)
     if stale:
@@ -122,6 +134,34 @@ def _not_started(
         head.restarted[position] = int(child.state.get("redrive_count") or 0)
     message_id = f"{key}#child/{position}#{head.redrive_count}"
     outbox.append(Message(arn, message_id, "child", body))
+
+
+def _told_by_record(runs: MapRuns, head: RunHead, position: str, progress: list[list[Any]]) -> bool:
+    """Whether a stale position's NOT_STARTED answer, its run running, is settled by its record.
+
+    Else the child is run again.
+
+    The answer may be to a duplicate of a start the other copy carried out: a running
+    child reports its end (the answer is ignored); a child that succeeded in its own run
+    (a later end than the one it had when run again) is counted now, its report then
+    finding it nowhere. Restarting either would be a Redrive that does nothing, while
+    its real report would be taken for the end before.
+    """
+    child = runs.log.get(child_execution_arn(head.map_run_arn, int(position)))
+    if child is not None and child.status == "RUNNING":
+        return True
+    if child is None or child.status != "SUCCEEDED":
+        return False
+    if int(child.state.get("redrive_count") or 0) <= head.restarted.get(position, -1):
+        return False  # the success before it was run again: cannot be (it would not run)
+    head.stale.remove(position)
+    head.restarted.pop(position, None)
+    count = head.running.pop(position)
+    head.done["SUCCEEDED"] += 1
+    head.done_items["SUCCEEDED"] += count
+    if head.inline:
+        progress.append(["Succeeded", int(position)])
+    return True
 
 
 def _redriven_report(
@@ -208,3 +248,5 @@ def _redrive(head: RunHead, message_id: str, now: float) -> None:
     head.next = 0
     if head.execution_type != "EXPRESS":  # an EXPRESS batch is never stopped
         head.stale = sorted(set(head.stale) | set(head.running), key=int)
+        for position in head.running:  # started afresh: its run is its first (see advance)
+            head.restarted.setdefault(position, -1)

@@ -48,7 +48,12 @@ def advance(
             if head.inline and head.status == "FAILED":
                 progress.append(["Aborted", int(position)])
             arn = child_execution_arn(head.map_run_arn, int(position))
-            outbox.append(Message(arn, f"{key}#stop/{position}", "event", {"type": "Stop"}))
+            # Aimed at the child's run the head knows (a Stop of this attempt, delivered
+            # late, must not abort the child a later redrive runs again).
+            redrive = head.restarted.get(position, -1) + 1
+            stop = {"type": "Stop", "redrive": redrive}
+            stop_id = f"{key}#stop/{position}#{head.redrive_count}"
+            outbox.append(Message(arn, stop_id, "event", stop))
         head.stopping = False
         return
     if head.status != "RUNNING":
@@ -125,6 +130,8 @@ def _settle_late(
     if child.status == "RUNNING":
         head.running[position] = count
         head.stale.append(position)
+        # Its run is the one it had (a stop is aimed at it; an earlier end is not counted).
+        head.restarted[position] = int(child.state.get("redrive_count") or 0) - 1
         return True
     if child.status == "SUCCEEDED":
         head.done["SUCCEEDED"] += 1

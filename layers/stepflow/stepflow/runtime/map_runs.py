@@ -109,8 +109,9 @@ class MapRuns:
     ) -> Start | Redrive | None:
         """Create the child execution of a ``child`` message of a run (once); its event.
 
-        None if the run ended (stopped, failed) before the child started: the child is
-        not started, and the run hears it never will be (``NOT_STARTED``). ``runs``
+        None if the run ended (stopped, failed) before the child started, or the message
+        is of the run's attempt before a redrive: the child is not started (or run
+        again), and the run hears it never will be (``NOT_STARTED``). ``runs``
         keeps the run heads read for one batch of deliveries: its child messages
         are checked against one read of their run's head, as if they came first.
         """
@@ -137,7 +138,7 @@ class MapRuns:
             run = runs[key]
         else:
             run = runs[key] = self.log.get(key)
-        if run is not None and run.state.get("status") != "RUNNING":
+        if run is not None and not _current(run.state, message.body):
             body = {"type": "ChildFinished", "child_id": str(position), "status": NOT_STARTED}
             if "attempt" in message.body:
                 body["attempt"] = message.body["attempt"]
@@ -274,3 +275,17 @@ def _revives(record: ExecutionRecord, start: Message) -> bool:
     tombstone = not head.get("state_machine_arn")
     later = int(start.body.get("parent_redrive") or 0) > int(head.get("parent_redrive") or 0)
     return tombstone and later
+
+
+def _current(run: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether a ``child`` message may start (or run again) its child.
+
+    Its run must run, and the message be of the run's current attempt: a start from
+    before a redrive, delivered late, would run the child again behind the redriven
+    run's back (the redrive's refill, or the NOT_STARTED answer for a position still
+    running from before, decides).
+    """
+    if run.get("status") != "RUNNING":
+        return False
+    attempt = body.get("attempt")
+    return attempt is None or int(attempt) >= int(run.get("redrive_count") or 0)
