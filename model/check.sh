@@ -23,10 +23,14 @@ cd "$work"
 #             lease expiry at any moment, redeliveries), each commits the result itself or
 #             falls back to the lease and a result message; 1 stepper, the repair job, an
 #             early delivery, 1 crash anywhere (no Stop/Redrive: the delivery scenario has them)
+#   group:    as runner, but Work is a Parallel of two Lambda tasks sent as ONE group message
+#             and claimed with ONE group lease; results committed in rounds (both, or one),
+#             each directly or through the fallback recorded on the group lease
 SCENARIOS=(
     "delivery|-DSTEPPERS=2 -DWORKERS=0|-DSTEPPERS=1 -DWORKERS=0 -DDUPS=0"
     "lease|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0 -DBEATS=0"
     "runner|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
+    "group|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
 )
 
 # run NAME MODE FLAGS...: MODE safety (assertions, invalid end states) or liveness (the LTL

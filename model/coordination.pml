@@ -11,6 +11,11 @@
  *             run by two task runners (runtime/runner_commit.py): claim its lease, invoke,
  *             then EITHER commit the result themselves (the direct commit, issue 18) OR
  *             the fallback: record it on the lease and send it to the transition queue
+ *   GroupRunner with -DRUNNER -DGROUP: Work is a Parallel of two Lambda tasks (tasks 1 and 2
+ *             of one commit), sent as ONE group message and claimed with ONE group lease
+ *             (runtime/runner_group.py): the open tasks run side by side, their results
+ *             are committed in rounds (together or one by one), each round directly or
+ *             through the fallback (recorded on the group lease, sent as result messages)
  *   RepairJob the outbox repair job
  *   World     time (timers fall due, leases run out) and the queues' faults
  * Every step names, in a comment, the runtime function it mirrors.
@@ -31,7 +36,7 @@
  *     pure function of the loaded record); the commit is another.
  *
  * Properties: the assertions (no task result, ActivityStarted or timer applied twice;
- * with RUNNER: a task invoked again only after a lease of it ran out;
+ * with RUNNER: a task invoked again only after a lease of it ran out (GROUP: the group's);
  * only the current lease holder's result is committed; SUCCEEDED only once every
  * transition was applied) and the LTL claim `ends`: every execution ends under weak
  * fairness (nothing is left RUNNING, so no transition is lost).
@@ -63,6 +68,9 @@
 #endif
 #ifndef RUNNERS
 #define RUNNERS  2   /* task runners racing on the tasks queue (with RUNNER) */
+#endif
+#ifndef GROUP
+#define GROUP    0   /* with RUNNER: Work is a Parallel of two tasks, one group message (GroupRunner) */
 #endif
 
 /* head status (runtime/ports.py ExecutionRecord.status) */
@@ -98,6 +106,15 @@ byte lexp[MAXRUN + 1];     /* expired hand-outs */
 bool lres[MAXRUN + 1];     /* TaskLease.result recorded (a queued task's, RUNNER) */
 byte lost[MAXRUN + 1];     /* leases that ran out while live */
 
+/* ---- GROUP: the two tasks of one commit, and their one group lease (runner_group.py) ---- */
+bool topen[3];             /* the head: task t's attempt is open (the Parallel's branch t) */
+byte gver;                 /* the group lease's version */
+bool glive;                /* held: until > now, not released */
+bool gres[3];              /* task t's result recorded on the group lease (the fallback) */
+bool gcom[3];              /* task t marked done on the group lease (by a later fallback) */
+byte glost;                /* times the group lease ran out while live */
+byte gq;                   /* the group message on the tasks queue */
+
 /* ---- queues ---- */
 byte tq[MAXRUN + 1];       /* TimerFired(run) messages on the transition queue */
 byte rq;                   /* repair messages on the transition queue */
@@ -126,7 +143,11 @@ byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
 #define take(c)     if :: c > 0 -> c-- :: else -> skip fi
 
 #define terminal    (status != RUNNING)
+#if GROUP
+#define task_open(a) (status == RUNNING && pos == AT_WORK && topen[a])
+#else
 #define task_open(a) (status == RUNNING && cur == a && pos == AT_WORK)
+#endif
 
 /* The commit's condition on seq (runtime/memory.py InMemoryLog.commit); the mutant drops it */
 #ifndef MUT_NOSEQ
@@ -136,8 +157,13 @@ byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
 #endif
 
 /* runtime/repair.py OutboxSender.flush: send every message of the outbox, in one step */
+#if GROUP
+#define send_task(r) put(gq)   /* the commit's tasks: one group message (OutboxSender.flush) */
+#else
+#define send_task(r) put(aq[r])
+#endif
 #define send_outbox(ob, r) \
-    if :: (ob) & OB_TASK -> put(aq[r]) :: else -> skip fi; \
+    if :: (ob) & OB_TASK -> send_task(r) :: else -> skip fi; \
     if :: (ob) & OB_TIMER -> put(tq[r]) :: else -> skip fi
 
 /* runtime/memory.py InMemoryLog.clear_outbox: only if the head is still at seq s */
@@ -178,7 +204,8 @@ active proctype Api()
     :: true -> skip
     fi;
     atomic {   /* InMemoryLog.create: Start decided, the RunTask in the outbox */
-        created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK
+        created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK;
+        topen[1] = GROUP; topen[2] = GROUP
     }
     if
     :: atomic { crashes > 0 -> crashes-- }; goto gone   /* the StartExecution send is lost */
@@ -293,17 +320,34 @@ retry:
             seq++; status = SUCCEEDED; pos = AT_END; outbox = 0;
             fired_ev[id]++;
             assert(fired_ev[id] == 1);                        /* no transition twice */
-            assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)) /* none lost */
+            assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)); /* none lost */
+            assert(!GROUP || (result_ev[1] == 1 && result_ev[2] == 1))
+#if GROUP
+        :: on_seq(ls) && res > 0 ->  /* a branch's result; both in -> the Wait: its timer */
+            seq++; topen[res] = false; ls = seq;
+            if
+            :: !topen[1] && !topen[2] -> pos = AT_PAUSE; passed = res; outbox = OB_TIMER
+            :: else -> outbox = 0
+            fi;
+            lob = outbox;
+            result_ev[res]++;
+            assert(result_ev[res] == 1)                        /* no task result twice */
+#else
         :: on_seq(ls) && res > 0 ->  /* the task's result -> the Wait: its timer */
             seq++; pos = AT_PAUSE; passed = res; outbox = OB_TIMER; ls = seq;
             result_ev[res]++;
             assert(result_ev[res] == 1)                        /* no task result twice */
+#endif
         :: else -> goto retry                        /* ConflictError: reload, decide again */
         fi
     };
     if
     :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the send */
+#if GROUP
+    :: res > 0 -> atomic { send_outbox(lob, 1); clear_outbox(ls) }; goto end_idle
+#else
     :: res > 0 -> atomic { send_outbox(OB_TIMER, res); clear_outbox(ls) }; goto end_idle
+#endif
     :: else -> goto end_idle                    /* the timer's outbox is empty: ack */
     fi;
 redeliver:
@@ -406,6 +450,136 @@ recorded:
     atomic { put(resq[a]) };                     /* the result message (a duplicate's: again) */
 ack:
     atomic { take(aq[a]) };
+    goto end_idle
+}
+
+/* the runner Lambda with GROUP -> runtime/runner_group.py: the group message of one commit's
+ * two tasks. It stays on the tasks queue until acknowledged; any runner may receive it at
+ * any moment, as often as it likes (duplicates, redeliveries, a crashed runner's). */
+proctype GroupRunner(byte me)
+{
+    byte v, ls, lob;
+    bool o1, o2;     /* open in the head when the runner looked */
+    bool r1, r2;     /* ran under this claim, result neither committed nor recorded yet */
+    bool c1, c2;     /* this round's results */
+    bool d1, d2;     /* ended under this claim: committed, or found closed when committing */
+    bool go;
+
+end_idle:
+    atomic { v = 0; ls = 0; lob = 0; o1 = false; o2 = false; r1 = false; r2 = false;
+             c1 = false; c2 = false; d1 = false; d2 = false; go = false };
+end_wait:
+    gq > 0;
+    /* GroupRun.open_members: one head read; closed members are dropped */
+    atomic {
+        o1 = task_open(1); o2 = task_open(2);
+        if
+        :: !o1 && !o2 ->
+            /* all closed: re-send a pending outbox (a runner died after its commit), ack */
+            if
+            :: outbox != 0 -> send_outbox(outbox, cur); clear_outbox(seq)
+            :: else -> skip
+            fi;
+            take(gq); goto end_idle
+        :: else -> skip
+        fi
+    };
+    /* leases.claim_group: busy while live; else taken (again), its recorded results kept.
+     * One step with what follows: the recorded results of open members are sent again,
+     * not run (a fallback whose send was lost), and the others are invoked side by side
+     * (TaskRuns.invoke). A crash in between is the crash after the invokes below. */
+    atomic {
+        if
+        :: glive -> goto end_idle             /* TaskLeaseHeldError: delivered again later */
+        :: else -> gver++; glive = true; v = gver;
+            r1 = o1 && !gres[1] && !gcom[1]; r2 = o2 && !gres[2] && !gcom[2];
+            if :: o1 && gres[1] -> put(resq[1]) :: else -> skip fi;
+            if :: o2 && gres[2] -> put(resq[2]) :: else -> skip fi;
+            if :: r1 -> invoked[1]++; assert(invoked[1] <= 1 + glost) :: else -> skip fi;
+            if :: r2 -> invoked[2]++; assert(invoked[2] <= 1 + glost) :: else -> skip fi;
+            o1 = false; o2 = false
+        fi
+    };
+rounds:
+    /* _Groups._flush: what has ended is committed in rounds: both together, or one by one
+     * (task 1 first: the two tasks are symmetric) */
+    if
+    :: !r1 && !r2 -> goto ack
+    :: r1 -> c1 = true; r1 = false
+    :: !r1 && r2 -> c2 = true; r2 = false
+    :: r1 && r2 -> c1 = true; c2 = true; r1 = false; r2 = false
+    fi;
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
+    :: true -> goto direct
+    :: true -> goto fallback          /* the invocation is out of time, or the table fails */
+    fi;
+direct:
+    /* _Groups._commit: only while the group lease is still ours and has not run out */
+    if
+    :: atomic { !(glive && gver == v) } -> goto fallback
+    :: else -> skip
+    fi;
+load:
+    atomic { ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2)) };
+    if
+    :: !go -> goto round_done          /* closed meanwhile: nothing to commit */
+    :: else -> skip
+    fi;
+    atomic {   /* InMemoryLog.commit of the round's results, conditional on seq */
+        if
+        :: on_seq(ls) ->
+            seq++; ls = seq;
+            if :: c1 && topen[1] -> topen[1] = false; result_ev[1]++; assert(result_ev[1] == 1)
+               :: else -> skip fi;
+            if :: c2 && topen[2] -> topen[2] = false; result_ev[2]++; assert(result_ev[2] == 1)
+               :: else -> skip fi;
+            if
+            :: !topen[1] && !topen[2] -> pos = AT_PAUSE; passed = 1; outbox = OB_TIMER
+            :: else -> outbox = 0
+            fi;
+            lob = outbox
+        :: !on_seq(ls) -> goto load
+        :: !on_seq(ls) -> goto fallback           /* conflicts exhausted */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send, unacknowledged */
+    :: true -> atomic { send_outbox(lob, 1); clear_outbox(ls) }
+    fi;
+    goto round_done;
+fallback:
+    /* GroupLease.record: the round's results on the group lease (only if still ours), with
+     * the members this claim committed before marked done, and the lease released once no
+     * member runs; then each result sent to the transition queue */
+    atomic {
+        if
+        :: gver == v ->
+            gver++; v = gver;
+            if :: c1 -> gres[1] = true :: else -> skip fi;
+            if :: c2 -> gres[2] = true :: else -> skip fi;
+            if :: d1 -> gcom[1] = true :: else -> skip fi;
+            if :: d2 -> gcom[2] = true :: else -> skip fi;
+            if   /* released complete: every member ended (or was closed at the head read) */
+            :: !r1 && !r2 -> glive = false; gcom[1] = true; gcom[2] = true
+            :: else -> skip
+            fi
+        :: else -> skip                          /* the lease moved on: its holder runs it */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+    :: true -> skip
+    fi;
+    atomic {
+        if :: c1 -> put(resq[1]) :: else -> skip fi;
+        if :: c2 -> put(resq[2]) :: else -> skip fi
+    };
+round_done:
+    atomic { d1 = d1 || c1; d2 = d2 || c2; c1 = false; c2 = false };
+    goto rounds;
+ack:
+    atomic { take(gq) };
     goto end_idle
 }
 
@@ -598,6 +772,7 @@ end_idle:
     do
     :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
     :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
+    :: atomic { glive -> glive = false; glost++ }            /* the group lease runs out */
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
     :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
@@ -611,7 +786,12 @@ init {
 #if STEPPERS > 1
         run Stepper();
 #endif
-#if RUNNER
+#if RUNNER && GROUP
+        run GroupRunner(1);
+#if RUNNERS > 1
+        run GroupRunner(2);
+#endif
+#elif RUNNER
         run Runner(1);
 #if RUNNERS > 1
         run Runner(2);
