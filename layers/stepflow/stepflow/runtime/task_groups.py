@@ -38,6 +38,7 @@ from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine.codec import decode_state
 from stepflow.runtime import leases
 from stepflow.runtime.leases import LeaseConflictError, TaskLease
+from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.task_runs import TaskLeaseHeldError
@@ -52,8 +53,18 @@ Plan = Literal["run", "resend", "skip"]
 
 
 def groupable(message: Message) -> bool:
-    """Whether a tasks-queue message may travel in a group (a task to run, not a poll or stop)."""
-    return message.kind == "task" and message.body.get("op") is None and "group" not in message.body
+    """Whether a tasks-queue message may travel in a group: a task to run.
+
+    Not a poll or a stop of a ``.sync`` job, nor a map run's EXPRESS batch.
+    """
+    body = message.body
+    return (
+        message.kind == "task"
+        and body.get("op") is None
+        and "task_id" in body
+        and "group" not in body
+        and not is_run_key(message.execution_arn)
+    )
 
 
 def group_tasks(messages: list[Message]) -> list[Message]:
