@@ -25,12 +25,17 @@ cd "$work"
 #             early delivery, 1 crash anywhere (no Stop/Redrive: the delivery scenario has them)
 #   group:    as runner, but Work is a Parallel of two Lambda tasks sent as ONE group message
 #             and claimed with ONE group lease; results committed in rounds (both, or one),
-#             each directly or through the fallback recorded on the group lease
+#             each directly or through the fallback recorded on the group lease. Safety with
+#             2 racing runners and no crash (with a crash it exceeds the 3 GB bound; a runner
+#             that dies is, for safety, one that stops for ever while the other takes its
+#             message: its states are all reached), and group-crash: 1 runner and 1 crash
+#             anywhere (its own redelivery); liveness with 1 runner and 1 crash ("-": skipped)
 SCENARIOS=(
     "delivery|-DSTEPPERS=2 -DWORKERS=0|-DSTEPPERS=1 -DWORKERS=0 -DDUPS=0"
     "lease|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0 -DBEATS=0"
     "runner|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
-    "group|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
+    "group|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0 -DDUPS=0 -DCRASHES=0|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
+    "group-crash|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0|-"
 )
 
 # run NAME MODE FLAGS...: MODE safety (assertions, invalid end states) or liveness (the LTL
@@ -62,12 +67,13 @@ run() {
 status=0
 if [ "${1:-}" = mutants ]; then
     # each mutant must be caught: a violation in safety or liveness of some scenario
-    for mutant in MUT_NOSEQ MUT_NOFENCE MUT_NOOUTBOX; do
+    for mutant in MUT_NOSEQ MUT_NOFENCE MUT_NOOUTBOX MUT_NOGROUPLEASE; do
         caught=no
         for scenario in "${SCENARIOS[@]}"; do
             IFS='|' read -r name safe live <<< "$scenario"
             for mode in safety liveness; do
                 flags=$safe; [ $mode = liveness ] && flags=$live
+                [ "$flags" = - ] && continue
                 # shellcheck disable=SC2086
                 if ! run "$name" "$mode" $flags -D$mutant > /dev/null; then
                     caught=yes
@@ -85,7 +91,7 @@ for scenario in "${SCENARIOS[@]}"; do
     # shellcheck disable=SC2086
     run "$name" safety $safe || status=1
     # shellcheck disable=SC2086
-    run "$name" liveness $live || status=1
+    [ "$live" = - ] || run "$name" liveness $live || status=1
 done
 [ $status = 0 ] && echo "model-check: no violation (assertions, end states, LTL 'ends' under weak fairness)"
 exit $status

@@ -40,7 +40,8 @@
  * only the current lease holder's result is committed; SUCCEEDED only once every
  * transition was applied) and the LTL claim `ends`: every execution ends under weak
  * fairness (nothing is left RUNNING, so no transition is lost).
- * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX switch on the mutants that must fail.
+ * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX, -DMUT_NOGROUPLEASE (a group claimed while
+ * another runner holds its lease) switch on the mutants that must fail.
  */
 
 #define MAXRUN   2   /* run 1, and run 2 after a redrive: attempt id = timer id = run */
@@ -112,7 +113,7 @@ byte gver;                 /* the group lease's version */
 bool glive;                /* held: until > now, not released */
 bool gres[3];              /* task t's result recorded on the group lease (the fallback) */
 bool gcom[3];              /* task t marked done on the group lease (by a later fallback) */
-byte glost;                /* times the group lease ran out while live */
+bool granlive[3];          /* task t invoked under a group lease that has not run out since */
 byte gq;                   /* the group message on the tasks queue */
 
 /* ---- queues ---- */
@@ -124,7 +125,11 @@ byte resq[MAXRUN + 1];     /* RUNNER: task result messages on the transition que
 /* ---- faults left ---- */
 byte crashes = CRASHES;
 byte dups = DUPS;
+#if GROUP
+byte early = 0;    /* (the other scenarios deliver a timer early) */
+#else
 byte early = 1;
+#endif
 
 /* ---- what happened (checked) ---- */
 byte started_ev[MAXRUN + 1];   /* ActivityStarted events per attempt */
@@ -490,42 +495,53 @@ end_wait:
      * (TaskRuns.invoke). A crash in between is the crash after the invokes below. */
     atomic {
         if
+#ifndef MUT_NOGROUPLEASE
         :: glive -> goto end_idle             /* TaskLeaseHeldError: delivered again later */
+#endif
         :: else -> gver++; glive = true; v = gver;
             r1 = o1 && !gres[1] && !gcom[1]; r2 = o2 && !gres[2] && !gcom[2];
             if :: o1 && gres[1] -> put(resq[1]) :: else -> skip fi;
             if :: o2 && gres[2] -> put(resq[2]) :: else -> skip fi;
-            if :: r1 -> invoked[1]++; assert(invoked[1] <= 1 + glost) :: else -> skip fi;
-            if :: r2 -> invoked[2]++; assert(invoked[2] <= 1 + glost) :: else -> skip fi;
+            /* invoked again only after a group lease ran out since its last run */
+            if :: r1 -> assert(!granlive[1]); granlive[1] = true :: else -> skip fi;
+            if :: r2 -> assert(!granlive[2]); granlive[2] = true :: else -> skip fi;
             o1 = false; o2 = false
         fi
     };
 rounds:
     /* _Groups._flush: what has ended is committed in rounds: both together, or one by one
-     * (task 1 first: the two tasks are symmetric) */
-    if
-    :: !r1 && !r2 -> goto ack
-    :: r1 -> c1 = true; r1 = false
-    :: !r1 && r2 -> c2 = true; r2 = false
-    :: r1 && r2 -> c1 = true; c2 = true; r1 = false; r2 = false
-    fi;
-    if
-    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
-    :: true -> goto direct
-    :: true -> goto fallback          /* the invocation is out of time, or the table fails */
-    fi;
-direct:
-    /* _Groups._commit: only while the group lease is still ours and has not run out */
-    if
-    :: atomic { !(glive && gver == v) } -> goto fallback
-    :: else -> skip
-    fi;
-load:
-    atomic { ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2)) };
-    if
-    :: !go -> goto round_done          /* closed meanwhile: nothing to commit */
-    :: else -> skip
-    fi;
+     * (task 1 first: the two tasks are symmetric). One step with the round's way (the
+     * runner dies, commits, or falls back), _Groups._commit's lease check and the load of
+     * the head: what may happen in between (the lease runs out, another commit) makes the
+     * same states as right after it. */
+    atomic {
+        if
+        :: !r1 && !r2 -> take(gq); goto end_idle          /* every member ended: the ack */
+        :: r1 -> c1 = true; r1 = false
+        :: !r1 && r2 -> c2 = true; r2 = false
+        :: r1 && r2 -> c1 = true; c2 = true; r1 = false; r2 = false
+        fi;
+        if
+        :: crashes > 0 -> crashes--; goto end_idle  /* dies: the lease stays live till it runs out */
+        :: true -> goto fallback         /* the invocation is out of time, or the table fails */
+        :: !(glive && gver == v) -> goto fallback   /* the lease ran out (or moved on) */
+        :: glive && gver == v -> ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2))
+        fi;
+        if
+        :: !go -> goto round_done          /* closed meanwhile: nothing to commit */
+        :: else -> skip
+        fi
+    };
+    goto commit;
+load:   /* a conflict: load the head again */
+    atomic {
+        ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2));
+        if
+        :: !go -> goto round_done
+        :: else -> skip
+        fi
+    };
+commit:
     atomic {   /* InMemoryLog.commit of the round's results, conditional on seq */
         if
         :: on_seq(ls) ->
@@ -576,11 +592,8 @@ fallback:
         if :: c2 -> put(resq[2]) :: else -> skip fi
     };
 round_done:
-    atomic { d1 = d1 || c1; d2 = d2 || c2; c1 = false; c2 = false };
-    goto rounds;
-ack:
-    atomic { take(gq) };
-    goto end_idle
+    atomic { d1 = d1 || c1; d2 = d2 || c2; c1 = false; c2 = false; ls = 0; lob = 0; go = false };
+    goto rounds
 }
 
 /* a stepflow.worker worker over the activity API (activities/tasks.py TaskService) */
@@ -772,7 +785,7 @@ end_idle:
     do
     :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
     :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
-    :: atomic { glive -> glive = false; glost++ }            /* the group lease runs out */
+    :: atomic { glive -> glive = false; granlive[1] = false; granlive[2] = false } /* runs out */
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
     :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
