@@ -92,7 +92,7 @@ def test_a_duplicate_delivery_of_a_group_runs_nothing_twice() -> None:
 def test_a_crash_between_invoke_and_commit_reruns_once_after_the_lease_ran_out() -> None:
     calls = Counter[str]()
     now = [1_000.0]
-    log, bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    log, _bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
     runner.clock = lambda: now[0]
     (group,) = messages
 
@@ -190,7 +190,7 @@ def _committed(log: CountingLog, arn: str) -> bool:
 
 def test_a_group_whose_lease_another_runner_holds_waits() -> None:
     calls = Counter[str]()
-    log, bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    log, _bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
     (group,) = messages
     claim = leases.claim_group(log, group.execution_arn, GROUP_KEY, "other", 1_000.0, 900)
     assert claim.status == "acquired"
@@ -200,7 +200,7 @@ def test_a_group_whose_lease_another_runner_holds_waits() -> None:
 
 
 def test_a_group_is_signed_whole_and_a_forged_member_is_refused() -> None:
-    log, bus, runner, messages = setup({}, grouped=True)
+    log, _bus, runner, messages = setup({}, grouped=True)
     (group,) = messages
     signer = MessageSigner(KeyRing(SigningKey("v1", b"k" * 32)))
     wire = encode_message(group, signer)

@@ -104,13 +104,14 @@ def run_tasks(
             owner=runs.owner,
             clock=runs.clock,
             seconds=runs.task_lease_seconds,
-            closed=lambda head, arn=message.execution_arn: groups.closed(arn, head),
         )
         for member in members:
             expanded.append(member)
             delivered[id(member)] = message
             claims[id(member)] = claim
     groups = _Groups(stepper, runs, expanded, has_time, stepper.task_group_wait)
+    for claim in claims.values():
+        claim.closed = groups.closed
 
     def one(message: Message) -> Exception | None:
         try:
@@ -140,8 +141,8 @@ def run_tasks(
     else:
         outcomes = []
     for m, own in zip(expanded, outcomes, strict=True):
-        if (exc := own or groups.failures.get(m.id)) is not None:
-            failed.setdefault(id(delivered[id(m)]), exc)  # a group's first failure
+        if (error := own or groups.failures.get(m.id)) is not None:
+            failed.setdefault(id(delivered[id(m)]), error)  # a group's first failure
     return [(m, failed[id(copy)]) for m, copy in copies if id(copy) in failed]
 
 
@@ -181,8 +182,10 @@ class _Groups:
         """By message id: a task that ran whose result could be neither committed nor sent."""
 
     def run(self, message: Message, claim: GroupClaim | None = None) -> None:
-        """Run one task (``claim``: a group's member); its result is committed with
-        whatever of its execution's has ended."""
+        """Run one task (``claim``: a group's member).
+
+        Its result is committed with whatever of its execution's has ended.
+        """
         arn = message.execution_arn
         ran: RanTask | None = None
         try:

@@ -133,7 +133,7 @@ def group_key(message: Message) -> str:
 class GroupClaim:
     """One group message's claim, shared by its members' threads (see the module).
 
-    The first member to ask reads the head and claims the lease; ``error`` is then
+    The first member to ask reads the head and claims the lease; an error doing so is
     raised to every member (a live lease of another runner: the message comes back).
     """
 
@@ -146,7 +146,6 @@ class GroupClaim:
         owner: str,
         clock: Callable[[], float],
         seconds: float,
-        closed: Callable[[ExecutionRecord | None], None],
     ) -> None:
         self.message = message
         self.members = members
@@ -154,7 +153,8 @@ class GroupClaim:
         self._owner = owner
         self._clock = clock
         self._seconds = seconds
-        self._closed = closed
+        self.closed: Callable[[str, ExecutionRecord | None], None] = lambda _arn, _head: None
+        """Told when every member is closed in the head: re-send its pending outbox."""
         self._lock = threading.Lock()
         self._plans: dict[str, Plan] | None = None
         self._error: Exception | None = None
@@ -189,7 +189,7 @@ class GroupClaim:
         opened = [m for m in self.members if task_id(m) in open_tasks]
         self._ended = {task_id(m) for m in self.members if task_id(m) not in open_tasks}
         if not opened:
-            self._closed(head)
+            self.closed(arn, head)
             return plans
         now = self._clock()
         key = group_key(self.message)
