@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from stepflow.asl import parse
 from stepflow.aws.sqs_bus import decode_message, encode_message
 from stepflow.runtime import InMemoryLog, Message, Stepper, leases
 from stepflow.runtime.messages import decode_event
@@ -23,7 +24,15 @@ from stepflow.runtime.task_groups import GROUP_MAX_TASKS, group_key, group_membe
 from stepflow.runtime.task_runs import TaskLeaseHeldError
 from stepflow.testing.handlers import task_invoker
 
-from tests.unit.test_runner_batch import THREE, CountingLog, RecordingBus, counting, history, setup
+from tests.unit.test_runner_batch import (
+    THREE,
+    CountingLog,
+    RecordingBus,
+    _wait,
+    counting,
+    history,
+    setup,
+)
 
 GROUP_KEY = "tasks#1#0"  # the start's commit (seq 1), its first task
 
@@ -49,7 +58,7 @@ def a_stepper(log: InMemoryLog) -> Stepper:
     return Stepper(
         log=log,
         bus=RecordingBus(),  # type: ignore[arg-type]
-        definitions=lambda _arn: __import__("stepflow.asl", fromlist=["parse"]).parse(THREE),
+        definitions=lambda _arn: parse(THREE),
         clock=lambda: 1_000.0,
         invoker=task_invoker({}),
     )
@@ -183,8 +192,7 @@ def test_a_groups_lease_that_runs_out_while_a_slow_task_runs() -> None:
 
 
 def _committed(log: CountingLog, arn: str) -> bool:
-    from tests.unit.test_runner_batch import _wait
-
+    """Whether ``arn`` gets its first commit (polled, bounded: not a timing)."""
     return _wait(lambda: log.commits[arn] == 1)
 
 
