@@ -235,7 +235,8 @@ class GroupClaim:
                 return False
             for tid in results:
                 self._running.discard(tid)
-            done = {**self._done, **dict.fromkeys(self._ended), **results}
+            # a result recorded before is kept (a closed task's, listed done again)
+            done = {**dict.fromkeys(self._ended), **self._done, **results}
             complete = not self._running
             new = self.lease.next(
                 result={"done": done},
