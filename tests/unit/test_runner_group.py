@@ -25,6 +25,7 @@ from stepflow.runtime.task_runs import TaskLeaseHeldError
 from stepflow.testing.handlers import task_invoker
 
 from tests.unit.test_runner_batch import (
+    FN,
     THREE,
     CountingLog,
     RecordingBus,
@@ -238,3 +239,41 @@ def test_groups_split_past_the_count_cap_and_keep_polls_apart() -> None:
     assert sent[0] == poll
     assert [group_key(m) for m in sent[1:]] == ["tasks#7#0", "tasks#7#10"]
     assert group_tasks(tasks[:1]) == tasks[:1]  # a lone task keeps the single shape
+
+
+THEN_C = {
+    "StartAt": "Both",
+    "States": {
+        "Both": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": n, "States": {n: {"Type": "Task", "Resource": FN + n, "End": True}}}
+                for n in "ab"
+            ],
+            "Next": "C",
+        },
+        "C": {"Type": "Task", "Resource": FN + "c", "End": True},
+    },
+}
+
+
+def test_a_redelivered_group_after_a_commit_whose_outbox_was_not_sent_sends_it() -> None:
+    calls = Counter[str]()
+    log, bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, THEN_C, grouped=True)
+    (group,) = messages
+    tasks = runner.tasks_bus
+    assert isinstance(tasks, RecordingBus)
+    tasks.sent.clear()
+    # GIVEN the runner committed a's and b's results, then could send nothing
+    tasks.down = bus.down = True
+    failures = runner.handle_batch([group])
+    assert [m.id for m, _ in failures] == [group.id]
+    assert log.commits == {group.execution_arn: 1} and tasks.sent == []
+    # WHEN the group message comes back
+    tasks.down = bus.down = False
+    assert runner.handle_batch([group]) == []
+    # THEN neither task runs again, and the pending outbox (C's task) is sent, once
+    assert calls == {"a": 1, "b": 1}
+    assert [m.body["resource"] for m in tasks.sent] == [FN + "c"]
+    record = log.get(group.execution_arn)
+    assert record is not None and record.outbox == ()
