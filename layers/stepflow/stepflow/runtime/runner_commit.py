@@ -51,7 +51,7 @@ from stepflow.runtime.outcome import TaskDeferredError
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.stepper_commit import apply_events
 from stepflow.runtime.task_groups import GROUP_MAX_TASKS, GroupClaim, group_members, task_id
-from stepflow.runtime.task_runs import RanTask, TaskRuns
+from stepflow.runtime.task_runs import RanTask, TaskLeaseHeldError, TaskRuns
 
 if TYPE_CHECKING:
     from stepflow.runtime.stepper import Stepper
@@ -61,6 +61,15 @@ LOG = logging.getLogger(__name__)
 
 GROUP_WAIT_SECONDS = 0.2
 """How long an ended task's result may wait for its execution's other tasks in the batch."""
+
+
+MAX_TASK_THREADS = 32
+"""Tasks one runner invocation runs side by side at most (a batch of ten groups holds 100).
+
+Each waits on its function in a thread (and a connection): the cap bounds them in
+one runner Lambda; three full groups' worth start at once. A member that waits for a
+thread starts only if its group's lease still covers it (``GroupClaim.covers``); one
+that does not is left for the group's redelivery."""
 
 
 class CommitSkippedError(Exception):
@@ -126,9 +135,12 @@ def run_tasks(
             return exc
         return None
 
-    # Side by side: a batch's ten messages, each up to a group of ten tasks.
+    # Side by side: a batch's ten messages, each up to a group of ten tasks, at most
+    # MAX_TASK_THREADS at a time (the others wait, then start only if their lease covers them).
     concurrency = max(1, stepper.task_concurrency)
-    workers = min(len(expanded), concurrency * GROUP_MAX_TASKS if concurrency > 1 else 1)
+    workers = min(
+        len(expanded), MAX_TASK_THREADS, concurrency * GROUP_MAX_TASKS if concurrency > 1 else 1
+    )
     if workers == 1:
         outcomes = [one(message) for message in expanded]
         groups.drain()
@@ -194,9 +206,10 @@ class _Groups:
             else:
                 ran = self._run_member(message, claim)
         except TaskDeferredError as deferred:  # not run: again later, not a failed delivery
-            # a group's member is handed off first (listed done), then sent on its own
-            if claim is None or claim.record({task_id(message): None}):
+            if claim is None:
                 self._runs.bus.send(message, _delay(deferred.seconds))
+            else:
+                self._hand_off(message, claim, deferred)
         finally:  # a task that failed to run still counts as ended for its group
             with self._lock:
                 if ran is not None:
@@ -213,6 +226,23 @@ class _Groups:
             if last:
                 self._flush(arn)
 
+    def _hand_off(self, message: Message, claim: GroupClaim, deferred: TaskDeferredError) -> None:
+        """Send a group's deferred member on its own, THEN list it done in the group record.
+
+        A failed send raises (the group message comes back, the member still to run);
+        never recorded first, or a send lost after the record would lose the task.
+        """
+        try:
+            self._runs.bus.send(message, _delay(deferred.seconds))
+        except Exception:
+            claim.stopped(message)
+            raise
+        try:
+            claim.record({task_id(message): None})
+        except Exception as exc:  # sent: its own message runs it (a later claim may too)
+            claim.stopped(message)
+            LOG.warning("%s: a handed-off task was not recorded done: %r", message.id, exc)
+
     def _run_member(self, message: Message, claim: GroupClaim) -> RanTask | None:
         """A group's member: run under the group's claim, or its recorded result sent again."""
         plan = claim.plan(message)
@@ -221,6 +251,12 @@ class _Groups:
         if plan == "resend":  # a fallback whose send was lost
             self._runs.send_result(message, claim.recorded(message))
             return None
+        if not claim.covers(message):  # it could outlive the lease: left for the redelivery
+            claim.stopped(message)
+            until = claim.lease.until if claim.lease is not None else 0.0
+            raise TaskLeaseHeldError(
+                f"{message.id}: the group lease has too little time left to start it", until
+            )
         try:
             result = self._runs.invoke(message)
         except TaskDeferredError:

@@ -21,8 +21,11 @@ The rules (model/coordination.pml, the ``group`` scenario of model/check.sh):
   skipped (the fallback) once the group lease has run out;
 - the fallback writes the round's results into the record (with the members this
   claim finished before), releasing it once no member still runs, then sends them;
-- a member whose task asks to run later is handed off: listed as done in the record,
-  then sent again as a single task message (its own lease, as before).
+- a member starts only while the lease covers its ``TimeoutSeconds`` and a margin
+  (:meth:`GroupClaim.covers`); one it does not cover is left for the redelivery;
+- a member whose task asks to run later is handed off: sent again as a single task
+  message (its own lease, as before), THEN listed as done in the record (a failed
+  send fails the group message, which comes back with the member still to run).
 
 A message of the old shape (one task) still runs under its own ``TK#<task id>``
 lease, so messages queued before an upgrade are handled as before.
@@ -34,7 +37,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
-from stepflow.data.serialize import dumps, utf8_size
 from stepflow.engine.codec import decode_state
 from stepflow.runtime import leases
 from stepflow.runtime.leases import LeaseConflictError, TaskLease
@@ -42,12 +44,28 @@ from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.task_runs import TaskLeaseHeldError
+from stepflow.runtime.wire import MAX_MESSAGE_BYTES, encode_wire, unsigned_wire_size
 
 GROUP_MAX_TASKS = 10
 """Members of one group message at most: a runner batch's ten tasks run side by side."""
 
-GROUP_MAX_BYTES = 200_000
-"""Members' bodies in one group message at most (an SQS message holds 256 KiB in all)."""
+GROUP_MARGIN_BYTES = 16_384
+"""Room left under SQS's limit in a group message (a key id longer than the one allowed for)."""
+
+GROUP_MAX_BYTES = MAX_MESSAGE_BYTES - GROUP_MARGIN_BYTES
+"""A group message's size at most, measured as SQS counts it once signed (runtime/wire.py).
+
+Measured on the escaped JSON the bus sends ('é' is six bytes there, an emoji twelve),
+never on the raw UTF-8 (review 3's finding 1: groups of non-ASCII tasks over 256 KiB).
+A member too big for any group travels alone, in the old shape, as on main."""
+
+GROUP_START_MARGIN = 60.0
+"""Seconds of the group lease a member must have left beyond its ``TimeoutSeconds`` to start.
+
+A member without ``TimeoutSeconds`` (or one longer than the lease) starts only while the
+lease has all but this margin left, as a single task starts with a fresh lease: a
+member that would outlive the lease could run again, without a crash, by the runner
+that takes the group's redelivery (review 3's finding 3; see :meth:`GroupClaim.covers`)."""
 
 Plan = Literal["run", "resend", "skip"]
 
@@ -82,25 +100,36 @@ def group_tasks(messages: list[Message]) -> list[Message]:
             message
         )
     for members in commits.values():
+        # a group's size: its envelope (a group of none) plus each entry and its comma
+        envelope = unsigned_wire_size(_group_message(members[0], []))
         chunk: list[Message] = []
-        size = 0
+        size = envelope
         for member in members:
-            length = utf8_size(dumps(member.body))
+            length = len(encode_wire(_entry(member)).encode()) + 1
             if chunk and (len(chunk) == GROUP_MAX_TASKS or size + length > GROUP_MAX_BYTES):
                 out.append(_group(chunk))
-                chunk, size = [], 0
+                chunk, size = [], envelope
             chunk.append(member)
             size += length
         out.append(_group(chunk))
     return out
 
 
+def _entry(member: Message) -> dict[str, Any]:
+    return {"id": member.id, "body": member.body}
+
+
+def _group_message(first: Message, members: list[Message]) -> Message:
+    # "+NN": the id's longest suffix, so that the envelope is not under-counted
+    suffix = len(members) if members else GROUP_MAX_TASKS
+    body = {"group": [_entry(m) for m in members]}
+    return Message(first.execution_arn, f"{first.id}+{suffix}", "task", body)
+
+
 def _group(members: list[Message]) -> Message:
     if len(members) == 1:
         return members[0]
-    first = members[0]
-    body = {"group": [{"id": m.id, "body": m.body} for m in members]}
-    return Message(first.execution_arn, f"{first.id}+{len(members)}", "task", body)
+    return _group_message(members[0], members)
 
 
 def group_members(message: Message) -> list[Message] | None:
@@ -207,6 +236,20 @@ class GroupClaim:
             elif self._done[tid] is not None:
                 plans[member.id] = "resend"
         return plans
+
+    def covers(self, member: Message) -> bool:
+        """Whether the group lease has time left for ``member`` to start (its timeout and more).
+
+        A member it does not cover is not started: the group message fails, and its
+        redelivery (after the visibility timeout, past the lease) runs it once.
+        """
+        if self.lease is None:
+            return False
+        timeout = member.body.get("timeout_seconds")
+        longest = self._seconds - GROUP_START_MARGIN
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            longest = min(longest, timeout + GROUP_START_MARGIN)
+        return self.lease.until - self._clock() >= longest
 
     def expired(self, now: float) -> bool:
         """Whether the group lease has run out (its members' results must not be committed)."""
