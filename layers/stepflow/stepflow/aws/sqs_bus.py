@@ -58,8 +58,8 @@ RUNNER_BATCH_SIZE = 10
 """Task messages per runner invocation: they run side by side, each sending its result as it
 ends (so a slow task holds no other's result), for one receive, one delete and one Lambda
 request per ten tasks of a Map instead of ten of each. Since issue 18's round 3 a message
-may be a group of one commit's tasks (up to ten, runtime/task_groups.py), so an invocation
-runs up to a hundred tasks side by side."""
+may be a group of one commit's tasks (up to ten, runtime/task_groups.py): an invocation
+runs up to ``runner_commit.MAX_TASK_THREADS`` (32) of its up to 100 tasks side by side."""
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 """How long a dead letter is kept: SQS's maximum, to leave time for triage."""
