@@ -41,7 +41,9 @@
  * transition was applied) and the LTL claim `ends`: every execution ends under weak
  * fairness (nothing is left RUNNING, so no transition is lost).
  * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX, -DMUT_NOGROUPLEASE (a group claimed while
- * another runner holds its lease) switch on the mutants that must fail.
+ * another runner holds its lease), -DMUT_NOCOVER (a group's member started without
+ * checking the group lease still covers it: review 3's finding 3) switch on the mutants
+ * that must fail.
  */
 
 #define MAXRUN   2   /* run 1, and run 2 after a redrive: attempt id = timer id = run */
@@ -109,7 +111,8 @@ byte lost[MAXRUN + 1];     /* leases that ran out while live */
 
 /* ---- GROUP: the two tasks of one commit, and their one group lease (runner_group.py) ---- */
 bool topen[3];             /* the head: task t's attempt is open (the Parallel's branch t) */
-byte gver;                 /* the group lease's version */
+byte gwriter;              /* the runner that last wrote the group lease (its claim is "ours"
+                              while no other wrote it since: the version check, bounded) */
 bool glive;                /* held: until > now, not released */
 bool gres[3];              /* task t's result recorded on the group lease (the fallback) */
 bool gcom[3];              /* task t marked done on the group lease (by a later fallback) */
@@ -468,11 +471,14 @@ proctype GroupRunner(byte me)
     bool r1, r2;     /* ran under this claim, result neither committed nor recorded yet */
     bool c1, c2;     /* this round's results */
     bool d1, d2;     /* ended under this claim: committed, or found closed when committing */
+    bool i1, i2;     /* to start under this claim (the claim and each start are steps) */
+    bool s1, s2;     /* not started: the lease no longer covered it (left for the redelivery) */
     bool go;
 
 end_idle:
     atomic { v = 0; ls = 0; lob = 0; o1 = false; o2 = false; r1 = false; r2 = false;
-             c1 = false; c2 = false; d1 = false; d2 = false; go = false };
+             c1 = false; c2 = false; d1 = false; d2 = false; i1 = false; i2 = false;
+             s1 = false; s2 = false; go = false };
 end_wait:
     gq > 0;
     /* GroupRun.open_members: one head read; closed members are dropped */
@@ -490,22 +496,55 @@ end_wait:
         fi
     };
     /* leases.claim_group: busy while live; else taken (again), its recorded results kept.
-     * One step with what follows: the recorded results of open members are sent again,
-     * not run (a fallback whose send was lost), and the others are invoked side by side
-     * (TaskRuns.invoke). A crash in between is the crash after the invokes below. */
+     * One step with the resends: the recorded results of open members are sent again,
+     * not run (a fallback whose send was lost); the others are started after it, each its
+     * own step (review 3: a member may start long after the claim). */
     atomic {
         if
 #ifndef MUT_NOGROUPLEASE
         :: glive -> goto end_idle             /* TaskLeaseHeldError: delivered again later */
 #endif
-        :: else -> gver++; glive = true; v = gver;
-            r1 = o1 && !gres[1] && !gcom[1]; r2 = o2 && !gres[2] && !gcom[2];
+        :: else -> gwriter = me; glive = true;
+            i1 = o1 && !gres[1] && !gcom[1]; i2 = o2 && !gres[2] && !gcom[2];
             if :: o1 && gres[1] -> put(resq[1]) :: else -> skip fi;
             if :: o2 && gres[2] -> put(resq[2]) :: else -> skip fi;
-            /* invoked again only after a group lease ran out since its last run */
-            if :: r1 -> assert(!granlive[1]); granlive[1] = true :: else -> skip fi;
-            if :: r2 -> assert(!granlive[2]); granlive[2] = true :: else -> skip fi;
             o1 = false; o2 = false
+        fi
+    };
+    /* _Groups._run_member: each member starts on its own (task 1 first: they are symmetric),
+     * only while GroupClaim.covers it (the lease is still this claim's and live; the
+     * runtime asks for its TimeoutSeconds and a margin left, so that it ends before the
+     * lease can run out: the model's lease may run out at any moment after, the same
+     * states as a slow task). Not covered: not started, left for the redelivery.
+     * The assertion: invoked again only after a group lease ran out since its last run. */
+    atomic {
+        if
+        :: i1 ->
+#ifndef MUT_NOCOVER
+            if
+            :: glive && gwriter == me -> assert(!granlive[1]); granlive[1] = true; r1 = true
+            :: else -> s1 = true
+            fi;
+#else
+            assert(!granlive[1]); granlive[1] = true; r1 = true;
+#endif
+            i1 = false
+        :: else -> skip
+        fi
+    };
+    atomic {
+        if
+        :: i2 ->
+#ifndef MUT_NOCOVER
+            if
+            :: glive && gwriter == me -> assert(!granlive[2]); granlive[2] = true; r2 = true
+            :: else -> s2 = true
+            fi;
+#else
+            assert(!granlive[2]); granlive[2] = true; r2 = true;
+#endif
+            i2 = false
+        :: else -> skip
         fi
     };
 rounds:
@@ -516,7 +555,8 @@ rounds:
      * same states as right after it. */
     atomic {
         if
-        :: !r1 && !r2 -> take(gq); goto end_idle          /* every member ended: the ack */
+        :: !r1 && !r2 && !s1 && !s2 -> take(gq); goto end_idle   /* every member ended: ack */
+        :: !r1 && !r2 && (s1 || s2) -> goto end_idle  /* one not started: the message fails */
         :: r1 -> c1 = true; r1 = false
         :: !r1 && r2 -> c2 = true; r2 = false
         :: r1 && r2 -> c1 = true; c2 = true; r1 = false; r2 = false
@@ -524,8 +564,8 @@ rounds:
         if
         :: crashes > 0 -> crashes--; goto end_idle  /* dies: the lease stays live till it runs out */
         :: true -> goto fallback         /* the invocation is out of time, or the table fails */
-        :: !(glive && gver == v) -> goto fallback   /* the lease ran out (or moved on) */
-        :: glive && gver == v -> ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2))
+        :: !(glive && gwriter == me) -> goto fallback   /* the lease ran out (or moved on) */
+        :: glive && gwriter == me -> ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2))
         fi;
         if
         :: !go -> goto round_done          /* closed meanwhile: nothing to commit */
@@ -570,14 +610,15 @@ fallback:
      * member runs; then each result sent to the transition queue */
     atomic {
         if
-        :: gver == v ->
-            gver++; v = gver;
+        :: gwriter == me ->
             if :: c1 -> gres[1] = true :: else -> skip fi;
             if :: c2 -> gres[2] = true :: else -> skip fi;
             if :: d1 -> gcom[1] = true :: else -> skip fi;
             if :: d2 -> gcom[2] = true :: else -> skip fi;
             if   /* released complete: every member ended (or was closed at the head read) */
-            :: !r1 && !r2 -> glive = false; gcom[1] = true; gcom[2] = true
+            :: !r1 && !r2 -> glive = false;   /* not started: not done (GroupClaim.stopped) */
+                if :: !s1 -> gcom[1] = true :: else -> skip fi;
+                if :: !s2 -> gcom[2] = true :: else -> skip fi
             :: else -> skip
             fi
         :: else -> skip                          /* the lease moved on: its holder runs it */
