@@ -118,6 +118,19 @@ bool gres[3];              /* task t's result recorded on the group lease (the f
 bool gcom[3];              /* task t marked done on the group lease (by a later fallback) */
 bool granlive[3];          /* task t invoked under a group lease that has not run out since */
 byte gq;                   /* the group message on the tasks queue */
+#ifndef DEFERS
+#define DEFERS   0   /* GROUP: members that ask to run later (TaskDeferredError), in all */
+#endif
+byte defers = DEFERS;
+#ifndef STARTS_APART
+#define STARTS_APART 1   /* GROUP: each member's start is its own step (0: both in one step) */
+#endif
+#ifndef SLOWSTARTS
+#define SLOWSTARTS 1     /* GROUP: group leases that may run out between a claim and its starts */
+#endif
+byte gslow = SLOWSTARTS;
+bool gpending;             /* the group lease's holder has claimed, not yet started its members */
+byte dq[3];                /* a handed-off member's own (single) task message on the tasks queue */
 
 /* ---- queues ---- */
 byte tq[MAXRUN + 1];       /* TimerFired(run) messages on the transition queue */
@@ -461,6 +474,29 @@ ack:
     goto end_idle
 }
 
+/* _Groups._run_member: member t (to start: it) starts only while GroupClaim.covers it: the
+ * lease still this claim's and live (the runtime asks for its TimeoutSeconds and a margin
+ * left, so that it ends before the lease can run out; the model's lease may still run out
+ * at any moment after: the same states as a slow task); else not started (st), left for
+ * the redelivery. Or it asks to run later (ht: TaskDeferredError, DEFERS in all). */
+#ifndef MUT_NOCOVER
+#define start_member(t, it, rt, st, ht) \
+    if \
+    :: it && glive && gwriter == me -> assert(!granlive[t]); granlive[t] = true; rt = true \
+    :: it && glive && gwriter == me && defers > 0 -> defers--; ht = true \
+    :: it && !(glive && gwriter == me) -> st = true \
+    :: else -> skip \
+    fi; \
+    it = false
+#else
+#define start_member(t, it, rt, st, ht) \
+    if \
+    :: it -> assert(!granlive[t]); granlive[t] = true; rt = true \
+    :: else -> skip \
+    fi; \
+    it = false
+#endif
+
 /* the runner Lambda with GROUP -> runtime/runner_group.py: the group message of one commit's
  * two tasks. It stays on the tasks queue until acknowledged; any runner may receive it at
  * any moment, as often as it likes (duplicates, redeliveries, a crashed runner's). */
@@ -473,14 +509,25 @@ proctype GroupRunner(byte me)
     bool d1, d2;     /* ended under this claim: committed, or found closed when committing */
     bool i1, i2;     /* to start under this claim (the claim and each start are steps) */
     bool s1, s2;     /* not started: the lease no longer covered it (left for the redelivery) */
+    bool h1, h2;     /* deferred (TaskDeferredError): to hand off as its own message */
     bool go;
 
 end_idle:
     atomic { v = 0; ls = 0; lob = 0; o1 = false; o2 = false; r1 = false; r2 = false;
              c1 = false; c2 = false; d1 = false; d2 = false; i1 = false; i2 = false;
-             s1 = false; s2 = false; go = false };
+             s1 = false; s2 = false; h1 = false; h2 = false; go = false };
 end_wait:
-    gq > 0;
+    if
+    :: gq > 0 -> skip
+    :: atomic { dq[1] > 0 || dq[2] > 0 ->
+        /* a handed-off member's own message (TaskRuns under its own TK#<task> lease, the
+         * path of the runner scenario): run if open, its result to the transition queue */
+        if
+        :: dq[1] > 0 -> dq[1]--; if :: task_open(1) -> put(resq[1]) :: else -> skip fi
+        :: dq[2] > 0 -> dq[2]--; if :: task_open(2) -> put(resq[2]) :: else -> skip fi
+        fi };
+        goto end_idle
+    fi;
     /* GroupRun.open_members: one head read; closed members are dropped */
     atomic {
         o1 = task_open(1); o2 = task_open(2);
@@ -504,49 +551,52 @@ end_wait:
 #ifndef MUT_NOGROUPLEASE
         :: glive -> goto end_idle             /* TaskLeaseHeldError: delivered again later */
 #endif
-        :: else -> gwriter = me; glive = true;
+        :: else -> gwriter = me; glive = true; gpending = true;
             i1 = o1 && !gres[1] && !gcom[1]; i2 = o2 && !gres[2] && !gcom[2];
             if :: o1 && gres[1] -> put(resq[1]) :: else -> skip fi;
             if :: o2 && gres[2] -> put(resq[2]) :: else -> skip fi;
             o1 = false; o2 = false
         fi
     };
-    /* _Groups._run_member: each member starts on its own (task 1 first: they are symmetric),
-     * only while GroupClaim.covers it (the lease is still this claim's and live; the
-     * runtime asks for its TimeoutSeconds and a margin left, so that it ends before the
-     * lease can run out: the model's lease may run out at any moment after, the same
-     * states as a slow task). Not covered: not started, left for the redelivery.
+    /* each member starts on its own step (start_member; task 1 first: they are symmetric).
      * The assertion: invoked again only after a group lease ran out since its last run. */
-    atomic {
-        if
-        :: i1 ->
-#ifndef MUT_NOCOVER
-            if
-            :: glive && gwriter == me -> assert(!granlive[1]); granlive[1] = true; r1 = true
-            :: else -> s1 = true
-            fi;
-#else
-            assert(!granlive[1]); granlive[1] = true; r1 = true;
+#if STARTS_APART
+    atomic { start_member(1, i1, r1, s1, h1) };
+    atomic { start_member(2, i2, r2, s2, h2); gpending = false };
+#else   /* both in one step (the two-runner safety run, for its memory bound) */
+    atomic { start_member(1, i1, r1, s1, h1); start_member(2, i2, r2, s2, h2); gpending = false };
 #endif
-            i1 = false
-        :: else -> skip
-        fi
-    };
-    atomic {
+    /* _Groups._hand_off: a deferred member is sent as its own task message, THEN listed
+     * done on the group lease (only if still ours); a crash between: the group message
+     * comes back and runs it again (at least once), never lost */
+    do
+    :: h1 || h2 ->
         if
-        :: i2 ->
-#ifndef MUT_NOCOVER
+        :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+        :: true -> skip
+        fi;
+#ifndef MUT_RECORDFIRST
+        atomic { if :: h1 -> put(dq[1]) :: else -> put(dq[2]) fi };
+        if
+        :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the record */
+        :: true -> skip
+        fi;
+        atomic {   /* GroupClaim.record({task: None}) */
             if
-            :: glive && gwriter == me -> assert(!granlive[2]); granlive[2] = true; r2 = true
-            :: else -> s2 = true
-            fi;
+            :: h1 -> if :: gwriter == me -> gcom[1] = true :: else -> skip fi; h1 = false
+            :: else -> if :: gwriter == me -> gcom[2] = true :: else -> skip fi; h2 = false
+            fi }
 #else
-            assert(!granlive[2]); granlive[2] = true; r2 = true;
+        atomic { if :: gwriter == me -> if :: h1 -> gcom[1] = true :: else -> gcom[2] = true fi
+                    :: else -> skip fi };
+        if
+        :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+        :: true -> skip
+        fi;
+        atomic { if :: h1 -> put(dq[1]); h1 = false :: else -> put(dq[2]); h2 = false fi }
 #endif
-            i2 = false
-        :: else -> skip
-        fi
-    };
+    :: else -> break
+    od;
 rounds:
     /* _Groups._flush: what has ended is committed in rounds: both together, or one by one
      * (task 1 first: the two tasks are symmetric). One step with the round's way (the
@@ -826,7 +876,11 @@ end_idle:
     do
     :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
     :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
-    :: atomic { glive -> glive = false; granlive[1] = false; granlive[2] = false } /* runs out */
+    /* the group lease runs out; between a claim and its starts only SLOWSTARTS times (a
+     * runner slower than the lease: bounded, or a lease could run out before every start) */
+    :: atomic { glive && (!gpending || gslow > 0) ->
+                if :: gpending -> gslow--; gpending = false :: else -> skip fi;
+                glive = false; granlive[1] = false; granlive[2] = false }
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
     :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck

@@ -24,7 +24,7 @@ from stepflow.runtime.runner_commit import MAX_TASK_THREADS
 from stepflow.runtime.signing import KeyRing, MessageSigner, SigningKey
 from stepflow.runtime.task_groups import group_members, group_tasks
 from stepflow.runtime.task_runs import TaskLeaseHeldError
-from stepflow.runtime.wire import MAX_MESSAGE_BYTES, MessageTooLargeError, wire_size
+from stepflow.runtime.wire import MAX_MESSAGE_BYTES, MessageTooLargeError, check_wire, wire_size
 from stepflow.testing.handlers import task_invoker
 
 from tests.unit.test_runner_batch import SM, THREE, counting, setup
@@ -72,10 +72,8 @@ def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
 
 def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
     (big,) = _tasks("é" * 50_000, 1)  # 100 KB of UTF-8, 300 KB on the wire
-    bus = InMemoryBus()
     with pytest.raises(MessageTooLargeError):
-        bus.send(big)
-    assert bus.sent == [] and bus.receive() is None
+        check_wire(SIGNER.sign(big), big)
 
     class Client:  # moto takes 1 MiB: the adapter refuses before the request
         calls = 0
@@ -99,7 +97,7 @@ def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
 
 def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_buses() -> None:
     # GIVEN three branches whose input is 15,000 'é' (30 KB of UTF-8, 90 KB escaped each):
-    # under the old raw-UTF-8 cap one group of 270 KB, which SQS (and now the bus) refuses
+    # under the old raw-UTF-8 cap one group of 270 KB, which SQS refuses
     log, bus, tasks_bus = InMemoryLog(), InMemoryBus(), InMemoryBus()
     calls = Counter[str]()
     stepper = Stepper(
@@ -115,6 +113,7 @@ def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_bu
     stepper.start_execution(state_machine_arn=SM, name="x", input={"n": "é" * 15_000}, seed=1)
     messages = tasks_bus.receive_batch(10)
     assert [len(group_members(m) or [m]) for m in messages] == [2, 1]
+    assert all(_on_the_wire(m) <= MAX_MESSAGE_BYTES for m in messages)
     # THEN the runner runs each task once and the execution ends
     assert stepper.handle_batch(messages) == []
     assert calls == {"a": 1, "b": 1, "c": 1}

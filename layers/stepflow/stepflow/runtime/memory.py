@@ -26,7 +26,6 @@ from stepflow.runtime.ports import (
 )
 from stepflow.runtime.registry import listing_key
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
-from stepflow.runtime.wire import check_wire
 
 
 class InMemoryLog:
@@ -228,14 +227,9 @@ class InMemoryBus:
         self.sent: list[Message] = []
 
     def send(self, message: Message, delay_seconds: int = 0) -> None:
-        """Enqueue ``message`` (signed) after ``delay_seconds``.
-
-        :class:`~stepflow.runtime.wire.MessageTooLargeError` if SQS would refuse it.
-        """
-        wire = self.signer.sign(message)
-        check_wire(wire, message)
+        """Enqueue ``message`` (signed) after ``delay_seconds``."""
         self.sent.append(message)
-        self.send_wire(wire, delay_seconds)
+        self.send_wire(self.signer.sign(message), delay_seconds)
 
     def send_wire(self, wire: dict[str, Any], delay_seconds: int = 0) -> None:
         """Enqueue a message in its wire form as is (a forger's, in tests)."""
