@@ -6,7 +6,8 @@ the API's stepper (with its delayed repair message), the stepper Lambda consumes
 the transition queue in batches of 10 and sends each task to the tasks queue,
 and the runner Lambda claims, runs and answers the tasks of its batch (one per
 invocation before issue 18, up to ten since, read from the code measured; since
-issue 18's round 2 it commits their results itself, one commit per execution). This
+issue 18's round 2 it commits their results itself, one commit per execution; since
+round 3 one commit's tasks are one message under one claim). This
 bench drives those three ``Stepper`` s (built as :mod:`stepflow.aws.wiring`
 builds them) over one ``DynamoDBLog`` on moto and meters every request:
 

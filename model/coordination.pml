@@ -11,6 +11,11 @@
  *             run by two task runners (runtime/runner_commit.py): claim its lease, invoke,
  *             then EITHER commit the result themselves (the direct commit, issue 18) OR
  *             the fallback: record it on the lease and send it to the transition queue
+ *   GroupRunner with -DRUNNER -DGROUP: Work is a Parallel of two Lambda tasks (tasks 1 and 2
+ *             of one commit), sent as ONE group message and claimed with ONE group lease
+ *             (runtime/runner_group.py): the open tasks run side by side, their results
+ *             are committed in rounds (together or one by one), each round directly or
+ *             through the fallback (recorded on the group lease, sent as result messages)
  *   RepairJob the outbox repair job
  *   World     time (timers fall due, leases run out) and the queues' faults
  * Every step names, in a comment, the runtime function it mirrors.
@@ -31,11 +36,14 @@
  *     pure function of the loaded record); the commit is another.
  *
  * Properties: the assertions (no task result, ActivityStarted or timer applied twice;
- * with RUNNER: a task invoked again only after a lease of it ran out;
+ * with RUNNER: a task invoked again only after a lease of it ran out (GROUP: the group's);
  * only the current lease holder's result is committed; SUCCEEDED only once every
  * transition was applied) and the LTL claim `ends`: every execution ends under weak
  * fairness (nothing is left RUNNING, so no transition is lost).
- * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX switch on the mutants that must fail.
+ * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX, -DMUT_NOGROUPLEASE (a group claimed while
+ * another runner holds its lease), -DMUT_NOCOVER (a group's member started without
+ * checking the group lease still covers it: review 3's finding 3) switch on the mutants
+ * that must fail.
  */
 
 #define MAXRUN   2   /* run 1, and run 2 after a redrive: attempt id = timer id = run */
@@ -63,6 +71,9 @@
 #endif
 #ifndef RUNNERS
 #define RUNNERS  2   /* task runners racing on the tasks queue (with RUNNER) */
+#endif
+#ifndef GROUP
+#define GROUP    0   /* with RUNNER: Work is a Parallel of two tasks, one group message (GroupRunner) */
 #endif
 
 /* head status (runtime/ports.py ExecutionRecord.status) */
@@ -98,6 +109,29 @@ byte lexp[MAXRUN + 1];     /* expired hand-outs */
 bool lres[MAXRUN + 1];     /* TaskLease.result recorded (a queued task's, RUNNER) */
 byte lost[MAXRUN + 1];     /* leases that ran out while live */
 
+/* ---- GROUP: the two tasks of one commit, and their one group lease (runner_group.py) ---- */
+bool topen[3];             /* the head: task t's attempt is open (the Parallel's branch t) */
+byte gwriter;              /* the runner that last wrote the group lease (its claim is "ours"
+                              while no other wrote it since: the version check, bounded) */
+bool glive;                /* held: until > now, not released */
+bool gres[3];              /* task t's result recorded on the group lease (the fallback) */
+bool gcom[3];              /* task t marked done on the group lease (by a later fallback) */
+bool granlive[3];          /* task t invoked under a group lease that has not run out since */
+byte gq;                   /* the group message on the tasks queue */
+#ifndef DEFERS
+#define DEFERS   0   /* GROUP: members that ask to run later (TaskDeferredError), in all */
+#endif
+byte defers = DEFERS;
+#ifndef STARTS_APART
+#define STARTS_APART 1   /* GROUP: each member's start is its own step (0: both in one step) */
+#endif
+#ifndef SLOWSTARTS
+#define SLOWSTARTS 1     /* GROUP: group leases that may run out between a claim and its starts */
+#endif
+byte gslow = SLOWSTARTS;
+bool gpending;             /* the group lease's holder has claimed, not yet started its members */
+byte dq[3];                /* a handed-off member's own (single) task message on the tasks queue */
+
 /* ---- queues ---- */
 byte tq[MAXRUN + 1];       /* TimerFired(run) messages on the transition queue */
 byte rq;                   /* repair messages on the transition queue */
@@ -107,7 +141,11 @@ byte resq[MAXRUN + 1];     /* RUNNER: task result messages on the transition que
 /* ---- faults left ---- */
 byte crashes = CRASHES;
 byte dups = DUPS;
+#if GROUP
+byte early = 0;    /* (the other scenarios deliver a timer early) */
+#else
 byte early = 1;
+#endif
 
 /* ---- what happened (checked) ---- */
 byte started_ev[MAXRUN + 1];   /* ActivityStarted events per attempt */
@@ -126,7 +164,11 @@ byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
 #define take(c)     if :: c > 0 -> c-- :: else -> skip fi
 
 #define terminal    (status != RUNNING)
+#if GROUP
+#define task_open(a) (status == RUNNING && pos == AT_WORK && topen[a])
+#else
 #define task_open(a) (status == RUNNING && cur == a && pos == AT_WORK)
+#endif
 
 /* The commit's condition on seq (runtime/memory.py InMemoryLog.commit); the mutant drops it */
 #ifndef MUT_NOSEQ
@@ -136,8 +178,13 @@ byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
 #endif
 
 /* runtime/repair.py OutboxSender.flush: send every message of the outbox, in one step */
+#if GROUP
+#define send_task(r) put(gq)   /* the commit's tasks: one group message (OutboxSender.flush) */
+#else
+#define send_task(r) put(aq[r])
+#endif
 #define send_outbox(ob, r) \
-    if :: (ob) & OB_TASK -> put(aq[r]) :: else -> skip fi; \
+    if :: (ob) & OB_TASK -> send_task(r) :: else -> skip fi; \
     if :: (ob) & OB_TIMER -> put(tq[r]) :: else -> skip fi
 
 /* runtime/memory.py InMemoryLog.clear_outbox: only if the head is still at seq s */
@@ -178,7 +225,8 @@ active proctype Api()
     :: true -> skip
     fi;
     atomic {   /* InMemoryLog.create: Start decided, the RunTask in the outbox */
-        created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK
+        created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK;
+        topen[1] = GROUP; topen[2] = GROUP
     }
     if
     :: atomic { crashes > 0 -> crashes-- }; goto gone   /* the StartExecution send is lost */
@@ -293,17 +341,34 @@ retry:
             seq++; status = SUCCEEDED; pos = AT_END; outbox = 0;
             fired_ev[id]++;
             assert(fired_ev[id] == 1);                        /* no transition twice */
-            assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)) /* none lost */
+            assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)); /* none lost */
+            assert(!GROUP || (result_ev[1] == 1 && result_ev[2] == 1))
+#if GROUP
+        :: on_seq(ls) && res > 0 ->  /* a branch's result; both in -> the Wait: its timer */
+            seq++; topen[res] = false; ls = seq;
+            if
+            :: !topen[1] && !topen[2] -> pos = AT_PAUSE; passed = res; outbox = OB_TIMER
+            :: else -> outbox = 0
+            fi;
+            lob = outbox;
+            result_ev[res]++;
+            assert(result_ev[res] == 1)                        /* no task result twice */
+#else
         :: on_seq(ls) && res > 0 ->  /* the task's result -> the Wait: its timer */
             seq++; pos = AT_PAUSE; passed = res; outbox = OB_TIMER; ls = seq;
             result_ev[res]++;
             assert(result_ev[res] == 1)                        /* no task result twice */
+#endif
         :: else -> goto retry                        /* ConflictError: reload, decide again */
         fi
     };
     if
     :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the send */
+#if GROUP
+    :: res > 0 -> atomic { send_outbox(lob, 1); clear_outbox(ls) }; goto end_idle
+#else
     :: res > 0 -> atomic { send_outbox(OB_TIMER, res); clear_outbox(ls) }; goto end_idle
+#endif
     :: else -> goto end_idle                    /* the timer's outbox is empty: ack */
     fi;
 redeliver:
@@ -407,6 +472,219 @@ recorded:
 ack:
     atomic { take(aq[a]) };
     goto end_idle
+}
+
+/* _Groups._run_member: member t (to start: it) starts only while GroupClaim.covers it: the
+ * lease still this claim's and live (the runtime asks for its TimeoutSeconds and a margin
+ * left, so that it ends before the lease can run out; the model's lease may still run out
+ * at any moment after: the same states as a slow task); else not started (st), left for
+ * the redelivery. Or it asks to run later (ht: TaskDeferredError, DEFERS in all). */
+#ifndef MUT_NOCOVER
+#define start_member(t, it, rt, st, ht) \
+    if \
+    :: it && glive && gwriter == me -> assert(!granlive[t]); granlive[t] = true; rt = true \
+    :: it && glive && gwriter == me && defers > 0 -> defers--; ht = true \
+    :: it && !(glive && gwriter == me) -> st = true \
+    :: else -> skip \
+    fi; \
+    it = false
+#else
+#define start_member(t, it, rt, st, ht) \
+    if \
+    :: it -> assert(!granlive[t]); granlive[t] = true; rt = true \
+    :: else -> skip \
+    fi; \
+    it = false
+#endif
+
+/* the runner Lambda with GROUP -> runtime/runner_group.py: the group message of one commit's
+ * two tasks. It stays on the tasks queue until acknowledged; any runner may receive it at
+ * any moment, as often as it likes (duplicates, redeliveries, a crashed runner's). */
+proctype GroupRunner(byte me)
+{
+    byte v, ls, lob;
+    bool o1, o2;     /* open in the head when the runner looked */
+    bool r1, r2;     /* ran under this claim, result neither committed nor recorded yet */
+    bool c1, c2;     /* this round's results */
+    bool d1, d2;     /* ended under this claim: committed, or found closed when committing */
+    bool i1, i2;     /* to start under this claim (the claim and each start are steps) */
+    bool s1, s2;     /* not started: the lease no longer covered it (left for the redelivery) */
+    bool h1, h2;     /* deferred (TaskDeferredError): to hand off as its own message */
+    bool go;
+
+end_idle:
+    atomic { v = 0; ls = 0; lob = 0; o1 = false; o2 = false; r1 = false; r2 = false;
+             c1 = false; c2 = false; d1 = false; d2 = false; i1 = false; i2 = false;
+             s1 = false; s2 = false; h1 = false; h2 = false; go = false };
+end_wait:
+    if
+    :: gq > 0 -> skip
+    :: atomic { dq[1] > 0 || dq[2] > 0 ->
+        /* a handed-off member's own message (TaskRuns under its own TK#<task> lease, the
+         * path of the runner scenario): run if open, its result to the transition queue */
+        if
+        :: dq[1] > 0 -> dq[1]--; if :: task_open(1) -> put(resq[1]) :: else -> skip fi
+        :: dq[2] > 0 -> dq[2]--; if :: task_open(2) -> put(resq[2]) :: else -> skip fi
+        fi };
+        goto end_idle
+    fi;
+    /* GroupRun.open_members: one head read; closed members are dropped */
+    atomic {
+        o1 = task_open(1); o2 = task_open(2);
+        if
+        :: !o1 && !o2 ->
+            /* all closed: re-send a pending outbox (a runner died after its commit), ack */
+            if
+            :: outbox != 0 -> send_outbox(outbox, cur); clear_outbox(seq)
+            :: else -> skip
+            fi;
+            take(gq); goto end_idle
+        :: else -> skip
+        fi
+    };
+    /* leases.claim_group: busy while live; else taken (again), its recorded results kept.
+     * One step with the resends: the recorded results of open members are sent again,
+     * not run (a fallback whose send was lost); the others are started after it, each its
+     * own step (review 3: a member may start long after the claim). */
+    atomic {
+        if
+#ifndef MUT_NOGROUPLEASE
+        :: glive -> goto end_idle             /* TaskLeaseHeldError: delivered again later */
+#endif
+        :: else -> gwriter = me; glive = true; gpending = true;
+            i1 = o1 && !gres[1] && !gcom[1]; i2 = o2 && !gres[2] && !gcom[2];
+            if :: o1 && gres[1] -> put(resq[1]) :: else -> skip fi;
+            if :: o2 && gres[2] -> put(resq[2]) :: else -> skip fi;
+            o1 = false; o2 = false
+        fi
+    };
+    /* each member starts on its own step (start_member; task 1 first: they are symmetric).
+     * The assertion: invoked again only after a group lease ran out since its last run. */
+#if STARTS_APART
+    atomic { start_member(1, i1, r1, s1, h1) };
+    atomic { start_member(2, i2, r2, s2, h2); gpending = false };
+#else   /* both in one step (the two-runner safety run, for its memory bound) */
+    atomic { start_member(1, i1, r1, s1, h1); start_member(2, i2, r2, s2, h2); gpending = false };
+#endif
+    /* _Groups._hand_off: a deferred member is sent as its own task message, THEN listed
+     * done on the group lease (only if still ours); a crash between: the group message
+     * comes back and runs it again (at least once), never lost */
+    do
+    :: h1 || h2 ->
+        if
+        :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+        :: true -> skip
+        fi;
+#ifndef MUT_RECORDFIRST
+        atomic { if :: h1 -> put(dq[1]) :: else -> put(dq[2]) fi };
+        if
+        :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the record */
+        :: true -> skip
+        fi;
+        atomic {   /* GroupClaim.record({task: None}) */
+            if
+            :: h1 -> if :: gwriter == me -> gcom[1] = true :: else -> skip fi; h1 = false
+            :: else -> if :: gwriter == me -> gcom[2] = true :: else -> skip fi; h2 = false
+            fi }
+#else
+        atomic { if :: gwriter == me -> if :: h1 -> gcom[1] = true :: else -> gcom[2] = true fi
+                    :: else -> skip fi };
+        if
+        :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+        :: true -> skip
+        fi;
+        atomic { if :: h1 -> put(dq[1]); h1 = false :: else -> put(dq[2]); h2 = false fi }
+#endif
+    :: else -> break
+    od;
+rounds:
+    /* _Groups._flush: what has ended is committed in rounds: both together, or one by one
+     * (task 1 first: the two tasks are symmetric). One step with the round's way (the
+     * runner dies, commits, or falls back), _Groups._commit's lease check and the load of
+     * the head: what may happen in between (the lease runs out, another commit) makes the
+     * same states as right after it. */
+    atomic {
+        if
+        :: !r1 && !r2 && !s1 && !s2 -> take(gq); goto end_idle   /* every member ended: ack */
+        :: !r1 && !r2 && (s1 || s2) -> goto end_idle  /* one not started: the message fails */
+        :: r1 -> c1 = true; r1 = false
+        :: !r1 && r2 -> c2 = true; r2 = false
+        :: r1 && r2 -> c1 = true; c2 = true; r1 = false; r2 = false
+        fi;
+        if
+        :: crashes > 0 -> crashes--; goto end_idle  /* dies: the lease stays live till it runs out */
+        :: true -> goto fallback         /* the invocation is out of time, or the table fails */
+        :: !(glive && gwriter == me) -> goto fallback   /* the lease ran out (or moved on) */
+        :: glive && gwriter == me -> ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2))
+        fi;
+        if
+        :: !go -> goto round_done          /* closed meanwhile: nothing to commit */
+        :: else -> skip
+        fi
+    };
+    goto commit;
+load:   /* a conflict: load the head again */
+    atomic {
+        ls = seq; go = (c1 && task_open(1)) || (c2 && task_open(2));
+        if
+        :: !go -> goto round_done
+        :: else -> skip
+        fi
+    };
+commit:
+    atomic {   /* InMemoryLog.commit of the round's results, conditional on seq */
+        if
+        :: on_seq(ls) ->
+            seq++; ls = seq;
+            if :: c1 && topen[1] -> topen[1] = false; result_ev[1]++; assert(result_ev[1] == 1)
+               :: else -> skip fi;
+            if :: c2 && topen[2] -> topen[2] = false; result_ev[2]++; assert(result_ev[2] == 1)
+               :: else -> skip fi;
+            if
+            :: !topen[1] && !topen[2] -> pos = AT_PAUSE; passed = 1; outbox = OB_TIMER
+            :: else -> outbox = 0
+            fi;
+            lob = outbox
+        :: !on_seq(ls) -> goto load
+        :: !on_seq(ls) -> goto fallback           /* conflicts exhausted */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send, unacknowledged */
+    :: true -> atomic { send_outbox(lob, 1); clear_outbox(ls) }
+    fi;
+    goto round_done;
+fallback:
+    /* GroupLease.record: the round's results on the group lease (only if still ours), with
+     * the members this claim committed before marked done, and the lease released once no
+     * member runs; then each result sent to the transition queue */
+    atomic {
+        if
+        :: gwriter == me ->
+            if :: c1 -> gres[1] = true :: else -> skip fi;
+            if :: c2 -> gres[2] = true :: else -> skip fi;
+            if :: d1 -> gcom[1] = true :: else -> skip fi;
+            if :: d2 -> gcom[2] = true :: else -> skip fi;
+            if   /* released complete: every member ended (or was closed at the head read) */
+            :: !r1 && !r2 -> glive = false;   /* not started: not done (GroupClaim.stopped) */
+                if :: !s1 -> gcom[1] = true :: else -> skip fi;
+                if :: !s2 -> gcom[2] = true :: else -> skip fi
+            :: else -> skip
+            fi
+        :: else -> skip                          /* the lease moved on: its holder runs it */
+        fi
+    };
+    if
+    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send */
+    :: true -> skip
+    fi;
+    atomic {
+        if :: c1 -> put(resq[1]) :: else -> skip fi;
+        if :: c2 -> put(resq[2]) :: else -> skip fi
+    };
+round_done:
+    atomic { d1 = d1 || c1; d2 = d2 || c2; c1 = false; c2 = false; ls = 0; lob = 0; go = false };
+    goto rounds
 }
 
 /* a stepflow.worker worker over the activity API (activities/tasks.py TaskService) */
@@ -598,6 +876,11 @@ end_idle:
     do
     :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
     :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
+    /* the group lease runs out; between a claim and its starts only SLOWSTARTS times (a
+     * runner slower than the lease: bounded, or a lease could run out before every start) */
+    :: atomic { glive && (!gpending || gslow > 0) ->
+                if :: gpending -> gslow--; gpending = false :: else -> skip fi;
+                glive = false; granlive[1] = false; granlive[2] = false }
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
     :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
@@ -611,7 +894,12 @@ init {
 #if STEPPERS > 1
         run Stepper();
 #endif
-#if RUNNER
+#if RUNNER && GROUP
+        run GroupRunner(1);
+#if RUNNERS > 1
+        run GroupRunner(2);
+#endif
+#elif RUNNER
         run Runner(1);
 #if RUNNERS > 1
         run Runner(2);

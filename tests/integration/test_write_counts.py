@@ -158,7 +158,7 @@ def deployed(
     return log, bus, tasks, stepper(1), runner, calls
 
 
-def test_two_parallel_tasks_cost_one_transaction_one_clear_and_a_claim_each(
+def test_two_parallel_tasks_cost_one_transaction_one_clear_and_one_claim(
     dynamodb: Any,
 ) -> None:
     handlers = {"reserve": lambda p: {"reserved": 1}, "charge": lambda p: {"charged": 2}}
@@ -166,11 +166,11 @@ def test_two_parallel_tasks_cost_one_transaction_one_clear_and_a_claim_each(
     counted = Counted(dynamodb)
     # WHEN the execution starts through the API (its first decision schedules both tasks)
     arn = api.start_execution(state_machine_arn=SM, name="o1", input={}, seed=1).execution_arn
-    # THEN both tasks went to the tasks queue in one batch
-    assert tasks.batches == [2]
-    # WHEN the runner gets both tasks in one batch
+    # THEN both tasks went to the tasks queue as ONE message (a group: one send, no batch)
+    assert tasks.batches == []
     batch = tasks.receive_batch(RUNNER_BATCH_SIZE)
-    assert len(batch) == 2
+    assert len(batch) == 1 and len(batch[0].body["group"]) == 2
+    # WHEN the runner gets it
     assert runner.handle_batch(batch) == []
     # THEN the execution succeeded, each task ran once, and no message went to the
     # transition queue (no result message, so no stepper invocation)
@@ -179,20 +179,21 @@ def test_two_parallel_tasks_cost_one_transaction_one_clear_and_a_claim_each(
     assert calls == {"reserve": 1, "charge": 1}
     assert bus.receive_batch(10) == [] and bus.batches == []
     # AND it cost exactly these writes: the create (head, events, listing entry), the API's
-    # clear of the sent outbox, a claim per task (no recorded result), one commit of both
-    assert counted.writes[:2] == [
+    # clear of the sent outbox, ONE claim of the group (no recorded result), one commit of both
+    assert counted.writes == [
         ("TransactWriteItems", ["Put:HEAD", "Put:EV#000000000001", "Put:LIST"]),
         ("UpdateItem", ["HEAD"]),
+        ("PutItem", ["TK#tasks#1#0"]),
+        ("TransactWriteItems", ["Update:HEAD", "Put:EV#000000000008"]),
     ]
-    assert sorted(counted.writes[2:4]) == [("PutItem", ["TK#t3"]), ("PutItem", ["TK#t4"])]
-    assert counted.writes[4:] == [("TransactWriteItems", ["Update:HEAD", "Put:EV#000000000008"])]
     # AND these write units (bench/map_meter.py's KeyMeter: 1 KB a unit, twice in a
     # transaction, an update billed on the larger of the item before and after, the
     # indexes' own writes): the create 8 (head 2, events 2, listing entry 2, its index 1,
-    # the running index 1), the clear 1, a claim 1 per task, the commit 5 (head 2, events 2,
+    # the running index 1), the clear 1, the group's claim 1, the commit 5 (head 2, events 2,
     # the running index's delete 1). Before the smaller head layout: 10, 2, ..., 7; before
-    # the runner's own commit each task also had its result recorded (1 more each).
-    assert counted.units == [8, 1, 1, 1, 5]
+    # the runner's own commit each task also had its result recorded (1 more each); before
+    # the group claim (issue 18, round 3) each task had its own claim (1 each).
+    assert counted.units == [8, 1, 1, 5]
 
 
 def test_a_map_of_ten_tasks_in_one_runner_batch_is_one_commit(dynamodb: Any) -> None:
@@ -203,10 +204,11 @@ def test_a_map_of_ten_tasks_in_one_runner_batch_is_one_commit(dynamodb: Any) -> 
     arn = api.start_execution(
         state_machine_arn=SM, name="m1", input={"lines": list(range(10))}, seed=1
     ).execution_arn
-    assert tasks.batches == [10]
-    # WHEN the runner gets the Map's ten tasks in one batch
+    # THEN the Map's ten tasks went to the tasks queue as ONE message
+    assert tasks.batches == []
     batch = tasks.receive_batch(RUNNER_BATCH_SIZE)
-    assert len(batch) == 10
+    assert len(batch) == 1 and len(batch[0].body["group"]) == 10
+    # WHEN the runner gets it
     assert runner.handle_batch(batch) == []
     # THEN the execution succeeded with every result, each task ran once
     final = log.get(arn)
@@ -214,14 +216,15 @@ def test_a_map_of_ten_tasks_in_one_runner_batch_is_one_commit(dynamodb: Any) -> 
     assert final.state["output"] == [{"price": n * 2} for n in range(10)]
     assert calls == {"price": 10}
     assert bus.receive_batch(10) == []
-    # AND the writes after the start: ten claims and one commit of the ten results
+    # AND the writes after the start: ONE claim of the group and one commit of the ten results
     after_start = counted.writes[2:]
-    assert [op for op, _ in after_start] == ["PutItem"] * 10 + ["TransactWriteItems"]
-    assert len({tuple(keys) for _, keys in after_start[:10]}) == 10
-    (commit,) = [keys for op, keys in after_start if op == "TransactWriteItems"]
+    assert [op for op, _ in after_start] == ["PutItem", "TransactWriteItems"]
+    assert after_start[0] == ("PutItem", ["TK#tasks#1#0"])
+    commit = after_start[1][1]
     assert commit[0] == "Update:HEAD" and all(k.startswith("Put:EV#") for k in commit[1:])
-    # AND their units: the create 8, the clear 1, ten claims of 1, the commit of all ten 5
-    assert counted.units == [8, 1, *[1] * 10, 5]
+    # AND their units: the create 8, the clear 1, the group's claim 1, the commit of all ten 5
+    # (before the group claim: ten claims of 1)
+    assert counted.units == [8, 1, 1, 5]
 
 
 def _sk(body: dict[str, Any]) -> str:

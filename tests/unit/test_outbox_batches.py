@@ -12,6 +12,7 @@ from typing import Any
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.repair import OutboxSender
+from stepflow.runtime.task_groups import group_members
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:M:e"
 
@@ -77,7 +78,7 @@ def test_a_bus_without_send_batch_gets_each_message() -> None:
     assert [m.id.rsplit("#", 1)[-1] for m in bus.sent] == ["0", "1", "2", "3", "4"]
 
 
-def test_the_tasks_of_one_commit_go_to_the_tasks_queue_in_one_batch() -> None:
+def test_the_tasks_of_one_commit_go_to_the_tasks_queue_as_one_group_message() -> None:
     # GIVEN a commit that schedules a Map's ten tasks and a timer (deployed: a tasks queue)
     tasks_of_map = tuple(
         Message(ARN, f"{ARN}#1#{i}", "task", {"task_id": f"t{i}"}) for i in range(10)
@@ -86,10 +87,10 @@ def test_the_tasks_of_one_commit_go_to_the_tasks_queue_in_one_batch() -> None:
     bus, tasks, log = BatchingBus(), BatchingBus(), InMemoryLog()
     # WHEN its outbox is flushed
     sender(bus, tasks, log).flush(record((*tasks_of_map, timer)))
-    # THEN the ten tasks are one send_batch call on the tasks queue, none sent alone
-    assert tasks.sends == []
-    (batch,) = tasks.batches
-    assert [m.id for m, delay in batch] == [m.id for m in tasks_of_map]
-    assert {delay for _, delay in batch} == {0}
+    # THEN the ten tasks are ONE message on the tasks queue (a group: issue 18, round 3;
+    # before, one send_batch of ten), holding each task's message
+    (sent,) = tasks.sends
+    assert tasks.batches == []
+    assert sent[1] == 0 and group_members(sent[0]) == list(tasks_of_map)
     # AND the timer went to the transition queue on its own
     assert [m.id for m, _ in bus.sends] == [timer.id] and bus.batches == []

@@ -6,6 +6,10 @@ itself, one commit per execution of the results that ended together (a slow task
 holds no other result, of its own execution or another); the lease's recorded result and a
 result message are the fallback when that commit does not happen. A task that
 cannot run now fails alone.
+
+These tests run the tasks as single messages, each under its own lease: the shape a
+release before the group claim sent, still queued at an upgrade. One commit's tasks
+now travel as one group message under one lease: tests/unit/test_runner_group.py.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from stepflow.asl import parse
 from stepflow.engine import TaskSucceeded
 from stepflow.runtime import InMemoryLog, Message, Stepper, encode_event, leases
 from stepflow.runtime.messages import decode_event, task_lease_key
+from stepflow.runtime.task_groups import group_members
 from stepflow.runtime.task_runs import TaskLeaseHeldError
 from stepflow.testing.handlers import task_invoker
 
@@ -73,9 +78,16 @@ class CountingLog(InMemoryLog):
 
 
 def setup(
-    handlers: dict[str, Any], machine: dict[str, Any] = THREE, names: tuple[str, ...] = ("x",)
+    handlers: dict[str, Any],
+    machine: dict[str, Any] = THREE,
+    names: tuple[str, ...] = ("x",),
+    *,
+    grouped: bool = False,
 ) -> tuple[CountingLog, RecordingBus, Stepper, list[Message]]:
-    """Executions waiting on their tasks, the task messages, and a runner with ten workers."""
+    """Executions waiting on their tasks, the task messages, and a runner with ten workers.
+
+    The messages are single tasks' (as sent before the group claim) unless ``grouped``.
+    """
     log, bus, tasks = CountingLog(), RecordingBus(), RecordingBus()
     parsed = parse(machine)
 
@@ -99,7 +111,9 @@ def setup(
     # An execution's results are committed when its last task of the batch ends, not by
     # the 0.2 s timer, whatever the machine's load (tests that need the timer set it).
     runner.task_group_wait = 60.0
-    return log, bus, runner, list(tasks.sent)
+    if grouped:
+        return log, bus, runner, list(tasks.sent)
+    return log, bus, runner, [x for m in tasks.sent for x in (group_members(m) or [m])]
 
 
 def counting(calls: Counter[str], name: str) -> Any:

@@ -25,6 +25,7 @@ import boto3
 
 from stepflow.runtime.messages import Message
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
+from stepflow.runtime.wire import MessageTooLargeError, attributes, check_size, encode_wire
 
 MAX_DELAY_SECONDS = 900
 """SQS's longest ``DelaySeconds``."""
@@ -56,7 +57,9 @@ RUNNER_FUNCTION_TIMEOUT = 900
 RUNNER_BATCH_SIZE = 10
 """Task messages per runner invocation: they run side by side, each sending its result as it
 ends (so a slow task holds no other's result), for one receive, one delete and one Lambda
-request per ten tasks of a Map instead of ten of each."""
+request per ten tasks of a Map instead of ten of each. Since issue 18's round 3 a message
+may be a group of one commit's tasks (up to ten, runtime/task_groups.py): an invocation
+runs up to ``runner_commit.MAX_TASK_THREADS`` (32) of its up to 100 tasks side by side."""
 
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 """How long a dead letter is kept: SQS's maximum, to leave time for triage."""
@@ -80,15 +83,14 @@ class SQSBus:
         Raises :class:`BusUnavailableError` if SQS does not accept it.
         """
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
+        body = encode_message(message, self.signer)
+        _refuse_oversize(body, message)
         try:
             self._client.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=encode_message(message, self.signer),
+                MessageBody=body,
                 DelaySeconds=delay,
-                MessageAttributes={
-                    "execution_arn": _string(message.execution_arn),
-                    "message_id": _string(message.id),
-                },
+                MessageAttributes=_attributes(message),
             )
         except Exception as exc:
             if _is_boto_error(exc):
@@ -107,6 +109,7 @@ class SQSBus:
         size = 0
         for i, (message, delay_seconds) in enumerate(messages):
             body = encode_message(message, self.signer)
+            _refuse_oversize(body, message)
             length = len(body.encode())
             if entries and (len(entries) == BATCH_ENTRIES or size + length > BATCH_BYTES):
                 self._send_entries(entries)
@@ -116,10 +119,7 @@ class SQSBus:
                     "Id": str(i),
                     "MessageBody": body,
                     "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
-                    "MessageAttributes": {
-                        "execution_arn": _string(message.execution_arn),
-                        "message_id": _string(message.id),
-                    },
+                    "MessageAttributes": _attributes(message),
                 }
             )
             size += length
@@ -141,8 +141,19 @@ class SQSBus:
 
 
 def encode_message(message: Message, signer: MessageSigner) -> str:
-    """The SQS message body of ``message``: its signed JSON, compact."""
-    return json.dumps(signer.sign(message), separators=(",", ":"), sort_keys=True)
+    """The SQS message body of ``message``: its signed JSON, compact (:func:`encode_wire`)."""
+    return encode_wire(signer.sign(message))
+
+
+def _refuse_oversize(body: str, message: Message) -> None:
+    """Refuse a message over SQS's limit before sending, as SQS would (moto takes 1 MiB).
+
+    So that ``stepflow local`` and the tests on moto fail where SQS does.
+    """
+    try:
+        check_size(body, message)
+    except MessageTooLargeError as exc:
+        raise BusUnavailableError(f"SQS would refuse it: {exc}") from exc
 
 
 def decode_message(body: str, signer: MessageSigner) -> Message:
@@ -198,8 +209,11 @@ def create_queues(
     return queue_url, dlq_url
 
 
-def _string(value: str) -> dict[str, str]:
-    return {"DataType": "String", "StringValue": value}
+def _attributes(message: Message) -> dict[str, dict[str, str]]:
+    return {
+        name: {"DataType": "String", "StringValue": value}
+        for name, value in attributes(message).items()
+    }
 
 
 def _is_boto_error(exc: BaseException) -> bool:

@@ -155,6 +155,31 @@ def claim(
         return TaskClaim("acquired", None, mine)
 
 
+def claim_group(
+    log: LeaseLog, execution_arn: str, key: str, owner: str, now: float, seconds: float
+) -> TaskClaim:
+    """Lease a group of one commit's tasks to ``owner`` unless another holds it live.
+
+    Unlike :func:`claim`, a recorded result does not end the record: it lists the
+    members done (``{"done": {task id: result event or None}}``, written by the
+    runner's fallback), and the record can be taken again once it is released or has
+    run out, with that list kept, so that only members neither done nor closed in
+    the head run again. ``status`` is ``acquired`` (``result`` is the list recorded
+    so far) or ``busy``. The first try assumes no record (one conditional write).
+    """
+    held = TaskLease(execution_arn, key)
+    while True:
+        if held.version and not held.released and held.until > now:
+            return TaskClaim("busy", None, held)
+        mine = held.next(owner=owner, until=now + seconds, released=False)
+        try:
+            log.put_lease(mine)
+        except LeaseConflictError:
+            held = current(log, execution_arn, key)  # someone wrote first: look again
+            continue
+        return TaskClaim("acquired", held.result, mine)
+
+
 def finish(log: LeaseLog, held: TaskLease, result: dict[str, Any]) -> None:
     """Record an attempt's result, only if ``held`` is still the stored lease."""
     # If the lease moved on, its new holder records its own result.

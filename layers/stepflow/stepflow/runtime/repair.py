@@ -18,6 +18,7 @@ from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
+from stepflow.runtime.task_groups import group_tasks
 from stepflow.runtime.task_queue import TaskRouter
 
 
@@ -55,8 +56,8 @@ class OutboxSender:
                 tasks.append((message, 0))
             else:
                 queued.append((message, _delay(message.not_before - now)))
-        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one SendMessageBatch
-            send_all(self.tasks_bus, tasks)
+        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
+            send_all(self.tasks_bus, [(m, 0) for m in group_tasks([m for m, _ in tasks])])
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):

@@ -27,6 +27,11 @@ where a stepper commits it. Nothing is lost:
   backstop.
 
 Polls and cancels (``.sync`` jobs) and tasks for activity queues keep the old path.
+
+A group message (one commit's tasks, :mod:`stepflow.runtime.task_groups`) is taken
+apart: its members run side by side as the batch's other tasks do, under the group's
+one lease instead of one each, and their results are committed the same way; the
+fallback records them on the group's lease.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.outcome import TaskDeferredError
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.stepper_commit import apply_events
-from stepflow.runtime.task_runs import RanTask, TaskRuns
+from stepflow.runtime.task_groups import GROUP_MAX_TASKS, GroupClaim, group_members, task_id
+from stepflow.runtime.task_runs import RanTask, TaskLeaseHeldError, TaskRuns
 
 if TYPE_CHECKING:
     from stepflow.runtime.stepper import Stepper
@@ -55,6 +61,15 @@ LOG = logging.getLogger(__name__)
 
 GROUP_WAIT_SECONDS = 0.2
 """How long an ended task's result may wait for its execution's other tasks in the batch."""
+
+
+MAX_TASK_THREADS = 32
+"""Tasks one runner invocation runs side by side at most (a batch of ten groups holds 100).
+
+Each waits on its function in a thread (and a connection): the cap bounds them in
+one runner Lambda; three full groups' worth start at once. A member that waits for a
+thread starts only if its group's lease still covers it (``GroupClaim.covers``); one
+that does not is left for the group's redelivery."""
 
 
 class CommitSkippedError(Exception):
@@ -76,12 +91,43 @@ def run_tasks(
     # side, it would find the first copy's lease live (its result not recorded).
     first: dict[tuple[str, str], Message] = {}
     copies = [(m, first.setdefault((m.execution_arn, m.id), m)) for m in tasks]
-    tasks = list(first.values())
-    groups = _Groups(stepper, runs, tasks, has_time, stepper.task_group_wait)
+    # A group message's members run as the batch's tasks, under the group's one claim.
+    failed: dict[int, Exception] = {}  # by id() of the delivered message
+    expanded: list[Message] = []
+    delivered: dict[int, Message] = {}  # id() of a task -> the message it came in
+    claims: dict[int, GroupClaim] = {}
+    for message in first.values():
+        try:
+            members = group_members(message)
+        except ValueError as exc:  # malformed: never run (a signed one is a bug)
+            failed[id(message)] = exc
+            continue
+        if members is None:
+            expanded.append(message)
+            delivered[id(message)] = message
+            continue
+        claim = GroupClaim(
+            message=message,
+            members=members,
+            log=runs.log,
+            owner=runs.owner,
+            clock=runs.clock,
+            seconds=runs.task_lease_seconds,
+        )
+        for member in members:
+            expanded.append(member)
+            delivered[id(member)] = message
+            claims[id(member)] = claim
+    groups = _Groups(stepper, runs, expanded, has_time, stepper.task_group_wait)
+    for claim in claims.values():
+        claim.closed = groups.closed
 
     def one(message: Message) -> Exception | None:
         try:
-            if runs.commits_directly(message):
+            claim = claims.get(id(message))
+            if claim is not None:
+                groups.run(message, claim)
+            elif runs.commits_directly(message):
                 groups.run(message)
             else:
                 runs.run_task(message)
@@ -89,21 +135,26 @@ def run_tasks(
             return exc
         return None
 
-    workers = min(len(tasks), max(1, stepper.task_concurrency))
+    # Side by side: a batch's ten messages, each up to a group of ten tasks, at most
+    # MAX_TASK_THREADS at a time (the others wait, then start only if their lease covers them).
+    concurrency = max(1, stepper.task_concurrency)
+    workers = min(
+        len(expanded), MAX_TASK_THREADS, concurrency * GROUP_MAX_TASKS if concurrency > 1 else 1
+    )
     if workers == 1:
-        outcomes = [one(message) for message in tasks]
+        outcomes = [one(message) for message in expanded]
         groups.drain()
-    else:
+    elif workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task") as pool:
             # each thread runs in a copy of the caller's context (the batch's effect tally)
-            futures = [pool.submit(contextvars.copy_context().run, one, m) for m in tasks]
+            futures = [pool.submit(contextvars.copy_context().run, one, m) for m in expanded]
             outcomes = [future.result() for future in futures]
         groups.drain()
-    failed = {
-        id(m): exc
-        for m, own in zip(tasks, outcomes, strict=True)
-        if (exc := own or groups.failures.get(m.id)) is not None
-    }
+    else:
+        outcomes = []
+    for m, own in zip(expanded, outcomes, strict=True):
+        if (error := own or groups.failures.get(m.id)) is not None:
+            failed.setdefault(id(delivered[id(m)]), error)  # a group's first failure
     return [(m, failed[id(copy)]) for m, copy in copies if id(copy) in failed]
 
 
@@ -142,14 +193,23 @@ class _Groups:
         self.failures: dict[str, Exception] = {}
         """By message id: a task that ran whose result could be neither committed nor sent."""
 
-    def run(self, message: Message) -> None:
-        """Run one task; its result is committed with whatever of its execution's has ended."""
+    def run(self, message: Message, claim: GroupClaim | None = None) -> None:
+        """Run one task (``claim``: a group's member).
+
+        Its result is committed with whatever of its execution's has ended.
+        """
         arn = message.execution_arn
         ran: RanTask | None = None
         try:
-            ran = self._runs.run_unrecorded(message, closed=lambda head: self._closed(arn, head))
+            if claim is None:
+                ran = self._runs.run_unrecorded(message, closed=lambda h: self.closed(arn, h))
+            else:
+                ran = self._run_member(message, claim)
         except TaskDeferredError as deferred:  # not run: again later, not a failed delivery
-            self._runs.bus.send(message, _delay(deferred.seconds))
+            if claim is None:
+                self._runs.bus.send(message, _delay(deferred.seconds))
+            else:
+                self._hand_off(message, claim, deferred)
         finally:  # a task that failed to run still counts as ended for its group
             with self._lock:
                 if ran is not None:
@@ -165,6 +225,46 @@ class _Groups:
                     timer.start()
             if last:
                 self._flush(arn)
+
+    def _hand_off(self, message: Message, claim: GroupClaim, deferred: TaskDeferredError) -> None:
+        """Send a group's deferred member on its own, THEN list it done in the group record.
+
+        A failed send raises (the group message comes back, the member still to run);
+        never recorded first, or a send lost after the record would lose the task.
+        """
+        try:
+            self._runs.bus.send(message, _delay(deferred.seconds))
+        except Exception:
+            claim.stopped(message)
+            raise
+        try:
+            claim.record({task_id(message): None})
+        except Exception as exc:  # sent: its own message runs it (a later claim may too)
+            claim.stopped(message)
+            LOG.warning("%s: a handed-off task was not recorded done: %r", message.id, exc)
+
+    def _run_member(self, message: Message, claim: GroupClaim) -> RanTask | None:
+        """A group's member: run under the group's claim, or its recorded result sent again."""
+        plan = claim.plan(message)
+        if plan == "skip":
+            return None
+        if plan == "resend":  # a fallback whose send was lost
+            self._runs.send_result(message, claim.recorded(message))
+            return None
+        if not claim.covers(message):  # it could outlive the lease: left for the redelivery
+            claim.stopped(message)
+            until = claim.lease.until if claim.lease is not None else 0.0
+            raise TaskLeaseHeldError(
+                f"{message.id}: the group lease has too little time left to start it", until
+            )
+        try:
+            result = self._runs.invoke(message)
+        except TaskDeferredError:
+            raise
+        except Exception:
+            claim.stopped(message)  # not done: a later claim runs it again
+            raise
+        return RanTask(message, result, None, claim)
 
     def drain(self) -> None:
         """Wait until every execution's committer has finished (every task has ended)."""
@@ -207,13 +307,19 @@ class _Groups:
             if self._has_time is not None and not self._has_time():
                 raise CommitSkippedError("out of time")
             now = self._stepper.clock()
-            if any(ran.lease is not None and ran.lease.until <= now for ran in results):
+            if any(
+                (ran.lease is not None and ran.lease.until <= now)
+                or (ran.group is not None and ran.group.expired(now))
+                for ran in results
+            ):
                 # another runner may run it again now: its result goes through the lease
                 raise CommitSkippedError("a lease ran out")
             events = [decode_event(ran.result) for ran in results if ran.result is not None]
             apply_events(self._stepper, arn, events)
+            _ended(results)
         except Exception as exc:
             if self._landed(arn, results):  # committed; sending its outbox failed
+                _ended(results)
                 self._resend(arn, results, exc)
                 return
             LOG.warning(
@@ -240,7 +346,7 @@ class _Groups:
         """Send a landed commit's pending outbox once more.
 
         Failing that, its task messages stay unacknowledged, so that their redelivery
-        re-sends it (see :meth:`_closed`; the outbox repair job is the backstop).
+        re-sends it (see :meth:`closed`; the outbox repair job is the backstop).
         """
         try:
             apply_events(self._stepper, arn, [])  # an event-less delivery re-sends it
@@ -252,8 +358,26 @@ class _Groups:
                 self.failures[ran.message.id] = failure
 
     def _fall_back(self, results: list[RanTask]) -> None:
-        """The old path: each result recorded on its lease, then sent to the transition queue."""
+        """The old path: each result recorded on its lease, then sent to the transition queue.
+
+        A group's results are recorded together on the group's lease (one write).
+        """
+        claims: dict[int, tuple[GroupClaim, list[RanTask]]] = {}
         for ran in results:
+            if ran.group is not None:
+                claims.setdefault(id(ran.group), (ran.group, []))[1].append(ran)
+        for claim, members in claims.values():
+            try:  # recorded only while the lease is ours; sent in any case
+                claim.record({task_id(r.message): r.result for r in members})
+                for ran in members:
+                    if ran.result is not None:
+                        self._runs.send_result(ran.message, ran.result)
+            except Exception as exc:  # the message comes back; its lease tells what ran
+                for ran in members:
+                    self.failures[ran.message.id] = exc
+        for ran in results:
+            if ran.group is not None:
+                continue
             try:
                 self._runs.record(ran)
                 if ran.result is not None:
@@ -261,7 +385,7 @@ class _Groups:
             except Exception as exc:  # the message comes back; its lease tells what ran
                 self.failures[ran.message.id] = exc
 
-    def _closed(self, arn: str, head: ExecutionRecord | None) -> None:
+    def closed(self, arn: str, head: ExecutionRecord | None) -> None:
         """A task found closed: re-send the head's pending outbox (a crash after the commit)."""
         if head is None or not head.outbox:
             return
@@ -270,3 +394,13 @@ class _Groups:
                 return
             self._repaired.add(arn)
         apply_events(self._stepper, arn, [])
+
+
+def _ended(results: list[RanTask]) -> None:
+    """Tell the group claims of ``results`` that these members are done (committed)."""
+    claims: dict[int, tuple[GroupClaim, list[Message]]] = {}
+    for ran in results:
+        if ran.group is not None:
+            claims.setdefault(id(ran.group), (ran.group, []))[1].append(ran.message)
+    for claim, members in claims.values():
+        claim.ended(members)

@@ -39,7 +39,8 @@ DOMAIN = "stepflow-message-v1"
 MIN_KEY_BYTES = 32
 """The shortest key accepted (256 bits)."""
 
-_SIGNATURE_CHARS = 64
+SIGNATURE_CHARS = 64
+"""Characters of a signature (hex HMAC-SHA256)."""
 
 
 class ForgedMessageError(ValueError):
@@ -179,7 +180,7 @@ class MessageSigner:
             raise ForgedMessageError("unsigned")
         if not isinstance(key_id, str) or not isinstance(signature, str):
             raise ForgedMessageError("malformed")
-        if len(signature) != _SIGNATURE_CHARS or not signature.isascii():
+        if len(signature) != SIGNATURE_CHARS or not signature.isascii():
             raise ForgedMessageError("malformed")
         try:
             message = Message.from_json(dict(data))

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepflow.data.serialize import dumps, storable_problem, utf8_size
 from stepflow.engine import Event, TaskFailed, TaskPending, TaskSubmitted, TaskSucceeded
@@ -32,6 +32,9 @@ from stepflow.runtime.outcome import TaskDeferredError, TaskInvoker, TaskOutcome
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
 from stepflow.runtime.task_queue import TaskRouter
 
+if TYPE_CHECKING:
+    from stepflow.runtime.task_groups import GroupClaim
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 60.0
@@ -46,12 +49,14 @@ class RanTask:
     """A task attempt that ran (or had run): its result event, and the lease it ran under.
 
     ``result`` is None for a cancel; ``lease`` is None when the result was
-    recorded on the lease before (a duplicate of a finished attempt).
+    recorded on the lease before (a duplicate of a finished attempt). ``group`` is
+    the claim of the group message it ran in (then ``lease`` is None).
     """
 
     message: Message
     result: dict[str, Any] | None
     lease: TaskLease | None
+    group: GroupClaim | None = None
 
 
 class TaskLeaseHeldError(Exception):
