@@ -4,7 +4,7 @@
    non-ASCII tasks never make a group SQS refuses, and the buses refuse what SQS would;
 2. a deferred member is sent on its own BEFORE it is listed done: a failed hand-off
    loses nothing (the group comes back and runs it);
-3. a member the group lease cannot cover does not start: it waits for the redelivery
+3. a member the group lease cannot cover does not start: it is handed off (review 6)
    and runs once, not twice beside the runner that took the lease over.
 """
 
@@ -187,10 +187,10 @@ def test_a_deferred_member_is_sent_on_its_own_then_listed_done() -> None:
     assert lease is not None and lease.result is not None and "t4" in lease.result["done"]
 
 
-def test_a_member_the_group_lease_cannot_cover_is_not_started_and_runs_once_later() -> None:
+def test_a_member_the_group_lease_cannot_cover_is_handed_off_and_runs_once() -> None:
     calls = Counter[str]()
     now = [1_000.0]
-    log, _bus, runner, messages = setup({}, grouped=True)
+    log, bus, runner, messages = setup({}, grouped=True)
     (group,) = messages
     arn = group.execution_arn
 
@@ -202,14 +202,18 @@ def test_a_member_the_group_lease_cannot_cover_is_not_started_and_runs_once_late
     runner.invoker = task_invoker({"a": slow, "b": counting(calls, "b"), "c": counting(calls, "c")})
     runner.clock = lambda: now[0]
     runner.task_concurrency = 1  # members one after the other
-    failures = runner.handle_batch([group])
-    # THEN a ran and was committed; b and c did not start: the group comes back
-    assert [type(e) for _, e in failures] == [TaskLeaseHeldError]
-    assert calls == {"a": 1}
-    # WHEN it comes back (visibility 960 s, past the lease): b and c run, once each
-    now[0] += 961
+    bus.sent.clear()
+    # THEN a ran; b and c did not start: handed off on their own, the group acknowledged
     assert runner.handle_batch([group]) == []
-    assert runner.handle_batch([group]) == []  # a later duplicate runs nothing
+    assert calls == {"a": 1}
+    alone = [m for m in bus.sent if m.kind == "task"]
+    assert sorted(m.id for m in alone) == sorted(m.id for m in group_members(group)[1:])  # type: ignore[index]
+    lease = log.lease(arn, GROUP_KEY)
+    assert lease is not None and lease.result == {"done": {"t5": None, "t6": None}}
+    # WHEN they are delivered, and the group again (a duplicate): b and c run once each
+    assert runner.handle_batch(alone) == []
+    assert runner.handle_batch([group]) == []
+    assert runner.handle_batch(alone) == []
     assert calls == {"a": 1, "b": 1, "c": 1}
     record = log.get(arn)
     assert record is not None and record.status == "SUCCEEDED"

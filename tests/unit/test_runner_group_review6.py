@@ -1,0 +1,146 @@
+"""Review 6 of the group claim (issue 18 round 3): members that cannot start now.
+
+A. a member the group lease does not cover (no ``TimeoutSeconds`` past the claim's
+   first minute, or one that waited for a thread) is handed off on its own message:
+   the group message is acknowledged, never failed (each failure burns one of the
+   tasks queue's five receives, and a Parallel of six ended in the DLQ);
+B. a member the runner invocation's time left does not cover (the Lambda is killed at
+   its deadline, and the cut member ran again after the lease) is handed off too,
+   on the Lambda path (``respond`` passes the context's time left down).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from stepflow.aws import stepper_lambda
+from stepflow.aws.sqs_bus import encode_message
+from stepflow.runtime import Message
+from stepflow.runtime.signing import KeyRing, MessageSigner, SigningKey
+from stepflow.testing.handlers import task_invoker
+
+from tests.unit.test_runner_batch import FN, setup
+
+SIGNER = MessageSigner(KeyRing(SigningKey("v1", b"k" * 32)))
+
+
+def _parallel(names: str, timeout: int | None = None) -> dict[str, Any]:
+    def task(name: str) -> dict[str, Any]:
+        extra = {"TimeoutSeconds": timeout} if timeout else {}
+        return {"Type": "Task", "Resource": FN + name, "End": True, **extra}
+
+    branches = [{"StartAt": n, "States": {n: task(n)}} for n in names]
+    return {
+        "StartAt": "All",
+        "States": {"All": {"Type": "Parallel", "End": True, "Branches": branches}},
+    }
+
+
+def _deliver_all(runner: Any, bus: Any, first: list[Message]) -> tuple[int, int]:
+    """Deliver ``first``, then every task message sent meanwhile; (deliveries, failures)."""
+    queue, deliveries, failures = list(first), 0, 0
+    while queue:
+        message = queue.pop(0)
+        seen = len(bus.sent)
+        deliveries += 1
+        failed = runner.handle_batch([message])
+        failures += len(failed)
+        queue.extend(failed_message for failed_message, _ in failed)
+        queue.extend(m for m in bus.sent[seen:] if m.kind == "task")
+        assert deliveries < 50
+    return deliveries, failures
+
+
+def test_uncovered_members_are_handed_off_not_failed() -> None:
+    names = "abcdef"
+    now = [1_000.0]
+    calls = Counter[str]()
+
+    def slow(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            calls[name] += 1
+            now[0] += 300  # each member takes a third of the lease
+            return {"ran": name}
+
+        return run
+
+    log, bus, runner, messages = setup({}, _parallel(names), grouped=True)
+    (group,) = messages
+    runner.invoker = task_invoker({n: slow(n) for n in names})
+    runner.clock = lambda: now[0]
+    runner.task_concurrency = 1  # one thread: the members wait for each other
+    bus.sent.clear()
+    # THEN the group is acknowledged at its first delivery, no delivery ever fails
+    assert runner.handle_batch([group]) == []
+    handed = [m for m in bus.sent if m.kind == "task"]
+    assert len(handed) == 5  # a ran; the five others went on their own
+    deliveries, failures = _deliver_all(runner, bus, handed)
+    assert failures == 0 and deliveries == 5
+    assert runner.handle_batch([group]) == []  # a duplicate of the group runs nothing
+    assert calls == dict.fromkeys(names, 1)
+    record = log.get(group.execution_arn)
+    assert record is not None and record.status == "SUCCEEDED"
+
+
+def _late_claim() -> tuple[Any, Any, Any, list[Message], list[tuple[str, str, float]], list[float]]:
+    now = [0.0]
+    starts: list[tuple[str, str, float]] = []
+
+    def slow(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            starts.append((str(payload["n"]), name, now[0]))
+            now[0] += 500
+            return {"ran": name}
+
+        return run
+
+    log, bus, runner, messages = setup(
+        {}, _parallel("abc", timeout=500), names=("x", "y"), grouped=True
+    )
+    runner.invoker = task_invoker({n: slow(n) for n in "abc"})
+    runner.clock = lambda: now[0]
+    runner.task_concurrency = 1
+    bus.sent.clear()
+    return log, bus, runner, messages, starts, now
+
+
+def test_a_member_the_invocation_cannot_cover_is_handed_off() -> None:
+    log, bus, runner, messages, starts, now = _late_claim()
+    deadline = 900.0  # RUNNER_FUNCTION_TIMEOUT, from the invocation's start
+    assert runner.handle_batch(messages, remaining=lambda: deadline - now[0]) == []
+    # THEN no member started that the invocation's deadline would cut
+    assert starts and all(t + 500 <= deadline for _, _, t in starts)
+    handed = [m for m in bus.sent if m.kind == "task"]
+    assert len(handed) == 6 - len(starts)
+    _, failures = _deliver_all(runner, bus, handed)  # later invocations, no deadline
+    assert failures == 0
+    assert Counter((x, n) for x, n, _ in starts) == {(x, n): 1 for x in "xy" for n in "abc"}
+    for group in messages:
+        record = log.get(group.execution_arn)
+        assert record is not None and record.status == "SUCCEEDED"
+
+
+class _Context:
+    """A Lambda context whose deadline is ``deadline`` on the test's clock."""
+
+    def __init__(self, now: list[float], deadline: float) -> None:
+        self._now, self._deadline = now, deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline - self._now[0]) * 1000)
+
+
+def test_the_runner_lambda_passes_its_time_left_to_the_group_claim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stepper_lambda, "_signer", SIGNER)
+    _log, bus, runner, messages, starts, now = _late_claim()
+    records = [
+        {"messageId": str(i), "body": encode_message(m, SIGNER)} for i, m in enumerate(messages)
+    ]
+    response = stepper_lambda.respond({"Records": records}, _Context(now, 900.0), runner)  # type: ignore[arg-type]
+    assert response == {"batchItemFailures": []}
+    assert starts and all(t + 500 <= 900.0 for _, _, t in starts)
+    assert len([m for m in bus.sent if m.kind == "task"]) == 6 - len(starts)
