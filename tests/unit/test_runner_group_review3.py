@@ -63,7 +63,7 @@ def test_every_group_of_non_ascii_tasks_fits_in_an_sqs_message(text: str, n: int
 
 
 def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
-    big, small = _tasks("é" * 50_000, 1)[0], _tasks("x", 3)[1:]
+    big, small = _tasks("é" * 140_000, 1)[0], _tasks("x", 3)[1:]  # 280 KB of UTF-8
     sent = group_tasks([big, *small])
     # the big one keeps the old single shape (SQS refuses it, as it did before groups)
     assert sent[0] == big and _on_the_wire(big) > MAX_MESSAGE_BYTES
@@ -71,7 +71,7 @@ def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
 
 
 def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
-    (big,) = _tasks("é" * 50_000, 1)  # 100 KB of UTF-8, 300 KB on the wire
+    (big,) = _tasks("é" * 140_000, 1)  # 280 KB of UTF-8 (written as is since review 6)
     with pytest.raises(MessageTooLargeError):
         check_wire(SIGNER.sign(big), big)
 
@@ -91,13 +91,14 @@ def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
     with pytest.raises(BusUnavailableError):
         sqs.send_batch([(big, 0)])
     assert Client.calls == 0
-    sqs.send(_tasks("é" * 40_000, 1)[0])  # 240 KB on the wire: fits
-    assert Client.calls == 1
+    sqs.send(_tasks("é" * 120_000, 1)[0])  # 240 KB on the wire: fits
+    sqs.send(_tasks("é" * 50_000, 1)[0])  # 100 KB: refused while 'é' was escaped (300 KB)
+    assert Client.calls == 2
 
 
 def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_buses() -> None:
-    # GIVEN three branches whose input is 15,000 'é' (30 KB of UTF-8, 90 KB escaped each):
-    # under the old raw-UTF-8 cap one group of 270 KB, which SQS refuses
+    # GIVEN three branches whose input is 50,000 'é' (100 KB of UTF-8 each): one group
+    # of 300 KB, which SQS refuses (review 3 measured 15,000, escaped to 90 KB each)
     log, bus, tasks_bus = InMemoryLog(), InMemoryBus(), InMemoryBus()
     calls = Counter[str]()
     stepper = Stepper(
@@ -110,7 +111,7 @@ def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_bu
         tasks_bus=tasks_bus,
         task_concurrency=10,
     )
-    stepper.start_execution(state_machine_arn=SM, name="x", input={"n": "é" * 15_000}, seed=1)
+    stepper.start_execution(state_machine_arn=SM, name="x", input={"n": "é" * 50_000}, seed=1)
     messages = tasks_bus.receive_batch(10)
     assert [len(group_members(m) or [m]) for m in messages] == [2, 1]
     assert all(_on_the_wire(m) <= MAX_MESSAGE_BYTES for m in messages)

@@ -11,18 +11,23 @@ B. a member the runner invocation's time left does not cover (the Lambda is kill
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from typing import Any
 
 import pytest
+from stepflow.asl import parse
 from stepflow.aws import stepper_lambda
-from stepflow.aws.sqs_bus import encode_message
-from stepflow.runtime import Message
+from stepflow.aws.sqs_bus import SQSBus, decode_message, encode_message
+from stepflow.runtime import InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.signing import KeyRing, MessageSigner, SigningKey
+from stepflow.runtime.wire import MAX_MESSAGE_BYTES, wire_size
 from stepflow.testing.handlers import task_invoker
 
-from tests.unit.test_runner_batch import FN, setup
+from tests.unit.test_runner_batch import FN, SM, setup
 
+ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:o-1"
 SIGNER = MessageSigner(KeyRing(SigningKey("v1", b"k" * 32)))
 
 
@@ -140,7 +145,126 @@ def test_the_runner_lambda_passes_its_time_left_to_the_group_claim(
     records = [
         {"messageId": str(i), "body": encode_message(m, SIGNER)} for i, m in enumerate(messages)
     ]
-    response = stepper_lambda.respond({"Records": records}, _Context(now, 900.0), runner)  # type: ignore[arg-type]
+    try:
+        response = stepper_lambda.respond({"Records": records}, _Context(now, 900.0), runner)  # type: ignore[arg-type]
+    finally:  # the handler's decorator flushes them; other tests read the next flush
+        stepper_lambda.metrics.clear_metrics()
     assert response == {"batchItemFailures": []}
     assert starts and all(t + 500 <= 900.0 for _, _, t in starts)
     assert len([m for m in bus.sent if m.kind == "task"]) == 6 - len(starts)
+
+
+# C. the wire encoding writes UTF-8 as is: a payload under the limit in UTF-8 is sent
+
+
+class _SQS:
+    """An SQS client that keeps the bodies sent (moto's own limit is 1 MiB)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def send_message(self, **kwargs: Any) -> None:
+        self.bodies.append(kwargs["MessageBody"])
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        for entry in kwargs["Entries"]:
+            self.bodies.append(entry["MessageBody"])
+        return {"Successful": [{"Id": e["Id"]} for e in kwargs["Entries"]], "Failed": []}
+
+
+def _on_sqs(machine: dict[str, Any], handlers: dict[str, Any]) -> tuple[InMemoryLog, Stepper, _SQS]:
+    client, log = _SQS(), InMemoryLog()
+    stepper = Stepper(
+        log=log,
+        bus=InMemoryBus(),
+        definitions=lambda _arn: parse(machine),
+        clock=lambda: 1_000.0,
+        invoker=task_invoker(handlers),
+        inline_tasks=False,
+        tasks_bus=SQSBus("https://queue", signer=SIGNER, client=client),
+        task_concurrency=10,
+    )
+    return log, stepper, client
+
+
+def _run_queue(stepper: Stepper, client: _SQS) -> int:
+    """Deliver every body the tasks queue got, as the runner would; the failed deliveries."""
+    failures = 0
+    while client.bodies:
+        assert all(
+            wire_size(b, decode_message(b, SIGNER)) <= MAX_MESSAGE_BYTES for b in client.bodies
+        )
+        batch = [decode_message(b, SIGNER) for b in client.bodies]
+        client.bodies.clear()
+        failures += len(stepper.handle_batch(batch))
+    return failures
+
+
+def test_a_big_non_ascii_task_output_goes_on_through_sqs() -> None:
+    calls = Counter[str]()
+    two = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": FN + "a", "Next": "B"},
+            "B": {"Type": "Task", "Resource": FN + "b", "End": True},
+        },
+    }
+
+    def a(payload: Any) -> Any:
+        calls["a"] += 1
+        return {"big": "é" * 100_000}  # 200 KB of UTF-8: 600 KB escaped
+
+    def b(payload: Any) -> Any:
+        calls["b"] += 1
+        assert payload == {"big": "é" * 100_000}
+        return {"ok": 1}
+
+    log, stepper, client = _on_sqs(two, {"a": a, "b": b})
+    stepper.start_execution(state_machine_arn=SM, name="x", input={}, seed=1)
+    assert _run_queue(stepper, client) == 0
+    assert calls == {"a": 1, "b": 1}
+    record = log.get(SM.replace(":stateMachine:", ":execution:") + ":x")
+    assert record is not None and record.status == "SUCCEEDED"
+
+
+def test_a_big_non_ascii_input_and_map_item_start() -> None:
+    calls = Counter[str]()
+
+    def a(payload: Any) -> Any:
+        calls[str(payload)[:5]] += 1
+        return 1
+
+    one = {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": FN + "a", "End": True}}}
+    log, stepper, client = _on_sqs(one, {"a": a})
+    stepper.start_execution(state_machine_arn=SM, name="x", input={"big": "é" * 100_000}, seed=1)
+    assert len(client.bodies) == 1
+    assert _run_queue(stepper, client) == 0
+    inline = {"ProcessorConfig": {"Mode": "INLINE"}, **one}
+    mapped = {
+        "StartAt": "M",
+        "States": {"M": {"Type": "Map", "End": True, "ItemProcessor": inline}},
+    }
+    log, stepper, client = _on_sqs(mapped, {"a": a})
+    stepper.start_execution(
+        state_machine_arn=SM, name="y", input=["small", "é" * 60_000, "small2"], seed=1
+    )
+    assert len(client.bodies) == 1  # the three items' tasks, one group
+    assert _run_queue(stepper, client) == 0
+    assert sum(calls.values()) == 4
+    record = log.get(SM.replace(":stateMachine:", ":execution:") + ":y")
+    assert record is not None and record.status == "SUCCEEDED"
+
+
+def test_old_escaped_and_new_bodies_both_verify() -> None:
+    text = "é中\U0001f600\u2028\ufffe\uffff\ud800 \x00\n"
+    message = Message(ARN, ARN + "#1#0", "task", {"task_id": "t1", "input": {text: text}})
+    wire = SIGNER.sign(message)
+    new = encode_message(message, SIGNER)
+    old = json.dumps(wire, separators=(",", ":"), sort_keys=True)  # as written before
+    assert "é" in new and "\\u00e9" in old
+    assert decode_message(new, SIGNER) == message
+    assert decode_message(old, SIGNER) == message
+    # nothing SQS refuses in a body: only #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-
+    allowed = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+    assert allowed.fullmatch(new)
+    assert len(new.encode()) < len(old.encode())

@@ -56,8 +56,8 @@ GROUP_MARGIN_BYTES = 16_384
 GROUP_MAX_BYTES = MAX_MESSAGE_BYTES - GROUP_MARGIN_BYTES
 """A group message's size at most, measured as SQS counts it once signed (runtime/wire.py).
 
-Measured on the escaped JSON the bus sends ('é' is six bytes there, an emoji twelve),
-never on the raw UTF-8 (review 3's finding 1: groups of non-ASCII tasks over 256 KiB).
+Measured on the JSON the bus sends (:func:`~stepflow.runtime.wire.encode_wire`: UTF-8
+as is since review 6, only U+FFFE, U+FFFF and lone surrogates escaped), never guessed.
 A member too big for any group travels alone, in the old shape, as on main."""
 
 GROUP_START_MARGIN = 60.0
