@@ -21,8 +21,9 @@ from stepflow.asl import parse
 from stepflow.aws import stepper_lambda
 from stepflow.aws.sqs_bus import SQSBus, decode_message, encode_message
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message, Stepper
+from stepflow.runtime.map_express import REARM_BYTES, _rearmed
 from stepflow.runtime.signing import KeyRing, MessageSigner, SigningKey
-from stepflow.runtime.wire import MAX_MESSAGE_BYTES, wire_size
+from stepflow.runtime.wire import MAX_MESSAGE_BYTES, encode_wire, wire_size
 from stepflow.testing.handlers import task_invoker
 
 from tests.unit.test_runner_batch import FN, SM, setup
@@ -268,3 +269,17 @@ def test_old_escaped_and_new_bodies_both_verify() -> None:
     allowed = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
     assert allowed.fullmatch(new)
     assert len(new.encode()) < len(old.encode())
+
+
+def test_express_rearm_chunks_are_sized_as_the_bus_writes_them() -> None:
+    # two saved states of 20,000 U+FFFF: 120 KB of UTF-8 together (under REARM_BYTES),
+    # 240 KB as the bus writes them (each escaped to six bytes)
+    key = "arn:aws:states:us-east-1:1:mapRun:M/x:r"
+    message = Message(key + "#xb/0", key + "#xb/0#0#0", "task", {"run": key, "items": []})
+    state = {"index": 0, "status": "PENDING", "state": "\uffff" * 20_000, "wake_at": 5.0}
+    out = _rearmed(message, [[0, state], [1, {**state, "index": 1}]])
+    assert len(out) == 2
+    for later, _ in out:
+        items = later.body["items"]
+        assert sum(len(encode_wire(e[1]).encode()) for e in items) <= REARM_BYTES
+        assert wire_size(encode_message(later, SIGNER), later) <= MAX_MESSAGE_BYTES
