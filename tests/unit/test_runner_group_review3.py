@@ -4,7 +4,7 @@
    non-ASCII tasks never make a group SQS refuses, and the buses refuse what SQS would;
 2. a deferred member is sent on its own BEFORE it is listed done: a failed hand-off
    loses nothing (the group comes back and runs it);
-3. a member the group lease cannot cover does not start: it waits for the redelivery
+3. a member the group lease cannot cover does not start: it is handed off (review 6)
    and runs once, not twice beside the runner that took the lease over.
 """
 
@@ -63,7 +63,7 @@ def test_every_group_of_non_ascii_tasks_fits_in_an_sqs_message(text: str, n: int
 
 
 def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
-    big, small = _tasks("é" * 50_000, 1)[0], _tasks("x", 3)[1:]
+    big, small = _tasks("é" * 140_000, 1)[0], _tasks("x", 3)[1:]  # 280 KB of UTF-8
     sent = group_tasks([big, *small])
     # the big one keeps the old single shape (SQS refuses it, as it did before groups)
     assert sent[0] == big and _on_the_wire(big) > MAX_MESSAGE_BYTES
@@ -71,7 +71,7 @@ def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
 
 
 def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
-    (big,) = _tasks("é" * 50_000, 1)  # 100 KB of UTF-8, 300 KB on the wire
+    (big,) = _tasks("é" * 140_000, 1)  # 280 KB of UTF-8 (written as is since review 6)
     with pytest.raises(MessageTooLargeError):
         check_wire(SIGNER.sign(big), big)
 
@@ -91,13 +91,14 @@ def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
     with pytest.raises(BusUnavailableError):
         sqs.send_batch([(big, 0)])
     assert Client.calls == 0
-    sqs.send(_tasks("é" * 40_000, 1)[0])  # 240 KB on the wire: fits
-    assert Client.calls == 1
+    sqs.send(_tasks("é" * 120_000, 1)[0])  # 240 KB on the wire: fits
+    sqs.send(_tasks("é" * 50_000, 1)[0])  # 100 KB: refused while 'é' was escaped (300 KB)
+    assert Client.calls == 2
 
 
 def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_buses() -> None:
-    # GIVEN three branches whose input is 15,000 'é' (30 KB of UTF-8, 90 KB escaped each):
-    # under the old raw-UTF-8 cap one group of 270 KB, which SQS refuses
+    # GIVEN three branches whose input is 50,000 'é' (100 KB of UTF-8 each): one group
+    # of 300 KB, which SQS refuses (review 3 measured 15,000, escaped to 90 KB each)
     log, bus, tasks_bus = InMemoryLog(), InMemoryBus(), InMemoryBus()
     calls = Counter[str]()
     stepper = Stepper(
@@ -110,7 +111,7 @@ def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_bu
         tasks_bus=tasks_bus,
         task_concurrency=10,
     )
-    stepper.start_execution(state_machine_arn=SM, name="x", input={"n": "é" * 15_000}, seed=1)
+    stepper.start_execution(state_machine_arn=SM, name="x", input={"n": "é" * 50_000}, seed=1)
     messages = tasks_bus.receive_batch(10)
     assert [len(group_members(m) or [m]) for m in messages] == [2, 1]
     assert all(_on_the_wire(m) <= MAX_MESSAGE_BYTES for m in messages)
@@ -187,10 +188,10 @@ def test_a_deferred_member_is_sent_on_its_own_then_listed_done() -> None:
     assert lease is not None and lease.result is not None and "t4" in lease.result["done"]
 
 
-def test_a_member_the_group_lease_cannot_cover_is_not_started_and_runs_once_later() -> None:
+def test_a_member_the_group_lease_cannot_cover_is_handed_off_and_runs_once() -> None:
     calls = Counter[str]()
     now = [1_000.0]
-    log, _bus, runner, messages = setup({}, grouped=True)
+    log, bus, runner, messages = setup({}, grouped=True)
     (group,) = messages
     arn = group.execution_arn
 
@@ -202,14 +203,18 @@ def test_a_member_the_group_lease_cannot_cover_is_not_started_and_runs_once_late
     runner.invoker = task_invoker({"a": slow, "b": counting(calls, "b"), "c": counting(calls, "c")})
     runner.clock = lambda: now[0]
     runner.task_concurrency = 1  # members one after the other
-    failures = runner.handle_batch([group])
-    # THEN a ran and was committed; b and c did not start: the group comes back
-    assert [type(e) for _, e in failures] == [TaskLeaseHeldError]
-    assert calls == {"a": 1}
-    # WHEN it comes back (visibility 960 s, past the lease): b and c run, once each
-    now[0] += 961
+    bus.sent.clear()
+    # THEN a ran; b and c did not start: handed off on their own, the group acknowledged
     assert runner.handle_batch([group]) == []
-    assert runner.handle_batch([group]) == []  # a later duplicate runs nothing
+    assert calls == {"a": 1}
+    alone = [m for m in bus.sent if m.kind == "task"]
+    assert sorted(m.id for m in alone) == sorted(m.id for m in group_members(group)[1:])  # type: ignore[index]
+    lease = log.lease(arn, GROUP_KEY)
+    assert lease is not None and lease.result == {"done": {"t5": None, "t6": None}}
+    # WHEN they are delivered, and the group again (a duplicate): b and c run once each
+    assert runner.handle_batch(alone) == []
+    assert runner.handle_batch([group]) == []
+    assert runner.handle_batch(alone) == []
     assert calls == {"a": 1, "b": 1, "c": 1}
     record = log.get(arn)
     assert record is not None and record.status == "SUCCEEDED"

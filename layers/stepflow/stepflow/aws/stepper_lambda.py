@@ -143,6 +143,7 @@ def process_records(
     stepper: Stepper | None = None,
     signer: MessageSigner | None = None,
     has_time: Callable[[], bool] | None = None,
+    remaining: Callable[[], float] | None = None,
 ) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
@@ -150,7 +151,8 @@ def process_records(
     failure, so it is acknowledged); the authentic messages go to
     :meth:`Stepper.handle_batch` together, so the events of one execution in
     this batch are committed as one decision. ``has_time`` says whether another
-    execution may still be started (see :func:`time_left`).
+    execution may still be started (see :func:`time_left`); ``remaining``, the
+    invocation's seconds left (see :func:`seconds_left`).
     """
     verifier = signer or get_signer()
     runner = stepper or get_stepper()
@@ -174,7 +176,7 @@ def process_records(
         metrics.add_metric(name="ForgedMessages", unit=MetricUnit.Count, value=forged)
     started = time.perf_counter()
     with tallying() as tally:
-        failed = runner.handle_batch(batch, has_time)
+        failed = runner.handle_batch(batch, has_time, remaining)
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     metrics.add_metric(name="DecisionLatency", unit=MetricUnit.Milliseconds, value=elapsed_ms)
     if tally.tasks:
@@ -233,6 +235,14 @@ def time_left(context: Any, stepper: Stepper) -> Callable[[], bool] | None:
     return has_time
 
 
+def seconds_left(context: Any) -> Callable[[], float] | None:
+    """The invocation's seconds left, from the Lambda context (None: no clock)."""
+    left = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(left):
+        return None
+    return lambda: float(left()) / 1000.0
+
+
 def respond(
     event: dict[str, Any], context: LambdaContext, stepper: Stepper | None = None
 ) -> PartialItemFailureResponse:
@@ -243,7 +253,9 @@ def respond(
     """
     chosen = stepper or get_stepper()
     records = list(event.get("Records", []))
-    outcomes = process_records(records, chosen, has_time=time_left(context, chosen))
+    outcomes = process_records(
+        records, chosen, has_time=time_left(context, chosen), remaining=seconds_left(context)
+    )
 
     def record_handler(record: SQSRecord) -> None:
         failure = outcomes.get(record.message_id)

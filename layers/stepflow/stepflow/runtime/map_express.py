@@ -36,13 +36,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from stepflow.data.budget import ClockBudget
-from stepflow.data.serialize import dumps, utf8_size
 from stepflow.runtime import leases
 from stepflow.runtime.express import ItemResult, run_batch
 from stepflow.runtime.map_run_state import RunHead
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay
 from stepflow.runtime.ports import ExecutionAlreadyExistsError, ExecutionRecord
+from stepflow.runtime.wire import encode_wire
 
 if TYPE_CHECKING:
     from stepflow.runtime.map_runs import MapRuns
@@ -226,7 +226,8 @@ def _rearmed(message: Message, again: list[list[Any]]) -> list[tuple[Message, fl
     chunks: list[list[list[Any]]] = [[]] if again else []
     size = 0
     for entry in again:
-        entry_size = utf8_size(dumps(entry[1])) if entry[1] is not None else 0
+        # measured as the bus writes it (U+FFFE, U+FFFF escaped: six bytes, not three)
+        entry_size = len(encode_wire(entry[1]).encode()) if entry[1] is not None else 0
         if chunks[-1] and size + entry_size > REARM_BYTES:
             chunks.append([])
             size = 0

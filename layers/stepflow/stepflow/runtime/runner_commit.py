@@ -69,7 +69,11 @@ MAX_TASK_THREADS = 32
 Each waits on its function in a thread (and a connection): the cap bounds them in
 one runner Lambda; three full groups' worth start at once. A member that waits for a
 thread starts only if its group's lease still covers it (``GroupClaim.covers``); one
-that does not is left for the group's redelivery."""
+that does not is handed off (sent on its own)."""
+
+
+class _NotCoveredError(Exception):
+    """A group member the claim does not cover (``GroupClaim.covers``): handed off."""
 
 
 class CommitSkippedError(Exception):
@@ -77,7 +81,10 @@ class CommitSkippedError(Exception):
 
 
 def run_tasks(
-    stepper: Stepper, tasks: list[Message], has_time: Callable[[], bool] | None = None
+    stepper: Stepper,
+    tasks: list[Message],
+    has_time: Callable[[], bool] | None = None,
+    remaining: Callable[[], float] | None = None,
 ) -> list[tuple[Message, Exception]]:
     """Run queued task messages, up to ``stepper.task_concurrency`` at a time; the failures.
 
@@ -85,6 +92,8 @@ def run_tasks(
     one delete, one Lambda request for a Map's ten tasks); they wait on their
     functions side by side, and each execution's results are committed together
     as soon as its last task in the batch ends (see the module's docstring).
+    ``remaining``: the invocation's seconds left (a group member starts only if they
+    cover it, see ``GroupClaim.covers``).
     """
     runs = stepper._tasks()
     # A duplicate inside the batch shares its first copy's run and outcome: run side by
@@ -113,6 +122,7 @@ def run_tasks(
             owner=runs.owner,
             clock=runs.clock,
             seconds=runs.task_lease_seconds,
+            remaining=remaining,
         )
         for member in members:
             expanded.append(member)
@@ -209,7 +219,10 @@ class _Groups:
             if claim is None:
                 self._runs.bus.send(message, _delay(deferred.seconds))
             else:
-                self._hand_off(message, claim, deferred)
+                self._hand_off(message, claim, deferred.seconds)
+        except _NotCoveredError:  # not started: on its own, under its own lease
+            assert claim is not None
+            self._hand_off(message, claim, 0.0)
         finally:  # a task that failed to run still counts as ended for its group
             with self._lock:
                 if ran is not None:
@@ -226,14 +239,16 @@ class _Groups:
             if last:
                 self._flush(arn)
 
-    def _hand_off(self, message: Message, claim: GroupClaim, deferred: TaskDeferredError) -> None:
-        """Send a group's deferred member on its own, THEN list it done in the group record.
+    def _hand_off(self, message: Message, claim: GroupClaim, seconds: float) -> None:
+        """Send a group's member on its own, THEN list it done in the group record.
+
+        For a deferred member (again in ``seconds``) or one the claim does not cover.
 
         A failed send raises (the group message comes back, the member still to run);
         never recorded first, or a send lost after the record would lose the task.
         """
         try:
-            self._runs.bus.send(message, _delay(deferred.seconds))
+            self._runs.bus.send(message, _delay(seconds))
         except Exception:
             claim.stopped(message)
             raise
@@ -251,12 +266,12 @@ class _Groups:
         if plan == "resend":  # a fallback whose send was lost
             self._runs.send_result(message, claim.recorded(message))
             return None
-        if not claim.covers(message):  # it could outlive the lease: left for the redelivery
-            claim.stopped(message)
+        if not claim.covers(message):  # it could outlive the lease or the invocation
+            if claim.can_hand_off():
+                raise _NotCoveredError(message.id)
+            claim.stopped(message)  # the lease (nearly) ran out: left for the redelivery
             until = claim.lease.until if claim.lease is not None else 0.0
-            raise TaskLeaseHeldError(
-                f"{message.id}: the group lease has too little time left to start it", until
-            )
+            raise TaskLeaseHeldError(f"{message.id}: the group lease has run out", until)
         try:
             result = self._runs.invoke(message)
         except TaskDeferredError:

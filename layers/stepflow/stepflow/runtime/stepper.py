@@ -209,7 +209,10 @@ class Stepper:
             raise failures[0][1]
 
     def handle_batch(
-        self, messages: Sequence[Message], has_time: Callable[[], bool] | None = None
+        self,
+        messages: Sequence[Message],
+        has_time: Callable[[], bool] | None = None,
+        remaining: Callable[[], float] | None = None,
     ) -> list[tuple[Message, Exception]]:
         """Process a batch of deliveries; return those that failed (to be redelivered).
 
@@ -219,9 +222,10 @@ class Stepper:
         message or execution is started: once it answers no (the Lambda is about
         to time out), the rest are sent again as new messages, so a slow
         execution in the batch costs the others a redelivery, never a receive
-        count towards the dead-letter queue.
+        count towards the dead-letter queue. ``remaining`` is the invocation's
+        seconds left: a task group's member starts only if they cover it.
         """
-        return run_batch(self, messages, has_time)
+        return run_batch(self, messages, has_time, remaining)
 
     def redrive_execution(
         self, execution_arn: str, *, attributes: Mapping[str, Any] | None = None

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
 
 
 def run_batch(
-    stepper: Stepper, messages: Sequence[Message], has_time: Callable[[], bool] | None = None
+    stepper: Stepper,
+    messages: Sequence[Message],
+    has_time: Callable[[], bool] | None = None,
+    remaining: Callable[[], float] | None = None,
 ) -> list[tuple[Message, Exception]]:
     """The body of :meth:`Stepper.handle_batch` (see it for the rules)."""
     now = stepper.clock()
@@ -71,7 +74,7 @@ def run_batch(
         except Exception as exc:  # reported per message; the batch goes on
             failures.append((message, exc))
     if tasks:
-        failures.extend(run_tasks(stepper, tasks, has_time))
+        failures.extend(run_tasks(stepper, tasks, has_time, remaining))
         run_heads.clear()  # time passed: a run read before may have ended
     for key, deliveries in runs.items():
         try:

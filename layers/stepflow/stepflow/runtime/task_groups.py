@@ -21,11 +21,12 @@ The rules (model/coordination.pml, the ``group`` scenario of model/check.sh):
   skipped (the fallback) once the group lease has run out;
 - the fallback writes the round's results into the record (with the members this
   claim finished before), releasing it once no member still runs, then sends them;
-- a member starts only while the lease covers its ``TimeoutSeconds`` and a margin
-  (:meth:`GroupClaim.covers`); one it does not cover is left for the redelivery;
-- a member whose task asks to run later is handed off: sent again as a single task
-  message (its own lease, as before), THEN listed as done in the record (a failed
-  send fails the group message, which comes back with the member still to run).
+- a member starts only while the lease, and the runner invocation's time left, cover
+  its ``TimeoutSeconds`` and a margin (:meth:`GroupClaim.covers`);
+- a member not covered, or whose task asks to run later, is handed off: sent again
+  as a single task message (its own lease, as before), THEN listed as done in the
+  record (a failed send fails the group message, which comes back with the member
+  still to run). The group message is acknowledged: no receive count is burnt.
 
 A message of the old shape (one task) still runs under its own ``TK#<task id>``
 lease, so messages queued before an upgrade are handled as before.
@@ -55,8 +56,8 @@ GROUP_MARGIN_BYTES = 16_384
 GROUP_MAX_BYTES = MAX_MESSAGE_BYTES - GROUP_MARGIN_BYTES
 """A group message's size at most, measured as SQS counts it once signed (runtime/wire.py).
 
-Measured on the escaped JSON the bus sends ('é' is six bytes there, an emoji twelve),
-never on the raw UTF-8 (review 3's finding 1: groups of non-ASCII tasks over 256 KiB).
+Measured on the JSON the bus sends (:func:`~stepflow.runtime.wire.encode_wire`: UTF-8
+as is since review 6, only U+FFFE, U+FFFF and lone surrogates escaped), never guessed.
 A member too big for any group travels alone, in the old shape, as on main."""
 
 GROUP_START_MARGIN = 60.0
@@ -66,6 +67,13 @@ A member without ``TimeoutSeconds`` (or one longer than the lease) starts only w
 lease has all but this margin left, as a single task starts with a fresh lease: a
 member that would outlive the lease could run again, without a crash, by the runner
 that takes the group's redelivery (review 3's finding 3; see :meth:`GroupClaim.covers`)."""
+
+GROUP_HANDOFF_MARGIN = 30.0
+"""Seconds of the group lease that must be left to hand a member off rather than fail.
+
+With less (or a lease run out) another runner may take the group over while the
+member's own message is sent, and run it beside that message's runner: the group
+message fails instead, and its redelivery runs the member once."""
 
 Plan = Literal["run", "resend", "skip"]
 
@@ -175,8 +183,10 @@ class GroupClaim:
         owner: str,
         clock: Callable[[], float],
         seconds: float,
+        remaining: Callable[[], float] | None = None,
     ) -> None:
         self.message = message
+        self._remaining = remaining
         self.members = members
         self._log = log
         self._owner = owner
@@ -238,10 +248,13 @@ class GroupClaim:
         return plans
 
     def covers(self, member: Message) -> bool:
-        """Whether the group lease has time left for ``member`` to start (its timeout and more).
+        """Whether ``member`` may start now: the lease and the invocation both outlast it.
 
-        A member it does not cover is not started: the group message fails, and its
-        redelivery (after the visibility timeout, past the lease) runs it once.
+        The group lease, and the invocation's time left (``remaining``: the runner
+        Lambda is killed at its deadline, and a member it cuts would run again after
+        the lease), must have its ``TimeoutSeconds`` and a margin left (a member
+        without one: all of the lease but the margin). A member not covered is handed
+        off: sent on its own, to run later under its own lease.
         """
         if self.lease is None:
             return False
@@ -249,7 +262,13 @@ class GroupClaim:
         longest = self._seconds - GROUP_START_MARGIN
         if isinstance(timeout, int | float) and not isinstance(timeout, bool):
             longest = min(longest, timeout + GROUP_START_MARGIN)
+        if self._remaining is not None and self._remaining() < longest:
+            return False
         return self.lease.until - self._clock() >= longest
+
+    def can_hand_off(self) -> bool:
+        """Whether the lease is still this claim's long enough to hand a member off safely."""
+        return self.lease is not None and self.lease.until - self._clock() > GROUP_HANDOFF_MARGIN
 
     def expired(self, now: float) -> bool:
         """Whether the group lease has run out (its members' results must not be committed)."""

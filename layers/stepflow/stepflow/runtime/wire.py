@@ -3,9 +3,11 @@
 :func:`encode_wire` is THE encoding of a signed message on the queue (the SQS bus
 writes every body with it), and :func:`wire_size` counts what SQS counts against its
 limit, :data:`MAX_MESSAGE_BYTES`: the body's UTF-8 bytes plus each message
-attribute's name, type and value. The encoding escapes non-ASCII characters
-(``ensure_ascii``): an 'é' is six bytes on the wire, an emoji twelve, so a body's
-size must be measured this way, never by its raw UTF-8 (issue 18 round 3, review 3).
+attribute's name, type and value. The encoding writes UTF-8 as is, escaping only what
+SQS refuses in a body (:func:`encode_wire`): a payload under the limit in UTF-8 is
+under it on the wire too (review 6; escaping every non-ASCII character made an 'é'
+six bytes, an emoji twelve). Signatures are over their own canonical form
+(:mod:`stepflow.runtime.signing`), so bodies written escaped before still verify.
 
 :func:`unsigned_wire_size` measures a message before it is signed (the task groups
 are cut before the bus signs them) with room for the longest key id it allows
@@ -15,6 +17,7 @@ are cut before the bus signs them) with room for the longest key id it allows
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,9 +37,27 @@ class MessageTooLargeError(ValueError):
     """A message over :data:`MAX_MESSAGE_BYTES` on the wire: SQS would refuse it."""
 
 
+_REFUSED = re.compile("[\ud800-\udfff\ufffe\uffff]")
+"""Characters SQS refuses in a body that JSON does not escape (U+FFFE, U+FFFF, surrogates).
+
+SQS takes #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF; JSON escapes the
+control characters below #x20 already. A lone surrogate cannot be stored anyway."""
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
 def encode_wire(wire: Mapping[str, Any]) -> str:
-    """The queue body of a signed message's wire form: compact, sorted, ASCII-escaped JSON."""
-    return json.dumps(wire, separators=(",", ":"), sort_keys=True)
+    """The queue body of a signed message's wire form: compact, sorted JSON in UTF-8.
+
+    Only the characters SQS refuses are escaped (:data:`_REFUSED`; they occur only
+    inside JSON strings, where the escape decodes to the same character).
+    """
+    text = json.dumps(wire, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    if text.isascii():
+        return text
+    return _REFUSED.sub(_escape, text)
 
 
 def attributes(message: Message) -> dict[str, str]:
@@ -65,8 +86,9 @@ def unsigned_wire_size(message: Message) -> int:
 def check_wire(wire: Mapping[str, Any], message: Message) -> None:
     """:func:`check_size` of a wire form, cheaply for the common small message.
 
-    Escaping makes a UTF-8 byte at most six (a control character's escape), so a
-    wire form whose raw UTF-8 is a sixth of the limit needs no escaped encoding.
+    Escaping makes a UTF-8 byte at most six (a control character's escape, which
+    orjson writes too; only U+FFFE, U+FFFF, three bytes, become six), so a wire form
+    whose raw UTF-8 is a sixth of the limit needs no encoding of its own.
     """
     try:
         raw = len(orjson.dumps(wire))
