@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from stepflow.asl import parse
-from stepflow.aws.sqs_bus import BusUnavailableError, SQSBus, encode_message
+from stepflow.aws.sqs_bus import SQSBus, encode_message
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.outcome import TaskDeferredError
 from stepflow.runtime.runner_commit import MAX_TASK_THREADS
@@ -70,12 +70,14 @@ def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
     assert [len(group_members(m) or [m]) for m in sent[1:]] == [2]
 
 
-def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
+def test_the_sqs_bus_warns_of_a_message_sqs_would_refuse(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     (big,) = _tasks("é" * 140_000, 1)  # 280 KB of UTF-8 (written as is since review 6)
     with pytest.raises(MessageTooLargeError):
         check_wire(SIGNER.sign(big), big)
 
-    class Client:  # moto takes 1 MiB: the adapter refuses before the request
+    class Client:  # moto takes 1 MiB: the adapter warns, and sends as it did before
         calls = 0
 
         def send_message(self, **kwargs: Any) -> None:
@@ -86,14 +88,17 @@ def test_the_buses_refuse_a_message_sqs_would_refuse() -> None:
             return {}
 
     sqs = SQSBus("https://queue", signer=SIGNER, client=Client())
-    with pytest.raises(BusUnavailableError):
+    with caplog.at_level("WARNING", logger="stepflow.aws.sqs_bus"):
         sqs.send(big)
-    with pytest.raises(BusUnavailableError):
         sqs.send_batch([(big, 0)])
-    assert Client.calls == 0
-    sqs.send(_tasks("é" * 120_000, 1)[0])  # 240 KB on the wire: fits
-    sqs.send(_tasks("é" * 50_000, 1)[0])  # 100 KB: refused while 'é' was escaped (300 KB)
-    assert Client.calls == 2
+    assert [r.getMessage().startswith("SQS would refuse") for r in caplog.records] == [True] * 2
+    assert big.id in caplog.records[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stepflow.aws.sqs_bus"):
+        sqs.send(_tasks("é" * 120_000, 1)[0])  # 240 KB on the wire: fits
+        sqs.send(_tasks("é" * 50_000, 1)[0])  # 100 KB: over while 'é' was escaped (300 KB)
+    assert caplog.records == []
+    assert Client.calls == 4
 
 
 def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_buses() -> None:
