@@ -9,8 +9,9 @@ in-memory log and on the DynamoDB log (moto), the path that ships.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -214,6 +215,17 @@ def test_two_reports_racing_for_the_head_are_both_counted_at_once(log: RacingLog
     assert head(log).done["SUCCEEDED"] == 3
 
 
+@contextlib.contextmanager
+def working(work: Callable[[Any], Any] | None = None) -> Iterator[None]:
+    """``support.work`` replaced for the block: by default the "bad" items now succeed."""
+    original = support.work
+    support.work = work or (lambda n: 0 if n == "bad" else original(n))  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        support.work = original  # type: ignore[assignment]
+
+
 def redrive_message(items: list[Any], seq: int = 7, parent_redrive: int = 1) -> Message:
     """The redriven parent's StartMapRun (its redrive count is ``parent_redrive``)."""
     command = StartMapRun(RUN_ID, support.spec(items, max_concurrency=2))
@@ -231,15 +243,11 @@ def test_a_redrive_before_a_late_report_counts_the_child_once_and_runs_it_once(
     late, child0 = fail_with_one_report_in_flight(s, bus)
     deliver(s, bus, [child0])
     deliver(s, bus, take(bus, status=NOT_STARTED))
-    original = support.work
-    try:
-        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+    with working():
         bus.send(redrive_message([1, "bad"]))
         deliver(s, bus, take(bus, type="StartMapRun"))
         deliver(s, bus, [late])  # the first attempt's report, after the refill
         done = finished(drain(s, bus))
-    finally:
-        support.work = original
     assert [d["status"] for d in done if d["parent_redrive"] == 1] == ["SUCCEEDED"], done
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 2
@@ -263,17 +271,13 @@ def test_a_never_started_answer_redelivered_after_the_redrive_restarted_it_is_st
     [never] = take(bus, status=NOT_STARTED)
     deliver(s, bus, [never])
     assert log.get(child_execution_arn(support.MAP_RUN_ARN, 0)) is None
-    original = support.work
-    try:
-        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+    with working():
         bus.send(redrive_message([1, "bad"]))
         deliver(s, bus, take(bus, type="StartMapRun"))
         assert head(log).running == {"0": 1, "1": 1}
         deliver(s, bus, [never])  # the answer of the attempt before, again
         assert head(log).running == {"0": 1, "1": 1}
         done = finished(drain(s, bus))
-    finally:
-        support.work = original
     assert [d["status"] for d in done if d["parent_redrive"] == 1] == ["SUCCEEDED"], done
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 2
@@ -304,13 +308,9 @@ def test_a_second_redrive_does_not_start_again_a_child_that_succeeded_in_the_fir
     bus.send(redrive_message(items, seq=7))
     [second] = [d for d in finished(drain(s, bus)) if d["parent_redrive"] == 1]
     assert second["status"] == "FAILED" and head(log).next == 3
-    original = support.work
-    try:
-        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+    with working():
         bus.send(redrive_message(items, seq=9, parent_redrive=2))
         done = [d for d in finished(drain(s, bus)) if d["parent_redrive"] == 2]
-    finally:
-        support.work = original
     assert [d["status"] for d in done] == ["SUCCEEDED"], done
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 5
@@ -329,17 +329,13 @@ def test_a_never_started_answer_heard_after_the_redrive_does_not_redrive_a_succe
     late, child0 = fail_with_one_report_in_flight(s, bus)
     deliver(s, bus, [child0])
     [never] = take(bus, status=NOT_STARTED)
-    original = support.work
-    try:
-        support.work = lambda n: 0 if n == "bad" else original(n)  # type: ignore[assignment]
+    with working():
         bus.send(redrive_message([1, "bad"]))
         deliver(s, bus, take(bus, type="StartMapRun"))
         deliver(s, bus, [never])  # the first attempt's answer, after the redrive
         assert not [m for m in bus.receive_batch(100) if m.body.get("position") == 0]
         deliver(s, bus, [late])
         done = finished(drain(s, bus))
-    finally:
-        support.work = original
     assert [d["status"] for d in done if d["parent_redrive"] == 1] == ["SUCCEEDED"], done
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 2
@@ -374,8 +370,7 @@ def test_a_never_started_answer_without_attempt_after_the_redrive_restarted_it_i
             raise ValueError("bad item")
         return original(n)
 
-    try:
-        support.work = redriven  # type: ignore[assignment]
+    with working(redriven):
         bus.send(redrive_message([1, "bad"]))
         deliver(s, bus, take(bus, type="StartMapRun"))
         deliver(s, bus, [old])
@@ -383,8 +378,6 @@ def test_a_never_started_answer_without_attempt_after_the_redrive_restarted_it_i
         deliver(s, bus, [m for m in bus.receive_batch(100) if m.body.get("position") == 1])
         deliver(s, bus, take(bus, type="ChildFinished"))  # child 1 ends before child 0
         done = finished(drain(s, bus))
-    finally:
-        support.work = original
     assert_exact(log)
     expected = ["FAILED"] if child0_fails else ["SUCCEEDED"]
     assert [d["status"] for d in done if d["parent_redrive"] == 1] == expected
@@ -408,16 +401,12 @@ def test_a_stop_of_the_attempt_before_does_not_abort_the_child_the_redrive_runs_
     [stop] = [m for m in bus.receive_batch(100) if m.body.get("type") == "Stop"]
     bus.ack(stop)  # held back
     deliver(s, bus, [second])
-    original = support.work
-    try:
-        support.work = lambda n: 0  # type: ignore[assignment]
+    with working(lambda n: 0):
         bus.send(redrive_message(["bad", "bad"]))
         deliver(s, bus, take(bus, type="StartMapRun"))
         starts = [m for m in bus.receive_batch(100) if m.kind == "child"]
         deliver(s, bus, [*starts, stop])  # the old Stop reaches child 1 as it runs again
         done = finished(drain(s, bus))
-    finally:
-        support.work = original
     assert [d["status"] for d in done if d["parent_redrive"] == 1] == ["SUCCEEDED"], done
     assert_exact(log)
     assert [c.status for c in children(log)] == ["SUCCEEDED", "SUCCEEDED"]
@@ -486,16 +475,12 @@ def test_a_child_start_of_the_attempt_before_does_not_run_the_child_behind_the_r
     assert restart.body["position"] == 1 and restart.body["redrive"]
     drain(s, bus)
     assert head(log).status == "FAILED" and head(log).redrive_count == 1
-    original = support.work
-    try:
-        support.work = lambda n: 0  # type: ignore[assignment]
+    with working(lambda n: 0):
         bus.send(redrive_message(items, seq=9, parent_redrive=2))
         deliver(s, bus, take(bus, type="StartMapRun"))
         deliver(s, bus, [restart])  # the first redrive's Redrive of child 1, again
         deliver(s, bus, take(bus, type="ChildFinished"))
         done = finished(drain(s, bus))
-    finally:
-        support.work = original
     assert [d["status"] for d in done if d["parent_redrive"] == 2] == ["SUCCEEDED"], done
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 2
