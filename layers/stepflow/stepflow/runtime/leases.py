@@ -140,19 +140,7 @@ def claim(
     The first try assumes there is no record yet (the common case: a task its
     scheduler runs), so it costs one conditional write and no read.
     """
-    held = TaskLease(execution_arn, task_id)
-    while True:
-        if held.result is not None:
-            return TaskClaim("done", held.result, held)
-        if held.live(now):
-            return TaskClaim("busy", None, held)
-        mine = held.next(owner=owner, until=now + seconds, released=False)
-        try:
-            log.put_lease(mine)
-        except LeaseConflictError:
-            held = current(log, execution_arn, task_id)  # someone wrote first: look again
-            continue
-        return TaskClaim("acquired", None, mine)
+    return _take(log, TaskLease(execution_arn, task_id), owner, now, seconds, results_end=True)
 
 
 def claim_group(
@@ -167,17 +155,29 @@ def claim_group(
     the head run again. ``status`` is ``acquired`` (``result`` is the list recorded
     so far) or ``busy``. The first try assumes no record (one conditional write).
     """
-    held = TaskLease(execution_arn, key)
+    return _take(log, TaskLease(execution_arn, key), owner, now, seconds, results_end=False)
+
+
+def _take(
+    log: LeaseLog, held: TaskLease, owner: str, now: float, seconds: float, *, results_end: bool
+) -> TaskClaim:
+    """The claim loop of :func:`claim` and :func:`claim_group`, from a guess of the record.
+
+    ``results_end``: a recorded result ends the record (``done``); else it is handed
+    to the new holder with the claim (a group's list of members done).
+    """
     while True:
-        if held.version and not held.released and held.until > now:
+        if results_end and held.result is not None:
+            return TaskClaim("done", held.result, held)
+        if not held.released and held.until > now:
             return TaskClaim("busy", None, held)
         mine = held.next(owner=owner, until=now + seconds, released=False)
         try:
             log.put_lease(mine)
         except LeaseConflictError:
-            held = current(log, execution_arn, key)  # someone wrote first: look again
+            held = current(log, held.execution_arn, held.task_id)  # someone wrote first
             continue
-        return TaskClaim("acquired", held.result, mine)
+        return TaskClaim("acquired", None if results_end else held.result, mine)
 
 
 def finish(log: LeaseLog, held: TaskLease, result: dict[str, Any]) -> None:
