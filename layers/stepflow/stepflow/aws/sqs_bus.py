@@ -87,7 +87,7 @@ class SQSBus:
         """
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
         body = encode_message(message, self.signer)
-        _refuse_oversize(body, message)
+        _warn_if_oversize(body, message)
         try:
             self._client.send_message(
                 QueueUrl=self.queue_url,
@@ -112,7 +112,7 @@ class SQSBus:
         size = 0
         for i, (message, delay_seconds) in enumerate(messages):
             body = encode_message(message, self.signer)
-            _refuse_oversize(body, message)
+            _warn_if_oversize(body, message)
             length = len(body.encode())
             if entries and (len(entries) == BATCH_ENTRIES or size + length > BATCH_BYTES):
                 self._send_entries(entries)
@@ -148,7 +148,7 @@ def encode_message(message: Message, signer: MessageSigner) -> str:
     return encode_wire(signer.sign(message))
 
 
-def _refuse_oversize(body: str, message: Message) -> None:
+def _warn_if_oversize(body: str, message: Message) -> None:
     """Warn of a message over SQS's limit before sending it (moto takes 1 MiB).
 
     Not refused: some messages StepFlow sends today can pass 256 KiB where they should
