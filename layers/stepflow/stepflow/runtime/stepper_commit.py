@@ -222,7 +222,15 @@ def _in_flight(
 
     They stay in the new outbox while their attempt is open: replacing the outbox
     would otherwise forget a task whose runner crashes before committing its result.
+
+    Only a stepper that runs tasks inline carries them. Any other sent every task of
+    the old outbox to the queue (this commit's :func:`_commit` re-sent a pending one
+    first, grouped as committed), where it stays until a runner settles it. Carried
+    over, the members still running of a group left in an outbox whose clear did not
+    land were sent again as a smaller group: another lease key, claimed and run twice.
     """
+    if not stepper.inline_tasks:
+        return ()
     return tuple(
         m
         for m in record.outbox
