@@ -152,11 +152,12 @@ def test_a_child_started_twice_whose_run_failed_in_between_is_counted(log: Racin
     assert sum(s.calls.values()) == 2  # type: ignore[attr-defined]
 
 
-def test_a_child_created_after_its_run_heard_it_never_started_is_counted(
+def test_a_child_created_after_its_run_heard_it_never_started_does_not_run(
     log: RacingLog,
 ) -> None:
     """Two copies of a child's start: one read the run still running (before it failed)
-    and creates the child only after the other's "never started" was applied."""
+    and creates the child only after the other's "never started" was applied. The child
+    must not run its first state (it did, and succeeded): it ends ABORTED, counted once."""
     bus = InMemoryBus(0.0)
     s = stepper(log, bus)
     bus.send(start_message([1, "bad"], max_concurrency=2))
@@ -172,10 +173,38 @@ def test_a_child_created_after_its_run_heard_it_never_started_is_counted(
     assert head(log).running == {} and [c.status for c in children(log)] == ["FAILED"]
     log.stale_head = running
     deliver(s, bus, [child0])  # the slow copy, on its read from before the failure
-    assert [c.status for c in children(log)] == ["SUCCEEDED", "FAILED"]  # child 0 ran
+    assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]  # child 0 did not run
     drain(s, bus)
     assert_exact(log)
-    assert head(log).done["SUCCEEDED"] == 1
+    assert head(log).done["ABORTED"] == 1 and head(log).done["SUCCEEDED"] == 0
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+
+
+def test_a_child_start_read_before_its_run_failed_does_not_run_the_child(
+    log: RacingLog,
+) -> None:
+    """Child 0's start read the run's head while it ran (its batch's one read); the run
+    failed (its Stop found no child 0) before the start created child 0. Created after
+    the failure, the child must not run its first state (its Lambda is not called): it
+    ends ABORTED and is counted so. Before, it ran and succeeded behind the run's back."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    bus.send(start_message([1, "bad"], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = bus.receive_batch(10)
+    [child0] = [m for m in kids if m.body.get("position") == 0]
+    running = log.get(KEY)  # the head as child 0's start read it
+    deliver(s, bus, [m for m in kids if m is not child0])  # child 1 fails
+    deliver(s, bus, take(bus, status="FAILED"))  # the run fails and stops child 0
+    deliver(s, bus, [m for m in bus.receive_batch(100) if m.body.get("type") == "Stop"])
+    assert head(log).status == "FAILED" and [c.status for c in children(log)] == ["FAILED"]
+    log.stale_head = running
+    deliver(s, bus, [child0])  # created only now, on its read from before the failure
+    drain(s, bus)
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+    assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]
+    assert_exact(log)
+    assert head(log).done["ABORTED"] == 1 and head(log).done["FAILED"] == 1
 
 
 def test_a_child_that_ends_while_its_run_fails_is_counted_once(log: RacingLog) -> None:
