@@ -402,7 +402,7 @@ end_wait:
     atomic {
         if
         :: !task_open(a) ->
-            /* closed (its result committed, or cancelled): _Groups._closed re-sends a pending
+            /* closed (its result committed, or cancelled): ResultGroups._closed re-sends a pending
              * outbox (a runner died after its commit, before sending), then the ack */
             if
             :: outbox != 0 -> send_outbox(outbox, cur); clear_outbox(seq)
@@ -428,7 +428,7 @@ end_wait:
     :: true -> goto fallback          /* the invocation is out of time, or the table fails */
     fi;
 direct:
-    /* _Groups._commit: only while its own lease has not run out */
+    /* ResultGroups._commit: only while its own lease has not run out */
     if
     :: atomic { !(llive[a] && lver[a] == v) } -> goto fallback
     :: else -> skip
@@ -456,7 +456,7 @@ load:
     fi;
     goto ack;
 fallback:
-    /* _Groups._fall_back: TaskRuns.record (leases.finish: only if still ours), send_result */
+    /* ResultGroups._fall_back: TaskRuns.record (leases.finish: only if still ours), send_result */
     atomic {
         if
         :: lver[a] == v -> lver[a]++; lres[a] = true; llive[a] = false
@@ -474,7 +474,7 @@ ack:
     goto end_idle
 }
 
-/* _Groups._run_member: member t (to start: it) starts only while GroupClaim.covers it: the
+/* ResultGroups._run_member: member t (to start: it) starts only while GroupClaim.covers it: the
  * lease still this claim's and live (the runtime asks for its TimeoutSeconds and a margin
  * left, so that it ends before the lease can run out; the model's lease may still run out
  * at any moment after: the same states as a slow task); else not started (st), left for
@@ -566,7 +566,7 @@ end_wait:
 #else   /* both in one step (the two-runner safety run, for its memory bound) */
     atomic { start_member(1, i1, r1, s1, h1); start_member(2, i2, r2, s2, h2); gpending = false };
 #endif
-    /* _Groups._hand_off: a deferred member is sent as its own task message, THEN listed
+    /* ResultGroups._hand_off: a deferred member is sent as its own task message, THEN listed
      * done on the group lease (only if still ours); a crash between: the group message
      * comes back and runs it again (at least once), never lost */
     do
@@ -598,9 +598,9 @@ end_wait:
     :: else -> break
     od;
 rounds:
-    /* _Groups._flush: what has ended is committed in rounds: both together, or one by one
+    /* ResultGroups._flush: what has ended is committed in rounds: both together, or one by one
      * (task 1 first: the two tasks are symmetric). One step with the round's way (the
-     * runner dies, commits, or falls back), _Groups._commit's lease check and the load of
+     * runner dies, commits, or falls back), ResultGroups._commit's lease check and the load of
      * the head: what may happen in between (the lease runs out, another commit) makes the
      * same states as right after it. */
     atomic {

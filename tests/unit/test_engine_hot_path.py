@@ -5,13 +5,18 @@ from __future__ import annotations
 import importlib
 import json
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stepflow.data import intrinsics
-from stepflow.engine import choice
+from stepflow.data.budget import UNLIMITED
+from stepflow.data.jsonpath import compile_path
+from stepflow.data.scope import Scope
+from stepflow.engine import choice, dataflow
+from stepflow.engine.model import Frame
 from stepflow.testing import execute
 
 LOOP: dict[str, Any] = {
@@ -180,3 +185,42 @@ def test_a_failing_nested_call_names_the_whole_expression() -> None:
     )
     with pytest.raises(StatesError, match=r"Invalid arguments in States\.MathAdd"):
         intrinsics.compile_intrinsic("States.MathAdd($.i, 'x')")(Scope({"i": 1}))
+
+
+class _Decision:
+    """An EvalContext's context and budget, counting the context objects it builds."""
+
+    def __init__(self) -> None:
+        self.built = 0
+        self.state = SimpleNamespace(outer_variables={})  # what state_scope reads of it
+        self.time_budget = UNLIMITED
+
+    def context(self, frame: Frame, **extra: Any) -> dict[str, Any]:
+        self.built += 1
+        return {"State": {"Name": frame.state}, "Built": self.built, **extra}
+
+
+# each step: read $$ (context), read $ (input), rebind $ to a new value (with_input)
+SCOPE_STEPS = st.lists(st.sampled_from(["context", "input", "with_input"]), max_size=8)
+
+
+@given(SCOPE_STEPS)
+@settings(max_examples=200, deadline=None)
+def test_a_state_scope_is_the_general_scope_with_its_context_built_on_first_read(
+    steps: list[str],
+) -> None:
+    # The general rule: Scope(value, lambda: d.context(frame), ...); state_scope builds
+    # its context from the decision without the closure. Same values, same builds.
+    fast_decision, general_decision = _Decision(), _Decision()
+    frame = Frame(id="", machine="", state="Work", input={"i": 1})
+    fast = dataflow.state_scope(fast_decision, frame, {"i": 1})  # type: ignore[arg-type]
+    general = Scope({"i": 1}, lambda: general_decision.context(frame), frame.variables, UNLIMITED)
+    for n, step in enumerate(steps):
+        if step == "context":
+            assert fast.context == general.context
+        elif step == "input":
+            assert fast.read(compile_path("$.i")) == general.read(compile_path("$.i"))
+        else:
+            fast, general = fast.with_input({"i": n}), general.with_input({"i": n})
+        assert fast_decision.built == general_decision.built
+    assert fast.read(compile_path("$$.State.Name")) == "Work"

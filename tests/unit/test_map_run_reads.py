@@ -1,8 +1,10 @@
-"""Reads per child of a STANDARD map run: the run's head once per batch, the child's never.
+"""Reads per child of a STANDARD map run: the run's head twice per batch, the child's never.
 
 GIVEN a run of ten items whose ten child messages arrive in one batch, WHEN the
-stepper handles the batch, THEN it reads the run's head once (not once per
-child message) and no child's head (each is created with its first decision).
+stepper handles the batch, THEN it reads the run's head twice (not once per child
+message: once before the children are created, once after, as no child may run its
+first state if the run ended in between) and no child's head (each is created with its
+first decision).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class ReadCountingLog(InMemoryLog):
         return super().get(execution_arn)
 
 
-def test_a_batch_of_ten_child_starts_reads_the_run_once_and_no_child() -> None:
+def test_a_batch_of_ten_child_starts_reads_the_run_twice_and_no_child() -> None:
     log, bus = ReadCountingLog(), InMemoryBus(0.0)
     s = stepper(log, bus, inline_tasks=False)
     bus.send(start_message(list(range(10)), max_concurrency=10))
@@ -38,7 +40,7 @@ def test_a_batch_of_ten_child_starts_reads_the_run_once_and_no_child() -> None:
     assert s.handle_batch(starts) == []
     for message in starts:
         bus.ack(message)
-    assert log.reads[KEY] == 1
+    assert log.reads[KEY] == 2  # before the creates, and after them
     kids = [m.execution_arn for m in starts]
     # a new child is stored with its first decision (runtime/child_start.py): never read
     assert [log.reads[arn] for arn in kids] == [0] * 10

@@ -71,7 +71,7 @@ def test_a_handler_puts_neither_its_response_nor_its_error_into_the_trace(
     provider = _Provider()
     monkeypatch.setattr(module.tracer, "provider", provider)
 
-    def respond(*_: Any) -> dict[str, Any]:
+    def respond(*_: Any, **__: Any) -> dict[str, Any]:
         if fails:
             raise RuntimeError(SECRET)
         return {"statusCode": 200, "body": SECRET, "batchItemFailures": []}

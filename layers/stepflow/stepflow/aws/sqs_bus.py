@@ -80,6 +80,11 @@ class SQSBus:
         self.signer = signer
         self._client: Any = client or boto3.client("sqs")
 
+    @property
+    def client(self) -> Any:
+        """The SQS client the bus sends with (the stepper Lambda sets visibilities with it)."""
+        return self._client
+
     def send(self, message: Message, delay_seconds: int = 0) -> None:
         """Send ``message``, deliverable after ``delay_seconds`` (clamped to 0-900).
 

@@ -5,7 +5,8 @@ Each SQS record is one :class:`~stepflow.runtime.Message`. The batch goes to
 execution per batch); Powertools' batch utility then reports each record: one
 whose handling failed (a poison body, a held task lease, a log outage, ...) is
 listed in ``batchItemFailures`` and comes back after its visibility timeout
-(reaching the DLQ after ``maxReceiveCount`` deliveries); the rest of the batch
+(reaching the DLQ after ``maxReceiveCount`` deliveries), or after a short back-off
+if its error is transient (:mod:`stepflow.aws.redelivery`); the rest of the batch
 is acknowledged.
 
 Every record is verified before anything is decided
@@ -40,8 +41,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepflow.asl import StateMachine
 from stepflow.aws.dynamodb_registry import DynamoDBRegistry
+from stepflow.aws.redelivery import hasten
 from stepflow.aws.settings import Settings
-from stepflow.aws.sqs_bus import decode_message
+from stepflow.aws.sqs_bus import SQSBus, decode_message
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import Stepper
 from stepflow.runtime.effect_tally import EffectTally, tallying
@@ -244,18 +246,28 @@ def seconds_left(context: Any) -> Callable[[], float] | None:
 
 
 def respond(
-    event: dict[str, Any], context: LambdaContext, stepper: Stepper | None = None
+    event: dict[str, Any],
+    context: LambdaContext,
+    stepper: Stepper | None = None,
+    *,
+    soon: bool = False,
 ) -> PartialItemFailureResponse:
     """Handle the event's records as one batch and report each record's outcome.
 
     The outcomes and the batch processor are this call's own: ``stepflow local``
-    calls the handlers from several poller threads at once.
+    calls the handlers from several poller threads at once. ``soon``: a record that
+    failed on a transient error comes back after a short back-off, not the queue's
+    visibility timeout (:mod:`stepflow.aws.redelivery`; the transition queue's).
     """
     chosen = stepper or get_stepper()
     records = list(event.get("Records", []))
     outcomes = process_records(
         records, chosen, has_time=time_left(context, chosen), remaining=seconds_left(context)
     )
+    if soon and outcomes and isinstance(chosen.bus, SQSBus):
+        hastened = hasten(chosen.bus.client, records, outcomes)
+        if hastened:
+            metrics.add_metric(name="MessagesRetriedSoon", unit=MetricUnit.Count, value=hastened)
 
     def record_handler(record: SQSRecord) -> None:
         failure = outcomes.get(record.message_id)
@@ -273,7 +285,7 @@ def respond(
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """The Lambda entry point: returns ``{"batchItemFailures": [...]}``."""
-    return respond(event, context)
+    return respond(event, context, soon=True)
 
 
 @logger.inject_lambda_context

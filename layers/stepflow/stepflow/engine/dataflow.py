@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.catch import Catcher
 from stepflow.asl.states.base import MISSING, State
+from stepflow.data.budget import Budget
 from stepflow.data.jsonata import JSONataTemplate, compile_template
 from stepflow.data.jsonpath import Path
 from stepflow.data.scope import Scope
@@ -102,7 +103,48 @@ def state_scope(d: EvalContext, frame: Frame, value: Any) -> Scope:
         visible: Mapping[str, Any] = frame.variables
     else:
         visible = variables(d, frame)
-    return Scope(value, lambda: d.context(frame), visible, d.time_budget)
+    return _StateScope(value, d, frame, visible, d.time_budget)
+
+
+class _StateScope(Scope):
+    """A state's scope whose context object is ``d.context(frame)``, built on first read.
+
+    The same as ``Scope(value, lambda: d.context(frame), ...)`` without the closure
+    (a function and two cells per state on the hot path).
+    """
+
+    __slots__ = ("_decision", "_frame")
+
+    def __init__(
+        self,
+        value: Any,
+        decision: EvalContext,
+        frame: Frame,
+        variables: Mapping[str, Any],
+        budget: Budget,
+    ) -> None:
+        self.input = value
+        self._context = _UNBUILT
+        self._decision = decision
+        self._frame = frame
+        self.variables = variables
+        self.budget = budget
+
+    @property
+    def context(self) -> Any:
+        """The context object (built now on the first read)."""
+        if self._context is _UNBUILT:
+            self._context = self._decision.context(self._frame)
+        return self._context
+
+    def with_input(self, value: Any) -> Scope:
+        """The same scope with ``$`` bound to ``value`` (an unbuilt context built on its read)."""
+        if self._context is _UNBUILT:
+            return _StateScope(value, self._decision, self._frame, self.variables, self.budget)
+        return Scope(value, self._context, self.variables, self.budget)
+
+
+_UNBUILT: Any = object()
 
 
 def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:

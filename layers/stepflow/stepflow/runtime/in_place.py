@@ -14,7 +14,7 @@ Why nothing runs twice or is lost:
 
 - The outbox is not cleared while its tasks are held: it is their durable copy.
   If the runner dies, the redelivery of the message it was running re-sends the
-  pending outbox (``_Groups.closed``), and the repair job is the backstop.
+  pending outbox (``ResultGroups.closed``), and the repair job is the backstop.
 - Anything else that re-sends a held outbox (a repair message, a late duplicate)
   groups it exactly as the runner did, so its claim meets the runner's live lease
   on the same record. For that, a commit that ends some of a held group's members
@@ -209,7 +209,7 @@ def _send(stepper: Stepper, messages: list[Message], seconds: float = 0.0) -> bo
     """Send held task messages to the tasks queue; whether all went.
 
     Not sent, they are still in the outbox, left pending: the redelivery of the message
-    the runner ran (``_Groups.closed``) or the repair job sends them.
+    the runner ran (``ResultGroups.closed``) or the repair job sends them.
     """
     bus = stepper.tasks_bus or stepper.bus
     try:

@@ -47,7 +47,7 @@ from stepflow.runtime.ports import (
     UnstorableDataError,
 )
 from stepflow.runtime.repair import OutboxSender
-from stepflow.runtime.runner_commit import GROUP_WAIT_SECONDS
+from stepflow.runtime.runner_group import GROUP_WAIT_SECONDS
 from stepflow.runtime.starts import (
     ExecutionInputMismatchError,
     NewExecution,

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, NamedTuple
 
-from stepflow.engine import Event, Redrive, Start
+from stepflow.engine import Event, ExecutionState, Redrive, Start, Stop
 from stepflow.engine.codec import decode_state
 from stepflow.runtime.child_start import first_commit
 from stepflow.runtime.map_run_access import refused_starts
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message, decode_event
-from stepflow.runtime.outbox import create_child
+from stepflow.runtime.outbox import build_outbox, create_child, store_state
 from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.ports import (
+    ConflictError,
     ExecutionAlreadyExistsError,
     ExecutionRecord,
     UnstorableDataError,
@@ -48,6 +50,7 @@ def run_batch(
     later: list[Message] = []
     run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
     tasks: list[Message] = []  # queued tasks: run after the loop, side by side (run_tasks)
+    created: list[_Created] = []  # new children of map runs: first states after the loop
     for message in messages:
         if has_time is not None and not has_time():
             later.append(message)
@@ -58,7 +61,7 @@ def run_batch(
             elif is_run_key(message.execution_arn):
                 runs.setdefault(message.execution_arn, []).append(message)
             elif message.kind == "child" and "map_run" in message.body:
-                started = _start_child(stepper, message, run_heads)
+                started = _start_child(stepper, message, run_heads, created)
                 if started is not None:  # None: started here, or it never starts
                     groups.setdefault(message.execution_arn, []).append((message, started))
             elif message.kind == "task":
@@ -73,6 +76,7 @@ def run_batch(
                 groups.setdefault(message.execution_arn, []).append((message, event))
         except Exception as exc:  # reported per message; the batch goes on
             failures.append((message, exc))
+    _run_first_states(stepper, created, failures)
     if tasks:
         failures.extend(run_tasks(stepper, tasks, has_time, remaining))
         run_heads.clear()  # time passed: a run read before may have ended
@@ -102,13 +106,25 @@ def run_batch(
     return failures
 
 
+class _Created(NamedTuple):
+    """A map run's child stored with its first decision, its first state not run yet."""
+
+    message: Message
+    record: ExecutionRecord
+    after: ExecutionState
+    now: float
+
+
 def _start_child(
-    stepper: Stepper, message: Message, run_heads: dict[str, ExecutionRecord | None]
+    stepper: Stepper,
+    message: Message,
+    run_heads: dict[str, ExecutionRecord | None],
+    created: list[_Created],
 ) -> Start | Redrive | None:
-    """Store a map run's new child with its first decision, run its inline tasks.
+    """Store a map run's new child with its first decision (added to ``created``).
 
     Returns the event to apply instead (the child exists already, it is redriven,
-    or its first decision made data no log can hold), or None (done, or its run
+    or its first decision made data no log can hold), or None (created, or its run
     ended first: it never starts). See :mod:`stepflow.runtime.child_start`.
     """
     runs = stepper.map_runs()
@@ -131,11 +147,58 @@ def _start_child(
         except (ExecutionAlreadyExistsError, UnstorableDataError):
             pass  # started already, or to fail on the two-write path (see _commit)
         else:
-            inline = stepper._flush(new)
-            apply_events(stepper, new.execution_arn, [], started=inline)
-            if inline:  # its tasks ran: the run may have ended meanwhile, read it again
-                run_heads.pop(str(message.body["map_run"]), None)
+            created.append(_Created(message, new, after, now))
             return None
     with contextlib.suppress(ExecutionAlreadyExistsError):
         stepper.log.create(record, [])
     return event
+
+
+def _run_first_states(
+    stepper: Stepper, created: list[_Created], failures: list[tuple[Message, Exception]]
+) -> None:
+    """Run the first state of each child created by this batch, unless its run ended.
+
+    Each child was created on a read of its run from before the create: read after it
+    (once per run, and again after a child's inline tasks ran: time passed), a run that
+    ended (failed, stopped, was redriven) in between must not see the child run its
+    first state. That child is aborted instead (:func:`_abort_unstarted`).
+    """
+    runs = stepper.map_runs()
+    checked: dict[str, ExecutionRecord | None] = {}  # each run as read after the creates
+    for message, record, after, now in created:
+        try:
+            if runs.ended_since(message, checked):
+                _abort_unstarted(stepper, record, after, now)
+                continue
+            inline = stepper._flush(record)
+            apply_events(stepper, record.execution_arn, [], started=inline)
+            if inline:  # its tasks ran: the run may have ended meanwhile, read it again
+                checked.pop(str(message.body["map_run"]), None)
+        except Exception as exc:  # reported per message; the batch goes on
+            failures.append((message, exc))
+
+
+def _abort_unstarted(
+    stepper: Stepper, new: ExecutionRecord, after: ExecutionState, now: float
+) -> None:
+    """Abort a child created after its run ended, before its first state runs.
+
+    Its first commit's outbox (the first state's tasks, a nested start) is never sent:
+    the abort replaces it with the Stop's messages (the run hears ABORTED and counts
+    it). Should the commit lose a race, the Stop is applied as any event is.
+    """
+    definition = stepper.definitions(new.state_machine_arn)
+    stop = Stop(redrive=int(after.redrive_count or 0))
+    state, history, commands = _decide(stepper, definition, after, [stop], now)
+    seq = new.seq + 1
+    outbox = build_outbox(new.execution_arn, seq, commands, state, new.state_machine_arn, now)
+    aborted = replace(
+        new, seq=seq, status=state.status, state=store_state(state), outbox=outbox, stop_date=now
+    )
+    try:
+        stepper.log.commit(aborted, new.seq, history)
+    except ConflictError:
+        apply_events(stepper, new.execution_arn, [stop])
+        return
+    stepper._flush(aborted)
