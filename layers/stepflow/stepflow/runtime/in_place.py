@@ -25,6 +25,12 @@ Why nothing runs twice or is lost:
   may travel in a group are held, a lone task only with a ``TimeoutSeconds`` the
   invocation's time left covers; an outbox with an activity's task is not held.
 - What is held but not run when the rounds end is sent, then the outbox cleared.
+
+The price: a task still running in place when the API's delayed repair message
+(60 s after a start) or the repair job (an outbox pending for 120 s) reaches its
+execution is sent once more (that stepper then clears the outbox); its claim meets
+the live lease, and the message comes back once the lease has run out, to find the
+task closed. A few requests for such a task, not a second run.
 """
 
 from __future__ import annotations
