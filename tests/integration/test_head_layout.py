@@ -145,8 +145,9 @@ def test_every_head_of_the_order_workflow_fits_in_one_write_unit(dynamodb: Any) 
     final = log.get(arns[0])
     assert final is not None and final.status == "SUCCEEDED"
     assert final.state["output"]["fulfilment"] == [{"reserved": 8}, {"charged": 4200}]
-    # every head written (a commit with its outbox, the outbox cleared, the final one)
-    assert len(sizes) >= 6
+    # every head written (a commit with its outbox, the outbox cleared unless the runner
+    # ran its tasks in place, the final one)
+    assert len(sizes) >= 5
     assert max(sizes) < HEAD_LIMIT, sizes
 
 

@@ -393,9 +393,10 @@ def test_a_redelivery_after_a_commit_whose_outbox_was_not_sent_sends_it() -> Non
     assert isinstance(tasks, RecordingBus)
     tasks.sent.clear()
     # GIVEN the runner committed First's result, then could send nothing (as if it died
-    # before its send: the task message is not acknowledged)
+    # before its send: the task message is not acknowledged); with 30 s left, too little
+    # to run Second in place (in_place.py), it had to send it
     tasks.down = bus.down = True
-    failures = runner.handle_batch([first])
+    failures = runner.handle_batch([first], None, lambda: 30.0)
     assert [m.id for m, _ in failures] == [first.id]
     assert log.commits == {first.execution_arn: 1} and tasks.sent == []
     record = log.get(first.execution_arn)
@@ -405,7 +406,7 @@ def test_a_redelivery_after_a_commit_whose_outbox_was_not_sent_sends_it() -> Non
     assert lease is not None and lease.result is None
     # WHEN the queue delivers the task message again
     tasks.down = bus.down = False
-    assert runner.handle_batch([first]) == []
+    assert runner.handle_batch([first], None, lambda: 30.0) == []
     # THEN First does not run again, and the pending outbox (Second's task) is sent
     assert calls == {"a": 1}
     assert [m.body["resource"] for m in tasks.sent] == [FN + "b"]

@@ -264,14 +264,15 @@ def test_a_redelivered_group_after_a_commit_whose_outbox_was_not_sent_sends_it()
     tasks = runner.tasks_bus
     assert isinstance(tasks, RecordingBus)
     tasks.sent.clear()
-    # GIVEN the runner committed a's and b's results, then could send nothing
+    # GIVEN the runner committed a's and b's results, then could send nothing (C, a lone
+    # task without a TimeoutSeconds, is not run in place under a deadline: in_place.py)
     tasks.down = bus.down = True
-    failures = runner.handle_batch([group])
+    failures = runner.handle_batch([group], None, lambda: 10_000.0)
     assert [m.id for m, _ in failures] == [group.id]
     assert log.commits == {group.execution_arn: 1} and tasks.sent == []
     # WHEN the group message comes back
     tasks.down = bus.down = False
-    assert runner.handle_batch([group]) == []
+    assert runner.handle_batch([group], None, lambda: 10_000.0) == []
     # THEN neither task runs again, and the pending outbox (C's task) is sent, once
     assert calls == {"a": 1, "b": 1}
     assert [m.body["resource"] for m in tasks.sent] == [FN + "c"]

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from stepflow.runtime.in_place import current as current_in_place
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
@@ -46,18 +47,29 @@ class OutboxSender:
         now = self.clock()
         kept = []
         queued: list[tuple[Message, int]] = []
-        tasks: list[tuple[Message, int]] = []
+        tasks: list[Message] = []
+        dispatched = False
         for message in record.outbox:
             if message.kind == "task" and self.router is not None and self.router.deferred(message):
                 self.router.dispatch(message)
+                dispatched = True
             elif message.kind == "task" and inline:
                 kept.append(message)
             elif message.kind == "task" and self.tasks_bus is not None:
-                tasks.append((message, 0))
+                tasks.append(message)
             else:
                 queued.append((message, _delay(message.not_before - now)))
+        # A runner's own commit of tasks: it runs them in place (in_place.py), and the outbox,
+        # their durable copy until their results are committed, is not cleared (its other
+        # messages, a timeout's timer, are sent once, not again by the next re-flush).
+        in_place = current_in_place() if tasks and not dispatched else None
+        if in_place is not None and in_place.hold(record, tasks):
+            fresh = [(m, d) for m, d in queued if not in_place.was_sent(m)]
+            send_all(self.bus, fresh)
+            in_place.sent([m for m, _ in fresh])
+            return kept
         if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks([m for m, _ in tasks])])
+            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from stepflow.runtime.in_place import run_rounds
 from stepflow.runtime.messages import Message
 from stepflow.runtime.runner_group import ResultGroups
 from stepflow.runtime.task_groups import GROUP_MAX_TASKS, GroupClaim, group_members
@@ -68,7 +69,22 @@ def run_tasks(
     has_time: Callable[[], bool] | None = None,
     remaining: Callable[[], float] | None = None,
 ) -> list[tuple[Message, Exception]]:
-    """Run queued task messages, up to ``stepper.task_concurrency`` at a time; the failures.
+    """Run queued task messages, then the tasks their commits gave back; the failures.
+
+    The tasks a runner's commit schedules are run in place, in rounds
+    (:mod:`stepflow.runtime.in_place`); a held task that fails to run is sent (it comes
+    back through the queue, as a delivered one would), and what the rounds leave is sent.
+    """
+    return run_rounds(stepper, tasks, has_time, remaining, _run_round)
+
+
+def _run_round(
+    stepper: Stepper,
+    tasks: list[Message],
+    has_time: Callable[[], bool] | None = None,
+    remaining: Callable[[], float] | None = None,
+) -> list[tuple[Message, Exception]]:
+    """Run task messages, up to ``stepper.task_concurrency`` at a time; the failures.
 
     The runner takes a batch of up to ten tasks in one invocation (one receive,
     one delete, one Lambda request for a Map's ten tasks); they wait on their

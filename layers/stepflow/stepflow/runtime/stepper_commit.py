@@ -24,6 +24,7 @@ from stepflow.engine import (
     decide,
 )
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
+from stepflow.runtime.in_place import carry
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.messages import Message, decode_event
@@ -222,7 +223,17 @@ def _in_flight(
 
     They stay in the new outbox while their attempt is open: replacing the outbox
     would otherwise forget a task whose runner crashes before committing its result.
+
+    Only a stepper that runs tasks inline carries them (and a runner the groups it
+    runs in place, whole: :func:`stepflow.runtime.in_place.carry`). Any other sent every task of
+    the old outbox to the queue (this commit's :func:`_commit` re-sent a pending one
+    first, grouped as committed), where it stays until a runner settles it. Carried
+    over, the members still running of a group left in an outbox whose clear did not
+    land were sent again as a smaller group: another lease key, claimed and run twice.
     """
+    if not stepper.inline_tasks:
+        # a runner's tasks held in place, whole groups (same lease keys), while open
+        return carry(record, state.tasks)
     return tuple(
         m
         for m in record.outbox

@@ -1,0 +1,242 @@
+"""The runner runs an execution's next tasks in place instead of sending them to itself.
+
+A runner that commits task results often gets the execution's next tasks back from
+its own commit: a Parallel's branches after a Task, a Map's items after the
+Parallel. Sent, they would cost a send, a receive, a delete, a Lambda invocation
+and an outbox clear before the next runner claimed them. :class:`InPlace` holds
+them instead (``OutboxSender.flush`` asks it), and :func:`run_in_place` runs them
+in the same invocation, as if they had just been delivered: the same group
+messages (:func:`~stepflow.runtime.task_groups.group_tasks`), claimed through the
+same lease records, each member started only if its lease and the invocation's
+time left cover it.
+
+Why nothing runs twice or is lost:
+
+- The outbox is not cleared while its tasks are held: it is their durable copy.
+  If the runner dies, the redelivery of the message it was running re-sends the
+  pending outbox (``ResultGroups.closed``), and the repair job is the backstop.
+- Anything else that re-sends a held outbox (a repair message, a late duplicate)
+  groups it exactly as the runner did, so its claim meets the runner's live lease
+  on the same record. For that, a commit that ends some of a held group's members
+  carries the whole group into its outbox while any member is still open
+  (:meth:`InPlace.carried`): a smaller group would have another lease key.
+- The other messages of a held outbox (a timeout's timer) are sent at once, and not
+  again when a later commit of the runner re-sends the pending outbox. Only tasks that
+  may travel in a group are held, a lone task only with a ``TimeoutSeconds`` the
+  invocation's time left covers; an outbox with an activity's task is not held.
+- What is held but not run when the rounds end is sent, then the outbox cleared.
+
+The price: a task still running in place when the API's delayed repair message
+(60 s after a start) or the repair job (an outbox pending for 120 s) reaches its
+execution is sent once more (that stepper then clears the outbox); its claim meets
+the live lease, and the message comes back once the lease has run out, to find the
+task closed. A few requests for such a task, not a second run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Container, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from stepflow.runtime.messages import Message
+from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.ports import ConflictError, ExecutionRecord
+from stepflow.runtime.task_groups import GROUP_START_MARGIN, group_tasks, groupable
+
+if TYPE_CHECKING:
+    from stepflow.runtime.stepper import Stepper
+
+Round = Callable[
+    ["Stepper", list[Message], Callable[[], bool] | None, Callable[[], float] | None],
+    list[tuple[Message, Exception]],
+]
+"""One round of a runner's tasks (``runner_commit._run_round``): the failures."""
+
+LOG = logging.getLogger(__name__)
+
+MAX_ROUNDS = 20
+"""Rounds of held tasks one runner invocation runs at most (then it sends the rest)."""
+
+MIN_SECONDS_LEFT = 2 * GROUP_START_MARGIN
+"""Seconds of the invocation a runner must have left to hold a group at all."""
+
+_CURRENT: ContextVar[InPlace | None] = ContextVar("stepflow_in_place", default=None)
+
+
+def commit_prefix(message: Message) -> str:
+    """``<arn>#<seq of the commit>`` of a task message's id (its group's prefix)."""
+    return message.id.rsplit("#", 1)[0]
+
+
+class InPlace:
+    """The tasks one runner invocation's commits gave back, to run in place."""
+
+    def __init__(
+        self, remaining: Callable[[], float] | None, lease_seconds: float, rounds: int = MAX_ROUNDS
+    ) -> None:
+        self._remaining = remaining
+        self._lease_seconds = lease_seconds
+        self._rounds = rounds
+        self._lock = threading.Lock()
+        self._known: set[str] = set()  # ids of every task message held in this invocation
+        self._new: dict[str, list[Message]] = {}  # held, not yet run, by execution
+        self._seq: dict[str, int] = {}  # the head seq of each execution's latest hold
+        self._sent: set[str] = set()  # ids of the other messages of held outboxes, sent
+        self.held = 0
+        """Task messages held (not sent) in this invocation, in all."""
+
+    def hold(self, record: ExecutionRecord, tasks: list[Message]) -> bool:
+        """Whether the runner keeps ``tasks``, the whole outbox of ``record``, to run in place.
+
+        ``True`` for tasks held already (a re-flush of the same outbox): not sent again.
+        """
+        with self._lock:
+            if all(m.id in self._known for m in tasks):
+                return True
+            if self._rounds <= 0 or not all(groupable(m) for m in tasks):
+                return False
+            if not self._covers(tasks):
+                return False
+            fresh = [m for m in tasks if m.id not in self._known]
+            self._known.update(m.id for m in fresh)
+            self._new.setdefault(record.execution_arn, []).extend(fresh)
+            self._seq[record.execution_arn] = record.seq
+            self.held += len(fresh)
+            return True
+
+    def _covers(self, tasks: list[Message]) -> bool:
+        if self._remaining is None:  # no deadline (stepflow local's runner, tests)
+            return True
+        left = self._remaining()
+        if left < MIN_SECONDS_LEFT:
+            return False
+        if len(tasks) > 1:  # a group: GroupClaim.covers decides per member, hands off the rest
+            return True
+        timeout = tasks[0].body.get("timeout_seconds")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+            return False  # a lone task has no group claim to hand it off: only if bounded
+        longest = timeout + GROUP_START_MARGIN
+        return left >= longest and self._lease_seconds >= longest
+
+    def was_sent(self, message: Message) -> bool:
+        """Whether ``message`` (not a task) of a held outbox went out in this invocation."""
+        with self._lock:
+            return message.id in self._sent
+
+    def sent(self, messages: list[Message]) -> None:
+        """``messages`` of a held outbox went out: a re-flush of it does not send them again."""
+        with self._lock:
+            self._sent.update(m.id for m in messages)
+
+    def carried(self, message: Message) -> bool:
+        """Whether ``message`` is a task this invocation holds (kept in the outbox while open)."""
+        with self._lock:
+            return message.id in self._known
+
+    def take(self) -> list[Message]:
+        """The next round: the messages held since the last one, grouped as sent (or [])."""
+        with self._lock:
+            if self._rounds <= 0 or not self._new:
+                return []
+            self._rounds -= 1
+            held, self._new = self._new, {}
+        return [group for messages in held.values() for group in group_tasks(messages)]
+
+    def unsent(self) -> dict[str, tuple[int, list[Message]]]:
+        """What is held and will not run here, by execution: (head seq, messages); now empty."""
+        with self._lock:
+            left, self._new, self._rounds = self._new, {}, 0
+            return {arn: (self._seq[arn], messages) for arn, messages in left.items()}
+
+
+def current() -> InPlace | None:
+    """The runner invocation's :class:`InPlace`, if one is running (in this context)."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def holding(in_place: InPlace | None) -> Iterator[None]:
+    """Commits made in this block (and in threads started with a copy of its context) hold."""
+    token = _CURRENT.set(in_place)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def carry(record: ExecutionRecord, open_tasks: Container[str]) -> tuple[Message, ...]:
+    """The held groups of ``record``'s outbox with a member still open, whole.
+
+    ``open_tasks``: the task ids open in the new state. Empty outside a runner's
+    :func:`holding` block.
+    """
+    in_place = current()
+    if in_place is None:
+        return ()
+    held = [m for m in record.outbox if m.kind == "task" and in_place.carried(m)]
+    live = {commit_prefix(m) for m in held if str(m.body.get("task_id")) in open_tasks}
+    return tuple(m for m in held if commit_prefix(m) in live)
+
+
+def run_rounds(
+    stepper: Stepper,
+    tasks: list[Message],
+    has_time: Callable[[], bool] | None,
+    remaining: Callable[[], float] | None,
+    run_round: Round,
+) -> list[tuple[Message, Exception]]:
+    """Run delivered task messages, then the tasks their commits gave back; the failures.
+
+    The failures are the delivered messages' (a held task that fails to run is sent:
+    it comes back through the queue, as a delivered one would).
+    """
+    in_place = None
+    if stepper.tasks_bus is not None and not stepper.inline_tasks:
+        in_place = InPlace(remaining, stepper.task_lease_seconds)
+    with holding(in_place):
+        failures = run_round(stepper, tasks, has_time, remaining)
+        while in_place is not None and (held := in_place.take()):
+            if has_time is not None and not has_time():
+                _send(stepper, held)
+                break
+            for message, exc in run_round(stepper, held, has_time, remaining):
+                LOG.warning("%s: a task held in place goes to the queue: %r", message.id, exc)
+                _send(stepper, [message], getattr(exc, "until", 0.0) - stepper.clock())
+        if in_place is not None:
+            send_unsent(in_place, lambda ms: _send(stepper, ms), stepper.log.clear_outbox)
+    return failures
+
+
+def _send(stepper: Stepper, messages: list[Message], seconds: float = 0.0) -> bool:
+    """Send held task messages to the tasks queue; whether all went.
+
+    Not sent, they are still in the outbox, left pending: the redelivery of the message
+    the runner ran (``ResultGroups.closed``) or the repair job sends them.
+    """
+    bus = stepper.tasks_bus or stepper.bus
+    try:
+        for message in messages:
+            bus.send(message, _delay(seconds))
+    except Exception as exc:
+        LOG.warning("held task messages were not sent: %r", exc)
+        return False
+    return True
+
+
+def send_unsent(
+    in_place: InPlace,
+    send: Callable[[list[Message]], bool],
+    clear: Callable[[str, int], None],
+) -> None:
+    """Send what is held and did not run, then clear each outbox (if the head is still there).
+
+    An outbox whose send failed stays pending (see :func:`send`'s caller).
+    """
+    for arn, (seq, messages) in in_place.unsent().items():
+        if send(group_tasks(messages)):
+            with contextlib.suppress(ConflictError):
+                clear(arn, seq)

@@ -1,0 +1,227 @@
+"""The runner runs the tasks its own commit schedules in place (runtime/in_place.py).
+
+First (task a) -> Both (a Parallel of b and c): the runner that ran a gets b and c back
+from its commit and runs them in the same invocation instead of sending them to the
+tasks queue. Counted: each handler's calls, the task messages sent, the lease records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from stepflow.runtime import Message, Stepper
+from stepflow.runtime.in_place import MAX_ROUNDS
+from stepflow.runtime.repair import repair_message
+
+from tests.unit.test_runner_batch import FN, CountingLog, RecordingBus, setup
+from tests.unit.test_runner_group import Crash, lease_writes
+
+
+def _chain(timeout: int | None = None) -> dict[str, Any]:
+    def task(name: str) -> dict[str, Any]:
+        extra = {"TimeoutSeconds": timeout} if timeout else {}
+        return {"Type": "Task", "Resource": FN + name, "End": True, **extra}
+
+    return {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Task", "Resource": FN + "a", "Next": "Both"},
+            "Both": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [{"StartAt": n, "States": {n: task(n)}} for n in "bc"],
+            },
+        },
+    }
+
+
+def _counting(calls: Counter[str], block: dict[str, threading.Event] | None = None) -> Any:
+    def handler(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            calls[name] += 1
+            if block and name in block and calls[name] == 1:
+                block[name].wait(10)
+            return {"ran": name}
+
+        return run
+
+    return {n: handler(n) for n in "abc"}
+
+
+def _tasks(runner: Stepper) -> RecordingBus:
+    tasks = runner.tasks_bus
+    assert isinstance(tasks, RecordingBus)
+    return tasks
+
+
+def _until(check: Any, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_the_next_tasks_run_in_place_once_with_nothing_sent() -> None:
+    calls = Counter[str]()
+    log, bus, runner, (first,) = setup(_counting(calls), _chain())
+    writes = lease_writes(log)
+    _tasks(runner).sent.clear()
+    assert runner.handle_batch([first]) == []
+    assert calls == {"a": 1, "b": 1, "c": 1}
+    assert _tasks(runner).sent == [] and bus.sent == []  # no hop through a queue
+    assert len(writes) == 2  # a's lease, then one for the Parallel's group
+    assert log.commits == {first.execution_arn: 2}
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "SUCCEEDED" and head.outbox == ()
+
+
+def test_a_resend_while_they_run_in_place_meets_the_same_lease() -> None:
+    """A repair message re-sends the held outbox: same group, same lease key, not run twice."""
+    calls = Counter[str]()
+    release = {"b": threading.Event()}
+    log, _bus, runner, (first,) = setup(_counting(calls, release), _chain())
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    arn = first.execution_arn
+    worker = threading.Thread(target=runner.handle_batch, args=([first],))
+    worker.start()
+    try:
+        _until(lambda: calls["b"] == 1, "b never started in place")
+        head = log.get(arn)
+        assert head is not None and len(head.outbox) == 2  # held: pending, not cleared
+        runner.handle_batch([repair_message(arn)])  # re-sends the pending outbox
+        (group,) = tasks.sent
+        failures = runner.handle_batch([group])  # another runner: the lease is live
+        assert [m.id for m, _ in failures] == [group.id]
+    finally:
+        release["b"].set()
+        worker.join(10)
+    assert calls == {"a": 1, "b": 1, "c": 1}
+    head = log.get(arn)
+    assert head is not None and head.status == "SUCCEEDED"
+
+
+def test_a_partial_commit_keeps_the_whole_held_group_in_the_outbox() -> None:
+    """b's result is committed while c runs: the outbox keeps b and c (one lease key)."""
+    calls = Counter[str]()
+    release = {"c": threading.Event()}
+    log, _bus, runner, (first,) = setup(_counting(calls, release), _chain())
+    runner.task_group_wait = 0.05  # b's result does not wait for c's
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    arn = first.execution_arn
+    worker = threading.Thread(target=runner.handle_batch, args=([first],))
+    worker.start()
+    try:
+        _until(lambda: log.commits[arn] == 2, "b's result was never committed")
+        head = log.get(arn)
+        assert head is not None and len(head.outbox) == 2, head.outbox
+        runner.handle_batch([repair_message(arn)])
+        (group,) = tasks.sent  # b and c again: the key of the group c runs under
+        assert len(group.body["group"]) == 2
+        assert [m.id for m, _ in runner.handle_batch([group])] == [group.id]
+    finally:
+        release["c"].set()
+        worker.join(10)
+    assert calls == {"a": 1, "b": 1, "c": 1}
+    head = log.get(arn)
+    assert head is not None and head.status == "SUCCEEDED"
+
+
+def test_a_runner_that_dies_in_place_leaves_them_to_the_redelivery() -> None:
+    calls = Counter[str]()
+    now = [1_000.0]
+    handlers = _counting(calls)
+
+    def dies_once(payload: Any) -> Any:
+        calls["c"] += 1
+        if calls["c"] == 1:
+            raise Crash("the runner's process dies while c runs in place")
+        return {"ran": "c"}
+
+    handlers["c"] = dies_once
+    log, _bus, runner, (first,) = setup(handlers, _chain())
+    runner.clock = lambda: now[0]
+    runner.task_concurrency = 1  # b then c, in turn
+    _tasks(runner).sent.clear()
+    try:
+        runner.handle_batch([first])
+        raise AssertionError("the crash did not happen")
+    except Crash:
+        pass
+    head = log.get(first.execution_arn)
+    assert head is not None and len(head.outbox) == 2  # b and c: pending, their only copy
+    # the queue hands a's message out again, after the group's lease ran out
+    now[0] += runner.task_lease_seconds + 1
+    assert runner.handle_batch([first]) == []
+    # b's result was committed as the crash unwound; c runs again, after the lease ran out
+    assert calls == {"a": 1, "b": 1, "c": 2}
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "SUCCEEDED"
+
+
+def test_a_lone_task_runs_in_place_only_if_the_time_left_covers_its_timeout() -> None:
+    two = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Task", "Resource": FN + "a", "Next": "Second"},
+            "Second": {"Type": "Task", "Resource": FN + "b", "End": True},
+        },
+    }
+    for timeout, left, in_place in ((None, 800.0, False), (60, 800.0, True), (60, 100.0, False)):
+        machine = {**two, "States": {**two["States"]}}
+        if timeout:
+            machine["States"]["Second"] = {**two["States"]["Second"], "TimeoutSeconds": timeout}
+        calls = Counter[str]()
+        _log, bus, runner, (first,) = setup(_counting(calls), machine)
+        _tasks(runner).sent.clear()
+        bus.sent.clear()
+        assert runner.handle_batch([first], None, lambda left=left: left) == []
+        sent: list[Message] = _tasks(runner).sent
+        assert (calls["b"], len(sent)) == ((1, 0) if in_place else (0, 1)), (timeout, left)
+        # the timeout's timer: sent once, not again when b's commit re-sends the held outbox
+        timers = [m for m in bus.sent if m.body.get("type") == "TimerFired"]
+        assert len(timers) == (1 if timeout else 0), (timeout, left)
+
+
+def test_a_long_chain_runs_a_bounded_number_of_rounds_then_sends_the_rest() -> None:
+    count = MAX_ROUNDS + 5
+    names = [f"t{i}" for i in range(count)]
+    machine = {
+        "StartAt": names[0],
+        "States": {
+            n: {
+                "Type": "Task",
+                "Resource": FN + n,
+                **({"Next": names[i + 1]} if i + 1 < count else {"End": True}),
+            }
+            for i, n in enumerate(names)
+        },
+    }
+    calls = Counter[str]()
+
+    def handler(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            calls[name] += 1
+            return {}
+
+        return run
+
+    log, _bus, runner, (first,) = setup({n: handler(n) for n in names}, machine)
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    assert runner.handle_batch([first]) == []
+    assert sum(calls.values()) == MAX_ROUNDS + 1 and set(calls.values()) == {1}
+    (rest,) = tasks.sent  # the next task, sent; the outbox cleared after the send
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "RUNNING" and head.outbox == ()
+    queue = [rest]
+    while queue:
+        sent = len(tasks.sent)
+        assert runner.handle_batch([queue.pop()]) == []
+        queue.extend(tasks.sent[sent:])
+    assert sum(calls.values()) == count and set(calls.values()) == {1}
+    assert isinstance(log, CountingLog)
