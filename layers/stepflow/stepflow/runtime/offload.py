@@ -55,6 +55,38 @@ class Body:
     offloaded: bool = False
 
 
+def wire_form(
+    message: Message, signer: MessageSigner, payloads: PayloadStore | None
+) -> dict[str, Any]:
+    """The signed wire form of ``message`` (a JSON object), or of its reference if too large.
+
+    For a queue whose client writes the JSON itself (the activity task queues); measured
+    as :func:`encode_body` measures, with the bus's attributes (a few bytes to spare).
+    """
+    wire = signer.sign(message)
+    data = encode_wire(wire).encode()
+    if len(data) + wire_size("", message) <= MAX_MESSAGE_BYTES:
+        return wire
+    return signer.sign(_stored(message, data, payloads))
+
+
+def _stored(message: Message, data: bytes, payloads: PayloadStore | None) -> Message:
+    """Store ``data`` (``message``'s signed body) and return the reference to sign."""
+    if payloads is None:
+        raise MessageTooLargeError(
+            f"{message.id}: {len(data) + wire_size('', message)} bytes on the wire, over "
+            f"SQS's {MAX_MESSAGE_BYTES}, and no payload store to offload it to"
+        )
+    key = payloads.put(data)
+    return Message(
+        execution_arn=message.execution_arn,
+        id=message.id,
+        kind=message.kind,
+        body={OFFLOADED: {"key": key, "bytes": len(data)}},
+        not_before=message.not_before,
+    )
+
+
 def encode_body(message: Message, signer: MessageSigner, payloads: PayloadStore | None) -> Body:
     """The queue body of ``message``: its signed JSON, or a signed reference if too large.
 
@@ -68,19 +100,7 @@ def encode_body(message: Message, signer: MessageSigner, payloads: PayloadStore 
     extra = wire_size("", message)
     if len(data) + extra <= MAX_MESSAGE_BYTES:
         return Body(text, len(data))
-    if payloads is None:
-        raise MessageTooLargeError(
-            f"{message.id}: {len(data) + extra} bytes on the wire, over SQS's "
-            f"{MAX_MESSAGE_BYTES}, and no payload store to offload it to"
-        )
-    key = payloads.put(data)
-    reference = Message(
-        execution_arn=message.execution_arn,
-        id=message.id,
-        kind=message.kind,
-        body={OFFLOADED: {"key": key, "bytes": len(data)}},
-        not_before=message.not_before,
-    )
+    reference = _stored(message, data, payloads)
     ref_text = encode_wire(signer.sign(reference))
     ref_data = ref_text.encode()
     if len(ref_data) + extra > MAX_MESSAGE_BYTES:  # only an absurd execution ARN or id
@@ -95,7 +115,12 @@ def decode_body(text: str, signer: MessageSigner, payloads: PayloadStore | None)
     authentic StepFlow message, or a stored body that is not the one its reference
     names; the payload store's errors if the stored body cannot be read (retry).
     """
-    message = signer.verify(_json(text))
+    return resolve(_json(text), signer, payloads)
+
+
+def resolve(data: object, signer: MessageSigner, payloads: PayloadStore | None) -> Message:
+    """:func:`decode_body` of a body already parsed from JSON (``data``)."""
+    message = signer.verify(data)
     reference = reference_of(message)
     if reference is None:
         return message
