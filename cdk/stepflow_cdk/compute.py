@@ -202,6 +202,7 @@ class Compute(Construct):
             {
                 topology.TABLE_ENV_VAR: storage.table.table_name,
                 topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
+                topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
                 SECRET_ENV_VAR: signing.secret.secret_arn,
                 **POWERTOOLS_ENVIRONMENT,
             },
@@ -251,10 +252,19 @@ class Compute(Construct):
         storage.table.grant(
             self.sweeper, "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"
         )
+        # The payload bucket: read and write its three prefixes (offloaded log documents,
+        # large definitions, queue bodies over SQS's limit); nothing is deleted by hand
+        # (messages/ expires by a lifecycle rule), so no s3:DeleteObject.
+        prefixes = (topology.PAYLOAD_PREFIX, topology.DEFINITION_PREFIX, topology.MESSAGE_PREFIX)
         for function in (self.stepper, self.runner, self.api):
             storage.table.grant_read_write_data(function)
-            storage.payloads.grant_read_write(function)
+            for prefix in prefixes:
+                storage.payloads.grant_read(function, f"{prefix}*")
+                storage.payloads.grant_put(function, f"{prefix}*")
             transitions.grant_send_messages(function)
+        # The repair re-sends outbox messages: one over SQS's limit is stored first.
+        storage.payloads.grant_read(self.repair, f"{topology.PAYLOAD_PREFIX}*")
+        storage.payloads.grant_put(self.repair, f"{topology.MESSAGE_PREFIX}*")
         # Task messages go to the tasks queue from the stepper (a decision's outbox), the API
         # (StartExecution's first commit) and the runner: a nested StartExecution commits the
         # child's first decision in process (api/nested.py) and an EXPRESS map batch with

@@ -60,14 +60,21 @@ class Storage(Construct):
             enforce_ssl=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="payloads/",
-            # No expiry: a payload object is content-addressed, so one object may back
-            # several executions and large definitions; an age says nothing about
+            # No expiry of payloads/: a payload object is content-addressed, so one object
+            # may back several executions and large definitions; an age says nothing about
             # whether something still references it (see docs/security-retention.md).
+            # messages/ holds queue bodies over SQS's limit (stepflow.runtime.offload):
+            # referenced only by a queue message, which SQS keeps 14 days at most.
             lifecycle_rules=[
                 s3.LifecycleRule(
                     prefix=topology.PAYLOAD_PREFIX,
                     abort_incomplete_multipart_upload_after=Duration.days(1),
-                )
+                ),
+                s3.LifecycleRule(
+                    prefix=topology.MESSAGE_PREFIX,
+                    expiration=Duration.days(topology.MESSAGE_EXPIRY_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -86,7 +86,7 @@ def test_functions_share_the_layer_on_a_current_python(
         if variables["POWERTOOLS_SERVICE_NAME"] in ("stepflow-sweeper", "stepflow-hooks"):
             assert "TABLE_NAME" in variables
         elif variables["POWERTOOLS_SERVICE_NAME"] == "stepflow-outbox-repair":
-            assert {"TABLE_NAME", "QUEUE_URL"} <= set(variables)
+            assert {"TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET"} <= set(variables)
         else:
             assert {"TABLE_NAME", "QUEUE_URL", "PAYLOAD_BUCKET"} <= set(variables)
     template.has_resource_properties(
@@ -434,8 +434,80 @@ def test_payload_objects_never_expire_while_something_may_reference_them(
     rules = payloads.get("LifecycleConfiguration", {}).get("Rules", [])
     assert rules, "the payload bucket keeps a rule for incomplete uploads"
     for rule in rules:
+        if rule.get("Prefix") == topology.MESSAGE_PREFIX:
+            continue  # queue bodies over SQS's limit: see the test below
         assert "ExpirationInDays" not in rule and "ExpirationDate" not in rule, rule
         assert "NoncurrentVersionExpiration" not in rule, rule
+
+
+def test_stored_queue_bodies_expire_only_after_sqs_can_no_longer_deliver_them(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """A body over SQS's limit is referenced by a queue message only: SQS keeps one (its DLQ
+    copy included) 14 days at most, so messages/ expires after that and only that prefix."""
+    template = synthesized[0]
+    (payloads,) = [b for b in resources(template, "AWS::S3::Bucket") if "LoggingConfiguration" in b]
+    rules = payloads["LifecycleConfiguration"]["Rules"]
+    expiring = [r for r in rules if "ExpirationInDays" in r]
+    assert expiring == [
+        {
+            "Prefix": topology.MESSAGE_PREFIX,
+            "ExpirationInDays": topology.MESSAGE_EXPIRY_DAYS,
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            "Status": "Enabled",
+        }
+    ]
+    assert topology.MESSAGE_EXPIRY_DAYS * 86_400 > 14 * 86_400  # SQS's longest retention
+
+
+def _s3_grants(template: Template, service: str) -> dict[str, set[str]]:
+    """The S3 actions ``service``'s role holds, per resource (an ARN pattern, as text)."""
+    grants: dict[str, set[str]] = {}
+    for statement in _statements_of(template, function_named(template, service)):
+        actions = {a for a in _actions(statement) if a.startswith("s3:")}
+        if not actions:
+            continue
+        found = statement["Resource"]
+        for resource in found if isinstance(found, list) else [found]:
+            grants.setdefault(json.dumps(resource), set()).update(actions)
+    return grants
+
+
+def test_the_functions_read_and_write_only_their_prefixes_of_the_payload_bucket(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    """Least privilege: the stepper, runner and API read and write payloads/, definitions/
+    and messages/ (queue bodies over SQS's limit), never delete; the outbox repair reads
+    payloads/ and writes messages/ only (it re-sends outbox messages)."""
+    template = synthesized[0]
+    bucket = {"Fn::GetAtt": [_logical_id(template, "AWS::S3::Bucket", "StoragePayloads"), "Arn"]}
+
+    def objects(prefix: str) -> str:
+        return json.dumps({"Fn::Join": ["", [bucket, f"/{prefix}*"]]})
+
+    for service in ("stepflow-stepper", "stepflow-runner", "stepflow-api"):
+        grants = _s3_grants(template, service)
+        assert set(grants) == {
+            json.dumps(bucket),
+            objects(topology.PAYLOAD_PREFIX),
+            objects(topology.DEFINITION_PREFIX),
+            objects(topology.MESSAGE_PREFIX),
+        }, service
+        for prefix in (
+            topology.PAYLOAD_PREFIX,
+            topology.DEFINITION_PREFIX,
+            topology.MESSAGE_PREFIX,
+        ):
+            assert {"s3:GetObject*", "s3:PutObject"} <= grants[objects(prefix)], service
+        assert not any("s3:DeleteObject" in a for g in grants.values() for a in g), service
+    repair = _s3_grants(template, "stepflow-outbox-repair")
+    assert set(repair) == {
+        json.dumps(bucket),
+        objects(topology.PAYLOAD_PREFIX),
+        objects(topology.MESSAGE_PREFIX),
+    }
+    assert "s3:PutObject" not in repair[objects(topology.PAYLOAD_PREFIX)]
+    assert "s3:PutObject" in repair[objects(topology.MESSAGE_PREFIX)]
 
 
 def test_the_functions_hand_out_arns_in_the_deployment_account(
@@ -490,10 +562,9 @@ def test_the_stepper_and_runner_touch_user_resources_only_through_the_execution_
             if statement["Resource"] == "*":
                 assert all(a.startswith("xray:") for a in _actions(statement)), statement
             if any(a.startswith("s3:") for a in _actions(statement)):
-                assert statement["Resource"] == [
-                    {"Fn::GetAtt": [payloads, "Arn"]},
-                    {"Fn::Join": ["", [{"Fn::GetAtt": [payloads, "Arn"]}, "/*"]]},
-                ], statement
+                found = statement["Resource"]
+                for resource in found if isinstance(found, list) else [found]:
+                    assert payloads in json.dumps(resource), statement
 
 
 def _sends_to(statements: list[dict[str, Any]], queue: str) -> bool:

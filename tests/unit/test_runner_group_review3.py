@@ -20,6 +20,7 @@ from stepflow.asl import parse
 from stepflow.aws.sqs_bus import SQSBus, encode_message
 from stepflow.runtime import InMemoryBus, InMemoryLog, Message, Stepper
 from stepflow.runtime.outcome import TaskDeferredError
+from stepflow.runtime.payloads import InMemoryPayloadStore
 from stepflow.runtime.runner_commit import MAX_TASK_THREADS
 from stepflow.runtime.signing import KeyRing, MessageSigner, SigningKey
 from stepflow.runtime.task_groups import group_members, group_tasks
@@ -70,35 +71,34 @@ def test_a_task_too_big_alone_travels_alone_as_on_main() -> None:
     assert [len(group_members(m) or [m]) for m in sent[1:]] == [2]
 
 
-def test_the_sqs_bus_warns_of_a_message_sqs_would_refuse(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_the_sqs_bus_offloads_a_message_sqs_would_refuse() -> None:
     (big,) = _tasks("é" * 140_000, 1)  # 280 KB of UTF-8 (written as is since review 6)
     with pytest.raises(MessageTooLargeError):
         check_wire(SIGNER.sign(big), big)
 
-    class Client:  # moto takes 1 MiB: the adapter warns, and sends as it did before
-        calls = 0
+    class Client:  # moto takes 1 MiB: keep the bodies to measure them
+        bodies: list[str] = []
 
         def send_message(self, **kwargs: Any) -> None:
-            Client.calls += 1
+            Client.bodies.append(kwargs["MessageBody"])
 
         def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
-            Client.calls += 1
+            Client.bodies.extend(e["MessageBody"] for e in kwargs["Entries"])
             return {}
 
-    sqs = SQSBus("https://queue", signer=SIGNER, client=Client())
-    with caplog.at_level("WARNING", logger="stepflow.aws.sqs_bus"):
-        sqs.send(big)
-        sqs.send_batch([(big, 0)])
-    assert [r.getMessage().startswith("SQS would refuse") for r in caplog.records] == [True] * 2
-    assert big.id in caplog.records[0].getMessage()
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="stepflow.aws.sqs_bus"):
-        sqs.send(_tasks("é" * 120_000, 1)[0])  # 240 KB on the wire: fits
-        sqs.send(_tasks("é" * 50_000, 1)[0])  # 100 KB: over while 'é' was escaped (300 KB)
-    assert caplog.records == []
-    assert Client.calls == 4
+    # without a payload store the bus refuses it (issue 18 round 3 only warned, and sent)
+    with pytest.raises(MessageTooLargeError, match="no payload store"):
+        SQSBus("https://queue", signer=SIGNER, client=Client()).send(big)
+    assert Client.bodies == []
+    store = InMemoryPayloadStore()
+    sqs = SQSBus("https://queue", signer=SIGNER, client=Client(), payloads=store)
+    sqs.send(big)
+    sqs.send_batch([(big, 0)])
+    assert sqs.offloaded == 2 and len(store.objects) == 1  # the same bytes, the same object
+    assert all(wire_size(b, big) < 1_000 for b in Client.bodies)
+    sqs.send(_tasks("é" * 120_000, 1)[0])  # 240 KB on the wire: fits
+    sqs.send(_tasks("é" * 50_000, 1)[0])  # 100 KB: over while 'é' was escaped (300 KB)
+    assert sqs.offloaded == 2 and len(Client.bodies) == 4
 
 
 def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_buses() -> None:

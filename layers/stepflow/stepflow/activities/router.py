@@ -8,6 +8,8 @@ from stepflow.activities.names import is_cell_activity, queue_name
 from stepflow.engine import TaskFailed
 from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.offload import wire_form
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.ports import MessageBus
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OWN_TARGET_CAUSE
@@ -22,11 +24,20 @@ class ActivityRouter:
     A task on an activity that does not exist fails at once with
     ``States.Runtime`` (reported through ``bus``) instead of waiting forever.
     Each task message is signed by ``signer`` (the activity service verifies it
-    when it hands the task out).
+    when it hands the task out); one over SQS's limit is stored in ``payloads`` (default:
+    the bus's) and its queue carries a signed reference (:mod:`stepflow.runtime.offload`).
     """
 
-    def __init__(self, queue: TaskQueue, bus: MessageBus, *, signer: MessageSigner) -> None:
+    def __init__(
+        self,
+        queue: TaskQueue,
+        bus: MessageBus,
+        *,
+        signer: MessageSigner,
+        payloads: PayloadStore | None = None,
+    ) -> None:
         self.queue, self.bus, self.signer = queue, bus, signer
+        self.payloads = payloads if payloads is not None else getattr(bus, "payloads", None)
 
     def deferred(self, message: Message) -> bool:
         """True for a task on an activity ARN."""
@@ -41,7 +52,7 @@ class ActivityRouter:
             return
         name = queue_name(resource.split(":", 6)[6])
         try:
-            self.queue.send(name, self.signer.sign(message))
+            self.queue.send(name, wire_form(message, self.signer, self.payloads))
         except QueueDoesNotExistError:
             logger.warning("task on a missing activity", extra={"resource": resource})
             self._fail(message, f"Activity Does Not Exist: '{resource}'")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from stepflow.activities.catalog import ActivityCatalog
 from stepflow.activities.tasks import TaskService
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.stepper import Stepper
 from stepflow.runtime.task_queue import TaskQueue
@@ -39,9 +40,12 @@ class ActivityService(ActivityCatalog, TaskService):
         clock: Callable[[], float] = time.time,
         lease_seconds: int = DEFAULT_LEASE_SECONDS,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        payloads: PayloadStore | None = None,
     ) -> None:
         if lease_seconds < 1 or max_deliveries < 1:
             raise ValueError("lease_seconds and max_deliveries must be at least 1")
         self.stepper, self.queue, self.signer = stepper, queue, signer
+        self.payloads = payloads
+        """Where task messages over SQS's limit are stored (:mod:`stepflow.runtime.offload`)."""
         self.region, self.account, self.clock = region, account, clock
         self.lease_seconds, self.max_deliveries = lease_seconds, max_deliveries

@@ -64,6 +64,12 @@ from stepflow.runtime.leases import (
     TaskLease,
 )
 from stepflow.runtime.messages import Message
+from stepflow.runtime.offload import resolve
+from stepflow.runtime.payloads import (
+    PayloadNotFoundError,
+    PayloadStore,
+    PayloadStoreUnavailableError,
+)
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.stepper import Stepper
@@ -109,6 +115,7 @@ class TaskService:
     lease_seconds: int
     max_deliveries: int
     signer: MessageSigner
+    payloads: PayloadStore | None
 
     def get_activity_task(self, p: dict[str, Any]) -> dict[str, Any]:
         """GetActivityTask: ``{"taskToken", "input"}``, or ``{}`` when none came in time.
@@ -288,10 +295,14 @@ class TaskService:
         dropped at once: it never becomes a task a worker can complete.
         """
         try:
-            message = self.signer.verify(lease.body)
+            message = resolve(lease.body, self.signer, self.payloads)
         except ForgedMessageError as exc:
             logger.warning("forged task message dropped", extra={"reason": exc.reason})
             self.queue.ack(lease.queue, lease.receipt)
+            return None
+        except (PayloadNotFoundError, PayloadStoreUnavailableError) as exc:
+            # Left in the queue: it comes back, and goes to the DLQ if it never reads.
+            logger.error("stored task message unreadable", extra={"reason": repr(exc)})
             return None
         try:
             task_id = str(message.body["task_id"])

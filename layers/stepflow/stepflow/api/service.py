@@ -142,6 +142,7 @@ class StepFunctionsService:
                 account=self.scope.account,
                 clock=clock,
                 lease_seconds=activity_lease_seconds,
+                payloads=getattr(bus, "payloads", None),
             )
         self.tags = Tags(registry, self.scope, activities)
         """The tags of state machines and activities."""

@@ -8,6 +8,10 @@ message id repeated as message attributes (for filtering, tracing and DLQ
 triage without parsing the body). Delays use ``DelaySeconds`` (0-900 s; the
 stepper caps longer waits and re-arms them through ``not_before``).
 
+A body over SQS's 256 KiB is stored in the payload store first and the queue
+carries a signed reference to it (:mod:`stepflow.runtime.offload`): both ends of
+this bus encode and decode through that module, so no producer has to know.
+
 The queue is a *standard* queue: delivery is at least once and unordered, and
 the stepper is an idempotent consumer (see :mod:`stepflow.runtime.stepper`),
 so no FIFO deduplication is needed. A queue made by :func:`create_queues` has
@@ -19,14 +23,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import boto3
 
 from stepflow.runtime.messages import Message
-from stepflow.runtime.signing import ForgedMessageError, MessageSigner
-from stepflow.runtime.wire import MessageTooLargeError, attributes, check_size, encode_wire
+from stepflow.runtime.offload import Body, decode_body, encode_body
+from stepflow.runtime.payloads import PayloadStore
+from stepflow.runtime.signing import MessageSigner
+from stepflow.runtime.wire import attributes, encode_wire
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +80,25 @@ class BusUnavailableError(Exception):
 
 
 class SQSBus:
-    """A :class:`~stepflow.runtime.ports.MessageBus` on one SQS queue; ``signer`` signs each."""
+    """A :class:`~stepflow.runtime.ports.MessageBus` on one SQS queue; ``signer`` signs each.
 
-    def __init__(self, queue_url: str, *, signer: MessageSigner, client: Any = None) -> None:
+    ``payloads`` stores the bodies over SQS's limit (None: such a message is refused,
+    :class:`~stepflow.runtime.wire.MessageTooLargeError`); ``offloaded`` counts them.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        *,
+        signer: MessageSigner,
+        client: Any = None,
+        payloads: PayloadStore | None = None,
+    ) -> None:
         self.queue_url = queue_url
         self.signer = signer
+        self.payloads = payloads
+        self.offloaded = 0
+        self._lock = threading.Lock()
         self._client: Any = client or boto3.client("sqs")
 
     @property
@@ -88,15 +109,16 @@ class SQSBus:
     def send(self, message: Message, delay_seconds: int = 0) -> None:
         """Send ``message``, deliverable after ``delay_seconds`` (clamped to 0-900).
 
-        Raises :class:`BusUnavailableError` if SQS does not accept it.
+        Raises :class:`BusUnavailableError` if SQS does not accept it,
+        :class:`~stepflow.runtime.wire.MessageTooLargeError` if it is over SQS's limit
+        and cannot be offloaded.
         """
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
-        body = encode_message(message, self.signer)
-        _warn_if_oversize(body, message)
+        body = self._encode(message)
         try:
             self._client.send_message(
                 QueueUrl=self.queue_url,
-                MessageBody=body,
+                MessageBody=body.text,
                 DelaySeconds=delay,
                 MessageAttributes=_attributes(message),
             )
@@ -116,16 +138,15 @@ class SQSBus:
         entries: list[dict[str, Any]] = []
         size = 0
         for i, (message, delay_seconds) in enumerate(messages):
-            body = encode_message(message, self.signer)
-            _warn_if_oversize(body, message)
-            length = len(body.encode())
+            body = self._encode(message)
+            length = body.size
             if entries and (len(entries) == BATCH_ENTRIES or size + length > BATCH_BYTES):
                 self._send_entries(entries)
                 entries, size = [], 0
             entries.append(
                 {
                     "Id": str(i),
-                    "MessageBody": body,
+                    "MessageBody": body.text,
                     "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay_seconds))),
                     "MessageAttributes": _attributes(message),
                 }
@@ -133,6 +154,15 @@ class SQSBus:
             size += length
         if entries:
             self._send_entries(entries)
+
+    def _encode(self, message: Message) -> Body:
+        """``message``'s body; over the limit, stored first and sent as a reference."""
+        body = encode_body(message, self.signer, self.payloads)
+        if body.offloaded:
+            with self._lock:
+                self.offloaded += 1
+            logger.info("message %s offloaded to the payload store", message.id)
+        return body
 
     def _send_entries(self, entries: list[dict[str, Any]]) -> None:
         try:
@@ -149,39 +179,23 @@ class SQSBus:
 
 
 def encode_message(message: Message, signer: MessageSigner) -> str:
-    """The SQS message body of ``message``: its signed JSON, compact (:func:`encode_wire`)."""
+    """The signed JSON of ``message``, compact (:func:`encode_wire`), never offloaded."""
     return encode_wire(signer.sign(message))
 
 
-def _warn_if_oversize(body: str, message: Message) -> None:
-    """Warn of a message over SQS's limit before sending it (moto takes 1 MiB).
+def decode_message(
+    body: str, signer: MessageSigner, payloads: PayloadStore | None = None
+) -> Message:
+    """The message in an SQS body written by :class:`SQSBus` with ``signer``'s keys.
 
-    Not refused: some messages StepFlow sends today can pass 256 KiB where they should
-    carry a reference to the payload store instead (an inline Map past 40 items over a
-    210 KB input sends a first message of 424,879 bytes). Real SQS refuses those, as it
-    did before this check; refusing them here too would only turn a run that works on
-    ``stepflow local`` into one stuck retrying. The warning names the message, so that
-    ``stepflow local`` shows where SQS would refuse (issue 18 round 3; the offload is
-    left to do).
+    A reference to a stored body is resolved through ``payloads``
+    (:func:`~stepflow.runtime.offload.decode_body`). Raises
+    :class:`~stepflow.runtime.signing.ForgedMessageError` (a ``ValueError`` naming the
+    reason only) if the body is not such a message: not JSON, not a message, unsigned,
+    signed with another key or altered, or its stored body altered or swapped; the
+    payload store's errors if a stored body cannot be read (the record is retried).
     """
-    try:
-        check_size(body, message)
-    except MessageTooLargeError as exc:
-        logger.warning("SQS would refuse this message: %s", exc)
-
-
-def decode_message(body: str, signer: MessageSigner) -> Message:
-    """The message in an SQS body written by :func:`encode_message` with ``signer``'s keys.
-
-    Raises :class:`~stepflow.runtime.signing.ForgedMessageError` (a ``ValueError``
-    naming the reason only) if the body is not such a message: not JSON, not a
-    message, unsigned, signed with another key or altered.
-    """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise ForgedMessageError("malformed") from None
-    return signer.verify(data)
+    return decode_body(body, signer, payloads)
 
 
 def create_queues(

@@ -25,6 +25,7 @@ import boto3
 
 from stepflow.aws.sqs_bus import DLQ_RETENTION_SECONDS, BusUnavailableError
 from stepflow.runtime.task_queue import Lease, QueueDoesNotExistError
+from stepflow.runtime.wire import encode_wire
 
 QUEUE_PREFIX = "stepflow-tq-"
 """Name prefix of task queues (:data:`~stepflow.aws.topology.TASK_QUEUE_PREFIX`); their DLQs
@@ -141,7 +142,7 @@ class SQSTaskQueue:
         with _errors(name):
             self._client.send_message(
                 QueueUrl=url,
-                MessageBody=json.dumps(body, separators=(",", ":")),
+                MessageBody=encode_wire(body),
                 DelaySeconds=max(0, min(900, int(delay_seconds))),
             )
 

@@ -47,7 +47,11 @@ from stepflow.aws.sqs_bus import SQSBus, decode_message
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import Stepper
 from stepflow.runtime.effect_tally import EffectTally, tallying
-from stepflow.runtime.payloads import PayloadStore
+from stepflow.runtime.payloads import (
+    PayloadNotFoundError,
+    PayloadStore,
+    PayloadStoreUnavailableError,
+)
 from stepflow.runtime.registry import DefinitionCache
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 
@@ -66,18 +70,31 @@ DECISION_MARGIN_MS = 5_000
 _stepper: Stepper | None = None
 _runner: Stepper | None = None
 _signer: MessageSigner | None = None
+_messages: PayloadStore | None = None
 _wiring: Wiring | None = None
 
 
-def configure(stepper: Stepper | None, signer: MessageSigner | None = None) -> None:
-    """Use ``stepper`` and ``signer`` for the following invocations.
+def configure(
+    stepper: Stepper | None,
+    signer: MessageSigner | None = None,
+    messages: PayloadStore | None = None,
+) -> None:
+    """Use ``stepper``, ``signer`` and ``messages`` for the following invocations.
 
+    ``messages`` holds the queue bodies over SQS's limit (:mod:`stepflow.runtime.offload`).
     None: build them from the environment (the signer from its key settings).
     """
-    global _stepper, _signer, _wiring
-    _stepper, _signer = stepper, signer
+    global _stepper, _signer, _messages, _wiring
+    _stepper, _signer, _messages = stepper, signer, messages
     if stepper is None:
         _wiring = None
+
+
+def get_message_store() -> PayloadStore | None:
+    """The store of offloaded queue bodies: the configured one, else the wiring's."""
+    if _messages is not None or _stepper is not None:
+        return _messages
+    return _container().message_store
 
 
 def get_signer() -> MessageSigner:
@@ -117,6 +134,25 @@ def get_stepper() -> Stepper:
     return _stepper
 
 
+class _WiredStore:
+    """:func:`get_message_store`, looked up only when a record is a reference."""
+
+    def put(self, data: bytes) -> str:
+        return self._store().put(data)
+
+    def get(self, key: str) -> bytes:
+        return self._store().get(key)
+
+    def _store(self) -> PayloadStore:
+        store = get_message_store()
+        if store is None:  # no bucket configured: retried, then dead-lettered
+            raise PayloadStoreUnavailableError("no payload store for offloaded messages")
+        return store
+
+
+_WIRED_STORE = _WiredStore()
+
+
 def build_stepper(
     definitions: Definitions | None = None, environ: Mapping[str, str] | None = None
 ) -> Stepper:
@@ -146,6 +182,7 @@ def process_records(
     signer: MessageSigner | None = None,
     has_time: Callable[[], bool] | None = None,
     remaining: Callable[[], float] | None = None,
+    stored: PayloadStore | None = None,
 ) -> dict[str, Exception]:
     """Handle a batch of raw SQS records as one Stepper batch; failures by message id.
 
@@ -154,10 +191,13 @@ def process_records(
     :meth:`Stepper.handle_batch` together, so the events of one execution in
     this batch are committed as one decision. ``has_time`` says whether another
     execution may still be started (see :func:`time_left`); ``remaining``, the
-    invocation's seconds left (see :func:`seconds_left`).
+    invocation's seconds left (see :func:`seconds_left`). A record carrying a reference
+    to a stored body (:mod:`stepflow.runtime.offload`) is read from ``stored``; one
+    whose body cannot be read now fails alone, and is redelivered.
     """
     verifier = signer or get_signer()
     runner = stepper or get_stepper()
+    store = stored if stored is not None else _WIRED_STORE
     failures: dict[str, Exception] = {}
     messages: dict[int, str] = {}
     batch = []
@@ -165,11 +205,18 @@ def process_records(
     for record in records:
         record_id = str(record.get("messageId"))
         try:
-            message = decode_message(str(record.get("body", "")), verifier)
+            message = decode_message(str(record.get("body", "")), verifier, store)
         except ForgedMessageError as exc:
             forged += 1
             logger.warning(
                 "forged message dropped", extra={"message_id": record_id, "reason": exc.reason}
+            )
+            continue
+        except (PayloadNotFoundError, PayloadStoreUnavailableError) as exc:
+            failures[record_id] = exc
+            logger.error(
+                "stored message body unreadable; it will be redelivered",
+                extra={"message_id": record_id, "reason": repr(exc)},
             )
             continue
         messages[id(message)] = record_id

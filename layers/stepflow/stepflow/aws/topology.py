@@ -142,6 +142,14 @@ PAYLOAD_BUCKET_ENV_VAR = "PAYLOAD_BUCKET"
 PAYLOAD_PREFIX = "payloads/"
 """Key prefix of offloaded payloads in the bucket."""
 
+MESSAGE_PREFIX = "messages/"
+"""Key prefix of queue message bodies over SQS's limit (:mod:`stepflow.runtime.offload`).
+A lifecycle rule expires them after :data:`MESSAGE_EXPIRY_DAYS`."""
+
+MESSAGE_EXPIRY_DAYS = 15
+"""Days a stored message body is kept: past SQS's longest retention (14 days, the DLQs'),
+so a reference still on a queue, or redriven from a DLQ, always finds its body."""
+
 DEFINITION_PREFIX = "definitions/"
 """Key prefix of state machine definitions too large for a registry item (no expiry:
 a state machine lives until deleted; see :mod:`stepflow.aws.dynamodb_registry`)."""

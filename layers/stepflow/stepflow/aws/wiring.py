@@ -50,7 +50,7 @@ from stepflow.aws.settings import Settings
 from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
-from stepflow.aws.topology import DEFINITION_PREFIX
+from stepflow.aws.topology import DEFINITION_PREFIX, MESSAGE_PREFIX
 from stepflow.aws.wiring_cells import CellParts
 from stepflow.cells import (
     CellTasks,
@@ -66,6 +66,7 @@ from stepflow.integrations.lambda_ import LAMBDA_CONFIG
 from stepflow.integrations.polled import PollSchedule
 from stepflow.integrations.result_writer import S3ResultSink
 from stepflow.runtime import MessageBus, Stepper, TaskInvoker
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.registry import DefinitionCache, StateMachineRegistry
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.targets import OwnTargetGuard
@@ -170,13 +171,30 @@ class Wiring(CellParts):
         """The transition queue."""
         if not self.settings.queue_url:
             raise ValueError("QUEUE_URL is not set")
-        return SQSBus(self.settings.queue_url, signer=self.signer, client=self.client("sqs"))
+        return SQSBus(
+            self.settings.queue_url,
+            signer=self.signer,
+            client=self.client("sqs"),
+            payloads=self.message_store,
+        )
 
     @cached_property
     def tasks_bus(self) -> MessageBus | None:
         """The tasks queue the runner consumes (None: tasks run on the transition queue)."""
         url = self.settings.tasks_queue_url
-        return SQSBus(url, signer=self.signer, client=self.client("sqs")) if url else None
+        if not url:
+            return None
+        return SQSBus(
+            url, signer=self.signer, client=self.client("sqs"), payloads=self.message_store
+        )
+
+    @cached_property
+    def message_store(self) -> PayloadStore | None:
+        """Where queue bodies over SQS's limit go: the payload bucket's ``messages/``."""
+        bucket = self.settings.payload_bucket
+        if not bucket:
+            return None
+        return S3PayloadStore(bucket, client=self.client("s3"), prefix=MESSAGE_PREFIX)
 
     @cached_property
     def registry(self) -> StateMachineRegistry:

@@ -251,7 +251,9 @@ class LocalStack:
             raise CellsLoadError(
                 f"cannot load cells {self.cells}: {type(exc).__name__}: {exc}"
             ) from exc
-        stepper_handler.configure(self.wiring.stepper, self.wiring.signer)
+        stepper_handler.configure(
+            self.wiring.stepper, self.wiring.signer, self.wiring.message_store
+        )
         stepper_handler.configure_runner(self.wiring.runner)
         lambda_handler.configure(self.wiring.service)
         self._gateway = Gateway(
