@@ -219,7 +219,7 @@ def run_rounds(
     """
     in_place = None
     if stepper.tasks_bus is not None and not stepper.inline_tasks:
-        in_place = InPlace(remaining, stepper.task_lease_seconds)
+        in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS)
     with holding(in_place):
         failures = run_round(stepper, tasks, has_time, remaining)
         while in_place is not None and (held := in_place.take()):
