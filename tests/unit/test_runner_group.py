@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from stepflow.asl import parse
 from stepflow.aws.sqs_bus import decode_message, encode_message
-from stepflow.runtime import InMemoryLog, Message, Stepper, leases
+from stepflow.runtime import InMemoryLog, Message, Stepper, in_place, leases
 from stepflow.runtime.messages import decode_event
 from stepflow.runtime.signing import ForgedMessageError, KeyRing, MessageSigner, SigningKey
 from stepflow.runtime.task_groups import GROUP_MAX_TASKS, group_key, group_members, group_tasks
@@ -257,22 +257,24 @@ THEN_C = {
 }
 
 
-def test_a_redelivered_group_after_a_commit_whose_outbox_was_not_sent_sends_it() -> None:
+def test_a_redelivered_group_after_a_commit_whose_outbox_was_not_sent_sends_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(in_place, "MAX_ROUNDS", 0)  # C is sent, not run in place
     calls = Counter[str]()
     log, bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, THEN_C, grouped=True)
     (group,) = messages
     tasks = runner.tasks_bus
     assert isinstance(tasks, RecordingBus)
     tasks.sent.clear()
-    # GIVEN the runner committed a's and b's results, then could send nothing (C, a lone
-    # task without a TimeoutSeconds, is not run in place under a deadline: in_place.py)
+    # GIVEN the runner committed a's and b's results, then could send nothing
     tasks.down = bus.down = True
-    failures = runner.handle_batch([group], None, lambda: 10_000.0)
+    failures = runner.handle_batch([group])
     assert [m.id for m, _ in failures] == [group.id]
     assert log.commits == {group.execution_arn: 1} and tasks.sent == []
     # WHEN the group message comes back
     tasks.down = bus.down = False
-    assert runner.handle_batch([group], None, lambda: 10_000.0) == []
+    assert runner.handle_batch([group]) == []
     # THEN neither task runs again, and the pending outbox (C's task) is sent, once
     assert calls == {"a": 1, "b": 1}
     assert [m.body["resource"] for m in tasks.sent] == [FN + "c"]

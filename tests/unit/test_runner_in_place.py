@@ -225,3 +225,120 @@ def test_a_long_chain_runs_a_bounded_number_of_rounds_then_sends_the_rest() -> N
         queue.extend(tasks.sent[sent:])
     assert sum(calls.values()) == count and set(calls.values()) == {1}
     assert isinstance(log, CountingLog)
+
+
+def test_a_task_is_not_held_while_a_sibling_still_runs() -> None:
+    """a1 -> a2 (TimeoutSeconds 60) beside a slow s: a2 is sent, not kept waiting for s.
+
+    Held, it would start only after s (a round's end), while its timeout's timer, sent
+    with the commit, runs: review 4 saw it time out without ever starting.
+    """
+    calls = Counter[str]()
+    release = threading.Event()
+
+    def handler(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            calls[name] += 1
+            if name == "s":
+                release.wait(10)
+            return {"ran": name}
+
+        return run
+
+    def task(name: str, **extra: Any) -> dict[str, Any]:
+        return {"Type": "Task", "Resource": FN + name, **extra}
+
+    machine = {
+        "StartAt": "F",
+        "States": {
+            "F": task("f", Next="P"),
+            "P": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [
+                    {"StartAt": "s", "States": {"s": task("s", End=True)}},
+                    {
+                        "StartAt": "a1",
+                        "States": {
+                            "a1": task("a1", Next="a2"),
+                            "a2": task("a2", TimeoutSeconds=60, End=True),
+                        },
+                    },
+                ],
+            },
+        },
+    }
+    log, _bus, runner, (first,) = setup({n: handler(n) for n in ("f", "s", "a1", "a2")}, machine)
+    runner.task_group_wait = 0.05
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    worker = threading.Thread(target=runner.handle_batch, args=([first], None, lambda: 900.0))
+    worker.start()
+    try:
+        # a2 is sent (with the held s and a1, re-sent as their group: same lease key)
+        _until(lambda: any("group" not in m.body for m in tasks.sent), "a2 was not sent")
+        (a2,) = [m for m in tasks.sent if "group" not in m.body]
+        assert a2.body["resource"] == FN + "a2"
+        for message in list(tasks.sent):  # another runner, at once: a2 runs, s is busy
+            runner.handle_batch([message], None, lambda: 900.0)
+        assert calls["a2"] == 1 and calls["s"] == 1
+    finally:
+        release.set()
+        worker.join(10)
+    assert calls == {"f": 1, "s": 1, "a1": 1, "a2": 1}
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "SUCCEEDED"
+
+
+def test_map_items_the_time_left_does_not_cover_are_sent_as_groups() -> None:
+    """A Map of 11 without TimeoutSeconds, 200 s left: nothing held (no 11th alone in place)."""
+    calls = Counter[str]()
+    machine = {
+        "StartAt": "F",
+        "States": {
+            "F": {"Type": "Task", "Resource": FN + "a", "Next": "M"},
+            "M": {
+                "Type": "Map",
+                "End": True,
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "StartAt": "B",
+                    "States": {"B": {"Type": "Task", "Resource": FN + "b", "End": True}},
+                },
+            },
+        },
+    }
+
+    def items(payload: Any) -> Any:
+        calls["a"] += 1
+        return {"items": list(range(11))}
+
+    def item(payload: Any) -> Any:
+        calls["b"] += 1
+        return payload
+
+    _log, _bus, runner, (first,) = setup({"a": items, "b": item}, machine)
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    assert runner.handle_batch([first], None, lambda: 200.0) == []
+    assert calls == {"a": 1}  # nothing ran in place
+    assert sorted(len(m.body.get("group", [m])) for m in tasks.sent) == [1, 10]
+
+
+def test_out_of_time_the_held_tasks_are_sent_and_the_outbox_cleared() -> None:
+    calls = Counter[str]()
+    log, _bus, runner, (first,) = setup(_counting(calls), _chain())
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    asked = Counter[str]()
+
+    def has_time() -> bool:  # time for a's round, none for the next
+        asked["n"] += 1
+        return calls["a"] == 0 or log.commits[first.execution_arn] == 0
+
+    assert runner.handle_batch([first], has_time) == []
+    assert calls == {"a": 1} and asked["n"] > 0
+    (group,) = tasks.sent
+    assert len(group.body["group"]) == 2
+    head = log.get(first.execution_arn)
+    assert head is not None and head.outbox == ()  # sent, then cleared: no repair needed

@@ -24,7 +24,10 @@ Why nothing runs twice or is lost:
   again when a later commit of the runner re-sends the pending outbox. Only tasks that
   may travel in a group are held, a lone task only with a ``TimeoutSeconds`` the
   invocation's time left covers; an outbox with an activity's task is not held.
-- What is held but not run when the rounds end is sent, then the outbox cleared.
+- Held only while nothing else of the round still runs, so a held task starts at once
+  (its timeout's timer runs from the commit), and only if the invocation's time left
+  covers each task as ``GroupClaim.covers`` would for a claim made then. After 20
+  rounds, or out of time, tasks are sent (and the outbox cleared) as usual.
 
 The price: a task still running in place when the API's delayed repair message
 (60 s after a start) or the repair job (an outbox pending for 120 s) reaches its
@@ -61,9 +64,6 @@ LOG = logging.getLogger(__name__)
 MAX_ROUNDS = 20
 """Rounds of held tasks one runner invocation runs at most (then it sends the rest)."""
 
-MIN_SECONDS_LEFT = 2 * GROUP_START_MARGIN
-"""Seconds of the invocation a runner must have left to hold a group at all."""
-
 _CURRENT: ContextVar[InPlace | None] = ContextVar("stepflow_in_place", default=None)
 
 
@@ -86,6 +86,8 @@ class InPlace:
         self._new: dict[str, list[Message]] = {}  # held, not yet run, by execution
         self._seq: dict[str, int] = {}  # the head seq of each execution's latest hold
         self._sent: set[str] = set()  # ids of the other messages of held outboxes, sent
+        self._running = 0  # tasks of the current round not yet ended
+        self._local = threading.local()  # .task: this thread runs one of them
         self.held = 0
         """Task messages held (not sent) in this invocation, in all."""
 
@@ -93,34 +95,56 @@ class InPlace:
         """Whether the runner keeps ``tasks``, the whole outbox of ``record``, to run in place.
 
         ``True`` for tasks held already (a re-flush of the same outbox): not sent again.
+        Held only while nothing else of the round still runs (a held task starts at once,
+        never after a slow sibling: its timeout's timer is already running), and only if
+        the invocation's time left covers every new task as ``GroupClaim.covers`` would.
         """
         with self._lock:
             if all(m.id in self._known for m in tasks):
                 return True
-            if self._rounds <= 0 or not all(groupable(m) for m in tasks):
-                return False
-            if not self._covers(tasks):
-                return False
             fresh = [m for m in tasks if m.id not in self._known]
+            if (
+                self._rounds <= 0
+                or not self._idle()
+                or not all(groupable(m) for m in tasks)
+                or not all(self._covers(m) for m in fresh)
+            ):
+                return False
             self._known.update(m.id for m in fresh)
             self._new.setdefault(record.execution_arn, []).extend(fresh)
             self._seq[record.execution_arn] = record.seq
             self.held += len(fresh)
             return True
 
-    def _covers(self, tasks: list[Message]) -> bool:
+    def _idle(self) -> bool:
+        """Whether every task of the round but the calling thread's own has ended (locked)."""
+        return self._running - (1 if getattr(self._local, "task", False) else 0) <= 0
+
+    def _covers(self, message: Message) -> bool:
+        """``GroupClaim.covers``' rule, for a claim made now: the time left outlasts the task."""
         if self._remaining is None:  # no deadline (stepflow local's runner, tests)
             return True
-        left = self._remaining()
-        if left < MIN_SECONDS_LEFT:
-            return False
-        if len(tasks) > 1:  # a group: GroupClaim.covers decides per member, hands off the rest
-            return True
-        timeout = tasks[0].body.get("timeout_seconds")
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
-            return False  # a lone task has no group claim to hand it off: only if bounded
-        longest = timeout + GROUP_START_MARGIN
-        return left >= longest and self._lease_seconds >= longest
+        longest = self._lease_seconds - GROUP_START_MARGIN
+        timeout = message.body.get("timeout_seconds")
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            longest = min(longest, timeout + GROUP_START_MARGIN)
+        return self._remaining() >= longest
+
+    def round(self, tasks: int) -> None:
+        """A round of ``tasks`` task messages begins (none of them has ended)."""
+        with self._lock:
+            self._running = tasks
+
+    @contextlib.contextmanager
+    def task(self) -> Iterator[None]:
+        """One task of the round runs in this block (in this thread), then has ended."""
+        self._local.task = True
+        try:
+            yield
+        finally:
+            self._local.task = False
+            with self._lock:
+                self._running -= 1
 
     def was_sent(self, message: Message) -> bool:
         """Whether ``message`` (not a task) of a held outbox went out in this invocation."""
@@ -137,6 +161,11 @@ class InPlace:
         with self._lock:
             return message.id in self._known
 
+    def seq_of(self, execution_arn: str) -> int:
+        """The head seq of ``execution_arn``'s latest held outbox."""
+        with self._lock:
+            return self._seq[execution_arn]
+
     def take(self) -> list[Message]:
         """The next round: the messages held since the last one, grouped as sent (or [])."""
         with self._lock:
@@ -145,12 +174,6 @@ class InPlace:
             self._rounds -= 1
             held, self._new = self._new, {}
         return [group for messages in held.values() for group in group_tasks(messages)]
-
-    def unsent(self) -> dict[str, tuple[int, list[Message]]]:
-        """What is held and will not run here, by execution: (head seq, messages); now empty."""
-        with self._lock:
-            left, self._new, self._rounds = self._new, {}, 0
-            return {arn: (self._seq[arn], messages) for arn, messages in left.items()}
 
 
 def current() -> InPlace | None:
@@ -196,18 +219,19 @@ def run_rounds(
     """
     in_place = None
     if stepper.tasks_bus is not None and not stepper.inline_tasks:
-        in_place = InPlace(remaining, stepper.task_lease_seconds)
+        in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS)
     with holding(in_place):
         failures = run_round(stepper, tasks, has_time, remaining)
         while in_place is not None and (held := in_place.take()):
-            if has_time is not None and not has_time():
-                _send(stepper, held)
+            if has_time is not None and not has_time():  # sent, as the commit would have
+                if _send(stepper, held):
+                    for arn in {m.execution_arn for m in held}:
+                        with contextlib.suppress(ConflictError):
+                            stepper.log.clear_outbox(arn, in_place.seq_of(arn))
                 break
             for message, exc in run_round(stepper, held, has_time, remaining):
                 LOG.warning("%s: a task held in place goes to the queue: %r", message.id, exc)
                 _send(stepper, [message], getattr(exc, "until", 0.0) - stepper.clock())
-        if in_place is not None:
-            send_unsent(in_place, lambda ms: _send(stepper, ms), stepper.log.clear_outbox)
     return failures
 
 
@@ -225,18 +249,3 @@ def _send(stepper: Stepper, messages: list[Message], seconds: float = 0.0) -> bo
         LOG.warning("held task messages were not sent: %r", exc)
         return False
     return True
-
-
-def send_unsent(
-    in_place: InPlace,
-    send: Callable[[list[Message]], bool],
-    clear: Callable[[str, int], None],
-) -> None:
-    """Send what is held and did not run, then clear each outbox (if the head is still there).
-
-    An outbox whose send failed stays pending (see :func:`send`'s caller).
-    """
-    for arn, (seq, messages) in in_place.unsent().items():
-        if send(group_tasks(messages)):
-            with contextlib.suppress(ConflictError):
-                clear(arn, seq)

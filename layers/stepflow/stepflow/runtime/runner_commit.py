@@ -40,11 +40,13 @@ grouping, commits and fallback are :class:`stepflow.runtime.runner_group.ResultG
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from stepflow.runtime.in_place import current as current_in_place
 from stepflow.runtime.in_place import run_rounds
 from stepflow.runtime.messages import Message
 from stepflow.runtime.runner_group import ResultGroups
@@ -129,8 +131,15 @@ def _run_round(
     groups = ResultGroups(stepper, runs, expanded, has_time, stepper.task_group_wait)
     for claim in claims.values():
         claim.closed = groups.closed
+    in_place = current_in_place()
+    if in_place is not None:  # the tasks its commits may hold wait for none of these
+        in_place.round(len(expanded))
 
     def one(message: Message) -> Exception | None:
+        with in_place.task() if in_place is not None else contextlib.nullcontext():
+            return _one(message)
+
+    def _one(message: Message) -> Exception | None:
         try:
             claim = claims.get(id(message))
             if claim is not None:
