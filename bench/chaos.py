@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model.chaos import ChaosMachine, RunnerChaosMachine
+from tests.model.chaos import ChaosMachine, InPlaceChaosMachine, RunnerChaosMachine
 
 
 def main() -> int:
@@ -34,8 +34,17 @@ def main() -> int:
         action="store_true",
         help="every task through the queue and the runner's own commit (as deployed)",
     )
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="as --runner, with group messages and the runner's tasks run in place",
+    )
     args = parser.parse_args()
-    machine = RunnerChaosMachine if args.runner else ChaosMachine
+    machine: type[ChaosMachine] = ChaosMachine
+    if args.in_place:
+        machine = InPlaceChaosMachine
+    elif args.runner:
+        machine = RunnerChaosMachine
     started = time.perf_counter()
     lost_or_doubled = 0
     try:

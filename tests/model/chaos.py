@@ -585,3 +585,14 @@ class RunnerChaosMachine(ChaosMachine):
         super().__init__()
         for stepper in (self.api, self.rival):
             stepper.inline_tasks = False  # task messages go on the queue, with the rest
+
+
+class InPlaceChaosMachine(RunnerChaosMachine):
+    """As deployed with a tasks queue: one commit's tasks travel as one group message,
+    and a runner runs the tasks its own commit schedules in place (runtime/in_place.py:
+    held, their outbox left pending, run in the same delivery), under the same faults."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for stepper in (self.api, self.rival):
+            stepper.tasks_bus = self.bus  # the tasks queue: the same bag of messages

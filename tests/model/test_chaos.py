@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from tests.model.chaos import ChaosMachine, RunnerChaosMachine
+from tests.model.chaos import ChaosMachine, InPlaceChaosMachine, RunnerChaosMachine
 
 ChaosMachine.TestCase.settings = settings(
     max_examples=200,
@@ -24,3 +24,11 @@ RunnerChaosMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestRunnerChaos = RunnerChaosMachine.TestCase
+
+InPlaceChaosMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestInPlaceChaos = InPlaceChaosMachine.TestCase

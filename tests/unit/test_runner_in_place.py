@@ -139,13 +139,14 @@ def test_a_runner_that_dies_in_place_leaves_them_to_the_redelivery() -> None:
     def dies_once(payload: Any) -> Any:
         calls["c"] += 1
         if calls["c"] == 1:
+            _until(lambda: calls["b"] == 1, "b never ran")  # b ends first
+            time.sleep(0.05)
             raise Crash("the runner's process dies while c runs in place")
         return {"ran": "c"}
 
     handlers["c"] = dies_once
     log, _bus, runner, (first,) = setup(handlers, _chain())
     runner.clock = lambda: now[0]
-    runner.task_concurrency = 1  # b then c, in turn
     _tasks(runner).sent.clear()
     try:
         runner.handle_batch([first])
@@ -342,3 +343,133 @@ def test_out_of_time_the_held_tasks_are_sent_and_the_outbox_cleared() -> None:
     assert len(group.body["group"]) == 2
     head = log.get(first.execution_arn)
     assert head is not None and head.outbox == ()  # sent, then cleared: no repair needed
+
+
+def test_a_task_whose_resend_failed_keeps_its_outbox_when_time_runs_out() -> None:
+    """c fails to run in place and its re-send fails; then, out of time, d (held beside it)
+    is sent: the outbox, c's only copy, is not cleared (review 5, a lost task)."""
+    calls = Counter[str]()
+
+    def handler(name: str) -> Any:
+        def run(payload: Any) -> Any:
+            calls[name] += 1
+            if name == "b":
+                time.sleep(0.2)
+            return {"ran": name}
+
+        return run
+
+    def branch(names: list[str]) -> dict[str, Any]:
+        states = {
+            n: {
+                "Type": "Task",
+                "Resource": FN + n,
+                **({"Next": names[i + 1]} if i + 1 < len(names) else {"End": True}),
+            }
+            for i, n in enumerate(names)
+        }
+        return {"StartAt": names[0], "States": states}
+
+    machine = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": FN + "a", "Next": "P"},
+            "P": {"Type": "Parallel", "End": True, "Branches": [branch(["b", "d"]), branch(["c"])]},
+        },
+    }
+    log, _bus, runner, (first,) = setup({n: handler(n) for n in "abcd"}, machine)
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    inner = runner.invoker
+
+    def invoker(body: Any) -> Any:
+        if str(body["resource"]).endswith(":c"):
+            calls["c-raised"] += 1
+            raise RuntimeError("lambda:Invoke throttled")
+        return inner(body)
+
+    runner.invoker = invoker
+    send = tasks.send
+
+    def refusing(message: Message, delay_seconds: int = 0) -> None:
+        if "group" in message.body:
+            raise ConnectionError("SQS throttled")
+        send(message, delay_seconds)
+
+    tasks.send = refusing  # type: ignore[method-assign]
+
+    def has_time() -> bool:  # out of time once c has failed
+        return not calls["c-raised"] or threading.current_thread() is not threading.main_thread()
+
+    assert runner.handle_batch([first], has_time) == []
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "RUNNING"
+    # c's copy is still there for the repair (before the fix: cleared, c lost for good)
+    assert [m for m in head.outbox if str(m.body.get("resource")).endswith(":c")], head.outbox
+
+
+def test_a_group_running_in_place_is_not_sent_when_a_member_commits_early() -> None:
+    """A Map of 10 (b -> c) held in place: b0 ends first and commits while its siblings
+    run; only c0 goes to the queue, not the group of b's still running here (review 5)."""
+    calls = Counter[str]()
+
+    def a(payload: Any) -> Any:
+        calls["a"] += 1
+        return {"items": list(range(10))}
+
+    def b(payload: Any) -> Any:
+        calls["b"] += 1
+        time.sleep(0.03 * payload)
+        return payload
+
+    def c(payload: Any) -> Any:
+        calls["c"] += 1
+        return payload
+
+    machine = {
+        "StartAt": "a",
+        "States": {
+            "a": {"Type": "Task", "Resource": FN + "a", "Next": "M"},
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "End": True,
+                "ItemProcessor": {
+                    "StartAt": "b",
+                    "States": {
+                        "b": {"Type": "Task", "Resource": FN + "b", "Next": "c"},
+                        "c": {"Type": "Task", "Resource": FN + "c", "End": True},
+                    },
+                },
+            },
+        },
+    }
+    log, _bus, runner, (first,) = setup({"a": a, "b": b, "c": c}, machine)
+    runner.task_group_wait = 0.01
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    assert runner.handle_batch([first]) == []
+    assert calls["a"] == 1 and calls["b"] == 10
+    assert not any(len(m.body.get("group", [])) > 1 for m in tasks.sent), [m.id for m in tasks.sent]
+    queue = list(tasks.sent)
+    while queue:  # another runner runs what was sent
+        sent = len(tasks.sent)
+        assert runner.handle_batch([queue.pop(0)]) == []
+        queue.extend(tasks.sent[sent:])
+    assert calls == {"a": 1, "b": 10, "c": 10}
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "SUCCEEDED"
+
+
+def test_no_more_tasks_are_held_than_a_round_runs_side_by_side() -> None:
+    """With one task at a time, a Parallel's two are not held (the second would wait)."""
+    calls = Counter[str]()
+    log, _bus, runner, (first,) = setup(_counting(calls), _chain())
+    runner.task_concurrency = 1
+    tasks = _tasks(runner)
+    tasks.sent.clear()
+    assert runner.handle_batch([first]) == []
+    assert calls == {"a": 1}
+    (group,) = tasks.sent
+    assert len(group.body["group"]) == 2
+    assert isinstance(log, CountingLog)

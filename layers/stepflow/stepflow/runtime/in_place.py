@@ -76,9 +76,14 @@ class InPlace:
     """The tasks one runner invocation's commits gave back, to run in place."""
 
     def __init__(
-        self, remaining: Callable[[], float] | None, lease_seconds: float, rounds: int = MAX_ROUNDS
+        self,
+        remaining: Callable[[], float] | None,
+        lease_seconds: float,
+        rounds: int = MAX_ROUNDS,
+        parallel: int = 1,
     ) -> None:
         self._remaining = remaining
+        self._parallel = parallel  # tasks a round runs side by side
         self._lease_seconds = lease_seconds
         self._rounds = rounds
         self._lock = threading.Lock()
@@ -100,12 +105,14 @@ class InPlace:
         the invocation's time left covers every new task as ``GroupClaim.covers`` would.
         """
         with self._lock:
-            if all(m.id in self._known for m in tasks):
+            fresh = [m for m in tasks if m.id not in self._known and m.id not in self._sent]
+            if not fresh:
                 return True
-            fresh = [m for m in tasks if m.id not in self._known]
+            waiting = sum(len(messages) for messages in self._new.values())
             if (
                 self._rounds <= 0
                 or not self._idle()
+                or waiting + len(fresh) > self._parallel  # each starts at once next round
                 or not all(groupable(m) for m in tasks)
                 or not all(self._covers(m) for m in fresh)
             ):
@@ -147,7 +154,7 @@ class InPlace:
                 self._running -= 1
 
     def was_sent(self, message: Message) -> bool:
-        """Whether ``message`` (not a task) of a held outbox went out in this invocation."""
+        """Whether ``message`` of an outbox left pending went out in this invocation."""
         with self._lock:
             return message.id in self._sent
 
@@ -211,27 +218,31 @@ def run_rounds(
     has_time: Callable[[], bool] | None,
     remaining: Callable[[], float] | None,
     run_round: Round,
+    parallel: int = 1,
 ) -> list[tuple[Message, Exception]]:
     """Run delivered task messages, then the tasks their commits gave back; the failures.
 
     The failures are the delivered messages' (a held task that fails to run is sent:
-    it comes back through the queue, as a delivered one would).
+    it comes back through the queue, as a delivered one would). ``parallel``: the tasks
+    a round runs side by side (no more are held for one round).
     """
     in_place = None
     if stepper.tasks_bus is not None and not stepper.inline_tasks:
-        in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS)
+        in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS, parallel)
+    unsent: set[str] = set()  # executions with a task whose only copy is the outbox
     with holding(in_place):
         failures = run_round(stepper, tasks, has_time, remaining)
         while in_place is not None and (held := in_place.take()):
             if has_time is not None and not has_time():  # sent, as the commit would have
                 if _send(stepper, held):
-                    for arn in {m.execution_arn for m in held}:
+                    for arn in {m.execution_arn for m in held} - unsent:
                         with contextlib.suppress(ConflictError):
                             stepper.log.clear_outbox(arn, in_place.seq_of(arn))
                 break
             for message, exc in run_round(stepper, held, has_time, remaining):
                 LOG.warning("%s: a task held in place goes to the queue: %r", message.id, exc)
-                _send(stepper, [message], getattr(exc, "until", 0.0) - stepper.clock())
+                if not _send(stepper, [message], getattr(exc, "until", 0.0) - stepper.clock()):
+                    unsent.add(message.execution_arn)
     return failures
 
 

@@ -77,7 +77,13 @@ def run_tasks(
     (:mod:`stepflow.runtime.in_place`); a held task that fails to run is sent (it comes
     back through the queue, as a delivered one would), and what the rounds leave is sent.
     """
-    return run_rounds(stepper, tasks, has_time, remaining, _run_round)
+    return run_rounds(stepper, tasks, has_time, remaining, _run_round, _workers(stepper))
+
+
+def _workers(stepper: Stepper) -> int:
+    """The tasks one round runs side by side at most."""
+    concurrency = max(1, stepper.task_concurrency)
+    return min(MAX_TASK_THREADS, concurrency * GROUP_MAX_TASKS) if concurrency > 1 else 1
 
 
 def _run_round(
@@ -154,10 +160,7 @@ def _run_round(
 
     # Side by side: a batch's ten messages, each up to a group of ten tasks, at most
     # MAX_TASK_THREADS at a time (the others wait, then start only if their lease covers them).
-    concurrency = max(1, stepper.task_concurrency)
-    workers = min(
-        len(expanded), MAX_TASK_THREADS, concurrency * GROUP_MAX_TASKS if concurrency > 1 else 1
-    )
+    workers = min(len(expanded), _workers(stepper))
     if workers == 1:
         outcomes = [one(message) for message in expanded]
         groups.drain()
