@@ -72,6 +72,7 @@ _runner: Stepper | None = None
 _signer: MessageSigner | None = None
 _messages: PayloadStore | None = None
 _wiring: Wiring | None = None
+_configured = False
 
 
 def configure(
@@ -84,15 +85,19 @@ def configure(
     ``messages`` holds the queue bodies over SQS's limit (:mod:`stepflow.runtime.offload`).
     None: build them from the environment (the signer from its key settings).
     """
-    global _stepper, _signer, _messages, _wiring
+    global _stepper, _signer, _messages, _wiring, _configured
     _stepper, _signer, _messages = stepper, signer, messages
+    _configured = stepper is not None or messages is not None
     if stepper is None:
         _wiring = None
 
 
 def get_message_store() -> PayloadStore | None:
-    """The store of offloaded queue bodies: the configured one, else the wiring's."""
-    if _messages is not None or _stepper is not None:
+    """The store of offloaded queue bodies: the configured one, else the wiring's.
+
+    Only :func:`configure` decides: the stepper the wiring builds on first use does not.
+    """
+    if _configured:
         return _messages
     return _container().message_store
 
