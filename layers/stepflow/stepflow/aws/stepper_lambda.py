@@ -48,6 +48,7 @@ from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import Stepper
 from stepflow.runtime.effect_tally import EffectTally, tallying
 from stepflow.runtime.payloads import (
+    PayloadCorruptError,
     PayloadNotFoundError,
     PayloadStore,
     PayloadStoreUnavailableError,
@@ -148,6 +149,11 @@ class _WiredStore:
     def get(self, key: str) -> bytes:
         return self._store().get(key)
 
+    def get_at_most(self, key: str, max_bytes: int) -> bytes:
+        store = self._store()
+        bounded = getattr(store, "get_at_most", None)
+        return bytes(bounded(key, max_bytes)) if callable(bounded) else store.get(key)
+
     def _store(self) -> PayloadStore:
         store = get_message_store()
         if store is None:  # no bucket configured: retried, then dead-lettered
@@ -217,7 +223,7 @@ def process_records(
                 "forged message dropped", extra={"message_id": record_id, "reason": exc.reason}
             )
             continue
-        except (PayloadNotFoundError, PayloadStoreUnavailableError) as exc:
+        except (PayloadNotFoundError, PayloadStoreUnavailableError, PayloadCorruptError) as exc:
             failures[record_id] = exc
             logger.error(
                 "stored message body unreadable; it will be redelivered",
