@@ -202,7 +202,6 @@ class Compute(Construct):
             {
                 topology.TABLE_ENV_VAR: storage.table.table_name,
                 topology.TRANSITIONS_QUEUE.env_var: transitions.queue_url,
-                topology.PAYLOAD_BUCKET_ENV_VAR: storage.payloads.bucket_name,
                 SECRET_ENV_VAR: signing.secret.secret_arn,
                 **POWERTOOLS_ENVIRONMENT,
             },
@@ -262,9 +261,8 @@ class Compute(Construct):
                 storage.payloads.grant_read(function, f"{prefix}*")
                 storage.payloads.grant_put(function, f"{prefix}*")
             transitions.grant_send_messages(function)
-        # The repair re-sends outbox messages: one over SQS's limit is stored first.
-        storage.payloads.grant_read(self.repair, f"{topology.PAYLOAD_PREFIX}*")
-        storage.payloads.grant_put(self.repair, f"{topology.MESSAGE_PREFIX}*")
+        # The repair only sends a small `repair` message (the stepper re-sends the outbox
+        # itself): no payload bucket, no S3 grant.
         # Task messages go to the tasks queue from the stepper (a decision's outbox), the API
         # (StartExecution's first commit) and the runner: a nested StartExecution commits the
         # child's first decision in process (api/nested.py) and an EXPRESS map batch with

@@ -199,3 +199,42 @@ def test_a_reference_whose_body_is_missing_is_retried_not_dropped(aws: Aws) -> N
         [{"messageId": "m1", "body": aws.receive()[0]["Body"]}], stepper, SIGNER, stored=aws.store
     )
     assert list(failures) == ["m1"] and SIGNER.forged == 0
+
+
+def test_an_overwritten_stored_body_is_read_bounded_and_retried_not_dropped(aws: Aws) -> None:
+    # GIVEN a reference whose object someone with write access replaced by a larger one
+    bus = SQSBus(aws.url, signer=SIGNER, client=aws.sqs, payloads=aws.store)
+    bus.send(message("x" * 300_000))
+    (key,) = aws.stored()
+    length = len(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * (4 << 20))
+    gets: list[dict[str, Any]] = []
+    get_object = aws.s3.get_object
+
+    def spy(**kwargs: Any) -> dict[str, Any]:
+        gets.append(kwargs)
+        response: dict[str, Any] = get_object(**kwargs)
+        return response
+
+    aws.s3.get_object = spy
+    handled: list[Message] = []
+    stepper = SimpleNamespace(handle_batch=lambda batch, *a: handled.extend(batch) or [])
+    forged = SIGNER.forged
+    # WHEN the stepper's records are processed
+    failures = stepper_handler.process_records(
+        [{"messageId": "m1", "body": aws.receive()[0]["Body"]}], stepper, SIGNER, stored=aws.store
+    )
+    # THEN one ranged GET capped at the signed length, and the record fails (retry, DLQ)
+    assert [g.get("Range") for g in gets] == [f"bytes=0-{length}"]
+    assert list(failures) == ["m1"] and "over" in str(failures["m1"])
+    assert (handled, SIGNER.forged) == ([], forged)
+
+
+def test_an_intact_stored_body_is_read_whole_through_the_ranged_get(aws: Aws) -> None:
+    sent = message("x" * 300_000)
+    SQSBus(aws.url, signer=SIGNER, client=aws.sqs, payloads=aws.store).send(sent)
+    (key,) = aws.stored()
+    length = len(aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    data = aws.store.get_at_most(key.removeprefix(MESSAGE_PREFIX), length)
+    assert len(data) == length
+    assert decode_message(aws.receive()[0]["Body"], SIGNER, aws.store) == sent

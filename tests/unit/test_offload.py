@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from stepflow.runtime import Message
 from stepflow.runtime.offload import OFFLOADED, decode_body, encode_body
-from stepflow.runtime.payloads import InMemoryPayloadStore, PayloadNotFoundError, content_key
+from stepflow.runtime.payloads import (
+    InMemoryPayloadStore,
+    PayloadCorruptError,
+    PayloadNotFoundError,
+    content_key,
+)
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.wire import MessageTooLargeError, encode_wire
 
@@ -101,13 +106,42 @@ def test_sending_again_stores_the_same_object_and_a_redelivery_reads_it_again() 
     assert decode_body(first.text, SIGNER, store) == decode_body(first.text, SIGNER, store) == sent
 
 
-def test_an_altered_stored_body_is_refused() -> None:
-    store = InMemoryPayloadStore()
+def test_an_altered_stored_body_is_refused_for_a_retry_not_dropped_as_forged() -> None:
+    # only a party with write access to messages/ can alter it: the reference is authentic
+    store, forged = InMemoryPayloadStore(), SIGNER.forged
     body = encode_body(sized(LIMIT + 1), SIGNER, store)
     (key,) = store.objects
     store.objects[key] = store.objects[key].replace(b'"x', b'"y', 1)
-    with pytest.raises(ForgedMessageError, match="stored body altered"):
+    with pytest.raises(PayloadCorruptError, match="does not match its hash"):
         decode_body(body.text, SIGNER, store)
+    assert SIGNER.forged == forged
+
+
+class BoundedStore(InMemoryPayloadStore):
+    """A store that serves a bounded read only, as S3's ranged GET does; counts bytes served."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served: list[int] = []
+
+    def get(self, key: str) -> bytes:
+        raise AssertionError("an offloaded body is read bounded")
+
+    def get_at_most(self, key: str, max_bytes: int) -> bytes:
+        data = self.objects[key][: max_bytes + 1]
+        self.served.append(len(data))
+        return data
+
+
+def test_an_overwritten_huge_stored_body_is_read_only_to_its_signed_length() -> None:
+    store = BoundedStore()
+    body = encode_body(sized(LIMIT + 1), SIGNER, store)
+    (key,) = store.objects
+    length = len(store.objects[key])
+    store.objects[key] = b"x" * (64 << 20)
+    with pytest.raises(PayloadCorruptError, match=f"over {length} bytes"):
+        decode_body(body.text, SIGNER, store)
+    assert store.served == [length + 1]
 
 
 class LyingStore(InMemoryPayloadStore):
@@ -123,7 +157,7 @@ def test_a_digest_mismatch_is_refused_even_from_a_store_that_does_not_check() ->
     (key,) = store.objects
     other = replace(sized(LIMIT + 1), id="another")
     store.objects[key] = encode_wire(SIGNER.sign(other)).encode()  # authentic, but not it
-    with pytest.raises(ForgedMessageError, match="stored body altered"):
+    with pytest.raises(PayloadCorruptError, match="does not match its hash"):
         decode_body(body.text, SIGNER, store)
 
 

@@ -55,6 +55,37 @@ def test_an_activity_task_over_sqs_limit_is_offloaded_and_handed_out_whole(sqs: 
     assert [e["type"] for e in log.history(arn).events].count("ActivityScheduled") == 1
 
 
+def test_an_activity_task_whose_stored_body_was_overwritten_stays_queued_for_the_dlq(
+    sqs: Any,
+) -> None:
+    bus, log, store = InMemoryBus(now=1_000_000.0), InMemoryLog(), InMemoryPayloadStore()
+    queue = SQSTaskQueue(client=sqs, prefix="moto-tq-")
+    machine = parse(task_machine(activity("jobs")))
+    stepper = Stepper(
+        log=log,
+        bus=bus,
+        definitions=lambda _arn: machine,
+        clock=lambda: bus.now,
+        invoker=lambda body: TaskOutcome.failed("Unexpected", "no inline tasks here"),
+        router=ActivityRouter(queue, bus, signer=bus.signer, payloads=store),
+    )
+    service = ActivityService(
+        stepper=stepper, queue=queue, signer=bus.signer, clock=lambda: bus.now, payloads=store
+    )
+    service.create_activity({"name": "jobs"})
+    stepper.start_execution(state_machine_arn=SM, name="e1", input={"blob": "é" * 131_000}, seed=1)
+    _drain(bus, stepper)
+    (key,) = store.objects
+    store.objects[key] = store.objects[key][:-1] + b" "  # someone with write access to it
+    forged = bus.signer.forged
+    # WHEN a worker asks for it THEN nothing is handed out, and the message is not deleted
+    assert service.get_activity_task({"activityArn": activity("jobs"), "waitSeconds": 0}) == {}
+    url = sqs.get_queue_url(QueueName="moto-tq-jobs")["QueueUrl"]
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    assert sum(int(v) for v in counts.values()) == 1 and bus.signer.forged == forged
+
+
 def _drain(bus: InMemoryBus, stepper: Stepper) -> None:
     while len(bus):
         batch = bus.receive_batch(10)

@@ -66,6 +66,7 @@ from stepflow.runtime.leases import (
 from stepflow.runtime.messages import Message
 from stepflow.runtime.offload import resolve
 from stepflow.runtime.payloads import (
+    PayloadCorruptError,
     PayloadNotFoundError,
     PayloadStore,
     PayloadStoreUnavailableError,
@@ -300,7 +301,7 @@ class TaskService:
             logger.warning("forged task message dropped", extra={"reason": exc.reason})
             self.queue.ack(lease.queue, lease.receipt)
             return None
-        except (PayloadNotFoundError, PayloadStoreUnavailableError) as exc:
+        except (PayloadNotFoundError, PayloadStoreUnavailableError, PayloadCorruptError) as exc:
             # Left in the queue: it comes back, and goes to the DLQ if it never reads.
             logger.error("stored task message unreadable", extra={"reason": repr(exc)})
             return None

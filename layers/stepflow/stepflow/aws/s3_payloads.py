@@ -64,6 +64,27 @@ class S3PayloadStore:
             raise PayloadStoreUnavailableError(f"S3 read of {key} failed: {exc}") from exc
         return verified(key, data)
 
+    def get_at_most(self, key: str, max_bytes: int) -> bytes:
+        """The object's first ``max_bytes + 1`` bytes at most (a ranged GET), unchecked.
+
+        One byte more than allowed tells the caller the object is too large without
+        downloading it (:func:`~stepflow.runtime.payloads.read_at_most` checks it).
+        """
+        response = self._call(
+            "get_object",
+            Bucket=self.bucket,
+            Key=self.prefix + check_key(key),
+            Range=f"bytes=0-{max(max_bytes, 0)}",
+        )
+        stream = response["Body"]
+        try:
+            data: bytes = stream.read(max(max_bytes, 0) + 1)
+        except Exception as exc:  # the connection broke while streaming the body
+            raise PayloadStoreUnavailableError(f"S3 read of {key} failed: {exc}") from exc
+        finally:
+            stream.close()
+        return data
+
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response: dict[str, Any] = getattr(self._client, operation)(**kwargs)

@@ -192,8 +192,9 @@ def decode_message(
     (:func:`~stepflow.runtime.offload.decode_body`). Raises
     :class:`~stepflow.runtime.signing.ForgedMessageError` (a ``ValueError`` naming the
     reason only) if the body is not such a message: not JSON, not a message, unsigned,
-    signed with another key or altered, or its stored body altered or swapped; the
-    payload store's errors if a stored body cannot be read (the record is retried).
+    signed with another key or altered, or its stored body swapped; the payload store's
+    errors if a stored body cannot be read or is not the signed length and digest
+    (``PayloadCorruptError``): the record is retried.
     """
     return decode_body(body, signer, payloads)
 

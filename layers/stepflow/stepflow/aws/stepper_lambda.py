@@ -48,6 +48,7 @@ from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import Stepper
 from stepflow.runtime.effect_tally import EffectTally, tallying
 from stepflow.runtime.payloads import (
+    PayloadCorruptError,
     PayloadNotFoundError,
     PayloadStore,
     PayloadStoreUnavailableError,
@@ -72,6 +73,7 @@ _runner: Stepper | None = None
 _signer: MessageSigner | None = None
 _messages: PayloadStore | None = None
 _wiring: Wiring | None = None
+_configured = False
 
 
 def configure(
@@ -84,15 +86,19 @@ def configure(
     ``messages`` holds the queue bodies over SQS's limit (:mod:`stepflow.runtime.offload`).
     None: build them from the environment (the signer from its key settings).
     """
-    global _stepper, _signer, _messages, _wiring
+    global _stepper, _signer, _messages, _wiring, _configured
     _stepper, _signer, _messages = stepper, signer, messages
+    _configured = stepper is not None or messages is not None
     if stepper is None:
         _wiring = None
 
 
 def get_message_store() -> PayloadStore | None:
-    """The store of offloaded queue bodies: the configured one, else the wiring's."""
-    if _messages is not None or _stepper is not None:
+    """The store of offloaded queue bodies: the configured one, else the wiring's.
+
+    Only :func:`configure` decides: the stepper the wiring builds on first use does not.
+    """
+    if _configured:
         return _messages
     return _container().message_store
 
@@ -142,6 +148,11 @@ class _WiredStore:
 
     def get(self, key: str) -> bytes:
         return self._store().get(key)
+
+    def get_at_most(self, key: str, max_bytes: int) -> bytes:
+        store = self._store()
+        bounded = getattr(store, "get_at_most", None)
+        return bytes(bounded(key, max_bytes)) if callable(bounded) else store.get(key)
 
     def _store(self) -> PayloadStore:
         store = get_message_store()
@@ -212,7 +223,7 @@ def process_records(
                 "forged message dropped", extra={"message_id": record_id, "reason": exc.reason}
             )
             continue
-        except (PayloadNotFoundError, PayloadStoreUnavailableError) as exc:
+        except (PayloadNotFoundError, PayloadStoreUnavailableError, PayloadCorruptError) as exc:
             failures[record_id] = exc
             logger.error(
                 "stored message body unreadable; it will be redelivered",

@@ -148,7 +148,9 @@ A lifecycle rule expires them after :data:`MESSAGE_EXPIRY_DAYS`."""
 
 MESSAGE_EXPIRY_DAYS = 15
 """Days a stored message body is kept: past SQS's longest retention (14 days, the DLQs'),
-so a reference still on a queue, or redriven from a DLQ, always finds its body."""
+so a reference still on a queue finds its body. A DLQ redrive resets a message's
+retention: a reference redriven more than this many days after its first send has
+lost its body (docs/limits.md, "Queue messages")."""
 
 DEFINITION_PREFIX = "definitions/"
 """Key prefix of state machine definitions too large for a registry item (no expiry:

@@ -41,6 +41,8 @@ from stepflow.engine import TaskFailed
 from stepflow.engine.resources import describe
 from stepflow.errors import StatesErrorName
 from stepflow.runtime.messages import Message, encode_event
+from stepflow.runtime.offload import wire_form
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.ports import MessageBus
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import QueueDoesNotExistError, TaskQueue, TaskRouter
@@ -196,7 +198,9 @@ class CellRouter:
     waits there for a worker (within the Task's ``TimeoutSeconds``) rather
     than failing before the first worker started. Where it cannot be created,
     the task fails with ``States.Runtime``, reported through ``bus`` (as a task
-    on a missing activity does).
+    on a missing activity does). A task over SQS's limit is stored in ``payloads``
+    (default: the bus's) and its queue carries a signed reference
+    (:mod:`stepflow.runtime.offload`), as :class:`~stepflow.activities.ActivityRouter` does.
     """
 
     def __init__(
@@ -208,9 +212,11 @@ class CellRouter:
         inner: TaskRouter | None = None,
         bus: MessageBus | None = None,
         clock: Callable[[], float] = time.time,
+        payloads: PayloadStore | None = None,
     ) -> None:
         self.queues, self.queue, self.signer = queues, queue, signer
         self.inner, self.bus, self.clock = inner, bus, clock
+        self.payloads = payloads if payloads is not None else getattr(bus, "payloads", None)
 
     def _queue(self, message: Message) -> str | None:
         if message.kind != "task" or message.body.get("op") is not None:
@@ -233,7 +239,7 @@ class CellRouter:
         name = activity_name(routed)
         target = queue_name(name)
         wrapped = replace(message, body={**message.body, "input": envelope(message)})
-        signed = self.signer.sign(wrapped)
+        signed = wire_form(wrapped, self.signer, self.payloads)
         try:
             self.queue.send(target, signed)
             return

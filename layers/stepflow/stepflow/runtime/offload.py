@@ -13,12 +13,16 @@ reference covers the digest of what is processed.
 :func:`decode_body` verifies a body; for a reference it reads the stored bytes,
 checks their digest and length against the signed reference, verifies the stored
 message's own signature and that it is the message the reference names (same
-execution, id, kind, ``not_before``): a stored body that was altered, swapped for
-another message's or forged is refused as :class:`ForgedMessageError`. A reference
-whose object cannot be read (the store is down, the object missing) raises
+execution, id, kind, ``not_before``): a stored body swapped for another message's or
+forged is refused as :class:`ForgedMessageError`. A reference whose object cannot be
+read (the store is down, the object missing) raises
 :class:`~stepflow.runtime.payloads.PayloadStoreUnavailableError` or
-:class:`~stepflow.runtime.payloads.PayloadNotFoundError`: the record is retried,
-and dead-lettered after the queue's receive limit, never dropped as forged.
+:class:`~stepflow.runtime.payloads.PayloadNotFoundError`, and one whose object is not
+the signed length or digest (overwritten by someone with write access to the bucket,
+not a forger: the reference itself is authentic) raises
+:class:`~stepflow.runtime.payloads.PayloadCorruptError`. Such a record is retried, and
+dead-lettered after the queue's receive limit, never dropped as forged. The object is
+read only up to its signed length plus one byte (S3: a ranged GET).
 
 Crash safety: the object is stored before the reference is sent, and the key is the
 content's hash, so a retried send rewrites the same object and a redelivered
@@ -37,7 +41,7 @@ from stepflow.runtime.payloads import (
     PayloadCorruptError,
     PayloadNotFoundError,
     PayloadStore,
-    content_key,
+    read_at_most,
 )
 from stepflow.runtime.signing import ForgedMessageError, MessageSigner
 from stepflow.runtime.wire import MAX_MESSAGE_BYTES, MessageTooLargeError, encode_wire, wire_size
@@ -113,7 +117,8 @@ def decode_body(text: str, signer: MessageSigner, payloads: PayloadStore | None)
 
     Raises :class:`ForgedMessageError` for a body (or stored body) that is not an
     authentic StepFlow message, or a stored body that is not the one its reference
-    names; the payload store's errors if the stored body cannot be read (retry).
+    names; the payload store's errors if the stored body cannot be read or is not the
+    signed length and digest (:class:`PayloadCorruptError`): the record is retried.
     """
     return resolve(_json(text), signer, payloads)
 
@@ -127,12 +132,9 @@ def resolve(data: object, signer: MessageSigner, payloads: PayloadStore | None) 
     key, length = reference
     if payloads is None:
         raise PayloadNotFoundError(key)  # not forged: this consumer has no store (a retry)
-    try:
-        data = payloads.get(key)
-    except PayloadCorruptError:
-        raise ForgedMessageError("stored body altered") from None
-    if len(data) != length or content_key(data) != key:
-        raise ForgedMessageError("stored body altered")
+    data = read_at_most(payloads, key, length)  # PayloadCorruptError: retried, not dropped
+    if len(data) != length:
+        raise PayloadCorruptError(f"the payload stored under {key!r} is not {length} bytes")
     try:
         stored = signer.verify(_json(data.decode("utf-8")))
     except UnicodeDecodeError:

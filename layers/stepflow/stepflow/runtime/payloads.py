@@ -47,6 +47,20 @@ class PayloadStore(Protocol):
         """The bytes stored under ``key``; :class:`PayloadNotFoundError` if none."""
 
 
+def read_at_most(store: PayloadStore, key: str, max_bytes: int) -> bytes:
+    """The bytes under ``key``, read only if there are at most ``max_bytes`` of them.
+
+    A store with ``get_at_most(key, max_bytes)`` (S3: a ranged GET) never downloads more
+    than ``max_bytes + 1`` bytes; any other is read whole, then measured. More bytes than
+    that, or bytes that do not hash to ``key``, raise :class:`PayloadCorruptError`.
+    """
+    bounded = getattr(store, "get_at_most", None)
+    data: bytes = bounded(key, max_bytes) if callable(bounded) else store.get(key)
+    if len(data) > max_bytes:
+        raise PayloadCorruptError(f"the payload stored under {key!r} is over {max_bytes} bytes")
+    return verified(key, data)
+
+
 def content_key(data: bytes) -> str:
     """The key of ``data``: its SHA-256, in lowercase hex."""
     return hashlib.sha256(data).hexdigest()

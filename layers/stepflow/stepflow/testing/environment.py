@@ -28,6 +28,7 @@ from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Stepper
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskInvoker
+from stepflow.runtime.payloads import InMemoryPayloadStore
 from stepflow.runtime.registry import InMemoryRegistry
 from stepflow.runtime.stepper import DEFAULT_CHILD_LIMIT
 from stepflow.runtime.task_queue import InMemoryTaskQueue
@@ -175,8 +176,14 @@ class WorkflowEnvironment(MessageDelivery):
         self.mocks, self.timing = self.front.mocks, self.front.timing
         self.invoker: TaskInvoker = self.front.invoker
         """The stepper's task invoker: delayed handlers' outcomes, mocks, then the tasks."""
+        self.stored = InMemoryPayloadStore()
+        """Task messages over SQS's limit, as the deployed task queues offload them."""
         self.router = AutoActivityRouter(
-            self.queue, self.bus, lambda: self.activities, signer=self.bus.signer
+            self.queue,
+            self.bus,
+            lambda: self.activities,
+            signer=self.bus.signer,
+            payloads=self.stored,
         )
         self.objects: dict[tuple[str, str], bytes] = {}
         """S3 objects by ``(bucket, key)``, read and written by distributed Maps without ``aws``."""
@@ -188,7 +195,9 @@ class WorkflowEnvironment(MessageDelivery):
             clock=self.now,
             invoker=self.invoker,
             child_limit=child_limit,
-            router=cell_router(cell_queues, self.router, self.queue, self.bus, self.now),
+            router=cell_router(
+                cell_queues, self.router, self.queue, self.bus, self.now, self.stored
+            ),
             limits=limits,
             budgets=budgets if budgets is not None else cpu_budgets(limits),
             start_budgets=start_budgets,
@@ -203,6 +212,7 @@ class WorkflowEnvironment(MessageDelivery):
             region=region,
             account=self.account,
             clock=self.now,
+            payloads=self.stored,
         )
         self._deliver = deliver or handle_batch
         self._definitions: dict[str, StateMachine] = {}

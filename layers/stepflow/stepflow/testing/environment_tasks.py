@@ -24,6 +24,7 @@ from stepflow.limits import Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus
 from stepflow.runtime.clients import TaskClients
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.targets import OwnResources
 from stepflow.runtime.task_queue import InMemoryTaskQueue, TaskRouter
 from stepflow.testing.handlers import (
@@ -94,8 +95,12 @@ def cell_router(
     queue: InMemoryTaskQueue,
     bus: InMemoryBus,
     clock: Callable[[], float],
+    payloads: PayloadStore | None = None,
 ) -> TaskRouter:
-    """The activity ``router``, behind the cell queues' router when cells are routed."""
+    """The activity ``router``, behind the cell queues' router when cells are routed.
+
+    ``payloads`` holds the cell task messages over SQS's limit.
+    """
     queues = CellQueues.parse(cell_queues)
     if not queues:
         return router
@@ -106,6 +111,7 @@ def cell_router(
         inner=router,
         bus=bus,
         clock=clock,
+        payloads=payloads,
     )
 
 

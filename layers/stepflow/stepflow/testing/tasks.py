@@ -21,6 +21,7 @@ from stepflow.activities.tokens import parse
 from stepflow.engine.resources import describe
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outcome import TaskInvoker, TaskOutcome
+from stepflow.runtime.payloads import PayloadStore
 from stepflow.runtime.ports import MessageBus
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.task_queue import TaskQueue
@@ -158,8 +159,9 @@ class AutoActivityRouter(ActivityRouter):
         activities: Callable[[], ActivityService],
         *,
         signer: MessageSigner,
+        payloads: PayloadStore | None = None,
     ) -> None:
-        super().__init__(queue, bus, signer=signer)
+        super().__init__(queue, bus, signer=signer, payloads=payloads)
         self.activities = activities
         self.arns: dict[str, str] = {}
 
