@@ -161,7 +161,7 @@ def _run_first_states(
 
     Each child was created on a read of its run from before the create: read after it
     (once per run, and again after a child's inline tasks ran: time passed), a run that
-    ended (failed, stopped, was redriven) in between must not see the child run its
+    ended (failed, was stopped) in between must not see the child run its
     first state. That child is aborted instead (:func:`_abort_unstarted`).
     """
     runs = stepper.map_runs()
@@ -186,8 +186,13 @@ def _abort_unstarted(
 
     Its first commit's outbox (the first state's tasks, a nested start) is never sent:
     the abort replaces it with the Stop's messages (the run hears ABORTED and counts
-    it). Should the commit lose a race, the Stop is applied as any event is.
+    it). Should the commit lose a race, the Stop is applied as any event is. A child
+    that its first decision ended (Pass, Choice, Fail only) is not aborted: its first
+    commit's outbox holds its report, which the run counts.
     """
+    if after.status != "RUNNING":
+        stepper._flush(new)
+        return
     definition = stepper.definitions(new.state_machine_arn)
     stop = Stop(redrive=int(after.redrive_count or 0))
     state, history, commands = _decide(stepper, definition, after, [stop], now)
