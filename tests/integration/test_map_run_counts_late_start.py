@@ -146,3 +146,35 @@ def test_a_redrive_after_a_child_ended_by_its_first_decision_does_not_hang(
     assert [c.status for c in children(log)] == ["SUCCEEDED", "SUCCEEDED"]
     assert_exact(log)
     assert head(log).done["SUCCEEDED"] == 2
+
+
+def test_two_copies_of_a_start_read_before_the_run_failed_never_run_the_child(
+    log: RacingLog,
+) -> None:
+    """Two copies of child 0's start in two concurrent batches, both on a read of the run
+    from before it failed: copy A creates child 0; copy B, finding it, applied ``Start``
+    to it and sent its first commit's outbox before A's check of the run aborted it: the
+    child's Lambda was called in a failed run. Now B checks the run too: child 0 never
+    runs, is aborted once and counted ABORTED once."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus)
+    child0, running = _fail_with_child0_unstarted(s, bus, log)
+    create = log.create
+
+    def racing_create(record: Any, events: Any) -> None:
+        create(record, events)
+        if record.execution_arn == child0.execution_arn:  # copy B, between A's create and check
+            del log.create
+            log.stale_head = running
+            assert s.handle_batch([child0]) == []
+
+    log.create = racing_create  # type: ignore[method-assign]
+    log.stale_head = running
+    deliver(s, bus, [child0])  # copy A
+    reports = {(m.id, m.body["status"]) for m in _reports(bus, "0")}
+    assert [status for _, status in reports] == ["ABORTED"]  # one report (sent again: same id)
+    drain(s, bus)
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+    assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]
+    assert_exact(log)
+    assert head(log).done["ABORTED"] == 1 and head(log).done["FAILED"] == 1
