@@ -20,6 +20,7 @@ import boto3  # type: ignore[import-untyped]
 import moto.sqs.models
 import pytest
 from moto import mock_aws
+from stepflow.aws import redelivery
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.log_table import LogUnavailableError
 from stepflow.aws.sqs_bus import MAX_RECEIVE_COUNT, SQSBus, create_queues
@@ -61,6 +62,7 @@ class Queue:
     clock: Clock
     log: FaultyLog
     visibility_changes: list[int]
+    url_lookups: list[str]
 
     def receives(self, horizon: int) -> int:
         """Receive the StartMapRun (sent first) as it comes back over ``horizon`` virtual
@@ -104,6 +106,15 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
             return change(**request)
 
         monkeypatch.setattr(sqs, "change_message_visibility", counted)
+        lookups: list[str] = []
+        get_queue_url = sqs.get_queue_url
+
+        def looked_up(**request: Any) -> Any:
+            lookups.append(str(request["QueueName"]))
+            return get_queue_url(**request)
+
+        monkeypatch.setattr(sqs, "get_queue_url", looked_up)
+        monkeypatch.setattr(redelivery, "_QUEUE_URLS", {})  # as in a cold Lambda
         log = FaultyLog()
         calls: Counter[Any] = Counter()
 
@@ -119,7 +130,7 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Queue]:
         stepper_handler.configure(stepper, SIGNER)
         bus.send(start_message([1, 2], max_concurrency=2))
         try:
-            yield Queue(sqs, url, dlq, clock, log, changes)
+            yield Queue(sqs, url, dlq, clock, log, changes, lookups)
         finally:
             stepper_handler.configure(None)
 
@@ -129,6 +140,7 @@ def test_a_throttled_head_write_is_retried_within_seconds(queue: Queue) -> None:
     assert queue.receives(horizon=60) == 3  # two throttled, the third applied
     assert queue.visibility_changes == [2, 10]
     assert queue.log.attempts == 3
+    assert len(queue.url_lookups) == 1  # the queue's URL asked once, not per invocation
     record = queue.log.get(KEY)
     assert record is not None and record.status == "RUNNING"
 
@@ -151,3 +163,18 @@ def test_a_permanent_error_keeps_the_visibility_timeout_and_reaches_the_dlq(
     assert queue.dead_letters() == 1
     assert queue.visibility_changes == []
     assert queue.log.attempts == MAX_RECEIVE_COUNT
+
+
+def test_an_outage_reaches_the_dlq_after_five_receives_three_of_them_hastened(
+    queue: Queue,
+) -> None:
+    """DynamoDB down for good: back after 2, 10 and 30 s, then the visibility timeout
+    (receives at about 0, 3, 14, 45 and 226 s of the virtual clock), then a dead letter."""
+    queue.log.faults = [LogUnavailableError("ServiceUnavailable")] * 100
+    assert queue.receives(horizon=60) == 4
+    assert queue.receives(horizon=2000) == MAX_RECEIVE_COUNT - 4
+    assert queue.receives(horizon=2000) == 0
+    assert queue.dead_letters() == 1
+    assert queue.visibility_changes == [2, 10, 30]
+    assert queue.log.attempts == MAX_RECEIVE_COUNT
+    assert len(queue.url_lookups) == 1

@@ -179,19 +179,22 @@ class MapRuns:
         return record, Redrive() if message.body.get("redrive") else Start()
 
     def ended_since(self, message: Message, checked: dict[str, ExecutionRecord | None]) -> bool:
-        """Whether the run ended (or was redriven) since ``message``'s child was created.
+        """Whether the run ended since ``message``'s child was created.
 
         A ``child`` message's child is created on a read of its run from before the
         create: the run may have failed in between (its Stop found no child). Read after
-        the create, a run that no longer lets the message start its child means the child
-        must not run its first state. ``checked`` keeps the runs read after the creates
-        of one batch (read here if absent).
+        the create, a run that ended means the child must not run its first state.
+        ``checked`` keeps the runs read after the creates of one batch (read here if
+        absent).
         """
         key = str(message.body["map_run"])
         if key not in checked:
             checked[key] = self.log.get(key)
         run = checked[key]
-        return run is not None and not _current(run.state, message.body)
+        # Not "the message is of the run's current attempt": a redriven run settles a
+        # child of its attempt before by the child's record (map_run_window._settle_late);
+        # aborted here, it was counted ABORTED against the redriven attempt.
+        return run is not None and run.state.get("status") != "RUNNING"
 
     def update(
         self,

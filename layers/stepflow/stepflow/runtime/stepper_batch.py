@@ -144,14 +144,36 @@ def _start_child(
             if new.outbox:
                 stepper._send_repair(new.execution_arn)
             stepper.log.create(new, events)
-        except (ExecutionAlreadyExistsError, UnstorableDataError):
-            pass  # started already, or to fail on the two-write path (see _commit)
+        except ExecutionAlreadyExistsError:
+            if _aborted_copy(stepper, message, now):
+                return None
+        except UnstorableDataError:
+            pass  # to fail on the two-write path (see _commit)
         else:
             created.append(_Created(message, new, after, now))
             return None
     with contextlib.suppress(ExecutionAlreadyExistsError):
         stepper.log.create(record, [])
     return event
+
+
+def _aborted_copy(stepper: Stepper, message: Message, now: float) -> bool:
+    """Whether a concurrent copy's child, its first state not run, was aborted here.
+
+    Two copies of a child's start, both on a read of the run from before it failed: one
+    creates the child, the other finds it. Applying ``Start`` to it would send its first
+    commit's outbox (its first state's tasks) before the creating copy checks the run.
+    Its first commit still pending, the child is checked as the creating copy checks it
+    (:func:`_run_first_states`); the conditional commit lets only one of them abort it.
+    """
+    existing = stepper.log.get(message.execution_arn)
+    first = existing is not None and existing.seq == 1 and existing.status == "RUNNING"
+    if existing is None or not first or not existing.outbox:
+        return False
+    if not stepper.map_runs().ended_since(message, {}):
+        return False
+    _abort_unstarted(stepper, existing, decode_state(existing.state), now)
+    return True
 
 
 def _run_first_states(
@@ -161,7 +183,7 @@ def _run_first_states(
 
     Each child was created on a read of its run from before the create: read after it
     (once per run, and again after a child's inline tasks ran: time passed), a run that
-    ended (failed, stopped, was redriven) in between must not see the child run its
+    ended (failed, was stopped) in between must not see the child run its
     first state. That child is aborted instead (:func:`_abort_unstarted`).
     """
     runs = stepper.map_runs()
@@ -186,8 +208,13 @@ def _abort_unstarted(
 
     Its first commit's outbox (the first state's tasks, a nested start) is never sent:
     the abort replaces it with the Stop's messages (the run hears ABORTED and counts
-    it). Should the commit lose a race, the Stop is applied as any event is.
+    it). Should the commit lose a race, the Stop is applied as any event is. A child
+    that its first decision ended (Pass, Choice, Fail only) is not aborted: its first
+    commit's outbox holds its report, which the run counts.
     """
+    if after.status != "RUNNING":
+        stepper._flush(new)
+        return
     definition = stepper.definitions(new.state_machine_arn)
     stop = Stop(redrive=int(after.redrive_count or 0))
     state, history, commands = _decide(stepper, definition, after, [stop], now)
