@@ -26,6 +26,7 @@ from stepflow.aws.topology import MESSAGE_PREFIX
 from stepflow.engine import RunTask
 from stepflow.runtime import InMemoryLog, Message, Stepper
 from stepflow.runtime.outcome import TaskOutcome
+from stepflow.runtime.payloads import PayloadCorruptError
 from stepflow.runtime.signing import MessageSigner
 from stepflow.runtime.wire import MessageTooLargeError
 from stepflow.testing.handlers import run_handler
@@ -238,3 +239,13 @@ def test_an_intact_stored_body_is_read_whole_through_the_ranged_get(aws: Aws) ->
     data = aws.store.get_at_most(key.removeprefix(MESSAGE_PREFIX), length)
     assert len(data) == length
     assert decode_message(aws.receive()[0]["Body"], SIGNER, aws.store) == sent
+
+
+def test_an_emptied_stored_body_is_reported_corrupt_not_as_an_outage(aws: Aws) -> None:
+    # GIVEN a reference whose object was replaced by an empty one (S3: 416 InvalidRange)
+    SQSBus(aws.url, signer=SIGNER, client=aws.sqs, payloads=aws.store).send(message("x" * 300_000))
+    (key,) = aws.stored()
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"")
+    # THEN the ranged read says the object is corrupt (retried, then the DLQ), not S3 down
+    with pytest.raises(PayloadCorruptError):
+        aws.store.get_at_most(key.removeprefix(MESSAGE_PREFIX), 1000)

@@ -408,9 +408,10 @@ def test_a_task_whose_resend_failed_keeps_its_outbox_when_time_runs_out() -> Non
     assert [m for m in head.outbox if str(m.body.get("resource")).endswith(":c")], head.outbox
 
 
-def test_a_group_running_in_place_is_not_sent_when_a_member_commits_early() -> None:
+def test_a_group_running_in_place_is_sent_again_at_most_once() -> None:
     """A Map of 10 (b -> c) held in place: b0 ends first and commits while its siblings
-    run; only c0 goes to the queue, not the group of b's still running here (review 5)."""
+    run, so c0 is sent, with the group of b's once more (its outbox is then cleared: no
+    later commit sends it again; reviews 5 and 6 counted 9 copies in two designs)."""
     calls = Counter[str]()
 
     def a(payload: Any) -> Any:
@@ -450,7 +451,8 @@ def test_a_group_running_in_place_is_not_sent_when_a_member_commits_early() -> N
     tasks.sent.clear()
     assert runner.handle_batch([first]) == []
     assert calls["a"] == 1 and calls["b"] == 10
-    assert not any(len(m.body.get("group", [])) > 1 for m in tasks.sent), [m.id for m in tasks.sent]
+    copies = [m for m in tasks.sent if len(m.body.get("group", [])) == 10]
+    assert len(copies) <= 1, [m.id for m in tasks.sent]
     queue = list(tasks.sent)
     while queue:  # another runner runs what was sent
         sent = len(tasks.sent)
@@ -473,3 +475,111 @@ def test_no_more_tasks_are_held_than_a_round_runs_side_by_side() -> None:
     (group,) = tasks.sent
     assert len(group.body["group"]) == 2
     assert isinstance(log, CountingLog)
+
+
+def test_a_held_outboxs_timer_whose_send_failed_is_not_cleared_out_of_time() -> None:
+    """a -> b (TimeoutSeconds 100): b is held and its timer's send fails twice; then the
+    invocation is out of time: b is sent but the outbox, the timer's only copy, stays."""
+    calls = Counter[str]()
+    machine = {
+        "StartAt": "a",
+        "States": {
+            "a": {"Type": "Task", "Resource": FN + "a", "Next": "b"},
+            "b": {"Type": "Task", "Resource": FN + "b", "TimeoutSeconds": 100, "End": True},
+        },
+    }
+    log, bus, runner, (first,) = setup(_counting(calls), machine)
+    _tasks(runner).sent.clear()
+    failed = Counter[str]()
+    send = bus.send
+
+    def throttled(message: Message, delay_seconds: int = 0) -> None:
+        if message.body.get("type") == "TimerFired" and failed["timer"] < 2:
+            failed["timer"] += 1
+            raise ConnectionError("SQS throttled")
+        send(message, delay_seconds)
+
+    bus.send = throttled  # type: ignore[method-assign]
+    runner.handle_batch([first], lambda: failed["timer"] < 2)
+    assert failed["timer"] == 2
+    head = log.get(first.execution_arn)
+    assert head is not None
+    timers = [m for m in head.outbox if m.body.get("type") == "TimerFired"]
+    sent = [m for m in bus.sent if m.body.get("type") == "TimerFired"]
+    assert timers or sent, "the timeout's timer was lost"
+
+
+def test_another_runner_committing_beside_a_held_group_sends_it_at_most_once() -> None:
+    """R1 runs a Map's b's in place; R2 takes each c as it is sent and commits it: R2's
+    commits must not put the group R1 runs back on the queue each time (review 6: 9)."""
+    calls = Counter[str]()
+
+    def a(payload: Any) -> Any:
+        calls["a"] += 1
+        return {"items": list(range(6))}
+
+    def b(payload: Any) -> Any:
+        calls["b"] += 1
+        time.sleep(0.08 * payload + 0.02)
+        return payload
+
+    def c(payload: Any) -> Any:
+        calls["c"] += 1
+        return payload
+
+    machine = {
+        "StartAt": "a",
+        "States": {
+            "a": {"Type": "Task", "Resource": FN + "a", "Next": "M"},
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "End": True,
+                "ItemProcessor": {
+                    "StartAt": "b",
+                    "States": {
+                        "b": {"Type": "Task", "Resource": FN + "b", "Next": "c"},
+                        "c": {"Type": "Task", "Resource": FN + "c", "End": True},
+                    },
+                },
+            },
+        },
+    }
+    log, bus, r1, (first,) = setup({"a": a, "b": b, "c": c}, machine)
+    tasks = _tasks(r1)
+    tasks.sent.clear()
+    r1.task_group_wait = 0.01
+    r2 = Stepper(
+        log=log,
+        bus=bus,  # type: ignore[arg-type]
+        definitions=r1.definitions,
+        clock=r1.clock,
+        invoker=r1.invoker,
+        inline_tasks=False,
+        tasks_bus=tasks,  # type: ignore[arg-type]
+        task_concurrency=10,
+    )
+    r2.task_group_wait = 0.01
+    done = threading.Event()
+    taken = [0]
+
+    def other_runner() -> None:
+        while not done.is_set() or taken[0] < len(tasks.sent):
+            if taken[0] < len(tasks.sent):
+                message = tasks.sent[taken[0]]
+                taken[0] += 1
+                if "group" not in message.body:  # the c's; a group copy would be busy
+                    r2.handle_batch([message])
+            else:
+                time.sleep(0.002)
+
+    worker = threading.Thread(target=other_runner)
+    worker.start()
+    try:
+        assert r1.handle_batch([first]) == []
+    finally:
+        done.set()
+        worker.join(10)
+    copies = [m for m in tasks.sent if len(m.body.get("group", [])) == 6]
+    assert len(copies) <= 1, [m.id for m in tasks.sent]
+    assert calls["b"] == 6 and calls["c"] <= 6

@@ -15,6 +15,7 @@ import boto3
 
 from stepflow.aws.topology import PAYLOAD_BUCKET_ENV_VAR, PAYLOAD_PREFIX
 from stepflow.runtime.payloads import (
+    PayloadCorruptError,
     PayloadNotFoundError,
     PayloadStoreUnavailableError,
     check_key,
@@ -70,12 +71,19 @@ class S3PayloadStore:
         One byte more than allowed tells the caller the object is too large without
         downloading it (:func:`~stepflow.runtime.payloads.read_at_most` checks it).
         """
-        response = self._call(
-            "get_object",
-            Bucket=self.bucket,
-            Key=self.prefix + check_key(key),
-            Range=f"bytes=0-{max(max_bytes, 0)}",
-        )
+        try:
+            response = self._call(
+                "get_object",
+                Bucket=self.bucket,
+                Key=self.prefix + check_key(key),
+                Range=f"bytes=0-{max(max_bytes, 0)}",
+            )
+        except PayloadStoreUnavailableError as exc:
+            # S3 answers a range over an empty object with 416 InvalidRange: the object
+            # was replaced (a stored body is never empty), not an outage
+            if _error_code(exc.__cause__) == "InvalidRange":
+                raise PayloadCorruptError(f"the payload stored under {key!r} is empty") from exc
+            raise
         stream = response["Body"]
         try:
             data: bytes = stream.read(max(max_bytes, 0) + 1)
@@ -90,10 +98,15 @@ class S3PayloadStore:
             response: dict[str, Any] = getattr(self._client, operation)(**kwargs)
             return response
         except Exception as exc:
-            code = str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
+            code = _error_code(exc)
             if operation == "get_object" and code in _MISSING:
                 raise PayloadNotFoundError(kwargs["Key"].removeprefix(self.prefix)) from exc
             kind = type(exc)
             if kind.__module__.startswith("botocore") and kind.__name__ != "ParamValidationError":
                 raise PayloadStoreUnavailableError(f"S3 {operation} failed: {exc}") from exc
             raise
+
+
+def _error_code(exc: BaseException | None) -> str:
+    """The AWS error code of a botocore ``ClientError`` ('' for anything else)."""
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))

@@ -92,6 +92,7 @@ class InPlace:
         self._seq: dict[str, int] = {}  # the head seq of each execution's latest hold
         self._sent: set[str] = set()  # ids of the other messages of held outboxes, sent
         self._running = 0  # tasks of the current round not yet ended
+        self._unsent: set[str] = set()  # executions whose held outbox lost a send
         self._local = threading.local()  # .task: this thread runs one of them
         self.held = 0
         """Task messages held (not sent) in this invocation, in all."""
@@ -154,7 +155,7 @@ class InPlace:
                 self._running -= 1
 
     def was_sent(self, message: Message) -> bool:
-        """Whether ``message`` of an outbox left pending went out in this invocation."""
+        """Whether ``message`` (not a task) of a held outbox went out in this invocation."""
         with self._lock:
             return message.id in self._sent
 
@@ -162,6 +163,16 @@ class InPlace:
         """``messages`` of a held outbox went out: a re-flush of it does not send them again."""
         with self._lock:
             self._sent.update(m.id for m in messages)
+
+    def unsent(self, execution_arn: str) -> None:
+        """A message of ``execution_arn``'s held outbox failed to go: never clear that outbox."""
+        with self._lock:
+            self._unsent.add(execution_arn)
+
+    def kept_pending(self) -> set[str]:
+        """Executions whose outbox must stay pending (something of it may not have gone)."""
+        with self._lock:
+            return set(self._unsent)
 
     def carried(self, message: Message) -> bool:
         """Whether ``message`` is a task this invocation holds (kept in the outbox while open)."""
@@ -229,20 +240,19 @@ def run_rounds(
     in_place = None
     if stepper.tasks_bus is not None and not stepper.inline_tasks:
         in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS, parallel)
-    unsent: set[str] = set()  # executions with a task whose only copy is the outbox
     with holding(in_place):
         failures = run_round(stepper, tasks, has_time, remaining)
         while in_place is not None and (held := in_place.take()):
             if has_time is not None and not has_time():  # sent, as the commit would have
-                if _send(stepper, held):
-                    for arn in {m.execution_arn for m in held} - unsent:
+                if _send(stepper, held):  # not cleared where something may not have gone
+                    for arn in {m.execution_arn for m in held} - in_place.kept_pending():
                         with contextlib.suppress(ConflictError):
                             stepper.log.clear_outbox(arn, in_place.seq_of(arn))
                 break
             for message, exc in run_round(stepper, held, has_time, remaining):
                 LOG.warning("%s: a task held in place goes to the queue: %r", message.id, exc)
                 if not _send(stepper, [message], getattr(exc, "until", 0.0) - stepper.clock()):
-                    unsent.add(message.execution_arn)
+                    in_place.unsent(message.execution_arn)
     return failures
 
 

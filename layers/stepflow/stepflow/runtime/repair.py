@@ -63,17 +63,14 @@ class OutboxSender:
         # their durable copy until their results are committed, is not cleared (its other
         # messages, a timeout's timer, are sent once, not again by the next re-flush).
         in_place = current_in_place() if tasks and not dispatched else None
-        if in_place is not None and (
-            in_place.hold(record, tasks) or any(in_place.carried(m) for m in tasks)
-        ):
-            # Held, or not but tasks of it run here: those are not sent again, and the
-            # outbox stays pending, their durable copy; the rest is sent once.
-            rest = [m for m in tasks if not in_place.carried(m) and not in_place.was_sent(m)]
+        if in_place is not None and in_place.hold(record, tasks):
             fresh = [(m, d) for m, d in queued if not in_place.was_sent(m)]
-            if rest and self.tasks_bus is not None:
-                send_all(self.tasks_bus, [(m, 0) for m in group_tasks(rest)])
-            send_all(self.bus, fresh)
-            in_place.sent(rest + [m for m, _ in fresh])
+            try:
+                send_all(self.bus, fresh)
+            except Exception:  # the outbox is their only copy now: never cleared here
+                in_place.unsent(record.execution_arn)
+                raise
+            in_place.sent([m for m, _ in fresh])
             return kept
         if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
             send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
