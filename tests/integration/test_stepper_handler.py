@@ -179,6 +179,8 @@ def test_a_batch_that_succeeds_reports_no_failures_and_real_metrics(
     batch = stack.receive()
     assert len(batch) == 3
     capsys.readouterr()
+    # (what an earlier test in this process left unflushed would be flushed with this batch)
+    stepper_handler.metrics.clear_metrics()
     # WHEN the handler processes the batch
     failed = stack.run(batch)
     # THEN nothing failed, every task ran and its result is committed by this invocation
