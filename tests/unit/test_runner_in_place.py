@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from stepflow.runtime import Message, Stepper
+from stepflow.runtime import InMemoryLog, Message, Stepper
 from stepflow.runtime.in_place import MAX_ROUNDS
 from stepflow.runtime.repair import repair_message
 
@@ -413,39 +413,7 @@ def test_a_group_running_in_place_is_sent_again_at_most_once() -> None:
     run, so c0 is sent, with the group of b's once more (its outbox is then cleared: no
     later commit sends it again; reviews 5 and 6 counted 9 copies in two designs)."""
     calls = Counter[str]()
-
-    def a(payload: Any) -> Any:
-        calls["a"] += 1
-        return {"items": list(range(10))}
-
-    def b(payload: Any) -> Any:
-        calls["b"] += 1
-        time.sleep(0.03 * payload)
-        return payload
-
-    def c(payload: Any) -> Any:
-        calls["c"] += 1
-        return payload
-
-    machine = {
-        "StartAt": "a",
-        "States": {
-            "a": {"Type": "Task", "Resource": FN + "a", "Next": "M"},
-            "M": {
-                "Type": "Map",
-                "ItemsPath": "$.items",
-                "End": True,
-                "ItemProcessor": {
-                    "StartAt": "b",
-                    "States": {
-                        "b": {"Type": "Task", "Resource": FN + "b", "Next": "c"},
-                        "c": {"Type": "Task", "Resource": FN + "c", "End": True},
-                    },
-                },
-            },
-        },
-    }
-    log, _bus, runner, (first,) = setup({"a": a, "b": b, "c": c}, machine)
+    log, runner, first = _map_of_b_then_c(calls, 10, lambda i: 0.03 * i)
     runner.task_group_wait = 0.01
     tasks = _tasks(runner)
     tasks.sent.clear()
@@ -513,39 +481,8 @@ def test_another_runner_committing_beside_a_held_group_sends_it_at_most_once() -
     """R1 runs a Map's b's in place; R2 takes each c as it is sent and commits it: R2's
     commits must not put the group R1 runs back on the queue each time (review 6: 9)."""
     calls = Counter[str]()
-
-    def a(payload: Any) -> Any:
-        calls["a"] += 1
-        return {"items": list(range(6))}
-
-    def b(payload: Any) -> Any:
-        calls["b"] += 1
-        time.sleep(0.08 * payload + 0.02)
-        return payload
-
-    def c(payload: Any) -> Any:
-        calls["c"] += 1
-        return payload
-
-    machine = {
-        "StartAt": "a",
-        "States": {
-            "a": {"Type": "Task", "Resource": FN + "a", "Next": "M"},
-            "M": {
-                "Type": "Map",
-                "ItemsPath": "$.items",
-                "End": True,
-                "ItemProcessor": {
-                    "StartAt": "b",
-                    "States": {
-                        "b": {"Type": "Task", "Resource": FN + "b", "Next": "c"},
-                        "c": {"Type": "Task", "Resource": FN + "c", "End": True},
-                    },
-                },
-            },
-        },
-    }
-    log, bus, r1, (first,) = setup({"a": a, "b": b, "c": c}, machine)
+    log, r1, first = _map_of_b_then_c(calls, 6, lambda i: 0.08 * i + 0.02)
+    bus = r1.bus
     tasks = _tasks(r1)
     tasks.sent.clear()
     r1.task_group_wait = 0.01
@@ -583,3 +520,36 @@ def test_another_runner_committing_beside_a_held_group_sends_it_at_most_once() -
     copies = [m for m in tasks.sent if len(m.body.get("group", [])) == 6]
     assert len(copies) <= 1, [m.id for m in tasks.sent]
     assert calls["b"] == 6 and calls["c"] <= 6
+
+
+def _map_of_b_then_c(
+    calls: Counter[str], items: int, seconds: Any
+) -> tuple[InMemoryLog, Stepper, Message]:
+    """a -> a Map of ``items`` (b, taking ``seconds(i)``, then c): the log, runner, a's message."""
+
+    def a(payload: Any) -> Any:
+        calls["a"] += 1
+        return {"items": list(range(items))}
+
+    def b(payload: Any) -> Any:
+        calls["b"] += 1
+        time.sleep(seconds(payload))
+        return payload
+
+    def c(payload: Any) -> Any:
+        calls["c"] += 1
+        return payload
+
+    def task(name: str, **extra: Any) -> dict[str, Any]:
+        return {"Type": "Task", "Resource": FN + name, **extra}
+
+    b_then_c = {"StartAt": "b", "States": {"b": task("b", Next="c"), "c": task("c", End=True)}}
+    machine = {
+        "StartAt": "a",
+        "States": {
+            "a": task("a", Next="M"),
+            "M": {"Type": "Map", "ItemsPath": "$.items", "End": True, "ItemProcessor": b_then_c},
+        },
+    }
+    log, _bus, runner, (first,) = setup({"a": a, "b": b, "c": c}, machine)
+    return log, runner, first

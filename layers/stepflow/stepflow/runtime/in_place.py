@@ -94,8 +94,6 @@ class InPlace:
         self._running = 0  # tasks of the current round not yet ended
         self._unsent: set[str] = set()  # executions whose held outbox lost a send
         self._local = threading.local()  # .task: this thread runs one of them
-        self.held = 0
-        """Task messages held (not sent) in this invocation, in all."""
 
     def hold(self, record: ExecutionRecord, tasks: list[Message]) -> bool:
         """Whether the runner keeps ``tasks``, the whole outbox of ``record``, to run in place.
@@ -121,7 +119,6 @@ class InPlace:
             self._known.update(m.id for m in fresh)
             self._new.setdefault(record.execution_arn, []).extend(fresh)
             self._seq[record.execution_arn] = record.seq
-            self.held += len(fresh)
             return True
 
     def _idle(self) -> bool:
