@@ -87,6 +87,7 @@ from stepflow.aws.topology import (
     table_definition,
 )
 from stepflow.engine.history_events import HistoryEvent, expanded
+from stepflow.runtime.in_place import HELD_UNTIL
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
@@ -336,6 +337,7 @@ class DynamoDBLog:
         optional = [
             *(attr for doc in DOCS for attr in doc_names(doc)),
             "stop_date",
+            HELD_UNTIL,
             TTL_ATTRIBUTE,
             RUNNING_INDEX_PK,
             RUNNING_INDEX_SK,

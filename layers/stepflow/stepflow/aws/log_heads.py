@@ -33,6 +33,7 @@ from stepflow.aws.topology import (
     running_shard,
 )
 from stepflow.data.serialize import dumps, storable_problem
+from stepflow.runtime.in_place import HELD_UNTIL, held_until
 from stepflow.runtime.ports import ExecutionRecord, UnstorableDataError
 from stepflow.runtime.registry import listing_key
 
@@ -97,8 +98,13 @@ class HeadItems:
             "state": dumps(state),
             "outbox": dumps(write_outbox(arn, record.outbox)),
         }
-        if record.attributes:  # read back as {} when absent
-            docs["attributes"] = dumps(record.attributes)
+        attributes = dict(record.attributes)
+        until = held_until(record)
+        if until is not None:  # a plain number: the repair job reads it without the document
+            del attributes[HELD_UNTIL]
+            head[HELD_UNTIL] = {"N": decimal_text(until)}
+        if attributes:  # read back as {} when absent
+            docs["attributes"] = dumps(attributes)
         drafts = [
             Draft(head, {name: text.encode() for name, text in docs.items()}, HEAD_PRIMERS),
             *self.history.event_drafts(record.execution_arn, record.seq, events),
@@ -115,6 +121,9 @@ class HeadItems:
             return default if text is None else loads(text)
 
         arn, name = item["pk"]["S"][3:], item["name"]["S"]
+        attributes = read("attributes", {})
+        if HELD_UNTIL in item:
+            attributes[HELD_UNTIL] = float(item[HELD_UNTIL]["N"])
         machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
         return ExecutionRecord(
             execution_arn=arn,
@@ -127,7 +136,7 @@ class HeadItems:
             outbox=read_outbox(arn, read("outbox", [])),
             start_date=float(item["start_date"]["N"]),
             stop_date=float(stop["N"]) if stop else None,
-            attributes=read("attributes", {}),
+            attributes=attributes,
         )
 
 

@@ -9,8 +9,9 @@ schedule (an EventBridge rule in the CDK stack, a loop in ``stepflow local``)
 it lists the running executions through the sparse running index
 (:data:`~stepflow.aws.topology.RUNNING_INDEX`), reads their heads, and for each
 whose outbox is not empty and whose last commit is older than
-``age_seconds`` sends a ``repair`` message to the transition queue; the
-stepper that receives it re-sends the outbox (with the usual lease checks), so
+``age_seconds`` (and whose "held until" mark, if any, has passed: a runner holds its
+tasks in place, :mod:`stepflow.runtime.in_place`) sends a ``repair`` message to the
+transition queue; the stepper that receives it re-sends the outbox (with the usual lease checks), so
 the job itself never sends an outbox and cannot race a live stepper.
 
 Cost, per run, for R running executions: one Query page per shard and 1 KB of
@@ -41,6 +42,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import MessageBus
+from stepflow.runtime.in_place import HELD_UNTIL, live
 from stepflow.runtime.repair import repair_message
 
 SERVICE = "stepflow-outbox-repair"
@@ -72,7 +74,11 @@ class OutboxRepair:
         repaired = []
         for keys in _batches(self._running(), 100):
             for head in self._heads(keys):
-                if _pending(head) and float(head[COMMITTED_AT]["N"]) <= now - self.age_seconds:
+                if (
+                    _pending(head)
+                    and float(head[COMMITTED_AT]["N"]) <= now - self.age_seconds
+                    and not _held(head, now)
+                ):
                     arn = head["pk"]["S"].removeprefix("EX#")
                     self.bus.send(repair_message(arn))
                     repaired.append(arn)
@@ -98,7 +104,11 @@ class OutboxRepair:
 
     def _heads(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The heads' commit time and outbox attributes (BatchGetItem, unprocessed retried)."""
-        names = {"#c": COMMITTED_AT, **{f"#o{i}": n for i, n in enumerate(_OUTBOX)}}
+        names = {
+            "#c": COMMITTED_AT,
+            "#h": HELD_UNTIL,
+            **{f"#o{i}": n for i, n in enumerate(_OUTBOX)},
+        }
         request: dict[str, Any] = {
             self.table: {
                 "Keys": keys,
@@ -122,6 +132,12 @@ def _pending(head: dict[str, Any]) -> bool:
         return False
     plain, compressed, ref = _OUTBOX
     return compressed in head or ref in head or head.get(plain, {}).get("S", "[]") != "[]"
+
+
+def _held(head: dict[str, Any], now: float) -> bool:
+    """True while a runner holds the outbox's tasks in place (its mark is ahead): skipped."""
+    until = head.get(HELD_UNTIL, {}).get("N")
+    return until is not None and live(float(until), now)
 
 
 def _batches(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from collections.abc import Callable, Container, Iterator
 from contextvars import ContextVar
@@ -65,6 +66,35 @@ MAX_ROUNDS = 20
 """Rounds of held tasks one runner invocation runs at most (then it sends the rest)."""
 
 _CURRENT: ContextVar[InPlace | None] = ContextVar("stepflow_in_place", default=None)
+
+
+HELD_UNTIL = "held_until"
+"""Head attribute: the epoch second (the holder's clock) until which its outbox's tasks
+may run in place; while it lies ahead, no other delivery re-sends that outbox."""
+
+CLOCK_SKEW = 5.0
+"""Seconds two Lambdas' wall clocks may disagree by: a mark stays live that much longer."""
+
+LONGEST_HOLD = 900.0 + CLOCK_SKEW
+"""No invocation runs longer (Lambda's 15 minutes): a mark further ahead is not believed."""
+
+
+def held_until(record: ExecutionRecord) -> float | None:
+    """The head's "held until" mark (epoch seconds), None when absent or not a number."""
+    value = record.attributes.get(HELD_UNTIL)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def live(until: float | None, now: float) -> bool:
+    """Whether a mark ``until`` still holds at ``now`` (skew allowed, a mark too far ignored)."""
+    return until is not None and until - LONGEST_HOLD <= now < until + CLOCK_SKEW
+
+
+def held(record: ExecutionRecord, now: float) -> bool:
+    """Whether ``record``'s outbox is held in place at ``now``: no delivery re-sends it."""
+    return live(held_until(record), now)
 
 
 def commit_prefix(message: Message) -> str:
@@ -107,19 +137,37 @@ class InPlace:
             fresh = [m for m in tasks if m.id not in self._known and m.id not in self._sent]
             if not fresh:
                 return True
-            waiting = sum(len(messages) for messages in self._new.values())
-            if (
-                self._rounds <= 0
-                or not self._idle()
-                or waiting + len(fresh) > self._parallel  # each starts at once next round
-                or not all(groupable(m) for m in tasks)
-                or not all(self._covers(m) for m in fresh)
-            ):
+            if not self._may_hold(tasks, fresh):
                 return False
             self._known.update(m.id for m in fresh)
             self._new.setdefault(record.execution_arn, []).extend(fresh)
             self._seq[record.execution_arn] = record.seq
             return True
+
+    def _may_hold(self, tasks: list[Message], fresh: list[Message]) -> bool:
+        """Whether ``fresh`` (new among ``tasks``) may be held now (locked)."""
+        waiting = sum(len(messages) for messages in self._new.values())
+        return (
+            self._rounds > 0
+            and self._idle()
+            and waiting + len(fresh) <= self._parallel  # each starts at once next round
+            and all(groupable(m) for m in tasks)
+            and all(self._covers(m) for m in fresh)
+        )
+
+    def deadline(self, tasks: list[Message], now: float) -> float | None:
+        """The mark a commit of ``tasks`` (its outbox's, not sent yet) writes on the head.
+
+        ``now`` plus the invocation's time left if it may hold them (the same test as
+        :meth:`hold`, which decides after the commit); None without a deadline (no mark:
+        every delivery re-sends the outbox, as before the mark) or if it will not hold.
+        """
+        if self._remaining is None or not tasks:
+            return None
+        with self._lock:
+            if not self._may_hold(tasks, tasks):
+                return None
+        return now + max(0.0, self._remaining())
 
     def _idle(self) -> bool:
         """Whether every task of the round but the calling thread's own has ended (locked)."""
@@ -218,6 +266,43 @@ def carry(record: ExecutionRecord, open_tasks: Container[str]) -> tuple[Message,
     held = [m for m in record.outbox if m.kind == "task" and in_place.carried(m)]
     live = {commit_prefix(m) for m in held if str(m.body.get("task_id")) in open_tasks}
     return tuple(m for m in held if commit_prefix(m) in live)
+
+
+def carry_held(record: ExecutionRecord, open_tasks: Container[str]) -> tuple[Message, ...]:
+    """What a commit on a held head keeps of its outbox (not sent again before the mark).
+
+    Every group of tasks with a member still open (whole: the lease key of the group its
+    holder runs), and every other message: sent once by its writer, or its send failed
+    and only the re-send after the mark recovers it (but those this runner sent).
+    """
+    in_place = current()
+    live_groups = {
+        commit_prefix(m)
+        for m in record.outbox
+        if m.kind == "task" and str(m.body.get("task_id")) in open_tasks
+    }
+    return tuple(
+        m
+        for m in record.outbox
+        if (m.kind == "task" and commit_prefix(m) in live_groups)
+        or (m.kind != "task" and (in_place is None or not in_place.was_sent(m)))
+    )
+
+
+def mark(
+    record: ExecutionRecord, now: float, tasks: list[Message], carried: tuple[Message, ...]
+) -> float | None:
+    """The "held until" mark of a commit on ``record`` (None: none).
+
+    ``tasks``: the commit's own task messages for the tasks queue; ``carried``: what it
+    keeps of a held outbox (:func:`carry_held`). The later of the mark it keeps (while it
+    carries something under it) and its own (a runner in place that may hold ``tasks``).
+    """
+    kept = held_until(record) if carried and held(record, now) else None
+    in_place = current()
+    own = in_place.deadline(tasks, now) if in_place is not None else None
+    marks = [m for m in (kept, own) if m is not None]
+    return max(marks) if marks else None
 
 
 def run_rounds(

@@ -36,12 +36,19 @@ class OutboxSender:
     repair_delay: int
 
     def flush(
-        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+        self,
+        record: ExecutionRecord,
+        *,
+        inline: bool | None = None,
+        clear: bool = True,
+        skip: frozenset[str] = frozenset(),
     ) -> list[Message]:
         """Send the outbox; return its task messages instead when tasks run inline.
 
         The outbox is cleared only when everything in it was sent (and ``clear``):
         inline task messages stay until the commit of their results replaces the outbox.
+        ``skip``: ids of messages a commit kept from a held outbox, neither sent nor
+        cleared here (``in_place.carry_held``: sent after the mark if still pending).
         """
         inline = self.inline_tasks if inline is None else inline
         now = self.clock()
@@ -50,6 +57,8 @@ class OutboxSender:
         tasks: list[Message] = []
         dispatched = False
         for message in record.outbox:
+            if message.id in skip:
+                continue
             if message.kind == "task" and self.router is not None and self.router.deferred(message):
                 self.router.dispatch(message)
                 dispatched = True
@@ -64,6 +73,8 @@ class OutboxSender:
         # messages, a timeout's timer, are sent once, not again by the next re-flush).
         in_place = current_in_place() if tasks and not dispatched else None
         if in_place is not None and in_place.hold(record, tasks):
+            if skip:  # never cleared out of time: what it keeps may not have gone
+                in_place.unsent(record.execution_arn)
             fresh = [(m, d) for m, d in queued if not in_place.was_sent(m)]
             try:
                 send_all(self.bus, fresh)
@@ -76,7 +87,7 @@ class OutboxSender:
             send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
-        if record.outbox and not kept and clear and not final_report(record):
+        if record.outbox and not kept and clear and not skip and not final_report(record):
             self.log.clear_outbox(record.execution_arn, record.seq)
         return kept
 

@@ -289,10 +289,15 @@ class Stepper:
         return self._root_inputs[root]
 
     def _flush(
-        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+        self,
+        record: ExecutionRecord,
+        *,
+        inline: bool | None = None,
+        clear: bool = True,
+        skip: frozenset[str] = frozenset(),
     ) -> list[Message]:
-        """Send the outbox; return its task messages instead when tasks run inline."""
-        return self._sender().flush(record, inline=inline, clear=clear)
+        """Send the outbox (not ``skip``); return its task messages instead when they run inline."""
+        return self._sender().flush(record, inline=inline, clear=clear, skip=skip)
 
     def _send_repair(self, execution_arn: str) -> None:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
