@@ -1,0 +1,99 @@
+"""The "held until" mark on the DynamoDB log (moto): the in-place scenarios, and the repair job.
+
+The scenarios of tests/unit/test_runner_held_mark.py on a ``DynamoDBLog`` (the mark is a
+plain number attribute of the head there), and the outbox repair job, which skips a
+head whose tasks a runner holds in place until its mark has passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL
+
+from tests.moto_env import offline_aws
+from tests.unit.test_runner_batch import RecordingBus
+from tests.unit.test_runner_group import Crash
+from tests.unit.test_runner_held_mark import (
+    CHAIN,
+    LEFT,
+    NOW,
+    World,
+    a_holder_that_dies_has_its_tasks_resent_after_the_mark,
+    a_repair_message_leaves_a_held_outbox_alone,
+    another_runners_commit_leaves_a_held_outbox_alone,
+)
+
+pytest.importorskip("moto")
+boto3 = pytest.importorskip("boto3")
+
+from stepflow.aws import DynamoDBLog, create_table  # noqa: E402
+from stepflow.aws.outbox_repair import OutboxRepair  # noqa: E402
+
+TABLE = "stepflow-held"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with pytest.MonkeyPatch.context() as env, offline_aws(env):
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE)
+        yield client
+
+
+def _log(client: Any) -> DynamoDBLog:
+    return DynamoDBLog(TABLE, client=client, clock=lambda: NOW)
+
+
+def test_a_repair_message_leaves_a_held_outbox_alone(dynamodb: Any) -> None:
+    a_repair_message_leaves_a_held_outbox_alone(_log(dynamodb))
+
+
+def test_another_runners_commit_leaves_a_held_outbox_alone(dynamodb: Any) -> None:
+    another_runners_commit_leaves_a_held_outbox_alone(_log(dynamodb))
+
+
+def test_a_holder_that_dies_has_its_tasks_resent_after_the_mark(dynamodb: Any) -> None:
+    a_holder_that_dies_has_its_tasks_resent_after_the_mark(_log(dynamodb))
+
+
+def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: Any) -> None:
+    """The holder dies as it claims b and c: the job asks for no repair while the mark is
+    ahead (their outbox pending 200 s), one after it; the tasks then run once."""
+    log = _log(dynamodb)
+    w = World(log, CHAIN)
+    (first,) = w.first
+    put = log.put_lease
+
+    def dies(lease: Any) -> None:
+        if lease.task_id != first.body["task_id"]:  # the group's claim: the process dies
+            raise Crash("the runner dies")
+        put(lease)
+
+    log.put_lease = dies  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        w.runner.handle_batch([first], None, lambda: LEFT)
+    log.put_lease = put  # type: ignore[method-assign]
+    bus = RecordingBus()
+
+    def job(at: float) -> list[str]:
+        return OutboxRepair(
+            client=dynamodb, table_name=TABLE, bus=bus, age_seconds=120, clock=lambda: at
+        ).run()
+
+    assert job(NOW + 200) == [], "a held outbox was repaired"
+    key = {"pk": {"S": f"EX#{w.arn}"}, "sk": {"S": "HEAD"}}
+    item = dynamodb.get_item(TableName=TABLE, Key=key)["Item"]
+    assert float(item[HELD_UNTIL]["N"]) == NOW + LEFT  # a plain number on the head
+    assert job(NOW + LEFT + CLOCK_SKEW + 1) == [w.arn]
+    (repair,) = bus.sent
+    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1
+    assert w.transitions.handle_batch([repair]) == []
+    (group,) = w.tasks.sent
+    assert w.other.handle_batch([group], None, lambda: LEFT) == []
+    assert w.calls == {"a": 1, "b": 1, "c": 1}
+    assert w.succeeded()
+    head = log.get(w.arn)
+    assert head is not None and HELD_UNTIL not in head.attributes
