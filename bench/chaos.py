@@ -21,7 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model.chaos import ChaosMachine, InPlaceChaosMachine, RunnerChaosMachine
+from tests.model.chaos import (
+    ChaosMachine,
+    HeldChaosMachine,
+    InPlaceChaosMachine,
+    RunnerChaosMachine,
+)
 
 
 def main() -> int:
@@ -39,9 +44,16 @@ def main() -> int:
         action="store_true",
         help="as --runner, with group messages and the runner's tasks run in place",
     )
+    parser.add_argument(
+        "--held",
+        action="store_true",
+        help="as --in-place, each delivery with a deadline: the held-until mark is written",
+    )
     args = parser.parse_args()
     machine: type[ChaosMachine] = ChaosMachine
-    if args.in_place:
+    if args.held:
+        machine = HeldChaosMachine
+    elif args.in_place:
         machine = InPlaceChaosMachine
     elif args.runner:
         machine = RunnerChaosMachine
