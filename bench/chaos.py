@@ -92,9 +92,17 @@ def main() -> int:
     print(f"wall time: {elapsed:.1f} s")
     print(
         f"reproduce: .venv/bin/python bench/chaos.py --examples {args.examples} "
-        f"--steps {args.steps}{' --runner' if args.runner else ''}"
+        f"--steps {args.steps}{_mode(args)}"
     )
     return lost_or_doubled
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """The machine's option, as given (for the reproduce line)."""
+    for flag in ("held", "in_place", "runner"):
+        if getattr(args, flag):
+            return " --" + flag.replace("_", "-")
+    return ""
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from tests.unit.test_runner_held_mark import (
     LEFT,
     NOW,
     World,
+    a_dead_holders_task_outlives_another_runners_commit,
     a_holder_that_dies_has_its_tasks_resent_after_the_mark,
     a_repair_message_leaves_a_held_outbox_alone,
     another_runners_commit_leaves_a_held_outbox_alone,
@@ -57,6 +58,10 @@ def test_another_runners_commit_leaves_a_held_outbox_alone(dynamodb: Any) -> Non
 
 def test_a_holder_that_dies_has_its_tasks_resent_after_the_mark(dynamodb: Any) -> None:
     a_holder_that_dies_has_its_tasks_resent_after_the_mark(_log(dynamodb))
+
+
+def test_a_dead_holders_task_outlives_another_runners_commit(dynamodb: Any) -> None:
+    a_dead_holders_task_outlives_another_runners_commit(_log(dynamodb))
 
 
 def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: Any) -> None:

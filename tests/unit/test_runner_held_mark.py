@@ -202,6 +202,36 @@ def a_holder_that_dies_has_its_tasks_resent_after_the_mark(log: CoordinationLog)
     assert w.succeeded()
 
 
+def a_dead_holders_task_outlives_another_runners_commit(log: CoordinationLog) -> None:
+    """a's runner commits, holds b and dies as it claims it; c's runner commits c while
+    the mark is ahead: b stays in the outbox (its only copy), re-sent after the mark."""
+    w = World(log, BRANCHES)
+    a, c = sorted(w.first, key=lambda m: str(m.body.get("resource")))
+    put = log.put_lease
+
+    def dies(lease: Any) -> None:
+        if lease.task_id != a.body["task_id"]:  # b's claim: the process dies
+            raise Crash("the runner dies")
+        put(lease)
+
+    log.put_lease = dies  # type: ignore[method-assign]
+    try:
+        w.runner.handle_batch([a], None, lambda: LEFT)
+        raise AssertionError("the crash did not happen")
+    except Crash:
+        pass
+    log.put_lease = put  # type: ignore[method-assign]
+    w.now[0] += 10
+    assert w.other.handle_batch([c], None, lambda: LEFT) == []
+    assert w.tasks.sent == []  # the mark is ahead: b is not sent
+    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1
+    assert w.transitions.handle_batch([repair_message(w.arn)]) == []
+    (b,) = w.tasks.sent
+    assert w.other.handle_batch([b], None, lambda: LEFT) == []
+    assert w.calls == {"a": 1, "b": 1, "c": 1}
+    assert w.succeeded()
+
+
 def test_a_repair_message_leaves_a_held_outbox_alone() -> None:
     a_repair_message_leaves_a_held_outbox_alone(InMemoryLog())
 
@@ -212,6 +242,10 @@ def test_another_runners_commit_leaves_a_held_outbox_alone() -> None:
 
 def test_a_holder_that_dies_has_its_tasks_resent_after_the_mark() -> None:
     a_holder_that_dies_has_its_tasks_resent_after_the_mark(InMemoryLog())
+
+
+def test_a_dead_holders_task_outlives_another_runners_commit() -> None:
+    a_dead_holders_task_outlives_another_runners_commit(InMemoryLog())
 
 
 def test_a_mark_that_is_not_a_near_number_holds_nothing() -> None:
