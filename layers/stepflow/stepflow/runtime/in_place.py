@@ -14,12 +14,14 @@ Why nothing runs twice or is lost:
 
 - The outbox is not cleared while its tasks are held: it is their durable copy.
   If the runner dies, the redelivery of the message it was running re-sends the
-  pending outbox (``ResultGroups.closed``), and the repair job is the backstop.
-- Anything else that re-sends a held outbox (a repair message, a late duplicate)
-  groups it exactly as the runner did, so its claim meets the runner's live lease
-  on the same record. For that, a commit that ends some of a held group's members
-  carries the whole group into its outbox while any member is still open
-  (:meth:`InPlace.carried`): a smaller group would have another lease key.
+  pending outbox (``ResultGroups.closed``), and the repair job is the backstop, once
+  the commit's "held until" mark (below) has passed.
+- Anything else that re-sends a held outbox after the mark (or a runner without a
+  deadline, which writes none) groups it exactly as the runner did, so its claim meets
+  the runner's live lease on the same record. For that, a commit that ends some of a
+  held group's members carries the whole group into its outbox while any member is
+  still open (:meth:`InPlace.carried`, :func:`carry_held`): a smaller group would have
+  another lease key.
 - The other messages of a held outbox (a timeout's timer) are sent at once, and not
   again when a later commit of the runner re-sends the pending outbox. Only tasks that
   may travel in a group are held, a lone task only with a ``TimeoutSeconds`` the
@@ -29,11 +31,25 @@ Why nothing runs twice or is lost:
   covers each task as ``GroupClaim.covers`` would for a claim made then. After 20
   rounds, or out of time, tasks are sent (and the outbox cleared) as usual.
 
-The price: a task still running in place when the API's delayed repair message
-(60 s after a start) or the repair job (an outbox pending for 120 s) reaches its
-execution is sent once more (that stepper then clears the outbox); its claim meets
-the live lease, and the message comes back once the lease has run out, to find the
-task closed. A few requests for such a task, not a second run.
+The mark: a runner's commit whose tasks it may hold writes ``held_until`` (the
+invocation's deadline, its clock: :meth:`InPlace.deadline`) on the head, in that same
+write. While it lies ahead (:data:`CLOCK_SKEW` allowed), no delivery re-sends the
+outbox (:func:`held`: a repair message, a timer, a callback, another runner's commit),
+and the repair job skips the head. A commit on a held head keeps, in its new outbox
+and under the same mark, the groups with a member still open and every other message
+of the old one (:func:`carry_held`; sent once by their writers, or only the re-send
+after the mark recovers them), and sends only its own messages (``OutboxSender.flush``
+``skip``), leaving the outbox pending. A mark left on an outbox the runner then did not
+hold (sent and cleared) is harmless; the next commit drops a mark it carries nothing
+under. The outbox is never cleared out of time while it carries what the runner did
+not send.
+
+The price: a send that fails while the mark is ahead (the runner's timer, another
+commit's message) is recovered only once the mark has passed (at most the invocation's
+time left when it was written, 15 minutes, plus the skew); what is pending then is
+re-sent once (the tasks meet their lease records, closed or live: a few requests, not a
+second run). A runner without a deadline (``stepflow local``) writes no mark: each
+other delivery re-sends its held outbox once (its claim meets the live lease).
 """
 
 from __future__ import annotations
