@@ -25,7 +25,7 @@ from stepflow.testing.handlers import task_invoker
 
 from tests.unit.test_runner_batch import FN, SM, RecordingBus
 from tests.unit.test_runner_group import Crash, lease_writes
-from tests.unit.test_runner_in_place import _until
+from tests.unit.test_runner_in_place import _map_of_b_then_c, _until
 
 NOW = 1_000.0
 LEFT = 600.0  # the holder's invocation's seconds left
@@ -260,3 +260,34 @@ def test_a_mark_that_is_not_a_near_number_holds_nothing() -> None:
         assert not held(record(mark), NOW), mark
     assert held(record(NOW + 10), NOW) and held(record(NOW - 1), NOW)  # skew allowed
     assert not held(record(NOW - CLOCK_SKEW), NOW)
+
+
+def test_a_map_held_in_place_is_never_sent_again_by_its_own_partial_commits() -> None:
+    """A Map of 10 (b then c), b's held in place with a deadline: b0 ends first and
+    commits while its siblings run, so c0 is sent; the group of b's is not sent again
+    (on main: once more, its claim busy). Each c is sent once and runs once."""
+    calls = Counter[str]()
+    log, runner, first = _map_of_b_then_c(calls, 10, lambda i: 0.03 * i)
+    runner.task_group_wait = 0.01
+    tasks = runner.tasks_bus
+    assert isinstance(tasks, RecordingBus)
+    tasks.sent.clear()
+    left = runner.task_lease_seconds  # the group's claim is covered
+    assert runner.handle_batch([first], None, lambda: left) == []
+    assert calls["a"] == 1 and calls["b"] == 10
+    assert not [m for m in tasks.sent if _runs("b", m)], "the held b's were sent again"
+    queue = list(tasks.sent)
+    while queue:  # another runner runs what was sent
+        sent = len(tasks.sent)
+        assert runner.handle_batch([queue.pop(0)], None, lambda: left) == []
+        queue.extend(tasks.sent[sent:])
+    assert calls == {"a": 1, "b": 10, "c": 10}
+    assert not [m for m in tasks.sent if _runs("b", m)]
+    head = log.get(first.execution_arn)
+    assert head is not None and head.status == "SUCCEEDED" and head.outbox == ()
+
+
+def _runs(name: str, message: Message) -> bool:
+    """Whether a tasks-queue message (a group's members included) runs task ``name``."""
+    members = group_members(message) or [message]
+    return any(str(m.body.get("resource")).endswith(":" + name) for m in members)
