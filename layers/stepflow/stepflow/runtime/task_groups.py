@@ -144,6 +144,7 @@ def group_members(message: Message) -> list[Message] | None:
     """The member task messages of a group message; None for a single task's.
 
     ``ValueError`` if the group is malformed (a member of another execution, a poll).
+    A task listed again (a sender's bug) is kept once, as first listed: it runs once.
     """
     entries = message.body.get("group")
     if entries is None:
@@ -151,13 +152,16 @@ def group_members(message: Message) -> list[Message] | None:
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{message.id}: a malformed task group")
     members = []
+    seen: set[str] = set()
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("body"), dict):
             raise ValueError(f"{message.id}: a malformed task group")
         member = Message(message.execution_arn, str(entry.get("id")), "task", entry["body"])
         if not member.id.startswith(message.execution_arn + "#") or not groupable(member):
             raise ValueError(f"{message.id}: a task group may hold only its execution's tasks")
-        members.append(member)
+        if task_id(member) not in seen:
+            seen.add(task_id(member))
+            members.append(member)
     return members
 
 
