@@ -258,7 +258,9 @@ def _send(stepper: Stepper, messages: list[Message], seconds: float = 0.0) -> bo
     """Send held task messages to the tasks queue; whether all went.
 
     Not sent, they are still in the outbox, left pending: the redelivery of the message
-    the runner ran (``ResultGroups.closed``) or the repair job sends them.
+    the runner ran (``ResultGroups.closed``) or the repair job sends them, all of them:
+    the entries of a batch that SQS accepted around a refused one go twice (their
+    second claim meets the first's lease or a closed task).
     """
     bus = stepper.tasks_bus or stepper.bus
     try:  # a Map held past its time: one request per ten on SQS
