@@ -280,3 +280,37 @@ def test_a_redelivered_group_after_a_commit_whose_outbox_was_not_sent_sends_it(
     assert [m.body["resource"] for m in tasks.sent] == [FN + "c"]
     record = log.get(group.execution_arn)
     assert record is not None and record.outbox == ()
+
+
+def test_a_group_listing_a_member_twice_runs_it_once() -> None:
+    """A (signed) group naming one task twice, a sender's bug: the task runs once."""
+    calls = Counter[str]()
+    log, _bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    (group,) = messages
+    entries = group.body["group"]
+    twice = Message(group.execution_arn, group.id, "task", {"group": [*entries, entries[0]]})
+    assert [m.body["task_id"] for m in group_members(twice) or []] == ["t4", "t5", "t6"]
+    assert runner.handle_batch([twice]) == []
+    assert calls == {"a": 1, "b": 1, "c": 1}
+    assert log.commits == {group.execution_arn: 1}
+    assert history(log, group.execution_arn).count("LambdaFunctionSucceeded") == 3
+
+
+@pytest.mark.parametrize("swap", ["one id, two tasks", "one task, two ids"])
+def test_a_group_naming_a_task_or_a_message_twice_is_refused(swap: str) -> None:
+    """review: plans are keyed by message id, so one id for two tasks let a closed task
+    take an open one's plan and run again; such a group is refused, nothing runs."""
+    calls = Counter[str]()
+    log, _bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    (group,) = messages
+    first, second, *_ = group.body["group"]
+    if swap == "one id, two tasks":
+        bad = {"id": first["id"], "body": second["body"]}
+    else:
+        bad = {"id": second["id"], "body": first["body"]}
+    forged = Message(group.execution_arn, group.id, "task", {"group": [first, bad]})
+    with pytest.raises(ValueError, match="twice"):
+        group_members(forged)
+    assert [m.id for m, _ in runner.handle_batch([forged])] == [group.id]
+    assert calls == {}
+    assert log.commits.get(group.execution_arn, 0) == 0

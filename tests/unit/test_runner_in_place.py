@@ -553,3 +553,39 @@ def _map_of_b_then_c(
     }
     log, _bus, runner, (first,) = setup({"a": a, "b": b, "c": c}, machine)
     return log, runner, first
+
+
+class _BatchingBus(RecordingBus):
+    """A tasks bus with ``send_batch`` (as SQS has): its requests counted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = Counter[str]()
+
+    def send(self, message: Message, delay_seconds: int = 0) -> None:
+        self.requests["send"] += 1
+        super().send(message, delay_seconds)
+
+    def send_batch(self, messages: list[tuple[Message, int]]) -> None:
+        self.requests["send_batch"] += 1
+        for message, delay in messages:
+            super().send(message, delay)
+
+
+def test_a_map_held_past_its_time_is_sent_in_one_batch_request() -> None:
+    """A Map of 12 held in place, then out of time: its two groups (10 and 2) go out in
+    one send_batch request (SendMessageBatch on SQS), not one send each."""
+    calls = Counter[str]()
+    log, runner, first = _map_of_b_then_c(calls, 12, lambda _i: 0)
+    tasks = _BatchingBus()
+    runner.tasks_bus = tasks  # type: ignore[assignment]
+
+    def has_time() -> bool:  # time for a's round, none for the next
+        return log.commits[first.execution_arn] == 0
+
+    assert runner.handle_batch([first], has_time) == []
+    assert calls == {"a": 1}
+    assert sorted(len(m.body["group"]) for m in tasks.sent) == [2, 10]
+    assert tasks.requests == {"send_batch": 1}
+    head = log.get(first.execution_arn)
+    assert head is not None and head.outbox == ()  # sent, then cleared

@@ -157,9 +157,9 @@ def test_young_collections_still_reclaim_cycles() -> None:
 
 def test_the_in_memory_history_is_read_in_one_page(monkeypatch: pytest.MonkeyPatch) -> None:
     from stepflow.runtime import memory
-    from stepflow.testing import environment
+    from stepflow.testing import environment_reads
 
-    monkeypatch.setattr(environment, "HISTORY_PAGE", 7)  # a page would end inside each commit
+    monkeypatch.setattr(environment_reads, "HISTORY_PAGE", 7)  # a page would end inside each commit
     decoded: list[int] = []
     thawed = memory._thawed
 

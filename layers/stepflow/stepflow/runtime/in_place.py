@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING
 
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.outbox import send_all
 from stepflow.runtime.ports import ConflictError, ExecutionRecord
 from stepflow.runtime.task_groups import GROUP_START_MARGIN, group_tasks, groupable
 
@@ -358,12 +359,13 @@ def _send(stepper: Stepper, messages: list[Message], seconds: float = 0.0) -> bo
     """Send held task messages to the tasks queue; whether all went.
 
     Not sent, they are still in the outbox, left pending: the redelivery of the message
-    the runner ran (``ResultGroups.closed``) or the repair job sends them.
+    the runner ran (``ResultGroups.closed``) or the repair job sends them, all of them:
+    the entries of a batch that SQS accepted around a refused one go twice (their
+    second claim meets the first's lease or a closed task).
     """
     bus = stepper.tasks_bus or stepper.bus
-    try:
-        for message in messages:
-            bus.send(message, _delay(seconds))
+    try:  # a Map held past its time: one request per ten on SQS
+        send_all(bus, [(message, _delay(seconds)) for message in messages])
     except Exception as exc:
         LOG.warning("held task messages were not sent: %r", exc)
         return False

@@ -2,14 +2,17 @@
 
 Pure functions of a decision's commands, used by :class:`stepflow.runtime.stepper.Stepper`:
 :func:`build_outbox` turns commands into messages with stable ids
-(``<arn>#<seq of the commit>#<index>``), and :func:`create_child` creates the
-execution a ``child`` message describes.
+(``<arn>#<seq of the commit>#<index>``), :func:`create_child` creates the
+execution a ``child`` message describes, and :func:`send_all` sends messages in
+batches (for ``OutboxSender.flush`` and the runner's tasks held in place, which
+``repair`` imports, so it lives here).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from stepflow.engine import (
@@ -33,7 +36,12 @@ from stepflow.runtime.map_run_state import map_run_message
 from stepflow.runtime.messages import Message, encode_event, poll_body, task_body
 from stepflow.runtime.nested import caller_message, is_sync_child, stop_child_message
 from stepflow.runtime.polled_jobs import job_cancel_message, polled_job
-from stepflow.runtime.ports import CoordinationLog, ExecutionAlreadyExistsError, ExecutionRecord
+from stepflow.runtime.ports import (
+    CoordinationLog,
+    ExecutionAlreadyExistsError,
+    ExecutionRecord,
+    MessageBus,
+)
 
 MAX_DELAY_SECONDS = 900
 """The longest delay a queue gives a message (SQS); longer waits re-arm themselves."""
@@ -153,3 +161,18 @@ def store_state(state: ExecutionState) -> dict[str, Any]:
 def delay(seconds: float) -> int:
     """``seconds`` as a queue delay: whole seconds, at least 0, at most the queue's limit."""
     return max(0, min(MAX_DELAY_SECONDS, math.ceil(seconds)))
+
+
+def send_all(bus: MessageBus, messages: Sequence[tuple[Message, int]]) -> None:
+    """Send each ``(message, delay_seconds)``: in batches when ``bus`` has ``send_batch``.
+
+    A map run's commit sends up to a hundred child messages: one request per ten
+    on SQS (SendMessageBatch) instead of one each. Raises like ``send`` if any is
+    not accepted (the outbox then stays pending and is sent again, as a whole).
+    """
+    batch = getattr(bus, "send_batch", None)
+    if batch is not None and len(messages) > 1:
+        batch(messages)
+        return
+    for message, delay in messages:
+        bus.send(message, delay)

@@ -11,13 +11,14 @@ sending a delayed ``repair`` message before every commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from stepflow.runtime.in_place import current as current_in_place
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
+from stepflow.runtime.outbox import send_all
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
 from stepflow.runtime.task_groups import group_tasks
 from stepflow.runtime.task_queue import TaskRouter
@@ -111,21 +112,6 @@ def final_report(record: ExecutionRecord) -> bool:
         and bool(record.outbox)
         and all(m.kind == "event" and is_run_key(m.execution_arn) for m in record.outbox)
     )
-
-
-def send_all(bus: MessageBus, messages: Sequence[tuple[Message, int]]) -> None:
-    """Send each ``(message, delay_seconds)``: in batches when ``bus`` has ``send_batch``.
-
-    A map run's commit sends up to a hundred child messages: one request per ten
-    on SQS (SendMessageBatch) instead of one each. Raises like ``send`` if any is
-    not accepted (the outbox then stays pending and is sent again, as a whole).
-    """
-    batch = getattr(bus, "send_batch", None)
-    if batch is not None and len(messages) > 1:
-        batch(messages)
-        return
-    for message, delay in messages:
-        bus.send(message, delay)
 
 
 def repair_message(execution_arn: str) -> Message:

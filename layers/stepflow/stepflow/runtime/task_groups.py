@@ -143,7 +143,10 @@ def _group(members: list[Message]) -> Message:
 def group_members(message: Message) -> list[Message] | None:
     """The member task messages of a group message; None for a single task's.
 
-    ``ValueError`` if the group is malformed (a member of another execution, a poll).
+    ``ValueError`` if the group is malformed (a member of another execution, a poll,
+    one message id for two tasks or one task under two message ids: claims and plans
+    are keyed by message id, so either would let a task take another's plan). An
+    exact repeat of an entry (a sender's bug) is kept once: it runs once.
     """
     entries = message.body.get("group")
     if entries is None:
@@ -151,13 +154,21 @@ def group_members(message: Message) -> list[Message] | None:
     if not isinstance(entries, list) or not entries:
         raise ValueError(f"{message.id}: a malformed task group")
     members = []
+    seen: dict[str, str] = {}  # message id -> task id
+    tasks: set[str] = set()
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("body"), dict):
             raise ValueError(f"{message.id}: a malformed task group")
         member = Message(message.execution_arn, str(entry.get("id")), "task", entry["body"])
         if not member.id.startswith(message.execution_arn + "#") or not groupable(member):
             raise ValueError(f"{message.id}: a task group may hold only its execution's tasks")
-        members.append(member)
+        tid = task_id(member)
+        if seen.get(member.id, tid) != tid or (member.id not in seen and tid in tasks):
+            raise ValueError(f"{message.id}: a task group names a task or a message twice")
+        if member.id not in seen:
+            seen[member.id] = tid
+            tasks.add(tid)
+            members.append(member)
     return members
 
 

@@ -5,6 +5,8 @@ committing to a coordination log, child executions, the outbox, leases and
 fencing), but every queue is simulated on a virtual clock: a Wait of a year
 takes no real time. Task reports go through the same
 :class:`~stepflow.activities.ActivityService` as the Step Functions API.
+Its bases: the delivery loop (:mod:`~stepflow.testing.environment_delivery`) and
+the reads of results and histories (:mod:`~stepflow.testing.environment_reads`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from stepflow.cells import CellModules
 from stepflow.data.budget import Budget
 from stepflow.data.serialize import dumps
 from stepflow.engine import ParameterCheck
-from stepflow.engine.codec import decode_state
 from stepflow.limits import DEFAULT_LIMITS, Limits
 from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Stepper
 from stepflow.runtime.clients import TaskClients
@@ -35,6 +36,7 @@ from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.testing.delivery import Deliver, DeliveryError, ReportingLog, handle_batch
 from stepflow.testing.environment_delivery import MessageDelivery
 from stepflow.testing.environment_mocks import MockSource, TaskFront
+from stepflow.testing.environment_reads import ExecutionReads
 from stepflow.testing.environment_tasks import (
     activity_task,
     cell_router,
@@ -45,21 +47,13 @@ from stepflow.testing.environment_tasks import (
 from stepflow.testing.handlers import Handler, find_handler, map_io
 from stepflow.testing.mocks import root_of
 from stepflow.testing.nested import name_machine
-from stepflow.testing.result import ExecutionResult
 from stepflow.testing.tasks import AutoActivityRouter, OpenTask
 
 if TYPE_CHECKING:  # the API runs synchronous Express executions in an environment
     from stepflow.api.service import StepFunctionsService
 
-HISTORY_PAGE = 100_000
-"""Events read per history page from another log (few pages: fewer round trips)."""
 
-WHOLE_HISTORY = 2**62
-"""The page of the in-memory log: all of it at once (a page that ended inside a commit
-would decode that commit's events twice, once per page)."""
-
-
-class WorkflowEnvironment(MessageDelivery):
+class WorkflowEnvironment(MessageDelivery, ExecutionReads):
     """Run executions of one or more definitions in process, on a virtual clock.
 
     ``handlers`` maps a Task resource, a Lambda function name or an activity
@@ -307,60 +301,6 @@ class WorkflowEnvironment(MessageDelivery):
         """StopExecution, then run until idle (its child executions stop too)."""
         self.stepper.stop_execution(execution_arn, error=error, cause=cause)
         self.run_until_idle()
-
-    def result(self, execution_arn: str) -> ExecutionResult:
-        """The execution's status, output or error, and full history (as it is now).
-
-        On the in-memory log the history is decoded when the result's
-        :attr:`~ExecutionResult.history` is first read; other logs are read at once.
-        """
-        record = self.log.get(execution_arn)
-        if record is None:
-            raise KeyError(f"no execution {execution_arn}")
-        state = decode_state(record.state)
-        output = dumps(state.output) if state.status == "SUCCEEDED" else None
-        inner = self._counter.inner
-        if isinstance(inner, InMemoryLog):
-            reader = inner.history_reader(execution_arn)
-            return ExecutionResult(
-                state.status, output, state.error, state.cause, read_history=reader
-            )
-        return ExecutionResult(
-            state.status, output, state.error, state.cause, self.history(execution_arn)
-        )
-
-    def describe(self, execution_arn: str) -> dict[str, Any]:
-        """The execution in the shape of DescribeExecution's response."""
-        record = self.log.get(execution_arn)
-        if record is None:
-            raise KeyError(f"no execution {execution_arn}")
-        state = decode_state(record.state)
-        found: dict[str, Any] = {
-            "executionArn": execution_arn,
-            "stateMachineArn": record.state_machine_arn,
-            "name": record.name,
-            "status": record.status,
-            "startDate": record.start_date,
-            "input": dumps(record.input),
-        }
-        if record.stop_date is not None:
-            found["stopDate"] = record.stop_date
-        if state.status == "SUCCEEDED":
-            found["output"] = dumps(state.output)
-        found.update({k: v for k, v in (("error", state.error), ("cause", state.cause)) if v})
-        return found
-
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        """Every history event of the execution, in order (GetExecutionHistory shape)."""
-        events: list[dict[str, Any]] = []
-        token: str | None = None
-        limit = WHOLE_HISTORY if isinstance(self._counter.inner, InMemoryLog) else HISTORY_PAGE
-        while True:
-            page = self.log.history(execution_arn, next_token=token, limit=limit)
-            events.extend(page.events)
-            if page.next_token is None:
-                return events
-            token = page.next_token
 
     # -- tasks --------------------------------------------------------------------
 
