@@ -1,17 +1,18 @@
 """The "held until" mark on the DynamoDB log (moto): the in-place scenarios, and the repair job.
 
 The scenarios of tests/unit/test_runner_held_mark.py on a ``DynamoDBLog`` (the mark is a
-plain number attribute of the head there), and the outbox repair job, which skips a
+"<seq>:<until>" string attribute of the head there), and the outbox repair job, which skips a
 head whose tasks a runner holds in place until its mark has passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL
+from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
 
 from tests.moto_env import offline_aws
 from tests.unit.test_runner_batch import RecordingBus
@@ -64,9 +65,9 @@ def test_a_dead_holders_task_outlives_another_runners_commit(dynamodb: Any) -> N
     a_dead_holders_task_outlives_another_runners_commit(_log(dynamodb))
 
 
-def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: Any) -> None:
-    """The holder dies as it claims b and c: the job asks for no repair while the mark is
-    ahead (their outbox pending 200 s), one after it; the tasks then run once."""
+def _dead_holder(dynamodb: Any) -> tuple[World, RecordingBus, Callable[[float], list[str]]]:
+    """CHAIN on DynamoDB; a's runner dies as it claims b and c, held in place: the world,
+    the repair job's bus, and a run of the job at a given time."""
     log = _log(dynamodb)
     w = World(log, CHAIN)
     (first,) = w.first
@@ -88,10 +89,21 @@ def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: An
             client=dynamodb, table_name=TABLE, bus=bus, age_seconds=120, clock=lambda: at
         ).run()
 
+    return w, bus, job
+
+
+def _head_key(w: World) -> dict[str, Any]:
+    return {"pk": {"S": f"EX#{w.arn}"}, "sk": {"S": "HEAD"}}
+
+
+def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: Any) -> None:
+    """The holder dies as it claims b and c: the job asks for no repair while the mark is
+    ahead (their outbox pending 200 s), one after it; the tasks then run once."""
+    w, bus, job = _dead_holder(dynamodb)
     assert job(NOW + 200) == [], "a held outbox was repaired"
-    key = {"pk": {"S": f"EX#{w.arn}"}, "sk": {"S": "HEAD"}}
-    item = dynamodb.get_item(TableName=TABLE, Key=key)["Item"]
-    assert float(item[HELD_UNTIL]["N"]) == NOW + LEFT  # a plain number on the head
+    item = dynamodb.get_item(TableName=TABLE, Key=_head_key(w))["Item"]
+    # "<seq of the commit that wrote it>:<until, whole seconds>"
+    assert item[HELD_UNTIL] == {"S": f"{item['seq']['N']}:{math.ceil(NOW + LEFT)}"}
     assert job(NOW + LEFT + CLOCK_SKEW + 1) == [w.arn]
     (repair,) = bus.sent
     w.now[0] = NOW + LEFT + CLOCK_SKEW + 1
@@ -100,5 +112,43 @@ def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: An
     assert w.other.handle_batch([group], None, lambda: LEFT) == []
     assert w.calls == {"a": 1, "b": 1, "c": 1}
     assert w.succeeded()
-    head = log.get(w.arn)
+    head = w.log.get(w.arn)
     assert head is not None and HELD_UNTIL not in head.attributes
+
+
+def test_a_mark_left_by_a_commit_that_does_not_know_it_holds_nothing(dynamodb: Any) -> None:
+    """review: during a deploy, code without the mark commits on a held head (its update
+    bumps seq and leaves the attribute): the mark is another commit's, so the outbox is
+    repaired as any other (it was held until the mark before the mark named its seq)."""
+    w, _bus, job = _dead_holder(dynamodb)
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key=_head_key(w),
+        UpdateExpression="SET seq = seq + :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    head = w.log.get(w.arn)
+    assert head is not None and held_until(head) is None
+    assert job(NOW + 200) == [w.arn]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"N": "1600"}, {"S": "soon"}, {"NULL": True}, {"S": "2:"}, {"S": ":1600"}, {"BOOL": True}],
+    ids=["a bare number", "text", "null", "no until", "no seq", "a bool"],
+)
+def test_a_garbled_mark_neither_breaks_the_head_nor_holds_it(
+    dynamodb: Any, value: dict[str, Any]
+) -> None:
+    """review: a mark that is not "<seq>:<until>" made every read of the head raise."""
+    w, _bus, job = _dead_holder(dynamodb)
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key=_head_key(w),
+        UpdateExpression="SET #h = :v",
+        ExpressionAttributeNames={"#h": HELD_UNTIL},
+        ExpressionAttributeValues={":v": value},
+    )
+    head = w.log.get(w.arn)
+    assert head is not None and held_until(head) is None and head.outbox
+    assert job(NOW + 200) == [w.arn]

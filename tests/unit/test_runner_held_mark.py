@@ -18,7 +18,7 @@ from typing import Any
 
 from stepflow.asl import parse
 from stepflow.runtime import CoordinationLog, InMemoryLog, Message, Stepper
-from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL
+from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
 from stepflow.runtime.repair import repair_message
 from stepflow.runtime.task_groups import group_members
 from stepflow.testing.handlers import task_invoker
@@ -137,7 +137,7 @@ def a_repair_message_leaves_a_held_outbox_alone(log: CoordinationLog) -> None:
         assert w.tasks.sent == [], "the held group was sent again"
         assert w.timers() == timers, "the held outbox's timers were sent again"
         head = w.log.get(w.arn)  # held until the holder's deadline, its outbox pending
-        assert head is not None and head.attributes.get(HELD_UNTIL) == NOW + LEFT
+        assert head is not None and held_until(head) == NOW + LEFT
         assert len(head.outbox) == 4
     finally:
         w.release.set()
@@ -248,18 +248,21 @@ def test_a_dead_holders_task_outlives_another_runners_commit() -> None:
     a_dead_holders_task_outlives_another_runners_commit(InMemoryLog())
 
 
-def test_a_mark_that_is_not_a_near_number_holds_nothing() -> None:
-    """Hostile marks (a string, a bool, infinity, NaN, a year ahead) never stop a re-send."""
+def test_a_mark_that_is_not_a_near_number_of_its_own_commit_holds_nothing() -> None:
+    """Hostile marks (a string, a bool, infinity, NaN, a year ahead, a bare number as
+    written before the mark named its seq, another commit's seq) never stop a re-send."""
     from stepflow.runtime.in_place import held
     from stepflow.runtime.ports import ExecutionRecord
 
     def record(mark: Any) -> ExecutionRecord:
         return ExecutionRecord("arn", SM, "x", {}, "RUNNING", 1, {}, attributes={HELD_UNTIL: mark})
 
-    for mark in ("2000", True, float("inf"), float("nan"), NOW + 365 * 86400, None):
+    hostile: list[Any] = ["2000", True, None, NOW + 10, [1, "2000"], [True, NOW + 10]]
+    hostile += [[1, float("inf")], [1, float("nan")], [1, NOW + 365 * 86400], [1], [1, 2, 3]]
+    for mark in [*hostile, [0, NOW + 10], [2, NOW + 10]]:  # the last two: another commit's
         assert not held(record(mark), NOW), mark
-    assert held(record(NOW + 10), NOW) and held(record(NOW - 1), NOW)  # skew allowed
-    assert not held(record(NOW - CLOCK_SKEW), NOW)
+    assert held(record([1, NOW + 10]), NOW) and held(record([1, NOW - 1]), NOW)  # skew allowed
+    assert not held(record([1, NOW - CLOCK_SKEW]), NOW)
 
 
 def test_a_map_held_in_place_is_never_sent_again_by_its_own_partial_commits() -> None:

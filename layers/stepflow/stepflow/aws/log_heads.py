@@ -10,6 +10,7 @@ event items: :mod:`stepflow.aws.log_history`), and a head item back into the rec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,10 +100,10 @@ class HeadItems:
             "outbox": dumps(write_outbox(arn, record.outbox)),
         }
         attributes = dict(record.attributes)
+        attributes.pop(HELD_UNTIL, None)  # never in the document: a stale one is dropped
         until = held_until(record)
-        if until is not None:  # a plain number: the repair job reads it without the document
-            del attributes[HELD_UNTIL]
-            head[HELD_UNTIL] = {"N": decimal_text(until)}
+        if until is not None:  # "<seq>:<until>" on the head: the repair job reads it as is
+            head[HELD_UNTIL] = {"S": f"{record.seq}:{math.ceil(until)}"}
         if attributes:  # read back as {} when absent
             docs["attributes"] = dumps(attributes)
         drafts = [
@@ -122,8 +123,9 @@ class HeadItems:
 
         arn, name = item["pk"]["S"][3:], item["name"]["S"]
         attributes = read("attributes", {})
-        if HELD_UNTIL in item:
-            attributes[HELD_UNTIL] = float(item[HELD_UNTIL]["N"])
+        mark = stored_mark(item)
+        if mark is not None:
+            attributes[HELD_UNTIL] = mark
         machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
         return ExecutionRecord(
             execution_arn=arn,
@@ -154,3 +156,18 @@ class UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):
 def ascii_cause(text: str) -> str:
     """``text`` safe to record as a cause: ASCII, at most 500 characters."""
     return text.encode("ascii", "backslashreplace").decode()[:500]
+
+
+def stored_mark(item: dict[str, Any]) -> list[int] | None:
+    """A head item's "held until" mark as ``[seq, until]``; None if absent or malformed.
+
+    Anything else stored there (a number written before the mark named its seq, a
+    forged or garbled value) is no mark: the outbox is repaired as any other.
+    """
+    text = item.get(HELD_UNTIL, {}).get("S")
+    if not isinstance(text, str):
+        return None
+    at, _, until = text.partition(":")
+    if not (at.isdigit() and until.isdigit()) or len(at) > 12 or len(until) > 12:
+        return None
+    return [int(at), int(until)]

@@ -33,6 +33,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from stepflow.aws.log_heads import stored_mark
 from stepflow.aws.log_items import doc_names
 from stepflow.aws.topology import (
     COMMITTED_AT,
@@ -42,7 +43,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import MessageBus
-from stepflow.runtime.in_place import HELD_UNTIL, live
+from stepflow.runtime.in_place import HELD_UNTIL, live, mark_until
 from stepflow.runtime.repair import repair_message
 
 SERVICE = "stepflow-outbox-repair"
@@ -107,6 +108,7 @@ class OutboxRepair:
         names = {
             "#c": COMMITTED_AT,
             "#h": HELD_UNTIL,
+            "#s": "seq",
             **{f"#o{i}": n for i, n in enumerate(_OUTBOX)},
         }
         request: dict[str, Any] = {
@@ -135,9 +137,13 @@ def _pending(head: dict[str, Any]) -> bool:
 
 
 def _held(head: dict[str, Any], now: float) -> bool:
-    """True while a runner holds the outbox's tasks in place (its mark is ahead): skipped."""
-    until = head.get(HELD_UNTIL, {}).get("N")
-    return until is not None and live(float(until), now)
+    """True while a runner holds the outbox's tasks in place (its mark is ahead): skipped.
+
+    Only a mark written by the head's latest commit counts (``[seq, until]``, see
+    :data:`~stepflow.runtime.in_place.HELD_UNTIL`).
+    """
+    seq = head.get("seq", {}).get("N")
+    return seq is not None and live(mark_until(stored_mark(head), int(seq)), now)
 
 
 def _batches(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

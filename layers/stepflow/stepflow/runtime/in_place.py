@@ -86,8 +86,11 @@ _CURRENT: ContextVar[InPlace | None] = ContextVar("stepflow_in_place", default=N
 
 
 HELD_UNTIL = "held_until"
-"""Head attribute: the epoch second (the holder's clock) until which its outbox's tasks
-may run in place; while it lies ahead, no other delivery re-sends that outbox."""
+"""Head attribute: ``[seq, until]``, the epoch second (the holder's clock, whole) until
+which the outbox of the commit at ``seq`` is held in place; while it lies ahead, no other
+delivery re-sends that outbox. It names its commit's seq so that a commit made by code
+that does not know the mark (a deploy under way: it leaves the attribute in place) turns
+it stale instead of holding an outbox that was never held."""
 
 CLOCK_SKEW = 5.0
 """Seconds two Lambdas' wall clocks may disagree by: a mark stays live that much longer."""
@@ -96,12 +99,26 @@ LONGEST_HOLD = 900.0 + CLOCK_SKEW
 """No invocation runs longer (Lambda's 15 minutes): a mark further ahead is not believed."""
 
 
-def held_until(record: ExecutionRecord) -> float | None:
-    """The head's "held until" mark (epoch seconds), None when absent or not a number."""
-    value = record.attributes.get(HELD_UNTIL)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+def mark_value(seq: int, until: float) -> list[int]:
+    """The attribute a commit at ``seq`` writes for a mark ``until`` (whole seconds, up)."""
+    return [seq, math.ceil(until)]
+
+
+def mark_until(value: object, seq: int) -> float | None:
+    """The ``until`` of a stored mark if it is well formed and belongs to the commit at ``seq``."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
         return None
-    return float(value)
+    at, until = value
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in value):
+        return None
+    if at != seq or not math.isfinite(until):
+        return None
+    return float(until)
+
+
+def held_until(record: ExecutionRecord) -> float | None:
+    """The head's "held until" mark (epoch seconds): None when absent, malformed or stale."""
+    return mark_until(record.attributes.get(HELD_UNTIL), record.seq)
 
 
 def live(until: float | None, now: float) -> bool:
@@ -312,14 +329,16 @@ def mark(
     """The "held until" mark of a commit on ``record`` (None: none).
 
     ``tasks``: the commit's own task messages for the tasks queue; ``carried``: what it
-    keeps of a held outbox (:func:`carry_held`). The later of the mark it keeps (while it
-    carries something under it) and its own (a runner in place that may hold ``tasks``).
+    keeps of a held outbox (:func:`carry_held`). The earlier of the mark it keeps (while it
+    carries something under it) and its own (a runner in place that may hold ``tasks``):
+    a mark is never pushed later over what it carries, or runners that keep holding new
+    tasks would keep a dead holder's tasks from ever being re-sent (review).
     """
     kept = held_until(record) if carried and held(record, now) else None
     in_place = current()
     own = in_place.deadline(tasks, now) if in_place is not None else None
     marks = [m for m in (kept, own) if m is not None]
-    return max(marks) if marks else None
+    return min(marks) if marks else None
 
 
 def run_rounds(

@@ -24,7 +24,7 @@ from stepflow.engine import (
     decide,
 )
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
-from stepflow.runtime.in_place import HELD_UNTIL, carry, carry_held, held, mark
+from stepflow.runtime.in_place import HELD_UNTIL, carry, carry_held, held, mark, mark_value
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.messages import Message, decode_event
@@ -164,7 +164,7 @@ def _commit(
         kept.pop(HELD_UNTIL, None)
         until = mark(record, now, _queued_tasks(stepper, own), carried)
         if until is not None:  # the same write: no other delivery re-sends it before then
-            kept[HELD_UNTIL] = until
+            kept[HELD_UNTIL] = mark_value(seq, until)
         new = replace(
             record,
             seq=seq,
