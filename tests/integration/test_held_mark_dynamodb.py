@@ -1,7 +1,7 @@
 """The "held until" mark on the DynamoDB log (moto): the in-place scenarios, and the repair job.
 
 The scenarios of tests/unit/test_runner_held_mark.py on a ``DynamoDBLog`` (the mark is a
-"<seq>:<until>" string attribute of the head there), and the outbox repair job, which skips a
+its commit time there: ``committed_at``), and the outbox repair job, which skips a
 head whose tasks a runner holds in place until its mark has passed.
 """
 
@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
+from stepflow.aws.topology import COMMITTED_AT
+from stepflow.runtime.in_place import HELD_UNTIL, LONGEST_HOLD, held, held_until
 
 from tests.moto_env import offline_aws
 from tests.unit.test_runner_batch import RecordingBus
@@ -98,15 +99,17 @@ def _head_key(w: World) -> dict[str, Any]:
 
 def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: Any) -> None:
     """The holder dies as it claims b and c: the job asks for no repair while the mark is
-    ahead (their outbox pending 200 s), one after it; the tasks then run once."""
+    ahead (their outbox pending 200 s), one once the mark is its age (120 s) old; the
+    tasks then run once."""
     w, bus, job = _dead_holder(dynamodb)
     assert job(NOW + 200) == [], "a held outbox was repaired"
     item = dynamodb.get_item(TableName=TABLE, Key=_head_key(w))["Item"]
-    # "<seq of the commit that wrote it>:<until, whole seconds>"
-    assert item[HELD_UNTIL] == {"S": f"{item['seq']['N']}:{math.ceil(NOW + LEFT)}"}
-    assert job(NOW + LEFT + CLOCK_SKEW + 1) == [w.arn]
+    # the mark is the commit time (whole seconds), no attribute of its own
+    assert item[COMMITTED_AT] == {"N": str(math.ceil(NOW + LEFT))} and HELD_UNTIL not in item
+    assert job(NOW + LEFT + 119) == []  # a mark is a commit time: repaired at its age
+    assert job(NOW + LEFT + 120) == [w.arn]
     (repair,) = bus.sent
-    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1
+    w.now[0] = NOW + LEFT + 120
     assert w.transitions.handle_batch([repair]) == []
     (group,) = w.tasks.sent
     assert w.other.handle_batch([group], None, lambda: LEFT) == []
@@ -116,39 +119,36 @@ def test_the_repair_job_skips_a_held_head_until_its_mark_has_passed(dynamodb: An
     assert head is not None and HELD_UNTIL not in head.attributes
 
 
-def test_a_mark_left_by_a_commit_that_does_not_know_it_holds_nothing(dynamodb: Any) -> None:
-    """review: during a deploy, code without the mark commits on a held head (its update
-    bumps seq and leaves the attribute): the mark is another commit's, so the outbox is
-    repaired as any other (it was held until the mark before the mark named its seq)."""
+def test_a_commit_by_code_that_does_not_know_the_mark_ends_it(dynamodb: Any) -> None:
+    """review: during a deploy, code without the mark commits on a held head: its update
+    writes its own commit time, so no stale mark is left to hold an outbox never held."""
     w, _bus, job = _dead_holder(dynamodb)
     dynamodb.update_item(
         TableName=TABLE,
         Key=_head_key(w),
-        UpdateExpression="SET seq = seq + :one",
-        ExpressionAttributeValues={":one": {"N": "1"}},
+        UpdateExpression="SET seq = seq + :one, #c = :now",
+        ExpressionAttributeNames={"#c": COMMITTED_AT},
+        ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"N": str(NOW)}},
     )
     head = w.log.get(w.arn)
-    assert head is not None and held_until(head) is None
+    assert head is not None and held_until(head) is None and not held(head, NOW + 1)
     assert job(NOW + 200) == [w.arn]
 
 
-@pytest.mark.parametrize(
-    "value",
-    [{"N": "1600"}, {"S": "soon"}, {"NULL": True}, {"S": "2:"}, {"S": ":1600"}, {"BOOL": True}],
-    ids=["a bare number", "text", "null", "no until", "no seq", "a bool"],
-)
-def test_a_garbled_mark_neither_breaks_the_head_nor_holds_it(
-    dynamodb: Any, value: dict[str, Any]
+@pytest.mark.parametrize("ahead", [LONGEST_HOLD + 1, 365 * 86400.0], ids=["just", "a year"])
+def test_a_commit_time_further_ahead_than_any_invocation_holds_nothing(
+    dynamodb: Any, ahead: float
 ) -> None:
-    """review: a mark that is not "<seq>:<until>" made every read of the head raise."""
+    """A commit time no holder could have written (a clock gone wrong, a forged item):
+    neither a delivery nor the repair job believes it."""
     w, _bus, job = _dead_holder(dynamodb)
     dynamodb.update_item(
         TableName=TABLE,
         Key=_head_key(w),
-        UpdateExpression="SET #h = :v",
-        ExpressionAttributeNames={"#h": HELD_UNTIL},
-        ExpressionAttributeValues={":v": value},
+        UpdateExpression="SET #c = :then",
+        ExpressionAttributeNames={"#c": COMMITTED_AT},
+        ExpressionAttributeValues={":then": {"N": str(NOW + ahead)}},
     )
     head = w.log.get(w.arn)
-    assert head is not None and held_until(head) is None and head.outbox
-    assert job(NOW + 200) == [w.arn]
+    assert head is not None and head.outbox and not held(head, NOW)
+    assert job(NOW) == [w.arn]

@@ -34,7 +34,7 @@ from stepflow.aws.topology import (
     running_shard,
 )
 from stepflow.data.serialize import dumps, storable_problem
-from stepflow.runtime.in_place import HELD_UNTIL, held_until
+from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
 from stepflow.runtime.ports import ExecutionRecord, UnstorableDataError
 from stepflow.runtime.registry import listing_key
 
@@ -84,7 +84,13 @@ class HeadItems:
         if record.stop_date is not None:
             head["stop_date"] = {"N": decimal_text(record.stop_date)}
             head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds())}
-        head[COMMITTED_AT] = {"N": decimal_text(self.clock())}  # the outbox repair job's age test
+        # The outbox repair job's age test; a runner holding this commit's tasks in place
+        # writes its mark there instead (runtime/in_place.py HELD_UNTIL): skipped until then.
+        until = held_until(record)
+        if until is None:
+            head[COMMITTED_AT] = {"N": decimal_text(self.clock())}
+        else:  # whole seconds: fewer bytes
+            head[COMMITTED_AT] = {"N": str(max(math.ceil(self.clock()), math.ceil(until)))}
         if record.status == "RUNNING":  # the sparse running index (see topology)
             head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
             head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
@@ -100,10 +106,7 @@ class HeadItems:
             "outbox": dumps(write_outbox(arn, record.outbox)),
         }
         attributes = dict(record.attributes)
-        attributes.pop(HELD_UNTIL, None)  # never in the document: a stale one is dropped
-        until = held_until(record)
-        if until is not None:  # "<seq>:<until>" on the head: the repair job reads it as is
-            head[HELD_UNTIL] = {"S": f"{record.seq}:{math.ceil(until)}"}
+        attributes.pop(HELD_UNTIL, None)  # in committed_at, never in the document
         if attributes:  # read back as {} when absent
             docs["attributes"] = dumps(attributes)
         drafts = [
@@ -123,9 +126,9 @@ class HeadItems:
 
         arn, name = item["pk"]["S"][3:], item["name"]["S"]
         attributes = read("attributes", {})
-        mark = stored_mark(item)
-        if mark is not None:
-            attributes[HELD_UNTIL] = mark
+        committed = float(item.get(COMMITTED_AT, {}).get("N", "0"))
+        if committed - self.clock() > CLOCK_SKEW:  # ahead of any clock: a runner's mark
+            attributes[HELD_UNTIL] = [int(item["seq"]["N"]), committed]
         machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
         return ExecutionRecord(
             execution_arn=arn,
@@ -156,18 +159,3 @@ class UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):
 def ascii_cause(text: str) -> str:
     """``text`` safe to record as a cause: ASCII, at most 500 characters."""
     return text.encode("ascii", "backslashreplace").decode()[:500]
-
-
-def stored_mark(item: dict[str, Any]) -> list[int] | None:
-    """A head item's "held until" mark as ``[seq, until]``; None if absent or malformed.
-
-    Anything else stored there (a number written before the mark named its seq, a
-    forged or garbled value) is no mark: the outbox is repaired as any other.
-    """
-    text = item.get(HELD_UNTIL, {}).get("S")
-    if not isinstance(text, str):
-        return None
-    at, _, until = text.partition(":")
-    if not (at.isdigit() and until.isdigit()) or len(at) > 12 or len(until) > 12:
-        return None
-    return [int(at), int(until)]

@@ -9,10 +9,11 @@ schedule (an EventBridge rule in the CDK stack, a loop in ``stepflow local``)
 it lists the running executions through the sparse running index
 (:data:`~stepflow.aws.topology.RUNNING_INDEX`), reads their heads, and for each
 whose outbox is not empty and whose last commit is older than
-``age_seconds`` (and whose "held until" mark, if any, has passed: a runner holds its
-tasks in place, :mod:`stepflow.runtime.in_place`) sends a ``repair`` message to the
-transition queue; the stepper that receives it re-sends the outbox (with the usual lease checks), so
-the job itself never sends an outbox and cannot race a live stepper.
+``age_seconds`` (a runner that holds its tasks in place writes its "held until" mark
+as the commit time, :mod:`stepflow.runtime.in_place`: skipped until then) sends a
+``repair`` message to the transition queue; the stepper that receives it re-sends
+the outbox (with the usual lease checks), so the job itself never sends an outbox and
+cannot race a live stepper.
 
 Cost, per run, for R running executions: one Query page per shard and 1 KB of
 index keys per ~4 executions, plus one eventually consistent read of each
@@ -33,7 +34,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from stepflow.aws.log_heads import stored_mark
 from stepflow.aws.log_items import doc_names
 from stepflow.aws.topology import (
     COMMITTED_AT,
@@ -43,7 +43,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import MessageBus
-from stepflow.runtime.in_place import HELD_UNTIL, live, mark_until
+from stepflow.runtime.in_place import LONGEST_HOLD
 from stepflow.runtime.repair import repair_message
 
 SERVICE = "stepflow-outbox-repair"
@@ -75,10 +75,11 @@ class OutboxRepair:
         repaired = []
         for keys in _batches(self._running(), 100):
             for head in self._heads(keys):
-                if (
-                    _pending(head)
-                    and float(head[COMMITTED_AT]["N"]) <= now - self.age_seconds
-                    and not _held(head, now)
+                committed = float(head[COMMITTED_AT]["N"]) if COMMITTED_AT in head else now
+                # a runner's mark is a commit time ahead (skipped until it is old enough);
+                # one further ahead than any invocation runs is believed by no one
+                if _pending(head) and (
+                    committed <= now - self.age_seconds or committed > now + LONGEST_HOLD
                 ):
                     arn = head["pk"]["S"].removeprefix("EX#")
                     self.bus.send(repair_message(arn))
@@ -107,8 +108,6 @@ class OutboxRepair:
         """The heads' commit time and outbox attributes (BatchGetItem, unprocessed retried)."""
         names = {
             "#c": COMMITTED_AT,
-            "#h": HELD_UNTIL,
-            "#s": "seq",
             **{f"#o{i}": n for i, n in enumerate(_OUTBOX)},
         }
         request: dict[str, Any] = {
@@ -134,16 +133,6 @@ def _pending(head: dict[str, Any]) -> bool:
         return False
     plain, compressed, ref = _OUTBOX
     return compressed in head or ref in head or head.get(plain, {}).get("S", "[]") != "[]"
-
-
-def _held(head: dict[str, Any], now: float) -> bool:
-    """True while a runner holds the outbox's tasks in place (its mark is ahead): skipped.
-
-    Only a mark written by the head's latest commit counts (``[seq, until]``, see
-    :data:`~stepflow.runtime.in_place.HELD_UNTIL`).
-    """
-    seq = head.get("seq", {}).get("N")
-    return seq is not None and live(mark_until(stored_mark(head), int(seq)), now)
 
 
 def _batches(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

@@ -86,14 +86,21 @@ _CURRENT: ContextVar[InPlace | None] = ContextVar("stepflow_in_place", default=N
 
 
 HELD_UNTIL = "held_until"
-"""Head attribute: ``[seq, until]``, the epoch second (the holder's clock, whole) until
+"""Record attribute: ``[seq, until]``, the epoch second (the holder's clock, whole) until
 which the outbox of the commit at ``seq`` is held in place; while it lies ahead, no other
-delivery re-sends that outbox. It names its commit's seq so that a commit made by code
-that does not know the mark (a deploy under way: it leaves the attribute in place) turns
-it stale instead of holding an outbox that was never held."""
+delivery re-sends that outbox. It names its commit's seq: a mark is its commit's only.
+
+The DynamoDB log stores no attribute for it: a marked commit writes ``until`` as the
+head's ``committed_at`` (the repair job's age test, which then skips the head until
+``until`` plus its age), and a head read with ``committed_at`` ahead of the clock reads
+back as marked (:mod:`stepflow.aws.log_heads`). A commit by code that does not know the
+mark writes its own time there, so it never leaves a stale mark behind, and the mark
+adds no byte to a head."""
 
 CLOCK_SKEW = 5.0
-"""Seconds two Lambdas' wall clocks may disagree by: a mark stays live that much longer."""
+"""Seconds two Lambdas' wall clocks may disagree by. A mark counts only while it is more
+than that ahead of the reader's clock: a commit time that a writer's clock put slightly
+ahead is never a mark, and a mark ends that much early (a re-send its lease refuses)."""
 
 LONGEST_HOLD = 900.0 + CLOCK_SKEW
 """No invocation runs longer (Lambda's 15 minutes): a mark further ahead is not believed."""
@@ -122,8 +129,12 @@ def held_until(record: ExecutionRecord) -> float | None:
 
 
 def live(until: float | None, now: float) -> bool:
-    """Whether a mark ``until`` still holds at ``now`` (skew allowed, a mark too far ignored)."""
-    return until is not None and until - LONGEST_HOLD <= now < until + CLOCK_SKEW
+    """Whether a mark ``until`` still holds at ``now``.
+
+    Only while more than :data:`CLOCK_SKEW` ahead, and not further than
+    :data:`LONGEST_HOLD`.
+    """
+    return until is not None and CLOCK_SKEW < until - now <= LONGEST_HOLD
 
 
 def held(record: ExecutionRecord, now: float) -> bool:
