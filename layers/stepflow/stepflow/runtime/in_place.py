@@ -32,24 +32,27 @@ Why nothing runs twice or is lost:
   rounds, or out of time, tasks are sent (and the outbox cleared) as usual.
 
 The mark: a runner's commit whose tasks it may hold writes ``held_until`` (the
-invocation's deadline, its clock: :meth:`InPlace.deadline`) on the head, in that same
-write. While it lies ahead (:data:`CLOCK_SKEW` allowed), no delivery re-sends the
-outbox (:func:`held`: a repair message, a timer, a callback, another runner's commit),
-and the repair job skips the head. A commit on a held head keeps, in its new outbox
-and under the same mark, the groups with a member still open and every other message
-of the old one (:func:`carry_held`; sent once by their writers, or only the re-send
-after the mark recovers them), and sends only its own messages (``OutboxSender.flush``
-``skip``), leaving the outbox pending. A mark left on an outbox the runner then did not
-hold (sent and cleared) is harmless; the next commit drops a mark it carries nothing
-under. The outbox is never cleared out of time while it carries what the runner did
-not send.
+invocation's deadline, its clock, whole seconds: :meth:`InPlace.deadline`; named by the
+commit's seq, :data:`HELD_UNTIL`; on DynamoDB the head's commit time) in that same
+write. While it lies more than :data:`CLOCK_SKEW` ahead, no delivery re-sends the outbox
+(:func:`held`: a repair message, a timer, a callback, another runner's commit, a retried
+StartExecution), and the repair job skips the head until the mark is its age old. A
+commit on a held head keeps, in its new outbox and under the same mark (or its own, if
+earlier: a mark is never pushed later over what it carries), the groups with a member
+still open and every other message of the old one (:func:`carry_held`; sent once by
+their writers, or only the re-send after the mark recovers them), and sends only its own
+messages (``OutboxSender.flush`` ``skip``), leaving the outbox pending. A mark left on
+an outbox the runner then did not hold (sent and cleared) is harmless; the next commit
+drops a mark it carries nothing under. The outbox is never cleared out of time while it
+carries what the runner did not send.
 
 The price: a send that fails while the mark is ahead (the runner's timer, another
-commit's message) is recovered only once the mark has passed (at most the invocation's
-time left when it was written, 15 minutes, plus the skew); what is pending then is
-re-sent once (the tasks meet their lease records, closed or live: a few requests, not a
-second run). A runner without a deadline (``stepflow local``) writes no mark: each
-other delivery re-sends its held outbox once (its claim meets the live lease).
+commit's message), and the tasks of a holder that dies, are recovered only once the mark
+has passed (at most the invocation's time left when it was written, 15 minutes; by the
+repair job, its age later); what is pending then is re-sent once (the tasks meet their
+lease records, closed or live: a few requests, not a second run). A runner without a
+deadline (``stepflow local``) writes no mark: each other delivery re-sends its held
+outbox once (its claim meets the live lease).
 """
 
 from __future__ import annotations
