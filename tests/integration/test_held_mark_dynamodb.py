@@ -1,8 +1,9 @@
 """The "held until" mark on the DynamoDB log (moto): the in-place scenarios, and the repair job.
 
-The scenarios of tests/unit/test_runner_held_mark.py on a ``DynamoDBLog`` (the mark is a
-its commit time there: ``committed_at``), and the outbox repair job, which skips a
-head whose tasks a runner holds in place until its mark has passed.
+The scenarios of tests/unit/test_runner_held_mark.py and test_runner_held_keep.py on a
+``DynamoDBLog`` (the mark is its commit time there: ``committed_at``), and the outbox
+repair job, which skips a head whose tasks a runner holds in place until its mark is
+its age old.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from stepflow.runtime.in_place import HELD_UNTIL, LONGEST_HOLD, held, held_until
 from tests.moto_env import offline_aws
 from tests.unit.test_runner_batch import RecordingBus
 from tests.unit.test_runner_group import Crash
+from tests.unit.test_runner_held_keep import (
+    a_flush_that_fails_replaces_nothing,
+    a_loop_under_a_live_mark_keeps_the_outbox_bounded,
+    an_inline_map_under_a_mark_keeps_only_what_it_carries,
+)
 from tests.unit.test_runner_held_mark import (
     CHAIN,
     LEFT,
@@ -64,6 +70,18 @@ def test_a_holder_that_dies_has_its_tasks_resent_after_the_mark(dynamodb: Any) -
 
 def test_a_dead_holders_task_outlives_another_runners_commit(dynamodb: Any) -> None:
     a_dead_holders_task_outlives_another_runners_commit(_log(dynamodb))
+
+
+def test_an_inline_map_under_a_mark_keeps_only_what_it_carries(dynamodb: Any) -> None:
+    an_inline_map_under_a_mark_keeps_only_what_it_carries(_log(dynamodb))
+
+
+def test_a_loop_under_a_live_mark_keeps_the_outbox_bounded(dynamodb: Any) -> None:
+    a_loop_under_a_live_mark_keeps_the_outbox_bounded(_log(dynamodb))
+
+
+def test_a_flush_that_fails_replaces_nothing(dynamodb: Any) -> None:
+    a_flush_that_fails_replaces_nothing(_log(dynamodb))
 
 
 def _dead_holder(dynamodb: Any) -> tuple[World, RecordingBus, Callable[[float], list[str]]]:

@@ -102,6 +102,7 @@ class World:
         self.runner, self.other = stepper(10), stepper(10)
         for runner in (self.runner, self.other):
             runner.task_group_wait = 60.0
+        self.started = list(self.bus.sent)  # the start's timers (a Wait's)
         self.tasks.sent.clear()
         self.bus.sent.clear()
         self.leases = lease_writes(log)  # type: ignore[arg-type]

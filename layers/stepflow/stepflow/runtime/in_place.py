@@ -41,10 +41,12 @@ commit on a held head keeps, in its new outbox and under the same mark (or its o
 earlier: a mark is never pushed later over what it carries), the groups with a member
 still open and every other message of the old one (:func:`carry_held`; sent once by
 their writers, or only the re-send after the mark recovers them), and sends only its own
-messages (``OutboxSender.flush`` ``skip``), leaving the outbox pending. A mark left on
-an outbox the runner then did not hold (sent and cleared) is harmless; the next commit
-drops a mark it carries nothing under. The outbox is never cleared out of time while it
-carries what the runner did not send.
+messages (``OutboxSender.flush`` ``skip``). Once they all went, it replaces the outbox
+with what it carries (``CoordinationLog.keep_outbox``, one write, as the clear of a
+commit without a mark), so the next commit does not carry them again: the outbox stays
+bounded. A mark left on an outbox the runner then did not hold (sent and cleared) is
+harmless; the next commit drops a mark it carries nothing under. The outbox is never
+cleared out of time while it carries what the runner did not send.
 
 The price: a send that fails while the mark is ahead (the runner's timer, another
 commit's message), and the tasks of a holder that dies, are recovered only once the mark
@@ -320,8 +322,9 @@ def carry_held(record: ExecutionRecord, open_tasks: Container[str]) -> tuple[Mes
     """What a commit on a held head keeps of its outbox (not sent again before the mark).
 
     Every group of tasks with a member still open (whole: the lease key of the group its
-    holder runs), and every other message: sent once by its writer, or its send failed
-    and only the re-send after the mark recovers it (but those this runner sent).
+    holder runs), and every other message: one whose send is unknown (its writer failed
+    before replacing the outbox with what it carried; only the re-send after the mark
+    recovers it), or a holder's own, sent once (but those this runner sent).
     """
     in_place = current()
     live_groups = {

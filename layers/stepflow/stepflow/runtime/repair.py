@@ -48,8 +48,9 @@ class OutboxSender:
 
         The outbox is cleared only when everything in it was sent (and ``clear``):
         inline task messages stay until the commit of their results replaces the outbox.
-        ``skip``: ids of messages a commit kept from a held outbox, neither sent nor
-        cleared here (``in_place.carry_held``: sent after the mark if still pending).
+        ``skip``: ids of messages a commit kept from a held outbox, not sent here; once the
+        rest went, the outbox is replaced by them alone (``in_place.carry_held``: sent
+        after the mark if still pending), so a later commit does not carry the rest again.
         """
         inline = self.inline_tasks if inline is None else inline
         now = self.clock()
@@ -88,8 +89,11 @@ class OutboxSender:
             send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
-        if record.outbox and not kept and clear and not skip and not final_report(record):
-            self.log.clear_outbox(record.execution_arn, record.seq)
+        if record.outbox and not kept and clear and not final_report(record):
+            if not skip:
+                self.log.clear_outbox(record.execution_arn, record.seq)
+            elif any(m.id not in skip for m in record.outbox):  # all its own went: keep the rest
+                self.log.keep_outbox(record, [m for m in record.outbox if m.id in skip])
         return kept
 
     def send_repair(self, execution_arn: str) -> None:
