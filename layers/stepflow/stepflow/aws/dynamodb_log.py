@@ -88,7 +88,6 @@ from stepflow.aws.topology import (
     table_definition,
 )
 from stepflow.engine.history_events import HistoryEvent, expanded
-from stepflow.runtime.in_place import HELD_UNTIL
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
@@ -339,7 +338,6 @@ class DynamoDBLog:
         optional = [
             *(attr for doc in DOCS for attr in doc_names(doc)),
             "stop_date",
-            HELD_UNTIL,
             TTL_ATTRIBUTE,
             RUNNING_INDEX_PK,
             RUNNING_INDEX_SK,
