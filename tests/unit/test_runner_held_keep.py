@@ -15,11 +15,10 @@ from collections import Counter
 from typing import Any
 
 from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryLog, Message
-from stepflow.runtime.in_place import CLOCK_SKEW
-from stepflow.runtime.repair import repair_message
+from stepflow.runtime.in_place import held_until
 from stepflow.runtime.task_groups import group_members
 
-from tests.unit.test_runner_held_mark import LEFT, NOW, World, _task
+from tests.unit.test_runner_held_mark import LEFT, World, _task
 from tests.unit.test_runner_in_place import _until
 
 
@@ -183,29 +182,34 @@ def a_loop_under_a_live_mark_keeps_the_outbox_bounded(log: CoordinationLog) -> N
 
 
 def a_flush_that_fails_replaces_nothing(log: CoordinationLog) -> None:
-    """The Map's groups fail to go: the outbox keeps everything, re-sent after the mark;
-    each c runs once."""
+    """The Map's groups fail to go: the outbox keeps everything and the mark ends (review:
+    a task nobody holds waited for it), so the timer's redelivery re-sends them at once;
+    the held b's group meets its holder's live lease; each c runs once."""
     counted, w, worker = _held(log, _map_of(20))
     try:
         w.now[0] += 10
         w.tasks.down = True
-        for timer in _due(w, set()):
+        timers = _due(w, set())
+        for timer in timers:
             [(_, exc)] = w.transitions.handle_batch([timer])
             assert isinstance(exc, ConnectionError)
         w.tasks.down = False
         head = w.log.get(w.arn)
         assert head is not None and len(head.outbox) == 42, "lost what did not go"
-        assert counted.keeps == []
+        assert counted.keeps == [42] and held_until(head) is None, "the mark did not end"
+        w.tasks.sent.clear()
+        for timer in timers:  # redelivered: the pending outbox goes, now
+            assert w.transitions.handle_batch([timer]) == []
+        groups = list(w.tasks.sent)
+        assert len(_runs("c", groups)) == 20
+        for group in groups:
+            if _runs("c", [group]):
+                assert w.other.handle_batch([group], None, lambda: LEFT) == []
+            else:  # b's group: its holder still runs it, the claim is refused
+                assert w.other.handle_batch([group], None, lambda: LEFT) != []
     finally:
         w.release.set()
         worker.join(10)
-    assert w.calls == {"a": 1, "b": 1}
-    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1  # the mark has passed: the repair job's message
-    assert w.transitions.handle_batch([repair_message(w.arn)]) == []
-    groups = list(w.tasks.sent)
-    assert len(_runs("c", groups)) == 20
-    for group in groups:
-        assert w.other.handle_batch([group], None, lambda: LEFT) == []
     assert w.calls == {"a": 1, "b": 1, "c": 20}
     assert _runs("c", w.tasks.sent) == {t: 1 for t in _runs("c", groups)}
     assert w.succeeded()

@@ -125,3 +125,79 @@ def test_a_retried_start_leaves_a_held_outbox_alone() -> None:
     worker.join(10)
     assert w.calls == {"a": 1, "b": 1, "c": 1}
     assert w.succeeded()
+
+
+def _cancel_left_pending(monkeypatch: pytest.MonkeyPatch) -> tuple[World, InMemoryLog, Message]:
+    """LOOP: a's runner dies holding b (marked until NOW + LEFT); the Wait's timer sends c;
+    then a ``.sync`` job's cancel (a task message of a closed task) is left in the held
+    head's outbox, as by a writer that died between its commit and its send."""
+    everything: list[Message] = []
+
+    class Keeping(RecordingBus):
+        def send(self, message: Message, delay_seconds: int = 0) -> None:
+            everything.append(message)
+            super().send(message, delay_seconds)
+
+    monkeypatch.setattr(held_mark, "RecordingBus", Keeping)
+    log = InMemoryLog()
+    w = World(log, LOOP)
+    (wait,) = [m for m in everything if m.not_before == NOW + 60]
+    (a,) = w.first
+    put = log.put_lease
+
+    def dies(lease: Any) -> None:
+        if lease.task_id != a.body["task_id"]:
+            raise Crash("the holder dies")
+        put(lease)
+
+    log.put_lease = dies  # type: ignore[method-assign]
+    with contextlib.suppress(Crash):
+        w.runner.handle_batch([a], None, lambda: LEFT)
+    log.put_lease = put  # type: ignore[method-assign]
+    w.now[0] = NOW + 60
+    w.tasks.sent.clear()
+    assert w.transitions.handle_batch([wait]) == []
+    head = log.get(w.arn)
+    assert head is not None and held_until(head) == NOW + LEFT
+    cancel = Message(
+        w.arn,
+        f"{w.arn}#{head.seq}#9",
+        "task",
+        {"op": "cancel", "task_id": a.body["task_id"], "handle": {"JobId": "j-1"}},
+    )
+    log.keep_outbox(head, (*head.outbox, cancel))
+    return w, log, cancel
+
+
+def _cancels(w: World) -> int:
+    return sum(1 for m in w.tasks.sent if m.body.get("op") == "cancel")
+
+
+def test_a_job_cancel_left_in_a_held_outbox_outlives_another_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review: carry_held kept a task message only if its task was open, so a commit on
+    the held head dropped a ``.sync`` job's cancel unsent: the job kept running."""
+    w, log, cancel = _cancel_left_pending(monkeypatch)
+    (c,) = [m for m in w.tasks.sent if "c" in str(m.body.get("resource", m.body))]
+    w.tasks.sent.clear()
+    assert w.other.handle_batch([c], None, lambda: LEFT) == []  # c's commit, held head
+    head = log.get(w.arn)
+    assert head is not None and cancel.id in {m.id for m in head.outbox}, "the cancel was lost"
+    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1  # after the mark: the repair job's message
+    assert w.transitions.handle_batch([repair_message(w.arn)]) == []
+    assert _cancels(w) == 1
+
+
+def test_a_commit_that_ends_a_held_execution_sends_what_was_left_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review: StopExecution on a held head dropped the pending outbox unsent (a job's
+    cancel, a child's stop): now the ending commit sends it."""
+    w, log, _cancel = _cancel_left_pending(monkeypatch)
+    w.tasks.sent.clear()
+    w.now[0] = NOW + 70
+    w.transitions.stop_execution(w.arn)
+    head = log.get(w.arn)
+    assert head is not None and head.status == "ABORTED"
+    assert _cancels(w) == 1, "the cancel was dropped unsent"

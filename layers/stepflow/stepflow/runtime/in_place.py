@@ -65,6 +65,7 @@ import math
 import threading
 from collections.abc import Callable, Container, Iterator
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from stepflow.runtime.messages import Message
@@ -321,23 +322,37 @@ def carry(record: ExecutionRecord, open_tasks: Container[str]) -> tuple[Message,
 def carry_held(record: ExecutionRecord, open_tasks: Container[str]) -> tuple[Message, ...]:
     """What a commit on a held head keeps of its outbox (not sent again before the mark).
 
-    Every group of tasks with a member still open (whole: the lease key of the group its
-    holder runs), and every other message: one whose send is unknown (its writer failed
-    before replacing the outbox with what it carried; only the re-send after the mark
-    recovers it), or a holder's own, sent once (but those this runner sent).
+    Every group of tasks with a member still open, whole (the lease key of the group its
+    holder runs), and every other message but a task that may be held (a timer, an
+    event, a poll, a ``.sync`` job's cancel, whatever its task's state: review): one
+    whose send is unknown (its writer failed before replacing the outbox with what it
+    carried; only the re-send after the mark recovers it), or a holder's own, sent once
+    (but those this runner sent). With no open task (a commit that ends the execution)
+    only those other messages, which that commit then sends.
     """
     in_place = current()
     live_groups = {
         commit_prefix(m)
         for m in record.outbox
-        if m.kind == "task" and str(m.body.get("task_id")) in open_tasks
+        if groupable(m) and str(m.body.get("task_id")) in open_tasks
     }
     return tuple(
         m
         for m in record.outbox
-        if (m.kind == "task" and commit_prefix(m) in live_groups)
-        or (m.kind != "task" and (in_place is None or not in_place.was_sent(m)))
+        if (groupable(m) and commit_prefix(m) in live_groups)
+        or (not groupable(m) and (in_place is None or not in_place.was_sent(m)))
     )
+
+
+def unmarked(record: ExecutionRecord) -> ExecutionRecord:
+    """``record`` without its "held until" mark (written at its seq, it ends the mark).
+
+    A commit on a held head whose own send failed ends the mark: its messages (a task
+    nobody holds among them) would otherwise wait for it (review); the held groups,
+    re-sent then, meet their holder's live lease.
+    """
+    attributes = {k: v for k, v in record.attributes.items() if k != HELD_UNTIL}
+    return replace(record, attributes=attributes)
 
 
 def mark(

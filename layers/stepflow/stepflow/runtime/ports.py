@@ -131,8 +131,9 @@ class CoordinationLog(Protocol):
     def keep_outbox(self, record: ExecutionRecord, messages: Sequence[Message]) -> None:
         """Replace the outbox of ``record`` with ``messages`` if the head is still at its seq.
 
-        ``record``: the head as its commit wrote it (else do nothing). One write, as
-        :meth:`clear_outbox`: the commit's sender sent the rest (``in_place.carry_held``).
+        ``record``: the head as its commit wrote it (else do nothing), or with its "held
+        until" mark taken off (``in_place.unmarked``). One write, as :meth:`clear_outbox`:
+        the commit's sender sent the rest (``in_place.carry_held``).
         """
 
     def history(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stepflow.runtime.in_place import current as current_in_place
+from stepflow.runtime.in_place import unmarked
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
@@ -85,9 +86,14 @@ class OutboxSender:
                 raise
             in_place.sent([m for m, _ in fresh])
             return kept
-        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
-        send_all(self.bus, queued)
+        try:
+            if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
+                send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
+            send_all(self.bus, queued)
+        except Exception:
+            if skip:  # under a mark: ended, so the redelivery re-sends its own messages
+                self.log.keep_outbox(unmarked(record), record.outbox)
+            raise
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):
             if not skip:

@@ -24,7 +24,14 @@ from stepflow.engine import (
     decide,
 )
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
-from stepflow.runtime.in_place import HELD_UNTIL, carry, carry_held, held, mark, mark_value
+from stepflow.runtime.in_place import (
+    HELD_UNTIL,
+    carry,
+    carry_held,
+    held,
+    mark,
+    mark_value,
+)
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.messages import Message, decode_event
@@ -115,8 +122,8 @@ def _commit(
         fence = guard(record) if guard is not None else None
         if record is None:
             return []
-        # A runner holds this outbox's tasks in place (its mark is ahead): it is not re-sent
-        # (sent once already, or recovered when the mark has passed).
+        # A runner holds this outbox's tasks in place (its mark is ahead): they are not
+        # re-sent (recovered when the mark has passed); its other messages are.
         on_hold = held(record, stepper.clock())
         pending = () if on_hold else tuple(m for m in record.outbox if m.id not in handled)
         # Tasks this stepper ran but whose results are not committed yet stay in the
@@ -155,10 +162,14 @@ def _commit(
         seq = record.seq + 1
         arn, machine = record.execution_arn, record.state_machine_arn
         own = build_outbox(arn, seq, commands, state, machine, now)
-        carried: tuple[Message, ...] = ()
-        if on_hold and state.status == "RUNNING":  # kept under the mark: their durable copy
-            carried = carry_held(record, state.tasks)
-        outbox = own + (carried if on_hold else _in_flight(stepper, record, state, handled))
+        carried: tuple[Message, ...] = ()  # kept under the mark: their durable copy
+        running = state.status == "RUNNING"
+        if on_hold:  # an ending commit sends what it keeps (no held task is left to run)
+            kept_back = carry_held(record, state.tasks if running else ())
+            carried = kept_back if running else ()
+            outbox = own + kept_back
+        else:
+            outbox = own + _in_flight(stepper, record, state, handled)
         kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
         kept.update(attributes or {})
         kept.pop(HELD_UNTIL, None)
