@@ -48,13 +48,14 @@ bounded. A mark left on an outbox the runner then did not hold (sent and cleared
 harmless; the next commit drops a mark it carries nothing under. The outbox is never
 cleared out of time while it carries what the runner did not send.
 
-The price: a send that fails while the mark is ahead (the runner's timer, another
-commit's message), and the tasks of a holder that dies, are recovered only once the mark
-has passed (at most the invocation's time left when it was written, 15 minutes; by the
+The price: what a writer that dies between its commit and its send leaves pending on a
+held head, and the tasks of a holder that dies, are recovered only once the mark has
+passed (at most the invocation's time left when it was written, 15 minutes; by the
 repair job, its age later); what is pending then is re-sent once (the tasks meet their
-lease records, closed or live: a few requests, not a second run). A runner without a
-deadline (``stepflow local``) writes no mark: each other delivery re-sends its held
-outbox once (its claim meets the live lease).
+lease records, closed or live: a few requests, not a second run). A send that fails with
+an error ends the mark instead (:func:`unmarked`): the redelivery re-sends at once. A
+runner without a deadline (``stepflow local``) writes no mark: each other delivery re-
+sends its held outbox once (its claim meets the live lease).
 """
 
 from __future__ import annotations
