@@ -21,7 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from tests.model.chaos import ChaosMachine, InPlaceChaosMachine, RunnerChaosMachine
+from tests.model.chaos import (
+    ChaosMachine,
+    HeldChaosMachine,
+    InPlaceChaosMachine,
+    RunnerChaosMachine,
+)
 
 
 def main() -> int:
@@ -39,9 +44,16 @@ def main() -> int:
         action="store_true",
         help="as --runner, with group messages and the runner's tasks run in place",
     )
+    parser.add_argument(
+        "--held",
+        action="store_true",
+        help="as --in-place, each delivery with a deadline: the held-until mark is written",
+    )
     args = parser.parse_args()
     machine: type[ChaosMachine] = ChaosMachine
-    if args.in_place:
+    if args.held:
+        machine = HeldChaosMachine
+    elif args.in_place:
         machine = InPlaceChaosMachine
     elif args.runner:
         machine = RunnerChaosMachine
@@ -80,9 +92,17 @@ def main() -> int:
     print(f"wall time: {elapsed:.1f} s")
     print(
         f"reproduce: .venv/bin/python bench/chaos.py --examples {args.examples} "
-        f"--steps {args.steps}{' --runner' if args.runner else ''}"
+        f"--steps {args.steps}{_mode(args)}"
     )
     return lost_or_doubled
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """The machine's option, as given (for the reproduce line)."""
+    for flag in ("held", "in_place", "runner"):
+        if getattr(args, flag):
+            return " --" + flag.replace("_", "-")
+    return ""
 
 
 if __name__ == "__main__":

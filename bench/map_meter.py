@@ -36,6 +36,7 @@ from typing import Any
 from stepflow.aws import DynamoDBLog
 from stepflow.aws.topology import LIST_INDEX, LIST_INDEX_PK, RUNNING_INDEX, RUNNING_INDEX_PK
 from stepflow.runtime.leases import LeaseFence, TaskLease
+from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import content_key
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord
 
@@ -314,6 +315,10 @@ class MeteredLog:
         # Billed even when its condition fails (the outbox was empty or the head moved on).
         self._size(self.sizer.clear_outbox, execution_arn, seq)
         self.inner.clear_outbox(execution_arn, seq)
+
+    def keep_outbox(self, record: ExecutionRecord, messages: Sequence[Message]) -> None:
+        self._size(self.sizer.keep_outbox, record, messages)
+        self.inner.keep_outbox(record, messages)
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         self.meter.rru += 1 if self.meter.enabled else 0

@@ -24,7 +24,7 @@ the stepper receives the next batch of up to 10 due messages, and the virtual
 clock jumps to the next delayed message when nothing is due. Each write is
 listed by who made it (api, stepper, runner), the request and the item kind.
 
-    .venv/bin/python bench/order_cost.py [--json] [--writes]
+    .venv/bin/python bench/order_cost.py [--json] [--writes] [--runner-seconds 900]
 """
 
 from __future__ import annotations
@@ -114,7 +114,12 @@ def _kind(entry: dict[str, Any]) -> str:
     return f"{op.removesuffix('Item')}:{prefix}"
 
 
-def run(definition: dict[str, Any], value: Any, handlers: dict[str, Any]) -> dict[str, Any]:
+def run(
+    definition: dict[str, Any],
+    value: Any,
+    handlers: dict[str, Any],
+    runner_seconds: float | None = None,
+) -> dict[str, Any]:
     """Run one execution through the API, stepper and runner steppers; the counts and price."""
     machine = parse(definition)
     with mock_aws():
@@ -152,6 +157,8 @@ def run(definition: dict[str, Any], value: Any, handlers: dict[str, Any]) -> dic
             seed=1,
         )
         arn = record.execution_arn
+        # the deployed runner passes its invocation's seconds left (from the Lambda context)
+        seconds_left = None if runner_seconds is None else lambda: float(runner_seconds)
         invocations: Counter[str] = Counter()
         receives = 0
         busy = 0.0
@@ -168,7 +175,8 @@ def run(definition: dict[str, Any], value: Any, handlers: dict[str, Any]) -> dic
             batch: list[Message] = queue.receive_batch(limit)
             tasks.now = bus.now = clock()
             started = time.perf_counter()
-            failures = handle.handle_batch(batch)
+            left = seconds_left if handle is runner else None
+            failures = handle.handle_batch(batch, None, left)
             busy += time.perf_counter() - started
             assert not failures, failures
             for message in batch:
@@ -228,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--runner-seconds",
+        type=float,
+        default=None,
+        help="the runner's invocation seconds left, as its Lambda context tells it "
+        "(default: none, as stepflow local's runner)",
+    )
     args = parser.parse_args(argv)
     for name, default in (
         ("AWS_ACCESS_KEY_ID", "testing"),
@@ -235,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         os.environ.setdefault(name, default)
-    r = run(ORDER, ORDER_INPUT, order_handlers())
+    r = run(ORDER, ORDER_INPUT, order_handlers(), args.runner_seconds)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

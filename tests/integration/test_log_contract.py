@@ -275,6 +275,27 @@ def test_clear_outbox_only_at_the_current_seq(log: CoordinationLog) -> None:
     log.clear_outbox(ARN + "-missing", 1)
 
 
+def test_keep_outbox_only_at_the_current_seq(log: CoordinationLog) -> None:
+    # GIVEN a head at seq 2 whose outbox holds a large task message (compressed, primed
+    # by the state, or offloaded) and a timer
+    log.create(make_record(), make_events(1, 1))
+    big = {"task_id": "t1", "input": {"frames": [{"n": i, "s": "état " * 8} for i in range(60)]}}
+    task = Message(ARN, f"{ARN}#2#0", "task", big)
+    head = make_record(seq=2, outbox=(task, make_record(seq=2).outbox[1]))
+    log.commit(head, 1, make_events(2, 1))
+    # WHEN the outbox of seq 1 is replaced THEN nothing changes
+    log.keep_outbox(replace(head, seq=1), [task])
+    assert log.get(ARN) == head
+    # WHEN the outbox of seq 2 is replaced by its task (twice) THEN only the outbox changes
+    log.keep_outbox(head, [task])
+    log.keep_outbox(head, [task])
+    assert log.get(ARN) == replace(head, outbox=(task,))
+    assert log.history(ARN).events == make_events(1, 2)
+    # AND replacing the outbox of an unknown execution is a no-op
+    log.keep_outbox(replace(head, execution_arn=ARN + "-missing"), [])
+    assert log.get(ARN + "-missing") is None
+
+
 # -- history ---------------------------------------------------------------------
 
 

@@ -596,3 +596,24 @@ class InPlaceChaosMachine(RunnerChaosMachine):
         super().__init__()
         for stepper in (self.api, self.rival):
             stepper.tasks_bus = self.bus  # the tasks queue: the same bag of messages
+
+
+HELD_SECONDS = 30
+"""The seconds left a :class:`HeldChaosMachine` runner invocation says it has."""
+
+
+class HeldChaosMachine(InPlaceChaosMachine):
+    """As :class:`InPlaceChaosMachine`, each delivery with a deadline (its seconds left),
+    as the deployed runner Lambda: a runner that holds its tasks marks the head "held
+    until" the deadline, and no other delivery re-sends that outbox before it has passed."""
+
+    def _deliver(self, message: Message, stepper: Stepper) -> None:
+        """One delivery, with HELD_SECONDS left (acknowledged unless it failed)."""
+        calls = sum(self.calls.values())
+        failed = stepper.handle_batch([message], None, lambda: float(HELD_SECONDS))
+        if failed:
+            self.log.reruns += sum(self.calls.values()) - calls
+        self.bus.lose_in, self.log.crash_commit = None, None
+        self.bus.ack(message)
+        if failed:
+            self.bus.send(message, LEASE_SECONDS)

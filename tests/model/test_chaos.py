@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from tests.model.chaos import ChaosMachine, InPlaceChaosMachine, RunnerChaosMachine
+from tests.model.chaos import (
+    ChaosMachine,
+    HeldChaosMachine,
+    InPlaceChaosMachine,
+    RunnerChaosMachine,
+)
 
 ChaosMachine.TestCase.settings = settings(
     max_examples=200,
@@ -32,3 +37,11 @@ InPlaceChaosMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestInPlaceChaos = InPlaceChaosMachine.TestCase
+
+HeldChaosMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestHeldChaos = HeldChaosMachine.TestCase

@@ -50,7 +50,7 @@ def work(n: Any) -> Any:
 
 
 class MeteredLog:
-    """Wraps a log and counts its writes per key (create, commit, clear_outbox, lease)."""
+    """Wraps a log and counts its writes per key (create, commit, clear/keep_outbox, lease)."""
 
     def __init__(self, inner: CoordinationLog) -> None:
         self.inner = inner
@@ -72,6 +72,10 @@ class MeteredLog:
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         self.writes[execution_arn] += 1
         self.inner.clear_outbox(execution_arn, seq)
+
+    def keep_outbox(self, record: ExecutionRecord, messages: Any) -> None:
+        self.writes[record.execution_arn] += 1
+        self.inner.keep_outbox(record, messages)
 
 
 def stepper(log: Any, bus: InMemoryBus, **options: Any) -> Stepper:

@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -88,6 +89,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.engine.history_events import HistoryEvent, expanded
 from stepflow.runtime.leases import LeaseFence, TaskLease
+from stepflow.runtime.messages import Message
 from stepflow.runtime.payloads import (
     PayloadCorruptError,
     PayloadNotFoundError,
@@ -391,6 +393,15 @@ class DynamoDBLog:
                 },
                 ExpressionAttributeValues={":seq": {"N": str(seq)}, ":empty": {"S": "[]"}},
             )
+
+    def keep_outbox(self, record: ExecutionRecord, messages: Sequence[Message]) -> None:
+        """Make the outbox ``messages`` if the head is still at ``record.seq`` (else nothing).
+
+        ``record`` is rewritten as its commit wrote it, but for its outbox: the documents
+        are packed together (the outbox primed by the state) and the head's seq is kept.
+        """
+        with contextlib.suppress(ConflictError):
+            self.commit(replace(record, outbox=tuple(messages)), record.seq, [])
 
     def history(
         self,

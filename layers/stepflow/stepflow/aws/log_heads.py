@@ -10,6 +10,7 @@ event items: :mod:`stepflow.aws.log_history`), and a head item back into the rec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from stepflow.aws.topology import (
     running_shard,
 )
 from stepflow.data.serialize import dumps, storable_problem
+from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
 from stepflow.runtime.ports import ExecutionRecord, UnstorableDataError
 from stepflow.runtime.registry import listing_key
 
@@ -82,7 +84,13 @@ class HeadItems:
         if record.stop_date is not None:
             head["stop_date"] = {"N": decimal_text(record.stop_date)}
             head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds())}
-        head[COMMITTED_AT] = {"N": decimal_text(self.clock())}  # the outbox repair job's age test
+        # The outbox repair job's age test; a runner holding this commit's tasks in place
+        # writes its mark there instead (runtime/in_place.py HELD_UNTIL): skipped until then.
+        until = held_until(record)
+        if until is None:
+            head[COMMITTED_AT] = {"N": decimal_text(self.clock())}
+        else:  # whole seconds: fewer bytes
+            head[COMMITTED_AT] = {"N": str(max(math.ceil(self.clock()), math.ceil(until)))}
         if record.status == "RUNNING":  # the sparse running index (see topology)
             head[RUNNING_INDEX_PK] = {"S": running_shard(record.execution_arn)}
             head[RUNNING_INDEX_SK] = {"S": record.execution_arn}
@@ -97,8 +105,10 @@ class HeadItems:
             "state": dumps(state),
             "outbox": dumps(write_outbox(arn, record.outbox)),
         }
-        if record.attributes:  # read back as {} when absent
-            docs["attributes"] = dumps(record.attributes)
+        attributes = dict(record.attributes)
+        attributes.pop(HELD_UNTIL, None)  # in committed_at, never in the document
+        if attributes:  # read back as {} when absent
+            docs["attributes"] = dumps(attributes)
         drafts = [
             Draft(head, {name: text.encode() for name, text in docs.items()}, HEAD_PRIMERS),
             *self.history.event_drafts(record.execution_arn, record.seq, events),
@@ -115,6 +125,10 @@ class HeadItems:
             return default if text is None else loads(text)
 
         arn, name = item["pk"]["S"][3:], item["name"]["S"]
+        attributes = read("attributes", {})
+        committed = float(item.get(COMMITTED_AT, {}).get("N", "0"))
+        if committed - self.clock() > CLOCK_SKEW:  # ahead of any clock: a runner's mark
+            attributes[HELD_UNTIL] = [int(item["seq"]["N"]), committed]
         machine_arn, value = item["state_machine_arn"]["S"], read("input", None)
         return ExecutionRecord(
             execution_arn=arn,
@@ -127,7 +141,7 @@ class HeadItems:
             outbox=read_outbox(arn, read("outbox", [])),
             start_date=float(item["start_date"]["N"]),
             stop_date=float(stop["N"]) if stop else None,
-            attributes=read("attributes", {}),
+            attributes=attributes,
         )
 
 

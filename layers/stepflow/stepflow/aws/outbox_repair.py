@@ -9,9 +9,11 @@ schedule (an EventBridge rule in the CDK stack, a loop in ``stepflow local``)
 it lists the running executions through the sparse running index
 (:data:`~stepflow.aws.topology.RUNNING_INDEX`), reads their heads, and for each
 whose outbox is not empty and whose last commit is older than
-``age_seconds`` sends a ``repair`` message to the transition queue; the
-stepper that receives it re-sends the outbox (with the usual lease checks), so
-the job itself never sends an outbox and cannot race a live stepper.
+``age_seconds`` (a runner that holds its tasks in place writes its "held until" mark
+as the commit time, :mod:`stepflow.runtime.in_place`: skipped until then) sends a
+``repair`` message to the transition queue; the stepper that receives it re-sends
+the outbox (with the usual lease checks), so the job itself never sends an outbox and
+cannot race a live stepper.
 
 Cost, per run, for R running executions: one Query page per shard and 1 KB of
 index keys per ~4 executions, plus one eventually consistent read of each
@@ -41,6 +43,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import MessageBus
+from stepflow.runtime.in_place import LONGEST_HOLD
 from stepflow.runtime.repair import repair_message
 
 SERVICE = "stepflow-outbox-repair"
@@ -72,7 +75,12 @@ class OutboxRepair:
         repaired = []
         for keys in _batches(self._running(), 100):
             for head in self._heads(keys):
-                if _pending(head) and float(head[COMMITTED_AT]["N"]) <= now - self.age_seconds:
+                committed = float(head[COMMITTED_AT]["N"]) if COMMITTED_AT in head else now
+                # a runner's mark is a commit time ahead (skipped until it is old enough);
+                # one further ahead than any invocation runs is believed by no one
+                if _pending(head) and (
+                    committed <= now - self.age_seconds or committed > now + LONGEST_HOLD
+                ):
                     arn = head["pk"]["S"].removeprefix("EX#")
                     self.bus.send(repair_message(arn))
                     repaired.append(arn)
@@ -98,7 +106,10 @@ class OutboxRepair:
 
     def _heads(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The heads' commit time and outbox attributes (BatchGetItem, unprocessed retried)."""
-        names = {"#c": COMMITTED_AT, **{f"#o{i}": n for i, n in enumerate(_OUTBOX)}}
+        names = {
+            "#c": COMMITTED_AT,
+            **{f"#o{i}": n for i, n in enumerate(_OUTBOX)},
+        }
         request: dict[str, Any] = {
             self.table: {
                 "Keys": keys,

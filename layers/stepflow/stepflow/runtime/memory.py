@@ -118,6 +118,20 @@ class InMemoryLog:
                 self._heads[execution_arn] = replace(head, outbox=())
                 self.writes += 1
 
+    def keep_outbox(self, record: ExecutionRecord, messages: Sequence[Message]) -> None:
+        """Make the outbox ``messages`` if the head is still at ``record.seq``.
+
+        The head's attributes become ``record``'s too (a mark ended: ``in_place.unmarked``).
+        """
+        kept = _clone(replace(record, outbox=tuple(messages)))
+        with self._lock:
+            head = self._heads.get(record.execution_arn)
+            if head is not None and head.seq == record.seq:
+                self._heads[record.execution_arn] = replace(
+                    head, outbox=kept.outbox, attributes=kept.attributes
+                )
+                self.writes += 1
+
     def history(
         self,
         execution_arn: str,

@@ -128,6 +128,14 @@ class CoordinationLog(Protocol):
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
 
+    def keep_outbox(self, record: ExecutionRecord, messages: Sequence[Message]) -> None:
+        """Replace the outbox of ``record`` with ``messages`` if the head is still at its seq.
+
+        ``record``: the head as its commit wrote it (else do nothing), or with its "held
+        until" mark taken off (``in_place.unmarked``). One write, as :meth:`clear_outbox`:
+        the commit's sender sent the rest (``in_place.carry_held``).
+        """
+
     def history(
         self,
         execution_arn: str,

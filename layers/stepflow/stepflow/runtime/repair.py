@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stepflow.runtime.in_place import current as current_in_place
+from stepflow.runtime.in_place import unmarked
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
@@ -37,12 +38,20 @@ class OutboxSender:
     repair_delay: int
 
     def flush(
-        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+        self,
+        record: ExecutionRecord,
+        *,
+        inline: bool | None = None,
+        clear: bool = True,
+        skip: frozenset[str] = frozenset(),
     ) -> list[Message]:
         """Send the outbox; return its task messages instead when tasks run inline.
 
         The outbox is cleared only when everything in it was sent (and ``clear``):
         inline task messages stay until the commit of their results replaces the outbox.
+        ``skip``: ids of messages a commit kept from a held outbox, not sent here; once the
+        rest went, the outbox is replaced by them alone (``in_place.carry_held``: sent
+        after the mark if still pending), so a later commit does not carry the rest again.
         """
         inline = self.inline_tasks if inline is None else inline
         now = self.clock()
@@ -51,6 +60,8 @@ class OutboxSender:
         tasks: list[Message] = []
         dispatched = False
         for message in record.outbox:
+            if message.id in skip:
+                continue
             if message.kind == "task" and self.router is not None and self.router.deferred(message):
                 self.router.dispatch(message)
                 dispatched = True
@@ -65,6 +76,8 @@ class OutboxSender:
         # messages, a timeout's timer, are sent once, not again by the next re-flush).
         in_place = current_in_place() if tasks and not dispatched else None
         if in_place is not None and in_place.hold(record, tasks):
+            if skip:  # never cleared out of time: what it keeps may not have gone
+                in_place.unsent(record.execution_arn)
             fresh = [(m, d) for m, d in queued if not in_place.was_sent(m)]
             try:
                 send_all(self.bus, fresh)
@@ -73,12 +86,20 @@ class OutboxSender:
                 raise
             in_place.sent([m for m, _ in fresh])
             return kept
-        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
-        send_all(self.bus, queued)
+        try:
+            if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
+                send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
+            send_all(self.bus, queued)
+        except Exception:
+            if skip:  # under a mark: ended, so the redelivery re-sends its own messages
+                self.log.keep_outbox(unmarked(record), record.outbox)
+            raise
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):
-            self.log.clear_outbox(record.execution_arn, record.seq)
+            if not skip:
+                self.log.clear_outbox(record.execution_arn, record.seq)
+            elif any(m.id not in skip for m in record.outbox):  # all its own went: keep the rest
+                self.log.keep_outbox(record, [m for m in record.outbox if m.id in skip])
         return kept
 
     def send_repair(self, execution_arn: str) -> None:

@@ -31,6 +31,7 @@ from stepflow.engine import Event, ExecutionState, ParameterCheck, Redrive, Stop
 from stepflow.engine.codec import decode_state
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
 from stepflow.limits import DEFAULT_LIMITS, Limits
+from stepflow.runtime.in_place import held
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
 from stepflow.runtime.map_run_access import MapRunStartCheck
@@ -190,7 +191,8 @@ class Stepper:
                 raise ExecutionInputMismatchError(
                     f"execution {name!r} already exists with a different input"
                 ) from exc
-            self._flush(existing, inline=False)
+            if not held(existing, self.clock()):  # a runner holds its tasks: not re-sent
+                self._flush(existing, inline=False)
             return existing
         self._flush(record, inline=False)
         return record
@@ -289,10 +291,15 @@ class Stepper:
         return self._root_inputs[root]
 
     def _flush(
-        self, record: ExecutionRecord, *, inline: bool | None = None, clear: bool = True
+        self,
+        record: ExecutionRecord,
+        *,
+        inline: bool | None = None,
+        clear: bool = True,
+        skip: frozenset[str] = frozenset(),
     ) -> list[Message]:
-        """Send the outbox; return its task messages instead when tasks run inline."""
-        return self._sender().flush(record, inline=inline, clear=clear)
+        """Send the outbox (not ``skip``); return its task messages instead when they run inline."""
+        return self._sender().flush(record, inline=inline, clear=clear, skip=skip)
 
     def _send_repair(self, execution_arn: str) -> None:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""

@@ -24,7 +24,14 @@ from stepflow.engine import (
     decide,
 )
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
-from stepflow.runtime.in_place import carry
+from stepflow.runtime.in_place import (
+    HELD_UNTIL,
+    carry,
+    carry_held,
+    held,
+    mark,
+    mark_value,
+)
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.messages import Message, decode_event
@@ -115,7 +122,10 @@ def _commit(
         fence = guard(record) if guard is not None else None
         if record is None:
             return []
-        pending = tuple(m for m in record.outbox if m.id not in handled)
+        # A runner holds this outbox's tasks in place (its mark is ahead): they are not
+        # re-sent (recovered when the mark has passed); its other messages are.
+        on_hold = held(record, stepper.clock())
+        pending = () if on_hold else tuple(m for m in record.outbox if m.id not in handled)
         # Tasks this stepper ran but whose results are not committed yet stay in the
         # outbox: clearing it here would lose them if the commit below fails.
         partial = len(pending) < len(record.outbox)
@@ -150,11 +160,22 @@ def _commit(
                 continue
             return repaired
         seq = record.seq + 1
-        outbox = build_outbox(
-            record.execution_arn, seq, commands, state, record.state_machine_arn, now
-        ) + _in_flight(stepper, record, state, handled)
+        arn, machine = record.execution_arn, record.state_machine_arn
+        own = build_outbox(arn, seq, commands, state, machine, now)
+        carried: tuple[Message, ...] = ()  # kept under the mark: their durable copy
+        running = state.status == "RUNNING"
+        if on_hold:  # an ending commit sends what it keeps (no held task is left to run)
+            kept_back = carry_held(record, state.tasks if running else ())
+            carried = kept_back if running else ()
+            outbox = own + kept_back
+        else:
+            outbox = own + _in_flight(stepper, record, state, handled)
         kept = {k: v for k, v in record.attributes.items() if k not in _LEGACY_LEASE_ATTRIBUTES}
         kept.update(attributes or {})
+        kept.pop(HELD_UNTIL, None)
+        until = mark(record, now, _queued_tasks(stepper, own), carried)
+        if until is not None:  # the same write: no other delivery re-sends it before then
+            kept[HELD_UNTIL] = mark_value(seq, until)
         new = replace(
             record,
             seq=seq,
@@ -178,7 +199,8 @@ def _commit(
             # cannot help, so the execution fails instead, on the record it was at.
             events = [unstorable(exc)]
             continue
-        return repaired + [(m, False) for m in stepper._flush(new)]
+        skip = frozenset(m.id for m in carried)
+        return repaired + [(m, False) for m in stepper._flush(new, skip=skip)]
     raise ConflictError(execution_arn, -1)
 
 
@@ -214,6 +236,14 @@ def _decide(
         history.extend(decision.events)
         commands.extend(decision.commands)
     return state, history, commands
+
+
+def _queued_tasks(stepper: Stepper, outbox: tuple[Message, ...]) -> list[Message]:
+    """The task messages of ``outbox`` for the tasks queue (none if one is an activity's)."""
+    tasks = [m for m in outbox if m.kind == "task"]
+    if stepper.router is not None and any(stepper.router.deferred(m) for m in tasks):
+        return []
+    return tasks
 
 
 def _in_flight(

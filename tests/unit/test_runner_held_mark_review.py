@@ -1,0 +1,203 @@
+"""Review findings on the "held until" mark (in_place.py), on the memory log.
+
+- A mark is never pushed later over the tasks a commit carries: a runner that keeps
+  holding its own new tasks on a head that carries a dead holder's would otherwise
+  keep those from being re-sent for as long as it keeps finding work.
+- A retried StartExecution (same name and input) does not re-send a held outbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+from stepflow.runtime import InMemoryLog, Message
+from stepflow.runtime.in_place import CLOCK_SKEW, held_until
+from stepflow.runtime.repair import repair_message
+
+from tests.unit import test_runner_held_mark as held_mark
+from tests.unit.test_runner_batch import RecordingBus
+from tests.unit.test_runner_group import Crash
+from tests.unit.test_runner_held_mark import CHAIN, LEFT, NOW, SM, World, _task, _until
+
+LOOP = {  # a Parallel: (a then b) beside a loop (Wait, then c and e in place, again)
+    "StartAt": "P",
+    "States": {
+        "P": {
+            "Type": "Parallel",
+            "End": True,
+            "Branches": [
+                {
+                    "StartAt": "a",
+                    "States": {
+                        "a": _task("a", Next="b"),
+                        "b": _task("b", End=True),
+                    },
+                },
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {"Type": "Wait", "Seconds": 60, "Next": "c"},
+                        "c": _task("c", Next="e"),
+                        "e": _task("c", Next="Again"),  # c again
+                        "Again": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                            "Default": "W",
+                        },
+                        "Done": {"Type": "Succeed"},
+                    },
+                },
+            ],
+        }
+    },
+}
+
+
+def test_a_mark_is_never_pushed_later_over_a_dead_holders_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    everything: list[Message] = []  # World clears its buses after the start: the Wait's timer
+
+    class Keeping(RecordingBus):
+        def send(self, message: Message, delay_seconds: int = 0) -> None:
+            everything.append(message)
+            super().send(message, delay_seconds)
+
+    monkeypatch.setattr(held_mark, "RecordingBus", Keeping)
+    log = InMemoryLog()
+    w = World(log, LOOP)
+    (wait,) = [m for m in everything if m.not_before == NOW + 60]  # a's timeout: +100 s
+    (a,) = w.first
+    put = log.put_lease
+
+    def dies(lease: Any) -> None:  # a's runner dies at the claim of b, held in place
+        if lease.task_id != a.body["task_id"]:
+            raise Crash("the holder dies")
+        put(lease)
+
+    log.put_lease = dies  # type: ignore[method-assign]
+    with contextlib.suppress(Crash):
+        w.runner.handle_batch([a], None, lambda: LEFT)
+    log.put_lease = put  # type: ignore[method-assign]
+    head = log.get(w.arn)
+    assert head is not None and held_until(head) == NOW + LEFT
+    # WHEN, 500 s later, the loop's timer fires and another runner runs c, then e in place
+    w.now[0] = NOW + 500
+    w.bus.sent.clear()
+    w.transitions.handle_batch([wait])
+    for c in list(w.tasks.sent):
+        w.other.handle_batch([c], None, lambda: LEFT)
+    w.tasks.sent.clear()
+    # THEN the head still carries b, under the dead holder's mark, not the new runner's
+    head = log.get(w.arn)
+    assert head is not None and w.calls["c"] == 2  # c, then e in place
+    until = held_until(head)
+    assert until is not None and until <= NOW + LEFT, "the mark was pushed later"
+    # and the repair message after that mark re-sends b, which then runs once
+    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1
+    assert w.transitions.handle_batch([repair_message(w.arn)]) == []
+    runs_b = [m for m in w.tasks.sent if "b" in str(m.body.get("resource", m.body))]
+    assert runs_b, "b was not re-sent after its holder's mark"
+    for message in runs_b:
+        w.other.handle_batch([message], None, lambda: LEFT)
+    assert w.calls["a"] == 1 and w.calls["b"] == 1
+
+
+def test_a_retried_start_leaves_a_held_outbox_alone() -> None:
+    log = InMemoryLog()
+    w = World(log, CHAIN, block="b")
+    (first,) = w.first
+    worker = w.hold(first)
+    _until(lambda: w.calls["b"] == 1, "b never started")
+    timers, outbox = w.timers(), log.get(w.arn)
+    assert outbox is not None
+    # WHEN the client retries StartExecution (same name, same input) while b runs in place
+    w.now[0] += 5
+    w.transitions.start_execution(state_machine_arn=SM, name="x", input={}, seed=1)
+    # THEN nothing is re-sent and the held outbox, the tasks' durable copy, stays
+    head = log.get(w.arn)
+    assert w.tasks.sent == [], "the held group was sent again"
+    assert w.timers() == timers, "the held outbox's timers were sent again"
+    assert head is not None and head.outbox == outbox.outbox
+    w.release.set()
+    worker.join(10)
+    assert w.calls == {"a": 1, "b": 1, "c": 1}
+    assert w.succeeded()
+
+
+def _cancel_left_pending(monkeypatch: pytest.MonkeyPatch) -> tuple[World, InMemoryLog, Message]:
+    """LOOP: a's runner dies holding b (marked until NOW + LEFT); the Wait's timer sends c;
+    then a ``.sync`` job's cancel (a task message of a closed task) is left in the held
+    head's outbox, as by a writer that died between its commit and its send."""
+    everything: list[Message] = []
+
+    class Keeping(RecordingBus):
+        def send(self, message: Message, delay_seconds: int = 0) -> None:
+            everything.append(message)
+            super().send(message, delay_seconds)
+
+    monkeypatch.setattr(held_mark, "RecordingBus", Keeping)
+    log = InMemoryLog()
+    w = World(log, LOOP)
+    (wait,) = [m for m in everything if m.not_before == NOW + 60]
+    (a,) = w.first
+    put = log.put_lease
+
+    def dies(lease: Any) -> None:
+        if lease.task_id != a.body["task_id"]:
+            raise Crash("the holder dies")
+        put(lease)
+
+    log.put_lease = dies  # type: ignore[method-assign]
+    with contextlib.suppress(Crash):
+        w.runner.handle_batch([a], None, lambda: LEFT)
+    log.put_lease = put  # type: ignore[method-assign]
+    w.now[0] = NOW + 60
+    w.tasks.sent.clear()
+    assert w.transitions.handle_batch([wait]) == []
+    head = log.get(w.arn)
+    assert head is not None and held_until(head) == NOW + LEFT
+    cancel = Message(
+        w.arn,
+        f"{w.arn}#{head.seq}#9",
+        "task",
+        {"op": "cancel", "task_id": a.body["task_id"], "handle": {"JobId": "j-1"}},
+    )
+    log.keep_outbox(head, (*head.outbox, cancel))
+    return w, log, cancel
+
+
+def _cancels(w: World) -> int:
+    return sum(1 for m in w.tasks.sent if m.body.get("op") == "cancel")
+
+
+def test_a_job_cancel_left_in_a_held_outbox_outlives_another_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review: carry_held kept a task message only if its task was open, so a commit on
+    the held head dropped a ``.sync`` job's cancel unsent: the job kept running."""
+    w, log, cancel = _cancel_left_pending(monkeypatch)
+    (c,) = [m for m in w.tasks.sent if "c" in str(m.body.get("resource", m.body))]
+    w.tasks.sent.clear()
+    assert w.other.handle_batch([c], None, lambda: LEFT) == []  # c's commit, held head
+    head = log.get(w.arn)
+    assert head is not None and cancel.id in {m.id for m in head.outbox}, "the cancel was lost"
+    w.now[0] = NOW + LEFT + CLOCK_SKEW + 1  # after the mark: the repair job's message
+    assert w.transitions.handle_batch([repair_message(w.arn)]) == []
+    assert _cancels(w) == 1
+
+
+def test_a_commit_that_ends_a_held_execution_sends_what_was_left_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review: StopExecution on a held head dropped the pending outbox unsent (a job's
+    cancel, a child's stop): now the ending commit sends it."""
+    w, log, _cancel = _cancel_left_pending(monkeypatch)
+    w.tasks.sent.clear()
+    w.now[0] = NOW + 70
+    w.transitions.stop_execution(w.arn)
+    head = log.get(w.arn)
+    assert head is not None and head.status == "ABORTED"
+    assert _cancels(w) == 1, "the cancel was dropped unsent"
