@@ -201,3 +201,97 @@ def test_a_commit_that_ends_a_held_execution_sends_what_was_left_pending(
     head = log.get(w.arn)
     assert head is not None and head.status == "ABORTED"
     assert _cancels(w) == 1, "the cancel was dropped unsent"
+
+
+WAIT_BESIDE = {  # a, then a Parallel: b beside (a Wait of 10 s, then c)
+    "StartAt": "a",
+    "States": {
+        "a": _task("a", Next="P"),
+        "P": {
+            "Type": "Parallel",
+            "End": True,
+            "Branches": [
+                {"StartAt": "b", "States": {"b": _task("b", End=True)}},
+                {
+                    "StartAt": "W",
+                    "States": {
+                        "W": {"Type": "Wait", "Seconds": 10, "Next": "c"},
+                        "c": _task("c", End=True),
+                    },
+                },
+            ],
+        },
+    },
+}
+
+
+def test_a_holders_failed_send_ends_its_mark() -> None:
+    """review 10: the holder's own send of its commit's timer failed and its mark stayed,
+    so nothing re-sent the Wait's timer before the mark: a Wait of 10 s took 10 minutes."""
+    log = InMemoryLog()
+    w = World(log, WAIT_BESIDE)
+    (a,) = w.first
+    send = w.bus.send
+    failed: list[Message] = []
+
+    def once(message: Message, delay_seconds: int = 0) -> None:
+        if not failed and message.not_before == NOW + 10:
+            failed.append(message)
+            raise ConnectionError("SQS refused it once")
+        send(message, delay_seconds)
+
+    w.bus.send = once  # type: ignore[method-assign]
+    w.runner.handle_batch([a], None, lambda: LEFT)
+    head = log.get(w.arn)
+    assert failed and head is not None and held_until(head) is None, "the mark stayed"
+    w.now[0] = NOW + 30  # a's redelivery (or any delivery) re-sends it at once
+    w.other.handle_batch([a], None, lambda: LEFT)
+    w.transitions.handle_batch([repair_message(w.arn)])
+    assert [m for m in w.bus.sent if m.not_before == NOW + 10], "the Wait's timer waits"
+    assert w.calls["a"] == 1 and w.calls["b"] == 1
+
+
+def test_a_failed_send_ends_the_mark_a_racing_commit_kept() -> None:
+    """review 10: a commit's send failed while another commit on the held head carried its
+    task under the same mark: the unmark at the failed commit's seq wrote nothing, and
+    the task, held by nobody, waited for the mark. Now the later head is unmarked too."""
+
+    def waits(name: str, seconds: int, task: str) -> dict[str, Any]:
+        waited = {"Type": "Wait", "Seconds": seconds, "Next": task}
+        return {"StartAt": name, "States": {name: waited, task: _task("c", End=True)}}
+
+    chain = {"StartAt": "a", "States": {"a": _task("a", Next="b"), "b": _task("b", End=True)}}
+    branches = [chain, waits("W", 60, "c"), waits("V", 61, "d")]
+    three = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Parallel", "End": True, "Branches": branches}},
+    }
+    log = InMemoryLog()
+    w = World(log, three, block="b")
+    (a,) = w.first
+    (first,) = [m for m in w.started if m.not_before == NOW + 60]
+    (second,) = [m for m in w.started if m.not_before == NOW + 61]
+    worker = w.hold(a)
+    try:
+        _until(lambda: w.calls["b"] == 1, "b never started")
+        w.now[0] = NOW + 62
+        send = w.tasks.send
+        raced: list[int] = []
+
+        def racing(message: Message, delay_seconds: int = 0) -> None:
+            if not raced:  # W's commit sends c: meanwhile V's commits, then SQS fails
+                raced.append(1)
+                w.other.handle_batch([second], None, lambda: LEFT)
+                raise ConnectionError("SQS throttled")
+            send(message, delay_seconds)
+
+        w.tasks.send = racing  # type: ignore[method-assign]
+        w.transitions.handle_batch([first])
+        w.tasks.send = send  # type: ignore[method-assign]
+        head = log.get(w.arn)
+        assert head is not None and held_until(head) is None, "the raced mark stayed"
+        w.transitions.handle_batch([first])  # the redelivery re-sends c at once
+        assert [m for m in w.tasks.sent if m.id.endswith(f"#{head.seq - 1}#0")], "c waits"
+    finally:
+        w.release.set()
+        worker.join(10)

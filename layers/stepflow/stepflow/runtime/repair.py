@@ -10,12 +10,13 @@ sending a delayed ``repair`` message before every commit.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from stepflow.runtime.in_place import current as current_in_place
-from stepflow.runtime.in_place import unmarked
+from stepflow.runtime.in_place import held_until, unmarked
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
@@ -23,6 +24,8 @@ from stepflow.runtime.outbox import send_all
 from stepflow.runtime.ports import CoordinationLog, ExecutionRecord, MessageBus
 from stepflow.runtime.task_groups import group_tasks
 from stepflow.runtime.task_queue import TaskRouter
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,39 @@ class OutboxSender:
         rest went, the outbox is replaced by them alone (``in_place.carry_held``: sent
         after the mark if still pending), so a later commit does not carry the rest again.
         """
+        try:
+            return self._flush(record, inline, clear, skip)
+        except Exception:
+            if held_until(record) is not None:  # its messages must not wait for the mark
+                self._end_mark(record)
+            raise
+
+    def _end_mark(self, record: ExecutionRecord) -> None:
+        """End the "held until" mark of ``record`` after one of its sends failed.
+
+        Also when a later commit kept its messages under the mark: what did not go is
+        then re-sent by the redelivery at once instead of after the mark (review: a Wait
+        of 10 s took 10 minutes). Held tasks re-sent then meet their holder's live lease.
+        Best effort: on an error of its own the send's error stands, and the mark ends
+        by itself.
+        """
+        ids = {m.id for m in record.outbox}
+        current = record
+        try:
+            for _ in range(3):  # a commit racing in between keeps the messages: unmark it
+                self.log.keep_outbox(unmarked(current), current.outbox)
+                head = self.log.get(record.execution_arn)
+                if head is None or held_until(head) is None:
+                    return
+                if not ids & {m.id for m in head.outbox}:
+                    return
+                current = head
+        except Exception as exc:
+            LOG.warning("a held mark was not ended after a failed send: %r", exc)
+
+    def _flush(
+        self, record: ExecutionRecord, inline: bool | None, clear: bool, skip: frozenset[str]
+    ) -> list[Message]:
         inline = self.inline_tasks if inline is None else inline
         now = self.clock()
         kept = []
@@ -86,14 +122,9 @@ class OutboxSender:
                 raise
             in_place.sent([m for m, _ in fresh])
             return kept
-        try:
-            if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
-                send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
-            send_all(self.bus, queued)
-        except Exception:
-            if skip:  # under a mark: ended, so the redelivery re-sends its own messages
-                self.log.keep_outbox(unmarked(record), record.outbox)
-            raise
+        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
+            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
+        send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):
             if not skip:
