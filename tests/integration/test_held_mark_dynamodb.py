@@ -18,7 +18,6 @@ from stepflow.runtime.in_place import HELD_UNTIL, LONGEST_HOLD, held, held_until
 
 from tests.moto_env import offline_aws
 from tests.unit.test_runner_batch import RecordingBus
-from tests.unit.test_runner_group import Crash
 from tests.unit.test_runner_held_keep import (
     a_flush_that_fails_replaces_nothing,
     a_loop_under_a_live_mark_keeps_the_outbox_bounded,
@@ -90,17 +89,7 @@ def _dead_holder(dynamodb: Any) -> tuple[World, RecordingBus, Callable[[float], 
     log = _log(dynamodb)
     w = World(log, CHAIN)
     (first,) = w.first
-    put = log.put_lease
-
-    def dies(lease: Any) -> None:
-        if lease.task_id != first.body["task_id"]:  # the group's claim: the process dies
-            raise Crash("the runner dies")
-        put(lease)
-
-    log.put_lease = dies  # type: ignore[method-assign]
-    with pytest.raises(Crash):
-        w.runner.handle_batch([first], None, lambda: LEFT)
-    log.put_lease = put  # type: ignore[method-assign]
+    w.die_holding(first)
     bus = RecordingBus()
 
     def job(at: float) -> list[str]:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from stepflow.asl import parse
 from stepflow.runtime import CoordinationLog, InMemoryLog, Message, Stepper
 from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
@@ -115,6 +116,23 @@ class World:
         worker.start()
         return worker
 
+    def die_holding(self, first: Message) -> None:
+        """The runner runs ``first`` with a deadline, holds what its commit gives back, and
+        dies as it claims that (its first lease write but ``first``'s own)."""
+        put = self.log.put_lease
+
+        def dies(lease: Any) -> None:
+            if lease.task_id != first.body["task_id"]:
+                raise Crash("the holder dies")
+            put(lease)
+
+        self.log.put_lease = dies  # type: ignore[method-assign]
+        try:
+            with pytest.raises(Crash):
+                self.runner.handle_batch([first], None, lambda: LEFT)
+        finally:
+            self.log.put_lease = put  # type: ignore[method-assign]
+
     def timers(self) -> Counter[str]:
         """The timers sent, by message id."""
         return Counter(m.id for m in self.bus.sent if m.body.get("type") == "TimerFired")
@@ -174,22 +192,7 @@ def a_holder_that_dies_has_its_tasks_resent_after_the_mark(log: CoordinationLog)
     repair message re-sends them once and another runner runs each once."""
     w = World(log, CHAIN)
     (first,) = w.first
-    put = log.put_lease
-    writes = [0]
-
-    def dies_at_the_group_claim(lease: Any) -> None:
-        writes[0] += 1
-        if writes[0] >= 2:  # a's lease, then the group's: the process dies
-            raise Crash("the runner dies")
-        put(lease)
-
-    log.put_lease = dies_at_the_group_claim  # type: ignore[method-assign]
-    try:
-        w.runner.handle_batch([first], None, lambda: LEFT)
-        raise AssertionError("the crash did not happen")
-    except Crash:
-        pass
-    log.put_lease = put  # type: ignore[method-assign]
+    w.die_holding(first)
     assert w.calls == {"a": 1}
     w.now[0] += 60  # the API's repair message: the mark is ahead, nothing is sent
     assert w.transitions.handle_batch([repair_message(w.arn)]) == []
@@ -208,20 +211,7 @@ def a_dead_holders_task_outlives_another_runners_commit(log: CoordinationLog) ->
     the mark is ahead: b stays in the outbox (its only copy), re-sent after the mark."""
     w = World(log, BRANCHES)
     a, c = sorted(w.first, key=lambda m: str(m.body.get("resource")))
-    put = log.put_lease
-
-    def dies(lease: Any) -> None:
-        if lease.task_id != a.body["task_id"]:  # b's claim: the process dies
-            raise Crash("the runner dies")
-        put(lease)
-
-    log.put_lease = dies  # type: ignore[method-assign]
-    try:
-        w.runner.handle_batch([a], None, lambda: LEFT)
-        raise AssertionError("the crash did not happen")
-    except Crash:
-        pass
-    log.put_lease = put  # type: ignore[method-assign]
+    w.die_holding(a)  # as it claims b
     w.now[0] += 10
     assert w.other.handle_batch([c], None, lambda: LEFT) == []
     assert w.tasks.sent == []  # the mark is ahead: b is not sent

@@ -8,17 +8,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-import pytest
 from stepflow.runtime import InMemoryLog, Message
 from stepflow.runtime.in_place import CLOCK_SKEW, held_until
 from stepflow.runtime.repair import repair_message
 
-from tests.unit import test_runner_held_mark as held_mark
-from tests.unit.test_runner_batch import RecordingBus
-from tests.unit.test_runner_group import Crash
 from tests.unit.test_runner_held_mark import CHAIN, LEFT, NOW, SM, World, _task, _until
 
 LOOP = {  # a Parallel: (a then b) beside a loop (Wait, then c and e in place, again)
@@ -55,32 +50,12 @@ LOOP = {  # a Parallel: (a then b) beside a loop (Wait, then c and e in place, a
 }
 
 
-def test_a_mark_is_never_pushed_later_over_a_dead_holders_tasks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    everything: list[Message] = []  # World clears its buses after the start: the Wait's timer
-
-    class Keeping(RecordingBus):
-        def send(self, message: Message, delay_seconds: int = 0) -> None:
-            everything.append(message)
-            super().send(message, delay_seconds)
-
-    monkeypatch.setattr(held_mark, "RecordingBus", Keeping)
+def test_a_mark_is_never_pushed_later_over_a_dead_holders_tasks() -> None:
     log = InMemoryLog()
     w = World(log, LOOP)
-    (wait,) = [m for m in everything if m.not_before == NOW + 60]  # a's timeout: +100 s
+    (wait,) = [m for m in w.started if m.not_before == NOW + 60]  # a's timeout: +100 s
     (a,) = w.first
-    put = log.put_lease
-
-    def dies(lease: Any) -> None:  # a's runner dies at the claim of b, held in place
-        if lease.task_id != a.body["task_id"]:
-            raise Crash("the holder dies")
-        put(lease)
-
-    log.put_lease = dies  # type: ignore[method-assign]
-    with contextlib.suppress(Crash):
-        w.runner.handle_batch([a], None, lambda: LEFT)
-    log.put_lease = put  # type: ignore[method-assign]
+    w.die_holding(a)
     head = log.get(w.arn)
     assert head is not None and held_until(head) == NOW + LEFT
     # WHEN, 500 s later, the loop's timer fires and another runner runs c, then e in place
@@ -127,33 +102,15 @@ def test_a_retried_start_leaves_a_held_outbox_alone() -> None:
     assert w.succeeded()
 
 
-def _cancel_left_pending(monkeypatch: pytest.MonkeyPatch) -> tuple[World, InMemoryLog, Message]:
+def _cancel_left_pending() -> tuple[World, InMemoryLog, Message]:
     """LOOP: a's runner dies holding b (marked until NOW + LEFT); the Wait's timer sends c;
     then a ``.sync`` job's cancel (a task message of a closed task) is left in the held
     head's outbox, as by a writer that died between its commit and its send."""
-    everything: list[Message] = []
-
-    class Keeping(RecordingBus):
-        def send(self, message: Message, delay_seconds: int = 0) -> None:
-            everything.append(message)
-            super().send(message, delay_seconds)
-
-    monkeypatch.setattr(held_mark, "RecordingBus", Keeping)
     log = InMemoryLog()
     w = World(log, LOOP)
-    (wait,) = [m for m in everything if m.not_before == NOW + 60]
+    (wait,) = [m for m in w.started if m.not_before == NOW + 60]
     (a,) = w.first
-    put = log.put_lease
-
-    def dies(lease: Any) -> None:
-        if lease.task_id != a.body["task_id"]:
-            raise Crash("the holder dies")
-        put(lease)
-
-    log.put_lease = dies  # type: ignore[method-assign]
-    with contextlib.suppress(Crash):
-        w.runner.handle_batch([a], None, lambda: LEFT)
-    log.put_lease = put  # type: ignore[method-assign]
+    w.die_holding(a)
     w.now[0] = NOW + 60
     w.tasks.sent.clear()
     assert w.transitions.handle_batch([wait]) == []
@@ -173,12 +130,10 @@ def _cancels(w: World) -> int:
     return sum(1 for m in w.tasks.sent if m.body.get("op") == "cancel")
 
 
-def test_a_job_cancel_left_in_a_held_outbox_outlives_another_commit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_job_cancel_left_in_a_held_outbox_outlives_another_commit() -> None:
     """review: carry_held kept a task message only if its task was open, so a commit on
     the held head dropped a ``.sync`` job's cancel unsent: the job kept running."""
-    w, log, cancel = _cancel_left_pending(monkeypatch)
+    w, log, cancel = _cancel_left_pending()
     (c,) = [m for m in w.tasks.sent if "c" in str(m.body.get("resource", m.body))]
     w.tasks.sent.clear()
     assert w.other.handle_batch([c], None, lambda: LEFT) == []  # c's commit, held head
@@ -189,12 +144,10 @@ def test_a_job_cancel_left_in_a_held_outbox_outlives_another_commit(
     assert _cancels(w) == 1
 
 
-def test_a_commit_that_ends_a_held_execution_sends_what_was_left_pending(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_commit_that_ends_a_held_execution_sends_what_was_left_pending() -> None:
     """review: StopExecution on a held head dropped the pending outbox unsent (a job's
     cancel, a child's stop): now the ending commit sends it."""
-    w, log, _cancel = _cancel_left_pending(monkeypatch)
+    w, log, _cancel = _cancel_left_pending()
     w.tasks.sent.clear()
     w.now[0] = NOW + 70
     w.transitions.stop_execution(w.arn)

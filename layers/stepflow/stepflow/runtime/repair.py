@@ -63,6 +63,17 @@ class OutboxSender:
                 self._end_mark(record)
             raise
 
+    def _keep(self, record: ExecutionRecord, carried: list[Message]) -> None:
+        """Make the outbox ``carried``, leaving the head's mark as it is now.
+
+        Another writer's failed send may have ended the mark since this commit wrote it
+        (``_end_mark``): written back, it would hold that writer's messages again (review).
+        """
+        head = self.log.get(record.execution_arn)
+        if head is None or head.seq != record.seq:
+            return  # a later commit replaced the outbox: nothing to keep
+        self.log.keep_outbox(record if held_until(head) is not None else unmarked(record), carried)
+
     def _end_mark(self, record: ExecutionRecord) -> None:
         """End the "held until" mark of ``record`` after one of its sends failed.
 
@@ -73,16 +84,16 @@ class OutboxSender:
         by itself.
         """
         ids = {m.id for m in record.outbox}
-        current = record
         try:
             for _ in range(3):  # a commit racing in between keeps the messages: unmark it
-                self.log.keep_outbox(unmarked(current), current.outbox)
+                # the head as stored, never the caller's copy (its outbox may leave out the
+                # tasks a stepper ran inline, whose only copy the outbox is: review)
                 head = self.log.get(record.execution_arn)
                 if head is None or held_until(head) is None:
                     return
-                if not ids & {m.id for m in head.outbox}:
+                if head.seq != record.seq and not ids & {m.id for m in head.outbox}:
                     return
-                current = head
+                self.log.keep_outbox(unmarked(head), head.outbox)
         except Exception as exc:
             LOG.warning("a held mark was not ended after a failed send: %r", exc)
 
@@ -130,7 +141,7 @@ class OutboxSender:
             if not skip:
                 self.log.clear_outbox(record.execution_arn, record.seq)
             elif any(m.id not in skip for m in record.outbox):  # all its own went: keep the rest
-                self.log.keep_outbox(record, [m for m in record.outbox if m.id in skip])
+                self._keep(record, [m for m in record.outbox if m.id in skip])
         return kept
 
     def send_repair(self, execution_arn: str) -> None:
