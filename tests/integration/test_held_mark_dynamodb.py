@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from stepflow.aws.topology import COMMITTED_AT
-from stepflow.runtime.in_place import HELD_UNTIL, LONGEST_HOLD, held, held_until
+from stepflow.runtime.held_mark import HELD_UNTIL, LONGEST_HOLD, held, held_until
 
 from tests.moto_env import offline_aws
 from tests.unit.test_runner_batch import RecordingBus

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryLog, Message
-from stepflow.runtime.in_place import held_until
+from stepflow.runtime.held_mark import held_until
 from stepflow.runtime.task_groups import group_members
 
 from tests.unit.test_runner_held_mark import LEFT, World, _task

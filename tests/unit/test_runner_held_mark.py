@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from stepflow.asl import parse
 from stepflow.runtime import CoordinationLog, InMemoryLog, Message, Stepper
-from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
+from stepflow.runtime.held_mark import CLOCK_SKEW, HELD_UNTIL, held_until
 from stepflow.runtime.repair import repair_message
 from stepflow.runtime.task_groups import group_members
 from stepflow.testing.handlers import task_invoker
@@ -242,7 +242,7 @@ def test_a_dead_holders_task_outlives_another_runners_commit() -> None:
 def test_a_mark_that_is_not_a_near_number_of_its_own_commit_holds_nothing() -> None:
     """Hostile marks (a string, a bool, infinity, NaN, a year ahead, a bare number,
     another commit's seq) never stop a re-send; nor does a mark within the clock skew."""
-    from stepflow.runtime.in_place import held
+    from stepflow.runtime.held_mark import held
     from stepflow.runtime.ports import ExecutionRecord
 
     def record(mark: Any) -> ExecutionRecord:

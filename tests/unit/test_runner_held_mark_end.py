@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 from stepflow.runtime import InMemoryLog, Message
-from stepflow.runtime.in_place import HELD_UNTIL, held_until, mark_value
+from stepflow.runtime.held_mark import HELD_UNTIL, held_until, mark_value
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.repair import OutboxSender
 

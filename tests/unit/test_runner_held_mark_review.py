@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepflow.runtime import InMemoryLog, Message
-from stepflow.runtime.in_place import CLOCK_SKEW, held_until
+from stepflow.runtime.held_mark import CLOCK_SKEW, held_until
 from stepflow.runtime.repair import repair_message
 
 from tests.unit.test_runner_held_mark import CHAIN, LEFT, NOW, SM, World, _task, _until

@@ -34,7 +34,7 @@ from stepflow.aws.topology import (
     running_shard,
 )
 from stepflow.data.serialize import dumps, storable_problem
-from stepflow.runtime.in_place import CLOCK_SKEW, HELD_UNTIL, held_until
+from stepflow.runtime.held_mark import CLOCK_SKEW, HELD_UNTIL, held_until
 from stepflow.runtime.ports import ExecutionRecord, UnstorableDataError
 from stepflow.runtime.registry import listing_key
 
@@ -85,7 +85,7 @@ class HeadItems:
             head["stop_date"] = {"N": decimal_text(record.stop_date)}
             head[TTL_ATTRIBUTE] = {"N": str(int(record.stop_date) + self.retention_seconds())}
         # The outbox repair job's age test; a runner holding this commit's tasks in place
-        # writes its mark there instead (runtime/in_place.py HELD_UNTIL): skipped until then.
+        # writes its mark there instead (runtime/held_mark.py HELD_UNTIL): skipped until then.
         until = held_until(record)
         if until is None:
             head[COMMITTED_AT] = {"N": decimal_text(self.clock())}

@@ -43,7 +43,7 @@ from stepflow.aws.topology import (
 )
 from stepflow.aws.wiring import Wiring, build
 from stepflow.runtime import MessageBus
-from stepflow.runtime.in_place import LONGEST_HOLD
+from stepflow.runtime.held_mark import LONGEST_HOLD
 from stepflow.runtime.repair import repair_message
 
 SERVICE = "stepflow-outbox-repair"

@@ -121,7 +121,7 @@ class InMemoryLog:
     def keep_outbox(self, record: ExecutionRecord, messages: Sequence[Message]) -> None:
         """Make the outbox ``messages`` if the head is still at ``record.seq``.
 
-        The head's attributes become ``record``'s too (a mark ended: ``in_place.unmarked``).
+        The head's attributes become ``record``'s too (a mark ended: ``held_mark.unmarked``).
         """
         kept = _clone(replace(record, outbox=tuple(messages)))
         with self._lock:

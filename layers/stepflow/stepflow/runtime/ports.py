@@ -132,8 +132,8 @@ class CoordinationLog(Protocol):
         """Replace the outbox of ``record`` with ``messages`` if the head is still at its seq.
 
         ``record``: the head as its commit wrote it (else do nothing), or with its "held
-        until" mark taken off (``in_place.unmarked``). One write, as :meth:`clear_outbox`:
-        the commit's sender sent the rest (``in_place.carry_held``).
+        until" mark taken off (``held_mark.unmarked``). One write, as :meth:`clear_outbox`:
+        the commit's sender sent the rest (``held_mark.carry_held``).
         """
 
     def history(

@@ -15,8 +15,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stepflow.runtime.held_mark import held_until, unmarked
 from stepflow.runtime.in_place import current as current_in_place
-from stepflow.runtime.in_place import held_until, unmarked
 from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message
 from stepflow.runtime.outbox import delay as _delay
@@ -53,7 +53,7 @@ class OutboxSender:
         The outbox is cleared only when everything in it was sent (and ``clear``):
         inline task messages stay until the commit of their results replaces the outbox.
         ``skip``: ids of messages a commit kept from a held outbox, not sent here; once the
-        rest went, the outbox is replaced by them alone (``in_place.carry_held``: sent
+        rest went, the outbox is replaced by them alone (``held_mark.carry_held``: sent
         after the mark if still pending), so a later commit does not carry the rest again.
         """
         try:

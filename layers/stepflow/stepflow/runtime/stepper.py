@@ -31,7 +31,7 @@ from stepflow.engine import Event, ExecutionState, ParameterCheck, Redrive, Stop
 from stepflow.engine.codec import decode_state
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
 from stepflow.limits import DEFAULT_LIMITS, Limits
-from stepflow.runtime.in_place import held
+from stepflow.runtime.held_mark import held
 from stepflow.runtime.map_io import ItemSource, ResultSink
 from stepflow.runtime.map_pages import PageCache
 from stepflow.runtime.map_run_access import MapRunStartCheck

@@ -24,14 +24,8 @@ from stepflow.engine import (
     decide,
 )
 from stepflow.engine.history_events import HistoryEvent, takes_compact_events
-from stepflow.runtime.in_place import (
-    HELD_UNTIL,
-    carry,
-    carry_held,
-    held,
-    mark,
-    mark_value,
-)
+from stepflow.runtime.held_mark import HELD_UNTIL, carry_held, held, mark, mark_value
+from stepflow.runtime.in_place import carry
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
 from stepflow.runtime.messages import Message, decode_event
