@@ -10,7 +10,7 @@ it lists the running executions through the sparse running index
 (:data:`~stepflow.aws.topology.RUNNING_INDEX`), reads their heads, and for each
 whose outbox is not empty and whose last commit is older than
 ``age_seconds`` (a runner that holds its tasks in place writes its "held until" mark
-as the commit time, :mod:`stepflow.runtime.in_place`: skipped until then) sends a
+as the commit time, :mod:`stepflow.runtime.held_mark`: skipped until then) sends a
 ``repair`` message to the transition queue; the stepper that receives it re-sends
 the outbox (with the usual lease checks), so the job itself never sends an outbox and
 cannot race a live stepper.
@@ -106,10 +106,7 @@ class OutboxRepair:
 
     def _heads(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The heads' commit time and outbox attributes (BatchGetItem, unprocessed retried)."""
-        names = {
-            "#c": COMMITTED_AT,
-            **{f"#o{i}": n for i, n in enumerate(_OUTBOX)},
-        }
+        names = {"#c": COMMITTED_AT, **{f"#o{i}": n for i, n in enumerate(_OUTBOX)}}
         request: dict[str, Any] = {
             self.table: {
                 "Keys": keys,

@@ -116,8 +116,8 @@ def _commit(
         fence = guard(record) if guard is not None else None
         if record is None:
             return []
-        # A runner holds this outbox's tasks in place (its mark is ahead): they are not
-        # re-sent (recovered when the mark has passed); its other messages are.
+        # A runner holds this outbox's tasks in place (its mark is ahead): nothing of it is
+        # re-sent here; the commit below carries it (held_mark.carry_held).
         on_hold = held(record, stepper.clock())
         pending = () if on_hold else tuple(m for m in record.outbox if m.id not in handled)
         # Tasks this stepper ran but whose results are not committed yet stay in the
