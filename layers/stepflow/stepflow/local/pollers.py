@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stepflow.local.gateway import CONTEXT
+from stepflow.local.invocation import Function, Invocation
 
 SQSHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 """A Lambda handler for SQS events returning ``{"batchItemFailures": [...]}``."""
@@ -20,11 +20,13 @@ class HandlerTimeoutError(Exception):
 class Pollers:
     """``count`` threads receiving batches of up to ``batch_size`` and calling ``handler``.
 
-    ``timeout`` emulates the function's timeout: a handler still running after
-    it is abandoned, like a Lambda invocation cut off, and its batch is not
-    deleted, so the messages come back after the queue's visibility timeout.
-    (A thread cannot be killed: the abandoned call runs on, but nothing waits
-    for its answer.)
+    Each call gets its own Lambda context (:class:`~stepflow.local.invocation.Invocation`)
+    of ``function``, its time left counting down, as Lambda's does, from the function's
+    deployed timeout or ``timeout``, whichever is shorter. ``timeout`` (None: never) also
+    cuts an invocation off: a handler still running after it is abandoned, and its batch
+    is not deleted, so the messages come back after the queue's visibility timeout. (A
+    thread cannot be killed: the abandoned call runs on, but nothing waits for its
+    answer.)
     """
 
     def __init__(
@@ -36,9 +38,14 @@ class Pollers:
         *,
         batch_size: int = 10,
         timeout: float | None = None,
+        function: Function,
     ) -> None:
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
         self.batch_size, self.timeout = batch_size, timeout
+        seconds = function.timeout if timeout is None else min(function.timeout, timeout)
+        Invocation.begin(function.name, seconds)  # a bad timeout fails here, not in each call
+        self.function = Function(function.name, seconds)
+        """The function called, with the timeout its contexts count down from."""
         self.timeouts = 0
         """How many invocations overran ``timeout`` and were abandoned."""
         self._stop = threading.Event()
@@ -108,11 +115,12 @@ class Pollers:
 
     def _invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """The handler's response, or an error if it overran the emulated timeout."""
+        context = Invocation.begin(self.function.name, self.function.timeout)
         if self.timeout is None:
-            return self.handler(event, CONTEXT) or {}
+            return self.handler(event, context) or {}
         answer: list[dict[str, Any]] = []
         call = threading.Thread(
-            target=lambda: answer.append(self.handler(event, CONTEXT) or {}), daemon=True
+            target=lambda: answer.append(self.handler(event, context) or {}), daemon=True
         )
         call.start()
         call.join(self.timeout)
