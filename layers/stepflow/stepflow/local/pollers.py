@@ -42,9 +42,11 @@ class Pollers:
     ) -> None:
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
         self.batch_size, self.timeout = batch_size, timeout
-        seconds = function.timeout if timeout is None else min(function.timeout, timeout)
-        Invocation.begin(function.name, seconds)  # a bad timeout fails here, not in each call
-        self.function = Function(function.name, seconds)
+        for seconds in (function.timeout, timeout):  # a bad one fails here, not in each call
+            if seconds is not None:
+                Invocation.begin(function.name, seconds)
+        shorter = function.timeout if timeout is None else min(function.timeout, timeout)
+        self.function = Function(function.name, shorter)
         """The function called, with the timeout its contexts count down from."""
         self.timeouts = 0
         """How many invocations overran ``timeout`` and were abandoned."""
