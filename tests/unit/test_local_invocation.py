@@ -126,18 +126,23 @@ def test_each_call_gets_its_own_context_of_the_pollers_function() -> None:
     assert len(queue.deleted) == 2
 
 
-def test_an_emulated_timeout_shorter_than_the_functions_is_the_contexts() -> None:
+def test_an_emulated_cut_off_shorter_than_the_functions_timeout_leaves_the_context_whole() -> None:
+    # GIVEN stepper pollers cutting invocations off at 2 s (a stand-in, e.g. tests/e2e/
+    # test_long_tasks.py), shorter than a decision's budget and margin (15 s)
     seen: list[Any] = []
     pollers = Pollers(
         OneBatchQueue(), "q", lambda e, c: seen.append(c) or {}, timeout=2.0, function=STEPPER
     )
-    assert pollers.function == Function("stepflow-stepper", 2.0)
+    # WHEN a batch is handled
     pollers.poll_once()
-    assert 0 < seen[0].get_remaining_time_in_millis() <= 2_000
+    # THEN its context still counts down from the stepper's deployed 30 s: told 2 s, the
+    # handler would defer every event it gets (time_left), and the executions never end
+    assert 15_000 < seen[0].get_remaining_time_in_millis() <= 30_000
 
 
 def test_a_handler_overrunning_its_timeout_is_abandoned_and_then_reads_no_time_left() -> None:
-    # GIVEN stepper pollers cutting an invocation off at 0.2 s, and a handler that waits
+    # GIVEN pollers of a function of 0.2 s cutting an invocation off then, and a handler
+    # that waits
     release, done = threading.Event(), threading.Event()
     read: list[int] = []
 
@@ -148,7 +153,7 @@ def test_a_handler_overrunning_its_timeout_is_abandoned_and_then_reads_no_time_l
         return {}
 
     queue = OneBatchQueue()
-    pollers = Pollers(queue, "q", handler, timeout=0.2, function=STEPPER)
+    pollers = Pollers(queue, "q", handler, timeout=0.2, function=Function("short", 0.2))
     # WHEN a batch overruns
     with pytest.raises(HandlerTimeoutError):
         pollers.poll_once()

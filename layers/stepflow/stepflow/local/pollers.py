@@ -21,12 +21,15 @@ class Pollers:
     """``count`` threads receiving batches of up to ``batch_size`` and calling ``handler``.
 
     Each call gets its own Lambda context (:class:`~stepflow.local.invocation.Invocation`)
-    of ``function``, its time left counting down, as Lambda's does, from the function's
-    deployed timeout or ``timeout``, whichever is shorter. ``timeout`` (None: never) also
-    cuts an invocation off: a handler still running after it is abandoned, and its batch
-    is not deleted, so the messages come back after the queue's visibility timeout. (A
-    thread cannot be killed: the abandoned call runs on, but nothing waits for its
-    answer.)
+    of ``function``, its time left counting down from the function's deployed timeout,
+    as Lambda's does. ``timeout`` (None: never) cuts an invocation off: a handler still
+    running after it is abandoned, and its batch is not deleted, so the messages come
+    back after the queue's visibility timeout. (A thread cannot be killed: the abandoned
+    call runs on, but nothing waits for its answer.) A shorter ``timeout`` does not
+    shorten the context: the stepper handler defers its batch's events once less than a
+    decision's budget and a margin (15 s) are left, and a stepper begun with less would
+    defer every event it gets, for ever (so would a deployed stepper given so short a
+    timeout: :func:`~stepflow.aws.stepper_lambda.time_left`).
     """
 
     def __init__(
@@ -45,9 +48,7 @@ class Pollers:
         for seconds in (function.timeout, timeout):  # a bad one fails here, not in each call
             if seconds is not None:
                 Invocation.begin(function.name, seconds)
-        shorter = function.timeout if timeout is None else min(function.timeout, timeout)
-        self.function = Function(function.name, shorter)
-        """The function called, with the timeout its contexts count down from."""
+        self.function = function
         self.timeouts = 0
         """How many invocations overran ``timeout`` and were abandoned."""
         self._stop = threading.Event()

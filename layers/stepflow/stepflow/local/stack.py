@@ -100,8 +100,8 @@ class LocalStack:
     runners: int = 4
     stepper_timeout: float | None = None
     """Emulates the stepper function's timeout (seconds): an overrunning batch is abandoned.
-    The stepper's Lambda contexts count down from it (None: the deployed 30 s; see
-    :mod:`.invocation`), the runner's from the deployed runner's 900 s."""
+    The handlers' Lambda contexts count down from the deployed functions' timeouts (the
+    stepper's 30 s, the runner's 900 s), whatever this is (see :class:`.Pollers`)."""
     repair_every: float = 60.0
     """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     repair_age: int = OUTBOX_REPAIR_AGE_SECONDS
