@@ -178,3 +178,86 @@ def test_two_copies_of_a_start_read_before_the_run_failed_never_run_the_child(
     assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]
     assert_exact(log)
     assert head(log).done["ABORTED"] == 1 and head(log).done["FAILED"] == 1
+
+
+class _Crash(Exception):
+    """The stepper process dies here."""
+
+
+def test_a_stepper_dead_between_a_childs_create_and_the_run_check_never_runs_the_child(
+    log: RacingLog,
+) -> None:
+    """Child 0 is created on a read of the run from before it failed, and the stepper
+    dies before its check of the run. The create's repair message came first and sent
+    the child's first outbox whatever the run's state: its Lambda was called in a failed
+    run. Now that delivery checks the run as the creating stepper would have: child 0
+    never runs, is aborted once and counted ABORTED once (the start's redelivery, after
+    it, changes nothing)."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus, repair_delay=60)  # as deployed: a repair message before each commit
+    child0, running = _fail_with_child0_unstarted(s, bus, log)
+    create = log.create
+
+    def dying_create(record: Any, events: Any) -> None:
+        create(record, events)
+        if record.execution_arn == child0.execution_arn:  # stored; the check never made
+            del log.create
+            raise _Crash
+
+    log.create = dying_create  # type: ignore[method-assign]
+    log.stale_head = running
+    [(failed, error)] = s.handle_batch([child0])  # the batch is lost with its process
+    assert failed is child0 and isinstance(error, _Crash)
+    assert [c.status for c in children(log)] == ["RUNNING", "FAILED"]
+    bus.now += 3600  # the repair message is due before the start's redelivery
+    repairs = [
+        m
+        for m in bus.receive_batch(1000)
+        if m.kind == "repair" and m.execution_arn == child0.execution_arn
+    ]
+    assert repairs
+    deliver(s, bus, repairs[:1])
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+    drain(s, bus)  # the start's redelivery, other repair messages, the report
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+    assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]
+    assert_exact(log)
+    assert head(log).done["ABORTED"] == 1 and head(log).done["FAILED"] == 1
+
+
+def test_a_stepper_dead_between_a_childs_create_and_the_run_check_of_a_running_run(
+    log: RacingLog,
+) -> None:
+    """The same death while the run still runs: the repair message sends the child's
+    first outbox (one read of the run more), the child runs once and the run succeeds
+    with both items counted once."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus, repair_delay=60)
+    bus.send(start_message([1, 2], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = [m for m in bus.receive_batch(10) if m.kind == "child"]
+    [child0] = [m for m in kids if m.body.get("position") == 0]
+    create = log.create
+
+    def dying_create(record: Any, events: Any) -> None:
+        create(record, events)
+        if record.execution_arn == child0.execution_arn:
+            del log.create
+            raise _Crash
+
+    log.create = dying_create  # type: ignore[method-assign]
+    [(failed, _)] = s.handle_batch([child0])
+    assert failed is child0
+    bus.now += 3600
+    [repair, *_] = [
+        m
+        for m in bus.receive_batch(1000)
+        if m.kind == "repair" and m.execution_arn == child0.execution_arn
+    ]
+    deliver(s, bus, [repair])
+    done = finished(drain(s, bus))
+    assert [d["status"] for d in done] == ["SUCCEEDED"], done
+    assert s.calls[repr(1)] == 1 and s.calls[repr(2)] == 1  # type: ignore[attr-defined]
+    assert [c.status for c in children(log)] == ["SUCCEEDED", "SUCCEEDED"]
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 2
