@@ -121,7 +121,12 @@ def _commit(
         # re-sent here; the commit below carries it (held_mark.carry_held).
         on_hold = held(record, stepper.clock())
         pending = () if on_hold else tuple(m for m in record.outbox if m.id not in handled)
-        if pending and record.seq == 1 and _unstarted_child_aborted(stepper, record):
+        # A delivery with no event of its own (a repair message) that finds a run's child
+        # at its first commit, outbox unsent: its creator may have died before the run
+        # check. Not a stepper that ran tasks of that outbox (it checked), nor a Start
+        # (its copy checked in stepper_batch._aborted_copy).
+        first = pending and not events and not handled and record.seq == 1
+        if first and _unstarted_child_aborted(stepper, record):
             continue  # its first state never runs: read the aborted record again
         # Tasks this stepper ran but whose results are not committed yet stay in the
         # outbox: clearing it here would lose them if the commit below fails.
