@@ -24,7 +24,7 @@ the stepper receives the next batch of up to 10 due messages, and the virtual
 clock jumps to the next delayed message when nothing is due. Each write is
 listed by who made it (api, stepper, runner), the request and the item kind.
 
-    .venv/bin/python bench/order_cost.py [--json] [--writes] [--runner-seconds 900]
+    .venv/bin/python bench/order_cost.py [--json] [--runner-seconds 900]
 """
 
 from __future__ import annotations

@@ -170,9 +170,21 @@ def _aborted_copy(stepper: Stepper, message: Message, now: float) -> bool:
     first = existing is not None and existing.seq == 1 and existing.status == "RUNNING"
     if existing is None or not first or not existing.outbox:
         return False
-    if not stepper.map_runs().ended_since(message, {}):
+    return abort_if_run_ended(stepper, existing, str(message.body["map_run"]), now)
+
+
+def abort_if_run_ended(
+    stepper: Stepper, record: ExecutionRecord, run_key: str, now: float | None = None
+) -> bool:
+    """Abort ``record``, a run's child at its first commit, if the run ``run_key`` ended.
+
+    Returns whether the run ended (the child was aborted here, or by a concurrent writer
+    that won the commit: either way its first state's outbox is never sent).
+    """
+    if not stepper.map_runs().run_ended(run_key, {}):
         return False
-    _abort_unstarted(stepper, existing, decode_state(existing.state), now)
+    when = stepper.clock() if now is None else now
+    _abort_unstarted(stepper, record, decode_state(record.state), when)
     return True
 
 
