@@ -90,10 +90,16 @@ def run_batch(
             stepper.map_runs().handle(key, kept)
         except Exception as exc:
             failures.extend((message, exc) for message in deliveries)
+    # The first message of an invocation goes ahead (has_time's first answer is yes): its
+    # execution's events are applied even if time is short by now, or an invocation that
+    # starts short of time would send every event back for ever (as a new message: its
+    # receive count never reaches the dead-letter queue).
+    progressed = bool(created or tasks or runs)
     for arn, group in groups.items():
-        if has_time is not None and not has_time():
+        if has_time is not None and progressed and not has_time():
             later.extend(message for message, _ in group)
             continue
+        progressed = True
         try:
             apply_events(stepper, arn, [event for _, event in group])
         except Exception as exc:
