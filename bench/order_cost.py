@@ -25,6 +25,10 @@ clock jumps to the next delayed message when nothing is due. Each write is
 listed by who made it (api, stepper, runner), the request and the item kind.
 
     .venv/bin/python bench/order_cost.py [--json] [--writes] [--runner-seconds 900]
+
+``--writes`` lists every write request in order: who made it, its units, and each item's
+billed size with its largest attributes (the figures behind docs/benchmarks.md's
+"Cost: what $1.00 needs").
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from bench.cost import (
     CountingBus,
     order_handlers,
 )
-from bench.map_meter import KeyMeter
+from bench.map_meter import KeyMeter, _key_of
 
 BATCH_SIZE = 10
 """The transition queue's event source mapping batch size."""
@@ -88,22 +92,35 @@ class WriteLog(KeyMeter):
         super().__init__()
         self.who = "api"
         self.requests: list[tuple[str, str, str, float]] = []
+        self.items: list[tuple[str, str, float, list[tuple[str, int, list[tuple[str, int]]]]]] = []
+        """Each write request in order: who, request, units, its items (see ``_item``)."""
         self.reads: Counter[str] = Counter()
 
     def charge(self, op: str, params: dict[str, Any]) -> None:
         before = self.wru
         super().charge(op, params)
-        if op == "TransactWriteItems":
-            kinds = "+".join(_kind(entry) for entry in params["TransactItems"])
-        else:
-            kinds = _kind({op: params})
+        entries = list(params["TransactItems"]) if op == "TransactWriteItems" else [{op: params}]
+        kinds = "+".join(_kind(entry) for entry in entries)
         self.requests.append((self.who, op, kinds, self.wru - before))
+        if self.enabled and op in _WRITES:
+            self.items.append((self.who, op, self.wru - before, [self._item(e) for e in entries]))
+
+    def _item(self, entry: dict[str, Any]) -> tuple[str, int, list[tuple[str, int]]]:
+        """An item of a write as now stored: its kind, size in bytes and largest attributes."""
+        ((_op, body),) = entry.items()
+        key = _key_of(body.get("Item") or body["Key"])
+        attrs = self._attrs.get(key, {})
+        largest = sorted(attrs.items(), key=lambda kv: -kv[1])[:4]
+        return _kind(entry), sum(attrs.values()), largest
 
     def _after(self, model: Any, parsed: dict[str, Any], **kwargs: Any) -> None:
         before = self.rru
         super()._after(model, parsed, **kwargs)
         if self.enabled and self.rru > before:
             self.reads[f"{self.who} {model.name}"] += int(self.rru - before)
+
+
+_WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
 
 
 def _kind(entry: dict[str, Any]) -> str:
@@ -220,6 +237,10 @@ def run(
             k: {"requests": count_request[k], "wru": v} for k, v in per_request.most_common()
         },
         "rru_by_request": dict(meter.reads.most_common()),
+        "writes": [
+            {"who": who, "request": op, "wru": units, "items": items}
+            for who, op, units, items in meter.items
+        ],
         "sqs_requests": sqs_requests,
         "lambda_invocations": dict(invocations),
         "lambda_seconds_measured": round(busy, 4),
@@ -242,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the runner's invocation seconds left, as its Lambda context tells it "
         "(default: none, as stepflow local's runner)",
+    )
+    parser.add_argument(
+        "--writes", action="store_true", help="list every write: items, sizes, largest attributes"
     )
     args = parser.parse_args(argv)
     for name, default in (
@@ -280,7 +304,17 @@ def main(argv: list[str] | None = None) -> int:
         f"  without the measured Lambda duration (deterministic): "
         f"${r['dollars_per_million_counted']:.2f} per million transitions"
     )
-    print("reproduce: .venv/bin/python bench/order_cost.py")
+    if args.writes:
+        print("every write, in order (who request units: item kind bytes [largest attributes]):")
+        for write in r["writes"]:
+            print(f"  {write['who']:<7} {write['request']:<18} {write['wru']:>3.0f}")
+            for kind, size, largest in write["items"]:
+                top = ", ".join(f"{name} {n}" for name, n in largest)
+                print(f"      {kind:<12} {size:>5} B  [{top}]")
+    options = " --writes" if args.writes else ""
+    if args.runner_seconds is not None:
+        options += f" --runner-seconds {args.runner_seconds:g}"
+    print(f"reproduce: .venv/bin/python bench/order_cost.py{options}")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from stepflow.asl import parse
 from stepflow.runtime import InMemoryBus, Message, Stepper
 from stepflow.runtime.map_express import NOT_STARTED
@@ -178,3 +179,142 @@ def test_two_copies_of_a_start_read_before_the_run_failed_never_run_the_child(
     assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]
     assert_exact(log)
     assert head(log).done["ABORTED"] == 1 and head(log).done["FAILED"] == 1
+
+
+class _Crash(Exception):
+    """The stepper process dies here."""
+
+
+def test_a_stepper_dead_between_a_childs_create_and_the_run_check_never_runs_the_child(
+    log: RacingLog,
+) -> None:
+    """Child 0 is created on a read of the run from before it failed, and the stepper
+    dies before its check of the run. The create's repair message came first and sent
+    the child's first outbox whatever the run's state: its Lambda was called in a failed
+    run. Now that delivery checks the run as the creating stepper would have: child 0
+    never runs, is aborted once and counted ABORTED once (the start's redelivery, after
+    it, changes nothing)."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus, repair_delay=60)  # as deployed: a repair message before each commit
+    child0, running = _fail_with_child0_unstarted(s, bus, log)
+    create = log.create
+
+    def dying_create(record: Any, events: Any) -> None:
+        create(record, events)
+        if record.execution_arn == child0.execution_arn:  # stored; the check never made
+            del log.create
+            raise _Crash
+
+    log.create = dying_create  # type: ignore[method-assign]
+    log.stale_head = running
+    [(failed, error)] = s.handle_batch([child0])  # the batch is lost with its process
+    assert failed is child0 and isinstance(error, _Crash)
+    assert [c.status for c in children(log)] == ["RUNNING", "FAILED"]
+    bus.now += 3600  # the repair message is due before the start's redelivery
+    repairs = [
+        m
+        for m in bus.receive_batch(1000)
+        if m.kind == "repair" and m.execution_arn == child0.execution_arn
+    ]
+    assert repairs
+    deliver(s, bus, repairs[:1])
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+    drain(s, bus)  # the start's redelivery, other repair messages, the report
+    assert s.calls[repr(1)] == 0  # type: ignore[attr-defined]
+    assert [c.status for c in children(log)] == ["ABORTED", "FAILED"]
+    assert_exact(log)
+    assert head(log).done["ABORTED"] == 1 and head(log).done["FAILED"] == 1
+
+
+def test_a_stepper_dead_between_a_childs_create_and_the_run_check_of_a_running_run(
+    log: RacingLog,
+) -> None:
+    """The same death while the run still runs: the repair message sends the child's
+    first outbox (one read of the run more), the child runs once and the run succeeds
+    with both items counted once."""
+    bus = InMemoryBus(0.0)
+    s = stepper(log, bus, repair_delay=60)
+    bus.send(start_message([1, 2], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = [m for m in bus.receive_batch(10) if m.kind == "child"]
+    [child0] = [m for m in kids if m.body.get("position") == 0]
+    create = log.create
+
+    def dying_create(record: Any, events: Any) -> None:
+        create(record, events)
+        if record.execution_arn == child0.execution_arn:
+            del log.create
+            raise _Crash
+
+    log.create = dying_create  # type: ignore[method-assign]
+    [(failed, _)] = s.handle_batch([child0])
+    assert failed is child0
+    bus.now += 3600
+    [repair, *_] = [
+        m
+        for m in bus.receive_batch(1000)
+        if m.kind == "repair" and m.execution_arn == child0.execution_arn
+    ]
+    deliver(s, bus, [repair])
+    done = finished(drain(s, bus))
+    assert [d["status"] for d in done] == ["SUCCEEDED"], done
+    assert s.calls[repr(1)] == 1 and s.calls[repr(2)] == 1  # type: ignore[attr-defined]
+    assert [c.status for c in children(log)] == ["SUCCEEDED", "SUCCEEDED"]
+    assert_exact(log)
+    assert head(log).done["SUCCEEDED"] == 2
+
+
+def test_a_child_whose_first_task_ran_inline_while_its_run_failed_keeps_its_result(
+    log: RacingLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review 12: child 0's first state is a Task with a timeout (its timer stays in the
+    first outbox while the task runs inline). The run fails while the task's Lambda
+    runs; the creating stepper had checked the run before. Committing the task's result
+    must not check the run again: the child was aborted and its Lambda's success lost
+    (on the tasks-queue path it succeeds). Child 0 runs once and keeps its result."""
+    definition = copy.deepcopy(support.DEFINITION)
+    definition["States"]["Each"]["ItemProcessor"]["States"]["Work"]["TimeoutSeconds"] = 300
+    monkeypatch.setattr(support, "MACHINE", parse(definition))
+    bus = InMemoryBus(0.0)
+    s, other = stepper(log, bus), stepper(log, bus)
+    bus.send(start_message([1, "bad"], max_concurrency=2))
+    deliver(s, bus, bus.receive_batch(10))
+    kids = bus.receive_batch(10)
+    [child0] = [m for m in kids if m.body.get("position") == 0]
+    deliver(s, bus, [m for m in kids if m is not child0])  # child 1 fails
+    failed = take(bus, status="FAILED")
+    real = support.work
+    reads = _run_reads(log)
+
+    def work(n: Any) -> Any:
+        if n == 1:  # while child 0's Lambda runs, another stepper fails the run
+            deliver(other, bus, failed)
+            assert head(log).status == "FAILED"
+            reads[0] = 0
+        return real(n)
+
+    monkeypatch.setattr(support, "work", work)
+    deliver(s, bus, [child0])
+    assert reads == [0]  # no read of the run after the Lambda: its creator checked it
+    monkeypatch.setattr(support, "work", real)
+    drain(s, bus)
+    [zero] = [c for c in children(log) if c.execution_arn.endswith("-0")]
+    assert zero.status == "SUCCEEDED"
+    kinds = [e["type"] for e in log.history(zero.execution_arn).events]
+    assert kinds.count("LambdaFunctionSucceeded") == 1 and "ExecutionAborted" not in kinds
+    assert s.calls[repr(1)] == 1  # type: ignore[attr-defined]
+    assert_exact(log)
+
+
+def _run_reads(log: RacingLog) -> list[int]:
+    """A one-item list counting the reads of the run's head from now on."""
+    count = [0]
+    get = log.get
+
+    def counted(execution_arn: str) -> Any:
+        if execution_arn == KEY:
+            count[0] += 1
+        return get(execution_arn)
+
+    log.get = counted  # type: ignore[method-assign]
+    return count

@@ -180,3 +180,24 @@ def test_when_time_runs_short_the_rest_is_sent_again_not_failed(harness: Harness
     assert sorted(harness.calls) == [0, 1, 2]
     for arn in arns:
         assert harness.status(arn)[0] == "RUNNING"  # now in its 20-minute Wait
+
+
+def test_an_invocation_started_short_of_time_still_applies_its_first_executions_events(
+    harness: Harness,
+) -> None:
+    # GIVEN an execution whose task ran short of time: its result event is on the queue
+    arn = harness.start("Orders", "e0", {"lines": [0]})
+    assert harness.run(harness.receive(), context([12_000])) == []
+    [result] = harness.receive()
+    assert json.loads(result["Body"])["kind"] == "event"
+    # WHEN an invocation that starts with less than a decision's budget and margin (12 s)
+    # gets it: the first message of an invocation always goes ahead. It was routed, then
+    # deferred when its execution's events were to be applied, and sent again as a new
+    # message, with a new receive count: at this time left, sent again for ever.
+    assert harness.run([result], context([12_000])) == []
+    # THEN it is applied once, and nothing comes back
+    events = [e["type"] for e in harness.log.history(arn).events]
+    assert events.count("LambdaFunctionSucceeded") == 1
+    assert events.count("TaskStateExited") == 1
+    assert harness.receive() == []
+    assert len(harness.calls) == 1

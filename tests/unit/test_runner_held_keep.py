@@ -18,7 +18,7 @@ from stepflow.runtime import CoordinationLog, ExecutionRecord, InMemoryLog, Mess
 from stepflow.runtime.held_mark import held_until
 from stepflow.runtime.task_groups import group_members
 
-from tests.unit.test_runner_held_mark import LEFT, World, _task
+from tests.unit.test_runner_held_mark import LEFT, World, _task, beside_b
 from tests.unit.test_runner_in_place import _until
 
 
@@ -47,26 +47,9 @@ class Outboxes:
 COUNT = "States.MathAdd($.n, 1)"
 
 
-def _beside_b(*states: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    """A Parallel: a then b (b held in place by a's runner) beside a branch of ``states``."""
-    return {
-        "StartAt": "P",
-        "States": {
-            "P": {
-                "Type": "Parallel",
-                "End": True,
-                "Branches": [
-                    {"StartAt": "a", "States": {"a": _task("a", Next="b"), "b": _end("b")}},
-                    {"StartAt": states[0][0], "States": dict(states)},
-                ],
-            }
-        },
-    }
-
-
 def _map_of(items: int) -> dict[str, Any]:
     """b held beside: a Wait of 10 s, then a Map of ``items`` c's (each with a timer)."""
-    return _beside_b(
+    return beside_b(
         ("W", {"Type": "Wait", "Seconds": 10, "Next": "L"}),
         ("L", {"Type": "Pass", "Result": list(range(items)), "Next": "M"}),
         ("M", {"Type": "Map", "End": True, "ItemProcessor": _one("c")}),
@@ -138,7 +121,7 @@ def a_loop_under_a_live_mark_keeps_the_outbox_bounded(log: CoordinationLog) -> N
     rounds = 5
     counted, w, worker = _held(
         log,
-        _beside_b(
+        beside_b(
             ("Init", {"Type": "Pass", "Result": 0, "ResultPath": "$.n", "Next": "W"}),
             ("W", {"Type": "Wait", "Seconds": 10, "Next": "c"}),
             ("c", _task("c", ResultPath="$.r", Next="Count")),

@@ -48,19 +48,31 @@ CHAIN = {  # a, then a Parallel of b and c (held in place by a's runner), each w
     },
 }
 
-BRANCHES = {  # a Parallel: (a then b) beside c; b is held by a's runner while c's commits
-    "StartAt": "P",
-    "States": {
-        "P": {
-            "Type": "Parallel",
-            "End": True,
-            "Branches": [
-                {"StartAt": "a", "States": {"a": _task("a", Next="b"), "b": _task("b", End=True)}},
-                {"StartAt": "c", "States": {"c": _task("c", End=True)}},
-            ],
-        }
-    },
-}
+
+def beside_b(*states: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """A Parallel: a then b (b held in place by a's runner) beside a branch of ``states``.
+
+    ``states`` are the branch's (name, state) pairs, the first its start.
+    """
+    return {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [
+                    {
+                        "StartAt": "a",
+                        "States": {"a": _task("a", Next="b"), "b": _task("b", End=True)},
+                    },
+                    {"StartAt": states[0][0], "States": dict(states)},
+                ],
+            }
+        },
+    }
+
+
+BRANCHES = beside_b(("c", _task("c", End=True)))  # b is held by a's runner while c's commits
 
 
 class World:

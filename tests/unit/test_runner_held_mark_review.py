@@ -14,40 +14,22 @@ from stepflow.runtime import InMemoryLog, Message
 from stepflow.runtime.held_mark import CLOCK_SKEW, held_until
 from stepflow.runtime.repair import repair_message
 
-from tests.unit.test_runner_held_mark import CHAIN, LEFT, NOW, SM, World, _task, _until
+from tests.unit.test_runner_held_mark import CHAIN, LEFT, NOW, SM, World, _task, _until, beside_b
 
-LOOP = {  # a Parallel: (a then b) beside a loop (Wait, then c and e in place, again)
-    "StartAt": "P",
-    "States": {
-        "P": {
-            "Type": "Parallel",
-            "End": True,
-            "Branches": [
-                {
-                    "StartAt": "a",
-                    "States": {
-                        "a": _task("a", Next="b"),
-                        "b": _task("b", End=True),
-                    },
-                },
-                {
-                    "StartAt": "W",
-                    "States": {
-                        "W": {"Type": "Wait", "Seconds": 60, "Next": "c"},
-                        "c": _task("c", Next="e"),
-                        "e": _task("c", Next="Again"),  # c again
-                        "Again": {
-                            "Type": "Choice",
-                            "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
-                            "Default": "W",
-                        },
-                        "Done": {"Type": "Succeed"},
-                    },
-                },
-            ],
-        }
-    },
-}
+LOOP = beside_b(  # beside a then b: a loop (Wait, then c and e in place, again)
+    ("W", {"Type": "Wait", "Seconds": 60, "Next": "c"}),
+    ("c", _task("c", Next="e")),
+    ("e", _task("c", Next="Again")),  # c again
+    (
+        "Again",
+        {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+            "Default": "W",
+        },
+    ),
+    ("Done", {"Type": "Succeed"}),
+)
 
 
 def test_a_mark_is_never_pushed_later_over_a_dead_holders_tasks() -> None:

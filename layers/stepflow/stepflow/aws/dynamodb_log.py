@@ -41,8 +41,9 @@ conditioned on ``seq``, event item conditioned on not existing). Throttling
 and other infrastructure failures surface as :class:`LogUnavailableError`.
 
 This module writes and reads heads (their items are built and read by
-:mod:`stepflow.aws.log_heads`); the other items live next to it:
-:mod:`stepflow.aws.log_history` (event items and history pages),
+:mod:`stepflow.aws.log_heads`; a new execution's are written, and an expired one's
+leftovers purged, by :mod:`stepflow.aws.log_lifecycle`); the other items live next
+to it: :mod:`stepflow.aws.log_history` (event items and history pages),
 :mod:`stepflow.aws.log_leases` (lease records), :mod:`stepflow.aws.log_listing`
 (the listing index), :mod:`stepflow.aws.log_items` (packing items within
 DynamoDB's limits) and :mod:`stepflow.aws.log_table` (the request wrapper, errors, keys).
@@ -61,16 +62,11 @@ import boto3
 from stepflow.aws.log_batch import batch_get, batch_put
 from stepflow.aws.log_heads import DOCS, HeadItems
 from stepflow.aws.log_history import HistoryItems
-from stepflow.aws.log_items import (
-    ITEM_BUDGET,
-    MAX_TRANSACTION_ITEMS,
-    TRANSACTION_BUDGET,
-    ItemPacker,
-    doc_names,
-)
+from stepflow.aws.log_items import ITEM_BUDGET, TRANSACTION_BUDGET, ItemPacker, doc_names
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
+from stepflow.aws.log_lifecycle import Partitions
 from stepflow.aws.log_listing import list_heads, listing_item
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
@@ -96,12 +92,7 @@ from stepflow.runtime.payloads import (
     PayloadStore,
     PayloadStoreUnavailableError,
 )
-from stepflow.runtime.ports import (
-    ConflictError,
-    ExecutionAlreadyExistsError,
-    ExecutionRecord,
-    HistoryPage,
-)
+from stepflow.runtime.ports import ConflictError, ExecutionRecord, HistoryPage
 
 COMPRESS_ABOVE = 256
 """JSON documents longer than this (bytes) are stored compressed by default."""
@@ -150,139 +141,22 @@ class DynamoDBLog:
         self._heads = HeadItems(
             self._items, self._history, lambda: self.clock(), lambda: self.retention_seconds
         )
+        self._partitions = Partitions(
+            table_name, self._call, self._heads, self._history, lambda arn: self.get(arn)
+        )
 
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
-        """Insert the head and the first events unless the ARN is taken."""
-        head, *chunks = self._heads.sealed(record, expanded(events))
-        listing = listing_item(record)
-        if not chunks:
-            self._create_head(record.execution_arn, head, listing)
-            return
-        items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": head,
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
-            *map(self._history.event_put, chunks),
-        ]
-        if listing is not None:  # written once, with the head (see log_listing)
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": listing,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
-        for _ in range(5):
-            try:
-                self._call("transact_write_items", TransactItems=items)
-                return
-            except _Rejected as rejected:
-                reason = _reasons(rejected)[0]
-                if reason.get("Code") == "TransactionConflict":
-                    continue  # a concurrent create of the same ARN is in flight
-                if reason.get("Code") != "ConditionalCheckFailed":
-                    if any(r.get("Code") == "ConditionalCheckFailed" for r in _reasons(rejected)):
-                        # History of an expired execution of this ARN that the sweeper
-                        # has not deleted yet: the name is free again, as on AWS.
-                        self.purge(record.execution_arn)
-                        continue
-                    raise LogUnavailableError(f"create cancelled: {reason}") from rejected
-                existing = self._heads.record(reason["Item"]) if "Item" in reason else None
-                existing = existing or self.get(record.execution_arn)
-                if existing is None:
-                    continue
-                raise ExecutionAlreadyExistsError(existing) from None
-        raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
-
-    def _create_head(
-        self, execution_arn: str, head: dict[str, Any], listing: dict[str, Any] | None
-    ) -> None:
-        """Insert a head without events: one conditional PutItem, not a transaction.
-
-        Half the write units of a one-item transaction (a map run's per-item
-        result records are created this way). A leftover of an expired execution
-        of this ARN is no obstacle here: its history items are not written.
-        A listed head's listing entry is put first, if there is none: a crash in
-        between leaves an entry without a head, which listings skip; an entry left
-        by a crash or an expired execution is replaced once the head is created.
-        """
-        stale = listing is not None and not self._put_new(listing)
-        for _ in range(5):
-            try:
-                self._call(
-                    "put_item",
-                    Item=head,
-                    ConditionExpression="attribute_not_exists(pk)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-                if stale and listing is not None:
-                    self._call("put_item", Item=listing)
-                return
-            except _Rejected as rejected:
-                if rejected.code == "TransactionConflictException":
-                    continue  # a transaction on this head is in flight
-                old = rejected.response.get("Item")
-                existing = self._heads.record(old) if old else self.get(execution_arn)
-                if existing is None:
-                    continue
-                raise ExecutionAlreadyExistsError(existing) from None
-        raise LogUnavailableError(f"{execution_arn}: create kept conflicting")
-
-    def _put_new(self, item: dict[str, Any]) -> bool:
-        """Put ``item`` unless its key exists; whether it was written."""
-        try:
-            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
-        except _Rejected:  # it exists (or a transaction on it is in flight)
-            return False
-        return True
+        """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
+        self._partitions.create(record, events)
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
 
-        Each transaction deletes up to 99 items and checks that the head is still
-        absent, so an execution started again under the same ARN meanwhile is never
-        touched: then nothing more is deleted. A concurrent write surfaces as
+        Never touches an execution started again under the same ARN (see
+        :meth:`.log_lifecycle.Partitions.purge`); a concurrent write surfaces as
         :class:`LogUnavailableError` (retry the purge).
         """
-        head_absent = {
-            "ConditionCheck": {
-                "TableName": self.table,
-                "Key": _key(execution_arn, _HEAD),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        query: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _key(execution_arn, _HEAD)["pk"]},
-            "ProjectionExpression": "pk, sk",
-            "ConsistentRead": True,
-            "Limit": MAX_TRANSACTION_ITEMS - 1,
-        }
-        deleted = 0
-        while True:
-            page = self._call("query", **query)
-            keys = [item for item in page.get("Items", []) if item["sk"]["S"] != _HEAD]
-            if len(keys) < len(page.get("Items", [])):
-                return deleted  # the head exists: the ARN is live again
-            deletes = [{"Delete": {"TableName": self.table, "Key": key}} for key in keys]
-            try:
-                if deletes:
-                    self._call("transact_write_items", TransactItems=[head_absent, *deletes])
-            except _Rejected as rejected:
-                if _reasons(rejected)[0].get("Code") == "ConditionalCheckFailed":
-                    return deleted
-                raise LogUnavailableError(f"purge cancelled: {_reasons(rejected)}") from None
-            deleted += len(deletes)
-            if "LastEvaluatedKey" not in page:
-                return deleted
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._partitions.purge(execution_arn)
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         """The current head (strongly consistent read), or None."""

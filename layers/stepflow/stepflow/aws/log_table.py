@@ -2,8 +2,9 @@
 
 :class:`~stepflow.aws.dynamodb_log.DynamoDBLog` calls the table through one
 wrapper that turns a failed condition into :class:`Rejected` and an outage
-into :class:`LogUnavailableError`; :mod:`stepflow.aws.log_leases` and
-:mod:`stepflow.aws.log_history` receive that wrapper as a :data:`TableCall`.
+into :class:`LogUnavailableError`; :mod:`stepflow.aws.log_leases`,
+:mod:`stepflow.aws.log_history` and :mod:`stepflow.aws.log_lifecycle` receive that
+wrapper as a :data:`TableCall`.
 """
 
 from __future__ import annotations

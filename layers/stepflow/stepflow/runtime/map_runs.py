@@ -187,7 +187,10 @@ class MapRuns:
         ``checked`` keeps the runs read after the creates of one batch (read here if
         absent).
         """
-        key = str(message.body["map_run"])
+        return self.run_ended(str(message.body["map_run"]), checked)
+
+    def run_ended(self, key: str, checked: dict[str, ExecutionRecord | None]) -> bool:
+        """Whether the run with head ``key`` ended (read unless in ``checked``)."""
         if key not in checked:
             checked[key] = self.log.get(key)
         run = checked[key]

@@ -90,10 +90,16 @@ def run_batch(
             stepper.map_runs().handle(key, kept)
         except Exception as exc:
             failures.extend((message, exc) for message in deliveries)
+    # The first message of an invocation goes ahead (has_time's first answer is yes): its
+    # execution's events are applied even if time is short by now, or an invocation that
+    # starts short of time would send every event back for ever (as a new message: its
+    # receive count never reaches the dead-letter queue).
+    progressed = bool(created or tasks or runs)
     for arn, group in groups.items():
-        if has_time is not None and not has_time():
+        if has_time is not None and progressed and not has_time():
             later.extend(message for message, _ in group)
             continue
+        progressed = True
         try:
             apply_events(stepper, arn, [event for _, event in group])
         except Exception as exc:
@@ -170,9 +176,21 @@ def _aborted_copy(stepper: Stepper, message: Message, now: float) -> bool:
     first = existing is not None and existing.seq == 1 and existing.status == "RUNNING"
     if existing is None or not first or not existing.outbox:
         return False
-    if not stepper.map_runs().ended_since(message, {}):
+    return abort_if_run_ended(stepper, existing, str(message.body["map_run"]), now)
+
+
+def abort_if_run_ended(
+    stepper: Stepper, record: ExecutionRecord, run_key: str, now: float | None = None
+) -> bool:
+    """Abort ``record``, a run's child at its first commit, if the run ``run_key`` ended.
+
+    Returns whether the run ended (the child was aborted here, or by a concurrent writer
+    that won the commit: either way its first state's outbox is never sent).
+    """
+    if not stepper.map_runs().run_ended(run_key, {}):
         return False
-    _abort_unstarted(stepper, existing, decode_state(existing.state), now)
+    when = stepper.clock() if now is None else now
+    _abort_unstarted(stepper, record, decode_state(record.state), when)
     return True
 
 

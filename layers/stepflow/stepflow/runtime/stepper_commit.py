@@ -28,6 +28,7 @@ from stepflow.runtime.held_mark import HELD_UNTIL, carry_held, held, mark, mark_
 from stepflow.runtime.in_place import carry
 from stepflow.runtime.leases import LeaseConflictError, LeaseFence
 from stepflow.runtime.map_inline import unreported as inline_unreported
+from stepflow.runtime.map_run_state import is_run_key
 from stepflow.runtime.messages import Message, decode_event
 from stepflow.runtime.nested import may_orphan, orphan_stops
 from stepflow.runtime.outbox import build_outbox
@@ -120,6 +121,13 @@ def _commit(
         # re-sent here; the commit below carries it (held_mark.carry_held).
         on_hold = held(record, stepper.clock())
         pending = () if on_hold else tuple(m for m in record.outbox if m.id not in handled)
+        # A delivery with no event of its own (a repair message) that finds a run's child
+        # at its first commit, outbox unsent: its creator may have died before the run
+        # check. Not a stepper that ran tasks of that outbox (it checked), nor a Start
+        # (its copy checked in stepper_batch._aborted_copy).
+        first = pending and not events and not handled and record.seq == 1
+        if first and _unstarted_child_aborted(stepper, record):
+            continue  # its first state never runs: read the aborted record again
         # Tasks this stepper ran but whose results are not committed yet stay in the
         # outbox: clearing it here would lose them if the commit below fails.
         partial = len(pending) < len(record.outbox)
@@ -238,6 +246,23 @@ def _queued_tasks(stepper: Stepper, outbox: tuple[Message, ...]) -> list[Message
     if stepper.router is not None and any(stepper.router.deferred(m) for m in tasks):
         return []
     return tasks
+
+
+def _unstarted_child_aborted(stepper: Stepper, record: ExecutionRecord) -> bool:
+    """Whether a map run's child, its first commit's outbox never sent, was aborted here.
+
+    The stepper that creates a run's child checks the run before it sends that outbox
+    (:func:`stepflow.runtime.stepper_batch._run_first_states`); one that crashed in
+    between leaves it to the next delivery (the repair message, the repair job's). That
+    delivery checks the run the same way: a run that ended since never sees the child
+    run its first state. One read of the run, only for such a child.
+    """
+    parent = record.state.get("parent") if record.status == "RUNNING" else None
+    if not isinstance(parent, dict) or not is_run_key(str(parent.get("arn") or "")):
+        return False
+    from stepflow.runtime.stepper_batch import abort_if_run_ended  # it imports this module
+
+    return abort_if_run_ended(stepper, record, str(parent["arn"]))
 
 
 def _in_flight(
