@@ -81,7 +81,7 @@ DEFINITION = {
                         "A3": _task("a3", None),
                     },
                 },
-                {"StartAt": "B", "States": {"B": {"Type": "Wait", "Seconds": 3, "End": True}}},
+                {"StartAt": "B", "States": {"B": {"Type": "Wait", "Seconds": 6, "End": True}}},
             ],
             "End": True,
         }
@@ -93,7 +93,8 @@ def test_a_timer_committed_on_a_held_head_sends_nothing_held_and_each_task_runs_
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a Parallel: branch A runs a1, a2, a3 in sequence (a2 lasts until branch B's
-    # 3 s Wait has been committed), branch B only waits
+    # 6 s Wait has been committed; 6 s leaves a loaded machine time to reach a2 before
+    # it), branch B only waits
     sfn = stack.stepfunctions()
     machine = sfn.create_state_machine(
         name="HeldMark", definition=json.dumps(DEFINITION), roleArn=ROLE

@@ -27,8 +27,8 @@ class Pollers:
     back after the queue's visibility timeout. (A thread cannot be killed: the abandoned
     call runs on, but nothing waits for its answer.) A shorter ``timeout`` does not
     shorten the context: the stepper handler defers its batch's events once less than a
-    decision's budget and a margin (15 s) are left, and a stepper begun with less would
-    defer every event it gets, for ever (so would a deployed stepper given so short a
+    decision's budget and a margin (15 s) are left, and a stepper begun with less applies
+    one execution's events per invocation (as would a deployed stepper given so short a
     timeout: :func:`~stepflow.aws.stepper_lambda.time_left`).
     """
 
