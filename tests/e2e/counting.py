@@ -3,7 +3,8 @@
 ``work`` counts each call under ``(tag, index)``, fails the indexes listed in
 ``FAILING`` and returns ``{"i", "sq"}``; ``slow`` is ``work`` after half a second (so
 that a stop finds iterations running). ``calls(tag)`` is a tag's count per index: a
-test tells once from twice with it.
+test tells once from twice with it. ``count_task_sends`` records what goes to a stack's
+tasks queue.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import threading
 import time
 from collections import Counter
 from typing import Any
+
+import pytest
+from stepflow.local import LocalStack
 
 from tests.e2e.waiting import wait_for
 
@@ -83,3 +87,25 @@ def _children_ended(sfn: Any, execution: str, timeout: float = 60.0) -> None:
                 break
             assert time.monotonic() < deadline, run["mapRunArn"]
             time.sleep(0.1)
+
+
+def count_task_sends(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The messages sent to stepflow local's tasks queue from now on (the bus wrapped)."""
+    bus = stack.wiring.tasks_bus
+    assert bus is not None
+    sent: list[Any] = []
+    send, send_batch = bus.send, getattr(bus, "send_batch", None)
+
+    def one(message: Any, delay_seconds: int = 0) -> None:
+        send(message, delay_seconds)
+        sent.append(message)
+
+    def batch(messages: Any) -> None:
+        assert send_batch is not None
+        send_batch(messages)
+        sent.extend(m for m, _ in messages)
+
+    monkeypatch.setattr(bus, "send", one)
+    if send_batch is not None:
+        monkeypatch.setattr(bus, "send_batch", batch)
+    return sent

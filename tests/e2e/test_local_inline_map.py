@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from stepflow.local import LocalStack
 
-from tests.e2e.counting import FN, ROLE, calls, failed_run, slow, work
+from tests.e2e.counting import FN, ROLE, calls, count_task_sends, failed_run, slow, work
 from tests.e2e.waiting import wait_for
 
 
@@ -305,7 +305,7 @@ def test_a_parallel_and_a_map_run_each_task_once_committed_by_the_runner(
     }
     arn = _machine(sfn, "RunnerCommits", definition)
     items = [{"n": i} for i in range(10)]
-    sent = _count_task_sends(stack, monkeypatch)
+    sent = count_task_sends(stack, monkeypatch)
     execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))[
         "executionArn"
     ]
@@ -331,25 +331,3 @@ def test_a_parallel_and_a_map_run_each_task_once_committed_by_the_runner(
     # AND ONE message went to the tasks queue (the Parallel's two): the runner that
     # committed their results ran the Map's ten in place (issue 18, round 4)
     assert [len(m.body["group"]) for m in sent if m.execution_arn == execution] == [2]
-
-
-def _count_task_sends(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The messages sent to stepflow local's tasks queue from now on (the bus wrapped)."""
-    bus = stack.wiring.tasks_bus
-    assert bus is not None
-    sent: list[Any] = []
-    send, send_batch = bus.send, getattr(bus, "send_batch", None)
-
-    def one(message: Any, delay_seconds: int = 0) -> None:
-        send(message, delay_seconds)
-        sent.append(message)
-
-    def batch(messages: Any) -> None:
-        assert send_batch is not None
-        send_batch(messages)
-        sent.extend(m for m, _ in messages)
-
-    monkeypatch.setattr(bus, "send", one)
-    if send_batch is not None:
-        monkeypatch.setattr(bus, "send_batch", batch)
-    return sent

@@ -16,9 +16,10 @@ from moto import mock_aws
 from stepflow.asl import parse
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.sqs_bus import SQSBus, create_queues
+from stepflow.aws.stepper_lambda import decode_message
 from stepflow.engine.codec import decode_state
 from stepflow.errors import StatesErrorName
-from stepflow.runtime import InMemoryLog, Stepper
+from stepflow.runtime import InMemoryLog, Message, Stepper
 
 from tests.integration.test_stepper_handler import (
     DEFINITION,
@@ -95,6 +96,11 @@ class Harness:
             if m["MessageId"] not in failed:
                 self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
         return failed
+
+    def status_seq(self, arn: str) -> int:
+        record = self.log.get(arn)
+        assert record is not None
+        return record.seq
 
     def status(self, arn: str) -> tuple[str, str | None, str | None]:
         record = self.log.get(arn)
@@ -201,3 +207,31 @@ def test_an_invocation_started_short_of_time_still_applies_its_first_executions_
     assert events.count("TaskStateExited") == 1
     assert harness.receive() == []
     assert len(harness.calls) == 1
+
+
+def test_after_a_repair_routed_the_next_execution_waits_for_time(harness: Harness) -> None:
+    # GIVEN a repair message for execution x and a result event of execution y
+    x = harness.start("Orders", "x", {"lines": [0]})
+    y = harness.start("Orders", "y", {"lines": [1]})
+    queued = harness.receive()
+    mine = [m for m in queued if _decoded(m).execution_arn == y]
+    assert harness.run(mine, context([12_000])) == []
+    [event] = [
+        m for m in map(_decoded, harness.receive()) if m.execution_arn == y and m.kind == "event"
+    ]
+    repair = Message(x, f"{x}#repair", "repair", {})
+    answers = iter([True, True])  # time while routing, none left for y's decision
+
+    def has_time() -> bool:
+        return next(answers, False)
+
+    before = harness.status_seq(y)
+    # WHEN one batch routes both: the repair is applied while routing (that is progress)
+    assert harness.stepper.handle_batch([repair, event], has_time) == []
+    # THEN y's events wait for an invocation with time: not applied, sent back once
+    assert harness.status_seq(y) == before
+    assert [_decoded(m).execution_arn for m in harness.receive()].count(y) == 1
+
+
+def _decoded(raw: dict[str, Any]) -> Message:
+    return decode_message(raw["Body"], SIGNER, None)

@@ -280,7 +280,7 @@ def time_left(context: Any, stepper: Stepper) -> Callable[[], bool] | None:
     One decision may evaluate for ``decision_budget_seconds``, plus its reads
     and writes: a new one is started only while more than that, and
     :data:`DECISION_MARGIN_MS`, remain. None when the context has no clock
-    (``stepflow local`` runs without a timeout).
+    (tests; ``stepflow local``'s contexts have one: :mod:`stepflow.local.invocation`).
     """
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stepflow.local.gateway import CONTEXT
+from stepflow.local.invocation import Function, Invocation
 
 SQSHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 """A Lambda handler for SQS events returning ``{"batchItemFailures": [...]}``."""
@@ -20,11 +20,16 @@ class HandlerTimeoutError(Exception):
 class Pollers:
     """``count`` threads receiving batches of up to ``batch_size`` and calling ``handler``.
 
-    ``timeout`` emulates the function's timeout: a handler still running after
-    it is abandoned, like a Lambda invocation cut off, and its batch is not
-    deleted, so the messages come back after the queue's visibility timeout.
-    (A thread cannot be killed: the abandoned call runs on, but nothing waits
-    for its answer.)
+    Each call gets its own Lambda context (:class:`~stepflow.local.invocation.Invocation`)
+    of ``function``, its time left counting down from the function's deployed timeout,
+    as Lambda's does. ``timeout`` (None: never) cuts an invocation off: a handler still
+    running after it is abandoned, and its batch is not deleted, so the messages come
+    back after the queue's visibility timeout. (A thread cannot be killed: the abandoned
+    call runs on, but nothing waits for its answer.) A shorter ``timeout`` does not
+    shorten the context: the stepper handler defers its batch's events once less than a
+    decision's budget and a margin (15 s) are left, and a stepper begun with less applies
+    one execution's events per invocation (as would a deployed stepper given so short a
+    timeout: :func:`~stepflow.aws.stepper_lambda.time_left`).
     """
 
     def __init__(
@@ -36,9 +41,14 @@ class Pollers:
         *,
         batch_size: int = 10,
         timeout: float | None = None,
+        function: Function,
     ) -> None:
         self.sqs, self.queue_url, self.handler = sqs, queue_url, handler
         self.batch_size, self.timeout = batch_size, timeout
+        for seconds in (function.timeout, timeout):  # a bad one fails here, not in each call
+            if seconds is not None:
+                Invocation.begin(function.name, seconds)
+        self.function = function
         self.timeouts = 0
         """How many invocations overran ``timeout`` and were abandoned."""
         self._stop = threading.Event()
@@ -108,11 +118,12 @@ class Pollers:
 
     def _invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """The handler's response, or an error if it overran the emulated timeout."""
+        context = Invocation.begin(self.function.name, self.function.timeout)
         if self.timeout is None:
-            return self.handler(event, CONTEXT) or {}
+            return self.handler(event, context) or {}
         answer: list[dict[str, Any]] = []
         call = threading.Thread(
-            target=lambda: answer.append(self.handler(event, CONTEXT) or {}), daemon=True
+            target=lambda: answer.append(self.handler(event, context) or {}), daemon=True
         )
         call.start()
         call.join(self.timeout)

@@ -43,6 +43,7 @@ from stepflow.limits import Limits
 from stepflow.local import moto_patches
 from stepflow.local.banner import banner_lines
 from stepflow.local.gateway import Gateway
+from stepflow.local.invocation import RUNNER, STEPPER, Invocation
 from stepflow.local.mocks import TestCases
 from stepflow.local.moto_process import MotoProcess
 from stepflow.local.pollers import Pollers
@@ -98,7 +99,9 @@ class LocalStack:
     pollers: int = 4
     runners: int = 4
     stepper_timeout: float | None = None
-    """Emulates the stepper function's timeout (seconds): an overrunning batch is abandoned."""
+    """Emulates the stepper function's timeout (seconds): an overrunning batch is abandoned.
+    The handlers' Lambda contexts count down from the deployed functions' timeouts (the
+    stepper's 30 s, the runner's 900 s), whatever this is (see :class:`.Pollers`)."""
     repair_every: float = 60.0
     """Seconds between two passes of the outbox repair job (a schedule in the CDK stack)."""
     repair_age: int = OUTBOX_REPAIR_AGE_SECONDS
@@ -158,9 +161,11 @@ class LocalStack:
     def start(self) -> LocalStack:
         """Bring everything up; returns self once the endpoint answers.
 
-        Raises ValueError on a malformed ``access_policy`` or ``check_roles``,
-        before anything starts.
+        Raises ValueError on a malformed ``access_policy``, ``check_roles`` or
+        ``stepper_timeout``, before anything starts.
         """
+        if self.stepper_timeout is not None:
+            Invocation.begin(STEPPER.name, self.stepper_timeout)
         AccessPolicy.from_json(self.access_policy)
         CellQueues.parse(self.cell_queues)
         if self.mock_config is not None:  # a MockConfigError is a ValueError
@@ -270,7 +275,12 @@ class LocalStack:
         endpoints["stepfunctions"] = self.url
         denied.add(self.url)
         self._pollers = Pollers(
-            sqs, queue_url, stepper_handler.handler, self.pollers, timeout=self.stepper_timeout
+            sqs,
+            queue_url,
+            stepper_handler.handler,
+            self.pollers,
+            timeout=self.stepper_timeout,
+            function=STEPPER,
         ).start()
         # The task runner: up to ten tasks per invocation, side by side (a slow one holds no other).
         self._runners = Pollers(
@@ -279,6 +289,7 @@ class LocalStack:
             stepper_handler.runner_handler,
             self.runners,
             batch_size=RUNNER_BATCH_SIZE,
+            function=RUNNER,
         ).start()
         self._repair = RepairLoop(from_wiring(self.wiring), self.repair_every).start()
         if settings.hooks or self.hooks:

@@ -24,8 +24,9 @@ passed (at most the invocation's time left when it was written, 15 minutes; by t
 repair job, its age later); what is pending then is re-sent once (the tasks meet their
 lease records, closed or live: a few requests, not a second run). A send that fails with
 an error ends the mark instead (:func:`unmarked`): the redelivery re-sends at once. A
-runner without a deadline (``stepflow local``) writes no mark: each other delivery
-re-sends its held outbox once (its claim meets the live lease).
+runner without a deadline (a context with no clock: tests) writes no mark: each other
+delivery re-sends its held outbox once (its claim meets the live lease). ``stepflow
+local``'s runner has one (:mod:`stepflow.local.invocation`).
 """
 
 from __future__ import annotations

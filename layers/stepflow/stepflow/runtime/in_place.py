@@ -145,7 +145,7 @@ class InPlace:
 
     def _covers(self, message: Message) -> bool:
         """``GroupClaim.covers``' rule, for a claim made now: the time left outlasts the task."""
-        if self._remaining is None:  # no deadline (stepflow local's runner, tests)
+        if self._remaining is None:  # no deadline (a context without a clock: tests)
             return True
         longest = self._lease_seconds - GROUP_START_MARGIN
         timeout = message.body.get("timeout_seconds")

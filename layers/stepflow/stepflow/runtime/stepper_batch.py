@@ -51,6 +51,7 @@ def run_batch(
     run_heads: dict[str, ExecutionRecord | None] = {}  # read once per batch (child_event)
     tasks: list[Message] = []  # queued tasks: run after the loop, side by side (run_tasks)
     created: list[_Created] = []  # new children of map runs: first states after the loop
+    progressed = False  # whether a routed message did work (see the groups' loop below)
     for message in messages:
         if has_time is not None and not has_time():
             later.append(message)
@@ -58,6 +59,7 @@ def run_batch(
         try:
             if message.not_before > now:
                 stepper.bus.send(message, _delay(message.not_before - now))
+                progressed = True
             elif is_run_key(message.execution_arn):
                 runs.setdefault(message.execution_arn, []).append(message)
             elif message.kind == "child" and "map_run" in message.body:
@@ -67,6 +69,7 @@ def run_batch(
             elif message.kind == "task":
                 tasks.append(message)
             elif message.kind == "repair":
+                progressed = True
                 apply_events(stepper, message.execution_arn, [])
             elif message.kind == "child":
                 create_child(stepper.log, message, stepper.clock())
@@ -94,7 +97,7 @@ def run_batch(
     # execution's events are applied even if time is short by now, or an invocation that
     # starts short of time would send every event back for ever (as a new message: its
     # receive count never reaches the dead-letter queue).
-    progressed = bool(created or tasks or runs)
+    progressed = progressed or bool(created or tasks or runs)
     for arn, group in groups.items():
         if has_time is not None and progressed and not has_time():
             later.extend(message for message, _ in group)
