@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="the runner's invocation seconds left, as its Lambda context tells it "
-        "(default: none, as stepflow local's runner)",
+        "(default: none, a context without a clock; the deployed runner and, since round 6, "
+        "stepflow local's have 900 s: the counts are the same)",
     )
     parser.add_argument(
         "--writes", action="store_true", help="list every write: items, sizes, largest attributes"
