@@ -99,7 +99,13 @@
 #define PLAIN1   HOLD   /* HOLD: Work1 runs plainly (its lease does not run out, no crash or
                            fallback before its commit: the runner scenario checks those) */
 #endif
-#define plain(t) (PLAIN1 && t == 1)
+#if PLAIN1
+#define may_crash(t) crashes > 0 && t != 1   /* a runner may die after invoking task t */
+#define may_fall(t)  t != 1                   /* a runner may fall back with task t's result */
+#else
+#define may_crash(t) crashes > 0
+#define may_fall(t)  true
+#endif
 #ifndef SIBLING
 #define SIBLING  1      /* HOLD: another branch's event commits beside Work2 (0: none) */
 #endif
@@ -168,12 +174,13 @@ byte dq[3];                /* a handed-off member's own (single) task message on
  * and cur names the open one (after Work2, the Wait's timer is TimerFired(2)). */
 #if HOLD
 bool marked;       /* held_mark.held: the head's mark, written by its commit, still ahead */
+#define pending(ob) ob != 0 && !marked   /* an outbox to re-send: not while marked */
 byte sq;           /* the other branch's event on the transition queue (see Stepper) */
 #ifdef MUT_PUSHMARK
 bool pushed;       /* a carrying commit pushed the mark later (the mutant) */
 #endif
 #else
-#define marked false
+#define pending(ob) ob != 0
 #endif
 
 /* ---- queues ---- */
@@ -244,9 +251,9 @@ byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
  */
 #define repair_outbox(ls, lob, lrun, crashed) \
     if \
-    :: lob != 0 && !marked && crashes > 0 -> crashes--; crashed = true \
-    :: lob != 0 && !marked && crashes > 0 -> crashes--; crashed = true; send_outbox(lob, lrun) \
-    :: lob != 0 && !marked -> send_outbox(lob, lrun); clear_outbox(ls) \
+    :: pending(lob) && crashes > 0 -> crashes--; crashed = true \
+    :: pending(lob) && crashes > 0 -> crashes--; crashed = true; send_outbox(lob, lrun) \
+    :: pending(lob) -> send_outbox(lob, lrun); clear_outbox(ls) \
     :: else -> skip \
     fi
 
@@ -348,13 +355,13 @@ proctype Stepper()
     bool crashed, repair, go;
 #if HOLD
     bool sib, hold;   /* the other branch's event; the loaded head was held (on_hold) */
-#define HOLD_RESET    sib = false; hold = false
+#define HOLD_RESET    ; sib = false; hold = false
 #else
-#define HOLD_RESET    skip
+#define HOLD_RESET
 #endif
 
 end_idle:
-    atomic { id = 0; res = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false;
+    atomic { id = 0; res = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false
              HOLD_RESET };
 end_wait:
     if
@@ -406,8 +413,10 @@ retry:
             fired_ev[id]++;
             assert(fired_ev[id] == 1);                        /* no transition twice */
             assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)); /* none lost */
-            assert(!GROUP || (result_ev[1] == 1 && result_ev[2] == 1));
-            assert(!HOLD || result_ev[1] == 1)                 /* Work1's too */
+            assert(!GROUP || (result_ev[1] == 1 && result_ev[2] == 1))
+#if HOLD
+            ; assert(result_ev[1] == 1)                        /* Work1's too */
+#endif
 #if GROUP
         :: on_seq(ls) && res > 0 ->  /* a branch's result; both in -> the Wait: its timer */
             seq++; topen[res] = false; ls = seq;
@@ -493,14 +502,14 @@ proctype Runner(byte me)
     byte m;       /* the delivered message (acknowledged last); a = 2 while Work2 runs in place */
     bool mine;    /* this runner's commit of Work1 marked the head: it holds Work2 */
 #define msg       m
-#define RUN_RESET m = 0; mine = false
+#define RUN_RESET ; m = 0; mine = false
 #else
 #define msg       a
-#define RUN_RESET skip
+#define RUN_RESET
 #endif
 
 end_idle:
-    atomic { a = 0; ls = 0; v = 0; go = false; RUN_RESET };
+    atomic { a = 0; ls = 0; v = 0; go = false RUN_RESET };
 end_wait:
     if
     :: aq[1] > 0 -> a = 1
@@ -518,7 +527,7 @@ check:
              * outbox (a runner died after its commit, before sending), then the ack; HOLD: not
              * while the head is marked (apply_events -> stepper_commit._commit's on_hold) */
             if
-            :: outbox != 0 && !marked -> send_outbox(outbox, cur); clear_outbox(seq)
+            :: pending(outbox) -> send_outbox(outbox, cur); clear_outbox(seq)
             :: else -> skip
             fi;
             take(aq[msg]); goto end_idle
@@ -544,9 +553,9 @@ check:
     /* TaskRuns.invoke: the task runs (again only if a lease of it ran out) */
     atomic { invoked[a]++; assert(invoked[a] <= 1 + lost[a]) };
     if
-    :: atomic { crashes > 0 && !plain(a) -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
+    :: atomic { may_crash(a) -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
     :: true -> goto direct
-    :: !plain(a) -> goto fallback     /* the invocation is out of time, or the table fails */
+    :: may_fall(a) -> goto fallback   /* the invocation is out of time, or the table fails */
     fi;
 direct:
     /* ResultGroups._commit: only while its own lease has not run out */
@@ -1017,7 +1026,7 @@ proctype RepairJob()
 {
 end_idle:
     do   /* HOLD: a marked head is skipped until the mark (plus the job's age) has passed */
-    :: atomic { created && status == RUNNING && outbox != 0 && !marked && rq == 0 -> rq++ }
+    :: atomic { created && status == RUNNING && pending(outbox) && rq == 0 -> rq++ }
     od
 }
 
@@ -1026,7 +1035,9 @@ proctype World()
 {
 end_idle:
     do
-    :: atomic { llive[1] && !PLAIN1 -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
+#if !PLAIN1
+    :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
+#endif
     :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
     /* the group lease runs out; between a claim and its starts only SLOWSTARTS times (a
      * runner slower than the lease: bounded, or a lease could run out before every start) */
