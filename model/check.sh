@@ -47,7 +47,8 @@ cd "$work"
 #             time). The mark passes at any moment. While it is live no repair message, repair
 #             job or redelivery re-sends the outbox, and another branch's event commits beside
 #             Work2 carrying the held task (MUT_DROPHELD drops it; MUT_PUSHMARK pushes the mark
-#             later, as a mark that never passes: both caught by liveness). 1 runner, 1 crash
+#             later, as a mark that never passes: both caught by liveness; MUT_HOLDNOLEASE runs
+#             the held task without claiming its lease: caught by safety). 1 runner, 1 crash
 #             anywhere after Work1's commit, 1 duplicate (none for liveness), no early delivery.
 #   held-race: safety only, 2 runners race for Work2 (the holder's claim against a re-sent
 #             message after the mark), no crash, no duplicate, no other branch (with it: over
@@ -97,13 +98,13 @@ chosen() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 status=0
 if [ "${1:-}" = mutants ]; then
     # each mutant must be caught: a violation in safety or liveness of some scenario
-    for mutant in ${MUTANTS:-MUT_NOSEQ MUT_NOFENCE MUT_NOOUTBOX MUT_NOGROUPLEASE MUT_NOCOVER MUT_RECORDFIRST MUT_DROPHELD MUT_PUSHMARK}; do
+    for mutant in ${MUTANTS:-MUT_NOSEQ MUT_NOFENCE MUT_NOOUTBOX MUT_NOGROUPLEASE MUT_NOCOVER MUT_RECORDFIRST MUT_DROPHELD MUT_PUSHMARK MUT_HOLDNOLEASE}; do
         caught=no
         for scenario in "${SCENARIOS[@]}"; do
             IFS='|' read -r name safe live <<< "$scenario"
             chosen "$name" || continue
             # the held mark's mutants change nothing outside the held scenario (-DHOLD=1)
-            case $mutant in MUT_DROPHELD|MUT_PUSHMARK) [[ $safe == *-DHOLD=1* ]] || continue ;; esac
+            case $mutant in MUT_DROPHELD|MUT_PUSHMARK|MUT_HOLDNOLEASE) [[ $safe == *-DHOLD=1* ]] || continue ;; esac
             for mode in safety liveness; do
                 flags=$safe; [ $mode = liveness ] && flags=$live
                 [ "$flags" = - ] && continue

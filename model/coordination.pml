@@ -60,7 +60,8 @@
  * checking the group lease still covers it: review 3's finding 3) switch on the mutants
  * that must fail; with HOLD, -DMUT_DROPHELD (a commit on a held head drops the held task)
  * and -DMUT_PUSHMARK (it writes a later mark of its own: abstracted as a mark that then
- * never passes, the unbounded chain of runners that each hold tasks of their own).
+ * never passes, the unbounded chain of runners that each hold tasks of their own), and
+ * -DMUT_HOLDNOLEASE (the holder runs Work2 without claiming its lease record).
  */
 
 #define MAXRUN   2   /* run 1, and run 2 after a redrive: attempt id = timer id = run */
@@ -551,6 +552,9 @@ check:
         fi
     };
     /* TaskRuns.invoke: the task runs (again only if a lease of it ran out) */
+#ifdef MUT_HOLDNOLEASE
+invoke:
+#endif
     atomic { invoked[a]++; assert(invoked[a] <= 1 + lost[a]) };
     if
     :: atomic { may_crash(a) -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
@@ -613,7 +617,11 @@ held:
     mine = false;
     if
     :: atomic { put(aq[2]); clear_outbox(ls) }; goto ack
+#ifndef MUT_HOLDNOLEASE
     :: true -> a = 2; goto check
+#else
+    :: true -> a = 2; goto invoke   /* the mutant: the held task runs without claiming its lease */
+#endif
     fi;
 #endif
 fallback:
