@@ -584,8 +584,10 @@ load:
                 cur = 2; outbox = OB_TASK;
                 if
                 :: marked = true; mine = true   /* held_mark.mark (InPlace.deadline): in this write */
-                :: true -> skip   /* no deadline (stepflow local) or too little time left: no mark */
+                :: true -> skip   /* too little time left to hold: no mark, sent */
                 fi
+                /* (a runner without a deadline, stepflow local's, holds without a mark: the
+                 * same states as a mark that passes at once) */
             :: else ->     /* Work2's: the Wait's timer; the mark ends (nothing carried, nothing held) */
                 pos = AT_PAUSE; passed = a; outbox = OB_TIMER; marked = false
             fi;
