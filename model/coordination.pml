@@ -586,8 +586,8 @@ load:
                 :: marked = true; mine = true   /* held_mark.mark (InPlace.deadline): in this write */
                 :: true -> skip   /* too little time left to hold: no mark, sent */
                 fi
-                /* (a runner without a deadline, stepflow local's, holds without a mark: the
-                 * same states as a mark that passes at once) */
+                /* (a runner without a deadline, a context with no clock, holds without a
+                 * mark: the same states as a mark that passes at once) */
             :: else ->     /* Work2's: the Wait's timer; the mark ends (nothing carried, nothing held) */
                 pos = AT_PAUSE; passed = a; outbox = OB_TIMER; marked = false
             fi;
