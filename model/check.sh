@@ -39,12 +39,31 @@ cd "$work"
 #             did not fit the 3 GB bound (50.7 M states, not exhaustive), so the bound is
 #             4 GB: with both starts in one step (STARTS_APART=0) and no deferral it is
 #             exhaustive, 58.5 M states, 3.36 GB, 103 s on this machine.
+#   held:     issue 18 rounds 4-5, the runner's "in place" run and its "held until" mark (HOLD=1):
+#             as runner, but Work is Work1 -> Work2. The runner committing Work1 (plainly: its
+#             lease does not run out, no crash or fallback before that commit) may mark the head
+#             in the same write and hold Work2 (the outbox, not cleared, is its only copy), then
+#             run it in place through Work2's lease (direct or fallback), or send it (out of
+#             time). The mark passes at any moment. While it is live no repair message, repair
+#             job or redelivery re-sends the outbox, and another branch's event commits beside
+#             Work2 carrying the held task (MUT_DROPHELD drops it; MUT_PUSHMARK pushes the mark
+#             later, as a mark that never passes: both caught by liveness; MUT_HOLDNOLEASE runs
+#             the held task without claiming its lease: caught by safety). 1 runner, 1 crash
+#             anywhere after Work1's commit, 1 duplicate (none for liveness), no early delivery.
+#   held-race: safety only, 2 runners race for Work2 (the holder's claim against a re-sent
+#             message after the mark), no crash, no duplicate, no other branch (with it: over
+#             74 M states, not exhaustive within 4 GB). A holder that also sends Work2 is caught
+#             by nothing (the lease refuses the second claim: a cost, not a bug), so it is no mutant.
+#             2026-11-27, load 3-7: held safety 2.4 M states, 274 MB, 2-7 s; held liveness 2.9 M,
+#             339 MB, 34-36 s; held-race 15.0 M, 865 MB, 19-23 s.
 SCENARIOS=(
     "delivery|-DSTEPPERS=2 -DWORKERS=0|-DSTEPPERS=1 -DWORKERS=0 -DDUPS=0"
     "lease|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0|-DSTEPPERS=1 -DWORKERS=2 -DSTOP=0 -DDUPS=0 -DBEATS=0"
     "runner|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0|-DRUNNER=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
     "group|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0 -DDUPS=0 -DCRASHES=0 -DSTARTS_APART=0|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0 -DDEFERS=1"
     "group-crash|-DRUNNER=1 -DGROUP=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDEFERS=1|-"
+    "held|-DRUNNER=1 -DHOLD=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0|-DRUNNER=1 -DHOLD=1 -DSTEPPERS=1 -DRUNNERS=1 -DSTOP=0 -DDUPS=0"
+    "held-race|-DRUNNER=1 -DHOLD=1 -DSTEPPERS=1 -DRUNNERS=2 -DSTOP=0 -DCRASHES=0 -DDUPS=0 -DSIBLING=0|-"
 )
 
 # run NAME MODE FLAGS...: MODE safety (assertions, invalid end states) or liveness (the LTL
@@ -79,11 +98,13 @@ chosen() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 status=0
 if [ "${1:-}" = mutants ]; then
     # each mutant must be caught: a violation in safety or liveness of some scenario
-    for mutant in ${MUTANTS:-MUT_NOSEQ MUT_NOFENCE MUT_NOOUTBOX MUT_NOGROUPLEASE MUT_NOCOVER MUT_RECORDFIRST}; do
+    for mutant in ${MUTANTS:-MUT_NOSEQ MUT_NOFENCE MUT_NOOUTBOX MUT_NOGROUPLEASE MUT_NOCOVER MUT_RECORDFIRST MUT_DROPHELD MUT_PUSHMARK MUT_HOLDNOLEASE}; do
         caught=no
         for scenario in "${SCENARIOS[@]}"; do
             IFS='|' read -r name safe live <<< "$scenario"
             chosen "$name" || continue
+            # the held mark's mutants change nothing outside the held scenario (-DHOLD=1)
+            case $mutant in MUT_DROPHELD|MUT_PUSHMARK|MUT_HOLDNOLEASE) [[ $safe == *-DHOLD=1* ]] || continue ;; esac
             for mode in safety liveness; do
                 flags=$safe; [ $mode = liveness ] && flags=$live
                 [ "$flags" = - ] && continue

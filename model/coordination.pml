@@ -16,6 +16,18 @@
  *             (runtime/runner_group.py): the open tasks run side by side, their results
  *             are committed in rounds (together or one by one), each round directly or
  *             through the fallback (recorded on the group lease, sent as result messages)
+ *   HOLD      with -DRUNNER -DHOLD (issue 18 rounds 4-5): Work is two Lambda tasks in sequence,
+ *             Work1 -> Work2 (tasks 1 and 2: cur names the open one; no redrive). The runner
+ *             that commits Work1's result may mark the head "held until" in that same write
+ *             (runtime/held_mark.py mark; the mark is live until World lets it pass, at any
+ *             moment) and hold Work2 (runtime/in_place.py): not sent, the outbox not cleared
+ *             (its only durable copy); it then runs Work2 itself through Work2's lease record,
+ *             as a delivered task (in_place.run_rounds), or sends it when out of time. While
+ *             the mark is live no delivery re-sends the outbox (a repair message, the repair
+ *             job, a redelivery: stepper_commit._commit's on_hold); an event of another branch
+ *             commits beside Work2 and carries the held task in its outbox under the same mark
+ *             (held_mark.carry_held, never a later mark). Work1 itself runs plainly (PLAIN1:
+ *             the runner scenario checks its lease, crash and fallback).
  *   RepairJob the outbox repair job
  *   World     time (timers fall due, leases run out) and the queues' faults
  * Every step names, in a comment, the runtime function it mirrors.
@@ -34,6 +46,9 @@
  *     any moment (a slow worker); a heartbeat renews it.
  *   - The load of a head and the engine's decision on it are one step (decide is a
  *     pure function of the loaded record); the commit is another.
+ *   - HOLD: the mark is a flag (its time: live, or passed for good); sends do not fail
+ *     with an error (a lost send is a crash), so OutboxSender._end_mark, keep_outbox and
+ *     InPlace's rounds beyond one held task are left to the tests.
  *
  * Properties: the assertions (no task result, ActivityStarted or timer applied twice;
  * with RUNNER: a task invoked again only after a lease of it ran out (GROUP: the group's);
@@ -43,7 +58,10 @@
  * -DMUT_NOSEQ, -DMUT_NOFENCE, -DMUT_NOOUTBOX, -DMUT_NOGROUPLEASE (a group claimed while
  * another runner holds its lease), -DMUT_NOCOVER (a group's member started without
  * checking the group lease still covers it: review 3's finding 3) switch on the mutants
- * that must fail.
+ * that must fail; with HOLD, -DMUT_DROPHELD (a commit on a held head drops the held task)
+ * and -DMUT_PUSHMARK (it writes a later mark of its own: abstracted as a mark that then
+ * never passes, the unbounded chain of runners that each hold tasks of their own), and
+ * -DMUT_HOLDNOLEASE (the holder runs Work2 without claiming its lease record).
  */
 
 #define MAXRUN   2   /* run 1, and run 2 after a redrive: attempt id = timer id = run */
@@ -74,6 +92,26 @@
 #endif
 #ifndef GROUP
 #define GROUP    0   /* with RUNNER: Work is a Parallel of two tasks, one group message (GroupRunner) */
+#endif
+#ifndef HOLD
+#define HOLD     0   /* with RUNNER: Work is Work1 -> Work2; Work2 may be held in place (Runner) */
+#endif
+#ifndef PLAIN1
+#define PLAIN1   HOLD   /* HOLD: Work1 runs plainly (its lease does not run out, no crash or
+                           fallback before its commit: the runner scenario checks those) */
+#endif
+#if PLAIN1
+#define may_crash(t) crashes > 0 && t != 1   /* a runner may die after invoking task t */
+#define may_fall(t)  t != 1                   /* a runner may fall back with task t's result */
+#else
+#define may_crash(t) crashes > 0
+#define may_fall(t)  true
+#endif
+#ifndef SIBLING
+#define SIBLING  1      /* HOLD: another branch's event commits beside Work2 (0: none) */
+#endif
+#if HOLD && (!RUNNER || GROUP || STOP)
+#error "HOLD needs RUNNER, no GROUP and STOP=0 (task 2 is Work2, not a redrive's attempt)"
 #endif
 
 /* head status (runtime/ports.py ExecutionRecord.status) */
@@ -132,6 +170,20 @@ byte gslow = SLOWSTARTS;
 bool gpending;             /* the group lease's holder has claimed, not yet started its members */
 byte dq[3];                /* a handed-off member's own (single) task message on the tasks queue */
 
+/* ---- HOLD: the "held until" mark on the head (runtime/held_mark.py) ----
+ * Work1 and Work2 use the attempt index: task 1 is Work1, task 2 is Work2 (no redrive: STOP=0),
+ * and cur names the open one (after Work2, the Wait's timer is TimerFired(2)). */
+#if HOLD
+bool marked;       /* held_mark.held: the head's mark, written by its commit, still ahead */
+#define pending(ob) ob != 0 && !marked   /* an outbox to re-send: not while marked */
+byte sq;           /* the other branch's event on the transition queue (see Stepper) */
+#ifdef MUT_PUSHMARK
+bool pushed;       /* a carrying commit pushed the mark later (the mutant) */
+#endif
+#else
+#define pending(ob) ob != 0
+#endif
+
 /* ---- queues ---- */
 byte tq[MAXRUN + 1];       /* TimerFired(run) messages on the transition queue */
 byte rq;                   /* repair messages on the transition queue */
@@ -141,7 +193,7 @@ byte resq[MAXRUN + 1];     /* RUNNER: task result messages on the transition que
 /* ---- faults left ---- */
 byte crashes = CRASHES;
 byte dups = DUPS;
-#if GROUP
+#if GROUP || HOLD
 byte early = 0;    /* (the other scenarios deliver a timer early) */
 #else
 byte early = 1;
@@ -196,12 +248,13 @@ byte invoked[MAXRUN + 1];      /* RUNNER: invocations of the task per attempt */
  * (InMemoryLog.clear_outbox, conditional on seq).  One step with the load: what runs
  * between them changes nothing (the clear is conditional; a re-sent message is a
  * duplicate).  The sender may die before the send (a lost send) or before the clear.
+ * HOLD: not while the head's mark is live (stepper_commit._commit's on_hold).
  */
 #define repair_outbox(ls, lob, lrun, crashed) \
     if \
-    :: lob != 0 && crashes > 0 -> crashes--; crashed = true \
-    :: lob != 0 && crashes > 0 -> crashes--; crashed = true; send_outbox(lob, lrun) \
-    :: lob != 0 -> send_outbox(lob, lrun); clear_outbox(ls) \
+    :: pending(lob) && crashes > 0 -> crashes--; crashed = true \
+    :: pending(lob) && crashes > 0 -> crashes--; crashed = true; send_outbox(lob, lrun) \
+    :: pending(lob) -> send_outbox(lob, lrun); clear_outbox(ls) \
     :: else -> skip \
     fi
 
@@ -226,7 +279,10 @@ active proctype Api()
     fi;
     atomic {   /* InMemoryLog.create: Start decided, the RunTask in the outbox */
         created = true; seq = 1; status = RUNNING; pos = AT_WORK; cur = 1; outbox = OB_TASK;
-        topen[1] = GROUP; topen[2] = GROUP
+        topen[1] = GROUP; topen[2] = GROUP;
+#if HOLD
+        sq = SIBLING   /* the other branch's event, delivered at any moment (see Stepper) */
+#endif
     }
     if
     :: atomic { crashes > 0 -> crashes-- }; goto gone   /* the StartExecution send is lost */
@@ -298,9 +354,16 @@ proctype Stepper()
 {
     byte id, res, ls, lob, lrun;
     bool crashed, repair, go;
+#if HOLD
+    bool sib, hold;   /* the other branch's event; the loaded head was held (on_hold) */
+#define HOLD_RESET    ; sib = false; hold = false
+#else
+#define HOLD_RESET
+#endif
 
 end_idle:
-    atomic { id = 0; res = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false };
+    atomic { id = 0; res = 0; ls = 0; lob = 0; lrun = 0; crashed = false; repair = false; go = false
+             HOLD_RESET };
 end_wait:
     if
     :: atomic { tq[1] > 0 -> tq[1]--; id = 1 }
@@ -308,6 +371,11 @@ end_wait:
     :: atomic { rq > 0 -> rq--; repair = true }
     :: atomic { resq[1] > 0 -> resq[1]--; res = 1 }   /* a runner's fallback (RUNNER) */
     :: atomic { resq[2] > 0 -> resq[2]--; res = 2 }
+#if HOLD
+    /* an event of another branch of the execution (a Parallel sibling's result, a callback):
+     * its commit leaves Work1/Work2 as they are (the commit on a held head: carry_held) */
+    :: atomic { sq > 0 -> sq--; sib = true }
+#endif
     fi;
     if
     :: atomic { id > 0 && early > 0 -> early-- } ->
@@ -323,6 +391,10 @@ retry:
     atomic {
         ls = seq; lob = outbox; lrun = cur;
         go = (id > 0 && status == RUNNING && pos == AT_PAUSE && cur == id) || (res > 0 && task_open(res));
+#if HOLD
+        go = go || (sib && task_open(2));   /* beside Work2 (earlier: stale, dropped) */
+        hold = marked;   /* held_mark.held(record, now): nothing of the outbox is re-sent */
+#endif
         repair_outbox(ls, lob, lrun, crashed)
     };
     if
@@ -343,6 +415,9 @@ retry:
             assert(fired_ev[id] == 1);                        /* no transition twice */
             assert(passed > 0 && result_ev[passed] == 1 && started_ok(passed)); /* none lost */
             assert(!GROUP || (result_ev[1] == 1 && result_ev[2] == 1))
+#if HOLD
+            ; assert(result_ev[1] == 1)                        /* Work1's too */
+#endif
 #if GROUP
         :: on_seq(ls) && res > 0 ->  /* a branch's result; both in -> the Wait: its timer */
             seq++; topen[res] = false; ls = seq;
@@ -353,6 +428,35 @@ retry:
             lob = outbox;
             result_ev[res]++;
             assert(result_ev[res] == 1)                        /* no task result twice */
+#elif HOLD
+        :: on_seq(ls) && res > 0 ->  /* Work1's result -> Work2's task; Work2's -> the Wait's timer */
+            seq++; ls = seq;
+            if
+            :: res == 1 -> cur = 2; outbox = OB_TASK
+            :: else -> pos = AT_PAUSE; passed = res; outbox = OB_TIMER
+            fi;
+            marked = false;   /* held_mark.mark: it carries nothing (Work2 closed), holds nothing */
+            lob = outbox; lrun = cur;
+            result_ev[res]++;
+            assert(result_ev[res] == 1)                        /* no task result twice */
+        :: on_seq(ls) && sib ->      /* the other branch's event: Work2 still open */
+            seq++;
+            if
+#ifndef MUT_DROPHELD
+            :: hold && (lob & OB_TASK) && task_open(2) ->
+                /* held_mark.carry_held: Work2's held task stays in the outbox (its durable
+                 * copy), under the same mark (held_mark.mark: the kept one, never later);
+                 * OutboxSender.flush(skip=carried) sends nothing of it */
+                outbox = OB_TASK;
+#ifdef MUT_PUSHMARK
+                marked = true; pushed = true   /* the mutant: its own mark, later */
+#else
+                skip
+#endif
+#endif
+            :: else -> outbox = 0; marked = false   /* not held: re-sent at the load, cleared */
+            fi;
+            goto end_idle                  /* no message of its own to send: the ack */
 #else
         :: on_seq(ls) && res > 0 ->  /* the task's result -> the Wait: its timer */
             seq++; pos = AT_PAUSE; passed = res; outbox = OB_TIMER; ls = seq;
@@ -366,6 +470,8 @@ retry:
     :: atomic { crashes > 0 -> crashes-- }; goto redeliver     /* crash after the commit, before the send */
 #if GROUP
     :: res > 0 -> atomic { send_outbox(lob, 1); clear_outbox(ls) }; goto end_idle
+#elif HOLD
+    :: res > 0 -> atomic { send_outbox(lob, lrun); clear_outbox(ls) }; goto end_idle
 #else
     :: res > 0 -> atomic { send_outbox(OB_TIMER, res); clear_outbox(ls) }; goto end_idle
 #endif
@@ -377,6 +483,9 @@ redeliver:
         if
         :: repair -> put(rq)
         :: res > 0 -> put(resq[res])
+#if HOLD
+        :: sib -> put(sq)
+#endif
         :: else -> put(tq[id])
         fi
     };
@@ -390,25 +499,39 @@ proctype Runner(byte me)
 {
     byte a, ls, v;
     bool go;
+#if HOLD
+    byte m;       /* the delivered message (acknowledged last); a = 2 while Work2 runs in place */
+    bool mine;    /* this runner's commit of Work1 marked the head: it holds Work2 */
+#define msg       m
+#define RUN_RESET ; m = 0; mine = false
+#else
+#define msg       a
+#define RUN_RESET
+#endif
 
 end_idle:
-    atomic { a = 0; ls = 0; v = 0; go = false };
+    atomic { a = 0; ls = 0; v = 0; go = false RUN_RESET };
 end_wait:
     if
     :: aq[1] > 0 -> a = 1
     :: aq[2] > 0 -> a = 2
     fi;
+#if HOLD
+    m = a;
+check:
+#endif
     /* TaskRuns.run_unrecorded: the head check before the claim */
     atomic {
         if
         :: !task_open(a) ->
             /* closed (its result committed, or cancelled): ResultGroups._closed re-sends a pending
-             * outbox (a runner died after its commit, before sending), then the ack */
+             * outbox (a runner died after its commit, before sending), then the ack; HOLD: not
+             * while the head is marked (apply_events -> stepper_commit._commit's on_hold) */
             if
-            :: outbox != 0 -> send_outbox(outbox, cur); clear_outbox(seq)
+            :: pending(outbox) -> send_outbox(outbox, cur); clear_outbox(seq)
             :: else -> skip
             fi;
-            take(aq[a]); goto end_idle
+            take(aq[msg]); goto end_idle
         :: else -> skip
         fi
     };
@@ -416,16 +539,27 @@ end_wait:
     atomic {
         if
         :: lres[a] -> goto recorded
+#if HOLD
+        :: !lres[a] && llive[a] && a != m ->
+            /* in_place.run_rounds: a held task that fails to run (TaskLeaseHeldError) is sent to
+             * the tasks queue (in_place._send); the delivered message is acknowledged */
+            put(aq[a]); goto ack
+        :: !lres[a] && llive[a] && a == m -> goto end_idle   /* TaskLeaseHeldError: delivered again later */
+#else
         :: !lres[a] && llive[a] -> goto end_idle   /* TaskLeaseHeldError: delivered again later */
+#endif
         :: else -> lver[a]++; lown[a] = me; llive[a] = true; v = lver[a]
         fi
     };
     /* TaskRuns.invoke: the task runs (again only if a lease of it ran out) */
+#ifdef MUT_HOLDNOLEASE
+invoke:
+#endif
     atomic { invoked[a]++; assert(invoked[a] <= 1 + lost[a]) };
     if
-    :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
+    :: atomic { may_crash(a) -> crashes-- }; goto end_idle   /* dies: the lease stays live till it runs out */
     :: true -> goto direct
-    :: true -> goto fallback          /* the invocation is out of time, or the table fails */
+    :: may_fall(a) -> goto fallback   /* the invocation is out of time, or the table fails */
     fi;
 direct:
     /* ResultGroups._commit: only while its own lease has not run out */
@@ -443,7 +577,23 @@ load:
     atomic {   /* InMemoryLog.commit, conditional on seq; a conflict reloads, or gives up */
         if
         :: on_seq(ls) ->
+#if HOLD
+            seq++; ls = seq;
+            if
+            :: a == 1 ->   /* Work1's result -> Work2's task in the outbox */
+                cur = 2; outbox = OB_TASK;
+                if
+                :: marked = true; mine = true   /* held_mark.mark (InPlace.deadline): in this write */
+                :: true -> skip   /* too little time left to hold: no mark, sent */
+                fi
+                /* (a runner without a deadline, a context with no clock, holds without a
+                 * mark: the same states as a mark that passes at once) */
+            :: else ->     /* Work2's: the Wait's timer; the mark ends (nothing carried, nothing held) */
+                pos = AT_PAUSE; passed = a; outbox = OB_TIMER; marked = false
+            fi;
+#else
             seq++; pos = AT_PAUSE; passed = a; outbox = OB_TIMER; ls = seq;
+#endif
             result_ev[a]++;
             assert(result_ev[a] == 1)             /* no task result committed twice */
         :: !on_seq(ls) -> goto load
@@ -452,9 +602,30 @@ load:
     };
     if
     :: atomic { crashes > 0 -> crashes-- }; goto end_idle   /* dies before the send, unacknowledged */
+#if HOLD
+    :: mine -> goto held                   /* OutboxSender._flush: InPlace.hold, nothing sent */
+    :: !mine -> atomic { send_outbox((a == 1 -> OB_TASK : OB_TIMER), 2); clear_outbox(ls) }
+#else
     :: true -> atomic { send_outbox(OB_TIMER, a); clear_outbox(ls) }
+#endif
     fi;
     goto ack;
+#if HOLD
+held:
+    /* in_place.run_rounds: the next round runs the held Work2 as if delivered (the outbox,
+     * not cleared, is its only durable copy); or, out of time (InPlace.hold refused after all,
+     * or has_time() fails before the round), in_place._send sends it and clear_outbox(seq_of)
+     * clears the outbox if the head is still at that commit. The mark stays until it passes. */
+    mine = false;
+    if
+    :: atomic { put(aq[2]); clear_outbox(ls) }; goto ack
+#ifndef MUT_HOLDNOLEASE
+    :: true -> a = 2; goto check
+#else
+    :: true -> a = 2; goto invoke   /* the mutant: the held task runs without claiming its lease */
+#endif
+    fi;
+#endif
 fallback:
     /* ResultGroups._fall_back: TaskRuns.record (leases.finish: only if still ours), send_result */
     atomic {
@@ -470,7 +641,7 @@ fallback:
 recorded:
     atomic { put(resq[a]) };                     /* the result message (a duplicate's: again) */
 ack:
-    atomic { take(aq[a]) };
+    atomic { take(aq[msg]) };   /* HOLD: after the rounds in place (the Lambda's batch response) */
     goto end_idle
 }
 
@@ -864,8 +1035,8 @@ complete:
 proctype RepairJob()
 {
 end_idle:
-    do
-    :: atomic { created && status == RUNNING && outbox != 0 && rq == 0 -> rq++ }
+    do   /* HOLD: a marked head is skipped until the mark (plus the job's age) has passed */
+    :: atomic { created && status == RUNNING && pending(outbox) && rq == 0 -> rq++ }
     od
 }
 
@@ -874,13 +1045,23 @@ proctype World()
 {
 end_idle:
     do
+#if !PLAIN1
     :: atomic { llive[1] -> llive[1] = false; lost[1]++ }   /* a lease runs out (a slow worker) */
+#endif
     :: atomic { llive[2] -> llive[2] = false; lost[2]++ }
     /* the group lease runs out; between a claim and its starts only SLOWSTARTS times (a
      * runner slower than the lease: bounded, or a lease could run out before every start) */
     :: atomic { glive && (!gpending || gslow > 0) ->
                 if :: gpending -> gslow--; gpending = false :: else -> skip fi;
                 glive = false; granlive[1] = false; granlive[2] = false }
+#if HOLD
+    /* the holder's deadline passes (held_mark.live: until - now <= CLOCK_SKEW): at any moment */
+#ifdef MUT_PUSHMARK
+    :: atomic { marked && !pushed -> marked = false }   /* pushed: a chain of later writers */
+#else
+    :: atomic { marked -> marked = false }
+#endif
+#endif
     :: atomic { dups > 0 && tq[1] == 1 -> dups--; tq[1]++ }   /* SQS duplicates */
     :: atomic { dups > 0 && tq[2] == 1 -> dups--; tq[2]++ }
     :: else -> skip   /* time passes and nothing happens: a stuck execution stays stuck
