@@ -120,7 +120,8 @@ class WriteLog(KeyMeter):
             self.reads[f"{self.who} {model.name}"] += int(self.rru - before)
 
 
-_WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+_WRITES = ("TransactWriteItems", "PutItem", "UpdateItem", "DeleteItem")
+"""The write requests ``--writes`` lists (the order workload makes no BatchWriteItem)."""
 
 
 def _kind(entry: dict[str, Any]) -> str:

@@ -108,10 +108,13 @@ if [ "${1:-}" = mutants ]; then
             for mode in safety liveness; do
                 flags=$safe; [ $mode = liveness ] && flags=$live
                 [ "$flags" = - ] && continue
+                # caught: a violation (run returns 1), not a search cut short (2)
+                verdict=0
                 # shellcheck disable=SC2086
-                if ! run "$name" "$mode" $flags -D$mutant > /dev/null; then
+                run "$name" "$mode" $flags -D$mutant > /dev/null || verdict=$?
+                if [ "$verdict" = 1 ]; then
                     caught=yes
-                    echo "$mutant: caught in $name ($mode): $(grep -E 'violated|acceptance cycle|invalid end' out.txt | head -1)"
+                    echo "$mutant: caught in $name ($mode): $(grep -E 'violated|acceptance cycle|invalid end state[^s]' out.txt | head -1)"
                     break 2
                 fi
             done
