@@ -49,7 +49,7 @@ cd "$work"
 #             Work2 carrying the held task (MUT_DROPHELD drops it; MUT_PUSHMARK pushes the mark
 #             later, as a mark that never passes: both caught by liveness; MUT_HOLDNOLEASE runs
 #             the held task without claiming its lease: caught by safety). 1 runner, 1 crash
-#             anywhere after Work1's commit, 1 duplicate (none for liveness), no early delivery.
+#             anywhere but in the runner's run of Work1, 1 duplicate (none for liveness), no early delivery.
 #   held-race: safety only, 2 runners race for Work2 (the holder's claim against a re-sent
 #             message after the mark), no crash, no duplicate, no other branch (with it: over
 #             74 M states, not exhaustive within 4 GB). A holder that also sends Work2 is caught
