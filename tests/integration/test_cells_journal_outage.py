@@ -12,7 +12,6 @@ from tests.unit.cells.test_cells_hostile import Bump, Counted, FlakyJournal, Num
 @pytest.mark.parametrize("backend", ["memory", "moto"])
 def test_a_journal_outage_is_redelivered_through_the_driver_not_retried(backend: str) -> None:
     calls: list[tuple[int, str]] = []
-    FlakyJournal.failed = False
     modules = CellModules(CellRegistry(), EffectHandlers())
     modules.cells.register(Counted)
     modules.handlers.register(Bump, lambda e, c: calls.append((e.n, c.key.token)) or Num(n=e.n))

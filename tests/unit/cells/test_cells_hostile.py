@@ -75,16 +75,26 @@ def runtime(
     return CellRuntime(cells, handlers, LogJournal(log))
 
 
-class FlakyJournal(LogJournal):
-    """Fails its first ``record`` (after the handler ran), as a throttled table would."""
+class FlakyJournal:
+    """A :class:`LogJournal` whose first ``record`` fails (after the handler ran), as a
+    throttled table would.
 
-    failed = False
+    Each journal fails once: a flag on the class was left set by whichever test used
+    it first in the worker process, and the next one then never failed.
+    """
+
+    def __init__(self, log: Any) -> None:
+        self.inner = LogJournal(log)
+        self.failed = False
+
+    def recorded(self, key: IdempotencyKey) -> EffectRecord | None:
+        return self.inner.recorded(key)
 
     def record(self, key: IdempotencyKey, record: EffectRecord) -> EffectRecord:
-        if not FlakyJournal.failed:
-            FlakyJournal.failed = True
+        if not self.failed:
+            self.failed = True
             raise ConnectionError("the table is unavailable")
-        return super().record(key, record)
+        return self.inner.record(key, record)
 
 
 def test_a_journal_error_is_raised_so_the_attempt_runs_again_under_the_same_key() -> None:
