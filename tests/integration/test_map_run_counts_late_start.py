@@ -185,6 +185,19 @@ class _Crash(Exception):
     """The stepper process dies here."""
 
 
+def _die_after_create(log: RacingLog, arn: str) -> None:
+    """The next create of ``arn`` is stored, then its stepper dies (before the run check)."""
+    create = log.create
+
+    def dying_create(record: Any, events: Any) -> None:
+        create(record, events)
+        if record.execution_arn == arn:
+            del log.create
+            raise _Crash
+
+    log.create = dying_create  # type: ignore[method-assign]
+
+
 def test_a_stepper_dead_between_a_childs_create_and_the_run_check_never_runs_the_child(
     log: RacingLog,
 ) -> None:
@@ -197,15 +210,7 @@ def test_a_stepper_dead_between_a_childs_create_and_the_run_check_never_runs_the
     bus = InMemoryBus(0.0)
     s = stepper(log, bus, repair_delay=60)  # as deployed: a repair message before each commit
     child0, running = _fail_with_child0_unstarted(s, bus, log)
-    create = log.create
-
-    def dying_create(record: Any, events: Any) -> None:
-        create(record, events)
-        if record.execution_arn == child0.execution_arn:  # stored; the check never made
-            del log.create
-            raise _Crash
-
-    log.create = dying_create  # type: ignore[method-assign]
+    _die_after_create(log, child0.execution_arn)
     log.stale_head = running
     [(failed, error)] = s.handle_batch([child0])  # the batch is lost with its process
     assert failed is child0 and isinstance(error, _Crash)
@@ -238,15 +243,7 @@ def test_a_stepper_dead_between_a_childs_create_and_the_run_check_of_a_running_r
     deliver(s, bus, bus.receive_batch(10))
     kids = [m for m in bus.receive_batch(10) if m.kind == "child"]
     [child0] = [m for m in kids if m.body.get("position") == 0]
-    create = log.create
-
-    def dying_create(record: Any, events: Any) -> None:
-        create(record, events)
-        if record.execution_arn == child0.execution_arn:
-            del log.create
-            raise _Crash
-
-    log.create = dying_create  # type: ignore[method-assign]
+    _die_after_create(log, child0.execution_arn)
     [(failed, _)] = s.handle_batch([child0])
     assert failed is child0
     bus.now += 3600
@@ -255,7 +252,9 @@ def test_a_stepper_dead_between_a_childs_create_and_the_run_check_of_a_running_r
         for m in bus.receive_batch(1000)
         if m.kind == "repair" and m.execution_arn == child0.execution_arn
     ]
+    reads = _run_reads(log)
     deliver(s, bus, [repair])
+    assert reads == [1]  # the run checked once before the child's first outbox went out
     done = finished(drain(s, bus))
     assert [d["status"] for d in done] == ["SUCCEEDED"], done
     assert s.calls[repr(1)] == 1 and s.calls[repr(2)] == 1  # type: ignore[attr-defined]
