@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import operator
 import os
 import platform
 import statistics
@@ -44,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
@@ -57,7 +59,7 @@ from stepflow.asl import parse
 from stepflow.aws.dynamodb_log import DynamoDBLog, create_table
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
 from stepflow.local import free_port
-from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Stepper
+from stepflow.runtime import CoordinationLog, InMemoryBus, InMemoryLog, Stepper, TaskOutcome
 from stepflow.runtime.task_queue import InMemoryTaskQueue
 from stepflow.worker import ServiceClient, TaskContext, Worker
 
@@ -104,7 +106,7 @@ def build_memory() -> tuple[Stepper, ActivityService, CoordinationLog]:
         bus=bus,
         definitions=lambda _arn: machine,
         clock=time.time,
-        invoker=lambda body: (False, None, "Unexpected", "inline"),
+        invoker=lambda body: TaskOutcome.failed("Unexpected", "inline"),
         router=ActivityRouter(queue, bus, signer=bus.signer),
     )
     service = ActivityService(stepper=stepper, queue=queue, signer=bus.signer)
@@ -124,7 +126,7 @@ def build() -> tuple[Stepper, ActivityService, CoordinationLog]:
         bus=bus,
         definitions=lambda _arn: machine,
         clock=time.time,
-        invoker=lambda body: (False, None, "Unexpected", "inline"),
+        invoker=lambda body: TaskOutcome.failed("Unexpected", "inline"),
         router=ActivityRouter(queue, bus, signer=bus.signer),
     )
     service = ActivityService(stepper=stepper, queue=queue, signer=bus.signer)
@@ -234,7 +236,7 @@ def latency(target: Target, runs: int, concurrency: int) -> list[float]:
         t0 = time.perf_counter()
         target.start(f"lat-{n}", {"n": n})
         with arrived:
-            if not arrived.wait_for(lambda n=n: n in received, timeout=60):
+            if not arrived.wait_for(partial(operator.contains, received, n), timeout=60):
                 raise SystemExit(f"task {n} never reached the worker: {worker.status()}")
         samples.append(received[n] - t0)
     worker.stop()

@@ -17,12 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import stepflow
 from stepflow.asl import parse
 from stepflow.testing import execute
-from throughput import counter_loop
+
+from bench.throughput import counter_loop
 
 
 def best_cpu(iterations: int, runs: int) -> float:

@@ -27,12 +27,13 @@ from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stepflow.runtime.memory_chunks import ends_of, frozen, thawed
 from stepflow.testing import execute
 from stepflow.testing.collection import young_collections_only
-from throughput import counter_loop
+
+from bench.throughput import counter_loop
 
 
 def best_cpu(work: Callable[[], Any], runs: int) -> float:

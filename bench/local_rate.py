@@ -240,7 +240,10 @@ def measure(
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+
+    def pick(q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))]
+
     return {
         "p50": round(pick(0.5), 1),
         "p95": round(pick(0.95), 1),

@@ -69,7 +69,7 @@ class KeyMeter(Meter):
         self._attrs: dict[Key, dict[str, int]] = {}
         self.index_wru: Counter[str] = Counter()
         """Write units of the table's secondary indexes (see :func:`_index_writes`)."""
-        self._pending: list[tuple[Key, float, float]] = []
+        self._pending: list[tuple[Key, int, float]] = []
         self._second = -1
         self._in_second: Counter[Key] = Counter()
         self._t0 = clock()

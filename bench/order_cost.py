@@ -38,7 +38,7 @@ import json
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -222,11 +222,12 @@ def run(
         kinds[sk.split("#", 1)[0]] += units
     for index, units in meter.index_wru.items():
         kinds[f"index {index}"] += units
-    per_request: Counter[str] = Counter()
+    per_request: defaultdict[str, float] = defaultdict(float)
     count_request: Counter[str] = Counter()
-    for who, op, items, units in meter.requests:
-        per_request[f"{who} {op} {items}"] += units
+    for who, op, items, wru in meter.requests:
+        per_request[f"{who} {op} {items}"] += wru
         count_request[f"{who} {op} {items}"] += 1
+    heaviest_first = sorted(per_request.items(), key=lambda kv: kv[1], reverse=True)
     return {
         "transitions": entered,
         "history_events": len(history),
@@ -234,9 +235,7 @@ def run(
         "dynamodb_wru": meter.wru,
         "dynamodb_rru": meter.rru,
         "wru_by_kind": dict(kinds.most_common()),
-        "wru_by_request": {
-            k: {"requests": count_request[k], "wru": v} for k, v in per_request.most_common()
-        },
+        "wru_by_request": {k: {"requests": count_request[k], "wru": v} for k, v in heaviest_first},
         "rru_by_request": dict(meter.reads.most_common()),
         "writes": [
             {"who": who, "request": op, "wru": units, "items": items}

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import secrets
 import shlex
 import socket
 import time
@@ -23,7 +21,6 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from pydantic import SecretStr
 
 from stepflow.api import lambda_handler
 from stepflow.api.access import AccessPolicy
@@ -32,7 +29,7 @@ from stepflow.aws import hooks_lambda, topology
 from stepflow.aws import stepper_lambda as stepper_handler
 from stepflow.aws.outbox_repair import from_wiring
 from stepflow.aws.own_resources import own_resources
-from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS, Settings
+from stepflow.aws.settings import OUTBOX_REPAIR_AGE_SECONDS
 from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, create_queues
 from stepflow.aws.wiring import Wiring, build
 from stepflow.cells.queues import CellQueues
@@ -55,26 +52,20 @@ from stepflow.local.stack_parts import (
     fresh_moto,
     release_moto,
 )
+from stepflow.local.stack_settings import BUCKET as BUCKET
+from stepflow.local.stack_settings import CREDENTIALS as CREDENTIALS
+from stepflow.local.stack_settings import FUNCTIONS as FUNCTIONS
+from stepflow.local.stack_settings import QUEUE as QUEUE
+from stepflow.local.stack_settings import REGION as REGION
+from stepflow.local.stack_settings import TABLE as TABLE
+from stepflow.local.stack_settings import TASKS_QUEUE as TASKS_QUEUE
+from stepflow.local.stack_settings import _environment_limits as _environment_limits
+from stepflow.local.stack_settings import local_settings
 from stepflow.local.stream_poller import StreamPoller, ensure_stream
 from stepflow.local.verbosity import set_verbosity
 from stepflow.runtime import TaskInvoker
 from stepflow.testing.handlers import Handler, task_invoker, unbound_check
 from stepflow.testing.mocks import MockConfig, root_of
-
-TABLE = "stepflow-local"
-QUEUE = "stepflow-transitions"
-TASKS_QUEUE = "stepflow-tasks"
-BUCKET = "stepflow-local-payloads"
-REGION = "us-east-1"
-FUNCTIONS = (
-    "stepflow-api",
-    "stepflow-stepper",
-    "stepflow-runner",
-    "stepflow-sweeper",
-    "stepflow-outbox-repair",
-)
-"""The names the local stack's functions go by (the stack's own; refused as task targets)."""
-CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 class CellsLoadError(RuntimeError):
@@ -199,29 +190,12 @@ class LocalStack:
             sqs, TASKS_QUEUE, visibility_timeout=topology.TASKS_QUEUE.visibility_timeout
         )
         ensure_bucket(s3, BUCKET)
-        settings = Settings(
-            table_name=TABLE,
+        settings = local_settings(
+            self,
             queue_url=queue_url,
-            tasks_queue_url=tasks_url,
-            payload_bucket=BUCKET,
-            region=REGION,
-            outbox_repair_age_seconds=self.repair_age,
-            assume_roles=self.assume_roles,
-            own_functions=",".join(FUNCTIONS),
-            own_queues=f"{dlq_url},{tasks_dlq_url}",
-            limits=self.limits or _environment_limits(),
-            poll_seconds=self.poll_seconds
-            if self.poll_seconds is not None
-            else _environment_settings().poll_seconds,
-            access_policy=self.access_policy,
-            pass_role_check=self.check_roles,
-            cells=self.cells,
-            # A fresh random key per run signs this stack's internal messages.
-            signing_key=SecretStr(secrets.token_urlsafe(48)),
-            cell_queues=self.cell_queues,
-            hooks=self.hook_names or _environment_settings().hooks,
-            activity_lease_seconds=self.activity_lease_seconds
-            or _environment_settings().activity_lease_seconds,
+            dlq_url=dlq_url,
+            tasks_url=tasks_url,
+            tasks_dlq_url=tasks_dlq_url,
         )
         clients = {
             "dynamodb": dynamodb,
@@ -419,13 +393,3 @@ class LocalStack:
         if self.wiring is None:
             return execution_arn.split("#")[0]
         return root_of(self.wiring.log, execution_arn)
-
-
-def _environment_limits() -> Limits:
-    """The limits the process environment sets (``STEPFLOW_MAX_PAYLOAD_BYTES``, ...)."""
-    return _environment_settings().limits
-
-
-def _environment_settings() -> Settings:
-    """The settings the process environment sets (``STEPFLOW_<NAME>``)."""
-    return Settings.model_validate({**os.environ, "TABLE_NAME": TABLE})
