@@ -23,6 +23,9 @@ threads, so moto's worker thread is counted, and its polling sleeps are not); th
 best of each is kept. The last line compares them:
 ``execute vs moto, counter loop N=..: x-fold``.
 
+``--query-language JSONata`` runs the same loop written in JSONata
+(:func:`counter_loop_jsonata`) on both engines.
+
 Run: ``.venv/bin/python bench/throughput.py [--iterations 2000] [--moto-iterations 1000]``.
 """
 
@@ -44,6 +47,46 @@ from typing import Any
 
 POLL_SECONDS = 0.05  # DescribeExecution polling: coarse, so the poller barely takes the GIL
 ROLE_ARN = "arn:aws:iam::123456789012:role/stepflow-bench"
+
+
+def counter_loop_jsonata(iterations: int) -> dict[str, Any]:
+    """The same loop in JSONata: a Condition, an Output that adds 1 and formats, one that marks.
+
+    Four of its five expressions per round are plain reads (``$states.input.i < N``,
+    ``+ 1``, two paths); the label (``'iteration ' & $string(...)``) is not.
+    """
+    return {
+        "Comment": f"Counter loop (JSONata): {iterations} iterations",
+        "QueryLanguage": "JSONata",
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Condition": f"{{% $states.input.i < {iterations} %}}", "Next": "Increment"}
+                ],
+                "Default": "Done",
+            },
+            "Increment": {
+                "Type": "Pass",
+                "Output": {
+                    "i": "{% $states.input.i + 1 %}",
+                    "label": "{% 'iteration ' & $string($states.input.i) %}",
+                },
+                "Next": "Mark",
+            },
+            "Mark": {
+                "Type": "Pass",
+                "Output": {
+                    "i": "{% $states.input.i %}",
+                    "label": "{% $states.input.label %}",
+                    "mark": {"marked": True},
+                },
+                "Next": "Check",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
 
 
 def counter_loop(iterations: int) -> dict[str, Any]:
@@ -78,12 +121,17 @@ def counter_loop(iterations: int) -> dict[str, Any]:
     }
 
 
+LOOPS = {"JSONPath": counter_loop, "JSONata": counter_loop_jsonata}
+"""The counter loop by query language (``--query-language``)."""
+
+
 @dataclass
 class Measure:
     """One engine's runs: the best wall-clock and the best CPU time."""
 
     engine: str
     iterations: int
+    query_language: str = "JSONPath"
     transitions: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -123,7 +171,7 @@ def run_stepflow(measure: Measure) -> None:
     """One timed ``stepflow.testing.execute`` of the counter loop (parsing included)."""
     from stepflow.testing import execute
 
-    definition = counter_loop(measure.iterations)
+    definition = LOOPS[measure.query_language](measure.iterations)
     started, cpu = time.perf_counter(), time.process_time()
     result = execute(definition, {"i": 0})
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -132,7 +180,7 @@ def run_stepflow(measure: Measure) -> None:
 
 
 @contextmanager
-def moto_machine(iterations: int) -> Iterator[tuple[Any, str]]:
+def moto_machine(iterations: int, query_language: str = "JSONPath") -> Iterator[tuple[Any, str]]:
     """moto's interpreter, mocked in process, with the counter loop created on it."""
     import boto3
     from moto import mock_aws
@@ -141,7 +189,7 @@ def moto_machine(iterations: int) -> Iterator[tuple[Any, str]]:
         client = boto3.client("stepfunctions", region_name="us-east-1")
         machine = client.create_state_machine(
             name="counter-loop",
-            definition=json.dumps(counter_loop(iterations)),
+            definition=json.dumps(LOOPS[query_language](iterations)),
             roleArn=ROLE_ARN,
         )["stateMachineArn"]
         yield client, machine
@@ -165,13 +213,14 @@ def run_moto(measure: Measure, client: Any, machine: str, run: int) -> None:
 
 def measure_alternately(args: argparse.Namespace) -> list[Measure]:
     """StepFlow and moto run in turn, ``--repeat`` times each, in one process."""
-    stepflow = Measure("stepflow", args.iterations)
-    moto = None if args.no_moto else Measure("moto", args.moto_iterations)
+    language = args.query_language
+    stepflow = Measure("stepflow", args.iterations, language)
+    moto = None if args.no_moto else Measure("moto", args.moto_iterations, language)
     with ExitStack() as stack:
         target: tuple[Any, str] | None = None
         if moto is not None:
             try:
-                target = stack.enter_context(moto_machine(moto.iterations))
+                target = stack.enter_context(moto_machine(moto.iterations, language))
             except Exception as exc:  # report it next to the other engine's figures
                 _failed(moto, exc)
         for run in range(args.repeat):
@@ -217,6 +266,8 @@ def command_line(args: argparse.Namespace) -> str:
     argv = [python if not python.startswith("..") else sys.executable, script]
     argv += ["--iterations", str(args.iterations), "--repeat", str(args.repeat)]
     argv += ["--no-moto"] if args.no_moto else ["--moto-iterations", str(args.moto_iterations)]
+    if args.query_language != "JSONPath":
+        argv += ["--query-language", args.query_language]
     return shlex.join(argv + (["--json"] if args.json else []))
 
 
@@ -231,6 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine; the best counts")
     parser.add_argument("--no-moto", action="store_true", help="measure StepFlow only")
+    parser.add_argument(
+        "--query-language",
+        choices=sorted(LOOPS),
+        default="JSONPath",
+        help="the loop's query language (JSONata: counter_loop_jsonata)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     measures = measure_alternately(args)
@@ -239,7 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     ratio = rates[0] / rates[1] if len(rates) == 2 and all(rates) else None
     cpu_ratio = cpu_rates[0] / cpu_rates[1] if len(cpu_rates) == 2 and all(cpu_rates) else None
     report = {
-        "benchmark": "counter loop (Choice -> Pass -> Pass), transitions = states entered",
+        "benchmark": (
+            f"counter loop (Choice -> Pass -> Pass, {args.query_language}),"
+            " transitions = states entered"
+        ),
         "machine": machine_info(),
         "results": [
             {
