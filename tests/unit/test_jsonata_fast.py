@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stepflow.data import jsonata
-from stepflow.data.budget import BudgetExceeded, DecisionDeferred
+from stepflow.data.budget import BudgetExceeded, ClockBudget, DecisionDeferred
 from stepflow.data.jsonata_fast import MISS, compile_fast
 from stepflow.errors import StatesError
 
 KEYS = ["a", "b", "n", "é", "a b"]
-OPERATORS = ["+", "-", "*", "<", "<=", ">", ">=", "=", "!="]
+OPERATORS = ["+", "-", "*", "<", "<=", ">", ">=", "=", "!=", "&"]
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.sampled_from([0, -0.0, 2**53, 2**53 + 1, 2**1100, 1e21, 1e300, 0.1, 2.0, -3.5]),
@@ -52,15 +52,22 @@ def paths(draw: st.DrawFn) -> str:
 
 LITERALS = st.one_of(
     NUMBERS.filter(lambda n: isinstance(n, int) and abs(n) < 2**53).map(str),
-    st.sampled_from(["0.5", "1e3", "'a'", "'é'", "true", "false", "''"]),
+    st.sampled_from(["0.5", "1e3", "'a'", "'é'", "true", "false", "''", "999999999999999"]),
 )
-OPERANDS = st.one_of(paths(), LITERALS)
+OPERANDS = st.one_of(
+    paths(), LITERALS, st.one_of(paths(), LITERALS).map(lambda operand: f"$string({operand})")
+)
 
 
 @st.composite
 def expressions(draw: st.DrawFn) -> str:
-    if draw(st.booleans()):
+    shape = draw(st.sampled_from(["path", "binary", "string", "concatenation"]))
+    if shape == "path":
         return draw(paths())
+    if shape == "string":
+        return f"$string({draw(OPERANDS)})"
+    if shape == "concatenation":
+        return " & ".join(draw(st.lists(OPERANDS, min_size=2, max_size=5)))
     return f"{draw(OPERANDS)} {draw(st.sampled_from(OPERATORS))} {draw(OPERANDS)}"
 
 
@@ -87,12 +94,15 @@ def outcome(expression: str, states: dict[str, Any], variables: dict[str, Any], 
     context=VALUES,
     v=VALUES,
     w=st.one_of(st.none(), VALUES),
+    shadow=st.booleans(),
 )
 def test_a_direct_read_is_the_librarys_outcome(
-    expression: str, data: Any, context: Any, v: Any, w: Any
+    expression: str, data: Any, context: Any, v: Any, w: Any, shadow: bool
 ) -> None:
     states = {"input": data, "context": context}
     variables = {"v": v} if w is None else {"v": v, "w": w}
+    if shadow:  # a variable named like the function it hides
+        variables["string"] = v
     before = copy.deepcopy((states, variables))
     direct = outcome(expression, states, variables, fast=True)
     library = outcome(expression, states, variables, fast=False)
@@ -136,6 +146,19 @@ EDGES = [
     ("$v.a", {"a": []}, 0),
     ("$v.a.b", {"a": [{"b": 1}, {"b": [2, 3]}]}, 0),
     ("$v.a", [{"a": 1}], 0),
+    # what & and $string print
+    ("$v & $w", 10**15 - 1, -(10**15) + 1),
+    ("$v & $w", 10**15, -(10**15)),
+    ("$v & $w", 2.0, 1.5),
+    ("$v & $w", 1e21, 0.1),
+    ("$v & $w", True, None),
+    ("$v & $w", {"a": 1}, [1, "x"]),
+    ("$v & 'x' & $w", "é", "😀"),
+    ("$string($v) & $string($w)", 12, "s"),
+    ("$string($v)", 10**15, 0),
+    ("$string($v)", -0.0, 0),
+    ("$string($v)", [1], 0),
+    ("$v & $nope", "a", 0),
 ]
 
 
@@ -162,6 +185,9 @@ def test_the_edges_are_the_librarys(expression: str, v: Any, w: Any) -> None:
         "$states.input.n < 10000",
         "$states.input.s = 'DONE'",
         "$v != true",
+        "'a' & $v",
+        "$string($v)",
+        "'a' & $string($states.input.n) & 'b' & 1",
     ],
 )
 def test_the_plain_shapes_are_read_directly(expression: str) -> None:
@@ -184,17 +210,19 @@ def test_the_plain_shapes_are_read_directly(expression: str) -> None:
         "$states.input.a.%",
         "$v / 2",
         "$v % 2",
-        "$v & 'x'",
         "$v and true",
         "$v in [1]",
         "-$v",
         "($v)",
         "$v + $w + 1",
-        "$string($v)",
         "$__budget",
         "$v ? 1 : 2",
         "$v = null",
-        "'a' & 'b'",
+        "$string($v, true)",
+        "$string()",
+        "$string($v.a[0])",
+        "$uppercase($v)",
+        " & ".join(["$v"] * 40),
         "$v ~> $string()",
     ],
 )
@@ -288,3 +316,14 @@ def test_a_reader_returns_miss_for_what_it_leaves() -> None:
     assert reader({"input": {"a": [{"b": 1}]}}, {}) is MISS
     assert reader({"input": {"a": {"c": 1}}}, {}) is MISS
     assert reader({"input": {"a": {"b": None}}}, {}) is None
+
+
+def test_an_expression_that_runs_out_of_time_leaves_no_deadline_behind() -> None:
+    # the clock jumps 5 s between the expression's start and its check (review 21)
+    reads = iter([0.0, 0.0, 5.0, 5.0, 5.0, 5.0])
+    budget = ClockBudget(lambda: next(reads), expression_seconds=1, decision_seconds=60)
+    template = jsonata.compile_template("{% $states.input.n %}", "Output")
+    with pytest.raises(StatesError) as failed:
+        template.evaluate({"input": {"n": 1}, "context": {}}, {}, budget)
+    assert failed.value.error == "States.QueryEvaluationError"
+    budget.check()  # the next check, before any new expression starts, is not a timeout

@@ -231,18 +231,21 @@ class _Expression:
         """The plain expression's value read directly (:mod:`~stepflow.data.jsonata_fast`).
 
         It starts an expression and checks the budget once, as the library's first step
-        does; :data:`MISS` leaves the expression to the library, which starts it again.
+        does (the same signals, not as many checks: a fake budget that runs out after N
+        checks runs out later here); :data:`MISS` leaves the expression to the library,
+        which starts it again.
         """
         budget = env.budget
         budget.start_expression()
         try:
             budget.check()
+            value = fast(env.states, env.variables)
         except BudgetExceeded as exc:
             if exc.which == "expression":
                 raise self._failure(f"threw an error during evaluation: {exc.cause}") from None
             raise
-        value = fast(env.states, env.variables)
-        budget.start_expression()  # what follows is not this expression's time
+        finally:
+            budget.start_expression()  # what follows is not this expression's time
         if value is MISS:
             return MISS
         try:

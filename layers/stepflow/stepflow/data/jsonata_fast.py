@@ -12,7 +12,10 @@ step); read directly, about 1 µs.
   wildcard, ``[]``, focus or context binding);
 * ``+``, ``-`` and ``*`` between two such paths or number literals;
 * ``<``, ``<=``, ``>``, ``>=``, ``=`` and ``!=`` between two such paths or number,
-  string or boolean literals.
+  string or boolean literals;
+* ``&`` between such paths, literals, ``$string(...)`` of one, and other ``&``
+  (``'order ' & $string($states.input.id) & ' done'``): strings, and integers of up
+  to 15 digits, which the library prints as they are.
 
 The reader it returns gives the value, or :data:`MISS` for anything it does not resolve
 the library's way for certain: a missing key, a step into anything but an object (the
@@ -54,10 +57,16 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 _EQUALITY = frozenset({"=", "!="})
+_PRINTED = 10**15  # an integer under this many is printed by the library as str() does
+_MOST_TERMS = 32  # a longer chain of & is left to the library
 
 
 def compile_fast(ast: Any) -> Reader | None:
     """A direct reader for ``ast`` if it is one of the plain shapes, else ``None``."""
+    if _kind(ast) == "binary" and _bare(ast, "lhs", "rhs") and ast.value == "&":
+        return _concatenation(ast, [0])
+    if _kind(ast) == "function":
+        return _string_call(ast)
     if _kind(ast) == "binary" and _bare(ast, "lhs", "rhs"):
         op = ast.value
         left, right = _operand(ast.lhs), _operand(ast.rhs)
@@ -195,5 +204,63 @@ def _equality(equal: bool, left: Reader, right: Reader) -> Reader:
         else:
             return MISS
         return same if equal else not same
+
+    return read
+
+
+def _text(value: Any) -> Any:
+    """``value`` as the library prints it for ``&`` and ``$string``, or :data:`MISS`."""
+    if type(value) is str:
+        return value
+    if type(value) is int and -_PRINTED < value < _PRINTED:
+        return str(value)
+    return MISS  # a float, a bool, null, an object, an array, undefined
+
+
+def _string_call(node: Any) -> Reader | None:
+    """``$string(x)`` of a path or a literal."""
+    if _kind(node) != "function" or node.value != "(" or not _bare(node, "procedure", "arguments"):
+        return None
+    procedure, arguments = node.procedure, node.arguments
+    if _kind(procedure) != "variable" or not _bare(procedure) or procedure.value != "string":
+        return None
+    if not isinstance(arguments, list) or len(arguments) != 1:
+        return None
+    argument = _operand(arguments[0])
+    if argument is None:
+        return None
+
+    def read(states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+        if "string" in variables:  # a variable named string hides the function
+            return MISS
+        return _text(argument(states, variables))
+
+    return read
+
+
+def _concatenation(node: Any, terms: list[int]) -> Reader | None:
+    """``a & b``, where each side is a path, a literal, ``$string(...)`` or another ``&``."""
+    sides: list[Reader] = []
+    for side in (node.lhs, node.rhs):
+        terms[0] += 1
+        if terms[0] > _MOST_TERMS:
+            return None
+        if _kind(side) == "binary" and side.value == "&" and _bare(side, "lhs", "rhs"):
+            reader = _concatenation(side, terms)
+        elif _kind(side) == "function":
+            reader = _string_call(side)
+        else:
+            reader = _operand(side)
+        if reader is None:
+            return None
+        sides.append(reader)
+    left, right = sides
+
+    def read(states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+        a = _text(left(states, variables))
+        if a is MISS:
+            return MISS
+        b = _text(right(states, variables))
+        return MISS if b is MISS else a + b
 
     return read
