@@ -32,6 +32,7 @@ EXPRESSIONS = [
     "$states.input.i < 10000",
     "$states.input.status = 'DONE'",
     "'iteration ' & $string($states.input.i)",
+    "$states.input.n > 1 and $states.input.status = 'DONE'",
     "$states.input.items.price",  # a path over an array: the library
     "$sum($states.input.items.price)",  # a function: the library
 ]

@@ -61,13 +61,25 @@ OPERANDS = st.one_of(
 
 @st.composite
 def expressions(draw: st.DrawFn) -> str:
-    shape = draw(st.sampled_from(["path", "binary", "string", "concatenation"]))
+    shape = draw(st.sampled_from(["path", "binary", "string", "concatenation", "logic"]))
     if shape == "path":
         return draw(paths())
     if shape == "string":
         return f"$string({draw(OPERANDS)})"
     if shape == "concatenation":
         return " & ".join(draw(st.lists(OPERANDS, min_size=2, max_size=5)))
+    if shape == "logic":
+        comparison = st.builds(
+            lambda a, op, b: f"{a} {op} {b}",
+            OPERANDS,
+            st.sampled_from(["<", ">=", "=", "!="]),
+            OPERANDS,
+        )
+        sides = draw(st.lists(st.one_of(comparison, OPERANDS), min_size=2, max_size=4))
+        joined = sides[0]
+        for side in sides[1:]:
+            joined += f" {draw(st.sampled_from(['and', 'or']))} {side}"
+        return joined
     return f"{draw(OPERANDS)} {draw(st.sampled_from(OPERATORS))} {draw(OPERANDS)}"
 
 
@@ -159,6 +171,18 @@ EDGES = [
     ("$string($v)", -0.0, 0),
     ("$string($v)", [1], 0),
     ("$v & $nope", "a", 0),
+    # and / or: booleans directly, the right side only when the left does not settle it
+    ("$v and $w", True, False),
+    ("$v or $w", False, True),
+    ("$v and $nope", False, 0),
+    ("$v or $nope", True, 0),
+    ("$v and $nope", True, 0),
+    ("$v and $w", True, "x"),
+    ("$v or $w", 0, True),
+    ("$v and $w", [], True),
+    ("$v and $w.a + 1", False, {"a": "x"}),
+    ("$v or $w.a + 1", False, {"a": "x"}),
+    ("$v > 1 and $w = 'x' or $v < 0", 2, "x"),
 ]
 
 
@@ -188,6 +212,8 @@ def test_the_edges_are_the_librarys(expression: str, v: Any, w: Any) -> None:
         "'a' & $v",
         "$string($v)",
         "'a' & $string($states.input.n) & 'b' & 1",
+        "$v > 1 and $w = 'x'",
+        "$v or $w and $states.input.n < 3",
     ],
 )
 def test_the_plain_shapes_are_read_directly(expression: str) -> None:
@@ -210,7 +236,8 @@ def test_the_plain_shapes_are_read_directly(expression: str) -> None:
         "$states.input.a.%",
         "$v / 2",
         "$v % 2",
-        "$v and true",
+        "($v > 1) and true",
+        " and ".join(["$v"] * 40),
         "$v in [1]",
         "-$v",
         "($v)",

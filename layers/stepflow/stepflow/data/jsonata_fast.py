@@ -15,7 +15,10 @@ step); read directly, about 1 µs.
   string or boolean literals;
 * ``&`` between such paths, literals, ``$string(...)`` of one, and other ``&``
   (``'order ' & $string($states.input.id) & ' done'``): strings, and integers of up
-  to 15 digits, which the library prints as they are.
+  to 15 digits, which the library prints as they are;
+* ``and`` and ``or`` between any of these whose values are booleans
+  (``$states.input.n > 1 and $states.input.s = 'DONE'``), the right side read only when
+  the left does not settle it, as the library does.
 
 The reader it returns gives the value, or :data:`MISS` for anything it does not resolve
 the library's way for certain: a missing key, a step into anything but an object (the
@@ -58,11 +61,18 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 }
 _EQUALITY = frozenset({"=", "!="})
 _PRINTED = 10**15  # an integer under this many is printed by the library as str() does
-_MOST_TERMS = 32  # a longer chain of & is left to the library
+_MOST_TERMS = 32  # a longer chain of & (or of and/or) is left to the library
+_LOGIC = {"and": False, "or": True}  # the lhs value that settles each without its rhs
 
 
 def compile_fast(ast: Any) -> Reader | None:
     """A direct reader for ``ast`` if it is one of the plain shapes, else ``None``."""
+    return _expression(ast, [0])
+
+
+def _expression(ast: Any, terms: list[int]) -> Reader | None:
+    if _kind(ast) == "binary" and _bare(ast, "lhs", "rhs") and ast.value in _LOGIC:
+        return _logic(ast, terms)
     if _kind(ast) == "binary" and _bare(ast, "lhs", "rhs") and ast.value == "&":
         return _concatenation(ast, [0])
     if _kind(ast) == "function":
@@ -262,5 +272,31 @@ def _concatenation(node: Any, terms: list[int]) -> Reader | None:
             return MISS
         b = _text(right(states, variables))
         return MISS if b is MISS else a + b
+
+    return read
+
+
+def _logic(node: Any, terms: list[int]) -> Reader | None:
+    """``a and b``, ``a or b``: booleans only (the library's truthiness of others is its own)."""
+    settles: bool = _LOGIC[node.value]
+    sides: list[Reader] = []
+    for side in (node.lhs, node.rhs):
+        terms[0] += 1
+        if terms[0] > _MOST_TERMS:
+            return None
+        reader = _expression(side, terms)
+        if reader is None:
+            return None
+        sides.append(reader)
+    left, right = sides
+
+    def read(states: Mapping[str, Any], variables: Mapping[str, Any]) -> Any:
+        a = left(states, variables)
+        if type(a) is not bool:
+            return MISS
+        if a is settles:
+            return a
+        b = right(states, variables)
+        return b if type(b) is bool else MISS
 
     return read
