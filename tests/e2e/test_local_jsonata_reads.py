@@ -32,7 +32,7 @@ LOOP: dict[str, Any] = {
     "States": {
         "Check": {
             "Type": "Choice",
-            "Choices": [{"Condition": "{% $states.input.n < 3 %}", "Next": "Add"}],
+            "Choices": [{"Condition": "{% $states.input.n < 3 and $states.input.n >= 0 %}", "Next": "Add"}],
             "Default": "Prices",
         },
         "Add": {

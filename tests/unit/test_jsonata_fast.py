@@ -214,6 +214,8 @@ def test_the_edges_are_the_librarys(expression: str, v: Any, w: Any) -> None:
         "'a' & $string($states.input.n) & 'b' & 1",
         "$v > 1 and $w = 'x'",
         "$v or $w and $states.input.n < 3",
+        " & ".join(["$v"] * 32),
+        " and ".join(["$v"] * 16) + " or " + " and ".join(["$w"] * 16),
     ],
 )
 def test_the_plain_shapes_are_read_directly(expression: str) -> None:
@@ -237,7 +239,7 @@ def test_the_plain_shapes_are_read_directly(expression: str) -> None:
         "$v / 2",
         "$v % 2",
         "($v > 1) and true",
-        " and ".join(["$v"] * 40),
+        " and ".join(["$v"] * 17) + " or " + " and ".join(["$w"] * 16),
         "$v in [1]",
         "-$v",
         "($v)",
@@ -249,7 +251,7 @@ def test_the_plain_shapes_are_read_directly(expression: str) -> None:
         "$string()",
         "$string($v.a[0])",
         "$uppercase($v)",
-        " & ".join(["$v"] * 40),
+        " & ".join(["$v"] * 33),
         "$v ~> $string()",
     ],
 )

@@ -252,7 +252,8 @@ def _concatenation(node: Any, terms: list[int]) -> Reader | None:
     """``a & b``, where each side is a path, a literal, ``$string(...)`` or another ``&``."""
     sides: list[Reader] = []
     for side in (node.lhs, node.rhs):
-        terms[0] += 1
+        if not _chained(side, ("&",)):
+            terms[0] += 1  # a term of the chain (a nested & counts its own)
         if terms[0] > _MOST_TERMS:
             return None
         if _kind(side) == "binary" and side.value == "&" and _bare(side, "lhs", "rhs"):
@@ -281,7 +282,8 @@ def _logic(node: Any, terms: list[int]) -> Reader | None:
     settles: bool = _LOGIC[node.value]
     sides: list[Reader] = []
     for side in (node.lhs, node.rhs):
-        terms[0] += 1
+        if not _chained(side, tuple(_LOGIC)):
+            terms[0] += 1  # a term of the chain (a nested and/or counts its own)
         if terms[0] > _MOST_TERMS:
             return None
         reader = _expression(side, terms)
@@ -300,3 +302,8 @@ def _logic(node: Any, terms: list[int]) -> Reader | None:
         return b if type(b) is bool else MISS
 
     return read
+
+
+def _chained(node: Any, operators: tuple[str, ...]) -> bool:
+    """Whether ``node`` is itself one of ``operators`` (its terms are counted inside it)."""
+    return _kind(node) == "binary" and node.value in operators
