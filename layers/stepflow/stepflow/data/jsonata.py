@@ -29,7 +29,7 @@ from jsonata import JException, Jsonata
 from jsonata.utils import Utils
 
 from stepflow.data.budget import UNLIMITED, Budget, BudgetExceeded
-from stepflow.data.jsonata_fast import MISS, Reader, compile_fast
+from stepflow.data.jsonata_fast import MISS, Reader, compile_fast, reads_context
 from stepflow.data.jsonata_functions import BareError, error_message, register_step_functions
 from stepflow.data.jsonata_guard import CURRENT, STACK_OVERFLOW, Guard, Interrupted
 from stepflow.data.regex import jsonata_engine
@@ -71,10 +71,12 @@ class JSONataTemplate:
 
     ``raw`` is the field's JSON value and ``field`` its name; ``has_expressions``
     is false for a plain JSON value, and ``expression`` is the text of the
-    expression when the whole value is one JSONata string.
+    expression when the whole value is one JSONata string. ``reads_context`` is
+    false when no expression can read ``$states.context`` (the caller may then
+    leave it out of ``$states``; see :func:`~stepflow.data.jsonata_fast.reads_context`).
     """
 
-    __slots__ = ("_root", "expression", "field", "has_expressions", "raw")
+    __slots__ = ("_root", "expression", "field", "has_expressions", "raw", "reads_context")
 
     def __init__(self, raw: Any, field: str) -> None:
         self.raw = raw
@@ -82,6 +84,7 @@ class JSONataTemplate:
         self._root = _compile(raw, field)
         self.has_expressions = not isinstance(self._root, _Literal)
         self.expression = self._root.text if isinstance(self._root, _Expression) else None
+        self.reads_context = _reads_context(self._root)
 
     def evaluate(
         self, states: Mapping[str, Any], variables: Mapping[str, Any], budget: Budget = UNLIMITED
@@ -272,6 +275,16 @@ class _Expression:
 
 
 _Node = _Literal | _Object | _Array | _Expression
+
+
+def _reads_context(node: _Node) -> bool:
+    if isinstance(node, _Expression):
+        return reads_context(node.compiled.ast)
+    if isinstance(node, _Object):
+        return any(_reads_context(child) for _, child in node.members)
+    if isinstance(node, _Array):
+        return any(_reads_context(child) for child in node.items)
+    return False
 
 
 def _compile(raw: Any, field: str) -> _Node:

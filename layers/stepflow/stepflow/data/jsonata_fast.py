@@ -307,3 +307,36 @@ def _logic(node: Any, terms: list[int]) -> Reader | None:
 def _chained(node: Any, operators: tuple[str, ...]) -> bool:
     """Whether ``node`` is itself one of ``operators`` (its terms are counted inside it)."""
     return _kind(node) == "binary" and node.value in operators
+
+
+def reads_context(ast: Any) -> bool:
+    """Whether an expression may read ``$states.context`` (conservatively: yes if unsure).
+
+    No only when every use of ``$states`` is the head of a path whose next step is a plain
+    field name other than ``context`` (``$states.input.a``, ``$states.result``): then the
+    context object need not be built for it.
+    """
+    seen: set[int] = set()
+    stack: list[Any] = [ast]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+            continue
+        if id(node) in seen or not hasattr(node, "__dict__"):
+            continue  # a value; a node without a kind (a group's object) is walked too
+        seen.add(id(node))
+        attributes = {k: v for k, v in vars(node).items() if k != "_outer_instance"}
+        if _kind(node) == "path" and isinstance(node.steps, list) and node.steps:
+            head, rest = node.steps[0], node.steps[1:]
+            if _kind(head) == "variable" and head.value == "states":
+                after = rest[0] if rest else None
+                if after is None or _kind(after) != "name" or not _bare(after):
+                    return True
+                if after.value == "context":
+                    return True
+                seen.add(id(head))  # this use of $states is settled; walk the rest
+        elif _kind(node) == "variable" and node.value == "states":
+            return True
+        stack.extend(v for v in attributes.values() if v is not None and not isinstance(v, str))
+    return False
