@@ -356,3 +356,12 @@ def test_an_expression_that_runs_out_of_time_leaves_no_deadline_behind() -> None
         template.evaluate({"input": {"n": 1}, "context": {}}, {}, budget)
     assert failed.value.error == "States.QueryEvaluationError"
     budget.check()  # the next check, before any new expression starts, is not a timeout
+
+
+@pytest.mark.parametrize("operator", ["and", "&"])
+def test_a_chain_of_thousands_of_terms_compiles_and_goes_to_the_library(operator: str) -> None:
+    # review 23: a long chain was walked to its bottom before the cap stopped it
+    expression = "$v or " + f" {operator} ".join(["$w"] * 5000)
+    assert compile_fast(jsonata._parse(expression).ast) is None
+    template = jsonata.compile_template("{% " + expression + " %}", "Output")
+    assert template.evaluate({"input": {}}, {"v": True, "w": "x"}) is True

@@ -250,6 +250,8 @@ def _string_call(node: Any) -> Reader | None:
 
 def _concatenation(node: Any, terms: list[int]) -> Reader | None:
     """``a & b``, where each side is a path, a literal, ``$string(...)`` or another ``&``."""
+    if _too_long(node, ("&",)):
+        return None
     sides: list[Reader] = []
     for side in (node.lhs, node.rhs):
         if not _chained(side, ("&",)):
@@ -279,6 +281,8 @@ def _concatenation(node: Any, terms: list[int]) -> Reader | None:
 
 def _logic(node: Any, terms: list[int]) -> Reader | None:
     """``a and b``, ``a or b``: booleans only (the library's truthiness of others is its own)."""
+    if _too_long(node, tuple(_LOGIC)):
+        return None
     settles: bool = _LOGIC[node.value]
     sides: list[Reader] = []
     for side in (node.lhs, node.rhs):
@@ -302,6 +306,24 @@ def _logic(node: Any, terms: list[int]) -> Reader | None:
         return b if type(b) is bool else MISS
 
     return read
+
+
+def _too_long(node: Any, operators: tuple[str, ...]) -> bool:
+    """Whether the chain under ``node`` has more terms than the cap (counted without recursion).
+
+    Counted before any side is compiled: a chain of thousands of terms (which the library
+    parses) would otherwise be walked to its bottom before the cap could stop it (review 23).
+    """
+    pending, count = [node], 0
+    while pending:
+        item = pending.pop()
+        if _chained(item, operators):
+            pending += (item.lhs, item.rhs)
+        else:
+            count += 1
+            if count > _MOST_TERMS:
+                return True
+    return False
 
 
 def _chained(node: Any, operators: tuple[str, ...]) -> bool:
