@@ -39,6 +39,16 @@ READS = [
     "$states.input.a ? $states.context.State.Name : 0",
     "$states.input.a & $string($states)",
     "[$states.input, $states.context.State.Name]",
+    # a predicate, group, focus or index on $states sees it whole (review 24)
+    "$states[context].input",
+    "$states[$states.context.State.Name = 'Q'].input",
+    "$states[$count($keys($)) = 3].input",
+    "$states{'input': context.State.Name}.input",
+    "$states#$i[$i = 0].input",
+    "$states@$s.input",
+    "$exists($states[context.State.Name = 'Q'].input)",
+    "$states.input.%.context.State.Name",
+    "$states.input.a.%.%.context.State.Name",
 ]
 DOES_NOT_READ = [
     "$states.input",

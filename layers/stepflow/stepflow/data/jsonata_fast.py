@@ -352,6 +352,8 @@ def reads_context(ast: Any) -> bool:
         if _kind(node) == "path" and isinstance(node.steps, list) and node.steps:
             head, rest = node.steps[0], node.steps[1:]
             if _kind(head) == "variable" and head.value == "states":
+                if not _bare(head):
+                    return True  # a predicate, group, focus or index sees $states whole
                 after = rest[0] if rest else None
                 if after is None or _kind(after) != "name" or not _bare(after):
                     return True
