@@ -213,6 +213,15 @@ def test_library_errors_carry_code_and_reference_message() -> None:
         assert failure(raw).endswith("threw an error during evaluation. " + message), raw
 
 
+def test_an_integer_past_the_doubles_is_printed_in_an_error_not_raised() -> None:
+    # a type error naming an integer past 1e308 was an OverflowError (States.Runtime)
+    huge = 2**1100
+    assert failure("{% $states.input.n < 'a' %}", input={"n": huge}).endswith(
+        f'T2009: The values {huge} and "a" either side of operator "<" must be of the same'
+        " data type"
+    )
+
+
 def test_a_function_result_is_not_json() -> None:
     assert failure("{% $uppercase %}") == (
         "The JSONata expression '$uppercase' specified for the field 'Output' "

@@ -246,7 +246,9 @@ def js_json(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):  # never infinite; past 1e308 math.isfinite would raise
+        return js_number(value)
+    if isinstance(value, float):
         return js_number(value) if math.isfinite(value) else "null"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)

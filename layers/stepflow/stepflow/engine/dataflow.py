@@ -154,10 +154,17 @@ def states(d: EvalContext, frame: Frame, **extra: Any) -> dict[str, Any]:
 
 
 def evaluate(d: EvalContext, frame: Frame, raw: Any, field: str, **extra: Any) -> Any:
-    """Evaluate a JSONata-mode field (literal JSON with ``{% %}`` expressions)."""
-    return jsonata(raw, field).evaluate(
-        states(d, frame, **extra), variables(d, frame), d.time_budget
-    )
+    """Evaluate a JSONata-mode field (literal JSON with ``{% %}`` expressions).
+
+    ``$states`` has no context object when no expression of the field can read it
+    (``JSONataTemplate.reads_context``): building it costs more than most reads.
+    """
+    template = jsonata(raw, field)
+    if template.reads_context or "context" in extra:
+        bound = states(d, frame, **extra)
+    else:
+        bound = {"input": frame.input, **extra}
+    return template.evaluate(bound, variables(d, frame), d.time_budget)
 
 
 def effective_input(

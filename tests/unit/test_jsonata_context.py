@@ -1,0 +1,127 @@
+"""``$states`` without its context object, for fields that cannot read it.
+
+The engine leaves the context object out of ``$states`` when no expression of a field
+can read it (``JSONataTemplate.reads_context``). Every way an expression can reach the
+context (a path, ``$states`` whole, a function, a variable bound to it, a wildcard, a
+group, a predicate, a lambda) must count as reading it, and each execution below must
+end exactly as it does with the context always built.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from stepflow.data import jsonata
+from stepflow.engine import dataflow
+from stepflow.testing import execute
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+READS = [
+    "$states.context.Execution.Name",
+    "$states",
+    "$states.`context`.State.Name",
+    "$states.(context)",
+    "$states.*",
+    "$states.**.Name",
+    "$states[0].context",
+    "$states#$i.context",
+    "$keys($states)",
+    "$lookup($states, 'context').Execution.Name",
+    "$each($states, function($v, $k) {$k})",
+    "($s := $states; $s.context.Execution.Name)",
+    "function($x) {$x.context.Execution.Name}($states)",
+    "$states ~> $keys()",
+    "$states.input{'a': $states.context.State.Name}",
+    "$states.input.a[$states.context.State.Name = 'P']",
+    "$states.input.a ? $states.context.State.Name : 0",
+    "$states.input.a & $string($states)",
+    "[$states.input, $states.context.State.Name]",
+    # a predicate, group, focus or index on $states sees it whole (review 24)
+    "$states[context].input",
+    "$states[$states.context.State.Name = 'Q'].input",
+    "$states[$count($keys($)) = 3].input",
+    "$states{'input': context.State.Name}.input",
+    "$states#$i[$i = 0].input",
+    "$states@$s.input",
+    "$exists($states[context.State.Name = 'Q'].input)",
+    "$states.input.%.context.State.Name",
+    "$states.input.a.%.%.context.State.Name",
+]
+DOES_NOT_READ = [
+    "$states.input",
+    "$states.input.a.context",
+    "$states.input.a + 1",
+    "$states.input ~> $keys()",
+    "$states.input{'k': $states.input.a}",
+    "$v",
+    "1 + 1",
+    "'context'",
+]
+
+
+@pytest.mark.parametrize("expression", READS)
+def test_every_way_to_the_context_counts_as_reading_it(expression: str) -> None:
+    assert jsonata.reads_context(jsonata._parse(expression).ast)
+
+
+@pytest.mark.parametrize("expression", DOES_NOT_READ)
+def test_a_field_that_cannot_reach_the_context_is_told_apart(expression: str) -> None:
+    assert not jsonata.reads_context(jsonata._parse(expression).ast)
+
+
+def test_a_template_reads_the_context_if_any_of_its_expressions_does() -> None:
+    assert not jsonata.compile_template({"a": ["{% $states.input %}", 1]}, "Output").reads_context
+    template = jsonata.compile_template({"a": ["{% $states.input %}", "{% $states %}"]}, "Output")
+    assert template.reads_context
+
+
+@pytest.fixture
+def fresh_templates() -> Iterator[None]:
+    """No template compiled by an earlier test (or the other mode) is reused."""
+    jsonata._cached_template.cache_clear()
+    dataflow._jsonata_cache.clear()
+    yield
+    jsonata._cached_template.cache_clear()
+    dataflow._jsonata_cache.clear()
+
+
+def _outcome(expression: str) -> tuple[Any, ...]:
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Pass",
+                "Assign": {"v": "{% $states.input.a %}"},
+                "Next": "Q",
+            },
+            "Q": {"Type": "Pass", "Output": {"out": "{% " + expression + " %}"}, "End": True},
+        },
+    }
+    result = execute(machine, {"a": {"context": 1}}, name="run-1")
+    output = _TIME.sub("<time>", result.output or "")  # two runs start at two times
+    return result.status, output, result.error, result.cause
+
+
+@pytest.mark.parametrize("expression", READS + DOES_NOT_READ)
+def test_an_execution_ends_as_with_the_context_always_built(
+    expression: str, fresh_templates: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lean = _outcome(expression)
+    jsonata._cached_template.cache_clear()
+    dataflow._jsonata_cache.clear()
+    monkeypatch.setattr(jsonata, "reads_context", lambda ast: True)
+    assert lean == _outcome(expression)
+
+
+def test_the_context_left_out_would_be_seen(
+    fresh_templates: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the comparison above can fail: told wrongly, the field finds no context
+    monkeypatch.setattr(jsonata, "reads_context", lambda ast: False)
+    status, _, error, cause = _outcome("$states.context.Execution.Name")
+    assert (status, error) == ("FAILED", "States.QueryEvaluationError")
+    assert "returned nothing" in str(cause)
