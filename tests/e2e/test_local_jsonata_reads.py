@@ -1,6 +1,6 @@
 """JSONata through ``stepflow local``: plain reads skip the library, the rest go through it.
 
-A JSONata loop (a Choice whose Condition is ``$states.input.n < 3``, a Pass whose Output
+A JSONata loop (a Choice whose Condition is ``$states.input.n < 3 and ...``, a Pass whose Output
 adds 1, variables, the context, a path mapped over an array and an arithmetic error
 caught) runs through boto3 against the stack and through ``stepflow.testing.execute``.
 Both give the same output and the same history; jsonata-python evaluates exactly the
@@ -32,7 +32,9 @@ LOOP: dict[str, Any] = {
     "States": {
         "Check": {
             "Type": "Choice",
-            "Choices": [{"Condition": "{% $states.input.n < 3 and $states.input.n >= 0 %}", "Next": "Add"}],
+            "Choices": [
+                {"Condition": "{% $states.input.n < 3 and $states.input.n >= 0 %}", "Next": "Add"}
+            ],
             "Default": "Prices",
         },
         "Add": {
