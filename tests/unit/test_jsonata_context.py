@@ -125,3 +125,38 @@ def test_the_context_left_out_would_be_seen(
     status, _, error, cause = _outcome("$states.context.Execution.Name")
     assert (status, error) == ("FAILED", "States.QueryEvaluationError")
     assert "returned nothing" in str(cause)
+
+
+def test_an_assign_template_is_compiled_once_per_definition_not_per_state_entered(
+    fresh_templates: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Assign was looked up by a copy made for each state entered: it never hit the cache
+    compiled: list[str] = []
+    original = dataflow.compile_template
+
+    def counted(raw: Any, field: str) -> Any:
+        compiled.append(field)
+        return original(raw, field)
+
+    monkeypatch.setattr(dataflow, "compile_template", counted)
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $states.input.n < 50 %}", "Next": "Add"}],
+                "Default": "Done",
+            },
+            "Add": {
+                "Type": "Pass",
+                "Assign": {"last": "{% $states.input.n %}"},
+                "Output": {"n": "{% $states.input.n + 1 %}"},
+                "Next": "Check",
+            },
+            "Done": {"Type": "Pass", "Output": "{% $last %}", "End": True},
+        },
+    }
+    result = execute(machine, {"n": 0})
+    assert result.status == "SUCCEEDED" and result.output == "49"
+    assert sorted(compiled) == ["Assign", "Condition", "Output", "Output"]
