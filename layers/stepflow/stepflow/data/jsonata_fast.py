@@ -288,7 +288,7 @@ def _logic(node: Any, terms: list[int]) -> Reader | None:
     for side in (node.lhs, node.rhs):
         if not _chained(side, tuple(_LOGIC)):
             terms[0] += 1  # a term of the chain (a nested and/or counts its own)
-        if terms[0] > _MOST_TERMS:
+        if terms[0] > _MOST_TERMS or not _may_be_boolean(side):
             return None
         reader = _expression(side, terms)
         if reader is None:
@@ -324,6 +324,17 @@ def _too_long(node: Any, operators: tuple[str, ...]) -> bool:
             if count > _MOST_TERMS:
                 return True
     return False
+
+
+def _may_be_boolean(node: Any) -> bool:
+    """Whether a side of ``and``/``or`` can be a boolean read directly.
+
+    Not ``+ - *``, ``&`` or ``$string(...)``: their direct reads never are, so the whole
+    expression would always miss (review 23).
+    """
+    if _kind(node) == "binary":
+        return node.value in _LOGIC or node.value in _ORDER or node.value in _EQUALITY
+    return _kind(node) != "function"
 
 
 def _chained(node: Any, operators: tuple[str, ...]) -> bool:
