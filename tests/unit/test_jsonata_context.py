@@ -9,6 +9,7 @@ end exactly as it does with the context always built.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -125,3 +126,112 @@ def test_the_context_left_out_would_be_seen(
     status, _, error, cause = _outcome("$states.context.Execution.Name")
     assert (status, error) == ("FAILED", "States.QueryEvaluationError")
     assert "returned nothing" in str(cause)
+
+
+def test_an_assign_template_is_compiled_once_per_definition_not_per_state_entered(
+    fresh_templates: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Assign was looked up by a copy made for each state entered: it never hit the cache
+    compiled: list[str] = []
+    original = dataflow.compile_template
+
+    def counted(raw: Any, field: str) -> Any:
+        compiled.append(field)
+        return original(raw, field)
+
+    monkeypatch.setattr(dataflow, "compile_template", counted)
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $states.input.n < 50 %}", "Next": "Add"}],
+                "Default": "Done",
+            },
+            "Add": {
+                "Type": "Pass",
+                "Assign": {"last": "{% $states.input.n %}"},
+                "Output": {"n": "{% $states.input.n + 1 %}"},
+                "Next": "Check",
+            },
+            "Done": {"Type": "Pass", "Output": "{% $last %}", "End": True},
+        },
+    }
+    result = execute(machine, {"n": 0})
+    assert result.status == "SUCCEEDED" and result.output == "49"
+    assert sorted(compiled) == ["Assign", "Condition", "Output", "Output"]
+
+
+@pytest.mark.parametrize("which", ["rule", "state", "both"])
+def test_a_choices_assign_is_compiled_once_too(
+    which: str, fresh_templates: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # review 26: a Choice merged its Assign with the rule's anew on every entry
+    compiled: list[str] = []
+    original = dataflow.compile_template
+
+    def counted(raw: Any, field: str) -> Any:
+        compiled.append(field)
+        return original(raw, field)
+
+    monkeypatch.setattr(dataflow, "compile_template", counted)
+    rule: dict[str, Any] = {"Condition": "{% $states.input.n < 50 %}", "Next": "Add"}
+    check: dict[str, Any] = {"Type": "Choice", "Choices": [rule], "Default": "Done"}
+    if which in ("rule", "both"):
+        rule["Assign"] = {"last": "{% $states.input.n %}"}
+    if which in ("state", "both"):
+        check["Assign"] = {"seen": "{% $states.input.n %}", "last": -1}
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Check",
+        "States": {
+            "Check": check,
+            "Add": {"Type": "Pass", "Output": {"n": "{% $states.input.n + 1 %}"}, "Next": "Check"},
+            "Done": {"Type": "Pass", "Output": "{% [$seen, $last] %}", "End": True},
+        },
+    }
+    result = execute(machine, {"n": 0})
+    assert result.status == "SUCCEEDED", result.cause
+    expected = {"rule": [49], "state": [50, -1], "both": [50, -1]}[which]
+    assert json.loads(result.output or "null") == expected
+    # the default branch's Assign is the state's own mapping; a matched rule's is merged once
+    assert compiled.count("Assign") <= 2, compiled
+
+
+def test_a_jsonpath_choices_assign_is_built_once(fresh_templates: None) -> None:
+    dataflow._assign_cache.clear()
+    machine = {
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Assign": {"seen.$": "$.n"},
+                "Choices": [
+                    {
+                        "Variable": "$.n",
+                        "NumericLessThan": 50,
+                        "Assign": {"last.$": "$.n"},
+                        "Next": "Add",
+                    }
+                ],
+                "Default": "Done",
+            },
+            "Add": {
+                "Type": "Pass",
+                "Parameters": {"n.$": "States.MathAdd($.n, 1)"},
+                "Next": "Check",
+            },
+            "Done": {
+                "Type": "Pass",
+                "Parameters": {"seen.$": "$seen", "last.$": "$last"},
+                "End": True,
+            },
+        },
+    }
+    result = execute(machine, {"n": 0})
+    assert result.status == "SUCCEEDED" and json.loads(result.output or "null") == {
+        "seen": 50,
+        "last": 49,
+    }
+    assert len(dataflow._assign_cache) <= 2  # the merged one and the state's own

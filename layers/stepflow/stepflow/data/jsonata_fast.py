@@ -288,8 +288,8 @@ def _logic(node: Any, terms: list[int]) -> Reader | None:
     for side in (node.lhs, node.rhs):
         if not _chained(side, tuple(_LOGIC)):
             terms[0] += 1  # a term of the chain (a nested and/or counts its own)
-        if terms[0] > _MOST_TERMS:
-            return None
+        if terms[0] > _MOST_TERMS or (side is node.lhs and not _may_be_boolean(side)):
+            return None  # a right side that cannot be a boolean still reads when the left settles
         reader = _expression(side, terms)
         if reader is None:
             return None
@@ -324,6 +324,18 @@ def _too_long(node: Any, operators: tuple[str, ...]) -> bool:
             if count > _MOST_TERMS:
                 return True
     return False
+
+
+def _may_be_boolean(node: Any) -> bool:
+    """Whether the left side of ``and``/``or`` can be a boolean read directly.
+
+    Not ``+ - *``, ``&`` or ``$string(...)``: their direct reads never are, so the whole
+    expression would always miss (review 23). A right side is not refused: the left may
+    settle the expression without it (review 26).
+    """
+    if _kind(node) == "binary":
+        return node.value in _LOGIC or node.value in _ORDER or node.value in _EQUALITY
+    return _kind(node) != "function"
 
 
 def _chained(node: Any, operators: tuple[str, ...]) -> bool:

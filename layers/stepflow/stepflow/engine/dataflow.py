@@ -51,7 +51,9 @@ def jsonata(raw: Any, field: str) -> JSONataTemplate:
     key = (id(raw), field)
     hit = _jsonata_cache.get(key)
     if hit is None or hit[0] is not raw:
-        hit = (raw, compile_template(raw, field))
+        # keyed by the definition's own value: a copy made per call (as Assign's was) never hits
+        value = dict(raw) if isinstance(raw, Mapping) and type(raw) is not dict else raw
+        hit = (raw, compile_template(value, field))
         _bounded_put(_jsonata_cache, key, hit)
     return hit[1]
 
@@ -249,7 +251,7 @@ def _jsonata_output(
 ) -> tuple[Any, dict[str, Any] | None]:
     assigned = None
     if assign is not None:
-        assigned = evaluate(d, frame, dict(assign), "Assign", **extra)
+        assigned = evaluate(d, frame, assign, "Assign", **extra)
         _check_size(assigned)
     if output is not MISSING:
         return evaluate(d, frame, output, "Output", **extra), assigned
