@@ -121,7 +121,20 @@ def counter_loop(iterations: int) -> dict[str, Any]:
     }
 
 
-LOOPS = {"JSONPath": counter_loop, "JSONata": counter_loop_jsonata}
+def counter_loop_jsonata_assign(iterations: int) -> dict[str, Any]:
+    """The JSONata loop with variables: the Choice rule and the Increment each ``Assign`` one."""
+    loop = counter_loop_jsonata(iterations)
+    states = loop["States"]
+    states["Check"]["Choices"][0]["Assign"] = {"last": "{% $states.input.i %}"}
+    states["Increment"]["Assign"] = {"seen": "{% $states.input.i %}"}
+    return loop
+
+
+LOOPS = {
+    "JSONPath": counter_loop,
+    "JSONata": counter_loop_jsonata,
+    "JSONata-Assign": counter_loop_jsonata_assign,
+}
 """The counter loop by query language (``--query-language``)."""
 
 
