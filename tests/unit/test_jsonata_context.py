@@ -128,18 +128,24 @@ def test_the_context_left_out_would_be_seen(
     assert "returned nothing" in str(cause)
 
 
-def test_an_assign_template_is_compiled_once_per_definition_not_per_state_entered(
-    fresh_templates: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Assign was looked up by a copy made for each state entered: it never hit the cache
-    compiled: list[str] = []
+@pytest.fixture
+def compiled(fresh_templates: None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The field of each template the engine compiles, in order."""
+    fields: list[str] = []
     original = dataflow.compile_template
 
     def counted(raw: Any, field: str) -> Any:
-        compiled.append(field)
+        fields.append(field)
         return original(raw, field)
 
     monkeypatch.setattr(dataflow, "compile_template", counted)
+    return fields
+
+
+def test_an_assign_template_is_compiled_once_per_definition_not_per_state_entered(
+    compiled: list[str],
+) -> None:
+    # Assign was looked up by a copy made for each state entered: it never hit the cache
     machine = {
         "QueryLanguage": "JSONata",
         "StartAt": "Check",
@@ -164,18 +170,8 @@ def test_an_assign_template_is_compiled_once_per_definition_not_per_state_entere
 
 
 @pytest.mark.parametrize("which", ["rule", "state", "both"])
-def test_a_choices_assign_is_compiled_once_too(
-    which: str, fresh_templates: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_choices_assign_is_compiled_once_too(which: str, compiled: list[str]) -> None:
     # review 26: a Choice merged its Assign with the rule's anew on every entry
-    compiled: list[str] = []
-    original = dataflow.compile_template
-
-    def counted(raw: Any, field: str) -> Any:
-        compiled.append(field)
-        return original(raw, field)
-
-    monkeypatch.setattr(dataflow, "compile_template", counted)
     rule: dict[str, Any] = {"Condition": "{% $states.input.n < 50 %}", "Next": "Add"}
     check: dict[str, Any] = {"Type": "Choice", "Choices": [rule], "Default": "Done"}
     if which in ("rule", "both"):
