@@ -18,7 +18,8 @@ step); read directly, about 1 µs.
   to 15 digits, which the library prints as they are;
 * ``and`` and ``or`` between any of these whose values are booleans
   (``$states.input.n > 1 and $states.input.s = 'DONE'``), the right side read only when
-  the left does not settle it, as the library does.
+  the left does not settle it, as the library does;
+* chains (``&``, ``and``/``or``) of at most 32 terms.
 
 The reader it returns gives the value, or :data:`MISS` for anything it does not resolve
 the library's way for certain: a missing key, a step into anything but an object (the
@@ -30,6 +31,10 @@ these reads, and each of them is checked against the library by property tests
 doubles, a whole result as an ``int``; ``=`` and ``!=`` compare numbers as doubles;
 ``<`` and the others compare two numbers of one type as they are, and an ``int`` with
 a ``float`` as doubles.
+
+:func:`reads_context` tells the engine whether an expression can read
+``$states.context`` at all: when no expression of a field can, the context object is
+not built for it.
 """
 
 from __future__ import annotations
