@@ -148,9 +148,8 @@ def _path(node: Any) -> Reader | None:
         name, keys = _variable_name(node), ()
     elif _kind(node) == "path" and _bare(node, "steps") and isinstance(node.steps, list):
         steps = node.steps
-        if not steps or any(_kind(s) != "name" or not _bare(s) for s in steps[1:]):
-            return None
-        if any(not isinstance(s.value, str) for s in steps[1:]):
+        plain = (_kind(s) == "name" and _bare(s) and isinstance(s.value, str) for s in steps[1:])
+        if not steps or not all(plain):
             return None
         name, keys = _variable_name(steps[0]), tuple(s.value for s in steps[1:])
     else:

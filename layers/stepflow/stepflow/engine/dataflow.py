@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.catch import Catcher
 from stepflow.asl.states.base import MISSING, State
+from stepflow.asl.states.choice import ChoiceRule
 from stepflow.data.budget import Budget
 from stepflow.data.jsonata import JSONataTemplate, compile_template
 from stepflow.data.jsonpath import Path
@@ -38,12 +39,34 @@ _CACHE_ENTRIES = 4096
 # alive so the id cannot be reused while cached; bounded, oldest dropped first.
 _jsonata_cache: dict[tuple[int, str], tuple[Any, JSONataTemplate]] = {}
 _assign_cache: dict[tuple[int, str], tuple[Any, Template]] = {}
+_merged_cache: dict[tuple[int, str], tuple[Any, ChoiceRule, dict[str, Any]]] = {}
 
 
 def _bounded_put(cache: dict[tuple[int, str], Any], key: tuple[int, str], entry: Any) -> None:
     if len(cache) >= _CACHE_ENTRIES:
         del cache[next(iter(cache))]
     cache[key] = entry
+
+
+def rule_assign(
+    state_assign: Mapping[str, Any] | None, rule: ChoiceRule
+) -> Mapping[str, Any] | None:
+    """A matched Choice rule's Assign: the state's, then the rule's (the rule's wins a clash).
+
+    The definition's own mapping where only one of them has an Assign, else the two merged
+    once per rule: templates are cached by the value they were compiled from, so a mapping
+    made anew on every Choice entered would never hit the cache (review 26).
+    """
+    if not rule.assign:
+        return state_assign or None
+    if not state_assign:
+        return rule.assign
+    key = (id(rule), "Assign")
+    hit = _merged_cache.get(key)
+    if hit is None or hit[0] is not state_assign or hit[1] is not rule:
+        hit = (state_assign, rule, {**state_assign, **rule.assign})
+        _bounded_put(_merged_cache, key, hit)
+    return hit[2]
 
 
 def jsonata(raw: Any, field: str) -> JSONataTemplate:

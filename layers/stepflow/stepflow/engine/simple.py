@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.base import MISSING
-from stepflow.asl.states.choice import ChoiceRule, ChoiceState, JSONataCondition
+from stepflow.asl.states.choice import ChoiceState, JSONataCondition
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.data.template import compile_dynamic
 from stepflow.engine import dataflow
@@ -94,7 +93,7 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
             # The state-level Output applies unless the rule has its own; the
             # state-level Assign applies whichever rule matches (the rule's wins a clash).
             output = node.output if rule.output is MISSING else rule.output
-            assign = _rule_assign(node, rule)
+            assign = dataflow.rule_assign(node.assign, rule)
             output, assigned = dataflow.passthrough_output(
                 d, frame, node, effective, output=output, assign=assign
             )
@@ -143,27 +142,3 @@ def _text(d: StepContext, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return d.encode(value)
-
-
-_MERGED_ENTRIES = 1024
-_merged: dict[int, tuple[ChoiceState, ChoiceRule, dict[str, Any]]] = {}
-
-
-def _rule_assign(node: ChoiceState, rule: ChoiceRule) -> Mapping[str, Any] | None:
-    """The Assign of a matched rule: the state's, then the rule's (the rule's wins a clash).
-
-    The definition's own mapping where only one of them has an Assign, and the merge of
-    the two made once per rule: a template is cached by the value it was compiled from,
-    so a mapping made anew on every Choice entered never hit the cache (review 26).
-    """
-    if not rule.assign:
-        return node.assign or None
-    if not node.assign:
-        return rule.assign
-    hit = _merged.get(id(rule))
-    if hit is None or hit[0] is not node or hit[1] is not rule:
-        if len(_merged) >= _MERGED_ENTRIES:
-            del _merged[next(iter(_merged))]
-        hit = (node, rule, {**node.assign, **rule.assign})
-        _merged[id(rule)] = hit
-    return hit[2]
