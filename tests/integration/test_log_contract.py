@@ -512,11 +512,14 @@ def test_dynamodb_items_follow_the_table_layout(dynamodb: Any) -> None:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"EX#{ARN}"}},
     )["Items"]
-    # THEN there is one head, one item per decision, one lease and one listing entry
+    # THEN there is one head, one item per decision but the last, one lease and one
+    # listing entry: the last decision's events are in the head (log_pending)
     by_sk = {item["sk"]["S"]: item for item in items}
-    assert sorted(by_sk) == ["EV#000000000001", "EV#000000000003", "HEAD", "LIST", "TK#t-1"]
+    assert sorted(by_sk) == ["EV#000000000001", "HEAD", "LIST", "TK#t-1"]
     head = by_sk["HEAD"]
     assert head["seq"] == {"N": "2"} and head["last_event_id"] == {"N": "5"}
+    assert head["ev_sk"] == {"S": "EV#000000000003"} and head["ev_seq"] == {"N": "2"}
+    assert {"ev", "ev_z"} & set(head)
     assert {"input", "state", "outbox"} <= set(head) and "stop_date" not in head
     # AND only the listing entry is in the listing index: a commit copies nothing to it
     assert "gsi1pk" not in head and "gsi1sk" not in head

@@ -60,14 +60,21 @@ from typing import Any
 import boto3
 
 from stepflow.aws.log_batch import batch_get, batch_put
-from stepflow.aws.log_heads import DOCS, HeadItems
+from stepflow.aws.log_heads import HeadItems, head_update
 from stepflow.aws.log_history import HistoryItems
-from stepflow.aws.log_items import ITEM_BUDGET, TRANSACTION_BUDGET, ItemPacker, doc_names
+from stepflow.aws.log_items import ITEM_BUDGET, TRANSACTION_BUDGET, ItemPacker, doc_names, item_size
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
 from stepflow.aws.log_lifecycle import Partitions
 from stepflow.aws.log_listing import list_heads, listing_item
+from stepflow.aws.log_pending import (
+    PendingCache,
+    carried,
+    flush_put,
+    pending_item,
+    read_pending,
+)
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
@@ -78,9 +85,6 @@ from stepflow.aws.log_table import key as _key
 from stepflow.aws.log_table import reasons as _reasons
 from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
-    RUNNING_INDEX_PK,
-    RUNNING_INDEX_SK,
-    TTL_ATTRIBUTE,
     table_definition,
 )
 from stepflow.engine.history_events import HistoryEvent, expanded
@@ -136,6 +140,7 @@ class DynamoDBLog:
             fetch=self._fetch,
         )
         self._leases = LeaseRecords(table_name, self._call, self._items)
+        self._pending = PendingCache()
         self._history = HistoryItems(table_name, self._call, self._items)
         # Through ``self``: the clock and the retention are read at each write, as before.
         self._heads = HeadItems(
@@ -162,16 +167,19 @@ class DynamoDBLog:
         """The current head (strongly consistent read), or None."""
         response = self._call("get_item", Key=_key(execution_arn, _HEAD), ConsistentRead=True)
         item = response.get("Item")
-        return self._heads.record(item) if item else None
+        if not item:
+            return None
+        self._pending.remember_head(item)
+        return self._heads.record(item)
 
     def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
         """The current heads, in order (None where absent): BatchGetItem, 100 keys a request."""
         unique = list(dict.fromkeys(execution_arns))  # a request may not name a key twice
         keys = [_key(arn, _HEAD) for arn in unique]
-        found = {
-            item["pk"]["S"][3:]: self._heads.record(item)
-            for item in batch_get(self._call, self.table, keys, sleep=self._sleep)
-        }
+        found = {}
+        for item in batch_get(self._call, self.table, keys, sleep=self._sleep):
+            self._pending.remember_head(item)
+            found[item["pk"]["S"][3:]] = self._heads.record(item)
         return [found.get(arn) for arn in execution_arns]
 
     def put_many(self, records: Sequence[ExecutionRecord]) -> None:
@@ -197,45 +205,33 @@ class DynamoDBLog:
     ) -> None:
         """Append ``events`` and replace the head, iff the head is at ``expected_seq``.
 
-        A ``fence`` adds the lease item to the transaction: a ``ConditionCheck``
-        on its version, or (with ``fence.new``) a conditional ``Put``.
+        One conditional ``UpdateItem`` whose head carries the events when they fit one
+        inline event item (:mod:`.log_pending`), else a transaction with their items. A
+        ``fence`` adds the lease item (a transaction): a ``ConditionCheck`` on its
+        version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
+        if events and record.seq <= expected_seq:
+            raise ValueError(f"{arn}: a commit with events must move the seq past {expected_seq}")
         head, *chunks = self._heads.sealed(record, expanded(events))
-        names, values = {}, {":expected": {"N": str(expected_seq)}}
-        sets = []
-        for i, (name, value) in enumerate(sorted(head.items())):
-            if name not in ("pk", "sk"):
-                names[f"#a{i}"] = name
-                values[f":v{i}"] = value
-                sets.append(f"#a{i} = :v{i}")
-        optional = [
-            *(attr for doc in DOCS for attr in doc_names(doc)),
-            "stop_date",
-            TTL_ATTRIBUTE,
-            RUNNING_INDEX_PK,
-            RUNNING_INDEX_SK,
-        ]
-        removes = [f"#r{i}" for i, name in enumerate(optional) if name not in head]
-        names.update({f"#r{i}": name for i, name in enumerate(optional) if name not in head})
-        names["#seq"] = "seq"
-        remove = f" REMOVE {', '.join(removes)}" if removes else ""
-        update = {
-            "TableName": self.table,
-            "Key": _key(arn, _HEAD),
-            "UpdateExpression": f"SET {', '.join(sets)}{remove}",
-            "ConditionExpression": "#seq = :expected",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if not events and fence is None:
+        pending = carried(chunks) if events else None
+        if pending is not None and item_size({**head, **pending}) > self._items.item_budget:
+            pending = None
+        if events:
+            self._flush_pending(arn, expected_seq)
+        update = head_update(self.table, head, expected_seq, pending, replace_events=bool(events))
+        puts = [self._history.event_put(chunk) for chunk in chunks] if pending is None else []
+        fenced = [self._leases.fence_item(fence)] if fence is not None else []
+        if not puts and not fenced:
             try:
                 self._call("update_item", **update)
             except _Rejected:
                 raise ConflictError(arn, expected_seq) from None
+            except Exception:
+                self._pending.forget(arn)
+                raise
+            self._remember_commit(record, expected_seq, events, pending)
             return
-        puts = [self._history.event_put(chunk) for chunk in chunks]
-        fenced = [self._leases.fence_item(fence)] if fence is not None else []
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
         except _Rejected as rejected:
@@ -251,6 +247,50 @@ class DynamoDBLog:
                     sk = put["Put"]["Item"]["sk"]["S"]
                     raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
             raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
+        except Exception:
+            self._pending.forget(arn)
+            raise
+        self._remember_commit(record, expected_seq, events, pending)
+
+    def _flush_pending(self, execution_arn: str, seq: int) -> None:
+        """Copy the pending events of the head at ``seq`` to their own item, if it has any.
+
+        What this log saw of that head tells (a read, else); a head at another seq
+        cannot take the commit: :class:`ConflictError` before anything is written.
+        """
+        known, item = self._pending.at(execution_arn, seq)
+        if not known:
+            stored = read_pending(self._call, execution_arn)
+            if stored is None or stored[0] != seq:
+                raise ConflictError(execution_arn, seq)
+            item = stored[1]
+        if item is None:
+            return
+        try:
+            self._call("put_item", **flush_put(self.table, item))
+        except _Rejected:
+            raise LogIntegrityError(
+                f"{execution_arn}: history item {item['sk']['S']} holds another commit's events"
+            ) from None
+
+    def _remember_commit(
+        self,
+        record: ExecutionRecord,
+        expected_seq: int,
+        events: Sequence[HistoryEvent],
+        pending: dict[str, Any] | None,
+    ) -> None:
+        """After a commit: what the head now holds pending, where this log can tell."""
+        arn = record.execution_arn
+        if events:  # replaced: by these events, or removed (the transaction way)
+            item = None if pending is None else pending_item({**_key(arn, _HEAD), **pending})
+            self._pending.remember(arn, record.seq, item)
+            return
+        known, item = self._pending.at(arn, expected_seq)  # left as it was
+        if known:
+            self._pending.remember(arn, record.seq, item)
+        else:
+            self._pending.forget(arn)
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""

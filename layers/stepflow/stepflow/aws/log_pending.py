@@ -1,0 +1,140 @@
+"""A commit's events carried by the head until the next commit moves them to their item.
+
+A commit used to be a ``TransactWriteItems`` of the head and an ``EV#`` item, and a
+transaction bills every item twice. Now, when the decision's events fit one event item
+held inline, the commit is one conditional ``UpdateItem`` of the head that also carries
+them (DESIGN.md invariant 1, "one conditional write"): the attributes
+
+- ``ev_sk``: the event item's sort key (``EV#<first event id>``),
+- ``ev_seq``: the seq of the commit that wrote them,
+- ``ev`` or ``ev_z``: the event item's ``events`` or ``events_z``, byte for byte.
+
+The next commit that writes events replaces them, so it first copies them into their own
+item (:func:`flush_put`: a put conditioned on the item being absent or already this
+commit's, marked ``flushed`` so stream consumers do not see the events twice). Until
+then they are the only copy, and every history read merges them (:func:`pending_item`):
+an execution's history is its ``EV#`` items plus the head's pending events, the same item
+counted once. A commit without events leaves them alone; one whose events go the
+transaction way (several items, offloaded, a head too large) removes them after the copy.
+
+Invariant: every event of a commit before the head's ``seq`` is in an ``EV#`` item, except
+the head's own pending ones. A writer that dies between the copy and its head update
+leaves an item equal to the pending events (readers count it once); a writer that loses
+the head update's race has copied what the winner would copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from stepflow.aws.log_table import HEAD, TableCall
+from stepflow.aws.log_table import key as _key
+
+EV_SK, EV_SEQ, EV_PLAIN, EV_COMPRESSED = "ev_sk", "ev_seq", "ev", "ev_z"
+PENDING_ATTRIBUTES = (EV_SK, EV_SEQ, EV_PLAIN, EV_COMPRESSED)
+"""The head's attributes that hold its commit's events (all absent when it holds none)."""
+FLUSHED = "flushed"
+"""On an event item copied out of a head: its events were in a head image already."""
+
+_FORMS = ((EV_PLAIN, "events"), (EV_COMPRESSED, "events_z"))
+_CACHE_SIZE = 4096
+
+
+def carried(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The head attributes that carry a decision's event items, or None if they cannot.
+
+    Only one item whose events are inline (a reference to the payload store would
+    make the head hold what the event item should own).
+    """
+    if len(chunks) != 1:
+        return None
+    chunk = chunks[0]
+    attributes = {EV_SK: chunk["sk"], EV_SEQ: chunk["seq"]}
+    for head_name, item_name in _FORMS:
+        if item_name in chunk:
+            attributes[head_name] = chunk[item_name]
+    if len(attributes) != 3 or len(chunk) != 2 + 1 + 1:  # pk, sk, seq and one events form
+        return None
+    return attributes
+
+
+def pending_item(head: dict[str, Any]) -> dict[str, Any] | None:
+    """The event item a head's pending events belong to, as stored (None: it has none)."""
+    if EV_SK not in head:
+        return None
+    item = {"pk": head["pk"], "sk": head[EV_SK], "seq": head[EV_SEQ]}
+    for head_name, item_name in _FORMS:
+        if head_name in head:
+            item[item_name] = head[head_name]
+    return item
+
+
+def flush_put(table: str, item: dict[str, Any]) -> dict[str, Any]:
+    """The ``PutItem`` request that copies pending events to their item.
+
+    Conditioned on the item being absent or holding the same commit's events (a copy
+    made before, by a writer that then died or lost its race): idempotent, and never
+    over another commit's events.
+    """
+    return {
+        "TableName": table,
+        "Item": {**item, FLUSHED: {"BOOL": True}},
+        "ConditionExpression": "attribute_not_exists(sk) OR #seq = :seq",
+        "ExpressionAttributeNames": {"#seq": "seq"},
+        "ExpressionAttributeValues": {":seq": item["seq"]},
+    }
+
+
+def read_pending(call: TableCall, execution_arn: str) -> tuple[int, dict[str, Any] | None] | None:
+    """``(seq, pending event item or None)`` of the stored head (consistent); None: no head."""
+    response = call(
+        "get_item",
+        Key=_key(execution_arn, HEAD),
+        ConsistentRead=True,
+        ProjectionExpression="pk, #seq, ev_sk, ev_seq, ev, ev_z",
+        ExpressionAttributeNames={"#seq": "seq"},
+    )
+    head = response.get("Item")
+    if head is None:
+        return None
+    return int(head["seq"]["N"]), pending_item(head)
+
+
+class PendingCache:
+    """The pending event item of heads this log instance read or wrote, by (ARN, seq).
+
+    A head's pending events at a given seq never change (a commit with events moves
+    the seq on), so what was seen at that seq is what a commit from it must copy; a
+    commit from any other seq reads the head instead. Bounded; safe across threads.
+    """
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, tuple[int, dict[str, Any] | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, execution_arn: str, seq: int, item: dict[str, Any] | None) -> None:
+        """The head of ``execution_arn`` at ``seq`` holds ``item`` (None: nothing pending)."""
+        with self._lock:
+            self._seen[execution_arn] = (seq, item)
+            self._seen.move_to_end(execution_arn)
+            while len(self._seen) > _CACHE_SIZE:
+                self._seen.popitem(last=False)
+
+    def remember_head(self, head: dict[str, Any]) -> None:
+        """Remember what a head item read from the table holds."""
+        self.remember(head["pk"]["S"][3:], int(head["seq"]["N"]), pending_item(head))
+
+    def at(self, execution_arn: str, seq: int) -> tuple[bool, dict[str, Any] | None]:
+        """``(known, item)``: whether the head at ``seq`` was seen, and its pending item."""
+        with self._lock:
+            seen = self._seen.get(execution_arn)
+        if seen is None or seen[0] != seq:
+            return False, None
+        return True, seen[1]
+
+    def forget(self, execution_arn: str) -> None:
+        """Drop what is known of ``execution_arn`` (after a write whose outcome is unknown)."""
+        with self._lock:
+            self._seen.pop(execution_arn, None)
