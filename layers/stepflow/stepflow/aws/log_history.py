@@ -293,8 +293,9 @@ def _ascending(items: Iterator[Item], pending: Item | None, start_id: int) -> It
     for item in items:
         if not placed and item[0] >= pending[0]:
             placed = True
-            if item[0] > pending[0]:
-                yield pending
+            yield pending
+            if item[0] == pending[0]:  # their copy (see _descending)
+                continue
         yield item
     if not placed:
         yield pending
