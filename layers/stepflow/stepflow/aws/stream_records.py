@@ -7,20 +7,31 @@ base64 text; ``stepflow local``'s poller converts moto's records to it).
 
 What a record adds:
 
-- a STANDARD execution: the history events of an ``EV#`` item's INSERT (a
-  commit's events, decoded by the log's own item code: plain, compressed or
-  offloaded to S3). Event items are never modified; a REMOVE is the sweeper's.
+- a STANDARD execution: the history events of the commit that wrote them,
+  decoded by the log's own event-item code (plain, compressed or offloaded),
+  read from whichever record the commit made first:
+
+  - a head (INSERT or MODIFY) whose new image carries pending events
+    (``ev_sk``, ``ev_seq``, ``ev``/``ev_z``: a commit made as one head update)
+    and whose old image carries none or another ``ev_sk``; the same ``ev_sk``
+    again (an outbox clear, a commit without events) adds nothing;
+  - an ``EV#`` item's INSERT (a commit made as a transaction), unless it is
+    ``flushed``: pending events a later commit moved out of the head, already
+    read from the head's record. Event items are otherwise never modified; a
+    REMOVE is the sweeper's.
+
 - an EXPRESS execution (no history items, as on AWS): its head's status
   changes (``OldImage`` vs ``NewImage``): ``ExecutionStarted`` when it becomes
   RUNNING, ``Execution<Succeeded|Failed|TimedOut|Aborted>`` when it ends. Its
-  ``EV#`` items, if any, are ignored: one execution is never read both ways.
+  ``EV#`` items and a head's ``ev_*``, if any, are ignored: one execution is
+  never read both ways.
 
 Leases (``TK#``), journals, internal child partitions (``EX#<arn>#<child>``)
 and every other item are ignored. A malformed or unreadable record (a corrupt
-or dangling event item, whatever the decoder raises) is logged and skipped,
-never failing the batch; each execution is decoded on its own. Only an outage
-(the table or the payload store unreachable) marks the first record of the
-affected execution :attr:`RecordHooks.unavailable`: the dispatcher fails the
+or dangling event item or head ``ev_*``, whatever the decoder raises) is logged
+and skipped, never failing the batch; each execution is decoded on its own. Only
+an outage (the table or the payload store unreachable) marks the first record of
+the affected execution :attr:`RecordHooks.unavailable`: the dispatcher fails the
 batch from there on, and it is retried.
 
 Each execution's :class:`~stepflow.hooks.ExecutionInfo` comes from the plain
@@ -53,6 +64,12 @@ CHILD_MARK = "#"
 """In an execution ARN (past ``EX#``): an internal child (a Parallel branch's or Map
 iteration's own partition, ``<parent ARN>#<child id>``); its events are not the
 execution's history (GetExecutionHistory shows the parent's), so hooks never see them."""
+
+PENDING_SK, PENDING_SEQ, PENDING = "ev_sk", "ev_seq", "ev"
+"""A head's pending events: their event item's sk and seq, and the events (``ev``/``ev_z``)."""
+
+FLUSHED = "flushed"
+"""On an event item (BOOL true): its events were a head's pending events first."""
 
 _ENDS = {
     "SUCCEEDED": "ExecutionSucceeded",
@@ -217,8 +234,8 @@ class StreamDecoder:
                 if info.execution_type == "EXPRESS":
                     if found.sk == HEAD:
                         history.extend((index, e) for e in express_events(found))
-                elif found.sk.startswith("EV#") and found.event_name == "INSERT" and found.new:
-                    history.extend((index, e) for e in self._item_events(found))
+                elif (item := event_item(found)) is not None:
+                    history.extend((index, e) for e in self._item_events(found, item))
             except OUTAGES:
                 raise
             except Exception:  # a poison record: skipped, its execution's others still read
@@ -231,10 +248,10 @@ class StreamDecoder:
             if event.id in owner
         ]
 
-    def _item_events(self, found: LogRecord) -> list[dict[str, Any]]:
-        assert found.new is not None
+    def _item_events(self, found: LogRecord, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events of event item ``item`` (from ``found``'s image), [] when unreadable."""
         try:
-            events = self.log.item_events(found.new)
+            events = self.log.item_events(item)
         except OUTAGES:
             raise  # may succeed later: the batch is retried from this execution on
         except Exception as exc:
@@ -246,6 +263,36 @@ class StreamDecoder:
             LOG.warning("record %s: events are not a list", found.sequence_number)
             return []
         return [e for e in events if isinstance(e, dict) and isinstance(e.get("id"), int)]
+
+
+def event_item(found: LogRecord) -> dict[str, Any] | None:
+    """The event item whose events a STANDARD execution's record adds (None: none)."""
+    if found.sk == HEAD:
+        return pending_item(found)
+    new = found.new
+    if found.sk.startswith("EV#") and found.event_name == "INSERT" and new and not _flushed(new):
+        return new
+    return None
+
+
+def pending_item(found: LogRecord) -> dict[str, Any] | None:
+    """The ``EV#`` item a head record's pending events will be, if the record wrote them.
+
+    None when its new image has no ``ev_sk``, or its old image the same one (the
+    events of an earlier record). The item holds the head's ``ev``, ``ev_z`` (or
+    ``ev_ref``) as ``events``, ``events_z`` (``events_ref``): the log decodes it
+    as the event item the next commit writes.
+    """
+    sk = image_text(found.new, PENDING_SK)
+    if found.new is None or sk is None or image_text(found.old, PENDING_SK) == sk:
+        return None
+    item: dict[str, Any] = {"pk": {"S": f"EX#{found.execution_arn}"}, "sk": {"S": sk}}
+    if PENDING_SEQ in found.new:
+        item["seq"] = found.new[PENDING_SEQ]
+    for suffix in ("", "_z", "_ref"):
+        if f"{PENDING}{suffix}" in found.new:
+            item[f"events{suffix}"] = found.new[f"{PENDING}{suffix}"]
+    return item
 
 
 def express_events(found: LogRecord) -> list[dict[str, Any]]:
@@ -273,6 +320,11 @@ def express_events(found: LogRecord) -> list[dict[str, Any]]:
 
 def _readable_head(image: Mapping[str, Any]) -> bool:
     return bool(image_text(image, "name")) and bool(image_text(image, "state_machine_arn"))
+
+
+def _flushed(image: Mapping[str, Any]) -> bool:
+    value = image.get(FLUSHED)
+    return isinstance(value, Mapping) and value.get("BOOL") is True
 
 
 def _id(event: dict[str, Any]) -> int:
