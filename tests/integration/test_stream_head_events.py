@@ -18,6 +18,7 @@ from tests.integration.test_stream_records import EXPRESS, Rig, events, head, re
 pytest.importorskip("boto3")
 
 from stepflow.aws import hooks_lambda
+from stepflow.aws.log_pending import pending_item
 from stepflow.aws.log_table import LogUnavailableError
 from stepflow.aws.stream_records import StreamDecoder
 
@@ -37,8 +38,8 @@ class Partition:
     def commit(self, count: int = 3) -> tuple[dict[str, Any], dict[str, Any]]:
         """(event item, head item) of the next commit of ``count`` events."""
         self.rig.log.commit(head(self.arn, seq=self.seq + 1), self.seq, events(self.next_id, count))
-        item = self.rig.client.written[-1]
-        assert item["sk"]["S"] == f"EV#{self.next_id:012d}"
+        item = pending_item(self.rig.client.items[(f"EX#{self.arn}", "HEAD")])  # its EV item
+        assert item is not None and item["sk"]["S"] == f"EV#{self.next_id:012d}"
         self.seq, self.next_id = self.seq + 1, self.next_id + count
         return item, {**self.created, "seq": {"N": str(self.seq)}}
 
@@ -224,7 +225,8 @@ def test_an_express_heads_pending_events_are_ignored_beside_a_standard_execution
     rig.log.put_many([head(EXPRESS)])
     started = rig.client.written[-1]
     rig.log.commit(head(EXPRESS, seq=2), 1, events(1, 2))
-    item = rig.client.written[-1]
+    item = pending_item(rig.client.items[(f"EX#{EXPRESS}", "HEAD")])
+    assert item is not None
     rig.log.put_many([head(EXPRESS, "SUCCEEDED", seq=3)])
     done = rig.client.written[-1]
     part = Partition(rig)

@@ -153,6 +153,7 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
         self._partitions.create(record, events)
+        self._pending.remember(record.execution_arn, record.seq, None)  # events in their items
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
