@@ -9,9 +9,11 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
   the input and the state: :mod:`stepflow.aws.head_docs`; ``attributes`` absent
   when empty);
 - ``sk = EV#<first event id, 12 digits>``: a decision's events as one JSON
-  list (``events``); usually one item per decision, so a transition writes two
-  items, but a decision with very many events is split across several items
-  (each named by its first event id) written by the same transaction;
+  list (``events``); a decision with very many events is split across several
+  items (each named by its first event id) written by the same transaction. The
+  last decision's events, when they fit one inline item, are in the head instead
+  (``ev_sk``, ``ev_seq``, ``ev``/``ev_z``) until the next commit with events copies
+  them to their item (:mod:`stepflow.aws.log_pending`);
 - ``sk = TK#<task id>``: a task attempt's lease record
   (:class:`~stepflow.runtime.leases.TaskLease`: ``version``, ``delivery``,
   ``owner``, ``lease_until``, ``released``, ``expired``, the queue message's
@@ -36,9 +38,12 @@ reference ``<name>_ref`` (see :mod:`stepflow.aws.log_items`); reads resolve it.
 Without a store, such a write raises :class:`PayloadTooLargeError` before
 reaching DynamoDB.
 
-Every write is conditional: a commit is one ``TransactWriteItems`` (head update
-conditioned on ``seq``, event item conditioned on not existing). Throttling
-and other infrastructure failures surface as :class:`LogUnavailableError`.
+Every write is conditional: a commit is one ``UpdateItem`` of the head carrying its
+events, conditioned on ``seq`` (after the copy of the events it replaces, a put
+conditioned on their item being absent or theirs already); events that do not fit one
+inline item, or a lease fencing the commit, make it one ``TransactWriteItems`` of the
+head update with the event items (each conditioned on not existing) and the lease.
+Throttling and other infrastructure failures surface as :class:`LogUnavailableError`.
 
 This module writes and reads heads (their items are built and read by
 :mod:`stepflow.aws.log_heads`; a new execution's are written, and an expired one's
