@@ -497,6 +497,20 @@ def test_racing_claims_in_threads_acquire_once() -> None:
     assert sorted(outcomes) == ["acquired"] + ["busy"] * 7
 
 
+def test_a_commit_with_events_that_does_not_move_the_seq_is_refused(log: CoordinationLog) -> None:
+    # GIVEN an execution at seq 1
+    log.create(make_record(), make_events(1, 2))
+    # WHEN events are committed at the same seq THEN a clear error, nothing written
+    with pytest.raises(ValueError, match="move the seq"):
+        log.commit(make_record(seq=1, outbox=()), 1, make_events(3, 1))
+    assert log.get(ARN) == make_record()
+    assert [e["id"] for e in log.history(ARN).events] == [1, 2]
+    # AND an eventless one may keep it (an outbox kept, a head rewritten)
+    log.commit(make_record(seq=1, outbox=()), 1, [])
+    current = log.get(ARN)
+    assert current is not None and current.outbox == ()
+
+
 # -- DynamoDB only -----------------------------------------------------------------
 
 

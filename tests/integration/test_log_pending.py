@@ -25,6 +25,7 @@ boto3 = pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, create_table  # noqa: E402
 from stepflow.aws.dynamodb_log import LogIntegrityError  # noqa: E402
+from stepflow.aws.log_items import item_size  # noqa: E402
 from stepflow.runtime.payloads import InMemoryPayloadStore  # noqa: E402
 
 TABLE = "stepflow-pending"
@@ -134,7 +135,7 @@ def paged(log: DynamoDBLog, limit: int, *, reverse: bool) -> list[dict[str, Any]
 
 def assert_history(log: DynamoDBLog, expected: list[dict[str, Any]]) -> None:
     """Forward and backward at three page sizes, and from each event id: ``expected``."""
-    for limit in (1, 3, 1000):
+    for limit in (1, 2, 3, 1000):
         assert paged(log, limit, reverse=False) == expected
         assert paged(log, limit, reverse=True) == expected
     for first in range(1, len(expected) + 1):
@@ -253,13 +254,15 @@ def test_a_fenced_commit_carries_its_events_in_the_same_transaction(raw: Any) ->
 def test_a_writer_dying_around_its_head_update_loses_nothing(raw: Any, when: str) -> None:
     log, _ = new_log(raw)
     log.create(record(1), events(1, 1))
-    log.commit(record(2), 1, events(2, 2))
+    log.commit(record(2), 1, events(2, 3))
     # WHEN a writer copies the pending events and dies before (or right after) its update
     dying, client = new_log(raw)
     client.die[("update_item", when)] = 0
     with pytest.raises(Crash):
-        dying.commit(record(3), 2, events(4, 1))
-    committed = events(1, 1) + events(2, 2) + ([] if when == "before" else events(4, 1))
+        dying.commit(record(3), 2, events(5, 1))
+    # (before: the copy and the head's pending events are both there, read once, a page of
+    # two ending inside them either way)
+    committed = events(1, 1) + events(2, 3) + ([] if when == "before" else events(5, 1))
     # THEN every reader sees each committed event once (a copy and the head's: once)
     reader, _ = new_log(raw)
     assert_history(reader, committed)
@@ -341,6 +344,45 @@ def test_a_foreign_item_at_the_pending_key_stops_the_next_commit(raw: Any) -> No
     with pytest.raises(LogIntegrityError, match="EV#000000000002"):
         log.commit(record(3), 2, events(3, 1))
     assert head(raw) == before
+
+
+def test_events_larger_than_the_head_go_the_transaction_way(raw: Any) -> None:
+    log, client = new_log(raw)
+    log.create(record(1), events(1, 1))
+    # WHEN a commit of 6 KB of incompressible events (one inline item) beside a small head
+    client.calls.clear()
+    log.commit(record(2), 1, events(2, 3, size=2_000))
+    # THEN a transaction: carried, the head's next writes would bill them again
+    assert client.writes() == ["transact_write_items"]
+    assert not {k for k in head(raw) if k.startswith("ev")}
+    assert_history(log, events(1, 1) + events(2, 3, size=2_000))
+
+
+def test_an_eventless_commit_never_makes_the_head_too_large(raw: Any) -> None:
+    store = InMemoryPayloadStore()
+    log, client = new_log(raw, item_budget=3_000, payloads=store)
+    log.create(record(1), events(1, 1))
+    log.commit(record(2), 1, events(2, 2, size=400))
+    assert "ev_sk" in head(raw)
+    # WHEN an eventless commit grows the head so that with the pending events it would
+    # pass the item budget (on DynamoDB, the 400 KB limit: every retry rejected)
+    rng = random.Random(7)
+    noise = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(3_500))
+    grown = record(3, input={"noise": noise})  # a head of about 2.6 KB, events of 0.6 KB
+    client.calls.clear()
+    log.commit(grown, 2, [])
+    # THEN the pending events are copied out first and the head no longer carries them
+    assert client.writes() == ["put_item", "update_item"]
+    stored = head(raw)
+    assert "ev_sk" not in stored and 2_000 < item_size(stored) <= 3_000
+    assert log.get(ARN) == grown
+    assert_history(log, events(1, 1) + events(2, 2, size=400))
+    # AND a small eventless commit after a small commit leaves them in place, one write
+    log.commit(record(4), 3, events(4, 1))
+    client.calls.clear()
+    log.commit(record(5), 4, [])  # (the head no longer holds the noise)
+    assert client.writes() == ["update_item"] and "ev_sk" in head(raw)
+    assert_history(log, events(1, 1) + events(2, 2, size=400) + events(4, 1))
 
 
 def test_a_commit_with_events_must_move_the_seq(raw: Any) -> None:

@@ -73,13 +73,7 @@ from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
 from stepflow.aws.log_lifecycle import Partitions
 from stepflow.aws.log_listing import list_heads, listing_item
-from stepflow.aws.log_pending import (
-    PendingCache,
-    carried,
-    flush_put,
-    pending_item,
-    read_pending,
-)
+from stepflow.aws.log_pending import PendingEvents, carried, worth_carrying
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
@@ -145,7 +139,7 @@ class DynamoDBLog:
             fetch=self._fetch,
         )
         self._leases = LeaseRecords(table_name, self._call, self._items)
-        self._pending = PendingCache()
+        self._pending = PendingEvents(table_name, self._call)
         self._history = HistoryItems(table_name, self._call, self._items)
         # Through ``self``: the clock and the retention are read at each write, as before.
         self._heads = HeadItems(
@@ -158,7 +152,9 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
         self._partitions.create(record, events)
-        self._pending.remember(record.execution_arn, record.seq, None)  # events in their items
+        self._pending.cache.remember(
+            record.execution_arn, record.seq, None
+        )  # events in their items
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
@@ -175,7 +171,7 @@ class DynamoDBLog:
         item = response.get("Item")
         if not item:
             return None
-        self._pending.remember_head(item)
+        self._pending.cache.remember_head(item)
         return self._heads.record(item)
 
     def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
@@ -184,7 +180,7 @@ class DynamoDBLog:
         keys = [_key(arn, _HEAD) for arn in unique]
         found = {}
         for item in batch_get(self._call, self.table, keys, sleep=self._sleep):
-            self._pending.remember_head(item)
+            self._pending.cache.remember_head(item)
             found[item["pk"]["S"][3:]] = self._heads.record(item)
         return [found.get(arn) for arn in execution_arns]
 
@@ -220,12 +216,19 @@ class DynamoDBLog:
         if events and record.seq <= expected_seq:
             raise ValueError(f"{arn}: a commit with events must move the seq past {expected_seq}")
         head, *chunks = self._heads.sealed(record, expanded(events))
+        budget = self._items.item_budget
         pending = carried(chunks) if events else None
-        if pending is not None and item_size({**head, **pending}) > self._items.item_budget:
+        if pending is not None and not worth_carrying(head, chunks[0], pending, budget):
             pending = None
-        if events:
-            self._flush_pending(arn, expected_seq)
-        update = head_update(self.table, head, expected_seq, pending, replace_events=bool(events))
+        replacing = bool(events)
+        if replacing:
+            self._pending.flush(arn, expected_seq)
+        else:  # the head keeps its pending events, unless with the new head they are too large
+            kept = carried([item]) if (item := self._pending.at(arn, expected_seq)) else None
+            if kept is not None and item_size({**head, **kept}) > budget:
+                self._pending.flush(arn, expected_seq)
+                replacing = True
+        update = head_update(self.table, head, expected_seq, pending, replace_events=replacing)
         puts = [self._history.event_put(chunk) for chunk in chunks] if pending is None else []
         fenced = [self._leases.fence_item(fence)] if fence is not None else []
         if not puts and not fenced:
@@ -234,9 +237,9 @@ class DynamoDBLog:
             except _Rejected:
                 raise ConflictError(arn, expected_seq) from None
             except Exception:
-                self._pending.forget(arn)
+                self._pending.cache.forget(arn)
                 raise
-            self._remember_commit(record, expected_seq, events, pending)
+            self._pending.committed(arn, record.seq, expected_seq, replacing, pending)
             return
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
@@ -254,49 +257,9 @@ class DynamoDBLog:
                     raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
             raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
         except Exception:
-            self._pending.forget(arn)
+            self._pending.cache.forget(arn)
             raise
-        self._remember_commit(record, expected_seq, events, pending)
-
-    def _flush_pending(self, execution_arn: str, seq: int) -> None:
-        """Copy the pending events of the head at ``seq`` to their own item, if it has any.
-
-        What this log saw of that head tells (a read, else); a head at another seq
-        cannot take the commit: :class:`ConflictError` before anything is written.
-        """
-        known, item = self._pending.at(execution_arn, seq)
-        if not known:
-            stored = read_pending(self._call, execution_arn)
-            if stored is None or stored[0] != seq:
-                raise ConflictError(execution_arn, seq)
-            item = stored[1]
-        if item is None:
-            return
-        try:
-            self._call("put_item", **flush_put(self.table, item))
-        except _Rejected:
-            raise LogIntegrityError(
-                f"{execution_arn}: history item {item['sk']['S']} holds another commit's events"
-            ) from None
-
-    def _remember_commit(
-        self,
-        record: ExecutionRecord,
-        expected_seq: int,
-        events: Sequence[HistoryEvent],
-        pending: dict[str, Any] | None,
-    ) -> None:
-        """After a commit: what the head now holds pending, where this log can tell."""
-        arn = record.execution_arn
-        if events:  # replaced: by these events, or removed (the transaction way)
-            item = None if pending is None else pending_item({**_key(arn, _HEAD), **pending})
-            self._pending.remember(arn, record.seq, item)
-            return
-        known, item = self._pending.at(arn, expected_seq)  # left as it was
-        if known:
-            self._pending.remember(arn, record.seq, item)
-        else:
-            self._pending.forget(arn)
+        self._pending.committed(arn, record.seq, expected_seq, replacing, pending)
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""
