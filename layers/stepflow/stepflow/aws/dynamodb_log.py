@@ -185,7 +185,11 @@ class DynamoDBLog:
         return [found.get(arn) for arn in execution_arns]
 
     def put_many(self, records: Sequence[ExecutionRecord]) -> None:
-        """Replace the heads of ``records`` unconditionally: BatchWriteItem, 25 a request."""
+        """Replace the heads of ``records`` unconditionally: BatchWriteItem, 25 a request.
+
+        Such a head carries no pending events (log_pending): its writer (a map run's
+        EXPRESS batch) never commits events to these records.
+        """
         heads: dict[str, dict[str, Any]] = {}
         listings: dict[str, dict[str, Any]] = {}
         for record in records:  # all sealed first: an unstorable one writes nothing
@@ -195,6 +199,8 @@ class DynamoDBLog:
             if listing is not None:
                 listings[record.execution_arn] = listing
         items = [*listings.values(), *heads.values()]  # entries first: never a head unlisted
+        for record in records:
+            self._pending.cache.forget(record.execution_arn)
         batch_put(self._call, self.table, items, sleep=self._sleep)
 
     def commit(
