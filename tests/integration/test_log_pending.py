@@ -330,6 +330,32 @@ def test_a_stale_reader_conflicts_without_writing_over_anything(raw: Any) -> Non
     assert fresh_client.writes() == []
 
 
+@pytest.mark.parametrize("new_start", [1_000.0, 9_000.5], ids=["same-start", "later-start"])
+def test_a_cached_head_of_an_earlier_execution_of_the_arn_is_never_copied(
+    raw: Any, new_start: float
+) -> None:
+    a, _ = new_log(raw)
+    b, _ = new_log(raw)
+    a.create(record(1), events(1, 2))
+    a.commit(record(2), 1, events(3, 2))
+    assert b.get(ARN) is not None  # b remembers seq 2 carrying the old events 3-4
+    # GIVEN the execution expired and the ARN was started again (by a), reaching seq 2
+    raw.delete_item(TableName=TABLE, Key=HEAD_KEY)
+    a.purge(ARN)
+    a.create(record(1, start_date=new_start), events(1, 2))
+    new = [{**e, "stateExitedEventDetails": {"name": "NEW", "output": "n"}} for e in events(3, 2)]
+    a.commit(record(2, start_date=new_start), 1, new)
+    # WHEN b takes the new execution's next step from seq 2
+    try:
+        b.commit(record(3, start_date=new_start), 2, events(5, 1))
+    except ConflictError:  # what b copied was not what the head held: retried after a read
+        current = b.get(ARN)
+        assert current is not None and current.seq == 2
+        b.commit(record(3, start_date=new_start), 2, events(5, 1))
+    # THEN the new execution's events 3-4 are its own, once, and none of the old ones
+    assert_history(b, events(1, 2) + new + events(5, 1))
+
+
 def test_a_foreign_item_at_the_pending_key_stops_the_next_commit(raw: Any) -> None:
     log, _ = new_log(raw)
     log.create(record(1), events(1, 1))

@@ -67,7 +67,14 @@ import boto3
 from stepflow.aws.log_batch import batch_get, batch_put
 from stepflow.aws.log_heads import HeadItems, head_update
 from stepflow.aws.log_history import HistoryItems
-from stepflow.aws.log_items import ITEM_BUDGET, TRANSACTION_BUDGET, ItemPacker, doc_names, item_size
+from stepflow.aws.log_items import (
+    ITEM_BUDGET,
+    TRANSACTION_BUDGET,
+    ItemPacker,
+    decimal_text,
+    doc_names,
+    item_size,
+)
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
@@ -152,9 +159,8 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
         self._partitions.create(record, events)
-        self._pending.cache.remember(
-            record.execution_arn, record.seq, None
-        )  # events in their items
+        head = (record.seq, decimal_text(record.start_date))
+        self._pending.cache.remember(record.execution_arn, head, None)  # none pending
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
@@ -226,15 +232,19 @@ class DynamoDBLog:
         pending = carried(chunks) if events else None
         if pending is not None and not worth_carrying(head, chunks[0], pending, budget):
             pending = None
-        replacing = bool(events)
+        start = decimal_text(record.start_date)
+        expected = (expected_seq, start)
+        replacing, flushed = bool(events), None
         if replacing:
-            self._pending.flush(arn, expected_seq)
+            flushed = self._pending.flush(arn, expected)
         else:  # the head keeps its pending events, unless with the new head they are too large
-            kept = carried([item]) if (item := self._pending.at(arn, expected_seq)) else None
+            kept = carried([item]) if (item := self._pending.at(arn, expected)) else None
             if kept is not None and item_size({**head, **kept}) > budget:
-                self._pending.flush(arn, expected_seq)
+                flushed = self._pending.flush(arn, expected)
                 replacing = True
-        update = head_update(self.table, head, expected_seq, pending, replace_events=replacing)
+        update = head_update(
+            self.table, head, expected_seq, pending, replace_events=replacing, flushed=flushed
+        )
         puts = [self._history.event_put(chunk) for chunk in chunks] if pending is None else []
         fenced = [self._leases.fence_item(fence)] if fence is not None else []
         if not puts and not fenced:
@@ -245,7 +255,7 @@ class DynamoDBLog:
             except Exception:
                 self._pending.cache.forget(arn)
                 raise
-            self._pending.committed(arn, record.seq, expected_seq, replacing, pending)
+            self._pending.committed(arn, (record.seq, start), expected, replacing, pending)
             return
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
@@ -265,7 +275,7 @@ class DynamoDBLog:
         except Exception:
             self._pending.cache.forget(arn)
             raise
-        self._pending.committed(arn, record.seq, expected_seq, replacing, pending)
+        self._pending.committed(arn, (record.seq, start), expected, replacing, pending)
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""

@@ -111,52 +111,66 @@ def flush_put(table: str, item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_pending(call: TableCall, execution_arn: str) -> tuple[int, dict[str, Any] | None] | None:
-    """``(seq, pending event item or None)`` of the stored head (consistent); None: no head."""
+def read_pending(call: TableCall, execution_arn: str) -> tuple[Seen, dict[str, Any] | None] | None:
+    """What the stored head is (consistent read) and its pending event item; None: no head."""
     response = call(
         "get_item",
         Key=_key(execution_arn, HEAD),
         ConsistentRead=True,
-        ProjectionExpression="pk, #seq, ev_sk, ev_seq, ev, ev_z",
+        ProjectionExpression="pk, #seq, start_date, ev_sk, ev_seq, ev, ev_z",
         ExpressionAttributeNames={"#seq": "seq"},
     )
     head = response.get("Item")
     if head is None:
         return None
-    return int(head["seq"]["N"]), pending_item(head)
+    return seen(head), pending_item(head)
+
+
+Seen = tuple[int, str]
+"""A head as a commit names it: its ``seq`` and its execution's ``start_date`` (as stored).
+
+The start date tells an execution from a later one under the same ARN (an expired name is
+free again), whose heads go through the same seqs.
+"""
+
+
+def seen(head: dict[str, Any]) -> Seen:
+    """The :data:`Seen` of a head item."""
+    return int(head["seq"]["N"]), str(head.get("start_date", {}).get("N", ""))
 
 
 class PendingCache:
-    """The pending event item of heads this log instance read or wrote, by (ARN, seq).
+    """The pending event item of heads this log instance read or wrote, by ARN.
 
-    A head's pending events at a given seq never change (a commit with events moves
-    the seq on), so what was seen at that seq is what a commit from it must copy; a
-    commit from any other seq reads the head instead. Bounded; safe across threads.
+    Each entry names the head it was seen at (:data:`Seen`): a commit from that head
+    copies what it held; a commit from any other reads the head instead. A head's
+    pending events at one seq change only by a write this instance made (which
+    remembers it) or that moved the seq on. Bounded; safe across threads.
     """
 
     def __init__(self) -> None:
-        self._seen: OrderedDict[str, tuple[int, dict[str, Any] | None]] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[Seen, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def remember(self, execution_arn: str, seq: int, item: dict[str, Any] | None) -> None:
-        """The head of ``execution_arn`` at ``seq`` holds ``item`` (None: nothing pending)."""
+    def remember(self, execution_arn: str, head: Seen, item: dict[str, Any] | None) -> None:
+        """The head ``head`` of ``execution_arn`` holds ``item`` (None: nothing pending)."""
         with self._lock:
-            self._seen[execution_arn] = (seq, item)
+            self._seen[execution_arn] = (head, item)
             self._seen.move_to_end(execution_arn)
             while len(self._seen) > _CACHE_SIZE:
                 self._seen.popitem(last=False)
 
     def remember_head(self, head: dict[str, Any]) -> None:
         """Remember what a head item read from the table holds."""
-        self.remember(head["pk"]["S"][3:], int(head["seq"]["N"]), pending_item(head))
+        self.remember(head["pk"]["S"][3:], seen(head), pending_item(head))
 
-    def at(self, execution_arn: str, seq: int) -> tuple[bool, dict[str, Any] | None]:
-        """``(known, item)``: whether the head at ``seq`` was seen, and its pending item."""
+    def at(self, execution_arn: str, head: Seen) -> tuple[bool, dict[str, Any] | None]:
+        """``(known, item)``: whether the head ``head`` was seen, and its pending item."""
         with self._lock:
-            seen = self._seen.get(execution_arn)
-        if seen is None or seen[0] != seq:
+            found = self._seen.get(execution_arn)
+        if found is None or found[0] != head:
             return False, None
-        return True, seen[1]
+        return True, found[1]
 
     def forget(self, execution_arn: str) -> None:
         """Drop what is known of ``execution_arn`` (after a write whose outcome is unknown)."""
@@ -172,56 +186,55 @@ class PendingEvents:
         self._call = call
         self.cache = PendingCache()
 
-    def at(self, execution_arn: str, seq: int) -> dict[str, Any] | None:
-        """The pending event item of the head at ``seq`` (None: it has none).
+    def at(self, execution_arn: str, head: Seen) -> dict[str, Any] | None:
+        """The pending event item of the head ``head`` (None: it has none).
 
-        What this log saw of that head tells, else one read; a head at another seq
-        cannot take the commit: :class:`ConflictError` before anything is written.
+        What this log saw of that head tells, else one read (the truth, whatever the
+        start date); a head at another seq cannot take the commit: :class:`ConflictError`
+        before anything is written.
         """
-        known, item = self.cache.at(execution_arn, seq)
+        known, item = self.cache.at(execution_arn, head)
         if known:
             return item
         stored = read_pending(self._call, execution_arn)
-        if stored is None or stored[0] != seq:
-            raise ConflictError(execution_arn, seq)
-        self.cache.remember(execution_arn, seq, stored[1])
+        if stored is None or stored[0][0] != head[0]:
+            raise ConflictError(execution_arn, head[0])
+        self.cache.remember(execution_arn, stored[0], stored[1])
         return stored[1]
 
-    def flush(self, execution_arn: str, seq: int) -> None:
-        """Copy the pending events of the head at ``seq`` to their own item, if it has any."""
-        item = self.at(execution_arn, seq)
+    def flush(self, execution_arn: str, head: Seen) -> dict[str, Any] | None:
+        """Copy the pending events of the head ``head`` to their own item; returns the item."""
+        item = self.at(execution_arn, head)
         if item is None:
-            return
+            return None
         try:
             self._call("put_item", **flush_put(self.table, item))
         except Rejected:
             raise LogIntegrityError(
                 f"{execution_arn}: history item {item['sk']['S']} holds another commit's events"
             ) from None
+        return item
 
     def committed(
         self,
         execution_arn: str,
-        seq: int,
-        expected_seq: int,
+        head: Seen,
+        expected: Seen,
         replaced: bool,
         carrying: dict[str, Any] | None,
     ) -> None:
-        """After a commit from ``expected_seq`` to ``seq``: what the head now holds pending.
+        """After a commit from the head ``expected`` to ``head``: what it now holds pending.
 
         ``replaced``: by ``carrying`` (the head attributes of :func:`carried`), or removed
         when None; else left as they were.
         """
         if replaced:
-            item = (
-                None
-                if carrying is None
-                else pending_item({**_key(execution_arn, HEAD), **carrying})
-            )
-            self.cache.remember(execution_arn, seq, item)
+            key = _key(execution_arn, HEAD)
+            item = None if carrying is None else pending_item({**key, **carrying})
+            self.cache.remember(execution_arn, head, item)
             return
-        known, item = self.cache.at(execution_arn, expected_seq)
+        known, item = self.cache.at(execution_arn, expected)
         if known:
-            self.cache.remember(execution_arn, seq, item)
+            self.cache.remember(execution_arn, head, item)
         else:
             self.cache.forget(execution_arn)
