@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stepflow.aws import DynamoDBLog
+from stepflow.aws.log_pending import PENDING_ATTRIBUTES
 from stepflow.aws.topology import LIST_INDEX, LIST_INDEX_PK, RUNNING_INDEX, RUNNING_INDEX_PK
 from stepflow.runtime.leases import LeaseFence, TaskLease
 from stepflow.runtime.messages import Message
@@ -219,10 +220,16 @@ def _removed(body: dict[str, Any]) -> list[str]:
 
 
 class RecordingClient:
-    """A DynamoDB client stand-in that meters write requests and answers them empty."""
+    """A DynamoDB client stand-in that meters write requests and answers them empty.
+
+    It keeps what the DynamoDB log reads back before a commit that replaces a head's
+    pending events (stepflow.aws.log_pending): each head's ``seq`` and those events,
+    as the writes it saw left them; a ``GetItem`` of a head answers with that.
+    """
 
     def __init__(self, meter: KeyMeter) -> None:
         self.meter = meter
+        self.heads: dict[tuple[str, str], dict[str, Any]] = {}
 
     def __getattr__(self, operation: str) -> Callable[..., dict[str, Any]]:
         op = "".join(part.title() for part in operation.split("_"))
@@ -230,9 +237,57 @@ class RecordingClient:
         def call(**params: Any) -> dict[str, Any]:
             self.meter.calls[f"dynamodb:{op}"] += 1
             self.meter.charge(op, params)
+            self._mirror(op, params)
+            if op == "GetItem":
+                head = self.heads.get(_key_of(params["Key"]))
+                return {"Item": dict(head)} if head is not None else {}
             return {}
 
         return call
+
+    def _mirror(self, op: str, params: dict[str, Any]) -> None:
+        if op == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                ((kind, body),) = entry.items()
+                self._apply(kind, body)
+        elif op in ("PutItem", "UpdateItem", "DeleteItem"):
+            self._apply(op[: -len("Item")], params)
+        elif op == "BatchWriteItem":
+            for requests in params["RequestItems"].values():
+                for request in requests:
+                    ((kind, body),) = request.items()
+                    self._apply(kind[: -len("Request")], body)
+
+    def _apply(self, kind: str, body: dict[str, Any]) -> None:
+        item = body.get("Item") or body.get("Key") or {}
+        key = _key_of(item)
+        if key[1] != "HEAD":
+            return
+        if kind == "Put":
+            self.heads[key] = {k: v for k, v in item.items() if k in _MIRRORED}
+        elif kind == "Delete":
+            self.heads.pop(key, None)
+        elif kind == "Update":
+            head = self.heads.setdefault(key, dict(body["Key"]))
+            names = body.get("ExpressionAttributeNames", {})
+            values = body.get("ExpressionAttributeValues", {})
+            sets = str(body.get("UpdateExpression", "")).split(" REMOVE ")[0]
+            for placeholder, value in _SET.findall(sets.removeprefix("SET ")):
+                name = names.get(placeholder, placeholder)
+                if name in _MIRRORED and value in values:
+                    head[name] = values[value]
+            for name in _removed(body):
+                head.pop(name, None)
+
+    def restore(self, key: tuple[str, str], head: dict[str, Any] | None) -> None:
+        """Put back a head as it was before a write the log it meters did not take."""
+        if head is None:
+            self.heads.pop(key, None)
+        else:
+            self.heads[key] = head
+
+
+_MIRRORED = frozenset({"pk", "sk", "seq", *PENDING_ATTRIBUTES})
 
 
 class CountingStore:
@@ -262,9 +317,10 @@ class MeteredLog:
     ) -> None:
         self.inner = inner
         self.meter = meter
+        self.client = RecordingClient(meter)
         self.sizer = DynamoDBLog(
             "stepflow-bench",
-            client=RecordingClient(meter),
+            client=self.client,
             compress_above=compress_above,
             payloads=CountingStore(s3_calls) if s3_calls is not None else None,
         )
@@ -284,8 +340,14 @@ class MeteredLog:
             self.spent_cpu += time.process_time() - cpu
 
     def create(self, record: ExecutionRecord, events: Sequence[dict[str, Any]]) -> None:
+        key = (f"EX#{record.execution_arn}", "HEAD")
+        before = self.client.heads.get(key)
         self._size(self.sizer.create, record, events)
-        self.inner.create(record, events)
+        try:
+            self.inner.create(record, events)
+        except Exception:  # the ARN was taken: the sizer's head is the one that was there
+            self.client.restore(key, None if before is None else dict(before))
+            raise
 
     def commit(
         self,
@@ -295,8 +357,14 @@ class MeteredLog:
         *,
         fence: LeaseFence | None = None,
     ) -> None:
+        key = (f"EX#{record.execution_arn}", "HEAD")
+        before = self.client.heads.get(key)
         self._size(self.sizer.commit, record, expected_seq, events, fence=fence)
-        self.inner.commit(record, expected_seq, events, fence=fence)
+        try:
+            self.inner.commit(record, expected_seq, events, fence=fence)
+        except Exception:  # not taken (a fence's conflict): the sizer's head did not move
+            self.client.restore(key, None if before is None else dict(before))
+            raise
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         self.meter.read_head((f"EX#{execution_arn}", "HEAD"))

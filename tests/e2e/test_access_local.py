@@ -153,7 +153,7 @@ def test_a_failed_execution_can_be_redriven_only_by_who_may(
     denied(alice.redrive_execution, executionArn=execution)
     assert table(stack) == before
     admin.redrive_execution(executionArn=execution)
-    assert len(table(stack)) > len(before)  # the allowed redrive did write
+    assert table(stack) != before  # the allowed redrive did write
 
 
 def test_listing_shows_only_what_the_caller_may_describe(

@@ -497,6 +497,20 @@ def test_racing_claims_in_threads_acquire_once() -> None:
     assert sorted(outcomes) == ["acquired"] + ["busy"] * 7
 
 
+def test_a_commit_with_events_that_does_not_move_the_seq_is_refused(log: CoordinationLog) -> None:
+    # GIVEN an execution at seq 1
+    log.create(make_record(), make_events(1, 2))
+    # WHEN events are committed at the same seq THEN a clear error, nothing written
+    with pytest.raises(ValueError, match="move the seq"):
+        log.commit(make_record(seq=1, outbox=()), 1, make_events(3, 1))
+    assert log.get(ARN) == make_record()
+    assert [e["id"] for e in log.history(ARN).events] == [1, 2]
+    # AND an eventless one may keep it (an outbox kept, a head rewritten)
+    log.commit(make_record(seq=1, outbox=()), 1, [])
+    current = log.get(ARN)
+    assert current is not None and current.outbox == ()
+
+
 # -- DynamoDB only -----------------------------------------------------------------
 
 
@@ -512,11 +526,14 @@ def test_dynamodb_items_follow_the_table_layout(dynamodb: Any) -> None:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"EX#{ARN}"}},
     )["Items"]
-    # THEN there is one head, one item per decision, one lease and one listing entry
+    # THEN there is one head, one item per decision but the last, one lease and one
+    # listing entry: the last decision's events are in the head (log_pending)
     by_sk = {item["sk"]["S"]: item for item in items}
-    assert sorted(by_sk) == ["EV#000000000001", "EV#000000000003", "HEAD", "LIST", "TK#t-1"]
+    assert sorted(by_sk) == ["EV#000000000001", "HEAD", "LIST", "TK#t-1"]
     head = by_sk["HEAD"]
     assert head["seq"] == {"N": "2"} and head["last_event_id"] == {"N": "5"}
+    assert head["ev_sk"] == {"S": "EV#000000000003"} and head["ev_seq"] == {"N": "2"}
+    assert {"ev", "ev_z"} & set(head)
     assert {"input", "state", "outbox"} <= set(head) and "stop_date" not in head
     # AND only the listing entry is in the listing index: a commit copies nothing to it
     assert "gsi1pk" not in head and "gsi1sk" not in head

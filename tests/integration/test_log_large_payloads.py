@@ -57,7 +57,10 @@ def noise(size: int) -> str:
 
 
 class Recording:
-    """A DynamoDB client that records transactions and can crash right before them."""
+    """A DynamoDB client that records transactions and can crash right before a commit's write.
+
+    A commit is a transaction, or one ``UpdateItem`` whose head carries its events.
+    """
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -66,14 +69,15 @@ class Recording:
 
     def __getattr__(self, operation: str) -> Any:
         call = getattr(self.client, operation)
-        if operation != "transact_write_items":
+        if operation not in ("transact_write_items", "update_item"):
             return call
 
         def transact(**kwargs: Any) -> Any:
             if self.crashes:
                 self.crashes -= 1
-                raise ConnectionError("the process died before the transaction")
-            self.transactions.append(kwargs["TransactItems"])
+                raise ConnectionError("the process died before the commit's write")
+            if operation == "transact_write_items":
+                self.transactions.append(kwargs["TransactItems"])
             return call(**kwargs)
 
         return transact

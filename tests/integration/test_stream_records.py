@@ -21,6 +21,7 @@ from tests.hook_support import RecordingHook
 pytest.importorskip("boto3")
 
 from stepflow.aws import DynamoDBLog, hooks_lambda
+from stepflow.aws.log_pending import pending_item
 from stepflow.aws.log_table import LogUnavailableError
 from stepflow.aws.stream_records import StreamDecoder
 from stepflow.hooks import Dispatcher
@@ -55,6 +56,22 @@ class FakeDynamoDB:
         for entry in request["TransactItems"]:
             if "Put" in entry:
                 self._keep(entry["Put"]["Item"])
+            elif "Update" in entry:
+                self.update_item(**entry["Update"])
+        return {}
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        """The log's head updates (``SET #a = :v, ... REMOVE #r, ...``), conditions ignored."""
+        key, names, values = request["Key"], request["ExpressionAttributeNames"], {}
+        values = request.get("ExpressionAttributeValues", {})
+        item = dict(self.items.get((key["pk"]["S"], key["sk"]["S"]), key))
+        sets, _, removes = request["UpdateExpression"].removeprefix("SET ").partition(" REMOVE ")
+        for assignment in filter(None, sets.split(", ")):
+            name, _, value = assignment.partition(" = ")
+            item[names[name]] = values[value]
+        for name in filter(None, removes.split(", ")):
+            item.pop(names[name], None)
+        self._keep(item)
         return {}
 
     def batch_write_item(self, **request: Any) -> dict[str, Any]:
@@ -129,13 +146,27 @@ class Rig:
         self.log = DynamoDBLog("t", client=self.client, **log)
         self.hook = RecordingHook()
         self.runtime = hooks_lambda.HooksRuntime(StreamDecoder(self.log), Dispatcher([self.hook]))
+        self.event_items: list[dict[str, Any]] = []
 
     def history_records(self, arn: str, commits: int = 4, per: int = 3, pad: int = 0) -> list[Any]:
-        """Records of a STANDARD execution's ``commits`` event items (ids 1, 1+per, ...)."""
+        """Records of a STANDARD execution's ``commits`` event items (ids 1, 1+per, ...).
+
+        Each as a transaction commit writes it: a commit whose head carries its events
+        (stepflow.aws.log_pending) gives the item they are copied to later, unmarked.
+        """
         self.log.create(head(arn), [])
+        items = self.event_items  # every execution's so far, in the order written
         for n in range(commits):
+            written = len(self.client.written)
             self.log.commit(head(arn, seq=n + 2), n + 1, events(1 + n * per, per, pad))
-        items = [i for i in self.client.written if i["sk"]["S"].startswith("EV#")]
+            stored = self.client.items[(f"EX#{arn}", "HEAD")]
+            carried = pending_item(stored)
+            if carried is not None:
+                items.append(carried)
+            else:
+                new = self.client.written[written:]
+                items += [i for i in new if i["sk"]["S"].startswith("EV#") and "flushed" not in i]
+        self.client.gets = 0
         return [record(i + 1, item) for i, item in enumerate(items)]
 
 
@@ -215,9 +246,11 @@ def test_express_executions_are_seen_through_their_head_status_changes_only() ->
     rig.log.put_many([head(EXPRESS, seq=2)])
     running = rig.client.written[-1]
     rig.log.commit(head(EXPRESS, seq=3), 2, events(1, 2))  # an event item: ignored for EXPRESS
-    ev_item = rig.client.written[-1]
+    ev_item = pending_item(rig.client.items[(f"EX#{EXPRESS}", "HEAD")])
+    assert ev_item is not None
     rig.log.put_many([head(EXPRESS, "SUCCEEDED", seq=4)])
     done = rig.client.written[-1]
+    rig.client.gets = 0
     batch = [
         record(1, started),
         record(2, running, old=started),  # RUNNING -> RUNNING: nothing
@@ -342,7 +375,8 @@ def test_execution_info_comes_from_the_head_images_plain_attributes_without_payl
     head_item = next(i for i in rig.client.written if i["sk"]["S"] == "HEAD")
     assert "input_ref" in head_item  # decoding the whole head would read the store
     rig.log.commit(replace(first, seq=2), 1, events(1, 2))
-    item = next(i for i in rig.client.written if i["sk"]["S"].startswith("EV#"))
+    item = pending_item(rig.client.items[(f"EX#{ARN}", "HEAD")])  # as its EV item
+    assert item is not None
     fresh = DynamoDBLog("t", client=rig.client, payloads=store)  # no cached payloads
     runtime = hooks_lambda.HooksRuntime(StreamDecoder(fresh), Dispatcher([rig.hook]))
     assert hooks_lambda.process([record(1, head_item), record(2, item)], runtime) == []
@@ -375,7 +409,8 @@ def test_a_compressed_inline_state_still_gives_the_redrive_count_without_payload
     rig.log.commit(replace(head(ARN, seq=2), state=state), 1, events(1, 2))
     head_item = next(i for i in rig.client.written if i["sk"]["S"] == "HEAD")
     assert "state_z" in head_item and "state" not in head_item
-    item = next(i for i in rig.client.written if i["sk"]["S"].startswith("EV#"))
+    item = pending_item(rig.client.items[(f"EX#{ARN}", "HEAD")])  # as its EV item
+    assert item is not None
     assert hooks_lambda.process([record(1, head_item), record(2, item)], rig.runtime) == []
     assert rig.hook.events[0].execution.redrive_count == 3
     assert store.gets == 0 and rig.client.gets == 0

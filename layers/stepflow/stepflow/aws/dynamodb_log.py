@@ -9,9 +9,11 @@ Items of one execution share the partition ``pk = EX#<execution arn>``:
   the input and the state: :mod:`stepflow.aws.head_docs`; ``attributes`` absent
   when empty);
 - ``sk = EV#<first event id, 12 digits>``: a decision's events as one JSON
-  list (``events``); usually one item per decision, so a transition writes two
-  items, but a decision with very many events is split across several items
-  (each named by its first event id) written by the same transaction;
+  list (``events``); a decision with very many events is split across several
+  items (each named by its first event id) written by the same transaction. The
+  last decision's events, when they fit one inline item, are in the head instead
+  (``ev_sk``, ``ev_seq``, ``ev``/``ev_z``) until the next commit with events copies
+  them to their item (:mod:`stepflow.aws.log_pending`);
 - ``sk = TK#<task id>``: a task attempt's lease record
   (:class:`~stepflow.runtime.leases.TaskLease`: ``version``, ``delivery``,
   ``owner``, ``lease_until``, ``released``, ``expired``, the queue message's
@@ -36,9 +38,12 @@ reference ``<name>_ref`` (see :mod:`stepflow.aws.log_items`); reads resolve it.
 Without a store, such a write raises :class:`PayloadTooLargeError` before
 reaching DynamoDB.
 
-Every write is conditional: a commit is one ``TransactWriteItems`` (head update
-conditioned on ``seq``, event item conditioned on not existing). Throttling
-and other infrastructure failures surface as :class:`LogUnavailableError`.
+Every write is conditional: a commit is one ``UpdateItem`` of the head carrying its
+events, conditioned on ``seq`` (after the copy of the events it replaces, a put
+conditioned on their item being absent or theirs already); events that do not fit one
+inline item, or a lease fencing the commit, make it one ``TransactWriteItems`` of the
+head update with the event items (each conditioned on not existing) and the lease.
+Throttling and other infrastructure failures surface as :class:`LogUnavailableError`.
 
 This module writes and reads heads (their items are built and read by
 :mod:`stepflow.aws.log_heads`; a new execution's are written, and an expired one's
@@ -60,14 +65,22 @@ from typing import Any
 import boto3
 
 from stepflow.aws.log_batch import batch_get, batch_put
-from stepflow.aws.log_heads import DOCS, HeadItems
+from stepflow.aws.log_heads import HeadItems, head_update
 from stepflow.aws.log_history import HistoryItems
-from stepflow.aws.log_items import ITEM_BUDGET, TRANSACTION_BUDGET, ItemPacker, doc_names
+from stepflow.aws.log_items import (
+    ITEM_BUDGET,
+    TRANSACTION_BUDGET,
+    ItemPacker,
+    decimal_text,
+    doc_names,
+    item_size,
+)
 from stepflow.aws.log_items import MAX_ITEM_BYTES as MAX_ITEM_BYTES
 from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
 from stepflow.aws.log_lifecycle import Partitions
 from stepflow.aws.log_listing import list_heads, listing_item
+from stepflow.aws.log_pending import PendingEvents, carried, worth_carrying
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
@@ -78,9 +91,6 @@ from stepflow.aws.log_table import key as _key
 from stepflow.aws.log_table import reasons as _reasons
 from stepflow.aws.topology import (
     DEFAULT_RETENTION_DAYS,
-    RUNNING_INDEX_PK,
-    RUNNING_INDEX_SK,
-    TTL_ATTRIBUTE,
     table_definition,
 )
 from stepflow.engine.history_events import HistoryEvent, expanded
@@ -136,6 +146,7 @@ class DynamoDBLog:
             fetch=self._fetch,
         )
         self._leases = LeaseRecords(table_name, self._call, self._items)
+        self._pending = PendingEvents(table_name, self._call)
         self._history = HistoryItems(table_name, self._call, self._items)
         # Through ``self``: the clock and the retention are read at each write, as before.
         self._heads = HeadItems(
@@ -148,6 +159,8 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
         self._partitions.create(record, events)
+        head = (record.seq, decimal_text(record.start_date))
+        self._pending.cache.remember(record.execution_arn, head, None)  # none pending
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
@@ -162,20 +175,27 @@ class DynamoDBLog:
         """The current head (strongly consistent read), or None."""
         response = self._call("get_item", Key=_key(execution_arn, _HEAD), ConsistentRead=True)
         item = response.get("Item")
-        return self._heads.record(item) if item else None
+        if not item:
+            return None
+        self._pending.cache.remember_head(item)
+        return self._heads.record(item)
 
     def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
         """The current heads, in order (None where absent): BatchGetItem, 100 keys a request."""
         unique = list(dict.fromkeys(execution_arns))  # a request may not name a key twice
         keys = [_key(arn, _HEAD) for arn in unique]
-        found = {
-            item["pk"]["S"][3:]: self._heads.record(item)
-            for item in batch_get(self._call, self.table, keys, sleep=self._sleep)
-        }
+        found = {}
+        for item in batch_get(self._call, self.table, keys, sleep=self._sleep):
+            self._pending.cache.remember_head(item)
+            found[item["pk"]["S"][3:]] = self._heads.record(item)
         return [found.get(arn) for arn in execution_arns]
 
     def put_many(self, records: Sequence[ExecutionRecord]) -> None:
-        """Replace the heads of ``records`` unconditionally: BatchWriteItem, 25 a request."""
+        """Replace the heads of ``records`` unconditionally: BatchWriteItem, 25 a request.
+
+        Such a head carries no pending events (log_pending): its writer (a map run's
+        EXPRESS batch) never commits events to these records.
+        """
         heads: dict[str, dict[str, Any]] = {}
         listings: dict[str, dict[str, Any]] = {}
         for record in records:  # all sealed first: an unstorable one writes nothing
@@ -185,6 +205,8 @@ class DynamoDBLog:
             if listing is not None:
                 listings[record.execution_arn] = listing
         items = [*listings.values(), *heads.values()]  # entries first: never a head unlisted
+        for record in records:
+            self._pending.cache.forget(record.execution_arn)
         batch_put(self._call, self.table, items, sleep=self._sleep)
 
     def commit(
@@ -197,45 +219,44 @@ class DynamoDBLog:
     ) -> None:
         """Append ``events`` and replace the head, iff the head is at ``expected_seq``.
 
-        A ``fence`` adds the lease item to the transaction: a ``ConditionCheck``
-        on its version, or (with ``fence.new``) a conditional ``Put``.
+        One conditional ``UpdateItem`` whose head carries the events when they fit one
+        inline event item (:mod:`.log_pending`), else a transaction with their items. A
+        ``fence`` adds the lease item (a transaction): a ``ConditionCheck`` on its
+        version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
+        if events and record.seq <= expected_seq:
+            raise ValueError(f"{arn}: a commit with events must move the seq past {expected_seq}")
         head, *chunks = self._heads.sealed(record, expanded(events))
-        names, values = {}, {":expected": {"N": str(expected_seq)}}
-        sets = []
-        for i, (name, value) in enumerate(sorted(head.items())):
-            if name not in ("pk", "sk"):
-                names[f"#a{i}"] = name
-                values[f":v{i}"] = value
-                sets.append(f"#a{i} = :v{i}")
-        optional = [
-            *(attr for doc in DOCS for attr in doc_names(doc)),
-            "stop_date",
-            TTL_ATTRIBUTE,
-            RUNNING_INDEX_PK,
-            RUNNING_INDEX_SK,
-        ]
-        removes = [f"#r{i}" for i, name in enumerate(optional) if name not in head]
-        names.update({f"#r{i}": name for i, name in enumerate(optional) if name not in head})
-        names["#seq"] = "seq"
-        remove = f" REMOVE {', '.join(removes)}" if removes else ""
-        update = {
-            "TableName": self.table,
-            "Key": _key(arn, _HEAD),
-            "UpdateExpression": f"SET {', '.join(sets)}{remove}",
-            "ConditionExpression": "#seq = :expected",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if not events and fence is None:
+        budget = self._items.item_budget
+        pending = carried(chunks) if events else None
+        if pending is not None and not worth_carrying(head, chunks[0], pending, budget):
+            pending = None
+        start = decimal_text(record.start_date)
+        expected = (expected_seq, start)
+        replacing, flushed = bool(events), None
+        if replacing:
+            flushed = self._pending.flush(arn, expected)
+        else:  # the head keeps its pending events, unless with the new head they are too large
+            kept = carried([item]) if (item := self._pending.at(arn, expected)) else None
+            if kept is not None and item_size({**head, **kept}) > budget:
+                flushed = self._pending.flush(arn, expected)
+                replacing = True
+        update = head_update(
+            self.table, head, expected_seq, pending, replace_events=replacing, flushed=flushed
+        )
+        puts = [self._history.event_put(chunk) for chunk in chunks] if pending is None else []
+        fenced = [self._leases.fence_item(fence)] if fence is not None else []
+        if not puts and not fenced:
             try:
                 self._call("update_item", **update)
             except _Rejected:
                 raise ConflictError(arn, expected_seq) from None
+            except Exception:
+                self._pending.cache.forget(arn)
+                raise
+            self._pending.committed(arn, (record.seq, start), expected, replacing, pending)
             return
-        puts = [self._history.event_put(chunk) for chunk in chunks]
-        fenced = [self._leases.fence_item(fence)] if fence is not None else []
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
         except _Rejected as rejected:
@@ -251,6 +272,10 @@ class DynamoDBLog:
                     sk = put["Put"]["Item"]["sk"]["S"]
                     raise LogIntegrityError(f"{arn}: history item {sk} exists already") from None
             raise LogUnavailableError(f"commit cancelled: {head_reason}") from rejected
+        except Exception:
+            self._pending.cache.forget(arn)
+            raise
+        self._pending.committed(arn, (record.seq, start), expected, replacing, pending)
 
     def clear_outbox(self, execution_arn: str, seq: int) -> None:
         """Empty the outbox if the head is still at ``seq`` (else do nothing)."""

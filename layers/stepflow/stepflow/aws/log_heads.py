@@ -23,7 +23,15 @@ from stepflow.aws.head_docs import (
     write_state,
 )
 from stepflow.aws.log_history import HistoryItems, last_id
-from stepflow.aws.log_items import Draft, ItemPacker, PayloadTooLargeError, decimal_text, loads
+from stepflow.aws.log_items import (
+    Draft,
+    ItemPacker,
+    PayloadTooLargeError,
+    decimal_text,
+    doc_names,
+    loads,
+)
+from stepflow.aws.log_pending import EV_COMPRESSED, EV_PLAIN, EV_SK, PENDING_ATTRIBUTES
 from stepflow.aws.log_table import HEAD, key
 from stepflow.aws.topology import (
     COMMITTED_AT,
@@ -143,6 +151,68 @@ class HeadItems:
             stop_date=float(stop["N"]) if stop else None,
             attributes=attributes,
         )
+
+
+def head_update(
+    table: str,
+    head: dict[str, Any],
+    expected_seq: int,
+    pending: dict[str, Any] | None,
+    *,
+    replace_events: bool,
+    flushed: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The conditional ``UpdateItem`` request that makes the stored head ``head``.
+
+    ``pending``: the attributes carrying the commit's events (:func:`carried`);
+    ``replace_events``: whether the head's pending events are replaced (by ``pending``,
+    or removed when None) or left as they are (a commit without events). Replaced, only
+    if they are those of ``flushed``, the event item just copied out (None: none): what
+    was copied is what goes, never events nobody copied.
+    """
+    attributes = {**head, **(pending or {})}
+    names: dict[str, str] = {"#seq": "seq"}
+    values: dict[str, Any] = {":expected": {"N": str(expected_seq)}}
+    condition = "#seq = :expected"
+    if replace_events:
+        names["#evsk"] = EV_SK
+        if flushed is None:
+            condition += " AND attribute_not_exists(#evsk)"
+        else:  # the same events, not only the same key (a later execution of the ARN)
+            values[":evsk"] = flushed["sk"]
+            condition += " AND #evsk = :evsk"
+            for head_name, item_name in ((EV_PLAIN, "events"), (EV_COMPRESSED, "events_z")):
+                if item_name in flushed:
+                    names["#evdoc"], values[":evdoc"] = head_name, flushed[item_name]
+                    condition += " AND #evdoc = :evdoc"
+    sets = []
+    for i, (name, value) in enumerate(sorted(attributes.items())):
+        if name not in ("pk", "sk"):
+            names[f"#a{i}"] = name
+            values[f":v{i}"] = value
+            sets.append(f"#a{i} = :v{i}")
+    optional = [
+        *(attr for doc in DOCS for attr in doc_names(doc)),
+        "stop_date",
+        TTL_ATTRIBUTE,
+        RUNNING_INDEX_PK,
+        RUNNING_INDEX_SK,
+        *(PENDING_ATTRIBUTES if replace_events else ()),
+    ]
+    removes = []
+    for i, name in enumerate(optional):
+        if name not in attributes:
+            names[f"#r{i}"] = name
+            removes.append(f"#r{i}")
+    remove = f" REMOVE {', '.join(removes)}" if removes else ""
+    return {
+        "TableName": table,
+        "Key": key(head["pk"]["S"][3:], HEAD),
+        "UpdateExpression": f"SET {', '.join(sets)}{remove}",
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
 
 
 class UnstorablePayloadError(PayloadTooLargeError, UnstorableDataError):

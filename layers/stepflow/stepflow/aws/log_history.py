@@ -22,12 +22,16 @@ from stepflow.aws.log_items import (
     chunk_ranges,
     item_size,
 )
+from stepflow.aws.log_pending import read_pending
 from stepflow.aws.log_table import TableCall
 from stepflow.aws.log_table import key as _key
 from stepflow.data.serialize import dumps as _dumps
 from stepflow.runtime.ports import HistoryPage
 
 _MAX_ID = 999_999_999_999
+
+Item = tuple[int, list[dict[str, Any]]]
+"""An event item as read: its first event id and its events."""
 
 
 class HistoryItems:
@@ -49,11 +53,20 @@ class HistoryItems:
         """A page of events, oldest or (``reverse``) newest first; the token names an item."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
+        position = _parse_reverse_token(next_token) if reverse else _parse_token(next_token)
+        pending = self._pending(execution_arn)  # first: the items read next cover the rest
         if reverse:
-            return self._reverse_page(execution_arn, _parse_reverse_token(next_token), limit)
-        start_id, skip = _parse_token(next_token)
+            return self._reverse_page(execution_arn, position, limit, pending)
+        assert position is not None
+        return self._forward_page(execution_arn, position, limit, pending)
+
+    def _forward_page(
+        self, execution_arn: str, position: tuple[int, int], limit: int, pending: Item | None
+    ) -> HistoryPage:
+        start_id, skip = position
         events: list[dict[str, Any]] = []
-        for first_id, item_events in self._event_items(execution_arn, start_id, skip, limit):
+        items = self._event_items(execution_arn, start_id, skip, limit)
+        for first_id, item_events in _ascending(items, pending, start_id):
             begin = skip if first_id == start_id else 0
             for i in range(begin, len(item_events)):
                 if len(events) >= limit:
@@ -64,8 +77,14 @@ class HistoryItems:
     def history_from(self, execution_arn: str, first: int, *, limit: int = 1000) -> HistoryPage:
         """The page of events from id ``first`` on, reading no item before the one holding it.
 
-        One keys-only Query (newest first, one item) finds that item.
+        One keys-only Query (newest first, one item) finds that item, unless it is the
+        head's pending events (:mod:`.log_pending`).
         """
+        pending = self._pending(execution_arn)
+        if pending is not None and pending[0] <= first:
+            return self._forward_page(
+                execution_arn, (pending[0], first - pending[0]), limit, pending
+            )
         found = self._call(
             "query",
             KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
@@ -80,9 +99,9 @@ class HistoryItems:
             Limit=1,
         ).get("Items", [])
         if not found:
-            return self.history(execution_arn, limit=limit)
+            return self._forward_page(execution_arn, (0, 0), limit, pending)
         start = int(found[0]["sk"]["S"][3:])
-        return self.history(execution_arn, next_token=f"{start}:{first - start}", limit=limit)
+        return self._forward_page(execution_arn, (start, first - start), limit, pending)
 
     def event_drafts(
         self, execution_arn: str, seq: int, events: Sequence[dict[str, Any]]
@@ -115,8 +134,20 @@ class HistoryItems:
             }
         }
 
+    def _pending(self, execution_arn: str) -> Item | None:
+        """The head's pending events as ``(first event id, events)`` (one read), or None."""
+        stored = read_pending(self._call, execution_arn)
+        item = stored[1] if stored is not None else None
+        if item is None:
+            return None
+        return int(item["sk"]["S"][3:]), self._items.read(item, "events", [])
+
     def _reverse_page(
-        self, execution_arn: str, position: tuple[int, int] | None, limit: int
+        self,
+        execution_arn: str,
+        position: tuple[int, int] | None,
+        limit: int,
+        pending: Item | None,
     ) -> HistoryPage:
         """Up to ``limit`` events before ``position``, newest first.
 
@@ -125,7 +156,7 @@ class HistoryItems:
         nothing is read to find out (a history with gaps may end on an empty page).
         """
         events: list[dict[str, Any]] = []
-        for first_id, item_events in self._items_before(execution_arn, position, limit):
+        for first_id, item_events in self._items_before(execution_arn, position, limit, pending):
             for i in range(len(item_events) - 1, -1, -1):
                 events.append(item_events[i])
                 if len(events) < limit:
@@ -138,8 +169,12 @@ class HistoryItems:
         return HistoryPage(events, None)
 
     def _items_before(
-        self, execution_arn: str, position: tuple[int, int] | None, limit: int
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        self,
+        execution_arn: str,
+        position: tuple[int, int] | None,
+        limit: int,
+        pending: Item | None,
+    ) -> Iterator[Item]:
         """The event items before ``position``, newest first, read lazily.
 
         First the item the position is in (the newest item on a first page). With
@@ -148,7 +183,7 @@ class HistoryItems:
         (``Limit`` 1) the page's oldest events. Gaps in the ids cost further queries.
         """
         if position is None:  # the first page: the newest item
-            found = next(self._query(execution_arn, 0, _MAX_ID, [1]), None)
+            found = next(self._query(execution_arn, 0, _MAX_ID, [1], pending), None)
             if found is None:
                 return
             first_id, taken = found[0], len(found[1])
@@ -159,7 +194,7 @@ class HistoryItems:
             high = first_id if taken else first_id - 1
         low = max(0, first_id - max(0, limit - taken))
         if low <= high:
-            items = self._query(execution_arn, low, high, [1000])
+            items = self._query(execution_arn, low, high, [1000], pending)
             if taken and position is not None:  # the token's item comes first, or it is forged
                 token_item = next(items, None)
                 if token_item is None or token_item[0] != first_id or len(token_item[1]) < taken:
@@ -167,19 +202,33 @@ class HistoryItems:
                 yield first_id, token_item[1][:taken]
             yield from items
         if low > 0:
-            yield from self._query(execution_arn, 0, low - 1, [1, limit + 1])
+            yield from self._query(execution_arn, 0, low - 1, [1, limit + 1], pending)
 
     def _any_below(self, execution_arn: str, event_id: int) -> bool:
         """Whether an event item starts below ``event_id`` (at most one item read)."""
-        return next(self._query(execution_arn, 0, event_id - 1, [1]), None) is not None
+        return next(self._query(execution_arn, 0, event_id - 1, [1], None), None) is not None
 
     def _query(
-        self, execution_arn: str, low: int, high: int, batches: Sequence[int]
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        self,
+        execution_arn: str,
+        low: int,
+        high: int,
+        batches: Sequence[int],
+        pending: Item | None,
+    ) -> Iterator[Item]:
         """Event items starting at ids ``low`` to ``high``, newest first, read lazily.
 
-        Each request reads at most the next of ``batches`` items (the last repeats).
+        Each request reads at most the next of ``batches`` items (the last repeats);
+        ``pending`` (the head's events) is among them if it starts in the range.
         """
+        if pending is None or not low <= pending[0] <= high:
+            return self._stored(execution_arn, low, high, batches)
+        # The head was read first: what was committed since is left to the next read.
+        return _descending(self._stored(execution_arn, low, pending[0], batches), pending)
+
+    def _stored(
+        self, execution_arn: str, low: int, high: int, batches: Sequence[int]
+    ) -> Iterator[Item]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
             "ExpressionAttributeValues": {
@@ -201,7 +250,7 @@ class HistoryItems:
 
     def _event_items(
         self, execution_arn: str, start_id: int, skip: int, limit: int
-    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    ) -> Iterator[Item]:
         """Event items from ``start_id`` on, in order, read lazily.
 
         Event ids are dense, so the items up to ``EV#<next id + limit>`` hold the
@@ -233,6 +282,35 @@ class HistoryItems:
                 if "LastEvaluatedKey" not in response:
                     break
                 kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _ascending(items: Iterator[Item], pending: Item | None, start_id: int) -> Iterator[Item]:
+    """``items`` (oldest first) with the head's pending events in their place, once."""
+    if pending is None or pending[0] < start_id:
+        yield from items
+        return
+    placed = False
+    for item in items:
+        if not placed and item[0] >= pending[0]:
+            placed = True
+            yield pending
+            if item[0] == pending[0]:  # their copy (see _descending)
+                continue
+        yield item
+    if not placed:
+        yield pending
+
+
+def _descending(items: Iterator[Item], pending: Item) -> Iterator[Item]:
+    """The head's pending events, then ``items`` (newest first, none newer than them).
+
+    An event item of the same first id is their copy (made by a commit that then lost
+    its race, or died, or a later one): given once.
+    """
+    yield pending
+    for item in items:
+        if item[0] != pending[0]:
+            yield item
 
 
 def last_id(events: Sequence[dict[str, Any]]) -> dict[str, Any]:

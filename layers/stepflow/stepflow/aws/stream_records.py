@@ -7,61 +7,69 @@ base64 text; ``stepflow local``'s poller converts moto's records to it).
 
 What a record adds:
 
-- a STANDARD execution: the history events of an ``EV#`` item's INSERT (a
-  commit's events, decoded by the log's own item code: plain, compressed or
-  offloaded to S3). Event items are never modified; a REMOVE is the sweeper's.
+- a STANDARD execution: the history events of the commit that wrote them,
+  decoded by the log's own event-item code (plain, compressed or offloaded),
+  read from whichever record the commit made first:
+
+  - a head (INSERT or MODIFY) whose new image carries pending events
+    (``ev_sk``, ``ev_seq``, ``ev``/``ev_z``: a commit made as one head update)
+    and whose old image carries none or another ``ev_sk``; the same ``ev_sk``
+    again (an outbox clear, a commit without events) adds nothing;
+  - an ``EV#`` item's INSERT (a commit made as a transaction), unless it is
+    ``flushed``: pending events a later commit moved out of the head, already
+    read from the head's record. Event items are otherwise never modified; a
+    REMOVE is the sweeper's.
+
 - an EXPRESS execution (no history items, as on AWS): its head's status
   changes (``OldImage`` vs ``NewImage``): ``ExecutionStarted`` when it becomes
   RUNNING, ``Execution<Succeeded|Failed|TimedOut|Aborted>`` when it ends. Its
-  ``EV#`` items, if any, are ignored: one execution is never read both ways.
+  ``EV#`` items and a head's ``ev_*``, if any, are ignored: one execution is
+  never read both ways.
 
 Leases (``TK#``), journals, internal child partitions (``EX#<arn>#<child>``)
 and every other item are ignored. A malformed or unreadable record (a corrupt
-or dangling event item, whatever the decoder raises) is logged and skipped,
-never failing the batch; each execution is decoded on its own. Only an outage
-(the table or the payload store unreachable) marks the first record of the
-affected execution :attr:`RecordHooks.unavailable`: the dispatcher fails the
+or dangling event item or head ``ev_*``, whatever the decoder raises) is logged
+and skipped, never failing the batch; each execution is decoded on its own. Only
+an outage (the table or the payload store unreachable) marks the first record of
+the affected execution :attr:`RecordHooks.unavailable`: the dispatcher fails the
 batch from there on, and it is retried.
 
 Each execution's :class:`~stepflow.hooks.ExecutionInfo` comes from the plain
 attributes of the batch's last readable head image (name, state machine, map
 run; the redrive count from the state document only when it is inline: never
 an S3 read), else from one ``GetItem`` of its head per batch (an unreadable
-head: only what the ARN says).
+head: only what the ARN says): :mod:`stepflow.aws.stream_info`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stepflow.api.map_runs import machine_of
 from stepflow.aws.dynamodb_log import DynamoDBLog
-from stepflow.aws.head_docs import HEAD_PRIMERS
 from stepflow.aws.log_table import HEAD, LogUnavailableError
-from stepflow.aws.log_zdict import inflate
-from stepflow.aws.topology import LIST_INDEX_PK, LISTED
-from stepflow.engine.codec import decode_state
+from stepflow.aws.stream_info import EXPRESS_MARK as EXPRESS_MARK
+from stepflow.aws.stream_info import image_text, info_of, info_of_image
 from stepflow.hooks import ExecutionInfo, HookEvent, hook_events
-from stepflow.runtime.ports import ExecutionRecord
 
 LOG = logging.getLogger(__name__)
-
-EXPRESS_MARK = ":express:"
-"""An EXPRESS execution ARN's resource type (``arn:aws:states:...:express:<machine>:...``)."""
 
 CHILD_MARK = "#"
 """In an execution ARN (past ``EX#``): an internal child (a Parallel branch's or Map
 iteration's own partition, ``<parent ARN>#<child id>``); its events are not the
 execution's history (GetExecutionHistory shows the parent's), so hooks never see them."""
+
+PENDING_SK, PENDING_SEQ, PENDING = "ev_sk", "ev_seq", "ev"
+"""A head's pending events: their event item's sk and seq, and the events (``ev``/``ev_z``)."""
+
+FLUSHED = "flushed"
+"""On an event item (BOOL true): its events were a head's pending events first."""
 
 _ENDS = {
     "SUCCEEDED": "ExecutionSucceeded",
@@ -129,8 +137,8 @@ def parse_record(record: Mapping[str, Any]) -> LogRecord | None:
     if event_name not in ("INSERT", "MODIFY", "REMOVE"):
         raise MalformedRecordError(f"record {number}: eventName {event_name!r}")
     keys = dynamodb.get("Keys")
-    pk = _text(keys, "pk") if isinstance(keys, Mapping) else None
-    sk = _text(keys, "sk") if isinstance(keys, Mapping) else None
+    pk = image_text(keys, "pk") if isinstance(keys, Mapping) else None
+    sk = image_text(keys, "sk") if isinstance(keys, Mapping) else None
     if pk is None or sk is None:
         raise MalformedRecordError(f"record {number}: no pk/sk string keys")
     if not pk.startswith("EX#") or CHILD_MARK in pk[3:]:
@@ -226,8 +234,8 @@ class StreamDecoder:
                 if info.execution_type == "EXPRESS":
                     if found.sk == HEAD:
                         history.extend((index, e) for e in express_events(found))
-                elif found.sk.startswith("EV#") and found.event_name == "INSERT" and found.new:
-                    history.extend((index, e) for e in self._item_events(found))
+                elif (item := event_item(found)) is not None:
+                    history.extend((index, e) for e in self._item_events(found, item))
             except OUTAGES:
                 raise
             except Exception:  # a poison record: skipped, its execution's others still read
@@ -240,10 +248,10 @@ class StreamDecoder:
             if event.id in owner
         ]
 
-    def _item_events(self, found: LogRecord) -> list[dict[str, Any]]:
-        assert found.new is not None
+    def _item_events(self, found: LogRecord, item: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events of event item ``item`` (from ``found``'s image), [] when unreadable."""
         try:
-            events = self.log.item_events(found.new)
+            events = self.log.item_events(item)
         except OUTAGES:
             raise  # may succeed later: the batch is retried from this execution on
         except Exception as exc:
@@ -257,57 +265,34 @@ class StreamDecoder:
         return [e for e in events if isinstance(e, dict) and isinstance(e.get("id"), int)]
 
 
-def info_of(arn: str, record: ExecutionRecord | None) -> ExecutionInfo:
-    """An execution's :class:`ExecutionInfo` from its head (None: only what its ARN says).
+def event_item(found: LogRecord) -> dict[str, Any] | None:
+    """The event item whose events a STANDARD execution's record adds (None: none)."""
+    if found.sk == HEAD:
+        return pending_item(found)
+    new = found.new
+    if found.sk.startswith("EV#") and found.event_name == "INSERT" and new and not _flushed(new):
+        return new
+    return None
 
-    The state machine ARN is the one DescribeExecution reports; the type is EXPRESS
-    when the head's attributes say so (``execution_type``) or the ARN is an express
-    one; the redrive count is the engine state's.
+
+def pending_item(found: LogRecord) -> dict[str, Any] | None:
+    """The ``EV#`` item a head record's pending events will be, if the record wrote them.
+
+    None when its new image has no ``ev_sk``, or its old image the same one (the
+    events of an earlier record). The item holds the head's ``ev``, ``ev_z`` (or
+    ``ev_ref``) as ``events``, ``events_z`` (``events_ref``): the log decodes it
+    as the event item the next commit writes.
     """
-    express = EXPRESS_MARK in arn
-    if record is None:
-        return ExecutionInfo(arn, execution_type="EXPRESS" if express else "STANDARD")
-    kind = record.attributes.get("execution_type") if isinstance(record.attributes, dict) else None
-    try:
-        redrives = decode_state(record.state).redrive_count if record.state else 0
-    except Exception:  # a state this code cannot decode still names its execution
-        redrives = 0
-    run = record.attributes.get("map_run_arn") if isinstance(record.attributes, dict) else None
-    # As DescribeExecution names it: unqualified (no revision, version or alias), or a
-    # map run child's ``stateMachine:<machine>/<label>``.
-    machine = (
-        machine_of(run) if isinstance(run, str) and run else _unqualified(record.state_machine_arn)
-    )
-    return ExecutionInfo(
-        arn,
-        state_machine_arn=machine,
-        name=record.name,
-        execution_type="EXPRESS" if express or kind == "EXPRESS" else "STANDARD",
-        redrive_count=redrives,
-    )
-
-
-def info_of_image(arn: str, image: Mapping[str, Any]) -> ExecutionInfo:
-    """An execution's :class:`ExecutionInfo` from a head image's plain attributes.
-
-    No document is decoded but small inline ones (``attributes``, and ``state``
-    for the redrive count): no payload store read, no engine state decode. A map
-    run's child is known by its listing key (``EXL#<map run ARN>``).
-    """
-    listed = _text(image, LISTED) or _text(image, LIST_INDEX_PK) or ""  # older heads: the key
-    run = listed[4:] if listed.startswith("EXL#") and ":mapRun:" in listed else ""
-    machine = machine_of(run) if run else _unqualified(_text(image, "state_machine_arn") or "")
-    attributes = _inline_doc(image, "attributes")
-    kind = attributes.get("execution_type") if isinstance(attributes, dict) else None
-    state = _inline_doc(image, "state")
-    redrives = state.get("redrive_count") if isinstance(state, dict) else None
-    return ExecutionInfo(
-        arn,
-        state_machine_arn=machine,
-        name=_text(image, "name") or "",
-        execution_type="EXPRESS" if EXPRESS_MARK in arn or kind == "EXPRESS" else "STANDARD",
-        redrive_count=redrives if isinstance(redrives, int) and redrives > 0 else 0,
-    )
+    sk = image_text(found.new, PENDING_SK)
+    if found.new is None or sk is None or image_text(found.old, PENDING_SK) == sk:
+        return None
+    item: dict[str, Any] = {"pk": {"S": f"EX#{found.execution_arn}"}, "sk": {"S": sk}}
+    if PENDING_SEQ in found.new:
+        item["seq"] = found.new[PENDING_SEQ]
+    for suffix in ("", "_z", "_ref"):
+        if f"{PENDING}{suffix}" in found.new:
+            item[f"events{suffix}"] = found.new[f"{PENDING}{suffix}"]
+    return item
 
 
 def express_events(found: LogRecord) -> list[dict[str, Any]]:
@@ -319,7 +304,7 @@ def express_events(found: LogRecord) -> list[dict[str, Any]]:
     new, old = found.new, found.old
     if new is None:
         return []
-    status, before = _text(new, "status"), _text(old, "status") if old else None
+    status, before = image_text(new, "status"), image_text(old, "status") if old else None
     if status is None or status == before:
         return []
     seq = _number(new, "seq") or 0
@@ -333,46 +318,18 @@ def express_events(found: LogRecord) -> list[dict[str, Any]]:
     return [{"id": int(seq) * 2 + 1, "type": kind, "timestamp": when}]
 
 
-def _unqualified(machine_arn: str) -> str:
-    """``arn:aws:states:<region>:<account>:stateMachine:<name>``, without a qualifier."""
-    return ":".join(machine_arn.split(":")[:7])
-
-
 def _readable_head(image: Mapping[str, Any]) -> bool:
-    return bool(_text(image, "name")) and bool(_text(image, "state_machine_arn"))
+    return bool(image_text(image, "name")) and bool(image_text(image, "state_machine_arn"))
 
 
-def _inline_doc(image: Mapping[str, Any], name: str) -> Any:
-    """A document stored inline in ``image`` (plain or compressed), else None (offloaded)."""
-    try:
-        text = _inline_text(image, name)
-        return None if text is None else json.loads(text)
-    except (ValueError, zlib.error, RecursionError):
-        return None
-
-
-def _inline_text(image: Mapping[str, Any], name: str) -> bytes | None:
-    """The JSON text of an inline document, primed as the log primes it (see log_items)."""
-    text = _text(image, name)
-    if text is not None:
-        return text.encode()
-    value = image.get(f"{name}_z")
-    data = value.get("B") if isinstance(value, Mapping) else None
-    if not isinstance(data, bytes | bytearray):
-        return None
-    primers = [_inline_text(image, p) for p in HEAD_PRIMERS.get(name, ())]
-    return inflate(bytes(data), ([p for p in primers if p is not None], ()))
+def _flushed(image: Mapping[str, Any]) -> bool:
+    value = image.get(FLUSHED)
+    return isinstance(value, Mapping) and value.get("BOOL") is True
 
 
 def _id(event: dict[str, Any]) -> int:
     value = event.get("id")
     return value if isinstance(value, int) else 0
-
-
-def _text(item: Mapping[str, Any] | None, name: str) -> str | None:
-    value = item.get(name) if item is not None else None
-    text = value.get("S") if isinstance(value, Mapping) else None
-    return text if isinstance(text, str) else None
 
 
 def _number(item: Mapping[str, Any], name: str) -> float | None:

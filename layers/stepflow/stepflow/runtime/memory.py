@@ -94,6 +94,11 @@ class InMemoryLog:
         With a ``fence``, also iff the lease record is at its expected version;
         ``fence.new`` is written with the commit.
         """
+        if events and record.seq <= expected_seq:  # as the DynamoDB log (log_pending)
+            raise ValueError(
+                f"{record.execution_arn}: a commit with events must move the seq past "
+                f"{expected_seq}"
+            )
         with self._lock:
             head = self._heads.get(record.execution_arn)
             if head is None or head.seq != expected_seq:

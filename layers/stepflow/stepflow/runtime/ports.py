@@ -105,7 +105,8 @@ class CoordinationLog(Protocol):
         Only if the stored head is still at ``expected_seq`` and, with a
         ``fence``, the task's lease record is still at ``fence.current.version``
         (``fence.new`` is then written by the same atomic write); otherwise
-        raises :class:`ConflictError` and writes nothing.
+        raises :class:`ConflictError` and writes nothing. A commit with events
+        moves the seq on (``record.seq > expected_seq``), else ValueError.
         """
 
     def get_many(self, execution_arns: Sequence[str]) -> list[ExecutionRecord | None]:
