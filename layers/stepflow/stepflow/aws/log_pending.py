@@ -14,13 +14,18 @@ item (:func:`flush_put`: a put conditioned on the item being absent or already t
 commit's, marked ``flushed`` so stream consumers do not see the events twice). Until
 then they are the only copy, and every history read merges them (:func:`pending_item`):
 an execution's history is its ``EV#`` items plus the head's pending events, the same item
-counted once. A commit without events leaves them alone; one whose events go the
-transaction way (several items, offloaded, a head too large) removes them after the copy.
+counted once (the head's copy wins). A commit without events leaves them alone, unless
+with its head they would pass the item budget (then it copies them out and removes them);
+one whose events go the transaction way (several items, offloaded, larger than carrying
+them pays: :func:`worth_carrying`) removes them after the copy.
 
 Invariant: every event of a commit before the head's ``seq`` is in an ``EV#`` item, except
-the head's own pending ones. A writer that dies between the copy and its head update
-leaves an item equal to the pending events (readers count it once); a writer that loses
-the head update's race has copied what the winner would copy.
+the head's own pending ones. The head update that replaces or removes them is conditioned
+on them being exactly the ones copied (key and content), so events nobody copied are never
+dropped, whatever a writer believed. A writer that dies between the copy and its head
+update leaves an item equal to the pending events (readers count it once); one that loses
+the race has copied what the winner copies too. What a commit copies comes from what its
+log instance saw of the head (:class:`PendingCache`, by seq and start date), else a read.
 """
 
 from __future__ import annotations
