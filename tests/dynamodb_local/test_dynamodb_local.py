@@ -19,7 +19,11 @@ import pytest
 from tests.dynamodb_local.server import ROOT, missing_prerequisite, unshare_command
 
 HERE = Path(__file__).resolve().parent
-INNER = [HERE / "contract_on_dynamodb_local.py", HERE / "moto_vs_dynamodb_local.py"]
+INNER = [
+    HERE / "contract_on_dynamodb_local.py",
+    HERE / "pending_on_dynamodb_local.py",
+    HERE / "moto_vs_dynamodb_local.py",
+]
 TIMEOUT = 900
 
 

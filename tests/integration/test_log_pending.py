@@ -356,6 +356,28 @@ def test_a_cached_head_of_an_earlier_execution_of_the_arn_is_never_copied(
     assert_history(b, events(1, 2) + new + events(5, 1))
 
 
+def test_a_copy_out_by_another_writer_at_the_same_seq_does_not_refuse_a_keep(raw: Any) -> None:
+    store = InMemoryPayloadStore()
+    a, a_client = new_log(raw, item_budget=3_000, payloads=store)
+    b, _ = new_log(raw, item_budget=3_000, payloads=store)
+    a.create(record(1), events(1, 1))
+    a.commit(record(2), 1, events(2, 2, size=400))
+    assert a.get(ARN) is not None  # a remembers seq 2 carrying events 2-3
+    # GIVEN b keeps the outbox at seq 2 with a head so large that the events are copied out
+    rng = random.Random(7)
+    grown = record(2, input={"noise": "".join(rng.choice("abcdefgh") for _ in range(4_500))})
+    b.keep_outbox(grown, [])
+    assert "ev_sk" not in head(raw)
+    # WHEN a keeps its outbox at the same seq THEN it is kept: one copy, one update
+    kept = Message(ARN, f"{ARN}#2#9", "event", {"type": "TimerFired"}, 5.0)
+    a_client.calls.clear()
+    a.keep_outbox(grown, [kept])
+    assert a_client.calls == ["put_item", "update_item"]
+    current = a.get(ARN)
+    assert current is not None and current.outbox == (kept,)
+    assert_history(a, events(1, 1) + events(2, 2, size=400))
+
+
 def test_a_foreign_item_at_the_pending_key_stops_the_next_commit(raw: Any) -> None:
     log, _ = new_log(raw)
     log.create(record(1), events(1, 1))

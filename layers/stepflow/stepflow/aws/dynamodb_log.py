@@ -71,7 +71,6 @@ from stepflow.aws.log_items import (
     ITEM_BUDGET,
     TRANSACTION_BUDGET,
     ItemPacker,
-    decimal_text,
     doc_names,
     item_size,
 )
@@ -159,7 +158,7 @@ class DynamoDBLog:
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
         self._partitions.create(record, events)
-        head = (record.seq, decimal_text(record.start_date))
+        head = (record.seq, float(record.start_date))
         self._pending.cache.remember(record.execution_arn, head, None)  # none pending
 
     def purge(self, execution_arn: str) -> int:
@@ -232,7 +231,7 @@ class DynamoDBLog:
         pending = carried(chunks) if events else None
         if pending is not None and not worth_carrying(head, chunks[0], pending, budget):
             pending = None
-        start = decimal_text(record.start_date)
+        start = float(record.start_date)
         expected = (expected_seq, start)
         replacing, flushed = bool(events), None
         if replacing:
@@ -251,6 +250,7 @@ class DynamoDBLog:
             try:
                 self._call("update_item", **update)
             except _Rejected:
+                self._pending.cache.forget(arn)  # the head is not what this log believed
                 raise ConflictError(arn, expected_seq) from None
             except Exception:
                 self._pending.cache.forget(arn)
@@ -260,6 +260,7 @@ class DynamoDBLog:
         try:
             self._call("transact_write_items", TransactItems=[{"Update": update}, *puts, *fenced])
         except _Rejected as rejected:
+            self._pending.cache.forget(arn)
             reasons = _reasons(rejected)
             head_reason = reasons[0]
             lease_reason = reasons[1 + len(puts)] if len(reasons) > 1 + len(puts) else {}

@@ -180,11 +180,13 @@ def head_update(
             condition += " AND attribute_not_exists(#evsk)"
         else:  # the same events, not only the same key (a later execution of the ARN)
             values[":evsk"] = flushed["sk"]
-            condition += " AND #evsk = :evsk"
+            same = "#evsk = :evsk"
             for head_name, item_name in ((EV_PLAIN, "events"), (EV_COMPRESSED, "events_z")):
                 if item_name in flushed:
                     names["#evdoc"], values[":evdoc"] = head_name, flushed[item_name]
-                    condition += " AND #evdoc = :evdoc"
+                    same += " AND #evdoc = :evdoc"
+            # or none: another writer copied them out at this seq (a head grown too large)
+            condition += f" AND (attribute_not_exists(#evsk) OR ({same}))"
     sets = []
     for i, (name, value) in enumerate(sorted(attributes.items())):
         if name not in ("pk", "sk"):

@@ -14,13 +14,19 @@ item (:func:`flush_put`: a put conditioned on the item being absent or already t
 commit's, marked ``flushed`` so stream consumers do not see the events twice). Until
 then they are the only copy, and every history read merges them (:func:`pending_item`):
 an execution's history is its ``EV#`` items plus the head's pending events, the same item
-counted once. A commit without events leaves them alone; one whose events go the
-transaction way (several items, offloaded, a head too large) removes them after the copy.
+counted once (the head's copy wins). A commit without events leaves them alone, unless
+with its head they would pass the item budget (then it copies them out and removes them);
+one whose events go the transaction way (several items, offloaded, larger than carrying
+them pays: :func:`worth_carrying`) removes them after the copy.
 
 Invariant: every event of a commit before the head's ``seq`` is in an ``EV#`` item, except
-the head's own pending ones. A writer that dies between the copy and its head update
-leaves an item equal to the pending events (readers count it once); a writer that loses
-the head update's race has copied what the winner would copy.
+the head's own pending ones. The head update that replaces or removes them is conditioned
+on them being exactly the ones copied (key and content), or gone (another writer copied
+them out at this seq), so events nobody copied are never dropped, whatever a writer
+believed. A writer that dies between the copy and its head update leaves an item equal to
+the pending events (readers count it once); one that loses the race has copied what the
+winner copies too. What a commit copies comes from what its log instance saw of the head
+(:class:`PendingCache`, by seq and start date), else a read.
 """
 
 from __future__ import annotations
@@ -126,8 +132,8 @@ def read_pending(call: TableCall, execution_arn: str) -> tuple[Seen, dict[str, A
     return seen(head), pending_item(head)
 
 
-Seen = tuple[int, str]
-"""A head as a commit names it: its ``seq`` and its execution's ``start_date`` (as stored).
+Seen = tuple[int, float]
+"""A head as a commit names it: its ``seq`` and its execution's ``start_date``.
 
 The start date tells an execution from a later one under the same ARN (an expired name is
 free again), whose heads go through the same seqs.
@@ -136,16 +142,18 @@ free again), whose heads go through the same seqs.
 
 def seen(head: dict[str, Any]) -> Seen:
     """The :data:`Seen` of a head item."""
-    return int(head["seq"]["N"]), str(head.get("start_date", {}).get("N", ""))
+    # A number, not its text: DynamoDB trims trailing zeros ("1000.0" is read back "1000").
+    return int(head["seq"]["N"]), float(head.get("start_date", {}).get("N", "nan"))
 
 
 class PendingCache:
     """The pending event item of heads this log instance read or wrote, by ARN.
 
     Each entry names the head it was seen at (:data:`Seen`): a commit from that head
-    copies what it held; a commit from any other reads the head instead. A head's
-    pending events at one seq change only by a write this instance made (which
-    remembers it) or that moved the seq on. Bounded; safe across threads.
+    copies what it held; a commit from any other reads the head instead. An entry can
+    only be stale by events copied out since (another writer's eventless commit at the
+    same seq): the head update's condition allows that, and a refused write forgets the
+    entry. Bounded; safe across threads.
     """
 
     def __init__(self) -> None:
