@@ -219,9 +219,10 @@ class DynamoDBLog:
         """Append ``events`` and replace the head, iff the head is at ``expected_seq``.
 
         One conditional ``UpdateItem`` whose head carries the events when they fit one
-        inline event item (:mod:`.log_pending`), else a transaction with their items. A
-        ``fence`` adds the lease item (a transaction): a ``ConditionCheck`` on its
-        version, or (with ``fence.new``) a conditional ``Put``.
+        inline event item and carrying them pays (:mod:`.log_pending`), else a
+        transaction with their items; either after copying out the events the head
+        carried. A ``fence`` adds the lease item (a transaction): a ``ConditionCheck`` on
+        its version, or (with ``fence.new``) a conditional ``Put``.
         """
         arn = record.execution_arn
         if events and record.seq <= expected_seq:
