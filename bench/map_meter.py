@@ -196,18 +196,21 @@ def _index_writes(before: dict[str, int], after: dict[str, int]) -> dict[str, in
     return units
 
 
-def _updated(body: dict[str, Any]) -> dict[str, int]:
-    """Attribute sizes an ``UpdateItem``'s ``SET name = :value`` clauses write."""
+def _set_values(body: dict[str, Any]) -> dict[str, Any]:
+    """The attributes an ``UpdateItem``'s ``SET name = :value`` clauses write, by name."""
     names = body.get("ExpressionAttributeNames", {})
     values = body.get("ExpressionAttributeValues", {})
-    expression = str(body.get("UpdateExpression", ""))
-    sets = expression.split(" REMOVE ")[0]
-    written: dict[str, int] = {}
+    sets = str(body.get("UpdateExpression", "")).split(" REMOVE ")[0]
+    written: dict[str, Any] = {}
     for placeholder, value in _SET.findall(sets.removeprefix("SET ")):
-        name = names.get(placeholder, placeholder)
         if value in values:
-            written[name] = len(name.encode()) + _size(values[value])
+            written[names.get(placeholder, placeholder)] = values[value]
     return written
+
+
+def _updated(body: dict[str, Any]) -> dict[str, int]:
+    """Attribute sizes an ``UpdateItem``'s ``SET name = :value`` clauses write."""
+    return {name: len(name.encode()) + _size(v) for name, v in _set_values(body).items()}
 
 
 def _removed(body: dict[str, Any]) -> list[str]:
@@ -269,13 +272,7 @@ class RecordingClient:
             self.heads.pop(key, None)
         elif kind == "Update":
             head = self.heads.setdefault(key, dict(body["Key"]))
-            names = body.get("ExpressionAttributeNames", {})
-            values = body.get("ExpressionAttributeValues", {})
-            sets = str(body.get("UpdateExpression", "")).split(" REMOVE ")[0]
-            for placeholder, value in _SET.findall(sets.removeprefix("SET ")):
-                name = names.get(placeholder, placeholder)
-                if name in _MIRRORED and value in values:
-                    head[name] = values[value]
+            head.update((k, v) for k, v in _set_values(body).items() if k in _MIRRORED)
             for name in _removed(body):
                 head.pop(name, None)
 

@@ -94,7 +94,9 @@ def pending_item(head: dict[str, Any]) -> dict[str, Any] | None:
     """The event item a head's pending events belong to, as stored (None: it has none)."""
     if EV_SK not in head:
         return None
-    item = {"pk": head["pk"], "sk": head[EV_SK], "seq": head[EV_SEQ]}
+    item = {"pk": head["pk"], "sk": head[EV_SK]}
+    if EV_SEQ in head:  # always, but in a damaged stream image
+        item["seq"] = head[EV_SEQ]
     for head_name, item_name in _FORMS:
         if head_name in head:
             item[item_name] = head[head_name]

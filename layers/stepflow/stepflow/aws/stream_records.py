@@ -53,6 +53,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stepflow.aws.dynamodb_log import DynamoDBLog
+from stepflow.aws.log_pending import EV_SK, FLUSHED
+from stepflow.aws.log_pending import pending_item as head_events
 from stepflow.aws.log_table import HEAD, LogUnavailableError
 from stepflow.aws.stream_info import EXPRESS_MARK as EXPRESS_MARK
 from stepflow.aws.stream_info import image_text, info_of, info_of_image
@@ -64,12 +66,6 @@ CHILD_MARK = "#"
 """In an execution ARN (past ``EX#``): an internal child (a Parallel branch's or Map
 iteration's own partition, ``<parent ARN>#<child id>``); its events are not the
 execution's history (GetExecutionHistory shows the parent's), so hooks never see them."""
-
-PENDING_SK, PENDING_SEQ, PENDING = "ev_sk", "ev_seq", "ev"
-"""A head's pending events: their event item's sk and seq, and the events (``ev``/``ev_z``)."""
-
-FLUSHED = "flushed"
-"""On an event item (BOOL true): its events were a head's pending events first."""
 
 _ENDS = {
     "SUCCEEDED": "ExecutionSucceeded",
@@ -279,20 +275,13 @@ def pending_item(found: LogRecord) -> dict[str, Any] | None:
     """The ``EV#`` item a head record's pending events will be, if the record wrote them.
 
     None when its new image has no ``ev_sk``, or its old image the same one (the
-    events of an earlier record). The item holds the head's ``ev``, ``ev_z`` (or
-    ``ev_ref``) as ``events``, ``events_z`` (``events_ref``): the log decodes it
-    as the event item the next commit writes.
+    events of an earlier record); the log decodes the item as the one the next
+    commit copies them to (:func:`stepflow.aws.log_pending.pending_item`).
     """
-    sk = image_text(found.new, PENDING_SK)
-    if found.new is None or sk is None or image_text(found.old, PENDING_SK) == sk:
+    sk = image_text(found.new, EV_SK)
+    if found.new is None or sk is None or image_text(found.old, EV_SK) == sk:
         return None
-    item: dict[str, Any] = {"pk": {"S": f"EX#{found.execution_arn}"}, "sk": {"S": sk}}
-    if PENDING_SEQ in found.new:
-        item["seq"] = found.new[PENDING_SEQ]
-    for suffix in ("", "_z", "_ref"):
-        if f"{PENDING}{suffix}" in found.new:
-            item[f"events{suffix}"] = found.new[f"{PENDING}{suffix}"]
-    return item
+    return head_events({**found.new, "pk": {"S": f"EX#{found.execution_arn}"}})
 
 
 def express_events(found: LogRecord) -> list[dict[str, Any]]:
