@@ -93,7 +93,8 @@ class ClockBudget:
     given at most one CPU second a second), spares the slow ones further: a sampled
     check reads them only once ``gate`` has advanced ``gate_seconds`` since they were
     last read, so no deadline is noticed more than ``gate_seconds`` late (a thread's
-    CPU time costs about 2 us to read, some 10 % of a transition's time in memory).
+    CPU time costs 0.5-2 us to read, some 5-10 % of a transition's time in memory).
+    The gate must be monotonic: a reading behind its last one reads the slow clocks.
     """
 
     __slots__ = (
@@ -105,7 +106,7 @@ class ClockBudget:
         "_expression_at",
         "_expression_clock",
         "_gate",
-        "_gate_at",
+        "_gate_read",
         "_gate_seconds",
         "decision_seconds",
         "expression_seconds",
@@ -126,7 +127,7 @@ class ClockBudget:
         self._clock = clock
         self._gate = gate
         self._gate_seconds = gate_seconds
-        self._gate_at = 0.0 if gate is None else gate() + gate_seconds
+        self._gate_read = 0.0 if gate is None else gate()  # when the slow clocks were read
         self._expression_clock = clock if expression_clock is None else expression_clock
         self._every = max(1, every)
         self._checks = self._every  # checks until the next one that reads the clocks
@@ -134,8 +135,12 @@ class ClockBudget:
         self.decision_seconds = decision_seconds
         start = clock()
         self._decision_at = start + decision_seconds
-        expression_start = start if self._expression_clock is clock else self._expression_clock()
-        self._expression_at: float | None = expression_start + expression_seconds
+        self._expression_at: float | None = None  # with every > 1: set by the first sample
+        if self._every == 1:
+            expression_start = (
+                start if self._expression_clock is clock else self._expression_clock()
+            )
+            self._expression_at = expression_start + expression_seconds
         self._defer_at = None if defer_seconds is None else start + defer_seconds
 
     def start_expression(self) -> None:
@@ -166,10 +171,12 @@ class ClockBudget:
         self._checks = self._every
         if self._gate is not None:
             gate = self._gate()
-            if gate < self._gate_at:
-                return
-            self._gate_at = gate + self._gate_seconds
-        now = self._clock()
+            if self._gate_read <= gate < self._gate_read + self._gate_seconds:
+                return  # (a reading out of that range, a gate gone backwards, reads them)
+            self._gate_read = gate
+            now = gate if self._gate is self._clock else self._clock()
+        else:
+            now = self._clock()
         if self._defer_at is not None and now > self._defer_at:
             raise DecisionDeferred
         if now > self._decision_at:
