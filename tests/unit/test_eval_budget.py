@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from stepflow.data.budget import BudgetExceeded, ClockBudget, DecisionDeferred
 from stepflow.errors import StatesErrorName
+from stepflow.limits import DEFAULT_LIMITS
 from stepflow.testing import WorkflowEnvironment
+from stepflow.testing.environment_tasks import cpu_budgets
 
 START = 1_700_000_000.0
 
@@ -285,14 +290,14 @@ def test_a_sampled_clock_budget_reads_no_clock_when_an_expression_starts() -> No
     budget = ClockBudget(
         wall, expression_seconds=1, decision_seconds=10, every=4, expression_clock=cpu
     )
-    assert reads == ["wall", "cpu"]
+    assert reads == ["wall"]  # the expression's deadline is set by the first sampled check
     for _ in range(3):
         budget.start_expression()
         budget.check()
-    assert reads == ["wall", "cpu"]  # neither starts nor unsampled checks read a clock
+    assert reads == ["wall"]  # neither starts nor unsampled checks read a clock
     now[0] = 5.0
     budget.check()  # the 4th check: the expression's deadline starts here, not at 0
-    assert reads == ["wall", "cpu", "wall", "cpu"]
+    assert reads == ["wall", "wall", "cpu"]
     now[0] = 5.9
     for _ in range(4):
         budget.check()
@@ -301,7 +306,7 @@ def test_a_sampled_clock_budget_reads_no_clock_when_an_expression_starts() -> No
         budget.check()
     with pytest.raises(BudgetExceeded, match="expression budget of 1 s exceeded"):
         budget.check()
-    assert reads.count("cpu") == 4
+    assert reads.count("cpu") == 3
 
 
 def test_a_sampled_clock_budget_on_one_clock_reads_it_once_per_check() -> None:
@@ -316,3 +321,101 @@ def test_a_sampled_clock_budget_on_one_clock_reads_it_once_per_check() -> None:
         budget.start_expression()
         budget.check()
     assert reads[0] == 1 + 2
+
+
+def test_a_gated_budget_reads_its_slow_clocks_once_per_gate_interval() -> None:
+    # GIVEN a budget on a slow CPU clock, sampled on every check, gated by a wall clock
+    wall, cpu, reads = [0.0], [0.0], Counter[str]()
+
+    def gate() -> float:
+        reads["gate"] += 1
+        return wall[0]
+
+    def thread_cpu() -> float:
+        reads["cpu"] += 1
+        return cpu[0]
+
+    budget = ClockBudget(
+        thread_cpu, expression_seconds=1, decision_seconds=10, gate=gate, gate_seconds=0.001
+    )
+    assert reads == {"cpu": 1, "gate": 1}
+    # WHEN a thousand checks within the gate's millisecond
+    for _ in range(1_000):
+        budget.check()
+    # THEN the gate was read each time, the CPU clock never again
+    assert reads == {"cpu": 1, "gate": 1_001}
+    # WHEN the wall clock passes the millisecond THEN the next check reads the CPU clock, once
+    wall[0] = 0.0011
+    budget.check()
+    budget.check()
+    assert reads["cpu"] == 2
+
+
+def test_a_gated_budget_runs_out_no_later_than_the_gate_allows() -> None:
+    wall, cpu = [0.0], [0.0]
+    budget = ClockBudget(
+        lambda: cpu[0],
+        expression_seconds=1,
+        decision_seconds=10,
+        gate=lambda: wall[0],
+        gate_seconds=0.001,
+    )
+    budget.start_expression()
+    # WHEN the thread's CPU time passes the expression budget while the wall clock has not
+    # moved a millisecond since the last read THEN not yet noticed
+    cpu[0] = 1.5
+    wall[0] = 0.0005
+    budget.check()
+    # WHEN the wall clock (never slower than a thread's CPU time) passes the gate THEN it is
+    wall[0] = 1.5
+    with pytest.raises(BudgetExceeded, match="expression budget of 1 s exceeded"):
+        budget.check()
+    # AND the decision budget likewise, and a deferral
+    decision = ClockBudget(
+        lambda: cpu[0], expression_seconds=100, decision_seconds=10, gate=lambda: wall[0]
+    )
+    cpu[0] = wall[0] = 12.0  # 10.5 s after it started
+    with pytest.raises(BudgetExceeded, match="decision budget of 10 s exceeded"):
+        decision.check()
+    deferring = ClockBudget(
+        lambda: wall[0],
+        expression_seconds=100,
+        decision_seconds=10,
+        defer_seconds=1,
+        gate=lambda: wall[0],
+    )
+    wall[0] = 13.5  # 1.5 s after it started
+    with pytest.raises(DecisionDeferred):
+        deferring.check()
+
+
+def test_the_test_drivers_budget_stops_a_runaway_expression_with_the_gate() -> None:
+    # GIVEN the budgets execute() uses (the thread's CPU time, gated by the wall clock)
+    budget = cpu_budgets(replace(DEFAULT_LIMITS, expression_budget_seconds=0.05))()
+    budget.start_expression()
+    started = time.perf_counter()
+    # WHEN an expression burns CPU, checking as an evaluator does
+    # THEN it is stopped (within its 50 ms of CPU time, the gate's millisecond and the
+    # sampling aside; the loop's 30 s of wall time only ends a budget that never runs out)
+    with pytest.raises(BudgetExceeded, match="expression budget"):
+        while time.perf_counter() - started < 30:
+            budget.check()
+
+
+def test_a_gate_gone_backwards_or_far_ahead_does_not_turn_the_deadlines_off() -> None:
+    wall, cpu = [100.0], [0.0]
+    budget = ClockBudget(
+        lambda: cpu[0],
+        expression_seconds=100,
+        decision_seconds=10,
+        gate=lambda: wall[0],
+        gate_seconds=0.001,
+    )
+    # WHEN the gate reads far ahead once, then goes back to where it was
+    wall[0] = 1e9
+    budget.check()
+    wall[0] = 100.5
+    cpu[0] = 11.0
+    # THEN the next check reads the slow clock anyway, and the decision deadline holds
+    with pytest.raises(BudgetExceeded, match="decision budget of 10 s exceeded"):
+        budget.check()

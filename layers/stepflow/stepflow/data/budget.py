@@ -88,7 +88,13 @@ class ClockBudget:
     the work between two checks, such as a thread's CPU time); then
     :meth:`start_expression` reads no clock either: the new expression's
     deadline is set on the next check that reads it (at most ``every`` checks
-    later, the same slack as the sampling's own).
+    later, the same slack as the sampling's own). ``gate``, a clock cheap to read
+    that advances at least as fast as both (a monotonic wall clock: a thread is
+    given at most one CPU second a second), spares the slow ones further: a sampled
+    check reads them only once ``gate`` has advanced ``gate_seconds`` since they were
+    last read, so no deadline is noticed more than ``gate_seconds`` late (a thread's
+    CPU time costs 0.5-2 us to read, some 5-10 % of a transition's time in memory).
+    The gate must be monotonic: a reading behind its last one reads the slow clocks.
     """
 
     __slots__ = (
@@ -99,6 +105,9 @@ class ClockBudget:
         "_every",
         "_expression_at",
         "_expression_clock",
+        "_gate",
+        "_gate_read",
+        "_gate_seconds",
         "decision_seconds",
         "expression_seconds",
     )
@@ -112,8 +121,13 @@ class ClockBudget:
         defer_seconds: float | None = None,
         every: int = 1,
         expression_clock: Callable[[], float] | None = None,
+        gate: Callable[[], float] | None = None,
+        gate_seconds: float = 0.001,
     ) -> None:
         self._clock = clock
+        self._gate = gate
+        self._gate_seconds = gate_seconds
+        self._gate_read = 0.0 if gate is None else gate()  # when the slow clocks were read
         self._expression_clock = clock if expression_clock is None else expression_clock
         self._every = max(1, every)
         self._checks = self._every  # checks until the next one that reads the clocks
@@ -121,8 +135,12 @@ class ClockBudget:
         self.decision_seconds = decision_seconds
         start = clock()
         self._decision_at = start + decision_seconds
-        expression_start = start if self._expression_clock is clock else self._expression_clock()
-        self._expression_at: float | None = expression_start + expression_seconds
+        self._expression_at: float | None = None  # with every > 1: set by the first sample
+        if self._every == 1:
+            expression_start = (
+                start if self._expression_clock is clock else self._expression_clock()
+            )
+            self._expression_at = expression_start + expression_seconds
         self._defer_at = None if defer_seconds is None else start + defer_seconds
 
     def start_expression(self) -> None:
@@ -149,9 +167,16 @@ class ClockBudget:
             self._sample()
 
     def _sample(self) -> None:
-        """The check that reads the clocks (one in ``every``)."""
+        """The check that reads the clocks (one in ``every``, and not before ``gate`` allows)."""
         self._checks = self._every
-        now = self._clock()
+        if self._gate is not None:
+            gate = self._gate()
+            if self._gate_read <= gate < self._gate_read + self._gate_seconds:
+                return  # (a reading out of that range, a gate gone backwards, reads them)
+            self._gate_read = gate
+            now = gate if self._gate is self._clock else self._clock()
+        else:
+            now = self._clock()
         if self._defer_at is not None and now > self._defer_at:
             raise DecisionDeferred
         if now > self._decision_at:
@@ -170,6 +195,7 @@ def clock_budgets(
     defer_seconds: float | None = None,
     every: int = 1,
     expression_clock: Callable[[], float] | None = None,
+    gate: Callable[[], float] | None = None,
 ) -> Callable[[], ClockBudget]:
     """A factory of one fresh :class:`ClockBudget` per decision, from ``limits``."""
 
@@ -181,6 +207,7 @@ def clock_budgets(
             defer_seconds=defer_seconds,
             every=every,
             expression_clock=expression_clock,
+            gate=gate,
         )
 
     return make
@@ -201,6 +228,9 @@ def deployed_budgets(
 
     ``wall`` is a monotonic clock (a decision must fit in the stepper Lambda's
     timeout); ``cpu`` the evaluating thread's CPU time, slower to read, so the
-    clocks are read on one check in 8.
+    clocks are read on one check in 8, and then only once ``wall`` (the gate) has
+    advanced a millisecond since they were last read.
     """
-    return clock_budgets(limits, wall, defer_seconds=defer_seconds, every=8, expression_clock=cpu)
+    return clock_budgets(
+        limits, wall, defer_seconds=defer_seconds, every=8, expression_clock=cpu, gate=wall
+    )
