@@ -79,7 +79,7 @@ from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
 from stepflow.aws.log_lifecycle import Partitions
 from stepflow.aws.log_listing import list_heads, listing_item
-from stepflow.aws.log_pending import PendingEvents, carried, worth_carrying
+from stepflow.aws.log_pending import PendingEvents, carried, pending_item, worth_carrying
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
@@ -152,14 +152,24 @@ class DynamoDBLog:
             self._items, self._history, lambda: self.clock(), lambda: self.retention_seconds
         )
         self._partitions = Partitions(
-            table_name, self._call, self._heads, self._history, lambda arn: self.get(arn)
+            table_name,
+            self._call,
+            self._heads,
+            self._history,
+            lambda arn: self.get(arn),
+            item_budget,
         )
 
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
-        self._partitions.create(record, events)
-        head = (record.seq, float(record.start_date))
-        self._pending.cache.remember(record.execution_arn, head, None)  # none pending
+        arn = record.execution_arn
+        try:
+            carrying = self._partitions.create(record, events)
+        except Exception:
+            self._pending.cache.forget(arn)
+            raise
+        item = None if carrying is None else pending_item({**_key(arn, _HEAD), **carrying})
+        self._pending.cache.remember(arn, (record.seq, float(record.start_date)), item)
 
     def purge(self, execution_arn: str) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.

@@ -17,6 +17,7 @@ from stepflow.aws.log_heads import HeadItems
 from stepflow.aws.log_history import HistoryItems
 from stepflow.aws.log_items import MAX_TRANSACTION_ITEMS
 from stepflow.aws.log_listing import listing_item
+from stepflow.aws.log_pending import carried, worth_carrying_at_create
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogUnavailableError, TableCall
 from stepflow.aws.log_table import Rejected as _Rejected
@@ -36,21 +37,42 @@ class Partitions:
         heads: HeadItems,
         history: HistoryItems,
         get: Callable[[str], ExecutionRecord | None],
+        item_budget: int,
     ) -> None:
         self.table = table
+        self.item_budget = item_budget
         self._call = call
         self._heads = heads
         self._history = history
         self._get = get
         """Reads the current head (strongly consistent) when a refused create names none."""
 
-    def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
-        """Insert the head and the first events unless the ARN is taken."""
+    def create(
+        self, record: ExecutionRecord, events: Sequence[HistoryEvent]
+    ) -> dict[str, Any] | None:
+        """Insert the head and the first events unless the ARN is taken.
+
+        Returns the head attributes that carry the events (:func:`.log_pending.carried`),
+        or None when the head carries none.
+        """
         head, *chunks = self._heads.sealed(record, expanded(events))
         listing = listing_item(record)
         if not chunks:
             self._create_head(record.execution_arn, head, listing)
-            return
+            return None
+        pending = carried(chunks)
+        budget = self.item_budget
+        if pending is not None and worth_carrying_at_create(
+            head, chunks[0], pending, budget, listing
+        ):
+            # A purge deletes every item but the head, a concurrent create's new listing
+            # entry too: after one, the entry is put again once the head is in.
+            arn = record.execution_arn
+            purged = self._leftovers(arn)
+            if purged:
+                self.purge(arn)
+            self._create_head(arn, {**head, **pending}, listing, relist=purged)
+            return pending
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -75,7 +97,7 @@ class Partitions:
         for _ in range(5):
             try:
                 self._call("transact_write_items", TransactItems=items)
-                return
+                return None
             except _Rejected as rejected:
                 reason = _reasons(rejected)[0]
                 if reason.get("Code") == "TransactionConflict":
@@ -94,19 +116,57 @@ class Partitions:
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
 
+    def _leftovers(self, execution_arn: str) -> bool:
+        """Whether the partition holds items of an expired execution (and no head).
+
+        One item read, newest first from the head's key: the head itself when the ARN is
+        taken (the create's condition then finds it), else the last event item left.
+        When neither is there, one more: a lease record (``TK#``, sorted after the head)
+        left by a purge that stopped halfway (a purge deletes in key order), which would
+        refuse the new execution's claim of the same task. Eventually consistent:
+        leftovers are at least a retention old.
+        """
+        last = self._first(execution_arn, "sk <= :sk", _HEAD, forward=False)
+        if last is not None:
+            return last != _HEAD
+        return self._first(execution_arn, "begins_with(sk, :sk)", "TK#", forward=True) is not None
+
+    def _first(self, execution_arn: str, condition: str, sk: str, *, forward: bool) -> str | None:
+        """The sort key of the partition's first item under ``condition`` in that order."""
+        page = self._call(
+            "query",
+            KeyConditionExpression=f"pk = :pk AND {condition}",
+            ExpressionAttributeValues={
+                ":pk": _key(execution_arn, _HEAD)["pk"],
+                ":sk": {"S": sk},
+            },
+            ProjectionExpression="sk",
+            ScanIndexForward=forward,
+            Limit=1,
+        )
+        found = page.get("Items", [])
+        return str(found[0]["sk"]["S"]) if found else None
+
     def _create_head(
-        self, execution_arn: str, head: dict[str, Any], listing: dict[str, Any] | None
+        self,
+        execution_arn: str,
+        head: dict[str, Any],
+        listing: dict[str, Any] | None,
+        *,
+        relist: bool = False,
     ) -> None:
-        """Insert a head without events: one conditional PutItem, not a transaction.
+        """Insert a head, without events or carrying them: one conditional PutItem.
 
         Half the write units of a one-item transaction (a map run's per-item
         result records are created this way). A leftover of an expired execution
-        of this ARN is no obstacle here: its history items are not written.
+        of this ARN is no obstacle to a head without events: its history items are
+        not written (a head carrying events is created after a purge of them).
         A listed head's listing entry is put first, if there is none: a crash in
         between leaves an entry without a head, which listings skip; an entry left
-        by a crash or an expired execution is replaced once the head is created.
+        by a crash or an expired execution is replaced once the head is created (and,
+        ``relist``, the entry is put again then in any case).
         """
-        stale = listing is not None and not self._put_new(listing)
+        stale = listing is not None and (not self._put_new(listing) or relist)
         for _ in range(5):
             try:
                 self._call(
