@@ -210,6 +210,11 @@ def test_a_creator_dying_between_its_writes_loses_nothing_on_retry(
 
 @pytest.mark.parametrize("leftovers", [False, True])
 def test_racing_creators_make_one_execution(raw: Any, leftovers: bool) -> None:
+    if "amazonaws.com" in raw.meta.endpoint_url:  # moto: run on DynamoDB Local only
+        pytest.skip(
+            "moto's in-process conditional writes are not atomic across threads "
+            "(tests/dynamodb_local/pending_on_dynamodb_local.py runs this on DynamoDB Local)"
+        )
     if leftovers:
         expired_execution(raw, 3)
     barrier = threading.Barrier(4)

@@ -70,7 +70,7 @@ class Partitions:
             arn = record.execution_arn
             purged = self._leftovers(arn)
             if purged:
-                self.purge(arn)
+                self._purge_retried(arn)
             self._create_head(arn, {**head, **pending}, listing, relist=purged)
             return pending
         items: list[dict[str, Any]] = [
@@ -115,6 +115,19 @@ class Partitions:
                     continue
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
+
+    def _purge_retried(self, execution_arn: str) -> None:
+        """Purge leftovers, again while a concurrent purge (another creator's) conflicts.
+
+        Never a head put over leftovers a purge may have left behind.
+        """
+        for attempt in range(5):
+            try:
+                self.purge(execution_arn)
+                return
+            except LogUnavailableError:
+                if attempt == 4:
+                    raise
 
     def _leftovers(self, execution_arn: str) -> bool:
         """Whether the partition holds items of an expired execution (and no head).
