@@ -55,6 +55,13 @@ def partition(raw: Any) -> list[str]:
     return [item["sk"]["S"] for item in items]
 
 
+def entry_start(raw: Any) -> float:
+    """The start date the execution's listing entry sorts it by."""
+    key = {**HEAD_KEY, "sk": {"S": "LIST"}}
+    item = raw.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
+    return float(item["gsi1sk"]["S"].split("#", 1)[0])
+
+
 def listed(log: DynamoDBLog) -> list[tuple[str, float]]:
     records, _ = log.list_executions(SM, limit=100)
     return [(r.execution_arn, r.start_date) for r in records]
@@ -145,6 +152,7 @@ def test_an_expired_executions_leftovers_are_purged_before_the_head_is_put(
     assert client.writes()[-2:] == ["put_item", "put_item"]
     assert_history(log, events(1, 1))
     assert listed(log) == [(ARN, LATER)]
+    assert entry_start(raw) == LATER
     log.commit(again(2), 1, events(2, 4))
     log.commit(again(3), 2, events(6, 1))
     assert_history(log, events(1, 1) + events(2, 4) + events(6, 1))
@@ -173,10 +181,9 @@ def test_a_live_execution_is_never_purged_by_a_create_of_its_arn(raw: Any) -> No
     other, client = new_log(raw)
     with pytest.raises(ExecutionAlreadyExistsError):
         other.create(again(), events(1, 1))
-    # THEN nothing was deleted or replaced: no purge was tried (one read found the head)
-    assert client.calls.count("query") == 1
-    assert "transact_write_items" not in client.calls
-    assert "delete_item" not in client.calls
+    # THEN nothing was deleted or replaced: no purge was tried (one read found the head,
+    # and the create went the transaction's way, refused by its condition on the head)
+    assert client.calls == ["query", "transact_write_items"]
     assert event_items(raw) == before and head(raw) == stored_head
     assert_history(log, events(1, 2) + events(3, 3) + events(6, 1))
     assert listed(log) == [(ARN, 1_000.0)]
@@ -264,3 +271,84 @@ def test_a_concurrent_purge_before_the_head_is_put_leaves_it_listed(raw: Any) ->
     assert partition(raw) == ["HEAD", "LIST"]
     assert listed(log) == [(ARN, LATER)]
     assert_history(log, events(1, 2))
+
+
+class Hooked:
+    """A client that runs ``hook`` (once) before the first call of ``operation``."""
+
+    def __init__(self, raw: Any, operation: str, hook: Any, when: Any = None) -> None:
+        self.raw, self.operation, self.hook, self.when = raw, operation, hook, when
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.raw, name)
+        if name != self.operation:
+            return call
+
+        def hooked(**kwargs: Any) -> Any:
+            if self.hook is not None and (self.when is None or self.when(kwargs)):
+                hook, self.hook = self.hook, None
+                hook()
+            return call(**kwargs)
+
+        return hooked
+
+
+def test_a_late_sweep_between_the_listing_entry_and_the_head_keeps_the_entry(raw: Any) -> None:
+    expired_execution(raw, 2)
+    DynamoDBLog(TABLE, client=raw).purge(ARN)  # the sweeper's first delivery
+    # WHEN a repeated (or late) delivery of the TTL record purges again, just before the
+    # new execution's head is put (after its listing entry)
+    sweeper_log = DynamoDBLog(TABLE, client=raw)
+    log, client = new_log(raw)
+    client.client = Hooked(
+        raw,
+        "put_item",
+        lambda: sweeper_log.purge(ARN, keep_listed_from=1_000.0 + 0.001),
+        when=lambda kwargs: kwargs["Item"]["sk"]["S"] == "HEAD",
+    )
+    log.create(again(), events(1, 2))
+    # THEN the new execution's entry is kept: it is listed
+    assert partition(raw) == ["HEAD", "LIST"]
+    assert listed(log) == [(ARN, LATER)]
+    assert entry_start(raw) == LATER
+
+
+def test_an_old_head_expiring_after_the_read_leaves_no_leftovers_in_the_new_history(
+    raw: Any,
+) -> None:
+    # GIVEN a finished execution, its head about to expire
+    old, _ = new_log(raw)
+    old.create(record(1), events(1, 2))
+    old.commit(record(2), 1, events(3, 3))
+    old.commit(record(3), 2, events(6, 3))
+    # WHEN the create's read sees the old head, which TTL deletes right after
+    creating, client = new_log(raw)
+    client.client = Hooked(
+        raw, "transact_write_items", lambda: raw.delete_item(TableName=TABLE, Key=HEAD_KEY)
+    )
+    creating.create(again(), events(1, 2))
+    # THEN the transaction's condition on its event item found the leftovers: purged first
+    assert client.calls[:2] == ["query", "transact_write_items"]
+    assert_history(creating, events(1, 2))
+    creating.commit(again(2), 1, events(3, 1))
+    creating.commit(again(3), 2, events(4, 1))
+    assert_history(creating, events(1, 2) + events(3, 1) + events(4, 1))
+    assert listed(creating) == [(ARN, LATER)]
+
+
+def test_an_old_listing_entry_alone_is_replaced_even_if_the_creator_dies(raw: Any) -> None:
+    expired_execution(raw, 0)
+    for sk in ("TK#old-task",):  # a purge stopped after the event items and the lease
+        raw.delete_item(TableName=TABLE, Key={**HEAD_KEY, "sk": {"S": sk}})
+    assert partition(raw) == ["LIST"]
+    # WHEN a create whose creator dies after its head, before putting the entry again
+    dying, client = new_log(raw)
+    client.die[("put_item", "before")] = 2
+    with pytest.raises(Crash):
+        dying.create(again(), events(1, 2))
+    # THEN the old entry was purged and the new one put before the head: listed as the new
+    # one, under its own start date (ListExecutions' newest-first order and its pages)
+    assert partition(raw) == ["HEAD", "LIST"]
+    assert listed(dying) == [(ARN, LATER)]
+    assert entry_start(raw) == LATER
+    assert_history(DynamoDBLog(TABLE, client=raw), events(1, 2))

@@ -171,14 +171,15 @@ class DynamoDBLog:
         item = None if carrying is None else pending_item({**_key(arn, _HEAD), **carrying})
         self._pending.cache.remember(arn, (record.seq, float(record.start_date)), item)
 
-    def purge(self, execution_arn: str) -> int:
+    def purge(self, execution_arn: str, *, keep_listed_from: float | None = None) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
 
-        Never touches an execution started again under the same ARN (see
+        Never touches an execution started again under the same ARN, nor (with
+        ``keep_listed_from``) the listing entry of one started since (see
         :meth:`.log_lifecycle.Partitions.purge`); a concurrent write surfaces as
         :class:`LogUnavailableError` (retry the purge).
         """
-        return self._partitions.purge(execution_arn)
+        return self._partitions.purge(execution_arn, keep_listed_from=keep_listed_from)
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         """The current head (strongly consistent read), or None."""

@@ -6,6 +6,21 @@ it: they are purged first); :meth:`Partitions.purge` deletes what is left of an
 execution once DynamoDB's TTL has deleted its head (:mod:`stepflow.aws.sweeper`).
 :class:`~stepflow.aws.dynamodb_log.DynamoDBLog` serves both through this class;
 its later writes to the head (commits, the outbox) are its own.
+
+When the first events fit one inline event item and carrying them pays
+(:func:`~stepflow.aws.log_pending.worth_carrying_at_create`), the head carries them
+(:mod:`stepflow.aws.log_pending`: the first commit copies them to their item) and the
+create is two conditional puts, the listing entry's and the head's, instead of a
+transaction of three items (the order workload's create: 4 write units instead of 8).
+A transaction's event item found an expired execution's leftovers by its condition; a
+carried create reads the partition first (one eventually consistent read of one item,
+two when the ARN is new) and purges what it finds. A head seen there sends the create the
+transaction's way: the ARN is almost always taken, and if the head is just expiring,
+the event item's condition still finds the leftovers. The listing entry goes in before
+the head (a crash between them leaves an entry without a head, which listings skip, never
+a head unlisted), so a purge spares the entry of an execution started since the one it
+purges (the sweeper's late or repeated purge), and a creator that purged puts the entry
+again once its head is in (another creator's purge may have deleted it).
 """
 
 from __future__ import annotations
@@ -16,13 +31,14 @@ from typing import Any
 from stepflow.aws.log_heads import HeadItems
 from stepflow.aws.log_history import HistoryItems
 from stepflow.aws.log_items import MAX_TRANSACTION_ITEMS
-from stepflow.aws.log_listing import listing_item
+from stepflow.aws.log_listing import LISTING, listing_item
 from stepflow.aws.log_pending import carried, worth_carrying_at_create
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogUnavailableError, TableCall
 from stepflow.aws.log_table import Rejected as _Rejected
 from stepflow.aws.log_table import key as _key
 from stepflow.aws.log_table import reasons as _reasons
+from stepflow.aws.topology import LIST_INDEX_SK
 from stepflow.engine.history_events import HistoryEvent, expanded
 from stepflow.runtime.ports import ExecutionAlreadyExistsError, ExecutionRecord
 
@@ -65,14 +81,18 @@ class Partitions:
         if pending is not None and worth_carrying_at_create(
             head, chunks[0], pending, budget, listing
         ):
-            # A purge deletes every item but the head, a concurrent create's new listing
-            # entry too: after one, the entry is put again once the head is in.
             arn = record.execution_arn
-            purged = self._leftovers(arn)
-            if purged:
-                self._purge_retried(arn)
-            self._create_head(arn, {**head, **pending}, listing, relist=purged)
-            return pending
+            found = self._partition(arn)
+            # A head seen (most likely the ARN is taken, but it may be expiring right now):
+            # the transaction's event item, conditioned on being new, finds leftovers then.
+            if found != "taken":
+                if found == "leftovers":
+                    self._purge_retried(arn, record.start_date)
+                # After a purge the listing entry is put again once the head is in: another
+                # purge (a creator's, or a duplicate of the sweeper's) may delete it before.
+                relist = found == "leftovers"
+                self._create_head(arn, {**head, **pending}, listing, relist=relist)
+                return pending
         items: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -116,33 +136,37 @@ class Partitions:
                 raise ExecutionAlreadyExistsError(existing) from None
         raise LogUnavailableError(f"{record.execution_arn}: create kept conflicting")
 
-    def _purge_retried(self, execution_arn: str) -> None:
+    def _purge_retried(self, execution_arn: str, start_date: float) -> None:
         """Purge leftovers, again while a concurrent purge (another creator's) conflicts.
 
-        Never a head put over leftovers a purge may have left behind.
+        Never a head put over leftovers a purge may have left behind. A listing entry
+        of an execution started since ``start_date`` (a concurrent creator's) is kept.
         """
         for attempt in range(5):
             try:
-                self.purge(execution_arn)
+                self.purge(execution_arn, keep_listed_from=start_date)
                 return
             except LogUnavailableError:
                 if attempt == 4:
                     raise
 
-    def _leftovers(self, execution_arn: str) -> bool:
-        """Whether the partition holds items of an expired execution (and no head).
+    def _partition(self, execution_arn: str) -> str:
+        """What the ARN's partition holds: ``taken``, ``leftovers`` or ``empty``.
 
         One item read, newest first from the head's key: the head itself when the ARN is
-        taken (the create's condition then finds it), else the last event item left.
-        When neither is there, one more: a lease record (``TK#``, sorted after the head)
-        left by a purge that stopped halfway (a purge deletes in key order), which would
-        refuse the new execution's claim of the same task. Eventually consistent:
-        leftovers are at least a retention old.
+        taken, else the last event item left by an expired execution. When neither is
+        there, one more, of the first item after the head: a listing entry or a lease
+        record (``TK#``) left by a purge that stopped halfway (a purge deletes in key
+        order; a leftover lease would refuse the new execution's claim of the same task,
+        a leftover entry would list it under the old start date). Eventually consistent:
+        leftovers are a retention old (a head seen may be gone: :meth:`create` then
+        takes the transaction's way).
         """
         last = self._first(execution_arn, "sk <= :sk", _HEAD, forward=False)
         if last is not None:
-            return last != _HEAD
-        return self._first(execution_arn, "begins_with(sk, :sk)", "TK#", forward=True) is not None
+            return "taken" if last == _HEAD else "leftovers"
+        after = self._first(execution_arn, "sk > :sk", _HEAD, forward=True)
+        return "empty" if after is None else "leftovers"
 
     def _first(self, execution_arn: str, condition: str, sk: str, *, forward: bool) -> str | None:
         """The sort key of the partition's first item under ``condition`` in that order."""
@@ -209,12 +233,15 @@ class Partitions:
             return False
         return True
 
-    def purge(self, execution_arn: str) -> int:
+    def purge(self, execution_arn: str, *, keep_listed_from: float | None = None) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
 
         Each transaction deletes up to 99 items and checks that the head is still
         absent, so an execution started again under the same ARN meanwhile is never
-        touched: then nothing more is deleted. A concurrent write surfaces as
+        touched: then nothing more is deleted. A new execution's listing entry is put
+        just before its head, so ``keep_listed_from`` (the sweeper's: just after the
+        expired execution's start date) keeps an entry of an execution started since.
+        A concurrent write surfaces as
         :class:`~stepflow.aws.log_table.LogUnavailableError` (retry the purge).
         """
         head_absent = {
@@ -227,16 +254,22 @@ class Partitions:
         query: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": _key(execution_arn, _HEAD)["pk"]},
-            "ProjectionExpression": "pk, sk",
+            "ProjectionExpression": "pk, sk, #listed",
+            "ExpressionAttributeNames": {"#listed": LIST_INDEX_SK},
             "ConsistentRead": True,
             "Limit": MAX_TRANSACTION_ITEMS - 1,
         }
         deleted = 0
         while True:
             page = self._call("query", **query)
-            keys = [item for item in page.get("Items", []) if item["sk"]["S"] != _HEAD]
-            if len(keys) < len(page.get("Items", [])):
+            items = page.get("Items", [])
+            if any(item["sk"]["S"] == _HEAD for item in items):
                 return deleted  # the head exists: the ARN is live again
+            keys = [
+                {"pk": item["pk"], "sk": item["sk"]}
+                for item in items
+                if not _listed_since(item, keep_listed_from)
+            ]
             deletes = [{"Delete": {"TableName": self.table, "Key": key}} for key in keys]
             try:
                 if deletes:
@@ -249,3 +282,14 @@ class Partitions:
             if "LastEvaluatedKey" not in page:
                 return deleted
             query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _listed_since(item: dict[str, Any], start_date: float | None) -> bool:
+    """Whether ``item`` is the listing entry of an execution started at ``start_date`` or later."""
+    if start_date is None or item["sk"]["S"] != LISTING:
+        return False
+    listed = item.get(LIST_INDEX_SK, {}).get("S", "")
+    try:
+        return float(listed.split("#", 1)[0]) >= start_date
+    except ValueError:  # not an entry this module wrote: deleted with the rest
+        return False

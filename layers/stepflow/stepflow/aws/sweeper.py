@@ -86,9 +86,22 @@ def record_handler(record: DynamoDBRecord) -> None:
     if not is_expired_head(record.raw_event):
         return
     pk = record.raw_event["dynamodb"]["Keys"][PARTITION_KEY]["S"]
-    deleted = get_log().purge(pk.removeprefix("EX#"))
+    deleted = get_log().purge(pk.removeprefix("EX#"), keep_listed_from=_after_start(record))
     metrics.add_metric(name="ItemsSwept", unit=MetricUnit.Count, value=deleted)
     logger.info("swept an expired execution", extra={"pk": pk, "items": deleted})
+
+
+def _after_start(record: DynamoDBRecord) -> float | None:
+    """Just after the expired execution's start: a listing entry from then on is a newer one's.
+
+    A new execution under the name puts its listing entry just before its head, so a late
+    or repeated record's purge could otherwise delete it (None: the image has no date).
+    """
+    old = record.raw_event["dynamodb"].get("OldImage", {})
+    try:
+        return float(old["start_date"]["N"]) + 0.001
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @logger.inject_lambda_context
