@@ -352,3 +352,36 @@ def test_an_old_listing_entry_alone_is_replaced_even_if_the_creator_dies(raw: An
     assert listed(dying) == [(ARN, LATER)]
     assert entry_start(raw) == LATER
     assert_history(DynamoDBLog(TABLE, client=raw), events(1, 2))
+
+
+@pytest.mark.parametrize("retry_dies", [True, False], ids=["retry-dies", "retry-refused"])
+def test_a_retried_create_spares_the_first_creators_fresh_listing_entry(
+    raw: Any, retry_dies: bool
+) -> None:
+    first, first_client = new_log(raw)
+    retry, retry_client = new_log(raw)
+    retried = replace(record(1), start_date=1_000.4)  # the client's retry, 400 ms later
+    outcome: list[str] = []
+
+    def the_retry() -> None:
+        # (with its own puts after the first creator's head: a die or the head's refusal)
+        retry_client.die[("put_item", "before")] = 0
+        try:
+            retry.create(retried, events(1, 2))
+        except Crash:
+            outcome.append("died")
+
+    # WHEN the retry reads the partition and purges between the first creator's entry and
+    # its head (it sees the entry alone: leftovers, to it)
+    first_client.client = Hooked(
+        raw, "put_item", the_retry, when=lambda kwargs: kwargs["Item"]["sk"]["S"] == "HEAD"
+    )
+    first.create(record(1), events(1, 2))
+    assert outcome == ["died"]
+    if not retry_dies:
+        with pytest.raises(ExecutionAlreadyExistsError):
+            new_log(raw)[0].create(retried, events(1, 2))
+    # THEN the first creator's execution is listed, under its own start date
+    assert partition(raw) == ["HEAD", "LIST"]
+    assert listed(first) == [(ARN, 1_000.0)]
+    assert entry_start(raw) == 1_000.0

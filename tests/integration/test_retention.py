@@ -283,9 +283,15 @@ def test_a_late_sweep_keeps_the_listing_entry_of_an_execution_started_since(
     dynamodb.put_item(TableName=TABLE, Item=head)  # (the head's put, after all)
     listed, _ = rig.log.list_executions(SM)
     assert [r.execution_arn for r in listed] == [second.execution_arn]
-    # AND without the expired image's start date, the purge deletes it (as before)
+    # AND without the expired image's start date, an entry of an execution started within
+    # a retention is kept too; one that old is not
     rig.expire(arn)
+    swept = sweeper.get_log()
+    swept.clock = lambda: rig.bus.now
     bare = ttl_removal(f"EX#{arn}")
+    assert sweeper.handler({"Records": [bare]}, LambdaContext()) == {"batchItemFailures": []}
+    assert rig.partition(arn) == ["LIST"]
+    rig.bus.now += swept.retention_seconds + 1
     assert sweeper.handler({"Records": [bare]}, LambdaContext()) == {"batchItemFailures": []}
     assert rig.partition(arn) == []
 

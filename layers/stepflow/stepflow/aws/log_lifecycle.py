@@ -42,6 +42,10 @@ from stepflow.aws.topology import LIST_INDEX_SK
 from stepflow.engine.history_events import HistoryEvent, expanded
 from stepflow.runtime.ports import ExecutionAlreadyExistsError, ExecutionRecord
 
+CREATE_WINDOW = 3_600.0
+"""Seconds: a listing entry this much older than a create's own start may be a concurrent
+creator's (API timeouts and clock skew are far shorter; a retention is a day at least)."""
+
 
 class Partitions:
     """Creates executions' partitions on one log table and purges what expired of them."""
@@ -140,11 +144,13 @@ class Partitions:
         """Purge leftovers, again while a concurrent purge (another creator's) conflicts.
 
         Never a head put over leftovers a purge may have left behind. A listing entry
-        of an execution started since ``start_date`` (a concurrent creator's) is kept.
+        of an execution started up to :data:`CREATE_WINDOW` before ``start_date`` is kept:
+        a concurrent creator's (a retried StartExecution), whose head may be about to go
+        in; an expired execution's is a retention (a day at least) older.
         """
         for attempt in range(5):
             try:
-                self.purge(execution_arn, keep_listed_from=start_date)
+                self.purge(execution_arn, keep_listed_from=start_date - CREATE_WINDOW)
                 return
             except LogUnavailableError:
                 if attempt == 4:
