@@ -75,7 +75,7 @@ class Counting:
 # -- conditional writes return the item they failed on -------------------------------
 
 
-def test_a_refused_create_costs_one_request_and_a_busy_claim_two(client: Any) -> None:
+def test_a_refused_create_rereads_nothing_and_a_busy_claim_costs_two(client: Any) -> None:
     # GIVEN an execution and a task lease held by w1
     log = DynamoDBLog(TABLE, client=client)
     first = make_record()
@@ -87,10 +87,12 @@ def test_a_refused_create_costs_one_request_and_a_busy_claim_two(client: Any) ->
     with pytest.raises(ExecutionAlreadyExistsError) as caught:
         log.create(replace(first, input={"other": 1}), make_events(1, 2))
     claim = leases.claim(log, ARN, "t-1", "w2", 1.0, 60.0)
-    # THEN the cancellation reason carried the stored item (ALL_OLD): no re-read; the
-    # claim tries its conditional write first and reads the lease only when it fails
+    # THEN the cancellation reason carried the stored item (ALL_OLD): no re-read. The create
+    # read the partition's last item first (log_lifecycle: its head would carry its
+    # events), found a head, and so went the transaction's way. The claim tries its
+    # conditional write first and reads the lease only when it fails.
     assert caught.value.existing == first and claim.status == "busy"
-    assert counting.calls == ["transact_write_items", "put_item", "get_item"]
+    assert counting.calls == ["query", "transact_write_items", "put_item", "get_item"]
 
 
 # -- item size ---------------------------------------------------------------------

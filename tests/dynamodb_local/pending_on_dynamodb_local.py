@@ -1,4 +1,6 @@
-"""The head-carried commit's tests (tests/integration/test_log_pending.py) on DynamoDB Local.
+"""The head-carried commit's and create's tests on DynamoDB Local.
+
+tests/integration/test_log_pending.py and tests/integration/test_create_carried.py.
 
 The tests are imported, not copied; only the ``aws`` fixture is replaced by a client of
 the DynamoDB Local server that ``conftest.py`` starts, so the conditions that guard the
@@ -15,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.integration.test_create_carried import *  # noqa: F403  (the tests)
 from tests.integration.test_log_pending import *  # noqa: F403  (the tests)
 
 

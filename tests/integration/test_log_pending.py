@@ -161,12 +161,21 @@ def event_items(raw: Any) -> dict[str, dict[str, Any]]:
 
 def test_a_commit_is_one_update_and_the_next_copies_its_events_once(raw: Any) -> None:
     log, client = new_log(raw)
+    # WHEN an execution is created with two small events
     log.create(record(1), events(1, 2))
+    # THEN its head carries them: two reads of one item (for an expired execution's
+    # leftovers: tests/integration/test_create_carried.py), the listing entry's put and
+    # the head's; no transaction
+    assert client.calls == ["query", "query", "put_item", "put_item"]
+    assert head(raw)["ev_sk"] == {"S": "EV#000000000001"}
+    assert event_items(raw) == {}
+    assert_history(log, events(1, 2))
     # WHEN a commit of three small events
     client.calls.clear()
     log.commit(record(2), 1, events(3, 3))
-    # THEN exactly one write: the head's UpdateItem, carrying the events; no EV item yet
-    assert client.writes() == ["update_item"]
+    # THEN the create's events are copied, then exactly one write commits: the head's
+    # UpdateItem, carrying the new events; no EV item for them yet
+    assert client.calls == ["put_item", "update_item"]
     assert head(raw)["ev_sk"] == {"S": "EV#000000000003"}
     assert sorted(event_items(raw)) == ["EV#000000000001"]
     # WHEN the next commit (from what this log read: no extra read)
@@ -240,7 +249,8 @@ def test_a_fenced_commit_carries_its_events_in_the_same_transaction(raw: Any) ->
     client.calls.clear()
     fence = LeaseFence(current=lease, new=replace(lease, version=2, released=True))
     log.commit(record(2), 1, events(2, 2), fence=fence)
-    assert client.writes() == ["transact_write_items"]
+    # THEN the create's pending events are copied, then one transaction
+    assert client.writes() == ["put_item", "transact_write_items"]
     assert head(raw)["ev_sk"] == {"S": "EV#000000000002"}
     stored = log.lease(ARN, "t1")
     assert stored is not None and stored.version == 2
@@ -400,8 +410,9 @@ def test_events_larger_than_the_head_go_the_transaction_way(raw: Any) -> None:
     # WHEN a commit of 6 KB of incompressible events (one inline item) beside a small head
     client.calls.clear()
     log.commit(record(2), 1, events(2, 3, size=2_000))
-    # THEN a transaction: carried, the head's next writes would bill them again
-    assert client.writes() == ["transact_write_items"]
+    # THEN (after the copy of the create's pending events) a transaction: carried, the
+    # head's next writes would bill them again
+    assert client.writes() == ["put_item", "transact_write_items"]
     assert not {k for k in head(raw) if k.startswith("ev")}
     assert_history(log, events(1, 1) + events(2, 3, size=2_000))
 

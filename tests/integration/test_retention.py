@@ -105,7 +105,12 @@ class Rig:
         return [item["sk"]["S"] for item in items]
 
 
-def ttl_removal(pk: str, sk: str = "HEAD", principal: str = "dynamodb.amazonaws.com") -> Any:
+def ttl_removal(
+    pk: str,
+    sk: str = "HEAD",
+    principal: str = "dynamodb.amazonaws.com",
+    old: dict[str, Any] | None = None,
+) -> Any:
     """The stream record DynamoDB writes when its TTL process deletes an item."""
     return {
         "eventID": "1",
@@ -118,6 +123,7 @@ def ttl_removal(pk: str, sk: str = "HEAD", principal: str = "dynamodb.amazonaws.
             "SequenceNumber": "100",
             "SizeBytes": 10,
             "StreamViewType": "NEW_AND_OLD_IMAGES",
+            **({"OldImage": old} if old is not None else {}),
         },
     }
 
@@ -250,6 +256,44 @@ def test_a_name_whose_execution_expired_can_be_started_again_before_the_sweep(
     history = rig.log.history(arn).events
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert sum(e["type"] == "ExecutionStarted" for e in history) == 1
+
+
+def test_a_late_sweep_keeps_the_listing_entry_of_an_execution_started_since(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = Rig(dynamodb)
+    arn = rig.finished("late", {"ok": True})
+    expired = rig.head(arn)
+    rig.expire(arn)
+    monkeypatch.setenv(topology.TABLE_ENV_VAR, TABLE)
+    monkeypatch.setattr(sweeper, "_wiring", build(clients={"dynamodb": dynamodb}))
+    record = ttl_removal(f"EX#{arn}", old=expired)
+    assert sweeper.handler({"Records": [record]}, LambdaContext()) == {"batchItemFailures": []}
+    assert rig.partition(arn) == []
+    # GIVEN a new execution of the name whose listing entry is in, its head not yet
+    rig.bus.now += 10
+    second = rig.stepper.start_execution(
+        state_machine_arn=SM, name="late", input={"again": True}, seed=2
+    )
+    head = rig.head(arn)
+    rig.expire(arn)
+    # WHEN the TTL record is delivered again, late THEN the newer entry is kept
+    assert sweeper.handler({"Records": [record]}, LambdaContext()) == {"batchItemFailures": []}
+    assert rig.partition(arn) == ["LIST"]
+    dynamodb.put_item(TableName=TABLE, Item=head)  # (the head's put, after all)
+    listed, _ = rig.log.list_executions(SM)
+    assert [r.execution_arn for r in listed] == [second.execution_arn]
+    # AND without the expired image's start date, an entry of an execution started within
+    # a retention is kept too; one that old is not
+    rig.expire(arn)
+    swept = sweeper.get_log()
+    swept.clock = lambda: rig.bus.now
+    bare = ttl_removal(f"EX#{arn}")
+    assert sweeper.handler({"Records": [bare]}, LambdaContext()) == {"batchItemFailures": []}
+    assert rig.partition(arn) == ["LIST"]
+    rig.bus.now += swept.retention_seconds + 1
+    assert sweeper.handler({"Records": [bare]}, LambdaContext()) == {"batchItemFailures": []}
+    assert rig.partition(arn) == []
 
 
 def test_retention_comes_from_the_environment_and_bad_values_are_refused() -> None:

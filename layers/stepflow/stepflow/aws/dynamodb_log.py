@@ -79,7 +79,7 @@ from stepflow.aws.log_items import PayloadTooLargeError as PayloadTooLargeError
 from stepflow.aws.log_leases import LeaseRecords
 from stepflow.aws.log_lifecycle import Partitions
 from stepflow.aws.log_listing import list_heads, listing_item
-from stepflow.aws.log_pending import PendingEvents, carried, worth_carrying
+from stepflow.aws.log_pending import PendingEvents, carried, pending_item, worth_carrying
 from stepflow.aws.log_table import CONFLICTS as _CONFLICTS
 from stepflow.aws.log_table import HEAD as _HEAD
 from stepflow.aws.log_table import LogIntegrityError as LogIntegrityError
@@ -152,23 +152,34 @@ class DynamoDBLog:
             self._items, self._history, lambda: self.clock(), lambda: self.retention_seconds
         )
         self._partitions = Partitions(
-            table_name, self._call, self._heads, self._history, lambda arn: self.get(arn)
+            table_name,
+            self._call,
+            self._heads,
+            self._history,
+            lambda arn: self.get(arn),
+            item_budget,
         )
 
     def create(self, record: ExecutionRecord, events: Sequence[HistoryEvent]) -> None:
         """Insert the head and the first events unless the ARN is taken (:mod:`.log_lifecycle`)."""
-        self._partitions.create(record, events)
-        head = (record.seq, float(record.start_date))
-        self._pending.cache.remember(record.execution_arn, head, None)  # none pending
+        arn = record.execution_arn
+        try:
+            carrying = self._partitions.create(record, events)
+        except Exception:
+            self._pending.cache.forget(arn)
+            raise
+        item = None if carrying is None else pending_item({**_key(arn, _HEAD), **carrying})
+        self._pending.cache.remember(arn, (record.seq, float(record.start_date)), item)
 
-    def purge(self, execution_arn: str) -> int:
+    def purge(self, execution_arn: str, *, keep_listed_from: float | None = None) -> int:
         """Delete what is left of an execution whose head is gone (TTL); returns how many.
 
-        Never touches an execution started again under the same ARN (see
+        Never touches an execution started again under the same ARN, nor (with
+        ``keep_listed_from``) the listing entry of one started since (see
         :meth:`.log_lifecycle.Partitions.purge`); a concurrent write surfaces as
         :class:`LogUnavailableError` (retry the purge).
         """
-        return self._partitions.purge(execution_arn)
+        return self._partitions.purge(execution_arn, keep_listed_from=keep_listed_from)
 
     def get(self, execution_arn: str) -> ExecutionRecord | None:
         """The current head (strongly consistent read), or None."""

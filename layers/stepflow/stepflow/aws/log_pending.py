@@ -86,6 +86,32 @@ def worth_carrying(
     return 2 * _units(both) <= 3 * _units(item_size(head)) + _units(item_size(chunk))
 
 
+def worth_carrying_at_create(
+    head: dict[str, Any],
+    chunk: dict[str, Any],
+    carrying: dict[str, Any],
+    budget: int,
+    listing: dict[str, Any] | None,
+) -> bool:
+    """Whether a new execution's head should carry its first events, as :func:`worth_carrying`.
+
+    Carried, the create is a put of the head with its events (and one of the listing
+    entry), the outbox's clear bills them again, the copy once more, and the first commit
+    may be billed on the head with them (an update is billed on the larger item); the
+    transaction bills the head, the event item and the listing entry twice each, and the
+    clear the head alone. A tie goes to the transaction (the carried create also reads
+    the partition's last item, :mod:`stepflow.aws.log_lifecycle`). The order workload's
+    create: 3 units carried (4 with the listing entry's index) against 5 (8).
+    """
+    both = item_size({**head, **carrying})
+    if both > budget:
+        return False
+    listed = _units(item_size(listing)) if listing is not None else 0
+    head_units, event_units = _units(item_size(head)), _units(item_size(chunk))
+    carried_units = 3 * _units(both) - head_units + event_units + listed
+    return carried_units < 3 * head_units + 2 * event_units + 2 * listed
+
+
 def _units(size: int) -> int:
     return max(1, -(-size // 1024))
 

@@ -86,9 +86,24 @@ def record_handler(record: DynamoDBRecord) -> None:
     if not is_expired_head(record.raw_event):
         return
     pk = record.raw_event["dynamodb"]["Keys"][PARTITION_KEY]["S"]
-    deleted = get_log().purge(pk.removeprefix("EX#"))
+    log = get_log()
+    deleted = log.purge(pk.removeprefix("EX#"), keep_listed_from=_after_start(record, log))
     metrics.add_metric(name="ItemsSwept", unit=MetricUnit.Count, value=deleted)
     logger.info("swept an expired execution", extra={"pk": pk, "items": deleted})
+
+
+def _after_start(record: DynamoDBRecord, log: DynamoDBLog) -> float:
+    """Just after the expired execution's start: a listing entry from then on is a newer one's.
+
+    A new execution under the name puts its listing entry just before its head, so a late
+    or repeated record's purge could otherwise delete it. Without the old image's date: a
+    retention ago (an expired execution started before then).
+    """
+    old = record.raw_event["dynamodb"].get("OldImage", {})
+    try:
+        return float(old["start_date"]["N"]) + 0.001
+    except (KeyError, TypeError, ValueError):
+        return log.clock() - log.retention_seconds
 
 
 @logger.inject_lambda_context
