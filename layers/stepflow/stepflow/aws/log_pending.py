@@ -101,7 +101,8 @@ def worth_carrying_at_create(
     transaction bills the head, the event item and the listing entry twice each, and the
     clear the head alone. A tie goes to the transaction (the carried create also reads
     the partition's last item, :mod:`stepflow.aws.log_lifecycle`). The order workload's
-    create: 3 units carried (4 with the listing entry's index) against 5 (8).
+    create, index writes aside: 4 units carried (the head's put, the clear, the copy and
+    the listing entry's put, 1 each) against 7 (a transaction of 6 and the clear).
     """
     both = item_size({**head, **carrying})
     if both > budget:
