@@ -351,15 +351,15 @@ def test_a_gated_budget_reads_its_slow_clocks_once_per_gate_interval() -> None:
     assert reads["cpu"] == 2
 
 
+def gated(cpu: list[float], wall: list[float], **budgets: Any) -> ClockBudget:
+    """A budget on the fake CPU clock ``cpu``, gated by the fake wall clock ``wall`` (1 ms)."""
+    options: dict[str, Any] = {"expression_seconds": 100, "decision_seconds": 10, **budgets}
+    return ClockBudget(lambda: cpu[0], gate=lambda: wall[0], gate_seconds=0.001, **options)
+
+
 def test_a_gated_budget_runs_out_no_later_than_the_gate_allows() -> None:
     wall, cpu = [0.0], [0.0]
-    budget = ClockBudget(
-        lambda: cpu[0],
-        expression_seconds=1,
-        decision_seconds=10,
-        gate=lambda: wall[0],
-        gate_seconds=0.001,
-    )
+    budget = gated(cpu, wall, expression_seconds=1)
     budget.start_expression()
     # WHEN the thread's CPU time passes the expression budget while the wall clock has not
     # moved a millisecond since the last read THEN not yet noticed
@@ -371,9 +371,7 @@ def test_a_gated_budget_runs_out_no_later_than_the_gate_allows() -> None:
     with pytest.raises(BudgetExceeded, match="expression budget of 1 s exceeded"):
         budget.check()
     # AND the decision budget likewise, and a deferral
-    decision = ClockBudget(
-        lambda: cpu[0], expression_seconds=100, decision_seconds=10, gate=lambda: wall[0]
-    )
+    decision = gated(cpu, wall)
     cpu[0] = wall[0] = 12.0  # 10.5 s after it started
     with pytest.raises(BudgetExceeded, match="decision budget of 10 s exceeded"):
         decision.check()
@@ -404,13 +402,7 @@ def test_the_test_drivers_budget_stops_a_runaway_expression_with_the_gate() -> N
 
 def test_a_gate_gone_backwards_or_far_ahead_does_not_turn_the_deadlines_off() -> None:
     wall, cpu = [100.0], [0.0]
-    budget = ClockBudget(
-        lambda: cpu[0],
-        expression_seconds=100,
-        decision_seconds=10,
-        gate=lambda: wall[0],
-        gate_seconds=0.001,
-    )
+    budget = gated(cpu, wall, expression_seconds=100)
     # WHEN the gate reads far ahead once, then goes back to where it was
     wall[0] = 1e9
     budget.check()

@@ -90,12 +90,12 @@ class Partitions:
             # A head seen (most likely the ARN is taken, but it may be expiring right now):
             # the transaction's event item, conditioned on being new, finds leftovers then.
             if found != "taken":
-                if found == "leftovers":
-                    self._purge_retried(arn, record.start_date)
                 # After a purge the listing entry is put again once the head is in: another
                 # purge (a creator's, or a duplicate of the sweeper's) may delete it before.
-                relist = found == "leftovers"
-                self._create_head(arn, {**head, **pending}, listing, relist=relist)
+                purged = found == "leftovers"
+                if purged:
+                    self._purge_retried(arn, record.start_date)
+                self._create_head(arn, {**head, **pending}, listing, relist=purged)
                 return pending
         items: list[dict[str, Any]] = [
             {
