@@ -238,3 +238,46 @@ def test_a_record_item_gone_under_a_known_place_is_an_integrity_error_not_a_loop
     raw.delete_item(TableName=TABLE, Key={**HEAD_KEY, "sk": {"S": EV3}})
     with pytest.raises(LogIntegrityError):
         leases.claim_group(other, ARN, GROUP, "runner-b", NOW, LEASE)
+
+
+def test_claimers_agree_across_a_commit_without_events(raw: Any) -> None:
+    """Review 33: a heartbeat's commit moves the seq and leaves commit 2's events pending."""
+    log, _ = two_commits(raw)
+    log.commit(record(3), 2, [])  # no events: the head at seq 3 still carries events 3-4
+    assert head(raw)["ev_seq"] == {"N": "2"}
+    a, _ = new_log(raw)  # a runner that reads the head at seq 3
+    assert a.get(ARN) is not None
+    first = leases.claim_group(a, ARN, GROUP, "runner-a", NOW, LEASE)
+    assert first.status == "acquired" and item(raw, f"TK#{GROUP}") is None
+    log.commit(record(4), 3, events(5, 1))  # copies events 3-4 (keeping the record)
+    b, _ = new_log(raw)  # a redelivery's runner, reading the head at seq 4
+    assert b.get(ARN) is not None
+    second = leases.claim_group(b, ARN, GROUP, "runner-b", NOW + 1, LEASE)
+    assert second.status == "busy"
+    assert second.lease is not None and second.lease.owner == "runner-a"
+    assert_history(b, [*committed(), *events(5, 1)])
+
+
+def test_turned_off_every_record_keeps_its_own_item_and_the_copy_keeps_none(raw: Any) -> None:
+    """STEPFLOW_CLAIMS_IN_EVENTS=false: the first deploy of an upgrade (docs/deploy.md)."""
+    log, _ = new_log(raw, claims_in_events=False)
+    log.create(record(1), events(1, 2))
+    log.commit(record(2), 1, events(3, 2))
+    assert log.get(ARN) is not None
+    claim = leases.claim_group(log, ARN, GROUP, "runner-a", NOW, LEASE)
+    assert claim.status == "acquired" and item(raw, f"TK#{GROUP}") is not None
+    log.commit(record(3), 2, events(5, 1))
+    stored = item(raw, EV3)
+    assert stored is not None and "version" not in stored
+    assert_history(log, [*committed(), *events(5, 1)])
+
+
+def test_the_setting_reaches_the_deployed_log(raw: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stepflow.aws.settings import Settings
+    from stepflow.aws.wiring import Wiring
+
+    monkeypatch.setenv("STEPFLOW_CLAIMS_IN_EVENTS", "false")
+    off = Wiring(Settings(table_name=TABLE), clients={"dynamodb": raw}).log
+    monkeypatch.delenv("STEPFLOW_CLAIMS_IN_EVENTS")
+    on = Wiring(Settings(table_name=TABLE), clients={"dynamodb": raw}).log
+    assert off._claims.enabled is False and on._claims.enabled is True

@@ -14,11 +14,12 @@ Where the record lives is a fact of the table, the same for every claimer (two c
 that disagreed would both run the group): the first event item of commit ``<seq>``, iff
 that commit's events were carried (one item, a ``flushed`` copy or still pending in the
 head) and its events document is at most :data:`CLAIM_EVENTS_BYTES`; else ``TK#`` as
-before. A claimer finds it from what its log saw of the head at that seq (the runner reads
-the head before it claims): the pending events of that seq. Otherwise (the head moved on,
-or its events were copied out at the same seq) it reads the event items back from the
-newest to that seq's first (a consistent ``Query``, the rare path); a place found is
-cached (it never changes for one execution).
+before. A claimer finds it from what its log saw of the head (the runner reads the head before it
+claims): the pending events of that seq, at that seq or after commits without events (a
+heartbeat's, review 33). Otherwise (a later commit copied them, or they were copied out
+at the same seq) it reads the event items back from the newest to that seq's first (a
+consistent ``Query``, the rare path: it reads what was written since, bounded by the
+history's event cap); a place found is cached (it never changes for one execution).
 
 Writes to a record in an event item are ``UpdateItem`` s of the lease's own attributes, and
 the copy of the events (:func:`stepflow.aws.log_pending.flush_update`) one of the events'
@@ -81,8 +82,12 @@ def events_bytes(item: dict[str, Any]) -> int | None:
 class ClaimPlaces:
     """Where the lease records of one log table's first groups live (see the module)."""
 
-    def __init__(self, table: str, call: TableCall, pending: PendingEvents) -> None:
+    def __init__(
+        self, table: str, call: TableCall, pending: PendingEvents, enabled: bool = True
+    ) -> None:
         self.table = table
+        self.enabled = enabled
+        """False: every record in its own item, as before (the first deploy of an upgrade)."""
         self._call = call
         self._pending = pending
         self._places: OrderedDict[tuple[str, float, int], dict[str, Any] | None] = OrderedDict()
@@ -90,13 +95,14 @@ class ClaimPlaces:
 
     def place(self, execution_arn: str, task_id: str) -> ClaimPlace | None:
         """The event item that holds ``task_id`` 's record; None: its own ``TK#`` item."""
-        seq = first_group_seq(task_id)
+        seq = first_group_seq(task_id) if self.enabled else None
         if seq is None:
             return None
         head, item = self._head(execution_arn, seq)
         if head is None:
             return None  # no execution: nothing to claim; the caller finds no record
-        if head[0] == seq and item is not None and _seq(item) == seq:
+        # commit <seq>'s events still pending: at its own head, or past commits without events
+        if head[0] >= seq and item is not None and _seq(item) == seq:
             if _small_carried(item):
                 carry = {k: v for k, v in item.items() if k not in ("pk", "sk")}
                 return ClaimPlace(_key(execution_arn, item["sk"]["S"]), seq, carry, head)
