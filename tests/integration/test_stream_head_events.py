@@ -271,3 +271,7 @@ def test_a_group_claim_in_the_event_item_and_its_record_writes_add_nothing() -> 
     assert hooks_lambda.process(batch, rig.runtime) == []
     assert rig.hook.ids(ARN) == [1, 2, 3, 4, 5, 6]
     assert rig.hook.repeats == 0
+    # AND a batch of the record's writes alone costs no head read (review 33)
+    decoder = StreamDecoder(rig.log)
+    assert [h.events for h in decoder.decode(batch[1::2] + batch[4:])] == [[], [], []]
+    assert decoder.head_reads == 0
