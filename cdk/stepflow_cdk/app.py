@@ -23,9 +23,11 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
     ``none``) and its settings (``stepflow:eventBus``, ``stepflow:webhookUrls``,
     ``stepflow:webhookSecretArn``, ``stepflow:hooksStartingPosition``) configure the
     hooks dispatcher (docs/hooks.md). ``stepflow:live=true`` adds the live WebSocket
-    API (docs/live.md). ``stepflow:worker`` (a handlers directory), with
-    ``stepflow:workerActivity`` and ``stepflow:workerHandler`` (``module:function``),
-    adds an activity worker service (:class:`~stepflow_cdk.workers.StepFlowWorker`).
+    API (docs/live.md). ``stepflow:claimsInEvents=false`` keeps every task group's lease in
+    its own item (the first of two deploys of an upgrade, docs/deploy.md).
+    ``stepflow:worker`` (a handlers directory), with ``stepflow:workerActivity`` and
+    ``stepflow:workerHandler`` (``module:function``), adds an activity worker service
+    (:class:`~stepflow_cdk.workers.StepFlowWorker`).
     """
     app = cdk.App(context=context or {})
     bundle = str(app.node.try_get_context("stepflow:bundle")).lower() != "false"
@@ -39,6 +41,8 @@ def build_app(context: dict[str, str] | None = None) -> cdk.App:
         access_policy=policy,
         hooks=HooksConfig.from_context(app.node),
         live=str(app.node.try_get_context("stepflow:live")).lower() == "true",
+        claims_in_events=str(app.node.try_get_context("stepflow:claimsInEvents")).lower()
+        != "false",
     )
     module = app.node.try_get_context("stepflow:cells")
     if module:

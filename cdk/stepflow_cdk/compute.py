@@ -108,8 +108,12 @@ class Compute(Construct):
         access_policy: str = "",
         other_functions: Sequence[str] = (),
         other_queues: Sequence[sqs.IQueue] = (),
+        claims_in_events: bool = True,
     ) -> None:
         """The layer and functions; ``access_policy`` goes to the API.
+
+        ``claims_in_events`` False sets ``STEPFLOW_CLAIMS_IN_EVENTS=false`` on every
+        function (the first of two deploys of an upgrade, docs/deploy.md).
 
         ``other_functions`` (folders) and ``other_queues``: StepFlow's own resources
         built elsewhere (the hooks dispatcher and its queues), refused as task targets.
@@ -171,6 +175,7 @@ class Compute(Construct):
             # Task calls assume the execution's role; StepFlow's own resources are refused.
             "STEPFLOW_ASSUME_ROLES": "true",
             **POWERTOOLS_ENVIRONMENT,
+            **({} if claims_in_events else {"STEPFLOW_CLAIMS_IN_EVENTS": "false"}),
         }
         # A Task's nested StartExecution runs in these two (in process): IAM decides whether
         # the task's role may start the target, as on AWS (stepflow.api.nested).

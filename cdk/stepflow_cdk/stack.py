@@ -39,6 +39,8 @@ class StepFlowStack(Stack):
     ``HooksConfig(hooks=())``: none; see docs/hooks.md).
     ``live``: the WebSocket API streaming executions' events (needs the hooks
     dispatcher; see docs/live.md).
+    ``claims_in_events``: False keeps every task group's lease in its own item (the first
+    of two deploys of an upgrade from before issue 18's round 10; see docs/deploy.md).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class StepFlowStack(Stack):
         access_policy: Sequence[Mapping[str, Any]] | None = None,
         hooks: HooksConfig | None = None,
         live: bool = False,
+        claims_in_events: bool = True,
     ) -> None:
         super().__init__(scope, construct_id, description="StepFlow workflow engine")
         self.bundle = bundle
@@ -71,6 +74,7 @@ class StepFlowStack(Stack):
             other_functions=([HOOKS_FOLDER] if self.hook_queues else [])
             + ([LIVE_FOLDER] if live else []),
             other_queues=self.hook_queues.queues if self.hook_queues else [],
+            claims_in_events=claims_in_events,
         )
         self.hooks = (
             Hooks(

@@ -350,6 +350,24 @@ def test_the_access_policy_is_a_stack_property() -> None:
         )
 
 
+def test_claims_in_events_can_be_turned_off_for_the_first_deploy_of_an_upgrade(
+    synthesized: tuple[Template, Any, Any],
+) -> None:
+    # by default no function names the setting (the code's default: on)
+    template = synthesized[0]
+    for service in ("stepflow-api", "stepflow-stepper", "stepflow-runner"):
+        variables = function_named(template, service)["Environment"]["Variables"]
+        assert "STEPFLOW_CLAIMS_IN_EVENTS" not in variables
+    # -c stepflow:claimsInEvents=false turns it off on every function that claims or copies
+    app = build_app(
+        {"stepflow:bundle": "false", "stepflow:nag": "false", "stepflow:claimsInEvents": "false"}
+    )
+    off = Template.from_stack(app.node.find_child("StepFlow"))
+    for service in ("stepflow-api", "stepflow-stepper", "stepflow-runner"):
+        variables = function_named(off, service)["Environment"]["Variables"]
+        assert variables["STEPFLOW_CLAIMS_IN_EVENTS"] == "false"
+
+
 def test_an_access_policy_too_large_for_the_environment_fails_synth() -> None:
     from stepflow_cdk.stack import MAX_POLICY_BYTES, policy_json
 

@@ -1,6 +1,7 @@
 """The head-carried commit's and create's tests on DynamoDB Local.
 
-tests/integration/test_log_pending.py and tests/integration/test_create_carried.py.
+tests/integration/test_log_pending.py, tests/integration/test_create_carried.py and
+tests/integration/test_group_claim_copy.py.
 
 The tests are imported, not copied; only the ``aws`` fixture is replaced by a client of
 the DynamoDB Local server that ``conftest.py`` starts, so the conditions that guard the
@@ -18,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from tests.integration.test_create_carried import *  # noqa: F403  (the tests)
+from tests.integration.test_group_claim_copy import *  # noqa: F403  (the tests)
 from tests.integration.test_log_pending import *  # noqa: F403  (the tests)
 
 

@@ -317,16 +317,20 @@ def test_a_parallel_and_a_map_run_each_task_once_committed_by_the_runner(
     assert calls(tag) == Counter([100, 101, *range(10)])
     # AND the runner committed the results itself, claiming ONE lease per commit's tasks
     # (the Parallel's two, then the Map's ten: issue 18, round 3; before, one per task),
-    # none holding a recorded result (the fallback's; each result reached the head directly)
+    # none holding a recorded result (the fallback's; each result reached the head directly).
+    # Each record lives in its commit's event item, beside the events its claim copied
+    # (issue 18, round 10: stepflow.aws.log_claims); no lease has an item of its own.
     dynamodb = stack.client("dynamodb")
-    leases = dynamodb.query(
+    items = dynamodb.query(
         TableName="stepflow-local",
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :tk)",
-        ExpressionAttributeValues={":pk": {"S": f"EX#{execution}"}, ":tk": {"S": "TK#"}},
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"EX#{execution}"}},
         ConsistentRead=True,
     )["Items"]
-    assert sorted(str(item["sk"]["S"]).split("#")[1] for item in leases) == ["tasks", "tasks"]
-    assert len(leases) == 2
+    leases = [item for item in items if "version" in item]
+    assert sorted(str(item["sk"]["S"]).split("#")[0] for item in leases) == ["EV", "EV"]
+    assert all("events" in item or "events_z" in item for item in leases)
+    assert not any(str(item["sk"]["S"]).startswith("TK#") for item in items)
     assert not any("result" in item for item in leases)
     # AND ONE message went to the tasks queue (the Parallel's two): the runner that
     # committed their results ran the Map's ten in place (issue 18, round 4)

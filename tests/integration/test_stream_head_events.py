@@ -246,3 +246,32 @@ def test_an_express_heads_pending_events_are_ignored_beside_a_standard_execution
     assert kinds == ["ExecutionStarted", "ExecutionSucceeded"]
     assert rig.hook.ids(ARN) == [1, 2, 3]
     assert rig.hook.repeats == 0
+
+
+def test_a_group_claim_in_the_event_item_and_its_record_writes_add_nothing() -> None:
+    """Round 10: commit 1's first task group is claimed on its event item, the claim writing
+    the events' copy (an INSERT, ``flushed``); the record's later writes are MODIFYs of it;
+    the runner's commit then makes no copy of its own (stepflow.aws.log_claims)."""
+    rig = Rig()
+    part = Partition(rig)
+    ev1, head1 = part.commit()
+    ev2, head2 = part.commit()
+    first, second = pending(head1, ev1), pending(head2, ev2)
+    lease = {"version": {"N": "1"}, "owner": {"S": "runner-a"}, "lease_until": {"N": "9"}}
+    claimed = {**flushed(ev1), **lease}
+    released = {**claimed, "version": {"N": "2"}, "released": {"N": "1"}}
+    batch = [
+        record(1, first, old=part.created),
+        record(2, claimed),  # the claim, with commit 1's events copied out of the head
+        record(3, second, old=first),  # the runner's commit: the head carries its events
+        record(4, released, old=claimed),  # the record given back
+        record(5, {**released, "version": {"N": "3"}}, old=released),
+    ]
+    assert per_record(rig, batch) == [[1, 2, 3], [], [4, 5, 6], [], []]
+    assert hooks_lambda.process(batch, rig.runtime) == []
+    assert rig.hook.ids(ARN) == [1, 2, 3, 4, 5, 6]
+    assert rig.hook.repeats == 0
+    # AND a batch of the record's writes alone costs no head read (review 33)
+    decoder = StreamDecoder(rig.log)
+    assert [h.events for h in decoder.decode(batch[1::2] + batch[4:])] == [[], [], []]
+    assert decoder.head_reads == 0

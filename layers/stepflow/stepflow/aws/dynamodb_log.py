@@ -65,6 +65,7 @@ from typing import Any
 import boto3
 
 from stepflow.aws.log_batch import batch_get, batch_put
+from stepflow.aws.log_claims import ClaimPlaces
 from stepflow.aws.log_heads import HeadItems, head_update
 from stepflow.aws.log_history import HistoryItems
 from stepflow.aws.log_items import (
@@ -128,6 +129,7 @@ class DynamoDBLog:
         retention_seconds: int = DEFAULT_RETENTION_DAYS * 86_400,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        claims_in_events: bool = True,
     ) -> None:
         self.table = table_name
         self.clock = clock
@@ -146,6 +148,7 @@ class DynamoDBLog:
         )
         self._leases = LeaseRecords(table_name, self._call, self._items)
         self._pending = PendingEvents(table_name, self._call)
+        self._claims = ClaimPlaces(table_name, self._call, self._pending, claims_in_events)
         self._history = HistoryItems(table_name, self._call, self._items)
         # Through ``self``: the clock and the retention are read at each write, as before.
         self._heads = HeadItems(
@@ -334,11 +337,20 @@ class DynamoDBLog:
 
     def lease(self, execution_arn: str, task_id: str) -> TaskLease | None:
         """The attempt's lease record (strongly consistent read), or None."""
-        return self._leases.lease(execution_arn, task_id)
+        place = self._claims.place(execution_arn, task_id)
+        return self._leases.lease(execution_arn, task_id, place)
 
     def put_lease(self, lease: TaskLease) -> None:
-        """Write ``lease`` iff the stored record is at the version before it."""
-        self._leases.put_lease(lease)
+        """Write ``lease`` iff the stored record is at the version before it.
+
+        A commit's first task group's record may live in its event item, and its claim
+        copy the events the head carries (:mod:`.log_claims`).
+        """
+        arn = lease.execution_arn
+        place = self._claims.place(arn, lease.task_id)
+        self._leases.put_lease(lease, place)
+        if place is not None and place.head is not None and lease.version == 1:
+            self._pending.cache.mark_copied(arn, place.head)
 
     def list_executions(
         self,

@@ -295,8 +295,17 @@ def lease_draft(key: dict[str, Any], lease: TaskLease) -> Draft:
     return Draft(item, docs)
 
 
-def read_lease(packer: ItemPacker, execution_arn: str, item: dict[str, Any]) -> TaskLease:
-    """The lease record stored in ``item`` (an item written before versions counts as 1)."""
+LEASE_OPTIONAL = ("owner", "queue", "receipt", *doc_names("result"))
+"""A lease record's attributes that are absent when empty (an update removes them)."""
+
+
+def read_lease(
+    packer: ItemPacker, execution_arn: str, item: dict[str, Any], task_id: str | None = None
+) -> TaskLease:
+    """The lease record stored in ``item`` (an item written before versions counts as 1).
+
+    ``task_id``: the record's, when its item is not ``TK#<task id>`` (an event item's).
+    """
 
     def text(name: str) -> str | None:
         return str(item[name]["S"]) if name in item else None
@@ -306,7 +315,7 @@ def read_lease(packer: ItemPacker, execution_arn: str, item: dict[str, Any]) -> 
 
     return TaskLease(
         execution_arn=execution_arn,
-        task_id=item["sk"]["S"][3:],
+        task_id=task_id if task_id is not None else item["sk"]["S"][3:],
         version=int(item["version"]["N"]) if "version" in item else 1,
         delivery=int(number("delivery")),
         owner=text("owner"),

@@ -10,7 +10,7 @@ them (DESIGN.md invariant 1, "one conditional write"): the attributes
 - ``ev`` or ``ev_z``: the event item's ``events`` or ``events_z``, byte for byte.
 
 The next commit that writes events replaces them, so it first copies them into their own
-item (:func:`flush_put`: a put conditioned on the item being absent or already this
+item (:func:`flush_update`: an update conditioned on the item being absent or already this
 commit's, marked ``flushed`` so stream consumers do not see the events twice). Until
 then they are the only copy, and every history read merges them (:func:`pending_item`):
 an execution's history is its ``EV#`` items plus the head's pending events, the same item
@@ -130,20 +130,48 @@ def pending_item(head: dict[str, Any]) -> dict[str, Any] | None:
     return item
 
 
-def flush_put(table: str, item: dict[str, Any]) -> dict[str, Any]:
-    """The ``PutItem`` request that copies pending events to their item.
+def flush_update(table: str, item: dict[str, Any]) -> dict[str, Any]:
+    """The ``UpdateItem`` request that copies pending events to their item.
 
     Conditioned on the item being absent or holding the same commit's events (a copy
-    made before, by a writer that then died or lost its race): idempotent, and never
-    over another commit's events.
+    made before, by a writer that then died or lost its race, or by the claim of the
+    commit's first task group, :mod:`.log_claims`): idempotent, and never over another
+    commit's events. An update, not a put, so that a lease record the item holds is
+    kept; the events' other forms are removed, as a put would.
     """
+    values = {k: v for k, v in item.items() if k not in ("pk", "sk")}
+    values[FLUSHED] = {"BOOL": True}
+    expression, names, attribute_values = set_events(values)
     return {
         "TableName": table,
-        "Item": {**item, FLUSHED: {"BOOL": True}},
+        "Key": {"pk": item["pk"], "sk": item["sk"]},
+        "UpdateExpression": expression,
         "ConditionExpression": "attribute_not_exists(sk) OR #seq = :seq",
-        "ExpressionAttributeNames": {"#seq": "seq"},
-        "ExpressionAttributeValues": {":seq": item["seq"]},
+        "ExpressionAttributeNames": {**names, "#seq": "seq"},
+        "ExpressionAttributeValues": {**attribute_values, ":seq": item["seq"]},
     }
+
+
+EVENT_DOCS = ("events", "events_z", "events_ref")
+"""The attributes an event item's events may be stored under (one of them at a time)."""
+
+
+def set_events(
+    values: dict[str, Any], removed: tuple[str, ...] = ()
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """An update expression setting ``values``, removing ``removed``; its names and values.
+
+    Writing events removes their other forms. Names are ``#aN`` and ``#rN``, values ``:aN``.
+    """
+    gone = list(removed)
+    if any(name in values for name in EVENT_DOCS):  # the events written: not their other forms
+        gone += [name for name in EVENT_DOCS if name not in values and name not in gone]
+    names = {f"#a{i}": name for i, name in enumerate(values)}
+    names.update({f"#r{i}": name for i, name in enumerate(gone)})
+    expression = "SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(values)))
+    if gone:
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
+    return expression, names, {f":a{i}": v for i, v in enumerate(values.values())}
 
 
 def read_pending(call: TableCall, execution_arn: str) -> tuple[Seen, dict[str, Any] | None] | None:
@@ -182,17 +210,22 @@ class PendingCache:
     copies what it held; a commit from any other reads the head instead. An entry can
     only be stale by events copied out since (another writer's eventless commit at the
     same seq): the head update's condition allows that, and a refused write forgets the
-    entry. Bounded; safe across threads.
+    entry. An entry is marked copied once this log wrote the copy itself (a group claim
+    that carried it, :mod:`.log_claims`): the commit from that head then skips its copy.
+    Bounded; safe across threads.
     """
 
     def __init__(self) -> None:
-        self._seen: OrderedDict[str, tuple[Seen, dict[str, Any] | None]] = OrderedDict()
+        self._seen: OrderedDict[str, tuple[Seen, dict[str, Any] | None, bool]] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, execution_arn: str, head: Seen, item: dict[str, Any] | None) -> None:
         """The head ``head`` of ``execution_arn`` holds ``item`` (None: nothing pending)."""
         with self._lock:
-            self._seen[execution_arn] = (head, item)
+            before = self._seen.get(execution_arn)
+            # a re-read of the same head keeps what this log knows it copied
+            copied = before is not None and before[0] == head and before[1] == item and before[2]
+            self._seen[execution_arn] = (head, item, copied)
             self._seen.move_to_end(execution_arn)
             while len(self._seen) > _CACHE_SIZE:
                 self._seen.popitem(last=False)
@@ -208,6 +241,25 @@ class PendingCache:
         if found is None or found[0] != head:
             return False, None
         return True, found[1]
+
+    def latest(self, execution_arn: str) -> tuple[Seen, dict[str, Any] | None] | None:
+        """The last head of ``execution_arn`` this log saw and its pending item, if any."""
+        with self._lock:
+            found = self._seen.get(execution_arn)
+        return None if found is None else (found[0], found[1])
+
+    def mark_copied(self, execution_arn: str, head: Seen) -> None:
+        """The pending item of the head ``head`` is in its own item now, written by this log."""
+        with self._lock:
+            found = self._seen.get(execution_arn)
+            if found is not None and found[0] == head and found[1] is not None:
+                self._seen[execution_arn] = (found[0], found[1], True)
+
+    def copied(self, execution_arn: str, head: Seen) -> bool:
+        """Whether this log wrote the pending item of the head ``head`` to its own item."""
+        with self._lock:
+            found = self._seen.get(execution_arn)
+        return found is not None and found[0] == head and found[2]
 
     def forget(self, execution_arn: str) -> None:
         """Drop what is known of ``execution_arn`` (after a write whose outcome is unknown)."""
@@ -242,10 +294,10 @@ class PendingEvents:
     def flush(self, execution_arn: str, head: Seen) -> dict[str, Any] | None:
         """Copy the pending events of the head ``head`` to their own item; returns the item."""
         item = self.at(execution_arn, head)
-        if item is None:
-            return None
+        if item is None or self.cache.copied(execution_arn, head):
+            return item
         try:
-            self._call("put_item", **flush_put(self.table, item))
+            self._call("update_item", **flush_update(self.table, item))
         except Rejected:
             raise LogIntegrityError(
                 f"{execution_arn}: history item {item['sk']['S']} holds another commit's events"

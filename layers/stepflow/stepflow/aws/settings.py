@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     )
     """How long a claimed inline task is leased to the process running it."""
 
+    claims_in_events: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("STEPFLOW_CLAIMS_IN_EVENTS", "claims_in_events"),
+    )
+    """Whether a commit's first task group is claimed on its event item (issue 18, round 10;
+    :mod:`stepflow.aws.log_claims`). Off for the first of two deploys that upgrade a stack
+    running code from before it (docs/deploy.md)."""
+
     repair_delay_seconds: int = Field(
         default=REPAIR_DELAY_SECONDS,
         ge=0,

@@ -179,7 +179,9 @@ class StreamDecoder:
             except Exception as exc:  # MalformedRecordError, or a shape nobody foresaw
                 LOG.warning("skipped stream record %s: %r", number, exc)
                 continue
-            if found is not None and (found.sk == HEAD or found.sk.startswith("EV#")):
+            # an event item adds events only when a transaction inserted it; a copy, or a
+            # group's lease record kept in it (aws/log_claims.py), would only cost a head read
+            if found is not None and (found.sk == HEAD or event_item(found) is not None):
                 parsed.append((len(out) - 1, found))
         by_execution: dict[str, list[tuple[int, LogRecord]]] = {}
         for index, found in parsed:

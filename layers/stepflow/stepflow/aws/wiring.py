@@ -146,6 +146,7 @@ class Wiring(CellParts):
             payloads=S3PayloadStore(bucket, client=self.client("s3")) if bucket else None,
             retention_seconds=self.settings.retention_seconds,
             clock=self.clock,
+            claims_in_events=self.settings.claims_in_events,
         )
 
     @cached_property
