@@ -45,6 +45,7 @@ from stepflow.engine.model import (
     TimerFired,
     UnreportedIterations,
 )
+from stepflow.engine.plans import runner_of
 from stepflow.engine.resources import ParameterCheck
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
@@ -339,7 +340,9 @@ class Decider(Transitions):
                         text,
                     )
             try:
-                (runners.get(node.__class__) or _runner(node))(self, frame, node)
+                (node.runner or runner_of(node, runners.get(node.__class__) or _runner(node)))(
+                    self, frame, node
+                )
             except StatesError as exc:
                 self.state_error(frame, node, exc)
 
