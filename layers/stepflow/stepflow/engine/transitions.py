@@ -314,14 +314,13 @@ class Transitions:
         limit = self.max_payload
         if limit is not None and len(text) * 3 > limit:  # see over_payload_limit
             too_large = self.over_payload_limit(text, "state's output")
-        else:
-            too_large = None
-        if too_large is not None:
-            if caught:
-                self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
-            else:
-                self.fail_state(frame, node, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
-            return
+            if too_large is not None:
+                if caught:
+                    self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
+                else:
+                    error = StatesErrorName.DATA_LIMIT_EXCEEDED.value
+                    self.fail_state(frame, node, error, too_large)
+                return
         if assigned:
             details: dict[str, Any] = {
                 "name": node.name,
