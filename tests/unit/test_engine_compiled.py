@@ -321,3 +321,36 @@ def test_start_state_is_start_expression_then_check(
         return reads
 
     assert run(True) == run(False)
+
+
+KEYED_CALLS = st.sampled_from(
+    [
+        "States.MathAdd($.k, 1)",
+        "States.MathAdd($.k, -2147483648)",
+        "States.Format('iteration {}', $.k)",
+        "States.Format('{}', $.k)",
+        "States.Format('{} and more', $.missing)",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=KEYED_CALLS, value=INPUTS | VALUES | st.fixed_dictionaries({"k": VALUES}))
+def test_a_call_of_a_literal_and_a_key_equals_the_general_call(text: str, value: Any) -> None:
+    def outcome() -> tuple[Any, ...]:
+        budget = CountingBudget()
+        try:
+            result: tuple[Any, ...] = (
+                "value",
+                intrinsics.compile_intrinsic.__wrapped__(text)(
+                    Scope(value, budget=budget)
+                ),  # afresh
+            )
+        except StatesError as exc:
+            result = ("error", exc.error, exc.cause)
+        return (*result, budget.checks)
+
+    keyed = outcome()
+    with pytest.MonkeyPatch.context() as patched:  # the general call
+        patched.setattr(intrinsics, "_literal_and_key", lambda *_: None)
+        assert outcome() == keyed

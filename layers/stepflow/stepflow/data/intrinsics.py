@@ -167,6 +167,15 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
         # a one-key path into $ (_compile_path's read_key): read here when the key is there
         first_key: str | None = getattr(first, "key", None)
         second_key: str | None = getattr(second, "key", None)
+        if special is not None and fixed_first != fixed_second:
+            literal, key, read = (
+                (first_value, second_key, second)
+                if fixed_first
+                else (second_value, first_key, first)
+            )
+            keyed = _literal_and_key(special, after, fixed_first, literal, key, read, text)
+            if keyed is not None:
+                return keyed
 
     def call(scope: Scope) -> Any:
         try:
@@ -194,6 +203,43 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
                 values = [arg(scope) for arg in args]
             scope.budget.check()
             result = general(name, values, nodes) if special is None else special(values)
+            if after:
+                scope.budget.check()
+            return result
+        except _Failure as exc:
+            if text is None:
+                raise
+            raise _failed(text, exc) from None
+
+    return call
+
+
+def _literal_and_key(
+    special: Callable[[list[Any]], Any],
+    after: bool,
+    literal_first: bool,
+    literal: Any,
+    key: str | None,
+    read: Evaluator,
+    text: str | None,
+) -> Evaluator | None:
+    """:func:`_compile_call`'s call of two arguments, a literal and a one-key path into ``$``.
+
+    None when the path is not one key (``key`` None): the general call then.
+
+    The usual call (``MathAdd($.i, 1)``, ``Format('iteration {}', $.i)``) with its shape
+    resolved once; the same steps: the key read (``read`` reports a missing one), the
+    budget checked, the specialized function run.
+    """
+    if key is None:
+        return None
+
+    def call(scope: Scope) -> Any:
+        try:
+            value = scope.input
+            arg = value[key] if isinstance(value, dict) and key in value else read(scope)
+            scope.budget.check()
+            result = special([literal, arg] if literal_first else [arg, literal])
             if after:
                 scope.budget.check()
             return result
