@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from stepflow.data.budget import Budget
 from stepflow.data.intrinsic_parser import (
     Call,
     IntrinsicSyntaxError,
@@ -234,20 +235,26 @@ def _literal_and_key(
     if key is None:
         return None
 
-    def call(scope: Scope) -> Any:
+    def on_input(value: Any, budget: Budget) -> Any:
         try:
-            value = scope.input
-            arg = value[key] if isinstance(value, dict) and key in value else read(scope)
-            scope.budget.check()
+            if isinstance(value, dict) and key in value:
+                arg = value[key]
+            else:
+                arg = read(Scope(value, budget=budget))  # it reports the missing path
+            budget.check()
             result = special([literal, arg] if literal_first else [arg, literal])
             if after:
-                scope.budget.check()
+                budget.check()
             return result
         except _Failure as exc:
             if text is None:
                 raise
             raise _failed(text, exc) from None
 
+    def call(scope: Scope) -> Any:
+        return on_input(scope.input, scope.budget)
+
+    call.on_input = on_input  # type: ignore[attr-defined]  # see template.input_form
     return call
 
 

@@ -5,9 +5,10 @@ For most states that is the handler of its type. A JSONPath Pass or Choice of th
 shape (an InputPath and an OutputPath of ``$``, no Assign) gets a closure that has
 resolved, once, what :func:`~stepflow.engine.simple.run_pass` and
 :func:`~stepflow.engine.simple.run_choice` look up on every run: which of the state's
-fields are set, how its ResultPath places the result, and which Choice rules compare
-``$`` alone (they run without a scope; see
-:func:`~stepflow.engine.choice_compiled.input_test`). The closures take the same steps
+fields are set, how its ResultPath places the result, and which Choice rules and
+Parameters read ``$`` alone (they run without a scope; see
+:func:`~stepflow.engine.choice_compiled.input_test` and
+:attr:`~stepflow.data.template.Template.input_form`). The closures take the same steps
 as the general handlers, in the same order, and call the same code for anything else.
 """
 
@@ -46,7 +47,9 @@ def pass_plan(node: PassState) -> Runner:
         or not _whole(node.output_path)
     ):
         return run_pass
-    evaluate = None if node.parameters is None else node.parameters.evaluate
+    template = node.parameters
+    evaluate = None if template is None else template.evaluate
+    on_input = None if template is None else template.input_form  # evaluate, without a scope
     fixed = node.result
     into = node.result_path
     whole = into is not None and into.root == "input" and into.steps == ()
@@ -57,7 +60,12 @@ def pass_plan(node: PassState) -> Runner:
 
     def run(d: StepContext, frame: Frame, node: PassState) -> None:
         raw = frame.input
-        result = raw if evaluate is None else evaluate(state_scope(d, frame, raw))
+        if on_input is not None:
+            result = on_input(raw, d.time_budget)
+        elif evaluate is not None:
+            result = evaluate(state_scope(d, frame, raw))
+        else:
+            result = raw
         if fixed is not MISSING:
             result = fixed
         if whole:
