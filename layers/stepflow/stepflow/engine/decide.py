@@ -310,8 +310,8 @@ class Decider(Transitions):
                     retry = getattr(node, "retry", None)  # only states that can fail have one
                     frame.retries = (0,) * len(retry) if retry else ()
                     frame.retry_count = 0
-                    value, last = frame.input, self._text
-                    text = last[1] if last is not None and last[0] is value else self.text(value)
+                    value = frame.input
+                    text = self._text if self._text_of is value else self.text(value)
                     event_id = s.next_event_id
                     if (
                         compact
