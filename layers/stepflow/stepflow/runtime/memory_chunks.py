@@ -44,13 +44,14 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
     """A commit's events as stored (raises :class:`UnstorableValueError` as a store refuses)."""
     if not events:
         return []
-    kinds = set(map(type, events))
-    if kinds == {tuple}:  # the usual commit of a run of Pass and Choice states: compact only
+    kinds = list(map(type, events))  # counted in C (a set of them is slower)
+    tuples = kinds.count(tuple)
+    if tuples == len(events):  # the usual commit of a run of Pass and Choice states: compact only
         dicts: list[dict[str, Any]] = []
         compact: Sequence[CompactEvent] = events  # type: ignore[assignment]
         layout: tuple[CompactEvent | None, ...] = tuple(events)  # type: ignore[arg-type]
-    elif kinds == {tuple, dict}:  # a few dict events among them: the split made in C
-        is_dict = list(map(operator.is_, map(type, events), repeat(dict)))
+    elif tuples and tuples + kinds.count(dict) == len(events):  # a few dict events among them
+        is_dict = list(map(operator.is_, kinds, repeat(dict)))  # the split made in C
         dicts = list(compress(events, is_dict))  # type: ignore[arg-type]
         compact = list(compress(events, map(operator.not_, is_dict)))  # type: ignore[arg-type]
         places: list[CompactEvent | None] = list(events)  # type: ignore[arg-type]
@@ -63,10 +64,9 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
             return [(_encoded(dicts), len(events))]
         compact = [e for e in events if not isinstance(e, dict)]
         layout = tuple(None if isinstance(e, dict) else e for e in events)
-    # names and texts scanned in C; an event is looked at only if one of them is not ASCII
-    if not (
-        all(map(str.isascii, map(_NAME, compact))) and all(map(str.isascii, map(_TEXT, compact)))
-    ):
+    # names and texts scanned in C (joined: one text is ASCII if and only if each part is);
+    # an event is looked at only if one of them is not ASCII
+    if not ("".join(map(_NAME, compact)).isascii() and "".join(map(_TEXT, compact)).isascii()):
         for event in compact:
             if not (event[7].isascii() and event[5].isascii()):
                 _check_texts(event)
