@@ -15,7 +15,6 @@ import bisect
 import copy
 import operator
 from collections.abc import Sequence
-from itertools import compress, repeat
 from typing import Any, NamedTuple
 
 import orjson
@@ -51,12 +50,16 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
         compact: Sequence[CompactEvent] = events  # type: ignore[assignment]
         layout: tuple[CompactEvent | None, ...] = tuple(events)  # type: ignore[arg-type]
     elif tuples and tuples + kinds.count(dict) == len(events):  # a few dict events among them
-        is_dict = list(map(operator.is_, kinds, repeat(dict)))  # the split made in C
-        dicts = list(compress(events, is_dict))  # type: ignore[arg-type]
-        compact = list(compress(events, map(operator.not_, is_dict)))  # type: ignore[arg-type]
+        # found by list.index (in C), the compact runs between them copied as slices
         places: list[CompactEvent | None] = list(events)  # type: ignore[arg-type]
-        for index in compress(range(len(places)), is_dict):
+        dicts, compact, start = [], [], 0
+        for _ in range(len(events) - tuples):
+            index = kinds.index(dict, start)
+            dicts.append(events[index])  # type: ignore[arg-type]
+            compact.extend(events[start:index])  # type: ignore[arg-type]
             places[index] = None
+            start = index + 1
+        compact.extend(events[start:])  # type: ignore[arg-type]
         layout = tuple(places)
     else:
         dicts = [event for event in events if isinstance(event, dict)]
