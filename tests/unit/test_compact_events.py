@@ -315,3 +315,22 @@ def test_a_commit_is_split_in_c_as_by_the_general_rule(events: list[Any]) -> Non
         assert stored == Mixed(tuple(events), None)
     elif isinstance(stored, Mixed):
         assert [e is None for e in stored.compact] == [isinstance(e, dict) for e in events]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(st.one_of(_COMPACT, _DICT), max_size=12),
+    where=st.integers(0, 12),
+    field=st.sampled_from([5, 7]),
+)
+def test_a_lone_surrogate_anywhere_in_a_commit_is_refused(
+    events: list[Any], where: int, field: int
+) -> None:
+    """Wherever the bad compact event falls among dict events, frozen() finds it."""
+    from stepflow.runtime.memory_chunks import UnstorableValueError, frozen
+
+    bad = list((3, 2, 0.0, "PassStateEntered", "stateEnteredEventDetails", "A", "input", "{}"))
+    bad[field] = "\ud800" if field == 5 else '"\ud800"'
+    commit = [*events[:where], tuple(bad), *events[where:]]
+    with pytest.raises(UnstorableValueError, match="lone surrogate"):
+        frozen(commit)

@@ -321,3 +321,116 @@ def test_start_state_is_start_expression_then_check(
         return reads
 
     assert run(True) == run(False)
+
+
+KEYED_CALLS = st.sampled_from(
+    [
+        "States.MathAdd($.k, 1)",
+        "States.MathAdd($.k, -2147483648)",
+        "States.Format('iteration {}', $.k)",
+        "States.Format('{}', $.k)",
+        "States.Format('{} and more', $.missing)",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=KEYED_CALLS, value=INPUTS | VALUES | st.fixed_dictionaries({"k": VALUES}))
+def test_a_call_of_a_literal_and_a_key_equals_the_general_call(text: str, value: Any) -> None:
+    def outcome() -> tuple[Any, ...]:
+        budget = CountingBudget()
+        try:
+            result: tuple[Any, ...] = (
+                "value",
+                intrinsics.compile_intrinsic.__wrapped__(text)(
+                    Scope(value, budget=budget)
+                ),  # afresh
+            )
+        except StatesError as exc:
+            result = ("error", exc.error, exc.cause)
+        return (*result, budget.checks)
+
+    keyed = outcome()
+    with pytest.MonkeyPatch.context() as patched:  # the general call
+        patched.setattr(intrinsics, "_literal_and_key", lambda *_: None)
+        assert outcome() == keyed
+
+
+class RecordingBudget(CountingBudget):
+    """Records its calls in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def start_expression(self) -> None:
+        self.calls.append("start")
+
+    def check(self) -> None:
+        super().check()
+        self.calls.append("check")
+
+
+TEMPLATE_FIELDS = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d"]),
+    st.sampled_from(
+        [
+            ("v.$", "$.v"),
+            ("v.$", "$.a.b"),
+            ("v.$", "$.l[0]"),
+            ("v.$", "$"),
+            ("v.$", "States.MathAdd($.v, 1)"),
+            ("v.$", "States.Format('at {}', $.w)"),
+            ("v", {"k": [1, 2]}),
+            ("v", "text"),
+        ]
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(fields=TEMPLATE_FIELDS, value=INPUTS | VALUES)
+def test_a_template_of_input_reads_evaluates_without_a_scope_as_with_one(
+    fields: dict[str, tuple[str, Any]], value: Any
+) -> None:
+    from stepflow.data.template import Template
+
+    raw = {key + suffix[1:]: item for key, (suffix, item) in fields.items()}
+    template = Template(raw)
+    if not any(key.endswith(".$") for key in raw):
+        assert template.input_form is None  # a constant: nothing to read
+        return
+    assert template.input_form is not None  # every field reads $ alone
+
+    def outcome(run: Any) -> tuple[Any, ...]:
+        budget = RecordingBudget()
+        try:
+            result: tuple[Any, ...] = ("value", run(budget))
+        except StatesError as exc:
+            result = ("error", exc.error, exc.cause)
+        return (*result, budget.calls)
+
+    without = outcome(lambda budget: template.input_form(value, budget))  # type: ignore[misc]
+    through = outcome(lambda budget: template.evaluate(Scope(value, budget=budget)))
+    general = Template(raw)
+    general._input_parts = None  # the scope's own path: each field's evaluator
+    assert (
+        without == through == outcome(lambda budget: general.evaluate(Scope(value, budget=budget)))
+    )
+
+
+def test_a_template_reading_anything_else_has_no_input_form() -> None:
+    from stepflow.data.template import Template
+
+    for raw in (
+        {"v.$": "$$.State.Name"},
+        {"v.$": "$var"},
+        {"v.$": "States.ArrayLength($.a)", "w.$": "$.w"},
+        {"v": {"w.$": "$.w"}},
+        {"v.$": "States.MathAdd($.v, $.w)"},
+        [{"v.$": "$.v"}],
+        {"v": 1},
+    ):
+        assert Template(raw).input_form is None, raw

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from stepflow.data.budget import Budget
 from stepflow.data.intrinsic_parser import (
     Call,
     IntrinsicSyntaxError,
@@ -167,6 +168,15 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
         # a one-key path into $ (_compile_path's read_key): read here when the key is there
         first_key: str | None = getattr(first, "key", None)
         second_key: str | None = getattr(second, "key", None)
+        if special is not None and fixed_first != fixed_second:
+            literal, key, read = (
+                (first_value, second_key, second)
+                if fixed_first
+                else (second_value, first_key, first)
+            )
+            keyed = _literal_and_key(special, after, fixed_first, literal, key, read, text)
+            if keyed is not None:
+                return keyed
 
     def call(scope: Scope) -> Any:
         try:
@@ -202,6 +212,49 @@ def _compile_call(node: Call, text: str | None) -> Evaluator:
                 raise
             raise _failed(text, exc) from None
 
+    return call
+
+
+def _literal_and_key(
+    special: Callable[[list[Any]], Any],
+    after: bool,
+    literal_first: bool,
+    literal: Any,
+    key: str | None,
+    read: Evaluator,
+    text: str | None,
+) -> Evaluator | None:
+    """:func:`_compile_call`'s call of two arguments, a literal and a one-key path into ``$``.
+
+    None when the path is not one key (``key`` None): the general call then.
+
+    The usual call (``MathAdd($.i, 1)``, ``Format('iteration {}', $.i)``) with its shape
+    resolved once; the same steps: the key read (``read`` reports a missing one), the
+    budget checked, the specialized function run.
+    """
+    if key is None:
+        return None
+
+    def on_input(value: Any, budget: Budget) -> Any:
+        try:
+            if isinstance(value, dict) and key in value:
+                arg = value[key]
+            else:
+                arg = read(Scope(value, budget=budget))  # it reports the missing path
+            budget.check()
+            result = special([literal, arg] if literal_first else [arg, literal])
+            if after:
+                budget.check()
+            return result
+        except _Failure as exc:
+            if text is None:
+                raise
+            raise _failed(text, exc) from None
+
+    def call(scope: Scope) -> Any:
+        return on_input(scope.input, scope.budget)
+
+    call.on_input = on_input  # type: ignore[attr-defined]  # see template.input_form
     return call
 
 

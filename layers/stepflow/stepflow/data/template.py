@@ -11,12 +11,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from stepflow.data.budget import Budget
 from stepflow.data.intrinsics import compile_intrinsic
 from stepflow.data.jsonpath import PathNotFoundError, PathSyntaxError, compile_path
 from stepflow.data.scope import Scope
 from stepflow.errors import StatesError, StatesErrorName
 
 Evaluator = Callable[[Scope], Any]
+InputEvaluator = Callable[[Any, Budget], Any]
+"""An evaluator of ``$`` alone: the value and the budget (see :attr:`Template.input_form`)."""
 
 
 class TemplateSyntaxError(ValueError):
@@ -33,7 +36,7 @@ class TemplateSyntaxError(ValueError):
 class Template:
     """A compiled payload template."""
 
-    __slots__ = ("_evaluate", "_parts", "raw")
+    __slots__ = ("_evaluate", "_input_parts", "_parts", "raw")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
@@ -42,9 +45,36 @@ class Template:
         self._parts: tuple[tuple[str, Evaluator], ...] | None = getattr(
             self._evaluate, "parts", None
         )
+        inputs: list[tuple[str, InputEvaluator]] = []
+        for key, fn in self._parts or ():
+            on_input: InputEvaluator | None = getattr(fn, "on_input", None)
+            if on_input is None:
+                inputs.clear()
+                break
+            inputs.append((key, on_input))
+        self._input_parts = tuple(inputs) if inputs else None
+
+    @property
+    def input_form(self) -> Callable[[Any, Budget], Any] | None:
+        """:meth:`evaluate` of ``$`` and the budget alone (no scope), if that is all it reads.
+
+        That is an object whose fields are constants, paths into ``$`` and intrinsic
+        calls of a literal and a one-key path into ``$``; None for any other template.
+        """
+        return None if self._input_parts is None else self.evaluate_input
+
+    def evaluate_input(self, value: Any, budget: Budget) -> Any:
+        """:meth:`evaluate` with ``$`` bound to ``value`` (see :attr:`input_form`)."""
+        budget.start_expression()
+        built = {}
+        for key, fn in self._input_parts or ():
+            built[key] = fn(value, budget)
+        return built
 
     def evaluate(self, scope: Scope) -> Any:
         """Build the payload; raises :class:`StatesError` when a path or call fails."""
+        if self._input_parts is not None:
+            return self.evaluate_input(scope.input, scope.budget)
         scope.budget.start_expression()
         parts = self._parts
         if parts is None:
@@ -67,17 +97,31 @@ def compile_dynamic(text: str, field: str) -> Evaluator:
     except PathSyntaxError as exc:
         raise TemplateSyntaxError("", f"the value of {field!r} is not a valid path: {exc}") from exc
 
+    def not_found(source: Any) -> StatesError:
+        return StatesError(
+            StatesErrorName.RUNTIME,
+            f"The JSONPath '{text}' specified for the field '{field}' could not be found "
+            f"in the input '{json.dumps(source, separators=(',', ':'))}'",
+        )
+
     def read(scope: Scope) -> Any:
         try:
             return scope.read(path)
         except PathNotFoundError:
-            source = {"input": scope.input, "context": scope.context}.get(path.root)
-            raise StatesError(
-                StatesErrorName.RUNTIME,
-                f"The JSONPath '{text}' specified for the field '{field}' could not be found "
-                f"in the input '{json.dumps(source, separators=(',', ':'))}'",
+            raise not_found(
+                {"input": scope.input, "context": scope.context}.get(path.root)
             ) from None
 
+    if path.root == "input":  # scope.read of a path into $, without the scope
+
+        def read_input(value: Any, budget: Budget) -> Any:
+            budget.check()
+            try:
+                return path.find(value)
+            except PathNotFoundError:
+                raise not_found(value) from None
+
+        read.on_input = read_input  # type: ignore[attr-defined]
     return read
 
 
@@ -148,6 +192,7 @@ def _constant(raw: Any) -> Evaluator:
         return raw
 
     value.constant = True  # type: ignore[attr-defined]
+    value.on_input = lambda _value, _budget: raw  # type: ignore[attr-defined]
     return value
 
 

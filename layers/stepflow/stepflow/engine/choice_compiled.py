@@ -17,12 +17,15 @@ from functools import partial
 from typing import Any
 
 from stepflow.asl.states.choice import And, ChoiceRule, Comparison, Condition, Not, Or
+from stepflow.data.budget import Budget
 from stepflow.data.jsonpath import Path, PathNotFoundError
 from stepflow.data.scope import Scope
 from stepflow.engine.choice import _MISSING, _RELATIONS, _TYPE_TESTS, _compare, _split
 from stepflow.errors import StatesError, StatesErrorName
 
 Test = Callable[[Scope], bool]
+InputTest = Callable[[Any, Budget], bool]
+"""A test of ``$`` alone: the value and the decision's budget."""
 Reader = Callable[[Scope], Any]
 
 
@@ -129,13 +132,12 @@ def _comparison(rule: Comparison) -> Test:
     if not isinstance(key, str):
         key = None
 
+    if key is not None:
+        return _on_input(_compare_key(rule, key, valid, typed, relate, expected))
+
     def compare(scope: Scope) -> bool:
         scope.budget.check()
-        if key is None:
-            value = read(scope)
-        else:  # read_key, inline: the usual Variable ("$.i")
-            value = scope.input
-            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+        value = read(scope)
         if value is _MISSING:
             raise _invalid_path(rule)
         if not valid or not isinstance(value, typed):
@@ -145,3 +147,45 @@ def _comparison(rule: Comparison) -> Test:
         return relate(value, expected)  # type: ignore[no-any-return]  # a bool for these types
 
     return compare
+
+
+def _compare_key(
+    rule: Comparison,
+    key: str,
+    valid: bool,
+    typed: tuple[type, ...],
+    relate: Callable[[Any, Any], Any],
+    expected: Any,
+) -> InputTest:
+    """A comparison of the usual Variable, a one-key path on ``$`` (``$.i``), on ``$`` itself."""
+
+    def compare(value: Any, budget: Budget) -> bool:
+        budget.check()
+        value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is _MISSING:
+            raise _invalid_path(rule)
+        if not valid or not isinstance(value, typed):
+            return False
+        if value.__class__ is bool and typed[0] is int:  # a bool is not a number
+            return False
+        return relate(value, expected)  # type: ignore[no-any-return]  # a bool for these types
+
+    return compare
+
+
+def _on_input(test: InputTest) -> Test:
+    """``test`` as a test of a scope; ``on_input`` keeps it, for a caller without a scope."""
+
+    def on_scope(scope: Scope) -> bool:
+        return test(scope.input, scope.budget)
+
+    on_scope.on_input = test  # type: ignore[attr-defined]
+    return on_scope
+
+
+def input_test(test: Test) -> InputTest | None:
+    """The form of a compiled test that takes ``$`` and the budget (no scope), if it has one.
+
+    Only a comparison that reads nothing but ``$`` has one (see :func:`_compare_key`).
+    """
+    return getattr(test, "on_input", None)

@@ -45,6 +45,7 @@ from stepflow.engine.model import (
     TimerFired,
     UnreportedIterations,
 )
+from stepflow.engine.plans import runner_of
 from stepflow.engine.resources import ParameterCheck
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
@@ -286,62 +287,68 @@ class Decider(Transitions):
         machines = self.definition.machines
         compact, max_events, append = self.compact, self.max_events, self.events.append
         runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
-        while ready and s.status == "RUNNING":
-            if self.transitions >= self.budget:
-                self.commands.append(ContinueLater())
-                return
-            if start_state is not None:  # each state's own work starts a new expression
-                start_state()
-            else:
-                budget.start_expression()
-                budget.check()
-            frame = frames.get(ready.pop())
-            if frame is None or frame.phase != "ready":
-                continue
-            node = machines[frame.machine].states[frame.state]  # self.node, inline
-            if frame.rerun:
-                frame.rerun = False
-            else:
-                self.transitions += 1
-                frame.entered_time = now_iso
-                retry = getattr(node, "retry", None)  # only states that can fail have one
-                frame.retries = (0,) * len(retry) if retry else ()
-                frame.retry_count = 0
-                value, last = frame.input, self._text
-                text = last[1] if last is not None and last[0] is value else self.text(value)
-                event_id = s.next_event_id
-                if (
-                    compact
-                    and not frame.silent
-                    and (max_events is None or event_id - s.effect_events < max_events)
-                ):  # emit_state's compact event under the cap, inline (the hot path)
-                    s.next_event_id = event_id + 1
-                    append(
-                        (
-                            event_id,
-                            frame.prev_id,
-                            now,
+        entered, most = self.transitions, self.budget  # self.transitions, kept here (hot)
+        try:
+            while ready and s.status == "RUNNING":
+                if entered >= most:
+                    self.commands.append(ContinueLater())
+                    return
+                if start_state is not None:  # each state's own work starts a new expression
+                    start_state()
+                else:
+                    budget.start_expression()
+                    budget.check()
+                frame = frames.get(ready.pop())
+                if frame is None or frame.phase != "ready":
+                    continue
+                node = machines[frame.machine].states[frame.state]  # self.node, inline
+                if frame.rerun:
+                    frame.rerun = False
+                else:
+                    entered += 1
+                    frame.entered_time = now_iso
+                    retry = getattr(node, "retry", None)  # only states that can fail have one
+                    frame.retries = (0,) * len(retry) if retry else ()
+                    frame.retry_count = 0
+                    value = frame.input
+                    text = self._text if self._text_of is value else self.text(value)
+                    event_id = s.next_event_id
+                    if (
+                        compact
+                        and not frame.silent
+                        and (max_events is None or event_id - s.effect_events < max_events)
+                    ):  # emit_state's compact event under the cap, inline (the hot path)
+                        s.next_event_id = event_id + 1
+                        append(
+                            (
+                                event_id,
+                                frame.prev_id,
+                                now,
+                                ENTERED[node.type],
+                                "stateEnteredEventDetails",
+                                node.name,
+                                "input",
+                                text,
+                            )
+                        )
+                        frame.prev_id = frame.entered_id = event_id
+                    else:
+                        frame.entered_id = self.emit_state(
+                            frame,
                             ENTERED[node.type],
                             "stateEnteredEventDetails",
                             node.name,
                             "input",
                             text,
                         )
+                try:
+                    (node.runner or runner_of(node, runners.get(node.__class__) or _runner(node)))(
+                        self, frame, node
                     )
-                    frame.prev_id = frame.entered_id = event_id
-                else:
-                    frame.entered_id = self.emit_state(
-                        frame,
-                        ENTERED[node.type],
-                        "stateEnteredEventDetails",
-                        node.name,
-                        "input",
-                        text,
-                    )
-            try:
-                (runners.get(node.__class__) or _runner(node))(self, frame, node)
-            except StatesError as exc:
-                self.state_error(frame, node, exc)
+                except StatesError as exc:
+                    self.state_error(frame, node, exc)
+        finally:
+            self.transitions = entered
 
 
 def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.base import MISSING
-from stepflow.asl.states.choice import ChoiceState, JSONataCondition
+from stepflow.asl.states.choice import ChoiceRule, ChoiceState, JSONataCondition
 from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.data.template import compile_dynamic
 from stepflow.engine import dataflow
@@ -79,26 +79,38 @@ def run_choice(d: StepContext, frame: Frame, node: ChoiceState) -> None:
             assert jsonpath_scope is not None
             matched = (rule.test or rule_test(rule))(jsonpath_scope)
         if matched:
-            path = node.output_path
-            if (
-                node.assign is None
-                and rule.assign is None
-                and not jsonata
-                and path is not None
-                and path.steps == ()
-                and path.root == "input"
-            ):  # passthrough_output's result (no Assign, an OutputPath of "$"), inline
-                d.exit_state(frame, node, effective, next_state=rule.next)
-                return
-            # The state-level Output applies unless the rule has its own; the
-            # state-level Assign applies whichever rule matches (the rule's wins a clash).
-            output = node.output if rule.output is MISSING else rule.output
-            assign = dataflow.rule_assign(node.assign, rule)
-            output, assigned = dataflow.passthrough_output(
-                d, frame, node, effective, output=output, assign=assign
-            )
-            d.exit_state(frame, node, output, assigned=assigned, next_state=rule.next)
+            chosen(d, frame, node, effective, rule)
             return
+    choose_default(d, frame, node, effective)
+
+
+def chosen(
+    d: StepContext, frame: Frame, node: ChoiceState, effective: Any, rule: ChoiceRule
+) -> None:
+    """Leave a Choice by the rule that matched (``effective``: the state's effective input)."""
+    path = node.output_path
+    if (
+        node.assign is None
+        and rule.assign is None
+        and node.query_language != "JSONata"
+        and path is not None
+        and path.steps == ()
+        and path.root == "input"
+    ):  # passthrough_output's result (no Assign, an OutputPath of "$"), inline
+        d.exit_state(frame, node, effective, next_state=rule.next)
+        return
+    # The state-level Output applies unless the rule has its own; the
+    # state-level Assign applies whichever rule matches (the rule's wins a clash).
+    output = node.output if rule.output is MISSING else rule.output
+    assign = dataflow.rule_assign(node.assign, rule)
+    output, assigned = dataflow.passthrough_output(
+        d, frame, node, effective, output=output, assign=assign
+    )
+    d.exit_state(frame, node, output, assigned=assigned, next_state=rule.next)
+
+
+def choose_default(d: StepContext, frame: Frame, node: ChoiceState, effective: Any) -> None:
+    """Leave a Choice whose rules all failed: by its Default, or fail with no match."""
     if node.default is None:
         d.fail_state(frame, node, StatesErrorName.NO_CHOICE_MATCHED, "No Matches!")
         return

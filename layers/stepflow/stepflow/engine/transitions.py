@@ -56,6 +56,10 @@ _ENDINGS = frozenset(
 """The events that end an execution: one of them may take the last slot under the cap."""
 
 
+_NOTHING: Any = object()
+"""No value encoded yet (:meth:`Transitions.text`)."""
+
+
 class EventLimitReachedError(Exception):
     """The history would pass the execution's event cap (``Limits.max_events_per_execution``).
 
@@ -114,7 +118,8 @@ class Transitions:
         self.compact = compact
         """Record states' entered and exited events as compact tuples (see :meth:`emit_state`)."""
         self.commands: list[Command] = []
-        self._text: tuple[Any, str] | None = None
+        self._text_of: Any = _NOTHING  # the last value encoded by text() (by identity) ...
+        self._text = ""  # ... and its text
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -231,14 +236,13 @@ class Transitions:
         By identity: JSON values are never changed in place, and no outside code runs
         during a decision.
         """
-        last = self._text
-        if last is not None and last[0] is value:
-            return last[1]
+        if self._text_of is value:
+            return self._text
         try:  # serialize.dumps, its usual case inline
             text = json_bytes(value).decode()
         except TypeError:
             text = dumps(value)
-        self._text = (value, text)
+        self._text_of, self._text = value, text
         return text
 
     def start_timer(
@@ -302,26 +306,24 @@ class Transitions:
         ``States.DataLimitExceeded`` instead (``caught``: the output is a catcher's,
         so the frame fails without looking for another catcher).
         """
-        last = self._text  # self.text, inline (the hot path)
-        if last is not None and last[0] is output:
-            text = last[1]
+        if self._text_of is output:  # self.text, inline (the hot path)
+            text = self._text
         else:
             try:  # serialize.dumps, its usual case inline (the hot path)
                 text = json_bytes(output).decode()
             except TypeError:
                 text = dumps(output)
-            self._text = (output, text)
+            self._text_of, self._text = output, text
         limit = self.max_payload
         if limit is not None and len(text) * 3 > limit:  # see over_payload_limit
             too_large = self.over_payload_limit(text, "state's output")
-        else:
-            too_large = None
-        if too_large is not None:
-            if caught:
-                self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
-            else:
-                self.fail_state(frame, node, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
-            return
+            if too_large is not None:
+                if caught:
+                    self.frame_failed(frame, StatesErrorName.DATA_LIMIT_EXCEEDED.value, too_large)
+                else:
+                    error = StatesErrorName.DATA_LIMIT_EXCEEDED.value
+                    self.fail_state(frame, node, error, too_large)
+                return
         if assigned:
             details: dict[str, Any] = {
                 "name": node.name,

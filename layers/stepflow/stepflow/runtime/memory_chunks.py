@@ -15,7 +15,6 @@ import bisect
 import copy
 import operator
 from collections.abc import Sequence
-from itertools import compress, repeat
 from typing import Any, NamedTuple
 
 import orjson
@@ -44,18 +43,23 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
     """A commit's events as stored (raises :class:`UnstorableValueError` as a store refuses)."""
     if not events:
         return []
-    kinds = set(map(type, events))
-    if kinds == {tuple}:  # the usual commit of a run of Pass and Choice states: compact only
+    kinds = list(map(type, events))  # counted in C (a set of them is slower)
+    tuples = kinds.count(tuple)
+    if tuples == len(events):  # the usual commit of a run of Pass and Choice states: compact only
         dicts: list[dict[str, Any]] = []
         compact: Sequence[CompactEvent] = events  # type: ignore[assignment]
         layout: tuple[CompactEvent | None, ...] = tuple(events)  # type: ignore[arg-type]
-    elif kinds == {tuple, dict}:  # a few dict events among them: the split made in C
-        is_dict = list(map(operator.is_, map(type, events), repeat(dict)))
-        dicts = list(compress(events, is_dict))  # type: ignore[arg-type]
-        compact = list(compress(events, map(operator.not_, is_dict)))  # type: ignore[arg-type]
+    elif tuples and tuples + kinds.count(dict) == len(events):  # a few dict events among them
+        # found by list.index (in C), the compact runs between them copied as slices
         places: list[CompactEvent | None] = list(events)  # type: ignore[arg-type]
-        for index in compress(range(len(places)), is_dict):
+        dicts, compact, start = [], [], 0
+        for _ in range(len(events) - tuples):
+            index = kinds.index(dict, start)
+            dicts.append(events[index])  # type: ignore[arg-type]
+            compact.extend(events[start:index])  # type: ignore[arg-type]
             places[index] = None
+            start = index + 1
+        compact.extend(events[start:])  # type: ignore[arg-type]
         layout = tuple(places)
     else:
         dicts = [event for event in events if isinstance(event, dict)]
@@ -63,10 +67,10 @@ def frozen(events: Sequence[HistoryEvent]) -> list[Chunk]:
             return [(_encoded(dicts), len(events))]
         compact = [e for e in events if not isinstance(e, dict)]
         layout = tuple(None if isinstance(e, dict) else e for e in events)
-    # names and texts scanned in C; an event is looked at only if one of them is not ASCII
-    if not (
-        all(map(str.isascii, map(_NAME, compact))) and all(map(str.isascii, map(_TEXT, compact)))
-    ):
+    # the short names joined and scanned in C (one text is ASCII if and only if each part
+    # is); each text asked alone: isascii reads a flag CPython keeps, where a join would copy
+    # every payload (review 34); an event is looked at only if one of them is not ASCII
+    if not ("".join(map(_NAME, compact)).isascii() and all(map(str.isascii, map(_TEXT, compact)))):
         for event in compact:
             if not (event[7].isascii() and event[5].isascii()):
                 _check_texts(event)

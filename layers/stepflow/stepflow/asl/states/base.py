@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
@@ -45,6 +45,9 @@ class State:
     output_path: Path | None = ROOT_PATH
     assign: Mapping[str, Any] | None = None
     output: Any = MISSING
+    runner: Any = field(default=None, init=False, repr=False, compare=False)
+    """The engine's handler of this state, resolved once on its first run
+    (see :mod:`stepflow.engine.plans`); not part of the state's value."""
 
     @property
     def is_terminal(self) -> bool:

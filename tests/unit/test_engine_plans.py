@@ -1,0 +1,160 @@
+"""A Pass or Choice resolved once per state (``engine/plans.py``) runs as its general handler.
+
+Each machine runs twice, with the plans and with every state on its type's general
+handler (``run_pass``, ``run_choice``), and everything ``execute`` reports must be the
+same: status, output, error, cause and every history event.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from stepflow.asl import parse
+from stepflow.engine import plans
+from stepflow.engine.simple import run_choice, run_pass
+from stepflow.testing import execute
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "engine_differential", ROOT / "tools/engine_differential.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _outcome(definition: Any, value: Any) -> str:
+    result = execute(definition, value)
+    events = [{k: v for k, v in e.items() if k != "timestamp"} for e in result.history]
+    return json.dumps(
+        [result.status, result.output, result.error, result.cause, events], ensure_ascii=False
+    )
+
+
+def _general(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plans, "pass_plan", lambda node: run_pass)
+    monkeypatch.setattr(plans, "choice_plan", lambda node: run_choice)
+
+
+def _planned(definition: dict[str, Any]) -> int:
+    """How many of the states of ``definition`` get a plan rather than the general handler."""
+    machine = parse(definition)
+    general = {run_pass, run_choice}
+    return sum(
+        plans.runner_of(node, run_pass) not in general
+        for node in machine.root.states.values()
+        if node.type in ("Pass", "Choice")
+    )
+
+
+def test_random_machines_run_the_same_planned_and_general(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    found = _tool().cases(600, 7, conformance=False)
+    planned = [_outcome(definition, value) for _, definition, value in found]
+    assert sum(_planned(definition) for _, definition, _ in found) > 600  # plans were run
+    _general(monkeypatch)
+    general = [_outcome(definition, value) for _, definition, value in found]
+    differ = [case for case, a, b in zip(found, planned, general, strict=True) if a != b]
+    assert not differ, f"{len(differ)} of {len(found)} differ; the first: {differ[0]}"
+
+
+CHOICE = {
+    "StartAt": "Pick",
+    "States": {
+        "Pick": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.i", "NumericGreaterThan": 5, "Next": "Big"},
+                {"Variable": "$$.State.Name", "StringEquals": "Nope", "Next": "Big"},
+                {"Variable": "$.s", "StringEquals": "go", "Next": "Big"},
+                {"Variable": "$.s", "IsString": True, "Next": "Small"},
+            ],
+            "Default": "Small",
+        },
+        "Big": {"Type": "Pass", "Result": "big", "ResultPath": "$.r", "End": True},
+        "Small": {"Type": "Pass", "Parameters": {"n.$": "$$.State.Name"}, "End": True},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"i": 9}, {"i": 1, "s": "go"}, {"i": 1, "s": "x"}, {"i": 1}, {"s": "go"}, {"i": "9"}, [1], 3],
+)
+def test_a_choice_with_rules_on_the_context_runs_the_same(
+    monkeypatch: pytest.MonkeyPatch, value: Any
+) -> None:
+    planned = _outcome(CHOICE, value)
+    _general(monkeypatch)
+    assert planned == _outcome(CHOICE, value)
+
+
+def test_only_the_usual_shapes_get_a_plan() -> None:
+    machine = parse(
+        {
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "ResultPath": "$.x", "Next": "B"},
+                "B": {"Type": "Pass", "OutputPath": "$.x", "Next": "C"},
+                "C": {"Type": "Pass", "Assign": {"v": 1}, "Next": "D"},
+                "D": {"Type": "Pass", "InputPath": "$.x", "Next": "E"},
+                "E": {"Type": "Pass", "QueryLanguage": "JSONata", "Next": "F"},
+                "F": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "G"}],
+                    "Default": "G",
+                },
+                "G": {
+                    "Type": "Choice",
+                    "InputPath": "$.x",
+                    "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "H"}],
+                    "Default": "H",
+                },
+                "H": {"Type": "Succeed"},
+            },
+        }
+    )
+    states = machine.root.states
+    runners = {name: plans.runner_of(node, run_pass) for name, node in states.items()}
+    assert runners["A"] not in (run_pass, run_choice)
+    assert runners["F"] not in (run_pass, run_choice)
+    assert [runners[n] for n in "BCDE"] == [run_pass] * 4
+    assert runners["G"] is run_choice
+    assert runners["H"] is run_pass  # the general handler it was given
+    assert all(states[name].runner is runners[name] for name in runners)  # kept on the node
+
+
+PASSES = [
+    {"Parameters": {"n.$": "States.MathAdd($.i, 1)"}, "Result": "fixed", "ResultPath": "$.r"},
+    {"Parameters": {"n.$": "$.missing"}, "Result": "fixed"},  # evaluated, then replaced
+    {"Parameters": {"n.$": "$$.State.Name", "k": 1}, "ResultPath": "$"},
+    {"Result": {"m": True}, "ResultPath": "$.i"},
+    {"Result": 1, "ResultPath": "$.i.deep"},
+    {"ResultPath": None},
+    {"Result": [1], "ResultPath": "$.s[0]"},
+    {"InputPath": "$", "OutputPath": "$", "ResultPath": "$.i"},
+]
+
+
+@pytest.mark.parametrize("fields", PASSES)
+@pytest.mark.parametrize("value", [{"i": 1, "s": ["a"]}, {"s": "x"}, [1], "text"])
+def test_a_pass_of_each_shape_runs_the_same(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], value: Any
+) -> None:
+    definition = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", **fields, "Next": "Q"}, "Q": {"Type": "Succeed"}},
+    }
+    planned = _outcome(definition, value)
+    _general(monkeypatch)
+    assert planned == _outcome(definition, value)
