@@ -281,3 +281,7 @@ def test_the_setting_reaches_the_deployed_log(raw: Any, monkeypatch: pytest.Monk
     monkeypatch.delenv("STEPFLOW_CLAIMS_IN_EVENTS")
     on = Wiring(Settings(table_name=TABLE), clients={"dynamodb": raw}).log
     assert off._claims.enabled is False and on._claims.enabled is True
+    # a value that is not a boolean stops the function at its start, naming the setting
+    monkeypatch.setenv("STEPFLOW_CLAIMS_IN_EVENTS", "sometimes")
+    with pytest.raises(ValueError, match="STEPFLOW_CLAIMS_IN_EVENTS"):
+        Settings(table_name=TABLE)

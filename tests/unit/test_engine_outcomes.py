@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).with_name("engine_outcomes_main.txt")
 
 
-def _tool() -> ModuleType:
+def differential_tool() -> ModuleType:
+    """tools/engine_differential.py, loaded as a module."""
     spec = importlib.util.spec_from_file_location(
         "engine_differential", ROOT / "tools/engine_differential.py"
     )
@@ -31,7 +32,7 @@ def _tool() -> ModuleType:
 
 
 def test_random_machines_give_what_main_gave() -> None:
-    tool = _tool()
+    tool = differential_tool()
     recorded = dict(line.split(" ", 1) for line in RECORDED.read_text().splitlines())
     found = tool.cases(400, 18, conformance=False)
     assert len(found) == len(recorded) == 400

@@ -7,10 +7,7 @@ same: status, output, error, cause and every history event.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,17 +16,7 @@ from stepflow.engine import plans
 from stepflow.engine.simple import run_choice, run_pass
 from stepflow.testing import execute
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "engine_differential", ROOT / "tools/engine_differential.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.unit.test_engine_outcomes import differential_tool
 
 
 def _outcome(definition: Any, value: Any) -> str:
@@ -59,7 +46,7 @@ def _planned(definition: dict[str, Any]) -> int:
 def test_random_machines_run_the_same_planned_and_general(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    found = _tool().cases(600, 7, conformance=False)
+    found = differential_tool().cases(600, 7, conformance=False)
     planned = [_outcome(definition, value) for _, definition, value in found]
     assert sum(_planned(definition) for _, definition, _ in found) > 600  # plans were run
     _general(monkeypatch)
