@@ -148,7 +148,7 @@ class DynamoDBLog:
         )
         self._leases = LeaseRecords(table_name, self._call, self._items)
         self._pending = PendingEvents(table_name, self._call)
-        self._claims = ClaimPlaces(table_name, self._call, self._pending, claims_in_events)
+        self._claims = ClaimPlaces(self._call, self._pending, claims_in_events)
         self._history = HistoryItems(table_name, self._call, self._items)
         # Through ``self``: the clock and the retention are read at each write, as before.
         self._heads = HeadItems(

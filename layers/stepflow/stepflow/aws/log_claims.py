@@ -82,10 +82,7 @@ def events_bytes(item: dict[str, Any]) -> int | None:
 class ClaimPlaces:
     """Where the lease records of one log table's first groups live (see the module)."""
 
-    def __init__(
-        self, table: str, call: TableCall, pending: PendingEvents, enabled: bool = True
-    ) -> None:
-        self.table = table
+    def __init__(self, call: TableCall, pending: PendingEvents, enabled: bool = True) -> None:
         self.enabled = enabled
         """False: every record in its own item, as before (the first deploy of an upgrade)."""
         self._call = call

@@ -89,9 +89,10 @@ class LeaseRecords:
         (item,) = self._items.seal([lease_draft(place.key, lease)], what)
         values = {k: v for k, v in item.items() if k not in ("pk", "sk")}
         names_removed = [n for n in LEASE_OPTIONAL if n not in values]
-        carrying = lease.version == 1 and place.carry is not None
-        if carrying and place.carry is not None:
-            values.update(place.carry)
+        carry = place.carry if lease.version == 1 else None
+        carrying = carry is not None
+        if carry is not None:
+            values.update(carry)
             values[FLUSHED] = {"BOOL": True}
         expression, names, attribute_values = set_events(values, tuple(names_removed))
         version = "attribute_not_exists(#lv)" if lease.version == 1 else "#lv = :lv"
