@@ -14,6 +14,7 @@ import pytest
 from stepflow.asl import parse
 from stepflow.engine import plans
 from stepflow.engine.simple import run_choice, run_pass
+from stepflow.limits import Limits
 from stepflow.testing import execute
 
 from tests.unit.test_engine_outcomes import differential_tool
@@ -145,3 +146,28 @@ def test_a_pass_of_each_shape_runs_the_same(
     planned = _outcome(definition, value)
     _general(monkeypatch)
     assert planned == _outcome(definition, value)
+
+
+@pytest.mark.parametrize("size", [80, 86, 88, 92])
+@pytest.mark.parametrize("end", [True, False])
+def test_a_planned_pass_over_the_payload_limit_fails_as_the_general_one(
+    monkeypatch: pytest.MonkeyPatch, size: int, end: bool
+) -> None:
+    # the run loop exits a planned state; an output past the limit takes exit_state's way
+    after: dict[str, Any] = {"End": True} if end else {"Next": "Q"}
+    states: dict[str, Any] = {"P": {"Type": "Pass", "Parameters": {"s.$": "$.s", "k": 1}, **after}}
+    if not end:
+        states["Q"] = {"Type": "Succeed"}
+    definition = {"StartAt": "P", "States": states}
+    limits = Limits(max_payload_bytes=100)
+    value = {"s": "é" * (size // 2)}  # two bytes a character: the limit's test by bytes
+
+    def outcome() -> str:
+        result = execute(definition, value, limits=limits)
+        events = [{k: v for k, v in e.items() if k != "timestamp"} for e in result.history]
+        return json.dumps([result.status, result.output, result.error, result.cause, events])
+
+    planned = outcome()
+    assert ("States.DataLimitExceeded" in planned) == (size + 14 > 100)  # {"s":"…","k":1}
+    _general(monkeypatch)
+    assert planned == outcome()

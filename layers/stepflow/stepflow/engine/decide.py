@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from orjson import dumps as json_bytes
+
 from stepflow.asl.machine import StateMachine
 from stepflow.asl.states.choice import ChoiceState
 from stepflow.asl.states.map import MapState
@@ -20,8 +22,9 @@ from stepflow.asl.states.simple import FailState, PassState, SucceedState
 from stepflow.asl.states.task import TaskState
 from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
+from stepflow.data.serialize import dumps
 from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
-from stepflow.engine.history_events import ENTERED
+from stepflow.engine.history_events import ENTERED, EXITED
 from stepflow.engine.model import (
     ChildFinished,
     Continue,
@@ -286,6 +289,7 @@ class Decider(Transitions):
         frames, ready = s.frames, s.ready
         machines = self.definition.machines
         compact, max_events, append = self.compact, self.max_events, self.events.append
+        limit = self.max_payload
         runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
         entered, most = self.transitions, self.budget  # self.transitions, kept here (hot)
         try:
@@ -342,11 +346,57 @@ class Decider(Transitions):
                             text,
                         )
                 try:
-                    (node.runner or runner_of(node, runners.get(node.__class__) or _runner(node)))(
-                        self, frame, node
-                    )
+                    done = (
+                        node.runner or runner_of(node, runners.get(node.__class__) or _runner(node))
+                    )(self, frame, node)
                 except StatesError as exc:
                     self.state_error(frame, node, exc)
+                    continue
+                if done is None:  # the handler left the state itself
+                    continue
+                # a plan's exit: exit_state's usual case inline (the hot path), else exit_state
+                output, target = done
+                if self._text_of is output:
+                    text = self._text
+                else:
+                    try:  # serialize.dumps, its usual case inline
+                        text = json_bytes(output).decode()
+                    except TypeError:
+                        text = dumps(output)
+                    self._text_of, self._text = output, text
+                event_id = s.next_event_id
+                if (
+                    compact
+                    and (limit is None or len(text) * 3 <= limit)  # see over_payload_limit
+                    and not frame.silent
+                    and (max_events is None or event_id - s.effect_events < max_events)
+                ):
+                    s.next_event_id = event_id + 1
+                    append(
+                        (
+                            event_id,
+                            frame.prev_id,
+                            now,
+                            EXITED[node.type],
+                            "stateExitedEventDetails",
+                            node.name,
+                            "output",
+                            text,
+                        )
+                    )
+                    frame.prev_id = event_id
+                    if target is None:
+                        self.frame_done(frame, output)
+                        continue
+                    frame.state = target
+                    frame.input = output
+                    frame.effective = None
+                    frame.map_run = frame.map_reports = None
+                    frame.fanout = None
+                    frame.phase = "ready"
+                    ready.append(frame.id)
+                else:
+                    self.exit_state(frame, node, output, next_state=target)
         finally:
             self.transitions = entered
 

@@ -10,6 +10,11 @@ Parameters read ``$`` alone (they run without a scope; see
 :func:`~stepflow.engine.choice_compiled.input_test` and
 :attr:`~stepflow.data.template.Template.input_form`). The closures take the same steps
 as the general handlers, in the same order, and call the same code for anything else.
+
+A closure leaves the state's exit to its caller: it returns the output and the state to
+go to (``None``: the frame ends), which the run loop records as
+:meth:`~stepflow.engine.transitions.Transitions.exit_state` does, or exits the state
+itself and returns ``None`` (as every general handler does).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from stepflow.engine.simple import choose_default, chosen, run_choice, run_pass
 if TYPE_CHECKING:
     from stepflow.engine.step_context import StepContext
 
-Runner = Callable[[Any, Frame, Any], None]
+Exit = tuple[Any, str | None]
+"""A state's output and the state to go to, for the caller to exit the state with."""
+Runner = Callable[[Any, Frame, Any], Exit | None]
 
 
 def _whole(path: Path | None) -> bool:
@@ -58,7 +65,9 @@ def pass_plan(node: PassState) -> Runner:
     if not isinstance(key, str):
         key = None
 
-    def run(d: StepContext, frame: Frame, node: PassState) -> None:
+    after = node.next
+
+    def run(d: StepContext, frame: Frame, node: PassState) -> Exit:
         raw = frame.input
         if on_input is not None:
             result = on_input(raw, d.time_budget)
@@ -75,7 +84,7 @@ def pass_plan(node: PassState) -> Runner:
             output[key] = result
         else:
             output = place(into, raw, result)
-        d.exit_state(frame, node, output)
+        return output, after
 
     return run
 
@@ -98,7 +107,7 @@ def choice_plan(node: ChoiceState) -> Runner:
         return run_choice
     plain = node.assign is None and _whole(node.output_path)
 
-    def run(d: StepContext, frame: Frame, node: ChoiceState) -> None:
+    def run(d: StepContext, frame: Frame, node: ChoiceState) -> Exit | None:
         effective = frame.input
         budget = d.time_budget
         scope = None
@@ -112,11 +121,11 @@ def choice_plan(node: ChoiceState) -> Runner:
                 matched = test(scope)
             if matched:
                 if plain and rule.assign is None:  # chosen's passthrough, inline
-                    d.exit_state(frame, node, effective, next_state=rule.next)
-                else:
-                    chosen(d, frame, node, effective, rule)
-                return
+                    return effective, rule.next
+                chosen(d, frame, node, effective, rule)
+                return None
         choose_default(d, frame, node, effective)
+        return None
 
     return run
 
