@@ -292,8 +292,12 @@ class Decider(Transitions):
         limit = self.max_payload
         runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
         entered, most = self.transitions, self.budget  # self.transitions, kept here (hot)
+        # a frame that a plan's exit moved on: ready, and run next without a trip through
+        # `ready` (pushed last and popped first there); pushed there if the loop stops first
+        carried: Frame | None = None
+        states: Mapping[str, Any] = {}  # the states of the machine of the frame run last
         try:
-            while ready and s.status == "RUNNING":
+            while (carried is not None or ready) and s.status == "RUNNING":
                 if entered >= most:
                     self.commands.append(ContinueLater())
                     return
@@ -302,10 +306,14 @@ class Decider(Transitions):
                 else:
                     budget.start_expression()
                     budget.check()
-                frame = frames.get(ready.pop())
-                if frame is None or frame.phase != "ready":
-                    continue
-                node = machines[frame.machine].states[frame.state]  # self.node, inline
+                if carried is None:
+                    frame = frames.get(ready.pop())
+                    if frame is None or frame.phase != "ready":
+                        continue
+                    states = machines[frame.machine].states
+                else:
+                    frame, carried = carried, None
+                node = states[frame.state]  # self.node, inline
                 if frame.rerun:
                     frame.rerun = False
                 else:
@@ -393,11 +401,13 @@ class Decider(Transitions):
                     frame.effective = None
                     frame.map_run = frame.map_reports = None
                     frame.fanout = None
-                    frame.phase = "ready"
-                    ready.append(frame.id)
+                    frame.phase = "ready"  # self.push, but carried to the loop's next round
+                    carried = frame
                 else:
                     self.exit_state(frame, node, output, next_state=target)
         finally:
+            if carried is not None:
+                ready.append(carried.id)
             self.transitions = entered
 
 
