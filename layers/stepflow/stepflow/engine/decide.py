@@ -9,21 +9,15 @@ no clock and never sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from orjson import dumps as json_bytes
 
 from stepflow.asl.machine import StateMachine
-from stepflow.asl.states.choice import ChoiceState
-from stepflow.asl.states.map import MapState
-from stepflow.asl.states.parallel import ParallelState
-from stepflow.asl.states.simple import FailState, PassState, SucceedState
-from stepflow.asl.states.task import TaskState
-from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
 from stepflow.data.serialize import dumps
-from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
+from stepflow.engine import distributed, map_inline, tasks
 from stepflow.engine.history_events import ENTERED, EXITED
 from stepflow.engine.model import (
     ChildFinished,
@@ -48,7 +42,7 @@ from stepflow.engine.model import (
     TimerFired,
     UnreportedIterations,
 )
-from stepflow.engine.plans import runner_of
+from stepflow.engine.plans import handler_of
 from stepflow.engine.resources import ParameterCheck
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
@@ -290,7 +284,7 @@ class Decider(Transitions):
         machines = self.definition.machines
         compact, max_events, append = self.compact, self.max_events, self.events.append
         limit = self.max_payload
-        runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
+        now, now_iso = self.now, self.now_iso  # fixed for a decision
         entered, most = self.transitions, self.budget  # self.transitions, kept here (hot)
         # a frame that a plan's exit moved on: ready, and run next without a trip through
         # `ready` (pushed last and popped first there); pushed there if the loop stops first
@@ -354,9 +348,7 @@ class Decider(Transitions):
                             text,
                         )
                 try:
-                    done = (
-                        node.runner or runner_of(node, runners.get(node.__class__) or _runner(node))
-                    )(self, frame, node)
+                    done = (node.runner or handler_of(node))(self, frame, node)
                 except StatesError as exc:
                     self.state_error(frame, node, exc)
                     continue
@@ -409,26 +401,3 @@ class Decider(Transitions):
             if carried is not None:
                 ready.append(carried.id)
             self.transitions = entered
-
-
-def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:
-    """The handler of a state whose class is not in the table (a subclass of one that is)."""
-    for kind, run in _RUNNERS.items():
-        if isinstance(node, kind):
-            return run
-    raise StatesError(  # pragma: no cover - the parser admits only the eight types
-        StatesErrorName.RUNTIME, f"unknown state type {node.type}"
-    )
-
-
-_RUNNERS: dict[type, Callable[[Decider, Frame, Any], None]] = {
-    PassState: simple.run_pass,
-    ChoiceState: simple.run_choice,
-    TaskState: tasks.run_task,
-    WaitState: waits.run_wait,
-    SucceedState: simple.run_succeed,
-    FailState: simple.run_fail,
-    ParallelState: fanout.run_parallel,
-    MapState: fanout.run_map,
-}
-"""Each state type's handler, by the node's exact class (the parser makes no subclasses)."""

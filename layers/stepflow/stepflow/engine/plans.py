@@ -24,13 +24,26 @@ from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.base import MISSING
 from stepflow.asl.states.choice import ChoiceState, JSONataCondition
-from stepflow.asl.states.simple import PassState
+from stepflow.asl.states.map import MapState
+from stepflow.asl.states.parallel import ParallelState
+from stepflow.asl.states.simple import FailState, PassState, SucceedState
+from stepflow.asl.states.task import TaskState
+from stepflow.asl.states.wait import WaitState
 from stepflow.data.jsonpath import Path
+from stepflow.engine import fanout, tasks, waits
 from stepflow.engine.choice_compiled import input_test, rule_test
 from stepflow.engine.dataflow import state_scope
 from stepflow.engine.model import Frame
 from stepflow.engine.pipeline import place
-from stepflow.engine.simple import choose_default, chosen, run_choice, run_pass
+from stepflow.engine.simple import (
+    choose_default,
+    chosen,
+    run_choice,
+    run_fail,
+    run_pass,
+    run_succeed,
+)
+from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
     from stepflow.engine.step_context import StepContext
@@ -142,3 +155,34 @@ def runner_of(node: Any, general: Runner) -> Runner:
     )
     object.__setattr__(node, "runner", runner)  # a cache on the frozen state, not its value
     return runner
+
+
+def handler_of(node: Any) -> Runner:
+    """The handler of ``node``, resolved on its first run (:func:`runner_of`) and kept."""
+    runner: Runner | None = node.runner
+    if runner is None:
+        runner = runner_of(node, GENERAL.get(node.__class__) or _general(node))
+    return runner
+
+
+def _general(node: Any) -> Runner:
+    """The handler of a state whose class is not in the table (a subclass of one that is)."""
+    for kind, run in GENERAL.items():
+        if isinstance(node, kind):
+            return run
+    raise StatesError(  # pragma: no cover - the parser admits only the eight types
+        StatesErrorName.RUNTIME, f"unknown state type {node.type}"
+    )
+
+
+GENERAL: dict[type, Runner] = {
+    PassState: run_pass,
+    ChoiceState: run_choice,
+    TaskState: tasks.run_task,
+    WaitState: waits.run_wait,
+    SucceedState: run_succeed,
+    FailState: run_fail,
+    ParallelState: fanout.run_parallel,
+    MapState: fanout.run_map,
+}
+"""Each state type's handler, by the node's exact class (the parser makes no subclasses)."""
