@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 from stepflow.asl import parse
-from stepflow.engine import plans
+from stepflow.data.budget import Budget, BudgetExceeded, DecisionDeferred
+from stepflow.engine import Start, new_execution, plans
+from stepflow.engine.codec import encode_state
+from stepflow.engine.decide import decide
 from stepflow.engine.simple import run_choice, run_pass
 from stepflow.limits import Limits
 from stepflow.testing import execute
@@ -171,3 +174,73 @@ def test_a_planned_pass_over_the_payload_limit_fails_as_the_general_one(
     assert ("States.DataLimitExceeded" in planned) == (size + 14 > 100)  # {"s":"…","k":1}
     _general(monkeypatch)
     assert planned == outcome()
+
+
+class _Countdown(Budget):
+    """A time budget that runs out as the ``left``-th state starts (then raises ``error``)."""
+
+    def __init__(self, left: int, error: Exception) -> None:
+        self.left, self.error = left, error
+
+    def start_state(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise self.error
+
+    def start_expression(self) -> None:
+        return None
+
+    def check(self) -> None:
+        return None
+
+
+LOOP = {
+    "StartAt": "Check",
+    "States": {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.i", "NumericLessThan": 3, "Next": "Increment"}],
+            "Default": "Done",
+        },
+        "Increment": {
+            "Type": "Pass",
+            "Parameters": {"i.$": "States.MathAdd($.i, 1)"},
+            "Next": "Mark",
+        },
+        "Mark": {"Type": "Pass", "Result": 1, "ResultPath": "$.m", "Next": "Check"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+@pytest.mark.parametrize("left", range(1, 12))
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("limit", [None, 4])
+def test_a_decision_stopped_at_any_state_leaves_the_same_state(
+    monkeypatch: pytest.MonkeyPatch, left: int, compact: bool, limit: int | None
+) -> None:
+    # the run loop carries the frame a plan moved on outside the ready list; a decision
+    # that stops there (its time budget spent, deferred, its transitions spent) has it back
+    def decided(error: Exception) -> Any:
+        state = new_execution(name="e", input={"i": 0}, now=1.0)
+        budget = _Countdown(left, error)
+        try:
+            decision = decide(
+                parse(LOOP),
+                state,
+                Start(),
+                1.0,
+                consume=True,
+                time_budget=budget,
+                compact=compact,
+                budget=limit or 100,
+            )
+        except DecisionDeferred:
+            return encode_state(state)  # what the loop left in the state it was given
+        return encode_state(decision.state), decision.events, decision.commands
+
+    for error in (BudgetExceeded("decision", 1.0), DecisionDeferred()):
+        planned = decided(error)
+        with monkeypatch.context() as general:
+            _general(general)
+            assert planned == decided(error)
