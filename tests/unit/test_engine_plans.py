@@ -244,3 +244,56 @@ def test_a_decision_stopped_at_any_state_leaves_the_same_state(
         with monkeypatch.context() as general:
             _general(general)
             assert planned == decided(error)
+
+
+class _Checks:
+    """A time budget whose ``left``-th ``check`` (the fan-out's, between iterations) runs out."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def start_state(self) -> None:
+        return None
+
+    def start_expression(self) -> None:
+        return None
+
+    def check(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            raise BudgetExceeded("decision", 1.0)
+
+
+@pytest.mark.parametrize("left", range(1, 10))
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_budget_spent_as_a_planned_pass_ends_a_map_iteration_fails_as_the_general_one(
+    left: int, compact: bool
+) -> None:
+    """review 35: the exit's frame_done ran outside the handler's error, so the cause lost
+    the state's name ("An error occurred while executing the state 'P' ...")."""
+
+    def failed(iteration: dict[str, Any]) -> Any:
+        machine = {
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "MaxConcurrency": 1,
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "P",
+                        "States": {"P": iteration},
+                    },
+                    "End": True,
+                }
+            },
+        }
+        state = new_execution(name="x", input=[1, 2, 3], now=1000.0)
+        decision = decide(
+            parse(machine), state, Start(), 1000.0, time_budget=_Checks(left), compact=compact
+        )
+        return decision.state.status, decision.events
+
+    planned = failed({"Type": "Pass", "End": True})
+    general = failed({"Type": "Pass", "Assign": {}, "End": True})  # Assign: the general handler
+    assert planned == general

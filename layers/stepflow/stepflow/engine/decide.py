@@ -386,7 +386,10 @@ class Decider(Transitions):
                     )
                     frame.prev_id = event_id
                     if target is None:
-                        self.frame_done(frame, output)
+                        try:  # as in exit_state, under the handler's error (review 35)
+                            self.frame_done(frame, output)
+                        except StatesError as exc:
+                            self.state_error(frame, node, exc)
                         continue
                     frame.state = target
                     frame.input = output
@@ -396,7 +399,10 @@ class Decider(Transitions):
                     frame.phase = "ready"  # self.push, but carried to the loop's next round
                     carried = frame
                 else:
-                    self.exit_state(frame, node, output, next_state=target)
+                    try:
+                        self.exit_state(frame, node, output, next_state=target)
+                    except StatesError as exc:
+                        self.state_error(frame, node, exc)
         finally:
             if carried is not None:
                 ready.append(carried.id)
