@@ -48,14 +48,16 @@ LOOP: dict[str, Any] = {
 
 def test_each_new_value_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
-    # The Decider encodes through Transitions.text and exit_state: orjson's dumps called
-    # directly (json_bytes), serialize.dumps where orjson refuses a value; both counted.
-    module = importlib.import_module("stepflow.engine.transitions")
-    for attribute in ("dumps", "json_bytes"):
-        encode = getattr(module, attribute)
-        monkeypatch.setattr(
-            module, attribute, lambda value, encode=encode: calls.append(value) or encode(value)
-        )
+    # The Decider encodes through Transitions.text and exit_state, and in its run loop (a
+    # planned state's exit): orjson's dumps called directly (json_bytes), serialize.dumps
+    # where orjson refuses a value; all counted.
+    for name in ("stepflow.engine.transitions", "stepflow.engine.decide"):
+        module = importlib.import_module(name)
+        for attribute in ("dumps", "json_bytes"):
+            encode = getattr(module, attribute)
+            monkeypatch.setattr(
+                module, attribute, lambda value, encode=encode: calls.append(value) or encode(value)
+            )
     result = execute(LOOP, {"i": 0})
     assert result.result == {"i": 5, "label": "iteration 4", "mark": {"marked": True}}
     # ExecutionStarted's input, then per round Increment's and Mark's outputs

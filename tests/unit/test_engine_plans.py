@@ -12,8 +12,12 @@ from typing import Any
 
 import pytest
 from stepflow.asl import parse
-from stepflow.engine import plans
+from stepflow.data.budget import Budget, BudgetExceeded, DecisionDeferred
+from stepflow.engine import Start, new_execution, plans
+from stepflow.engine.codec import encode_state
+from stepflow.engine.decide import decide
 from stepflow.engine.simple import run_choice, run_pass
+from stepflow.limits import Limits
 from stepflow.testing import execute
 
 from tests.unit.test_engine_outcomes import differential_tool
@@ -145,3 +149,151 @@ def test_a_pass_of_each_shape_runs_the_same(
     planned = _outcome(definition, value)
     _general(monkeypatch)
     assert planned == _outcome(definition, value)
+
+
+@pytest.mark.parametrize("size", [80, 86, 88, 92])
+@pytest.mark.parametrize("end", [True, False])
+def test_a_planned_pass_over_the_payload_limit_fails_as_the_general_one(
+    monkeypatch: pytest.MonkeyPatch, size: int, end: bool
+) -> None:
+    # the run loop exits a planned state; an output past the limit takes exit_state's way
+    after: dict[str, Any] = {"End": True} if end else {"Next": "Q"}
+    states: dict[str, Any] = {"P": {"Type": "Pass", "Parameters": {"s.$": "$.s", "k": 1}, **after}}
+    if not end:
+        states["Q"] = {"Type": "Succeed"}
+    definition = {"StartAt": "P", "States": states}
+    limits = Limits(max_payload_bytes=100)
+    value = {"s": "é" * (size // 2)}  # two bytes a character: the limit's test by bytes
+
+    def outcome() -> str:
+        result = execute(definition, value, limits=limits)
+        events = [{k: v for k, v in e.items() if k != "timestamp"} for e in result.history]
+        return json.dumps([result.status, result.output, result.error, result.cause, events])
+
+    planned = outcome()
+    assert ("States.DataLimitExceeded" in planned) == (size + 14 > 100)  # {"s":"…","k":1}
+    _general(monkeypatch)
+    assert planned == outcome()
+
+
+class _Countdown(Budget):
+    """A time budget that runs out as the ``left``-th state starts (then raises ``error``)."""
+
+    def __init__(self, left: int, error: Exception) -> None:
+        self.left, self.error = left, error
+
+    def start_state(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise self.error
+
+    def start_expression(self) -> None:
+        return None
+
+    def check(self) -> None:
+        return None
+
+
+LOOP = {
+    "StartAt": "Check",
+    "States": {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.i", "NumericLessThan": 3, "Next": "Increment"}],
+            "Default": "Done",
+        },
+        "Increment": {
+            "Type": "Pass",
+            "Parameters": {"i.$": "States.MathAdd($.i, 1)"},
+            "Next": "Mark",
+        },
+        "Mark": {"Type": "Pass", "Result": 1, "ResultPath": "$.m", "Next": "Check"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+@pytest.mark.parametrize("left", range(1, 12))
+@pytest.mark.parametrize("compact", [True, False])
+@pytest.mark.parametrize("limit", [None, 4])
+def test_a_decision_stopped_at_any_state_leaves_the_same_state(
+    monkeypatch: pytest.MonkeyPatch, left: int, compact: bool, limit: int | None
+) -> None:
+    # the run loop carries the frame a plan moved on outside the ready list; a decision
+    # that stops there (its time budget spent, deferred, its transitions spent) has it back
+    def decided(error: Exception) -> Any:
+        state = new_execution(name="e", input={"i": 0}, now=1.0)
+        budget = _Countdown(left, error)
+        try:
+            decision = decide(
+                parse(LOOP),
+                state,
+                Start(),
+                1.0,
+                consume=True,
+                time_budget=budget,
+                compact=compact,
+                budget=limit or 100,
+            )
+        except DecisionDeferred:
+            return encode_state(state)  # what the loop left in the state it was given
+        return encode_state(decision.state), decision.events, decision.commands
+
+    for error in (BudgetExceeded("decision", 1.0), DecisionDeferred()):
+        planned = decided(error)
+        with monkeypatch.context() as general:
+            _general(general)
+            assert planned == decided(error)
+
+
+class _Checks:
+    """A time budget whose ``left``-th ``check`` (the fan-out's, between iterations) runs out."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def start_state(self) -> None:
+        return None
+
+    def start_expression(self) -> None:
+        return None
+
+    def check(self) -> None:
+        self.left -= 1
+        if self.left <= 0:
+            raise BudgetExceeded("decision", 1.0)
+
+
+@pytest.mark.parametrize("left", range(1, 10))
+@pytest.mark.parametrize("compact", [True, False])
+def test_a_budget_spent_as_a_planned_pass_ends_a_map_iteration_fails_as_the_general_one(
+    left: int, compact: bool
+) -> None:
+    """review 35: the exit's frame_done ran outside the handler's error, so the cause lost
+    the state's name ("An error occurred while executing the state 'P' ...")."""
+
+    def failed(iteration: dict[str, Any]) -> Any:
+        machine = {
+            "StartAt": "M",
+            "States": {
+                "M": {
+                    "Type": "Map",
+                    "MaxConcurrency": 1,
+                    "ItemProcessor": {
+                        "ProcessorConfig": {"Mode": "INLINE"},
+                        "StartAt": "P",
+                        "States": {"P": iteration},
+                    },
+                    "End": True,
+                }
+            },
+        }
+        state = new_execution(name="x", input=[1, 2, 3], now=1000.0)
+        decision = decide(
+            parse(machine), state, Start(), 1000.0, time_budget=_Checks(left), compact=compact
+        )
+        return decision.state.status, decision.events
+
+    planned = failed({"Type": "Pass", "End": True})
+    general = failed({"Type": "Pass", "Assign": {}, "End": True})  # Assign: the general handler
+    assert planned == general

@@ -87,6 +87,10 @@ class Template:
     def __repr__(self) -> str:
         return f"Template({self.raw!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its raw JSON, compiled again when loaded (closures do not pickle)."""
+        return Template, (self.raw,)
+
 
 def compile_dynamic(text: str, field: str) -> Evaluator:
     """Compile the value of a ``.$`` field: a path or an intrinsic function call."""

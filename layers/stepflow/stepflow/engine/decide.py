@@ -9,19 +9,16 @@ no clock and never sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from orjson import dumps as json_bytes
+
 from stepflow.asl.machine import StateMachine
-from stepflow.asl.states.choice import ChoiceState
-from stepflow.asl.states.map import MapState
-from stepflow.asl.states.parallel import ParallelState
-from stepflow.asl.states.simple import FailState, PassState, SucceedState
-from stepflow.asl.states.task import TaskState
-from stepflow.asl.states.wait import WaitState
 from stepflow.data.budget import UNLIMITED, Budget, DecisionDeferred
-from stepflow.engine import distributed, fanout, map_inline, simple, tasks, waits
-from stepflow.engine.history_events import ENTERED
+from stepflow.data.serialize import dumps
+from stepflow.engine import distributed, map_inline, tasks
+from stepflow.engine.history_events import ENTERED, EXITED
 from stepflow.engine.model import (
     ChildFinished,
     Continue,
@@ -45,7 +42,7 @@ from stepflow.engine.model import (
     TimerFired,
     UnreportedIterations,
 )
-from stepflow.engine.plans import runner_of
+from stepflow.engine.plans import handler_of
 from stepflow.engine.resources import ParameterCheck
 from stepflow.engine.transitions import EventLimitReachedError, Transitions
 from stepflow.errors import StatesError, StatesErrorName
@@ -286,10 +283,15 @@ class Decider(Transitions):
         frames, ready = s.frames, s.ready
         machines = self.definition.machines
         compact, max_events, append = self.compact, self.max_events, self.events.append
-        runners, now, now_iso = _RUNNERS, self.now, self.now_iso  # fixed for a decision
+        limit = self.max_payload
+        now, now_iso = self.now, self.now_iso  # fixed for a decision
         entered, most = self.transitions, self.budget  # self.transitions, kept here (hot)
+        # a frame that a plan's exit moved on: ready, and run next without a trip through
+        # `ready` (pushed last and popped first there); pushed there if the loop stops first
+        carried: Frame | None = None
+        states: Mapping[str, Any] = {}  # the states of the machine of the frame run last
         try:
-            while ready and s.status == "RUNNING":
+            while (carried is not None or ready) and s.status == "RUNNING":
                 if entered >= most:
                     self.commands.append(ContinueLater())
                     return
@@ -298,10 +300,14 @@ class Decider(Transitions):
                 else:
                     budget.start_expression()
                     budget.check()
-                frame = frames.get(ready.pop())
-                if frame is None or frame.phase != "ready":
-                    continue
-                node = machines[frame.machine].states[frame.state]  # self.node, inline
+                if carried is None:
+                    frame = frames.get(ready.pop())
+                    if frame is None or frame.phase != "ready":
+                        continue
+                    states = machines[frame.machine].states
+                else:
+                    frame, carried = carried, None
+                node = states[frame.state]  # self.node, inline
                 if frame.rerun:
                     frame.rerun = False
                 else:
@@ -342,33 +348,62 @@ class Decider(Transitions):
                             text,
                         )
                 try:
-                    (node.runner or runner_of(node, runners.get(node.__class__) or _runner(node)))(
-                        self, frame, node
-                    )
+                    done = (node.runner or handler_of(node))(self, frame, node)
                 except StatesError as exc:
                     self.state_error(frame, node, exc)
+                    continue
+                if done is None:  # the handler left the state itself
+                    continue
+                # a plan's exit: exit_state's usual case inline (the hot path), else exit_state
+                output, target = done
+                if self._text_of is output:
+                    text = self._text
+                else:
+                    try:  # serialize.dumps, its usual case inline
+                        text = json_bytes(output).decode()
+                    except TypeError:
+                        text = dumps(output)
+                    self._text_of, self._text = output, text
+                event_id = s.next_event_id
+                if (
+                    compact
+                    and (limit is None or len(text) * 3 <= limit)  # see over_payload_limit
+                    and not frame.silent
+                    and (max_events is None or event_id - s.effect_events < max_events)
+                ):
+                    s.next_event_id = event_id + 1
+                    append(
+                        (
+                            event_id,
+                            frame.prev_id,
+                            now,
+                            EXITED[node.type],
+                            "stateExitedEventDetails",
+                            node.name,
+                            "output",
+                            text,
+                        )
+                    )
+                    frame.prev_id = event_id
+                    if target is None:
+                        try:  # as in exit_state, under the handler's error (review 35)
+                            self.frame_done(frame, output)
+                        except StatesError as exc:
+                            self.state_error(frame, node, exc)
+                        continue
+                    frame.state = target
+                    frame.input = output
+                    frame.effective = None
+                    frame.map_run = frame.map_reports = None
+                    frame.fanout = None
+                    frame.phase = "ready"  # self.push, but carried to the loop's next round
+                    carried = frame
+                else:
+                    try:
+                        self.exit_state(frame, node, output, next_state=target)
+                    except StatesError as exc:
+                        self.state_error(frame, node, exc)
         finally:
+            if carried is not None:
+                ready.append(carried.id)
             self.transitions = entered
-
-
-def _runner(node: Any) -> Callable[[Decider, Frame, Any], None]:
-    """The handler of a state whose class is not in the table (a subclass of one that is)."""
-    for kind, run in _RUNNERS.items():
-        if isinstance(node, kind):
-            return run
-    raise StatesError(  # pragma: no cover - the parser admits only the eight types
-        StatesErrorName.RUNTIME, f"unknown state type {node.type}"
-    )
-
-
-_RUNNERS: dict[type, Callable[[Decider, Frame, Any], None]] = {
-    PassState: simple.run_pass,
-    ChoiceState: simple.run_choice,
-    TaskState: tasks.run_task,
-    WaitState: waits.run_wait,
-    SucceedState: simple.run_succeed,
-    FailState: simple.run_fail,
-    ParallelState: fanout.run_parallel,
-    MapState: fanout.run_map,
-}
-"""Each state type's handler, by the node's exact class (the parser makes no subclasses)."""

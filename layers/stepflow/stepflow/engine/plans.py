@@ -10,6 +10,11 @@ Parameters read ``$`` alone (they run without a scope; see
 :func:`~stepflow.engine.choice_compiled.input_test` and
 :attr:`~stepflow.data.template.Template.input_form`). The closures take the same steps
 as the general handlers, in the same order, and call the same code for anything else.
+
+A closure leaves the state's exit to its caller: it returns the output and the state to
+go to (``None``: the frame ends), which the run loop records as
+:meth:`~stepflow.engine.transitions.Transitions.exit_state` does, or exits the state
+itself and returns ``None`` (as every general handler does).
 """
 
 from __future__ import annotations
@@ -19,18 +24,33 @@ from typing import TYPE_CHECKING, Any
 
 from stepflow.asl.states.base import MISSING
 from stepflow.asl.states.choice import ChoiceState, JSONataCondition
-from stepflow.asl.states.simple import PassState
+from stepflow.asl.states.map import MapState
+from stepflow.asl.states.parallel import ParallelState
+from stepflow.asl.states.simple import FailState, PassState, SucceedState
+from stepflow.asl.states.task import TaskState
+from stepflow.asl.states.wait import WaitState
 from stepflow.data.jsonpath import Path
+from stepflow.engine import fanout, tasks, waits
 from stepflow.engine.choice_compiled import input_test, rule_test
 from stepflow.engine.dataflow import state_scope
 from stepflow.engine.model import Frame
 from stepflow.engine.pipeline import place
-from stepflow.engine.simple import choose_default, chosen, run_choice, run_pass
+from stepflow.engine.simple import (
+    choose_default,
+    chosen,
+    run_choice,
+    run_fail,
+    run_pass,
+    run_succeed,
+)
+from stepflow.errors import StatesError, StatesErrorName
 
 if TYPE_CHECKING:
     from stepflow.engine.step_context import StepContext
 
-Runner = Callable[[Any, Frame, Any], None]
+Exit = tuple[Any, str | None]
+"""A state's output and the state to go to, for the caller to exit the state with."""
+Runner = Callable[[Any, Frame, Any], Exit | None]
 
 
 def _whole(path: Path | None) -> bool:
@@ -58,7 +78,9 @@ def pass_plan(node: PassState) -> Runner:
     if not isinstance(key, str):
         key = None
 
-    def run(d: StepContext, frame: Frame, node: PassState) -> None:
+    after = node.next
+
+    def run(d: StepContext, frame: Frame, node: PassState) -> Exit:
         raw = frame.input
         if on_input is not None:
             result = on_input(raw, d.time_budget)
@@ -75,7 +97,7 @@ def pass_plan(node: PassState) -> Runner:
             output[key] = result
         else:
             output = place(into, raw, result)
-        d.exit_state(frame, node, output)
+        return output, after
 
     return run
 
@@ -98,7 +120,7 @@ def choice_plan(node: ChoiceState) -> Runner:
         return run_choice
     plain = node.assign is None and _whole(node.output_path)
 
-    def run(d: StepContext, frame: Frame, node: ChoiceState) -> None:
+    def run(d: StepContext, frame: Frame, node: ChoiceState) -> Exit | None:
         effective = frame.input
         budget = d.time_budget
         scope = None
@@ -112,11 +134,11 @@ def choice_plan(node: ChoiceState) -> Runner:
                 matched = test(scope)
             if matched:
                 if plain and rule.assign is None:  # chosen's passthrough, inline
-                    d.exit_state(frame, node, effective, next_state=rule.next)
-                else:
-                    chosen(d, frame, node, effective, rule)
-                return
+                    return effective, rule.next
+                chosen(d, frame, node, effective, rule)
+                return None
         choose_default(d, frame, node, effective)
+        return None
 
     return run
 
@@ -133,3 +155,34 @@ def runner_of(node: Any, general: Runner) -> Runner:
     )
     object.__setattr__(node, "runner", runner)  # a cache on the frozen state, not its value
     return runner
+
+
+def handler_of(node: Any) -> Runner:
+    """The handler of ``node``, resolved on its first run (:func:`runner_of`) and kept."""
+    runner: Runner | None = node.runner
+    if runner is None:
+        runner = runner_of(node, GENERAL.get(node.__class__) or _general(node))
+    return runner
+
+
+def _general(node: Any) -> Runner:
+    """The handler of a state whose class is not in the table (a subclass of one that is)."""
+    for kind, run in GENERAL.items():
+        if isinstance(node, kind):
+            return run
+    raise StatesError(  # pragma: no cover - the parser admits only the eight types
+        StatesErrorName.RUNTIME, f"unknown state type {node.type}"
+    )
+
+
+GENERAL: dict[type, Runner] = {
+    PassState: run_pass,
+    ChoiceState: run_choice,
+    TaskState: tasks.run_task,
+    WaitState: waits.run_wait,
+    SucceedState: run_succeed,
+    FailState: run_fail,
+    ParallelState: fanout.run_parallel,
+    MapState: fanout.run_map,
+}
+"""Each state type's handler, by the node's exact class (the parser makes no subclasses)."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepflow.asl.states.base import MISSING, State
+from stepflow.asl.states.base import CACHE, MISSING, State, without_caches
 from stepflow.data.jsonpath import Path
 
 COMPARISON_OPERATORS = (
@@ -86,9 +86,14 @@ class ChoiceRule:
     next: str
     assign: Mapping[str, Any] | None = None
     output: Any = MISSING
-    test: Any = field(default=None, init=False, repr=False, compare=False)
+    test: Any = field(default=None, init=False, repr=False, compare=False, metadata=CACHE)
     """The JSONPath condition compiled, set on first use by the engine
-    (:func:`stepflow.engine.choice_compiled.rule_test`); not part of the rule's value."""
+    (:func:`stepflow.engine.choice_compiled.rule_test`); not part of the rule's value,
+    nor of a copy."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copied and pickled without :attr:`test` (see :func:`without_caches`)."""
+        return without_caches(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
