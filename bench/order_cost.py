@@ -167,7 +167,7 @@ def run(
 
         api = stepper(repair_delay=REPAIR_DELAY_SECONDS)
         transitions = stepper()
-        runner = stepper(task_concurrency=RUNNER_BATCH) if RUNNER_BATCH > 1 else stepper()
+        runner = stepper(task_concurrency=RUNNER_BATCH, task_runner=True)
         record = api.start_execution(
             state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:order",
             name="bench",

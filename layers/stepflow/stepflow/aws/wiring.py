@@ -311,7 +311,9 @@ class Wiring(CellParts):
     @cached_property
     def runner(self) -> Stepper:
         """The stepper of the tasks queue: claims, runs and reports a batch's tasks side by side."""
-        return self._stepper(inline_tasks=False, task_concurrency=RUNNER_BATCH_SIZE)
+        return self._stepper(
+            inline_tasks=False, task_concurrency=RUNNER_BATCH_SIZE, task_runner=True
+        )
 
     @cached_property
     def api_stepper(self) -> Stepper:
@@ -357,6 +359,7 @@ class Wiring(CellParts):
         repair_delay: int = 0,
         start_budgets: Callable[[], Budget] | None = None,
         task_concurrency: int = 1,
+        task_runner: bool = False,
     ) -> Stepper:
         return Stepper(
             log=self.log,
@@ -377,6 +380,7 @@ class Wiring(CellParts):
             result_sink=S3ResultSink(self.task_clients, own_resources(self.settings)),
             map_run_check=None if self.start_checker is None else MapRunStarts(self.start_checker),
             task_concurrency=task_concurrency,
+            task_runner=task_runner,
         )
 
 

@@ -104,13 +104,17 @@ class OutboxSender:
         now = self.clock()
         kept = []
         queued: list[tuple[Message, int]] = []
+        timers: list[tuple[Message, int]] = []  # retry timers: to the runner (see rides_tasks)
         tasks: list[Message] = []
         dispatched = False
+        router = self.router
         for message in record.outbox:
             if message.id in skip:
                 continue
-            if message.kind == "task" and self.router is not None and self.router.deferred(message):
-                self.router.dispatch(message)
+            if self.tasks_bus is not None and not inline and rides_tasks(record, message):
+                timers.append((message, _delay(message.not_before - now)))
+            elif message.kind == "task" and router is not None and router.deferred(message):
+                router.dispatch(message)
                 dispatched = True
             elif message.kind == "task" and inline:
                 kept.append(message)
@@ -126,15 +130,19 @@ class OutboxSender:
             if skip:  # never cleared out of time: what it keeps may not have gone
                 in_place.unsent(record.execution_arn)
             fresh = [(m, d) for m, d in queued if not in_place.was_sent(m)]
+            later = [(m, d) for m, d in timers if not in_place.was_sent(m)]
             try:
                 send_all(self.bus, fresh)
+                if later and self.tasks_bus is not None:
+                    send_all(self.tasks_bus, later)
             except Exception:  # the outbox is their only copy now: never cleared here
                 in_place.unsent(record.execution_arn)
                 raise
-            in_place.sent([m for m, _ in fresh])
+            in_place.sent([m for m, _ in fresh + later])
             return kept
-        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
+        if self.tasks_bus is not None and (tasks or timers):
+            # a Map's ten tasks: one message, one claim
+            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)] + timers)
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):
@@ -148,6 +156,24 @@ class OutboxSender:
         """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
         if self.repair_delay > 0:
             self.bus.send(repair_message(execution_arn), _delay(self.repair_delay))
+
+
+def rides_tasks(record: ExecutionRecord, message: Message) -> bool:
+    """Whether ``message`` goes to the tasks queue though it is not a task: a retry's timer.
+
+    A Task's retry fires on the runner (:attr:`~stepflow.runtime.stepper.Stepper.task_runner`),
+    whose commit of ``TimerFired`` holds the new attempt and runs it in place: the hop
+    through the transition queue (a send, a receive, a delete, a stepper invocation and an
+    outbox clear) is gone. Known from the head alone (the armed timer's kind in its state),
+    so every sender of the same outbox routes it the same way.
+    """
+    if message.kind != "event" or message.body.get("type") != "TimerFired":
+        return False
+    timers, timer_id = record.state.get("timers"), message.body.get("timer_id")
+    if not isinstance(timers, dict) or not isinstance(timer_id, str):
+        return False
+    timer = timers.get(timer_id)
+    return isinstance(timer, list | tuple) and len(timer) == 2 and timer[1] == "retry"
 
 
 def final_report(record: ExecutionRecord) -> bool:

@@ -97,6 +97,7 @@ class Stepper:
         map_run_check: MapRunStartCheck | None = None,
         task_concurrency: int = 1,
         task_group_wait: float = GROUP_WAIT_SECONDS,
+        task_runner: bool = False,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -133,6 +134,10 @@ class Stepper:
         """Whether a distributed Map's role may start its children (None: not checked)."""
         self.task_concurrency = task_concurrency
         self.task_group_wait = task_group_wait
+        self.task_runner = task_runner
+        """Whether this stepper consumes the tasks queue (the runner Lambda): a batch of
+        timers alone (a retry's, :func:`~stepflow.runtime.repair.rides_tasks`) is applied
+        in place, so that the attempts its commits schedule run in this invocation."""
         """Seconds a queued task's result may wait for its execution's other tasks of the
         batch, to be committed with them (see :mod:`stepflow.runtime.runner_commit`)."""
         """How many queued task messages of one batch run at a time (the runner's: ten)."""

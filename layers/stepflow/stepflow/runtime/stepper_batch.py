@@ -11,6 +11,7 @@ execution is applied once (:func:`stepflow.runtime.stepper_commit.apply_events`)
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
@@ -34,6 +35,8 @@ from stepflow.runtime.stepper_commit import _decide, apply_events
 
 if TYPE_CHECKING:
     from stepflow.runtime.stepper import Stepper
+
+LOG = logging.getLogger(__name__)
 
 
 def run_batch(
@@ -98,6 +101,39 @@ def run_batch(
     # starts short of time would send every event back for ever (as a new message: its
     # receive count never reaches the dead-letter queue).
     progressed = progressed or bool(created or tasks or runs)
+    if groups and not tasks and stepper.task_runner:
+        # The runner's batch of timers (a retry's): the attempts their commits schedule
+        # are held and run in this invocation (in_place.py), not sent to the tasks queue.
+        def fire() -> list[tuple[Message, Exception]]:
+            fired: list[tuple[Message, Exception]] = []
+            _apply_groups(stepper, groups, has_time, progressed, fired, later)
+            for message, exc in fired:  # the transition queue redelivers sooner (topology)
+                LOG.warning(
+                    "%s: a timer failed on the runner, sent to the stepper: %r", message.id, exc
+                )
+                later.append(message)
+            return []
+
+        failures.extend(run_tasks(stepper, [], has_time, remaining, first=fire))
+    else:
+        _apply_groups(stepper, groups, has_time, progressed, failures, later)
+    for message in later:
+        try:
+            stepper.bus.send(message)
+        except Exception as exc:  # not re-sent: redelivered after its visibility timeout
+            failures.append((message, exc))
+    return failures
+
+
+def _apply_groups(
+    stepper: Stepper,
+    groups: dict[str, list[tuple[Message, Event]]],
+    has_time: Callable[[], bool] | None,
+    progressed: bool,
+    failures: list[tuple[Message, Exception]],
+    later: list[Message],
+) -> None:
+    """Apply each execution's events of the batch (one decision each); see :func:`run_batch`."""
     for arn, group in groups.items():
         if has_time is not None and progressed and not has_time():
             later.extend(message for message, _ in group)
@@ -107,12 +143,6 @@ def run_batch(
             apply_events(stepper, arn, [event for _, event in group])
         except Exception as exc:
             failures.extend((message, exc) for message, _ in group)
-    for message in later:
-        try:
-            stepper.bus.send(message)
-        except Exception as exc:  # not re-sent: redelivered after its visibility timeout
-            failures.append((message, exc))
-    return failures
 
 
 class _Created(NamedTuple):
