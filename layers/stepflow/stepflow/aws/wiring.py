@@ -46,7 +46,7 @@ from stepflow.aws.hooks_registry import (
 from stepflow.aws.own_resources import own_resources
 from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
-from stepflow.aws.settings import Settings
+from stepflow.aws.settings import REPAIR_DELAY_SECONDS, Settings
 from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
@@ -322,6 +322,7 @@ class Wiring(CellParts):
         return self._stepper(
             inline_tasks=False,
             repair_delay=self.settings.repair_delay_seconds,
+            failed_send_repair=REPAIR_DELAY_SECONDS,
             start_budgets=deployed_budgets(
                 limits,
                 time.monotonic,
@@ -357,6 +358,7 @@ class Wiring(CellParts):
         *,
         inline_tasks: bool,
         repair_delay: int = 0,
+        failed_send_repair: int = 0,
         start_budgets: Callable[[], Budget] | None = None,
         task_concurrency: int = 1,
         task_runner: bool = False,
@@ -372,6 +374,7 @@ class Wiring(CellParts):
             router=self.router,
             tasks_bus=self.tasks_bus,
             repair_delay=repair_delay,
+            failed_send_repair=failed_send_repair,
             limits=self.settings.limits,
             budgets=deployed_budgets(self.settings.limits, time.monotonic, time.thread_time),
             start_budgets=start_budgets,

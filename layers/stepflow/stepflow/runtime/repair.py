@@ -5,7 +5,10 @@ sends them and clears the outbox once everything in it went out. A sender that
 crashes right after the commit leaves the outbox pending: the next delivery for
 the execution re-sends it (see :func:`stepflow.runtime.stepper_commit.apply_events`),
 and a stepper with a ``repair_delay`` makes sure there is such a delivery by
-sending a delayed ``repair`` message before every commit.
+sending a delayed ``repair`` message before every commit. A stepper with a
+``failed_send_repair`` (the API's, since issue 18's round 11, in place of the message
+before every commit) sends one only when a send of its outbox failed; a process that
+dies in between is left to the outbox repair job (:mod:`stepflow.aws.outbox_repair`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class OutboxSender:
     router: TaskRouter | None
     tasks_bus: MessageBus | None
     repair_delay: int
+    failed_send_repair: int = 0
+    """Seconds: when > 0 (and no ``repair_delay``), a failed send leaves a delayed repair
+    message (best effort): the API's, whose caller gets the error and no queue redelivers."""
 
     def flush(
         self,
@@ -61,7 +67,16 @@ class OutboxSender:
         except Exception:
             if held_until(record) is not None:  # its messages must not wait for the mark
                 self._end_mark(record)
+            if self.failed_send_repair > 0 and self.repair_delay == 0:
+                self._repair_later(record.execution_arn)
             raise
+
+    def _repair_later(self, execution_arn: str) -> None:
+        """After a failed send: a delayed repair message (best effort; the send's error stands)."""
+        try:
+            self.bus.send(repair_message(execution_arn), _delay(self.failed_send_repair))
+        except Exception as exc:  # the outbox repair job is the backstop
+            LOG.warning("%s: no repair message after a failed send: %r", execution_arn, exc)
 
     def _keep(self, record: ExecutionRecord, carried: list[Message]) -> None:
         """Make the outbox ``carried``, leaving the head's mark as it is now.

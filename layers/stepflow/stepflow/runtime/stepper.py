@@ -88,6 +88,7 @@ class Stepper:
         router: TaskRouter | None = None,
         tasks_bus: MessageBus | None = None,
         repair_delay: int = 0,
+        failed_send_repair: int = 0,
         limits: Limits = DEFAULT_LIMITS,
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
@@ -115,7 +116,11 @@ class Stepper:
         """Where task messages go when not run inline (None: ``bus``): a runner's queue."""
         self.repair_delay = repair_delay
         """Seconds: when > 0, a delayed ``repair`` message precedes every commit (the API's
-        stepper), so an outbox left unsent by a crash right after the commit is re-sent."""
+        stepper before round 11), so an outbox left unsent by a crash right after the commit
+        is re-sent."""
+        self.failed_send_repair = failed_send_repair
+        """Seconds: when > 0, a failed send of an outbox leaves a delayed ``repair`` message
+        (the API's stepper: its caller gets the error, and no queue redelivers)."""
         self.limits = limits
         """The bounds this stepper enforces (payload size, events, evaluation budgets)."""
         self.budgets = budgets
@@ -351,6 +356,7 @@ class Stepper:
             router=self.router,
             tasks_bus=self.tasks_bus,
             repair_delay=self.repair_delay,
+            failed_send_repair=self.failed_send_repair,
         )
 
 
