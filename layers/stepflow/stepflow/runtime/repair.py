@@ -39,6 +39,8 @@ class OutboxSender:
     router: TaskRouter | None
     tasks_bus: MessageBus | None
     repair_delay: int
+    lone_task_groups: bool = True
+    """Whether a lone task is sent as a group of one (:func:`group_tasks`)."""
 
     def flush(
         self,
@@ -142,7 +144,9 @@ class OutboxSender:
             return kept
         if self.tasks_bus is not None and (tasks or timers):
             # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)] + timers)
+            send_all(
+                self.tasks_bus, [(m, 0) for m in group_tasks(tasks, self.lone_task_groups)] + timers
+            )
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):
