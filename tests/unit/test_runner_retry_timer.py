@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from stepflow.asl import parse
 from stepflow.runtime import InMemoryLog, Message, Stepper
+from stepflow.runtime.in_place import InPlace
 from stepflow.runtime.repair import rides_tasks
 from stepflow.runtime.task_groups import group_members
 from stepflow.testing.handlers import task_invoker
@@ -59,9 +60,10 @@ class Log(InMemoryLog):
         self.commits = 0
         self.clears = 0
         self.fail = False  # True: commits raise (the table is unreachable)
+        self.fail_arn = ""  # commits of this execution raise
 
     def commit(self, record: Any, expected_seq: int, events: Any, **kwargs: Any) -> None:
-        if self.fail:
+        if self.fail or record.execution_arn == self.fail_arn:
             raise ConnectionError("the table is unreachable")
         super().commit(record, expected_seq, events, **kwargs)
         self.commits += 1
@@ -76,6 +78,7 @@ class World:
 
     def __init__(self, machine: dict[str, Any], *, task_runner: bool = True) -> None:
         self.calls = Counter[str]()
+        self.seen: list[tuple[str, int, int]] = []  # per call: task, tasks and bus sends so far
         self.now = [START]
         self.log, self.bus, self.tasks = Log(), Bus(), Bus()
         parsed = parse(machine)
@@ -84,6 +87,7 @@ class World:
             def run(payload: Any) -> Any:  # counted by task and execution ("who")
                 key = name + str(payload.get("who", "")) if isinstance(payload, dict) else name
                 self.calls[key] += 1
+                self.seen.append((key, len(self.tasks.sent), len(self.bus.sent)))
                 if name == "a" and self.calls[key] == 1:
                     raise RuntimeError("the first attempt fails")
                 return {"ran": name}
@@ -194,7 +198,7 @@ def test_a_stepper_that_is_not_the_runner_sends_the_attempt() -> None:
     assert world.calls["a"] == 2
 
 
-def test_a_timer_beside_tasks_in_one_batch_is_applied_after_them_and_nothing_runs_twice() -> None:
+def test_a_timer_beside_tasks_in_one_batch_sends_its_attempt_which_runs_once() -> None:
     """A batch of a timer and another execution's task: the attempt is sent, not held."""
     world = World(RETRY)
     world.runner.handle_batch([world.first])
@@ -207,8 +211,8 @@ def test_a_timer_beside_tasks_in_one_batch_is_applied_after_them_and_nothing_run
     (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
     world.tasks.sent.clear()
     assert world.runner.handle_batch([timer, task]) == []
-    # the timer's attempt was sent after the batch's task ran (a held attempt must start
-    # at once, never behind a slow sibling): it runs once, from its message
+    # the timer's attempt was sent, not held (held, it would start only after the batch's
+    # task, and a held attempt must start at once): it runs once, from its message
     sent = [x for m in world.tasks.messages() for x in (group_members(m) or [m])]
     assert [m.execution_arn for m in sent if m.body.get("resource") == FN + "a"] == [world.arn]
     assert world.calls == {"a": 1, "ay": 1}  # y's first attempt failed: its timer was sent
@@ -273,3 +277,77 @@ def _head() -> Any:
     head = world.log.get(world.arn)
     assert head is not None
     return head
+
+
+def test_a_lone_task_handed_off_goes_to_the_tasks_queue_not_the_steppers() -> None:
+    """review 36: a hand-off sent on the transition queue ran on the stepper Lambda (30 s)."""
+    world = World(RETRY)
+    assert "group" in world.first.body  # a lone task: a group of one
+    # WHEN the invocation has less time left than the group claim needs (no TimeoutSeconds)
+    assert world.runner.handle_batch([world.first], None, lambda: 100.0) == []
+    # THEN A is handed off, in the single shape, to the tasks queue; nothing to the stepper
+    assert world.calls == {} and world.bus.sent == []
+    ((alone, delay),) = world.tasks.sent
+    assert "group" not in alone.body and alone.body["resource"] == FN + "a" and delay == 0
+    # AND it runs once from there
+    world.tasks.sent.clear()
+    assert world.runner.handle_batch([alone]) == []
+    assert world.calls == {"a": 1}
+
+
+def test_a_timer_beside_tasks_sends_its_attempt_before_the_tasks_run() -> None:
+    """review 36: applied after the batch's tasks, the retry waited for the slowest of them."""
+    world = World(RETRY)
+    world.runner.handle_batch([world.first])
+    timer, _ = _timer(world)
+    world.tasks.sent.clear()
+    world.now[0] = START + 5
+    second = world.runner.start_execution(
+        state_machine_arn=SM, name="y", input={"who": "y"}, seed=1
+    )
+    (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
+    world.tasks.sent.clear()
+    world.seen.clear()
+    assert world.runner.handle_batch([task, timer]) == []
+    # y's task started with x's attempt already sent (the first send of the batch)
+    assert world.seen[0][0] == "ay" and world.seen[0][1] >= 1
+    first = world.tasks.messages()[0]
+    assert [m.body["resource"] for m in group_members(first) or [first]] == [FN + "a"]
+    assert first.execution_arn == world.arn
+
+
+def test_a_timer_that_fails_on_the_runner_is_sent_before_the_rounds_run() -> None:
+    """review 36: sent only after the in-place rounds, a long attempt delayed it as long."""
+    world = World(RETRY)
+    world.runner.handle_batch([world.first])
+    timer, _ = _timer(world)
+    world.now[0] = START + 5
+    second = world.runner.start_execution(
+        state_machine_arn=SM, name="y", input={"who": "y"}, seed=1
+    )
+    (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
+    world.runner.handle_batch([task])  # y's first attempt fails: y's timer
+    (y_timer,) = [m for m in world.tasks.messages() if m.kind == "event" and m is not timer]
+    world.tasks.sent.clear()
+    world.bus.sent.clear()
+    world.seen.clear()
+    world.now[0] = START + 10
+    world.log.fail_arn = world.arn  # x's TimerFired cannot be committed
+    assert world.runner.handle_batch([timer, y_timer]) == []
+    # y's attempt ran in place, with x's timer already handed to the transition queue
+    assert world.seen[0][0] == "ay" and world.seen[0][2] == 1
+    assert world.bus.messages() == [timer]
+    assert world.calls["ay"] == 2 and world.calls["a"] == 1
+
+
+def test_with_lone_task_groups_off_a_lone_task_keeps_the_single_shape() -> None:
+    """STEPFLOW_CLAIMS_IN_EVENTS=false (the first deploy of an upgrade): as before round 11."""
+    world = World(RETRY)
+    world.runner.lone_task_groups = False
+    second = world.runner.start_execution(state_machine_arn=SM, name="y", input={}, seed=1)
+    (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
+    assert "group" not in task.body and task.body["resource"] == FN + "a"
+    in_place = InPlace(None, 900.0, lone_groups=False)
+    head = world.log.get(second.execution_arn)
+    assert head is not None and in_place.hold(head, [task])
+    assert in_place.take() == [task]

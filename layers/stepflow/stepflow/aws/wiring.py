@@ -384,6 +384,7 @@ class Wiring(CellParts):
             map_run_check=None if self.start_checker is None else MapRunStarts(self.start_checker),
             task_concurrency=task_concurrency,
             task_runner=task_runner,
+            lone_task_groups=self.settings.claims_in_events,
         )
 
 

@@ -81,9 +81,11 @@ class InPlace:
         lease_seconds: float,
         rounds: int = MAX_ROUNDS,
         parallel: int = 1,
+        lone_groups: bool = True,
     ) -> None:
         self._remaining = remaining
         self._parallel = parallel  # tasks a round runs side by side
+        self._lone_groups = lone_groups  # grouped as the stepper's sender groups them
         self._lease_seconds = lease_seconds
         self._rounds = rounds
         self._lock = threading.Lock()
@@ -206,7 +208,11 @@ class InPlace:
                 return []
             self._rounds -= 1
             held, self._new = self._new, {}
-        return [group for messages in held.values() for group in group_tasks(messages)]
+        return [
+            group
+            for messages in held.values()
+            for group in group_tasks(messages, self._lone_groups)
+        ]
 
 
 def current() -> InPlace | None:
@@ -256,7 +262,9 @@ def run_rounds(
     """
     in_place = None
     if stepper.tasks_bus is not None and not stepper.inline_tasks:
-        in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS, parallel)
+        in_place = InPlace(
+            remaining, stepper.task_lease_seconds, MAX_ROUNDS, parallel, stepper.lone_task_groups
+        )
     with holding(in_place):
         failures = first() if first is not None else run_round(stepper, tasks, has_time, remaining)
         while in_place is not None and (held := in_place.take()):

@@ -45,6 +45,8 @@ class OutboxSender:
     failed_send_repair: int = 0
     """Seconds: when > 0 (and no ``repair_delay``), a failed send leaves a delayed repair
     message (best effort): the API's, whose caller gets the error and no queue redelivers."""
+    lone_task_groups: bool = True
+    """Whether a lone task is sent as a group of one (:func:`group_tasks`)."""
 
     def flush(
         self,
@@ -157,7 +159,9 @@ class OutboxSender:
             return kept
         if self.tasks_bus is not None and (tasks or timers):
             # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)] + timers)
+            send_all(
+                self.tasks_bus, [(m, 0) for m in group_tasks(tasks, self.lone_task_groups)] + timers
+            )
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):

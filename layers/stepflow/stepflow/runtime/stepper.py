@@ -99,6 +99,7 @@ class Stepper:
         task_concurrency: int = 1,
         task_group_wait: float = GROUP_WAIT_SECONDS,
         task_runner: bool = False,
+        lone_task_groups: bool = True,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -138,14 +139,18 @@ class Stepper:
         self.map_run_check = map_run_check
         """Whether a distributed Map's role may start its children (None: not checked)."""
         self.task_concurrency = task_concurrency
+        """How many queued task messages of one batch run at a time (the runner's: ten)."""
         self.task_group_wait = task_group_wait
+        """Seconds a queued task's result may wait for its execution's other tasks of the
+        batch, to be committed with them (see :mod:`stepflow.runtime.runner_commit`)."""
         self.task_runner = task_runner
         """Whether this stepper consumes the tasks queue (the runner Lambda): a batch of
         timers alone (a retry's, :func:`~stepflow.runtime.repair.rides_tasks`) is applied
         in place, so that the attempts its commits schedule run in this invocation."""
-        """Seconds a queued task's result may wait for its execution's other tasks of the
-        batch, to be committed with them (see :mod:`stepflow.runtime.runner_commit`)."""
-        """How many queued task messages of one batch run at a time (the runner's: ten)."""
+        self.lone_task_groups = lone_task_groups
+        """Whether a lone task travels as a group of one (True) or in the single shape, under
+        its own ``TK#`` lease (the first deploy of an upgrade: docs/deploy.md). Every function
+        of a deployment must agree: a task re-sent in the other shape takes another lease."""
         self._root_inputs: dict[str, Any] = {}
         self._pages: PageCache | None = None
 
@@ -328,6 +333,7 @@ class Stepper:
             task_lease_seconds=self.task_lease_seconds,
             router=self.router,
             limits=self.limits,
+            tasks_bus=None if self.inline_tasks else self.tasks_bus,
         )
 
     def map_runs(self) -> MapRuns:
@@ -357,6 +363,7 @@ class Stepper:
             tasks_bus=self.tasks_bus,
             repair_delay=self.repair_delay,
             failed_send_repair=self.failed_send_repair,
+            lone_task_groups=self.lone_task_groups,
         )
 
 

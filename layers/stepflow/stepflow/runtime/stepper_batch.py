@@ -83,6 +83,13 @@ def run_batch(
         except Exception as exc:  # reported per message; the batch goes on
             failures.append((message, exc))
     _run_first_states(stepper, created, failures)
+    if groups and tasks and stepper.task_runner:
+        # A runner's timers beside tasks: applied first (their attempts are sent, not held),
+        # never behind the batch's slowest task (review 36)
+        fired: list[tuple[Message, Exception]] = []
+        _apply_groups(stepper, groups, has_time, progressed, fired, later)
+        failures.extend(_to_stepper(stepper, fired))
+        groups = {}
     if tasks:
         failures.extend(run_tasks(stepper, tasks, has_time, remaining))
         run_heads.clear()  # time passed: a run read before may have ended
@@ -101,18 +108,13 @@ def run_batch(
     # starts short of time would send every event back for ever (as a new message: its
     # receive count never reaches the dead-letter queue).
     progressed = progressed or bool(created or tasks or runs)
-    if groups and not tasks and stepper.task_runner:
+    if groups and stepper.task_runner:
         # The runner's batch of timers (a retry's): the attempts their commits schedule
         # are held and run in this invocation (in_place.py), not sent to the tasks queue.
         def fire() -> list[tuple[Message, Exception]]:
             fired: list[tuple[Message, Exception]] = []
             _apply_groups(stepper, groups, has_time, progressed, fired, later)
-            for message, exc in fired:  # the transition queue redelivers sooner (topology)
-                LOG.warning(
-                    "%s: a timer failed on the runner, sent to the stepper: %r", message.id, exc
-                )
-                later.append(message)
-            return []
+            return _to_stepper(stepper, fired)
 
         failures.extend(run_tasks(stepper, [], has_time, remaining, first=fire))
     else:
@@ -123,6 +125,25 @@ def run_batch(
         except Exception as exc:  # not re-sent: redelivered after its visibility timeout
             failures.append((message, exc))
     return failures
+
+
+def _to_stepper(
+    stepper: Stepper, fired: list[tuple[Message, Exception]]
+) -> list[tuple[Message, Exception]]:
+    """Timers that failed on the runner, sent at once to the transition queue; those not sent.
+
+    The transition queue redelivers sooner than the tasks queue (visibility 3 minutes
+    against 16, :mod:`stepflow.aws.topology`); sent before the runner's rounds, not after
+    them (review 36).
+    """
+    unsent = []
+    for message, exc in fired:
+        LOG.warning("%s: a timer failed on the runner, sent to the stepper: %r", message.id, exc)
+        try:
+            stepper.bus.send(message)
+        except Exception:  # redelivered by the tasks queue after its visibility timeout
+            unsent.append((message, exc))
+    return unsent
 
 
 def _apply_groups(

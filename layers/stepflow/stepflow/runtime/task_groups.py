@@ -97,11 +97,12 @@ def groupable(message: Message) -> bool:
     )
 
 
-def group_tasks(messages: list[Message]) -> list[Message]:
+def group_tasks(messages: list[Message], lone: bool = True) -> list[Message]:
     """The task messages of one outbox for the tasks queue: those of a commit grouped.
 
-    Polls and stops keep their own messages. A lone task is a group of one, unless the
-    group's envelope would take it past :data:`GROUP_MAX_BYTES` (then the old shape).
+    Polls and stops keep their own messages. A lone task is a group of one (``lone``),
+    unless the group's envelope would take it past :data:`GROUP_MAX_BYTES`; then, or with
+    ``lone`` False (the first deploy of an upgrade), it keeps the single shape.
     """
     out: list[Message] = []
     commits: dict[tuple[str, str], list[Message]] = {}
@@ -120,11 +121,11 @@ def group_tasks(messages: list[Message]) -> list[Message]:
         for member in members:
             length = len(encode_wire(_entry(member)).encode()) + 1
             if chunk and (len(chunk) == GROUP_MAX_TASKS or size + length > GROUP_MAX_BYTES):
-                out.append(_group(chunk))
+                out.append(_group(chunk, lone))
                 chunk, size = [], envelope
             chunk.append(member)
             size += length
-        out.append(_group(chunk))
+        out.append(_group(chunk, lone))
     return out
 
 
@@ -139,7 +140,9 @@ def _group_message(first: Message, members: list[Message]) -> Message:
     return Message(first.execution_arn, f"{first.id}+{suffix}", "task", body)
 
 
-def _group(members: list[Message]) -> Message:
+def _group(members: list[Message], lone: bool) -> Message:
+    if len(members) == 1 and not lone:
+        return members[0]
     group = _group_message(members[0], members)
     if len(members) == 1 and unsigned_wire_size(group) > GROUP_MAX_BYTES:
         return members[0]
