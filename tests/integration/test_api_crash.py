@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from pydantic import SecretStr
-from stepflow.aws import create_table
+from stepflow.aws import create_table, wiring
 from stepflow.aws.outbox_repair import from_wiring
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import create_queues, decode_message
@@ -42,18 +42,22 @@ class Crash(BaseException):
 
 
 class DyingSQS:
-    """An SQS client whose sends die once ``armed``; repair messages still go out first."""
+    """An SQS client whose sends die once ``armed``; repair messages still go out first.
+
+    ``error``: what a send raises (a :class:`Crash`: the process dies; an ``Exception``:
+    SQS refused it, and the API lives on)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.armed = False
+        self.error: BaseException = Crash()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
     def send_message(self, **kwargs: Any) -> Any:
         if self.armed and '"kind":"repair"' not in kwargs["MessageBody"]:
-            raise Crash
+            raise self.error
         return self.client.send_message(**kwargs)
 
 
@@ -146,6 +150,34 @@ def test_the_delayed_repair_message_finishes_an_execution_whose_api_died() -> No
     # THEN the stepper, woken by the repair message, re-sends the outbox: it finishes
     assert rig.pump(arn, 30.0) == "SUCCEEDED"
     # AND each task ran exactly once
+    assert rig.calls == {"first": 1, "second": 1}
+
+
+@pytest.mark.usefixtures("aws")
+def test_by_default_a_failed_send_leaves_a_repair_message_that_finishes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the default API: no repair message before its commits (round 11), one after a
+    # failed send (its delay shortened from 60 s for the test)
+    monkeypatch.setattr(wiring, "REPAIR_DELAY_SECONDS", 1)
+    rig = Rig(repair_delay=Settings.model_fields["repair_delay_seconds"].default)
+    assert rig.api.api_stepper.repair_delay == 0 and rig.api.api_stepper.failed_send_repair == 1
+    machine = rig.api.service.call(
+        "CreateStateMachine", {"name": "M", "definition": json.dumps(DEFINITION), "roleArn": ROLE}
+    )["stateMachineArn"]
+    # WHEN SQS refuses the send of StartExecution's outbox (the API lives on: its caller
+    # gets the error)
+    rig.dying.armed = True
+    rig.dying.error = ConnectionError("SQS refused the send")
+    with pytest.raises(ConnectionError):
+        rig.api.service.call("StartExecution", {"stateMachineArn": machine, "name": "x"})
+    rig.dying.armed = False
+    (records, _) = rig.functions.log.list_executions(machine)
+    (record,) = records
+    assert record.outbox, "the commit happened, the send did not"
+    # THEN the repair message left after the failed send has the outbox re-sent: it
+    # finishes, each task once
+    assert rig.pump(record.execution_arn, 30.0) == "SUCCEEDED"
     assert rig.calls == {"first": 1, "second": 1}
 
 
