@@ -226,3 +226,61 @@ def test_an_api_dying_after_committing_send_task_success_still_finishes() -> Non
     # THEN the repair message has the outbox re-sent: the execution finishes, the task ran once
     assert rig.pump(arn, 30.0) == "SUCCEEDED"
     assert rig.calls == {"second": 1}
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_api_dying_after_a_commit_that_ends_an_execution_still_tells_its_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review 37: the repair job reads running executions only, so a commit that ends one
+    (here StopExecution of a ``.sync`` child, whose outbox tells the parent) is preceded by
+    its repair message even in the default mode."""
+    monkeypatch.setattr(wiring, "REPAIR_DELAY_SECONDS", 1)
+    rig = Rig(repair_delay=Settings.model_fields["repair_delay_seconds"].default)
+    clients = {
+        "dynamodb": boto3.client("dynamodb", region_name="us-east-1"),
+        "s3": boto3.client("s3", region_name="us-east-1"),
+    }  # the deployed invoker: it starts the .sync child
+    rig.api = build(rig.settings, clients={**clients, "sqs": rig.dying})
+    rig.functions = build(rig.settings, clients={**clients, "sqs": rig.sqs})
+    call = rig.api.service.call
+    waits = {
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "Long"},
+            "Long": {"Type": "Wait", "Seconds": 100_000, "End": True},
+        },
+    }
+    child = call(
+        "CreateStateMachine", {"name": "C", "definition": json.dumps(waits), "roleArn": ROLE}
+    )
+    calls_child = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Parameters": {"StateMachineArn": child["stateMachineArn"], "Input": {}},
+                "End": True,
+            }
+        },
+    }
+    parent = call(
+        "CreateStateMachine", {"name": "P", "definition": json.dumps(calls_child), "roleArn": ROLE}
+    )
+    arn = call("StartExecution", {"stateMachineArn": parent["stateMachineArn"], "name": "p"})[
+        "executionArn"
+    ]
+    assert rig.pump(arn, 4.0) == "RUNNING"
+    ((started,), _) = rig.functions.log.list_executions(child["stateMachineArn"])
+    # WHEN the API dies after committing StopExecution of the child, before its send
+    rig.dying.armed = True
+    with pytest.raises(Crash):
+        call("StopExecution", {"executionArn": started.execution_arn})
+    rig.dying.armed = False
+    stopped = rig.functions.log.get(started.execution_arn)
+    assert stopped is not None and stopped.status == "ABORTED" and stopped.outbox
+    # THEN the repair message sent before that commit re-sends it: the parent learns
+    assert rig.pump(arn, 30.0) == "FAILED"
+    stopped = rig.functions.log.get(started.execution_arn)
+    assert stopped is not None and stopped.outbox == ()

@@ -351,3 +351,15 @@ def test_with_lone_task_groups_off_a_lone_task_keeps_the_single_shape() -> None:
     head = world.log.get(second.execution_arn)
     assert head is not None and in_place.hold(head, [task])
     assert in_place.take() == [task]
+
+
+def test_a_task_the_runner_has_no_time_for_goes_back_to_the_tasks_queue() -> None:
+    """review 37: a batch's task set aside when time ran out went to the transition queue."""
+    one = {"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": FN + "b", "End": True}}}
+    world = World(one)
+    answers = iter([True, False])  # time for the first message only
+    copy = world.first  # a second delivery stands in for the batch's second task
+    assert world.runner.handle_batch([world.first, copy], lambda: next(answers, False)) == []
+    assert all(m.kind != "task" for m in world.bus.messages())
+    assert [m.id for m in world.tasks.messages()] == [world.first.id]
+    assert world.calls == {"b": 1}

@@ -12,8 +12,10 @@ Two steppers share the ports and differ in one decision each:
 - :attr:`Wiring.stepper` consumes the transition queue; task messages go to
   the tasks queue (when ``TASKS_QUEUE_URL`` is set) or are run inline;
 - :attr:`Wiring.api_stepper` serves the API: it commits and enqueues and never
-  runs a task; before each commit it sends a delayed repair message so that a
-  commit whose outbox the API never sent is repaired even if the API dies.
+  runs a task; a delayed repair message follows a failed send, and precedes a commit
+  that ends an execution (or every commit, with ``STEPFLOW_REPAIR_DELAY_SECONDS``),
+  so that an outbox the API never sent is repaired (the outbox repair job re-sends
+  those of running executions).
 """
 
 from __future__ import annotations

@@ -171,10 +171,20 @@ class OutboxSender:
                 self._keep(record, [m for m in record.outbox if m.id in skip])
         return kept
 
-    def send_repair(self, execution_arn: str) -> None:
-        """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
-        if self.repair_delay > 0:
-            self.bus.send(repair_message(execution_arn), _delay(self.repair_delay))
+    def send_repair(self, execution_arn: str, *, ending: bool = False) -> bool:
+        """Before a commit: a delayed message whose delivery re-sends a still pending outbox.
+
+        Sent before every commit with a ``repair_delay``; with a ``failed_send_repair`` only
+        before a commit that ends the execution (``ending``): the outbox repair job reads
+        running executions only, so nothing else would re-send that outbox (a ``.sync``
+        parent's notice, a child's stop) if its sender died before the send (review 37).
+        Whether it was sent.
+        """
+        delay = self.repair_delay or (self.failed_send_repair if ending else 0)
+        if delay <= 0:
+            return False
+        self.bus.send(repair_message(execution_arn), _delay(delay))
+        return True
 
 
 def rides_tasks(record: ExecutionRecord, message: Message) -> bool:

@@ -215,7 +215,7 @@ class Stepper:
     def _create(self, record: ExecutionRecord, events: list[HistoryEvent]) -> ExecutionRecord:
         """Store a new execution's record and first events (a repair message first)."""
         if record.outbox:
-            self._send_repair(record.execution_arn)
+            self._send_repair(record.execution_arn, ending=record.status != "RUNNING")
         self.log.create(record, events)
         return record
 
@@ -316,9 +316,12 @@ class Stepper:
         """Send the outbox (not ``skip``); return its task messages instead when they run inline."""
         return self._sender().flush(record, inline=inline, clear=clear, skip=skip)
 
-    def _send_repair(self, execution_arn: str) -> None:
-        """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
-        self._sender().send_repair(execution_arn)
+    def _send_repair(self, execution_arn: str, *, ending: bool = False) -> bool:
+        """Before a commit: a delayed message whose delivery re-sends a still pending outbox.
+
+        ``ending``: the commit ends the execution (see :meth:`OutboxSender.send_repair`).
+        """
+        return self._sender().send_repair(execution_arn, ending=ending)
 
     # The collaborators are built per call from the attributes as they are now:
     # tests and the stepper Lambda swap ``log``, ``invoker`` or ``definitions`` in place.

@@ -121,7 +121,10 @@ def run_batch(
         _apply_groups(stepper, groups, has_time, progressed, failures, later)
     for message in later:
         try:
-            stepper.bus.send(message)
+            if message.kind == "task":  # the runner's own queue, never a stepper's (review 37)
+                stepper._tasks().requeue(message)
+            else:
+                stepper.bus.send(message)
         except Exception as exc:  # not re-sent: redelivered after its visibility timeout
             failures.append((message, exc))
     return failures
