@@ -2,7 +2,8 @@
 
 bench/cost.py runs tasks inline in the stepper. The deployed stack does not
 (docs/architecture.md, the long-task mechanism): StartExecution commits through
-the API's stepper (with its delayed repair message), the stepper Lambda consumes
+the API's stepper (a repair message only after a failed send since round 11;
+``--repair-before-commit`` for one before each commit, as before), the stepper Lambda consumes
 the transition queue in batches of 10 and sends each task to the tasks queue,
 and the runner Lambda claims, runs and answers the tasks of its batch (one per
 invocation before issue 18, up to ten since, read from the code measured; since
@@ -49,7 +50,7 @@ import boto3
 from moto import mock_aws
 from stepflow.asl import parse
 from stepflow.aws import DynamoDBLog, create_table, sqs_bus
-from stepflow.aws.settings import REPAIR_DELAY_SECONDS
+from stepflow.aws.settings import REPAIR_DELAY_SECONDS, Settings
 from stepflow.runtime import InMemoryBus, Message, Stepper
 from stepflow.testing.handlers import task_invoker
 
@@ -67,6 +68,8 @@ from bench.map_meter import KeyMeter, _key_of
 BATCH_SIZE = 10
 """The transition queue's event source mapping batch size."""
 RUNNER_BATCH = int(getattr(sqs_bus, "RUNNER_BATCH_SIZE", 1))
+DEFAULT_REPAIR_DELAY = int(Settings.model_fields["repair_delay_seconds"].default)
+"""The API's repair message before each commit, as deployed by default (0 since round 11)."""
 """The tasks queue's, as the code measured deploys it (1 before the runner took batches)."""
 
 
@@ -137,6 +140,7 @@ def run(
     value: Any,
     handlers: dict[str, Any],
     runner_seconds: float | None = None,
+    repair_before_commit: bool = False,
 ) -> dict[str, Any]:
     """Run one execution through the API, stepper and runner steppers; the counts and price."""
     machine = parse(definition)
@@ -165,9 +169,11 @@ def run(
                 **kwargs,
             )
 
-        api = stepper(repair_delay=REPAIR_DELAY_SECONDS)
+        # as wiring.api_stepper builds it (repair_before_commit: STEPFLOW_REPAIR_DELAY_SECONDS=60)
+        repair = REPAIR_DELAY_SECONDS if repair_before_commit else DEFAULT_REPAIR_DELAY
+        api = stepper(repair_delay=repair, failed_send_repair=REPAIR_DELAY_SECONDS)
         transitions = stepper()
-        runner = stepper(task_concurrency=RUNNER_BATCH) if RUNNER_BATCH > 1 else stepper()
+        runner = stepper(task_concurrency=RUNNER_BATCH, task_runner=True)
         record = api.start_execution(
             state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:order",
             name="bench",
@@ -268,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--writes", action="store_true", help="list every write: items, sizes, largest attributes"
     )
+    parser.add_argument(
+        "--repair-before-commit",
+        action="store_true",
+        help="the API sends a delayed repair message before each commit "
+        "(STEPFLOW_REPAIR_DELAY_SECONDS=60; the default before round 11)",
+    )
     args = parser.parse_args(argv)
     for name, default in (
         ("AWS_ACCESS_KEY_ID", "testing"),
@@ -275,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         os.environ.setdefault(name, default)
-    r = run(ORDER, ORDER_INPUT, order_handlers(), args.runner_seconds)
+    r = run(ORDER, ORDER_INPUT, order_handlers(), args.runner_seconds, args.repair_before_commit)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from pydantic import SecretStr
-from stepflow.aws import create_table
+from stepflow.aws import create_table, wiring
 from stepflow.aws.outbox_repair import from_wiring
 from stepflow.aws.settings import Settings
 from stepflow.aws.sqs_bus import create_queues, decode_message
@@ -42,18 +42,22 @@ class Crash(BaseException):
 
 
 class DyingSQS:
-    """An SQS client whose sends die once ``armed``; repair messages still go out first."""
+    """An SQS client whose sends die once ``armed``; repair messages still go out first.
+
+    ``error``: what a send raises (a :class:`Crash`: the process dies; an ``Exception``:
+    SQS refused it, and the API lives on)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
         self.armed = False
+        self.error: BaseException = Crash()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
     def send_message(self, **kwargs: Any) -> Any:
         if self.armed and '"kind":"repair"' not in kwargs["MessageBody"]:
-            raise Crash
+            raise self.error
         return self.client.send_message(**kwargs)
 
 
@@ -150,6 +154,34 @@ def test_the_delayed_repair_message_finishes_an_execution_whose_api_died() -> No
 
 
 @pytest.mark.usefixtures("aws")
+def test_by_default_a_failed_send_leaves_a_repair_message_that_finishes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the default API: no repair message before its commits (round 11), one after a
+    # failed send (its delay shortened from 60 s for the test)
+    monkeypatch.setattr(wiring, "REPAIR_DELAY_SECONDS", 1)
+    rig = Rig(repair_delay=Settings.model_fields["repair_delay_seconds"].default)
+    assert rig.api.api_stepper.repair_delay == 0 and rig.api.api_stepper.failed_send_repair == 1
+    machine = rig.api.service.call(
+        "CreateStateMachine", {"name": "M", "definition": json.dumps(DEFINITION), "roleArn": ROLE}
+    )["stateMachineArn"]
+    # WHEN SQS refuses the send of StartExecution's outbox (the API lives on: its caller
+    # gets the error)
+    rig.dying.armed = True
+    rig.dying.error = ConnectionError("SQS refused the send")
+    with pytest.raises(ConnectionError):
+        rig.api.service.call("StartExecution", {"stateMachineArn": machine, "name": "x"})
+    rig.dying.armed = False
+    (records, _) = rig.functions.log.list_executions(machine)
+    (record,) = records
+    assert record.outbox, "the commit happened, the send did not"
+    # THEN the repair message left after the failed send has the outbox re-sent: it
+    # finishes, each task once
+    assert rig.pump(record.execution_arn, 30.0) == "SUCCEEDED"
+    assert rig.calls == {"first": 1, "second": 1}
+
+
+@pytest.mark.usefixtures("aws")
 def test_without_a_repair_message_the_outbox_repair_job_finishes_it() -> None:
     # GIVEN an API that leaves no repair message, dying after its commit
     rig = Rig(repair_delay=0)
@@ -194,3 +226,61 @@ def test_an_api_dying_after_committing_send_task_success_still_finishes() -> Non
     # THEN the repair message has the outbox re-sent: the execution finishes, the task ran once
     assert rig.pump(arn, 30.0) == "SUCCEEDED"
     assert rig.calls == {"second": 1}
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_api_dying_after_a_commit_that_ends_an_execution_still_tells_its_parent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review 37: the repair job reads running executions only, so a commit that ends one
+    (here StopExecution of a ``.sync`` child, whose outbox tells the parent) is preceded by
+    its repair message even in the default mode."""
+    monkeypatch.setattr(wiring, "REPAIR_DELAY_SECONDS", 1)
+    rig = Rig(repair_delay=Settings.model_fields["repair_delay_seconds"].default)
+    clients = {
+        "dynamodb": boto3.client("dynamodb", region_name="us-east-1"),
+        "s3": boto3.client("s3", region_name="us-east-1"),
+    }  # the deployed invoker: it starts the .sync child
+    rig.api = build(rig.settings, clients={**clients, "sqs": rig.dying})
+    rig.functions = build(rig.settings, clients={**clients, "sqs": rig.sqs})
+    call = rig.api.service.call
+    waits = {
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "Long"},
+            "Long": {"Type": "Wait", "Seconds": 100_000, "End": True},
+        },
+    }
+    child = call(
+        "CreateStateMachine", {"name": "C", "definition": json.dumps(waits), "roleArn": ROLE}
+    )
+    calls_child = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution.sync:2",
+                "Parameters": {"StateMachineArn": child["stateMachineArn"], "Input": {}},
+                "End": True,
+            }
+        },
+    }
+    parent = call(
+        "CreateStateMachine", {"name": "P", "definition": json.dumps(calls_child), "roleArn": ROLE}
+    )
+    arn = call("StartExecution", {"stateMachineArn": parent["stateMachineArn"], "name": "p"})[
+        "executionArn"
+    ]
+    assert rig.pump(arn, 4.0) == "RUNNING"
+    ((started,), _) = rig.functions.log.list_executions(child["stateMachineArn"])
+    # WHEN the API dies after committing StopExecution of the child, before its send
+    rig.dying.armed = True
+    with pytest.raises(Crash):
+        call("StopExecution", {"executionArn": started.execution_arn})
+    rig.dying.armed = False
+    stopped = rig.functions.log.get(started.execution_arn)
+    assert stopped is not None and stopped.status == "ABORTED" and stopped.outbox
+    # THEN the repair message sent before that commit re-sends it: the parent learns
+    assert rig.pump(arn, 30.0) == "FAILED"
+    stopped = rig.functions.log.get(started.execution_arn)
+    assert stopped is not None and stopped.outbox == ()

@@ -51,6 +51,15 @@ def test_build_assembles_the_deployed_shape(monkeypatch: pytest.MonkeyPatch) -> 
     assert wiring.service.stepper is wiring.api_stepper
     assert wiring.api_stepper.inline_tasks is False and wiring.api_stepper.repair_delay == 30
     assert wiring.stepper.repair_delay == 0
+    # the runner fires retries' timers in place; lone tasks travel as groups of one
+    assert wiring.runner.task_runner and not (
+        wiring.stepper.task_runner or wiring.api_stepper.task_runner
+    )
+    assert wiring.runner.lone_task_groups and wiring.stepper.lone_task_groups
+    # ... but not while records keep their own items (the first deploy of an upgrade)
+    off = build(Settings.from_environ({**ENV, "STEPFLOW_CLAIMS_IN_EVENTS": "false"}))
+    steppers = (off.runner, off.stepper, off.api_stepper)
+    assert not any(s.lone_task_groups for s in steppers)
     # one definition cache and one log for all of them
     assert wiring.stepper.definitions is wiring.api_stepper.definitions is wiring.definitions
     assert wiring.runner.log is wiring.log is wiring.service.stepper.log

@@ -617,3 +617,15 @@ class HeldChaosMachine(InPlaceChaosMachine):
         self.bus.ack(message)
         if failed:
             self.bus.send(message, LEASE_SECONDS)
+
+
+class LazyRepairChaosMachine(ChaosMachine):
+    """As :class:`ChaosMachine`, with the API as deployed since issue 18's round 11: a repair
+    message only after a failed send and before a commit that ends an execution (not before
+    each commit); what an API crash leaves pending on a running execution is the repair
+    job's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.api.repair_delay = 0
+        self.api.failed_send_repair = REPAIR_DELAY

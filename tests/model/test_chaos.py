@@ -11,6 +11,7 @@ from tests.model.chaos import (
     ChaosMachine,
     HeldChaosMachine,
     InPlaceChaosMachine,
+    LazyRepairChaosMachine,
     RunnerChaosMachine,
 )
 
@@ -45,3 +46,11 @@ HeldChaosMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestHeldChaos = HeldChaosMachine.TestCase
+
+LazyRepairChaosMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestLazyRepairChaos = LazyRepairChaosMachine.TestCase

@@ -63,7 +63,9 @@ def test_an_outbox_of_several_messages_is_one_batch_and_tasks_go_to_their_queue(
         ("2", 0),
         ("4", 30),
     ]
-    assert [m.id for m, _ in tasks.sends] == [f"{ARN}#1#3"]
+    # the lone task travels as a group of one (its claim may share its events' item)
+    assert [m.id for m, _ in tasks.sends] == [f"{ARN}#1#3+1"]
+    assert [group_members(m) for m, _ in tasks.sends] == [[outbox()[3]]]
 
 
 def test_a_single_message_is_sent_alone() -> None:

@@ -20,7 +20,13 @@ from stepflow.aws.sqs_bus import decode_message, encode_message
 from stepflow.runtime import InMemoryLog, Message, Stepper, in_place, leases
 from stepflow.runtime.messages import decode_event
 from stepflow.runtime.signing import ForgedMessageError, KeyRing, MessageSigner, SigningKey
-from stepflow.runtime.task_groups import GROUP_MAX_TASKS, group_key, group_members, group_tasks
+from stepflow.runtime.task_groups import (
+    GROUP_MAX_BYTES,
+    GROUP_MAX_TASKS,
+    group_key,
+    group_members,
+    group_tasks,
+)
 from stepflow.runtime.task_runs import TaskLeaseHeldError
 from stepflow.testing.handlers import task_invoker
 
@@ -238,7 +244,16 @@ def test_groups_split_past_the_count_cap_and_keep_polls_apart() -> None:
     assert [len(m.body.get("group", [m])) for m in sent] == [1, GROUP_MAX_TASKS, 2]
     assert sent[0] == poll
     assert [group_key(m) for m in sent[1:]] == ["tasks#7#0", "tasks#7#10"]
-    assert group_tasks(tasks[:1]) == tasks[:1]  # a lone task keeps the single shape
+    (alone,) = group_tasks(tasks[:1])  # a lone task travels as a group of one
+    assert group_members(alone) == tasks[:1] and group_key(alone) == "tasks#7#0"
+
+
+def test_a_lone_task_too_big_for_a_group_keeps_the_single_shape() -> None:
+    arn = "arn:aws:states:us-east-1:1:execution:M:x"
+    big = Message(arn, f"{arn}#7#0", "task", {"task_id": "t", "input": "x" * GROUP_MAX_BYTES})
+    assert group_tasks([big]) == [big]
+    fits = Message(arn, f"{arn}#7#0", "task", {"task_id": "t", "input": "x" * 1000})
+    assert [group_members(m) for m in group_tasks([fits])] == [[fits]]
 
 
 THEN_C = {
@@ -277,7 +292,8 @@ def test_a_redelivered_group_after_a_commit_whose_outbox_was_not_sent_sends_it(
     assert runner.handle_batch([group]) == []
     # THEN neither task runs again, and the pending outbox (C's task) is sent, once
     assert calls == {"a": 1, "b": 1}
-    assert [m.body["resource"] for m in tasks.sent] == [FN + "c"]
+    sent = [x for m in tasks.sent for x in (group_members(m) or [m])]
+    assert [m.body["resource"] for m in sent] == [FN + "c"] and len(tasks.sent) == 1
     record = log.get(group.execution_arn)
     assert record is not None and record.outbox == ()
 

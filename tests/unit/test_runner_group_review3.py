@@ -28,7 +28,7 @@ from stepflow.runtime.task_runs import TaskLeaseHeldError
 from stepflow.runtime.wire import MAX_MESSAGE_BYTES, MessageTooLargeError, check_wire, wire_size
 from stepflow.testing.handlers import task_invoker
 
-from tests.unit.test_runner_batch import SM, THREE, counting, setup
+from tests.unit.test_runner_batch import SM, THREE, RecordingBus, counting, setup
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:o-1"
 SIGNER = MessageSigner(KeyRing(SigningKey("v1", b"k" * 32)))
@@ -130,7 +130,9 @@ def test_a_parallel_of_non_ascii_inputs_starts_and_runs_through_the_in_memory_bu
 
 def test_a_deferred_member_whose_hand_off_send_fails_is_not_lost() -> None:
     calls = Counter[str]()
-    log, bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    log, _bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    bus = runner.tasks_bus  # hand-offs go to the runner's queue (review 36)
+    assert isinstance(bus, RecordingBus)
     (group,) = messages
     arn = group.execution_arn
     inner = task_invoker({n: counting(calls, n) for n in "abc"})
@@ -162,7 +164,9 @@ def test_a_deferred_member_whose_hand_off_send_fails_is_not_lost() -> None:
 
 def test_a_deferred_member_is_sent_on_its_own_then_listed_done() -> None:
     calls = Counter[str]()
-    log, bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    log, _bus, runner, messages = setup({n: counting(calls, n) for n in "abc"}, grouped=True)
+    bus = runner.tasks_bus  # hand-offs go to the runner's queue (review 36)
+    assert isinstance(bus, RecordingBus)
     (group,) = messages
     arn = group.execution_arn
     order: list[str] = []
@@ -188,7 +192,8 @@ def test_a_deferred_member_is_sent_on_its_own_then_listed_done() -> None:
     runner.invoker = invoker
     assert runner.handle_batch([group]) == []
     assert order.index("send t4") < order.index("record t4")  # sent, THEN listed done
-    assert [m.id for m in bus.sent if m.kind == "task"] == [group_members(group)[0].id]  # type: ignore[index]
+    alone = [m.id for m in bus.sent if m.kind == "task" and "group" not in m.body]
+    assert alone == [group_members(group)[0].id]  # type: ignore[index]
     lease = log.lease(arn, GROUP_KEY)
     assert lease is not None and lease.result is not None and "t4" in lease.result["done"]
 
@@ -196,7 +201,9 @@ def test_a_deferred_member_is_sent_on_its_own_then_listed_done() -> None:
 def test_a_member_the_group_lease_cannot_cover_is_handed_off_and_runs_once() -> None:
     calls = Counter[str]()
     now = [1_000.0]
-    log, bus, runner, messages = setup({}, grouped=True)
+    log, _bus, runner, messages = setup({}, grouped=True)
+    bus = runner.tasks_bus  # hand-offs go to the runner's queue (review 36)
+    assert isinstance(bus, RecordingBus)
     (group,) = messages
     arn = group.execution_arn
 

@@ -26,7 +26,7 @@ from stepflow.runtime.signing import KeyRing, MessageSigner, SigningKey
 from stepflow.runtime.wire import MAX_MESSAGE_BYTES, encode_wire, wire_size
 from stepflow.testing.handlers import task_invoker
 
-from tests.unit.test_runner_batch import FN, SM, setup
+from tests.unit.test_runner_batch import FN, SM, RecordingBus, setup
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:Orders:o-1"
 SIGNER = MessageSigner(KeyRing(SigningKey("v1", b"k" * 32)))
@@ -72,7 +72,9 @@ def test_uncovered_members_are_handed_off_not_failed() -> None:
 
         return run
 
-    log, bus, runner, messages = setup({}, _parallel(names), grouped=True)
+    log, _bus, runner, messages = setup({}, _parallel(names), grouped=True)
+    bus = runner.tasks_bus  # hand-offs go to the runner's queue (review 36)
+    assert isinstance(bus, RecordingBus)
     (group,) = messages
     runner.invoker = task_invoker({n: slow(n) for n in names})
     runner.clock = lambda: now[0]
@@ -102,9 +104,11 @@ def _late_claim() -> tuple[Any, Any, Any, list[Message], list[tuple[str, str, fl
 
         return run
 
-    log, bus, runner, messages = setup(
+    log, _bus, runner, messages = setup(
         {}, _parallel("abc", timeout=500), names=("x", "y"), grouped=True
     )
+    bus = runner.tasks_bus  # hand-offs go to the runner's queue (review 36)
+    assert isinstance(bus, RecordingBus)
     runner.invoker = task_invoker({n: slow(n) for n in "abc"})
     runner.clock = lambda: now[0]
     runner.task_concurrency = 1

@@ -13,6 +13,7 @@ from typing import Any
 from stepflow.runtime import InMemoryLog, Message
 from stepflow.runtime.held_mark import CLOCK_SKEW, held_until
 from stepflow.runtime.repair import repair_message
+from stepflow.runtime.task_groups import group_members
 
 from tests.unit.test_runner_held_mark import CHAIN, LEFT, NOW, SM, World, _task, _until, beside_b
 
@@ -226,7 +227,8 @@ def test_a_failed_send_ends_the_mark_a_racing_commit_kept() -> None:
         head = log.get(w.arn)
         assert head is not None and held_until(head) is None, "the raced mark stayed"
         w.transitions.handle_batch([first])  # the redelivery re-sends c at once
-        assert [m for m in w.tasks.sent if m.id.endswith(f"#{head.seq - 1}#0")], "c waits"
+        sent = [x for m in w.tasks.sent for x in (group_members(m) or [m])]
+        assert [m for m in sent if m.id.endswith(f"#{head.seq - 1}#0")], "c waits"
     finally:
         w.release.set()
         worker.join(10)

@@ -85,7 +85,8 @@ class StepFunctionsService:
     Its stepper commits and enqueues and never runs a task (``inline_tasks``
     off): whatever a request schedules is sent to the transition queue before
     the answer. :func:`stepflow.aws.wiring.build` passes the deployed one,
-    which also leaves a delayed repair message before each commit.
+    which also leaves a delayed repair message after a failed send and before a
+    commit that ends an execution.
     ``access`` is who may act on what (:mod:`stepflow.api.access`; default:
     nothing checked, IAM decides alone).
     """

@@ -4,7 +4,9 @@ A commit records the messages it must send in the head's outbox and the
 writer sends them right after; a writer that dies in between leaves them
 there. The next delivery for that execution repairs it (the stepper re-sends a
 pending outbox on any delivery), and the API leaves a delayed repair message
-before each commit. This job is the backstop for everything else: on a
+after a failed send and before a commit that ends an execution (before each commit
+with ``STEPFLOW_REPAIR_DELAY_SECONDS``). This job is the backstop for everything else,
+for running executions (an ended one is not in the index): on a
 schedule (an EventBridge rule in the CDK stack, a loop in ``stepflow local``)
 it lists the running executions through the sparse running index
 (:data:`~stepflow.aws.topology.RUNNING_INDEX`), reads their heads, and for each

@@ -34,7 +34,8 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 
 REPAIR_DELAY_SECONDS = 60
-"""How long after an API commit its delayed repair message is delivered (see wiring)."""
+"""How long after an API's failed send its repair message is delivered (see wiring); and
+the delay to give ``STEPFLOW_REPAIR_DELAY_SECONDS`` for a repair message before each commit."""
 
 OUTBOX_REPAIR_AGE_SECONDS = 120
 """An outbox older than this is re-sent by the outbox repair job."""
@@ -107,12 +108,14 @@ class Settings(BaseSettings):
     running code from before it (docs/deploy.md)."""
 
     repair_delay_seconds: int = Field(
-        default=REPAIR_DELAY_SECONDS,
+        default=0,
         ge=0,
         le=900,
         validation_alias=AliasChoices("STEPFLOW_REPAIR_DELAY_SECONDS", "repair_delay_seconds"),
     )
-    """Delay of the repair message the API sends before each commit (0: none)."""
+    """Delay of a repair message the API sends before each commit (0, the default since issue
+    18's round 11: none; a failed send still leaves one, and a process that dies between its
+    commit and its send is repaired by the outbox repair job or a retried StartExecution)."""
 
     poll_seconds: float = Field(
         default=0.0,

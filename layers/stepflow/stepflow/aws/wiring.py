@@ -12,8 +12,10 @@ Two steppers share the ports and differ in one decision each:
 - :attr:`Wiring.stepper` consumes the transition queue; task messages go to
   the tasks queue (when ``TASKS_QUEUE_URL`` is set) or are run inline;
 - :attr:`Wiring.api_stepper` serves the API: it commits and enqueues and never
-  runs a task; before each commit it sends a delayed repair message so that a
-  commit whose outbox the API never sent is repaired even if the API dies.
+  runs a task; a delayed repair message follows a failed send, and precedes a commit
+  that ends an execution (or every commit, with ``STEPFLOW_REPAIR_DELAY_SECONDS``),
+  so that an outbox the API never sent is repaired (the outbox repair job re-sends
+  those of running executions).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from stepflow.aws.hooks_registry import (
 from stepflow.aws.own_resources import own_resources
 from stepflow.aws.role_clients import RoleClients
 from stepflow.aws.s3_payloads import S3PayloadStore
-from stepflow.aws.settings import Settings
+from stepflow.aws.settings import REPAIR_DELAY_SECONDS, Settings
 from stepflow.aws.signing_keys import secrets_manager_signer
 from stepflow.aws.sqs_bus import RUNNER_BATCH_SIZE, SQSBus
 from stepflow.aws.sqs_task_queue import SQSTaskQueue
@@ -311,7 +313,9 @@ class Wiring(CellParts):
     @cached_property
     def runner(self) -> Stepper:
         """The stepper of the tasks queue: claims, runs and reports a batch's tasks side by side."""
-        return self._stepper(inline_tasks=False, task_concurrency=RUNNER_BATCH_SIZE)
+        return self._stepper(
+            inline_tasks=False, task_concurrency=RUNNER_BATCH_SIZE, task_runner=True
+        )
 
     @cached_property
     def api_stepper(self) -> Stepper:
@@ -320,6 +324,7 @@ class Wiring(CellParts):
         return self._stepper(
             inline_tasks=False,
             repair_delay=self.settings.repair_delay_seconds,
+            failed_send_repair=REPAIR_DELAY_SECONDS,
             start_budgets=deployed_budgets(
                 limits,
                 time.monotonic,
@@ -355,8 +360,10 @@ class Wiring(CellParts):
         *,
         inline_tasks: bool,
         repair_delay: int = 0,
+        failed_send_repair: int = 0,
         start_budgets: Callable[[], Budget] | None = None,
         task_concurrency: int = 1,
+        task_runner: bool = False,
     ) -> Stepper:
         return Stepper(
             log=self.log,
@@ -369,6 +376,7 @@ class Wiring(CellParts):
             router=self.router,
             tasks_bus=self.tasks_bus,
             repair_delay=repair_delay,
+            failed_send_repair=failed_send_repair,
             limits=self.settings.limits,
             budgets=deployed_budgets(self.settings.limits, time.monotonic, time.thread_time),
             start_budgets=start_budgets,
@@ -377,6 +385,8 @@ class Wiring(CellParts):
             result_sink=S3ResultSink(self.task_clients, own_resources(self.settings)),
             map_run_check=None if self.start_checker is None else MapRunStarts(self.start_checker),
             task_concurrency=task_concurrency,
+            task_runner=task_runner,
+            lone_task_groups=self.settings.claims_in_events,
         )
 
 

@@ -194,8 +194,9 @@ def _ready_messages(models: Any) -> Callable[[Any], list[Any]]:
     """``Queue.messages`` (visible, not delayed) reading the clock once, not twice a message.
 
     Every receive, and every poller woken by a send, walks the whole queue through
-    it; the delayed repair messages that precede each commit of an execution with
-    work to send (one a minute per execution) made that walk 80% of moto's SQS time.
+    it; the delayed repair messages that preceded each API commit of an execution with
+    work to send (before round 11; one a minute per execution) made that walk 80% of
+    moto's SQS time.
     """
 
     def messages(self: Any) -> list[Any]:

@@ -81,9 +81,11 @@ class InPlace:
         lease_seconds: float,
         rounds: int = MAX_ROUNDS,
         parallel: int = 1,
+        lone_groups: bool = True,
     ) -> None:
         self._remaining = remaining
         self._parallel = parallel  # tasks a round runs side by side
+        self._lone_groups = lone_groups  # grouped as the stepper's sender groups them
         self._lease_seconds = lease_seconds
         self._rounds = rounds
         self._lock = threading.Lock()
@@ -206,7 +208,11 @@ class InPlace:
                 return []
             self._rounds -= 1
             held, self._new = self._new, {}
-        return [group for messages in held.values() for group in group_tasks(messages)]
+        return [
+            group
+            for messages in held.values()
+            for group in group_tasks(messages, self._lone_groups)
+        ]
 
 
 def current() -> InPlace | None:
@@ -245,18 +251,22 @@ def run_rounds(
     remaining: Callable[[], float] | None,
     run_round: Round,
     parallel: int = 1,
+    first: Callable[[], list[tuple[Message, Exception]]] | None = None,
 ) -> list[tuple[Message, Exception]]:
     """Run delivered task messages, then the tasks their commits gave back; the failures.
 
     The failures are the delivered messages' (a held task that fails to run is sent:
     it comes back through the queue, as a delivered one would). ``parallel``: the tasks
-    a round runs side by side (no more are held for one round).
+    a round runs side by side (no more are held for one round). ``first``: the first
+    round's work instead of running ``tasks`` (its commits hold their tasks the same way).
     """
     in_place = None
     if stepper.tasks_bus is not None and not stepper.inline_tasks:
-        in_place = InPlace(remaining, stepper.task_lease_seconds, MAX_ROUNDS, parallel)
+        in_place = InPlace(
+            remaining, stepper.task_lease_seconds, MAX_ROUNDS, parallel, stepper.lone_task_groups
+        )
     with holding(in_place):
-        failures = run_round(stepper, tasks, has_time, remaining)
+        failures = first() if first is not None else run_round(stepper, tasks, has_time, remaining)
         while in_place is not None and (held := in_place.take()):
             if has_time is not None and not has_time():  # sent, as the commit would have
                 if _send(stepper, held):  # not cleared where something may not have gone

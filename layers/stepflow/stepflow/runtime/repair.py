@@ -5,7 +5,10 @@ sends them and clears the outbox once everything in it went out. A sender that
 crashes right after the commit leaves the outbox pending: the next delivery for
 the execution re-sends it (see :func:`stepflow.runtime.stepper_commit.apply_events`),
 and a stepper with a ``repair_delay`` makes sure there is such a delivery by
-sending a delayed ``repair`` message before every commit.
+sending a delayed ``repair`` message before every commit. A stepper with a
+``failed_send_repair`` (the API's, since issue 18's round 11, in place of the message
+before every commit) sends one only when a send of its outbox failed; a process that
+dies in between is left to the outbox repair job (:mod:`stepflow.aws.outbox_repair`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ class OutboxSender:
     router: TaskRouter | None
     tasks_bus: MessageBus | None
     repair_delay: int
+    failed_send_repair: int = 0
+    """Seconds: when > 0 (and no ``repair_delay``), a failed send leaves a delayed repair
+    message (best effort): the API's, whose caller gets the error and no queue redelivers."""
+    lone_task_groups: bool = True
+    """Whether a lone task is sent as a group of one (:func:`group_tasks`)."""
 
     def flush(
         self,
@@ -61,7 +69,16 @@ class OutboxSender:
         except Exception:
             if held_until(record) is not None:  # its messages must not wait for the mark
                 self._end_mark(record)
+            if self.failed_send_repair > 0 and self.repair_delay == 0:
+                self._repair_later(record.execution_arn)
             raise
+
+    def _repair_later(self, execution_arn: str) -> None:
+        """After a failed send: a delayed repair message (best effort; the send's error stands)."""
+        try:
+            self.bus.send(repair_message(execution_arn), _delay(self.failed_send_repair))
+        except Exception as exc:  # the outbox repair job is the backstop
+            LOG.warning("%s: no repair message after a failed send: %r", execution_arn, exc)
 
     def _keep(self, record: ExecutionRecord, carried: list[Message]) -> None:
         """Make the outbox ``carried``, leaving the head's mark as it is now.
@@ -104,13 +121,17 @@ class OutboxSender:
         now = self.clock()
         kept = []
         queued: list[tuple[Message, int]] = []
+        timers: list[tuple[Message, int]] = []  # retry timers: to the runner (see rides_tasks)
         tasks: list[Message] = []
         dispatched = False
+        router = self.router
         for message in record.outbox:
             if message.id in skip:
                 continue
-            if message.kind == "task" and self.router is not None and self.router.deferred(message):
-                self.router.dispatch(message)
+            if self.tasks_bus is not None and not inline and rides_tasks(record, message):
+                timers.append((message, _delay(message.not_before - now)))
+            elif message.kind == "task" and router is not None and router.deferred(message):
+                router.dispatch(message)
                 dispatched = True
             elif message.kind == "task" and inline:
                 kept.append(message)
@@ -126,15 +147,21 @@ class OutboxSender:
             if skip:  # never cleared out of time: what it keeps may not have gone
                 in_place.unsent(record.execution_arn)
             fresh = [(m, d) for m, d in queued if not in_place.was_sent(m)]
+            later = [(m, d) for m, d in timers if not in_place.was_sent(m)]
             try:
                 send_all(self.bus, fresh)
+                if later and self.tasks_bus is not None:
+                    send_all(self.tasks_bus, later)
             except Exception:  # the outbox is their only copy now: never cleared here
                 in_place.unsent(record.execution_arn)
                 raise
-            in_place.sent([m for m, _ in fresh])
+            in_place.sent([m for m, _ in fresh + later])
             return kept
-        if tasks and self.tasks_bus is not None:  # a Map's ten tasks: one message, one claim
-            send_all(self.tasks_bus, [(m, 0) for m in group_tasks(tasks)])
+        if self.tasks_bus is not None and (tasks or timers):
+            # a Map's ten tasks: one message, one claim
+            send_all(
+                self.tasks_bus, [(m, 0) for m in group_tasks(tasks, self.lone_task_groups)] + timers
+            )
         send_all(self.bus, queued)
         # An empty outbox has nothing to clear: the conditional write would fail, billed.
         if record.outbox and not kept and clear and not final_report(record):
@@ -144,10 +171,38 @@ class OutboxSender:
                 self._keep(record, [m for m in record.outbox if m.id in skip])
         return kept
 
-    def send_repair(self, execution_arn: str) -> None:
-        """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
-        if self.repair_delay > 0:
-            self.bus.send(repair_message(execution_arn), _delay(self.repair_delay))
+    def send_repair(self, execution_arn: str, *, ending: bool = False) -> bool:
+        """Before a commit: a delayed message whose delivery re-sends a still pending outbox.
+
+        Sent before every commit with a ``repair_delay``; with a ``failed_send_repair`` only
+        before a commit that ends the execution (``ending``): the outbox repair job reads
+        running executions only, so nothing else would re-send that outbox (a ``.sync``
+        parent's notice, a child's stop) if its sender died before the send (review 37).
+        Whether it was sent.
+        """
+        delay = self.repair_delay or (self.failed_send_repair if ending else 0)
+        if delay <= 0:
+            return False
+        self.bus.send(repair_message(execution_arn), _delay(delay))
+        return True
+
+
+def rides_tasks(record: ExecutionRecord, message: Message) -> bool:
+    """Whether ``message`` goes to the tasks queue though it is not a task: a retry's timer.
+
+    A Task's retry fires on the runner (:attr:`~stepflow.runtime.stepper.Stepper.task_runner`),
+    whose commit of ``TimerFired`` holds the new attempt and runs it in place: the hop
+    through the transition queue (a send, a receive, a delete, a stepper invocation and an
+    outbox clear) is gone. Known from the head alone (the armed timer's kind in its state),
+    so every sender of the same outbox routes it the same way.
+    """
+    if message.kind != "event" or message.body.get("type") != "TimerFired":
+        return False
+    timers, timer_id = record.state.get("timers"), message.body.get("timer_id")
+    if not isinstance(timers, dict) or not isinstance(timer_id, str):
+        return False
+    timer = timers.get(timer_id)
+    return isinstance(timer, list | tuple) and len(timer) == 2 and timer[1] == "retry"
 
 
 def final_report(record: ExecutionRecord) -> bool:

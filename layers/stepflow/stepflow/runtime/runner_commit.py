@@ -70,14 +70,18 @@ def run_tasks(
     tasks: list[Message],
     has_time: Callable[[], bool] | None = None,
     remaining: Callable[[], float] | None = None,
+    first: Callable[[], list[tuple[Message, Exception]]] | None = None,
 ) -> list[tuple[Message, Exception]]:
     """Run queued task messages, then the tasks their commits gave back; the failures.
 
     The tasks a runner's commit schedules are run in place, in rounds
     (:mod:`stepflow.runtime.in_place`); a held task that fails to run is sent (it comes
     back through the queue, as a delivered one would), and what the rounds leave is sent.
+    ``first``, given instead of ``tasks``: the first round's work (the runner's delivered
+    timers applied), its commits' tasks held as a task's result commit's are.
     """
-    return run_rounds(stepper, tasks, has_time, remaining, _run_round, _workers(stepper))
+    workers = _workers(stepper)
+    return run_rounds(stepper, tasks, has_time, remaining, _run_round, workers, first)
 
 
 def _workers(stepper: Stepper) -> int:

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from stepflow.engine.codec import decode_state
 from stepflow.runtime.messages import Message, decode_event
-from stepflow.runtime.outbox import delay as _delay
 from stepflow.runtime.outcome import TaskDeferredError
 from stepflow.runtime.ports import ExecutionRecord
 from stepflow.runtime.stepper_commit import apply_events
@@ -96,7 +95,7 @@ class ResultGroups:
                 ran = self._run_member(message, claim)
         except TaskDeferredError as deferred:  # not run: again later, not a failed delivery
             if claim is None:
-                self._runs.bus.send(message, _delay(deferred.seconds))
+                self._runs.requeue(message, deferred.seconds)
             else:
                 self._hand_off(message, claim, deferred.seconds)
         except _NotCoveredError:  # not started: on its own, under its own lease
@@ -127,7 +126,7 @@ class ResultGroups:
         never recorded first, or a send lost after the record would lose the task.
         """
         try:
-            self._runs.bus.send(message, _delay(seconds))
+            self._runs.requeue(message, seconds)
         except Exception:
             claim.stopped(message)
             raise

@@ -88,6 +88,7 @@ class Stepper:
         router: TaskRouter | None = None,
         tasks_bus: MessageBus | None = None,
         repair_delay: int = 0,
+        failed_send_repair: int = 0,
         limits: Limits = DEFAULT_LIMITS,
         budgets: Callable[[], Budget] | None = None,
         start_budgets: Callable[[], Budget] | None = None,
@@ -97,6 +98,8 @@ class Stepper:
         map_run_check: MapRunStartCheck | None = None,
         task_concurrency: int = 1,
         task_group_wait: float = GROUP_WAIT_SECONDS,
+        task_runner: bool = False,
+        lone_task_groups: bool = True,
     ) -> None:
         self.log = log
         self.bus = bus
@@ -114,7 +117,11 @@ class Stepper:
         """Where task messages go when not run inline (None: ``bus``): a runner's queue."""
         self.repair_delay = repair_delay
         """Seconds: when > 0, a delayed ``repair`` message precedes every commit (the API's
-        stepper), so an outbox left unsent by a crash right after the commit is re-sent."""
+        stepper before round 11), so an outbox left unsent by a crash right after the commit
+        is re-sent."""
+        self.failed_send_repair = failed_send_repair
+        """Seconds: when > 0, a failed send of an outbox leaves a delayed ``repair`` message
+        (the API's stepper: its caller gets the error, and no queue redelivers)."""
         self.limits = limits
         """The bounds this stepper enforces (payload size, events, evaluation budgets)."""
         self.budgets = budgets
@@ -132,10 +139,18 @@ class Stepper:
         self.map_run_check = map_run_check
         """Whether a distributed Map's role may start its children (None: not checked)."""
         self.task_concurrency = task_concurrency
+        """How many queued task messages of one batch run at a time (the runner's: ten)."""
         self.task_group_wait = task_group_wait
         """Seconds a queued task's result may wait for its execution's other tasks of the
         batch, to be committed with them (see :mod:`stepflow.runtime.runner_commit`)."""
-        """How many queued task messages of one batch run at a time (the runner's: ten)."""
+        self.task_runner = task_runner
+        """Whether this stepper consumes the tasks queue (the runner Lambda): a batch of
+        timers alone (a retry's, :func:`~stepflow.runtime.repair.rides_tasks`) is applied
+        in place, so that the attempts its commits schedule run in this invocation."""
+        self.lone_task_groups = lone_task_groups
+        """Whether a lone task travels as a group of one (True) or in the single shape, under
+        its own ``TK#`` lease (the first deploy of an upgrade: docs/deploy.md). Every function
+        of a deployment must agree: a task re-sent in the other shape takes another lease."""
         self._root_inputs: dict[str, Any] = {}
         self._pages: PageCache | None = None
 
@@ -200,7 +215,7 @@ class Stepper:
     def _create(self, record: ExecutionRecord, events: list[HistoryEvent]) -> ExecutionRecord:
         """Store a new execution's record and first events (a repair message first)."""
         if record.outbox:
-            self._send_repair(record.execution_arn)
+            self._send_repair(record.execution_arn, ending=record.status != "RUNNING")
         self.log.create(record, events)
         return record
 
@@ -301,9 +316,12 @@ class Stepper:
         """Send the outbox (not ``skip``); return its task messages instead when they run inline."""
         return self._sender().flush(record, inline=inline, clear=clear, skip=skip)
 
-    def _send_repair(self, execution_arn: str) -> None:
-        """Before a commit: a delayed message whose delivery re-sends a still pending outbox."""
-        self._sender().send_repair(execution_arn)
+    def _send_repair(self, execution_arn: str, *, ending: bool = False) -> bool:
+        """Before a commit: a delayed message whose delivery re-sends a still pending outbox.
+
+        ``ending``: the commit ends the execution (see :meth:`OutboxSender.send_repair`).
+        """
+        return self._sender().send_repair(execution_arn, ending=ending)
 
     # The collaborators are built per call from the attributes as they are now:
     # tests and the stepper Lambda swap ``log``, ``invoker`` or ``definitions`` in place.
@@ -318,6 +336,7 @@ class Stepper:
             task_lease_seconds=self.task_lease_seconds,
             router=self.router,
             limits=self.limits,
+            tasks_bus=None if self.inline_tasks else self.tasks_bus,
         )
 
     def map_runs(self) -> MapRuns:
@@ -346,6 +365,8 @@ class Stepper:
             router=self.router,
             tasks_bus=self.tasks_bus,
             repair_delay=self.repair_delay,
+            failed_send_repair=self.failed_send_repair,
+            lone_task_groups=self.lone_task_groups,
         )
 
 

@@ -11,6 +11,7 @@ execution is applied once (:func:`stepflow.runtime.stepper_commit.apply_events`)
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
@@ -34,6 +35,8 @@ from stepflow.runtime.stepper_commit import _decide, apply_events
 
 if TYPE_CHECKING:
     from stepflow.runtime.stepper import Stepper
+
+LOG = logging.getLogger(__name__)
 
 
 def run_batch(
@@ -80,6 +83,13 @@ def run_batch(
         except Exception as exc:  # reported per message; the batch goes on
             failures.append((message, exc))
     _run_first_states(stepper, created, failures)
+    if groups and tasks and stepper.task_runner:
+        # A runner's timers beside tasks: applied first (their attempts are sent, not held),
+        # never behind the batch's slowest task (review 36)
+        fired: list[tuple[Message, Exception]] = []
+        _apply_groups(stepper, groups, has_time, progressed, fired, later)
+        failures.extend(_to_stepper(stepper, fired))
+        groups = {}
     if tasks:
         failures.extend(run_tasks(stepper, tasks, has_time, remaining))
         run_heads.clear()  # time passed: a run read before may have ended
@@ -98,6 +108,56 @@ def run_batch(
     # starts short of time would send every event back for ever (as a new message: its
     # receive count never reaches the dead-letter queue).
     progressed = progressed or bool(created or tasks or runs)
+    if groups and stepper.task_runner:
+        # The runner's batch of timers (a retry's): the attempts their commits schedule
+        # are held and run in this invocation (in_place.py), not sent to the tasks queue.
+        def fire() -> list[tuple[Message, Exception]]:
+            fired: list[tuple[Message, Exception]] = []
+            _apply_groups(stepper, groups, has_time, progressed, fired, later)
+            return _to_stepper(stepper, fired)
+
+        failures.extend(run_tasks(stepper, [], has_time, remaining, first=fire))
+    else:
+        _apply_groups(stepper, groups, has_time, progressed, failures, later)
+    for message in later:
+        try:
+            if message.kind == "task":  # the runner's own queue, never a stepper's (review 37)
+                stepper._tasks().requeue(message)
+            else:
+                stepper.bus.send(message)
+        except Exception as exc:  # not re-sent: redelivered after its visibility timeout
+            failures.append((message, exc))
+    return failures
+
+
+def _to_stepper(
+    stepper: Stepper, fired: list[tuple[Message, Exception]]
+) -> list[tuple[Message, Exception]]:
+    """Timers that failed on the runner, sent at once to the transition queue; those not sent.
+
+    The transition queue redelivers sooner than the tasks queue (visibility 3 minutes
+    against 16, :mod:`stepflow.aws.topology`); sent before the runner's rounds, not after
+    them (review 36).
+    """
+    unsent = []
+    for message, exc in fired:
+        LOG.warning("%s: a timer failed on the runner, sent to the stepper: %r", message.id, exc)
+        try:
+            stepper.bus.send(message)
+        except Exception:  # redelivered by the tasks queue after its visibility timeout
+            unsent.append((message, exc))
+    return unsent
+
+
+def _apply_groups(
+    stepper: Stepper,
+    groups: dict[str, list[tuple[Message, Event]]],
+    has_time: Callable[[], bool] | None,
+    progressed: bool,
+    failures: list[tuple[Message, Exception]],
+    later: list[Message],
+) -> None:
+    """Apply each execution's events of the batch (one decision each); see :func:`run_batch`."""
     for arn, group in groups.items():
         if has_time is not None and progressed and not has_time():
             later.extend(message for message, _ in group)
@@ -107,12 +167,6 @@ def run_batch(
             apply_events(stepper, arn, [event for _, event in group])
         except Exception as exc:
             failures.extend((message, exc) for message, _ in group)
-    for message in later:
-        try:
-            stepper.bus.send(message)
-        except Exception as exc:  # not re-sent: redelivered after its visibility timeout
-            failures.append((message, exc))
-    return failures
 
 
 class _Created(NamedTuple):

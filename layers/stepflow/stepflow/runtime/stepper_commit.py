@@ -188,8 +188,7 @@ def _commit(
             attributes=kept,
         )
         if outbox and not repair_sent:  # only a commit with messages to send can lose them
-            stepper._send_repair(execution_arn)
-            repair_sent = True
+            repair_sent = stepper._send_repair(execution_arn, ending=new.status != "RUNNING")
         try:
             stepper.log.commit(new, record.seq, history, fence=fence)
         except ConflictError:

@@ -28,8 +28,12 @@ The rules (model/coordination.pml, the ``group`` scenario of model/check.sh):
   record (a failed send fails the group message, which comes back with the member
   still to run). The group message is acknowledged: no receive count is burnt.
 
-A message of the old shape (one task) still runs under its own ``TK#<task id>``
-lease, so messages queued before an upgrade are handled as before.
+A lone task travels as a group of one (since issue 18's round 11): its claim is then a
+commit's first group's, whose record may share the commit's event item with their copy
+(:mod:`stepflow.aws.log_claims`): one write where its own ``TK#`` lease and the copy
+were two. A message of the old shape (one task) still runs under its own ``TK#<task
+id>`` lease: a member handed off, a lone task too big for a group's envelope, and
+messages queued before an upgrade.
 """
 
 from __future__ import annotations
@@ -93,10 +97,12 @@ def groupable(message: Message) -> bool:
     )
 
 
-def group_tasks(messages: list[Message]) -> list[Message]:
+def group_tasks(messages: list[Message], lone: bool = True) -> list[Message]:
     """The task messages of one outbox for the tasks queue: those of a commit grouped.
 
-    Polls and stops keep their own messages, and a lone task keeps the old shape.
+    Polls and stops keep their own messages. A lone task is a group of one (``lone``),
+    unless the group's envelope would take it past :data:`GROUP_MAX_BYTES`; then, or with
+    ``lone`` False (the first deploy of an upgrade), it keeps the single shape.
     """
     out: list[Message] = []
     commits: dict[tuple[str, str], list[Message]] = {}
@@ -115,11 +121,11 @@ def group_tasks(messages: list[Message]) -> list[Message]:
         for member in members:
             length = len(encode_wire(_entry(member)).encode()) + 1
             if chunk and (len(chunk) == GROUP_MAX_TASKS or size + length > GROUP_MAX_BYTES):
-                out.append(_group(chunk))
+                out.append(_group(chunk, lone))
                 chunk, size = [], envelope
             chunk.append(member)
             size += length
-        out.append(_group(chunk))
+        out.append(_group(chunk, lone))
     return out
 
 
@@ -134,10 +140,13 @@ def _group_message(first: Message, members: list[Message]) -> Message:
     return Message(first.execution_arn, f"{first.id}+{suffix}", "task", body)
 
 
-def _group(members: list[Message]) -> Message:
-    if len(members) == 1:
+def _group(members: list[Message], lone: bool) -> Message:
+    if len(members) == 1 and not lone:
         return members[0]
-    return _group_message(members[0], members)
+    group = _group_message(members[0], members)
+    if len(members) == 1 and unsigned_wire_size(group) > GROUP_MAX_BYTES:
+        return members[0]
+    return group
 
 
 def group_members(message: Message) -> list[Message] | None:

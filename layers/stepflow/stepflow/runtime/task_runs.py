@@ -82,6 +82,16 @@ class TaskRuns:
     task_lease_seconds: float
     router: TaskRouter | None
     limits: Limits = DEFAULT_LIMITS
+    tasks_bus: MessageBus | None = None
+    """The tasks queue (None: ``bus``): where a queued task sent again goes (:meth:`requeue`)."""
+
+    def requeue(self, message: Message, seconds: float = 0.0) -> None:
+        """Send a queued task message again, to the queue of the runner (never a stepper's).
+
+        A handed-off group member or a deferred task: on the transition queue it would run
+        on the stepper Lambda, whose timeout is 30 s (review 36).
+        """
+        (self.tasks_bus or self.bus).send(message, _delay(seconds))
 
     def claim_inline(
         self, tasks: list[tuple[Message, bool]]
@@ -142,7 +152,7 @@ class TaskRuns:
         try:
             result = self.task_result(message)
         except TaskDeferredError as deferred:  # not run: again later, not a failed delivery
-            self.bus.send(message, _delay(deferred.seconds))
+            self.requeue(message, deferred.seconds)
             return
         if result is not None:
             self.send_result(message, result)
