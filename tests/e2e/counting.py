@@ -93,6 +93,11 @@ def count_task_sends(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> list
     """The messages sent to stepflow local's tasks queue from now on (the bus wrapped)."""
     bus = stack.wiring.tasks_bus
     assert bus is not None
+    return count_sends(bus, monkeypatch)
+
+
+def count_sends(bus: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The messages sent on ``bus`` from now on (its ``send`` and ``send_batch`` wrapped)."""
     sent: list[Any] = []
     send, send_batch = bus.send, getattr(bus, "send_batch", None)
 

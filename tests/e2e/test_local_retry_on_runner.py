@@ -18,7 +18,7 @@ import pytest
 from stepflow.local import LocalStack
 from stepflow.runtime.task_groups import group_members
 
-from tests.e2e.counting import FN, ROLE, count_task_sends
+from tests.e2e.counting import FN, ROLE, count_sends, count_task_sends
 from tests.e2e.waiting import wait_for
 
 CALLS: Counter[tuple[str, str]] = Counter()
@@ -70,26 +70,6 @@ DEFINITION = {
 }
 
 
-def _count_sends(bus: Any, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The messages sent on ``bus`` from now on (its send and send_batch wrapped)."""
-    sent: list[Any] = []
-    send, send_batch = bus.send, getattr(bus, "send_batch", None)
-
-    def one(message: Any, delay_seconds: int = 0) -> None:
-        send(message, delay_seconds)
-        sent.append(message)
-
-    def batch(messages: Any) -> None:
-        assert send_batch is not None
-        send_batch(messages)
-        sent.extend(m for m, _ in messages)
-
-    monkeypatch.setattr(bus, "send", one)
-    if send_batch is not None:
-        monkeypatch.setattr(bus, "send_batch", batch)
-    return sent
-
-
 def test_a_retry_fires_on_the_runner_and_its_attempt_runs_in_place_once(
     stack: LocalStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -99,7 +79,7 @@ def test_a_retry_fires_on_the_runner_and_its_attempt_runs_in_place_once(
         name="RetryOnRunner", definition=json.dumps(DEFINITION), roleArn=ROLE
     )["stateMachineArn"]
     tasks = count_task_sends(stack, monkeypatch)
-    transitions = _count_sends(stack.wiring.bus, monkeypatch)
+    transitions = count_sends(stack.wiring.bus, monkeypatch)
     # WHEN it runs through stepflow local's pollers
     execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
     described = wait_for(sfn, execution, timeout=60)

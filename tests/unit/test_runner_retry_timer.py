@@ -198,9 +198,8 @@ def test_a_stepper_that_is_not_the_runner_sends_the_attempt() -> None:
     assert world.calls["a"] == 2
 
 
-def test_a_timer_beside_tasks_in_one_batch_sends_its_attempt_which_runs_once() -> None:
-    """A batch of a timer and another execution's task: the attempt is sent, not held."""
-    world = World(RETRY)
+def _timer_and_a_task(world: World) -> tuple[Message, Message]:
+    """x's retry timer, due, and the first task of a second execution y (its first fails)."""
     world.runner.handle_batch([world.first])
     timer, _ = _timer(world)
     world.tasks.sent.clear()
@@ -210,6 +209,13 @@ def test_a_timer_beside_tasks_in_one_batch_sends_its_attempt_which_runs_once() -
     )
     (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
     world.tasks.sent.clear()
+    return timer, task
+
+
+def test_a_timer_beside_tasks_in_one_batch_sends_its_attempt_which_runs_once() -> None:
+    """A batch of a timer and another execution's task: the attempt is sent, not held."""
+    world = World(RETRY)
+    timer, task = _timer_and_a_task(world)
     assert world.runner.handle_batch([timer, task]) == []
     # the timer's attempt was sent, not held (held, it would start only after the batch's
     # task, and a held attempt must start at once): it runs once, from its message
@@ -298,15 +304,7 @@ def test_a_lone_task_handed_off_goes_to_the_tasks_queue_not_the_steppers() -> No
 def test_a_timer_beside_tasks_sends_its_attempt_before_the_tasks_run() -> None:
     """review 36: applied after the batch's tasks, the retry waited for the slowest of them."""
     world = World(RETRY)
-    world.runner.handle_batch([world.first])
-    timer, _ = _timer(world)
-    world.tasks.sent.clear()
-    world.now[0] = START + 5
-    second = world.runner.start_execution(
-        state_machine_arn=SM, name="y", input={"who": "y"}, seed=1
-    )
-    (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
-    world.tasks.sent.clear()
+    timer, task = _timer_and_a_task(world)
     world.seen.clear()
     assert world.runner.handle_batch([task, timer]) == []
     # y's task started with x's attempt already sent (the first send of the batch)
@@ -319,13 +317,7 @@ def test_a_timer_beside_tasks_sends_its_attempt_before_the_tasks_run() -> None:
 def test_a_timer_that_fails_on_the_runner_is_sent_before_the_rounds_run() -> None:
     """review 36: sent only after the in-place rounds, a long attempt delayed it as long."""
     world = World(RETRY)
-    world.runner.handle_batch([world.first])
-    timer, _ = _timer(world)
-    world.now[0] = START + 5
-    second = world.runner.start_execution(
-        state_machine_arn=SM, name="y", input={"who": "y"}, seed=1
-    )
-    (task,) = [m for m in world.tasks.messages() if m.execution_arn == second.execution_arn]
+    timer, task = _timer_and_a_task(world)
     world.runner.handle_batch([task])  # y's first attempt fails: y's timer
     (y_timer,) = [m for m in world.tasks.messages() if m.kind == "event" and m is not timer]
     world.tasks.sent.clear()
