@@ -6,6 +6,10 @@ the run's coordinator, a map run's child to :func:`_start_child`, a task to the 
 path (:mod:`stepflow.runtime.runner_commit`: the runner commits its results), an
 execution's events to one group per execution), then each map run and each
 execution is applied once (:func:`stepflow.runtime.stepper_commit.apply_events`).
+On the runner (``Stepper.task_runner``) a batch's events are retries' timers
+(:func:`stepflow.runtime.repair.rides_tasks`): applied inside its in-place rounds when
+the batch holds no task, so that the new attempts run in this invocation, else before
+the tasks (their attempts sent); one that fails goes to the transition queue at once.
 """
 
 from __future__ import annotations

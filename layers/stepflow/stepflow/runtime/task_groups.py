@@ -121,11 +121,11 @@ def group_tasks(messages: list[Message], lone: bool = True) -> list[Message]:
         for member in members:
             length = len(encode_wire(_entry(member)).encode()) + 1
             if chunk and (len(chunk) == GROUP_MAX_TASKS or size + length > GROUP_MAX_BYTES):
-                out.append(_group(chunk, lone))
+                out.append(_group(chunk, lone, size))
                 chunk, size = [], envelope
             chunk.append(member)
             size += length
-        out.append(_group(chunk, lone))
+        out.append(_group(chunk, lone, size))
     return out
 
 
@@ -140,13 +140,14 @@ def _group_message(first: Message, members: list[Message]) -> Message:
     return Message(first.execution_arn, f"{first.id}+{suffix}", "task", body)
 
 
-def _group(members: list[Message], lone: bool) -> Message:
-    if len(members) == 1 and not lone:
+def _group(members: list[Message], lone: bool, size: int) -> Message:
+    """``members`` as one group message, ``size`` its measured size.
+
+    A lone member stays alone without ``lone``, or when too big for a group's envelope.
+    """
+    if len(members) == 1 and (not lone or size > GROUP_MAX_BYTES):
         return members[0]
-    group = _group_message(members[0], members)
-    if len(members) == 1 and unsigned_wire_size(group) > GROUP_MAX_BYTES:
-        return members[0]
-    return group
+    return _group_message(members[0], members)
 
 
 def group_members(message: Message) -> list[Message] | None:
