@@ -15,42 +15,28 @@ from tests.model.chaos import (
     RunnerChaosMachine,
 )
 
-ChaosMachine.TestCase.settings = settings(
-    max_examples=200,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+
+def _settings(examples: int) -> settings:
+    """Hypothesis settings of one machine's run: ``examples`` interleavings of 25 steps."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+
+ChaosMachine.TestCase.settings = _settings(200)
 TestChaos = ChaosMachine.TestCase
 
-RunnerChaosMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+RunnerChaosMachine.TestCase.settings = _settings(150)
 TestRunnerChaos = RunnerChaosMachine.TestCase
 
-InPlaceChaosMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+InPlaceChaosMachine.TestCase.settings = _settings(150)
 TestInPlaceChaos = InPlaceChaosMachine.TestCase
 
-HeldChaosMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+HeldChaosMachine.TestCase.settings = _settings(150)
 TestHeldChaos = HeldChaosMachine.TestCase
 
-LazyRepairChaosMachine.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+LazyRepairChaosMachine.TestCase.settings = _settings(150)
 TestLazyRepairChaos = LazyRepairChaosMachine.TestCase

@@ -177,21 +177,26 @@ def test_a_planned_pass_over_the_payload_limit_fails_as_the_general_one(
 
 
 class _Countdown(Budget):
-    """A time budget that runs out as the ``left``-th state starts (then raises ``error``)."""
+    """A time budget whose ``left``-th call of ``at`` (a state's start, or a ``check``: the
+    fan-out's, between iterations) raises ``error``."""
 
-    def __init__(self, left: int, error: Exception) -> None:
-        self.left, self.error = left, error
+    def __init__(self, left: int, error: Exception, at: str = "start_state") -> None:
+        self.left, self.error, self.at = left, error, at
+
+    def _count(self, call: str) -> None:
+        if call == self.at:
+            self.left -= 1
+            if self.left == 0:
+                raise self.error
 
     def start_state(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            raise self.error
+        self._count("start_state")
 
     def start_expression(self) -> None:
         return None
 
     def check(self) -> None:
-        return None
+        self._count("check")
 
 
 LOOP = {
@@ -246,24 +251,6 @@ def test_a_decision_stopped_at_any_state_leaves_the_same_state(
             assert planned == decided(error)
 
 
-class _Checks:
-    """A time budget whose ``left``-th ``check`` (the fan-out's, between iterations) runs out."""
-
-    def __init__(self, left: int) -> None:
-        self.left = left
-
-    def start_state(self) -> None:
-        return None
-
-    def start_expression(self) -> None:
-        return None
-
-    def check(self) -> None:
-        self.left -= 1
-        if self.left <= 0:
-            raise BudgetExceeded("decision", 1.0)
-
-
 @pytest.mark.parametrize("left", range(1, 10))
 @pytest.mark.parametrize("compact", [True, False])
 def test_a_budget_spent_as_a_planned_pass_ends_a_map_iteration_fails_as_the_general_one(
@@ -290,7 +277,12 @@ def test_a_budget_spent_as_a_planned_pass_ends_a_map_iteration_fails_as_the_gene
         }
         state = new_execution(name="x", input=[1, 2, 3], now=1000.0)
         decision = decide(
-            parse(machine), state, Start(), 1000.0, time_budget=_Checks(left), compact=compact
+            parse(machine),
+            state,
+            Start(),
+            1000.0,
+            time_budget=_Countdown(left, BudgetExceeded("decision", 1.0), "check"),
+            compact=compact,
         )
         return decision.state.status, decision.events
 
